@@ -1,0 +1,455 @@
+/* csc_admin.c - operator actions behind csc-admin: users, credentials, certificates from the CA. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include "csc_int.h"
+
+#include <stdarg.h>
+
+__attribute__((format(printf, 3, 4))) static int admin_err(char *err, size_t err_sz, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_sz, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+#define ERR(...) admin_err(err, err_sz, __VA_ARGS__)
+
+static void admin_audit(stor_audit_t *a, const csc_admin_t *ad, const char *user, const char *cred, const char *action)
+{
+    memset(a, 0, sizeof(*a));
+    a->event = STOR_EV_ADMIN;
+    a->result = STOR_RES_OK;
+    snprintf(a->user, sizeof(a->user), "%s", user ? user : "");
+    snprintf(a->cred, sizeof(a->cred), "%s", cred ? cred : "");
+    snprintf(a->client, sizeof(a->client), "csc-admin");
+    snprintf(a->detail, sizeof(a->detail), "operator=%s action=%s", ad->operator_name ? ad->operator_name : "-",
+             action);
+}
+
+/* ---- users ------------------------------------------------------------------ */
+
+typedef struct put_user {
+    stor_user_t *u;
+    stor_audit_t audit;
+} put_user_t;
+
+static int put_user_fn(stor_txn_t *t, void *arg)
+{
+    put_user_t *p = arg;
+    int rc = stor_txn_user_put(t, p->u, 1);
+    return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
+}
+
+int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
+                       char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
+{
+    stor_user_t *u = calloc(1, sizeof(*u));
+    put_user_t p;
+    int rc = -1;
+
+    if (u == NULL)
+        return ERR("out of memory");
+    if (strlen(name) == 0 || strlen(name) > STOR_NAME_MAX) {
+        ERR("user name must be 1..%d characters", STOR_NAME_MAX);
+        goto out;
+    }
+    if (strlen(password) < 8) {
+        ERR("password must have at least 8 characters");
+        goto out;
+    }
+    snprintf(u->name, sizeof(u->name), "%s", name);
+    u->status = STOR_USER_ACTIVE;
+    u->created_at = time(NULL);
+    if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, u->pw_verifier, &u->pw_verifier_len) != 0 ||
+        oauth_totp_new_secret(u->totp_secret) != 0) {
+        ERR("cannot derive the password verifier or the TOTP secret");
+        goto out;
+    }
+    u->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
+    if (oauth_base32_encode(u->totp_secret, u->totp_secret_len, totp_b32, b32_sz) != 0 ||
+        oauth_totp_uri(a->issuer, name, u->totp_secret, u->totp_secret_len, otpauth_uri, uri_sz) != 0) {
+        ERR("output buffer too small");
+        goto out;
+    }
+    p.u = u;
+    admin_audit(&p.audit, a, name, NULL, "user.add");
+    int src = stor_write(a->stor, put_user_fn, &p);
+    if (src == STOR_ERR_EXISTS)
+        ERR("user %s exists already", name);
+    else if (src == STOR_ERR_INVAL)
+        ERR("invalid user name (printable ASCII without spaces)");
+    else if (src != 0)
+        ERR("storage: %s", stor_strerror(src));
+    else
+        rc = 0;
+out:
+    stor_wipe(u, sizeof(*u));
+    free(u);
+    return rc;
+}
+
+/* ---- certificates --------------------------------------------------------------- */
+
+static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+    if (ext == NULL)
+        return -1;
+    int ok = X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok ? 0 : -1;
+}
+
+static X509 *load_pem_cert(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    return x;
+}
+
+/* Issue an end-entity certificate for pub, signed by the configured CA; DER chain into cred->certs. */
+static int issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, stor_cred_t *cred, char *err, size_t err_sz)
+{
+    X509 *cacert = load_pem_cert(ca->cert_file), *x = X509_new();
+    EVP_PKEY *cakey = NULL;
+    FILE *f = fopen(ca->key_file, "r");
+    BIGNUM *serial = BN_new();
+    int rc = -1;
+
+    if (f != NULL) {
+        cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+        fclose(f);
+    }
+    if (cacert == NULL || cakey == NULL) {
+        ERR("cannot read the CA certificate %s or key %s", ca->cert_file, ca->key_file);
+        goto out;
+    }
+    if (x == NULL || serial == NULL || !BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY)) {
+        ERR("out of memory");
+        goto out;
+    }
+    X509_NAME *subj = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    int ok = X509_set_version(x, 2) && BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) &&
+             X509_set_issuer_name(x, X509_get_subject_name(cacert)) && X509_set_subject_name(x, subj) &&
+             X509_gmtime_adj(X509_getm_notBefore(x), -60) &&
+             X509_time_adj_ex(X509_getm_notAfter(x), (int)(ca->days ? ca->days : 365), 0, NULL) &&
+             X509_set_pubkey(x, pub);
+    X509_NAME_free(subj);
+    /* Never outlive the CA. */
+    if (ok && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(cacert)) > 0)
+        ok = X509_set1_notAfter(x, X509_get0_notAfter(cacert));
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, cacert, x, NULL, NULL, 0);
+    if (!ok || add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
+        add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature,nonRepudiation") != 0 ||
+        add_ext(x, &ctx, NID_subject_key_identifier, "hash") != 0 ||
+        add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") != 0 || !X509_sign(x, cakey, EVP_sha256())) {
+        ERR("cannot issue the certificate");
+        goto out;
+    }
+    /* End entity, then the CA, then anything above it. */
+    unsigned char *p = cred->certs;
+    int len = i2d_X509(x, NULL), len2 = i2d_X509(cacert, NULL);
+    if (len <= 0 || len2 <= 0 || (size_t)len + (size_t)len2 > sizeof(cred->certs)) {
+        ERR("certificate chain too large");
+        goto out;
+    }
+    i2d_X509(x, &p);
+    i2d_X509(cacert, &p);
+    if (ca->chain_file != NULL && ca->chain_file[0] != '\0') {
+        FILE *cf = fopen(ca->chain_file, "r");
+        X509 *c;
+        if (cf == NULL) {
+            ERR("cannot read the CA chain %s", ca->chain_file);
+            goto out;
+        }
+        while ((c = PEM_read_X509(cf, NULL, NULL, NULL)) != NULL) {
+            int l = i2d_X509(c, NULL);
+            if (l <= 0 || (size_t)(p - cred->certs) + (size_t)l > sizeof(cred->certs)) {
+                X509_free(c);
+                fclose(cf);
+                ERR("certificate chain too large");
+                goto out;
+            }
+            i2d_X509(c, &p);
+            X509_free(c);
+        }
+        ERR_clear_error();
+        fclose(cf);
+    }
+    cred->certs_len = (uint32_t)(p - cred->certs);
+    rc = 0;
+out:
+    BN_free(serial);
+    X509_free(x);
+    X509_free(cacert);
+    EVP_PKEY_free(cakey);
+    return rc;
+}
+
+/* ---- credentials ---------------------------------------------------------------- */
+
+typedef struct put_cred {
+    const stor_cred_t *c;
+    stor_audit_t audit;
+} put_cred_t;
+
+static int put_cred_fn(stor_txn_t *t, void *arg)
+{
+    put_cred_t *p = arg;
+    stor_user_t *u = malloc(sizeof(*u));
+    int rc = u == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, p->c->owner, u);
+    if (u != NULL)
+        stor_wipe(u, sizeof(*u));
+    free(u);
+    if (rc == 0)
+        rc = stor_txn_cred_put(t, p->c, 1);
+    return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
+}
+
+static const char *curve_oid(int nid)
+{
+    switch (nid) {
+    case NID_X9_62_prime256v1:
+        return "1.2.840.10045.3.1.7";
+    case NID_secp384r1:
+        return "1.3.132.0.34";
+    case NID_secp521r1:
+        return "1.3.132.0.35";
+    default:
+        return NULL;
+    }
+}
+
+static int valid_expr(const char *e)
+{
+    static const char *const ok[] = {"PIN", "OTP", "PIN AND OTP", "PIN OR OTP", "OTP AND PIN", "OTP OR PIN"};
+    for (size_t i = 0; i < CSC_ARRAY_SIZE(ok); i++)
+        if (strcmp(e, ok[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int valid_pin(const char *pin)
+{
+    size_t n = pin != NULL ? strlen(pin) : 0;
+    if (n < 4 || n > 32)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (pin[i] < '0' || pin[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int cred_fill(const csc_admin_t *a, const csc_cred_spec_t *s, stor_cred_t *c, char *err, size_t err_sz)
+{
+    if (s->id != NULL) {
+        if (strlen(s->id) == 0 || strlen(s->id) > STOR_NAME_MAX)
+            return ERR("credential id must be 1..%d characters", STOR_NAME_MAX);
+        snprintf(c->id, sizeof(c->id), "%s", s->id);
+    } else {
+        uint8_t rnd[8];
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+            return ERR("no randomness");
+        int n = snprintf(c->id, sizeof(c->id), "cred-");
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            n += snprintf(c->id + n, sizeof(c->id) - (size_t)n, "%02x", rnd[i]);
+    }
+    snprintf(c->owner, sizeof(c->owner), "%s", s->owner);
+    if (!valid_expr(s->auth_expr))
+        return ERR("auth expression must be one of PIN, OTP, PIN AND OTP, PIN OR OTP");
+    snprintf(c->auth_expr, sizeof(c->auth_expr), "%s", s->auth_expr);
+    if (strstr(s->auth_expr, "PIN") != NULL) {
+        if (!valid_pin(s->pin))
+            return ERR("the PIN must be 4..32 digits");
+        if (oauth_secret_hash(s->pin, strlen(s->pin), a->scrypt_log2n, c->pin_verifier, &c->pin_verifier_len) != 0)
+            return ERR("cannot derive the PIN verifier");
+    }
+    if (s->scal != 1 && s->scal != 2)
+        return ERR("SCAL must be 1 or 2");
+    if (s->multisign < 1 || s->multisign > 10000000)
+        return ERR("multisign must be 1..10000000");
+    if (s->description != NULL && strlen(s->description) > STOR_DESC_MAX)
+        return ERR("description too long");
+    snprintf(c->description, sizeof(c->description), "%s", s->description ? s->description : "");
+    c->status = STOR_CRED_ENABLED;
+    c->auth_mode = STOR_AUTH_EXPLICIT;
+    c->scal = s->scal;
+    c->multisign = s->multisign;
+    c->created_at = time(NULL);
+    if (s->key.type == HSM_KEY_RSA) {
+        c->key_type = STOR_KEY_RSA;
+        c->key_bits = s->key.bits;
+    } else {
+        const char *oid = curve_oid(s->key.curve_nid);
+        if (oid == NULL)
+            return ERR("unsupported curve");
+        c->key_type = STOR_KEY_EC;
+        snprintf(c->key_curve, sizeof(c->key_curve), "%s", oid);
+    }
+    return 0;
+}
+
+int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *id_out, size_t id_sz, char *err,
+                          size_t err_sz)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    EVP_PKEY *pub = NULL;
+    bool have_key = false;
+    put_cred_t p;
+    int rc = -1;
+
+    if (c == NULL)
+        return ERR("out of memory");
+    if (a->hsm == NULL || a->ca == NULL) {
+        ERR("creating a credential needs the HSM and the CA");
+        goto out;
+    }
+    stor_user_t *u = malloc(sizeof(*u));
+    int urc = u != NULL ? stor_user_get(a->stor, s->owner, u) : STOR_ERR_NOMEM;
+    stor_wipe(u, u != NULL ? sizeof(*u) : 0);
+    free(u);
+    if (urc != 0) {
+        ERR("no user %s", s->owner);
+        goto out;
+    }
+    if (cred_fill(a, s, c, err, err_sz) != 0)
+        goto out;
+    uint8_t key_id[HSM_KEYID_LEN];
+    int hrc = hsm_keygen(a->hsm, &s->key, c->id, key_id);
+    if (hrc != HSM_OK) {
+        ERR("key generation in the HSM failed: %s", hsm_strerror(hrc));
+        goto out;
+    }
+    have_key = true;
+    memcpy(c->key_id, key_id, sizeof(key_id));
+    c->key_id_len = sizeof(key_id);
+    if ((hrc = hsm_pubkey(a->hsm, key_id, sizeof(key_id), &pub)) != HSM_OK) {
+        ERR("cannot read the public key: %s", hsm_strerror(hrc));
+        goto out;
+    }
+    if (c->key_type == STOR_KEY_EC) {
+        c->key_bits = (uint32_t)EVP_PKEY_get_bits(pub);
+    }
+    if (issue_cert(a->ca, pub, s->subject_cn ? s->subject_cn : s->owner, c, err, err_sz) != 0)
+        goto out;
+    p.c = c;
+    admin_audit(&p.audit, a, c->owner, c->id, "credential.create");
+    int src = stor_write(a->stor, put_cred_fn, &p);
+    if (src == STOR_ERR_EXISTS) {
+        ERR("credential %s exists already", c->id);
+        goto out;
+    }
+    if (src != 0) {
+        ERR("storage: %s", stor_strerror(src));
+        goto out;
+    }
+    snprintf(id_out, id_sz, "%s", c->id);
+    rc = 0;
+out:
+    if (rc != 0 && have_key)
+        (void)hsm_destroy(a->hsm, c->key_id, c->key_id_len);
+    EVP_PKEY_free(pub);
+    stor_wipe(c, sizeof(*c));
+    free(c);
+    return rc;
+}
+
+typedef struct set_enabled {
+    const char *id;
+    uint32_t status;
+    stor_audit_t audit;
+} set_enabled_t;
+
+static int set_enabled_fn(stor_txn_t *t, void *arg)
+{
+    set_enabled_t *s = arg;
+    stor_cred_t *c = malloc(sizeof(*c));
+    int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, s->id, c);
+    if (rc == 0) {
+        c->status = s->status;
+        snprintf(s->audit.user, sizeof(s->audit.user), "%s", c->owner);
+        rc = stor_txn_cred_put(t, c, 0);
+    }
+    if (rc == 0)
+        rc = stor_txn_audit_append(t, &s->audit);
+    if (c != NULL)
+        stor_wipe(c, sizeof(*c));
+    free(c);
+    return rc;
+}
+
+int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz)
+{
+    set_enabled_t s = {.id = id, .status = enable ? STOR_CRED_ENABLED : STOR_CRED_DISABLED};
+    admin_audit(&s.audit, a, NULL, id, enable ? "credential.enable" : "credential.disable");
+    int rc = stor_write(a->stor, set_enabled_fn, &s);
+    if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL)
+        return ERR("no credential %s", id);
+    if (rc != 0)
+        return ERR("storage: %s", stor_strerror(rc));
+    return 0;
+}
+
+/* ---- listing -------------------------------------------------------------------- */
+
+static int list_cred(const stor_cred_t *c, void *arg)
+{
+    FILE *out = arg;
+    X509 *certs[8];
+    size_t n = 0;
+    char subj[512] = "", until[32] = "";
+    if (csc_certs_load(c, certs, 8, &n) == 0 && n > 0) {
+        struct tm tm;
+        csc_dn(X509_get_subject_name(certs[0]), subj, sizeof(subj));
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(certs[0]), &tm) == 1)
+            strftime(until, sizeof(until), "%Y-%m-%d", &tm);
+    }
+    csc_certs_free(certs, n);
+    fprintf(out, "  credential %s  %s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
+            c->status == STOR_CRED_ENABLED ? "enabled" : "disabled", c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
+            (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
+            (unsigned)c->multisign, subj, until);
+    return 0;
+}
+
+typedef struct list_walk {
+    FILE *out;
+    stor_txn_t *t;
+} list_walk_t;
+
+static int list_user(const stor_user_t *u, void *arg)
+{
+    list_walk_t *w = arg;
+    static const char *const st[] = {"?", "active", "suspended", "terminated"};
+    fprintf(w->out, "user %s  %s%s\n", u->name, u->status <= 3 ? st[u->status] : "?",
+            u->locked_until > time(NULL) ? "  (locked)" : "");
+    return stor_txn_cred_each(w->t, u->name, list_cred, w->out);
+}
+
+static int list_fn(stor_txn_t *t, void *arg)
+{
+    list_walk_t *w = arg;
+    w->t = t;
+    return stor_txn_user_each(t, list_user, w);
+}
+
+int csc_admin_list(const csc_admin_t *a, void *out_file)
+{
+    list_walk_t w = {.out = out_file};
+    return stor_read(a->stor, list_fn, &w) == 0 ? 0 : -1;
+}

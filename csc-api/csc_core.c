@@ -1,0 +1,242 @@
+/* csc_core.c - service object, routing, authorization header, replies. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "csc_int.h"
+
+typedef int (*csc_method_fn)(csc_req_t *r);
+
+enum { AUTHZ_NONE = 0, AUTHZ_BEARER = 1 };
+
+typedef struct route {
+    const char *name;          /* method name after /csc/v2/ */
+    csc_method_fn fn;          /* NULL: a CSC method this server does not implement (501) */
+    int authz;
+} route_t;
+
+static const route_t routes[] = {
+    {"info", csc_m_info, AUTHZ_NONE},
+    {"auth/login", csc_m_login, AUTHZ_NONE},
+    {"auth/revoke", csc_m_revoke, AUTHZ_BEARER},
+    {"credentials/list", csc_m_cred_list, AUTHZ_BEARER},
+    {"credentials/info", csc_m_cred_info, AUTHZ_BEARER},
+    {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER},
+    {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER},
+    /* Defined by CSC v2, not offered by this server (not in info.methods). */
+    {"credentials/authorizeCheck", NULL, AUTHZ_BEARER},
+    {"credentials/getChallenge", NULL, AUTHZ_BEARER},
+    {"credentials/extendTransaction", NULL, AUTHZ_BEARER},
+    {"signatures/signDoc", NULL, AUTHZ_BEARER},
+    {"signatures/timestamp", NULL, AUTHZ_BEARER},
+    {"signatures/signPolling", NULL, AUTHZ_BEARER},
+};
+
+#define API_PREFIX "/csc/v2/"
+
+int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, csc_t **out)
+{
+    *out = NULL;
+    if (cfg->max_hashes == 0 || cfg->max_hashes > STOR_DIGESTS_MAX) {
+        fprintf(stderr, "csc: max_hashes must be 1..%d\n", STOR_DIGESTS_MAX);
+        return -1;
+    }
+    if (cfg->max_depth < 4 || cfg->max_depth > 64 || cfg->max_body < 1024) {
+        fprintf(stderr, "csc: max_depth must be 4..64 and max_body at least 1024\n");
+        return -1;
+    }
+    csc_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    c->cfg = *cfg;
+    c->stor = stor;
+    c->hsm = hsm;
+    c->oauth = oauth;
+    if (csc_info_build(c) != 0) {
+        csc_free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void csc_free(csc_t *c)
+{
+    if (c == NULL)
+        return;
+    free(c->info_body);
+    free(c);
+}
+
+int csc_is_api_path(const char *path, size_t len)
+{
+    return len >= sizeof(API_PREFIX) - 1 && memcmp(path, API_PREFIX, sizeof(API_PREFIX) - 1) == 0;
+}
+
+int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
+{
+    r->err.status = status;
+    r->err.error = error;
+    r->err.description = description;
+    return -1;
+}
+
+int csc_bad(csc_req_t *r, const char *description)
+{
+    return csc_fail(r, 400, "invalid_request", description);
+}
+
+void csc_reply_error(csc_reply_t *reply, int status, const char *error, const char *description)
+{
+    yajl_gen g = csc_gen_new();
+    const unsigned char *buf;
+    size_t len;
+
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "error", error);
+    csc_gen_kv(g, "error_description", description);
+    yajl_gen_map_close(g);
+    yajl_gen_get_buf(g, &buf, &len);
+    reply->status = status;
+    reply->error = error;
+    reply->body = malloc(len);
+    if (reply->body == NULL)
+        abort();
+    memcpy(reply->body, buf, len);
+    reply->body_len = len;
+    reply->www_authenticate = NULL;
+    if (status == 401)
+        reply->www_authenticate = strcmp(error, "invalid_token") == 0 || strcmp(error, "expired_token") == 0
+                                      ? "Bearer error=\"invalid_token\""
+                                      : "Bearer";
+    yajl_gen_free(g);
+}
+
+void csc_reply_free(csc_reply_t *reply)
+{
+    if (reply == NULL)
+        return;
+    free(reply->body);
+    reply->body = NULL;
+}
+
+/* "Bearer <token>": scheme case-insensitive (RFC 7235), token68 without spaces. */
+static int parse_bearer(csc_req_t *r, const char **tok, size_t *tok_len)
+{
+    const csc_call_t *call = r->call;
+    if (call->authorization == NULL)
+        return csc_fail(r, 401, "invalid_request", "Missing authorization header");
+    const char *p = call->authorization;
+    size_t n = call->authorization_len;
+    if (n < 7 || strncasecmp(p, "Bearer ", 7) != 0)
+        return csc_bad(r, "Malformed authorization header.");
+    p += 7;
+    n -= 7;
+    while (n > 0 && *p == ' ') {
+        p++;
+        n--;
+    }
+    if (n == 0 || n > 512)
+        return csc_bad(r, "Malformed authorization header.");
+    for (size_t i = 0; i < n; i++)
+        if (p[i] <= ' ' || p[i] > '~')
+            return csc_bad(r, "Malformed authorization header.");
+    *tok = p;
+    *tok_len = n;
+    return 0;
+}
+
+static int authenticate(csc_req_t *r)
+{
+    const char *tok = NULL;
+    size_t len = 0;
+    if (parse_bearer(r, &tok, &len) != 0)
+        return -1;
+    int rc = oauth_token_check(r->csc->oauth, tok, len, &r->principal);
+    switch (rc) {
+    case OAUTH_OK:
+        r->have_principal = true;
+        return 0;
+    case OAUTH_ERR_EXPIRED:
+        return csc_fail(r, 401, "expired_token", "The access token is expired");
+    case OAUTH_ERR_INVALID:
+    case OAUTH_ERR_DISABLED:
+        return csc_fail(r, 401, "invalid_token", "The access token is not valid");
+    default:
+        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+    }
+}
+
+static const route_t *find_route(const char *path, size_t len)
+{
+    if (!csc_is_api_path(path, len))
+        return NULL;
+    path += sizeof(API_PREFIX) - 1;
+    len -= sizeof(API_PREFIX) - 1;
+    for (size_t i = 0; i < CSC_ARRAY_SIZE(routes); i++)
+        if (strlen(routes[i].name) == len && memcmp(routes[i].name, path, len) == 0)
+            return &routes[i];
+    return NULL;
+}
+
+static int dispatch(csc_req_t *r)
+{
+    const csc_call_t *call = r->call;
+    const route_t *rt = find_route(call->path, call->path_len);
+
+    if (rt == NULL)
+        return csc_fail(r, 404, "invalid_request", "Unknown API method");
+    if (rt->fn == NULL)
+        return csc_fail(r, 501, "not_implemented", "This method is not implemented by this service");
+    if (call->http_method_len != 4 || memcmp(call->http_method, "POST", 4) != 0)
+        return csc_fail(r, 405, "invalid_request", "API methods are called with POST");
+    if (csc_json_parse(r, call->body, call->body_len) != 0)
+        return -1;
+    if (rt->authz == AUTHZ_BEARER && authenticate(r) != 0)
+        return -1;
+    return rt->fn(r);
+}
+
+void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
+{
+    csc_req_t r;
+    memset(&r, 0, sizeof(r));
+    memset(reply, 0, sizeof(*reply));
+    r.csc = c;
+    r.call = call;
+    r.status = 200;
+    r.gen = csc_gen_new();
+
+    if (dispatch(&r) != 0) {
+        csc_reply_error(reply, r.err.status, r.err.error, r.err.description);
+    } else if (r.status == 204) {
+        reply->status = 204;
+    } else {
+        const unsigned char *buf = (const unsigned char *)r.raw;
+        size_t len = r.raw_len;
+        if (r.raw == NULL && yajl_gen_get_buf(r.gen, &buf, &len) != yajl_gen_status_ok) {
+            csc_reply_error(reply, 500, "server_error", "Could not encode the response");
+        } else {
+            reply->status = r.status;
+            reply->body = malloc(len);
+            if (reply->body == NULL)
+                abort();
+            memcpy(reply->body, buf, len);
+            reply->body_len = len;
+        }
+    }
+    yajl_gen_clear(r.gen);
+    yajl_gen_free(r.gen);
+    csc_json_free(r.root);
+}
+
+int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)
+{
+    int rc = stor_cred_get(r->csc->stor, id, out);
+    if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL ||
+        (rc == STOR_OK && strcmp(out->owner, r->principal.user) != 0))
+        return csc_bad(r, "Invalid parameter credentialID");
+    if (rc != STOR_OK)
+        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+    return 0;
+}

@@ -1,0 +1,443 @@
+/* csc_creds.c - credentials/list (sec. 11.4), credentials/info (11.5), credentials/authorize (11.6). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+#include "csc_int.h"
+
+#define CERTS_MAX 8
+#define AUTHDATA_MAX 8
+#define AUTHVALUE_MAX 256
+
+static void gen_time(yajl_gen g, const char *key, const ASN1_TIME *t)
+{
+    struct tm tm;
+    char buf[32];
+    if (ASN1_TIME_to_tm(t, &tm) != 1 || strftime(buf, sizeof(buf), "%Y%m%d%H%M%SZ", &tm) == 0)
+        return;
+    csc_gen_kv(g, key, buf);
+}
+
+static void gen_cert(csc_req_t *r, X509 **certs, size_t n, const char *which, bool cert_info, const char *status)
+{
+    yajl_gen g = r->gen;
+    char dn[1024];
+
+    csc_gen_str(g, "cert");
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "status", status);
+    if (strcmp(which, "none") != 0 && n > 0) {
+        size_t count = strcmp(which, "chain") == 0 ? n : 1;
+        csc_gen_str(g, "certificates");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < count; i++) {
+            unsigned char *der = NULL;
+            int len = i2d_X509(certs[i], &der);
+            if (len > 0)
+                csc_gen_b64(g, der, (size_t)len);
+            OPENSSL_free(der);
+        }
+        yajl_gen_array_close(g);
+    }
+    if (cert_info && n > 0) {
+        if (csc_dn(X509_get_issuer_name(certs[0]), dn, sizeof(dn)) == 0)
+            csc_gen_kv(g, "issuerDN", dn);
+        if (csc_dn(X509_get_subject_name(certs[0]), dn, sizeof(dn)) == 0)
+            csc_gen_kv(g, "subjectDN", dn);
+        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certs[0]), NULL);
+        char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+        if (hex != NULL)
+            csc_gen_kv(g, "serialNumber", hex);
+        OPENSSL_free(hex);
+        BN_free(bn);
+        gen_time(g, "validFrom", X509_get0_notBefore(certs[0]));
+        gen_time(g, "validTo", X509_get0_notAfter(certs[0]));
+    }
+    yajl_gen_map_close(g);
+}
+
+static bool expr_names(const char *expr, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = strstr(expr, id); p != NULL; p = strstr(p + 1, id)) {
+        bool start = p == expr || p[-1] == ' ' || p[-1] == '(';
+        bool end = p[n] == '\0' || p[n] == ' ' || p[n] == ')';
+        if (start && end)
+            return true;
+    }
+    return false;
+}
+
+static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
+{
+    yajl_gen g = r->gen;
+    bool explicit_mode = cred->auth_mode == STOR_AUTH_EXPLICIT;
+
+    csc_gen_str(g, "auth");
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "mode", explicit_mode ? "explicit" : "oauth2code");
+    if (auth_info && explicit_mode) {
+        csc_gen_kv(g, "expression", cred->auth_expr);
+        csc_gen_str(g, "objects");
+        yajl_gen_array_open(g);
+        if (expr_names(cred->auth_expr, "PIN")) {
+            yajl_gen_map_open(g);
+            csc_gen_kv(g, "type", "Password");
+            csc_gen_kv(g, "id", "PIN");
+            csc_gen_kv(g, "format", "N");
+            csc_gen_kv(g, "label", "PIN");
+            csc_gen_kv(g, "description", "The PIN of this credential");
+            yajl_gen_map_close(g);
+        }
+        if (expr_names(cred->auth_expr, "OTP")) {
+            yajl_gen_map_open(g);
+            csc_gen_kv(g, "type", "Password");
+            csc_gen_kv(g, "id", "OTP");
+            csc_gen_kv(g, "format", "N");
+            csc_gen_kv(g, "generator", "totp");
+            csc_gen_kv(g, "label", "OTP");
+            csc_gen_kv(g, "description", "The 6-digit code of your authenticator app (TOTP)");
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+    }
+    yajl_gen_map_close(g);
+}
+
+/* Usable for signing now: enabled and inside its certificate's validity. */
+static bool cred_usable(const stor_cred_t *cred, X509 **certs, size_t n)
+{
+    return cred->status == STOR_CRED_ENABLED && n > 0 && strcmp(csc_cert_status(certs[0], time(NULL)), "valid") == 0;
+}
+
+int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info, bool auth_info)
+{
+    yajl_gen g = r->gen;
+    X509 *certs[CERTS_MAX];
+    size_t n = 0;
+    const csc_sign_alg_t *algs[16];
+
+    if (csc_certs_load(cred, certs, CERTS_MAX, &n) != 0)
+        return csc_fail(r, 500, "server_error", "The credential's certificate cannot be read");
+    bool usable = cred_usable(cred, certs, n);
+
+    if (cred->description[0] != '\0')
+        csc_gen_kv(g, "description", cred->description);
+    csc_gen_str(g, "key");
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "status", usable ? "enabled" : "disabled");
+    csc_gen_str(g, "algo");
+    yajl_gen_array_open(g);
+    size_t na = csc_sign_algs_for_key(cred->key_type, algs, CSC_ARRAY_SIZE(algs));
+    for (size_t i = 0; i < na; i++)
+        csc_gen_str(g, algs[i]->oid);
+    yajl_gen_array_close(g);
+    csc_gen_kint(g, "len", cred->key_bits);
+    if (cred->key_type == STOR_KEY_EC)
+        csc_gen_kv(g, "curve", cred->key_curve);
+    yajl_gen_map_close(g);
+    gen_cert(r, certs, n, certificates, cert_info, n > 0 ? csc_cert_status(certs[0], time(NULL)) : "expired");
+    gen_auth(r, cred, auth_info);
+    csc_gen_kv(g, "SCAL", cred->scal == 2 ? "2" : "1");
+    csc_gen_kint(g, "multisign", cred->multisign);
+    csc_gen_kv(g, "lang", r->csc->cfg.lang);
+    csc_certs_free(certs, n);
+    return 0;
+}
+
+typedef struct info_opts {
+    const char *certificates;
+    bool cert_info;
+    bool auth_info;
+} info_opts_t;
+
+static int parse_info_opts(csc_req_t *r, info_opts_t *o)
+{
+    o->certificates = "single";
+    o->cert_info = o->auth_info = false;
+    const char *c;
+    if (csc_get_string(r, "certificates", &c, 16) < 0)
+        return csc_bad(r, "Invalid parameter certificates");
+    if (c != NULL) {
+        if (strcmp(c, "none") != 0 && strcmp(c, "single") != 0 && strcmp(c, "chain") != 0)
+            return csc_bad(r, "Invalid parameter certificates");
+        o->certificates = c;
+    }
+    if (csc_get_bool(r, "certInfo", &o->cert_info) < 0)
+        return csc_bad(r, "Invalid parameter certInfo");
+    if (csc_get_bool(r, "authInfo", &o->auth_info) < 0)
+        return csc_bad(r, "Invalid parameter authInfo");
+    const char *s;
+    if (csc_get_string(r, "lang", &s, 64) < 0)
+        return csc_bad(r, "Invalid parameter lang");
+    if (csc_get_string(r, "clientData", &s, 4096) < 0)
+        return csc_bad(r, "Invalid parameter clientData");
+    return 0;
+}
+
+int csc_m_cred_info(csc_req_t *r)
+{
+    const char *id;
+    info_opts_t o;
+    stor_cred_t *cred = NULL;
+    int rc = -1;
+
+    if (csc_req_string(r, "credentialID", &id, STOR_NAME_MAX * 4,
+                       "Missing (or invalid type) string parameter credentialID") < 0)
+        return -1;
+    if (parse_info_opts(r, &o) != 0)
+        return -1;
+    if ((cred = malloc(sizeof(*cred))) == NULL)
+        return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+    if (csc_load_cred(r, id, cred) != 0)
+        goto out;
+    yajl_gen_map_open(r->gen);
+    if (csc_gen_cred_info(r, cred, o.certificates, o.cert_info, o.auth_info) != 0)
+        goto out;
+    yajl_gen_map_close(r->gen);
+    rc = 0;
+out:
+    stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    return rc;
+}
+
+/* ---- credentials/list ------------------------------------------------------- */
+
+typedef struct list_ctx {
+    const char *owner;
+    char (*ids)[STOR_NAME_MAX + 1];
+    size_t n, cap;
+} list_ctx_t;
+
+static int collect_id(const stor_cred_t *c, void *arg)
+{
+    list_ctx_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        void *p = realloc(l->ids, cap * sizeof(*l->ids));
+        if (p == NULL)
+            return STOR_ERR_NOMEM;
+        l->ids = p;
+        l->cap = cap;
+    }
+    memcpy(l->ids[l->n++], c->id, sizeof(c->id));
+    return 0;
+}
+
+static int collect_ids(stor_txn_t *t, void *arg)
+{
+    list_ctx_t *l = arg;
+    return stor_txn_cred_each(t, l->owner, collect_id, l);
+}
+
+/* Emit one entry of credentialIDs or credentialInfos; skipped (1) when onlyValid filters it out. */
+static int list_entry(csc_req_t *r, const stor_cred_t *cred, const info_opts_t *o, bool with_info, bool only_valid)
+{
+    if (only_valid) {
+        X509 *certs[CERTS_MAX];
+        size_t n = 0;
+        bool usable = csc_certs_load(cred, certs, CERTS_MAX, &n) == 0 && cred_usable(cred, certs, n);
+        csc_certs_free(certs, n);
+        if (!usable)
+            return 1;
+    }
+    if (!with_info) {
+        csc_gen_str(r->gen, cred->id);
+        return 0;
+    }
+    yajl_gen_map_open(r->gen);
+    csc_gen_kv(r->gen, "credentialID", cred->id);
+    if (csc_gen_cred_info(r, cred, o->certificates, o->cert_info, o->auth_info) != 0)
+        return -1;
+    yajl_gen_map_close(r->gen);
+    return 0;
+}
+
+int csc_m_cred_list(csc_req_t *r)
+{
+    info_opts_t o;
+    bool with_info = false, only_valid = false;
+    yajl_val uid = csc_get_value(r, "userID");
+    list_ctx_t l = {.owner = r->principal.user};
+    stor_cred_t *cred = NULL;
+    int rc = -1;
+
+    /* User-specific service authorization: the user is the token's (sec. 11.4). */
+    if (uid != NULL)
+        return csc_bad(r, YAJL_IS_STRING(uid) ? "userID parameter MUST be null" : "Invalid parameter userID");
+    if (csc_get_bool(r, "credentialInfo", &with_info) < 0)
+        return csc_bad(r, "Invalid parameter credentialInfo");
+    if (csc_get_bool(r, "onlyValid", &only_valid) < 0)
+        return csc_bad(r, "Invalid parameter onlyValid");
+    if (parse_info_opts(r, &o) != 0)
+        return -1;
+    if (stor_read(r->csc->stor, collect_ids, &l) != 0 || (cred = malloc(sizeof(*cred))) == NULL) {
+        csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        goto out;
+    }
+
+    /* Two passes over the same snapshot of ids: credentialIDs, then credentialInfos. */
+    yajl_gen g = r->gen;
+    yajl_gen_map_open(g);
+    for (int pass = 0; pass < (with_info ? 2 : 1); pass++) {
+        csc_gen_str(g, pass == 0 ? "credentialIDs" : "credentialInfos");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < l.n; i++) {
+            int grc = stor_cred_get(r->csc->stor, l.ids[i], cred);
+            if (grc == STOR_ERR_NOTFOUND)
+                continue; /* deleted since the snapshot */
+            if (grc != STOR_OK) {
+                csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+                goto out;
+            }
+            if (list_entry(r, cred, &o, pass == 1, only_valid) < 0)
+                goto out;
+        }
+        yajl_gen_array_close(g);
+    }
+    if (only_valid)
+        csc_gen_kbool(g, "onlyValid", true);
+    yajl_gen_map_close(g);
+    rc = 0;
+out:
+    free(l.ids);
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    return rc;
+}
+
+/* ---- credentials/authorize ------------------------------------------------------ */
+
+/* authData (v2) or top-level PIN / OTP (v1 clients on the v2 path). */
+static int parse_factors(csc_req_t *r, oauth_factors_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    yajl_val ad = csc_get_value(r, "authData");
+    if (ad != NULL) {
+        if (!YAJL_IS_ARRAY(ad) || ad->u.array.len > AUTHDATA_MAX)
+            return csc_bad(r, "Invalid parameter authData");
+        for (size_t i = 0; i < ad->u.array.len; i++) {
+            yajl_val o = ad->u.array.values[i];
+            const char *idp[] = {"id", NULL}, *valp[] = {"value", NULL};
+            yajl_val id = YAJL_IS_OBJECT(o) ? yajl_tree_get(o, idp, yajl_t_string) : NULL;
+            yajl_val val = YAJL_IS_OBJECT(o) ? yajl_tree_get(o, valp, yajl_t_string) : NULL;
+            if (id == NULL || val == NULL || strlen(val->u.string) > AUTHVALUE_MAX)
+                return csc_bad(r, "Invalid parameter authData");
+            const char **slot = strcmp(id->u.string, "PIN") == 0   ? &f->pin
+                                : strcmp(id->u.string, "OTP") == 0 ? &f->otp
+                                                                   : NULL;
+            if (slot == NULL || *slot != NULL)
+                return csc_bad(r, "Invalid parameter authData");
+            *slot = val->u.string;
+        }
+    }
+    const char *pin, *otp;
+    if (csc_get_string(r, "PIN", &pin, AUTHVALUE_MAX) < 0 || (pin != NULL && f->pin != NULL))
+        return csc_bad(r, "Invalid parameter PIN");
+    if (csc_get_string(r, "OTP", &otp, AUTHVALUE_MAX) < 0 || (otp != NULL && f->otp != NULL))
+        return csc_bad(r, "Invalid parameter OTP");
+    if (pin != NULL)
+        f->pin = pin;
+    if (otp != NULL)
+        f->otp = otp;
+    f->pin_len = f->pin != NULL ? strlen(f->pin) : 0;
+    f->otp_len = f->otp != NULL ? strlen(f->otp) : 0;
+    return 0;
+}
+
+int csc_m_authorize(csc_req_t *r)
+{
+    const char *id, *desc, *s;
+    unsigned long num = 0;
+    stor_cred_t *cred = NULL;
+    csc_hashes_t hs = {0};
+    oauth_factors_t f;
+    int rc = -1;
+
+    if (csc_req_string(r, "credentialID", &id, STOR_NAME_MAX * 4,
+                       "Missing (or invalid type) string parameter credentialID") < 0)
+        return -1;
+    if (csc_get_uint(r, "numSignatures", &num) <= 0)
+        return csc_bad(r, "Missing (or invalid type) integer parameter numSignatures");
+    if (num < 1)
+        return csc_bad(r, "Invalid value for parameter numSignatures");
+    if (csc_get_string(r, "description", &desc, 500) < 0)
+        return csc_bad(r, "Invalid parameter description");
+    if (csc_get_string(r, "clientData", &s, 4096) < 0)
+        return csc_bad(r, "Invalid parameter clientData");
+    if (parse_factors(r, &f) != 0)
+        return -1;
+    if ((cred = malloc(sizeof(*cred))) == NULL)
+        return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+    if (csc_load_cred(r, id, cred) != 0)
+        goto out;
+    if (cred->auth_mode != STOR_AUTH_EXPLICIT) {
+        csc_bad(r, "The credential is authorized through OAuth 2.0 (auth mode oauth2code)");
+        goto out;
+    }
+    if (cred->status != STOR_CRED_ENABLED) {
+        csc_bad(r, "The credential identified by credentialID is disabled");
+        goto out;
+    }
+    if (num > cred->multisign) {
+        csc_bad(r, "Numbers of signatures is too high");
+        goto out;
+    }
+    if (csc_parse_hashes(r, &hs, NULL) != 0)
+        goto out;
+    if (hs.n == 0 && cred->scal == 2) {
+        csc_bad(r, "Missing (or invalid type) array parameter hashes");
+        goto out;
+    }
+    if (hs.n > num) {
+        csc_bad(r, "Invalid value for parameter numSignatures");
+        goto out;
+    }
+
+    oauth_sad_request_t req = {
+        .user = r->principal.user,
+        .cred = cred->id,
+        .num_signatures = (uint32_t)num,
+        .hash_alg = hs.n > 0 ? hs.alg->oid : NULL,
+        .digests = (const uint8_t *const *)hs.ptrs,
+        .digest_len = hs.n > 0 ? hs.alg->len : 0,
+        .n_digests = hs.n,
+        .client = r->call->client,
+    };
+    char sad[OAUTH_TOKEN_BUFLEN];
+    unsigned expires_in = 0;
+    switch (oauth_authorize(r->csc->oauth, &req, &f, sad, &expires_in)) {
+    case OAUTH_OK:
+        break;
+    case OAUTH_ERR_DENIED:
+        csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
+        goto out;
+    case OAUTH_ERR_LOCKED:
+        csc_bad(r, "Credential locked");
+        goto out;
+    case OAUTH_ERR_INVALID:
+        csc_bad(r, "Invalid parameter credentialID");
+        goto out;
+    default:
+        csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        goto out;
+    }
+    yajl_gen_map_open(r->gen);
+    csc_gen_kv(r->gen, "SAD", sad);
+    csc_gen_kint(r->gen, "expiresIn", expires_in);
+    yajl_gen_map_close(r->gen);
+    OPENSSL_cleanse(sad, sizeof(sad));
+    rc = 0;
+out:
+    csc_hashes_free(&hs);
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    return rc;
+}

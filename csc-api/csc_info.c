@@ -1,0 +1,95 @@
+/* csc_info.c - the info method (CSC v2 sec. 11.1). The body never changes, so it is built once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "csc_int.h"
+
+static const char *const methods[] = {
+    "auth/login",       "auth/revoke",           "credentials/list",
+    "credentials/info", "credentials/authorize", "signatures/signHash",
+};
+
+int csc_info_build(csc_t *c)
+{
+    const csc_config_t *cfg = &c->cfg;
+    char desc[512];
+    const unsigned char *buf;
+    size_t len;
+    const csc_sign_alg_t *algs[16];
+    int rc = -1;
+
+    /* J13: the environment is part of what every client sees. */
+    snprintf(desc, sizeof(desc), "%s [%s environment]", cfg->description,
+             cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test");
+    if (strlen(desc) > 255 || strlen(cfg->name) > 255) {
+        fprintf(stderr, "csc: info name and description must stay within 255 characters\n");
+        return -1;
+    }
+    yajl_gen g = csc_gen_new();
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "specs", cfg->specs);
+    csc_gen_kv(g, "name", cfg->name);
+    csc_gen_kv(g, "logo", cfg->logo);
+    csc_gen_kv(g, "region", cfg->region);
+    csc_gen_kv(g, "lang", cfg->lang);
+    csc_gen_kv(g, "description", desc);
+    csc_gen_str(g, "authType");
+    yajl_gen_array_open(g);
+    csc_gen_str(g, "basic");
+    yajl_gen_array_close(g);
+    csc_gen_str(g, "methods");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < CSC_ARRAY_SIZE(methods); i++)
+        csc_gen_str(g, methods[i]);
+    yajl_gen_array_close(g);
+    csc_gen_kbool(g, "asynchronousOperationMode", false);
+    csc_gen_kbool(g, "validationInfo", false);
+    csc_gen_str(g, "signAlgorithms");
+    yajl_gen_map_open(g);
+    csc_gen_str(g, "algos");
+    yajl_gen_array_open(g);
+    size_t n = csc_sign_algs_all(algs, CSC_ARRAY_SIZE(algs));
+    for (size_t i = 0; i < n; i++)
+        csc_gen_str(g, algs[i]->oid);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    /* A signHash-only service: no AdES formats (signDoc is not offered). */
+    csc_gen_str(g, "signature_formats");
+    yajl_gen_map_open(g);
+    csc_gen_str(g, "formats");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    csc_gen_str(g, "envelope_properties");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    csc_gen_str(g, "conformance_levels");
+    yajl_gen_array_open(g);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+
+    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+        fprintf(stderr, "csc: info fields must be valid UTF-8\n");
+        goto out;
+    }
+    c->info_body = malloc(len);
+    if (c->info_body == NULL)
+        goto out;
+    memcpy(c->info_body, buf, len);
+    c->info_len = len;
+    rc = 0;
+out:
+    yajl_gen_free(g);
+    return rc;
+}
+
+int csc_m_info(csc_req_t *r)
+{
+    const char *lang;
+    if (csc_get_string(r, "lang", &lang, 64) < 0)
+        return csc_bad(r, "Invalid parameter lang");
+    /* Only one language: answer in it whatever was asked (sec. 11.1). */
+    r->raw = r->csc->info_body;
+    r->raw_len = r->csc->info_len;
+    return 0;
+}

@@ -1,0 +1,156 @@
+/* csc_int.h - private to csc-api. */
+#ifndef CSC_INT_H
+#define CSC_INT_H
+
+#include <stdbool.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+#include <openssl/x509.h>
+#include "csc.h"
+
+#define CSC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct csc {
+    csc_config_t cfg;
+    stor_env_t *stor;
+    hsm_t *hsm;
+    oauth_t *oauth;
+    char *info_body;           /* the info reply, built once */
+    size_t info_len;
+};
+
+/* ---- errors ---------------------------------------------------------------
+ * A method fails by filling r->err with one of these and returning -1. The
+ * description is always a static string: request bytes are never echoed. */
+typedef struct csc_err {
+    int status;
+    const char *error;
+    const char *description;
+} csc_err_t;
+
+/* ---- a request in progress ------------------------------------------------ */
+typedef struct csc_req {
+    csc_t *csc;
+    const csc_call_t *call;
+    yajl_val root;             /* parsed body: always an object */
+    bool have_principal;
+    oauth_principal_t principal;
+    bool v1;                   /* /csc/v1/ path */
+    csc_err_t err;
+    char desc_buf[320];        /* a description built from stored data (never request bytes) */
+    yajl_gen gen;              /* success body */
+    const char *raw;           /* or a prebuilt success body */
+    size_t raw_len;
+    int status;                /* success status (200, 204) */
+} csc_req_t;
+
+int csc_fail(csc_req_t *r, int status, const char *error, const char *description);
+/* shorthand for 400 invalid_request */
+int csc_bad(csc_req_t *r, const char *description);
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+/* Parse a request body: size and depth limits, no comments, no duplicate keys,
+ * no NUL in strings, top level must be an object. An empty body is {}. */
+int csc_json_parse(csc_req_t *r, const uint8_t *body, size_t len);
+/* Wipe every string of the tree (bodies carry secrets), then free it. */
+void csc_json_free(yajl_val root);
+
+/* Typed members of r->root. Each returns 1 if present with the right type, 0 if
+ * absent (or JSON null), and -1 after filling r->err when present with the wrong
+ * type ("Missing (or invalid type) <kind> parameter <name>" style errors use the
+ * csc_req_* variants). */
+int csc_get_string(csc_req_t *r, const char *name, const char **out, size_t max_len);
+int csc_get_bool(csc_req_t *r, const char *name, bool *out);
+int csc_get_uint(csc_req_t *r, const char *name, unsigned long *out); /* accepts "12" too */
+yajl_val csc_get_value(csc_req_t *r, const char *name);
+
+/* Required string: absent or wrong type -> "Missing (or invalid type) string parameter <name>" */
+int csc_req_string(csc_req_t *r, const char *name, const char **out, size_t max_len, const char *missing_desc);
+
+/* Generator helpers on r->gen */
+void csc_gen_str(yajl_gen g, const char *s);
+void csc_gen_strn(yajl_gen g, const char *s, size_t n);
+void csc_gen_kv(yajl_gen g, const char *k, const char *v);
+void csc_gen_kint(yajl_gen g, const char *k, long long v);
+void csc_gen_kbool(yajl_gen g, const char *k, bool v);
+void csc_gen_b64(yajl_gen g, const uint8_t *data, size_t len);
+yajl_gen csc_gen_new(void);
+
+/* ---- base64 ---------------------------------------------------------------- */
+
+/* Strict decode of standard or URL-safe base64, padding optional but correct if
+ * present; no whitespace. @return decoded length or -1. */
+long csc_b64_decode(const char *in, size_t len, uint8_t *out, size_t outsz);
+/* Standard padded base64; returns the length written (out holds 4*ceil(n/3)+1). */
+size_t csc_b64_encode(const uint8_t *in, size_t len, char *out);
+
+/* ---- algorithms -------------------------------------------------------------- */
+
+typedef struct csc_hash_alg {
+    const char *oid;
+    int nid;
+    size_t len;
+} csc_hash_alg_t;
+
+typedef struct csc_sign_alg {
+    const char *oid;
+    uint32_t key_type;         /* STOR_KEY_RSA / STOR_KEY_EC */
+    hsm_sig_scheme_t scheme;
+    int md_nid;                /* implied digest, 0 = from hashAlgorithmOID / parameters */
+} csc_sign_alg_t;
+
+const csc_hash_alg_t *csc_hash_by_oid(const char *oid);
+const csc_hash_alg_t *csc_hash_by_nid(int nid);
+const csc_sign_alg_t *csc_sign_alg_by_oid(const char *oid);
+/* Every signAlgo OID a key of this type can serve, in a stable order. */
+size_t csc_sign_algs_for_key(uint32_t key_type, const csc_sign_alg_t **out, size_t max);
+/* All supported signAlgo OIDs (for info). */
+size_t csc_sign_algs_all(const csc_sign_alg_t **out, size_t max);
+/* Parse DER RSASSA-PSS-params into hsm parameters; -1 if malformed or weaker than SHA-256. */
+int csc_pss_params_parse(const uint8_t *der, size_t len, hsm_sign_params_t *out);
+
+/* ---- hashes ---------------------------------------------------------------- */
+
+typedef struct csc_hashes {
+    const csc_hash_alg_t *alg;
+    size_t n;
+    uint8_t *buf;              /* n slots of STOR_DIGEST_LEN_MAX bytes */
+    uint8_t **ptrs;            /* n pointers into buf */
+} csc_hashes_t;
+
+/* Decode "hashes" (or the v1 "hash"), all of alg; alg NULL = from hashAlgorithmOID
+ * (or, for the v1 name only, from the digest length). Absent: 0 with h->n == 0. */
+int csc_parse_hashes(csc_req_t *r, csc_hashes_t *h, const csc_hash_alg_t *alg);
+void csc_hashes_free(csc_hashes_t *h);
+
+/* ---- certificates ------------------------------------------------------------- */
+
+/* Split a credential's concatenated DER into X509 objects (end entity first). */
+int csc_certs_load(const stor_cred_t *cred, X509 **out, size_t max, size_t *n);
+void csc_certs_free(X509 **certs, size_t n);
+/* "valid" or "expired" (time-based) */
+const char *csc_cert_status(X509 *ee, time_t now);
+/* RFC 4514 DN into buf */
+int csc_dn(const X509_NAME *name, char *buf, size_t sz);
+
+/* ---- methods ------------------------------------------------------------------ */
+
+int csc_m_info(csc_req_t *r);
+int csc_m_login(csc_req_t *r);
+int csc_m_revoke(csc_req_t *r);
+int csc_m_cred_list(csc_req_t *r);
+int csc_m_cred_info(csc_req_t *r);
+int csc_m_authorize(csc_req_t *r);
+int csc_m_sign_hash(csc_req_t *r);
+
+/* Build info's body at start-up. */
+int csc_info_build(csc_t *c);
+
+/* Load the caller's credential: unknown and not-owned give the same error. */
+int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out);
+/* Write the credentialInfo members (credentials/info output) into r->gen. */
+int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info,
+                      bool auth_info);
+
+#endif

@@ -1,0 +1,271 @@
+/* csc_sign.c - signatures/signHash (CSC v2 sec. 11.10) and the hashes both it and authorize take. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include <openssl/obj_mac.h>
+#include <openssl/x509.h>
+#include "csc_int.h"
+
+#define SAD_MAX 512
+#define PSS_PARAMS_MAX 256
+
+void csc_hashes_free(csc_hashes_t *h)
+{
+    free(h->buf);
+    free(h->ptrs);
+    memset(h, 0, sizeof(*h));
+}
+
+static const csc_hash_alg_t *hash_alg_param(csc_req_t *r, bool *absent)
+{
+    const char *oid;
+    *absent = false;
+    int rc = csc_get_string(r, "hashAlgorithmOID", &oid, STOR_OID_MAX);
+    if (rc == 0) /* v1 name, accepted on the v2 path (digest sec. 17) */
+        rc = csc_get_string(r, "hashAlgo", &oid, STOR_OID_MAX);
+    if (rc < 0) {
+        csc_bad(r, "Invalid parameter hashAlgorithmOID");
+        return NULL;
+    }
+    if (rc == 0) {
+        *absent = true;
+        return NULL;
+    }
+    const csc_hash_alg_t *alg = csc_hash_by_oid(oid);
+    if (alg == NULL)
+        csc_bad(r, "Invalid parameter hashAlgorithmOID");
+    return alg;
+}
+
+int csc_parse_hashes(csc_req_t *r, csc_hashes_t *h, const csc_hash_alg_t *alg)
+{
+    memset(h, 0, sizeof(*h));
+    bool v1_name = false;
+    yajl_val v = csc_get_value(r, "hashes");
+    if (v == NULL && (v = csc_get_value(r, "hash")) != NULL)
+        v1_name = true;
+    if (v == NULL)
+        return 0;
+    if (!YAJL_IS_ARRAY(v))
+        return csc_bad(r, "Missing (or invalid type) array parameter hash");
+    size_t n = v->u.array.len;
+    if (n == 0)
+        return csc_bad(r, "Empty hash array");
+    if (n > r->csc->cfg.max_hashes)
+        return csc_bad(r, "Too many hashes in one request");
+    if (alg == NULL) {
+        bool absent;
+        alg = hash_alg_param(r, &absent);
+        if (alg == NULL && !absent)
+            return -1;
+        if (alg == NULL && !v1_name)
+            return csc_bad(r, "Missing (or invalid type) string parameter hashAlgorithmOID");
+    }
+
+    uint8_t tmp[STOR_DIGEST_LEN_MAX + 3];
+    h->buf = malloc(n * STOR_DIGEST_LEN_MAX);
+    h->ptrs = malloc(n * sizeof(*h->ptrs));
+    if (h->buf == NULL || h->ptrs == NULL) {
+        csc_hashes_free(h);
+        return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        yajl_val e = v->u.array.values[i];
+        long len = YAJL_IS_STRING(e) && strlen(e->u.string) <= 4 * sizeof(tmp) / 3
+                       ? csc_b64_decode(e->u.string, strlen(e->u.string), tmp, sizeof(tmp))
+                       : -1;
+        if (len <= 0) {
+            csc_hashes_free(h);
+            return csc_bad(r, "Invalid Base64 hash string parameter");
+        }
+        if (alg == NULL) /* v1 "hash" without an algorithm: the length decides */
+            alg = csc_hash_by_nid(len == 32 ? NID_sha256 : len == 48 ? NID_sha384 : len == 64 ? NID_sha512 : 0);
+        if (alg == NULL || (size_t)len != alg->len) {
+            csc_hashes_free(h);
+            return csc_bad(r, "Invalid digest value length");
+        }
+        h->ptrs[i] = h->buf + i * STOR_DIGEST_LEN_MAX;
+        memcpy(h->ptrs[i], tmp, alg->len);
+    }
+    h->alg = alg;
+    h->n = n;
+    return 0;
+}
+
+/* Which digest and scheme: implied by signAlgo, or from hashAlgorithmOID / signAlgoParams. */
+static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t *p, const csc_hash_alg_t **alg)
+{
+    memset(p, 0, sizeof(*p));
+    p->scheme = sa->scheme;
+    if (sa->md_nid != 0) {
+        /* signAlgo fixes the digest: hashAlgorithmOID "SHALL be omitted or ignored" (sec. 11.10). */
+        p->md_nid = sa->md_nid;
+    } else if (sa->scheme == HSM_SIG_RSA_PSS) {
+        const char *b64;
+        uint8_t der[PSS_PARAMS_MAX];
+        if (csc_req_string(r, "signAlgoParams", &b64, PSS_PARAMS_MAX * 2,
+                           "Missing (or invalid type) string parameter signAlgoParams") < 0)
+            return -1;
+        long len = csc_b64_decode(b64, strlen(b64), der, sizeof(der));
+        if (len <= 0 || csc_pss_params_parse(der, (size_t)len, p) != 0)
+            return csc_bad(r, "Invalid parameter signAlgoParams");
+    } else {
+        bool absent;
+        const csc_hash_alg_t *h = hash_alg_param(r, &absent);
+        if (absent)
+            return csc_bad(r, "Missing (or invalid type) string parameter hashAlgorithmOID");
+        if (h == NULL)
+            return -1;
+        p->md_nid = h->nid;
+    }
+    *alg = csc_hash_by_nid(p->md_nid);
+    return *alg != NULL ? 0 : csc_bad(r, "Invalid parameter hashAlgorithmOID");
+}
+
+/* Signing needs an enabled credential whose certificate is inside its validity period (J9). */
+static int check_signable(csc_req_t *r, const stor_cred_t *cred)
+{
+    X509 *certs[8];
+    size_t n = 0;
+    int rc = 0;
+
+    if (cred->status != STOR_CRED_ENABLED)
+        return csc_bad(r, "The credential identified by credentialID is disabled");
+    if (csc_certs_load(cred, certs, 8, &n) != 0 || n == 0)
+        return csc_fail(r, 500, "server_error", "The credential's certificate cannot be read");
+    if (strcmp(csc_cert_status(certs[0], time(NULL)), "valid") != 0) {
+        char o[256] = "", cn[256] = "";
+        X509_NAME *s = X509_get_subject_name(certs[0]);
+        X509_NAME_get_text_by_NID(s, NID_organizationName, o, sizeof(o));
+        X509_NAME_get_text_by_NID(s, NID_commonName, cn, sizeof(cn));
+        snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is expired.", o, cn);
+        rc = csc_bad(r, r->desc_buf);
+    }
+    csc_certs_free(certs, n);
+    return rc;
+}
+
+static int sad_error(csc_req_t *r, int rc)
+{
+    switch (rc) {
+    case OAUTH_ERR_EXPIRED:
+        return csc_bad(r, "SAD expired");
+    case OAUTH_ERR_NOT_AUTHORIZED:
+        return csc_bad(r, "Hash is not authorized by the SAD.");
+    case OAUTH_ERR_EXHAUSTED:
+        return csc_bad(r, "The SAD does not authorize that many more signatures");
+    case OAUTH_ERR_INVALID:
+    case OAUTH_ERR_MISMATCH:
+        return csc_bad(r, "Invalid parameter SAD");
+    default:
+        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+    }
+}
+
+static int sign_and_reply(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_params_t *p, const csc_hashes_t *h,
+                          const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16])
+{
+    uint8_t *sigbuf = malloc(h->n * HSM_SIG_MAX);
+    uint8_t **sigs = malloc(h->n * sizeof(*sigs));
+    size_t *lens = malloc(h->n * sizeof(*lens));
+    int rc = -1;
+
+    if (sigbuf == NULL || sigs == NULL || lens == NULL) {
+        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, "out of memory");
+        csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < h->n; i++)
+        sigs[i] = sigbuf + i * HSM_SIG_MAX;
+    int hrc = hsm_sign(r->csc->hsm, cred->key_id, cred->key_id_len, p, (const uint8_t *const *)h->ptrs, h->alg->len,
+                       h->n, sigs, lens);
+    if (hrc != HSM_OK) {
+        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, hsm_strerror(hrc));
+        if (hrc == HSM_ERR_UNAVAILABLE)
+            csc_fail(r, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
+        else
+            csc_fail(r, 500, "server_error", "The signing device could not create the signature");
+        goto out;
+    }
+    yajl_gen_map_open(r->gen);
+    csc_gen_str(r->gen, "signatures");
+    yajl_gen_array_open(r->gen);
+    for (size_t i = 0; i < h->n; i++)
+        csc_gen_b64(r->gen, sigs[i], lens[i]);
+    yajl_gen_array_close(r->gen);
+    yajl_gen_map_close(r->gen);
+    rc = 0;
+out:
+    free(sigbuf);
+    free(sigs);
+    free(lens);
+    return rc;
+}
+
+int csc_m_sign_hash(csc_req_t *r)
+{
+    const char *id, *algo, *sad = NULL, *mode, *s;
+    stor_cred_t *cred = NULL;
+    csc_hashes_t h = {0};
+    hsm_sign_params_t p;
+    const csc_hash_alg_t *alg = NULL;
+    int rc = -1;
+
+    if (csc_req_string(r, "credentialID", &id, STOR_NAME_MAX * 4,
+                       "Missing (or invalid type) string parameter credentialID") < 0)
+        return -1;
+    if (csc_get_value(r, "hashes") == NULL && csc_get_value(r, "hash") == NULL)
+        return csc_bad(r, "Missing (or invalid type) array parameter hash");
+    if (csc_req_string(r, "signAlgo", &algo, STOR_OID_MAX, "Missing (or invalid type) string parameter signAlgo") < 0)
+        return -1;
+    if (csc_get_string(r, "SAD", &sad, SAD_MAX) < 0)
+        return csc_bad(r, "Missing (or invalid type) string parameter SAD");
+    if (csc_get_string(r, "operationMode", &mode, 8) < 0 || (mode != NULL && strcmp(mode, "S") != 0))
+        return csc_bad(r, "Invalid parameter operationMode"); /* asynchronous mode is not offered (info) */
+    if (csc_get_string(r, "clientData", &s, 4096) < 0)
+        return csc_bad(r, "Invalid parameter clientData");
+    if ((cred = malloc(sizeof(*cred))) == NULL)
+        return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+    if (csc_load_cred(r, id, cred) != 0)
+        goto out;
+
+    const csc_sign_alg_t *sa = csc_sign_alg_by_oid(algo);
+    if (sa == NULL || sa->key_type != cred->key_type) {
+        csc_bad(r, "Invalid parameter signAlgo");
+        goto out;
+    }
+    if (sign_params(r, sa, &p, &alg) != 0 || csc_parse_hashes(r, &h, alg) != 0)
+        goto out;
+    if (sad == NULL || sad[0] == '\0') {
+        csc_bad(r, "Missing (or invalid type) string parameter SAD");
+        goto out;
+    }
+    if (check_signable(r, cred) != 0)
+        goto out;
+
+    oauth_sign_use_t use = {
+        .user = r->principal.user,
+        .cred = cred->id,
+        .hash_alg = h.alg->oid,
+        .digests = (const uint8_t *const *)h.ptrs,
+        .digest_len = h.alg->len,
+        .n_digests = h.n,
+        .client = r->call->client,
+        .detail = sa->oid,
+    };
+    uint8_t ref[16];
+    int orc = oauth_sad_consume(r->csc->oauth, sad, strlen(sad), &use, ref);
+    if (orc != OAUTH_OK) {
+        sad_error(r, orc);
+        goto out;
+    }
+    rc = sign_and_reply(r, cred, &p, &h, sad, &use, ref);
+out:
+    csc_hashes_free(&h);
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/*
+ * csc.h - the CSC API v2 methods, independent of any HTTP library.
+ *
+ * The server turns an HTTP request into a csc_call_t, calls csc_handle() (on a
+ * worker thread: it may block on storage commits and HSM operations) and sends
+ * the csc_reply_t back. Every outcome, including every error, is a complete
+ * reply: a status and a JSON body ({"error","error_description"} for errors).
+ *
+ * csc-api also carries the operator functions behind csc-admin (csc_admin_*),
+ * which need the same modules (storage, HSM, verifiers, the CA).
+ *
+ * Thread-safety: csc_handle() may run on many threads at once.
+ */
+#ifndef CSC_H
+#define CSC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "hsm.h"
+#include "oauth.h"
+#include "stor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct csc csc_t;
+
+typedef enum { CSC_ENV_PRODUCTION = 1, CSC_ENV_TEST = 2 } csc_env_t;
+
+typedef struct csc_config {
+    const char *name;          /**< info.name */
+    const char *logo;          /**< info.logo (URI) */
+    const char *region;        /**< info.region (ISO 3166-1 alpha-2) */
+    const char *lang;          /**< info.lang */
+    const char *description;   /**< info.description */
+    const char *specs;         /**< info.specs, e.g. "2.0.0.2" */
+    csc_env_t environment;
+    size_t max_body;           /**< request body limit, bytes (also enforced by the server) */
+    unsigned max_hashes;       /**< hashes per request (<= STOR_DIGESTS_MAX) */
+    unsigned max_depth;        /**< JSON nesting limit */
+} csc_config_t;
+
+/**
+ * Create the service. The modules are borrowed and must outlive it.
+ * @return 0 or -1 (bad configuration; a message is written to stderr).
+ */
+int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, csc_t **out);
+void csc_free(csc_t *c);
+
+/** One API call, as received. Strings are not NUL-terminated; the body is raw bytes. */
+typedef struct csc_call {
+    const char *http_method;   /**< "POST", "GET", ... */
+    size_t http_method_len;
+    const char *path;          /**< normalized path, e.g. "/csc/v2/signatures/signHash" */
+    size_t path_len;
+    const char *authorization; /**< Authorization header value, NULL if absent */
+    size_t authorization_len;
+    const char *content_type;  /**< Content-Type header value, NULL if absent */
+    size_t content_type_len;
+    const uint8_t *body;
+    size_t body_len;
+    const char *client;        /**< client address, NUL-terminated (for audit) */
+} csc_call_t;
+
+typedef struct csc_reply {
+    int status;                /**< HTTP status */
+    char *body;                /**< malloc'd JSON, NULL for no body (204) */
+    size_t body_len;
+    const char *www_authenticate; /**< static header value for 401s, or NULL */
+    const char *error;         /**< static CSC error code when status >= 400 (for the access log) */
+} csc_reply_t;
+
+/** Is this path one of ours (any method, any /csc/v2/ path)? */
+int csc_is_api_path(const char *path, size_t len);
+
+/**
+ * Handle one call. Always fills *reply (status >= 200). Never echoes request
+ * bytes into error descriptions. The caller frees with csc_reply_free().
+ */
+void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+
+/** Build an error reply from a status, code and description (for the server's own errors). */
+void csc_reply_error(csc_reply_t *reply, int status, const char *error, const char *description);
+
+void csc_reply_free(csc_reply_t *reply);
+
+/* ---- operators (csc-admin) ---------------------------------------------- */
+
+typedef struct csc_ca {
+    const char *cert_file;     /**< PEM certificate of the issuing CA */
+    const char *key_file;      /**< PEM private key of the issuing CA */
+    const char *chain_file;    /**< PEM certificates above the CA (optional) */
+    unsigned days;             /**< validity of issued certificates */
+} csc_ca_t;
+
+typedef struct csc_admin {
+    stor_env_t *stor;
+    hsm_t *hsm;                /**< may be NULL for operations that need no keys */
+    const csc_ca_t *ca;
+    const char *operator_name; /**< recorded in the audit log */
+    unsigned scrypt_log2n;     /**< cost of new verifiers (0 = default) */
+    const char *issuer;        /**< TOTP issuer shown by authenticator apps */
+} csc_admin_t;
+
+/**
+ * Add a user with a password and a fresh TOTP secret.
+ * @param[out] otpauth_uri the otpauth:// URI to enroll the secret (size uri_sz)
+ * @param[out] totp_b32 the secret in base32 (size b32_sz)
+ * @return 0, or -1 with a message in err (size err_sz)
+ */
+int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
+                       char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
+
+typedef struct csc_cred_spec {
+    const char *id;            /**< credential id; NULL = generated */
+    const char *owner;
+    hsm_keyspec_t key;
+    const char *auth_expr;     /**< "PIN AND OTP", "PIN", "OTP" */
+    const char *pin;           /**< required when the expression names PIN */
+    unsigned scal;             /**< 1 or 2 */
+    unsigned multisign;
+    const char *description;
+    const char *subject_cn;    /**< certificate subject CN; NULL = owner name */
+} csc_cred_spec_t;
+
+/** Generate a key in the HSM, issue its certificate from the CA, store the credential. */
+int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *spec, char *id_out, size_t id_sz, char *err,
+                          size_t err_sz);
+
+/** Enable (enable = 1) or disable a credential. */
+int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz);
+
+/** Print users and their credentials to out, one line each. */
+int csc_admin_list(const csc_admin_t *a, void *out_file);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

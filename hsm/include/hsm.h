@@ -1,0 +1,169 @@
+/*
+ * hsm.h - private-key operations through PKCS#11.
+ *
+ * The module talks raw PKCS#11 (dlopen + C_GetFunctionList, header from
+ * p11-kit): it needs explicit key templates, native CKM_RSA_PKCS_PSS, lookup by
+ * CKA_ID with cached handles and one session per concurrent operation, which
+ * libp11 0.4.12 does not give (see hsm/README.md).
+ *
+ * Private keys are generated inside the token as CKA_SENSITIVE, non-extractable,
+ * sign-only objects and never leave it. The user PIN of the token is kept only
+ * inside hsm_t (locked, wiped on close) so that the module can log in again
+ * after the token was lost and came back.
+ *
+ * Thread-safety: every function may be called from any thread concurrently.
+ * Each signing call borrows one session from a pool (a session is never used by
+ * two threads at once) and blocks while all sessions are busy.
+ *
+ * Recovery: when the token, the login or the sessions are lost, the call that
+ * meets the loss returns HSM_ERR_UNAVAILABLE and the pool is rebuilt by the
+ * next call (re-open sessions, find the token again by label, log in again,
+ * re-initialise the library if needed), so service resumes by itself once the
+ * token is back. With sequential calls exactly one call fails; with concurrent
+ * calls at most hsm_sessions() do. See hsm/README.md.
+ *
+ * Fork: open the handle in the process that uses it (PKCS#11 state does not
+ * survive fork()).
+ */
+#ifndef HSM_H
+#define HSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    HSM_OK = 0,
+    HSM_ERR_UNAVAILABLE = -1, /**< module, token or session lost; retry later (HTTP 503) */
+    HSM_ERR_NOKEY = -2,       /**< no key with that id */
+    HSM_ERR_MECH = -3,        /**< mechanism or parameters not supported by key or token */
+    HSM_ERR_INVAL = -4,       /**< bad argument (digest length, buffer size, ...) */
+    HSM_ERR_PIN = -5,         /**< token login refused */
+    HSM_ERR_CONFIG = -6,      /**< module cannot be loaded, token label not found */
+    HSM_ERR_INTERNAL = -7,    /**< any other PKCS#11 or OpenSSL failure */
+    HSM_ERR_NOMEM = -8,
+};
+
+/** @return a static description of an HSM_* code (also for unknown codes); never NULL. */
+const char *hsm_strerror(int rc);
+
+typedef struct hsm hsm_t;
+
+typedef struct hsm_config {
+    const char *module;       /**< path of the PKCS#11 module (.so) */
+    const char *token_label;  /**< token to use, matched on its (blank-padded) label */
+    const char *pin;          /**< user PIN; copied, the caller wipes its own copy */
+    unsigned sessions;        /**< size of the session pool; 0 = 4 */
+} hsm_config_t;
+
+/**
+ * Load the module, find the token, log in, open the session pool.
+ * The module is initialised with CKF_OS_LOCKING_OK; if it was already
+ * initialised in this process, the handle uses it but never finalizes it.
+ * @param[in] cfg module, label (1..32 bytes), PIN (at most 256 bytes), pool size (at most 256)
+ * @param[out] out the new handle; NULL on error
+ * @return HSM_OK;
+ *   HSM_ERR_INVAL (NULL argument, PIN or pool size too large);
+ *   HSM_ERR_CONFIG (module not loadable or not PKCS#11, C_Initialize failed, no token or
+ *   more than one token with that label);
+ *   HSM_ERR_PIN (login refused: wrong or locked PIN);
+ *   HSM_ERR_UNAVAILABLE, HSM_ERR_NOMEM, HSM_ERR_INTERNAL.
+ * @note the PIN is copied into a locked page (if mlock is allowed) and wiped by hsm_close().
+ */
+int hsm_open(const hsm_config_t *cfg, hsm_t **out);
+
+/**
+ * Close all sessions, finalize the module (only if this handle initialised it), wipe the PIN.
+ * NULL is allowed. No other call on h may be running or follow.
+ */
+void hsm_close(hsm_t *h);
+
+/** Number of sessions in the pool (the useful signing concurrency); 0 for NULL. */
+unsigned hsm_sessions(const hsm_t *h);
+
+/* ---- keys -------------------------------------------------------------- */
+
+typedef enum { HSM_KEY_RSA = 1, HSM_KEY_EC = 2 } hsm_key_type_t;
+
+typedef struct hsm_keyspec {
+    hsm_key_type_t type;
+    unsigned bits;            /**< RSA modulus bits (2048, 3072, 4096) */
+    int curve_nid;            /**< EC: NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1 */
+} hsm_keyspec_t;
+
+#define HSM_KEYID_LEN 16
+
+/**
+ * Generate a key pair inside the token: private key CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_SIGN only (no decrypt/unwrap/derive).
+ * @param[in] spec RSA 2048/3072/4096 (exponent 65537) or EC P-256/P-384/P-521
+ * @param[in] label CKA_LABEL of both objects (e.g. the credential id), at most 255 bytes
+ * @param[out] id a fresh random CKA_ID, HSM_KEYID_LEN bytes; zeroed on error
+ * @return HSM_OK; HSM_ERR_INVAL (unsupported spec, label too long, NULL argument);
+ *   HSM_ERR_MECH (the token refuses the mechanism or size); HSM_ERR_UNAVAILABLE; HSM_ERR_INTERNAL ...
+ */
+int hsm_keygen(hsm_t *h, const hsm_keyspec_t *spec, const char *label, uint8_t id[HSM_KEYID_LEN]);
+
+/**
+ * The public key of the pair with this CKA_ID, as an OpenSSL key.
+ * @param[in] id CKA_ID, 1..64 bytes
+ * @param[out] out an RSA or EC public key (caller frees with EVP_PKEY_free); NULL on error
+ * @return HSM_OK; HSM_ERR_NOKEY; HSM_ERR_INVAL; HSM_ERR_MECH (key type or curve not supported);
+ *   HSM_ERR_UNAVAILABLE; HSM_ERR_INTERNAL ...
+ */
+int hsm_pubkey(hsm_t *h, const uint8_t *id, size_t id_len, EVP_PKEY **out);
+
+/**
+ * Destroy both objects of the pair (C_DestroyObject on every private and public key with this CKA_ID)
+ * and forget the cached handle.
+ * @param[in] id CKA_ID, 1..64 bytes
+ * @return HSM_OK; HSM_ERR_NOKEY (no such object); HSM_ERR_INVAL; HSM_ERR_UNAVAILABLE (nothing destroyed
+ *   while logged out); HSM_ERR_INTERNAL ...
+ */
+int hsm_destroy(hsm_t *h, const uint8_t *id, size_t id_len);
+
+/* ---- signing ----------------------------------------------------------- */
+
+typedef enum {
+    HSM_SIG_RSA_PKCS1 = 1, /**< EMSA-PKCS1-v1_5: hsm builds the DigestInfo for md */
+    HSM_SIG_RSA_PSS = 2,   /**< CKM_RSA_PKCS_PSS over the digest */
+    HSM_SIG_ECDSA = 3,     /**< CKM_ECDSA over the digest; the result is DER Ecdsa-Sig-Value */
+} hsm_sig_scheme_t;
+
+typedef struct hsm_sign_params {
+    hsm_sig_scheme_t scheme;
+    int md_nid;              /**< digest of the input: NID_sha256/384/512 (any scheme) */
+    int mgf1_md_nid;         /**< PSS only */
+    unsigned salt_len;       /**< PSS only */
+} hsm_sign_params_t;
+
+/** Largest signature hsm_sign() can produce (RSA-4096 or DER ECDSA P-521). */
+#define HSM_SIG_MAX 1024
+
+/**
+ * Sign n digests (each dlen bytes, all of params->md_nid) with one key, in order,
+ * on one session. sigs[i] receives signature i (up to HSM_SIG_MAX bytes) and
+ * sig_lens[i] its length.
+ * @param[in] key_id CKA_ID of the private key, 1..64 bytes (handle cached after the first use)
+ * @param[in] params PKCS#1 v1.5 (DigestInfo added here), PSS (hash = md_nid, MGF1 with mgf1_md_nid,
+ *   salt_len <= modulus bytes - dlen - 2) or ECDSA (DER output)
+ * @param[in] digests n >= 1 digests of dlen bytes each
+ * @param[out] sigs n buffers of HSM_SIG_MAX bytes
+ * @param[out] sig_lens n lengths; all 0 on error
+ * @return HSM_OK; HSM_ERR_INVAL (dlen does not match md_nid, unknown md/scheme/MGF1, salt too long,
+ *   NULL argument, n == 0); HSM_ERR_NOKEY; HSM_ERR_MECH (scheme does not fit the key type, or the
+ *   token refuses the parameters); HSM_ERR_UNAVAILABLE; HSM_ERR_INTERNAL ...
+ *   On error no output is meaningful.
+ * @note dlen must match md_nid: the token is not trusted to check it.
+ */
+int hsm_sign(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const hsm_sign_params_t *params,
+             const uint8_t *const *digests, size_t dlen, size_t n, uint8_t *const *sigs, size_t *sig_lens);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

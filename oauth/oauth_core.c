@@ -1,0 +1,208 @@
+/*
+ * oauth_core.c - the oauth handle, error strings, and helpers shared by the
+ * token and SAD code (random values, hashing, audit records).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "oauth_int.h"
+
+const char *oauth_strerror(int rc)
+{
+    switch (rc) {
+    case OAUTH_OK: return "success";
+    case OAUTH_ERR_DENIED: return "authentication failed";
+    case OAUTH_ERR_LOCKED: return "locked after too many failures";
+    case OAUTH_ERR_INVALID: return "unknown, malformed or revoked token or SAD";
+    case OAUTH_ERR_EXPIRED: return "expired";
+    case OAUTH_ERR_NOT_AUTHORIZED: return "digest or hash algorithm not authorized by the SAD";
+    case OAUTH_ERR_EXHAUSTED: return "SAD budget exhausted";
+    case OAUTH_ERR_MISMATCH: return "SAD belongs to another user or credential";
+    case OAUTH_ERR_DISABLED: return "user or credential disabled";
+    case OAUTH_ERR_STORAGE: return "storage failure";
+    case OAUTH_ERR_INTERNAL: return "internal error";
+    case OAUTH_ERR_INVAL: return "invalid argument";
+    default: return "unknown oauth error";
+    }
+}
+
+int oauth_new(const oauth_config_t *cfg, oauth_t **out)
+{
+    oauth_t *o = NULL;
+    int rc = OAUTH_ERR_INVAL;
+
+    if (out)
+        *out = NULL;
+    if (!cfg || !out || !cfg->stor || cfg->totp_window > OAUTH_TOTP_WINDOW_MAX)
+        goto out;
+    rc = OAUTH_ERR_INTERNAL;
+    if (!(o = calloc(1, sizeof(*o))))
+        goto out;
+    o->cfg = *cfg;
+    if (!o->cfg.access_ttl)
+        o->cfg.access_ttl = 3600;
+    if (!o->cfg.refresh_ttl)
+        o->cfg.refresh_ttl = 30u * 24 * 3600;
+    if (!o->cfg.sad_ttl)
+        o->cfg.sad_ttl = 300;
+    if (!o->cfg.max_failures)
+        o->cfg.max_failures = 5;
+    if (!o->cfg.lock_seconds)
+        o->cfg.lock_seconds = 900;
+    if (!o->cfg.totp_window)
+        o->cfg.totp_window = 1;
+    *out = o;
+    o = NULL;
+    rc = OAUTH_OK;
+out:
+    free(o);
+    return rc;
+}
+
+void oauth_free(oauth_t *o)
+{
+    free(o);
+}
+
+const oauth_config_t *oauth_config(const oauth_t *o)
+{
+    return o ? &o->cfg : NULL;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* 32 bytes -> 43 characters + NUL. */
+static void b64url_32(const uint8_t in[32], char out[OAUTH_TOKEN_LEN + 1])
+{
+    size_t i, o = 0;
+
+    for (i = 0; i + 3 <= 32; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64url_alphabet[v >> 18 & 63];
+        out[o++] = b64url_alphabet[v >> 12 & 63];
+        out[o++] = b64url_alphabet[v >> 6 & 63];
+        out[o++] = b64url_alphabet[v & 63];
+    }
+    /* two bytes left over: three characters */
+    uint32_t v = (uint32_t)in[30] << 16 | (uint32_t)in[31] << 8;
+    out[o++] = b64url_alphabet[v >> 18 & 63];
+    out[o++] = b64url_alphabet[v >> 12 & 63];
+    out[o++] = b64url_alphabet[v >> 6 & 63];
+    out[o] = '\0';
+}
+
+static int is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+static int sha256(const void *in, size_t len, uint8_t out[32])
+{
+    unsigned int n = 0;
+
+    if (EVP_Digest(in, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        return OAUTH_ERR_INTERNAL;
+    return OAUTH_OK;
+}
+
+int oauth_token_new(char value[OAUTH_TOKEN_BUFLEN], uint8_t hash[32])
+{
+    uint8_t raw[32];
+    int rc = OAUTH_ERR_INTERNAL;
+
+    value[0] = '\0';
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        goto out;
+    b64url_32(raw, value);
+    if ((rc = sha256(value, OAUTH_TOKEN_LEN, hash)) != OAUTH_OK)
+        OPENSSL_cleanse(value, OAUTH_TOKEN_BUFLEN);
+out:
+    OPENSSL_cleanse(raw, sizeof(raw));
+    return rc;
+}
+
+int oauth_token_hash(const char *value, size_t len, uint8_t hash[32])
+{
+    size_t i;
+
+    memset(hash, 0, 32);
+    if (!value || len != OAUTH_TOKEN_LEN)
+        return OAUTH_ERR_INVALID;
+    for (i = 0; i < len; i++)
+        if (!is_b64url(value[i]))
+            return OAUTH_ERR_INVALID;
+    return sha256(value, len, hash);
+}
+
+int oauth_token_ref(const uint8_t hash[32], uint8_t ref[16])
+{
+    uint8_t h2[32];
+    int rc = sha256(hash, 32, h2);
+
+    memcpy(ref, h2, 16);
+    return rc;
+}
+
+int oauth_rc(int rc)
+{
+    if (rc >= 0)
+        return OAUTH_OK;
+    if (rc <= OAUTH_ERR_DENIED && rc >= OAUTH_ERR_INVAL)
+        return rc;
+    return OAUTH_ERR_STORAGE;
+}
+
+int64_t oauth_now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return (int64_t)time(NULL);
+    return (int64_t)ts.tv_sec;
+}
+
+int oauth_name_ok(const char *s)
+{
+    return s && s[0] && strnlen(s, STOR_NAME_MAX + 1) <= STOR_NAME_MAX;
+}
+
+void oauth_copy(char *dst, size_t dstsz, const char *src)
+{
+    size_t n;
+
+    if (!dstsz)
+        return;
+    n = src ? strnlen(src, dstsz - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void oauth_audit_init(stor_audit_t *rec, uint32_t event, uint32_t result, const char *user, const char *cred,
+                      const char *client)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->event = event;
+    rec->result = result;
+    oauth_copy(rec->user, sizeof(rec->user), user);
+    oauth_copy(rec->cred, sizeof(rec->cred), cred);
+    oauth_copy(rec->client, sizeof(rec->client), client);
+}
+
+int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until)
+{
+    stor_audit_t rec;
+
+    oauth_audit_init(&rec, STOR_EV_LOCKOUT, STOR_RES_DENIED, user, cred, client);
+    snprintf(rec.detail, sizeof(rec.detail), "%s locked until %" PRId64, cred ? "credential" : "user", until);
+    return stor_txn_audit_append(t, &rec);
+}

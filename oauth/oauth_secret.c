@@ -1,0 +1,102 @@
+/*
+ * oauth_secret.c - scrypt verifiers for passwords and PINs.
+ *
+ * Verifier layout (52 bytes):
+ *   [0] version (1)  [1] log2(N)  [2] r  [3] p  [4..19] salt  [20..51] scrypt output
+ * The parameters travel with the verifier so the default cost can rise later
+ * without invalidating stored verifiers.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "oauth_int.h"
+
+#define VERIFIER_VERSION 1
+#define SALT_LEN 16
+#define HASH_LEN 32
+#define HDR_LEN 4
+#define VERIFIER_LEN (HDR_LEN + SALT_LEN + HASH_LEN)
+#define LOG2N_MIN 10
+#define LOG2N_MAX 20
+#define SCRYPT_R 8
+#define SCRYPT_P 1
+#define R_MAX 8
+#define P_MAX 4
+/* scrypt needs 128*r*(N+2) + 128*r*p bytes: just over 1 GiB at N = 2^20, r = 8. */
+#define SCRYPT_MAXMEM ((uint64_t)1025 << 20)
+
+_Static_assert(VERIFIER_LEN <= STOR_VERIFIER_MAX, "verifier must fit the storage field");
+
+/* Hash of zeros under a fixed salt: no secret derives to it, so a check against
+ * it always fails after doing the same work as a real one. */
+const uint8_t oauth_dummy_verifier[VERIFIER_LEN] = {
+    VERIFIER_VERSION, OAUTH_SCRYPT_LOG2N, SCRYPT_R, SCRYPT_P,
+    0x5a, 0x1c, 0x93, 0x0e, 0x7b, 0x44, 0xd2, 0x68, 0xa1, 0x3f, 0xc6, 0x05, 0x9e, 0x77, 0x2b, 0xe0,
+};
+const size_t oauth_dummy_verifier_len = VERIFIER_LEN;
+
+static int derive(const char *secret, size_t len, const uint8_t *salt, unsigned log2n, unsigned r, unsigned p,
+                  uint8_t key[HASH_LEN])
+{
+    static const char empty[1] = "";
+
+    if (EVP_PBE_scrypt(secret ? secret : empty, len, salt, SALT_LEN, (uint64_t)1 << log2n, r, p, SCRYPT_MAXMEM,
+                       key, HASH_LEN) != 1)
+        return OAUTH_ERR_INTERNAL;
+    return OAUTH_OK;
+}
+
+int oauth_secret_hash(const char *secret, size_t len, unsigned log2n, uint8_t out[STOR_VERIFIER_MAX],
+                      uint32_t *out_len)
+{
+    uint8_t key[HASH_LEN];
+    int rc = OAUTH_ERR_INVAL;
+
+    if (out_len)
+        *out_len = 0;
+    if (!log2n)
+        log2n = OAUTH_SCRYPT_LOG2N;
+    if (!out || !out_len || (!secret && len) || len > OAUTH_SECRET_MAX || log2n < LOG2N_MIN || log2n > LOG2N_MAX)
+        goto out;
+    out[0] = VERIFIER_VERSION;
+    out[1] = (uint8_t)log2n;
+    out[2] = SCRYPT_R;
+    out[3] = SCRYPT_P;
+    rc = OAUTH_ERR_INTERNAL;
+    if (RAND_bytes(out + HDR_LEN, SALT_LEN) != 1)
+        goto out;
+    if ((rc = derive(secret, len, out + HDR_LEN, log2n, SCRYPT_R, SCRYPT_P, key)) != OAUTH_OK)
+        goto out;
+    memcpy(out + HDR_LEN + SALT_LEN, key, HASH_LEN);
+    *out_len = VERIFIER_LEN;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc != OAUTH_OK && out)
+        OPENSSL_cleanse(out, STOR_VERIFIER_MAX);
+    return rc;
+}
+
+static int verifier_ok(const uint8_t *v, size_t vlen)
+{
+    return v && vlen == VERIFIER_LEN && v[0] == VERIFIER_VERSION && v[1] >= LOG2N_MIN && v[1] <= LOG2N_MAX &&
+           v[2] >= 1 && v[2] <= R_MAX && v[3] >= 1 && v[3] <= P_MAX;
+}
+
+int oauth_secret_verify(const uint8_t *verifier, size_t vlen, const char *secret, size_t len)
+{
+    uint8_t key[HASH_LEN];
+    int rc = OAUTH_ERR_DENIED;
+
+    if (!verifier_ok(verifier, vlen) || (!secret && len) || len > OAUTH_SECRET_MAX)
+        goto out;
+    if (derive(secret, len, verifier + HDR_LEN, verifier[1], verifier[2], verifier[3], key) != OAUTH_OK)
+        goto out;
+    if (CRYPTO_memcmp(key, verifier + HDR_LEN + SALT_LEN, HASH_LEN) == 0)
+        rc = OAUTH_OK;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}

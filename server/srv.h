@@ -1,0 +1,64 @@
+/* srv.h - the composition root: configuration, process start-up, HTTP glue. Private to server/. */
+#ifndef SRV_H
+#define SRV_H
+
+#include <limits.h>
+#include <stddef.h>
+#include "csc.h"
+
+#define SRV_LISTEN_MAX 8
+#define SRV_STR 256
+
+typedef struct srv_config {
+    char file[PATH_MAX];              /* the configuration file itself */
+    unsigned environment;             /* CSC_ENV_PRODUCTION / CSC_ENV_TEST */
+    char listen[SRV_LISTEN_MAX][SRV_STR];
+    unsigned n_listen;
+    char tls_cert[PATH_MAX];
+    char tls_key[PATH_MAX];
+    unsigned plain_http;              /* test environment only */
+    unsigned http2;
+    unsigned threads;                 /* event loops */
+    unsigned workers;                 /* request worker threads */
+    unsigned request_timeout;         /* seconds */
+    char pkcs11_module[PATH_MAX];
+    char pkcs11_token[SRV_STR];
+    char pkcs11_pin_file[PATH_MAX];
+    char softhsm_conf[PATH_MAX];
+    unsigned pkcs11_sessions;
+    char lmdb_path[PATH_MAX];
+    size_t lmdb_map_size;
+    unsigned access_ttl, refresh_ttl, sad_ttl;
+    unsigned max_failures, lock_seconds;
+    size_t max_body;
+    unsigned max_hashes, max_json_depth;
+    char access_log[PATH_MAX];
+    char info_name[SRV_STR], info_logo[SRV_STR], info_region[SRV_STR], info_lang[SRV_STR];
+    char info_description[SRV_STR], info_specs[SRV_STR];
+    char ca_cert[PATH_MAX], ca_key[PATH_MAX], ca_chain[PATH_MAX];
+    unsigned cert_days;
+    char totp_issuer[SRV_STR];
+    unsigned scrypt_log2n;
+} srv_config_t;
+
+/* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
+int srv_config_load(const char *file, srv_config_t *cfg);
+
+/* The modules a process opens from a configuration. */
+typedef struct srv_modules {
+    stor_env_t *stor;
+    hsm_t *hsm;
+    oauth_t *oauth;
+    csc_t *csc;
+} srv_modules_t;
+
+enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2 };
+
+/* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
+int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m);
+void srv_modules_close(srv_modules_t *m);
+
+/* Run the HTTP server until SIGTERM/SIGINT. */
+int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);
+
+#endif

@@ -1,0 +1,239 @@
+/* srv_admin.c - csc-admin: the operators' tool (users, credentials). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/obj_mac.h>
+#include "srv.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: csc-admin -c CONFIG [--operator NAME] COMMAND ...\n"
+            "commands:\n"
+            "  init                                   create the database; check the HSM token\n"
+            "  user add NAME [--password-file FILE]   add a user (password from FILE or standard input);\n"
+            "                                         prints the otpauth:// URI of the user's TOTP secret\n"
+            "  credential create --user NAME [--id ID] [--key rsa2048|rsa3072|rsa4096|p256|p384|p521]\n"
+            "                    [--auth \"PIN AND OTP\"|PIN|OTP|\"PIN OR OTP\"] [--pin-file FILE]\n"
+            "                    [--scal 1|2] [--multisign N] [--description TEXT] [--cn NAME]\n"
+            "                                         key generated in the HSM, certificate from the CA;\n"
+            "                                         the PIN from FILE or standard input\n"
+            "  credential enable ID | credential disable ID\n"
+            "  list                                   users and their credentials\n");
+}
+
+/* A secret from a file or standard input: first line, without its newline. */
+static int read_secret(const char *file, const char *what, char *buf, size_t sz)
+{
+    FILE *f = file != NULL ? fopen(file, "r") : stdin;
+    if (f == NULL) {
+        fprintf(stderr, "csc-admin: cannot read %s from %s\n", what, file);
+        return -1;
+    }
+    if (file == NULL && isatty(fileno(stdin)))
+        fprintf(stderr, "%s: ", what);
+    int ok = fgets(buf, (int)sz, f) != NULL;
+    if (f != stdin)
+        fclose(f);
+    if (!ok) {
+        fprintf(stderr, "csc-admin: no %s given\n", what);
+        return -1;
+    }
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+static int parse_key(const char *s, hsm_keyspec_t *k)
+{
+    static const struct {
+        const char *name;
+        hsm_key_type_t type;
+        unsigned bits;
+        int nid;
+    } keys[] = {
+        {"rsa2048", HSM_KEY_RSA, 2048, 0},          {"rsa3072", HSM_KEY_RSA, 3072, 0},
+        {"rsa4096", HSM_KEY_RSA, 4096, 0},          {"p256", HSM_KEY_EC, 256, NID_X9_62_prime256v1},
+        {"p384", HSM_KEY_EC, 384, NID_secp384r1}, {"p521", HSM_KEY_EC, 521, NID_secp521r1},
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(s, keys[i].name) == 0) {
+            k->type = keys[i].type;
+            k->bits = keys[i].bits;
+            k->curve_nid = keys[i].nid;
+            return 0;
+        }
+    return -1;
+}
+
+static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
+{
+    const char *pwfile = NULL;
+    char pw[256], uri[512], b32[64], err[256];
+    if (argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[0];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
+            pwfile = argv[++i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
+        return 1;
+    int rc = csc_admin_user_add(a, name, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    OPENSSL_cleanse(pw, sizeof(pw));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("user %s added\ntotp_secret %s\notpauth %s\n", name, b32, uri);
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    return 0;
+}
+
+static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
+{
+    csc_cred_spec_t s = {.auth_expr = "PIN AND OTP", .scal = 2, .multisign = 1};
+    const char *pinfile = NULL;
+    char pin[64] = "", id[STOR_NAME_MAX + 1], err[512];
+
+    parse_key("rsa2048", &s.key);
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        if (strcmp(o, "--user") == 0) {
+            s.owner = v;
+        } else if (strcmp(o, "--id") == 0) {
+            s.id = v;
+        } else if (strcmp(o, "--key") == 0) {
+            if (parse_key(v, &s.key) != 0) {
+                fprintf(stderr, "csc-admin: unknown key type %s\n", v);
+                return 2;
+            }
+        } else if (strcmp(o, "--auth") == 0) {
+            s.auth_expr = v;
+        } else if (strcmp(o, "--pin-file") == 0) {
+            pinfile = v;
+        } else if (strcmp(o, "--scal") == 0) {
+            s.scal = (unsigned)strtoul(v, NULL, 10);
+        } else if (strcmp(o, "--multisign") == 0) {
+            s.multisign = (unsigned)strtoul(v, NULL, 10);
+        } else if (strcmp(o, "--description") == 0) {
+            s.description = v;
+        } else if (strcmp(o, "--cn") == 0) {
+            s.subject_cn = v;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (s.owner == NULL) {
+        fprintf(stderr, "csc-admin: --user is required\n");
+        return 2;
+    }
+    if (strstr(s.auth_expr, "PIN") != NULL) {
+        if (read_secret(pinfile, "PIN", pin, sizeof(pin)) != 0)
+            return 1;
+        s.pin = pin;
+    }
+    int rc = csc_admin_cred_create(a, &s, id, sizeof(id), err, sizeof(err));
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("credential %s created\n", id);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"operator", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *file = NULL, *op = getenv("USER");
+    int c;
+    while ((c = getopt_long(argc, argv, "+c:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            file = optarg;
+            break;
+        case 'o':
+            op = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    argc -= optind;
+    argv += optind;
+    if (file == NULL || argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    srv_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL || srv_config_load(file, cfg) != 0)
+        return 1;
+
+    const char *cmd = argv[0];
+    int need_hsm = strcmp(cmd, "init") == 0 || (strcmp(cmd, "credential") == 0 && argc > 1 &&
+                                                 strcmp(argv[1], "create") == 0);
+    srv_modules_t m;
+    if (srv_modules_open(cfg, need_hsm ? SRV_NEED_HSM : 0, &m) != 0)
+        return 1;
+    csc_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
+                   .days = cfg->cert_days};
+    csc_admin_t a = {
+        .stor = m.stor,
+        .hsm = m.hsm,
+        .ca = &ca,
+        .operator_name = op != NULL ? op : "unknown",
+        .scrypt_log2n = cfg->scrypt_log2n,
+        .issuer = cfg->totp_issuer,
+    };
+    char err[256];
+    int rc = 2;
+    if (strcmp(cmd, "init") == 0 && argc == 1) {
+        printf("database %s ready; token \"%s\" reachable (%u sessions)\n", cfg->lmdb_path, cfg->pkcs11_token,
+               hsm_sessions(m.hsm));
+        rc = 0;
+    } else if (strcmp(cmd, "user") == 0 && argc >= 2 && strcmp(argv[1], "add") == 0) {
+        rc = cmd_user_add(&a, argc - 2, argv + 2);
+    } else if (strcmp(cmd, "credential") == 0 && argc >= 2 && strcmp(argv[1], "create") == 0) {
+        rc = cmd_cred_create(&a, argc - 2, argv + 2);
+    } else if (strcmp(cmd, "credential") == 0 && argc == 3 &&
+               (strcmp(argv[1], "enable") == 0 || strcmp(argv[1], "disable") == 0)) {
+        int en = strcmp(argv[1], "enable") == 0;
+        rc = csc_admin_cred_set_enabled(&a, argv[2], en, err, sizeof(err)) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("credential %s %s\n", argv[2], en ? "enabled" : "disabled");
+        else
+            fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "list") == 0 && argc == 1) {
+        rc = csc_admin_list(&a, stdout) == 0 ? 0 : 1;
+    } else {
+        usage(stderr);
+    }
+    srv_modules_close(&m);
+    free(cfg);
+    return rc;
+}

@@ -1,0 +1,258 @@
+/*
+ * srv_config.c - the configuration file: "key = value" lines, '#' comments.
+ * One table row per key; unknown keys and bad values are refused with the
+ * file, line and key named. Relative paths are relative to the file's folder.
+ * docs/configuration.md documents every key.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "srv.h"
+
+typedef enum { T_STR, T_PATH, T_UINT, T_SIZE, T_BOOL, T_ENV, T_LISTEN } kind_t;
+
+typedef struct row {
+    const char *key;
+    kind_t kind;
+    size_t off;
+    size_t size;          /* buffer size for strings */
+    unsigned long long min, max;
+    const char *def;      /* default value, parsed like a file value; NULL = none */
+} row_t;
+
+#define O(f) offsetof(srv_config_t, f)
+#define S(f) sizeof(((srv_config_t *)0)->f)
+
+static const row_t rows[] = {
+    {"environment", T_ENV, O(environment), 0, 0, 0, NULL},
+    {"listen", T_LISTEN, 0, 0, 0, 0, NULL},
+    {"tls_cert", T_PATH, O(tls_cert), S(tls_cert), 0, 0, ""},
+    {"tls_key", T_PATH, O(tls_key), S(tls_key), 0, 0, ""},
+    {"plain_http", T_BOOL, O(plain_http), 0, 0, 1, "no"},
+    {"http2", T_BOOL, O(http2), 0, 0, 1, "no"},
+    {"threads", T_UINT, O(threads), 0, 1, 64, "1"},
+    {"workers", T_UINT, O(workers), 0, 1, 1024, "16"},
+    {"request_timeout", T_UINT, O(request_timeout), 0, 1, 3600, "30"},
+    {"pkcs11_module", T_PATH, O(pkcs11_module), S(pkcs11_module), 0, 0, NULL},
+    {"pkcs11_token", T_STR, O(pkcs11_token), 33, 0, 0, NULL},
+    {"pkcs11_pin_file", T_PATH, O(pkcs11_pin_file), S(pkcs11_pin_file), 0, 0, NULL},
+    {"pkcs11_sessions", T_UINT, O(pkcs11_sessions), 0, 1, 256, "4"},
+    {"softhsm_conf", T_PATH, O(softhsm_conf), S(softhsm_conf), 0, 0, ""},
+    {"lmdb_path", T_PATH, O(lmdb_path), S(lmdb_path), 0, 0, NULL},
+    {"lmdb_map_size", T_SIZE, O(lmdb_map_size), 0, 1ull << 20, 1ull << 40, "1G"},
+    {"access_ttl", T_UINT, O(access_ttl), 0, 60, 86400, "3600"},
+    {"refresh_ttl", T_UINT, O(refresh_ttl), 0, 60, 31536000, "2592000"},
+    {"sad_ttl", T_UINT, O(sad_ttl), 0, 10, 86400, "300"},
+    {"max_failures", T_UINT, O(max_failures), 0, 1, 100, "5"},
+    {"lock_seconds", T_UINT, O(lock_seconds), 0, 1, 604800, "900"},
+    {"max_body", T_SIZE, O(max_body), 0, 1024, 16ull << 20, "256K"},
+    {"max_hashes", T_UINT, O(max_hashes), 0, 1, STOR_DIGESTS_MAX, "1000"},
+    {"max_json_depth", T_UINT, O(max_json_depth), 0, 4, 64, "16"},
+    {"access_log", T_PATH, O(access_log), S(access_log), 0, 0, "-"},
+    {"info_name", T_STR, O(info_name), S(info_name), 0, 0, "CSC remote signing service"},
+    {"info_logo", T_STR, O(info_logo), S(info_logo), 0, 0, "https://localhost/logo.png"},
+    {"info_region", T_STR, O(info_region), 3, 0, 0, "JP"},
+    {"info_lang", T_STR, O(info_lang), 16, 0, 0, "en"},
+    {"info_description", T_STR, O(info_description), 200, 0, 0, "Remote signature service"},
+    {"info_specs", T_STR, O(info_specs), 16, 0, 0, "2.0.0.2"},
+    {"ca_cert", T_PATH, O(ca_cert), S(ca_cert), 0, 0, ""},
+    {"ca_key", T_PATH, O(ca_key), S(ca_key), 0, 0, ""},
+    {"ca_chain", T_PATH, O(ca_chain), S(ca_chain), 0, 0, ""},
+    {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
+    {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
+    {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
+};
+
+typedef struct ctx {
+    const char *file;
+    unsigned line;
+    char dir[PATH_MAX];
+} ctx_t;
+
+__attribute__((format(printf, 2, 3))) static int fail(const ctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s:%u: ", c->file, c->line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return -1;
+}
+
+static int parse_ull(const char *v, unsigned long long *out, int with_suffix)
+{
+    char *end;
+    if (!isdigit((unsigned char)v[0]))
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0)
+        return -1;
+    if (with_suffix && *end != '\0' && end[1] == '\0') {
+        int shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 : *end == 'G' || *end == 'g' ? 30 : -1;
+        if (shift < 0 || n > (~0ull >> shift))
+            return -1;
+        n <<= shift;
+        end++;
+    }
+    if (*end != '\0')
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int set_value(const ctx_t *c, srv_config_t *cfg, const row_t *r, const char *v)
+{
+    char *base = (char *)cfg;
+    unsigned long long n;
+
+    switch (r->kind) {
+    case T_STR:
+        if (strlen(v) >= r->size)
+            return fail(c, "%s: value longer than %zu characters", r->key, r->size - 1);
+        memcpy(base + r->off, v, strlen(v) + 1);
+        return 0;
+    case T_PATH: {
+        char buf[PATH_MAX];
+        int len = v[0] == '/' || v[0] == '\0' || strcmp(v, "-") == 0 ? snprintf(buf, sizeof(buf), "%s", v)
+                                                                     : snprintf(buf, sizeof(buf), "%s/%s", c->dir, v);
+        if (len < 0 || (size_t)len >= r->size)
+            return fail(c, "%s: path too long", r->key);
+        memcpy(base + r->off, buf, (size_t)len + 1);
+        return 0;
+    }
+    case T_UINT:
+    case T_SIZE:
+        if (parse_ull(v, &n, r->kind == T_SIZE) != 0 || n < r->min || n > r->max)
+            return fail(c, "%s: expected a number from %llu to %llu%s, got \"%s\"", r->key, r->min, r->max,
+                        r->kind == T_SIZE ? " (suffix K, M or G allowed)" : "", v);
+        if (r->kind == T_UINT)
+            *(unsigned *)(base + r->off) = (unsigned)n;
+        else
+            *(size_t *)(base + r->off) = (size_t)n;
+        return 0;
+    case T_BOOL:
+        if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0)
+            *(unsigned *)(base + r->off) = 1;
+        else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 || strcmp(v, "off") == 0)
+            *(unsigned *)(base + r->off) = 0;
+        else
+            return fail(c, "%s: expected yes or no, got \"%s\"", r->key, v);
+        return 0;
+    case T_ENV:
+        if (strcmp(v, "production") == 0)
+            cfg->environment = CSC_ENV_PRODUCTION;
+        else if (strcmp(v, "test") == 0)
+            cfg->environment = CSC_ENV_TEST;
+        else
+            return fail(c, "environment: expected production or test, got \"%s\"", v);
+        return 0;
+    case T_LISTEN:
+        if (cfg->n_listen == SRV_LISTEN_MAX)
+            return fail(c, "listen: at most %d addresses", SRV_LISTEN_MAX);
+        if (strlen(v) >= SRV_STR || strrchr(v, ':') == NULL)
+            return fail(c, "listen: expected HOST:PORT, got \"%s\"", v);
+        snprintf(cfg->listen[cfg->n_listen++], SRV_STR, "%s", v);
+        return 0;
+    }
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int check_required(const ctx_t *c, const srv_config_t *cfg, const unsigned char *seen)
+{
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (!seen[i] && rows[i].def == NULL && rows[i].kind != T_LISTEN)
+            return fail(c, "missing required key %s", rows[i].key);
+    if (cfg->n_listen == 0)
+        return fail(c, "missing required key listen");
+    if (cfg->plain_http && cfg->environment != CSC_ENV_TEST)
+        return fail(c, "plain_http: allowed only with environment = test");
+    if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))
+        return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
+    if (cfg->max_body > 16u << 20)
+        return fail(c, "max_body: at most 16M");
+    return 0;
+}
+
+int srv_config_load(const char *file, srv_config_t *cfg)
+{
+    ctx_t c = {.file = file, .line = 0};
+    unsigned char seen[sizeof(rows) / sizeof(rows[0])] = {0};
+    char line[4096];
+    int rc = -1;
+
+    memset(cfg, 0, sizeof(*cfg));
+    FILE *f = fopen(file, "r");
+    if (f == NULL) {
+        fprintf(stderr, "%s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    char tmp[PATH_MAX];
+    if (realpath(file, tmp) == NULL)
+        snprintf(tmp, sizeof(tmp), "%s", file);
+    snprintf(cfg->file, sizeof(cfg->file), "%s", tmp);
+    snprintf(c.dir, sizeof(c.dir), "%s", dirname(tmp));
+
+    /* Defaults first, so that a file only says what differs. */
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (rows[i].def != NULL && set_value(&c, cfg, &rows[i], rows[i].def) != 0)
+            goto out;
+    cfg->environment = 0;
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        c.line++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            fail(&c, "line too long");
+            goto out;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            fail(&c, "expected key = value");
+            goto out;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        size_t i;
+        for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+            if (strcmp(rows[i].key, key) == 0)
+                break;
+        if (i == sizeof(rows) / sizeof(rows[0])) {
+            fail(&c, "unknown key \"%s\"", key);
+            goto out;
+        }
+        if (seen[i] && rows[i].kind != T_LISTEN) {
+            fail(&c, "%s given twice", key);
+            goto out;
+        }
+        seen[i] = 1;
+        if (set_value(&c, cfg, &rows[i], val) != 0)
+            goto out;
+    }
+    if (cfg->environment == 0) {
+        fail(&c, "missing required key environment (production or test)");
+        goto out;
+    }
+    rc = check_required(&c, cfg, seen);
+out:
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,550 @@
+/*
+ * srv_http.c - h2o glue: event loops, TLS, the hand-off to workers, access log.
+ *
+ * Each event-loop thread owns an h2o context and accepts on the shared
+ * listening sockets. A request is copied into a job and queued to a pool of
+ * worker threads that run csc_handle() (which may block on storage commits and
+ * the HSM); the reply comes back to the loop through h2o's multithread queue.
+ * So no loop ever waits for an HSM operation, and a slow signature delays only
+ * its own request.
+ *
+ * HTTP/2 stream cancellation disposes the request's memory pool while its job
+ * runs; a shared slot in that pool clears job->req when that happens
+ * (stack-notes sec. 2).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <h2o.h>
+#include "srv.h"
+
+#define QUEUE_PER_WORKER 64 /* queued jobs per worker before the server answers 503 */
+
+typedef struct loop loop_t;
+
+typedef struct job {
+    h2o_multithread_message_t msg; /* first: the queue hands back this pointer */
+    struct job *next;
+    loop_t *loop;
+    h2o_req_t *req;                /* NULL once the client's stream is gone */
+    struct job **guard;
+    csc_call_t call;
+    char client[INET6_ADDRSTRLEN];
+    char *data;                    /* copies of path, headers and body */
+    size_t data_len;
+    csc_reply_t reply;
+} job_t;
+
+struct loop {
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept;
+    h2o_multithread_receiver_t done;
+    h2o_socket_t *listeners[SRV_LISTEN_MAX];
+    size_t n_listeners;
+    size_t inflight;
+    pthread_t tid;
+};
+
+typedef struct server {
+    const srv_config_t *cfg;
+    srv_modules_t *mods;
+    h2o_globalconf_t globalconf;
+    SSL_CTX *ssl_ctx;
+    int fds[SRV_LISTEN_MAX];
+    size_t n_fds;
+    loop_t *loops;
+    FILE *access_log;
+    /* worker pool */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job_t *head, *tail;
+    size_t queued, queue_max;
+    int stopping;
+    pthread_t *workers;
+    volatile sig_atomic_t stop;
+} server_t;
+
+static server_t srv;
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&srv.mu);
+        while (srv.head == NULL && !srv.stopping)
+            pthread_cond_wait(&srv.cv, &srv.mu);
+        job_t *j = srv.head;
+        if (j == NULL) {
+            pthread_mutex_unlock(&srv.mu);
+            return NULL;
+        }
+        srv.head = j->next;
+        if (srv.head == NULL)
+            srv.tail = NULL;
+        srv.queued--;
+        pthread_mutex_unlock(&srv.mu);
+
+        csc_handle(srv.mods->csc, &j->call, &j->reply);
+        /* The request (body with PINs, headers with tokens) is no longer needed. */
+        OPENSSL_cleanse(j->data, j->data_len);
+        h2o_multithread_send_message(&j->loop->done, &j->msg);
+    }
+}
+
+static int enqueue(job_t *j)
+{
+    pthread_mutex_lock(&srv.mu);
+    if (srv.queued >= srv.queue_max) {
+        pthread_mutex_unlock(&srv.mu);
+        return -1;
+    }
+    j->next = NULL;
+    if (srv.tail != NULL)
+        srv.tail->next = j;
+    else
+        srv.head = j;
+    srv.tail = j;
+    srv.queued++;
+    pthread_cond_signal(&srv.cv);
+    pthread_mutex_unlock(&srv.mu);
+    return 0;
+}
+
+static void job_free(job_t *j)
+{
+    if (j->data != NULL) {
+        OPENSSL_cleanse(j->data, j->data_len);
+        free(j->data);
+    }
+    if (j->reply.body != NULL)
+        OPENSSL_cleanse(j->reply.body, j->reply.body_len); /* may hold tokens and SADs */
+    csc_reply_free(&j->reply);
+    free(j);
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+static void send_reply(h2o_req_t *req, const csc_reply_t *r)
+{
+    req->res.status = r->status;
+    req->res.reason = reason(r->status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
+                          H2O_STRLIT("nosniff"));
+    if (r->www_authenticate != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, r->www_authenticate,
+                       strlen(r->www_authenticate));
+    if (r->status == 405)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+    if (r->body == NULL) {
+        req->res.content_length = SIZE_MAX;
+        h2o_send_inline(req, "", 0);
+        return;
+    }
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    req->res.content_length = r->body_len;
+    h2o_send_inline(req, r->body, r->body_len);
+}
+
+static void send_error_now(h2o_req_t *req, int status, const char *error, const char *desc)
+{
+    csc_reply_t r;
+    csc_reply_error(&r, status, error, desc);
+    send_reply(req, &r);
+    csc_reply_free(&r);
+}
+
+static void on_done(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
+{
+    loop_t *l = H2O_STRUCT_FROM_MEMBER(loop_t, done, recv);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        job_t *j = (job_t *)m;
+        if (j->req != NULL) {
+            *j->guard = NULL;
+            send_reply(j->req, &j->reply);
+        }
+        l->inflight--;
+        job_free(j);
+    }
+}
+
+static void on_req_dispose(void *p)
+{
+    job_t **slot = p;
+    if (*slot != NULL)
+        (*slot)->req = NULL;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static void peer_name(h2o_req_t *req, char *buf, size_t sz)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    buf[0] = '\0';
+    if (len == 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)sz);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)sz);
+}
+
+static h2o_iovec_t header(h2o_req_t *req, const h2o_token_t *tok)
+{
+    ssize_t i = h2o_find_header(&req->headers, tok, -1);
+    return i >= 0 ? req->headers.entries[i].value : h2o_iovec_init(NULL, 0);
+}
+
+/* Copy everything the worker needs: the request's pool may vanish under it. */
+static job_t *job_new(loop_t *l, h2o_req_t *req)
+{
+    h2o_iovec_t auth = header(req, H2O_TOKEN_AUTHORIZATION), ctype = header(req, H2O_TOKEN_CONTENT_TYPE);
+    h2o_iovec_t body = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0);
+    size_t total = req->method.len + req->path_normalized.len + auth.len + ctype.len + body.len;
+    job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL || (j->data = malloc(total + 1)) == NULL) {
+        free(j);
+        return NULL;
+    }
+    char *p = j->data;
+#define TAKE(dst, dlen, iov)                                                                                           \
+    do {                                                                                                               \
+        if ((iov).len > 0)                                                                                             \
+            memcpy(p, (iov).base, (iov).len);                                                                          \
+        dst = p;                                                                                                       \
+        dlen = (iov).len;                                                                                              \
+        p += (iov).len;                                                                                                \
+    } while (0)
+    TAKE(j->call.http_method, j->call.http_method_len, req->method);
+    TAKE(j->call.path, j->call.path_len, req->path_normalized);
+    TAKE(j->call.authorization, j->call.authorization_len, auth);
+    TAKE(j->call.content_type, j->call.content_type_len, ctype);
+    const char *b;
+    TAKE(b, j->call.body_len, body);
+    j->call.body = (const uint8_t *)b;
+#undef TAKE
+    if (auth.base == NULL)
+        j->call.authorization = NULL;
+    if (ctype.base == NULL)
+        j->call.content_type = NULL;
+    j->data_len = total;
+    peer_name(req, j->client, sizeof(j->client));
+    j->call.client = j->client;
+    j->loop = l;
+    j->req = req;
+    return j;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    loop_t *l = H2O_STRUCT_FROM_MEMBER(loop_t, ctx, req->conn->ctx);
+
+    if (!csc_is_api_path(req->path_normalized.base, req->path_normalized.len)) {
+        send_error_now(req, 404, "invalid_request", "Unknown path");
+        return 0;
+    }
+    job_t *j = job_new(l, req);
+    if (j == NULL) {
+        send_error_now(req, 503, "temporarily_unavailable", "Out of memory");
+        return 0;
+    }
+    job_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_req_dispose);
+    *slot = j;
+    j->guard = slot;
+    if (enqueue(j) != 0) {
+        *slot = NULL;
+        job_free(j);
+        send_error_now(req, 503, "temporarily_unavailable", "The service is overloaded; try again later");
+        return 0;
+    }
+    l->inflight++;
+    return 0;
+}
+
+/* ---- h2o's own error pages become CSC JSON (e.g. 413 for an oversized body) ------- */
+
+typedef struct errjson {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+} errjson_t;
+
+static void errjson_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t cnt, h2o_send_state_t state)
+{
+    errjson_t *e = (errjson_t *)self;
+    if (h2o_send_state_is_in_progress(state))
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+    else
+        h2o_ostream_send_next(self, req, &e->body, 1, state);
+}
+
+static void errjson_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->res.status >= 400 && i >= 0 &&
+        h2o_memis(req->res.headers.entries[i].value.base, 10, H2O_STRLIT("text/plain")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        csc_reply_t r;
+        const char *code = req->res.status >= 500 ? "server_error" : "invalid_request";
+        csc_reply_error(&r, req->res.status, code, req->res.reason != NULL ? req->res.reason : "Error");
+        errjson_t *e = (errjson_t *)h2o_add_ostream(req, sizeof(*e), slot);
+        e->super.do_send = errjson_send;
+        e->body = h2o_strdup(&req->pool, r.body, r.body_len);
+        req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+        req->res.content_length = r.body_len;
+        csc_reply_free(&r);
+        slot = &e->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- access log: one line per request, never a header or a body ---------------- */
+
+static void log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    char peer[INET6_ADDRSTRLEN], when[32];
+    struct timeval now;
+    struct tm tm;
+    if (srv.access_log == NULL)
+        return;
+    gettimeofday(&now, NULL);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    peer_name(req, peer, sizeof(peer));
+    double ms = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
+                (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e3;
+    /* path_normalized has no query string; cut it so that a client cannot forge log lines */
+    size_t plen = req->path_normalized.len > 128 ? 128 : req->path_normalized.len;
+    char path[129];
+    for (size_t k = 0; k < plen; k++) {
+        char ch = req->path_normalized.base[k];
+        path[k] = ch > ' ' && ch < 0x7f && ch != '"' ? ch : '?';
+    }
+    path[plen] = '\0';
+    fprintf(srv.access_log, "%s %s \"%.*s %s\" HTTP/%d.%d %d %zu %.1fms\n", when, peer[0] ? peer : "-",
+            (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base, path, req->version >> 8,
+            req->version & 0xff, req->res.status, req->bytes_sent, ms);
+}
+
+/* ---- sockets and TLS ---------------------------------------------------------------- */
+
+static int open_listener(const char *addr)
+{
+    char host[SRV_STR];
+    const char *colon = strrchr(addr, ':');
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= sizeof(host))
+        return -1;
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    if (host[0] == '[' && hlen >= 2 && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        fprintf(stderr, "listen %s: %s\n", addr, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        fprintf(stderr, "listen %s: %s\n", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static SSL_CTX *tls_ctx(const srv_config_t *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* TLS 1.2: forward secrecy and AEAD only; TLS 1.3 suites are all fine. */
+    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "TLS certificate %s / key %s: ", cfg->tls_cert, cfg->tls_key);
+        ERR_print_errors_fp(stderr);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    /* HTTP/2 only when asked for: h2o 2.2.5 predates the rapid-reset fix (CVE-2023-44487). */
+    if (cfg->http2)
+        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+        return;
+    h2o_accept(listener->data, sock);
+}
+
+static void *loop_main(void *arg)
+{
+    loop_t *l = arg;
+    h2o_context_init(&l->ctx, h2o_evloop_create(), &srv.globalconf);
+    h2o_multithread_register_receiver(l->ctx.queue, &l->done, on_done);
+    l->accept.ctx = &l->ctx;
+    l->accept.hosts = srv.globalconf.hosts;
+    l->accept.ssl_ctx = srv.ssl_ctx;
+    for (size_t i = 0; i < srv.n_fds; i++) {
+        int fd = dup(srv.fds[i]);
+        h2o_socket_t *s = h2o_evloop_socket_create(l->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        s->data = &l->accept;
+        h2o_socket_read_start(s, on_accept);
+        l->listeners[l->n_listeners++] = s;
+    }
+    while (!srv.stop)
+        h2o_evloop_run(l->ctx.loop, INT32_MAX);
+    /* Stop accepting; finish what the workers still have (at most request_timeout). */
+    for (size_t i = 0; i < l->n_listeners; i++) {
+        h2o_socket_read_stop(l->listeners[i]);
+        h2o_socket_close(l->listeners[i]);
+    }
+    time_t deadline = time(NULL) + (time_t)srv.cfg->request_timeout;
+    while (l->inflight > 0 && time(NULL) < deadline)
+        h2o_evloop_run(l->ctx.loop, 100);
+    return NULL;
+}
+
+static void setup_globalconf(const srv_config_t *cfg)
+{
+    h2o_config_init(&srv.globalconf);
+    srv.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("csc-server"));
+    srv.globalconf.max_request_entity_size = cfg->max_body;
+    srv.globalconf.http1.upgrade_to_http2 = cfg->http2 ? 1 : 0;
+    srv.globalconf.http1.req_timeout = (uint64_t)cfg->request_timeout * 1000;
+    srv.globalconf.http2.idle_timeout = (uint64_t)cfg->request_timeout * 1000;
+    h2o_hostconf_t *host = h2o_config_register_host(&srv.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(path, sizeof(*h));
+    h->on_req = on_req;
+    h2o_pathconf_t *confs[] = {path, &host->fallback_path};
+    for (size_t i = 0; i < 2; i++) {
+        h2o_filter_t *f = h2o_create_filter(confs[i], sizeof(*f));
+        f->on_setup_ostream = errjson_setup;
+        h2o_logger_t *lg = h2o_create_logger(confs[i], sizeof(*lg));
+        lg->log_access = log_access;
+    }
+}
+
+int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
+{
+    sigset_t sigs;
+    int rc = -1, sig;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = cfg;
+    srv.mods = m;
+    pthread_mutex_init(&srv.mu, NULL);
+    pthread_cond_init(&srv.cv, NULL);
+    srv.queue_max = (size_t)cfg->workers * QUEUE_PER_WORKER;
+
+    if (strcmp(cfg->access_log, "-") == 0) {
+        srv.access_log = stdout;
+    } else if ((srv.access_log = fopen(cfg->access_log, "a")) == NULL) {
+        fprintf(stderr, "access_log %s: %s\n", cfg->access_log, strerror(errno));
+        return -1;
+    }
+    setvbuf(srv.access_log, NULL, _IOLBF, 0);
+    if (!cfg->plain_http && (srv.ssl_ctx = tls_ctx(cfg)) == NULL)
+        goto out;
+    for (unsigned i = 0; i < cfg->n_listen; i++) {
+        if ((srv.fds[srv.n_fds] = open_listener(cfg->listen[i])) < 0)
+            goto out;
+        srv.n_fds++;
+    }
+    setup_globalconf(cfg);
+
+    /* Signals go to this thread only; the others never see them. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    srv.workers = calloc(cfg->workers, sizeof(*srv.workers));
+    srv.loops = calloc(cfg->threads, sizeof(*srv.loops));
+    if (srv.workers == NULL || srv.loops == NULL)
+        goto out;
+    for (unsigned i = 0; i < cfg->workers; i++)
+        pthread_create(&srv.workers[i], NULL, worker_main, NULL);
+    for (unsigned i = 0; i < cfg->threads; i++)
+        pthread_create(&srv.loops[i].tid, NULL, loop_main, &srv.loops[i]);
+
+    fprintf(stderr, "csc-server: %s environment, listening on", cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test");
+    for (unsigned i = 0; i < cfg->n_listen; i++)
+        fprintf(stderr, " %s://%s", cfg->plain_http ? "http" : "https", cfg->listen[i]);
+    fprintf(stderr, " (%u loops, %u workers, %u HSM sessions%s)\n", cfg->threads, cfg->workers, hsm_sessions(m->hsm),
+            cfg->http2 ? ", HTTP/2 enabled" : "");
+
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "csc-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv.stop = 1;
+    for (unsigned i = 0; i < cfg->threads; i++)
+        h2o_multithread_send_message(&srv.loops[i].done, NULL);
+    for (unsigned i = 0; i < cfg->threads; i++)
+        pthread_join(srv.loops[i].tid, NULL);
+    pthread_mutex_lock(&srv.mu);
+    srv.stopping = 1;
+    pthread_cond_broadcast(&srv.cv);
+    pthread_mutex_unlock(&srv.mu);
+    for (unsigned i = 0; i < cfg->workers; i++)
+        pthread_join(srv.workers[i], NULL);
+    rc = 0;
+out:
+    for (size_t i = 0; i < srv.n_fds; i++)
+        close(srv.fds[i]);
+    free(srv.workers);
+    free(srv.loops);
+    SSL_CTX_free(srv.ssl_ctx);
+    if (srv.access_log != NULL && srv.access_log != stdout)
+        fclose(srv.access_log);
+    return rc;
+}

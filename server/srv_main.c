@@ -1,0 +1,56 @@
+/* srv_main.c - csc-server: the CSC API v2 remote signing server. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "srv.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: csc-server -c CONFIG [-t]\n"
+               "  -c CONFIG  configuration file (see docs/configuration.md)\n"
+               "  -t         check the configuration and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *file = NULL;
+    int check_only = 0, opt;
+    srv_config_t *cfg = calloc(1, sizeof(*cfg));
+    srv_modules_t m;
+
+    if (cfg == NULL)
+        return 1;
+    while ((opt = getopt(argc, argv, "c:th")) != -1) {
+        switch (opt) {
+        case 'c':
+            file = optarg;
+            break;
+        case 't':
+            check_only = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (file == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (srv_config_load(file, cfg) != 0)
+        return 1;
+    if (check_only) {
+        printf("%s: configuration OK\n", file);
+        return 0;
+    }
+    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0)
+        return 1;
+    int rc = srv_http_run(cfg, &m);
+    srv_modules_close(&m);
+    free(cfg);
+    return rc == 0 ? 0 : 1;
+}

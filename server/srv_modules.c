@@ -1,0 +1,101 @@
+/* srv_modules.c - open the lower modules from a configuration (shared by csc-server and csc-admin). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <openssl/crypto.h>
+#include "srv.h"
+
+/* The token PIN comes from a file readable by the service only; it is wiped once the HSM has its copy. */
+static int read_pin(const char *path, char *pin, size_t sz)
+{
+    struct stat st;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "pkcs11_pin_file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+        fprintf(stderr, "warning: pkcs11_pin_file %s is readable by group or others\n", path);
+    int ok = fgets(pin, (int)sz, f) != NULL;
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "pkcs11_pin_file %s: empty\n", path);
+        return -1;
+    }
+    pin[strcspn(pin, "\r\n")] = '\0';
+    return 0;
+}
+
+int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size};
+    int rc = stor_open(&sc, &m->stor);
+    if (rc != STOR_OK) {
+        fprintf(stderr, "storage %s: %s\n", cfg->lmdb_path, stor_strerror(rc));
+        goto fail;
+    }
+    oauth_config_t oc = {
+        .stor = m->stor,
+        .access_ttl = cfg->access_ttl,
+        .refresh_ttl = cfg->refresh_ttl,
+        .sad_ttl = cfg->sad_ttl,
+        .max_failures = cfg->max_failures,
+        .lock_seconds = cfg->lock_seconds,
+    };
+    if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
+        fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
+        goto fail;
+    }
+    if (need & (SRV_NEED_HSM | SRV_NEED_CSC)) {
+        char pin[256];
+        if (cfg->softhsm_conf[0] != '\0')
+            setenv("SOFTHSM2_CONF", cfg->softhsm_conf, 1);
+        if (read_pin(cfg->pkcs11_pin_file, pin, sizeof(pin)) != 0)
+            goto fail;
+        hsm_config_t hc = {
+            .module = cfg->pkcs11_module,
+            .token_label = cfg->pkcs11_token,
+            .pin = pin,
+            .sessions = cfg->pkcs11_sessions,
+        };
+        rc = hsm_open(&hc, &m->hsm);
+        OPENSSL_cleanse(pin, sizeof(pin));
+        if (rc != HSM_OK) {
+            fprintf(stderr, "pkcs11 module %s token \"%s\": %s\n", cfg->pkcs11_module, cfg->pkcs11_token,
+                    hsm_strerror(rc));
+            goto fail;
+        }
+    }
+    if (need & SRV_NEED_CSC) {
+        csc_config_t cc = {
+            .name = cfg->info_name,
+            .logo = cfg->info_logo,
+            .region = cfg->info_region,
+            .lang = cfg->info_lang,
+            .description = cfg->info_description,
+            .specs = cfg->info_specs,
+            .environment = (csc_env_t)cfg->environment,
+            .max_body = cfg->max_body,
+            .max_hashes = cfg->max_hashes,
+            .max_depth = cfg->max_json_depth,
+        };
+        if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    srv_modules_close(m);
+    return -1;
+}
+
+void srv_modules_close(srv_modules_t *m)
+{
+    csc_free(m->csc);
+    oauth_free(m->oauth);
+    hsm_close(m->hsm);
+    stor_close(m->stor);
+    memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,260 @@
+/*
+ * stor.h - durable state of the signing service, kept in LMDB.
+ *
+ * Users, credentials, access/refresh tokens, SADs and the audit log live in one
+ * LMDB environment. Reads run in short read-only transactions on the calling
+ * thread. Writes are group-committed: stor_write() hands a callback to the one
+ * writer thread, which runs the callbacks of every waiting caller inside one
+ * write transaction (each in a nested transaction of its own, so a callback
+ * that fails leaves no trace) and commits them with a single fsync. stor_write()
+ * returns only after the commit is durable: nothing acknowledged is lost on a
+ * crash.
+ *
+ * Records are plain C structs here; the on-disk encoding is private to the
+ * module (tagged, versioned fields), so fields can be added later.
+ *
+ * Thread-safety: every function may be called from any thread, except the
+ * stor_txn_* accessors, which are valid only inside a stor_write() or
+ * stor_read() callback, on the thread that runs it.
+ *
+ * Secrets: tokens and SADs are stored only as SHA-256 hashes of their values.
+ * Password and PIN verifiers are opaque byte strings produced by oauth/.
+ */
+#ifndef STOR_H
+#define STOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum {
+    STOR_OK = 0,
+    STOR_ERR_NOTFOUND = -1, /**< no such record */
+    STOR_ERR_EXISTS = -2,   /**< insert of a key that is present */
+    STOR_ERR_IO = -3,       /**< LMDB or file-system failure */
+    STOR_ERR_FULL = -4,     /**< the map is full */
+    STOR_ERR_CORRUPT = -5,  /**< a record could not be decoded */
+    STOR_ERR_INVAL = -6,    /**< bad argument (over-long name, ...) */
+    STOR_ERR_NOMEM = -7,
+    STOR_ERR_CLOSED = -8,   /**< the environment is shutting down */
+};
+/* Callbacks passed to stor_write()/stor_read() may return any other negative
+ * value of their own (e.g. an oauth error); it is handed back unchanged. */
+
+/** @return a static description of a STOR_* code. */
+const char *stor_strerror(int rc);
+
+/* ---- limits ------------------------------------------------------------ */
+
+#define STOR_NAME_MAX 64       /**< user names, credential ids (bytes, without NUL) */
+#define STOR_DESC_MAX 255      /**< descriptions */
+#define STOR_VERIFIER_MAX 128  /**< encoded password / PIN verifier */
+#define STOR_KEYID_MAX 32      /**< HSM object id (CKA_ID) */
+#define STOR_TOTP_MAX 64       /**< raw TOTP secret */
+#define STOR_EXPR_MAX 64       /**< auth expression, e.g. "PIN AND OTP" */
+#define STOR_OID_MAX 40        /**< dotted OID text */
+#define STOR_CERTS_MAX 16384   /**< concatenated DER certificates of a credential */
+#define STOR_DIGESTS_MAX 1024  /**< digests bound to one SAD */
+#define STOR_DIGEST_LEN_MAX 64
+
+/* ---- environment ------------------------------------------------------- */
+
+typedef struct stor_env stor_env_t;
+
+typedef struct stor_config {
+    const char *path;   /**< directory holding data.mdb (created if missing) */
+    size_t map_size;    /**< LMDB map size in bytes; 0 = 1 GiB */
+    unsigned max_readers; /**< 0 = 256 */
+} stor_config_t;
+
+/**
+ * Open (creating if needed) the environment and start its writer thread.
+ * @param[in] cfg settings; cfg->path must exist or be creatable.
+ * @param[out] out the environment, NULL on failure.
+ * @return STOR_OK or a STOR_ERR_* code (STOR_ERR_CORRUPT if the environment has another schema version).
+ * @note Never open the same path twice in one process. Not fork-safe: open after forking.
+ * @note Every process opening the same path should use the same map_size.
+ */
+int stor_open(const stor_config_t *cfg, stor_env_t **out);
+
+/** Stop the writer (after finishing queued writes) and close. NULL is allowed. */
+void stor_close(stor_env_t *env);
+
+/* ---- records ----------------------------------------------------------- */
+
+typedef enum { STOR_USER_ACTIVE = 1, STOR_USER_SUSPENDED = 2, STOR_USER_TERMINATED = 3 } stor_user_status_t;
+
+typedef struct stor_user {
+    char name[STOR_NAME_MAX + 1];         /**< key; unique login name */
+    uint32_t status;                      /**< stor_user_status_t */
+    uint8_t pw_verifier[STOR_VERIFIER_MAX]; /**< opaque, from oauth_secret_hash() */
+    uint32_t pw_verifier_len;
+    uint8_t totp_secret[STOR_TOTP_MAX];   /**< raw RFC 6238 secret; empty = no TOTP */
+    uint32_t totp_secret_len;
+    int64_t totp_last_step;               /**< last accepted time step (replay guard) */
+    uint32_t failed_logins;               /**< consecutive failed password logins */
+    int64_t locked_until;                 /**< unix seconds; 0 = not locked */
+    int64_t created_at;
+} stor_user_t;
+
+typedef enum { STOR_CRED_ENABLED = 1, STOR_CRED_DISABLED = 2 } stor_cred_status_t;
+typedef enum { STOR_AUTH_EXPLICIT = 1, STOR_AUTH_OAUTH2CODE = 2 } stor_auth_mode_t;
+typedef enum { STOR_KEY_RSA = 1, STOR_KEY_EC = 2 } stor_key_type_t;
+
+typedef struct stor_cred {
+    char id[STOR_NAME_MAX + 1];           /**< key; the CSC credentialID */
+    char owner[STOR_NAME_MAX + 1];        /**< user name of the key owner */
+    uint32_t status;                      /**< stor_cred_status_t */
+    char description[STOR_DESC_MAX + 1];
+    uint8_t key_id[STOR_KEYID_MAX];       /**< CKA_ID of the key pair in the HSM */
+    uint32_t key_id_len;
+    uint32_t key_type;                    /**< stor_key_type_t */
+    uint32_t key_bits;
+    char key_curve[STOR_OID_MAX + 1];     /**< curve OID for EC keys, else "" */
+    uint32_t auth_mode;                   /**< stor_auth_mode_t */
+    char auth_expr[STOR_EXPR_MAX + 1];    /**< over object ids "PIN", "OTP" */
+    uint8_t pin_verifier[STOR_VERIFIER_MAX]; /**< empty = no PIN object */
+    uint32_t pin_verifier_len;
+    uint32_t failed_auths;                /**< consecutive failed authorizations */
+    int64_t locked_until;
+    uint32_t scal;                        /**< 1 or 2 */
+    uint32_t multisign;                   /**< >= 1 */
+    uint8_t certs[STOR_CERTS_MAX];        /**< DER certificates, end entity first, concatenated */
+    uint32_t certs_len;
+    int64_t created_at;
+} stor_cred_t;
+
+typedef enum { STOR_TOKEN_ACCESS = 1, STOR_TOKEN_REFRESH = 2 } stor_token_kind_t;
+typedef enum { STOR_SCOPE_SERVICE = 1, STOR_SCOPE_CREDENTIAL = 2 } stor_scope_t;
+
+typedef struct stor_token {
+    uint8_t hash[32];                     /**< key: SHA-256 of the token value */
+    uint32_t kind;                        /**< stor_token_kind_t */
+    uint32_t scope;                       /**< stor_scope_t */
+    char user[STOR_NAME_MAX + 1];
+    uint8_t grant[16];                    /**< grant id shared by a refresh token and its access tokens */
+    int64_t issued_at;
+    int64_t expires_at;                   /**< unix seconds */
+    uint32_t revoked;
+} stor_token_t;
+
+typedef struct stor_sad {
+    uint8_t hash[32];                     /**< key: SHA-256 of the SAD value */
+    char user[STOR_NAME_MAX + 1];
+    char cred[STOR_NAME_MAX + 1];
+    uint32_t remaining;                   /**< signatures still allowed */
+    int64_t expires_at;
+    char hash_alg[STOR_OID_MAX + 1];      /**< OID of the bound digests, "" if none */
+    uint32_t digest_len;                  /**< length of each bound digest */
+    uint32_t n_digests;                   /**< 0 = not bound to digests */
+    uint8_t digests[STOR_DIGESTS_MAX * STOR_DIGEST_LEN_MAX];
+} stor_sad_t;
+
+/* ---- audit ------------------------------------------------------------- */
+
+/** Closed list of audited events. Values are stored: never renumber. */
+typedef enum {
+    STOR_EV_LOGIN = 1,          /**< auth/login (password or refresh token) */
+    STOR_EV_TOKEN_REVOKE = 2,
+    STOR_EV_AUTHORIZE = 3,      /**< credentials/authorize (SAD issued or refused) */
+    STOR_EV_SIGN = 4,           /**< signatures/signHash decision */
+    STOR_EV_SIGN_RESULT = 5,    /**< HSM outcome after an approved SIGN */
+    STOR_EV_ADMIN = 6,          /**< csc-admin change */
+    STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
+} stor_event_t;
+
+typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;
+
+typedef struct stor_audit {
+    uint64_t seq;                         /**< assigned by stor_txn_audit_append(); 1, 2, ... */
+    int64_t time_ms;                      /**< assigned if 0 */
+    uint32_t event;                       /**< stor_event_t */
+    uint32_t result;                      /**< stor_result_t */
+    char user[STOR_NAME_MAX + 1];
+    char cred[STOR_NAME_MAX + 1];
+    char client[64];                      /**< client address or OAuth client id */
+    uint8_t authz_ref[16];                /**< first 16 bytes of the SHA-256 of the SAD/token hash: a reference, never the value */
+    char detail[256];                     /**< algorithm OID, reason, admin action (never secrets) */
+    uint32_t digest_len;
+    uint32_t n_digests;
+    const uint8_t *digests;               /**< n_digests * digest_len bytes (not owned) */
+    uint8_t prev_hash[32];                /**< filled in: hash of the previous record */
+    uint8_t hash[32];                     /**< filled in: SHA-256(prev_hash || record) */
+} stor_audit_t;
+
+/* ---- transactions ------------------------------------------------------ */
+
+typedef struct stor_txn stor_txn_t;
+typedef int (*stor_txn_fn)(stor_txn_t *txn, void *arg);
+
+/**
+ * Run fn in a write transaction on the writer thread and wait until it is durable.
+ * fn runs in a nested transaction: if it returns non-zero, everything it wrote is
+ * discarded and its value is returned; if it returns 0 and the commit succeeds,
+ * 0 is returned.
+ * @return fn's value, or STOR_ERR_IO/FULL/CLOSED when the commit itself failed
+ *         (then nothing fn wrote is kept). STOR_ERR_CLOSED once stor_close() has started.
+ * @note fn must be short and must not block or call stor_write() itself (that returns STOR_ERR_INVAL).
+ * @note If an accessor inside fn fails inside LMDB (STOR_ERR_FULL, IO, ...), the txn is dead: later accessors
+ *       return the same code and the write fails with it even if fn returns 0.
+ */
+int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg);
+
+/** Run fn in a read-only transaction on the calling thread; returns fn's value
+ *  (STOR_ERR_CLOSED once stor_close() has started). */
+int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg);
+
+/* Accessors, only inside a stor_write()/stor_read() callback. Getters copy
+ * the record out. Putters in a read transaction return STOR_ERR_INVAL. */
+int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out);
+int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only);
+int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out);
+int stor_txn_cred_put(stor_txn_t *t, const stor_cred_t *c, int create_only);
+int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out);
+int stor_txn_token_put(stor_txn_t *t, const stor_token_t *tok);
+int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32]);
+/** Revoke every token of a grant. @return the number revoked (>= 0; tokens already revoked are not
+ *  counted) or an error. @note Do not return the count from the stor_write() callback: any non-zero
+ *  return rolls the callback's writes back. */
+int stor_txn_token_revoke_grant(stor_txn_t *t, const uint8_t grant[16]);
+int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out);
+int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad);
+int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32]);
+/** Append an audit record; fills rec->seq, time_ms (if 0), prev_hash and hash. */
+int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec);
+
+/** Call fn for each credential owned by user, in credentialID order. A non-zero
+ *  return of fn stops the walk and is returned. */
+typedef int (*stor_cred_each_fn)(const stor_cred_t *c, void *arg);
+int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, void *arg);
+/** Same over all users. */
+typedef int (*stor_user_each_fn)(const stor_user_t *u, void *arg);
+int stor_txn_user_each(stor_txn_t *t, stor_user_each_fn fn, void *arg);
+
+/* ---- convenience (each in its own transaction) ------------------------- */
+
+int stor_user_get(stor_env_t *env, const char *name, stor_user_t *out);
+int stor_cred_get(stor_env_t *env, const char *id, stor_cred_t *out);
+
+/**
+ * Read audit records with seq >= from, in order, calling fn for each
+ * (rec->digests points into a buffer valid during the call).
+ */
+typedef int (*stor_audit_each_fn)(const stor_audit_t *rec, void *arg);
+int stor_audit_each(stor_env_t *env, uint64_t from, stor_audit_each_fn fn, void *arg);
+
+/** Delete expired tokens and SADs (a write). @return count removed or an error. */
+int stor_purge_expired(stor_env_t *env, int64_t now);
+
+/** Wipe a record that may hold verifiers or secrets (OPENSSL_cleanse). */
+void stor_wipe(void *rec, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,163 @@
+/*
+ * stor_audit.c - the append-only, hash-chained audit log.
+ *
+ * The chain head (last seq and hash) lives in meta and is read inside the write
+ * txn, so appends by another process (the admin tool) on the same environment,
+ * serialised by LMDB's writer lock, extend the same chain.
+ */
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "stor_int.h"
+
+#define HEAD_KEY "audit_head"
+
+static void be_put(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static int hash_int(EVP_MD_CTX *md, uint64_t v, size_t n)
+{
+    uint8_t b[8];
+
+    be_put(b, v, n);
+    return EVP_DigestUpdate(md, b, n);
+}
+
+static int hash_str(EVP_MD_CTX *md, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+
+    return hash_int(md, n, 4) && EVP_DigestUpdate(md, s, n);
+}
+
+int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_t out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t dlen = (size_t)rec->digest_len * rec->n_digests;
+    unsigned int olen = 0;
+    int ok;
+
+    if (md == NULL)
+        return STOR_ERR_NOMEM;
+    ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, prev_hash, 32) &&
+         hash_int(md, rec->seq, 8) && hash_int(md, (uint64_t)rec->time_ms, 8) && hash_int(md, rec->event, 4) &&
+         hash_int(md, rec->result, 4) && hash_str(md, rec->user, sizeof(rec->user)) &&
+         hash_str(md, rec->cred, sizeof(rec->cred)) && hash_str(md, rec->client, sizeof(rec->client)) &&
+         EVP_DigestUpdate(md, rec->authz_ref, sizeof(rec->authz_ref)) &&
+         hash_str(md, rec->detail, sizeof(rec->detail)) && hash_int(md, rec->digest_len, 4) &&
+         hash_int(md, rec->n_digests, 4) && (dlen == 0 || EVP_DigestUpdate(md, rec->digests, dlen)) &&
+         EVP_DigestFinal_ex(md, out, &olen) && olen == 32;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : STOR_ERR_NOMEM;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int read_head(stor_txn_t *t, stor_head_t *head)
+{
+    MDB_val k = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY }, v;
+    int rc = mdb_get(t->txn, t->env->dbi[STOR_DB_META], &k, &v);
+
+    memset(head, 0, sizeof(*head)); /* no head yet: seq 0, all-zero hash */
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return stor_txn_fail(t, rc);
+    return stor_codec_decode(STOR_REC_HEAD, v.mv_data, v.mv_size, head);
+}
+
+static int audit_check(const stor_audit_t *rec)
+{
+    size_t len;
+
+    if (rec->event < STOR_EV_LOGIN || rec->event > STOR_EV_LOCKOUT || rec->result > STOR_RES_ERROR ||
+        rec->digest_len > STOR_DIGEST_LEN_MAX || rec->n_digests > STOR_DIGESTS_MAX ||
+        (rec->n_digests > 0 && rec->digest_len == 0))
+        return STOR_ERR_INVAL;
+    return stor_codec_size(STOR_REC_AUDIT, rec, &len); /* strings terminated, digests present */
+}
+
+int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec)
+{
+    MDB_val k = { 8, NULL }, hk = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY };
+    stor_head_t head;
+    uint8_t key[8];
+    int rc;
+
+    if (rec == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = audit_check(rec)) != 0 || (rc = read_head(t, &head)) != 0)
+        return rc;
+    rec->seq = head.seq + 1;
+    if (rec->time_ms == 0)
+        rec->time_ms = now_ms();
+    memcpy(rec->prev_hash, head.hash, 32);
+    if ((rc = stor_audit_hash(rec, rec->prev_hash, rec->hash)) != 0)
+        return rc;
+    be_put(key, rec->seq, 8);
+    k.mv_data = key;
+    /* A record already at head + 1 means meta and the log disagree: never overwrite history. */
+    if ((rc = stor_put_rec(t, STOR_DB_AUDIT, &k, STOR_REC_AUDIT, rec, MDB_NOOVERWRITE)) != 0)
+        return rc == STOR_ERR_EXISTS ? STOR_ERR_CORRUPT : rc;
+    head.seq = rec->seq;
+    memcpy(head.hash, rec->hash, 32);
+    return stor_put_rec(t, STOR_DB_META, &hk, STOR_REC_HEAD, &head, 0);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+typedef struct each_arg {
+    uint64_t from;
+    stor_audit_each_fn fn;
+    void *arg;
+} each_arg_t;
+
+static int audit_each_fn(stor_txn_t *t, void *arg)
+{
+    each_arg_t *e = arg;
+    MDB_cursor *cur = NULL;
+    stor_audit_t rec;
+    uint8_t key[8];
+    MDB_val k = { 8, key }, v;
+    int rc;
+
+    be_put(key, e->from, 8);
+    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_AUDIT], &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        /* digests point into the map, which stays valid until this read txn ends */
+        if ((rc = stor_codec_decode(STOR_REC_AUDIT, v.mv_data, v.mv_size, &rec)) != 0)
+            goto out;
+        be_put(key, rec.seq, 8);
+        if (k.mv_size != 8 || memcmp(k.mv_data, key, 8) != 0) {
+            rc = STOR_ERR_CORRUPT;
+            goto out;
+        }
+        if ((rc = e->fn(&rec, e->arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int stor_audit_each(stor_env_t *env, uint64_t from, stor_audit_each_fn fn, void *arg)
+{
+    each_arg_t e = { from, fn, arg };
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    return stor_read(env, audit_each_fn, &e);
+}

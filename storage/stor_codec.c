@@ -1,0 +1,474 @@
+/*
+ * stor_codec.c - table-driven, versioned, tagged record encoding.
+ *
+ * Each record type is a table of rows {tag, kind, offset, limits}. Adding a field
+ * is one row with a new tag; old readers skip tags they do not know and new
+ * readers leave fields absent from old records at zero. Tags are stored: never
+ * renumber or reuse one.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "stor_int.h"
+
+typedef enum {
+    F_U32 = 1, /* uint32_t */
+    F_I64,     /* int64_t */
+    F_U64,     /* uint64_t */
+    F_STR,     /* char[max + 1], NUL-terminated */
+    F_FIXED,   /* uint8_t[max], always exactly max bytes */
+    F_BYTES,   /* uint8_t[max] with its length in the u32 at len_off */
+    F_BLOB2,   /* uint8_t[max] holding (u32 at len_off) * (u32 at cnt_off) bytes */
+    F_PTR2,    /* const uint8_t * to (u32 at len_off) * (u32 at cnt_off) bytes */
+} field_kind_t;
+
+typedef struct field {
+    uint8_t tag;
+    uint8_t kind;
+    size_t off;
+    size_t max;
+    size_t len_off;
+    size_t cnt_off;
+} field_t;
+
+#define HDR_LEN 2
+#define FIELD_HDR 5
+#define MAX_FIELDS 64 /* the decoder tracks seen rows in a uint64_t */
+
+typedef struct rec_desc {
+    size_t size;
+    const field_t *fields;
+    size_t n_fields;
+} rec_desc_t;
+
+/* The "+ 0 * sizeof(char[cond ? 1 : -1])" terms make a row whose kind does not
+ * match its member's type a compile error. */
+#define MEMBER(T, f) (((T *)0)->f)
+#define SIZE_IS(T, f, n) (0 * sizeof(char[sizeof(MEMBER(T, f)) == (n) ? 1 : -1]))
+#define U32(tag, T, f) { tag, F_U32, offsetof(T, f) + SIZE_IS(T, f, 4), 4, 0, 0 }
+#define I64(tag, T, f) { tag, F_I64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0 }
+#define U64(tag, T, f) { tag, F_U64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0 }
+#define STR(tag, T, f) { tag, F_STR, offsetof(T, f), sizeof(MEMBER(T, f)) - 1, 0, 0 }
+#define FIXED(tag, T, f) { tag, F_FIXED, offsetof(T, f), sizeof(MEMBER(T, f)), 0, 0 }
+#define BYTES(tag, T, f, lf) \
+    { tag, F_BYTES, offsetof(T, f), sizeof(MEMBER(T, f)), offsetof(T, lf) + SIZE_IS(T, lf, 4), 0 }
+#define BLOB2(tag, T, f, lf, cf) \
+    { tag, F_BLOB2, offsetof(T, f), sizeof(MEMBER(T, f)), offsetof(T, lf) + SIZE_IS(T, lf, 4), \
+      offsetof(T, cf) + SIZE_IS(T, cf, 4) }
+#define PTR2(tag, T, f, maxb, lf, cf) \
+    { tag, F_PTR2, offsetof(T, f) + SIZE_IS(T, f, sizeof(void *)), maxb, offsetof(T, lf) + SIZE_IS(T, lf, 4), \
+      offsetof(T, cf) + SIZE_IS(T, cf, 4) }
+#define DESC(T, rows) { sizeof(T), rows, sizeof(rows) / sizeof(rows[0]) }
+
+static const field_t user_fields[] = {
+    STR(1, stor_user_t, name),
+    U32(2, stor_user_t, status),
+    BYTES(3, stor_user_t, pw_verifier, pw_verifier_len),
+    BYTES(4, stor_user_t, totp_secret, totp_secret_len),
+    I64(5, stor_user_t, totp_last_step),
+    U32(6, stor_user_t, failed_logins),
+    I64(7, stor_user_t, locked_until),
+    I64(8, stor_user_t, created_at),
+};
+
+static const field_t cred_fields[] = {
+    STR(1, stor_cred_t, id),
+    STR(2, stor_cred_t, owner),
+    U32(3, stor_cred_t, status),
+    STR(4, stor_cred_t, description),
+    BYTES(5, stor_cred_t, key_id, key_id_len),
+    U32(6, stor_cred_t, key_type),
+    U32(7, stor_cred_t, key_bits),
+    STR(8, stor_cred_t, key_curve),
+    U32(9, stor_cred_t, auth_mode),
+    STR(10, stor_cred_t, auth_expr),
+    BYTES(11, stor_cred_t, pin_verifier, pin_verifier_len),
+    U32(12, stor_cred_t, failed_auths),
+    I64(13, stor_cred_t, locked_until),
+    U32(14, stor_cred_t, scal),
+    U32(15, stor_cred_t, multisign),
+    BYTES(16, stor_cred_t, certs, certs_len),
+    I64(17, stor_cred_t, created_at),
+};
+
+static const field_t token_fields[] = {
+    FIXED(1, stor_token_t, hash),
+    U32(2, stor_token_t, kind),
+    U32(3, stor_token_t, scope),
+    STR(4, stor_token_t, user),
+    FIXED(5, stor_token_t, grant),
+    I64(6, stor_token_t, issued_at),
+    I64(7, stor_token_t, expires_at),
+    U32(8, stor_token_t, revoked),
+};
+
+static const field_t sad_fields[] = {
+    FIXED(1, stor_sad_t, hash),
+    STR(2, stor_sad_t, user),
+    STR(3, stor_sad_t, cred),
+    U32(4, stor_sad_t, remaining),
+    I64(5, stor_sad_t, expires_at),
+    STR(6, stor_sad_t, hash_alg),
+    U32(7, stor_sad_t, digest_len),
+    U32(8, stor_sad_t, n_digests),
+    BLOB2(9, stor_sad_t, digests, digest_len, n_digests),
+};
+
+static const field_t audit_fields[] = {
+    U64(1, stor_audit_t, seq),
+    I64(2, stor_audit_t, time_ms),
+    U32(3, stor_audit_t, event),
+    U32(4, stor_audit_t, result),
+    STR(5, stor_audit_t, user),
+    STR(6, stor_audit_t, cred),
+    STR(7, stor_audit_t, client),
+    FIXED(8, stor_audit_t, authz_ref),
+    STR(9, stor_audit_t, detail),
+    U32(10, stor_audit_t, digest_len),
+    U32(11, stor_audit_t, n_digests),
+    PTR2(12, stor_audit_t, digests, (size_t)STOR_DIGESTS_MAX * STOR_DIGEST_LEN_MAX, digest_len, n_digests),
+    FIXED(13, stor_audit_t, prev_hash),
+    FIXED(14, stor_audit_t, hash),
+};
+
+static const field_t head_fields[] = {
+    U64(1, stor_head_t, seq),
+    FIXED(2, stor_head_t, hash),
+};
+
+#define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
+FITS(user_fields);
+FITS(cred_fields);
+FITS(token_fields);
+FITS(sad_fields);
+FITS(audit_fields);
+FITS(head_fields);
+
+static const rec_desc_t descs[] = {
+    [STOR_REC_USER] = DESC(stor_user_t, user_fields),
+    [STOR_REC_CRED] = DESC(stor_cred_t, cred_fields),
+    [STOR_REC_TOKEN] = DESC(stor_token_t, token_fields),
+    [STOR_REC_SAD] = DESC(stor_sad_t, sad_fields),
+    [STOR_REC_AUDIT] = DESC(stor_audit_t, audit_fields),
+    [STOR_REC_HEAD] = DESC(stor_head_t, head_fields),
+};
+
+static const rec_desc_t *desc_of(stor_rec_type_t type)
+{
+    if ((unsigned)type >= sizeof(descs) / sizeof(descs[0]) || descs[type].fields == NULL)
+        return NULL;
+    return &descs[type];
+}
+
+static uint32_t get_u32(const void *rec, size_t off)
+{
+    uint32_t v;
+    memcpy(&v, (const uint8_t *)rec + off, sizeof(v));
+    return v;
+}
+
+static void put_le(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Length of a field's encoded value; STOR_ERR_INVAL if the struct violates its limits. */
+static int field_len(const field_t *f, const void *rec, size_t *len)
+{
+    const uint8_t *base = rec;
+    uint64_t n;
+
+    switch (f->kind) {
+    case F_U32: case F_I64: case F_U64: case F_FIXED:
+        *len = f->max;
+        return 0;
+    case F_STR:
+        *len = strnlen((const char *)base + f->off, f->max + 1);
+        return *len <= f->max ? 0 : STOR_ERR_INVAL;
+    case F_BYTES:
+        *len = get_u32(rec, f->len_off);
+        return *len <= f->max ? 0 : STOR_ERR_INVAL;
+    case F_BLOB2: case F_PTR2:
+        n = (uint64_t)get_u32(rec, f->len_off) * get_u32(rec, f->cnt_off);
+        if (n > f->max)
+            return STOR_ERR_INVAL;
+        *len = (size_t)n;
+        if (f->kind == F_PTR2 && n > 0) {
+            const uint8_t *p;
+            memcpy(&p, base + f->off, sizeof(p));
+            if (p == NULL)
+                return STOR_ERR_INVAL;
+        }
+        return 0;
+    }
+    return STOR_ERR_INVAL;
+}
+
+int stor_codec_size(stor_rec_type_t type, const void *rec, size_t *len)
+{
+    const rec_desc_t *d = desc_of(type);
+    size_t total = HDR_LEN, flen;
+    int rc;
+
+    *len = 0;
+    if (d == NULL || rec == NULL)
+        return STOR_ERR_INVAL;
+    for (size_t i = 0; i < d->n_fields; i++) {
+        if ((rc = field_len(&d->fields[i], rec, &flen)) != 0)
+            return rc;
+        total += FIELD_HDR + flen;
+    }
+    *len = total;
+    return 0;
+}
+
+static const uint8_t *field_src(const field_t *f, const void *rec)
+{
+    const uint8_t *p = (const uint8_t *)rec + f->off;
+
+    if (f->kind == F_PTR2)
+        memcpy(&p, p, sizeof(p));
+    return p;
+}
+
+int stor_codec_encode(stor_rec_type_t type, const void *rec, uint8_t *buf, size_t len)
+{
+    const rec_desc_t *d = desc_of(type);
+    size_t need, pos = HDR_LEN, flen;
+    int rc;
+
+    if ((rc = stor_codec_size(type, rec, &need)) != 0)
+        return rc;
+    if (buf == NULL || len != need)
+        return STOR_ERR_INVAL;
+    buf[0] = (uint8_t)type;
+    buf[1] = STOR_CODEC_VERSION;
+    for (size_t i = 0; i < d->n_fields; i++) {
+        const field_t *f = &d->fields[i];
+        (void)field_len(f, rec, &flen); /* validated by stor_codec_size() */
+        buf[pos] = f->tag;
+        put_le(buf + pos + 1, flen, 4);
+        pos += FIELD_HDR;
+        if (f->kind == F_U32 || f->kind == F_I64 || f->kind == F_U64) {
+            uint64_t v = f->kind == F_U32 ? get_u32(rec, f->off) : 0;
+            if (f->kind != F_U32)
+                memcpy(&v, (const uint8_t *)rec + f->off, sizeof(v));
+            put_le(buf + pos, v, flen);
+        } else if (flen > 0) {
+            memcpy(buf + pos, field_src(f, rec), flen);
+        }
+        pos += flen;
+    }
+    return 0;
+}
+
+/* Store one field's bytes into rec; lengths of BLOB2/PTR2 are checked after all fields are read. */
+static int field_decode(const field_t *f, const uint8_t *p, size_t len, void *rec)
+{
+    uint8_t *dst = (uint8_t *)rec + f->off;
+    uint32_t v32;
+    uint64_t v64;
+
+    switch (f->kind) {
+    case F_U32:
+        if (len != 4)
+            return STOR_ERR_CORRUPT;
+        v32 = (uint32_t)get_le(p, 4);
+        memcpy(dst, &v32, 4);
+        return 0;
+    case F_I64: case F_U64:
+        if (len != 8)
+            return STOR_ERR_CORRUPT;
+        v64 = get_le(p, 8);
+        memcpy(dst, &v64, 8);
+        return 0;
+    case F_STR:
+        if (len > f->max || memchr(p, '\0', len) != NULL)
+            return STOR_ERR_CORRUPT;
+        break;
+    case F_FIXED:
+        if (len != f->max)
+            return STOR_ERR_CORRUPT;
+        break;
+    case F_BYTES: case F_BLOB2:
+        if (len > f->max)
+            return STOR_ERR_CORRUPT;
+        if (f->kind == F_BYTES) {
+            v32 = (uint32_t)len;
+            memcpy((uint8_t *)rec + f->len_off, &v32, 4);
+        }
+        break;
+    case F_PTR2:
+        if (len > f->max)
+            return STOR_ERR_CORRUPT;
+        memcpy(dst, &p, sizeof(p));
+        return 0;
+    default:
+        return STOR_ERR_CORRUPT;
+    }
+    if (len > 0)
+        memcpy(dst, p, len);
+    return 0;
+}
+
+static const field_t *find_field(const rec_desc_t *d, uint8_t tag, size_t *idx)
+{
+    for (size_t i = 0; i < d->n_fields; i++) {
+        if (d->fields[i].tag == tag) {
+            *idx = i;
+            return &d->fields[i];
+        }
+    }
+    return NULL;
+}
+
+/* Digest blobs must match the count fields, wherever the fields appeared in the record. */
+static int check_products(const rec_desc_t *d, const void *rec, const size_t *blob_len)
+{
+    for (size_t i = 0; i < d->n_fields; i++) {
+        const field_t *f = &d->fields[i];
+        if (f->kind != F_BLOB2 && f->kind != F_PTR2)
+            continue;
+        if ((uint64_t)get_u32(rec, f->len_off) * get_u32(rec, f->cnt_off) != blob_len[i])
+            return STOR_ERR_CORRUPT;
+    }
+    return 0;
+}
+
+/* Step to the next field: 1 with tag, val and vlen set, 0 at the end, STOR_ERR_CORRUPT if truncated. */
+static int next_field(const uint8_t *buf, size_t len, size_t *pos, uint8_t *tag, const uint8_t **val, size_t *vlen)
+{
+    size_t flen;
+
+    if (*pos >= len)
+        return 0;
+    if (len - *pos < FIELD_HDR)
+        return STOR_ERR_CORRUPT;
+    flen = (size_t)get_le(buf + *pos + 1, 4);
+    if (flen > len - *pos - FIELD_HDR)
+        return STOR_ERR_CORRUPT;
+    *tag = buf[*pos];
+    *val = buf + *pos + FIELD_HDR;
+    *vlen = flen;
+    *pos += FIELD_HDR + flen;
+    return 1;
+}
+
+static int decode_fields(const rec_desc_t *d, const uint8_t *buf, size_t len, void *rec)
+{
+    size_t blob_len[MAX_FIELDS] = { 0 };
+    uint64_t seen = 0;
+    size_t pos = HDR_LEN, idx = 0, flen;
+    const uint8_t *val;
+    uint8_t tag;
+    int rc;
+
+    while ((rc = next_field(buf, len, &pos, &tag, &val, &flen)) == 1) {
+        const field_t *f = find_field(d, tag, &idx);
+
+        if (f == NULL)
+            continue; /* written by a newer version: skip */
+        if (seen & ((uint64_t)1 << idx))
+            return STOR_ERR_CORRUPT;
+        seen |= (uint64_t)1 << idx;
+        if ((rc = field_decode(f, val, flen, rec)) != 0)
+            return rc;
+        blob_len[idx] = flen;
+    }
+    return rc != 0 ? rc : check_products(d, rec, blob_len);
+}
+
+int stor_codec_decode(stor_rec_type_t type, const uint8_t *buf, size_t len, void *rec)
+{
+    const rec_desc_t *d = desc_of(type);
+    int rc;
+
+    if (d == NULL || rec == NULL)
+        return STOR_ERR_INVAL;
+    memset(rec, 0, d->size);
+    if (buf == NULL || len < HDR_LEN || buf[0] != (uint8_t)type || buf[1] != STOR_CODEC_VERSION) {
+        rc = STOR_ERR_CORRUPT;
+        goto out;
+    }
+    rc = decode_fields(d, buf, len, rec);
+out:
+    if (rc != 0)
+        OPENSSL_cleanse(rec, d->size);
+    return rc;
+}
+
+/* Find the raw value of the field at struct offset off. 1 found, 0 absent, or an error. */
+static int find_raw(stor_rec_type_t type, const uint8_t *buf, size_t len, size_t off, const field_t **fp,
+                    const uint8_t **val, size_t *vlen)
+{
+    const rec_desc_t *d = desc_of(type);
+    size_t pos = HDR_LEN, idx = 0;
+    uint8_t tag;
+    int rc;
+
+    if (d == NULL)
+        return STOR_ERR_INVAL;
+    for (idx = 0; idx < d->n_fields && d->fields[idx].off != off; idx++)
+        ;
+    if (idx == d->n_fields)
+        return STOR_ERR_INVAL;
+    if (buf == NULL || len < HDR_LEN || buf[0] != (uint8_t)type || buf[1] != STOR_CODEC_VERSION)
+        return STOR_ERR_CORRUPT;
+    while ((rc = next_field(buf, len, &pos, &tag, val, vlen)) == 1) {
+        *fp = find_field(d, tag, &idx);
+        if (*fp != NULL && (*fp)->off == off)
+            return 1;
+    }
+    return rc;
+}
+
+int stor_codec_peek(stor_rec_type_t type, const uint8_t *buf, size_t len, size_t off, void *out, size_t out_size)
+{
+    const field_t *f = NULL;
+    const uint8_t *val = NULL;
+    size_t vlen = 0;
+    uint64_t v;
+    int rc;
+
+    if (out == NULL || out_size == 0)
+        return STOR_ERR_INVAL;
+    memset(out, 0, out_size);
+    if ((rc = find_raw(type, buf, len, off, &f, &val, &vlen)) != 1)
+        return rc; /* absent: zero, as a full decode would give */
+    switch (f->kind) {
+    case F_U32: case F_I64: case F_U64:
+        if (out_size != f->max)
+            return STOR_ERR_INVAL;
+        if (vlen != f->max)
+            return STOR_ERR_CORRUPT;
+        v = get_le(val, vlen);
+        if (f->kind == F_U32) {
+            uint32_t v32 = (uint32_t)v;
+            memcpy(out, &v32, 4);
+        } else {
+            memcpy(out, &v, 8);
+        }
+        return 0;
+    case F_STR: case F_FIXED:
+        if (out_size != f->max + (f->kind == F_STR))
+            return STOR_ERR_INVAL;
+        if ((f->kind == F_STR && (vlen > f->max || memchr(val, '\0', vlen) != NULL)) ||
+            (f->kind == F_FIXED && vlen != f->max))
+            return STOR_ERR_CORRUPT;
+        memcpy(out, val, vlen);
+        return 0;
+    default:
+        return STOR_ERR_INVAL;
+    }
+}

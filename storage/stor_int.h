@@ -1,0 +1,140 @@
+/*
+ * stor_int.h - private to storage/ (and its unit tests).
+ *
+ * Layout of the environment:
+ *   users           user name          -> encoded stor_user_t
+ *   creds           credential id      -> encoded stor_cred_t
+ *   creds_by_owner  owner (dupsort)    -> credential id
+ *   tokens          token hash (32)    -> encoded stor_token_t
+ *   tokens_by_grant grant (dupsort)    -> token hash (32, dupfixed)
+ *   sads            SAD hash (32)      -> encoded stor_sad_t
+ *   audit           seq (u64 BE)       -> encoded stor_audit_t (digests inline)
+ *   meta            "schema"           -> u32 LE schema version
+ *                   "audit_head"       -> encoded stor_head_t (last seq + its hash)
+ */
+#ifndef STOR_INT_H
+#define STOR_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "stor.h"
+
+#define STOR_SCHEMA_VERSION 1u
+#define STOR_BATCH_MAX 256 /* jobs per write txn; bounds the latency of a batch */
+
+enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STOR_DB_TOKENS_BY_GRANT,
+       STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_COUNT };
+
+struct stor_job;
+
+struct stor_env {
+    MDB_env *mdb;
+    MDB_dbi dbi[STOR_DB_COUNT];
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* writer waits here for jobs or shutdown */
+    pthread_cond_t idle;  /* stor_close waits here for callers to leave */
+    struct stor_job *head, *tail;
+    size_t queued;
+    unsigned active;      /* callers inside stor_write/stor_read */
+    int closing;
+    pthread_t writer;
+    /* test hooks (see below), protected by mu */
+    uint64_t st_batches, st_jobs;
+    unsigned st_max_batch, st_last_batch;
+    int fail_commits;
+};
+
+struct stor_txn {
+    stor_env_t *env;
+    MDB_txn *txn;
+    int writable;
+    int err; /* first LMDB failure that poisoned the txn; later calls return it */
+};
+
+/* ---- record codec (stor_codec.c) -------------------------------------- */
+
+/* Encoding: byte 0 = record type, byte 1 = format version, then fields
+ * (tag u8, length u32 LE, bytes). Integers are little-endian of their exact
+ * size; strings carry no NUL. Unknown tags are skipped on decode. */
+#define STOR_CODEC_VERSION 1
+
+typedef enum {
+    STOR_REC_USER = 1,
+    STOR_REC_CRED = 2,
+    STOR_REC_TOKEN = 3,
+    STOR_REC_SAD = 4,
+    STOR_REC_AUDIT = 5,
+    STOR_REC_HEAD = 6,
+} stor_rec_type_t;
+
+/** Head of the audit chain, kept in meta. */
+typedef struct stor_head {
+    uint64_t seq;
+    uint8_t hash[32];
+} stor_head_t;
+
+/**
+ * Size of the encoding of rec, validating it.
+ * @return 0, or STOR_ERR_INVAL if a string is not terminated inside its array or a
+ *         length field exceeds its array (or a digest pointer is missing).
+ */
+int stor_codec_size(stor_rec_type_t type, const void *rec, size_t *len);
+/** Encode rec into buf of exactly the size stor_codec_size() returned. */
+int stor_codec_encode(stor_rec_type_t type, const void *rec, uint8_t *buf, size_t len);
+/**
+ * Decode buf into rec (zero-filled first; every field absent from buf stays zero).
+ * @return 0 or STOR_ERR_CORRUPT (then rec is wiped).
+ * @note For STOR_REC_AUDIT, rec->digests points into buf.
+ */
+int stor_codec_decode(stor_rec_type_t type, const uint8_t *buf, size_t len, void *rec);
+/**
+ * Read one scalar, string or fixed-size field without decoding the whole record.
+ * @param[in] off offsetof() the field in the record struct.
+ * @param[out] out buffer of exactly the field's size in the struct (zeroed if the field is absent).
+ * @return 0, STOR_ERR_CORRUPT, or STOR_ERR_INVAL if off/out_size do not name such a field.
+ */
+int stor_codec_peek(stor_rec_type_t type, const uint8_t *buf, size_t len, size_t off, void *out, size_t out_size);
+
+/* ---- errors and txn helpers ------------------------------------------ */
+
+/** Map an LMDB/errno code to a STOR_ERR_* code. */
+int stor_mdb_err(int rc);
+/** Record an LMDB failure on t (if it kills the txn) and return its STOR code. */
+int stor_txn_fail(stor_txn_t *t, int mdb_rc);
+/** 0 if t may be used (for a write if write != 0), else STOR_ERR_INVAL or the error that poisoned t. */
+int stor_txn_check(stor_txn_t *t, int write);
+/** Validate and encode rec into the value of key in table db (LMDB put flags in flags). */
+int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags);
+/** 0 if name is 1..STOR_NAME_MAX printable ASCII characters without spaces, else STOR_ERR_INVAL. */
+int stor_name_check(const char *name);
+
+/* ---- audit (stor_audit.c) --------------------------------------------- */
+
+/**
+ * hash = SHA-256(prev_hash || canonical(rec)), where canonical(rec) is, big-endian:
+ * seq u64, time_ms i64, event u32, result u32, user, cred, client (each u32 length + bytes),
+ * authz_ref[16], detail (u32 length + bytes), digest_len u32, n_digests u32,
+ * then n_digests * digest_len digest bytes.
+ */
+int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_t out[32]);
+
+/* ---- test hooks -------------------------------------------------------- */
+
+typedef struct stor_stats {
+    uint64_t batches;       /**< write txns committed or attempted */
+    uint64_t jobs;          /**< jobs run */
+    unsigned max_batch;     /**< largest batch seen */
+    unsigned last_batch;    /**< size of the latest batch */
+} stor_stats_t;
+
+void stor_int_stats(stor_env_t *env, stor_stats_t *out);
+/** Number of jobs waiting for the writer. */
+size_t stor_int_queued(stor_env_t *env);
+/** 1 once stor_close() has started. */
+int stor_int_closing(stor_env_t *env);
+/** Make the next n batch commits fail as if the disk failed (EIO). */
+void stor_int_fail_commits(stor_env_t *env, int n);
+
+#endif

@@ -1,0 +1,541 @@
+/*
+ * stor_txn.c - record accessors used inside stor_write()/stor_read() callbacks,
+ * the secondary indexes they maintain, and the purge of expired records.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "stor_int.h"
+
+#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+
+int stor_name_check(const char *name)
+{
+    size_t n;
+
+    if (name == NULL)
+        return STOR_ERR_INVAL;
+    n = strnlen(name, STOR_NAME_MAX + 1);
+    if (n == 0 || n > STOR_NAME_MAX)
+        return STOR_ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        /* Printable ASCII without space: names are index keys and end up in logs and JSON. */
+        if ((unsigned char)name[i] <= 0x20 || (unsigned char)name[i] >= 0x7f)
+            return STOR_ERR_INVAL;
+    }
+    return 0;
+}
+
+int stor_txn_check(stor_txn_t *t, int write)
+{
+    if (t == NULL || t->txn == NULL)
+        return STOR_ERR_INVAL;
+    if (t->err != 0)
+        return t->err;
+    if (write && !t->writable)
+        return STOR_ERR_INVAL;
+    return 0;
+}
+
+static MDB_dbi dbi(const stor_txn_t *t, int db)
+{
+    return t->env->dbi[db];
+}
+
+/* Encode rec straight into the page LMDB reserves for it. */
+int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags)
+{
+    MDB_val v = { 0, NULL };
+    size_t len;
+    int rc;
+
+    if ((rc = stor_codec_size(type, rec, &len)) != 0)
+        return rc;
+    v.mv_size = len;
+    if ((rc = mdb_put(t->txn, dbi(t, db), key, &v, flags | MDB_RESERVE)) != 0)
+        return stor_txn_fail(t, rc);
+    /* Cannot fail after stor_codec_size(); if it did, the reserved bytes must never be committed. */
+    if ((rc = stor_codec_encode(type, rec, v.mv_data, len)) != 0 && t->err == 0)
+        t->err = rc;
+    return rc;
+}
+
+static int get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, void *out, size_t out_size)
+{
+    MDB_val v;
+    int rc = mdb_get(t->txn, dbi(t, db), key, &v);
+
+    if (rc != 0) {
+        memset(out, 0, out_size);
+        return stor_txn_fail(t, rc);
+    }
+    return stor_codec_decode(type, v.mv_data, v.mv_size, out);
+}
+
+/* Delete one index row; a missing row is tolerated so a damaged index can be repaired by rewriting. */
+static int del_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
+{
+    int rc = mdb_del(t->txn, dbi(t, db), key, val);
+
+    return rc == MDB_NOTFOUND ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
+}
+
+static int put_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
+{
+    int rc = mdb_put(t->txn, dbi(t, db), key, val, MDB_NODUPDATA);
+
+    return rc == MDB_KEYEXIST ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
+}
+
+/* ---- users ------------------------------------------------------------- */
+
+int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
+        return rc;
+    k = KEY(name, strlen(name));
+    return get_rec(t, STOR_DB_USERS, &k, STOR_REC_USER, out, sizeof(*out));
+}
+
+int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only)
+{
+    MDB_val k;
+    int rc;
+
+    if (u == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(u->name)) != 0)
+        return rc;
+    k = KEY(u->name, strlen(u->name));
+    return stor_put_rec(t, STOR_DB_USERS, &k, STOR_REC_USER, u, create_only ? MDB_NOOVERWRITE : 0);
+}
+
+int stor_txn_user_each(stor_txn_t *t, stor_user_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    stor_user_t u;
+    int rc;
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_USERS), &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = stor_codec_decode(STOR_REC_USER, v.mv_data, v.mv_size, &u)) != 0)
+            goto out;
+        rc = fn(&u, arg);
+        if (rc != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    OPENSSL_cleanse(&u, sizeof(u));
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* ---- credentials ------------------------------------------------------- */
+
+int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
+        return rc;
+    k = KEY(id, strlen(id));
+    return get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, out, sizeof(*out));
+}
+
+/* Owner of the stored credential k; *found = 0 if there is none. */
+static int stored_owner(stor_txn_t *t, MDB_val *k, char owner[STOR_NAME_MAX + 1], int *found)
+{
+    MDB_val v;
+    int rc = mdb_get(t->txn, dbi(t, STOR_DB_CREDS), k, &v);
+
+    owner[0] = '\0';
+    *found = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return stor_txn_fail(t, rc);
+    *found = 1;
+    return stor_codec_peek(STOR_REC_CRED, v.mv_data, v.mv_size, offsetof(stor_cred_t, owner), owner,
+                           STOR_NAME_MAX + 1);
+}
+
+int stor_txn_cred_put(stor_txn_t *t, const stor_cred_t *c, int create_only)
+{
+    char old_owner[STOR_NAME_MAX + 1];
+    MDB_val k, ok, ov;
+    size_t len;
+    int rc, found;
+
+    if (c == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(c->id)) != 0 ||
+        (rc = stor_name_check(c->owner)) != 0 || (rc = stor_codec_size(STOR_REC_CRED, c, &len)) != 0)
+        return rc;
+    k = KEY(c->id, strlen(c->id));
+    if ((rc = stored_owner(t, &k, old_owner, &found)) != 0)
+        return rc;
+    if (found && create_only)
+        return STOR_ERR_EXISTS;
+    if (found && old_owner[0] != '\0' && strcmp(old_owner, c->owner) != 0) {
+        ok = KEY(old_owner, strlen(old_owner));
+        if ((rc = del_index(t, STOR_DB_CREDS_BY_OWNER, &ok, &k)) != 0)
+            return rc;
+    }
+    if ((rc = stor_put_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, create_only ? MDB_NOOVERWRITE : 0)) != 0)
+        return rc;
+    ok = KEY(c->owner, strlen(c->owner));
+    ov = KEY(c->id, strlen(c->id));
+    return put_index(t, STOR_DB_CREDS_BY_OWNER, &ok, &ov);
+}
+
+/* Load the credential an owner-index row points to; a dangling row means the index is damaged. */
+static int load_indexed_cred(stor_txn_t *t, const MDB_val *idv, stor_cred_t *c)
+{
+    char id[STOR_NAME_MAX + 1];
+    MDB_val k;
+    int rc;
+
+    if (idv->mv_size == 0 || idv->mv_size > STOR_NAME_MAX)
+        return STOR_ERR_CORRUPT;
+    memcpy(id, idv->mv_data, idv->mv_size);
+    id[idv->mv_size] = '\0';
+    k = KEY(id, idv->mv_size);
+    rc = get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, sizeof(*c));
+    return rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
+}
+
+int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    stor_cred_t *c = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(owner)) != 0)
+        return rc;
+    if ((c = malloc(sizeof(*c))) == NULL)
+        return STOR_ERR_NOMEM;
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_CREDS_BY_OWNER), &cur)) != 0) {
+        rc = stor_txn_fail(t, rc);
+        goto out;
+    }
+    k = KEY(owner, strlen(owner));
+    /* Duplicates are sorted by memcmp of the id: that is credentialID order. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        if ((rc = load_indexed_cred(t, &v, c)) != 0 || (rc = fn(c, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    if (c != NULL)
+        OPENSSL_clear_free(c, sizeof(*c));
+    return rc;
+}
+
+/* ---- tokens ------------------------------------------------------------ */
+
+int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if (hash == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    k = KEY(hash, 32);
+    return get_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, out, sizeof(*out));
+}
+
+/* Grant of the stored token k; *found = 0 if there is none. */
+static int stored_grant(stor_txn_t *t, MDB_val *k, uint8_t grant[16], int *found)
+{
+    MDB_val v;
+    int rc = mdb_get(t->txn, dbi(t, STOR_DB_TOKENS), k, &v);
+
+    *found = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return stor_txn_fail(t, rc);
+    *found = 1;
+    return stor_codec_peek(STOR_REC_TOKEN, v.mv_data, v.mv_size, offsetof(stor_token_t, grant), grant, 16);
+}
+
+int stor_txn_token_put(stor_txn_t *t, const stor_token_t *tok)
+{
+    uint8_t old_grant[16];
+    MDB_val k, gk, gv;
+    size_t len;
+    int rc, found;
+
+    if (tok == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_codec_size(STOR_REC_TOKEN, tok, &len)) != 0)
+        return rc;
+    k = KEY(tok->hash, 32);
+    if ((rc = stored_grant(t, &k, old_grant, &found)) != 0)
+        return rc;
+    if (found && memcmp(old_grant, tok->grant, 16) != 0) {
+        gk = KEY(old_grant, 16);
+        if ((rc = del_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &k)) != 0)
+            return rc;
+    }
+    if ((rc = stor_put_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, tok, 0)) != 0)
+        return rc;
+    gk = KEY(tok->grant, 16);
+    gv = KEY(tok->hash, 32);
+    return put_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &gv);
+}
+
+int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32])
+{
+    uint8_t grant[16];
+    MDB_val k, gk;
+    int rc, found;
+
+    if (hash == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    k = KEY(hash, 32);
+    if ((rc = stored_grant(t, &k, grant, &found)) != 0)
+        return rc;
+    if (!found)
+        return STOR_ERR_NOTFOUND;
+    gk = KEY(grant, 16);
+    if ((rc = del_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &k)) != 0)
+        return rc;
+    if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_TOKENS), &k, NULL)) != 0)
+        return stor_txn_fail(t, rc);
+    return 0;
+}
+
+/* Set revoked on the token the index row points to; 1 if it changed. */
+static int revoke_one(stor_txn_t *t, const MDB_val *hv)
+{
+    stor_token_t tok;
+    uint8_t hash[32];
+    MDB_val k;
+    int rc;
+
+    if (hv->mv_size != 32)
+        return STOR_ERR_CORRUPT;
+    /* Copy: the put below may move the page the cursor's data points into. */
+    memcpy(hash, hv->mv_data, 32);
+    k = KEY(hash, 32);
+    if ((rc = get_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0)
+        return rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
+    if (tok.revoked)
+        return 0;
+    tok.revoked = 1;
+    if ((rc = stor_put_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, &tok, 0)) != 0)
+        return rc;
+    return 1;
+}
+
+int stor_txn_token_revoke_grant(stor_txn_t *t, const uint8_t grant[16])
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc, n = 0;
+
+    if (grant == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_TOKENS_BY_GRANT), &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    k = KEY(grant, 16);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        if ((rc = revoke_one(t, &v)) < 0)
+            goto out;
+        n += rc;
+    }
+    rc = rc == MDB_NOTFOUND ? n : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* ---- SADs -------------------------------------------------------------- */
+
+int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    if (hash == NULL)
+        rc = STOR_ERR_INVAL;
+    else
+        rc = stor_txn_check(t, 0);
+    if (rc != 0) {
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    k = KEY(hash, 32);
+    return get_rec(t, STOR_DB_SADS, &k, STOR_REC_SAD, out, sizeof(*out));
+}
+
+int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
+{
+    MDB_val k;
+    int rc;
+
+    if (sad == NULL || sad->digest_len > STOR_DIGEST_LEN_MAX || sad->n_digests > STOR_DIGESTS_MAX ||
+        (sad->n_digests > 0 && sad->digest_len == 0))
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    k = KEY(sad->hash, 32);
+    return stor_put_rec(t, STOR_DB_SADS, &k, STOR_REC_SAD, sad, 0);
+}
+
+int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
+{
+    MDB_val k;
+    int rc;
+
+    if (hash == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    k = KEY(hash, 32);
+    if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_SADS), &k, NULL)) != 0)
+        return stor_txn_fail(t, rc);
+    return 0;
+}
+
+/* ---- purge ------------------------------------------------------------- */
+
+typedef struct purge {
+    int64_t now;
+    int n;
+} purge_t;
+
+/* Delete the expired records of one table; tokens also lose their grant-index row. */
+static int purge_db(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, purge_t *p)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int64_t exp;
+    int rc;
+
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = stor_codec_peek(type, v.mv_data, v.mv_size, exp_off, &exp, sizeof(exp))) != 0)
+            goto out;
+        if (exp >= p->now)
+            continue;
+        if (db == STOR_DB_TOKENS) {
+            uint8_t grant[16], hash[32];
+            MDB_val gk = KEY(grant, 16), hk = KEY(hash, 32);
+            if (k.mv_size != 32 ||
+                (rc = stor_codec_peek(type, v.mv_data, v.mv_size, offsetof(stor_token_t, grant), grant, 16)) != 0)
+                goto out;
+            memcpy(hash, k.mv_data, 32);
+            if ((rc = del_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &hk)) != 0)
+                goto out;
+        }
+        if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+            rc = stor_txn_fail(t, rc);
+            goto out;
+        }
+        if (p->n < INT32_MAX)
+            p->n++;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+static int purge_fn(stor_txn_t *t, void *arg)
+{
+    purge_t *p = arg;
+    int rc;
+
+    p->n = 0; /* a retried or rolled-back run must not count twice */
+    if ((rc = purge_db(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p)) != 0)
+        return rc;
+    return purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p);
+}
+
+int stor_purge_expired(stor_env_t *env, int64_t now)
+{
+    purge_t p = { .now = now, .n = 0 };
+    int rc = stor_write(env, purge_fn, &p);
+
+    return rc != 0 ? rc : p.n;
+}
+
+/* ---- convenience ------------------------------------------------------- */
+
+typedef struct get_arg {
+    const char *key;
+    void *out;
+} get_arg_t;
+
+static int user_get_fn(stor_txn_t *t, void *arg)
+{
+    get_arg_t *g = arg;
+    return stor_txn_user_get(t, g->key, g->out);
+}
+
+static int cred_get_fn(stor_txn_t *t, void *arg)
+{
+    get_arg_t *g = arg;
+    return stor_txn_cred_get(t, g->key, g->out);
+}
+
+int stor_user_get(stor_env_t *env, const char *name, stor_user_t *out)
+{
+    get_arg_t g = { name, out };
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_read(env, user_get_fn, &g)) != 0)
+        OPENSSL_cleanse(out, sizeof(*out));
+    return rc;
+}
+
+int stor_cred_get(stor_env_t *env, const char *id, stor_cred_t *out)
+{
+    get_arg_t g = { id, out };
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_read(env, cred_get_fn, &g)) != 0)
+        OPENSSL_cleanse(out, sizeof(*out));
+    return rc;
+}

@@ -1,0 +1,236 @@
+"""Integration harness: provisions a private service directory, runs the real csc-server binary
+against SoftHSM and a temporary LMDB, and talks to it over TLS. Standard library only."""
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import shlex
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SHA256 = "2.16.840.1.101.3.4.2.1"
+SHA384 = "2.16.840.1.101.3.4.2.2"
+SHA512 = "2.16.840.1.101.3.4.2.3"
+RSA_SHA256 = "1.2.840.113549.1.1.11"
+RSA_SHA384 = "1.2.840.113549.1.1.12"
+RSA_SHA512 = "1.2.840.113549.1.1.13"
+RSA_ENC = "1.2.840.113549.1.1.1"
+RSA_PSS = "1.2.840.113549.1.1.10"
+ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+ECDSA_SHA384 = "1.2.840.10045.4.3.3"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def totp(secret_b32, at=None, step=30, digits=6):
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    counter = int((time.time() if at is None else at) // step)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    code = (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % (10 ** digits)
+    return str(code).zfill(digits)
+
+
+def fresh_totp(secret_b32, used):
+    """A TOTP code of a time step not used yet by this secret (each code is accepted once)."""
+    while True:
+        step = int(time.time() // 30)
+        if (secret_b32, step) not in used and time.time() % 30 < 28:
+            used.add((secret_b32, step))
+            return totp(secret_b32)
+        time.sleep(max(0.2, 30 - time.time() % 30 + 0.1))
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def digest(text, alg="sha256"):
+    return hashlib.new(alg, text.encode() if isinstance(text, str) else text).digest()
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.raw = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return "Reply(%d, %r)" % (self.status, self.raw[:300])
+
+
+class Service:
+    """One provisioned directory and one running server."""
+
+    def __init__(self, build_dir, extra_config=""):
+        self.build = os.path.abspath(build_dir)
+        self.tmp = tempfile.mkdtemp(prefix="csc-it-")
+        self.dir = os.path.join(self.tmp, "svc")
+        self.port = free_port()
+        subprocess.run([os.path.join(ROOT, "scripts", "provision"), "--dir", self.dir, "--build", self.build,
+                        "--port", str(self.port), "--scrypt-log2n", "10"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.env = self._read_env(os.path.join(self.dir, "demo.env"))
+        self.conf = self.env["CSC_CONFIG"]
+        if extra_config:
+            with open(self.conf, "a") as f:
+                f.write(extra_config)
+        self.ctx = ssl.create_default_context(cafile=self.env["CSC_TLS_CA"])
+        self.proc = None
+        self.used_otps = set()
+
+    @staticmethod
+    def _read_env(path):
+        env = {}
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                k, v = line.split("=", 1)
+                env[k] = shlex.split(v)[0] if v else ""
+        return env
+
+    # --- process -----------------------------------------------------------------
+    def start(self):
+        self.stderr_path = os.path.join(self.dir, "log", "server.stderr")
+        self.stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(self.build, "server", "csc-server"), "-c", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.server_stderr())
+            try:
+                if self.post("info", {}).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not start: " + self.server_stderr())
+
+    def stop(self):
+        if self.proc is None:
+            return 0
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self.stderr.close()
+        return rc
+
+    def server_stderr(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def admin(self, *args, stdin=None, check=True):
+        return subprocess.run([os.path.join(self.build, "server", "csc-admin"), "-c", self.conf,
+                               "--operator", "it"] + list(args), input=stdin, capture_output=True, text=True,
+                              check=check)
+
+    # --- HTTP ----------------------------------------------------------------------
+    def request(self, method, path, body=b"", headers=None, timeout=60):
+        conn = http.client.HTTPSConnection("localhost", self.port, context=self.ctx, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def post(self, method, body, token=None, auth=None, raw=None):
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = "Bearer " + token
+        if auth is not None:
+            headers["Authorization"] = auth
+        data = raw if raw is not None else json.dumps(body).encode()
+        return self.request("POST", "/csc/v2/" + method, data, headers)
+
+    # --- flows ---------------------------------------------------------------------
+    def login(self, user=None, password=None, remember=False):
+        user = user or self.env["CSC_USER"]
+        password = password or self.env["CSC_PASSWORD"]
+        basic = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        r = self.post("auth/login", {"rememberMe": remember} if remember else {}, auth="Basic " + basic)
+        if r.status != 200:
+            raise AssertionError("login failed: %r" % r)
+        return r.json
+
+    def token(self, user=None, password=None):
+        return self.login(user, password)["access_token"]
+
+    def authorize(self, token, cred, hashes, num=None, pin=None, otp_secret=None, alg=SHA256, extra=None):
+        body = {"credentialID": cred, "numSignatures": num or max(1, len(hashes))}
+        if hashes:
+            body["hashes"] = [b64(h) for h in hashes]
+            body["hashAlgorithmOID"] = alg
+        auth = []
+        if pin is not None:
+            auth.append({"id": "PIN", "value": pin})
+        if otp_secret is not None:
+            auth.append({"id": "OTP", "value": fresh_totp(otp_secret, self.used_otps)})
+        if auth:
+            body["authData"] = auth
+        if extra:
+            body.update(extra)
+        return self.post("credentials/authorize", body, token)
+
+    def cert_pem(self, token, cred):
+        r = self.post("credentials/info", {"credentialID": cred}, token)
+        der = base64.b64decode(r.json["cert"]["certificates"][0])
+        path = os.path.join(self.tmp, "%s.der" % cred)
+        with open(path, "wb") as f:
+            f.write(der)
+        pem = path + ".pem"
+        subprocess.run(["openssl", "x509", "-inform", "DER", "-in", path, "-pubkey", "-noout", "-out", pem],
+                       check=True)
+        return pem
+
+
+def verify(pubkey_pem, sig, dgst, md="sha256", pss_salt=None):
+    """Verify a signature over a precomputed digest with openssl pkeyutl (DigestInfo built by openssl)."""
+    with tempfile.TemporaryDirectory() as d:
+        sp, dp = os.path.join(d, "sig"), os.path.join(d, "dgst")
+        open(sp, "wb").write(sig)
+        open(dp, "wb").write(dgst)
+        cmd = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pubkey_pem, "-in", dp, "-sigfile", sp,
+               "-pkeyopt", "digest:" + md]
+        if pss_salt is not None:
+            cmd += ["-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:%d" % pss_salt,
+                    "-pkeyopt", "rsa_mgf1_md:" + md]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return r.returncode == 0 and "Signature Verified Successfully" in r.stdout
+
+
+def pss_params_der(md="sha256", salt=32):
+    """DER RSASSA-PSS-params (RFC 8017 A.2.3) for SHA-2 with MGF1 of the same hash."""
+    oids = {"sha256": "608648016503040201", "sha384": "608648016503040202", "sha512": "608648016503040203"}
+
+    def tlv(tag, body):
+        n = len(body)
+        return bytes([tag]) + (bytes([n]) if n < 128 else bytes([0x81, n])) + body
+
+    hash_alg = tlv(0x30, tlv(0x06, bytes.fromhex(oids[md])) + b"\x05\x00")
+    mgf = tlv(0x30, tlv(0x06, bytes.fromhex("2a864886f70d010108")) + hash_alg)
+    return tlv(0x30, tlv(0xA0, hash_alg) + tlv(0xA1, mgf) + tlv(0xA2, tlv(0x02, bytes([salt]))))

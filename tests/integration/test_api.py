@@ -1,0 +1,648 @@
+"""CSC v2 API integration tests: the real csc-server over TLS, SoftHSM, a temporary LMDB."""
+import base64
+import concurrent.futures
+import json
+import os
+import re
+import ssl
+import subprocess
+import threading
+import time
+import unittest
+
+import harness as H
+
+SVC = None
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+PIN_X = "24681357"
+CAROL_TOTP = None
+
+
+def setUpModule():
+    global SVC
+    SVC = H.Service(BUILD, extra_config="max_failures = 3\nlock_seconds = 3600\nsad_ttl = 10\n")
+    # Extra users and credentials for tests that change state (locks, disabling).
+    global CAROL_TOTP
+    for user in ("locky", "carol"):
+        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
+        if user == "carol":
+            CAROL_TOTP = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+            assert "otpauth://totp/" in out
+    for cid, user, key, auth in (("carol-rsa", "carol", "rsa2048", "PIN"), ("carol-lock", "carol", "p256", "PIN"),
+                                 ("carol-off", "carol", "p256", "PIN"), ("carol-scal1", "carol", "p256", "PIN"),
+                                 ("carol-2fa", "carol", "p256", "PIN AND OTP")):
+        scal = "1" if cid == "carol-scal1" else "2"
+        SVC.admin("credential", "create", "--id", cid, "--user", user, "--key", key, "--auth", auth,
+                  "--scal", scal, "--multisign", "5", stdin=PIN_X + "\n")
+    SVC.admin("credential", "disable", "carol-off")
+    SVC.start()
+
+
+def tearDownModule():
+    rc = SVC.stop()
+    err = SVC.server_stderr()
+    assert rc == 0, "server exit status %d: %s" % (rc, err)
+    assert "ERROR: AddressSanitizer" not in err and "runtime error" not in err, err
+
+
+def err_of(r):
+    assert r.json is not None and isinstance(r.json.get("error"), str), r
+    assert isinstance(r.json.get("error_description"), str), r
+    return r.json["error"], r.json["error_description"]
+
+
+class Base(unittest.TestCase):
+    def assertError(self, r, status, error=None, desc=None):
+        self.assertEqual(r.status, status, r)
+        e, d = err_of(r)
+        if error is not None:
+            self.assertEqual(e, error, r)
+        if desc is not None:
+            self.assertEqual(d, desc, r)
+        self.assertIn("application/json", r.headers.get("content-type", ""))
+
+    def carol(self):
+        return SVC.token("carol", "password-carol")
+
+
+class TestInfo(Base):
+    def test_info_fields(self):
+        r = SVC.post("info", {})
+        self.assertEqual(r.status, 200, r)
+        j = r.json
+        for k in ("specs", "name", "logo", "region", "lang", "description", "authType", "methods",
+                  "signAlgorithms", "signature_formats", "conformance_levels"):
+            self.assertIn(k, j)
+        self.assertTrue(j["specs"].startswith("2."))
+        self.assertEqual(j["region"], "JP")
+        self.assertIn("test environment", j["description"])
+        self.assertIn("basic", j["authType"])
+        for m in ("auth/login", "auth/revoke", "credentials/list", "credentials/info", "credentials/authorize",
+                  "signatures/signHash"):
+            self.assertIn(m, j["methods"])
+        for a in (H.RSA_SHA256, H.RSA_PSS, H.RSA_ENC, H.ECDSA_SHA256):
+            self.assertIn(a, j["signAlgorithms"]["algos"])
+        self.assertEqual(r.headers.get("cache-control"), "no-store")
+
+    def test_info_empty_body_and_lang(self):
+        self.assertEqual(SVC.post("info", None, raw=b"").status, 200)
+        self.assertEqual(SVC.post("info", {"lang": "ja-JP"}).status, 200)
+        self.assertError(SVC.post("info", {"lang": 5}), 400, "invalid_request")
+
+    def test_wrong_http_method(self):
+        r = SVC.request("GET", "/csc/v2/info")
+        self.assertError(r, 405, "invalid_request")
+
+    def test_unknown_paths(self):
+        self.assertError(SVC.post("nosuch/method", {}), 404, "invalid_request")
+        self.assertError(SVC.request("GET", "/"), 404, "invalid_request")
+        self.assertError(SVC.request("GET", "/csc/v2x/info"), 404)
+
+    def test_unimplemented_method_is_501(self):
+        self.assertError(SVC.post("signatures/signDoc", {}), 501)
+
+    def test_bad_json(self):
+        cases = [b"{", b"[]", b"\"x\"", b"{\"a\":1}/*c*/", b"{\"lang\":\"a\",\"lang\":\"b\"}",
+                 b"{\"lang\":\"a\\u0000b\"}", b"{\"a\":" + b"[" * 100 + b"]" * 100 + b"}", b"\xff\xfe"]
+        for body in cases:
+            with self.subTest(body=body[:20]):
+                self.assertError(SVC.post("info", None, raw=body), 400, "invalid_request")
+
+    def test_body_limit(self):
+        # Announce a body over max_body (256 KiB): the server answers 413 before reading it.
+        import socket
+        raw = socket.create_connection(("localhost", SVC.port), timeout=10)
+        sock = SVC.ctx.wrap_socket(raw, server_hostname="localhost")
+        sock.sendall(b"POST /csc/v2/info HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 307200\r\n\r\n" + b"{" * 1024)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 10:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        sock.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 413"), head)
+        self.assertIn(b"application/json", head)
+        self.assertEqual(json.loads(body)["error"], "invalid_request")
+        # Just under the limit, the body is parsed (and refused as JSON, not for its size).
+        self.assertError(SVC.post("info", None, raw=b"{" + b" " * (200 * 1024)), 400, "invalid_request")
+
+    def test_tls_versions(self):
+        ctx = ssl.create_default_context(cafile=SVC.env["CSC_TLS_CA"])
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        import http.client
+        conn = http.client.HTTPSConnection("localhost", SVC.port, context=ctx, timeout=10)
+        with self.assertRaises((ssl.SSLError, OSError)):
+            conn.request("POST", "/csc/v2/info", body=b"{}")
+            conn.getresponse()
+
+
+class TestLogin(Base):
+    def basic(self, s):
+        return "Basic " + base64.b64encode(s.encode()).decode()
+
+    def test_login_ok(self):
+        j = SVC.login()
+        self.assertIsInstance(j["access_token"], str)
+        self.assertGreater(j["expires_in"], 0)
+        self.assertNotIn("refresh_token", j)
+
+    def test_login_errors(self):
+        self.assertError(SVC.post("auth/login", {}), 401, "invalid_request", "Malformed authentication parameter.")
+        self.assertError(SVC.post("auth/login", {}, auth="Bearer abc"), 401, "invalid_request")
+        self.assertError(SVC.post("auth/login", {}, auth=self.basic("nocolon")), 400, "invalid_request",
+                         "Malformed username-password.")
+        self.assertError(SVC.post("auth/login", {}, auth="Basic !!!"), 400, "invalid_request",
+                         "Malformed username-password.")
+        wrong = SVC.post("auth/login", {}, auth=self.basic(SVC.env["CSC_USER2"] + ":wrong-password"))
+        unknown = SVC.post("auth/login", {}, auth=self.basic("nobody:wrong-password"))
+        self.assertError(wrong, 400, "authentication_error")
+        self.assertEqual(wrong.raw, unknown.raw)
+        self.assertError(SVC.post("auth/login", {"rememberMe": "maybe"}, auth=self.basic("a:b")), 400)
+
+    def test_remember_me_and_refresh(self):
+        j = SVC.login(remember=True)
+        self.assertIn("refresh_token", j)
+        r = SVC.post("auth/login", {"refresh_token": j["refresh_token"]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(SVC.post("credentials/list", {}, r.json["access_token"]).status, 200)
+        self.assertError(SVC.post("auth/login", {"refresh_token": "x" * 43}), 400, "invalid_request",
+                         "Invalid refresh_token")
+        self.assertError(SVC.post("auth/login", {"refresh_token": 42}), 400, "invalid_request")
+        # An access token is not a refresh token.
+        self.assertError(SVC.post("auth/login", {"refresh_token": j["access_token"]}), 400)
+
+    def test_lockout(self):
+        for _ in range(3):
+            self.assertError(SVC.post("auth/login", {}, auth=self.basic("locky:not-the-password")), 400,
+                             "authentication_error")
+        # Locked: even the right password is refused now.
+        self.assertError(SVC.post("auth/login", {}, auth=self.basic("locky:password-locky")), 400,
+                         "authentication_error")
+
+
+class TestBearer(Base):
+    def test_bearer_errors(self):
+        self.assertError(SVC.post("credentials/list", {}), 401)
+        self.assertIn("Bearer", SVC.post("credentials/list", {}).headers.get("www-authenticate", ""))
+        self.assertError(SVC.post("credentials/list", {}, auth="Basic abc"), 400, "invalid_request",
+                         "Malformed authorization header.")
+        self.assertError(SVC.post("credentials/list", {}, auth="Bearer"), 400, "invalid_request")
+        self.assertError(SVC.post("credentials/list", {}, token="A" * 43), 401, "invalid_token")
+        self.assertError(SVC.post("credentials/list", {}, token="short"), 401, "invalid_token")
+
+    def test_revoke_access_token(self):
+        t = SVC.token()
+        other = SVC.token()
+        r = SVC.post("auth/revoke", {"token": t, "token_type_hint": "access_token"}, other)
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(r.raw, b"")
+        self.assertError(SVC.post("credentials/list", {}, t), 401)
+        self.assertEqual(SVC.post("credentials/list", {}, other).status, 200)
+
+    def test_revoke_refresh_token_kills_its_grant(self):
+        j = SVC.login(remember=True)
+        access2 = SVC.post("auth/login", {"refresh_token": j["refresh_token"]}).json["access_token"]
+        r = SVC.post("auth/revoke", {"token": j["refresh_token"]}, j["access_token"])
+        self.assertEqual(r.status, 204, r)
+        self.assertError(SVC.post("credentials/list", {}, j["access_token"]), 401)
+        self.assertError(SVC.post("credentials/list", {}, access2), 401)
+        self.assertError(SVC.post("auth/login", {"refresh_token": j["refresh_token"]}), 400)
+
+    def test_revoke_errors(self):
+        t = SVC.token()
+        self.assertError(SVC.post("auth/revoke", {}, t), 400, "invalid_request",
+                         "Missing (or invalid type) string parameter token")
+        self.assertError(SVC.post("auth/revoke", {"token": t, "token_type_hint": "sad"}, t), 400,
+                         "invalid_request", "Invalid string parameter token_type_hint")
+        self.assertError(SVC.post("auth/revoke", {"token": "B" * 43}, t), 400, "invalid_request",
+                         "Invalid string parameter token")
+        # Another user's token cannot be revoked (and is not affected).
+        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        self.assertError(SVC.post("auth/revoke", {"token": t2}, t), 400)
+        self.assertEqual(SVC.post("credentials/list", {}, t2).status, 200)
+
+
+class TestCredentials(Base):
+    @classmethod
+    def setUpClass(cls):
+        cls.t = SVC.token()
+
+    def test_list(self):
+        r = SVC.post("credentials/list", {}, self.t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(r.json["credentialIDs"]), ["demo-ec", "demo-rsa"])
+        self.assertNotIn("credentialInfos", r.json)
+        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        self.assertEqual(SVC.post("credentials/list", {}, t2).json["credentialIDs"], ["demo2-ec"])
+
+    def test_list_with_info(self):
+        r = SVC.post("credentials/list", {"credentialInfo": True, "certificates": "chain", "certInfo": True,
+                                          "authInfo": True}, self.t)
+        self.assertEqual(r.status, 200, r)
+        infos = {i["credentialID"]: i for i in r.json["credentialInfos"]}
+        self.assertEqual(set(infos), {"demo-ec", "demo-rsa"})
+        self.assertEqual(len(infos["demo-rsa"]["cert"]["certificates"]), 2)
+        self.assertEqual(infos["demo-rsa"]["auth"]["expression"], "PIN AND OTP")
+
+    def test_list_errors(self):
+        self.assertError(SVC.post("credentials/list", {"userID": "demo"}, self.t), 400, "invalid_request",
+                         "userID parameter MUST be null")
+        self.assertError(SVC.post("credentials/list", {"certificates": "bogus", "credentialInfo": True}, self.t),
+                         400, "invalid_request", "Invalid parameter certificates")
+        self.assertError(SVC.post("credentials/list", {"credentialInfo": 3}, self.t), 400)
+
+    def test_only_valid(self):
+        c = self.carol()
+        all_ids = SVC.post("credentials/list", {}, c).json["credentialIDs"]
+        self.assertIn("carol-off", all_ids)
+        r = SVC.post("credentials/list", {"onlyValid": True}, c)
+        self.assertTrue(r.json["onlyValid"])
+        self.assertNotIn("carol-off", r.json["credentialIDs"])
+        self.assertIn("carol-rsa", r.json["credentialIDs"])
+
+    def test_info_rsa(self):
+        r = SVC.post("credentials/info", {"credentialID": "demo-rsa", "certificates": "chain", "certInfo": True,
+                                          "authInfo": True}, self.t)
+        self.assertEqual(r.status, 200, r)
+        j = r.json
+        self.assertEqual(j["key"]["status"], "enabled")
+        self.assertEqual(j["key"]["len"], 2048)
+        self.assertNotIn("curve", j["key"])
+        for a in (H.RSA_SHA256, H.RSA_SHA384, H.RSA_SHA512, H.RSA_ENC, H.RSA_PSS):
+            self.assertIn(a, j["key"]["algo"])
+        self.assertNotIn(H.ECDSA_SHA256, j["key"]["algo"])
+        certs = j["cert"]["certificates"]
+        self.assertEqual(len(certs), 2)
+        ee = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject"],
+                            input=base64.b64decode(certs[0]), capture_output=True).stdout.decode()
+        self.assertIn("demo", ee)  # end entity first
+        self.assertEqual(j["cert"]["status"], "valid")
+        self.assertRegex(j["cert"]["validFrom"], r"^\d{14}Z$")
+        self.assertRegex(j["cert"]["validTo"], r"^\d{14}Z$")
+        self.assertRegex(j["cert"]["serialNumber"], r"^[0-9A-F]+$")
+        self.assertIn("CN=CSC Demo Root CA", j["cert"]["issuerDN"])
+        self.assertIn("CN=demo", j["cert"]["subjectDN"])
+        self.assertEqual(j["auth"]["mode"], "explicit")
+        self.assertEqual(j["auth"]["expression"], "PIN AND OTP")
+        objs = {o["id"]: o for o in j["auth"]["objects"]}
+        self.assertEqual(objs["PIN"]["type"], "Password")
+        self.assertEqual(objs["OTP"]["generator"], "totp")
+        self.assertEqual(j["SCAL"], "2")
+        self.assertGreaterEqual(j["multisign"], 100)
+
+    def test_info_ec_and_options(self):
+        r = SVC.post("credentials/info", {"credentialID": "demo-ec"}, self.t)
+        j = r.json
+        self.assertEqual(j["key"]["curve"], "1.2.840.10045.3.1.7")
+        self.assertEqual(j["key"]["len"], 256)
+        self.assertEqual(j["key"]["algo"][0], H.ECDSA_SHA256)
+        self.assertEqual(len(j["cert"]["certificates"]), 1)      # default "single"
+        self.assertNotIn("issuerDN", j["cert"])
+        self.assertEqual(j["auth"], {"mode": "explicit"})       # objects only with authInfo
+        r = SVC.post("credentials/info", {"credentialID": "demo-ec", "certificates": "none"}, self.t)
+        self.assertNotIn("certificates", r.json["cert"])
+
+    def test_info_errors_do_not_reveal_other_users(self):
+        other = SVC.post("credentials/info", {"credentialID": "demo2-ec"}, self.t)
+        unknown = SVC.post("credentials/info", {"credentialID": "no-such-credential"}, self.t)
+        self.assertError(other, 400, "invalid_request", "Invalid parameter credentialID")
+        self.assertEqual(other.raw, unknown.raw)
+        self.assertError(SVC.post("credentials/info", {}, self.t), 400, "invalid_request",
+                         "Missing (or invalid type) string parameter credentialID")
+        self.assertError(SVC.post("credentials/info", {"credentialID": 7}, self.t), 400, "invalid_request",
+                         "Missing (or invalid type) string parameter credentialID")
+        self.assertError(SVC.post("credentials/info", {"credentialID": "demo-ec", "certificates": "all"}, self.t),
+                         400, "invalid_request", "Invalid parameter certificates")
+
+    def test_disabled_key_status(self):
+        r = SVC.post("credentials/info", {"credentialID": "carol-off"}, self.carol())
+        self.assertEqual(r.json["key"]["status"], "disabled")
+
+
+class TestAuthorize(Base):
+    @classmethod
+    def setUpClass(cls):
+        cls.t = SVC.token()
+
+    def test_authorize_rsa_pin_and_otp(self):
+        h = H.digest("authorize rsa")
+        r = SVC.authorize(self.t, "demo-rsa", [h], pin=SVC.env["CSC_PIN"], otp_secret=SVC.env["CSC_TOTP_SECRET"])
+        self.assertEqual(r.status, 200, r)
+        self.assertIsInstance(r.json["SAD"], str)
+        self.assertGreater(r.json["expiresIn"], 0)
+
+    def test_v1_style_pin_otp_fields(self):
+        h = H.digest("v1 fields")
+        otp = H.fresh_totp(SVC.env["CSC_TOTP_SECRET"], SVC.used_otps)
+        r = SVC.post("credentials/authorize", {"credentialID": "demo-rsa", "numSignatures": "1",
+                                               "hash": [H.b64(h)], "PIN": SVC.env["CSC_PIN"], "OTP": otp}, self.t)
+        self.assertEqual(r.status, 200, r)
+
+    def test_authorize_errors(self):
+        h = [H.b64(H.digest("x"))]
+        pin = [{"id": "PIN", "value": SVC.env["CSC_PIN"]}]
+        base = {"credentialID": "demo-ec", "hashes": h, "hashAlgorithmOID": H.SHA256, "authData": pin}
+        cases = [
+            ({"numSignatures": 1, "credentialID": None}, "Missing (or invalid type) string parameter credentialID"),
+            ({}, "Missing (or invalid type) integer parameter numSignatures"),
+            ({"numSignatures": "abc"}, "Missing (or invalid type) integer parameter numSignatures"),
+            ({"numSignatures": -1}, "Missing (or invalid type) integer parameter numSignatures"),
+            ({"numSignatures": 0}, "Invalid value for parameter numSignatures"),
+            ({"numSignatures": 101}, "Numbers of signatures is too high"),
+            ({"numSignatures": 1, "credentialID": "demo2-ec"}, "Invalid parameter credentialID"),
+            ({"numSignatures": 1, "hashes": None}, "Missing (or invalid type) array parameter hashes"),
+            ({"numSignatures": 1, "hashAlgorithmOID": None},
+             "Missing (or invalid type) string parameter hashAlgorithmOID"),
+            ({"numSignatures": 1, "hashAlgorithmOID": "1.3.14.3.2.26"}, "Invalid parameter hashAlgorithmOID"),
+            ({"numSignatures": 1, "hashes": ["abc"]}, "Invalid Base64 hash string parameter"),
+            ({"numSignatures": 1, "hashes": [H.b64(b"x" * 31)]}, "Invalid digest value length"),
+            ({"numSignatures": 1, "hashes": []}, "Empty hash array"),
+            ({"numSignatures": 1, "hashes": h * 2}, "Invalid value for parameter numSignatures"),
+            ({"numSignatures": 1, "authData": [{"id": "PIN"}]}, "Invalid parameter authData"),
+            ({"numSignatures": 1, "authData": [{"id": "FOO", "value": "1"}]}, "Invalid parameter authData"),
+            ({"numSignatures": 1, "authData": pin * 2}, "Invalid parameter authData"),
+            ({"numSignatures": 1, "description": "d" * 501}, "Invalid parameter description"),
+        ]
+        for patch, desc in cases:
+            body = dict(base)
+            for k, v in patch.items():
+                if v is None:
+                    body.pop(k, None)
+                else:
+                    body[k] = v
+            with self.subTest(desc=desc, patch=str(patch)[:60]):
+                self.assertError(SVC.post("credentials/authorize", body, self.t), 400, "invalid_request", desc)
+
+    def test_wrong_factors(self):
+        c = self.carol()
+        h = H.digest("wrong factors")
+        self.assertError(SVC.authorize(c, "carol-2fa", [h], pin="11223344"), 400, "invalid_authentication_data")
+        # Right PIN, wrong OTP.
+        r = SVC.post("credentials/authorize", {
+            "credentialID": "carol-2fa", "numSignatures": 1, "hashes": [H.b64(h)], "hashAlgorithmOID": H.SHA256,
+            "authData": [{"id": "PIN", "value": PIN_X}, {"id": "OTP", "value": "000000"}]}, c)
+        self.assertError(r, 400, "invalid_authentication_data")
+        # A success resets the failure count (max_failures = 3 here: two failures above).
+        self.assertEqual(SVC.authorize(c, "carol-2fa", [h], pin=PIN_X, otp_secret=CAROL_TOTP).status, 200)
+        # Right PIN, OTP missing; OTP without the PIN.
+        self.assertError(SVC.authorize(c, "carol-2fa", [h], pin=PIN_X), 400, "invalid_authentication_data")
+        self.assertError(SVC.authorize(c, "carol-2fa", [h], otp_secret=CAROL_TOTP), 400,
+                         "invalid_authentication_data")
+        self.assertEqual(SVC.authorize(c, "carol-2fa", [h], pin=PIN_X, otp_secret=CAROL_TOTP).status, 200)
+
+    def test_otp_replay(self):
+        c = self.carol()
+        otp = H.fresh_totp(CAROL_TOTP, SVC.used_otps)
+        body = {"credentialID": "carol-2fa", "numSignatures": 1, "hashes": [H.b64(H.digest("replay"))],
+                "hashAlgorithmOID": H.SHA256,
+                "authData": [{"id": "PIN", "value": PIN_X}, {"id": "OTP", "value": otp}]}
+        self.assertEqual(SVC.post("credentials/authorize", body, c).status, 200)
+        self.assertError(SVC.post("credentials/authorize", body, c), 400, "invalid_authentication_data")
+
+    def test_credential_lockout(self):
+        c = self.carol()
+        h = H.digest("lock")
+        for _ in range(3):
+            self.assertError(SVC.authorize(c, "carol-lock", [h], pin="11112222"), 400, "invalid_authentication_data")
+        self.assertError(SVC.authorize(c, "carol-lock", [h], pin=PIN_X), 400, "invalid_request", "Credential locked")
+        # Other credentials of the same user are not locked.
+        self.assertEqual(SVC.authorize(c, "carol-rsa", [h], pin=PIN_X).status, 200)
+
+    def test_disabled_credential(self):
+        r = SVC.authorize(self.carol(), "carol-off", [H.digest("off")], pin=PIN_X)
+        self.assertError(r, 400, "invalid_request", "The credential identified by credentialID is disabled")
+
+    def test_scal1_without_hashes(self):
+        r = SVC.authorize(self.carol(), "carol-scal1", [], num=2, pin=PIN_X)
+        self.assertEqual(r.status, 200, r)
+
+
+class TestSignHash(Base):
+    @classmethod
+    def setUpClass(cls):
+        cls.t = SVC.token()
+        cls.rsa_pub = SVC.cert_pem(cls.t, "demo-rsa")
+        cls.ec_pub = SVC.cert_pem(cls.t, "demo-ec")
+        cls.carol_t = SVC.token("carol", "password-carol")
+        cls.carol_pub = SVC.cert_pem(cls.carol_t, "carol-rsa")
+
+    def sad_ec(self, hashes, num=None, alg=H.SHA256):
+        r = SVC.authorize(self.t, "demo-ec", hashes, num=num, pin=SVC.env["CSC_PIN"], alg=alg)
+        self.assertEqual(r.status, 200, r)
+        return r.json["SAD"]
+
+    def sad_carol(self, hashes, num=None, alg=H.SHA256):
+        r = SVC.authorize(self.carol_t, "carol-rsa", hashes, num=num, pin=PIN_X, alg=alg)
+        self.assertEqual(r.status, 200, r)
+        return r.json["SAD"]
+
+    def sign(self, token, cred, sad, hashes, algo, **extra):
+        body = {"credentialID": cred, "SAD": sad, "hashes": [H.b64(h) for h in hashes], "signAlgo": algo}
+        body.update(extra)
+        return SVC.post("signatures/signHash", body, token)
+
+    def test_rsa_pin_and_otp_end_to_end(self):
+        h = H.digest("end to end")
+        r = SVC.authorize(self.t, "demo-rsa", [h], pin=SVC.env["CSC_PIN"], otp_secret=SVC.env["CSC_TOTP_SECRET"])
+        r = self.sign(self.t, "demo-rsa", r.json["SAD"], [h], H.RSA_SHA256)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(H.verify(self.rsa_pub, base64.b64decode(r.json["signatures"][0]), h))
+
+    def test_rsa_variants(self):
+        for algo, md, extra in ((H.RSA_SHA384, "sha384", {}), (H.RSA_SHA512, "sha512", {}),
+                                (H.RSA_ENC, "sha256", {"hashAlgorithmOID": H.SHA256}),
+                                (H.RSA_ENC, "sha512", {"hashAlgorithmOID": H.SHA512})):
+            with self.subTest(algo=algo, md=md):
+                h = H.digest("variant " + algo + md, md)
+                oid = {"sha256": H.SHA256, "sha384": H.SHA384, "sha512": H.SHA512}[md]
+                sad = self.sad_carol([h], alg=oid)
+                r = self.sign(self.carol_t, "carol-rsa", sad, [h], algo, **extra)
+                self.assertEqual(r.status, 200, r)
+                self.assertTrue(H.verify(self.carol_pub, base64.b64decode(r.json["signatures"][0]), h, md))
+
+    def test_rsa_pss(self):
+        for md, salt in (("sha256", 32), ("sha256", 20), ("sha512", 64)):
+            with self.subTest(md=md, salt=salt):
+                h = H.digest("pss %s %d" % (md, salt), md)
+                oid = {"sha256": H.SHA256, "sha512": H.SHA512}[md]
+                sad = self.sad_carol([h], alg=oid)
+                r = self.sign(self.carol_t, "carol-rsa", sad, [h], H.RSA_PSS,
+                              signAlgoParams=H.b64(H.pss_params_der(md, salt)))
+                self.assertEqual(r.status, 200, r)
+                self.assertTrue(H.verify(self.carol_pub, base64.b64decode(r.json["signatures"][0]), h, md, salt))
+
+    def test_ecdsa_der(self):
+        h = H.digest("ecdsa")
+        r = self.sign(self.t, "demo-ec", self.sad_ec([h]), [h], H.ECDSA_SHA256)
+        self.assertEqual(r.status, 200, r)
+        sig = base64.b64decode(r.json["signatures"][0])
+        self.assertEqual(sig[0], 0x30)  # DER SEQUENCE, not raw r||s
+        self.assertTrue(H.verify(self.ec_pub, sig, h))
+
+    def test_order_and_budget(self):
+        a, b = H.digest("A"), H.digest("B")
+        sad = self.sad_ec([a, b], num=2)
+        r = self.sign(self.t, "demo-ec", sad, [b, a], H.ECDSA_SHA256)
+        self.assertEqual(r.status, 200, r)
+        sigs = [base64.b64decode(s) for s in r.json["signatures"]]
+        self.assertTrue(H.verify(self.ec_pub, sigs[0], b))
+        self.assertTrue(H.verify(self.ec_pub, sigs[1], a))
+        self.assertFalse(H.verify(self.ec_pub, sigs[0], a))
+        self.assertError(self.sign(self.t, "demo-ec", sad, [a], H.ECDSA_SHA256), 400, "invalid_request")
+
+    def test_budget_spent_across_calls(self):
+        a, b = H.digest("C1"), H.digest("C2")
+        sad = self.sad_ec([a, b], num=2)
+        self.assertEqual(self.sign(self.t, "demo-ec", sad, [a], H.ECDSA_SHA256).status, 200)
+        self.assertEqual(self.sign(self.t, "demo-ec", sad, [b], H.ECDSA_SHA256).status, 200)
+        self.assertError(self.sign(self.t, "demo-ec", sad, [b], H.ECDSA_SHA256), 400)
+
+    def test_hash_not_authorized(self):
+        a = H.digest("authorized")
+        sad = self.sad_ec([a])
+        r = self.sign(self.t, "demo-ec", sad, [H.digest("other")], H.ECDSA_SHA256)
+        self.assertError(r, 400, "invalid_request", "Hash is not authorized by the SAD.")
+        # The refused attempt spent nothing.
+        self.assertEqual(self.sign(self.t, "demo-ec", sad, [a], H.ECDSA_SHA256).status, 200)
+
+    def test_hash_algorithm_must_match_the_sad(self):
+        h = H.digest("alg")
+        sad = self.sad_ec([h])
+        r = self.sign(self.t, "demo-ec", sad, [H.digest("alg", "sha384")], H.ECDSA_SHA384)
+        self.assertError(r, 400, "invalid_request", "Hash is not authorized by the SAD.")
+
+    def test_url_safe_and_unpadded_base64(self):
+        h = next(H.digest("u%d" % i) for i in range(1000) if b"\xfb" in H.digest("u%d" % i) or
+                 b"\xff" in H.digest("u%d" % i))
+        sad = self.sad_ec([h])
+        urlsafe = base64.urlsafe_b64encode(h).decode().rstrip("=")
+        r = SVC.post("signatures/signHash", {"credentialID": "demo-ec", "SAD": sad, "hashes": [urlsafe],
+                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        self.assertEqual(r.status, 200, r)
+
+    def test_v1_aliases(self):
+        h = H.digest("v1 alias")
+        sad = self.sad_carol([h])
+        r = SVC.post("signatures/signHash", {"credentialID": "carol-rsa", "SAD": sad, "hash": [H.b64(h)],
+                                             "hashAlgo": H.SHA256, "signAlgo": H.RSA_ENC}, self.carol_t)
+        self.assertEqual(r.status, 200, r)
+
+    def test_sad_bound_to_credential_and_user(self):
+        h = H.digest("bound")
+        sad = self.sad_ec([h])
+        self.assertError(self.sign(self.t, "demo-rsa", sad, [h], H.RSA_SHA256), 400, "invalid_request",
+                         "Invalid parameter SAD")
+        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        self.assertError(self.sign(t2, "demo2-ec", sad, [h], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Invalid parameter SAD")
+        self.assertError(self.sign(t2, "demo-ec", sad, [h], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Invalid parameter credentialID")
+        # Still usable by its owner.
+        self.assertEqual(self.sign(self.t, "demo-ec", sad, [h], H.ECDSA_SHA256).status, 200)
+
+    def test_sign_errors(self):
+        h = H.digest("errors")
+        sad = self.sad_ec([h])
+        good = {"credentialID": "demo-ec", "SAD": sad, "hashes": [H.b64(h)], "signAlgo": H.ECDSA_SHA256}
+        cases = [
+            ({"credentialID": None}, "Missing (or invalid type) string parameter credentialID"),
+            ({"hashes": None}, "Missing (or invalid type) array parameter hash"),
+            ({"hashes": "abc"}, "Missing (or invalid type) array parameter hash"),
+            ({"hashes": []}, "Empty hash array"),
+            ({"hashes": ["%%%"]}, "Invalid Base64 hash string parameter"),
+            ({"hashes": [H.b64(b"y" * 31)]}, "Invalid digest value length"),
+            ({"signAlgo": None}, "Missing (or invalid type) string parameter signAlgo"),
+            ({"signAlgo": H.RSA_SHA256}, "Invalid parameter signAlgo"),
+            ({"signAlgo": "1.2.3"}, "Invalid parameter signAlgo"),
+            ({"SAD": None}, "Missing (or invalid type) string parameter SAD"),
+            ({"SAD": "not-a-sad"}, "Invalid parameter SAD"),
+            ({"operationMode": "X"}, "Invalid parameter operationMode"),
+            ({"credentialID": "nope"}, "Invalid parameter credentialID"),
+            ({"clientData": 5}, "Invalid parameter clientData"),
+        ]
+        for patch, desc in cases:
+            body = dict(good)
+            for k, v in patch.items():
+                if v is None:
+                    body.pop(k)
+                else:
+                    body[k] = v
+            with self.subTest(desc=desc):
+                self.assertError(SVC.post("signatures/signHash", body, self.t), 400, "invalid_request", desc)
+        # None of those spent the SAD.
+        self.assertEqual(SVC.post("signatures/signHash", good, self.t).status, 200)
+
+    def test_rsa_parameter_errors(self):
+        h = H.digest("rsa params")
+        sad = self.sad_carol([h])
+        base = {"credentialID": "carol-rsa", "SAD": sad, "hashes": [H.b64(h)]}
+        self.assertError(SVC.post("signatures/signHash", dict(base, signAlgo=H.RSA_ENC), self.carol_t), 400,
+                         "invalid_request", "Missing (or invalid type) string parameter hashAlgorithmOID")
+        self.assertError(SVC.post("signatures/signHash", dict(base, signAlgo=H.RSA_PSS), self.carol_t), 400,
+                         "invalid_request", "Missing (or invalid type) string parameter signAlgoParams")
+        self.assertError(SVC.post("signatures/signHash", dict(base, signAlgo=H.RSA_PSS, signAlgoParams="MAA="),
+                                  self.carol_t), 400, "invalid_request", "Invalid parameter signAlgoParams")
+        # sha256WithRSAEncryption ignores a contradicting hashAlgorithmOID (sec. 11.10).
+        r = SVC.post("signatures/signHash", dict(base, signAlgo=H.RSA_SHA256, hashAlgorithmOID=H.SHA512),
+                     self.carol_t)
+        self.assertEqual(r.status, 200, r)
+
+    def test_sad_expires(self):
+        h = H.digest("expiry")
+        sad = self.sad_ec([h])
+        time.sleep(11)  # sad_ttl = 10 in this service's configuration
+        self.assertError(self.sign(self.t, "demo-ec", sad, [h], H.ECDSA_SHA256), 400, "invalid_request",
+                         "SAD expired")
+
+    def test_concurrent_spending_never_exceeds_the_budget(self):
+        h = H.digest("race")
+        sad = self.sad_ec([h], num=3)
+
+        def one(_):
+            return self.sign(self.t, "demo-ec", sad, [h], H.ECDSA_SHA256).status
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=12) as ex:
+            statuses = list(ex.map(one, range(12)))
+        self.assertEqual(statuses.count(200), 3, statuses)
+        self.assertEqual(statuses.count(400), 9, statuses)
+
+    def test_many_hashes(self):
+        hs = [H.digest("many %d" % i) for i in range(64)]
+        sad = self.sad_ec(hs)
+        r = self.sign(self.t, "demo-ec", sad, hs, H.ECDSA_SHA256)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(r.json["signatures"]), 64)
+        self.assertTrue(H.verify(self.ec_pub, base64.b64decode(r.json["signatures"][63]), hs[63]))
+
+    def test_disabled_credential_cannot_sign(self):
+        h = H.digest("disable me")
+        sad = self.sad_carol([h], num=2)
+        SVC.admin("credential", "disable", "carol-rsa")
+        try:
+            self.assertError(self.sign(self.carol_t, "carol-rsa", sad, [h], H.RSA_SHA256), 400, "invalid_request",
+                             "The credential identified by credentialID is disabled")
+        finally:
+            SVC.admin("credential", "enable", "carol-rsa")
+        self.assertEqual(self.sign(self.carol_t, "carol-rsa", sad, [h], H.RSA_SHA256).status, 200)
+
+
+class TestLogs(Base):
+    def test_access_log_has_no_secrets(self):
+        # Make sure some traffic with secrets went by.
+        j = SVC.login(remember=True)
+        SVC.authorize(j["access_token"], "demo-ec", [H.digest("log")], pin=SVC.env["CSC_PIN"])
+        time.sleep(0.3)
+        log = open(os.path.join(SVC.dir, "log", "access.log")).read()
+        self.assertIn("/csc/v2/credentials/authorize", log)
+        for secret in (SVC.env["CSC_PASSWORD"], SVC.env["CSC_PIN"], j["access_token"], j["refresh_token"]):
+            self.assertNotIn(secret, log)
+            self.assertNotIn(secret, SVC.server_stderr())
+        self.assertRegex(log, r'"POST /csc/v2/info" HTTP/1\.1 200 \d+')
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,251 @@
+/*
+ * check_hsm.c - runner and fixture of the hsm unit tests (SoftHSMv2 token in a temporary directory).
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "check_hsm.h"
+
+extern char **environ;
+
+t_env_t t_env;
+
+int t_run(const char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int st = 0, rc;
+
+    /* softhsm2-util chatters on stdout; keep the test log readable. */
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return -1;
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+int t_token_create(const char *dir, const char *conf_path, size_t conf_cap, const char *label)
+{
+    char tokens[512];
+    FILE *f;
+    const char *argv[] = {T_SOFTHSM_UTIL, "--init-token", "--free", "--label", label, "--so-pin", T_SO_PIN,
+                          "--pin", T_PIN, NULL};
+
+    if ((size_t)snprintf(tokens, sizeof(tokens), "%s/tokens", dir) >= sizeof(tokens))
+        return -1;
+    if (mkdir(tokens, 0700) != 0)
+        return -1;
+    if (!conf_path || strlen(conf_path) >= conf_cap || !(f = fopen(conf_path, "w")))
+        return -1;
+    fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n"
+               "slots.removable = false\n", tokens);
+    if (fclose(f) != 0)
+        return -1;
+    if (setenv("SOFTHSM2_CONF", conf_path, 1) != 0)
+        return -1;
+    return t_run(argv);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int t_rmtree(const char *dir)
+{
+    return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void t_setup(void)
+{
+    ck_assert_int_eq(setenv("SOFTHSM2_CONF", t_env.conf, 1), 0);
+}
+
+int t_open_rc(const char *module, const char *label, const char *pin, unsigned sessions, hsm_t **out)
+{
+    hsm_config_t cfg = {.module = module, .token_label = label, .pin = pin, .sessions = sessions};
+
+    return hsm_open(&cfg, out);
+}
+
+hsm_t *t_open(unsigned sessions)
+{
+    hsm_t *h = NULL;
+    int rc = t_open_rc(T_MODULE, T_LABEL, T_PIN, sessions, &h);
+
+    ck_assert_msg(rc == HSM_OK, "hsm_open: %s", hsm_strerror(rc));
+    ck_assert_ptr_nonnull(h);
+    return h;
+}
+
+hsm_sign_params_t t_params(hsm_sig_scheme_t scheme, int md_nid, int mgf_nid, unsigned salt)
+{
+    hsm_sign_params_t p = {.scheme = scheme, .md_nid = md_nid, .mgf1_md_nid = mgf_nid, .salt_len = salt};
+
+    return p;
+}
+
+int t_verify(EVP_PKEY *pk, const hsm_sign_params_t *p, const uint8_t *dig, size_t dlen, const uint8_t *sig,
+             size_t slen)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pk, NULL);
+    int ok = 0;
+
+    if (!c || EVP_PKEY_verify_init(c) != 1)
+        goto out;
+    if (p->scheme == HSM_SIG_RSA_PKCS1) {
+        if (EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) != 1 ||
+            EVP_PKEY_CTX_set_signature_md(c, EVP_get_digestbynid(p->md_nid)) != 1)
+            goto out;
+    } else if (p->scheme == HSM_SIG_RSA_PSS) {
+        if (EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING) != 1 ||
+            EVP_PKEY_CTX_set_signature_md(c, EVP_get_digestbynid(p->md_nid)) != 1 ||
+            EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_get_digestbynid(p->mgf1_md_nid)) != 1 ||
+            EVP_PKEY_CTX_set_rsa_pss_saltlen(c, (int)p->salt_len) != 1)
+            goto out;
+    }
+    ok = EVP_PKEY_verify(c, sig, slen, dig, dlen) == 1;
+out:
+    EVP_PKEY_CTX_free(c);
+    return ok;
+}
+
+int t_sign1(hsm_t *h, const uint8_t *id, const hsm_sign_params_t *p, const uint8_t *dig, size_t dlen, uint8_t *sig,
+            size_t *slen)
+{
+    const uint8_t *digs[1] = {dig};
+    uint8_t *sigs[1] = {sig};
+
+    return hsm_sign(h, id, HSM_KEYID_LEN, p, digs, dlen, 1, sigs, slen);
+}
+
+int t_sign_verify(hsm_t *h, const uint8_t *id, EVP_PKEY *pk, const hsm_sign_params_t *p)
+{
+    uint8_t dig[64], sig[HSM_SIG_MAX];
+    size_t dlen = hsm_md_len(p->md_nid), slen = 0;
+    int rc;
+
+    ck_assert_uint_gt(dlen, 0);
+    ck_assert_int_eq(RAND_bytes(dig, (int)dlen), 1);
+    if ((rc = t_sign1(h, id, p, dig, dlen, sig, &slen)) != HSM_OK)
+        return rc;
+    ck_assert_uint_gt(slen, 0);
+    ck_assert_msg(t_verify(pk, p, dig, dlen, sig, slen), "signature (scheme %d md %d) does not verify", p->scheme,
+                  p->md_nid);
+    /* The verification can fail: a changed digest must not verify. */
+    dig[0] ^= 0x01;
+    ck_assert_msg(!t_verify(pk, p, dig, dlen, sig, slen), "signature verifies over another digest");
+    return rc;
+}
+
+CK_SESSION_HANDLE t_raw_session(hsm_t *h)
+{
+    CK_SLOT_ID slot;
+    CK_FUNCTION_LIST *p11 = hsm_test_p11(h, &slot);
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+
+    ck_assert_int_eq(p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), CKR_OK);
+    return s;
+}
+
+void t_raw_close(hsm_t *h, CK_SESSION_HANDLE s)
+{
+    CK_SLOT_ID slot;
+
+    ck_assert_int_eq(hsm_test_p11(h, &slot)->C_CloseSession(s), CKR_OK);
+}
+
+CK_OBJECT_HANDLE t_raw_find(hsm_t *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const uint8_t *id)
+{
+    CK_SLOT_ID slot;
+    CK_FUNCTION_LIST *p11 = hsm_test_p11(h, &slot);
+    uint8_t idbuf[HSM_KEYID_LEN];
+    CK_ATTRIBUTE t[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_ID, idbuf, sizeof(idbuf)}};
+    CK_OBJECT_HANDLE o[2];
+    CK_ULONG n = 0;
+
+    memcpy(idbuf, id, sizeof(idbuf));
+    ck_assert_int_eq(p11->C_FindObjectsInit(s, t, 2), CKR_OK);
+    ck_assert_int_eq(p11->C_FindObjects(s, o, 2, &n), CKR_OK);
+    ck_assert_int_eq(p11->C_FindObjectsFinal(s), CKR_OK);
+    ck_assert_uint_le(n, 1);
+    return n ? o[0] : CK_INVALID_HANDLE;
+}
+
+int t_raw_bool(hsm_t *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type)
+{
+    CK_SLOT_ID slot;
+    CK_BBOOL b = 2;
+    CK_ATTRIBUTE a = {type, &b, sizeof(b)};
+
+    ck_assert_int_eq(hsm_test_p11(h, &slot)->C_GetAttributeValue(s, o, &a, 1), CKR_OK);
+    ck_assert_uint_eq(a.ulValueLen, sizeof(b));
+    return b == CK_TRUE;
+}
+
+static int shared_keys(void)
+{
+    hsm_keyspec_t rsa = {.type = HSM_KEY_RSA, .bits = 2048};
+    hsm_keyspec_t p256 = {.type = HSM_KEY_EC, .curve_nid = NID_X9_62_prime256v1};
+    hsm_keyspec_t p384 = {.type = HSM_KEY_EC, .curve_nid = NID_secp384r1};
+    hsm_t *h = NULL;
+    int rc;
+
+    if ((rc = t_open_rc(T_MODULE, T_LABEL, T_PIN, 1, &h)) == HSM_OK &&
+        (rc = hsm_keygen(h, &rsa, "shared-rsa2048", t_env.rsa2048)) == HSM_OK &&
+        (rc = hsm_keygen(h, &p256, "shared-p256", t_env.ec256)) == HSM_OK)
+        rc = hsm_keygen(h, &p384, "shared-p384", t_env.ec384);
+    /* Finalize before Check forks: each test starts the module afresh in its child. */
+    hsm_close(h);
+    return rc;
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    SRunner *sr;
+    int failed;
+
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    /* Half the buffer at most: tests build private token paths below it. */
+    if ((size_t)snprintf(t_env.dir, sizeof(t_env.dir), "%s/hsm-unit-XXXXXX", tmp) >= sizeof(t_env.dir) / 2) {
+        fprintf(stderr, "TMPDIR too long\n");
+        return EXIT_FAILURE;
+    }
+    if (!mkdtemp(t_env.dir)) {
+        perror("mkdtemp");
+        return EXIT_FAILURE;
+    }
+    snprintf(t_env.conf, sizeof(t_env.conf), "%s/softhsm2.conf", t_env.dir);
+    if (t_token_create(t_env.dir, t_env.conf, sizeof(t_env.conf), T_LABEL) != 0 || shared_keys() != HSM_OK) {
+        fprintf(stderr, "cannot set up the SoftHSM token in %s\n", t_env.dir);
+        t_rmtree(t_env.dir);
+        return EXIT_FAILURE;
+    }
+    sr = srunner_create(t_suite_open());
+    srunner_add_suite(sr, t_suite_keys());
+    srunner_add_suite(sr, t_suite_sign());
+    srunner_add_suite(sr, t_suite_recovery());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    t_rmtree(t_env.dir);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,75 @@
+/* test_oauth.h - shared fixture and helpers of the oauth unit tests. */
+#ifndef TEST_OAUTH_H
+#define TEST_OAUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <check.h>
+
+#include "oauth.h"
+#include "oauth_int.h"
+
+#define T_PW "Pw-Secret-hunter2-9127"
+#define T_PIN "4711-pin-secret"
+#define T_TOTP "12345678901234567890"   /* RFC 6238 SHA-1 test secret */
+#define T_TOTP_LEN 20
+#define T_TIMEOUT 60
+
+typedef struct {
+    char dir[64];
+    stor_env_t *stor;
+    oauth_t *o;
+} fx_t;
+
+extern fx_t fx;
+
+/* Fixture: fresh dir + storage + oauth (max_failures 3, others default). */
+void fx_setup(void);
+void fx_teardown(void);
+/* Replace fx.o with one built from cfg (cfg->stor is filled in). */
+void fx_oauth(oauth_config_t cfg);
+
+void put_user(const stor_user_t *u);
+void put_cred(const stor_cred_t *c);
+void put_token(const stor_token_t *t);
+void put_sad(const stor_sad_t *s);
+stor_user_t get_user(const char *name);
+void get_cred(const char *id, stor_cred_t *out);
+int get_token(const uint8_t hash[32], stor_token_t *out);
+int get_sad(const uint8_t hash[32], stor_sad_t *out);
+
+/* A user with password T_PW (log2n 10) and, if totp, secret T_TOTP. */
+void mk_user(const char *name, uint32_t status, int totp);
+/* A credential owned by owner, PIN T_PIN when pin, auth expression expr. */
+void mk_cred(const char *id, const char *owner, int pin, const char *expr);
+
+void sha256_of(const void *in, size_t len, uint8_t out[32]);
+/* The audit reference of a token value: first 16 bytes of SHA-256(SHA-256(value)). */
+void ref_of(const char *value, uint8_t ref[16]);
+/* 6-digit TOTP of T_TOTP at time t. */
+void totp_at(int64_t t, char otp[7]);
+/* A fresh well-formed token value and its hash, not stored anywhere. */
+void fresh_value(char value[OAUTH_TOKEN_BUFLEN], uint8_t hash[32]);
+
+/* Audit records read back (digests copied). */
+typedef struct {
+    stor_audit_t rec;
+    uint8_t dig[16 * 64];
+} aud_t;
+typedef struct {
+    size_t n;
+    aud_t r[128];
+} auds_t;
+auds_t *audit_read(void);          /* free() the result */
+size_t audit_count(const auds_t *a, uint32_t event, uint32_t result);
+const aud_t *audit_last(const auds_t *a, uint32_t event);
+/* Fails if s appears in any audit record or in any file of the storage directory. */
+void assert_no_secret(const char *s);
+
+Suite *suite_secret(void);
+Suite *suite_totp(void);
+Suite *suite_expr(void);
+Suite *suite_token(void);
+Suite *suite_sad(void);
+
+#endif

@@ -1,0 +1,178 @@
+/* test_secret.c - scrypt verifiers. */
+#include <string.h>
+
+#include "test_oauth.h"
+
+#define VLEN 52
+
+static void hash10(const char *s, uint8_t v[STOR_VERIFIER_MAX], uint32_t *len)
+{
+    ck_assert_int_eq(oauth_secret_hash(s, strlen(s), 10, v, len), OAUTH_OK);
+    ck_assert_uint_eq(*len, VLEN);
+}
+
+START_TEST(t_roundtrip)
+{
+    uint8_t v[STOR_VERIFIER_MAX], w[STOR_VERIFIER_MAX];
+    uint32_t len = 99, wlen = 0;
+
+    hash10("correct horse", v, &len);
+    ck_assert_uint_eq(v[0], 1);
+    ck_assert_uint_eq(v[1], 10);
+    ck_assert_uint_eq(v[2], 8);
+    ck_assert_uint_eq(v[3], 1);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "correct horse", 13), OAUTH_OK);
+    /* a fresh salt each time: same secret, different verifier, both verify */
+    hash10("correct horse", w, &wlen);
+    ck_assert_int_ne(memcmp(v + 4, w + 4, VLEN - 4), 0);
+    ck_assert_int_eq(oauth_secret_verify(w, wlen, "correct horse", 13), OAUTH_OK);
+    /* the secret does not appear in its verifier */
+    ck_assert_ptr_null(memmem(v, len, "correct horse", 13));
+}
+END_TEST
+
+START_TEST(t_wrong_secret)
+{
+    uint8_t v[STOR_VERIFIER_MAX];
+    uint32_t len = 0;
+
+    hash10("1234", v, &len);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "1235", 4), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "123", 3), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "12345", 5), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "", 0), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, len, NULL, 0), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, len, NULL, 4), OAUTH_ERR_DENIED);
+    /* the length given counts, not the NUL */
+    ck_assert_int_eq(oauth_secret_verify(v, len, "12345", 4), OAUTH_OK);
+}
+END_TEST
+
+START_TEST(t_empty_secret)
+{
+    uint8_t v[STOR_VERIFIER_MAX];
+    uint32_t len = 0;
+
+    ck_assert_int_eq(oauth_secret_hash("", 0, 10, v, &len), OAUTH_OK);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "", 0), OAUTH_OK);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "x", 1), OAUTH_ERR_DENIED);
+}
+END_TEST
+
+START_TEST(t_malformed_verifier)
+{
+    uint8_t v[STOR_VERIFIER_MAX], bad[STOR_VERIFIER_MAX];
+    uint32_t len = 0;
+
+    hash10("pin", v, &len);
+    ck_assert_int_eq(oauth_secret_verify(NULL, len, "pin", 3), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, 0, "pin", 3), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, len - 1, "pin", 3), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(v, len + 1, "pin", 3), OAUTH_ERR_DENIED);
+    /* each header field out of range */
+    static const struct { int off; uint8_t val; } cases[] = {
+        {0, 0}, {0, 2}, {1, 9}, {1, 21}, {1, 255}, {2, 0}, {2, 9}, {3, 0}, {3, 5},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(bad, v, len);
+        bad[cases[i].off] = cases[i].val;
+        ck_assert_msg(oauth_secret_verify(bad, len, "pin", 3) == OAUTH_ERR_DENIED, "case %zu", i);
+    }
+    /* tampered salt or hash */
+    memcpy(bad, v, len);
+    bad[10] ^= 1;
+    ck_assert_int_eq(oauth_secret_verify(bad, len, "pin", 3), OAUTH_ERR_DENIED);
+    memcpy(bad, v, len);
+    bad[len - 1] ^= 0x80;
+    ck_assert_int_eq(oauth_secret_verify(bad, len, "pin", 3), OAUTH_ERR_DENIED);
+    /* the untouched verifier still works */
+    ck_assert_int_eq(oauth_secret_verify(v, len, "pin", 3), OAUTH_OK);
+}
+END_TEST
+
+START_TEST(t_changed_params_verify)
+{
+    uint8_t v[STOR_VERIFIER_MAX];
+    uint32_t len = 0;
+
+    hash10("pin", v, &len);
+    /* the stored parameters are the ones used: a different r gives a different key */
+    v[2] = 4;
+    ck_assert_int_eq(oauth_secret_verify(v, len, "pin", 3), OAUTH_ERR_DENIED);
+}
+END_TEST
+
+START_TEST(t_hash_inval)
+{
+    uint8_t v[STOR_VERIFIER_MAX];
+    uint32_t len = 7;
+    char big[OAUTH_SECRET_MAX + 1];
+
+    memset(big, 'a', sizeof(big));
+    ck_assert_int_eq(oauth_secret_hash("x", 1, 9, v, &len), OAUTH_ERR_INVAL);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(oauth_secret_hash("x", 1, 21, v, &len), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_secret_hash("x", 1, 10, NULL, &len), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_secret_hash("x", 1, 10, v, NULL), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_secret_hash(NULL, 1, 10, v, &len), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_secret_hash(big, sizeof(big), 10, v, &len), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_secret_hash(big, sizeof(big) - 1, 10, v, &len), OAUTH_OK);
+    ck_assert_int_eq(oauth_secret_verify(v, len, big, sizeof(big) - 1), OAUTH_OK);
+    ck_assert_int_eq(oauth_secret_verify(v, len, big, sizeof(big)), OAUTH_ERR_DENIED);
+}
+END_TEST
+
+START_TEST(t_default_cost)
+{
+    uint8_t v[STOR_VERIFIER_MAX];
+    uint32_t len = 0;
+
+    ck_assert_int_eq(oauth_secret_hash("pw", 2, 0, v, &len), OAUTH_OK);
+    ck_assert_uint_eq(v[1], OAUTH_SCRYPT_LOG2N);
+    ck_assert_int_eq(oauth_secret_verify(v, len, "pw", 2), OAUTH_OK);
+}
+END_TEST
+
+START_TEST(t_dummy_verifier)
+{
+    ck_assert_uint_eq(oauth_dummy_verifier_len, VLEN);
+    ck_assert_uint_eq(oauth_dummy_verifier[1], OAUTH_SCRYPT_LOG2N);
+    ck_assert_int_eq(oauth_secret_verify(oauth_dummy_verifier, oauth_dummy_verifier_len, "", 0), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(oauth_dummy_verifier, oauth_dummy_verifier_len, "password", 8),
+                     OAUTH_ERR_DENIED);
+}
+END_TEST
+
+START_TEST(t_strerror)
+{
+    int rc;
+
+    for (rc = OAUTH_ERR_INVAL; rc <= OAUTH_OK; rc++) {
+        const char *s = oauth_strerror(rc);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_uint_gt(strlen(s), 0);
+    }
+    ck_assert_str_eq(oauth_strerror(OAUTH_OK), "success");
+    ck_assert_str_eq(oauth_strerror(12345), "unknown oauth error");
+    ck_assert_str_ne(oauth_strerror(OAUTH_ERR_EXHAUSTED), oauth_strerror(OAUTH_ERR_EXPIRED));
+}
+END_TEST
+
+Suite *suite_secret(void)
+{
+    Suite *s = suite_create("oauth_secret");
+    TCase *tc = tcase_create("scrypt");
+
+    tcase_set_timeout(tc, T_TIMEOUT);
+    tcase_add_test(tc, t_roundtrip);
+    tcase_add_test(tc, t_wrong_secret);
+    tcase_add_test(tc, t_empty_secret);
+    tcase_add_test(tc, t_malformed_verifier);
+    tcase_add_test(tc, t_changed_params_verify);
+    tcase_add_test(tc, t_hash_inval);
+    tcase_add_test(tc, t_default_cost);
+    tcase_add_test(tc, t_dummy_verifier);
+    tcase_add_test(tc, t_strerror);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,58 @@
+/* test_stor.h - shared helpers of the storage unit tests. */
+#ifndef TEST_STOR_H
+#define TEST_STOR_H
+
+#include <check.h>
+#include <pthread.h>
+
+#include "stor.h"
+#include "stor_int.h"
+
+Suite *tst_codec_suite(void);
+Suite *tst_env_suite(void);
+Suite *tst_data_suite(void);
+
+/** argv[1] that makes the test binary act as the second process of the audit test. */
+#define TST_CHILD_ARG "--audit-child"
+/** Body of that second process: append to the environment at path; 0 on success. */
+int tst_audit_child(const char *path);
+
+/** A fresh empty directory under the run's temporary root (removed at the end of the run). */
+const char *tst_path(void);
+/** Open an environment at path (map_size 0 = default); fails the test on error. */
+stor_env_t *tst_open(const char *path, size_t map_size);
+
+/** A stor_write() running on its own thread. */
+typedef struct tst_async {
+    pthread_t th;
+    stor_env_t *env;
+    stor_txn_fn fn;
+    void *arg;
+    int rc;
+} tst_async_t;
+void tst_async_start(tst_async_t *a, stor_env_t *env, stor_txn_fn fn, void *arg);
+int tst_async_join(tst_async_t *a);
+
+/** A write job that holds the writer thread until released, so later jobs queue up behind it. */
+typedef struct tst_blocker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered, released;
+    tst_async_t job;
+} tst_blocker_t;
+void tst_blocker_start(tst_blocker_t *b, stor_env_t *env);
+void tst_blocker_release(tst_blocker_t *b);
+int tst_blocker_join(tst_blocker_t *b);
+/** Wait (without a deadline: Check's timeout is the limit) until n jobs are queued. */
+void tst_wait_queued(stor_env_t *env, size_t n);
+
+/** Copy a C string into a char array, failing the test if it does not fit. */
+void tst_set(char *dst, size_t size, const char *src);
+#define TST_SET(dst, src) tst_set((dst), sizeof(dst), (src))
+
+/** A user record with the given name and failed_logins. */
+void tst_user(stor_user_t *u, const char *name, uint32_t failed);
+/** Write u (create_only = 0) in its own stor_write. */
+int tst_put_user(stor_env_t *env, const stor_user_t *u);
+
+#endif
