@@ -84,18 +84,21 @@ int csc_pss_params_parse(const uint8_t *der, size_t len, hsm_sign_params_t *out)
 {
     const unsigned char *p = der;
     RSA_PSS_PARAMS *pss = d2i_RSA_PSS_PARAMS(NULL, &p, (long)len);
+    X509_ALGOR *mgf_md = NULL;
     int rc = -1;
 
     if (pss == NULL || p != der + len)
         goto out;
     /* Absent hashAlgorithm / MGF mean SHA-1 (RFC 8017 A.2.3): below the floor. */
-    if (pss->hashAlgorithm == NULL || pss->maskGenAlgorithm == NULL || pss->maskHash == NULL)
+    if (pss->hashAlgorithm == NULL || pss->maskGenAlgorithm == NULL)
         goto out;
     if (algor_md(pss->hashAlgorithm, &out->md_nid) != 0)
         goto out;
-    if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1)
+    /* MGF1's parameter is the AlgorithmIdentifier of its hash (OpenSSL 3.0's d2i leaves it encoded). */
+    if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1 || pss->maskGenAlgorithm->parameter == NULL)
         goto out;
-    if (algor_md(pss->maskHash, &out->mgf1_md_nid) != 0)
+    mgf_md = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR), pss->maskGenAlgorithm->parameter);
+    if (mgf_md == NULL || algor_md(mgf_md, &out->mgf1_md_nid) != 0)
         goto out;
     long salt = 20;
     if (pss->saltLength != NULL && (salt = ASN1_INTEGER_get(pss->saltLength)) < 0)
@@ -108,6 +111,7 @@ int csc_pss_params_parse(const uint8_t *der, size_t len, hsm_sign_params_t *out)
     out->salt_len = (unsigned)salt;
     rc = 0;
 out:
+    X509_ALGOR_free(mgf_md);
     RSA_PSS_PARAMS_free(pss);
     return rc;
 }

@@ -212,8 +212,10 @@ def verify(pubkey_pem, sig, dgst, md="sha256", pss_salt=None):
     """Verify a signature over a precomputed digest with openssl pkeyutl (DigestInfo built by openssl)."""
     with tempfile.TemporaryDirectory() as d:
         sp, dp = os.path.join(d, "sig"), os.path.join(d, "dgst")
-        open(sp, "wb").write(sig)
-        open(dp, "wb").write(dgst)
+        with open(sp, "wb") as f:
+            f.write(sig)
+        with open(dp, "wb") as f:
+            f.write(dgst)
         cmd = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pubkey_pem, "-in", dp, "-sigfile", sp,
                "-pkeyopt", "digest:" + md]
         if pss_salt is not None:

@@ -30,7 +30,8 @@ def setUpModule():
             assert "otpauth://totp/" in out
     for cid, user, key, auth in (("carol-rsa", "carol", "rsa2048", "PIN"), ("carol-lock", "carol", "p256", "PIN"),
                                  ("carol-off", "carol", "p256", "PIN"), ("carol-scal1", "carol", "p256", "PIN"),
-                                 ("carol-2fa", "carol", "p256", "PIN AND OTP")):
+                                 ("carol-2fa", "carol", "p256", "PIN AND OTP"),
+                                 ("carol-2fa-b", "carol", "p256", "PIN AND OTP")):
         scal = "1" if cid == "carol-scal1" else "2"
         SVC.admin("credential", "create", "--id", cid, "--user", user, "--key", key, "--auth", auth,
                   "--scal", scal, "--multisign", "5", stdin=PIN_X + "\n")
@@ -358,7 +359,8 @@ class TestAuthorize(Base):
             ({"numSignatures": 1, "hashAlgorithmOID": None},
              "Missing (or invalid type) string parameter hashAlgorithmOID"),
             ({"numSignatures": 1, "hashAlgorithmOID": "1.3.14.3.2.26"}, "Invalid parameter hashAlgorithmOID"),
-            ({"numSignatures": 1, "hashes": ["abc"]}, "Invalid Base64 hash string parameter"),
+            ({"numSignatures": 1, "hashes": ["ab$c"]}, "Invalid Base64 hash string parameter"),
+            ({"numSignatures": 1, "hashes": [7]}, "Invalid Base64 hash string parameter"),
             ({"numSignatures": 1, "hashes": [H.b64(b"x" * 31)]}, "Invalid digest value length"),
             ({"numSignatures": 1, "hashes": []}, "Empty hash array"),
             ({"numSignatures": 1, "hashes": h * 2}, "Invalid value for parameter numSignatures"),
@@ -387,7 +389,8 @@ class TestAuthorize(Base):
             "authData": [{"id": "PIN", "value": PIN_X}, {"id": "OTP", "value": "000000"}]}, c)
         self.assertError(r, 400, "invalid_authentication_data")
         # A success resets the failure count (max_failures = 3 here: two failures above).
-        self.assertEqual(SVC.authorize(c, "carol-2fa", [h], pin=PIN_X, otp_secret=CAROL_TOTP).status, 200)
+        r = SVC.authorize(c, "carol-2fa", [h], pin=PIN_X, otp_secret=CAROL_TOTP)
+        self.assertEqual(r.status, 200, r)
         # Right PIN, OTP missing; OTP without the PIN.
         self.assertError(SVC.authorize(c, "carol-2fa", [h], pin=PIN_X), 400, "invalid_authentication_data")
         self.assertError(SVC.authorize(c, "carol-2fa", [h], otp_secret=CAROL_TOTP), 400,
@@ -397,7 +400,7 @@ class TestAuthorize(Base):
     def test_otp_replay(self):
         c = self.carol()
         otp = H.fresh_totp(CAROL_TOTP, SVC.used_otps)
-        body = {"credentialID": "carol-2fa", "numSignatures": 1, "hashes": [H.b64(H.digest("replay"))],
+        body = {"credentialID": "carol-2fa-b", "numSignatures": 1, "hashes": [H.b64(H.digest("replay"))],
                 "hashAlgorithmOID": H.SHA256,
                 "authData": [{"id": "PIN", "value": PIN_X}, {"id": "OTP", "value": otp}]}
         self.assertEqual(SVC.post("credentials/authorize", body, c).status, 200)
