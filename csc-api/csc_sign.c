@@ -136,7 +136,7 @@ static int check_signable(csc_req_t *r, const stor_cred_t *cred)
     if (csc_certs_load(cred, certs, 8, &n) != 0 || n == 0)
         return csc_fail(r, 500, "server_error", "The credential's certificate cannot be read");
     if (strcmp(csc_cert_status(certs[0], time(NULL)), "valid") != 0) {
-        char o[256] = "", cn[256] = "";
+        char o[128] = "", cn[128] = "";
         X509_NAME *s = X509_get_subject_name(certs[0]);
         X509_NAME_get_text_by_NID(s, NID_organizationName, o, sizeof(o));
         X509_NAME_get_text_by_NID(s, NID_commonName, cn, sizeof(cn));

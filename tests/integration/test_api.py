@@ -647,5 +647,51 @@ class TestLogs(Base):
         self.assertRegex(log, r'"POST /csc/v2/info" HTTP/1\.1 200 \d+')
 
 
+class TestZRecovery(Base):
+    """Runs last: disturbs the shared service (token loss, a hard crash) and checks it recovers."""
+
+    def test_token_loss_gives_503_then_recovers(self):
+        t = SVC.token()
+        h = H.digest("token loss")
+        r = SVC.authorize(t, "demo-ec", [h], pin=SVC.env["CSC_PIN"])
+        sad = r.json["SAD"]
+        tokens = os.path.join(SVC.dir, "softhsm", "tokens")
+        os.rename(tokens, tokens + ".away")
+        try:
+            r = SVC.post("signatures/signHash", {"credentialID": "demo-ec", "SAD": sad, "hashes": [H.b64(h)],
+                                                 "signAlgo": H.ECDSA_SHA256}, t)
+            self.assertError(r, 503, "temporarily_unavailable")
+        finally:
+            os.rename(tokens + ".away", tokens)
+        # The failed attempt gave the signature back; the service recovers by itself.
+        deadline = time.time() + 20
+        while True:
+            r = SVC.post("signatures/signHash", {"credentialID": "demo-ec", "SAD": sad, "hashes": [H.b64(h)],
+                                                 "signAlgo": H.ECDSA_SHA256}, t)
+            if r.status == 200 or time.time() > deadline:
+                break
+            self.assertEqual(r.status, 503, r)
+            time.sleep(0.5)
+        self.assertEqual(r.status, 200, r)
+
+    def test_nothing_acknowledged_is_lost_on_a_crash(self):
+        t = SVC.token()
+        a, b = H.digest("crash a"), H.digest("crash b")
+        r = SVC.authorize(t, "demo-ec", [a, b], pin=SVC.env["CSC_PIN"])
+        sad = r.json["SAD"]
+        body = {"credentialID": "demo-ec", "SAD": sad, "hashes": [H.b64(a)], "signAlgo": H.ECDSA_SHA256}
+        self.assertEqual(SVC.post("signatures/signHash", body, t).status, 200)
+        SVC.proc.kill()  # SIGKILL: no shutdown path runs
+        SVC.proc.wait()
+        SVC.proc = None
+        SVC.stderr.close()
+        SVC.start()
+        # The token and the SAD survived; the spent signature stays spent.
+        self.assertEqual(SVC.post("credentials/list", {}, t).status, 200)
+        body["hashes"] = [H.b64(b)]
+        self.assertEqual(SVC.post("signatures/signHash", body, t).status, 200)
+        self.assertError(SVC.post("signatures/signHash", body, t), 400, "invalid_request")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,255 @@
+/* Unit tests of csc-api pieces that need no storage or HSM: base64, JSON limits, algorithms,
+ * PSS parameters, routing and the error model. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+#include "csc_int.h"
+
+static csc_t *svc;
+
+static void setup(void)
+{
+    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+                        .specs = "2.0.0.2", .environment = CSC_ENV_TEST, .max_body = 4096, .max_hashes = 4,
+                        .max_depth = 8};
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &svc), 0);
+}
+
+static void teardown(void)
+{
+    csc_free(svc);
+}
+
+/* ---- base64 ---------------------------------------------------------------- */
+
+static long dec(const char *s, uint8_t *out)
+{
+    return csc_b64_decode(s, strlen(s), out, 64);
+}
+
+START_TEST(t_b64_decode)
+{
+    uint8_t out[64];
+    ck_assert_int_eq(dec("Zm9vYmFy", out), 6);
+    ck_assert(memcmp(out, "foobar", 6) == 0);
+    ck_assert_int_eq(dec("Zm9vYg==", out), 4);
+    ck_assert_int_eq(dec("Zm9vYg", out), 4);     /* unpadded */
+    ck_assert_int_eq(dec("Zm9vYmE=", out), 5);
+    ck_assert_int_eq(dec("-_-_", out), 3);       /* URL-safe */
+    ck_assert_int_eq(out[0], 0xfb);
+    ck_assert_int_eq(dec("+/+/", out), 3);
+    ck_assert_int_eq(dec("+_", out), -1);        /* mixed alphabets */
+    ck_assert_int_eq(dec("Zm9vY", out), -1);     /* impossible length */
+    ck_assert_int_eq(dec("Zm9v Yg==", out), -1); /* whitespace */
+    ck_assert_int_eq(dec("Zm9vYh==", out), -1);  /* non-zero trailing bits */
+    ck_assert_int_eq(dec("Zm=vYg==", out), -1);
+    ck_assert_int_eq(dec("Zg=", out), -1);       /* partial padding */
+    ck_assert_int_eq(dec("", out), -1);
+    uint8_t small[2];
+    ck_assert_int_eq(csc_b64_decode("Zm9v", 4, small, sizeof(small)), -1); /* does not fit */
+}
+END_TEST
+
+START_TEST(t_b64_roundtrip)
+{
+    uint8_t in[64], out[64];
+    char enc[100];
+    for (size_t n = 0; n < sizeof(in); n++) {
+        for (size_t i = 0; i < n; i++)
+            in[i] = (uint8_t)(i * 37 + n);
+        size_t len = csc_b64_encode(in, n, enc);
+        ck_assert_uint_eq(len, 4 * ((n + 2) / 3));
+        ck_assert_uint_eq(strlen(enc), len);
+        if (n > 0) {
+            ck_assert_int_eq(csc_b64_decode(enc, len, out, sizeof(out)), (long)n);
+            ck_assert(memcmp(in, out, n) == 0);
+        }
+    }
+}
+END_TEST
+
+/* ---- calls through csc_handle (no storage needed for these paths) ------------ */
+
+static csc_reply_t call(const char *method, const char *path, const char *auth, const char *body)
+{
+    csc_call_t c = {.http_method = method, .http_method_len = strlen(method), .path = path,
+                    .path_len = strlen(path), .authorization = auth, .authorization_len = auth ? strlen(auth) : 0,
+                    .body = (const uint8_t *)body, .body_len = body ? strlen(body) : 0, .client = "127.0.0.1"};
+    csc_reply_t r;
+    csc_handle(svc, &c, &r);
+    return r;
+}
+
+static void expect_error(csc_reply_t r, int status, const char *error, const char *desc)
+{
+    ck_assert_int_eq(r.status, status);
+    ck_assert_ptr_nonnull(r.body);
+    char *copy = strndup(r.body, r.body_len);
+    char errbuf[64];
+    yajl_val v = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    ck_assert_ptr_nonnull(v);
+    const char *pe[] = {"error", NULL}, *pd[] = {"error_description", NULL};
+    yajl_val e = yajl_tree_get(v, pe, yajl_t_string), d = yajl_tree_get(v, pd, yajl_t_string);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_str_eq(e->u.string, error);
+    if (desc != NULL)
+        ck_assert_str_eq(d->u.string, desc);
+    yajl_tree_free(v);
+    free(copy);
+    csc_reply_free(&r);
+}
+
+START_TEST(t_info)
+{
+    csc_reply_t r = call("POST", "/csc/v2/info", NULL, "{}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"specs\":\"2.0.0.2\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "[test environment]"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\"signatures/signHash\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "\"1.2.840.113549.1.1.10\""));
+    csc_reply_free(&r);
+    r = call("POST", "/csc/v2/info", NULL, " \n");
+    ck_assert_int_eq(r.status, 200); /* empty body = {} */
+    csc_reply_free(&r);
+}
+END_TEST
+
+START_TEST(t_routing)
+{
+    expect_error(call("GET", "/csc/v2/info", NULL, NULL), 405, "invalid_request", NULL);
+    expect_error(call("POST", "/csc/v2/nope", NULL, "{}"), 404, "invalid_request", NULL);
+    expect_error(call("POST", "/csc/v2/info/x", NULL, "{}"), 404, "invalid_request", NULL);
+    expect_error(call("POST", "/csc/v2/signatures/signDoc", NULL, "{}"), 501, "not_implemented", NULL);
+    ck_assert(csc_is_api_path("/csc/v2/info", 12));
+    ck_assert(!csc_is_api_path("/csc/v1/info", 12));
+}
+END_TEST
+
+START_TEST(t_json_limits)
+{
+    static const char *bad[] = {
+        "{",        "[]",          "\"s\"",           "{\"a\":1}/* c */", "{\"a\":1,\"a\":2}",
+        "{\"a\":\"x\\u0000\"}", "{\"a\":[[[[[[[[[[1]]]]]]]]]]}", "{\"a\":1}}", "{\"a\":\"\x01\"}", "{} {}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_error(call("POST", "/csc/v2/info", NULL, bad[i]), 400, "invalid_request", NULL);
+    char *big = malloc(5000);
+    memset(big, ' ', 4999);
+    big[0] = '{';
+    big[4998] = '}';
+    big[4999] = '\0';
+    expect_error(call("POST", "/csc/v2/info", NULL, big), 413, "invalid_request", NULL);
+    free(big);
+    /* Nesting up to the limit is fine. */
+    csc_reply_t r = call("POST", "/csc/v2/info", NULL, "{\"x\":[[[[[[[1]]]]]]]}");
+    ck_assert_int_eq(r.status, 200);
+    csc_reply_free(&r);
+}
+END_TEST
+
+START_TEST(t_bearer_header)
+{
+    expect_error(call("POST", "/csc/v2/credentials/list", NULL, "{}"), 401, "invalid_request", NULL);
+    expect_error(call("POST", "/csc/v2/credentials/list", "Basic dTpw", "{}"), 400, "invalid_request",
+                 "Malformed authorization header.");
+    expect_error(call("POST", "/csc/v2/credentials/list", "Bearer ", "{}"), 400, "invalid_request",
+                 "Malformed authorization header.");
+    expect_error(call("POST", "/csc/v2/credentials/list", "Bearer a b", "{}"), 400, "invalid_request",
+                 "Malformed authorization header.");
+    csc_reply_t r = call("POST", "/csc/v2/credentials/list", NULL, "{}");
+    ck_assert_str_eq(r.www_authenticate, "Bearer");
+    csc_reply_free(&r);
+}
+END_TEST
+
+START_TEST(t_login_header)
+{
+    expect_error(call("POST", "/csc/v2/auth/login", NULL, "{}"), 401, "invalid_request",
+                 "Malformed authentication parameter.");
+    expect_error(call("POST", "/csc/v2/auth/login", "Basic bm9jb2xvbg==", "{}"), 400, "invalid_request",
+                 "Malformed username-password.");
+    expect_error(call("POST", "/csc/v2/auth/login", "Basic OnB3", "{}"), 400, "invalid_request",
+                 "Malformed username-password."); /* ":pw": empty user */
+    expect_error(call("POST", "/csc/v2/auth/login", "Basic ***", "{}"), 400, "invalid_request",
+                 "Malformed username-password.");
+    expect_error(call("POST", "/csc/v2/auth/login", NULL, "{\"refresh_token\":5}"), 400, "invalid_request",
+                 "Invalid string parameter: refresh_token");
+}
+END_TEST
+
+/* ---- algorithms ------------------------------------------------------------------ */
+
+START_TEST(t_algorithms)
+{
+    ck_assert_int_eq(csc_hash_by_oid("2.16.840.1.101.3.4.2.1")->len, 32);
+    ck_assert_int_eq(csc_hash_by_oid("2.16.840.1.101.3.4.2.3")->len, 64);
+    ck_assert_ptr_null(csc_hash_by_oid("1.3.14.3.2.26")); /* SHA-1: below the floor */
+    const csc_sign_alg_t *a = csc_sign_alg_by_oid("1.2.840.10045.4.3.3");
+    ck_assert_int_eq(a->key_type, STOR_KEY_EC);
+    ck_assert_int_eq(a->md_nid, NID_sha384);
+    ck_assert_int_eq(csc_sign_alg_by_oid("1.2.840.113549.1.1.1")->md_nid, 0);
+    const csc_sign_alg_t *algs[16];
+    ck_assert_uint_eq(csc_sign_algs_for_key(STOR_KEY_RSA, algs, 16), 5);
+    ck_assert_uint_eq(csc_sign_algs_for_key(STOR_KEY_EC, algs, 16), 3);
+    ck_assert_ptr_null(csc_sign_alg_by_oid("1.2.840.10045.4.3.1")); /* ecdsa-with-SHA224 */
+}
+END_TEST
+
+static int pss(const char *hex, hsm_sign_params_t *p)
+{
+    uint8_t der[128];
+    size_t n = strlen(hex) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        der[i] = (uint8_t)v;
+    }
+    return csc_pss_params_parse(der, n, p);
+}
+
+START_TEST(t_pss_params)
+{
+    hsm_sign_params_t p;
+    /* SHA-256, MGF1-SHA-256, salt 32 */
+    ck_assert_int_eq(pss("3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402"
+                         "010500a203020120", &p), 0);
+    ck_assert_int_eq(p.md_nid, NID_sha256);
+    ck_assert_int_eq(p.mgf1_md_nid, NID_sha256);
+    ck_assert_uint_eq(p.salt_len, 32);
+    /* SHA-512 with salt absent: default 20 */
+    ck_assert_int_eq(pss("302fa00f300d06096086480165030402030500a11c301a06092a864886f70d010108300d06096086480165030402"
+                         "030500", &p), 0);
+    ck_assert_int_eq(p.md_nid, NID_sha512);
+    ck_assert_uint_eq(p.salt_len, 20);
+    ck_assert_int_eq(pss("3000", &p), -1); /* all defaults = SHA-1 */
+    ck_assert_int_eq(pss("3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402"
+                         "010500a2030201", &p), -1); /* truncated */
+    /* trailerField 2 */
+    ck_assert_int_eq(pss("3039a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402"
+                         "010500a203020120a303020102", &p), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("csc-api");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, t_b64_decode);
+    tcase_add_test(tc, t_b64_roundtrip);
+    tcase_add_test(tc, t_info);
+    tcase_add_test(tc, t_routing);
+    tcase_add_test(tc, t_json_limits);
+    tcase_add_test(tc, t_bearer_header);
+    tcase_add_test(tc, t_login_header);
+    tcase_add_test(tc, t_algorithms);
+    tcase_add_test(tc, t_pss_params);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,145 @@
+/* Unit tests of the configuration parser: every refusal names the key (and line). */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "srv.h"
+
+static char dir[64], file[128], errfile[128];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_srv.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof(file), "%s/c.conf", dir);
+    snprintf(errfile, sizeof(errfile), "%s/err", dir);
+}
+
+static void teardown(void)
+{
+    unlink(file);
+    unlink(errfile);
+    rmdir(dir);
+}
+
+static const char *base = "environment = test\n"
+                          "listen = 127.0.0.1:8443\n"
+                          "tls_cert = tls/cert.pem\n"
+                          "tls_key = /abs/key.pem\n"
+                          "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n"
+                          "pkcs11_token = t\n"
+                          "pkcs11_pin_file = pin\n"
+                          "lmdb_path = db\n";
+
+/* Load base + extra; return rc and leave stderr's text in msg. */
+static int load(const char *extra, srv_config_t *cfg, char *msg, size_t msz)
+{
+    FILE *f = fopen(file, "w");
+    fputs(base, f);
+    fputs(extra, f);
+    fclose(f);
+    fflush(stderr);
+    int saved = dup(2), fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    int rc = srv_config_load(file, cfg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    f = fopen(errfile, "r");
+    size_t n = fread(msg, 1, msz - 1, f);
+    msg[n] = '\0';
+    fclose(f);
+    return rc;
+}
+
+START_TEST(t_valid)
+{
+    srv_config_t cfg;
+    char msg[512];
+    ck_assert_int_eq(load("listen = [::1]:9443\nlmdb_map_size = 2G\nmax_body = 64K\n# comment\n\n", &cfg, msg,
+                          sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.environment, CSC_ENV_TEST);
+    ck_assert_uint_eq(cfg.n_listen, 2);
+    ck_assert_str_eq(cfg.listen[1], "[::1]:9443");
+    ck_assert_uint_eq(cfg.lmdb_map_size, 2ull << 30);
+    ck_assert_uint_eq(cfg.max_body, 64 * 1024);
+    ck_assert_uint_eq(cfg.workers, 16); /* default */
+    ck_assert_uint_eq(cfg.sad_ttl, 300);
+    ck_assert_str_eq(cfg.tls_key, "/abs/key.pem");
+    char expect[PATH_MAX + 32], real[PATH_MAX]; /* relative paths are relative to the file */
+    ck_assert_ptr_nonnull(realpath(dir, real));
+    snprintf(expect, sizeof(expect), "%s/tls/cert.pem", real);
+    ck_assert_str_eq(cfg.tls_cert, expect);
+}
+END_TEST
+
+START_TEST(t_refusals)
+{
+    static const struct {
+        const char *extra;
+        const char *needle;
+    } cases[] = {
+        {"colour = blue\n", "unknown key \"colour\""},
+        {"workers = 0\n", "workers: expected a number from 1 to 1024"},
+        {"workers = 12x\n", "workers"},
+        {"workers = -1\n", "workers"},
+        {"lmdb_map_size = 5T\n", "lmdb_map_size"},
+        {"http2 = maybe\n", "http2: expected yes or no"},
+        {"environment = staging\n", "given twice"},
+        {"sad_ttl = 5\n", "sad_ttl"},
+        {"max_hashes = 5000\n", "max_hashes"},
+        {"just words\n", "expected key = value"},
+        {"listen = nocolon\n", "listen: expected HOST:PORT"},
+        {"info_region = JPN\n", "info_region: value longer than"},
+        {"workers = 4\nworkers = 5\n", "workers given twice"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        srv_config_t cfg;
+        char msg[512];
+        ck_assert_int_eq(load(cases[i].extra, &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
+                      msg);
+        ck_assert_msg(strstr(msg, "c.conf:") != NULL, "no file:line in \"%s\"", msg);
+    }
+}
+END_TEST
+
+START_TEST(t_environment_rules)
+{
+    srv_config_t cfg;
+    char msg[512];
+    FILE *f = fopen(file, "w");
+    fputs("listen = 127.0.0.1:1\nplain_http = yes\nenvironment = production\npkcs11_module = m\n"
+          "pkcs11_token = t\npkcs11_pin_file = p\nlmdb_path = d\n", f);
+    fclose(f);
+    ck_assert_int_eq(srv_config_load(file, &cfg), -1);
+    /* plain HTTP in test is fine, no TLS files needed */
+    ck_assert_int_eq(load("plain_http = yes\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.plain_http, 1);
+    /* missing required key */
+    f = fopen(file, "w");
+    fputs("environment = test\nlisten = 127.0.0.1:1\nplain_http = yes\n", f);
+    fclose(f);
+    ck_assert_int_eq(srv_config_load(file, &cfg), -1);
+    ck_assert_int_eq(srv_config_load("/nonexistent/c.conf", &cfg), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("config");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, t_valid);
+    tcase_add_test(tc, t_refusals);
+    tcase_add_test(tc, t_environment_rules);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
