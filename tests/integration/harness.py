@@ -111,8 +111,11 @@ class Service:
     def start(self):
         self.stderr_path = os.path.join(self.dir, "log", "server.stderr")
         self.stderr = open(self.stderr_path, "ab")
+        env = dict(os.environ)
+        env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                             "lsan.supp")
         self.proc = subprocess.Popen([os.path.join(self.build, "server", "csc-server"), "-c", self.conf],
-                                     stdout=subprocess.DEVNULL, stderr=self.stderr)
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -130,6 +130,15 @@ class TestInfo(Base):
         # Just under the limit, the body is parsed (and refused as JSON, not for its size).
         self.assertError(SVC.post("info", None, raw=b"{" + b" " * (200 * 1024)), 400, "invalid_request")
 
+    def test_http2_is_off_by_default(self):
+        ctx = ssl.create_default_context(cafile=SVC.env["CSC_TLS_CA"])
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        import socket
+        with socket.create_connection(("localhost", SVC.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                self.assertNotEqual(s.selected_alpn_protocol(), "h2")
+                self.assertIn(s.version(), ("TLSv1.2", "TLSv1.3"))
+
     def test_tls_versions(self):
         ctx = ssl.create_default_context(cafile=SVC.env["CSC_TLS_CA"])
         ctx.maximum_version = ssl.TLSVersion.TLSv1_1
