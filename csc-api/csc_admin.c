@@ -192,6 +192,10 @@ static int issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, stor_cr
         fclose(cf);
     }
     cred->certs_len = (uint32_t)(p - cred->certs);
+    if (csc_cert_validity(x, &cred->cert_not_before, &cred->cert_not_after) != 0) {
+        ERR("cannot read the validity of the issued certificate");
+        goto out;
+    }
     rc = 0;
 out:
     BN_free(serial);

@@ -29,11 +29,35 @@ void csc_certs_free(X509 **certs, size_t n)
         X509_free(certs[i]);
 }
 
-const char *csc_cert_status(X509 *ee, time_t now)
+static int asn1_unix(const ASN1_TIME *t, int64_t *out)
 {
-    if (X509_cmp_time(X509_get0_notBefore(ee), &now) > 0 || X509_cmp_time(X509_get0_notAfter(ee), &now) < 0)
-        return "expired";
-    return "valid";
+    struct tm tm;
+    if (ASN1_TIME_to_tm(t, &tm) != 1)
+        return -1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
+int csc_cert_validity(X509 *ee, int64_t *not_before, int64_t *not_after)
+{
+    return asn1_unix(X509_get0_notBefore(ee), not_before) == 0 && asn1_unix(X509_get0_notAfter(ee), not_after) == 0
+               ? 0
+               : -1;
+}
+
+const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now)
+{
+    int64_t nb = cred->cert_not_before, na = cred->cert_not_after;
+    if (na == 0) {
+        /* A record written before the validity was kept with it: read the certificate. */
+        const unsigned char *p = cred->certs;
+        X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
+        int ok = ee != NULL && csc_cert_validity(ee, &nb, &na) == 0;
+        X509_free(ee);
+        if (!ok)
+            return "expired";
+    }
+    return (int64_t)now < nb || (int64_t)now > na ? "expired" : "valid";
 }
 
 int csc_dn(const X509_NAME *name, char *buf, size_t sz)

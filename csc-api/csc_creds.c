@@ -109,9 +109,9 @@ static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
 }
 
 /* Usable for signing now: enabled and inside its certificate's validity. */
-static bool cred_usable(const stor_cred_t *cred, X509 **certs, size_t n)
+static bool cred_usable(const stor_cred_t *cred)
 {
-    return cred->status == STOR_CRED_ENABLED && n > 0 && strcmp(csc_cert_status(certs[0], time(NULL)), "valid") == 0;
+    return cred->status == STOR_CRED_ENABLED && strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0;
 }
 
 int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info, bool auth_info)
@@ -123,7 +123,7 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
 
     if (csc_certs_load(cred, certs, CERTS_MAX, &n) != 0)
         return csc_fail(r, 500, "server_error", "The credential's certificate cannot be read");
-    bool usable = cred_usable(cred, certs, n);
+    bool usable = cred_usable(cred);
 
     if (cred->description[0] != '\0')
         csc_gen_kv(g, "description", cred->description);
@@ -140,7 +140,7 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
     if (cred->key_type == STOR_KEY_EC)
         csc_gen_kv(g, "curve", cred->key_curve);
     yajl_gen_map_close(g);
-    gen_cert(r, certs, n, certificates, cert_info, n > 0 ? csc_cert_status(certs[0], time(NULL)) : "expired");
+    gen_cert(r, certs, n, certificates, cert_info, csc_cred_cert_status(cred, time(NULL)));
     gen_auth(r, cred, auth_info);
     csc_gen_kv(g, "SCAL", cred->scal == 2 ? "2" : "1");
     csc_gen_kint(g, "multisign", cred->multisign);
@@ -238,14 +238,8 @@ static int collect_ids(stor_txn_t *t, void *arg)
 /* Emit one entry of credentialIDs or credentialInfos; skipped (1) when onlyValid filters it out. */
 static int list_entry(csc_req_t *r, const stor_cred_t *cred, const info_opts_t *o, bool with_info, bool only_valid)
 {
-    if (only_valid) {
-        X509 *certs[CERTS_MAX];
-        size_t n = 0;
-        bool usable = csc_certs_load(cred, certs, CERTS_MAX, &n) == 0 && cred_usable(cred, certs, n);
-        csc_certs_free(certs, n);
-        if (!usable)
-            return 1;
-    }
+    if (only_valid && !cred_usable(cred))
+        return 1;
     if (!with_info) {
         csc_gen_str(r->gen, cred->id);
         return 0;

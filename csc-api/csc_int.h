@@ -129,8 +129,10 @@ void csc_hashes_free(csc_hashes_t *h);
 /* Split a credential's concatenated DER into X509 objects (end entity first). */
 int csc_certs_load(const stor_cred_t *cred, X509 **out, size_t max, size_t *n);
 void csc_certs_free(X509 **certs, size_t n);
-/* "valid" or "expired" (time-based) */
-const char *csc_cert_status(X509 *ee, time_t now);
+/* Validity of a certificate in unix seconds. */
+int csc_cert_validity(X509 *ee, int64_t *not_before, int64_t *not_after);
+/* "valid" or "expired" for a credential's end-entity certificate, from the validity kept in the record. */
+const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now);
 /* RFC 4514 DN into buf */
 int csc_dn(const X509_NAME *name, char *buf, size_t sz);
 

@@ -127,24 +127,22 @@ static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t
 /* Signing needs an enabled credential whose certificate is inside its validity period (J9). */
 static int check_signable(csc_req_t *r, const stor_cred_t *cred)
 {
-    X509 *certs[8];
-    size_t n = 0;
-    int rc = 0;
-
     if (cred->status != STOR_CRED_ENABLED)
         return csc_bad(r, "The credential identified by credentialID is disabled");
-    if (csc_certs_load(cred, certs, 8, &n) != 0 || n == 0)
-        return csc_fail(r, 500, "server_error", "The credential's certificate cannot be read");
-    if (strcmp(csc_cert_status(certs[0], time(NULL)), "valid") != 0) {
-        char o[128] = "", cn[128] = "";
-        X509_NAME *s = X509_get_subject_name(certs[0]);
+    if (strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0)
+        return 0;
+    /* Only the refusal reads the certificate, for the subject the spec's message names. */
+    char o[128] = "", cn[128] = "";
+    const unsigned char *p = cred->certs;
+    X509 *ee = d2i_X509(NULL, &p, cred->certs_len);
+    if (ee != NULL) {
+        X509_NAME *s = X509_get_subject_name(ee);
         X509_NAME_get_text_by_NID(s, NID_organizationName, o, sizeof(o));
         X509_NAME_get_text_by_NID(s, NID_commonName, cn, sizeof(cn));
-        snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is expired.", o, cn);
-        rc = csc_bad(r, r->desc_buf);
+        X509_free(ee);
     }
-    csc_certs_free(certs, n);
-    return rc;
+    snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is expired.", o, cn);
+    return csc_bad(r, r->desc_buf);
 }
 
 static int sad_error(csc_req_t *r, int rc)

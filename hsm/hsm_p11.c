@@ -438,7 +438,11 @@ int hsm_pool_return(hsm_t *h, hsm_sess_t *s, int rc)
     s->dirty = 0;
     s->busy = 0;
     h->busy--;
-    pthread_cond_broadcast(&h->cv);
+    /* One free session is for one waiter; a broken pool concerns them all (the last return starts the rebuild). */
+    if (h->broken)
+        pthread_cond_broadcast(&h->cv);
+    else
+        pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mtx);
     return rc;
 }

@@ -91,6 +91,8 @@ static const field_t cred_fields[] = {
     U32(15, stor_cred_t, multisign),
     BYTES(16, stor_cred_t, certs, certs_len),
     I64(17, stor_cred_t, created_at),
+    I64(18, stor_cred_t, cert_not_before),
+    I64(19, stor_cred_t, cert_not_after),
 };
 
 static const field_t token_fields[] = {

@@ -127,6 +127,8 @@ typedef struct stor_cred {
     uint8_t certs[STOR_CERTS_MAX];        /**< DER certificates, end entity first, concatenated */
     uint32_t certs_len;
     int64_t created_at;
+    int64_t cert_not_before;              /**< validity of the end-entity certificate (unix seconds), */
+    int64_t cert_not_after;               /**< kept with the record so signing needs no X.509 parsing */
 } stor_cred_t;
 
 typedef enum { STOR_TOKEN_ACCESS = 1, STOR_TOKEN_REFRESH = 2 } stor_token_kind_t;

@@ -232,6 +232,21 @@ START_TEST(t_pss_params)
 }
 END_TEST
 
+START_TEST(t_cert_status)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    time_t now = 1800000000;
+    c->cert_not_before = now - 10;
+    c->cert_not_after = now + 10;
+    ck_assert_str_eq(csc_cred_cert_status(c, now), "valid");
+    ck_assert_str_eq(csc_cred_cert_status(c, now + 11), "expired");
+    ck_assert_str_eq(csc_cred_cert_status(c, now - 11), "expired"); /* not yet valid */
+    c->cert_not_after = 0; /* no validity kept and no certificate: never signable */
+    ck_assert_str_eq(csc_cred_cert_status(c, now), "expired");
+    free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("csc-api");
@@ -246,6 +261,7 @@ int main(void)
     tcase_add_test(tc, t_login_header);
     tcase_add_test(tc, t_algorithms);
     tcase_add_test(tc, t_pss_params);
+    tcase_add_test(tc, t_cert_status);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
