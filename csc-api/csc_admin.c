@@ -290,8 +290,15 @@ static int cred_fill(const csc_admin_t *a, const csc_cred_spec_t *s, stor_cred_t
     if (s->description != NULL && strlen(s->description) > STOR_DESC_MAX)
         return ERR("description too long");
     snprintf(c->description, sizeof(c->description), "%s", s->description ? s->description : "");
+    if (s->qualifier != NULL) {
+        /* country_law_type (CSC Note 33): lower-case letters, digits and underscores */
+        size_t n = strlen(s->qualifier);
+        if (n == 0 || n >= sizeof(c->qualifier) || strspn(s->qualifier, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+            return ERR("signature qualifier: 1..63 of a-z, 0-9 and _");
+        snprintf(c->qualifier, sizeof(c->qualifier), "%s", s->qualifier);
+    }
     c->status = STOR_CRED_ENABLED;
-    c->auth_mode = STOR_AUTH_EXPLICIT;
+    c->auth_mode = s->oauth2code ? STOR_AUTH_OAUTH2CODE : STOR_AUTH_EXPLICIT;
     c->scal = s->scal;
     c->multisign = s->multisign;
     c->created_at = time(NULL);
@@ -450,6 +457,32 @@ static int list_fn(stor_txn_t *t, void *arg)
     list_walk_t *w = arg;
     w->t = t;
     return stor_txn_user_each(t, list_user, w);
+}
+
+static int list_client(const stor_client_t *c, void *arg)
+{
+    FILE *out = arg;
+    fprintf(out, "client %s  \"%s\"  scopes=%s%s%s  grants=%s%s%s%s%s\n", c->id, c->name,
+            (c->scopes & (1u << STOR_SCOPE_SERVICE)) ? "service" : "",
+            (c->scopes & (1u << STOR_SCOPE_SERVICE)) && (c->scopes & (1u << STOR_SCOPE_CREDENTIAL)) ? "," : "",
+            (c->scopes & (1u << STOR_SCOPE_CREDENTIAL)) ? "credential" : "",
+            (c->grants & STOR_GRANT_AUTHORIZATION_CODE) ? "authorization_code" : "",
+            (c->grants & STOR_GRANT_REFRESH_TOKEN) ? "," : "", (c->grants & STOR_GRANT_REFRESH_TOKEN) ? "refresh_token" : "",
+            (c->grants & STOR_GRANT_CLIENT_CREDENTIALS) ? "," : "",
+            (c->grants & STOR_GRANT_CLIENT_CREDENTIALS) ? "client_credentials" : "");
+    for (uint32_t i = 0; i < c->n_redirects; i++)
+        fprintf(out, "  redirect %s\n", c->redirects[i]);
+    return 0;
+}
+
+static int clients_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_client_each(t, list_client, arg);
+}
+
+int csc_admin_clients_list(const csc_admin_t *a, void *out_file)
+{
+    return stor_read(a->stor, clients_fn, out_file) == 0 ? 0 : -1;
 }
 
 int csc_admin_list(const csc_admin_t *a, void *out_file)

@@ -3,33 +3,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/crypto.h>
 #include "csc_int.h"
 
 typedef int (*csc_method_fn)(csc_req_t *r);
 
 enum { AUTHZ_NONE = 0, AUTHZ_BEARER = 1 };
+/* Which tokens a method takes: any bearer, a user's service token, or also a credential-scope token. */
+enum { TOK_ANY = 0, TOK_USER = 1, TOK_USER_OR_CRED = 2 };
 
 typedef struct route {
     const char *name;          /* method name after /csc/v2/ */
     csc_method_fn fn;          /* NULL: a CSC method this server does not implement (501) */
     int authz;
+    int tokens;
 } route_t;
 
 static const route_t routes[] = {
-    {"info", csc_m_info, AUTHZ_NONE},
-    {"auth/login", csc_m_login, AUTHZ_NONE},
-    {"auth/revoke", csc_m_revoke, AUTHZ_BEARER},
-    {"credentials/list", csc_m_cred_list, AUTHZ_BEARER},
-    {"credentials/info", csc_m_cred_info, AUTHZ_BEARER},
-    {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER},
-    {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER},
+    {"info", csc_m_info, AUTHZ_NONE, TOK_ANY},
+    {"auth/login", csc_m_login, AUTHZ_NONE, TOK_ANY},
+    {"auth/revoke", csc_m_revoke, AUTHZ_BEARER, TOK_ANY},
+    {"credentials/list", csc_m_cred_list, AUTHZ_BEARER, TOK_USER},
+    {"credentials/info", csc_m_cred_info, AUTHZ_BEARER, TOK_USER_OR_CRED},
+    {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER, TOK_USER},
+    {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER, TOK_USER_OR_CRED},
     /* Defined by CSC v2, not offered by this server (not in info.methods). */
-    {"credentials/authorizeCheck", NULL, AUTHZ_BEARER},
-    {"credentials/getChallenge", NULL, AUTHZ_BEARER},
-    {"credentials/extendTransaction", NULL, AUTHZ_BEARER},
-    {"signatures/signDoc", NULL, AUTHZ_BEARER},
-    {"signatures/timestamp", NULL, AUTHZ_BEARER},
-    {"signatures/signPolling", NULL, AUTHZ_BEARER},
+    {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY},
+    {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY},
+    {"credentials/extendTransaction", NULL, AUTHZ_BEARER, TOK_ANY},
+    {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY},
+    {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY},
+    {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY},
 };
 
 #define API_PREFIX "/csc/v2/"
@@ -68,9 +72,15 @@ void csc_free(csc_t *c)
     free(c);
 }
 
+static int has_prefix(const char *path, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && memcmp(path, prefix, n) == 0;
+}
+
 int csc_is_api_path(const char *path, size_t len)
 {
-    return len >= sizeof(API_PREFIX) - 1 && memcmp(path, API_PREFIX, sizeof(API_PREFIX) - 1) == 0;
+    return has_prefix(path, len, API_PREFIX) || csc_oauth_is_path(path, len);
 }
 
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
@@ -117,7 +127,9 @@ void csc_reply_free(csc_reply_t *reply)
     if (reply == NULL)
         return;
     free(reply->body);
-    reply->body = NULL;
+    free(reply->location);
+    free(reply->set_cookie);
+    reply->body = reply->location = reply->set_cookie = NULL;
 }
 
 /* "Bearer <token>": scheme case-insensitive (RFC 7235), token68 without spaces. */
@@ -169,7 +181,7 @@ static int authenticate(csc_req_t *r)
 
 static const route_t *find_route(const char *path, size_t len)
 {
-    if (!csc_is_api_path(path, len))
+    if (!has_prefix(path, len, API_PREFIX))
         return NULL;
     path += sizeof(API_PREFIX) - 1;
     len -= sizeof(API_PREFIX) - 1;
@@ -194,6 +206,13 @@ static int dispatch(csc_req_t *r)
         return -1;
     if (rt->authz == AUTHZ_BEARER && authenticate(r) != 0)
         return -1;
+    if (r->have_principal && rt->tokens != TOK_ANY) {
+        /* RFC 6750 sec. 3.1: a valid token whose scope does not cover the call. */
+        if (r->principal.user[0] == '\0')
+            return csc_fail(r, 403, "insufficient_scope", "This token does not act for a user");
+        if (r->principal.scope == STOR_SCOPE_CREDENTIAL && rt->tokens != TOK_USER_OR_CRED)
+            return csc_fail(r, 403, "insufficient_scope", "A credential-scope token only serves its credential");
+    }
     return rt->fn(r);
 }
 
@@ -205,6 +224,10 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     r.csc = c;
     r.call = call;
     r.status = 200;
+    if (csc_oauth_is_path(call->path, call->path_len)) {
+        csc_oauth_handle(c, call, reply);
+        return;
+    }
     r.gen = csc_gen_new();
 
     if (dispatch(&r) != 0) {
@@ -228,10 +251,14 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     yajl_gen_clear(r.gen);
     yajl_gen_free(r.gen);
     csc_json_free(r.root);
+    OPENSSL_cleanse(r.bearer, sizeof(r.bearer));
 }
 
 int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)
 {
+    /* A credential-scope token serves its own credential only; it reads like any unknown one. */
+    if (r->principal.scope == STOR_SCOPE_CREDENTIAL && strcmp(id, r->principal.cred) != 0)
+        return csc_bad(r, "Invalid parameter credentialID");
     int rc = stor_cred_get(r->csc->stor, id, out);
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL ||
         (rc == STOR_OK && strcmp(out->owner, r->principal.user) != 0))

@@ -127,6 +127,8 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
 
     if (cred->description[0] != '\0')
         csc_gen_kv(g, "description", cred->description);
+    if (cred->qualifier[0] != '\0')
+        csc_gen_kv(g, "signatureQualifier", cred->qualifier);
     csc_gen_str(g, "key");
     yajl_gen_map_open(g);
     csc_gen_kv(g, "status", usable ? "enabled" : "disabled");

@@ -21,6 +21,10 @@ int csc_info_build(csc_t *c)
     /* J13: the environment is part of what every client sees. */
     snprintf(desc, sizeof(desc), "%s [%s environment]", cfg->description,
              cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test");
+    if (cfg->public_url == NULL || strlen(cfg->public_url) > 500) {
+        fprintf(stderr, "csc: public_url is required (at most 500 characters)\n");
+        return -1;
+    }
     if (strlen(desc) > 255 || strlen(cfg->name) > 255) {
         fprintf(stderr, "csc: info name and description must stay within 255 characters\n");
         return -1;
@@ -36,6 +40,21 @@ int csc_info_build(csc_t *c)
     csc_gen_str(g, "authType");
     yajl_gen_array_open(g);
     csc_gen_str(g, "basic");
+    csc_gen_str(g, "oauth2code");
+    csc_gen_str(g, "oauth2client");
+    yajl_gen_array_close(g);
+    char url[600];
+    snprintf(url, sizeof(url), "%s", cfg->public_url);
+    csc_gen_kv(g, "oauth2Issuer", url);
+    snprintf(url, sizeof(url), "%s/oauth2", cfg->public_url);
+    csc_gen_kv(g, "oauth2", url);
+    /* v2.2 clients (EUDI) refuse an info without these; harmless for v2.0 clients (digest sec. 0). */
+    csc_gen_kbool(g, "supportsRar", true);
+    csc_gen_str(g, "supportedHashTypes");
+    yajl_gen_array_open(g);
+    csc_gen_str(g, "2.16.840.1.101.3.4.2.1");
+    csc_gen_str(g, "2.16.840.1.101.3.4.2.2");
+    csc_gen_str(g, "2.16.840.1.101.3.4.2.3");
     yajl_gen_array_close(g);
     csc_gen_str(g, "methods");
     yajl_gen_array_open(g);

@@ -38,6 +38,7 @@ typedef struct csc_req {
     bool v1;                   /* /csc/v1/ path */
     csc_err_t err;
     char desc_buf[320];        /* a description built from stored data (never request bytes) */
+    char bearer[520];          /* the Bearer value when it serves as the SAD (credential-scope tokens) */
     yajl_gen gen;              /* success body */
     const char *raw;           /* or a prebuilt success body */
     size_t raw_len;
@@ -53,6 +54,10 @@ int csc_bad(csc_req_t *r, const char *description);
 /* Parse a request body: size and depth limits, no comments, no duplicate keys,
  * no NUL in strings, top level must be an object. An empty body is {}. */
 int csc_json_parse(csc_req_t *r, const uint8_t *body, size_t len);
+/* Parse any JSON text with the same checks (depth, comments, NUL, duplicate keys); NULL if refused. */
+yajl_val csc_json_parse_text(const char *text, size_t len, unsigned max_depth);
+/* Re-emit a parsed value (depth already bounded by the parser). */
+void csc_json_gen_value(yajl_gen g, yajl_val v);
 /* Wipe every string of the tree (bodies carry secrets), then free it. */
 void csc_json_free(yajl_val root);
 
@@ -145,6 +150,52 @@ int csc_m_cred_list(csc_req_t *r);
 int csc_m_cred_info(csc_req_t *r);
 int csc_m_authorize(csc_req_t *r);
 int csc_m_sign_hash(csc_req_t *r);
+
+/* ---- web helpers (csc_web.c) ------------------------------------------------------ */
+
+#define CSC_FORM_FIELDS_MAX 32
+#define CSC_FORM_BYTES_MAX (256 * 1024)
+
+typedef struct csc_kv {
+    const char *key;
+    const char *value;
+    size_t value_len;
+} csc_kv_t;
+
+typedef struct csc_form {
+    csc_kv_t kv[CSC_FORM_FIELDS_MAX];
+    size_t n;
+    char *buf;
+    size_t buf_len;
+} csc_form_t;
+
+/* application/x-www-form-urlencoded (also query strings). Refuses bad escapes, NUL bytes,
+ * repeated keys, more than CSC_FORM_FIELDS_MAX fields. Free (and wipe) with csc_form_free. */
+int csc_form_parse(const char *s, size_t len, csc_form_t *f);
+const char *csc_form_get(const csc_form_t *f, const char *key);
+void csc_form_free(csc_form_t *f);
+/* Value of cookie name from a Cookie header; -1 if absent or too long. */
+int csc_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz);
+
+/* A growing buffer with a hard maximum; once over it, failed is set and nothing more is added. */
+typedef struct csc_buf {
+    char *p;
+    size_t len, cap, max;
+    int failed;
+} csc_buf_t;
+
+void csc_buf_init(csc_buf_t *b, size_t max);
+void csc_buf_puts(csc_buf_t *b, const char *s);
+__attribute__((format(printf, 2, 3))) void csc_buf_printf(csc_buf_t *b, const char *fmt, ...);
+void csc_buf_html(csc_buf_t *b, const char *s);   /* HTML-escaped */
+void csc_buf_urlenc(csc_buf_t *b, const char *s); /* percent-encoded (RFC 3986 unreserved kept) */
+void csc_buf_free(csc_buf_t *b);
+void csc_buf_to_reply(csc_buf_t *b, csc_reply_t *reply);
+
+/* ---- OAuth 2.0 endpoints (csc_oauth.c) ----------------------------------------- */
+
+int csc_oauth_is_path(const char *path, size_t len);
+void csc_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
 /* Build info's body at start-up. */
 int csc_info_build(csc_t *c);

@@ -115,6 +115,25 @@ int csc_json_parse(csc_req_t *r, const uint8_t *body, size_t len)
     return 0;
 }
 
+yajl_val csc_json_parse_text(const char *text, size_t len, unsigned max_depth)
+{
+    if (prescan((const uint8_t *)text, len, max_depth) != 0)
+        return NULL;
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    char errbuf[64];
+    yajl_val v = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    free(copy);
+    if (v != NULL && check_tree(v) != 0) {
+        yajl_tree_free(v);
+        v = NULL;
+    }
+    return v;
+}
+
 yajl_val csc_get_value(csc_req_t *r, const char *name)
 {
     yajl_val o = r->root;
@@ -269,4 +288,30 @@ void csc_json_free(yajl_val root)
         return;
     wipe_strings(root);
     yajl_tree_free(root);
+}
+
+void csc_json_gen_value(yajl_gen g, yajl_val v)
+{
+    if (YAJL_IS_STRING(v)) {
+        csc_gen_str(g, v->u.string);
+    } else if (YAJL_IS_NUMBER(v)) {
+        const char *n = YAJL_GET_NUMBER(v);
+        yajl_gen_number(g, n, strlen(n));
+    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+        yajl_gen_bool(g, YAJL_IS_TRUE(v));
+    } else if (YAJL_IS_OBJECT(v)) {
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            csc_gen_str(g, v->u.object.keys[i]);
+            csc_json_gen_value(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+    } else if (YAJL_IS_ARRAY(v)) {
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            csc_json_gen_value(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+    } else {
+        yajl_gen_null(g);
+    }
 }

@@ -202,6 +202,22 @@ out:
     return rc;
 }
 
+/* The Bearer token's value (validated by csc_core before the method runs), NUL-terminated in r->bearer. */
+static const char *bearer_value(csc_req_t *r)
+{
+    const char *p = r->call->authorization + 7;
+    size_t n = r->call->authorization_len - 7;
+    while (n > 0 && *p == ' ') {
+        p++;
+        n--;
+    }
+    if (n >= sizeof(r->bearer))
+        return NULL;
+    memcpy(r->bearer, p, n);
+    r->bearer[n] = '\0';
+    return r->bearer;
+}
+
 int csc_m_sign_hash(csc_req_t *r)
 {
     const char *id, *algo, *sad = NULL, *mode, *s;
@@ -236,6 +252,11 @@ int csc_m_sign_hash(csc_req_t *r)
     }
     if (sign_params(r, sa, &p, &alg) != 0 || csc_parse_hashes(r, &h, alg) != 0)
         goto out;
+    if ((sad == NULL || sad[0] == '\0') && r->principal.scope == STOR_SCOPE_CREDENTIAL) {
+        /* oauth2code: the credential-scope Bearer token is the authorization (sec. 11.10); its SAD record
+         * is stored under the token's hash, so it is spent like any SAD. */
+        sad = bearer_value(r);
+    }
     if (sad == NULL || sad[0] == '\0') {
         csc_bad(r, "Missing (or invalid type) string parameter SAD");
         goto out;

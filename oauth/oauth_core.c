@@ -29,8 +29,42 @@ const char *oauth_strerror(int rc)
     case OAUTH_ERR_STORAGE: return "storage failure";
     case OAUTH_ERR_INTERNAL: return "internal error";
     case OAUTH_ERR_INVAL: return "invalid argument";
+    case OAUTH_ERR_RATE: return "too many attempts from this address";
+    case OAUTH_ERR_FULL: return "too many pending requests or sessions";
+    case OAUTH_ERR_PKCE: return "code_verifier does not match the code_challenge";
+    case OAUTH_ERR_REUSED: return "authorization code or refresh token used twice";
     default: return "unknown oauth error";
     }
+}
+
+static void set_defaults(oauth_config_t *c)
+{
+    if (!c->access_ttl)
+        c->access_ttl = 3600;
+    if (!c->refresh_ttl)
+        c->refresh_ttl = 30u * 24 * 3600;
+    if (!c->sad_ttl)
+        c->sad_ttl = 300;
+    if (!c->max_failures)
+        c->max_failures = 5;
+    if (!c->lock_seconds)
+        c->lock_seconds = 900;
+    if (!c->totp_window)
+        c->totp_window = 1;
+    if (!c->code_ttl)
+        c->code_ttl = 60;
+    if (!c->par_ttl)
+        c->par_ttl = 90;
+    if (!c->credential_token_ttl)
+        c->credential_token_ttl = 300;
+    if (!c->session_idle)
+        c->session_idle = 300;
+    if (!c->session_max)
+        c->session_max = 900;
+    if (!c->rate_window)
+        c->rate_window = 60;
+    if (!c->rate_max)
+        c->rate_max = 20;
 }
 
 int oauth_new(const oauth_config_t *cfg, oauth_t **out)
@@ -46,29 +80,41 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     if (!(o = calloc(1, sizeof(*o))))
         goto out;
     o->cfg = *cfg;
-    if (!o->cfg.access_ttl)
-        o->cfg.access_ttl = 3600;
-    if (!o->cfg.refresh_ttl)
-        o->cfg.refresh_ttl = 30u * 24 * 3600;
-    if (!o->cfg.sad_ttl)
-        o->cfg.sad_ttl = 300;
-    if (!o->cfg.max_failures)
-        o->cfg.max_failures = 5;
-    if (!o->cfg.lock_seconds)
-        o->cfg.lock_seconds = 900;
-    if (!o->cfg.totp_window)
-        o->cfg.totp_window = 1;
+    set_defaults(&o->cfg);
+    if (oauth_mem_new(OAUTH_SESSIONS_MAX, &o->sessions) != OAUTH_OK ||
+        oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK)
+        goto out;
     *out = o;
     o = NULL;
     rc = OAUTH_OK;
 out:
-    free(o);
+    oauth_free(o);
     return rc;
 }
 
 void oauth_free(oauth_t *o)
 {
+    if (!o)
+        return;
+    oauth_mem_free(o->sessions);
+    oauth_mem_free(o->pars);
+    oauth_rate_free(o->rate);
     free(o);
+}
+
+void oauth_int_set_skew(oauth_t *o, int64_t seconds)
+{
+    o->skew = seconds;
+}
+
+void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs)
+{
+    if (sessions)
+        oauth_mem_set_cap(o->sessions, sessions);
+    if (pars)
+        oauth_mem_set_cap(o->pars, pars);
+    if (addrs)
+        oauth_rate_set_cap(o->rate, addrs);
 }
 
 const oauth_config_t *oauth_config(const oauth_t *o)
@@ -105,7 +151,7 @@ static int is_b64url(char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
-static int sha256(const void *in, size_t len, uint8_t out[32])
+int oauth_sha256(const void *in, size_t len, uint8_t out[32])
 {
     unsigned int n = 0;
 
@@ -123,7 +169,7 @@ int oauth_token_new(char value[OAUTH_TOKEN_BUFLEN], uint8_t hash[32])
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         goto out;
     b64url_32(raw, value);
-    if ((rc = sha256(value, OAUTH_TOKEN_LEN, hash)) != OAUTH_OK)
+    if ((rc = oauth_sha256(value, OAUTH_TOKEN_LEN, hash)) != OAUTH_OK)
         OPENSSL_cleanse(value, OAUTH_TOKEN_BUFLEN);
 out:
     OPENSSL_cleanse(raw, sizeof(raw));
@@ -140,13 +186,13 @@ int oauth_token_hash(const char *value, size_t len, uint8_t hash[32])
     for (i = 0; i < len; i++)
         if (!is_b64url(value[i]))
             return OAUTH_ERR_INVALID;
-    return sha256(value, len, hash);
+    return oauth_sha256(value, len, hash);
 }
 
 int oauth_token_ref(const uint8_t hash[32], uint8_t ref[16])
 {
     uint8_t h2[32];
-    int rc = sha256(hash, 32, h2);
+    int rc = oauth_sha256(hash, 32, h2);
 
     memcpy(ref, h2, 16);
     return rc;
@@ -156,7 +202,7 @@ int oauth_rc(int rc)
 {
     if (rc >= 0)
         return OAUTH_OK;
-    if (rc <= OAUTH_ERR_DENIED && rc >= OAUTH_ERR_INVAL)
+    if (rc <= OAUTH_ERR_DENIED && rc >= OAUTH_ERR_REUSED)
         return rc;
     return OAUTH_ERR_STORAGE;
 }
@@ -170,9 +216,36 @@ int64_t oauth_now(void)
     return (int64_t)ts.tv_sec;
 }
 
+int64_t oauth_clock(const oauth_t *o)
+{
+    return oauth_now() + o->skew;
+}
+
 int oauth_name_ok(const char *s)
 {
     return s && s[0] && strnlen(s, STOR_NAME_MAX + 1) <= STOR_NAME_MAX;
+}
+
+int oauth_id_ok(const char *s)
+{
+    size_t i, n;
+
+    if (!oauth_name_ok(s))
+        return 0;
+    n = strlen(s);
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+void oauth_audit_client(char out[64], const char *client_id, const char *addr)
+{
+    /* Truncation is wanted: the field is 64 bytes, and the id is the part that matters. */
+    int n = snprintf(out, 64, "oauth:%s%s%s", client_id ? client_id : "", addr ? "@" : "", addr ? addr : "");
+
+    if (n < 0)
+        out[0] = '\0';
 }
 
 void oauth_copy(char *dst, size_t dstsz, const char *src)

@@ -9,9 +9,30 @@
 #include <stdint.h>
 #include "oauth.h"
 
+typedef struct oauth_mem oauth_mem_t;
+typedef struct oauth_rate oauth_rate_t;
+
 struct oauth {
     oauth_config_t cfg;   /* defaults filled in; immutable after oauth_new() */
+    int64_t skew;         /* test hook: seconds added to the clock of every decision (oauth_clock()) */
+    oauth_mem_t *sessions; /* browser sessions (oauth_mem.c) */
+    oauth_mem_t *pars;    /* pushed authorization requests */
+    oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
 };
+
+/* Bounds of the in-memory state (test hooks may lower them). */
+#define OAUTH_SESSIONS_MAX 4096
+#define OAUTH_PARS_MAX 4096
+#define OAUTH_RATE_ADDRS_MAX 8192
+/** Longest client address kept by the rate limiter (longer ones are truncated). */
+#define OAUTH_ADDR_MAX 63
+/** Shortest and longest PKCE code_verifier (RFC 7636 4.1). */
+#define OAUTH_VERIFIER_MIN 43
+#define OAUTH_VERIFIER_MAX 128
+/** request_uri prefix of PAR (RFC 9126 2.2). */
+#define OAUTH_PAR_URN "urn:ietf:params:oauth:request_uri:"
+/** Longest client secret hashed by oauth_client_auth() (longer ones are hashed only up to here: they fail). */
+#define OAUTH_CLIENT_SECRET_MAX 256
 
 /** Characters of a token or SAD value: base64url of 32 bytes, no padding. */
 #define OAUTH_TOKEN_LEN 43
@@ -55,6 +76,15 @@ int oauth_token_ref(const uint8_t hash[32], uint8_t ref[16]);
 /** Map a stor_write()/stor_read() result: our own codes pass, storage codes become OAUTH_ERR_STORAGE. */
 int oauth_rc(int rc);
 int64_t oauth_now(void);
+/** The clock of every decision: oauth_now() plus the test skew. */
+int64_t oauth_clock(const oauth_t *o);
+/** SHA-256 of len bytes. @return OAUTH_OK or OAUTH_ERR_INTERNAL */
+int oauth_sha256(const void *in, size_t len, uint8_t out[32]);
+/** 1 if s is a storage name: 1..STOR_NAME_MAX printable ASCII characters without spaces. */
+int oauth_id_ok(const char *s);
+/** Audit client field of the authorization server: "oauth:<client_id>" or "oauth:<client_id>@<addr>"
+ *  (addr NULL: without), truncated to fit. */
+void oauth_audit_client(char out[64], const char *client_id, const char *addr);
 /** 1 if s is a non-empty name of at most STOR_NAME_MAX bytes. */
 int oauth_name_ok(const char *s);
 /** Bounded copy that truncates; NULL src gives "". */
@@ -64,5 +94,67 @@ void oauth_audit_init(stor_audit_t *rec, uint32_t event, uint32_t result, const 
                       const char *client);
 /** Append a STOR_EV_LOCKOUT record for user (and cred if not NULL). */
 int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until);
+
+/* ---- in-memory state of the authorization server (oauth_mem.c, oauth_rate.c) ---- */
+
+/** One pushed request or browser session. The request is packed (unused digest rows left out). */
+typedef struct oauth_ent {
+    struct oauth_ent *next;
+    uint8_t key[32];                       /* SHA-256 of the session id / the request_uri's random part */
+    int64_t created, touched, expires;     /* expires: the earlier of the idle and the absolute limit */
+    char client_id[STOR_NAME_MAX + 1];
+    char user[STOR_NAME_MAX + 1];          /* sessions: "" until the login succeeded */
+    char csrf[OAUTH_TOKEN_BUFLEN];         /* sessions: anti-CSRF token */
+    size_t req_len;
+    uint8_t req[];                         /* packed oauth_authz_request_t */
+} oauth_ent_t;
+
+int oauth_mem_new(size_t cap, oauth_mem_t **out);
+/** Wipe and free every entry, then the table. NULL is allowed. */
+void oauth_mem_free(oauth_mem_t *m);
+/** 1 if req is well-formed enough to keep: client_id a name, strings terminated, counts in range. */
+int oauth_req_ok(const oauth_authz_request_t *req);
+/** A new entry (not in any table) holding a packed copy of req. @return NULL if out of memory */
+oauth_ent_t *oauth_ent_new(const oauth_authz_request_t *req);
+/** Wipe and free an entry. NULL is allowed. */
+void oauth_ent_free(oauth_ent_t *e);
+/** Unpack the request of e into out (whole struct written). */
+void oauth_ent_req(const oauth_ent_t *e, oauth_authz_request_t *out);
+/** Insert e (key and expires set); expired entries are purged first when the table is full.
+ *  @return OAUTH_OK (the table owns e) or OAUTH_ERR_FULL (the caller still owns e) */
+int oauth_mem_insert(oauth_mem_t *m, oauth_ent_t *e, int64_t now);
+/** Insert e whatever the count (putting back an entry that was just taken out). */
+void oauth_mem_put_back(oauth_mem_t *m, oauth_ent_t *e);
+/** Remove and return the entry under key (constant-time key compare), or NULL. Expired entries are
+ *  removed too: then *expired = 1, the entry is freed and NULL returned. */
+oauth_ent_t *oauth_mem_take(oauth_mem_t *m, const uint8_t key[32], int64_t now, int *expired);
+/**
+ * Run fn on the entry under key with the table locked (fn must be short and must not call back into m).
+ * @return OAUTH_ERR_INVALID if there is none, OAUTH_ERR_EXPIRED if it has expired (then it is removed),
+ *         else fn's value
+ */
+int oauth_mem_with(oauth_mem_t *m, const uint8_t key[32], int64_t now, int (*fn)(oauth_ent_t *e, void *arg),
+                   void *arg);
+/** Number of entries (expired ones included until purged). */
+size_t oauth_mem_count(oauth_mem_t *m);
+/** Test hook: lower the capacity. */
+void oauth_mem_set_cap(oauth_mem_t *m, size_t cap);
+
+int oauth_rate_new(oauth_rate_t **out);
+void oauth_rate_free(oauth_rate_t *r);
+/** Test hook: lower the number of addresses kept (at most OAUTH_RATE_ADDRS_MAX). */
+void oauth_rate_set_cap(oauth_rate_t *r, size_t cap);
+
+/* ---- shared by the grant code (oauth_grant.c) and oauth_token.c ------------ */
+
+/** Delete the SAD of a credential-scope token (it is stored under the token's hash); a missing one is fine. */
+int oauth_txn_drop_token_sad(stor_txn_t *t, const stor_token_t *tok);
+
+/* ---- test hooks ------------------------------------------------------------ */
+
+/** Shift the clock of every decision (tokens, SADs, sessions, PAR, rate limits, codes); 0 in production. */
+void oauth_int_set_skew(oauth_t *o, int64_t seconds);
+/** Lower the bounds of the in-memory tables (0 = leave as is; at most the defaults above). */
+void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs);
 
 #endif

@@ -293,7 +293,7 @@ int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_fact
     c->o = o;
     c->req = req;
     c->f = f;
-    c->now = oauth_now();
+    c->now = oauth_clock(o);
     if ((rc = authz_new_sad(c, value)) != OAUTH_OK)
         goto out;
     if ((rc = oauth_rc(stor_read(o->cfg.stor, authz_read, c))) != OAUTH_OK)
@@ -480,7 +480,7 @@ static int sign_ctx_init(consume_ctx_t *c, oauth_t *o, const char *sad, size_t l
     memset(c, 0, sizeof(*c));
     c->o = o;
     c->use = use;
-    c->now = oauth_now();
+    c->now = oauth_clock(o);
     if (!(c->req_digests = malloc(use->n_digests * use->digest_len)) || !(c->sad = calloc(1, sizeof(*c->sad))))
         return OAUTH_ERR_INTERNAL;
     digests_flat(c->req_digests, use->digests, use->digest_len, use->n_digests);

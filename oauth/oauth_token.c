@@ -198,7 +198,7 @@ int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int
     c.o = o;
     c.user = user;
     c.client = client;
-    c.now = oauth_now();
+    c.now = oauth_clock(o);
     c.remember = remember != 0;
     if (oauth_name_ok(user)) {
         rc = stor_read(o->cfg.stor, user_read_cb, &rd);
@@ -247,6 +247,10 @@ static int refresh_decide(stor_txn_t *t, refresh_ctx_t *c, const stor_token_t *t
     c->rc = OAUTH_ERR_INVALID;
     *why = "refresh: not a refresh token";
     if (tok->kind != STOR_TOKEN_REFRESH)
+        return 0;
+    /* An OAuth client's refresh token rotates at the token endpoint; here it would skip the rotation. */
+    *why = "refresh: issued to an OAuth client";
+    if (tok->client[0])
         return 0;
     *why = "refresh: revoked";
     if (tok->revoked)
@@ -308,7 +312,7 @@ int oauth_login_refresh(oauth_t *o, const char *refresh, size_t len, const char 
         goto out;
     c.o = o;
     c.client = client;
-    c.now = oauth_now();
+    c.now = oauth_clock(o);
     if ((rc = oauth_token_new(out->access, c.access)) != OAUTH_OK)
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, refresh_apply, &c))) == OAUTH_OK)
@@ -330,11 +334,23 @@ typedef struct {
     oauth_principal_t *out;
 } check_ctx_t;
 
+/* A token issued to an OAuth client dies with the client: also when an id is registered again later. */
+static int client_current(stor_txn_t *t, const stor_token_t *tok)
+{
+    stor_client_t cl;
+    int rc = stor_txn_client_get(t, tok->client, &cl);
+
+    if (rc == STOR_ERR_NOTFOUND || (rc == STOR_OK && cl.created_at > tok->issued_at))
+        rc = OAUTH_ERR_INVALID;
+    OPENSSL_cleanse(&cl, sizeof(cl));
+    return rc;
+}
+
 static int check_read(stor_txn_t *t, void *arg)
 {
     check_ctx_t *c = arg;
     stor_token_t tok;
-    uint32_t status;
+    uint32_t status = 0;
     int rc;
 
     if ((rc = stor_txn_token_get(t, c->hash, &tok)) == STOR_ERR_NOTFOUND)
@@ -345,13 +361,20 @@ static int check_read(stor_txn_t *t, void *arg)
         return OAUTH_ERR_INVALID;
     if (tok.expires_at <= c->now)
         return OAUTH_ERR_EXPIRED;
-    if ((rc = user_status(t, tok.user, &status)) == STOR_ERR_NOTFOUND)
+    if (tok.client[0] && (rc = client_current(t, &tok)) != STOR_OK)
+        return rc;
+    /* client_credentials tokens speak for the client alone: no user to check. */
+    if (!tok.user[0] && !tok.client[0])
+        return OAUTH_ERR_INVALID;
+    if (tok.user[0] && (rc = user_status(t, tok.user, &status)) == STOR_ERR_NOTFOUND)
         return OAUTH_ERR_INVALID;
     if (rc < 0)
         return rc;
-    if (status != STOR_USER_ACTIVE)
+    if (tok.user[0] && status != STOR_USER_ACTIVE)
         return OAUTH_ERR_DISABLED;
     oauth_copy(c->out->user, sizeof(c->out->user), tok.user);
+    oauth_copy(c->out->client, sizeof(c->out->client), tok.client);
+    oauth_copy(c->out->cred, sizeof(c->out->cred), tok.cred);
     c->out->scope = tok.scope;
     memcpy(c->out->grant, tok.grant, sizeof(c->out->grant));
     c->out->expires_at = tok.expires_at;
@@ -370,7 +393,7 @@ int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal
         goto out;
     if ((rc = oauth_token_hash(token, len, c.hash)) != OAUTH_OK)
         goto out;
-    c.now = oauth_now();
+    c.now = oauth_clock(o);
     c.out = out;
     rc = oauth_rc(stor_read(o->cfg.stor, check_read, &c));
 out:
@@ -389,6 +412,14 @@ typedef struct {
     int rc;
 } revoke_ctx_t;
 
+/* A user's principal owns the user's tokens; a client's own (client_credentials) principal the client's. */
+static int owns(const oauth_principal_t *who, const stor_token_t *tok)
+{
+    if (who->user[0])
+        return strcmp(tok->user, who->user) == 0;
+    return !tok->user[0] && strcmp(tok->client, who->client) == 0;
+}
+
 static int revoke_apply(stor_txn_t *t, void *arg)
 {
     revoke_ctx_t *c = arg;
@@ -400,7 +431,7 @@ static int revoke_apply(stor_txn_t *t, void *arg)
     c->rc = OAUTH_ERR_INVALID;
     if ((rc = stor_txn_token_get(t, c->hash, &tok)) < 0 && rc != STOR_ERR_NOTFOUND)
         return rc;
-    if (rc == STOR_OK && strcmp(tok.user, c->who->user) != 0) {
+    if (rc == STOR_OK && !owns(c->who, &tok)) {
         why = "another user's token";
     } else if (rc == STOR_OK && tok.kind == STOR_TOKEN_REFRESH) {
         /* RFC 7009 2.1: revoking a refresh token also ends the access tokens of its grant. */
@@ -409,11 +440,12 @@ static int revoke_apply(stor_txn_t *t, void *arg)
         c->rc = OAUTH_OK;
         why = "refresh";
     } else if (rc == STOR_OK && tok.kind == STOR_TOKEN_ACCESS) {
+        /* A credential token's SAD goes with it: signHash accepts the token value as the SAD. */
         tok.revoked = 1;
-        if ((rc = stor_txn_token_put(t, &tok)) < 0)
+        if ((rc = stor_txn_token_put(t, &tok)) < 0 || (rc = oauth_txn_drop_token_sad(t, &tok)) < 0)
             return rc;
         c->rc = OAUTH_OK;
-        why = "access";
+        why = tok.scope == STOR_SCOPE_CREDENTIAL ? "credential" : "access";
     }
     oauth_audit_init(&rec, STOR_EV_TOKEN_REVOKE, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, c->who->user,
                      NULL, c->client);
@@ -430,8 +462,9 @@ int oauth_token_revoke(oauth_t *o, const oauth_principal_t *who, const char *tok
     memset(&c, 0, sizeof(c));
     /* The hint only speeds up a lookup elsewhere; here one table holds both
      * kinds, and a wrong hint must still find the token (RFC 7009 2.1). */
-    if (!o || !who || !oauth_name_ok(who->user) || (hint != OAUTH_HINT_NONE && hint != OAUTH_HINT_ACCESS &&
-                                                    hint != OAUTH_HINT_REFRESH))
+    if (!o || !who || !memchr(who->user, '\0', sizeof(who->user)) || !memchr(who->client, '\0', sizeof(who->client)) ||
+        (!oauth_name_ok(who->user) && !oauth_name_ok(who->client)) ||
+        (hint != OAUTH_HINT_NONE && hint != OAUTH_HINT_ACCESS && hint != OAUTH_HINT_REFRESH))
         goto out;
     if ((rc = oauth_token_hash(token, len, c.hash)) != OAUTH_OK)
         goto out;

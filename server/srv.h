@@ -33,6 +33,9 @@ typedef struct srv_config {
     size_t max_body;
     unsigned max_hashes, max_json_depth;
     char access_log[PATH_MAX];
+    unsigned oauth_code_ttl, oauth_par_ttl, oauth_session_idle, oauth_session_max, credential_token_ttl;
+    unsigned rate_window, rate_max;
+    char public_url[2 * SRV_STR + 16];  /* external base URL; default from the first listen address */
     char info_name[SRV_STR], info_logo[SRV_STR], info_region[SRV_STR], info_lang[SRV_STR];
     char info_description[SRV_STR], info_specs[SRV_STR];
     char ca_cert[PATH_MAX], ca_key[PATH_MAX], ca_chain[PATH_MAX];

@@ -19,9 +19,14 @@ static void usage(FILE *f)
             "  credential create --user NAME [--id ID] [--key rsa2048|rsa3072|rsa4096|p256|p384|p521]\n"
             "                    [--auth \"PIN AND OTP\"|PIN|OTP|\"PIN OR OTP\"] [--pin-file FILE]\n"
             "                    [--scal 1|2] [--multisign N] [--description TEXT] [--cn NAME]\n"
+            "                    [--auth-mode explicit|oauth2code] [--qualifier eu_eidas_qes|...]\n"
             "                                         key generated in the HSM, certificate from the CA;\n"
             "                                         the PIN from FILE or standard input\n"
             "  credential enable ID | credential disable ID\n"
+            "  client add ID --redirect URI [--redirect URI ...] [--name TEXT]\n"
+            "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
+            "                                         register an OAuth 2.0 client; prints its secret once\n"
+            "  client list | client remove ID\n"
             "  list                                   users and their credentials\n");
 }
 
@@ -134,6 +139,14 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
             s.description = v;
         } else if (strcmp(o, "--cn") == 0) {
             s.subject_cn = v;
+        } else if (strcmp(o, "--qualifier") == 0) {
+            s.qualifier = v;
+        } else if (strcmp(o, "--auth-mode") == 0) {
+            if (strcmp(v, "oauth2code") != 0 && strcmp(v, "explicit") != 0) {
+                fprintf(stderr, "csc-admin: --auth-mode is explicit or oauth2code\n");
+                return 2;
+            }
+            s.oauth2code = strcmp(v, "oauth2code") == 0;
         } else {
             usage(stderr);
             return 2;
@@ -156,6 +169,93 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
     }
     printf("credential %s created\n", id);
     return 0;
+}
+
+/* "a,b,c" against a table of names -> bit set; -1 on an unknown name. */
+static long parse_set(const char *list, const char *const *names, const unsigned *bits, size_t n)
+{
+    long set = 0;
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        size_t i;
+        for (i = 0; i < n && strcmp(tok, names[i]) != 0; i++)
+            ;
+        if (i == n)
+            return -1;
+        set |= bits[i];
+    }
+    return set;
+}
+
+static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, const csc_admin_t *a)
+{
+    static const char *const scope_names[] = {"service", "credential"};
+    static const unsigned scope_bits[] = {1u << STOR_SCOPE_SERVICE, 1u << STOR_SCOPE_CREDENTIAL};
+    static const char *const grant_names[] = {"authorization_code", "refresh_token", "client_credentials"};
+    static const unsigned grant_bits[] = {STOR_GRANT_AUTHORIZATION_CODE, STOR_GRANT_REFRESH_TOKEN,
+                                          STOR_GRANT_CLIENT_CREDENTIALS};
+    if (strcmp(op, "list") == 0 && argc == 0)
+        return csc_admin_clients_list(a, stdout) == 0 ? 0 : 1;
+    if (strcmp(op, "remove") == 0 && argc == 1) {
+        int rc = oauth_client_remove(m->oauth, argv[0], a->operator_name);
+        if (rc != OAUTH_OK) {
+            fprintf(stderr, "csc-admin: no client %s (%s)\n", argv[0], oauth_strerror(rc));
+            return 1;
+        }
+        printf("client %s removed\n", argv[0]);
+        return 0;
+    }
+    if (strcmp(op, "add") != 0 || argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    stor_client_t *c = calloc(1, sizeof(*c));
+    char secret[OAUTH_TOKEN_BUFLEN];
+    if (c == NULL)
+        return 1;
+    snprintf(c->id, sizeof(c->id), "%s", argv[0]);
+    c->scopes = scope_bits[0] | scope_bits[1];
+    c->grants = STOR_GRANT_AUTHORIZATION_CODE | STOR_GRANT_REFRESH_TOKEN;
+    int rc = 2;
+    for (int i = 1; i < argc; i += 2) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long set;
+        if (v == NULL)
+            goto bad;
+        if (strcmp(o, "--redirect") == 0 && c->n_redirects < STOR_REDIRECTS_MAX && strlen(v) <= STOR_URI_MAX)
+            snprintf(c->redirects[c->n_redirects++], sizeof(c->redirects[0]), "%s", v);
+        else if (strcmp(o, "--name") == 0 && strlen(v) <= STOR_DESC_MAX)
+            snprintf(c->name, sizeof(c->name), "%s", v);
+        else if (strcmp(o, "--scopes") == 0 && (set = parse_set(v, scope_names, scope_bits, 2)) > 0)
+            c->scopes = (uint32_t)set;
+        else if (strcmp(o, "--grants") == 0 && (set = parse_set(v, grant_names, grant_bits, 3)) > 0)
+            c->grants = (uint32_t)set;
+        else
+            goto bad;
+    }
+    if (c->n_redirects == 0 && (c->grants & STOR_GRANT_AUTHORIZATION_CODE)) {
+        fprintf(stderr, "csc-admin: the authorization_code grant needs at least one --redirect\n");
+        goto out;
+    }
+    int orc = oauth_client_add(m->oauth, c, a->operator_name, secret);
+    if (orc != OAUTH_OK) {
+        fprintf(stderr, "csc-admin: cannot add client %s: %s\n", c->id,
+                orc == OAUTH_ERR_DENIED ? "it exists already"
+                : orc == OAUTH_ERR_INVAL ? "invalid id or redirect URI (absolute https, or http on localhost)"
+                                         : oauth_strerror(orc));
+        rc = 1;
+        goto out;
+    }
+    printf("client_id %s\nclient_secret %s\n", c->id, secret);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    rc = 0;
+    goto out;
+bad:
+    usage(stderr);
+out:
+    free(c);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -228,6 +328,8 @@ int main(int argc, char **argv)
             printf("credential %s %s\n", argv[2], en ? "enabled" : "disabled");
         else
             fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "client") == 0 && argc >= 2) {
+        rc = cmd_client(&m, argv[1], argc - 2, argv + 2, &a);
     } else if (strcmp(cmd, "list") == 0 && argc == 1) {
         rc = csc_admin_list(&a, stdout) == 0 ? 0 : 1;
     } else {

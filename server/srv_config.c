@@ -54,6 +54,14 @@ static const row_t rows[] = {
     {"max_hashes", T_UINT, O(max_hashes), 0, 1, STOR_DIGESTS_MAX, "1000"},
     {"max_json_depth", T_UINT, O(max_json_depth), 0, 4, 64, "16"},
     {"access_log", T_PATH, O(access_log), S(access_log), 0, 0, "-"},
+    {"public_url", T_STR, O(public_url), S(public_url), 0, 0, ""},
+    {"oauth_code_ttl", T_UINT, O(oauth_code_ttl), 0, 10, 600, "60"},
+    {"oauth_par_ttl", T_UINT, O(oauth_par_ttl), 0, 10, 600, "90"},
+    {"oauth_session_idle", T_UINT, O(oauth_session_idle), 0, 30, 3600, "300"},
+    {"oauth_session_max", T_UINT, O(oauth_session_max), 0, 60, 86400, "900"},
+    {"credential_token_ttl", T_UINT, O(credential_token_ttl), 0, 10, 3600, "300"},
+    {"rate_window", T_UINT, O(rate_window), 0, 1, 3600, "60"},
+    {"rate_max", T_UINT, O(rate_max), 0, 1, 100000, "20"},
     {"info_name", T_STR, O(info_name), S(info_name), 0, 0, "CSC remote signing service"},
     {"info_logo", T_STR, O(info_logo), S(info_logo), 0, 0, "https://localhost/logo.png"},
     {"info_region", T_STR, O(info_region), 3, 0, 0, "JP"},
@@ -174,7 +182,7 @@ static char *trim(char *s)
     return s;
 }
 
-static int check_required(const ctx_t *c, const srv_config_t *cfg, const unsigned char *seen)
+static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         if (!seen[i] && rows[i].def == NULL && rows[i].kind != T_LISTEN)
@@ -187,6 +195,21 @@ static int check_required(const ctx_t *c, const srv_config_t *cfg, const unsigne
         return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
+    if (cfg->public_url[0] == '\0') {
+        const char *l = cfg->listen[0];
+        const char *host = strncmp(l, "127.0.0.1:", 10) == 0 || strncmp(l, "0.0.0.0:", 8) == 0 ? "localhost" : NULL;
+        if (host != NULL)
+            snprintf(cfg->public_url, sizeof(cfg->public_url), "%s://%s%s", cfg->plain_http ? "http" : "https", host,
+                     strrchr(l, ':'));
+        else
+            snprintf(cfg->public_url, sizeof(cfg->public_url), "%s://%s", cfg->plain_http ? "http" : "https", l);
+    } else if (strncmp(cfg->public_url, "https://", 8) != 0 &&
+               !(cfg->environment == CSC_ENV_TEST && strncmp(cfg->public_url, "http://", 7) == 0)) {
+        return fail(c, "public_url: must start with https:// (http:// only in the test environment)");
+    }
+    size_t n = strlen(cfg->public_url);
+    if (n > 0 && cfg->public_url[n - 1] == '/')
+        cfg->public_url[n - 1] = '\0';
     return 0;
 }
 

@@ -156,31 +156,45 @@ static const char *reason(int status)
     }
 }
 
+static void add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, NULL, value, strlen(value));
+}
+
 static void send_reply(h2o_req_t *req, const csc_reply_t *r)
 {
     req->res.status = r->status;
     req->res.reason = reason(r->status);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
-                          H2O_STRLIT("nosniff"));
+    add_header(req, "cache-control", "no-store");
+    add_header(req, "x-content-type-options", "nosniff");
     if (r->www_authenticate != NULL)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, r->www_authenticate,
-                       strlen(r->www_authenticate));
+        add_header(req, "www-authenticate", r->www_authenticate);
     if (r->status == 405)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        add_header(req, "allow", "POST");
+    if (r->location != NULL)
+        add_header(req, "location", r->location);
+    if (r->set_cookie != NULL)
+        add_header(req, "set-cookie", r->set_cookie);
+    if (r->page) {
+        /* Pages load nothing from anywhere, and nobody may frame them (clickjacking on the consent page). */
+        add_header(req, "content-security-policy",
+                   "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'");
+        add_header(req, "x-frame-options", "DENY");
+        add_header(req, "referrer-policy", "no-referrer");
+    }
     if (r->body == NULL) {
         req->res.content_length = SIZE_MAX;
         h2o_send_inline(req, "", 0);
         return;
     }
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    add_header(req, "content-type", r->content_type != NULL ? r->content_type : "application/json");
     req->res.content_length = r->body_len;
     h2o_send_inline(req, r->body, r->body_len);
 }
 
 static void send_error_now(h2o_req_t *req, int status, const char *error, const char *desc)
 {
-    csc_reply_t r;
+    csc_reply_t r = {0};
     csc_reply_error(&r, status, error, desc);
     send_reply(req, &r);
     csc_reply_free(&r);
@@ -234,8 +248,12 @@ static h2o_iovec_t header(h2o_req_t *req, const h2o_token_t *tok)
 static job_t *job_new(loop_t *l, h2o_req_t *req)
 {
     h2o_iovec_t auth = header(req, H2O_TOKEN_AUTHORIZATION), ctype = header(req, H2O_TOKEN_CONTENT_TYPE);
+    h2o_iovec_t cookie = header(req, H2O_TOKEN_COOKIE);
     h2o_iovec_t body = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0);
-    size_t total = req->method.len + req->path_normalized.len + auth.len + ctype.len + body.len;
+    h2o_iovec_t query = h2o_iovec_init(NULL, 0);
+    if (req->query_at != SIZE_MAX && req->query_at < req->path.len)
+        query = h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
+    size_t total = req->method.len + req->path_normalized.len + auth.len + ctype.len + cookie.len + query.len + body.len;
     job_t *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->data = malloc(total + 1)) == NULL) {
         free(j);
@@ -254,6 +272,8 @@ static job_t *job_new(loop_t *l, h2o_req_t *req)
     TAKE(j->call.path, j->call.path_len, req->path_normalized);
     TAKE(j->call.authorization, j->call.authorization_len, auth);
     TAKE(j->call.content_type, j->call.content_type_len, ctype);
+    TAKE(j->call.cookie, j->call.cookie_len, cookie);
+    TAKE(j->call.query, j->call.query_len, query);
     const char *b;
     TAKE(b, j->call.body_len, body);
     j->call.body = (const uint8_t *)b;
@@ -262,6 +282,10 @@ static job_t *job_new(loop_t *l, h2o_req_t *req)
         j->call.authorization = NULL;
     if (ctype.base == NULL)
         j->call.content_type = NULL;
+    if (cookie.base == NULL)
+        j->call.cookie = NULL;
+    if (query.base == NULL)
+        j->call.query = NULL;
     j->data_len = total;
     peer_name(req, j->client, sizeof(j->client));
     j->call.client = j->client;
@@ -318,7 +342,7 @@ static void errjson_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **sl
     if (req->res.status >= 400 && i >= 0 &&
         h2o_memis(req->res.headers.entries[i].value.base, 10, H2O_STRLIT("text/plain")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        csc_reply_t r;
+        csc_reply_t r = {0};
         const char *code = req->res.status >= 500 ? "server_error" : "invalid_request";
         csc_reply_error(&r, req->res.status, code, req->res.reason != NULL ? req->res.reason : "Error");
         errjson_t *e = (errjson_t *)h2o_add_ostream(req, sizeof(*e), slot);

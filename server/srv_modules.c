@@ -44,6 +44,13 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         .sad_ttl = cfg->sad_ttl,
         .max_failures = cfg->max_failures,
         .lock_seconds = cfg->lock_seconds,
+        .code_ttl = cfg->oauth_code_ttl,
+        .par_ttl = cfg->oauth_par_ttl,
+        .session_idle = cfg->oauth_session_idle,
+        .session_max = cfg->oauth_session_max,
+        .credential_token_ttl = cfg->credential_token_ttl,
+        .rate_window = cfg->rate_window,
+        .rate_max = cfg->rate_max,
     };
     if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
@@ -77,6 +84,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .lang = cfg->info_lang,
             .description = cfg->info_description,
             .specs = cfg->info_specs,
+            .public_url = cfg->public_url,
             .environment = (csc_env_t)cfg->environment,
             .max_body = cfg->max_body,
             .max_hashes = cfg->max_hashes,

@@ -22,6 +22,7 @@ typedef enum {
     F_BYTES,   /* uint8_t[max] with its length in the u32 at len_off */
     F_BLOB2,   /* uint8_t[max] holding (u32 at len_off) * (u32 at cnt_off) bytes */
     F_PTR2,    /* const uint8_t * to (u32 at len_off) * (u32 at cnt_off) bytes */
+    F_STRS,    /* char[n][max + 1], the first (u32 at cnt_off) used; encoded as (u32 length, bytes) each */
 } field_kind_t;
 
 typedef struct field {
@@ -31,6 +32,7 @@ typedef struct field {
     size_t max;
     size_t len_off;
     size_t cnt_off;
+    size_t n;  /* F_STRS: number of strings the array holds */
 } field_t;
 
 #define HDR_LEN 2
@@ -47,19 +49,22 @@ typedef struct rec_desc {
  * match its member's type a compile error. */
 #define MEMBER(T, f) (((T *)0)->f)
 #define SIZE_IS(T, f, n) (0 * sizeof(char[sizeof(MEMBER(T, f)) == (n) ? 1 : -1]))
-#define U32(tag, T, f) { tag, F_U32, offsetof(T, f) + SIZE_IS(T, f, 4), 4, 0, 0 }
-#define I64(tag, T, f) { tag, F_I64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0 }
-#define U64(tag, T, f) { tag, F_U64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0 }
-#define STR(tag, T, f) { tag, F_STR, offsetof(T, f), sizeof(MEMBER(T, f)) - 1, 0, 0 }
-#define FIXED(tag, T, f) { tag, F_FIXED, offsetof(T, f), sizeof(MEMBER(T, f)), 0, 0 }
+#define U32(tag, T, f) { tag, F_U32, offsetof(T, f) + SIZE_IS(T, f, 4), 4, 0, 0, 0 }
+#define I64(tag, T, f) { tag, F_I64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0, 0 }
+#define U64(tag, T, f) { tag, F_U64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0, 0 }
+#define STR(tag, T, f) { tag, F_STR, offsetof(T, f), sizeof(MEMBER(T, f)) - 1, 0, 0, 0 }
+#define FIXED(tag, T, f) { tag, F_FIXED, offsetof(T, f), sizeof(MEMBER(T, f)), 0, 0, 0 }
 #define BYTES(tag, T, f, lf) \
-    { tag, F_BYTES, offsetof(T, f), sizeof(MEMBER(T, f)), offsetof(T, lf) + SIZE_IS(T, lf, 4), 0 }
+    { tag, F_BYTES, offsetof(T, f), sizeof(MEMBER(T, f)), offsetof(T, lf) + SIZE_IS(T, lf, 4), 0, 0 }
 #define BLOB2(tag, T, f, lf, cf) \
     { tag, F_BLOB2, offsetof(T, f), sizeof(MEMBER(T, f)), offsetof(T, lf) + SIZE_IS(T, lf, 4), \
-      offsetof(T, cf) + SIZE_IS(T, cf, 4) }
+      offsetof(T, cf) + SIZE_IS(T, cf, 4), 0 }
 #define PTR2(tag, T, f, maxb, lf, cf) \
     { tag, F_PTR2, offsetof(T, f) + SIZE_IS(T, f, sizeof(void *)), maxb, offsetof(T, lf) + SIZE_IS(T, lf, 4), \
-      offsetof(T, cf) + SIZE_IS(T, cf, 4) }
+      offsetof(T, cf) + SIZE_IS(T, cf, 4), 0 }
+#define STRS(tag, T, f, cf) \
+    { tag, F_STRS, offsetof(T, f), sizeof(MEMBER(T, f)[0]) - 1, 0, offsetof(T, cf) + SIZE_IS(T, cf, 4), \
+      sizeof(MEMBER(T, f)) / sizeof(MEMBER(T, f)[0]) }
 #define DESC(T, rows) { sizeof(T), rows, sizeof(rows) / sizeof(rows[0]) }
 
 static const field_t user_fields[] = {
@@ -93,6 +98,7 @@ static const field_t cred_fields[] = {
     I64(17, stor_cred_t, created_at),
     I64(18, stor_cred_t, cert_not_before),
     I64(19, stor_cred_t, cert_not_after),
+    STR(20, stor_cred_t, qualifier),
 };
 
 static const field_t token_fields[] = {
@@ -104,6 +110,35 @@ static const field_t token_fields[] = {
     I64(6, stor_token_t, issued_at),
     I64(7, stor_token_t, expires_at),
     U32(8, stor_token_t, revoked),
+    STR(9, stor_token_t, client),
+    U32(10, stor_token_t, rotated),
+    STR(11, stor_token_t, cred),
+};
+
+static const field_t client_fields[] = {
+    STR(1, stor_client_t, id),
+    STR(2, stor_client_t, name),
+    FIXED(3, stor_client_t, secret_hash),
+    U32(4, stor_client_t, n_redirects),
+    STRS(5, stor_client_t, redirects, n_redirects),
+    U32(6, stor_client_t, scopes),
+    U32(7, stor_client_t, grants),
+    I64(8, stor_client_t, created_at),
+};
+
+static const field_t code_fields[] = {
+    FIXED(1, stor_code_t, hash),
+    STR(2, stor_code_t, client),
+    STR(3, stor_code_t, user),
+    STR(4, stor_code_t, redirect_uri),
+    U32(5, stor_code_t, redirect_given),
+    FIXED(6, stor_code_t, challenge),
+    U32(7, stor_code_t, scope),
+    I64(8, stor_code_t, expires_at),
+    U32(9, stor_code_t, used),
+    FIXED(10, stor_code_t, grant),
+    STR(11, stor_code_t, cred),
+    STR(12, stor_code_t, authz_details),
 };
 
 static const field_t sad_fields[] = {
@@ -147,6 +182,8 @@ FITS(token_fields);
 FITS(sad_fields);
 FITS(audit_fields);
 FITS(head_fields);
+FITS(client_fields);
+FITS(code_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -155,6 +192,8 @@ static const rec_desc_t descs[] = {
     [STOR_REC_SAD] = DESC(stor_sad_t, sad_fields),
     [STOR_REC_AUDIT] = DESC(stor_audit_t, audit_fields),
     [STOR_REC_HEAD] = DESC(stor_head_t, head_fields),
+    [STOR_REC_CLIENT] = DESC(stor_client_t, client_fields),
+    [STOR_REC_CODE] = DESC(stor_code_t, code_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)
@@ -185,6 +224,31 @@ static uint64_t get_le(const uint8_t *p, size_t n)
     return v;
 }
 
+/* Address of string i of an F_STRS field. */
+static const char *strs_elem(const field_t *f, const void *rec, size_t i)
+{
+    return (const char *)rec + f->off + i * (f->max + 1);
+}
+
+/* Encoded length of an F_STRS field: a u32 length and the bytes of each used string. */
+static int strs_len(const field_t *f, const void *rec, size_t *len)
+{
+    uint32_t cnt = get_u32(rec, f->cnt_off);
+    size_t total = 0, n;
+
+    *len = 0;
+    if (cnt > f->n)
+        return STOR_ERR_INVAL;
+    for (size_t i = 0; i < cnt; i++) {
+        n = strnlen(strs_elem(f, rec, i), f->max + 1);
+        if (n > f->max)
+            return STOR_ERR_INVAL;
+        total += 4 + n;
+    }
+    *len = total;
+    return 0;
+}
+
 /* Length of a field's encoded value; STOR_ERR_INVAL if the struct violates its limits. */
 static int field_len(const field_t *f, const void *rec, size_t *len)
 {
@@ -213,6 +277,8 @@ static int field_len(const field_t *f, const void *rec, size_t *len)
                 return STOR_ERR_INVAL;
         }
         return 0;
+    case F_STRS:
+        return strs_len(f, rec, len);
     }
     return STOR_ERR_INVAL;
 }
@@ -267,6 +333,14 @@ int stor_codec_encode(stor_rec_type_t type, const void *rec, uint8_t *buf, size_
             if (f->kind != F_U32)
                 memcpy(&v, (const uint8_t *)rec + f->off, sizeof(v));
             put_le(buf + pos, v, flen);
+        } else if (f->kind == F_STRS) {
+            size_t p = pos;
+            for (size_t j = 0; j < get_u32(rec, f->cnt_off); j++) {
+                size_t n = strlen(strs_elem(f, rec, j)); /* terminated: checked by stor_codec_size() */
+                put_le(buf + p, n, 4);
+                memcpy(buf + p + 4, strs_elem(f, rec, j), n);
+                p += 4 + n;
+            }
         } else if (flen > 0) {
             memcpy(buf + pos, field_src(f, rec), flen);
         }
@@ -275,13 +349,34 @@ int stor_codec_encode(stor_rec_type_t type, const void *rec, uint8_t *buf, size_
     return 0;
 }
 
-/* Store one field's bytes into rec; lengths of BLOB2/PTR2 are checked after all fields are read. */
-static int field_decode(const field_t *f, const uint8_t *p, size_t len, void *rec)
+/* Unpack the strings of an F_STRS field; *cnt is how many there were (checked against the count field later). */
+static int strs_decode(const field_t *f, const uint8_t *p, size_t len, void *rec, size_t *cnt)
+{
+    size_t pos = 0, i = 0, n;
+
+    while (pos < len) {
+        if (len - pos < 4 || i >= f->n)
+            return STOR_ERR_CORRUPT;
+        n = (size_t)get_le(p + pos, 4);
+        if (n > f->max || n > len - pos - 4 || memchr(p + pos + 4, '\0', n) != NULL)
+            return STOR_ERR_CORRUPT;
+        memcpy((char *)strs_elem(f, rec, i), p + pos + 4, n);
+        pos += 4 + n;
+        i++;
+    }
+    *cnt = i;
+    return 0;
+}
+
+/* Store one field's bytes into rec; lengths of BLOB2/PTR2 and string counts of STRS are checked after all
+ * fields are read, against *blen (the value length, or for STRS the number of strings). */
+static int field_decode(const field_t *f, const uint8_t *p, size_t len, void *rec, size_t *blen)
 {
     uint8_t *dst = (uint8_t *)rec + f->off;
     uint32_t v32;
     uint64_t v64;
 
+    *blen = len;
     switch (f->kind) {
     case F_U32:
         if (len != 4)
@@ -316,6 +411,8 @@ static int field_decode(const field_t *f, const uint8_t *p, size_t len, void *re
             return STOR_ERR_CORRUPT;
         memcpy(dst, &p, sizeof(p));
         return 0;
+    case F_STRS:
+        return strs_decode(f, p, len, rec, blen);
     default:
         return STOR_ERR_CORRUPT;
     }
@@ -335,11 +432,16 @@ static const field_t *find_field(const rec_desc_t *d, uint8_t tag, size_t *idx)
     return NULL;
 }
 
-/* Digest blobs must match the count fields, wherever the fields appeared in the record. */
+/* Digest blobs and string lists must match the count fields, wherever the fields appeared in the record. */
 static int check_products(const rec_desc_t *d, const void *rec, const size_t *blob_len)
 {
     for (size_t i = 0; i < d->n_fields; i++) {
         const field_t *f = &d->fields[i];
+        if (f->kind == F_STRS) {
+            if (get_u32(rec, f->cnt_off) != blob_len[i])
+                return STOR_ERR_CORRUPT;
+            continue;
+        }
         if (f->kind != F_BLOB2 && f->kind != F_PTR2)
             continue;
         if ((uint64_t)get_u32(rec, f->len_off) * get_u32(rec, f->cnt_off) != blob_len[i])
@@ -384,9 +486,8 @@ static int decode_fields(const rec_desc_t *d, const uint8_t *buf, size_t len, vo
         if (seen & ((uint64_t)1 << idx))
             return STOR_ERR_CORRUPT;
         seen |= (uint64_t)1 << idx;
-        if ((rc = field_decode(f, val, flen, rec)) != 0)
+        if ((rc = field_decode(f, val, flen, rec, &blob_len[idx])) != 0)
             return rc;
-        blob_len[idx] = flen;
     }
     return rc != 0 ? rc : check_products(d, rec, blob_len);
 }

@@ -42,6 +42,8 @@ static const struct {
     [STOR_DB_SADS] = { "sads", 0 },
     [STOR_DB_AUDIT] = { "audit", 0 },
     [STOR_DB_META] = { "meta", 0 },
+    [STOR_DB_CLIENTS] = { "clients", 0 },
+    [STOR_DB_CODES] = { "codes", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

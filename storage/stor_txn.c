@@ -383,6 +383,41 @@ out:
     return rc;
 }
 
+int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    stor_token_t tok;
+    uint8_t hash[32];
+    MDB_val k, v, hk;
+    int rc;
+
+    if (grant == NULL || fn == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_TOKENS_BY_GRANT), &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    k = KEY(grant, 16);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size != 32) {
+            rc = STOR_ERR_CORRUPT;
+            goto out;
+        }
+        memcpy(hash, v.mv_data, 32);
+        hk = KEY(hash, 32);
+        if ((rc = get_rec(t, STOR_DB_TOKENS, &hk, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0) {
+            rc = rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
+            goto out;
+        }
+        if ((rc = fn(&tok, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* ---- SADs -------------------------------------------------------------- */
 
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
@@ -431,6 +466,112 @@ int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
     if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_SADS), &k, NULL)) != 0)
         return stor_txn_fail(t, rc);
     return 0;
+}
+
+/* ---- OAuth clients ----------------------------------------------------- */
+
+int stor_txn_client_get(stor_txn_t *t, const char *id, stor_client_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
+        return rc;
+    k = KEY(id, strlen(id));
+    return get_rec(t, STOR_DB_CLIENTS, &k, STOR_REC_CLIENT, out, sizeof(*out));
+}
+
+int stor_txn_client_put(stor_txn_t *t, const stor_client_t *c, int create_only)
+{
+    MDB_val k;
+    int rc;
+
+    if (c == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(c->id)) != 0)
+        return rc;
+    k = KEY(c->id, strlen(c->id));
+    return stor_put_rec(t, STOR_DB_CLIENTS, &k, STOR_REC_CLIENT, c, create_only ? MDB_NOOVERWRITE : 0);
+}
+
+int stor_txn_client_del(stor_txn_t *t, const char *id)
+{
+    MDB_val k;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(id)) != 0)
+        return rc;
+    k = KEY(id, strlen(id));
+    if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_CLIENTS), &k, NULL)) != 0)
+        return stor_txn_fail(t, rc);
+    return 0;
+}
+
+int stor_txn_client_each(stor_txn_t *t, stor_client_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    stor_client_t *c = NULL;
+    MDB_val k, v;
+    int rc;
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((c = malloc(sizeof(*c))) == NULL)
+        return STOR_ERR_NOMEM;
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_CLIENTS), &cur)) != 0) {
+        rc = stor_txn_fail(t, rc);
+        goto out;
+    }
+    /* Keys sort by memcmp: client_id order. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = stor_codec_decode(STOR_REC_CLIENT, v.mv_data, v.mv_size, c)) != 0 || (rc = fn(c, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    if (c != NULL)
+        OPENSSL_clear_free(c, sizeof(*c));
+    return rc;
+}
+
+/* ---- authorization codes ------------------------------------------------ */
+
+int stor_txn_code_get(stor_txn_t *t, const uint8_t hash[32], stor_code_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if (hash == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    k = KEY(hash, 32);
+    return get_rec(t, STOR_DB_CODES, &k, STOR_REC_CODE, out, sizeof(*out));
+}
+
+int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code)
+{
+    MDB_val k;
+    int rc;
+
+    if (code == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(code->client)) != 0 ||
+        (rc = stor_name_check(code->user)) != 0)
+        return rc;
+    if (strnlen(code->cred, sizeof(code->cred)) > 0 && (rc = stor_name_check(code->cred)) != 0)
+        return rc;
+    k = KEY(code->hash, 32);
+    return stor_put_rec(t, STOR_DB_CODES, &k, STOR_REC_CODE, code, 0);
 }
 
 /* ---- purge ------------------------------------------------------------- */
@@ -484,9 +625,10 @@ static int purge_fn(stor_txn_t *t, void *arg)
     int rc;
 
     p->n = 0; /* a retried or rolled-back run must not count twice */
-    if ((rc = purge_db(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p)) != 0)
+    if ((rc = purge_db(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p)) != 0 ||
+        (rc = purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0)
         return rc;
-    return purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p);
+    return purge_db(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p);
 }
 
 int stor_purge_expired(stor_env_t *env, int64_t now)

@@ -36,6 +36,7 @@ typedef struct csc_config {
     const char *description;   /**< info.description */
     const char *specs;         /**< info.specs, e.g. "2.0.0.2" */
     csc_env_t environment;
+    const char *public_url;    /**< external base URL, e.g. "https://sign.example.jp" (OAuth issuer) */
     size_t max_body;           /**< request body limit, bytes (also enforced by the server) */
     unsigned max_hashes;       /**< hashes per request (<= STOR_DIGESTS_MAX) */
     unsigned max_depth;        /**< JSON nesting limit */
@@ -54,6 +55,10 @@ typedef struct csc_call {
     size_t http_method_len;
     const char *path;          /**< normalized path, e.g. "/csc/v2/signatures/signHash" */
     size_t path_len;
+    const char *query;         /**< query string after '?', NULL if none */
+    size_t query_len;
+    const char *cookie;        /**< Cookie header value, NULL if absent */
+    size_t cookie_len;
     const char *authorization; /**< Authorization header value, NULL if absent */
     size_t authorization_len;
     const char *content_type;  /**< Content-Type header value, NULL if absent */
@@ -65,13 +70,17 @@ typedef struct csc_call {
 
 typedef struct csc_reply {
     int status;                /**< HTTP status */
-    char *body;                /**< malloc'd JSON, NULL for no body (204) */
+    char *body;                /**< malloc'd body, NULL for none (204, 302) */
     size_t body_len;
+    const char *content_type;  /**< static; NULL = application/json */
     const char *www_authenticate; /**< static header value for 401s, or NULL */
     const char *error;         /**< static CSC error code when status >= 400 (for the access log) */
+    char *location;            /**< malloc'd Location for redirects, or NULL */
+    char *set_cookie;          /**< malloc'd Set-Cookie value, or NULL */
+    int page;                  /**< an HTML page: send CSP, no framing, no referrer */
 } csc_reply_t;
 
-/** Is this path one of ours (any method, any /csc/v2/ path)? */
+/** Is this path served by csc_handle() (the CSC API, OAuth 2.0 endpoints, AS metadata)? */
 int csc_is_api_path(const char *path, size_t len);
 
 /**
@@ -122,6 +131,8 @@ typedef struct csc_cred_spec {
     unsigned multisign;
     const char *description;
     const char *subject_cn;    /**< certificate subject CN; NULL = owner name */
+    int oauth2code;            /**< auth.mode oauth2code: authorized only through OAuth 2.0 */
+    const char *qualifier;     /**< CSC signatureQualifier, e.g. "eu_eidas_qes"; NULL = none */
 } csc_cred_spec_t;
 
 /** Generate a key in the HSM, issue its certificate from the CA, store the credential. */
@@ -130,6 +141,9 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *spec, cha
 
 /** Enable (enable = 1) or disable a credential. */
 int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz);
+
+/** Print the registered OAuth clients to out, one line each. */
+int csc_admin_clients_list(const csc_admin_t *a, void *out_file);
 
 /** Print users and their credentials to out, one line each. */
 int csc_admin_list(const csc_admin_t *a, void *out_file);

@@ -39,6 +39,10 @@ enum {
     OAUTH_ERR_STORAGE = -109,        /**< storage failure */
     OAUTH_ERR_INTERNAL = -110,
     OAUTH_ERR_INVAL = -111,          /**< bad argument */
+    OAUTH_ERR_RATE = -112,           /**< too many attempts from this client address: HTTP 429 */
+    OAUTH_ERR_FULL = -113,           /**< too many pending browser sessions or pushed requests */
+    OAUTH_ERR_PKCE = -114,           /**< code_verifier does not match the code_challenge */
+    OAUTH_ERR_REUSED = -115,         /**< a used code or a rotated refresh token was presented again */
 };
 
 const char *oauth_strerror(int rc);
@@ -53,6 +57,14 @@ typedef struct oauth_config {
     unsigned max_failures;    /**< consecutive failures before a lock; 0 = 5 */
     unsigned lock_seconds;    /**< lock duration; 0 = 900 */
     unsigned totp_window;     /**< accepted time steps either side; 0 = 1; at most 10 */
+    /* OAuth 2.0 authorization server (appended: positional initialisers of the fields above still work) */
+    unsigned code_ttl;        /**< authorization code lifetime, s; 0 = 60 */
+    unsigned par_ttl;         /**< pushed authorization request lifetime, s; 0 = 90 */
+    unsigned credential_token_ttl; /**< credential-scope access token (and its SAD) lifetime, s; 0 = 300 */
+    unsigned session_idle;    /**< browser session idle timeout, s; 0 = 300 */
+    unsigned session_max;     /**< browser session absolute timeout, s; 0 = 900 */
+    unsigned rate_window;     /**< per-address failure counting window, s; 0 = 60 */
+    unsigned rate_max;        /**< failures per address and window before OAUTH_ERR_RATE; 0 = 20 */
 } oauth_config_t;
 
 /**
@@ -129,7 +141,9 @@ typedef struct oauth_tokens {
 
 /** Who a bearer token speaks for. */
 typedef struct oauth_principal {
-    char user[STOR_NAME_MAX + 1];
+    char user[STOR_NAME_MAX + 1];       /**< "" for client_credentials tokens */
+    char client[STOR_NAME_MAX + 1];     /**< OAuth client, "" for auth/login tokens */
+    char cred[STOR_NAME_MAX + 1];       /**< scope CREDENTIAL: the only credential the token serves */
     uint32_t scope;                     /**< stor_scope_t */
     uint8_t grant[16];
     uint8_t ref[16];                    /**< audit reference of the token (not the value) */
@@ -150,6 +164,7 @@ int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int
 
 /**
  * auth/login with a refresh token: a new access token of the same grant.
+ * A refresh token issued to an OAuth client is INVALID here (it rotates at the token endpoint).
  * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown/revoked/not a refresh token, malformed, user gone),
  *         OAUTH_ERR_EXPIRED, OAUTH_ERR_DISABLED (user no longer active), OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
  */
@@ -160,6 +175,8 @@ int oauth_login_refresh(oauth_t *o, const char *refresh, size_t len, const char 
  * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown, malformed, revoked, a refresh token, user gone),
  *         OAUTH_ERR_EXPIRED, OAUTH_ERR_DISABLED (user no longer active), OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
  * @note One read transaction, no write: not audited.
+ * @note A token of an OAuth client is INVALID once the client is removed (or registered anew after the
+ *       token was issued). client_credentials tokens have user "": no user is checked.
  */
 int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal_t *out);
 
@@ -167,7 +184,9 @@ typedef enum { OAUTH_HINT_NONE = 0, OAUTH_HINT_ACCESS = 1, OAUTH_HINT_REFRESH = 
 
 /**
  * Revoke one of who's tokens. A refresh token takes every token of its grant
- * along; an access token only itself. Audited.
+ * along; an access token only itself (a credential token also its SAD). Audited.
+ * who is a user's principal (its user's tokens) or, with user "", a client_credentials principal (that
+ * client's own user-less tokens).
  * The hint is checked for range only: one table holds both kinds, so a wrong
  * hint still finds the token (RFC 7009 2.1). Revoking a revoked token is OK.
  * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown, malformed, or another user's: same answer),
@@ -257,6 +276,185 @@ int oauth_sad_consume(oauth_t *o, const char *sad, size_t len, const oauth_sign_
  */
 int oauth_sign_failed(oauth_t *o, const char *sad, size_t len, const oauth_sign_use_t *use, const uint8_t ref[16],
                       const char *reason);
+
+/* ---- OAuth 2.0 authorization server (CSC v2 sec. 8.4, RFC 6749/7636/9126/7009) ---------- */
+
+/**
+ * Register a client. c->id, name, redirects, scopes and grants come from the
+ * operator; a fresh 256-bit secret is generated, returned once in secret
+ * (base64url) and stored only as its SHA-256. Audited (STOR_EV_ADMIN).
+ * @return OAUTH_OK, OAUTH_ERR_INVAL (bad id or redirect URI: must be absolute https, or http on
+ *         localhost/127.0.0.1, without fragment), OAUTH_ERR_DENIED (id exists)
+ * @note Also OAUTH_ERR_INVAL: id not 1..STOR_NAME_MAX printable ASCII without spaces; name unterminated;
+ *       n_redirects > STOR_REDIRECTS_MAX, or 0 with the authorization_code grant; grants or scopes empty or
+ *       with unknown bits ("http on localhost" also admits [::1]; ports 1..65535; no userinfo).
+ *       c->secret_hash and c->created_at are ignored. operator_name NULL is recorded as "-".
+ */
+int oauth_client_add(oauth_t *o, const stor_client_t *c, const char *operator_name, char secret[OAUTH_TOKEN_BUFLEN]);
+/** Remove a client; tokens issued to it stop working (oauth_token_check, refresh). Audited (STOR_EV_ADMIN).
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID (no such client), OAUTH_ERR_INVAL (bad id), OAUTH_ERR_STORAGE */
+int oauth_client_remove(oauth_t *o, const char *id, const char *operator_name);
+/** @return OAUTH_OK, OAUTH_ERR_INVALID (no such client), OAUTH_ERR_INVAL (NULL, bad id), OAUTH_ERR_STORAGE */
+int oauth_client_get(oauth_t *o, const char *id, stor_client_t *out);
+/** Authenticate a client by id and secret (constant-time). @return OAUTH_OK or OAUTH_ERR_DENIED
+ *  (also OAUTH_ERR_INVAL for NULL o/out or NULL secret with len > 0, OAUTH_ERR_STORAGE if storage failed;
+ *  out is zeroed unless OAUTH_OK) */
+int oauth_client_auth(oauth_t *o, const char *id, const char *secret, size_t len, stor_client_t *out);
+
+#define OAUTH_STATE_MAX 512
+#define OAUTH_LANG_MAX 16
+#define OAUTH_DESC_MAX 500
+
+/** A validated authorization request (what /oauth2/authorize or PAR received). */
+typedef struct oauth_authz_request {
+    char client_id[STOR_NAME_MAX + 1];
+    char redirect_uri[STOR_URI_MAX + 1];  /**< resolved: the registered URI used */
+    uint32_t redirect_given;              /**< redirect_uri was a parameter */
+    char state[OAUTH_STATE_MAX + 1];
+    uint8_t challenge[32];                /**< decoded S256 code_challenge */
+    uint32_t scope;                       /**< STOR_SCOPE_SERVICE or STOR_SCOPE_CREDENTIAL */
+    char cred[STOR_NAME_MAX + 1];         /**< credential scope: credentialID ("" = let the user choose) */
+    char signature_qualifier[64];
+    uint32_t num_signatures;
+    char hash_alg[STOR_OID_MAX + 1];
+    uint32_t digest_len;
+    uint32_t n_digests;
+    uint8_t digests[STOR_DIGESTS_MAX][STOR_DIGEST_LEN_MAX];
+    char labels[16][128];                 /**< RAR documentDigests[].label of the first 16 digests */
+    char description[OAUTH_DESC_MAX + 1];
+    char authz_details[STOR_AUTHZ_DETAILS_MAX + 1]; /**< the RAR JSON as received ("" if scope= was used) */
+    char lang[OAUTH_LANG_MAX + 1];
+} oauth_authz_request_t;
+
+/**
+ * PAR: keep a validated request for par_ttl seconds under a single-use
+ * request_uri ("urn:ietf:params:oauth:request_uri:" + random).
+ * @return OAUTH_OK, OAUTH_ERR_FULL
+ *         (OAUTH_ERR_INVAL: NULL, client_id not a valid id, a string unterminated, n_digests >
+ *         STOR_DIGESTS_MAX, digest_len > STOR_DIGEST_LEN_MAX, scope neither SERVICE nor CREDENTIAL)
+ */
+int oauth_par_put(oauth_t *o, const oauth_authz_request_t *req, char request_uri[128], unsigned *expires_in);
+/** Take (and forget) a pushed request; it must belong to client_id and be unexpired.
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID (OAUTH_ERR_INVAL for NULL arguments)
+ *  @note Another client's attempt does not use the request up. */
+int oauth_par_take(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out);
+
+/** A browser login session, bound to one authorization request. */
+typedef struct oauth_session_view {
+    oauth_authz_request_t req;
+    char csrf[OAUTH_TOKEN_BUFLEN];        /**< the session's anti-CSRF token, for the forms */
+    char user[STOR_NAME_MAX + 1];         /**< "" until the login succeeded */
+} oauth_session_view_t;
+
+/**
+ * Start a browser session for a validated request (kept in memory; bounded
+ * count; idle and absolute timeouts from the configuration).
+ * @param[out] sid the session id for the cookie (base64url, 43 characters)
+ * @return OAUTH_OK, OAUTH_ERR_FULL, OAUTH_ERR_INVAL (as oauth_par_put), OAUTH_ERR_INTERNAL
+ * @note Compare a form's CSRF token with the view's csrf using CRYPTO_memcmp.
+ */
+int oauth_session_new(oauth_t *o, const oauth_authz_request_t *req, char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN]);
+/** Look a session up and refresh its idle timer. @return OAUTH_OK, OAUTH_ERR_INVALID, OAUTH_ERR_EXPIRED */
+int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out);
+/**
+ * Log the session's user in with password and TOTP (each code once). Failures
+ * count towards the user's lock and towards the client address's rate limit.
+ * Audited (STOR_EV_LOGIN, client = OAuth client id and address).
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (any wrong or unknown value), OAUTH_ERR_LOCKED, OAUTH_ERR_RATE,
+ *         OAUTH_ERR_INVALID/EXPIRED (session)
+ * @note A suspended user, or one without a TOTP secret, is DENIED too. DENIED and LOCKED count on addr
+ *       (NULL = one address of its own); RATE is checked first and nothing is read or written then.
+ *       Also OAUTH_ERR_INVAL (NULL o/user, NULL pw/otp with a length), OAUTH_ERR_STORAGE.
+ */
+int oauth_session_login(oauth_t *o, const char *sid, const char *user, const char *pw, size_t pw_len, const char *otp,
+                        size_t otp_len, const char *addr);
+/**
+ * The logged-in user approved (approve != 0) or denied the request. On
+ * approval, issue the authorization code (code_ttl, single use, bound to
+ * client, redirect URI, PKCE challenge, user, scope and, for the credential
+ * scope, a pending SAD: credential, num_signatures <= multisign, digests). For
+ * the credential scope the credential must be the user's and enabled, and a
+ * credential with a PIN needs pin. The session ends either way. Audited.
+ * @param[out] code the code (base64url), only on approval
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong PIN), OAUTH_ERR_LOCKED, OAUTH_ERR_INVALID (session, or a
+ *         credential that is not the user's), OAUTH_ERR_DISABLED (credential disabled), OAUTH_ERR_INVAL
+ *         (num_signatures above multisign)
+ * @note A denial returns OAUTH_OK with code "". The credential scope needs a credentialID (cred "" is
+ *       OAUTH_ERR_INVALID); num_signatures 0, or digests without hash_alg, is OAUTH_ERR_INVAL; a user no
+ *       longer active is OAUTH_ERR_DISABLED; a session without a login, OAUTH_ERR_INVALID (it stays).
+ *       "Either way": the session ends on every decision except OAUTH_ERR_DENIED (the user may retype the
+ *       PIN; the failure counted on the credential's lock) and OAUTH_ERR_STORAGE/INTERNAL (nothing written).
+ *       One session yields one decision even if posted twice at once.
+ */
+int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *pin, size_t pin_len, const char *addr,
+                         char code[OAUTH_TOKEN_BUFLEN]);
+void oauth_session_end(oauth_t *o, const char *sid);
+/**
+ * signatureQualifier flow: once the user is logged in, the authorization
+ * server picks the credential; record it (and the authorization_details to echo,
+ * now naming it) in the session's request. Only when the request named none.
+ * @return OAUTH_OK, OAUTH_ERR_INVALID/EXPIRED (session), OAUTH_ERR_INVAL (not logged in, or a credential
+ *         is already named)
+ */
+int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, const char *authz_details);
+
+/** Count a failed or suspicious request from addr. @return OAUTH_OK or OAUTH_ERR_RATE once over the limit
+ *  @note Fixed window: rate_max failures within rate_window seconds of the first one put addr over the limit
+ *        until that window ends. Addresses longer than 63 bytes are cut; NULL counts as "". The table is in
+ *        memory and bounded (8192 addresses; when full, the oldest window is forgotten). */
+int oauth_rate_hit(oauth_t *o, const char *addr);
+/** @return OAUTH_ERR_RATE while addr is over the limit, else OAUTH_OK (no counting) */
+int oauth_rate_check(oauth_t *o, const char *addr);
+
+typedef struct oauth_token_response {
+    char access[OAUTH_TOKEN_BUFLEN];
+    char refresh[OAUTH_TOKEN_BUFLEN];     /**< "" if none */
+    unsigned expires_in;
+    uint32_t scope;                       /**< stor_scope_t */
+    char cred[STOR_NAME_MAX + 1];         /**< credential scope: the credential */
+    char authz_details[STOR_AUTHZ_DETAILS_MAX + 1]; /**< RAR echo with the chosen credentialID, "" if none */
+} oauth_token_response_t;
+
+/**
+ * grant_type=authorization_code. The code must exist, be unexpired and unused,
+ * belong to client, and its redirect_uri must equal redirect_uri when the
+ * request had one (NULL = not sent); SHA-256(verifier) must equal the challenge
+ * (43..128 unreserved characters, RFC 7636). A second exchange of a code
+ * revokes everything issued for it (OAUTH_ERR_REUSED). Service scope: access
+ * token (+ refresh token if the client may use refresh_token). Credential
+ * scope: a credential token (credential_token_ttl) whose SAD is the pending
+ * one, no refresh token. Audited.
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown/expired/foreign code, redirect mismatch),
+ *         OAUTH_ERR_PKCE, OAUTH_ERR_REUSED
+ * @note Checked in this order: known, used (REUSED, whichever client presents it), unexpired, client,
+ *       redirect_uri, client->grants has authorization_code, verifier (PKCE), user still active. Refusals
+ *       other than REUSED leave the code usable. Also OAUTH_ERR_INVAL (NULL o/client/out), OAUTH_ERR_STORAGE.
+ *       out->expires_in is access_ttl, or credential_token_ttl for the credential scope.
+ */
+int oauth_token_from_code(oauth_t *o, const stor_client_t *client, const char *code, const char *redirect_uri,
+                          const char *verifier, oauth_token_response_t *out);
+/**
+ * grant_type=refresh_token with rotation: a new refresh token replaces the
+ * presented one (marked rotated). Presenting a rotated one again revokes the
+ * whole grant (OAUTH_ERR_REUSED). @return OAUTH_OK, OAUTH_ERR_INVALID, OAUTH_ERR_EXPIRED, OAUTH_ERR_REUSED
+ * @note INVALID also for another client's token, a client without the refresh_token grant or no longer
+ *       registered, a user no longer active. The new refresh token keeps the old one's expiry (rotation
+ *       never extends a login). Also OAUTH_ERR_INVAL, OAUTH_ERR_STORAGE.
+ */
+int oauth_token_refresh(oauth_t *o, const stor_client_t *client, const char *refresh, size_t len,
+                        oauth_token_response_t *out);
+/** grant_type=client_credentials: a service token for the client itself (no user).
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID (client without the client_credentials grant, or no longer registered),
+ *          OAUTH_ERR_INVAL, OAUTH_ERR_STORAGE */
+int oauth_token_client_credentials(oauth_t *o, const stor_client_t *client, oauth_token_response_t *out);
+/**
+ * RFC 7009 revocation by a client: a token issued to another client, or
+ * unknown, is answered OAUTH_OK too (and changes nothing). A refresh token
+ * takes its grant along; a credential token its SAD.
+ * @return OAUTH_OK (also for a malformed token), OAUTH_ERR_INVAL (NULL, hint out of range), OAUTH_ERR_STORAGE
+ */
+int oauth_token_revoke_by_client(oauth_t *o, const stor_client_t *client, const char *token, size_t len,
+                                 oauth_hint_t hint);
 
 #ifdef __cplusplus
 }

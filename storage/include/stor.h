@@ -61,6 +61,9 @@ const char *stor_strerror(int rc);
 #define STOR_CERTS_MAX 16384   /**< concatenated DER certificates of a credential */
 #define STOR_DIGESTS_MAX 1024  /**< digests bound to one SAD */
 #define STOR_DIGEST_LEN_MAX 64
+#define STOR_URI_MAX 512       /**< an OAuth redirect URI */
+#define STOR_REDIRECTS_MAX 8   /**< redirect URIs of one OAuth client */
+#define STOR_AUTHZ_DETAILS_MAX 4096 /**< approved RAR authorization_details, JSON */
 
 /* ---- environment ------------------------------------------------------- */
 
@@ -129,6 +132,7 @@ typedef struct stor_cred {
     int64_t created_at;
     int64_t cert_not_before;              /**< validity of the end-entity certificate (unix seconds), */
     int64_t cert_not_after;               /**< kept with the record so signing needs no X.509 parsing */
+    char qualifier[64];                   /**< CSC signatureQualifier of the credential, "" if none */
 } stor_cred_t;
 
 typedef enum { STOR_TOKEN_ACCESS = 1, STOR_TOKEN_REFRESH = 2 } stor_token_kind_t;
@@ -143,7 +147,42 @@ typedef struct stor_token {
     int64_t issued_at;
     int64_t expires_at;                   /**< unix seconds */
     uint32_t revoked;
+    char client[STOR_NAME_MAX + 1];       /**< OAuth client the token was issued to ("" for auth/login) */
+    uint32_t rotated;                     /**< refresh token replaced by rotation: presenting it again is reuse */
+    char cred[STOR_NAME_MAX + 1];         /**< credential-scope tokens: the credential (its SAD record has the same hash) */
 } stor_token_t;
+
+/* ---- OAuth 2.0 clients and authorization codes ---------------------------- */
+
+typedef enum { STOR_GRANT_AUTHORIZATION_CODE = 1, STOR_GRANT_REFRESH_TOKEN = 2, STOR_GRANT_CLIENT_CREDENTIALS = 4 }
+    stor_grant_t;
+
+typedef struct stor_client {
+    char id[STOR_NAME_MAX + 1];           /**< key: client_id */
+    char name[STOR_DESC_MAX + 1];         /**< shown on the consent page */
+    uint8_t secret_hash[32];              /**< SHA-256 of the (256-bit random) client secret */
+    uint32_t n_redirects;
+    char redirects[STOR_REDIRECTS_MAX][STOR_URI_MAX + 1]; /**< registered redirect URIs, matched exactly */
+    uint32_t scopes;                      /**< bit set of 1 << stor_scope_t */
+    uint32_t grants;                      /**< bit set of stor_grant_t */
+    int64_t created_at;
+} stor_client_t;
+
+typedef struct stor_code {
+    uint8_t hash[32];                     /**< key: SHA-256 of the code value */
+    char client[STOR_NAME_MAX + 1];
+    char user[STOR_NAME_MAX + 1];
+    char redirect_uri[STOR_URI_MAX + 1];
+    uint32_t redirect_given;              /**< redirect_uri was in the authorization request (then the token request must repeat it) */
+    uint8_t challenge[32];                /**< PKCE S256: the decoded code_challenge */
+    uint32_t scope;                       /**< stor_scope_t */
+    int64_t expires_at;
+    uint32_t used;                        /**< exchanged once; a second exchange revokes grant */
+    uint8_t grant[16];                    /**< grant of the tokens issued for this code */
+    char cred[STOR_NAME_MAX + 1];         /**< credential scope: the credential; its pending SAD is stored under the same hash */
+    char authz_details[STOR_AUTHZ_DETAILS_MAX + 1]; /**< RAR echo for the token response ("" if none) */
+} stor_code_t;
+
 
 typedef struct stor_sad {
     uint8_t hash[32];                     /**< key: SHA-256 of the SAD value */
@@ -224,11 +263,33 @@ int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32]);
  *  counted) or an error. @note Do not return the count from the stor_write() callback: any non-zero
  *  return rolls the callback's writes back. */
 int stor_txn_token_revoke_grant(stor_txn_t *t, const uint8_t grant[16]);
+/** Call fn for each token of a grant (in hash order). A non-zero return of fn stops the walk and is returned.
+ *  @note fn gets a copy; it must not change the tokens of the grant while the walk runs (collect, then act).
+ *  @note Added with the OAuth server (not in the first contract): a reused authorization code must find the
+ *        credential token it issued, to delete that token's SAD. */
+typedef int (*stor_token_each_fn)(const stor_token_t *tok, void *arg);
+int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token_each_fn fn, void *arg);
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out);
 int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad);
 int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32]);
 /** Append an audit record; fills rec->seq, time_ms (if 0), prev_hash and hash. */
 int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec);
+
+/* OAuth clients, keyed by client_id (1..STOR_NAME_MAX printable ASCII characters without spaces, like user
+ * names: else STOR_ERR_INVAL). get: STOR_ERR_NOTFOUND if there is none; put with create_only: STOR_ERR_EXISTS
+ * if there is one; del: STOR_ERR_NOTFOUND if there is none. A put with n_redirects > STOR_REDIRECTS_MAX or an
+ * unterminated string is STOR_ERR_INVAL. Redirect URIs are not judged here (oauth/ does). */
+int stor_txn_client_get(stor_txn_t *t, const char *id, stor_client_t *out);
+int stor_txn_client_put(stor_txn_t *t, const stor_client_t *c, int create_only);
+int stor_txn_client_del(stor_txn_t *t, const char *id);
+/** Call fn for each client in client_id order. A non-zero return of fn stops the walk and is returned. */
+typedef int (*stor_client_each_fn)(const stor_client_t *c, void *arg);
+int stor_txn_client_each(stor_txn_t *t, stor_client_each_fn fn, void *arg);
+/* Authorization codes, keyed by the SHA-256 of the code; put overwrites (marking a code used). put checks
+ * client and user as names, and cred if it is not "" (STOR_ERR_INVAL). Expired codes go with
+ * stor_purge_expired(). */
+int stor_txn_code_get(stor_txn_t *t, const uint8_t hash[32], stor_code_t *out);
+int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code);
 
 /** Call fn for each credential owned by user, in credentialID order. A non-zero
  *  return of fn stops the walk and is returned. */
@@ -250,7 +311,7 @@ int stor_cred_get(stor_env_t *env, const char *id, stor_cred_t *out);
 typedef int (*stor_audit_each_fn)(const stor_audit_t *rec, void *arg);
 int stor_audit_each(stor_env_t *env, uint64_t from, stor_audit_each_fn fn, void *arg);
 
-/** Delete expired tokens and SADs (a write). @return count removed or an error. */
+/** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
 
 /** Wipe a record that may hold verifiers or secrets (OPENSSL_cleanse). */

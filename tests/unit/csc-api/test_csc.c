@@ -11,6 +11,7 @@ static csc_t *svc;
 static void setup(void)
 {
     csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+                        .public_url = "https://localhost:8443",
                         .specs = "2.0.0.2", .environment = CSC_ENV_TEST, .max_body = 4096, .max_hashes = 4,
                         .max_depth = 8};
     ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &svc), 0);
@@ -247,6 +248,55 @@ START_TEST(t_cert_status)
 }
 END_TEST
 
+START_TEST(t_form)
+{
+    csc_form_t f;
+    const char *q = "a=1&b=x%20y+z&c=&d&e=%C3%A9";
+    ck_assert_int_eq(csc_form_parse(q, strlen(q), &f), 0);
+    ck_assert_str_eq(csc_form_get(&f, "a"), "1");
+    ck_assert_str_eq(csc_form_get(&f, "b"), "x y z");
+    ck_assert_str_eq(csc_form_get(&f, "c"), "");
+    ck_assert_str_eq(csc_form_get(&f, "d"), "");
+    ck_assert_str_eq(csc_form_get(&f, "e"), "\xc3\xa9");
+    ck_assert_ptr_null(csc_form_get(&f, "z"));
+    csc_form_free(&f);
+    static const char *bad[] = {"a=1&a=2", "a=%zz", "a=%4", "a=%00", "=x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(csc_form_parse(bad[i], strlen(bad[i]), &f), -1);
+        csc_form_free(&f);
+    }
+    char many[400] = "";
+    for (int i = 0; i < 40; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "k%d=v&", i);
+    ck_assert_int_eq(csc_form_parse(many, strlen(many), &f), -1); /* more than CSC_FORM_FIELDS_MAX */
+    csc_form_free(&f);
+}
+END_TEST
+
+START_TEST(t_cookie_and_escaping)
+{
+    char v[64];
+    const char *h = "a=1; csc_oauth=abc-_DEF; other=2";
+    ck_assert_int_eq(csc_cookie_get(h, strlen(h), "csc_oauth", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "abc-_DEF");
+    ck_assert_int_eq(csc_cookie_get(h, strlen(h), "csc_oaut", v, sizeof(v)), -1);
+    ck_assert_int_eq(csc_cookie_get("x_csc_oauth=1", 13, "csc_oauth", v, sizeof(v)), -1);
+    csc_buf_t b;
+    csc_buf_init(&b, 64);
+    csc_buf_html(&b, "<a href=\"x\">'&'</a>");
+    ck_assert_str_eq(b.p, "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    csc_buf_free(&b);
+    csc_buf_init(&b, 64);
+    csc_buf_urlenc(&b, "a b&c=d/é~");
+    ck_assert_str_eq(b.p, "a%20b%26c%3Dd%2F%C3%A9~");
+    csc_buf_free(&b);
+    csc_buf_init(&b, 8);
+    csc_buf_puts(&b, "0123456789");
+    ck_assert_int_eq(b.failed, 1); /* the bound holds */
+    csc_buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("csc-api");
@@ -262,6 +312,8 @@ int main(void)
     tcase_add_test(tc, t_algorithms);
     tcase_add_test(tc, t_pss_params);
     tcase_add_test(tc, t_cert_status);
+    tcase_add_test(tc, t_form);
+    tcase_add_test(tc, t_cookie_and_escaping);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

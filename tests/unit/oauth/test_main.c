@@ -12,6 +12,10 @@ int main(void)
     srunner_add_suite(sr, suite_expr());
     srunner_add_suite(sr, suite_token());
     srunner_add_suite(sr, suite_sad());
+    srunner_add_suite(sr, suite_client());
+    srunner_add_suite(sr, suite_session());
+    srunner_add_suite(sr, suite_consent());
+    srunner_add_suite(sr, suite_grant());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -66,10 +66,39 @@ const aud_t *audit_last(const auds_t *a, uint32_t event);
 /* Fails if s appears in any audit record or in any file of the storage directory. */
 void assert_no_secret(const char *s);
 
+/* ---- authorization server helpers (test_util.c) ---------------------------- */
+
+#define T_VERIFIER "verifier-0123456789_0123456789.0123456789~abc"
+#define T_REDIRECT "https://app.example/cb"
+#define T_ADDR "10.1.2.3"
+#define SHA256_OID "2.16.840.1.101.3.4.2.1"
+
+/* Register client id (redirect T_REDIRECT, both scopes) with the given grants; secret and record returned. */
+void mk_client(const char *id, uint32_t grants, char secret[OAUTH_TOKEN_BUFLEN], stor_client_t *out);
+/* A validated-looking request of client_id (heap; free()): redirect T_REDIRECT given, PKCE S256 of T_VERIFIER,
+ * for the credential scope cred with n digests (byte i of digest k = k + 1), numSignatures n (1 if n is 0). */
+oauth_authz_request_t *mk_req(const char *client_id, uint32_t scope, const char *cred, uint32_t n);
+/* Digest k of mk_req() (32 bytes). */
+void req_digest(uint32_t k, uint8_t out[32]);
+/* Forget the user's last TOTP step, so the current code is accepted again. */
+void reset_totp(const char *user);
+/* The TOTP code of now (after reset_totp). */
+void otp_current(char otp[7]);
+/* A session for req, logged in as user (password T_PW, the current OTP). */
+void session_for(const oauth_authz_request_t *req, const char *user, char sid[OAUTH_TOKEN_BUFLEN]);
+/* An approved authorization code for req (user logs in; pin for the credential scope, may be NULL). */
+void code_for(const oauth_authz_request_t *req, const char *user, const char *pin, char code[OAUTH_TOKEN_BUFLEN]);
+int get_code_rec(const char *code, stor_code_t *out);
+int get_client_rec(const char *id, stor_client_t *out);
+
 Suite *suite_secret(void);
 Suite *suite_totp(void);
 Suite *suite_expr(void);
 Suite *suite_token(void);
 Suite *suite_sad(void);
+Suite *suite_client(void);
+Suite *suite_session(void);
+Suite *suite_consent(void);
+Suite *suite_grant(void);
 
 #endif

@@ -92,8 +92,18 @@ START_TEST(t_new_config)
     ck_assert_uint_eq(c->max_failures, 5);
     ck_assert_uint_eq(c->lock_seconds, 900);
     ck_assert_uint_eq(c->totp_window, 1);
+    ck_assert_uint_eq(c->code_ttl, 60);
+    ck_assert_uint_eq(c->par_ttl, 90);
+    ck_assert_uint_eq(c->credential_token_ttl, 300);
+    ck_assert_uint_eq(c->session_idle, 300);
+    ck_assert_uint_eq(c->session_max, 900);
+    ck_assert_uint_eq(c->rate_window, 60);
+    ck_assert_uint_eq(c->rate_max, 20);
     oauth_free(o);
-    cfg = (oauth_config_t){fx.stor, 10, 20, 30, 2, 40, 3};
+    cfg = (oauth_config_t){.stor = fx.stor, .access_ttl = 10, .refresh_ttl = 20, .sad_ttl = 30, .max_failures = 2,
+                           .lock_seconds = 40, .totp_window = 3, .code_ttl = 5, .par_ttl = 6,
+                           .credential_token_ttl = 7, .session_idle = 8, .session_max = 9, .rate_window = 11,
+                           .rate_max = 12};
     ck_assert_int_eq(oauth_new(&cfg, &o), OAUTH_OK);
     c = oauth_config(o);
     ck_assert_uint_eq(c->access_ttl, 10);
@@ -102,6 +112,13 @@ START_TEST(t_new_config)
     ck_assert_uint_eq(c->max_failures, 2);
     ck_assert_uint_eq(c->lock_seconds, 40);
     ck_assert_uint_eq(c->totp_window, 3);
+    ck_assert_uint_eq(c->code_ttl, 5);
+    ck_assert_uint_eq(c->par_ttl, 6);
+    ck_assert_uint_eq(c->credential_token_ttl, 7);
+    ck_assert_uint_eq(c->session_idle, 8);
+    ck_assert_uint_eq(c->session_max, 9);
+    ck_assert_uint_eq(c->rate_window, 11);
+    ck_assert_uint_eq(c->rate_max, 12);
     oauth_free(o);
     oauth_free(NULL);
     ck_assert_ptr_null(oauth_config(NULL));

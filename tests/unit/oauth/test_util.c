@@ -288,3 +288,127 @@ void assert_no_secret(const char *s)
     }
     closedir(d);
 }
+
+/* ---- authorization server ---------------------------------------------------- */
+
+void mk_client(const char *id, uint32_t grants, char secret[OAUTH_TOKEN_BUFLEN], stor_client_t *out)
+{
+    stor_client_t *c = calloc(1, sizeof(*c));
+
+    ck_assert_ptr_nonnull(c);
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    snprintf(c->name, sizeof(c->name), "Client %s", id);
+    c->n_redirects = 2;
+    snprintf(c->redirects[0], sizeof(c->redirects[0]), "%s", T_REDIRECT);
+    snprintf(c->redirects[1], sizeof(c->redirects[1]), "http://localhost:8080/cb");
+    c->scopes = 1u << STOR_SCOPE_SERVICE | 1u << STOR_SCOPE_CREDENTIAL;
+    c->grants = grants;
+    ck_assert_int_eq(oauth_client_add(fx.o, c, "op", secret), OAUTH_OK);
+    ck_assert_uint_eq(strlen(secret), OAUTH_TOKEN_LEN);
+    if (out)
+        ck_assert_int_eq(oauth_client_get(fx.o, id, out), OAUTH_OK);
+    free(c);
+}
+
+void req_digest(uint32_t k, uint8_t out[32])
+{
+    for (int i = 0; i < 32; i++)
+        out[i] = (uint8_t)(k + 1 + i * 7);
+}
+
+oauth_authz_request_t *mk_req(const char *client_id, uint32_t scope, const char *cred, uint32_t n)
+{
+    oauth_authz_request_t *r = calloc(1, sizeof(*r));
+    uint32_t k;
+
+    ck_assert_ptr_nonnull(r);
+    snprintf(r->client_id, sizeof(r->client_id), "%s", client_id);
+    snprintf(r->redirect_uri, sizeof(r->redirect_uri), "%s", T_REDIRECT);
+    r->redirect_given = 1;
+    snprintf(r->state, sizeof(r->state), "state-xyz");
+    sha256_of(T_VERIFIER, strlen(T_VERIFIER), r->challenge);
+    r->scope = scope;
+    snprintf(r->lang, sizeof(r->lang), "en");
+    if (scope == STOR_SCOPE_CREDENTIAL) {
+        snprintf(r->cred, sizeof(r->cred), "%s", cred ? cred : "");
+        r->num_signatures = n ? n : 1;
+        if (n) {
+            snprintf(r->hash_alg, sizeof(r->hash_alg), SHA256_OID);
+            r->digest_len = 32;
+            r->n_digests = n;
+            for (k = 0; k < n; k++)
+                req_digest(k, r->digests[k]);
+            snprintf(r->labels[0], sizeof(r->labels[0]), "contract.pdf");
+        }
+        snprintf(r->authz_details, sizeof(r->authz_details), "[{\"type\":\"credential\",\"credentialID\":\"%s\"}]",
+                 cred ? cred : "");
+    }
+    return r;
+}
+
+void reset_totp(const char *user)
+{
+    stor_user_t u = get_user(user);
+
+    u.totp_last_step = 0;
+    put_user(&u);
+}
+
+void otp_current(char otp[7])
+{
+    totp_at(oauth_now(), otp);
+}
+
+void session_for(const oauth_authz_request_t *req, const char *user, char sid[OAUTH_TOKEN_BUFLEN])
+{
+    char csrf[OAUTH_TOKEN_BUFLEN], otp[7];
+
+    ck_assert_int_eq(oauth_session_new(fx.o, req, sid, csrf), OAUTH_OK);
+    reset_totp(user);
+    otp_current(otp);
+    ck_assert_int_eq(oauth_session_login(fx.o, sid, user, T_PW, strlen(T_PW), otp, 6, T_ADDR), OAUTH_OK);
+}
+
+void code_for(const oauth_authz_request_t *req, const char *user, const char *pin, char code[OAUTH_TOKEN_BUFLEN])
+{
+    char sid[OAUTH_TOKEN_BUFLEN];
+
+    session_for(req, user, sid);
+    ck_assert_int_eq(oauth_session_decide(fx.o, sid, 1, pin, pin ? strlen(pin) : 0, T_ADDR, code), OAUTH_OK);
+    ck_assert_uint_eq(strlen(code), OAUTH_TOKEN_LEN);
+}
+
+typedef struct {
+    const void *key;
+    void *out;
+} rec_io_t;
+
+static int code_get_cb(stor_txn_t *t, void *arg)
+{
+    rec_io_t *io = arg;
+
+    return stor_txn_code_get(t, io->key, io->out);
+}
+
+static int client_get_cb(stor_txn_t *t, void *arg)
+{
+    rec_io_t *io = arg;
+
+    return stor_txn_client_get(t, io->key, io->out);
+}
+
+int get_code_rec(const char *code, stor_code_t *out)
+{
+    uint8_t h[32];
+    rec_io_t io = {h, out};
+
+    sha256_of(code, strlen(code), h);
+    return stor_read(fx.stor, code_get_cb, &io);
+}
+
+int get_client_rec(const char *id, stor_client_t *out)
+{
+    rec_io_t io = {id, out};
+
+    return stor_read(fx.stor, client_get_cb, &io);
+}

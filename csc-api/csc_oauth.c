@@ -1,0 +1,1139 @@
+/*
+ * csc_oauth.c - the OAuth 2.0 authorization server's endpoints (CSC v2 sec. 8.4):
+ *   GET  /oauth2/authorize          login page (password + TOTP), then consent for the credential scope
+ *   POST /oauth2/authorize          the pages' forms (CSRF-protected, cookie-bound session)
+ *   POST /oauth2/pushed_authorize   PAR (RFC 9126)
+ *   POST /oauth2/token              authorization_code (PKCE S256), refresh_token (rotation), client_credentials
+ *   POST /oauth2/revoke             RFC 7009
+ *   GET  /.well-known/oauth-authorization-server   RFC 8414 metadata
+ * The logic (codes, sessions, tokens, clients) is oauth/'s; this file parses, validates and renders.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+#include "csc_int.h"
+
+#define OAUTH_PREFIX "/oauth2/"
+#define WELL_KNOWN "/.well-known/oauth-authorization-server"
+/* __Host-: only ever set by this origin over TLS, for the whole host (no Domain, Path=/). */
+#define COOKIE "__Host-csc_oauth"
+#define PAGE_MAX (256 * 1024)
+#define RAR_TYPE_URI "https://cloudsignatureconsortium.org/2025/credential"
+
+typedef struct web {
+    csc_t *c;
+    const csc_call_t *call;
+    csc_reply_t *reply;
+} web_t;
+
+int csc_oauth_is_path(const char *path, size_t len)
+{
+    return (len > sizeof(OAUTH_PREFIX) - 1 && memcmp(path, OAUTH_PREFIX, sizeof(OAUTH_PREFIX) - 1) == 0) ||
+           (len == sizeof(WELL_KNOWN) - 1 && memcmp(path, WELL_KNOWN, len) == 0);
+}
+
+static int is_path(const web_t *w, const char *p)
+{
+    return w->call->path_len == strlen(p) && memcmp(w->call->path, p, w->call->path_len) == 0;
+}
+
+static int is_method(const web_t *w, const char *m)
+{
+    return w->call->http_method_len == strlen(m) && memcmp(w->call->http_method, m, w->call->http_method_len) == 0;
+}
+
+/* ---- replies -------------------------------------------------------------------- */
+
+static void json_error(web_t *w, int status, const char *error, const char *desc)
+{
+    csc_reply_error(w->reply, status, error, desc);
+}
+
+static void page(web_t *w, int status, const char *title, csc_buf_t *body)
+{
+    const csc_config_t *cfg = &w->c->cfg;
+    csc_buf_t b;
+    csc_buf_init(&b, PAGE_MAX);
+    csc_buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
+    csc_buf_html(&b, title);
+    csc_buf_puts(&b, " - ");
+    csc_buf_html(&b, cfg->name);
+    csc_buf_puts(&b, "</title><style>"
+                     "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1b1f24;margin:0}"
+                     "main{max-width:34rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:8px;"
+                     "box-shadow:0 1px 4px rgba(0,0,0,.15)}"
+                     "h1{font-size:1.4rem;margin-top:0}.svc{color:#555;font-size:.9rem;margin-bottom:1.5rem}"
+                     "label{display:block;margin-top:1rem;font-weight:600}"
+                     "input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;margin-top:.3rem;"
+                     "border:1px solid #8a8f98;border-radius:4px}"
+                     "button{margin-top:1.5rem;padding:.7rem 1.4rem;font-size:1rem;border-radius:4px;border:0;"
+                     "background:#0b57d0;color:#fff;cursor:pointer}button.secondary{background:#5f6368;margin-left:.5rem}"
+                     ".err{background:#fde7e9;border:1px solid #d93025;padding:.8rem;border-radius:4px;margin:1rem 0}"
+                     "table{border-collapse:collapse;width:100%;margin-top:1rem}"
+                     "th,td{text-align:left;padding:.4rem;border-bottom:1px solid #ddd;vertical-align:top}"
+                     "code{word-break:break-all;font-size:.85rem}.env{color:#b3261e;font-weight:600}"
+                     "</style></head><body><main>\n<p class=\"svc\">");
+    csc_buf_html(&b, cfg->name);
+    if (cfg->environment != CSC_ENV_PRODUCTION)
+        csc_buf_puts(&b, " &middot; <span class=\"env\">test environment</span>");
+    csc_buf_puts(&b, "</p>\n<h1>");
+    csc_buf_html(&b, title);
+    csc_buf_puts(&b, "</h1>\n");
+    if (body != NULL && body->p != NULL)
+        csc_buf_puts(&b, body->p);
+    csc_buf_puts(&b, "\n</main></body></html>\n");
+    if (b.failed) {
+        csc_buf_free(&b);
+        json_error(w, 500, "server_error", "Page too large");
+        return;
+    }
+    w->reply->status = status;
+    w->reply->content_type = "text/html; charset=utf-8";
+    w->reply->page = 1;
+    if (status >= 400)
+        w->reply->error = "invalid_request";
+    csc_buf_to_reply(&b, w->reply);
+}
+
+/* An error shown to the person (no redirect: the client or its redirect URI cannot be trusted). */
+static void error_page(web_t *w, int status, const char *title, const char *message)
+{
+    csc_buf_t b;
+    csc_buf_init(&b, PAGE_MAX);
+    csc_buf_puts(&b, "<p class=\"err\" role=\"alert\">");
+    csc_buf_html(&b, message);
+    csc_buf_puts(&b, "</p><p>You can close this window and start again from the application.</p>");
+    page(w, status, title, &b);
+    csc_buf_free(&b);
+}
+
+static void clear_cookie(web_t *w)
+{
+    free(w->reply->set_cookie);
+    w->reply->set_cookie = strdup(COOKIE "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+}
+
+/* 302 to the client's redirect URI with code/state or error/error_description/state. */
+static void redirect(web_t *w, const oauth_authz_request_t *req, const char *code, const char *error, const char *desc)
+{
+    csc_buf_t b;
+    csc_buf_init(&b, STOR_URI_MAX + 1024);
+    csc_buf_puts(&b, req->redirect_uri);
+    csc_buf_puts(&b, strchr(req->redirect_uri, '?') != NULL ? "&" : "?");
+    if (code != NULL) {
+        csc_buf_puts(&b, "code=");
+        csc_buf_urlenc(&b, code);
+    } else {
+        csc_buf_puts(&b, "error=");
+        csc_buf_urlenc(&b, error);
+        csc_buf_puts(&b, "&error_description=");
+        csc_buf_urlenc(&b, desc);
+    }
+    if (req->state[0] != '\0') {
+        csc_buf_puts(&b, "&state=");
+        csc_buf_urlenc(&b, req->state);
+    }
+    if (b.failed) {
+        csc_buf_free(&b);
+        error_page(w, 400, "Request refused", "The redirect address is too long.");
+        return;
+    }
+    w->reply->status = 302;
+    w->reply->location = b.p;
+    b.p = NULL;
+    csc_buf_free(&b);
+}
+
+/* ---- the authorization request ------------------------------------------------------ */
+
+typedef struct authz_err {
+    const char *error;
+    const char *desc;
+} authz_err_t;
+
+static int bad(authz_err_t *e, const char *error, const char *desc)
+{
+    e->error = error;
+    e->desc = desc;
+    return -1;
+}
+
+static int copy_str(char *dst, size_t sz, const char *src)
+{
+    if (src == NULL)
+        return 0;
+    size_t n = strlen(src);
+    if (n >= sz)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static int parse_uint(const char *s, uint32_t *out)
+{
+    char *end;
+    if (s == NULL || *s < '0' || *s > '9' || strlen(s) > 9)
+        return -1;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0')
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int add_digest(oauth_authz_request_t *req, const char *b64, size_t len, const char *label)
+{
+    uint8_t d[STOR_DIGEST_LEN_MAX + 3];
+    long n = len <= 4 * sizeof(d) / 3 ? csc_b64_decode(b64, len, d, sizeof(d)) : -1;
+    if (n <= 0 || n > STOR_DIGEST_LEN_MAX || req->n_digests == STOR_DIGESTS_MAX)
+        return -1;
+    if (req->n_digests > 0 && (uint32_t)n != req->digest_len)
+        return -1;
+    req->digest_len = (uint32_t)n;
+    memcpy(req->digests[req->n_digests], d, (size_t)n);
+    if (label != NULL && req->n_digests < 16)
+        snprintf(req->labels[req->n_digests], sizeof(req->labels[0]), "%s", label);
+    req->n_digests++;
+    return 0;
+}
+
+static int check_hash_alg(oauth_authz_request_t *req, authz_err_t *e)
+{
+    if (req->n_digests == 0)
+        return 0;
+    const csc_hash_alg_t *alg = csc_hash_by_oid(req->hash_alg);
+    if (alg == NULL)
+        return bad(e, "invalid_request", "Invalid parameter hashAlgorithmOID");
+    if (alg->len != req->digest_len)
+        return bad(e, "invalid_request", "Invalid digest value length");
+    return 0;
+}
+
+static const char *jstr(yajl_val o, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(o, path, yajl_t_string);
+    return v != NULL ? v->u.string : NULL;
+}
+
+/* authorization_details (RFC 9396), one object of type credential (v2.0) or the 2025 URI type (v2.2). */
+static int parse_rar(web_t *w, const char *json, oauth_authz_request_t *req, authz_err_t *e)
+{
+    int rc = -1;
+    if (strlen(json) > STOR_AUTHZ_DETAILS_MAX)
+        return bad(e, "invalid_request", "authorization_details too large");
+    yajl_val v = csc_json_parse_text(json, strlen(json), 8);
+    if (v == NULL || !YAJL_IS_ARRAY(v) || v->u.array.len != 1 || !YAJL_IS_OBJECT(v->u.array.values[0])) {
+        bad(e, "invalid_request", "authorization_details must be an array with one credential object");
+        goto out;
+    }
+    yajl_val o = v->u.array.values[0];
+    const char *type = jstr(o, "type"), *cred = jstr(o, "credentialID"), *alg = jstr(o, "hashAlgorithmOID");
+    if (type == NULL || (strcmp(type, "credential") != 0 && strcmp(type, RAR_TYPE_URI) != 0)) {
+        bad(e, "invalid_request", "Unsupported authorization_details type");
+        goto out;
+    }
+    const char *qual = jstr(o, "signatureQualifier");
+    if ((cred == NULL && qual == NULL) || copy_str(req->cred, sizeof(req->cred), cred) != 0 ||
+        copy_str(req->signature_qualifier, sizeof(req->signature_qualifier), qual) != 0) {
+        bad(e, "invalid_request", "Missing parameter credentialID or signatureQualifier");
+        goto out;
+    }
+    const char *dpath[] = {"documentDigests", NULL}, *npath[] = {"numSignatures", NULL};
+    yajl_val docs = yajl_tree_get(o, dpath, yajl_t_any), num = yajl_tree_get(o, npath, yajl_t_any);
+    if (docs != NULL && !YAJL_IS_NULL(docs)) {
+        if (!YAJL_IS_ARRAY(docs)) {
+            bad(e, "invalid_request", "Invalid parameter documentDigests");
+            goto out;
+        }
+        for (size_t i = 0; i < docs->u.array.len; i++) {
+            yajl_val d = docs->u.array.values[i];
+            const char *h = YAJL_IS_OBJECT(d) ? jstr(d, "hash") : NULL;
+            if (h == NULL || add_digest(req, h, strlen(h), jstr(d, "label")) != 0) {
+                bad(e, "invalid_request", "Invalid parameter documentDigests");
+                goto out;
+            }
+        }
+    }
+    if (req->n_digests > 0 && (alg == NULL || copy_str(req->hash_alg, sizeof(req->hash_alg), alg) != 0)) {
+        bad(e, "invalid_request", "Missing parameter hashAlgorithmOID");
+        goto out;
+    }
+    req->num_signatures = req->n_digests;
+    if (num != NULL && !YAJL_IS_NULL(num)) {
+        if (!YAJL_IS_INTEGER(num) || YAJL_GET_INTEGER(num) < 1 || YAJL_GET_INTEGER(num) > 1000000) {
+            bad(e, "invalid_request", "Invalid parameter numSignatures");
+            goto out;
+        }
+        req->num_signatures = (uint32_t)YAJL_GET_INTEGER(num);
+    }
+    if (req->num_signatures == 0) {
+        bad(e, "invalid_request", "authorization_details authorizes no signature");
+        goto out;
+    }
+    snprintf(req->authz_details, sizeof(req->authz_details), "%s", json);
+    req->scope = STOR_SCOPE_CREDENTIAL;
+    rc = check_hash_alg(req, e);
+out:
+    if (v != NULL)
+        yajl_tree_free(v);
+    (void)w;
+    return rc;
+}
+
+/* The classic scope=credential parameters (sec. 8.4.2). */
+static int parse_credential_params(const csc_form_t *q, oauth_authz_request_t *req, authz_err_t *e)
+{
+    const char *cred = csc_form_get(q, "credentialID"), *num = csc_form_get(q, "numSignatures");
+    const char *hashes = csc_form_get(q, "hashes"), *alg = csc_form_get(q, "hashAlgorithmOID");
+    const char *qual = csc_form_get(q, "signatureQualifier");
+    if ((cred == NULL || cred[0] == '\0') && (qual == NULL || qual[0] == '\0'))
+        return bad(e, "invalid_request", "Missing parameter credentialID or signatureQualifier");
+    if (copy_str(req->cred, sizeof(req->cred), cred) != 0 ||
+        copy_str(req->signature_qualifier, sizeof(req->signature_qualifier), qual) != 0)
+        return bad(e, "invalid_request", "Invalid parameter credentialID or signatureQualifier");
+    if (parse_uint(num, &req->num_signatures) != 0 || req->num_signatures < 1)
+        return bad(e, "invalid_request", "Invalid parameter numSignatures");
+    if (hashes != NULL && hashes[0] != '\0') {
+        for (const char *p = hashes; *p;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+            if (add_digest(req, p, len, NULL) != 0)
+                return bad(e, "invalid_request", "Invalid parameter hashes");
+            p += len + (comma != NULL);
+        }
+        if (alg == NULL || copy_str(req->hash_alg, sizeof(req->hash_alg), alg) != 0)
+            return bad(e, "invalid_request", "Missing parameter hashAlgorithmOID");
+    }
+    req->scope = STOR_SCOPE_CREDENTIAL;
+    return check_hash_alg(req, e);
+}
+
+/* Everything but client_id / redirect_uri / request_uri, which the caller checked. */
+static int parse_authz(web_t *w, const csc_form_t *q, const stor_client_t *client, oauth_authz_request_t *req,
+                       authz_err_t *e)
+{
+    const char *rt = csc_form_get(q, "response_type"), *cc = csc_form_get(q, "code_challenge");
+    const char *ccm = csc_form_get(q, "code_challenge_method"), *scope = csc_form_get(q, "scope");
+    const char *rar = csc_form_get(q, "authorization_details");
+
+    if (copy_str(req->state, sizeof(req->state), csc_form_get(q, "state")) != 0)
+        return bad(e, "invalid_request", "state is too long");
+    if (rt == NULL || strcmp(rt, "code") != 0)
+        return bad(e, "unsupported_response_type", "response_type must be code");
+    if (cc == NULL)
+        return bad(e, "invalid_request", "code_challenge is required (PKCE)");
+    if (ccm == NULL || strcmp(ccm, "S256") != 0)
+        return bad(e, "invalid_request", "code_challenge_method must be S256");
+    uint8_t ch[40];
+    if (strlen(cc) != 43 || csc_b64_decode(cc, 43, ch, sizeof(ch)) != 32)
+        return bad(e, "invalid_request", "Invalid parameter code_challenge");
+    memcpy(req->challenge, ch, 32);
+    if (copy_str(req->lang, sizeof(req->lang), csc_form_get(q, "lang")) != 0 ||
+        copy_str(req->description, sizeof(req->description), csc_form_get(q, "description")) != 0)
+        return bad(e, "invalid_request", "Invalid parameter lang or description");
+    req->scope = STOR_SCOPE_SERVICE;
+    if (rar != NULL) {
+        if (scope != NULL && strcmp(scope, "credential") == 0)
+            return bad(e, "invalid_request", "Use either authorization_details or scope=credential, not both");
+        if (parse_rar(w, rar, req, e) != 0)
+            return -1;
+    } else if (scope == NULL || strcmp(scope, "service") == 0) {
+        req->scope = STOR_SCOPE_SERVICE;
+    } else if (strcmp(scope, "credential") == 0) {
+        if (parse_credential_params(q, req, e) != 0)
+            return -1;
+    } else {
+        return bad(e, "invalid_scope", "scope must be service or credential");
+    }
+    if ((client->scopes & (1u << req->scope)) == 0)
+        return bad(e, "invalid_scope", "This client may not ask for that scope");
+    if ((client->grants & STOR_GRANT_AUTHORIZATION_CODE) == 0)
+        return bad(e, "unauthorized_client", "This client may not use the authorization code grant");
+    return 0;
+}
+
+/* client_id + redirect_uri: errors here are shown, never redirected (RFC 6749 sec. 4.1.2.1). */
+static int resolve_client(web_t *w, const csc_form_t *q, stor_client_t *client, oauth_authz_request_t *req,
+                          const char **problem)
+{
+    const char *id = csc_form_get(q, "client_id"), *ru = csc_form_get(q, "redirect_uri");
+    if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
+        *problem = "The application that sent you here is not registered with this service.";
+        return -1;
+    }
+    snprintf(req->client_id, sizeof(req->client_id), "%s", client->id);
+    if (ru != NULL) {
+        for (uint32_t i = 0; i < client->n_redirects; i++)
+            if (strcmp(client->redirects[i], ru) == 0) {
+                snprintf(req->redirect_uri, sizeof(req->redirect_uri), "%s", ru);
+                req->redirect_given = 1;
+                return 0;
+            }
+        *problem = "The application's return address (redirect_uri) is not one it registered.";
+        return -1;
+    }
+    if (client->n_redirects != 1) {
+        *problem = "The application did not say where to return (redirect_uri).";
+        return -1;
+    }
+    snprintf(req->redirect_uri, sizeof(req->redirect_uri), "%s", client->redirects[0]);
+    return 0;
+}
+
+/* ---- pages ------------------------------------------------------------------------- */
+
+/* The error box (if any) and the opening of a form that posts back with the session's CSRF token. */
+static void form_open(csc_buf_t *b, const char *csrf, const char *error)
+{
+    if (error != NULL) {
+        csc_buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"error\">");
+        csc_buf_html(b, error);
+        csc_buf_puts(b, "</p>\n");
+    }
+    csc_buf_puts(b, "<form method=\"post\" action=\"/oauth2/authorize\" autocomplete=\"off\">\n"
+                    "<input type=\"hidden\" name=\"csrf\" value=\"");
+    csc_buf_html(b, csrf);
+    csc_buf_puts(b, "\">\n");
+}
+
+static const char *scope_text(const oauth_authz_request_t *req)
+{
+    return req->scope == STOR_SCOPE_CREDENTIAL ? "to sign with one of your credentials"
+                                               : "to use this signing service on your behalf";
+}
+
+static void login_page(web_t *w, const oauth_session_view_t *v, const stor_client_t *client, const char *error,
+                       const char *username)
+{
+    csc_buf_t b;
+    csc_buf_init(&b, PAGE_MAX);
+    csc_buf_puts(&b, "<p><strong>");
+    csc_buf_html(&b, client->name[0] ? client->name : client->id);
+    csc_buf_puts(&b, "</strong> asks for your permission ");
+    csc_buf_html(&b, scope_text(&v->req));
+    csc_buf_puts(&b, ". Sign in to continue.</p>\n");
+    form_open(&b, v->csrf, error);
+    csc_buf_puts(&b, "<label for=\"username\">User name</label>"
+                     "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
+    csc_buf_html(&b, username != NULL ? username : "");
+    csc_buf_puts(&b, "\">\n"
+                     "<label for=\"password\">Password</label>"
+                     "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
+                     "required maxlength=\"256\">\n"
+                     "<label for=\"otp\">One-time code (authenticator app)</label>"
+                     "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
+                     "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n"
+                     "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">Sign in</button>"
+                     "<button id=\"cancel\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
+                     "formnovalidate>Cancel</button>\n</form>\n");
+    page(w, 200, "Sign in", &b);
+    csc_buf_free(&b);
+}
+
+static void cert_subject(const stor_cred_t *cred, char *out, size_t sz)
+{
+    const unsigned char *p = cred->certs;
+    X509 *x = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
+    out[0] = '\0';
+    if (x != NULL)
+        csc_dn(X509_get_subject_name(x), out, sz);
+    X509_free(x);
+}
+
+static void consent_page(web_t *w, const oauth_session_view_t *v, const stor_client_t *client, const stor_cred_t *cred,
+                         const char *error)
+{
+    const oauth_authz_request_t *req = &v->req;
+    char subj[512], b64[100];
+    csc_buf_t b;
+    csc_buf_init(&b, PAGE_MAX);
+    csc_buf_puts(&b, "<p>Signed in as <strong>");
+    csc_buf_html(&b, v->user);
+    csc_buf_puts(&b, "</strong>. <strong>");
+    csc_buf_html(&b, client->name[0] ? client->name : client->id);
+    csc_buf_puts(&b, "</strong> asks to create signatures with your credential:</p>\n<table>\n<tr><th scope=\"row\">Credential</th><td id=\"credential\">");
+    csc_buf_html(&b, cred->id);
+    if (cred->description[0]) {
+        csc_buf_puts(&b, "<br>");
+        csc_buf_html(&b, cred->description);
+    }
+    cert_subject(cred, subj, sizeof(subj));
+    csc_buf_puts(&b, "</td></tr>\n<tr><th scope=\"row\">Certificate</th><td>");
+    csc_buf_html(&b, subj);
+    csc_buf_printf(&b, "</td></tr>\n<tr><th scope=\"row\">Signatures</th><td id=\"numSignatures\">%u</td></tr>\n",
+                   (unsigned)req->num_signatures);
+    if (req->description[0]) {
+        csc_buf_puts(&b, "<tr><th scope=\"row\">Purpose</th><td>");
+        csc_buf_html(&b, req->description);
+        csc_buf_puts(&b, "</td></tr>\n");
+    }
+    csc_buf_puts(&b, "</table>\n");
+    if (req->n_digests > 0) {
+        const csc_hash_alg_t *alg = csc_hash_by_oid(req->hash_alg);
+        const char *name = alg == NULL ? "?" : alg->len == 32 ? "SHA-256" : alg->len == 48 ? "SHA-384" : "SHA-512";
+        if (req->n_digests == 1)
+            csc_buf_printf(&b, "<p>Only this document digest (%s) can be signed:</p>\n<ul id=\"digests\">\n", name);
+        else
+            csc_buf_printf(&b, "<p>Only these %u document digests (%s) can be signed:</p>\n<ul id=\"digests\">\n",
+                           (unsigned)req->n_digests, name);
+        for (uint32_t i = 0; i < req->n_digests; i++) {
+            csc_b64_encode(req->digests[i], req->digest_len, b64);
+            csc_buf_puts(&b, "<li>");
+            if (i < 16 && req->labels[i][0]) {
+                csc_buf_html(&b, req->labels[i]);
+                csc_buf_puts(&b, ": ");
+            }
+            csc_buf_puts(&b, "<code>");
+            csc_buf_html(&b, b64);
+            csc_buf_puts(&b, "</code></li>\n");
+        }
+        csc_buf_puts(&b, "</ul>\n");
+    } else {
+        csc_buf_puts(&b, "<p>The documents are not named in advance: any document can be signed, up to the number above.</p>\n");
+    }
+    form_open(&b, v->csrf, error);
+    if (cred->pin_verifier_len > 0)
+        csc_buf_puts(&b, "<label for=\"pin\">PIN of this credential</label>"
+                         "<input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"off\" "
+                         "maxlength=\"32\" required>\n");
+    csc_buf_puts(&b, "<button id=\"approve\" name=\"action\" value=\"approve\" type=\"submit\">Approve</button>"
+                     "<button id=\"deny\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
+                     "formnovalidate>Deny</button>\n</form>\n");
+    page(w, 200, "Approve signing", &b);
+    csc_buf_free(&b);
+}
+
+/* ---- GET /oauth2/authorize -------------------------------------------------------------- */
+
+static void set_session_cookie(web_t *w, const char *sid)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), COOKIE "=%s; Path=/; HttpOnly; Secure; SameSite=Strict", sid);
+    free(w->reply->set_cookie);
+    w->reply->set_cookie = strdup(buf);
+    OPENSSL_cleanse(buf, sizeof(buf));
+}
+
+static void authorize_get(web_t *w)
+{
+    csc_form_t q;
+    stor_client_t *client = calloc(1, sizeof(*client));
+    oauth_authz_request_t *req = calloc(1, sizeof(*req));
+    oauth_session_view_t *v = calloc(1, sizeof(*v));
+    const char *problem = NULL;
+    authz_err_t e = {0};
+    char sid[OAUTH_TOKEN_BUFLEN];
+
+    if (client == NULL || req == NULL || v == NULL) {
+        error_page(w, 503, "Try again later", "The service is busy.");
+        goto out_nofree;
+    }
+    if (csc_form_parse(w->call->query ? w->call->query : "", w->call->query_len, &q) != 0) {
+        error_page(w, 400, "Request refused", "The request is malformed (a parameter is repeated or badly encoded).");
+        goto out_nofree;
+    }
+    if (oauth_rate_check(w->c->oauth, w->call->client) == OAUTH_ERR_RATE) {
+        error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+        goto out;
+    }
+    const char *request_uri = csc_form_get(&q, "request_uri");
+    if (request_uri != NULL) {
+        const char *id = csc_form_get(&q, "client_id");
+        if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
+            error_page(w, 400, "Request refused", "The application that sent you here is not registered with this service.");
+            goto out;
+        }
+        if (oauth_par_take(w->c->oauth, id, request_uri, req) != OAUTH_OK) {
+            error_page(w, 400, "Request refused", "The pushed authorization request is unknown, expired or already used.");
+            goto out;
+        }
+    } else {
+        if (resolve_client(w, &q, client, req, &problem) != 0) {
+            error_page(w, 400, "Request refused", problem);
+            goto out;
+        }
+        if (parse_authz(w, &q, client, req, &e) != 0) {
+            redirect(w, req, NULL, e.error, e.desc);
+            goto out;
+        }
+    }
+    switch (oauth_session_new(w->c->oauth, req, sid, v->csrf)) {
+    case OAUTH_OK:
+        break;
+    case OAUTH_ERR_FULL:
+        redirect(w, req, NULL, "temporarily_unavailable", "Too many sign-ins in progress; try again shortly");
+        goto out;
+    default:
+        redirect(w, req, NULL, "server_error", "The sign-in could not start");
+        goto out;
+    }
+    v->req = *req;
+    set_session_cookie(w, sid);
+    OPENSSL_cleanse(sid, sizeof(sid));
+    login_page(w, v, client, NULL, NULL);
+out:
+    csc_form_free(&q);
+out_nofree:
+    if (v != NULL)
+        OPENSSL_cleanse(v, sizeof(*v));
+    free(v);
+    free(req);
+    free(client);
+}
+
+/* ---- POST /oauth2/authorize ------------------------------------------------------------- */
+
+/* Returns OAUTH_ERR_DENIED (wrong PIN: the session stays, nothing sent yet) or 0 (a reply is set). */
+static int finish_with_code(web_t *w, const oauth_authz_request_t *req, const char *sid, const char *pin,
+                            size_t pin_len)
+{
+    char code[OAUTH_TOKEN_BUFLEN];
+    int rc = oauth_session_decide(w->c->oauth, sid, 1, pin, pin_len, w->call->client, code);
+    if (rc == OAUTH_ERR_DENIED)
+        return rc;
+    oauth_session_end(w->c->oauth, sid);
+    clear_cookie(w);
+    switch (rc) {
+    case OAUTH_OK:
+        redirect(w, req, code, NULL, NULL);
+        break;
+    case OAUTH_ERR_LOCKED:
+        redirect(w, req, NULL, "access_denied", "Credential locked");
+        break;
+    case OAUTH_ERR_DISABLED:
+        redirect(w, req, NULL, "access_denied", "The credential is disabled");
+        break;
+    case OAUTH_ERR_INVAL:
+        redirect(w, req, NULL, "invalid_request", "numSignatures is above the credential's multisign");
+        break;
+    case OAUTH_ERR_INVALID:
+        redirect(w, req, NULL, "invalid_request", "Unknown credential");
+        break;
+    default:
+        redirect(w, req, NULL, "server_error", "The authorization could not be completed");
+        break;
+    }
+    OPENSSL_cleanse(code, sizeof(code));
+    return 0;
+}
+
+/* The signatureQualifier flow: the AS picks the user's first enabled credential (in id order) with that
+ * qualifier and a valid certificate, and the echoed authorization_details name it. */
+typedef struct pick {
+    const char *owner;
+    const char *qualifier;
+    char found[STOR_NAME_MAX + 1];
+} pick_t;
+
+static int pick_fn(const stor_cred_t *c, void *arg)
+{
+    pick_t *p = arg;
+    if (p->found[0] == '\0' && c->status == STOR_CRED_ENABLED && strcmp(c->qualifier, p->qualifier) == 0 &&
+        strcmp(csc_cred_cert_status(c, time(NULL)), "valid") == 0)
+        snprintf(p->found, sizeof(p->found), "%s", c->id);
+    return 0;
+}
+
+static int pick_read(stor_txn_t *t, void *arg)
+{
+    pick_t *p = arg;
+    return stor_txn_cred_each(t, p->owner, pick_fn, p);
+}
+
+static int with_credential(const char *rar, const char *cred, char *out, size_t outsz)
+{
+    yajl_val v = csc_json_parse_text(rar, strlen(rar), 8);
+    int rc = -1;
+    if (v == NULL || !YAJL_IS_ARRAY(v) || v->u.array.len != 1 || !YAJL_IS_OBJECT(v->u.array.values[0]))
+        goto out;
+    yajl_val o = v->u.array.values[0];
+    yajl_gen g = csc_gen_new();
+    yajl_gen_array_open(g);
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "credentialID", cred);
+    for (size_t i = 0; i < o->u.object.len; i++) {
+        if (strcmp(o->u.object.keys[i], "credentialID") == 0)
+            continue;
+        csc_gen_str(g, o->u.object.keys[i]);
+        csc_json_gen_value(g, o->u.object.values[i]);
+    }
+    yajl_gen_map_close(g);
+    yajl_gen_array_close(g);
+    const unsigned char *buf;
+    size_t len;
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && len < outsz) {
+        memcpy(out, buf, len);
+        out[len] = '\0';
+        rc = 0;
+    }
+    yajl_gen_free(g);
+out:
+    if (v != NULL)
+        yajl_tree_free(v);
+    return rc;
+}
+
+static int pick_by_qualifier(web_t *w, const char *sid, oauth_session_view_t *v)
+{
+    pick_t p = {.owner = v->user, .qualifier = v->req.signature_qualifier};
+    if (p.qualifier[0] == '\0' || stor_read(w->c->stor, pick_read, &p) != 0 || p.found[0] == '\0')
+        return -1;
+    char *rar = calloc(1, STOR_AUTHZ_DETAILS_MAX + 1);
+    int rc = -1;
+    if (rar != NULL && (v->req.authz_details[0] == '\0' ||
+                        with_credential(v->req.authz_details, p.found, rar, STOR_AUTHZ_DETAILS_MAX + 1) == 0) &&
+        oauth_session_set_credential(w->c->oauth, sid, p.found, rar) == OAUTH_OK &&
+        oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK)
+        rc = 0;
+    free(rar);
+    return rc;
+}
+
+/* After a successful login (or a wrong PIN): consent for the credential scope, a code at once for the service scope. */
+static void after_login(web_t *w, const char *sid, const oauth_session_view_t *v, const stor_client_t *client,
+                        const char *error)
+{
+    if (v->req.scope != STOR_SCOPE_CREDENTIAL) {
+        (void)finish_with_code(w, &v->req, sid, NULL, 0); /* no PIN asked: never DENIED */
+        return;
+    }
+    if (v->req.cred[0] == '\0' && pick_by_qualifier(w, sid, (oauth_session_view_t *)v) != 0) {
+        oauth_session_end(w->c->oauth, sid);
+        clear_cookie(w);
+        redirect(w, &v->req, NULL, "invalid_request", "You have no usable credential with that signatureQualifier");
+        return;
+    }
+    stor_cred_t *cred = malloc(sizeof(*cred));
+    int rc = cred != NULL ? stor_cred_get(w->c->stor, v->req.cred, cred) : STOR_ERR_NOMEM;
+    if (rc != STOR_OK || strcmp(cred->owner, v->user) != 0) {
+        oauth_session_end(w->c->oauth, sid);
+        clear_cookie(w);
+        redirect(w, &v->req, NULL, "invalid_request", "Unknown credential");
+    } else if (cred->scal == 2 && v->req.n_digests == 0) {
+        oauth_session_end(w->c->oauth, sid);
+        clear_cookie(w);
+        redirect(w, &v->req, NULL, "invalid_request", "This credential (SCAL 2) needs the document digests (hashes)");
+    } else {
+        consent_page(w, v, client, cred, error);
+    }
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+}
+
+static void authorize_post(web_t *w)
+{
+    csc_form_t f;
+    char sid[OAUTH_TOKEN_BUFLEN];
+    oauth_session_view_t *v = calloc(1, sizeof(*v));
+    stor_client_t *client = calloc(1, sizeof(*client));
+
+    memset(&f, 0, sizeof(f));
+    if (v == NULL || client == NULL) {
+        error_page(w, 503, "Try again later", "The service is busy.");
+        goto out;
+    }
+    if (w->call->cookie == NULL || csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0 ||
+        oauth_session_get(w->c->oauth, sid, v) != OAUTH_OK) {
+        clear_cookie(w);
+        error_page(w, 400, "Sign-in expired", "This sign-in page has expired or was already used.");
+        goto out;
+    }
+    const char *body = (const char *)w->call->body;
+    const char *csrf;
+    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0 || (csrf = csc_form_get(&f, "csrf")) == NULL ||
+        strlen(csrf) != strlen(v->csrf) || CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
+        /* A form that did not come from our page: end the session (the person starts again). */
+        oauth_session_end(w->c->oauth, sid);
+        clear_cookie(w);
+        error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
+        goto out;
+    }
+    if (oauth_client_get(w->c->oauth, v->req.client_id, client) != OAUTH_OK) {
+        oauth_session_end(w->c->oauth, sid);
+        clear_cookie(w);
+        error_page(w, 400, "Request refused", "The application is no longer registered with this service.");
+        goto out;
+    }
+    const char *action = csc_form_get(&f, "action");
+    if (action != NULL && strcmp(action, "deny") == 0) {
+        char code[OAUTH_TOKEN_BUFLEN];
+        (void)oauth_session_decide(w->c->oauth, sid, 0, NULL, 0, w->call->client, code);
+        clear_cookie(w);
+        redirect(w, &v->req, NULL, "access_denied", "The user refused the request");
+    } else if (action != NULL && strcmp(action, "login") == 0 && v->user[0] == '\0') {
+        const char *u = csc_form_get(&f, "username"), *pw = csc_form_get(&f, "password"), *otp = csc_form_get(&f, "otp");
+        int rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
+                     ? oauth_session_login(w->c->oauth, sid, u, pw, strlen(pw), otp, strlen(otp), w->call->client)
+                     : OAUTH_ERR_DENIED;
+        if (rc == OAUTH_OK && oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK)
+            after_login(w, sid, v, client, NULL);
+        else if (rc == OAUTH_ERR_RATE)
+            error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+        else if (rc == OAUTH_ERR_LOCKED)
+            login_page(w, v, client, "Too many failed attempts: this account is locked for a while.", u);
+        else if (rc == OAUTH_ERR_DENIED)
+            login_page(w, v, client, "The user name, password or one-time code is not correct.", u);
+        else {
+            clear_cookie(w);
+            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+        }
+    } else if (action != NULL && strcmp(action, "approve") == 0 && v->user[0] != '\0' &&
+               v->req.scope == STOR_SCOPE_CREDENTIAL) {
+        const char *pin = csc_form_get(&f, "pin");
+        if (finish_with_code(w, &v->req, sid, pin, pin != NULL ? strlen(pin) : 0) == OAUTH_ERR_DENIED)
+            after_login(w, sid, v, client, "The PIN is not correct. Try again.");
+    } else {
+        error_page(w, 400, "Request refused", "That step is not expected now.");
+    }
+out:
+    csc_form_free(&f);
+    OPENSSL_cleanse(sid, sizeof(sid));
+    if (v != NULL)
+        OPENSSL_cleanse(v, sizeof(*v));
+    free(v);
+    free(client);
+}
+
+/* ---- client authentication (token, PAR, revoke) ------------------------------------------ */
+
+/* client_secret_basic (RFC 6749 sec. 2.3.1: both parts form-urlencoded) or client_secret_post. */
+static int client_authn(web_t *w, const csc_form_t *f, stor_client_t *client)
+{
+    const csc_call_t *call = w->call;
+    const char *fid = csc_form_get(f, "client_id"), *fsecret = csc_form_get(f, "client_secret");
+    int basic = call->authorization != NULL && call->authorization_len > 6 &&
+                strncasecmp(call->authorization, "Basic ", 6) == 0;
+    int rc = OAUTH_ERR_DENIED;
+
+    if (basic) {
+        char dec[512 + 1];
+        long n = call->authorization_len - 6 <= 680 ? csc_b64_decode(call->authorization + 6, call->authorization_len - 6,
+                                                                   (uint8_t *)dec, sizeof(dec) - 1)
+                                                    : -1;
+        char *colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
+        csc_form_t parts;
+        if (colon == NULL || fsecret != NULL) {
+            if (n > 0)
+                OPENSSL_cleanse(dec, (size_t)n);
+            json_error(w, 400, "invalid_request", fsecret ? "Use one client authentication method" : "Invalid authorization header");
+            return -1;
+        }
+        /* Reuse the form decoder: "id=<id>&secret=<secret>" decodes both components. */
+        char joined[600];
+        *colon = '\0';
+        dec[n] = '\0';
+        int jl = snprintf(joined, sizeof(joined), "i=%s&s=%s", dec, colon + 1);
+        OPENSSL_cleanse(dec, sizeof(dec));
+        if (jl > 0 && (size_t)jl < sizeof(joined) && csc_form_parse(joined, (size_t)jl, &parts) == 0) {
+            const char *id = csc_form_get(&parts, "i"), *secret = csc_form_get(&parts, "s");
+            if (id != NULL && secret != NULL && (fid == NULL || strcmp(fid, id) == 0) && strlen(id) <= STOR_NAME_MAX)
+                rc = oauth_client_auth(w->c->oauth, id, secret, strlen(secret), client);
+            csc_form_free(&parts);
+        }
+        OPENSSL_cleanse(joined, sizeof(joined));
+    } else if (fid != NULL && fsecret != NULL) {
+        if (strlen(fid) <= STOR_NAME_MAX)
+            rc = oauth_client_auth(w->c->oauth, fid, fsecret, strlen(fsecret), client);
+    } else {
+        json_error(w, 401, "invalid_client", "Client authentication required");
+        w->reply->www_authenticate = "Basic realm=\"oauth2\"";
+        return -1;
+    }
+    if (rc != OAUTH_OK) {
+        json_error(w, 401, "invalid_client", "Client authentication failed");
+        w->reply->www_authenticate = "Basic realm=\"oauth2\"";
+        (void)oauth_rate_hit(w->c->oauth, call->client);
+        return -1;
+    }
+    return 0;
+}
+
+static int form_body(web_t *w, csc_form_t *f)
+{
+    const char *ct = w->call->content_type;
+    memset(f, 0, sizeof(*f));
+    if (ct == NULL || w->call->content_type_len < 33 || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+        json_error(w, 400, "invalid_request", "The body must be application/x-www-form-urlencoded");
+        return -1;
+    }
+    if (csc_form_parse((const char *)w->call->body, w->call->body_len, f) != 0) {
+        json_error(w, 400, "invalid_request", "Malformed form body (a parameter is repeated or badly encoded)");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- POST /oauth2/token ---------------------------------------------------------------- */
+
+static void token_reply(web_t *w, const oauth_token_response_t *t)
+{
+    csc_buf_t b;
+    csc_buf_init(&b, 2 * STOR_AUTHZ_DETAILS_MAX + 1024);
+    csc_buf_printf(&b, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%u", t->access, t->expires_in);
+    if (t->refresh[0])
+        csc_buf_printf(&b, ",\"refresh_token\":\"%s\"", t->refresh);
+    csc_buf_printf(&b, ",\"scope\":\"%s\"", t->scope == STOR_SCOPE_CREDENTIAL ? "credential" : "service");
+    if (t->cred[0]) {
+        csc_buf_puts(&b, ",\"credentialID\":\"");
+        csc_buf_puts(&b, t->cred); /* ids are printable ASCII without quotes or backslashes (checked at creation) */
+        csc_buf_puts(&b, "\"");
+    }
+    if (t->authz_details[0]) /* validated JSON, as approved */
+        csc_buf_printf(&b, ",\"authorization_details\":%s", t->authz_details);
+    csc_buf_puts(&b, "}");
+    if (b.failed) {
+        csc_buf_free(&b);
+        json_error(w, 500, "server_error", "Response too large");
+        return;
+    }
+    w->reply->status = 200;
+    csc_buf_to_reply(&b, w->reply);
+}
+
+static void token_error(web_t *w, int rc)
+{
+    switch (rc) {
+    case OAUTH_ERR_PKCE:
+        json_error(w, 400, "invalid_grant", "code_verifier does not match the code_challenge");
+        break;
+    case OAUTH_ERR_REUSED:
+        json_error(w, 400, "invalid_grant", "The grant was already used; the tokens it issued are revoked");
+        break;
+    case OAUTH_ERR_EXPIRED:
+        json_error(w, 400, "invalid_grant", "Refresh token expired");
+        break;
+    case OAUTH_ERR_INVALID:
+    case OAUTH_ERR_DENIED:
+    case OAUTH_ERR_DISABLED:
+        json_error(w, 400, "invalid_grant", "Authorization code or refresh token is invalid, expired or not yours");
+        break;
+    case OAUTH_ERR_INVAL:
+        json_error(w, 400, "invalid_request", "Invalid parameter");
+        break;
+    default:
+        json_error(w, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+    }
+}
+
+static void token_post(web_t *w)
+{
+    csc_form_t f;
+    stor_client_t *client = calloc(1, sizeof(*client));
+    oauth_token_response_t *t = calloc(1, sizeof(*t));
+    int rc;
+
+    if (client == NULL || t == NULL) {
+        json_error(w, 503, "temporarily_unavailable", "Out of memory");
+        free(client);
+        free(t);
+        return;
+    }
+    if (form_body(w, &f) != 0)
+        goto out;
+    const char *gt = csc_form_get(&f, "grant_type");
+    if (gt == NULL) {
+        json_error(w, 400, "invalid_request", "Missing parameter grant_type");
+        goto out;
+    }
+    if (client_authn(w, &f, client) != 0)
+        goto out;
+    if (strcmp(gt, "authorization_code") == 0) {
+        const char *code = csc_form_get(&f, "code"), *ver = csc_form_get(&f, "code_verifier");
+        if ((client->grants & STOR_GRANT_AUTHORIZATION_CODE) == 0) {
+            json_error(w, 400, "unauthorized_client", "This client may not use the authorization code grant");
+            goto out;
+        }
+        if (code == NULL || ver == NULL) {
+            json_error(w, 400, "invalid_request", code == NULL ? "Missing parameter code" : "Missing parameter code_verifier");
+            goto out;
+        }
+        rc = oauth_token_from_code(w->c->oauth, client, code, csc_form_get(&f, "redirect_uri"), ver, t);
+    } else if (strcmp(gt, "refresh_token") == 0) {
+        const char *rt = csc_form_get(&f, "refresh_token");
+        if (rt == NULL)
+            rt = csc_form_get(&f, "refreshToken"); /* the spec's sample spells it so */
+        if ((client->grants & STOR_GRANT_REFRESH_TOKEN) == 0) {
+            json_error(w, 400, "unauthorized_client", "This client may not use the refresh_token grant");
+            goto out;
+        }
+        if (rt == NULL) {
+            json_error(w, 400, "invalid_request", "Missing parameter refresh_token");
+            goto out;
+        }
+        rc = oauth_token_refresh(w->c->oauth, client, rt, strlen(rt), t);
+    } else if (strcmp(gt, "client_credentials") == 0) {
+        const char *scope = csc_form_get(&f, "scope");
+        if ((client->grants & STOR_GRANT_CLIENT_CREDENTIALS) == 0) {
+            json_error(w, 400, "unauthorized_client", "This client may not use the client_credentials grant");
+            goto out;
+        }
+        if (scope != NULL && strcmp(scope, "service") != 0) {
+            json_error(w, 400, "invalid_scope", "client_credentials is for the service scope only");
+            goto out;
+        }
+        rc = oauth_token_client_credentials(w->c->oauth, client, t);
+    } else {
+        json_error(w, 400, "unsupported_grant_type", "Invalid parameter grant_type");
+        goto out;
+    }
+    if (rc == OAUTH_OK)
+        token_reply(w, t);
+    else
+        token_error(w, rc);
+out:
+    csc_form_free(&f);
+    OPENSSL_cleanse(t, sizeof(*t));
+    free(t);
+    free(client);
+}
+
+/* ---- POST /oauth2/revoke ---------------------------------------------------------------- */
+
+static void revoke_post(web_t *w)
+{
+    csc_form_t f;
+    stor_client_t *client = calloc(1, sizeof(*client));
+    if (client == NULL) {
+        json_error(w, 503, "temporarily_unavailable", "Out of memory");
+        return;
+    }
+    if (form_body(w, &f) != 0)
+        goto out;
+    if (client_authn(w, &f, client) != 0)
+        goto out;
+    const char *token = csc_form_get(&f, "token"), *hint_s = csc_form_get(&f, "token_type_hint");
+    oauth_hint_t hint = OAUTH_HINT_NONE;
+    if (token == NULL) {
+        json_error(w, 400, "invalid_request", "Missing parameter token");
+        goto out;
+    }
+    if (hint_s != NULL) {
+        if (strcmp(hint_s, "access_token") == 0)
+            hint = OAUTH_HINT_ACCESS;
+        else if (strcmp(hint_s, "refresh_token") == 0)
+            hint = OAUTH_HINT_REFRESH;
+        else {
+            json_error(w, 400, "unsupported_token_type", "Invalid parameter token_type_hint");
+            goto out;
+        }
+    }
+    int rc = oauth_token_revoke_by_client(w->c->oauth, client, token, strlen(token), hint);
+    if (rc == OAUTH_OK || rc == OAUTH_ERR_INVALID)
+        w->reply->status = 204; /* CSC sec. 8.4.5 (RFC 7009: unknown tokens are no error) */
+    else
+        json_error(w, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+out:
+    csc_form_free(&f);
+    free(client);
+}
+
+/* ---- POST /oauth2/pushed_authorize ------------------------------------------------------ */
+
+static void par_post(web_t *w)
+{
+    csc_form_t f;
+    stor_client_t *client = calloc(1, sizeof(*client));
+    oauth_authz_request_t *req = calloc(1, sizeof(*req));
+    authz_err_t e = {0};
+    const char *problem = NULL;
+    char uri[128];
+    unsigned expires_in = 0;
+
+    if (client == NULL || req == NULL) {
+        json_error(w, 503, "temporarily_unavailable", "Out of memory");
+        goto out_nofree;
+    }
+    if (form_body(w, &f) != 0)
+        goto out_nofree;
+    if (client_authn(w, &f, client) != 0)
+        goto out;
+    if (csc_form_get(&f, "request_uri") != NULL) {
+        json_error(w, 400, "invalid_request", "request_uri is not allowed in a pushed request");
+        goto out;
+    }
+    stor_client_t *check = calloc(1, sizeof(*check));
+    int crc = check != NULL ? resolve_client(w, &f, check, req, &problem) : -1;
+    free(check);
+    if (crc != 0) {
+        json_error(w, 400, "invalid_request", problem ? "Invalid parameter redirect_uri" : "Out of memory");
+        goto out;
+    }
+    if (strcmp(req->client_id, client->id) != 0) {
+        json_error(w, 400, "invalid_request", "client_id does not match the authenticated client");
+        goto out;
+    }
+    if (parse_authz(w, &f, client, req, &e) != 0) {
+        json_error(w, 400, e.error, e.desc);
+        goto out;
+    }
+    int rc = oauth_par_put(w->c->oauth, req, uri, &expires_in);
+    if (rc != OAUTH_OK) {
+        json_error(w, 503, "temporarily_unavailable", "Too many pushed requests; try again shortly");
+        goto out;
+    }
+    csc_buf_t b;
+    csc_buf_init(&b, 512);
+    csc_buf_printf(&b, "{\"request_uri\":\"%s\",\"expires_in\":%u}", uri, expires_in);
+    w->reply->status = 201;
+    csc_buf_to_reply(&b, w->reply);
+out:
+    csc_form_free(&f);
+out_nofree:
+    free(client);
+    free(req);
+}
+
+/* ---- metadata (RFC 8414) ----------------------------------------------------------------- */
+
+static void metadata(web_t *w)
+{
+    const char *base = w->c->cfg.public_url;
+    csc_buf_t b;
+    csc_buf_init(&b, 4096);
+    csc_buf_printf(&b, "{\"issuer\":\"%s\",", base);
+    csc_buf_printf(&b, "\"authorization_endpoint\":\"%s/oauth2/authorize\",", base);
+    csc_buf_printf(&b, "\"token_endpoint\":\"%s/oauth2/token\",", base);
+    csc_buf_printf(&b, "\"pushed_authorization_request_endpoint\":\"%s/oauth2/pushed_authorize\",", base);
+    csc_buf_printf(&b, "\"revocation_endpoint\":\"%s/oauth2/revoke\",", base);
+    csc_buf_puts(&b, "\"response_types_supported\":[\"code\"],"
+                     "\"response_modes_supported\":[\"query\"],"
+                     "\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
+                     "\"code_challenge_methods_supported\":[\"S256\"],"
+                     "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"client_secret_post\"],"
+                     "\"revocation_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"client_secret_post\"],"
+                     "\"scopes_supported\":[\"service\",\"credential\"],"
+                     "\"authorization_details_types_supported\":[\"credential\",\"" RAR_TYPE_URI "\"],"
+                     "\"require_pushed_authorization_requests\":false}");
+    w->reply->status = 200;
+    csc_buf_to_reply(&b, w->reply);
+}
+
+void csc_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
+{
+    web_t w = {.c = c, .call = call, .reply = reply};
+    memset(reply, 0, sizeof(*reply));
+    if (is_path(&w, WELL_KNOWN) && is_method(&w, "GET"))
+        metadata(&w);
+    else if (is_path(&w, "/oauth2/authorize") && is_method(&w, "GET"))
+        authorize_get(&w);
+    else if (is_path(&w, "/oauth2/authorize") && is_method(&w, "POST"))
+        authorize_post(&w);
+    else if (is_path(&w, "/oauth2/token") && is_method(&w, "POST"))
+        token_post(&w);
+    else if (is_path(&w, "/oauth2/revoke") && is_method(&w, "POST"))
+        revoke_post(&w);
+    else if (is_path(&w, "/oauth2/pushed_authorize") && is_method(&w, "POST"))
+        par_post(&w);
+    else if (is_path(&w, WELL_KNOWN) || is_path(&w, "/oauth2/authorize") || is_path(&w, "/oauth2/token") ||
+             is_path(&w, "/oauth2/revoke") || is_path(&w, "/oauth2/pushed_authorize"))
+        json_error(&w, 405, "invalid_request", "Method not allowed");
+    else
+        json_error(&w, 404, "invalid_request", "Unknown path");
+}

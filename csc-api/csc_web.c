@@ -1,0 +1,224 @@
+/* csc_web.c - what the browser-facing endpoints need: form/query decoding, cookies, a bounded buffer, HTML escaping. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include "csc_int.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode in place; returns the new length or -1 (bad escape, NUL byte). */
+static long url_decode(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int h, l;
+            if (i + 2 >= len || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
+                return -1;
+            c = (char)(h << 4 | l);
+            i += 2;
+        }
+        if (c == '\0')
+            return -1;
+        s[o++] = c;
+    }
+    s[o] = '\0';
+    return (long)o;
+}
+
+static int form_parse(const char *s, size_t len, csc_form_t *f)
+{
+    if (len > CSC_FORM_BYTES_MAX)
+        return -1;
+    if ((f->buf = malloc(len + 1)) == NULL)
+        return -1;
+    memcpy(f->buf, s, len);
+    f->buf[len] = '\0';
+    f->buf_len = len;
+    char *p = f->buf, *end = f->buf + len;
+    while (p < end) {
+        char *amp = memchr(p, '&', (size_t)(end - p));
+        char *stop = amp != NULL ? amp : end;
+        *stop = '\0';
+        if (stop > p) {
+            char *eq = memchr(p, '=', (size_t)(stop - p));
+            char *val = eq != NULL ? eq + 1 : stop;
+            if (eq != NULL)
+                *eq = '\0';
+            long kl = url_decode(p, strlen(p));
+            long vl = url_decode(val, strlen(val));
+            if (kl <= 0 || vl < 0 || f->n == CSC_FORM_FIELDS_MAX)
+                return -1;
+            for (size_t i = 0; i < f->n; i++)
+                if (strcmp(f->kv[i].key, p) == 0)
+                    return -1; /* a repeated parameter is malformed (RFC 6749 sec. 3.1) */
+            f->kv[f->n].key = p;
+            f->kv[f->n].value = val;
+            f->kv[f->n].value_len = (size_t)vl;
+            f->n++;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+int csc_form_parse(const char *s, size_t len, csc_form_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    if (form_parse(s, len, f) == 0)
+        return 0;
+    csc_form_free(f); /* nothing to free for the caller on failure */
+    return -1;
+}
+
+const char *csc_form_get(const csc_form_t *f, const char *key)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->kv[i].key, key) == 0)
+            return f->kv[i].value;
+    return NULL;
+}
+
+void csc_form_free(csc_form_t *f)
+{
+    if (f->buf != NULL) {
+        OPENSSL_cleanse(f->buf, f->buf_len); /* forms carry passwords, OTPs and PINs */
+        free(f->buf);
+    }
+    memset(f, 0, sizeof(*f));
+}
+
+int csc_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz)
+{
+    size_t n = strlen(name);
+    const char *p = hdr, *end = hdr + len;
+    out[0] = '\0';
+    while (p != NULL && p < end) {
+        while (p < end && (*p == ' ' || *p == ';'))
+            p++;
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi != NULL ? semi : end;
+        if ((size_t)(stop - p) > n && memcmp(p, name, n) == 0 && p[n] == '=') {
+            size_t vlen = (size_t)(stop - p) - n - 1;
+            if (vlen >= outsz)
+                return -1;
+            memcpy(out, p + n + 1, vlen);
+            out[vlen] = '\0';
+            return 0;
+        }
+        p = semi != NULL ? semi + 1 : NULL;
+    }
+    return -1;
+}
+
+/* ---- bounded buffer --------------------------------------------------------------- */
+
+void csc_buf_init(csc_buf_t *b, size_t max)
+{
+    memset(b, 0, sizeof(*b));
+    b->max = max;
+}
+
+static void buf_put(csc_buf_t *b, const char *s, size_t n)
+{
+    if (b->failed || n == 0)
+        return;
+    if (b->len + n + 1 > b->max) {
+        b->failed = 1;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void csc_buf_puts(csc_buf_t *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+void csc_buf_printf(csc_buf_t *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        b->failed = 1;
+    else
+        buf_put(b, tmp, (size_t)n);
+}
+
+void csc_buf_html(csc_buf_t *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': csc_buf_puts(b, "&lt;"); break;
+        case '>': csc_buf_puts(b, "&gt;"); break;
+        case '&': csc_buf_puts(b, "&amp;"); break;
+        case '"': csc_buf_puts(b, "&quot;"); break;
+        case '\'': csc_buf_puts(b, "&#39;"); break;
+        default: buf_put(b, s, 1);
+        }
+    }
+}
+
+void csc_buf_urlenc(csc_buf_t *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~') {
+            buf_put(b, (const char *)&c, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_put(b, e, 3);
+        }
+    }
+}
+
+void csc_buf_free(csc_buf_t *b)
+{
+    if (b->p != NULL) {
+        OPENSSL_cleanse(b->p, b->len);
+        free(b->p);
+    }
+    memset(b, 0, sizeof(*b));
+}
+
+/* Hand the buffer over to a reply body. */
+void csc_buf_to_reply(csc_buf_t *b, csc_reply_t *reply)
+{
+    reply->body = b->p;
+    reply->body_len = b->len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+}

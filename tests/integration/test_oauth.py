@@ -1,0 +1,566 @@
+"""OAuth 2.0 authorization server integration tests: every grant and error path, against the real server."""
+import base64
+import hashlib
+import html
+import json
+import os
+import re
+import secrets
+import time
+import unittest
+import urllib.parse
+
+import harness as H
+
+SVC = None
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+REDIRECT = "http://localhost:8765/callback"
+PIN = "97531864"
+CLIENTS = {}
+TOTP = {}
+POOL = ["user%d" % i for i in range(8)]
+
+
+def pick_user():
+    """A pool user whose code of the current 30 s step was not used yet (waits only when all were)."""
+    while True:
+        step = int(time.time() // 30)
+        for user in POOL:
+            if (TOTP[user], step) not in SVC.used_otps and time.time() % 30 < 28:
+                return user
+        time.sleep(max(0.2, 30 - time.time() % 30 + 0.1))
+
+
+def setUpModule():
+    global SVC
+    SVC = H.Service(BUILD, extra_config="oauth_code_ttl = 10\nrate_max = 1000\nmax_failures = 3\n")
+    # A pool of users: each TOTP code is accepted once per user, so logins rotate over users instead of
+    # waiting 30 s for the next code of one user.
+    for user in POOL + ["oscar", "olocked"]:
+        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
+        TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+    creds = [("oscar-ec", "oscar", "explicit")]
+    for user in POOL:
+        creds += [(user + "-ec", user, "explicit"), (user + "-oauth", user, "oauth2code")]
+    for cid, user, mode in creds:
+        SVC.admin("credential", "create", "--id", cid, "--user", user, "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", "--auth-mode", mode, stdin=PIN + "\n")
+    SVC.admin("credential", "create", "--id", "user7-q", "--user", "user7", "--key", "p256", "--auth", "PIN",
+              "--scal", "2", "--multisign", "5", "--qualifier", "jp_test_qes", stdin=PIN + "\n")
+    for cid, grants in (("app1", "authorization_code,refresh_token,client_credentials"),
+                        ("app2", "authorization_code,refresh_token"), ("codeonly", "authorization_code")):
+        out = SVC.admin("client", "add", cid, "--redirect", REDIRECT, "--redirect", "https://app.example/cb",
+                        "--name", "Client " + cid, "--grants", grants).stdout
+        CLIENTS[cid] = re.search(r"^client_secret (\S+)$", out, re.M).group(1)
+    SVC.start()
+
+
+def tearDownModule():
+    rc = SVC.stop()
+    assert rc == 0, SVC.server_stderr()
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def pkce():
+    verifier = b64url(secrets.token_bytes(40))
+    return verifier, b64url(hashlib.sha256(verifier.encode()).digest())
+
+
+class Browser:
+    """Just enough of a browser: one cookie, forms posted back with the page's CSRF token."""
+
+    def __init__(self):
+        self.cookie = None
+        self.csrf = None
+        self.last = None
+
+    def _store(self, r):
+        sc = r.headers.get("set-cookie")
+        if sc:
+            self.set_cookie = sc
+            name_value = sc.split(";", 1)[0]
+            self.cookie = None if name_value.endswith("=") else name_value
+        m = re.search(r'name="csrf" value="([^"]*)"', r.raw.decode(errors="replace"))
+        if m:
+            self.csrf = html.unescape(m.group(1))
+        self.last = r
+        return r
+
+    def get(self, path):
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        return self._store(SVC.request("GET", path, headers=headers))
+
+    def post(self, fields, csrf=True):
+        if csrf and self.csrf is not None and "csrf" not in fields:
+            fields = dict(fields, csrf=self.csrf)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        return self._store(SVC.request("POST", "/oauth2/authorize", urllib.parse.urlencode(fields).encode(),
+                                       headers))
+
+
+def authorize_url(client="app1", redirect=REDIRECT, challenge=None, **params):
+    q = {"response_type": "code", "client_id": client, "code_challenge": challenge or pkce()[1],
+         "code_challenge_method": "S256", "state": "st-" + secrets.token_hex(4)}
+    if redirect is not None:
+        q["redirect_uri"] = redirect
+    q.update(params)
+    q = {k: v for k, v in q.items() if v is not None}
+    return "/oauth2/authorize?" + urllib.parse.urlencode(q), q.get("state")
+
+
+def redirect_params(r):
+    assert r.status == 302, r
+    loc = r.headers["location"]
+    return loc, dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
+
+
+def token(fields, client="app1", basic=True, secret=None):
+    secret = secret or CLIENTS.get(client, "x")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if basic:
+        headers["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % (client, secret)).encode()).decode()
+    else:
+        fields = dict(fields, client_id=client, client_secret=secret)
+    return SVC.request("POST", "/oauth2/token", urllib.parse.urlencode(fields).encode(), headers)
+
+
+def login(b, user):
+    otp = H.fresh_totp(TOTP[user], SVC.used_otps)
+    return b.post({"action": "login", "username": user, "password": "password-" + user, "otp": otp})
+
+
+def code_flow(user=None, client="app1", **params):
+    """Authorize (service scope unless params say otherwise) up to the code. Returns (code, verifier, browser)."""
+    user = user or pick_user()
+    verifier, challenge = pkce()
+    b = Browser()
+    url, state = authorize_url(client=client, challenge=challenge, **params)
+    r = b.get(url)
+    assert r.status == 200, r
+    r = login(b, user)
+    if r.status == 200 and b"id=\"approve\"" in r.raw:
+        r = b.post({"action": "approve", "pin": PIN})
+    loc, q = redirect_params(r)
+    assert q.get("state") == state, loc
+    assert "code" in q, loc
+    return q["code"], verifier, b
+
+
+class Base(unittest.TestCase):
+    def assertJsonError(self, r, status, error):
+        self.assertEqual(r.status, status, r)
+        self.assertEqual(r.json["error"], error, r)
+        self.assertIsInstance(r.json.get("error_description"), str)
+
+
+class TestMetadata(Base):
+    def test_metadata(self):
+        r = SVC.request("GET", "/.well-known/oauth-authorization-server")
+        self.assertEqual(r.status, 200, r)
+        m = r.json
+        base = "https://localhost:%d" % SVC.port
+        self.assertEqual(m["issuer"], base)
+        self.assertEqual(m["authorization_endpoint"], base + "/oauth2/authorize")
+        self.assertEqual(m["pushed_authorization_request_endpoint"], base + "/oauth2/pushed_authorize")
+        self.assertEqual(m["code_challenge_methods_supported"], ["S256"])
+        self.assertIn("client_secret_basic", m["token_endpoint_auth_methods_supported"])
+        self.assertIn("https://cloudsignatureconsortium.org/2025/credential", m["authorization_details_types_supported"])
+
+    def test_info_advertises_oauth(self):
+        j = SVC.post("info", {}).json
+        self.assertIn("oauth2code", j["authType"])
+        self.assertEqual(j["oauth2Issuer"], "https://localhost:%d" % SVC.port)
+        self.assertTrue(j["supportedHashTypes"])
+
+
+class TestAuthorizeErrors(Base):
+    def test_errors_shown_not_redirected(self):
+        b = Browser()
+        for url in (authorize_url(client="nope")[0], authorize_url(redirect="https://evil.example/cb")[0],
+                    "/oauth2/authorize?client_id=app1&client_id=app2"):
+            r = b.get(url)
+            self.assertEqual(r.status, 400, r)
+            self.assertIn("text/html", r.headers["content-type"])
+            self.assertNotIn("location", r.headers)
+
+    def test_errors_redirected(self):
+        cases = [({"code_challenge": None}, "invalid_request"), ({"code_challenge_method": "plain"}, "invalid_request"),
+                 ({"response_type": "token"}, "unsupported_response_type"), ({"scope": "everything"}, "invalid_scope"),
+                 ({"scope": "credential", "authorization_details": "[]"}, "invalid_request"),
+                 ({"scope": "credential"}, "invalid_request"),
+                 ({"scope": "credential", "credentialID": "olga-ec", "numSignatures": "0"}, "invalid_request"),
+                 ({"scope": "credential", "credentialID": "olga-ec", "numSignatures": "1", "hashes": "!!"},
+                  "invalid_request")]
+        for params, error in cases:
+            with self.subTest(params=params):
+                url, state = authorize_url(**params)
+                r = Browser().get(url)
+                loc, q = redirect_params(r)
+                self.assertTrue(loc.startswith(REDIRECT + "?"), loc)
+                self.assertEqual(q["error"], error, loc)
+                self.assertEqual(q.get("state"), state)
+
+    def test_pages_are_safe(self):
+        b = Browser()
+        r = b.get(authorize_url()[0])
+        self.assertEqual(r.status, 200, r)
+        csp = r.headers.get("content-security-policy", "")
+        self.assertIn("default-src 'none'", csp)
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertEqual(r.headers.get("x-frame-options"), "DENY")
+        for attr in ("HttpOnly", "Secure", "SameSite=Strict"):
+            self.assertIn(attr, b.set_cookie)
+        page = r.raw.decode()
+        self.assertNotRegex(page, r'(src|href)="https?://')
+        self.assertIn("Client app1", page)
+
+    def test_csrf_required(self):
+        b = Browser()
+        b.get(authorize_url()[0])
+        r = b.post({"action": "login", "username": "user0", "password": "x", "otp": "123456"}, csrf=False)
+        self.assertEqual(r.status, 400, r)
+        # The session is gone: even the right token fails now.
+        r = b.post({"action": "login", "username": "user0", "password": "x", "otp": "123456"})
+        self.assertEqual(r.status, 400, r)
+
+    def test_no_cookie(self):
+        b = Browser()
+        b.get(authorize_url()[0])
+        b.cookie = None
+        r = b.post({"action": "login", "username": "user0", "password": "x", "otp": "123456"})
+        self.assertEqual(r.status, 400, r)
+
+    def test_wrong_login_stays_on_page_then_deny(self):
+        b = Browser()
+        url, state = authorize_url()
+        b.get(url)
+        r = b.post({"action": "login", "username": "user1", "password": "wrong", "otp": "000000"})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'id="error"', r.raw)
+        self.assertIn(b'value="user1"', r.raw)  # the user name is kept
+        r = b.post({"action": "deny"})
+        loc, q = redirect_params(r)
+        self.assertEqual(q["error"], "access_denied")
+        self.assertEqual(q["state"], state)
+
+    def test_user_lockout_through_the_page(self):
+        for _ in range(3):
+            b = Browser()
+            b.get(authorize_url()[0])
+            r = b.post({"action": "login", "username": "olocked", "password": "wrong", "otp": "000000"})
+            self.assertIn(b'id="error"', r.raw)
+        b = Browser()
+        b.get(authorize_url()[0])
+        r = login(b, "olocked")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b"locked", r.raw)
+
+
+class TestCodeGrant(Base):
+    def test_service_scope_refresh_rotation_and_reuse(self):
+        user = pick_user()
+        code, verifier, _ = code_flow(user)
+        r = token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                   "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        t = r.json
+        self.assertEqual(t["token_type"], "Bearer")
+        self.assertEqual(t["scope"], "service")
+        self.assertIn("refresh_token", t)
+        self.assertEqual(r.headers.get("cache-control"), "no-store")
+        lst = SVC.post("credentials/list", {}, t["access_token"])
+        self.assertEqual(sorted(lst.json["credentialIDs"]), [user + "-ec", user + "-oauth"])
+        # Rotation: a new refresh token; the old one is spent.
+        r2 = token({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]})
+        self.assertEqual(r2.status, 200, r2)
+        self.assertNotEqual(r2.json["refresh_token"], t["refresh_token"])
+        self.assertEqual(SVC.post("credentials/list", {}, r2.json["access_token"]).status, 200)
+        # Reuse of the rotated token revokes the whole grant.
+        self.assertJsonError(token({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]}), 400,
+                             "invalid_grant")
+        self.assertEqual(SVC.post("credentials/list", {}, r2.json["access_token"]).status, 401)
+        self.assertJsonError(token({"grant_type": "refresh_token", "refresh_token": r2.json["refresh_token"]}), 400,
+                             "invalid_grant")
+
+    def test_client_secret_post_and_client_errors(self):
+        code, verifier, _ = code_flow()
+        fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+        self.assertJsonError(token(fields, secret="wrong-secret"), 401, "invalid_client")
+        self.assertJsonError(SVC.request("POST", "/oauth2/token", urllib.parse.urlencode(fields).encode(),
+                                         {"Content-Type": "application/x-www-form-urlencoded"}), 401, "invalid_client")
+        self.assertJsonError(token(fields, client="app2"), 400, "invalid_grant")  # another client's code
+        r = token(fields, basic=False)
+        self.assertEqual(r.status, 200, r)
+
+    def test_pkce_mismatch(self):
+        code, verifier, _ = code_flow()
+        self.assertJsonError(token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                    "code_verifier": pkce()[0]}), 400, "invalid_grant")
+
+    def test_redirect_uri_must_match(self):
+        code, verifier, _ = code_flow()
+        self.assertJsonError(token({"grant_type": "authorization_code", "code": code,
+                                    "redirect_uri": "https://app.example/cb", "code_verifier": verifier}), 400,
+                             "invalid_grant")
+
+    def test_code_reuse_revokes(self):
+        code, verifier, _ = code_flow()
+        fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+        first = token(fields)
+        self.assertEqual(first.status, 200, first)
+        self.assertJsonError(token(fields), 400, "invalid_grant")
+        self.assertEqual(SVC.post("credentials/list", {}, first.json["access_token"]).status, 401)
+
+    def test_code_expires(self):
+        code, verifier, _ = code_flow()
+        time.sleep(11)  # oauth_code_ttl = 10 here
+        self.assertJsonError(token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                    "code_verifier": verifier}), 400, "invalid_grant")
+
+    def test_grant_type_errors(self):
+        self.assertJsonError(token({}), 400, "invalid_request")
+        self.assertJsonError(token({"grant_type": "password"}), 400, "unsupported_grant_type")
+        self.assertJsonError(token({"grant_type": "client_credentials"}, client="app2"), 400, "unauthorized_client")
+        self.assertJsonError(token({"grant_type": "authorization_code", "code": "x"}), 400, "invalid_request")
+
+    def test_client_credentials(self):
+        r = token({"grant_type": "client_credentials", "scope": "service"})
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("refresh_token", r.json)
+        r = SVC.post("credentials/list", {}, r.json["access_token"])
+        self.assertJsonError(r, 403, "insufficient_scope")
+
+
+class TestCredentialScope(Base):
+    def credential_token(self, user, kind="ec", hashes=None, num=1, **extra):
+        hashes = hashes if hashes is not None else [H.digest("oauth %s" % secrets.token_hex(4))]
+        params = {"scope": "credential", "credentialID": user + "-" + kind, "numSignatures": str(num),
+                  "hashes": ",".join(b64url(h) for h in hashes), "hashAlgorithmOID": H.SHA256}
+        params.update(extra)
+        code, verifier, b = code_flow(user, **params)
+        r = token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        return r.json, hashes
+
+    def test_credential_token_signs_once_and_only_its_digest(self):
+        user = pick_user()
+        t, hashes = self.credential_token(user)
+        self.assertEqual(t["scope"], "credential")
+        self.assertEqual(t["credentialID"], user + "-ec")
+        self.assertNotIn("refresh_token", t)
+        ct = t["access_token"]
+        body = {"credentialID": user + "-ec", "hashes": [H.b64(hashes[0])], "signAlgo": H.ECDSA_SHA256}
+        other = dict(body, hashes=[H.b64(H.digest("not approved"))])
+        r = SVC.post("signatures/signHash", other, ct)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json["error_description"], "Hash is not authorized by the SAD.")
+        r = SVC.post("signatures/signHash", body, ct)
+        self.assertEqual(r.status, 200, r)
+        pub = SVC.cert_pem(ct, user + "-ec")
+        self.assertTrue(H.verify(pub, base64.b64decode(r.json["signatures"][0]), hashes[0]))
+        self.assertEqual(SVC.post("signatures/signHash", body, ct).status, 400)  # budget spent
+
+    def test_credential_token_is_bound_to_its_credential(self):
+        user = pick_user()
+        t, hashes = self.credential_token(user)
+        ct = t["access_token"]
+        r = SVC.post("signatures/signHash", {"credentialID": user + "-oauth", "hashes": [H.b64(hashes[0])],
+                                             "signAlgo": H.ECDSA_SHA256}, ct)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(SVC.post("credentials/list", {}, ct).status, 403)
+        self.assertEqual(SVC.post("credentials/info", {"credentialID": user + "-ec"}, ct).status, 200)
+        self.assertEqual(SVC.post("credentials/info", {"credentialID": user + "-oauth"}, ct).status, 400)
+
+    def test_credential_token_as_sad_under_a_service_token(self):
+        user = pick_user()
+        t, hashes = self.credential_token(user, kind="oauth")
+        st = SVC.token(user, "password-" + user)  # a service token of the same user (auth/login)
+        r = SVC.post("signatures/signHash", {"credentialID": user + "-oauth", "SAD": t["access_token"],
+                                             "hashes": [H.b64(hashes[0])], "signAlgo": H.ECDSA_SHA256}, st)
+        self.assertEqual(r.status, 200, r)
+        # oauth2code credentials cannot be authorized through credentials/authorize.
+        r = SVC.authorize(st, user + "-oauth", hashes, pin=PIN)
+        self.assertEqual(r.status, 400, r)
+
+    def test_rar_both_types_echoed(self):
+        for rtype in ("credential", "https://cloudsignatureconsortium.org/2025/credential"):
+            with self.subTest(type=rtype):
+                h = H.digest("rar " + rtype)
+                user = pick_user()
+                rar = [{"type": rtype, "credentialID": user + "-ec", "hashAlgorithmOID": H.SHA256,
+                        "documentDigests": [{"hash": H.b64(h), "label": "Contract.pdf"}]}]
+                verifier, challenge = pkce()
+                b = Browser()
+                url, state = authorize_url(challenge=challenge, authorization_details=json.dumps(rar))
+                self.assertEqual(b.get(url).status, 200)
+                r = login(b, user)
+                self.assertIn(b"Contract.pdf", r.raw)
+                loc, q = redirect_params(b.post({"action": "approve", "pin": PIN}))
+                r = token({"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+                           "code_verifier": verifier})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json["authorization_details"][0]["credentialID"], user + "-ec")
+                r = SVC.post("signatures/signHash", {"credentialID": user + "-ec", "hashes": [H.b64(h)],
+                                                     "signAlgo": H.ECDSA_SHA256}, r.json["access_token"])
+                self.assertEqual(r.status, 200, r)
+
+    def test_signature_qualifier_lets_the_server_pick(self):
+        h = H.digest("qualifier")
+        rar = [{"type": "https://cloudsignatureconsortium.org/2025/credential", "signatureQualifier": "jp_test_qes",
+                "hashAlgorithmOID": H.SHA256, "documentDigests": [{"hash": H.b64(h), "label": "Q.pdf"}]}]
+        verifier, challenge = pkce()
+        b = Browser()
+        self.assertEqual(b.get(authorize_url(challenge=challenge, authorization_details=json.dumps(rar))[0]).status, 200)
+        r = login(b, "user7")
+        self.assertIn(b"user7-q", r.raw)  # the consent page names the credential the server picked
+        loc, q = redirect_params(b.post({"action": "approve", "pin": PIN}))
+        r = token({"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+                   "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["credentialID"], "user7-q")
+        self.assertEqual(r.json["authorization_details"][0]["credentialID"], "user7-q")
+        self.assertEqual(r.json["authorization_details"][0]["signatureQualifier"], "jp_test_qes")
+        r = SVC.post("signatures/signHash", {"credentialID": "user7-q", "hashes": [H.b64(h)],
+                                             "signAlgo": H.ECDSA_SHA256}, r.json["access_token"])
+        self.assertEqual(r.status, 200, r)
+        info = SVC.post("credentials/info", {"credentialID": "user7-q"}, SVC.token("user7", "password-user7"))
+        self.assertEqual(info.json["signatureQualifier"], "jp_test_qes")
+        # A user without such a credential is sent back with an error.
+        b = Browser()
+        b.get(authorize_url(scope="credential", signatureQualifier="jp_test_qes", numSignatures="1",
+                            hashes=b64url(h), hashAlgorithmOID=H.SHA256)[0])
+        loc, q = redirect_params(login(b, "user1"))
+        self.assertEqual(q["error"], "invalid_request")
+
+    def test_wrong_pin_and_other_users_credential(self):
+        b = Browser()
+        user = pick_user()
+        url, state = authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="1",
+                                   hashes=b64url(H.digest("pin")), hashAlgorithmOID=H.SHA256)
+        b.get(url)
+        login(b, user)
+        r = b.post({"action": "approve", "pin": "00000000"})
+        self.assertEqual(r.status, 200, r)  # the consent page again, with the error; the session stays
+        self.assertIn(b'id="error"', r.raw)
+        loc, q = redirect_params(b.post({"action": "approve", "pin": PIN}))
+        self.assertIn("code", q)
+        b = Browser()
+        url, state = authorize_url(scope="credential", credentialID="oscar-ec", numSignatures="1",
+                                   hashes=b64url(H.digest("other")), hashAlgorithmOID=H.SHA256)
+        b.get(url)
+        loc, q = redirect_params(login(b, pick_user()))
+        self.assertEqual(q["error"], "invalid_request")
+
+    def test_scal2_needs_hashes_and_multisign_bound(self):
+        b = Browser()
+        user = pick_user()
+        b.get(authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="1")[0])
+        loc, q = redirect_params(login(b, user))
+        self.assertEqual(q["error"], "invalid_request")
+        b = Browser()
+        user = pick_user()
+        b.get(authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="6",
+                            hashes=b64url(H.digest("m")), hashAlgorithmOID=H.SHA256)[0])
+        login(b, user)
+        loc, q = redirect_params(b.post({"action": "approve", "pin": PIN}))
+        self.assertEqual(q["error"], "invalid_request")
+
+
+class TestParAndRevoke(Base):
+    def par(self, fields, client="app1"):
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("%s:%s" % (client, CLIENTS[client])).encode()).decode()}
+        return SVC.request("POST", "/oauth2/pushed_authorize", urllib.parse.urlencode(fields).encode(), headers)
+
+    def test_par_single_use(self):
+        verifier, challenge = pkce()
+        r = self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT, "state": "par-1",
+                      "code_challenge": challenge, "code_challenge_method": "S256"})
+        self.assertEqual(r.status, 201, r)
+        uri = r.json["request_uri"]
+        self.assertTrue(uri.startswith("urn:ietf:params:oauth:request_uri:"))
+        self.assertGreater(r.json["expires_in"], 0)
+        path = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app1", "request_uri": uri})
+        b = Browser()
+        self.assertEqual(b.get(path).status, 200)
+        loc, q = redirect_params(login(b, pick_user()))
+        self.assertEqual(q["state"], "par-1")
+        r = token({"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+                   "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(Browser().get(path).status, 400)  # used up
+        other = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app2", "request_uri": uri})
+        self.assertEqual(Browser().get(other).status, 400)
+
+    def test_par_errors(self):
+        self.assertJsonError(self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT}), 400,
+                             "invalid_request")
+        self.assertJsonError(self.par({"response_type": "code", "client_id": "app1", "redirect_uri": "https://x/cb",
+                                       "code_challenge": pkce()[1], "code_challenge_method": "S256"}), 400,
+                             "invalid_request")
+
+    def revoke(self, tok, client="app1", hint=None):
+        fields = {"token": tok}
+        if hint:
+            fields["token_type_hint"] = hint
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("%s:%s" % (client, CLIENTS[client])).encode()).decode()}
+        return SVC.request("POST", "/oauth2/revoke", urllib.parse.urlencode(fields).encode(), headers)
+
+    def test_revoke(self):
+        code, verifier, _ = code_flow()
+        t = token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                   "code_verifier": verifier}).json
+        self.assertEqual(self.revoke(t["access_token"], client="app2").status, 204)  # not app2's: nothing happens
+        self.assertEqual(SVC.post("credentials/list", {}, t["access_token"]).status, 200)
+        self.assertEqual(self.revoke(t["access_token"], hint="access_token").status, 204)
+        self.assertEqual(SVC.post("credentials/list", {}, t["access_token"]).status, 401)
+        r2 = token({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]}).json
+        self.assertEqual(self.revoke(r2["refresh_token"], hint="refresh_token").status, 204)
+        self.assertEqual(SVC.post("credentials/list", {}, r2["access_token"]).status, 401)
+        self.assertEqual(self.revoke("unknown-token").status, 204)
+        self.assertJsonError(self.revoke(t["access_token"], hint="id_token"), 400, "unsupported_token_type")
+
+    def test_admin_client_list_and_remove(self):
+        out = SVC.admin("client", "list").stdout
+        self.assertIn("client app1", out)
+        self.assertIn(REDIRECT, out)
+        self.assertNotIn(CLIENTS["app1"], out)
+        SVC.admin("client", "add", "temp", "--redirect", REDIRECT)
+        self.assertEqual(SVC.admin("client", "remove", "temp").returncode, 0)
+        self.assertNotIn("client temp", SVC.admin("client", "list").stdout)
+        self.assertNotEqual(SVC.admin("client", "add", "bad", "--redirect", "ftp://x/cb", check=False).returncode, 0)
+
+
+class TestRateLimit(Base):
+    def test_flood_gets_429(self):
+        svc = H.Service(BUILD, extra_config="rate_max = 5\nrate_window = 60\n")
+        out = svc.admin("client", "add", "c1", "--redirect", REDIRECT).stdout
+        try:
+            svc.start()
+            global SVC
+            saved, SVC = SVC, svc
+            try:
+                statuses = []
+                for _ in range(8):
+                    b = Browser()
+                    r = b.get(authorize_url(client="c1")[0])
+                    if r.status == 200:
+                        r = b.post({"action": "login", "username": "nobody", "password": "x", "otp": "000000"})
+                    statuses.append(r.status)
+                self.assertIn(429, statuses, statuses)
+                self.assertEqual(Browser().get(authorize_url(client="c1")[0]).status, 429)
+            finally:
+                SVC = saved
+        finally:
+            self.assertEqual(svc.stop(), 0)
+        self.assertIn("client_secret", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,543 @@
+/* test_session.c - PAR, browser sessions (timeouts, bounds), the session login, and the rate limiter. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_oauth.h"
+
+#define PWL strlen(T_PW)
+
+static void with_cfg(unsigned par_ttl, unsigned idle, unsigned max, unsigned rate_window, unsigned rate_max)
+{
+    oauth_config_t cfg = {.max_failures = 3, .par_ttl = par_ttl, .session_idle = idle, .session_max = max,
+                          .rate_window = rate_window, .rate_max = rate_max};
+
+    fx_oauth(cfg);
+}
+
+/* ---- PAR ------------------------------------------------------------------------ */
+
+START_TEST(t_par_put_take)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_CREDENTIAL, "c1", 3), *got = malloc(sizeof(*got));
+    char uri[128], uri2[128];
+    unsigned exp = 0;
+
+    ck_assert_ptr_nonnull(got);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri, &exp), OAUTH_OK);
+    ck_assert_uint_eq(exp, 90);
+    ck_assert_uint_eq(strlen(uri), strlen(OAUTH_PAR_URN) + OAUTH_TOKEN_LEN);
+    ck_assert_int_eq(strncmp(uri, OAUTH_PAR_URN, strlen(OAUTH_PAR_URN)), 0);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri2, &exp), OAUTH_OK);
+    ck_assert_str_ne(uri, uri2);
+
+    /* another client cannot take it, and does not use it up */
+    ck_assert_int_eq(oauth_par_take(fx.o, "other", uri, got), OAUTH_ERR_INVALID);
+    ck_assert_str_eq(got->client_id, "");
+    memset(got, 0x5A, sizeof(*got));
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri, got), OAUTH_OK);
+    ck_assert_mem_eq(got, r, sizeof(*r));
+    /* single use */
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri, got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri2, got), OAUTH_OK);
+
+    /* malformed request_uris */
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", "urn:ietf:params:oauth:request_uri:", got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri + 4, got), OAUTH_ERR_INVALID);
+    uri[strlen(uri) - 1] = '\0';
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri, got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", NULL, got), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_par_take(fx.o, NULL, uri, got), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri, NULL), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_par_take(NULL, "app", uri, got), OAUTH_ERR_INVAL);
+    free(r);
+    free(got);
+}
+END_TEST
+
+START_TEST(t_par_inval)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    char uri[128] = "x";
+    unsigned exp = 9;
+
+    ck_assert_int_eq(oauth_par_put(NULL, r, uri, &exp), OAUTH_ERR_INVAL);
+    ck_assert_str_eq(uri, "");
+    ck_assert_uint_eq(exp, 0);
+    ck_assert_int_eq(oauth_par_put(fx.o, NULL, uri, &exp), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, NULL, &exp), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri, NULL), OAUTH_ERR_INVAL);
+    snprintf(r->client_id, sizeof(r->client_id), "a b");
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri, &exp), OAUTH_ERR_INVAL);
+    free(r);
+    r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    memset(r->state, 's', sizeof(r->state));
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri, &exp), OAUTH_ERR_INVAL);
+    free(r);
+    r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    memset(r->labels[15], 'l', sizeof(r->labels[15]));
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri, &exp), OAUTH_ERR_INVAL);
+    free(r);
+    r = mk_req("app", STOR_SCOPE_CREDENTIAL, "c1", 1);
+    r->n_digests = STOR_DIGESTS_MAX + 1;
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri, &exp), OAUTH_ERR_INVAL);
+    r->n_digests = 1;
+    r->scope = 3;
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri, &exp), OAUTH_ERR_INVAL);
+    free(r);
+}
+END_TEST
+
+START_TEST(t_par_expiry_and_bound)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0), *got = malloc(sizeof(*got));
+    char uri[4][128];
+    unsigned exp;
+
+    ck_assert_ptr_nonnull(got);
+    with_cfg(5, 0, 0, 0, 0);
+    oauth_int_set_caps(fx.o, 0, 3, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(oauth_par_put(fx.o, r, uri[i], &exp), OAUTH_OK);
+    ck_assert_uint_eq(exp, 5);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[3], &exp), OAUTH_ERR_FULL);
+    ck_assert_str_eq(uri[3], "");
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[0], got), OAUTH_OK); /* frees a place */
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[0], &exp), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 4);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[1], got), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 5); /* expired: refused; the full table is purged on the next put */
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[2], got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[1], &exp), OAUTH_OK);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[2], &exp), OAUTH_OK);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[3], &exp), OAUTH_OK);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[0], got), OAUTH_ERR_INVALID); /* purged */
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[3], got), OAUTH_OK);
+    free(r);
+    free(got);
+}
+END_TEST
+
+/* ---- sessions ---------------------------------------------------------------------- */
+
+START_TEST(t_session_new_get_end)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_CREDENTIAL, "c1", STOR_DIGESTS_MAX);
+    oauth_session_view_t *v = malloc(sizeof(*v));
+    char sid[OAUTH_TOKEN_BUFLEN], sid2[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], csrf2[OAUTH_TOKEN_BUFLEN];
+    char bad[OAUTH_TOKEN_BUFLEN];
+
+    ck_assert_ptr_nonnull(v);
+    for (uint32_t k = 0; k < STOR_DIGESTS_MAX; k++) {
+        r->digests[k][0] = (uint8_t)k;
+        r->digests[k][1] = (uint8_t)(k >> 8);
+    }
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_OK);
+    ck_assert_uint_eq(strlen(sid), OAUTH_TOKEN_LEN);
+    ck_assert_uint_eq(strlen(csrf), OAUTH_TOKEN_LEN);
+    ck_assert_str_ne(sid, csrf);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid2, csrf2), OAUTH_OK);
+    ck_assert_str_ne(sid, sid2);
+    ck_assert_str_ne(csrf, csrf2);
+    memset(v, 0x33, sizeof(*v));
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
+    ck_assert_mem_eq(&v->req, r, sizeof(*r));
+    ck_assert_str_eq(v->csrf, csrf);
+    ck_assert_str_eq(v->user, "");
+    ck_assert_int_eq(oauth_session_get(fx.o, sid2, v), OAUTH_OK);
+    ck_assert_str_eq(v->csrf, csrf2);
+
+    fresh_value(bad, (uint8_t[32]){0});
+    ck_assert_int_eq(oauth_session_get(fx.o, bad, v), OAUTH_ERR_INVALID);
+    ck_assert_str_eq(v->csrf, "");
+    ck_assert_int_eq(oauth_session_get(fx.o, "short", v), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_session_get(fx.o, NULL, v), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, NULL), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_session_get(NULL, sid, v), OAUTH_ERR_INVAL);
+
+    oauth_session_end(fx.o, sid);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid2, v), OAUTH_OK);
+    oauth_session_end(fx.o, sid);      /* unknown: nothing happens */
+    oauth_session_end(fx.o, "x");
+    oauth_session_end(fx.o, NULL);
+    oauth_session_end(NULL, sid2);
+
+    ck_assert_int_eq(oauth_session_new(NULL, r, sid, csrf), OAUTH_ERR_INVAL);
+    ck_assert_str_eq(sid, "");
+    ck_assert_str_eq(csrf, "");
+    ck_assert_int_eq(oauth_session_new(fx.o, NULL, sid, csrf), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, NULL, csrf), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, NULL), OAUTH_ERR_INVAL);
+    r->client_id[0] = '\0';
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_ERR_INVAL);
+    free(r);
+    free(v);
+}
+END_TEST
+
+START_TEST(t_session_timeouts)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    oauth_session_view_t *v = malloc(sizeof(*v));
+    char a[OAUTH_TOKEN_BUFLEN], b[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+
+    ck_assert_ptr_nonnull(v);
+    with_cfg(0, 10, 25, 0, 0);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, a, csrf), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, b, csrf), OAUTH_OK);
+    /* a is used every 9 s: the idle timer never runs out, the absolute limit does */
+    oauth_int_set_skew(fx.o, 9);
+    ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 18);
+    ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
+    /* b was left alone for 18 s: idle */
+    ck_assert_int_eq(oauth_session_get(fx.o, b, v), OAUTH_ERR_EXPIRED);
+    ck_assert_int_eq(oauth_session_get(fx.o, b, v), OAUTH_ERR_INVALID); /* gone */
+    oauth_int_set_skew(fx.o, 24);
+    ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 25);
+    ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_ERR_EXPIRED);
+    ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_ERR_INVALID);
+    free(r);
+    free(v);
+}
+END_TEST
+
+START_TEST(t_session_bound)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    char sid[4][OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    oauth_session_view_t *v = malloc(sizeof(*v));
+
+    ck_assert_ptr_nonnull(v);
+    with_cfg(0, 10, 100, 0, 0);
+    oauth_int_set_caps(fx.o, 2, 0, 0);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[0], csrf), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 5);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[1], csrf), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[2], csrf), OAUTH_ERR_FULL);
+    ck_assert_str_eq(sid[2], "");
+    ck_assert_str_eq(csrf, "");
+    oauth_session_end(fx.o, sid[1]);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[1], csrf), OAUTH_OK);
+    /* once the first has idled out, a new session takes its place */
+    oauth_int_set_skew(fx.o, 10);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[2], csrf), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[3], csrf), OAUTH_ERR_FULL);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid[0], v), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid[1], v), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid[2], v), OAUTH_OK);
+    free(r);
+    free(v);
+}
+END_TEST
+
+/* ---- login --------------------------------------------------------------------------- */
+
+static void new_session(char sid[OAUTH_TOKEN_BUFLEN])
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    char csrf[OAUTH_TOKEN_BUFLEN];
+
+    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_OK);
+    free(r);
+}
+
+static int login(const char *sid, const char *user, const char *pw, const char *otp, const char *addr)
+{
+    return oauth_session_login(fx.o, sid, user, pw, pw ? strlen(pw) : 0, otp, otp ? strlen(otp) : 0, addr);
+}
+
+static void session_user(const char *sid, const char *want)
+{
+    oauth_session_view_t *v = malloc(sizeof(*v));
+
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
+    ck_assert_str_eq(v->user, want);
+    free(v);
+}
+
+START_TEST(t_login_ok)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], otp[7];
+    stor_user_t u;
+    int64_t now = oauth_now();
+    auds_t *a;
+    const aud_t *r;
+
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    new_session(sid);
+    otp_current(otp);
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    session_user(sid, "alice");
+    u = get_user("alice");
+    ck_assert_int_ge(u.totp_last_step, now / 30 - 1);
+    ck_assert_uint_eq(u.failed_logins, 0);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_OK), 1);
+    r = audit_last(a, STOR_EV_LOGIN);
+    ck_assert_str_eq(r->rec.user, "alice");
+    ck_assert_str_eq(r->rec.client, "oauth:app@" T_ADDR);
+    ck_assert_str_eq(r->rec.detail, "oauth2 login: ok");
+    free(a);
+    assert_no_secret(T_PW);
+    assert_no_secret(sid);
+}
+END_TEST
+
+START_TEST(t_session_set_credential)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], otp[7];
+    oauth_session_view_t *v = malloc(sizeof(*v));
+
+    ck_assert_ptr_nonnull(v);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    new_session(sid);
+    /* not logged in yet: refused */
+    ck_assert_int_eq(oauth_session_set_credential(fx.o, sid, "c1", "[]"), OAUTH_ERR_INVAL);
+    otp_current(otp);
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_set_credential(fx.o, sid, "c1", "[{\"credentialID\":\"c1\"}]"), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
+    ck_assert_str_eq(v->req.cred, "c1");
+    ck_assert_str_eq(v->req.authz_details, "[{\"credentialID\":\"c1\"}]");
+    ck_assert_str_eq(v->user, "alice"); /* the rebuilt session keeps its user and CSRF token */
+    /* only once: a named credential cannot be replaced */
+    ck_assert_int_eq(oauth_session_set_credential(fx.o, sid, "c2", ""), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
+    ck_assert_str_eq(v->req.cred, "c1");
+    ck_assert_int_eq(oauth_session_set_credential(fx.o, "A123456789012345678901234567890123456789012", "c1", ""),
+                     OAUTH_ERR_INVALID);
+    free(v);
+}
+END_TEST
+
+static void expect_denied(const char *sid, const char *user, const char *pw, const char *otp, const char *why)
+{
+    auds_t *a;
+
+    ck_assert_int_eq(login(sid, user, pw, otp, T_ADDR), OAUTH_ERR_DENIED);
+    session_user(sid, "");
+    a = audit_read();
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.detail, why);
+    ck_assert_uint_eq(audit_last(a, STOR_EV_LOGIN)->rec.result, STOR_RES_DENIED);
+    free(a);
+}
+
+START_TEST(t_login_denied)
+{
+    oauth_config_t cfg = {.max_failures = 10};
+    char sid[OAUTH_TOKEN_BUFLEN], otp[7], wrong[7];
+    stor_user_t u;
+
+    fx_oauth(cfg);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    mk_user("nototp", STOR_USER_ACTIVE, 0);
+    mk_user("susp", STOR_USER_SUSPENDED, 1);
+    new_session(sid);
+    otp_current(otp);
+    memcpy(wrong, otp, sizeof(wrong));
+    wrong[5] = otp[5] == '9' ? '0' : (char)(otp[5] + 1);
+    expect_denied(sid, "alice", "wrong-password", otp, "oauth2 login: wrong password");
+    expect_denied(sid, "alice", T_PW, wrong, "oauth2 login: wrong OTP");
+    expect_denied(sid, "alice", T_PW, "12345", "oauth2 login: wrong OTP");
+    expect_denied(sid, "alice", T_PW, NULL, "oauth2 login: wrong OTP");
+    u = get_user("alice");
+    ck_assert_uint_eq(u.failed_logins, 4);
+    ck_assert_int_eq(u.locked_until, 0);
+    ck_assert_int_eq(u.totp_last_step, 0);
+    expect_denied(sid, "bob", T_PW, otp, "oauth2 login: unknown user");
+    expect_denied(sid, "", T_PW, otp, "oauth2 login: unknown user");
+    expect_denied(sid, "nototp", T_PW, otp, "oauth2 login: no TOTP");
+    expect_denied(sid, "susp", T_PW, otp, "oauth2 login: disabled");
+    ck_assert_uint_eq(get_user("susp").failed_logins, 0);
+}
+END_TEST
+
+START_TEST(t_login_replayed_otp)
+{
+    char s1[OAUTH_TOKEN_BUFLEN], s2[OAUTH_TOKEN_BUFLEN], otp[7], prev[7];
+
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    new_session(s1);
+    new_session(s2);
+    totp_at(oauth_now() - 30, prev);
+    otp_current(otp);
+    ck_assert_int_eq(login(s1, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    /* the same code again, and the code of an earlier step: both spent */
+    expect_denied(s2, "alice", T_PW, otp, "oauth2 login: replayed OTP");
+    expect_denied(s2, "alice", T_PW, prev, "oauth2 login: replayed OTP");
+    ck_assert_uint_eq(get_user("alice").failed_logins, 2);
+}
+END_TEST
+
+START_TEST(t_login_lock)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], otp[7];
+    stor_user_t u;
+    auds_t *a;
+
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    new_session(sid);
+    otp_current(otp);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(login(sid, "alice", "bad", otp, T_ADDR), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_LOCKED);
+    session_user(sid, "");
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOCKOUT, STOR_RES_DENIED), 1);
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOCKOUT)->rec.client, "oauth:app@" T_ADDR);
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.detail, "oauth2 login: locked");
+    free(a);
+    /* the lock ends: the right password and code work again */
+    u = get_user("alice");
+    u.locked_until = oauth_now() - 1;
+    put_user(&u);
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    u = get_user("alice");
+    ck_assert_int_eq(u.locked_until, 0);
+}
+END_TEST
+
+START_TEST(t_login_rate)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], otp[7];
+
+    with_cfg(0, 0, 0, 60, 3);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    mk_user("bob", STOR_USER_ACTIVE, 1);
+    new_session(sid);
+    otp_current(otp);
+    ck_assert_int_eq(login(sid, "nobody", T_PW, otp, "10.9.9.9"), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(login(sid, "nobody", T_PW, otp, "10.9.9.9"), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "10.9.9.9"), OAUTH_OK);
+    ck_assert_int_eq(login(sid, "nobody", T_PW, otp, "10.9.9.9"), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "10.9.9.9"), OAUTH_ERR_RATE);
+    /* refused up front, even with the right password: nothing reaches storage */
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, "10.9.9.9"), OAUTH_ERR_RATE);
+    session_user(sid, "");
+    ck_assert_uint_eq(get_user("alice").totp_last_step, 0);
+    /* other addresses are not affected */
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, "10.9.9.8"), OAUTH_OK);
+    /* the window ends (the TOTP code is that of the shifted clock) */
+    oauth_int_set_skew(fx.o, 60);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "10.9.9.9"), OAUTH_OK);
+    new_session(sid);
+    totp_at(oauth_now() + 60, otp);
+    ck_assert_int_eq(login(sid, "bob", T_PW, otp, "10.9.9.9"), OAUTH_OK);
+}
+END_TEST
+
+START_TEST(t_login_session_errors)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], bad[OAUTH_TOKEN_BUFLEN], otp[7];
+    uint8_t h[32];
+
+    with_cfg(0, 10, 20, 0, 0);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    new_session(sid);
+    otp_current(otp);
+    fresh_value(bad, h);
+    ck_assert_int_eq(login(bad, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(login("nope", "alice", T_PW, otp, T_ADDR), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(login(NULL, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(login(sid, NULL, T_PW, otp, T_ADDR), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", NULL, 3, otp, 6, T_ADDR), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", T_PW, PWL, NULL, 6, T_ADDR), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_session_login(NULL, sid, "alice", T_PW, PWL, otp, 6, T_ADDR), OAUTH_ERR_INVAL);
+    /* a session that timed out */
+    oauth_int_set_skew(fx.o, 10);
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_EXPIRED);
+    ck_assert_uint_eq(get_user("alice").totp_last_step, 0);
+    /* a NULL address is one address of its own */
+    oauth_int_set_skew(fx.o, 0);
+    new_session(sid);
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, NULL), OAUTH_OK);
+}
+END_TEST
+
+/* ---- the rate limiter ------------------------------------------------------------------ */
+
+START_TEST(t_rate)
+{
+    char longaddr[200];
+
+    with_cfg(0, 0, 0, 100, 2);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "a"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "a"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "a"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "a"), OAUTH_ERR_RATE);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "a"), OAUTH_ERR_RATE);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "a"), OAUTH_ERR_RATE);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "b"), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 99);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "a"), OAUTH_ERR_RATE);
+    oauth_int_set_skew(fx.o, 100); /* the window that began with the first failure is over */
+    ck_assert_int_eq(oauth_rate_check(fx.o, "a"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "a"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "a"), OAUTH_OK);
+
+    /* NULL is its own address; long addresses are cut */
+    ck_assert_int_eq(oauth_rate_hit(fx.o, NULL), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, NULL), OAUTH_ERR_RATE);
+    ck_assert_int_eq(oauth_rate_check(fx.o, ""), OAUTH_ERR_RATE);
+    memset(longaddr, 'x', sizeof(longaddr) - 1);
+    longaddr[sizeof(longaddr) - 1] = '\0';
+    ck_assert_int_eq(oauth_rate_hit(fx.o, longaddr), OAUTH_OK);
+    longaddr[100] = 'y';
+    ck_assert_int_eq(oauth_rate_hit(fx.o, longaddr), OAUTH_ERR_RATE);
+    ck_assert_int_eq(oauth_rate_hit(NULL, "a"), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_rate_check(NULL, "a"), OAUTH_ERR_INVAL);
+}
+END_TEST
+
+START_TEST(t_rate_bounded)
+{
+    with_cfg(0, 0, 0, 100, 2);
+    oauth_int_set_caps(fx.o, 0, 0, 2);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "a"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "a"), OAUTH_ERR_RATE);
+    oauth_int_set_skew(fx.o, 1);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "b"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "b"), OAUTH_ERR_RATE);
+    /* a third address evicts the oldest window (a) */
+    oauth_int_set_skew(fx.o, 2);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "c"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "c"), OAUTH_ERR_RATE);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "a"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "b"), OAUTH_ERR_RATE);
+    /* d takes the place of b, whose window is over; c keeps its count */
+    oauth_int_set_skew(fx.o, 101);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "d"), OAUTH_OK);
+    ck_assert_int_eq(oauth_rate_check(fx.o, "c"), OAUTH_ERR_RATE);
+    ck_assert_int_eq(oauth_rate_hit(fx.o, "d"), OAUTH_ERR_RATE);
+}
+END_TEST
+
+Suite *suite_session(void)
+{
+    Suite *s = suite_create("session");
+    TCase *tc = tcase_create("session");
+
+    tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
+    tcase_set_timeout(tc, T_TIMEOUT);
+    tcase_add_test(tc, t_par_put_take);
+    tcase_add_test(tc, t_par_inval);
+    tcase_add_test(tc, t_par_expiry_and_bound);
+    tcase_add_test(tc, t_session_new_get_end);
+    tcase_add_test(tc, t_session_timeouts);
+    tcase_add_test(tc, t_session_bound);
+    tcase_add_test(tc, t_login_ok);
+    tcase_add_test(tc, t_session_set_credential);
+    tcase_add_test(tc, t_login_denied);
+    tcase_add_test(tc, t_login_replayed_otp);
+    tcase_add_test(tc, t_login_lock);
+    tcase_add_test(tc, t_login_rate);
+    tcase_add_test(tc, t_login_session_errors);
+    tcase_add_test(tc, t_rate);
+    tcase_add_test(tc, t_rate_bounded);
+    suite_add_tcase(s, tc);
+    return s;
+}
