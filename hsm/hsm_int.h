@@ -58,6 +58,8 @@ struct hsm {
     CK_FUNCTION_LIST *p11;
     int own_init;                 /* we called C_Initialize successfully: C_Finalize on close */
     unsigned char label[32];      /* token label, blank padded like CK_TOKEN_INFO.label */
+    char manufacturer[33];        /* CK_INFO.manufacturerID, trimmed */
+    char description[33];         /* CK_INFO.libraryDescription, trimmed */
     CK_SLOT_ID slot;
 
     unsigned char *pin;           /* own mmap'ed page, mlock'ed if possible */

@@ -158,6 +158,15 @@ static int module_load(hsm_t *h, const char *path)
     return HSM_OK;
 }
 
+/* PKCS#11 strings are blank padded, not NUL terminated. */
+static void trim_copy(char *dst, const unsigned char *src, size_t n)
+{
+    while (n > 0 && src[n - 1] == ' ')
+        n--;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* CKF_OS_LOCKING_OK is mandatory: SoftHSM without it breaks under threads. */
 static CK_RV module_init(hsm_t *h)
 {
@@ -169,7 +178,23 @@ static CK_RV module_init(hsm_t *h)
     rv = h->p11->C_Initialize(&args);
     if (rv == CKR_OK)
         h->own_init = 1;
+    if (rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        CK_INFO info;
+        if (h->p11->C_GetInfo(&info) == CKR_OK) {
+            trim_copy(h->manufacturer, info.manufacturerID, sizeof(info.manufacturerID));
+            trim_copy(h->description, info.libraryDescription, sizeof(info.libraryDescription));
+        }
+    }
     return rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? CKR_OK : rv;
+}
+
+int hsm_module_info(const hsm_t *h, const char **manufacturer, const char **description)
+{
+    if (h == NULL)
+        return HSM_ERR_INVAL;
+    *manufacturer = h->manufacturer;
+    *description = h->description;
+    return HSM_OK;
 }
 
 static CK_RV slot_list(hsm_t *h, CK_SLOT_ID **out, CK_ULONG *n)

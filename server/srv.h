@@ -16,7 +16,8 @@ typedef struct srv_config {
     unsigned n_listen;
     char tls_cert[PATH_MAX];
     char tls_key[PATH_MAX];
-    unsigned plain_http;              /* test environment only */
+    unsigned plain_http;              /* test environment only (or allow_test_components) */
+    unsigned allow_test_components;   /* production override: SoftHSM, the demo CA, plain HTTP */
     unsigned http2;
     unsigned threads;                 /* event loops */
     unsigned workers;                 /* request worker threads */

@@ -27,7 +27,13 @@ static void usage(FILE *f)
             "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
             "                                         register an OAuth 2.0 client; prints its secret once\n"
             "  client list | client remove ID\n"
-            "  list                                   users and their credentials\n");
+            "  list                                   users and their credentials\n"
+            "  audit verify                           check the audit log's hash chain, seqs and head;\n"
+            "                                         exit 1 and one line per problem if it was tampered with\n"
+            "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]\n"
+            "              [--event login|revoke|authorize|sign|sign-result|admin|lockout]\n"
+            "                                         print matching audit records; TIME is ISO-8601 UTC\n"
+            "                                         (2026-11-25T10:00:00Z) or unix seconds, both inclusive\n");
 }
 
 /* A secret from a file or standard input: first line, without its newline. */
@@ -258,6 +264,57 @@ out:
     return rc;
 }
 
+static int cmd_audit(stor_env_t *stor, int argc, char **argv)
+{
+    csc_audit_filter_t f = {0};
+    unsigned long problems = 0;
+    int64_t ms;
+
+    if (argc == 1 && strcmp(argv[0], "verify") == 0)
+        return csc_audit_verify(stor, stdout, &problems) == 0 && problems == 0 ? 0 : 1;
+    if (argc < 1 || strcmp(argv[0], "query") != 0)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(o, "--json") == 0) {
+            f.json = 1;
+            continue;
+        }
+        if (v == NULL)
+            goto bad;
+        i++;
+        if (strcmp(o, "--user") == 0) {
+            f.user = v;
+        } else if (strcmp(o, "--credential") == 0) {
+            f.cred = v;
+        } else if (strcmp(o, "--event") == 0) {
+            if (csc_audit_parse_event(v, &f.event) != 0) {
+                fprintf(stderr, "csc-admin: unknown event %s\n", v);
+                return 2;
+            }
+        } else if (strcmp(o, "--since") == 0 || strcmp(o, "--until") == 0) {
+            if (csc_audit_parse_time(v, &ms) != 0) {
+                fprintf(stderr, "csc-admin: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix seconds\n",
+                        v);
+                return 2;
+            }
+            if (o[2] == 's') {
+                f.has_since = 1;
+                f.since_ms = ms;
+            } else {
+                f.has_until = 1;
+                f.until_ms = ms + 999; /* the whole second named is included */
+            }
+        } else {
+            goto bad;
+        }
+    }
+    return csc_audit_query(stor, &f, stdout, NULL) == 0 ? 0 : 1;
+bad:
+    usage(stderr);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -330,6 +387,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "csc-admin: %s\n", err);
     } else if (strcmp(cmd, "client") == 0 && argc >= 2) {
         rc = cmd_client(&m, argv[1], argc - 2, argv + 2, &a);
+    } else if (strcmp(cmd, "audit") == 0 && argc >= 2) {
+        rc = cmd_audit(m.stor, argc - 1, argv + 1);
     } else if (strcmp(cmd, "list") == 0 && argc == 1) {
         rc = csc_admin_list(&a, stdout) == 0 ? 0 : 1;
     } else {

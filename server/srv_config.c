@@ -34,6 +34,7 @@ static const row_t rows[] = {
     {"tls_cert", T_PATH, O(tls_cert), S(tls_cert), 0, 0, ""},
     {"tls_key", T_PATH, O(tls_key), S(tls_key), 0, 0, ""},
     {"plain_http", T_BOOL, O(plain_http), 0, 0, 1, "no"},
+    {"allow_test_components", T_BOOL, O(allow_test_components), 0, 0, 1, "no"},
     {"http2", T_BOOL, O(http2), 0, 0, 1, "no"},
     {"threads", T_UINT, O(threads), 0, 1, 64, "1"},
     {"workers", T_UINT, O(workers), 0, 1, 1024, "16"},
@@ -189,8 +190,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
             return fail(c, "missing required key %s", rows[i].key);
     if (cfg->n_listen == 0)
         return fail(c, "missing required key listen");
-    if (cfg->plain_http && cfg->environment != CSC_ENV_TEST)
-        return fail(c, "plain_http: allowed only with environment = test");
+    if (cfg->plain_http && cfg->environment != CSC_ENV_TEST && !cfg->allow_test_components)
+        return fail(c, "plain_http: refused in production (allowed with environment = test, or allow_test_components = yes)");
     if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))
         return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
     if (cfg->max_body > 16u << 20)
@@ -204,7 +205,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         else
             snprintf(cfg->public_url, sizeof(cfg->public_url), "%s://%s", cfg->plain_http ? "http" : "https", l);
     } else if (strncmp(cfg->public_url, "https://", 8) != 0 &&
-               !(cfg->environment == CSC_ENV_TEST && strncmp(cfg->public_url, "http://", 7) == 0)) {
+               !((cfg->environment == CSC_ENV_TEST || cfg->allow_test_components) &&
+                 strncmp(cfg->public_url, "http://", 7) == 0)) {
         return fail(c, "public_url: must start with https:// (http:// only in the test environment)");
     }
     size_t n = strlen(cfg->public_url);

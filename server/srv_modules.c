@@ -4,8 +4,53 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <strings.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include "srv.h"
+
+/* The demo CA made by scripts/provision has O=CSC Demo in its subject. */
+static int is_demo_ca(const char *file)
+{
+    char o[64] = "";
+    FILE *f = file[0] ? fopen(file, "r") : NULL;
+    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL)
+        fclose(f);
+    if (x != NULL)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_organizationName, o, sizeof(o));
+    X509_free(x);
+    return strcmp(o, "CSC Demo") == 0;
+}
+
+/*
+ * J13 (and J5): production refuses the test components unless allow_test_components says otherwise: the
+ * SoftHSM module (by its own CK_INFO), and the demo CA. Plain HTTP is refused in srv_config.c.
+ */
+static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
+{
+    if (cfg->environment != CSC_ENV_PRODUCTION)
+        return 0;
+    if (cfg->allow_test_components) {
+        fprintf(stderr, "WARNING: production environment with test components allowed (allow_test_components = yes)\n");
+        return 0;
+    }
+    const char *manuf = "", *desc = "";
+    if (m->hsm != NULL && hsm_module_info(m->hsm, &manuf, &desc) == HSM_OK &&
+        (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL)) {
+        fprintf(stderr, "%s: pkcs11_module: SoftHSM (\"%s\") is for tests and the embedded demo, not for production "
+                        "(a certified HSM's module is required; allow_test_components = yes overrides)\n",
+                cfg->file, manuf);
+        return -1;
+    }
+    if (is_demo_ca(cfg->ca_cert)) {
+        fprintf(stderr, "%s: ca_cert: the demo CA is refused in production (allow_test_components = yes overrides)\n",
+                cfg->file);
+        return -1;
+    }
+    return 0;
+}
 
 /* The token PIN comes from a file readable by the service only; it is wiped once the HSM has its copy. */
 static int read_pin(const char *path, char *pin, size_t sz)
@@ -76,6 +121,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             goto fail;
         }
     }
+    if (production_checks(cfg, m) != 0)
+        goto fail;
     if (need & SRV_NEED_CSC) {
         csc_config_t cc = {
             .name = cfg->info_name,

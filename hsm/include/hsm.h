@@ -82,6 +82,13 @@ int hsm_open(const hsm_config_t *cfg, hsm_t **out);
  */
 void hsm_close(hsm_t *h);
 
+/**
+ * The module's CK_INFO manufacturerID and libraryDescription (blank padding
+ * removed), e.g. "SoftHSM" / "Implementation of PKCS11": lets the server refuse
+ * a test module in production (J5, J13). The strings live as long as h.
+ */
+int hsm_module_info(const hsm_t *h, const char **manufacturer, const char **description);
+
 /** Number of sessions in the pool (the useful signing concurrency); 0 for NULL. */
 unsigned hsm_sessions(const hsm_t *h);
 

@@ -656,6 +656,39 @@ class TestLogs(Base):
         self.assertRegex(log, r'"POST /csc/v2/info" HTTP/1\.1 200 \d+')
 
 
+class TestEnvironment(Base):
+    """J13: production refuses SoftHSM and the demo CA unless allow_test_components is set."""
+
+    def test_production_refuses_test_components(self):
+        svc = H.Service(BUILD)
+        with open(svc.conf) as f:
+            conf = f.read().replace("environment = test", "environment = production")
+        with open(svc.conf, "w") as f:
+            f.write(conf)
+        server = os.path.join(svc.build, "server", "csc-server")
+        r = subprocess.run([server, "-c", svc.conf], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("SoftHSM", r.stderr)
+        self.assertIn("allow_test_components", r.stderr)
+        # The admin tool refuses them too: SoftHSM where it needs the HSM, the demo CA everywhere.
+        out = svc.admin("credential", "create", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth", "PIN",
+                        stdin="12345678\n", check=False)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("SoftHSM", out.stderr)
+        out = svc.admin("user", "add", "prod-user", stdin="password-prod\n", check=False)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("demo CA", out.stderr)
+        with open(svc.conf, "a") as f:
+            f.write("allow_test_components = yes\n")
+        svc.start()
+        try:
+            info = svc.post("info", {}).json
+            self.assertIn("production environment", info["description"])
+            self.assertIn("test components allowed", svc.server_stderr())
+        finally:
+            self.assertEqual(svc.stop(), 0)
+
+
 class TestZRecovery(Base):
     """Runs last: disturbs the shared service (token loss, a hard crash) and checks it recovers."""
 

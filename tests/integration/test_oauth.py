@@ -33,7 +33,8 @@ def pick_user():
 
 def setUpModule():
     global SVC
-    SVC = H.Service(BUILD, extra_config="oauth_code_ttl = 10\nrate_max = 1000\nmax_failures = 3\n")
+    SVC = H.Service(BUILD, extra_config="oauth_code_ttl = 10\nrate_max = 1000\nmax_failures = 3\n"
+                                         "credential_token_ttl = 10\n")
     # A pool of users: each TOTP code is accepted once per user, so logins rotate over users instead of
     # waiting 30 s for the next code of one user.
     for user in POOL + ["oscar", "olocked"]:
@@ -364,6 +365,15 @@ class TestCredentialScope(Base):
         pub = SVC.cert_pem(ct, user + "-ec")
         self.assertTrue(H.verify(pub, base64.b64decode(r.json["signatures"][0]), hashes[0]))
         self.assertEqual(SVC.post("signatures/signHash", body, ct).status, 400)  # budget spent
+
+    def test_credential_token_expires(self):
+        user = pick_user()
+        t, hashes = self.credential_token(user)
+        self.assertLessEqual(t["expires_in"], 10)
+        time.sleep(11)  # credential_token_ttl = 10 here
+        r = SVC.post("signatures/signHash", {"credentialID": user + "-ec", "hashes": [H.b64(hashes[0])],
+                                             "signAlgo": H.ECDSA_SHA256}, t["access_token"])
+        self.assertJsonError(r, 401, "expired_token")
 
     def test_credential_token_is_bound_to_its_credential(self):
         user = pick_user()

@@ -116,6 +116,13 @@ START_TEST(t_environment_rules)
           "pkcs11_token = t\npkcs11_pin_file = p\nlmdb_path = d\n", f);
     fclose(f);
     ck_assert_int_eq(srv_config_load(file, &cfg), -1);
+    /* production may serve plain HTTP only with the explicit override */
+    f = fopen(file, "w");
+    fputs("listen = 127.0.0.1:1\nplain_http = yes\nenvironment = production\npkcs11_module = m\n"
+          "pkcs11_token = t\npkcs11_pin_file = p\nlmdb_path = d\nallow_test_components = yes\n", f);
+    fclose(f);
+    ck_assert_int_eq(srv_config_load(file, &cfg), 0);
+    ck_assert_uint_eq(cfg.allow_test_components, 1);
     /* plain HTTP in test is fine, no TLS files needed */
     ck_assert_int_eq(load("plain_http = yes\n", &cfg, msg, sizeof(msg)), 0);
     ck_assert_uint_eq(cfg.plain_http, 1);
