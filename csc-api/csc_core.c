@@ -30,7 +30,7 @@ static const route_t routes[] = {
     /* Defined by CSC v2, not offered by this server (not in info.methods). */
     {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY},
     {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY},
-    {"credentials/extendTransaction", NULL, AUTHZ_BEARER, TOK_ANY},
+    {"credentials/extendTransaction", csc_m_extend, AUTHZ_BEARER, TOK_USER},
     {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY},
     {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY},
     {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY},

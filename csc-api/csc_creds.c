@@ -437,3 +437,76 @@ out:
     free(cred);
     return rc;
 }
+
+/* ---- credentials/extendTransaction (sec. 11.9) ------------------------------------ */
+
+int csc_m_extend(csc_req_t *r)
+{
+    const char *id, *sad, *s;
+    stor_cred_t *cred = NULL;
+    csc_hashes_t hs = {0};
+    int rc = -1;
+
+    if (csc_req_string(r, "credentialID", &id, STOR_NAME_MAX * 4,
+                       "Missing (or invalid type) string parameter credentialID") < 0)
+        return -1;
+    if (csc_req_string(r, "SAD", &sad, 512, "Missing (or invalid type) string parameter SAD") < 0)
+        return -1;
+    if (csc_get_string(r, "clientData", &s, 4096) < 0)
+        return csc_bad(r, "Invalid parameter clientData");
+    if ((cred = malloc(sizeof(*cred))) == NULL)
+        return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+    if (csc_load_cred(r, id, cred) != 0)
+        goto out;
+    if (cred->status != STOR_CRED_ENABLED) {
+        csc_bad(r, "The credential identified by credentialID is disabled");
+        goto out;
+    }
+    if (csc_parse_hashes(r, &hs, NULL) != 0)
+        goto out;
+    if (hs.n == 0 && cred->scal == 2) {
+        csc_bad(r, "Missing (or invalid type) array parameter hashes");
+        goto out;
+    }
+    oauth_sad_request_t req = {
+        .user = r->principal.user,
+        .cred = cred->id,
+        .hash_alg = hs.n > 0 ? hs.alg->oid : NULL,
+        .digests = (const uint8_t *const *)hs.ptrs,
+        .digest_len = hs.n > 0 ? hs.alg->len : 0,
+        .n_digests = hs.n,
+        .client = r->call->client,
+    };
+    char fresh[OAUTH_TOKEN_BUFLEN];
+    unsigned expires_in = 0;
+    switch (oauth_sad_extend(r->csc->oauth, sad, strlen(sad), &req, fresh, &expires_in)) {
+    case OAUTH_OK:
+        break;
+    case OAUTH_ERR_EXPIRED:
+        csc_bad(r, "SAD expired");
+        goto out;
+    case OAUTH_ERR_EXHAUSTED:
+        csc_bad(r, "The SAD does not authorize any more signatures");
+        goto out;
+    case OAUTH_ERR_INVALID:
+    case OAUTH_ERR_MISMATCH:
+    case OAUTH_ERR_INVAL:
+        csc_bad(r, "Invalid parameter SAD");
+        goto out;
+    default:
+        csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        goto out;
+    }
+    yajl_gen_map_open(r->gen);
+    csc_gen_kv(r->gen, "SAD", fresh);
+    csc_gen_kint(r->gen, "expiresIn", expires_in);
+    yajl_gen_map_close(r->gen);
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    rc = 0;
+out:
+    csc_hashes_free(&hs);
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    return rc;
+}

@@ -6,7 +6,7 @@
 
 static const char *const methods[] = {
     "auth/login",       "auth/revoke",           "credentials/list",
-    "credentials/info", "credentials/authorize", "signatures/signHash",
+    "credentials/info", "credentials/authorize", "credentials/extendTransaction", "signatures/signHash",
 };
 
 int csc_info_build(csc_t *c)

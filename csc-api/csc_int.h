@@ -149,6 +149,7 @@ int csc_m_revoke(csc_req_t *r);
 int csc_m_cred_list(csc_req_t *r);
 int csc_m_cred_info(csc_req_t *r);
 int csc_m_authorize(csc_req_t *r);
+int csc_m_extend(csc_req_t *r);
 int csc_m_sign_hash(csc_req_t *r);
 
 /* ---- web helpers (csc_web.c) ------------------------------------------------------ */

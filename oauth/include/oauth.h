@@ -237,6 +237,18 @@ typedef struct oauth_sad_request {
 int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, char sad[OAUTH_TOKEN_BUFLEN],
                     unsigned *expires_in);
 
+/**
+ * credentials/extendTransaction: replace an unexpired SAD that still has budget
+ * with a new one (same user and credential, the remaining budget, a fresh
+ * sad_ttl), bound to req's digests if it has any, else to the old SAD's. The
+ * old SAD stops working in the same transaction. req->num_signatures is
+ * ignored. Audited (STOR_EV_AUTHORIZE, detail "extendTransaction").
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown or malformed), OAUTH_ERR_EXPIRED, OAUTH_ERR_MISMATCH,
+ *         OAUTH_ERR_EXHAUSTED, OAUTH_ERR_INVAL, OAUTH_ERR_STORAGE
+ */
+int oauth_sad_extend(oauth_t *o, const char *old, size_t len, const oauth_sad_request_t *req,
+                     char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
+
 /** What a signing request asks of a SAD. */
 typedef struct oauth_sign_use {
     const char *user;

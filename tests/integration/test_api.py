@@ -79,7 +79,7 @@ class TestInfo(Base):
         self.assertIn("test environment", j["description"])
         self.assertIn("basic", j["authType"])
         for m in ("auth/login", "auth/revoke", "credentials/list", "credentials/info", "credentials/authorize",
-                  "signatures/signHash"):
+                  "credentials/extendTransaction", "signatures/signHash"):
             self.assertIn(m, j["methods"])
         for a in (H.RSA_SHA256, H.RSA_PSS, H.RSA_ENC, H.ECDSA_SHA256):
             self.assertIn(a, j["signAlgorithms"]["algos"])
@@ -609,6 +609,58 @@ class TestSignHash(Base):
         time.sleep(11)  # sad_ttl = 10 in this service's configuration
         self.assertError(self.sign(self.t, "demo-ec", sad, [h], H.ECDSA_SHA256), 400, "invalid_request",
                          "SAD expired")
+        # An expired SAD cannot be extended either.
+        r = SVC.post("credentials/extendTransaction", {"credentialID": "demo-ec", "SAD": sad, "hashes": [H.b64(h)],
+                                                       "hashAlgorithmOID": H.SHA256}, self.t)
+        self.assertError(r, 400, "invalid_request", "SAD expired")
+
+    def extend(self, token, cred, sad, hashes=None):
+        body = {"credentialID": cred, "SAD": sad}
+        if hashes is not None:
+            body["hashes"] = [H.b64(x) for x in hashes]
+            body["hashAlgorithmOID"] = H.SHA256
+        return SVC.post("credentials/extendTransaction", body, token)
+
+    def test_extend_transaction(self):
+        a, b, c = H.digest("ext a"), H.digest("ext b"), H.digest("ext c")
+        sad1 = self.sad_ec([a, b, c], num=3)
+        self.assertEqual(self.sign(self.t, "demo-ec", sad1, [a], H.ECDSA_SHA256).status, 200)
+        r = self.extend(self.t, "demo-ec", sad1, [b, c])
+        self.assertEqual(r.status, 200, r)
+        sad2 = r.json["SAD"]
+        self.assertNotEqual(sad2, sad1)
+        self.assertGreater(r.json["expiresIn"], 0)
+        # The old SAD stopped working; the new one carries the rest of the budget and only the new digests.
+        self.assertError(self.sign(self.t, "demo-ec", sad1, [b], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Invalid parameter SAD")
+        self.assertError(self.sign(self.t, "demo-ec", sad2, [a], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Hash is not authorized by the SAD.")
+        r = self.sign(self.t, "demo-ec", sad2, [c, b], H.ECDSA_SHA256)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(H.verify(self.ec_pub, base64.b64decode(r.json["signatures"][0]), c))
+        self.assertError(self.extend(self.t, "demo-ec", sad2, [a]), 400, "invalid_request")  # used up
+
+    def test_extend_errors(self):
+        a = H.digest("ext err")
+        sad = self.sad_ec([a], num=2)
+        self.assertError(self.extend(self.t, "demo-ec", sad), 400, "invalid_request",
+                         "Missing (or invalid type) array parameter hashes")  # SCAL 2 needs the new digests
+        self.assertError(SVC.post("credentials/extendTransaction", {"credentialID": "demo-ec"}, self.t), 400,
+                         "invalid_request", "Missing (or invalid type) string parameter SAD")
+        self.assertError(self.extend(self.t, "demo-rsa", sad, [a]), 400, "invalid_request", "Invalid parameter SAD")
+        self.assertError(self.extend(self.t, "demo-ec", "x" * 43, [a]), 400, "invalid_request", "Invalid parameter SAD")
+        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        self.assertError(self.extend(t2, "demo2-ec", sad, [a]), 400, "invalid_request", "Invalid parameter SAD")
+        # None of those touched the SAD.
+        self.assertEqual(self.sign(self.t, "demo-ec", sad, [a], H.ECDSA_SHA256).status, 200)
+
+    def test_extend_scal1_keeps_unbound_budget(self):
+        r = SVC.authorize(self.carol_t, "carol-scal1", [], num=2, pin=PIN_X)
+        self.assertEqual(r.status, 200, r)
+        r = self.extend(self.carol_t, "carol-scal1", r.json["SAD"])
+        self.assertEqual(r.status, 200, r)
+        h = H.digest("scal1 any")
+        self.assertEqual(self.sign(self.carol_t, "carol-scal1", r.json["SAD"], [h], H.ECDSA_SHA256).status, 200)
 
     def test_concurrent_spending_never_exceeds_the_budget(self):
         h = H.digest("race")

@@ -794,6 +794,39 @@ END_TEST
 
 /* ---- audit ---------------------------------------------------------------- */
 
+START_TEST(t_extend)
+{
+    char sad[OAUTH_TOKEN_BUFLEN], fresh[OAUTH_TOKEN_BUFLEN], other[OAUTH_TOKEN_BUFLEN];
+    uint8_t ref[16];
+    unsigned exp = 0;
+    oauth_sign_use_t u0 = use_of("alice", "c1", DP, 1), u1 = use_of("alice", "c1", DP + 1, 1);
+    oauth_sad_request_t nr = req_of("alice", "c1", 0, DP + 1, 1);
+
+    sad_for(3, 2, sad);
+    ck_assert_int_eq(consume(sad, &u0, ref), OAUTH_OK);
+    /* another user or credential: refused, nothing changes */
+    oauth_sad_request_t bad = req_of("bob", "b1", 0, DP + 1, 1);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &bad, other, &exp), OAUTH_ERR_MISMATCH);
+    ck_assert_str_eq(other, "");
+    ck_assert_int_eq(oauth_sad_extend(fx.o, "short", 5, &nr, other, &exp), OAUTH_ERR_INVALID);
+    ck_assert_uint_eq(remaining(sad), 2);
+    /* the new SAD has the rest of the budget and only the new digest; the old one is gone */
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &nr, fresh, &exp), OAUTH_OK);
+    ck_assert_uint_eq(exp, oauth_config(fx.o)->sad_ttl);
+    ck_assert_uint_eq(remaining(fresh), 2);
+    ck_assert_int_eq(consume(sad, &u1, ref), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(consume(fresh, &u0, ref), OAUTH_ERR_NOT_AUTHORIZED);
+    ck_assert_int_eq(consume(fresh, &u1, ref), OAUTH_OK);
+    ck_assert_int_eq(consume(fresh, &u1, ref), OAUTH_OK);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, fresh, strlen(fresh), &nr, other, &exp), OAUTH_ERR_EXHAUSTED);
+    /* without new digests the old binding is kept */
+    sad_for(2, 2, sad);
+    oauth_sad_request_t keep = req_of("alice", "c1", 0, NULL, 0);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &keep, fresh, &exp), OAUTH_OK);
+    ck_assert_int_eq(consume(fresh, &u0, ref), OAUTH_OK);
+}
+END_TEST
+
 START_TEST(t_audit_no_secrets)
 {
     char sad[OAUTH_TOKEN_BUFLEN], otp[7];
@@ -858,6 +891,7 @@ Suite *suite_sad(void)
     tcase_add_test(tc, t_sign_failed);
     tcase_add_test(tc, t_consume_concurrent);
     tcase_add_test(tc, t_audit_no_secrets);
+    tcase_add_test(tc, t_extend);
     suite_add_tcase(s, tc);
     return s;
 }
