@@ -12,31 +12,37 @@ enum { AUTHZ_NONE = 0, AUTHZ_BEARER = 1 };
 /* Which tokens a method takes: any bearer, a user's service token, or also a credential-scope token. */
 enum { TOK_ANY = 0, TOK_USER = 1, TOK_USER_OR_CRED = 2 };
 
+enum { V2 = 1, V1 = 2, V12 = 3 };
+
 typedef struct route {
-    const char *name;          /* method name after /csc/v2/ */
+    const char *name;          /* method name after /csc/v2/ or /csc/v1/ */
     csc_method_fn fn;          /* NULL: a CSC method this server does not implement (501) */
     int authz;
     int tokens;
+    int versions;              /* V2, V1 or both: v1.0.4.0 clients share the implementation */
 } route_t;
 
 static const route_t routes[] = {
-    {"info", csc_m_info, AUTHZ_NONE, TOK_ANY},
-    {"auth/login", csc_m_login, AUTHZ_NONE, TOK_ANY},
-    {"auth/revoke", csc_m_revoke, AUTHZ_BEARER, TOK_ANY},
-    {"credentials/list", csc_m_cred_list, AUTHZ_BEARER, TOK_USER},
-    {"credentials/info", csc_m_cred_info, AUTHZ_BEARER, TOK_USER_OR_CRED},
-    {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER, TOK_USER},
-    {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER, TOK_USER_OR_CRED},
-    /* Defined by CSC v2, not offered by this server (not in info.methods). */
-    {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY},
-    {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY},
-    {"credentials/extendTransaction", csc_m_extend, AUTHZ_BEARER, TOK_USER},
-    {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY},
-    {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY},
-    {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY},
+    {"info", csc_m_info, AUTHZ_NONE, TOK_ANY, V12},
+    {"auth/login", csc_m_login, AUTHZ_NONE, TOK_ANY, V12},
+    {"auth/revoke", csc_m_revoke, AUTHZ_BEARER, TOK_ANY, V12},
+    {"credentials/list", csc_m_cred_list, AUTHZ_BEARER, TOK_USER, V12},
+    {"credentials/info", csc_m_cred_info, AUTHZ_BEARER, TOK_USER_OR_CRED, V12},
+    {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER, TOK_USER, V12},
+    {"credentials/extendTransaction", csc_m_extend, AUTHZ_BEARER, TOK_USER, V12},
+    {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER, TOK_USER_OR_CRED, V12},
+    /* Defined by CSC, not offered by this server (not in info.methods): 501. sendOTP is v1's trigger for
+     * online OTPs; this service's OTP is an offline TOTP. */
+    {"credentials/sendOTP", NULL, AUTHZ_BEARER, TOK_ANY, V1},
+    {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY, V12},
+    {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY, V2},
 };
 
 #define API_PREFIX "/csc/v2/"
+#define API_PREFIX_V1 "/csc/v1/"
 
 int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, csc_t **out)
 {
@@ -69,6 +75,7 @@ void csc_free(csc_t *c)
     if (c == NULL)
         return;
     free(c->info_body);
+    free(c->info_v1_body);
     free(c);
 }
 
@@ -80,7 +87,7 @@ static int has_prefix(const char *path, size_t len, const char *prefix)
 
 int csc_is_api_path(const char *path, size_t len)
 {
-    return has_prefix(path, len, API_PREFIX) || csc_oauth_is_path(path, len);
+    return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len);
 }
 
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
@@ -179,14 +186,20 @@ static int authenticate(csc_req_t *r)
     }
 }
 
-static const route_t *find_route(const char *path, size_t len)
+static const route_t *find_route(const char *path, size_t len, bool *v1)
 {
-    if (!has_prefix(path, len, API_PREFIX))
+    int version;
+    if (has_prefix(path, len, API_PREFIX))
+        version = V2;
+    else if (has_prefix(path, len, API_PREFIX_V1))
+        version = V1;
+    else
         return NULL;
-    path += sizeof(API_PREFIX) - 1;
+    *v1 = version == V1;
+    path += sizeof(API_PREFIX) - 1; /* both prefixes have the same length */
     len -= sizeof(API_PREFIX) - 1;
     for (size_t i = 0; i < CSC_ARRAY_SIZE(routes); i++)
-        if (strlen(routes[i].name) == len && memcmp(routes[i].name, path, len) == 0)
+        if ((routes[i].versions & version) && strlen(routes[i].name) == len && memcmp(routes[i].name, path, len) == 0)
             return &routes[i];
     return NULL;
 }
@@ -194,7 +207,7 @@ static const route_t *find_route(const char *path, size_t len)
 static int dispatch(csc_req_t *r)
 {
     const csc_call_t *call = r->call;
-    const route_t *rt = find_route(call->path, call->path_len);
+    const route_t *rt = find_route(call->path, call->path_len, &r->v1);
 
     if (rt == NULL)
         return csc_fail(r, 404, "invalid_request", "Unknown API method");

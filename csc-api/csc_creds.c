@@ -72,6 +72,37 @@ static bool expr_names(const char *expr, const char *id)
     return false;
 }
 
+/* v1.0.4.0: authMode plus PIN and OTP objects with presence true|false|optional. */
+static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred)
+{
+    yajl_gen g = r->gen;
+    bool pin = expr_names(cred->auth_expr, "PIN"), otp = expr_names(cred->auth_expr, "OTP");
+    const char *both = strstr(cred->auth_expr, " OR ") != NULL ? "optional" : "true";
+    csc_gen_kv(g, "authMode", cred->auth_mode == STOR_AUTH_EXPLICIT ? "explicit" : "oauth2code");
+    if (cred->auth_mode != STOR_AUTH_EXPLICIT)
+        return;
+    csc_gen_str(g, "PIN");
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "presence", !pin ? "false" : otp ? both : "true");
+    if (pin) {
+        csc_gen_kv(g, "format", "N");
+        csc_gen_kv(g, "label", "PIN");
+        csc_gen_kv(g, "description", "The PIN of this credential");
+    }
+    yajl_gen_map_close(g);
+    csc_gen_str(g, "OTP");
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "presence", !otp ? "false" : pin ? both : "true");
+    if (otp) {
+        csc_gen_kv(g, "type", "offline");
+        csc_gen_kv(g, "format", "N");
+        csc_gen_kv(g, "label", "OTP");
+        csc_gen_kv(g, "description", "The 6-digit code of your authenticator app (TOTP)");
+        csc_gen_kv(g, "ID", "totp");
+    }
+    yajl_gen_map_close(g);
+}
+
 static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
 {
     yajl_gen g = r->gen;
@@ -143,7 +174,10 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
         csc_gen_kv(g, "curve", cred->key_curve);
     yajl_gen_map_close(g);
     gen_cert(r, certs, n, certificates, cert_info, csc_cred_cert_status(cred, time(NULL)));
-    gen_auth(r, cred, auth_info);
+    if (r->v1)
+        gen_auth_v1(r, cred);
+    else
+        gen_auth(r, cred, auth_info);
     csc_gen_kv(g, "SCAL", cred->scal == 2 ? "2" : "1");
     csc_gen_kint(g, "multisign", cred->multisign);
     csc_gen_kv(g, "lang", r->csc->cfg.lang);
@@ -254,6 +288,38 @@ static int list_entry(csc_req_t *r, const stor_cred_t *cred, const info_opts_t *
     return 0;
 }
 
+/* v1.0.4.0 paging: maxResults, and pageToken = the decimal offset we handed out as nextPageToken. */
+static int list_v1(csc_req_t *r, const list_ctx_t *l)
+{
+    unsigned long max = 0, off = 0;
+    const char *tok;
+    if (csc_get_uint(r, "maxResults", &max) < 0 || (csc_get_value(r, "maxResults") != NULL && max < 1))
+        return csc_bad(r, "Invalid parameter maxResults");
+    if (csc_get_string(r, "pageToken", &tok, 16) < 0)
+        return csc_bad(r, "Invalid parameter pageToken");
+    if (tok != NULL) {
+        char *end;
+        off = strtoul(tok, &end, 10);
+        if (*tok < '0' || *tok > '9' || *end != '\0' || off > l->n)
+            return csc_bad(r, "Invalid parameter pageToken");
+    }
+    size_t stop = max > 0 && off + max < l->n ? off + max : l->n;
+    yajl_gen g = r->gen;
+    yajl_gen_map_open(g);
+    csc_gen_str(g, "credentialIDs");
+    yajl_gen_array_open(g);
+    for (size_t i = off; i < stop; i++)
+        csc_gen_str(g, l->ids[i]);
+    yajl_gen_array_close(g);
+    if (stop < l->n) {
+        char next[24];
+        snprintf(next, sizeof(next), "%zu", stop);
+        csc_gen_kv(g, "nextPageToken", next);
+    }
+    yajl_gen_map_close(g);
+    return 0;
+}
+
 int csc_m_cred_list(csc_req_t *r)
 {
     info_opts_t o;
@@ -277,6 +343,10 @@ int csc_m_cred_list(csc_req_t *r)
         goto out;
     }
 
+    if (r->v1) {
+        rc = list_v1(r, &l);
+        goto out;
+    }
     /* Two passes over the same snapshot of ids: credentialIDs, then credentialInfos. */
     yajl_gen g = r->gen;
     yajl_gen_map_open(g);
@@ -412,10 +482,15 @@ int csc_m_authorize(csc_req_t *r)
     case OAUTH_OK:
         break;
     case OAUTH_ERR_DENIED:
-        csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
+        if (!r->v1)
+            csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
+        else if (f.pin == NULL && f.otp != NULL)
+            csc_fail(r, 400, "invalid_otp", "The OTP is invalid"); /* v1.0.4.0 codes */
+        else
+            csc_fail(r, 400, "invalid_pin", "The PIN is invalid");
         goto out;
     case OAUTH_ERR_LOCKED:
-        csc_bad(r, "Credential locked");
+        csc_bad(r, r->v1 ? "PIN locked" : "Credential locked");
         goto out;
     case OAUTH_ERR_INVALID:
         csc_bad(r, "Invalid parameter credentialID");

@@ -9,6 +9,8 @@ static const char *const methods[] = {
     "credentials/info", "credentials/authorize", "credentials/extendTransaction", "signatures/signHash",
 };
 
+static int info_v1_build(csc_t *c, const char *desc);
+
 int csc_info_build(csc_t *c)
 {
     const csc_config_t *cfg = &c->cfg;
@@ -96,8 +98,49 @@ int csc_info_build(csc_t *c)
         goto out;
     memcpy(c->info_body, buf, len);
     c->info_len = len;
-    rc = 0;
+    rc = info_v1_build(c, desc);
 out:
+    yajl_gen_free(g);
+    return rc;
+}
+
+/* v1.0.4.0 info: the fields a v1 client reads (digest sec. 17), v1 method names. */
+static int info_v1_build(csc_t *c, const char *desc)
+{
+    const csc_config_t *cfg = &c->cfg;
+    static const char *const v1_methods[] = {"auth/login", "auth/revoke", "credentials/list", "credentials/info",
+                                             "credentials/authorize", "credentials/extendTransaction",
+                                             "signatures/signHash"};
+    char url[600];
+    const unsigned char *buf;
+    size_t len;
+    int rc = -1;
+    yajl_gen g = csc_gen_new();
+    yajl_gen_map_open(g);
+    csc_gen_kv(g, "specs", "1.0.4.0");
+    csc_gen_kv(g, "name", cfg->name);
+    csc_gen_kv(g, "logo", cfg->logo);
+    csc_gen_kv(g, "region", cfg->region);
+    csc_gen_kv(g, "lang", cfg->lang);
+    csc_gen_kv(g, "description", desc);
+    csc_gen_str(g, "authType");
+    yajl_gen_array_open(g);
+    csc_gen_str(g, "basic");
+    csc_gen_str(g, "oauth2code");
+    yajl_gen_array_close(g);
+    snprintf(url, sizeof(url), "%s/oauth2", cfg->public_url);
+    csc_gen_kv(g, "oauth2", url);
+    csc_gen_str(g, "methods");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < CSC_ARRAY_SIZE(v1_methods); i++)
+        csc_gen_str(g, v1_methods[i]);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (c->info_v1_body = malloc(len)) != NULL) {
+        memcpy(c->info_v1_body, buf, len);
+        c->info_v1_len = len;
+        rc = 0;
+    }
     yajl_gen_free(g);
     return rc;
 }
@@ -108,7 +151,7 @@ int csc_m_info(csc_req_t *r)
     if (csc_get_string(r, "lang", &lang, 64) < 0)
         return csc_bad(r, "Invalid parameter lang");
     /* Only one language: answer in it whatever was asked (sec. 11.1). */
-    r->raw = r->csc->info_body;
-    r->raw_len = r->csc->info_len;
+    r->raw = r->v1 ? r->csc->info_v1_body : r->csc->info_body;
+    r->raw_len = r->v1 ? r->csc->info_v1_len : r->csc->info_len;
     return 0;
 }

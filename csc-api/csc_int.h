@@ -17,6 +17,8 @@ struct csc {
     oauth_t *oauth;
     char *info_body;           /* the info reply, built once */
     size_t info_len;
+    char *info_v1_body;        /* the same for /csc/v1/ (v1.0.4.0 shape) */
+    size_t info_v1_len;
 };
 
 /* ---- errors ---------------------------------------------------------------

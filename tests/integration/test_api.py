@@ -708,6 +708,89 @@ class TestLogs(Base):
         self.assertRegex(log, r'"POST /csc/v2/info" HTTP/1\.1 200 \d+')
 
 
+class TestV1(Base):
+    """CSC v1.0.4.0 clients on /csc/v1/: the request bodies pyHanko sends (digest sec. 17)."""
+
+    def v1(self, method, body, token=None, auth=None):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        if auth:
+            headers["Authorization"] = auth
+        return SVC.request("POST", "/csc/v1/" + method, json.dumps(body).encode(), headers)
+
+    def login_v1(self):
+        basic = base64.b64encode(("%s:%s" % (SVC.env["CSC_USER"], SVC.env["CSC_PASSWORD"])).encode()).decode()
+        r = self.v1("auth/login", {}, auth="Basic " + basic)
+        self.assertEqual(r.status, 200, r)
+        return r.json["access_token"]
+
+    def test_info_v1(self):
+        r = self.v1("info", {})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["specs"], "1.0.4.0")
+        self.assertIn("credentials/authorize", r.json["methods"])
+        self.assertNotIn("signAlgorithms", r.json)
+        self.assertTrue(r.json["oauth2"].endswith("/oauth2"))
+
+    def test_list_paging(self):
+        t = self.login_v1()
+        r = self.v1("credentials/list", {"maxResults": 1}, t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(len(r.json["credentialIDs"]), 1)
+        r2 = self.v1("credentials/list", {"maxResults": 1, "pageToken": r.json["nextPageToken"]}, t)
+        self.assertEqual(len(r2.json["credentialIDs"]), 1)
+        self.assertNotIn("nextPageToken", r2.json)
+        self.assertEqual(sorted(r.json["credentialIDs"] + r2.json["credentialIDs"]), ["demo-ec", "demo-rsa"])
+        self.assertError(self.v1("credentials/list", {"pageToken": "x"}, t), 400, "invalid_request")
+        self.assertError(self.v1("credentials/list", {"maxResults": 0}, t), 400, "invalid_request")
+
+    def test_info_authmode_objects(self):
+        t = self.login_v1()
+        r = self.v1("credentials/info", {"credentialID": "demo-rsa", "certificates": "chain"}, t)
+        self.assertEqual(r.status, 200, r)
+        j = r.json
+        self.assertEqual(j["authMode"], "explicit")
+        self.assertEqual(j["PIN"]["presence"], "true")
+        self.assertEqual(j["OTP"]["presence"], "true")
+        self.assertEqual(j["OTP"]["type"], "offline")
+        self.assertNotIn("auth", j)
+        self.assertEqual(len(j["cert"]["certificates"]), 2)
+        self.assertIn(H.RSA_SHA256, j["key"]["algo"])
+        r = self.v1("credentials/info", {"credentialID": "demo-ec"}, t)
+        self.assertEqual(r.json["OTP"]["presence"], "false")
+
+    def test_pyhanko_flow_and_shared_sad_rules(self):
+        t = self.login_v1()
+        h = H.digest("pyhanko v1")
+        r = self.v1("credentials/authorize", {"credentialID": "demo-ec", "numSignatures": 1, "hash": [H.b64(h)],
+                                              "PIN": SVC.env["CSC_PIN"]}, t)
+        self.assertEqual(r.status, 200, r)
+        sad = r.json["SAD"]
+        r = self.v1("signatures/signHash", {"credentialID": "demo-ec", "SAD": sad, "hashAlgo": H.SHA256,
+                                            "signAlgo": H.ECDSA_SHA256, "hash": [H.b64(h)]}, t)
+        self.assertEqual(r.status, 200, r)
+        pub = SVC.cert_pem(t, "demo-ec")
+        self.assertTrue(H.verify(pub, base64.b64decode(r.json["signatures"][0]), h))
+        # Same SAD rules underneath: the budget is spent, on either path.
+        r = SVC.post("signatures/signHash", {"credentialID": "demo-ec", "SAD": sad, "hashes": [H.b64(h)],
+                                             "signAlgo": H.ECDSA_SHA256}, t)
+        self.assertError(r, 400, "invalid_request")
+
+    def test_v1_errors(self):
+        t = self.login_v1()
+        h = H.digest("v1 errors")
+        r = self.v1("credentials/authorize", {"credentialID": "demo-ec", "numSignatures": 1, "hash": [H.b64(h)],
+                                              "PIN": "00000000" if SVC.env["CSC_PIN"] != "00000000" else "1"}, t)
+        self.assertError(r, 400, "invalid_pin")
+        r = self.v1("credentials/authorize", {"credentialID": "demo-ec", "numSignatures": 1, "hash": [H.b64(h)],
+                                              "PIN": SVC.env["CSC_PIN"]}, t)
+        sad = r.json["SAD"]
+        r = self.v1("credentials/extendTransaction", {"credentialID": "demo-ec", "SAD": sad, "hash": [H.b64(h)]}, t)
+        self.assertEqual(r.status, 200, r)
+        self.assertError(self.v1("signatures/signDoc", {}, t), 404, "invalid_request")
+
+
 class TestEnvironment(Base):
     """J13: production refuses SoftHSM and the demo CA unless allow_test_components is set."""
 

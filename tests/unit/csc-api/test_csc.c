@@ -124,7 +124,18 @@ START_TEST(t_routing)
     expect_error(call("POST", "/csc/v2/info/x", NULL, "{}"), 404, "invalid_request", NULL);
     expect_error(call("POST", "/csc/v2/signatures/signDoc", NULL, "{}"), 501, "not_implemented", NULL);
     ck_assert(csc_is_api_path("/csc/v2/info", 12));
-    ck_assert(!csc_is_api_path("/csc/v1/info", 12));
+    ck_assert(csc_is_api_path("/csc/v1/info", 12));
+    ck_assert(csc_is_api_path("/oauth2/token", 13));
+    ck_assert(!csc_is_api_path("/csc/v3/info", 12));
+    /* v1.0.4.0 surface: its own info, its own set of methods */
+    csc_reply_t r = call("POST", "/csc/v1/info", NULL, "{}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"specs\":\"1.0.4.0\""));
+    ck_assert_ptr_null(strstr(r.body, "signAlgorithms"));
+    csc_reply_free(&r);
+    expect_error(call("POST", "/csc/v1/signatures/signDoc", NULL, "{}"), 404, "invalid_request", NULL);
+    expect_error(call("POST", "/csc/v1/credentials/sendOTP", NULL, "{}"), 501, "not_implemented", NULL);
+    expect_error(call("POST", "/csc/v2/credentials/sendOTP", NULL, "{}"), 404, "invalid_request", NULL);
 }
 END_TEST
 
