@@ -6,6 +6,7 @@
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -391,6 +392,8 @@ static int set_enabled_fn(stor_txn_t *t, void *arg)
     set_enabled_t *s = arg;
     stor_cred_t *c = malloc(sizeof(*c));
     int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, s->id, c);
+    if (rc == 0 && c->status == STOR_CRED_DESTROYED)
+        rc = STOR_ERR_EXISTS; /* final: a destroyed key never comes back */
     if (rc == 0) {
         c->status = s->status;
         snprintf(s->audit.user, sizeof(s->audit.user), "%s", c->owner);
@@ -411,9 +414,244 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
     int rc = stor_write(a->stor, set_enabled_fn, &s);
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL)
         return ERR("no credential %s", id);
+    if (rc == STOR_ERR_EXISTS)
+        return ERR("credential %s is destroyed and cannot change any more", id);
     if (rc != 0)
         return ERR("storage: %s", stor_strerror(rc));
     return 0;
+}
+
+/* ---- key lifecycle (J7) ------------------------------------------------------------ */
+
+typedef struct cred_update {
+    const char *id;
+    stor_cred_t *c;            /* out: the record before the change; in (renew): the new key and certificate */
+    int op;                    /* 0 destroy, 1 renew */
+    stor_audit_t audit;
+} cred_update_t;
+
+static int cred_update_fn(stor_txn_t *t, void *arg)
+{
+    cred_update_t *u = arg;
+    stor_cred_t *cur = malloc(sizeof(*cur));
+    int rc = cur == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, u->id, cur);
+    if (rc == 0 && cur->status == STOR_CRED_DESTROYED && u->op == 1)
+        rc = STOR_ERR_EXISTS;
+    if (rc == 0) {
+        snprintf(u->audit.user, sizeof(u->audit.user), "%s", cur->owner);
+        if (u->op == 0) {
+            cur->status = STOR_CRED_DESTROYED;
+            memcpy(u->c, cur, sizeof(*cur)); /* the caller destroys the key this record names */
+            rc = stor_txn_cred_put(t, cur, 0);
+        } else {
+            stor_cred_t *old = malloc(sizeof(*old));
+            if (old == NULL) {
+                rc = STOR_ERR_NOMEM;
+            } else {
+                memcpy(old, cur, sizeof(*cur));
+                memcpy(cur->key_id, u->c->key_id, sizeof(cur->key_id));
+                cur->key_id_len = u->c->key_id_len;
+                memcpy(cur->certs, u->c->certs, u->c->certs_len);
+                cur->certs_len = u->c->certs_len;
+                cur->cert_not_before = u->c->cert_not_before;
+                cur->cert_not_after = u->c->cert_not_after;
+                cur->key_bits = u->c->key_bits;
+                rc = stor_txn_cred_put(t, cur, 0);
+                memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
+                stor_wipe(old, sizeof(*old));
+                free(old);
+            }
+        }
+    }
+    if (rc == 0)
+        rc = stor_txn_audit_append(t, &u->audit);
+    if (cur != NULL)
+        stor_wipe(cur, sizeof(*cur));
+    free(cur);
+    return rc;
+}
+
+static int destroy_key(const csc_admin_t *a, const stor_cred_t *c, char *err, size_t err_sz)
+{
+    int hrc = hsm_destroy(a->hsm, c->key_id, c->key_id_len);
+    if (hrc != HSM_OK && hrc != HSM_ERR_NOKEY)
+        return ERR("the credential is marked destroyed, but the HSM could not destroy its key yet (%s): run the "
+                   "command again", hsm_strerror(hrc));
+    return 0;
+}
+
+int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz)
+{
+    char action[160];
+    cred_update_t u = {.id = id, .op = 0};
+    int rc = -1;
+
+    if (a->hsm == NULL)
+        return ERR("destroying a key needs the HSM");
+    if ((u.c = calloc(1, sizeof(*u.c))) == NULL)
+        return ERR("out of memory");
+    snprintf(action, sizeof(action), "credential.destroy reason=%s", reason ? reason : "-");
+    admin_audit(&u.audit, a, NULL, id, action);
+    int src = stor_write(a->stor, cred_update_fn, &u);
+    if (src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL)
+        ERR("no credential %s", id);
+    else if (src != 0)
+        ERR("storage: %s", stor_strerror(src));
+    else
+        rc = destroy_key(a, u.c, err, err_sz);
+    stor_wipe(u.c, sizeof(*u.c));
+    free(u.c);
+    return rc;
+}
+
+int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t err_sz)
+{
+    stor_cred_t *cur = calloc(1, sizeof(*cur)), *fresh = calloc(1, sizeof(*fresh));
+    EVP_PKEY *pub = NULL;
+    X509 *ee = NULL;
+    int rc = -1, have_key = 0;
+    char cn[256] = "";
+    cred_update_t u = {.id = id, .op = 1, .c = fresh};
+
+    if (cur == NULL || fresh == NULL) {
+        ERR("out of memory");
+        goto out;
+    }
+    if (a->hsm == NULL || a->ca == NULL) {
+        ERR("renewal needs the HSM and the CA");
+        goto out;
+    }
+    int src = stor_cred_get(a->stor, id, cur);
+    if (src != 0 || cur->status == STOR_CRED_DESTROYED) {
+        ERR(src != 0 ? "no credential %s" : "credential %s is destroyed", id);
+        goto out;
+    }
+    /* Same kind of key, same subject name. */
+    hsm_keyspec_t spec = {.type = cur->key_type == STOR_KEY_RSA ? HSM_KEY_RSA : HSM_KEY_EC, .bits = cur->key_bits};
+    if (cur->key_type == STOR_KEY_EC)
+        spec.curve_nid = OBJ_txt2nid(cur->key_curve);
+    const unsigned char *p = cur->certs;
+    if ((ee = d2i_X509(NULL, &p, cur->certs_len)) != NULL)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(ee), NID_commonName, cn, sizeof(cn));
+    uint8_t key_id[HSM_KEYID_LEN];
+    int hrc = hsm_keygen(a->hsm, &spec, id, key_id);
+    if (hrc != HSM_OK) {
+        ERR("key generation in the HSM failed: %s", hsm_strerror(hrc));
+        goto out;
+    }
+    have_key = 1;
+    memcpy(fresh->key_id, key_id, sizeof(key_id));
+    fresh->key_id_len = sizeof(key_id);
+    fresh->key_type = cur->key_type;
+    fresh->key_bits = cur->key_bits;
+    if ((hrc = hsm_pubkey(a->hsm, key_id, sizeof(key_id), &pub)) != HSM_OK) {
+        ERR("cannot read the public key: %s", hsm_strerror(hrc));
+        goto out;
+    }
+    if (issue_cert(a->ca, pub, cn[0] ? cn : cur->owner, fresh, err, err_sz) != 0)
+        goto out;
+    admin_audit(&u.audit, a, NULL, id, "credential.renew (new key and certificate; old key destroyed)");
+    if ((src = stor_write(a->stor, cred_update_fn, &u)) != 0) {
+        ERR("storage: %s", stor_strerror(src));
+        goto out;
+    }
+    have_key = 0;              /* the record names the new key now; u.c holds the old record */
+    rc = destroy_key(a, u.c, err, err_sz);
+out:
+    if (have_key)
+        (void)hsm_destroy(a->hsm, fresh->key_id, fresh->key_id_len);
+    X509_free(ee);
+    EVP_PKEY_free(pub);
+    if (cur != NULL)
+        stor_wipe(cur, sizeof(*cur));
+    if (fresh != NULL)
+        stor_wipe(fresh, sizeof(*fresh));
+    free(cur);
+    free(fresh);
+    return rc;
+}
+
+/* ---- users ---------------------------------------------------------------------------- */
+
+typedef struct user_status {
+    const char *name;
+    uint32_t status;
+    stor_audit_t audit;
+} user_status_t;
+
+static int user_status_fn(stor_txn_t *t, void *arg)
+{
+    user_status_t *s = arg;
+    stor_user_t *u = malloc(sizeof(*u));
+    int rc = u == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, s->name, u);
+    if (rc == 0 && u->status == STOR_USER_TERMINATED)
+        rc = STOR_ERR_EXISTS; /* termination is final */
+    if (rc == 0) {
+        u->status = s->status;
+        rc = stor_txn_user_put(t, u, 0);
+    }
+    if (rc == 0)
+        rc = stor_txn_audit_append(t, &s->audit);
+    if (u != NULL)
+        stor_wipe(u, sizeof(*u));
+    free(u);
+    return rc;
+}
+
+typedef struct ids {
+    char (*id)[STOR_NAME_MAX + 1];
+    size_t n, cap;
+    const char *owner;
+} ids_t;
+
+static int collect(const stor_cred_t *c, void *arg)
+{
+    ids_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        void *p = realloc(l->id, cap * sizeof(*l->id));
+        if (p == NULL)
+            return STOR_ERR_NOMEM;
+        l->id = p;
+        l->cap = cap;
+    }
+    snprintf(l->id[l->n++], sizeof(l->id[0]), "%s", c->id);
+    return 0;
+}
+
+static int collect_fn(stor_txn_t *t, void *arg)
+{
+    ids_t *l = arg;
+    return stor_txn_cred_each(t, l->owner, collect, l);
+}
+
+int csc_admin_user_set_status(const csc_admin_t *a, const char *name, uint32_t status, char *err, size_t err_sz)
+{
+    static const char *const actions[] = {"?", "user.resume", "user.suspend", "user.terminate"};
+    user_status_t s = {.name = name, .status = status};
+    if (status < STOR_USER_ACTIVE || status > STOR_USER_TERMINATED)
+        return ERR("bad status");
+    if (status == STOR_USER_TERMINATED && a->hsm == NULL)
+        return ERR("termination destroys the user's keys and needs the HSM");
+    admin_audit(&s.audit, a, name, NULL, actions[status]);
+    int rc = stor_write(a->stor, user_status_fn, &s);
+    if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL)
+        return ERR("no user %s", name);
+    if (rc == STOR_ERR_EXISTS)
+        return ERR("user %s is terminated", name);
+    if (rc != 0)
+        return ERR("storage: %s", stor_strerror(rc));
+    if (status != STOR_USER_TERMINATED)
+        return 0;
+    /* Termination destroys every key of the user (J7). */
+    ids_t l = {.owner = name};
+    int result = 0;
+    if (stor_read(a->stor, collect_fn, &l) != 0)
+        result = ERR("storage: cannot list the user's credentials");
+    for (size_t i = 0; result == 0 && i < l.n; i++)
+        result = csc_admin_cred_destroy(a, l.id[i], "user terminated", err, err_sz);
+    free(l.id);
+    return result;
 }
 
 /* ---- listing -------------------------------------------------------------------- */
@@ -432,7 +670,7 @@ static int list_cred(const stor_cred_t *c, void *arg)
     }
     csc_certs_free(certs, n);
     fprintf(out, "  credential %s  %s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
-            c->status == STOR_CRED_ENABLED ? "enabled" : "disabled", c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
+            c->status == STOR_CRED_ENABLED ? "enabled" : c->status == STOR_CRED_DESTROYED ? "destroyed" : "disabled", c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
             (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
             (unsigned)c->multisign, subj, until);
     return 0;

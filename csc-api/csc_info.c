@@ -48,7 +48,7 @@ int csc_info_build(csc_t *c)
     char url[600];
     snprintf(url, sizeof(url), "%s", cfg->public_url);
     csc_gen_kv(g, "oauth2Issuer", url);
-    snprintf(url, sizeof(url), "%s/oauth2", cfg->public_url);
+    /* The base URI the oauth2/authorize, oauth2/token... paths are appended to (sec. 7.2, Note 21). */
     csc_gen_kv(g, "oauth2", url);
     /* v2.2 clients (EUDI) refuse an info without these; harmless for v2.0 clients (digest sec. 0). */
     csc_gen_kbool(g, "supportsRar", true);
@@ -128,7 +128,7 @@ static int info_v1_build(csc_t *c, const char *desc)
     csc_gen_str(g, "basic");
     csc_gen_str(g, "oauth2code");
     yajl_gen_array_close(g);
-    snprintf(url, sizeof(url), "%s/oauth2", cfg->public_url);
+    snprintf(url, sizeof(url), "%s", cfg->public_url);
     csc_gen_kv(g, "oauth2", url);
     csc_gen_str(g, "methods");
     yajl_gen_array_open(g);

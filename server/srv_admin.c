@@ -23,6 +23,11 @@ static void usage(FILE *f)
             "                                         key generated in the HSM, certificate from the CA;\n"
             "                                         the PIN from FILE or standard input\n"
             "  credential enable ID | credential disable ID\n"
+            "  credential revoke ID | credential destroy ID\n"
+            "                                         destroy the key in the HSM (certificate revoked / no longer\n"
+            "                                         wanted); final: the credential never signs again\n"
+            "  credential renew ID                    new key and certificate; the old key is destroyed\n"
+            "  user suspend NAME | user resume NAME | user terminate NAME (destroys all the user's keys)\n"
             "  client add ID --redirect URI [--redirect URI ...] [--name TEXT]\n"
             "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
             "                                         register an OAuth 2.0 client; prints its secret once\n"
@@ -352,8 +357,11 @@ int main(int argc, char **argv)
         return 1;
 
     const char *cmd = argv[0];
-    int need_hsm = strcmp(cmd, "init") == 0 || (strcmp(cmd, "credential") == 0 && argc > 1 &&
-                                                 strcmp(argv[1], "create") == 0);
+    int need_hsm = strcmp(cmd, "init") == 0 ||
+                   (strcmp(cmd, "credential") == 0 && argc > 1 &&
+                    (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "revoke") == 0 ||
+                     strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0)) ||
+                   (strcmp(cmd, "user") == 0 && argc > 1 && strcmp(argv[1], "terminate") == 0);
     srv_modules_t m;
     if (srv_modules_open(cfg, need_hsm ? SRV_NEED_HSM : 0, &m) != 0)
         return 1;
@@ -383,6 +391,33 @@ int main(int argc, char **argv)
         rc = csc_admin_cred_set_enabled(&a, argv[2], en, err, sizeof(err)) == 0 ? 0 : 1;
         if (rc == 0)
             printf("credential %s %s\n", argv[2], en ? "enabled" : "disabled");
+        else
+            fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "credential") == 0 && argc == 3 &&
+               (strcmp(argv[1], "revoke") == 0 || strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0)) {
+        int renew = strcmp(argv[1], "renew") == 0;
+        rc = (renew ? csc_admin_cred_renew(&a, argv[2], err, sizeof(err))
+                    : csc_admin_cred_destroy(&a, argv[2], strcmp(argv[1], "revoke") == 0 ? "certificate revoked"
+                                                                                           : "operator request",
+                                             err, sizeof(err))) == 0
+                 ? 0
+                 : 1;
+        if (rc == 0)
+            printf(renew ? "credential %s renewed: new key and certificate, old key destroyed\n"
+                         : "credential %s: key destroyed; it can never sign again\n",
+                   argv[2]);
+        else
+            fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "user") == 0 && argc == 3 &&
+               (strcmp(argv[1], "suspend") == 0 || strcmp(argv[1], "resume") == 0 ||
+                strcmp(argv[1], "terminate") == 0)) {
+        uint32_t st = strcmp(argv[1], "suspend") == 0  ? STOR_USER_SUSPENDED
+                      : strcmp(argv[1], "resume") == 0 ? STOR_USER_ACTIVE
+                                                       : STOR_USER_TERMINATED;
+        rc = csc_admin_user_set_status(&a, argv[2], st, err, sizeof(err)) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("user %s %s\n", argv[2], st == STOR_USER_SUSPENDED ? "suspended" : st == STOR_USER_ACTIVE ? "resumed"
+                                                                                   : "terminated; keys destroyed");
         else
             fprintf(stderr, "csc-admin: %s\n", err);
     } else if (strcmp(cmd, "client") == 0 && argc >= 2) {

@@ -142,11 +142,83 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *spec, cha
 /** Enable (enable = 1) or disable a credential. */
 int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz);
 
+/**
+ * Destroy a credential's key in the HSM (J7: certificate revoked, or key no longer wanted) and mark the
+ * credential destroyed: it can never sign or be enabled again. The record and its audit trail stay. The mark
+ * is written first, so no signing can start once the destruction began. reason goes to the audit record.
+ */
+int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz);
+
+/**
+ * Renew a credential: a new key pair in the HSM, a new certificate from the CA for it, the record switched to
+ * them, then the old key destroyed (J7). Audited.
+ */
+int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t err_sz);
+
+/**
+ * Suspend (status STOR_USER_SUSPENDED), resume (STOR_USER_ACTIVE) or terminate (STOR_USER_TERMINATED: final;
+ * every key of the user is destroyed as by csc_admin_cred_destroy) a user. A user who is not active can neither
+ * log in nor use a token issued before. Audited.
+ */
+int csc_admin_user_set_status(const csc_admin_t *a, const char *name, uint32_t status, char *err, size_t err_sz);
+
 /** Print the registered OAuth clients to out, one line each. */
 int csc_admin_clients_list(const csc_admin_t *a, void *out_file);
 
 /** Print users and their credentials to out, one line each. */
 int csc_admin_list(const csc_admin_t *a, void *out_file);
+
+/* ---- audit log (csc-admin audit) ----------------------------------------- */
+
+/** Which records csc_audit_query() prints; zero-initialised = all. */
+typedef struct csc_audit_filter {
+    const char *user;          /**< exact user name, NULL = any */
+    const char *cred;          /**< exact credential id, NULL = any */
+    uint32_t event;            /**< a stor_event_t, 0 = any */
+    int has_since, has_until;  /**< bounds in force */
+    int64_t since_ms;          /**< record time >= since_ms (unix milliseconds) */
+    int64_t until_ms;          /**< record time <= until_ms */
+    int json;                  /**< JSON lines instead of text lines */
+} csc_audit_filter_t;
+
+/**
+ * Check the whole audit log from its stored bytes: every record's hash recomputed from its fields and prev_hash,
+ * each prev_hash against the hash of the record before it, seqs 1, 2, 3... without gaps, and the head in meta
+ * against the last record. Prints "audit log OK: N records, head HEX" to out, or one line per problem
+ * ("record 17: altered (hash mismatch)", "record 18: chain broken (prev_hash does not match record 17)",
+ * "records 20-21 missing", "record 9: unreadable", "head mismatch: meta says seq 40 / hash HEX, log ends at 39 ...")
+ * followed by a summary line.
+ * @param[in] out a FILE * for the report
+ * @param[out] problems number of problems found (0 = intact)
+ * @return 0 when the log could be read to its end (see *problems), -1 if it could not (a message is on stderr).
+ * @note Read-only; one read transaction.
+ */
+int csc_audit_verify(stor_env_t *stor, void *out, unsigned long *problems);
+
+/**
+ * Print the audit records that match f, one per line: text ("seq time event result user= cred= client=
+ * digests= detail=") or JSON lines with digests in base64 and authz_ref/prev_hash/hash in hex. Strings are escaped:
+ * nothing printed is raw control characters. Records hold no secrets, so none are printed.
+ * @param[out] matched number of records printed (may be NULL)
+ * @return 0, or -1 if the log cannot be read (a record cannot be decoded: run verify; message on stderr).
+ */
+int csc_audit_query(stor_env_t *stor, const csc_audit_filter_t *f, void *out, uint64_t *matched);
+
+/**
+ * Parse a time for --since/--until: ISO-8601 UTC "2026-11-25T10:00:00Z" or unix seconds ("1795600000").
+ * @param[out] ms unix milliseconds (0 on error)
+ * @return 0 or -1 (not one of those forms, or out of range).
+ */
+int csc_audit_parse_time(const char *s, int64_t *ms);
+
+/**
+ * Event name (login, revoke, authorize, sign, sign-result, admin, lockout) to its stor_event_t.
+ * @return 0 or -1 (unknown name; *event = 0).
+ */
+int csc_audit_parse_event(const char *s, uint32_t *event);
+
+/** Name of a stor_event_t ("login", ...; "unknown" for any other value). Static string. */
+const char *csc_audit_event_name(uint32_t event);
 
 #ifdef __cplusplus
 }

@@ -105,7 +105,8 @@ typedef struct stor_user {
     int64_t created_at;
 } stor_user_t;
 
-typedef enum { STOR_CRED_ENABLED = 1, STOR_CRED_DISABLED = 2 } stor_cred_status_t;
+/** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final. */
+typedef enum { STOR_CRED_ENABLED = 1, STOR_CRED_DISABLED = 2, STOR_CRED_DESTROYED = 3 } stor_cred_status_t;
 typedef enum { STOR_AUTH_EXPLICIT = 1, STOR_AUTH_OAUTH2CODE = 2 } stor_auth_mode_t;
 typedef enum { STOR_KEY_RSA = 1, STOR_KEY_EC = 2 } stor_key_type_t;
 
@@ -310,6 +311,34 @@ int stor_cred_get(stor_env_t *env, const char *id, stor_cred_t *out);
  */
 typedef int (*stor_audit_each_fn)(const stor_audit_t *rec, void *arg);
 int stor_audit_each(stor_env_t *env, uint64_t from, stor_audit_each_fn fn, void *arg);
+
+/** The audit head kept in meta, as found by stor_audit_scan(). */
+typedef struct stor_audit_tip {
+    int status;        /**< 0; STOR_ERR_NOTFOUND if meta has no head; STOR_ERR_CORRUPT if it cannot be decoded */
+    uint64_t seq;      /**< last seq according to meta (0 unless status is 0) */
+    uint8_t hash[32];  /**< hash of that record according to meta */
+} stor_audit_tip_t;
+
+/** One stored audit record, judged against its own bytes (for stor_audit_scan()). */
+typedef struct stor_audit_raw {
+    uint64_t key_seq;      /**< the seq of the LMDB key (big-endian u64) */
+    int key_ok;            /**< 0 if the key is not 8 bytes long (key_seq is then 0) */
+    int status;            /**< 0, or STOR_ERR_CORRUPT if the value cannot be decoded (then rec is zero) */
+    int canonical;         /**< 1 if encoding rec again gives the stored bytes exactly */
+    stor_audit_t rec;      /**< the fields as stored, hash and prev_hash included (digests valid during the call) */
+    uint8_t computed[32];  /**< SHA-256(rec.prev_hash || canonical(rec)), recomputed from the stored fields */
+} stor_audit_raw_t;
+
+/**
+ * Walk every key of the audit table in key order, for verification: unlike stor_audit_each(), a value that
+ * cannot be decoded or a key out of place does not stop the walk; every record is handed to fn as found.
+ * @param[in] fn called for each record; a non-zero return stops the walk and is returned.
+ * @param[out] tip the head kept in meta, read in the same read transaction as the records.
+ * @return 0, fn's value, STOR_ERR_INVAL (fn or tip NULL), STOR_ERR_NOMEM, or an LMDB failure.
+ * @note Read-only; safe while a server appends (the walk sees one snapshot).
+ */
+typedef int (*stor_audit_scan_fn)(const stor_audit_raw_t *r, void *arg);
+int stor_audit_scan(stor_env_t *env, stor_audit_scan_fn fn, void *arg, stor_audit_tip_t *tip);
 
 /** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);

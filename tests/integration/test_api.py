@@ -731,7 +731,7 @@ class TestV1(Base):
         self.assertEqual(r.json["specs"], "1.0.4.0")
         self.assertIn("credentials/authorize", r.json["methods"])
         self.assertNotIn("signAlgorithms", r.json)
-        self.assertTrue(r.json["oauth2"].endswith("/oauth2"))
+        self.assertEqual(r.json["oauth2"], "https://localhost:%d" % SVC.port)  # + "/oauth2/authorize" etc.
 
     def test_list_paging(self):
         t = self.login_v1()
@@ -789,6 +789,88 @@ class TestV1(Base):
         r = self.v1("credentials/extendTransaction", {"credentialID": "demo-ec", "SAD": sad, "hash": [H.b64(h)]}, t)
         self.assertEqual(r.status, 200, r)
         self.assertError(self.v1("signatures/signDoc", {}, t), 404, "invalid_request")
+
+
+class TestLifecycle(Base):
+    """J7 and J1: revocation and renewal destroy keys; suspension and termination of users."""
+
+    def key_labels(self):
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(SVC.dir, "softhsm", "softhsm2.conf"))
+        with open(os.path.join(SVC.dir, "secrets", "token.pin")) as f:
+            pin = f.read().strip()
+        out = subprocess.run(["pkcs11-tool", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token-label",
+                              "csc-demo", "--login", "--pin", pin, "--list-objects", "--type", "privkey"],
+                             capture_output=True, text=True, env=env, check=True).stdout
+        return re.findall(r"label:\s+(\S+)", out)
+
+    def make(self, user, cid):
+        SVC.admin("credential", "create", "--id", cid, "--user", user, "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
+
+    def sad(self, t, cid, hashes):
+        r = SVC.authorize(t, cid, hashes, pin=PIN_X)
+        self.assertEqual(r.status, 200, r)
+        return r.json["SAD"]
+
+    def sign(self, t, cid, sad, h):
+        return SVC.post("signatures/signHash", {"credentialID": cid, "SAD": sad, "hashes": [H.b64(h)],
+                                                "signAlgo": H.ECDSA_SHA256}, t)
+
+    def test_revoke_destroys_the_key(self):
+        SVC.admin("user", "add", "dora", stdin="password-dora\n")
+        self.make("dora", "dora-1")
+        t = SVC.token("dora", "password-dora")
+        h = H.digest("before revocation")
+        sad = self.sad(t, "dora-1", [h])
+        self.assertIn("dora-1", self.key_labels())
+        out = SVC.admin("credential", "revoke", "dora-1")
+        self.assertIn("can never sign again", out.stdout)
+        self.assertNotIn("dora-1", self.key_labels())
+        self.assertError(self.sign(t, "dora-1", sad, h), 400, "invalid_request",
+                         "The credential identified by credentialID is disabled")
+        self.assertEqual(SVC.post("credentials/info", {"credentialID": "dora-1"}, t).json["key"]["status"], "disabled")
+        self.assertNotEqual(SVC.admin("credential", "enable", "dora-1", check=False).returncode, 0)
+        self.assertIn("destroyed", SVC.admin("list").stdout)
+
+    def test_renew_replaces_key_and_certificate(self):
+        SVC.admin("user", "add", "erin", stdin="password-erin\n")
+        self.make("erin", "erin-1")
+        t = SVC.token("erin", "password-erin")
+        before = SVC.post("credentials/info", {"credentialID": "erin-1", "certInfo": True}, t).json
+        out = SVC.admin("credential", "renew", "erin-1")
+        self.assertIn("old key destroyed", out.stdout)
+        self.assertEqual(self.key_labels().count("erin-1"), 1)  # the new key only
+        after = SVC.post("credentials/info", {"credentialID": "erin-1", "certInfo": True}, t).json
+        self.assertNotEqual(before["cert"]["serialNumber"], after["cert"]["serialNumber"])
+        self.assertNotEqual(before["cert"]["certificates"], after["cert"]["certificates"])
+        h = H.digest("after renewal")
+        r = self.sign(t, "erin-1", self.sad(t, "erin-1", [h]), h)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(H.verify(SVC.cert_pem(t, "erin-1"), base64.b64decode(r.json["signatures"][0]), h))
+
+    def test_suspend_resume_terminate(self):
+        SVC.admin("user", "add", "fred", stdin="password-fred\n")
+        self.make("fred", "fred-1")
+        self.make("fred", "fred-2")
+        t = SVC.token("fred", "password-fred")
+        SVC.admin("user", "suspend", "fred")
+        self.assertError(SVC.post("credentials/list", {}, t), 401)
+        basic = "Basic " + base64.b64encode(b"fred:password-fred").decode()
+        self.assertError(SVC.post("auth/login", {}, auth=basic), 400, "authentication_error")
+        SVC.admin("user", "resume", "fred")
+        self.assertEqual(SVC.post("credentials/list", {}, t).status, 200)
+        out = SVC.admin("user", "terminate", "fred")
+        self.assertIn("terminated", out.stdout)
+        labels = self.key_labels()
+        self.assertNotIn("fred-1", labels)
+        self.assertNotIn("fred-2", labels)
+        self.assertError(SVC.post("credentials/list", {}, t), 401)
+        self.assertNotEqual(SVC.admin("user", "resume", "fred", check=False).returncode, 0)
+        # Every step is in the audit log with the operator's name.
+        log = SVC.admin("audit", "query", "--user", "fred", "--event", "admin").stdout
+        for action in ("user.suspend", "user.resume", "user.terminate", "credential.destroy"):
+            self.assertIn(action, log)
+        self.assertIn("operator=it", log)
 
 
 class TestEnvironment(Base):

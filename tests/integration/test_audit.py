@@ -1,0 +1,406 @@
+"""csc-admin audit verify / audit query against a real audit log written by csc-server, then tampered with
+directly in LMDB (mdb_dump / mdb_load from lmdb-utils): every kind of tampering must be named."""
+import base64
+import calendar
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import unittest
+
+import harness as H
+
+SVC = None
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+DB = None           # the service's LMDB directory
+PRISTINE = None     # mdb_dump -a of it once the server stopped
+T_START = None      # unix seconds before the server's first request
+SIGNED = None       # the digest signed through signHash
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def setUpModule():
+    global SVC, DB, PRISTINE, T_START, SIGNED
+    SVC = H.Service(BUILD)
+    T_START = int(time.time())
+    time.sleep(1.1)  # the records of the provisioning and of the flows below fall in different seconds
+    SVC.start()
+    try:
+        t = SVC.token()
+        SIGNED = H.digest("audit me")
+        r = SVC.authorize(t, "demo-ec", [SIGNED], pin=SVC.env["CSC_PIN"])
+        assert r.status == 200, r
+        r = SVC.post("signatures/signHash", {"credentialID": "demo-ec", "SAD": r.json["SAD"],
+                                             "hashes": [H.b64(SIGNED)], "signAlgo": H.ECDSA_SHA256}, t)
+        assert r.status == 200, r
+        r = SVC.authorize(t, "demo-ec", [SIGNED], pin="00000000")  # refused
+        assert r.status == 400, r
+        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        bad = "Basic " + base64.b64encode(("%s:wrong" % SVC.env["CSC_USER2"]).encode()).decode()
+        assert SVC.post("auth/login", {}, auth=bad).status == 400
+        assert SVC.post("auth/revoke", {"token": t2}, t2).status == 204
+    finally:
+        rc = SVC.stop()
+    assert rc == 0, SVC.server_stderr()
+    DB = os.path.join(SVC.dir, "db")
+    PRISTINE = subprocess.run(["mdb_dump", "-a", DB], check=True, capture_output=True, text=True).stdout
+
+
+def tearDownModule():
+    if SVC is not None:
+        shutil.rmtree(SVC.tmp, ignore_errors=True)
+
+
+def audit(*args):
+    return SVC.admin("audit", *args, check=False)
+
+
+# --- the dump: [(header lines, [[key bytes, value bytes], ...]), ...] ------------------------------------------
+def parse_dump(text):
+    dbs, lines, i = [], text.split("\n"), 0
+    while i < len(lines) and lines[i].startswith("VERSION="):
+        hdr = []
+        while lines[i] != "HEADER=END":
+            hdr.append(lines[i])
+            i += 1
+        i += 1
+        recs = []
+        while lines[i] != "DATA=END":
+            recs.append([bytes.fromhex(lines[i].strip()), bytes.fromhex(lines[i + 1].strip())])
+            i += 2
+        i += 1
+        dbs.append((hdr, recs))
+    return dbs
+
+
+def write_dump(dbs):
+    out = []
+    for hdr, recs in dbs:
+        out += hdr + ["HEADER=END"]
+        for k, v in recs:
+            out += [" " + k.hex(), " " + v.hex()]
+        out.append("DATA=END")
+    return "\n".join(out) + "\n"
+
+
+def table(dbs, name):
+    return next(recs for hdr, recs in dbs if "database=" + name in hdr)
+
+
+def load(text):
+    """Replace the service's database by the given dump."""
+    for f in ("data.mdb", "lock.mdb"):
+        if os.path.exists(os.path.join(DB, f)):
+            os.unlink(os.path.join(DB, f))
+    subprocess.run(["mdb_load", DB], input=text, check=True, capture_output=True, text=True)
+
+
+def key(seq):
+    return seq.to_bytes(8, "big")
+
+
+# --- record codec (storage/stor_codec.c: type, version, then tag u8 / length u32 LE / bytes) -----------------
+def fields(val):
+    out, pos = [], 2
+    while pos < len(val):
+        tag, n = val[pos], int.from_bytes(val[pos + 1:pos + 5], "little")
+        out.append((tag, pos + 5, val[pos + 5:pos + 5 + n]))
+        pos += 5 + n
+    return out
+
+
+def field(val, tag):
+    return next(v for t, off, v in fields(val) if t == tag)
+
+
+def encode(rtype, flds):
+    return bytes([rtype, 1]) + b"".join(bytes([t]) + len(v).to_bytes(4, "little") + v for t, v in flds)
+
+
+def set_field(val, tag, new):
+    return encode(val[0], [(t, new if t == tag else v) for t, off, v in fields(val)])
+
+
+def canonical_hash(val, prev):
+    """storage/stor_int.h: SHA-256(prev_hash || seq, time, event, result, user, cred, client, authz_ref, detail,
+    digest_len, n_digests, digests), integers big-endian, strings with a u32 length."""
+    f = {t: v for t, off, v in fields(val)}
+
+    def u(tag, n):
+        return int.from_bytes(f[tag], "little").to_bytes(n, "big")
+
+    def s(tag):
+        return len(f[tag]).to_bytes(4, "big") + f[tag]
+
+    return hashlib.sha256(prev + u(1, 8) + u(2, 8) + u(3, 4) + u(4, 4) + s(5) + s(6) + s(7) + f[8] + s(9) +
+                          u(10, 4) + u(11, 4) + f[12]).digest()
+
+
+def head_value(seq, h):
+    return encode(6, [(1, seq.to_bytes(8, "little")), (2, h)])
+
+
+class TestVerifyAndQuery(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        load(PRISTINE)
+        r = audit("query", "--json")
+        assert r.returncode == 0, r.stderr
+        cls.recs = [json.loads(line) for line in r.stdout.splitlines()]
+
+    def test_verify_ok(self):
+        r = audit("verify")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        m = re.fullmatch(r"audit log OK: (\d+) records, head ([0-9a-f]{64})\n", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        self.assertEqual(int(m.group(1)), len(self.recs))
+        self.assertEqual(m.group(2), self.recs[-1]["hash"])
+        self.assertEqual(len(table(parse_dump(PRISTINE), "audit")), len(self.recs))
+
+    def test_json_lines_form_the_chain(self):
+        self.assertGreaterEqual(len(self.recs), 12)
+        prev = "0" * 64
+        for i, rec in enumerate(self.recs):
+            self.assertEqual(rec["seq"], i + 1)
+            self.assertEqual(rec["prev_hash"], prev)
+            self.assertRegex(rec["hash"], HEX64)
+            self.assertRegex(rec["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertEqual(len(rec["digests"]), rec["n_digests"])
+            prev = rec["hash"]
+        # the hashes printed are the ones stored, and they follow the canonical form of stor_int.h
+        stored = table(parse_dump(PRISTINE), "audit")
+        prev = bytes(32)
+        for (k, v), rec in zip(stored, self.recs):
+            self.assertEqual(canonical_hash(v, prev).hex(), rec["hash"])
+            prev = field(v, 14)
+
+    def test_sign_records(self):
+        signs = [r for r in self.recs if r["event"] == "sign"]
+        self.assertEqual(len(signs), 1, signs)
+        s = signs[0]
+        self.assertEqual((s["user"], s["credential"], s["result"]), (SVC.env["CSC_USER"], "demo-ec", "ok"))
+        self.assertEqual(s["digests"], [H.b64(SIGNED)])
+        self.assertEqual(s["n_digests"], 1)
+        self.assertRegex(s["client"], r"^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)")
+        self.assertNotEqual(s["authz_ref"], "0" * 32)
+
+    def test_no_secrets_in_output(self):
+        r = audit("query", "--json")
+        text = audit("query").stdout
+        for name in ("CSC_PASSWORD", "CSC_PASSWORD2", "CSC_PIN", "CSC_TOTP_SECRET"):
+            self.assertNotIn(SVC.env[name], r.stdout)
+            self.assertNotIn(SVC.env[name], text)
+
+    def query(self, *args):
+        r = audit("query", "--json", *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    def test_filter_user_credential_event(self):
+        u2 = SVC.env["CSC_USER2"]
+        got = self.query("--user", u2)
+        self.assertEqual([r["seq"] for r in got], [r["seq"] for r in self.recs if r["user"] == u2])
+        self.assertTrue({"login", "revoke", "admin"} <= {r["event"] for r in got}, got)
+        logins = self.query("--user", u2, "--event", "login")
+        self.assertEqual(sorted(r["result"] for r in logins), ["denied", "ok"])
+        creds = self.query("--credential", "demo-ec")
+        self.assertEqual({r["credential"] for r in creds}, {"demo-ec"})
+        self.assertEqual(sorted(r["event"] for r in creds if r["event"] != "admin"),
+                         ["authorize", "authorize", "sign"])
+        auths = self.query("--credential", "demo-ec", "--event", "authorize")
+        self.assertEqual(sorted(r["result"] for r in auths), ["denied", "ok"])
+        self.assertEqual(self.query("--user", "nobody"), [])
+        self.assertEqual(self.query("--event", "lockout"), [])
+
+    def test_filter_time(self):
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T_START))
+        before = self.query("--until", iso)
+        after = self.query("--since", str(T_START + 1))
+        self.assertTrue(before and after)
+        self.assertEqual({r["event"] for r in before}, {"admin"})  # provisioning only
+        self.assertIn("sign", {r["event"] for r in after})
+        self.assertEqual(len(before) + len(after), len(self.recs))
+        for r in before:
+            self.assertLess(r["time_ms"], (T_START + 1) * 1000)
+        self.assertEqual(self.query("--since", iso, "--until", iso), [r for r in before if
+                                                                         r["time_ms"] >= T_START * 1000])
+        self.assertEqual(self.query("--since", "2999-01-01T00:00:00Z"), [])
+        self.assertEqual(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")), T_START)
+
+    def test_text_lines(self):
+        r = audit("query", "--event", "sign")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 1)
+        self.assertRegex(lines[0], r"^\d+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z sign ok user=%s cred=demo-ec "
+                                   r"client=\S+ digests=1 detail=\".*\"$" % re.escape(SVC.env["CSC_USER"]))
+
+    def test_bad_arguments(self):
+        for args in (("--event", "bogus"), ("--since", "2026-02-30T00:00:00Z"), ("--until", "yesterday"),
+                     ("--since", "2026-11-25 10:00:00"), ("--user",), ("--frobnicate", "x")):
+            r = audit("query", *args)
+            self.assertEqual(r.returncode, 2, args)
+        self.assertEqual(audit("verify", "extra").returncode, 2)
+        self.assertEqual(audit().returncode, 2)
+
+
+class TestTamper(unittest.TestCase):
+    """Each case loads a modified copy of the pristine dump; tearDown puts the pristine database back."""
+
+    def setUp(self):
+        self.dbs = parse_dump(PRISTINE)
+        self.log = table(self.dbs, "audit")
+        self.meta = table(self.dbs, "meta")
+        self.n = len(self.log)
+        self.k = self.n // 2  # a record in the middle
+        self.assertGreaterEqual(self.n, 8)
+        self.assertEqual([int.from_bytes(k, "big") for k, v in self.log], list(range(1, self.n + 1)))
+
+    def tearDown(self):
+        load(PRISTINE)
+
+    def hash_of(self, seq):
+        return field(self.log[seq - 1][1], 14)
+
+    def set_head(self, seq, h):
+        for rec in self.meta:
+            if rec[0] == b"audit_head":
+                rec[1] = head_value(seq, h)
+
+    def verify_after_tamper(self, *expected):
+        load(write_dump(self.dbs))
+        r = audit("verify")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[:-1], list(expected))
+        self.assertRegex(lines[-1], r"^audit log FAILED: %d problems? in \d+ records$" % len(expected))
+        self.assertEqual(lines[:-1], list(expected))
+
+    def test_untouched_reload_is_ok(self):
+        load(write_dump(self.dbs))  # the tampering machinery alone changes nothing
+        r = audit("verify")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertTrue(r.stdout.startswith("audit log OK: %d records" % self.n))
+
+    def test_altered_byte_in_a_field(self):
+        v = self.log[self.k - 1][1]
+        off = next(off for t, off, val in fields(v) if t == 9 and val)  # first byte of detail
+        self.log[self.k - 1][1] = v[:off] + bytes([v[off] ^ 0x01]) + v[off + 1:]
+        self.verify_after_tamper("record %d: altered (hash mismatch)" % self.k)
+
+    def test_altered_time(self):
+        v = self.log[1][1]
+        t = int.from_bytes(field(v, 2), "little") - 3600 * 1000  # back-dated by an hour
+        self.log[1][1] = set_field(v, 2, t.to_bytes(8, "little"))
+        self.verify_after_tamper("record 2: altered (hash mismatch)")
+
+    def test_altered_stored_hash(self):
+        v = self.log[self.k - 1][1]
+        h = bytearray(field(v, 14))
+        h[0] ^= 0x80
+        self.log[self.k - 1][1] = set_field(v, 14, bytes(h))
+        self.verify_after_tamper("record %d: altered (hash mismatch)" % self.k,
+                                 "record %d: chain broken (prev_hash does not match record %d)" % (self.k + 1, self.k))
+
+    def test_field_added_outside_the_hash(self):
+        self.log[self.k - 1][1] += bytes([99, 3, 0, 0, 0]) + b"abc"  # an unknown tag: skipped by the decoder
+        self.verify_after_tamper("record %d: altered (stored bytes are not the canonical encoding)" % self.k)
+
+    def test_fields_reordered(self):
+        v = self.log[self.k - 1][1]
+        f = [(t, val) for t, off, val in fields(v)]
+        f[2], f[3] = f[3], f[2]  # event and result: same values, same length, other bytes
+        self.log[self.k - 1][1] = encode(v[0], f)
+        self.verify_after_tamper("record %d: altered (stored bytes are not the canonical encoding)" % self.k)
+
+    def test_unreadable_record(self):
+        v = self.log[self.k - 1][1]
+        self.log[self.k - 1][1] = v[:-10]  # cut inside the hash field
+        self.verify_after_tamper("record %d: unreadable" % self.k)
+
+    def test_deleted_record(self):
+        del self.log[self.k - 1]
+        self.verify_after_tamper("record %d missing" % self.k,
+                                 "record %d: chain broken (prev_hash does not match record %d)"
+                                 % (self.k + 1, self.k - 1))
+
+    def test_deleted_records(self):
+        del self.log[self.k - 1:self.k + 1]
+        self.verify_after_tamper("records %d-%d missing" % (self.k, self.k + 1),
+                                 "record %d: chain broken (prev_hash does not match record %d)"
+                                 % (self.k + 2, self.k - 1))
+
+    def test_swapped_records(self):
+        a, b = self.log[self.k - 1], self.log[self.k]
+        a[1], b[1] = b[1], a[1]
+        k = self.k
+        self.verify_after_tamper("record %d: out of place (carries seq %d)" % (k, k + 1),
+                                 "record %d: chain broken (prev_hash does not match record %d)" % (k, k - 1),
+                                 "record %d: out of place (carries seq %d)" % (k + 1, k),
+                                 "record %d: chain broken (prev_hash does not match record %d)" % (k + 1, k),
+                                 "record %d: chain broken (prev_hash does not match record %d)" % (k + 2, k + 1))
+
+    def test_duplicate_appended(self):
+        self.log.append([key(self.n + 1), self.log[self.k - 1][1]])
+        n = self.n
+        self.verify_after_tamper("record %d: out of place (carries seq %d)" % (n + 1, self.k),
+                                 "record %d: chain broken (prev_hash does not match record %d)" % (n + 1, n),
+                                 "head mismatch: meta says seq %d / hash %s, log ends at %d / hash %s"
+                                 % (n, self.hash_of(n).hex(), n + 1, self.hash_of(self.k).hex()))
+
+    def test_forged_record_inserted(self):
+        """A well-formed record with its own hash recomputed, put in the middle, the rest renumbered and the head
+        rewritten: only the link to the record after it can give it away."""
+        k, n = self.k, self.n
+        v = self.log[k - 1][1]
+        forged = set_field(set_field(v, 1, (k + 1).to_bytes(8, "little")), 13, self.hash_of(k))
+        forged = set_field(forged, 9, b"forged")
+        forged = set_field(forged, 14, canonical_hash(forged, self.hash_of(k)))
+        shifted = [[key(int.from_bytes(kk, "big") + 1), set_field(vv, 1, (int.from_bytes(kk, "big") + 1)
+                                                                  .to_bytes(8, "little"))]
+                   for kk, vv in self.log[k:]]
+        del self.log[k:]
+        self.log += [[key(k + 1), forged]] + shifted
+        last = shifted[-1][1]
+        self.set_head(n + 1, field(last, 14))
+        # renumbering changes the hashed seq of every shifted record, so each is altered; the first one after the
+        # forgery also no longer links to its predecessor
+        expected = ["record %d: altered (hash mismatch)" % (k + 2),
+                    "record %d: chain broken (prev_hash does not match record %d)" % (k + 2, k + 1)]
+        expected += ["record %d: altered (hash mismatch)" % s for s in range(k + 3, n + 2)]
+        self.verify_after_tamper(*expected)
+
+    def test_last_record_removed(self):
+        n = self.n
+        hn, hn1 = self.hash_of(n).hex(), self.hash_of(n - 1).hex()
+        del self.log[-1]
+        self.verify_after_tamper("head mismatch: meta says seq %d / hash %s, log ends at %d / hash %s"
+                                 % (n, hn, n - 1, hn1))
+
+    def test_truncated_with_head_rewritten_is_undetectable_without_signed_heads(self):
+        """Documents the limit: cutting the tail and rewriting the head leaves a valid shorter chain (signed or
+        externally anchored heads, issue 4, are what closes this)."""
+        del self.log[-1]
+        self.set_head(self.n - 1, self.hash_of(self.n - 1))
+        load(write_dump(self.dbs))
+        r = audit("verify")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertTrue(r.stdout.startswith("audit log OK: %d records" % (self.n - 1)))
+
+    def test_head_missing(self):
+        self.meta[:] = [rec for rec in self.meta if rec[0] != b"audit_head"]
+        self.verify_after_tamper("head mismatch: meta holds no head, log ends at %d" % self.n)
+
+    def test_query_stops_at_unreadable_record(self):
+        self.log[1][1] = self.log[1][1][:-10]
+        load(write_dump(self.dbs))
+        r = audit("query")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("run csc-admin audit verify", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
