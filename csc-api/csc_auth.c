@@ -21,7 +21,7 @@ static int login_reply(csc_req_t *r, const oauth_tokens_t *t)
 static int login_failed(csc_req_t *r, int rc)
 {
     if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL)
-        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        return csc_unavailable(r);
     /* Wrong password, unknown user, lock and suspension look the same from outside. */
     return csc_fail(r, 400, "authentication_error", "An error occurred during authentication process");
 }
@@ -112,7 +112,7 @@ int csc_m_revoke(csc_req_t *r)
     if (rc == OAUTH_ERR_INVALID || rc == OAUTH_ERR_EXPIRED)
         return csc_bad(r, "Invalid string parameter token");
     if (rc != OAUTH_OK)
-        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        return csc_unavailable(r);
     r->status = 204;
     return 0;
 }

@@ -103,6 +103,11 @@ int csc_bad(csc_req_t *r, const char *description)
     return csc_fail(r, 400, "invalid_request", description);
 }
 
+int csc_unavailable(csc_req_t *r)
+{
+    return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+}
+
 void csc_reply_error(csc_reply_t *reply, int status, const char *error, const char *description)
 {
     yajl_gen g = csc_gen_new();
@@ -182,7 +187,7 @@ static int authenticate(csc_req_t *r)
     case OAUTH_ERR_DISABLED:
         return csc_fail(r, 401, "invalid_token", "The access token is not valid");
     default:
-        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        return csc_unavailable(r);
     }
 }
 
@@ -277,6 +282,6 @@ int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)
         (rc == STOR_OK && strcmp(out->owner, r->principal.user) != 0))
         return csc_bad(r, "Invalid parameter credentialID");
     if (rc != STOR_OK)
-        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        return csc_unavailable(r);
     return 0;
 }

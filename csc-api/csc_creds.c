@@ -339,7 +339,7 @@ int csc_m_cred_list(csc_req_t *r)
     if (parse_info_opts(r, &o) != 0)
         return -1;
     if (stor_read(r->csc->stor, collect_ids, &l) != 0 || (cred = malloc(sizeof(*cred))) == NULL) {
-        csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        csc_unavailable(r);
         goto out;
     }
 
@@ -358,7 +358,7 @@ int csc_m_cred_list(csc_req_t *r)
             if (grc == STOR_ERR_NOTFOUND)
                 continue; /* deleted since the snapshot */
             if (grc != STOR_OK) {
-                csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+                csc_unavailable(r);
                 goto out;
             }
             if (list_entry(r, cred, &o, pass == 1, only_valid) < 0)
@@ -379,6 +379,27 @@ out:
 }
 
 /* ---- credentials/authorize ------------------------------------------------------ */
+
+/* The hashes a new SAD is bound to; SCAL 2 credentials need them (sec. 11.6, 11.9). */
+static int scal_hashes(csc_req_t *r, const stor_cred_t *cred, csc_hashes_t *hs)
+{
+    if (csc_parse_hashes(r, hs, NULL) != 0)
+        return -1;
+    if (hs->n == 0 && cred->scal == 2)
+        return csc_bad(r, "Missing (or invalid type) array parameter hashes");
+    return 0;
+}
+
+/* {"SAD", "expiresIn"}, then the SAD is wiped from the caller's buffer. */
+static int sad_reply(csc_req_t *r, char sad[OAUTH_TOKEN_BUFLEN], unsigned expires_in)
+{
+    yajl_gen_map_open(r->gen);
+    csc_gen_kv(r->gen, "SAD", sad);
+    csc_gen_kint(r->gen, "expiresIn", expires_in);
+    yajl_gen_map_close(r->gen);
+    OPENSSL_cleanse(sad, OAUTH_TOKEN_BUFLEN);
+    return 0;
+}
 
 /* authData (v2) or top-level PIN / OTP (v1 clients on the v2 path). */
 static int parse_factors(csc_req_t *r, oauth_factors_t *f)
@@ -455,12 +476,8 @@ int csc_m_authorize(csc_req_t *r)
         csc_bad(r, "Numbers of signatures is too high");
         goto out;
     }
-    if (csc_parse_hashes(r, &hs, NULL) != 0)
+    if (scal_hashes(r, cred, &hs) != 0)
         goto out;
-    if (hs.n == 0 && cred->scal == 2) {
-        csc_bad(r, "Missing (or invalid type) array parameter hashes");
-        goto out;
-    }
     if (hs.n > num) {
         csc_bad(r, "Invalid value for parameter numSignatures");
         goto out;
@@ -496,15 +513,10 @@ int csc_m_authorize(csc_req_t *r)
         csc_bad(r, "Invalid parameter credentialID");
         goto out;
     default:
-        csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        csc_unavailable(r);
         goto out;
     }
-    yajl_gen_map_open(r->gen);
-    csc_gen_kv(r->gen, "SAD", sad);
-    csc_gen_kint(r->gen, "expiresIn", expires_in);
-    yajl_gen_map_close(r->gen);
-    OPENSSL_cleanse(sad, sizeof(sad));
-    rc = 0;
+    rc = sad_reply(r, sad, expires_in);
 out:
     csc_hashes_free(&hs);
     if (cred != NULL)
@@ -537,12 +549,8 @@ int csc_m_extend(csc_req_t *r)
         csc_bad(r, "The credential identified by credentialID is disabled");
         goto out;
     }
-    if (csc_parse_hashes(r, &hs, NULL) != 0)
+    if (scal_hashes(r, cred, &hs) != 0)
         goto out;
-    if (hs.n == 0 && cred->scal == 2) {
-        csc_bad(r, "Missing (or invalid type) array parameter hashes");
-        goto out;
-    }
     oauth_sad_request_t req = {
         .user = r->principal.user,
         .cred = cred->id,
@@ -569,15 +577,10 @@ int csc_m_extend(csc_req_t *r)
         csc_bad(r, "Invalid parameter SAD");
         goto out;
     default:
-        csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        csc_unavailable(r);
         goto out;
     }
-    yajl_gen_map_open(r->gen);
-    csc_gen_kv(r->gen, "SAD", fresh);
-    csc_gen_kint(r->gen, "expiresIn", expires_in);
-    yajl_gen_map_close(r->gen);
-    OPENSSL_cleanse(fresh, sizeof(fresh));
-    rc = 0;
+    rc = sad_reply(r, fresh, expires_in);
 out:
     csc_hashes_free(&hs);
     if (cred != NULL)

@@ -50,6 +50,8 @@ typedef struct csc_req {
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description);
 /* shorthand for 400 invalid_request */
 int csc_bad(csc_req_t *r, const char *description);
+/* shorthand for 503 temporarily_unavailable (storage or HSM trouble, never the client's fault) */
+int csc_unavailable(csc_req_t *r);
 
 /* ---- JSON ------------------------------------------------------------------ */
 

@@ -158,7 +158,7 @@ static int sad_error(csc_req_t *r, int rc)
     case OAUTH_ERR_MISMATCH:
         return csc_bad(r, "Invalid parameter SAD");
     default:
-        return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+        return csc_unavailable(r);
     }
 }
 
