@@ -772,9 +772,17 @@ static void authorize_post(web_t *w)
         int rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
                      ? oauth_session_login(w->c->oauth, sid, u, pw, strlen(pw), otp, strlen(otp), w->call->client)
                      : OAUTH_ERR_DENIED;
-        if (rc == OAUTH_OK && oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK)
+        char fresh[OAUTH_TOKEN_BUFLEN];
+        if (rc == OAUTH_OK && oauth_session_rekey(w->c->oauth, sid, fresh) == OAUTH_OK &&
+            oauth_session_get(w->c->oauth, fresh, v) == OAUTH_OK) {
+            /* A new session id once signed in: an id planted before the login is worth nothing (fixation). */
+            memcpy(sid, fresh, sizeof(fresh));
+            set_session_cookie(w, sid);
             after_login(w, sid, v, client, NULL);
-        else if (rc == OAUTH_ERR_RATE)
+        } else if (rc == OAUTH_OK) {
+            clear_cookie(w);
+            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+        } else if (rc == OAUTH_ERR_RATE)
             error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
         else if (rc == OAUTH_ERR_LOCKED)
             login_page(w, v, client, "Too many failed attempts: this account is locked for a while.", u);
@@ -784,6 +792,7 @@ static void authorize_post(web_t *w)
             clear_cookie(w);
             error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
         }
+        OPENSSL_cleanse(fresh, sizeof(fresh));
     } else if (action != NULL && strcmp(action, "approve") == 0 && v->user[0] != '\0' &&
                v->req.scope == STOR_SCOPE_CREDENTIAL) {
         const char *pin = csc_form_get(&f, "pin");

@@ -190,6 +190,32 @@ void oauth_session_end(oauth_t *o, const char *sid)
     oauth_ent_free(oauth_mem_take(o->sessions, key, oauth_clock(o), &expired));
 }
 
+int oauth_session_rekey(oauth_t *o, const char *sid, char new_sid[OAUTH_TOKEN_BUFLEN])
+{
+    uint8_t key[32];
+    char value[OAUTH_TOKEN_BUFLEN];
+    int expired = 0, rc;
+    oauth_ent_t *e;
+
+    if (new_sid)
+        new_sid[0] = '\0';
+    if (!o || !new_sid)
+        return OAUTH_ERR_INVAL;
+    if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
+        return rc;
+    if (!(e = oauth_mem_take(o->sessions, key, oauth_clock(o), &expired)))
+        return expired ? OAUTH_ERR_EXPIRED : OAUTH_ERR_INVALID;
+    /* The entry is out of the table: a new key, then back in (no id ever names two sessions). */
+    if ((rc = oauth_token_new(value, e->key)) != OAUTH_OK) {
+        oauth_ent_free(e); /* the session is lost rather than kept under the old id */
+        return rc;
+    }
+    oauth_mem_put_back(o->sessions, e);
+    memcpy(new_sid, value, OAUTH_TOKEN_BUFLEN);
+    OPENSSL_cleanse(value, sizeof(value));
+    return OAUTH_OK;
+}
+
 int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, const char *authz_details)
 {
     uint8_t key[32];

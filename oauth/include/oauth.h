@@ -402,6 +402,13 @@ int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *p
                          char code[OAUTH_TOKEN_BUFLEN]);
 void oauth_session_end(oauth_t *o, const char *sid);
 /**
+ * Give a session a new id (after the login, against session fixation): the old id stops working at once; the
+ * request, user, CSRF token and timeouts carry over.
+ * @param[out] new_sid the new id for the cookie
+ * @return OAUTH_OK, OAUTH_ERR_INVALID/EXPIRED (session), OAUTH_ERR_INTERNAL
+ */
+int oauth_session_rekey(oauth_t *o, const char *sid, char new_sid[OAUTH_TOKEN_BUFLEN]);
+/**
  * signatureQualifier flow: once the user is logged in, the authorization
  * server picks the credential; record it (and the authorization_details to echo,
  * now naming it) in the session's request. Only when the request named none.

@@ -229,6 +229,22 @@ class TestAuthorizeErrors(Base):
         r = b.post({"action": "login", "username": "user0", "password": "x", "otp": "123456"})
         self.assertEqual(r.status, 400, r)
 
+    def test_session_id_changes_at_login(self):
+        user = pick_user()
+        b = Browser()
+        b.get(authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="1",
+                            hashes=b64url(H.digest("fixation")), hashAlgorithmOID=H.SHA256)[0])
+        planted = b.cookie
+        r = login(b, user)
+        self.assertEqual(r.status, 200, r)
+        self.assertNotEqual(b.cookie, planted)  # a fresh id once signed in
+        stale = Browser()
+        stale.cookie, stale.csrf = planted, b.csrf
+        r = stale.post({"action": "approve", "pin": PIN})
+        self.assertEqual(r.status, 400, r)  # the id from before the login is worth nothing
+        loc, q = redirect_params(b.post({"action": "approve", "pin": PIN}))
+        self.assertIn("code", q)
+
     def test_no_cookie(self):
         b = Browser()
         b.get(authorize_url()[0])

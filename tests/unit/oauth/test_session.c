@@ -287,6 +287,26 @@ START_TEST(t_login_ok)
 }
 END_TEST
 
+START_TEST(t_session_rekey)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], fresh[OAUTH_TOKEN_BUFLEN], otp[7];
+    oauth_session_view_t *v = malloc(sizeof(*v));
+
+    ck_assert_ptr_nonnull(v);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    new_session(sid);
+    otp_current(otp);
+    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_rekey(fx.o, sid, fresh), OAUTH_OK);
+    ck_assert_str_ne(sid, fresh);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_ERR_INVALID); /* the old id is gone */
+    ck_assert_int_eq(oauth_session_get(fx.o, fresh, v), OAUTH_OK);
+    ck_assert_str_eq(v->user, "alice");
+    ck_assert_int_eq(oauth_session_rekey(fx.o, sid, fresh), OAUTH_ERR_INVALID);
+    free(v);
+}
+END_TEST
+
 START_TEST(t_session_set_credential)
 {
     char sid[OAUTH_TOKEN_BUFLEN], otp[7];
@@ -531,6 +551,7 @@ Suite *suite_session(void)
     tcase_add_test(tc, t_session_bound);
     tcase_add_test(tc, t_login_ok);
     tcase_add_test(tc, t_session_set_credential);
+    tcase_add_test(tc, t_session_rekey);
     tcase_add_test(tc, t_login_denied);
     tcase_add_test(tc, t_login_replayed_otp);
     tcase_add_test(tc, t_login_lock);
