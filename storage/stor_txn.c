@@ -74,6 +74,24 @@ static int get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, vo
     return stor_codec_decode(type, v.mv_data, v.mv_size, out);
 }
 
+/* A record keyed by a 32-byte hash (tokens, SADs, codes). out is fully written on every path: zeroed on an
+ * error, decoded (absent fields zero) otherwise, so no up-front memset of a large record is needed. */
+static int get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    rc = hash == NULL ? STOR_ERR_INVAL : stor_txn_check(t, 0);
+    if (rc != 0) {
+        memset(out, 0, size);
+        return rc;
+    }
+    k = KEY(hash, 32);
+    return get_rec(t, db, &k, type, out, size);
+}
+
 /* Delete one index row; a missing row is tolerated so a damaged index can be repaired by rewriting. */
 static int del_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
 {
@@ -258,18 +276,7 @@ out:
 
 int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if (hash == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    k = KEY(hash, 32);
-    return get_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, out, sizeof(*out));
+    return get_by_hash(t, STOR_DB_TOKENS, STOR_REC_TOKEN, hash, out, sizeof(*out));
 }
 
 /* Grant of the stored token k; *found = 0 if there is none. */
@@ -422,21 +429,7 @@ out:
 
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    if (hash == NULL)
-        rc = STOR_ERR_INVAL;
-    else
-        rc = stor_txn_check(t, 0);
-    if (rc != 0) {
-        memset(out, 0, sizeof(*out));
-        return rc;
-    }
-    k = KEY(hash, 32);
-    return get_rec(t, STOR_DB_SADS, &k, STOR_REC_SAD, out, sizeof(*out));
+    return get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
 }
 
 int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
@@ -544,18 +537,7 @@ out:
 
 int stor_txn_code_get(stor_txn_t *t, const uint8_t hash[32], stor_code_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if (hash == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    k = KEY(hash, 32);
-    return get_rec(t, STOR_DB_CODES, &k, STOR_REC_CODE, out, sizeof(*out));
+    return get_by_hash(t, STOR_DB_CODES, STOR_REC_CODE, hash, out, sizeof(*out));
 }
 
 int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code)
