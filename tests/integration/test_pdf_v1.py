@@ -322,6 +322,45 @@ class TestPdfV1(Base):
             self.assertEqual(sig[0], 0x30)  # Ecdsa-Sig-Value, not r||s
             self.finish_and_check(pdf, br, attrs, D.algorithm(H.ECDSA_SHA256), sig, signer, certs, name)
 
+    def test_second_document_through_extend_transaction(self):
+        """The v1 multi-signature transaction of digest sec. 11 (Note 31): authorize two signatures while only the
+        first document's hash is known, sign it, then bind the second document's hash with extendTransaction
+        (v1 `hash`) and sign it with the new SAD; the old SAD is dead."""
+        info, certs = self.credential("demo-ec")
+        signer = D.Certificate(certs[0])
+        first = self.prepare(b"Hello, first document of the transaction", signer)
+        h1 = H.b64(hashlib.sha256(first[2]).digest())
+        r = v1("credentials/authorize", {"credentialID": "demo-ec", "hash": [h1], "numSignatures": 2,
+                                         "PIN": SVC.env["CSC_PIN"]}, self.token)
+        self.assertEqual(r.status, 200, r)
+        sad = r.json["SAD"]
+        r = v1("signatures/signHash", {"credentialID": "demo-ec", "SAD": sad, "hashAlgo": H.SHA256,
+                                       "signAlgo": H.ECDSA_SHA256, "hash": [h1]}, self.token)
+        self.assertEqual(r.status, 200, r)
+        self.finish_and_check(*first, D.algorithm(H.ECDSA_SHA256), base64.b64decode(r.json["signatures"][0]),
+                              signer, certs, "ec-tx-1.pdf")
+
+        second = self.prepare(b"Hello, second document of the transaction", signer)
+        h2 = H.b64(hashlib.sha256(second[2]).digest())
+        r = v1("credentials/extendTransaction", {"credentialID": "demo-ec", "SAD": sad, "hash": [h2],
+                                                 "clientData": "12345678"}, self.token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(r.json), ["SAD", "expiresIn"])
+        fresh = r.json["SAD"]
+        self.assertNotEqual(fresh, sad)
+        r = v1("signatures/signHash", {"credentialID": "demo-ec", "SAD": sad, "hashAlgo": H.SHA256,
+                                       "signAlgo": H.ECDSA_SHA256, "hash": [h2]}, self.token)
+        self.assertV1Error(r, 400, "invalid_request")
+        r = v1("signatures/signHash", {"credentialID": "demo-ec", "SAD": fresh, "hashAlgo": H.SHA256,
+                                       "signAlgo": H.ECDSA_SHA256, "hash": [h2]}, self.token)
+        self.assertEqual(r.status, 200, r)
+        self.finish_and_check(*second, D.algorithm(H.ECDSA_SHA256), base64.b64decode(r.json["signatures"][0]),
+                              signer, certs, "ec-tx-2.pdf")
+        # The budget of two is spent.
+        r = v1("signatures/signHash", {"credentialID": "demo-ec", "SAD": fresh, "hashAlgo": H.SHA256,
+                                       "signAlgo": H.ECDSA_SHA256, "hash": [h2]}, self.token)
+        self.assertV1Error(r, 400, "invalid_request")
+
     def test_signature_over_other_attributes_fails(self):
         """The check is not vacuous: a signature the server made over another document's signed attributes,
         put into this document's CMS, is refused by both verifiers."""
