@@ -386,7 +386,8 @@ static int scal_hashes(csc_req_t *r, const stor_cred_t *cred, csc_hashes_t *hs)
     if (csc_parse_hashes(r, hs, NULL) != 0)
         return -1;
     if (hs->n == 0 && cred->scal == 2)
-        return csc_bad(r, "Missing (or invalid type) array parameter hashes");
+        return csc_bad(r, r->v1 ? "Missing (or invalid type) array parameter hash"
+                                : "Missing (or invalid type) array parameter hashes");
     return 0;
 }
 

@@ -639,9 +639,6 @@ class TestV1Replays(Base):
                 self.assertV1Error(v1("credentials/authorize", dict(base, **change), self.token), 400,
                                    "invalid_request", desc)
 
-    @unittest.skip("server bug (v1 surface): on /csc/v1/ credentials/authorize and credentials/extendTransaction "
-                   "of a SCAL 2 credential without hash answer \"Missing (or invalid type) array parameter hashes\", "
-                   "naming the v2 member; v1 has only \"hash\" (csc_creds.c scal_hashes() ignores r->v1)")
     def test_missing_hash_names_the_v1_member(self):
         r = v1("credentials/authorize", {"credentialID": "demo-ec", "numSignatures": 1, "PIN": SVC.env["CSC_PIN"]},
                self.token)
