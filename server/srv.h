@@ -43,6 +43,7 @@ typedef struct srv_config {
     unsigned cert_days;
     char totp_issuer[SRV_STR];
     unsigned scrypt_log2n;
+    char key_backup[16];              /* "no" or "wrapped" (J8) */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

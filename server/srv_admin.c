@@ -27,6 +27,13 @@ static void usage(FILE *f)
             "                                         destroy the key in the HSM (certificate revoked / no longer\n"
             "                                         wanted); final: the credential never signs again\n"
             "  credential renew ID                    new key and certificate; the old key is destroyed\n"
+            "  backup init [--so-pin-file FILE]       create the HSM backup keys (trusted wrapping key, made with\n"
+            "                                         the token's SO PIN from FILE or standard input; integrity key)\n"
+            "  credential backup ID FILE              write the credential with its key wrapped in the HSM and an\n"
+            "                                         HSM integrity tag to FILE (new, 0600); needs key_backup = wrapped\n"
+            "                                         when the key was generated\n"
+            "  credential restore FILE                check the file's integrity tag in the HSM, unwrap the key into\n"
+            "                                         the token, store the credential (id unknown or destroyed only)\n"
             "  user suspend NAME | user resume NAME | user terminate NAME (destroys all the user's keys)\n"
             "  client add ID --redirect URI [--redirect URI ...] [--name TEXT]\n"
             "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
@@ -179,6 +186,32 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
         return 1;
     }
     printf("credential %s created\n", id);
+    return 0;
+}
+
+static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
+{
+    const char *file = NULL;
+    char pin[300] = "", err[512];
+    int created = 0, trusted = 0, rc;
+
+    if (argc == 2 && strcmp(argv[0], "--so-pin-file") == 0) {
+        file = argv[1];
+    } else if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    /* The SO PIN is asked only when the wrapping key is missing. */
+    if (hsm_backup_status(a->hsm, &trusted) != HSM_OK && read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
+        return 1;
+    rc = csc_admin_backup_init(a, pin[0] ? pin : NULL, &created, err, sizeof(err));
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf(created ? "backup keys created in the HSM (wrapping key trusted, sensitive, not extractable)\n"
+                   : "backup keys present in the HSM\n");
     return 0;
 }
 
@@ -360,7 +393,9 @@ int main(int argc, char **argv)
     int need_hsm = strcmp(cmd, "init") == 0 ||
                    (strcmp(cmd, "credential") == 0 && argc > 1 &&
                     (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "revoke") == 0 ||
-                     strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0)) ||
+                     strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0 ||
+                     strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0)) ||
+                   strcmp(cmd, "backup") == 0 ||
                    (strcmp(cmd, "user") == 0 && argc > 1 && strcmp(argv[1], "terminate") == 0);
     srv_modules_t m;
     if (srv_modules_open(cfg, need_hsm ? SRV_NEED_HSM : 0, &m) != 0)
@@ -374,6 +409,7 @@ int main(int argc, char **argv)
         .operator_name = op != NULL ? op : "unknown",
         .scrypt_log2n = cfg->scrypt_log2n,
         .issuer = cfg->totp_issuer,
+        .key_backup = strcmp(cfg->key_backup, "wrapped") == 0,
     };
     char err[256];
     int rc = 2;
@@ -405,6 +441,23 @@ int main(int argc, char **argv)
         if (rc == 0)
             printf(renew ? "credential %s renewed: new key and certificate, old key destroyed\n"
                          : "credential %s: key destroyed; it can never sign again\n",
+                   argv[2]);
+        else
+            fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "backup") == 0 && argc >= 2 && strcmp(argv[1], "init") == 0) {
+        rc = cmd_backup_init(&a, argc - 2, argv + 2);
+    } else if (strcmp(cmd, "credential") == 0 && argc == 4 && strcmp(argv[1], "backup") == 0) {
+        rc = csc_admin_cred_backup(&a, argv[2], argv[3], err, sizeof(err)) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n", argv[2],
+                   argv[3]);
+        else
+            fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "credential") == 0 && argc == 3 && strcmp(argv[1], "restore") == 0) {
+        char rid[STOR_NAME_MAX + 1];
+        rc = csc_admin_cred_restore(&a, argv[2], rid, sizeof(rid), err, sizeof(err)) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n", rid,
                    argv[2]);
         else
             fprintf(stderr, "csc-admin: %s\n", err);

@@ -110,6 +110,7 @@ typedef struct csc_admin {
     const char *operator_name; /**< recorded in the audit log */
     unsigned scrypt_log2n;     /**< cost of new verifiers (0 = default) */
     const char *issuer;        /**< TOTP issuer shown by authenticator apps */
+    int key_backup;            /**< config key_backup = wrapped: new keys can be backed up wrapped (J8) */
 } csc_admin_t;
 
 /**
@@ -167,6 +168,34 @@ int csc_admin_clients_list(const csc_admin_t *a, void *out_file);
 
 /** Print users and their credentials to out, one line each. */
 int csc_admin_list(const csc_admin_t *a, void *out_file);
+
+/* ---- key backup and restore (J8, csc_backup.c) ------------------------------ */
+
+/**
+ * Create the HSM backup keys if missing (trusted AES-256 wrapping key, made with the SO PIN, and the HMAC
+ * integrity key). Audited (STOR_EV_BACKUP) when something was created or the SO PIN was refused.
+ * @param[in] so_pin the token's SO PIN (needed only while the wrapping key is missing; may be NULL)
+ * @param[out] created bit 1 wrapping key, bit 2 integrity key created now (0: both existed)
+ */
+int csc_admin_backup_init(const csc_admin_t *a, const char *so_pin, int *created, char *err, size_t err_sz);
+
+/**
+ * Back up a credential into a new file (mode 0600, never overwriting): its record fields, public key, and
+ * private key wrapped in the HSM under the backup key, with an HSM integrity tag over everything. Refused
+ * (with the reason in err, audited) when the key was generated non-extractable (key_backup = no), the
+ * credential is destroyed, or no trusted backup key exists. Audited as STOR_EV_BACKUP.
+ */
+int csc_admin_cred_backup(const csc_admin_t *a, const char *id, const char *file, char *err, size_t err_sz);
+
+/**
+ * Restore a credential from a backup file: the integrity tag is checked in the HSM before anything else; the key
+ * is unwrapped into the token and checked against the public key; the credential is stored if its id is unknown
+ * or destroyed (restore is for recovery). A tampered or truncated file is refused and nothing is written.
+ * Audited as STOR_EV_RESTORE, refusals too.
+ * @param[out] id_out the restored credential id
+ */
+int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out, size_t id_sz, char *err,
+                           size_t err_sz);
 
 /* ---- audit log (csc-admin audit) ----------------------------------------- */
 
