@@ -76,6 +76,8 @@ static const row_t rows[] = {
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
     {"key_backup", T_STR, O(key_backup), S(key_backup), 0, 0, "no"},
+    {"audit_sign_interval", T_UINT, O(audit_sign_interval), 0, 0, 86400, "300"},
+    {"audit_sign_records", T_UINT, O(audit_sign_records), 0, 0, 1000000, "0"},
 };
 
 typedef struct ctx {

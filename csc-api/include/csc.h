@@ -197,6 +197,53 @@ int csc_admin_cred_backup(const csc_admin_t *a, const char *id, const char *file
 int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out, size_t id_sz, char *err,
                            size_t err_sz);
 
+/* ---- signed audit heads (J11, csc_audit_sign.c) ------------------------------ */
+
+/**
+ * Create the audit key (EC P-256, in the HSM, sign only, never extractable, fixed CKA_ID "csc-audit-key-01")
+ * if it is missing; audited as an admin action. @param[out] created 1 if made now. @return 0 or -1 (stderr).
+ */
+int csc_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, int *created);
+/** The audit public key from the HSM (HSM_* code; HSM_ERR_NOKEY if there is none). */
+int csc_audit_key_pub(hsm_t *hsm, EVP_PKEY **out);
+/** Write the audit public key as PEM (SubjectPublicKeyInfo) to a new file. @return 0 or -1 (stderr). */
+int csc_audit_key_export(hsm_t *hsm, const char *file);
+/** The text a head's signature covers: "csc-audit-head v1 seq=N hash=HEX time_ms=T". @return its length or -1. */
+int csc_audit_head_text(const stor_signed_head_t *h, char *out, size_t sz);
+
+enum { CSC_AUDIT_SIGN_OK = 0, CSC_AUDIT_SIGN_NOTHING = 1, CSC_AUDIT_SIGN_ERROR = -1, CSC_AUDIT_SIGN_NOKEY = -2 };
+
+/**
+ * Sign the current audit head (seq, hash, time of that record) with the audit key and store it in audit_heads,
+ * with an audit record (event audit-head) in the same transaction.
+ * @param[in] who the client field of that record ("csc-server", "csc-admin")
+ * @param[in] force sign even if the log's last record is the record of the previous signing
+ * @param[out] signed_seq the seq signed (0 if none)
+ * @return CSC_AUDIT_SIGN_OK; CSC_AUDIT_SIGN_NOTHING (empty log, nothing new, or signed meanwhile);
+ *   CSC_AUDIT_SIGN_NOKEY (no audit key in the HSM); CSC_AUDIT_SIGN_ERROR (message on stderr).
+ */
+int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
+
+/** The server's periodic signer: a thread that signs the head every interval seconds and/or every `every` records
+ *  (0 = that trigger off; both 0 = no thread), and once more when stopped (clean shutdown). */
+typedef struct csc_audit_signer csc_audit_signer_t;
+int csc_audit_signer_start(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned every,
+                           csc_audit_signer_t **out);
+/** Stop the thread, then sign the last head. NULL is allowed. */
+void csc_audit_signer_stop(csc_audit_signer_t *s);
+
+/**
+ * Check every signed head: its signature with pub (NULL: reported as a problem when heads exist), and that the
+ * log's record at its seq exists and has exactly the signed hash ("log truncated: signed head at seq N but log
+ * ends at M", "signed head at seq N: log rewritten (...)", "signed head at seq N: signature invalid (forged or
+ * altered signed head)"). Prints one line per problem and a summary line.
+ * @return 0 (see *problems) or -1 if the table cannot be read.
+ */
+int csc_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, void *out, unsigned long *problems);
+
+/** Print the signed heads as JSON lines {seq, time_ms, signed_text, signature (base64 DER)}. @return 0 or -1. */
+int csc_audit_heads_list(stor_env_t *stor, void *out);
+
 /* ---- audit log (csc-admin audit) ----------------------------------------- */
 
 /** Which records csc_audit_query() prints; zero-initialised = all. */
