@@ -7,7 +7,9 @@
  * libp11 0.4.12 does not give (see hsm/README.md).
  *
  * Private keys are generated inside the token as CKA_SENSITIVE, non-extractable,
- * sign-only objects and never leave it. The user PIN of the token is kept only
+ * sign-only objects and never leave it, unless generated backup-able
+ * (HSM_KEYGEN_BACKUP): then they leave it only wrapped under the token's trusted
+ * backup key (hsm_backup_wrap, J8), never in clear. The user PIN of the token is kept only
  * inside hsm_t (locked, wiped on close) so that the module can log in again
  * after the token was lost and came back.
  *
