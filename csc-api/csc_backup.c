@@ -78,6 +78,13 @@ static void audit_fill(stor_audit_t *r, const csc_admin_t *a, uint32_t event, ui
     snprintf(r->detail, sizeof(r->detail), "operator=%s %s", a->operator_name ? a->operator_name : "-", what);
 }
 
+/* "action=A refused: WHY", cut to the audit detail's size (the full reason goes to the operator). */
+static void refusal_text(char *out, size_t sz, const char *action, const char *why)
+{
+    if (snprintf(out, sz, "action=%s refused: %s", action, why) < 0)
+        out[0] = '\0';
+}
+
 /* A refusal is audited in its own transaction; the refusal stands even if that write fails. */
 static void audit_refusal(const csc_admin_t *a, uint32_t event, const char *user, const char *cred, const char *why)
 {
@@ -308,7 +315,7 @@ int csc_admin_cred_backup(const csc_admin_t *a, const char *id, const char *file
             snprintf(why, sizeof(why), "credential %s: wrapping the key failed (%s)", id, hsm_strerror(hrc));
     }
     if (why[0] != '\0') {
-        snprintf(what, sizeof(what), "action=credential.backup refused: %s", why);
+        refusal_text(what, sizeof(what), "credential.backup", why);
         audit_refusal(a, STOR_EV_BACKUP, c->owner, id, what);
         ERR("%s", why);
         goto out;
@@ -577,7 +584,7 @@ int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out,
         snprintf(why, sizeof(why), "backup %s refused: integrity tag valid but the format is not understood", file);
     }
     if (why[0] != '\0') {
-        snprintf(what, sizeof(what), "action=credential.restore refused: %s", why);
+        refusal_text(what, sizeof(what), "credential.restore", why);
         audit_refusal(a, STOR_EV_RESTORE, NULL, NULL, what);
         ERR("%s; nothing restored", why);
         goto out;
@@ -611,7 +618,7 @@ int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out,
             have_key = 1;
     }
     if (why[0] != '\0') {
-        snprintf(what, sizeof(what), "action=credential.restore refused: %s", why);
+        refusal_text(what, sizeof(what), "credential.restore", why);
         audit_refusal(a, STOR_EV_RESTORE, o->c.owner, o->c.id, what);
         ERR("restore of credential %s refused: %s; nothing restored", o->c.id, why);
         goto out;
@@ -633,7 +640,7 @@ int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out,
             snprintf(why, sizeof(why), "owner %s does not exist", o->c.owner);
         else
             snprintf(why, sizeof(why), "storage: %s", stor_strerror(src));
-        snprintf(what, sizeof(what), "action=credential.restore refused: %s", why);
+        refusal_text(what, sizeof(what), "credential.restore", why);
         audit_refusal(a, STOR_EV_RESTORE, o->c.owner, o->c.id, what);
         ERR("restore of credential %s refused: %s; nothing restored", o->c.id, why);
         goto out;
