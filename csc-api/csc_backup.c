@@ -498,6 +498,8 @@ static int read_file(const char *path, uint8_t **out, size_t *len, char *err, si
     return 0;
 }
 
+#define RESTORE_OWNER_TERMINATED (-1000) /* a put_restored_fn result of its own */
+
 typedef struct put_restored {
     const stor_cred_t *c;
     stor_audit_t audit;
@@ -511,6 +513,8 @@ static int put_restored_fn(stor_txn_t *t, void *arg)
     stor_user_t *u = malloc(sizeof(*u));
     int rc = cur == NULL || u == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, p->c->owner, u);
 
+    if (rc == 0 && u->status == STOR_USER_TERMINATED)
+        rc = RESTORE_OWNER_TERMINATED; /* termination destroyed the user's keys for good (J7) */
     if (rc == 0) {
         rc = stor_txn_cred_get(t, p->c->id, cur);
         if (rc == 0 && cur->status != STOR_CRED_DESTROYED)
@@ -638,6 +642,8 @@ int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out,
                      o->c.id);
         else if (src == STOR_ERR_INVAL)
             snprintf(why, sizeof(why), "owner %s does not exist", o->c.owner);
+        else if (src == RESTORE_OWNER_TERMINATED)
+            snprintf(why, sizeof(why), "owner %s is terminated: its keys stay destroyed", o->c.owner);
         else
             snprintf(why, sizeof(why), "storage: %s", stor_strerror(src));
         refusal_text(what, sizeof(what), "credential.restore", why);

@@ -190,7 +190,7 @@ int csc_admin_cred_backup(const csc_admin_t *a, const char *id, const char *file
 /**
  * Restore a credential from a backup file: the integrity tag is checked in the HSM before anything else; the key
  * is unwrapped into the token and checked against the public key; the credential is stored if its id is unknown
- * or destroyed (restore is for recovery). A tampered or truncated file is refused and nothing is written.
+ * or destroyed (restore is for recovery) and its owner exists and is not terminated. A tampered or truncated file is refused and nothing is written.
  * Audited as STOR_EV_RESTORE, refusals too.
  * @param[out] id_out the restored credential id
  */

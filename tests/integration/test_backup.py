@@ -280,7 +280,22 @@ class TestBackupRestore(unittest.TestCase):
         self.assertEqual(len(inits), 1)
         self.assertEqual(inits[0]["result"], "ok")
 
-    def test_6_audit_log_still_verifies(self):
+    def test_6_terminated_owner_refused(self):
+        r = SVC.admin("user", "add", "bk-user", stdin="bk-password-1\n", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = SVC.admin("credential", "create", "--user", "bk-user", "--id", "bk-term", "--key", "p256", "--auth", "PIN",
+                      stdin=PIN + "\n", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        path, r = backup("bk-term", "bk-term.bkp")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(SVC.admin("user", "terminate", "bk-user", check=False).returncode, 0)
+        r = restore(path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("owner bk-user is terminated: its keys stay destroyed", r.stderr)
+        self.assertIn("destroyed", cred_line("bk-term")[0])
+        self.assertEqual(p11_objects("bk-term", 3), [])  # the unwrapped key did not stay
+
+    def test_7_audit_log_still_verifies(self):
         r = SVC.admin("audit", "verify", check=False)
         self.assertEqual(r.returncode, 0, r.stdout)
 
