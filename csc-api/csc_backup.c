@@ -106,8 +106,10 @@ int csc_admin_backup_init(const csc_admin_t *a, const char *so_pin, int *created
     if (a->hsm == NULL)
         return ERR("backup init needs the HSM");
     rc = hsm_backup_init(a->hsm, so_pin, created);
-    if (rc == HSM_ERR_INVAL)
-        return ERR("the backup wrapping key is missing: creating it needs the token's SO PIN");
+    if (rc == HSM_ERR_INVAL) {
+        ERR("the backup wrapping key is missing: creating it needs the token's SO PIN");
+        return -2;
+    }
     if (rc == HSM_ERR_PIN) {
         audit_refusal(a, STOR_EV_BACKUP, NULL, NULL, "action=backup.init refused: SO login failed");
         return ERR("the HSM refused the SO PIN");

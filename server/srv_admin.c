@@ -199,7 +199,7 @@ static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
 {
     const char *file = NULL;
     char pin[300] = "", err[512];
-    int created = 0, trusted = 0, rc;
+    int created = 0, rc;
 
     if (argc == 2 && strcmp(argv[0], "--so-pin-file") == 0) {
         file = argv[1];
@@ -208,10 +208,13 @@ static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
         return 2;
     }
     /* The SO PIN is asked only when the wrapping key is missing. */
-    if (hsm_backup_status(a->hsm, &trusted) != HSM_OK && read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
-        return 1;
-    rc = csc_admin_backup_init(a, pin[0] ? pin : NULL, &created, err, sizeof(err));
-    OPENSSL_cleanse(pin, sizeof(pin));
+    rc = csc_admin_backup_init(a, NULL, &created, err, sizeof(err));
+    if (rc == -2) {
+        if (read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
+            return 1;
+        rc = csc_admin_backup_init(a, pin, &created, err, sizeof(err));
+        OPENSSL_cleanse(pin, sizeof(pin));
+    }
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;

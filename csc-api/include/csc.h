@@ -176,6 +176,7 @@ int csc_admin_list(const csc_admin_t *a, void *out_file);
  * integrity key). Audited (STOR_EV_BACKUP) when something was created or the SO PIN was refused.
  * @param[in] so_pin the token's SO PIN (needed only while the wrapping key is missing; may be NULL)
  * @param[out] created bit 1 wrapping key, bit 2 integrity key created now (0: both existed)
+ * @return 0; -2 if the wrapping key is missing and so_pin is NULL; -1 otherwise (message in err)
  */
 int csc_admin_backup_init(const csc_admin_t *a, const char *so_pin, int *created, char *err, size_t err_sz);
 

@@ -295,7 +295,34 @@ class TestBackupRestore(unittest.TestCase):
         self.assertIn("destroyed", cred_line("bk-term")[0])
         self.assertEqual(p11_objects("bk-term", 3), [])  # the unwrapped key did not stay
 
-    def test_7_audit_log_still_verifies(self):
+    def test_7_without_backup_keys(self):
+        """A fresh token: wrong SO PIN refused and audited; no backup possible before backup init."""
+        svc = H.Service(BUILD, extra_config="key_backup = wrapped\n")
+        try:
+            bad = os.path.join(svc.tmp, "wrong.pin")
+            with open(bad, "w") as f:
+                f.write("000000000000\n")
+            r = svc.admin("backup", "init", "--so-pin-file", bad, check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("the HSM refused the SO PIN", r.stderr)
+            r = svc.admin("credential", "create", "--user", svc.env["CSC_USER"], "--id", "bk-x", "--key", "p256",
+                          "--auth", "PIN", stdin=PIN + "\n", check=False)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            path = os.path.join(svc.tmp, "x.bkp")
+            r = svc.admin("credential", "backup", "bk-x", path, check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("no trusted backup key in the HSM", r.stderr)
+            self.assertFalse(os.path.exists(path))
+            out = svc.admin("audit", "query", "--event", "backup", "--json").stdout
+            recs = [json.loads(ln) for ln in out.splitlines()]
+            self.assertEqual([r["result"] for r in recs], ["denied", "denied"])
+            self.assertIn("SO login failed", recs[0]["detail"])
+            self.assertEqual(svc.admin("audit", "verify", check=False).returncode, 0)
+        finally:
+            import shutil
+            shutil.rmtree(svc.tmp, ignore_errors=True)
+
+    def test_8_audit_log_still_verifies(self):
         r = SVC.admin("audit", "verify", check=False)
         self.assertEqual(r.returncode, 0, r.stdout)
 
