@@ -342,12 +342,13 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *
     if (cred_fill(a, s, c, err, err_sz) != 0)
         goto out;
     uint8_t key_id[HSM_KEYID_LEN];
-    int hrc = hsm_keygen(a->hsm, &s->key, c->id, key_id);
+    int hrc = hsm_keygen_ex(a->hsm, &s->key, c->id, a->key_backup ? HSM_KEYGEN_BACKUP : 0, key_id);
     if (hrc != HSM_OK) {
         ERR("key generation in the HSM failed: %s", hsm_strerror(hrc));
         goto out;
     }
     have_key = true;
+    c->key_backup = a->key_backup ? STOR_KEY_BACKUP_WRAPPED : STOR_KEY_BACKUP_NO;
     memcpy(c->key_id, key_id, sizeof(key_id));
     c->key_id_len = sizeof(key_id);
     if ((hrc = hsm_pubkey(a->hsm, key_id, sizeof(key_id), &pub)) != HSM_OK) {
@@ -456,6 +457,7 @@ static int cred_update_fn(stor_txn_t *t, void *arg)
                 cur->cert_not_before = u->c->cert_not_before;
                 cur->cert_not_after = u->c->cert_not_after;
                 cur->key_bits = u->c->key_bits;
+                cur->key_backup = u->c->key_backup;
                 rc = stor_txn_cred_put(t, cur, 0);
                 memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
                 stor_wipe(old, sizeof(*old));
@@ -534,7 +536,7 @@ int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t
     if ((ee = d2i_X509(NULL, &p, cur->certs_len)) != NULL)
         X509_NAME_get_text_by_NID(X509_get_subject_name(ee), NID_commonName, cn, sizeof(cn));
     uint8_t key_id[HSM_KEYID_LEN];
-    int hrc = hsm_keygen(a->hsm, &spec, id, key_id);
+    int hrc = hsm_keygen_ex(a->hsm, &spec, id, a->key_backup ? HSM_KEYGEN_BACKUP : 0, key_id);
     if (hrc != HSM_OK) {
         ERR("key generation in the HSM failed: %s", hsm_strerror(hrc));
         goto out;
@@ -544,6 +546,7 @@ int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t
     fresh->key_id_len = sizeof(key_id);
     fresh->key_type = cur->key_type;
     fresh->key_bits = cur->key_bits;
+    fresh->key_backup = a->key_backup ? STOR_KEY_BACKUP_WRAPPED : STOR_KEY_BACKUP_NO;
     if ((hrc = hsm_pubkey(a->hsm, key_id, sizeof(key_id), &pub)) != HSM_OK) {
         ERR("cannot read the public key: %s", hsm_strerror(hrc));
         goto out;

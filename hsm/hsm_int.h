@@ -107,6 +107,9 @@ int hsm_pool_borrow(hsm_t *h, hsm_sess_t **out);
  */
 int hsm_pool_return(hsm_t *h, hsm_sess_t *s, int rc);
 
+/** Log the application in as the user with the stored PIN (no-op if it is). */
+int hsm_sess_login(hsm_t *h, hsm_sess_t *s);
+
 /** Is the application logged in, seen from session s? 1 yes, 0 no, <0 HSM_* error. */
 int hsm_sess_logged_in(hsm_t *h, hsm_sess_t *s);
 

@@ -318,7 +318,7 @@ typedef struct keygen_tmpl {
     uint8_t ec_params[HSM_EC_PARAMS_MAX];
     CK_MECHANISM mech;
     CK_ATTRIBUTE pub[10];
-    CK_ATTRIBUTE priv[12];
+    CK_ATTRIBUTE priv[13];
     CK_ULONG npub, npriv;
 } keygen_tmpl_t;
 
@@ -349,14 +349,18 @@ static int ec_params_der(int nid, uint8_t *buf, size_t cap, size_t *len)
 
 /* Explicit templates: SoftHSM's defaults would also allow decrypt and unwrap with the private key. */
 static int keygen_tmpl(keygen_tmpl_t *t, const hsm_keyspec_t *spec, const char *label, size_t label_len,
-                       const uint8_t *id)
+                       const uint8_t *id, unsigned flags)
 {
+    CK_BBOOL *backup;
+
     size_t eclen = 0;
     int rc;
 
     memset(t, 0, sizeof(*t));
     t->yes = CK_TRUE;
     t->no = CK_FALSE;
+    /* Backup-able (J8): extractable, but only wrapped under a key the SO marked CKA_TRUSTED, never in clear. */
+    backup = (flags & HSM_KEYGEN_BACKUP) ? &t->yes : &t->no;
     if (spec->type == HSM_KEY_RSA) {
         if (spec->bits != 2048 && spec->bits != 3072 && spec->bits != 4096)
             return HSM_ERR_INVAL;
@@ -384,7 +388,8 @@ static int keygen_tmpl(keygen_tmpl_t *t, const hsm_keyspec_t *spec, const char *
     ADD(t->priv, t->npriv, CKA_TOKEN, &t->yes, sizeof(CK_BBOOL));
     ADD(t->priv, t->npriv, CKA_PRIVATE, &t->yes, sizeof(CK_BBOOL));
     ADD(t->priv, t->npriv, CKA_SENSITIVE, &t->yes, sizeof(CK_BBOOL));
-    ADD(t->priv, t->npriv, CKA_EXTRACTABLE, &t->no, sizeof(CK_BBOOL));
+    ADD(t->priv, t->npriv, CKA_EXTRACTABLE, backup, sizeof(CK_BBOOL));
+    ADD(t->priv, t->npriv, CKA_WRAP_WITH_TRUSTED, backup, sizeof(CK_BBOOL));
     ADD(t->priv, t->npriv, CKA_SIGN, &t->yes, sizeof(CK_BBOOL));
     ADD(t->priv, t->npriv, CKA_SIGN_RECOVER, &t->no, sizeof(CK_BBOOL));
     ADD(t->priv, t->npriv, CKA_DECRYPT, &t->no, sizeof(CK_BBOOL));
@@ -399,6 +404,11 @@ static int keygen_tmpl(keygen_tmpl_t *t, const hsm_keyspec_t *spec, const char *
 
 int hsm_keygen(hsm_t *h, const hsm_keyspec_t *spec, const char *label, uint8_t id[HSM_KEYID_LEN])
 {
+    return hsm_keygen_ex(h, spec, label, 0, id);
+}
+
+int hsm_keygen_ex(hsm_t *h, const hsm_keyspec_t *spec, const char *label, unsigned flags, uint8_t id[HSM_KEYID_LEN])
+{
     keygen_tmpl_t t;
     uint8_t newid[HSM_KEYID_LEN];
     hsm_sess_t *s = NULL;
@@ -409,15 +419,18 @@ int hsm_keygen(hsm_t *h, const hsm_keyspec_t *spec, const char *label, uint8_t i
     CK_RV rv;
     int rc;
 
-    if (id)
-        memset(id, 0, HSM_KEYID_LEN);
-    if (!h || !spec || !label || !id)
+    if (!h || !spec || !label || !id || (flags & ~(unsigned)(HSM_KEYGEN_BACKUP | HSM_KEYGEN_FIXED_ID)))
         return HSM_ERR_INVAL;
+    if (flags & HSM_KEYGEN_FIXED_ID) {
+        memcpy(newid, id, sizeof(newid));
+    } else {
+        memset(id, 0, HSM_KEYID_LEN);
+        if (RAND_bytes(newid, sizeof(newid)) != 1)
+            return HSM_ERR_INTERNAL;
+    }
     if ((label_len = strnlen(label, HSM_LABEL_MAX + 1)) > HSM_LABEL_MAX)
         return HSM_ERR_INVAL;
-    if (RAND_bytes(newid, sizeof(newid)) != 1)
-        return HSM_ERR_INTERNAL;
-    if ((rc = keygen_tmpl(&t, spec, label, label_len, newid)) != HSM_OK)
+    if ((rc = keygen_tmpl(&t, spec, label, label_len, newid, flags)) != HSM_OK)
         return rc;
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;

@@ -42,6 +42,8 @@ const char *hsm_strerror(int rc)
     case HSM_ERR_CONFIG: return "PKCS#11 module cannot be loaded or token not found";
     case HSM_ERR_INTERNAL: return "internal PKCS#11 or OpenSSL failure";
     case HSM_ERR_NOMEM: return "out of memory";
+    case HSM_ERR_DENIED: return "the key may not leave the token (not extractable, or only wrappable with a trusted key)";
+    case HSM_ERR_BADSIG: return "signature or integrity tag invalid";
     default: return "unknown hsm error";
     }
 }
@@ -82,7 +84,15 @@ int hsm_rv_map(CK_RV rv)
         return HSM_ERR_NOKEY;
     case CKR_DATA_LEN_RANGE:
     case CKR_DATA_INVALID:
+    case CKR_WRAPPED_KEY_INVALID:
+    case CKR_WRAPPED_KEY_LEN_RANGE:
         return HSM_ERR_INVAL;
+    case CKR_KEY_UNEXTRACTABLE:
+    case CKR_KEY_NOT_WRAPPABLE:
+        return HSM_ERR_DENIED;
+    case CKR_SIGNATURE_INVALID:
+    case CKR_SIGNATURE_LEN_RANGE:
+        return HSM_ERR_BADSIG;
     case CKR_PIN_INCORRECT:
     case CKR_PIN_INVALID:
     case CKR_PIN_LEN_RANGE:
@@ -269,6 +279,13 @@ static int token_present(hsm_t *h)
     if (h->p11->C_GetTokenInfo(h->slot, &ti) != CKR_OK)
         return 0;
     return (ti.flags & CKF_TOKEN_INITIALIZED) && memcmp(ti.label, h->label, sizeof(h->label)) == 0;
+}
+
+static int login(hsm_t *h, CK_SESSION_HANDLE s);
+
+int hsm_sess_login(hsm_t *h, hsm_sess_t *s)
+{
+    return login(h, s->handle);
 }
 
 static int login(hsm_t *h, CK_SESSION_HANDLE s)

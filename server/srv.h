@@ -43,6 +43,9 @@ typedef struct srv_config {
     unsigned cert_days;
     char totp_issuer[SRV_STR];
     unsigned scrypt_log2n;
+    char key_backup[16];              /* "no" or "wrapped" (J8) */
+    unsigned audit_sign_interval;     /* seconds between signed audit heads, 0 = off (J11) */
+    unsigned audit_sign_records;      /* sign after this many new records, 0 = off (J11) */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/obj_mac.h>
+#include <openssl/pem.h>
 #include "srv.h"
 
 static void usage(FILE *f)
@@ -27,14 +28,26 @@ static void usage(FILE *f)
             "                                         destroy the key in the HSM (certificate revoked / no longer\n"
             "                                         wanted); final: the credential never signs again\n"
             "  credential renew ID                    new key and certificate; the old key is destroyed\n"
+            "  backup init [--so-pin-file FILE]       create the HSM backup keys (trusted wrapping key, made with\n"
+            "                                         the token's SO PIN from FILE or standard input; integrity key)\n"
+            "  credential backup ID FILE              write the credential with its key wrapped in the HSM and an\n"
+            "                                         HSM integrity tag to FILE (new, 0600); needs key_backup = wrapped\n"
+            "                                         when the key was generated\n"
+            "  credential restore FILE                check the file's integrity tag in the HSM, unwrap the key into\n"
+            "                                         the token, store the credential (id unknown or destroyed only)\n"
             "  user suspend NAME | user resume NAME | user terminate NAME (destroys all the user's keys)\n"
             "  client add ID --redirect URI [--redirect URI ...] [--name TEXT]\n"
             "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
             "                                         register an OAuth 2.0 client; prints its secret once\n"
             "  client list | client remove ID\n"
             "  list                                   users and their credentials\n"
-            "  audit verify                           check the audit log's hash chain, seqs and head;\n"
-            "                                         exit 1 and one line per problem if it was tampered with\n"
+            "  audit verify [--key PEM]               check the audit log's hash chain, seqs and head, and every\n"
+            "                                         signed head (signature with the audit key from the HSM or PEM,\n"
+            "                                         and the log's hash at its seq); exit 1 and one line per problem\n"
+            "  audit key-init                         create the audit head key (EC P-256) in the HSM (init does too)\n"
+            "  audit sign-head                        sign the current audit head now\n"
+            "  audit export-key FILE                  write the audit public key (PEM) for external verifiers\n"
+            "  audit heads                            print the signed heads (JSON lines: signed_text, signature)\n"
             "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]\n"
             "              [--event login|revoke|authorize|sign|sign-result|admin|lockout]\n"
             "                                         print matching audit records; TIME is ISO-8601 UTC\n"
@@ -182,6 +195,35 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
     return 0;
 }
 
+static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
+{
+    const char *file = NULL;
+    char pin[300] = "", err[512];
+    int created = 0, rc;
+
+    if (argc == 2 && strcmp(argv[0], "--so-pin-file") == 0) {
+        file = argv[1];
+    } else if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    /* The SO PIN is asked only when the wrapping key is missing. */
+    rc = csc_admin_backup_init(a, NULL, &created, err, sizeof(err));
+    if (rc == -2) {
+        if (read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
+            return 1;
+        rc = csc_admin_backup_init(a, pin, &created, err, sizeof(err));
+        OPENSSL_cleanse(pin, sizeof(pin));
+    }
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf(created ? "backup keys created in the HSM (wrapping key trusted, sensitive, not extractable)\n"
+                   : "backup keys present in the HSM\n");
+    return 0;
+}
+
 /* "a,b,c" against a table of names -> bit set; -1 on an unknown name. */
 static long parse_set(const char *list, const char *const *names, const unsigned *bits, size_t n)
 {
@@ -269,14 +311,70 @@ out:
     return rc;
 }
 
-static int cmd_audit(stor_env_t *stor, int argc, char **argv)
+static int load_pem_pub(const char *file, EVP_PKEY **out)
+{
+    FILE *f = fopen(file, "r");
+    *out = f != NULL ? PEM_read_PUBKEY(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL)
+        fclose(f);
+    if (*out == NULL)
+        fprintf(stderr, "csc-admin: cannot read a PEM public key from %s\n", file);
+    return *out != NULL ? 0 : -1;
+}
+
+static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
+{
+    unsigned long problems = 0, head_problems = 0;
+    EVP_PKEY *pub = NULL;
+    int rc;
+
+    if (argc == 2 && strcmp(argv[0], "--key") == 0) {
+        if (load_pem_pub(argv[1], &pub) != 0)
+            return 1;
+    } else if (argc != 0) {
+        usage(stderr);
+        return 2;
+    } else if (hsm != NULL) {
+        (void)csc_audit_key_pub(hsm, &pub); /* no key: signed heads are reported as unverifiable */
+    }
+    rc = csc_audit_verify(stor, stdout, &problems);
+    if (rc == 0)
+        rc = csc_audit_verify_heads(stor, pub, stdout, &head_problems);
+    EVP_PKEY_free(pub);
+    return rc == 0 && problems == 0 && head_problems == 0 ? 0 : 1;
+}
+
+static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, char **argv)
 {
     csc_audit_filter_t f = {0};
-    unsigned long problems = 0;
     int64_t ms;
 
-    if (argc == 1 && strcmp(argv[0], "verify") == 0)
-        return csc_audit_verify(stor, stdout, &problems) == 0 && problems == 0 ? 0 : 1;
+    if (argc >= 1 && strcmp(argv[0], "verify") == 0)
+        return cmd_audit_verify(stor, hsm, argc - 1, argv + 1);
+    if (argc == 1 && strcmp(argv[0], "key-init") == 0) {
+        int created = 0;
+        if (csc_audit_key_init(stor, hsm, op, &created) != 0)
+            return 1;
+        printf(created ? "audit key created in the HSM (EC P-256)\n" : "audit key present in the HSM\n");
+        return 0;
+    }
+    if (argc == 1 && strcmp(argv[0], "sign-head") == 0) {
+        uint64_t seq = 0;
+        int rc = csc_audit_sign_head(stor, hsm, "csc-admin", 1, &seq);
+        if (rc == CSC_AUDIT_SIGN_OK)
+            printf("audit head signed at seq %llu\n", (unsigned long long)seq);
+        else if (rc == CSC_AUDIT_SIGN_NOTHING)
+            printf("nothing to sign (empty log, or signed meanwhile)\n");
+        return rc == CSC_AUDIT_SIGN_OK || rc == CSC_AUDIT_SIGN_NOTHING ? 0 : 1;
+    }
+    if (argc == 2 && strcmp(argv[0], "export-key") == 0) {
+        if (csc_audit_key_export(hsm, argv[1]) != 0)
+            return 1;
+        printf("audit public key written to %s\n", argv[1]);
+        return 0;
+    }
+    if (argc == 1 && strcmp(argv[0], "heads") == 0)
+        return csc_audit_heads_list(stor, stdout) == 0 ? 0 : 1;
     if (argc < 1 || strcmp(argv[0], "query") != 0)
         goto bad;
     for (int i = 1; i < argc; i++) {
@@ -360,7 +458,13 @@ int main(int argc, char **argv)
     int need_hsm = strcmp(cmd, "init") == 0 ||
                    (strcmp(cmd, "credential") == 0 && argc > 1 &&
                     (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "revoke") == 0 ||
-                     strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0)) ||
+                     strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0 ||
+                     strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0)) ||
+                   strcmp(cmd, "backup") == 0 ||
+                   (strcmp(cmd, "audit") == 0 && argc > 1 &&
+                    (strcmp(argv[1], "key-init") == 0 || strcmp(argv[1], "sign-head") == 0 ||
+                     strcmp(argv[1], "export-key") == 0 ||
+                     (strcmp(argv[1], "verify") == 0 && !(argc > 2 && strcmp(argv[2], "--key") == 0)))) ||
                    (strcmp(cmd, "user") == 0 && argc > 1 && strcmp(argv[1], "terminate") == 0);
     srv_modules_t m;
     if (srv_modules_open(cfg, need_hsm ? SRV_NEED_HSM : 0, &m) != 0)
@@ -374,10 +478,17 @@ int main(int argc, char **argv)
         .operator_name = op != NULL ? op : "unknown",
         .scrypt_log2n = cfg->scrypt_log2n,
         .issuer = cfg->totp_issuer,
+        .key_backup = strcmp(cfg->key_backup, "wrapped") == 0,
     };
     char err[256];
     int rc = 2;
     if (strcmp(cmd, "init") == 0 && argc == 1) {
+        int created = 0;
+        if (csc_audit_key_init(m.stor, m.hsm, a.operator_name, &created) != 0) {
+            srv_modules_close(&m);
+            free(cfg);
+            return 1;
+        }
         printf("database %s ready; token \"%s\" reachable (%u sessions)\n", cfg->lmdb_path, cfg->pkcs11_token,
                hsm_sessions(m.hsm));
         rc = 0;
@@ -408,6 +519,23 @@ int main(int argc, char **argv)
                    argv[2]);
         else
             fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "backup") == 0 && argc >= 2 && strcmp(argv[1], "init") == 0) {
+        rc = cmd_backup_init(&a, argc - 2, argv + 2);
+    } else if (strcmp(cmd, "credential") == 0 && argc == 4 && strcmp(argv[1], "backup") == 0) {
+        rc = csc_admin_cred_backup(&a, argv[2], argv[3], err, sizeof(err)) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n", argv[2],
+                   argv[3]);
+        else
+            fprintf(stderr, "csc-admin: %s\n", err);
+    } else if (strcmp(cmd, "credential") == 0 && argc == 3 && strcmp(argv[1], "restore") == 0) {
+        char rid[STOR_NAME_MAX + 1];
+        rc = csc_admin_cred_restore(&a, argv[2], rid, sizeof(rid), err, sizeof(err)) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n", rid,
+                   argv[2]);
+        else
+            fprintf(stderr, "csc-admin: %s\n", err);
     } else if (strcmp(cmd, "user") == 0 && argc == 3 &&
                (strcmp(argv[1], "suspend") == 0 || strcmp(argv[1], "resume") == 0 ||
                 strcmp(argv[1], "terminate") == 0)) {
@@ -423,7 +551,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "client") == 0 && argc >= 2) {
         rc = cmd_client(&m, argv[1], argc - 2, argv + 2, &a);
     } else if (strcmp(cmd, "audit") == 0 && argc >= 2) {
-        rc = cmd_audit(m.stor, argc - 1, argv + 1);
+        rc = cmd_audit(m.stor, m.hsm, a.operator_name, argc - 1, argv + 1);
     } else if (strcmp(cmd, "list") == 0 && argc == 1) {
         rc = csc_admin_list(&a, stdout) == 0 ? 0 : 1;
     } else {

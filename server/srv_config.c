@@ -75,6 +75,9 @@ static const row_t rows[] = {
     {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
+    {"key_backup", T_STR, O(key_backup), S(key_backup), 0, 0, "no"},
+    {"audit_sign_interval", T_UINT, O(audit_sign_interval), 0, 0, 86400, "300"},
+    {"audit_sign_records", T_UINT, O(audit_sign_records), 0, 0, 1000000, "0"},
 };
 
 typedef struct ctx {
@@ -194,6 +197,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "plain_http: refused in production (allowed with environment = test, or allow_test_components = yes)");
     if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))
         return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
+    if (strcmp(cfg->key_backup, "no") != 0 && strcmp(cfg->key_backup, "wrapped") != 0)
+        return fail(c, "key_backup: expected no or wrapped, got \"%s\"", cfg->key_backup);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

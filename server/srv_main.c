@@ -49,7 +49,16 @@ int main(int argc, char **argv)
     }
     if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0)
         return 1;
+    /* Signed audit heads (J11): a csc-api thread; stopping it signs the last head after the HTTP side finished. */
+    csc_audit_signer_t *signer = NULL;
+    if (csc_audit_signer_start(m.stor, m.hsm, cfg->audit_sign_interval, cfg->audit_sign_records, &signer) != 0) {
+        fprintf(stderr, "csc-server: cannot start the audit head signer\n");
+        srv_modules_close(&m);
+        free(cfg);
+        return 1;
+    }
     int rc = srv_http_run(cfg, &m);
+    csc_audit_signer_stop(signer);
     srv_modules_close(&m);
     free(cfg);
     return rc == 0 ? 0 : 1;

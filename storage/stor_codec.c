@@ -99,6 +99,7 @@ static const field_t cred_fields[] = {
     I64(18, stor_cred_t, cert_not_before),
     I64(19, stor_cred_t, cert_not_after),
     STR(20, stor_cred_t, qualifier),
+    U32(29, stor_cred_t, key_backup),
 };
 
 static const field_t token_fields[] = {
@@ -175,6 +176,13 @@ static const field_t head_fields[] = {
     FIXED(2, stor_head_t, hash),
 };
 
+static const field_t signed_head_fields[] = {
+    U64(1, stor_signed_head_t, seq),
+    FIXED(2, stor_signed_head_t, hash),
+    I64(3, stor_signed_head_t, time_ms),
+    BYTES(4, stor_signed_head_t, sig, sig_len),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -184,6 +192,7 @@ FITS(audit_fields);
 FITS(head_fields);
 FITS(client_fields);
 FITS(code_fields);
+FITS(signed_head_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -194,6 +203,7 @@ static const rec_desc_t descs[] = {
     [STOR_REC_HEAD] = DESC(stor_head_t, head_fields),
     [STOR_REC_CLIENT] = DESC(stor_client_t, client_fields),
     [STOR_REC_CODE] = DESC(stor_code_t, code_fields),
+    [STOR_REC_SIGNED_HEAD] = DESC(stor_signed_head_t, signed_head_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

@@ -110,6 +110,7 @@ typedef struct csc_admin {
     const char *operator_name; /**< recorded in the audit log */
     unsigned scrypt_log2n;     /**< cost of new verifiers (0 = default) */
     const char *issuer;        /**< TOTP issuer shown by authenticator apps */
+    int key_backup;            /**< config key_backup = wrapped: new keys can be backed up wrapped (J8) */
 } csc_admin_t;
 
 /**
@@ -167,6 +168,82 @@ int csc_admin_clients_list(const csc_admin_t *a, void *out_file);
 
 /** Print users and their credentials to out, one line each. */
 int csc_admin_list(const csc_admin_t *a, void *out_file);
+
+/* ---- key backup and restore (J8, csc_backup.c) ------------------------------ */
+
+/**
+ * Create the HSM backup keys if missing (trusted AES-256 wrapping key, made with the SO PIN, and the HMAC
+ * integrity key). Audited (STOR_EV_BACKUP) when something was created or the SO PIN was refused.
+ * @param[in] so_pin the token's SO PIN (needed only while the wrapping key is missing; may be NULL)
+ * @param[out] created bit 1 wrapping key, bit 2 integrity key created now (0: both existed)
+ * @return 0; -2 if the wrapping key is missing and so_pin is NULL; -1 otherwise (message in err)
+ */
+int csc_admin_backup_init(const csc_admin_t *a, const char *so_pin, int *created, char *err, size_t err_sz);
+
+/**
+ * Back up a credential into a new file (mode 0600, never overwriting): its record fields, public key, and
+ * private key wrapped in the HSM under the backup key, with an HSM integrity tag over everything. Refused
+ * (with the reason in err, audited) when the key was generated non-extractable (key_backup = no), the
+ * credential is destroyed, or no trusted backup key exists. Audited as STOR_EV_BACKUP.
+ */
+int csc_admin_cred_backup(const csc_admin_t *a, const char *id, const char *file, char *err, size_t err_sz);
+
+/**
+ * Restore a credential from a backup file: the integrity tag is checked in the HSM before anything else; the key
+ * is unwrapped into the token and checked against the public key; the credential is stored if its id is unknown
+ * or destroyed (restore is for recovery) and its owner exists and is not terminated. A tampered or truncated file is refused and nothing is written.
+ * Audited as STOR_EV_RESTORE, refusals too.
+ * @param[out] id_out the restored credential id
+ */
+int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out, size_t id_sz, char *err,
+                           size_t err_sz);
+
+/* ---- signed audit heads (J11, csc_audit_sign.c) ------------------------------ */
+
+/**
+ * Create the audit key (EC P-256, in the HSM, sign only, never extractable, fixed CKA_ID "csc-audit-key-01")
+ * if it is missing; audited as an admin action. @param[out] created 1 if made now. @return 0 or -1 (stderr).
+ */
+int csc_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, int *created);
+/** The audit public key from the HSM (HSM_* code; HSM_ERR_NOKEY if there is none). */
+int csc_audit_key_pub(hsm_t *hsm, EVP_PKEY **out);
+/** Write the audit public key as PEM (SubjectPublicKeyInfo) to a new file. @return 0 or -1 (stderr). */
+int csc_audit_key_export(hsm_t *hsm, const char *file);
+/** The text a head's signature covers: "csc-audit-head v1 seq=N hash=HEX time_ms=T". @return its length or -1. */
+int csc_audit_head_text(const stor_signed_head_t *h, char *out, size_t sz);
+
+enum { CSC_AUDIT_SIGN_OK = 0, CSC_AUDIT_SIGN_NOTHING = 1, CSC_AUDIT_SIGN_ERROR = -1, CSC_AUDIT_SIGN_NOKEY = -2 };
+
+/**
+ * Sign the current audit head (seq, hash, time of that record) with the audit key and store it in audit_heads,
+ * with an audit record (event audit-head) in the same transaction.
+ * @param[in] who the client field of that record ("csc-server", "csc-admin")
+ * @param[in] force sign even if the log's last record is the record of the previous signing
+ * @param[out] signed_seq the seq signed (0 if none)
+ * @return CSC_AUDIT_SIGN_OK; CSC_AUDIT_SIGN_NOTHING (empty log, nothing new, or signed meanwhile);
+ *   CSC_AUDIT_SIGN_NOKEY (no audit key in the HSM); CSC_AUDIT_SIGN_ERROR (message on stderr).
+ */
+int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
+
+/** The server's periodic signer: a thread that signs the head every interval seconds and/or every `every` records
+ *  (0 = that trigger off; both 0 = no thread), and once more when stopped (clean shutdown). */
+typedef struct csc_audit_signer csc_audit_signer_t;
+int csc_audit_signer_start(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned every,
+                           csc_audit_signer_t **out);
+/** Stop the thread, then sign the last head. NULL is allowed. */
+void csc_audit_signer_stop(csc_audit_signer_t *s);
+
+/**
+ * Check every signed head: its signature with pub (NULL: reported as a problem when heads exist), and that the
+ * log's record at its seq exists and has exactly the signed hash ("log truncated: signed head at seq N but log
+ * ends at M", "signed head at seq N: log rewritten (...)", "signed head at seq N: signature invalid (forged or
+ * altered signed head)"). Prints one line per problem and a summary line.
+ * @return 0 (see *problems) or -1 if the table cannot be read.
+ */
+int csc_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, void *out, unsigned long *problems);
+
+/** Print the signed heads as JSON lines {seq, time_ms, signed_text, signature (base64 DER)}. @return 0 or -1. */
+int csc_audit_heads_list(stor_env_t *stor, void *out);
 
 /* ---- audit log (csc-admin audit) ----------------------------------------- */
 

@@ -7,7 +7,9 @@
  * libp11 0.4.12 does not give (see hsm/README.md).
  *
  * Private keys are generated inside the token as CKA_SENSITIVE, non-extractable,
- * sign-only objects and never leave it. The user PIN of the token is kept only
+ * sign-only objects and never leave it, unless generated backup-able
+ * (HSM_KEYGEN_BACKUP): then they leave it only wrapped under the token's trusted
+ * backup key (hsm_backup_wrap, J8), never in clear. The user PIN of the token is kept only
  * inside hsm_t (locked, wiped on close) so that the module can log in again
  * after the token was lost and came back.
  *
@@ -46,6 +48,8 @@ enum {
     HSM_ERR_CONFIG = -6,      /**< module cannot be loaded, token label not found */
     HSM_ERR_INTERNAL = -7,    /**< any other PKCS#11 or OpenSSL failure */
     HSM_ERR_NOMEM = -8,
+    HSM_ERR_DENIED = -9,      /**< the key may not leave the token (not extractable / not wrappable with that key) */
+    HSM_ERR_BADSIG = -10,     /**< a signature or MAC did not verify */
 };
 
 /** @return a static description of an HSM_* code (also for unknown codes); never NULL. */
@@ -115,6 +119,19 @@ typedef struct hsm_keyspec {
  */
 int hsm_keygen(hsm_t *h, const hsm_keyspec_t *spec, const char *label, uint8_t id[HSM_KEYID_LEN]);
 
+/** hsm_keygen_ex() flags. */
+enum {
+    HSM_KEYGEN_BACKUP = 1,   /**< private key CKA_EXTRACTABLE and CKA_WRAP_WITH_TRUSTED: it can leave the token only
+                                  wrapped under a CKA_TRUSTED key (hsm_backup_wrap), never in clear (J8) */
+    HSM_KEYGEN_FIXED_ID = 2, /**< use the HSM_KEYID_LEN bytes in id as CKA_ID instead of random ones */
+};
+
+/**
+ * hsm_keygen() with flags (HSM_KEYGEN_*). With HSM_KEYGEN_FIXED_ID, id is input (unchanged on error);
+ * otherwise it is output as for hsm_keygen().
+ */
+int hsm_keygen_ex(hsm_t *h, const hsm_keyspec_t *spec, const char *label, unsigned flags, uint8_t id[HSM_KEYID_LEN]);
+
 /**
  * The public key of the pair with this CKA_ID, as an OpenSSL key.
  * @param[in] id CKA_ID, 1..64 bytes
@@ -169,6 +186,55 @@ typedef struct hsm_sign_params {
  */
 int hsm_sign(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const hsm_sign_params_t *params,
              const uint8_t *const *digests, size_t dlen, size_t n, uint8_t *const *sigs, size_t *sig_lens);
+
+/* ---- backup and restore (J8) ------------------------------------------- */
+
+#define HSM_BACKUP_TAG_LEN 32    /**< HMAC-SHA256 */
+#define HSM_WRAPPED_MAX 8192     /**< largest wrapped private key (RSA-4096 PKCS#8 under AES key wrap is ~2.4 KB) */
+
+/**
+ * Create the backup keys if they are missing: the wrapping key (AES-256, CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
+ * not extractable, CKA_WRAP/CKA_UNWRAP only, CKA_TRUSTED) and the integrity key (32-byte generic secret,
+ * CKM_SHA256_HMAC sign/verify only, never extractable). CKA_TRUSTED needs the SO: this process logs out, logs in
+ * as SO, creates the key, and logs in as the user again (see hsm/README.md).
+ * @param[in] so_pin the token's SO PIN; needed only while the wrapping key is missing (NULL otherwise is fine)
+ * @param[out] created bit 1: wrapping key created, bit 2: integrity key created (0: both existed)
+ * @return HSM_OK; HSM_ERR_PIN (SO PIN refused); HSM_ERR_INVAL (SO PIN needed but NULL); HSM_ERR_MECH (the token
+ *   lost CKA_TRUSTED on copy or lacks a mechanism); HSM_ERR_UNAVAILABLE ...
+ * @note Call from an admin process, never concurrently with other calls on h (the login changes).
+ */
+int hsm_backup_init(hsm_t *h, const char *so_pin, int *created);
+
+/**
+ * Are both backup keys there? *trusted is 1 if the wrapping key has CKA_TRUSTED.
+ * @return HSM_OK; HSM_ERR_NOKEY (hsm_backup_init not run); ...
+ */
+int hsm_backup_status(hsm_t *h, int *trusted);
+
+/**
+ * Wrap the private key with this CKA_ID under the backup key (CKM_AES_KEY_WRAP_PAD, RFC 5649, over PKCS#8).
+ * @param[out] out at least 64 bytes; HSM_WRAPPED_MAX is always enough
+ * @return HSM_OK; HSM_ERR_DENIED (the key is not extractable, or may only be wrapped by a trusted key and the
+ *   backup key is not trusted); HSM_ERR_NOKEY (no such key, or no backup key); HSM_ERR_INVAL; ...
+ */
+int hsm_backup_wrap(hsm_t *h, const uint8_t *id, size_t id_len, uint8_t *out, size_t cap, size_t *out_len);
+
+/**
+ * Unwrap a private key made by hsm_backup_wrap() into the token under a fresh random CKA_ID (sensitive, sign
+ * only; with HSM_KEYGEN_BACKUP in flags again extractable only under a trusted key, else never extractable),
+ * create its public key object from pub, and check that the two match (a random digest signed in the token
+ * verifies with pub). On any failure nothing stays in the token.
+ * @return HSM_OK; HSM_ERR_BADSIG (the unwrapped key does not match pub); HSM_ERR_INVAL (wrapped bytes refused by
+ *   the token, bad argument); HSM_ERR_MECH (pub is neither RSA nor EC); HSM_ERR_NOKEY (no backup key); ...
+ */
+int hsm_backup_unwrap(hsm_t *h, const uint8_t *wrapped, size_t len, EVP_PKEY *pub, const char *label,
+                      unsigned flags, uint8_t id[HSM_KEYID_LEN]);
+
+/** HMAC-SHA256 over data with the integrity key, in the token. @return HSM_OK; HSM_ERR_NOKEY; ... */
+int hsm_backup_tag(hsm_t *h, const uint8_t *data, size_t len, uint8_t tag[HSM_BACKUP_TAG_LEN]);
+
+/** Check a tag in the token (C_Verify). @return HSM_OK; HSM_ERR_BADSIG (tag does not match); HSM_ERR_NOKEY; ... */
+int hsm_backup_tag_verify(hsm_t *h, const uint8_t *data, size_t len, const uint8_t tag[HSM_BACKUP_TAG_LEN]);
 
 #ifdef __cplusplus
 }

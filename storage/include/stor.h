@@ -134,7 +134,14 @@ typedef struct stor_cred {
     int64_t cert_not_before;              /**< validity of the end-entity certificate (unix seconds), */
     int64_t cert_not_after;               /**< kept with the record so signing needs no X.509 parsing */
     char qualifier[64];                   /**< CSC signatureQualifier of the credential, "" if none */
+    uint32_t key_backup;                  /**< stor_key_backup_t: the key was generated (or restored) backup-able (J8) */
 } stor_cred_t;
+
+/** Whether a credential's key can be backed up (J8). Stored: never renumber. */
+typedef enum {
+    STOR_KEY_BACKUP_NO = 0,      /**< non-extractable: can never leave the HSM */
+    STOR_KEY_BACKUP_WRAPPED = 1, /**< extractable only wrapped under the HSM's trusted backup key */
+} stor_key_backup_t;
 
 typedef enum { STOR_TOKEN_ACCESS = 1, STOR_TOKEN_REFRESH = 2 } stor_token_kind_t;
 typedef enum { STOR_SCOPE_SERVICE = 1, STOR_SCOPE_CREDENTIAL = 2 } stor_scope_t;
@@ -208,6 +215,9 @@ typedef enum {
     STOR_EV_SIGN_RESULT = 5,    /**< HSM outcome after an approved SIGN */
     STOR_EV_ADMIN = 6,          /**< csc-admin change */
     STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
+    STOR_EV_BACKUP = 13,        /**< csc-admin credential backup (done or refused) */
+    STOR_EV_RESTORE = 14,       /**< csc-admin credential restore (done or refused) */
+    STOR_EV_AUDIT_HEAD = 15,    /**< an audit head was signed with the HSM audit key (stored in audit_heads) */
 } stor_event_t;
 
 typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;
@@ -339,6 +349,33 @@ typedef struct stor_audit_raw {
  */
 typedef int (*stor_audit_scan_fn)(const stor_audit_raw_t *r, void *arg);
 int stor_audit_scan(stor_env_t *env, stor_audit_scan_fn fn, void *arg, stor_audit_tip_t *tip);
+
+/* ---- signed audit heads (J11) ------------------------------------------------ */
+
+#define STOR_HEAD_SIG_MAX 160  /**< DER ECDSA signature (P-256: at most 72 bytes) */
+
+/** A head of the audit chain signed with the HSM audit key, kept in the append-only audit_heads table. */
+typedef struct stor_signed_head {
+    uint64_t seq;                         /**< key: the seq of the audit record whose hash was signed */
+    uint8_t hash[32];                     /**< that record's hash */
+    int64_t time_ms;                      /**< when it was signed (unix milliseconds) */
+    uint8_t sig[STOR_HEAD_SIG_MAX];       /**< DER ECDSA signature over SHA-256 of the head text (csc-api) */
+    uint32_t sig_len;
+} stor_signed_head_t;
+
+/** The audit head in meta: last seq and its hash (0 and all-zero for an empty log). Inside a txn. */
+int stor_txn_audit_tip(stor_txn_t *t, uint64_t *seq, uint8_t hash[32]);
+/** The audit record with this seq (rec->digests valid during the txn). STOR_ERR_NOTFOUND if none. */
+int stor_txn_audit_get(stor_txn_t *t, uint64_t seq, stor_audit_t *out);
+/** Append a signed head; never overwrites (STOR_ERR_EXISTS if a head with this seq is stored). */
+int stor_txn_signed_head_put(stor_txn_t *t, const stor_signed_head_t *h);
+/**
+ * Call fn for every stored signed head in seq order. A value that cannot be decoded is handed over with
+ * status STOR_ERR_CORRUPT (only h->seq, from the key, is set); otherwise status is 0. A non-zero return of fn
+ * stops the walk and is returned.
+ */
+typedef int (*stor_signed_head_each_fn)(const stor_signed_head_t *h, int status, void *arg);
+int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *arg);
 
 /** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);

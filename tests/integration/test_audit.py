@@ -139,6 +139,13 @@ def canonical_hash(val, prev):
                           u(10, 4) + u(11, 4) + f[12]).digest()
 
 
+def split_verify(stdout):
+    """audit verify prints the chain report (ending with its "audit log ..." summary), then the signed heads'."""
+    lines = stdout.splitlines()
+    end = next(i for i, ln in enumerate(lines) if ln.startswith("audit log "))
+    return lines[:end + 1], lines[end + 1:]
+
+
 def head_value(seq, h):
     return encode(6, [(1, seq.to_bytes(8, "little")), (2, h)])
 
@@ -154,10 +161,13 @@ class TestVerifyAndQuery(unittest.TestCase):
     def test_verify_ok(self):
         r = audit("verify")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        m = re.fullmatch(r"audit log OK: (\d+) records, head ([0-9a-f]{64})\n", r.stdout)
+        # the clean shutdown signed the head before the server's last record (the audit-head record itself)
+        m = re.fullmatch(r"audit log OK: (\d+) records, head ([0-9a-f]{64})\n"
+                         r"signed heads OK: 1 heads, the last at seq (\d+)\n", r.stdout)
         self.assertIsNotNone(m, r.stdout)
         self.assertEqual(int(m.group(1)), len(self.recs))
         self.assertEqual(m.group(2), self.recs[-1]["hash"])
+        self.assertEqual(int(m.group(3)), len(self.recs) - 1)
         self.assertEqual(len(table(parse_dump(PRISTINE), "audit")), len(self.recs))
 
     def test_json_lines_form_the_chain(self):
@@ -274,7 +284,7 @@ class TestTamper(unittest.TestCase):
         load(write_dump(self.dbs))
         r = audit("verify")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        lines = r.stdout.splitlines()
+        lines, _ = split_verify(r.stdout)
         self.assertEqual(lines[:-1], list(expected))
         self.assertRegex(lines[-1], r"^audit log FAILED: %d problems? in \d+ records$" % len(expected))
         self.assertEqual(lines[:-1], list(expected))
@@ -380,9 +390,10 @@ class TestTamper(unittest.TestCase):
         self.verify_after_tamper("head mismatch: meta says seq %d / hash %s, log ends at %d / hash %s"
                                  % (n, hn, n - 1, hn1))
 
-    def test_truncated_with_head_rewritten_is_undetectable_without_signed_heads(self):
-        """Documents the limit: cutting the tail and rewriting the head leaves a valid shorter chain (signed or
-        externally anchored heads, issue 4, are what closes this)."""
+    def test_truncated_after_the_last_signed_head_is_undetectable(self):
+        """Documents the limit that remains: cutting only records after the last signed head and rewriting the
+        head leaves a valid shorter chain (here the audit-head record of the shutdown signing). The window is at
+        most audit_sign_interval seconds / audit_sign_records records."""
         del self.log[-1]
         self.set_head(self.n - 1, self.hash_of(self.n - 1))
         load(write_dump(self.dbs))
@@ -400,6 +411,219 @@ class TestTamper(unittest.TestCase):
         r = audit("query")
         self.assertEqual(r.returncode, 1)
         self.assertIn("run csc-admin audit verify", r.stderr)
+
+
+# --- signed audit heads (J11) ------------------------------------------------------------------------------------
+def head_fields(val):
+    return {t: v for t, off, v in fields(val)}
+
+
+class TestSignedHeads(unittest.TestCase):
+    """The pristine log has one head signed by the server's clean shutdown (at seq n - 1; record n is the
+    audit-head record of that signing). Each case tampers with a copy; tearDown puts the pristine database back."""
+
+    def setUp(self):
+        self.dbs = parse_dump(PRISTINE)
+        self.log = table(self.dbs, "audit")
+        self.meta = table(self.dbs, "meta")
+        self.heads = table(self.dbs, "audit_heads")
+        self.n = len(self.log)
+        self.assertEqual(len(self.heads), 1)
+        self.s = int.from_bytes(self.heads[0][0], "big")
+        self.assertEqual(self.s, self.n - 1)
+
+    def tearDown(self):
+        load(PRISTINE)
+
+    def hash_of(self, seq):
+        return field(self.log[seq - 1][1], 14)
+
+    def set_head(self, seq, h):
+        for rec in self.meta:
+            if rec[0] == b"audit_head":
+                rec[1] = head_value(seq, h)
+
+    def verify(self):
+        load(write_dump(self.dbs))
+        r = audit("verify")
+        chain, heads = split_verify(r.stdout)
+        return r.returncode, chain, heads
+
+    def test_server_signed_the_head_at_shutdown(self):
+        last = json.loads(audit("query", "--json").stdout.splitlines()[-1])
+        self.assertEqual((last["event"], last["client"], last["result"]), ("audit-head", "csc-server", "ok"))
+        self.assertEqual(last["detail"], "signed seq=%d hash=%s" % (self.s, self.hash_of(self.s).hex()))
+        f = head_fields(self.heads[0][1])
+        self.assertEqual(f[2], self.hash_of(self.s))
+
+    def test_truncated_past_a_signed_head_with_head_rewritten_is_reported(self):
+        """The tampering that was undetectable with the hash chain alone."""
+        k = self.n - 4
+        del self.log[k:]
+        self.set_head(k, self.hash_of(k))
+        rc, chain, heads = self.verify()
+        self.assertEqual(rc, 1)
+        self.assertTrue(chain[-1].startswith("audit log OK: %d records" % k), chain)
+        self.assertEqual(heads, ["log truncated: signed head at seq %d but log ends at %d" % (self.s, k),
+                                 "signed heads FAILED: 1 problem in 1 heads"])
+
+    def test_log_rewritten_with_a_valid_chain_is_reported(self):
+        """Whoever rewrites a record and recomputes every hash after it and the head still cannot match the
+        signed head."""
+        prev = self.hash_of(self.s - 1)
+        for seq in range(self.s, self.n + 1):
+            val = self.log[seq - 1][1]
+            if seq == self.s:
+                val = set_field(val, 9, b"rewritten")
+            val = set_field(val, 13, prev)
+            val = set_field(val, 14, canonical_hash(val, prev))
+            self.log[seq - 1][1] = val
+            prev = field(val, 14)
+        self.set_head(self.n, prev)
+        rc, chain, heads = self.verify()
+        self.assertEqual(rc, 1)
+        self.assertTrue(chain[-1].startswith("audit log OK: %d records" % self.n), chain)
+        signed = head_fields(self.heads[0][1])[2].hex()
+        self.assertEqual(heads[0], "signed head at seq %d: log rewritten (record has hash %s, signed hash %s)"
+                         % (self.s, self.hash_of(self.s).hex(), signed))
+        self.assertEqual(len(heads), 2)
+
+    def test_altered_signed_head_is_reported(self):
+        val = self.heads[0][1]
+        f = head_fields(val)
+        cases = {
+            "time": set_field(val, 3, (int.from_bytes(f[3], "little") + 1).to_bytes(8, "little")),
+            "signature byte": set_field(val, 4, f[4][:-1] + bytes([f[4][-1] ^ 1])),
+        }
+        for name, bad in cases.items():
+            with self.subTest(case=name):
+                self.heads[0][1] = bad
+                rc, chain, heads = self.verify()
+                self.assertEqual(rc, 1)
+                self.assertTrue(chain[-1].startswith("audit log OK"), chain)
+                self.assertEqual(heads[0], "signed head at seq %d: signature invalid (forged or altered signed head)"
+                                 % self.s)
+                self.heads[0][1] = val
+        # a head moved to another seq (with the log's hash there) does not verify either
+        k = self.s - 2
+        self.heads[0] = [key(k), set_field(set_field(val, 1, k.to_bytes(8, "little")), 2, self.hash_of(k))]
+        rc, chain, heads = self.verify()
+        self.assertEqual(rc, 1)
+        self.assertEqual(heads[0], "signed head at seq %d: signature invalid (forged or altered signed head)" % k)
+
+    def test_forged_head_with_another_key_is_reported(self):
+        d = os.path.join(SVC.tmp, "forge")
+        os.makedirs(d, exist_ok=True)
+        kp = os.path.join(d, "k.pem")
+        subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", kp], check=True)
+        k = self.s - 1
+        f = head_fields(self.heads[0][1])
+        text = "csc-audit-head v1 seq=%d hash=%s time_ms=%d" % (k, self.hash_of(k).hex(),
+                                                               int.from_bytes(f[3], "little"))
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", kp], input=text.encode(), check=True,
+                             capture_output=True).stdout
+        self.heads.insert(0, [key(k), encode(15, [(1, k.to_bytes(8, "little")), (2, self.hash_of(k)), (3, f[3]),
+                                                  (4, sig)])])
+        rc, chain, heads = self.verify()
+        self.assertEqual(rc, 1)
+        self.assertEqual(heads, ["signed head at seq %d: signature invalid (forged or altered signed head)" % k,
+                                 "signed heads FAILED: 1 problem in 2 heads"])
+        # and verify --key with the forger's key rejects the genuine head instead
+        pub = os.path.join(d, "pub.pem")
+        subprocess.run(["openssl", "ec", "-in", kp, "-pubout", "-out", pub], check=True, capture_output=True)
+        r = audit("verify", "--key", pub)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("signed head at seq %d: signature invalid" % self.s, r.stdout)
+
+    def test_external_openssl_verification(self):
+        d = os.path.join(SVC.tmp, "ext")
+        os.makedirs(d, exist_ok=True)
+        pem = os.path.join(d, "audit.pem")
+        r = SVC.admin("audit", "export-key", pem, check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("BEGIN PUBLIC KEY", open(pem).read())
+        self.assertEqual(SVC.admin("audit", "export-key", pem, check=False).returncode, 1)  # never overwrites
+        heads = [json.loads(ln) for ln in audit("heads").stdout.splitlines()]
+        self.assertEqual([h["seq"] for h in heads], [self.s])
+        h = heads[0]
+        self.assertEqual(h["signed_text"], "csc-audit-head v1 seq=%d hash=%s time_ms=%d"
+                         % (self.s, self.hash_of(self.s).hex(), h["time_ms"]))
+        sig = os.path.join(d, "sig.der")
+        txt = os.path.join(d, "head.txt")
+        with open(sig, "wb") as f:
+            f.write(base64.b64decode(h["signature"]))
+        with open(txt, "w") as f:
+            f.write(h["signed_text"])
+        r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", pem, "-signature", sig, txt],
+                           capture_output=True, text=True)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "Verified OK"))
+        with open(txt, "w") as f:
+            f.write(h["signed_text"].replace("seq=%d" % self.s, "seq=%d" % (self.s + 1)))
+        r = subprocess.run(["openssl", "dgst", "-sha256", "-verify", pem, "-signature", sig, txt],
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        # csc-admin audit verify --key with the exported key agrees with the HSM's key
+        r = audit("verify", "--key", pem)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("signed heads OK: 1 heads", r.stdout)
+
+
+class TestPeriodicSigning(unittest.TestCase):
+    """The running server signs heads by itself: every audit_sign_interval seconds, or every audit_sign_records
+    records. Each service is polled while it still runs (so the head is not the one of the clean shutdown)."""
+
+    def run_service(self, config, activity):
+        svc = H.Service(BUILD, extra_config=config)
+        try:
+            svc.start()
+            try:
+                activity(svc)
+                seen = []
+                deadline = time.time() + 60
+                while time.time() < deadline and not seen:
+                    out = svc.admin("audit", "query", "--event", "audit-head", "--json").stdout
+                    seen = [json.loads(ln) for ln in out.splitlines()]
+                    if not seen:
+                        time.sleep(0.2)
+                self.assertTrue(seen, "no head signed while the server runs")
+                self.assertEqual(seen[0]["client"], "csc-server")
+                svc.token()  # something after the signing: the clean shutdown signs it
+            finally:
+                self.assertEqual(svc.stop(), 0, svc.server_stderr())
+            r = svc.admin("audit", "verify", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            m = re.search(r"signed heads OK: (\d+) heads, the last at seq (\d+)", r.stdout)
+            self.assertIsNotNone(m, r.stdout)
+            self.assertGreaterEqual(int(m.group(1)), 2)
+            recs = svc.admin("audit", "query", "--json").stdout.splitlines()
+            last = json.loads(recs[-1])
+            self.assertEqual((last["event"], last["client"]), ("audit-head", "csc-server"))
+            self.assertEqual(int(m.group(2)), len(recs) - 1)  # everything but that record is under a signature
+            return svc
+        finally:
+            shutil.rmtree(svc.tmp, ignore_errors=True)
+
+    def test_interval(self):
+        self.run_service("audit_sign_interval = 1\n", lambda svc: svc.token())
+
+    def test_every_n_records(self):
+        def three_logins(svc):
+            for _ in range(3):
+                svc.token()
+        self.run_service("audit_sign_interval = 0\naudit_sign_records = 3\n", three_logins)
+
+    def test_off(self):
+        svc = H.Service(BUILD, extra_config="audit_sign_interval = 0\n")
+        try:
+            svc.start()
+            svc.token()
+            self.assertEqual(svc.stop(), 0)
+            self.assertEqual(svc.admin("audit", "heads").stdout, "")
+            r = svc.admin("audit", "verify", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            self.assertIn("signed heads: none yet", r.stdout)
+        finally:
+            shutil.rmtree(svc.tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -64,5 +64,6 @@ Suite *t_suite_open(void);
 Suite *t_suite_keys(void);
 Suite *t_suite_sign(void);
 Suite *t_suite_recovery(void);
+Suite *t_suite_backup(void);
 
 #endif

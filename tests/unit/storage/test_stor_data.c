@@ -761,7 +761,7 @@ START_TEST(t_audit_invalid)
         uint32_t event, result, digest_len, n_digests;
         int with_digests;
     } cases[] = {
-        { 0, 0, 0, 0, 0 }, { 8, 0, 0, 0, 0 }, { 1, 3, 0, 0, 0 }, { 1, 0, 65, 1, 1 },
+        { 0, 0, 0, 0, 0 }, { STOR_EV_AUDIT_HEAD + 1, 0, 0, 0, 0 }, { 1, 3, 0, 0, 0 }, { 1, 0, 65, 1, 1 },
         { 1, 0, 32, STOR_DIGESTS_MAX + 1, 1 }, { 1, 0, 0, 1, 1 }, { 1, 0, 32, 1, 0 },
     };
     uint8_t dig[64];
@@ -927,6 +927,118 @@ START_TEST(t_purge)
 }
 END_TEST
 
+/* ---- signed audit heads (J11) and the backup flag of credentials (J8) ---- */
+
+typedef struct heads_walk {
+    uint64_t seqs[8];
+    int status[8];
+    size_t n;
+} heads_walk_t;
+
+static int heads_collect(const stor_signed_head_t *h, int status, void *arg)
+{
+    heads_walk_t *w = arg;
+
+    if (w->n < 8) {
+        w->seqs[w->n] = h->seq;
+        w->status[w->n++] = status;
+    }
+    return 0;
+}
+
+typedef struct heads_job {
+    stor_signed_head_t h;
+    int put_rc;
+    uint64_t tip_seq;
+    uint8_t tip_hash[32];
+    stor_audit_t rec;
+    int get_rc, get_missing_rc;
+    heads_walk_t walk;
+} heads_job_t;
+
+static int heads_fn(stor_txn_t *t, void *arg)
+{
+    heads_job_t *j = arg;
+    stor_audit_t a = { .event = STOR_EV_AUDIT_HEAD, .result = STOR_RES_OK };
+    int rc;
+
+    if ((rc = stor_txn_audit_append(t, &a)) != 0 || (rc = stor_txn_audit_tip(t, &j->tip_seq, j->tip_hash)) != 0)
+        return rc;
+    j->h.seq = j->tip_seq;
+    memcpy(j->h.hash, j->tip_hash, 32);
+    j->put_rc = stor_txn_signed_head_put(t, &j->h);
+    j->get_rc = stor_txn_audit_get(t, j->tip_seq, &j->rec);
+    j->get_missing_rc = stor_txn_audit_get(t, j->tip_seq + 100, &j->rec);
+    if (j->get_rc == 0)
+        j->get_rc = stor_txn_audit_get(t, j->tip_seq, &j->rec);
+    return 0;
+}
+
+static int heads_dup_fn(stor_txn_t *t, void *arg)
+{
+    heads_job_t *j = arg;
+
+    j->put_rc = stor_txn_signed_head_put(t, &j->h);
+    return 0;
+}
+
+static int heads_walk_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_signed_head_each(t, heads_collect, arg);
+}
+
+START_TEST(t_signed_heads)
+{
+    heads_job_t *j = calloc(1, sizeof(*j));
+    heads_walk_t w = { .n = 0 };
+
+    ck_assert_ptr_nonnull(j);
+    j->h.time_ms = 1234;
+    j->h.sig_len = 3;
+    memcpy(j->h.sig, "sig", 3);
+    ck_assert_int_eq(stor_write(g_env, heads_fn, j), 0);
+    ck_assert_int_eq(j->put_rc, 0);
+    ck_assert_uint_ge(j->tip_seq, 1);
+    ck_assert_int_eq(j->get_rc, 0);
+    ck_assert_uint_eq(j->rec.seq, j->tip_seq);
+    ck_assert_mem_eq(j->rec.hash, j->tip_hash, 32);
+    ck_assert_int_eq(j->get_missing_rc, STOR_ERR_NOTFOUND);
+    /* Append-only: a second head at the same seq is refused, the first one stays. */
+    j->h.sig[0] = 'X';
+    ck_assert_int_eq(stor_write(g_env, heads_dup_fn, j), 0);
+    ck_assert_int_eq(j->put_rc, STOR_ERR_EXISTS);
+    j->h.sig_len = 0;
+    ck_assert_int_eq(stor_write(g_env, heads_dup_fn, j), 0);
+    ck_assert_int_eq(j->put_rc, STOR_ERR_INVAL);
+    ck_assert_int_eq(stor_read(g_env, heads_walk_fn, &w), 0);
+    ck_assert_uint_eq(w.n, 1);
+    ck_assert_uint_eq(w.seqs[0], j->tip_seq);
+    ck_assert_int_eq(w.status[0], 0);
+    free(j);
+}
+END_TEST
+
+START_TEST(t_cred_key_backup_field)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c)), *got = calloc(1, sizeof(*got));
+    uint8_t *buf;
+    size_t len = 0;
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(got);
+    snprintf(c->id, sizeof(c->id), "c1");
+    c->key_backup = STOR_KEY_BACKUP_WRAPPED;
+    ck_assert_int_eq(stor_codec_size(STOR_REC_CRED, c, &len), 0);
+    ck_assert_ptr_nonnull(buf = malloc(len));
+    ck_assert_int_eq(stor_codec_encode(STOR_REC_CRED, c, buf, len), 0);
+    ck_assert_int_eq(stor_codec_decode(STOR_REC_CRED, buf, len, got), 0);
+    ck_assert_uint_eq(got->key_backup, STOR_KEY_BACKUP_WRAPPED);
+    free(buf);
+    free(c);
+    free(got);
+}
+END_TEST
+
 Suite *tst_data_suite(void)
 {
     Suite *s = suite_create("stor_data");
@@ -946,6 +1058,8 @@ Suite *tst_data_suite(void)
     tcase_add_test(tc, t_audit_two_processes);
     tcase_add_test(tc, t_reopen_persists);
     tcase_add_test(tc, t_purge);
+    tcase_add_test(tc, t_signed_heads);
+    tcase_add_test(tc, t_cred_key_backup_field);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,107 @@
+/*
+ * stor_heads.c - signed audit heads (J11): the append-only audit_heads table, and the reads that signing and
+ * verifying a head need (the head in meta, one audit record by seq).
+ *
+ * A signed head says "the audit chain at seq N had hash H" under the HSM audit key. It is never overwritten:
+ * whoever rewrites the log and meta afterwards cannot make the signed heads agree without the key.
+ */
+#include <string.h>
+
+#include "stor_int.h"
+
+#define HEAD_KEY "audit_head"
+
+static void be64(uint8_t *p, uint64_t v)
+{
+    for (size_t i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * (7 - i)));
+}
+
+int stor_txn_audit_tip(stor_txn_t *t, uint64_t *seq, uint8_t hash[32])
+{
+    MDB_val k = {sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY}, v;
+    stor_head_t head;
+    int rc;
+
+    if (seq == NULL || hash == NULL)
+        return STOR_ERR_INVAL;
+    *seq = 0;
+    memset(hash, 0, 32);
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((rc = mdb_get(t->txn, t->env->dbi[STOR_DB_META], &k, &v)) == MDB_NOTFOUND)
+        return 0; /* empty log */
+    if (rc != 0)
+        return stor_txn_fail(t, rc);
+    if ((rc = stor_codec_decode(STOR_REC_HEAD, v.mv_data, v.mv_size, &head)) != 0)
+        return rc;
+    *seq = head.seq;
+    memcpy(hash, head.hash, 32);
+    return 0;
+}
+
+int stor_txn_audit_get(stor_txn_t *t, uint64_t seq, stor_audit_t *out)
+{
+    uint8_t key[8];
+    MDB_val k = {8, key}, v;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    be64(key, seq);
+    if ((rc = mdb_get(t->txn, t->env->dbi[STOR_DB_AUDIT], &k, &v)) != 0)
+        return stor_txn_fail(t, rc);
+    return stor_codec_decode(STOR_REC_AUDIT, v.mv_data, v.mv_size, out);
+}
+
+int stor_txn_signed_head_put(stor_txn_t *t, const stor_signed_head_t *h)
+{
+    uint8_t key[8];
+    MDB_val k = {8, key};
+    int rc;
+
+    if (h == NULL || h->seq == 0 || h->sig_len == 0)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    be64(key, h->seq);
+    return stor_put_rec(t, STOR_DB_AUDIT_HEADS, &k, STOR_REC_SIGNED_HEAD, h, MDB_NOOVERWRITE);
+}
+
+int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    stor_signed_head_t h;
+    MDB_val k, v;
+    int rc, st;
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_AUDIT_HEADS], &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t kseq = 0;
+        for (size_t i = 0; i < k.mv_size && i < 8; i++)
+            kseq = kseq << 8 | ((const uint8_t *)k.mv_data)[i];
+        st = stor_codec_decode(STOR_REC_SIGNED_HEAD, v.mv_data, v.mv_size, &h);
+        if (st != 0 || k.mv_size != 8) {
+            memset(&h, 0, sizeof(h));
+            st = STOR_ERR_CORRUPT;
+        }
+        if (st == 0 && h.seq != kseq)
+            st = STOR_ERR_CORRUPT; /* a head moved under another key */
+        if (st != 0)
+            h.seq = kseq;
+        if ((rc = fn(&h, st, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
