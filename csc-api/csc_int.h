@@ -19,6 +19,7 @@ struct csc {
     size_t info_len;
     char *info_v1_body;        /* the same for /csc/v1/ (v1.0.4.0 shape) */
     size_t info_v1_len;
+    bool tsa;                  /* the TSA named by cfg.tsa_credential exists (timestamp, Ades-B-T offered) */
 };
 
 /* ---- errors ---------------------------------------------------------------
@@ -259,5 +260,22 @@ int csc_cms_signed_attrs(const csc_cms_in_t *in, X509 *ee, csc_der_t *out);
  * unsigned attribute. @return HSM_OK, HSM_ERR_INVAL (bad certificates or digest), HSM_ERR_NOMEM (size) or
  * what sign / tst returned. */
 int csc_cms_sign(const csc_cms_in_t *in, csc_cms_sign_fn sign, csc_cms_tst_fn tst, void *arg, csc_der_t *out);
+
+/* At start-up: does the configured TSA exist and can it stamp? Sets c->tsa. @return 0, -1 if configured
+ * but missing or unusable (message on stderr). */
+int csc_tsa_open(csc_t *c);
+/* A TimeStampToken over one digest (hashed with md_nid), nonce optional (big-endian unsigned), audited as
+ * STOR_EV_TIMESTAMP for user/client in the same step (no token is returned when the record cannot be
+ * written). @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), HSM_ERR_UNAVAILABLE (HSM or storage), ... */
+int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
+                  const char *user, const char *client, csc_der_t *out);
+/* csc_cms_sign's signer over hsm_sign; arg is the credential (stor_cred_t *) */
+int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const hsm_sign_params_t *p, const uint8_t *digest,
+                     size_t len, uint8_t *sig, size_t *sig_len);
+int csc_m_timestamp(csc_req_t *r);
+/* csc_admin.c: an end-entity certificate for pub from the CA (tsa: EKU timeStamping, critical), chain into cred */
+int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
+                   size_t err_sz);
+int csc_m_sign_doc(csc_req_t *r);
 
 #endif

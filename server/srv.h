@@ -43,6 +43,9 @@ typedef struct srv_config {
     unsigned cert_days;
     char totp_issuer[SRV_STR];
     unsigned scrypt_log2n;
+    char tsa_credential[65];
+    char tsa_policy[41];
+    unsigned tsa_accuracy_ms;
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

@@ -75,6 +75,9 @@ static const row_t rows[] = {
     {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
+    {"tsa_credential", T_STR, O(tsa_credential), S(tsa_credential), 0, 0, ""},
+    {"tsa_policy", T_STR, O(tsa_policy), S(tsa_policy), 0, 0, ""},
+    {"tsa_accuracy_ms", T_UINT, O(tsa_accuracy_ms), 0, 0, 60000, "1000"},
 };
 
 typedef struct ctx {
