@@ -36,7 +36,7 @@ static const route_t routes[] = {
     {"credentials/sendOTP", NULL, AUTHZ_BEARER, TOK_ANY, V1},
     {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY, V2},
     {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY, V2},
-    {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"signatures/signDoc", csc_m_sign_doc, AUTHZ_BEARER, TOK_USER_OR_CRED, V2},
     {"signatures/timestamp", csc_m_timestamp, AUTHZ_BEARER, TOK_ANY, V12},
     {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY, V2},
 };

@@ -277,5 +277,9 @@ int csc_m_timestamp(csc_req_t *r);
 int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
                    size_t err_sz);
 int csc_m_sign_doc(csc_req_t *r);
+/* csc_sign.c, shared with signDoc: enabled credential with a certificate in its validity period (J9); the
+ * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
+int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);
+const char *csc_bearer_value(csc_req_t *r);
 
 #endif
