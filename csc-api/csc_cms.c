@@ -444,6 +444,8 @@ int csc_cms_sign(const csc_cms_in_t *in, csc_cms_sign_fn sign, csc_cms_tst_fn ts
         csc_der_close(out, ec, 0xa0);
     }
     csc_der_close(out, eci, 0x30);
+    /* certificates [0] IMPLICIT CertificateSet: end entity first, as stored (no signature covers this SET; verifiers
+     * take it in any order) */
     size_t cs = csc_der_mark(out);
     for (size_t i = 0; i < ncerts; i++) {
         unsigned char *c = NULL;
