@@ -490,10 +490,13 @@ class TestSignDocPades(SignDocBase):
         no_sig = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
         filled, _ = make_pdf(zero=False)
         wrong_len = pdf + b"\n"  # /ByteRange no longer ends at the end of the file
+        not_contents = pdf.replace(b"/Contents <", b"/Xontents <")  # the gap is not the value of /Contents
+        br = re.search(rb"/ByteRange \[0 ", pdf)
+        not_zero_start = pdf[:br.end() - 2] + b"1" + pdf[br.end() - 1:]  # [1 a b c]
         desc = ("Invalid PDF document: no prepared signature (/ByteRange [0 a b c] around a zero-filled "
                 "/Contents <00...> placeholder)")
         sad = self.sad("dora-ec")
-        for doc in (no_sig, filled, wrong_len):
+        for doc in (no_sig, filled, wrong_len, not_contents, not_zero_start):
             r = self.sign_doc({"credentialID": "dora-ec", "SAD": sad,
                                "documents": [{"document": H.b64(doc), "signature_format": "P",
                                               "signAlgo": ECDSA_SHA256}]})
