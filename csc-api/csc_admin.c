@@ -64,6 +64,10 @@ int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *passw
         ERR("user name must be 1..%d characters", STOR_NAME_MAX);
         goto out;
     }
+    if (strcmp(name, CSC_TSA_OWNER) == 0) { /* owns the TSA's key (csc_tsa.c) */
+        ERR("user name %s is reserved", name);
+        goto out;
+    }
     if (strlen(password) < 8) {
         ERR("password must have at least 8 characters");
         goto out;
@@ -121,8 +125,10 @@ static X509 *load_pem_cert(const char *path)
     return x;
 }
 
-/* Issue an end-entity certificate for pub, signed by the configured CA; DER chain into cred->certs. */
-static int issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, stor_cred_t *cred, char *err, size_t err_sz)
+/* Issue an end-entity certificate for pub, signed by the configured CA; DER chain into cred->certs.
+ * tsa: a time-stamping unit's certificate (critical extendedKeyUsage timeStamping, RFC 3161 2.3). */
+int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
+                   size_t err_sz)
 {
     X509 *cacert = load_pem_cert(ca->cert_file), *x = X509_new();
     EVP_PKEY *cakey = NULL;
@@ -156,7 +162,8 @@ static int issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, stor_cr
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, cacert, x, NULL, NULL, 0);
     if (!ok || add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
-        add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature,nonRepudiation") != 0 ||
+        add_ext(x, &ctx, NID_key_usage, tsa ? "critical,digitalSignature" : "critical,digitalSignature,nonRepudiation") != 0 ||
+        (tsa && add_ext(x, &ctx, NID_ext_key_usage, "critical,timeStamping") != 0) ||
         add_ext(x, &ctx, NID_subject_key_identifier, "hash") != 0 ||
         add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") != 0 || !X509_sign(x, cakey, EVP_sha256())) {
         ERR("cannot issue the certificate");
@@ -358,7 +365,7 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *
     if (c->key_type == STOR_KEY_EC) {
         c->key_bits = (uint32_t)EVP_PKEY_get_bits(pub);
     }
-    if (issue_cert(a->ca, pub, s->subject_cn ? s->subject_cn : s->owner, c, err, err_sz) != 0)
+    if (csc_issue_cert(a->ca, pub, s->subject_cn ? s->subject_cn : s->owner, false, c, err, err_sz) != 0)
         goto out;
     p.c = c;
     admin_audit(&p.audit, a, c->owner, c->id, "credential.create");
@@ -551,7 +558,8 @@ int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t
         ERR("cannot read the public key: %s", hsm_strerror(hrc));
         goto out;
     }
-    if (issue_cert(a->ca, pub, cn[0] ? cn : cur->owner, fresh, err, err_sz) != 0)
+    if (csc_issue_cert(a->ca, pub, cn[0] ? cn : cur->owner, strcmp(cur->owner, CSC_TSA_OWNER) == 0, fresh,
+                       err, err_sz) != 0)
         goto out;
     admin_audit(&u.audit, a, NULL, id, "credential.renew (new key and certificate; old key destroyed)");
     if ((src = stor_write(a->stor, cred_update_fn, &u)) != 0) {

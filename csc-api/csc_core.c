@@ -36,8 +36,8 @@ static const route_t routes[] = {
     {"credentials/sendOTP", NULL, AUTHZ_BEARER, TOK_ANY, V1},
     {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY, V2},
     {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY, V2},
-    {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY, V2},
-    {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY, V12},
+    {"signatures/signDoc", csc_m_sign_doc, AUTHZ_BEARER, TOK_USER_OR_CRED, V2},
+    {"signatures/timestamp", csc_m_timestamp, AUTHZ_BEARER, TOK_ANY, V12},
     {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY, V2},
 };
 
@@ -62,7 +62,7 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     c->stor = stor;
     c->hsm = hsm;
     c->oauth = oauth;
-    if (csc_info_build(c) != 0) {
+    if (csc_tsa_open(c) != 0 || csc_info_build(c) != 0) {
         csc_free(c);
         return -1;
     }

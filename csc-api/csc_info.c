@@ -62,6 +62,9 @@ int csc_info_build(csc_t *c)
     yajl_gen_array_open(g);
     for (size_t i = 0; i < CSC_ARRAY_SIZE(methods); i++)
         csc_gen_str(g, methods[i]);
+    csc_gen_str(g, "signatures/signDoc");
+    if (c->tsa)
+        csc_gen_str(g, "signatures/timestamp");
     yajl_gen_array_close(g);
     csc_gen_kbool(g, "asynchronousOperationMode", false);
     csc_gen_kbool(g, "validationInfo", false);
@@ -74,18 +77,32 @@ int csc_info_build(csc_t *c)
         csc_gen_str(g, algs[i]->oid);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    /* A signHash-only service: no AdES formats (signDoc is not offered). */
+    /* signDoc (csc_signdoc.c): CAdES attached/detached, PAdES into the client's prepared signature
+     * dictionary; B-T only with the built-in TSA. */
     csc_gen_str(g, "signature_formats");
     yajl_gen_map_open(g);
     csc_gen_str(g, "formats");
     yajl_gen_array_open(g);
+    csc_gen_str(g, "C");
+    csc_gen_str(g, "P");
     yajl_gen_array_close(g);
     csc_gen_str(g, "envelope_properties");
     yajl_gen_array_open(g);
+    yajl_gen_array_open(g);
+    csc_gen_str(g, "Attached");
+    csc_gen_str(g, "Detached");
+    yajl_gen_array_close(g);
+    yajl_gen_array_open(g);
+    csc_gen_str(g, "Certification");
+    csc_gen_str(g, "Revision");
+    yajl_gen_array_close(g);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     csc_gen_str(g, "conformance_levels");
     yajl_gen_array_open(g);
+    csc_gen_str(g, "Ades-B-B");
+    if (c->tsa)
+        csc_gen_str(g, "Ades-B-T");
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
 
@@ -134,6 +151,8 @@ static int info_v1_build(csc_t *c, const char *desc)
     yajl_gen_array_open(g);
     for (size_t i = 0; i < CSC_ARRAY_SIZE(v1_methods); i++)
         csc_gen_str(g, v1_methods[i]);
+    if (c->tsa)
+        csc_gen_str(g, "signatures/timestamp");
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (c->info_v1_body = malloc(len)) != NULL) {

@@ -125,7 +125,7 @@ static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t
 }
 
 /* Signing needs an enabled credential whose certificate is inside its validity period (J9). */
-static int check_signable(csc_req_t *r, const stor_cred_t *cred)
+int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
 {
     if (cred->status != STOR_CRED_ENABLED)
         return csc_bad(r, "The credential identified by credentialID is disabled");
@@ -203,7 +203,7 @@ out:
 }
 
 /* The Bearer token's value (validated by csc_core before the method runs), NUL-terminated in r->bearer. */
-static const char *bearer_value(csc_req_t *r)
+const char *csc_bearer_value(csc_req_t *r)
 {
     const char *p = r->call->authorization + 7;
     size_t n = r->call->authorization_len - 7;
@@ -255,13 +255,13 @@ int csc_m_sign_hash(csc_req_t *r)
     if ((sad == NULL || sad[0] == '\0') && r->principal.scope == STOR_SCOPE_CREDENTIAL) {
         /* oauth2code: the credential-scope Bearer token is the authorization (sec. 11.10); its SAD record
          * is stored under the token's hash, so it is spent like any SAD. */
-        sad = bearer_value(r);
+        sad = csc_bearer_value(r);
     }
     if (sad == NULL || sad[0] == '\0') {
         csc_bad(r, "Missing (or invalid type) string parameter SAD");
         goto out;
     }
-    if (check_signable(r, cred) != 0)
+    if (csc_check_signable(r, cred) != 0)
         goto out;
 
     oauth_sign_use_t use = {

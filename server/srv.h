@@ -46,6 +46,9 @@ typedef struct srv_config {
     char key_backup[16];              /* "no" or "wrapped" (J8) */
     unsigned audit_sign_interval;     /* seconds between signed audit heads, 0 = off (J11) */
     unsigned audit_sign_records;      /* sign after this many new records, 0 = off (J11) */
+    char tsa_credential[65];
+    char tsa_policy[41];
+    unsigned tsa_accuracy_ms;
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

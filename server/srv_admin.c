@@ -41,6 +41,10 @@ static void usage(FILE *f)
             "                                         register an OAuth 2.0 client; prints its secret once\n"
             "  client list | client remove ID\n"
             "  list                                   users and their credentials\n"
+            "  tsa init [--key rsa2048|...|p256|p384|p521] [--cn NAME]\n"
+            "                                         create the built-in time-stamping unit named by\n"
+            "                                         tsa_credential: key in the HSM, certificate from the CA\n"
+            "                                         with a critical extendedKeyUsage timeStamping\n"
             "  audit verify [--key PEM]               check the audit log's hash chain, seqs and head, and every\n"
             "                                         signed head (signature with the audit key from the HSM or PEM,\n"
             "                                         and the log's hash at its seq); exit 1 and one line per problem\n"
@@ -418,6 +422,37 @@ bad:
     return 2;
 }
 
+/* tsa init [--key K] [--cn NAME]: the TSA named by tsa_credential */
+static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **argv)
+{
+    hsm_keyspec_t key = {.type = HSM_KEY_EC, .bits = 256, .curve_nid = NID_X9_62_prime256v1};
+    const char *cn = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+            if (parse_key(argv[++i], &key) != 0) {
+                fprintf(stderr, "csc-admin: unknown key type %s\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--cn") == 0 && i + 1 < argc) {
+            cn = argv[++i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (id[0] == '\0') {
+        fprintf(stderr, "csc-admin: set tsa_credential (and tsa_policy) in the configuration first\n");
+        return 1;
+    }
+    char err[256];
+    if (csc_admin_tsa_init(a, id, &key, cn, err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("time-stamping unit %s created (key in the HSM, certificate from the CA)\n", id);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -465,7 +500,8 @@ int main(int argc, char **argv)
                     (strcmp(argv[1], "key-init") == 0 || strcmp(argv[1], "sign-head") == 0 ||
                      strcmp(argv[1], "export-key") == 0 ||
                      (strcmp(argv[1], "verify") == 0 && !(argc > 2 && strcmp(argv[2], "--key") == 0)))) ||
-                   (strcmp(cmd, "user") == 0 && argc > 1 && strcmp(argv[1], "terminate") == 0);
+                   (strcmp(cmd, "user") == 0 && argc > 1 && strcmp(argv[1], "terminate") == 0) ||
+                   strcmp(cmd, "tsa") == 0;
     srv_modules_t m;
     if (srv_modules_open(cfg, need_hsm ? SRV_NEED_HSM : 0, &m) != 0)
         return 1;
@@ -552,6 +588,8 @@ int main(int argc, char **argv)
         rc = cmd_client(&m, argv[1], argc - 2, argv + 2, &a);
     } else if (strcmp(cmd, "audit") == 0 && argc >= 2) {
         rc = cmd_audit(m.stor, m.hsm, a.operator_name, argc - 1, argv + 1);
+    } else if (strcmp(cmd, "tsa") == 0 && argc >= 2 && strcmp(argv[1], "init") == 0) {
+        rc = cmd_tsa_init(&a, cfg->tsa_credential, argc - 2, argv + 2);
     } else if (strcmp(cmd, "list") == 0 && argc == 1) {
         rc = csc_admin_list(&a, stdout) == 0 ? 0 : 1;
     } else {

@@ -136,6 +136,9 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .max_body = cfg->max_body,
             .max_hashes = cfg->max_hashes,
             .max_depth = cfg->max_json_depth,
+            .tsa_credential = cfg->tsa_credential,
+            .tsa_policy = cfg->tsa_policy,
+            .tsa_accuracy_ms = cfg->tsa_accuracy_ms,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;

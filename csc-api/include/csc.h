@@ -40,6 +40,9 @@ typedef struct csc_config {
     size_t max_body;           /**< request body limit, bytes (also enforced by the server) */
     unsigned max_hashes;       /**< hashes per request (<= STOR_DIGESTS_MAX) */
     unsigned max_depth;        /**< JSON nesting limit */
+    const char *tsa_credential; /**< id of the built-in TSA (csc-admin tsa init); NULL or "" = no TSA */
+    const char *tsa_policy;    /**< TSTInfo.policy OID of the TSA */
+    unsigned tsa_accuracy_ms;  /**< TSTInfo.accuracy; 0 = omitted */
 } csc_config_t;
 
 /**
@@ -244,6 +247,15 @@ int csc_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, void *out, unsigned 
 
 /** Print the signed heads as JSON lines {seq, time_ms, signed_text, signature (base64 DER)}. @return 0 or -1. */
 int csc_audit_heads_list(stor_env_t *stor, void *out);
+/**
+ * Create the built-in time-stamping unit: a key pair generated in the HSM and a certificate from the CA with
+ * a critical extendedKeyUsage timeStamping, stored as credential id (owned by the reserved name
+ * CSC_TSA_OWNER, so no user sees or authorizes it). Audited (STOR_EV_ADMIN "tsa.init").
+ * @return 0, or -1 with a message in err (id exists, HSM or CA failure)
+ */
+int csc_admin_tsa_init(const csc_admin_t *a, const char *id, const hsm_keyspec_t *key, const char *cn, char *err,
+                       size_t err_sz);
+#define CSC_TSA_OWNER "-tsa-"
 
 /* ---- audit log (csc-admin audit) ----------------------------------------- */
 

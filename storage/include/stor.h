@@ -215,6 +215,7 @@ typedef enum {
     STOR_EV_SIGN_RESULT = 5,    /**< HSM outcome after an approved SIGN */
     STOR_EV_ADMIN = 6,          /**< csc-admin change */
     STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
+    STOR_EV_TIMESTAMP = 8,      /**< a time-stamp token issued by the built-in TSA */
     STOR_EV_BACKUP = 13,        /**< csc-admin credential backup (done or refused) */
     STOR_EV_RESTORE = 14,       /**< csc-admin credential restore (done or refused) */
     STOR_EV_AUDIT_HEAD = 15,    /**< an audit head was signed with the HSM audit key (stored in audit_heads) */

@@ -100,7 +100,7 @@ class TestInfo(Base):
         self.assertError(SVC.request("GET", "/csc/v2x/info"), 404)
 
     def test_unimplemented_method_is_501(self):
-        self.assertError(SVC.post("signatures/signDoc", {}), 501)
+        self.assertError(SVC.post("signatures/signPolling", {}), 501)
 
     def test_bad_json(self):
         cases = [b"{", b"[]", b"\"x\"", b"{\"a\":1}/*c*/", b"{\"lang\":\"a\",\"lang\":\"b\"}",

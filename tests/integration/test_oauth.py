@@ -6,6 +6,8 @@ import json
 import os
 import re
 import secrets
+import subprocess
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -462,6 +464,41 @@ class TestCredentialScope(Base):
                             hashes=b64url(h), hashAlgorithmOID=H.SHA256)[0])
         loc, q = redirect_params(login(b, "user1"))
         self.assertEqual(q["error"], "invalid_request")
+
+    def test_credential_token_for_signdoc_and_not_timestamp(self):
+        """signDoc takes a credential-scope token like signHash (no SAD; with a signatureQualifier alone the token's
+        credential is meant); signatures/timestamp wants a service token."""
+        data = ("signDoc with a credential token " + secrets.token_hex(4)).encode()
+        h = hashlib.sha256(data).digest()
+        user = pick_user()
+        t, _ = self.credential_token(user, hashes=[h])
+        ct = t["access_token"]
+        r = SVC.post("signatures/timestamp", {"hash": H.b64(h), "hashAlgo": H.SHA256}, ct)
+        self.assertJsonError(r, 403, "insufficient_scope")
+        entry = {"hashes": [H.b64(h)], "hashAlgorithmOID": H.SHA256, "signature_format": "C",
+                 "signAlgo": H.ECDSA_SHA256}
+        r = SVC.post("signatures/signDoc", {"credentialID": user + "-oauth", "documentDigests": [entry]}, ct)
+        self.assertJsonError(r, 400, "invalid_request")  # not the token's credential
+        r = SVC.post("signatures/signDoc", {"credentialID": user + "-ec", "documentDigests": [entry]}, ct)
+        self.assertEqual(r.status, 200, r)
+        with tempfile.TemporaryDirectory() as d:
+            sig, content = os.path.join(d, "sig.p7s"), os.path.join(d, "data")
+            with open(sig, "wb") as f:
+                f.write(base64.b64decode(r.json["SignatureObject"][0]))
+            with open(content, "wb") as f:
+                f.write(data)
+            v = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", sig, "-binary", "-content",
+                                content, "-CAfile", SVC.env["CSC_CA_CERT"], "-purpose", "any", "-out", os.devnull],
+                               capture_output=True)
+            self.assertEqual(v.returncode, 0, v.stderr)
+        r = SVC.post("signatures/signDoc", {"credentialID": user + "-ec", "documentDigests": [entry]}, ct)
+        self.assertJsonError(r, 400, "invalid_request")  # budget spent
+        # signatureQualifier without credentialID: the token's credential, if it has that qualifier
+        t, _ = self.credential_token(pick_user(), hashes=[h])
+        r = SVC.post("signatures/signDoc", {"signatureQualifier": "jp_test_qes", "documentDigests": [entry]},
+                     t["access_token"])
+        self.assertJsonError(r, 400, "invalid_request")
+        self.assertEqual(r.json["error_description"], "Invalid parameter signatureQualifier")
 
     def test_wrong_pin_and_other_users_credential(self):
         b = Browser()

@@ -128,7 +128,7 @@ START_TEST(t_routing)
     expect_error(call("GET", "/csc/v2/info", NULL, NULL), 405, "invalid_request", NULL);
     expect_error(call("POST", "/csc/v2/nope", NULL, "{}"), 404, "invalid_request", NULL);
     expect_error(call("POST", "/csc/v2/info/x", NULL, "{}"), 404, "invalid_request", NULL);
-    expect_error(call("POST", "/csc/v2/signatures/signDoc", NULL, "{}"), 501, "not_implemented", NULL);
+    expect_error(call("POST", "/csc/v2/signatures/signPolling", NULL, "{}"), 501, "not_implemented", NULL);
     ck_assert(csc_is_api_path("/csc/v2/info", 12));
     ck_assert(csc_is_api_path("/csc/v1/info", 12));
     ck_assert(csc_is_api_path("/oauth2/token", 13));

@@ -1,0 +1,393 @@
+/*
+ * csc_tsa.c - the built-in time-stamping unit (RFC 3161, RFC 5816) and signatures/timestamp (CSC v2 sec.
+ * 11.13, digest sec. 15).
+ *
+ * The TSA's key pair lives in the HSM like every signing key; its certificate comes from the configured CA
+ * with a critical extendedKeyUsage timeStamping (RFC 3161 2.3). Both are kept as a credential record owned
+ * by the reserved name CSC_TSA_OWNER: no user can list, authorize or sign with it, and `csc-admin credential
+ * renew|disable|destroy` work on it as on any key. Serial numbers are 127-bit random values (unique without
+ * a counter to keep durable); genTime is the system clock, with the configured accuracy.
+ * Every token, for a client or for an AdES B-T signature, is audited (STOR_EV_TIMESTAMP) before it is given
+ * out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/rand.h>
+#include "csc_int.h"
+
+#define OID_TST_INFO "1.2.840.113549.1.9.16.1.4"
+#define NONCE_HEX_MAX 64 /* 256 bits */
+
+int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const hsm_sign_params_t *p, const uint8_t *digest,
+                     size_t len, uint8_t *sig, size_t *sig_len)
+{
+    const uint8_t *const d[1] = {digest};
+    uint8_t *const s[1] = {sig};
+    return hsm_sign(h, cred->key_id, cred->key_id_len, p, d, len, 1, s, sig_len);
+}
+
+typedef struct tsa_signer {
+    hsm_t *hsm;
+    const stor_cred_t *cred;
+} tsa_signer_t;
+
+static int tsa_sign(void *arg, const hsm_sign_params_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
+                    size_t *sig_len)
+{
+    tsa_signer_t *t = arg;
+    return csc_cms_hsm_sign(t->hsm, t->cred, p, digest, len, sig, sig_len);
+}
+
+/* The TSA signs with the digest that fits its key: SHA-256 for RSA and P-256, SHA-384/512 for P-384/521. */
+static void tsa_sign_params(const stor_cred_t *cred, hsm_sign_params_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->md_nid = NID_sha256;
+    if (cred->key_type == STOR_KEY_RSA) {
+        p->scheme = HSM_SIG_RSA_PKCS1;
+        return;
+    }
+    p->scheme = HSM_SIG_ECDSA;
+    if (strcmp(cred->key_curve, "1.3.132.0.34") == 0)
+        p->md_nid = NID_sha384;
+    else if (strcmp(cred->key_curve, "1.3.132.0.35") == 0)
+        p->md_nid = NID_sha512;
+}
+
+static int tsa_load(csc_t *c, stor_cred_t *cred)
+{
+    if (c->cfg.tsa_credential == NULL || c->cfg.tsa_credential[0] == '\0')
+        return HSM_ERR_NOKEY;
+    int rc = stor_cred_get(c->stor, c->cfg.tsa_credential, cred);
+    if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL)
+        return HSM_ERR_NOKEY;
+    if (rc != STOR_OK)
+        return HSM_ERR_UNAVAILABLE;
+    if (strcmp(cred->owner, CSC_TSA_OWNER) != 0 || cred->status != STOR_CRED_ENABLED ||
+        strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") != 0)
+        return HSM_ERR_NOKEY;
+    return HSM_OK;
+}
+
+int csc_tsa_open(csc_t *c)
+{
+    c->tsa = false;
+    if (c->cfg.tsa_credential == NULL || c->cfg.tsa_credential[0] == '\0')
+        return 0;
+    csc_der_t d;
+    csc_der_init(&d, 64);
+    int bad_policy = c->cfg.tsa_policy == NULL || csc_der_oid(&d, c->cfg.tsa_policy) != 0;
+    csc_der_free(&d);
+    if (bad_policy) {
+        fprintf(stderr, "csc: tsa_policy must be a dotted OID when tsa_credential is set\n");
+        return -1;
+    }
+    stor_cred_t *cred = malloc(sizeof(*cred));
+    int rc = cred != NULL ? tsa_load(c, cred) : HSM_ERR_NOMEM;
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    if (rc != HSM_OK) {
+        fprintf(stderr, "csc: tsa_credential %s: no enabled time-stamping unit with a valid certificate "
+                        "(csc-admin tsa init)\n", c->cfg.tsa_credential);
+        return -1;
+    }
+    c->tsa = true;
+    return 0;
+}
+
+/* TSTInfo (RFC 3161 2.4.2): version 1, policy, messageImprint, serialNumber, genTime, accuracy, nonce. */
+static void tst_info(csc_der_t *d, const csc_config_t *cfg, int md_nid, const uint8_t *digest, size_t len,
+                     const uint8_t serial[16], int64_t now_ms, const uint8_t *nonce, size_t nonce_len)
+{
+    size_t m = csc_der_mark(d);
+    csc_der_uint(d, 1);
+    csc_der_oid(d, cfg->tsa_policy);
+    size_t mi = csc_der_mark(d);
+    size_t alg = csc_der_mark(d);
+    csc_der_oid(d, csc_hash_by_nid(md_nid)->oid);
+    csc_der_close(d, alg, 0x30);
+    csc_der_tlv(d, 0x04, digest, len);
+    csc_der_close(d, mi, 0x30);
+    csc_der_uint_bytes(d, serial, 16);
+    csc_der_time(d, now_ms, true);
+    if (cfg->tsa_accuracy_ms > 0) {
+        size_t acc = csc_der_mark(d);
+        if (cfg->tsa_accuracy_ms / 1000 > 0)
+            csc_der_uint(d, cfg->tsa_accuracy_ms / 1000);
+        if (cfg->tsa_accuracy_ms % 1000 > 0) { /* millis [0] IMPLICIT INTEGER (1..999) */
+            size_t ms = csc_der_mark(d);
+            csc_der_uint(d, cfg->tsa_accuracy_ms % 1000);
+            d->p[ms] = 0x80;
+        }
+        csc_der_close(d, acc, 0x30);
+    }
+    if (nonce != NULL)
+        csc_der_uint_bytes(d, nonce, nonce_len);
+    csc_der_close(d, m, 0x30);
+}
+
+typedef struct tsa_audit {
+    stor_audit_t rec;
+} tsa_audit_t;
+
+static int audit_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_audit_append(t, &((tsa_audit_t *)arg)->rec);
+}
+
+int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
+                  const char *user, const char *client, csc_der_t *out)
+{
+    stor_cred_t *cred = malloc(sizeof(*cred));
+    csc_der_t info;
+    uint8_t serial[16], tst_md[EVP_MAX_MD_SIZE];
+    unsigned tst_md_len = 0;
+    int rc;
+
+    csc_der_init(&info, 4096);
+    if (cred == NULL) {
+        rc = HSM_ERR_NOMEM;
+        goto out;
+    }
+    if (!c->tsa || (rc = tsa_load(c, cred)) != HSM_OK) {
+        rc = HSM_ERR_NOKEY;
+        goto out;
+    }
+    if (RAND_bytes(serial, sizeof(serial)) != 1) {
+        rc = HSM_ERR_INTERNAL;
+        goto out;
+    }
+    serial[0] &= 0x7f; /* positive */
+    serial[0] |= 0x40; /* and always 16 bytes long */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    tst_info(&info, &c->cfg, md_nid, digest, len, serial, now_ms, nonce, nonce_len);
+    csc_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .content_type = OID_TST_INFO,
+                       .content = info.p, .content_len = info.len};
+    tsa_sign_params(cred, &in.sig);
+    if (info.failed ||
+        !EVP_Digest(info.p, info.len, tst_md, &tst_md_len, EVP_get_digestbynid(in.sig.md_nid), NULL)) {
+        rc = HSM_ERR_INTERNAL;
+        goto out;
+    }
+    in.digest = tst_md;
+    in.digest_len = tst_md_len;
+    tsa_signer_t signer = {.hsm = c->hsm, .cred = cred};
+    if ((rc = csc_cms_sign(&in, tsa_sign, NULL, &signer, out)) != HSM_OK)
+        goto out;
+
+    tsa_audit_t a;
+    memset(&a, 0, sizeof(a));
+    a.rec.event = STOR_EV_TIMESTAMP;
+    a.rec.result = STOR_RES_OK;
+    snprintf(a.rec.user, sizeof(a.rec.user), "%s", user != NULL ? user : "");
+    snprintf(a.rec.cred, sizeof(a.rec.cred), "%s", cred->id);
+    snprintf(a.rec.client, sizeof(a.rec.client), "%s", client != NULL ? client : "");
+    int n = snprintf(a.rec.detail, sizeof(a.rec.detail), "serial ");
+    for (size_t i = 0; i < sizeof(serial); i++)
+        n += snprintf(a.rec.detail + n, sizeof(a.rec.detail) - (size_t)n, "%02x", serial[i]);
+    snprintf(a.rec.detail + n, sizeof(a.rec.detail) - (size_t)n, " hashAlgo %s%s",
+             csc_hash_by_nid(md_nid)->oid, nonce != NULL ? " nonce" : "");
+    a.rec.digest_len = (uint32_t)len;
+    a.rec.n_digests = 1;
+    a.rec.digests = digest;
+    if (stor_write(c->stor, audit_fn, &a) != STOR_OK) {
+        rc = HSM_ERR_UNAVAILABLE; /* never a token that the log does not know */
+        goto out;
+    }
+    rc = HSM_OK;
+out:
+    if (rc != HSM_OK)
+        out->len = 0;
+    csc_der_free(&info);
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    return rc;
+}
+
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+int csc_m_timestamp(csc_req_t *r)
+{
+    const char *hash, *algo, *nonce_hex, *s;
+    uint8_t digest[STOR_DIGEST_LEN_MAX + 3], nonce[NONCE_HEX_MAX / 2 + 1];
+    size_t nonce_len = 0;
+
+    if (!r->csc->tsa) /* not in info.methods */
+        return csc_fail(r, 501, "not_implemented", "This method is not implemented by this service");
+    /* A service authorization (digest sec. 1): a credential-scope token only serves its credential. */
+    if (r->principal.scope == STOR_SCOPE_CREDENTIAL)
+        return csc_fail(r, 403, "insufficient_scope", "A credential-scope token only serves its credential");
+    if (csc_get_string(r, "hash", &hash, 4 * sizeof(digest) / 3) <= 0)
+        return csc_bad(r, "Missing (or invalid type) string parameter hash");
+    if (hash[0] == '\0')
+        return csc_bad(r, "Empty hash parameter");
+    if (csc_req_string(r, "hashAlgo", &algo, STOR_OID_MAX, "Missing (or invalid type) string parameter hashAlgo") < 0)
+        return -1;
+    int nrc = csc_get_string(r, "nonce", &nonce_hex, NONCE_HEX_MAX);
+    if (nrc < 0)
+        return csc_bad(r, "Invalid parameter nonce");
+    if (csc_get_string(r, "clientData", &s, 4096) < 0)
+        return csc_bad(r, "Invalid parameter clientData");
+    long len = csc_b64_decode(hash, strlen(hash), digest, sizeof(digest));
+    if (len <= 0)
+        return csc_bad(r, "Invalid Base64 hash string parameter");
+    const csc_hash_alg_t *alg = csc_hash_by_oid(algo);
+    if (alg == NULL)
+        return csc_bad(r, "Invalid parameter hashAlgo");
+    if ((size_t)len != alg->len)
+        return csc_bad(r, "Invalid digest value length");
+    if (nrc == 1) {
+        /* a hexadecimal number (digest sec. 15), at most 256 bits; odd lengths get a leading zero nibble */
+        size_t n = strlen(nonce_hex);
+        if (n == 0)
+            return csc_bad(r, "Invalid parameter nonce");
+        for (size_t i = 0; i < n; i++)
+            if (hexval(nonce_hex[i]) < 0)
+                return csc_bad(r, "Invalid parameter nonce");
+        nonce_len = (n + 1) / 2;
+        memset(nonce, 0, sizeof(nonce));
+        for (size_t i = 0; i < n; i++) {
+            size_t from_end = n - 1 - i;
+            size_t byte = nonce_len - 1 - from_end / 2;
+            nonce[byte] |= (uint8_t)(hexval(nonce_hex[i]) << (from_end % 2 ? 4 : 0));
+        }
+    }
+    csc_der_t tok;
+    csc_der_init(&tok, 64 * 1024);
+    int rc = csc_tsa_stamp(r->csc, alg->nid, digest, alg->len, nrc == 1 ? nonce : NULL, nonce_len,
+                           r->principal.user, r->call->client, &tok);
+    if (rc == HSM_OK) {
+        yajl_gen_map_open(r->gen);
+        csc_gen_str(r->gen, "timestamp");
+        csc_gen_b64(r->gen, tok.p, tok.len);
+        yajl_gen_map_close(r->gen);
+    } else if (rc == HSM_ERR_NOKEY) {
+        csc_fail(r, 501, "not_implemented", "The time-stamping unit is not available");
+    } else if (rc == HSM_ERR_UNAVAILABLE) {
+        csc_fail(r, 503, "temporarily_unavailable", "The time-stamping unit is temporarily unavailable");
+    } else {
+        csc_fail(r, 500, "server_error", "The time-stamping unit could not create the token");
+    }
+    csc_der_free(&tok);
+    return rc == HSM_OK ? 0 : -1;
+}
+
+/* ---- csc-admin tsa init ------------------------------------------------------------------------------ */
+
+typedef struct put_tsa {
+    const stor_cred_t *c;
+    stor_audit_t audit;
+} put_tsa_t;
+
+static int put_tsa_fn(stor_txn_t *t, void *arg)
+{
+    put_tsa_t *p = arg;
+    int rc = stor_txn_cred_put(t, p->c, 1);
+    return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
+}
+
+int csc_admin_tsa_init(const csc_admin_t *a, const char *id, const hsm_keyspec_t *key, const char *cn, char *err,
+                       size_t err_sz)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    EVP_PKEY *pub = NULL;
+    bool have_key = false;
+    int rc = -1;
+
+    if (c == NULL) {
+        snprintf(err, err_sz, "out of memory");
+        return -1;
+    }
+    if (a->hsm == NULL || a->ca == NULL) {
+        snprintf(err, err_sz, "creating the TSA needs the HSM and the CA");
+        goto out;
+    }
+    if (id == NULL || id[0] == '\0' || strlen(id) > STOR_NAME_MAX) {
+        snprintf(err, err_sz, "TSA id must be 1..%d characters (tsa_credential)", STOR_NAME_MAX);
+        goto out;
+    }
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    snprintf(c->owner, sizeof(c->owner), "%s", CSC_TSA_OWNER);
+    snprintf(c->description, sizeof(c->description), "built-in time-stamping unit (RFC 3161)");
+    c->status = STOR_CRED_ENABLED;
+    c->auth_mode = STOR_AUTH_EXPLICIT; /* never authorized: no auth expression, no verifier */
+    c->scal = 2;
+    c->multisign = 1;
+    c->created_at = time(NULL);
+    if (key->type == HSM_KEY_RSA) {
+        c->key_type = STOR_KEY_RSA;
+        c->key_bits = key->bits;
+    } else {
+        const char *oid = key->curve_nid == NID_X9_62_prime256v1 ? "1.2.840.10045.3.1.7"
+                          : key->curve_nid == NID_secp384r1      ? "1.3.132.0.34"
+                          : key->curve_nid == NID_secp521r1      ? "1.3.132.0.35"
+                                                                 : NULL;
+        if (oid == NULL) {
+            snprintf(err, err_sz, "unsupported curve");
+            goto out;
+        }
+        c->key_type = STOR_KEY_EC;
+        snprintf(c->key_curve, sizeof(c->key_curve), "%s", oid);
+    }
+    stor_cred_t *old = malloc(sizeof(*old));
+    int grc = old != NULL ? stor_cred_get(a->stor, id, old) : STOR_ERR_NOMEM;
+    free(old);
+    if (grc != STOR_ERR_NOTFOUND) {
+        if (grc == STOR_OK)
+            snprintf(err, err_sz, "credential %s exists already", id);
+        else
+            snprintf(err, err_sz, "storage: %s", stor_strerror(grc));
+        goto out;
+    }
+    uint8_t key_id[HSM_KEYID_LEN];
+    int hrc = hsm_keygen(a->hsm, key, c->id, key_id);
+    if (hrc != HSM_OK) {
+        snprintf(err, err_sz, "key generation in the HSM failed: %s", hsm_strerror(hrc));
+        goto out;
+    }
+    have_key = true;
+    memcpy(c->key_id, key_id, sizeof(key_id));
+    c->key_id_len = sizeof(key_id);
+    if ((hrc = hsm_pubkey(a->hsm, key_id, sizeof(key_id), &pub)) != HSM_OK) {
+        snprintf(err, err_sz, "cannot read the public key: %s", hsm_strerror(hrc));
+        goto out;
+    }
+    if (c->key_type == STOR_KEY_EC)
+        c->key_bits = (uint32_t)EVP_PKEY_get_bits(pub);
+    if (csc_issue_cert(a->ca, pub, cn != NULL ? cn : "CSC time-stamping unit", true, c, err, err_sz) != 0)
+        goto out;
+    put_tsa_t p = {.c = c};
+    p.audit.event = STOR_EV_ADMIN;
+    p.audit.result = STOR_RES_OK;
+    snprintf(p.audit.cred, sizeof(p.audit.cred), "%s", c->id);
+    snprintf(p.audit.client, sizeof(p.audit.client), "csc-admin");
+    snprintf(p.audit.detail, sizeof(p.audit.detail), "operator=%s action=tsa.init",
+             a->operator_name ? a->operator_name : "-");
+    int src = stor_write(a->stor, put_tsa_fn, &p);
+    if (src != STOR_OK) {
+        if (src == STOR_ERR_EXISTS)
+            snprintf(err, err_sz, "credential %s exists already", c->id);
+        else
+            snprintf(err, err_sz, "storage: %s", stor_strerror(src));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0 && have_key)
+        (void)hsm_destroy(a->hsm, c->key_id, c->key_id_len);
+    EVP_PKEY_free(pub);
+    stor_wipe(c, sizeof(*c));
+    free(c);
+    return rc;
+}
