@@ -105,8 +105,15 @@ typedef struct stor_user {
     int64_t created_at;
 } stor_user_t;
 
-/** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final. */
-typedef enum { STOR_CRED_ENABLED = 1, STOR_CRED_DISABLED = 2, STOR_CRED_DESTROYED = 3 } stor_cred_status_t;
+/** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
+ *  PENDING: the key was generated for a certificate request (CSR) and waits for its certificate; it cannot be
+ *  authorized or sign, and clients do not see it. */
+typedef enum {
+    STOR_CRED_ENABLED = 1,
+    STOR_CRED_DISABLED = 2,
+    STOR_CRED_DESTROYED = 3,
+    STOR_CRED_PENDING = 4,
+} stor_cred_status_t;
 typedef enum { STOR_AUTH_EXPLICIT = 1, STOR_AUTH_OAUTH2CODE = 2 } stor_auth_mode_t;
 typedef enum { STOR_KEY_RSA = 1, STOR_KEY_EC = 2 } stor_key_type_t;
 
@@ -134,6 +141,8 @@ typedef struct stor_cred {
     int64_t cert_not_before;              /**< validity of the end-entity certificate (unix seconds), */
     int64_t cert_not_after;               /**< kept with the record so signing needs no X.509 parsing */
     char qualifier[64];                   /**< CSC signatureQualifier of the credential, "" if none */
+    uint8_t pending_key_id[STOR_KEYID_MAX]; /**< renewal by CSR: CKA_ID of the new key waiting for its certificate */
+    uint32_t pending_key_id_len;          /**< 0 = no renewal pending */
 } stor_cred_t;
 
 typedef enum { STOR_TOKEN_ACCESS = 1, STOR_TOKEN_REFRESH = 2 } stor_token_kind_t;
@@ -208,6 +217,7 @@ typedef enum {
     STOR_EV_SIGN_RESULT = 5,    /**< HSM outcome after an approved SIGN */
     STOR_EV_ADMIN = 6,          /**< csc-admin change */
     STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
+    STOR_EV_CERT = 12,          /**< certificate request, import or refusal (csc-admin) */
 } stor_event_t;
 
 typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;
