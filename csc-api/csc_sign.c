@@ -261,7 +261,7 @@ int csc_m_sign_hash(csc_req_t *r)
         csc_bad(r, "Missing (or invalid type) string parameter SAD");
         goto out;
     }
-    if (check_signable(r, cred) != 0)
+    if (check_signable(r, cred) != 0 || csc_check_not_revoked(r, cred) != 0)
         goto out;
 
     oauth_sign_use_t use = {

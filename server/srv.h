@@ -43,6 +43,9 @@ typedef struct srv_config {
     unsigned cert_days;
     char totp_issuer[SRV_STR];
     unsigned scrypt_log2n;
+    char trust_anchors[PATH_MAX];     /* PEM CA certificates: certificate imports and CRL issuers (J6, J9) */
+    char crl_dir[PATH_MAX];           /* CRLs checked before every signature; "" = none */
+    unsigned crl_allow_stale, crl_require;
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

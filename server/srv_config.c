@@ -75,6 +75,10 @@ static const row_t rows[] = {
     {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
+    {"trust_anchors", T_PATH, O(trust_anchors), S(trust_anchors), 0, 0, ""},
+    {"crl_dir", T_PATH, O(crl_dir), S(crl_dir), 0, 0, ""},
+    {"crl_allow_stale", T_BOOL, O(crl_allow_stale), 0, 0, 1, "no"},
+    {"crl_require", T_BOOL, O(crl_require), 0, 0, 1, "no"},
 };
 
 typedef struct ctx {
@@ -194,6 +198,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "plain_http: refused in production (allowed with environment = test, or allow_test_components = yes)");
     if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))
         return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
+    if (cfg->crl_dir[0] != '\0' && cfg->trust_anchors[0] == '\0')
+        return fail(c, "crl_dir needs trust_anchors (the CA certificates whose CRLs are accepted)");
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

@@ -136,6 +136,10 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .max_body = cfg->max_body,
             .max_hashes = cfg->max_hashes,
             .max_depth = cfg->max_json_depth,
+            .trust_anchors = cfg->trust_anchors,
+            .crl_dir = cfg->crl_dir,
+            .crl_allow_stale = (int)cfg->crl_allow_stale,
+            .crl_require = (int)cfg->crl_require,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;
