@@ -256,6 +256,8 @@ typedef struct list_ctx {
 static int collect_id(const stor_cred_t *c, void *arg)
 {
     list_ctx_t *l = arg;
+    if (c->status == STOR_CRED_PENDING)
+        return 0; /* waits for its certificate: not the client's yet (v1 and v2 lists) */
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         void *p = realloc(l->ids, cap * sizeof(*l->ids));
@@ -277,8 +279,8 @@ static int collect_ids(stor_txn_t *t, void *arg)
 /* Emit one entry of credentialIDs or credentialInfos; skipped (1) when onlyValid filters it out. */
 static int list_entry(csc_req_t *r, const stor_cred_t *cred, const info_opts_t *o, bool with_info, bool only_valid)
 {
-    if (cred->status == STOR_CRED_PENDING || (only_valid && !cred_usable(r, cred)))
-        return 1; /* a credential waiting for its certificate is not listed */
+    if (only_valid && !cred_usable(r, cred))
+        return 1;
     if (!with_info) {
         csc_gen_str(r->gen, cred->id);
         return 0;

@@ -6,7 +6,7 @@
  * certificates); a file that cannot be parsed or whose signature fails is refused with an error on stderr, and
  * the last good version of that file, if any, stays in force.
  *
- * A watcher thread looks at the folder once a second (names, inode, size, mtime) and builds a new snapshot only
+ * A watcher thread looks at the folder once a second (names, inode, size, mtime, ctime) and builds a new snapshot only
  * when something changed; unchanged files keep their parsed CRL. Signing threads read the current snapshot under
  * a mutex held only to take a reference (no file I/O, no parsing), so a reload never delays a signature.
  */
@@ -34,7 +34,7 @@ typedef struct crl_file {
     dev_t dev;
     ino_t ino;
     off_t size;
-    struct timespec mtime;
+    struct timespec mtime, ctime;
     X509_CRL *crl;             /* NULL: refused, and no good version of this file before */
 } crl_file_t;
 
@@ -197,7 +197,8 @@ static const crl_file_t *find_file(const crl_snap_t *s, const char *name)
 static int same_file(const crl_file_t *a, const crl_file_t *b)
 {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec;
+           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 int csc_crl_reload(csc_crl_t *c)
@@ -239,6 +240,7 @@ int csc_crl_reload(csc_crl_t *c)
         f->ino = st.st_ino;
         f->size = st.st_size;
         f->mtime = st.st_mtim;
+        f->ctime = st.st_ctim;
         const crl_file_t *before = find_file(old, f->name);
         if (before != NULL && same_file(before, f)) {
             if (before->crl != NULL && X509_CRL_up_ref(before->crl))
@@ -403,7 +405,7 @@ int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why)
         goto out;
     }
     const ASN1_TIME *next = X509_CRL_get0_nextUpdate(best);
-    if (next != NULL && X509_cmp_time(next, &now) < 0 && !c->allow_stale) {
+    if (next != NULL && X509_cmp_time(next, &now) <= 0 && !c->allow_stale) { /* 0: unreadable time, not trusted */
         rc = CSC_REV_UNKNOWN;
         *why = "the CRL of its issuer is past its nextUpdate";
         goto out;

@@ -225,8 +225,8 @@ class TestKeys(Base):
             self.assertEqual(r.status, 200, r)
             self.assertTrue(H.verify(SVC.cert_pem(t, cid), base64.b64decode(r.json["signatures"][0]), h), key)
             info = SVC.post("credentials/info", {"credentialID": cid}, t).json
-            self.assertEqual(info["key"]["len"], {"p256": 256, "p384": 384, "p521": 521}.get(key, int(key[3:]) if
-                                                                                              key[0] == "r" else 0))
+            bits = {"p256": 256, "p384": 384, "p521": 521}.get(key) or int(key[3:])
+            self.assertEqual(info["key"]["len"], bits)
 
     def test_unknown_key_refused(self):
         r = SVC.admin("credential", "create", "--user", "ext", "--key", "rsa1024", "--auth", "PIN", check=False,
@@ -254,8 +254,17 @@ class TestRequests(Base):
     def test_pending_is_hidden_and_cannot_sign(self):
         cid = "csr-pending"
         self.create_csr(cid)
+        SVC.admin("credential", "create", "--id", "csr-sibling", "--user", "ext", "--key", "p256", "--auth", "PIN",
+                  stdin=PIN_X + "\n")
         t = self.token()
-        self.assertNotIn(cid, SVC.post("credentials/list", {}, t).json["credentialIDs"])
+        ids = SVC.post("credentials/list", {}, t).json["credentialIDs"]
+        self.assertIn("csr-sibling", ids)
+        self.assertNotIn(cid, ids)
+        v1 = SVC.request("POST", "/csc/v1/credentials/list", b"{}", {"Authorization": "Bearer " + t,
+                                                                      "Content-Type": "application/json"})
+        self.assertEqual(v1.status, 200, v1)
+        self.assertIn("csr-sibling", v1.json["credentialIDs"])
+        self.assertNotIn(cid, v1.json["credentialIDs"])
         self.assertError(SVC.post("credentials/info", {"credentialID": cid}, t), 400, "invalid_request",
                          "Invalid parameter credentialID")
         r, _ = self.sign(t, cid)
