@@ -473,6 +473,9 @@ static int cred_update_fn(stor_txn_t *t, void *arg)
                 cur->cert_not_before = u->c->cert_not_before;
                 cur->cert_not_after = u->c->cert_not_after;
                 cur->key_bits = u->c->key_bits;
+                /* A renewal request still waiting for its certificate is superseded: its key goes with the old one. */
+                memset(cur->pending_key_id, 0, sizeof(cur->pending_key_id));
+                cur->pending_key_id_len = 0;
                 rc = stor_txn_cred_put(t, cur, 0);
                 memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
                 stor_wipe(old, sizeof(*old));
@@ -541,8 +544,11 @@ int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t
         goto out;
     }
     int src = stor_cred_get(a->stor, id, cur);
-    if (src != 0 || cur->status == STOR_CRED_DESTROYED) {
-        ERR(src != 0 ? "no credential %s" : "credential %s is destroyed", id);
+    if (src != 0 || cur->status == STOR_CRED_DESTROYED || cur->status == STOR_CRED_PENDING) {
+        ERR(src != 0                                ? "no credential %s"
+            : cur->status == STOR_CRED_DESTROYED ? "credential %s is destroyed"
+                                                 : "credential %s has no certificate yet: import it first",
+            id);
         goto out;
     }
     /* Same kind of key, same subject name. */

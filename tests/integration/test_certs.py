@@ -387,6 +387,24 @@ class TestImport(Base):
         self.assertTrue(H.verify(SVC.cert_pem(t, cid), base64.b64decode(r.json["signatures"][0]), h))
         self.assertIn("renewal: old key destroyed", self.audit(cid))
 
+    def test_demo_renewal_supersedes_a_pending_request(self):
+        cid = "imp-renew-demo"
+        SVC.admin("credential", "create", "--id", cid, "--user", "ext", "--key", "p256", "--auth", "PIN",
+                  stdin=PIN_X + "\n")
+        SVC.admin("credential", "renew", cid, "--csr", os.path.join(SVC.tmp, cid + ".csr"))
+        self.assertEqual(len(key_ids(cid)), 2)
+        SVC.admin("credential", "renew", cid)  # the demo CA's renewal: both earlier keys are destroyed
+        self.assertEqual(len(key_ids(cid)), 1)
+        self.assertEqual(self.sign(self.token(), cid)[0].status, 200)
+        r = SVC.admin("credential", "renew", "csr-never", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.create_csr("imp-renew-pending")
+        r = SVC.admin("credential", "renew", "imp-renew-pending", check=False)
+        self.assertIn("no certificate yet", r.stderr)
+        r = SVC.admin("credential", "renew", "imp-renew-pending", "--csr", os.path.join(SVC.tmp, "x.csr"),
+                      check=False)
+        self.assertIn("no certificate yet", r.stderr)
+
     def test_demo_ca_still_default(self):
         SVC.admin("credential", "create", "--id", "imp-demo", "--user", "ext", "--key", "p256", "--auth", "PIN",
                   "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
