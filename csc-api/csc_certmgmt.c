@@ -343,8 +343,12 @@ static int verify_chain(const char *anchors, X509 *ee, STACK_OF(X509) *untrusted
         goto out;
     }
     chain = X509_STORE_CTX_get1_chain(ctx);
+    if (chain == NULL || sk_X509_num(chain) > CHAIN_MAX) {
+        ERR("the certificate chain is longer than %d certificates", CHAIN_MAX);
+        goto out;
+    }
     uint8_t *p = out;
-    for (int i = 0; chain != NULL && i < sk_X509_num(chain) && i < CHAIN_MAX; i++) {
+    for (int i = 0; i < sk_X509_num(chain); i++) {
         int l = i2d_X509(sk_X509_value(chain, i), NULL);
         if (l <= 0 || (size_t)(p - out) + (size_t)l > STOR_CERTS_MAX) {
             ERR("certificate chain too large (at most %d bytes)", STOR_CERTS_MAX);

@@ -61,7 +61,7 @@ class TestCA:
     def serial(self, cert):
         return run("openssl", "x509", "-in", cert, "-noout", "-serial").stdout.strip().split("=")[1]
 
-    def crl(self, out, revoked=(), days=1):
+    def crl(self, out, revoked=(), days=1, last=None, next_=None):
         """A CRL listing (serial hex, reason) pairs; written through a temp file and rename (like an operator)."""
         lines = []
         for serial, reason in revoked:
@@ -69,7 +69,8 @@ class TestCA:
         with open(self.index, "w") as f:
             f.writelines(lines)
         tmp = out + ".tmp"
-        run("openssl", "ca", "-gencrl", "-batch", "-config", self.conf, "-crldays", str(days), "-out", tmp)
+        times = ["-crl_lastupdate", last, "-crl_nextupdate", next_] if next_ else ["-crldays", str(days)]
+        run("openssl", "ca", "-gencrl", "-batch", "-config", self.conf, *times, "-out", tmp)
         os.replace(tmp, out)
 
 
@@ -459,6 +460,23 @@ class TestRevocation(Base):
         self.assertIn("certificate suspended (certificateHold)", log)
         CA.crl(crl, [])
         self.wait_for(lambda: self.status(t, cid) == "valid", "valid at the end")
+
+    def test_stale_crl_fails_closed(self):
+        cid = "rev-stale"
+        self.import_(cid, self.issued(cid, self.create_csr(cid)))
+        t = self.token()
+        crl = os.path.join(CRL_DIR, "ext-ca.crl")
+        CA.crl(crl, [], last="20250101000000Z", next_="20250102000000Z")  # nextUpdate in the past
+        self.wait_for(lambda: SVC.post("credentials/info", {"credentialID": cid}, t).json["key"]["status"] ==
+                      "disabled", "key disabled")
+        r, _ = self.sign(t, cid)
+        self.assertError(r, 400, "invalid_request", "cannot be confirmed")
+        self.assertIn("past its nextUpdate", SVC.admin("audit", "query", "--credential", cid, "--event",
+                                                       "sign").stdout)
+        CA.crl(crl, [])
+        self.wait_for(lambda: SVC.post("credentials/info", {"credentialID": cid}, t).json["key"]["status"] ==
+                      "enabled", "key enabled")
+        self.assertEqual(self.sign(t, cid)[0].status, 200)
 
     def test_bad_crl_is_refused_and_the_old_one_kept(self):
         cid = "rev-bad"
