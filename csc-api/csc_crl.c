@@ -482,7 +482,7 @@ int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred)
              rev == CSC_REV_REVOKED ? "revoked" : rev == CSC_REV_SUSPENDED ? "suspended" : "status unknown", why);
     if (stor_write(r->csc->stor, refuse_fn, &x) != 0)
         return csc_unavailable(r);
-    char o[128] = "", cn[128] = "";
+    char o[100] = "", cn[100] = ""; /* with the text, within desc_buf */
     const unsigned char *p = cred->certs;
     X509 *ee = d2i_X509(NULL, &p, cred->certs_len);
     if (ee != NULL) {
