@@ -506,5 +506,23 @@ class TestRevocation(Base):
         self.wait_for(lambda: self.status(t, cid) == "valid", "valid at the end")
 
 
+class TestProduction(Base):
+    """J13 for trust_anchors: the demo CA is no anchor in production (unless allow_test_components)."""
+
+    def test_demo_anchor_refused_in_production(self):
+        svc = H.Service(BUILD)
+        with open(svc.conf) as f:
+            conf = f.read().replace("environment = test", "environment = production")
+        conf = "\n".join(l for l in conf.splitlines() if not l.startswith(("ca_cert", "ca_key"))) + "\n"
+        with open(svc.conf, "w") as f:
+            f.write(conf)
+        out = svc.admin("user", "add", "prod-user", stdin="password-prod\n", check=False)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("trust_anchors: the demo CA is refused in production", out.stderr)
+        with open(svc.conf, "w") as f:
+            f.write(conf.replace("trust_anchors = ca/ca.crt", "trust_anchors = %s" % CA.cert))
+        self.assertEqual(svc.admin("user", "add", "prod-user", stdin="password-prod\n", check=False).returncode, 0)
+
+
 if __name__ == "__main__":
     unittest.main()
