@@ -694,11 +694,13 @@ static int list_cred(const stor_cred_t *c, void *arg)
             strftime(until, sizeof(until), "%Y-%m-%d", &tm);
     }
     csc_certs_free(certs, n);
-    fprintf(out, "  credential %s  %s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
+    fprintf(out, "  credential %s  %s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
             c->status == STOR_CRED_ENABLED     ? "enabled"
             : c->status == STOR_CRED_DESTROYED ? "destroyed"
             : c->status == STOR_CRED_PENDING   ? "pending"
-                                               : "disabled", c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
+                                               : "disabled",
+            c->pending_key_id_len > 0 && c->status != STOR_CRED_DESTROYED ? " (renewal key pending its certificate)" : "",
+            c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
             (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
             (unsigned)c->multisign, subj, until);
     return 0;

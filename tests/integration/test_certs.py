@@ -187,6 +187,9 @@ class Base(unittest.TestCase):
         self.assertEqual(r.returncode == 0, ok, r.stderr)
         return r
 
+    def list_line(self, cid):
+        return [l for l in SVC.admin("list").stdout.splitlines() if "credential %s " % cid in l][0]
+
     def audit(self, cid, event="cert"):
         return SVC.admin("audit", "query", "--credential", cid, "--event", event).stdout
 
@@ -377,12 +380,14 @@ class TestImport(Base):
         self.assertEqual(len(ids), 2)
         new_id = [i for i in ids if i not in old_ids][0]
         self.assertEqual(run("openssl", "req", "-in", csr2, "-noout", "-pubkey").stdout, public_key_pem(new_id))
+        self.assertIn("renewal key pending", self.list_line(cid))
         t = self.token()
         self.assertEqual(self.sign(t, cid)[0].status, 200)  # the old key signs until the import
         # The old certificate does not fit the new key.
         self.assertIn("does not match", self.import_(cid, os.path.join(SVC.tmp, cid + ".crt"), ok=False).stderr)
         self.import_(cid, CA.sign(csr2, os.path.join(SVC.tmp, cid + "-2.crt")))
         self.assertEqual(key_ids(cid), [new_id])
+        self.assertNotIn("renewal key pending", self.list_line(cid))
         r, h = self.sign(t, cid, text="after renewal")
         self.assertEqual(r.status, 200, r)
         self.assertTrue(H.verify(SVC.cert_pem(t, cid), base64.b64decode(r.json["signatures"][0]), h))
