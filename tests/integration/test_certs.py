@@ -308,6 +308,14 @@ class TestImport(Base):
         log = self.audit(cid)
         self.assertIn("credential.import", log)
         self.assertIn(" ok ", log)
+        # A new certificate for the same key (re-issued by the CA) replaces the old one; the key stays.
+        before = info["cert"]["serialNumber"]
+        ids = key_ids(cid)
+        self.import_(cid, CA.sign(os.path.join(SVC.tmp, cid + ".csr"), os.path.join(SVC.tmp, cid + "-re.crt")))
+        info = SVC.post("credentials/info", {"credentialID": cid, "certInfo": True}, t).json
+        self.assertNotEqual(info["cert"]["serialNumber"], before)
+        self.assertEqual(key_ids(cid), ids)
+        self.assertEqual(self.sign(t, cid)[0].status, 200)
 
     def test_chain_through_an_intermediate(self):
         cid = "imp-inter"
