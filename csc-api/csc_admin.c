@@ -334,7 +334,7 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *
 
     if (c == NULL)
         return ERR("out of memory");
-    if (a->hsm == NULL || a->ca == NULL) {
+    if (a->hsm == NULL || (a->ca == NULL && s->csr_file == NULL)) {
         ERR("creating a credential needs the HSM and the CA");
         goto out;
     }
@@ -365,10 +365,23 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *
     if (c->key_type == STOR_KEY_EC) {
         c->key_bits = (uint32_t)EVP_PKEY_get_bits(pub);
     }
-    if (csc_issue_cert(a->ca, pub, s->subject_cn ? s->subject_cn : s->owner, false, c, err, err_sz) != 0)
+    if (s->csr_file != NULL) {
+        /* External CA (J6): the request goes out, the credential waits for its certificate. */
+        X509_NAME *subj = NULL;
+        int crc = csc_subject_build(s->subject_cn ? s->subject_cn : s->owner, s->subject_o, s->subject_c, &subj, err,
+                                    err_sz);
+        if (crc == 0)
+            crc = csc_csr_write(a->hsm, key_id, sizeof(key_id), subj, s->csr_file, err, err_sz);
+        X509_NAME_free(subj);
+        if (crc != 0)
+            goto out;
+        c->status = STOR_CRED_PENDING;
+    } else if (csc_issue_cert(a->ca, pub, s->subject_cn ? s->subject_cn : s->owner, false, c, err, err_sz) != 0) {
         goto out;
+    }
     p.c = c;
-    admin_audit(&p.audit, a, c->owner, c->id, "credential.create");
+    admin_audit(&p.audit, a, c->owner, c->id, s->csr_file != NULL ? "credential.create (CSR; pending its certificate)"
+                                                                   : "credential.create");
     int src = stor_write(a->stor, put_cred_fn, &p);
     if (src == STOR_ERR_EXISTS) {
         ERR("credential %s exists already", c->id);
@@ -402,6 +415,8 @@ static int set_enabled_fn(stor_txn_t *t, void *arg)
     int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, s->id, c);
     if (rc == 0 && c->status == STOR_CRED_DESTROYED)
         rc = STOR_ERR_EXISTS; /* final: a destroyed key never comes back */
+    if (rc == 0 && c->status == STOR_CRED_PENDING)
+        rc = 1; /* no certificate yet: only an import enables it (stor_write returns fn's value) */
     if (rc == 0) {
         c->status = s->status;
         snprintf(s->audit.user, sizeof(s->audit.user), "%s", c->owner);
@@ -424,6 +439,8 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
         return ERR("no credential %s", id);
     if (rc == STOR_ERR_EXISTS)
         return ERR("credential %s is destroyed and cannot change any more", id);
+    if (rc == 1)
+        return ERR("credential %s waits for its certificate: csc-admin credential import", id);
     if (rc != 0)
         return ERR("storage: %s", stor_strerror(rc));
     return 0;
@@ -465,6 +482,9 @@ static int cred_update_fn(stor_txn_t *t, void *arg)
                 cur->cert_not_after = u->c->cert_not_after;
                 cur->key_bits = u->c->key_bits;
                 cur->key_backup = u->c->key_backup;
+                /* A renewal request still waiting for its certificate is superseded: its key goes with the old one. */
+                memset(cur->pending_key_id, 0, sizeof(cur->pending_key_id));
+                cur->pending_key_id_len = 0;
                 rc = stor_txn_cred_put(t, cur, 0);
                 memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
                 stor_wipe(old, sizeof(*old));
@@ -482,7 +502,9 @@ static int cred_update_fn(stor_txn_t *t, void *arg)
 
 static int destroy_key(const csc_admin_t *a, const stor_cred_t *c, char *err, size_t err_sz)
 {
-    int hrc = hsm_destroy(a->hsm, c->key_id, c->key_id_len);
+    int hrc = c->pending_key_id_len > 0 ? hsm_destroy(a->hsm, c->pending_key_id, c->pending_key_id_len) : HSM_OK;
+    if (hrc == HSM_OK || hrc == HSM_ERR_NOKEY)
+        hrc = hsm_destroy(a->hsm, c->key_id, c->key_id_len);
     if (hrc != HSM_OK && hrc != HSM_ERR_NOKEY)
         return ERR("the credential is marked destroyed, but the HSM could not destroy its key yet (%s): run the "
                    "command again", hsm_strerror(hrc));
@@ -531,8 +553,11 @@ int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t
         goto out;
     }
     int src = stor_cred_get(a->stor, id, cur);
-    if (src != 0 || cur->status == STOR_CRED_DESTROYED) {
-        ERR(src != 0 ? "no credential %s" : "credential %s is destroyed", id);
+    if (src != 0 || cur->status == STOR_CRED_DESTROYED || cur->status == STOR_CRED_PENDING) {
+        ERR(src != 0                                ? "no credential %s"
+            : cur->status == STOR_CRED_DESTROYED ? "credential %s is destroyed"
+                                                 : "credential %s has no certificate yet: import it first",
+            id);
         goto out;
     }
     /* Same kind of key, same subject name. */
@@ -680,8 +705,13 @@ static int list_cred(const stor_cred_t *c, void *arg)
             strftime(until, sizeof(until), "%Y-%m-%d", &tm);
     }
     csc_certs_free(certs, n);
-    fprintf(out, "  credential %s  %s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
-            c->status == STOR_CRED_ENABLED ? "enabled" : c->status == STOR_CRED_DESTROYED ? "destroyed" : "disabled", c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
+    fprintf(out, "  credential %s  %s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
+            c->status == STOR_CRED_ENABLED     ? "enabled"
+            : c->status == STOR_CRED_DESTROYED ? "destroyed"
+            : c->status == STOR_CRED_PENDING   ? "pending"
+                                               : "disabled",
+            c->pending_key_id_len > 0 && c->status != STOR_CRED_DESTROYED ? " (renewal key pending its certificate)" : "",
+            c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
             (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
             (unsigned)c->multisign, subj, until);
     return 0;

@@ -62,6 +62,11 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     c->stor = stor;
     c->hsm = hsm;
     c->oauth = oauth;
+    if (cfg->crl_dir != NULL && cfg->crl_dir[0] != '\0' &&
+        csc_crl_new(cfg->crl_dir, cfg->trust_anchors, cfg->crl_allow_stale, cfg->crl_require, 1, &c->crl) != 0) {
+        csc_free(c);
+        return -1;
+    }
     if (csc_tsa_open(c) != 0 || csc_info_build(c) != 0) {
         csc_free(c);
         return -1;
@@ -74,6 +79,7 @@ void csc_free(csc_t *c)
 {
     if (c == NULL)
         return;
+    csc_crl_free(c->crl);
     free(c->info_body);
     free(c->info_v1_body);
     free(c);
@@ -278,8 +284,9 @@ int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)
     if (r->principal.scope == STOR_SCOPE_CREDENTIAL && strcmp(id, r->principal.cred) != 0)
         return csc_bad(r, "Invalid parameter credentialID");
     int rc = stor_cred_get(r->csc->stor, id, out);
+    /* A credential waiting for its certificate (STOR_CRED_PENDING) is not the client's yet. */
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL ||
-        (rc == STOR_OK && strcmp(out->owner, r->principal.user) != 0))
+        (rc == STOR_OK && (strcmp(out->owner, r->principal.user) != 0 || out->status == STOR_CRED_PENDING)))
         return csc_bad(r, "Invalid parameter credentialID");
     if (rc != STOR_OK)
         return csc_unavailable(r);

@@ -139,10 +139,12 @@ static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
     yajl_gen_map_close(g);
 }
 
-/* Usable for signing now: enabled and inside its certificate's validity. */
-static bool cred_usable(const stor_cred_t *cred)
+/* Usable for signing now: enabled, inside its certificate's validity, and not revoked or suspended (J9). */
+static bool cred_usable(csc_req_t *r, const stor_cred_t *cred)
 {
-    return cred->status == STOR_CRED_ENABLED && strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0;
+    bool usable;
+    (void)csc_cred_cert_status_now(r->csc, cred, time(NULL), &usable);
+    return usable;
 }
 
 int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info, bool auth_info)
@@ -154,7 +156,8 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
 
     if (csc_certs_load(cred, certs, CERTS_MAX, &n) != 0)
         return csc_fail(r, 500, "server_error", "The credential's certificate cannot be read");
-    bool usable = cred_usable(cred);
+    bool usable;
+    const char *cert_status = csc_cred_cert_status_now(r->csc, cred, time(NULL), &usable);
 
     if (cred->description[0] != '\0')
         csc_gen_kv(g, "description", cred->description);
@@ -173,7 +176,7 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
     if (cred->key_type == STOR_KEY_EC)
         csc_gen_kv(g, "curve", cred->key_curve);
     yajl_gen_map_close(g);
-    gen_cert(r, certs, n, certificates, cert_info, csc_cred_cert_status(cred, time(NULL)));
+    gen_cert(r, certs, n, certificates, cert_info, cert_status);
     if (r->v1)
         gen_auth_v1(r, cred);
     else
@@ -253,6 +256,8 @@ typedef struct list_ctx {
 static int collect_id(const stor_cred_t *c, void *arg)
 {
     list_ctx_t *l = arg;
+    if (c->status == STOR_CRED_PENDING)
+        return 0; /* waits for its certificate: not the client's yet (v1 and v2 lists) */
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         void *p = realloc(l->ids, cap * sizeof(*l->ids));
@@ -274,7 +279,7 @@ static int collect_ids(stor_txn_t *t, void *arg)
 /* Emit one entry of credentialIDs or credentialInfos; skipped (1) when onlyValid filters it out. */
 static int list_entry(csc_req_t *r, const stor_cred_t *cred, const info_opts_t *o, bool with_info, bool only_valid)
 {
-    if (only_valid && !cred_usable(cred))
+    if (only_valid && !cred_usable(r, cred))
         return 1;
     if (!with_info) {
         csc_gen_str(r->gen, cred->id);

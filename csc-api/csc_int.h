@@ -20,6 +20,7 @@ struct csc {
     char *info_v1_body;        /* the same for /csc/v1/ (v1.0.4.0 shape) */
     size_t info_v1_len;
     bool tsa;                  /* the TSA named by cfg.tsa_credential exists (timestamp, Ades-B-T offered) */
+    struct csc_crl *crl;       /* revocation lists (J9), NULL when crl_dir is not set */
 };
 
 /* ---- errors ---------------------------------------------------------------
@@ -281,5 +282,42 @@ int csc_m_sign_doc(csc_req_t *r);
  * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
 int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);
 const char *csc_bearer_value(csc_req_t *r);
+/* ---- certificate requests, imports and revocation lists (csc_crl.c, csc_certmgmt.c; J6, J9) ------------- */
+
+typedef struct csc_crl csc_crl_t;
+
+enum { CSC_REV_GOOD = 0, CSC_REV_REVOKED = 1, CSC_REV_SUSPENDED = 2, CSC_REV_UNKNOWN = 3 };
+
+/* Every *.crl / *.pem of dir, each verified against its issuer in anchors_file (PEM); with watch_thread a thread
+ * reloads changed files once a second. allow_stale: a CRL past nextUpdate still counts (else CSC_REV_UNKNOWN);
+ * require: a certificate whose issuer has no CRL is CSC_REV_UNKNOWN (else CSC_REV_GOOD). -1 with a message. */
+int csc_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require, int watch_thread,
+                csc_crl_t **out);
+void csc_crl_free(csc_crl_t *c);
+/* Look at the folder now: 1 = a new snapshot is in force, 0 = nothing changed, -1 = folder unreadable. */
+int csc_crl_reload(csc_crl_t *c);
+/* CSC_REV_* of ee; why = the CRL reason name or what is missing (static). */
+int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why);
+/* How many CRLs are in force. */
+size_t csc_crl_count(csc_crl_t *c);
+/* PEM certificates of a file into a new stack; -1 if none can be read. */
+int csc_crl_load_anchors(const char *file, STACK_OF(X509) **out);
+
+/* The revocation status (CSC_REV_*) of a credential's end-entity certificate: the one check every signing path
+ * (signHash, signDoc) makes before the HSM is asked (J9). */
+int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why);
+/* The same as a method step: refuses a revoked, suspended or unconfirmable certificate with 400 invalid_request
+ * ("Signing certificate 'O=..,CN=..' is revoked.") and a denied STOR_EV_SIGN audit record; 0 when good. */
+int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred);
+/* Subject C=country, O=o, CN=cn after checking them (CN and O 1..64 characters, C two upper-case letters). */
+int csc_subject_build(const char *cn, const char *o, const char *c, X509_NAME **out, char *err, size_t err_sz);
+/* A PKCS#10 request for the HSM key key_id, its signature made by that key in the HSM; checked to verify. */
+int csc_csr_build(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, X509_REQ **out,
+                  char *err, size_t err_sz);
+/* The same, written to file as PEM. */
+int csc_csr_write(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, const char *file,
+                  char *err, size_t err_sz);
+/* cert.status for credentials/info: valid, expired, revoked or suspended; *usable = enabled and good. */
+const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t now, bool *usable);
 
 #endif

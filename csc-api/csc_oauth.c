@@ -629,13 +629,16 @@ typedef struct pick {
     const char *owner;
     const char *qualifier;
     char found[STOR_NAME_MAX + 1];
+    csc_t *csc;
 } pick_t;
 
 static int pick_fn(const stor_cred_t *c, void *arg)
 {
     pick_t *p = arg;
-    if (p->found[0] == '\0' && c->status == STOR_CRED_ENABLED && strcmp(c->qualifier, p->qualifier) == 0 &&
-        strcmp(csc_cred_cert_status(c, time(NULL)), "valid") == 0)
+    bool usable = false;
+    if (p->found[0] == '\0' && c->status == STOR_CRED_ENABLED && strcmp(c->qualifier, p->qualifier) == 0)
+        (void)csc_cred_cert_status_now(p->csc, c, time(NULL), &usable); /* valid, not revoked or suspended (J9) */
+    if (usable)
         snprintf(p->found, sizeof(p->found), "%s", c->id);
     return 0;
 }
@@ -681,7 +684,7 @@ out:
 
 static int pick_by_qualifier(web_t *w, const char *sid, oauth_session_view_t *v)
 {
-    pick_t p = {.owner = v->user, .qualifier = v->req.signature_qualifier};
+    pick_t p = {.owner = v->user, .qualifier = v->req.signature_qualifier, .csc = w->c};
     if (p.qualifier[0] == '\0' || stor_read(w->c->stor, pick_read, &p) != 0 || p.found[0] == '\0')
         return -1;
     char *rar = calloc(1, STOR_AUTHZ_DETAILS_MAX + 1);

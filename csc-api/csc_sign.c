@@ -124,13 +124,14 @@ static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t
     return *alg != NULL ? 0 : csc_bad(r, "Invalid parameter hashAlgorithmOID");
 }
 
-/* Signing needs an enabled credential whose certificate is inside its validity period (J9). */
+/* Signing needs an enabled credential whose certificate is inside its validity period and not revoked or
+ * suspended according to the configured CRLs (J9). Every signing path (signHash, signDoc) calls this. */
 int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
 {
     if (cred->status != STOR_CRED_ENABLED)
         return csc_bad(r, "The credential identified by credentialID is disabled");
     if (strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0)
-        return 0;
+        return csc_check_not_revoked(r, cred);
     /* Only the refusal reads the certificate, for the subject the spec's message names. */
     char o[128] = "", cn[128] = "";
     const unsigned char *p = cred->certs;

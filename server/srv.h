@@ -49,6 +49,9 @@ typedef struct srv_config {
     char tsa_credential[65];
     char tsa_policy[41];
     unsigned tsa_accuracy_ms;
+    char trust_anchors[PATH_MAX];     /* PEM CA certificates: certificate imports and CRL issuers (J6, J9) */
+    char crl_dir[PATH_MAX];           /* CRLs checked before every signature; "" = none */
+    unsigned crl_allow_stale, crl_require;
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

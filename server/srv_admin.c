@@ -21,8 +21,17 @@ static void usage(FILE *f)
             "                    [--auth \"PIN AND OTP\"|PIN|OTP|\"PIN OR OTP\"] [--pin-file FILE]\n"
             "                    [--scal 1|2] [--multisign N] [--description TEXT] [--cn NAME]\n"
             "                    [--auth-mode explicit|oauth2code] [--qualifier eu_eidas_qes|...]\n"
+            "                    [--csr FILE --org O --country C]\n"
             "                                         key generated in the HSM, certificate from the CA;\n"
-            "                                         the PIN from FILE or standard input\n"
+            "                                         the PIN from FILE or standard input; with --csr: a PKCS#10\n"
+            "                                         request signed by the HSM key is written to FILE (subject\n"
+            "                                         C, O, CN) and the credential is pending until the import\n"
+            "  credential import ID CERT.pem [--chain CHAIN.pem]\n"
+            "                                         the CA's certificate for the pending (or current) key: must\n"
+            "                                         match the HSM key, be valid now and chain to trust_anchors\n"
+            "  credential renew ID --csr FILE [--cn NAME --org O --country C]\n"
+            "                                         new key and request; the old key signs until the import,\n"
+            "                                         which destroys it\n"
             "  credential enable ID | credential disable ID\n"
             "  credential revoke ID | credential destroy ID\n"
             "                                         destroy the key in the HSM (certificate revoked / no longer\n"
@@ -53,7 +62,7 @@ static void usage(FILE *f)
             "  audit export-key FILE                  write the audit public key (PEM) for external verifiers\n"
             "  audit heads                            print the signed heads (JSON lines: signed_text, signature)\n"
             "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]\n"
-            "              [--event login|revoke|authorize|sign|sign-result|admin|lockout]\n"
+            "              [--event login|revoke|authorize|sign|sign-result|admin|lockout|cert]\n"
             "                                         print matching audit records; TIME is ISO-8601 UTC\n"
             "                                         (2026-11-25T10:00:00Z) or unix seconds, both inclusive\n");
 }
@@ -169,6 +178,12 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
             s.subject_cn = v;
         } else if (strcmp(o, "--qualifier") == 0) {
             s.qualifier = v;
+        } else if (strcmp(o, "--csr") == 0) {
+            s.csr_file = v;
+        } else if (strcmp(o, "--org") == 0) {
+            s.subject_o = v;
+        } else if (strcmp(o, "--country") == 0) {
+            s.subject_c = v;
         } else if (strcmp(o, "--auth-mode") == 0) {
             if (strcmp(v, "oauth2code") != 0 && strcmp(v, "explicit") != 0) {
                 fprintf(stderr, "csc-admin: --auth-mode is explicit or oauth2code\n");
@@ -184,6 +199,10 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
         fprintf(stderr, "csc-admin: --user is required\n");
         return 2;
     }
+    if ((s.subject_o != NULL || s.subject_c != NULL) && s.csr_file == NULL) {
+        fprintf(stderr, "csc-admin: --org and --country go with --csr\n");
+        return 2;
+    }
     if (strstr(s.auth_expr, "PIN") != NULL) {
         if (read_secret(pinfile, "PIN", pin, sizeof(pin)) != 0)
             return 1;
@@ -195,7 +214,10 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("credential %s created\n", id);
+    if (s.csr_file != NULL)
+        printf("credential %s created, pending its certificate; request written to %s\n", id, s.csr_file);
+    else
+        printf("credential %s created\n", id);
     return 0;
 }
 
@@ -226,6 +248,48 @@ static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
     printf(created ? "backup keys created in the HSM (wrapping key trusted, sensitive, not extractable)\n"
                    : "backup keys present in the HSM\n");
     return 0;
+}
+
+/* credential import ID CERT [--chain FILE] | credential renew ID --csr FILE [--cn --org --country] */
+static int cmd_cred_cert(const csc_admin_t *a, const char *op, int argc, char **argv)
+{
+    const char *chain = NULL, *csr = NULL, *cn = NULL, *o = NULL, *country = NULL;
+    char err[512];
+    int first = strcmp(op, "import") == 0 ? 2 : 1, rc;
+    if (argc < first) {
+        usage(stderr);
+        return 2;
+    }
+    for (int i = first; i < argc; i += 2) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **slot = strcmp(k, "--chain") == 0 && first == 2  ? &chain
+                            : strcmp(k, "--csr") == 0 && first == 1  ? &csr
+                            : strcmp(k, "--cn") == 0 && first == 1   ? &cn
+                            : strcmp(k, "--org") == 0 && first == 1  ? &o
+                            : strcmp(k, "--country") == 0 && first == 1 ? &country
+                                                                      : NULL;
+        if (slot == NULL || v == NULL) {
+            usage(stderr);
+            return 2;
+        }
+        *slot = v;
+    }
+    if (first == 2) {
+        rc = csc_admin_cred_import(a, argv[0], argv[1], chain, err, sizeof(err));
+        if (rc == 0)
+            printf("credential %s: certificate imported\n", argv[0]);
+    } else {
+        if (csr == NULL) {
+            usage(stderr);
+            return 2;
+        }
+        rc = csc_admin_cred_renew_csr(a, argv[0], cn, o, country, csr, err, sizeof(err));
+        if (rc == 0)
+            printf("credential %s: new key pending its certificate; request written to %s\n", argv[0], csr);
+    }
+    if (rc != 0)
+        fprintf(stderr, "csc-admin: %s\n", err);
+    return rc == 0 ? 0 : 1;
 }
 
 /* "a,b,c" against a table of names -> bit set; -1 on an unknown name. */
@@ -494,7 +558,8 @@ int main(int argc, char **argv)
                    (strcmp(cmd, "credential") == 0 && argc > 1 &&
                     (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "revoke") == 0 ||
                      strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0 ||
-                     strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0)) ||
+                     strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0 ||
+                     strcmp(argv[1], "import") == 0)) ||
                    strcmp(cmd, "backup") == 0 ||
                    (strcmp(cmd, "audit") == 0 && argc > 1 &&
                     (strcmp(argv[1], "key-init") == 0 || strcmp(argv[1], "sign-head") == 0 ||
@@ -515,6 +580,7 @@ int main(int argc, char **argv)
         .scrypt_log2n = cfg->scrypt_log2n,
         .issuer = cfg->totp_issuer,
         .key_backup = strcmp(cfg->key_backup, "wrapped") == 0,
+        .trust_anchors = cfg->trust_anchors,
     };
     char err[256];
     int rc = 2;
@@ -532,6 +598,9 @@ int main(int argc, char **argv)
         rc = cmd_user_add(&a, argc - 2, argv + 2);
     } else if (strcmp(cmd, "credential") == 0 && argc >= 2 && strcmp(argv[1], "create") == 0) {
         rc = cmd_cred_create(&a, argc - 2, argv + 2);
+    } else if (strcmp(cmd, "credential") == 0 && argc >= 3 &&
+               (strcmp(argv[1], "import") == 0 || (strcmp(argv[1], "renew") == 0 && argc > 3))) {
+        rc = cmd_cred_cert(&a, argv[1], argc - 2, argv + 2);
     } else if (strcmp(cmd, "credential") == 0 && argc == 3 &&
                (strcmp(argv[1], "enable") == 0 || strcmp(argv[1], "disable") == 0)) {
         int en = strcmp(argv[1], "enable") == 0;

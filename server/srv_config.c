@@ -81,6 +81,10 @@ static const row_t rows[] = {
     {"tsa_credential", T_STR, O(tsa_credential), S(tsa_credential), 0, 0, ""},
     {"tsa_policy", T_STR, O(tsa_policy), S(tsa_policy), 0, 0, ""},
     {"tsa_accuracy_ms", T_UINT, O(tsa_accuracy_ms), 0, 0, 60000, "1000"},
+    {"trust_anchors", T_PATH, O(trust_anchors), S(trust_anchors), 0, 0, ""},
+    {"crl_dir", T_PATH, O(crl_dir), S(crl_dir), 0, 0, ""},
+    {"crl_allow_stale", T_BOOL, O(crl_allow_stale), 0, 0, 1, "no"},
+    {"crl_require", T_BOOL, O(crl_require), 0, 0, 1, "no"},
 };
 
 typedef struct ctx {
@@ -202,6 +206,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
     if (strcmp(cfg->key_backup, "no") != 0 && strcmp(cfg->key_backup, "wrapped") != 0)
         return fail(c, "key_backup: expected no or wrapped, got \"%s\"", cfg->key_backup);
+    if (cfg->crl_dir[0] != '\0' && cfg->trust_anchors[0] == '\0')
+        return fail(c, "crl_dir needs trust_anchors (the CA certificates whose CRLs are accepted)");
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

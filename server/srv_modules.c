@@ -6,22 +6,28 @@
 #include <sys/stat.h>
 #include <strings.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include "srv.h"
 
-/* The demo CA made by scripts/provision has O=CSC Demo in its subject. */
+/* The demo CA made by scripts/provision has O=CSC Demo in its subject; any certificate of the file counts (a
+ * trust_anchors file holds several). */
 static int is_demo_ca(const char *file)
 {
-    char o[64] = "";
+    int demo = 0;
     FILE *f = file[0] ? fopen(file, "r") : NULL;
-    X509 *x = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    X509 *x;
+    while (f != NULL && !demo && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        char o[64] = "";
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_organizationName, o, sizeof(o));
+        demo = strcmp(o, "CSC Demo") == 0;
+        X509_free(x);
+    }
+    ERR_clear_error();
     if (f != NULL)
         fclose(f);
-    if (x != NULL)
-        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_organizationName, o, sizeof(o));
-    X509_free(x);
-    return strcmp(o, "CSC Demo") == 0;
+    return demo;
 }
 
 /*
@@ -46,6 +52,12 @@ static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
     }
     if (is_demo_ca(cfg->ca_cert)) {
         fprintf(stderr, "%s: ca_cert: the demo CA is refused in production (allow_test_components = yes overrides)\n",
+                cfg->file);
+        return -1;
+    }
+    if (is_demo_ca(cfg->trust_anchors)) {
+        fprintf(stderr, "%s: trust_anchors: the demo CA is refused in production (allow_test_components = yes "
+                        "overrides)\n",
                 cfg->file);
         return -1;
     }
@@ -139,6 +151,10 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .tsa_credential = cfg->tsa_credential,
             .tsa_policy = cfg->tsa_policy,
             .tsa_accuracy_ms = cfg->tsa_accuracy_ms,
+            .trust_anchors = cfg->trust_anchors,
+            .crl_dir = cfg->crl_dir,
+            .crl_allow_stale = (int)cfg->crl_allow_stale,
+            .crl_require = (int)cfg->crl_require,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;

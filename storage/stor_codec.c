@@ -99,6 +99,8 @@ static const field_t cred_fields[] = {
     I64(18, stor_cred_t, cert_not_before),
     I64(19, stor_cred_t, cert_not_after),
     STR(20, stor_cred_t, qualifier),
+    BYTES(25, stor_cred_t, pending_key_id, pending_key_id_len),
+    U32(26, stor_cred_t, pending_key_backup),
     U32(29, stor_cred_t, key_backup),
 };
 

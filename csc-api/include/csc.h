@@ -43,6 +43,10 @@ typedef struct csc_config {
     const char *tsa_credential; /**< id of the built-in TSA (csc-admin tsa init); NULL or "" = no TSA */
     const char *tsa_policy;    /**< TSTInfo.policy OID of the TSA */
     unsigned tsa_accuracy_ms;  /**< TSTInfo.accuracy; 0 = omitted */
+    const char *trust_anchors; /**< PEM CA certificates: import chains and CRL issuers end here ("" = none) */
+    const char *crl_dir;       /**< folder of CRLs checked before every signature ("" = no CRL checks) */
+    int crl_allow_stale;       /**< a CRL past its nextUpdate still counts (else signing is refused) */
+    int crl_require;           /**< refuse certificates whose issuer has no CRL in crl_dir */
 } csc_config_t;
 
 /**
@@ -114,6 +118,7 @@ typedef struct csc_admin {
     unsigned scrypt_log2n;     /**< cost of new verifiers (0 = default) */
     const char *issuer;        /**< TOTP issuer shown by authenticator apps */
     int key_backup;            /**< config key_backup = wrapped: new keys can be backed up wrapped (J8) */
+    const char *trust_anchors; /**< PEM CA certificates an imported certificate's chain must lead to */
 } csc_admin_t;
 
 /**
@@ -137,11 +142,35 @@ typedef struct csc_cred_spec {
     const char *subject_cn;    /**< certificate subject CN; NULL = owner name */
     int oauth2code;            /**< auth.mode oauth2code: authorized only through OAuth 2.0 */
     const char *qualifier;     /**< CSC signatureQualifier, e.g. "eu_eidas_qes"; NULL = none */
+    const char *csr_file;      /**< instead of a demo-CA certificate: write a PKCS#10 request (PEM) here and keep the
+                                    credential STOR_CRED_PENDING until csc_admin_cred_import() */
+    const char *subject_o;     /**< with csr_file: subject O and C (CN = subject_cn or the owner name) */
+    const char *subject_c;
 } csc_cred_spec_t;
 
 /** Generate a key in the HSM, issue its certificate from the CA, store the credential. */
 int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *spec, char *id_out, size_t id_sz, char *err,
                           size_t err_sz);
+
+/**
+ * Renewal through an external CA (J6, J7): a new key pair in the HSM and a PKCS#10 request for it (signed by that key)
+ * written to csr_file; subject from cn/o/country, or the current certificate's when all three are NULL. The
+ * credential keeps signing with its old key until csc_admin_cred_import() brings the new certificate; the import
+ * switches to the new key and destroys the old one. A second request replaces (and destroys) an earlier pending key.
+ */
+int csc_admin_cred_renew_csr(const csc_admin_t *a, const char *id, const char *cn, const char *o, const char *country,
+                             const char *csr_file, char *err, size_t err_sz);
+
+/**
+ * Import the CA's certificate for a credential's pending key (new credential or renewal) or, with none pending,
+ * for its current key. Refused, with the reason in err and a denied STOR_EV_CERT audit record, when the
+ * certificate's public key is not the HSM key, it is outside its validity, not fit for signing, or its chain
+ * (chain_file, optional PEM, plus any certificates after the first in cert_file) does not lead to a certificate of
+ * a->trust_anchors. On success the end entity and the verified chain are stored, a pending credential is enabled,
+ * a renewed credential's old key destroyed; audited.
+ */
+int csc_admin_cred_import(const csc_admin_t *a, const char *id, const char *cert_file, const char *chain_file,
+                          char *err, size_t err_sz);
 
 /** Enable (enable = 1) or disable a credential. */
 int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz);

@@ -105,8 +105,15 @@ typedef struct stor_user {
     int64_t created_at;
 } stor_user_t;
 
-/** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final. */
-typedef enum { STOR_CRED_ENABLED = 1, STOR_CRED_DISABLED = 2, STOR_CRED_DESTROYED = 3 } stor_cred_status_t;
+/** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
+ *  PENDING: the key was generated for a certificate request (CSR) and waits for its certificate; it cannot be
+ *  authorized or sign, and clients do not see it. */
+typedef enum {
+    STOR_CRED_ENABLED = 1,
+    STOR_CRED_DISABLED = 2,
+    STOR_CRED_DESTROYED = 3,
+    STOR_CRED_PENDING = 4,
+} stor_cred_status_t;
 typedef enum { STOR_AUTH_EXPLICIT = 1, STOR_AUTH_OAUTH2CODE = 2 } stor_auth_mode_t;
 typedef enum { STOR_KEY_RSA = 1, STOR_KEY_EC = 2 } stor_key_type_t;
 
@@ -135,6 +142,9 @@ typedef struct stor_cred {
     int64_t cert_not_after;               /**< kept with the record so signing needs no X.509 parsing */
     char qualifier[64];                   /**< CSC signatureQualifier of the credential, "" if none */
     uint32_t key_backup;                  /**< stor_key_backup_t: the key was generated (or restored) backup-able (J8) */
+    uint8_t pending_key_id[STOR_KEYID_MAX]; /**< renewal by CSR: CKA_ID of the new key waiting for its certificate */
+    uint32_t pending_key_id_len;          /**< 0 = no renewal pending */
+    uint32_t pending_key_backup;          /**< stor_key_backup_t of the pending key (becomes key_backup at import) */
 } stor_cred_t;
 
 /** Whether a credential's key can be backed up (J8). Stored: never renumber. */
@@ -216,6 +226,7 @@ typedef enum {
     STOR_EV_ADMIN = 6,          /**< csc-admin change */
     STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
     STOR_EV_TIMESTAMP = 8,      /**< a time-stamp token issued by the built-in TSA */
+    STOR_EV_CERT = 12,          /**< certificate request, import or refusal (csc-admin) */
     STOR_EV_BACKUP = 13,        /**< csc-admin credential backup (done or refused) */
     STOR_EV_RESTORE = 14,       /**< csc-admin credential restore (done or refused) */
     STOR_EV_AUDIT_HEAD = 15,    /**< an audit head was signed with the HSM audit key (stored in audit_heads) */

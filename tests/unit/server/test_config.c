@@ -73,6 +73,15 @@ START_TEST(t_valid)
     ck_assert_ptr_nonnull(realpath(dir, real));
     snprintf(expect, sizeof(expect), "%s/tls/cert.pem", real);
     ck_assert_str_eq(cfg.tls_cert, expect);
+    /* J6, J9: no anchors, no CRLs, fail closed on stale CRLs unless told otherwise */
+    ck_assert_str_eq(cfg.trust_anchors, "");
+    ck_assert_str_eq(cfg.crl_dir, "");
+    ck_assert_uint_eq(cfg.crl_allow_stale, 0);
+    ck_assert_uint_eq(cfg.crl_require, 0);
+    ck_assert_int_eq(load("trust_anchors = anchors.pem\ncrl_dir = crl\ncrl_require = yes\n", &cfg, msg, sizeof(msg)), 0);
+    snprintf(expect, sizeof(expect), "%s/crl", real);
+    ck_assert_str_eq(cfg.crl_dir, expect);
+    ck_assert_uint_eq(cfg.crl_require, 1);
 }
 END_TEST
 
@@ -95,6 +104,8 @@ START_TEST(t_refusals)
         {"listen = nocolon\n", "listen: expected HOST:PORT"},
         {"info_region = JPN\n", "info_region: value longer than"},
         {"workers = 4\nworkers = 5\n", "workers given twice"},
+        {"crl_dir = crl\n", "crl_dir needs trust_anchors"},
+        {"crl_allow_stale = sometimes\n", "crl_allow_stale: expected yes or no"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         srv_config_t cfg;

@@ -77,6 +77,8 @@ static void sample_cred(stor_cred_t *c)
     for (size_t i = 0; i < STOR_CERTS_MAX; i++)
         c->certs[i] = (uint8_t)(i ^ (i >> 8));
     c->created_at = 1234;
+    c->pending_key_id_len = 16; /* tag 25: a renewal key waiting for its certificate */
+    memset(c->pending_key_id, 0x22, 16);
 }
 
 START_TEST(t_roundtrip_user)
