@@ -31,11 +31,11 @@ static const route_t routes[] = {
     {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER, TOK_USER, V12},
     {"credentials/extendTransaction", csc_m_extend, AUTHZ_BEARER, TOK_USER, V12},
     {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER, TOK_USER_OR_CRED, V12},
-    /* Defined by CSC, not offered by this server (not in info.methods): 501. sendOTP is v1's trigger for
-     * online OTPs; this service's OTP is an offline TOTP. */
-    {"credentials/sendOTP", NULL, AUTHZ_BEARER, TOK_ANY, V1},
+    /* getChallenge and v1 sendOTP (the trigger of online OTPs) answer 501 unless otp_sender is configured.
+     * Below: defined by CSC, not offered by this server (not in info.methods): 501. */
+    {"credentials/sendOTP", csc_m_send_otp, AUTHZ_BEARER, TOK_USER, V1},
     {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY, V2},
-    {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"credentials/getChallenge", csc_m_get_challenge, AUTHZ_BEARER, TOK_USER, V2},
     {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY, V2},
     {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY, V12},
     {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY, V2},
@@ -62,7 +62,7 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     c->stor = stor;
     c->hsm = hsm;
     c->oauth = oauth;
-    if (csc_info_build(c) != 0) {
+    if (csc_sender_init(c) != 0 || csc_info_build(c) != 0) {
         csc_free(c);
         return -1;
     }

@@ -62,6 +62,8 @@ int csc_info_build(csc_t *c)
     yajl_gen_array_open(g);
     for (size_t i = 0; i < CSC_ARRAY_SIZE(methods); i++)
         csc_gen_str(g, methods[i]);
+    if (c->sender_kind != CSC_SENDER_NONE)
+        csc_gen_str(g, "credentials/getChallenge");
     yajl_gen_array_close(g);
     csc_gen_kbool(g, "asynchronousOperationMode", false);
     csc_gen_kbool(g, "validationInfo", false);
@@ -134,6 +136,8 @@ static int info_v1_build(csc_t *c, const char *desc)
     yajl_gen_array_open(g);
     for (size_t i = 0; i < CSC_ARRAY_SIZE(v1_methods); i++)
         csc_gen_str(g, v1_methods[i]);
+    if (c->sender_kind != CSC_SENDER_NONE)
+        csc_gen_str(g, "credentials/sendOTP");
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (c->info_v1_body = malloc(len)) != NULL) {

@@ -19,6 +19,8 @@ struct csc {
     size_t info_len;
     char *info_v1_body;        /* the same for /csc/v1/ (v1.0.4.0 shape) */
     size_t info_v1_len;
+    int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
+    char sender_path[4096];
 };
 
 /* ---- errors ---------------------------------------------------------------
@@ -201,6 +203,14 @@ void csc_buf_to_reply(csc_buf_t *b, csc_reply_t *reply);
 
 int csc_oauth_is_path(const char *path, size_t len);
 void csc_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+
+/* ---- one-time codes: credentials/getChallenge, v1 sendOTP (csc_challenge.c) ---------- */
+
+enum { CSC_SENDER_NONE = 0, CSC_SENDER_EXEC = 1, CSC_SENDER_FILE = 2 };
+/* Parse cfg.otp_sender into c->sender_kind/sender_path; -1 (message on stderr) if malformed. */
+int csc_sender_init(csc_t *c);
+int csc_m_get_challenge(csc_req_t *r);
+int csc_m_send_otp(csc_req_t *r);
 
 /* Build info's body at start-up. */
 int csc_info_build(csc_t *c);

@@ -140,6 +140,14 @@ static int authz_check_factors(authz_ctx_t *c)
         else
             return rc;
     }
+    /* The one-time code is used up by this try, right or wrong. */
+    if (f && f->challenge && oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID)) {
+        if (oauth_challenge_take((oauth_t *)c->o, c->req->user, c->req->cred, f->challenge, f->challenge_len,
+                                 c->now) == OAUTH_OK)
+            c->verified0 |= OAUTH_FACTOR_CHALLENGE;
+        else
+            c->bad0 |= OAUTH_FACTOR_CHALLENGE;
+    }
     return OAUTH_OK;
 }
 
@@ -166,6 +174,8 @@ static int authz_decide(authz_ctx_t *c)
         have |= OAUTH_FACTOR_PIN;
     if (c->user.totp_secret_len)
         have |= OAUTH_FACTOR_OTP;
+    if (oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID))
+        have |= OAUTH_FACTOR_CHALLENGE;
     /* Each time step is accepted once. */
     if ((c->verified & OAUTH_FACTOR_OTP) && c->otp_step <= c->user.totp_last_step) {
         c->verified &= ~OAUTH_FACTOR_OTP;

@@ -43,6 +43,8 @@ typedef struct srv_config {
     unsigned cert_days;
     char totp_issuer[SRV_STR];
     unsigned scrypt_log2n;
+    char otp_sender[PATH_MAX + 8];    /* "exec:/path" or "file:/path"; "" = no getChallenge */
+    unsigned otp_sender_timeout, challenge_ttl;
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

@@ -75,6 +75,9 @@ static const row_t rows[] = {
     {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
+    {"otp_sender", T_STR, O(otp_sender), S(otp_sender), 0, 0, ""},
+    {"otp_sender_timeout", T_UINT, O(otp_sender_timeout), 0, 1, 120, "10"},
+    {"challenge_ttl", T_UINT, O(challenge_ttl), 0, 5, 1800, "300"},
 };
 
 typedef struct ctx {
@@ -194,6 +197,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "plain_http: refused in production (allowed with environment = test, or allow_test_components = yes)");
     if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))
         return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
+    if (strncmp(cfg->otp_sender, "file:", 5) == 0 && cfg->environment != CSC_ENV_TEST && !cfg->allow_test_components)
+        return fail(c, "otp_sender: file: writes one-time codes to a file and is for the test environment only");
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

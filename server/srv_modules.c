@@ -96,6 +96,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         .credential_token_ttl = cfg->credential_token_ttl,
         .rate_window = cfg->rate_window,
         .rate_max = cfg->rate_max,
+        .challenge_ttl = cfg->challenge_ttl,
     };
     if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
@@ -136,6 +137,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .max_body = cfg->max_body,
             .max_hashes = cfg->max_hashes,
             .max_depth = cfg->max_json_depth,
+            .otp_sender = cfg->otp_sender,
+            .otp_sender_timeout = cfg->otp_sender_timeout,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;

@@ -40,6 +40,8 @@ typedef struct csc_config {
     size_t max_body;           /**< request body limit, bytes (also enforced by the server) */
     unsigned max_hashes;       /**< hashes per request (<= STOR_DIGESTS_MAX) */
     unsigned max_depth;        /**< JSON nesting limit */
+    const char *otp_sender;    /**< "exec:/path" or "file:/path": delivers getChallenge codes; NULL/"" = none */
+    unsigned otp_sender_timeout; /**< seconds an exec sender may run (1..120) */
 } csc_config_t;
 
 /**

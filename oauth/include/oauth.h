@@ -65,6 +65,7 @@ typedef struct oauth_config {
     unsigned session_max;     /**< browser session absolute timeout, s; 0 = 900 */
     unsigned rate_window;     /**< per-address failure counting window, s; 0 = 60 */
     unsigned rate_max;        /**< failures per address and window before OAUTH_ERR_RATE; 0 = 20 */
+    unsigned challenge_ttl;   /**< one-time code of credentials/getChallenge, s; 0 = 300 */
 } oauth_config_t;
 
 /**
@@ -202,6 +203,8 @@ typedef struct oauth_factors {
     size_t pin_len;
     const char *otp;
     size_t otp_len;
+    const char *challenge;  /**< the one-time code of the CHALLENGE object (oauth_challenge_new), NULL if none */
+    size_t challenge_len;
 } oauth_factors_t;
 
 typedef struct oauth_sad_request {
@@ -288,6 +291,39 @@ int oauth_sad_consume(oauth_t *o, const char *sad, size_t len, const oauth_sign_
  */
 int oauth_sign_failed(oauth_t *o, const char *sad, size_t len, const oauth_sign_use_t *use, const uint8_t ref[16],
                       const char *reason);
+
+/* ---- one-time codes for the CHALLENGE object (credentials/getChallenge, v1 sendOTP) ------------ */
+
+/** Object id of the out-of-band one-time code in auth expressions ("PIN AND CHALLENGE"). */
+#define OAUTH_CHALLENGE_ID "CHALLENGE"
+/** Digits of a one-time code. */
+#define OAUTH_CHALLENGE_DIGITS 6
+/** Pending codes kept at most (one per user and credential; a new one replaces the old). */
+#define OAUTH_CHALLENGES_MAX 4096
+
+/**
+ * 1 if the auth expression names the object id (a whole word: "PIN AND CHALLENGE" names CHALLENGE and PIN).
+ */
+int oauth_expr_names(const char *expr, const char *id);
+
+/**
+ * credentials/getChallenge: make a fresh random one-time code for user's credential cred, whose auth
+ * expression must name OAUTH_CHALLENGE_ID. Only its keyed hash is kept (in memory, challenge_ttl seconds,
+ * bound to user and credential, one per pair: a new code replaces the pending one). The code is handed back
+ * for out-of-band delivery only. Audited (STOR_EV_CHALLENGE, never the code), refusals included.
+ * @param[out] code OAUTH_CHALLENGE_DIGITS digits + NUL; the caller delivers and wipes it
+ * @param[out] ttl seconds the code stays valid
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown credential or another user's, or its expression has no
+ *         CHALLENGE: same answer), OAUTH_ERR_LOCKED, OAUTH_ERR_DISABLED (user or credential), OAUTH_ERR_FULL,
+ *         OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
+ */
+int oauth_challenge_new(oauth_t *o, const char *user, const char *cred, const char *client,
+                        char code[OAUTH_CHALLENGE_DIGITS + 1], unsigned *ttl);
+/**
+ * The delivery of a code failed: forget it and record the failure (STOR_EV_CHALLENGE, STOR_RES_ERROR, reason).
+ * @return OAUTH_OK, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
+ */
+int oauth_challenge_cancel(oauth_t *o, const char *user, const char *cred, const char *client, const char *reason);
 
 /* ---- OAuth 2.0 authorization server (CSC v2 sec. 8.4, RFC 6749/7636/9126/7009) ---------- */
 

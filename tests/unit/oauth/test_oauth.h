@@ -100,5 +100,6 @@ Suite *suite_client(void);
 Suite *suite_session(void);
 Suite *suite_consent(void);
 Suite *suite_grant(void);
+Suite *suite_challenge(void);
 
 #endif
