@@ -38,7 +38,7 @@ static const route_t routes[] = {
     {"credentials/getChallenge", csc_m_get_challenge, AUTHZ_BEARER, TOK_USER, V2},
     {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY, V2},
     {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY, V12},
-    {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"signatures/signPolling", csc_m_sign_polling, AUTHZ_BEARER, TOK_USER_OR_CRED, V2},
 };
 
 #define API_PREFIX "/csc/v2/"
@@ -62,7 +62,7 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     c->stor = stor;
     c->hsm = hsm;
     c->oauth = oauth;
-    if (csc_sender_init(c) != 0 || csc_info_build(c) != 0) {
+    if (csc_sender_init(c) != 0 || csc_info_build(c) != 0 || csc_async_start(c) != 0) {
         csc_free(c);
         return -1;
     }
@@ -74,6 +74,7 @@ void csc_free(csc_t *c)
 {
     if (c == NULL)
         return;
+    csc_async_stop(c);
     free(c->info_body);
     free(c->info_v1_body);
     free(c);

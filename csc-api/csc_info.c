@@ -64,8 +64,10 @@ int csc_info_build(csc_t *c)
         csc_gen_str(g, methods[i]);
     if (c->sender_kind != CSC_SENDER_NONE)
         csc_gen_str(g, "credentials/getChallenge");
+    csc_gen_str(g, "signatures/signPolling");
     yajl_gen_array_close(g);
-    csc_gen_kbool(g, "asynchronousOperationMode", false);
+    /* operationMode "A" on signHash, results through signatures/signPolling (csc_async.c) */
+    csc_gen_kbool(g, "asynchronousOperationMode", true);
     csc_gen_kbool(g, "validationInfo", false);
     csc_gen_str(g, "signAlgorithms");
     yajl_gen_map_open(g);

@@ -139,6 +139,11 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .max_depth = cfg->max_json_depth,
             .otp_sender = cfg->otp_sender,
             .otp_sender_timeout = cfg->otp_sender_timeout,
+            .async_workers = cfg->async_workers,
+            .async_queue = cfg->async_queue,
+            .async_validity_min = cfg->async_validity_min,
+            .async_validity_default = cfg->async_validity_default,
+            .async_validity_max = cfg->async_validity_max,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;

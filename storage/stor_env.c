@@ -44,6 +44,7 @@ static const struct {
     [STOR_DB_META] = { "meta", 0 },
     [STOR_DB_CLIENTS] = { "clients", 0 },
     [STOR_DB_CODES] = { "codes", 0 },
+    [STOR_DB_ASYNC] = { "async_results", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

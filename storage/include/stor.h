@@ -230,6 +230,30 @@ typedef struct stor_audit {
     uint8_t hash[32];                     /**< filled in: SHA-256(prev_hash || record) */
 } stor_audit_t;
 
+/* ---- asynchronous signing results (stor_async.c) ------------------------ */
+
+/** Largest stored result body (the JSON reply of a signHash/signDoc job). */
+#define STOR_ASYNC_BODY_MAX (8u << 20)
+
+typedef enum { STOR_ASYNC_PENDING = 1, STOR_ASYNC_DONE = 2, STOR_ASYNC_FAILED = 3 } stor_async_state_t;
+
+/** One operationMode "A" request: who asked, its state, and once done its reply. Keyed by SHA-256 of the
+ *  responseID (the value itself is never stored). */
+typedef struct stor_async {
+    uint8_t hash[32];                     /**< SHA-256 of the responseID */
+    char user[STOR_NAME_MAX + 1];         /**< only this user may poll */
+    char cred[STOR_NAME_MAX + 1];
+    uint32_t state;                       /**< stor_async_state_t */
+    uint32_t status;                      /**< HTTP status of the result (DONE 200, FAILED the error's) */
+    int64_t created_ms;                   /**< unix milliseconds */
+    int64_t expires_ms;                   /**< created_ms + validity_period: gone afterwards */
+    char error[64];                       /**< FAILED: the CSC error code */
+    char error_description[256];          /**< FAILED: its description */
+    uint32_t body_len;                    /**< DONE: bytes of body */
+    uint32_t body_one;                    /**< 1 when body_len > 0 (codec: body_len * body_one bytes) */
+    const uint8_t *body;                  /**< DONE: the JSON reply; not owned (a get points into the txn) */
+} stor_async_t;
+
 /* ---- transactions ------------------------------------------------------ */
 
 typedef struct stor_txn stor_txn_t;
@@ -343,6 +367,14 @@ int stor_audit_scan(stor_env_t *env, stor_audit_scan_fn fn, void *arg, stor_audi
 
 /** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
+
+/** @return STOR_OK (out->body points into the transaction's memory: copy it before the callback returns),
+ *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
+int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out);
+/** Create or replace. @return STOR_OK, STOR_ERR_INVAL (bad user/cred name, state, body too long), ... */
+int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec);
+/** Delete the results whose expires_ms < now_ms. @return the number deleted (>= 0) or an error. */
+int stor_async_purge(stor_env_t *env, int64_t now_ms);
 
 /** Wipe a record that may hold verifiers or secrets (OPENSSL_cleanse). */
 void stor_wipe(void *rec, size_t len);

@@ -4,8 +4,10 @@ import base64
 import json
 import os
 import re
+import http.server
 import stat
 import tempfile
+import threading
 import time
 import unittest
 
@@ -25,12 +27,15 @@ def setUpModule():
     global SVC, SINK
     d = tempfile.mkdtemp(prefix="csc-sink-")
     SINK = os.path.join(d, "codes.txt")
-    SVC = H.Service(BUILD, "otp_sender = file:%s\n" % SINK)
+    # One async worker and a short queue: the tests make jobs wait behind a slow response_uri listener.
+    SVC = H.Service(BUILD, "otp_sender = file:%s\nasync_workers = 1\nasync_queue = 3\n" % SINK)
     add_cred(SVC, "ch-pin", SVC.env["CSC_USER"], "PIN AND CHALLENGE", SVC.env["CSC_PIN"])
     add_cred(SVC, "ch-only", SVC.env["CSC_USER"], "CHALLENGE", None)
     add_cred(SVC, "ch-lock", SVC.env["CSC_USER"], "CHALLENGE", None)
     add_cred(SVC, "ch-v1", SVC.env["CSC_USER"], "PIN AND CHALLENGE", SVC.env["CSC_PIN"])
     add_cred(SVC, "ch-other", SVC.env["CSC_USER2"], "CHALLENGE", None)
+    add_cred(SVC, "as-ec", SVC.env["CSC_USER"], "PIN", SVC.env["CSC_PIN"], multisign=50)
+    add_cred(SVC, "as-gone", SVC.env["CSC_USER"], "PIN", SVC.env["CSC_PIN"], multisign=50)
     SVC.start()
 
 
@@ -294,6 +299,252 @@ class TestExecSender(unittest.TestCase):
         time.sleep(6)   # challenge_ttl = 5
         r = self.authz(code)
         self.assertEqual((r.status, r.json["error"]), (400, "invalid_authentication_data"))
+
+
+class Listener:
+    """A tiny local HTTP server for response_uri: records each POST; answers once release is set."""
+
+    def __init__(self):
+        self.bodies = []
+        self.got = threading.Condition()
+        self.release = threading.Event()
+        self.release.set()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                with outer.got:
+                    outer.bodies.append((self.path, body))
+                    outer.got.notify_all()
+                outer.release.wait(20)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def url(self, path="/done"):
+        return "http://localhost:%d%s" % (self.port, path)
+
+    def wait_for(self, n, timeout=30):
+        with self.got:
+            return self.got.wait_for(lambda: len(self.bodies) >= n, timeout)
+
+    def close(self):
+        self.release.set()
+        self.srv.shutdown()
+
+
+PENDING = ("The previous asynchronous signature request has been accepted for processing, but the processing has not "
+           "yet been completed.")
+
+
+class TestAsync(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.lis = Listener()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lis.close()
+
+    def setUp(self):
+        self.t = SVC.token()
+        self.lis.release.set()
+
+    def sad(self, n, digests=None, cred="as-ec"):
+        r = SVC.authorize(self.t, cred, digests or [], num=n, pin=SVC.env["CSC_PIN"])
+        self.assertEqual(r.status, 200, r)
+        return r.json["SAD"]
+
+    def sign_async(self, sad, digests, extra=None, cred="as-ec", token=None):
+        body = {"credentialID": cred, "SAD": sad, "hashes": [H.b64(d) for d in digests],
+                "signAlgo": H.ECDSA_SHA256, "operationMode": "A"}
+        body.update(extra or {})
+        return SVC.post("signatures/signHash", body, token or self.t)
+
+    def poll(self, rid, token=None, extra=None):
+        body = {"requestID": rid}
+        body.update(extra or {})
+        return SVC.post("signatures/signPolling", body, token or self.t)
+
+    def wait_done(self, rid, token=None):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            r = self.poll(rid, token)
+            if r.status != 202:
+                return r
+            time.sleep(0.1)
+        self.fail("still pending")
+
+    def hold_worker(self):
+        """Make the one worker wait in a response_uri notification: jobs queued after this stay pending."""
+        self.lis.release.clear()
+        n = len(self.lis.bodies)
+        r = self.sign_async(self.sad(1), [H.digest("holder %s" % time.time())], {"response_uri": self.lis.url("/hold")})
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(self.lis.wait_for(n + 1))
+        return r.json["responseID"]
+
+    def test_info(self):
+        r = SVC.post("info", {})
+        self.assertTrue(r.json["asynchronousOperationMode"])
+        self.assertIn("signatures/signPolling", r.json["methods"])
+
+    def test_pending_then_result_verifies_and_notifies(self):
+        holder = self.hold_worker()
+        ds = [H.digest("async one"), H.digest("async two")]
+        sad = self.sad(2, ds)
+        n0 = len(self.lis.bodies)
+        r = self.sign_async(sad, ds, {"response_uri": self.lis.url("/cb?x=1"), "validity_period": 60000})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(list(r.json), ["responseID"])
+        rid = r.json["responseID"]
+        self.assertRegex(rid, r"^[A-Za-z0-9_-]{43}$")
+        r = self.poll(rid)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.json, {"error": "accepted_request", "error_description": PENDING})
+        # the SAD was spent when the request was accepted: no second use meanwhile
+        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad, "hashes": [H.b64(ds[0])],
+                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        self.assertEqual(r.status, 400, r)
+        self.lis.release.set()
+        r = self.wait_done(rid)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(list(r.json), ["signatures"])
+        pem = SVC.cert_pem(self.t, "as-ec")
+        for sig, d in zip(r.json["signatures"], ds):
+            self.assertTrue(H.verify(pem, base64.b64decode(sig), d))
+        # polled again: the same result while the validity period lasts
+        self.assertEqual(self.poll(rid).json, r.json)
+        self.assertTrue(self.lis.wait_for(n0 + 1))
+        paths = [p for p, b in self.lis.bodies]
+        self.assertIn("/cb?x=1", paths)
+        body = dict((p, b) for p, b in self.lis.bodies)["/cb?x=1"]
+        self.assertEqual(json.loads(body), {"responseID": rid})
+        self.assertEqual(self.wait_done(holder).status, 200)
+        # the result bytes never reach the logs
+        logs = SVC.server_stderr()
+        self.assertNotIn(r.json["signatures"][0], logs)
+        self.assertNotIn(rid, logs)
+
+    def test_only_the_user_who_asked(self):
+        d = H.digest("mine")
+        r = self.sign_async(self.sad(1), [d])
+        rid = r.json["responseID"]
+        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        r = self.poll(rid, t2)
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter requestID"))
+        self.assertEqual(self.wait_done(rid).status, 200)
+        r = self.poll(rid, t2)
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter requestID"))
+
+    def test_gone_after_validity_period(self):
+        r = self.sign_async(self.sad(1), [H.digest("short")], {"validity_period": 2000})
+        self.assertEqual(r.status, 200, r)
+        rid = r.json["responseID"]
+        self.assertEqual(self.wait_done(rid).status, 200)
+        time.sleep(2.2)
+        r = self.poll(rid)
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter requestID"))
+
+    def test_bad_parameters(self):
+        sad = self.sad(1)
+        d = [H.digest("bad params")]
+        cases = [({"validity_period": 0}, "Out of bounds parameter validity_period"),
+                 ({"validity_period": 3600001}, "Out of bounds parameter validity_period"),
+                 ({"validity_period": "soon"}, "Invalid parameter validity_period"),
+                 ({"validity_period": [1]}, "Invalid parameter validity_period"),
+                 ({"response_uri": "ftp://localhost/x"}, "Invalid parameter response_uri"),
+                 ({"response_uri": "http://example.com/x"}, "Invalid parameter response_uri"),
+                 ({"response_uri": "https://user@example.com/x"}, "Invalid parameter response_uri"),
+                 ({"response_uri": "https://example.com/x#f"}, "Invalid parameter response_uri"),
+                 ({"response_uri": "https://example.com:99999/"}, "Invalid parameter response_uri"),
+                 ({"response_uri": 5}, "Invalid parameter response_uri"),
+                 ({"operationMode": "X"}, "Invalid parameter operationMode")]
+        for extra, desc in cases:
+            with self.subTest(extra=extra):
+                r = self.sign_async(sad, d, extra)
+                self.assertEqual((r.status, r.json["error_description"]), (400, desc))
+        # none of them spent the SAD
+        self.assertEqual(self.wait_done(self.sign_async(sad, d).json["responseID"]).status, 200)
+        # with "S" the async parameters are ignored
+        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": self.sad(1), "hashes": [H.b64(d[0])],
+                                             "signAlgo": H.ECDSA_SHA256, "operationMode": "S",
+                                             "validity_period": 0, "response_uri": "ftp://x"}, self.t)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("signatures", r.json)
+
+    def test_bad_sad_refused_at_once(self):
+        r = self.sign_async("A" * 43, [H.digest("x")])
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter SAD"))
+
+    def test_polling_errors(self):
+        r = SVC.post("signatures/signPolling", {}, self.t)
+        self.assertEqual((r.status, r.json["error_description"]),
+                         (400, "Missing (or invalid type) string parameter requestID"))
+        for rid in ("short", "A" * 43, "!" * 43):
+            r = self.poll(rid)
+            self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter requestID"))
+        r = self.poll("A" * 43, extra={"userID": "demo"})
+        self.assertEqual((r.status, r.json["error_description"]), (400, "userID parameter SHALL be null"))
+        r = SVC.post("signatures/signPolling", {"requestID": "A" * 43})
+        self.assertEqual(r.status, 401, r)
+
+    def test_queue_full_spends_nothing(self):
+        holder = self.hold_worker()
+        sad = self.sad(5)
+        rids = []
+        for i in range(3):   # async_queue = 3
+            r = self.sign_async(sad, [H.digest("queued %d" % i)])
+            self.assertEqual(r.status, 200, r)
+            rids.append(r.json["responseID"])
+        r = self.sign_async(sad, [H.digest("one too many")])
+        self.assertEqual((r.status, r.json["error"]), (503, "temporarily_unavailable"))
+        for rid in rids:
+            self.assertEqual(self.poll(rid).status, 202)
+        self.lis.release.set()
+        for rid in rids + [holder]:
+            self.assertEqual(self.wait_done(rid).status, 200)
+        # the refused request did not spend its signature: 2 are left of 5
+        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad,
+                                             "hashes": [H.b64(H.digest("a")), H.b64(H.digest("b"))],
+                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        self.assertEqual(r.status, 200, r)
+        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad, "hashes": [H.b64(H.digest("c"))],
+                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        self.assertEqual(r.status, 400, r)
+
+    def test_audited_when_accepted(self):
+        d = H.digest("audited async")
+        r = self.sign_async(self.sad(1), [d])
+        self.assertEqual(self.wait_done(r.json["responseID"]).status, 200)
+        q = SVC.admin("audit", "query", "--event", "sign", "--credential", "as-ec", "--json")
+        recs = [json.loads(line) for line in q.stdout.splitlines()]
+        self.assertTrue(any(H.b64(d) in rec.get("digests", []) and rec["result"] == "ok" for rec in recs), recs[-1:])
+
+
+    def test_failed_signing_is_recorded(self):
+        """The key is destroyed while the job waits: the HSM fails, the result says so, the failure is audited."""
+        holder = self.hold_worker()
+        d = H.digest("never signed")
+        r = self.sign_async(self.sad(1, cred="as-gone"), [d], cred="as-gone")
+        self.assertEqual(r.status, 200, r)
+        rid = r.json["responseID"]
+        SVC.admin("credential", "destroy", "as-gone")
+        self.lis.release.set()
+        r = self.wait_done(rid)
+        self.assertEqual(r.status, 500, r)
+        self.assertEqual(r.json["error"], "server_error")
+        self.assertEqual(self.wait_done(holder).status, 200)
+        q = SVC.admin("audit", "query", "--event", "sign-result", "--credential", "as-gone")
+        self.assertIn("sign-result error", q.stdout)
 
 
 class TestNoSender(unittest.TestCase):
