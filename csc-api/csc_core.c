@@ -34,7 +34,7 @@ static const route_t routes[] = {
     /* getChallenge and v1 sendOTP (the trigger of online OTPs) answer 501 unless otp_sender is configured.
      * Below: defined by CSC, not offered by this server (not in info.methods): 501. */
     {"credentials/sendOTP", csc_m_send_otp, AUTHZ_BEARER, TOK_USER, V1},
-    {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"credentials/authorizeCheck", csc_m_authorize_check, AUTHZ_BEARER, TOK_USER, V2},
     {"credentials/getChallenge", csc_m_get_challenge, AUTHZ_BEARER, TOK_USER, V2},
     {"signatures/signDoc", NULL, AUTHZ_BEARER, TOK_ANY, V2},
     {"signatures/timestamp", NULL, AUTHZ_BEARER, TOK_ANY, V12},
@@ -88,7 +88,8 @@ static int has_prefix(const char *path, size_t len, const char *prefix)
 
 int csc_is_api_path(const char *path, size_t len)
 {
-    return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len);
+    return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len) ||
+           csc_approve_is_path(path, len);
 }
 
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
@@ -245,6 +246,10 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     r.status = 200;
     if (csc_oauth_is_path(call->path, call->path_len)) {
         csc_oauth_handle(c, call, reply);
+        return;
+    }
+    if (csc_approve_is_path(call->path, call->path_len)) {
+        csc_approve_handle(c, call, reply);
         return;
     }
     r.gen = csc_gen_new();

@@ -153,6 +153,17 @@ static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
             csc_gen_kv(g, "description", "The one-time code sent to you after credentials/getChallenge");
             yajl_gen_map_close(g);
         }
+        if (expr_names(cred->auth_expr, OAUTH_APPROVAL_ID)) {
+            /* sec. 8.3.1.4: collected out of band (the user approves on the service's page, /approve): authorize
+             * answers 202 + handle, credentials/authorizeCheck gives the SAD once approved. */
+            yajl_gen_map_open(g);
+            csc_gen_kv(g, "type", "PasswordOOB");
+            csc_gen_kv(g, "id", OAUTH_APPROVAL_ID);
+            csc_gen_kv(g, "generator", "web");
+            csc_gen_kv(g, "label", "Approval");
+            csc_gen_kv(g, "description", "Approve the request on the service's approval page (/approve)");
+            yajl_gen_map_close(g);
+        }
         yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
@@ -472,6 +483,74 @@ static void route_online_otp(const stor_cred_t *cred, oauth_factors_t *f)
     }
 }
 
+/* A credential that needs the user's approval on the service's page: 202 {"handle"} (sec. 11.6). The factors are
+ * collected on that page, never from the client. */
+static int authorize_approval(csc_req_t *r, const stor_cred_t *cred, uint32_t num, const csc_hashes_t *hs)
+{
+    if (r->v1)
+        return csc_bad(r, "This credential is authorized on the approval page (CSC v2 credentials/authorizeCheck)");
+    oauth_sad_request_t req = {
+        .user = r->principal.user,
+        .cred = cred->id,
+        .num_signatures = num,
+        .hash_alg = hs->n > 0 ? hs->alg->oid : NULL,
+        .digests = (const uint8_t *const *)hs->ptrs,
+        .digest_len = hs->n > 0 ? hs->alg->len : 0,
+        .n_digests = hs->n,
+        .client = r->call->client,
+    };
+    char handle[OAUTH_TOKEN_BUFLEN];
+    unsigned ttl = 0;
+    switch (oauth_approval_new(r->csc->oauth, &req, handle, &ttl)) {
+    case OAUTH_OK:
+        break;
+    case OAUTH_ERR_LOCKED:
+        return csc_bad(r, "Credential locked");
+    case OAUTH_ERR_DISABLED:
+        return csc_bad(r, "The credential identified by credentialID is disabled");
+    case OAUTH_ERR_INVALID:
+        return csc_bad(r, "Invalid parameter credentialID");
+    default:
+        return csc_unavailable(r);
+    }
+    r->status = 202;
+    yajl_gen_map_open(r->gen);
+    csc_gen_kv(r->gen, "handle", handle);
+    yajl_gen_map_close(r->gen);
+    OPENSSL_cleanse(handle, sizeof(handle));
+    return 0;
+}
+
+/* credentials/authorizeCheck (sec. 11.7): 202 {"handle"} while pending, the SAD once approved (once). */
+int csc_m_authorize_check(csc_req_t *r)
+{
+    const char *handle;
+    char sad[OAUTH_TOKEN_BUFLEN];
+    unsigned expires_in = 0;
+
+    if (csc_req_string(r, "handle", &handle, 256, "Missing (or invalid type) string parameter handle") < 0)
+        return -1;
+    switch (oauth_approval_check(r->csc->oauth, r->principal.user, handle, strlen(handle), sad, &expires_in)) {
+    case OAUTH_OK:
+        return sad_reply(r, sad, expires_in);
+    case OAUTH_PENDING:
+        r->status = 202;
+        yajl_gen_map_open(r->gen);
+        csc_gen_kv(r->gen, "handle", handle);
+        yajl_gen_map_close(r->gen);
+        return 0;
+    case OAUTH_ERR_DENIED:
+        return csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
+    case OAUTH_ERR_LOCKED:
+        return csc_bad(r, "Credential locked");
+    case OAUTH_ERR_INVALID:
+    case OAUTH_ERR_EXPIRED:
+        return csc_bad(r, "Invalid parameter handle");
+    default:
+        return csc_unavailable(r);
+    }
+}
+
 int csc_m_authorize(csc_req_t *r)
 {
     const char *id, *desc, *s;
@@ -515,6 +594,10 @@ int csc_m_authorize(csc_req_t *r)
     route_online_otp(cred, &f);
     if (hs.n > num) {
         csc_bad(r, "Invalid value for parameter numSignatures");
+        goto out;
+    }
+    if (expr_names(cred->auth_expr, OAUTH_APPROVAL_ID)) {
+        rc = authorize_approval(r, cred, (uint32_t)num, &hs);
         goto out;
     }
 

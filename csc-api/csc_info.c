@@ -65,6 +65,7 @@ int csc_info_build(csc_t *c)
     if (c->sender_kind != CSC_SENDER_NONE)
         csc_gen_str(g, "credentials/getChallenge");
     csc_gen_str(g, "signatures/signPolling");
+    csc_gen_str(g, "credentials/authorizeCheck");
     yajl_gen_array_close(g);
     /* operationMode "A" on signHash, results through signatures/signPolling (csc_async.c) */
     csc_gen_kbool(g, "asynchronousOperationMode", true);

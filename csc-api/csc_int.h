@@ -246,6 +246,14 @@ int csc_async_reserve(csc_req_t *r);
 void csc_async_unreserve(csc_t *c);
 int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);
 int csc_m_sign_polling(csc_req_t *r);
+
+/* ---- approval outside the client (csc_approve.c, csc_creds.c) ------------------------------------ */
+int csc_m_authorize_check(csc_req_t *r);
+int csc_approve_is_path(const char *path, size_t len);
+/* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */
+void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+/* The OAuth pages' frame (csc_oauth.c): title, the service's name, CSS; reply->page set (CSP, no framing). */
+void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body);
 /* 1 if uri may be notified: https, or http to localhost in the test environment; no userinfo or fragment. */
 int csc_response_uri_ok(const csc_t *c, const char *uri);
 /* POST body to uri (timeout per step, no redirects); failures are logged with the host name only. */

@@ -51,6 +51,8 @@ static void id_token(expr_t *e, const char *id, size_t n)
         e->val = (e->verified & OAUTH_FACTOR_OTP) != 0;
     else if (n == sizeof(OAUTH_CHALLENGE_ID) - 1 && !memcmp(id, OAUTH_CHALLENGE_ID, n))
         e->val = (e->verified & OAUTH_FACTOR_CHALLENGE) != 0;
+    else if (n == sizeof(OAUTH_APPROVAL_ID) - 1 && !memcmp(id, OAUTH_APPROVAL_ID, n))
+        e->val = (e->verified & OAUTH_FACTOR_APPROVAL) != 0;
     else
         e->unknown = 1;
 }
@@ -155,7 +157,7 @@ int oauth_expr_eval(const char *expr, unsigned have, unsigned verified)
     expr_t e;
     int v;
 
-    have &= OAUTH_FACTOR_PIN | OAUTH_FACTOR_OTP | OAUTH_FACTOR_CHALLENGE;
+    have &= OAUTH_FACTOR_PIN | OAUTH_FACTOR_OTP | OAUTH_FACTOR_CHALLENGE | OAUTH_FACTOR_APPROVAL;
     verified &= have;   /* a factor the credential lacks cannot have been verified */
     if (expr && strnlen(expr, STOR_EXPR_MAX + 1) > STOR_EXPR_MAX)
         return OAUTH_ERR_INVAL;

@@ -44,7 +44,7 @@ typedef struct srv_config {
     char totp_issuer[SRV_STR];
     unsigned scrypt_log2n;
     char otp_sender[PATH_MAX + 8];    /* "exec:/path" or "file:/path"; "" = no getChallenge */
-    unsigned otp_sender_timeout, challenge_ttl;
+    unsigned otp_sender_timeout, challenge_ttl, approval_ttl;
     unsigned async_workers, async_queue, async_validity_min, async_validity_default, async_validity_max;
 } srv_config_t;
 

@@ -78,6 +78,7 @@ static const row_t rows[] = {
     {"otp_sender", T_STR, O(otp_sender), S(otp_sender), 0, 0, ""},
     {"otp_sender_timeout", T_UINT, O(otp_sender_timeout), 0, 1, 120, "10"},
     {"challenge_ttl", T_UINT, O(challenge_ttl), 0, 5, 1800, "300"},
+    {"approval_ttl", T_UINT, O(approval_ttl), 0, 10, 3600, "300"},
     {"async_workers", T_UINT, O(async_workers), 0, 1, 64, "2"},
     {"async_queue", T_UINT, O(async_queue), 0, 1, 100000, "64"},
     {"async_validity_min", T_UINT, O(async_validity_min), 0, 1, 86400, "1"},

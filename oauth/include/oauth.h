@@ -66,6 +66,7 @@ typedef struct oauth_config {
     unsigned rate_window;     /**< per-address failure counting window, s; 0 = 60 */
     unsigned rate_max;        /**< failures per address and window before OAUTH_ERR_RATE; 0 = 20 */
     unsigned challenge_ttl;   /**< one-time code of credentials/getChallenge, s; 0 = 300 */
+    unsigned approval_ttl;    /**< pending approval (authorize 202 + handle), s; 0 = 300 */
 } oauth_config_t;
 
 /**
@@ -324,6 +325,61 @@ int oauth_challenge_new(oauth_t *o, const char *user, const char *cred, const ch
  * @return OAUTH_OK, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
  */
 int oauth_challenge_cancel(oauth_t *o, const char *user, const char *cred, const char *client, const char *reason);
+
+/* ---- approval outside the client (authorize 202 + handle, credentials/authorizeCheck) ------------------- */
+
+/** Object id of the user's approval on the service's own page ("APPROVAL", "PIN AND APPROVAL"). */
+#define OAUTH_APPROVAL_ID "APPROVAL"
+/** Pending approvals kept at most. */
+#define OAUTH_APPROVALS_MAX 1024
+/** Not an error: the approval is still pending (authorizeCheck answers 202). */
+#define OAUTH_PENDING 1
+
+/**
+ * credentials/authorize for a credential whose expression names OAUTH_APPROVAL_ID: keep the request (user,
+ * credential, numSignatures, digests) pending under a fresh random handle (in memory, approval_ttl seconds).
+ * The user approves or refuses it on the service's page (oauth_approval_decide).
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown / another user's credential, or no APPROVAL object),
+ *         OAUTH_ERR_LOCKED, OAUTH_ERR_DISABLED, OAUTH_ERR_FULL, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
+ */
+int oauth_approval_new(oauth_t *o, const oauth_sad_request_t *req, char handle[OAUTH_TOKEN_BUFLEN], unsigned *ttl);
+
+/** A pending request as shown on the approval page. */
+typedef struct oauth_approval_view {
+    uint8_t ref[16];                /**< names the request on the page (not the handle) */
+    char cred[STOR_NAME_MAX + 1];
+    char client[64];
+    uint32_t num_signatures;
+    char hash_alg[STOR_OID_MAX + 1];
+    uint32_t digest_len, n_digests;
+    const uint8_t *digests;         /**< valid during the callback only */
+    int64_t created, expires;
+    int needs_pin;                  /**< the credential's expression names PIN: ask for it on the page */
+} oauth_approval_view_t;
+
+/** Call fn for each pending, unexpired request of user (table locked: fn must be short). @return the count */
+size_t oauth_approval_each(oauth_t *o, const char *user, void (*fn)(const oauth_approval_view_t *v, void *arg),
+                           void *arg);
+
+/**
+ * The logged-in user decides request ref. Approval checks the credential's PIN if its expression names PIN
+ * (a wrong PIN counts towards the credential's lock, the request stays pending), then issues the SAD as
+ * credentials/authorize would (audited STOR_EV_AUTHORIZE) and keeps it for authorizeCheck. Both decisions are
+ * audited (STOR_EV_APPROVAL). A request yields one decision.
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (no such pending request of user), OAUTH_ERR_DENIED (wrong PIN),
+ *         OAUTH_ERR_LOCKED / OAUTH_ERR_DISABLED (the request is then refused), OAUTH_ERR_STORAGE
+ */
+int oauth_approval_decide(oauth_t *o, const char *user, const uint8_t ref[16], int approve, const char *pin,
+                          size_t pin_len, const char *client);
+
+/**
+ * credentials/authorizeCheck: the outcome of handle for user. A final answer (SAD, refusal, expiry) is given
+ * once: the request is forgotten then.
+ * @return OAUTH_OK (sad, expires_in filled), OAUTH_PENDING, OAUTH_ERR_DENIED (refused), OAUTH_ERR_LOCKED,
+ *         OAUTH_ERR_EXPIRED, OAUTH_ERR_INVALID (unknown, malformed, another user's)
+ */
+int oauth_approval_check(oauth_t *o, const char *user, const char *handle, size_t len, char sad[OAUTH_TOKEN_BUFLEN],
+                         unsigned *expires_in);
 
 /* ---- OAuth 2.0 authorization server (CSC v2 sec. 8.4, RFC 6749/7636/9126/7009) ---------- */
 

@@ -209,6 +209,7 @@ typedef enum {
     STOR_EV_ADMIN = 6,          /**< csc-admin change */
     STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
     STOR_EV_CHALLENGE = 9,      /**< credentials/getChallenge, v1 sendOTP: one-time code issued (never the code) */
+    STOR_EV_APPROVAL = 10,      /**< the user approved or refused a pending authorization on the approval page */
 } stor_event_t;
 
 typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;

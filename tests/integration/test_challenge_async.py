@@ -4,12 +4,14 @@ import base64
 import json
 import os
 import re
+import html
 import http.server
 import stat
 import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 import harness as H
 
@@ -36,6 +38,8 @@ def setUpModule():
     add_cred(SVC, "ch-other", SVC.env["CSC_USER2"], "CHALLENGE", None)
     add_cred(SVC, "as-ec", SVC.env["CSC_USER"], "PIN", SVC.env["CSC_PIN"], multisign=50)
     add_cred(SVC, "as-gone", SVC.env["CSC_USER"], "PIN", SVC.env["CSC_PIN"], multisign=50)
+    add_cred(SVC, "ap-pin", SVC.env["CSC_USER"], "PIN AND APPROVAL", SVC.env["CSC_PIN"])
+    add_cred(SVC, "ap-only", SVC.env["CSC_USER"], "APPROVAL", None)
     SVC.start()
 
 
@@ -545,6 +549,197 @@ class TestAsync(unittest.TestCase):
         self.assertEqual(self.wait_done(holder).status, 200)
         q = SVC.admin("audit", "query", "--event", "sign-result", "--credential", "as-gone")
         self.assertIn("sign-result error", q.stdout)
+
+
+class Browser:
+    """Just enough of a browser for /approve: one cookie, forms posted back with the page's CSRF token."""
+
+    def __init__(self):
+        self.cookie = None
+        self.csrf = None
+        self.set_cookie = None
+
+    def _store(self, r):
+        sc = r.headers.get("set-cookie")
+        if sc:
+            self.set_cookie = sc
+            name_value = sc.split(";", 1)[0]
+            self.cookie = None if name_value.endswith("=") else name_value
+        m = re.search(r'name="csrf" value="([^"]*)"', r.raw.decode(errors="replace"))
+        if m:
+            self.csrf = html.unescape(m.group(1))
+        self.text = r.raw.decode(errors="replace")
+        return r
+
+    def get(self):
+        return self._store(SVC.request("GET", "/approve", headers={"Cookie": self.cookie} if self.cookie else {}))
+
+    def post(self, fields, csrf=True):
+        if csrf and self.csrf is not None and "csrf" not in fields:
+            fields = dict(fields, csrf=self.csrf)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        return self._store(SVC.request("POST", "/approve", urllib.parse.urlencode(fields).encode(), headers))
+
+    def login(self, user, password, totp_secret):
+        self.get()
+        r = self.post({"action": "login", "username": user, "password": password,
+                       "otp": H.fresh_totp(totp_secret, SVC.used_otps)})
+        assert r.status == 200 and 'id="user"' in self.text, self.text[:2000]
+
+    def ref_for(self, cred, digest=None):
+        """The page's reference of the pending request for cred (and digest, if given)."""
+        for m in re.finditer(r'<section class="req" id="req-([0-9a-f]{32})">(.*?)</section>', self.text, re.S):
+            if '<td class="cred">%s</td>' % cred in m.group(2) and (digest is None or H.b64(digest) in m.group(2)):
+                return m.group(1)
+        return None
+
+
+class TestApproval(unittest.TestCase):
+    """authorize 202 + handle, approval on /approve (plain HTTP with cookie and CSRF token), authorizeCheck."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b = Browser()
+        cls.b.login(SVC.env["CSC_USER"], SVC.env["CSC_PASSWORD"], SVC.env["CSC_TOTP_SECRET"])
+
+    def setUp(self):
+        self.t = SVC.token()
+
+    def request(self, cred, digests, num=None):
+        body = {"credentialID": cred, "numSignatures": num or len(digests)}
+        if digests:
+            body["hashes"] = [H.b64(d) for d in digests]
+            body["hashAlgorithmOID"] = H.SHA256
+        r = SVC.post("credentials/authorize", body, self.t)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(list(r.json), ["handle"])
+        return r.json["handle"]
+
+    def check(self, handle, token=None):
+        return SVC.post("credentials/authorizeCheck", {"handle": handle}, token or self.t)
+
+    def test_described(self):
+        r = SVC.post("info", {})
+        self.assertIn("credentials/authorizeCheck", r.json["methods"])
+        r = SVC.post("credentials/info", {"credentialID": "ap-pin", "authInfo": True}, self.t)
+        objs = {o["id"]: o for o in r.json["auth"]["objects"]}
+        self.assertEqual(objs["APPROVAL"]["type"], "PasswordOOB")
+
+    def test_page_is_safe(self):
+        b = Browser()
+        r = b.get()
+        self.assertEqual(r.status, 200)
+        self.assertIn("frame-ancestors 'none'", r.headers["content-security-policy"])
+        for attr in ("__Host-csc_approve=", "HttpOnly", "Secure", "SameSite=Strict"):
+            self.assertIn(attr, b.set_cookie)
+        # a form without the CSRF token ends the session
+        r = b.post({"action": "login", "username": "demo", "password": "x", "otp": "123456"}, csrf=False)
+        self.assertEqual(r.status, 400)
+        self.assertIn("CSRF", b.text)
+        r = b.post({"action": "list"})
+        self.assertEqual(r.status, 400)   # the session is gone
+        # a wrong password is refused on the page
+        b = Browser()
+        b.get()
+        r = b.post({"action": "login", "username": SVC.env["CSC_USER"], "password": "wrong", "otp": "000000"})
+        self.assertEqual(r.status, 200)
+        self.assertIn("not correct", b.text)
+        self.assertNotIn('id="user"', b.text)
+
+    def test_approve_with_pin_then_sign(self):
+        d = H.digest("approve me")
+        handle = self.request("ap-pin", [d])
+        r = self.check(handle)
+        self.assertEqual((r.status, r.json), (202, {"handle": handle}))
+        self.b.post({"action": "list"})
+        ref = self.b.ref_for("ap-pin", d)
+        self.assertIsNotNone(ref, self.b.text[:3000])
+        self.assertNotIn(handle, self.b.text)        # the page never shows the handle
+        self.assertIn('<td class="num">1</td>', self.b.text)
+        # wrong PIN: stays pending
+        self.b.post({"action": "approve", "ref": ref, "pin": "99999999"})
+        self.assertIn("PIN is not correct", self.b.text)
+        self.assertEqual(self.check(handle).status, 202)
+        self.b.post({"action": "approve", "ref": ref, "pin": SVC.env["CSC_PIN"]})
+        self.assertIn("Approved", self.b.text)
+        self.assertIsNone(self.b.ref_for("ap-pin", d))
+        r = self.check(handle)
+        self.assertEqual(r.status, 200, r)
+        sad = r.json["SAD"]
+        self.assertGreater(r.json["expiresIn"], 0)
+        # exactly once
+        r = self.check(handle)
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
+        r = SVC.post("signatures/signHash", {"credentialID": "ap-pin", "SAD": sad, "hashes": [H.b64(d)],
+                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(H.verify(SVC.cert_pem(self.t, "ap-pin"), base64.b64decode(r.json["signatures"][0]), d))
+        # bound to the digests shown on the page
+        q = SVC.admin("audit", "query", "--event", "approval", "--credential", "ap-pin")
+        self.assertIn("approval ok", q.stdout)
+
+    def test_refuse(self):
+        d = H.digest("refuse me")
+        handle = self.request("ap-only", [d])
+        self.b.post({"action": "list"})
+        ref = self.b.ref_for("ap-only", d)
+        self.assertIsNotNone(ref)
+        self.b.post({"action": "refuse", "ref": ref})
+        self.assertIn("Refused", self.b.text)
+        r = self.check(handle)
+        self.assertEqual((r.status, r.json["error"]), (400, "invalid_authentication_data"))
+        r = self.check(handle)
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
+        # a decided request cannot be decided again
+        self.b.post({"action": "approve", "ref": ref})
+        self.assertIn("no longer waiting", self.b.text)
+        q = SVC.admin("audit", "query", "--event", "approval", "--credential", "ap-only")
+        self.assertIn("approval denied", q.stdout)
+
+    def test_other_user(self):
+        handle = self.request("ap-only", [H.digest("not yours")])
+        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        r = self.check(handle, t2)
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
+        # still pending for its owner
+        self.assertEqual(self.check(handle).status, 202)
+        b2 = Browser()
+        b2.login(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"], SVC.env["CSC_TOTP_SECRET2"])
+        self.assertIn('id="none"', b2.text)
+        self.b.post({"action": "list"})
+        ref = self.b.ref_for("ap-only")
+        b2.post({"action": "approve", "ref": ref})
+        self.assertIn("no longer waiting", b2.text)
+        self.assertEqual(self.check(handle).status, 202)
+
+    def test_bad_handles_and_v1(self):
+        for h in ("x", "A" * 43):
+            r = self.check(h)
+            self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
+        r = SVC.post("credentials/authorizeCheck", {}, self.t)
+        self.assertEqual((r.status, r.json["error_description"]),
+                         (400, "Missing (or invalid type) string parameter handle"))
+        r = v1("credentials/authorize", {"credentialID": "ap-only", "numSignatures": 1}, self.t)
+        self.assertEqual(r.status, 400, r)
+
+
+class TestApprovalExpiry(unittest.TestCase):
+    def test_expired_handle(self):
+        svc = H.Service(BUILD, "approval_ttl = 10\n")
+        add_cred(svc, "ap-x", svc.env["CSC_USER"], "APPROVAL", None)
+        svc.start()
+        try:
+            t = svc.token()
+            r = svc.post("credentials/authorize", {"credentialID": "ap-x", "numSignatures": 1}, t)
+            self.assertEqual(r.status, 202, r)
+            handle = r.json["handle"]
+            time.sleep(10.5)
+            r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
+            self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
+        finally:
+            svc.stop()
 
 
 class TestNoSender(unittest.TestCase):
