@@ -56,6 +56,13 @@ int csc_sender_init(csc_t *c)
     return 0;
 }
 
+int csc_method_offered(const csc_t *c, const char *name)
+{
+    if (strcmp(name, "credentials/getChallenge") == 0 || strcmp(name, "credentials/sendOTP") == 0)
+        return c->sender_kind != CSC_SENDER_NONE;
+    return 1;
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {

@@ -218,7 +218,7 @@ static int dispatch(csc_req_t *r)
 
     if (rt == NULL)
         return csc_fail(r, 404, "invalid_request", "Unknown API method");
-    if (rt->fn == NULL)
+    if (rt->fn == NULL || !csc_method_offered(r->csc, rt->name))
         return csc_fail(r, 501, "not_implemented", "This method is not implemented by this service");
     if (call->http_method_len != 4 || memcmp(call->http_method, "POST", 4) != 0)
         return csc_fail(r, 405, "invalid_request", "API methods are called with POST");

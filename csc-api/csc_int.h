@@ -211,6 +211,8 @@ enum { CSC_SENDER_NONE = 0, CSC_SENDER_EXEC = 1, CSC_SENDER_FILE = 2 };
 /* Parse cfg.otp_sender into c->sender_kind/sender_path; -1 (message on stderr) if malformed. */
 int csc_sender_init(csc_t *c);
 int csc_m_get_challenge(csc_req_t *r);
+/* 0 for a method this configuration does not offer (getChallenge/sendOTP without otp_sender): 501 before auth. */
+int csc_method_offered(const csc_t *c, const char *name);
 int csc_m_send_otp(csc_req_t *r);
 
 /* ---- operationMode "A" (csc_async.c, csc_notify.c) ------------------------------------------------

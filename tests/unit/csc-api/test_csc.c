@@ -140,8 +140,9 @@ START_TEST(t_routing)
     ck_assert_ptr_null(body_has(&r, "signAlgorithms"));
     csc_reply_free(&r);
     expect_error(call("POST", "/csc/v1/signatures/signDoc", NULL, "{}"), 404, "invalid_request", NULL);
-    /* a Bearer method (501 without otp_sender, once authenticated: tests/integration/test_challenge_async.py) */
-    expect_error(call("POST", "/csc/v1/credentials/sendOTP", NULL, "{}"), 401, "invalid_request", NULL);
+    /* not offered without otp_sender: 501 before any authentication */
+    expect_error(call("POST", "/csc/v1/credentials/sendOTP", NULL, "{}"), 501, "not_implemented", NULL);
+    expect_error(call("POST", "/csc/v2/credentials/getChallenge", NULL, "{}"), 501, "not_implemented", NULL);
     expect_error(call("POST", "/csc/v2/credentials/sendOTP", NULL, "{}"), 404, "invalid_request", NULL);
 }
 END_TEST
