@@ -15,6 +15,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,17 +220,30 @@ int csc_async_start(csc_t *c)
     }
     a->c = c;
     a->cap = cfg->async_queue ? cfg->async_queue : 64;
+    /* Jobs accepted by a previous process died with it: their results say so (the SADs stay spent and the
+     * STOR_EV_SIGN records stand; no signature was returned). */
+    int n = stor_async_fail_pending(c->stor, "The service restarted before the request was processed");
+    if (n > 0)
+        fprintf(stderr, "csc: %d asynchronous request(s) left unfinished by the previous run marked failed\n", n);
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     c->async = a;
-    for (unsigned i = 0; i < workers; i++) {
-        if (pthread_create(&a->threads[i], NULL, worker, a) != 0) {
-            csc_async_stop(c);
-            return -1;
-        }
-        a->n_threads++;
+    /* The workers take no signals (they inherit this mask): a SIGTERM must not cut a job or a notification short;
+     * the main thread handles it and csc_async_stop() ends the workers. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (unsigned i = 0; i < workers && rc == 0; i++) {
+        if (pthread_create(&a->threads[i], NULL, worker, a) != 0)
+            rc = -1;
+        else
+            a->n_threads++;
     }
-    return 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        csc_async_stop(c);
+    return rc;
 }
 
 void csc_async_stop(csc_t *c)

@@ -102,7 +102,10 @@ static int send_exec(const csc_t *c, const char *msg, size_t len, const char **w
     pid = fork();
     if (pid == 0) {
         /* Child: only async-signal-safe calls until execve. dup2 leaves the new descriptors inheritable. */
-        if (dup2(pfd[0], 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
+        sigset_t none;
+        sigemptyset(&none);
+        if (dup2(pfd[0], 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
+            sigprocmask(SIG_SETMASK, &none, NULL) != 0 || signal(SIGPIPE, SIG_DFL) == SIG_ERR)
             _exit(126);
         close_range(3, ~0U, 0);
         execve(c->sender_path, argv, envp);

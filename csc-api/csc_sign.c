@@ -328,6 +328,8 @@ int csc_m_sign_hash(csc_req_t *r)
         return csc_bad(r, "Invalid parameter clientData");
     /* validity_period and response_uri only count with "A" (sec. 11.10: else ignored). */
     bool async = mode != NULL && strcmp(mode, "A") == 0;
+    if (async && r->v1)
+        return csc_bad(r, "Invalid parameter operationMode"); /* v1.0.4.0 has no asynchronous mode */
     csc_async_opts_t ao;
     if (async && (csc_async_params(r, &ao) != 0 || csc_async_reserve(r) != 0))
         return -1;

@@ -2,6 +2,8 @@
  * stor_async.c - the async_results table: state and reply of each operationMode "A" request, keyed by the
  * SHA-256 of its responseID, deleted once its validity period has passed.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stor_int.h"
@@ -39,6 +41,79 @@ int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec)
         return rc;
     k = KEY(rec->hash, 32);
     return stor_put_rec(t, STOR_DB_ASYNC, &k, STOR_REC_ASYNC, rec, 0);
+}
+
+typedef struct {
+    const char *desc;
+    int n;
+} fail_t;
+
+static int fail_fn(stor_txn_t *t, void *arg)
+{
+    fail_t *f = arg;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    stor_async_t rec;
+    uint8_t (*keys)[32] = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+
+    f->n = 0;
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    /* First collect the pending keys, then rewrite them: no writes while the cursor walks. */
+    if ((rc = mdb_cursor_open(t->txn, stor_dbi(t, STOR_DB_ASYNC), &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t state;
+        if ((rc = stor_codec_peek(STOR_REC_ASYNC, v.mv_data, v.mv_size, offsetof(stor_async_t, state), &state,
+                                  sizeof(state))) != 0)
+            goto out;
+        if (state != STOR_ASYNC_PENDING || k.mv_size != 32)
+            continue;
+        if (n == cap) {
+            void *p = realloc(keys, (cap = cap ? 2 * cap : 64) * sizeof(*keys));
+            if (p == NULL) {
+                rc = STOR_ERR_NOMEM;
+                goto out;
+            }
+            keys = p;
+        }
+        memcpy(keys[n++], k.mv_data, 32);
+    }
+    if (rc != MDB_NOTFOUND) {
+        rc = stor_txn_fail(t, rc);
+        goto out;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = stor_txn_async_get(t, keys[i], &rec)) != 0)
+            goto out;
+        rec.state = STOR_ASYNC_FAILED;
+        rec.status = 500;
+        snprintf(rec.error, sizeof(rec.error), "server_error");
+        snprintf(rec.error_description, sizeof(rec.error_description), "%s", f->desc);
+        rec.body = NULL;
+        rec.body_len = rec.body_one = 0;
+        if ((rc = stor_txn_async_put(t, &rec)) != 0)
+            goto out;
+        f->n++;
+    }
+    rc = 0;
+out:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    free(keys);
+    return rc;
+}
+
+int stor_async_fail_pending(stor_env_t *env, const char *desc)
+{
+    fail_t f = { .desc = desc ? desc : "", .n = 0 };
+    int rc = stor_write(env, fail_fn, &f);
+
+    return rc != 0 ? rc : f.n;
 }
 
 typedef struct {

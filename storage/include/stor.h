@@ -374,6 +374,9 @@ int stor_purge_expired(stor_env_t *env, int64_t now);
 int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out);
 /** Create or replace. @return STOR_OK, STOR_ERR_INVAL (bad user/cred name, state, body too long), ... */
 int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec);
+/** At start-up: every PENDING result (its job died with the previous process) becomes FAILED with error
+ *  server_error and description desc. @return the number changed (>= 0) or an error. */
+int stor_async_fail_pending(stor_env_t *env, const char *desc);
 /** Delete the results whose expires_ms < now_ms. @return the number deleted (>= 0) or an error. */
 int stor_async_purge(stor_env_t *env, int64_t now_ms);
 

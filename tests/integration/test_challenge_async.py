@@ -551,6 +551,64 @@ class TestAsync(unittest.TestCase):
         self.assertIn("sign-result error", q.stdout)
 
 
+class TestAsyncRestart(unittest.TestCase):
+    """Jobs that never ran: stopped with the service (budget given back) or killed with it (marked failed)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lis = Listener()
+        cls.svc = H.Service(BUILD, "async_workers = 1\n")
+        add_cred(cls.svc, "rs-ec", cls.svc.env["CSC_USER"], "PIN", cls.svc.env["CSC_PIN"], multisign=50)
+        cls.svc.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+        cls.lis.close()
+
+    def queue_behind_holder(self):
+        svc, t = self.svc, self.svc.token()
+        self.lis.release.clear()
+        n = len(self.lis.bodies)
+        sad1 = svc.authorize(t, "rs-ec", [], num=1, pin=svc.env["CSC_PIN"]).json["SAD"]
+        body = {"credentialID": "rs-ec", "SAD": sad1, "hashes": [H.b64(H.digest("holder"))],
+                "signAlgo": H.ECDSA_SHA256, "operationMode": "A", "response_uri": self.lis.url("/hold")}
+        self.assertEqual(svc.post("signatures/signHash", body, t).status, 200)
+        self.assertTrue(self.lis.wait_for(n + 1))
+        sad = svc.authorize(t, "rs-ec", [], num=1, pin=svc.env["CSC_PIN"]).json["SAD"]
+        body = {"credentialID": "rs-ec", "SAD": sad, "hashes": [H.b64(H.digest("queued"))],
+                "signAlgo": H.ECDSA_SHA256, "operationMode": "A"}
+        r = svc.post("signatures/signHash", body, t)
+        self.assertEqual(r.status, 200, r)
+        return sad, r.json["responseID"]
+
+    def test_stopped_gives_budget_back(self):
+        sad, rid = self.queue_behind_holder()
+        self.svc.stop()             # the worker leaves the held notification after its timeout, then aborts
+        self.lis.release.set()
+        self.svc.start()
+        t = self.svc.token()
+        r = self.svc.post("signatures/signPolling", {"requestID": rid}, t)
+        self.assertEqual((r.status, r.json["error"]), (503, "temporarily_unavailable"), r)
+        r = self.svc.post("signatures/signHash", {"credentialID": "rs-ec", "SAD": sad, "hashes": [H.b64(H.digest("x"))],
+                                                  "signAlgo": H.ECDSA_SHA256}, t)
+        self.assertEqual(r.status, 200, r)   # the aborted job's signature was given back to the SAD
+        q = self.svc.admin("audit", "query", "--event", "sign-result", "--credential", "rs-ec")
+        self.assertIn("service stopped", q.stdout)
+
+    def test_killed_marked_failed(self):
+        sad, rid = self.queue_behind_holder()
+        self.svc.proc.kill()
+        self.svc.proc.wait()
+        self.svc.proc = None
+        self.svc.stderr.close()
+        self.lis.release.set()
+        self.svc.start()
+        r = self.svc.post("signatures/signPolling", {"requestID": rid}, self.svc.token())
+        self.assertEqual((r.status, r.json["error"]), (500, "server_error"), r)
+        self.assertIn("restarted", r.json["error_description"])
+
+
 class Browser:
     """Just enough of a browser for /approve: one cookie, forms posted back with the page's CSRF token."""
 

@@ -133,6 +133,30 @@ START_TEST(t_async_purge)
 }
 END_TEST
 
+START_TEST(t_async_fail_pending)
+{
+    stor_async_t a;
+    get_t g = {.key = 1};
+
+    mk(&a, 1, 5000, NULL);  /* pending */
+    ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
+    mk(&a, 2, 5000, "{}");  /* done */
+    ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
+    ck_assert_int_eq(stor_async_fail_pending(g_env, "restarted"), 1);
+    ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
+    ck_assert_uint_eq(g.rec.state, STOR_ASYNC_FAILED);
+    ck_assert_uint_eq(g.rec.status, 500);
+    ck_assert_str_eq(g.rec.error, "server_error");
+    ck_assert_str_eq(g.rec.error_description, "restarted");
+    ck_assert_int_eq(g.rec.expires_ms, 5000);
+    g.key = 2;
+    ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
+    ck_assert_uint_eq(g.rec.state, STOR_ASYNC_DONE);
+    ck_assert_str_eq(g.body, "{}");
+    ck_assert_int_eq(stor_async_fail_pending(g_env, "again"), 0);
+}
+END_TEST
+
 Suite *tst_async_suite(void)
 {
     Suite *s = suite_create("stor_async");
@@ -142,6 +166,7 @@ Suite *tst_async_suite(void)
     tcase_add_test(tc, t_async_round_trip);
     tcase_add_test(tc, t_async_invalid);
     tcase_add_test(tc, t_async_purge);
+    tcase_add_test(tc, t_async_fail_pending);
     suite_add_tcase(s, tc);
     return s;
 }
