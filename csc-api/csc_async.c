@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -377,6 +378,7 @@ int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, 
     j->expires_ms = j->created_ms + o->validity_ms;
     j->job = *job;
     rec_init(&rec, j, STOR_ASYNC_PENDING);
+    rec.owner_pid = (uint32_t)getpid();
     if (stor_write(r->csc->stor, put_fn, &pa) != 0)
         goto fail;
     yajl_gen_map_open(r->gen);

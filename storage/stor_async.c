@@ -2,9 +2,12 @@
  * stor_async.c - the async_results table: state and reply of each operationMode "A" request, keyed by the
  * SHA-256 of its responseID, deleted once its validity period has passed.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stor_int.h"
 
@@ -69,7 +72,13 @@ static int fail_fn(stor_txn_t *t, void *arg)
         if ((rc = stor_codec_peek(STOR_REC_ASYNC, v.mv_data, v.mv_size, offsetof(stor_async_t, state), &state,
                                   sizeof(state))) != 0)
             goto out;
-        if (state != STOR_ASYNC_PENDING || k.mv_size != 32)
+        uint32_t pid;
+        if (state != STOR_ASYNC_PENDING || k.mv_size != 32 ||
+            stor_codec_peek(STOR_REC_ASYNC, v.mv_data, v.mv_size, offsetof(stor_async_t, owner_pid), &pid,
+                            sizeof(pid)) != 0)
+            continue;
+        /* Another live process's job stays pending (errno EPERM: alive, someone else's). */
+        if (pid != 0 && pid != (uint32_t)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
             continue;
         if (n == cap) {
             void *p = realloc(keys, (cap = cap ? 2 * cap : 64) * sizeof(*keys));

@@ -188,6 +188,7 @@ static const field_t async_fields[] = {
     U32(10, stor_async_t, body_len),
     U32(11, stor_async_t, body_one),
     PTR2(12, stor_async_t, body, STOR_ASYNC_BODY_MAX, body_len, body_one),
+    U32(13, stor_async_t, owner_pid),
 };
 
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")

@@ -253,6 +253,7 @@ typedef struct stor_async {
     uint32_t body_len;                    /**< DONE: bytes of body */
     uint32_t body_one;                    /**< 1 when body_len > 0 (codec: body_len * body_one bytes) */
     const uint8_t *body;                  /**< DONE: the JSON reply; not owned (a get points into the txn) */
+    uint32_t owner_pid;                   /**< PENDING: the process that runs the job */
 } stor_async_t;
 
 /* ---- transactions ------------------------------------------------------ */
@@ -374,8 +375,9 @@ int stor_purge_expired(stor_env_t *env, int64_t now);
 int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out);
 /** Create or replace. @return STOR_OK, STOR_ERR_INVAL (bad user/cred name, state, body too long), ... */
 int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec);
-/** At start-up: every PENDING result (its job died with the previous process) becomes FAILED with error
- *  server_error and description desc. @return the number changed (>= 0) or an error. */
+/** At start-up: every PENDING result whose owner process is gone (not alive, or this very pid: a restart that
+ *  got the same pid) becomes FAILED with error server_error and description desc; jobs of another live process
+ *  on the same database stay. @return the number changed (>= 0) or an error. */
 int stor_async_fail_pending(stor_env_t *env, const char *desc);
 /** Delete the results whose expires_ms < now_ms. @return the number deleted (>= 0) or an error. */
 int stor_async_purge(stor_env_t *env, int64_t now_ms);

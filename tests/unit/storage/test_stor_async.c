@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test_stor.h"
 
@@ -138,7 +139,11 @@ START_TEST(t_async_fail_pending)
     stor_async_t a;
     get_t g = {.key = 1};
 
-    mk(&a, 1, 5000, NULL);  /* pending */
+    mk(&a, 1, 5000, NULL);  /* pending, of this pid (as after a restart that got the same pid) */
+    a.owner_pid = (uint32_t)getpid();
+    ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
+    mk(&a, 3, 5000, NULL);  /* pending, of a live other process (our parent): stays */
+    a.owner_pid = (uint32_t)getppid();
     ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
     mk(&a, 2, 5000, "{}");  /* done */
     ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
@@ -153,6 +158,9 @@ START_TEST(t_async_fail_pending)
     ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
     ck_assert_uint_eq(g.rec.state, STOR_ASYNC_DONE);
     ck_assert_str_eq(g.body, "{}");
+    g.key = 3;
+    ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
+    ck_assert_uint_eq(g.rec.state, STOR_ASYNC_PENDING);
     ck_assert_int_eq(stor_async_fail_pending(g_env, "again"), 0);
 }
 END_TEST
