@@ -223,6 +223,9 @@ class TestGetChallenge(unittest.TestCase):
         for parts in sink_lines():
             self.assertNotIn(parts[3], r.stdout)
         self.assertNotIn("code=", logs)
+        # the new event types chain like any other record
+        r = SVC.admin("audit", "verify")
+        self.assertIn("audit log OK", r.stdout)
 
 
 EXEC_SCRIPT = """#!/bin/sh
