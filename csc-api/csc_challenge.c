@@ -199,6 +199,9 @@ static int issue(csc_req_t *r, const stor_cred_t *cred)
         return csc_bad(r, "The credential identified by credentialID is disabled");
     case OAUTH_ERR_INVALID:
         return csc_bad(r, "Invalid parameter credentialID");
+    case OAUTH_ERR_RATE:
+        return csc_fail(r, 429, "temporarily_unavailable",
+                        "A one-time code was sent a moment ago: use it, or ask again in a few seconds");
     default:
         return csc_unavailable(r);
     }

@@ -26,6 +26,7 @@
 typedef struct {
     uint8_t key[32];      /* SHA-256(user NUL cred); all zero = free slot */
     uint8_t mac[32];      /* HMAC(user NUL cred NUL code) */
+    int64_t issued;
     int64_t expires;
     int used;
 } chal_ent_t;
@@ -94,31 +95,39 @@ static int chal_mac(const struct oauth_chal_tab *t, const uint8_t key[32], const
     return ok ? OAUTH_OK : OAUTH_ERR_INTERNAL;
 }
 
-/* Store (or replace) the pending code of key. @return OAUTH_OK or OAUTH_ERR_FULL */
+/* Store (or replace) the pending code of key. A pending, unexpired code is replaced only OAUTH_CHALLENGE_RESEND
+ * seconds after it was issued (each code costs an out-of-band message).
+ * @return OAUTH_OK, OAUTH_ERR_RATE (too soon) or OAUTH_ERR_FULL */
 static int chal_put(struct oauth_chal_tab *t, const uint8_t key[32], const uint8_t mac[32], int64_t expires,
                     int64_t now)
 {
     chal_ent_t *slot = NULL;
+    int rc = OAUTH_OK;
     size_t i;
 
     pthread_mutex_lock(&t->mu);
     for (i = 0; i < t->cap; i++) {
         chal_ent_t *e = &t->ents[i];
         if (e->used && CRYPTO_memcmp(e->key, key, 32) == 0) {
+            if (e->expires > now && e->issued + OAUTH_CHALLENGE_RESEND > now)
+                rc = OAUTH_ERR_RATE;
             slot = e;
             break;
         }
         if (!slot && (!e->used || e->expires <= now))
             slot = e;
     }
-    if (slot) {
+    if (!slot)
+        rc = OAUTH_ERR_FULL;
+    if (rc == OAUTH_OK) {
         memcpy(slot->key, key, 32);
         memcpy(slot->mac, mac, 32);
+        slot->issued = now;
         slot->expires = expires;
         slot->used = 1;
     }
     pthread_mutex_unlock(&t->mu);
-    return slot ? OAUTH_OK : OAUTH_ERR_FULL;
+    return rc;
 }
 
 /* Forget the pending code of key, if any. */
@@ -186,6 +195,7 @@ static const char *chal_reason(int rc)
     case OAUTH_ERR_LOCKED: return "locked";
     case OAUTH_ERR_DISABLED: return "disabled";
     case OAUTH_ERR_FULL: return "too many pending codes";
+    case OAUTH_ERR_RATE: return "asked again too soon";
     default: return "no challenge object";
     }
 }

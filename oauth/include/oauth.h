@@ -301,6 +301,8 @@ int oauth_sign_failed(oauth_t *o, const char *sad, size_t len, const oauth_sign_
 #define OAUTH_CHALLENGE_DIGITS 6
 /** Pending codes kept at most (one per user and credential; a new one replaces the old). */
 #define OAUTH_CHALLENGES_MAX 4096
+/** Seconds before a pending, unexpired code may be replaced by a new one (each costs a message). */
+#define OAUTH_CHALLENGE_RESEND 30
 
 /**
  * 1 if the auth expression names the object id (a whole word: "PIN AND CHALLENGE" names CHALLENGE and PIN).
@@ -316,6 +318,7 @@ int oauth_expr_names(const char *expr, const char *id);
  * @param[out] ttl seconds the code stays valid
  * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown credential or another user's, or its expression has no
  *         CHALLENGE: same answer), OAUTH_ERR_LOCKED, OAUTH_ERR_DISABLED (user or credential), OAUTH_ERR_FULL,
+ *         OAUTH_ERR_RATE (the pending code is younger than OAUTH_CHALLENGE_RESEND s and unexpired),
  *         OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
  */
 int oauth_challenge_new(oauth_t *o, const char *user, const char *cred, const char *client,

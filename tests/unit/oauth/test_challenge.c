@@ -119,12 +119,20 @@ END_TEST
 START_TEST(t_chal_replaced)
 {
     char c_old[OAUTH_CHALLENGE_DIGITS + 1], c_new[OAUTH_CHALLENGE_DIGITS + 1];
+    unsigned ttl = 9;
 
     issue("alice", "c2", c_old);
+    /* too soon: refused (each code costs a message), the pending code stays, the refusal is audited */
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "alice", "c2", "cl", c_new, &ttl), OAUTH_ERR_RATE);
+    ck_assert_str_eq(c_new, "");
+    auds_t *a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_CHALLENGE, STOR_RES_DENIED), 1);
+    free(a);
+    oauth_int_set_skew(fx.o, OAUTH_CHALLENGE_RESEND);
     issue("alice", "c2", c_new);
     if (strcmp(c_old, c_new) != 0)
         ck_assert_int_eq(authorize("alice", "c2", NULL, c_old), OAUTH_ERR_DENIED);
-    issue("alice", "c2", c_new);
+    issue("alice", "c2", c_new);   /* the used-up code left no pending one: no wait */
     ck_assert_int_eq(authorize("alice", "c2", NULL, c_new), OAUTH_OK);
 }
 END_TEST
@@ -230,6 +238,7 @@ START_TEST(t_chal_cancel_full)
     oauth_chal_tab_set_cap(fx.o->challenges, 1);
     issue("alice", "c2", code);
     ck_assert_int_eq(oauth_challenge_new(fx.o, "bob", "b1", "cl", c2, &ttl), OAUTH_ERR_FULL);
+    oauth_int_set_skew(fx.o, OAUTH_CHALLENGE_RESEND);
     issue("alice", "c2", code);
     ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_OK);
     /* a used slot is free again */
