@@ -6,6 +6,8 @@ import os
 import re
 import html
 import http.server
+import ssl
+import subprocess
 import stat
 import tempfile
 import threading
@@ -307,9 +309,9 @@ class TestExecSender(unittest.TestCase):
 
 
 class Listener:
-    """A tiny local HTTP server for response_uri: records each POST; answers once release is set."""
+    """A tiny local HTTP(S) server for response_uri: records each POST; answers once release is set."""
 
-    def __init__(self):
+    def __init__(self, cert=None, key=None):
         self.bodies = []
         self.got = threading.Condition()
         self.release = threading.Event()
@@ -331,11 +333,17 @@ class Listener:
                 pass
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.tls = cert is not None
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+            self.srv.handle_error = lambda *a: None   # refused handshakes are expected in one test
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def url(self, path="/done"):
-        return "http://localhost:%d%s" % (self.port, path)
+        return "%s://localhost:%d%s" % ("https" if self.tls else "http", self.port, path)
 
     def wait_for(self, n, timeout=30):
         with self.got:
@@ -608,6 +616,72 @@ class TestAsyncRestart(unittest.TestCase):
         r = self.svc.post("signatures/signPolling", {"requestID": rid}, self.svc.token())
         self.assertEqual((r.status, r.json["error"]), (500, "server_error"), r)
         self.assertIn("restarted", r.json["error_description"])
+
+
+class TestNotifyTLS(unittest.TestCase):
+    """response_uri over https: the listener's certificate is verified (trust store and host name)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD)
+        d = cls.svc.dir
+        # trusted: the provisioned localhost certificate, with the demo CA as the server's trust store
+        cls.good = Listener(os.path.join(d, "tls", "server.crt"), os.path.join(d, "tls", "server.key"))
+        # untrusted: a self-signed localhost certificate
+        key, crt = os.path.join(cls.svc.tmp, "self.key"), os.path.join(cls.svc.tmp, "self.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", crt, "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost", "-days", "2"], check=True, capture_output=True)
+        cls.bad = Listener(crt, key)
+        old = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = cls.svc.env["CSC_TLS_CA"]   # OpenSSL's default verify paths honour it
+        try:
+            add_cred(cls.svc, "tl-ec", cls.svc.env["CSC_USER"], "PIN", cls.svc.env["CSC_PIN"], multisign=10)
+            cls.svc.start()
+        finally:
+            if old is None:
+                del os.environ["SSL_CERT_FILE"]
+            else:
+                os.environ["SSL_CERT_FILE"] = old
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+        cls.good.close()
+        cls.bad.close()
+
+    def submit(self, uri):
+        svc, t = self.svc, self.svc.token()
+        sad = svc.authorize(t, "tl-ec", [], num=1, pin=svc.env["CSC_PIN"]).json["SAD"]
+        r = svc.post("signatures/signHash", {"credentialID": "tl-ec", "SAD": sad, "hashes": [H.b64(H.digest(uri))],
+                                             "signAlgo": H.ECDSA_SHA256, "operationMode": "A", "response_uri": uri}, t)
+        self.assertEqual(r.status, 200, r)
+        rid = r.json["responseID"]
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            p = svc.post("signatures/signPolling", {"requestID": rid}, t)
+            if p.status != 202:
+                break
+            time.sleep(0.1)
+        self.assertEqual(p.status, 200, p)   # the result does not depend on the notification
+        return rid
+
+    def test_trusted_listener_notified(self):
+        rid = self.submit(self.good.url("/tls-cb"))
+        self.assertTrue(self.good.wait_for(1, timeout=20))
+        self.assertEqual(json.loads(self.good.bodies[-1][1]), {"responseID": rid})
+
+    def test_untrusted_listener_not_notified(self):
+        self.submit(self.bad.url("/secret-path?token=abc"))
+        deadline = time.time() + 20
+        while "certificate verification failed" not in self.svc.server_stderr() and time.time() < deadline:
+            time.sleep(0.2)
+        log = self.svc.server_stderr()
+        self.assertIn("response_uri notification to localhost failed: TLS handshake or certificate verification "
+                      "failed", log)
+        self.assertEqual(self.bad.bodies, [])
+        self.assertNotIn("secret-path", log)   # only the host is logged
+        self.assertNotIn("token=abc", log)
 
 
 class Browser:
