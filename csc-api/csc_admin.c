@@ -249,7 +249,11 @@ static const char *curve_oid(int nid)
 
 static int valid_expr(const char *e)
 {
-    static const char *const ok[] = {"PIN", "OTP", "PIN AND OTP", "PIN OR OTP", "OTP AND PIN", "OTP OR PIN"};
+    static const char *const ok[] = {"PIN", "OTP", "PIN AND OTP", "PIN OR OTP", "OTP AND PIN", "OTP OR PIN",
+                                     /* the out-of-band one-time code of credentials/getChallenge */
+                                     "CHALLENGE", "PIN AND CHALLENGE", "CHALLENGE AND PIN",
+                                     /* the user's approval on the service's page (authorize 202 + authorizeCheck) */
+                                     "APPROVAL", "PIN AND APPROVAL", "APPROVAL AND PIN"};
     for (size_t i = 0; i < CSC_ARRAY_SIZE(ok); i++)
         if (strcmp(e, ok[i]) == 0)
             return 1;
@@ -283,7 +287,10 @@ static int cred_fill(const csc_admin_t *a, const csc_cred_spec_t *s, stor_cred_t
     }
     snprintf(c->owner, sizeof(c->owner), "%s", s->owner);
     if (!valid_expr(s->auth_expr))
-        return ERR("auth expression must be one of PIN, OTP, PIN AND OTP, PIN OR OTP");
+        return ERR("auth expression must be one of PIN, OTP, PIN AND OTP, PIN OR OTP, CHALLENGE, PIN AND CHALLENGE, "
+                   "APPROVAL, PIN AND APPROVAL");
+    if (s->oauth2code && (strstr(s->auth_expr, "CHALLENGE") != NULL || strstr(s->auth_expr, "APPROVAL") != NULL))
+        return ERR("the CHALLENGE and APPROVAL objects need auth mode explicit (credentials/authorize)");
     snprintf(c->auth_expr, sizeof(c->auth_expr), "%s", s->auth_expr);
     if (strstr(s->auth_expr, "PIN") != NULL) {
         if (!valid_pin(s->pin))

@@ -25,6 +25,7 @@ static const char *const event_names[] = {
     [STOR_EV_BACKUP] = "backup",       [STOR_EV_RESTORE] = "restore",     [STOR_EV_AUDIT_HEAD] = "audit-head",
     [STOR_EV_TIMESTAMP] = "timestamp",
     [STOR_EV_CERT] = "cert",
+    [STOR_EV_CHALLENGE] = "challenge", [STOR_EV_APPROVAL] = "approval",
 };
 #define N_EVENTS (sizeof(event_names) / sizeof(event_names[0]))
 

@@ -31,14 +31,14 @@ static const route_t routes[] = {
     {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER, TOK_USER, V12},
     {"credentials/extendTransaction", csc_m_extend, AUTHZ_BEARER, TOK_USER, V12},
     {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER, TOK_USER_OR_CRED, V12},
-    /* Defined by CSC, not offered by this server (not in info.methods): 501. sendOTP is v1's trigger for
-     * online OTPs; this service's OTP is an offline TOTP. */
-    {"credentials/sendOTP", NULL, AUTHZ_BEARER, TOK_ANY, V1},
-    {"credentials/authorizeCheck", NULL, AUTHZ_BEARER, TOK_ANY, V2},
-    {"credentials/getChallenge", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    /* getChallenge and v1 sendOTP (the trigger of online OTPs) answer 501 unless otp_sender is configured;
+     * timestamp answers 501 unless a TSA is configured (tsa_credential). */
+    {"credentials/sendOTP", csc_m_send_otp, AUTHZ_BEARER, TOK_USER, V1},
+    {"credentials/authorizeCheck", csc_m_authorize_check, AUTHZ_BEARER, TOK_USER, V2},
+    {"credentials/getChallenge", csc_m_get_challenge, AUTHZ_BEARER, TOK_USER, V2},
     {"signatures/signDoc", csc_m_sign_doc, AUTHZ_BEARER, TOK_USER_OR_CRED, V2},
     {"signatures/timestamp", csc_m_timestamp, AUTHZ_BEARER, TOK_ANY, V12},
-    {"signatures/signPolling", NULL, AUTHZ_BEARER, TOK_ANY, V2},
+    {"signatures/signPolling", csc_m_sign_polling, AUTHZ_BEARER, TOK_USER_OR_CRED, V2},
 };
 
 #define API_PREFIX "/csc/v2/"
@@ -67,7 +67,7 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
         csc_free(c);
         return -1;
     }
-    if (csc_tsa_open(c) != 0 || csc_info_build(c) != 0) {
+    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || csc_info_build(c) != 0 || csc_async_start(c) != 0) {
         csc_free(c);
         return -1;
     }
@@ -79,6 +79,7 @@ void csc_free(csc_t *c)
 {
     if (c == NULL)
         return;
+    csc_async_stop(c); /* jobs still running sign through the CRL store */
     csc_crl_free(c->crl);
     free(c->info_body);
     free(c->info_v1_body);
@@ -93,7 +94,8 @@ static int has_prefix(const char *path, size_t len, const char *prefix)
 
 int csc_is_api_path(const char *path, size_t len)
 {
-    return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len);
+    return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len) ||
+           csc_approve_is_path(path, len);
 }
 
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
@@ -222,7 +224,7 @@ static int dispatch(csc_req_t *r)
 
     if (rt == NULL)
         return csc_fail(r, 404, "invalid_request", "Unknown API method");
-    if (rt->fn == NULL)
+    if (rt->fn == NULL || !csc_method_offered(r->csc, rt->name))
         return csc_fail(r, 501, "not_implemented", "This method is not implemented by this service");
     if (call->http_method_len != 4 || memcmp(call->http_method, "POST", 4) != 0)
         return csc_fail(r, 405, "invalid_request", "API methods are called with POST");
@@ -250,6 +252,10 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     r.status = 200;
     if (csc_oauth_is_path(call->path, call->path_len)) {
         csc_oauth_handle(c, call, reply);
+        return;
+    }
+    if (csc_approve_is_path(call->path, call->path_len)) {
+        csc_approve_handle(c, call, reply);
         return;
     }
     r.gen = csc_gen_new();

@@ -76,7 +76,8 @@ static bool expr_names(const char *expr, const char *id)
 static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred)
 {
     yajl_gen g = r->gen;
-    bool pin = expr_names(cred->auth_expr, "PIN"), otp = expr_names(cred->auth_expr, "OTP");
+    bool pin = expr_names(cred->auth_expr, "PIN"), online = expr_names(cred->auth_expr, OAUTH_CHALLENGE_ID);
+    bool otp = expr_names(cred->auth_expr, "OTP") || online;
     const char *both = strstr(cred->auth_expr, " OR ") != NULL ? "optional" : "true";
     csc_gen_kv(g, "authMode", cred->auth_mode == STOR_AUTH_EXPLICIT ? "explicit" : "oauth2code");
     if (cred->auth_mode != STOR_AUTH_EXPLICIT)
@@ -93,7 +94,14 @@ static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred)
     csc_gen_str(g, "OTP");
     yajl_gen_map_open(g);
     csc_gen_kv(g, "presence", !otp ? "false" : pin ? both : "true");
-    if (otp) {
+    if (online) {
+        /* v1 online OTP: sent by credentials/sendOTP, passed back as "OTP" (digest sec. 7, 17). */
+        csc_gen_kv(g, "type", "online");
+        csc_gen_kv(g, "format", "N");
+        csc_gen_kv(g, "label", "OTP");
+        csc_gen_kv(g, "description", "The one-time code sent to you after credentials/sendOTP");
+        csc_gen_kv(g, "ID", "oob");
+    } else if (otp) {
         csc_gen_kv(g, "type", "offline");
         csc_gen_kv(g, "format", "N");
         csc_gen_kv(g, "label", "OTP");
@@ -132,6 +140,28 @@ static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
             csc_gen_kv(g, "generator", "totp");
             csc_gen_kv(g, "label", "OTP");
             csc_gen_kv(g, "description", "The 6-digit code of your authenticator app (TOTP)");
+            yajl_gen_map_close(g);
+        }
+        if (expr_names(cred->auth_expr, OAUTH_CHALLENGE_ID)) {
+            /* sec. 8.3.1.5: the code is sent out of band after credentials/getChallenge (which answers 204). */
+            yajl_gen_map_open(g);
+            csc_gen_kv(g, "type", "ChallengeResponse");
+            csc_gen_kv(g, "id", OAUTH_CHALLENGE_ID);
+            csc_gen_kv(g, "format", "N");
+            csc_gen_kv(g, "generator", "oob");
+            csc_gen_kv(g, "label", "One-time code");
+            csc_gen_kv(g, "description", "The one-time code sent to you after credentials/getChallenge");
+            yajl_gen_map_close(g);
+        }
+        if (expr_names(cred->auth_expr, OAUTH_APPROVAL_ID)) {
+            /* sec. 8.3.1.4: collected out of band (the user approves on the service's page, /approve): authorize
+             * answers 202 + handle, credentials/authorizeCheck gives the SAD once approved. */
+            yajl_gen_map_open(g);
+            csc_gen_kv(g, "type", "PasswordOOB");
+            csc_gen_kv(g, "id", OAUTH_APPROVAL_ID);
+            csc_gen_kv(g, "generator", "web");
+            csc_gen_kv(g, "label", "Approval");
+            csc_gen_kv(g, "description", "Approve the request on the service's approval page (/approve)");
             yajl_gen_map_close(g);
         }
         yajl_gen_array_close(g);
@@ -422,9 +452,10 @@ static int parse_factors(csc_req_t *r, oauth_factors_t *f)
             yajl_val val = YAJL_IS_OBJECT(o) ? yajl_tree_get(o, valp, yajl_t_string) : NULL;
             if (id == NULL || val == NULL || strlen(val->u.string) > AUTHVALUE_MAX)
                 return csc_bad(r, "Invalid parameter authData");
-            const char **slot = strcmp(id->u.string, "PIN") == 0   ? &f->pin
-                                : strcmp(id->u.string, "OTP") == 0 ? &f->otp
-                                                                   : NULL;
+            const char **slot = strcmp(id->u.string, "PIN") == 0                  ? &f->pin
+                                : strcmp(id->u.string, "OTP") == 0                ? &f->otp
+                                : strcmp(id->u.string, OAUTH_CHALLENGE_ID) == 0 ? &f->challenge
+                                                                                  : NULL;
             if (slot == NULL || *slot != NULL)
                 return csc_bad(r, "Invalid parameter authData");
             *slot = val->u.string;
@@ -441,7 +472,89 @@ static int parse_factors(csc_req_t *r, oauth_factors_t *f)
         f->otp = otp;
     f->pin_len = f->pin != NULL ? strlen(f->pin) : 0;
     f->otp_len = f->otp != NULL ? strlen(f->otp) : 0;
+    f->challenge_len = f->challenge != NULL ? strlen(f->challenge) : 0;
     return 0;
+}
+
+/* v1 clients send an online OTP (the code of sendOTP) as "OTP": for a credential whose expression has the
+ * CHALLENGE object and no TOTP, that value is the one-time code. */
+static void route_online_otp(const stor_cred_t *cred, oauth_factors_t *f)
+{
+    if (f->otp != NULL && f->challenge == NULL && expr_names(cred->auth_expr, OAUTH_CHALLENGE_ID) &&
+        !expr_names(cred->auth_expr, "OTP")) {
+        f->challenge = f->otp;
+        f->challenge_len = f->otp_len;
+        f->otp = NULL;
+        f->otp_len = 0;
+    }
+}
+
+/* A credential that needs the user's approval on the service's page: 202 {"handle"} (sec. 11.6). The factors are
+ * collected on that page, never from the client. */
+static int authorize_approval(csc_req_t *r, const stor_cred_t *cred, uint32_t num, const csc_hashes_t *hs)
+{
+    if (r->v1)
+        return csc_bad(r, "This credential is authorized on the approval page (CSC v2 credentials/authorizeCheck)");
+    oauth_sad_request_t req = {
+        .user = r->principal.user,
+        .cred = cred->id,
+        .num_signatures = num,
+        .hash_alg = hs->n > 0 ? hs->alg->oid : NULL,
+        .digests = (const uint8_t *const *)hs->ptrs,
+        .digest_len = hs->n > 0 ? hs->alg->len : 0,
+        .n_digests = hs->n,
+        .client = r->call->client,
+    };
+    char handle[OAUTH_TOKEN_BUFLEN];
+    unsigned ttl = 0;
+    switch (oauth_approval_new(r->csc->oauth, &req, handle, &ttl)) {
+    case OAUTH_OK:
+        break;
+    case OAUTH_ERR_LOCKED:
+        return csc_bad(r, "Credential locked");
+    case OAUTH_ERR_DISABLED:
+        return csc_bad(r, "The credential identified by credentialID is disabled");
+    case OAUTH_ERR_INVALID:
+        return csc_bad(r, "Invalid parameter credentialID");
+    default:
+        return csc_unavailable(r);
+    }
+    r->status = 202;
+    yajl_gen_map_open(r->gen);
+    csc_gen_kv(r->gen, "handle", handle);
+    yajl_gen_map_close(r->gen);
+    OPENSSL_cleanse(handle, sizeof(handle));
+    return 0;
+}
+
+/* credentials/authorizeCheck (sec. 11.7): 202 {"handle"} while pending, the SAD once approved (once). */
+int csc_m_authorize_check(csc_req_t *r)
+{
+    const char *handle;
+    char sad[OAUTH_TOKEN_BUFLEN];
+    unsigned expires_in = 0;
+
+    if (csc_req_string(r, "handle", &handle, 256, "Missing (or invalid type) string parameter handle") < 0)
+        return -1;
+    switch (oauth_approval_check(r->csc->oauth, r->principal.user, handle, strlen(handle), sad, &expires_in)) {
+    case OAUTH_OK:
+        return sad_reply(r, sad, expires_in);
+    case OAUTH_PENDING:
+        r->status = 202;
+        yajl_gen_map_open(r->gen);
+        csc_gen_kv(r->gen, "handle", handle);
+        yajl_gen_map_close(r->gen);
+        return 0;
+    case OAUTH_ERR_DENIED:
+        return csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
+    case OAUTH_ERR_LOCKED:
+        return csc_bad(r, "Credential locked");
+    case OAUTH_ERR_INVALID:
+    case OAUTH_ERR_EXPIRED:
+        return csc_bad(r, "Invalid parameter handle");
+    default:
+        return csc_unavailable(r);
+    }
 }
 
 int csc_m_authorize(csc_req_t *r)
@@ -484,8 +597,13 @@ int csc_m_authorize(csc_req_t *r)
     }
     if (scal_hashes(r, cred, &hs) != 0)
         goto out;
+    route_online_otp(cred, &f);
     if (hs.n > num) {
         csc_bad(r, "Invalid value for parameter numSignatures");
+        goto out;
+    }
+    if (expr_names(cred->auth_expr, OAUTH_APPROVAL_ID)) {
+        rc = authorize_approval(r, cred, (uint32_t)num, &hs);
         goto out;
     }
 
@@ -507,7 +625,7 @@ int csc_m_authorize(csc_req_t *r)
     case OAUTH_ERR_DENIED:
         if (!r->v1)
             csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
-        else if (f.pin == NULL && f.otp != NULL)
+        else if (f.pin == NULL && (f.otp != NULL || f.challenge != NULL))
             csc_fail(r, 400, "invalid_otp", "The OTP is invalid"); /* v1.0.4.0 codes */
         else
             csc_fail(r, 400, "invalid_pin", "The PIN is invalid");

@@ -65,8 +65,13 @@ int csc_info_build(csc_t *c)
     csc_gen_str(g, "signatures/signDoc");
     if (c->tsa)
         csc_gen_str(g, "signatures/timestamp");
+    if (c->sender_kind != CSC_SENDER_NONE)
+        csc_gen_str(g, "credentials/getChallenge");
+    csc_gen_str(g, "signatures/signPolling");
+    csc_gen_str(g, "credentials/authorizeCheck");
     yajl_gen_array_close(g);
-    csc_gen_kbool(g, "asynchronousOperationMode", false);
+    /* operationMode "A" on signHash, results through signatures/signPolling (csc_async.c) */
+    csc_gen_kbool(g, "asynchronousOperationMode", true);
     csc_gen_kbool(g, "validationInfo", false);
     csc_gen_str(g, "signAlgorithms");
     yajl_gen_map_open(g);
@@ -153,6 +158,8 @@ static int info_v1_build(csc_t *c, const char *desc)
         csc_gen_str(g, v1_methods[i]);
     if (c->tsa)
         csc_gen_str(g, "signatures/timestamp");
+    if (c->sender_kind != CSC_SENDER_NONE)
+        csc_gen_str(g, "credentials/sendOTP");
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok && (c->info_v1_body = malloc(len)) != NULL) {

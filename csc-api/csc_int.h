@@ -21,6 +21,9 @@ struct csc {
     size_t info_v1_len;
     bool tsa;                  /* the TSA named by cfg.tsa_credential exists (timestamp, Ades-B-T offered) */
     struct csc_crl *crl;       /* revocation lists (J9), NULL when crl_dir is not set */
+    int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
+    char sender_path[4096];
+    struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
 };
 
 /* ---- errors ---------------------------------------------------------------
@@ -203,6 +206,62 @@ void csc_buf_to_reply(csc_buf_t *b, csc_reply_t *reply);
 
 int csc_oauth_is_path(const char *path, size_t len);
 void csc_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+
+/* ---- one-time codes: credentials/getChallenge, v1 sendOTP (csc_challenge.c) ---------- */
+
+enum { CSC_SENDER_NONE = 0, CSC_SENDER_EXEC = 1, CSC_SENDER_FILE = 2 };
+/* Parse cfg.otp_sender into c->sender_kind/sender_path; -1 (message on stderr) if malformed. */
+int csc_sender_init(csc_t *c);
+int csc_m_get_challenge(csc_req_t *r);
+/* 0 for a method this configuration does not offer (getChallenge/sendOTP without otp_sender): 501 before auth. */
+int csc_method_offered(const csc_t *c, const char *name);
+int csc_m_send_otp(csc_req_t *r);
+
+/* ---- operationMode "A" (csc_async.c, csc_notify.c) ------------------------------------------------
+ * A method that supports asynchronous mode (signHash; signDoc the same way):
+ *   csc_async_opts_t o;  csc_async_params(r, &o)       validity_period, response_uri
+ *   csc_async_reserve(r)                                 before anything is spent (queue full: 503)
+ *   ... the checks and spending of the synchronous path (on failure: csc_async_unreserve(r->csc)) ...
+ *   csc_async_job_t job = {fn, abort_fn, free_fn, arg};  arg owns copies of everything fn needs
+ *   return csc_async_submit(r, &o, cred_id, &job);       writes {"responseID"}; on failure abort_fn + free_fn ran
+ * fn(c, arg, gen, err) runs on a pool thread: it writes the synchronous reply's body into gen and returns 0, or
+ * fills err (static strings) and returns -1. abort_fn(c, arg, reason) runs instead of fn when the job will never
+ * run (gives back what the method spent, audited). free_fn(arg) runs last in every case. */
+
+#define CSC_URI_MAX 512
+#define CSC_RESPONSE_ID_LEN 43
+
+typedef struct csc_async_opts {
+    int64_t validity_ms;
+    char response_uri[CSC_URI_MAX + 1];   /* "" = none */
+} csc_async_opts_t;
+
+typedef struct csc_async_job {
+    int (*fn)(csc_t *c, void *arg, yajl_gen out, csc_err_t *err);
+    void (*abort_fn)(csc_t *c, void *arg, const char *reason);
+    void (*free_fn)(void *arg);
+    void *arg;
+} csc_async_job_t;
+
+int csc_async_start(csc_t *c);
+void csc_async_stop(csc_t *c);
+int csc_async_params(csc_req_t *r, csc_async_opts_t *o);
+int csc_async_reserve(csc_req_t *r);
+void csc_async_unreserve(csc_t *c);
+int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);
+int csc_m_sign_polling(csc_req_t *r);
+
+/* ---- approval outside the client (csc_approve.c, csc_creds.c) ------------------------------------ */
+int csc_m_authorize_check(csc_req_t *r);
+int csc_approve_is_path(const char *path, size_t len);
+/* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */
+void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+/* The OAuth pages' frame (csc_oauth.c): title, the service's name, CSS; reply->page set (CSP, no framing). */
+void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body);
+/* 1 if uri may be notified: https, or http to localhost in the test environment; no userinfo or fragment. */
+int csc_response_uri_ok(const csc_t *c, const char *uri);
+/* POST body to uri (timeout per step, no redirects); failures are logged with the host name only. */
+int csc_notify_post(const char *uri, const char *body, size_t len, unsigned timeout_s);
 
 /* Build info's body at start-up. */
 int csc_info_build(csc_t *c);

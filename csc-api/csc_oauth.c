@@ -100,6 +100,12 @@ static void page(web_t *w, int status, const char *title, csc_buf_t *body)
     csc_buf_to_reply(&b, w->reply);
 }
 
+void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body)
+{
+    web_t w = {.c = c, .call = NULL, .reply = reply};
+    page(&w, status, title, body);
+}
+
 /* An error shown to the person (no redirect: the client or its redirect URI cannot be trusted). */
 static void error_page(web_t *w, int status, const char *title, const char *message)
 {

@@ -163,8 +163,19 @@ static int sad_error(csc_req_t *r, int rc)
     }
 }
 
-static int sign_and_reply(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_params_t *p, const csc_hashes_t *h,
-                          const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16])
+static int err_set(csc_err_t *err, int status, const char *error, const char *description)
+{
+    err->status = status;
+    err->error = error;
+    err->description = description;
+    return -1;
+}
+
+/* The HSM part of signHash, after the SAD was spent: the {"signatures"} body into g, or err after giving the
+ * signatures back to the SAD (audited). Shared by the synchronous path and the asynchronous job. */
+static int sign_core(csc_t *c, const uint8_t *key_id, size_t key_id_len, const hsm_sign_params_t *p,
+                     const csc_hashes_t *h, const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16],
+                     yajl_gen g, csc_err_t *err)
 {
     uint8_t *sigbuf = malloc(h->n * HSM_SIG_MAX);
     uint8_t **sigs = malloc(h->n * sizeof(*sigs));
@@ -172,35 +183,109 @@ static int sign_and_reply(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_
     int rc = -1;
 
     if (sigbuf == NULL || sigs == NULL || lens == NULL) {
-        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, "out of memory");
-        csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+        oauth_sign_failed(c->oauth, sad, strlen(sad), use, ref, "out of memory");
+        err_set(err, 503, "temporarily_unavailable", "Out of memory");
         goto out;
     }
     for (size_t i = 0; i < h->n; i++)
         sigs[i] = sigbuf + i * HSM_SIG_MAX;
-    int hrc = hsm_sign(r->csc->hsm, cred->key_id, cred->key_id_len, p, (const uint8_t *const *)h->ptrs, h->alg->len,
-                       h->n, sigs, lens);
+    int hrc = hsm_sign(c->hsm, key_id, key_id_len, p, (const uint8_t *const *)h->ptrs, h->alg->len, h->n, sigs, lens);
     if (hrc != HSM_OK) {
-        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, hsm_strerror(hrc));
+        oauth_sign_failed(c->oauth, sad, strlen(sad), use, ref, hsm_strerror(hrc));
         if (hrc == HSM_ERR_UNAVAILABLE)
-            csc_fail(r, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
+            err_set(err, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
         else
-            csc_fail(r, 500, "server_error", "The signing device could not create the signature");
+            err_set(err, 500, "server_error", "The signing device could not create the signature");
         goto out;
     }
-    yajl_gen_map_open(r->gen);
-    csc_gen_str(r->gen, "signatures");
-    yajl_gen_array_open(r->gen);
+    yajl_gen_map_open(g);
+    csc_gen_str(g, "signatures");
+    yajl_gen_array_open(g);
     for (size_t i = 0; i < h->n; i++)
-        csc_gen_b64(r->gen, sigs[i], lens[i]);
-    yajl_gen_array_close(r->gen);
-    yajl_gen_map_close(r->gen);
+        csc_gen_b64(g, sigs[i], lens[i]);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
     rc = 0;
 out:
     free(sigbuf);
     free(sigs);
     free(lens);
     return rc;
+}
+
+static int sign_and_reply(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_params_t *p, const csc_hashes_t *h,
+                          const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16])
+{
+    return sign_core(r->csc, cred->key_id, cred->key_id_len, p, h, sad, use, ref, r->gen, &r->err);
+}
+
+/* ---- operationMode "A": the same signing as a background job (csc_async.c) ---- */
+
+typedef struct sign_job {
+    uint8_t key_id[STOR_KEYID_MAX];
+    size_t key_id_len;
+    hsm_sign_params_t p;
+    csc_hashes_t h;                    /* owned (moved from the request) */
+    char sad[SAD_MAX + 1];
+    char user[STOR_NAME_MAX + 1];
+    char cred[STOR_NAME_MAX + 1];
+    char client[64];
+    char detail[STOR_OID_MAX + 1];
+    uint8_t ref[16];
+    oauth_sign_use_t use;              /* points into this struct */
+} sign_job_t;
+
+static int sign_job_run(csc_t *c, void *arg, yajl_gen out, csc_err_t *err)
+{
+    sign_job_t *j = arg;
+    return sign_core(c, j->key_id, j->key_id_len, &j->p, &j->h, j->sad, &j->use, j->ref, out, err);
+}
+
+/* The job will not run: its signatures go back to the SAD, with a sign-result record (as a failed HSM call). */
+static void sign_job_abort(csc_t *c, void *arg, const char *reason)
+{
+    sign_job_t *j = arg;
+    oauth_sign_failed(c->oauth, j->sad, strlen(j->sad), &j->use, j->ref, reason);
+}
+
+static void sign_job_free(void *arg)
+{
+    sign_job_t *j = arg;
+    csc_hashes_free(&j->h);
+    OPENSSL_clear_free(j, sizeof(*j));
+}
+
+/* Accepted: the SAD is already spent and the STOR_EV_SIGN record written (in the request, so the budget can never
+ * be exceeded and the client learns at once about a bad SAD); the HSM runs in the background. */
+static int sign_async(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_params_t *p, csc_hashes_t *h,
+                      const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16], const csc_async_opts_t *o)
+{
+    sign_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, "out of memory");
+        csc_async_unreserve(r->csc);
+        return csc_unavailable(r);
+    }
+    memcpy(j->key_id, cred->key_id, cred->key_id_len);
+    j->key_id_len = cred->key_id_len;
+    j->p = *p;
+    j->h = *h;
+    memset(h, 0, sizeof(*h)); /* moved */
+    snprintf(j->sad, sizeof(j->sad), "%s", sad);
+    snprintf(j->user, sizeof(j->user), "%s", use->user);
+    snprintf(j->cred, sizeof(j->cred), "%s", use->cred);
+    snprintf(j->client, sizeof(j->client), "%s", use->client ? use->client : "");
+    snprintf(j->detail, sizeof(j->detail), "%s", use->detail ? use->detail : "");
+    memcpy(j->ref, ref, 16);
+    j->use = *use;
+    j->use.user = j->user;
+    j->use.cred = j->cred;
+    j->use.client = j->client;
+    j->use.detail = j->detail;
+    j->use.hash_alg = j->h.alg->oid;
+    j->use.digests = (const uint8_t *const *)j->h.ptrs;
+    csc_async_job_t job = {sign_job_run, sign_job_abort, sign_job_free, j};
+    return csc_async_submit(r, o, cred->id, &job);
 }
 
 /* The Bearer token's value (validated by csc_core before the method runs), NUL-terminated in r->bearer. */
@@ -237,12 +322,23 @@ int csc_m_sign_hash(csc_req_t *r)
         return -1;
     if (csc_get_string(r, "SAD", &sad, SAD_MAX) < 0)
         return csc_bad(r, "Missing (or invalid type) string parameter SAD");
-    if (csc_get_string(r, "operationMode", &mode, 8) < 0 || (mode != NULL && strcmp(mode, "S") != 0))
-        return csc_bad(r, "Invalid parameter operationMode"); /* asynchronous mode is not offered (info) */
+    if (csc_get_string(r, "operationMode", &mode, 8) < 0 || (mode != NULL && strcmp(mode, "S") != 0 &&
+                                                              strcmp(mode, "A") != 0))
+        return csc_bad(r, "Invalid parameter operationMode");
     if (csc_get_string(r, "clientData", &s, 4096) < 0)
         return csc_bad(r, "Invalid parameter clientData");
-    if ((cred = malloc(sizeof(*cred))) == NULL)
+    /* validity_period and response_uri only count with "A" (sec. 11.10: else ignored). */
+    bool async = mode != NULL && strcmp(mode, "A") == 0;
+    if (async && r->v1)
+        return csc_bad(r, "Invalid parameter operationMode"); /* v1.0.4.0 has no asynchronous mode */
+    csc_async_opts_t ao;
+    if (async && (csc_async_params(r, &ao) != 0 || csc_async_reserve(r) != 0))
+        return -1;
+    if ((cred = malloc(sizeof(*cred))) == NULL) {
+        if (async)
+            csc_async_unreserve(r->csc);
         return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+    }
     if (csc_load_cred(r, id, cred) != 0)
         goto out;
 
@@ -281,8 +377,15 @@ int csc_m_sign_hash(csc_req_t *r)
         sad_error(r, orc);
         goto out;
     }
+    if (async) {
+        async = false; /* the reservation passes to sign_async */
+        rc = sign_async(r, cred, &p, &h, sad, &use, ref, &ao);
+        goto out;
+    }
     rc = sign_and_reply(r, cred, &p, &h, sad, &use, ref);
 out:
+    if (async)
+        csc_async_unreserve(r->csc);
     csc_hashes_free(&h);
     if (cred != NULL)
         stor_wipe(cred, sizeof(*cred));

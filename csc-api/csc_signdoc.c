@@ -19,7 +19,8 @@
  * algorithm, of the whole document (CAdES) or of the two byte ranges (PAdES) - exactly what a client sends as
  * documentDigests for the same document, and what it must have sent to credentials/authorize.
  * One SAD binds one hashAlgorithmOID: all digests of one request share one digest algorithm.
- * operationMode "A" is refused ("Invalid parameter operationMode") until asynchronous signing is offered.
+ * operationMode "A" (csc_async.c): everything is checked and the SAD spent (audited) in the request, which answers
+ * {"responseID"}; the CMS are built on a job thread and signatures/signPolling returns the synchronous body.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,16 +362,28 @@ static int parse_entries(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred)
 
 /* ---- signing -------------------------------------------------------------------------------------------- */
 
+/* Who signs: the service, the credential, and for the B-T audit record the user and client address. Built from
+ * the request (synchronous) or from the job's copies (operationMode "A"). */
 typedef struct signer {
-    csc_req_t *r;
+    csc_t *c;
     const stor_cred_t *cred;
+    const char *user;
+    const char *client;
 } signer_t;
+
+static int fail(csc_err_t *err, int status, const char *error, const char *description)
+{
+    err->status = status;
+    err->error = error;
+    err->description = description;
+    return -1;
+}
 
 static int sign_cb(void *arg, const hsm_sign_params_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
                    size_t *sig_len)
 {
     signer_t *s = arg;
-    return csc_cms_hsm_sign(s->r->csc->hsm, s->cred, p, digest, len, sig, sig_len);
+    return csc_cms_hsm_sign(s->c->hsm, s->cred, p, digest, len, sig, sig_len);
 }
 
 /* B-T: a token from the built-in TSA over the signature value (EN 319 122-1 5.3), SHA-256 imprint */
@@ -382,8 +395,7 @@ static int tst_cb(void *arg, const uint8_t *sig, size_t sig_len, uint8_t **tok, 
     if (!EVP_Digest(sig, sig_len, md, NULL, EVP_sha256(), NULL))
         return HSM_ERR_INTERNAL;
     csc_der_init(&d, 64 * 1024);
-    int rc = csc_tsa_stamp(s->r->csc, NID_sha256, md, sizeof(md), NULL, 0, s->r->principal.user,
-                           s->r->call->client, &d);
+    int rc = csc_tsa_stamp(s->c, NID_sha256, md, sizeof(md), NULL, 0, s->user, s->client, &d);
     if (rc != HSM_OK) {
         csc_der_free(&d);
         return rc == HSM_ERR_NOKEY ? HSM_ERR_UNAVAILABLE : rc;
@@ -402,10 +414,11 @@ static void hex_upper(const uint8_t *in, size_t n, uint8_t *out)
     }
 }
 
-/* Build every CMS; PAdES documents get theirs written into the placeholder. -1 with r->err set. */
-static int sign_all(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred, const char **why)
+/* Build every CMS; PAdES documents get theirs written into the placeholder. -1 with err set and why (for the
+ * sign-result record). */
+static int sign_all(const signer_t *s, signdoc_t *sd, csc_err_t *err, const char **why)
 {
-    signer_t s = {.r = r, .cred = cred};
+    const stor_cred_t *cred = s->cred;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -413,7 +426,7 @@ static int sign_all(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred, const 
     sd->out_len = calloc(sd->n_digests, sizeof(*sd->out_len));
     if (sd->out == NULL || sd->out_len == NULL) {
         *why = "out of memory";
-        return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+        return fail(err, 503, "temporarily_unavailable", "Out of memory");
     }
     for (size_t i = 0; i < sd->n_entries; i++) {
         entry_t *en = &sd->e[i];
@@ -428,20 +441,21 @@ static int sign_all(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred, const 
             }
             csc_der_t d;
             csc_der_init(&d, en->doc_len + CMS_OVERHEAD_MAX);
-            int rc = csc_cms_sign(&in, sign_cb, en->bt ? tst_cb : NULL, &s, &d);
+            int rc = csc_cms_sign(&in, sign_cb, en->bt ? tst_cb : NULL, (void *)s, &d);
             if (rc != HSM_OK) {
                 csc_der_free(&d);
                 *why = hsm_strerror(rc);
                 if (rc == HSM_ERR_UNAVAILABLE)
-                    return csc_fail(r, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
-                return csc_fail(r, 500, "server_error", "The signing device could not create the signature");
+                    return fail(err, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
+                return fail(err, 500, "server_error", "The signing device could not create the signature");
             }
             if (en->format == 'P' && sd->documents) {
                 size_t room = en->gap_end - en->gap_start - 1;
                 if (2 * d.len > room) {
                     csc_der_free(&d);
                     *why = "signature larger than the PDF placeholder";
-                    return csc_bad(r, "The signature does not fit into the /Contents placeholder of the PDF");
+                    return fail(err, 400, "invalid_request",
+                                "The signature does not fit into the /Contents placeholder of the PDF");
                 }
                 hex_upper(d.p, d.len, en->doc + en->gap_start + 1);
                 csc_der_free(&d);
@@ -454,7 +468,7 @@ static int sign_all(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred, const 
     return 0;
 }
 
-static void reply(csc_req_t *r, const signdoc_t *sd)
+static void reply(yajl_gen g, const signdoc_t *sd)
 {
     bool any_doc = false, any_sig = false;
     for (size_t i = 0; i < sd->n_entries; i++) {
@@ -462,34 +476,34 @@ static void reply(csc_req_t *r, const signdoc_t *sd)
         any_doc |= doc;
         any_sig |= !doc;
     }
-    yajl_gen_map_open(r->gen);
+    yajl_gen_map_open(g);
     if (any_doc) {
-        csc_gen_str(r->gen, "DocumentWithSignature");
-        yajl_gen_array_open(r->gen);
+        csc_gen_str(g, "DocumentWithSignature");
+        yajl_gen_array_open(g);
         for (size_t i = 0; i < sd->n_entries; i++) {
             const entry_t *en = &sd->e[i];
             if (!sd->documents)
                 continue;
             if (en->format == 'P')
-                csc_gen_b64(r->gen, en->doc, en->doc_len);
+                csc_gen_b64(g, en->doc, en->doc_len);
             else if (en->attached)
-                csc_gen_b64(r->gen, sd->out[en->first], sd->out_len[en->first]);
+                csc_gen_b64(g, sd->out[en->first], sd->out_len[en->first]);
         }
-        yajl_gen_array_close(r->gen);
+        yajl_gen_array_close(g);
     }
     if (any_sig) {
-        csc_gen_str(r->gen, "SignatureObject");
-        yajl_gen_array_open(r->gen);
+        csc_gen_str(g, "SignatureObject");
+        yajl_gen_array_open(g);
         for (size_t i = 0; i < sd->n_entries; i++) {
             const entry_t *en = &sd->e[i];
             if (sd->documents && (en->attached || en->format == 'P'))
                 continue;
             for (size_t k = en->first; k < en->first + en->n; k++)
-                csc_gen_b64(r->gen, sd->out[k], sd->out_len[k]);
+                csc_gen_b64(g, sd->out[k], sd->out_len[k]);
         }
-        yajl_gen_array_close(r->gen);
+        yajl_gen_array_close(g);
     }
-    yajl_gen_map_close(r->gen);
+    yajl_gen_map_close(g);
 }
 
 static void signdoc_free(signdoc_t *sd)
@@ -524,7 +538,7 @@ static int sad_error(csc_req_t *r, int rc, bool documents)
     }
 }
 
-static int top_params(csc_req_t *r, const char **id, const char **qualifier, const char **sad)
+static int top_params(csc_req_t *r, const char **id, const char **qualifier, const char **sad, bool *async)
 {
     const char *mode, *s;
     bool b;
@@ -538,8 +552,10 @@ static int top_params(csc_req_t *r, const char **id, const char **qualifier, con
         return csc_bad(r, "Missing (or invalid type) string parameter credentialID");
     if (csc_get_string(r, "SAD", sad, SAD_MAX) < 0)
         return csc_bad(r, "Missing (or invalid type) string parameter SAD");
-    if (csc_get_string(r, "operationMode", &mode, 8) < 0 || (mode != NULL && strcmp(mode, "S") != 0))
-        return csc_bad(r, "Invalid parameter operationMode"); /* asynchronous mode is not offered (info) */
+    if (csc_get_string(r, "operationMode", &mode, 8) < 0 || (mode != NULL && strcmp(mode, "S") != 0 &&
+                                                              strcmp(mode, "A") != 0))
+        return csc_bad(r, "Invalid parameter operationMode");
+    *async = mode != NULL && strcmp(mode, "A") == 0; /* validity_period, response_uri only count with "A" */
     if (csc_get_string(r, "clientData", &s, 4096) < 0)
         return csc_bad(r, "Invalid parameter clientData");
     /* validationInfo is only due for PAdES B-LT, which is not offered (info.validationInfo false) */
@@ -548,18 +564,89 @@ static int top_params(csc_req_t *r, const char **id, const char **qualifier, con
     return 0;
 }
 
+/* ---- operationMode "A": the CMS built on a job thread (csc_async.c) ---------------------------------------- */
+
+typedef struct doc_job {
+    signdoc_t *sd;                     /* owned (moved from the request) */
+    stor_cred_t cred;                  /* a copy: the key and certificates to sign with */
+    char sad[SAD_MAX + 1];
+    char user[STOR_NAME_MAX + 1];
+    char client[64];
+    char detail[200];
+    uint8_t ref[16];
+    oauth_sign_use_t use;              /* points into this struct and into sd */
+} doc_job_t;
+
+static int doc_job_run(csc_t *c, void *arg, yajl_gen out, csc_err_t *err)
+{
+    doc_job_t *j = arg;
+    const char *why = NULL;
+    signer_t s = {.c = c, .cred = &j->cred, .user = j->user, .client = j->client};
+    if (sign_all(&s, j->sd, err, &why) != 0) {
+        oauth_sign_failed(c->oauth, j->sad, strlen(j->sad), &j->use, j->ref, why);
+        return -1;
+    }
+    reply(out, j->sd);
+    return 0;
+}
+
+/* The job will not run: its signatures go back to the SAD, with a sign-result record. */
+static void doc_job_abort(csc_t *c, void *arg, const char *reason)
+{
+    doc_job_t *j = arg;
+    oauth_sign_failed(c->oauth, j->sad, strlen(j->sad), &j->use, j->ref, reason);
+}
+
+static void doc_job_free(void *arg)
+{
+    doc_job_t *j = arg;
+    signdoc_free(j->sd);
+    free(j->sd);
+    OPENSSL_cleanse(j, sizeof(*j));
+    free(j);
+}
+
+/* Accepted: the SAD is spent and the STOR_EV_SIGN record written; the reservation passes to the job. */
+static int sign_doc_async(csc_req_t *r, signdoc_t **sd, const stor_cred_t *cred, const char *sad,
+                          const oauth_sign_use_t *use, const uint8_t ref[16], const csc_async_opts_t *o)
+{
+    doc_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, "out of memory");
+        csc_async_unreserve(r->csc);
+        return csc_unavailable(r);
+    }
+    j->sd = *sd;
+    *sd = NULL; /* moved */
+    memcpy(&j->cred, cred, sizeof(j->cred));
+    snprintf(j->sad, sizeof(j->sad), "%s", sad);
+    snprintf(j->user, sizeof(j->user), "%s", use->user);
+    snprintf(j->client, sizeof(j->client), "%s", use->client ? use->client : "");
+    snprintf(j->detail, sizeof(j->detail), "%s", use->detail ? use->detail : "");
+    memcpy(j->ref, ref, 16);
+    j->use = *use;
+    j->use.user = j->user;
+    j->use.cred = j->cred.id;
+    j->use.client = j->client;
+    j->use.detail = j->detail;
+    csc_async_job_t job = {doc_job_run, doc_job_abort, doc_job_free, j};
+    return csc_async_submit(r, o, cred->id, &job);
+}
+
 int csc_m_sign_doc(csc_req_t *r)
 {
     const char *id = NULL, *qualifier = NULL, *sad = NULL, *why = NULL;
     stor_cred_t *cred = NULL;
-    signdoc_t *sd = calloc(1, sizeof(*sd));
+    signdoc_t *sd = NULL;
+    bool async = false;
+    csc_async_opts_t ao;
     int rc = -1;
 
-    if (sd == NULL)
-        return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
-    if (top_params(r, &id, &qualifier, &sad) != 0)
-        goto out;
-    if ((cred = malloc(sizeof(*cred))) == NULL) {
+    if (top_params(r, &id, &qualifier, &sad, &async) != 0)
+        return -1;
+    if (async && (csc_async_params(r, &ao) != 0 || csc_async_reserve(r) != 0))
+        return -1;
+    if ((sd = calloc(1, sizeof(*sd))) == NULL || (cred = malloc(sizeof(*cred))) == NULL) {
         csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
         goto out;
     }
@@ -601,16 +688,26 @@ int csc_m_sign_doc(csc_req_t *r)
         sad_error(r, orc, sd->documents);
         goto out;
     }
-    if (sign_all(r, sd, cred, &why) != 0) {
+    if (async) {
+        async = false; /* the reservation passes to the job */
+        rc = sign_doc_async(r, &sd, cred, sad, &use, ref, &ao);
+        goto out;
+    }
+    signer_t s = {.c = r->csc, .cred = cred, .user = r->principal.user, .client = r->call->client};
+    if (sign_all(&s, sd, &r->err, &why) != 0) {
         /* nothing is returned: the budget goes back, the failure is recorded */
         oauth_sign_failed(r->csc->oauth, sad, strlen(sad), &use, ref, why);
         goto out;
     }
-    reply(r, sd);
+    reply(r->gen, sd);
     rc = 0;
 out:
-    signdoc_free(sd);
-    free(sd);
+    if (async)
+        csc_async_unreserve(r->csc);
+    if (sd != NULL) {
+        signdoc_free(sd);
+        free(sd);
+    }
     if (cred != NULL)
         stor_wipe(cred, sizeof(*cred));
     free(cred);

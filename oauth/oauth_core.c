@@ -65,6 +65,10 @@ static void set_defaults(oauth_config_t *c)
         c->rate_window = 60;
     if (!c->rate_max)
         c->rate_max = 20;
+    if (!c->challenge_ttl)
+        c->challenge_ttl = 300;
+    if (!c->approval_ttl)
+        c->approval_ttl = 300;
 }
 
 int oauth_new(const oauth_config_t *cfg, oauth_t **out)
@@ -82,7 +86,8 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     o->cfg = *cfg;
     set_defaults(&o->cfg);
     if (oauth_mem_new(OAUTH_SESSIONS_MAX, &o->sessions) != OAUTH_OK ||
-        oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK)
+        oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
+        oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK)
         goto out;
     *out = o;
     o = NULL;
@@ -99,6 +104,8 @@ void oauth_free(oauth_t *o)
     oauth_mem_free(o->sessions);
     oauth_mem_free(o->pars);
     oauth_rate_free(o->rate);
+    oauth_chal_tab_free(o->challenges);
+    oauth_appr_tab_free(o->approvals);
     free(o);
 }
 

@@ -25,7 +25,7 @@ typedef struct {
     enum tok tok;
     int val;           /* value of the current T_ID */
     int malformed;
-    int unknown;       /* an id other than PIN/OTP: never satisfiable */
+    int unknown;       /* an id other than PIN/OTP/CHALLENGE: never satisfiable */
     unsigned depth;
     unsigned verified;
 } expr_t;
@@ -49,6 +49,10 @@ static void id_token(expr_t *e, const char *id, size_t n)
         e->val = (e->verified & OAUTH_FACTOR_PIN) != 0;
     else if (n == 3 && !memcmp(id, "OTP", 3))
         e->val = (e->verified & OAUTH_FACTOR_OTP) != 0;
+    else if (n == sizeof(OAUTH_CHALLENGE_ID) - 1 && !memcmp(id, OAUTH_CHALLENGE_ID, n))
+        e->val = (e->verified & OAUTH_FACTOR_CHALLENGE) != 0;
+    else if (n == sizeof(OAUTH_APPROVAL_ID) - 1 && !memcmp(id, OAUTH_APPROVAL_ID, n))
+        e->val = (e->verified & OAUTH_FACTOR_APPROVAL) != 0;
     else
         e->unknown = 1;
 }
@@ -153,7 +157,7 @@ int oauth_expr_eval(const char *expr, unsigned have, unsigned verified)
     expr_t e;
     int v;
 
-    have &= OAUTH_FACTOR_PIN | OAUTH_FACTOR_OTP;
+    have &= OAUTH_FACTOR_PIN | OAUTH_FACTOR_OTP | OAUTH_FACTOR_CHALLENGE | OAUTH_FACTOR_APPROVAL;
     verified &= have;   /* a factor the credential lacks cannot have been verified */
     if (expr && strnlen(expr, STOR_EXPR_MAX + 1) > STOR_EXPR_MAX)
         return OAUTH_ERR_INVAL;
@@ -168,4 +172,17 @@ int oauth_expr_eval(const char *expr, unsigned have, unsigned verified)
     if (e.malformed || e.tok != T_END)
         return OAUTH_ERR_INVAL;
     return e.unknown ? 0 : v;
+}
+
+int oauth_expr_names(const char *expr, const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    const char *p;
+
+    if (!expr || !n)
+        return 0;
+    for (p = strstr(expr, id); p; p = strstr(p + 1, id))
+        if ((p == expr || !id_char(p[-1])) && !id_char(p[n]))
+            return 1;
+    return 0;
 }

@@ -18,6 +18,8 @@ struct oauth {
     oauth_mem_t *sessions; /* browser sessions (oauth_mem.c) */
     oauth_mem_t *pars;    /* pushed authorization requests */
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
+    struct oauth_chal_tab *challenges; /* pending one-time codes (oauth_challenge.c) */
+    struct oauth_appr_tab *approvals;  /* pending approvals (oauth_approval.c) */
 };
 
 /* Bounds of the in-memory state (test hooks may lower them). */
@@ -46,6 +48,8 @@ struct oauth {
 /* Factor bits for oauth_expr_eval(). */
 #define OAUTH_FACTOR_PIN 1u
 #define OAUTH_FACTOR_OTP 2u
+#define OAUTH_FACTOR_CHALLENGE 4u   /* the one-time code of credentials/getChallenge */
+#define OAUTH_FACTOR_APPROVAL 8u    /* the user approved on the service's page (oauth_approval.c) */
 
 /**
  * Evaluate a CSC auth.expression ("PIN AND OTP", "(PIN OR OTP)", ...).
@@ -56,10 +60,31 @@ struct oauth {
  * @param[in] have OAUTH_FACTOR_* objects the credential has
  * @param[in] verified OAUTH_FACTOR_* factors that were supplied and verified
  * @return 1 satisfied; 0 not satisfied (also when it names an id other than
- *         PIN/OTP); OAUTH_ERR_INVAL malformed, too long or too deeply nested.
+ *         PIN/OTP/CHALLENGE); OAUTH_ERR_INVAL malformed, too long or too deeply nested.
  *         Callers treat anything but 1 as a denial.
  */
 int oauth_expr_eval(const char *expr, unsigned have, unsigned verified);
+
+/* ---- one-time codes (oauth_challenge.c) ---- */
+struct oauth_chal_tab;
+int oauth_chal_tab_new(struct oauth_chal_tab **out);
+void oauth_chal_tab_free(struct oauth_chal_tab *t);
+/** Test hook: lower the number of pending codes kept (at most OAUTH_CHALLENGES_MAX). */
+void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
+/**
+ * Check code against user's pending code for cred and use the pending code up, whatever the outcome
+ * (each code is tried once).
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed)
+ */
+int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now);
+
+/* ---- approvals (oauth_approval.c) ---- */
+struct oauth_appr_tab;
+int oauth_appr_tab_new(struct oauth_appr_tab **out);
+void oauth_appr_tab_free(struct oauth_appr_tab *t);
+/** oauth_authorize() with factors already verified by the caller (pre: OAUTH_FACTOR_APPROVAL). */
+int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
+                        char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
 
 /** A verifier no secret matches (log2n = OAUTH_SCRYPT_LOG2N), so that a login
  *  for an unknown user costs the same scrypt as one for a known user. */

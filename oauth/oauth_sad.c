@@ -67,6 +67,7 @@ typedef struct {
     const oauth_factors_t *f;
     int64_t now;
     int pre;                           /* decision from the read: OK (go on), INVALID, LOCKED, DISABLED */
+    unsigned pre_verified;             /* verified by the caller (OAUTH_FACTOR_APPROVAL) */
     unsigned verified, bad;            /* OAUTH_FACTOR_*, as decided in the write */
     unsigned verified0, bad0;          /* as checked before it */
     int64_t otp_step;
@@ -140,6 +141,14 @@ static int authz_check_factors(authz_ctx_t *c)
         else
             return rc;
     }
+    /* The one-time code is used up by this try, right or wrong. */
+    if (f && f->challenge && oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID)) {
+        if (oauth_challenge_take((oauth_t *)c->o, c->req->user, c->req->cred, f->challenge, f->challenge_len,
+                                 c->now) == OAUTH_OK)
+            c->verified0 |= OAUTH_FACTOR_CHALLENGE;
+        else
+            c->bad0 |= OAUTH_FACTOR_CHALLENGE;
+    }
     return OAUTH_OK;
 }
 
@@ -166,6 +175,11 @@ static int authz_decide(authz_ctx_t *c)
         have |= OAUTH_FACTOR_PIN;
     if (c->user.totp_secret_len)
         have |= OAUTH_FACTOR_OTP;
+    if (oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID))
+        have |= OAUTH_FACTOR_CHALLENGE;
+    if (oauth_expr_names(c->cred->auth_expr, OAUTH_APPROVAL_ID))
+        have |= OAUTH_FACTOR_APPROVAL;
+    c->verified |= c->pre_verified & OAUTH_FACTOR_APPROVAL;
     /* Each time step is accepted once. */
     if ((c->verified & OAUTH_FACTOR_OTP) && c->otp_step <= c->user.totp_last_step) {
         c->verified &= ~OAUTH_FACTOR_OTP;
@@ -276,6 +290,12 @@ static int authz_new_sad(authz_ctx_t *c, char value[OAUTH_TOKEN_BUFLEN])
 int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, char sad[OAUTH_TOKEN_BUFLEN],
                     unsigned *expires_in)
 {
+    return oauth_authorize_pre(o, req, f, 0, sad, expires_in);
+}
+
+int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
+                        char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in)
+{
     char value[OAUTH_TOKEN_BUFLEN] = "";
     authz_ctx_t *c = NULL;
     int rc = OAUTH_ERR_INVAL;
@@ -293,6 +313,7 @@ int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_fact
     c->o = o;
     c->req = req;
     c->f = f;
+    c->pre_verified = pre;
     c->now = oauth_clock(o);
     if ((rc = authz_new_sad(c, value)) != OAUTH_OK)
         goto out;

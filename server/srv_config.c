@@ -85,6 +85,15 @@ static const row_t rows[] = {
     {"crl_dir", T_PATH, O(crl_dir), S(crl_dir), 0, 0, ""},
     {"crl_allow_stale", T_BOOL, O(crl_allow_stale), 0, 0, 1, "no"},
     {"crl_require", T_BOOL, O(crl_require), 0, 0, 1, "no"},
+    {"otp_sender", T_STR, O(otp_sender), S(otp_sender), 0, 0, ""},
+    {"otp_sender_timeout", T_UINT, O(otp_sender_timeout), 0, 1, 120, "10"},
+    {"challenge_ttl", T_UINT, O(challenge_ttl), 0, 5, 1800, "300"},
+    {"approval_ttl", T_UINT, O(approval_ttl), 0, 10, 3600, "300"},
+    {"async_workers", T_UINT, O(async_workers), 0, 1, 64, "2"},
+    {"async_queue", T_UINT, O(async_queue), 0, 1, 100000, "64"},
+    {"async_validity_min", T_UINT, O(async_validity_min), 0, 1, 86400, "1"},
+    {"async_validity_default", T_UINT, O(async_validity_default), 0, 1, 86400, "600"},
+    {"async_validity_max", T_UINT, O(async_validity_max), 0, 1, 86400, "3600"},
 };
 
 typedef struct ctx {
@@ -208,6 +217,10 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "key_backup: expected no or wrapped, got \"%s\"", cfg->key_backup);
     if (cfg->crl_dir[0] != '\0' && cfg->trust_anchors[0] == '\0')
         return fail(c, "crl_dir needs trust_anchors (the CA certificates whose CRLs are accepted)");
+    if (strncmp(cfg->otp_sender, "file:", 5) == 0 && cfg->environment != CSC_ENV_TEST && !cfg->allow_test_components)
+        return fail(c, "otp_sender: file: writes one-time codes to a file and is for the test environment only");
+    if (cfg->async_validity_min > cfg->async_validity_default || cfg->async_validity_default > cfg->async_validity_max)
+        return fail(c, "async_validity_min <= async_validity_default <= async_validity_max is required");
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

@@ -108,6 +108,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         .credential_token_ttl = cfg->credential_token_ttl,
         .rate_window = cfg->rate_window,
         .rate_max = cfg->rate_max,
+        .challenge_ttl = cfg->challenge_ttl,
+        .approval_ttl = cfg->approval_ttl,
     };
     if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
@@ -155,6 +157,13 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .crl_dir = cfg->crl_dir,
             .crl_allow_stale = (int)cfg->crl_allow_stale,
             .crl_require = (int)cfg->crl_require,
+            .otp_sender = cfg->otp_sender,
+            .otp_sender_timeout = cfg->otp_sender_timeout,
+            .async_workers = cfg->async_workers,
+            .async_queue = cfg->async_queue,
+            .async_validity_min = cfg->async_validity_min,
+            .async_validity_default = cfg->async_validity_default,
+            .async_validity_max = cfg->async_validity_max,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;

@@ -185,6 +185,22 @@ static const field_t signed_head_fields[] = {
     BYTES(4, stor_signed_head_t, sig, sig_len),
 };
 
+static const field_t async_fields[] = {
+    FIXED(1, stor_async_t, hash),
+    STR(2, stor_async_t, user),
+    STR(3, stor_async_t, cred),
+    U32(4, stor_async_t, state),
+    U32(5, stor_async_t, status),
+    I64(6, stor_async_t, created_ms),
+    I64(7, stor_async_t, expires_ms),
+    STR(8, stor_async_t, error),
+    STR(9, stor_async_t, error_description),
+    U32(10, stor_async_t, body_len),
+    U32(11, stor_async_t, body_one),
+    PTR2(12, stor_async_t, body, STOR_ASYNC_BODY_MAX, body_len, body_one),
+    U32(13, stor_async_t, owner_pid),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -195,6 +211,7 @@ FITS(head_fields);
 FITS(client_fields);
 FITS(code_fields);
 FITS(signed_head_fields);
+FITS(async_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -206,6 +223,7 @@ static const rec_desc_t descs[] = {
     [STOR_REC_CLIENT] = DESC(stor_client_t, client_fields),
     [STOR_REC_CODE] = DESC(stor_code_t, code_fields),
     [STOR_REC_SIGNED_HEAD] = DESC(stor_signed_head_t, signed_head_fields),
+    [STOR_REC_ASYNC] = DESC(stor_async_t, async_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

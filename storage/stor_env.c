@@ -45,6 +45,7 @@ static const struct {
     [STOR_DB_CLIENTS] = { "clients", 0 },
     [STOR_DB_CODES] = { "codes", 0 },
     [STOR_DB_AUDIT_HEADS] = { "audit_heads", 0 },
+    [STOR_DB_ASYNC] = { "async_results", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

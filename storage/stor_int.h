@@ -15,6 +15,7 @@
  *   codes           code hash (32)     -> encoded stor_code_t (its pending SAD, if any, is in sads
  *                                         under the same hash)
  *   audit_heads     seq (u64 BE)       -> encoded stor_signed_head_t (append-only, J11)
+ *   async_results   responseID hash    -> encoded stor_async_t (operationMode "A"; purged after expires_ms)
  *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
@@ -33,7 +34,7 @@
 
 enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STOR_DB_TOKENS_BY_GRANT,
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
-       STOR_DB_AUDIT_HEADS, STOR_DB_COUNT };
+       STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -78,6 +79,7 @@ typedef enum {
     STOR_REC_CLIENT = 7,
     STOR_REC_CODE = 8,
     STOR_REC_SIGNED_HEAD = 15,
+    STOR_REC_ASYNC = 20,       /* asynchronous signing results (stor_async.c) */
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */
@@ -120,6 +122,8 @@ int stor_txn_check(stor_txn_t *t, int write);
 int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags);
 /** 0 if name is 1..STOR_NAME_MAX printable ASCII characters without spaces, else STOR_ERR_INVAL. */
 int stor_name_check(const char *name);
+/** The LMDB handle of table db (for the files of storage/ that add tables). */
+MDB_dbi stor_dbi(const stor_txn_t *t, int db);
 
 /* ---- audit (stor_audit.c) --------------------------------------------- */
 

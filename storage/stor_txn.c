@@ -44,6 +44,11 @@ static MDB_dbi dbi(const stor_txn_t *t, int db)
     return t->env->dbi[db];
 }
 
+MDB_dbi stor_dbi(const stor_txn_t *t, int db)
+{
+    return t->env->dbi[db];
+}
+
 /* Encode rec straight into the page LMDB reserves for it. */
 int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags)
 {

@@ -65,6 +65,8 @@ typedef struct oauth_config {
     unsigned session_max;     /**< browser session absolute timeout, s; 0 = 900 */
     unsigned rate_window;     /**< per-address failure counting window, s; 0 = 60 */
     unsigned rate_max;        /**< failures per address and window before OAUTH_ERR_RATE; 0 = 20 */
+    unsigned challenge_ttl;   /**< one-time code of credentials/getChallenge, s; 0 = 300 */
+    unsigned approval_ttl;    /**< pending approval (authorize 202 + handle), s; 0 = 300 */
 } oauth_config_t;
 
 /**
@@ -202,6 +204,8 @@ typedef struct oauth_factors {
     size_t pin_len;
     const char *otp;
     size_t otp_len;
+    const char *challenge;  /**< the one-time code of the CHALLENGE object (oauth_challenge_new), NULL if none */
+    size_t challenge_len;
 } oauth_factors_t;
 
 typedef struct oauth_sad_request {
@@ -288,6 +292,97 @@ int oauth_sad_consume(oauth_t *o, const char *sad, size_t len, const oauth_sign_
  */
 int oauth_sign_failed(oauth_t *o, const char *sad, size_t len, const oauth_sign_use_t *use, const uint8_t ref[16],
                       const char *reason);
+
+/* ---- one-time codes for the CHALLENGE object (credentials/getChallenge, v1 sendOTP) ------------ */
+
+/** Object id of the out-of-band one-time code in auth expressions ("PIN AND CHALLENGE"). */
+#define OAUTH_CHALLENGE_ID "CHALLENGE"
+/** Digits of a one-time code. */
+#define OAUTH_CHALLENGE_DIGITS 6
+/** Pending codes kept at most (one per user and credential; a new one replaces the old). */
+#define OAUTH_CHALLENGES_MAX 4096
+/** Seconds before a pending, unexpired code may be replaced by a new one (each costs a message). */
+#define OAUTH_CHALLENGE_RESEND 30
+
+/**
+ * 1 if the auth expression names the object id (a whole word: "PIN AND CHALLENGE" names CHALLENGE and PIN).
+ */
+int oauth_expr_names(const char *expr, const char *id);
+
+/**
+ * credentials/getChallenge: make a fresh random one-time code for user's credential cred, whose auth
+ * expression must name OAUTH_CHALLENGE_ID. Only its keyed hash is kept (in memory, challenge_ttl seconds,
+ * bound to user and credential, one per pair: a new code replaces the pending one). The code is handed back
+ * for out-of-band delivery only. Audited (STOR_EV_CHALLENGE, never the code), refusals included.
+ * @param[out] code OAUTH_CHALLENGE_DIGITS digits + NUL; the caller delivers and wipes it
+ * @param[out] ttl seconds the code stays valid
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown credential or another user's, or its expression has no
+ *         CHALLENGE: same answer), OAUTH_ERR_LOCKED, OAUTH_ERR_DISABLED (user or credential), OAUTH_ERR_FULL,
+ *         OAUTH_ERR_RATE (the pending code is younger than OAUTH_CHALLENGE_RESEND s and unexpired),
+ *         OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
+ */
+int oauth_challenge_new(oauth_t *o, const char *user, const char *cred, const char *client,
+                        char code[OAUTH_CHALLENGE_DIGITS + 1], unsigned *ttl);
+/**
+ * The delivery of a code failed: forget it and record the failure (STOR_EV_CHALLENGE, STOR_RES_ERROR, reason).
+ * @return OAUTH_OK, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
+ */
+int oauth_challenge_cancel(oauth_t *o, const char *user, const char *cred, const char *client, const char *reason);
+
+/* ---- approval outside the client (authorize 202 + handle, credentials/authorizeCheck) ------------------- */
+
+/** Object id of the user's approval on the service's own page ("APPROVAL", "PIN AND APPROVAL"). */
+#define OAUTH_APPROVAL_ID "APPROVAL"
+/** Pending approvals kept at most. */
+#define OAUTH_APPROVALS_MAX 1024
+/** Not an error: the approval is still pending (authorizeCheck answers 202). */
+#define OAUTH_PENDING 1
+
+/**
+ * credentials/authorize for a credential whose expression names OAUTH_APPROVAL_ID: keep the request (user,
+ * credential, numSignatures, digests) pending under a fresh random handle (in memory, approval_ttl seconds).
+ * The user approves or refuses it on the service's page (oauth_approval_decide).
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown / another user's credential, or no APPROVAL object),
+ *         OAUTH_ERR_LOCKED, OAUTH_ERR_DISABLED, OAUTH_ERR_FULL, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
+ */
+int oauth_approval_new(oauth_t *o, const oauth_sad_request_t *req, char handle[OAUTH_TOKEN_BUFLEN], unsigned *ttl);
+
+/** A pending request as shown on the approval page. */
+typedef struct oauth_approval_view {
+    uint8_t ref[16];                /**< names the request on the page (not the handle) */
+    char cred[STOR_NAME_MAX + 1];
+    char client[64];
+    uint32_t num_signatures;
+    char hash_alg[STOR_OID_MAX + 1];
+    uint32_t digest_len, n_digests;
+    const uint8_t *digests;         /**< valid during the callback only */
+    int64_t created, expires;
+    int needs_pin;                  /**< the credential's expression names PIN: ask for it on the page */
+} oauth_approval_view_t;
+
+/** Call fn for each pending, unexpired request of user (table locked: fn must be short). @return the count */
+size_t oauth_approval_each(oauth_t *o, const char *user, void (*fn)(const oauth_approval_view_t *v, void *arg),
+                           void *arg);
+
+/**
+ * The logged-in user decides request ref. Approval checks the credential's PIN if its expression names PIN
+ * (a wrong PIN counts towards the credential's lock, the request stays pending), then issues the SAD as
+ * credentials/authorize would (audited STOR_EV_AUTHORIZE) and keeps it for authorizeCheck. Both decisions are
+ * audited (STOR_EV_APPROVAL). A request yields one decision.
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (no such pending request of user), OAUTH_ERR_DENIED (wrong PIN),
+ *         OAUTH_ERR_LOCKED / OAUTH_ERR_DISABLED (the request is then refused), OAUTH_ERR_STORAGE
+ */
+int oauth_approval_decide(oauth_t *o, const char *user, const uint8_t ref[16], int approve, const char *pin,
+                          size_t pin_len, const char *client);
+
+/**
+ * credentials/authorizeCheck: the outcome of handle for user. A final answer (SAD, refusal, expiry) is given
+ * once: the request is forgotten then.
+ * @return OAUTH_OK (sad, expires_in filled), OAUTH_PENDING, OAUTH_ERR_DENIED (refused), OAUTH_ERR_LOCKED,
+ *         OAUTH_ERR_EXPIRED, OAUTH_ERR_INVALID (unknown, malformed, another user's)
+ */
+int oauth_approval_check(oauth_t *o, const char *user, const char *handle, size_t len, char sad[OAUTH_TOKEN_BUFLEN],
+                         unsigned *expires_in);
 
 /* ---- OAuth 2.0 authorization server (CSC v2 sec. 8.4, RFC 6749/7636/9126/7009) ---------- */
 

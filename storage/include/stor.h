@@ -226,6 +226,8 @@ typedef enum {
     STOR_EV_ADMIN = 6,          /**< csc-admin change */
     STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
     STOR_EV_TIMESTAMP = 8,      /**< a time-stamp token issued by the built-in TSA */
+    STOR_EV_CHALLENGE = 9,      /**< credentials/getChallenge, v1 sendOTP: one-time code issued (never the code) */
+    STOR_EV_APPROVAL = 10,      /**< the user approved or refused a pending authorization on the approval page */
     STOR_EV_CERT = 12,          /**< certificate request, import or refusal (csc-admin) */
     STOR_EV_BACKUP = 13,        /**< csc-admin credential backup (done or refused) */
     STOR_EV_RESTORE = 14,       /**< csc-admin credential restore (done or refused) */
@@ -250,6 +252,31 @@ typedef struct stor_audit {
     uint8_t prev_hash[32];                /**< filled in: hash of the previous record */
     uint8_t hash[32];                     /**< filled in: SHA-256(prev_hash || record) */
 } stor_audit_t;
+
+/* ---- asynchronous signing results (stor_async.c) ------------------------ */
+
+/** Largest stored result body (the JSON reply of a signHash/signDoc job). */
+#define STOR_ASYNC_BODY_MAX (8u << 20)
+
+typedef enum { STOR_ASYNC_PENDING = 1, STOR_ASYNC_DONE = 2, STOR_ASYNC_FAILED = 3 } stor_async_state_t;
+
+/** One operationMode "A" request: who asked, its state, and once done its reply. Keyed by SHA-256 of the
+ *  responseID (the value itself is never stored). */
+typedef struct stor_async {
+    uint8_t hash[32];                     /**< SHA-256 of the responseID */
+    char user[STOR_NAME_MAX + 1];         /**< only this user may poll */
+    char cred[STOR_NAME_MAX + 1];
+    uint32_t state;                       /**< stor_async_state_t */
+    uint32_t status;                      /**< HTTP status of the result (DONE 200, FAILED the error's) */
+    int64_t created_ms;                   /**< unix milliseconds */
+    int64_t expires_ms;                   /**< created_ms + validity_period: gone afterwards */
+    char error[64];                       /**< FAILED: the CSC error code */
+    char error_description[256];          /**< FAILED: its description */
+    uint32_t body_len;                    /**< DONE: bytes of body */
+    uint32_t body_one;                    /**< 1 when body_len > 0 (codec: body_len * body_one bytes) */
+    const uint8_t *body;                  /**< DONE: the JSON reply; not owned (a get points into the txn) */
+    uint32_t owner_pid;                   /**< PENDING: the process that runs the job */
+} stor_async_t;
 
 /* ---- transactions ------------------------------------------------------ */
 
@@ -391,6 +418,18 @@ int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *
 
 /** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
+
+/** @return STOR_OK (out->body points into the transaction's memory: copy it before the callback returns),
+ *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
+int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out);
+/** Create or replace. @return STOR_OK, STOR_ERR_INVAL (bad user/cred name, state, body too long), ... */
+int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec);
+/** At start-up: every PENDING result whose owner process is gone (not alive, or this very pid: a restart that
+ *  got the same pid) becomes FAILED with error server_error and description desc; jobs of another live process
+ *  on the same database stay. @return the number changed (>= 0) or an error. */
+int stor_async_fail_pending(stor_env_t *env, const char *desc);
+/** Delete the results whose expires_ms < now_ms. @return the number deleted (>= 0) or an error. */
+int stor_async_purge(stor_env_t *env, int64_t now_ms);
 
 /** Wipe a record that may hold verifiers or secrets (OPENSSL_cleanse). */
 void stor_wipe(void *rec, size_t len);

@@ -100,7 +100,9 @@ class TestInfo(Base):
         self.assertError(SVC.request("GET", "/csc/v2x/info"), 404)
 
     def test_unimplemented_method_is_501(self):
-        self.assertError(SVC.post("signatures/signPolling", {}), 501)
+        # getChallenge is offered only with an otp_sender (the provisioned server has none)
+        self.assertError(SVC.post("credentials/getChallenge", {}), 501)
+        self.assertNotIn("credentials/getChallenge", SVC.post("info", {}).json["methods"])
 
     def test_bad_json(self):
         cases = [b"{", b"[]", b"\"x\"", b"{\"a\":1}/*c*/", b"{\"lang\":\"a\",\"lang\":\"b\"}",

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness as H
@@ -475,6 +476,41 @@ class TestSignDocPades(SignDocBase):
                     v = run("pdfsig", self.path("bad.pdf", bytes(bad)))
                     self.assertNotIn(b"Signature is Valid", v.stdout)
 
+    def test_asynchronous_pdf_and_cades(self):
+        """operationMode A: the SAD is spent at once, signPolling hands the same body the synchronous call gives,
+        only to the user who asked; a PAdES B-T PDF and a detached CAdES made on a job thread verify."""
+        pdf, gap = make_pdf()
+        doc = b"async CAdES document"
+        body = {"credentialID": "dora-ec", "SAD": self.sad("dora-ec", 2), "operationMode": "A",
+                "validity_period": 120000,  # milliseconds (sec. 11.10)
+                "documents": [{"document": H.b64(pdf), "signature_format": "P", "conformance_level": "Ades-B-T",
+                               "signAlgo": ECDSA_SHA256},
+                              {"document": H.b64(doc), "signature_format": "C", "conformance_level": "Ades-B-B",
+                               "signed_envelope_property": "Detached", "signAlgo": ECDSA_SHA256}]}
+        r = self.sign_doc(body)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(list(r.json), ["responseID"])
+        rid = r.json["responseID"]
+        # spent at acceptance: the same SAD cannot be used again
+        again = self.sign_doc(dict(body, operationMode="S"))
+        self.assertEqual(again.status, 400, again)
+        deadline = time.time() + 60
+        while True:
+            p = SVC.post("signatures/signPolling", {"requestID": rid}, self.t)
+            if p.status != 202 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(p.status, 200, p)
+        self.assertEqual(sorted(p.json), ["DocumentWithSignature", "SignatureObject"])
+        signed = base64.b64decode(p.json["DocumentWithSignature"][0])
+        self.assert_ades(pdf_cms(signed, gap), pdf_ranges(pdf, gap), False, False, True)
+        self.assert_ades(base64.b64decode(p.json["SignatureObject"][0]), doc, False, True, False)
+        # another user never sees it
+        SVC.admin("user", "add", "erin-doc", stdin="password-erin-doc\n", check=False)
+        other = SVC.post("signatures/signPolling", {"requestID": rid},
+                         SVC.token("erin-doc", "password-erin-doc"))
+        self.assertEqual(other.status, 400, other)
+
     def test_pdf_byte_range_digest(self):
         pdf, gap = make_pdf()
         h = base64.b64encode(hashlib.sha256(pdf_ranges(pdf, gap)).digest()).decode()
@@ -559,7 +595,9 @@ class TestSignDocRefusals(SignDocBase):
             ({"documentDigests": [good] * 17}, "Too many documents in one request"),
             ({"documents": [dict(doc, document="not base64!")]}, "Invalid Base64 documents string parameter"),
             ({"documents": [dict(doc, document="")]}, "Invalid Base64 documents string parameter"),
-            ({"documentDigests": [good], "operationMode": "A"}, "Invalid parameter operationMode"),
+            ({"documentDigests": [good], "operationMode": "X"}, "Invalid parameter operationMode"),
+            ({"documentDigests": [good], "operationMode": "A", "validity_period": 0},
+             "Out of bounds parameter validity_period"),
             ({"documentDigests": [good], "returnValidationInfo": "yes"}, "Invalid parameter returnValidationInfo"),
         ]
         for extra, desc in cases:

@@ -128,7 +128,8 @@ START_TEST(t_routing)
     expect_error(call("GET", "/csc/v2/info", NULL, NULL), 405, "invalid_request", NULL);
     expect_error(call("POST", "/csc/v2/nope", NULL, "{}"), 404, "invalid_request", NULL);
     expect_error(call("POST", "/csc/v2/info/x", NULL, "{}"), 404, "invalid_request", NULL);
-    expect_error(call("POST", "/csc/v2/signatures/signPolling", NULL, "{}"), 501, "not_implemented", NULL);
+    /* offered only with an otp_sender (none here): 501 before authentication */
+    expect_error(call("POST", "/csc/v2/credentials/getChallenge", NULL, "{}"), 501, "not_implemented", NULL);
     ck_assert(csc_is_api_path("/csc/v2/info", 12));
     ck_assert(csc_is_api_path("/csc/v1/info", 12));
     ck_assert(csc_is_api_path("/oauth2/token", 13));
@@ -140,7 +141,9 @@ START_TEST(t_routing)
     ck_assert_ptr_null(body_has(&r, "signAlgorithms"));
     csc_reply_free(&r);
     expect_error(call("POST", "/csc/v1/signatures/signDoc", NULL, "{}"), 404, "invalid_request", NULL);
+    /* not offered without otp_sender: 501 before any authentication */
     expect_error(call("POST", "/csc/v1/credentials/sendOTP", NULL, "{}"), 501, "not_implemented", NULL);
+    expect_error(call("POST", "/csc/v2/credentials/getChallenge", NULL, "{}"), 501, "not_implemented", NULL);
     expect_error(call("POST", "/csc/v2/credentials/sendOTP", NULL, "{}"), 404, "invalid_request", NULL);
 }
 END_TEST
@@ -314,6 +317,65 @@ START_TEST(t_cookie_and_escaping)
 }
 END_TEST
 
+/* ---- response_uri of asynchronous requests and the otp_sender setting ------------------------------------ */
+
+START_TEST(t_response_uri)
+{
+    static const char *ok[] = {"https://app.example/cb", "https://app.example:8443/cb?x=1", "https://[2001:db8::1]/x",
+                               "https://app.example", "http://localhost:9/cb", "http://127.0.0.1/x", "http://[::1]:80/"};
+    static const char *bad[] = {"", "ftp://app.example/", "http://app.example/cb", "https://user@app.example/",
+                                "https://app.example/#frag", "https://app.example:0/", "https://app.example:65536/",
+                                "https://app.example:x/", "https://app example/", "https:///x", "https://[::1/",
+                                "https://app.example?x", "javascript:alert(1)", "http://localhost.evil.example/"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        ck_assert_msg(csc_response_uri_ok(svc, ok[i]), "refused %s", ok[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!csc_response_uri_ok(svc, bad[i]), "accepted %s", bad[i]);
+    char longer[CSC_URI_MAX + 16] = "https://app.example/";
+    memset(longer + strlen(longer), 'a', sizeof(longer) - strlen(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    ck_assert(!csc_response_uri_ok(svc, longer));
+
+    /* production: plain HTTP never, not even to localhost */
+    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+                        .public_url = "https://localhost:8443", .specs = "2.0.0.2",
+                        .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8};
+    csc_t *prod = NULL;
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &prod), 0);
+    ck_assert(!csc_response_uri_ok(prod, "http://localhost:9/cb"));
+    ck_assert(csc_response_uri_ok(prod, "https://app.example/cb"));
+    csc_free(prod);
+}
+END_TEST
+
+START_TEST(t_otp_sender_config)
+{
+    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+                        .public_url = "https://localhost:8443", .specs = "2.0.0.2", .environment = CSC_ENV_TEST,
+                        .max_body = 4096, .max_hashes = 4, .max_depth = 8, .otp_sender_timeout = 10};
+    static const char *bad[] = {"sms:/x", "exec:relative/prog", "file:relative", "exec:/nonexistent/prog"};
+    csc_t *c = NULL;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg.otp_sender = bad[i];
+        ck_assert_msg(csc_new(&cfg, NULL, NULL, NULL, &c) != 0, "accepted %s", bad[i]);
+        ck_assert_ptr_null(c);
+    }
+    cfg.otp_sender = "file:/tmp/csc-unit-sink";
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &c), 0);
+    ck_assert(csc_method_offered(c, "credentials/getChallenge"));
+    csc_free(c);
+    ck_assert(!csc_method_offered(svc, "credentials/getChallenge"));
+    ck_assert(!csc_method_offered(svc, "credentials/sendOTP"));
+    ck_assert(csc_method_offered(svc, "signatures/signHash"));
+    /* the async validity bounds must be ordered */
+    cfg.otp_sender = NULL;
+    cfg.async_validity_min = 10;
+    cfg.async_validity_default = 5;
+    cfg.async_validity_max = 20;
+    ck_assert_int_ne(csc_new(&cfg, NULL, NULL, NULL, &c), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("csc-api");
@@ -331,6 +393,8 @@ int main(void)
     tcase_add_test(tc, t_cert_status);
     tcase_add_test(tc, t_form);
     tcase_add_test(tc, t_cookie_and_escaping);
+    tcase_add_test(tc, t_response_uri);
+    tcase_add_test(tc, t_otp_sender_config);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

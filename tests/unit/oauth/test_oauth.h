@@ -100,5 +100,7 @@ Suite *suite_client(void);
 Suite *suite_session(void);
 Suite *suite_consent(void);
 Suite *suite_grant(void);
+Suite *suite_challenge(void);
+Suite *suite_approval(void);
 
 #endif

@@ -63,7 +63,7 @@ static oauth_sign_use_t use_of(const char *user, const char *cred, const uint8_t
 
 static int authorize(const oauth_sad_request_t *r, const char *pin, const char *otp, char sad[OAUTH_TOKEN_BUFLEN])
 {
-    oauth_factors_t f = {pin, pin ? strlen(pin) : 0, otp, otp ? strlen(otp) : 0};
+    oauth_factors_t f = {pin, pin ? strlen(pin) : 0, otp, otp ? strlen(otp) : 0, NULL, 0};
     unsigned exp = 77;
     int rc = oauth_authorize(fx.o, r, &f, sad, &exp);
 
@@ -410,7 +410,7 @@ START_TEST(t_authz_inval)
 {
     char sad[OAUTH_TOKEN_BUFLEN];
     unsigned exp;
-    oauth_factors_t f = {T_PIN, strlen(T_PIN), NULL, 0};
+    oauth_factors_t f = {T_PIN, strlen(T_PIN), NULL, 0, NULL, 0};
     oauth_sad_request_t r;
     const uint8_t *holes[2] = {D[0], NULL};
     char oid[STOR_OID_MAX + 2];

@@ -1,0 +1,355 @@
+/*
+ * csc_approve.c - the approval page of credentials that need the user's approval outside the client
+ * (auth object APPROVAL; credentials/authorize answers 202 + handle, credentials/authorizeCheck polls):
+ *   GET  /approve   sign-in page (password + TOTP), or, once signed in, the user's pending requests
+ *   POST /approve   the page's forms: login, approve (with the credential's PIN if its expression names PIN),
+ *                   refuse, logout
+ * Same rules as the OAuth pages (csc_oauth.c): a __Host- session cookie (HttpOnly, Secure, SameSite=Strict) with
+ * idle and absolute timeouts, a new session id after the login, a CSRF token in every form compared in constant
+ * time, the same page frame (CSP without scripts, no framing). The browser session is an OAuth session of the
+ * pseudo-client "approval-page" (its logins are audited as STOR_EV_LOGIN with client "oauth:approval-page@ADDR").
+ * Requests are named on the page by a reference (a hash of the handle), never by the handle itself.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include "csc_int.h"
+
+#define APPROVE_PATH "/approve"
+#define COOKIE "__Host-csc_approve"
+#define PAGE_MAX (1024 * 1024)
+#define PAGE_CLIENT "approval-page"
+
+typedef struct web {
+    csc_t *c;
+    const csc_call_t *call;
+    csc_reply_t *reply;
+} web_t;
+
+int csc_approve_is_path(const char *path, size_t len)
+{
+    return len == sizeof(APPROVE_PATH) - 1 && memcmp(path, APPROVE_PATH, len) == 0;
+}
+
+static void set_cookie(web_t *w, const char *sid)
+{
+    char buf[256];
+    if (sid == NULL)
+        snprintf(buf, sizeof(buf), COOKIE "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+    else
+        snprintf(buf, sizeof(buf), COOKIE "=%s; Path=/; HttpOnly; Secure; SameSite=Strict", sid);
+    free(w->reply->set_cookie);
+    w->reply->set_cookie = strdup(buf);
+    OPENSSL_cleanse(buf, sizeof(buf));
+}
+
+static void message_page(web_t *w, int status, const char *title, const char *msg)
+{
+    csc_buf_t b;
+    csc_buf_init(&b, PAGE_MAX);
+    csc_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
+    csc_buf_html(&b, msg);
+    csc_buf_puts(&b, "</p><p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
+    csc_oauth_page(w->c, w->reply, status, title, &b);
+    if (status >= 400)
+        w->reply->error = "invalid_request";
+    csc_buf_free(&b);
+}
+
+static void form_open(csc_buf_t *b, const char *csrf)
+{
+    csc_buf_puts(b, "<form method=\"post\" action=\"" APPROVE_PATH "\" autocomplete=\"off\">\n"
+                    "<input type=\"hidden\" name=\"csrf\" value=\"");
+    csc_buf_html(b, csrf);
+    csc_buf_puts(b, "\">\n");
+}
+
+static void login_page(web_t *w, const char *csrf, const char *error, const char *username)
+{
+    csc_buf_t b;
+    csc_buf_init(&b, PAGE_MAX);
+    csc_buf_puts(&b, "<p>Sign in to see the signing requests that wait for your approval.</p>\n");
+    if (error != NULL) {
+        csc_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
+        csc_buf_html(&b, error);
+        csc_buf_puts(&b, "</p>\n");
+    }
+    form_open(&b, csrf);
+    csc_buf_puts(&b, "<label for=\"username\">User name</label>"
+                     "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
+    csc_buf_html(&b, username != NULL ? username : "");
+    csc_buf_puts(&b, "\">\n<label for=\"password\">Password</label>"
+                     "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
+                     "required maxlength=\"256\">\n"
+                     "<label for=\"otp\">One-time code (authenticator app)</label>"
+                     "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
+                     "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n"
+                     "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">Sign in</button>\n</form>\n");
+    csc_oauth_page(w->c, w->reply, 200, "Approve signing requests", &b);
+    csc_buf_free(&b);
+}
+
+typedef struct list_ctx {
+    csc_buf_t *b;
+    const char *csrf;
+    int64_t now;
+} list_ctx_t;
+
+static void hex16(const uint8_t in[16], char out[33])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < 16; i++) {
+        out[2 * i] = hx[in[i] >> 4];
+        out[2 * i + 1] = hx[in[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static int unhex16(const char *s, uint8_t out[16])
+{
+    if (s == NULL || strlen(s) != 32)
+        return -1;
+    for (size_t i = 0; i < 16; i++) {
+        unsigned v = 0;
+        for (size_t k = 0; k < 2; k++) {
+            char ch = s[2 * i + k];
+            v <<= 4;
+            if (ch >= '0' && ch <= '9')
+                v |= (unsigned)(ch - '0');
+            else if (ch >= 'a' && ch <= 'f')
+                v |= (unsigned)(ch - 'a' + 10);
+            else
+                return -1;
+        }
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* One pending request: what will be signed, and its two buttons. Runs with the table locked: memory work only. */
+static void list_one(const oauth_approval_view_t *v, void *arg)
+{
+    list_ctx_t *l = arg;
+    csc_buf_t *b = l->b;
+    char ref[33];
+
+    hex16(v->ref, ref);
+    csc_buf_printf(b, "<section class=\"req\" id=\"req-%s\">\n<table>", ref);
+    csc_buf_puts(b, "<tr><th>Credential</th><td class=\"cred\">");
+    csc_buf_html(b, v->cred);
+    csc_buf_puts(b, "</td></tr><tr><th>Requested from</th><td>");
+    csc_buf_html(b, v->client[0] ? v->client : "-");
+    csc_buf_printf(b, "</td></tr><tr><th>Signatures</th><td class=\"num\">%u</td></tr>", v->num_signatures);
+    if (v->n_digests > 0) {
+        const csc_hash_alg_t *alg = csc_hash_by_oid(v->hash_alg);
+        csc_buf_puts(b, "<tr><th>Document digests (");
+        csc_buf_html(b, alg != NULL ? alg->oid : "-");
+        csc_buf_puts(b, ")</th><td>");
+        for (uint32_t i = 0; i < v->n_digests && !b->failed; i++) {
+            char enc[4 * ((STOR_DIGEST_LEN_MAX + 2) / 3) + 1];
+            csc_b64_encode(v->digests + (size_t)i * v->digest_len, v->digest_len, enc);
+            csc_buf_puts(b, "<code class=\"digest\">");
+            csc_buf_html(b, enc);
+            csc_buf_puts(b, "</code><br>");
+        }
+        csc_buf_puts(b, "</td></tr>");
+    } else {
+        csc_buf_puts(b, "<tr><th>Document digests</th><td>not bound (any documents)</td></tr>");
+    }
+    csc_buf_printf(b, "<tr><th>Expires in</th><td>%lld s</td></tr></table>\n",
+                   (long long)(v->expires > l->now ? v->expires - l->now : 0));
+    form_open(b, l->csrf);
+    csc_buf_printf(b, "<input type=\"hidden\" name=\"ref\" value=\"%s\">\n", ref);
+    if (v->needs_pin)
+        csc_buf_printf(b, "<label for=\"pin-%s\">PIN of this credential</label>"
+                          "<input id=\"pin-%s\" name=\"pin\" type=\"password\" inputmode=\"numeric\" maxlength=\"64\">\n",
+                       ref, ref);
+    csc_buf_puts(b, "<button name=\"action\" value=\"approve\" type=\"submit\" class=\"approve\">Approve</button>"
+                    "<button name=\"action\" value=\"refuse\" type=\"submit\" class=\"secondary refuse\" "
+                    "formnovalidate>Refuse</button>\n</form>\n</section>\n");
+}
+
+static void list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
+{
+    csc_buf_t b;
+    list_ctx_t l = {.b = &b, .csrf = v->csrf, .now = time(NULL)};
+
+    csc_buf_init(&b, PAGE_MAX);
+    csc_buf_puts(&b, "<p>Signed in as <strong id=\"user\">");
+    csc_buf_html(&b, v->user);
+    csc_buf_puts(&b, "</strong>.</p>\n");
+    if (note != NULL) {
+        csc_buf_puts(&b, is_error ? "<p class=\"err\" role=\"alert\" id=\"error\">" : "<p role=\"status\" id=\"note\">");
+        csc_buf_html(&b, note);
+        csc_buf_puts(&b, "</p>\n");
+    }
+    if (oauth_approval_each(w->c->oauth, v->user, list_one, &l) == 0)
+        csc_buf_puts(&b, "<p id=\"none\">No request is waiting for your approval.</p>\n");
+    form_open(&b, v->csrf);
+    csc_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Refresh</button>"
+                     "<button name=\"action\" value=\"logout\" type=\"submit\" class=\"secondary\">Sign out</button>\n"
+                     "</form>\n");
+    csc_oauth_page(w->c, w->reply, 200, "Approve signing requests", &b);
+    csc_buf_free(&b);
+}
+
+static int session_of(web_t *w, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view_t *v)
+{
+    return w->call->cookie != NULL &&
+                   csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, OAUTH_TOKEN_BUFLEN) == 0 &&
+                   oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK
+               ? 0
+               : -1;
+}
+
+static void approve_get(web_t *w, oauth_session_view_t *v)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+
+    if (session_of(w, sid, v) == 0 && v->user[0] != '\0') {
+        list_page(w, v, NULL, 0);
+    } else {
+        oauth_authz_request_t *req = calloc(1, sizeof(*req));
+        int rc = OAUTH_ERR_INTERNAL;
+        if (req != NULL) {
+            snprintf(req->client_id, sizeof(req->client_id), "%s", PAGE_CLIENT);
+            req->scope = STOR_SCOPE_SERVICE;
+            rc = oauth_session_new(w->c->oauth, req, sid, csrf);
+            free(req);
+        }
+        if (rc != OAUTH_OK) {
+            message_page(w, 503, "Try again later", "The service is busy.");
+        } else {
+            set_cookie(w, sid);
+            login_page(w, csrf, NULL, NULL);
+        }
+    }
+    OPENSSL_cleanse(sid, sizeof(sid));
+    OPENSSL_cleanse(csrf, sizeof(csrf));
+}
+
+static void do_login(web_t *w, const csc_form_t *f, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view_t *v)
+{
+    const char *u = csc_form_get(f, "username"), *pw = csc_form_get(f, "password"), *otp = csc_form_get(f, "otp");
+    char fresh[OAUTH_TOKEN_BUFLEN];
+    int rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
+                 ? oauth_session_login(w->c->oauth, sid, u, pw, strlen(pw), otp, strlen(otp), w->call->client)
+                 : OAUTH_ERR_DENIED;
+
+    if (rc == OAUTH_OK && oauth_session_rekey(w->c->oauth, sid, fresh) == OAUTH_OK &&
+        oauth_session_get(w->c->oauth, fresh, v) == OAUTH_OK) {
+        /* A new session id once signed in (fixation). */
+        set_cookie(w, fresh);
+        list_page(w, v, NULL, 0);
+    } else if (rc == OAUTH_ERR_RATE) {
+        message_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+    } else if (rc == OAUTH_ERR_LOCKED) {
+        login_page(w, v->csrf, "Too many failed attempts: this account is locked for a while.", u);
+    } else if (rc == OAUTH_ERR_DENIED) {
+        login_page(w, v->csrf, "The user name, password or one-time code is not correct.", u);
+    } else {
+        set_cookie(w, NULL);
+        message_page(w, 400, "Sign-in expired", "This sign-in page has expired.");
+    }
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+}
+
+static void do_decide(web_t *w, const csc_form_t *f, const oauth_session_view_t *v, int approve)
+{
+    uint8_t ref[16];
+    const char *pin = csc_form_get(f, "pin");
+    char client[64];
+
+    if (unhex16(csc_form_get(f, "ref"), ref) != 0) {
+        list_page(w, v, "That request is not known.", 1);
+        return;
+    }
+    snprintf(client, sizeof(client), PAGE_CLIENT "@%s", w->call->client != NULL ? w->call->client : "-");
+    int rc = oauth_approval_decide(w->c->oauth, v->user, ref, approve, approve ? pin : NULL,
+                                   approve && pin != NULL ? strlen(pin) : 0, client);
+    switch (rc) {
+    case OAUTH_OK:
+        list_page(w, v, approve ? "Approved. The application can now sign." : "Refused.", 0);
+        break;
+    case OAUTH_ERR_DENIED:
+        list_page(w, v, "The PIN is not correct. Try again.", 1);
+        break;
+    case OAUTH_ERR_LOCKED:
+        list_page(w, v, "Too many failed attempts: the credential is locked for a while. The request was refused.", 1);
+        break;
+    case OAUTH_ERR_INVALID:
+        list_page(w, v, "That request is no longer waiting (decided, expired or unknown).", 1);
+        break;
+    default:
+        list_page(w, v, "The request could not be decided. Try again.", 1);
+        break;
+    }
+}
+
+static void approve_post(web_t *w, oauth_session_view_t *v)
+{
+    csc_form_t f;
+    char sid[OAUTH_TOKEN_BUFLEN];
+    const char *csrf, *action;
+
+    memset(&f, 0, sizeof(f));
+    if (session_of(w, sid, v) != 0) {
+        set_cookie(w, NULL);
+        message_page(w, 400, "Sign-in expired", "This page has expired. Start again.");
+        goto out;
+    }
+    const char *body = (const char *)w->call->body;
+    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0 || (csrf = csc_form_get(&f, "csrf")) == NULL ||
+        strlen(csrf) != strlen(v->csrf) || CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
+        /* A form that did not come from our page: end the session. */
+        oauth_session_end(w->c->oauth, sid);
+        set_cookie(w, NULL);
+        message_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again.");
+        goto out;
+    }
+    action = csc_form_get(&f, "action");
+    if (action == NULL) {
+        message_page(w, 400, "Request refused", "That step is not expected now.");
+    } else if (strcmp(action, "login") == 0 && v->user[0] == '\0') {
+        do_login(w, &f, sid, v);
+    } else if (v->user[0] == '\0') {
+        login_page(w, v->csrf, "Sign in first.", NULL);
+    } else if (strcmp(action, "approve") == 0 || strcmp(action, "refuse") == 0) {
+        do_decide(w, &f, v, strcmp(action, "approve") == 0);
+    } else if (strcmp(action, "list") == 0) {
+        list_page(w, v, NULL, 0);
+    } else if (strcmp(action, "logout") == 0) {
+        oauth_session_end(w->c->oauth, sid);
+        set_cookie(w, NULL);
+        csc_buf_t b;
+        csc_buf_init(&b, PAGE_MAX);
+        csc_buf_puts(&b, "<p id=\"note\">You are signed out.</p><p><a href=\"" APPROVE_PATH "\">Sign in again</a></p>");
+        csc_oauth_page(w->c, w->reply, 200, "Signed out", &b);
+        csc_buf_free(&b);
+    } else {
+        message_page(w, 400, "Request refused", "That step is not expected now.");
+    }
+out:
+    csc_form_free(&f);
+    OPENSSL_cleanse(sid, sizeof(sid));
+}
+
+void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
+{
+    web_t w = {.c = c, .call = call, .reply = reply};
+    oauth_session_view_t *v = calloc(1, sizeof(*v));
+
+    memset(reply, 0, sizeof(*reply));
+    if (v == NULL)
+        csc_reply_error(reply, 503, "temporarily_unavailable", "The service is temporarily unavailable");
+    else if (call->http_method_len == 3 && memcmp(call->http_method, "GET", 3) == 0)
+        approve_get(&w, v);
+    else if (call->http_method_len == 4 && memcmp(call->http_method, "POST", 4) == 0)
+        approve_post(&w, v);
+    else
+        csc_reply_error(reply, 405, "invalid_request", "Method not allowed");
+    if (v != NULL)
+        OPENSSL_clear_free(v, sizeof(*v));
+}

@@ -1,0 +1,288 @@
+/* test_challenge.c - one-time codes of the CHALLENGE object (getChallenge / v1 sendOTP) and their use by
+ * credentials/authorize. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "test_oauth.h"
+
+static void chal_setup(void)
+{
+    fx_setup();
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    mk_user("bob", STOR_USER_ACTIVE, 1);
+    mk_cred("c1", "alice", 1, "PIN AND CHALLENGE");
+    mk_cred("c2", "alice", 0, "CHALLENGE");
+    mk_cred("p1", "alice", 1, "PIN");
+    mk_cred("b1", "bob", 0, "CHALLENGE");
+}
+
+static oauth_sad_request_t req_of(const char *user, const char *cred)
+{
+    oauth_sad_request_t r;
+
+    memset(&r, 0, sizeof(r));
+    r.user = user;
+    r.cred = cred;
+    r.num_signatures = 1;
+    r.client = "cl";
+    return r;
+}
+
+static int authorize(const char *user, const char *cred, const char *pin, const char *code)
+{
+    oauth_factors_t f = {pin, pin ? strlen(pin) : 0, NULL, 0, code, code ? strlen(code) : 0};
+    oauth_sad_request_t r = req_of(user, cred);
+    char sad[OAUTH_TOKEN_BUFLEN];
+    unsigned exp = 0;
+    int rc = oauth_authorize(fx.o, &r, &f, sad, &exp);
+
+    OPENSSL_cleanse(sad, sizeof(sad));
+    return rc;
+}
+
+static void issue(const char *user, const char *cred, char code[OAUTH_CHALLENGE_DIGITS + 1])
+{
+    unsigned ttl = 0;
+
+    ck_assert_int_eq(oauth_challenge_new(fx.o, user, cred, "cl", code, &ttl), OAUTH_OK);
+    ck_assert_uint_eq(strlen(code), OAUTH_CHALLENGE_DIGITS);
+    ck_assert_uint_eq(strspn(code, "0123456789"), OAUTH_CHALLENGE_DIGITS);
+    ck_assert_uint_eq(ttl, oauth_config(fx.o)->challenge_ttl);
+}
+
+static uint32_t cred_failures(const char *id)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    uint32_t n;
+
+    ck_assert_ptr_nonnull(c);
+    get_cred(id, c);
+    n = c->failed_auths;
+    free(c);
+    return n;
+}
+
+/* A code that differs from code in its last digit. */
+static void other_code(const char *code, char out[OAUTH_CHALLENGE_DIGITS + 1])
+{
+    memcpy(out, code, OAUTH_CHALLENGE_DIGITS + 1);
+    out[OAUTH_CHALLENGE_DIGITS - 1] = code[OAUTH_CHALLENGE_DIGITS - 1] == '9' ? '0' : (char)(code[OAUTH_CHALLENGE_DIGITS - 1] + 1);
+}
+
+START_TEST(t_chal_accepted_once)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1];
+    auds_t *a;
+    const aud_t *rec;
+
+    issue("alice", "c1", code);
+    /* the PIN alone does not satisfy "PIN AND CHALLENGE" (and does not use the code up) */
+    ck_assert_int_eq(authorize("alice", "c1", T_PIN, NULL), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(authorize("alice", "c1", T_PIN, code), OAUTH_OK);
+    ck_assert_int_eq(authorize("alice", "c1", T_PIN, code), OAUTH_ERR_DENIED);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_CHALLENGE, STOR_RES_OK), 1);
+    ck_assert_ptr_nonnull(rec = audit_last(a, STOR_EV_CHALLENGE));
+    ck_assert_str_eq(rec->rec.user, "alice");
+    ck_assert_str_eq(rec->rec.cred, "c1");
+    ck_assert_str_eq(rec->rec.client, "cl");
+    free(a);
+    assert_no_secret(code);
+}
+END_TEST
+
+START_TEST(t_chal_wrong_uses_up)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1], bad[OAUTH_CHALLENGE_DIGITS + 1];
+
+    issue("alice", "c2", code);
+    other_code(code, bad);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, bad), OAUTH_ERR_DENIED);
+    ck_assert_uint_eq(cred_failures("c2"), 1);
+    /* the right code after a wrong try: the pending code is gone */
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
+    ck_assert_uint_eq(cred_failures("c2"), 2);
+    /* a new code works and clears the count */
+    issue("alice", "c2", code);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_OK);
+    ck_assert_uint_eq(cred_failures("c2"), 0);
+    /* malformed values are wrong values */
+    issue("alice", "c2", code);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, "12345"), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
+}
+END_TEST
+
+START_TEST(t_chal_replaced)
+{
+    char c_old[OAUTH_CHALLENGE_DIGITS + 1], c_new[OAUTH_CHALLENGE_DIGITS + 1];
+    unsigned ttl = 9;
+
+    issue("alice", "c2", c_old);
+    /* too soon: refused (each code costs a message), the pending code stays, the refusal is audited */
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "alice", "c2", "cl", c_new, &ttl), OAUTH_ERR_RATE);
+    ck_assert_str_eq(c_new, "");
+    auds_t *a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_CHALLENGE, STOR_RES_DENIED), 1);
+    free(a);
+    oauth_int_set_skew(fx.o, OAUTH_CHALLENGE_RESEND);
+    issue("alice", "c2", c_new);
+    if (strcmp(c_old, c_new) != 0)
+        ck_assert_int_eq(authorize("alice", "c2", NULL, c_old), OAUTH_ERR_DENIED);
+    issue("alice", "c2", c_new);   /* the used-up code left no pending one: no wait */
+    ck_assert_int_eq(authorize("alice", "c2", NULL, c_new), OAUTH_OK);
+}
+END_TEST
+
+START_TEST(t_chal_expired)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1];
+
+    issue("alice", "c2", code);
+    oauth_int_set_skew(fx.o, (int64_t)oauth_config(fx.o)->challenge_ttl);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
+    oauth_int_set_skew(fx.o, 0);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
+}
+END_TEST
+
+START_TEST(t_chal_bound)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1];
+    unsigned ttl = 9;
+
+    /* a code for c1 does not open c2 (nor is it used up by that try) */
+    issue("alice", "c1", code);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(authorize("alice", "c1", T_PIN, code), OAUTH_OK);
+    /* another user's credential, an unknown one, one without the object: the same refusal, audited */
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "bob", "c1", "cl", code, &ttl), OAUTH_ERR_INVALID);
+    ck_assert_str_eq(code, "");
+    ck_assert_uint_eq(ttl, 0);
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "alice", "nope", "cl", code, &ttl), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "alice", "p1", "cl", code, &ttl), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_challenge_new(fx.o, NULL, "p1", "cl", code, &ttl), OAUTH_ERR_INVAL);
+    auds_t *a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_CHALLENGE, STOR_RES_DENIED), 3);
+    free(a);
+}
+END_TEST
+
+static void lock_now(stor_cred_t *c)
+{
+    c->locked_until = oauth_now() + 100;
+}
+
+static void disable(stor_cred_t *c)
+{
+    c->status = STOR_CRED_DISABLED;
+}
+
+static void set_cred(const char *id, void (*fn)(stor_cred_t *))
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+
+    ck_assert_ptr_nonnull(c);
+    get_cred(id, c);
+    fn(c);
+    put_cred(c);
+    free(c);
+}
+
+START_TEST(t_chal_locked_disabled)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1];
+    unsigned ttl;
+
+    set_cred("c1", lock_now);
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "alice", "c1", "cl", code, &ttl), OAUTH_ERR_LOCKED);
+    set_cred("c2", disable);
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "alice", "c2", "cl", code, &ttl), OAUTH_ERR_DISABLED);
+}
+END_TEST
+
+START_TEST(t_chal_lockout)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1], bad[OAUTH_CHALLENGE_DIGITS + 1];
+    unsigned ttl;
+
+    /* max_failures is 3 in the fixture: three wrong codes lock the credential */
+    for (int i = 0; i < 3; i++) {
+        issue("alice", "c2", code);
+        other_code(code, bad);
+        ck_assert_int_eq(authorize("alice", "c2", NULL, bad), OAUTH_ERR_DENIED);
+    }
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "alice", "c2", "cl", code, &ttl), OAUTH_ERR_LOCKED);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_LOCKED);
+}
+END_TEST
+
+START_TEST(t_chal_cancel_full)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1], c2[OAUTH_CHALLENGE_DIGITS + 1];
+    unsigned ttl;
+    const aud_t *rec;
+
+    issue("alice", "c2", code);
+    ck_assert_int_eq(oauth_challenge_cancel(fx.o, "alice", "c2", "cl", "sender failed"), OAUTH_OK);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
+    auds_t *a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_CHALLENGE, STOR_RES_ERROR), 1);
+    ck_assert_ptr_nonnull(rec = audit_last(a, STOR_EV_CHALLENGE));
+    ck_assert_ptr_nonnull(strstr(rec->rec.detail, "sender failed"));
+    free(a);
+    /* bounded table: with room for one pair, a second pair is refused, the first pair may renew */
+    oauth_chal_tab_set_cap(fx.o->challenges, 1);
+    issue("alice", "c2", code);
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "bob", "b1", "cl", c2, &ttl), OAUTH_ERR_FULL);
+    oauth_int_set_skew(fx.o, OAUTH_CHALLENGE_RESEND);
+    issue("alice", "c2", code);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_OK);
+    /* a used slot is free again */
+    issue("bob", "b1", c2);
+    ck_assert_int_eq(authorize("bob", "b1", NULL, c2), OAUTH_OK);
+}
+END_TEST
+
+START_TEST(t_chal_expr)
+{
+    const unsigned P = OAUTH_FACTOR_PIN, C = OAUTH_FACTOR_CHALLENGE;
+
+    ck_assert_int_eq(oauth_expr_eval("PIN AND CHALLENGE", P | C, P | C), 1);
+    ck_assert_int_eq(oauth_expr_eval("PIN AND CHALLENGE", P | C, P), 0);
+    ck_assert_int_eq(oauth_expr_eval("PIN AND CHALLENGE", P | C, C), 0);
+    ck_assert_int_eq(oauth_expr_eval("CHALLENGE", C, C), 1);
+    ck_assert_int_eq(oauth_expr_eval("CHALLENGE", C, 0), 0);
+    /* a credential without the object cannot have it verified */
+    ck_assert_int_eq(oauth_expr_eval("CHALLENGE", P, C), 0);
+    ck_assert_int_eq(oauth_expr_names("PIN AND CHALLENGE", "CHALLENGE"), 1);
+    ck_assert_int_eq(oauth_expr_names("(PIN OR CHALLENGE)", "CHALLENGE"), 1);
+    ck_assert_int_eq(oauth_expr_names("PIN AND CHALLENGE2", "CHALLENGE"), 0);
+    ck_assert_int_eq(oauth_expr_names("XCHALLENGE", "CHALLENGE"), 0);
+    ck_assert_int_eq(oauth_expr_names("PIN", "CHALLENGE"), 0);
+    ck_assert_int_eq(oauth_expr_names(NULL, "CHALLENGE"), 0);
+}
+END_TEST
+
+Suite *suite_challenge(void)
+{
+    Suite *s = suite_create("oauth_challenge");
+    TCase *tc = tcase_create("challenge");
+
+    tcase_set_timeout(tc, T_TIMEOUT);
+    tcase_add_checked_fixture(tc, chal_setup, fx_teardown);
+    tcase_add_test(tc, t_chal_accepted_once);
+    tcase_add_test(tc, t_chal_wrong_uses_up);
+    tcase_add_test(tc, t_chal_replaced);
+    tcase_add_test(tc, t_chal_expired);
+    tcase_add_test(tc, t_chal_bound);
+    tcase_add_test(tc, t_chal_locked_disabled);
+    tcase_add_test(tc, t_chal_lockout);
+    tcase_add_test(tc, t_chal_cancel_full);
+    tcase_add_test(tc, t_chal_expr);
+    suite_add_tcase(s, tc);
+    return s;
+}
