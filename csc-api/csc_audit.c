@@ -22,6 +22,7 @@ static const char *const event_names[] = {
     [STOR_EV_LOGIN] = "login",         [STOR_EV_TOKEN_REVOKE] = "revoke", [STOR_EV_AUTHORIZE] = "authorize",
     [STOR_EV_SIGN] = "sign",           [STOR_EV_SIGN_RESULT] = "sign-result", [STOR_EV_ADMIN] = "admin",
     [STOR_EV_LOCKOUT] = "lockout",
+    [STOR_EV_OPERATOR] = "operator",
 };
 #define N_EVENTS (sizeof(event_names) / sizeof(event_names[0]))
 

@@ -75,6 +75,10 @@ static const row_t rows[] = {
     {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
+    {"admin_session_idle", T_UINT, O(admin_session_idle), 0, 1, 86400, "900"},
+    {"admin_session_max", T_UINT, O(admin_session_max), 0, 1, 604800, "28800"},
+    {"admin_approval_ttl", T_UINT, O(admin_approval_ttl), 0, 1, 2592000, "86400"},
+    {"two_person", T_STR, O(two_person), S(two_person), 0, 0, ""},
 };
 
 typedef struct ctx {

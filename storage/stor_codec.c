@@ -170,6 +170,36 @@ static const field_t audit_fields[] = {
     FIXED(14, stor_audit_t, hash),
 };
 
+static const field_t operator_fields[] = {
+    STR(1, stor_operator_t, name),
+    U32(2, stor_operator_t, roles),
+    U32(3, stor_operator_t, status),
+    BYTES(4, stor_operator_t, pw_verifier, pw_verifier_len),
+    BYTES(5, stor_operator_t, totp_secret, totp_secret_len),
+    I64(6, stor_operator_t, totp_last_step),
+    U32(7, stor_operator_t, failed_logins),
+    I64(8, stor_operator_t, locked_until),
+    I64(9, stor_operator_t, created_at),
+};
+
+static const field_t opsession_fields[] = {
+    FIXED(1, stor_opsession_t, hash),
+    STR(2, stor_opsession_t, operator_name),
+    I64(3, stor_opsession_t, created_at),
+    I64(4, stor_opsession_t, last_used),
+    I64(5, stor_opsession_t, expires_at),
+};
+
+static const field_t approval_fields[] = {
+    STR(1, stor_approval_t, id),
+    STR(2, stor_approval_t, requester),
+    U32(3, stor_approval_t, role),
+    U32(4, stor_approval_t, n_args),
+    STRS(5, stor_approval_t, args, n_args),
+    I64(6, stor_approval_t, created_at),
+    I64(7, stor_approval_t, expires_at),
+};
+
 static const field_t head_fields[] = {
     U64(1, stor_head_t, seq),
     FIXED(2, stor_head_t, hash),
@@ -184,6 +214,9 @@ FITS(audit_fields);
 FITS(head_fields);
 FITS(client_fields);
 FITS(code_fields);
+FITS(operator_fields);
+FITS(opsession_fields);
+FITS(approval_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -194,6 +227,9 @@ static const rec_desc_t descs[] = {
     [STOR_REC_HEAD] = DESC(stor_head_t, head_fields),
     [STOR_REC_CLIENT] = DESC(stor_client_t, client_fields),
     [STOR_REC_CODE] = DESC(stor_code_t, code_fields),
+    [STOR_REC_OPERATOR] = DESC(stor_operator_t, operator_fields),
+    [STOR_REC_OPSESSION] = DESC(stor_opsession_t, opsession_fields),
+    [STOR_REC_APPROVAL] = DESC(stor_approval_t, approval_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

@@ -44,6 +44,9 @@ static const struct {
     [STOR_DB_META] = { "meta", 0 },
     [STOR_DB_CLIENTS] = { "clients", 0 },
     [STOR_DB_CODES] = { "codes", 0 },
+    [STOR_DB_OPERATORS] = { "operators", 0 },
+    [STOR_DB_OPSESSIONS] = { "op_sessions", 0 },
+    [STOR_DB_APPROVALS] = { "approvals", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

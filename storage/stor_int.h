@@ -14,6 +14,9 @@
  *   clients         OAuth client_id    -> encoded stor_client_t
  *   codes           code hash (32)     -> encoded stor_code_t (its pending SAD, if any, is in sads
  *                                         under the same hash)
+ *   operators       operator name      -> encoded stor_operator_t
+ *   op_sessions     token hash (32)    -> encoded stor_opsession_t
+ *   approvals       approval id        -> encoded stor_approval_t
  *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
@@ -31,7 +34,8 @@
 #define STOR_BATCH_MAX 256 /* jobs per write txn; bounds the latency of a batch */
 
 enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STOR_DB_TOKENS_BY_GRANT,
-       STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES, STOR_DB_COUNT };
+       STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
+       STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -75,6 +79,9 @@ typedef enum {
     STOR_REC_HEAD = 6,
     STOR_REC_CLIENT = 7,
     STOR_REC_CODE = 8,
+    STOR_REC_OPERATOR = 9,
+    STOR_REC_OPSESSION = 10,
+    STOR_REC_APPROVAL = 11,
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */

