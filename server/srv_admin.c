@@ -35,8 +35,13 @@ static void usage(FILE *f)
             "                                         nobody changes their own roles or removes themselves\n"
             "  approvals                              pending two-person requests   [any operator]\n"
             "  approve ID | reject ID                 run or drop a request: another operator with its role\n"
-            "  user add NAME [--password-file FILE]   add a user (password from FILE or standard input);   [user-admin]\n"
-            "                                         prints the otpauth:// URI of the user's TOTP secret\n"
+            "  user add NAME [--evidence REF] [--password-file FILE]   [user-admin]\n"
+            "                                         add a user (password from FILE or standard input); REF names\n"
+            "                                         the identity-verification evidence (document id or URI);\n"
+            "                                         prints the TOTP secret, its otpauth:// URI and a QR code\n"
+            "  user change NAME [--evidence REF] [--password-stdin|--password-file FILE]   [user-admin]\n"
+            "                                         new evidence reference and/or password\n"
+            "  user totp-reset NAME                   re-enroll: a new TOTP secret; the old one stops at once   [user-admin]\n"
             "  credential create --user NAME [--id ID] [--key rsa2048|rsa3072|rsa4096|p256|p384|p521]   [key-admin]\n"
             "                    [--auth \"PIN AND OTP\"|PIN|OTP|\"PIN OR OTP\"] [--pin-file FILE]\n"
             "                    [--scal 1|2] [--multisign N] [--description TEXT] [--cn NAME]\n"
@@ -105,9 +110,11 @@ static int parse_key(const char *s, hsm_keyspec_t *k)
     return -1;
 }
 
+static void print_enrollment(const char *b32, const char *uri);
+
 static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
 {
-    const char *pwfile = NULL;
+    const char *pwfile = NULL, *evidence = NULL;
     char pw[256], uri[512], b32[64], err[256];
     if (argc < 1) {
         usage(stderr);
@@ -117,6 +124,8 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
             pwfile = argv[++i];
+        } else if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc) {
+            evidence = argv[++i];
         } else {
             usage(stderr);
             return 2;
@@ -124,13 +133,66 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = csc_admin_user_add(a, name, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    int rc = csc_admin_user_add_ev(a, name, pw, evidence, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("user %s added\ntotp_secret %s\notpauth %s\n", name, b32, uri);
+    printf("user %s added\n", name);
+    print_enrollment(b32, uri);
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    return 0;
+}
+
+/* user change NAME [--evidence REF] [--password-stdin | --password-file FILE] */
+static int cmd_user_change(const csc_admin_t *a, int argc, char **argv)
+{
+    const char *pwfile = NULL, *evidence = NULL;
+    int pw_given = 0;
+    char pw[256], err[512];
+    if (argc < 2)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc)
+            evidence = argv[++i];
+        else if (strcmp(argv[i], "--password-stdin") == 0)
+            pw_given = 1;
+        else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
+            pw_given = 1;
+            pwfile = argv[++i];
+        } else
+            goto bad;
+    }
+    if (pw_given && read_secret(pwfile, "new password", pw, sizeof(pw)) != 0)
+        return 1;
+    int rc = csc_admin_user_change(a, argv[0], evidence, pw_given ? pw : NULL, err, sizeof(err));
+    OPENSSL_cleanse(pw, sizeof(pw));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("user %s changed\n", argv[0]);
+    return 0;
+bad:
+    usage(stderr);
+    return 2;
+}
+
+static int cmd_user_totp_reset(const csc_admin_t *a, int argc, char **argv)
+{
+    char uri[512], b32[64], err[256];
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (csc_admin_user_totp_reset(a, argv[0], uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("user %s: new TOTP secret; the old one no longer works\n", argv[0]);
+    print_enrollment(b32, uri);
     OPENSSL_cleanse(b32, sizeof(b32));
     OPENSSL_cleanse(uri, sizeof(uri));
     return 0;
@@ -418,9 +480,10 @@ static int session_token(char *buf, size_t sz)
     return rc;
 }
 
-static void print_enrollment(const char *what, const char *name, const char *b32, const char *uri)
+/* The TOTP secret, its otpauth:// URI and the URI as a QR code for the authenticator app. */
+static void print_enrollment(const char *b32, const char *uri)
 {
-    printf("%s %s\ntotp_secret %s\notpauth %s\n", what, name, b32, uri);
+    printf("totp_secret %s\notpauth %s\n", b32, uri);
     srv_qr_print(stdout, uri);
 }
 
@@ -455,7 +518,8 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    print_enrollment(bootstrap ? "operator (all roles)" : "operator", argv[0], b32, uri);
+    printf("operator %s added%s\n", argv[0], bootstrap ? " with every role" : "");
+    print_enrollment(b32, uri);
     OPENSSL_cleanse(b32, sizeof(b32));
     OPENSSL_cleanse(uri, sizeof(uri));
     return 0;
@@ -593,6 +657,16 @@ static int cmd_init(admin_ctx_t *x, int argc, char **argv)
 static int cmd_user_add_row(admin_ctx_t *x, int argc, char **argv)
 {
     return cmd_user_add(x->a, argc, argv);
+}
+
+static int cmd_user_change_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_change(x->a, argc, argv);
+}
+
+static int cmd_user_totp_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_totp_reset(x->a, argc, argv);
 }
 
 static int cmd_user_status(admin_ctx_t *x, int argc, char **argv, uint32_t st)
@@ -772,6 +846,8 @@ static const admin_cmd_t commands[] = {
     {"operator", "roles", UA, 1, 0, cmd_op_roles},
     {"operator", "list", UA, 1, 0, cmd_op_list},
     {"user", "add", UA, 1, 0, cmd_user_add_row},
+    {"user", "change", UA, 1, 0, cmd_user_change_row},
+    {"user", "totp-reset", UA, 1, 0, cmd_user_totp_row},
     {"user", "suspend", UA, 1, 0, cmd_user_suspend},
     {"user", "resume", UA, 1, 0, cmd_user_resume},
     {"user", "terminate", UA, 1, 1, cmd_user_terminate},

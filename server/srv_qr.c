@@ -19,8 +19,9 @@ int srv_qr_print(FILE *out, const char *text)
 
     if (q == NULL)
         return -1;
-    /* Each line is two module rows: upper half block, lower half block, full block or space, printed as light
-     * on a dark terminal would invert the code, so dark modules are spaces on a light (reverse) background. */
+    /* Each line is two module rows. Light modules are drawn with the terminal's (light) text colour, dark ones
+     * left as its (dark) background: a full block is two light modules, a space two dark ones, the half blocks
+     * one of each. Made for the usual light-on-dark terminal; scanners also read the inverted code. */
     for (int y = -QUIET; y < q->width + QUIET; y += 2) {
         for (int x = -QUIET; x < q->width + QUIET; x++) {
             int top = dark(q, x, y), bottom = dark(q, x, y + 1);

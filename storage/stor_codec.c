@@ -76,6 +76,7 @@ static const field_t user_fields[] = {
     U32(6, stor_user_t, failed_logins),
     I64(7, stor_user_t, locked_until),
     I64(8, stor_user_t, created_at),
+    STR(9, stor_user_t, evidence),
 };
 
 static const field_t cred_fields[] = {

@@ -121,6 +121,28 @@ typedef struct csc_admin {
 int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
                        char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
 
+/** csc_admin_user_add() with a reference to the identity-verification evidence (J1; NULL = none), kept with the
+ *  user, shown by csc_admin_list() and audited. */
+int csc_admin_user_add_ev(const csc_admin_t *a, const char *name, const char *password, const char *evidence,
+                          char *otpauth_uri, size_t uri_sz, char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
+
+/** 0 if s can be an evidence reference: 1..STOR_DESC_MAX bytes, no control characters. */
+int csc_evidence_check(const char *s);
+
+/**
+ * Change a user (J1): the evidence reference (NULL = unchanged) and/or the password (NULL = unchanged; a new
+ * scrypt verifier, the failure counter and lock cleared). Audited with the new reference (never the password).
+ */
+int csc_admin_user_change(const csc_admin_t *a, const char *name, const char *evidence, const char *password,
+                          char *err, size_t err_sz);
+
+/**
+ * Re-enroll a user's TOTP (J2): a new secret replaces the old one, which stops working at once. Outputs as
+ * csc_admin_user_add(). Audited.
+ */
+int csc_admin_user_totp_reset(const csc_admin_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
+                              char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
+
 typedef struct csc_cred_spec {
     const char *id;            /**< credential id; NULL = generated */
     const char *owner;

@@ -103,6 +103,7 @@ typedef struct stor_user {
     uint32_t failed_logins;               /**< consecutive failed password logins */
     int64_t locked_until;                 /**< unix seconds; 0 = not locked */
     int64_t created_at;
+    char evidence[STOR_DESC_MAX + 1];     /**< reference to the identity-verification evidence (J1), "" if none */
 } stor_user_t;
 
 /** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final. */

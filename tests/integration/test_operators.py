@@ -19,11 +19,13 @@ def setUpModule():
     SHORT = H.Service(BUILD, extra_config="admin_session_idle = 2\nadmin_approval_ttl = 2\ntwo_person = destroy\n")
     for name, roles in (("ua", "user-admin"), ("ka", "key-admin"), ("ka2", "key-admin"), ("au", "auditor")):
         OPS[name] = add_operator(SVC, name, roles)
+    SVC.start()
 
 
 def tearDownModule():
     for s in (SVC, SHORT):
         if s is not None:
+            s.stop()
             shutil.rmtree(s.tmp, ignore_errors=True)
 
 
@@ -261,6 +263,56 @@ class TestTwoPerson(unittest.TestCase):
         self.assertIn("expired", r.stderr)
         self.assertIn("credential tom-1  enabled", SHORT.admin_as(tok, "list").stdout)
         self.assertIn("refused=expired", SHORT.admin_as(tok, "audit", "query", "--event", "operator").stdout)
+
+
+class TestUsers(unittest.TestCase):
+    def login_status(self, user, password):
+        basic = H.base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        return SVC.post("auth/login", {}, auth="Basic " + basic).status
+
+    def test_evidence_and_change(self):
+        r = as_op("ua", "user", "add", "una", "--evidence", "passport JP-1234 seen 2026-11-26",
+                  stdin="password-una\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("\u2588", r.stdout)  # QR code printed with the URI
+        self.assertIn('user una  active  evidence="passport JP-1234 seen 2026-11-26"', SVC.admin("list").stdout)
+        r = as_op("ua", "user", "change", "una", "--evidence", "doc:4711")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('evidence="doc:4711"', SVC.admin("list").stdout)
+        # password reset: the old one stops working, the new one works
+        self.assertEqual(self.login_status("una", "password-una"), 200)
+        r = as_op("ua", "user", "change", "una", "--password-stdin", stdin="new-password-una\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.login_status("una", "password-una"), 400)
+        self.assertEqual(self.login_status("una", "new-password-una"), 200)
+        log = SVC.admin("audit", "query", "--user", "una", "--event", "admin").stdout
+        self.assertIn("operator=ua action=user.add evidence=passport JP-1234 seen 2026-11-26", log)
+        self.assertIn("operator=ua action=user.change evidence=doc:4711", log)
+        self.assertIn("operator=ua action=user.change password=reset", log)
+        self.assertNotIn("new-password-una", log)
+        # refusals: nothing to change, unknown user, control characters, the wrong role
+        self.assertEqual(as_op("ua", "user", "change", "una").returncode, 2)
+        self.assertEqual(as_op("ua", "user", "change", "nobody", "--evidence", "x").returncode, 1)
+        self.assertEqual(as_op("ua", "user", "change", "una", "--evidence", "a\tb").returncode, 1)
+        self.assertEqual(as_op("ka", "user", "change", "una", "--evidence", "x").returncode, 1)
+
+    def test_totp_reset(self):
+        out = SVC.admin("user", "add", "otto", stdin="password-otto\n").stdout
+        old = field(out, "totp_secret")
+        SVC.admin("credential", "create", "--user", "otto", "--id", "otto-1", "--key", "p256", "--auth", "OTP")
+        tok = SVC.token("otto", "password-otto")
+        dg = [H.digest("totp reset")]
+        self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=old).status, 200)
+        r = as_op("ua", "user", "totp-reset", "otto")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new = field(r.stdout, "totp_secret")
+        self.assertNotEqual(new, old)
+        self.assertTrue(field(r.stdout, "otpauth").startswith("otpauth://totp/"))
+        r = SVC.authorize(tok, "otto-1", dg, otp_secret=old)  # a fresh code of the old secret
+        self.assertNotEqual(r.status, 200, r)
+        self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=new).status, 200)
+        self.assertIn("operator=ua action=user.totp-reset",
+                      SVC.admin("audit", "query", "--user", "otto", "--event", "admin").stdout)
 
 
 if __name__ == "__main__":
