@@ -686,6 +686,8 @@ static int list_cred(const stor_cred_t *c, void *arg)
             c->status == STOR_CRED_ENABLED ? "enabled" : c->status == STOR_CRED_DESTROYED ? "destroyed" : "disabled", c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
             (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
             (unsigned)c->multisign, subj, until);
+    for (uint32_t i = 0; i < c->n_delegates && i < STOR_DELEGATES_MAX; i++)
+        fprintf(out, "    delegate %s%s\n", c->delegates[i], c->delegate_pins[i][0] ? "  (own PIN)" : "");
     return 0;
 }
 

@@ -273,6 +273,7 @@ int csc_m_sign_hash(csc_req_t *r)
         .n_digests = h.n,
         .client = r->call->client,
         .detail = sa->oid,
+        .owner = strcmp(cred->owner, r->principal.user) != 0 ? cred->owner : NULL, /* a delegate signs */
     };
     uint8_t ref[16];
     int orc = oauth_sad_consume(r->csc->oauth, sad, strlen(sad), &use, ref);

@@ -149,3 +149,145 @@ out:
     }
     return rc;
 }
+
+/* ---- delegates (J1) ---------------------------------------------------------- */
+
+typedef struct delegate_job {
+    const char *id;
+    const char *user;
+    int remove;
+    char pin_hex[2 * STOR_VERIFIER_MAX + 1];
+    stor_cred_t *cred;
+    int why;                       /* out: 1 no such user, 2 the owner, 3 full, 4 not a delegate, 5 destroyed */
+    stor_audit_t audit;
+} delegate_job_t;
+
+static int delegate_fn(stor_txn_t *t, void *arg)
+{
+    delegate_job_t *j = arg;
+    stor_cred_t *c = j->cred;
+    stor_user_t *u;
+    int rc, i;
+
+    if ((rc = stor_txn_cred_get(t, j->id, c)) != 0)
+        return rc;
+    i = stor_cred_delegate(c, j->user);
+    if (j->remove) {
+        if (i < 0) {
+            j->why = 4;
+            return STOR_ERR_INVAL;
+        }
+        for (uint32_t k = (uint32_t)i; k + 1 < c->n_delegates; k++) {
+            memcpy(c->delegates[k], c->delegates[k + 1], sizeof(c->delegates[k]));
+            memcpy(c->delegate_pins[k], c->delegate_pins[k + 1], sizeof(c->delegate_pins[k]));
+        }
+        c->n_delegates--;
+        memset(c->delegates[c->n_delegates], 0, sizeof(c->delegates[0]));
+        OPENSSL_cleanse(c->delegate_pins[c->n_delegates], sizeof(c->delegate_pins[0]));
+        rc = stor_txn_delegation_del(t, j->user, j->id);
+        if (rc != 0 && rc != STOR_ERR_NOTFOUND)
+            return rc;
+    } else {
+        if (c->status == STOR_CRED_DESTROYED) {
+            j->why = 5;
+            return STOR_ERR_INVAL;
+        }
+        if (strcmp(c->owner, j->user) == 0) {
+            j->why = 2;
+            return STOR_ERR_INVAL;
+        }
+        if ((u = malloc(sizeof(*u))) == NULL)
+            return STOR_ERR_NOMEM;
+        rc = stor_txn_user_get(t, j->user, u);
+        stor_wipe(u, sizeof(*u));
+        free(u);
+        if (rc == STOR_ERR_NOTFOUND) {
+            j->why = 1;
+            return STOR_ERR_INVAL;
+        }
+        if (rc != 0)
+            return rc;
+        if (i < 0) {
+            if (c->n_delegates >= STOR_DELEGATES_MAX) {
+                j->why = 3;
+                return STOR_ERR_INVAL;
+            }
+            i = (int)c->n_delegates++;
+            snprintf(c->delegates[i], sizeof(c->delegates[i]), "%s", j->user);
+        }
+        memcpy(c->delegate_pins[i], j->pin_hex, sizeof(c->delegate_pins[i]));
+        if ((rc = stor_txn_delegation_put(t, j->user, j->id)) != 0)
+            return rc;
+    }
+    if ((rc = stor_txn_cred_put(t, c, 0)) != 0)
+        return rc;
+    snprintf(j->audit.user, sizeof(j->audit.user), "%s", c->owner);
+    return stor_txn_audit_append(t, &j->audit);
+}
+
+int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *user, const char *pin,
+                            const char *evidence, int remove, char *err, size_t err_sz)
+{
+    delegate_job_t *j = calloc(1, sizeof(*j));
+    uint8_t ver[STOR_VERIFIER_MAX];
+    uint32_t vlen = 0;
+    int rc = -1;
+
+    if (j == NULL || (j->cred = malloc(sizeof(*j->cred))) == NULL) {
+        ERR("out of memory");
+        goto out;
+    }
+    if (!remove && (evidence == NULL || csc_evidence_check(evidence) != 0)) {
+        ERR("--evidence REF (the owner's consent: a document id or URI) is required to add a delegate");
+        goto out;
+    }
+    if (evidence != NULL && csc_evidence_check(evidence) != 0) {
+        ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
+        goto out;
+    }
+    if (pin != NULL) {
+        if (strlen(pin) < 4) {
+            ERR("the delegate's PIN must have at least 4 characters");
+            goto out;
+        }
+        if (oauth_secret_hash(pin, strlen(pin), a->scrypt_log2n, ver, &vlen) != 0) {
+            ERR("cannot derive the PIN verifier");
+            goto out;
+        }
+        for (uint32_t i = 0; i < vlen; i++)
+            snprintf(j->pin_hex + 2 * i, 3, "%02x", ver[i]);
+        OPENSSL_cleanse(ver, sizeof(ver));
+    }
+    j->id = id;
+    j->user = user;
+    j->remove = remove;
+    j->audit.event = STOR_EV_ADMIN;
+    j->audit.result = STOR_RES_OK;
+    snprintf(j->audit.cred, sizeof(j->audit.cred), "%s", id);
+    snprintf(j->audit.client, sizeof(j->audit.client), "csc-admin");
+    snprintf(j->audit.detail, sizeof(j->audit.detail), "operator=%s action=credential.%s delegate=%s%s%s%s",
+             a->operator_name ? a->operator_name : "-", remove ? "undelegate" : "delegate", user,
+             !remove && pin != NULL ? " pin=set" : "", evidence != NULL ? " evidence=" : "",
+             evidence != NULL ? evidence : "");
+    int src = stor_write(a->stor, delegate_fn, j);
+    static const char *const why[] = {"", "no such user", "the owner cannot be a delegate",
+                                      "too many delegates", "not a delegate of the credential",
+                                      "the credential's key is destroyed"};
+    if (src == STOR_ERR_NOTFOUND)
+        ERR("no credential %s", id);
+    else if (src == STOR_ERR_INVAL && j->why > 0 && j->why <= 5)
+        ERR("credential %s, user %s: %s", id, user, why[j->why]);
+    else if (src != 0)
+        ERR("storage: %s", stor_strerror(src));
+    else
+        rc = 0;
+out:
+    if (j != NULL) {
+        if (j->cred != NULL)
+            stor_wipe(j->cred, sizeof(*j->cred));
+        free(j->cred);
+        OPENSSL_cleanse(j, sizeof(*j));
+    }
+    free(j);
+    return rc;
+}

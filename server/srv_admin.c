@@ -53,6 +53,12 @@ static void usage(FILE *f)
             "                                         destroy the key in the HSM (certificate revoked / no longer\n"
             "                                         wanted); final: the credential never signs again\n"
             "  credential renew ID                    new key and certificate; the old key is destroyed   [key-admin]\n"
+            "  credential delegate ID --user NAME --evidence REF [--pin-file FILE]   [key-admin]\n"
+            "                                         let NAME sign with the credential on the owner's behalf; REF\n"
+            "                                         names the owner's consent; NAME authorizes with their own TOTP\n"
+            "                                         and, if the credential needs a PIN, the PIN given here (FILE or\n"
+            "                                         standard input)\n"
+            "  credential delegate ID --user NAME --remove   the delegate can no longer sign, at once   [key-admin]\n"
             "  user suspend NAME | user resume NAME | user terminate NAME (destroys all the user's keys)   [user-admin]\n"
             "  client add ID --redirect URI [--redirect URI ...] [--name TEXT]   [user-admin]\n"
             "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
@@ -705,6 +711,51 @@ static int cmd_cred_create_row(admin_ctx_t *x, int argc, char **argv)
     return cmd_cred_create(x->a, argc, argv);
 }
 
+/* credential delegate ID --user U --evidence REF [--pin-file F]  |  credential delegate ID --user U --remove */
+static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
+{
+    const char *user = NULL, *evidence = NULL, *pinfile = NULL;
+    int remove = 0;
+    char pin[64] = "", err[512];
+    stor_cred_t *c;
+    if (argc < 1)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--remove") == 0)
+            remove = 1;
+        else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+            user = argv[++i];
+        else if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc)
+            evidence = argv[++i];
+        else if (strcmp(argv[i], "--pin-file") == 0 && i + 1 < argc)
+            pinfile = argv[++i];
+        else
+            goto bad;
+    }
+    if (user == NULL)
+        goto bad;
+    /* The delegate's own PIN, when the credential's expression names PIN. */
+    if (!remove && (c = malloc(sizeof(*c))) != NULL) {
+        int need = stor_cred_get(x->m->stor, argv[0], c) == 0 && strstr(c->auth_expr, "PIN") != NULL;
+        stor_wipe(c, sizeof(*c));
+        free(c);
+        if (need && read_secret(pinfile, "delegate's PIN", pin, sizeof(pin)) != 0)
+            return 1;
+    }
+    int rc = csc_admin_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf(remove ? "credential %s: %s is no longer a delegate\n" : "credential %s: %s may sign as a delegate\n",
+           argv[0], user);
+    return 0;
+bad:
+    usage(stderr);
+    return 2;
+}
+
 static int cmd_cred_enable(admin_ctx_t *x, int argc, char **argv, int en)
 {
     char err[256];
@@ -857,6 +908,7 @@ static const admin_cmd_t commands[] = {
     {"credential", "revoke", KA, 1, 1, cmd_cred_revoke},
     {"credential", "destroy", KA, 1, 1, cmd_cred_destroy},
     {"credential", "renew", KA, 1, 1, cmd_cred_renew},
+    {"credential", "delegate", KA, 1, 0, cmd_cred_delegate},
     {"client", "add", UA, 1, 0, cmd_client_add},
     {"client", "remove", UA, 1, 0, cmd_client_remove},
     {"client", "list", UA, 1, 0, cmd_client_list},

@@ -47,6 +47,7 @@ static const struct {
     [STOR_DB_OPERATORS] = { "operators", 0 },
     [STOR_DB_OPSESSIONS] = { "op_sessions", 0 },
     [STOR_DB_APPROVALS] = { "approvals", 0 },
+    [STOR_DB_DELEGATIONS] = { "delegations", MDB_DUPSORT },
 };
 
 /* ---- errors ------------------------------------------------------------ */

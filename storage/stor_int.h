@@ -17,6 +17,7 @@
  *   operators       operator name      -> encoded stor_operator_t
  *   op_sessions     token hash (32)    -> encoded stor_opsession_t
  *   approvals       approval id        -> encoded stor_approval_t
+ *   delegations     delegate (dupsort) -> credential id
  *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
@@ -35,7 +36,7 @@
 
 enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STOR_DB_TOKENS_BY_GRANT,
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
-       STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_COUNT };
+       STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -131,7 +132,8 @@ int stor_name_check(const char *name);
  * hash = SHA-256(prev_hash || canonical(rec)), where canonical(rec) is, big-endian:
  * seq u64, time_ms i64, event u32, result u32, user, cred, client (each u32 length + bytes),
  * authz_ref[16], detail (u32 length + bytes), digest_len u32, n_digests u32,
- * then n_digests * digest_len digest bytes.
+ * then n_digests * digest_len digest bytes; then, only if owner is not "", the byte 15 and owner (u32 length +
+ * bytes), so records without an owner hash as before the field existed.
  */
 int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_t out[32]);
 

@@ -226,3 +226,71 @@ int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg)
         return STOR_ERR_INVAL;
     return kv_each(t, STOR_DB_APPROVALS, STOR_REC_APPROVAL, sizeof(stor_approval_t), approval_thunk, &th);
 }
+
+/* ---- delegations (J1) ----------------------------------------------------- */
+
+int stor_cred_delegate(const stor_cred_t *c, const char *user)
+{
+    if (c == NULL || user == NULL || c->n_delegates > STOR_DELEGATES_MAX)
+        return -1;
+    for (uint32_t i = 0; i < c->n_delegates; i++)
+        if (strcmp(c->delegates[i], user) == 0)
+            return (int)i;
+    return -1;
+}
+
+int stor_txn_delegation_put(stor_txn_t *t, const char *user, const char *cred)
+{
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0 || (rc = stor_name_check(cred)) != 0)
+        return rc;
+    k = KEY(user, strlen(user));
+    v = KEY(cred, strlen(cred));
+    rc = mdb_put(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &k, &v, MDB_NODUPDATA);
+    return rc == MDB_KEYEXIST ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
+}
+
+int stor_txn_delegation_del(stor_txn_t *t, const char *user, const char *cred)
+{
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0 || (rc = stor_name_check(cred)) != 0)
+        return rc;
+    k = KEY(user, strlen(user));
+    v = KEY(cred, strlen(cred));
+    rc = mdb_del(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &k, &v);
+    return rc != 0 ? stor_txn_fail(t, rc) : 0;
+}
+
+int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    char id[STOR_NAME_MAX + 1];
+    int rc;
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(user)) != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    k = KEY(user, strlen(user));
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size == 0 || v.mv_size > STOR_NAME_MAX) {
+            rc = STOR_ERR_CORRUPT;
+            goto out;
+        }
+        memcpy(id, v.mv_data, v.mv_size);
+        id[v.mv_size] = '\0';
+        if ((rc = fn(id, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}

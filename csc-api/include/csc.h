@@ -143,6 +143,14 @@ int csc_admin_user_change(const csc_admin_t *a, const char *name, const char *ev
 int csc_admin_user_totp_reset(const csc_admin_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
                               char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
 
+/**
+ * Allow user to sign with credential id on the owner's behalf (J1), or (remove) stop it at once. The operator
+ * records the owner's consent as evidence (required to add). A delegate authorizes with their own TOTP and,
+ * if the credential's expression needs a PIN, the PIN given here (never the owner's). Audited with the owner.
+ */
+int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *user, const char *pin,
+                            const char *evidence, int remove, char *err, size_t err_sz);
+
 typedef struct csc_cred_spec {
     const char *id;            /**< credential id; NULL = generated */
     const char *owner;

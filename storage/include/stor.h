@@ -64,6 +64,7 @@ const char *stor_strerror(int rc);
 #define STOR_URI_MAX 512       /**< an OAuth redirect URI */
 #define STOR_REDIRECTS_MAX 8   /**< redirect URIs of one OAuth client */
 #define STOR_AUTHZ_DETAILS_MAX 4096 /**< approved RAR authorization_details, JSON */
+#define STOR_DELEGATES_MAX 8   /**< delegates of one credential */
 
 /* ---- environment ------------------------------------------------------- */
 
@@ -135,7 +136,13 @@ typedef struct stor_cred {
     int64_t cert_not_before;              /**< validity of the end-entity certificate (unix seconds), */
     int64_t cert_not_after;               /**< kept with the record so signing needs no X.509 parsing */
     char qualifier[64];                   /**< CSC signatureQualifier of the credential, "" if none */
+    uint32_t n_delegates;                 /**< users the owner allowed to sign with the credential (J1) */
+    char delegates[STOR_DELEGATES_MAX][STOR_NAME_MAX + 1];
+    char delegate_pins[STOR_DELEGATES_MAX][2 * STOR_VERIFIER_MAX + 1]; /**< hex of each delegate's own PIN verifier ("" = none) */
 } stor_cred_t;
+
+/** Index of user among c's delegates, or -1. */
+int stor_cred_delegate(const stor_cred_t *c, const char *user);
 
 typedef enum { STOR_TOKEN_ACCESS = 1, STOR_TOKEN_REFRESH = 2 } stor_token_kind_t;
 typedef enum { STOR_SCOPE_SERVICE = 1, STOR_SCOPE_CREDENTIAL = 2 } stor_scope_t;
@@ -229,6 +236,9 @@ typedef struct stor_audit {
     const uint8_t *digests;               /**< n_digests * digest_len bytes (not owned) */
     uint8_t prev_hash[32];                /**< filled in: hash of the previous record */
     uint8_t hash[32];                     /**< filled in: SHA-256(prev_hash || record) */
+    char owner[STOR_NAME_MAX + 1];        /**< "on behalf of": the credential's owner when user is a delegate, else "".
+                                               Stored and hashed only when set, so records without it keep their
+                                               encoding and hash. */
 } stor_audit_t;
 
 /* ---- operators of csc-admin, their sessions and pending approvals (J14) ---- */
@@ -362,6 +372,14 @@ int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_on
 int stor_txn_approval_del(stor_txn_t *t, const char *id);
 typedef int (*stor_approval_each_fn)(const stor_approval_t *a, void *arg);
 int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg);
+
+/* Delegations by delegate (an index for listing; the credential record's delegates decide): put adds
+ * (user, cred), del removes it (STOR_ERR_NOTFOUND if absent), each calls fn with every credential id
+ * delegated to user, in id order. */
+int stor_txn_delegation_put(stor_txn_t *t, const char *user, const char *cred);
+int stor_txn_delegation_del(stor_txn_t *t, const char *user, const char *cred);
+typedef int (*stor_delegation_each_fn)(const char *cred, void *arg);
+int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_each_fn fn, void *arg);
 
 /* ---- convenience (each in its own transaction) ------------------------- */
 

@@ -315,5 +315,81 @@ class TestUsers(unittest.TestCase):
                       SVC.admin("audit", "query", "--user", "otto", "--event", "admin").stdout)
 
 
+class TestDelegates(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.otp = {}
+        for u in ("owen", "dana", "nick"):
+            cls.otp[u] = field(SVC.admin("user", "add", u, stdin="password-%s\n" % u).stdout, "totp_secret")
+        SVC.admin("credential", "create", "--user", "owen", "--id", "owen-1", "--key", "p256", "--auth",
+                  "PIN AND OTP", stdin="11112222\n")
+
+    def delegate(self, *extra, stdin=None):
+        return as_op("ka", "credential", "delegate", "owen-1", "--user", "dana", *extra, stdin=stdin)
+
+    def unknown_answer(self, tok, method, body):
+        """The answer for a credential that does not exist, to compare a non-delegate's with."""
+        b = dict(body, credentialID="no-such-credential")
+        r = SVC.post(method, b, tok)
+        return r.status, r.json
+
+    def test_delegate_lifecycle(self):
+        # the owner's consent must be recorded; the owner is no delegate of their own; roles apply
+        r = self.delegate(stdin="33334444\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--evidence", r.stderr)
+        r = as_op("ka", "credential", "delegate", "owen-1", "--user", "owen", "--evidence", "x", stdin="33334444\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(as_op("ua", "credential", "delegate", "owen-1", "--user", "dana", "--evidence", "x",
+                               stdin="33334444\n").returncode, 1)
+        r = self.delegate("--evidence", "consent form CF-9 signed by owen", stdin="33334444\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("    delegate dana  (own PIN)", SVC.admin("list").stdout)
+
+        dana, nick = SVC.token("dana", "password-dana"), SVC.token("nick", "password-nick")
+        # the delegate sees it; another user does not
+        self.assertIn("owen-1", SVC.post("credentials/list", {}, dana).json["credentialIDs"])
+        self.assertNotIn("owen-1", SVC.post("credentials/list", {}, nick).json["credentialIDs"])
+        self.assertEqual(SVC.post("credentials/info", {"credentialID": "owen-1"}, dana).status, 200)
+        # a non-delegate gets exactly the answer for an unknown credential
+        dg = [H.digest("delegated")]
+        body = {"credentialID": "owen-1", "numSignatures": 1, "hashes": [H.b64(dg[0])], "hashAlgorithmOID": H.SHA256,
+                "authData": [{"id": "PIN", "value": "33334444"}, {"id": "OTP", "value": "123456"}]}
+        r = SVC.post("credentials/authorize", body, nick)
+        self.assertEqual((r.status, r.json), self.unknown_answer(nick, "credentials/authorize", body))
+        r = SVC.post("credentials/info", {"credentialID": "owen-1"}, nick)
+        self.assertEqual((r.status, r.json), self.unknown_answer(nick, "credentials/info", {}))
+        # the owner's PIN is not the delegate's
+        r = SVC.authorize(dana, "owen-1", dg, pin="11112222", otp_secret=self.otp["dana"])
+        self.assertNotEqual(r.status, 200)
+        # the delegate's own PIN and own TOTP: a SAD, and a signature with the owner's key
+        r = SVC.authorize(dana, "owen-1", dg, pin="33334444", otp_secret=self.otp["dana"])
+        self.assertEqual(r.status, 200, r)
+        s = SVC.post("signatures/signHash", {"credentialID": "owen-1", "SAD": r.json["SAD"],
+                                             "hashes": [H.b64(dg[0])], "signAlgo": H.ECDSA_SHA256}, dana)
+        self.assertEqual(s.status, 200, s)
+        pem = SVC.cert_pem(dana, "owen-1")
+        self.assertTrue(H.verify(pem, H.base64.b64decode(s.json["signatures"][0]), dg[0]))
+        # the audit names the signer and the owner
+        log = SVC.admin("audit", "query", "--credential", "owen-1").stdout
+        self.assertRegex(log, r"authorize ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen")
+        self.assertRegex(log, r"sign ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen")
+        self.assertIn("action=credential.delegate delegate=dana pin=set evidence=consent form CF-9 signed by owen", log)
+        self.assertIn("on_behalf_of=owen", SVC.admin("audit", "query", "--user", "owen", "--event", "sign").stdout)
+        # removal stops it at once: not listed, answered like an unknown credential
+        r = self.delegate("--remove")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("owen-1", SVC.post("credentials/list", {}, dana).json["credentialIDs"])
+        body["authData"] = [{"id": "PIN", "value": "33334444"},
+                            {"id": "OTP", "value": H.fresh_totp(self.otp["dana"], SVC.used_otps)}]
+        r = SVC.post("credentials/authorize", body, dana)
+        self.assertEqual((r.status, r.json), self.unknown_answer(dana, "credentials/authorize", body))
+        self.assertEqual(self.delegate("--remove").returncode, 1)
+        self.assertIn("action=credential.undelegate delegate=dana",
+                      SVC.admin("audit", "query", "--credential", "owen-1", "--event", "admin").stdout)
+        # the log with "on behalf of" records still verifies
+        self.assertEqual(as_op("au", "audit", "verify").returncode, 0)
+
+
 if __name__ == "__main__":
     unittest.main()
