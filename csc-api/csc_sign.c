@@ -129,6 +129,20 @@ static int check_signable(csc_req_t *r, const stor_cred_t *cred)
 {
     if (cred->status != STOR_CRED_ENABLED)
         return csc_bad(r, "The credential identified by credentialID is disabled");
+    if (strcmp(cred->owner, r->principal.user) != 0) {
+        /* A delegate signs only while the owner is active (J1): a suspended or terminated owner's key is not
+         * used by anyone. */
+        stor_user_t *ow = malloc(sizeof(*ow));
+        int urc = ow != NULL ? stor_user_get(r->csc->stor, cred->owner, ow) : STOR_ERR_NOMEM;
+        int active = urc == STOR_OK && ow->status == STOR_USER_ACTIVE;
+        if (ow != NULL)
+            stor_wipe(ow, sizeof(*ow));
+        free(ow);
+        if (urc != STOR_OK && urc != STOR_ERR_NOTFOUND)
+            return csc_unavailable(r);
+        if (!active)
+            return csc_bad(r, "The credential identified by credentialID is disabled");
+    }
     if (strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0)
         return 0;
     /* Only the refusal reads the certificate, for the subject the spec's message names. */

@@ -365,8 +365,17 @@ class TestDelegates(unittest.TestCase):
         # the delegate's own PIN and own TOTP: a SAD, and a signature with the owner's key
         r = SVC.authorize(dana, "owen-1", dg, pin="33334444", otp_secret=self.otp["dana"])
         self.assertEqual(r.status, 200, r)
-        s = SVC.post("signatures/signHash", {"credentialID": "owen-1", "SAD": r.json["SAD"],
-                                             "hashes": [H.b64(dg[0])], "signAlgo": H.ECDSA_SHA256}, dana)
+        sign = {"credentialID": "owen-1", "SAD": r.json["SAD"], "hashes": [H.b64(dg[0])],
+                "signAlgo": H.ECDSA_SHA256}
+        # while the owner is suspended, the delegate can neither sign nor authorize
+        SVC.admin("user", "suspend", "owen")
+        r2 = SVC.post("signatures/signHash", sign, dana)
+        self.assertEqual(r2.status, 400, r2)
+        self.assertIn("disabled", r2.json["error_description"])
+        self.assertNotEqual(SVC.authorize(dana, "owen-1", dg, pin="33334444", otp_secret=self.otp["dana"]).status,
+                            200)
+        SVC.admin("user", "resume", "owen")
+        s = SVC.post("signatures/signHash", sign, dana)
         self.assertEqual(s.status, 200, s)
         pem = SVC.cert_pem(dana, "owen-1")
         self.assertTrue(H.verify(pem, H.base64.b64decode(s.json["signatures"][0]), dg[0]))
