@@ -955,6 +955,28 @@ static int needs_two(const srv_config_t *cfg, const admin_cmd_t *c)
     return 0;
 }
 
+/* Every name in two_person must name a command: a typo must not silently drop the protection. */
+static int two_person_ok(const srv_config_t *cfg)
+{
+    char buf[SRV_STR], full[64];
+    snprintf(buf, sizeof(buf), "%s", cfg->two_person);
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save)) {
+        size_t i;
+        for (i = 0; i < N_COMMANDS; i++) {
+            const admin_cmd_t *c = &commands[i];
+            snprintf(full, sizeof(full), "%s%s%s", c->w1, c->w2 ? "." : "", c->w2 ? c->w2 : "");
+            if (c->session && c->fn != cmd_approve && c->fn != cmd_reject &&
+                (strcmp(tok, full) == 0 || strcmp(tok, c->w2 ? c->w2 : c->w1) == 0))
+                break;
+        }
+        if (i == N_COMMANDS) {
+            fprintf(stderr, "csc-admin: %s: two_person names no command: %s\n", cfg->file, tok);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
 {
     stor_approval_t *ap;
@@ -1026,7 +1048,7 @@ int main(int argc, char **argv)
         return 2;
     }
     srv_config_t *cfg = calloc(1, sizeof(*cfg));
-    if (cfg == NULL || srv_config_load(file, cfg) != 0) {
+    if (cfg == NULL || srv_config_load(file, cfg) != 0 || !two_person_ok(cfg)) {
         free(cfg);
         return 1;
     }

@@ -242,6 +242,17 @@ class TestTwoPerson(unittest.TestCase):
         self.assertIn("refused=same-operator", ops)
         self.assertEqual(as_op("ka2", "approve", rid).returncode, 1)  # gone
 
+    def test_unknown_name_refused(self):
+        with open(SHORT.conf) as f:
+            conf = f.read()
+        bad = os.path.join(SHORT.tmp, "bad.conf")
+        with open(bad, "w") as f:
+            f.write(conf.replace("two_person = destroy\n", "two_person = destroy,destory\n"))
+        r = H.subprocess.run([os.path.join(BUILD, "server", "csc-admin"), "-c", bad, "list"], capture_output=True,
+                             text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("two_person names no command: destory", r.stderr)
+
     def test_reject(self):
         rid = self.request("tina-2")
         r = as_op("ka2", "reject", rid)
