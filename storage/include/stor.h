@@ -421,7 +421,8 @@ typedef struct stor_audit_raw {
 typedef int (*stor_audit_scan_fn)(const stor_audit_raw_t *r, void *arg);
 int stor_audit_scan(stor_env_t *env, stor_audit_scan_fn fn, void *arg, stor_audit_tip_t *tip);
 
-/** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
+/** Delete expired tokens, SADs, authorization codes and operator sessions past their absolute expiry (a write).
+ *  @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
 
 /** Wipe a record that may hold verifiers or secrets (OPENSSL_cleanse). */

@@ -170,6 +170,26 @@ START_TEST(t_opsession_roundtrip)
 }
 END_TEST
 
+START_TEST(t_opsession_purge)
+{
+    op_job_t j, g;
+    memset(&j, 0, sizeof(j));
+    TST_SET(j.sess.operator_name, "alice");
+    memset(j.sess.hash, 1, 32);
+    j.sess.expires_at = 100;
+    ck_assert_int_eq(stor_write(g_env, put_sess_fn, &j), 0);
+    memset(j.sess.hash, 2, 32);
+    j.sess.expires_at = 300;
+    ck_assert_int_eq(stor_write(g_env, put_sess_fn, &j), 0);
+    ck_assert_int_eq(stor_purge_expired(g_env, 200), 1);
+    memset(&g, 0, sizeof(g));
+    memset(g.sess.hash, 1, 32);
+    ck_assert_int_eq(stor_read(g_env, get_sess_fn, &g), STOR_ERR_NOTFOUND);
+    memset(g.sess.hash, 2, 32);
+    ck_assert_int_eq(stor_read(g_env, get_sess_fn, &g), 0);
+}
+END_TEST
+
 static int put_ap_fn(stor_txn_t *t, void *arg)
 {
     op_job_t *j = arg;
@@ -370,6 +390,7 @@ Suite *tst_operator_suite(void)
     tcase_add_test(tc, t_operator_roundtrip);
     tcase_add_test(tc, t_operator_each);
     tcase_add_test(tc, t_opsession_roundtrip);
+    tcase_add_test(tc, t_opsession_purge);
     tcase_add_test(tc, t_approval_roundtrip);
     tcase_add_test(tc, t_operator_event);
     tcase_add_test(tc, t_audit_old_records_verify);
