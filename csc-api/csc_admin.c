@@ -54,12 +54,23 @@ static int put_user_fn(stor_txn_t *t, void *arg)
 int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
                        char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
 {
+    return csc_admin_user_add_ev(a, name, password, NULL, otpauth_uri, uri_sz, totp_b32, b32_sz, err, err_sz);
+}
+
+int csc_admin_user_add_ev(const csc_admin_t *a, const char *name, const char *password, const char *evidence,
+                          char *otpauth_uri, size_t uri_sz, char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
+{
     stor_user_t *u = calloc(1, sizeof(*u));
     put_user_t p;
+    char action[STOR_DESC_MAX + 32];
     int rc = -1;
 
     if (u == NULL)
         return ERR("out of memory");
+    if (evidence != NULL && csc_evidence_check(evidence) != 0) {
+        ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
+        goto out;
+    }
     if (strlen(name) == 0 || strlen(name) > STOR_NAME_MAX) {
         ERR("user name must be 1..%d characters", STOR_NAME_MAX);
         goto out;
@@ -73,6 +84,7 @@ int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *passw
         goto out;
     }
     snprintf(u->name, sizeof(u->name), "%s", name);
+    snprintf(u->evidence, sizeof(u->evidence), "%s", evidence != NULL ? evidence : "");
     u->status = STOR_USER_ACTIVE;
     u->created_at = time(NULL);
     if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, u->pw_verifier, &u->pw_verifier_len) != 0 ||
@@ -87,7 +99,8 @@ int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *passw
         goto out;
     }
     p.u = u;
-    admin_audit(&p.audit, a, name, NULL, "user.add");
+    snprintf(action, sizeof(action), "user.add%s%s", u->evidence[0] ? " evidence=" : "", u->evidence);
+    admin_audit(&p.audit, a, name, NULL, action);
     int src = stor_write(a->stor, put_user_fn, &p);
     if (src == STOR_ERR_EXISTS)
         ERR("user %s exists already", name);
@@ -721,6 +734,8 @@ static int list_cred(const stor_cred_t *c, void *arg)
             c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
             (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
             (unsigned)c->multisign, subj, until);
+    for (uint32_t i = 0; i < c->n_delegates && i < STOR_DELEGATES_MAX; i++)
+        fprintf(out, "    delegate %s%s\n", c->delegates[i], c->delegate_pins[i][0] ? "  (own PIN)" : "");
     return 0;
 }
 
@@ -733,8 +748,9 @@ static int list_user(const stor_user_t *u, void *arg)
 {
     list_walk_t *w = arg;
     static const char *const st[] = {"?", "active", "suspended", "terminated"};
-    fprintf(w->out, "user %s  %s%s\n", u->name, u->status <= 3 ? st[u->status] : "?",
-            u->locked_until > time(NULL) ? "  (locked)" : "");
+    fprintf(w->out, "user %s  %s%s%s%s%s\n", u->name, u->status <= 3 ? st[u->status] : "?",
+            u->locked_until > time(NULL) ? "  (locked)" : "", u->evidence[0] ? "  evidence=\"" : "", u->evidence,
+            u->evidence[0] ? "\"" : "");
     return stor_txn_cred_each(w->t, u->name, list_cred, w->out);
 }
 

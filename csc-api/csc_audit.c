@@ -26,6 +26,7 @@ static const char *const event_names[] = {
     [STOR_EV_TIMESTAMP] = "timestamp",
     [STOR_EV_CERT] = "cert",
     [STOR_EV_CHALLENGE] = "challenge", [STOR_EV_APPROVAL] = "approval",
+    [STOR_EV_OPERATOR] = "operator",
 };
 #define N_EVENTS (sizeof(event_names) / sizeof(event_names[0]))
 
@@ -346,6 +347,10 @@ static void print_text(FILE *out, const stor_audit_t *r, const char *when)
     put_text(out, r->cred, sizeof(r->cred), 0);
     fputs(" client=", out);
     put_text(out, r->client, sizeof(r->client), 0);
+    if (r->owner[0] != '\0') {
+        fputs(" on_behalf_of=", out);
+        put_text(out, r->owner, sizeof(r->owner), 0);
+    }
     fprintf(out, " digests=%" PRIu32 " detail=\"", r->n_digests);
     put_text(out, r->detail, sizeof(r->detail), 1);
     fputs("\"\n", out);
@@ -361,6 +366,8 @@ static void print_json(FILE *out, const stor_audit_t *r, const char *when)
     put_json_str(out, "credential", r->cred, sizeof(r->cred));
     put_json_str(out, "client", r->client, sizeof(r->client));
     put_json_str(out, "detail", r->detail, sizeof(r->detail));
+    if (r->owner[0] != '\0')
+        put_json_str(out, "on_behalf_of", r->owner, sizeof(r->owner));
     fprintf(out, ",\"n_digests\":%" PRIu32 ",\"digests\":[", r->n_digests);
     for (uint32_t i = 0; i < r->n_digests && r->digest_len <= STOR_DIGEST_LEN_MAX; i++) {
         csc_b64_encode(r->digests + (size_t)i * r->digest_len, r->digest_len, b64);
@@ -380,7 +387,8 @@ static int query_one(const stor_audit_t *r, void *arg)
     const csc_audit_filter_t *f = q->f;
     char when[96];
 
-    if ((f->user != NULL && strcmp(f->user, r->user) != 0) || (f->cred != NULL && strcmp(f->cred, r->cred) != 0) ||
+    /* --user NAME finds what NAME did and what delegates did on NAME's behalf */
+    if ((f->user != NULL && strcmp(f->user, r->user) != 0 && strcmp(f->user, r->owner) != 0) || (f->cred != NULL && strcmp(f->cred, r->cred) != 0) ||
         (f->event != 0 && f->event != r->event) || (f->has_since && r->time_ms < f->since_ms) ||
         (f->has_until && r->time_ms > f->until_ms))
         return 0;

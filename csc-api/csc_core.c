@@ -290,9 +290,11 @@ int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)
     if (r->principal.scope == STOR_SCOPE_CREDENTIAL && strcmp(id, r->principal.cred) != 0)
         return csc_bad(r, "Invalid parameter credentialID");
     int rc = stor_cred_get(r->csc->stor, id, out);
-    /* A credential waiting for its certificate (STOR_CRED_PENDING) is not the client's yet. */
+    /* The owner's, or delegated to the user by the owner (J1); anything else reads like an unknown one. A credential
+     * waiting for its certificate (STOR_CRED_PENDING) is nobody's yet. */
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL ||
-        (rc == STOR_OK && (strcmp(out->owner, r->principal.user) != 0 || out->status == STOR_CRED_PENDING)))
+        (rc == STOR_OK && ((strcmp(out->owner, r->principal.user) != 0 && stor_cred_delegate(out, r->principal.user) < 0) ||
+                           out->status == STOR_CRED_PENDING)))
         return csc_bad(r, "Invalid parameter credentialID");
     if (rc != STOR_OK)
         return csc_unavailable(r);

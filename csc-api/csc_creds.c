@@ -300,10 +300,37 @@ static int collect_id(const stor_cred_t *c, void *arg)
     return 0;
 }
 
+typedef struct delegated {
+    stor_txn_t *t;
+    list_ctx_t *l;
+    stor_cred_t *cred;
+} delegated_t;
+
+/* A credential delegated to the user (J1): listed while its record still names the user as a delegate. */
+static int collect_delegated(const char *id, void *arg)
+{
+    delegated_t *d = arg;
+    int rc = stor_txn_cred_get(d->t, id, d->cred);
+    if (rc == STOR_ERR_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    return stor_cred_delegate(d->cred, d->l->owner) >= 0 ? collect_id(d->cred, d->l) : 0;
+}
+
 static int collect_ids(stor_txn_t *t, void *arg)
 {
     list_ctx_t *l = arg;
-    return stor_txn_cred_each(t, l->owner, collect_id, l);
+    delegated_t d = {.t = t, .l = l};
+    int rc = stor_txn_cred_each(t, l->owner, collect_id, l);
+    if (rc != 0)
+        return rc;
+    if ((d.cred = malloc(sizeof(*d.cred))) == NULL)
+        return STOR_ERR_NOMEM;
+    rc = stor_txn_delegation_each(t, l->owner, collect_delegated, &d);
+    stor_wipe(d.cred, sizeof(*d.cred));
+    free(d.cred);
+    return rc;
 }
 
 /* Emit one entry of credentialIDs or credentialInfos; skipped (1) when onlyValid filters it out. */
@@ -390,8 +417,9 @@ int csc_m_cred_list(csc_req_t *r)
         yajl_gen_array_open(g);
         for (size_t i = 0; i < l.n; i++) {
             int grc = stor_cred_get(r->csc->stor, l.ids[i], cred);
-            if (grc == STOR_ERR_NOTFOUND)
-                continue; /* deleted since the snapshot */
+            if (grc == STOR_ERR_NOTFOUND ||
+                (grc == STOR_OK && strcmp(cred->owner, l.owner) != 0 && stor_cred_delegate(cred, l.owner) < 0))
+                continue; /* deleted (or the delegation removed) since the snapshot */
             if (grc != STOR_OK) {
                 csc_unavailable(r);
                 goto out;

@@ -130,6 +130,20 @@ int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
 {
     if (cred->status != STOR_CRED_ENABLED)
         return csc_bad(r, "The credential identified by credentialID is disabled");
+    if (strcmp(cred->owner, r->principal.user) != 0) {
+        /* A delegate signs only while the owner is active (J1): a suspended or terminated owner's key is not
+         * used by anyone. */
+        stor_user_t *ow = malloc(sizeof(*ow));
+        int urc = ow != NULL ? stor_user_get(r->csc->stor, cred->owner, ow) : STOR_ERR_NOMEM;
+        int active = urc == STOR_OK && ow->status == STOR_USER_ACTIVE;
+        if (ow != NULL)
+            stor_wipe(ow, sizeof(*ow));
+        free(ow);
+        if (urc != STOR_OK && urc != STOR_ERR_NOTFOUND)
+            return csc_unavailable(r);
+        if (!active)
+            return csc_bad(r, "The credential identified by credentialID is disabled");
+    }
     if (strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0)
         return csc_check_not_revoked(r, cred);
     /* Only the refusal reads the certificate, for the subject the spec's message names. */
@@ -229,6 +243,7 @@ typedef struct sign_job {
     char sad[SAD_MAX + 1];
     char user[STOR_NAME_MAX + 1];
     char cred[STOR_NAME_MAX + 1];
+    char owner[STOR_NAME_MAX + 1];     /* a delegate signs on the owner's behalf; "" otherwise */
     char client[64];
     char detail[STOR_OID_MAX + 1];
     uint8_t ref[16];
@@ -274,12 +289,14 @@ static int sign_async(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_para
     snprintf(j->sad, sizeof(j->sad), "%s", sad);
     snprintf(j->user, sizeof(j->user), "%s", use->user);
     snprintf(j->cred, sizeof(j->cred), "%s", use->cred);
+    snprintf(j->owner, sizeof(j->owner), "%s", use->owner ? use->owner : "");
     snprintf(j->client, sizeof(j->client), "%s", use->client ? use->client : "");
     snprintf(j->detail, sizeof(j->detail), "%s", use->detail ? use->detail : "");
     memcpy(j->ref, ref, 16);
     j->use = *use;
     j->use.user = j->user;
     j->use.cred = j->cred;
+    j->use.owner = j->owner[0] ? j->owner : NULL; /* the request's copy of the credential is gone by then */
     j->use.client = j->client;
     j->use.detail = j->detail;
     j->use.hash_alg = j->h.alg->oid;
@@ -370,6 +387,7 @@ int csc_m_sign_hash(csc_req_t *r)
         .n_digests = h.n,
         .client = r->call->client,
         .detail = sa->oid,
+        .owner = strcmp(cred->owner, r->principal.user) != 0 ? cred->owner : NULL, /* a delegate signs */
     };
     uint8_t ref[16];
     int orc = oauth_sad_consume(r->csc->oauth, sad, strlen(sad), &use, ref);

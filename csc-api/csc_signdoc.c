@@ -627,6 +627,7 @@ static int sign_doc_async(csc_req_t *r, signdoc_t **sd, const stor_cred_t *cred,
     j->use = *use;
     j->use.user = j->user;
     j->use.cred = j->cred.id;
+    j->use.owner = use->owner != NULL ? j->cred.owner : NULL;
     j->use.client = j->client;
     j->use.detail = j->detail;
     csc_async_job_t job = {doc_job_run, doc_job_abort, doc_job_free, j};
@@ -681,6 +682,7 @@ int csc_m_sign_doc(csc_req_t *r)
         .n_digests = sd->n_digests,
         .client = r->call->client,
         .detail = detail,
+        .owner = strcmp(cred->owner, r->principal.user) != 0 ? cred->owner : NULL, /* a delegate signs */
     };
     uint8_t ref[16];
     int orc = oauth_sad_consume(r->csc->oauth, sad, strlen(sad), &use, ref);

@@ -76,7 +76,10 @@ typedef struct {
     uint8_t totp[STOR_TOTP_MAX];
     uint32_t totp_len;
     stor_cred_t *cred;                 /* scratch: large */
-    stor_user_t user;
+    stor_user_t user;                  /* the user authorizing: the owner, or a delegate (J1) */
+    int delegate;                      /* user is a delegate of the credential's owner */
+    uint8_t eff_pin[STOR_VERIFIER_MAX]; /* the PIN verifier that applies: the owner's, or the delegate's own */
+    uint32_t eff_pin_len;
     stor_sad_t *sad;                   /* stored on success; its digests feed the audit record */
     int rc;
 } authz_ctx_t;
@@ -91,15 +94,42 @@ static int authz_load(stor_txn_t *t, authz_ctx_t *c)
         return 0;
     if (rc < 0)
         return rc;
-    if (strcmp(c->cred->owner, c->req->user) != 0)
-        return 0;
+    c->delegate = 0;
+    c->eff_pin_len = 0;
+    if (strcmp(c->cred->owner, c->req->user) != 0) {
+        /* A delegate presents their own TOTP and the PIN set for them at delegation, never the owner's. */
+        int i = stor_cred_delegate(c->cred, c->req->user);
+        size_t n = 0;
+        if (i < 0)
+            return 0;
+        c->delegate = 1;
+        if (c->cred->delegate_pins[i][0] == '\0' ||
+            OPENSSL_hexstr2buf_ex(c->eff_pin, sizeof(c->eff_pin), &n, c->cred->delegate_pins[i], '\0') != 1)
+            n = 0; /* no PIN of their own: an expression needing PIN cannot be met */
+        c->eff_pin_len = (uint32_t)n;
+    } else {
+        c->eff_pin_len = c->cred->pin_verifier_len <= STOR_VERIFIER_MAX ? c->cred->pin_verifier_len : 0;
+        memcpy(c->eff_pin, c->cred->pin_verifier, c->eff_pin_len);
+    }
     if ((rc = stor_txn_user_get(t, c->req->user, &c->user)) == STOR_ERR_NOTFOUND)
         return 0;
     if (rc < 0)
         return rc;
+    int owner_active = 1;
+    if (c->delegate) {
+        stor_user_t *ow = malloc(sizeof(*ow));
+        if (ow == NULL)
+            return STOR_ERR_NOMEM;
+        rc = stor_txn_user_get(t, c->cred->owner, ow);
+        owner_active = rc == 0 && ow->status == STOR_USER_ACTIVE;
+        stor_wipe(ow, sizeof(*ow));
+        free(ow);
+        if (rc < 0 && rc != STOR_ERR_NOTFOUND)
+            return rc;
+    }
     if (c->cred->locked_until > c->now)
         c->rc = OAUTH_ERR_LOCKED;
-    else if (c->user.status != STOR_USER_ACTIVE || c->cred->status != STOR_CRED_ENABLED)
+    else if (c->user.status != STOR_USER_ACTIVE || c->cred->status != STOR_CRED_ENABLED || !owner_active)
         c->rc = OAUTH_ERR_DISABLED;
     else
         c->rc = OAUTH_OK;
@@ -113,8 +143,8 @@ static int authz_read(stor_txn_t *t, void *arg)
 
     if (rc < 0 || c->rc != OAUTH_OK)
         return rc;
-    c->pin_vlen = c->cred->pin_verifier_len <= STOR_VERIFIER_MAX ? c->cred->pin_verifier_len : 0;
-    memcpy(c->pin_v, c->cred->pin_verifier, c->pin_vlen);
+    c->pin_vlen = c->eff_pin_len;
+    memcpy(c->pin_v, c->eff_pin, c->pin_vlen);
     c->totp_len = c->user.totp_secret_len <= STOR_TOTP_MAX ? c->user.totp_secret_len : 0;
     memcpy(c->totp, c->user.totp_secret, c->totp_len);
     return 0;
@@ -157,8 +187,7 @@ static void authz_drop_stale(authz_ctx_t *c)
 {
     unsigned stale = 0;
 
-    if (c->cred->pin_verifier_len != c->pin_vlen ||
-        CRYPTO_memcmp(c->cred->pin_verifier, c->pin_v, c->pin_vlen) != 0)
+    if (c->eff_pin_len != c->pin_vlen || CRYPTO_memcmp(c->eff_pin, c->pin_v, c->pin_vlen) != 0)
         stale |= OAUTH_FACTOR_PIN;
     if (c->user.totp_secret_len != c->totp_len || CRYPTO_memcmp(c->user.totp_secret, c->totp, c->totp_len) != 0)
         stale |= OAUTH_FACTOR_OTP;
@@ -171,7 +200,7 @@ static int authz_decide(authz_ctx_t *c)
     unsigned have = 0;
 
     authz_drop_stale(c);
-    if (c->cred->pin_verifier_len)
+    if (c->eff_pin_len)
         have |= OAUTH_FACTOR_PIN;
     if (c->user.totp_secret_len)
         have |= OAUTH_FACTOR_OTP;
@@ -229,6 +258,8 @@ static int authz_audit(stor_txn_t *t, authz_ctx_t *c)
                      c->req->cred, c->req->client);
     if (c->rc == OAUTH_OK && oauth_token_ref(c->sad->hash, rec.authz_ref) != OAUTH_OK)
         return OAUTH_ERR_INTERNAL;
+    if (c->delegate)
+        oauth_copy(rec.owner, sizeof(rec.owner), c->cred->owner); /* on behalf of */
     snprintf(rec.detail, sizeof(rec.detail), "numSignatures %u hashAlgorithmOID %s%s%s", c->sad->remaining,
              c->sad->hash_alg[0] ? c->sad->hash_alg : "-", why ? " denied: " : "", why ? why : "");
     rec.digest_len = c->sad->digest_len;
@@ -256,6 +287,8 @@ static int authz_apply(stor_txn_t *t, void *arg)
 out:
     OPENSSL_cleanse(&c->user, sizeof(c->user));
     OPENSSL_cleanse(c->cred->pin_verifier, sizeof(c->cred->pin_verifier));
+    OPENSSL_cleanse(c->cred->delegate_pins, sizeof(c->cred->delegate_pins));
+    OPENSSL_cleanse(c->eff_pin, sizeof(c->eff_pin));
     return rc < 0 ? rc : 0;
 }
 
@@ -465,6 +498,8 @@ static int sign_audit(stor_txn_t *t, const oauth_sign_use_t *use, uint32_t event
     stor_audit_t rec;
 
     oauth_audit_init(&rec, event, result, use->user, use->cred, use->client);
+    if (use->owner != NULL && use->owner[0] != '\0')
+        oauth_copy(rec.owner, sizeof(rec.owner), use->owner); /* signed as a delegate: on behalf of */
     memcpy(rec.authz_ref, ref, 16);
     snprintf(rec.detail, sizeof(rec.detail), "%s%s%s", detail ? detail : "", detail && detail[0] && why ? " " : "",
              why ? why : "");

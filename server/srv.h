@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "csc.h"
 
 #define SRV_LISTEN_MAX 8
@@ -55,6 +56,9 @@ typedef struct srv_config {
     char otp_sender[PATH_MAX + 8];    /* "exec:/path" or "file:/path"; "" = no getChallenge */
     unsigned otp_sender_timeout, challenge_ttl, approval_ttl;
     unsigned async_workers, async_queue, async_validity_min, async_validity_default, async_validity_max;
+    unsigned admin_session_idle, admin_session_max; /* csc-admin operator sessions, seconds */
+    unsigned admin_approval_ttl;                    /* seconds a two-person request waits */
+    char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
@@ -73,6 +77,10 @@ enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2 };
 /* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
 int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m);
 void srv_modules_close(srv_modules_t *m);
+
+/* Print text (an otpauth:// URI) as a QR code of Unicode half blocks, dark on light, with a quiet zone;
+ * returns 0, or -1 (nothing printed) if it cannot be encoded. srv_qr.c. */
+int srv_qr_print(FILE *out, const char *text);
 
 /* Run the HTTP server until SIGTERM/SIGINT. */
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);

@@ -1,8 +1,12 @@
 /* srv_admin.c - csc-admin: the operators' tool (users, credentials). */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/obj_mac.h>
@@ -12,12 +16,34 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: csc-admin -c CONFIG [--operator NAME] COMMAND ...\n"
+            "usage: csc-admin -c CONFIG COMMAND ...\n"
+            "Every command but init, operator bootstrap and login needs an operator session: the token printed by\n"
+            "login, in $CSC_ADMIN_SESSION (or in a mode-0600 file named by $CSC_ADMIN_SESSION_FILE), and the role\n"
+            "shown in [brackets]. Commands named by the two_person setting wait for a second operator (approve).\n"
             "commands:\n"
             "  init                                   create the database; check the HSM token\n"
-            "  user add NAME [--password-file FILE]   add a user (password from FILE or standard input);\n"
-            "                                         prints the otpauth:// URI of the user's TOTP secret\n"
-            "  credential create --user NAME [--id ID] [--key rsa2048|rsa3072|rsa4096|p256|p384|p521]\n"
+            "  operator bootstrap NAME [--password-file FILE]\n"
+            "                                         the first operator, with every role (only while none exists);\n"
+            "                                         password from FILE or standard input; prints the TOTP secret,\n"
+            "                                         its otpauth:// URI and a QR code\n"
+            "  login NAME [--session-file FILE]       password and current TOTP code from the terminal (no echo) or,\n"
+            "                                         if standard input is not a terminal, its first two lines;\n"
+            "                                         prints the session token (or writes it to FILE, mode 0600)\n"
+            "  logout                                 end the session at once\n"
+            "  operator add NAME --roles ROLES [--password-file FILE]   [user-admin]\n"
+            "                                         ROLES: user-admin,key-admin,auditor (any of them) or all\n"
+            "  operator roles NAME ROLES | operator remove NAME | operator list   [user-admin]\n"
+            "                                         nobody changes their own roles or removes themselves\n"
+            "  approvals                              pending two-person requests   [any operator]\n"
+            "  approve ID | reject ID                 run or drop a request: another operator with its role\n"
+            "  user add NAME [--evidence REF] [--password-file FILE]   [user-admin]\n"
+            "                                         add a user (password from FILE or standard input); REF names\n"
+            "                                         the identity-verification evidence (document id or URI);\n"
+            "                                         prints the TOTP secret, its otpauth:// URI and a QR code\n"
+            "  user change NAME [--evidence REF] [--password-stdin|--password-file FILE]   [user-admin]\n"
+            "                                         new evidence reference and/or password\n"
+            "  user totp-reset NAME                   re-enroll: a new TOTP secret; the old one stops at once   [user-admin]\n"
+            "  credential create --user NAME [--id ID] [--key rsa2048|rsa3072|rsa4096|p256|p384|p521]   [key-admin]\n"
             "                    [--auth \"PIN AND OTP\"|PIN|OTP|\"PIN OR OTP\"|CHALLENGE|\"PIN AND CHALLENGE\"|\n"
             "                            APPROVAL|\"PIN AND APPROVAL\"]\n"
             "                    [--pin-file FILE]  (CHALLENGE: a one-time code sent by otp_sender after\n"
@@ -30,43 +56,54 @@ static void usage(FILE *f)
             "                                         the PIN from FILE or standard input; with --csr: a PKCS#10\n"
             "                                         request signed by the HSM key is written to FILE (subject\n"
             "                                         C, O, CN) and the credential is pending until the import\n"
-            "  credential import ID CERT.pem [--chain CHAIN.pem]\n"
+            "  credential import ID CERT.pem [--chain CHAIN.pem]   [key-admin]\n"
             "                                         the CA's certificate for the pending (or current) key: must\n"
             "                                         match the HSM key, be valid now and chain to trust_anchors\n"
-            "  credential renew ID --csr FILE [--cn NAME --org O --country C]\n"
+            "  credential renew ID --csr FILE [--cn NAME --org O --country C]   [key-admin]\n"
             "                                         new key and request; the old key signs until the import,\n"
             "                                         which destroys it\n"
-            "  credential enable ID | credential disable ID\n"
-            "  credential revoke ID | credential destroy ID\n"
+            "  credential enable ID | credential disable ID   [key-admin]\n"
+            "  credential revoke ID | credential destroy ID   [key-admin]\n"
             "                                         destroy the key in the HSM (certificate revoked / no longer\n"
             "                                         wanted); final: the credential never signs again\n"
-            "  credential renew ID                    new key and certificate; the old key is destroyed\n"
+            "  credential renew ID                    new key and certificate; the old key is destroyed   [key-admin]\n"
+            "  credential delegate ID --user NAME --evidence REF [--pin-file FILE]   [key-admin]\n"
+            "                                         let NAME sign with the credential on the owner's behalf; REF\n"
+            "                                         names the owner's consent; NAME authorizes with their own TOTP\n"
+            "                                         and, if the credential needs a PIN, the PIN given here (FILE or\n"
+            "                                         standard input)\n"
+            "  credential delegate ID --user NAME --remove   the delegate can no longer sign, at once   [key-admin]\n"
             "  backup init [--so-pin-file FILE]       create the HSM backup keys (trusted wrapping key, made with\n"
             "                                         the token's SO PIN from FILE or standard input; integrity key)\n"
+            "                                         [key-admin]\n"
             "  credential backup ID FILE              write the credential with its key wrapped in the HSM and an\n"
             "                                         HSM integrity tag to FILE (new, 0600); needs key_backup = wrapped\n"
-            "                                         when the key was generated\n"
+            "                                         when the key was generated   [key-admin]\n"
             "  credential restore FILE                check the file's integrity tag in the HSM, unwrap the key into\n"
             "                                         the token, store the credential (id unknown or destroyed only)\n"
-            "  user suspend NAME | user resume NAME | user terminate NAME (destroys all the user's keys)\n"
-            "  client add ID --redirect URI [--redirect URI ...] [--name TEXT]\n"
-            "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
-            "                                         register an OAuth 2.0 client; prints its secret once\n"
-            "  client list | client remove ID\n"
-            "  list                                   users and their credentials\n"
-            "  tsa init [--key rsa2048|...|p256|p384|p521] [--cn NAME]\n"
+            "                                         [key-admin]\n"
+            "  tsa init [--key rsa2048|...|p256|p384|p521] [--cn NAME]   [key-admin]\n"
             "                                         create the built-in time-stamping unit named by\n"
             "                                         tsa_credential: key in the HSM, certificate from the CA\n"
             "                                         with a critical extendedKeyUsage timeStamping\n"
-            "  audit verify [--key PEM]               check the audit log's hash chain, seqs and head, and every\n"
+            "  user suspend NAME | user resume NAME | user terminate NAME (destroys all the user's keys)   [user-admin]\n"
+            "  client add ID --redirect URI [--redirect URI ...] [--name TEXT]   [user-admin]\n"
+            "             [--scopes service,credential] [--grants authorization_code,refresh_token,client_credentials]\n"
+            "                                         register an OAuth 2.0 client; prints its secret once\n"
+            "  client list | client remove ID         [user-admin]\n"
+            "  list                                   users and their credentials   [user-admin or key-admin]\n"
+            "  audit verify [--key PEM]               check the audit log's hash chain, seqs and head, and every   [auditor]\n"
             "                                         signed head (signature with the audit key from the HSM or PEM,\n"
             "                                         and the log's hash at its seq); exit 1 and one line per problem\n"
             "  audit key-init                         create the audit head key (EC P-256) in the HSM (init does too)\n"
-            "  audit sign-head                        sign the current audit head now\n"
-            "  audit export-key FILE                  write the audit public key (PEM) for external verifiers\n"
+            "                                         [key-admin]\n"
+            "  audit sign-head                        sign the current audit head now   [auditor]\n"
+            "  audit export-key FILE                  write the audit public key (PEM) for external verifiers   [auditor]\n"
             "  audit heads                            print the signed heads (JSON lines: signed_text, signature)\n"
-            "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]\n"
-            "              [--event login|revoke|authorize|sign|sign-result|admin|lockout|cert]\n"
+            "                                         [auditor]\n"
+            "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]   [auditor]\n"
+            "              [--event login|revoke|authorize|sign|sign-result|admin|lockout|timestamp|challenge|\n"
+            "                       approval|operator|cert|backup|restore|audit-head]\n"
             "                                         print matching audit records; TIME is ISO-8601 UTC\n"
             "                                         (2026-11-25T10:00:00Z) or unix seconds, both inclusive\n");
 }
@@ -114,9 +151,11 @@ static int parse_key(const char *s, hsm_keyspec_t *k)
     return -1;
 }
 
+static void print_enrollment(const char *b32, const char *uri);
+
 static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
 {
-    const char *pwfile = NULL;
+    const char *pwfile = NULL, *evidence = NULL;
     char pw[256], uri[512], b32[64], err[256];
     if (argc < 1) {
         usage(stderr);
@@ -126,6 +165,8 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
             pwfile = argv[++i];
+        } else if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc) {
+            evidence = argv[++i];
         } else {
             usage(stderr);
             return 2;
@@ -133,13 +174,66 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = csc_admin_user_add(a, name, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    int rc = csc_admin_user_add_ev(a, name, pw, evidence, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("user %s added\ntotp_secret %s\notpauth %s\n", name, b32, uri);
+    printf("user %s added\n", name);
+    print_enrollment(b32, uri);
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    return 0;
+}
+
+/* user change NAME [--evidence REF] [--password-stdin | --password-file FILE] */
+static int cmd_user_change(const csc_admin_t *a, int argc, char **argv)
+{
+    const char *pwfile = NULL, *evidence = NULL;
+    int pw_given = 0;
+    char pw[256], err[512];
+    if (argc < 2)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc)
+            evidence = argv[++i];
+        else if (strcmp(argv[i], "--password-stdin") == 0)
+            pw_given = 1;
+        else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
+            pw_given = 1;
+            pwfile = argv[++i];
+        } else
+            goto bad;
+    }
+    if (pw_given && read_secret(pwfile, "new password", pw, sizeof(pw)) != 0)
+        return 1;
+    int rc = csc_admin_user_change(a, argv[0], evidence, pw_given ? pw : NULL, err, sizeof(err));
+    OPENSSL_cleanse(pw, sizeof(pw));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("user %s changed\n", argv[0]);
+    return 0;
+bad:
+    usage(stderr);
+    return 2;
+}
+
+static int cmd_user_totp_reset(const csc_admin_t *a, int argc, char **argv)
+{
+    char uri[512], b32[64], err[256];
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (csc_admin_user_totp_reset(a, argv[0], uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("user %s: new TOTP secret; the old one no longer works\n", argv[0]);
+    print_enrollment(b32, uri);
     OPENSSL_cleanse(b32, sizeof(b32));
     OPENSSL_cleanse(uri, sizeof(uri));
     return 0;
@@ -521,6 +615,661 @@ static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **a
     return 0;
 }
 
+/* ---- operators, sessions, approvals (J14) ------------------------------------------------------------------ */
+
+typedef struct admin_ctx {
+    srv_config_t *cfg;
+    srv_modules_t *m;
+    csc_admin_t *a;
+    csc_op_policy_t pol;
+    uint32_t roles;            /* of the operator logged in */
+    int approving;             /* running a command approved by a second operator */
+} admin_ctx_t;
+
+typedef int (*admin_fn)(admin_ctx_t *x, int argc, char **argv);
+
+/* One row per command. role: the operator roles of which one is needed (0 with session = any operator);
+ * session 0: runs without an operator session (creating the database, the first operator, logging in). */
+typedef struct admin_cmd {
+    const char *w1, *w2;       /* the command words ("credential", "destroy"); w2 NULL for one word */
+    uint32_t role;
+    int session;
+    int hsm;                   /* opens the HSM */
+    admin_fn fn;
+} admin_cmd_t;
+
+/* Read one line from f into buf without its newline; with echo off if f is a terminal. */
+static int read_line(FILE *f, const char *prompt, int hide, char *buf, size_t sz)
+{
+    struct termios old, quiet;
+    int tty = isatty(fileno(f)), ok;
+
+    if (tty) {
+        fprintf(stderr, "%s: ", prompt);
+        if (hide && tcgetattr(fileno(f), &old) == 0) {
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(fileno(f), TCSAFLUSH, &quiet);
+        } else {
+            hide = 0;
+        }
+    }
+    ok = fgets(buf, (int)sz, f) != NULL;
+    if (tty && hide) {
+        tcsetattr(fileno(f), TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (!ok)
+        return -1;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
+/* The session token: $CSC_ADMIN_SESSION, else the file named by $CSC_ADMIN_SESSION_FILE (mode 0600). */
+static int session_token(char *buf, size_t sz)
+{
+    const char *v = getenv("CSC_ADMIN_SESSION"), *file = getenv("CSC_ADMIN_SESSION_FILE");
+    struct stat st;
+
+    buf[0] = '\0';
+    if (v != NULL && v[0] != '\0') {
+        snprintf(buf, sz, "%s", v);
+        return 0;
+    }
+    if (file == NULL || file[0] == '\0')
+        return -1;
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return -1;
+    if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077) != 0) {
+        fprintf(stderr, "csc-admin: %s is readable by others: refused (chmod 600)\n", file);
+        fclose(f);
+        return -1;
+    }
+    int rc = fgets(buf, (int)sz, f) != NULL ? 0 : -1;
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return rc;
+}
+
+/* The TOTP secret, its otpauth:// URI and the URI as a QR code for the authenticator app. */
+static void print_enrollment(const char *b32, const char *uri)
+{
+    printf("totp_secret %s\notpauth %s\n", b32, uri);
+    srv_qr_print(stdout, uri);
+}
+
+static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap)
+{
+    const char *pwfile = NULL;
+    uint32_t roles = 0;
+    char pw[256], uri[512], b32[64], err[256];
+    if (argc < 1)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
+            pwfile = argv[++i];
+        else if (!bootstrap && strcmp(argv[i], "--roles") == 0 && i + 1 < argc) {
+            if (csc_op_roles_parse(argv[++i], &roles) != 0) {
+                fprintf(stderr, "csc-admin: --roles is a list of user-admin, key-admin, auditor (or all)\n");
+                return 2;
+            }
+        } else
+            goto bad;
+    }
+    if (!bootstrap && roles == 0) {
+        fprintf(stderr, "csc-admin: --roles is required\n");
+        return 2;
+    }
+    if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
+        return 1;
+    int rc = bootstrap ? csc_op_bootstrap(x->a, argv[0], pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
+                       : csc_op_add(x->a, argv[0], roles, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    OPENSSL_cleanse(pw, sizeof(pw));
+    if (rc != CSC_OP_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("operator %s added%s\n", argv[0], bootstrap ? " with every role" : "");
+    print_enrollment(b32, uri);
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    return 0;
+bad:
+    usage(stderr);
+    return 2;
+}
+
+static int cmd_op_bootstrap(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_operator_new(x, argc, argv, 1);
+}
+
+static int cmd_op_add(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_operator_new(x, argc, argv, 0);
+}
+
+/* operator remove NAME (argc 1) and operator roles NAME ROLES (argc 2) */
+static int cmd_op_change(admin_ctx_t *x, int argc, char **argv, int remove)
+{
+    char err[256];
+    uint32_t roles = 0;
+    int rc;
+    if (remove && argc == 1)
+        rc = csc_op_remove(x->a, argv[0], err, sizeof(err));
+    else if (!remove && argc == 2 && csc_op_roles_parse(argv[1], &roles) == 0)
+        rc = csc_op_set_roles(x->a, argv[0], roles, err, sizeof(err));
+    else {
+        usage(stderr);
+        return 2;
+    }
+    if (rc != CSC_OP_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf(argc == 1 ? "operator %s removed\n" : "operator %s roles changed\n", argv[0]);
+    return 0;
+}
+
+static int cmd_op_remove(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_op_change(x, argc, argv, 1);
+}
+
+static int cmd_op_roles(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_op_change(x, argc, argv, 0);
+}
+
+static int cmd_op_list(admin_ctx_t *x, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    return csc_op_list(x->a, stdout) == 0 ? 0 : 1;
+}
+
+/* login NAME [--session-file FILE]: password and one-time code from the terminal (no echo) or, when standard
+ * input is not a terminal, its first two lines. Prints the session token, or writes it to FILE (mode 0600). */
+static int cmd_login(admin_ctx_t *x, int argc, char **argv)
+{
+    const char *file = NULL;
+    char pw[256], otp[32], token[CSC_OP_TOKEN_LEN + 1], err[256];
+    if (argc == 3 && strcmp(argv[1], "--session-file") == 0)
+        file = argv[2];
+    else if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (read_line(stdin, "password", 1, pw, sizeof(pw)) != 0 || read_line(stdin, "one-time code", 1, otp, sizeof(otp)) != 0) {
+        OPENSSL_cleanse(pw, sizeof(pw));
+        fprintf(stderr, "csc-admin: login needs the password and the one-time code (two lines on standard input)\n");
+        return 1;
+    }
+    int rc = csc_op_login(x->a, &x->pol, argv[0], pw, otp, token, err, sizeof(err));
+    OPENSSL_cleanse(pw, sizeof(pw));
+    OPENSSL_cleanse(otp, sizeof(otp));
+    if (rc != CSC_OP_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    if (file != NULL) {
+        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (f == NULL || fchmod(fd, 0600) != 0 || fprintf(f, "%s\n", token) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "csc-admin: cannot write %s: %s\n", file, strerror(errno));
+            OPENSSL_cleanse(token, sizeof(token));
+            return 1;
+        }
+        fprintf(stderr, "csc-admin: logged in; session in %s (CSC_ADMIN_SESSION_FILE)\n", file);
+    } else {
+        printf("%s\n", token);
+    }
+    OPENSSL_cleanse(token, sizeof(token));
+    return 0;
+}
+
+static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
+{
+    char token[CSC_OP_TOKEN_LEN + 8], err[256];
+    (void)argv;
+    if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (session_token(token, sizeof(token)) != 0) {
+        fprintf(stderr, "csc-admin: no session to end (CSC_ADMIN_SESSION or CSC_ADMIN_SESSION_FILE)\n");
+        return 1;
+    }
+    int rc = csc_op_logout(x->a, token, err, sizeof(err));
+    OPENSSL_cleanse(token, sizeof(token));
+    if (rc != CSC_OP_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("logged out\n");
+    return 0;
+}
+
+static int cmd_init(admin_ctx_t *x, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    int created = 0;
+    if (csc_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created) != 0)
+        return 1;
+    printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->lmdb_path, x->cfg->pkcs11_token,
+           hsm_sessions(x->m->hsm));
+    return 0;
+}
+
+static int cmd_user_add_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_add(x->a, argc, argv);
+}
+
+static int cmd_user_change_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_change(x->a, argc, argv);
+}
+
+static int cmd_user_totp_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_totp_reset(x->a, argc, argv);
+}
+
+static int cmd_user_status(admin_ctx_t *x, int argc, char **argv, uint32_t st)
+{
+    char err[256];
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (csc_admin_user_set_status(x->a, argv[0], st, err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("user %s %s\n", argv[0], st == STOR_USER_SUSPENDED ? "suspended" : st == STOR_USER_ACTIVE ? "resumed"
+                                                                           : "terminated; keys destroyed");
+    return 0;
+}
+
+static int cmd_user_suspend(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_status(x, argc, argv, STOR_USER_SUSPENDED);
+}
+
+static int cmd_user_resume(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_status(x, argc, argv, STOR_USER_ACTIVE);
+}
+
+static int cmd_user_terminate(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_user_status(x, argc, argv, STOR_USER_TERMINATED);
+}
+
+static int cmd_cred_create_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_cred_create(x->a, argc, argv);
+}
+
+/* credential delegate ID --user U --evidence REF [--pin-file F]  |  credential delegate ID --user U --remove */
+static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
+{
+    const char *user = NULL, *evidence = NULL, *pinfile = NULL;
+    int remove = 0;
+    char pin[64] = "", err[512];
+    stor_cred_t *c;
+    if (argc < 1)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--remove") == 0)
+            remove = 1;
+        else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+            user = argv[++i];
+        else if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc)
+            evidence = argv[++i];
+        else if (strcmp(argv[i], "--pin-file") == 0 && i + 1 < argc)
+            pinfile = argv[++i];
+        else
+            goto bad;
+    }
+    if (user == NULL)
+        goto bad;
+    /* The delegate's own PIN, when the credential's expression names PIN. */
+    if (!remove && (c = malloc(sizeof(*c))) != NULL) {
+        int need = stor_cred_get(x->m->stor, argv[0], c) == 0 && strstr(c->auth_expr, "PIN") != NULL;
+        stor_wipe(c, sizeof(*c));
+        free(c);
+        if (need && read_secret(pinfile, "delegate's PIN", pin, sizeof(pin)) != 0)
+            return 1;
+    }
+    int rc = csc_admin_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf(remove ? "credential %s: %s is no longer a delegate\n" : "credential %s: %s may sign as a delegate\n",
+           argv[0], user);
+    return 0;
+bad:
+    usage(stderr);
+    return 2;
+}
+
+static int cmd_cred_enable(admin_ctx_t *x, int argc, char **argv, int en)
+{
+    char err[256];
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (csc_admin_cred_set_enabled(x->a, argv[0], en, err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("credential %s %s\n", argv[0], en ? "enabled" : "disabled");
+    return 0;
+}
+
+static int cmd_cred_on(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_cred_enable(x, argc, argv, 1);
+}
+
+static int cmd_cred_off(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_cred_enable(x, argc, argv, 0);
+}
+
+static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reason)
+{
+    char err[256];
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    int rc = reason == NULL ? csc_admin_cred_renew(x->a, argv[0], err, sizeof(err))
+                            : csc_admin_cred_destroy(x->a, argv[0], reason, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf(reason == NULL ? "credential %s renewed: new key and certificate, old key destroyed\n"
+                          : "credential %s: key destroyed; it can never sign again\n",
+           argv[0]);
+    return 0;
+}
+
+static int cmd_cred_revoke(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_cred_end(x, argc, argv, "certificate revoked");
+}
+
+static int cmd_cred_destroy(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_cred_end(x, argc, argv, "operator request");
+}
+
+/* credential renew ID (demo CA: new key and certificate now) | credential renew ID --csr FILE ... (external CA) */
+static int cmd_cred_renew(admin_ctx_t *x, int argc, char **argv)
+{
+    if (argc > 1)
+        return cmd_cred_cert(x->a, "renew", argc, argv);
+    return cmd_cred_end(x, argc, argv, NULL);
+}
+
+static int cmd_client_add(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_client(x->m, "add", argc, argv, x->a);
+}
+
+static int cmd_client_remove(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_client(x->m, "remove", argc, argv, x->a);
+}
+
+static int cmd_client_list(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_client(x->m, "list", argc, argv, x->a);
+}
+
+static int cmd_list(admin_ctx_t *x, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    return csc_admin_list(x->a, stdout) == 0 ? 0 : 1;
+}
+
+/* audit verify|query|key-init|sign-head|export-key|heads: argv[-1] is the second word */
+static int cmd_audit_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_audit(x->m->stor, x->m->hsm, x->a->operator_name, argc + 1, argv - 1);
+}
+
+static int cmd_cred_import(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_cred_cert(x->a, "import", argc, argv);
+}
+
+static int cmd_backup_init_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_backup_init(x->a, argc, argv);
+}
+
+static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
+{
+    char err[512];
+    if (argc != 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (csc_admin_cred_backup(x->a, argv[0], argv[1], err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n", argv[0], argv[1]);
+    return 0;
+}
+
+static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
+{
+    char err[512], rid[STOR_NAME_MAX + 1];
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (csc_admin_cred_restore(x->a, argv[0], rid, sizeof(rid), err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n", rid, argv[0]);
+    return 0;
+}
+
+static int cmd_tsa_init_row(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_tsa_init(x->a, x->cfg->tsa_credential, argc, argv);
+}
+
+static int cmd_approvals(admin_ctx_t *x, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    return csc_op_approvals_list(x->a, stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_reject(admin_ctx_t *x, int argc, char **argv)
+{
+    char err[256];
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (csc_op_approval_reject(x->a, argv[0], x->roles, err, sizeof(err)) != CSC_OP_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    printf("request %s rejected\n", argv[0]);
+    return 0;
+}
+
+static int cmd_approve(admin_ctx_t *x, int argc, char **argv);
+
+#define UA STOR_ROLE_USER_ADMIN
+#define KA STOR_ROLE_KEY_ADMIN
+#define AU STOR_ROLE_AUDITOR
+static const admin_cmd_t commands[] = {
+    /* w1, w2, role, session, hsm, fn */
+    {"init", NULL, 0, 0, 1, cmd_init},
+    {"operator", "bootstrap", 0, 0, 0, cmd_op_bootstrap},
+    {"login", NULL, 0, 0, 0, cmd_login},
+    {"logout", NULL, 0, 1, 0, cmd_logout},
+    {"operator", "add", UA, 1, 0, cmd_op_add},
+    {"operator", "remove", UA, 1, 0, cmd_op_remove},
+    {"operator", "roles", UA, 1, 0, cmd_op_roles},
+    {"operator", "list", UA, 1, 0, cmd_op_list},
+    {"user", "add", UA, 1, 0, cmd_user_add_row},
+    {"user", "change", UA, 1, 0, cmd_user_change_row},
+    {"user", "totp-reset", UA, 1, 0, cmd_user_totp_row},
+    {"user", "suspend", UA, 1, 0, cmd_user_suspend},
+    {"user", "resume", UA, 1, 0, cmd_user_resume},
+    {"user", "terminate", UA, 1, 1, cmd_user_terminate},
+    {"credential", "create", KA, 1, 1, cmd_cred_create_row},
+    {"credential", "enable", KA, 1, 0, cmd_cred_on},
+    {"credential", "disable", KA, 1, 0, cmd_cred_off},
+    {"credential", "revoke", KA, 1, 1, cmd_cred_revoke},
+    {"credential", "destroy", KA, 1, 1, cmd_cred_destroy},
+    {"credential", "renew", KA, 1, 1, cmd_cred_renew},
+    {"credential", "delegate", KA, 1, 0, cmd_cred_delegate},
+    {"credential", "import", KA, 1, 1, cmd_cred_import},
+    {"credential", "backup", KA, 1, 1, cmd_cred_backup},
+    {"credential", "restore", KA, 1, 1, cmd_cred_restore},
+    {"backup", "init", KA, 1, 1, cmd_backup_init_row},
+    {"tsa", "init", KA, 1, 1, cmd_tsa_init_row},
+    {"client", "add", UA, 1, 0, cmd_client_add},
+    {"client", "remove", UA, 1, 0, cmd_client_remove},
+    {"client", "list", UA, 1, 0, cmd_client_list},
+    {"list", NULL, UA | KA, 1, 0, cmd_list},
+    {"audit", "verify", AU, 1, 1, cmd_audit_row},
+    {"audit", "query", AU, 1, 0, cmd_audit_row},
+    {"audit", "heads", AU, 1, 0, cmd_audit_row},
+    {"audit", "sign-head", AU, 1, 1, cmd_audit_row},
+    {"audit", "export-key", AU, 1, 1, cmd_audit_row},
+    {"audit", "key-init", KA, 1, 1, cmd_audit_row},
+    {"approvals", NULL, 0, 1, 0, cmd_approvals},
+    {"approve", NULL, 0, 1, 1, cmd_approve},
+    {"reject", NULL, 0, 1, 0, cmd_reject},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The row of argv ("credential destroy ID": the row credential/destroy) and how many words it took. */
+static const admin_cmd_t *find_command(int argc, char **argv, int *words)
+{
+    for (size_t i = 0; argc >= 1 && i < N_COMMANDS; i++) {
+        const admin_cmd_t *c = &commands[i];
+        if (strcmp(argv[0], c->w1) != 0)
+            continue;
+        if (c->w2 == NULL) {
+            *words = 1;
+            return c;
+        }
+        if (argc >= 2 && strcmp(argv[1], c->w2) == 0) {
+            *words = 2;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* two_person lists commands by their last word ("destroy", "restore") or their words joined by a dot
+ * ("credential.destroy"); any command of the table can be named. */
+static int needs_two(const srv_config_t *cfg, const admin_cmd_t *c)
+{
+    char buf[SRV_STR], full[64];
+    if (c->session == 0 || c->fn == cmd_approve || c->fn == cmd_reject)
+        return 0;
+    snprintf(full, sizeof(full), "%s%s%s", c->w1, c->w2 ? "." : "", c->w2 ? c->w2 : "");
+    snprintf(buf, sizeof(buf), "%s", cfg->two_person);
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
+        if (strcmp(tok, full) == 0 || strcmp(tok, c->w2 ? c->w2 : c->w1) == 0)
+            return 1;
+    return 0;
+}
+
+/* Every name in two_person must name a command: a typo must not silently drop the protection. */
+static int two_person_ok(const srv_config_t *cfg)
+{
+    char buf[SRV_STR], full[64];
+    snprintf(buf, sizeof(buf), "%s", cfg->two_person);
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save)) {
+        size_t i;
+        for (i = 0; i < N_COMMANDS; i++) {
+            const admin_cmd_t *c = &commands[i];
+            snprintf(full, sizeof(full), "%s%s%s", c->w1, c->w2 ? "." : "", c->w2 ? c->w2 : "");
+            if (c->session && c->fn != cmd_approve && c->fn != cmd_reject &&
+                (strcmp(tok, full) == 0 || strcmp(tok, c->w2 ? c->w2 : c->w1) == 0))
+                break;
+        }
+        if (i == N_COMMANDS) {
+            fprintf(stderr, "csc-admin: %s: two_person names no command: %s\n", cfg->file, tok);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
+{
+    stor_approval_t *ap;
+    char err[256], who[2 * STOR_NAME_MAX + 16], *args[STOR_APPROVAL_ARGS_MAX];
+    const char *approver = x->a->operator_name;
+    int words = 0, rc;
+
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if ((ap = calloc(1, sizeof(*ap))) == NULL)
+        return 1;
+    if (csc_op_approval_take(x->a, argv[0], x->roles, ap, err, sizeof(err)) != CSC_OP_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        free(ap);
+        return 1;
+    }
+    for (uint32_t i = 0; i < ap->n_args; i++)
+        args[i] = ap->args[i];
+    const admin_cmd_t *c = find_command((int)ap->n_args, args, &words);
+    if (c == NULL || c->session == 0 || c->fn == cmd_approve) {
+        fprintf(stderr, "csc-admin: request %s holds no command that can be run\n", argv[0]);
+        free(ap);
+        return 1;
+    }
+    /* Every record the command writes names both operators. */
+    snprintf(who, sizeof(who), "%s,requester=%s", approver, ap->requester);
+    x->a->operator_name = who;
+    x->approving = 1;
+    printf("request %s of %s approved by %s: running it\n", argv[0], ap->requester, approver);
+    rc = c->fn(x, (int)ap->n_args - words, args + words);
+    x->a->operator_name = approver;
+    free(ap);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -529,16 +1278,16 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *op = getenv("USER");
-    int c;
+    const char *file = NULL;
+    int c, words = 0;
     while ((c = getopt_long(argc, argv, "+c:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             file = optarg;
             break;
         case 'o':
-            op = optarg;
-            break;
+            fprintf(stderr, "csc-admin: --operator is gone: the operator is the one logged in (csc-admin login)\n");
+            return 2;
         case 'h':
             usage(stdout);
             return 0;
@@ -549,125 +1298,65 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (file == NULL || argc < 1) {
+    const admin_cmd_t *cmd = file != NULL ? find_command(argc, argv, &words) : NULL;
+    if (cmd == NULL) {
         usage(stderr);
         return 2;
     }
     srv_config_t *cfg = calloc(1, sizeof(*cfg));
-    if (cfg == NULL || srv_config_load(file, cfg) != 0)
+    if (cfg == NULL || srv_config_load(file, cfg) != 0 || !two_person_ok(cfg)) {
+        free(cfg);
         return 1;
-
-    const char *cmd = argv[0];
-    int need_hsm = strcmp(cmd, "init") == 0 ||
-                   (strcmp(cmd, "credential") == 0 && argc > 1 &&
-                    (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "revoke") == 0 ||
-                     strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0 ||
-                     strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0 ||
-                     strcmp(argv[1], "import") == 0)) ||
-                   strcmp(cmd, "backup") == 0 ||
-                   (strcmp(cmd, "audit") == 0 && argc > 1 &&
-                    (strcmp(argv[1], "key-init") == 0 || strcmp(argv[1], "sign-head") == 0 ||
-                     strcmp(argv[1], "export-key") == 0 ||
-                     (strcmp(argv[1], "verify") == 0 && !(argc > 2 && strcmp(argv[2], "--key") == 0)))) ||
-                   (strcmp(cmd, "user") == 0 && argc > 1 && strcmp(argv[1], "terminate") == 0) ||
-                   strcmp(cmd, "tsa") == 0;
+    }
     srv_modules_t m;
-    if (srv_modules_open(cfg, need_hsm ? SRV_NEED_HSM : 0, &m) != 0)
+    if (srv_modules_open(cfg, cmd->hsm ? SRV_NEED_HSM : 0, &m) != 0) {
+        free(cfg);
         return 1;
+    }
     csc_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
                    .days = cfg->cert_days};
+    char opname[STOR_NAME_MAX + 1] = "", token[CSC_OP_TOKEN_LEN + 8], err[512], what[64];
     csc_admin_t a = {
         .stor = m.stor,
         .hsm = m.hsm,
         .ca = &ca,
-        .operator_name = op != NULL ? op : "unknown",
+        .operator_name = "-",
         .scrypt_log2n = cfg->scrypt_log2n,
         .issuer = cfg->totp_issuer,
         .key_backup = strcmp(cfg->key_backup, "wrapped") == 0,
         .trust_anchors = cfg->trust_anchors,
     };
-    char err[256];
-    int rc = 2;
-    if (strcmp(cmd, "init") == 0 && argc == 1) {
-        int created = 0;
-        if (csc_audit_key_init(m.stor, m.hsm, a.operator_name, &created) != 0) {
-            srv_modules_close(&m);
-            free(cfg);
-            return 1;
+    admin_ctx_t x = {
+        .cfg = cfg, .m = &m, .a = &a,
+        .pol = {.session_idle = cfg->admin_session_idle, .session_max = cfg->admin_session_max,
+                .max_failures = cfg->max_failures, .lock_seconds = cfg->lock_seconds, .totp_window = 1,
+                .approval_ttl = cfg->admin_approval_ttl},
+    };
+    int rc = 1;
+    snprintf(what, sizeof(what), "%s%s%s", cmd->w1, cmd->w2 ? " " : "", cmd->w2 ? cmd->w2 : "");
+    if (cmd->session && cmd->fn != cmd_logout) {
+        if (session_token(token, sizeof(token)) != 0)
+            token[0] = '\0';
+        int src = csc_op_session_check(&a, &x.pol, token, cmd->role, what, opname, &x.roles, err, sizeof(err));
+        OPENSSL_cleanse(token, sizeof(token));
+        if (src != CSC_OP_OK) {
+            fprintf(stderr, "csc-admin: %s\n", err);
+            goto out;
         }
-        printf("database %s ready; token \"%s\" reachable (%u sessions)\n", cfg->lmdb_path, cfg->pkcs11_token,
-               hsm_sessions(m.hsm));
-        rc = 0;
-    } else if (strcmp(cmd, "user") == 0 && argc >= 2 && strcmp(argv[1], "add") == 0) {
-        rc = cmd_user_add(&a, argc - 2, argv + 2);
-    } else if (strcmp(cmd, "credential") == 0 && argc >= 2 && strcmp(argv[1], "create") == 0) {
-        rc = cmd_cred_create(&a, argc - 2, argv + 2);
-    } else if (strcmp(cmd, "credential") == 0 && argc >= 3 &&
-               (strcmp(argv[1], "import") == 0 || (strcmp(argv[1], "renew") == 0 && argc > 3))) {
-        rc = cmd_cred_cert(&a, argv[1], argc - 2, argv + 2);
-    } else if (strcmp(cmd, "credential") == 0 && argc == 3 &&
-               (strcmp(argv[1], "enable") == 0 || strcmp(argv[1], "disable") == 0)) {
-        int en = strcmp(argv[1], "enable") == 0;
-        rc = csc_admin_cred_set_enabled(&a, argv[2], en, err, sizeof(err)) == 0 ? 0 : 1;
-        if (rc == 0)
-            printf("credential %s %s\n", argv[2], en ? "enabled" : "disabled");
-        else
-            fprintf(stderr, "csc-admin: %s\n", err);
-    } else if (strcmp(cmd, "credential") == 0 && argc == 3 &&
-               (strcmp(argv[1], "revoke") == 0 || strcmp(argv[1], "destroy") == 0 || strcmp(argv[1], "renew") == 0)) {
-        int renew = strcmp(argv[1], "renew") == 0;
-        rc = (renew ? csc_admin_cred_renew(&a, argv[2], err, sizeof(err))
-                    : csc_admin_cred_destroy(&a, argv[2], strcmp(argv[1], "revoke") == 0 ? "certificate revoked"
-                                                                                           : "operator request",
-                                             err, sizeof(err))) == 0
-                 ? 0
-                 : 1;
-        if (rc == 0)
-            printf(renew ? "credential %s renewed: new key and certificate, old key destroyed\n"
-                         : "credential %s: key destroyed; it can never sign again\n",
-                   argv[2]);
-        else
-            fprintf(stderr, "csc-admin: %s\n", err);
-    } else if (strcmp(cmd, "backup") == 0 && argc >= 2 && strcmp(argv[1], "init") == 0) {
-        rc = cmd_backup_init(&a, argc - 2, argv + 2);
-    } else if (strcmp(cmd, "credential") == 0 && argc == 4 && strcmp(argv[1], "backup") == 0) {
-        rc = csc_admin_cred_backup(&a, argv[2], argv[3], err, sizeof(err)) == 0 ? 0 : 1;
-        if (rc == 0)
-            printf("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n", argv[2],
-                   argv[3]);
-        else
-            fprintf(stderr, "csc-admin: %s\n", err);
-    } else if (strcmp(cmd, "credential") == 0 && argc == 3 && strcmp(argv[1], "restore") == 0) {
-        char rid[STOR_NAME_MAX + 1];
-        rc = csc_admin_cred_restore(&a, argv[2], rid, sizeof(rid), err, sizeof(err)) == 0 ? 0 : 1;
-        if (rc == 0)
-            printf("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n", rid,
-                   argv[2]);
-        else
-            fprintf(stderr, "csc-admin: %s\n", err);
-    } else if (strcmp(cmd, "user") == 0 && argc == 3 &&
-               (strcmp(argv[1], "suspend") == 0 || strcmp(argv[1], "resume") == 0 ||
-                strcmp(argv[1], "terminate") == 0)) {
-        uint32_t st = strcmp(argv[1], "suspend") == 0  ? STOR_USER_SUSPENDED
-                      : strcmp(argv[1], "resume") == 0 ? STOR_USER_ACTIVE
-                                                       : STOR_USER_TERMINATED;
-        rc = csc_admin_user_set_status(&a, argv[2], st, err, sizeof(err)) == 0 ? 0 : 1;
-        if (rc == 0)
-            printf("user %s %s\n", argv[2], st == STOR_USER_SUSPENDED ? "suspended" : st == STOR_USER_ACTIVE ? "resumed"
-                                                                                   : "terminated; keys destroyed");
-        else
-            fprintf(stderr, "csc-admin: %s\n", err);
-    } else if (strcmp(cmd, "client") == 0 && argc >= 2) {
-        rc = cmd_client(&m, argv[1], argc - 2, argv + 2, &a);
-    } else if (strcmp(cmd, "audit") == 0 && argc >= 2) {
-        rc = cmd_audit(m.stor, m.hsm, a.operator_name, argc - 1, argv + 1);
-    } else if (strcmp(cmd, "tsa") == 0 && argc >= 2 && strcmp(argv[1], "init") == 0) {
-        rc = cmd_tsa_init(&a, cfg->tsa_credential, argc - 2, argv + 2);
-    } else if (strcmp(cmd, "list") == 0 && argc == 1) {
-        rc = csc_admin_list(&a, stdout) == 0 ? 0 : 1;
-    } else {
-        usage(stderr);
+        a.operator_name = opname;
     }
+    if (needs_two(cfg, cmd)) {
+        char id[STOR_NAME_MAX + 1];
+        if (csc_op_approval_request(&a, &x.pol, cmd->role, argc, argv, id, err, sizeof(err)) != CSC_OP_OK) {
+            fprintf(stderr, "csc-admin: %s\n", err);
+            goto out;
+        }
+        printf("approval_required %s\n%s needs a second operator: csc-admin approve %s\n", id, what, id);
+        rc = 0;
+        goto out;
+    }
+    rc = cmd->fn(&x, argc - words, argv + words);
+out:
     srv_modules_close(&m);
     free(cfg);
     return rc;

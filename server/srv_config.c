@@ -94,6 +94,10 @@ static const row_t rows[] = {
     {"async_validity_min", T_UINT, O(async_validity_min), 0, 1, 86400, "1"},
     {"async_validity_default", T_UINT, O(async_validity_default), 0, 1, 86400, "600"},
     {"async_validity_max", T_UINT, O(async_validity_max), 0, 1, 86400, "3600"},
+    {"admin_session_idle", T_UINT, O(admin_session_idle), 0, 1, 86400, "900"},
+    {"admin_session_max", T_UINT, O(admin_session_max), 0, 1, 604800, "28800"},
+    {"admin_approval_ttl", T_UINT, O(admin_approval_ttl), 0, 1, 2592000, "86400"},
+    {"two_person", T_STR, O(two_person), S(two_person), 0, 0, ""},
 };
 
 typedef struct ctx {

@@ -52,6 +52,7 @@ int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_
          EVP_DigestUpdate(md, rec->authz_ref, sizeof(rec->authz_ref)) &&
          hash_str(md, rec->detail, sizeof(rec->detail)) && hash_int(md, rec->digest_len, 4) &&
          hash_int(md, rec->n_digests, 4) && (dlen == 0 || EVP_DigestUpdate(md, rec->digests, dlen)) &&
+         (rec->owner[0] == '\0' || (hash_int(md, 15, 1) && hash_str(md, rec->owner, sizeof(rec->owner)))) &&
          EVP_DigestFinal_ex(md, out, &olen) && olen == 32;
     EVP_MD_CTX_free(md);
     return ok ? 0 : STOR_ERR_NOMEM;

@@ -23,6 +23,8 @@ typedef enum {
     F_BLOB2,   /* uint8_t[max] holding (u32 at len_off) * (u32 at cnt_off) bytes */
     F_PTR2,    /* const uint8_t * to (u32 at len_off) * (u32 at cnt_off) bytes */
     F_STRS,    /* char[n][max + 1], the first (u32 at cnt_off) used; encoded as (u32 length, bytes) each */
+    F_OPTSTR,  /* like F_STR, but not encoded at all when empty (fields added to records that are hashed as
+                * stored, e.g. audit records: old records keep their exact encoding) */
 } field_kind_t;
 
 typedef struct field {
@@ -53,6 +55,7 @@ typedef struct rec_desc {
 #define I64(tag, T, f) { tag, F_I64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0, 0 }
 #define U64(tag, T, f) { tag, F_U64, offsetof(T, f) + SIZE_IS(T, f, 8), 8, 0, 0, 0 }
 #define STR(tag, T, f) { tag, F_STR, offsetof(T, f), sizeof(MEMBER(T, f)) - 1, 0, 0, 0 }
+#define OPTSTR(tag, T, f) { tag, F_OPTSTR, offsetof(T, f), sizeof(MEMBER(T, f)) - 1, 0, 0, 0 }
 #define FIXED(tag, T, f) { tag, F_FIXED, offsetof(T, f), sizeof(MEMBER(T, f)), 0, 0, 0 }
 #define BYTES(tag, T, f, lf) \
     { tag, F_BYTES, offsetof(T, f), sizeof(MEMBER(T, f)), offsetof(T, lf) + SIZE_IS(T, lf, 4), 0, 0 }
@@ -76,6 +79,7 @@ static const field_t user_fields[] = {
     U32(6, stor_user_t, failed_logins),
     I64(7, stor_user_t, locked_until),
     I64(8, stor_user_t, created_at),
+    STR(9, stor_user_t, evidence),
 };
 
 static const field_t cred_fields[] = {
@@ -102,6 +106,9 @@ static const field_t cred_fields[] = {
     BYTES(25, stor_cred_t, pending_key_id, pending_key_id_len),
     U32(26, stor_cred_t, pending_key_backup),
     U32(29, stor_cred_t, key_backup),
+    U32(21, stor_cred_t, n_delegates),
+    STRS(22, stor_cred_t, delegates, n_delegates),
+    STRS(23, stor_cred_t, delegate_pins, n_delegates),
 };
 
 static const field_t token_fields[] = {
@@ -171,6 +178,37 @@ static const field_t audit_fields[] = {
     PTR2(12, stor_audit_t, digests, (size_t)STOR_DIGESTS_MAX * STOR_DIGEST_LEN_MAX, digest_len, n_digests),
     FIXED(13, stor_audit_t, prev_hash),
     FIXED(14, stor_audit_t, hash),
+    OPTSTR(15, stor_audit_t, owner),
+};
+
+static const field_t operator_fields[] = {
+    STR(1, stor_operator_t, name),
+    U32(2, stor_operator_t, roles),
+    U32(3, stor_operator_t, status),
+    BYTES(4, stor_operator_t, pw_verifier, pw_verifier_len),
+    BYTES(5, stor_operator_t, totp_secret, totp_secret_len),
+    I64(6, stor_operator_t, totp_last_step),
+    U32(7, stor_operator_t, failed_logins),
+    I64(8, stor_operator_t, locked_until),
+    I64(9, stor_operator_t, created_at),
+};
+
+static const field_t opsession_fields[] = {
+    FIXED(1, stor_opsession_t, hash),
+    STR(2, stor_opsession_t, operator_name),
+    I64(3, stor_opsession_t, created_at),
+    I64(4, stor_opsession_t, last_used),
+    I64(5, stor_opsession_t, expires_at),
+};
+
+static const field_t approval_fields[] = {
+    STR(1, stor_approval_t, id),
+    STR(2, stor_approval_t, requester),
+    U32(3, stor_approval_t, role),
+    U32(4, stor_approval_t, n_args),
+    STRS(5, stor_approval_t, args, n_args),
+    I64(6, stor_approval_t, created_at),
+    I64(7, stor_approval_t, expires_at),
 };
 
 static const field_t head_fields[] = {
@@ -212,6 +250,9 @@ FITS(client_fields);
 FITS(code_fields);
 FITS(signed_head_fields);
 FITS(async_fields);
+FITS(operator_fields);
+FITS(opsession_fields);
+FITS(approval_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -224,6 +265,9 @@ static const rec_desc_t descs[] = {
     [STOR_REC_CODE] = DESC(stor_code_t, code_fields),
     [STOR_REC_SIGNED_HEAD] = DESC(stor_signed_head_t, signed_head_fields),
     [STOR_REC_ASYNC] = DESC(stor_async_t, async_fields),
+    [STOR_REC_OPERATOR] = DESC(stor_operator_t, operator_fields),
+    [STOR_REC_OPSESSION] = DESC(stor_opsession_t, opsession_fields),
+    [STOR_REC_APPROVAL] = DESC(stor_approval_t, approval_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)
@@ -289,7 +333,7 @@ static int field_len(const field_t *f, const void *rec, size_t *len)
     case F_U32: case F_I64: case F_U64: case F_FIXED:
         *len = f->max;
         return 0;
-    case F_STR:
+    case F_STR: case F_OPTSTR:
         *len = strnlen((const char *)base + f->off, f->max + 1);
         return *len <= f->max ? 0 : STOR_ERR_INVAL;
     case F_BYTES:
@@ -325,7 +369,8 @@ int stor_codec_size(stor_rec_type_t type, const void *rec, size_t *len)
     for (size_t i = 0; i < d->n_fields; i++) {
         if ((rc = field_len(&d->fields[i], rec, &flen)) != 0)
             return rc;
-        total += FIELD_HDR + flen;
+        if (d->fields[i].kind != F_OPTSTR || flen > 0)
+            total += FIELD_HDR + flen;
     }
     *len = total;
     return 0;
@@ -355,6 +400,8 @@ int stor_codec_encode(stor_rec_type_t type, const void *rec, uint8_t *buf, size_
     for (size_t i = 0; i < d->n_fields; i++) {
         const field_t *f = &d->fields[i];
         (void)field_len(f, rec, &flen); /* validated by stor_codec_size() */
+        if (f->kind == F_OPTSTR && flen == 0)
+            continue;
         buf[pos] = f->tag;
         put_le(buf + pos + 1, flen, 4);
         pos += FIELD_HDR;
@@ -420,8 +467,9 @@ static int field_decode(const field_t *f, const uint8_t *p, size_t len, void *re
         v64 = get_le(p, 8);
         memcpy(dst, &v64, 8);
         return 0;
-    case F_STR:
-        if (len > f->max || memchr(p, '\0', len) != NULL)
+    case F_STR: case F_OPTSTR:
+        /* An empty F_OPTSTR is never encoded: a stored empty one is not the canonical form of anything. */
+        if (len > f->max || memchr(p, '\0', len) != NULL || (f->kind == F_OPTSTR && len == 0))
             return STOR_ERR_CORRUPT;
         break;
     case F_FIXED:
@@ -593,10 +641,10 @@ int stor_codec_peek(stor_rec_type_t type, const uint8_t *buf, size_t len, size_t
             memcpy(out, &v, 8);
         }
         return 0;
-    case F_STR: case F_FIXED:
-        if (out_size != f->max + (f->kind == F_STR))
+    case F_STR: case F_OPTSTR: case F_FIXED:
+        if (out_size != f->max + (f->kind != F_FIXED))
             return STOR_ERR_INVAL;
-        if ((f->kind == F_STR && (vlen > f->max || memchr(val, '\0', vlen) != NULL)) ||
+        if ((f->kind != F_FIXED && (vlen > f->max || memchr(val, '\0', vlen) != NULL)) ||
             (f->kind == F_FIXED && vlen != f->max))
             return STOR_ERR_CORRUPT;
         memcpy(out, val, vlen);

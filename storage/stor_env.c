@@ -19,7 +19,7 @@
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
 #define DEFAULT_READERS 256u
-#define MAX_DBS 16
+#define MAX_DBS 32
 
 struct stor_job {
     stor_txn_fn fn;
@@ -46,6 +46,10 @@ static const struct {
     [STOR_DB_CODES] = { "codes", 0 },
     [STOR_DB_AUDIT_HEADS] = { "audit_heads", 0 },
     [STOR_DB_ASYNC] = { "async_results", 0 },
+    [STOR_DB_OPERATORS] = { "operators", 0 },
+    [STOR_DB_OPSESSIONS] = { "op_sessions", 0 },
+    [STOR_DB_APPROVALS] = { "approvals", 0 },
+    [STOR_DB_DELEGATIONS] = { "delegations", MDB_DUPSORT },
 };
 
 /* ---- errors ------------------------------------------------------------ */

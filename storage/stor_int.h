@@ -16,6 +16,10 @@
  *                                         under the same hash)
  *   audit_heads     seq (u64 BE)       -> encoded stor_signed_head_t (append-only, J11)
  *   async_results   responseID hash    -> encoded stor_async_t (operationMode "A"; purged after expires_ms)
+ *   operators       operator name      -> encoded stor_operator_t
+ *   op_sessions     token hash (32)    -> encoded stor_opsession_t
+ *   approvals       approval id        -> encoded stor_approval_t
+ *   delegations     delegate (dupsort) -> credential id
  *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
@@ -34,7 +38,8 @@
 
 enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STOR_DB_TOKENS_BY_GRANT,
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
-       STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC, STOR_DB_COUNT };
+       STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC,
+       STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -80,6 +85,9 @@ typedef enum {
     STOR_REC_CODE = 8,
     STOR_REC_SIGNED_HEAD = 15,
     STOR_REC_ASYNC = 20,       /* asynchronous signing results (stor_async.c) */
+    STOR_REC_OPERATOR = 9,
+    STOR_REC_OPSESSION = 10,
+    STOR_REC_APPROVAL = 11,
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */
@@ -131,7 +139,8 @@ MDB_dbi stor_dbi(const stor_txn_t *t, int db);
  * hash = SHA-256(prev_hash || canonical(rec)), where canonical(rec) is, big-endian:
  * seq u64, time_ms i64, event u32, result u32, user, cred, client (each u32 length + bytes),
  * authz_ref[16], detail (u32 length + bytes), digest_len u32, n_digests u32,
- * then n_digests * digest_len digest bytes.
+ * then n_digests * digest_len digest bytes; then, only if owner is not "", the byte 15 and owner (u32 length +
+ * bytes), so records without an owner hash as before the field existed.
  */
 int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_t out[32]);
 

@@ -613,7 +613,8 @@ static int purge_fn(stor_txn_t *t, void *arg)
 
     p->n = 0; /* a retried or rolled-back run must not count twice */
     if ((rc = purge_db(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p)) != 0 ||
-        (rc = purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0)
+        (rc = purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0 ||
+        (rc = purge_db(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at), p)) != 0)
         return rc;
     return purge_db(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p);
 }

@@ -136,6 +136,36 @@ typedef struct csc_admin {
 int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
                        char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
 
+/** csc_admin_user_add() with a reference to the identity-verification evidence (J1; NULL = none), kept with the
+ *  user, shown by csc_admin_list() and audited. */
+int csc_admin_user_add_ev(const csc_admin_t *a, const char *name, const char *password, const char *evidence,
+                          char *otpauth_uri, size_t uri_sz, char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
+
+/** 0 if s can be an evidence reference: 1..STOR_DESC_MAX bytes, no control characters. */
+int csc_evidence_check(const char *s);
+
+/**
+ * Change a user (J1): the evidence reference (NULL = unchanged) and/or the password (NULL = unchanged; a new
+ * scrypt verifier, the failure counter and lock cleared). Audited with the new reference (never the password).
+ */
+int csc_admin_user_change(const csc_admin_t *a, const char *name, const char *evidence, const char *password,
+                          char *err, size_t err_sz);
+
+/**
+ * Re-enroll a user's TOTP (J2): a new secret replaces the old one, which stops working at once. Outputs as
+ * csc_admin_user_add(). Audited.
+ */
+int csc_admin_user_totp_reset(const csc_admin_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
+                              char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
+
+/**
+ * Allow user to sign with credential id on the owner's behalf (J1), or (remove) stop it at once. The operator
+ * records the owner's consent as evidence (required to add). A delegate authorizes with their own TOTP and,
+ * if the credential's expression needs a PIN, the PIN given here (never the owner's). Audited with the owner.
+ */
+int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *user, const char *pin,
+                            const char *evidence, int remove, char *err, size_t err_sz);
+
 typedef struct csc_cred_spec {
     const char *id;            /**< credential id; NULL = generated */
     const char *owner;
@@ -336,13 +366,94 @@ int csc_audit_query(stor_env_t *stor, const csc_audit_filter_t *f, void *out, ui
 int csc_audit_parse_time(const char *s, int64_t *ms);
 
 /**
- * Event name (login, revoke, authorize, sign, sign-result, admin, lockout) to its stor_event_t.
+ * Event name (login, revoke, authorize, sign, sign-result, admin, lockout, operator) to its stor_event_t.
  * @return 0 or -1 (unknown name; *event = 0).
  */
 int csc_audit_parse_event(const char *s, uint32_t *event);
 
 /** Name of a stor_event_t ("login", ...; "unknown" for any other value). Static string. */
 const char *csc_audit_event_name(uint32_t event);
+
+/* ---- csc-admin operators, their sessions and two-person approvals (J14) ---- */
+
+/** Login and session rules for operators (from the configuration). */
+typedef struct csc_op_policy {
+    unsigned session_idle;     /**< seconds without a command before a session ends */
+    unsigned session_max;      /**< seconds after login when a session ends regardless */
+    unsigned max_failures;     /**< failed logins in a row before the operator is locked */
+    unsigned lock_seconds;
+    unsigned totp_window;      /**< accepted TOTP steps either side of now */
+    unsigned approval_ttl;     /**< seconds a two-person request waits for its approval */
+} csc_op_policy_t;
+
+#define CSC_OP_TOKEN_LEN 64    /**< hex characters of a session token */
+
+enum {
+    CSC_OP_OK = 0,
+    CSC_OP_ERR = -1,           /**< storage or internal failure (message in err) */
+    CSC_OP_DENIED = -2,        /**< wrong name, password or OTP (one answer), a reused OTP, or a disabled operator */
+    CSC_OP_LOCKED = -3,        /**< too many failed logins */
+    CSC_OP_NOSESSION = -4,     /**< no session, unknown or logged out, or its operator is gone or disabled */
+    CSC_OP_EXPIRED = -5,       /**< idle or absolute expiry passed */
+    CSC_OP_FORBIDDEN = -6,     /**< the operator lacks the role, or the rule forbids the action (self-approval, ...) */
+    CSC_OP_EXISTS = -7,
+    CSC_OP_NOTFOUND = -8,
+};
+
+/** "user-admin,key-admin,auditor" (any subset, or "all") to a stor_role_t bit set. @return 0 or -1. */
+int csc_op_roles_parse(const char *s, uint32_t *roles);
+/** Bit set to "user-admin,key-admin" ("-" for none). */
+void csc_op_roles_format(uint32_t roles, char *out, size_t out_sz);
+
+/**
+ * First operator, with every role, only while no operator exists (else CSC_OP_EXISTS). New TOTP secret returned
+ * as base32 and otpauth URI (the caller wipes them). Audited (STOR_EV_OPERATOR).
+ */
+int csc_op_bootstrap(const csc_admin_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
+                     char *b32, size_t b32_sz, char *err, size_t err_sz);
+/** Add an operator with roles (a->operator_name is the acting operator). Same outputs as bootstrap. */
+int csc_op_add(const csc_admin_t *a, const char *name, uint32_t roles, const char *password, char *uri,
+               size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz);
+/** Remove an operator and (lazily) every session of it; not oneself (CSC_OP_FORBIDDEN). */
+int csc_op_remove(const csc_admin_t *a, const char *name, char *err, size_t err_sz);
+/** Replace an operator's roles; never one's own (CSC_OP_FORBIDDEN). */
+int csc_op_set_roles(const csc_admin_t *a, const char *name, uint32_t roles, char *err, size_t err_sz);
+/** Print the operators, one line each (no secrets). */
+int csc_op_list(const csc_admin_t *a, void *out_file);
+/**
+ * Log an operator in with password and current TOTP code; on success a new session token (hex, NUL-terminated)
+ * of which only the hash is stored. Failures count towards the lockout; everything is audited.
+ * @return CSC_OP_OK, CSC_OP_DENIED, CSC_OP_LOCKED, CSC_OP_ERR
+ */
+int csc_op_login(const csc_admin_t *a, const csc_op_policy_t *p, const char *name, const char *password,
+                 const char *otp, char token[CSC_OP_TOKEN_LEN + 1], char *err, size_t err_sz);
+/** End a session at once. @return CSC_OP_OK, CSC_OP_NOSESSION, CSC_OP_ERR. Audited. */
+int csc_op_logout(const csc_admin_t *a, const char *token, char *err, size_t err_sz);
+/**
+ * Check a session for a command needing one of the roles in role (0 = any operator) and refresh its idle timer. name gets the
+ * operator's name, roles its roles. A refusal is audited with command (free text, e.g. "user add").
+ * @return CSC_OP_OK, CSC_OP_NOSESSION, CSC_OP_EXPIRED, CSC_OP_FORBIDDEN, CSC_OP_ERR
+ */
+int csc_op_session_check(const csc_admin_t *a, const csc_op_policy_t *p, const char *token, uint32_t role,
+                         const char *command, char name[STOR_NAME_MAX + 1], uint32_t *roles, char *err,
+                         size_t err_sz);
+/** Record a command held for a second operator (requester a->operator_name). id gets the request id. Audited. */
+int csc_op_approval_request(const csc_admin_t *a, const csc_op_policy_t *p, uint32_t role, int argc,
+                            char *const *argv, char id[STOR_NAME_MAX + 1], char *err, size_t err_sz);
+/**
+ * Approve request id as operator a->operator_name with approver_roles: it must be another operator than the
+ * requester and hold (one of) the request's role(s), and the request must not have expired. The request is removed and
+ * copied to out for the caller to execute. Approval and every refusal are audited with both names.
+ * @return CSC_OP_OK, CSC_OP_NOTFOUND, CSC_OP_EXPIRED, CSC_OP_FORBIDDEN, CSC_OP_ERR
+ */
+int csc_op_approval_take(const csc_admin_t *a, const char *id, uint32_t approver_roles, stor_approval_t *out,
+                         char *err, size_t err_sz);
+/** Reject (remove) request id; needs the request's role. Audited. */
+int csc_op_approval_reject(const csc_admin_t *a, const char *id, uint32_t roles, char *err, size_t err_sz);
+/** Print pending requests, one line each. */
+int csc_op_approvals_list(const csc_admin_t *a, void *out_file);
+/** Audit a csc-admin event of an operator (STOR_EV_OPERATOR); result is a stor_result_t. */
+int csc_op_audit(const csc_admin_t *a, uint32_t result, const char *user, const char *detail);
 
 #ifdef __cplusplus
 }

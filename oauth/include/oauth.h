@@ -263,6 +263,8 @@ typedef struct oauth_sign_use {
     size_t n_digests;
     const char *client;
     const char *detail;            /**< e.g. the signAlgo OID, for the audit record */
+    const char *owner;             /**< the credential's owner when user signs as a delegate (audited "on behalf
+                                        of"); NULL or "" otherwise */
 } oauth_sign_use_t;
 
 /**

@@ -64,6 +64,7 @@ const char *stor_strerror(int rc);
 #define STOR_URI_MAX 512       /**< an OAuth redirect URI */
 #define STOR_REDIRECTS_MAX 8   /**< redirect URIs of one OAuth client */
 #define STOR_AUTHZ_DETAILS_MAX 4096 /**< approved RAR authorization_details, JSON */
+#define STOR_DELEGATES_MAX 8   /**< delegates of one credential */
 
 /* ---- environment ------------------------------------------------------- */
 
@@ -103,6 +104,7 @@ typedef struct stor_user {
     uint32_t failed_logins;               /**< consecutive failed password logins */
     int64_t locked_until;                 /**< unix seconds; 0 = not locked */
     int64_t created_at;
+    char evidence[STOR_DESC_MAX + 1];     /**< reference to the identity-verification evidence (J1), "" if none */
 } stor_user_t;
 
 /** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
@@ -145,13 +147,20 @@ typedef struct stor_cred {
     uint8_t pending_key_id[STOR_KEYID_MAX]; /**< renewal by CSR: CKA_ID of the new key waiting for its certificate */
     uint32_t pending_key_id_len;          /**< 0 = no renewal pending */
     uint32_t pending_key_backup;          /**< stor_key_backup_t of the pending key (becomes key_backup at import) */
+    uint32_t n_delegates;                 /**< users the owner allowed to sign with the credential (J1) */
+    char delegates[STOR_DELEGATES_MAX][STOR_NAME_MAX + 1];
+    char delegate_pins[STOR_DELEGATES_MAX][2 * STOR_VERIFIER_MAX + 1]; /**< hex of each delegate's own PIN verifier ("" = none) */
 } stor_cred_t;
+
 
 /** Whether a credential's key can be backed up (J8). Stored: never renumber. */
 typedef enum {
     STOR_KEY_BACKUP_NO = 0,      /**< non-extractable: can never leave the HSM */
     STOR_KEY_BACKUP_WRAPPED = 1, /**< extractable only wrapped under the HSM's trusted backup key */
 } stor_key_backup_t;
+
+/** Index of user among c's delegates, or -1. */
+int stor_cred_delegate(const stor_cred_t *c, const char *user);
 
 typedef enum { STOR_TOKEN_ACCESS = 1, STOR_TOKEN_REFRESH = 2 } stor_token_kind_t;
 typedef enum { STOR_SCOPE_SERVICE = 1, STOR_SCOPE_CREDENTIAL = 2 } stor_scope_t;
@@ -228,6 +237,7 @@ typedef enum {
     STOR_EV_TIMESTAMP = 8,      /**< a time-stamp token issued by the built-in TSA */
     STOR_EV_CHALLENGE = 9,      /**< credentials/getChallenge, v1 sendOTP: one-time code issued (never the code) */
     STOR_EV_APPROVAL = 10,      /**< the user approved or refused a pending authorization on the approval page */
+    STOR_EV_OPERATOR = 11,      /**< csc-admin operator login/logout, refusal, operator management, approvals */
     STOR_EV_CERT = 12,          /**< certificate request, import or refusal (csc-admin) */
     STOR_EV_BACKUP = 13,        /**< csc-admin credential backup (done or refused) */
     STOR_EV_RESTORE = 14,       /**< csc-admin credential restore (done or refused) */
@@ -251,6 +261,9 @@ typedef struct stor_audit {
     const uint8_t *digests;               /**< n_digests * digest_len bytes (not owned) */
     uint8_t prev_hash[32];                /**< filled in: hash of the previous record */
     uint8_t hash[32];                     /**< filled in: SHA-256(prev_hash || record) */
+    char owner[STOR_NAME_MAX + 1];        /**< "on behalf of": the credential's owner when user is a delegate, else "".
+                                               Stored and hashed only when set, so records without it keep their
+                                               encoding and hash. */
 } stor_audit_t;
 
 /* ---- asynchronous signing results (stor_async.c) ------------------------ */
@@ -277,6 +290,49 @@ typedef struct stor_async {
     const uint8_t *body;                  /**< DONE: the JSON reply; not owned (a get points into the txn) */
     uint32_t owner_pid;                   /**< PENDING: the process that runs the job */
 } stor_async_t;
+/* ---- operators of csc-admin, their sessions and pending approvals (J14) ---- */
+
+/** Roles of an operator: a bit set. Values are stored: never renumber. */
+typedef enum { STOR_ROLE_USER_ADMIN = 1, STOR_ROLE_KEY_ADMIN = 2, STOR_ROLE_AUDITOR = 4 } stor_role_t;
+#define STOR_ROLES_ALL (STOR_ROLE_USER_ADMIN | STOR_ROLE_KEY_ADMIN | STOR_ROLE_AUDITOR)
+typedef enum { STOR_OPERATOR_ACTIVE = 1, STOR_OPERATOR_DISABLED = 2 } stor_operator_status_t;
+
+typedef struct stor_operator {
+    char name[STOR_NAME_MAX + 1];         /**< key */
+    uint32_t roles;                       /**< bit set of stor_role_t */
+    uint32_t status;                      /**< stor_operator_status_t */
+    uint8_t pw_verifier[STOR_VERIFIER_MAX]; /**< opaque, from oauth_secret_hash() */
+    uint32_t pw_verifier_len;
+    uint8_t totp_secret[STOR_TOTP_MAX];   /**< raw RFC 6238 secret (mandatory for operators) */
+    uint32_t totp_secret_len;
+    int64_t totp_last_step;               /**< last accepted time step (replay guard) */
+    uint32_t failed_logins;               /**< consecutive failed logins */
+    int64_t locked_until;                 /**< unix seconds; 0 = not locked */
+    int64_t created_at;
+} stor_operator_t;
+
+/** A csc-admin login session: only the SHA-256 of its token is stored. */
+typedef struct stor_opsession {
+    uint8_t hash[32];                     /**< key: SHA-256 of the session token */
+    char operator_name[STOR_NAME_MAX + 1];
+    int64_t created_at;
+    int64_t last_used;                    /**< idle expiry counts from here */
+    int64_t expires_at;                   /**< absolute expiry (unix seconds) */
+} stor_opsession_t;
+
+#define STOR_APPROVAL_ARGS_MAX 32  /**< words of a command waiting for approval */
+#define STOR_APPROVAL_ARG_MAX 255  /**< bytes of one word */
+
+/** A command held for a second operator's approval (two-person rule). */
+typedef struct stor_approval {
+    char id[STOR_NAME_MAX + 1];           /**< key: random hex id */
+    char requester[STOR_NAME_MAX + 1];    /**< operator who asked */
+    uint32_t role;                        /**< stor_role_t the command needs (and the approver too) */
+    uint32_t n_args;
+    char args[STOR_APPROVAL_ARGS_MAX][STOR_APPROVAL_ARG_MAX + 1]; /**< the command words, as typed */
+    int64_t created_at;
+    int64_t expires_at;
+} stor_approval_t;
 
 /* ---- transactions ------------------------------------------------------ */
 
@@ -349,6 +405,31 @@ int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, v
 typedef int (*stor_user_each_fn)(const stor_user_t *u, void *arg);
 int stor_txn_user_each(stor_txn_t *t, stor_user_each_fn fn, void *arg);
 
+/* Operators (keyed by name, checked like user names), operator sessions (by token hash) and approvals (by id,
+ * a name). get: STOR_ERR_NOTFOUND if absent; put with create_only: STOR_ERR_EXISTS if present; del:
+ * STOR_ERR_NOTFOUND if absent. each: in key order; a non-zero return of fn stops the walk and is returned. */
+int stor_txn_operator_get(stor_txn_t *t, const char *name, stor_operator_t *out);
+int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_only);
+int stor_txn_operator_del(stor_txn_t *t, const char *name);
+typedef int (*stor_operator_each_fn)(const stor_operator_t *op, void *arg);
+int stor_txn_operator_each(stor_txn_t *t, stor_operator_each_fn fn, void *arg);
+int stor_txn_opsession_get(stor_txn_t *t, const uint8_t hash[32], stor_opsession_t *out);
+int stor_txn_opsession_put(stor_txn_t *t, const stor_opsession_t *s);
+int stor_txn_opsession_del(stor_txn_t *t, const uint8_t hash[32]);
+int stor_txn_approval_get(stor_txn_t *t, const char *id, stor_approval_t *out);
+int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_only);
+int stor_txn_approval_del(stor_txn_t *t, const char *id);
+typedef int (*stor_approval_each_fn)(const stor_approval_t *a, void *arg);
+int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg);
+
+/* Delegations by delegate (an index for listing; the credential record's delegates decide): put adds
+ * (user, cred), del removes it (STOR_ERR_NOTFOUND if absent), each calls fn with every credential id
+ * delegated to user, in id order. */
+int stor_txn_delegation_put(stor_txn_t *t, const char *user, const char *cred);
+int stor_txn_delegation_del(stor_txn_t *t, const char *user, const char *cred);
+typedef int (*stor_delegation_each_fn)(const char *cred, void *arg);
+int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_each_fn fn, void *arg);
+
 /* ---- convenience (each in its own transaction) ------------------------- */
 
 int stor_user_get(stor_env_t *env, const char *name, stor_user_t *out);
@@ -417,6 +498,8 @@ typedef int (*stor_signed_head_each_fn)(const stor_signed_head_t *h, int status,
 int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *arg);
 
 /** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
+/** Delete expired tokens, SADs, authorization codes and operator sessions past their absolute expiry (a write).
+ *  @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
 
 /** @return STOR_OK (out->body points into the transaction's memory: copy it before the callback returns),

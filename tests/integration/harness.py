@@ -83,17 +83,22 @@ class Service:
         self.tmp = tempfile.mkdtemp(prefix="csc-it-")
         self.dir = os.path.join(self.tmp, "svc")
         self.port = free_port()
+        self.used_otps = set()
+        t0 = time.time()
         subprocess.run([os.path.join(ROOT, "scripts", "provision"), "--dir", self.dir, "--build", self.build,
                         "--port", str(self.port), "--scrypt-log2n", "10"],
                        check=True, stdout=subprocess.DEVNULL)
         self.env = self._read_env(os.path.join(self.dir, "demo.env"))
         self.conf = self.env["CSC_CONFIG"]
+        # provision logged the first operator in: its session is ours; the TOTP steps it may have used are spent.
+        self.session = self.env["CSC_ADMIN_SESSION"]
+        for t in (t0, time.time()):
+            self.used_otps.add((self.env["CSC_OPERATOR_TOTP_SECRET"], int(t // 30)))
         if extra_config:
             with open(self.conf, "a") as f:
                 f.write(extra_config)
         self.ctx = ssl.create_default_context(cafile=self.env["CSC_TLS_CA"])
         self.proc = None
-        self.used_otps = set()
 
     @staticmethod
     def _read_env(path):
@@ -145,10 +150,37 @@ class Service:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")
 
-    def admin(self, *args, stdin=None, check=True):
-        return subprocess.run([os.path.join(self.build, "server", "csc-admin"), "-c", self.conf,
-                               "--operator", "it"] + list(args), input=stdin, capture_output=True, text=True,
-                              check=check)
+    def admin(self, *args, stdin=None, check=True, session=None):
+        """Run csc-admin as the provisioned operator (all roles), logging in again if its session ended;
+        session= runs it with another session token ("" for none) instead."""
+        r = self.admin_as(self.session if session is None else session, *args, stdin=stdin)
+        if session is None and r.returncode != 0 and ("session expired" in r.stderr or "not logged in" in r.stderr):
+            self.session = self.op_login(self.env["CSC_OPERATOR"], self.env["CSC_OPERATOR_PASSWORD"],
+                                         self.env["CSC_OPERATOR_TOTP_SECRET"])
+            r = self.admin_as(self.session, *args, stdin=stdin)
+        if check and r.returncode != 0:
+            raise subprocess.CalledProcessError(r.returncode, r.args, r.stdout, r.stderr)
+        return r
+
+    def admin_as(self, session, *args, stdin=None, env=None):
+        """csc-admin with the operator session token session (CSC_ADMIN_SESSION; "" or None: none)."""
+        e = dict(os.environ)
+        e.pop("CSC_ADMIN_SESSION", None)
+        e.pop("CSC_ADMIN_SESSION_FILE", None)
+        if session:
+            e["CSC_ADMIN_SESSION"] = session
+        if env:
+            e.update(env)
+        return subprocess.run([os.path.join(self.build, "server", "csc-admin"), "-c", self.conf] + list(args),
+                              input=stdin, capture_output=True, text=True, env=e)
+
+    def op_login(self, name, password, totp_secret, otp=None):
+        """Log an operator in (password and a fresh TOTP code on standard input); returns the session token."""
+        code = otp if otp is not None else fresh_totp(totp_secret, self.used_otps)
+        r = self.admin_as(None, "login", name, stdin="%s\n%s\n" % (password, code))
+        if r.returncode != 0:
+            raise AssertionError("operator login failed: " + r.stderr)
+        return r.stdout.strip()
 
     # --- HTTP ----------------------------------------------------------------------
     def request(self, method, path, body=b"", headers=None, timeout=60):

@@ -230,7 +230,7 @@ class TestVerifyAndQuery(unittest.TestCase):
         before = self.query("--until", iso)
         after = self.query("--since", str(T_START + 1))
         self.assertTrue(before and after)
-        self.assertEqual({r["event"] for r in before}, {"admin"})  # provisioning only
+        self.assertEqual({r["event"] for r in before}, {"admin", "operator"})  # provisioning only (its operator too)
         self.assertIn("sign", {r["event"] for r in after})
         self.assertEqual(len(before) + len(after), len(self.recs))
         for r in before:

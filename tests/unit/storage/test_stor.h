@@ -14,6 +14,7 @@ Suite *tst_data_suite(void);
 Suite *tst_oauth_suite(void);
 Suite *tst_scan_suite(void);
 Suite *tst_async_suite(void);
+Suite *tst_operator_suite(void);
 
 /** argv[1] that makes the test binary act as the second process of the audit test. */
 #define TST_CHILD_ARG "--audit-child"

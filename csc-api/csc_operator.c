@@ -1,0 +1,787 @@
+/*
+ * csc_operator.c - the operators of csc-admin (J14): named accounts with roles, a scrypt password verifier and
+ * a TOTP secret (the same verifiers and replay guard as users), login sessions of which only the SHA-256 of the
+ * token is stored, and commands held for a second operator's approval (two-person rule).
+ *
+ * Every login, logout, refusal, operator change and approval step is audited as STOR_EV_OPERATOR in the same
+ * transaction as the state change; the audit record's user field names the operator acting, detail says what.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "csc_int.h"
+
+__attribute__((format(printf, 3, 4))) static int op_err(char *err, size_t err_sz, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && err_sz > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, err_sz, fmt, ap);
+        va_end(ap);
+    }
+    return CSC_OP_ERR;
+}
+#define ERR(...) op_err(err, err_sz, __VA_ARGS__)
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} role_names[] = {
+    {"user-admin", STOR_ROLE_USER_ADMIN},
+    {"key-admin", STOR_ROLE_KEY_ADMIN},
+    {"auditor", STOR_ROLE_AUDITOR},
+};
+#define N_ROLES (sizeof(role_names) / sizeof(role_names[0]))
+
+int csc_op_roles_parse(const char *s, uint32_t *roles)
+{
+    char buf[128];
+    uint32_t set = 0;
+
+    *roles = 0;
+    if (s == NULL || strlen(s) >= sizeof(buf))
+        return -1;
+    if (strcmp(s, "all") == 0) {
+        *roles = STOR_ROLES_ALL;
+        return 0;
+    }
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        size_t i;
+        for (i = 0; i < N_ROLES && strcmp(tok, role_names[i].name) != 0; i++)
+            ;
+        if (i == N_ROLES)
+            return -1;
+        set |= role_names[i].bit;
+    }
+    if (set == 0)
+        return -1;
+    *roles = set;
+    return 0;
+}
+
+void csc_op_roles_format(uint32_t roles, char *out, size_t out_sz)
+{
+    size_t pos = 0;
+
+    if (out_sz == 0)
+        return;
+    out[0] = '\0';
+    for (size_t i = 0; i < N_ROLES; i++)
+        if (roles & role_names[i].bit)
+            pos += (size_t)snprintf(out + pos, pos < out_sz ? out_sz - pos : 0, "%s%s", pos ? "," : "",
+                                    role_names[i].name);
+    if (pos == 0)
+        snprintf(out, out_sz, "-");
+}
+
+/* Operator names follow the storage rule for names: 1..STOR_NAME_MAX printable ASCII characters, no spaces. */
+static int name_ok(const char *s)
+{
+    size_t n = s != NULL ? strnlen(s, STOR_NAME_MAX + 1) : 0;
+
+    if (n == 0 || n > STOR_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static void op_audit_init(stor_audit_t *r, uint32_t result, const char *user, const char *detail)
+{
+    memset(r, 0, sizeof(*r));
+    r->event = STOR_EV_OPERATOR;
+    r->result = result;
+    snprintf(r->user, sizeof(r->user), "%s", user != NULL ? user : "");
+    snprintf(r->client, sizeof(r->client), "csc-admin");
+    snprintf(r->detail, sizeof(r->detail), "%s", detail);
+}
+
+typedef struct audit_only {
+    stor_audit_t rec;
+} audit_only_t;
+
+static int audit_only_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_audit_append(t, &((audit_only_t *)arg)->rec);
+}
+
+int csc_op_audit(const csc_admin_t *a, uint32_t result, const char *user, const char *detail)
+{
+    audit_only_t x;
+
+    op_audit_init(&x.rec, result, user, detail);
+    return stor_write(a->stor, audit_only_fn, &x) == 0 ? 0 : -1;
+}
+
+static void token_hash(const char *token, uint8_t out[32])
+{
+    unsigned int n = 0;
+
+    EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL);
+}
+
+/* ---- operator accounts ------------------------------------------------------ */
+
+typedef struct put_op {
+    stor_operator_t *op;
+    int bootstrap;            /* refuse if any operator exists */
+    stor_audit_t audit;
+} put_op_t;
+
+static int any_operator(const stor_operator_t *op, void *arg)
+{
+    (void)op;
+    (void)arg;
+    return 1;
+}
+
+static int put_op_fn(stor_txn_t *t, void *arg)
+{
+    put_op_t *p = arg;
+    int rc;
+
+    if (p->bootstrap && (rc = stor_txn_operator_each(t, any_operator, NULL)) != 0)
+        return rc == 1 ? STOR_ERR_EXISTS : rc;
+    if ((rc = stor_txn_operator_put(t, p->op, 1)) != 0)
+        return rc;
+    return stor_txn_audit_append(t, &p->audit);
+}
+
+static int new_operator(const csc_admin_t *a, const char *name, uint32_t roles, const char *password, int bootstrap,
+                        char *uri, size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
+{
+    stor_operator_t *op = calloc(1, sizeof(*op));
+    char detail[200], rn[64];
+    put_op_t p;
+    int rc = CSC_OP_ERR, src;
+
+    if (op == NULL)
+        return ERR("out of memory");
+    if (!name_ok(name)) {
+        ERR("operator name must be 1..%d printable ASCII characters without spaces", STOR_NAME_MAX);
+        goto out;
+    }
+    if (password == NULL || strlen(password) < 8) {
+        ERR("password must have at least 8 characters");
+        goto out;
+    }
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    op->roles = roles;
+    op->status = STOR_OPERATOR_ACTIVE;
+    op->created_at = time(NULL);
+    if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, op->pw_verifier, &op->pw_verifier_len) != 0 ||
+        oauth_totp_new_secret(op->totp_secret) != 0) {
+        ERR("cannot derive the password verifier or the TOTP secret");
+        goto out;
+    }
+    op->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
+    if (oauth_base32_encode(op->totp_secret, op->totp_secret_len, b32, b32_sz) != 0 ||
+        oauth_totp_uri(a->issuer, name, op->totp_secret, op->totp_secret_len, uri, uri_sz) != 0) {
+        ERR("output buffer too small");
+        goto out;
+    }
+    csc_op_roles_format(roles, rn, sizeof(rn));
+    snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s roles=%s",
+             bootstrap ? name : a->operator_name, bootstrap ? "bootstrap" : "add", name, rn);
+    p.op = op;
+    p.bootstrap = bootstrap;
+    op_audit_init(&p.audit, STOR_RES_OK, bootstrap ? name : a->operator_name, detail);
+    src = stor_write(a->stor, put_op_fn, &p);
+    if (src == STOR_ERR_EXISTS)
+        rc = bootstrap ? (ERR("operators exist already: bootstrap is only for the first one"), CSC_OP_EXISTS)
+                       : (ERR("operator %s exists already", name), CSC_OP_EXISTS);
+    else if (src != 0)
+        ERR("storage: %s", stor_strerror(src));
+    else
+        rc = CSC_OP_OK;
+out:
+    if (rc != CSC_OP_OK) {
+        OPENSSL_cleanse(b32, b32_sz);
+        OPENSSL_cleanse(uri, uri_sz);
+    }
+    stor_wipe(op, sizeof(*op));
+    free(op);
+    return rc;
+}
+
+int csc_op_bootstrap(const csc_admin_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
+                     char *b32, size_t b32_sz, char *err, size_t err_sz)
+{
+    return new_operator(a, name, STOR_ROLES_ALL, password, 1, uri, uri_sz, b32, b32_sz, err, err_sz);
+}
+
+int csc_op_add(const csc_admin_t *a, const char *name, uint32_t roles, const char *password, char *uri,
+               size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
+{
+    if (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
+        return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
+    return new_operator(a, name, roles, password, 0, uri, uri_sz, b32, b32_sz, err, err_sz);
+}
+
+typedef struct change_op {
+    const char *name;
+    int remove;
+    uint32_t roles;
+    stor_audit_t audit;
+} change_op_t;
+
+static int change_op_fn(stor_txn_t *t, void *arg)
+{
+    change_op_t *c = arg;
+    stor_operator_t op;
+    int rc;
+
+    if ((rc = stor_txn_operator_get(t, c->name, &op)) != 0)
+        return rc;
+    if (c->remove) {
+        rc = stor_txn_operator_del(t, c->name);
+    } else {
+        op.roles = c->roles;
+        rc = stor_txn_operator_put(t, &op, 0);
+    }
+    stor_wipe(&op, sizeof(op));
+    return rc != 0 ? rc : stor_txn_audit_append(t, &c->audit);
+}
+
+static int change_operator(const csc_admin_t *a, const char *name, int remove, uint32_t roles, char *err,
+                           size_t err_sz)
+{
+    change_op_t c = {.name = name, .remove = remove, .roles = roles};
+    char detail[200], rn[64];
+    int rc;
+
+    if (!name_ok(name))
+        return ERR("invalid operator name");
+    if (strcmp(name, a->operator_name) == 0) {
+        snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s refused=self", a->operator_name,
+                 remove ? "remove" : "roles", name);
+        csc_op_audit(a, STOR_RES_DENIED, a->operator_name, detail);
+        op_err(err, err_sz, "an operator cannot %s", remove ? "remove themselves" : "change their own roles");
+        return CSC_OP_FORBIDDEN;
+    }
+    if (!remove && (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0))
+        return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
+    csc_op_roles_format(roles, rn, sizeof(rn));
+    if (remove)
+        snprintf(detail, sizeof(detail), "operator=%s action=operator.remove name=%s", a->operator_name, name);
+    else
+        snprintf(detail, sizeof(detail), "operator=%s action=operator.roles name=%s roles=%s", a->operator_name,
+                 name, rn);
+    op_audit_init(&c.audit, STOR_RES_OK, a->operator_name, detail);
+    rc = stor_write(a->stor, change_op_fn, &c);
+    if (rc == STOR_ERR_NOTFOUND) {
+        op_err(err, err_sz, "no operator %s", name);
+        return CSC_OP_NOTFOUND;
+    }
+    return rc == 0 ? CSC_OP_OK : ERR("storage: %s", stor_strerror(rc));
+}
+
+int csc_op_remove(const csc_admin_t *a, const char *name, char *err, size_t err_sz)
+{
+    return change_operator(a, name, 1, 0, err, err_sz);
+}
+
+int csc_op_set_roles(const csc_admin_t *a, const char *name, uint32_t roles, char *err, size_t err_sz)
+{
+    return change_operator(a, name, 0, roles, err, err_sz);
+}
+
+static int list_op(const stor_operator_t *op, void *arg)
+{
+    char rn[64];
+
+    csc_op_roles_format(op->roles, rn, sizeof(rn));
+    fprintf(arg, "operator %s roles=%s status=%s created_at=%lld%s\n", op->name, rn,
+            op->status == STOR_OPERATOR_ACTIVE ? "active" : "disabled", (long long)op->created_at,
+            op->locked_until > time(NULL) ? " locked" : "");
+    return 0;
+}
+
+static int list_op_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_operator_each(t, list_op, arg);
+}
+
+int csc_op_list(const csc_admin_t *a, void *out_file)
+{
+    return stor_read(a->stor, list_op_fn, out_file) == 0 ? 0 : -1;
+}
+
+/* ---- login, sessions -------------------------------------------------------- */
+
+typedef struct login {
+    const char *name;
+    const csc_op_policy_t *p;
+    int ok;                  /* password and OTP were right */
+    int64_t step;            /* matched TOTP step */
+    int64_t now;
+    stor_opsession_t sess;
+    int result;              /* out: CSC_OP_* */
+    stor_audit_t audit;
+    stor_audit_t lock_audit;
+} login_t;
+
+static int login_fn(stor_txn_t *t, void *arg)
+{
+    login_t *l = arg;
+    stor_operator_t op;
+    int rc = stor_txn_operator_get(t, l->name, &op), locked = 0;
+    char detail[160];
+
+    if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL) {
+        l->result = CSC_OP_DENIED;
+        snprintf(detail, sizeof(detail), "action=login refused=credentials");
+        goto audit;
+    }
+    if (rc != 0)
+        return rc;
+    if (op.status != STOR_OPERATOR_ACTIVE) {
+        l->result = CSC_OP_DENIED;
+        snprintf(detail, sizeof(detail), "action=login refused=disabled");
+    } else if (op.locked_until > l->now) {
+        l->result = CSC_OP_LOCKED;
+        snprintf(detail, sizeof(detail), "action=login refused=locked");
+    } else if (!l->ok || l->step <= op.totp_last_step) {
+        l->result = CSC_OP_DENIED;
+        snprintf(detail, sizeof(detail), "action=login refused=%s", l->ok ? "otp-reused" : "credentials");
+        if (++op.failed_logins >= l->p->max_failures) {
+            op.failed_logins = 0;
+            op.locked_until = l->now + l->p->lock_seconds;
+            locked = 1;
+        }
+    } else {
+        l->result = CSC_OP_OK;
+        op.failed_logins = 0;
+        op.locked_until = 0;
+        op.totp_last_step = l->step;
+        snprintf(detail, sizeof(detail), "action=login");
+    }
+    if (l->result != CSC_OP_LOCKED && op.status == STOR_OPERATOR_ACTIVE &&
+        (rc = stor_txn_operator_put(t, &op, 0)) != 0)
+        goto out;
+    if (l->result == CSC_OP_OK && (rc = stor_txn_opsession_put(t, &l->sess)) != 0)
+        goto out;
+    if (locked) {
+        op_audit_init(&l->lock_audit, STOR_RES_DENIED, l->name, "action=login locked operator");
+        l->lock_audit.event = STOR_EV_LOCKOUT;
+        if ((rc = stor_txn_audit_append(t, &l->lock_audit)) != 0)
+            goto out;
+    }
+audit:
+    op_audit_init(&l->audit, l->result == CSC_OP_OK ? STOR_RES_OK : STOR_RES_DENIED,
+                  name_ok(l->name) ? l->name : "", detail);
+    rc = stor_txn_audit_append(t, &l->audit);
+out:
+    stor_wipe(&op, sizeof(op));
+    return rc;
+}
+
+static int get_op_fn(stor_txn_t *t, void *arg)
+{
+    stor_operator_t *op = arg;
+    char name[STOR_NAME_MAX + 1];
+
+    snprintf(name, sizeof(name), "%s", op->name); /* the getter clears op first */
+    return stor_txn_operator_get(t, name, op);
+}
+
+int csc_op_login(const csc_admin_t *a, const csc_op_policy_t *p, const char *name, const char *password,
+                 const char *otp, char token[CSC_OP_TOKEN_LEN + 1], char *err, size_t err_sz)
+{
+    stor_operator_t *op = calloc(1, sizeof(*op));
+    login_t *l = calloc(1, sizeof(*l));
+    uint8_t raw[32];
+    int rc = CSC_OP_ERR, src;
+
+    token[0] = '\0';
+    if (op == NULL || l == NULL) {
+        ERR("out of memory");
+        goto out;
+    }
+    l->name = name != NULL ? name : "";
+    l->p = p;
+    l->now = time(NULL);
+    /* The slow checks run outside the write transaction; the transaction re-reads the record and applies the
+     * replay guard and the counters. An unknown operator costs the same scrypt work as a known one. */
+    snprintf(op->name, sizeof(op->name), "%s", l->name);
+    src = name_ok(l->name) ? stor_read(a->stor, get_op_fn, op) : STOR_ERR_NOTFOUND;
+    if (src != 0 && src != STOR_ERR_NOTFOUND) {
+        ERR("storage: %s", stor_strerror(src));
+        goto out;
+    }
+    if (src == 0) {
+        l->ok = password != NULL && otp != NULL &&
+                oauth_secret_verify(op->pw_verifier, op->pw_verifier_len, password, strlen(password)) == OAUTH_OK &&
+                oauth_totp_check(op->totp_secret, op->totp_secret_len, otp, strlen(otp), l->now, p->totp_window,
+                                 &l->step) == OAUTH_OK;
+    } else {
+        uint8_t dummy[STOR_VERIFIER_MAX];
+        uint32_t dlen = 0;
+        if (password != NULL && oauth_secret_hash(password, strlen(password), a->scrypt_log2n, dummy, &dlen) == 0)
+            OPENSSL_cleanse(dummy, sizeof(dummy));
+    }
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        ERR("no randomness");
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(token + 2 * i, 3, "%02x", raw[i]);
+    OPENSSL_cleanse(raw, sizeof(raw));
+    token_hash(token, l->sess.hash);
+    snprintf(l->sess.operator_name, sizeof(l->sess.operator_name), "%s", l->name);
+    l->sess.created_at = l->now;
+    l->sess.last_used = l->now;
+    l->sess.expires_at = l->now + p->session_max;
+    src = stor_write(a->stor, login_fn, l);
+    if (src != 0) {
+        ERR("storage: %s", stor_strerror(src));
+        goto out;
+    }
+    rc = l->result;
+    if (rc == CSC_OP_DENIED)
+        ERR("login refused: wrong operator name, password or one-time code (or the code was used already)");
+    else if (rc == CSC_OP_LOCKED)
+        ERR("login refused: operator locked after too many failed logins; try again later");
+out:
+    if (rc != CSC_OP_OK)
+        OPENSSL_cleanse(token, CSC_OP_TOKEN_LEN + 1);
+    if (op != NULL)
+        stor_wipe(op, sizeof(*op));
+    free(op);
+    if (l != NULL)
+        stor_wipe(l, sizeof(*l));
+    free(l);
+    return rc;
+}
+
+typedef struct sess_check {
+    uint8_t hash[32];
+    const csc_op_policy_t *p;
+    uint32_t role;
+    const char *command;
+    int logout;
+    int64_t now;
+    int result;
+    char name[STOR_NAME_MAX + 1];
+    uint32_t roles;
+    stor_audit_t audit;
+} sess_check_t;
+
+static int sess_fn(stor_txn_t *t, void *arg)
+{
+    sess_check_t *c = arg;
+    stor_opsession_t s;
+    stor_operator_t op;
+    char detail[200];
+    int rc = stor_txn_opsession_get(t, c->hash, &s);
+
+    memset(&op, 0, sizeof(op));
+    if (rc == STOR_ERR_NOTFOUND) {
+        c->result = CSC_OP_NOSESSION;
+        snprintf(detail, sizeof(detail), "action=%s refused=no-session", c->command);
+        goto audit;
+    }
+    if (rc != 0)
+        return rc;
+    snprintf(c->name, sizeof(c->name), "%s", s.operator_name);
+    if (c->now >= s.expires_at || (c->p != NULL && c->now >= s.last_used + (int64_t)c->p->session_idle)) {
+        c->result = CSC_OP_EXPIRED;
+        snprintf(detail, sizeof(detail), "action=%s refused=session-expired", c->command);
+        if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
+            return rc;
+        goto audit;
+    }
+    rc = stor_txn_operator_get(t, s.operator_name, &op);
+    if (rc != 0 && rc != STOR_ERR_NOTFOUND)
+        return rc;
+    if (rc == STOR_ERR_NOTFOUND || op.status != STOR_OPERATOR_ACTIVE) {
+        c->result = CSC_OP_NOSESSION;
+        snprintf(detail, sizeof(detail), "action=%s refused=operator-gone", c->command);
+        if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
+            goto out;
+        goto audit;
+    }
+    c->roles = op.roles;
+    if (c->logout) {
+        c->result = CSC_OP_OK;
+        snprintf(detail, sizeof(detail), "action=logout");
+        if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
+            goto out;
+        goto audit;
+    }
+    if (c->role != 0 && (op.roles & c->role) == 0) {
+        char rn[64];
+        csc_op_roles_format(c->role, rn, sizeof(rn));
+        c->result = CSC_OP_FORBIDDEN;
+        snprintf(detail, sizeof(detail), "action=%s refused=needs-role-%s", c->command, rn);
+        goto audit;
+    }
+    c->result = CSC_OP_OK;
+    s.last_used = c->now;
+    rc = stor_txn_opsession_put(t, &s);
+    goto out; /* a granted command is audited by the command itself */
+audit:
+    op_audit_init(&c->audit, c->result == CSC_OP_OK ? STOR_RES_OK : STOR_RES_DENIED, c->name, detail);
+    rc = stor_txn_audit_append(t, &c->audit);
+out:
+    stor_wipe(&op, sizeof(op));
+    return rc;
+}
+
+static int session_run(const csc_admin_t *a, const csc_op_policy_t *p, const char *token, uint32_t role,
+                       const char *command, int logout, char *name, uint32_t *roles, char *err, size_t err_sz)
+{
+    sess_check_t *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (c == NULL)
+        return ERR("out of memory");
+    token_hash(token != NULL ? token : "", c->hash);
+    c->p = p;
+    c->role = role;
+    c->command = command != NULL ? command : "-";
+    c->logout = logout;
+    c->now = time(NULL);
+    rc = stor_write(a->stor, sess_fn, c);
+    if (rc != 0) {
+        ERR("storage: %s", stor_strerror(rc));
+        free(c);
+        return CSC_OP_ERR;
+    }
+    rc = c->result;
+    if (name != NULL)
+        snprintf(name, STOR_NAME_MAX + 1, "%s", c->name);
+    if (roles != NULL)
+        *roles = c->roles;
+    if (rc == CSC_OP_NOSESSION)
+        op_err(err, err_sz, "not logged in (no valid operator session: run csc-admin login and set CSC_ADMIN_SESSION)");
+    else if (rc == CSC_OP_EXPIRED)
+        op_err(err, err_sz, "operator session expired: log in again (csc-admin login)");
+    else if (rc == CSC_OP_FORBIDDEN) {
+        char rn[64];
+        csc_op_roles_format(role, rn, sizeof(rn));
+        op_err(err, err_sz, "operator %s lacks the role %s needed for %s", c->name, rn, c->command);
+    }
+    stor_wipe(c, sizeof(*c));
+    free(c);
+    return rc;
+}
+
+int csc_op_session_check(const csc_admin_t *a, const csc_op_policy_t *p, const char *token, uint32_t role,
+                         const char *command, char name[STOR_NAME_MAX + 1], uint32_t *roles, char *err,
+                         size_t err_sz)
+{
+    return session_run(a, p, token, role, command, 0, name, roles, err, err_sz);
+}
+
+int csc_op_logout(const csc_admin_t *a, const char *token, char *err, size_t err_sz)
+{
+    return session_run(a, NULL, token, 0, "logout", 1, NULL, NULL, err, err_sz);
+}
+
+/* ---- two-person approvals ---------------------------------------------------- */
+
+typedef struct appr {
+    stor_approval_t *ap;
+    const char *id;
+    const char *actor;
+    uint32_t actor_roles;
+    int reject;
+    int64_t now;
+    int result;
+    stor_audit_t audit;
+} appr_t;
+
+static void join_args(const stor_approval_t *ap, char *out, size_t out_sz)
+{
+    size_t pos = 0;
+
+    out[0] = '\0';
+    for (uint32_t i = 0; i < ap->n_args && pos < out_sz; i++)
+        pos += (size_t)snprintf(out + pos, out_sz - pos, "%s%s", i ? " " : "", ap->args[i]);
+}
+
+static int request_fn(stor_txn_t *t, void *arg)
+{
+    appr_t *x = arg;
+    int rc = stor_txn_approval_put(t, x->ap, 1);
+
+    return rc != 0 ? rc : stor_txn_audit_append(t, &x->audit);
+}
+
+int csc_op_approval_request(const csc_admin_t *a, const csc_op_policy_t *p, uint32_t role, int argc,
+                            char *const *argv, char id[STOR_NAME_MAX + 1], char *err, size_t err_sz)
+{
+    stor_approval_t *ap = calloc(1, sizeof(*ap));
+    appr_t x = {0};
+    uint8_t raw[8];
+    char detail[512], cmd[160];
+    int rc = CSC_OP_ERR;
+
+    id[0] = '\0';
+    if (ap == NULL)
+        return ERR("out of memory");
+    if (argc < 1 || argc > STOR_APPROVAL_ARGS_MAX) {
+        ERR("a command held for approval has 1..%d words", STOR_APPROVAL_ARGS_MAX);
+        goto out;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (strlen(argv[i]) > STOR_APPROVAL_ARG_MAX) {
+            ERR("a word of a command held for approval has at most %d bytes", STOR_APPROVAL_ARG_MAX);
+            goto out;
+        }
+        snprintf(ap->args[i], sizeof(ap->args[i]), "%s", argv[i]);
+    }
+    ap->n_args = (uint32_t)argc;
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        ERR("no randomness");
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(ap->id + 2 * i, 3, "%02x", raw[i]);
+    snprintf(ap->requester, sizeof(ap->requester), "%s", a->operator_name);
+    ap->role = role;
+    ap->created_at = time(NULL);
+    ap->expires_at = ap->created_at + p->approval_ttl;
+    join_args(ap, cmd, sizeof(cmd));
+    snprintf(detail, sizeof(detail), "operator=%s action=approval.request id=%s command=%s", a->operator_name, ap->id,
+             cmd);
+    op_audit_init(&x.audit, STOR_RES_OK, a->operator_name, detail);
+    x.ap = ap;
+    int src = stor_write(a->stor, request_fn, &x);
+    if (src != 0) {
+        ERR("storage: %s", stor_strerror(src));
+        goto out;
+    }
+    snprintf(id, STOR_NAME_MAX + 1, "%s", ap->id);
+    rc = CSC_OP_OK;
+out:
+    free(ap);
+    return rc;
+}
+
+static int take_fn(stor_txn_t *t, void *arg)
+{
+    appr_t *x = arg;
+    char detail[512], cmd[160];
+    int rc = stor_txn_approval_get(t, x->id, x->ap);
+
+    if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL) {
+        x->result = CSC_OP_NOTFOUND;
+        snprintf(detail, sizeof(detail), "operator=%s action=approval.%s id=%.64s refused=unknown", x->actor,
+                 x->reject ? "reject" : "approve", x->id);
+        goto audit;
+    }
+    if (rc != 0)
+        return rc;
+    join_args(x->ap, cmd, sizeof(cmd));
+    if (x->now >= x->ap->expires_at) {
+        x->result = CSC_OP_EXPIRED;
+        snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s refused=expired command=%s",
+                 x->actor, x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
+        if ((rc = stor_txn_approval_del(t, x->id)) != 0)
+            return rc;
+        goto audit;
+    }
+    if ((x->actor_roles & x->ap->role) == 0) {
+        x->result = CSC_OP_FORBIDDEN;
+        snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s refused=role command=%s",
+                 x->actor, x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
+        goto audit;
+    }
+    if (!x->reject && strcmp(x->actor, x->ap->requester) == 0) {
+        x->result = CSC_OP_FORBIDDEN;
+        snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.approve id=%s refused=same-operator "
+                 "command=%s", x->actor, x->ap->requester, x->id, cmd);
+        goto audit;
+    }
+    x->result = CSC_OP_OK;
+    snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s command=%s", x->actor,
+             x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
+    if ((rc = stor_txn_approval_del(t, x->id)) != 0)
+        return rc;
+audit:
+    op_audit_init(&x->audit, x->result == CSC_OP_OK ? STOR_RES_OK : STOR_RES_DENIED, x->actor, detail);
+    return stor_txn_audit_append(t, &x->audit);
+}
+
+static int approval_decide(const csc_admin_t *a, const char *id, uint32_t roles, int reject, stor_approval_t *out,
+                           char *err, size_t err_sz)
+{
+    stor_approval_t *ap = out != NULL ? out : calloc(1, sizeof(*ap));
+    appr_t x = {.ap = ap, .id = id, .actor = a->operator_name, .actor_roles = roles, .reject = reject,
+                .now = time(NULL)};
+    int rc;
+
+    if (ap == NULL)
+        return ERR("out of memory");
+    rc = stor_write(a->stor, take_fn, &x);
+    if (rc != 0) {
+        if (ap != out)
+            free(ap);
+        return ERR("storage: %s", stor_strerror(rc));
+    }
+    switch (x.result) {
+    case CSC_OP_NOTFOUND:
+        op_err(err, err_sz, "no pending request %s", id);
+        break;
+    case CSC_OP_EXPIRED:
+        op_err(err, err_sz, "request %s expired before its approval", id);
+        break;
+    case CSC_OP_FORBIDDEN:
+        op_err(err, err_sz, "request %s: %s", id,
+               (roles & ap->role) == 0 ? "the operator lacks the role of the request"
+                                              : "it must be approved by another operator with the same role");
+        break;
+    default:
+        break;
+    }
+    if (ap != out)
+        free(ap);
+    return x.result;
+}
+
+int csc_op_approval_take(const csc_admin_t *a, const char *id, uint32_t approver_roles, stor_approval_t *out,
+                         char *err, size_t err_sz)
+{
+    if (out == NULL)
+        return ERR("no output");
+    return approval_decide(a, id, approver_roles, 0, out, err, err_sz);
+}
+
+int csc_op_approval_reject(const csc_admin_t *a, const char *id, uint32_t roles, char *err, size_t err_sz)
+{
+    return approval_decide(a, id, roles, 1, NULL, err, err_sz);
+}
+
+static int list_appr(const stor_approval_t *ap, void *arg)
+{
+    char cmd[STOR_APPROVAL_ARGS_MAX * 8], rn[64];
+
+    join_args(ap, cmd, sizeof(cmd));
+    csc_op_roles_format(ap->role, rn, sizeof(rn));
+    fprintf(arg, "approval %s requester=%s role=%s created_at=%lld expires_at=%lld%s command: %s\n", ap->id,
+            ap->requester, rn, (long long)ap->created_at, (long long)ap->expires_at,
+            ap->expires_at <= time(NULL) ? " expired" : "", cmd);
+    return 0;
+}
+
+static int list_appr_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_approval_each(t, list_appr, arg);
+}
+
+int csc_op_approvals_list(const csc_admin_t *a, void *out_file)
+{
+    return stor_read(a->stor, list_appr_fn, out_file) == 0 ? 0 : -1;
+}

@@ -1,0 +1,296 @@
+/*
+ * stor_operator.c - csc-admin operators, their login sessions and the commands waiting for a second
+ * operator's approval (J14). Three tables of their own; the accessors share one keyed get/put/del/walk.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "stor_int.h"
+
+#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+
+static int kv_get(stor_txn_t *t, int db, stor_rec_type_t type, MDB_val *k, void *out, size_t size)
+{
+    MDB_val v;
+    int rc = mdb_get(t->txn, t->env->dbi[db], k, &v);
+
+    if (rc != 0) {
+        memset(out, 0, size);
+        return stor_txn_fail(t, rc);
+    }
+    return stor_codec_decode(type, v.mv_data, v.mv_size, out);
+}
+
+static int kv_del(stor_txn_t *t, int db, MDB_val *k)
+{
+    int rc = mdb_del(t->txn, t->env->dbi[db], k, NULL);
+
+    return rc != 0 ? stor_txn_fail(t, rc) : 0;
+}
+
+typedef int (*kv_each_fn)(const void *rec, void *arg);
+
+/* Walk a table in key order, decoding each value into a heap copy that is wiped afterwards. */
+static int kv_each(stor_txn_t *t, int db, stor_rec_type_t type, size_t size, kv_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    void *rec;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((rec = malloc(size)) == NULL)
+        return STOR_ERR_NOMEM;
+    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[db], &cur)) != 0) {
+        rc = stor_txn_fail(t, rc);
+        goto out;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = stor_codec_decode(type, v.mv_data, v.mv_size, rec)) != 0 || (rc = fn(rec, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    OPENSSL_clear_free(rec, size);
+    return rc;
+}
+
+/* ---- operators ----------------------------------------------------------- */
+
+int stor_txn_operator_get(stor_txn_t *t, const char *name, stor_operator_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
+        return rc;
+    k = KEY(name, strlen(name));
+    return kv_get(t, STOR_DB_OPERATORS, STOR_REC_OPERATOR, &k, out, sizeof(*out));
+}
+
+int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_only)
+{
+    MDB_val k;
+    int rc;
+
+    if (op == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(op->name)) != 0)
+        return rc;
+    if ((op->roles & ~(uint32_t)STOR_ROLES_ALL) != 0 ||
+        (op->status != STOR_OPERATOR_ACTIVE && op->status != STOR_OPERATOR_DISABLED))
+        return STOR_ERR_INVAL;
+    k = KEY(op->name, strlen(op->name));
+    return stor_put_rec(t, STOR_DB_OPERATORS, &k, STOR_REC_OPERATOR, op, create_only ? MDB_NOOVERWRITE : 0);
+}
+
+int stor_txn_operator_del(stor_txn_t *t, const char *name)
+{
+    MDB_val k;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(name)) != 0)
+        return rc;
+    k = KEY(name, strlen(name));
+    return kv_del(t, STOR_DB_OPERATORS, &k);
+}
+
+typedef struct thunk {
+    stor_operator_each_fn op_fn;
+    stor_approval_each_fn ap_fn;
+    void *arg;
+} thunk_t;
+
+static int operator_thunk(const void *rec, void *arg)
+{
+    thunk_t *th = arg;
+
+    return th->op_fn(rec, th->arg);
+}
+
+int stor_txn_operator_each(stor_txn_t *t, stor_operator_each_fn fn, void *arg)
+{
+    thunk_t th = { fn, NULL, arg };
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    return kv_each(t, STOR_DB_OPERATORS, STOR_REC_OPERATOR, sizeof(stor_operator_t), operator_thunk, &th);
+}
+
+/* ---- operator sessions --------------------------------------------------- */
+
+int stor_txn_opsession_get(stor_txn_t *t, const uint8_t hash[32], stor_opsession_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if (hash == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    k = KEY(hash, 32);
+    return kv_get(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, &k, out, sizeof(*out));
+}
+
+int stor_txn_opsession_put(stor_txn_t *t, const stor_opsession_t *s)
+{
+    MDB_val k;
+    int rc;
+
+    if (s == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(s->operator_name)) != 0)
+        return rc;
+    k = KEY(s->hash, 32);
+    return stor_put_rec(t, STOR_DB_OPSESSIONS, &k, STOR_REC_OPSESSION, s, 0);
+}
+
+int stor_txn_opsession_del(stor_txn_t *t, const uint8_t hash[32])
+{
+    MDB_val k;
+    int rc;
+
+    if (hash == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    k = KEY(hash, 32);
+    return kv_del(t, STOR_DB_OPSESSIONS, &k);
+}
+
+/* ---- approvals ----------------------------------------------------------- */
+
+int stor_txn_approval_get(stor_txn_t *t, const char *id, stor_approval_t *out)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
+        return rc;
+    k = KEY(id, strlen(id));
+    return kv_get(t, STOR_DB_APPROVALS, STOR_REC_APPROVAL, &k, out, sizeof(*out));
+}
+
+int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_only)
+{
+    MDB_val k;
+    int rc;
+
+    if (a == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(a->id)) != 0 ||
+        (rc = stor_name_check(a->requester)) != 0)
+        return rc;
+    if (a->n_args == 0 || a->n_args > STOR_APPROVAL_ARGS_MAX)
+        return STOR_ERR_INVAL;
+    k = KEY(a->id, strlen(a->id));
+    return stor_put_rec(t, STOR_DB_APPROVALS, &k, STOR_REC_APPROVAL, a, create_only ? MDB_NOOVERWRITE : 0);
+}
+
+int stor_txn_approval_del(stor_txn_t *t, const char *id)
+{
+    MDB_val k;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(id)) != 0)
+        return rc;
+    k = KEY(id, strlen(id));
+    return kv_del(t, STOR_DB_APPROVALS, &k);
+}
+
+static int approval_thunk(const void *rec, void *arg)
+{
+    thunk_t *th = arg;
+
+    return th->ap_fn(rec, th->arg);
+}
+
+int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg)
+{
+    thunk_t th = { NULL, fn, arg };
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    return kv_each(t, STOR_DB_APPROVALS, STOR_REC_APPROVAL, sizeof(stor_approval_t), approval_thunk, &th);
+}
+
+/* ---- delegations (J1) ----------------------------------------------------- */
+
+int stor_cred_delegate(const stor_cred_t *c, const char *user)
+{
+    if (c == NULL || user == NULL || c->n_delegates > STOR_DELEGATES_MAX)
+        return -1;
+    for (uint32_t i = 0; i < c->n_delegates; i++)
+        if (strcmp(c->delegates[i], user) == 0)
+            return (int)i;
+    return -1;
+}
+
+int stor_txn_delegation_put(stor_txn_t *t, const char *user, const char *cred)
+{
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0 || (rc = stor_name_check(cred)) != 0)
+        return rc;
+    k = KEY(user, strlen(user));
+    v = KEY(cred, strlen(cred));
+    rc = mdb_put(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &k, &v, MDB_NODUPDATA);
+    return rc == MDB_KEYEXIST ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
+}
+
+int stor_txn_delegation_del(stor_txn_t *t, const char *user, const char *cred)
+{
+    MDB_val k, v;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0 || (rc = stor_name_check(cred)) != 0)
+        return rc;
+    k = KEY(user, strlen(user));
+    v = KEY(cred, strlen(cred));
+    rc = mdb_del(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &k, &v);
+    return rc != 0 ? stor_txn_fail(t, rc) : 0;
+}
+
+int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_each_fn fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    char id[STOR_NAME_MAX + 1];
+    int rc;
+
+    if (fn == NULL)
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(user)) != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    k = KEY(user, strlen(user));
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size == 0 || v.mv_size > STOR_NAME_MAX) {
+            rc = STOR_ERR_CORRUPT;
+            goto out;
+        }
+        memcpy(id, v.mv_data, v.mv_size);
+        id[v.mv_size] = '\0';
+        if ((rc = fn(id, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}

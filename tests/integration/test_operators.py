@@ -1,0 +1,415 @@
+"""csc-admin operators (J14): bootstrap, login (password + TOTP), sessions, roles, two-person approvals; users
+(J1/J2): evidence references, changes, TOTP re-enrollment. Runs the real csc-admin against provisioned services."""
+import os
+import shutil
+import time
+import unittest
+
+import harness as H
+
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+SVC = None      # two_person = destroy, max_failures = 3
+SHORT = None    # admin_session_idle = 2, admin_approval_ttl = 2, two_person = destroy
+OPS = {}        # name -> (password, totp secret, session)
+
+
+def setUpModule():
+    global SVC, SHORT
+    SVC = H.Service(BUILD, extra_config="two_person = destroy\nmax_failures = 3\n")
+    SHORT = H.Service(BUILD, extra_config="admin_session_idle = 2\nadmin_approval_ttl = 2\ntwo_person = destroy\n")
+    for name, roles in (("ua", "user-admin"), ("ka", "key-admin"), ("ka2", "key-admin"), ("au", "auditor")):
+        OPS[name] = add_operator(SVC, name, roles)
+    SVC.start()
+
+
+def tearDownModule():
+    for s in (SVC, SHORT):
+        if s is not None:
+            s.stop()
+            shutil.rmtree(s.tmp, ignore_errors=True)
+
+
+def field(out, key):
+    for line in out.splitlines():
+        parts = line.split(None, 1)
+        if parts and parts[0] == key:
+            return parts[1].strip()
+    raise AssertionError("no %s in %r" % (key, out))
+
+
+def add_operator(svc, name, roles, password=None):
+    password = password or "password-" + name
+    out = svc.admin("operator", "add", name, "--roles", roles, stdin=password + "\n").stdout
+    secret = field(out, "totp_secret")
+    return password, secret, svc.op_login(name, password, secret)
+
+
+def as_op(name, *args, stdin=None, svc=None):
+    return (svc or SVC).admin_as(OPS[name][2], *args, stdin=stdin)
+
+
+def operator_audit(svc=None):
+    return (svc or SVC).admin("audit", "query", "--event", "operator").stdout
+
+
+class TestBootstrapAndLogin(unittest.TestCase):
+    def test_bootstrap_only_once(self):
+        r = SVC.admin_as(None, "operator", "bootstrap", "second", stdin="password-second\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("bootstrap is only for the first one", r.stderr)
+        self.assertNotIn("operator second", SVC.admin("operator", "list").stdout)
+
+    def test_bootstrap_prints_uri_and_qr(self):
+        s = H.Service(BUILD)
+        try:
+            # a fresh database: remove the provisioned operator's record by starting from a new LMDB
+            shutil.rmtree(os.path.join(s.dir, "db"))
+            os.mkdir(os.path.join(s.dir, "db"))
+            self.assertEqual(s.admin_as(None, "init").returncode, 0)
+            r = s.admin_as(None, "operator", "bootstrap", "first", stdin="password-first\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(field(r.stdout, "otpauth").startswith("otpauth://totp/"))
+            self.assertIn("\u2588", r.stdout)  # the QR code's blocks
+            secret = field(r.stdout, "totp_secret")
+            tok = s.op_login("first", "password-first", secret)
+            self.assertIn("operator first roles=user-admin,key-admin,auditor", s.admin_as(tok, "operator", "list").stdout)
+        finally:
+            shutil.rmtree(s.tmp, ignore_errors=True)
+
+    def test_no_session_refused(self):
+        for args in (("list",), ("user", "add", "x1"), ("audit", "verify"), ("operator", "list")):
+            r = SVC.admin_as(None, *args, stdin="password-x1\n")
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn("not logged in", r.stderr)
+        r = SVC.admin_as("f" * 64, "list")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("refused=no-session", operator_audit())
+
+    def test_operator_option_refused(self):
+        r = SVC.admin_as(SVC.session, "--operator", "mallory", "list")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--operator is gone", r.stderr)
+
+    def test_wrong_password_otp_and_reuse(self):
+        pw, secret, _ = add_operator(SVC, "lg", "auditor")
+        code = H.fresh_totp(secret, SVC.used_otps)
+        r = SVC.admin_as(None, "login", "lg", stdin="wrong-password\n%s\n" % code)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("login refused", r.stderr)
+        bad = "%06d" % ((int(code) + 1) % 1000000)
+        r = SVC.admin_as(None, "login", "lg", stdin="%s\n%s\n" % (pw, bad))
+        self.assertEqual(r.returncode, 1)
+        r = SVC.admin_as(None, "login", "nobody", stdin="%s\n%s\n" % (pw, code))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("login refused", r.stderr)
+        r = SVC.admin_as(None, "login", "lg", stdin="%s\n%s\n" % (pw, code))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tok = r.stdout.strip()
+        self.assertRegex(tok, r"^[0-9a-f]{64}$")
+        self.assertEqual(SVC.admin_as(tok, "audit", "verify").returncode, 0)
+        # the same code a second time: refused (replay guard)
+        r = SVC.admin_as(None, "login", "lg", stdin="%s\n%s\n" % (pw, code))
+        self.assertEqual(r.returncode, 1)
+        log = operator_audit()
+        self.assertIn("user=lg", log)
+        self.assertIn("refused=otp-reused", log)
+        self.assertIn("refused=credentials", log)
+
+    def test_lockout(self):
+        pw, secret, _ = add_operator(SVC, "lk", "auditor")
+        for _ in range(3):
+            r = SVC.admin_as(None, "login", "lk", stdin="wrong-password\n000000\n")
+            self.assertEqual(r.returncode, 1)
+        r = SVC.admin_as(None, "login", "lk", stdin="%s\n%s\n" % (pw, H.fresh_totp(secret, SVC.used_otps)))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("locked", r.stderr)
+        self.assertIn("locked operator", SVC.admin("audit", "query", "--event", "lockout").stdout)
+
+    def test_logout(self):
+        _, _, tok = add_operator(SVC, "lo", "auditor")
+        self.assertEqual(SVC.admin_as(tok, "audit", "verify").returncode, 0)
+        r = SVC.admin_as(tok, "logout")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = SVC.admin_as(tok, "audit", "verify")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not logged in", r.stderr)
+
+    def test_session_file(self):
+        pw, secret, _ = add_operator(SVC, "sf", "auditor")
+        path = os.path.join(SVC.tmp, "session")
+        r = SVC.admin_as(None, "login", "sf", "--session-file", path,
+                         stdin="%s\n%s\n" % (pw, H.fresh_totp(secret, SVC.used_otps)))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(SVC.admin_as(None, "audit", "verify", env={"CSC_ADMIN_SESSION_FILE": path}).returncode, 0)
+        os.chmod(path, 0o644)
+        r = SVC.admin_as(None, "audit", "verify", env={"CSC_ADMIN_SESSION_FILE": path})
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("readable by others", r.stderr)
+
+    def test_session_idle_expiry(self):
+        # Operators are made while the harness session lives; the check afterwards logs a fresh one in.
+        _, _, tok = add_operator(SHORT, "ex", "auditor")
+        out = SHORT.admin("operator", "add", "ex2", "--roles", "auditor", stdin="password-ex2\n").stdout
+        time.sleep(2.5)
+        r = SHORT.admin_as(tok, "audit", "verify")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("session expired", r.stderr)
+        tok2 = SHORT.op_login("ex2", "password-ex2", field(out, "totp_secret"))
+        self.assertIn("refused=session-expired", SHORT.admin_as(tok2, "audit", "query", "--event", "operator").stdout)
+
+
+class TestRoles(unittest.TestCase):
+    def assertRefused(self, r, role):
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("lacks the role " + role, r.stderr)
+
+    def test_user_admin(self):
+        r = as_op("ua", "user", "add", "ruth", stdin="password-ruth\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("operator=ua action=user.add", SVC.admin("audit", "query", "--user", "ruth").stdout)
+        self.assertEqual(as_op("ua", "client", "list").returncode, 0)
+        self.assertRefused(as_op("ua", "credential", "create", "--user", "ruth", "--auth", "OTP"), "key-admin")
+        self.assertRefused(as_op("ua", "audit", "verify"), "auditor")
+        self.assertIn("refused=needs-role-key-admin", operator_audit())
+
+    def test_key_admin(self):
+        SVC.admin("user", "add", "kim", stdin="password-kim\n")
+        r = as_op("ka", "credential", "create", "--user", "kim", "--id", "kim-1", "--key", "p256", "--auth", "OTP")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(as_op("ka", "credential", "disable", "kim-1").returncode, 0)
+        self.assertEqual(as_op("ka", "list").returncode, 0)
+        self.assertRefused(as_op("ka", "user", "add", "kim2", stdin="password-kim2\n"), "user-admin")
+        self.assertRefused(as_op("ka", "operator", "list"), "user-admin")
+        self.assertRefused(as_op("ka", "audit", "query"), "auditor")
+
+    def test_auditor(self):
+        self.assertEqual(as_op("au", "audit", "verify").returncode, 0)
+        self.assertEqual(as_op("au", "audit", "query", "--event", "operator").returncode, 0)
+        self.assertRefused(as_op("au", "list"), "user-admin")
+        self.assertRefused(as_op("au", "credential", "enable", "demo-ec"), "key-admin")
+        self.assertRefused(as_op("au", "client", "add", "x", "--redirect", "https://x.example/cb"), "user-admin")
+
+    def test_operator_management(self):
+        add_operator(SVC, "om", "auditor")
+        # a user-admin changes another's roles, never their own
+        self.assertEqual(as_op("ua", "operator", "roles", "om", "auditor,key-admin").returncode, 0)
+        self.assertIn("operator om roles=key-admin,auditor", SVC.admin("operator", "list").stdout)
+        r = as_op("ua", "operator", "roles", "ua", "all")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot change their own roles", r.stderr)
+        self.assertIn("refused=self", operator_audit())
+        r = SVC.admin("operator", "roles", SVC.env["CSC_OPERATOR"], "auditor", check=False)
+        self.assertEqual(r.returncode, 1)
+        # an auditor manages no operators
+        self.assertEqual(as_op("au", "operator", "add", "x2", "--roles", "all", stdin="password-x2\n").returncode, 1)
+        self.assertEqual(as_op("ua", "operator", "remove", "om").returncode, 0)
+        self.assertNotIn("operator om ", SVC.admin("operator", "list").stdout)
+        self.assertIn("action=operator.remove name=om", operator_audit())
+
+
+class TestTwoPerson(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        SVC.admin("user", "add", "tina", stdin="password-tina\n")
+        for cid in ("tina-1", "tina-2", "tina-3"):
+            SVC.admin("credential", "create", "--user", "tina", "--id", cid, "--key", "p256", "--auth", "OTP")
+
+    def request(self, cid, svc=None, op="ka"):
+        r = as_op(op, "credential", "destroy", cid, svc=svc)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return field(r.stdout, "approval_required")
+
+    def test_pending_then_second_operator(self):
+        rid = self.request("tina-1")
+        self.assertIn("credential tina-1  enabled", SVC.admin("list").stdout)  # not executed
+        self.assertIn("approval %s requester=ka role=key-admin" % rid, as_op("au", "approvals").stdout)
+        r = as_op("ka", "approve", rid)  # the requester cannot approve
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("another operator", r.stderr)
+        r = as_op("ua", "approve", rid)  # no key-admin role
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("lacks the role", r.stderr)
+        self.assertIn("credential tina-1  enabled", SVC.admin("list").stdout)
+        r = as_op("ka2", "approve", rid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("key destroyed", r.stdout)
+        self.assertIn("credential tina-1  destroyed", SVC.admin("list").stdout)
+        log = SVC.admin("audit", "query", "--credential", "tina-1", "--event", "admin").stdout
+        self.assertIn("operator=ka2,requester=ka action=credential.destroy", log)
+        ops = operator_audit()
+        self.assertIn("operator=ka2 requester=ka action=approval.approve id=%s" % rid, ops)
+        self.assertIn("refused=same-operator", ops)
+        self.assertEqual(as_op("ka2", "approve", rid).returncode, 1)  # gone
+
+    def test_unknown_name_refused(self):
+        with open(SHORT.conf) as f:
+            conf = f.read()
+        bad = os.path.join(SHORT.tmp, "bad.conf")
+        with open(bad, "w") as f:
+            f.write(conf.replace("two_person = destroy\n", "two_person = destroy,destory\n"))
+        r = H.subprocess.run([os.path.join(BUILD, "server", "csc-admin"), "-c", bad, "list"], capture_output=True,
+                             text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("two_person names no command: destory", r.stderr)
+
+    def test_reject(self):
+        rid = self.request("tina-2")
+        r = as_op("ka2", "reject", rid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(rid, as_op("ka", "approvals").stdout)
+        self.assertEqual(as_op("ka2", "approve", rid).returncode, 1)
+        self.assertIn("credential tina-2  enabled", SVC.admin("list").stdout)
+        self.assertIn("action=approval.reject id=%s" % rid, operator_audit())
+
+    def test_expired(self):
+        SHORT.admin("user", "add", "tom", stdin="password-tom\n")
+        SHORT.admin("credential", "create", "--user", "tom", "--id", "tom-1", "--key", "p256", "--auth", "OTP")
+        rid = field(SHORT.admin("credential", "destroy", "tom-1").stdout, "approval_required")
+        out = SHORT.admin("operator", "add", "ka3", "--roles", "key-admin,auditor", stdin="password-ka3\n").stdout
+        time.sleep(2.5)
+        tok = SHORT.op_login("ka3", "password-ka3", field(out, "totp_secret"))
+        r = SHORT.admin_as(tok, "approve", rid)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("expired", r.stderr)
+        self.assertIn("credential tom-1  enabled", SHORT.admin_as(tok, "list").stdout)
+        self.assertIn("refused=expired", SHORT.admin_as(tok, "audit", "query", "--event", "operator").stdout)
+
+
+class TestUsers(unittest.TestCase):
+    def login_status(self, user, password):
+        basic = H.base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        return SVC.post("auth/login", {}, auth="Basic " + basic).status
+
+    def test_evidence_and_change(self):
+        r = as_op("ua", "user", "add", "una", "--evidence", "passport JP-1234 seen 2026-11-26",
+                  stdin="password-una\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("\u2588", r.stdout)  # QR code printed with the URI
+        self.assertIn('user una  active  evidence="passport JP-1234 seen 2026-11-26"', SVC.admin("list").stdout)
+        r = as_op("ua", "user", "change", "una", "--evidence", "doc:4711")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('evidence="doc:4711"', SVC.admin("list").stdout)
+        # password reset: the old one stops working, the new one works
+        self.assertEqual(self.login_status("una", "password-una"), 200)
+        r = as_op("ua", "user", "change", "una", "--password-stdin", stdin="new-password-una\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.login_status("una", "password-una"), 400)
+        self.assertEqual(self.login_status("una", "new-password-una"), 200)
+        log = SVC.admin("audit", "query", "--user", "una", "--event", "admin").stdout
+        self.assertIn("operator=ua action=user.add evidence=passport JP-1234 seen 2026-11-26", log)
+        self.assertIn("operator=ua action=user.change evidence=doc:4711", log)
+        self.assertIn("operator=ua action=user.change password=reset", log)
+        self.assertNotIn("new-password-una", log)
+        # refusals: nothing to change, unknown user, control characters, the wrong role
+        self.assertEqual(as_op("ua", "user", "change", "una").returncode, 2)
+        self.assertEqual(as_op("ua", "user", "change", "nobody", "--evidence", "x").returncode, 1)
+        self.assertEqual(as_op("ua", "user", "change", "una", "--evidence", "a\tb").returncode, 1)
+        self.assertEqual(as_op("ka", "user", "change", "una", "--evidence", "x").returncode, 1)
+
+    def test_totp_reset(self):
+        out = SVC.admin("user", "add", "otto", stdin="password-otto\n").stdout
+        old = field(out, "totp_secret")
+        SVC.admin("credential", "create", "--user", "otto", "--id", "otto-1", "--key", "p256", "--auth", "OTP")
+        tok = SVC.token("otto", "password-otto")
+        dg = [H.digest("totp reset")]
+        self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=old).status, 200)
+        r = as_op("ua", "user", "totp-reset", "otto")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new = field(r.stdout, "totp_secret")
+        self.assertNotEqual(new, old)
+        self.assertTrue(field(r.stdout, "otpauth").startswith("otpauth://totp/"))
+        r = SVC.authorize(tok, "otto-1", dg, otp_secret=old)  # a fresh code of the old secret
+        self.assertNotEqual(r.status, 200, r)
+        self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=new).status, 200)
+        self.assertIn("operator=ua action=user.totp-reset",
+                      SVC.admin("audit", "query", "--user", "otto", "--event", "admin").stdout)
+
+
+class TestDelegates(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.otp = {}
+        for u in ("owen", "dana", "nick"):
+            cls.otp[u] = field(SVC.admin("user", "add", u, stdin="password-%s\n" % u).stdout, "totp_secret")
+        SVC.admin("credential", "create", "--user", "owen", "--id", "owen-1", "--key", "p256", "--auth",
+                  "PIN AND OTP", stdin="11112222\n")
+
+    def delegate(self, *extra, stdin=None):
+        return as_op("ka", "credential", "delegate", "owen-1", "--user", "dana", *extra, stdin=stdin)
+
+    def unknown_answer(self, tok, method, body):
+        """The answer for a credential that does not exist, to compare a non-delegate's with."""
+        b = dict(body, credentialID="no-such-credential")
+        r = SVC.post(method, b, tok)
+        return r.status, r.json
+
+    def test_delegate_lifecycle(self):
+        # the owner's consent must be recorded; the owner is no delegate of their own; roles apply
+        r = self.delegate(stdin="33334444\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--evidence", r.stderr)
+        r = as_op("ka", "credential", "delegate", "owen-1", "--user", "owen", "--evidence", "x", stdin="33334444\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(as_op("ua", "credential", "delegate", "owen-1", "--user", "dana", "--evidence", "x",
+                               stdin="33334444\n").returncode, 1)
+        r = self.delegate("--evidence", "consent form CF-9 signed by owen", stdin="33334444\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("    delegate dana  (own PIN)", SVC.admin("list").stdout)
+
+        dana, nick = SVC.token("dana", "password-dana"), SVC.token("nick", "password-nick")
+        # the delegate sees it; another user does not
+        self.assertIn("owen-1", SVC.post("credentials/list", {}, dana).json["credentialIDs"])
+        self.assertNotIn("owen-1", SVC.post("credentials/list", {}, nick).json["credentialIDs"])
+        self.assertEqual(SVC.post("credentials/info", {"credentialID": "owen-1"}, dana).status, 200)
+        # a non-delegate gets exactly the answer for an unknown credential
+        dg = [H.digest("delegated")]
+        body = {"credentialID": "owen-1", "numSignatures": 1, "hashes": [H.b64(dg[0])], "hashAlgorithmOID": H.SHA256,
+                "authData": [{"id": "PIN", "value": "33334444"}, {"id": "OTP", "value": "123456"}]}
+        r = SVC.post("credentials/authorize", body, nick)
+        self.assertEqual((r.status, r.json), self.unknown_answer(nick, "credentials/authorize", body))
+        r = SVC.post("credentials/info", {"credentialID": "owen-1"}, nick)
+        self.assertEqual((r.status, r.json), self.unknown_answer(nick, "credentials/info", {}))
+        # the owner's PIN is not the delegate's
+        r = SVC.authorize(dana, "owen-1", dg, pin="11112222", otp_secret=self.otp["dana"])
+        self.assertNotEqual(r.status, 200)
+        # the delegate's own PIN and own TOTP: a SAD, and a signature with the owner's key
+        r = SVC.authorize(dana, "owen-1", dg, pin="33334444", otp_secret=self.otp["dana"])
+        self.assertEqual(r.status, 200, r)
+        sign = {"credentialID": "owen-1", "SAD": r.json["SAD"], "hashes": [H.b64(dg[0])],
+                "signAlgo": H.ECDSA_SHA256}
+        # while the owner is suspended, the delegate can neither sign nor authorize
+        SVC.admin("user", "suspend", "owen")
+        r2 = SVC.post("signatures/signHash", sign, dana)
+        self.assertEqual(r2.status, 400, r2)
+        self.assertIn("disabled", r2.json["error_description"])
+        self.assertNotEqual(SVC.authorize(dana, "owen-1", dg, pin="33334444", otp_secret=self.otp["dana"]).status,
+                            200)
+        SVC.admin("user", "resume", "owen")
+        s = SVC.post("signatures/signHash", sign, dana)
+        self.assertEqual(s.status, 200, s)
+        pem = SVC.cert_pem(dana, "owen-1")
+        self.assertTrue(H.verify(pem, H.base64.b64decode(s.json["signatures"][0]), dg[0]))
+        # the audit names the signer and the owner
+        log = SVC.admin("audit", "query", "--credential", "owen-1").stdout
+        self.assertRegex(log, r"authorize ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen")
+        self.assertRegex(log, r"sign ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen")
+        self.assertIn("action=credential.delegate delegate=dana pin=set evidence=consent form CF-9 signed by owen", log)
+        self.assertIn("on_behalf_of=owen", SVC.admin("audit", "query", "--user", "owen", "--event", "sign").stdout)
+        # removal stops it at once: not listed, answered like an unknown credential
+        r = self.delegate("--remove")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("owen-1", SVC.post("credentials/list", {}, dana).json["credentialIDs"])
+        body["authData"] = [{"id": "PIN", "value": "33334444"},
+                            {"id": "OTP", "value": H.fresh_totp(self.otp["dana"], SVC.used_otps)}]
+        r = SVC.post("credentials/authorize", body, dana)
+        self.assertEqual((r.status, r.json), self.unknown_answer(dana, "credentials/authorize", body))
+        self.assertEqual(self.delegate("--remove").returncode, 1)
+        self.assertIn("action=credential.undelegate delegate=dana",
+                      SVC.admin("audit", "query", "--credential", "owen-1", "--event", "admin").stdout)
+        # the log with "on behalf of" records still verifies
+        self.assertEqual(as_op("au", "audit", "verify").returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
