@@ -189,7 +189,7 @@ class TestBackupRestore(unittest.TestCase):
         oks = [r for r in audit_records("backup") if r["result"] == "ok" and r["credential"] in ("bk-ec", "bk-rsa")]
         self.assertEqual(len(oks), 2)
         self.assertIn("mech=CKM_AES_KEY_WRAP_PAD", oks[0]["detail"])
-        self.assertIn("operator=it", oks[0]["detail"])
+        self.assertIn("operator=" + SVC.env["CSC_OPERATOR"], oks[0]["detail"])
 
     def test_2_tampered_or_truncated_refused_nothing_written(self):
         create("bk-t")
