@@ -15,20 +15,7 @@
 
 int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out)
 {
-    MDB_val k, v;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if (hash == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    k = KEY(hash, 32);
-    if ((rc = mdb_get(t->txn, stor_dbi(t, STOR_DB_ASYNC), &k, &v)) != 0)
-        return stor_txn_fail(t, rc);
-    return stor_codec_decode(STOR_REC_ASYNC, v.mv_data, v.mv_size, out);
+    return stor_get_by_hash(t, STOR_DB_ASYNC, STOR_REC_ASYNC, hash, out, sizeof(*out));
 }
 
 int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec)

@@ -128,6 +128,10 @@ int stor_txn_fail(stor_txn_t *t, int mdb_rc);
 int stor_txn_check(stor_txn_t *t, int write);
 /** Validate and encode rec into the value of key in table db (LMDB put flags in flags). */
 int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags);
+/** Decode the value of key in table db into out (out_size bytes; zeroed on any error). */
+int stor_get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, void *out, size_t out_size);
+/** The same for a record keyed by a 32-byte hash (tokens, SADs, codes, async results, operator sessions). */
+int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size);
 /** 0 if name is 1..STOR_NAME_MAX printable ASCII characters without spaces, else STOR_ERR_INVAL. */
 int stor_name_check(const char *name);
 /** The LMDB handle of table db (for the files of storage/ that add tables). */

@@ -1,6 +1,6 @@
 /*
  * stor_operator.c - csc-admin operators, their login sessions and the commands waiting for a second
- * operator's approval (J14). Three tables of their own; the accessors share one keyed get/put/del/walk.
+ * operator's approval (J14). Three tables of their own; the accessors share one keyed del/walk (gets: stor_txn.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +10,6 @@
 #include "stor_int.h"
 
 #define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
-
-static int kv_get(stor_txn_t *t, int db, stor_rec_type_t type, MDB_val *k, void *out, size_t size)
-{
-    MDB_val v;
-    int rc = mdb_get(t->txn, t->env->dbi[db], k, &v);
-
-    if (rc != 0) {
-        memset(out, 0, size);
-        return stor_txn_fail(t, rc);
-    }
-    return stor_codec_decode(type, v.mv_data, v.mv_size, out);
-}
 
 static int kv_del(stor_txn_t *t, int db, MDB_val *k)
 {
@@ -72,7 +60,7 @@ int stor_txn_operator_get(stor_txn_t *t, const char *name, stor_operator_t *out)
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
         return rc;
     k = KEY(name, strlen(name));
-    return kv_get(t, STOR_DB_OPERATORS, STOR_REC_OPERATOR, &k, out, sizeof(*out));
+    return stor_get_rec(t, STOR_DB_OPERATORS, &k, STOR_REC_OPERATOR, out, sizeof(*out));
 }
 
 int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_only)
@@ -128,18 +116,7 @@ int stor_txn_operator_each(stor_txn_t *t, stor_operator_each_fn fn, void *arg)
 
 int stor_txn_opsession_get(stor_txn_t *t, const uint8_t hash[32], stor_opsession_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if (hash == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    k = KEY(hash, 32);
-    return kv_get(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, &k, out, sizeof(*out));
+    return stor_get_by_hash(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, hash, out, sizeof(*out));
 }
 
 int stor_txn_opsession_put(stor_txn_t *t, const stor_opsession_t *s)
@@ -181,7 +158,7 @@ int stor_txn_approval_get(stor_txn_t *t, const char *id, stor_approval_t *out)
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
         return rc;
     k = KEY(id, strlen(id));
-    return kv_get(t, STOR_DB_APPROVALS, STOR_REC_APPROVAL, &k, out, sizeof(*out));
+    return stor_get_rec(t, STOR_DB_APPROVALS, &k, STOR_REC_APPROVAL, out, sizeof(*out));
 }
 
 int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_only)

@@ -67,7 +67,7 @@ int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, cons
     return rc;
 }
 
-static int get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, void *out, size_t out_size)
+int stor_get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, void *out, size_t out_size)
 {
     MDB_val v;
     int rc = mdb_get(t->txn, dbi(t, db), key, &v);
@@ -81,7 +81,7 @@ static int get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, vo
 
 /* A record keyed by a 32-byte hash (tokens, SADs, codes). out is fully written on every path: zeroed on an
  * error, decoded (absent fields zero) otherwise, so no up-front memset of a large record is needed. */
-static int get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size)
+int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size)
 {
     MDB_val k;
     int rc;
@@ -94,7 +94,7 @@ static int get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_
         return rc;
     }
     k = KEY(hash, 32);
-    return get_rec(t, db, &k, type, out, size);
+    return stor_get_rec(t, db, &k, type, out, size);
 }
 
 /* Delete one index row; a missing row is tolerated so a damaged index can be repaired by rewriting. */
@@ -125,7 +125,7 @@ int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out)
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
         return rc;
     k = KEY(name, strlen(name));
-    return get_rec(t, STOR_DB_USERS, &k, STOR_REC_USER, out, sizeof(*out));
+    return stor_get_rec(t, STOR_DB_USERS, &k, STOR_REC_USER, out, sizeof(*out));
 }
 
 int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only)
@@ -181,7 +181,7 @@ int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out)
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
         return rc;
     k = KEY(id, strlen(id));
-    return get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, out, sizeof(*out));
+    return stor_get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, out, sizeof(*out));
 }
 
 /* Owner of the stored credential k; *found = 0 if there is none. */
@@ -242,7 +242,7 @@ static int load_indexed_cred(stor_txn_t *t, const MDB_val *idv, stor_cred_t *c)
     memcpy(id, idv->mv_data, idv->mv_size);
     id[idv->mv_size] = '\0';
     k = KEY(id, idv->mv_size);
-    rc = get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, sizeof(*c));
+    rc = stor_get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, sizeof(*c));
     return rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
 }
 
@@ -281,7 +281,7 @@ out:
 
 int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out)
 {
-    return get_by_hash(t, STOR_DB_TOKENS, STOR_REC_TOKEN, hash, out, sizeof(*out));
+    return stor_get_by_hash(t, STOR_DB_TOKENS, STOR_REC_TOKEN, hash, out, sizeof(*out));
 }
 
 /* Grant of the stored token k; *found = 0 if there is none. */
@@ -361,7 +361,7 @@ static int revoke_one(stor_txn_t *t, const MDB_val *hv)
     /* Copy: the put below may move the page the cursor's data points into. */
     memcpy(hash, hv->mv_data, 32);
     k = KEY(hash, 32);
-    if ((rc = get_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0)
+    if ((rc = stor_get_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0)
         return rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
     if (tok.revoked)
         return 0;
@@ -417,7 +417,7 @@ int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token
         }
         memcpy(hash, v.mv_data, 32);
         hk = KEY(hash, 32);
-        if ((rc = get_rec(t, STOR_DB_TOKENS, &hk, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0) {
+        if ((rc = stor_get_rec(t, STOR_DB_TOKENS, &hk, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0) {
             rc = rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
             goto out;
         }
@@ -434,7 +434,7 @@ out:
 
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
 {
-    return get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
+    return stor_get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
 }
 
 int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
@@ -479,7 +479,7 @@ int stor_txn_client_get(stor_txn_t *t, const char *id, stor_client_t *out)
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
         return rc;
     k = KEY(id, strlen(id));
-    return get_rec(t, STOR_DB_CLIENTS, &k, STOR_REC_CLIENT, out, sizeof(*out));
+    return stor_get_rec(t, STOR_DB_CLIENTS, &k, STOR_REC_CLIENT, out, sizeof(*out));
 }
 
 int stor_txn_client_put(stor_txn_t *t, const stor_client_t *c, int create_only)
@@ -542,7 +542,7 @@ out:
 
 int stor_txn_code_get(stor_txn_t *t, const uint8_t hash[32], stor_code_t *out)
 {
-    return get_by_hash(t, STOR_DB_CODES, STOR_REC_CODE, hash, out, sizeof(*out));
+    return stor_get_by_hash(t, STOR_DB_CODES, STOR_REC_CODE, hash, out, sizeof(*out));
 }
 
 int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code)

@@ -146,6 +146,13 @@ class Service:
         self.stderr.close()
         return rc
 
+    def stop_checked(self):
+        """Stop the server and assert a clean exit: status 0 and no sanitizer report (tearDownModule)."""
+        rc = self.stop()
+        err = self.server_stderr()
+        assert rc == 0, "server exit status %d: %s" % (rc, err)
+        assert "ERROR: AddressSanitizer" not in err and "runtime error" not in err, err
+
     def server_stderr(self):
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")

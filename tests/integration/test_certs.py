@@ -147,10 +147,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    rc = SVC.stop()
-    err = SVC.server_stderr()
-    assert rc == 0, "server exit status %d: %s" % (rc, err)
-    assert "ERROR: AddressSanitizer" not in err and "runtime error" not in err, err
+    SVC.stop_checked()
 
 
 class Base(unittest.TestCase):

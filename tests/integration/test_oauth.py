@@ -59,8 +59,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    rc = SVC.stop()
-    assert rc == 0, SVC.server_stderr()
+    SVC.stop_checked()
 
 
 def b64url(data):
