@@ -428,26 +428,39 @@ typedef struct set_enabled {
     stor_audit_t audit;
 } set_enabled_t;
 
-static int set_enabled_fn(stor_txn_t *t, void *arg)
+int csc_txn_cred_change(stor_txn_t *t, const char *id, csc_cred_change_fn change, void *arg, stor_audit_t *audit)
 {
-    set_enabled_t *s = arg;
     stor_cred_t *c = malloc(sizeof(*c));
-    int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, s->id, c);
-    if (rc == 0 && c->status == STOR_CRED_DESTROYED)
-        rc = STOR_ERR_EXISTS; /* final: a destroyed key never comes back */
-    if (rc == 0 && c->status == STOR_CRED_PENDING)
-        rc = 1; /* no certificate yet: only an import enables it (stor_write returns fn's value) */
+    int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, id, c);
+    if (rc == 0)
+        rc = change(c, arg);
     if (rc == 0) {
-        c->status = s->status;
-        snprintf(s->audit.user, sizeof(s->audit.user), "%s", c->owner);
+        snprintf(audit->user, sizeof(audit->user), "%s", c->owner);
         rc = stor_txn_cred_put(t, c, 0);
     }
     if (rc == 0)
-        rc = stor_txn_audit_append(t, &s->audit);
+        rc = stor_txn_audit_append(t, audit);
     if (c != NULL)
         stor_wipe(c, sizeof(*c));
     free(c);
     return rc;
+}
+
+static int set_enabled_change(stor_cred_t *c, void *arg)
+{
+    const set_enabled_t *s = arg;
+    if (c->status == STOR_CRED_DESTROYED)
+        return STOR_ERR_EXISTS; /* final: a destroyed key never comes back */
+    if (c->status == STOR_CRED_PENDING)
+        return 1; /* no certificate yet: only an import enables it (stor_write returns fn's value) */
+    c->status = s->status;
+    return 0;
+}
+
+static int set_enabled_fn(stor_txn_t *t, void *arg)
+{
+    set_enabled_t *s = arg;
+    return csc_txn_cred_change(t, s->id, set_enabled_change, s, &s->audit);
 }
 
 int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz)
@@ -475,49 +488,41 @@ typedef struct cred_update {
     stor_audit_t audit;
 } cred_update_t;
 
+static int cred_update_change(stor_cred_t *cur, void *arg)
+{
+    cred_update_t *u = arg;
+    if (u->op == 0) {
+        cur->status = STOR_CRED_DESTROYED;
+        memcpy(u->c, cur, sizeof(*cur)); /* the caller destroys the key this record names */
+        return 0;
+    }
+    if (cur->status == STOR_CRED_DESTROYED)
+        return STOR_ERR_EXISTS;
+    stor_cred_t *old = malloc(sizeof(*old));
+    if (old == NULL)
+        return STOR_ERR_NOMEM;
+    memcpy(old, cur, sizeof(*cur));
+    memcpy(cur->key_id, u->c->key_id, sizeof(cur->key_id));
+    cur->key_id_len = u->c->key_id_len;
+    memcpy(cur->certs, u->c->certs, u->c->certs_len);
+    cur->certs_len = u->c->certs_len;
+    cur->cert_not_before = u->c->cert_not_before;
+    cur->cert_not_after = u->c->cert_not_after;
+    cur->key_bits = u->c->key_bits;
+    cur->key_backup = u->c->key_backup;
+    /* A renewal request still waiting for its certificate is superseded: its key goes with the old one. */
+    memset(cur->pending_key_id, 0, sizeof(cur->pending_key_id));
+    cur->pending_key_id_len = 0;
+    memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
+    stor_wipe(old, sizeof(*old));
+    free(old);
+    return 0;
+}
+
 static int cred_update_fn(stor_txn_t *t, void *arg)
 {
     cred_update_t *u = arg;
-    stor_cred_t *cur = malloc(sizeof(*cur));
-    int rc = cur == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, u->id, cur);
-    if (rc == 0 && cur->status == STOR_CRED_DESTROYED && u->op == 1)
-        rc = STOR_ERR_EXISTS;
-    if (rc == 0) {
-        snprintf(u->audit.user, sizeof(u->audit.user), "%s", cur->owner);
-        if (u->op == 0) {
-            cur->status = STOR_CRED_DESTROYED;
-            memcpy(u->c, cur, sizeof(*cur)); /* the caller destroys the key this record names */
-            rc = stor_txn_cred_put(t, cur, 0);
-        } else {
-            stor_cred_t *old = malloc(sizeof(*old));
-            if (old == NULL) {
-                rc = STOR_ERR_NOMEM;
-            } else {
-                memcpy(old, cur, sizeof(*cur));
-                memcpy(cur->key_id, u->c->key_id, sizeof(cur->key_id));
-                cur->key_id_len = u->c->key_id_len;
-                memcpy(cur->certs, u->c->certs, u->c->certs_len);
-                cur->certs_len = u->c->certs_len;
-                cur->cert_not_before = u->c->cert_not_before;
-                cur->cert_not_after = u->c->cert_not_after;
-                cur->key_bits = u->c->key_bits;
-                cur->key_backup = u->c->key_backup;
-                /* A renewal request still waiting for its certificate is superseded: its key goes with the old one. */
-                memset(cur->pending_key_id, 0, sizeof(cur->pending_key_id));
-                cur->pending_key_id_len = 0;
-                rc = stor_txn_cred_put(t, cur, 0);
-                memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
-                stor_wipe(old, sizeof(*old));
-                free(old);
-            }
-        }
-    }
-    if (rc == 0)
-        rc = stor_txn_audit_append(t, &u->audit);
-    if (cur != NULL)
-        stor_wipe(cur, sizeof(*cur));
-    free(cur);
-    return rc;
+    return csc_txn_cred_change(t, u->id, cred_update_change, u, &u->audit);
 }
 
 static int destroy_key(const csc_admin_t *a, const stor_cred_t *c, char *err, size_t err_sz)

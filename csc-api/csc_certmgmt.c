@@ -205,27 +205,23 @@ typedef struct pend {
     stor_audit_t audit;
 } pend_t;
 
+static int pend_change(stor_cred_t *c, void *arg)
+{
+    pend_t *p = arg;
+    if (c->status == STOR_CRED_DESTROYED || c->status == STOR_CRED_PENDING)
+        return STOR_ERR_EXISTS;
+    memcpy(p->old, c->pending_key_id, sizeof(p->old));
+    p->old_len = c->pending_key_id_len;
+    memcpy(c->pending_key_id, p->key_id, HSM_KEYID_LEN);
+    c->pending_key_id_len = HSM_KEYID_LEN;
+    c->pending_key_backup = p->key_backup;
+    return 0;
+}
+
 static int pend_fn(stor_txn_t *t, void *arg)
 {
     pend_t *p = arg;
-    stor_cred_t *c = malloc(sizeof(*c));
-    int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, p->id, c);
-    if (rc == 0 && (c->status == STOR_CRED_DESTROYED || c->status == STOR_CRED_PENDING))
-        rc = STOR_ERR_EXISTS;
-    if (rc == 0) {
-        memcpy(p->old, c->pending_key_id, sizeof(p->old));
-        p->old_len = c->pending_key_id_len;
-        memcpy(c->pending_key_id, p->key_id, HSM_KEYID_LEN);
-        c->pending_key_id_len = HSM_KEYID_LEN;
-        c->pending_key_backup = p->key_backup;
-        rc = stor_txn_cred_put(t, c, 0);
-    }
-    if (rc == 0)
-        rc = stor_txn_audit_append(t, &p->audit);
-    if (c != NULL)
-        stor_wipe(c, sizeof(*c));
-    free(c);
-    return rc;
+    return csc_txn_cred_change(t, p->id, pend_change, p, &p->audit);
 }
 
 int csc_admin_cred_renew_csr(const csc_admin_t *a, const char *id, const char *cn, const char *o, const char *country,
@@ -378,45 +374,38 @@ typedef struct imp {
     stor_audit_t audit;
 } imp_t;
 
+static int imp_change(stor_cred_t *c, void *arg)
+{
+    imp_t *p = arg;
+    if (c->status == STOR_CRED_DESTROYED)
+        return STOR_ERR_EXISTS;
+    const uint8_t *target = c->pending_key_id_len > 0 ? c->pending_key_id : c->key_id;
+    uint32_t target_len = c->pending_key_id_len > 0 ? c->pending_key_id_len : c->key_id_len;
+    if (target_len != p->key_id_len || memcmp(target, p->key_id, target_len) != 0)
+        return STOR_ERR_EXISTS; /* changed since the check */
+    if (c->pending_key_id_len > 0) {
+        memcpy(p->old, c->key_id, sizeof(p->old));
+        p->old_len = c->key_id_len;
+        memcpy(c->key_id, c->pending_key_id, sizeof(c->key_id));
+        c->key_id_len = c->pending_key_id_len;
+        c->key_backup = c->pending_key_backup;
+        c->pending_key_backup = 0;
+        memset(c->pending_key_id, 0, sizeof(c->pending_key_id));
+        c->pending_key_id_len = 0;
+    }
+    memcpy(c->certs, p->fresh->certs, p->fresh->certs_len);
+    c->certs_len = p->fresh->certs_len;
+    c->cert_not_before = p->fresh->cert_not_before;
+    c->cert_not_after = p->fresh->cert_not_after;
+    if (c->status == STOR_CRED_PENDING)
+        c->status = STOR_CRED_ENABLED;
+    return 0;
+}
+
 static int imp_fn(stor_txn_t *t, void *arg)
 {
     imp_t *p = arg;
-    stor_cred_t *c = malloc(sizeof(*c));
-    int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, p->id, c);
-    if (rc == 0 && c->status == STOR_CRED_DESTROYED)
-        rc = STOR_ERR_EXISTS;
-    if (rc == 0) {
-        const uint8_t *target = c->pending_key_id_len > 0 ? c->pending_key_id : c->key_id;
-        uint32_t target_len = c->pending_key_id_len > 0 ? c->pending_key_id_len : c->key_id_len;
-        if (target_len != p->key_id_len || memcmp(target, p->key_id, target_len) != 0)
-            rc = STOR_ERR_EXISTS; /* changed since the check */
-    }
-    if (rc == 0) {
-        if (c->pending_key_id_len > 0) {
-            memcpy(p->old, c->key_id, sizeof(p->old));
-            p->old_len = c->key_id_len;
-            memcpy(c->key_id, c->pending_key_id, sizeof(c->key_id));
-            c->key_id_len = c->pending_key_id_len;
-            c->key_backup = c->pending_key_backup;
-            c->pending_key_backup = 0;
-            memset(c->pending_key_id, 0, sizeof(c->pending_key_id));
-            c->pending_key_id_len = 0;
-        }
-        memcpy(c->certs, p->fresh->certs, p->fresh->certs_len);
-        c->certs_len = p->fresh->certs_len;
-        c->cert_not_before = p->fresh->cert_not_before;
-        c->cert_not_after = p->fresh->cert_not_after;
-        if (c->status == STOR_CRED_PENDING)
-            c->status = STOR_CRED_ENABLED;
-        snprintf(p->audit.user, sizeof(p->audit.user), "%s", c->owner);
-        rc = stor_txn_cred_put(t, c, 0);
-    }
-    if (rc == 0)
-        rc = stor_txn_audit_append(t, &p->audit);
-    if (c != NULL)
-        stor_wipe(c, sizeof(*c));
-    free(c);
-    return rc;
+    return csc_txn_cred_change(t, p->id, imp_change, p, &p->audit);
 }
 
 int csc_admin_cred_import(const csc_admin_t *a, const char *id, const char *cert_file, const char *chain_file,

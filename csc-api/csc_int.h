@@ -333,6 +333,11 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
 int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const hsm_sign_params_t *p, const uint8_t *digest,
                      size_t len, uint8_t *sig, size_t *sig_len);
 int csc_m_timestamp(csc_req_t *r);
+/* csc_admin.c: one change of a stored credential inside a stor_write() callback: read it (heap copy), let change
+ * decide and edit (a non-zero return aborts: stor_write hands it back), write it, then append audit (its user set
+ * to the owner) in the same transaction; the copy is wiped. */
+typedef int (*csc_cred_change_fn)(stor_cred_t *c, void *arg);
+int csc_txn_cred_change(stor_txn_t *t, const char *id, csc_cred_change_fn change, void *arg, stor_audit_t *audit);
 /* csc_admin.c: an end-entity certificate for pub from the CA (tsa: EKU timeStamping, critical), chain into cred */
 int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
                    size_t err_sz);

@@ -47,6 +47,7 @@ typedef struct srv_config {
     char key_backup[16];              /* "no" or "wrapped" (J8) */
     unsigned audit_sign_interval;     /* seconds between signed audit heads, 0 = off (J11) */
     unsigned audit_sign_records;      /* sign after this many new records, 0 = off (J11) */
+    unsigned purge_interval;          /* seconds between deletions of expired records, 0 = off */
     char tsa_credential[65];
     char tsa_policy[41];
     unsigned tsa_accuracy_ms;

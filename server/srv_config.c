@@ -78,6 +78,7 @@ static const row_t rows[] = {
     {"key_backup", T_STR, O(key_backup), S(key_backup), 0, 0, "no"},
     {"audit_sign_interval", T_UINT, O(audit_sign_interval), 0, 0, 86400, "300"},
     {"audit_sign_records", T_UINT, O(audit_sign_records), 0, 0, 1000000, "0"},
+    {"purge_interval", T_UINT, O(purge_interval), 0, 0, 86400, "300"},
     {"tsa_credential", T_STR, O(tsa_credential), S(tsa_credential), 0, 0, ""},
     {"tsa_policy", T_STR, O(tsa_policy), S(tsa_policy), 0, 0, ""},
     {"tsa_accuracy_ms", T_UINT, O(tsa_accuracy_ms), 0, 0, 60000, "1000"},

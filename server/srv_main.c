@@ -57,7 +57,17 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
+    /* Expired tokens, SADs, codes and operator sessions leave the database (they are refused anyway). */
+    csc_purger_t *purger = NULL;
+    if (csc_purger_start(m.stor, cfg->purge_interval, &purger) != 0) {
+        fprintf(stderr, "csc-server: cannot start the purge thread\n");
+        csc_audit_signer_stop(signer);
+        srv_modules_close(&m);
+        free(cfg);
+        return 1;
+    }
     int rc = srv_http_run(cfg, &m);
+    csc_purger_stop(purger);
     csc_audit_signer_stop(signer);
     srv_modules_close(&m);
     free(cfg);

@@ -322,6 +322,15 @@ int csc_admin_tsa_init(const csc_admin_t *a, const char *id, const hsm_keyspec_t
                        size_t err_sz);
 #define CSC_TSA_OWNER "-tsa-"
 
+/* ---- housekeeping (csc_purge.c) ------------------------------------------------ */
+
+/** A thread that deletes expired tokens, SADs, authorization codes and operator sessions every interval
+ *  seconds (0 = no thread; *out stays NULL). @return 0 or -1. */
+typedef struct csc_purger csc_purger_t;
+int csc_purger_start(stor_env_t *stor, unsigned interval, csc_purger_t **out);
+/** Stop (at once, without waiting for the interval) and free. NULL is allowed. */
+void csc_purger_stop(csc_purger_t *p);
+
 /* ---- audit log (csc-admin audit) ----------------------------------------- */
 
 /** Which records csc_audit_query() prints; zero-initialised = all. */

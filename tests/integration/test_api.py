@@ -951,5 +951,36 @@ class TestZRecovery(Base):
         self.assertError(SVC.post("signatures/signHash", body, t), 400, "invalid_request")
 
 
+class TestPurge(unittest.TestCase):
+    """Expired SADs and tokens leave the database while the server runs (purge_interval); live ones stay."""
+
+    @staticmethod
+    def entries(svc, table):
+        r = subprocess.run(["mdb_stat", "-s", table, os.path.join(svc.dir, "db")], capture_output=True, text=True,
+                           check=True)
+        m = re.search(r"Entries: (\d+)", r.stdout)
+        assert m is not None, r.stdout
+        return int(m.group(1))
+
+    def test_expired_records_are_purged(self):
+        svc = H.Service(BUILD, extra_config="purge_interval = 1\nsad_ttl = 10\n")
+        svc.start()
+        try:
+            t = svc.token()
+            r = svc.authorize(t, "demo-ec", [H.digest("purge me")], pin=svc.env["CSC_PIN"])
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(self.entries(svc, "sads"), 1)
+            tokens = self.entries(svc, "tokens")
+            self.assertGreaterEqual(tokens, 1)
+            deadline = time.time() + 30
+            while self.entries(svc, "sads") != 0 and time.time() < deadline:
+                time.sleep(0.5)
+            self.assertEqual(self.entries(svc, "sads"), 0)  # its 10 s were over: deleted by the server
+            self.assertEqual(self.entries(svc, "tokens"), tokens)  # the access token (1 h) is still there
+            self.assertEqual(svc.post("credentials/list", {}, t).status, 200)
+        finally:
+            svc.stop_checked()
+
+
 if __name__ == "__main__":
     unittest.main()
