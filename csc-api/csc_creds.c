@@ -711,6 +711,7 @@ int csc_m_extend(csc_req_t *r)
         .digest_len = hs.n > 0 ? hs.alg->len : 0,
         .n_digests = hs.n,
         .client = r->call->client,
+        .owner = strcmp(cred->owner, r->principal.user) != 0 ? cred->owner : NULL, /* a delegate extends */
     };
     char fresh[OAUTH_TOKEN_BUFLEN];
     unsigned expires_in = 0;

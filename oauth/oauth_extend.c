@@ -71,6 +71,8 @@ static int extend_apply(stor_txn_t *t, void *arg)
     if ((rc = oauth_token_ref(c->old_hash, rec.authz_ref)) != OAUTH_OK)
         return rc;
     snprintf(rec.detail, sizeof(rec.detail), "extendTransaction%s%s", why ? ": " : "", why ? why : "");
+    if (c->req->owner != NULL)
+        oauth_copy(rec.owner, sizeof(rec.owner), c->req->owner); /* a delegate: on behalf of the owner (J1) */
     rec.digest_len = (uint32_t)c->req->digest_len;
     rec.n_digests = (uint32_t)c->req->n_digests;
     uint8_t *flat = NULL;

@@ -217,6 +217,8 @@ typedef struct oauth_sad_request {
     size_t digest_len;
     size_t n_digests;
     const char *client;            /**< for the audit record */
+    const char *owner;             /**< extendTransaction: the credential's owner when user is a delegate (audited
+                                        "on behalf of"); NULL or "" otherwise */
 } oauth_sad_request_t;
 
 /**

@@ -376,6 +376,10 @@ class TestDelegates(unittest.TestCase):
         # the delegate's own PIN and own TOTP: a SAD, and a signature with the owner's key
         r = SVC.authorize(dana, "owen-1", dg, pin="33334444", otp_secret=self.otp["dana"])
         self.assertEqual(r.status, 200, r)
+        # extendTransaction by the delegate: a fresh SAD, audited on behalf of the owner too
+        r = SVC.post("credentials/extendTransaction", {"credentialID": "owen-1", "SAD": r.json["SAD"],
+                                                       "hashes": [H.b64(dg[0])], "hashAlgorithmOID": H.SHA256}, dana)
+        self.assertEqual(r.status, 200, r)
         sign = {"credentialID": "owen-1", "SAD": r.json["SAD"], "hashes": [H.b64(dg[0])],
                 "signAlgo": H.ECDSA_SHA256}
         # while the owner is suspended, the delegate can neither sign nor authorize
@@ -394,6 +398,8 @@ class TestDelegates(unittest.TestCase):
         log = SVC.admin("audit", "query", "--credential", "owen-1").stdout
         self.assertRegex(log, r"authorize ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen")
         self.assertRegex(log, r"sign ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen")
+        self.assertRegex(log, r'authorize ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen digests=1 '
+                              r'detail="extendTransaction"')
         self.assertIn("action=credential.delegate delegate=dana pin=set evidence=consent form CF-9 signed by owen", log)
         self.assertIn("on_behalf_of=owen", SVC.admin("audit", "query", "--user", "owen", "--event", "sign").stdout)
         # removal stops it at once: not listed, answered like an unknown credential

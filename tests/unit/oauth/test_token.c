@@ -409,7 +409,8 @@ START_TEST(t_storage_full)
     uint8_t d[32] = {7}, ref[16];
     const uint8_t *dp[1] = {d};
     oauth_factors_t fac = {T_PIN, strlen(T_PIN), NULL, 0, NULL, 0};
-    oauth_sad_request_t req = {"alice", "c1", 2, "2.16.840.1.101.3.4.2.1", dp, 32, 1, "c"};
+    oauth_sad_request_t req = {.user = "alice", .cred = "c1", .num_signatures = 2, .hash_alg = "2.16.840.1.101.3.4.2.1",
+                               .digests = dp, .digest_len = 32, .n_digests = 1, .client = "c"};
     oauth_sign_use_t use = {"alice", "c1", "2.16.840.1.101.3.4.2.1", dp, 32, 1, "c", "x", NULL};
     unsigned exp;
 
