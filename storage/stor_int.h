@@ -132,6 +132,10 @@ int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, cons
 int stor_get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, void *out, size_t out_size);
 /** The same for a record keyed by a 32-byte hash (tokens, SADs, codes, async results, operator sessions). */
 int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size);
+/** Records keyed by a name (stor_name_check): get (out zeroed first), put (create_only: MDB_NOOVERWRITE), delete. */
+int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, void *out, size_t size);
+int stor_put_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, const void *rec, int create_only);
+int stor_del_by_name(stor_txn_t *t, int db, const char *name);
 /** 0 if name is 1..STOR_NAME_MAX printable ASCII characters without spaces, else STOR_ERR_INVAL. */
 int stor_name_check(const char *name);
 /** The LMDB handle of table db (for the files of storage/ that add tables). */

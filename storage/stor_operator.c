@@ -1,6 +1,7 @@
 /*
  * stor_operator.c - csc-admin operators, their login sessions and the commands waiting for a second
- * operator's approval (J14). Three tables of their own; the accessors share one keyed del/walk (gets: stor_txn.c).
+ * operator's approval (J14). Three tables of their own; the accessors share one walk (name-keyed get/del:
+ * stor_txn.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +11,6 @@
 #include "stor_int.h"
 
 #define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
-
-static int kv_del(stor_txn_t *t, int db, MDB_val *k)
-{
-    int rc = mdb_del(t->txn, t->env->dbi[db], k, NULL);
-
-    return rc != 0 ? stor_txn_fail(t, rc) : 0;
-}
 
 typedef int (*kv_each_fn)(const void *rec, void *arg);
 
@@ -51,16 +45,7 @@ out:
 
 int stor_txn_operator_get(stor_txn_t *t, const char *name, stor_operator_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
-        return rc;
-    k = KEY(name, strlen(name));
-    return stor_get_rec(t, STOR_DB_OPERATORS, &k, STOR_REC_OPERATOR, out, sizeof(*out));
+    return stor_get_by_name(t, STOR_DB_OPERATORS, STOR_REC_OPERATOR, name, out, sizeof(*out));
 }
 
 int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_only)
@@ -81,13 +66,7 @@ int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_o
 
 int stor_txn_operator_del(stor_txn_t *t, const char *name)
 {
-    MDB_val k;
-    int rc;
-
-    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(name)) != 0)
-        return rc;
-    k = KEY(name, strlen(name));
-    return kv_del(t, STOR_DB_OPERATORS, &k);
+    return stor_del_by_name(t, STOR_DB_OPERATORS, name);
 }
 
 typedef struct thunk {
@@ -142,23 +121,15 @@ int stor_txn_opsession_del(stor_txn_t *t, const uint8_t hash[32])
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     k = KEY(hash, 32);
-    return kv_del(t, STOR_DB_OPSESSIONS, &k);
+    rc = mdb_del(t->txn, t->env->dbi[STOR_DB_OPSESSIONS], &k, NULL);
+    return rc != 0 ? stor_txn_fail(t, rc) : 0;
 }
 
 /* ---- approvals ----------------------------------------------------------- */
 
 int stor_txn_approval_get(stor_txn_t *t, const char *id, stor_approval_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
-        return rc;
-    k = KEY(id, strlen(id));
-    return stor_get_rec(t, STOR_DB_APPROVALS, &k, STOR_REC_APPROVAL, out, sizeof(*out));
+    return stor_get_by_name(t, STOR_DB_APPROVALS, STOR_REC_APPROVAL, id, out, sizeof(*out));
 }
 
 int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_only)
@@ -179,13 +150,7 @@ int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_on
 
 int stor_txn_approval_del(stor_txn_t *t, const char *id)
 {
-    MDB_val k;
-    int rc;
-
-    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(id)) != 0)
-        return rc;
-    k = KEY(id, strlen(id));
-    return kv_del(t, STOR_DB_APPROVALS, &k);
+    return stor_del_by_name(t, STOR_DB_APPROVALS, id);
 }
 
 static int approval_thunk(const void *rec, void *arg)

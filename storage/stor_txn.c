@@ -97,6 +97,46 @@ int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t 
     return stor_get_rec(t, db, &k, type, out, size);
 }
 
+/* Records keyed by a name (users, credentials, OAuth clients, operators, approvals): the name is checked like a
+ * user name (STOR_ERR_INVAL). get zeroes out first, so it is zero on every error. */
+int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, void *out, size_t size)
+{
+    MDB_val k;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, size);
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
+        return rc;
+    k = KEY(name, strlen(name));
+    return stor_get_rec(t, db, &k, type, out, size);
+}
+
+int stor_put_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, const void *rec, int create_only)
+{
+    MDB_val k;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(name)) != 0)
+        return rc;
+    k = KEY(name, strlen(name));
+    return stor_put_rec(t, db, &k, type, rec, create_only ? MDB_NOOVERWRITE : 0);
+}
+
+int stor_del_by_name(stor_txn_t *t, int db, const char *name)
+{
+    MDB_val k;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(name)) != 0)
+        return rc;
+    k = KEY(name, strlen(name));
+    if ((rc = mdb_del(t->txn, dbi(t, db), &k, NULL)) != 0)
+        return stor_txn_fail(t, rc);
+    return 0;
+}
+
 /* Delete one index row; a missing row is tolerated so a damaged index can be repaired by rewriting. */
 static int del_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
 {
@@ -116,29 +156,12 @@ static int put_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
 
 int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
-        return rc;
-    k = KEY(name, strlen(name));
-    return stor_get_rec(t, STOR_DB_USERS, &k, STOR_REC_USER, out, sizeof(*out));
+    return stor_get_by_name(t, STOR_DB_USERS, STOR_REC_USER, name, out, sizeof(*out));
 }
 
 int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only)
 {
-    MDB_val k;
-    int rc;
-
-    if (u == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(u->name)) != 0)
-        return rc;
-    k = KEY(u->name, strlen(u->name));
-    return stor_put_rec(t, STOR_DB_USERS, &k, STOR_REC_USER, u, create_only ? MDB_NOOVERWRITE : 0);
+    return u == NULL ? STOR_ERR_INVAL : stor_put_by_name(t, STOR_DB_USERS, STOR_REC_USER, u->name, u, create_only);
 }
 
 int stor_txn_user_each(stor_txn_t *t, stor_user_each_fn fn, void *arg)
@@ -172,16 +195,7 @@ out:
 
 int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
-        return rc;
-    k = KEY(id, strlen(id));
-    return stor_get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, out, sizeof(*out));
+    return stor_get_by_name(t, STOR_DB_CREDS, STOR_REC_CRED, id, out, sizeof(*out));
 }
 
 /* Owner of the stored credential k; *found = 0 if there is none. */
@@ -470,42 +484,17 @@ int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
 
 int stor_txn_client_get(stor_txn_t *t, const char *id, stor_client_t *out)
 {
-    MDB_val k;
-    int rc;
-
-    if (out == NULL)
-        return STOR_ERR_INVAL;
-    memset(out, 0, sizeof(*out));
-    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(id)) != 0)
-        return rc;
-    k = KEY(id, strlen(id));
-    return stor_get_rec(t, STOR_DB_CLIENTS, &k, STOR_REC_CLIENT, out, sizeof(*out));
+    return stor_get_by_name(t, STOR_DB_CLIENTS, STOR_REC_CLIENT, id, out, sizeof(*out));
 }
 
 int stor_txn_client_put(stor_txn_t *t, const stor_client_t *c, int create_only)
 {
-    MDB_val k;
-    int rc;
-
-    if (c == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(c->id)) != 0)
-        return rc;
-    k = KEY(c->id, strlen(c->id));
-    return stor_put_rec(t, STOR_DB_CLIENTS, &k, STOR_REC_CLIENT, c, create_only ? MDB_NOOVERWRITE : 0);
+    return c == NULL ? STOR_ERR_INVAL : stor_put_by_name(t, STOR_DB_CLIENTS, STOR_REC_CLIENT, c->id, c, create_only);
 }
 
 int stor_txn_client_del(stor_txn_t *t, const char *id)
 {
-    MDB_val k;
-    int rc;
-
-    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(id)) != 0)
-        return rc;
-    k = KEY(id, strlen(id));
-    if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_CLIENTS), &k, NULL)) != 0)
-        return stor_txn_fail(t, rc);
-    return 0;
+    return stor_del_by_name(t, STOR_DB_CLIENTS, id);
 }
 
 int stor_txn_client_each(stor_txn_t *t, stor_client_each_fn fn, void *arg)
