@@ -111,6 +111,23 @@ static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred)
     yajl_gen_map_close(g);
 }
 
+/* The v2 authInfo objects (sec. 8.3.1), in this order, each listed when the credential's expression names it. */
+typedef struct auth_object {
+    const char *id, *type, *format, *generator, *label, *description;
+} auth_object_t;
+
+static const auth_object_t auth_objects[] = {
+    {"PIN", "Password", "N", NULL, "PIN", "The PIN of this credential"},
+    {"OTP", "Password", "N", "totp", "OTP", "The 6-digit code of your authenticator app (TOTP)"},
+    /* sec. 8.3.1.5: the code is sent out of band after credentials/getChallenge (which answers 204). */
+    {OAUTH_CHALLENGE_ID, "ChallengeResponse", "N", "oob", "One-time code",
+     "The one-time code sent to you after credentials/getChallenge"},
+    /* sec. 8.3.1.4: collected out of band (the user approves on the service's page, /approve): authorize answers
+     * 202 + handle, credentials/authorizeCheck gives the SAD once approved. */
+    {OAUTH_APPROVAL_ID, "PasswordOOB", NULL, "web", "Approval",
+     "Approve the request on the service's approval page (/approve)"},
+};
+
 static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
 {
     yajl_gen g = r->gen;
@@ -123,45 +140,19 @@ static void gen_auth(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
         csc_gen_kv(g, "expression", cred->auth_expr);
         csc_gen_str(g, "objects");
         yajl_gen_array_open(g);
-        if (expr_names(cred->auth_expr, "PIN")) {
+        for (size_t i = 0; i < CSC_ARRAY_SIZE(auth_objects); i++) {
+            const auth_object_t *o = &auth_objects[i];
+            if (!expr_names(cred->auth_expr, o->id))
+                continue;
             yajl_gen_map_open(g);
-            csc_gen_kv(g, "type", "Password");
-            csc_gen_kv(g, "id", "PIN");
-            csc_gen_kv(g, "format", "N");
-            csc_gen_kv(g, "label", "PIN");
-            csc_gen_kv(g, "description", "The PIN of this credential");
-            yajl_gen_map_close(g);
-        }
-        if (expr_names(cred->auth_expr, "OTP")) {
-            yajl_gen_map_open(g);
-            csc_gen_kv(g, "type", "Password");
-            csc_gen_kv(g, "id", "OTP");
-            csc_gen_kv(g, "format", "N");
-            csc_gen_kv(g, "generator", "totp");
-            csc_gen_kv(g, "label", "OTP");
-            csc_gen_kv(g, "description", "The 6-digit code of your authenticator app (TOTP)");
-            yajl_gen_map_close(g);
-        }
-        if (expr_names(cred->auth_expr, OAUTH_CHALLENGE_ID)) {
-            /* sec. 8.3.1.5: the code is sent out of band after credentials/getChallenge (which answers 204). */
-            yajl_gen_map_open(g);
-            csc_gen_kv(g, "type", "ChallengeResponse");
-            csc_gen_kv(g, "id", OAUTH_CHALLENGE_ID);
-            csc_gen_kv(g, "format", "N");
-            csc_gen_kv(g, "generator", "oob");
-            csc_gen_kv(g, "label", "One-time code");
-            csc_gen_kv(g, "description", "The one-time code sent to you after credentials/getChallenge");
-            yajl_gen_map_close(g);
-        }
-        if (expr_names(cred->auth_expr, OAUTH_APPROVAL_ID)) {
-            /* sec. 8.3.1.4: collected out of band (the user approves on the service's page, /approve): authorize
-             * answers 202 + handle, credentials/authorizeCheck gives the SAD once approved. */
-            yajl_gen_map_open(g);
-            csc_gen_kv(g, "type", "PasswordOOB");
-            csc_gen_kv(g, "id", OAUTH_APPROVAL_ID);
-            csc_gen_kv(g, "generator", "web");
-            csc_gen_kv(g, "label", "Approval");
-            csc_gen_kv(g, "description", "Approve the request on the service's approval page (/approve)");
+            csc_gen_kv(g, "type", o->type);
+            csc_gen_kv(g, "id", o->id);
+            if (o->format != NULL)
+                csc_gen_kv(g, "format", o->format);
+            if (o->generator != NULL)
+                csc_gen_kv(g, "generator", o->generator);
+            csc_gen_kv(g, "label", o->label);
+            csc_gen_kv(g, "description", o->description);
             yajl_gen_map_close(g);
         }
         yajl_gen_array_close(g);
