@@ -91,6 +91,15 @@ void csc_gen_kbool(yajl_gen g, const char *k, bool v);
 void csc_gen_b64(yajl_gen g, const uint8_t *data, size_t len);
 yajl_gen csc_gen_new(void);
 
+/* ---- wiped heap (csc_wipe.c) --------------------------------------------------
+ * Blocks that may hold secrets: csc_wipe_free cleanses the whole usable block before free(); csc_wipe_realloc
+ * moves to a new block and wipes the old one. Plain malloc blocks (free() may free them too, unwiped).
+ * csc_wipe_yajl: the same as yajl_alloc_funcs, for parsers and generators. */
+void *csc_wipe_malloc(size_t n);
+void *csc_wipe_realloc(void *p, size_t n);
+void csc_wipe_free(void *p);
+extern yajl_alloc_funcs csc_wipe_yajl;
+
 /* ---- base64 ---------------------------------------------------------------- */
 
 /* Strict decode of standard or URL-safe base64, padding optional but correct if
@@ -196,6 +205,7 @@ typedef struct csc_buf {
 
 void csc_buf_init(csc_buf_t *b, size_t max);
 void csc_buf_puts(csc_buf_t *b, const char *s);
+int csc_buf_reserve(csc_buf_t *b, size_t n);      /* room for n more bytes now: 0, or -1 (failed is set) */
 __attribute__((format(printf, 2, 3))) void csc_buf_printf(csc_buf_t *b, const char *fmt, ...);
 void csc_buf_html(csc_buf_t *b, const char *s);   /* HTML-escaped */
 void csc_buf_urlenc(csc_buf_t *b, const char *s); /* percent-encoded (RFC 3986 unreserved kept) */
