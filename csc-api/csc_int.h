@@ -330,6 +330,13 @@ int csc_cms_signed_attrs(const csc_cms_in_t *in, X509 *ee, csc_der_t *out);
  * unsigned attribute. @return HSM_OK, HSM_ERR_INVAL (bad certificates or digest), HSM_ERR_NOMEM (size) or
  * what sign / tst returned. */
 int csc_cms_sign(const csc_cms_in_t *in, csc_cms_sign_fn sign, csc_cms_tst_fn tst, void *arg, csc_der_t *out);
+/* An upper bound of csc_cms_sign's output size for in, without signing: the same encoding with a signature as long
+ * as the first certificate's key can make and a time-stamp token of tst_max bytes (0: none). max bounds the probe
+ * (HSM_ERR_NOMEM beyond it). @return HSM_OK with *out set, or an HSM_* code. */
+int csc_cms_size_max(const csc_cms_in_t *in, size_t tst_max, size_t max, size_t *out);
+/* An upper bound of the size of a token csc_tsa_stamp would give now (no signature, nothing audited).
+ * @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), ... */
+int csc_tsa_token_max(csc_t *c, size_t *out);
 
 /* At start-up: does the configured TSA exist and can it stamp? Sets c->tsa. @return 0, -1 if configured
  * but missing or unusable (message on stderr). */
