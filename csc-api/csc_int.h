@@ -270,8 +270,22 @@ void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body);
 /* 1 if uri may be notified: https, or http to localhost in the test environment; no userinfo or fragment. */
 int csc_response_uri_ok(const csc_t *c, const char *uri);
-/* POST body to uri (timeout per step, no redirects); failures are logged with the host name only. */
-int csc_notify_post(const char *uri, const char *body, size_t len, unsigned timeout_s);
+/* POST body to uri under one deadline (cfg->notify_timeout: connect, TLS, request, status line), no redirects; in
+ * production only to addresses csc_addr_internal() clears or notify_allow names. Failures are logged with the host
+ * name only. @return 0 for a 2xx answer, else -1. */
+int csc_notify_post(const csc_config_t *cfg, const char *uri, const char *body, size_t len);
+/* 1 for loopback, unspecified, private, unique-local, link-local, CGNAT, multicast and reserved addresses (IPv4
+ * inside IPv6 judged as IPv4), 0 for a public address. */
+struct sockaddr;
+int csc_addr_internal(const struct sockaddr *sa);
+/* 1 if the notify_allow list (names, addresses, address/bits; comma or space separated) names host or holds sa. */
+int csc_notify_allowed(const char *allow, const char *host, const struct sockaddr *sa);
+/* The notification threads (cfg->notify_threads) and their queue (cfg->notify_queue): queue drops (and logs) when
+ * full or stopping; stop ends the threads after their current notification and drops what waits. */
+struct csc_notifier;
+struct csc_notifier *csc_notifier_start(const csc_config_t *cfg);
+void csc_notifier_stop(struct csc_notifier *q);
+void csc_notifier_queue(struct csc_notifier *q, const char *uri, const char *response_id);
 
 /* Build info's body at start-up. */
 int csc_info_build(csc_t *c);
