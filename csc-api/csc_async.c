@@ -27,7 +27,6 @@
 #include "csc_int.h"
 
 #define PURGE_EVERY_MS 30000
-#define NOTIFY_TIMEOUT_S 10
 
 typedef struct async_job {
     struct async_job *next;
@@ -50,6 +49,8 @@ struct csc_async {
     pthread_t *threads;
     unsigned n_threads;
     int64_t next_purge_ms;
+    struct csc_notifier *notifier; /* response_uri: its own threads, never these */
+    char *test_hold;               /* environment test only: see test_hold_wait() */
 };
 
 static int64_t now_ms(void)
@@ -119,15 +120,7 @@ static void job_free(async_job_t *j)
     OPENSSL_clear_free(j, sizeof(*j));
 }
 
-static void notify(const async_job_t *j)
-{
-    char body[CSC_RESPONSE_ID_LEN + 32];
-    int n = snprintf(body, sizeof(body), "{\"responseID\":\"%s\"}", j->id);
-    csc_notify_post(j->uri, body, (size_t)n, NOTIFY_TIMEOUT_S);
-    OPENSSL_cleanse(body, sizeof(body));
-}
-
-static void run_job(csc_t *c, async_job_t *j)
+static void run_job(struct csc_async *a, csc_t *c, async_job_t *j)
 {
     yajl_gen g = csc_gen_new();
     csc_err_t err = {0};
@@ -144,8 +137,8 @@ static void run_job(csc_t *c, async_job_t *j)
     store_outcome(c, j, rc == 0, buf, len, &err);
     yajl_gen_clear(g);
     yajl_gen_free(g);
-    if (j->uri[0] != '\0')
-        notify(j);
+    if (j->uri[0] != '\0') /* handed over: a slow receiver never holds this thread */
+        csc_notifier_queue(a->notifier, j->uri, j->id);
 }
 
 /* A queued job that will not run (the service stops): what it spent is given back, its record says so. */
@@ -155,6 +148,34 @@ static void abort_job(csc_t *c, async_job_t *j, const char *reason)
     if (j->job.abort_fn != NULL)
         j->job.abort_fn(c, j->job.arg, reason);
     store_outcome(c, j, 0, NULL, 0, &err);
+}
+
+/* Test environment only (never in production): with CSC_TEST_ASYNC_HOLD=<file> in the server's environment, a
+ * worker that took a job waits while <file> exists (120 s at most) before it runs it, and shows it by creating
+ * <file>.held. The integration tests keep jobs pending with it, deterministically. */
+static void test_hold_wait(struct csc_async *a)
+{
+    char held[4200];
+    if (a->test_hold == NULL || snprintf(held, sizeof(held), "%s.held", a->test_hold) >= (int)sizeof(held))
+        return;
+    int marked = 0;
+    for (int i = 0; i < 2400 && access(a->test_hold, F_OK) == 0; i++) {
+        pthread_mutex_lock(&a->mu);
+        int closing = a->closing;
+        pthread_mutex_unlock(&a->mu);
+        if (closing)
+            break;
+        if (!marked) {
+            FILE *f = fopen(held, "w");
+            if (f != NULL)
+                fclose(f);
+            marked = 1;
+        }
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (marked)
+        unlink(held);
 }
 
 static void *worker(void *arg)
@@ -187,10 +208,16 @@ static void *worker(void *arg)
         a->queued--;
         int closing = a->closing;
         pthread_mutex_unlock(&a->mu);
+        if (!closing && a->test_hold != NULL) {
+            test_hold_wait(a);
+            pthread_mutex_lock(&a->mu);
+            closing = a->closing;
+            pthread_mutex_unlock(&a->mu);
+        }
         if (closing)
             abort_job(a->c, j, "service stopped");
         else
-            run_job(a->c, j);
+            run_job(a, a->c, j);
         job_free(j);
         pthread_mutex_lock(&a->mu);
     }
@@ -226,6 +253,15 @@ int csc_async_start(csc_t *c)
     int n = stor_async_fail_pending(c->stor, "The service restarted before the request was processed");
     if (n > 0)
         fprintf(stderr, "csc: %d asynchronous request(s) left unfinished by the previous run marked failed\n", n);
+    const char *hold = getenv("CSC_TEST_ASYNC_HOLD");
+    if (hold != NULL && hold[0] != '\0' && cfg->environment == CSC_ENV_TEST)
+        a->test_hold = strdup(hold);
+    if ((a->notifier = csc_notifier_start(&c->cfg)) == NULL) {
+        free(a->test_hold);
+        free(a->threads);
+        free(a);
+        return -1;
+    }
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     c->async = a;
@@ -266,6 +302,8 @@ void csc_async_stop(csc_t *c)
         abort_job(c, j, "service stopped");
         job_free(j);
     }
+    csc_notifier_stop(a->notifier); /* after the workers: they queue notifications */
+    free(a->test_hold);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     free(a->threads);

@@ -500,3 +500,50 @@ out:
     free(token);
     return rc;
 }
+
+/* ---- size bound -------------------------------------------------------------------------------------- */
+
+typedef struct size_probe {
+    size_t sig_max, tst_max;
+} size_probe_t;
+
+static int probe_sign(void *arg, const hsm_sign_params_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
+                      size_t *sig_len)
+{
+    const size_probe_t *sp = arg;
+    (void)p;
+    (void)digest;
+    (void)len;
+    memset(sig, 0xff, sp->sig_max);
+    *sig_len = sp->sig_max;
+    return HSM_OK;
+}
+
+static int probe_tst(void *arg, const uint8_t *sig, size_t sig_len, uint8_t **tok, size_t *tok_len)
+{
+    const size_probe_t *sp = arg;
+    (void)sig;
+    (void)sig_len;
+    if ((*tok = calloc(1, sp->tst_max ? sp->tst_max : 1)) == NULL)
+        return HSM_ERR_NOMEM;
+    *tok_len = sp->tst_max;
+    return HSM_OK;
+}
+
+int csc_cms_size_max(const csc_cms_in_t *in, size_t tst_max, size_t max, size_t *out)
+{
+    const unsigned char *p = in->certs;
+    X509 *ee = in->certs_len > 0 ? d2i_X509(NULL, &p, (long)in->certs_len) : NULL;
+    EVP_PKEY *pk = ee != NULL ? X509_get0_pubkey(ee) : NULL;
+    int ks = pk != NULL ? EVP_PKEY_get_size(pk) : 0; /* RSA: the modulus; EC: the longest DER ECDSA-Sig-Value */
+    X509_free(ee);
+    if (ks <= 0 || ks > HSM_SIG_MAX)
+        return HSM_ERR_INVAL;
+    size_probe_t sp = {.sig_max = (size_t)ks, .tst_max = tst_max};
+    csc_der_t d;
+    csc_der_init(&d, max);
+    int rc = csc_cms_sign(in, probe_sign, tst_max > 0 ? probe_tst : NULL, &sp, &d);
+    *out = d.len;
+    csc_der_free(&d);
+    return rc;
+}

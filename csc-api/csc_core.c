@@ -146,9 +146,10 @@ void csc_reply_free(csc_reply_t *reply)
 {
     if (reply == NULL)
         return;
-    free(reply->body);
-    free(reply->location);
-    free(reply->set_cookie);
+    /* bodies carry tokens and SADs, redirects carry codes, cookies carry sessions */
+    csc_wipe_free(reply->body);
+    csc_wipe_free(reply->location);
+    csc_wipe_free(reply->set_cookie);
     reply->body = reply->location = reply->set_cookie = NULL;
 }
 

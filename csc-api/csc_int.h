@@ -91,6 +91,15 @@ void csc_gen_kbool(yajl_gen g, const char *k, bool v);
 void csc_gen_b64(yajl_gen g, const uint8_t *data, size_t len);
 yajl_gen csc_gen_new(void);
 
+/* ---- wiped heap (csc_wipe.c) --------------------------------------------------
+ * Blocks that may hold secrets: csc_wipe_free cleanses the whole usable block before free(); csc_wipe_realloc
+ * moves to a new block and wipes the old one. Plain malloc blocks (free() may free them too, unwiped).
+ * csc_wipe_yajl: the same as yajl_alloc_funcs, for parsers and generators. */
+void *csc_wipe_malloc(size_t n);
+void *csc_wipe_realloc(void *p, size_t n);
+void csc_wipe_free(void *p);
+extern yajl_alloc_funcs csc_wipe_yajl;
+
 /* ---- base64 ---------------------------------------------------------------- */
 
 /* Strict decode of standard or URL-safe base64, padding optional but correct if
@@ -196,6 +205,7 @@ typedef struct csc_buf {
 
 void csc_buf_init(csc_buf_t *b, size_t max);
 void csc_buf_puts(csc_buf_t *b, const char *s);
+int csc_buf_reserve(csc_buf_t *b, size_t n);      /* room for n more bytes now: 0, or -1 (failed is set) */
 __attribute__((format(printf, 2, 3))) void csc_buf_printf(csc_buf_t *b, const char *fmt, ...);
 void csc_buf_html(csc_buf_t *b, const char *s);   /* HTML-escaped */
 void csc_buf_urlenc(csc_buf_t *b, const char *s); /* percent-encoded (RFC 3986 unreserved kept) */
@@ -260,8 +270,22 @@ void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body);
 /* 1 if uri may be notified: https, or http to localhost in the test environment; no userinfo or fragment. */
 int csc_response_uri_ok(const csc_t *c, const char *uri);
-/* POST body to uri (timeout per step, no redirects); failures are logged with the host name only. */
-int csc_notify_post(const char *uri, const char *body, size_t len, unsigned timeout_s);
+/* POST body to uri under one deadline (cfg->notify_timeout: connect, TLS, request, status line), no redirects; in
+ * production only to addresses csc_addr_internal() clears or notify_allow names. Failures are logged with the host
+ * name only. @return 0 for a 2xx answer, else -1. */
+int csc_notify_post(const csc_config_t *cfg, const char *uri, const char *body, size_t len);
+/* 1 for loopback, unspecified, private, unique-local, link-local, CGNAT, multicast and reserved addresses (IPv4
+ * inside IPv6 judged as IPv4), 0 for a public address. */
+struct sockaddr;
+int csc_addr_internal(const struct sockaddr *sa);
+/* 1 if the notify_allow list (names, addresses, address/bits; comma or space separated) names host or holds sa. */
+int csc_notify_allowed(const char *allow, const char *host, const struct sockaddr *sa);
+/* The notification threads (cfg->notify_threads) and their queue (cfg->notify_queue): queue drops (and logs) when
+ * full or stopping; stop ends the threads after their current notification and drops what waits. */
+struct csc_notifier;
+struct csc_notifier *csc_notifier_start(const csc_config_t *cfg);
+void csc_notifier_stop(struct csc_notifier *q);
+void csc_notifier_queue(struct csc_notifier *q, const char *uri, const char *response_id);
 
 /* Build info's body at start-up. */
 int csc_info_build(csc_t *c);
@@ -320,6 +344,13 @@ int csc_cms_signed_attrs(const csc_cms_in_t *in, X509 *ee, csc_der_t *out);
  * unsigned attribute. @return HSM_OK, HSM_ERR_INVAL (bad certificates or digest), HSM_ERR_NOMEM (size) or
  * what sign / tst returned. */
 int csc_cms_sign(const csc_cms_in_t *in, csc_cms_sign_fn sign, csc_cms_tst_fn tst, void *arg, csc_der_t *out);
+/* An upper bound of csc_cms_sign's output size for in, without signing: the same encoding with a signature as long
+ * as the first certificate's key can make and a time-stamp token of tst_max bytes (0: none). max bounds the probe
+ * (HSM_ERR_NOMEM beyond it). @return HSM_OK with *out set, or an HSM_* code. */
+int csc_cms_size_max(const csc_cms_in_t *in, size_t tst_max, size_t max, size_t *out);
+/* An upper bound of the size of a token csc_tsa_stamp would give now (no signature, nothing audited).
+ * @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), ... */
+int csc_tsa_token_max(csc_t *c, size_t *out);
 
 /* At start-up: does the configured TSA exist and can it stamp? Sets c->tsa. @return 0, -1 if configured
  * but missing or unusable (message on stderr). */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#include <yajl/yajl_parse.h>
 #include "csc_int.h"
 
 #define CSC_JSON_MAX_MEMBERS 64 /* members of one object; CSC objects have ~20 */
@@ -78,6 +79,190 @@ static int check_tree(yajl_val v)
     return 0;
 }
 
+/*
+ * The tree builder: yajl's callback parser with the wiping allocator (csc_wipe.c), so its decode buffer (every
+ * string with an escape, e.g. a PIN sent as "\u0031...") and its lexer buffer are wiped when they grow and when
+ * they are freed; yajl_tree_parse cannot be given an allocator. The nodes are the ones yajl_tree.h describes,
+ * malloc'd the way yajl_tree_parse makes them, so yajl_tree_free and csc_json_free both free a tree from here.
+ */
+typedef struct tree_build {
+    yajl_val root;
+    yajl_val *stack;           /* open objects and arrays, innermost last */
+    size_t depth, cap;
+    char *key;                 /* an object's key waiting for its value */
+} tree_build_t;
+
+static yajl_val node_new(yajl_type t)
+{
+    yajl_val v = calloc(1, sizeof(*v));
+    if (v != NULL)
+        v->type = t;
+    return v;
+}
+
+/* Attach v to the innermost open container (or make it the root); 0 on success, else v is freed. */
+static int tree_add(tree_build_t *b, yajl_val v)
+{
+    if (v == NULL)
+        return 0;
+    if (b->depth == 0) {
+        if (b->root != NULL) {
+            yajl_tree_free(v);
+            return 0;
+        }
+        b->root = v;
+        return 1;
+    }
+    yajl_val top = b->stack[b->depth - 1];
+    if (YAJL_IS_OBJECT(top)) {
+        size_t n = top->u.object.len;
+        const char **k = b->key != NULL ? realloc((void *)top->u.object.keys, (n + 1) * sizeof(*k)) : NULL;
+        if (k != NULL)
+            top->u.object.keys = k;
+        yajl_val *vals = k != NULL ? realloc(top->u.object.values, (n + 1) * sizeof(*vals)) : NULL;
+        if (vals == NULL) {
+            csc_json_free(v);
+            return 0;
+        }
+        top->u.object.values = vals;
+        k[n] = b->key;
+        vals[n] = v;
+        b->key = NULL;
+        top->u.object.len = n + 1;
+        return 1;
+    }
+    size_t n = top->u.array.len;
+    yajl_val *vals = realloc(top->u.array.values, (n + 1) * sizeof(*vals));
+    if (vals == NULL) {
+        csc_json_free(v);
+        return 0;
+    }
+    top->u.array.values = vals;
+    vals[n] = v;
+    top->u.array.len = n + 1;
+    return 1;
+}
+
+static int tb_null(void *ctx)
+{
+    return tree_add(ctx, node_new(yajl_t_null));
+}
+
+static int tb_bool(void *ctx, int b)
+{
+    return tree_add(ctx, node_new(b ? yajl_t_true : yajl_t_false));
+}
+
+static int tb_number(void *ctx, const char *s, size_t len)
+{
+    yajl_val v = node_new(yajl_t_number);
+    if (v == NULL || (v->u.number.r = malloc(len + 1)) == NULL) {
+        free(v);
+        return 0;
+    }
+    memcpy(v->u.number.r, s, len);
+    v->u.number.r[len] = '\0';
+    char *end;
+    errno = 0;
+    v->u.number.i = strtoll(v->u.number.r, &end, 10);
+    if (errno == 0 && *end == '\0')
+        v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+    errno = 0;
+    v->u.number.d = strtod(v->u.number.r, &end);
+    if (errno == 0 && *end == '\0')
+        v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+    return tree_add(ctx, v);
+}
+
+static int tb_string(void *ctx, const unsigned char *s, size_t len)
+{
+    yajl_val v = node_new(yajl_t_string);
+    if (v == NULL || (v->u.string = malloc(len + 1)) == NULL) {
+        free(v);
+        return 0;
+    }
+    memcpy(v->u.string, s, len);
+    v->u.string[len] = '\0';
+    return tree_add(ctx, v);
+}
+
+static int tb_key(void *ctx, const unsigned char *s, size_t len)
+{
+    tree_build_t *b = ctx;
+    if (b->key != NULL || (b->key = malloc(len + 1)) == NULL)
+        return 0;
+    memcpy(b->key, s, len);
+    b->key[len] = '\0';
+    return 1;
+}
+
+static int tb_open(tree_build_t *b, yajl_type t)
+{
+    yajl_val v = node_new(t);
+    if (v == NULL)
+        return 0;
+    if (b->depth == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        yajl_val *st = realloc(b->stack, cap * sizeof(*st));
+        if (st == NULL) {
+            free(v);
+            return 0;
+        }
+        b->stack = st;
+        b->cap = cap;
+    }
+    if (!tree_add(b, v))
+        return 0;
+    b->stack[b->depth++] = v;
+    return 1;
+}
+
+static int tb_start_map(void *ctx)
+{
+    return tb_open(ctx, yajl_t_object);
+}
+
+static int tb_start_array(void *ctx)
+{
+    return tb_open(ctx, yajl_t_array);
+}
+
+static int tb_close(void *ctx)
+{
+    tree_build_t *b = ctx;
+    if (b->depth == 0)
+        return 0;
+    b->depth--;
+    return 1;
+}
+
+static const yajl_callbacks tree_callbacks = {
+    tb_null, tb_bool, NULL, NULL, tb_number, tb_string, tb_start_map, tb_key, tb_close, tb_start_array, tb_close,
+};
+
+/* text[len] is NUL (as yajl_tree_parse wants it, though the length is what counts here). NULL if not JSON. */
+static yajl_val tree_parse(const char *text, size_t len)
+{
+    tree_build_t b;
+    memset(&b, 0, sizeof(b));
+    yajl_handle h = yajl_alloc(&tree_callbacks, &csc_wipe_yajl, &b);
+    if (h == NULL)
+        return NULL;
+    int ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+             yajl_complete_parse(h) == yajl_status_ok && b.depth == 0 && b.root != NULL;
+    yajl_free(h);
+    free(b.stack);
+    if (b.key != NULL) {
+        OPENSSL_cleanse(b.key, strlen(b.key));
+        free(b.key);
+    }
+    if (!ok) {
+        csc_json_free(b.root);
+        return NULL;
+    }
+    return b.root;
+}
+
 int csc_json_parse(csc_req_t *r, const uint8_t *body, size_t len)
 {
     const csc_config_t *cfg = &r->csc->cfg;
@@ -102,8 +287,7 @@ int csc_json_parse(csc_req_t *r, const uint8_t *body, size_t len)
         return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
     memcpy(copy, body, len);
     copy[len] = '\0';
-    char errbuf[128];
-    r->root = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    r->root = tree_parse(copy, len);
     OPENSSL_cleanse(copy, len); /* bodies carry PINs and OTPs */
     free(copy);
     if (r->root == NULL)
@@ -124,11 +308,11 @@ yajl_val csc_json_parse_text(const char *text, size_t len, unsigned max_depth)
         return NULL;
     memcpy(copy, text, len);
     copy[len] = '\0';
-    char errbuf[64];
-    yajl_val v = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    yajl_val v = tree_parse(copy, len);
+    OPENSSL_cleanse(copy, len);
     free(copy);
     if (v != NULL && check_tree(v) != 0) {
-        yajl_tree_free(v);
+        csc_json_free(v);
         v = NULL;
     }
     return v;
@@ -219,7 +403,7 @@ int csc_get_uint(csc_req_t *r, const char *name, unsigned long *out)
 
 yajl_gen csc_gen_new(void)
 {
-    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen g = yajl_gen_alloc(&csc_wipe_yajl); /* its buffer grows by copy-and-wipe, and is wiped when freed */
     if (g == NULL)
         abort();
     yajl_gen_config(g, yajl_gen_beautify, 0);
@@ -271,8 +455,13 @@ void csc_gen_b64(yajl_gen g, const uint8_t *data, size_t len)
 /* Request bodies carry PINs and OTPs: wipe every string before freeing the tree. */
 static void wipe_strings(yajl_val v)
 {
+    if (v == NULL)
+        return;
     if (YAJL_IS_STRING(v)) {
         OPENSSL_cleanse(v->u.string, strlen(v->u.string));
+    } else if (YAJL_IS_NUMBER(v)) {
+        if (v->u.number.r != NULL) /* an OTP or a PIN may come as a number */
+            OPENSSL_cleanse(v->u.number.r, strlen(v->u.number.r));
     } else if (YAJL_IS_OBJECT(v)) {
         for (size_t i = 0; i < v->u.object.len; i++)
             wipe_strings(v->u.object.values[i]);

@@ -890,10 +890,14 @@ static int form_body(web_t *w, csc_form_t *f)
 
 /* ---- POST /oauth2/token ---------------------------------------------------------------- */
 
-static void token_reply(web_t *w, const oauth_token_response_t *t)
+/* The token response's room, taken before a code or refresh token is spent: once it is, nothing here can fail
+ * (authorization_details, up to STOR_AUTHZ_DETAILS_MAX, is echoed in full). */
+#define TOKEN_REPLY_MAX (STOR_AUTHZ_DETAILS_MAX + 2048)
+
+static void token_reply(web_t *w, const oauth_token_response_t *t, csc_buf_t *bp)
 {
-    csc_buf_t b;
-    csc_buf_init(&b, 2 * STOR_AUTHZ_DETAILS_MAX + 1024);
+    csc_buf_t b = *bp;
+    memset(bp, 0, sizeof(*bp));
     csc_buf_printf(&b, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%u", t->access, t->expires_in);
     if (t->refresh[0])
         csc_buf_printf(&b, ",\"refresh_token\":\"%s\"", t->refresh);
@@ -943,6 +947,7 @@ static void token_error(web_t *w, int rc)
 static void token_post(web_t *w)
 {
     csc_form_t f;
+    csc_buf_t reply;
     stor_client_t *client = calloc(1, sizeof(*client));
     oauth_token_response_t *t = calloc(1, sizeof(*t));
     int rc;
@@ -952,6 +957,12 @@ static void token_post(web_t *w)
         free(client);
         free(t);
         return;
+    }
+    memset(&f, 0, sizeof(f));
+    csc_buf_init(&reply, TOKEN_REPLY_MAX);
+    if (csc_buf_reserve(&reply, TOKEN_REPLY_MAX - 1) != 0) {
+        json_error(w, 503, "temporarily_unavailable", "Out of memory");
+        goto out;
     }
     if (form_body(w, &f) != 0)
         goto out;
@@ -1002,10 +1013,11 @@ static void token_post(web_t *w)
         goto out;
     }
     if (rc == OAUTH_OK)
-        token_reply(w, t);
+        token_reply(w, t, &reply);
     else
         token_error(w, rc);
 out:
+    csc_buf_free(&reply);
     csc_form_free(&f);
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);

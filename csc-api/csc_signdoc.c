@@ -634,6 +634,38 @@ static int sign_doc_async(csc_req_t *r, signdoc_t **sd, const stor_cred_t *cred,
     return csc_async_submit(r, o, cred->id, &job);
 }
 
+/* PAdES documents: the placeholder must hold the largest CMS this signature can become (the credential's chain, the
+ * longest signature its key makes, the signed attributes, a B-T token from this TSA as long as it can be). Checked
+ * before the SAD is spent and anything is signed or audited: a too-small placeholder costs the client nothing and
+ * leaves no record, and retrying it can never sign. */
+static int placeholders_fit(csc_req_t *r, const signdoc_t *sd, const stor_cred_t *cred)
+{
+    size_t tst_max = 0;
+    bool have_tst = false;
+    for (size_t i = 0; i < sd->n_entries; i++) {
+        const entry_t *en = &sd->e[i];
+        if (en->format != 'P' || !sd->documents)
+            continue;
+        if (en->bt && !have_tst) {
+            int rc = csc_tsa_token_max(r->csc, &tst_max);
+            if (rc != HSM_OK)
+                return rc == HSM_ERR_NOKEY || rc == HSM_ERR_UNAVAILABLE ? csc_unavailable(r)
+                                                                        : csc_fail(r, 500, "server_error",
+                                                                                   "The signature size could not be estimated");
+            have_tst = true;
+        }
+        csc_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .digest = sd->dptrs[en->first],
+                           .digest_len = sd->alg->len, .sig = en->sig};
+        size_t need = 0, room = en->gap_end - en->gap_start - 1;
+        int rc = csc_cms_size_max(&in, en->bt ? tst_max : 0, CMS_OVERHEAD_MAX, &need);
+        if (rc != HSM_OK)
+            return csc_fail(r, 500, "server_error", "The signature size could not be estimated");
+        if (2 * need > room)
+            return csc_bad(r, "The signature does not fit into the /Contents placeholder of the PDF");
+    }
+    return 0;
+}
+
 int csc_m_sign_doc(csc_req_t *r)
 {
     const char *id = NULL, *qualifier = NULL, *sad = NULL, *why = NULL;
@@ -665,7 +697,7 @@ int csc_m_sign_doc(csc_req_t *r)
         csc_bad(r, "Missing (or invalid type) string parameter SAD");
         goto out;
     }
-    if (csc_check_signable(r, cred) != 0)
+    if (csc_check_signable(r, cred) != 0 || placeholders_fit(r, sd, cred) != 0)
         goto out;
 
     char detail[200];

@@ -131,6 +131,43 @@ static void tst_info(csc_der_t *d, const csc_config_t *cfg, int md_nid, const ui
     csc_der_close(d, m, 0x30);
 }
 
+int csc_tsa_token_max(csc_t *c, size_t *out)
+{
+    stor_cred_t *cred = malloc(sizeof(*cred));
+    csc_der_t info;
+    uint8_t serial[16], digest[32], md[EVP_MAX_MD_SIZE];
+    int rc;
+
+    csc_der_init(&info, 4096);
+    if (cred == NULL) {
+        rc = HSM_ERR_NOMEM;
+        goto out;
+    }
+    if (!c->tsa || (rc = tsa_load(c, cred)) != HSM_OK) {
+        rc = HSM_ERR_NOKEY;
+        goto out;
+    }
+    memset(serial, 0x7f, sizeof(serial)); /* csc_tsa_stamp's serials are always 16 bytes */
+    memset(digest, 0xff, sizeof(digest)); /* B-T imprints are SHA-256 */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    tst_info(&info, &c->cfg, NID_sha256, digest, sizeof(digest), serial,
+             (int64_t)ts.tv_sec * 1000 + 123, NULL, 0); /* milliseconds with three digits: the longest genTime */
+    csc_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .content_type = OID_TST_INFO,
+                       .content = info.p, .content_len = info.len};
+    tsa_sign_params(cred, &in.sig);
+    memset(md, 0xff, sizeof(md));
+    in.digest = md;
+    in.digest_len = csc_hash_by_nid(in.sig.md_nid)->len;
+    rc = info.failed ? HSM_ERR_INTERNAL : csc_cms_size_max(&in, 0, 256 * 1024, out);
+out:
+    csc_der_free(&info);
+    if (cred != NULL)
+        stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    return rc;
+}
+
 typedef struct tsa_audit {
     stor_audit_t rec;
 } tsa_audit_t;

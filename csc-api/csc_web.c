@@ -133,26 +133,44 @@ void csc_buf_init(csc_buf_t *b, size_t max)
     b->max = max;
 }
 
+/* Grow to hold len + n + 1 bytes. The old block is copied, wiped and freed (never realloc'd): pages and token
+ * responses carry codes, tokens and CSRF values, and a realloc would leave a copy behind in freed heap. */
+static int buf_grow(csc_buf_t *b, size_t n)
+{
+    if (b->failed)
+        return -1;
+    if (n > b->max || b->len + n + 1 > b->max) {
+        b->failed = 1;
+        return -1;
+    }
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    char *p = csc_wipe_malloc(cap);
+    if (p == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    if (b->p != NULL) {
+        memcpy(p, b->p, b->len + 1);
+        csc_wipe_free(b->p);
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int csc_buf_reserve(csc_buf_t *b, size_t n)
+{
+    return buf_grow(b, n);
+}
+
 static void buf_put(csc_buf_t *b, const char *s, size_t n)
 {
-    if (b->failed || n == 0)
+    if (n == 0 || buf_grow(b, n) != 0)
         return;
-    if (b->len + n + 1 > b->max) {
-        b->failed = 1;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
@@ -163,17 +181,29 @@ void csc_buf_puts(csc_buf_t *b, const char *s)
     buf_put(b, s, strlen(s));
 }
 
+/* Formatted straight into the buffer (no fixed scratch buffer: the arguments may be the client's data, e.g. a
+ * token response's authorization_details): measured first, then written. */
 void csc_buf_printf(csc_buf_t *b, const char *fmt, ...)
 {
-    char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
+    if (n < 0) {
         b->failed = 1;
-    else
-        buf_put(b, tmp, (size_t)n);
+        return;
+    }
+    if (n == 0 || buf_grow(b, (size_t)n) != 0)
+        return;
+    va_start(ap, fmt);
+    int m = vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    if (m != n) {
+        b->p[b->len] = '\0';
+        b->failed = 1;
+        return;
+    }
+    b->len += (size_t)n;
 }
 
 void csc_buf_html(csc_buf_t *b, const char *s)
@@ -207,10 +237,7 @@ void csc_buf_urlenc(csc_buf_t *b, const char *s)
 
 void csc_buf_free(csc_buf_t *b)
 {
-    if (b->p != NULL) {
-        OPENSSL_cleanse(b->p, b->len);
-        free(b->p);
-    }
+    csc_wipe_free(b->p); /* the whole block, not only len bytes */
     memset(b, 0, sizeof(*b));
 }
 

@@ -57,6 +57,8 @@ typedef struct srv_config {
     char otp_sender[PATH_MAX + 8];    /* "exec:/path" or "file:/path"; "" = no getChallenge */
     unsigned otp_sender_timeout, challenge_ttl, approval_ttl;
     unsigned async_workers, async_queue, async_validity_min, async_validity_default, async_validity_max;
+    unsigned notify_timeout, notify_threads, notify_queue; /* response_uri notifications */
+    char notify_allow[1024];          /* production: internal response_uri hosts allowed (SSRF) */
     unsigned admin_session_idle, admin_session_max; /* csc-admin operator sessions, seconds */
     unsigned admin_approval_ttl;                    /* seconds a two-person request waits */
     char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators */

@@ -4,6 +4,7 @@
  * file, line and key named. Relative paths are relative to the file's folder.
  * docs/configuration.md documents every key.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
@@ -95,6 +96,10 @@ static const row_t rows[] = {
     {"async_validity_min", T_UINT, O(async_validity_min), 0, 1, 86400, "1"},
     {"async_validity_default", T_UINT, O(async_validity_default), 0, 1, 86400, "600"},
     {"async_validity_max", T_UINT, O(async_validity_max), 0, 1, 86400, "3600"},
+    {"notify_timeout", T_UINT, O(notify_timeout), 0, 1, 120, "10"},
+    {"notify_threads", T_UINT, O(notify_threads), 0, 1, 16, "2"},
+    {"notify_queue", T_UINT, O(notify_queue), 0, 1, 100000, "256"},
+    {"notify_allow", T_STR, O(notify_allow), S(notify_allow), 0, 0, ""},
     {"admin_session_idle", T_UINT, O(admin_session_idle), 0, 1, 86400, "900"},
     {"admin_session_max", T_UINT, O(admin_session_max), 0, 1, 604800, "28800"},
     {"admin_approval_ttl", T_UINT, O(admin_approval_ttl), 0, 1, 2592000, "86400"},
@@ -207,6 +212,34 @@ static char *trim(char *s)
     return s;
 }
 
+/* notify_allow: host names, addresses and address/bits, separated by commas or spaces; the first bad entry or NULL. */
+static const char *bad_allow_entry(const char *list, char *entry, size_t sz)
+{
+    const char *p = list;
+    while (*p != '\0') {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,");
+        if (n == 0)
+            break;
+        snprintf(entry, sz, "%.*s", (int)n, p);
+        p += n;
+        unsigned char a[16];
+        char *slash = strchr(entry, '/'), *end;
+        if (slash != NULL) {
+            *slash = '\0';
+            int v4 = inet_pton(AF_INET, entry, a) == 1, v6 = !v4 && inet_pton(AF_INET6, entry, a) == 1;
+            long bits = strtol(slash + 1, &end, 10);
+            *slash = '/';
+            if ((!v4 && !v6) || slash[1] == '\0' || *end != '\0' || bits < 0 || bits > (v4 ? 32 : 128))
+                return entry;
+        } else if (inet_pton(AF_INET, entry, a) != 1 && inet_pton(AF_INET6, entry, a) != 1 &&
+                   (n >= 254 || strspn(entry, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n)) {
+            return entry;
+        }
+    }
+    return NULL;
+}
+
 static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -226,6 +259,9 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "otp_sender: file: writes one-time codes to a file and is for the test environment only");
     if (cfg->async_validity_min > cfg->async_validity_default || cfg->async_validity_default > cfg->async_validity_max)
         return fail(c, "async_validity_min <= async_validity_default <= async_validity_max is required");
+    char entry[300];
+    if (bad_allow_entry(cfg->notify_allow, entry, sizeof(entry)) != NULL)
+        return fail(c, "notify_allow: \"%s\" is no host name, address or address/bits", entry);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

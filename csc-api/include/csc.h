@@ -53,6 +53,11 @@ typedef struct csc_config {
     unsigned async_workers;    /**< background job threads (1..64) */
     unsigned async_queue;      /**< jobs accepted and not yet finished before 503 */
     unsigned async_validity_min, async_validity_default, async_validity_max; /**< validity_period bounds, s */
+    /* response_uri notifications (0 = defaults: 10 s, 2 threads, queue 256) */
+    unsigned notify_timeout;   /**< seconds for one notification, connect to status line */
+    unsigned notify_threads;   /**< notification threads (never the job threads) */
+    unsigned notify_queue;     /**< notifications waiting before further ones are dropped (logged) */
+    const char *notify_allow;  /**< production: internal hosts/addresses/prefixes a response_uri may reach */
 } csc_config_t;
 
 /**

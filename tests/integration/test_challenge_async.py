@@ -27,11 +27,34 @@ def add_cred(svc, cid, user, auth, pin, multisign=5):
               "--multisign", str(multisign), stdin=(pin or "") + "\n")
 
 
+HOLD = os.path.join(tempfile.mkdtemp(prefix="csc-hold-"), "hold")
+
+
+def hold_jobs():
+    """Test environment only: the server's async workers wait before each job while this file exists
+    (CSC_TEST_ASYNC_HOLD, csc_async.c); a response_uri notification no longer occupies a worker."""
+    open(HOLD, "w").close()
+
+
+def release_jobs():
+    if os.path.exists(HOLD):
+        os.unlink(HOLD)
+
+
+def wait_held(timeout=30):
+    deadline = time.time() + timeout
+    while not os.path.exists(HOLD + ".held"):
+        if time.time() > deadline:
+            raise AssertionError("no worker took a job")
+        time.sleep(0.05)
+
+
 def setUpModule():
     global SVC, SINK
     d = tempfile.mkdtemp(prefix="csc-sink-")
     SINK = os.path.join(d, "codes.txt")
-    # One async worker and a short queue: the tests make jobs wait behind a slow response_uri listener.
+    os.environ["CSC_TEST_ASYNC_HOLD"] = HOLD   # inherited by every csc-server this module starts
+    # One async worker and a short queue: the tests make jobs wait behind a held one.
     SVC = H.Service(BUILD, "otp_sender = file:%s\nasync_workers = 1\nasync_queue = 3\n" % SINK)
     add_cred(SVC, "ch-pin", SVC.env["CSC_USER"], "PIN AND CHALLENGE", SVC.env["CSC_PIN"])
     add_cred(SVC, "ch-only", SVC.env["CSC_USER"], "CHALLENGE", None)
@@ -46,6 +69,8 @@ def setUpModule():
 
 
 def tearDownModule():
+    release_jobs()
+    os.environ.pop("CSC_TEST_ASYNC_HOLD", None)
     if SVC is not None:
         SVC.stop()
 
@@ -370,6 +395,7 @@ class TestAsync(unittest.TestCase):
     def setUp(self):
         self.t = SVC.token()
         self.lis.release.set()
+        release_jobs()
 
     def sad(self, n, digests=None, cred="as-ec"):
         r = SVC.authorize(self.t, cred, digests or [], num=n, pin=SVC.env["CSC_PIN"])
@@ -397,12 +423,11 @@ class TestAsync(unittest.TestCase):
         self.fail("still pending")
 
     def hold_worker(self):
-        """Make the one worker wait in a response_uri notification: jobs queued after this stay pending."""
-        self.lis.release.clear()
-        n = len(self.lis.bodies)
-        r = self.sign_async(self.sad(1), [H.digest("holder %s" % time.time())], {"response_uri": self.lis.url("/hold")})
+        """Make the one worker hold a job: jobs queued after this stay pending until release_jobs()."""
+        hold_jobs()
+        r = self.sign_async(self.sad(1), [H.digest("holder %s" % time.time())])
         self.assertEqual(r.status, 200, r)
-        self.assertTrue(self.lis.wait_for(n + 1))
+        wait_held()
         return r.json["responseID"]
 
     def test_info(self):
@@ -427,7 +452,7 @@ class TestAsync(unittest.TestCase):
         r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad, "hashes": [H.b64(ds[0])],
                                              "signAlgo": H.ECDSA_SHA256}, self.t)
         self.assertEqual(r.status, 400, r)
-        self.lis.release.set()
+        release_jobs()
         r = self.wait_done(rid)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(list(r.json), ["signatures"])
@@ -522,7 +547,7 @@ class TestAsync(unittest.TestCase):
         self.assertEqual((r.status, r.json["error"]), (503, "temporarily_unavailable"))
         for rid in rids:
             self.assertEqual(self.poll(rid).status, 202)
-        self.lis.release.set()
+        release_jobs()
         for rid in rids + [holder]:
             self.assertEqual(self.wait_done(rid).status, 200)
         # the refused request did not spend its signature: 2 are left of 5
@@ -551,7 +576,7 @@ class TestAsync(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         rid = r.json["responseID"]
         SVC.admin("credential", "destroy", "as-gone")
-        self.lis.release.set()
+        release_jobs()
         r = self.wait_done(rid)
         self.assertEqual(r.status, 500, r)
         self.assertEqual(r.json["error"], "server_error")
@@ -577,13 +602,12 @@ class TestAsyncRestart(unittest.TestCase):
 
     def queue_behind_holder(self):
         svc, t = self.svc, self.svc.token()
-        self.lis.release.clear()
-        n = len(self.lis.bodies)
+        hold_jobs()
         sad1 = svc.authorize(t, "rs-ec", [], num=1, pin=svc.env["CSC_PIN"]).json["SAD"]
         body = {"credentialID": "rs-ec", "SAD": sad1, "hashes": [H.b64(H.digest("holder"))],
-                "signAlgo": H.ECDSA_SHA256, "operationMode": "A", "response_uri": self.lis.url("/hold")}
+                "signAlgo": H.ECDSA_SHA256, "operationMode": "A"}
         self.assertEqual(svc.post("signatures/signHash", body, t).status, 200)
-        self.assertTrue(self.lis.wait_for(n + 1))
+        wait_held()
         sad = svc.authorize(t, "rs-ec", [], num=1, pin=svc.env["CSC_PIN"]).json["SAD"]
         body = {"credentialID": "rs-ec", "SAD": sad, "hashes": [H.b64(H.digest("queued"))],
                 "signAlgo": H.ECDSA_SHA256, "operationMode": "A"}
@@ -593,8 +617,8 @@ class TestAsyncRestart(unittest.TestCase):
 
     def test_stopped_gives_budget_back(self):
         sad, rid = self.queue_behind_holder()
-        self.svc.stop()             # the worker leaves the held notification after its timeout, then aborts
-        self.lis.release.set()
+        self.svc.stop()             # the held worker sees the service stop: both jobs are aborted
+        release_jobs()
         self.svc.start()
         t = self.svc.token()
         r = self.svc.post("signatures/signPolling", {"requestID": rid}, t)
@@ -611,7 +635,7 @@ class TestAsyncRestart(unittest.TestCase):
         self.svc.proc.wait()
         self.svc.proc = None
         self.svc.stderr.close()
-        self.lis.release.set()
+        release_jobs()
         self.svc.start()
         r = self.svc.post("signatures/signPolling", {"requestID": rid}, self.svc.token())
         self.assertEqual((r.status, r.json["error"]), (500, "server_error"), r)
@@ -682,6 +706,199 @@ class TestNotifyTLS(unittest.TestCase):
         self.assertEqual(self.bad.bodies, [])
         self.assertNotIn("secret-path", log)   # only the host is logged
         self.assertNotIn("token=abc", log)
+
+
+class Trickler:
+    """A response_uri receiver that reads the request, then sends its status line one byte every 0.4 s (about 10 s
+    in all): each byte would renew a per-read timeout. Records when the server hung up."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted, self.closed_at = [], []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(time.time())
+            threading.Thread(target=self.trickle, args=(c,), daemon=True).start()
+
+    def trickle(self, c):
+        c.settimeout(30)
+        try:
+            c.recv(65536)
+            for b in b"HTTP/1.1 204 No Content\r\n\r\n":
+                time.sleep(0.4)
+                c.sendall(bytes([b]))
+        except OSError:
+            self.closed_at.append(time.time())   # the server closed the connection
+        finally:
+            c.close()
+
+    def url(self, path="/slow"):
+        return "http://localhost:%d%s" % (self.port, path)
+
+    def close(self):
+        self.sock.close()
+
+
+class TestSlowReceiver(unittest.TestCase):
+    """Issue 9 item 6: response_uri notifications run on their own threads under one overall deadline
+    (notify_timeout = 3 here); receivers that never answer or trickle bytes delay nobody's asynchronous work."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.hang = Listener()
+        cls.hang.release.clear()               # reads the POST, never answers (within the test)
+        cls.slow = Trickler()
+        cls.svc = H.Service(BUILD, "async_workers = 1\nnotify_timeout = 3\n")
+        add_cred(cls.svc, "sr-ec", cls.svc.env["CSC_USER"], "PIN", cls.svc.env["CSC_PIN"], multisign=50)
+        add_cred(cls.svc, "sr-other", cls.svc.env["CSC_USER2"], "PIN", cls.svc.env["CSC_PIN"], multisign=50)
+        release_jobs()
+        cls.svc.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+        cls.hang.close()
+        cls.slow.close()
+
+    def submit(self, token, cred, extra=None):
+        svc = self.svc
+        sad = svc.authorize(token, cred, [], num=1, pin=svc.env["CSC_PIN"]).json["SAD"]
+        body = {"credentialID": cred, "SAD": sad, "hashes": [H.b64(H.digest("slow %s" % time.time()))],
+                "signAlgo": H.ECDSA_SHA256, "operationMode": "A"}
+        body.update(extra or {})
+        r = svc.post("signatures/signHash", body, token)
+        self.assertEqual(r.status, 200, r)
+        return r.json["responseID"]
+
+    def done_within(self, token, rid, seconds):
+        t0 = time.time()
+        while time.time() - t0 < seconds:
+            p = self.svc.post("signatures/signPolling", {"requestID": rid}, token)
+            if p.status != 202:
+                self.assertEqual(p.status, 200, p)
+                return time.time() - t0
+            time.sleep(0.05)
+        self.fail("still pending after %.1f s" % seconds)
+
+    def test_slow_receivers_delay_nobody_and_are_abandoned(self):
+        svc = self.svc
+        t1 = svc.token()
+        t2 = svc.token(svc.env["CSC_USER2"], svc.env["CSC_PASSWORD2"])
+        n_hang = len(self.hang.bodies)
+        start = time.time()
+        a = self.submit(t1, "sr-ec", {"response_uri": self.hang.url("/never")})
+        b = self.submit(t1, "sr-ec", {"response_uri": self.slow.url()})
+        # both receivers now hold a notification; the one worker must be free for everybody else
+        self.assertTrue(self.hang.wait_for(n_hang + 1, timeout=10))
+        for _ in range(3):
+            c = self.submit(t2, "sr-other")
+            self.done_within(t2, c, 2.5)
+            c = self.submit(t1, "sr-ec")
+            self.done_within(t1, c, 2.5)
+        self.done_within(t1, a, 2.5)
+        self.done_within(t1, b, 2.5)
+        # the deadline: both notifications abandoned and logged after about notify_timeout, the trickler cut off
+        deadline = start + 15
+        log = ""
+        while time.time() < deadline:
+            log = svc.server_stderr()
+            if log.count("abandoned: no answer within notify_timeout (3 s)") >= 2:
+                break
+            time.sleep(0.2)
+        self.assertEqual(log.count("response_uri notification to localhost abandoned: no answer within "
+                                   "notify_timeout (3 s)"), 2, log[-2000:])
+        wait = time.time() + 5
+        while not self.slow.closed_at and time.time() < wait:
+            time.sleep(0.1)
+        self.assertTrue(self.slow.accepted and self.slow.closed_at, "the trickling receiver was not cut off")
+        self.assertLess(self.slow.closed_at[0] - self.slow.accepted[0], 6.0)
+        self.assertNotIn("never", log)   # only the host is logged
+
+
+class TestNotifyProduction(unittest.TestCase):
+    """Issue 9 item 6 (SSRF): in production a response_uri reaches no internal address unless notify_allow names it;
+    the address actually connected to is the one checked."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD)
+        d = cls.svc.dir
+        cls.lis = Listener(os.path.join(d, "tls", "server.crt"), os.path.join(d, "tls", "server.key"))
+        with open(cls.svc.conf) as f:
+            conf = f.read().replace("environment = test", "environment = production")
+        with open(cls.svc.conf, "w") as f:
+            f.write(conf + "allow_test_components = yes\n")
+        add_cred(cls.svc, "pr-ec", cls.svc.env["CSC_USER"], "PIN", cls.svc.env["CSC_PIN"], multisign=50)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+        cls.lis.close()
+
+    def start(self, extra=""):
+        if extra:
+            with open(self.svc.conf, "a") as f:
+                f.write(extra)
+        old = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = self.svc.env["CSC_TLS_CA"]
+        try:
+            self.svc.start()
+        finally:
+            if old is None:
+                del os.environ["SSL_CERT_FILE"]
+            else:
+                os.environ["SSL_CERT_FILE"] = old
+
+    def submit(self, uri):
+        svc, t = self.svc, self.svc.token()
+        d = H.digest(uri + str(time.time()))
+        sad = svc.authorize(t, "pr-ec", [d], num=1, pin=svc.env["CSC_PIN"]).json["SAD"]
+        r = svc.post("signatures/signHash", {"credentialID": "pr-ec", "SAD": sad, "hashes": [H.b64(d)],
+                                             "signAlgo": H.ECDSA_SHA256, "operationMode": "A", "response_uri": uri}, t)
+        if r.status != 200:
+            return r
+        rid = r.json["responseID"]
+        deadline = time.time() + 30
+        while svc.post("signatures/signPolling", {"requestID": rid}, t).status == 202 and time.time() < deadline:
+            time.sleep(0.1)
+        return rid
+
+    def test_internal_hosts_refused_unless_allowed(self):
+        self.start()
+        try:
+            p = self.lis.port
+            for uri in ("https://127.0.0.1:%d/x" % p, "https://[::1]:%d/x" % p, "https://[::ffff:127.0.0.1]:%d/x" % p,
+                        "https://0.0.0.0:%d/x" % p, "https://10.1.2.3/x", "https://192.168.0.1/x",
+                        "https://169.254.169.254/latest", "https://[fd00::1]/x", "https://[fe80::1]/x"):
+                with self.subTest(uri=uri):
+                    r = self.submit(uri)
+                    self.assertNotIsInstance(r, str, "accepted and run")
+                    self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter response_uri"))
+            # a name: resolved when the notification is sent, and its loopback addresses are refused
+            self.submit(self.lis.url("/prod-refused"))
+            deadline = time.time() + 15
+            while "refused: the host resolves only to internal addresses" not in self.svc.server_stderr():
+                self.assertLess(time.time(), deadline, self.svc.server_stderr()[-2000:])
+                time.sleep(0.2)
+            self.assertEqual(self.lis.bodies, [])
+        finally:
+            self.assertEqual(self.svc.stop(), 0)
+        # named in notify_allow: notified
+        self.start("notify_allow = localhost\n")
+        rid = self.submit(self.lis.url("/prod-allowed"))
+        self.assertTrue(self.lis.wait_for(1, timeout=20), self.svc.server_stderr()[-2000:])
+        self.assertEqual(self.lis.bodies[-1][0], "/prod-allowed")
+        self.assertEqual(json.loads(self.lis.bodies[-1][1]), {"responseID": rid})
 
 
 class Browser:

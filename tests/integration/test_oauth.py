@@ -599,6 +599,60 @@ class TestParAndRevoke(Base):
         self.assertNotEqual(SVC.admin("client", "add", "bad", "--redirect", "ftp://x/cb", check=False).returncode, 0)
 
 
+class TestLargeAuthorizationDetails(Base):
+    """Issue 9 item 8: authorization_details of several KB, up to the 4096-byte limit, are echoed in full by the token
+    endpoint (it answered 500 above ~1 KB, after the code was spent, so a retry found the grant burnt)."""
+
+    def par(self, fields, client="app1"):
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("%s:%s" % (client, CLIENTS[client])).encode()).decode()}
+        return SVC.request("POST", "/oauth2/pushed_authorize", urllib.parse.urlencode(fields).encode(), headers)
+
+    def rar_of_size(self, user, size):
+        """One credential object whose compact JSON is exactly size bytes (long digest labels fill it)."""
+        digests = [{"hash": H.b64(H.digest("big rar %d %d" % (size, i))), "label": ""} for i in range(4)]
+        rar = [{"type": "credential", "credentialID": user + "-ec", "hashAlgorithmOID": H.SHA256,
+                "documentDigests": digests}]
+        base = len(json.dumps(rar, separators=(",", ":")))
+        fill = size - base
+        self.assertGreater(fill, 0)
+        for i, d in enumerate(digests):
+            d["label"] = "L" * (fill // 4 + (1 if i < fill % 4 else 0))
+        text = json.dumps(rar, separators=(",", ":"))
+        self.assertEqual(len(text), size)
+        return rar, text
+
+    def test_echoed_in_full_up_to_the_limit(self):
+        for size in (1500, 3000, 4096):
+            with self.subTest(size=size):
+                user = pick_user()
+                rar, text = self.rar_of_size(user, size)
+                verifier, challenge = pkce()
+                r = self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT,
+                              "state": "big-%d" % size, "code_challenge": challenge, "code_challenge_method": "S256",
+                              "authorization_details": text})
+                self.assertEqual(r.status, 201, r)
+                b = Browser()
+                path = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app1",
+                                                                      "request_uri": r.json["request_uri"]})
+                self.assertEqual(b.get(path).status, 200)
+                r = login(b, user)
+                self.assertIn(b'id="approve"', r.raw)
+                loc, q = redirect_params(b.post({"action": "approve", "pin": PIN}))
+                r = token({"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+                           "code_verifier": verifier})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json["authorization_details"], rar)
+                self.assertEqual(r.json["credentialID"], user + "-ec")
+        # one byte over the limit is refused before any code exists
+        user = pick_user()
+        _, text = self.rar_of_size(user, 4097)
+        r = self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT,
+                      "code_challenge": pkce()[1], "code_challenge_method": "S256", "authorization_details": text})
+        self.assertEqual(r.status, 400, r)
+        self.assertIsInstance(r.json.get("error"), str)
+
+
 class TestRateLimit(Base):
     def test_flood_gets_429(self):
         svc = H.Service(BUILD, extra_config="rate_max = 5\nrate_window = 60\n")

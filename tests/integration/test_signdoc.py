@@ -547,6 +547,44 @@ class TestSignDocPades(SignDocBase):
         self.assertEqual(r.status, 200, r)
 
 
+class TestPlaceholderBeforeSad(SignDocBase):
+    """Issue 9 item 9: a PDF placeholder too small for the CMS is refused before the SAD is spent or anything is
+    signed or audited, so retrying it costs nothing and leaves no records; the same SAD then signs a PDF that fits."""
+
+    def audit_count(self):
+        n = 0
+        for ev in ("sign", "sign-result"):
+            out = SVC.admin("audit", "query", "--event", ev, "--credential", "dora-ec", "--json").stdout
+            n += len([x for x in out.splitlines() if x.strip()])
+        return n
+
+    def doc(self, pdf, level):
+        return {"document": H.b64(pdf), "signature_format": "P", "conformance_level": level, "signAlgo": ECDSA_SHA256}
+
+    def test_too_small_refused_before_the_sad_is_spent(self):
+        # the size of a real B-B CMS of this credential, from a roomy placeholder
+        pdf, gap = make_pdf()
+        r = self.sign_doc({"credentialID": "dora-ec", "SAD": self.sad("dora-ec"), "documents": [self.doc(pdf, "Ades-B-B")]})
+        self.assertEqual(r.status, 200, r)
+        bb = len(pdf_cms(base64.b64decode(r.json["DocumentWithSignature"][0]), gap))
+        sad = self.sad("dora-ec", 1)  # one signature only
+        before = self.audit_count()
+        tight, tgap = make_pdf(contents_len=bb + 80)   # room for B-B, none for a B-T token
+        for small, level in ((make_pdf(contents_len=64)[0], "Ades-B-B"), (tight, "Ades-B-T")) * 3:
+            r = self.sign_doc({"credentialID": "dora-ec", "SAD": sad, "documents": [self.doc(small, level)]})
+            self.assertError(r, 400, "invalid_request",
+                             "The signature does not fit into the /Contents placeholder of the PDF")
+        self.assertEqual(self.audit_count(), before)   # no sign or sign-result record for a refusal
+        # the SAD's one signature is still there: the tight placeholder takes a B-B
+        r = self.sign_doc({"credentialID": "dora-ec", "SAD": sad, "documents": [self.doc(tight, "Ades-B-B")]})
+        self.assertEqual(r.status, 200, r)
+        signed = base64.b64decode(r.json["DocumentWithSignature"][0])
+        self.assert_ades(pdf_cms(signed, tgap), pdf_ranges(tight, tgap), False, False, False)
+        self.assertEqual(self.audit_count(), before + 1)
+        r = self.sign_doc({"credentialID": "dora-ec", "SAD": sad, "documents": [self.doc(pdf, "Ades-B-B")]})
+        self.assertError(r, 400, "invalid_request")    # and now it is spent
+
+
 class TestSignDocRefusals(SignDocBase):
     def entry(self, **kw):
         e = {"hashes": [H.b64(H.digest("r"))], "hashAlgorithmOID": SHA256, "signature_format": "C",

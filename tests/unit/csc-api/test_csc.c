@@ -1,6 +1,9 @@
 /* Unit tests of csc-api pieces that need no storage or HSM: base64, JSON limits, algorithms,
  * PSS parameters, routing and the error model. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
@@ -348,6 +351,79 @@ START_TEST(t_response_uri)
 }
 END_TEST
 
+/* SSRF: the address classes refused in production, and the notify_allow list */
+static int internal(const char *addr)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+        ss.ss_family = AF_INET6;
+    else
+        ck_abort_msg("bad test address %s", addr);
+    return csc_addr_internal((struct sockaddr *)&ss);
+}
+
+static int allowed(const char *list, const char *host, const char *addr)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+        ss.ss_family = AF_INET;
+    else {
+        ck_assert_int_eq(inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+        ss.ss_family = AF_INET6;
+    }
+    return csc_notify_allowed(list, host, (struct sockaddr *)&ss);
+}
+
+START_TEST(t_notify_addresses)
+{
+    static const char *in[] = {"127.0.0.1", "127.255.0.9", "0.0.0.0", "0.1.2.3", "10.0.0.1", "172.16.0.1",
+                               "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.255",
+                               "192.0.0.8", "198.18.0.1", "224.0.0.1", "239.255.255.250", "240.0.0.1",
+                               "255.255.255.255", "::", "::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:0.0.0.0",
+                               "::127.0.0.1", "64:ff9b::a00:1", "2002:a00:1::1", "2002:7f00:1::", "fc00::1", "fd12:3456::1",
+                               "fe80::1", "febf::1", "fec0::1", "ff02::1", "100::1"};
+    static const char *out[] = {"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "192.169.0.1", "100.63.255.255",
+                                "100.128.0.1", "169.253.0.1", "223.255.255.255", "11.0.0.1", "2001:db8::1",
+                                "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1", "fbff::1",
+                                "fe7f::1"};
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
+        ck_assert_msg(internal(in[i]), "%s not internal", in[i]);
+    for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++)
+        ck_assert_msg(!internal(out[i]), "%s internal", out[i]);
+
+    ck_assert(allowed("localhost", "localhost", "127.0.0.1"));
+    ck_assert(allowed("a.example, LocalHost", "localhost", "::1"));
+    ck_assert(!allowed("localhost", "localhost.evil.example", "127.0.0.1"));
+    ck_assert(allowed("10.1.0.0/16", "x.example", "10.1.200.3"));
+    ck_assert(!allowed("10.1.0.0/16", "x.example", "10.2.0.1"));
+    ck_assert(allowed("10.1.0.0/16", "x.example", "::ffff:10.1.0.1")); /* v4-mapped judged as IPv4 */
+    ck_assert(allowed("fd00::/8 192.168.5.5", "x.example", "fd00::7"));
+    ck_assert(allowed("fd00::/8 192.168.5.5", "x.example", "192.168.5.5"));
+    ck_assert(!allowed("fd00::/8 192.168.5.5", "x.example", "192.168.5.6"));
+    ck_assert(!allowed("", "localhost", "127.0.0.1"));
+    ck_assert(!allowed("10.0.0.0/33 garbage/x", "x.example", "10.0.0.1"));
+
+    /* production: an internal address literal is refused at once, unless allowed */
+    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+                        .public_url = "https://localhost:8443", .specs = "2.0.0.2",
+                        .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8,
+                        .notify_allow = "10.9.0.0/16"};
+    csc_t *prod = NULL;
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &prod), 0);
+    ck_assert(!csc_response_uri_ok(prod, "https://127.0.0.1/cb"));
+    ck_assert(!csc_response_uri_ok(prod, "https://[::ffff:192.168.0.1]/cb"));
+    ck_assert(!csc_response_uri_ok(prod, "https://[fe80::1]:8443/cb"));
+    ck_assert(csc_response_uri_ok(prod, "https://10.9.1.1/cb"));
+    ck_assert(csc_response_uri_ok(prod, "https://8.8.8.8/cb"));
+    ck_assert(csc_response_uri_ok(prod, "https://localhost/cb")); /* a name: judged when it is resolved */
+    csc_free(prod);
+}
+END_TEST
+
 START_TEST(t_otp_sender_config)
 {
     csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
@@ -394,6 +470,7 @@ int main(void)
     tcase_add_test(tc, t_form);
     tcase_add_test(tc, t_cookie_and_escaping);
     tcase_add_test(tc, t_response_uri);
+    tcase_add_test(tc, t_notify_addresses);
     tcase_add_test(tc, t_otp_sender_config);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
