@@ -227,39 +227,128 @@ static const char *jstr(yajl_val o, const char *key)
     return v != NULL ? v->u.string : NULL;
 }
 
+/* ---- authorization_details (RFC 9396) -------------------------------------------------------- */
+
+#define RAR_ERR "invalid_authorization_details"
+
+static int is_string_array(yajl_val v)
+{
+    if (!YAJL_IS_ARRAY(v))
+        return 0;
+    for (size_t i = 0; i < v->u.array.len; i++)
+        if (!YAJL_IS_STRING(v->u.array.values[i]))
+            return 0;
+    return 1;
+}
+
+/* One documentDigests entry: an object whose hash (required) and label are strings. */
+static int rar_digest_ok(yajl_val d)
+{
+    if (!YAJL_IS_OBJECT(d))
+        return 0;
+    int has_hash = 0;
+    for (size_t i = 0; i < d->u.object.len; i++) {
+        const char *k = d->u.object.keys[i];
+        yajl_val m = d->u.object.values[i];
+        if (strcmp(k, "hash") == 0 && !YAJL_IS_STRING(m))
+            return 0;
+        if (strcmp(k, "label") == 0 && !YAJL_IS_STRING(m) && !YAJL_IS_NULL(m))
+            return 0;
+        has_hash |= strcmp(k, "hash") == 0;
+    }
+    return has_hash;
+}
+
+/*
+ * Type and member types of an authorization_details object (RFC 9396 sec. 2 and 5): the type must be one we
+ * serve, and each member we know (ours and RFC 9396's common ones) must have its type. Unknown members are
+ * left alone (they are echoed as approved). NULL or a static description of the first problem.
+ */
+static const char *rar_object_problem(yajl_val o)
+{
+    static const char *const strings[] = {"type", "credentialID", "signatureQualifier", "hashAlgorithmOID",
+                                          "identifier", "description"};
+    static const char *const string_arrays[] = {"locations", "actions", "datatypes", "privileges"};
+    const char *type = NULL;
+
+    if (!YAJL_IS_OBJECT(o))
+        return "Each authorization_details entry must be an object";
+    for (size_t i = 0; i < o->u.object.len; i++) {
+        const char *k = o->u.object.keys[i];
+        yajl_val m = o->u.object.values[i];
+        for (size_t s = 0; s < sizeof(strings) / sizeof(strings[0]); s++)
+            if (strcmp(k, strings[s]) == 0 && !YAJL_IS_STRING(m))
+                return "An authorization_details member has the wrong type (a string is expected)";
+        for (size_t s = 0; s < sizeof(string_arrays) / sizeof(string_arrays[0]); s++)
+            if (strcmp(k, string_arrays[s]) == 0 && !is_string_array(m))
+                return "An authorization_details member has the wrong type (an array of strings is expected)";
+        if (strcmp(k, "numSignatures") == 0 && !YAJL_IS_INTEGER(m) && !YAJL_IS_NULL(m))
+            return "authorization_details numSignatures must be an integer";
+        if (strcmp(k, "documentDigests") == 0 && !YAJL_IS_NULL(m)) {
+            if (!YAJL_IS_ARRAY(m))
+                return "authorization_details documentDigests must be an array";
+            for (size_t d = 0; d < m->u.array.len; d++)
+                if (!rar_digest_ok(m->u.array.values[d]))
+                    return "authorization_details documentDigests entries must be objects with a string hash";
+        }
+        if (strcmp(k, "type") == 0)
+            type = m->u.string;
+    }
+    if (type == NULL)
+        return "authorization_details type is missing";
+    if (strcmp(type, "credential") != 0 && strcmp(type, RAR_TYPE_URI) != 0)
+        return "Unsupported authorization_details type";
+    return NULL;
+}
+
+/* Parse and check authorization_details: *out is the JSON array of one object of a type we serve, members well
+ * typed. -1 with e set (invalid_request when it is no JSON array of objects, else invalid_authorization_details). */
+static int rar_parse(const char *json, yajl_val *out, authz_err_t *e)
+{
+    const char *problem;
+    *out = NULL;
+    if (strlen(json) > STOR_AUTHZ_DETAILS_MAX)
+        return bad(e, "invalid_request", "authorization_details too large");
+    yajl_val v = csc_json_parse_text(json, strlen(json), 8);
+    if (v == NULL || !YAJL_IS_ARRAY(v)) {
+        if (v != NULL)
+            yajl_tree_free(v);
+        return bad(e, "invalid_request", "authorization_details must be a JSON array");
+    }
+    for (size_t i = 0; i < v->u.array.len; i++)
+        if ((problem = rar_object_problem(v->u.array.values[i])) != NULL) {
+            yajl_tree_free(v);
+            return bad(e, RAR_ERR, problem);
+        }
+    if (v->u.array.len != 1) {
+        yajl_tree_free(v);
+        return bad(e, RAR_ERR, "authorization_details must hold exactly one credential object");
+    }
+    *out = v;
+    return 0;
+}
+
 /* authorization_details (RFC 9396), one object of type credential (v2.0) or the 2025 URI type (v2.2). */
 static int parse_rar(web_t *w, const char *json, oauth_authz_request_t *req, authz_err_t *e)
 {
     int rc = -1;
-    if (strlen(json) > STOR_AUTHZ_DETAILS_MAX)
-        return bad(e, "invalid_request", "authorization_details too large");
-    yajl_val v = csc_json_parse_text(json, strlen(json), 8);
-    if (v == NULL || !YAJL_IS_ARRAY(v) || v->u.array.len != 1 || !YAJL_IS_OBJECT(v->u.array.values[0])) {
-        bad(e, "invalid_request", "authorization_details must be an array with one credential object");
-        goto out;
-    }
+    yajl_val v = NULL;
+    if (rar_parse(json, &v, e) != 0)
+        return -1;
     yajl_val o = v->u.array.values[0];
-    const char *type = jstr(o, "type"), *cred = jstr(o, "credentialID"), *alg = jstr(o, "hashAlgorithmOID");
-    if (type == NULL || (strcmp(type, "credential") != 0 && strcmp(type, RAR_TYPE_URI) != 0)) {
-        bad(e, "invalid_request", "Unsupported authorization_details type");
-        goto out;
-    }
+    const char *cred = jstr(o, "credentialID"), *alg = jstr(o, "hashAlgorithmOID");
     const char *qual = jstr(o, "signatureQualifier");
     if ((cred == NULL && qual == NULL) || copy_str(req->cred, sizeof(req->cred), cred) != 0 ||
         copy_str(req->signature_qualifier, sizeof(req->signature_qualifier), qual) != 0) {
-        bad(e, "invalid_request", "Missing parameter credentialID or signatureQualifier");
+        bad(e, RAR_ERR, "Missing parameter credentialID or signatureQualifier");
         goto out;
     }
     const char *dpath[] = {"documentDigests", NULL}, *npath[] = {"numSignatures", NULL};
     yajl_val docs = yajl_tree_get(o, dpath, yajl_t_any), num = yajl_tree_get(o, npath, yajl_t_any);
     if (docs != NULL && !YAJL_IS_NULL(docs)) {
-        if (!YAJL_IS_ARRAY(docs)) {
-            bad(e, "invalid_request", "Invalid parameter documentDigests");
-            goto out;
-        }
         for (size_t i = 0; i < docs->u.array.len; i++) {
             yajl_val d = docs->u.array.values[i];
-            const char *h = YAJL_IS_OBJECT(d) ? jstr(d, "hash") : NULL;
+            const char *h = jstr(d, "hash");
             if (h == NULL || add_digest(req, h, strlen(h), jstr(d, "label")) != 0) {
                 bad(e, "invalid_request", "Invalid parameter documentDigests");
                 goto out;
@@ -272,22 +361,21 @@ static int parse_rar(web_t *w, const char *json, oauth_authz_request_t *req, aut
     }
     req->num_signatures = req->n_digests;
     if (num != NULL && !YAJL_IS_NULL(num)) {
-        if (!YAJL_IS_INTEGER(num) || YAJL_GET_INTEGER(num) < 1 || YAJL_GET_INTEGER(num) > 1000000) {
+        if (YAJL_GET_INTEGER(num) < 1 || YAJL_GET_INTEGER(num) > 1000000) {
             bad(e, "invalid_request", "Invalid parameter numSignatures");
             goto out;
         }
         req->num_signatures = (uint32_t)YAJL_GET_INTEGER(num);
     }
     if (req->num_signatures == 0) {
-        bad(e, "invalid_request", "authorization_details authorizes no signature");
+        bad(e, RAR_ERR, "authorization_details authorizes no signature");
         goto out;
     }
     snprintf(req->authz_details, sizeof(req->authz_details), "%s", json);
     req->scope = STOR_SCOPE_CREDENTIAL;
     rc = check_hash_alg(req, e);
 out:
-    if (v != NULL)
-        yajl_tree_free(v);
+    yajl_tree_free(v);
     (void)w;
     return rc;
 }
@@ -962,6 +1050,22 @@ static void token_post(web_t *w)
     }
     if (client_authn(w, &f, client) != 0)
         goto out;
+    /* RFC 9396 sec. 6: checked before any grant is looked at, so a refusal never uses a code up. The code's
+     * own approval decides what the token carries (and is echoed); only that grant can carry one. */
+    const char *rar = csc_form_get(&f, "authorization_details");
+    if (rar != NULL) {
+        authz_err_t e = {0};
+        yajl_val v = NULL;
+        if (rar_parse(rar, &v, &e) != 0) {
+            json_error(w, 400, e.error, e.desc);
+            goto out;
+        }
+        yajl_tree_free(v);
+        if (strcmp(gt, "authorization_code") != 0) {
+            json_error(w, 400, RAR_ERR, "authorization_details is only granted with the authorization code");
+            goto out;
+        }
+    }
     if (strcmp(gt, "authorization_code") == 0) {
         const char *code = csc_form_get(&f, "code"), *ver = csc_form_get(&f, "code_verifier");
         if ((client->grants & STOR_GRANT_AUTHORIZATION_CODE) == 0) {

@@ -74,10 +74,12 @@ def pkce():
 class Browser:
     """Just enough of a browser: one cookie, forms posted back with the page's CSRF token."""
 
-    def __init__(self):
+    def __init__(self, svc=None, path="/oauth2/authorize"):
         self.cookie = None
         self.csrf = None
         self.last = None
+        self.svc = svc
+        self.path = path
 
     def _store(self, r):
         sc = r.headers.get("set-cookie")
@@ -93,7 +95,7 @@ class Browser:
 
     def get(self, path):
         headers = {"Cookie": self.cookie} if self.cookie else {}
-        return self._store(SVC.request("GET", path, headers=headers))
+        return self._store((self.svc or SVC).request("GET", path, headers=headers))
 
     def post(self, fields, csrf=True):
         if csrf and self.csrf is not None and "csrf" not in fields:
@@ -101,8 +103,8 @@ class Browser:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if self.cookie:
             headers["Cookie"] = self.cookie
-        return self._store(SVC.request("POST", "/oauth2/authorize", urllib.parse.urlencode(fields).encode(),
-                                       headers))
+        return self._store((self.svc or SVC).request("POST", self.path, urllib.parse.urlencode(fields).encode(),
+                                                     headers))
 
 
 def authorize_url(client="app1", redirect=REDIRECT, challenge=None, **params):
@@ -622,6 +624,72 @@ class TestRateLimit(Base):
         finally:
             self.assertEqual(svc.stop(), 0)
         self.assertIn("client_secret", out)
+
+
+BAD_RARS = [
+    # RFC 9396 sec. 5: an unknown type, or a member of the wrong type, is invalid_authorization_details
+    [{"type": "payment_initiation", "credentialID": "user0-ec", "numSignatures": 1}],
+    [{"credentialID": "user0-ec", "numSignatures": 1}],
+    [{"type": 7, "credentialID": "user0-ec", "numSignatures": 1}],
+    [{"type": "credential", "credentialID": 5, "numSignatures": 1}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": "1"}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": 1, "hashAlgorithmOID": 2}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": 1, "documentDigests": {"hash": "x"}}],
+    [{"type": "credential", "credentialID": "user0-ec", "hashAlgorithmOID": H.SHA256,
+      "documentDigests": [{"hash": H.b64(H.digest("x")), "label": 3}]}],
+    [{"type": "https://cloudsignatureconsortium.org/2025/credential", "signatureQualifier": ["jp_test_qes"],
+      "numSignatures": 1}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": 1, "locations": "https://x"}],
+]
+
+
+class TestInvalidAuthorizationDetails(Base):
+    """Item 14: invalid_authorization_details from PAR, from /oauth2/authorize (redirected) and from the token
+    endpoint."""
+
+    def par(self, fields, client="app1"):
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("%s:%s" % (client, CLIENTS[client])).encode()).decode()}
+        return SVC.request("POST", "/oauth2/pushed_authorize", urllib.parse.urlencode(fields).encode(), headers)
+
+    def test_par(self):
+        for rar in BAD_RARS:
+            with self.subTest(rar=rar):
+                r = self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT,
+                              "code_challenge": pkce()[1], "code_challenge_method": "S256",
+                              "authorization_details": json.dumps(rar)})
+                self.assertJsonError(r, 400, "invalid_authorization_details")
+
+    def test_authorize_redirects(self):
+        for rar in BAD_RARS:
+            with self.subTest(rar=rar):
+                url, state = authorize_url(authorization_details=json.dumps(rar))
+                loc, q = redirect_params(Browser().get(url))
+                self.assertTrue(loc.startswith(REDIRECT + "?"), loc)
+                self.assertEqual(q["error"], "invalid_authorization_details", loc)
+                self.assertEqual(q.get("state"), state)
+        # before the client and its redirect URI are known, the error is shown, not redirected
+        url, _ = authorize_url(client="nope", authorization_details=json.dumps(BAD_RARS[0]))
+        r = Browser().get(url)
+        self.assertEqual(r.status, 400, r)
+        self.assertNotIn("location", r.headers)
+
+    def test_token_endpoint(self):
+        code, verifier, _ = code_flow()
+        fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                  "code_verifier": verifier}
+        for rar in BAD_RARS:
+            with self.subTest(rar=rar):
+                r = token(dict(fields, authorization_details=json.dumps(rar)))
+                self.assertJsonError(r, 400, "invalid_authorization_details")
+        # refused before the code was looked at: it still works once
+        r = token(fields)
+        self.assertEqual(r.status, 200, r)
+        r = token({"grant_type": "refresh_token", "refresh_token": r.json["refresh_token"],
+                   "authorization_details": json.dumps(BAD_RARS[0])})
+        self.assertJsonError(r, 400, "invalid_authorization_details")
+        r = token({"grant_type": "client_credentials", "authorization_details": json.dumps(BAD_RARS[3])})
+        self.assertJsonError(r, 400, "invalid_authorization_details")
 
 
 if __name__ == "__main__":
