@@ -1,13 +1,16 @@
 """OAuth 2.0 authorization server integration tests: every grant and error path, against the real server."""
 import base64
+import collections
 import hashlib
 import html
+import http.client
 import json
 import os
 import re
 import secrets
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -690,6 +693,149 @@ class TestInvalidAuthorizationDetails(Base):
         self.assertJsonError(r, 400, "invalid_authorization_details")
         r = token({"grant_type": "client_credentials", "authorization_details": json.dumps(BAD_RARS[3])})
         self.assertJsonError(r, 400, "invalid_authorization_details")
+
+
+def flood(svc, paths, n, threads=4):
+    """n anonymous GETs over keep-alive connections (paths in turn); returns a Counter of the statuses."""
+    statuses = collections.Counter()
+    lock = threading.Lock()
+
+    def run(k):
+        conn = http.client.HTTPSConnection("localhost", svc.port, context=svc.ctx, timeout=60)
+        try:
+            for i in range(k, n, threads):
+                conn.request("GET", paths[i % len(paths)])
+                resp = conn.getresponse()
+                resp.read()
+                with lock:
+                    statuses[resp.status] += 1
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return statuses
+
+
+def vmrss_kib(svc):
+    with open("/proc/%d/status" % svc.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class TestAnonymousVisitors(Base):
+    """Item 3: a visitor who has not presented a password leaves no state on the server: thousands of anonymous
+    GETs of the sign-in pages lock nobody out, and large requests do not pile up in memory."""
+
+    def service(self):
+        svc = H.Service(BUILD)
+        out = svc.admin("client", "add", "c1", "--redirect", REDIRECT).stdout
+        secret = re.search(r"^client_secret (\S+)$", out, re.M).group(1)
+        svc.admin("credential", "create", "--id", "ap", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth",
+                  "APPROVAL", "--scal", "1", "--multisign", "5", stdin="\n")
+        svc.start()
+        self.addCleanup(svc.stop_checked)
+        return svc, secret
+
+    def test_flood_then_real_users_sign_in(self):
+        svc, secret = self.service()
+        paths = [authorize_url(client="c1")[0], "/approve"]
+        statuses = flood(svc, paths, 5000)
+        self.assertEqual(statuses, collections.Counter({200: 5000}))
+        # the OAuth flow: sign in, code, token
+        verifier, challenge = pkce()
+        b = Browser(svc)
+        url, state = authorize_url(client="c1", challenge=challenge)
+        r = b.get(url)
+        self.assertEqual(r.status, 200, r)
+        for attr in ("__Host-csc_oauth=", "HttpOnly", "Secure", "SameSite=Strict"):
+            self.assertIn(attr, b.set_cookie)
+        r = b.post({"action": "login", "username": svc.env["CSC_USER"], "password": svc.env["CSC_PASSWORD"],
+                    "otp": H.fresh_totp(svc.env["CSC_TOTP_SECRET"], svc.used_otps)})
+        loc, q = redirect_params(r)
+        self.assertEqual(q.get("state"), state, loc)
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("c1:" + secret).encode()).decode()}
+        r = svc.request("POST", "/oauth2/token", urllib.parse.urlencode(
+            {"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+             "code_verifier": verifier}).encode(), headers)
+        self.assertEqual(r.status, 200, r)
+        # the approval page: a pending request approved by its user
+        t = svc.token()
+        d = H.digest("after the flood")
+        r = svc.post("credentials/authorize", {"credentialID": "ap", "numSignatures": 1, "hashes": [H.b64(d)],
+                                               "hashAlgorithmOID": H.SHA256}, t)
+        self.assertEqual(r.status, 202, r)
+        handle = r.json["handle"]
+        a = Browser(svc, "/approve")
+        r = a.get("/approve")
+        self.assertEqual(r.status, 200, r)
+        r = a.post({"action": "login", "username": svc.env["CSC_USER"], "password": svc.env["CSC_PASSWORD"],
+                    "otp": H.fresh_totp(svc.env["CSC_TOTP_SECRET"], svc.used_otps)})
+        self.assertEqual(r.status, 200, r)
+        m = re.search(r'name="ref" value="([0-9a-f]{32})"', r.raw.decode())
+        self.assertIsNotNone(m, r.raw[:2000])
+        r = a.post({"action": "approve", "ref": m.group(1)})
+        self.assertIn(b"Approved", r.raw)
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
+        self.assertEqual(r.status, 200, r)
+        r = svc.post("signatures/signHash", {"credentialID": "ap", "SAD": r.json["SAD"], "hashes": [H.b64(d)],
+                                             "signAlgo": H.ECDSA_SHA256}, t)
+        self.assertEqual(r.status, 200, r)
+
+    def test_stale_pre_login_form_is_refused(self):
+        """The signed pre-login form expires (oauth_session_idle) and is bound to its cookie."""
+        svc, _ = self.service()
+        b = Browser(svc)
+        b.get(authorize_url(client="c1")[0])
+        other = Browser(svc)
+        other.get(authorize_url(client="c1")[0])
+        # another visitor's form with this cookie: refused (CSRF)
+        mixed = Browser(svc)
+        mixed.cookie, mixed.csrf = b.cookie, other.csrf
+        r = mixed.post({"action": "login", "username": "demo", "password": "x", "otp": "123456"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"CSRF", r.raw)
+        # a forged or altered form: refused
+        for forged in (b.csrf[:-2] + ("AA" if not b.csrf.endswith("AA") else "BB"), "x", ""):
+            mixed = Browser(svc)
+            mixed.cookie, mixed.csrf = b.cookie, forged
+            r = mixed.post({"action": "login", "username": "demo", "password": "x", "otp": "123456"})
+            self.assertEqual(r.status, 400, r)
+
+    def test_memory_stays_bounded(self):
+        svc, _ = self.service()
+        hashes = ",".join(b64url(H.digest("d%d" % i)) for i in range(1024))
+        url = authorize_url(client="c1", scope="credential", credentialID="ap", numSignatures="1024",
+                            hashes=hashes, hashAlgorithmOID=H.SHA256)[0]
+        self.assertEqual(Browser(svc).get(url).status, 200)
+        self.assertEqual(flood(svc, [url], 200), collections.Counter({200: 200}))
+        before = vmrss_kib(svc)
+        self.assertEqual(flood(svc, [url], 1500), collections.Counter({200: 1500}))
+        after = vmrss_kib(svc)
+        # 1,500 pending requests of 1,024 digests kept on the server would be ~100 MiB
+        self.assertLess(after - before, 32 * 1024, (before, after))
+
+    def test_request_size_limits(self):
+        svc, _ = self.service()
+        # over the explicit limit of an authorization request's query: refused, no cookie
+        url = authorize_url(client="c1", description="x", filler="y" * (140 * 1024))[0]
+        r = Browser(svc).get(url)
+        self.assertEqual(r.status, 400, r)
+        self.assertNotIn("set-cookie", r.headers)
+        # more digests than a request may bind: redirected with an error, no cookie
+        hashes = ",".join(b64url(H.digest("d%d" % i)) for i in range(1025))
+        url, state = authorize_url(client="c1", scope="credential", credentialID="ap", numSignatures="1",
+                                   hashes=hashes, hashAlgorithmOID=H.SHA256)
+        r = Browser(svc).get(url)
+        loc, q = redirect_params(r)
+        self.assertEqual(q["error"], "invalid_request", loc)
+        self.assertNotIn("set-cookie", r.headers)
 
 
 if __name__ == "__main__":
