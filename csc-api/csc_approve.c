@@ -4,9 +4,10 @@
  *   GET  /approve   sign-in page (password + TOTP), or, once signed in, the user's pending requests
  *   POST /approve   the page's forms: login, approve (with the credential's PIN if its expression names PIN),
  *                   refuse, logout
- * Same rules as the OAuth pages (csc_oauth.c): a __Host- session cookie (HttpOnly, Secure, SameSite=Strict) with
- * idle and absolute timeouts, a new session id after the login, a CSRF token in every form compared in constant
- * time, the same page frame (CSP without scripts, no framing). The browser session is an OAuth session of the
+ * Same rules as the OAuth pages (csc_oauth.c): a __Host- cookie (HttpOnly, Secure, SameSite=Strict) with idle and
+ * absolute timeouts, a CSRF token in every form compared in constant time, the same page frame (CSP without
+ * scripts, no framing). Before the login nothing is kept: the cookie is a signed ticket and the form's CSRF token
+ * is bound to it (oauth_ticket_*); the session starts, under a fresh id, with the correct password and TOTP. The browser session is an OAuth session of the
  * pseudo-client "approval-page" (its logins are audited as STOR_EV_LOGIN with client "oauth:approval-page@ADDR").
  * Requests are named on the page by a reference (a hash of the handle), never by the handle itself.
  */
@@ -204,56 +205,69 @@ static int session_of(web_t *w, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view
                : -1;
 }
 
+/* The sign-in page of a visitor: a ticket (cookie) and its form token, nothing kept on the server. */
+static void ticket_login_page(web_t *w, const char *ticket, const char *error, const char *username)
+{
+    char *form = NULL;
+    if (oauth_ticket_form(w->c->oauth, "approve", ticket, "", 0, &form) != OAUTH_OK) {
+        set_cookie(w, NULL);
+        message_page(w, 400, "Sign-in expired", "This sign-in page has expired.");
+        return;
+    }
+    login_page(w, form, error, username);
+    free(form);
+}
+
 static void approve_get(web_t *w, oauth_session_view_t *v)
 {
-    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    char sid[OAUTH_TOKEN_BUFLEN], ticket[OAUTH_TICKET_COOKIE_LEN];
 
     if (session_of(w, sid, v) == 0 && v->user[0] != '\0') {
         list_page(w, v, NULL, 0);
+    } else if (oauth_ticket_new(w->c->oauth, "approve", ticket) != OAUTH_OK) {
+        message_page(w, 503, "Try again later", "The service is busy.");
     } else {
-        oauth_authz_request_t *req = calloc(1, sizeof(*req));
-        int rc = OAUTH_ERR_INTERNAL;
-        if (req != NULL) {
-            snprintf(req->client_id, sizeof(req->client_id), "%s", PAGE_CLIENT);
-            req->scope = STOR_SCOPE_SERVICE;
-            rc = oauth_session_new(w->c->oauth, req, sid, csrf);
-            free(req);
-        }
-        if (rc != OAUTH_OK) {
-            message_page(w, 503, "Try again later", "The service is busy.");
-        } else {
-            set_cookie(w, sid);
-            login_page(w, csrf, NULL, NULL);
-        }
+        set_cookie(w, ticket);
+        ticket_login_page(w, ticket, NULL, NULL);
     }
     OPENSSL_cleanse(sid, sizeof(sid));
-    OPENSSL_cleanse(csrf, sizeof(csrf));
 }
 
-static void do_login(web_t *w, const csc_form_t *f, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view_t *v)
+/* The login of a visitor (ticket checked): the session starts only now, signed in. */
+static void do_login(web_t *w, const csc_form_t *f, const char *ticket, oauth_session_view_t *v)
 {
     const char *u = csc_form_get(f, "username"), *pw = csc_form_get(f, "password"), *otp = csc_form_get(f, "otp");
-    char fresh[OAUTH_TOKEN_BUFLEN];
-    int rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
-                 ? oauth_session_login(w->c->oauth, sid, u, pw, strlen(pw), otp, strlen(otp), w->call->client)
-                 : OAUTH_ERR_DENIED;
+    char sid[OAUTH_TOKEN_BUFLEN] = "", csrf[OAUTH_TOKEN_BUFLEN] = "";
+    oauth_authz_request_t *req = calloc(1, sizeof(*req));
+    int rc = OAUTH_ERR_INTERNAL;
 
-    if (rc == OAUTH_OK && oauth_session_rekey(w->c->oauth, sid, fresh) == OAUTH_OK &&
-        oauth_session_get(w->c->oauth, fresh, v) == OAUTH_OK) {
-        /* A new session id once signed in (fixation). */
-        set_cookie(w, fresh);
+    if (req != NULL) {
+        snprintf(req->client_id, sizeof(req->client_id), "%s", PAGE_CLIENT);
+        req->scope = STOR_SCOPE_SERVICE;
+        rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
+                 ? oauth_session_login_new(w->c->oauth, req, u, pw, strlen(pw), otp, strlen(otp), w->call->client,
+                                           sid, csrf)
+                 : OAUTH_ERR_DENIED;
+        free(req);
+    }
+    if (rc == OAUTH_OK && oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK) {
+        /* A new id once signed in: the ticket from before the login is worth nothing (fixation). */
+        set_cookie(w, sid);
         list_page(w, v, NULL, 0);
     } else if (rc == OAUTH_ERR_RATE) {
         message_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
     } else if (rc == OAUTH_ERR_LOCKED) {
-        login_page(w, v->csrf, "Too many failed attempts: this account is locked for a while.", u);
+        ticket_login_page(w, ticket, "Too many failed attempts: this account is locked for a while.", u);
     } else if (rc == OAUTH_ERR_DENIED) {
-        login_page(w, v->csrf, "The user name, password or one-time code is not correct.", u);
+        ticket_login_page(w, ticket, "The user name, password or one-time code is not correct.", u);
+    } else if (rc == OAUTH_ERR_FULL || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_STORAGE) {
+        message_page(w, 503, "Try again later", "The service is busy.");
     } else {
         set_cookie(w, NULL);
         message_page(w, 400, "Sign-in expired", "This sign-in page has expired.");
     }
-    OPENSSL_cleanse(fresh, sizeof(fresh));
+    OPENSSL_cleanse(sid, sizeof(sid));
+    OPENSSL_cleanse(csrf, sizeof(csrf));
 }
 
 static void do_decide(web_t *w, const csc_form_t *f, const oauth_session_view_t *v, int approve)
@@ -288,34 +302,68 @@ static void do_decide(web_t *w, const csc_form_t *f, const oauth_session_view_t 
     }
 }
 
+/* A post from a visitor's sign-in page (ticket cookie). */
+static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f, oauth_session_view_t *v)
+{
+    char *payload = NULL;
+    size_t len = 0;
+    const char *action = csc_form_get(f, "action");
+    int rc = oauth_ticket_check(w->c->oauth, "approve", ticket, csc_form_get(f, "csrf"), &payload, &len);
+
+    free(payload);
+    if (rc != OAUTH_OK) {
+        /* A form that did not come from our page, or an old one. */
+        set_cookie(w, NULL);
+        if (rc == OAUTH_ERR_EXPIRED)
+            message_page(w, 400, "Sign-in expired", "This page has expired. Start again.");
+        else
+            message_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again.");
+    } else if (action != NULL && strcmp(action, "login") == 0) {
+        do_login(w, f, ticket, v);
+    } else {
+        ticket_login_page(w, ticket, "Sign in first.", NULL);
+    }
+}
+
 static void approve_post(web_t *w, oauth_session_view_t *v)
 {
     csc_form_t f;
-    char sid[OAUTH_TOKEN_BUFLEN];
+    char sid[OAUTH_TICKET_COOKIE_LEN];
     const char *csrf, *action;
+    const char *body = (const char *)w->call->body;
 
     memset(&f, 0, sizeof(f));
-    if (session_of(w, sid, v) != 0) {
+    if (w->call->cookie == NULL || csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0) {
         set_cookie(w, NULL);
         message_page(w, 400, "Sign-in expired", "This page has expired. Start again.");
         goto out;
     }
-    const char *body = (const char *)w->call->body;
-    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0 || (csrf = csc_form_get(&f, "csrf")) == NULL ||
-        strlen(csrf) != strlen(v->csrf) || CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
+    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
+        set_cookie(w, NULL);
+        message_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again.");
+        goto out;
+    }
+    if (strchr(sid, '.') != NULL) { /* a visitor's ticket: not signed in, nothing on the server */
+        ticket_post(w, sid, &f, v);
+        goto out;
+    }
+    if (oauth_session_get(w->c->oauth, sid, v) != OAUTH_OK || v->user[0] == '\0') {
+        set_cookie(w, NULL);
+        message_page(w, 400, "Sign-in expired", "This page has expired. Start again.");
+        goto out;
+    }
+    if ((csrf = csc_form_get(&f, "csrf")) == NULL || strlen(csrf) != strlen(v->csrf) ||
+        CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
         /* A form that did not come from our page: end the session. */
         oauth_session_end(w->c->oauth, sid);
         set_cookie(w, NULL);
         message_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again.");
         goto out;
     }
+    /* A session exists only once its user signed in (do_login). */
     action = csc_form_get(&f, "action");
     if (action == NULL) {
         message_page(w, 400, "Request refused", "That step is not expected now.");
-    } else if (strcmp(action, "login") == 0 && v->user[0] == '\0') {
-        do_login(w, &f, sid, v);
-    } else if (v->user[0] == '\0') {
-        login_page(w, v->csrf, "Sign in first.", NULL);
     } else if (strcmp(action, "approve") == 0 || strcmp(action, "refuse") == 0) {
         do_decide(w, &f, v, strcmp(action, "approve") == 0);
     } else if (strcmp(action, "list") == 0) {

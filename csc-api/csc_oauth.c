@@ -1,7 +1,8 @@
 /*
  * csc_oauth.c - the OAuth 2.0 authorization server's endpoints (CSC v2 sec. 8.4):
  *   GET  /oauth2/authorize          login page (password + TOTP), then consent for the credential scope
- *   POST /oauth2/authorize          the pages' forms (CSRF-protected, cookie-bound session)
+ *   POST /oauth2/authorize          the pages' forms (CSRF-protected; before the login a signed ticket cookie and a
+ *                                   form token carrying the request, nothing kept; then a cookie-bound session)
  *   POST /oauth2/pushed_authorize   PAR (RFC 9126)
  *   POST /oauth2/token              authorization_code (PKCE S256), refresh_token (rotation), client_credentials
  *   POST /oauth2/revoke             RFC 7009
@@ -22,6 +23,9 @@
 /* __Host-: only ever set by this origin over TLS, for the whole host (no Domain, Path=/). */
 #define COOKIE "__Host-csc_oauth"
 #define PAGE_MAX (256 * 1024)
+/* Largest query of GET /oauth2/authorize: 1,024 SHA-512 digests in hashes fit; it travels back in the sign-in
+ * page's form token, so it is bounded by what a ticket carries. */
+#define AUTHZ_QUERY_MAX ((size_t)OAUTH_TICKET_PAYLOAD_MAX)
 #define RAR_TYPE_URI "https://cloudsignatureconsortium.org/2025/credential"
 
 typedef struct web {
@@ -227,39 +231,128 @@ static const char *jstr(yajl_val o, const char *key)
     return v != NULL ? v->u.string : NULL;
 }
 
+/* ---- authorization_details (RFC 9396) -------------------------------------------------------- */
+
+#define RAR_ERR "invalid_authorization_details"
+
+static int is_string_array(yajl_val v)
+{
+    if (!YAJL_IS_ARRAY(v))
+        return 0;
+    for (size_t i = 0; i < v->u.array.len; i++)
+        if (!YAJL_IS_STRING(v->u.array.values[i]))
+            return 0;
+    return 1;
+}
+
+/* One documentDigests entry: an object whose hash (required) and label are strings. */
+static int rar_digest_ok(yajl_val d)
+{
+    if (!YAJL_IS_OBJECT(d))
+        return 0;
+    int has_hash = 0;
+    for (size_t i = 0; i < d->u.object.len; i++) {
+        const char *k = d->u.object.keys[i];
+        yajl_val m = d->u.object.values[i];
+        if (strcmp(k, "hash") == 0 && !YAJL_IS_STRING(m))
+            return 0;
+        if (strcmp(k, "label") == 0 && !YAJL_IS_STRING(m) && !YAJL_IS_NULL(m))
+            return 0;
+        has_hash |= strcmp(k, "hash") == 0;
+    }
+    return has_hash;
+}
+
+/*
+ * Type and member types of an authorization_details object (RFC 9396 sec. 2 and 5): the type must be one we
+ * serve, and each member we know (ours and RFC 9396's common ones) must have its type. Unknown members are
+ * left alone (they are echoed as approved). NULL or a static description of the first problem.
+ */
+static const char *rar_object_problem(yajl_val o)
+{
+    static const char *const strings[] = {"type", "credentialID", "signatureQualifier", "hashAlgorithmOID",
+                                          "identifier", "description"};
+    static const char *const string_arrays[] = {"locations", "actions", "datatypes", "privileges"};
+    const char *type = NULL;
+
+    if (!YAJL_IS_OBJECT(o))
+        return "Each authorization_details entry must be an object";
+    for (size_t i = 0; i < o->u.object.len; i++) {
+        const char *k = o->u.object.keys[i];
+        yajl_val m = o->u.object.values[i];
+        for (size_t s = 0; s < sizeof(strings) / sizeof(strings[0]); s++)
+            if (strcmp(k, strings[s]) == 0 && !YAJL_IS_STRING(m))
+                return "An authorization_details member has the wrong type (a string is expected)";
+        for (size_t s = 0; s < sizeof(string_arrays) / sizeof(string_arrays[0]); s++)
+            if (strcmp(k, string_arrays[s]) == 0 && !is_string_array(m))
+                return "An authorization_details member has the wrong type (an array of strings is expected)";
+        if (strcmp(k, "numSignatures") == 0 && !YAJL_IS_INTEGER(m) && !YAJL_IS_NULL(m))
+            return "authorization_details numSignatures must be an integer";
+        if (strcmp(k, "documentDigests") == 0 && !YAJL_IS_NULL(m)) {
+            if (!YAJL_IS_ARRAY(m))
+                return "authorization_details documentDigests must be an array";
+            for (size_t d = 0; d < m->u.array.len; d++)
+                if (!rar_digest_ok(m->u.array.values[d]))
+                    return "authorization_details documentDigests entries must be objects with a string hash";
+        }
+        if (strcmp(k, "type") == 0)
+            type = m->u.string;
+    }
+    if (type == NULL)
+        return "authorization_details type is missing";
+    if (strcmp(type, "credential") != 0 && strcmp(type, RAR_TYPE_URI) != 0)
+        return "Unsupported authorization_details type";
+    return NULL;
+}
+
+/* Parse and check authorization_details: *out is the JSON array of one object of a type we serve, members well
+ * typed. -1 with e set (invalid_request when it is no JSON array of objects, else invalid_authorization_details). */
+static int rar_parse(const char *json, yajl_val *out, authz_err_t *e)
+{
+    const char *problem;
+    *out = NULL;
+    if (strlen(json) > STOR_AUTHZ_DETAILS_MAX)
+        return bad(e, "invalid_request", "authorization_details too large");
+    yajl_val v = csc_json_parse_text(json, strlen(json), 8);
+    if (v == NULL || !YAJL_IS_ARRAY(v)) {
+        if (v != NULL)
+            yajl_tree_free(v);
+        return bad(e, "invalid_request", "authorization_details must be a JSON array");
+    }
+    for (size_t i = 0; i < v->u.array.len; i++)
+        if ((problem = rar_object_problem(v->u.array.values[i])) != NULL) {
+            yajl_tree_free(v);
+            return bad(e, RAR_ERR, problem);
+        }
+    if (v->u.array.len != 1) {
+        yajl_tree_free(v);
+        return bad(e, RAR_ERR, "authorization_details must hold exactly one credential object");
+    }
+    *out = v;
+    return 0;
+}
+
 /* authorization_details (RFC 9396), one object of type credential (v2.0) or the 2025 URI type (v2.2). */
 static int parse_rar(web_t *w, const char *json, oauth_authz_request_t *req, authz_err_t *e)
 {
     int rc = -1;
-    if (strlen(json) > STOR_AUTHZ_DETAILS_MAX)
-        return bad(e, "invalid_request", "authorization_details too large");
-    yajl_val v = csc_json_parse_text(json, strlen(json), 8);
-    if (v == NULL || !YAJL_IS_ARRAY(v) || v->u.array.len != 1 || !YAJL_IS_OBJECT(v->u.array.values[0])) {
-        bad(e, "invalid_request", "authorization_details must be an array with one credential object");
-        goto out;
-    }
+    yajl_val v = NULL;
+    if (rar_parse(json, &v, e) != 0)
+        return -1;
     yajl_val o = v->u.array.values[0];
-    const char *type = jstr(o, "type"), *cred = jstr(o, "credentialID"), *alg = jstr(o, "hashAlgorithmOID");
-    if (type == NULL || (strcmp(type, "credential") != 0 && strcmp(type, RAR_TYPE_URI) != 0)) {
-        bad(e, "invalid_request", "Unsupported authorization_details type");
-        goto out;
-    }
+    const char *cred = jstr(o, "credentialID"), *alg = jstr(o, "hashAlgorithmOID");
     const char *qual = jstr(o, "signatureQualifier");
     if ((cred == NULL && qual == NULL) || copy_str(req->cred, sizeof(req->cred), cred) != 0 ||
         copy_str(req->signature_qualifier, sizeof(req->signature_qualifier), qual) != 0) {
-        bad(e, "invalid_request", "Missing parameter credentialID or signatureQualifier");
+        bad(e, RAR_ERR, "Missing parameter credentialID or signatureQualifier");
         goto out;
     }
     const char *dpath[] = {"documentDigests", NULL}, *npath[] = {"numSignatures", NULL};
     yajl_val docs = yajl_tree_get(o, dpath, yajl_t_any), num = yajl_tree_get(o, npath, yajl_t_any);
     if (docs != NULL && !YAJL_IS_NULL(docs)) {
-        if (!YAJL_IS_ARRAY(docs)) {
-            bad(e, "invalid_request", "Invalid parameter documentDigests");
-            goto out;
-        }
         for (size_t i = 0; i < docs->u.array.len; i++) {
             yajl_val d = docs->u.array.values[i];
-            const char *h = YAJL_IS_OBJECT(d) ? jstr(d, "hash") : NULL;
+            const char *h = jstr(d, "hash");
             if (h == NULL || add_digest(req, h, strlen(h), jstr(d, "label")) != 0) {
                 bad(e, "invalid_request", "Invalid parameter documentDigests");
                 goto out;
@@ -272,22 +365,21 @@ static int parse_rar(web_t *w, const char *json, oauth_authz_request_t *req, aut
     }
     req->num_signatures = req->n_digests;
     if (num != NULL && !YAJL_IS_NULL(num)) {
-        if (!YAJL_IS_INTEGER(num) || YAJL_GET_INTEGER(num) < 1 || YAJL_GET_INTEGER(num) > 1000000) {
+        if (YAJL_GET_INTEGER(num) < 1 || YAJL_GET_INTEGER(num) > 1000000) {
             bad(e, "invalid_request", "Invalid parameter numSignatures");
             goto out;
         }
         req->num_signatures = (uint32_t)YAJL_GET_INTEGER(num);
     }
     if (req->num_signatures == 0) {
-        bad(e, "invalid_request", "authorization_details authorizes no signature");
+        bad(e, RAR_ERR, "authorization_details authorizes no signature");
         goto out;
     }
     snprintf(req->authz_details, sizeof(req->authz_details), "%s", json);
     req->scope = STOR_SCOPE_CREDENTIAL;
     rc = check_hash_alg(req, e);
 out:
-    if (v != NULL)
-        yajl_tree_free(v);
+    yajl_tree_free(v);
     (void)w;
     return rc;
 }
@@ -414,17 +506,17 @@ static const char *scope_text(const oauth_authz_request_t *req)
                                                : "to use this signing service on your behalf";
 }
 
-static void login_page(web_t *w, const oauth_session_view_t *v, const stor_client_t *client, const char *error,
-                       const char *username)
+static void login_page(web_t *w, const oauth_authz_request_t *req, const char *csrf, const stor_client_t *client,
+                       const char *error, const char *username)
 {
     csc_buf_t b;
     csc_buf_init(&b, PAGE_MAX);
     csc_buf_puts(&b, "<p><strong>");
     csc_buf_html(&b, client->name[0] ? client->name : client->id);
     csc_buf_puts(&b, "</strong> asks for your permission ");
-    csc_buf_html(&b, scope_text(&v->req));
+    csc_buf_html(&b, scope_text(req));
     csc_buf_puts(&b, ". Sign in to continue.</p>\n");
-    form_open(&b, v->csrf, error);
+    form_open(&b, csrf, error);
     csc_buf_puts(&b, "<label for=\"username\">User name</label>"
                      "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
     csc_buf_html(&b, username != NULL ? username : "");
@@ -526,70 +618,90 @@ static void set_session_cookie(web_t *w, const char *sid)
     OPENSSL_cleanse(buf, sizeof(buf));
 }
 
+/* The request of the query (or of the pushed request it names, looked at, not used up). 0, or -1 with a page
+ * or a redirect set. */
+static int load_request(web_t *w, const csc_form_t *q, stor_client_t *client, oauth_authz_request_t *req)
+{
+    const char *problem = NULL;
+    authz_err_t e = {0};
+    const char *request_uri = csc_form_get(q, "request_uri");
+
+    if (request_uri != NULL) {
+        const char *id = csc_form_get(q, "client_id");
+        if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
+            error_page(w, 400, "Request refused", "The application that sent you here is not registered with this service.");
+            return -1;
+        }
+        if (oauth_par_peek(w->c->oauth, id, request_uri, req) != OAUTH_OK) {
+            error_page(w, 400, "Request refused", "The pushed authorization request is unknown, expired or already used.");
+            return -1;
+        }
+        return 0;
+    }
+    if (resolve_client(w, q, client, req, &problem) != 0) {
+        error_page(w, 400, "Request refused", problem);
+        return -1;
+    }
+    if (parse_authz(w, q, client, req, &e) != 0) {
+        redirect(w, req, NULL, e.error, e.desc);
+        return -1;
+    }
+    return 0;
+}
+
+/* The sign-in page of a visitor: the ticket cookie and a form token carrying the request (nothing kept). */
+static void ticket_login_page(web_t *w, const char *ticket, const char *query, size_t query_len,
+                              const oauth_authz_request_t *req, const stor_client_t *client, const char *error,
+                              const char *username)
+{
+    char *form = NULL;
+    if (oauth_ticket_form(w->c->oauth, "oauth", ticket, query, query_len, &form) != OAUTH_OK) {
+        clear_cookie(w);
+        error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+        return;
+    }
+    login_page(w, req, form, client, error, username);
+    free(form);
+}
+
 static void authorize_get(web_t *w)
 {
     csc_form_t q;
     stor_client_t *client = calloc(1, sizeof(*client));
     oauth_authz_request_t *req = calloc(1, sizeof(*req));
-    oauth_session_view_t *v = calloc(1, sizeof(*v));
-    const char *problem = NULL;
-    authz_err_t e = {0};
-    char sid[OAUTH_TOKEN_BUFLEN];
+    char ticket[OAUTH_TICKET_COOKIE_LEN];
 
-    if (client == NULL || req == NULL || v == NULL) {
+    memset(&q, 0, sizeof(q));
+    if (client == NULL || req == NULL) {
         error_page(w, 503, "Try again later", "The service is busy.");
-        goto out_nofree;
+        goto out;
+    }
+    /* The request travels back in the page's form: its size is bounded. */
+    if (w->call->query_len > AUTHZ_QUERY_MAX) {
+        error_page(w, 400, "Request refused", "The authorization request is too large.");
+        goto out;
     }
     if (csc_form_parse(w->call->query ? w->call->query : "", w->call->query_len, &q) != 0) {
         error_page(w, 400, "Request refused", "The request is malformed (a parameter is repeated or badly encoded).");
-        goto out_nofree;
+        goto out;
     }
     if (oauth_rate_check(w->c->oauth, w->call->client) == OAUTH_ERR_RATE) {
         error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
         goto out;
     }
-    const char *request_uri = csc_form_get(&q, "request_uri");
-    if (request_uri != NULL) {
-        const char *id = csc_form_get(&q, "client_id");
-        if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
-            error_page(w, 400, "Request refused", "The application that sent you here is not registered with this service.");
-            goto out;
-        }
-        if (oauth_par_take(w->c->oauth, id, request_uri, req) != OAUTH_OK) {
-            error_page(w, 400, "Request refused", "The pushed authorization request is unknown, expired or already used.");
-            goto out;
-        }
-    } else {
-        if (resolve_client(w, &q, client, req, &problem) != 0) {
-            error_page(w, 400, "Request refused", problem);
-            goto out;
-        }
-        if (parse_authz(w, &q, client, req, &e) != 0) {
-            redirect(w, req, NULL, e.error, e.desc);
-            goto out;
-        }
-    }
-    switch (oauth_session_new(w->c->oauth, req, sid, v->csrf)) {
-    case OAUTH_OK:
-        break;
-    case OAUTH_ERR_FULL:
-        redirect(w, req, NULL, "temporarily_unavailable", "Too many sign-ins in progress; try again shortly");
+    if (load_request(w, &q, client, req) != 0)
         goto out;
-    default:
+    /* No session before the password: a signed ticket (cookie) and form token (the request) instead. */
+    if (oauth_ticket_new(w->c->oauth, "oauth", ticket) != OAUTH_OK) {
         redirect(w, req, NULL, "server_error", "The sign-in could not start");
         goto out;
     }
-    v->req = *req;
-    set_session_cookie(w, sid);
-    OPENSSL_cleanse(sid, sizeof(sid));
-    login_page(w, v, client, NULL, NULL);
+    set_session_cookie(w, ticket);
+    ticket_login_page(w, ticket, w->call->query ? w->call->query : "", w->call->query_len, req, client, NULL, NULL);
 out:
     csc_form_free(&q);
-out_nofree:
-    if (v != NULL)
-        OPENSSL_cleanse(v, sizeof(*v));
-    free(v);
-    free(req);
+    if (req != NULL)
+        OPENSSL_clear_free(req, sizeof(*req));
     free(client);
 }
 
@@ -736,28 +848,127 @@ static void after_login(web_t *w, const char *sid, const oauth_session_view_t *v
     free(cred);
 }
 
-static void authorize_post(web_t *w)
+/* A post from a visitor's sign-in page (ticket cookie): cancel, or the login that starts the session. */
+static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
 {
-    csc_form_t f;
-    char sid[OAUTH_TOKEN_BUFLEN];
-    oauth_session_view_t *v = calloc(1, sizeof(*v));
+    char *query = NULL;
+    size_t query_len = 0;
+    csc_form_t q;
     stor_client_t *client = calloc(1, sizeof(*client));
+    oauth_session_view_t *v = calloc(1, sizeof(*v));
+    char sid[OAUTH_TOKEN_BUFLEN] = "", csrf[OAUTH_TOKEN_BUFLEN] = "";
+    int rc;
 
-    memset(&f, 0, sizeof(f));
-    if (v == NULL || client == NULL) {
+    memset(&q, 0, sizeof(q));
+    if (client == NULL || v == NULL) {
         error_page(w, 503, "Try again later", "The service is busy.");
         goto out;
     }
-    if (w->call->cookie == NULL || csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0 ||
-        oauth_session_get(w->c->oauth, sid, v) != OAUTH_OK) {
+    rc = oauth_ticket_check(w->c->oauth, "oauth", ticket, csc_form_get(f, "csrf"), &query, &query_len);
+    if (rc != OAUTH_OK) {
+        /* A form that did not come from our page, or an old one: the person starts again. */
+        clear_cookie(w);
+        if (rc == OAUTH_ERR_EXPIRED)
+            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+        else
+            error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
+        goto out;
+    }
+    if (csc_form_parse(query, query_len, &q) != 0) {
+        clear_cookie(w);
+        error_page(w, 400, "Request refused", "The request is malformed.");
+        goto out;
+    }
+    if (load_request(w, &q, client, &v->req) != 0) {
+        clear_cookie(w);
+        goto out;
+    }
+    const char *action = csc_form_get(f, "action");
+    if (action != NULL && strcmp(action, "deny") == 0) {
+        clear_cookie(w);
+        redirect(w, &v->req, NULL, "access_denied", "The user refused the request");
+    } else if (action != NULL && strcmp(action, "login") == 0) {
+        const char *u = csc_form_get(f, "username"), *pw = csc_form_get(f, "password"), *otp = csc_form_get(f, "otp");
+        rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
+                 ? oauth_session_login_new(w->c->oauth, &v->req, u, pw, strlen(pw), otp, strlen(otp), w->call->client,
+                                           sid, csrf)
+                 : OAUTH_ERR_DENIED;
+        const char *request_uri = csc_form_get(&q, "request_uri");
+        if (rc == OAUTH_OK && request_uri != NULL &&
+            oauth_par_take(w->c->oauth, client->id, request_uri, &v->req) != OAUTH_OK) {
+            /* used or expired meanwhile */
+            oauth_session_end(w->c->oauth, sid);
+            clear_cookie(w);
+            error_page(w, 400, "Request refused", "The pushed authorization request is unknown, expired or already used.");
+        } else if (rc == OAUTH_OK && oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK) {
+            /* The session starts now, under a new id: the ticket from before the login is worth nothing. */
+            set_session_cookie(w, sid);
+            after_login(w, sid, v, client, NULL);
+        } else if (rc == OAUTH_OK) {
+            clear_cookie(w);
+            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+        } else if (rc == OAUTH_ERR_RATE)
+            error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+        else if (rc == OAUTH_ERR_LOCKED)
+            ticket_login_page(w, ticket, query, query_len, &v->req, client,
+                              "Too many failed attempts: this account is locked for a while.", u);
+        else if (rc == OAUTH_ERR_DENIED)
+            ticket_login_page(w, ticket, query, query_len, &v->req, client,
+                              "The user name, password or one-time code is not correct.", u);
+        else if (rc == OAUTH_ERR_FULL)
+            error_page(w, 503, "Try again later", "Too many sign-ins are in progress; try again shortly.");
+        else
+            error_page(w, 503, "Try again later", "The sign-in could not be completed; try again shortly.");
+    } else {
+        error_page(w, 400, "Request refused", "That step is not expected now.");
+    }
+out:
+    csc_form_free(&q);
+    if (query != NULL)
+        OPENSSL_clear_free(query, query_len);
+    OPENSSL_cleanse(sid, sizeof(sid));
+    OPENSSL_cleanse(csrf, sizeof(csrf));
+    if (v != NULL)
+        OPENSSL_clear_free(v, sizeof(*v));
+    free(client);
+}
+
+static void authorize_post(web_t *w)
+{
+    csc_form_t f;
+    char sid[OAUTH_TICKET_COOKIE_LEN];
+    oauth_session_view_t *v = NULL;
+    stor_client_t *client = NULL;
+
+    memset(&f, 0, sizeof(f));
+    const char *body = (const char *)w->call->body;
+    if (w->call->cookie == NULL || csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0) {
         clear_cookie(w);
         error_page(w, 400, "Sign-in expired", "This sign-in page has expired or was already used.");
         goto out;
     }
-    const char *body = (const char *)w->call->body;
-    const char *csrf;
-    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0 || (csrf = csc_form_get(&f, "csrf")) == NULL ||
-        strlen(csrf) != strlen(v->csrf) || CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
+    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
+        clear_cookie(w);
+        error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
+        goto out;
+    }
+    if (strchr(sid, '.') != NULL) { /* a visitor's ticket: not signed in, nothing on the server */
+        ticket_post(w, sid, &f);
+        goto out;
+    }
+    v = calloc(1, sizeof(*v));
+    client = calloc(1, sizeof(*client));
+    if (v == NULL || client == NULL) {
+        error_page(w, 503, "Try again later", "The service is busy.");
+        goto out;
+    }
+    if (oauth_session_get(w->c->oauth, sid, v) != OAUTH_OK) {
+        clear_cookie(w);
+        error_page(w, 400, "Sign-in expired", "This sign-in page has expired or was already used.");
+        goto out;
+    }
+    const char *csrf = csc_form_get(&f, "csrf");
+    if (csrf == NULL || strlen(csrf) != strlen(v->csrf) || CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
         /* A form that did not come from our page: end the session (the person starts again). */
         oauth_session_end(w->c->oauth, sid);
         clear_cookie(w);
@@ -770,38 +981,13 @@ static void authorize_post(web_t *w)
         error_page(w, 400, "Request refused", "The application is no longer registered with this service.");
         goto out;
     }
+    /* A session exists only once its user signed in (ticket_post): what is left is the consent. */
     const char *action = csc_form_get(&f, "action");
     if (action != NULL && strcmp(action, "deny") == 0) {
         char code[OAUTH_TOKEN_BUFLEN];
         (void)oauth_session_decide(w->c->oauth, sid, 0, NULL, 0, w->call->client, code);
         clear_cookie(w);
         redirect(w, &v->req, NULL, "access_denied", "The user refused the request");
-    } else if (action != NULL && strcmp(action, "login") == 0 && v->user[0] == '\0') {
-        const char *u = csc_form_get(&f, "username"), *pw = csc_form_get(&f, "password"), *otp = csc_form_get(&f, "otp");
-        int rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
-                     ? oauth_session_login(w->c->oauth, sid, u, pw, strlen(pw), otp, strlen(otp), w->call->client)
-                     : OAUTH_ERR_DENIED;
-        char fresh[OAUTH_TOKEN_BUFLEN];
-        if (rc == OAUTH_OK && oauth_session_rekey(w->c->oauth, sid, fresh) == OAUTH_OK &&
-            oauth_session_get(w->c->oauth, fresh, v) == OAUTH_OK) {
-            /* A new session id once signed in: an id planted before the login is worth nothing (fixation). */
-            memcpy(sid, fresh, sizeof(fresh));
-            set_session_cookie(w, sid);
-            after_login(w, sid, v, client, NULL);
-        } else if (rc == OAUTH_OK) {
-            clear_cookie(w);
-            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
-        } else if (rc == OAUTH_ERR_RATE)
-            error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
-        else if (rc == OAUTH_ERR_LOCKED)
-            login_page(w, v, client, "Too many failed attempts: this account is locked for a while.", u);
-        else if (rc == OAUTH_ERR_DENIED)
-            login_page(w, v, client, "The user name, password or one-time code is not correct.", u);
-        else {
-            clear_cookie(w);
-            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
-        }
-        OPENSSL_cleanse(fresh, sizeof(fresh));
     } else if (action != NULL && strcmp(action, "approve") == 0 && v->user[0] != '\0' &&
                v->req.scope == STOR_SCOPE_CREDENTIAL) {
         const char *pin = csc_form_get(&f, "pin");
@@ -814,8 +1000,7 @@ out:
     csc_form_free(&f);
     OPENSSL_cleanse(sid, sizeof(sid));
     if (v != NULL)
-        OPENSSL_cleanse(v, sizeof(*v));
-    free(v);
+        OPENSSL_clear_free(v, sizeof(*v));
     free(client);
 }
 
@@ -973,6 +1158,22 @@ static void token_post(web_t *w)
     }
     if (client_authn(w, &f, client) != 0)
         goto out;
+    /* RFC 9396 sec. 6: checked before any grant is looked at, so a refusal never uses a code up. The code's
+     * own approval decides what the token carries (and is echoed); only that grant can carry one. */
+    const char *rar = csc_form_get(&f, "authorization_details");
+    if (rar != NULL) {
+        authz_err_t e = {0};
+        yajl_val v = NULL;
+        if (rar_parse(rar, &v, &e) != 0) {
+            json_error(w, 400, e.error, e.desc);
+            goto out;
+        }
+        yajl_tree_free(v);
+        if (strcmp(gt, "authorization_code") != 0) {
+            json_error(w, 400, RAR_ERR, "authorization_details is only granted with the authorization code");
+            goto out;
+        }
+    }
     if (strcmp(gt, "authorization_code") == 0) {
         const char *code = csc_form_get(&f, "code"), *ver = csc_form_get(&f, "code_verifier");
         if ((client->grants & STOR_GRANT_AUTHORIZATION_CODE) == 0) {

@@ -87,7 +87,8 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     set_defaults(&o->cfg);
     if (oauth_mem_new(OAUTH_SESSIONS_MAX, &o->sessions) != OAUTH_OK ||
         oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
-        oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK)
+        oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK ||
+        oauth_ticket_init(o) != OAUTH_OK)
         goto out;
     *out = o;
     o = NULL;
@@ -106,7 +107,7 @@ void oauth_free(oauth_t *o)
     oauth_rate_free(o->rate);
     oauth_chal_tab_free(o->challenges);
     oauth_appr_tab_free(o->approvals);
-    free(o);
+    OPENSSL_clear_free(o, sizeof(*o)); /* the ticket key with it */
 }
 
 void oauth_int_set_skew(oauth_t *o, int64_t seconds)

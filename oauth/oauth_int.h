@@ -20,6 +20,7 @@ struct oauth {
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
     struct oauth_chal_tab *challenges; /* pending one-time codes (oauth_challenge.c) */
     struct oauth_appr_tab *approvals;  /* pending approvals (oauth_approval.c) */
+    uint8_t ticket_key[32];            /* MAC key of the sign-in pages' tickets (oauth_ticket.c), per process */
 };
 
 /* Bounds of the in-memory state (test hooks may lower them). */
@@ -77,6 +78,10 @@ void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
  * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed)
  */
 int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now);
+
+/* ---- tickets of the sign-in pages (oauth_ticket.c) ---- */
+/** A fresh random ticket key. @return OAUTH_OK or OAUTH_ERR_INTERNAL */
+int oauth_ticket_init(oauth_t *o);
 
 /* ---- approvals (oauth_approval.c) ---- */
 struct oauth_appr_tab;

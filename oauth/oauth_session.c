@@ -3,6 +3,9 @@
  * login session of the authorization endpoint: creation, lookup, login with
  * password and TOTP, end.
  *
+ * The pages keep no session before the password (oauth_ticket.c): oauth_session_login_new() starts one only
+ * once the login succeeded.
+ *
  * The login follows oauth_login(): the user is read, scrypt and TOTP run
  * outside the storage writer, and the outcome (failure count, lock, TOTP
  * replay guard) is applied together with its audit record in one stor_write().
@@ -92,6 +95,41 @@ out:
     return rc;
 }
 
+typedef struct par_peek {
+    const char *client_id;
+    oauth_authz_request_t *out;
+} par_peek_t;
+
+static int peek_fn(oauth_ent_t *e, void *arg)
+{
+    par_peek_t *p = arg;
+
+    if (strcmp(e->client_id, p->client_id) != 0)
+        return OAUTH_ERR_INVALID;
+    oauth_ent_req(e, p->out);
+    return OAUTH_OK;
+}
+
+int oauth_par_peek(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out)
+{
+    par_peek_t p = {client_id, out};
+    uint8_t key[32];
+    int rc = OAUTH_ERR_INVAL;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!o || !client_id || !request_uri || !out)
+        return rc;
+    if ((rc = par_key(request_uri, key)) != OAUTH_OK)
+        return rc;
+    rc = oauth_mem_with(o->pars, key, oauth_clock(o), peek_fn, &p);
+    if (rc != OAUTH_OK) {
+        OPENSSL_cleanse(out, sizeof(*out));
+        return rc == OAUTH_ERR_EXPIRED ? OAUTH_ERR_INVALID : rc;
+    }
+    return OAUTH_OK;
+}
+
 /* ---- sessions ------------------------------------------------------------------- */
 
 static int64_t min64(int64_t a, int64_t b)
@@ -105,8 +143,9 @@ static void touch(const oauth_t *o, oauth_ent_t *e, int64_t now)
     e->expires = min64(now + (int64_t)o->cfg.session_idle, e->created + (int64_t)o->cfg.session_max);
 }
 
-int oauth_session_new(oauth_t *o, const oauth_authz_request_t *req, char sid[OAUTH_TOKEN_BUFLEN],
-                      char csrf[OAUTH_TOKEN_BUFLEN])
+/* A new session for req, signed in as user ("" for none). */
+static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const char *user,
+                          char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
 {
     char value[OAUTH_TOKEN_BUFLEN] = "";
     uint8_t unused[32];
@@ -128,6 +167,7 @@ int oauth_session_new(oauth_t *o, const oauth_authz_request_t *req, char sid[OAU
         goto out;
     e->created = now;
     touch(o, e, now);
+    oauth_copy(e->user, sizeof(e->user), user);
     memcpy(csrf, e->csrf, OAUTH_TOKEN_BUFLEN);
     if ((rc = oauth_mem_insert(o->sessions, e, now)) != OAUTH_OK) {
         OPENSSL_cleanse(csrf, OAUTH_TOKEN_BUFLEN);
@@ -139,6 +179,12 @@ out:
     oauth_ent_free(e);
     OPENSSL_cleanse(value, sizeof(value));
     return rc;
+}
+
+int oauth_session_new(oauth_t *o, const oauth_authz_request_t *req, char sid[OAUTH_TOKEN_BUFLEN],
+                      char csrf[OAUTH_TOKEN_BUFLEN])
+{
+    return session_insert(o, req, "", sid, csrf);
 }
 
 typedef struct {
@@ -434,30 +480,18 @@ static int slogin_prepare(oauth_t *o, slogin_ctx_t *c, const char *pw, size_t pw
     return OAUTH_OK;
 }
 
-int oauth_session_login(oauth_t *o, const char *sid, const char *user, const char *pw, size_t pw_len, const char *otp,
-                        size_t otp_len, const char *addr)
+/* The login itself (rate limit, scrypt and TOTP, the outcome and its audit record) for client_id. */
+static int login_as(oauth_t *o, const char *client_id, const char *user, const char *pw, size_t pw_len,
+                    const char *otp, size_t otp_len, const char *addr)
 {
-    char client_id[STOR_NAME_MAX + 1] = "";
     slogin_ctx_t *c = NULL;
-    sess_op_t op;
-    uint8_t key[32];
-    int rc = OAUTH_ERR_INVAL;
+    int rc = OAUTH_ERR_INTERNAL;
 
-    if (!o || !user || (!pw && pw_len) || (!otp && otp_len))
-        goto out;
-    if ((rc = oauth_rate_check(o, addr)) != OAUTH_OK)
-        goto out;
-    if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
-        goto out;
-    op = (sess_op_t){o, oauth_clock(o), NULL, client_id, user};
-    if ((rc = oauth_mem_with(o->sessions, key, op.now, client_fn, &op)) != OAUTH_OK)
-        goto out;
-    rc = OAUTH_ERR_INTERNAL;
     if (!(c = calloc(1, sizeof(*c))))
         goto out;
     c->o = o;
     c->user = user;
-    c->now = op.now;
+    c->now = oauth_clock(o);
     oauth_audit_client(c->client, client_id, addr ? addr : "");
     if ((rc = slogin_prepare(o, c, pw, pw_len, otp, otp_len)) != OAUTH_OK)
         goto out;
@@ -467,10 +501,49 @@ int oauth_session_login(oauth_t *o, const char *sid, const char *user, const cha
     rc = c->rc == OAUTH_ERR_DISABLED ? OAUTH_ERR_DENIED : c->rc;
     if (rc != OAUTH_OK)
         (void)oauth_rate_hit(o, addr);
-    else
-        rc = oauth_mem_with(o->sessions, key, oauth_clock(o), set_user_fn, &op);
 out:
     if (c)
         OPENSSL_clear_free(c, sizeof(*c));
     return rc;
+}
+
+int oauth_session_login(oauth_t *o, const char *sid, const char *user, const char *pw, size_t pw_len, const char *otp,
+                        size_t otp_len, const char *addr)
+{
+    char client_id[STOR_NAME_MAX + 1] = "";
+    sess_op_t op;
+    uint8_t key[32];
+    int rc = OAUTH_ERR_INVAL;
+
+    if (!o || !user || (!pw && pw_len) || (!otp && otp_len))
+        return rc;
+    if ((rc = oauth_rate_check(o, addr)) != OAUTH_OK)
+        return rc;
+    if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
+        return rc;
+    op = (sess_op_t){o, oauth_clock(o), NULL, client_id, user};
+    if ((rc = oauth_mem_with(o->sessions, key, op.now, client_fn, &op)) != OAUTH_OK)
+        return rc;
+    if ((rc = login_as(o, client_id, user, pw, pw_len, otp, otp_len, addr)) != OAUTH_OK)
+        return rc;
+    return oauth_mem_with(o->sessions, key, oauth_clock(o), set_user_fn, &op);
+}
+
+int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const char *user, const char *pw,
+                            size_t pw_len, const char *otp, size_t otp_len, const char *addr,
+                            char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
+{
+    int rc = OAUTH_ERR_INVAL;
+
+    if (sid)
+        sid[0] = '\0';
+    if (csrf)
+        csrf[0] = '\0';
+    if (!o || !user || !sid || !csrf || (!pw && pw_len) || (!otp && otp_len) || !oauth_req_ok(req))
+        return rc;
+    if ((rc = oauth_rate_check(o, addr)) != OAUTH_OK)
+        return rc;
+    if ((rc = login_as(o, req->client_id, user, pw, pw_len, otp, otp_len, addr)) != OAUTH_OK)
+        return rc;
+    return session_insert(o, req, user, sid, csrf);
 }

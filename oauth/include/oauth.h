@@ -450,6 +450,45 @@ int oauth_par_put(oauth_t *o, const oauth_authz_request_t *req, char request_uri
  *  @note Another client's attempt does not use the request up. */
 int oauth_par_take(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out);
 
+/** Take a look at a pushed request without using it up (it must belong to client_id and be unexpired).
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID (OAUTH_ERR_INVAL for NULL arguments) */
+int oauth_par_peek(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out);
+
+/* ---- the sign-in pages before the password: signed tickets, no server state (oauth_ticket.c) ---- */
+
+/** Longest ticket cookie value (with its NUL). */
+#define OAUTH_TICKET_COOKIE_LEN 128
+/** Largest pending request a ticket's form token carries (bytes before encoding). */
+#define OAUTH_TICKET_PAYLOAD_MAX (128 * 1024)
+/** Longest form token: base64url of the payload, '.', expiry, '.', MAC. */
+#define OAUTH_TICKET_FORM_MAX ((OAUTH_TICKET_PAYLOAD_MAX + 2) / 3 * 4 + 1 + 19 + 1 + 43)
+
+/**
+ * A ticket for a visitor who has not signed in yet, for a cookie: a random nonce and the time, MACed
+ * (HMAC-SHA-256) under a random key of this process. Nothing is kept on the server.
+ * @param[in] purpose names the page ("oauth", "approve"): a ticket serves only its own page
+ * @return OAUTH_OK, OAUTH_ERR_INVAL, OAUTH_ERR_INTERNAL
+ */
+int oauth_ticket_new(oauth_t *o, const char *purpose, char cookie[OAUTH_TICKET_COOKIE_LEN]);
+/**
+ * The form token (the CSRF token of the page's forms) bound to cookie, carrying payload (the pending
+ * request, at most OAUTH_TICKET_PAYLOAD_MAX bytes): valid session_idle seconds from now, never past the
+ * ticket's creation + session_max.
+ * @param[out] out malloc'd, NUL-terminated; the caller frees it
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (cookie not a ticket of ours), OAUTH_ERR_EXPIRED (past session_max),
+ *         OAUTH_ERR_INVAL (payload too large, NULL), OAUTH_ERR_INTERNAL
+ */
+int oauth_ticket_form(oauth_t *o, const char *purpose, const char *cookie, const char *payload, size_t len,
+                      char **out);
+/**
+ * Check a posted form token against the ticket cookie (MACs compared in constant time) and the clock.
+ * @param[out] payload the payload (malloc'd, NUL-terminated; the caller frees it), *len its length
+ * @return OAUTH_OK, OAUTH_ERR_INVALID (forged, altered, another cookie's or another page's),
+ *         OAUTH_ERR_EXPIRED, OAUTH_ERR_INVAL, OAUTH_ERR_INTERNAL
+ */
+int oauth_ticket_check(oauth_t *o, const char *purpose, const char *cookie, const char *form, char **payload,
+                       size_t *len);
+
 /** A browser login session, bound to one authorization request. */
 typedef struct oauth_session_view {
     oauth_authz_request_t req;
@@ -479,6 +518,16 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out);
  */
 int oauth_session_login(oauth_t *o, const char *sid, const char *user, const char *pw, size_t pw_len, const char *otp,
                         size_t otp_len, const char *addr);
+/**
+ * The login of a visitor without a session (the pages keep none before the password: oauth_ticket_*), as
+ * oauth_session_login(), for req's client. Only after the login succeeded is a session started, for req and
+ * signed in as user (oauth_session_new()'s bounds and timeouts).
+ * @param[out] sid, csrf the new session's id and anti-CSRF token
+ * @return as oauth_session_login(), and OAUTH_ERR_FULL (too many sessions), OAUTH_ERR_INTERNAL
+ */
+int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const char *user, const char *pw,
+                            size_t pw_len, const char *otp, size_t otp_len, const char *addr,
+                            char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN]);
 /**
  * The logged-in user approved (approve != 0) or denied the request. On
  * approval, issue the authorization code (code_ttl, single use, bound to

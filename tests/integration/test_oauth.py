@@ -1,13 +1,16 @@
 """OAuth 2.0 authorization server integration tests: every grant and error path, against the real server."""
 import base64
+import collections
 import hashlib
 import html
+import http.client
 import json
 import os
 import re
 import secrets
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -74,10 +77,12 @@ def pkce():
 class Browser:
     """Just enough of a browser: one cookie, forms posted back with the page's CSRF token."""
 
-    def __init__(self):
+    def __init__(self, svc=None, path="/oauth2/authorize"):
         self.cookie = None
         self.csrf = None
         self.last = None
+        self.svc = svc
+        self.path = path
 
     def _store(self, r):
         sc = r.headers.get("set-cookie")
@@ -93,7 +98,7 @@ class Browser:
 
     def get(self, path):
         headers = {"Cookie": self.cookie} if self.cookie else {}
-        return self._store(SVC.request("GET", path, headers=headers))
+        return self._store((self.svc or SVC).request("GET", path, headers=headers))
 
     def post(self, fields, csrf=True):
         if csrf and self.csrf is not None and "csrf" not in fields:
@@ -101,8 +106,8 @@ class Browser:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         if self.cookie:
             headers["Cookie"] = self.cookie
-        return self._store(SVC.request("POST", "/oauth2/authorize", urllib.parse.urlencode(fields).encode(),
-                                       headers))
+        return self._store((self.svc or SVC).request("POST", self.path, urllib.parse.urlencode(fields).encode(),
+                                                     headers))
 
 
 def authorize_url(client="app1", redirect=REDIRECT, challenge=None, **params):
@@ -676,6 +681,225 @@ class TestRateLimit(Base):
         finally:
             self.assertEqual(svc.stop(), 0)
         self.assertIn("client_secret", out)
+
+
+BAD_RARS = [
+    # RFC 9396 sec. 5: an unknown type, or a member of the wrong type, is invalid_authorization_details
+    [{"type": "payment_initiation", "credentialID": "user0-ec", "numSignatures": 1}],
+    [{"credentialID": "user0-ec", "numSignatures": 1}],
+    [{"type": 7, "credentialID": "user0-ec", "numSignatures": 1}],
+    [{"type": "credential", "credentialID": 5, "numSignatures": 1}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": "1"}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": 1, "hashAlgorithmOID": 2}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": 1, "documentDigests": {"hash": "x"}}],
+    [{"type": "credential", "credentialID": "user0-ec", "hashAlgorithmOID": H.SHA256,
+      "documentDigests": [{"hash": H.b64(H.digest("x")), "label": 3}]}],
+    [{"type": "https://cloudsignatureconsortium.org/2025/credential", "signatureQualifier": ["jp_test_qes"],
+      "numSignatures": 1}],
+    [{"type": "credential", "credentialID": "user0-ec", "numSignatures": 1, "locations": "https://x"}],
+]
+
+
+class TestInvalidAuthorizationDetails(Base):
+    """Item 14: invalid_authorization_details from PAR, from /oauth2/authorize (redirected) and from the token
+    endpoint."""
+
+    def par(self, fields, client="app1"):
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("%s:%s" % (client, CLIENTS[client])).encode()).decode()}
+        return SVC.request("POST", "/oauth2/pushed_authorize", urllib.parse.urlencode(fields).encode(), headers)
+
+    def test_par(self):
+        for rar in BAD_RARS:
+            with self.subTest(rar=rar):
+                r = self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT,
+                              "code_challenge": pkce()[1], "code_challenge_method": "S256",
+                              "authorization_details": json.dumps(rar)})
+                self.assertJsonError(r, 400, "invalid_authorization_details")
+
+    def test_authorize_redirects(self):
+        for rar in BAD_RARS:
+            with self.subTest(rar=rar):
+                url, state = authorize_url(authorization_details=json.dumps(rar))
+                loc, q = redirect_params(Browser().get(url))
+                self.assertTrue(loc.startswith(REDIRECT + "?"), loc)
+                self.assertEqual(q["error"], "invalid_authorization_details", loc)
+                self.assertEqual(q.get("state"), state)
+        # before the client and its redirect URI are known, the error is shown, not redirected
+        url, _ = authorize_url(client="nope", authorization_details=json.dumps(BAD_RARS[0]))
+        r = Browser().get(url)
+        self.assertEqual(r.status, 400, r)
+        self.assertNotIn("location", r.headers)
+
+    def test_token_endpoint(self):
+        code, verifier, _ = code_flow()
+        fields = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                  "code_verifier": verifier}
+        for rar in BAD_RARS:
+            with self.subTest(rar=rar):
+                r = token(dict(fields, authorization_details=json.dumps(rar)))
+                self.assertJsonError(r, 400, "invalid_authorization_details")
+        # refused before the code was looked at: it still works once
+        r = token(fields)
+        self.assertEqual(r.status, 200, r)
+        r = token({"grant_type": "refresh_token", "refresh_token": r.json["refresh_token"],
+                   "authorization_details": json.dumps(BAD_RARS[0])})
+        self.assertJsonError(r, 400, "invalid_authorization_details")
+        r = token({"grant_type": "client_credentials", "authorization_details": json.dumps(BAD_RARS[3])})
+        self.assertJsonError(r, 400, "invalid_authorization_details")
+
+
+def flood(svc, paths, n, threads=4):
+    """n anonymous GETs over keep-alive connections (paths in turn); returns a Counter of the statuses."""
+    statuses = collections.Counter()
+    lock = threading.Lock()
+
+    def run(k):
+        conn = http.client.HTTPSConnection("localhost", svc.port, context=svc.ctx, timeout=60)
+        try:
+            for i in range(k, n, threads):
+                conn.request("GET", paths[i % len(paths)])
+                resp = conn.getresponse()
+                resp.read()
+                with lock:
+                    statuses[resp.status] += 1
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return statuses
+
+
+def vmrss_kib(svc):
+    with open("/proc/%d/status" % svc.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class TestAnonymousVisitors(Base):
+    """Item 3: a visitor who has not presented a password leaves no state on the server: thousands of anonymous
+    GETs of the sign-in pages lock nobody out, and large requests do not pile up in memory."""
+
+    def service(self):
+        svc = H.Service(BUILD)
+        out = svc.admin("client", "add", "c1", "--redirect", REDIRECT).stdout
+        secret = re.search(r"^client_secret (\S+)$", out, re.M).group(1)
+        svc.admin("credential", "create", "--id", "ap", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth",
+                  "APPROVAL", "--scal", "1", "--multisign", "5", stdin="\n")
+        svc.start()
+        self.addCleanup(svc.stop_checked)
+        return svc, secret
+
+    def test_flood_then_real_users_sign_in(self):
+        svc, secret = self.service()
+        paths = [authorize_url(client="c1")[0], "/approve"]
+        statuses = flood(svc, paths, 5000)
+        self.assertEqual(statuses, collections.Counter({200: 5000}))
+        # the OAuth flow: sign in, code, token
+        verifier, challenge = pkce()
+        b = Browser(svc)
+        url, state = authorize_url(client="c1", challenge=challenge)
+        r = b.get(url)
+        self.assertEqual(r.status, 200, r)
+        for attr in ("__Host-csc_oauth=", "HttpOnly", "Secure", "SameSite=Strict"):
+            self.assertIn(attr, b.set_cookie)
+        r = b.post({"action": "login", "username": svc.env["CSC_USER"], "password": svc.env["CSC_PASSWORD"],
+                    "otp": H.fresh_totp(svc.env["CSC_TOTP_SECRET"], svc.used_otps)})
+        loc, q = redirect_params(r)
+        self.assertEqual(q.get("state"), state, loc)
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("c1:" + secret).encode()).decode()}
+        r = svc.request("POST", "/oauth2/token", urllib.parse.urlencode(
+            {"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+             "code_verifier": verifier}).encode(), headers)
+        self.assertEqual(r.status, 200, r)
+        # the approval page: a pending request approved by its user
+        t = svc.token()
+        d = H.digest("after the flood")
+        r = svc.post("credentials/authorize", {"credentialID": "ap", "numSignatures": 1, "hashes": [H.b64(d)],
+                                               "hashAlgorithmOID": H.SHA256}, t)
+        self.assertEqual(r.status, 202, r)
+        handle = r.json["handle"]
+        a = Browser(svc, "/approve")
+        r = a.get("/approve")
+        self.assertEqual(r.status, 200, r)
+        r = a.post({"action": "login", "username": svc.env["CSC_USER"], "password": svc.env["CSC_PASSWORD"],
+                    "otp": H.fresh_totp(svc.env["CSC_TOTP_SECRET"], svc.used_otps)})
+        self.assertEqual(r.status, 200, r)
+        m = re.search(r'name="ref" value="([0-9a-f]{32})"', r.raw.decode())
+        self.assertIsNotNone(m, r.raw[:2000])
+        r = a.post({"action": "approve", "ref": m.group(1)})
+        self.assertIn(b"Approved", r.raw)
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
+        self.assertEqual(r.status, 200, r)
+        r = svc.post("signatures/signHash", {"credentialID": "ap", "SAD": r.json["SAD"], "hashes": [H.b64(d)],
+                                             "signAlgo": H.ECDSA_SHA256}, t)
+        self.assertEqual(r.status, 200, r)
+
+    def test_stale_pre_login_form_is_refused(self):
+        """The signed pre-login form expires (oauth_session_idle) and is bound to its cookie."""
+        svc, _ = self.service()
+        b = Browser(svc)
+        b.get(authorize_url(client="c1")[0])
+        other = Browser(svc)
+        other.get(authorize_url(client="c1")[0])
+        # another visitor's form with this cookie: refused (CSRF)
+        mixed = Browser(svc)
+        mixed.cookie, mixed.csrf = b.cookie, other.csrf
+        r = mixed.post({"action": "login", "username": "demo", "password": "x", "otp": "123456"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"CSRF", r.raw)
+        # a forged or altered form: refused
+        for forged in (b.csrf[:-2] + ("AA" if not b.csrf.endswith("AA") else "BB"), "x", ""):
+            mixed = Browser(svc)
+            mixed.cookie, mixed.csrf = b.cookie, forged
+            r = mixed.post({"action": "login", "username": "demo", "password": "x", "otp": "123456"})
+            self.assertEqual(r.status, 400, r)
+
+    def test_memory_stays_bounded(self):
+        # Under AddressSanitizer freed memory waits in a quarantine (256 MB by default) before reuse: keep it
+        # small for this server, or every freed request would count as resident.
+        saved = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = (saved + ":" if saved else "") + "quarantine_size_mb=4"
+        try:
+            svc, _ = self.service()
+        finally:
+            if saved is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = saved
+        hashes = ",".join(b64url(H.digest("d%d" % i)) for i in range(1024))
+        url = authorize_url(client="c1", scope="credential", credentialID="ap", numSignatures="1024",
+                            hashes=hashes, hashAlgorithmOID=H.SHA256)[0]
+        self.assertEqual(Browser(svc).get(url).status, 200)
+        self.assertEqual(flood(svc, [url], 200), collections.Counter({200: 200}))
+        before = vmrss_kib(svc)
+        self.assertEqual(flood(svc, [url], 1500), collections.Counter({200: 1500}))
+        after = vmrss_kib(svc)
+        # 1,500 pending requests of 1,024 digests kept on the server would be ~100 MiB
+        self.assertLess(after - before, 32 * 1024, (before, after))
+
+    def test_request_size_limits(self):
+        svc, _ = self.service()
+        # over the explicit limit of an authorization request's query: refused, no cookie
+        url = authorize_url(client="c1", description="x", filler="y" * (140 * 1024))[0]
+        r = Browser(svc).get(url)
+        self.assertEqual(r.status, 400, r)
+        self.assertNotIn("set-cookie", r.headers)
+        # more digests than a request may bind: redirected with an error, no cookie
+        hashes = ",".join(b64url(H.digest("d%d" % i)) for i in range(1025))
+        url, state = authorize_url(client="c1", scope="credential", credentialID="ap", numSignatures="1",
+                                   hashes=hashes, hashAlgorithmOID=H.SHA256)
+        r = Browser(svc).get(url)
+        loc, q = redirect_params(r)
+        self.assertEqual(q["error"], "invalid_request", loc)
+        self.assertNotIn("set-cookie", r.headers)
 
 
 if __name__ == "__main__":

@@ -536,6 +536,121 @@ START_TEST(t_rate_bounded)
 }
 END_TEST
 
+/* ---- tickets of the sign-in pages (no server state before the password) ------------------- */
+
+START_TEST(t_ticket_round_trip)
+{
+    char cookie[OAUTH_TICKET_COOKIE_LEN], other[OAUTH_TICKET_COOKIE_LEN], *form = NULL, *form2 = NULL, *p = NULL;
+    size_t len = 0, sessions = oauth_mem_count(fx.o->sessions);
+    const char *q = "client_id=app&state=a%26b";
+
+    with_cfg(0, 300, 900, 0, 0);
+    ck_assert_int_eq(oauth_ticket_new(fx.o, "oauth", cookie), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_new(fx.o, "oauth", other), OAUTH_OK);
+    ck_assert_str_ne(cookie, other);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, q, strlen(q), &form), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_OK);
+    ck_assert_uint_eq(len, strlen(q));
+    ck_assert_str_eq(p, q);
+    free(p);
+    p = NULL;
+    /* nothing was kept */
+    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), sessions);
+    /* another cookie, another page, an altered token or cookie: refused */
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", other, form, &p, &len), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "approve", cookie, form, &p, &len), OAUTH_ERR_INVALID);
+    ck_assert_ptr_null(p);
+    form[0] = form[0] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_ERR_INVALID);
+    form[0] = form[0] == 'A' ? 'B' : 'A';
+    cookie[3] = cookie[3] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_ERR_INVALID);
+    cookie[3] = cookie[3] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, "", &p, &len), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, NULL, &p, &len), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", "x.1.y", form, &p, &len), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", "x.1.y", q, strlen(q), &form2), OAUTH_ERR_INVALID);
+    /* an empty payload */
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "approve", other, "", 0, &form2), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_ticket_new(fx.o, "approve", other), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "approve", other, "", 0, &form2), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "approve", other, form2, &p, &len), OAUTH_OK);
+    ck_assert_uint_eq(len, 0);
+    free(p);
+    free(form);
+    free(form2);
+}
+END_TEST
+
+START_TEST(t_ticket_timeouts_and_bounds)
+{
+    char cookie[OAUTH_TICKET_COOKIE_LEN], *form = NULL, *p = NULL, *big = malloc(OAUTH_TICKET_PAYLOAD_MAX + 1);
+    size_t len;
+
+    ck_assert_ptr_nonnull(big);
+    with_cfg(0, 30, 100, 0, 0);
+    ck_assert_int_eq(oauth_ticket_new(fx.o, "oauth", cookie), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, "a=b", 3, &form), OAUTH_OK);
+    /* idle: the form token lives session_idle seconds */
+    oauth_int_set_skew(fx.o, 29);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_OK);
+    free(p);
+    oauth_int_set_skew(fx.o, 30);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_ERR_EXPIRED);
+    free(form);
+    /* a new page renews it, but never past the absolute limit */
+    oauth_int_set_skew(fx.o, 90);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, "a=b", 3, &form), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 99);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_OK);
+    free(p);
+    oauth_int_set_skew(fx.o, 100);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_ERR_EXPIRED);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, "a=b", 3, &p), OAUTH_ERR_EXPIRED);
+    free(form);
+    oauth_int_set_skew(fx.o, 0);
+    /* the payload is bounded */
+    memset(big, 'q', OAUTH_TICKET_PAYLOAD_MAX + 1);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, big, OAUTH_TICKET_PAYLOAD_MAX + 1, &form),
+                     OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, big, OAUTH_TICKET_PAYLOAD_MAX, &form), OAUTH_OK);
+    ck_assert_uint_le(strlen(form), OAUTH_TICKET_FORM_MAX);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form, &p, &len), OAUTH_OK);
+    ck_assert_uint_eq(len, OAUTH_TICKET_PAYLOAD_MAX);
+    free(p);
+    free(form);
+    free(big);
+}
+END_TEST
+
+START_TEST(t_login_new_starts_the_session_only_after_the_password)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    oauth_session_view_t *v = malloc(sizeof(*v));
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], otp[7];
+    size_t before;
+
+    ck_assert_ptr_nonnull(v);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    before = oauth_mem_count(fx.o->sessions);
+    ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", "wrong", 5, "000000", 6, T_ADDR, sid, csrf),
+                     OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_session_login_new(fx.o, r, "nobody", T_PW, PWL, "000000", 6, T_ADDR, sid, csrf),
+                     OAUTH_ERR_DENIED);
+    ck_assert_str_eq(sid, "");
+    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), before);
+    otp_current(otp);
+    ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", T_PW, PWL, otp, 6, T_ADDR, sid, csrf), OAUTH_OK);
+    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), before + 1);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
+    ck_assert_str_eq(v->user, "alice");
+    ck_assert_str_eq(v->csrf, csrf);
+    ck_assert_str_eq(v->req.client_id, "app");
+    free(v);
+    free(r);
+}
+END_TEST
+
 Suite *suite_session(void)
 {
     Suite *s = suite_create("session");
@@ -559,6 +674,9 @@ Suite *suite_session(void)
     tcase_add_test(tc, t_login_session_errors);
     tcase_add_test(tc, t_rate);
     tcase_add_test(tc, t_rate_bounded);
+    tcase_add_test(tc, t_ticket_round_trip);
+    tcase_add_test(tc, t_ticket_timeouts_and_bounds);
+    tcase_add_test(tc, t_login_new_starts_the_session_only_after_the_password);
     suite_add_tcase(s, tc);
     return s;
 }
