@@ -245,10 +245,10 @@ static void do_login(web_t *w, const csc_form_t *f, char sid[OAUTH_TOKEN_BUFLEN]
         list_page(w, v, NULL, 0);
     } else if (rc == OAUTH_ERR_RATE) {
         message_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
-    } else if (rc == OAUTH_ERR_LOCKED) {
-        login_page(w, v->csrf, "Too many failed attempts: this account is locked for a while.", u);
-    } else if (rc == OAUTH_ERR_DENIED) {
+    } else if (rc == OAUTH_ERR_DENIED) { /* also a locked account: the page never tells */
         login_page(w, v->csrf, "The user name, password or one-time code is not correct.", u);
+    } else if (rc == OAUTH_ERR_STORAGE) {
+        message_page(w, 503, "Try again later", "The service cannot sign you in right now. Try again in a minute.");
     } else {
         set_cookie(w, NULL);
         message_page(w, 400, "Sign-in expired", "This sign-in page has expired.");

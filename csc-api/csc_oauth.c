@@ -793,10 +793,10 @@ static void authorize_post(web_t *w)
             error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
         } else if (rc == OAUTH_ERR_RATE)
             error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
-        else if (rc == OAUTH_ERR_LOCKED)
-            login_page(w, v, client, "Too many failed attempts: this account is locked for a while.", u);
-        else if (rc == OAUTH_ERR_DENIED)
+        else if (rc == OAUTH_ERR_DENIED) /* also a locked account: the page never tells */
             login_page(w, v, client, "The user name, password or one-time code is not correct.", u);
+        else if (rc == OAUTH_ERR_STORAGE)
+            error_page(w, 503, "Try again later", "The service cannot sign you in right now. Try again in a minute.");
         else {
             clear_cookie(w);
             error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
