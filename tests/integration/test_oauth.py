@@ -276,7 +276,10 @@ class TestAuthorizeErrors(Base):
         b.get(authorize_url()[0])
         r = login(b, "olocked")
         self.assertEqual(r.status, 200, r)
-        self.assertIn(b"locked", r.raw)
+        # Locked: the right password and code are refused, and the page says what it says to a wrong password.
+        self.assertNotIn(b"locked", r.raw)
+        self.assertIn(b"not correct", r.raw)
+        self.assertIn(b'id="error"', r.raw)
 
 
 class TestCodeGrant(Base):
