@@ -277,9 +277,8 @@ class TestAuthorizeErrors(Base):
         r = login(b, "olocked")
         self.assertEqual(r.status, 200, r)
         # Locked: the right password and code are refused, and the page says what it says to a wrong password.
-        self.assertNotIn(b"locked", r.raw)
-        self.assertIn(b"not correct", r.raw)
-        self.assertIn(b'id="error"', r.raw)
+        self.assertIn(b'id="error">The user name, password or one-time code is not correct.<', r.raw)
+        self.assertNotIn(b"account is locked", r.raw)
 
 
 class TestCodeGrant(Base):
