@@ -32,7 +32,7 @@ def setUpModule():
         conf = f.read()
     with open(SVC.conf, "w") as f:
         f.write(re.sub(r"(?m)^scrypt_log2n = \d+$", "scrypt_log2n = 14", conf))
-    for user in ["victim", "esc", "pagelock"] + WRONG_USERS:
+    for user in ["victim", "esc", "pagelock0", "pagelock1"] + WRONG_USERS:
         out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
         TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
     SVC.admin("client", "add", "lk-app", "--redirect", REDIRECT, "--name", "Lock test")
@@ -179,13 +179,14 @@ def message(text):
 
 class TestPagesSayNothing(unittest.TestCase):
     def test_locked_account_on_the_pages(self):
-        lock("pagelock")
-        for path in (authorize_path(), "/approve"):
+        for i, path in enumerate((authorize_path(), "/approve")):
             wrong = Page(path)
             r = wrong.login("pagelock-nobody", "whatever", "000000")
             self.assertEqual(r.status, 200, r)
+            user = "pagelock%d" % i
             locked = Page(path)
-            r = locked.login("pagelock", "password-pagelock", H.totp(TOTP["pagelock"]))
+            lock(user)  # for 2 s: just before the login
+            r = locked.login(user, "password-" + user, H.totp(TOTP[user]))
             self.assertEqual(r.status, 200, r)
             self.assertNotIn("locked", locked.text.lower())
             self.assertIsNotNone(message(locked.text), locked.text[:2000])
