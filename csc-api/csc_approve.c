@@ -256,11 +256,11 @@ static void do_login(web_t *w, const csc_form_t *f, const char *ticket, oauth_se
         list_page(w, v, NULL, 0);
     } else if (rc == OAUTH_ERR_RATE) {
         message_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
-    } else if (rc == OAUTH_ERR_LOCKED) {
-        ticket_login_page(w, ticket, "Too many failed attempts: this account is locked for a while.", u);
-    } else if (rc == OAUTH_ERR_DENIED) {
+    } else if (rc == OAUTH_ERR_DENIED) { /* also a locked account: the page never tells */
         ticket_login_page(w, ticket, "The user name, password or one-time code is not correct.", u);
-    } else if (rc == OAUTH_ERR_FULL || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_STORAGE) {
+    } else if (rc == OAUTH_ERR_STORAGE) {
+        message_page(w, 503, "Try again later", "The service cannot sign you in right now. Try again in a minute.");
+    } else if (rc == OAUTH_ERR_FULL || rc == OAUTH_ERR_INTERNAL) {
         message_page(w, 503, "Try again later", "The service is busy.");
     } else {
         set_cookie(w, NULL);

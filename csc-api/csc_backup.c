@@ -633,6 +633,7 @@ int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out,
     o->c.key_id_len = sizeof(key_id);
     o->c.failed_auths = 0;
     o->c.locked_until = 0;
+    o->c.locks = 0;
     pr.c = &o->c;
     pr.existed = 0;
     snprintf(what, sizeof(what), "action=credential.restore mech=%s file=%s", BK_MECH, file);

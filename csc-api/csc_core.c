@@ -243,6 +243,13 @@ static int dispatch(csc_req_t *r)
     return rt->fn(r);
 }
 
+/* A 503 (storage refusing writes, e.g. a full map; a busy resource) says when to come back. */
+static void retry_later(csc_reply_t *reply)
+{
+    if (reply->status == 503 && reply->retry_after == 0)
+        reply->retry_after = CSC_RETRY_AFTER;
+}
+
 void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
     csc_req_t r;
@@ -253,10 +260,12 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     r.status = 200;
     if (csc_oauth_is_path(call->path, call->path_len)) {
         csc_oauth_handle(c, call, reply);
+        retry_later(reply);
         return;
     }
     if (csc_approve_is_path(call->path, call->path_len)) {
         csc_approve_handle(c, call, reply);
+        retry_later(reply);
         return;
     }
     r.gen = csc_gen_new();
@@ -283,6 +292,7 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     yajl_gen_free(r.gen);
     csc_json_free(r.root);
     OPENSSL_cleanse(r.bearer, sizeof(r.bearer));
+    retry_later(reply);
 }
 
 int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)

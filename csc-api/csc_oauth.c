@@ -909,14 +909,13 @@ static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
             error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
         } else if (rc == OAUTH_ERR_RATE)
             error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
-        else if (rc == OAUTH_ERR_LOCKED)
-            ticket_login_page(w, ticket, query, query_len, &v->req, client,
-                              "Too many failed attempts: this account is locked for a while.", u);
-        else if (rc == OAUTH_ERR_DENIED)
+        else if (rc == OAUTH_ERR_DENIED) /* also a locked account: the page never tells */
             ticket_login_page(w, ticket, query, query_len, &v->req, client,
                               "The user name, password or one-time code is not correct.", u);
         else if (rc == OAUTH_ERR_FULL)
             error_page(w, 503, "Try again later", "Too many sign-ins are in progress; try again shortly.");
+        else if (rc == OAUTH_ERR_STORAGE)
+            error_page(w, 503, "Try again later", "The service cannot sign you in right now. Try again in a minute.");
         else
             error_page(w, 503, "Try again later", "The sign-in could not be completed; try again shortly.");
     } else {

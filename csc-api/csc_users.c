@@ -61,6 +61,7 @@ static int change_fn(stor_txn_t *t, void *arg)
         u->pw_verifier_len = c->pw_verifier_len;
         u->failed_logins = 0;
         u->locked_until = 0;
+        u->locks = 0;
     }
     if (c->totp_secret != NULL) {
         memcpy(u->totp_secret, c->totp_secret, OAUTH_TOTP_SECRET_LEN);

@@ -117,19 +117,13 @@ static int cred_outcome(stor_txn_t *t, decide_ctx_t *c)
     int rc;
 
     if (c->rc == OAUTH_ERR_DENIED) {
-        if (++cr->failed_auths >= cfg->max_failures) {
-            cr->locked_until = c->now + (int64_t)cfg->lock_seconds;
-            cr->failed_auths = 0;
-            if ((rc = oauth_audit_lockout(t, c->user, cr->id, c->client, cr->locked_until)) < 0)
-                return rc;
-        }
+        int64_t secs = oauth_lock_failure(cfg, &cr->failed_auths, &cr->locked_until, &cr->locks, c->now);
+        if (secs && (rc = oauth_audit_lockout(t, c->user, cr->id, c->client, cr->locked_until, secs, cr->locks)) < 0)
+            return rc;
         return stor_txn_cred_put(t, cr, 0);
     }
-    if (c->rc == OAUTH_OK && (cr->failed_auths || cr->locked_until)) {
-        cr->failed_auths = 0;
-        cr->locked_until = 0;
+    if (c->rc == OAUTH_OK && oauth_lock_success(&cr->failed_auths, &cr->locked_until, &cr->locks))
         return stor_txn_cred_put(t, cr, 0);
-    }
     return 0;
 }
 

@@ -69,6 +69,27 @@ static void set_defaults(oauth_config_t *c)
         c->challenge_ttl = 300;
     if (!c->approval_ttl)
         c->approval_ttl = 300;
+    if (!c->lock_max_seconds)
+        c->lock_max_seconds = 86400;
+    if (!c->scrypt_log2n)
+        c->scrypt_log2n = OAUTH_SCRYPT_LOG2N;
+    if (!c->fail_window)
+        c->fail_window = 60;
+    if (!c->fail_entries)
+        c->fail_entries = 4096;
+}
+
+/* A verifier of 32 random bytes that are wiped at once: no password matches it, and checking one against it
+ * costs what checking a user's does (same parameters as new verifiers). */
+static int make_dummy(oauth_t *o)
+{
+    uint8_t secret[32];
+    int rc = OAUTH_ERR_INTERNAL;
+
+    if (RAND_bytes(secret, sizeof(secret)) == 1)
+        rc = oauth_secret_hash((const char *)secret, sizeof(secret), o->cfg.scrypt_log2n, o->dummy, &o->dummy_len);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return rc;
 }
 
 int oauth_new(const oauth_config_t *cfg, oauth_t **out)
@@ -88,7 +109,9 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     if (oauth_mem_new(OAUTH_SESSIONS_MAX, &o->sessions) != OAUTH_OK ||
         oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
         oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK ||
-        oauth_ticket_init(o) != OAUTH_OK)
+        oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK)
+        goto out;
+    if ((rc = make_dummy(o)) != OAUTH_OK)
         goto out;
     *out = o;
     o = NULL;
@@ -107,6 +130,11 @@ void oauth_free(oauth_t *o)
     oauth_rate_free(o->rate);
     oauth_chal_tab_free(o->challenges);
     oauth_appr_tab_free(o->approvals);
+    if (o->fails) {
+        /* Counts of failed logins not written yet: storage is still open here (shutdown). */
+        (void)oauth_fail_flush(o, oauth_clock(o), 1);
+        oauth_fails_free(o->fails);
+    }
     OPENSSL_clear_free(o, sizeof(*o)); /* the ticket key with it */
 }
 
@@ -279,11 +307,57 @@ void oauth_audit_init(stor_audit_t *rec, uint32_t event, uint32_t result, const 
     oauth_copy(rec->client, sizeof(rec->client), client);
 }
 
-int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until)
+int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until,
+                        int64_t seconds, uint32_t locks)
 {
     stor_audit_t rec;
 
     oauth_audit_init(&rec, STOR_EV_LOCKOUT, STOR_RES_DENIED, user, cred, client);
-    snprintf(rec.detail, sizeof(rec.detail), "%s locked until %" PRId64, cred ? "credential" : "user", until);
+    snprintf(rec.detail, sizeof(rec.detail), "%s locked for %" PRId64 " s until %" PRId64 " (lock %" PRIu32
+             " since the last success)", cred ? "credential" : "user", seconds, until, locks);
     return stor_txn_audit_append(t, &rec);
+}
+
+int64_t oauth_lock_failure(const oauth_config_t *cfg, uint32_t *failed, int64_t *locked_until, uint32_t *locks,
+                           int64_t now)
+{
+    int64_t cap = cfg->lock_max_seconds > cfg->lock_seconds ? cfg->lock_max_seconds : cfg->lock_seconds;
+    int64_t secs = cfg->lock_seconds;
+    uint32_t i;
+
+    if (++*failed < cfg->max_failures)
+        return 0;
+    *failed = 0;
+    for (i = 0; i < *locks && secs < cap; i++)
+        secs *= 2;
+    if (secs > cap)
+        secs = cap;
+    if (*locks < UINT32_MAX)
+        (*locks)++;
+    *locked_until = now + secs;
+    return secs;
+}
+
+int oauth_lock_success(uint32_t *failed, int64_t *locked_until, uint32_t *locks)
+{
+    int changed = *failed || *locked_until || *locks;
+
+    *failed = 0;
+    *locked_until = 0;
+    *locks = 0;
+    return changed;
+}
+
+int oauth_check_password(const oauth_t *o, const stor_user_t *u, int usable, const char *pw, size_t pw_len)
+{
+    const uint8_t *v = o->dummy;
+    size_t vlen = o->dummy_len;
+    int rc;
+
+    if (usable && u->pw_verifier_len) {
+        v = u->pw_verifier;
+        vlen = u->pw_verifier_len;
+    }
+    rc = oauth_secret_verify(v, vlen, pw, pw_len);
+    return usable && rc == OAUTH_OK ? OAUTH_OK : OAUTH_ERR_DENIED;
 }

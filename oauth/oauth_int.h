@@ -21,6 +21,10 @@ struct oauth {
     struct oauth_chal_tab *challenges; /* pending one-time codes (oauth_challenge.c) */
     struct oauth_appr_tab *approvals;  /* pending approvals (oauth_approval.c) */
     uint8_t ticket_key[32];            /* MAC key of the sign-in pages' tickets (oauth_ticket.c), per process */
+    struct oauth_fails *fails;         /* failed logins counted per address and name (oauth_fail.c) */
+    uint8_t dummy[STOR_VERIFIER_MAX];  /* made at oauth_new() from a random secret nobody keeps: an unknown,
+                                        * locked or suspended user's password is checked against it */
+    uint32_t dummy_len;
 };
 
 /* Bounds of the in-memory state (test hooks may lower them). */
@@ -91,10 +95,10 @@ void oauth_appr_tab_free(struct oauth_appr_tab *t);
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
                         char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
 
-/** A verifier no secret matches (log2n = OAUTH_SCRYPT_LOG2N), so that a login
- *  for an unknown user costs the same scrypt as one for a known user. */
-extern const uint8_t oauth_dummy_verifier[];
-extern const size_t oauth_dummy_verifier_len;
+/** Check pw against the user's verifier when usable, else against the handle's dummy verifier (same cost):
+ *  an unknown, locked or suspended user costs one scrypt like any other.
+ *  @return OAUTH_OK only for a usable user and the right password, else OAUTH_ERR_DENIED */
+int oauth_check_password(const oauth_t *o, const stor_user_t *u, int usable, const char *pw, size_t pw_len);
 
 /** New random token/SAD value (NUL-terminated) and the SHA-256 it is stored under. */
 int oauth_token_new(char value[OAUTH_TOKEN_BUFLEN], uint8_t hash[32]);
@@ -122,8 +126,39 @@ void oauth_copy(char *dst, size_t dstsz, const char *src);
 /** Start an audit record (zeroed) with the given event, result and names. */
 void oauth_audit_init(stor_audit_t *rec, uint32_t event, uint32_t result, const char *user, const char *cred,
                       const char *client);
-/** Append a STOR_EV_LOCKOUT record for user (and cred if not NULL). */
-int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until);
+/** Append a STOR_EV_LOCKOUT record for user (and cred if not NULL): the lock's length, end and number. */
+int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until,
+                        int64_t seconds, uint32_t locks);
+/**
+ * Count one failure on a user's or credential's counters; at max_failures the counter restarts and the next
+ * lock begins: lock n (n = *locks after the call) lasts lock_seconds * 2^(n-1), at most lock_max_seconds.
+ * @return the new lock's length in seconds, or 0 when no lock began
+ */
+int64_t oauth_lock_failure(const oauth_config_t *cfg, uint32_t *failed, int64_t *locked_until, uint32_t *locks,
+                           int64_t now);
+/** A success: counters, lock and escalation start over. @return 1 if anything changed (the record needs a put) */
+int oauth_lock_success(uint32_t *failed, int64_t *locked_until, uint32_t *locks);
+
+/* ---- failed logins in the audit log (oauth_fail.c) ---------------------------
+ * The first failure of an (event, user, client, reason) within fail_window is appended as usual; later ones
+ * in the window are only counted in memory. When the window has ended, one record with the count is appended
+ * ("... [repeated count=N within W s]"): by oauth_fail_flush(), which the login functions call before their
+ * own write, and oauth_free() at shutdown. When fail_entries pairs are being counted, further failures are
+ * appended one by one (memory stays bounded; nothing is dropped). */
+struct oauth_fails;
+int oauth_fails_new(const oauth_config_t *cfg, struct oauth_fails **out);
+void oauth_fails_free(struct oauth_fails *f);
+/**
+ * Inside a write callback: append rec (a denied login) unless it repeats one of the current window.
+ * @param[out] counted 1 when it was only counted (see oauth_fail_unwritten())
+ * @return 0 or the append's error
+ */
+int oauth_fail_append(const oauth_t *o, stor_txn_t *t, stor_audit_t *rec, int64_t now, int *counted);
+/** After a write that failed: rec's failure was not written, so count it with the next summary. */
+void oauth_fail_unwritten(const oauth_t *o, const stor_audit_t *rec, int64_t now);
+/** Append the counts of ended windows (all of them if all), in one write. @return OAUTH_OK or OAUTH_ERR_STORAGE
+ *  (then the counts stay for the next flush) */
+int oauth_fail_flush(const oauth_t *o, int64_t now, int all);
 
 /* ---- in-memory state of the authorization server (oauth_mem.c, oauth_rate.c) ---- */
 

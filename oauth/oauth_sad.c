@@ -227,20 +227,15 @@ static int authz_outcome(stor_txn_t *t, authz_ctx_t *c)
     int rc;
 
     if (c->rc != OAUTH_OK) {
-        if (++cr->failed_auths >= cfg->max_failures) {
-            cr->locked_until = c->now + (int64_t)cfg->lock_seconds;
-            cr->failed_auths = 0;
-            if ((rc = oauth_audit_lockout(t, c->req->user, cr->id, c->req->client, cr->locked_until)) < 0)
-                return rc;
-        }
+        int64_t secs = oauth_lock_failure(cfg, &cr->failed_auths, &cr->locked_until, &cr->locks, c->now);
+        if (secs && (rc = oauth_audit_lockout(t, c->req->user, cr->id, c->req->client, cr->locked_until, secs,
+                                              cr->locks)) < 0)
+            return rc;
         return stor_txn_cred_put(t, cr, 0);
     }
-    if (cr->failed_auths || cr->locked_until) {
-        cr->failed_auths = 0;
-        cr->locked_until = 0;
-        if ((rc = stor_txn_cred_put(t, cr, 0)) < 0)
-            return rc;
-    }
+    if (oauth_lock_success(&cr->failed_auths, &cr->locked_until, &cr->locks) &&
+        (rc = stor_txn_cred_put(t, cr, 0)) < 0)
+        return rc;
     if (c->verified & OAUTH_FACTOR_OTP) {
         c->user.totp_last_step = c->otp_step;
         if ((rc = stor_txn_user_put(t, &c->user, 0)) < 0)

@@ -30,14 +30,6 @@
 
 _Static_assert(VERIFIER_LEN <= STOR_VERIFIER_MAX, "verifier must fit the storage field");
 
-/* Hash of zeros under a fixed salt: no secret derives to it, so a check against
- * it always fails after doing the same work as a real one. */
-const uint8_t oauth_dummy_verifier[VERIFIER_LEN] = {
-    VERIFIER_VERSION, OAUTH_SCRYPT_LOG2N, SCRYPT_R, SCRYPT_P,
-    0x5a, 0x1c, 0x93, 0x0e, 0x7b, 0x44, 0xd2, 0x68, 0xa1, 0x3f, 0xc6, 0x05, 0x9e, 0x77, 0x2b, 0xe0,
-};
-const size_t oauth_dummy_verifier_len = VERIFIER_LEN;
-
 static int derive(const char *secret, size_t len, const uint8_t *salt, unsigned log2n, unsigned r, unsigned p,
                   uint8_t key[HASH_LEN])
 {

@@ -328,6 +328,8 @@ typedef struct {
     int64_t otp_step;
     const char *why;
     int rc;
+    stor_audit_t rec;         /* a denial's record */
+    int written;              /* ... was appended, not only counted (oauth_fail.c) */
 } slogin_ctx_t;
 
 static int client_fn(oauth_ent_t *e, void *arg)
@@ -356,15 +358,9 @@ static int user_read(stor_txn_t *t, void *arg)
 /* scrypt and TOTP, outside any transaction; an unknown user costs one scrypt too. */
 static int slogin_check(slogin_ctx_t *c, const char *pw, size_t pw_len, const char *otp, size_t otp_len)
 {
-    const uint8_t *v = oauth_dummy_verifier;
-    size_t vlen = oauth_dummy_verifier_len;
     int pw_ok, rc;
 
-    if (c->known && c->u.pw_verifier_len) {
-        v = c->u.pw_verifier;
-        vlen = c->u.pw_verifier_len;
-    }
-    pw_ok = oauth_secret_verify(v, vlen, pw, pw_len) == OAUTH_OK && c->known;
+    pw_ok = oauth_check_password(c->o, &c->u, c->known, pw, pw_len) == OAUTH_OK;
     c->pre = OAUTH_ERR_DENIED;
     if (!c->known) {
         c->why = "unknown user";
@@ -409,18 +405,14 @@ static int slogin_outcome(stor_txn_t *t, slogin_ctx_t *c, stor_user_t *u)
     int rc;
 
     if (c->rc == OAUTH_ERR_DENIED) {
-        if (++u->failed_logins >= cfg->max_failures) {
-            u->locked_until = c->now + (int64_t)cfg->lock_seconds;
-            u->failed_logins = 0;
-            if ((rc = oauth_audit_lockout(t, u->name, NULL, c->client, u->locked_until)) < 0)
-                return rc;
-        }
+        int64_t secs = oauth_lock_failure(cfg, &u->failed_logins, &u->locked_until, &u->locks, c->now);
+        if (secs && (rc = oauth_audit_lockout(t, u->name, NULL, c->client, u->locked_until, secs, u->locks)) < 0)
+            return rc;
         return stor_txn_user_put(t, u, 0);
     }
     if (c->rc != OAUTH_OK)
         return 0;
-    u->failed_logins = 0;
-    u->locked_until = 0;
+    (void)oauth_lock_success(&u->failed_logins, &u->locked_until, &u->locks);
     u->totp_last_step = c->otp_step;
     return stor_txn_user_put(t, u, 0);
 }
@@ -449,7 +441,14 @@ static int slogin_apply(stor_txn_t *t, void *arg)
                      c->client);
     snprintf(detail, sizeof(detail), "oauth2 login: %s", c->why);
     oauth_copy(rec.detail, sizeof(rec.detail), detail);
-    rc = stor_txn_audit_append(t, &rec);
+    if (c->rc == OAUTH_OK) {
+        rc = stor_txn_audit_append(t, &rec);
+    } else {
+        int counted;
+        c->rec = rec;
+        rc = oauth_fail_append(c->o, t, &rec, c->now, &counted);
+        c->written = !counted;
+    }
 out:
     OPENSSL_cleanse(&u, sizeof(u));
     return rc < 0 ? rc : 0;
@@ -467,11 +466,13 @@ static int slogin_prepare(oauth_t *o, slogin_ctx_t *c, const char *pw, size_t pw
             return OAUTH_ERR_STORAGE;
         c->known = rc == STOR_OK;
     }
-    /* As in oauth_login(): a locked or disabled user is refused before the password is checked. */
+    /* As in oauth_login(): a locked or disabled user is refused, after the same scrypt (dummy verifier). */
     if (c->known && c->u.locked_until > c->now) {
+        (void)oauth_check_password(c->o, &c->u, 0, pw, pw_len);
         c->pre = OAUTH_ERR_LOCKED;
         c->why = "locked";
     } else if (c->known && c->u.status != STOR_USER_ACTIVE) {
+        (void)oauth_check_password(c->o, &c->u, 0, pw, pw_len);
         c->pre = OAUTH_ERR_DISABLED;
         c->why = "disabled";
     } else if ((rc = slogin_check(c, pw, pw_len, otp, otp_len)) != OAUTH_OK) {
@@ -493,12 +494,16 @@ static int login_as(oauth_t *o, const char *client_id, const char *user, const c
     c->user = user;
     c->now = oauth_clock(o);
     oauth_audit_client(c->client, client_id, addr ? addr : "");
+    (void)oauth_fail_flush(o, c->now, 0);
     if ((rc = slogin_prepare(o, c, pw, pw_len, otp, otp_len)) != OAUTH_OK)
         goto out;
-    if ((rc = oauth_rc(stor_write(o->cfg.stor, slogin_apply, c))) != OAUTH_OK)
+    if ((rc = oauth_rc(stor_write(o->cfg.stor, slogin_apply, c))) != OAUTH_OK) {
+        if (c->written)
+            oauth_fail_unwritten(o, &c->rec, c->now);
         goto out;
-    /* A disabled account answers like a wrong password: the browser learns nothing about accounts. */
-    rc = c->rc == OAUTH_ERR_DISABLED ? OAUTH_ERR_DENIED : c->rc;
+    }
+    /* A locked or disabled account answers like a wrong password: the browser learns nothing about accounts. */
+    rc = c->rc == OAUTH_ERR_DISABLED || c->rc == OAUTH_ERR_LOCKED ? OAUTH_ERR_DENIED : c->rc;
     if (rc != OAUTH_OK)
         (void)oauth_rate_hit(o, addr);
 out:

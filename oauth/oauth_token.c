@@ -79,6 +79,8 @@ typedef struct {
     uint8_t refresh[32];
     uint8_t grant[16];
     int rc;               /* final decision */
+    stor_audit_t rec;     /* the decision's record */
+    int written;          /* a denial's record was appended (not only counted): oauth_fail_unwritten() on failure */
 } login_ctx_t;
 
 /* The user is re-read inside the write: the password outcome applies to its current state. */
@@ -88,20 +90,13 @@ static int login_outcome(stor_txn_t *t, login_ctx_t *c, stor_user_t *u)
     int rc;
 
     if (c->rc != OAUTH_OK) {
-        if (++u->failed_logins >= cfg->max_failures) {
-            u->locked_until = c->now + (int64_t)cfg->lock_seconds;
-            u->failed_logins = 0;
-            if ((rc = oauth_audit_lockout(t, u->name, NULL, c->client, u->locked_until)) < 0)
-                return rc;
-        }
+        int64_t secs = oauth_lock_failure(cfg, &u->failed_logins, &u->locked_until, &u->locks, c->now);
+        if (secs && (rc = oauth_audit_lockout(t, u->name, NULL, c->client, u->locked_until, secs, u->locks)) < 0)
+            return rc;
         return stor_txn_user_put(t, u, 0);
     }
-    if (u->failed_logins || u->locked_until) {
-        u->failed_logins = 0;
-        u->locked_until = 0;
-        if ((rc = stor_txn_user_put(t, u, 0)) < 0)
-            return rc;
-    }
+    if (oauth_lock_success(&u->failed_logins, &u->locked_until, &u->locks) && (rc = stor_txn_user_put(t, u, 0)) < 0)
+        return rc;
     rc = put_token(t, c->access, STOR_TOKEN_ACCESS, STOR_SCOPE_SERVICE, u->name, c->grant, c->now, cfg->access_ttl);
     if (rc >= 0 && c->remember)
         rc = put_token(t, c->refresh, STOR_TOKEN_REFRESH, STOR_SCOPE_SERVICE, u->name, c->grant, c->now,
@@ -147,25 +142,25 @@ static int login_apply(stor_txn_t *t, void *arg)
     }
     oauth_audit_init(&rec, STOR_EV_LOGIN, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, c->user, NULL,
                      c->client);
-    rc = append(t, &rec, c->rc == OAUTH_OK ? c->access : NULL, why ? why : login_reason(c->rc));
+    if (c->rc == OAUTH_OK) {
+        rc = append(t, &rec, c->access, login_reason(c->rc));
+    } else {
+        /* Anyone can fail: repeats of one address and name share a record (oauth_fail.c). */
+        int counted;
+        oauth_copy(rec.detail, sizeof(rec.detail), why ? why : login_reason(c->rc));
+        c->rec = rec;
+        rc = oauth_fail_append(c->o, t, &rec, c->now, &counted);
+        c->written = !counted;
+    }
 out:
     OPENSSL_cleanse(&u, sizeof(u));
     return rc < 0 ? rc : 0;
 }
 
-/* Runs scrypt outside any transaction; an unknown user costs one scrypt too. */
-static int login_check_password(const stor_user_t *u, int known, const char *pw, size_t pw_len)
+/* Runs scrypt outside any transaction; an unknown, locked or suspended user costs one scrypt too. */
+static int login_check_password(const oauth_t *o, const stor_user_t *u, int usable, const char *pw, size_t pw_len)
 {
-    const uint8_t *v = oauth_dummy_verifier;
-    size_t vlen = oauth_dummy_verifier_len;
-    int rc;
-
-    if (known && u->pw_verifier_len) {
-        v = u->pw_verifier;
-        vlen = u->pw_verifier_len;
-    }
-    rc = oauth_secret_verify(v, vlen, pw, pw_len);
-    return known && rc == OAUTH_OK ? OAUTH_OK : OAUTH_ERR_DENIED;
+    return oauth_check_password(o, u, usable, pw, pw_len);
 }
 
 static int login_new_tokens(login_ctx_t *c, oauth_tokens_t *out)
@@ -208,16 +203,23 @@ int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int
         }
         c.known = rc == STOR_OK;
     }
+    (void)oauth_fail_flush(o, c.now, 0);
+    /* The same scrypt whatever the account's state: the time of the answer tells nothing about it. */
+    c.pre = login_check_password(o, &u, c.known && u.locked_until <= c.now && u.status == STOR_USER_ACTIVE, pw,
+                                 pw_len);
     if (c.known && u.locked_until > c.now)
         c.pre = OAUTH_ERR_LOCKED;
     else if (c.known && u.status != STOR_USER_ACTIVE)
         c.pre = OAUTH_ERR_DISABLED;
-    else
-        c.pre = login_check_password(&u, c.known, pw, pw_len);
     if (c.pre == OAUTH_OK && (rc = login_new_tokens(&c, out)) != OAUTH_OK)
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, login_apply, &c))) == OAUTH_OK)
         rc = c.rc;
+    else if (c.written)
+        oauth_fail_unwritten(o, &c.rec, c.now);
+    /* A lock or a suspension answers like a wrong password (the audit record tells them apart). */
+    if (rc == OAUTH_ERR_LOCKED || rc == OAUTH_ERR_DISABLED)
+        rc = OAUTH_ERR_DENIED;
     if (rc == OAUTH_OK)
         out->expires_in = o->cfg.access_ttl;
 out:

@@ -32,6 +32,7 @@ typedef struct srv_config {
     size_t lmdb_map_size;
     unsigned access_ttl, refresh_ttl, sad_ttl;
     unsigned max_failures, lock_seconds;
+    unsigned lock_max_seconds, audit_fail_window, audit_fail_entries;
     size_t max_body;
     unsigned max_hashes, max_json_depth;
     char access_log[PATH_MAX];

@@ -52,6 +52,9 @@ static const row_t rows[] = {
     {"sad_ttl", T_UINT, O(sad_ttl), 0, 10, 86400, "300"},
     {"max_failures", T_UINT, O(max_failures), 0, 1, 100, "5"},
     {"lock_seconds", T_UINT, O(lock_seconds), 0, 1, 604800, "900"},
+    {"lock_max_seconds", T_UINT, O(lock_max_seconds), 0, 1, 31536000, "86400"},
+    {"audit_fail_window", T_UINT, O(audit_fail_window), 0, 1, 86400, "60"},
+    {"audit_fail_entries", T_UINT, O(audit_fail_entries), 0, 16, 65536, "4096"},
     {"max_body", T_SIZE, O(max_body), 0, 1024, 16ull << 20, "256K"},
     {"max_hashes", T_UINT, O(max_hashes), 0, 1, STOR_DIGESTS_MAX, "1000"},
     {"max_json_depth", T_UINT, O(max_json_depth), 0, 4, 64, "16"},
@@ -262,6 +265,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
     char entry[300];
     if (bad_allow_entry(cfg->notify_allow, entry, sizeof(entry)) != NULL)
         return fail(c, "notify_allow: \"%s\" is no host name, address or address/bits", entry);
+    if (cfg->lock_max_seconds < cfg->lock_seconds)
+        return fail(c, "lock_max_seconds: must be at least lock_seconds (%u)", cfg->lock_seconds);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

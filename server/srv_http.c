@@ -175,6 +175,12 @@ static void send_reply(h2o_req_t *req, const csc_reply_t *r)
         add_header(req, "location", r->location);
     if (r->set_cookie != NULL)
         add_header(req, "set-cookie", r->set_cookie);
+    if (r->retry_after > 0) {
+        char secs[16];
+        int n = snprintf(secs, sizeof(secs), "%u", r->retry_after);
+        h2o_iovec_t v = h2o_strdup(&req->pool, secs, (size_t)n);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 1, NULL, v.base, v.len);
+    }
     if (r->page) {
         /* Pages load nothing from anywhere, and nobody may frame them (clickjacking on the consent page). */
         add_header(req, "content-security-policy",

@@ -110,6 +110,10 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         .rate_max = cfg->rate_max,
         .challenge_ttl = cfg->challenge_ttl,
         .approval_ttl = cfg->approval_ttl,
+        .lock_max_seconds = cfg->lock_max_seconds,
+        .scrypt_log2n = cfg->scrypt_log2n,
+        .fail_window = cfg->audit_fail_window,
+        .fail_entries = cfg->audit_fail_entries,
     };
     if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));

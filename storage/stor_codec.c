@@ -80,6 +80,7 @@ static const field_t user_fields[] = {
     I64(7, stor_user_t, locked_until),
     I64(8, stor_user_t, created_at),
     STR(9, stor_user_t, evidence),
+    U32(16, stor_user_t, locks),
 };
 
 static const field_t cred_fields[] = {
@@ -109,6 +110,7 @@ static const field_t cred_fields[] = {
     U32(21, stor_cred_t, n_delegates),
     STRS(22, stor_cred_t, delegates, n_delegates),
     STRS(23, stor_cred_t, delegate_pins, n_delegates),
+    U32(40, stor_cred_t, locks),
 };
 
 static const field_t token_fields[] = {

@@ -7,11 +7,14 @@
  * commits the parent once: one fsync acknowledges the whole batch.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -309,25 +312,114 @@ static int commit_parent(stor_env_t *env, MDB_txn *parent)
     return stor_mdb_err(mdb_txn_commit(parent));
 }
 
+/* ---- a full map ---------------------------------------------------------
+ *
+ * MDB_MAP_FULL refuses the write (the caller answers 503) but must never pass
+ * unnoticed: the first refusal of an episode prints one line on stderr; while
+ * the episode lasts, each batch that refused nothing ends with a STOR_EV_STORAGE
+ * record (since when it was full, how many writes were refused). The batch that
+ * commits that record ends the episode: the audit log then shows it, and stderr
+ * says so.
+ */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int full_record_fn(stor_txn_t *t, void *arg)
+{
+    stor_env_t *env = arg;
+    stor_audit_t rec;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.event = STOR_EV_STORAGE;
+    rec.result = STOR_RES_ERROR;
+    snprintf(rec.detail, sizeof(rec.detail),
+             "map full from %" PRId64 " ms to now: %" PRIu64 " writes refused (lmdb_map_size)", env->full_since_ms,
+             env->full_refused);
+    return stor_txn_audit_append(t, &rec);
+}
+
+static size_t map_size(stor_env_t *env)
+{
+    MDB_envinfo info;
+
+    return mdb_env_info(env->mdb, &info) == 0 ? info.me_mapsize : 0;
+}
+
+/* After a batch: start, continue or end a full episode. */
+static void full_track(stor_env_t *env, struct stor_job *batch, int note_rc, int commit_rc)
+{
+    uint64_t refused = 0;
+    struct stor_job *j;
+
+    for (j = batch; j != NULL; j = j->next)
+        if (j->rc == STOR_ERR_FULL)
+            refused++;
+    if (refused > 0 && env->full_since_ms == 0) {
+        env->full_since_ms = wall_ms();
+        fprintf(stderr,
+                "storage: ALARM: the LMDB map is full (lmdb_map_size = %zu bytes): writes are refused (503) until "
+                "space is freed; raise lmdb_map_size and restart, or let expired records be purged\n",
+                map_size(env));
+    }
+    env->full_refused += refused;
+    if (env->full_since_ms != 0 && refused == 0 && note_rc == 0 && commit_rc == 0) {
+        fprintf(stderr, "storage: the LMDB map has space again: %" PRIu64 " writes were refused while it was full\n",
+                env->full_refused);
+        env->full_since_ms = 0;
+        env->full_refused = 0;
+    }
+    pthread_mutex_lock(&env->mu);
+    env->pub_full_since_ms = env->full_since_ms;
+    env->pub_full_refused = env->full_refused;
+    pthread_mutex_unlock(&env->mu);
+}
+
+int stor_full_status(stor_env_t *env, int64_t *since_ms, uint64_t *refused)
+{
+    int full;
+
+    pthread_mutex_lock(&env->mu);
+    full = env->pub_full_since_ms != 0;
+    if (since_ms)
+        *since_ms = env->pub_full_since_ms;
+    if (refused)
+        *refused = env->pub_full_refused;
+    pthread_mutex_unlock(&env->mu);
+    return full;
+}
+
 static void run_batch(stor_env_t *env, struct stor_job *batch)
 {
+    struct stor_job note = { .fn = full_record_fn, .arg = env };
     MDB_txn *parent = NULL;
     struct stor_job *j;
-    int rc;
+    int rc, note_rc = -1;
 
     if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &parent)) != 0) {
         for (j = batch; j != NULL; j = j->next)
             j->rc = stor_mdb_err(rc);
+        full_track(env, batch, note_rc, rc);
         return;
     }
     for (j = batch; j != NULL; j = j->next)
-        j->rc = run_job(env, parent, j);
+        if ((j->rc = run_job(env, parent, j)) == STOR_ERR_FULL)
+            note_rc = STOR_ERR_FULL;
+    /* Only a batch that refused nothing may say that space is back. */
+    if (env->full_since_ms != 0 && note_rc != STOR_ERR_FULL)
+        note_rc = run_job(env, parent, &note);
     if ((rc = commit_parent(env, parent)) != 0) {
         /* Nothing of this batch is kept; jobs that failed on their own keep their own code. */
         for (j = batch; j != NULL; j = j->next)
             if (j->rc == 0)
                 j->rc = rc;
     }
+    full_track(env, batch, note_rc, rc);
 }
 
 /* Detach up to STOR_BATCH_MAX jobs from the queue; called with mu held. */

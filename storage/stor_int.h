@@ -58,6 +58,11 @@ struct stor_env {
     uint64_t st_batches, st_jobs;
     unsigned st_max_batch, st_last_batch;
     int fail_commits;
+    /* a full map (writer thread only; copied under mu for stor_full_status) */
+    int64_t full_since_ms;   /* 0: not full */
+    uint64_t full_refused;   /* writes refused with STOR_ERR_FULL in this episode */
+    int64_t pub_full_since_ms;
+    uint64_t pub_full_refused;
 };
 
 struct stor_txn {

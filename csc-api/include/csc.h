@@ -96,7 +96,11 @@ typedef struct csc_reply {
     char *location;            /**< malloc'd Location for redirects, or NULL */
     char *set_cookie;          /**< malloc'd Set-Cookie value, or NULL */
     int page;                  /**< an HTML page: send CSP, no framing, no referrer */
+    unsigned retry_after;      /**< seconds for a Retry-After header (503), 0 = none */
 } csc_reply_t;
+
+/** Retry-After of a 503 that did not set its own. */
+#define CSC_RETRY_AFTER 30
 
 /** Is this path served by csc_handle() (the CSC API, OAuth 2.0 endpoints, AS metadata)? */
 int csc_is_api_path(const char *path, size_t len);

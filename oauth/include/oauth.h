@@ -55,7 +55,7 @@ typedef struct oauth_config {
     unsigned refresh_ttl;     /**< refresh token lifetime, s; 0 = 30 days */
     unsigned sad_ttl;         /**< SAD lifetime, s; 0 = 300 */
     unsigned max_failures;    /**< consecutive failures before a lock; 0 = 5 */
-    unsigned lock_seconds;    /**< lock duration; 0 = 900 */
+    unsigned lock_seconds;    /**< duration of the first lock (each further one doubles); 0 = 900 */
     unsigned totp_window;     /**< accepted time steps either side; 0 = 1; at most 10 */
     /* OAuth 2.0 authorization server (appended: positional initialisers of the fields above still work) */
     unsigned code_ttl;        /**< authorization code lifetime, s; 0 = 60 */
@@ -67,6 +67,11 @@ typedef struct oauth_config {
     unsigned rate_max;        /**< failures per address and window before OAUTH_ERR_RATE; 0 = 20 */
     unsigned challenge_ttl;   /**< one-time code of credentials/getChallenge, s; 0 = 300 */
     unsigned approval_ttl;    /**< pending approval (authorize 202 + handle), s; 0 = 300 */
+    unsigned lock_max_seconds; /**< longest lock: lock n lasts lock_seconds * 2^(n-1) up to this, s; 0 = 86400 */
+    unsigned scrypt_log2n;    /**< cost of the per-process dummy verifier (as of new verifiers); 0 = OAUTH_SCRYPT_LOG2N */
+    unsigned fail_window;     /**< failed logins of one (address, name) within this many s share one audit record
+                                   and a count; 0 = 60 */
+    unsigned fail_entries;    /**< (address, name) pairs counted in memory at once; 0 = 4096 */
 } oauth_config_t;
 
 /**
@@ -156,10 +161,13 @@ typedef struct oauth_principal {
  * auth/login with a password. On success issues an access token, and a refresh
  * token if remember is set. Failures count towards the user's lockout. Audited
  * (STOR_EV_LOGIN) with client.
- * @return OAUTH_OK, OAUTH_ERR_DENIED (unknown user or wrong password: same answer),
- *         OAUTH_ERR_LOCKED, OAUTH_ERR_DISABLED, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL (NULL o/user/out)
- * @note Every answer but OAUTH_ERR_INVAL/STORAGE is audited, denials included.
- *       A locked user is refused before the password is checked.
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (unknown user, wrong password, locked or suspended user: one answer,
+ *         after the same scrypt work; the audit record says which), OAUTH_ERR_STORAGE,
+ *         OAUTH_ERR_INVAL (NULL o/user/out)
+ * @note Every answer but OAUTH_ERR_INVAL/STORAGE is audited, denials included (repeated failures of one
+ *       address and name within fail_window share a record with a count). A locked user is refused even
+ *       with the right password; each lock lasts twice as long as the one before (up to lock_max_seconds)
+ *       until a login succeeds.
  */
 int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int remember, const char *client,
                 oauth_tokens_t *out);
@@ -510,9 +518,9 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out);
  * Log the session's user in with password and TOTP (each code once). Failures
  * count towards the user's lock and towards the client address's rate limit.
  * Audited (STOR_EV_LOGIN, client = OAuth client id and address).
- * @return OAUTH_OK, OAUTH_ERR_DENIED (any wrong or unknown value), OAUTH_ERR_LOCKED, OAUTH_ERR_RATE,
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (any wrong or unknown value, a locked user), OAUTH_ERR_RATE,
  *         OAUTH_ERR_INVALID/EXPIRED (session)
- * @note A suspended user, or one without a TOTP secret, is DENIED too. DENIED and LOCKED count on addr
+ * @note A suspended or locked user, or one without a TOTP secret, is DENIED too (as oauth_login()). DENIED counts on addr
  *       (NULL = one address of its own); RATE is checked first and nothing is read or written then.
  *       Also OAUTH_ERR_INVAL (NULL o/user, NULL pw/otp with a length), OAUTH_ERR_STORAGE.
  */

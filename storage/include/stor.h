@@ -105,6 +105,7 @@ typedef struct stor_user {
     int64_t locked_until;                 /**< unix seconds; 0 = not locked */
     int64_t created_at;
     char evidence[STOR_DESC_MAX + 1];     /**< reference to the identity-verification evidence (J1), "" if none */
+    uint32_t locks;                       /**< locks since the last successful login: each one lasts twice as long */
 } stor_user_t;
 
 /** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
@@ -135,6 +136,7 @@ typedef struct stor_cred {
     uint32_t pin_verifier_len;
     uint32_t failed_auths;                /**< consecutive failed authorizations */
     int64_t locked_until;
+    uint32_t locks;                       /**< locks since the last successful authorization (escalation) */
     uint32_t scal;                        /**< 1 or 2 */
     uint32_t multisign;                   /**< >= 1 */
     uint8_t certs[STOR_CERTS_MAX];        /**< DER certificates, end entity first, concatenated */
@@ -242,6 +244,7 @@ typedef enum {
     STOR_EV_BACKUP = 13,        /**< csc-admin credential backup (done or refused) */
     STOR_EV_RESTORE = 14,       /**< csc-admin credential restore (done or refused) */
     STOR_EV_AUDIT_HEAD = 15,    /**< an audit head was signed with the HSM audit key (stored in audit_heads) */
+    STOR_EV_STORAGE = 16,       /**< the LMDB map was full: written by the first commit after space came back */
 } stor_event_t;
 
 typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;
@@ -355,6 +358,15 @@ int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg);
 /** Run fn in a read-only transaction on the calling thread; returns fn's value
  *  (STOR_ERR_CLOSED once stor_close() has started). */
 int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg);
+
+/**
+ * Is the map full? A write refused with STOR_ERR_FULL starts an episode (one line on stderr); the first batch
+ * that commits afterwards appends a STOR_EV_STORAGE audit record and ends it.
+ * @param[out] since_ms unix ms of the first refusal (0 when not full); may be NULL
+ * @param[out] refused writes refused so far in the episode; may be NULL
+ * @return 1 full, 0 not
+ */
+int stor_full_status(stor_env_t *env, int64_t *since_ms, uint64_t *refused);
 
 /* Accessors, only inside a stor_write()/stor_read() callback. Getters copy
  * the record out. Putters in a read transaction return STOR_ERR_INVAL. */

@@ -281,7 +281,9 @@ class TestAuthorizeErrors(Base):
         b.get(authorize_url()[0])
         r = login(b, "olocked")
         self.assertEqual(r.status, 200, r)
-        self.assertIn(b"locked", r.raw)
+        # Locked: the right password and code are refused, and the page says what it says to a wrong password.
+        self.assertIn(b'id="error">The user name, password or one-time code is not correct.<', r.raw)
+        self.assertNotIn(b"account is locked", r.raw)
 
 
 class TestCodeGrant(Base):

@@ -133,13 +133,24 @@ START_TEST(t_default_cost)
 }
 END_TEST
 
+/* Each handle makes its own dummy verifier at start, with the configured cost; nothing matches it. */
 START_TEST(t_dummy_verifier)
 {
-    ck_assert_uint_eq(oauth_dummy_verifier_len, VLEN);
-    ck_assert_uint_eq(oauth_dummy_verifier[1], OAUTH_SCRYPT_LOG2N);
-    ck_assert_int_eq(oauth_secret_verify(oauth_dummy_verifier, oauth_dummy_verifier_len, "", 0), OAUTH_ERR_DENIED);
-    ck_assert_int_eq(oauth_secret_verify(oauth_dummy_verifier, oauth_dummy_verifier_len, "password", 8),
-                     OAUTH_ERR_DENIED);
+    oauth_config_t cfg;
+    uint8_t first[STOR_VERIFIER_MAX];
+
+    fx_setup();
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.scrypt_log2n = 11;
+    fx_oauth(cfg);
+    ck_assert_uint_eq(fx.o->dummy_len, VLEN);
+    ck_assert_uint_eq(fx.o->dummy[1], 11);
+    ck_assert_int_eq(oauth_secret_verify(fx.o->dummy, fx.o->dummy_len, "", 0), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_secret_verify(fx.o->dummy, fx.o->dummy_len, "password", 8), OAUTH_ERR_DENIED);
+    memcpy(first, fx.o->dummy, VLEN);
+    fx_oauth(cfg);
+    ck_assert_int_ne(memcmp(first + 4, fx.o->dummy + 4, VLEN - 4), 0); /* per process, not a constant */
+    fx_teardown();
 }
 END_TEST
 

@@ -217,8 +217,17 @@ START_TEST(t_login_wrong_password)
     ck_assert_int_eq(oauth_login(fx.o, "alice", "", 0, 0, "c", &t), OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_login(fx.o, "alice", NULL, 0, 0, "c", &t), OAUTH_ERR_DENIED);
     ck_assert_uint_eq(get_user("alice").failed_logins, 2);
+    /* the same failure of the same address and name: one record, the repeats counted in memory */
     a = audit_read();
-    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 4);
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 1);
+    free(a);
+    ck_assert_int_eq(oauth_fail_flush(fx.o, oauth_now(), 1), OAUTH_OK);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 2);
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.detail,
+                     "password: wrong password [repeated count=3 within 60 s]");
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.user, "alice");
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.client, "c");
     ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_OK), 0);
     ck_assert_uint_eq(audit_count(a, STOR_EV_LOCKOUT, STOR_RES_DENIED), 0);
     free(a);
@@ -266,17 +275,22 @@ START_TEST(t_login_lockout)
     ck_assert_uint_eq(u.failed_logins, 0);
     ck_assert_int_ge(u.locked_until, now + 900);
     ck_assert_int_le(u.locked_until, now + 902);
-    /* locked: even the right password is refused, and nothing is counted */
-    ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, PWL, 0, "c", &t), OAUTH_ERR_LOCKED);
-    ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_LOCKED);
+    /* locked: even the right password is refused, like a wrong one, and nothing is counted */
+    ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, PWL, 0, "c", &t), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
     ck_assert_str_eq(t.access, "");
     ck_assert_uint_eq(get_user("alice").failed_logins, 0);
+    ck_assert_int_eq(oauth_fail_flush(fx.o, oauth_now(), 1), OAUTH_OK);
     a = audit_read();
     ck_assert_uint_eq(audit_count(a, STOR_EV_LOCKOUT, STOR_RES_DENIED), 1);
     ck_assert_ptr_nonnull(r = audit_last(a, STOR_EV_LOCKOUT));
     ck_assert_str_eq(r->rec.user, "alice");
     ck_assert_str_eq(r->rec.cred, "");
-    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 5);
+    ck_assert_ptr_nonnull(strstr(r->rec.detail, "user locked for 900 s until "));
+    ck_assert_ptr_nonnull(strstr(r->rec.detail, "(lock 1 since the last success)"));
+    /* 3 wrong passwords (a record and a count of 2), 2 refusals while locked (a record and a count of 1) */
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 4);
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.detail, "password: locked [repeated count=1 within 60 s]");
     free(a);
 }
 END_TEST
@@ -293,7 +307,7 @@ START_TEST(t_login_lock_expires)
     mk_user("alice", STOR_USER_ACTIVE, 0);
     ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
-    ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, PWL, 0, "c", &t), OAUTH_ERR_LOCKED);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, PWL, 0, "c", &t), OAUTH_ERR_DENIED);
     /* move the lock into the past instead of sleeping */
     u = get_user("alice");
     ck_assert_int_gt(u.locked_until, 0);
@@ -303,6 +317,96 @@ START_TEST(t_login_lock_expires)
     u = get_user("alice");
     ck_assert_int_eq(u.locked_until, 0);
     ck_assert_uint_eq(u.failed_logins, 0);
+}
+END_TEST
+
+/* Each lock lasts twice the one before, up to lock_max_seconds; a success starts over. */
+START_TEST(t_login_lock_escalates)
+{
+    static const int64_t expect[] = {10, 20, 35, 35};
+    oauth_tokens_t t;
+    oauth_config_t cfg = {0};
+    stor_user_t u;
+    auds_t *a;
+
+    cfg.max_failures = 1;
+    cfg.lock_seconds = 10;
+    cfg.lock_max_seconds = 35;
+    fx_oauth(cfg);
+    mk_user("alice", STOR_USER_ACTIVE, 0);
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        int64_t now = oauth_now();
+        ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
+        u = get_user("alice");
+        ck_assert_uint_eq(u.locks, i + 1);
+        ck_assert_int_ge(u.locked_until, now + expect[i]);
+        ck_assert_int_le(u.locked_until, now + expect[i] + 2);
+        /* while locked, even the right password is refused and nothing more is counted */
+        ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, PWL, 0, "c", &t), OAUTH_ERR_DENIED);
+        ck_assert_uint_eq(get_user("alice").locks, i + 1);
+        u.locked_until = oauth_now() - 1; /* the lock ends */
+        put_user(&u);
+    }
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOCKOUT, STOR_RES_DENIED), 4);
+    ck_assert_ptr_nonnull(strstr(audit_last(a, STOR_EV_LOCKOUT)->rec.detail, "locked for 35 s"));
+    free(a);
+    login_ok("alice", 0, &t);
+    u = get_user("alice");
+    ck_assert_uint_eq(u.locks, 0);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
+    ck_assert_int_le(get_user("alice").locked_until, oauth_now() + 12);
+}
+END_TEST
+
+/* Failures of one address and name: a record per window, then one with the count once the window ended. */
+START_TEST(t_login_failures_aggregated)
+{
+    oauth_tokens_t t;
+    oauth_config_t cfg = {0};
+    auds_t *a;
+    uint64_t total = 0;
+
+    cfg.max_failures = 100;
+    cfg.fail_window = 30;
+    cfg.fail_entries = 16;
+    fx_oauth(cfg);
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(oauth_login(fx.o, "ghost", "bad", 3, 0, "10.0.0.1", &t), OAUTH_ERR_DENIED);
+    /* another address: a key of its own */
+    ck_assert_int_eq(oauth_login(fx.o, "ghost", "bad", 3, 0, "10.0.0.2", &t), OAUTH_ERR_DENIED);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 2);
+    free(a);
+    /* past the window: the next failure first writes the ended window's count, then starts a new one */
+    oauth_int_set_skew(fx.o, 31);
+    ck_assert_int_eq(oauth_login(fx.o, "ghost", "bad", 3, 0, "10.0.0.1", &t), OAUTH_ERR_DENIED);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 4);
+    for (size_t i = 0; i < a->n; i++) {
+        const char *m = strstr(a->r[i].rec.detail, "count=");
+        if (a->r[i].rec.event == STOR_EV_LOGIN && strcmp(a->r[i].rec.client, "10.0.0.1") == 0)
+            total += m ? strtoull(m + 6, NULL, 10) : 1;
+    }
+    ck_assert_uint_eq(total, 51);
+    free(a);
+    /* more pairs than the table holds: the extra ones are written one by one, none is lost */
+    for (int i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "g%d", i);
+        ck_assert_int_eq(oauth_login(fx.o, name, "bad", 3, 0, "10.0.0.3", &t), OAUTH_ERR_DENIED);
+        ck_assert_int_eq(oauth_login(fx.o, name, "bad", 3, 0, "10.0.0.3", &t), OAUTH_ERR_DENIED);
+    }
+    ck_assert_int_eq(oauth_fail_flush(fx.o, oauth_clock(fx.o), 1), OAUTH_OK);
+    a = audit_read();
+    total = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const char *m = strstr(a->r[i].rec.detail, "count=");
+        if (a->r[i].rec.event == STOR_EV_LOGIN && strcmp(a->r[i].rec.client, "10.0.0.3") == 0)
+            total += m ? strtoull(m + 6, NULL, 10) : 1;
+    }
+    ck_assert_uint_eq(total, 40);
+    free(a);
 }
 END_TEST
 
@@ -329,14 +433,15 @@ START_TEST(t_login_disabled)
 
     mk_user("sue", STOR_USER_SUSPENDED, 0);
     mk_user("tom", STOR_USER_TERMINATED, 0);
-    ck_assert_int_eq(oauth_login(fx.o, "sue", T_PW, PWL, 0, "c", &t), OAUTH_ERR_DISABLED);
-    ck_assert_int_eq(oauth_login(fx.o, "tom", T_PW, PWL, 1, "c", &t), OAUTH_ERR_DISABLED);
+    ck_assert_int_eq(oauth_login(fx.o, "sue", T_PW, PWL, 0, "c", &t), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_login(fx.o, "tom", T_PW, PWL, 1, "c", &t), OAUTH_ERR_DENIED);
     ck_assert_str_eq(t.access, "");
     ck_assert_str_eq(t.refresh, "");
-    ck_assert_int_eq(oauth_login(fx.o, "sue", "bad", 3, 0, "c", &t), OAUTH_ERR_DISABLED);
+    ck_assert_int_eq(oauth_login(fx.o, "sue", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
     ck_assert_uint_eq(get_user("sue").failed_logins, 0);
+    ck_assert_int_eq(oauth_fail_flush(fx.o, oauth_now(), 1), OAUTH_OK);
     auds_t *a = audit_read();
-    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 3);
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 3); /* sue, tom, sue's repeat counted */
     free(a);
 }
 END_TEST
@@ -708,6 +813,8 @@ Suite *suite_token(void)
     tcase_add_test(tc, t_login_unknown_user);
     tcase_add_test(tc, t_login_lockout);
     tcase_add_test(tc, t_login_lock_expires);
+    tcase_add_test(tc, t_login_lock_escalates);
+    tcase_add_test(tc, t_login_failures_aggregated);
     tcase_add_test(tc, t_login_success_resets);
     tcase_add_test(tc, t_login_disabled);
     tcase_add_test(tc, t_login_inval);
