@@ -33,6 +33,7 @@ const char *oauth_strerror(int rc)
     case OAUTH_ERR_FULL: return "too many pending requests or sessions";
     case OAUTH_ERR_PKCE: return "code_verifier does not match the code_challenge";
     case OAUTH_ERR_REUSED: return "authorization code or refresh token used twice";
+    case OAUTH_ERR_BUSY: return "too many password or PIN checks at once";
     default: return "unknown oauth error";
     }
 }
@@ -69,6 +70,8 @@ static void set_defaults(oauth_config_t *c)
         c->challenge_ttl = 300;
     if (!c->approval_ttl)
         c->approval_ttl = 300;
+    if (!c->verify_max)
+        c->verify_max = 2;
 }
 
 int oauth_new(const oauth_config_t *cfg, oauth_t **out)
@@ -87,7 +90,8 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     set_defaults(&o->cfg);
     if (oauth_mem_new(OAUTH_SESSIONS_MAX, &o->sessions) != OAUTH_OK ||
         oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
-        oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK)
+        oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK ||
+        oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK)
         goto out;
     *out = o;
     o = NULL;
@@ -106,6 +110,7 @@ void oauth_free(oauth_t *o)
     oauth_rate_free(o->rate);
     oauth_chal_tab_free(o->challenges);
     oauth_appr_tab_free(o->approvals);
+    oauth_gate_free(o->gate);
     free(o);
 }
 

@@ -20,7 +20,18 @@ struct oauth {
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
     struct oauth_chal_tab *challenges; /* pending one-time codes (oauth_challenge.c) */
     struct oauth_appr_tab *approvals;  /* pending approvals (oauth_approval.c) */
+    struct oauth_gate *gate;           /* cap on concurrent scrypt verifications (oauth_secret.c) */
 };
+
+/** The cap of oauth_secret_check(): max checks at once, as many waiting. @return OAUTH_OK, OAUTH_ERR_INTERNAL */
+int oauth_gate_new(unsigned max, struct oauth_gate **out);
+void oauth_gate_free(struct oauth_gate *g);
+/** Take a slot: at once, or after waiting up to OAUTH_VERIFY_WAIT_MS if fewer than max already wait.
+ *  @return OAUTH_OK (call oauth_gate_leave() after) or OAUTH_ERR_BUSY */
+int oauth_gate_enter(struct oauth_gate *g);
+void oauth_gate_leave(struct oauth_gate *g);
+/** Checks waiting for a slot now (for tests). */
+unsigned oauth_gate_waiting(struct oauth_gate *g);
 
 /* Bounds of the in-memory state (test hooks may lower them). */
 #define OAUTH_SESSIONS_MAX 4096

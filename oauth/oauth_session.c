@@ -318,7 +318,9 @@ static int slogin_check(slogin_ctx_t *c, const char *pw, size_t pw_len, const ch
         v = c->u.pw_verifier;
         vlen = c->u.pw_verifier_len;
     }
-    pw_ok = oauth_secret_verify(v, vlen, pw, pw_len) == OAUTH_OK && c->known;
+    if ((rc = oauth_secret_check(c->o, v, vlen, pw, pw_len)) == OAUTH_ERR_BUSY)
+        return rc; /* nothing was checked: no failure is counted */
+    pw_ok = rc == OAUTH_OK && c->known;
     c->pre = OAUTH_ERR_DENIED;
     if (!c->known) {
         c->why = "unknown user";

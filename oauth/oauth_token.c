@@ -153,8 +153,8 @@ out:
     return rc < 0 ? rc : 0;
 }
 
-/* Runs scrypt outside any transaction; an unknown user costs one scrypt too. */
-static int login_check_password(const stor_user_t *u, int known, const char *pw, size_t pw_len)
+/* Runs scrypt outside any transaction; an unknown user costs one scrypt too. OAUTH_ERR_BUSY: not checked. */
+static int login_check_password(const oauth_t *o, const stor_user_t *u, int known, const char *pw, size_t pw_len)
 {
     const uint8_t *v = oauth_dummy_verifier;
     size_t vlen = oauth_dummy_verifier_len;
@@ -164,7 +164,8 @@ static int login_check_password(const stor_user_t *u, int known, const char *pw,
         v = u->pw_verifier;
         vlen = u->pw_verifier_len;
     }
-    rc = oauth_secret_verify(v, vlen, pw, pw_len);
+    if ((rc = oauth_secret_check(o, v, vlen, pw, pw_len)) == OAUTH_ERR_BUSY)
+        return rc;
     return known && rc == OAUTH_OK ? OAUTH_OK : OAUTH_ERR_DENIED;
 }
 
@@ -213,7 +214,11 @@ int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int
     else if (c.known && u.status != STOR_USER_ACTIVE)
         c.pre = OAUTH_ERR_DISABLED;
     else
-        c.pre = login_check_password(&u, c.known, pw, pw_len);
+        c.pre = login_check_password(o, &u, c.known, pw, pw_len);
+    if (c.pre == OAUTH_ERR_BUSY) { /* nothing was checked: nothing to count or record */
+        rc = c.pre;
+        goto out;
+    }
     if (c.pre == OAUTH_OK && (rc = login_new_tokens(&c, out)) != OAUTH_OK)
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, login_apply, &c))) == OAUTH_OK)
