@@ -230,6 +230,13 @@ static void approve_get(web_t *w, oauth_session_view_t *v)
     OPENSSL_cleanse(csrf, sizeof(csrf));
 }
 
+/* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
+static void busy_page(web_t *w)
+{
+    message_page(w, 503, "Try again in a moment", "The service is busy. Go back and send the form again in a moment.");
+    w->reply->retry_after = CSC_BUSY_RETRY_AFTER;
+}
+
 static void do_login(web_t *w, const csc_form_t *f, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view_t *v)
 {
     const char *u = csc_form_get(f, "username"), *pw = csc_form_get(f, "password"), *otp = csc_form_get(f, "otp");
@@ -245,6 +252,9 @@ static void do_login(web_t *w, const csc_form_t *f, char sid[OAUTH_TOKEN_BUFLEN]
         list_page(w, v, NULL, 0);
     } else if (rc == OAUTH_ERR_RATE) {
         message_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+        w->reply->retry_after = oauth_config(w->c->oauth)->rate_window;
+    } else if (rc == OAUTH_ERR_BUSY) {
+        busy_page(w);
     } else if (rc == OAUTH_ERR_LOCKED) {
         login_page(w, v->csrf, "Too many failed attempts: this account is locked for a while.", u);
     } else if (rc == OAUTH_ERR_DENIED) {
@@ -281,6 +291,9 @@ static void do_decide(web_t *w, const csc_form_t *f, const oauth_session_view_t 
         break;
     case OAUTH_ERR_INVALID:
         list_page(w, v, "That request is no longer waiting (decided, expired or unknown).", 1);
+        break;
+    case OAUTH_ERR_BUSY:
+        busy_page(w);
         break;
     default:
         list_page(w, v, "The request could not be decided. Try again.", 1);
