@@ -110,6 +110,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         .rate_max = cfg->rate_max,
         .challenge_ttl = cfg->challenge_ttl,
         .approval_ttl = cfg->approval_ttl,
+        .verify_max = cfg->password_verify_max,
     };
     if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
