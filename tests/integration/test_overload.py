@@ -18,6 +18,7 @@ import re
 import threading
 import time
 import unittest
+import urllib.parse
 
 import harness as H
 
@@ -65,6 +66,22 @@ def post_from(addr, method, body, headers, timeout=120):
         h = {"Content-Type": "application/json"}
         h.update(headers)
         conn.request("POST", "/csc/v2/" + method, body=json.dumps(body).encode(), headers=h)
+        resp = conn.getresponse()
+        return H.Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+def page_from(addr, method, path, fields=None, cookie=None):
+    """A browser's GET or form POST from source address addr."""
+    conn = http.client.HTTPSConnection("localhost", SVC.port, context=SVC.ctx, timeout=120, source_address=(addr, 0))
+    try:
+        h = {"Cookie": cookie} if cookie else {}
+        body = None
+        if fields is not None:
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+            body = urllib.parse.urlencode(fields).encode()
+        conn.request(method, path, body=body, headers=h)
         resp = conn.getresponse()
         return H.Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:
@@ -131,6 +148,18 @@ class TestPasswordFlood(unittest.TestCase):
             info = SVC.post("info", {})
             signed = SVC.post("signatures/signHash", {"credentialID": SVC.env["CSC_CRED_EC"], "SAD": sad,
                                                       "hashes": [H.b64(dg)], "signAlgo": H.ECDSA_SHA256}, token)
+            # The approval page's sign-in form during the flood: a 503 page with Retry-After once the cap is hit.
+            page = page_from("127.0.3.1", "GET", "/approve")
+            self.assertEqual(page.status, 200, page)
+            cookie = page.headers["set-cookie"].split(";", 1)[0]
+            csrf = re.search(r'name="csrf" value="([^"]*)"', page.raw.decode()).group(1)
+            form = {"csrf": csrf, "action": "login", "username": FLOOD_USER, "password": "guess", "otp": "000000"}
+            page_statuses = []
+            for _ in range(20):
+                page = page_from("127.0.3.1", "POST", "/approve", form, cookie)
+                page_statuses.append(page.status)
+                if page.status == 503:
+                    break
             in_flight = any(t.is_alive() for t in threads)
         finally:
             stop.set()
@@ -145,6 +174,12 @@ class TestPasswordFlood(unittest.TestCase):
         self.assertEqual(info.status, 200, info)
         self.assertEqual(signed.status, 200, signed)
         self.assertEqual(len(signed.json["signatures"]), 1)
+        # The page: wrong password (200, the form again) or over the address's limit (429) until a 503 page.
+        self.assertEqual(page_statuses[-1], 503, page_statuses)
+        self.assertTrue(set(page_statuses) <= {200, 429, 503}, page_statuses)
+        self.assertTrue(page.headers["content-type"].startswith("text/html"), page.headers)
+        self.assertRegex(page.headers.get("retry-after", ""), r"^[1-9][0-9]*$")
+        self.assertIn("busy", page.raw.decode())
         # (a) every guess got an answer: wrong password (400), busy (503) or too many from the address (429);
         # never a 500. Some were refused at once because the cap was reached.
         statuses = sorted({r.status for r in results})
