@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +39,7 @@
 #include "srv.h"
 
 #define QUEUE_PER_WORKER 64 /* queued jobs per worker of the main pool before the server answers 503 */
+#define AUTH_NICE 10        /* the password/PIN pool yields the CPU to signing and the event loops */
 
 typedef struct loop loop_t;
 
@@ -64,6 +67,7 @@ struct loop {
 };
 
 typedef struct pool {
+    int nice;          /* scheduling priority of its threads, relative to the process (0 = the same) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job_t *head, *tail;
@@ -94,6 +98,9 @@ static server_t srv;
 static void *worker_main(void *arg)
 {
     pool_t *p = arg;
+    /* Linux: the nice value is per thread. Best effort: a refusal only leaves the thread at the default. */
+    if (p->nice != 0)
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + p->nice);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (p->head == NULL && !p->stopping)
@@ -586,7 +593,7 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
 
     srv.loops = calloc(cfg->threads, sizeof(*srv.loops));
     if (srv.loops == NULL || pool_start(&srv.main_pool, cfg->workers, (size_t)cfg->workers * QUEUE_PER_WORKER) != 0 ||
-        pool_start(&srv.auth_pool, cfg->auth_workers, cfg->auth_queue) != 0) {
+        (srv.auth_pool.nice = AUTH_NICE, pool_start(&srv.auth_pool, cfg->auth_workers, cfg->auth_queue) != 0)) {
         fprintf(stderr, "csc-server: cannot start the worker threads\n");
         goto out;
     }
