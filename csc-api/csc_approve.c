@@ -233,6 +233,13 @@ static void approve_get(web_t *w, oauth_session_view_t *v)
     OPENSSL_cleanse(sid, sizeof(sid));
 }
 
+/* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
+static void busy_page(web_t *w)
+{
+    message_page(w, 503, "Try again in a moment", "The service is busy. Go back and send the form again in a moment.");
+    w->reply->retry_after = CSC_BUSY_RETRY_AFTER;
+}
+
 /* The login of a visitor (ticket checked): the session starts only now, signed in. */
 static void do_login(web_t *w, const csc_form_t *f, const char *ticket, oauth_session_view_t *v)
 {
@@ -256,6 +263,9 @@ static void do_login(web_t *w, const csc_form_t *f, const char *ticket, oauth_se
         list_page(w, v, NULL, 0);
     } else if (rc == OAUTH_ERR_RATE) {
         message_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+        w->reply->retry_after = oauth_config(w->c->oauth)->rate_window;
+    } else if (rc == OAUTH_ERR_BUSY) {
+        busy_page(w);
     } else if (rc == OAUTH_ERR_DENIED) { /* also a locked account: the page never tells */
         ticket_login_page(w, ticket, "The user name, password or one-time code is not correct.", u);
     } else if (rc == OAUTH_ERR_STORAGE) {
@@ -295,6 +305,9 @@ static void do_decide(web_t *w, const csc_form_t *f, const oauth_session_view_t 
         break;
     case OAUTH_ERR_INVALID:
         list_page(w, v, "That request is no longer waiting (decided, expired or unknown).", 1);
+        break;
+    case OAUTH_ERR_BUSY:
+        busy_page(w);
         break;
     default:
         list_page(w, v, "The request could not be decided. Try again.", 1);

@@ -144,7 +144,7 @@ static void run_job(struct csc_async *a, csc_t *c, async_job_t *j)
 /* A queued job that will not run (the service stops): what it spent is given back, its record says so. */
 static void abort_job(csc_t *c, async_job_t *j, const char *reason)
 {
-    csc_err_t err = {503, "temporarily_unavailable", "The service stopped before the request was processed"};
+    csc_err_t err = {503, "temporarily_unavailable", "The service stopped before the request was processed", 0};
     if (j->job.abort_fn != NULL)
         j->job.abort_fn(c, j->job.arg, reason);
     store_outcome(c, j, 0, NULL, 0, &err);

@@ -20,6 +20,8 @@ static int login_reply(csc_req_t *r, const oauth_tokens_t *t)
 
 static int login_failed(csc_req_t *r, int rc)
 {
+    if (rc == OAUTH_ERR_BUSY)
+        return csc_busy(r);
     if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL)
         return csc_unavailable(r);
     /* Wrong password, unknown user, lock and suspension look the same from outside. */
@@ -79,11 +81,21 @@ int csc_m_login(csc_req_t *r)
     const char *pw = (const char *)colon + 1;
     size_t pw_len = (size_t)dlen - (size_t)(colon + 1 - dec);
 
+    /* Failed password logins count per client address (the same table as the OAuth pages' sign-in): over the
+     * limit, no password is checked until the window ends. */
+    if (oauth_rate_check(r->csc->oauth, call->client) == OAUTH_ERR_RATE) {
+        OPENSSL_cleanse(dec, sizeof(dec));
+        csc_fail(r, 429, "temporarily_unavailable", "Too many failed logins from this address; try again later");
+        r->err.retry_after = oauth_config(r->csc->oauth)->rate_window;
+        return -1;
+    }
     oauth_tokens_t t;
     rc = strlen(user) <= STOR_NAME_MAX
              ? oauth_login(r->csc->oauth, user, pw, pw_len, remember, call->client, &t)
              : OAUTH_ERR_DENIED;
     OPENSSL_cleanse(dec, sizeof(dec));
+    if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_LOCKED || rc == OAUTH_ERR_DISABLED)
+        (void)oauth_rate_hit(r->csc->oauth, call->client);
     if (rc != OAUTH_OK)
         return login_failed(r, rc);
     rc = login_reply(r, &t);

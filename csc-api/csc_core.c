@@ -103,7 +103,56 @@ int csc_fail(csc_req_t *r, int status, const char *error, const char *descriptio
     r->err.status = status;
     r->err.error = error;
     r->err.description = description;
+    r->err.retry_after = 0;
     return -1;
+}
+
+int csc_busy(csc_req_t *r)
+{
+    csc_fail(r, 503, "temporarily_unavailable", "Too many sign-ins are being checked; try again in a moment");
+    r->err.retry_after = CSC_BUSY_RETRY_AFTER;
+    return -1;
+}
+
+/* After the version prefix: the methods that verify a password or a PIN. */
+static const char *const secret_methods[] = {"auth/login", "credentials/authorize"};
+
+static int is_page_form(const char *path, size_t len)
+{
+    static const char authorize[] = "/oauth2/authorize";
+    return (len == sizeof(authorize) - 1 && memcmp(path, authorize, len) == 0) || csc_approve_is_path(path, len);
+}
+
+int csc_checks_secret(const char *method, size_t method_len, const char *path, size_t path_len)
+{
+    if (method_len != 4 || memcmp(method, "POST", 4) != 0)
+        return 0;
+    if (has_prefix(path, path_len, API_PREFIX) || has_prefix(path, path_len, API_PREFIX_V1)) {
+        path += sizeof(API_PREFIX) - 1; /* both prefixes have the same length */
+        path_len -= sizeof(API_PREFIX) - 1;
+        for (size_t i = 0; i < CSC_ARRAY_SIZE(secret_methods); i++)
+            if (strlen(secret_methods[i]) == path_len && memcmp(secret_methods[i], path, path_len) == 0)
+                return 1;
+        return 0;
+    }
+    /* The sign-in, consent and approval forms post to these. */
+    return is_page_form(path, path_len);
+}
+
+void csc_reply_busy(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
+{
+    memset(reply, 0, sizeof(*reply));
+    if (is_page_form(call->path, call->path_len)) {
+        csc_buf_t b;
+        csc_buf_init(&b, 1024);
+        csc_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">The service is busy. Go back and send the "
+                         "form again in a moment.</p>");
+        csc_oauth_page(c, reply, 503, "Try again in a moment", &b);
+        csc_buf_free(&b);
+    } else {
+        csc_reply_error(reply, 503, "temporarily_unavailable", "The service is overloaded; try again later");
+    }
+    reply->retry_after = CSC_BUSY_RETRY_AFTER;
 }
 
 int csc_bad(csc_req_t *r, const char *description)
@@ -272,6 +321,7 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 
     if (dispatch(&r) != 0) {
         csc_reply_error(reply, r.err.status, r.err.error, r.err.description);
+        reply->retry_after = r.err.retry_after;
     } else if (r.status == 204) {
         reply->status = 204;
     } else {

@@ -655,6 +655,9 @@ int csc_m_authorize(csc_req_t *r)
     case OAUTH_ERR_INVALID:
         csc_bad(r, "Invalid parameter credentialID");
         goto out;
+    case OAUTH_ERR_BUSY:
+        csc_busy(r);
+        goto out;
     default:
         csc_unavailable(r);
         goto out;

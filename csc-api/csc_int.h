@@ -33,6 +33,7 @@ typedef struct csc_err {
     int status;
     const char *error;
     const char *description;
+    unsigned retry_after;      /* seconds for a Retry-After header, 0 = none */
 } csc_err_t;
 
 /* ---- a request in progress ------------------------------------------------ */
@@ -57,6 +58,10 @@ int csc_fail(csc_req_t *r, int status, const char *error, const char *descriptio
 int csc_bad(csc_req_t *r, const char *description);
 /* shorthand for 503 temporarily_unavailable (storage or HSM trouble, never the client's fault) */
 int csc_unavailable(csc_req_t *r);
+/* 503 temporarily_unavailable with Retry-After: too many password/PIN checks at once (OAUTH_ERR_BUSY) */
+int csc_busy(csc_req_t *r);
+/* Seconds a browser or client is told to wait after OAUTH_ERR_BUSY or a full queue. */
+#define CSC_BUSY_RETRY_AFTER 1
 
 /* ---- JSON ------------------------------------------------------------------ */
 

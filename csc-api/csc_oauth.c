@@ -122,6 +122,13 @@ static void error_page(web_t *w, int status, const char *title, const char *mess
     csc_buf_free(&b);
 }
 
+/* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
+static void busy_page(web_t *w)
+{
+    error_page(w, 503, "Try again in a moment", "The service is busy. Go back and send the form again in a moment.");
+    w->reply->retry_after = CSC_BUSY_RETRY_AFTER;
+}
+
 static void clear_cookie(web_t *w)
 {
     free(w->reply->set_cookie);
@@ -687,6 +694,7 @@ static void authorize_get(web_t *w)
     }
     if (oauth_rate_check(w->c->oauth, w->call->client) == OAUTH_ERR_RATE) {
         error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+        w->reply->retry_after = oauth_config(w->c->oauth)->rate_window;
         goto out;
     }
     if (load_request(w, &q, client, req) != 0)
@@ -713,7 +721,7 @@ static int finish_with_code(web_t *w, const oauth_authz_request_t *req, const ch
 {
     char code[OAUTH_TOKEN_BUFLEN];
     int rc = oauth_session_decide(w->c->oauth, sid, 1, pin, pin_len, w->call->client, code);
-    if (rc == OAUTH_ERR_DENIED)
+    if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_BUSY)
         return rc;
     oauth_session_end(w->c->oauth, sid);
     clear_cookie(w);
@@ -907,8 +915,11 @@ static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
         } else if (rc == OAUTH_OK) {
             clear_cookie(w);
             error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
-        } else if (rc == OAUTH_ERR_RATE)
+        } else if (rc == OAUTH_ERR_RATE) {
             error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+            w->reply->retry_after = oauth_config(w->c->oauth)->rate_window;
+        } else if (rc == OAUTH_ERR_BUSY)
+            busy_page(w);
         else if (rc == OAUTH_ERR_DENIED) /* also a locked account: the page never tells */
             ticket_login_page(w, ticket, query, query_len, &v->req, client,
                               "The user name, password or one-time code is not correct.", u);
@@ -990,8 +1001,11 @@ static void authorize_post(web_t *w)
     } else if (action != NULL && strcmp(action, "approve") == 0 && v->user[0] != '\0' &&
                v->req.scope == STOR_SCOPE_CREDENTIAL) {
         const char *pin = csc_form_get(&f, "pin");
-        if (finish_with_code(w, &v->req, sid, pin, pin != NULL ? strlen(pin) : 0) == OAUTH_ERR_DENIED)
+        int rc = finish_with_code(w, &v->req, sid, pin, pin != NULL ? strlen(pin) : 0);
+        if (rc == OAUTH_ERR_DENIED)
             after_login(w, sid, v, client, "The PIN is not correct. Try again.");
+        else if (rc == OAUTH_ERR_BUSY)
+            busy_page(w);
     } else {
         error_page(w, 400, "Request refused", "That step is not expected now.");
     }

@@ -310,8 +310,8 @@ int oauth_approval_decide(oauth_t *o, const char *user, const uint8_t ref[16], i
         };
         oauth_factors_t f = {pin, pin ? pin_len : 0, NULL, 0, NULL, 0};
         rc = oauth_authorize_pre(o, &req, &f, OAUTH_FACTOR_APPROVAL, sad, &exp);
-        if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL) {
-            /* A wrong PIN (counted on the credential's lock) or trouble: the user may try again. */
+        if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_BUSY) {
+            /* A wrong PIN (counted on the credential's lock), a busy PIN check or trouble: the user may try again. */
             pthread_mutex_lock(&t->mu);
             a->state = A_PENDING;
             pthread_mutex_unlock(&t->mu);

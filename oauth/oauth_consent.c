@@ -251,8 +251,11 @@ static int decide_run(oauth_t *o, decide_ctx_t *c, const char *pin, size_t pin_l
         if ((rc = oauth_rc(stor_read(o->cfg.stor, decide_read, c))) != OAUTH_OK)
             return rc;
         c->pre = c->rc;
-        if (c->pre == OAUTH_OK && c->pin_vlen)
-            c->pin_ok = pin && oauth_secret_verify(c->pin_v, c->pin_vlen, pin, pin_len) == OAUTH_OK;
+        if (c->pre == OAUTH_OK && c->pin_vlen && pin) {
+            if ((rc = oauth_secret_check(o, c->pin_v, c->pin_vlen, pin, pin_len)) == OAUTH_ERR_BUSY)
+                return rc;
+            c->pin_ok = rc == OAUTH_OK;
+        }
     }
     if ((rc = oauth_rc(stor_write(o->cfg.stor, decide_apply, c))) != OAUTH_OK)
         return rc;
@@ -330,8 +333,9 @@ int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *p
     if (rc == OAUTH_OK && approve)
         memcpy(code, value, OAUTH_TOKEN_BUFLEN);
 out:
-    /* The user may retry a wrong PIN; a failed write changed nothing. Anything else ends the session. */
-    if (e && (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL))
+    /* The user may retry a wrong PIN; a failed write or a busy PIN check changed nothing. Anything else ends the
+     * session. */
+    if (e && (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_BUSY))
         oauth_mem_put_back(o->sessions, e);
     else
         oauth_ent_free(e);

@@ -33,6 +33,7 @@ const char *oauth_strerror(int rc)
     case OAUTH_ERR_FULL: return "too many pending requests or sessions";
     case OAUTH_ERR_PKCE: return "code_verifier does not match the code_challenge";
     case OAUTH_ERR_REUSED: return "authorization code or refresh token used twice";
+    case OAUTH_ERR_BUSY: return "too many password or PIN checks at once";
     default: return "unknown oauth error";
     }
 }
@@ -77,6 +78,8 @@ static void set_defaults(oauth_config_t *c)
         c->fail_window = 60;
     if (!c->fail_entries)
         c->fail_entries = 4096;
+    if (!c->verify_max)
+        c->verify_max = 2;
 }
 
 /* A verifier of 32 random bytes that are wiped at once: no password matches it, and checking one against it
@@ -109,7 +112,8 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     if (oauth_mem_new(OAUTH_SESSIONS_MAX, &o->sessions) != OAUTH_OK ||
         oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
         oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK ||
-        oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK)
+        oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK ||
+        oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK)
         goto out;
     if ((rc = make_dummy(o)) != OAUTH_OK)
         goto out;
@@ -135,6 +139,7 @@ void oauth_free(oauth_t *o)
         (void)oauth_fail_flush(o, oauth_clock(o), 1);
         oauth_fails_free(o->fails);
     }
+    oauth_gate_free(o->gate);
     OPENSSL_clear_free(o, sizeof(*o)); /* the ticket key with it */
 }
 
@@ -358,6 +363,7 @@ int oauth_check_password(const oauth_t *o, const stor_user_t *u, int usable, con
         v = u->pw_verifier;
         vlen = u->pw_verifier_len;
     }
-    rc = oauth_secret_verify(v, vlen, pw, pw_len);
+    if ((rc = oauth_secret_check(o, v, vlen, pw, pw_len)) == OAUTH_ERR_BUSY)
+        return rc; /* nothing was checked */
     return usable && rc == OAUTH_OK ? OAUTH_OK : OAUTH_ERR_DENIED;
 }

@@ -25,7 +25,18 @@ struct oauth {
     uint8_t dummy[STOR_VERIFIER_MAX];  /* made at oauth_new() from a random secret nobody keeps: an unknown,
                                         * locked or suspended user's password is checked against it */
     uint32_t dummy_len;
+    struct oauth_gate *gate;           /* cap on concurrent scrypt verifications (oauth_secret.c) */
 };
+
+/** The cap of oauth_secret_check(): max checks at once, as many waiting. @return OAUTH_OK, OAUTH_ERR_INTERNAL */
+int oauth_gate_new(unsigned max, struct oauth_gate **out);
+void oauth_gate_free(struct oauth_gate *g);
+/** Take a slot: at once, or after waiting up to OAUTH_VERIFY_WAIT_MS if fewer than max already wait.
+ *  @return OAUTH_OK (call oauth_gate_leave() after) or OAUTH_ERR_BUSY */
+int oauth_gate_enter(struct oauth_gate *g);
+void oauth_gate_leave(struct oauth_gate *g);
+/** Checks waiting for a slot now (for tests). */
+unsigned oauth_gate_waiting(struct oauth_gate *g);
 
 /* Bounds of the in-memory state (test hooks may lower them). */
 #define OAUTH_SESSIONS_MAX 4096
@@ -97,7 +108,8 @@ int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_
 
 /** Check pw against the user's verifier when usable, else against the handle's dummy verifier (same cost):
  *  an unknown, locked or suspended user costs one scrypt like any other.
- *  @return OAUTH_OK only for a usable user and the right password, else OAUTH_ERR_DENIED */
+ *  @return OAUTH_OK only for a usable user and the right password, OAUTH_ERR_BUSY (no scrypt slot: nothing
+ *          checked), else OAUTH_ERR_DENIED */
 int oauth_check_password(const oauth_t *o, const stor_user_t *u, int usable, const char *pw, size_t pw_len);
 
 /** New random token/SAD value (NUL-terminated) and the SHA-256 it is stored under. */

@@ -157,7 +157,9 @@ static int authz_check_factors(authz_ctx_t *c)
     int rc;
 
     if (f && f->pin && c->pin_vlen) {
-        if (oauth_secret_verify(c->pin_v, c->pin_vlen, f->pin, f->pin_len) == OAUTH_OK)
+        if ((rc = oauth_secret_check(c->o, c->pin_v, c->pin_vlen, f->pin, f->pin_len)) == OAUTH_ERR_BUSY)
+            return rc; /* before the OTP and the one-time code are spent: the caller may simply retry */
+        if (rc == OAUTH_OK)
             c->verified0 |= OAUTH_FACTOR_PIN;
         else
             c->bad0 |= OAUTH_FACTOR_PIN;

@@ -5,8 +5,18 @@
  *   [0] version (1)  [1] log2(N)  [2] r  [3] p  [4..19] salt  [20..51] scrypt output
  * The parameters travel with the verifier so the default cost can rise later
  * without invalidating stored verifiers.
+ *
+ * A verification needs 128 * r * N bytes (32 MiB at the default cost) and a
+ * core for about 0.1 s, and anybody can ask for one (a login with any name).
+ * oauth_secret_check() lets at most verify_max run at once; as many more may
+ * wait for a slot (up to OAUTH_VERIFY_WAIT_MS), and the rest are refused at
+ * once (OAUTH_ERR_BUSY) instead of queueing memory and time.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -90,5 +100,113 @@ int oauth_secret_verify(const uint8_t *verifier, size_t vlen, const char *secret
         rc = OAUTH_OK;
 out:
     OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
+/* ---- the cap on verifications at once ---------------------------------------------- */
+
+struct oauth_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* a slot was freed */
+    unsigned max;        /* verifications at once; also the most that may wait */
+    unsigned running, waiting;
+};
+
+int oauth_gate_new(unsigned max, struct oauth_gate **out)
+{
+    struct oauth_gate *g = calloc(1, sizeof(*g));
+    pthread_condattr_t ca;
+    int ok;
+
+    *out = NULL;
+    if (!g)
+        return OAUTH_ERR_INTERNAL;
+    g->max = max ? max : 1;
+    if (pthread_condattr_init(&ca) != 0) {
+        free(g);
+        return OAUTH_ERR_INTERNAL;
+    }
+    ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&g->cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!ok) {
+        free(g);
+        return OAUTH_ERR_INTERNAL;
+    }
+    if (pthread_mutex_init(&g->mu, NULL) != 0) {
+        pthread_cond_destroy(&g->cv);
+        free(g);
+        return OAUTH_ERR_INTERNAL;
+    }
+    *out = g;
+    return OAUTH_OK;
+}
+
+void oauth_gate_free(struct oauth_gate *g)
+{
+    if (!g)
+        return;
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+int oauth_gate_enter(struct oauth_gate *g)
+{
+    struct timespec until;
+    int rc = OAUTH_OK;
+
+    pthread_mutex_lock(&g->mu);
+    if (g->running >= g->max && g->waiting >= g->max) {
+        rc = OAUTH_ERR_BUSY;
+    } else if (g->running >= g->max) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += OAUTH_VERIFY_WAIT_MS / 1000;
+        until.tv_nsec += (long)(OAUTH_VERIFY_WAIT_MS % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        g->waiting++;
+        while (g->running >= g->max)
+            if (pthread_cond_timedwait(&g->cv, &g->mu, &until) == ETIMEDOUT && g->running >= g->max) {
+                rc = OAUTH_ERR_BUSY;
+                break;
+            }
+        g->waiting--;
+    }
+    if (rc == OAUTH_OK)
+        g->running++;
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+void oauth_gate_leave(struct oauth_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->running--;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+unsigned oauth_gate_waiting(struct oauth_gate *g)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&g->mu);
+    n = g->waiting;
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+int oauth_secret_check(const oauth_t *o, const uint8_t *verifier, size_t vlen, const char *secret, size_t len)
+{
+    int rc;
+
+    if (!o || !o->gate)
+        return OAUTH_ERR_DENIED;
+    if (oauth_gate_enter(o->gate) != OAUTH_OK)
+        return OAUTH_ERR_BUSY;
+    rc = oauth_secret_verify(verifier, vlen, secret, len);
+    oauth_gate_leave(o->gate);
     return rc;
 }

@@ -360,7 +360,9 @@ static int slogin_check(slogin_ctx_t *c, const char *pw, size_t pw_len, const ch
 {
     int pw_ok, rc;
 
-    pw_ok = oauth_check_password(c->o, &c->u, c->known, pw, pw_len) == OAUTH_OK;
+    if ((rc = oauth_check_password(c->o, &c->u, c->known, pw, pw_len)) == OAUTH_ERR_BUSY)
+        return rc; /* nothing was checked: no failure is counted */
+    pw_ok = rc == OAUTH_OK;
     c->pre = OAUTH_ERR_DENIED;
     if (!c->known) {
         c->why = "unknown user";

@@ -157,7 +157,8 @@ out:
     return rc < 0 ? rc : 0;
 }
 
-/* Runs scrypt outside any transaction; an unknown, locked or suspended user costs one scrypt too. */
+/* Runs scrypt outside any transaction; an unknown, locked or suspended user costs one scrypt too.
+ * OAUTH_ERR_BUSY: not checked. */
 static int login_check_password(const oauth_t *o, const stor_user_t *u, int usable, const char *pw, size_t pw_len)
 {
     return oauth_check_password(o, u, usable, pw, pw_len);
@@ -207,6 +208,10 @@ int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int
     /* The same scrypt whatever the account's state: the time of the answer tells nothing about it. */
     c.pre = login_check_password(o, &u, c.known && u.locked_until <= c.now && u.status == STOR_USER_ACTIVE, pw,
                                  pw_len);
+    if (c.pre == OAUTH_ERR_BUSY) { /* nothing was checked: nothing to count or record */
+        rc = c.pre;
+        goto out;
+    }
     if (c.known && u.locked_until > c.now)
         c.pre = OAUTH_ERR_LOCKED;
     else if (c.known && u.status != STOR_USER_ACTIVE)

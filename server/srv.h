@@ -22,6 +22,8 @@ typedef struct srv_config {
     unsigned http2;
     unsigned threads;                 /* event loops */
     unsigned workers;                 /* request worker threads */
+    unsigned auth_workers, auth_queue; /* the pool of requests that check a password or PIN, and its queue */
+    unsigned password_verify_max;     /* scrypt verifications at once (oauth verify_max) */
     unsigned request_timeout;         /* seconds */
     char pkcs11_module[PATH_MAX];
     char pkcs11_token[SRV_STR];

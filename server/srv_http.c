@@ -8,6 +8,13 @@
  * So no loop ever waits for an HSM operation, and a slow signature delays only
  * its own request.
  *
+ * There are two pools, each with its own bounded queue: a small one (auth_workers,
+ * auth_queue) for the requests that check a password or PIN with scrypt
+ * (csc_checks_secret(): auth/login, credentials/authorize, the page forms), and
+ * the main one (workers) for everything else. A flood of password guesses fills
+ * only the small pool; signHash, info and the rest never queue behind scrypt.
+ * A full queue is answered at once with 503 and Retry-After.
+ *
  * HTTP/2 stream cancellation disposes the request's memory pool while its job
  * runs; a shared slot in that pool clears job->req when that happens
  * (stack-notes sec. 2).
@@ -20,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,7 +38,8 @@
 #include <h2o.h>
 #include "srv.h"
 
-#define QUEUE_PER_WORKER 64 /* queued jobs per worker before the server answers 503 */
+#define QUEUE_PER_WORKER 64 /* queued jobs per worker of the main pool before the server answers 503 */
+#define AUTH_NICE 10        /* the password/PIN pool yields the CPU to signing and the event loops */
 
 typedef struct loop loop_t;
 
@@ -56,6 +66,17 @@ struct loop {
     pthread_t tid;
 };
 
+typedef struct pool {
+    int nice;          /* scheduling priority of its threads, relative to the process (0 = the same) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job_t *head, *tail;
+    size_t queued, queue_max;
+    int stopping;
+    pthread_t *threads;
+    unsigned n_threads, started;
+} pool_t;
+
 typedef struct server {
     const srv_config_t *cfg;
     srv_modules_t *mods;
@@ -65,13 +86,8 @@ typedef struct server {
     size_t n_fds;
     loop_t *loops;
     FILE *access_log;
-    /* worker pool */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job_t *head, *tail;
-    size_t queued, queue_max;
-    int stopping;
-    pthread_t *workers;
+    pool_t main_pool;  /* everything but password/PIN checks */
+    pool_t auth_pool;  /* requests that run scrypt */
     volatile sig_atomic_t stop;
 } server_t;
 
@@ -81,21 +97,24 @@ static server_t srv;
 
 static void *worker_main(void *arg)
 {
-    (void)arg;
+    pool_t *p = arg;
+    /* Linux: the nice value is per thread. Best effort: a refusal only leaves the thread at the default. */
+    if (p->nice != 0)
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + p->nice);
     for (;;) {
-        pthread_mutex_lock(&srv.mu);
-        while (srv.head == NULL && !srv.stopping)
-            pthread_cond_wait(&srv.cv, &srv.mu);
-        job_t *j = srv.head;
+        pthread_mutex_lock(&p->mu);
+        while (p->head == NULL && !p->stopping)
+            pthread_cond_wait(&p->cv, &p->mu);
+        job_t *j = p->head;
         if (j == NULL) {
-            pthread_mutex_unlock(&srv.mu);
+            pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        srv.head = j->next;
-        if (srv.head == NULL)
-            srv.tail = NULL;
-        srv.queued--;
-        pthread_mutex_unlock(&srv.mu);
+        p->head = j->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        p->queued--;
+        pthread_mutex_unlock(&p->mu);
 
         csc_handle(srv.mods->csc, &j->call, &j->reply);
         /* The request (body with PINs, headers with tokens) is no longer needed. */
@@ -104,23 +123,54 @@ static void *worker_main(void *arg)
     }
 }
 
-static int enqueue(job_t *j)
+static int enqueue(pool_t *p, job_t *j)
 {
-    pthread_mutex_lock(&srv.mu);
-    if (srv.queued >= srv.queue_max) {
-        pthread_mutex_unlock(&srv.mu);
+    pthread_mutex_lock(&p->mu);
+    if (p->queued >= p->queue_max) {
+        pthread_mutex_unlock(&p->mu);
         return -1;
     }
     j->next = NULL;
-    if (srv.tail != NULL)
-        srv.tail->next = j;
+    if (p->tail != NULL)
+        p->tail->next = j;
     else
-        srv.head = j;
-    srv.tail = j;
-    srv.queued++;
-    pthread_cond_signal(&srv.cv);
-    pthread_mutex_unlock(&srv.mu);
+        p->head = j;
+    p->tail = j;
+    p->queued++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
     return 0;
+}
+
+static int pool_start(pool_t *p, unsigned n_threads, size_t queue_max)
+{
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->queue_max = queue_max;
+    p->n_threads = n_threads;
+    if ((p->threads = calloc(n_threads, sizeof(*p->threads))) == NULL)
+        return -1;
+    for (; p->started < n_threads; p->started++)
+        if (pthread_create(&p->threads[p->started], NULL, worker_main, p) != 0)
+            return -1;
+    return 0;
+}
+
+/* Let the workers finish what is queued, then join them. */
+static void pool_stop(pool_t *p)
+{
+    if (p->threads == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < p->started; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    p->threads = NULL;
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
 }
 
 static void job_free(job_t *j)
@@ -173,6 +223,11 @@ static void send_reply(h2o_req_t *req, const csc_reply_t *r)
         add_header(req, "allow", "POST");
     if (r->location != NULL)
         add_header(req, "location", r->location);
+    if (r->retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%u", r->retry_after);
+        add_header(req, "retry-after", h2o_strdup(&req->pool, secs, SIZE_MAX).base);
+    }
     if (r->set_cookie != NULL)
         add_header(req, "set-cookie", r->set_cookie);
     if (r->retry_after > 0) {
@@ -316,10 +371,16 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     job_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_req_dispose);
     *slot = j;
     j->guard = slot;
-    if (enqueue(j) != 0) {
+    pool_t *p = csc_checks_secret(j->call.http_method, j->call.http_method_len, j->call.path, j->call.path_len)
+                    ? &srv.auth_pool
+                    : &srv.main_pool;
+    if (enqueue(p, j) != 0) {
+        csc_reply_t r;
         *slot = NULL;
+        csc_reply_busy(srv.mods->csc, &j->call, &r);
+        send_reply(req, &r);
+        csc_reply_free(&r);
         job_free(j);
-        send_error_now(req, 503, "temporarily_unavailable", "The service is overloaded; try again later");
         return 0;
     }
     l->inflight++;
@@ -512,9 +573,6 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     memset(&srv, 0, sizeof(srv));
     srv.cfg = cfg;
     srv.mods = m;
-    pthread_mutex_init(&srv.mu, NULL);
-    pthread_cond_init(&srv.cv, NULL);
-    srv.queue_max = (size_t)cfg->workers * QUEUE_PER_WORKER;
 
     if (strcmp(cfg->access_log, "-") == 0) {
         srv.access_log = stdout;
@@ -539,20 +597,20 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    srv.workers = calloc(cfg->workers, sizeof(*srv.workers));
     srv.loops = calloc(cfg->threads, sizeof(*srv.loops));
-    if (srv.workers == NULL || srv.loops == NULL)
+    if (srv.loops == NULL || pool_start(&srv.main_pool, cfg->workers, (size_t)cfg->workers * QUEUE_PER_WORKER) != 0 ||
+        (srv.auth_pool.nice = AUTH_NICE, pool_start(&srv.auth_pool, cfg->auth_workers, cfg->auth_queue) != 0)) {
+        fprintf(stderr, "csc-server: cannot start the worker threads\n");
         goto out;
-    for (unsigned i = 0; i < cfg->workers; i++)
-        pthread_create(&srv.workers[i], NULL, worker_main, NULL);
+    }
     for (unsigned i = 0; i < cfg->threads; i++)
         pthread_create(&srv.loops[i].tid, NULL, loop_main, &srv.loops[i]);
 
     fprintf(stderr, "csc-server: %s environment, listening on", cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test");
     for (unsigned i = 0; i < cfg->n_listen; i++)
         fprintf(stderr, " %s://%s", cfg->plain_http ? "http" : "https", cfg->listen[i]);
-    fprintf(stderr, " (%u loops, %u workers, %u HSM sessions%s)\n", cfg->threads, cfg->workers, hsm_sessions(m->hsm),
-            cfg->http2 ? ", HTTP/2 enabled" : "");
+    fprintf(stderr, " (%u loops, %u workers + %u for password/PIN checks, %u HSM sessions%s)\n", cfg->threads,
+            cfg->workers, cfg->auth_workers, hsm_sessions(m->hsm), cfg->http2 ? ", HTTP/2 enabled" : "");
 
     sigwait(&sigs, &sig);
     fprintf(stderr, "csc-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -561,17 +619,12 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         h2o_multithread_send_message(&srv.loops[i].done, NULL);
     for (unsigned i = 0; i < cfg->threads; i++)
         pthread_join(srv.loops[i].tid, NULL);
-    pthread_mutex_lock(&srv.mu);
-    srv.stopping = 1;
-    pthread_cond_broadcast(&srv.cv);
-    pthread_mutex_unlock(&srv.mu);
-    for (unsigned i = 0; i < cfg->workers; i++)
-        pthread_join(srv.workers[i], NULL);
     rc = 0;
 out:
+    pool_stop(&srv.main_pool);
+    pool_stop(&srv.auth_pool);
     for (size_t i = 0; i < srv.n_fds; i++)
         close(srv.fds[i]);
-    free(srv.workers);
     free(srv.loops);
     SSL_CTX_free(srv.ssl_ctx);
     if (srv.access_log != NULL && srv.access_log != stdout)

@@ -114,6 +114,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         .scrypt_log2n = cfg->scrypt_log2n,
         .fail_window = cfg->audit_fail_window,
         .fail_entries = cfg->audit_fail_entries,
+        .verify_max = cfg->password_verify_max,
     };
     if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));

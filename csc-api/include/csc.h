@@ -96,7 +96,7 @@ typedef struct csc_reply {
     char *location;            /**< malloc'd Location for redirects, or NULL */
     char *set_cookie;          /**< malloc'd Set-Cookie value, or NULL */
     int page;                  /**< an HTML page: send CSP, no framing, no referrer */
-    unsigned retry_after;      /**< seconds for a Retry-After header (503), 0 = none */
+    unsigned retry_after;      /**< seconds for a Retry-After header (429, 503), 0 = none */
 } csc_reply_t;
 
 /** Retry-After of a 503 that did not set its own. */
@@ -104,6 +104,17 @@ typedef struct csc_reply {
 
 /** Is this path served by csc_handle() (the CSC API, OAuth 2.0 endpoints, AS metadata)? */
 int csc_is_api_path(const char *path, size_t len);
+
+/**
+ * Does this call check a password or PIN (scrypt)? auth/login, credentials/authorize (v1 and v2), and the form
+ * posts of the OAuth sign-in/consent page and of the approval page. The server runs these on their own small
+ * worker pool, so that guessing never delays signing.
+ */
+int csc_checks_secret(const char *method, size_t method_len, const char *path, size_t path_len);
+
+/** The reply for a call the server cannot take now (its queue is full): 503 with Retry-After, as a CSC error
+ *  JSON or, for the pages, as an HTML page. */
+void csc_reply_busy(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
 /**
  * Handle one call. Always fills *reply (status >= 200). Never echoes request

@@ -43,6 +43,8 @@ enum {
     OAUTH_ERR_FULL = -113,           /**< too many pending browser sessions or pushed requests */
     OAUTH_ERR_PKCE = -114,           /**< code_verifier does not match the code_challenge */
     OAUTH_ERR_REUSED = -115,         /**< a used code or a rotated refresh token was presented again */
+    OAUTH_ERR_BUSY = -130,           /**< too many password/PIN checks (scrypt) at once: nothing was checked or
+                                          counted; HTTP 503 with Retry-After (oauth_config_t.verify_max) */
 };
 
 const char *oauth_strerror(int rc);
@@ -72,6 +74,8 @@ typedef struct oauth_config {
     unsigned fail_window;     /**< failed logins of one (address, name) within this many s share one audit record
                                    and a count; 0 = 60 */
     unsigned fail_entries;    /**< (address, name) pairs counted in memory at once; 0 = 4096 */
+    unsigned verify_max;      /**< password/PIN verifications (scrypt, 32 MiB each at the default cost) running at
+                                   once; a few more wait up to OAUTH_VERIFY_WAIT_MS, the rest get OAUTH_ERR_BUSY; 0 = 2 */
 } oauth_config_t;
 
 /**
@@ -102,6 +106,19 @@ int oauth_secret_hash(const char *secret, size_t len, unsigned log2n, uint8_t ou
 /** @return OAUTH_OK if secret matches the verifier (constant-time), else OAUTH_ERR_DENIED
  *  (also for a malformed verifier, parameters out of range, or a secret over 1024 bytes). */
 int oauth_secret_verify(const uint8_t *verifier, size_t vlen, const char *secret, size_t len);
+
+/** Longest a password/PIN check waits for a free scrypt slot before OAUTH_ERR_BUSY, ms. At most verify_max checks
+ *  wait at once; any further one is refused without waiting. */
+#define OAUTH_VERIFY_WAIT_MS 1000
+
+/**
+ * oauth_secret_verify() under o's cap on concurrent verifications (verify_max): every password and PIN check of
+ * the login, the OAuth and approval pages and credentials/authorize goes through it, so that guessing cannot
+ * run the server out of memory and CPU.
+ * @return OAUTH_OK, OAUTH_ERR_DENIED, or OAUTH_ERR_BUSY (no slot: nothing was checked; the caller counts no
+ *         failure and answers 503 with Retry-After)
+ */
+int oauth_secret_check(const oauth_t *o, const uint8_t *verifier, size_t vlen, const char *secret, size_t len);
 
 /* ---- TOTP --------------------------------------------------------------- */
 
@@ -163,7 +180,8 @@ typedef struct oauth_principal {
  * (STOR_EV_LOGIN) with client.
  * @return OAUTH_OK, OAUTH_ERR_DENIED (unknown user, wrong password, locked or suspended user: one answer,
  *         after the same scrypt work; the audit record says which), OAUTH_ERR_STORAGE,
- *         OAUTH_ERR_INVAL (NULL o/user/out)
+ *         OAUTH_ERR_INVAL (NULL o/user/out), OAUTH_ERR_BUSY (no scrypt slot: nothing checked, counted or
+ *         audited)
  * @note Every answer but OAUTH_ERR_INVAL/STORAGE is audited, denials included (repeated failures of one
  *       address and name within fail_window share a record with a count). A locked user is refused even
  *       with the right password; each lock lasts twice as long as the one before (up to lock_max_seconds)
@@ -246,7 +264,8 @@ typedef struct oauth_sad_request {
  *         credential or not the user's), OAUTH_ERR_DISABLED (user not active or
  *         credential disabled), OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL (bad request:
  *         num_signatures 0, n_digests > STOR_DIGESTS_MAX, digest_len 0 or >
- *         STOR_DIGEST_LEN_MAX, digests without hash_alg, over-long names)
+ *         STOR_DIGEST_LEN_MAX, digests without hash_alg, over-long names),
+ *         OAUTH_ERR_BUSY (no scrypt slot for the PIN: nothing checked, counted or audited)
  */
 int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, char sad[OAUTH_TOKEN_BUFLEN],
                     unsigned *expires_in);
@@ -522,7 +541,8 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out);
  *         OAUTH_ERR_INVALID/EXPIRED (session)
  * @note A suspended or locked user, or one without a TOTP secret, is DENIED too (as oauth_login()). DENIED counts on addr
  *       (NULL = one address of its own); RATE is checked first and nothing is read or written then.
- *       Also OAUTH_ERR_INVAL (NULL o/user, NULL pw/otp with a length), OAUTH_ERR_STORAGE.
+ *       Also OAUTH_ERR_INVAL (NULL o/user, NULL pw/otp with a length), OAUTH_ERR_STORAGE, and OAUTH_ERR_BUSY
+ *       (no scrypt slot: nothing checked or counted, the session stays).
  */
 int oauth_session_login(oauth_t *o, const char *sid, const char *user, const char *pw, size_t pw_len, const char *otp,
                         size_t otp_len, const char *addr);
@@ -546,7 +566,7 @@ int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const 
  * @param[out] code the code (base64url), only on approval
  * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong PIN), OAUTH_ERR_LOCKED, OAUTH_ERR_INVALID (session, or a
  *         credential that is not the user's), OAUTH_ERR_DISABLED (credential disabled), OAUTH_ERR_INVAL
- *         (num_signatures above multisign)
+ *         (num_signatures above multisign), OAUTH_ERR_BUSY (no scrypt slot for the PIN: the session stays)
  * @note A denial returns OAUTH_OK with code "". The credential scope needs a credentialID (cred "" is
  *       OAUTH_ERR_INVALID); num_signatures 0, or digests without hash_alg, is OAUTH_ERR_INVAL; a user no
  *       longer active is OAUTH_ERR_DISABLED; a session without a login, OAUTH_ERR_INVALID (it stays).

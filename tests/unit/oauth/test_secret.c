@@ -1,5 +1,8 @@
-/* test_secret.c - scrypt verifiers. */
+/* test_secret.c - scrypt verifiers, and the cap on verifications at once. */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test_oauth.h"
 
@@ -169,6 +172,112 @@ START_TEST(t_strerror)
 }
 END_TEST
 
+/* ---- the cap on verifications at once (oauth_gate_*, oauth_secret_check) ---------------- */
+
+typedef struct {
+    struct oauth_gate *g;
+    int rc;
+} enter_arg_t;
+
+/* Takes a slot (waiting if it must) and gives it back at once. */
+static void *enter_thread(void *p)
+{
+    enter_arg_t *a = p;
+    a->rc = oauth_gate_enter(a->g);
+    if (a->rc == OAUTH_OK)
+        oauth_gate_leave(a->g);
+    return NULL;
+}
+
+static void wait_for_waiters(struct oauth_gate *g, unsigned n)
+{
+    for (int i = 0; i < 2000 && oauth_gate_waiting(g) != n; i++)
+        usleep(5000);
+    ck_assert_uint_eq(oauth_gate_waiting(g), n);
+}
+
+START_TEST(t_gate)
+{
+    struct oauth_gate *g = NULL;
+    enter_arg_t a = {0}, b = {0};
+    pthread_t ta, tb;
+
+    ck_assert_int_eq(oauth_gate_new(1, &g), OAUTH_OK);
+    ck_assert_int_eq(oauth_gate_enter(g), OAUTH_OK);
+    /* The slot is taken: one more may wait for it... */
+    a.g = g;
+    ck_assert_int_eq(pthread_create(&ta, NULL, enter_thread, &a), 0);
+    wait_for_waiters(g, 1);
+    /* ...and a third is refused without waiting. */
+    ck_assert_int_eq(oauth_gate_enter(g), OAUTH_ERR_BUSY);
+    ck_assert_uint_eq(oauth_gate_waiting(g), 1);
+    /* The slot given back goes to the one waiting. */
+    oauth_gate_leave(g);
+    pthread_join(ta, NULL);
+    ck_assert_int_eq(a.rc, OAUTH_OK);
+    ck_assert_uint_eq(oauth_gate_waiting(g), 0);
+    /* A waiter whose slot never comes back gives up after OAUTH_VERIFY_WAIT_MS. */
+    ck_assert_int_eq(oauth_gate_enter(g), OAUTH_OK);
+    b.g = g;
+    ck_assert_int_eq(pthread_create(&tb, NULL, enter_thread, &b), 0);
+    pthread_join(tb, NULL);
+    ck_assert_int_eq(b.rc, OAUTH_ERR_BUSY);
+    ck_assert_uint_eq(oauth_gate_waiting(g), 0);
+    oauth_gate_leave(g);
+    ck_assert_int_eq(oauth_gate_enter(g), OAUTH_OK);
+    oauth_gate_leave(g);
+    oauth_gate_free(g);
+}
+END_TEST
+
+/* With every slot taken and the waiting room full, a login or an authorize is refused without checking or counting
+ * anything; once a slot is free the same calls are checked and counted as usual. */
+START_TEST(t_busy_counts_nothing)
+{
+    oauth_config_t cfg = {.max_failures = 3, .verify_max = 1};
+    enter_arg_t w = {0};
+    oauth_tokens_t t;
+    stor_cred_t c;
+    char sad[OAUTH_TOKEN_BUFLEN];
+    unsigned exp = 0;
+    pthread_t tw;
+    auds_t *a;
+
+    fx_oauth(cfg);
+    mk_user("alice", STOR_USER_ACTIVE, 0);
+    mk_cred("c1", "alice", 1, "PIN");
+    oauth_sad_request_t r = {.user = "alice", .cred = "c1", .num_signatures = 1, .client = "t"};
+    oauth_factors_t f = {.pin = "0000", .pin_len = 4};
+
+    ck_assert_int_eq(oauth_gate_enter(fx.o->gate), OAUTH_OK);
+    w.g = fx.o->gate;
+    ck_assert_int_eq(pthread_create(&tw, NULL, enter_thread, &w), 0);
+    wait_for_waiters(fx.o->gate, 1);
+    ck_assert_int_eq(oauth_secret_check(fx.o, fx.o->dummy, fx.o->dummy_len, "x", 1), OAUTH_ERR_BUSY);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", "Wrong-1", 7, 0, "c", &t), OAUTH_ERR_BUSY);
+    ck_assert_int_eq(oauth_login(fx.o, "nobody", "Wrong-1", 7, 0, "c", &t), OAUTH_ERR_BUSY);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, strlen(T_PW), 0, "c", &t), OAUTH_ERR_BUSY);
+    ck_assert_int_eq(oauth_authorize(fx.o, &r, &f, sad, &exp), OAUTH_ERR_BUSY);
+    ck_assert_uint_eq(get_user("alice").failed_logins, 0);
+    get_cred("c1", &c);
+    ck_assert_uint_eq(c.failed_auths, 0);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 0);
+    ck_assert_uint_eq(audit_count(a, STOR_EV_AUTHORIZE, STOR_RES_DENIED), 0);
+    free(a);
+
+    oauth_gate_leave(fx.o->gate);
+    pthread_join(tw, NULL);
+    ck_assert_int_eq(w.rc, OAUTH_OK);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", "Wrong-1", 7, 0, "c", &t), OAUTH_ERR_DENIED);
+    ck_assert_uint_eq(get_user("alice").failed_logins, 1);
+    ck_assert_int_eq(oauth_authorize(fx.o, &r, &f, sad, &exp), OAUTH_ERR_DENIED);
+    get_cred("c1", &c);
+    ck_assert_uint_eq(c.failed_auths, 1);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, strlen(T_PW), 0, "c", &t), OAUTH_OK);
+}
+END_TEST
+
 Suite *suite_secret(void)
 {
     Suite *s = suite_create("oauth_secret");
@@ -184,6 +293,12 @@ Suite *suite_secret(void)
     tcase_add_test(tc, t_default_cost);
     tcase_add_test(tc, t_dummy_verifier);
     tcase_add_test(tc, t_strerror);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cap");
+    tcase_set_timeout(tc, T_TIMEOUT);
+    tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
+    tcase_add_test(tc, t_gate);
+    tcase_add_test(tc, t_busy_counts_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
