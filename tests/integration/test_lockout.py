@@ -108,7 +108,9 @@ class TestNoOracle(unittest.TestCase):
         med = {k: statistics.median(v) for k, v in times.items()}
         for kind in ("unknown", "locked"):
             ratio = med[kind] / med["wrong"]
-            self.assertTrue(0.5 < ratio < 2.0, "%s takes %.1f ms, a wrong password %.1f ms" %
+            # Before the fix a locked account answered ~30x faster than a wrong password: wide bounds keep the
+            # check meaningful on a loaded machine (ctest -j) without flaking.
+            self.assertTrue(0.25 < ratio < 4.0, "%s takes %.1f ms, a wrong password %.1f ms" %
                             (kind, med[kind] * 1000, med["wrong"] * 1000))
         # The audit log still tells the operator what happened.
         details = {r["detail"] for r in audit("--user", "victim", "--event", "login")}
