@@ -1,7 +1,8 @@
 /*
  * oauth_consent.c - the user's decision on an authorization request: on
  * approval, the authorization code (and, for the credential scope, the pending
- * SAD the code will turn into a credential token).
+ * SAD the code will turn into a credential token at the token endpoint; it is kept
+ * apart from the SADs, so the bare code is never a SAD).
  *
  * The session is taken out of its table first, so one session yields at most
  * one decision even if the browser posts twice; it goes back only when the
@@ -173,7 +174,7 @@ static int decide_apply(stor_txn_t *t, void *arg)
                 goto out;
         }
         if (c->rc == OAUTH_OK && ((rc = stor_txn_code_put(t, c->code)) < 0 ||
-                                  (is_cred_scope(c) && (rc = stor_txn_sad_put(t, c->sad)) < 0)))
+                                  (is_cred_scope(c) && (rc = stor_txn_pending_sad_put(t, c->sad)) < 0)))
             goto out;
     }
     rc = decide_audit(t, c);
@@ -225,7 +226,8 @@ static int code_record(decide_ctx_t *c, char value[OAUTH_TOKEN_BUFLEN])
     if (!is_cred_scope(c))
         return OAUTH_OK;
     oauth_copy(k->cred, sizeof(k->cred), r->cred);
-    /* Pending until the code is exchanged; stored under the code's hash and expiring with it. */
+    /* Pending until the code is exchanged: kept under the code's hash in the pending table (never looked up as
+     * a SAD, so the code itself signs nothing), expiring with the code. */
     memcpy(c->sad->hash, k->hash, 32);
     c->sad->expires_at = k->expires_at;
     return OAUTH_OK;

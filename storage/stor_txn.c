@@ -444,14 +444,9 @@ out:
     return rc;
 }
 
-/* ---- SADs -------------------------------------------------------------- */
+/* ---- SADs and pending SADs ------------------------------------------------ */
 
-int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
-{
-    return stor_get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
-}
-
-int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
+static int sad_put_in(stor_txn_t *t, int db, const stor_sad_t *sad)
 {
     MDB_val k;
     int rc;
@@ -462,10 +457,10 @@ int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     k = KEY(sad->hash, 32);
-    return stor_put_rec(t, STOR_DB_SADS, &k, STOR_REC_SAD, sad, 0);
+    return stor_put_rec(t, db, &k, STOR_REC_SAD, sad, 0);
 }
 
-int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
+static int sad_del_in(stor_txn_t *t, int db, const uint8_t hash[32])
 {
     MDB_val k;
     int rc;
@@ -475,9 +470,39 @@ int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     k = KEY(hash, 32);
-    if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_SADS), &k, NULL)) != 0)
+    if ((rc = mdb_del(t->txn, dbi(t, db), &k, NULL)) != 0)
         return stor_txn_fail(t, rc);
     return 0;
+}
+
+int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
+{
+    return stor_get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
+}
+
+int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
+{
+    return sad_put_in(t, STOR_DB_SADS, sad);
+}
+
+int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
+{
+    return sad_del_in(t, STOR_DB_SADS, hash);
+}
+
+int stor_txn_pending_sad_get(stor_txn_t *t, const uint8_t code_hash[32], stor_sad_t *out)
+{
+    return stor_get_by_hash(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, code_hash, out, sizeof(*out));
+}
+
+int stor_txn_pending_sad_put(stor_txn_t *t, const stor_sad_t *pending)
+{
+    return sad_put_in(t, STOR_DB_PENDING_SADS, pending);
+}
+
+int stor_txn_pending_sad_del(stor_txn_t *t, const uint8_t code_hash[32])
+{
+    return sad_del_in(t, STOR_DB_PENDING_SADS, code_hash);
 }
 
 /* ---- OAuth clients ----------------------------------------------------- */
@@ -603,6 +628,7 @@ static int purge_fn(stor_txn_t *t, void *arg)
     p->n = 0; /* a retried or rolled-back run must not count twice */
     if ((rc = purge_db(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p)) != 0 ||
         (rc = purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0 ||
+        (rc = purge_db(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0 ||
         (rc = purge_db(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at), p)) != 0)
         return rc;
     return purge_db(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p);

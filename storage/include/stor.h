@@ -206,7 +206,8 @@ typedef struct stor_code {
     int64_t expires_at;
     uint32_t used;                        /**< exchanged once; a second exchange revokes grant */
     uint8_t grant[16];                    /**< grant of the tokens issued for this code */
-    char cred[STOR_NAME_MAX + 1];         /**< credential scope: the credential; its pending SAD is stored under the same hash */
+    char cred[STOR_NAME_MAX + 1];         /**< credential scope: the credential; its pending SAD is stored under the
+                                               same hash in the pending SAD table (stor_txn_pending_sad_*) */
     char authz_details[STOR_AUTHZ_DETAILS_MAX + 1]; /**< RAR echo for the token response ("" if none) */
 } stor_code_t;
 
@@ -221,6 +222,9 @@ typedef struct stor_sad {
     uint32_t digest_len;                  /**< length of each bound digest */
     uint32_t n_digests;                   /**< 0 = not bound to digests */
     uint8_t digests[STOR_DIGESTS_MAX * STOR_DIGEST_LEN_MAX];
+    uint8_t signed_bits[STOR_DIGESTS_MAX / 8]; /**< bit i (byte i / 8, bit i % 8): bound digest i was signed under
+                                               this SAD (extendTransaction renews only the unsigned ones) */
+    uint32_t signed_bits_len;             /**< bytes of signed_bits stored: (n_digests + 7) / 8 once one was signed */
 } stor_sad_t;
 
 /* ---- audit ------------------------------------------------------------- */
@@ -378,6 +382,12 @@ int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out);
 int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad);
 int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32]);
+/* Pending SADs: what a credential-scope authorization code will turn into a SAD when the token endpoint redeems
+ * it, keyed by the code's hash (pending->hash). A table of their own: the SAD accessors above never see them, so
+ * a code can never be presented as a SAD. Expired ones go with stor_purge_expired(). */
+int stor_txn_pending_sad_get(stor_txn_t *t, const uint8_t code_hash[32], stor_sad_t *out);
+int stor_txn_pending_sad_put(stor_txn_t *t, const stor_sad_t *pending);
+int stor_txn_pending_sad_del(stor_txn_t *t, const uint8_t code_hash[32]);
 /** Append an audit record; fills rec->seq, time_ms (if 0), prev_hash and hash. */
 int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec);
 
@@ -497,8 +507,7 @@ int stor_txn_signed_head_put(stor_txn_t *t, const stor_signed_head_t *h);
 typedef int (*stor_signed_head_each_fn)(const stor_signed_head_t *h, int status, void *arg);
 int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *arg);
 
-/** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
-/** Delete expired tokens, SADs, authorization codes and operator sessions past their absolute expiry (a write).
+/** Delete expired tokens, SADs, pending SADs, authorization codes and operator sessions past their absolute expiry (a write).
  *  @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
 

@@ -414,6 +414,33 @@ class TestCredentialScope(Base):
         r = SVC.authorize(st, user + "-oauth", hashes, pin=PIN)
         self.assertEqual(r.status, 400, r)
 
+    def test_code_is_not_a_sad(self):
+        """Issue 9 item 1: the bare authorization code from the front-channel redirect is no SAD. Under a service
+        token of the same user (auth/login needs only the password) neither signHash nor extendTransaction accepts
+        it; only the token endpoint redeems it, for its client with its PKCE verifier."""
+        user = pick_user()
+        h = [H.digest("code as SAD %s" % secrets.token_hex(4))]
+        params = {"scope": "credential", "credentialID": user + "-oauth", "numSignatures": "2",
+                  "hashes": b64url(h[0]), "hashAlgorithmOID": H.SHA256}
+        code, verifier, _ = code_flow(user, **params)
+        st = SVC.token(user, "password-" + user)
+        body = {"credentialID": user + "-oauth", "SAD": code, "hashes": [H.b64(h[0])], "signAlgo": H.ECDSA_SHA256}
+        r = SVC.post("signatures/signHash", body, st)
+        self.assertJsonError(r, 400, "invalid_request")
+        self.assertEqual(r.json["error_description"], "Invalid parameter SAD", r)
+        r = SVC.post("credentials/extendTransaction", {"credentialID": user + "-oauth", "SAD": code,
+                                                       "hashes": [H.b64(h[0])], "hashAlgorithmOID": H.SHA256}, st)
+        self.assertJsonError(r, 400, "invalid_request")
+        # Nothing was spent: the client redeems the code and its credential token signs.
+        r = token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                   "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        ct = r.json["access_token"]
+        r = SVC.post("signatures/signHash", dict(body, SAD=ct), st)
+        self.assertEqual(r.status, 200, r)
+        # and the code is still no SAD after the exchange
+        self.assertJsonError(SVC.post("signatures/signHash", body, st), 400, "invalid_request")
+
     def test_rar_both_types_echoed(self):
         for rtype in ("credential", "https://cloudsignatureconsortium.org/2025/credential"):
             with self.subTest(type=rtype):
