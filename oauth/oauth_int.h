@@ -170,6 +170,18 @@ void oauth_rate_free(oauth_rate_t *r);
 /** Test hook: lower the number of addresses kept (at most OAUTH_RATE_ADDRS_MAX). */
 void oauth_rate_set_cap(oauth_rate_t *r, size_t cap);
 
+/* ---- SAD digest sets (oauth_sad.c), shared with extendTransaction (oauth_extend.c) ---- */
+
+/**
+ * Whether every one of the n digests (hash_alg, digest_len bytes each) is bound to s (s->n_digests > 0).
+ * @param[out] idx if not NULL, n entries: the index in s->digests of each digest (its first occurrence)
+ * @return 1 all bound (same algorithm and length), else 0. O(n * s->n_digests): keep it out of the writer.
+ */
+int oauth_sad_match(const stor_sad_t *s, const char *hash_alg, const uint8_t *const *digests, size_t digest_len,
+                    size_t n, uint32_t *idx);
+/** SHA-256 over what oauth_sad_match() looks at, to tell whether an answer computed earlier still holds. */
+int oauth_sad_fp(const stor_sad_t *s, uint8_t fp[32]);
+
 /* ---- shared by the grant code (oauth_grant.c) and oauth_token.c ------------ */
 
 /** Delete the SAD of a credential-scope token (it is stored under the token's hash); a missing one is fine. */

@@ -161,6 +161,7 @@ static const field_t sad_fields[] = {
     U32(7, stor_sad_t, digest_len),
     U32(8, stor_sad_t, n_digests),
     BLOB2(9, stor_sad_t, digests, digest_len, n_digests),
+    BYTES(10, stor_sad_t, signed_bits, signed_bits_len),
 };
 
 static const field_t audit_fields[] = {

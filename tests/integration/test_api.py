@@ -639,6 +639,30 @@ class TestSignHash(Base):
         self.assertTrue(H.verify(self.ec_pub, base64.b64decode(r.json["signatures"][0]), c))
         self.assertError(self.extend(self.t, "demo-ec", sad2, [a]), 400, "invalid_request")  # used up
 
+    def test_extend_renews_only_bound_unsigned_digests(self):
+        """Issue 9 item 2: extendTransaction renews a SAD for digests already bound to it and not yet signed. A
+        digest never bound (the user approved only the bound ones) or one already signed is refused without a
+        factor ever being asked, and the refusal leaves the SAD as it was; without hashes (SCAL 1 style) the new
+        SAD binds every bound digest not yet signed."""
+        a, b, c = H.digest("bound a"), H.digest("bound b"), H.digest("never approved c")
+        sad = self.sad_ec([a, b], num=2)
+        self.assertEqual(self.sign(self.t, "demo-ec", sad, [a], H.ECDSA_SHA256).status, 200)
+        for refused in ([c], [a], [b, c]):
+            self.assertError(self.extend(self.t, "demo-ec", sad, refused), 400, "invalid_request",
+                             "Hash is not authorized by the SAD.")
+        r = self.extend(self.t, "demo-ec", sad, [b])
+        self.assertEqual(r.status, 200, r)
+        sad2 = r.json["SAD"]
+        self.assertError(self.sign(self.t, "demo-ec", sad2, [c], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Hash is not authorized by the SAD.")
+        self.assertError(self.sign(self.t, "demo-ec", sad2, [a], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Hash is not authorized by the SAD.")
+        r = self.sign(self.t, "demo-ec", sad2, [b], H.ECDSA_SHA256)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(H.verify(self.ec_pub, base64.b64decode(r.json["signatures"][0]), b))
+        # Every digest signed: nothing left to renew.
+        self.assertError(self.extend(self.t, "demo-ec", sad2, [b]), 400, "invalid_request")
+
     def test_extend_errors(self):
         a = H.digest("ext err")
         sad = self.sad_ec([a], num=2)

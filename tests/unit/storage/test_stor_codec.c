@@ -150,6 +150,9 @@ START_TEST(t_roundtrip_token_sad)
     s->n_digests = STOR_DIGESTS_MAX;
     for (size_t i = 0; i < sizeof(s->digests); i++)
         s->digests[i] = (uint8_t)(i * 13);
+    s->signed_bits_len = sizeof(s->signed_bits);
+    for (size_t i = 0; i < sizeof(s->signed_bits); i++)
+        s->signed_bits[i] = (uint8_t)(i * 7 + 1);
     buf = encode(STOR_REC_SAD, s, &len);
     ck_assert_int_eq(stor_codec_decode(STOR_REC_SAD, buf, len, ds), 0);
     ck_assert_mem_eq(s, ds, sizeof(*s));
@@ -158,11 +161,14 @@ START_TEST(t_roundtrip_token_sad)
     /* only n_digests * digest_len bytes are encoded */
     s->digest_len = 32;
     s->n_digests = 2;
+    s->signed_bits_len = 1; /* and only the bytes of signed_bits in use */
     buf = encode(STOR_REC_SAD, s, &len);
     ck_assert_uint_lt(len, 300);
     ck_assert_int_eq(stor_codec_decode(STOR_REC_SAD, buf, len, ds), 0);
     ck_assert_mem_eq(ds->digests, s->digests, 64);
     ck_assert_uint_eq(ds->digests[64], 0);
+    ck_assert_uint_eq(ds->signed_bits[0], s->signed_bits[0]);
+    ck_assert_uint_eq(ds->signed_bits[1], 0);
     free(buf);
     free(s);
     free(ds);
