@@ -10,6 +10,12 @@
 
 #define CSC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Credential PINs set by csc-admin (credential create, a delegate's PIN): at least csc_pin_min() characters. */
+#define CSC_PIN_MIN 6
+#define CSC_PIN_MAX 32
+/** The shortest PIN csc-admin sets: the configured pin_min_length, never below CSC_PIN_MIN. */
+unsigned csc_pin_min(const csc_admin_t *a);
+
 struct csc {
     csc_config_t cfg;
     stor_env_t *stor;

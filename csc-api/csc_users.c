@@ -246,8 +246,8 @@ int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *us
         goto out;
     }
     if (pin != NULL) {
-        if (strlen(pin) < 4) {
-            ERR("the delegate's PIN must have at least 4 characters");
+        if (strlen(pin) < csc_pin_min(a) || strlen(pin) > CSC_PIN_MAX) {
+            ERR("the delegate's PIN must have %u..%d characters (pin_min_length)", csc_pin_min(a), CSC_PIN_MAX);
             goto out;
         }
         if (oauth_secret_hash(pin, strlen(pin), a->scrypt_log2n, ver, &vlen) != 0) {

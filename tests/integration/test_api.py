@@ -839,6 +839,27 @@ class TestLifecycle(Base):
         return SVC.post("signatures/signHash", {"credentialID": cid, "SAD": sad, "hashes": [H.b64(h)],
                                                 "signAlgo": H.ECDSA_SHA256}, t)
 
+    def test_pin_min_length(self):
+        """Issue 9 item 12: a credential PIN has at least pin_min_length digits (default 6 in the test environment),
+        wherever csc-admin sets one: credential create and a delegate's own PIN."""
+        SVC.admin("user", "add", "pina", stdin="password-pina\n")
+        SVC.admin("user", "add", "pinb", stdin="password-pinb\n")
+        for short in ("1234", "12345"):
+            r = SVC.admin("credential", "create", "--id", "pina-" + short, "--user", "pina", "--key", "p256",
+                          "--auth", "PIN", stdin=short + "\n", check=False)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertIn("6..32 digits", r.stderr)
+        self.assertNotIn("pina-1234", SVC.admin("list").stdout)
+        SVC.admin("credential", "create", "--id", "pina-1", "--user", "pina", "--key", "p256", "--auth", "PIN",
+                  stdin="123456\n")
+        t = SVC.token("pina", "password-pina")
+        self.assertEqual(SVC.authorize(t, "pina-1", [H.digest("pin 6")], pin="123456").status, 200)
+        r = SVC.admin("credential", "delegate", "pina-1", "--user", "pinb", "--evidence", "form 1", stdin="4711\n",
+                      check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("6..32 characters", r.stderr)
+        SVC.admin("credential", "delegate", "pina-1", "--user", "pinb", "--evidence", "form 1", stdin="471147\n")
+
     def test_revoke_destroys_the_key(self):
         SVC.admin("user", "add", "dora", stdin="password-dora\n")
         self.make("dora", "dora-1")
