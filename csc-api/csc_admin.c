@@ -652,6 +652,8 @@ static int user_status_fn(stor_txn_t *t, void *arg)
     int rc = u == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, s->name, u);
     if (rc == 0 && u->status == STOR_USER_TERMINATED)
         rc = STOR_ERR_EXISTS; /* termination is final */
+    if (rc == 0 && s->status != STOR_USER_ACTIVE)
+        rc = csc_user_reset_txn(t, u, &s->audit); /* suspension and termination revoke everything at once */
     if (rc == 0) {
         u->status = s->status;
         rc = stor_txn_user_put(t, u, 0);

@@ -24,6 +24,7 @@ typedef struct {
     const oauth_t *o;
     const oauth_authz_request_t *req;
     const char *user;
+    uint32_t epoch;                    /* the user's epoch at login: an operator's reset since voids the decision */
     char client[64];                   /* audit: "oauth:<client_id>@<addr>" */
     int64_t now;
     int approve;
@@ -52,11 +53,12 @@ static void refuse(decide_ctx_t *c, int rc, const char *why)
 
 static int decide_load(stor_txn_t *t, decide_ctx_t *c)
 {
-    uint32_t status = 0;
+    uint32_t status = 0, epoch;
     stor_user_t u;
     int rc = stor_txn_user_get(t, c->user, &u);
 
     status = u.status;
+    epoch = u.epoch;
     OPENSSL_cleanse(&u, sizeof(u));
     if (rc < 0 && rc != STOR_ERR_NOTFOUND)
         return rc;
@@ -65,6 +67,8 @@ static int decide_load(stor_txn_t *t, decide_ctx_t *c)
         refuse(c, OAUTH_ERR_INVALID, "unknown user");
     else if (status != STOR_USER_ACTIVE)
         refuse(c, OAUTH_ERR_DISABLED, "user disabled");
+    else if (epoch != c->epoch)
+        refuse(c, OAUTH_ERR_DISABLED, "user reset by an operator since the login");
     if (c->rc != OAUTH_OK || !is_cred_scope(c))
         return 0;
     if ((rc = stor_txn_cred_get(t, c->req->cred, c->cred)) < 0 && rc != STOR_ERR_NOTFOUND)
@@ -331,6 +335,7 @@ int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *p
     c->o = o;
     c->req = req;
     c->user = e->user;
+    c->epoch = e->epoch;
     c->now = oauth_clock(o);
     c->approve = approve != 0;
     oauth_audit_client(c->client, req->client_id, addr ? addr : "");

@@ -74,17 +74,21 @@ void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
 /**
  * Check code against user's pending code for cred and use the pending code up, whatever the outcome
  * (each code is tried once).
- * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed)
+ * @param[in] epoch the user's current epoch (stor_user_t): a code issued under another one is void
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed, issued before a reset)
  */
-int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now);
+int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now,
+                         uint32_t epoch);
 
 /* ---- approvals (oauth_approval.c) ---- */
 struct oauth_appr_tab;
 int oauth_appr_tab_new(struct oauth_appr_tab **out);
 void oauth_appr_tab_free(struct oauth_appr_tab *t);
-/** oauth_authorize() with factors already verified by the caller (pre: OAUTH_FACTOR_APPROVAL). */
+/** oauth_authorize() with factors already verified by the caller (pre: OAUTH_FACTOR_APPROVAL), for a request
+ *  made while the user's epoch was epoch: after an operator's reset of the user (another epoch) it is
+ *  OAUTH_ERR_DISABLED, decided in the write that would issue the SAD. */
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
-                        char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
+                        uint32_t epoch, char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
 
 /** A verifier no secret matches (log2n = OAUTH_SCRYPT_LOG2N), so that a login
  *  for an unknown user costs the same scrypt as one for a known user. */
@@ -130,6 +134,7 @@ typedef struct oauth_ent {
     char client_id[STOR_NAME_MAX + 1];
     char user[STOR_NAME_MAX + 1];          /* sessions: "" until the login succeeded */
     char csrf[OAUTH_TOKEN_BUFLEN];         /* sessions: anti-CSRF token */
+    uint32_t epoch;                        /* sessions: the user's epoch at login (an operator's reset ends it) */
     size_t req_len;
     uint8_t req[];                         /* packed oauth_authz_request_t */
 } oauth_ent_t;

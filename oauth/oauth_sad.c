@@ -67,7 +67,9 @@ typedef struct {
     const oauth_factors_t *f;
     int64_t now;
     int pre;                           /* decision from the read: OK (go on), INVALID, LOCKED, DISABLED */
-    unsigned pre_verified;             /* verified by the caller (OAUTH_FACTOR_APPROVAL) */
+    unsigned pre_verified;             /* verified by the caller (OAUTH_FACTOR_APPROVAL) ... */
+    uint32_t pre_epoch;                /* ... for a request made in this epoch of the user */
+    uint32_t read_epoch;               /* the user's epoch as read before the write */
     unsigned verified, bad;            /* OAUTH_FACTOR_*, as decided in the write */
     unsigned verified0, bad0;          /* as checked before it */
     int64_t otp_step;
@@ -147,6 +149,7 @@ static int authz_read(stor_txn_t *t, void *arg)
     memcpy(c->pin_v, c->eff_pin, c->pin_vlen);
     c->totp_len = c->user.totp_secret_len <= STOR_TOTP_MAX ? c->user.totp_secret_len : 0;
     memcpy(c->totp, c->user.totp_secret, c->totp_len);
+    c->read_epoch = c->user.epoch;
     return 0;
 }
 
@@ -174,7 +177,7 @@ static int authz_check_factors(authz_ctx_t *c)
     /* The one-time code is used up by this try, right or wrong. */
     if (f && f->challenge && oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID)) {
         if (oauth_challenge_take((oauth_t *)c->o, c->req->user, c->req->cred, f->challenge, f->challenge_len,
-                                 c->now) == OAUTH_OK)
+                                 c->now, c->read_epoch) == OAUTH_OK)
             c->verified0 |= OAUTH_FACTOR_CHALLENGE;
         else
             c->bad0 |= OAUTH_FACTOR_CHALLENGE;
@@ -278,6 +281,11 @@ static int authz_apply(stor_txn_t *t, void *arg)
     /* A read-time refusal stands (it counted no failure); otherwise the fresh state decides. */
     if (pre != OAUTH_OK && c->rc != OAUTH_ERR_INVALID)
         c->rc = pre;
+    /* An approval asked for before an operator's reset of the user is void. A one-time code checked against the
+     * epoch read before this write is void too if a reset came in between. */
+    if (c->rc == OAUTH_OK && (((c->pre_verified & OAUTH_FACTOR_APPROVAL) && c->user.epoch != c->pre_epoch) ||
+                              ((c->verified0 & OAUTH_FACTOR_CHALLENGE) && c->user.epoch != c->read_epoch)))
+        c->rc = OAUTH_ERR_DISABLED;
     if (c->rc == OAUTH_OK) {
         c->rc = authz_decide(c);
         if ((rc = authz_outcome(t, c)) < 0)
@@ -323,11 +331,11 @@ static int authz_new_sad(authz_ctx_t *c, char value[OAUTH_TOKEN_BUFLEN])
 int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, char sad[OAUTH_TOKEN_BUFLEN],
                     unsigned *expires_in)
 {
-    return oauth_authorize_pre(o, req, f, 0, sad, expires_in);
+    return oauth_authorize_pre(o, req, f, 0, 0, sad, expires_in);
 }
 
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
-                        char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in)
+                        uint32_t epoch, char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in)
 {
     char value[OAUTH_TOKEN_BUFLEN] = "";
     authz_ctx_t *c = NULL;
@@ -347,6 +355,7 @@ int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_
     c->req = req;
     c->f = f;
     c->pre_verified = pre;
+    c->pre_epoch = epoch;
     c->now = oauth_clock(o);
     if ((rc = authz_new_sad(c, value)) != OAUTH_OK)
         goto out;

@@ -147,6 +147,7 @@ typedef struct {
     oauth_session_view_t *view; /* get */
     char *client_id;            /* login: the request's client, for the audit record */
     const char *user;           /* login: the user to record */
+    uint32_t epoch;             /* login: the user's epoch to record; get: the one recorded */
 } sess_op_t;
 
 static int get_fn(oauth_ent_t *e, void *arg)
@@ -157,7 +158,25 @@ static int get_fn(oauth_ent_t *e, void *arg)
     oauth_ent_req(e, &op->view->req);
     memcpy(op->view->csrf, e->csrf, sizeof(op->view->csrf));
     memcpy(op->view->user, e->user, sizeof(op->view->user));
+    op->epoch = e->epoch;
     return OAUTH_OK;
+}
+
+typedef struct {
+    const char *user;
+    uint32_t epoch;
+    int live;
+} sess_user_t;
+
+static int sess_user_read(stor_txn_t *t, void *arg)
+{
+    sess_user_t *s = arg;
+    stor_user_t u;
+    int rc = stor_txn_user_get(t, s->user, &u);
+
+    s->live = rc == STOR_OK && u.status == STOR_USER_ACTIVE && u.epoch == s->epoch;
+    OPENSSL_cleanse(&u, sizeof(u));
+    return rc == STOR_ERR_NOTFOUND ? 0 : rc;
 }
 
 int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out)
@@ -172,8 +191,16 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out)
         goto out;
     if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
         goto out;
-    op = (sess_op_t){o, oauth_clock(o), out, NULL, NULL};
+    op = (sess_op_t){o, oauth_clock(o), out, NULL, NULL, 0};
     rc = oauth_mem_with(o->sessions, key, op.now, get_fn, &op);
+    if (rc == OAUTH_OK && out->user[0]) {
+        /* Signed in before an operator's reset (password, TOTP, suspension) of the user: the session ends. */
+        sess_user_t su = {out->user, op.epoch, 0};
+        if ((rc = oauth_rc(stor_read(o->cfg.stor, sess_user_read, &su))) == OAUTH_OK && !su.live) {
+            oauth_session_end(o, sid);
+            rc = OAUTH_ERR_INVALID;
+        }
+    }
 out:
     if (rc != OAUTH_OK && out)
         OPENSSL_cleanse(out, sizeof(*out));
@@ -246,6 +273,7 @@ int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, 
     memcpy(n->key, e->key, sizeof(n->key));
     memcpy(n->csrf, e->csrf, sizeof(n->csrf));
     memcpy(n->user, e->user, sizeof(n->user));
+    n->epoch = e->epoch;
     memcpy(n->client_id, e->client_id, sizeof(n->client_id));
     n->created = e->created;
     n->touched = e->touched;
@@ -282,6 +310,7 @@ typedef struct {
     int64_t otp_step;
     const char *why;
     int rc;
+    uint32_t epoch;           /* the user's epoch the login succeeded in */
 } slogin_ctx_t;
 
 static int client_fn(oauth_ent_t *e, void *arg)
@@ -297,6 +326,7 @@ static int set_user_fn(oauth_ent_t *e, void *arg)
     sess_op_t *op = arg;
 
     oauth_copy(e->user, sizeof(e->user), op->user);
+    e->epoch = op->epoch;
     return OAUTH_OK;
 }
 
@@ -354,7 +384,11 @@ static void slogin_decide(slogin_ctx_t *c, const stor_user_t *u)
     } else if (c->pre == OAUTH_OK && c->otp_step <= u->totp_last_step) {
         c->rc = OAUTH_ERR_DENIED;
         c->why = "replayed OTP";
+    } else if (c->pre == OAUTH_OK && u->epoch != c->u.epoch) {
+        c->rc = OAUTH_ERR_DENIED; /* an operator reset the user (a new password) since the password was checked */
+        c->why = "user reset meanwhile";
     }
+    c->epoch = u->epoch;
 }
 
 static int slogin_outcome(stor_txn_t *t, slogin_ctx_t *c, stor_user_t *u)
@@ -449,7 +483,7 @@ int oauth_session_login(oauth_t *o, const char *sid, const char *user, const cha
         goto out;
     if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
         goto out;
-    op = (sess_op_t){o, oauth_clock(o), NULL, client_id, user};
+    op = (sess_op_t){o, oauth_clock(o), NULL, client_id, user, 0};
     if ((rc = oauth_mem_with(o->sessions, key, op.now, client_fn, &op)) != OAUTH_OK)
         goto out;
     rc = OAUTH_ERR_INTERNAL;
@@ -467,8 +501,10 @@ int oauth_session_login(oauth_t *o, const char *sid, const char *user, const cha
     rc = c->rc == OAUTH_ERR_DISABLED ? OAUTH_ERR_DENIED : c->rc;
     if (rc != OAUTH_OK)
         (void)oauth_rate_hit(o, addr);
-    else
+    else {
+        op.epoch = c->epoch;
         rc = oauth_mem_with(o->sessions, key, oauth_clock(o), set_user_fn, &op);
+    }
 out:
     if (c)
         OPENSSL_clear_free(c, sizeof(*c));

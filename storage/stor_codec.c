@@ -80,6 +80,7 @@ static const field_t user_fields[] = {
     I64(7, stor_user_t, locked_until),
     I64(8, stor_user_t, created_at),
     STR(9, stor_user_t, evidence),
+    U32(10, stor_user_t, epoch),
 };
 
 static const field_t cred_fields[] = {

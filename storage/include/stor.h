@@ -105,6 +105,9 @@ typedef struct stor_user {
     int64_t locked_until;                 /**< unix seconds; 0 = not locked */
     int64_t created_at;
     char evidence[STOR_DESC_MAX + 1];     /**< reference to the identity-verification evidence (J1), "" if none */
+    uint32_t epoch;                       /**< bumped by every operator reset (password, TOTP, suspension,
+                                               termination): state kept outside storage (sessions, pending
+                                               approvals, one-time codes) stamped with an older one is refused */
 } stor_user_t;
 
 /** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
@@ -406,6 +409,21 @@ int stor_txn_client_each(stor_txn_t *t, stor_client_each_fn fn, void *arg);
  * stor_purge_expired(). */
 int stor_txn_code_get(stor_txn_t *t, const uint8_t hash[32], stor_code_t *out);
 int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code);
+
+/** What stor_txn_user_revoke_all() did. */
+typedef struct stor_revoked {
+    unsigned tokens;   /**< access and refresh tokens revoked */
+    unsigned sads;     /**< SADs deleted (credential tokens' SADs included) */
+    unsigned pending;  /**< unused authorization codes deleted, with their pending SADs */
+} stor_revoked_t;
+
+/**
+ * Revoke everything user holds: every unexpired, unrevoked access and refresh token (revoked, kept), every SAD
+ * and pending SAD of user (deleted), every unused authorization code issued to user (deleted; used codes stay so
+ * that their reuse is still recognised). Walks the tables (no per-user index): for operator resets.
+ * @param[out] out counts (only unexpired records at now are counted)
+ */
+int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_revoked_t *out);
 
 /** Call fn for each credential owned by user, in credentialID order. A non-zero
  *  return of fn stops the walk and is returned. */

@@ -892,6 +892,40 @@ class TestLifecycle(Base):
         self.assertEqual(r.status, 200, r)
         self.assertTrue(H.verify(SVC.cert_pem(t, "erin-1"), base64.b64decode(r.json["signatures"][0]), h))
 
+    def test_operator_reset_revokes_everything(self):
+        """Issue 9 item 7: user change --password-stdin, user totp-reset, user suspend (then resume) and user
+        terminate revoke, at once, every access token, refresh token and SAD the user held before, and audit how
+        many; a new login (where the user may still log in) gets a working token and a fresh authorization."""
+        for cmd in ("change", "totp-reset", "suspend", "terminate"):
+            with self.subTest(cmd=cmd):
+                user, pw = "reset-" + cmd, "password-reset-" + cmd
+                SVC.admin("user", "add", user, stdin=pw + "\n")
+                self.make(user, user + "-1")
+                j = SVC.login(user, pw, remember=True)
+                t, rt = j["access_token"], j["refresh_token"]
+                h = H.digest("before the reset: " + cmd)
+                sad = self.sad(t, user + "-1", [h])
+                if cmd == "change":
+                    pw = "new-" + pw
+                    SVC.admin("user", "change", user, "--password-stdin", stdin=pw + "\n")
+                elif cmd == "totp-reset":
+                    SVC.admin("user", "totp-reset", user)
+                elif cmd == "suspend":
+                    SVC.admin("user", "suspend", user)
+                    SVC.admin("user", "resume", user)
+                else:
+                    SVC.admin("user", "terminate", user)
+                self.assertError(SVC.post("credentials/list", {}, t), 401)
+                self.assertError(SVC.post("auth/login", {"refresh_token": rt}), 400, "invalid_request",
+                                 "Invalid refresh_token")
+                log = SVC.admin("audit", "query", "--user", user, "--event", "admin").stdout
+                self.assertIn("revoked: tokens=2 sads=1 pending=0", log)
+                if cmd == "terminate":
+                    continue
+                t2 = SVC.token(user, pw)
+                self.assertError(self.sign(t2, user + "-1", sad, h), 400, "invalid_request", "Invalid parameter SAD")
+                self.assertEqual(self.sign(t2, user + "-1", self.sad(t2, user + "-1", [h]), h).status, 200)
+
     def test_suspend_resume_terminate(self):
         SVC.admin("user", "add", "fred", stdin="password-fred\n")
         self.make("fred", "fred-1")
@@ -902,6 +936,9 @@ class TestLifecycle(Base):
         basic = "Basic " + base64.b64encode(b"fred:password-fred").decode()
         self.assertError(SVC.post("auth/login", {}, auth=basic), 400, "authentication_error")
         SVC.admin("user", "resume", "fred")
+        # The suspension revoked the token for good (issue 9 item 7): after the resume a new login is needed.
+        self.assertError(SVC.post("credentials/list", {}, t), 401)
+        t = SVC.token("fred", "password-fred")
         self.assertEqual(SVC.post("credentials/list", {}, t).status, 200)
         out = SVC.admin("user", "terminate", "fred")
         self.assertIn("terminated", out.stdout)

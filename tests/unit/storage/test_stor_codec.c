@@ -51,6 +51,7 @@ static void sample_user(stor_user_t *u)
     u->totp_last_step = -5;
     u->locked_until = INT64_MAX;
     u->created_at = INT64_MIN;
+    u->epoch = 7;
 }
 
 static void sample_cred(stor_cred_t *c)
@@ -244,8 +245,9 @@ START_TEST(t_truncated)
             ck_assert_str_eq(d.name, "");
         }
     }
-    /* the last full prefix before created_at (then the evidence field, header + bytes) leaves created_at zero */
-    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, buf, len - 5 - strlen(u.evidence) - 13, &d), 0);
+    /* the last full prefix before created_at (then the evidence field, header + bytes, and the epoch, header + 4)
+     * leaves created_at zero */
+    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, buf, len - 9 - 5 - strlen(u.evidence) - 13, &d), 0);
     ck_assert_int_eq(d.created_at, 0);
     ck_assert_int_eq(d.locked_until, INT64_MAX);
     free(buf);
