@@ -266,6 +266,32 @@ class TestAuthorizeErrors(Base):
         self.assertEqual(q["error"], "access_denied")
         self.assertEqual(q["state"], state)
 
+    def test_operator_reset_ends_signed_in_sessions(self):
+        """Issue 9 item 7: a browser signed in on the authorization page before an operator reset the user's
+        password gets no code afterwards (the session is kept in csc-server's memory, out of csc-admin's reach:
+        the user's epoch voids it)."""
+        user = "reset-" + secrets.token_hex(3)
+        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
+        TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+        SVC.admin("credential", "create", "--id", user + "-oauth", "--user", user, "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", "--auth-mode", "oauth2code", stdin=PIN + "\n")
+        b = Browser()
+        url, state = authorize_url(scope="credential", credentialID=user + "-oauth", numSignatures="1",
+                                   hashes=b64url(H.digest("reset")), hashAlgorithmOID=H.SHA256)
+        self.assertEqual(b.get(url).status, 200)
+        r = login(b, user)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'id="approve"', r.raw)
+        SVC.admin("user", "change", user, "--password-stdin", stdin="new-password-%s\n" % user)
+        r = b.post({"action": "approve", "pin": PIN})
+        if r.status == 302:
+            loc, q = redirect_params(r)
+            self.assertNotIn("code", q, loc)
+        else:
+            self.assertNotIn(b"code=", r.raw)
+        self.assertIn("revoked: tokens=0 sads=0 pending=0",
+                      SVC.admin("audit", "query", "--user", user, "--event", "admin").stdout)
+
     def test_user_lockout_through_the_page(self):
         for _ in range(3):
             b = Browser()
