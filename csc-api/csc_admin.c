@@ -273,10 +273,15 @@ static int valid_expr(const char *e)
     return 0;
 }
 
-static int valid_pin(const char *pin)
+unsigned csc_pin_min(const csc_admin_t *a)
+{
+    return a->pin_min_length >= CSC_PIN_MIN ? a->pin_min_length : CSC_PIN_MIN;
+}
+
+static int valid_pin(const char *pin, unsigned min)
 {
     size_t n = pin != NULL ? strlen(pin) : 0;
-    if (n < 4 || n > 32)
+    if (n < min || n > CSC_PIN_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (pin[i] < '0' || pin[i] > '9')
@@ -306,8 +311,8 @@ static int cred_fill(const csc_admin_t *a, const csc_cred_spec_t *s, stor_cred_t
         return ERR("the CHALLENGE and APPROVAL objects need auth mode explicit (credentials/authorize)");
     snprintf(c->auth_expr, sizeof(c->auth_expr), "%s", s->auth_expr);
     if (strstr(s->auth_expr, "PIN") != NULL) {
-        if (!valid_pin(s->pin))
-            return ERR("the PIN must be 4..32 digits");
+        if (!valid_pin(s->pin, csc_pin_min(a)))
+            return ERR("the PIN must be %u..%d digits (pin_min_length)", csc_pin_min(a), CSC_PIN_MAX);
         if (oauth_secret_hash(s->pin, strlen(s->pin), a->scrypt_log2n, c->pin_verifier, &c->pin_verifier_len) != 0)
             return ERR("cannot derive the PIN verifier");
     }
@@ -647,6 +652,8 @@ static int user_status_fn(stor_txn_t *t, void *arg)
     int rc = u == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, s->name, u);
     if (rc == 0 && u->status == STOR_USER_TERMINATED)
         rc = STOR_ERR_EXISTS; /* termination is final */
+    if (rc == 0 && s->status != STOR_USER_ACTIVE)
+        rc = csc_user_reset_txn(t, u, &s->audit); /* suspension and termination revoke everything at once */
     if (rc == 0) {
         u->status = s->status;
         rc = stor_txn_user_put(t, u, 0);

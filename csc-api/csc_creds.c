@@ -718,6 +718,10 @@ int csc_m_extend(csc_req_t *r)
     case OAUTH_ERR_EXHAUSTED:
         csc_bad(r, "The SAD does not authorize any more signatures");
         goto out;
+    case OAUTH_ERR_NOT_AUTHORIZED:
+        /* A digest the SAD was not bound to, or one already signed: new digests need credentials/authorize. */
+        csc_bad(r, "Hash is not authorized by the SAD.");
+        goto out;
     case OAUTH_ERR_INVALID:
     case OAUTH_ERR_MISMATCH:
     case OAUTH_ERR_INVAL:

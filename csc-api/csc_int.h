@@ -10,6 +10,16 @@
 
 #define CSC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Credential PINs set by csc-admin (credential create, a delegate's PIN): at least csc_pin_min() characters. */
+#define CSC_PIN_MIN 6
+#define CSC_PIN_MAX 32
+/** The shortest PIN csc-admin sets: the configured pin_min_length, never below CSC_PIN_MIN. */
+unsigned csc_pin_min(const csc_admin_t *a);
+/** Inside the write that applies an operator's reset of u (password, TOTP, suspension, termination): bump its
+ *  epoch and revoke every token, SAD and pending authorization of the user (stor_txn_user_revoke_all), appending
+ *  the counts to audit->detail. The caller puts u and appends audit in the same transaction. */
+int csc_user_reset_txn(stor_txn_t *t, stor_user_t *u, stor_audit_t *audit);
+
 struct csc {
     csc_config_t cfg;
     stor_env_t *stor;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -28,6 +29,20 @@ int csc_evidence_check(const char *s)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
             return -1;
+    return 0;
+}
+
+int csc_user_reset_txn(stor_txn_t *t, stor_user_t *u, stor_audit_t *audit)
+{
+    stor_revoked_t r;
+    size_t n = strnlen(audit->detail, sizeof(audit->detail));
+    int rc;
+
+    u->epoch++; /* csc-server refuses what it keeps in memory for the older epoch */
+    if ((rc = stor_txn_user_revoke_all(t, u->name, (int64_t)time(NULL), &r)) != 0)
+        return rc;
+    snprintf(audit->detail + n, sizeof(audit->detail) - n, " revoked: tokens=%u sads=%u pending=%u", r.tokens, r.sads,
+             r.pending);
     return 0;
 }
 
@@ -68,6 +83,9 @@ static int change_fn(stor_txn_t *t, void *arg)
         u->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
         u->totp_last_step = 0; /* a new secret: no code of it was used */
     }
+    /* A new password or TOTP secret shuts out whoever held the old one, at once (issue 9 item 7). */
+    if ((c->pw_verifier != NULL || c->totp_secret != NULL) && (rc = csc_user_reset_txn(t, u, &c->audit)) != 0)
+        goto out;
     if ((rc = stor_txn_user_put(t, u, 0)) == 0)
         rc = stor_txn_audit_append(t, &c->audit);
 out:
@@ -247,8 +265,8 @@ int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *us
         goto out;
     }
     if (pin != NULL) {
-        if (strlen(pin) < 4) {
-            ERR("the delegate's PIN must have at least 4 characters");
+        if (strlen(pin) < csc_pin_min(a) || strlen(pin) > CSC_PIN_MAX) {
+            ERR("the delegate's PIN must have %u..%d characters (pin_min_length)", csc_pin_min(a), CSC_PIN_MAX);
             goto out;
         }
         if (oauth_secret_hash(pin, strlen(pin), a->scrypt_log2n, ver, &vlen) != 0) {

@@ -32,6 +32,7 @@ typedef struct appr {
     char client[64];
     uint32_t num;
     int needs_pin;
+    uint32_t epoch;                    /* the user's epoch when asked: an operator's reset voids the request */
     char hash_alg[STOR_OID_MAX + 1];
     uint32_t digest_len, n_digests;
     char sad[OAUTH_TOKEN_BUFLEN];      /* A_APPROVED */
@@ -157,6 +158,7 @@ int oauth_approval_new(oauth_t *o, const oauth_sad_request_t *req, char handle[O
     if (!(c.cred = calloc(1, sizeof(*c.cred))))
         return OAUTH_ERR_INTERNAL;
     rc = oauth_rc(stor_read(o->cfg.stor, new_read, &c));
+    uint32_t epoch = c.user.epoch;
     OPENSSL_clear_free(c.cred, sizeof(*c.cred));
     OPENSSL_cleanse(&c.user, sizeof(c.user));
     if (rc != OAUTH_OK)
@@ -180,6 +182,7 @@ int oauth_approval_new(oauth_t *o, const oauth_sad_request_t *req, char handle[O
     oauth_copy(a->client, sizeof(a->client), req->client);
     a->num = req->num_signatures;
     a->needs_pin = c.needs_pin;
+    a->epoch = epoch;
     if (req->n_digests) {
         oauth_copy(a->hash_alg, sizeof(a->hash_alg), req->hash_alg);
         a->digest_len = (uint32_t)req->digest_len;
@@ -309,7 +312,7 @@ int oauth_approval_decide(oauth_t *o, const char *user, const uint8_t ref[16], i
             .client = client,
         };
         oauth_factors_t f = {pin, pin ? pin_len : 0, NULL, 0, NULL, 0};
-        rc = oauth_authorize_pre(o, &req, &f, OAUTH_FACTOR_APPROVAL, sad, &exp);
+        rc = oauth_authorize_pre(o, &req, &f, OAUTH_FACTOR_APPROVAL, a->epoch, sad, &exp);
         if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_BUSY) {
             /* A wrong PIN (counted on the credential's lock), a busy PIN check or trouble: the user may try again. */
             pthread_mutex_lock(&t->mu);

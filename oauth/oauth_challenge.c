@@ -29,6 +29,7 @@ typedef struct {
     int64_t issued;
     int64_t expires;
     int used;
+    uint32_t epoch;       /* the user's epoch when it was issued: an operator's reset voids it */
 } chal_ent_t;
 
 struct oauth_chal_tab {
@@ -99,7 +100,7 @@ static int chal_mac(const struct oauth_chal_tab *t, const uint8_t key[32], const
  * seconds after it was issued (each code costs an out-of-band message).
  * @return OAUTH_OK, OAUTH_ERR_RATE (too soon) or OAUTH_ERR_FULL */
 static int chal_put(struct oauth_chal_tab *t, const uint8_t key[32], const uint8_t mac[32], int64_t expires,
-                    int64_t now)
+                    int64_t now, uint32_t epoch)
 {
     chal_ent_t *slot = NULL;
     int rc = OAUTH_OK;
@@ -125,6 +126,7 @@ static int chal_put(struct oauth_chal_tab *t, const uint8_t key[32], const uint8
         slot->issued = now;
         slot->expires = expires;
         slot->used = 1;
+        slot->epoch = epoch;
     }
     pthread_mutex_unlock(&t->mu);
     return rc;
@@ -142,7 +144,8 @@ static void chal_drop(struct oauth_chal_tab *t, const uint8_t key[32])
     pthread_mutex_unlock(&t->mu);
 }
 
-int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now)
+int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now,
+                         uint32_t epoch)
 {
     struct oauth_chal_tab *t = o->challenges;
     uint8_t key[32], mac[32], want[32];
@@ -158,7 +161,7 @@ int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const c
         if (e->used && CRYPTO_memcmp(e->key, key, 32) == 0) {
             memcpy(want, e->mac, 32);
             expires = e->expires;
-            found = 1;
+            found = e->epoch == epoch; /* issued before an operator's reset of the user: void */
             OPENSSL_cleanse(e, sizeof(*e)); /* tried once, right or wrong */
             break;
         }
@@ -230,7 +233,8 @@ static int chal_apply(stor_txn_t *t, void *arg)
         else if (c->u.status != STOR_USER_ACTIVE || c->c->status != STOR_CRED_ENABLED)
             c->rc = OAUTH_ERR_DISABLED;
         else
-            c->rc = chal_put(c->o->challenges, c->key, c->mac, c->now + (int64_t)c->o->cfg.challenge_ttl, c->now);
+            c->rc = chal_put(c->o->challenges, c->key, c->mac, c->now + (int64_t)c->o->cfg.challenge_ttl, c->now,
+                             c->u.epoch);
     }
     if (c->rc == OAUTH_OK)
         snprintf(detail, sizeof(detail), "object %s issued, valid %us", OAUTH_CHALLENGE_ID, c->o->cfg.challenge_ttl);

@@ -1,7 +1,8 @@
 /*
  * oauth_consent.c - the user's decision on an authorization request: on
  * approval, the authorization code (and, for the credential scope, the pending
- * SAD the code will turn into a credential token).
+ * SAD the code will turn into a credential token at the token endpoint; it is kept
+ * apart from the SADs, so the bare code is never a SAD).
  *
  * The session is taken out of its table first, so one session yields at most
  * one decision even if the browser posts twice; it goes back only when the
@@ -23,6 +24,7 @@ typedef struct {
     const oauth_t *o;
     const oauth_authz_request_t *req;
     const char *user;
+    uint32_t epoch;                    /* the user's epoch at login: an operator's reset since voids the decision */
     char client[64];                   /* audit: "oauth:<client_id>@<addr>" */
     int64_t now;
     int approve;
@@ -51,11 +53,12 @@ static void refuse(decide_ctx_t *c, int rc, const char *why)
 
 static int decide_load(stor_txn_t *t, decide_ctx_t *c)
 {
-    uint32_t status = 0;
+    uint32_t status = 0, epoch;
     stor_user_t u;
     int rc = stor_txn_user_get(t, c->user, &u);
 
     status = u.status;
+    epoch = u.epoch;
     OPENSSL_cleanse(&u, sizeof(u));
     if (rc < 0 && rc != STOR_ERR_NOTFOUND)
         return rc;
@@ -64,6 +67,8 @@ static int decide_load(stor_txn_t *t, decide_ctx_t *c)
         refuse(c, OAUTH_ERR_INVALID, "unknown user");
     else if (status != STOR_USER_ACTIVE)
         refuse(c, OAUTH_ERR_DISABLED, "user disabled");
+    else if (epoch != c->epoch)
+        refuse(c, OAUTH_ERR_DISABLED, "user reset by an operator since the login");
     if (c->rc != OAUTH_OK || !is_cred_scope(c))
         return 0;
     if ((rc = stor_txn_cred_get(t, c->req->cred, c->cred)) < 0 && rc != STOR_ERR_NOTFOUND)
@@ -167,7 +172,7 @@ static int decide_apply(stor_txn_t *t, void *arg)
                 goto out;
         }
         if (c->rc == OAUTH_OK && ((rc = stor_txn_code_put(t, c->code)) < 0 ||
-                                  (is_cred_scope(c) && (rc = stor_txn_sad_put(t, c->sad)) < 0)))
+                                  (is_cred_scope(c) && (rc = stor_txn_pending_sad_put(t, c->sad)) < 0)))
             goto out;
     }
     rc = decide_audit(t, c);
@@ -219,7 +224,8 @@ static int code_record(decide_ctx_t *c, char value[OAUTH_TOKEN_BUFLEN])
     if (!is_cred_scope(c))
         return OAUTH_OK;
     oauth_copy(k->cred, sizeof(k->cred), r->cred);
-    /* Pending until the code is exchanged; stored under the code's hash and expiring with it. */
+    /* Pending until the code is exchanged: kept under the code's hash in the pending table (never looked up as
+     * a SAD, so the code itself signs nothing), expiring with the code. */
     memcpy(c->sad->hash, k->hash, 32);
     c->sad->expires_at = k->expires_at;
     return OAUTH_OK;
@@ -326,6 +332,7 @@ int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *p
     c->o = o;
     c->req = req;
     c->user = e->user;
+    c->epoch = e->epoch;
     c->now = oauth_clock(o);
     c->approve = approve != 0;
     oauth_audit_client(c->client, req->client_id, addr ? addr : "");

@@ -216,17 +216,18 @@ static int code_check(stor_txn_t *t, code_ctx_t *c)
     return 0;
 }
 
-/* The pending SAD moves from the code's hash to the credential token's, expiring with the token. */
+/* The pending SAD leaves the pending table (keyed by the code's hash) and becomes a SAD under the credential
+ * token's hash, expiring with the token: only now, with client, redirect URI and PKCE verifier checked. */
 static int move_sad(stor_txn_t *t, code_ctx_t *c, int64_t expires_at)
 {
-    int rc = stor_txn_sad_get(t, c->code->hash, c->sad);
+    int rc = stor_txn_pending_sad_get(t, c->code->hash, c->sad);
 
     if (rc == STOR_ERR_NOTFOUND) {
         c->g.rc = OAUTH_ERR_INVALID;
         c->g.why = "pending SAD missing";
         return 0;
     }
-    if (rc < 0 || (rc = stor_txn_sad_del(t, c->code->hash)) < 0)
+    if (rc < 0 || (rc = stor_txn_pending_sad_del(t, c->code->hash)) < 0)
         return rc;
     memcpy(c->sad->hash, c->g.access, 32);
     c->sad->expires_at = expires_at;

@@ -90,9 +90,11 @@ void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
 /**
  * Check code against user's pending code for cred and use the pending code up, whatever the outcome
  * (each code is tried once).
- * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed)
+ * @param[in] epoch the user's current epoch (stor_user_t): a code issued under another one is void
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed, issued before a reset)
  */
-int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now);
+int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now,
+                         uint32_t epoch);
 
 /* ---- tickets of the sign-in pages (oauth_ticket.c) ---- */
 /** A fresh random ticket key. @return OAUTH_OK or OAUTH_ERR_INTERNAL */
@@ -102,9 +104,11 @@ int oauth_ticket_init(oauth_t *o);
 struct oauth_appr_tab;
 int oauth_appr_tab_new(struct oauth_appr_tab **out);
 void oauth_appr_tab_free(struct oauth_appr_tab *t);
-/** oauth_authorize() with factors already verified by the caller (pre: OAUTH_FACTOR_APPROVAL). */
+/** oauth_authorize() with factors already verified by the caller (pre: OAUTH_FACTOR_APPROVAL), for a request
+ *  made while the user's epoch was epoch: after an operator's reset of the user (another epoch) it is
+ *  OAUTH_ERR_DISABLED, decided in the write that would issue the SAD. */
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
-                        char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
+                        uint32_t epoch, char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
 
 /** Check pw against the user's verifier when usable, else against the handle's dummy verifier (same cost):
  *  an unknown, locked or suspended user costs one scrypt like any other.
@@ -182,6 +186,7 @@ typedef struct oauth_ent {
     char client_id[STOR_NAME_MAX + 1];
     char user[STOR_NAME_MAX + 1];          /* sessions: "" until the login succeeded */
     char csrf[OAUTH_TOKEN_BUFLEN];         /* sessions: anti-CSRF token */
+    uint32_t epoch;                        /* sessions: the user's epoch at login (an operator's reset ends it) */
     size_t req_len;
     uint8_t req[];                         /* packed oauth_authz_request_t */
 } oauth_ent_t;
@@ -221,6 +226,18 @@ int oauth_rate_new(oauth_rate_t **out);
 void oauth_rate_free(oauth_rate_t *r);
 /** Test hook: lower the number of addresses kept (at most OAUTH_RATE_ADDRS_MAX). */
 void oauth_rate_set_cap(oauth_rate_t *r, size_t cap);
+
+/* ---- SAD digest sets (oauth_sad.c), shared with extendTransaction (oauth_extend.c) ---- */
+
+/**
+ * Whether every one of the n digests (hash_alg, digest_len bytes each) is bound to s (s->n_digests > 0).
+ * @param[out] idx if not NULL, n entries: the index in s->digests of each digest (its first occurrence)
+ * @return 1 all bound (same algorithm and length), else 0. O(n * s->n_digests): keep it out of the writer.
+ */
+int oauth_sad_match(const stor_sad_t *s, const char *hash_alg, const uint8_t *const *digests, size_t digest_len,
+                    size_t n, uint32_t *idx);
+/** SHA-256 over what oauth_sad_match() looks at, to tell whether an answer computed earlier still holds. */
+int oauth_sad_fp(const stor_sad_t *s, uint8_t fp[32]);
 
 /* ---- shared by the grant code (oauth_grant.c) and oauth_token.c ------------ */
 

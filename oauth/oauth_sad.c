@@ -67,7 +67,9 @@ typedef struct {
     const oauth_factors_t *f;
     int64_t now;
     int pre;                           /* decision from the read: OK (go on), INVALID, LOCKED, DISABLED */
-    unsigned pre_verified;             /* verified by the caller (OAUTH_FACTOR_APPROVAL) */
+    unsigned pre_verified;             /* verified by the caller (OAUTH_FACTOR_APPROVAL) ... */
+    uint32_t pre_epoch;                /* ... for a request made in this epoch of the user */
+    uint32_t read_epoch;               /* the user's epoch as read before the write */
     unsigned verified, bad;            /* OAUTH_FACTOR_*, as decided in the write */
     unsigned verified0, bad0;          /* as checked before it */
     int64_t otp_step;
@@ -147,6 +149,7 @@ static int authz_read(stor_txn_t *t, void *arg)
     memcpy(c->pin_v, c->eff_pin, c->pin_vlen);
     c->totp_len = c->user.totp_secret_len <= STOR_TOTP_MAX ? c->user.totp_secret_len : 0;
     memcpy(c->totp, c->user.totp_secret, c->totp_len);
+    c->read_epoch = c->user.epoch;
     return 0;
 }
 
@@ -176,7 +179,7 @@ static int authz_check_factors(authz_ctx_t *c)
     /* The one-time code is used up by this try, right or wrong. */
     if (f && f->challenge && oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID)) {
         if (oauth_challenge_take((oauth_t *)c->o, c->req->user, c->req->cred, f->challenge, f->challenge_len,
-                                 c->now) == OAUTH_OK)
+                                 c->now, c->read_epoch) == OAUTH_OK)
             c->verified0 |= OAUTH_FACTOR_CHALLENGE;
         else
             c->bad0 |= OAUTH_FACTOR_CHALLENGE;
@@ -275,6 +278,11 @@ static int authz_apply(stor_txn_t *t, void *arg)
     /* A read-time refusal stands (it counted no failure); otherwise the fresh state decides. */
     if (pre != OAUTH_OK && c->rc != OAUTH_ERR_INVALID)
         c->rc = pre;
+    /* An approval asked for before an operator's reset of the user is void. A one-time code checked against the
+     * epoch read before this write is void too if a reset came in between. */
+    if (c->rc == OAUTH_OK && (((c->pre_verified & OAUTH_FACTOR_APPROVAL) && c->user.epoch != c->pre_epoch) ||
+                              ((c->verified0 & OAUTH_FACTOR_CHALLENGE) && c->user.epoch != c->read_epoch)))
+        c->rc = OAUTH_ERR_DISABLED;
     if (c->rc == OAUTH_OK) {
         c->rc = authz_decide(c);
         if ((rc = authz_outcome(t, c)) < 0)
@@ -320,11 +328,11 @@ static int authz_new_sad(authz_ctx_t *c, char value[OAUTH_TOKEN_BUFLEN])
 int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, char sad[OAUTH_TOKEN_BUFLEN],
                     unsigned *expires_in)
 {
-    return oauth_authorize_pre(o, req, f, 0, sad, expires_in);
+    return oauth_authorize_pre(o, req, f, 0, 0, sad, expires_in);
 }
 
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
-                        char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in)
+                        uint32_t epoch, char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in)
 {
     char value[OAUTH_TOKEN_BUFLEN] = "";
     authz_ctx_t *c = NULL;
@@ -344,6 +352,7 @@ int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_
     c->req = req;
     c->f = f;
     c->pre_verified = pre;
+    c->pre_epoch = epoch;
     c->now = oauth_clock(o);
     if ((rc = authz_new_sad(c, value)) != OAUTH_OK)
         goto out;
@@ -382,32 +391,34 @@ typedef struct {
     int pre_found;             /* the SAD was read before the write ... */
     int pre_bound;             /* ... its digest set admits the request ... */
     uint8_t pre_fp[32];        /* ... and this is that digest set's fingerprint */
+    uint32_t *idx;             /* bound index of each requested digest (valid while pre_bound / after a match) */
     const char *reason;        /* oauth_sign_failed() */
     int malformed;             /* the SAD value is not 43 base64url characters */
     int rc;
 } consume_ctx_t;
 
-/* Every requested digest must be in the bound set, in any order. */
-static int digests_bound(const stor_sad_t *s, const oauth_sign_use_t *use)
+int oauth_sad_match(const stor_sad_t *s, const char *hash_alg, const uint8_t *const *digests, size_t digest_len,
+                    size_t n, uint32_t *idx)
 {
     size_t i, j;
 
-    if (!s->n_digests)
-        return 1;
-    if (strcmp(use->hash_alg ? use->hash_alg : "", s->hash_alg) != 0 || use->digest_len != s->digest_len)
+    if (strcmp(hash_alg ? hash_alg : "", s->hash_alg) != 0 || digest_len != s->digest_len ||
+        s->n_digests > STOR_DIGESTS_MAX)
         return 0;
-    for (i = 0; i < use->n_digests; i++) {
-        int found = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t at = UINT32_MAX;
         for (j = 0; j < s->n_digests; j++)
-            found |= CRYPTO_memcmp(use->digests[i], s->digests + j * s->digest_len, s->digest_len) == 0;
-        if (!found)
+            if (CRYPTO_memcmp(digests[i], s->digests + j * s->digest_len, s->digest_len) == 0 && at == UINT32_MAX)
+                at = (uint32_t)j;
+        if (at == UINT32_MAX)
             return 0;
+        if (idx)
+            idx[i] = at;
     }
     return 1;
 }
 
-/* Fingerprint of what digests_bound() looks at, to tell whether a pre-computed answer still holds. */
-static int sad_fp(const stor_sad_t *s, uint8_t fp[32])
+int oauth_sad_fp(const stor_sad_t *s, uint8_t fp[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint32_t hdr[2] = {s->digest_len, s->n_digests};
@@ -431,22 +442,25 @@ static int consume_read(stor_txn_t *t, void *arg)
         return 0;
     if (rc < 0)
         return rc;
-    if (sad_fp(c->sad, c->pre_fp) != OAUTH_OK)
+    if (!c->sad->n_digests || oauth_sad_fp(c->sad, c->pre_fp) != OAUTH_OK)
         return 0;   /* the write computes membership itself */
-    c->pre_bound = digests_bound(c->sad, c->use);
+    c->pre_bound = oauth_sad_match(c->sad, c->use->hash_alg, c->use->digests, c->use->digest_len,
+                                   c->use->n_digests, c->idx);
     c->pre_found = 1;
     return 0;
 }
 
+/* Every requested digest must be in the bound set, in any order; c->idx gets where each one is. */
 static int consume_bound(consume_ctx_t *c)
 {
+    const oauth_sign_use_t *use = c->use;
     uint8_t fp[32];
 
     if (!c->sad->n_digests)
         return 1;
-    if (c->pre_found && sad_fp(c->sad, fp) == OAUTH_OK && CRYPTO_memcmp(fp, c->pre_fp, 32) == 0)
+    if (c->pre_found && oauth_sad_fp(c->sad, fp) == OAUTH_OK && CRYPTO_memcmp(fp, c->pre_fp, 32) == 0)
         return c->pre_bound;
-    return digests_bound(c->sad, c->use);
+    return oauth_sad_match(c->sad, use->hash_alg, use->digests, use->digest_len, use->n_digests, c->idx);
 }
 
 static const char *consume_reason(int rc)
@@ -486,6 +500,11 @@ static int consume_decide(stor_txn_t *t, consume_ctx_t *c)
         return 0;
     /* Kept at 0 too: oauth_sign_failed() may give signatures back until the purge. */
     s->remaining -= (uint32_t)use->n_digests;
+    /* The bound digests signed now: extendTransaction renews a SAD only for the ones not yet signed. */
+    for (size_t i = 0; s->n_digests && i < use->n_digests; i++)
+        s->signed_bits[c->idx[i] / 8] |= (uint8_t)(1u << (c->idx[i] % 8));
+    if (s->n_digests)
+        s->signed_bits_len = (s->n_digests + 7) / 8;
     return stor_txn_sad_put(t, s);
 }
 
@@ -534,7 +553,8 @@ static int sign_ctx_init(consume_ctx_t *c, oauth_t *o, const char *sad, size_t l
     c->o = o;
     c->use = use;
     c->now = oauth_clock(o);
-    if (!(c->req_digests = malloc(use->n_digests * use->digest_len)) || !(c->sad = calloc(1, sizeof(*c->sad))))
+    if (!(c->req_digests = malloc(use->n_digests * use->digest_len)) || !(c->sad = calloc(1, sizeof(*c->sad))) ||
+        !(c->idx = calloc(use->n_digests, sizeof(*c->idx))))
         return OAUTH_ERR_INTERNAL;
     digests_flat(c->req_digests, use->digests, use->digest_len, use->n_digests);
     if ((rc = oauth_token_hash(sad, len, c->hash)) != OAUTH_OK)
@@ -546,6 +566,7 @@ static void sign_ctx_done(consume_ctx_t *c)
 {
     free(c->req_digests);
     free(c->sad);
+    free(c->idx);
     OPENSSL_cleanse(c, sizeof(*c));
 }
 
@@ -586,6 +607,10 @@ static int failed_apply(stor_txn_t *t, void *arg)
     if (rc == STOR_OK && !strcmp(s->user, use->user) && !strcmp(s->cred, use->cred)) {
         s->remaining = use->n_digests > UINT32_MAX - s->remaining ? UINT32_MAX
                                                                   : s->remaining + (uint32_t)use->n_digests;
+        /* Not signed after all: these digests count as unsigned again (the budget came back with them). */
+        if (s->n_digests && oauth_sad_match(s, use->hash_alg, use->digests, use->digest_len, use->n_digests, c->idx))
+            for (size_t i = 0; i < use->n_digests; i++)
+                s->signed_bits[c->idx[i] / 8] &= (uint8_t)~(1u << (c->idx[i] % 8));
         if ((rc = stor_txn_sad_put(t, s)) < 0)
             return rc;
     }

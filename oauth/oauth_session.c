@@ -144,7 +144,7 @@ static void touch(const oauth_t *o, oauth_ent_t *e, int64_t now)
 }
 
 /* A new session for req, signed in as user ("" for none). */
-static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const char *user,
+static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const char *user, uint32_t epoch,
                           char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
 {
     char value[OAUTH_TOKEN_BUFLEN] = "";
@@ -168,6 +168,7 @@ static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const ch
     e->created = now;
     touch(o, e, now);
     oauth_copy(e->user, sizeof(e->user), user);
+    e->epoch = epoch;
     memcpy(csrf, e->csrf, OAUTH_TOKEN_BUFLEN);
     if ((rc = oauth_mem_insert(o->sessions, e, now)) != OAUTH_OK) {
         OPENSSL_cleanse(csrf, OAUTH_TOKEN_BUFLEN);
@@ -184,7 +185,7 @@ out:
 int oauth_session_new(oauth_t *o, const oauth_authz_request_t *req, char sid[OAUTH_TOKEN_BUFLEN],
                       char csrf[OAUTH_TOKEN_BUFLEN])
 {
-    return session_insert(o, req, "", sid, csrf);
+    return session_insert(o, req, "", 0, sid, csrf);
 }
 
 typedef struct {
@@ -193,6 +194,7 @@ typedef struct {
     oauth_session_view_t *view; /* get */
     char *client_id;            /* login: the request's client, for the audit record */
     const char *user;           /* login: the user to record */
+    uint32_t epoch;             /* login: the user's epoch to record; get: the one recorded */
 } sess_op_t;
 
 static int get_fn(oauth_ent_t *e, void *arg)
@@ -203,7 +205,25 @@ static int get_fn(oauth_ent_t *e, void *arg)
     oauth_ent_req(e, &op->view->req);
     memcpy(op->view->csrf, e->csrf, sizeof(op->view->csrf));
     memcpy(op->view->user, e->user, sizeof(op->view->user));
+    op->epoch = e->epoch;
     return OAUTH_OK;
+}
+
+typedef struct {
+    const char *user;
+    uint32_t epoch;
+    int live;
+} sess_user_t;
+
+static int sess_user_read(stor_txn_t *t, void *arg)
+{
+    sess_user_t *s = arg;
+    stor_user_t u;
+    int rc = stor_txn_user_get(t, s->user, &u);
+
+    s->live = rc == STOR_OK && u.status == STOR_USER_ACTIVE && u.epoch == s->epoch;
+    OPENSSL_cleanse(&u, sizeof(u));
+    return rc == STOR_ERR_NOTFOUND ? 0 : rc;
 }
 
 int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out)
@@ -218,8 +238,16 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out)
         goto out;
     if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
         goto out;
-    op = (sess_op_t){o, oauth_clock(o), out, NULL, NULL};
+    op = (sess_op_t){o, oauth_clock(o), out, NULL, NULL, 0};
     rc = oauth_mem_with(o->sessions, key, op.now, get_fn, &op);
+    if (rc == OAUTH_OK && out->user[0]) {
+        /* Signed in before an operator's reset (password, TOTP, suspension) of the user: the session ends. */
+        sess_user_t su = {out->user, op.epoch, 0};
+        if ((rc = oauth_rc(stor_read(o->cfg.stor, sess_user_read, &su))) == OAUTH_OK && !su.live) {
+            oauth_session_end(o, sid);
+            rc = OAUTH_ERR_INVALID;
+        }
+    }
 out:
     if (rc != OAUTH_OK && out)
         OPENSSL_cleanse(out, sizeof(*out));
@@ -292,6 +320,7 @@ int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, 
     memcpy(n->key, e->key, sizeof(n->key));
     memcpy(n->csrf, e->csrf, sizeof(n->csrf));
     memcpy(n->user, e->user, sizeof(n->user));
+    n->epoch = e->epoch;
     memcpy(n->client_id, e->client_id, sizeof(n->client_id));
     n->created = e->created;
     n->touched = e->touched;
@@ -330,6 +359,7 @@ typedef struct {
     int rc;
     stor_audit_t rec;         /* a denial's record */
     int written;              /* ... was appended, not only counted (oauth_fail.c) */
+    uint32_t epoch;           /* the user's epoch the login succeeded in */
 } slogin_ctx_t;
 
 static int client_fn(oauth_ent_t *e, void *arg)
@@ -345,6 +375,7 @@ static int set_user_fn(oauth_ent_t *e, void *arg)
     sess_op_t *op = arg;
 
     oauth_copy(e->user, sizeof(e->user), op->user);
+    e->epoch = op->epoch;
     return OAUTH_OK;
 }
 
@@ -398,7 +429,11 @@ static void slogin_decide(slogin_ctx_t *c, const stor_user_t *u)
     } else if (c->pre == OAUTH_OK && c->otp_step <= u->totp_last_step) {
         c->rc = OAUTH_ERR_DENIED;
         c->why = "replayed OTP";
+    } else if (c->pre == OAUTH_OK && u->epoch != c->u.epoch) {
+        c->rc = OAUTH_ERR_DENIED; /* an operator reset the user (a new password) since the password was checked */
+        c->why = "user reset meanwhile";
     }
+    c->epoch = u->epoch;
 }
 
 static int slogin_outcome(stor_txn_t *t, slogin_ctx_t *c, stor_user_t *u)
@@ -485,7 +520,7 @@ static int slogin_prepare(oauth_t *o, slogin_ctx_t *c, const char *pw, size_t pw
 
 /* The login itself (rate limit, scrypt and TOTP, the outcome and its audit record) for client_id. */
 static int login_as(oauth_t *o, const char *client_id, const char *user, const char *pw, size_t pw_len,
-                    const char *otp, size_t otp_len, const char *addr)
+                    const char *otp, size_t otp_len, const char *addr, uint32_t *epoch)
 {
     slogin_ctx_t *c = NULL;
     int rc = OAUTH_ERR_INTERNAL;
@@ -508,6 +543,8 @@ static int login_as(oauth_t *o, const char *client_id, const char *user, const c
     rc = c->rc == OAUTH_ERR_DISABLED || c->rc == OAUTH_ERR_LOCKED ? OAUTH_ERR_DENIED : c->rc;
     if (rc != OAUTH_OK)
         (void)oauth_rate_hit(o, addr);
+    else
+        *epoch = c->epoch;
 out:
     if (c)
         OPENSSL_clear_free(c, sizeof(*c));
@@ -528,10 +565,10 @@ int oauth_session_login(oauth_t *o, const char *sid, const char *user, const cha
         return rc;
     if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
         return rc;
-    op = (sess_op_t){o, oauth_clock(o), NULL, client_id, user};
+    op = (sess_op_t){o, oauth_clock(o), NULL, client_id, user, 0};
     if ((rc = oauth_mem_with(o->sessions, key, op.now, client_fn, &op)) != OAUTH_OK)
         return rc;
-    if ((rc = login_as(o, client_id, user, pw, pw_len, otp, otp_len, addr)) != OAUTH_OK)
+    if ((rc = login_as(o, client_id, user, pw, pw_len, otp, otp_len, addr, &op.epoch)) != OAUTH_OK)
         return rc;
     return oauth_mem_with(o->sessions, key, oauth_clock(o), set_user_fn, &op);
 }
@@ -540,6 +577,7 @@ int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const 
                             size_t pw_len, const char *otp, size_t otp_len, const char *addr,
                             char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
 {
+    uint32_t epoch = 0;
     int rc = OAUTH_ERR_INVAL;
 
     if (sid)
@@ -550,7 +588,7 @@ int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const 
         return rc;
     if ((rc = oauth_rate_check(o, addr)) != OAUTH_OK)
         return rc;
-    if ((rc = login_as(o, req->client_id, user, pw, pw_len, otp, otp_len, addr)) != OAUTH_OK)
+    if ((rc = login_as(o, req->client_id, user, pw, pw_len, otp, otp_len, addr, &epoch)) != OAUTH_OK)
         return rc;
-    return session_insert(o, req, user, sid, csrf);
+    return session_insert(o, req, user, epoch, sid, csrf);
 }

@@ -65,6 +65,7 @@ typedef struct srv_config {
     unsigned admin_session_idle, admin_session_max; /* csc-admin operator sessions, seconds */
     unsigned admin_approval_ttl;                    /* seconds a two-person request waits */
     char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators */
+    unsigned pin_min_length;                        /* shortest credential PIN set (6; 8 in production by default) */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

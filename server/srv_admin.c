@@ -1325,6 +1325,7 @@ int main(int argc, char **argv)
         .issuer = cfg->totp_issuer,
         .key_backup = strcmp(cfg->key_backup, "wrapped") == 0,
         .trust_anchors = cfg->trust_anchors,
+        .pin_min_length = cfg->pin_min_length,
     };
     admin_ctx_t x = {
         .cfg = cfg, .m = &m, .a = &a,

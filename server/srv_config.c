@@ -110,6 +110,7 @@ static const row_t rows[] = {
     {"admin_session_max", T_UINT, O(admin_session_max), 0, 1, 604800, "28800"},
     {"admin_approval_ttl", T_UINT, O(admin_approval_ttl), 0, 1, 2592000, "86400"},
     {"two_person", T_STR, O(two_person), S(two_person), 0, 0, ""},
+    {"pin_min_length", T_UINT, O(pin_min_length), 0, 6, 32, "6"}, /* 8 in production unless given */
 };
 
 typedef struct ctx {
@@ -253,6 +254,9 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
             return fail(c, "missing required key %s", rows[i].key);
     if (cfg->n_listen == 0)
         return fail(c, "missing required key listen");
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (!seen[i] && rows[i].off == O(pin_min_length) && cfg->environment == CSC_ENV_PRODUCTION)
+            cfg->pin_min_length = 8;
     if (cfg->plain_http && cfg->environment != CSC_ENV_TEST && !cfg->allow_test_components)
         return fail(c, "plain_http: refused in production (allowed with environment = test, or allow_test_components = yes)");
     if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))

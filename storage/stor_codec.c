@@ -80,6 +80,7 @@ static const field_t user_fields[] = {
     I64(7, stor_user_t, locked_until),
     I64(8, stor_user_t, created_at),
     STR(9, stor_user_t, evidence),
+    U32(10, stor_user_t, epoch),
     U32(16, stor_user_t, locks),
 };
 
@@ -163,6 +164,7 @@ static const field_t sad_fields[] = {
     U32(7, stor_sad_t, digest_len),
     U32(8, stor_sad_t, n_digests),
     BLOB2(9, stor_sad_t, digests, digest_len, n_digests),
+    BYTES(10, stor_sad_t, signed_bits, signed_bits_len),
 };
 
 static const field_t audit_fields[] = {

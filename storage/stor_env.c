@@ -53,6 +53,7 @@ static const struct {
     [STOR_DB_OPSESSIONS] = { "op_sessions", 0 },
     [STOR_DB_APPROVALS] = { "approvals", 0 },
     [STOR_DB_DELEGATIONS] = { "delegations", MDB_DUPSORT },
+    [STOR_DB_PENDING_SADS] = { "pending_sads", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

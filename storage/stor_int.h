@@ -12,8 +12,10 @@
  *   meta            "schema"           -> u32 LE schema version
  *                   "audit_head"       -> encoded stor_head_t (last seq + its hash)
  *   clients         OAuth client_id    -> encoded stor_client_t
- *   codes           code hash (32)     -> encoded stor_code_t (its pending SAD, if any, is in sads
- *                                         under the same hash)
+ *   codes           code hash (32)     -> encoded stor_code_t
+ *   pending_sads    code hash (32)     -> encoded stor_sad_t: the authorization a credential-scope code will
+ *                                         turn into a SAD at the token endpoint. A table of its own, so that no
+ *                                         SAD lookup (signHash, extendTransaction) can ever find it by the code.
  *   audit_heads     seq (u64 BE)       -> encoded stor_signed_head_t (append-only, J11)
  *   async_results   responseID hash    -> encoded stor_async_t (operationMode "A"; purged after expires_ms)
  *   operators       operator name      -> encoded stor_operator_t
@@ -39,7 +41,8 @@
 enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STOR_DB_TOKENS_BY_GRANT,
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
        STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC,
-       STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_COUNT };
+       STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_PENDING_SADS,
+       STOR_DB_COUNT };
 
 struct stor_job;
 

@@ -444,14 +444,9 @@ out:
     return rc;
 }
 
-/* ---- SADs -------------------------------------------------------------- */
+/* ---- SADs and pending SADs ------------------------------------------------ */
 
-int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
-{
-    return stor_get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
-}
-
-int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
+static int sad_put_in(stor_txn_t *t, int db, const stor_sad_t *sad)
 {
     MDB_val k;
     int rc;
@@ -462,10 +457,10 @@ int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     k = KEY(sad->hash, 32);
-    return stor_put_rec(t, STOR_DB_SADS, &k, STOR_REC_SAD, sad, 0);
+    return stor_put_rec(t, db, &k, STOR_REC_SAD, sad, 0);
 }
 
-int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
+static int hash_del_in(stor_txn_t *t, int db, const uint8_t hash[32])
 {
     MDB_val k;
     int rc;
@@ -475,9 +470,39 @@ int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     k = KEY(hash, 32);
-    if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_SADS), &k, NULL)) != 0)
+    if ((rc = mdb_del(t->txn, dbi(t, db), &k, NULL)) != 0)
         return stor_txn_fail(t, rc);
     return 0;
+}
+
+int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
+{
+    return stor_get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
+}
+
+int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
+{
+    return sad_put_in(t, STOR_DB_SADS, sad);
+}
+
+int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
+{
+    return hash_del_in(t, STOR_DB_SADS, hash);
+}
+
+int stor_txn_pending_sad_get(stor_txn_t *t, const uint8_t code_hash[32], stor_sad_t *out)
+{
+    return stor_get_by_hash(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, code_hash, out, sizeof(*out));
+}
+
+int stor_txn_pending_sad_put(stor_txn_t *t, const stor_sad_t *pending)
+{
+    return sad_put_in(t, STOR_DB_PENDING_SADS, pending);
+}
+
+int stor_txn_pending_sad_del(stor_txn_t *t, const uint8_t code_hash[32])
+{
+    return hash_del_in(t, STOR_DB_PENDING_SADS, code_hash);
 }
 
 /* ---- OAuth clients ----------------------------------------------------- */
@@ -550,6 +575,123 @@ int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code)
     return stor_put_rec(t, STOR_DB_CODES, &k, STOR_REC_CODE, code, 0);
 }
 
+/* ---- an operator's reset of a user ------------------------------------------ */
+
+typedef struct hash_list {
+    uint8_t (*h)[32];
+    size_t n, cap;
+} hash_list_t;
+
+static int hash_list_add(hash_list_t *l, const void *h)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        void *p = realloc(l->h, cap * 32);
+        if (p == NULL)
+            return STOR_ERR_NOMEM;
+        l->h = p;
+        l->cap = cap;
+    }
+    memcpy(l->h[l->n++], h, 32);
+    return 0;
+}
+
+/* The 32-byte keys of db whose record names user (at user_off), is unexpired at now (at exp_off; counted only
+ * then) and, if flag_off is not 0, has the u32 at flag_off clear (a token not yet revoked, a code not yet used). */
+static int collect_user(stor_txn_t *t, int db, stor_rec_type_t type, const char *user, size_t user_off,
+                        size_t exp_off, size_t flag_off, int64_t now, hash_list_t *l, unsigned *live)
+{
+    MDB_cursor *cur = NULL;
+    char name[STOR_NAME_MAX + 1];
+    MDB_val k, v;
+    int64_t exp;
+    uint32_t flag;
+    int rc;
+
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 32)
+            continue;
+        if ((rc = stor_codec_peek(type, v.mv_data, v.mv_size, user_off, name, sizeof(name))) != 0 ||
+            (rc = stor_codec_peek(type, v.mv_data, v.mv_size, exp_off, &exp, sizeof(exp))) != 0)
+            goto out;
+        if (strcmp(name, user) != 0)
+            continue;
+        if (flag_off != 0) {
+            if ((rc = stor_codec_peek(type, v.mv_data, v.mv_size, flag_off, &flag, sizeof(flag))) != 0)
+                goto out;
+            if (flag)
+                continue;
+        }
+        if ((rc = hash_list_add(l, k.mv_data)) != 0)
+            goto out;
+        if (exp >= now)
+            (*live)++;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+static int del_listed(stor_txn_t *t, int db, const hash_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        int rc = hash_del_in(t, db, l->h[i]);
+        if (rc != 0 && rc != STOR_ERR_NOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_revoked_t *out)
+{
+    hash_list_t l = {0};
+    unsigned dead = 0;
+    stor_token_t tok;
+    int rc;
+
+    if (out == NULL)
+        return STOR_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0)
+        return rc;
+    /* Tokens: marked revoked (kept, like every revocation). */
+    if ((rc = collect_user(t, STOR_DB_TOKENS, STOR_REC_TOKEN, user, offsetof(stor_token_t, user),
+                           offsetof(stor_token_t, expires_at), offsetof(stor_token_t, revoked), now, &l,
+                           &out->tokens)) != 0)
+        goto out;
+    for (size_t i = 0; i < l.n; i++) {
+        if ((rc = stor_txn_token_get(t, l.h[i], &tok)) != 0)
+            goto out;
+        tok.revoked = 1;
+        if ((rc = stor_txn_token_put(t, &tok)) != 0)
+            goto out;
+    }
+    /* SADs (those of credential tokens too), pending SADs, unused codes: deleted. */
+    l.n = 0;
+    if ((rc = collect_user(t, STOR_DB_SADS, STOR_REC_SAD, user, offsetof(stor_sad_t, user),
+                           offsetof(stor_sad_t, expires_at), 0, now, &l, &out->sads)) != 0 ||
+        (rc = del_listed(t, STOR_DB_SADS, &l)) != 0)
+        goto out;
+    l.n = 0;
+    if ((rc = collect_user(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, user, offsetof(stor_sad_t, user),
+                           offsetof(stor_sad_t, expires_at), 0, now, &l, &dead)) != 0 ||
+        (rc = del_listed(t, STOR_DB_PENDING_SADS, &l)) != 0)
+        goto out;
+    l.n = 0;
+    if ((rc = collect_user(t, STOR_DB_CODES, STOR_REC_CODE, user, offsetof(stor_code_t, user),
+                           offsetof(stor_code_t, expires_at), offsetof(stor_code_t, used), now, &l,
+                           &out->pending)) != 0 ||
+        (rc = del_listed(t, STOR_DB_CODES, &l)) != 0)
+        goto out;
+out:
+    free(l.h);
+    OPENSSL_cleanse(&tok, sizeof(tok));
+    return rc;
+}
+
 /* ---- purge ------------------------------------------------------------- */
 
 typedef struct purge {
@@ -603,6 +745,7 @@ static int purge_fn(stor_txn_t *t, void *arg)
     p->n = 0; /* a retried or rolled-back run must not count twice */
     if ((rc = purge_db(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p)) != 0 ||
         (rc = purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0 ||
+        (rc = purge_db(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0 ||
         (rc = purge_db(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at), p)) != 0)
         return rc;
     return purge_db(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p);

@@ -145,6 +145,7 @@ typedef struct csc_admin {
     const char *issuer;        /**< TOTP issuer shown by authenticator apps */
     int key_backup;            /**< config key_backup = wrapped: new keys can be backed up wrapped (J8) */
     const char *trust_anchors; /**< PEM CA certificates an imported certificate's chain must lead to */
+    unsigned pin_min_length;   /**< shortest credential PIN set (config pin_min_length; 0 = 6) */
 } csc_admin_t;
 
 /**

@@ -272,12 +272,18 @@ int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_fact
 
 /**
  * credentials/extendTransaction: replace an unexpired SAD that still has budget
- * with a new one (same user and credential, the remaining budget, a fresh
- * sad_ttl), bound to req's digests if it has any, else to the old SAD's. The
+ * with a new one (same user and credential, a fresh sad_ttl) that renews it for
+ * digests already bound to it and not yet signed under it, never for new ones.
+ * The new SAD binds req's digests (each must be bound to the old SAD and
+ * unsigned) or, when req has none, every bound digest not yet signed; its
+ * budget is the old remaining budget, at most one signature per digest bound.
+ * A SAD bound to no digests stays unbound, or is narrowed to req's digests. The
  * old SAD stops working in the same transaction. req->num_signatures is
  * ignored. Audited (STOR_EV_AUTHORIZE, detail "extendTransaction").
  * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown or malformed), OAUTH_ERR_EXPIRED, OAUTH_ERR_MISMATCH,
- *         OAUTH_ERR_EXHAUSTED, OAUTH_ERR_INVAL, OAUTH_ERR_STORAGE
+ *         OAUTH_ERR_EXHAUSTED (no budget left, or every bound digest signed), OAUTH_ERR_NOT_AUTHORIZED (a digest
+ *         not bound to the SAD, another hash algorithm, or a digest already signed), OAUTH_ERR_INVAL,
+ *         OAUTH_ERR_STORAGE
  */
 int oauth_sad_extend(oauth_t *o, const char *old, size_t len, const oauth_sad_request_t *req,
                      char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);

@@ -106,6 +106,9 @@ typedef struct stor_user {
     int64_t created_at;
     char evidence[STOR_DESC_MAX + 1];     /**< reference to the identity-verification evidence (J1), "" if none */
     uint32_t locks;                       /**< locks since the last successful login: each one lasts twice as long */
+    uint32_t epoch;                       /**< bumped by every operator reset (password, TOTP, suspension,
+                                               termination): state kept outside storage (sessions, pending
+                                               approvals, one-time codes) stamped with an older one is refused */
 } stor_user_t;
 
 /** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
@@ -208,7 +211,8 @@ typedef struct stor_code {
     int64_t expires_at;
     uint32_t used;                        /**< exchanged once; a second exchange revokes grant */
     uint8_t grant[16];                    /**< grant of the tokens issued for this code */
-    char cred[STOR_NAME_MAX + 1];         /**< credential scope: the credential; its pending SAD is stored under the same hash */
+    char cred[STOR_NAME_MAX + 1];         /**< credential scope: the credential; its pending SAD is stored under the
+                                               same hash in the pending SAD table (stor_txn_pending_sad_*) */
     char authz_details[STOR_AUTHZ_DETAILS_MAX + 1]; /**< RAR echo for the token response ("" if none) */
 } stor_code_t;
 
@@ -223,6 +227,9 @@ typedef struct stor_sad {
     uint32_t digest_len;                  /**< length of each bound digest */
     uint32_t n_digests;                   /**< 0 = not bound to digests */
     uint8_t digests[STOR_DIGESTS_MAX * STOR_DIGEST_LEN_MAX];
+    uint8_t signed_bits[STOR_DIGESTS_MAX / 8]; /**< bit i (byte i / 8, bit i % 8): bound digest i was signed under
+                                               this SAD (extendTransaction renews only the unsigned ones) */
+    uint32_t signed_bits_len;             /**< bytes of signed_bits stored: (n_digests + 7) / 8 once one was signed */
 } stor_sad_t;
 
 /* ---- audit ------------------------------------------------------------- */
@@ -390,6 +397,12 @@ int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out);
 int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad);
 int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32]);
+/* Pending SADs: what a credential-scope authorization code will turn into a SAD when the token endpoint redeems
+ * it, keyed by the code's hash (pending->hash). A table of their own: the SAD accessors above never see them, so
+ * a code can never be presented as a SAD. Expired ones go with stor_purge_expired(). */
+int stor_txn_pending_sad_get(stor_txn_t *t, const uint8_t code_hash[32], stor_sad_t *out);
+int stor_txn_pending_sad_put(stor_txn_t *t, const stor_sad_t *pending);
+int stor_txn_pending_sad_del(stor_txn_t *t, const uint8_t code_hash[32]);
 /** Append an audit record; fills rec->seq, time_ms (if 0), prev_hash and hash. */
 int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec);
 
@@ -408,6 +421,21 @@ int stor_txn_client_each(stor_txn_t *t, stor_client_each_fn fn, void *arg);
  * stor_purge_expired(). */
 int stor_txn_code_get(stor_txn_t *t, const uint8_t hash[32], stor_code_t *out);
 int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code);
+
+/** What stor_txn_user_revoke_all() did. */
+typedef struct stor_revoked {
+    unsigned tokens;   /**< access and refresh tokens revoked */
+    unsigned sads;     /**< SADs deleted (credential tokens' SADs included) */
+    unsigned pending;  /**< unused authorization codes deleted, with their pending SADs */
+} stor_revoked_t;
+
+/**
+ * Revoke everything user holds: every unexpired, unrevoked access and refresh token (revoked, kept), every SAD
+ * and pending SAD of user (deleted), every unused authorization code issued to user (deleted; used codes stay so
+ * that their reuse is still recognised). Walks the tables (no per-user index): for operator resets.
+ * @param[out] out counts (only unexpired records at now are counted)
+ */
+int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_revoked_t *out);
 
 /** Call fn for each credential owned by user, in credentialID order. A non-zero
  *  return of fn stops the walk and is returned. */
@@ -509,8 +537,7 @@ int stor_txn_signed_head_put(stor_txn_t *t, const stor_signed_head_t *h);
 typedef int (*stor_signed_head_each_fn)(const stor_signed_head_t *h, int status, void *arg);
 int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *arg);
 
-/** Delete expired tokens, SADs and authorization codes (a write). @return count removed or an error. */
-/** Delete expired tokens, SADs, authorization codes and operator sessions past their absolute expiry (a write).
+/** Delete expired tokens, SADs, pending SADs, authorization codes and operator sessions past their absolute expiry (a write).
  *  @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
 

@@ -639,6 +639,30 @@ class TestSignHash(Base):
         self.assertTrue(H.verify(self.ec_pub, base64.b64decode(r.json["signatures"][0]), c))
         self.assertError(self.extend(self.t, "demo-ec", sad2, [a]), 400, "invalid_request")  # used up
 
+    def test_extend_renews_only_bound_unsigned_digests(self):
+        """Issue 9 item 2: extendTransaction renews a SAD for digests already bound to it and not yet signed. A
+        digest never bound (the user approved only the bound ones) or one already signed is refused without a
+        factor ever being asked, and the refusal leaves the SAD as it was; without hashes (SCAL 1 style) the new
+        SAD binds every bound digest not yet signed."""
+        a, b, c = H.digest("bound a"), H.digest("bound b"), H.digest("never approved c")
+        sad = self.sad_ec([a, b], num=2)
+        self.assertEqual(self.sign(self.t, "demo-ec", sad, [a], H.ECDSA_SHA256).status, 200)
+        for refused in ([c], [a], [b, c]):
+            self.assertError(self.extend(self.t, "demo-ec", sad, refused), 400, "invalid_request",
+                             "Hash is not authorized by the SAD.")
+        r = self.extend(self.t, "demo-ec", sad, [b])
+        self.assertEqual(r.status, 200, r)
+        sad2 = r.json["SAD"]
+        self.assertError(self.sign(self.t, "demo-ec", sad2, [c], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Hash is not authorized by the SAD.")
+        self.assertError(self.sign(self.t, "demo-ec", sad2, [a], H.ECDSA_SHA256), 400, "invalid_request",
+                         "Hash is not authorized by the SAD.")
+        r = self.sign(self.t, "demo-ec", sad2, [b], H.ECDSA_SHA256)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(H.verify(self.ec_pub, base64.b64decode(r.json["signatures"][0]), b))
+        # Every digest signed: nothing left to renew.
+        self.assertError(self.extend(self.t, "demo-ec", sad2, [b]), 400, "invalid_request")
+
     def test_extend_errors(self):
         a = H.digest("ext err")
         sad = self.sad_ec([a], num=2)
@@ -815,6 +839,27 @@ class TestLifecycle(Base):
         return SVC.post("signatures/signHash", {"credentialID": cid, "SAD": sad, "hashes": [H.b64(h)],
                                                 "signAlgo": H.ECDSA_SHA256}, t)
 
+    def test_pin_min_length(self):
+        """Issue 9 item 12: a credential PIN has at least pin_min_length digits (default 6 in the test environment),
+        wherever csc-admin sets one: credential create and a delegate's own PIN."""
+        SVC.admin("user", "add", "pina", stdin="password-pina\n")
+        SVC.admin("user", "add", "pinb", stdin="password-pinb\n")
+        for short in ("1234", "12345"):
+            r = SVC.admin("credential", "create", "--id", "pina-" + short, "--user", "pina", "--key", "p256",
+                          "--auth", "PIN", stdin=short + "\n", check=False)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertIn("6..32 digits", r.stderr)
+        self.assertNotIn("pina-1234", SVC.admin("list").stdout)
+        SVC.admin("credential", "create", "--id", "pina-1", "--user", "pina", "--key", "p256", "--auth", "PIN",
+                  stdin="123456\n")
+        t = SVC.token("pina", "password-pina")
+        self.assertEqual(SVC.authorize(t, "pina-1", [H.digest("pin 6")], pin="123456").status, 200)
+        r = SVC.admin("credential", "delegate", "pina-1", "--user", "pinb", "--evidence", "form 1", stdin="4711\n",
+                      check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("6..32 characters", r.stderr)
+        SVC.admin("credential", "delegate", "pina-1", "--user", "pinb", "--evidence", "form 1", stdin="471147\n")
+
     def test_revoke_destroys_the_key(self):
         SVC.admin("user", "add", "dora", stdin="password-dora\n")
         self.make("dora", "dora-1")
@@ -847,6 +892,40 @@ class TestLifecycle(Base):
         self.assertEqual(r.status, 200, r)
         self.assertTrue(H.verify(SVC.cert_pem(t, "erin-1"), base64.b64decode(r.json["signatures"][0]), h))
 
+    def test_operator_reset_revokes_everything(self):
+        """Issue 9 item 7: user change --password-stdin, user totp-reset, user suspend (then resume) and user
+        terminate revoke, at once, every access token, refresh token and SAD the user held before, and audit how
+        many; a new login (where the user may still log in) gets a working token and a fresh authorization."""
+        for cmd in ("change", "totp-reset", "suspend", "terminate"):
+            with self.subTest(cmd=cmd):
+                user, pw = "reset-" + cmd, "password-reset-" + cmd
+                SVC.admin("user", "add", user, stdin=pw + "\n")
+                self.make(user, user + "-1")
+                j = SVC.login(user, pw, remember=True)
+                t, rt = j["access_token"], j["refresh_token"]
+                h = H.digest("before the reset: " + cmd)
+                sad = self.sad(t, user + "-1", [h])
+                if cmd == "change":
+                    pw = "new-" + pw
+                    SVC.admin("user", "change", user, "--password-stdin", stdin=pw + "\n")
+                elif cmd == "totp-reset":
+                    SVC.admin("user", "totp-reset", user)
+                elif cmd == "suspend":
+                    SVC.admin("user", "suspend", user)
+                    SVC.admin("user", "resume", user)
+                else:
+                    SVC.admin("user", "terminate", user)
+                self.assertError(SVC.post("credentials/list", {}, t), 401)
+                self.assertError(SVC.post("auth/login", {"refresh_token": rt}), 400, "invalid_request",
+                                 "Invalid refresh_token")
+                log = SVC.admin("audit", "query", "--user", user, "--event", "admin").stdout
+                self.assertIn("revoked: tokens=2 sads=1 pending=0", log)
+                if cmd == "terminate":
+                    continue
+                t2 = SVC.token(user, pw)
+                self.assertError(self.sign(t2, user + "-1", sad, h), 400, "invalid_request", "Invalid parameter SAD")
+                self.assertEqual(self.sign(t2, user + "-1", self.sad(t2, user + "-1", [h]), h).status, 200)
+
     def test_suspend_resume_terminate(self):
         SVC.admin("user", "add", "fred", stdin="password-fred\n")
         self.make("fred", "fred-1")
@@ -857,6 +936,9 @@ class TestLifecycle(Base):
         basic = "Basic " + base64.b64encode(b"fred:password-fred").decode()
         self.assertError(SVC.post("auth/login", {}, auth=basic), 400, "authentication_error")
         SVC.admin("user", "resume", "fred")
+        # The suspension revoked the token for good (issue 9 item 7): after the resume a new login is needed.
+        self.assertError(SVC.post("credentials/list", {}, t), 401)
+        t = SVC.token("fred", "password-fred")
         self.assertEqual(SVC.post("credentials/list", {}, t).status, 200)
         out = SVC.admin("user", "terminate", "fred")
         self.assertIn("terminated", out.stdout)

@@ -13,7 +13,7 @@ import harness as H
 
 SVC = None
 BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
-PIN = "4711"
+PIN = "47114711"
 
 # Reads attributes of token objects by label through the module's own C_* exports (Python standard library
 # only). argv: module token_label user_pin object_label class(3 private, 4 secret). Prints JSON.

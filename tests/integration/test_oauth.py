@@ -271,6 +271,32 @@ class TestAuthorizeErrors(Base):
         self.assertEqual(q["error"], "access_denied")
         self.assertEqual(q["state"], state)
 
+    def test_operator_reset_ends_signed_in_sessions(self):
+        """Issue 9 item 7: a browser signed in on the authorization page before an operator reset the user's
+        password gets no code afterwards (the session is kept in csc-server's memory, out of csc-admin's reach:
+        the user's epoch voids it)."""
+        user = "reset-" + secrets.token_hex(3)
+        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
+        TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+        SVC.admin("credential", "create", "--id", user + "-oauth", "--user", user, "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", "--auth-mode", "oauth2code", stdin=PIN + "\n")
+        b = Browser()
+        url, state = authorize_url(scope="credential", credentialID=user + "-oauth", numSignatures="1",
+                                   hashes=b64url(H.digest("reset")), hashAlgorithmOID=H.SHA256)
+        self.assertEqual(b.get(url).status, 200)
+        r = login(b, user)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'id="approve"', r.raw)
+        SVC.admin("user", "change", user, "--password-stdin", stdin="new-password-%s\n" % user)
+        r = b.post({"action": "approve", "pin": PIN})
+        if r.status == 302:
+            loc, q = redirect_params(r)
+            self.assertNotIn("code", q, loc)
+        else:
+            self.assertNotIn(b"code=", r.raw)
+        self.assertIn("revoked: tokens=0 sads=0 pending=0",
+                      SVC.admin("audit", "query", "--user", user, "--event", "admin").stdout)
+
     def test_user_lockout_through_the_page(self):
         for _ in range(3):
             b = Browser()
@@ -420,6 +446,33 @@ class TestCredentialScope(Base):
         # oauth2code credentials cannot be authorized through credentials/authorize.
         r = SVC.authorize(st, user + "-oauth", hashes, pin=PIN)
         self.assertEqual(r.status, 400, r)
+
+    def test_code_is_not_a_sad(self):
+        """Issue 9 item 1: the bare authorization code from the front-channel redirect is no SAD. Under a service
+        token of the same user (auth/login needs only the password) neither signHash nor extendTransaction accepts
+        it; only the token endpoint redeems it, for its client with its PKCE verifier."""
+        user = pick_user()
+        h = [H.digest("code as SAD %s" % secrets.token_hex(4))]
+        params = {"scope": "credential", "credentialID": user + "-oauth", "numSignatures": "2",
+                  "hashes": b64url(h[0]), "hashAlgorithmOID": H.SHA256}
+        code, verifier, _ = code_flow(user, **params)
+        st = SVC.token(user, "password-" + user)
+        body = {"credentialID": user + "-oauth", "SAD": code, "hashes": [H.b64(h[0])], "signAlgo": H.ECDSA_SHA256}
+        r = SVC.post("signatures/signHash", body, st)
+        self.assertJsonError(r, 400, "invalid_request")
+        self.assertEqual(r.json["error_description"], "Invalid parameter SAD", r)
+        r = SVC.post("credentials/extendTransaction", {"credentialID": user + "-oauth", "SAD": code,
+                                                       "hashes": [H.b64(h[0])], "hashAlgorithmOID": H.SHA256}, st)
+        self.assertJsonError(r, 400, "invalid_request")
+        # Nothing was spent: the client redeems the code and its credential token signs.
+        r = token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                   "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        ct = r.json["access_token"]
+        r = SVC.post("signatures/signHash", dict(body, SAD=ct), st)
+        self.assertEqual(r.status, 200, r)
+        # and the code is still no SAD after the exchange
+        self.assertJsonError(SVC.post("signatures/signHash", body, st), 400, "invalid_request")
 
     def test_rar_both_types_echoed(self):
         for rtype in ("credential", "https://cloudsignatureconsortium.org/2025/credential"):

@@ -319,6 +319,9 @@ class TestUsers(unittest.TestCase):
         new = field(r.stdout, "totp_secret")
         self.assertNotEqual(new, old)
         self.assertTrue(field(r.stdout, "otpauth").startswith("otpauth://totp/"))
+        # The reset revoked the tokens the user held (issue 9 item 7): a new login.
+        self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=new).status, 401)
+        tok = SVC.token("otto", "password-otto")
         r = SVC.authorize(tok, "otto-1", dg, otp_secret=old)  # a fresh code of the old secret
         self.assertNotEqual(r.status, 200, r)
         self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=new).status, 200)

@@ -320,14 +320,17 @@ class TestPdfV1(Base):
             self.finish_and_check(pdf, br, attrs, D.algorithm(H.ECDSA_SHA256), sig, signer, certs, name)
 
     def test_second_document_through_extend_transaction(self):
-        """The v1 multi-signature transaction of digest sec. 11 (Note 31): authorize two signatures while only the
-        first document's hash is known, sign it, then bind the second document's hash with extendTransaction
-        (v1 `hash`) and sign it with the new SAD; the old SAD is dead."""
+        """The v1 multi-signature transaction of digest sec. 11: authorize two signatures over both documents'
+        hashes, sign the first, then renew the SAD for the second (bound, not yet signed) with extendTransaction
+        (v1 `hash`) and sign it with the new SAD; the old SAD is dead. A hash the user never authorized, or one
+        already signed, is refused: new hashes need a new credentials/authorize with the user's factors."""
         info, certs = self.credential("demo-ec")
         signer = D.Certificate(certs[0])
         first = self.prepare(b"Hello, first document of the transaction", signer)
+        second = self.prepare(b"Hello, second document of the transaction", signer)
         h1 = H.b64(hashlib.sha256(first[2]).digest())
-        r = v1("credentials/authorize", {"credentialID": "demo-ec", "hash": [h1], "numSignatures": 2,
+        h2 = H.b64(hashlib.sha256(second[2]).digest())
+        r = v1("credentials/authorize", {"credentialID": "demo-ec", "hash": [h1, h2], "numSignatures": 2,
                                          "PIN": SVC.env["CSC_PIN"]}, self.token)
         self.assertEqual(r.status, 200, r)
         sad = r.json["SAD"]
@@ -337,8 +340,10 @@ class TestPdfV1(Base):
         self.finish_and_check(*first, D.algorithm(H.ECDSA_SHA256), base64.b64decode(r.json["signatures"][0]),
                               signer, certs, "ec-tx-1.pdf")
 
-        second = self.prepare(b"Hello, second document of the transaction", signer)
-        h2 = H.b64(hashlib.sha256(second[2]).digest())
+        for refused in (H.b64(H.digest("a third document nobody authorized")), h1):
+            r = v1("credentials/extendTransaction", {"credentialID": "demo-ec", "SAD": sad, "hash": [refused]},
+                   self.token)
+            self.assertV1Error(r, 400, "invalid_request", "Hash is not authorized by the SAD.")
         r = v1("credentials/extendTransaction", {"credentialID": "demo-ec", "SAD": sad, "hash": [h2],
                                                  "clientData": "12345678"}, self.token)
         self.assertEqual(r.status, 200, r)

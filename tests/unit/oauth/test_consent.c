@@ -151,9 +151,10 @@ START_TEST(t_approve_credential_pin)
     ck_assert_uint_eq(k->scope, STOR_SCOPE_CREDENTIAL);
     ck_assert_str_eq(k->cred, "c-pin");
     ck_assert_str_eq(k->authz_details, r->authz_details);
-    /* the pending SAD, under the code's hash, expiring with the code */
+    /* the pending SAD, under the code's hash in the pending table (never among the SADs), expiring with the code */
     sha256_of(code, strlen(code), h);
-    ck_assert_int_eq(get_sad(h, s), STOR_OK);
+    ck_assert_int_eq(get_sad(h, s), STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(get_pending_sad(h, s), STOR_OK);
     ck_assert_str_eq(s->user, "alice");
     ck_assert_str_eq(s->cred, "c-pin");
     ck_assert_uint_eq(s->remaining, 3);
@@ -201,7 +202,7 @@ START_TEST(t_credential_without_pin)
     cred_session("c-nopin", 0, sid);
     ck_assert_int_eq(decide(sid, 1, NULL, code), OAUTH_OK);
     sha256_of(code, strlen(code), h);
-    ck_assert_int_eq(get_sad(h, s), STOR_OK);
+    ck_assert_int_eq(get_pending_sad(h, s), STOR_OK);
     ck_assert_uint_eq(s->remaining, 1);
     ck_assert_uint_eq(s->n_digests, 0);
     cred_session("c-nopin", 1, sid);

@@ -309,12 +309,13 @@ START_TEST(t_credential_token)
     sha256_of(t->access, strlen(t->access), h);
     ck_assert_int_eq(get_token(h, &st), STOR_OK);
     ck_assert_str_eq(st.cred, "c-pin");
-    /* the SAD moved from the code's hash to the token's, with the token's expiry */
+    /* the pending SAD became a SAD under the token's hash, with the token's expiry */
     ck_assert_int_eq(get_sad(h, s), STOR_OK);
     ck_assert_int_eq(s->expires_at, st.expires_at);
     ck_assert_uint_eq(s->remaining, 2);
     sha256_of(code, strlen(code), h);
     ck_assert_int_eq(get_sad(h, s), STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(get_pending_sad(h, s), STOR_ERR_NOTFOUND);
 
     /* the token value is the SAD of signHash */
     req_digest(0, d0);
@@ -336,6 +337,37 @@ START_TEST(t_credential_token)
     ck_assert_int_eq(exchange(&app, code, T_REDIRECT, T_VERIFIER, t), OAUTH_ERR_REUSED);
     free(s);
     free(t);
+}
+END_TEST
+
+/* A code is no SAD: before the exchange neither signHash nor extendTransaction finds anything under it. */
+START_TEST(t_code_is_not_a_sad)
+{
+    char code[OAUTH_TOKEN_BUFLEN], fresh[OAUTH_TOKEN_BUFLEN];
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_CREDENTIAL, "c-pin", 2);
+    oauth_token_response_t *t = resp();
+    uint8_t d0[32], ref[16];
+    const uint8_t *one[1] = {d0};
+    oauth_sign_use_t use;
+    oauth_sad_request_t ext;
+    unsigned exp = 0;
+
+    world();
+    req_digest(0, d0);
+    use_of(&use, one, 1);
+    code_for(r, "alice", T_PIN, code);
+    ck_assert_int_eq(oauth_sad_consume(fx.o, code, strlen(code), &use, ref), OAUTH_ERR_INVALID);
+    memset(&ext, 0, sizeof(ext));
+    ext.user = "alice";
+    ext.cred = "c-pin";
+    ext.client = "10.0.0.9";
+    ck_assert_int_eq(oauth_sad_extend(fx.o, code, strlen(code), &ext, fresh, &exp), OAUTH_ERR_INVALID);
+    /* neither attempt spent or changed the authorization: the client still redeems the code, with its verifier */
+    ck_assert_int_eq(exchange(&app, code, T_REDIRECT, T_VERIFIER, t), OAUTH_OK);
+    ck_assert_int_eq(oauth_sad_consume(fx.o, code, strlen(code), &use, ref), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_sad_consume(fx.o, t->access, strlen(t->access), &use, ref), OAUTH_OK);
+    free(t);
+    free(r);
 }
 END_TEST
 
@@ -844,6 +876,7 @@ Suite *suite_grant(void)
     tcase_add_test(tc, t_code_reuse);
     tcase_add_test(tc, t_credential_token);
     tcase_add_test(tc, t_credential_token_reuse_and_revoke);
+    tcase_add_test(tc, t_code_is_not_a_sad);
     tcase_add_test(tc, t_refresh_rotation);
     tcase_add_test(tc, t_refresh_refusals);
     tcase_add_test(tc, t_client_credentials);

@@ -37,6 +37,8 @@ stor_user_t get_user(const char *name);
 void get_cred(const char *id, stor_cred_t *out);
 int get_token(const uint8_t hash[32], stor_token_t *out);
 int get_sad(const uint8_t hash[32], stor_sad_t *out);
+/** The pending SAD of a credential-scope code (pending SAD table). */
+int get_pending_sad(const uint8_t code_hash[32], stor_sad_t *out);
 
 /* A user with password T_PW (log2n 10) and, if totp, secret T_TOTP. */
 void mk_user(const char *name, uint32_t status, int totp);

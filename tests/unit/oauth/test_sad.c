@@ -800,6 +800,7 @@ START_TEST(t_extend)
     uint8_t ref[16];
     unsigned exp = 0;
     oauth_sign_use_t u0 = use_of("alice", "c1", DP, 1), u1 = use_of("alice", "c1", DP + 1, 1);
+    oauth_sign_use_t u2 = use_of("alice", "c1", DP + 2, 1);
     oauth_sad_request_t nr = req_of("alice", "c1", 0, DP + 1, 1);
 
     sad_for(3, 2, sad);
@@ -810,20 +811,63 @@ START_TEST(t_extend)
     ck_assert_str_eq(other, "");
     ck_assert_int_eq(oauth_sad_extend(fx.o, "short", 5, &nr, other, &exp), OAUTH_ERR_INVALID);
     ck_assert_uint_eq(remaining(sad), 2);
-    /* the new SAD has the rest of the budget and only the new digest; the old one is gone */
+    /* a digest never bound to the SAD: refused (that needs credentials/authorize), nothing changes */
+    oauth_sad_request_t nd = req_of("alice", "c1", 0, DP + 2, 1);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &nd, other, &exp), OAUTH_ERR_NOT_AUTHORIZED);
+    ck_assert_str_eq(other, "");
+    oauth_sad_request_t mixed = req_of("alice", "c1", 0, DP + 1, 2); /* D1 bound, D2 not */
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &mixed, other, &exp), OAUTH_ERR_NOT_AUTHORIZED);
+    /* a bound digest already signed: refused too */
+    oauth_sad_request_t done = req_of("alice", "c1", 0, DP, 1);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &done, other, &exp), OAUTH_ERR_NOT_AUTHORIZED);
+    ck_assert_uint_eq(remaining(sad), 2);
+    ck_assert_int_eq(consume(sad, &u2, ref), OAUTH_ERR_NOT_AUTHORIZED);
+    /* the unsigned bound digest: the new SAD binds it alone, one signature; the old SAD is gone */
     ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &nr, fresh, &exp), OAUTH_OK);
     ck_assert_uint_eq(exp, oauth_config(fx.o)->sad_ttl);
-    ck_assert_uint_eq(remaining(fresh), 2);
+    ck_assert_uint_eq(remaining(fresh), 1);
     ck_assert_int_eq(consume(sad, &u1, ref), OAUTH_ERR_INVALID);
     ck_assert_int_eq(consume(fresh, &u0, ref), OAUTH_ERR_NOT_AUTHORIZED);
+    ck_assert_int_eq(consume(fresh, &u2, ref), OAUTH_ERR_NOT_AUTHORIZED);
     ck_assert_int_eq(consume(fresh, &u1, ref), OAUTH_OK);
-    ck_assert_int_eq(consume(fresh, &u1, ref), OAUTH_OK);
+    ck_assert_int_eq(consume(fresh, &u1, ref), OAUTH_ERR_EXHAUSTED);
     ck_assert_int_eq(oauth_sad_extend(fx.o, fresh, strlen(fresh), &nr, other, &exp), OAUTH_ERR_EXHAUSTED);
-    /* without new digests the old binding is kept */
+
+    /* without digests: every bound digest not yet signed */
     sad_for(2, 2, sad);
     oauth_sad_request_t keep = req_of("alice", "c1", 0, NULL, 0);
+    ck_assert_int_eq(consume(sad, &u0, ref), OAUTH_OK);
     ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &keep, fresh, &exp), OAUTH_OK);
+    ck_assert_uint_eq(remaining(fresh), 1);
+    ck_assert_int_eq(consume(fresh, &u0, ref), OAUTH_ERR_NOT_AUTHORIZED);
+    ck_assert_int_eq(consume(fresh, &u1, ref), OAUTH_OK);
+    sad_for(2, 2, sad);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &keep, fresh, &exp), OAUTH_OK);
+    ck_assert_uint_eq(remaining(fresh), 2);
     ck_assert_int_eq(consume(fresh, &u0, ref), OAUTH_OK);
+    ck_assert_int_eq(consume(fresh, &u1, ref), OAUTH_OK);
+    /* every bound digest signed, budget left (numSignatures above the digests): nothing to renew */
+    sad_for(3, 1, sad);
+    ck_assert_int_eq(consume(sad, &u0, ref), OAUTH_OK);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &keep, other, &exp), OAUTH_ERR_EXHAUSTED);
+    ck_assert_uint_eq(remaining(sad), 2);
+
+    /* a signature that failed in the HSM gave its budget back: its digest counts as unsigned again */
+    sad_for(2, 2, sad);
+    ck_assert_int_eq(consume(sad, &u0, ref), OAUTH_OK);
+    ck_assert_int_eq(oauth_sign_failed(fx.o, sad, strlen(sad), &u0, ref, "CKR_DEVICE_ERROR"), OAUTH_OK);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &done, fresh, &exp), OAUTH_OK);
+    ck_assert_int_eq(consume(fresh, &u0, ref), OAUTH_OK);
+
+    /* a SAD bound to no digests (SCAL 1) stays unbound, or is narrowed to the digests named */
+    sad_for(2, 0, sad);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &nd, fresh, &exp), OAUTH_OK);
+    ck_assert_int_eq(consume(fresh, &u0, ref), OAUTH_ERR_NOT_AUTHORIZED);
+    ck_assert_int_eq(consume(fresh, &u2, ref), OAUTH_OK);
+    sad_for(2, 0, sad);
+    ck_assert_int_eq(oauth_sad_extend(fx.o, sad, strlen(sad), &keep, fresh, &exp), OAUTH_OK);
+    ck_assert_uint_eq(remaining(fresh), 2);
+    ck_assert_int_eq(consume(fresh, &u2, ref), OAUTH_OK);
 }
 END_TEST
 

@@ -58,7 +58,7 @@ void fx_teardown(void)
 
 /* ---- storage access ------------------------------------------------------ */
 
-enum { K_USER, K_CRED, K_TOKEN, K_SAD };
+enum { K_USER, K_CRED, K_TOKEN, K_SAD, K_PENDING };
 
 typedef struct {
     int kind;
@@ -87,6 +87,7 @@ static int get_cb(stor_txn_t *t, void *arg)
     case K_USER: return stor_txn_user_get(t, io->key, io->out);
     case K_CRED: return stor_txn_cred_get(t, io->key, io->out);
     case K_TOKEN: return stor_txn_token_get(t, io->key, io->out);
+    case K_PENDING: return stor_txn_pending_sad_get(t, io->key, io->out);
     default: return stor_txn_sad_get(t, io->key, io->out);
     }
 }
@@ -126,6 +127,7 @@ void get_cred(const char *id, stor_cred_t *out)
 
 int get_token(const uint8_t hash[32], stor_token_t *out) { return get(K_TOKEN, hash, out); }
 int get_sad(const uint8_t hash[32], stor_sad_t *out) { return get(K_SAD, hash, out); }
+int get_pending_sad(const uint8_t code_hash[32], stor_sad_t *out) { return get(K_PENDING, code_hash, out); }
 
 void mk_user(const char *name, uint32_t status, int totp)
 {

@@ -134,6 +134,19 @@ START_TEST(t_environment_rules)
     fclose(f);
     ck_assert_int_eq(srv_config_load(file, &cfg), 0);
     ck_assert_uint_eq(cfg.allow_test_components, 1);
+    ck_assert_uint_eq(cfg.pin_min_length, 8); /* production's default */
+    f = fopen(file, "w");
+    fputs("listen = 127.0.0.1:1\nplain_http = yes\nenvironment = production\npkcs11_module = m\n"
+          "pkcs11_token = t\npkcs11_pin_file = p\nlmdb_path = d\nallow_test_components = yes\npin_min_length = 7\n", f);
+    fclose(f);
+    ck_assert_int_eq(srv_config_load(file, &cfg), 0);
+    ck_assert_uint_eq(cfg.pin_min_length, 7);
+    /* the test environment's default, and nothing below 6 */
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.pin_min_length, 6);
+    ck_assert_int_eq(load("pin_min_length = 4\n", &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "pin_min_length") != NULL, "key not named in \"%s\"", msg);
+    ck_assert_int_eq(load("pin_min_length = 33\n", &cfg, msg, sizeof(msg)), -1);
     /* plain HTTP in test is fine, no TLS files needed */
     ck_assert_int_eq(load("plain_http = yes\n", &cfg, msg, sizeof(msg)), 0);
     ck_assert_uint_eq(cfg.plain_http, 1);

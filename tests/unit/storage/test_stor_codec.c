@@ -52,6 +52,7 @@ static void sample_user(stor_user_t *u)
     u->locked_until = INT64_MAX;
     u->created_at = INT64_MIN;
     u->locks = 7;
+    u->epoch = 9;
 }
 
 static void sample_cred(stor_cred_t *c)
@@ -151,6 +152,9 @@ START_TEST(t_roundtrip_token_sad)
     s->n_digests = STOR_DIGESTS_MAX;
     for (size_t i = 0; i < sizeof(s->digests); i++)
         s->digests[i] = (uint8_t)(i * 13);
+    s->signed_bits_len = sizeof(s->signed_bits);
+    for (size_t i = 0; i < sizeof(s->signed_bits); i++)
+        s->signed_bits[i] = (uint8_t)(i * 7 + 1);
     buf = encode(STOR_REC_SAD, s, &len);
     ck_assert_int_eq(stor_codec_decode(STOR_REC_SAD, buf, len, ds), 0);
     ck_assert_mem_eq(s, ds, sizeof(*s));
@@ -159,11 +163,14 @@ START_TEST(t_roundtrip_token_sad)
     /* only n_digests * digest_len bytes are encoded */
     s->digest_len = 32;
     s->n_digests = 2;
+    s->signed_bits_len = 1; /* and only the bytes of signed_bits in use */
     buf = encode(STOR_REC_SAD, s, &len);
     ck_assert_uint_lt(len, 300);
     ck_assert_int_eq(stor_codec_decode(STOR_REC_SAD, buf, len, ds), 0);
     ck_assert_mem_eq(ds->digests, s->digests, 64);
     ck_assert_uint_eq(ds->digests[64], 0);
+    ck_assert_uint_eq(ds->signed_bits[0], s->signed_bits[0]);
+    ck_assert_uint_eq(ds->signed_bits[1], 0);
     free(buf);
     free(s);
     free(ds);
@@ -239,9 +246,9 @@ START_TEST(t_truncated)
             ck_assert_str_eq(d.name, "");
         }
     }
-    /* the last full prefix before created_at (then the evidence and locks fields, header + bytes) leaves
-     * created_at zero */
-    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, buf, len - 9 - 5 - strlen(u.evidence) - 13, &d), 0);
+    /* the last full prefix before created_at (then the evidence field, header + bytes, and the epoch and locks
+     * fields, header + 4 each) leaves created_at zero */
+    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, buf, len - 9 - 9 - 5 - strlen(u.evidence) - 13, &d), 0);
     ck_assert_int_eq(d.created_at, 0);
     ck_assert_int_eq(d.locked_until, INT64_MAX);
     free(buf);

@@ -656,6 +656,109 @@ START_TEST(t_token_each_grant)
 }
 END_TEST
 
+/* ---- an operator's reset: everything of one user ----------------------------------- */
+
+typedef struct reset_io {
+    stor_sad_t *sad;
+    int pending;           /* put into the pending table */
+    stor_revoked_t r;
+    const char *user;
+    uint8_t key;
+    stor_token_t tok;
+} reset_io_t;
+
+static int sad_put_fn(stor_txn_t *t, void *arg)
+{
+    reset_io_t *io = arg;
+    return io->pending ? stor_txn_pending_sad_put(t, io->sad) : stor_txn_sad_put(t, io->sad);
+}
+
+static void put_sad_of(stor_sad_t *s, uint8_t h, const char *user, int pending, int64_t exp)
+{
+    reset_io_t io = {.sad = s, .pending = pending};
+
+    memset(s, 0, sizeof(*s));
+    memset(s->hash, h, 32);
+    TST_SET(s->user, user);
+    TST_SET(s->cred, "c1");
+    s->remaining = 1;
+    s->expires_at = exp;
+    ck_assert_int_eq(stor_write(g_env, sad_put_fn, &io), 0);
+}
+
+static int revoke_all_fn(stor_txn_t *t, void *arg)
+{
+    reset_io_t *io = arg;
+    return stor_txn_user_revoke_all(t, io->user, 200, &io->r);
+}
+
+static int lookup_fn(stor_txn_t *t, void *arg)
+{
+    reset_io_t *io = arg;
+    uint8_t h[32];
+
+    memset(h, io->key, 32);
+    switch (io->pending) {
+    case 0: return stor_txn_sad_get(t, h, io->sad);
+    case 1: return stor_txn_pending_sad_get(t, h, io->sad);
+    default: return stor_txn_token_get(t, h, &io->tok);
+    }
+}
+
+static int lookup(uint8_t key, int what, reset_io_t *io)
+{
+    io->key = key;
+    io->pending = what;
+    return stor_read(g_env, lookup_fn, io);
+}
+
+START_TEST(t_user_revoke_all)
+{
+    stor_code_t *k = malloc(sizeof(*k));
+    stor_sad_t *s = malloc(sizeof(*s));
+    reset_io_t io = {.sad = s, .user = "alice"};
+
+    ck_assert_ptr_nonnull(k);
+    ck_assert_ptr_nonnull(s);
+    put_tok(1, 0xA, STOR_SCOPE_SERVICE, 300);    /* alice's, live */
+    put_tok(2, 0xA, STOR_SCOPE_CREDENTIAL, 300); /* alice's, live */
+    put_tok(3, 0xB, STOR_SCOPE_SERVICE, 100);    /* alice's, expired: revoked, not counted */
+    put_sad_of(s, 4, "alice", 0, 300);
+    put_sad_of(s, 5, "bob", 0, 300);
+    put_sad_of(s, 6, "alice", 1, 300);
+    sample_code(k, 7, 300);                       /* alice's, unused */
+    ck_assert_int_eq(put_code(k), 0);
+    sample_code(k, 8, 300);                       /* alice's, used: kept for reuse detection */
+    k->used = 1;
+    ck_assert_int_eq(put_code(k), 0);
+    sample_code(k, 9, 300);                       /* bob's */
+    TST_SET(k->user, "bob");
+    ck_assert_int_eq(put_code(k), 0);
+
+    ck_assert_int_eq(stor_write(g_env, revoke_all_fn, &io), 0);
+    ck_assert_uint_eq(io.r.tokens, 2);
+    ck_assert_uint_eq(io.r.sads, 1);
+    ck_assert_uint_eq(io.r.pending, 1);
+    for (uint8_t h = 1; h <= 3; h++) {
+        ck_assert_int_eq(lookup(h, 2, &io), 0);
+        ck_assert_uint_eq(io.tok.revoked, 1);
+    }
+    ck_assert_int_eq(lookup(4, 0, &io), STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(lookup(5, 0, &io), 0);
+    ck_assert_int_eq(lookup(6, 1, &io), STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(get_code(7, k), STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(get_code(8, k), 0);
+    ck_assert_int_eq(get_code(9, k), 0);
+    /* again: nothing left to count */
+    ck_assert_int_eq(stor_write(g_env, revoke_all_fn, &io), 0);
+    ck_assert_uint_eq(io.r.tokens + io.r.sads + io.r.pending, 0);
+    io.user = "not a name";
+    ck_assert_int_eq(stor_write(g_env, revoke_all_fn, &io), STOR_ERR_INVAL);
+    free(k);
+    free(s);
+}
+END_TEST
+
 /* ---- purge ------------------------------------------------------------------------- */
 
 START_TEST(t_purge_codes)
@@ -792,6 +895,7 @@ Suite *tst_oauth_suite(void)
     tcase_add_test(td, t_codes);
     tcase_add_test(td, t_token_each_grant);
     tcase_add_test(td, t_purge_codes);
+    tcase_add_test(td, t_user_revoke_all);
     tcase_add_test(td, t_old_layout_opens);
     suite_add_tcase(s, td);
     return s;
