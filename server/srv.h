@@ -37,6 +37,7 @@ typedef struct srv_config {
     char access_log[PATH_MAX];
     unsigned oauth_code_ttl, oauth_par_ttl, oauth_session_idle, oauth_session_max, credential_token_ttl;
     unsigned rate_window, rate_max;
+    unsigned oauth_revoke_status;     /* 200 (RFC 7009) or 204 */
     char public_url[2 * SRV_STR + 16];  /* external base URL; default from the first listen address */
     char info_name[SRV_STR], info_logo[SRV_STR], info_region[SRV_STR], info_lang[SRV_STR];
     char info_description[SRV_STR], info_specs[SRV_STR];

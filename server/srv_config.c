@@ -60,6 +60,7 @@ static const row_t rows[] = {
     {"oauth_par_ttl", T_UINT, O(oauth_par_ttl), 0, 10, 600, "90"},
     {"oauth_session_idle", T_UINT, O(oauth_session_idle), 0, 30, 3600, "300"},
     {"oauth_session_max", T_UINT, O(oauth_session_max), 0, 60, 86400, "900"},
+    {"oauth_revoke_status", T_UINT, O(oauth_revoke_status), 0, 200, 204, "200"},
     {"credential_token_ttl", T_UINT, O(credential_token_ttl), 0, 10, 3600, "300"},
     {"rate_window", T_UINT, O(rate_window), 0, 1, 3600, "60"},
     {"rate_max", T_UINT, O(rate_max), 0, 1, 100000, "20"},
@@ -226,6 +227,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "otp_sender: file: writes one-time codes to a file and is for the test environment only");
     if (cfg->async_validity_min > cfg->async_validity_default || cfg->async_validity_default > cfg->async_validity_max)
         return fail(c, "async_validity_min <= async_validity_default <= async_validity_max is required");
+    if (cfg->oauth_revoke_status != 200 && cfg->oauth_revoke_status != 204)
+        return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {

@@ -164,6 +164,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .async_validity_min = cfg->async_validity_min,
             .async_validity_default = cfg->async_validity_default,
             .async_validity_max = cfg->async_validity_max,
+            .oauth_revoke_status = cfg->oauth_revoke_status,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;

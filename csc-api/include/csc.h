@@ -53,6 +53,7 @@ typedef struct csc_config {
     unsigned async_workers;    /**< background job threads (1..64) */
     unsigned async_queue;      /**< jobs accepted and not yet finished before 503 */
     unsigned async_validity_min, async_validity_default, async_validity_max; /**< validity_period bounds, s */
+    unsigned oauth_revoke_status; /**< status of a successful /oauth2/revoke: 200 (RFC 7009; 0 = 200) or 204 */
 } csc_config_t;
 
 /**
