@@ -745,8 +745,15 @@ class TestV1(Base):
         self.assertError(self.v1("credentials/list", {"maxResults": 0}, t), 400, "invalid_request")
 
     def test_info_authmode_objects(self):
+        """v1.0.4.0: authMode always; the PIN and OTP objects only with authInfo true (its default is false)."""
         t = self.login_v1()
-        r = self.v1("credentials/info", {"credentialID": "demo-rsa", "certificates": "chain"}, t)
+        for extra in ({}, {"authInfo": False}, {"authInfo": "false"}):
+            r = self.v1("credentials/info", dict({"credentialID": "demo-rsa", "certificates": "chain"}, **extra), t)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["authMode"], "explicit")
+            self.assertNotIn("PIN", r.json, extra)
+            self.assertNotIn("OTP", r.json, extra)
+        r = self.v1("credentials/info", {"credentialID": "demo-rsa", "certificates": "chain", "authInfo": True}, t)
         self.assertEqual(r.status, 200, r)
         j = r.json
         self.assertEqual(j["authMode"], "explicit")
@@ -756,8 +763,13 @@ class TestV1(Base):
         self.assertNotIn("auth", j)
         self.assertEqual(len(j["cert"]["certificates"]), 2)
         self.assertIn(H.RSA_SHA256, j["key"]["algo"])
-        r = self.v1("credentials/info", {"credentialID": "demo-ec"}, t)
+        r = self.v1("credentials/info", {"credentialID": "demo-ec", "authInfo": True}, t)
         self.assertEqual(r.json["OTP"]["presence"], "false")
+        # The v1 list has no credentialInfo: ids only, whatever credentialInfo and authInfo say.
+        r = self.v1("credentials/list", {"credentialInfo": True, "authInfo": False}, t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(r.json), ["credentialIDs"])
+        self.assertTrue(all(isinstance(c, str) for c in r.json["credentialIDs"]), r)
 
     def test_pyhanko_flow_and_shared_sad_rules(self):
         t = self.login_v1()
