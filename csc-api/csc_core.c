@@ -67,7 +67,8 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
         csc_free(c);
         return -1;
     }
-    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || csc_info_build(c) != 0 || csc_async_start(c) != 0) {
+    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || csc_logo_init(c) != 0 || csc_info_build(c) != 0 ||
+        csc_async_start(c) != 0) {
         csc_free(c);
         return -1;
     }
@@ -83,6 +84,7 @@ void csc_free(csc_t *c)
     csc_crl_free(c->crl);
     free(c->info_body);
     free(c->info_v1_body);
+    free(c->logo);
     free(c);
 }
 
@@ -95,7 +97,7 @@ static int has_prefix(const char *path, size_t len, const char *prefix)
 int csc_is_api_path(const char *path, size_t len)
 {
     return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len) ||
-           csc_approve_is_path(path, len);
+           csc_approve_is_path(path, len) || csc_logo_is_path(path, len);
 }
 
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
@@ -256,6 +258,10 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     }
     if (csc_approve_is_path(call->path, call->path_len)) {
         csc_approve_handle(c, call, reply);
+        return;
+    }
+    if (csc_logo_is_path(call->path, call->path_len)) {
+        csc_logo_handle(c, call, reply);
         return;
     }
     r.gen = csc_gen_new();

@@ -24,7 +24,23 @@ struct csc {
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
+    char logo_url[600];        /* info.logo (csc_logo.c) */
+    char logo_path[16];        /* "/logo.png" ...: where the service serves it; "" when external */
+    uint8_t *logo;             /* the image served there, read at start-up; NULL when external */
+    size_t logo_len;
+    const char *logo_ext, *logo_type;
 };
+
+/* ---- the logo info.logo names (csc_logo.c) ---- */
+#define CSC_LOGO_MAX (256 * 1024)
+/* Read an image file (at most CSC_LOGO_MAX bytes; PNG, JPEG, GIF or WebP by its magic bytes, consistent with the
+ * name's extension). 0, or -1 with a message in err. */
+int csc_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
+                  char *err, size_t err_sz);
+/* From cfg.logo / cfg.logo_file: the URL info.logo publishes, and what GET /logo.<ext> serves. 0 or -1 (stderr). */
+int csc_logo_init(csc_t *c);
+int csc_logo_is_path(const char *path, size_t len);
+void csc_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
 /* ---- errors ---------------------------------------------------------------
  * A method fails by filling r->err with one of these and returning -1. The

@@ -41,6 +41,7 @@ typedef struct srv_config {
     char public_url[2 * SRV_STR + 16];  /* external base URL; default from the first listen address */
     char info_name[SRV_STR], info_logo[SRV_STR], info_region[SRV_STR], info_lang[SRV_STR];
     char info_description[SRV_STR], info_specs[SRV_STR];
+    char info_logo_file[PATH_MAX];    /* image served at PUBLIC_URL/logo.<ext> (info.logo) */
     char ca_cert[PATH_MAX], ca_key[PATH_MAX], ca_chain[PATH_MAX];
     unsigned cert_days;
     char totp_issuer[SRV_STR];

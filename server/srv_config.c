@@ -65,7 +65,8 @@ static const row_t rows[] = {
     {"rate_window", T_UINT, O(rate_window), 0, 1, 3600, "60"},
     {"rate_max", T_UINT, O(rate_max), 0, 1, 100000, "20"},
     {"info_name", T_STR, O(info_name), S(info_name), 0, 0, "CSC remote signing service"},
-    {"info_logo", T_STR, O(info_logo), S(info_logo), 0, 0, "https://localhost/logo.png"},
+    {"info_logo", T_STR, O(info_logo), S(info_logo), 0, 0, ""},
+    {"info_logo_file", T_PATH, O(info_logo_file), S(info_logo_file), 0, 0, ""},
     {"info_region", T_STR, O(info_region), 3, 0, 0, "JP"},
     {"info_lang", T_STR, O(info_lang), 16, 0, 0, "en"},
     {"info_description", T_STR, O(info_description), 200, 0, 0, "Remote signature service"},
@@ -247,6 +248,15 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
     size_t n = strlen(cfg->public_url);
     if (n > 0 && cfg->public_url[n - 1] == '/')
         cfg->public_url[n - 1] = '\0';
+    /* info.logo must resolve: a file the service serves, or an external URL (nothing answers under public_url). */
+    if (cfg->info_logo[0] != '\0' && cfg->info_logo_file[0] != '\0')
+        return fail(c, "info_logo and info_logo_file: give one (with info_logo_file, info.logo names where the "
+                       "service serves the file)");
+    n = strlen(cfg->public_url);
+    if (cfg->info_logo[0] != '\0' && strncmp(cfg->info_logo, cfg->public_url, n) == 0 &&
+        (cfg->info_logo[n] == '/' || cfg->info_logo[n] == '\0'))
+        return fail(c, "info_logo: %s is under public_url, where nothing answers; name the image with "
+                       "info_logo_file instead", cfg->info_logo);
     return 0;
 }
 

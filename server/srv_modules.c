@@ -141,6 +141,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         csc_config_t cc = {
             .name = cfg->info_name,
             .logo = cfg->info_logo,
+            .logo_file = cfg->info_logo_file,
             .region = cfg->info_region,
             .lang = cfg->info_lang,
             .description = cfg->info_description,

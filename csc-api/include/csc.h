@@ -30,7 +30,8 @@ typedef enum { CSC_ENV_PRODUCTION = 1, CSC_ENV_TEST = 2 } csc_env_t;
 
 typedef struct csc_config {
     const char *name;          /**< info.name */
-    const char *logo;          /**< info.logo (URI) */
+    const char *logo;          /**< info.logo: an external URI; NULL/"" = the service serves logo_file (or its own) */
+    const char *logo_file;     /**< image served at {public_url}/logo.<ext> and named by info.logo; NULL/"" = none */
     const char *region;        /**< info.region (ISO 3166-1 alpha-2) */
     const char *lang;          /**< info.lang */
     const char *description;   /**< info.description */

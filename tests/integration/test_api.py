@@ -884,6 +884,73 @@ class TestLifecycle(Base):
         self.assertIn("operator=%s " % SVC.env["CSC_OPERATOR"], log)  # the operator logged in
 
 
+class TestLogo(Base):
+    """info.logo resolves: the file of info_logo_file (the demo's PNG) is served where info.logo says."""
+
+    def test_demo_logo_resolves(self):
+        for path in ("/csc/v2/info", "/csc/v1/info"):
+            url = SVC.request("POST", path, b"{}", {"Content-Type": "application/json"}).json["logo"]
+            self.assertTrue(url.startswith("https://localhost:%d/" % SVC.port), url)
+            r = SVC.request("GET", url.split("localhost:%d" % SVC.port, 1)[1])
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.headers["content-type"], "image/png")
+            with open(os.path.join(SVC.dir, "logo.png"), "rb") as f:
+                self.assertEqual(r.raw, f.read())
+            self.assertTrue(r.raw.startswith(b"\x89PNG\r\n\x1a\n"))
+        self.assertEqual(SVC.request("HEAD", "/logo.png").status, 200)
+        self.assertError(SVC.request("GET", "/logo.gif"), 404)
+        self.assertError(SVC.request("POST", "/logo.png", b"{}"), 405)
+
+    def test_logo_configurations(self):
+        svc = H.Service(BUILD)
+        server = os.path.join(svc.build, "server", "csc-server")
+        with open(svc.conf) as f:
+            conf = f.read()
+        self.assertIn("info_logo_file = logo.png\n", conf)
+
+        def start(extra, files=None):
+            for name, data in (files or {}).items():
+                with open(os.path.join(svc.dir, name), "wb") as f:
+                    f.write(data)
+            with open(svc.conf, "w") as f:
+                f.write(conf.replace("info_logo_file = logo.png\n", "") + extra)
+            return subprocess.run([server, "-c", svc.conf], capture_output=True, text=True, timeout=60)
+
+        gif = b"GIF89a" + bytes(30)
+        for extra, files, text in (
+                ("info_logo_file = big.png\n", {"big.png": b"\x89PNG\r\n\x1a\n" + bytes(300 * 1024)}, "larger than"),
+                ("info_logo_file = logo.svg\n", {"logo.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>"}, "SVG"),
+                ("info_logo_file = wrong.png\n", {"wrong.png": gif}, "image/gif"),
+                ("info_logo_file = missing.png\n", None, "missing.png"),
+                ("info_logo = https://localhost:%d/logo.png\n" % svc.port, None, "info_logo"),
+                ("info_logo = https://cdn.example/l.png\ninfo_logo_file = logo.png\n", None, "give one")):
+            r = start(extra, files)
+            self.assertEqual(r.returncode, 1, (extra, r.stderr))
+            self.assertIn(text, r.stderr, extra)
+        # A GIF is served as one, at /logo.gif.
+        with open(os.path.join(svc.dir, "l.gif"), "wb") as f:
+            f.write(gif)
+        with open(svc.conf, "w") as f:
+            f.write(conf.replace("info_logo_file = logo.png\n", "info_logo_file = l.gif\n"))
+        svc.start()
+        try:
+            self.assertEqual(svc.post("info", {}).json["logo"], "https://localhost:%d/logo.gif" % svc.port)
+            r = svc.request("GET", "/logo.gif")
+            self.assertEqual((r.status, r.headers["content-type"], r.raw), (200, "image/gif", gif))
+            self.assertEqual(svc.request("GET", "/logo.png").status, 404)
+        finally:
+            self.assertEqual(svc.stop(), 0)
+        # An external URL is published as it is, and the service serves no logo of its own.
+        with open(svc.conf, "w") as f:
+            f.write(conf.replace("info_logo_file = logo.png\n", "info_logo = https://cdn.example/l.png\n"))
+        svc.start()
+        try:
+            self.assertEqual(svc.post("info", {}).json["logo"], "https://cdn.example/l.png")
+            self.assertEqual(svc.request("GET", "/logo.png").status, 404)
+        finally:
+            self.assertEqual(svc.stop(), 0)
+
+
 class TestEnvironment(Base):
     """J13: production refuses SoftHSM and the demo CA unless allow_test_components is set."""
 
