@@ -485,6 +485,7 @@ typedef struct cred_update {
     const char *id;
     stor_cred_t *c;            /* out: the record before the change; in (renew): the new key and certificate */
     int op;                    /* 0 destroy, 1 renew */
+    uint32_t end_reason;       /* destroy: stor_cred_end_t */
     stor_audit_t audit;
 } cred_update_t;
 
@@ -492,6 +493,10 @@ static int cred_update_change(stor_cred_t *cur, void *arg)
 {
     cred_update_t *u = arg;
     if (u->op == 0) {
+        /* Revocation and termination are final reasons (J8: never restored); a later destroy does not soften them,
+         * while a revocation after an operator's destroy makes the destruction final. */
+        if (cur->status != STOR_CRED_DESTROYED || cur->end_reason == STOR_CRED_END_OPERATOR)
+            cur->end_reason = u->end_reason;
         cur->status = STOR_CRED_DESTROYED;
         memcpy(u->c, cur, sizeof(*cur)); /* the caller destroys the key this record names */
         return 0;
@@ -539,13 +544,17 @@ static int destroy_key(const csc_admin_t *a, const stor_cred_t *c, char *err, si
 int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz)
 {
     char action[160];
-    cred_update_t u = {.id = id, .op = 0};
+    cred_update_t u = {.id = id, .op = 0, .end_reason = STOR_CRED_END_OPERATOR};
     int rc = -1;
 
     if (a->hsm == NULL)
         return ERR("destroying a key needs the HSM");
     if ((u.c = calloc(1, sizeof(*u.c))) == NULL)
         return ERR("out of memory");
+    if (reason != NULL && strcmp(reason, CSC_DESTROY_REVOKED) == 0)
+        u.end_reason = STOR_CRED_END_REVOKED;
+    else if (reason != NULL && strcmp(reason, CSC_DESTROY_TERMINATED) == 0)
+        u.end_reason = STOR_CRED_END_TERMINATED;
     snprintf(action, sizeof(action), "credential.destroy reason=%s", reason ? reason : "-");
     admin_audit(&u.audit, a, NULL, id, action);
     int src = stor_write(a->stor, cred_update_fn, &u);
@@ -710,7 +719,7 @@ int csc_admin_user_set_status(const csc_admin_t *a, const char *name, uint32_t s
     if (stor_read(a->stor, collect_fn, &l) != 0)
         result = ERR("storage: cannot list the user's credentials");
     for (size_t i = 0; result == 0 && i < l.n; i++)
-        result = csc_admin_cred_destroy(a, l.id[i], "user terminated", err, err_sz);
+        result = csc_admin_cred_destroy(a, l.id[i], CSC_DESTROY_TERMINATED, err, err_sz);
     free(l.id);
     return result;
 }

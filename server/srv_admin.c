@@ -1011,7 +1011,7 @@ static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reaso
 
 static int cmd_cred_revoke(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_cred_end(x, argc, argv, "certificate revoked");
+    return cmd_cred_end(x, argc, argv, CSC_DESTROY_REVOKED);
 }
 
 static int cmd_cred_destroy(admin_ctx_t *x, int argc, char **argv)

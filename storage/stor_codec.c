@@ -109,6 +109,7 @@ static const field_t cred_fields[] = {
     U32(21, stor_cred_t, n_delegates),
     STRS(22, stor_cred_t, delegates, n_delegates),
     STRS(23, stor_cred_t, delegate_pins, n_delegates),
+    U32(40, stor_cred_t, end_reason),
 };
 
 static const field_t token_fields[] = {

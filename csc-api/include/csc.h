@@ -216,8 +216,12 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
 /**
  * Destroy a credential's key in the HSM (J7: certificate revoked, or key no longer wanted) and mark the
  * credential destroyed: it can never sign or be enabled again. The record and its audit trail stay. The mark
- * is written first, so no signing can start once the destruction began. reason goes to the audit record.
+ * is written first, so no signing can start once the destruction began. reason goes to the audit record;
+ * CSC_DESTROY_REVOKED and CSC_DESTROY_TERMINATED also make the destruction final (no restore from a backup, J8),
+ * any other reason is an operator's destroy.
  */
+#define CSC_DESTROY_REVOKED "certificate revoked"
+#define CSC_DESTROY_TERMINATED "user terminated"
 int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz);
 
 /**
