@@ -484,14 +484,26 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
 typedef struct cred_update {
     const char *id;
     stor_cred_t *c;            /* out: the record before the change; in (renew): the new key and certificate */
-    int op;                    /* 0 destroy, 1 renew */
+    int op;                    /* 0 destroy, 1 renew, 2 revoked (seen in a CRL) */
     uint32_t end_reason;       /* destroy: stor_cred_end_t */
+    int marked;                /* out (op 2): this change marked the credential */
     stor_audit_t audit;
 } cred_update_t;
 
 static int cred_update_change(stor_cred_t *cur, void *arg)
 {
     cred_update_t *u = arg;
+    if (u->op == 2) {
+        /* Once: a credential destroyed for a final reason, or still waiting for its certificate, stays as it is. */
+        if ((cur->status == STOR_CRED_DESTROYED && cur->end_reason != STOR_CRED_END_OPERATOR) ||
+            cur->status == STOR_CRED_PENDING)
+            return STOR_ERR_EXISTS;
+        u->marked = 1;
+        cur->status = STOR_CRED_DESTROYED;
+        cur->end_reason = STOR_CRED_END_REVOKED;
+        memcpy(u->c, cur, sizeof(*cur));
+        return 0;
+    }
     if (u->op == 0) {
         /* Revocation and termination are final reasons (J8: never restored); a later destroy does not soften them,
          * while a revocation after an operator's destroy makes the destruction final. */
@@ -564,6 +576,36 @@ int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *rea
         ERR("storage: %s", stor_strerror(src));
     else
         rc = destroy_key(a, u.c, err, err_sz);
+    stor_wipe(u.c, sizeof(*u.c));
+    free(u.c);
+    return rc;
+}
+
+int csc_admin_cred_revoked(const csc_admin_t *a, const char *id, const char *detail, int hold_key, int *marked,
+                           char *err, size_t err_sz)
+{
+    char action[200];
+    cred_update_t u = {.id = id, .op = 2};
+    int rc = -1;
+
+    *marked = 0;
+    if (a->hsm == NULL)
+        return ERR("destroying a key needs the HSM");
+    if ((u.c = calloc(1, sizeof(*u.c))) == NULL)
+        return ERR("out of memory");
+    snprintf(action, sizeof(action), "credential.destroy reason=%s (%s)%s", CSC_DESTROY_REVOKED, detail,
+             hold_key ? "; key destruction held for a two-person approval" : "");
+    admin_audit(&u.audit, a, NULL, id, action);
+    snprintf(u.audit.client, sizeof(u.audit.client), "csc-server");
+    int src = stor_write(a->stor, cred_update_fn, &u);
+    if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL)
+        rc = 0; /* nothing to do */
+    else if (src != 0)
+        ERR("storage: %s", stor_strerror(src));
+    else if ((*marked = u.marked) && !hold_key)
+        rc = destroy_key(a, u.c, err, err_sz);
+    else
+        rc = 0;
     stor_wipe(u.c, sizeof(*u.c));
     free(u.c);
     return rc;

@@ -44,6 +44,11 @@ static const route_t routes[] = {
 #define API_PREFIX "/csc/v2/"
 #define API_PREFIX_V1 "/csc/v1/"
 
+static void crl_changed(void *arg)
+{
+    (void)csc_crl_sweep(arg);
+}
+
 int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, csc_t **out)
 {
     *out = NULL;
@@ -71,6 +76,11 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
         csc_async_start(c) != 0) {
         csc_free(c);
         return -1;
+    }
+    if (c->crl != NULL) {
+        /* Revocations in the CRLs end their credentials (J7): those found now, and those of every later reload. */
+        (void)csc_crl_sweep(c);
+        csc_crl_set_listener(c->crl, crl_changed, c);
     }
     *out = c;
     return 0;

@@ -380,6 +380,12 @@ int csc_crl_reload(csc_crl_t *c);
 int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why);
 /* How many CRLs are in force. */
 size_t csc_crl_count(csc_crl_t *c);
+/* Call fn(arg) on the watcher thread after each reload that changed the loaded CRLs. */
+void csc_crl_set_listener(csc_crl_t *c, void (*fn)(void *arg), void *arg);
+/* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
+ * (reason revoked) and audited, and its key destroyed, or with cfg.crl_destroy_two_person held for a two-person
+ * request (csc-admin approve). Returns how many credentials it marked. */
+size_t csc_crl_sweep(csc_t *c);
 /* PEM certificates of a file into a new stack; -1 if none can be read. */
 int csc_crl_load_anchors(const char *file, STACK_OF(X509) **out);
 

@@ -64,6 +64,19 @@ static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
     return 0;
 }
 
+/* two_person names credential revoke or destroy (by last word or dotted name): a key whose certificate csc-server
+ * sees revoked in a CRL is then destroyed only on an operator's approval. */
+static int names_revoke(const char *two_person)
+{
+    char buf[SRV_STR];
+    snprintf(buf, sizeof(buf), "%s", two_person);
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
+        if (strcmp(tok, "revoke") == 0 || strcmp(tok, "credential.revoke") == 0 || strcmp(tok, "destroy") == 0 ||
+            strcmp(tok, "credential.destroy") == 0)
+            return 1;
+    return 0;
+}
+
 /* The token PIN comes from a file readable by the service only; it is wiped once the HSM has its copy. */
 static int read_pin(const char *path, char *pin, size_t sz)
 {
@@ -158,6 +171,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .crl_dir = cfg->crl_dir,
             .crl_allow_stale = (int)cfg->crl_allow_stale,
             .crl_require = (int)cfg->crl_require,
+            .crl_destroy_two_person = names_revoke(cfg->two_person),
+            .admin_approval_ttl = cfg->admin_approval_ttl,
             .otp_sender = cfg->otp_sender,
             .otp_sender_timeout = cfg->otp_sender_timeout,
             .async_workers = cfg->async_workers,

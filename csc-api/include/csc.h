@@ -48,6 +48,10 @@ typedef struct csc_config {
     const char *crl_dir;       /**< folder of CRLs checked before every signature ("" = no CRL checks) */
     int crl_allow_stale;       /**< a CRL past its nextUpdate still counts (else signing is refused) */
     int crl_require;           /**< refuse certificates whose issuer has no CRL in crl_dir */
+    int crl_destroy_two_person; /**< two_person names credential revoke/destroy: a key whose certificate a CRL lists
+                                     as revoked is destroyed only on an operator's approval (the credential is
+                                     marked destroyed at once) */
+    unsigned admin_approval_ttl; /**< seconds such a request waits (0 = 86400) */
     const char *otp_sender;    /**< "exec:/path" or "file:/path": delivers getChallenge codes; NULL/"" = none */
     unsigned otp_sender_timeout; /**< seconds an exec sender may run (1..120) */
     /* operationMode "A" (all 0 = defaults: 2 workers, queue 64, validity 1 s <= 600 s <= 3600 s) */
@@ -223,6 +227,16 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
 #define CSC_DESTROY_REVOKED "certificate revoked"
 #define CSC_DESTROY_TERMINATED "user terminated"
 int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz);
+
+/**
+ * The certificate of credential id was seen revoked in a CRL (csc-server, J7/J9): mark the credential destroyed
+ * with reason revoked and audit it (detail names the CRL's reason); then, unless hold_key, destroy its key as
+ * csc_admin_cred_destroy does. *marked = 1 when this call made the change (0: destroyed already for a final reason,
+ * pending, or unknown: nothing done).
+ * @return 0, or -1 with a message in err
+ */
+int csc_admin_cred_revoked(const csc_admin_t *a, const char *id, const char *detail, int hold_key, int *marked,
+                           char *err, size_t err_sz);
 
 /**
  * Renew a credential: a new key pair in the HSM, a new certificate from the CA for it, the record switched to
