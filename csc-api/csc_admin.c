@@ -143,6 +143,8 @@ static X509 *load_pem_cert(const char *path)
 int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
                    size_t err_sz)
 {
+    if (ca->refused != NULL)
+        return ERR("%s", ca->refused);
     X509 *cacert = load_pem_cert(ca->cert_file), *x = X509_new();
     EVP_PKEY *cakey = NULL;
     FILE *f = fopen(ca->key_file, "r");
@@ -356,6 +358,21 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *
         return ERR("out of memory");
     if (a->hsm == NULL || (a->ca == NULL && s->csr_file == NULL)) {
         ERR("creating a credential needs the HSM and the CA");
+        goto out;
+    }
+    /* Production policy (J13): SCAL 2 with two factors, and no certificates from a CA key in a file, unless the
+     * configuration says otherwise. Checked before any key is made. */
+    if (a->production && !a->allow_scal1 && s->scal != 2) {
+        ERR("SCAL 1 credentials are refused in production (allow_scal1 = yes overrides)");
+        goto out;
+    }
+    if (a->production && !a->allow_single_factor && !s->oauth2code && oauth_expr_single_factor(s->auth_expr)) {
+        ERR("--auth \"%s\": one factor satisfies it; production requires two (e.g. \"PIN AND OTP\"; "
+            "allow_single_factor = yes overrides)", s->auth_expr);
+        goto out;
+    }
+    if (s->csr_file == NULL && a->ca->refused != NULL) {
+        ERR("%s", a->ca->refused);
         goto out;
     }
     stor_user_t *u = malloc(sizeof(*u));

@@ -611,6 +611,8 @@ int csc_m_authorize(csc_req_t *r)
         csc_bad(r, "The credential identified by credentialID is disabled");
         goto out;
     }
+    if (csc_check_policy(r, cred) != 0)
+        goto out;
     if (num > cred->multisign) {
         csc_bad(r, "Numbers of signatures is too high");
         goto out;

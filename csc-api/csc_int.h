@@ -284,6 +284,8 @@ int csc_info_build(csc_t *c);
 
 /* Load the caller's credential: unknown and not-owned give the same error. */
 int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out);
+/* Production policy for an existing credential (SCAL 1, single factor); 0 or -1 with r->err set (csc_sign.c). */
+int csc_check_policy(csc_req_t *r, const stor_cred_t *cred);
 /* Write the credentialInfo members (credentials/info output) into r->gen. */
 int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info,
                       bool auth_info);

@@ -52,6 +52,8 @@ typedef struct csc_config {
                                      as revoked is destroyed only on an operator's approval (the credential is
                                      marked destroyed at once) */
     unsigned admin_approval_ttl; /**< seconds such a request waits (0 = 86400) */
+    int allow_scal1;           /**< production: SCAL 1 credentials may be authorized and sign */
+    int allow_single_factor;   /**< production: credentials whose expression one factor satisfies may too */
     const char *otp_sender;    /**< "exec:/path" or "file:/path": delivers getChallenge codes; NULL/"" = none */
     unsigned otp_sender_timeout; /**< seconds an exec sender may run (1..120) */
     /* operationMode "A" (all 0 = defaults: 2 workers, queue 64, validity 1 s <= 600 s <= 3600 s) */
@@ -120,6 +122,8 @@ typedef struct csc_ca {
     const char *key_file;      /**< PEM private key of the issuing CA */
     const char *chain_file;    /**< PEM certificates above the CA (optional) */
     unsigned days;             /**< validity of issued certificates */
+    const char *refused;       /**< non-NULL: this CA issues nothing, for this reason (production: a CA key in a
+                                    file is refused unless allow_builtin_ca) */
 } csc_ca_t;
 
 typedef struct csc_admin {
@@ -131,6 +135,8 @@ typedef struct csc_admin {
     const char *issuer;        /**< TOTP issuer shown by authenticator apps */
     int key_backup;            /**< config key_backup = wrapped: new keys can be backed up wrapped (J8) */
     const char *trust_anchors; /**< PEM CA certificates an imported certificate's chain must lead to */
+    int production;            /**< environment = production: new credentials must be SCAL 2 with two factors ... */
+    int allow_scal1, allow_single_factor; /**< ... unless these say otherwise */
 } csc_admin_t;
 
 /**

@@ -960,6 +960,10 @@ class TestEnvironment(Base):
             conf = f.read().replace("environment = test", "environment = production")
         with open(svc.conf, "w") as f:
             f.write(conf)
+        # (production also requires CRLs: TestProductionPolicy)
+        os.makedirs(os.path.join(svc.dir, "crl"))
+        with open(svc.conf, "a") as f:
+            f.write("crl_dir = crl\ncrl_require = yes\n")
         server = os.path.join(svc.build, "server", "csc-server")
         r = subprocess.run([server, "-c", svc.conf], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 1, r.stderr)
@@ -980,6 +984,101 @@ class TestEnvironment(Base):
             info = svc.post("info", {}).json
             self.assertIn("production environment", info["description"])
             self.assertIn("test components allowed", svc.server_stderr())
+        finally:
+            self.assertEqual(svc.stop(), 0)
+
+
+class TestProductionPolicy(Base):
+    """J9/J13: production refuses to start without CRLs (crl_dir, crl_require = yes); csc-admin creates no SCAL 1 or
+    single-factor credentials and issues nothing from the built-in CA unless allowed; existing such credentials are
+    refused when authorized and when they sign, unless allow_scal1 / allow_single_factor (warned at start-up)."""
+
+    def test_production_policy(self):
+        svc = H.Service(BUILD)
+        pin = "86420975"
+        for cid, scal, auth in (("p-scal1", "1", "PIN AND OTP"), ("p-one", "2", "PIN"), ("p-two", "2", "PIN AND OTP"),
+                                ("p-otp-or-pin", "2", "PIN OR OTP")):
+            svc.admin("credential", "create", "--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256",
+                      "--auth", auth, "--scal", scal, stdin=pin + "\n")
+        with open(svc.conf) as f:
+            base = f.read().replace("environment = test", "environment = production") + "allow_test_components = yes\n"
+        os.makedirs(os.path.join(svc.dir, "crl"))
+        server = os.path.join(svc.build, "server", "csc-server")
+
+        def write(extra):
+            with open(svc.conf, "w") as f:
+                f.write(base + extra)
+
+        def refused(extra, text):
+            write(extra)
+            r = subprocess.run([server, "-c", svc.conf], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 1, (extra, r.stderr))
+            self.assertIn(text, r.stderr)
+
+        # csc-server start-up: no CRLs, or CRLs that let an issuer without one sign unchecked.
+        refused("", "crl_dir: required in production")
+        refused("crl_dir = crl\n", "crl_require: must be yes in production")
+        refused("crl_dir = crl\ncrl_require = no\n", "crl_require: must be yes in production")
+        write("crl_dir = crl\ncrl_require = yes\n")
+
+        # csc-admin credential create: before any key is made.
+        def create(cid, scal, auth, *extra):
+            return svc.admin("credential", "create", "--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256",
+                             "--auth", auth, "--scal", scal, *extra, stdin=pin + "\n", check=False)
+        r = create("n-scal1", "1", "PIN AND OTP")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("SCAL 1 credentials are refused in production (allow_scal1 = yes overrides)", r.stderr)
+        for auth in ("PIN", "OTP", "PIN OR OTP", "CHALLENGE"):
+            r = create("n-one", "2", auth)
+            self.assertEqual(r.returncode, 1, auth)
+            self.assertIn("production requires two", r.stderr)
+        r = create("n-ca", "2", "PIN AND OTP")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("built-in CA", r.stderr)
+        self.assertIn("allow_builtin_ca", r.stderr)
+        self.assertNotIn("n-scal1", svc.admin("list").stdout)
+        self.assertNotIn("n-one", svc.admin("list").stdout)
+        csr = os.path.join(svc.tmp, "n-csr.csr")
+        r = create("n-csr", "2", "PIN AND OTP", "--csr", csr, "--cn", "CSR", "--org", "Org", "--country", "JP")
+        self.assertEqual(r.returncode, 0, r.stderr)      # an external CA's request is fine
+        self.assertNotEqual(svc.admin("credential", "renew", "p-two", check=False).returncode, 0)
+
+        # Signing time: the credentials made before are refused by policy, the two-factor one only lacks a CRL.
+        svc.start()
+        try:
+            t = svc.token()
+            h = H.digest("production")
+            r = svc.authorize(t, "p-scal1", [h], pin=pin, otp_secret=svc.env["CSC_TOTP_SECRET"])
+            self.assertError(r, 400, "invalid_request",
+                             "The credential is SCAL 1, which this production service does not accept")
+            for cid in ("p-one", "p-otp-or-pin"):
+                r = svc.authorize(t, cid, [h], pin=pin)
+                self.assertError(r, 400, "invalid_request", "The credential's authorization has a single factor, "
+                                 "which this production service does not accept")
+            r = svc.authorize(t, "p-two", [h], pin=pin, otp_secret=svc.env["CSC_TOTP_SECRET"])
+            self.assertEqual(r.status, 200, r)
+            r = svc.post("signatures/signHash", {"credentialID": "p-two", "SAD": r.json["SAD"], "hashes": [H.b64(h)],
+                                                 "signAlgo": H.ECDSA_SHA256}, t)
+            self.assertError(r, 400, "invalid_request")
+            self.assertIn("cannot be confirmed", r.json["error_description"])   # crl_require: no CRL of the demo CA
+        finally:
+            self.assertEqual(svc.stop(), 0)
+
+        # The overrides: warned at start-up, and then accepted.
+        write("crl_dir = crl\ncrl_require = yes\nallow_scal1 = yes\nallow_single_factor = yes\nallow_builtin_ca = yes\n")
+        r = create("n-ok", "1", "PIN")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        svc.start()
+        try:
+            err = svc.server_stderr()
+            self.assertIn("WARNING: production environment accepting SCAL 1 credentials (allow_scal1 = yes)", err)
+            self.assertIn("WARNING: production environment accepting single-factor credentials", err)
+            self.assertIn("allow_builtin_ca = yes", err)
+            t = svc.token()
+            h = H.digest("production, allowed")
+            self.assertEqual(svc.authorize(t, "p-one", [h], pin=pin).status, 200)
+            r = svc.authorize(t, "p-scal1", [h], pin=pin, otp_secret=svc.env["CSC_TOTP_SECRET"])
+            self.assertEqual(r.status, 200, r)
         finally:
             self.assertEqual(svc.stop(), 0)
 
