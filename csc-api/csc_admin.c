@@ -143,6 +143,8 @@ static X509 *load_pem_cert(const char *path)
 int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
                    size_t err_sz)
 {
+    if (ca->refused != NULL)
+        return ERR("%s", ca->refused);
     X509 *cacert = load_pem_cert(ca->cert_file), *x = X509_new();
     EVP_PKEY *cakey = NULL;
     FILE *f = fopen(ca->key_file, "r");
@@ -363,6 +365,21 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *
         ERR("creating a credential needs the HSM and the CA");
         goto out;
     }
+    /* Production policy (J13): SCAL 2 with two factors, and no certificates from a CA key in a file, unless the
+     * configuration says otherwise. Checked before any key is made. */
+    if (a->production && !a->allow_scal1 && s->scal != 2) {
+        ERR("SCAL 1 credentials are refused in production (allow_scal1 = yes overrides)");
+        goto out;
+    }
+    if (a->production && !a->allow_single_factor && !s->oauth2code && oauth_expr_single_factor(s->auth_expr)) {
+        ERR("--auth \"%s\": one factor satisfies it; production requires two (e.g. \"PIN AND OTP\"; "
+            "allow_single_factor = yes overrides)", s->auth_expr);
+        goto out;
+    }
+    if (s->csr_file == NULL && a->ca->refused != NULL) {
+        ERR("%s", a->ca->refused);
+        goto out;
+    }
     stor_user_t *u = malloc(sizeof(*u));
     int urc = u != NULL ? stor_user_get(a->stor, s->owner, u) : STOR_ERR_NOMEM;
     stor_wipe(u, u != NULL ? sizeof(*u) : 0);
@@ -489,14 +506,31 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
 typedef struct cred_update {
     const char *id;
     stor_cred_t *c;            /* out: the record before the change; in (renew): the new key and certificate */
-    int op;                    /* 0 destroy, 1 renew */
+    int op;                    /* 0 destroy, 1 renew, 2 revoked (seen in a CRL) */
+    uint32_t end_reason;       /* destroy: stor_cred_end_t */
+    int marked;                /* out (op 2): this change marked the credential */
     stor_audit_t audit;
 } cred_update_t;
 
 static int cred_update_change(stor_cred_t *cur, void *arg)
 {
     cred_update_t *u = arg;
+    if (u->op == 2) {
+        /* Once: a credential destroyed for a final reason, or still waiting for its certificate, stays as it is. */
+        if ((cur->status == STOR_CRED_DESTROYED && cur->end_reason != STOR_CRED_END_OPERATOR) ||
+            cur->status == STOR_CRED_PENDING)
+            return STOR_ERR_EXISTS;
+        u->marked = 1;
+        cur->status = STOR_CRED_DESTROYED;
+        cur->end_reason = STOR_CRED_END_REVOKED;
+        memcpy(u->c, cur, sizeof(*cur));
+        return 0;
+    }
     if (u->op == 0) {
+        /* Revocation and termination are final reasons (J8: never restored); a later destroy does not soften them,
+         * while a revocation after an operator's destroy makes the destruction final. */
+        if (cur->status != STOR_CRED_DESTROYED || cur->end_reason == STOR_CRED_END_OPERATOR)
+            cur->end_reason = u->end_reason;
         cur->status = STOR_CRED_DESTROYED;
         memcpy(u->c, cur, sizeof(*cur)); /* the caller destroys the key this record names */
         return 0;
@@ -544,13 +578,17 @@ static int destroy_key(const csc_admin_t *a, const stor_cred_t *c, char *err, si
 int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz)
 {
     char action[160];
-    cred_update_t u = {.id = id, .op = 0};
+    cred_update_t u = {.id = id, .op = 0, .end_reason = STOR_CRED_END_OPERATOR};
     int rc = -1;
 
     if (a->hsm == NULL)
         return ERR("destroying a key needs the HSM");
     if ((u.c = calloc(1, sizeof(*u.c))) == NULL)
         return ERR("out of memory");
+    if (reason != NULL && strcmp(reason, CSC_DESTROY_REVOKED) == 0)
+        u.end_reason = STOR_CRED_END_REVOKED;
+    else if (reason != NULL && strcmp(reason, CSC_DESTROY_TERMINATED) == 0)
+        u.end_reason = STOR_CRED_END_TERMINATED;
     snprintf(action, sizeof(action), "credential.destroy reason=%s", reason ? reason : "-");
     admin_audit(&u.audit, a, NULL, id, action);
     int src = stor_write(a->stor, cred_update_fn, &u);
@@ -560,6 +598,36 @@ int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *rea
         ERR("storage: %s", stor_strerror(src));
     else
         rc = destroy_key(a, u.c, err, err_sz);
+    stor_wipe(u.c, sizeof(*u.c));
+    free(u.c);
+    return rc;
+}
+
+int csc_admin_cred_revoked(const csc_admin_t *a, const char *id, const char *detail, int hold_key, int *marked,
+                           char *err, size_t err_sz)
+{
+    char action[200];
+    cred_update_t u = {.id = id, .op = 2};
+    int rc = -1;
+
+    *marked = 0;
+    if (a->hsm == NULL)
+        return ERR("destroying a key needs the HSM");
+    if ((u.c = calloc(1, sizeof(*u.c))) == NULL)
+        return ERR("out of memory");
+    snprintf(action, sizeof(action), "credential.destroy reason=%s (%s)%s", CSC_DESTROY_REVOKED, detail,
+             hold_key ? "; key destruction held for a two-person approval" : "");
+    admin_audit(&u.audit, a, NULL, id, action);
+    snprintf(u.audit.client, sizeof(u.audit.client), "csc-server");
+    int src = stor_write(a->stor, cred_update_fn, &u);
+    if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL)
+        rc = 0; /* nothing to do */
+    else if (src != 0)
+        ERR("storage: %s", stor_strerror(src));
+    else if ((*marked = u.marked) && !hold_key)
+        rc = destroy_key(a, u.c, err, err_sz);
+    else
+        rc = 0;
     stor_wipe(u.c, sizeof(*u.c));
     free(u.c);
     return rc;
@@ -717,7 +785,7 @@ int csc_admin_user_set_status(const csc_admin_t *a, const char *name, uint32_t s
     if (stor_read(a->stor, collect_fn, &l) != 0)
         result = ERR("storage: cannot list the user's credentials");
     for (size_t i = 0; result == 0 && i < l.n; i++)
-        result = csc_admin_cred_destroy(a, l.id[i], "user terminated", err, err_sz);
+        result = csc_admin_cred_destroy(a, l.id[i], CSC_DESTROY_TERMINATED, err, err_sz);
     free(l.id);
     return result;
 }

@@ -500,12 +500,45 @@ static int read_file(const char *path, uint8_t **out, size_t *len, char *err, si
     return 0;
 }
 
-#define RESTORE_OWNER_TERMINATED (-1000) /* a put_restored_fn result of its own */
+#define RESTORE_OWNER_TERMINATED (-1000) /* put_restored_fn results of its own */
+#define RESTORE_REFUSED (-1001)          /* restore_refused() said why */
+
+/* The end-entity certificate in the record certifies the public key in the file. */
+static int cert_matches(const stor_cred_t *c, EVP_PKEY *pk);
+
+/*
+ * J7, J8: what a backup may bring back over an existing record. Only a key an operator destroyed (csc-admin
+ * credential destroy): never one destroyed by certificate revocation or the owner's termination (nor one destroyed
+ * before the reason was recorded), and never a key the credential no longer names: a renewal replaced it and
+ * destroyed it, so the backup is older than the renewal. 0, or 1 with the reason in why.
+ */
+static int restore_refused(const stor_cred_t *cur, EVP_PKEY *pk, char *why, size_t why_sz)
+{
+    if (cur->status != STOR_CRED_DESTROYED) {
+        snprintf(why, why_sz, "credential %s exists and is not destroyed (restore is for recovery only)", cur->id);
+        return 1;
+    }
+    if (cur->end_reason != STOR_CRED_END_OPERATOR) {
+        snprintf(why, why_sz, "credential %s was destroyed by %s: its key is never restored", cur->id,
+                 cur->end_reason == STOR_CRED_END_REVOKED      ? "certificate revocation"
+                 : cur->end_reason == STOR_CRED_END_TERMINATED ? "the owner's termination"
+                                                               : "an event recorded before this version (reason unknown)");
+        return 1;
+    }
+    if (!cert_matches(cur, pk)) {
+        snprintf(why, why_sz, "the backup is older than the credential's last renewal: the key it holds was replaced "
+                 "and destroyed by the renewal");
+        return 1;
+    }
+    return 0;
+}
 
 typedef struct put_restored {
     const stor_cred_t *c;
+    EVP_PKEY *pk;              /* the public key of the file */
     stor_audit_t audit;
     int existed;               /* out: a destroyed record was replaced */
+    char why[STOR_NAME_MAX + 200]; /* out: with RESTORE_REFUSED */
 } put_restored_t;
 
 static int put_restored_fn(stor_txn_t *t, void *arg)
@@ -519,8 +552,8 @@ static int put_restored_fn(stor_txn_t *t, void *arg)
         rc = RESTORE_OWNER_TERMINATED; /* termination destroyed the user's keys for good (J7) */
     if (rc == 0) {
         rc = stor_txn_cred_get(t, p->c->id, cur);
-        if (rc == 0 && cur->status != STOR_CRED_DESTROYED)
-            rc = STOR_ERR_EXISTS;
+        if (rc == 0 && restore_refused(cur, p->pk, p->why, sizeof(p->why)))
+            rc = RESTORE_REFUSED; /* checked again here: the record may have changed since the first look */
         else if (rc == 0 || rc == STOR_ERR_NOTFOUND) {
             p->existed = rc == 0;
             rc = stor_txn_cred_put(t, p->c, !p->existed);
@@ -539,7 +572,6 @@ static int put_restored_fn(stor_txn_t *t, void *arg)
     return rc;
 }
 
-/* The end-entity certificate in the file certifies the public key in the file. */
 static int cert_matches(const stor_cred_t *c, EVP_PKEY *pk)
 {
     const unsigned char *p = c->certs;
@@ -604,10 +636,9 @@ int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out,
     } else {
         stor_cred_t *cur = malloc(sizeof(*cur));
         int src = cur == NULL ? STOR_ERR_NOMEM : stor_cred_get(a->stor, o->c.id, cur);
-        if (src == 0 && cur->status != STOR_CRED_DESTROYED)
-            snprintf(why, sizeof(why), "credential %s exists and is not destroyed (restore is for recovery only)",
-                     o->c.id);
-        else if (src != 0 && src != STOR_ERR_NOTFOUND)
+        if (src == 0)
+            (void)restore_refused(cur, pk, why, sizeof(why));
+        else if (src != STOR_ERR_NOTFOUND)
             snprintf(why, sizeof(why), "storage: %s", stor_strerror(src));
         if (cur != NULL)
             stor_wipe(cur, sizeof(*cur));
@@ -635,14 +666,16 @@ int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out,
     o->c.locked_until = 0;
     o->c.locks = 0;
     pr.c = &o->c;
+    pr.pk = pk;
     pr.existed = 0;
+    pr.why[0] = '\0';
+    o->c.end_reason = STOR_CRED_END_NONE;
     snprintf(what, sizeof(what), "action=credential.restore mech=%s file=%s", BK_MECH, file);
     audit_fill(&pr.audit, a, STOR_EV_RESTORE, STOR_RES_OK, o->c.owner, o->c.id, what);
     int src = stor_write(a->stor, put_restored_fn, &pr);
     if (src != 0) {
-        if (src == STOR_ERR_EXISTS)
-            snprintf(why, sizeof(why), "credential %s exists and is not destroyed (restore is for recovery only)",
-                     o->c.id);
+        if (src == RESTORE_REFUSED)
+            snprintf(why, sizeof(why), "%s", pr.why);
         else if (src == STOR_ERR_INVAL)
             snprintf(why, sizeof(why), "owner %s does not exist", o->c.owner);
         else if (src == RESTORE_OWNER_TERMINATED)

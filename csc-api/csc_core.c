@@ -44,6 +44,11 @@ static const route_t routes[] = {
 #define API_PREFIX "/csc/v2/"
 #define API_PREFIX_V1 "/csc/v1/"
 
+static void crl_changed(void *arg)
+{
+    (void)csc_crl_sweep(arg);
+}
+
 int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, csc_t **out)
 {
     *out = NULL;
@@ -67,9 +72,15 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
         csc_free(c);
         return -1;
     }
-    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || csc_info_build(c) != 0 || csc_async_start(c) != 0) {
+    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || csc_logo_init(c) != 0 || csc_info_build(c) != 0 ||
+        csc_async_start(c) != 0) {
         csc_free(c);
         return -1;
+    }
+    if (c->crl != NULL) {
+        /* Revocations in the CRLs end their credentials (J7): those found now, and those of every later reload. */
+        (void)csc_crl_sweep(c);
+        csc_crl_set_listener(c->crl, crl_changed, c);
     }
     *out = c;
     return 0;
@@ -83,6 +94,7 @@ void csc_free(csc_t *c)
     csc_crl_free(c->crl);
     free(c->info_body);
     free(c->info_v1_body);
+    free(c->logo);
     free(c);
 }
 
@@ -95,7 +107,7 @@ static int has_prefix(const char *path, size_t len, const char *prefix)
 int csc_is_api_path(const char *path, size_t len)
 {
     return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len) ||
-           csc_approve_is_path(path, len);
+           csc_approve_is_path(path, len) || csc_logo_is_path(path, len);
 }
 
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
@@ -315,6 +327,10 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     if (csc_approve_is_path(call->path, call->path_len)) {
         csc_approve_handle(c, call, reply);
         retry_later(reply);
+        return;
+    }
+    if (csc_logo_is_path(call->path, call->path_len)) {
+        csc_logo_handle(c, call, reply);
         return;
     }
     r.gen = csc_gen_new();

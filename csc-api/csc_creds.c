@@ -72,15 +72,16 @@ static bool expr_names(const char *expr, const char *id)
     return false;
 }
 
-/* v1.0.4.0: authMode plus PIN and OTP objects with presence true|false|optional. */
-static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred)
+/* v1.0.4.0: authMode always; the PIN and OTP objects (presence true|false|optional) only when the client asked
+ * with authInfo true (its default is false), like the v2 auth group. */
+static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
 {
     yajl_gen g = r->gen;
     bool pin = expr_names(cred->auth_expr, "PIN"), online = expr_names(cred->auth_expr, OAUTH_CHALLENGE_ID);
     bool otp = expr_names(cred->auth_expr, "OTP") || online;
     const char *both = strstr(cred->auth_expr, " OR ") != NULL ? "optional" : "true";
     csc_gen_kv(g, "authMode", cred->auth_mode == STOR_AUTH_EXPLICIT ? "explicit" : "oauth2code");
-    if (cred->auth_mode != STOR_AUTH_EXPLICIT)
+    if (cred->auth_mode != STOR_AUTH_EXPLICIT || !auth_info)
         return;
     csc_gen_str(g, "PIN");
     yajl_gen_map_open(g);
@@ -199,7 +200,7 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
     yajl_gen_map_close(g);
     gen_cert(r, certs, n, certificates, cert_info, cert_status);
     if (r->v1)
-        gen_auth_v1(r, cred);
+        gen_auth_v1(r, cred, auth_info);
     else
         gen_auth(r, cred, auth_info);
     csc_gen_kv(g, "SCAL", cred->scal == 2 ? "2" : "1");
@@ -610,6 +611,8 @@ int csc_m_authorize(csc_req_t *r)
         csc_bad(r, "The credential identified by credentialID is disabled");
         goto out;
     }
+    if (csc_check_policy(r, cred) != 0)
+        goto out;
     if (num > cred->multisign) {
         csc_bad(r, "Numbers of signatures is too high");
         goto out;

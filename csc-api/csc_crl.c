@@ -57,6 +57,8 @@ struct csc_crl {
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     int stop;
+    void (*listener)(void *arg); /* under lock: told after a reload that changed something */
+    void *listener_arg;
 };
 
 static void snap_free(crl_snap_t *s)
@@ -302,7 +304,14 @@ static void *watch(void *arg)
         if (c->stop)
             break;
         pthread_mutex_unlock(&c->stop_lock);
-        (void)csc_crl_reload(c);
+        if (csc_crl_reload(c) == 1) {
+            pthread_mutex_lock(&c->lock);
+            void (*fn)(void *) = c->listener;
+            void *fn_arg = c->listener_arg;
+            pthread_mutex_unlock(&c->lock);
+            if (fn != NULL)
+                fn(fn_arg);
+        }
         pthread_mutex_lock(&c->stop_lock);
     }
     pthread_mutex_unlock(&c->stop_lock);
@@ -427,6 +436,14 @@ out:
     return rc;
 }
 
+void csc_crl_set_listener(csc_crl_t *c, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&c->lock);
+    c->listener = fn;
+    c->listener_arg = arg;
+    pthread_mutex_unlock(&c->lock);
+}
+
 size_t csc_crl_count(csc_crl_t *c)
 {
     size_t n = 0;
@@ -510,4 +527,93 @@ const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t n
     if (rev != CSC_REV_GOOD)
         *usable = false;
     return rev == CSC_REV_REVOKED ? "revoked" : rev == CSC_REV_SUSPENDED ? "suspended" : st;
+}
+
+/* ---- a revocation seen in a CRL ends the credential (J7) ---------------------------------- */
+
+typedef struct sweep {
+    stor_txn_t *t;
+    char (*id)[STOR_NAME_MAX + 1];
+    size_t n, cap;
+} sweep_t;
+
+static int sweep_cred(const stor_cred_t *cred, void *arg)
+{
+    sweep_t *s = arg;
+    if (cred->certs_len == 0 || cred->status == STOR_CRED_PENDING ||
+        (cred->status == STOR_CRED_DESTROYED && cred->end_reason != STOR_CRED_END_OPERATOR))
+        return 0;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        void *p = realloc(s->id, cap * sizeof(*s->id));
+        if (p == NULL)
+            return STOR_ERR_NOMEM;
+        s->id = p;
+        s->cap = cap;
+    }
+    snprintf(s->id[s->n++], sizeof(s->id[0]), "%s", cred->id);
+    return 0;
+}
+
+static int sweep_user(const stor_user_t *u, void *arg)
+{
+    return stor_txn_cred_each(((sweep_t *)arg)->t, u->name, sweep_cred, arg);
+}
+
+static int sweep_fn(stor_txn_t *t, void *arg)
+{
+    sweep_t *s = arg;
+    s->t = t;
+    int rc = stor_txn_user_each(t, sweep_user, s);
+    return rc != 0 ? rc : stor_txn_cred_each(t, CSC_TSA_OWNER, sweep_cred, s);
+}
+
+/* The server is the first of the two persons: it asks, an operator with the key-admin role approves. */
+static void queue_destroy(csc_t *c, const csc_admin_t *a, const char *id)
+{
+    csc_op_policy_t pol = {.approval_ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400};
+    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1], err[256];
+    if (csc_op_approval_request(a, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, rid, err, sizeof(err)) != CSC_OP_OK)
+        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (%s); run csc-admin credential "
+                        "revoke %s\n", id, err, id);
+    else
+        fprintf(stderr, "crl: credential %s: certificate revoked; credential destroyed, its key waits for a second "
+                        "operator: csc-admin approve %s\n", id, rid);
+}
+
+size_t csc_crl_sweep(csc_t *c)
+{
+    sweep_t s = {0};
+    stor_cred_t *cred = malloc(sizeof(*cred));
+    size_t marked_n = 0;
+    csc_admin_t a = {.stor = c->stor, .hsm = c->hsm, .operator_name = "csc-server"};
+
+    if (c->crl == NULL || c->hsm == NULL || cred == NULL || stor_read(c->stor, sweep_fn, &s) != 0) {
+        free(cred);
+        free(s.id);
+        return 0;
+    }
+    for (size_t i = 0; i < s.n; i++) {
+        const char *why;
+        char detail[96], err[256];
+        int marked = 0;
+        if (stor_cred_get(c->stor, s.id[i], cred) != 0 ||
+            csc_cert_check_revocation(c, cred, time(NULL), &why) != CSC_REV_REVOKED)
+            continue;
+        snprintf(detail, sizeof(detail), "seen in a CRL: %s", why);
+        if (csc_admin_cred_revoked(&a, s.id[i], detail, c->cfg.crl_destroy_two_person, &marked, err, sizeof(err)) != 0)
+            fprintf(stderr, "crl: credential %s: %s\n", s.id[i], err);
+        if (!marked)
+            continue;
+        marked_n++;
+        if (c->cfg.crl_destroy_two_person)
+            queue_destroy(c, &a, s.id[i]);
+        else
+            fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential and key destroyed\n", s.id[i],
+                    why);
+    }
+    stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    free(s.id);
+    return marked_n;
 }

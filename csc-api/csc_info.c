@@ -35,7 +35,7 @@ int csc_info_build(csc_t *c)
     yajl_gen_map_open(g);
     csc_gen_kv(g, "specs", cfg->specs);
     csc_gen_kv(g, "name", cfg->name);
-    csc_gen_kv(g, "logo", cfg->logo);
+    csc_gen_kv(g, "logo", c->logo_url);
     csc_gen_kv(g, "region", cfg->region);
     csc_gen_kv(g, "lang", cfg->lang);
     csc_gen_kv(g, "description", desc);
@@ -141,7 +141,7 @@ static int info_v1_build(csc_t *c, const char *desc)
     yajl_gen_map_open(g);
     csc_gen_kv(g, "specs", "1.0.4.0");
     csc_gen_kv(g, "name", cfg->name);
-    csc_gen_kv(g, "logo", cfg->logo);
+    csc_gen_kv(g, "logo", c->logo_url);
     csc_gen_kv(g, "region", cfg->region);
     csc_gen_kv(g, "lang", cfg->lang);
     csc_gen_kv(g, "description", desc);

@@ -34,7 +34,23 @@ struct csc {
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
+    char logo_url[600];        /* info.logo (csc_logo.c) */
+    char logo_path[16];        /* "/logo.png" ...: where the service serves it; "" when external */
+    uint8_t *logo;             /* the image served there, read at start-up; NULL when external */
+    size_t logo_len;
+    const char *logo_ext, *logo_type;
 };
+
+/* ---- the logo info.logo names (csc_logo.c) ---- */
+#define CSC_LOGO_MAX (256 * 1024)
+/* Read an image file (at most CSC_LOGO_MAX bytes; PNG, JPEG, GIF or WebP by its magic bytes, consistent with the
+ * name's extension). 0, or -1 with a message in err. */
+int csc_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
+                  char *err, size_t err_sz);
+/* From cfg.logo / cfg.logo_file: the URL info.logo publishes, and what GET /logo.<ext> serves. 0 or -1 (stderr). */
+int csc_logo_init(csc_t *c);
+int csc_logo_is_path(const char *path, size_t len);
+void csc_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
 /* ---- errors ---------------------------------------------------------------
  * A method fails by filling r->err with one of these and returning -1. The
@@ -307,6 +323,8 @@ int csc_info_build(csc_t *c);
 
 /* Load the caller's credential: unknown and not-owned give the same error. */
 int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out);
+/* Production policy for an existing credential (SCAL 1, single factor); 0 or -1 with r->err set (csc_sign.c). */
+int csc_check_policy(csc_req_t *r, const stor_cred_t *cred);
 /* Write the credentialInfo members (credentials/info output) into r->gen. */
 int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info,
                       bool auth_info);
@@ -410,6 +428,12 @@ int csc_crl_reload(csc_crl_t *c);
 int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why);
 /* How many CRLs are in force. */
 size_t csc_crl_count(csc_crl_t *c);
+/* Call fn(arg) on the watcher thread after each reload that changed the loaded CRLs. */
+void csc_crl_set_listener(csc_crl_t *c, void (*fn)(void *arg), void *arg);
+/* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
+ * (reason revoked) and audited, and its key destroyed, or with cfg.crl_destroy_two_person held for a two-person
+ * request (csc-admin approve). Returns how many credentials it marked. */
+size_t csc_crl_sweep(csc_t *c);
 /* PEM certificates of a file into a new stack; -1 if none can be read. */
 int csc_crl_load_anchors(const char *file, STACK_OF(X509) **out);
 

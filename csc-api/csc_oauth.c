@@ -1270,7 +1270,9 @@ static void revoke_post(web_t *w)
     }
     int rc = oauth_token_revoke_by_client(w->c->oauth, client, token, strlen(token), hint);
     if (rc == OAUTH_OK || rc == OAUTH_ERR_INVALID)
-        w->reply->status = 204; /* CSC sec. 8.4.5 (RFC 7009: unknown tokens are no error) */
+        /* RFC 7009 sec. 2.2: 200 (unknown tokens are no error); oauth_revoke_status = 204 for clients that
+         * follow the CSC text literally. Either way the body is empty. */
+        w->reply->status = w->c->cfg.oauth_revoke_status == 204 ? 204 : 200;
     else
         json_error(w, 503, "temporarily_unavailable", "The service is temporarily unavailable");
 out:

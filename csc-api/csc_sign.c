@@ -124,12 +124,30 @@ static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t
     return *alg != NULL ? 0 : csc_bad(r, "Invalid parameter hashAlgorithmOID");
 }
 
+/* Production (J13): credentials created before the policy, or with an override since removed, are refused when
+ * they are authorized and when they sign: SCAL 1 unless allow_scal1, one factor unless allow_single_factor (OAuth
+ * credentials sign in with password and TOTP, so their expression alone does not decide). */
+int csc_check_policy(csc_req_t *r, const stor_cred_t *cred)
+{
+    const csc_config_t *cfg = &r->csc->cfg;
+    if (cfg->environment != CSC_ENV_PRODUCTION)
+        return 0;
+    if (!cfg->allow_scal1 && cred->scal != 2)
+        return csc_bad(r, "The credential is SCAL 1, which this production service does not accept");
+    if (!cfg->allow_single_factor && cred->auth_mode == STOR_AUTH_EXPLICIT && oauth_expr_single_factor(cred->auth_expr))
+        return csc_bad(r, "The credential's authorization has a single factor, which this production service does not "
+                          "accept");
+    return 0;
+}
+
 /* Signing needs an enabled credential whose certificate is inside its validity period and not revoked or
  * suspended according to the configured CRLs (J9). Every signing path (signHash, signDoc) calls this. */
 int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
 {
     if (cred->status != STOR_CRED_ENABLED)
         return csc_bad(r, "The credential identified by credentialID is disabled");
+    if (csc_check_policy(r, cred) != 0)
+        return -1;
     if (strcmp(cred->owner, r->principal.user) != 0) {
         /* A delegate signs only while the owner is active (J1): a suspended or terminated owner's key is not
          * used by anyone. */

@@ -186,3 +186,18 @@ int oauth_expr_names(const char *expr, const char *id)
             return 1;
     return 0;
 }
+
+int oauth_expr_single_factor(const char *expr)
+{
+    static const unsigned one[] = {OAUTH_FACTOR_PIN, OAUTH_FACTOR_OTP, OAUTH_FACTOR_CHALLENGE};
+    const unsigned all = OAUTH_FACTOR_PIN | OAUTH_FACTOR_OTP | OAUTH_FACTOR_CHALLENGE | OAUTH_FACTOR_APPROVAL;
+
+    if (expr == NULL || blank(expr))
+        return 1;
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+        int v = oauth_expr_eval(expr, all, one[i]);
+        if (v != 0)
+            return 1; /* satisfied by one factor, or malformed */
+    }
+    return 0;
+}

@@ -40,9 +40,11 @@ typedef struct srv_config {
     char access_log[PATH_MAX];
     unsigned oauth_code_ttl, oauth_par_ttl, oauth_session_idle, oauth_session_max, credential_token_ttl;
     unsigned rate_window, rate_max;
+    unsigned oauth_revoke_status;     /* 200 (RFC 7009) or 204 */
     char public_url[2 * SRV_STR + 16];  /* external base URL; default from the first listen address */
     char info_name[SRV_STR], info_logo[SRV_STR], info_region[SRV_STR], info_lang[SRV_STR];
     char info_description[SRV_STR], info_specs[SRV_STR];
+    char info_logo_file[PATH_MAX];    /* image served at PUBLIC_URL/logo.<ext> (info.logo) */
     char ca_cert[PATH_MAX], ca_key[PATH_MAX], ca_chain[PATH_MAX];
     unsigned cert_days;
     char totp_issuer[SRV_STR];
@@ -57,6 +59,7 @@ typedef struct srv_config {
     char trust_anchors[PATH_MAX];     /* PEM CA certificates: certificate imports and CRL issuers (J6, J9) */
     char crl_dir[PATH_MAX];           /* CRLs checked before every signature; "" = none */
     unsigned crl_allow_stale, crl_require;
+    unsigned allow_scal1, allow_single_factor, allow_builtin_ca; /* production overrides (warned at start-up) */
     char otp_sender[PATH_MAX + 8];    /* "exec:/path" or "file:/path"; "" = no getChallenge */
     unsigned otp_sender_timeout, challenge_ttl, approval_ttl;
     unsigned async_workers, async_queue, async_validity_min, async_validity_default, async_validity_max;

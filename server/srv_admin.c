@@ -1011,7 +1011,7 @@ static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reaso
 
 static int cmd_cred_revoke(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_cred_end(x, argc, argv, "certificate revoked");
+    return cmd_cred_end(x, argc, argv, CSC_DESTROY_REVOKED);
 }
 
 static int cmd_cred_destroy(admin_ctx_t *x, int argc, char **argv)
@@ -1315,6 +1315,10 @@ int main(int argc, char **argv)
     }
     csc_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
                    .days = cfg->cert_days};
+    /* J13: in production a CA whose key lies in a file (the built-in CA) issues nothing unless allowed. */
+    if (cfg->environment == CSC_ENV_PRODUCTION && !cfg->allow_builtin_ca)
+        ca.refused = "the built-in CA (ca_key, a CA key in a file) issues no certificates in production: use --csr and "
+                     "an external CA (allow_builtin_ca = yes overrides)";
     char opname[STOR_NAME_MAX + 1] = "", token[CSC_OP_TOKEN_LEN + 8], err[512], what[64];
     csc_admin_t a = {
         .stor = m.stor,
@@ -1326,6 +1330,9 @@ int main(int argc, char **argv)
         .key_backup = strcmp(cfg->key_backup, "wrapped") == 0,
         .trust_anchors = cfg->trust_anchors,
         .pin_min_length = cfg->pin_min_length,
+        .production = cfg->environment == CSC_ENV_PRODUCTION,
+        .allow_scal1 = (int)cfg->allow_scal1,
+        .allow_single_factor = (int)cfg->allow_single_factor,
     };
     admin_ctx_t x = {
         .cfg = cfg, .m = &m, .a = &a,

@@ -67,11 +67,13 @@ static const row_t rows[] = {
     {"oauth_par_ttl", T_UINT, O(oauth_par_ttl), 0, 10, 600, "90"},
     {"oauth_session_idle", T_UINT, O(oauth_session_idle), 0, 30, 3600, "300"},
     {"oauth_session_max", T_UINT, O(oauth_session_max), 0, 60, 86400, "900"},
+    {"oauth_revoke_status", T_UINT, O(oauth_revoke_status), 0, 200, 204, "200"},
     {"credential_token_ttl", T_UINT, O(credential_token_ttl), 0, 10, 3600, "300"},
     {"rate_window", T_UINT, O(rate_window), 0, 1, 3600, "60"},
     {"rate_max", T_UINT, O(rate_max), 0, 1, 100000, "20"},
     {"info_name", T_STR, O(info_name), S(info_name), 0, 0, "CSC remote signing service"},
-    {"info_logo", T_STR, O(info_logo), S(info_logo), 0, 0, "https://localhost/logo.png"},
+    {"info_logo", T_STR, O(info_logo), S(info_logo), 0, 0, ""},
+    {"info_logo_file", T_PATH, O(info_logo_file), S(info_logo_file), 0, 0, ""},
     {"info_region", T_STR, O(info_region), 3, 0, 0, "JP"},
     {"info_lang", T_STR, O(info_lang), 16, 0, 0, "en"},
     {"info_description", T_STR, O(info_description), 200, 0, 0, "Remote signature service"},
@@ -93,6 +95,9 @@ static const row_t rows[] = {
     {"crl_dir", T_PATH, O(crl_dir), S(crl_dir), 0, 0, ""},
     {"crl_allow_stale", T_BOOL, O(crl_allow_stale), 0, 0, 1, "no"},
     {"crl_require", T_BOOL, O(crl_require), 0, 0, 1, "no"},
+    {"allow_scal1", T_BOOL, O(allow_scal1), 0, 0, 1, "no"},
+    {"allow_single_factor", T_BOOL, O(allow_single_factor), 0, 0, 1, "no"},
+    {"allow_builtin_ca", T_BOOL, O(allow_builtin_ca), 0, 0, 1, "no"},
     {"otp_sender", T_STR, O(otp_sender), S(otp_sender), 0, 0, ""},
     {"otp_sender_timeout", T_UINT, O(otp_sender_timeout), 0, 1, 120, "10"},
     {"challenge_ttl", T_UINT, O(challenge_ttl), 0, 5, 1800, "300"},
@@ -274,6 +279,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "notify_allow: \"%s\" is no host name, address or address/bits", entry);
     if (cfg->lock_max_seconds < cfg->lock_seconds)
         return fail(c, "lock_max_seconds: must be at least lock_seconds (%u)", cfg->lock_seconds);
+    if (cfg->oauth_revoke_status != 200 && cfg->oauth_revoke_status != 204)
+        return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
     if (cfg->public_url[0] == '\0') {
@@ -292,6 +299,15 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
     size_t n = strlen(cfg->public_url);
     if (n > 0 && cfg->public_url[n - 1] == '/')
         cfg->public_url[n - 1] = '\0';
+    /* info.logo must resolve: a file the service serves, or an external URL (nothing answers under public_url). */
+    if (cfg->info_logo[0] != '\0' && cfg->info_logo_file[0] != '\0')
+        return fail(c, "info_logo and info_logo_file: give one (with info_logo_file, info.logo names where the "
+                       "service serves the file)");
+    n = strlen(cfg->public_url);
+    if (cfg->info_logo[0] != '\0' && strncmp(cfg->info_logo, cfg->public_url, n) == 0 &&
+        (cfg->info_logo[n] == '/' || cfg->info_logo[n] == '\0'))
+        return fail(c, "info_logo: %s is under public_url, where nothing answers; name the image with "
+                       "info_logo_file instead", cfg->info_logo);
     return 0;
 }
 

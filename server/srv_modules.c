@@ -64,6 +64,19 @@ static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
     return 0;
 }
 
+/* two_person names credential revoke or destroy (by last word or dotted name): a key whose certificate csc-server
+ * sees revoked in a CRL is then destroyed only on an operator's approval. */
+static int names_revoke(const char *two_person)
+{
+    char buf[SRV_STR];
+    snprintf(buf, sizeof(buf), "%s", two_person);
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
+        if (strcmp(tok, "revoke") == 0 || strcmp(tok, "credential.revoke") == 0 || strcmp(tok, "destroy") == 0 ||
+            strcmp(tok, "credential.destroy") == 0)
+            return 1;
+    return 0;
+}
+
 /* The token PIN comes from a file readable by the service only; it is wiped once the HSM has its copy. */
 static int read_pin(const char *path, char *pin, size_t sz)
 {
@@ -85,9 +98,41 @@ static int read_pin(const char *path, char *pin, size_t sz)
     return 0;
 }
 
+/*
+ * J9/J13: what a production csc-server refuses to start with, whatever allow_test_components says: no CRLs, or
+ * certificates whose issuer has no CRL signing unchecked. The policy overrides for credentials are named at
+ * start-up. (csc-admin enforces them when it creates credentials; csc-server when they are authorized and sign.)
+ */
+static int production_policy(const srv_config_t *cfg)
+{
+    if (cfg->environment != CSC_ENV_PRODUCTION)
+        return 0;
+    if (cfg->crl_dir[0] == '\0') {
+        fprintf(stderr, "%s: crl_dir: required in production (every signature is checked against the CRLs, J9)\n",
+                cfg->file);
+        return -1;
+    }
+    if (!cfg->crl_require) {
+        fprintf(stderr, "%s: crl_require: must be yes in production (otherwise a certificate whose issuer has no CRL "
+                        "signs unchecked)\n", cfg->file);
+        return -1;
+    }
+    if (cfg->allow_scal1)
+        fprintf(stderr, "WARNING: production environment accepting SCAL 1 credentials (allow_scal1 = yes)\n");
+    if (cfg->allow_single_factor)
+        fprintf(stderr, "WARNING: production environment accepting single-factor credentials (allow_single_factor = "
+                        "yes)\n");
+    if (cfg->allow_builtin_ca && cfg->ca_key[0] != '\0')
+        fprintf(stderr, "WARNING: production environment with a CA key in a file as certificate issuer "
+                        "(allow_builtin_ca = yes)\n");
+    return 0;
+}
+
 int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
+    if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
+        return -1;
     stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size};
     int rc = stor_open(&sc, &m->stor);
     if (rc != STOR_OK) {
@@ -146,6 +191,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
         csc_config_t cc = {
             .name = cfg->info_name,
             .logo = cfg->info_logo,
+            .logo_file = cfg->info_logo_file,
             .region = cfg->info_region,
             .lang = cfg->info_lang,
             .description = cfg->info_description,
@@ -162,6 +208,10 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .crl_dir = cfg->crl_dir,
             .crl_allow_stale = (int)cfg->crl_allow_stale,
             .crl_require = (int)cfg->crl_require,
+            .crl_destroy_two_person = names_revoke(cfg->two_person),
+            .admin_approval_ttl = cfg->admin_approval_ttl,
+            .allow_scal1 = (int)cfg->allow_scal1,
+            .allow_single_factor = (int)cfg->allow_single_factor,
             .otp_sender = cfg->otp_sender,
             .otp_sender_timeout = cfg->otp_sender_timeout,
             .async_workers = cfg->async_workers,
@@ -173,6 +223,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .notify_threads = cfg->notify_threads,
             .notify_queue = cfg->notify_queue,
             .notify_allow = cfg->notify_allow,
+            .oauth_revoke_status = cfg->oauth_revoke_status,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
             goto fail;

@@ -112,6 +112,7 @@ static const field_t cred_fields[] = {
     STRS(22, stor_cred_t, delegates, n_delegates),
     STRS(23, stor_cred_t, delegate_pins, n_delegates),
     U32(40, stor_cred_t, locks),
+    U32(41, stor_cred_t, end_reason),
 };
 
 static const field_t token_fields[] = {

@@ -30,7 +30,8 @@ typedef enum { CSC_ENV_PRODUCTION = 1, CSC_ENV_TEST = 2 } csc_env_t;
 
 typedef struct csc_config {
     const char *name;          /**< info.name */
-    const char *logo;          /**< info.logo (URI) */
+    const char *logo;          /**< info.logo: an external URI; NULL/"" = the service serves logo_file (or its own) */
+    const char *logo_file;     /**< image served at {public_url}/logo.<ext> and named by info.logo; NULL/"" = none */
     const char *region;        /**< info.region (ISO 3166-1 alpha-2) */
     const char *lang;          /**< info.lang */
     const char *description;   /**< info.description */
@@ -47,6 +48,12 @@ typedef struct csc_config {
     const char *crl_dir;       /**< folder of CRLs checked before every signature ("" = no CRL checks) */
     int crl_allow_stale;       /**< a CRL past its nextUpdate still counts (else signing is refused) */
     int crl_require;           /**< refuse certificates whose issuer has no CRL in crl_dir */
+    int crl_destroy_two_person; /**< two_person names credential revoke/destroy: a key whose certificate a CRL lists
+                                     as revoked is destroyed only on an operator's approval (the credential is
+                                     marked destroyed at once) */
+    unsigned admin_approval_ttl; /**< seconds such a request waits (0 = 86400) */
+    int allow_scal1;           /**< production: SCAL 1 credentials may be authorized and sign */
+    int allow_single_factor;   /**< production: credentials whose expression one factor satisfies may too */
     const char *otp_sender;    /**< "exec:/path" or "file:/path": delivers getChallenge codes; NULL/"" = none */
     unsigned otp_sender_timeout; /**< seconds an exec sender may run (1..120) */
     /* operationMode "A" (all 0 = defaults: 2 workers, queue 64, validity 1 s <= 600 s <= 3600 s) */
@@ -58,6 +65,7 @@ typedef struct csc_config {
     unsigned notify_threads;   /**< notification threads (never the job threads) */
     unsigned notify_queue;     /**< notifications waiting before further ones are dropped (logged) */
     const char *notify_allow;  /**< production: internal hosts/addresses/prefixes a response_uri may reach */
+    unsigned oauth_revoke_status; /**< status of a successful /oauth2/revoke: 200 (RFC 7009; 0 = 200) or 204 */
 } csc_config_t;
 
 /**
@@ -134,6 +142,8 @@ typedef struct csc_ca {
     const char *key_file;      /**< PEM private key of the issuing CA */
     const char *chain_file;    /**< PEM certificates above the CA (optional) */
     unsigned days;             /**< validity of issued certificates */
+    const char *refused;       /**< non-NULL: this CA issues nothing, for this reason (production: a CA key in a
+                                    file is refused unless allow_builtin_ca) */
 } csc_ca_t;
 
 typedef struct csc_admin {
@@ -146,6 +156,8 @@ typedef struct csc_admin {
     int key_backup;            /**< config key_backup = wrapped: new keys can be backed up wrapped (J8) */
     const char *trust_anchors; /**< PEM CA certificates an imported certificate's chain must lead to */
     unsigned pin_min_length;   /**< shortest credential PIN set (config pin_min_length; 0 = 6) */
+    int production;            /**< environment = production: new credentials must be SCAL 2 with two factors ... */
+    int allow_scal1, allow_single_factor; /**< ... unless these say otherwise */
 } csc_admin_t;
 
 /**
@@ -235,9 +247,23 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
 /**
  * Destroy a credential's key in the HSM (J7: certificate revoked, or key no longer wanted) and mark the
  * credential destroyed: it can never sign or be enabled again. The record and its audit trail stay. The mark
- * is written first, so no signing can start once the destruction began. reason goes to the audit record.
+ * is written first, so no signing can start once the destruction began. reason goes to the audit record;
+ * CSC_DESTROY_REVOKED and CSC_DESTROY_TERMINATED also make the destruction final (no restore from a backup, J8),
+ * any other reason is an operator's destroy.
  */
+#define CSC_DESTROY_REVOKED "certificate revoked"
+#define CSC_DESTROY_TERMINATED "user terminated"
 int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz);
+
+/**
+ * The certificate of credential id was seen revoked in a CRL (csc-server, J7/J9): mark the credential destroyed
+ * with reason revoked and audit it (detail names the CRL's reason); then, unless hold_key, destroy its key as
+ * csc_admin_cred_destroy does. *marked = 1 when this call made the change (0: destroyed already for a final reason,
+ * pending, or unknown: nothing done).
+ * @return 0, or -1 with a message in err
+ */
+int csc_admin_cred_revoked(const csc_admin_t *a, const char *id, const char *detail, int hold_key, int *marked,
+                           char *err, size_t err_sz);
 
 /**
  * Renew a credential: a new key pair in the HSM, a new certificate from the CA for it, the record switched to

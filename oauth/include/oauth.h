@@ -347,6 +347,13 @@ int oauth_sign_failed(oauth_t *o, const char *sad, size_t len, const oauth_sign_
 int oauth_expr_names(const char *expr, const char *id);
 
 /**
+ * 1 if one factor alone (the PIN, the TOTP code, or an out-of-band code) satisfies the auth expression, or the
+ * expression is empty or malformed; 0 if it always takes two or more. APPROVAL counts as two: the approval page signs
+ * the user in with password and TOTP code. Production refuses single-factor credentials (allow_single_factor).
+ */
+int oauth_expr_single_factor(const char *expr);
+
+/**
  * credentials/getChallenge: make a fresh random one-time code for user's credential cred, whose auth
  * expression must name OAUTH_CHALLENGE_ID. Only its keyed hash is kept (in memory, challenge_ttl seconds,
  * bound to user and credential, one per pair: a new code replaces the pending one). The code is handed back

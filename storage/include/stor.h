@@ -120,6 +120,15 @@ typedef enum {
     STOR_CRED_DESTROYED = 3,
     STOR_CRED_PENDING = 4,
 } stor_cred_status_t;
+/** Why a credential's key was destroyed (stor_cred_t.end_reason). Revocation and termination are final: such a key
+ *  is never restored from a backup (J7, J8); 0 (destroyed before the reason was recorded) counts as final too.
+ *  Stored: never renumber. */
+typedef enum {
+    STOR_CRED_END_NONE = 0,
+    STOR_CRED_END_OPERATOR = 1,   /**< csc-admin credential destroy: a backup of the current key may restore it */
+    STOR_CRED_END_REVOKED = 2,    /**< certificate revoked (credential revoke, or a CRL seen by csc-server) */
+    STOR_CRED_END_TERMINATED = 3, /**< the owner was terminated */
+} stor_cred_end_t;
 typedef enum { STOR_AUTH_EXPLICIT = 1, STOR_AUTH_OAUTH2CODE = 2 } stor_auth_mode_t;
 typedef enum { STOR_KEY_RSA = 1, STOR_KEY_EC = 2 } stor_key_type_t;
 
@@ -155,6 +164,7 @@ typedef struct stor_cred {
     uint32_t n_delegates;                 /**< users the owner allowed to sign with the credential (J1) */
     char delegates[STOR_DELEGATES_MAX][STOR_NAME_MAX + 1];
     char delegate_pins[STOR_DELEGATES_MAX][2 * STOR_VERIFIER_MAX + 1]; /**< hex of each delegate's own PIN verifier ("" = none) */
+    uint32_t end_reason;                  /**< stor_cred_end_t: why the key was destroyed (status DESTROYED) */
 } stor_cred_t;
 
 

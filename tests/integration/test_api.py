@@ -769,8 +769,15 @@ class TestV1(Base):
         self.assertError(self.v1("credentials/list", {"maxResults": 0}, t), 400, "invalid_request")
 
     def test_info_authmode_objects(self):
+        """v1.0.4.0: authMode always; the PIN and OTP objects only with authInfo true (its default is false)."""
         t = self.login_v1()
-        r = self.v1("credentials/info", {"credentialID": "demo-rsa", "certificates": "chain"}, t)
+        for extra in ({}, {"authInfo": False}, {"authInfo": "false"}):
+            r = self.v1("credentials/info", dict({"credentialID": "demo-rsa", "certificates": "chain"}, **extra), t)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json["authMode"], "explicit")
+            self.assertNotIn("PIN", r.json, extra)
+            self.assertNotIn("OTP", r.json, extra)
+        r = self.v1("credentials/info", {"credentialID": "demo-rsa", "certificates": "chain", "authInfo": True}, t)
         self.assertEqual(r.status, 200, r)
         j = r.json
         self.assertEqual(j["authMode"], "explicit")
@@ -780,8 +787,13 @@ class TestV1(Base):
         self.assertNotIn("auth", j)
         self.assertEqual(len(j["cert"]["certificates"]), 2)
         self.assertIn(H.RSA_SHA256, j["key"]["algo"])
-        r = self.v1("credentials/info", {"credentialID": "demo-ec"}, t)
+        r = self.v1("credentials/info", {"credentialID": "demo-ec", "authInfo": True}, t)
         self.assertEqual(r.json["OTP"]["presence"], "false")
+        # The v1 list has no credentialInfo: ids only, whatever credentialInfo and authInfo say.
+        r = self.v1("credentials/list", {"credentialInfo": True, "authInfo": False}, t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(r.json), ["credentialIDs"])
+        self.assertTrue(all(isinstance(c, str) for c in r.json["credentialIDs"]), r)
 
     def test_pyhanko_flow_and_shared_sad_rules(self):
         t = self.login_v1()
@@ -954,6 +966,73 @@ class TestLifecycle(Base):
         self.assertIn("operator=%s " % SVC.env["CSC_OPERATOR"], log)  # the operator logged in
 
 
+class TestLogo(Base):
+    """info.logo resolves: the file of info_logo_file (the demo's PNG) is served where info.logo says."""
+
+    def test_demo_logo_resolves(self):
+        for path in ("/csc/v2/info", "/csc/v1/info"):
+            url = SVC.request("POST", path, b"{}", {"Content-Type": "application/json"}).json["logo"]
+            self.assertTrue(url.startswith("https://localhost:%d/" % SVC.port), url)
+            r = SVC.request("GET", url.split("localhost:%d" % SVC.port, 1)[1])
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.headers["content-type"], "image/png")
+            with open(os.path.join(SVC.dir, "logo.png"), "rb") as f:
+                self.assertEqual(r.raw, f.read())
+            self.assertTrue(r.raw.startswith(b"\x89PNG\r\n\x1a\n"))
+        self.assertEqual(SVC.request("HEAD", "/logo.png").status, 200)
+        self.assertError(SVC.request("GET", "/logo.gif"), 404)
+        self.assertError(SVC.request("POST", "/logo.png", b"{}"), 405)
+
+    def test_logo_configurations(self):
+        svc = H.Service(BUILD)
+        server = os.path.join(svc.build, "server", "csc-server")
+        with open(svc.conf) as f:
+            conf = f.read()
+        self.assertIn("info_logo_file = logo.png\n", conf)
+
+        def start(extra, files=None):
+            for name, data in (files or {}).items():
+                with open(os.path.join(svc.dir, name), "wb") as f:
+                    f.write(data)
+            with open(svc.conf, "w") as f:
+                f.write(conf.replace("info_logo_file = logo.png\n", "") + extra)
+            return subprocess.run([server, "-c", svc.conf], capture_output=True, text=True, timeout=60)
+
+        gif = b"GIF89a" + bytes(30)
+        for extra, files, text in (
+                ("info_logo_file = big.png\n", {"big.png": b"\x89PNG\r\n\x1a\n" + bytes(300 * 1024)}, "larger than"),
+                ("info_logo_file = logo.svg\n", {"logo.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>"}, "SVG"),
+                ("info_logo_file = wrong.png\n", {"wrong.png": gif}, "image/gif"),
+                ("info_logo_file = missing.png\n", None, "missing.png"),
+                ("info_logo = https://localhost:%d/logo.png\n" % svc.port, None, "info_logo"),
+                ("info_logo = https://cdn.example/l.png\ninfo_logo_file = logo.png\n", None, "give one")):
+            r = start(extra, files)
+            self.assertEqual(r.returncode, 1, (extra, r.stderr))
+            self.assertIn(text, r.stderr, extra)
+        # A GIF is served as one, at /logo.gif.
+        with open(os.path.join(svc.dir, "l.gif"), "wb") as f:
+            f.write(gif)
+        with open(svc.conf, "w") as f:
+            f.write(conf.replace("info_logo_file = logo.png\n", "info_logo_file = l.gif\n"))
+        svc.start()
+        try:
+            self.assertEqual(svc.post("info", {}).json["logo"], "https://localhost:%d/logo.gif" % svc.port)
+            r = svc.request("GET", "/logo.gif")
+            self.assertEqual((r.status, r.headers["content-type"], r.raw), (200, "image/gif", gif))
+            self.assertEqual(svc.request("GET", "/logo.png").status, 404)
+        finally:
+            self.assertEqual(svc.stop(), 0)
+        # An external URL is published as it is, and the service serves no logo of its own.
+        with open(svc.conf, "w") as f:
+            f.write(conf.replace("info_logo_file = logo.png\n", "info_logo = https://cdn.example/l.png\n"))
+        svc.start()
+        try:
+            self.assertEqual(svc.post("info", {}).json["logo"], "https://cdn.example/l.png")
+            self.assertEqual(svc.request("GET", "/logo.png").status, 404)
+        finally:
+            self.assertEqual(svc.stop(), 0)
+
+
 class TestEnvironment(Base):
     """J13: production refuses SoftHSM and the demo CA unless allow_test_components is set."""
 
@@ -963,6 +1042,10 @@ class TestEnvironment(Base):
             conf = f.read().replace("environment = test", "environment = production")
         with open(svc.conf, "w") as f:
             f.write(conf)
+        # (production also requires CRLs: TestProductionPolicy)
+        os.makedirs(os.path.join(svc.dir, "crl"))
+        with open(svc.conf, "a") as f:
+            f.write("crl_dir = crl\ncrl_require = yes\n")
         server = os.path.join(svc.build, "server", "csc-server")
         r = subprocess.run([server, "-c", svc.conf], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 1, r.stderr)
@@ -983,6 +1066,101 @@ class TestEnvironment(Base):
             info = svc.post("info", {}).json
             self.assertIn("production environment", info["description"])
             self.assertIn("test components allowed", svc.server_stderr())
+        finally:
+            self.assertEqual(svc.stop(), 0)
+
+
+class TestProductionPolicy(Base):
+    """J9/J13: production refuses to start without CRLs (crl_dir, crl_require = yes); csc-admin creates no SCAL 1 or
+    single-factor credentials and issues nothing from the built-in CA unless allowed; existing such credentials are
+    refused when authorized and when they sign, unless allow_scal1 / allow_single_factor (warned at start-up)."""
+
+    def test_production_policy(self):
+        svc = H.Service(BUILD)
+        pin = "86420975"
+        for cid, scal, auth in (("p-scal1", "1", "PIN AND OTP"), ("p-one", "2", "PIN"), ("p-two", "2", "PIN AND OTP"),
+                                ("p-otp-or-pin", "2", "PIN OR OTP")):
+            svc.admin("credential", "create", "--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256",
+                      "--auth", auth, "--scal", scal, stdin=pin + "\n")
+        with open(svc.conf) as f:
+            base = f.read().replace("environment = test", "environment = production") + "allow_test_components = yes\n"
+        os.makedirs(os.path.join(svc.dir, "crl"))
+        server = os.path.join(svc.build, "server", "csc-server")
+
+        def write(extra):
+            with open(svc.conf, "w") as f:
+                f.write(base + extra)
+
+        def refused(extra, text):
+            write(extra)
+            r = subprocess.run([server, "-c", svc.conf], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 1, (extra, r.stderr))
+            self.assertIn(text, r.stderr)
+
+        # csc-server start-up: no CRLs, or CRLs that let an issuer without one sign unchecked.
+        refused("", "crl_dir: required in production")
+        refused("crl_dir = crl\n", "crl_require: must be yes in production")
+        refused("crl_dir = crl\ncrl_require = no\n", "crl_require: must be yes in production")
+        write("crl_dir = crl\ncrl_require = yes\n")
+
+        # csc-admin credential create: before any key is made.
+        def create(cid, scal, auth, *extra):
+            return svc.admin("credential", "create", "--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256",
+                             "--auth", auth, "--scal", scal, *extra, stdin=pin + "\n", check=False)
+        r = create("n-scal1", "1", "PIN AND OTP")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("SCAL 1 credentials are refused in production (allow_scal1 = yes overrides)", r.stderr)
+        for auth in ("PIN", "OTP", "PIN OR OTP", "CHALLENGE"):
+            r = create("n-one", "2", auth)
+            self.assertEqual(r.returncode, 1, auth)
+            self.assertIn("production requires two", r.stderr)
+        r = create("n-ca", "2", "PIN AND OTP")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("built-in CA", r.stderr)
+        self.assertIn("allow_builtin_ca", r.stderr)
+        self.assertNotIn("n-scal1", svc.admin("list").stdout)
+        self.assertNotIn("n-one", svc.admin("list").stdout)
+        csr = os.path.join(svc.tmp, "n-csr.csr")
+        r = create("n-csr", "2", "PIN AND OTP", "--csr", csr, "--cn", "CSR", "--org", "Org", "--country", "JP")
+        self.assertEqual(r.returncode, 0, r.stderr)      # an external CA's request is fine
+        self.assertNotEqual(svc.admin("credential", "renew", "p-two", check=False).returncode, 0)
+
+        # Signing time: the credentials made before are refused by policy, the two-factor one only lacks a CRL.
+        svc.start()
+        try:
+            t = svc.token()
+            h = H.digest("production")
+            r = svc.authorize(t, "p-scal1", [h], pin=pin, otp_secret=svc.env["CSC_TOTP_SECRET"])
+            self.assertError(r, 400, "invalid_request",
+                             "The credential is SCAL 1, which this production service does not accept")
+            for cid in ("p-one", "p-otp-or-pin"):
+                r = svc.authorize(t, cid, [h], pin=pin)
+                self.assertError(r, 400, "invalid_request", "The credential's authorization has a single factor, "
+                                 "which this production service does not accept")
+            r = svc.authorize(t, "p-two", [h], pin=pin, otp_secret=svc.env["CSC_TOTP_SECRET"])
+            self.assertEqual(r.status, 200, r)
+            r = svc.post("signatures/signHash", {"credentialID": "p-two", "SAD": r.json["SAD"], "hashes": [H.b64(h)],
+                                                 "signAlgo": H.ECDSA_SHA256}, t)
+            self.assertError(r, 400, "invalid_request")
+            self.assertIn("cannot be confirmed", r.json["error_description"])   # crl_require: no CRL of the demo CA
+        finally:
+            self.assertEqual(svc.stop(), 0)
+
+        # The overrides: warned at start-up, and then accepted.
+        write("crl_dir = crl\ncrl_require = yes\nallow_scal1 = yes\nallow_single_factor = yes\nallow_builtin_ca = yes\n")
+        r = create("n-ok", "1", "PIN")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        svc.start()
+        try:
+            err = svc.server_stderr()
+            self.assertIn("WARNING: production environment accepting SCAL 1 credentials (allow_scal1 = yes)", err)
+            self.assertIn("WARNING: production environment accepting single-factor credentials", err)
+            self.assertIn("allow_builtin_ca = yes", err)
+            t = svc.token()
+            h = H.digest("production, allowed")
+            self.assertEqual(svc.authorize(t, "p-one", [h], pin=pin).status, 200)
+            r = svc.authorize(t, "p-scal1", [h], pin=pin, otp_secret=svc.env["CSC_TOTP_SECRET"])
+            self.assertEqual(r.status, 200, r)
         finally:
             self.assertEqual(svc.stop(), 0)
 

@@ -291,7 +291,7 @@ class TestBackupRestore(unittest.TestCase):
         self.assertEqual(SVC.admin("user", "terminate", "bk-user", check=False).returncode, 0)
         r = restore(path)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("owner bk-user is terminated: its keys stay destroyed", r.stderr)
+        self.assertIn("credential bk-term was destroyed by the owner's termination: its key is never restored", r.stderr)
         self.assertIn("destroyed", cred_line("bk-term")[0])
         self.assertEqual(p11_objects("bk-term", 3), [])  # the unwrapped key did not stay
 
@@ -321,6 +321,53 @@ class TestBackupRestore(unittest.TestCase):
         finally:
             import shutil
             shutil.rmtree(svc.tmp, ignore_errors=True)
+
+    def test_7b_revoked_or_renewed_key_never_restored(self):
+        """J7/J8: a key destroyed by revocation (also after an operator's destroy) or replaced by a renewal never
+        comes back from a backup; an operator's destroy stays recoverable, from a backup of the current key."""
+        for cred, steps in (("bk-rev", (("revoke",),)), ("bk-rev2", (("destroy",), ("revoke",)))):
+            with self.subTest(cred=cred):
+                create(cred)
+                path, r = backup(cred, cred + ".bkp")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                for step in steps:
+                    r = SVC.admin("credential", step[0], cred, check=False)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                r = restore(path)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn("destroyed by certificate revocation", r.stderr)
+                self.assertIn("nothing restored", r.stderr)
+                self.assertIn("destroyed", cred_line(cred)[0])
+                self.assertEqual(p11_objects(cred, 3), [])
+        create("bk-ec-ren")
+        old, r = backup("bk-ec-ren", "bk-ec-ren-old.bkp")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = SVC.admin("credential", "renew", "bk-ec-ren", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new, r = backup("bk-ec-ren", "bk-ec-ren-new.bkp")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(SVC.admin("credential", "destroy", "bk-ec-ren", check=False).returncode, 0)
+        r = restore(old)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("older than the credential's last renewal", r.stderr)
+        self.assertIn("destroyed", cred_line("bk-ec-ren")[0])
+        self.assertEqual(p11_objects("bk-ec-ren", 3), [])
+        r = restore(new)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("enabled", cred_line("bk-ec-ren")[0])
+        self.assertEqual(len(p11_objects("bk-ec-ren", 3)), 1)
+        denied = [a for a in audit_records("restore") if a["credential"] in ("bk-rev", "bk-rev2", "bk-ec-ren")
+                  and a["result"] == "denied"]
+        self.assertEqual(len(denied), 3, denied)
+        SVC.start()
+        try:
+            ok, r = sign_and_verify("bk-ec-ren", "after restore of the renewed key")
+            self.assertTrue(ok, r)
+            t = SVC.token()
+            r = SVC.authorize(t, "bk-rev", [H.digest("revoked")], pin=PIN)
+            self.assertNotEqual(r.status, 200, r)
+        finally:
+            self.assertEqual(SVC.stop(), 0, SVC.server_stderr())
 
     def test_8_audit_log_still_verifies(self):
         r = SVC.admin("audit", "verify", check=False)

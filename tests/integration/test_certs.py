@@ -74,10 +74,11 @@ class TestCA:
         os.replace(tmp, out)
 
 
-def key_objects(kind="privkey", login=True):
+def key_objects(kind="privkey", login=True, svc=None):
     """pkcs11-tool's listing of the token's objects of one kind, as a list of dicts (label, id, usage, access...)."""
-    env = dict(os.environ, SOFTHSM2_CONF=os.path.join(SVC.dir, "softhsm", "softhsm2.conf"))
-    with open(os.path.join(SVC.dir, "secrets", "token.pin")) as f:
+    svc = svc or SVC
+    env = dict(os.environ, SOFTHSM2_CONF=os.path.join(svc.dir, "softhsm", "softhsm2.conf"))
+    with open(os.path.join(svc.dir, "secrets", "token.pin")) as f:
         pin = f.read().strip()
     cmd = ["pkcs11-tool", "--module", MODULE, "--token-label", "csc-demo", "--list-objects", "--type", kind]
     if login:
@@ -121,8 +122,8 @@ def public_key_pem(key_id):
     return run("openssl", "pkey", "-pubin", "-inform", "DER", "-in", der).stdout
 
 
-def key_ids(label):
-    return [o["id"] for o in key_objects() if o.get("label") == label]
+def key_ids(label, svc=None):
+    return [o["id"] for o in key_objects(svc=svc) if o.get("label") == label]
 
 
 def setUpModule():
@@ -455,15 +456,6 @@ class TestRevocation(Base):
         self.assertNotIn(cid, SVC.post("credentials/list", {"onlyValid": True}, t).json["credentialIDs"])
         r, _ = self.sign(t, cid)
         self.assertError(r, 400, "invalid_request", "is suspended")
-        # Released (the entry removed from the CRL): signs again.
-        CA.crl(crl, [])
-        self.wait_for(lambda: self.status(t, cid) == "valid", "valid again")
-        self.assertEqual(self.sign(t, cid)[0].status, 200)
-        # Revoked for good.
-        CA.crl(crl, [(serial, "keyCompromise")])
-        self.wait_for(lambda: self.status(t, cid) == "revoked", "revoked")
-        r, _ = self.sign(t, cid)
-        self.assertError(r, 400, "invalid_request", "is revoked")
         # signDoc takes the same check before the HSM is asked.
         h = H.digest("document for signDoc")
         sad = SVC.authorize(t, cid, [h], pin=PIN_X)
@@ -474,13 +466,46 @@ class TestRevocation(Base):
                                                                  "signature_format": "C",
                                                                  "conformance_level": "Ades-B-B",
                                                                  "signAlgo": H.ECDSA_SHA256}]}, t)
-        self.assertError(r, 400, "invalid_request", "is revoked")
+        self.assertError(r, 400, "invalid_request", "is suspended")
+        # A hold is no revocation: the credential and its key stay.
+        self.assertNotIn("destroyed", self.list_line(cid))
+        self.assertEqual(len(key_ids(cid)), 1)
+        # Released (the entry removed from the CRL): signs again.
+        CA.crl(crl, [])
+        self.wait_for(lambda: self.status(t, cid) == "valid", "valid again")
+        self.assertEqual(self.sign(t, cid)[0].status, 200)
         log = SVC.admin("audit", "query", "--credential", cid, "--event", "sign").stdout
         self.assertIn("denied", log)
-        self.assertIn("certificate revoked (keyCompromise)", log)
         self.assertIn("certificate suspended (certificateHold)", log)
+
+    def test_revocation_destroys_credential_and_key(self):
+        """J7: a revocation seen in a CRL ends the credential as credential revoke does: marked destroyed, key
+        destroyed, audited; releasing the CRL entry later brings nothing back."""
+        cid = "rev-kill"
+        cert = self.issued(cid, self.create_csr(cid))
+        self.import_(cid, cert)
+        t = self.token()
+        self.assertEqual(self.sign(t, cid)[0].status, 200)
+        self.assertEqual(len(key_ids(cid)), 1)
+        crl = os.path.join(CRL_DIR, "ext-ca.crl")
+        CA.crl(crl, [(CA.serial(cert), "keyCompromise")])
+        self.wait_for(lambda: "destroyed" in self.list_line(cid), "the credential destroyed")
+        self.wait_for(lambda: key_ids(cid) == [], "the key destroyed")
+        self.assertEqual(self.status(t, cid), "revoked")
+        r, _ = self.sign(t, cid)
+        self.assertError(r, 400, "invalid_request", "is disabled")
+        log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
+        self.assertIn("operator=csc-server action=credential.destroy reason=certificate revoked (seen in a CRL: "
+                      "keyCompromise)", log)
+        self.assertIn("credential %s: certificate revoked (keyCompromise); credential and key destroyed" % cid,
+                      SVC.server_stderr())
+        # csc-admin cannot bring it back, and a release in the CRL changes nothing.
+        self.assertNotEqual(SVC.admin("credential", "enable", cid, check=False).returncode, 0)
         CA.crl(crl, [])
-        self.wait_for(lambda: self.status(t, cid) == "valid", "valid at the end")
+        self.wait_for(lambda: self.status(t, cid) == "valid", "the CRL entry released")
+        self.assertIn("destroyed", self.list_line(cid))
+        r, _ = self.sign(t, cid)
+        self.assertError(r, 400, "invalid_request", "is disabled")
 
     def test_stale_crl_fails_closed(self):
         cid = "rev-stale"
@@ -525,6 +550,57 @@ class TestRevocation(Base):
         os.remove(os.path.join(CRL_DIR, "rogue.crl"))
         CA.crl(good, [])
         self.wait_for(lambda: self.status(t, cid) == "valid", "valid at the end")
+
+
+class TestRevocationTwoPerson(Base):
+    """J7 with two_person naming revoke: csc-server marks a credential whose certificate a CRL revokes destroyed at
+    once, and asks for the key's destruction; an operator's approval destroys it."""
+
+    def test_crl_revocation_queues_key_destruction(self):
+        svc = H.Service(BUILD)
+        crl_dir = os.path.join(svc.dir, "crl")
+        os.makedirs(crl_dir)
+        with open(os.path.join(svc.dir, "anchors.pem"), "w") as out, open(CA.cert) as f:
+            out.write(f.read())
+        CA.crl(os.path.join(crl_dir, "ext-ca.crl"))
+        with open(svc.conf) as f:
+            conf = f.read().replace("trust_anchors = ca/ca.crt", "trust_anchors = anchors.pem")
+        with open(svc.conf, "w") as f:
+            f.write(conf + "crl_dir = crl\ntwo_person = revoke\n")
+        svc.admin("user", "add", "ext2", stdin="password-ext2\n")
+        cid = "rev-2p"
+        csr = os.path.join(svc.tmp, cid + ".csr")
+        svc.admin("credential", "create", "--id", cid, "--user", "ext2", "--key", "p256", "--auth", "PIN",
+                  "--csr", csr, "--cn", "Ext " + cid, "--org", "Ext Org", "--country", "JP", stdin=PIN_X + "\n")
+        cert = CA.sign(csr, os.path.join(svc.tmp, cid + ".crt"))
+        svc.admin("credential", "import", cid, cert)
+        self.assertEqual(len(key_ids(cid, svc)), 1)
+        svc.start()
+        try:
+            CA.crl(os.path.join(crl_dir, "ext-ca.crl"), [(CA.serial(cert), "cessationOfOperation")])
+            deadline = time.time() + 20
+            while "destroyed" not in svc.admin("list").stdout and time.time() < deadline:
+                time.sleep(0.25)
+            line = [l for l in svc.admin("list").stdout.splitlines() if "credential %s " % cid in l][0]
+            self.assertIn("destroyed", line)
+            t = svc.token("ext2", "password-ext2")
+            r = svc.authorize(t, cid, [H.digest("x")], pin=PIN_X)
+            self.assertError(r, 400, "invalid_request", "is disabled")
+            # The key waits for an operator; the request is the server's.
+            self.assertEqual(len(key_ids(cid, svc)), 1)
+            pending = [l for l in svc.admin("approvals").stdout.splitlines() if "credential revoke %s" % cid in l]
+            self.assertEqual(len(pending), 1, pending)
+            self.assertIn("requester=csc-server", pending[0])
+            self.assertIn("waits for a second operator: csc-admin approve", svc.server_stderr())
+            log = svc.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
+            self.assertIn("key destruction held for a two-person approval", log)
+            rid = pending[0].split()[1]
+            r = svc.admin("approve", rid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(key_ids(cid, svc), [])
+            self.assertNotIn("credential revoke %s" % cid, svc.admin("approvals").stdout)
+        finally:
+            self.assertEqual(svc.stop(), 0)
 
 
 class TestProduction(Base):

@@ -213,7 +213,7 @@ class TestGetChallenge(unittest.TestCase):
     def test_v1_send_otp(self):
         r = SVC.request("POST", "/csc/v1/info", b"{}", {"Content-Type": "application/json"})
         self.assertIn("credentials/sendOTP", r.json["methods"])
-        r = v1("credentials/info", {"credentialID": "ch-v1"}, self.t)
+        r = v1("credentials/info", {"credentialID": "ch-v1", "authInfo": True}, self.t)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["OTP"]["type"], "online")
         self.assertEqual(r.json["OTP"]["presence"], "true")

@@ -635,17 +635,20 @@ class TestParAndRevoke(Base):
         return SVC.request("POST", "/oauth2/revoke", urllib.parse.urlencode(fields).encode(), headers)
 
     def test_revoke(self):
+        """RFC 7009 sec. 2.2: 200 with an empty body (the default; oauth_revoke_status = 204 is TestRevoke204)."""
         code, verifier, _ = code_flow()
         t = token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
                    "code_verifier": verifier}).json
-        self.assertEqual(self.revoke(t["access_token"], client="app2").status, 204)  # not app2's: nothing happens
+        r = self.revoke(t["access_token"], client="app2")  # not app2's: nothing happens
+        self.assertEqual((r.status, r.raw), (200, b""), r)
         self.assertEqual(SVC.post("credentials/list", {}, t["access_token"]).status, 200)
-        self.assertEqual(self.revoke(t["access_token"], hint="access_token").status, 204)
+        r = self.revoke(t["access_token"], hint="access_token")
+        self.assertEqual((r.status, r.raw), (200, b""), r)
         self.assertEqual(SVC.post("credentials/list", {}, t["access_token"]).status, 401)
         r2 = token({"grant_type": "refresh_token", "refresh_token": t["refresh_token"]}).json
-        self.assertEqual(self.revoke(r2["refresh_token"], hint="refresh_token").status, 204)
+        self.assertEqual(self.revoke(r2["refresh_token"], hint="refresh_token").status, 200)
         self.assertEqual(SVC.post("credentials/list", {}, r2["access_token"]).status, 401)
-        self.assertEqual(self.revoke("unknown-token").status, 204)
+        self.assertEqual(self.revoke("unknown-token").status, 200)
         self.assertJsonError(self.revoke(t["access_token"], hint="id_token"), 400, "unsupported_token_type")
 
     def test_admin_client_list_and_remove(self):
@@ -711,6 +714,36 @@ class TestLargeAuthorizationDetails(Base):
                       "code_challenge": pkce()[1], "code_challenge_method": "S256", "authorization_details": text})
         self.assertEqual(r.status, 400, r)
         self.assertIsInstance(r.json.get("error"), str)
+
+
+class TestRevoke204(Base):
+    """oauth_revoke_status = 204: for clients that follow the CSC text literally; anything else is refused."""
+
+    def test_revoke_status_204_and_bad_values(self):
+        svc = H.Service(BUILD, extra_config="oauth_revoke_status = 204\n")
+        secret = re.search(r"^client_secret (\S+)$", svc.admin("client", "add", "r204", "--redirect", REDIRECT,
+                                                             "--grants", "client_credentials").stdout, re.M).group(1)
+        svc.start()
+        try:
+            basic = "Basic " + base64.b64encode(("r204:%s" % secret).encode()).decode()
+            form = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": basic}
+            t = svc.request("POST", "/oauth2/token", b"grant_type=client_credentials&scope=service", form).json
+            self.assertEqual(svc.post("credentials/list", {}, t["access_token"]).status, 403)  # valid, no user
+            r = svc.request("POST", "/oauth2/revoke", urllib.parse.urlencode({"token": t["access_token"]}).encode(),
+                            form)
+            self.assertEqual((r.status, r.raw), (204, b""), r)
+            self.assertEqual(svc.post("credentials/list", {}, t["access_token"]).status, 401)  # revoked
+        finally:
+            self.assertEqual(svc.stop(), 0)
+        server = os.path.join(svc.build, "server", "csc-server")
+        with open(svc.conf) as f:
+            conf = f.read()
+        for bad in ("201", "204x", "500"):
+            with open(svc.conf, "w") as f:
+                f.write(conf.replace("oauth_revoke_status = 204", "oauth_revoke_status = " + bad))
+            r = subprocess.run([server, "-c", svc.conf, "-t"], capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn("oauth_revoke_status", r.stderr)
 
 
 class TestRateLimit(Base):

@@ -178,9 +178,10 @@ class Base(unittest.TestCase):
         if desc is not None:
             self.assertEqual(r.json["error_description"], desc, r)
 
-    def assertV1Info(self, j, ec):
-        """output-credentials-info of v1.0.3.0/1.0.4.0: key, cert, authMode, PIN, OTP, multisign, lang; no v2 auth."""
-        for k in ("key", "cert", "authMode", "PIN", "OTP", "multisign", "lang"):
+    def assertV1Info(self, j, ec, auth_info=False):
+        """output-credentials-info of v1.0.3.0/1.0.4.0: key, cert, authMode, multisign, lang; PIN and OTP only with
+        authInfo true (default false); no v2 auth."""
+        for k in ("key", "cert", "authMode", "multisign", "lang") + (("PIN", "OTP") if auth_info else ()):
             self.assertIn(k, j)
         self.assertNotIn("auth", j)
         self.assertNotIn("credentialID", j)
@@ -190,6 +191,10 @@ class Base(unittest.TestCase):
         self.assertEqual("curve" in j["key"], ec)
         self.assertIn(j["SCAL"], ("1", "2"))
         self.assertIsInstance(j["multisign"], int)
+        if not auth_info:
+            self.assertNotIn("PIN", j)
+            self.assertNotIn("OTP", j)
+            return
         self.assertIn(j["PIN"]["presence"], ("true", "false", "optional"))
         self.assertIn(j["OTP"]["presence"], ("true", "false", "optional"))
 
@@ -205,11 +210,16 @@ class TestPdfV1(Base):
         cls.creds = r.json["credentialIDs"]
 
     def credential(self, cred):
-        """credentials/info exactly as pyHanko asks; the certificates in order, end entity first."""
+        """credentials/info exactly as pyHanko asks; the certificates in order, end entity first. The PIN and OTP
+        objects are merged in from a second call with authInfo true (pyHanko does not ask for them)."""
         self.assertIn(cred, self.creds)
         r = v1("credentials/info", {"credentialID": cred, "certificates": "chain", "certInfo": False}, self.token)
         self.assertEqual(r.status, 200, r)
-        return r.json, [base64.b64decode(c) for c in r.json["cert"]["certificates"]]
+        self.assertV1Info(r.json, ec="curve" in r.json["key"])
+        a = v1("credentials/info", {"credentialID": cred, "authInfo": True}, self.token)
+        self.assertEqual(a.status, 200, a)
+        return dict(r.json, PIN=a.json["PIN"], OTP=a.json["OTP"]), [base64.b64decode(c)
+                                                                    for c in r.json["cert"]["certificates"]]
 
     def prepare(self, text, signer):
         """A PDF with its byte range filled in, and the DER signed attributes over that range."""
@@ -262,7 +272,7 @@ class TestPdfV1(Base):
         first as pyHanko sends it (sha256WithRSAEncryption + hashAlgo), then as the v1 OpenAPI sample does
         (rsaEncryption + hashAlgo)."""
         info, certs = self.credential("demo-rsa")
-        self.assertV1Info(info, ec=False)
+        self.assertV1Info(info, ec=False, auth_info=True)
         self.assertEqual((info["authMode"], info["PIN"]["presence"], info["OTP"]["presence"]),
                          ("explicit", "true", "true"))
         self.assertEqual(len(certs), 2)
@@ -299,7 +309,7 @@ class TestPdfV1(Base):
         """demo-ec (P-256, PIN): pyHanko's batch mode, two documents in one authorize and one signHash; the
         ECDSA values come back DER-encoded and go into SignerInfo.signature as they are."""
         info, certs = self.credential("demo-ec")
-        self.assertV1Info(info, ec=True)
+        self.assertV1Info(info, ec=True, auth_info=True)
         self.assertEqual(info["key"]["curve"], "1.2.840.10045.3.1.7")
         self.assertEqual((info["PIN"]["presence"], info["OTP"]["presence"]), ("true", "false"))
         self.assertIn(H.ECDSA_SHA256, info["key"]["algo"])
@@ -496,7 +506,7 @@ class TestV1Replays(Base):
         r = v1("credentials/info", {"credentialID": "demo-rsa", "certificates": "chain", "certInfo": True,
                                     "authInfo": True, "lang": "en-US"}, self.token)
         self.assertEqual(r.status, 200, r)
-        self.assertV1Info(r.json, ec=False)
+        self.assertV1Info(r.json, ec=False, auth_info=True)
         cert = r.json["cert"]
         self.assertEqual(cert["status"], "valid")
         self.assertEqual(len(cert["certificates"]), 2)
@@ -512,7 +522,7 @@ class TestV1Replays(Base):
         r = v1("credentials/info", {"credentialID": "demo-ec", "certificates": "single", "certInfo": "false",
                                     "authInfo": "true", "lang": None}, self.token)
         self.assertEqual(r.status, 200, r)
-        self.assertV1Info(r.json, ec=True)
+        self.assertV1Info(r.json, ec=True, auth_info=True)
         self.assertEqual(len(r.json["cert"]["certificates"]), 1)
         self.assertNotIn("issuerDN", r.json["cert"])
         # No certificates member at all: "single" is the default.

@@ -13,7 +13,7 @@ static csc_t *svc;
 
 static void setup(void)
 {
-    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+    csc_config_t cfg = {.name = "t", .logo = "https://logo.example/l.png", .region = "JP", .lang = "en", .description = "d",
                         .public_url = "https://localhost:8443",
                         .specs = "2.0.0.2", .environment = CSC_ENV_TEST, .max_body = 4096, .max_hashes = 4,
                         .max_depth = 8};
@@ -340,7 +340,7 @@ START_TEST(t_response_uri)
     ck_assert(!csc_response_uri_ok(svc, longer));
 
     /* production: plain HTTP never, not even to localhost */
-    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+    csc_config_t cfg = {.name = "t", .logo = "https://logo.example/l.png", .region = "JP", .lang = "en", .description = "d",
                         .public_url = "https://localhost:8443", .specs = "2.0.0.2",
                         .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8};
     csc_t *prod = NULL;
@@ -408,7 +408,7 @@ START_TEST(t_notify_addresses)
     ck_assert(!allowed("10.0.0.0/33 garbage/x", "x.example", "10.0.0.1"));
 
     /* production: an internal address literal is refused at once, unless allowed */
-    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+    csc_config_t cfg = {.name = "t", .logo = "https://logo.example/l.png", .region = "JP", .lang = "en", .description = "d",
                         .public_url = "https://localhost:8443", .specs = "2.0.0.2",
                         .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8,
                         .notify_allow = "10.9.0.0/16"};
@@ -426,7 +426,7 @@ END_TEST
 
 START_TEST(t_otp_sender_config)
 {
-    csc_config_t cfg = {.name = "t", .logo = "l", .region = "JP", .lang = "en", .description = "d",
+    csc_config_t cfg = {.name = "t", .logo = "https://logo.example/l.png", .region = "JP", .lang = "en", .description = "d",
                         .public_url = "https://localhost:8443", .specs = "2.0.0.2", .environment = CSC_ENV_TEST,
                         .max_body = 4096, .max_hashes = 4, .max_depth = 8, .otp_sender_timeout = 10};
     static const char *bad[] = {"sms:/x", "exec:relative/prog", "file:relative", "exec:/nonexistent/prog"};

@@ -267,6 +267,21 @@ START_TEST(t_chal_expr)
 }
 END_TEST
 
+/* The production policy's test: can one factor alone satisfy the expression? */
+START_TEST(t_expr_single_factor)
+{
+    static const char *const one[] = {"PIN", "OTP", "CHALLENGE", "PIN OR OTP", "PIN XOR OTP", "(PIN AND OTP) OR PIN",
+                                      "", "  ", "PIN AND", "APPROVAL OR PIN"};
+    static const char *const two[] = {"PIN AND OTP", "PIN AND CHALLENGE", "(PIN OR OTP) AND CHALLENGE", "APPROVAL",
+                                      "PIN AND APPROVAL", "OTP AND (PIN OR CHALLENGE)"};
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+        ck_assert_msg(oauth_expr_single_factor(one[i]) == 1, "%s", one[i]);
+    for (size_t i = 0; i < sizeof(two) / sizeof(two[0]); i++)
+        ck_assert_msg(oauth_expr_single_factor(two[i]) == 0, "%s", two[i]);
+    ck_assert_int_eq(oauth_expr_single_factor(NULL), 1);
+}
+END_TEST
+
 Suite *suite_challenge(void)
 {
     Suite *s = suite_create("oauth_challenge");
@@ -283,6 +298,7 @@ Suite *suite_challenge(void)
     tcase_add_test(tc, t_chal_lockout);
     tcase_add_test(tc, t_chal_cancel_full);
     tcase_add_test(tc, t_chal_expr);
+    tcase_add_test(tc, t_expr_single_factor);
     suite_add_tcase(s, tc);
     return s;
 }
