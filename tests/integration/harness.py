@@ -113,10 +113,11 @@ class Service:
         return env
 
     # --- process -----------------------------------------------------------------
-    def start(self):
+    def start(self, env_extra=None):
         self.stderr_path = os.path.join(self.dir, "log", "server.stderr")
         self.stderr = open(self.stderr_path, "ab")
         env = dict(os.environ)
+        env.update(env_extra or {})
         env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                              "lsan.supp")
         self.proc = subprocess.Popen([os.path.join(self.build, "server", "csc-server"), "-c", self.conf],
