@@ -1,6 +1,6 @@
 /*
- * csc_alg.c - the algorithm OIDs we serve (CSC gives none; digest sec. 12.1).
- * Digests below SHA-256 are refused (CSC v2 sec. 11.10).
+ * csc_alg.c - the algorithm OIDs we serve (CSC gives none; docs/csc-api.md sec. 12.1).
+ * Digests below SHA-256 are refused (CSC API v2.0.0.2 sec. 11.10).
  */
 #include <string.h>
 #include <openssl/objects.h>

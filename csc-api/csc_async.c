@@ -1,5 +1,5 @@
 /*
- * csc_async.c - operationMode "A" (CSC v2 sec. 11.10 to 11.12): a bounded job queue and a small pool of
+ * csc_async.c - operationMode "A" (CSC API v2.0.0.2 sec. 11.10 to 11.12): a bounded job queue and a small pool of
  * threads that run accepted requests in the background, the async_results table that keeps each request's state
  * and reply for its validity period (then purged), signatures/signPolling, and the response_uri notification.
  *
@@ -446,7 +446,7 @@ fail:
     return csc_unavailable(r);
 }
 
-/* ---- signatures/signPolling (sec. 11.12) ------------------------------------------- */
+/* ---- signatures/signPolling (CSC API v2.0.0.2 sec. 11.12) ----------------------------- */
 
 typedef struct poll_arg {
     const uint8_t *hash;
@@ -491,7 +491,7 @@ int csc_m_sign_polling(csc_req_t *r)
 
     if (csc_req_string(r, "requestID", &id, 256, "Missing (or invalid type) string parameter requestID") < 0)
         return -1;
-    /* The user was authenticated by the token (sec. 11.12). */
+    /* The user was authenticated by the token (CSC API v2.0.0.2 sec. 11.12). */
     if (uid != NULL)
         return csc_bad(r, YAJL_IS_STRING(uid) ? "userID parameter SHALL be null" : "Invalid parameter userID");
     if (csc_get_string(r, "clientData", &s, 4096) < 0)

@@ -1,4 +1,4 @@
-/* csc_auth.c - auth/login (CSC v2 sec. 11.2) and auth/revoke (sec. 11.3). */
+/* csc_auth.c - auth/login (CSC API v2.0.0.2 sec. 11.2) and auth/revoke (11.3). */
 #include <string.h>
 #include <strings.h>
 #include <openssl/crypto.h>

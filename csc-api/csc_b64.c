@@ -5,7 +5,7 @@
  * alphabet, some drop the padding. Accept all of those, reject everything else
  * (mixed alphabets, whitespace, bad padding, non-zero trailing bits), and emit
  * standard padded base64. OpenSSL's EVP_DecodeBlock and h2o's decoder each get
- * one of these wrong (stack-notes sec. 2).
+ * one of these wrong (docs/stack-notes.md sec. 3).
  */
 #include <string.h>
 #include "csc_int.h"

@@ -1,5 +1,5 @@
 /*
- * csc_challenge.c - credentials/getChallenge (CSC v2 sec. 11.8) and v1 credentials/sendOTP: a one-time code
+ * csc_challenge.c - credentials/getChallenge (CSC API v2.0.0.2 sec. 11.8) and v1 credentials/sendOTP: a one-time code
  * for the CHALLENGE authentication object, made by oauth_challenge_new() and delivered out of band by the
  * configured sender (otp_sender), never to the client. The client then passes the code the user received to
  * credentials/authorize as authData {"id":"CHALLENGE","value":...} (v1: "OTP").

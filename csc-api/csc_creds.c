@@ -1,4 +1,4 @@
-/* csc_creds.c - credentials/list (sec. 11.4), credentials/info (11.5), credentials/authorize (11.6). */
+/* csc_creds.c - credentials/list, credentials/info, credentials/authorize (CSC API v2.0.0.2 sec. 11.4 to 11.6). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +96,7 @@ static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
     yajl_gen_map_open(g);
     csc_gen_kv(g, "presence", !otp ? "false" : pin ? both : "true");
     if (online) {
-        /* v1 online OTP: sent by credentials/sendOTP, passed back as "OTP" (digest sec. 7, 17). */
+        /* v1 online OTP: sent by credentials/sendOTP, passed back as "OTP" (docs/csc-api.md sec. 7.1, 17). */
         csc_gen_kv(g, "type", "online");
         csc_gen_kv(g, "format", "N");
         csc_gen_kv(g, "label", "OTP");
@@ -112,7 +112,8 @@ static void gen_auth_v1(csc_req_t *r, const stor_cred_t *cred, bool auth_info)
     yajl_gen_map_close(g);
 }
 
-/* The v2 authInfo objects (sec. 8.3.1), in this order, each listed when the credential's expression names it. */
+/* The v2 authInfo objects (CSC API v2.0.0.2 sec. 8.3.1), in this order, each listed when the credential's expression
+ * names it. */
 typedef struct auth_object {
     const char *id, *type, *format, *generator, *label, *description;
 } auth_object_t;
@@ -120,11 +121,11 @@ typedef struct auth_object {
 static const auth_object_t auth_objects[] = {
     {"PIN", "Password", "N", NULL, "PIN", "The PIN of this credential"},
     {"OTP", "Password", "N", "totp", "OTP", "The 6-digit code of your authenticator app (TOTP)"},
-    /* sec. 8.3.1.5: the code is sent out of band after credentials/getChallenge (which answers 204). */
+    /* CSC API v2.0.0.2 sec. 8.3.1.5: the code is sent out of band after credentials/getChallenge (answer 204). */
     {OAUTH_CHALLENGE_ID, "ChallengeResponse", "N", "oob", "One-time code",
      "The one-time code sent to you after credentials/getChallenge"},
-    /* sec. 8.3.1.4: collected out of band (the user approves on the service's page, /approve): authorize answers
-     * 202 + handle, credentials/authorizeCheck gives the SAD once approved. */
+    /* CSC API v2.0.0.2 sec. 8.3.1.4: collected out of band (the user approves on the service's page, /approve):
+     * authorize answers 202 + handle, credentials/authorizeCheck gives the SAD once approved. */
     {OAUTH_APPROVAL_ID, "PasswordOOB", NULL, "web", "Approval",
      "Approve the request on the service's approval page (/approve)"},
 };
@@ -383,7 +384,7 @@ int csc_m_cred_list(csc_req_t *r)
     stor_cred_t *cred = NULL;
     int rc = -1;
 
-    /* User-specific service authorization: the user is the token's (sec. 11.4). */
+    /* User-specific service authorization: the user is the token's (CSC API v2.0.0.2 sec. 11.4). */
     if (uid != NULL)
         return csc_bad(r, YAJL_IS_STRING(uid) ? "userID parameter MUST be null" : "Invalid parameter userID");
     if (csc_get_bool(r, "credentialInfo", &with_info) < 0)
@@ -435,7 +436,7 @@ out:
 
 /* ---- credentials/authorize ------------------------------------------------------ */
 
-/* The hashes a new SAD is bound to; SCAL 2 credentials need them (sec. 11.6, 11.9). */
+/* The hashes a new SAD is bound to; SCAL 2 credentials need them (CSC API v2.0.0.2 sec. 11.6, 11.9). */
 static int scal_hashes(csc_req_t *r, const stor_cred_t *cred, csc_hashes_t *hs)
 {
     if (csc_parse_hashes(r, hs, NULL) != 0)
@@ -509,8 +510,8 @@ static void route_online_otp(const stor_cred_t *cred, oauth_factors_t *f)
     }
 }
 
-/* A credential that needs the user's approval on the service's page: 202 {"handle"} (sec. 11.6). The factors are
- * collected on that page, never from the client. */
+/* A credential that needs the user's approval on the service's page: 202 {"handle"} (CSC API v2.0.0.2 sec. 11.6).
+ * The factors are collected on that page, never from the client. */
 static int authorize_approval(csc_req_t *r, const stor_cred_t *cred, uint32_t num, const csc_hashes_t *hs)
 {
     if (r->v1)
@@ -547,7 +548,7 @@ static int authorize_approval(csc_req_t *r, const stor_cred_t *cred, uint32_t nu
     return 0;
 }
 
-/* credentials/authorizeCheck (sec. 11.7): 202 {"handle"} while pending, the SAD once approved (once). */
+/* credentials/authorizeCheck (CSC API v2.0.0.2 sec. 11.7): 202 {"handle"} while pending, then the SAD, once. */
 int csc_m_authorize_check(csc_req_t *r)
 {
     const char *handle;
@@ -674,7 +675,7 @@ out:
     return rc;
 }
 
-/* ---- credentials/extendTransaction (sec. 11.9) ------------------------------------ */
+/* ---- credentials/extendTransaction (CSC API v2.0.0.2 sec. 11.9) ---------------------- */
 
 int csc_m_extend(csc_req_t *r)
 {

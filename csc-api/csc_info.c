@@ -1,4 +1,4 @@
-/* csc_info.c - the info method (CSC v2 sec. 11.1). The body never changes, so it is built once. */
+/* csc_info.c - the info method (CSC API v2.0.0.2 sec. 11.1). The body never changes, so it is built once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +48,9 @@ int csc_info_build(csc_t *c)
     char url[600];
     snprintf(url, sizeof(url), "%s", cfg->public_url);
     csc_gen_kv(g, "oauth2Issuer", url);
-    /* The base URI the oauth2/authorize, oauth2/token... paths are appended to (sec. 7.2, Note 21). */
+    /* The base URI the oauth2/authorize, oauth2/token... paths are appended to (CSC API v2.0.0.2 sec. 7.2, Note 21). */
     csc_gen_kv(g, "oauth2", url);
-    /* v2.2 clients (EUDI) refuse an info without these; harmless for v2.0 clients (digest sec. 0). */
+    /* v2.2 clients (EUDI) refuse an info without these; harmless for v2.0 clients (docs/csc-api.md sec. 0). */
     csc_gen_kbool(g, "supportsRar", true);
     csc_gen_str(g, "supportedHashTypes");
     yajl_gen_array_open(g);
@@ -126,7 +126,7 @@ out:
     return rc;
 }
 
-/* v1.0.4.0 info: the fields a v1 client reads (digest sec. 17), v1 method names. */
+/* v1.0.4.0 info: the fields a v1 client reads (docs/csc-api.md sec. 17), v1 method names. */
 static int info_v1_build(csc_t *c, const char *desc)
 {
     const csc_config_t *cfg = &c->cfg;
@@ -176,7 +176,7 @@ int csc_m_info(csc_req_t *r)
     const char *lang;
     if (csc_get_string(r, "lang", &lang, 64) < 0)
         return csc_bad(r, "Invalid parameter lang");
-    /* Only one language: answer in it whatever was asked (sec. 11.1). */
+    /* Only one language: answer in it whatever was asked (CSC API v2.0.0.2 sec. 11.1). */
     r->raw = r->v1 ? r->csc->info_v1_body : r->csc->info_body;
     r->raw_len = r->v1 ? r->csc->info_v1_len : r->csc->info_len;
     return 0;

@@ -385,7 +385,7 @@ int csc_get_uint(csc_req_t *r, const char *name, unsigned long *out)
     if (YAJL_IS_NUMBER(v))
         s = YAJL_GET_NUMBER(v); /* raw text; big numbers are not YAJL_IS_INTEGER */
     else if (YAJL_IS_STRING(v))
-        s = v->u.string; /* numbers sent as strings: accepted (digest sec. 17) */
+        s = v->u.string; /* numbers sent as strings: accepted (docs/csc-api.md sec. 17) */
     else
         return -1;
     if (s == NULL || *s < '0' || *s > '9' || strlen(s) > 9)

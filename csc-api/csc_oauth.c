@@ -1,5 +1,5 @@
 /*
- * csc_oauth.c - the OAuth 2.0 authorization server's endpoints (CSC v2 sec. 8.4):
+ * csc_oauth.c - the OAuth 2.0 authorization server's endpoints (CSC API v2.0.0.2 sec. 8.4):
  *   GET  /oauth2/authorize          login page (password + TOTP), then consent for the credential scope
  *   POST /oauth2/authorize          the pages' forms (CSRF-protected; before the login a signed ticket cookie and a
  *                                   form token carrying the request, nothing kept; then a cookie-bound session)
@@ -391,7 +391,7 @@ out:
     return rc;
 }
 
-/* The classic scope=credential parameters (sec. 8.4.2). */
+/* The classic scope=credential parameters (CSC API v2.0.0.2 sec. 8.4.2). */
 static int parse_credential_params(const csc_form_t *q, oauth_authz_request_t *req, authz_err_t *e)
 {
     const char *cred = csc_form_get(q, "credentialID"), *num = csc_form_get(q, "numSignatures");

@@ -1,4 +1,4 @@
-/* csc_sign.c - signatures/signHash (CSC v2 sec. 11.10) and the hashes both it and authorize take. */
+/* csc_sign.c - signatures/signHash (CSC API v2.0.0.2 sec. 11.10) and the hashes both it and authorize take. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ static const csc_hash_alg_t *hash_alg_param(csc_req_t *r, bool *absent)
     const char *oid;
     *absent = false;
     int rc = csc_get_string(r, "hashAlgorithmOID", &oid, STOR_OID_MAX);
-    if (rc == 0) /* v1 name, accepted on the v2 path (digest sec. 17) */
+    if (rc == 0) /* v1 name, accepted on the v2 path (docs/csc-api.md sec. 17) */
         rc = csc_get_string(r, "hashAlgo", &oid, STOR_OID_MAX);
     if (rc < 0) {
         csc_bad(r, "Invalid parameter hashAlgorithmOID");
@@ -100,7 +100,7 @@ static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t
     memset(p, 0, sizeof(*p));
     p->scheme = sa->scheme;
     if (sa->md_nid != 0) {
-        /* signAlgo fixes the digest: hashAlgorithmOID "SHALL be omitted or ignored" (sec. 11.10). */
+        /* signAlgo fixes the digest: hashAlgorithmOID "SHALL be omitted or ignored" (CSC API v2.0.0.2 sec. 11.10). */
         p->md_nid = sa->md_nid;
     } else if (sa->scheme == HSM_SIG_RSA_PSS) {
         const char *b64;
@@ -362,7 +362,7 @@ int csc_m_sign_hash(csc_req_t *r)
         return csc_bad(r, "Invalid parameter operationMode");
     if (csc_get_string(r, "clientData", &s, 4096) < 0)
         return csc_bad(r, "Invalid parameter clientData");
-    /* validity_period and response_uri only count with "A" (sec. 11.10: else ignored). */
+    /* validity_period and response_uri only count with "A" (CSC API v2.0.0.2 sec. 11.10: else ignored). */
     bool async = mode != NULL && strcmp(mode, "A") == 0;
     if (async && r->v1)
         return csc_bad(r, "Invalid parameter operationMode"); /* v1.0.4.0 has no asynchronous mode */
@@ -385,7 +385,7 @@ int csc_m_sign_hash(csc_req_t *r)
     if (sign_params(r, sa, &p, &alg) != 0 || csc_parse_hashes(r, &h, alg) != 0)
         goto out;
     if ((sad == NULL || sad[0] == '\0') && r->principal.scope == STOR_SCOPE_CREDENTIAL) {
-        /* oauth2code: the credential-scope Bearer token is the authorization (sec. 11.10); its SAD record
+        /* oauth2code: the credential-scope Bearer token is the authorization (CSC API v2.0.0.2 sec. 11.10); its SAD
          * is stored under the token's hash, so it is spent like any SAD. */
         sad = csc_bearer_value(r);
     }

@@ -1,6 +1,7 @@
 /*
- * csc_signdoc.c - signatures/signDoc (CSC v2 sec. 11.11, digest sec. 14): CAdES and PAdES baseline B-B and
- * B-T (EN 319 122-1, EN 319 142-1), built around one HSM signature per document or digest (csc_cms.c).
+ * csc_signdoc.c - signatures/signDoc (CSC API v2.0.0.2 sec. 11.11, docs/csc-api.md sec. 14): CAdES and PAdES
+ * baseline B-B and B-T (EN 319 122-1, EN 319 142-1), built around one HSM signature per document or digest
+ * (csc_cms.c).
  *
  * What is signed:
  *   documentDigests, format C  -> a detached CMS over each digest (SignatureObject);
@@ -100,7 +101,7 @@ static int entry_format(csc_req_t *r, yajl_val o, bool documents, entry_t *en)
     int rc = obj_string(o, "conformance_level", &lvl, 16);
     if (rc < 0)
         return csc_bad(r, "Invalid parameter conformance_level");
-    /* the spellings vary ("AdES-B-T" in the samples): case-insensitive (digest sec. 14) */
+    /* the spellings vary ("AdES-B-T" in the samples): case-insensitive (docs/csc-api.md sec. 14) */
     if (rc == 0 || strcasecmp(lvl, "Ades-B-B") == 0) {
         en->level = "Ades-B-B";
     } else if (strcasecmp(lvl, "Ades-B-T") == 0 && r->csc->tsa) {
@@ -166,7 +167,8 @@ static int entry_algo(csc_req_t *r, yajl_val o, const stor_cred_t *cred, bool do
     if (rc == 1 && h == NULL)
         return csc_bad(r, "Invalid parameter hashAlgorithmOID");
     if (en->sig.md_nid != 0) {
-        /* implied by signAlgo (or the PSS parameters): a different hashAlgorithmOID SHALL be an error (sec. 11.11) */
+        /* implied by signAlgo (or the PSS parameters): a different hashAlgorithmOID is an error
+         * (CSC API v2.0.0.2 sec. 11.11) */
         if (h != NULL && h->nid != en->sig.md_nid)
             return csc_bad(r, "String parameter hashAlgorithmOID contradicts with signAlgo parameter");
     } else if (h != NULL) {
@@ -547,7 +549,7 @@ static int top_params(csc_req_t *r, const char **id, const char **qualifier, con
     if (csc_get_string(r, "signatureQualifier", qualifier, 64) < 0)
         return csc_bad(r, "Invalid parameter signatureQualifier");
     if (*id == NULL && *qualifier != NULL && r->principal.scope == STOR_SCOPE_CREDENTIAL)
-        *id = r->principal.cred; /* the qualifier's credential is the token's (sec. 8.4) */
+        *id = r->principal.cred; /* the qualifier's credential is the token's (CSC API v2.0.0.2 sec. 8.4) */
     if (*id == NULL || (*id)[0] == '\0')
         return csc_bad(r, "Missing (or invalid type) string parameter credentialID");
     if (csc_get_string(r, "SAD", sad, SAD_MAX) < 0)

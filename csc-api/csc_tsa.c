@@ -1,6 +1,6 @@
 /*
- * csc_tsa.c - the built-in time-stamping unit (RFC 3161, RFC 5816) and signatures/timestamp (CSC v2 sec.
- * 11.13, digest sec. 15).
+ * csc_tsa.c - the built-in time-stamping unit (RFC 3161, RFC 5816) and signatures/timestamp
+ * (CSC API v2.0.0.2 sec. 11.13, docs/csc-api.md sec. 15).
  *
  * The TSA's key pair lives in the HSM like every signing key; its certificate comes from the configured CA
  * with a critical extendedKeyUsage timeStamping (RFC 3161 2.3). Both are kept as a credential record owned
@@ -262,7 +262,7 @@ int csc_m_timestamp(csc_req_t *r)
 
     if (!r->csc->tsa) /* not in info.methods */
         return csc_fail(r, 501, "not_implemented", "This method is not implemented by this service");
-    /* A service authorization (digest sec. 1): a credential-scope token only serves its credential. */
+    /* A service authorization (docs/csc-api.md sec. 1.1): a credential-scope token only serves its credential. */
     if (r->principal.scope == STOR_SCOPE_CREDENTIAL)
         return csc_fail(r, 403, "insufficient_scope", "A credential-scope token only serves its credential");
     if (csc_get_string(r, "hash", &hash, 4 * sizeof(digest) / 3) <= 0)
@@ -285,7 +285,7 @@ int csc_m_timestamp(csc_req_t *r)
     if ((size_t)len != alg->len)
         return csc_bad(r, "Invalid digest value length");
     if (nrc == 1) {
-        /* a hexadecimal number (digest sec. 15), at most 256 bits; odd lengths get a leading zero nibble */
+        /* a hexadecimal number (docs/csc-api.md sec. 15), at most 256 bits; odd lengths get a leading zero nibble */
         size_t n = strlen(nonce_hex);
         if (n == 0)
             return csc_bad(r, "Invalid parameter nonce");

@@ -1,5 +1,6 @@
 /*
- * oauth_approval.c - authorization approved by the user outside the client (CSC v2 sec. 8.3.1.1, 11.6, 11.7).
+ * oauth_approval.c - authorization approved by the user outside the client
+ * (CSC API v2.0.0.2 sec. 8.3.1.1, 11.6, 11.7).
  *
  * For a credential whose auth expression names APPROVAL, credentials/authorize does not take factors from the
  * client: the request (user, credential, numSignatures, digests) waits here under a random handle, which the

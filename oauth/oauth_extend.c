@@ -1,5 +1,5 @@
 /*
- * oauth_extend.c - credentials/extendTransaction (CSC v2 sec. 11.9): a fresh SAD
+ * oauth_extend.c - credentials/extendTransaction (CSC API v2.0.0.2 sec. 11.9): a fresh SAD
  * for what is left of a transaction. It renews the validity of a SAD for
  * digests already bound to it and not yet signed, never for new ones: the user
  * approved exactly the bound digests (SCAL 2, the consent and approval pages

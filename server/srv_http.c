@@ -17,7 +17,7 @@
  *
  * HTTP/2 stream cancellation disposes the request's memory pool while its job
  * runs; a shared slot in that pool clears job->req when that happens
- * (stack-notes sec. 2).
+ * (docs/stack-notes.md sec. 2.6).
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -428,7 +428,7 @@ int oauth_approval_decide(oauth_t *o, const char *user, const uint8_t ref[16], i
 int oauth_approval_check(oauth_t *o, const char *user, const char *handle, size_t len, char sad[OAUTH_TOKEN_BUFLEN],
                          unsigned *expires_in);
 
-/* ---- OAuth 2.0 authorization server (CSC v2 sec. 8.4, RFC 6749/7636/9126/7009) ---------- */
+/* ---- OAuth 2.0 authorization server (CSC API v2.0.0.2 sec. 8.4, RFC 6749/7636/9126/7009) */
 
 /**
  * Register a client. c->id, name, redirects, scopes and grants come from the

@@ -597,7 +597,7 @@ class TestSignHash(Base):
                          "invalid_request", "Missing (or invalid type) string parameter signAlgoParams")
         self.assertError(SVC.post("signatures/signHash", dict(base, signAlgo=H.RSA_PSS, signAlgoParams="MAA="),
                                   self.carol_t), 400, "invalid_request", "Invalid parameter signAlgoParams")
-        # sha256WithRSAEncryption ignores a contradicting hashAlgorithmOID (sec. 11.10).
+        # sha256WithRSAEncryption ignores a contradicting hashAlgorithmOID (CSC API v2.0.0.2 sec. 11.10).
         r = SVC.post("signatures/signHash", dict(base, signAlgo=H.RSA_SHA256, hashAlgorithmOID=H.SHA512),
                      self.carol_t)
         self.assertEqual(r.status, 200, r)
@@ -732,7 +732,7 @@ class TestLogs(Base):
 
 
 class TestV1(Base):
-    """CSC v1.0.4.0 clients on /csc/v1/: the request bodies pyHanko sends (digest sec. 17)."""
+    """CSC v1.0.4.0 clients on /csc/v1/: the request bodies pyHanko sends (docs/csc-api.md sec. 17)."""
 
     def v1(self, method, body, token=None, auth=None):
         headers = {"Content-Type": "application/json"}

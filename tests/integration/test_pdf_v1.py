@@ -1,4 +1,4 @@
-"""A CSC v1.0.4.0 PDF signer end to end, and the exact request bodies v1 PDF signers send (digest sec. 17).
+"""A CSC v1.0.4.0 PDF signer end to end, and the exact request bodies v1 PDF signers send (docs/csc-api.md sec. 17).
 
 The client side is done here by hand, as a v1 signer (pyHanko's csc_signer, clients generated from the v1.0.3.0
 OpenAPI) does it: build the PDF with its signature dictionary, hash the byte ranges, build the CMS signed attributes
@@ -330,7 +330,7 @@ class TestPdfV1(Base):
             self.finish_and_check(pdf, br, attrs, D.algorithm(H.ECDSA_SHA256), sig, signer, certs, name)
 
     def test_second_document_through_extend_transaction(self):
-        """The v1 multi-signature transaction of digest sec. 11: authorize two signatures over both documents'
+        """The v1 multi-signature transaction of docs/csc-api.md sec. 11: authorize two signatures over both documents'
         hashes, sign the first, then renew the SAD for the second (bound, not yet signed) with extendTransaction
         (v1 `hash`) and sign it with the new SAD; the old SAD is dead. A hash the user never authorized, or one
         already signed, is refused: new hashes need a new credentials/authorize with the user's factors."""

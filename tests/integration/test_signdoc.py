@@ -479,7 +479,7 @@ class TestSignDocPades(SignDocBase):
         pdf, gap = make_pdf()
         doc = b"async CAdES document"
         body = {"credentialID": "dora-ec", "SAD": self.sad("dora-ec", 2), "operationMode": "A",
-                "validity_period": 120000,  # milliseconds (sec. 11.10)
+                "validity_period": 120000,  # milliseconds (CSC API v2.0.0.2 sec. 11.10)
                 "documents": [{"document": H.b64(pdf), "signature_format": "P", "conformance_level": "Ades-B-T",
                                "signAlgo": ECDSA_SHA256},
                               {"document": H.b64(doc), "signature_format": "C", "conformance_level": "Ades-B-B",
