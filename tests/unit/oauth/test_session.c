@@ -338,8 +338,8 @@ START_TEST(t_login_ok)
 }
 END_TEST
 
-/* What oauth_session_rekey() gave the old path (an id from before the login is worthless): every successful
- * login starts a session under an id and CSRF token of its own, and none exists before it. */
+/* Against fixation (an id from before the login must be worthless): every successful login starts a session
+ * under an id and CSRF token of its own, and no session exists before it. */
 START_TEST(t_login_fresh_sid)
 {
     oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
