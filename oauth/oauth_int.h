@@ -184,7 +184,7 @@ typedef struct oauth_ent {
     uint8_t key[32];                       /* SHA-256 of the session id / the request_uri's random part */
     int64_t created, touched, expires;     /* expires: the earlier of the idle and the absolute limit */
     char client_id[STOR_NAME_MAX + 1];
-    char user[STOR_NAME_MAX + 1];          /* sessions: "" until the login succeeded */
+    char user[STOR_NAME_MAX + 1];          /* sessions: the user signed in (set at start) */
     char csrf[OAUTH_TOKEN_BUFLEN];         /* sessions: anti-CSRF token */
     uint32_t epoch;                        /* sessions: the user's epoch at login (an operator's reset ends it) */
     size_t req_len;

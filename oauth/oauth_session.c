@@ -1,10 +1,10 @@
 /*
  * oauth_session.c - pushed authorization requests (RFC 9126) and the browser
- * login session of the authorization endpoint: creation, lookup, login with
- * password and TOTP, end.
+ * session of the authorization endpoint: the login with password and TOTP
+ * that starts it, lookup, end.
  *
  * The pages keep no session before the password (oauth_ticket.c): oauth_session_login_new() starts one only
- * once the login succeeded.
+ * once the login succeeded, under an id of its own, so every session is signed in from its first moment.
  *
  * The login follows oauth_login(): the user is read, scrypt and TOTP run
  * outside the storage writer, and the outcome (failure count, lock, TOTP
@@ -143,7 +143,7 @@ static void touch(const oauth_t *o, oauth_ent_t *e, int64_t now)
     e->expires = min64(now + (int64_t)o->cfg.session_idle, e->created + (int64_t)o->cfg.session_max);
 }
 
-/* A new session for req, signed in as user ("" for none). */
+/* A new session for req, signed in as user in the user's epoch (only ever after a successful login). */
 static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const char *user, uint32_t epoch,
                           char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
 {
@@ -182,19 +182,11 @@ out:
     return rc;
 }
 
-int oauth_session_new(oauth_t *o, const oauth_authz_request_t *req, char sid[OAUTH_TOKEN_BUFLEN],
-                      char csrf[OAUTH_TOKEN_BUFLEN])
-{
-    return session_insert(o, req, "", 0, sid, csrf);
-}
-
 typedef struct {
     const oauth_t *o;
     int64_t now;
-    oauth_session_view_t *view; /* get */
-    char *client_id;            /* login: the request's client, for the audit record */
-    const char *user;           /* login: the user to record */
-    uint32_t epoch;             /* login: the user's epoch to record; get: the one recorded */
+    oauth_session_view_t *view;
+    uint32_t epoch; /* the user's epoch the session was signed in with */
 } sess_op_t;
 
 static int get_fn(oauth_ent_t *e, void *arg)
@@ -238,7 +230,7 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out)
         goto out;
     if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
         goto out;
-    op = (sess_op_t){o, oauth_clock(o), out, NULL, NULL, 0};
+    op = (sess_op_t){o, oauth_clock(o), out, 0};
     rc = oauth_mem_with(o->sessions, key, op.now, get_fn, &op);
     if (rc == OAUTH_OK && out->user[0]) {
         /* Signed in before an operator's reset (password, TOTP, suspension) of the user: the session ends. */
@@ -262,32 +254,6 @@ void oauth_session_end(oauth_t *o, const char *sid)
     if (!o || oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key) != OAUTH_OK)
         return;
     oauth_ent_free(oauth_mem_take(o->sessions, key, oauth_clock(o), &expired));
-}
-
-int oauth_session_rekey(oauth_t *o, const char *sid, char new_sid[OAUTH_TOKEN_BUFLEN])
-{
-    uint8_t key[32];
-    char value[OAUTH_TOKEN_BUFLEN];
-    int expired = 0, rc;
-    oauth_ent_t *e;
-
-    if (new_sid)
-        new_sid[0] = '\0';
-    if (!o || !new_sid)
-        return OAUTH_ERR_INVAL;
-    if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
-        return rc;
-    if (!(e = oauth_mem_take(o->sessions, key, oauth_clock(o), &expired)))
-        return expired ? OAUTH_ERR_EXPIRED : OAUTH_ERR_INVALID;
-    /* The entry is out of the table: a new key, then back in (no id ever names two sessions). */
-    if ((rc = oauth_token_new(value, e->key)) != OAUTH_OK) {
-        oauth_ent_free(e); /* the session is lost rather than kept under the old id */
-        return rc;
-    }
-    oauth_mem_put_back(o->sessions, e);
-    memcpy(new_sid, value, OAUTH_TOKEN_BUFLEN);
-    OPENSSL_cleanse(value, sizeof(value));
-    return OAUTH_OK;
 }
 
 int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, const char *authz_details)
@@ -361,23 +327,6 @@ typedef struct {
     int written;              /* ... was appended, not only counted (oauth_fail.c) */
     uint32_t epoch;           /* the user's epoch the login succeeded in */
 } slogin_ctx_t;
-
-static int client_fn(oauth_ent_t *e, void *arg)
-{
-    sess_op_t *op = arg;
-
-    memcpy(op->client_id, e->client_id, STOR_NAME_MAX + 1);
-    return OAUTH_OK;
-}
-
-static int set_user_fn(oauth_ent_t *e, void *arg)
-{
-    sess_op_t *op = arg;
-
-    oauth_copy(e->user, sizeof(e->user), op->user);
-    e->epoch = op->epoch;
-    return OAUTH_OK;
-}
 
 static int user_read(stor_txn_t *t, void *arg)
 {
@@ -549,28 +498,6 @@ out:
     if (c)
         OPENSSL_clear_free(c, sizeof(*c));
     return rc;
-}
-
-int oauth_session_login(oauth_t *o, const char *sid, const char *user, const char *pw, size_t pw_len, const char *otp,
-                        size_t otp_len, const char *addr)
-{
-    char client_id[STOR_NAME_MAX + 1] = "";
-    sess_op_t op;
-    uint8_t key[32];
-    int rc = OAUTH_ERR_INVAL;
-
-    if (!o || !user || (!pw && pw_len) || (!otp && otp_len))
-        return rc;
-    if ((rc = oauth_rate_check(o, addr)) != OAUTH_OK)
-        return rc;
-    if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
-        return rc;
-    op = (sess_op_t){o, oauth_clock(o), NULL, client_id, user, 0};
-    if ((rc = oauth_mem_with(o->sessions, key, op.now, client_fn, &op)) != OAUTH_OK)
-        return rc;
-    if ((rc = login_as(o, client_id, user, pw, pw_len, otp, otp_len, addr, &op.epoch)) != OAUTH_OK)
-        return rc;
-    return oauth_mem_with(o->sessions, key, oauth_clock(o), set_user_fn, &op);
 }
 
 int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const char *user, const char *pw,

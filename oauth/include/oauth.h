@@ -529,42 +529,33 @@ int oauth_ticket_form(oauth_t *o, const char *purpose, const char *cookie, const
 int oauth_ticket_check(oauth_t *o, const char *purpose, const char *cookie, const char *form, char **payload,
                        size_t *len);
 
-/** A browser login session, bound to one authorization request. */
+/** A browser session, bound to one authorization request and signed in as its user. */
 typedef struct oauth_session_view {
     oauth_authz_request_t req;
     char csrf[OAUTH_TOKEN_BUFLEN];        /**< the session's anti-CSRF token, for the forms */
-    char user[STOR_NAME_MAX + 1];         /**< "" until the login succeeded */
+    char user[STOR_NAME_MAX + 1];         /**< the user who signed in (sessions start only with the login) */
 } oauth_session_view_t;
 
-/**
- * Start a browser session for a validated request (kept in memory; bounded
- * count; idle and absolute timeouts from the configuration).
- * @param[out] sid the session id for the cookie (base64url, 43 characters)
- * @return OAUTH_OK, OAUTH_ERR_FULL, OAUTH_ERR_INVAL (as oauth_par_put), OAUTH_ERR_INTERNAL
- * @note Compare a form's CSRF token with the view's csrf using CRYPTO_memcmp.
- */
-int oauth_session_new(oauth_t *o, const oauth_authz_request_t *req, char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN]);
-/** Look a session up and refresh its idle timer. @return OAUTH_OK, OAUTH_ERR_INVALID, OAUTH_ERR_EXPIRED */
+/** Look a session up and refresh its idle timer. @return OAUTH_OK, OAUTH_ERR_INVALID, OAUTH_ERR_EXPIRED
+ *  @note A session whose user an operator reset since it was signed in (password, TOTP, suspension: the
+ *        user's epoch moved) or that is no longer active ends here: OAUTH_ERR_INVALID. Also OAUTH_ERR_INVAL
+ *        (NULL o/out), OAUTH_ERR_STORAGE. Compare a form's CSRF token with the view's csrf using CRYPTO_memcmp. */
 int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out);
 /**
- * Log the session's user in with password and TOTP (each code once). Failures
- * count towards the user's lock and towards the client address's rate limit.
- * Audited (STOR_EV_LOGIN, client = OAuth client id and address).
+ * The login of a visitor without a session (the pages keep none before the password: oauth_ticket_*) with
+ * password and TOTP (each code once), for req's client (a validated request). Failures count towards the
+ * user's lock and towards the client address's rate limit. Audited (STOR_EV_LOGIN, client = OAuth client id
+ * and address). Only after the login succeeded is a browser session started, for req and signed in as user:
+ * kept in memory, bounded count, idle and absolute timeouts from the configuration, a new id every time.
+ * @param[out] sid, csrf the new session's id for the cookie (base64url, 43 characters) and its anti-CSRF
+ *             token; "" unless OAUTH_OK
  * @return OAUTH_OK, OAUTH_ERR_DENIED (any wrong or unknown value, a locked user), OAUTH_ERR_RATE,
- *         OAUTH_ERR_INVALID/EXPIRED (session)
- * @note A suspended or locked user, or one without a TOTP secret, is DENIED too (as oauth_login()). DENIED counts on addr
- *       (NULL = one address of its own); RATE is checked first and nothing is read or written then.
- *       Also OAUTH_ERR_INVAL (NULL o/user, NULL pw/otp with a length), OAUTH_ERR_STORAGE, and OAUTH_ERR_BUSY
- *       (no scrypt slot: nothing checked or counted, the session stays).
- */
-int oauth_session_login(oauth_t *o, const char *sid, const char *user, const char *pw, size_t pw_len, const char *otp,
-                        size_t otp_len, const char *addr);
-/**
- * The login of a visitor without a session (the pages keep none before the password: oauth_ticket_*), as
- * oauth_session_login(), for req's client. Only after the login succeeded is a session started, for req and
- * signed in as user (oauth_session_new()'s bounds and timeouts).
- * @param[out] sid, csrf the new session's id and anti-CSRF token
- * @return as oauth_session_login(), and OAUTH_ERR_FULL (too many sessions), OAUTH_ERR_INTERNAL
+ *         OAUTH_ERR_FULL (too many sessions: the login was right, no session started), OAUTH_ERR_INTERNAL
+ * @note A suspended or locked user, or one without a TOTP secret, is DENIED too (as oauth_login()). DENIED counts
+ *       on addr (NULL = one address of its own); RATE is checked first and nothing is read or written then.
+ *       Also OAUTH_ERR_INVAL (NULL o/user/sid/csrf, NULL pw/otp with a length, req not valid as for
+ *       oauth_par_put: nothing checked or counted), OAUTH_ERR_STORAGE, and OAUTH_ERR_BUSY (no scrypt slot:
+ *       nothing checked or counted). No failure starts a session.
  */
 int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const char *user, const char *pw,
                             size_t pw_len, const char *otp, size_t otp_len, const char *addr,
@@ -582,7 +573,7 @@ int oauth_session_login_new(oauth_t *o, const oauth_authz_request_t *req, const 
  *         (num_signatures above multisign), OAUTH_ERR_BUSY (no scrypt slot for the PIN: the session stays)
  * @note A denial returns OAUTH_OK with code "". The credential scope needs a credentialID (cred "" is
  *       OAUTH_ERR_INVALID); num_signatures 0, or digests without hash_alg, is OAUTH_ERR_INVAL; a user no
- *       longer active is OAUTH_ERR_DISABLED; a session without a login, OAUTH_ERR_INVALID (it stays).
+ *       longer active is OAUTH_ERR_DISABLED; a session without a user (none starts so), OAUTH_ERR_INVALID.
  *       "Either way": the session ends on every decision except OAUTH_ERR_DENIED (the user may retype the
  *       PIN; the failure counted on the credential's lock) and OAUTH_ERR_STORAGE/INTERNAL (nothing written).
  *       One session yields one decision even if posted twice at once.
@@ -591,18 +582,11 @@ int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *p
                          char code[OAUTH_TOKEN_BUFLEN]);
 void oauth_session_end(oauth_t *o, const char *sid);
 /**
- * Give a session a new id (after the login, against session fixation): the old id stops working at once; the
- * request, user, CSRF token and timeouts carry over.
- * @param[out] new_sid the new id for the cookie
- * @return OAUTH_OK, OAUTH_ERR_INVALID/EXPIRED (session), OAUTH_ERR_INTERNAL
- */
-int oauth_session_rekey(oauth_t *o, const char *sid, char new_sid[OAUTH_TOKEN_BUFLEN]);
-/**
  * signatureQualifier flow: once the user is logged in, the authorization
  * server picks the credential; record it (and the authorization_details to echo,
  * now naming it) in the session's request. Only when the request named none.
- * @return OAUTH_OK, OAUTH_ERR_INVALID/EXPIRED (session), OAUTH_ERR_INVAL (not logged in, or a credential
- *         is already named)
+ * @return OAUTH_OK, OAUTH_ERR_INVALID/EXPIRED (session), OAUTH_ERR_INVAL (a credential is already named;
+ *         also a session without a user, which none is)
  */
 int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, const char *authz_details);
 

@@ -309,11 +309,8 @@ START_TEST(t_decide_session_errors)
 
     world();
     fx_oauth(cfg);
-    /* not logged in: refused, the session stays */
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_OK);
-    ck_assert_int_eq(decide(sid, 1, NULL, code), OAUTH_ERR_INVALID);
-    ck_assert_int_eq(decide(sid, 0, NULL, code), OAUTH_ERR_INVALID);
-    ck_assert_int_eq(session_state(sid), OAUTH_OK);
+    /* unknown sessions and bad arguments: refused, the signed-in session stays for its decision */
+    ck_assert_int_eq(signin(r, "alice", sid, csrf), OAUTH_OK);
     fresh_value(bad, h);
     ck_assert_int_eq(decide(bad, 1, NULL, code), OAUTH_ERR_INVALID);
     ck_assert_int_eq(decide("x", 1, NULL, code), OAUTH_ERR_INVALID);
@@ -321,6 +318,10 @@ START_TEST(t_decide_session_errors)
     ck_assert_int_eq(decide(sid, 1, NULL, NULL), OAUTH_ERR_INVAL);
     ck_assert_int_eq(oauth_session_decide(fx.o, sid, 1, NULL, 4, T_ADDR, code), OAUTH_ERR_INVAL);
     ck_assert_int_eq(oauth_session_decide(NULL, sid, 1, NULL, 0, T_ADDR, code), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(session_state(sid), OAUTH_OK);
+    ck_assert_int_eq(decide(sid, 1, NULL, code), OAUTH_OK);
+    ck_assert_uint_eq(strlen(code), OAUTH_TOKEN_LEN);
+    ck_assert_int_eq(session_state(sid), OAUTH_ERR_INVALID); /* one decision ends it */
     /* timed out after the login */
     session_for(r, "alice", sid);
     oauth_int_set_skew(fx.o, 10);

@@ -650,12 +650,12 @@ START_TEST(t_no_secrets_stored)
     world();
     ck_assert_int_eq(oauth_par_put(fx.o, r, uri, &exp), OAUTH_OK);
     ck_assert_int_eq(oauth_par_take(fx.o, "app", uri, r), OAUTH_OK);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_OK);
     reset_totp("alice");
     otp_current(otp);
-    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", "wrong-pw-123", 12, otp, 6, T_ADDR),
+    ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", "wrong-pw-123", 12, otp, 6, T_ADDR, sid, csrf),
                      OAUTH_ERR_DENIED);
-    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR, sid, csrf),
+                     OAUTH_OK);
     ck_assert_int_eq(oauth_session_decide(fx.o, sid, 1, "9999-wrong-pin", 14, T_ADDR, code), OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_session_decide(fx.o, sid, 1, T_PIN, strlen(T_PIN), T_ADDR, code), OAUTH_OK);
     ck_assert_int_eq(exchange(&app, code, T_REDIRECT, T_VERIFIER, t), OAUTH_OK);
@@ -817,15 +817,17 @@ START_TEST(t_storage_failures)
     ck_assert_int_eq(oauth_client_remove(fx.o, "other", "op"), OAUTH_ERR_STORAGE);
     ck_assert_int_eq(oauth_client_get(fx.o, "other", &got), OAUTH_OK);
 
-    /* login: the OTP step is not spent, the session has no user */
-    ck_assert_int_eq(oauth_session_new(fx.o, req, sid, secret), OAUTH_OK);
+    /* login: the OTP step is not spent, no session is started */
     reset_totp("alice");
     otp_current(otp);
     stor_int_fail_commits(fx.stor, 1);
-    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR),
+    ck_assert_int_eq(oauth_session_login_new(fx.o, req, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR, sid, secret),
                      OAUTH_ERR_STORAGE);
+    ck_assert_str_eq(sid, "");
+    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), 0);
     ck_assert_int_eq(get_user("alice").totp_last_step, 0);
-    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_login_new(fx.o, req, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR, sid, secret),
+                     OAUTH_OK);
 
     /* consent: no code, no failure counted, the session stays for a retry */
     stor_int_fail_commits(fx.stor, 1);

@@ -86,7 +86,11 @@ void req_digest(uint32_t k, uint8_t out[32]);
 void reset_totp(const char *user);
 /* The TOTP code of now (after reset_totp). */
 void otp_current(char otp[7]);
-/* A session for req, logged in as user (password T_PW, the current OTP). */
+/* Sign user in for req (oauth_session_login_new(): password T_PW, the OTP of the oauth clock after
+ * reset_totp, address T_ADDR): sid and csrf of the session it starts. @return its result */
+int signin(const oauth_authz_request_t *req, const char *user, char sid[OAUTH_TOKEN_BUFLEN],
+           char csrf[OAUTH_TOKEN_BUFLEN]);
+/* A session for req, logged in as user (signin(), which must succeed). */
 void session_for(const oauth_authz_request_t *req, const char *user, char sid[OAUTH_TOKEN_BUFLEN]);
 /* An approved authorization code for req (user logs in; pin for the credential scope, may be NULL). */
 void code_for(const oauth_authz_request_t *req, const char *user, const char *pin, char code[OAUTH_TOKEN_BUFLEN]);

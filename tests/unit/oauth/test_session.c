@@ -1,4 +1,5 @@
-/* test_session.c - PAR, browser sessions (timeouts, bounds), the session login, and the rate limiter. */
+/* test_session.c - PAR, browser sessions (started signed in: timeouts, bounds, operator resets), the login, the
+ * rate limiter, and the tickets of the sign-in pages. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,12 @@ START_TEST(t_par_expiry_and_bound)
 }
 END_TEST
 
-/* ---- sessions ---------------------------------------------------------------------- */
+/* ---- sessions (started signed in by oauth_session_login_new()) ------------------------------ */
+
+static size_t n_sessions(void)
+{
+    return oauth_mem_count(fx.o->sessions);
+}
 
 START_TEST(t_session_new_get_end)
 {
@@ -128,28 +134,31 @@ START_TEST(t_session_new_get_end)
     char bad[OAUTH_TOKEN_BUFLEN];
 
     ck_assert_ptr_nonnull(v);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
     for (uint32_t k = 0; k < STOR_DIGESTS_MAX; k++) {
         r->digests[k][0] = (uint8_t)k;
         r->digests[k][1] = (uint8_t)(k >> 8);
     }
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_OK);
+    ck_assert_int_eq(signin(r, "alice", sid, csrf), OAUTH_OK);
     ck_assert_uint_eq(strlen(sid), OAUTH_TOKEN_LEN);
     ck_assert_uint_eq(strlen(csrf), OAUTH_TOKEN_LEN);
     ck_assert_str_ne(sid, csrf);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid2, csrf2), OAUTH_OK);
+    ck_assert_int_eq(signin(r, "alice", sid2, csrf2), OAUTH_OK);
     ck_assert_str_ne(sid, sid2);
     ck_assert_str_ne(csrf, csrf2);
+    ck_assert_uint_eq(n_sessions(), 2);
     memset(v, 0x33, sizeof(*v));
     ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
     ck_assert_mem_eq(&v->req, r, sizeof(*r));
     ck_assert_str_eq(v->csrf, csrf);
-    ck_assert_str_eq(v->user, "");
+    ck_assert_str_eq(v->user, "alice");
     ck_assert_int_eq(oauth_session_get(fx.o, sid2, v), OAUTH_OK);
     ck_assert_str_eq(v->csrf, csrf2);
 
     fresh_value(bad, (uint8_t[32]){0});
     ck_assert_int_eq(oauth_session_get(fx.o, bad, v), OAUTH_ERR_INVALID);
     ck_assert_str_eq(v->csrf, "");
+    ck_assert_str_eq(v->user, "");
     ck_assert_int_eq(oauth_session_get(fx.o, "short", v), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_session_get(fx.o, NULL, v), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_session_get(fx.o, sid, NULL), OAUTH_ERR_INVAL);
@@ -158,19 +167,12 @@ START_TEST(t_session_new_get_end)
     oauth_session_end(fx.o, sid);
     ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_session_get(fx.o, sid2, v), OAUTH_OK);
+    ck_assert_uint_eq(n_sessions(), 1);
     oauth_session_end(fx.o, sid);      /* unknown: nothing happens */
     oauth_session_end(fx.o, "x");
     oauth_session_end(fx.o, NULL);
     oauth_session_end(NULL, sid2);
-
-    ck_assert_int_eq(oauth_session_new(NULL, r, sid, csrf), OAUTH_ERR_INVAL);
-    ck_assert_str_eq(sid, "");
-    ck_assert_str_eq(csrf, "");
-    ck_assert_int_eq(oauth_session_new(fx.o, NULL, sid, csrf), OAUTH_ERR_INVAL);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, NULL, csrf), OAUTH_ERR_INVAL);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, NULL), OAUTH_ERR_INVAL);
-    r->client_id[0] = '\0';
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_ERR_INVAL);
+    ck_assert_uint_eq(n_sessions(), 1);
     free(r);
     free(v);
 }
@@ -184,8 +186,9 @@ START_TEST(t_session_timeouts)
 
     ck_assert_ptr_nonnull(v);
     with_cfg(0, 10, 25, 0, 0);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, a, csrf), OAUTH_OK);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, b, csrf), OAUTH_OK);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    ck_assert_int_eq(signin(r, "alice", a, csrf), OAUTH_OK);
+    ck_assert_int_eq(signin(r, "alice", b, csrf), OAUTH_OK);
     /* a is used every 9 s: the idle timer never runs out, the absolute limit does */
     oauth_int_set_skew(fx.o, 9);
     ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
@@ -199,6 +202,7 @@ START_TEST(t_session_timeouts)
     oauth_int_set_skew(fx.o, 25);
     ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_ERR_EXPIRED);
     ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_ERR_INVALID);
+    ck_assert_uint_eq(n_sessions(), 0);
     free(r);
     free(v);
 }
@@ -213,21 +217,66 @@ START_TEST(t_session_bound)
     ck_assert_ptr_nonnull(v);
     with_cfg(0, 10, 100, 0, 0);
     oauth_int_set_caps(fx.o, 2, 0, 0);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[0], csrf), OAUTH_OK);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    ck_assert_int_eq(signin(r, "alice", sid[0], csrf), OAUTH_OK);
     oauth_int_set_skew(fx.o, 5);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[1], csrf), OAUTH_OK);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[2], csrf), OAUTH_ERR_FULL);
+    ck_assert_int_eq(signin(r, "alice", sid[1], csrf), OAUTH_OK);
+    /* full: the login itself is right, but no third session is started */
+    ck_assert_int_eq(signin(r, "alice", sid[2], csrf), OAUTH_ERR_FULL);
     ck_assert_str_eq(sid[2], "");
     ck_assert_str_eq(csrf, "");
+    ck_assert_uint_eq(n_sessions(), 2);
     oauth_session_end(fx.o, sid[1]);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[1], csrf), OAUTH_OK);
+    ck_assert_int_eq(signin(r, "alice", sid[1], csrf), OAUTH_OK);
     /* once the first has idled out, a new session takes its place */
     oauth_int_set_skew(fx.o, 10);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[2], csrf), OAUTH_OK);
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid[3], csrf), OAUTH_ERR_FULL);
+    ck_assert_int_eq(signin(r, "alice", sid[2], csrf), OAUTH_OK);
+    ck_assert_int_eq(signin(r, "alice", sid[3], csrf), OAUTH_ERR_FULL);
     ck_assert_int_eq(oauth_session_get(fx.o, sid[0], v), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_session_get(fx.o, sid[1], v), OAUTH_OK);
     ck_assert_int_eq(oauth_session_get(fx.o, sid[2], v), OAUTH_OK);
+    ck_assert_uint_eq(n_sessions(), 2);
+    free(r);
+    free(v);
+}
+END_TEST
+
+/* An operator's reset of the user (new password, TOTP reset, suspension: the user's epoch moves, or the user is
+ * no longer active) ends the sessions signed in before it at their next use. */
+START_TEST(t_session_ends_after_operator_reset)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    oauth_session_view_t *v = malloc(sizeof(*v));
+    char a[OAUTH_TOKEN_BUFLEN], b[OAUTH_TOKEN_BUFLEN], c[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    stor_user_t u;
+
+    ck_assert_ptr_nonnull(v);
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    mk_user("bob", STOR_USER_ACTIVE, 1);
+    ck_assert_int_eq(signin(r, "alice", a, csrf), OAUTH_OK);
+    ck_assert_int_eq(signin(r, "bob", b, csrf), OAUTH_OK);
+    u = get_user("alice");
+    u.epoch++;
+    put_user(&u);
+    ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_ERR_INVALID);
+    ck_assert_str_eq(v->user, "");
+    ck_assert_uint_eq(n_sessions(), 1); /* ended, not only refused */
+    ck_assert_int_eq(oauth_session_get(fx.o, b, v), OAUTH_OK); /* another user's session stays */
+    /* a login after the reset starts a session of the new epoch */
+    ck_assert_int_eq(signin(r, "alice", c, csrf), OAUTH_OK);
+    ck_assert_int_eq(oauth_session_get(fx.o, c, v), OAUTH_OK);
+    ck_assert_str_eq(v->user, "alice");
+    /* suspension */
+    u = get_user("bob");
+    u.status = STOR_USER_SUSPENDED;
+    put_user(&u);
+    ck_assert_int_eq(oauth_session_get(fx.o, b, v), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_session_get(fx.o, c, v), OAUTH_OK);
+    ck_assert_uint_eq(n_sessions(), 1);
+    u = get_user("bob");
+    u.status = STOR_USER_ACTIVE;
+    put_user(&u);
+    ck_assert_int_eq(oauth_session_get(fx.o, b, v), OAUTH_ERR_INVALID); /* gone for good */
     free(r);
     free(v);
 }
@@ -235,18 +284,20 @@ END_TEST
 
 /* ---- login --------------------------------------------------------------------------- */
 
-static void new_session(char sid[OAUTH_TOKEN_BUFLEN])
+/* oauth_session_login_new() for a service-scope request of "app"; sid "" when no session was started. */
+static int login(const char *user, const char *pw, const char *otp, const char *addr, char sid[OAUTH_TOKEN_BUFLEN])
 {
     oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
-    char csrf[OAUTH_TOKEN_BUFLEN];
+    char csrf[OAUTH_TOKEN_BUFLEN] = "x";
+    int rc;
 
-    ck_assert_int_eq(oauth_session_new(fx.o, r, sid, csrf), OAUTH_OK);
+    sid[0] = 'x';
+    rc = oauth_session_login_new(fx.o, r, user, pw, pw ? strlen(pw) : 0, otp, otp ? strlen(otp) : 0, addr, sid,
+                                 csrf);
+    ck_assert_int_eq(rc == OAUTH_OK, sid[0] != '\0');
+    ck_assert_int_eq(rc == OAUTH_OK, csrf[0] != '\0');
     free(r);
-}
-
-static int login(const char *sid, const char *user, const char *pw, const char *otp, const char *addr)
-{
-    return oauth_session_login(fx.o, sid, user, pw, pw ? strlen(pw) : 0, otp, otp ? strlen(otp) : 0, addr);
+    return rc;
 }
 
 static void session_user(const char *sid, const char *want)
@@ -268,9 +319,9 @@ START_TEST(t_login_ok)
     const aud_t *r;
 
     mk_user("alice", STOR_USER_ACTIVE, 1);
-    new_session(sid);
     otp_current(otp);
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(login("alice", T_PW, otp, T_ADDR, sid), OAUTH_OK);
+    ck_assert_uint_eq(n_sessions(), 1);
     session_user(sid, "alice");
     u = get_user("alice");
     ck_assert_int_ge(u.totp_last_step, now / 30 - 1);
@@ -287,59 +338,80 @@ START_TEST(t_login_ok)
 }
 END_TEST
 
-START_TEST(t_session_rekey)
+/* Against fixation (an id from before the login must be worthless): every successful login starts a session
+ * under an id and CSRF token of its own, and no session exists before it. */
+START_TEST(t_login_fresh_sid)
 {
-    char sid[OAUTH_TOKEN_BUFLEN], fresh[OAUTH_TOKEN_BUFLEN], otp[7];
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    char sid[3][OAUTH_TOKEN_BUFLEN], csrf[3][OAUTH_TOKEN_BUFLEN];
     oauth_session_view_t *v = malloc(sizeof(*v));
 
     ck_assert_ptr_nonnull(v);
     mk_user("alice", STOR_USER_ACTIVE, 1);
-    new_session(sid);
-    otp_current(otp);
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
-    ck_assert_int_eq(oauth_session_rekey(fx.o, sid, fresh), OAUTH_OK);
-    ck_assert_str_ne(sid, fresh);
-    ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_ERR_INVALID); /* the old id is gone */
-    ck_assert_int_eq(oauth_session_get(fx.o, fresh, v), OAUTH_OK);
+    ck_assert_uint_eq(n_sessions(), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(signin(r, "alice", sid[i], csrf[i]), OAUTH_OK);
+        ck_assert_uint_eq(n_sessions(), (size_t)i + 1);
+        for (int j = 0; j < i; j++) {
+            ck_assert_str_ne(sid[i], sid[j]);
+            ck_assert_str_ne(csrf[i], csrf[j]);
+            ck_assert_str_ne(sid[i], csrf[j]);
+        }
+    }
+    /* each id names its own session: ending one leaves the others */
+    oauth_session_end(fx.o, sid[1]);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid[1], v), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid[0], v), OAUTH_OK);
+    ck_assert_str_eq(v->csrf, csrf[0]);
+    ck_assert_int_eq(oauth_session_get(fx.o, sid[2], v), OAUTH_OK);
+    ck_assert_str_eq(v->csrf, csrf[2]);
     ck_assert_str_eq(v->user, "alice");
-    ck_assert_int_eq(oauth_session_rekey(fx.o, sid, fresh), OAUTH_ERR_INVALID);
+    free(r);
     free(v);
 }
 END_TEST
 
 START_TEST(t_session_set_credential)
 {
-    char sid[OAUTH_TOKEN_BUFLEN], otp[7];
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], bad[OAUTH_TOKEN_BUFLEN];
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_CREDENTIAL, "", 1);
     oauth_session_view_t *v = malloc(sizeof(*v));
+    uint8_t h[32];
 
     ck_assert_ptr_nonnull(v);
     mk_user("alice", STOR_USER_ACTIVE, 1);
-    new_session(sid);
-    /* not logged in yet: refused */
-    ck_assert_int_eq(oauth_session_set_credential(fx.o, sid, "c1", "[]"), OAUTH_ERR_INVAL);
-    otp_current(otp);
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(signin(r, "alice", sid, csrf), OAUTH_OK);
+    /* unknown session: refused */
+    fresh_value(bad, h);
+    ck_assert_int_eq(oauth_session_set_credential(fx.o, bad, "c1", "[]"), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_session_set_credential(fx.o, sid, "c1", "[{\"credentialID\":\"c1\"}]"), OAUTH_OK);
     ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
     ck_assert_str_eq(v->req.cred, "c1");
     ck_assert_str_eq(v->req.authz_details, "[{\"credentialID\":\"c1\"}]");
     ck_assert_str_eq(v->user, "alice"); /* the rebuilt session keeps its user and CSRF token */
+    ck_assert_str_eq(v->csrf, csrf);
+    ck_assert_uint_eq(n_sessions(), 1);
     /* only once: a named credential cannot be replaced */
     ck_assert_int_eq(oauth_session_set_credential(fx.o, sid, "c2", ""), OAUTH_ERR_INVAL);
     ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
     ck_assert_str_eq(v->req.cred, "c1");
     ck_assert_int_eq(oauth_session_set_credential(fx.o, "A123456789012345678901234567890123456789012", "c1", ""),
                      OAUTH_ERR_INVALID);
+    free(r);
     free(v);
 }
 END_TEST
 
-static void expect_denied(const char *sid, const char *user, const char *pw, const char *otp, const char *why)
+/* A refused login: DENIED, its audit record, and no session. */
+static void expect_denied(const char *user, const char *pw, const char *otp, const char *why)
 {
+    char sid[OAUTH_TOKEN_BUFLEN];
+    size_t before = n_sessions();
     auds_t *a;
 
-    ck_assert_int_eq(login(sid, user, pw, otp, T_ADDR), OAUTH_ERR_DENIED);
-    session_user(sid, "");
+    ck_assert_int_eq(login(user, pw, otp, T_ADDR, sid), OAUTH_ERR_DENIED);
+    ck_assert_str_eq(sid, "");
+    ck_assert_uint_eq(n_sessions(), before);
     a = audit_read();
     ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.detail, why);
     ck_assert_uint_eq(audit_last(a, STOR_EV_LOGIN)->rec.result, STOR_RES_DENIED);
@@ -349,47 +421,47 @@ static void expect_denied(const char *sid, const char *user, const char *pw, con
 START_TEST(t_login_denied)
 {
     oauth_config_t cfg = {.max_failures = 10};
-    char sid[OAUTH_TOKEN_BUFLEN], otp[7], wrong[7];
+    char otp[7], wrong[7];
     stor_user_t u;
 
     fx_oauth(cfg);
     mk_user("alice", STOR_USER_ACTIVE, 1);
     mk_user("nototp", STOR_USER_ACTIVE, 0);
     mk_user("susp", STOR_USER_SUSPENDED, 1);
-    new_session(sid);
     otp_current(otp);
     memcpy(wrong, otp, sizeof(wrong));
     wrong[5] = otp[5] == '9' ? '0' : (char)(otp[5] + 1);
-    expect_denied(sid, "alice", "wrong-password", otp, "oauth2 login: wrong password");
-    expect_denied(sid, "alice", T_PW, wrong, "oauth2 login: wrong OTP");
-    expect_denied(sid, "alice", T_PW, "12345", "oauth2 login: wrong OTP");
-    expect_denied(sid, "alice", T_PW, NULL, "oauth2 login: wrong OTP");
+    expect_denied("alice", "wrong-password", otp, "oauth2 login: wrong password");
+    expect_denied("alice", T_PW, wrong, "oauth2 login: wrong OTP");
+    expect_denied("alice", T_PW, "12345", "oauth2 login: wrong OTP");
+    expect_denied("alice", T_PW, NULL, "oauth2 login: wrong OTP");
     u = get_user("alice");
     ck_assert_uint_eq(u.failed_logins, 4);
     ck_assert_int_eq(u.locked_until, 0);
     ck_assert_int_eq(u.totp_last_step, 0);
-    expect_denied(sid, "bob", T_PW, otp, "oauth2 login: unknown user");
-    expect_denied(sid, "", T_PW, otp, "oauth2 login: unknown user");
-    expect_denied(sid, "nototp", T_PW, otp, "oauth2 login: no TOTP");
-    expect_denied(sid, "susp", T_PW, otp, "oauth2 login: disabled");
+    expect_denied("bob", T_PW, otp, "oauth2 login: unknown user");
+    expect_denied("", T_PW, otp, "oauth2 login: unknown user");
+    expect_denied("nototp", T_PW, otp, "oauth2 login: no TOTP");
+    expect_denied("susp", T_PW, otp, "oauth2 login: disabled");
     ck_assert_uint_eq(get_user("susp").failed_logins, 0);
+    ck_assert_uint_eq(n_sessions(), 0);
 }
 END_TEST
 
 START_TEST(t_login_replayed_otp)
 {
-    char s1[OAUTH_TOKEN_BUFLEN], s2[OAUTH_TOKEN_BUFLEN], otp[7], prev[7];
+    char s1[OAUTH_TOKEN_BUFLEN], otp[7], prev[7];
 
     mk_user("alice", STOR_USER_ACTIVE, 1);
-    new_session(s1);
-    new_session(s2);
     totp_at(oauth_now() - 30, prev);
     otp_current(otp);
-    ck_assert_int_eq(login(s1, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(login("alice", T_PW, otp, T_ADDR, s1), OAUTH_OK);
     /* the same code again, and the code of an earlier step: both spent */
-    expect_denied(s2, "alice", T_PW, otp, "oauth2 login: replayed OTP");
-    expect_denied(s2, "alice", T_PW, prev, "oauth2 login: replayed OTP");
+    expect_denied("alice", T_PW, otp, "oauth2 login: replayed OTP");
+    expect_denied("alice", T_PW, prev, "oauth2 login: replayed OTP");
     ck_assert_uint_eq(get_user("alice").failed_logins, 2);
+    ck_assert_uint_eq(n_sessions(), 1);
+    session_user(s1, "alice");
 }
 END_TEST
 
@@ -400,13 +472,13 @@ START_TEST(t_login_lock)
     auds_t *a;
 
     mk_user("alice", STOR_USER_ACTIVE, 1);
-    new_session(sid);
     otp_current(otp);
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(login(sid, "alice", "bad", otp, T_ADDR), OAUTH_ERR_DENIED);
-    /* locked: the right password and code get the answer of a wrong one (the audit record tells) */
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_DENIED);
-    session_user(sid, "");
+        ck_assert_int_eq(login("alice", "bad", otp, T_ADDR, sid), OAUTH_ERR_DENIED);
+    /* locked: the right password and code get the answer of a wrong one (the audit record tells), no session */
+    ck_assert_int_eq(login("alice", T_PW, otp, T_ADDR, sid), OAUTH_ERR_DENIED);
+    ck_assert_str_eq(sid, "");
+    ck_assert_uint_eq(n_sessions(), 0);
     a = audit_read();
     ck_assert_uint_eq(audit_count(a, STOR_EV_LOCKOUT, STOR_RES_DENIED), 1);
     ck_assert_str_eq(audit_last(a, STOR_EV_LOCKOUT)->rec.client, "oauth:app@" T_ADDR);
@@ -416,7 +488,8 @@ START_TEST(t_login_lock)
     u = get_user("alice");
     u.locked_until = oauth_now() - 1;
     put_user(&u);
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(login("alice", T_PW, otp, T_ADDR, sid), OAUTH_OK);
+    session_user(sid, "alice");
     u = get_user("alice");
     ck_assert_int_eq(u.locked_until, 0);
 }
@@ -429,53 +502,85 @@ START_TEST(t_login_rate)
     with_cfg(0, 0, 0, 60, 3);
     mk_user("alice", STOR_USER_ACTIVE, 1);
     mk_user("bob", STOR_USER_ACTIVE, 1);
-    new_session(sid);
     otp_current(otp);
-    ck_assert_int_eq(login(sid, "nobody", T_PW, otp, "10.9.9.9"), OAUTH_ERR_DENIED);
-    ck_assert_int_eq(login(sid, "nobody", T_PW, otp, "10.9.9.9"), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(login("nobody", T_PW, otp, "10.9.9.9", sid), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(login("nobody", T_PW, otp, "10.9.9.9", sid), OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_rate_check(fx.o, "10.9.9.9"), OAUTH_OK);
-    ck_assert_int_eq(login(sid, "nobody", T_PW, otp, "10.9.9.9"), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(login("nobody", T_PW, otp, "10.9.9.9", sid), OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_rate_check(fx.o, "10.9.9.9"), OAUTH_ERR_RATE);
-    /* refused up front, even with the right password: nothing reaches storage */
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, "10.9.9.9"), OAUTH_ERR_RATE);
-    session_user(sid, "");
+    /* refused up front, even with the right password: nothing reaches storage, no session */
+    ck_assert_int_eq(login("alice", T_PW, otp, "10.9.9.9", sid), OAUTH_ERR_RATE);
+    ck_assert_str_eq(sid, "");
+    ck_assert_uint_eq(n_sessions(), 0);
     ck_assert_uint_eq(get_user("alice").totp_last_step, 0);
     /* other addresses are not affected */
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, "10.9.9.8"), OAUTH_OK);
+    ck_assert_int_eq(login("alice", T_PW, otp, "10.9.9.8", sid), OAUTH_OK);
+    session_user(sid, "alice");
     /* the window ends (the TOTP code is that of the shifted clock) */
     oauth_int_set_skew(fx.o, 60);
     ck_assert_int_eq(oauth_rate_check(fx.o, "10.9.9.9"), OAUTH_OK);
-    new_session(sid);
     totp_at(oauth_now() + 60, otp);
-    ck_assert_int_eq(login(sid, "bob", T_PW, otp, "10.9.9.9"), OAUTH_OK);
+    ck_assert_int_eq(login("bob", T_PW, otp, "10.9.9.9", sid), OAUTH_OK);
+    session_user(sid, "bob");
 }
 END_TEST
 
-START_TEST(t_login_session_errors)
+static void expect_inval(oauth_t *o, const oauth_authz_request_t *r, const char *user, const char *pw, size_t pwl,
+                         const char *otp, size_t otpl, char *sid, char *csrf)
 {
-    char sid[OAUTH_TOKEN_BUFLEN], bad[OAUTH_TOKEN_BUFLEN], otp[7];
-    uint8_t h[32];
+    if (sid) {
+        memset(sid, 'x', OAUTH_TOKEN_LEN);
+        sid[OAUTH_TOKEN_LEN] = '\0';
+    }
+    if (csrf) {
+        memset(csrf, 'x', OAUTH_TOKEN_LEN);
+        csrf[OAUTH_TOKEN_LEN] = '\0';
+    }
+    ck_assert_int_eq(oauth_session_login_new(o, r, user, pw, pwl, otp, otpl, T_ADDR, sid, csrf), OAUTH_ERR_INVAL);
+    if (sid)
+        ck_assert_str_eq(sid, "");
+    if (csrf)
+        ck_assert_str_eq(csrf, "");
+}
 
-    with_cfg(0, 10, 20, 0, 0);
+/* Bad arguments: OAUTH_ERR_INVAL, sid and csrf cleared, and nothing checked, counted, written or started. */
+START_TEST(t_login_new_inval)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], otp[7];
+    stor_user_t u;
+    auds_t *a;
+
+    with_cfg(0, 10, 20, 60, 1); /* one failure would put the address over the limit */
     mk_user("alice", STOR_USER_ACTIVE, 1);
-    new_session(sid);
     otp_current(otp);
-    fresh_value(bad, h);
-    ck_assert_int_eq(login(bad, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_INVALID);
-    ck_assert_int_eq(login("nope", "alice", T_PW, otp, T_ADDR), OAUTH_ERR_INVALID);
-    ck_assert_int_eq(login(NULL, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_INVALID);
-    ck_assert_int_eq(login(sid, NULL, T_PW, otp, T_ADDR), OAUTH_ERR_INVAL);
-    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", NULL, 3, otp, 6, T_ADDR), OAUTH_ERR_INVAL);
-    ck_assert_int_eq(oauth_session_login(fx.o, sid, "alice", T_PW, PWL, NULL, 6, T_ADDR), OAUTH_ERR_INVAL);
-    ck_assert_int_eq(oauth_session_login(NULL, sid, "alice", T_PW, PWL, otp, 6, T_ADDR), OAUTH_ERR_INVAL);
-    /* a session that timed out */
-    oauth_int_set_skew(fx.o, 10);
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, T_ADDR), OAUTH_ERR_EXPIRED);
-    ck_assert_uint_eq(get_user("alice").totp_last_step, 0);
-    /* a NULL address is one address of its own */
-    oauth_int_set_skew(fx.o, 0);
-    new_session(sid);
-    ck_assert_int_eq(login(sid, "alice", T_PW, otp, NULL), OAUTH_OK);
+    expect_inval(NULL, r, "alice", T_PW, PWL, otp, 6, sid, csrf);
+    expect_inval(fx.o, NULL, "alice", T_PW, PWL, otp, 6, sid, csrf);
+    expect_inval(fx.o, r, NULL, T_PW, PWL, otp, 6, sid, csrf);
+    expect_inval(fx.o, r, "alice", NULL, 3, otp, 6, sid, csrf);
+    expect_inval(fx.o, r, "alice", T_PW, PWL, NULL, 6, sid, csrf);
+    expect_inval(fx.o, r, "alice", T_PW, PWL, otp, 6, NULL, csrf);
+    expect_inval(fx.o, r, "alice", T_PW, PWL, otp, 6, sid, NULL);
+    r->client_id[0] = '\0'; /* not a valid request */
+    expect_inval(fx.o, r, "alice", T_PW, PWL, otp, 6, sid, csrf);
+    free(r);
+    r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    r->scope = 3;
+    expect_inval(fx.o, r, "alice", T_PW, PWL, otp, 6, sid, csrf);
+    ck_assert_uint_eq(n_sessions(), 0);
+    ck_assert_int_eq(oauth_rate_check(fx.o, T_ADDR), OAUTH_OK);
+    u = get_user("alice");
+    ck_assert_uint_eq(u.failed_logins, 0);
+    ck_assert_int_eq(u.totp_last_step, 0);
+    a = audit_read();
+    ck_assert_uint_eq(a->n, 0);
+    free(a);
+    /* the same call with good arguments works; a NULL address is one address of its own */
+    free(r);
+    r = mk_req("app", STOR_SCOPE_SERVICE, NULL, 0);
+    ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", T_PW, PWL, otp, 6, NULL, sid, csrf), OAUTH_OK);
+    session_user(sid, "alice");
+    free(r);
 }
 END_TEST
 
@@ -665,14 +770,15 @@ Suite *suite_session(void)
     tcase_add_test(tc, t_session_new_get_end);
     tcase_add_test(tc, t_session_timeouts);
     tcase_add_test(tc, t_session_bound);
+    tcase_add_test(tc, t_session_ends_after_operator_reset);
     tcase_add_test(tc, t_login_ok);
     tcase_add_test(tc, t_session_set_credential);
-    tcase_add_test(tc, t_session_rekey);
+    tcase_add_test(tc, t_login_fresh_sid);
     tcase_add_test(tc, t_login_denied);
     tcase_add_test(tc, t_login_replayed_otp);
     tcase_add_test(tc, t_login_lock);
     tcase_add_test(tc, t_login_rate);
-    tcase_add_test(tc, t_login_session_errors);
+    tcase_add_test(tc, t_login_new_inval);
     tcase_add_test(tc, t_rate);
     tcase_add_test(tc, t_rate_bounded);
     tcase_add_test(tc, t_ticket_round_trip);

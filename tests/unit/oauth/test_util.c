@@ -363,14 +363,22 @@ void otp_current(char otp[7])
     totp_at(oauth_now(), otp);
 }
 
+int signin(const oauth_authz_request_t *req, const char *user, char sid[OAUTH_TOKEN_BUFLEN],
+           char csrf[OAUTH_TOKEN_BUFLEN])
+{
+    char otp[7];
+
+    reset_totp(user);
+    totp_at(oauth_clock(fx.o), otp);
+    return oauth_session_login_new(fx.o, req, user, T_PW, strlen(T_PW), otp, 6, T_ADDR, sid, csrf);
+}
+
 void session_for(const oauth_authz_request_t *req, const char *user, char sid[OAUTH_TOKEN_BUFLEN])
 {
-    char csrf[OAUTH_TOKEN_BUFLEN], otp[7];
+    char csrf[OAUTH_TOKEN_BUFLEN];
 
-    ck_assert_int_eq(oauth_session_new(fx.o, req, sid, csrf), OAUTH_OK);
-    reset_totp(user);
-    otp_current(otp);
-    ck_assert_int_eq(oauth_session_login(fx.o, sid, user, T_PW, strlen(T_PW), otp, 6, T_ADDR), OAUTH_OK);
+    ck_assert_int_eq(signin(req, user, sid, csrf), OAUTH_OK);
+    ck_assert_uint_eq(strlen(sid), OAUTH_TOKEN_LEN);
 }
 
 void code_for(const oauth_authz_request_t *req, const char *user, const char *pin, char code[OAUTH_TOKEN_BUFLEN])
