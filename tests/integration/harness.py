@@ -112,6 +112,29 @@ class Service:
                 env[k] = shlex.split(v)[0] if v else ""
         return env
 
+    def production(self, extra=""):
+        """Switch this service to environment = production with what production demands of a test bed: an empty
+        CRL of the demo CA in crl_dir (crl_require = yes), SoftHSM and the demo CA allowed (allow_test_components,
+        allow_builtin_ca), SCAL 1 and single-factor credentials allowed. Call before start()."""
+        crl_dir = os.path.join(self.dir, "crl")
+        os.makedirs(crl_dir, exist_ok=True)
+        ca = os.path.join(self.dir, "ca")
+        index, conf = os.path.join(ca, "crl-index.txt"), os.path.join(ca, "crl.cnf")
+        open(index, "w").close()
+        with open(conf, "w") as f:
+            f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\n"
+                    "default_crl_days = 30\n" % (index, os.path.join(ca, "crl-number")))
+        with open(os.path.join(ca, "crl-number"), "w") as f:
+            f.write("01\n")
+        subprocess.run(["openssl", "ca", "-gencrl", "-batch", "-config", conf, "-keyfile",
+                        os.path.join(ca, "ca.key"), "-cert", os.path.join(ca, "ca.crt"), "-out",
+                        os.path.join(crl_dir, "demo-ca.crl")], check=True, capture_output=True)
+        with open(self.conf) as f:
+            conf_text = f.read().replace("environment = test", "environment = production")
+        with open(self.conf, "w") as f:
+            f.write(conf_text + "crl_dir = crl\ncrl_require = yes\nallow_test_components = yes\n"
+                    "allow_builtin_ca = yes\nallow_scal1 = yes\nallow_single_factor = yes\n" + extra)
+
     # --- process -----------------------------------------------------------------
     def start(self, env_extra=None):
         self.stderr_path = os.path.join(self.dir, "log", "server.stderr")

@@ -834,10 +834,7 @@ class TestNotifyProduction(unittest.TestCase):
         cls.svc = H.Service(BUILD)
         d = cls.svc.dir
         cls.lis = Listener(os.path.join(d, "tls", "server.crt"), os.path.join(d, "tls", "server.key"))
-        with open(cls.svc.conf) as f:
-            conf = f.read().replace("environment = test", "environment = production")
-        with open(cls.svc.conf, "w") as f:
-            f.write(conf + "allow_test_components = yes\n")
+        cls.svc.production()
         add_cred(cls.svc, "pr-ec", cls.svc.env["CSC_USER"], "PIN", cls.svc.env["CSC_PIN"], multisign=50)
 
     @classmethod
