@@ -50,7 +50,9 @@ struct csc_async {
     unsigned n_threads;
     int64_t next_purge_ms;
     struct csc_notifier *notifier; /* response_uri: its own threads, never these */
-    char *test_hold;               /* environment test only: see test_hold_wait() */
+#ifdef CSC_TEST_HOOKS
+    char *test_hold;               /* csc-server-test only: see test_hold_wait() */
+#endif
 };
 
 static int64_t now_ms(void)
@@ -150,9 +152,11 @@ static void abort_job(csc_t *c, async_job_t *j, const char *reason)
     store_outcome(c, j, 0, NULL, 0, &err);
 }
 
-/* Test environment only (never in production): with CSC_TEST_ASYNC_HOLD=<file> in the server's environment, a
- * worker that took a job waits while <file> exists (120 s at most) before it runs it, and shows it by creating
- * <file>.held. The integration tests keep jobs pending with it, deterministically. */
+#ifdef CSC_TEST_HOOKS
+/* Test hook, compiled only into csc-server-test (csc_api_t, -DCSC_TEST_HOOKS), never into csc-server, and only
+ * with environment = test: with CSC_TEST_ASYNC_HOLD=<file> in the server's environment, a worker that took a job
+ * waits while <file> exists (120 s at most) before it runs it, and shows it by creating <file>.held. The
+ * integration tests keep jobs pending with it, deterministically. */
 static void test_hold_wait(struct csc_async *a)
 {
     char held[4200];
@@ -177,6 +181,7 @@ static void test_hold_wait(struct csc_async *a)
     if (marked)
         unlink(held);
 }
+#endif
 
 static void *worker(void *arg)
 {
@@ -208,12 +213,14 @@ static void *worker(void *arg)
         a->queued--;
         int closing = a->closing;
         pthread_mutex_unlock(&a->mu);
+#ifdef CSC_TEST_HOOKS
         if (!closing && a->test_hold != NULL) {
             test_hold_wait(a);
             pthread_mutex_lock(&a->mu);
             closing = a->closing;
             pthread_mutex_unlock(&a->mu);
         }
+#endif
         if (closing)
             abort_job(a->c, j, "service stopped");
         else
@@ -253,11 +260,15 @@ int csc_async_start(csc_t *c)
     int n = stor_async_fail_pending(c->stor, "The service restarted before the request was processed");
     if (n > 0)
         fprintf(stderr, "csc: %d asynchronous request(s) left unfinished by the previous run marked failed\n", n);
+#ifdef CSC_TEST_HOOKS
     const char *hold = getenv("CSC_TEST_ASYNC_HOLD");
     if (hold != NULL && hold[0] != '\0' && cfg->environment == CSC_ENV_TEST)
         a->test_hold = strdup(hold);
+#endif
     if ((a->notifier = csc_notifier_start(&c->cfg)) == NULL) {
+#ifdef CSC_TEST_HOOKS
         free(a->test_hold);
+#endif
         free(a->threads);
         free(a);
         return -1;
@@ -303,7 +314,9 @@ void csc_async_stop(csc_t *c)
         job_free(j);
     }
     csc_notifier_stop(a->notifier); /* after the workers: they queue notifications */
+#ifdef CSC_TEST_HOOKS
     free(a->test_hold);
+#endif
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     free(a->threads);

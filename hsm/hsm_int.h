@@ -134,12 +134,15 @@ const uint8_t *hsm_digestinfo_prefix(int md_nid, size_t *len);
 /** Digest length for md_nid (SHA-256/384/512), 0 otherwise. */
 size_t hsm_md_len(int md_nid);
 
-/* ---- test hooks (tests/unit/hsm only) ----------------------------------- */
+/* ---- test hooks (tests/unit/hsm only: the csc_hsm_t library, -DCSC_TEST_HOOKS) ---- */
+
+#ifdef CSC_TEST_HOOKS
 
 /** The loaded function list and the current slot of the token. */
 CK_FUNCTION_LIST *hsm_test_p11(hsm_t *h, CK_SLOT_ID *slot);
 
 /** Number of entries in the handle cache. */
 size_t hsm_test_cache_count(hsm_t *h);
+#endif
 
 #endif

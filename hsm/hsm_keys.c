@@ -163,6 +163,7 @@ static uint64_t cache_gen_now(hsm_t *h)
     return gen;
 }
 
+#ifdef CSC_TEST_HOOKS
 size_t hsm_test_cache_count(hsm_t *h)
 {
     size_t n;
@@ -172,6 +173,7 @@ size_t hsm_test_cache_count(hsm_t *h)
     pthread_mutex_unlock(&h->cache_mtx);
     return n;
 }
+#endif
 
 /* ---- object lookup ----------------------------------------------------------- */
 

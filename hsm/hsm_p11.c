@@ -600,6 +600,7 @@ unsigned hsm_sessions(const hsm_t *h)
     return h ? h->nsess : 0;
 }
 
+#ifdef CSC_TEST_HOOKS
 CK_FUNCTION_LIST *hsm_test_p11(hsm_t *h, CK_SLOT_ID *slot)
 {
     pthread_mutex_lock(&h->mtx);
@@ -607,3 +608,4 @@ CK_FUNCTION_LIST *hsm_test_p11(hsm_t *h, CK_SLOT_ID *slot)
     pthread_mutex_unlock(&h->mtx);
     return h->p11;
 }
+#endif

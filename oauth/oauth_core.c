@@ -143,6 +143,7 @@ void oauth_free(oauth_t *o)
     OPENSSL_clear_free(o, sizeof(*o)); /* the ticket key with it */
 }
 
+#ifdef CSC_TEST_HOOKS
 void oauth_int_set_skew(oauth_t *o, int64_t seconds)
 {
     o->skew = seconds;
@@ -157,6 +158,7 @@ void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs)
     if (addrs)
         oauth_rate_set_cap(o->rate, addrs);
 }
+#endif
 
 const oauth_config_t *oauth_config(const oauth_t *o)
 {
@@ -259,7 +261,12 @@ int64_t oauth_now(void)
 
 int64_t oauth_clock(const oauth_t *o)
 {
+#ifdef CSC_TEST_HOOKS
     return oauth_now() + o->skew;
+#else
+    (void)o;
+    return oauth_now();
+#endif
 }
 
 int oauth_name_ok(const char *s)

@@ -14,7 +14,7 @@ typedef struct oauth_rate oauth_rate_t;
 
 struct oauth {
     oauth_config_t cfg;   /* defaults filled in; immutable after oauth_new() */
-    int64_t skew;         /* test hook: seconds added to the clock of every decision (oauth_clock()) */
+    int64_t skew;         /* test builds (CSC_TEST_HOOKS): seconds added to the clock of every decision */
     oauth_mem_t *sessions; /* browser sessions (oauth_mem.c) */
     oauth_mem_t *pars;    /* pushed authorization requests */
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
@@ -35,8 +35,10 @@ void oauth_gate_free(struct oauth_gate *g);
  *  @return OAUTH_OK (call oauth_gate_leave() after) or OAUTH_ERR_BUSY */
 int oauth_gate_enter(struct oauth_gate *g);
 void oauth_gate_leave(struct oauth_gate *g);
-/** Checks waiting for a slot now (for tests). */
+#ifdef CSC_TEST_HOOKS
+/** Test hook: checks waiting for a slot now. */
 unsigned oauth_gate_waiting(struct oauth_gate *g);
+#endif
 
 /* Bounds of the in-memory state (test hooks may lower them). */
 #define OAUTH_SESSIONS_MAX 4096
@@ -85,8 +87,10 @@ int oauth_expr_eval(const char *expr, unsigned have, unsigned verified);
 struct oauth_chal_tab;
 int oauth_chal_tab_new(struct oauth_chal_tab **out);
 void oauth_chal_tab_free(struct oauth_chal_tab *t);
+#ifdef CSC_TEST_HOOKS
 /** Test hook: lower the number of pending codes kept (at most OAUTH_CHALLENGES_MAX). */
 void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
+#endif
 /**
  * Check code against user's pending code for cred and use the pending code up, whatever the outcome
  * (each code is tried once).
@@ -219,13 +223,17 @@ int oauth_mem_with(oauth_mem_t *m, const uint8_t key[32], int64_t now, int (*fn)
                    void *arg);
 /** Number of entries (expired ones included until purged). */
 size_t oauth_mem_count(oauth_mem_t *m);
+#ifdef CSC_TEST_HOOKS
 /** Test hook: lower the capacity. */
 void oauth_mem_set_cap(oauth_mem_t *m, size_t cap);
+#endif
 
 int oauth_rate_new(oauth_rate_t **out);
 void oauth_rate_free(oauth_rate_t *r);
+#ifdef CSC_TEST_HOOKS
 /** Test hook: lower the number of addresses kept (at most OAUTH_RATE_ADDRS_MAX). */
 void oauth_rate_set_cap(oauth_rate_t *r, size_t cap);
+#endif
 
 /* ---- SAD digest sets (oauth_sad.c), shared with extendTransaction (oauth_extend.c) ---- */
 
@@ -244,11 +252,13 @@ int oauth_sad_fp(const stor_sad_t *s, uint8_t fp[32]);
 /** Delete the SAD of a credential-scope token (it is stored under the token's hash); a missing one is fine. */
 int oauth_txn_drop_token_sad(stor_txn_t *t, const stor_token_t *tok);
 
-/* ---- test hooks ------------------------------------------------------------ */
+/* ---- test hooks: only in the csc_oauth_t library of the unit tests (-DCSC_TEST_HOOKS) ---- */
 
-/** Shift the clock of every decision (tokens, SADs, sessions, PAR, rate limits, codes); 0 in production. */
+#ifdef CSC_TEST_HOOKS
+/** Shift the clock of every decision (tokens, SADs, sessions, PAR, rate limits, codes). */
 void oauth_int_set_skew(oauth_t *o, int64_t seconds);
 /** Lower the bounds of the in-memory tables (0 = leave as is; at most the defaults above). */
 void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs);
+#endif
 
 #endif

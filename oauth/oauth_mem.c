@@ -243,9 +243,11 @@ size_t oauth_mem_count(oauth_mem_t *m)
     return n;
 }
 
+#ifdef CSC_TEST_HOOKS
 void oauth_mem_set_cap(oauth_mem_t *m, size_t cap)
 {
     pthread_mutex_lock(&m->mu);
     m->cap = cap;
     pthread_mutex_unlock(&m->mu);
 }
+#endif

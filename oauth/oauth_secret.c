@@ -188,6 +188,7 @@ void oauth_gate_leave(struct oauth_gate *g)
     pthread_mutex_unlock(&g->mu);
 }
 
+#ifdef CSC_TEST_HOOKS
 unsigned oauth_gate_waiting(struct oauth_gate *g)
 {
     unsigned n;
@@ -197,6 +198,7 @@ unsigned oauth_gate_waiting(struct oauth_gate *g)
     pthread_mutex_unlock(&g->mu);
     return n;
 }
+#endif
 
 int oauth_secret_check(const oauth_t *o, const uint8_t *verifier, size_t vlen, const char *secret, size_t len)
 {

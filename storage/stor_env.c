@@ -299,6 +299,7 @@ static int run_job(stor_env_t *env, MDB_txn *parent, struct stor_job *job)
 
 static int commit_parent(stor_env_t *env, MDB_txn *parent)
 {
+#ifdef CSC_TEST_HOOKS
     int inject;
 
     pthread_mutex_lock(&env->mu);
@@ -306,10 +307,13 @@ static int commit_parent(stor_env_t *env, MDB_txn *parent)
     if (inject)
         env->fail_commits--;
     pthread_mutex_unlock(&env->mu);
-    if (inject) {
+    if (inject) { /* stor_int_fail_commits() */
         mdb_txn_abort(parent);
         return STOR_ERR_IO;
     }
+#else
+    (void)env;
+#endif
     return stor_mdb_err(mdb_txn_commit(parent));
 }
 
@@ -547,7 +551,9 @@ int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
     return rc;
 }
 
-/* ---- test hooks -------------------------------------------------------- */
+/* ---- test hooks (CSC_TEST_HOOKS builds only: the unit tests' csc_storage_t) ---- */
+
+#ifdef CSC_TEST_HOOKS
 
 void stor_int_stats(stor_env_t *env, stor_stats_t *out)
 {
@@ -585,3 +591,4 @@ void stor_int_fail_commits(stor_env_t *env, int n)
     env->fail_commits = n;
     pthread_mutex_unlock(&env->mu);
 }
+#endif

@@ -57,7 +57,7 @@ struct stor_env {
     unsigned active;      /* callers inside stor_write/stor_read */
     int closing;
     pthread_t writer;
-    /* test hooks (see below), protected by mu */
+    /* read by the test hooks (see below; CSC_TEST_HOOKS builds only), protected by mu */
     uint64_t st_batches, st_jobs;
     unsigned st_max_batch, st_last_batch;
     int fail_commits;
@@ -160,7 +160,9 @@ MDB_dbi stor_dbi(const stor_txn_t *t, int db);
  */
 int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_t out[32]);
 
-/* ---- test hooks -------------------------------------------------------- */
+/* ---- test hooks: only in the csc_storage_t library of the unit tests (-DCSC_TEST_HOOKS) ---- */
+
+#ifdef CSC_TEST_HOOKS
 
 typedef struct stor_stats {
     uint64_t batches;       /**< write txns committed or attempted */
@@ -176,5 +178,6 @@ size_t stor_int_queued(stor_env_t *env);
 int stor_int_closing(stor_env_t *env);
 /** Make the next n batch commits fail as if the disk failed (EIO). */
 void stor_int_fail_commits(stor_env_t *env, int n);
+#endif
 
 #endif

@@ -78,8 +78,11 @@ class Reply:
 class Service:
     """One provisioned directory and one running server."""
 
-    def __init__(self, build_dir, extra_config=""):
+    def __init__(self, build_dir, extra_config="", server="csc-server"):
+        """server: the binary under build_dir/server/ that start() runs; "csc-server-test" is csc-server with the
+        test hooks compiled in (-DCSC_TEST_HOOKS), for the few tests that need one (never the default)."""
         self.build = os.path.abspath(build_dir)
+        self.server = server
         self.tmp = tempfile.mkdtemp(prefix="csc-it-")
         self.dir = os.path.join(self.tmp, "svc")
         self.port = free_port()
@@ -143,7 +146,7 @@ class Service:
         env.update(env_extra or {})
         env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                              "lsan.supp")
-        self.proc = subprocess.Popen([os.path.join(self.build, "server", "csc-server"), "-c", self.conf],
+        self.proc = subprocess.Popen([os.path.join(self.build, "server", self.server), "-c", self.conf],
                                      stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -31,8 +31,9 @@ HOLD = os.path.join(tempfile.mkdtemp(prefix="csc-hold-"), "hold")
 
 
 def hold_jobs():
-    """Test environment only: the server's async workers wait before each job while this file exists
-    (CSC_TEST_ASYNC_HOLD, csc_async.c); a response_uri notification no longer occupies a worker."""
+    """The async workers of csc-server-test (csc-server with the test hooks compiled in; never csc-server) wait
+    before each job while this file exists (CSC_TEST_ASYNC_HOLD, csc_async.c); a response_uri notification no
+    longer occupies a worker."""
     open(HOLD, "w").close()
 
 
@@ -53,16 +54,13 @@ def setUpModule():
     global SVC, SINK
     d = tempfile.mkdtemp(prefix="csc-sink-")
     SINK = os.path.join(d, "codes.txt")
-    os.environ["CSC_TEST_ASYNC_HOLD"] = HOLD   # inherited by every csc-server this module starts
-    # One async worker and a short queue: the tests make jobs wait behind a held one.
-    SVC = H.Service(BUILD, "otp_sender = file:%s\nasync_workers = 1\nasync_queue = 3\n" % SINK)
+    os.environ["CSC_TEST_ASYNC_HOLD"] = HOLD   # inherited by every server this module starts (csc-server ignores it)
+    SVC = H.Service(BUILD, "otp_sender = file:%s\n" % SINK)
     add_cred(SVC, "ch-pin", SVC.env["CSC_USER"], "PIN AND CHALLENGE", SVC.env["CSC_PIN"])
     add_cred(SVC, "ch-only", SVC.env["CSC_USER"], "CHALLENGE", None)
     add_cred(SVC, "ch-lock", SVC.env["CSC_USER"], "CHALLENGE", None)
     add_cred(SVC, "ch-v1", SVC.env["CSC_USER"], "PIN AND CHALLENGE", SVC.env["CSC_PIN"])
     add_cred(SVC, "ch-other", SVC.env["CSC_USER2"], "CHALLENGE", None)
-    add_cred(SVC, "as-ec", SVC.env["CSC_USER"], "PIN", SVC.env["CSC_PIN"], multisign=50)
-    add_cred(SVC, "as-gone", SVC.env["CSC_USER"], "PIN", SVC.env["CSC_PIN"], multisign=50)
     add_cred(SVC, "ap-pin", SVC.env["CSC_USER"], "PIN AND APPROVAL", SVC.env["CSC_PIN"])
     add_cred(SVC, "ap-only", SVC.env["CSC_USER"], "APPROVAL", None)
     SVC.start()
@@ -384,21 +382,30 @@ PENDING = ("The previous asynchronous signature request has been accepted for pr
 
 
 class TestAsync(unittest.TestCase):
+    """operationMode A and signPolling, on csc-server-test: its jobs can be held (hold_jobs())."""
+
     @classmethod
     def setUpClass(cls):
         cls.lis = Listener()
+        # One async worker and a short queue: the tests make jobs wait behind a held one.
+        cls.svc = H.Service(BUILD, "async_workers = 1\nasync_queue = 3\n", server="csc-server-test")
+        for cid in ("as-ec", "as-gone"):
+            add_cred(cls.svc, cid, cls.svc.env["CSC_USER"], "PIN", cls.svc.env["CSC_PIN"], multisign=50)
+        cls.svc.start()
 
     @classmethod
     def tearDownClass(cls):
+        release_jobs()
+        cls.svc.stop()
         cls.lis.close()
 
     def setUp(self):
-        self.t = SVC.token()
+        self.t = self.svc.token()
         self.lis.release.set()
         release_jobs()
 
     def sad(self, n, digests=None, cred="as-ec"):
-        r = SVC.authorize(self.t, cred, digests or [], num=n, pin=SVC.env["CSC_PIN"])
+        r = self.svc.authorize(self.t, cred, digests or [], num=n, pin=self.svc.env["CSC_PIN"])
         self.assertEqual(r.status, 200, r)
         return r.json["SAD"]
 
@@ -406,12 +413,12 @@ class TestAsync(unittest.TestCase):
         body = {"credentialID": cred, "SAD": sad, "hashes": [H.b64(d) for d in digests],
                 "signAlgo": H.ECDSA_SHA256, "operationMode": "A"}
         body.update(extra or {})
-        return SVC.post("signatures/signHash", body, token or self.t)
+        return self.svc.post("signatures/signHash", body, token or self.t)
 
     def poll(self, rid, token=None, extra=None):
         body = {"requestID": rid}
         body.update(extra or {})
-        return SVC.post("signatures/signPolling", body, token or self.t)
+        return self.svc.post("signatures/signPolling", body, token or self.t)
 
     def wait_done(self, rid, token=None):
         deadline = time.time() + 60
@@ -431,7 +438,7 @@ class TestAsync(unittest.TestCase):
         return r.json["responseID"]
 
     def test_info(self):
-        r = SVC.post("info", {})
+        r = self.svc.post("info", {})
         self.assertTrue(r.json["asynchronousOperationMode"])
         self.assertIn("signatures/signPolling", r.json["methods"])
 
@@ -449,14 +456,14 @@ class TestAsync(unittest.TestCase):
         self.assertEqual(r.status, 202, r)
         self.assertEqual(r.json, {"error": "accepted_request", "error_description": PENDING})
         # the SAD was spent when the request was accepted: no second use meanwhile
-        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad, "hashes": [H.b64(ds[0])],
-                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        r = self.svc.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad, "hashes": [H.b64(ds[0])],
+                                                  "signAlgo": H.ECDSA_SHA256}, self.t)
         self.assertEqual(r.status, 400, r)
         release_jobs()
         r = self.wait_done(rid)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(list(r.json), ["signatures"])
-        pem = SVC.cert_pem(self.t, "as-ec")
+        pem = self.svc.cert_pem(self.t, "as-ec")
         for sig, d in zip(r.json["signatures"], ds):
             self.assertTrue(H.verify(pem, base64.b64decode(sig), d))
         # polled again: the same result while the validity period lasts
@@ -468,7 +475,7 @@ class TestAsync(unittest.TestCase):
         self.assertEqual(json.loads(body), {"responseID": rid})
         self.assertEqual(self.wait_done(holder).status, 200)
         # the result bytes never reach the logs
-        logs = SVC.server_stderr()
+        logs = self.svc.server_stderr()
         self.assertNotIn(r.json["signatures"][0], logs)
         self.assertNotIn(rid, logs)
 
@@ -476,7 +483,7 @@ class TestAsync(unittest.TestCase):
         d = H.digest("mine")
         r = self.sign_async(self.sad(1), [d])
         rid = r.json["responseID"]
-        t2 = SVC.token(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"])
+        t2 = self.svc.token(self.svc.env["CSC_USER2"], self.svc.env["CSC_PASSWORD2"])
         r = self.poll(rid, t2)
         self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter requestID"))
         self.assertEqual(self.wait_done(rid).status, 200)
@@ -513,9 +520,9 @@ class TestAsync(unittest.TestCase):
         # none of them spent the SAD
         self.assertEqual(self.wait_done(self.sign_async(sad, d).json["responseID"]).status, 200)
         # with "S" the async parameters are ignored
-        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": self.sad(1), "hashes": [H.b64(d[0])],
-                                             "signAlgo": H.ECDSA_SHA256, "operationMode": "S",
-                                             "validity_period": 0, "response_uri": "ftp://x"}, self.t)
+        r = self.svc.post("signatures/signHash", {"credentialID": "as-ec", "SAD": self.sad(1), "hashes": [H.b64(d[0])],
+                                                  "signAlgo": H.ECDSA_SHA256, "operationMode": "S",
+                                                  "validity_period": 0, "response_uri": "ftp://x"}, self.t)
         self.assertEqual(r.status, 200, r)
         self.assertIn("signatures", r.json)
 
@@ -524,7 +531,7 @@ class TestAsync(unittest.TestCase):
         self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter SAD"))
 
     def test_polling_errors(self):
-        r = SVC.post("signatures/signPolling", {}, self.t)
+        r = self.svc.post("signatures/signPolling", {}, self.t)
         self.assertEqual((r.status, r.json["error_description"]),
                          (400, "Missing (or invalid type) string parameter requestID"))
         for rid in ("short", "A" * 43, "!" * 43):
@@ -532,7 +539,7 @@ class TestAsync(unittest.TestCase):
             self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter requestID"))
         r = self.poll("A" * 43, extra={"userID": "demo"})
         self.assertEqual((r.status, r.json["error_description"]), (400, "userID parameter SHALL be null"))
-        r = SVC.post("signatures/signPolling", {"requestID": "A" * 43})
+        r = self.svc.post("signatures/signPolling", {"requestID": "A" * 43})
         self.assertEqual(r.status, 401, r)
 
     def test_queue_full_spends_nothing(self):
@@ -551,19 +558,19 @@ class TestAsync(unittest.TestCase):
         for rid in rids + [holder]:
             self.assertEqual(self.wait_done(rid).status, 200)
         # the refused request did not spend its signature: 2 are left of 5
-        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad,
-                                             "hashes": [H.b64(H.digest("a")), H.b64(H.digest("b"))],
-                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        r = self.svc.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad,
+                                                  "hashes": [H.b64(H.digest("a")), H.b64(H.digest("b"))],
+                                                  "signAlgo": H.ECDSA_SHA256}, self.t)
         self.assertEqual(r.status, 200, r)
-        r = SVC.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad, "hashes": [H.b64(H.digest("c"))],
-                                             "signAlgo": H.ECDSA_SHA256}, self.t)
+        r = self.svc.post("signatures/signHash", {"credentialID": "as-ec", "SAD": sad, "hashes": [H.b64(H.digest("c"))],
+                                                  "signAlgo": H.ECDSA_SHA256}, self.t)
         self.assertEqual(r.status, 400, r)
 
     def test_audited_when_accepted(self):
         d = H.digest("audited async")
         r = self.sign_async(self.sad(1), [d])
         self.assertEqual(self.wait_done(r.json["responseID"]).status, 200)
-        q = SVC.admin("audit", "query", "--event", "sign", "--credential", "as-ec", "--json")
+        q = self.svc.admin("audit", "query", "--event", "sign", "--credential", "as-ec", "--json")
         recs = [json.loads(line) for line in q.stdout.splitlines()]
         self.assertTrue(any(H.b64(d) in rec.get("digests", []) and rec["result"] == "ok" for rec in recs), recs[-1:])
 
@@ -575,23 +582,24 @@ class TestAsync(unittest.TestCase):
         r = self.sign_async(self.sad(1, cred="as-gone"), [d], cred="as-gone")
         self.assertEqual(r.status, 200, r)
         rid = r.json["responseID"]
-        SVC.admin("credential", "destroy", "as-gone")
+        self.svc.admin("credential", "destroy", "as-gone")
         release_jobs()
         r = self.wait_done(rid)
         self.assertEqual(r.status, 500, r)
         self.assertEqual(r.json["error"], "server_error")
         self.assertEqual(self.wait_done(holder).status, 200)
-        q = SVC.admin("audit", "query", "--event", "sign-result", "--credential", "as-gone")
+        q = self.svc.admin("audit", "query", "--event", "sign-result", "--credential", "as-gone")
         self.assertIn("sign-result error", q.stdout)
 
 
 class TestAsyncRestart(unittest.TestCase):
-    """Jobs that never ran: stopped with the service (budget given back) or killed with it (marked failed)."""
+    """Jobs that never ran: stopped with the service (budget given back) or killed with it (marked failed).
+    On csc-server-test, whose jobs can be held (hold_jobs())."""
 
     @classmethod
     def setUpClass(cls):
         cls.lis = Listener()
-        cls.svc = H.Service(BUILD, "async_workers = 1\n")
+        cls.svc = H.Service(BUILD, "async_workers = 1\n", server="csc-server-test")
         add_cred(cls.svc, "rs-ec", cls.svc.env["CSC_USER"], "PIN", cls.svc.env["CSC_PIN"], multisign=50)
         cls.svc.start()
 
