@@ -1,11 +1,13 @@
 """Integration harness: provisions a private service directory, runs the real csc-server binary
 against SoftHSM and a temporary LMDB, and talks to it over TLS. Standard library only."""
+import atexit
 import base64
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import shutil
 import shlex
 import socket
 import ssl
@@ -84,6 +86,8 @@ class Service:
         self.build = os.path.abspath(build_dir)
         self.server = server
         self.tmp = tempfile.mkdtemp(prefix="csc-it-")
+        if not os.environ.get("CSC_KEEP_TMP"):  # CSC_KEEP_TMP=1 keeps the service directories for a post-mortem
+            atexit.register(shutil.rmtree, self.tmp, True)
         self.dir = os.path.join(self.tmp, "svc")
         self.port = free_port()
         self.used_otps = set()
