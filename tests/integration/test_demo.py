@@ -1,0 +1,29 @@
+"""The demo client (scripts/demo-client, what ./scripts/demo shows) runs against a freshly provisioned service:
+the explicit flow (login, list, info, authorize with PIN and TOTP, signHash, openssl verify) and the OAuth 2.0
+code flow with PKCE through the sign-in and consent pages. A change of the pages or the API that breaks the
+demo's client breaks this test."""
+import os
+import subprocess
+import unittest
+
+import harness as H
+
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+
+
+class TestDemoClient(unittest.TestCase):
+    def test_demo_client_flow(self):
+        svc = H.Service(BUILD)
+        svc.start()
+        try:
+            r = subprocess.run([os.path.join(H.ROOT, "scripts", "demo-client"), os.path.join(svc.dir, "demo.env")],
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+            self.assertIn("done: every step succeeded", r.stdout)
+            self.assertEqual(r.stdout.count("Verified OK"), 3, r.stdout[-3000:])  # RSA, EC, OAuth
+        finally:
+            svc.stop_checked()
+
+
+if __name__ == "__main__":
+    unittest.main()
