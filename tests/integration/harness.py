@@ -4,9 +4,11 @@ import atexit
 import base64
 import hashlib
 import hmac
+import html
 import http.client
 import json
 import os
+import re
 import shutil
 import shlex
 import socket
@@ -15,6 +17,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -279,6 +282,62 @@ class Service:
         subprocess.run(["openssl", "x509", "-inform", "DER", "-in", path, "-pubkey", "-noout", "-out", pem],
                        check=True)
         return pem
+
+
+class Browser:
+    """Just enough of a browser for the HTML pages (/oauth2/authorize, /approve): one cookie, forms posted back
+    to `path` with the page's CSRF token. After each request: `last` is the Reply, `text` its body as text,
+    `set_cookie` the last Set-Cookie header seen, `csrf` the last CSRF token seen."""
+
+    def __init__(self, svc, path="/oauth2/authorize"):
+        self.svc = svc
+        self.path = path
+        self.cookie = None
+        self.csrf = None
+        self.set_cookie = None
+        self.last = None
+        self.text = ""
+
+    def _store(self, r):
+        sc = r.headers.get("set-cookie")
+        if sc:
+            self.set_cookie = sc
+            name_value = sc.split(";", 1)[0]
+            self.cookie = None if name_value.endswith("=") else name_value
+        self.text = r.raw.decode(errors="replace")
+        m = re.search(r'name="csrf" value="([^"]*)"', self.text)
+        if m:
+            self.csrf = html.unescape(m.group(1))
+        self.last = r
+        return r
+
+    def get(self, path=None):
+        """GET path (default: the form's own path) with the cookie."""
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        return self._store(self.svc.request("GET", path or self.path, headers=headers))
+
+    def post(self, fields, csrf=True):
+        """POST fields to the form's path; the page's CSRF token is added unless csrf=False or fields has one."""
+        if csrf and self.csrf is not None and "csrf" not in fields:
+            fields = dict(fields, csrf=self.csrf)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        return self._store(self.svc.request("POST", self.path, urllib.parse.urlencode(fields).encode(), headers))
+
+    def login(self, user, password, totp_secret):
+        """Sign in on the /approve page (GET, then the login form with a fresh TOTP)."""
+        self.get()
+        r = self.post({"action": "login", "username": user, "password": password,
+                       "otp": fresh_totp(totp_secret, self.svc.used_otps)})
+        assert r.status == 200 and 'id="user"' in self.text, self.text[:2000]
+
+    def ref_for(self, cred, digest=None):
+        """The /approve page's reference of the pending request for cred (and digest, if given)."""
+        for m in re.finditer(r'<section class="req" id="req-([0-9a-f]{32})">(.*?)</section>', self.text, re.S):
+            if '<td class="cred">%s</td>' % cred in m.group(2) and (digest is None or b64(digest) in m.group(2)):
+                return m.group(1)
+        return None
 
 
 def verify(pubkey_pem, sig, dgst, md="sha256", pss_salt=None):

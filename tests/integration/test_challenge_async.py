@@ -4,7 +4,6 @@ import base64
 import json
 import os
 import re
-import html
 import http.server
 import ssl
 import subprocess
@@ -906,57 +905,12 @@ class TestNotifyProduction(unittest.TestCase):
         self.assertEqual(json.loads(self.lis.bodies[-1][1]), {"responseID": rid})
 
 
-class Browser:
-    """Just enough of a browser for /approve: one cookie, forms posted back with the page's CSRF token."""
-
-    def __init__(self):
-        self.cookie = None
-        self.csrf = None
-        self.set_cookie = None
-
-    def _store(self, r):
-        sc = r.headers.get("set-cookie")
-        if sc:
-            self.set_cookie = sc
-            name_value = sc.split(";", 1)[0]
-            self.cookie = None if name_value.endswith("=") else name_value
-        m = re.search(r'name="csrf" value="([^"]*)"', r.raw.decode(errors="replace"))
-        if m:
-            self.csrf = html.unescape(m.group(1))
-        self.text = r.raw.decode(errors="replace")
-        return r
-
-    def get(self):
-        return self._store(SVC.request("GET", "/approve", headers={"Cookie": self.cookie} if self.cookie else {}))
-
-    def post(self, fields, csrf=True):
-        if csrf and self.csrf is not None and "csrf" not in fields:
-            fields = dict(fields, csrf=self.csrf)
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self.cookie:
-            headers["Cookie"] = self.cookie
-        return self._store(SVC.request("POST", "/approve", urllib.parse.urlencode(fields).encode(), headers))
-
-    def login(self, user, password, totp_secret):
-        self.get()
-        r = self.post({"action": "login", "username": user, "password": password,
-                       "otp": H.fresh_totp(totp_secret, SVC.used_otps)})
-        assert r.status == 200 and 'id="user"' in self.text, self.text[:2000]
-
-    def ref_for(self, cred, digest=None):
-        """The page's reference of the pending request for cred (and digest, if given)."""
-        for m in re.finditer(r'<section class="req" id="req-([0-9a-f]{32})">(.*?)</section>', self.text, re.S):
-            if '<td class="cred">%s</td>' % cred in m.group(2) and (digest is None or H.b64(digest) in m.group(2)):
-                return m.group(1)
-        return None
-
-
 class TestApproval(unittest.TestCase):
     """authorize 202 + handle, approval on /approve (plain HTTP with cookie and CSRF token), authorizeCheck."""
 
     @classmethod
     def setUpClass(cls):
-        cls.b = Browser()
+        cls.b = H.Browser(SVC, "/approve")
         cls.b.login(SVC.env["CSC_USER"], SVC.env["CSC_PASSWORD"], SVC.env["CSC_TOTP_SECRET"])
 
     def setUp(self):
@@ -983,7 +937,7 @@ class TestApproval(unittest.TestCase):
         self.assertEqual(objs["APPROVAL"]["type"], "PasswordOOB")
 
     def test_page_is_safe(self):
-        b = Browser()
+        b = H.Browser(SVC, "/approve")
         r = b.get()
         self.assertEqual(r.status, 200)
         self.assertIn("frame-ancestors 'none'", r.headers["content-security-policy"])
@@ -996,7 +950,7 @@ class TestApproval(unittest.TestCase):
         r = b.post({"action": "list"})
         self.assertEqual(r.status, 400)   # the session is gone
         # a wrong password is refused on the page
-        b = Browser()
+        b = H.Browser(SVC, "/approve")
         b.get()
         r = b.post({"action": "login", "username": SVC.env["CSC_USER"], "password": "wrong", "otp": "000000"})
         self.assertEqual(r.status, 200)
@@ -1060,7 +1014,7 @@ class TestApproval(unittest.TestCase):
         self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
         # still pending for its owner
         self.assertEqual(self.check(handle).status, 202)
-        b2 = Browser()
+        b2 = H.Browser(SVC, "/approve")
         b2.login(SVC.env["CSC_USER2"], SVC.env["CSC_PASSWORD2"], SVC.env["CSC_TOTP_SECRET2"])
         self.assertIn('id="none"', b2.text)
         self.b.post({"action": "list"})

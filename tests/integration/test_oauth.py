@@ -2,7 +2,6 @@
 import base64
 import collections
 import hashlib
-import html
 import http.client
 import json
 import os
@@ -74,42 +73,6 @@ def pkce():
     return verifier, b64url(hashlib.sha256(verifier.encode()).digest())
 
 
-class Browser:
-    """Just enough of a browser: one cookie, forms posted back with the page's CSRF token."""
-
-    def __init__(self, svc=None, path="/oauth2/authorize"):
-        self.cookie = None
-        self.csrf = None
-        self.last = None
-        self.svc = svc
-        self.path = path
-
-    def _store(self, r):
-        sc = r.headers.get("set-cookie")
-        if sc:
-            self.set_cookie = sc
-            name_value = sc.split(";", 1)[0]
-            self.cookie = None if name_value.endswith("=") else name_value
-        m = re.search(r'name="csrf" value="([^"]*)"', r.raw.decode(errors="replace"))
-        if m:
-            self.csrf = html.unescape(m.group(1))
-        self.last = r
-        return r
-
-    def get(self, path):
-        headers = {"Cookie": self.cookie} if self.cookie else {}
-        return self._store((self.svc or SVC).request("GET", path, headers=headers))
-
-    def post(self, fields, csrf=True):
-        if csrf and self.csrf is not None and "csrf" not in fields:
-            fields = dict(fields, csrf=self.csrf)
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self.cookie:
-            headers["Cookie"] = self.cookie
-        return self._store((self.svc or SVC).request("POST", self.path, urllib.parse.urlencode(fields).encode(),
-                                                     headers))
-
-
 def authorize_url(client="app1", redirect=REDIRECT, challenge=None, **params):
     q = {"response_type": "code", "client_id": client, "code_challenge": challenge or pkce()[1],
          "code_challenge_method": "S256", "state": "st-" + secrets.token_hex(4)}
@@ -145,7 +108,7 @@ def code_flow(user=None, client="app1", **params):
     """Authorize (service scope unless params say otherwise) up to the code. Returns (code, verifier, browser)."""
     user = user or pick_user()
     verifier, challenge = pkce()
-    b = Browser()
+    b = H.Browser(SVC)
     url, state = authorize_url(client=client, challenge=challenge, **params)
     r = b.get(url)
     assert r.status == 200, r
@@ -187,7 +150,7 @@ class TestMetadata(Base):
 
 class TestAuthorizeErrors(Base):
     def test_errors_shown_not_redirected(self):
-        b = Browser()
+        b = H.Browser(SVC)
         for url in (authorize_url(client="nope")[0], authorize_url(redirect="https://evil.example/cb")[0],
                     "/oauth2/authorize?client_id=app1&client_id=app2"):
             r = b.get(url)
@@ -206,14 +169,14 @@ class TestAuthorizeErrors(Base):
         for params, error in cases:
             with self.subTest(params=params):
                 url, state = authorize_url(**params)
-                r = Browser().get(url)
+                r = H.Browser(SVC).get(url)
                 loc, q = redirect_params(r)
                 self.assertTrue(loc.startswith(REDIRECT + "?"), loc)
                 self.assertEqual(q["error"], error, loc)
                 self.assertEqual(q.get("state"), state)
 
     def test_pages_are_safe(self):
-        b = Browser()
+        b = H.Browser(SVC)
         r = b.get(authorize_url()[0])
         self.assertEqual(r.status, 200, r)
         csp = r.headers.get("content-security-policy", "")
@@ -227,7 +190,7 @@ class TestAuthorizeErrors(Base):
         self.assertIn("Client app1", page)
 
     def test_csrf_required(self):
-        b = Browser()
+        b = H.Browser(SVC)
         b.get(authorize_url()[0])
         r = b.post({"action": "login", "username": "user0", "password": "x", "otp": "123456"}, csrf=False)
         self.assertEqual(r.status, 400, r)
@@ -237,14 +200,14 @@ class TestAuthorizeErrors(Base):
 
     def test_session_id_changes_at_login(self):
         user = pick_user()
-        b = Browser()
+        b = H.Browser(SVC)
         b.get(authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="1",
                             hashes=b64url(H.digest("fixation")), hashAlgorithmOID=H.SHA256)[0])
         planted = b.cookie
         r = login(b, user)
         self.assertEqual(r.status, 200, r)
         self.assertNotEqual(b.cookie, planted)  # a fresh id once signed in
-        stale = Browser()
+        stale = H.Browser(SVC)
         stale.cookie, stale.csrf = planted, b.csrf
         r = stale.post({"action": "approve", "pin": PIN})
         self.assertEqual(r.status, 400, r)  # the id from before the login is worth nothing
@@ -252,14 +215,14 @@ class TestAuthorizeErrors(Base):
         self.assertIn("code", q)
 
     def test_no_cookie(self):
-        b = Browser()
+        b = H.Browser(SVC)
         b.get(authorize_url()[0])
         b.cookie = None
         r = b.post({"action": "login", "username": "user0", "password": "x", "otp": "123456"})
         self.assertEqual(r.status, 400, r)
 
     def test_wrong_login_stays_on_page_then_deny(self):
-        b = Browser()
+        b = H.Browser(SVC)
         url, state = authorize_url()
         b.get(url)
         r = b.post({"action": "login", "username": "user1", "password": "wrong", "otp": "000000"})
@@ -280,7 +243,7 @@ class TestAuthorizeErrors(Base):
         TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
         SVC.admin("credential", "create", "--id", user + "-oauth", "--user", user, "--key", "p256", "--auth", "PIN",
                   "--scal", "2", "--multisign", "5", "--auth-mode", "oauth2code", stdin=PIN + "\n")
-        b = Browser()
+        b = H.Browser(SVC)
         url, state = authorize_url(scope="credential", credentialID=user + "-oauth", numSignatures="1",
                                    hashes=b64url(H.digest("reset")), hashAlgorithmOID=H.SHA256)
         self.assertEqual(b.get(url).status, 200)
@@ -299,11 +262,11 @@ class TestAuthorizeErrors(Base):
 
     def test_user_lockout_through_the_page(self):
         for _ in range(3):
-            b = Browser()
+            b = H.Browser(SVC)
             b.get(authorize_url()[0])
             r = b.post({"action": "login", "username": "olocked", "password": "wrong", "otp": "000000"})
             self.assertIn(b'id="error"', r.raw)
-        b = Browser()
+        b = H.Browser(SVC)
         b.get(authorize_url()[0])
         r = login(b, "olocked")
         self.assertEqual(r.status, 200, r)
@@ -482,7 +445,7 @@ class TestCredentialScope(Base):
                 rar = [{"type": rtype, "credentialID": user + "-ec", "hashAlgorithmOID": H.SHA256,
                         "documentDigests": [{"hash": H.b64(h), "label": "Contract.pdf"}]}]
                 verifier, challenge = pkce()
-                b = Browser()
+                b = H.Browser(SVC)
                 url, state = authorize_url(challenge=challenge, authorization_details=json.dumps(rar))
                 self.assertEqual(b.get(url).status, 200)
                 r = login(b, user)
@@ -501,7 +464,7 @@ class TestCredentialScope(Base):
         rar = [{"type": "https://cloudsignatureconsortium.org/2025/credential", "signatureQualifier": "jp_test_qes",
                 "hashAlgorithmOID": H.SHA256, "documentDigests": [{"hash": H.b64(h), "label": "Q.pdf"}]}]
         verifier, challenge = pkce()
-        b = Browser()
+        b = H.Browser(SVC)
         self.assertEqual(b.get(authorize_url(challenge=challenge, authorization_details=json.dumps(rar))[0]).status, 200)
         r = login(b, "user7")
         self.assertIn(b"user7-q", r.raw)  # the consent page names the credential the server picked
@@ -518,7 +481,7 @@ class TestCredentialScope(Base):
         info = SVC.post("credentials/info", {"credentialID": "user7-q"}, SVC.token("user7", "password-user7"))
         self.assertEqual(info.json["signatureQualifier"], "jp_test_qes")
         # A user without such a credential is sent back with an error.
-        b = Browser()
+        b = H.Browser(SVC)
         b.get(authorize_url(scope="credential", signatureQualifier="jp_test_qes", numSignatures="1",
                             hashes=b64url(h), hashAlgorithmOID=H.SHA256)[0])
         loc, q = redirect_params(login(b, "user1"))
@@ -560,7 +523,7 @@ class TestCredentialScope(Base):
         self.assertEqual(r.json["error_description"], "Invalid parameter signatureQualifier")
 
     def test_wrong_pin_and_other_users_credential(self):
-        b = Browser()
+        b = H.Browser(SVC)
         user = pick_user()
         url, state = authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="1",
                                    hashes=b64url(H.digest("pin")), hashAlgorithmOID=H.SHA256)
@@ -571,7 +534,7 @@ class TestCredentialScope(Base):
         self.assertIn(b'id="error"', r.raw)
         loc, q = redirect_params(b.post({"action": "approve", "pin": PIN}))
         self.assertIn("code", q)
-        b = Browser()
+        b = H.Browser(SVC)
         url, state = authorize_url(scope="credential", credentialID="oscar-ec", numSignatures="1",
                                    hashes=b64url(H.digest("other")), hashAlgorithmOID=H.SHA256)
         b.get(url)
@@ -579,12 +542,12 @@ class TestCredentialScope(Base):
         self.assertEqual(q["error"], "invalid_request")
 
     def test_scal2_needs_hashes_and_multisign_bound(self):
-        b = Browser()
+        b = H.Browser(SVC)
         user = pick_user()
         b.get(authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="1")[0])
         loc, q = redirect_params(login(b, user))
         self.assertEqual(q["error"], "invalid_request")
-        b = Browser()
+        b = H.Browser(SVC)
         user = pick_user()
         b.get(authorize_url(scope="credential", credentialID=user + "-ec", numSignatures="6",
                             hashes=b64url(H.digest("m")), hashAlgorithmOID=H.SHA256)[0])
@@ -608,16 +571,16 @@ class TestParAndRevoke(Base):
         self.assertTrue(uri.startswith("urn:ietf:params:oauth:request_uri:"))
         self.assertGreater(r.json["expires_in"], 0)
         path = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app1", "request_uri": uri})
-        b = Browser()
+        b = H.Browser(SVC)
         self.assertEqual(b.get(path).status, 200)
         loc, q = redirect_params(login(b, pick_user()))
         self.assertEqual(q["state"], "par-1")
         r = token({"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
                    "code_verifier": verifier})
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(Browser().get(path).status, 400)  # used up
+        self.assertEqual(H.Browser(SVC).get(path).status, 400)  # used up
         other = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app2", "request_uri": uri})
-        self.assertEqual(Browser().get(other).status, 400)
+        self.assertEqual(H.Browser(SVC).get(other).status, 400)
 
     def test_par_errors(self):
         self.assertJsonError(self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT}), 400,
@@ -695,7 +658,7 @@ class TestLargeAuthorizationDetails(Base):
                               "state": "big-%d" % size, "code_challenge": challenge, "code_challenge_method": "S256",
                               "authorization_details": text})
                 self.assertEqual(r.status, 201, r)
-                b = Browser()
+                b = H.Browser(SVC)
                 path = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app1",
                                                                       "request_uri": r.json["request_uri"]})
                 self.assertEqual(b.get(path).status, 200)
@@ -757,13 +720,13 @@ class TestRateLimit(Base):
             try:
                 statuses = []
                 for _ in range(8):
-                    b = Browser()
+                    b = H.Browser(SVC)
                     r = b.get(authorize_url(client="c1")[0])
                     if r.status == 200:
                         r = b.post({"action": "login", "username": "nobody", "password": "x", "otp": "000000"})
                     statuses.append(r.status)
                 self.assertIn(429, statuses, statuses)
-                self.assertEqual(Browser().get(authorize_url(client="c1")[0]).status, 429)
+                self.assertEqual(H.Browser(SVC).get(authorize_url(client="c1")[0]).status, 429)
             finally:
                 SVC = saved
         finally:
@@ -809,13 +772,13 @@ class TestInvalidAuthorizationDetails(Base):
         for rar in BAD_RARS:
             with self.subTest(rar=rar):
                 url, state = authorize_url(authorization_details=json.dumps(rar))
-                loc, q = redirect_params(Browser().get(url))
+                loc, q = redirect_params(H.Browser(SVC).get(url))
                 self.assertTrue(loc.startswith(REDIRECT + "?"), loc)
                 self.assertEqual(q["error"], "invalid_authorization_details", loc)
                 self.assertEqual(q.get("state"), state)
         # before the client and its redirect URI are known, the error is shown, not redirected
         url, _ = authorize_url(client="nope", authorization_details=json.dumps(BAD_RARS[0]))
-        r = Browser().get(url)
+        r = H.Browser(SVC).get(url)
         self.assertEqual(r.status, 400, r)
         self.assertNotIn("location", r.headers)
 
@@ -891,7 +854,7 @@ class TestAnonymousVisitors(Base):
         self.assertEqual(statuses, collections.Counter({200: 5000}))
         # the OAuth flow: sign in, code, token
         verifier, challenge = pkce()
-        b = Browser(svc)
+        b = H.Browser(svc)
         url, state = authorize_url(client="c1", challenge=challenge)
         r = b.get(url)
         self.assertEqual(r.status, 200, r)
@@ -914,7 +877,7 @@ class TestAnonymousVisitors(Base):
                                                "hashAlgorithmOID": H.SHA256}, t)
         self.assertEqual(r.status, 202, r)
         handle = r.json["handle"]
-        a = Browser(svc, "/approve")
+        a = H.Browser(svc, "/approve")
         r = a.get("/approve")
         self.assertEqual(r.status, 200, r)
         r = a.post({"action": "login", "username": svc.env["CSC_USER"], "password": svc.env["CSC_PASSWORD"],
@@ -933,19 +896,19 @@ class TestAnonymousVisitors(Base):
     def test_stale_pre_login_form_is_refused(self):
         """The signed pre-login form expires (oauth_session_idle) and is bound to its cookie."""
         svc, _ = self.service()
-        b = Browser(svc)
+        b = H.Browser(svc)
         b.get(authorize_url(client="c1")[0])
-        other = Browser(svc)
+        other = H.Browser(svc)
         other.get(authorize_url(client="c1")[0])
         # another visitor's form with this cookie: refused (CSRF)
-        mixed = Browser(svc)
+        mixed = H.Browser(svc)
         mixed.cookie, mixed.csrf = b.cookie, other.csrf
         r = mixed.post({"action": "login", "username": "demo", "password": "x", "otp": "123456"})
         self.assertEqual(r.status, 400, r)
         self.assertIn(b"CSRF", r.raw)
         # a forged or altered form: refused
         for forged in (b.csrf[:-2] + ("AA" if not b.csrf.endswith("AA") else "BB"), "x", ""):
-            mixed = Browser(svc)
+            mixed = H.Browser(svc)
             mixed.cookie, mixed.csrf = b.cookie, forged
             r = mixed.post({"action": "login", "username": "demo", "password": "x", "otp": "123456"})
             self.assertEqual(r.status, 400, r)
@@ -965,7 +928,7 @@ class TestAnonymousVisitors(Base):
         hashes = ",".join(b64url(H.digest("d%d" % i)) for i in range(1024))
         url = authorize_url(client="c1", scope="credential", credentialID="ap", numSignatures="1024",
                             hashes=hashes, hashAlgorithmOID=H.SHA256)[0]
-        self.assertEqual(Browser(svc).get(url).status, 200)
+        self.assertEqual(H.Browser(svc).get(url).status, 200)
         self.assertEqual(flood(svc, [url], 200), collections.Counter({200: 200}))
         before = vmrss_kib(svc)
         self.assertEqual(flood(svc, [url], 1500), collections.Counter({200: 1500}))
@@ -977,14 +940,14 @@ class TestAnonymousVisitors(Base):
         svc, _ = self.service()
         # over the explicit limit of an authorization request's query: refused, no cookie
         url = authorize_url(client="c1", description="x", filler="y" * (140 * 1024))[0]
-        r = Browser(svc).get(url)
+        r = H.Browser(svc).get(url)
         self.assertEqual(r.status, 400, r)
         self.assertNotIn("set-cookie", r.headers)
         # more digests than a request may bind: redirected with an error, no cookie
         hashes = ",".join(b64url(H.digest("d%d" % i)) for i in range(1025))
         url, state = authorize_url(client="c1", scope="credential", credentialID="ap", numSignatures="1",
                                    hashes=hashes, hashAlgorithmOID=H.SHA256)
-        r = Browser(svc).get(url)
+        r = H.Browser(svc).get(url)
         loc, q = redirect_params(r)
         self.assertEqual(q["error"], "invalid_request", loc)
         self.assertNotIn("set-cookie", r.headers)
