@@ -215,7 +215,7 @@ int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, 
         fclose(cf);
     }
     cred->certs_len = (uint32_t)(p - cred->certs);
-    if (csc_cert_validity(x, &cred->cert_not_before, &cred->cert_not_after) != 0) {
+    if (pki_cert_validity(x, &cred->cert_not_before, &cred->cert_not_after) != 0) {
         ERR("cannot read the validity of the issued certificate");
         goto out;
     }
@@ -798,13 +798,13 @@ static int list_cred(const stor_cred_t *c, void *arg)
     X509 *certs[8];
     size_t n = 0;
     char subj[512] = "", until[32] = "";
-    if (csc_certs_load(c, certs, 8, &n) == 0 && n > 0) {
+    if (pki_certs_load(c->certs, c->certs_len, certs, 8, &n) == PKI_OK && n > 0) {
         struct tm tm;
-        csc_dn(X509_get_subject_name(certs[0]), subj, sizeof(subj));
+        pki_dn(X509_get_subject_name(certs[0]), subj, sizeof(subj));
         if (ASN1_TIME_to_tm(X509_get0_notAfter(certs[0]), &tm) == 1)
             strftime(until, sizeof(until), "%Y-%m-%d", &tm);
     }
-    csc_certs_free(certs, n);
+    pki_certs_free(certs, n);
     fprintf(out, "  credential %s  %s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
             c->status == STOR_CRED_ENABLED     ? "enabled"
             : c->status == STOR_CRED_DESTROYED ? "destroyed"

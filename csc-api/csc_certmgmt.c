@@ -474,12 +474,12 @@ int csc_admin_cred_import(const csc_admin_t *a, const char *id, const char *cert
     }
     if (verify_chain(a->trust_anchors, ee, untrusted, fresh->certs, &fresh->certs_len, err, err_sz) != 0)
         goto out;
-    if (csc_cert_validity(ee, &fresh->cert_not_before, &fresh->cert_not_after) != 0) {
+    if (pki_cert_validity(ee, &fresh->cert_not_before, &fresh->cert_not_after) != 0) {
         ERR("cannot read the certificate's validity");
         goto out;
     }
     char subj[160] = "", what[240];
-    csc_dn(X509_get_subject_name(ee), subj, sizeof(subj));
+    pki_dn(X509_get_subject_name(ee), subj, sizeof(subj));
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(ee), NULL);
     char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
     snprintf(what, sizeof(what), "action=credential.import%s serial=%s subject=%s",

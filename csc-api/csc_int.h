@@ -31,7 +31,7 @@ struct csc {
     char *info_v1_body;        /* the same for /csc/v1/ (v1.0.4.0 shape) */
     size_t info_v1_len;
     bool tsa;                  /* the TSA named by cfg.tsa_credential exists (timestamp, Ades-B-T offered) */
-    struct csc_crl *crl;       /* revocation lists (J9), NULL when crl_dir is not set */
+    pki_crl_t *crl;            /* revocation lists (J9), NULL when crl_dir is not set */
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
@@ -181,15 +181,8 @@ void csc_hashes_free(csc_hashes_t *h);
 
 /* ---- certificates ------------------------------------------------------------- */
 
-/* Split a credential's concatenated DER into X509 objects (end entity first). */
-int csc_certs_load(const stor_cred_t *cred, X509 **out, size_t max, size_t *n);
-void csc_certs_free(X509 **certs, size_t n);
-/* Validity of a certificate in unix seconds. */
-int csc_cert_validity(X509 *ee, int64_t *not_before, int64_t *not_after);
 /* "valid" or "expired" for a credential's end-entity certificate, from the validity kept in the record. */
 const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now);
-/* RFC 4514 DN into buf */
-int csc_dn(const X509_NAME *name, char *buf, size_t sz);
 
 /* ---- methods ------------------------------------------------------------------ */
 
@@ -366,34 +359,15 @@ int csc_m_sign_doc(csc_req_t *r);
  * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
 int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);
 const char *csc_bearer_value(csc_req_t *r);
-/* ---- certificate requests, imports and revocation lists (csc_crl.c, csc_certmgmt.c; J6, J9) ------------- */
+/* ---- certificate requests, imports and revocation lists (csc_cert.c, csc_certmgmt.c; J6, J9) ------------ */
+/* The CRL store itself is pki/'s (pki_crl_t in c->crl); revocation statuses are PKI_REV_*. */
 
-typedef struct csc_crl csc_crl_t;
-
-enum { CSC_REV_GOOD = 0, CSC_REV_REVOKED = 1, CSC_REV_SUSPENDED = 2, CSC_REV_UNKNOWN = 3 };
-
-/* Every *.crl / *.pem of dir, each verified against its issuer in anchors_file (PEM); with watch_thread a thread
- * reloads changed files once a second. allow_stale: a CRL past nextUpdate still counts (else CSC_REV_UNKNOWN);
- * require: a certificate whose issuer has no CRL is CSC_REV_UNKNOWN (else CSC_REV_GOOD). -1 with a message. */
-int csc_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require, int watch_thread,
-                csc_crl_t **out);
-void csc_crl_free(csc_crl_t *c);
-/* Look at the folder now: 1 = a new snapshot is in force, 0 = nothing changed, -1 = folder unreadable. */
-int csc_crl_reload(csc_crl_t *c);
-/* CSC_REV_* of ee; why = the CRL reason name or what is missing (static). */
-int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why);
-/* How many CRLs are in force. */
-size_t csc_crl_count(csc_crl_t *c);
-/* Call fn(arg) on the watcher thread after each reload that changed the loaded CRLs. */
-void csc_crl_set_listener(csc_crl_t *c, void (*fn)(void *arg), void *arg);
 /* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
  * (reason revoked) and audited, and its key destroyed, or with cfg.crl_destroy_two_person held for a two-person
  * request (csc-admin approve). Returns how many credentials it marked. */
 size_t csc_crl_sweep(csc_t *c);
-/* PEM certificates of a file into a new stack; -1 if none can be read. */
-int csc_crl_load_anchors(const char *file, STACK_OF(X509) **out);
 
-/* The revocation status (CSC_REV_*) of a credential's end-entity certificate: the one check every signing path
+/* The revocation status (PKI_REV_*) of a credential's end-entity certificate: the one check every signing path
  * (signHash, signDoc) makes before the HSM is asked (J9). */
 int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why);
 /* The same as a method step: refuses a revoked, suspended or unconfirmable certificate with 400 invalid_request

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
 #include <time.h>
 #include <openssl/objects.h>
 #include "pki_int.h"
@@ -17,8 +18,20 @@ const char *pki_strerror(int rc)
     case PKI_ERR_NOMEM: return "out of memory or beyond the size limit";
     case PKI_ERR_INTERNAL: return "internal error";
     case PKI_ERR_CALLBACK: return "the caller's callback failed";
+    case PKI_ERR_IO: return "a file or folder cannot be read";
+    case PKI_ERR_ANCHORS: return "no trust anchor can be read";
     default: return "unknown error";
     }
+}
+
+void pki_err(char *err, size_t err_sz, const char *fmt, ...)
+{
+    if (err == NULL || err_sz == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_sz, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- DER writer ------------------------------------------------------------------------------------ */

@@ -1,6 +1,7 @@
 /*
- * pki.h - the public-key infrastructure pieces this server builds with OpenSSL alone: a DER writer and the
- * CMS SignedData (RFC 5652) used for CAdES/PAdES signatures and RFC 3161 time-stamp tokens.
+ * pki.h - the public-key infrastructure pieces this server builds with OpenSSL alone: a DER writer, the
+ * CMS SignedData (RFC 5652) used for CAdES/PAdES signatures and RFC 3161 time-stamp tokens, certificate
+ * checks, and a store of certificate revocation lists.
  *
  * The library knows nothing of the CSC API, of users, credentials, the HSM or storage: a private key never
  * exists in-process, so every signature is asked of a callback (pki_sign_fn) that the caller wires to its
@@ -14,7 +15,8 @@
  * (may be NULL), so a caller keeps its own error codes across the library. Functions marked PKI_MUST_CHECK
  * (warn_unused_result) have a result that must be looked at.
  *
- * Thread safety: every function works only on its arguments; none keeps global state.
+ * Thread safety: every function works only on its arguments and keeps no global state; a pki_crl_t may be read
+ * (pki_crl_check, pki_crl_count) by any number of threads while it reloads.
  */
 #ifndef PKI_H
 #define PKI_H
@@ -22,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <openssl/x509.h>
 
 #define PKI_MUST_CHECK __attribute__((warn_unused_result))
@@ -33,7 +36,14 @@ enum {
     PKI_ERR_NOMEM = -2,    /**< out of memory, or the output would exceed its buffer's maximum */
     PKI_ERR_INTERNAL = -3, /**< OpenSSL failed where it should not */
     PKI_ERR_CALLBACK = -4, /**< a caller's callback returned non-zero (its value in *cb_rc) */
+    PKI_ERR_IO = -5,       /**< a file or folder cannot be read */
+    PKI_ERR_ANCHORS = -6,  /**< the trust anchors file cannot be read or holds no certificate */
 };
+
+/*
+ * Functions that can say more take `char *err, size_t err_sz`: on failure err receives a one-line English
+ * message without a trailing newline (err may be NULL). Nothing secret is ever written there.
+ */
 
 /** A static English name of a PKI_* code ("unknown error" for anything else). */
 const char *pki_strerror(int rc);
@@ -142,5 +152,59 @@ PKI_MUST_CHECK int pki_cms_sign(const pki_cms_in_t *in, pki_sign_fn sign, pki_ts
  * the probe. @return PKI_OK with *out set; PKI_ERR_INVAL (no usable certificate); PKI_ERR_NOMEM (beyond max).
  */
 PKI_MUST_CHECK int pki_cms_size_max(const pki_cms_in_t *in, size_t tst_max, size_t max, size_t *out);
+
+/* ---- certificates ---------------------------------------------------------------------------------------- */
+
+/**
+ * Split concatenated DER certificates (end entity first) into X509 objects, at most max.
+ * @return PKI_OK with *n set; PKI_ERR_INVAL (not DER certificates, or more than max: nothing kept).
+ */
+PKI_MUST_CHECK int pki_certs_load(const uint8_t *der, size_t len, X509 **out, size_t max, size_t *n);
+/** Free n certificates of pki_certs_load. */
+void pki_certs_free(X509 **certs, size_t n);
+/** The validity period of a certificate in unix seconds. @return PKI_OK or PKI_ERR_INVAL (unreadable time). */
+PKI_MUST_CHECK int pki_cert_validity(X509 *ee, int64_t *not_before, int64_t *not_after);
+/** A distinguished name as RFC 4514 text (UTF-8 kept) into buf of sz bytes (cut to fit). @return PKI_OK, PKI_ERR_*. */
+int pki_dn(const X509_NAME *name, char *buf, size_t sz);
+
+/* ---- revocation lists ------------------------------------------------------------------------------------ */
+
+/**
+ * A store of CRLs kept from a folder: every *.crl / *.pem file in it (PEM or DER, up to 256 files of 64 MiB)
+ * counts only when its signature verifies with the key of its issuer among the trust anchors. A file that does
+ * not parse or verify is refused (a line on stderr, prefix "crl: ") and the last good version of that file stays
+ * in force. Lookups read an immutable snapshot: a reload never blocks them.
+ */
+typedef struct pki_crl pki_crl_t;
+
+/** Revocation status of a certificate. */
+enum {
+    PKI_REV_GOOD = 0,      /**< not listed (or no CRL of its issuer, unless require) */
+    PKI_REV_REVOKED = 1,   /**< listed with any reason but certificateHold */
+    PKI_REV_SUSPENDED = 2, /**< listed with certificateHold */
+    PKI_REV_UNKNOWN = 3,   /**< cannot be told: no CRL of its issuer (require), or the CRL is past nextUpdate */
+};
+
+/** Every PEM certificate of file into a new stack. @return PKI_OK, PKI_ERR_IO, PKI_ERR_INVAL (none), PKI_ERR_NOMEM. */
+PKI_MUST_CHECK int pki_crl_load_anchors(const char *file, STACK_OF(X509) **out);
+/**
+ * A store of the CRLs of dir, verified against anchors_file (PEM CA certificates). allow_stale: a CRL past its
+ * nextUpdate still answers (else PKI_REV_UNKNOWN); require: a certificate whose issuer has no CRL is
+ * PKI_REV_UNKNOWN (else PKI_REV_GOOD); watch_thread: a thread looks at the folder once a second and reloads what
+ * changed. @return PKI_OK with *out set; PKI_ERR_ANCHORS, PKI_ERR_IO (dir unreadable), PKI_ERR_NOMEM,
+ * PKI_ERR_INTERNAL, each with a message in err.
+ */
+PKI_MUST_CHECK int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require,
+                               int watch_thread, pki_crl_t **out, char *err, size_t err_sz);
+/** Stop the watcher and free the store (NULL is fine). No lookup may be running. */
+void pki_crl_free(pki_crl_t *c);
+/** Look at the folder now. @return 1 a new snapshot is in force, 0 nothing changed, PKI_ERR_IO / PKI_ERR_NOMEM. */
+int pki_crl_reload(pki_crl_t *c);
+/** PKI_REV_* of ee at now; *why = the CRL reason name or what is missing (static text, "" when good). c NULL: good. */
+int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why);
+/** How many CRLs are in force. */
+size_t pki_crl_count(pki_crl_t *c);
+/** fn(arg) is called from the watcher thread after each reload that changed something. */
+void pki_crl_set_listener(pki_crl_t *c, void (*fn)(void *arg), void *arg);
 
 #endif

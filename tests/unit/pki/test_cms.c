@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include "pki.h"
+#include "test_pki.h"
 
 static int der_is(const pki_der_t *d, const char *hex)
 {
@@ -348,9 +349,9 @@ START_TEST(t_cms_refusals)
 }
 END_TEST
 
-int main(void)
+Suite *pki_cms_suite(void)
 {
-    Suite *s = suite_create("pki");
+    Suite *s = suite_create("pki_cms");
     TCase *tc = tcase_create("der");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_der_primitives);
@@ -359,9 +360,5 @@ int main(void)
     tcase_add_test(tc, t_cms_unsigned_tst);
     tcase_add_test(tc, t_cms_refusals);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }
