@@ -1,7 +1,7 @@
 /*
  * csc_cert.c - a credential's certificate as the service sees it: its validity, its revocation status from the
- * CRL store (pki/pki_crl.c) checked before every signature (J9), and the sweep that ends credentials whose
- * certificate a CRL lists as revoked (J7).
+ * CRL store (pki/pki_crl.c) checked before every signature (J9), the sweep that ends credentials whose
+ * certificate a CRL lists as revoked (J7), and a certificate from the configured CA for a new key (pki_issue_cert).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,22 @@ const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now)
 }
 
 /* ---- the service's view ----------------------------------------------------------- */
+
+int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
+                   size_t err_sz)
+{
+    if (ca->refused != NULL) {
+        snprintf(err, err_sz, "%s", ca->refused);
+        return -1;
+    }
+    pki_ca_t p = {.cert_file = ca->cert_file, .key_file = ca->key_file, .chain_file = ca->chain_file, .days = ca->days};
+    size_t len = 0;
+    if (pki_issue_cert(&p, pub, cn, tsa, cred->certs, sizeof(cred->certs), &len, &cred->cert_not_before,
+                       &cred->cert_not_after, err, err_sz) != PKI_OK)
+        return -1;
+    cred->certs_len = (uint32_t)len;
+    return 0;
+}
 
 int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why)
 {

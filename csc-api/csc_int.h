@@ -351,7 +351,8 @@ int csc_m_timestamp(csc_req_t *r);
  * to the owner) in the same transaction; the copy is wiped. */
 typedef int (*csc_cred_change_fn)(stor_cred_t *c, void *arg);
 int csc_txn_cred_change(stor_txn_t *t, const char *id, csc_cred_change_fn change, void *arg, stor_audit_t *audit);
-/* csc_admin.c: an end-entity certificate for pub from the CA (tsa: EKU timeStamping, critical), chain into cred */
+/* csc_cert.c: an end-entity certificate for pub from the CA (tsa: EKU timeStamping, critical), chain into cred;
+ * -1 with err set (also when the CA is refused). */
 int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
                    size_t err_sz);
 int csc_m_sign_doc(csc_req_t *r);

@@ -8,7 +8,8 @@
  * renew|disable|destroy` work on it as on any key. Serial numbers are 127-bit random values (unique without
  * a counter to keep durable); genTime is the system clock, with the configured accuracy.
  * Every token, for a client or for an AdES B-T signature, is audited (STOR_EV_TIMESTAMP) before it is given
- * out.
+ * out. The token's encoding is pki/'s (pki_tst_sign); this file picks the key, serial, time and policy, and
+ * signs through the HSM.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,6 @@
 #include <openssl/rand.h>
 #include "csc_int.h"
 
-#define OID_TST_INFO "1.2.840.113549.1.9.16.1.4"
 #define NONCE_HEX_MAX 64 /* 256 bits */
 
 /* hsm_sign writes up to HSM_SIG_MAX bytes into the PKI_SIG_MAX buffer pki/ hands its callback. */
@@ -131,45 +131,21 @@ int csc_tsa_open(csc_t *c)
     return 0;
 }
 
-/* TSTInfo (RFC 3161 2.4.2): version 1, policy, messageImprint, serialNumber, genTime, accuracy, nonce. */
-static void tst_info(pki_der_t *d, const csc_config_t *cfg, int md_nid, const uint8_t *digest, size_t len,
-                     const uint8_t serial[16], int64_t now_ms, const uint8_t *nonce, size_t nonce_len)
+/* The TSTInfo fields this TSA fills in from its configuration (pki_tst_info encodes them). */
+static pki_tst_t tst_fields(const csc_config_t *cfg, int md_nid, const uint8_t *digest, size_t len,
+                            const uint8_t serial[16], int64_t now_ms, const uint8_t *nonce, size_t nonce_len)
 {
-    size_t m = pki_der_mark(d);
-    pki_der_uint(d, 1);
-    pki_der_oid(d, cfg->tsa_policy);
-    size_t mi = pki_der_mark(d);
-    size_t alg = pki_der_mark(d);
-    pki_der_oid(d, csc_hash_by_nid(md_nid)->oid);
-    pki_der_close(d, alg, 0x30);
-    pki_der_tlv(d, 0x04, digest, len);
-    pki_der_close(d, mi, 0x30);
-    pki_der_uint_bytes(d, serial, 16);
-    pki_der_time(d, now_ms, true);
-    if (cfg->tsa_accuracy_ms > 0) {
-        size_t acc = pki_der_mark(d);
-        if (cfg->tsa_accuracy_ms / 1000 > 0)
-            pki_der_uint(d, cfg->tsa_accuracy_ms / 1000);
-        if (cfg->tsa_accuracy_ms % 1000 > 0) { /* millis [0] IMPLICIT INTEGER (1..999) */
-            size_t ms = pki_der_mark(d);
-            pki_der_uint(d, cfg->tsa_accuracy_ms % 1000);
-            d->p[ms] = 0x80;
-        }
-        pki_der_close(d, acc, 0x30);
-    }
-    if (nonce != NULL)
-        pki_der_uint_bytes(d, nonce, nonce_len);
-    pki_der_close(d, m, 0x30);
+    return (pki_tst_t){.policy = cfg->tsa_policy, .accuracy_ms = cfg->tsa_accuracy_ms, .md_nid = md_nid,
+                       .digest = digest, .digest_len = len, .serial = serial, .serial_len = 16,
+                       .gen_time_ms = now_ms, .nonce = nonce, .nonce_len = nonce_len};
 }
 
 int csc_tsa_token_max(csc_t *c, size_t *out)
 {
     stor_cred_t *cred = malloc(sizeof(*cred));
-    pki_der_t info;
-    uint8_t serial[16], digest[32], md[EVP_MAX_MD_SIZE];
+    uint8_t serial[16], digest[32];
     int rc;
 
-    pki_der_init(&info, 4096);
     if (cred == NULL) {
         rc = HSM_ERR_NOMEM;
         goto out;
@@ -182,17 +158,13 @@ int csc_tsa_token_max(csc_t *c, size_t *out)
     memset(digest, 0xff, sizeof(digest)); /* B-T imprints are SHA-256 */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    tst_info(&info, &c->cfg, NID_sha256, digest, sizeof(digest), serial,
-             (int64_t)ts.tv_sec * 1000 + 123, NULL, 0); /* milliseconds with three digits: the longest genTime */
-    pki_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .content_type = OID_TST_INFO,
-                       .content = info.p, .content_len = info.len};
-    tsa_sign_params(cred, &in.sig);
-    memset(md, 0xff, sizeof(md));
-    in.digest = md;
-    in.digest_len = csc_hash_by_nid(in.sig.md_nid)->len;
-    rc = info.failed ? HSM_ERR_INTERNAL : csc_pki_hsm_rc(pki_cms_size_max(&in, 0, 256 * 1024, out), HSM_OK);
+    /* milliseconds with three digits: the longest genTime */
+    pki_tst_t t = tst_fields(&c->cfg, NID_sha256, digest, sizeof(digest), serial, (int64_t)ts.tv_sec * 1000 + 123,
+                             NULL, 0);
+    pki_sig_t sig;
+    tsa_sign_params(cred, &sig);
+    rc = csc_pki_hsm_rc(pki_tst_size_max(&t, cred->certs, cred->certs_len, &sig, 256 * 1024, out), HSM_OK);
 out:
-    pki_der_free(&info);
     if (cred != NULL)
         stor_wipe(cred, sizeof(*cred));
     free(cred);
@@ -212,12 +184,9 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
                   const char *user, const char *client, pki_der_t *out)
 {
     stor_cred_t *cred = malloc(sizeof(*cred));
-    pki_der_t info;
-    uint8_t serial[16], tst_md[EVP_MAX_MD_SIZE];
-    unsigned tst_md_len = 0;
+    uint8_t serial[16];
     int rc;
 
-    pki_der_init(&info, 4096);
     if (cred == NULL) {
         rc = HSM_ERR_NOMEM;
         goto out;
@@ -235,20 +204,13 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    tst_info(&info, &c->cfg, md_nid, digest, len, serial, now_ms, nonce, nonce_len);
-    pki_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .content_type = OID_TST_INFO,
-                       .content = info.p, .content_len = info.len};
-    tsa_sign_params(cred, &in.sig);
-    if (info.failed ||
-        !EVP_Digest(info.p, info.len, tst_md, &tst_md_len, EVP_get_digestbynid(in.sig.md_nid), NULL)) {
-        rc = HSM_ERR_INTERNAL;
-        goto out;
-    }
-    in.digest = tst_md;
-    in.digest_len = tst_md_len;
+    pki_tst_t t = tst_fields(&c->cfg, md_nid, digest, len, serial, now_ms, nonce, nonce_len);
+    pki_sig_t sig;
+    tsa_sign_params(cred, &sig);
     tsa_signer_t signer = {.hsm = c->hsm, .cred = cred};
     int cb_rc = HSM_OK;
-    if ((rc = csc_pki_hsm_rc(pki_cms_sign(&in, tsa_sign, NULL, &signer, out, &cb_rc), cb_rc)) != HSM_OK)
+    rc = pki_tst_sign(&t, cred->certs, cred->certs_len, &sig, tsa_sign, &signer, out, &cb_rc);
+    if ((rc = csc_pki_hsm_rc(rc, cb_rc)) != HSM_OK)
         goto out;
 
     tsa_audit_t a;
@@ -274,7 +236,6 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
 out:
     if (rc != HSM_OK)
         out->len = 0;
-    pki_der_free(&info);
     if (cred != NULL)
         stor_wipe(cred, sizeof(*cred));
     free(cred);

@@ -1,7 +1,7 @@
 /*
  * pki.h - the public-key infrastructure pieces this server builds with OpenSSL alone: a DER writer, the
- * CMS SignedData (RFC 5652) used for CAdES/PAdES signatures and RFC 3161 time-stamp tokens, certificate
- * checks, and a store of certificate revocation lists.
+ * CMS SignedData (RFC 5652) used for CAdES/PAdES signatures, RFC 3161 time-stamp tokens, certificate checks, a
+ * store of certificate revocation lists, PKCS#10 requests and the demo CA's issuing.
  *
  * The library knows nothing of the CSC API, of users, credentials, the HSM or storage: a private key never
  * exists in-process, so every signature is asked of a callback (pki_sign_fn) that the caller wires to its
@@ -152,6 +152,64 @@ PKI_MUST_CHECK int pki_cms_sign(const pki_cms_in_t *in, pki_sign_fn sign, pki_ts
  * the probe. @return PKI_OK with *out set; PKI_ERR_INVAL (no usable certificate); PKI_ERR_NOMEM (beyond max).
  */
 PKI_MUST_CHECK int pki_cms_size_max(const pki_cms_in_t *in, size_t tst_max, size_t max, size_t *out);
+
+/* ---- RFC 3161 time-stamp tokens -------------------------------------------------------------------------- */
+
+/** The fields of one TSTInfo (RFC 3161 2.4.2); the caller picks serial, time and policy. */
+typedef struct pki_tst {
+    const char *policy;        /**< TSA policy OID, dotted */
+    unsigned accuracy_ms;      /**< accuracy (seconds and millis); 0 = no accuracy field */
+    int md_nid;                /**< digest of the messageImprint: NID_sha256/384/512 */
+    const uint8_t *digest;     /**< the messageImprint's hashedMessage */
+    size_t digest_len;
+    const uint8_t *serial;     /**< serialNumber, unsigned big-endian */
+    size_t serial_len;
+    int64_t gen_time_ms;       /**< genTime, unix milliseconds (GeneralizedTime with the fraction when non-zero) */
+    const uint8_t *nonce;      /**< nonce, unsigned big-endian; NULL = none */
+    size_t nonce_len;
+} pki_tst_t;
+
+/** The DER TSTInfo of t appended to d (d fails for an unknown digest or a bad policy OID). */
+void pki_tst_info(pki_der_t *d, const pki_tst_t *t);
+/**
+ * A TimeStampToken: SignedData with eContentType id-ct-TSTInfo over t, made by sign with sig (certs: the TSA's
+ * chain, its certificate first). @return as pki_cms_sign; PKI_ERR_INTERNAL when the TSTInfo cannot be encoded.
+ */
+PKI_MUST_CHECK int pki_tst_sign(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig,
+                                pki_sign_fn sign, void *arg, pki_der_t *out, int *cb_rc);
+/** An upper bound of pki_tst_sign's output for t without signing (see pki_cms_size_max). */
+PKI_MUST_CHECK int pki_tst_size_max(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig,
+                                    size_t max, size_t *out);
+
+/* ---- certificate requests and the demo CA ---------------------------------------------------------------------- */
+
+/**
+ * A PKCS#10 request for pub with subject, its signature made by sign (SHA-256 with RSA; ECDSA with the digest of
+ * the curve's strength: SHA-256 for P-256, SHA-384 for P-384, SHA-512 for P-521), checked to verify with pub.
+ * @return PKI_OK with *out set; PKI_ERR_CALLBACK (sign's value in *cb_rc), PKI_ERR_NOMEM, PKI_ERR_INTERNAL;
+ *         a message in err.
+ */
+PKI_MUST_CHECK int pki_csr_build(EVP_PKEY *pub, const X509_NAME *subject, pki_sign_fn sign, void *arg,
+                                 X509_REQ **out, int *cb_rc, char *err, size_t err_sz);
+
+/** A CA whose certificate and private key are PEM files (the demo CA). */
+typedef struct pki_ca {
+    const char *cert_file;  /**< PEM certificate of the issuing CA */
+    const char *key_file;   /**< PEM private key of the issuing CA */
+    const char *chain_file; /**< PEM certificates above the CA; NULL or "" = none */
+    unsigned days;          /**< validity of issued certificates; 0 = 365 (never beyond the CA's) */
+} pki_ca_t;
+
+/**
+ * An end-entity certificate for pub with subject CN=cn, random 127-bit serial, signed by ca with SHA-256: key usage
+ * digitalSignature and nonRepudiation, or with tsa digitalSignature and a critical extendedKeyUsage timeStamping
+ * (RFC 3161 2.3). The chain (the certificate, the CA, then chain_file's) goes into chain as concatenated DER.
+ * @return PKI_OK with *chain_len and the validity set; PKI_ERR_IO (CA files), PKI_ERR_NOMEM (memory or chain_max),
+ *         PKI_ERR_INTERNAL; a message in err.
+ */
+PKI_MUST_CHECK int pki_issue_cert(const pki_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, uint8_t *chain,
+                                  size_t chain_max, size_t *chain_len, int64_t *not_before, int64_t *not_after,
+                                  char *err, size_t err_sz);
 
 /* ---- certificates ---------------------------------------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <openssl/ts.h>
 #include <openssl/x509v3.h>
 #include "pki.h"
 #include "test_pki.h"
@@ -349,6 +350,108 @@ START_TEST(t_cms_refusals)
 }
 END_TEST
 
+/* ---- RFC 3161 tokens -------------------------------------------------------------------------------------- */
+
+START_TEST(t_tst)
+{
+    signer_t s;
+    make_signer(&s, 0);
+    uint8_t digest[32], serial[16], nonce[3] = {0x01, 0x02, 0x03};
+    memset(digest, 0xab, sizeof(digest));
+    memset(serial, 0x5a, sizeof(serial));
+    pki_tst_t t = {.policy = "1.2.3.4.1", .accuracy_ms = 1500, .md_nid = NID_sha256, .digest = digest,
+                   .digest_len = sizeof(digest), .serial = serial, .serial_len = sizeof(serial),
+                   .gen_time_ms = 1764124800120LL, .nonce = nonce, .nonce_len = sizeof(nonce)};
+    /* the TSTInfo as OpenSSL reads it */
+    pki_der_t d;
+    pki_der_init(&d, 4096);
+    pki_tst_info(&d, &t);
+    ck_assert_int_eq(d.failed, 0);
+    const unsigned char *p = d.p;
+    TS_TST_INFO *ti = d2i_TS_TST_INFO(NULL, &p, (long)d.len);
+    ck_assert_ptr_nonnull(ti);
+    ck_assert(p == d.p + d.len);
+    ck_assert_int_eq(TS_TST_INFO_get_version(ti), 1);
+    char buf[64];
+    OBJ_obj2txt(buf, sizeof(buf), TS_TST_INFO_get_policy_id(ti), 1);
+    ck_assert_str_eq(buf, "1.2.3.4.1");
+    TS_ACCURACY *acc = TS_TST_INFO_get_accuracy(ti);
+    ck_assert_ptr_nonnull(acc);
+    ck_assert_int_eq(ASN1_INTEGER_get(TS_ACCURACY_get_seconds(acc)), 1);
+    ck_assert_int_eq(ASN1_INTEGER_get(TS_ACCURACY_get_millis(acc)), 500);
+    ck_assert_int_eq(ASN1_INTEGER_get(TS_TST_INFO_get_nonce(ti)), 0x010203);
+    const ASN1_GENERALIZEDTIME *gt = TS_TST_INFO_get_time(ti);
+    ck_assert_int_eq(ASN1_STRING_length(gt), 18);
+    ck_assert(memcmp(ASN1_STRING_get0_data(gt), "20251126024000.12Z", 18) == 0);
+    ASN1_OCTET_STRING *imprint = TS_MSG_IMPRINT_get_msg(TS_TST_INFO_get_msg_imprint(ti));
+    ck_assert_int_eq(ASN1_STRING_length(imprint), 32);
+    TS_TST_INFO_free(ti);
+    pki_der_free(&d);
+
+    /* the token: SignedData over that TSTInfo, verified by OpenSSL; the size bound holds */
+    pki_sig_t sig = {PKI_SIG_ECDSA, NID_sha256, 0, 0};
+    size_t max = 0;
+    ck_assert_int_eq(pki_tst_size_max(&t, s.certs, s.certs_len, &sig, 256 * 1024, &max), PKI_OK);
+    pki_der_init(&d, 64 * 1024);
+    ck_assert_int_eq(pki_tst_sign(&t, s.certs, s.certs_len, &sig, test_sign, &s, &d, NULL), PKI_OK);
+    ck_assert_uint_le(d.len, max);
+    p = d.p;
+    PKCS7 *tok = d2i_PKCS7(NULL, &p, (long)d.len);
+    ck_assert_ptr_nonnull(tok);
+    ti = PKCS7_to_TS_TST_INFO(tok);
+    ck_assert_ptr_nonnull(ti);
+    TS_TST_INFO_free(ti);
+    PKCS7_free(tok);
+    p = d.p;
+    CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)d.len);
+    ck_assert_ptr_nonnull(cms);
+    X509_STORE *st = X509_STORE_new();
+    X509_STORE_add_cert(st, s.cert);
+    ck_assert_int_eq(CMS_verify(cms, NULL, st, NULL, NULL, CMS_BINARY), 1);
+    X509_STORE_free(st);
+    CMS_ContentInfo_free(cms);
+    pki_der_free(&d);
+
+    /* an unknown digest or policy: nothing signed */
+    t.md_nid = NID_sha1;
+    pki_der_init(&d, 64 * 1024);
+    ck_assert_int_eq(pki_tst_sign(&t, s.certs, s.certs_len, &sig, test_sign, &s, &d, NULL), PKI_ERR_INTERNAL);
+    t.md_nid = NID_sha256;
+    t.policy = "x";
+    ck_assert_int_eq(pki_tst_sign(&t, s.certs, s.certs_len, &sig, test_sign, &s, &d, NULL), PKI_ERR_INTERNAL);
+    ck_assert_int_eq(s.calls, 1);
+    pki_der_free(&d);
+    free_signer(&s);
+}
+END_TEST
+
+/* ---- certificate requests --------------------------------------------------------------------------------- */
+
+START_TEST(t_csr)
+{
+    for (int rsa = 0; rsa <= 1; rsa++) {
+        signer_t s;
+        make_signer(&s, rsa);
+        X509_NAME *n = X509_NAME_new();
+        X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"req", -1, -1, 0);
+        X509_REQ *req = NULL;
+        char err[128];
+        int cb_rc = 0;
+        ck_assert_int_eq(pki_csr_build(s.key, n, test_sign, &s, &req, &cb_rc, err, sizeof(err)), PKI_OK);
+        ck_assert_int_eq(X509_REQ_verify(req, s.key), 1);
+        ck_assert_int_eq(X509_REQ_get_signature_nid(req), rsa ? NID_sha256WithRSAEncryption : NID_ecdsa_with_SHA256);
+        X509_REQ_free(req);
+        s.fail = 1; /* the device's own error comes back */
+        ck_assert_int_eq(pki_csr_build(s.key, n, test_sign, &s, &req, &cb_rc, err, sizeof(err)), PKI_ERR_CALLBACK);
+        ck_assert_int_eq(cb_rc, DEVICE_DOWN);
+        ck_assert_ptr_null(req);
+        ck_assert_str_eq(err, "the certificate request could not be signed");
+        X509_NAME_free(n);
+        free_signer(&s);
+    }
+}
+END_TEST
+
 Suite *pki_cms_suite(void)
 {
     Suite *s = suite_create("pki_cms");
@@ -359,6 +462,8 @@ Suite *pki_cms_suite(void)
     tcase_add_test(tc, t_cms_signing_cert_v2);
     tcase_add_test(tc, t_cms_unsigned_tst);
     tcase_add_test(tc, t_cms_refusals);
+    tcase_add_test(tc, t_tst);
+    tcase_add_test(tc, t_csr);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -341,6 +341,68 @@ START_TEST(t_certs)
 }
 END_TEST
 
+/* pki_issue.c: the demo CA's certificates */
+START_TEST(t_issue)
+{
+    char cert_file[128], key_file[128];
+    snprintf(cert_file, sizeof(cert_file), "%s/ca.pem", dir);
+    snprintf(key_file, sizeof(key_file), "%s/ca.key", dir);
+    /* a CA certificate as the demo CA's: CA:TRUE and a subjectKeyIdentifier (the issued authorityKeyIdentifier) */
+    X509 *ca_x = make_cert("Issuing CA", 2, ca_key, NULL, NULL);
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, ca_x, ca_x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    ck_assert(ext != NULL && X509_add_ext(ca_x, ext, -1));
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier, "hash");
+    ck_assert(ext != NULL && X509_add_ext(ca_x, ext, -1));
+    X509_EXTENSION_free(ext);
+    ck_assert(X509_sign(ca_x, ca_key, EVP_sha256()) > 0);
+    FILE *f = fopen(cert_file, "w");
+    ck_assert(PEM_write_X509(f, ca_x));
+    fclose(f);
+    f = fopen(key_file, "w");
+    ck_assert(PEM_write_PrivateKey(f, ca_key, NULL, NULL, 0, NULL, NULL));
+    fclose(f);
+    EVP_PKEY *k = new_key();
+    pki_ca_t ca = {.cert_file = cert_file, .key_file = key_file, .days = 30};
+    uint8_t chain[8192];
+    size_t len = 0;
+    int64_t nb = 0, na = 0;
+    char err[256];
+    for (int tsa = 0; tsa <= 1; tsa++) {
+        ck_assert_int_eq(pki_issue_cert(&ca, k, "Tanaka", tsa, chain, sizeof(chain), &len, &nb, &na, err,
+                                        sizeof(err)), PKI_OK);
+        X509 *certs[4];
+        size_t n = 0;
+        ck_assert_int_eq(pki_certs_load(chain, len, certs, 4, &n), PKI_OK);
+        ck_assert_uint_eq(n, 2);                                    /* the certificate, then the CA */
+        ck_assert_int_eq(X509_verify(certs[0], ca_key), 1);         /* signed by the CA */
+        ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(certs[0]), k), 1);
+        ck_assert_int_eq(X509_cmp(certs[1], ca_x), 0);
+        ck_assert_int_eq(pki_dn(X509_get_subject_name(certs[0]), err, sizeof(err)), PKI_OK);
+        ck_assert_str_eq(err, "CN=Tanaka");
+        ck_assert_int_eq(X509_check_ca(certs[0]), 0);
+        /* timeStamping alone for the TSA, no extendedKeyUsage (any use) otherwise */
+        ck_assert_uint_eq(X509_get_extended_key_usage(certs[0]), tsa ? XKU_TIMESTAMP : UINT32_MAX);
+        ck_assert(X509_get_key_usage(certs[0]) & KU_DIGITAL_SIGNATURE);
+        ck_assert_int_eq((X509_get_key_usage(certs[0]) & KU_NON_REPUDIATION) != 0, !tsa);
+        /* never beyond the CA's validity (one day here, 30 asked) */
+        ck_assert(na <= (int64_t)time(NULL) + 86400 + 5 && nb < (int64_t)time(NULL));
+        pki_certs_free(certs, n);
+    }
+    ck_assert_int_eq(pki_issue_cert(&ca, k, "Tanaka", 0, chain, 100, &len, &nb, &na, err, sizeof(err)),
+                     PKI_ERR_NOMEM);
+    ck_assert_str_eq(err, "certificate chain too large");
+    ca.key_file = "/nonexistent/ca.key";
+    ck_assert_int_eq(pki_issue_cert(&ca, k, "Tanaka", 0, chain, sizeof(chain), &len, &nb, &na, err, sizeof(err)),
+                     PKI_ERR_IO);
+    ck_assert_uint_eq(len, 0);
+    X509_free(ca_x);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
 Suite *pki_crl_suite(void)
 {
     Suite *s = suite_create("pki_crl");
@@ -353,6 +415,7 @@ Suite *pki_crl_suite(void)
     tcase_add_test(tc, t_bad_setup);
     tcase_add_test(tc, t_concurrent_reload);
     tcase_add_test(tc, t_certs);
+    tcase_add_test(tc, t_issue);
     suite_add_tcase(s, tc);
     return s;
 }
