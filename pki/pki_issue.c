@@ -82,7 +82,7 @@ int pki_csr_build(EVP_PKEY *pub, const X509_NAME *subject, pki_sign_fn sign, voi
     sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;
     X509_REQ_set0_signature(req, sig);
     sig = NULL;
-    /* The request must verify with the key it names, or the HSM signed something else. */
+    /* The request must verify with the key it names, or the signer signed something else. */
     if (X509_REQ_verify(req, pub) != 1) {
         ERR("the signed certificate request does not verify");
         rc = PKI_ERR_INTERNAL;
