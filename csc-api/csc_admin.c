@@ -118,115 +118,6 @@ out:
 
 /* ---- certificates --------------------------------------------------------------- */
 
-static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    if (ext == NULL)
-        return -1;
-    int ok = X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    return ok ? 0 : -1;
-}
-
-static X509 *load_pem_cert(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    return x;
-}
-
-/* Issue an end-entity certificate for pub, signed by the configured CA; DER chain into cred->certs.
- * tsa: a time-stamping unit's certificate (critical extendedKeyUsage timeStamping, RFC 3161 2.3). */
-int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
-                   size_t err_sz)
-{
-    if (ca->refused != NULL)
-        return ERR("%s", ca->refused);
-    X509 *cacert = load_pem_cert(ca->cert_file), *x = X509_new();
-    EVP_PKEY *cakey = NULL;
-    FILE *f = fopen(ca->key_file, "r");
-    BIGNUM *serial = BN_new();
-    int rc = -1;
-
-    if (f != NULL) {
-        cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-        fclose(f);
-    }
-    if (cacert == NULL || cakey == NULL) {
-        ERR("cannot read the CA certificate %s or key %s", ca->cert_file, ca->key_file);
-        goto out;
-    }
-    if (x == NULL || serial == NULL || !BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY)) {
-        ERR("out of memory");
-        goto out;
-    }
-    X509_NAME *subj = X509_NAME_new();
-    X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
-    int ok = X509_set_version(x, 2) && BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) &&
-             X509_set_issuer_name(x, X509_get_subject_name(cacert)) && X509_set_subject_name(x, subj) &&
-             X509_gmtime_adj(X509_getm_notBefore(x), -60) &&
-             X509_time_adj_ex(X509_getm_notAfter(x), (int)(ca->days ? ca->days : 365), 0, NULL) &&
-             X509_set_pubkey(x, pub);
-    X509_NAME_free(subj);
-    /* Never outlive the CA. */
-    if (ok && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(cacert)) > 0)
-        ok = X509_set1_notAfter(x, X509_get0_notAfter(cacert));
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, cacert, x, NULL, NULL, 0);
-    if (!ok || add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") != 0 ||
-        add_ext(x, &ctx, NID_key_usage, tsa ? "critical,digitalSignature" : "critical,digitalSignature,nonRepudiation") != 0 ||
-        (tsa && add_ext(x, &ctx, NID_ext_key_usage, "critical,timeStamping") != 0) ||
-        add_ext(x, &ctx, NID_subject_key_identifier, "hash") != 0 ||
-        add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") != 0 || !X509_sign(x, cakey, EVP_sha256())) {
-        ERR("cannot issue the certificate");
-        goto out;
-    }
-    /* End entity, then the CA, then anything above it. */
-    unsigned char *p = cred->certs;
-    int len = i2d_X509(x, NULL), len2 = i2d_X509(cacert, NULL);
-    if (len <= 0 || len2 <= 0 || (size_t)len + (size_t)len2 > sizeof(cred->certs)) {
-        ERR("certificate chain too large");
-        goto out;
-    }
-    i2d_X509(x, &p);
-    i2d_X509(cacert, &p);
-    if (ca->chain_file != NULL && ca->chain_file[0] != '\0') {
-        FILE *cf = fopen(ca->chain_file, "r");
-        X509 *c;
-        if (cf == NULL) {
-            ERR("cannot read the CA chain %s", ca->chain_file);
-            goto out;
-        }
-        while ((c = PEM_read_X509(cf, NULL, NULL, NULL)) != NULL) {
-            int l = i2d_X509(c, NULL);
-            if (l <= 0 || (size_t)(p - cred->certs) + (size_t)l > sizeof(cred->certs)) {
-                X509_free(c);
-                fclose(cf);
-                ERR("certificate chain too large");
-                goto out;
-            }
-            i2d_X509(c, &p);
-            X509_free(c);
-        }
-        ERR_clear_error();
-        fclose(cf);
-    }
-    cred->certs_len = (uint32_t)(p - cred->certs);
-    if (csc_cert_validity(x, &cred->cert_not_before, &cred->cert_not_after) != 0) {
-        ERR("cannot read the validity of the issued certificate");
-        goto out;
-    }
-    rc = 0;
-out:
-    BN_free(serial);
-    X509_free(x);
-    X509_free(cacert);
-    EVP_PKEY_free(cakey);
-    return rc;
-}
 
 /* ---- credentials ---------------------------------------------------------------- */
 
@@ -798,13 +689,13 @@ static int list_cred(const stor_cred_t *c, void *arg)
     X509 *certs[8];
     size_t n = 0;
     char subj[512] = "", until[32] = "";
-    if (csc_certs_load(c, certs, 8, &n) == 0 && n > 0) {
+    if (pki_certs_load(c->certs, c->certs_len, certs, 8, &n) == PKI_OK && n > 0) {
         struct tm tm;
-        csc_dn(X509_get_subject_name(certs[0]), subj, sizeof(subj));
+        pki_dn(X509_get_subject_name(certs[0]), subj, sizeof(subj));
         if (ASN1_TIME_to_tm(X509_get0_notAfter(certs[0]), &tm) == 1)
             strftime(until, sizeof(until), "%Y-%m-%d", &tm);
     }
-    csc_certs_free(certs, n);
+    pki_certs_free(certs, n);
     fprintf(out, "  credential %s  %s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
             c->status == STOR_CRED_ENABLED     ? "enabled"
             : c->status == STOR_CRED_DESTROYED ? "destroyed"

@@ -1,49 +1,14 @@
-/* csc_cert.c - reading a credential's certificates. */
+/*
+ * csc_cert.c - a credential's certificate as the service sees it: its validity, its revocation status from the
+ * CRL store (pki/pki_crl.c) checked before every signature (J9), the sweep that ends credentials whose
+ * certificate a CRL lists as revoked (J7), and a certificate from the configured CA for a new key (pki_issue_cert).
+ */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <openssl/asn1.h>
-#include <openssl/bio.h>
 #include <openssl/x509.h>
 #include "csc_int.h"
-
-int csc_certs_load(const stor_cred_t *cred, X509 **out, size_t max, size_t *n)
-{
-    const unsigned char *p = cred->certs;
-    const unsigned char *end = cred->certs + cred->certs_len;
-    *n = 0;
-    while (p < end && *n < max) {
-        X509 *x = d2i_X509(NULL, &p, end - p);
-        if (x == NULL) {
-            csc_certs_free(out, *n);
-            *n = 0;
-            return -1;
-        }
-        out[(*n)++] = x;
-    }
-    return p == end ? 0 : -1;
-}
-
-void csc_certs_free(X509 **certs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        X509_free(certs[i]);
-}
-
-static int asn1_unix(const ASN1_TIME *t, int64_t *out)
-{
-    struct tm tm;
-    if (ASN1_TIME_to_tm(t, &tm) != 1)
-        return -1;
-    *out = (int64_t)timegm(&tm);
-    return 0;
-}
-
-int csc_cert_validity(X509 *ee, int64_t *not_before, int64_t *not_after)
-{
-    return asn1_unix(X509_get0_notBefore(ee), not_before) == 0 && asn1_unix(X509_get0_notAfter(ee), not_after) == 0
-               ? 0
-               : -1;
-}
 
 const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now)
 {
@@ -52,7 +17,7 @@ const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now)
         /* A record written before the validity was kept with it: read the certificate. */
         const unsigned char *p = cred->certs;
         X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
-        int ok = ee != NULL && csc_cert_validity(ee, &nb, &na) == 0;
+        int ok = ee != NULL && pki_cert_validity(ee, &nb, &na) == 0;
         X509_free(ee);
         if (!ok)
             return "expired";
@@ -60,21 +25,181 @@ const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now)
     return (int64_t)now < nb || (int64_t)now > na ? "expired" : "valid";
 }
 
-int csc_dn(const X509_NAME *name, char *buf, size_t sz)
+/* ---- the service's view ----------------------------------------------------------- */
+
+int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
+                   size_t err_sz)
 {
-    BIO *b = BIO_new(BIO_s_mem());
-    int rc = -1;
-    if (b == NULL)
+    if (ca->refused != NULL) {
+        snprintf(err, err_sz, "%s", ca->refused);
         return -1;
-    /* RFC 4514 order and escaping, UTF-8 kept as UTF-8 */
-    if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
-        goto out;
-    int len = BIO_read(b, buf, (int)sz - 1);
-    if (len < 0)
-        len = 0;
-    buf[len] = '\0';
-    rc = 0;
-out:
-    BIO_free(b);
+    }
+    pki_ca_t p = {.cert_file = ca->cert_file, .key_file = ca->key_file, .chain_file = ca->chain_file, .days = ca->days};
+    size_t len = 0;
+    if (pki_issue_cert(&p, pub, cn, tsa, cred->certs, sizeof(cred->certs), &len, &cred->cert_not_before,
+                       &cred->cert_not_after, err, err_sz) != PKI_OK)
+        return -1;
+    cred->certs_len = (uint32_t)len;
+    return 0;
+}
+
+int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why)
+{
+    *why = "";
+    if (c->crl == NULL)
+        return PKI_REV_GOOD;
+    const unsigned char *p = cred->certs;
+    X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
+    if (ee == NULL) {
+        *why = "the certificate cannot be read";
+        return PKI_REV_UNKNOWN;
+    }
+    int rc = pki_crl_check(c->crl, ee, now, why);
+    X509_free(ee);
     return rc;
+}
+
+typedef struct refuse {
+    stor_audit_t audit;
+} refuse_t;
+
+static int refuse_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_audit_append(t, &((refuse_t *)arg)->audit);
+}
+
+int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred)
+{
+    const char *why;
+    int rev = csc_cert_check_revocation(r->csc, cred, time(NULL), &why);
+    if (rev == PKI_REV_GOOD)
+        return 0;
+    refuse_t x;
+    memset(&x, 0, sizeof(x));
+    x.audit.event = STOR_EV_SIGN;
+    x.audit.result = STOR_RES_DENIED;
+    snprintf(x.audit.user, sizeof(x.audit.user), "%s", r->principal.user);
+    snprintf(x.audit.cred, sizeof(x.audit.cred), "%s", cred->id);
+    snprintf(x.audit.client, sizeof(x.audit.client), "%s", r->call->client ? r->call->client : "");
+    snprintf(x.audit.detail, sizeof(x.audit.detail), "certificate %s (%s)",
+             rev == PKI_REV_REVOKED ? "revoked" : rev == PKI_REV_SUSPENDED ? "suspended" : "status unknown", why);
+    if (stor_write(r->csc->stor, refuse_fn, &x) != 0)
+        return csc_unavailable(r);
+    char o[100] = "", cn[100] = ""; /* with the text, within desc_buf */
+    const unsigned char *p = cred->certs;
+    X509 *ee = d2i_X509(NULL, &p, cred->certs_len);
+    if (ee != NULL) {
+        X509_NAME *s = X509_get_subject_name(ee);
+        X509_NAME_get_text_by_NID(s, NID_organizationName, o, sizeof(o));
+        X509_NAME_get_text_by_NID(s, NID_commonName, cn, sizeof(cn));
+        X509_free(ee);
+    }
+    if (rev == PKI_REV_UNKNOWN)
+        snprintf(r->desc_buf, sizeof(r->desc_buf),
+                 "The revocation status of signing certificate 'O=%s,CN=%s' cannot be confirmed.", o, cn);
+    else
+        snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is %s.", o, cn,
+                 rev == PKI_REV_REVOKED ? "revoked" : "suspended");
+    return csc_bad(r, r->desc_buf);
+}
+
+const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t now, bool *usable)
+{
+    const char *st = csc_cred_cert_status(cred, now), *why;
+    *usable = cred->status == STOR_CRED_ENABLED && strcmp(st, "valid") == 0;
+    if (strcmp(st, "valid") != 0 || c->crl == NULL)
+        return st;
+    int rev = csc_cert_check_revocation(c, cred, now, &why);
+    if (rev != PKI_REV_GOOD)
+        *usable = false;
+    return rev == PKI_REV_REVOKED ? "revoked" : rev == PKI_REV_SUSPENDED ? "suspended" : st;
+}
+
+/* ---- a revocation seen in a CRL ends the credential (J7) ---------------------------------- */
+
+typedef struct sweep {
+    stor_txn_t *t;
+    char (*id)[STOR_NAME_MAX + 1];
+    size_t n, cap;
+} sweep_t;
+
+static int sweep_cred(const stor_cred_t *cred, void *arg)
+{
+    sweep_t *s = arg;
+    if (cred->certs_len == 0 || cred->status == STOR_CRED_PENDING ||
+        (cred->status == STOR_CRED_DESTROYED && cred->end_reason != STOR_CRED_END_OPERATOR))
+        return 0;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        void *p = realloc(s->id, cap * sizeof(*s->id));
+        if (p == NULL)
+            return STOR_ERR_NOMEM;
+        s->id = p;
+        s->cap = cap;
+    }
+    snprintf(s->id[s->n++], sizeof(s->id[0]), "%s", cred->id);
+    return 0;
+}
+
+static int sweep_user(const stor_user_t *u, void *arg)
+{
+    return stor_txn_cred_each(((sweep_t *)arg)->t, u->name, sweep_cred, arg);
+}
+
+static int sweep_fn(stor_txn_t *t, void *arg)
+{
+    sweep_t *s = arg;
+    s->t = t;
+    int rc = stor_txn_user_each(t, sweep_user, s);
+    return rc != 0 ? rc : stor_txn_cred_each(t, CSC_TSA_OWNER, sweep_cred, s);
+}
+
+/* The server is the first of the two persons: it asks, an operator with the key-admin role approves. */
+static void queue_destroy(csc_t *c, const csc_admin_t *a, const char *id)
+{
+    csc_op_policy_t pol = {.approval_ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400};
+    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1], err[256];
+    if (csc_op_approval_request(a, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, rid, err, sizeof(err)) != CSC_OP_OK)
+        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (%s); run csc-admin credential "
+                        "revoke %s\n", id, err, id);
+    else
+        fprintf(stderr, "crl: credential %s: certificate revoked; credential destroyed, its key waits for a second "
+                        "operator: csc-admin approve %s\n", id, rid);
+}
+
+size_t csc_crl_sweep(csc_t *c)
+{
+    sweep_t s = {0};
+    stor_cred_t *cred = malloc(sizeof(*cred));
+    size_t marked_n = 0;
+    csc_admin_t a = {.stor = c->stor, .hsm = c->hsm, .operator_name = "csc-server"};
+
+    if (c->crl == NULL || c->hsm == NULL || cred == NULL || stor_read(c->stor, sweep_fn, &s) != 0) {
+        free(cred);
+        free(s.id);
+        return 0;
+    }
+    for (size_t i = 0; i < s.n; i++) {
+        const char *why;
+        char detail[96], err[256];
+        int marked = 0;
+        if (stor_cred_get(c->stor, s.id[i], cred) != 0 ||
+            csc_cert_check_revocation(c, cred, time(NULL), &why) != PKI_REV_REVOKED)
+            continue;
+        snprintf(detail, sizeof(detail), "seen in a CRL: %s", why);
+        if (csc_admin_cred_revoked(&a, s.id[i], detail, c->cfg.crl_destroy_two_person, &marked, err, sizeof(err)) != 0)
+            fprintf(stderr, "crl: credential %s: %s\n", s.id[i], err);
+        if (!marked)
+            continue;
+        marked_n++;
+        if (c->cfg.crl_destroy_two_person)
+            queue_destroy(c, &a, s.id[i]);
+        else
+            fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential and key destroyed\n", s.id[i],
+                    why);
+    }
+    stor_wipe(cred, sizeof(*cred));
+    free(cred);
+    free(s.id);
+    return marked_n;
 }

@@ -2,9 +2,9 @@
  * csc_certmgmt.c - certificates from an external CA (JIPDEC J6): a PKCS#10 request signed by the HSM key,
  * renewal by request, and the import of the CA's certificate with its chain.
  *
- * The request is built with OpenSSL from the public key the HSM returns; its CertificationRequestInfo is
- * DER-encoded, hashed here, and the hash is signed by the private key inside the HSM (hsm_sign), so the key never
- * leaves the token. An import is refused unless the certificate's public key is the credential's HSM key, the
+ * The request is built by pki_csr_build from the public key the HSM returns; its CertificationRequestInfo is
+ * DER-encoded and hashed there, and the hash is signed by the private key inside the HSM (hsm_sign, through
+ * csr_sign), so the key never leaves the token. An import is refused unless the certificate's public key is the credential's HSM key, the
  * certificate is inside its validity, fit for signing (keyUsage digitalSignature or nonRepudiation, not a CA), and
  * its chain leads to a configured trust anchor. Every request, import and refusal is audited (STOR_EV_CERT).
  */
@@ -71,83 +71,40 @@ int csc_subject_build(const char *cn, const char *o, const char *c, X509_NAME **
 
 /* ---- the request -------------------------------------------------------------------------------- */
 
+/* A pki_sign_fn over hsm_sign with one key. */
+typedef struct csr_signer {
+    hsm_t *h;
+    const uint8_t *key_id;
+    size_t key_id_len;
+} csr_signer_t;
+
+static int csr_sign(void *arg, const pki_sig_t *p, const uint8_t *digest, size_t len, uint8_t *sig, size_t *sig_len)
+{
+    const csr_signer_t *s = arg;
+    hsm_sign_params_t hp = csc_hsm_sig(p);
+    const uint8_t *digests[1] = {digest};
+    uint8_t *sigs[1] = {sig};
+    return hsm_sign(s->h, s->key_id, s->key_id_len, &hp, digests, len, 1, sigs, sig_len);
+}
+
 int csc_csr_build(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, X509_REQ **out,
                   char *err, size_t err_sz)
 {
     EVP_PKEY *pub = NULL;
-    X509_REQ *req = X509_REQ_new();
-    X509_ALGOR *alg = X509_ALGOR_new();
-    ASN1_BIT_STRING *sig = NULL;
-    unsigned char *tbs = NULL;
-    int rc = -1;
-
     *out = NULL;
     int hrc = hsm_pubkey(h, key_id, key_id_len, &pub);
     if (hrc != HSM_OK) {
-        ERR("cannot read the public key from the HSM: %s", hsm_strerror(hrc));
-        goto out;
+        EVP_PKEY_free(pub);
+        ERR_clear_error();
+        return ERR("cannot read the public key from the HSM: %s", hsm_strerror(hrc));
     }
-    if (req == NULL || alg == NULL || !X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, subject) ||
-        !X509_REQ_set_pubkey(req, pub)) {
-        ERR("cannot build the certificate request");
-        goto out;
-    }
-    /* The digest follows the key's strength: SHA-256 for RSA and P-256, SHA-384 for P-384, SHA-512 for P-521. */
-    hsm_sign_params_t p = {.md_nid = NID_sha256};
-    int sig_nid;
-    if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA) {
-        p.scheme = HSM_SIG_RSA_PKCS1;
-        sig_nid = NID_sha256WithRSAEncryption;
-        X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid), V_ASN1_NULL, NULL);
-    } else {
-        int bits = EVP_PKEY_get_bits(pub);
-        p.scheme = HSM_SIG_ECDSA;
-        p.md_nid = bits > 384 ? NID_sha512 : bits > 256 ? NID_sha384 : NID_sha256;
-        sig_nid = p.md_nid == NID_sha512 ? NID_ecdsa_with_SHA512 : p.md_nid == NID_sha384 ? NID_ecdsa_with_SHA384
-                                                                                          : NID_ecdsa_with_SHA256;
-        X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid), V_ASN1_UNDEF, NULL);
-    }
-    int tbs_len = i2d_re_X509_REQ_tbs(req, &tbs);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned md_len = 0;
-    if (tbs_len <= 0 || !EVP_Digest(tbs, (size_t)tbs_len, md, &md_len, EVP_get_digestbynid(p.md_nid), NULL)) {
-        ERR("cannot encode the certificate request");
-        goto out;
-    }
-    uint8_t sigbuf[HSM_SIG_MAX];
-    uint8_t *sigs[1] = {sigbuf};
-    const uint8_t *digests[1] = {md};
-    size_t sig_len = 0;
-    hrc = hsm_sign(h, key_id, key_id_len, &p, digests, md_len, 1, sigs, &sig_len);
-    if (hrc != HSM_OK) {
-        ERR("the HSM could not sign the certificate request: %s", hsm_strerror(hrc));
-        goto out;
-    }
-    if ((sig = ASN1_BIT_STRING_new()) == NULL || !ASN1_BIT_STRING_set(sig, sigbuf, (int)sig_len) ||
-        !X509_REQ_set1_signature_algo(req, alg)) {
-        ERR("out of memory");
-        goto out;
-    }
-    sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07); /* a whole number of bytes */
-    sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;
-    X509_REQ_set0_signature(req, sig);
-    sig = NULL;
-    /* The request must verify with the key it names, or the HSM signed something else. */
-    if (X509_REQ_verify(req, pub) != 1) {
-        ERR("the signed certificate request does not verify");
-        goto out;
-    }
-    *out = req;
-    req = NULL;
-    rc = 0;
-out:
-    ERR_clear_error();
-    OPENSSL_free(tbs);
-    ASN1_BIT_STRING_free(sig);
-    X509_ALGOR_free(alg);
-    X509_REQ_free(req);
+    csr_signer_t s = {.h = h, .key_id = key_id, .key_id_len = key_id_len};
+    int cb_rc = HSM_OK;
+    int rc = pki_csr_build(pub, subject, csr_sign, &s, out, &cb_rc, err, err_sz);
     EVP_PKEY_free(pub);
-    return rc;
+    if (rc == PKI_ERR_CALLBACK)
+        return ERR("the HSM could not sign the certificate request: %s", hsm_strerror(cb_rc));
+    return rc == PKI_OK ? 0 : -1;
 }
 
 int csc_csr_write(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, const char *file,
@@ -474,12 +431,12 @@ int csc_admin_cred_import(const csc_admin_t *a, const char *id, const char *cert
     }
     if (verify_chain(a->trust_anchors, ee, untrusted, fresh->certs, &fresh->certs_len, err, err_sz) != 0)
         goto out;
-    if (csc_cert_validity(ee, &fresh->cert_not_before, &fresh->cert_not_after) != 0) {
+    if (pki_cert_validity(ee, &fresh->cert_not_before, &fresh->cert_not_after) != 0) {
         ERR("cannot read the certificate's validity");
         goto out;
     }
     char subj[160] = "", what[240];
-    csc_dn(X509_get_subject_name(ee), subj, sizeof(subj));
+    pki_dn(X509_get_subject_name(ee), subj, sizeof(subj));
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(ee), NULL);
     char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
     snprintf(what, sizeof(what), "action=credential.import%s serial=%s subject=%s",

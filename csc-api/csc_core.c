@@ -67,10 +67,18 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     c->stor = stor;
     c->hsm = hsm;
     c->oauth = oauth;
-    if (cfg->crl_dir != NULL && cfg->crl_dir[0] != '\0' &&
-        csc_crl_new(cfg->crl_dir, cfg->trust_anchors, cfg->crl_allow_stale, cfg->crl_require, 1, &c->crl) != 0) {
-        csc_free(c);
-        return -1;
+    if (cfg->crl_dir != NULL && cfg->crl_dir[0] != '\0') {
+        char err[512];
+        int rc = pki_crl_new(cfg->crl_dir, cfg->trust_anchors, cfg->crl_allow_stale, cfg->crl_require, 1, &c->crl,
+                             err, sizeof(err));
+        if (rc != PKI_OK) {
+            if (rc == PKI_ERR_ANCHORS)
+                fprintf(stderr, "crl_dir needs trust_anchors (PEM CA certificates that issue the CRLs): %s\n", err);
+            else
+                fprintf(stderr, "crl_dir %s\n", err);
+            csc_free(c);
+            return -1;
+        }
     }
     if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || csc_logo_init(c) != 0 || csc_info_build(c) != 0 ||
         csc_async_start(c) != 0) {
@@ -80,7 +88,7 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     if (c->crl != NULL) {
         /* Revocations in the CRLs end their credentials (J7): those found now, and those of every later reload. */
         (void)csc_crl_sweep(c);
-        csc_crl_set_listener(c->crl, crl_changed, c);
+        pki_crl_set_listener(c->crl, crl_changed, c);
     }
     *out = c;
     return 0;
@@ -91,7 +99,7 @@ void csc_free(csc_t *c)
     if (c == NULL)
         return;
     csc_async_stop(c); /* jobs still running sign through the CRL store */
-    csc_crl_free(c->crl);
+    pki_crl_free(c->crl);
     free(c->info_body);
     free(c->info_v1_body);
     free(c->logo);

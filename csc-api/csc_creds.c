@@ -44,9 +44,9 @@ static void gen_cert(csc_req_t *r, X509 **certs, size_t n, const char *which, bo
         yajl_gen_array_close(g);
     }
     if (cert_info && n > 0) {
-        if (csc_dn(X509_get_issuer_name(certs[0]), dn, sizeof(dn)) == 0)
+        if (pki_dn(X509_get_issuer_name(certs[0]), dn, sizeof(dn)) == 0)
             csc_gen_kv(g, "issuerDN", dn);
-        if (csc_dn(X509_get_subject_name(certs[0]), dn, sizeof(dn)) == 0)
+        if (pki_dn(X509_get_subject_name(certs[0]), dn, sizeof(dn)) == 0)
             csc_gen_kv(g, "subjectDN", dn);
         BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certs[0]), NULL);
         char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
@@ -177,7 +177,7 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
     size_t n = 0;
     const csc_sign_alg_t *algs[16];
 
-    if (csc_certs_load(cred, certs, CERTS_MAX, &n) != 0)
+    if (pki_certs_load(cred->certs, cred->certs_len, certs, CERTS_MAX, &n) != PKI_OK)
         return csc_fail(r, 500, "server_error", "The credential's certificate cannot be read");
     bool usable;
     const char *cert_status = csc_cred_cert_status_now(r->csc, cred, time(NULL), &usable);
@@ -207,7 +207,7 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
     csc_gen_kv(g, "SCAL", cred->scal == 2 ? "2" : "1");
     csc_gen_kint(g, "multisign", cred->multisign);
     csc_gen_kv(g, "lang", r->csc->cfg.lang);
-    csc_certs_free(certs, n);
+    pki_certs_free(certs, n);
     return 0;
 }
 

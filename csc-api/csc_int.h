@@ -7,6 +7,7 @@
 #include <yajl/yajl_tree.h>
 #include <openssl/x509.h>
 #include "csc.h"
+#include "pki.h"
 
 #define CSC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -30,7 +31,7 @@ struct csc {
     char *info_v1_body;        /* the same for /csc/v1/ (v1.0.4.0 shape) */
     size_t info_v1_len;
     bool tsa;                  /* the TSA named by cfg.tsa_credential exists (timestamp, Ades-B-T offered) */
-    struct csc_crl *crl;       /* revocation lists (J9), NULL when crl_dir is not set */
+    pki_crl_t *crl;            /* revocation lists (J9), NULL when crl_dir is not set */
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
@@ -180,15 +181,8 @@ void csc_hashes_free(csc_hashes_t *h);
 
 /* ---- certificates ------------------------------------------------------------- */
 
-/* Split a credential's concatenated DER into X509 objects (end entity first). */
-int csc_certs_load(const stor_cred_t *cred, X509 **out, size_t max, size_t *n);
-void csc_certs_free(X509 **certs, size_t n);
-/* Validity of a certificate in unix seconds. */
-int csc_cert_validity(X509 *ee, int64_t *not_before, int64_t *not_after);
 /* "valid" or "expired" for a credential's end-entity certificate, from the validity kept in the record. */
 const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now);
-/* RFC 4514 DN into buf */
-int csc_dn(const X509_NAME *name, char *buf, size_t sz);
 
 /* ---- methods ------------------------------------------------------------------ */
 
@@ -329,58 +323,13 @@ int csc_check_policy(csc_req_t *r, const stor_cred_t *cred);
 int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info,
                       bool auth_info);
 
-/* ---- DER writer and CMS SignedData (csc_cms.c), time-stamps (csc_tsa.c), signDoc (csc_signdoc.c) ------- */
+/* ---- CMS SignedData (pki/), time-stamps (csc_tsa.c), signDoc (csc_signdoc.c) ------------------------------ */
 
-/* A growing DER buffer with a hard maximum. Elements are written content first: take a mark, write the
- * content, then close the mark with a tag (the header is inserted there). Any failure (size, memory, bad
- * OID) sets failed and makes every later call a no-op. */
-typedef struct csc_der {
-    uint8_t *p;
-    size_t len, cap, max;
-    int failed;
-} csc_der_t;
-
-void csc_der_init(csc_der_t *d, size_t max);
-void csc_der_free(csc_der_t *d);
-static inline size_t csc_der_mark(const csc_der_t *d) { return d->len; }
-void csc_der_close(csc_der_t *d, size_t mark, uint8_t tag);
-void csc_der_raw(csc_der_t *d, const void *p, size_t n);
-void csc_der_tlv(csc_der_t *d, uint8_t tag, const void *p, size_t n);
-int csc_der_oid(csc_der_t *d, const char *dotted);
-void csc_der_uint(csc_der_t *d, uint64_t v);
-void csc_der_uint_bytes(csc_der_t *d, const uint8_t *p, size_t n); /* unsigned big-endian INTEGER */
-void csc_der_time(csc_der_t *d, int64_t unix_ms, bool generalized); /* UTCTime or GeneralizedTime */
-void csc_der_sig_algor(csc_der_t *d, const hsm_sign_params_t *p);   /* signatureAlgorithm of a scheme */
-
-typedef struct csc_cms_in {
-    const uint8_t *certs;      /* concatenated DER, end entity first (all go into SignedData.certificates) */
-    size_t certs_len;
-    const char *content_type;  /* eContentType OID; NULL = id-data */
-    const uint8_t *digest;     /* message-digest of the content, of sig.md_nid */
-    size_t digest_len;
-    const uint8_t *content;    /* encapsulated content, NULL = detached */
-    size_t content_len;
-    int64_t signing_time_ms;   /* signing-time attribute (CAdES); 0 = none (PAdES, time-stamp tokens) */
-    hsm_sign_params_t sig;     /* scheme and digest of the signature; the digest is the SignerInfo's */
-} csc_cms_in_t;
-
-/* Sign a digest of params->md_nid into sig (HSM_SIG_MAX bytes): returns an HSM_* code. */
-typedef int (*csc_cms_sign_fn)(void *arg, const hsm_sign_params_t *params, const uint8_t *digest, size_t len,
-                               uint8_t *sig, size_t *sig_len);
-/* A time-stamp token over a signature value (malloc'd into *tok): returns an HSM_* code. */
-typedef int (*csc_cms_tst_fn)(void *arg, const uint8_t *sig, size_t sig_len, uint8_t **tok, size_t *tok_len);
-
-/* The DER SET OF signed attributes: content-type, message-digest, signing-certificate-v2 of ee, and
- * signing-time when asked. @return 0 or -1 (encoding failed). */
-int csc_cms_signed_attrs(const csc_cms_in_t *in, X509 *ee, csc_der_t *out);
-/* A ContentInfo with SignedData and one SignerInfo; tst (may be NULL) adds the signature-time-stamp
- * unsigned attribute. @return HSM_OK, HSM_ERR_INVAL (bad certificates or digest), HSM_ERR_NOMEM (size) or
- * what sign / tst returned. */
-int csc_cms_sign(const csc_cms_in_t *in, csc_cms_sign_fn sign, csc_cms_tst_fn tst, void *arg, csc_der_t *out);
-/* An upper bound of csc_cms_sign's output size for in, without signing: the same encoding with a signature as long
- * as the first certificate's key can make and a time-stamp token of tst_max bytes (0: none). max bounds the probe
- * (HSM_ERR_NOMEM beyond it). @return HSM_OK with *out set, or an HSM_* code. */
-int csc_cms_size_max(const csc_cms_in_t *in, size_t tst_max, size_t max, size_t *out);
+/* csc_tsa.c: the pki/ signature parameters of an HSM scheme, and back. */
+pki_sig_t csc_pki_sig(const hsm_sign_params_t *p);
+hsm_sign_params_t csc_hsm_sig(const pki_sig_t *p);
+/* csc_tsa.c: a pki_cms_* result as an HSM_* code; cb_rc: what the (HSM_* speaking) callback returned. */
+int csc_pki_hsm_rc(int pki_rc, int cb_rc);
 /* An upper bound of the size of a token csc_tsa_stamp would give now (no signature, nothing audited).
  * @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), ... */
 int csc_tsa_token_max(csc_t *c, size_t *out);
@@ -392,9 +341,9 @@ int csc_tsa_open(csc_t *c);
  * STOR_EV_TIMESTAMP for user/client in the same step (no token is returned when the record cannot be
  * written). @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), HSM_ERR_UNAVAILABLE (HSM or storage), ... */
 int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
-                  const char *user, const char *client, csc_der_t *out);
-/* csc_cms_sign's signer over hsm_sign; arg is the credential (stor_cred_t *) */
-int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const hsm_sign_params_t *p, const uint8_t *digest,
+                  const char *user, const char *client, pki_der_t *out);
+/* A pki_sign_fn's work over hsm_sign with cred's key: sig has PKI_SIG_MAX bytes. @return an HSM_* code. */
+int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
                      size_t len, uint8_t *sig, size_t *sig_len);
 int csc_m_timestamp(csc_req_t *r);
 /* csc_admin.c: one change of a stored credential inside a stor_write() callback: read it (heap copy), let change
@@ -402,7 +351,8 @@ int csc_m_timestamp(csc_req_t *r);
  * to the owner) in the same transaction; the copy is wiped. */
 typedef int (*csc_cred_change_fn)(stor_cred_t *c, void *arg);
 int csc_txn_cred_change(stor_txn_t *t, const char *id, csc_cred_change_fn change, void *arg, stor_audit_t *audit);
-/* csc_admin.c: an end-entity certificate for pub from the CA (tsa: EKU timeStamping, critical), chain into cred */
+/* csc_cert.c: an end-entity certificate for pub from the CA (tsa: EKU timeStamping, critical), chain into cred;
+ * -1 with err set (also when the CA is refused). */
 int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
                    size_t err_sz);
 int csc_m_sign_doc(csc_req_t *r);
@@ -410,34 +360,15 @@ int csc_m_sign_doc(csc_req_t *r);
  * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
 int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);
 const char *csc_bearer_value(csc_req_t *r);
-/* ---- certificate requests, imports and revocation lists (csc_crl.c, csc_certmgmt.c; J6, J9) ------------- */
+/* ---- certificate requests, imports and revocation lists (csc_cert.c, csc_certmgmt.c; J6, J9) ------------ */
+/* The CRL store itself is pki/'s (pki_crl_t in c->crl); revocation statuses are PKI_REV_*. */
 
-typedef struct csc_crl csc_crl_t;
-
-enum { CSC_REV_GOOD = 0, CSC_REV_REVOKED = 1, CSC_REV_SUSPENDED = 2, CSC_REV_UNKNOWN = 3 };
-
-/* Every *.crl / *.pem of dir, each verified against its issuer in anchors_file (PEM); with watch_thread a thread
- * reloads changed files once a second. allow_stale: a CRL past nextUpdate still counts (else CSC_REV_UNKNOWN);
- * require: a certificate whose issuer has no CRL is CSC_REV_UNKNOWN (else CSC_REV_GOOD). -1 with a message. */
-int csc_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require, int watch_thread,
-                csc_crl_t **out);
-void csc_crl_free(csc_crl_t *c);
-/* Look at the folder now: 1 = a new snapshot is in force, 0 = nothing changed, -1 = folder unreadable. */
-int csc_crl_reload(csc_crl_t *c);
-/* CSC_REV_* of ee; why = the CRL reason name or what is missing (static). */
-int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why);
-/* How many CRLs are in force. */
-size_t csc_crl_count(csc_crl_t *c);
-/* Call fn(arg) on the watcher thread after each reload that changed the loaded CRLs. */
-void csc_crl_set_listener(csc_crl_t *c, void (*fn)(void *arg), void *arg);
 /* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
  * (reason revoked) and audited, and its key destroyed, or with cfg.crl_destroy_two_person held for a two-person
  * request (csc-admin approve). Returns how many credentials it marked. */
 size_t csc_crl_sweep(csc_t *c);
-/* PEM certificates of a file into a new stack; -1 if none can be read. */
-int csc_crl_load_anchors(const char *file, STACK_OF(X509) **out);
 
-/* The revocation status (CSC_REV_*) of a credential's end-entity certificate: the one check every signing path
+/* The revocation status (PKI_REV_*) of a credential's end-entity certificate: the one check every signing path
  * (signHash, signDoc) makes before the HSM is asked (J9). */
 int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why);
 /* The same as a method step: refuses a revoked, suspended or unconfirmable certificate with 400 invalid_request

@@ -547,7 +547,7 @@ static void cert_subject(const stor_cred_t *cred, char *out, size_t sz)
     X509 *x = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
     out[0] = '\0';
     if (x != NULL)
-        csc_dn(X509_get_subject_name(x), out, sz);
+        pki_dn(X509_get_subject_name(x), out, sz);
     X509_free(x);
 }
 

@@ -1,7 +1,7 @@
 /*
  * csc_signdoc.c - signatures/signDoc (CSC API v2.0.0.2 sec. 11.11, docs/csc-api.md sec. 14): CAdES and PAdES
  * baseline B-B and B-T (EN 319 122-1, EN 319 142-1), built around one HSM signature per document or digest
- * (csc_cms.c).
+ * (pki/pki_cms.c, signing through sign_cb).
  *
  * What is signed:
  *   documentDigests, format C  -> a detached CMS over each digest (SignatureObject);
@@ -381,7 +381,7 @@ static int fail(csc_err_t *err, int status, const char *error, const char *descr
     return -1;
 }
 
-static int sign_cb(void *arg, const hsm_sign_params_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
+static int sign_cb(void *arg, const pki_sig_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
                    size_t *sig_len)
 {
     signer_t *s = arg;
@@ -393,13 +393,13 @@ static int tst_cb(void *arg, const uint8_t *sig, size_t sig_len, uint8_t **tok, 
 {
     signer_t *s = arg;
     uint8_t md[32];
-    csc_der_t d;
+    pki_der_t d;
     if (!EVP_Digest(sig, sig_len, md, NULL, EVP_sha256(), NULL))
         return HSM_ERR_INTERNAL;
-    csc_der_init(&d, 64 * 1024);
+    pki_der_init(&d, 64 * 1024);
     int rc = csc_tsa_stamp(s->c, NID_sha256, md, sizeof(md), NULL, 0, s->user, s->client, &d);
     if (rc != HSM_OK) {
-        csc_der_free(&d);
+        pki_der_free(&d);
         return rc == HSM_ERR_NOKEY ? HSM_ERR_UNAVAILABLE : rc;
     }
     *tok = d.p;
@@ -433,19 +433,20 @@ static int sign_all(const signer_t *s, signdoc_t *sd, csc_err_t *err, const char
     for (size_t i = 0; i < sd->n_entries; i++) {
         entry_t *en = &sd->e[i];
         for (size_t k = en->first; k < en->first + en->n; k++) {
-            csc_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .digest = sd->dptrs[k],
-                               .digest_len = sd->alg->len, .sig = en->sig,
+            pki_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .digest = sd->dptrs[k],
+                               .digest_len = sd->alg->len, .sig = csc_pki_sig(&en->sig),
                                /* PAdES B-B SHALL NOT carry signing-time (EN 319 142-1 5.3): /M has it */
                                .signing_time_ms = en->format == 'C' ? now_ms : 0};
             if (en->attached) {
                 in.content = en->doc;
                 in.content_len = en->doc_len;
             }
-            csc_der_t d;
-            csc_der_init(&d, en->doc_len + CMS_OVERHEAD_MAX);
-            int rc = csc_cms_sign(&in, sign_cb, en->bt ? tst_cb : NULL, (void *)s, &d);
+            pki_der_t d;
+            pki_der_init(&d, en->doc_len + CMS_OVERHEAD_MAX);
+            int cb_rc = HSM_OK;
+            int rc = csc_pki_hsm_rc(pki_cms_sign(&in, sign_cb, en->bt ? tst_cb : NULL, (void *)s, &d, &cb_rc), cb_rc);
             if (rc != HSM_OK) {
-                csc_der_free(&d);
+                pki_der_free(&d);
                 *why = hsm_strerror(rc);
                 if (rc == HSM_ERR_UNAVAILABLE)
                     return fail(err, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
@@ -454,13 +455,13 @@ static int sign_all(const signer_t *s, signdoc_t *sd, csc_err_t *err, const char
             if (en->format == 'P' && sd->documents) {
                 size_t room = en->gap_end - en->gap_start - 1;
                 if (2 * d.len > room) {
-                    csc_der_free(&d);
+                    pki_der_free(&d);
                     *why = "signature larger than the PDF placeholder";
                     return fail(err, 400, "invalid_request",
                                 "The signature does not fit into the /Contents placeholder of the PDF");
                 }
                 hex_upper(d.p, d.len, en->doc + en->gap_start + 1);
-                csc_der_free(&d);
+                pki_der_free(&d);
                 continue;
             }
             sd->out[k] = d.p;
@@ -656,10 +657,10 @@ static int placeholders_fit(csc_req_t *r, const signdoc_t *sd, const stor_cred_t
                                                                                    "The signature size could not be estimated");
             have_tst = true;
         }
-        csc_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .digest = sd->dptrs[en->first],
-                           .digest_len = sd->alg->len, .sig = en->sig};
+        pki_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .digest = sd->dptrs[en->first],
+                           .digest_len = sd->alg->len, .sig = csc_pki_sig(&en->sig)};
         size_t need = 0, room = en->gap_end - en->gap_start - 1;
-        int rc = csc_cms_size_max(&in, en->bt ? tst_max : 0, CMS_OVERHEAD_MAX, &need);
+        int rc = csc_pki_hsm_rc(pki_cms_size_max(&in, en->bt ? tst_max : 0, CMS_OVERHEAD_MAX, &need), HSM_OK);
         if (rc != HSM_OK)
             return csc_fail(r, 500, "server_error", "The signature size could not be estimated");
         if (2 * need > room)

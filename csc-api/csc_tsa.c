@@ -8,7 +8,8 @@
  * renew|disable|destroy` work on it as on any key. Serial numbers are 127-bit random values (unique without
  * a counter to keep durable); genTime is the system clock, with the configured accuracy.
  * Every token, for a client or for an AdES B-T signature, is audited (STOR_EV_TIMESTAMP) before it is given
- * out.
+ * out. The token's encoding is pki/'s (pki_tst_sign); this file picks the key, serial, time and policy, and
+ * signs through the HSM.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,15 +20,45 @@
 #include <openssl/rand.h>
 #include "csc_int.h"
 
-#define OID_TST_INFO "1.2.840.113549.1.9.16.1.4"
 #define NONCE_HEX_MAX 64 /* 256 bits */
 
-int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const hsm_sign_params_t *p, const uint8_t *digest,
+/* hsm_sign writes up to HSM_SIG_MAX bytes into the PKI_SIG_MAX buffer pki/ hands its callback. */
+_Static_assert(PKI_SIG_MAX >= HSM_SIG_MAX, "pki's signature buffer must hold any HSM signature");
+
+pki_sig_t csc_pki_sig(const hsm_sign_params_t *p)
+{
+    pki_sig_t s = {.md_nid = p->md_nid, .mgf1_md_nid = p->mgf1_md_nid, .salt_len = p->salt_len};
+    s.scheme = p->scheme == HSM_SIG_RSA_PSS ? PKI_SIG_RSA_PSS : p->scheme == HSM_SIG_ECDSA ? PKI_SIG_ECDSA
+             : p->scheme == HSM_SIG_RSA_PKCS1 ? PKI_SIG_RSA_PKCS1 : (pki_sig_scheme_t)0;
+    return s;
+}
+
+hsm_sign_params_t csc_hsm_sig(const pki_sig_t *p)
+{
+    hsm_sign_params_t h = {.md_nid = p->md_nid, .mgf1_md_nid = p->mgf1_md_nid, .salt_len = p->salt_len};
+    h.scheme = p->scheme == PKI_SIG_RSA_PSS ? HSM_SIG_RSA_PSS : p->scheme == PKI_SIG_ECDSA ? HSM_SIG_ECDSA
+             : p->scheme == PKI_SIG_RSA_PKCS1 ? HSM_SIG_RSA_PKCS1 : (hsm_sig_scheme_t)0;
+    return h;
+}
+
+int csc_pki_hsm_rc(int pki_rc, int cb_rc)
+{
+    switch (pki_rc) {
+    case PKI_OK: return HSM_OK;
+    case PKI_ERR_INVAL: return HSM_ERR_INVAL;
+    case PKI_ERR_NOMEM: return HSM_ERR_NOMEM;
+    case PKI_ERR_CALLBACK: return cb_rc;
+    default: return HSM_ERR_INTERNAL;
+    }
+}
+
+int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
                      size_t len, uint8_t *sig, size_t *sig_len)
 {
     const uint8_t *const d[1] = {digest};
     uint8_t *const s[1] = {sig};
-    return hsm_sign(h, cred->key_id, cred->key_id_len, p, d, len, 1, s, sig_len);
+    hsm_sign_params_t hp = csc_hsm_sig(p);
+    return hsm_sign(h, cred->key_id, cred->key_id_len, &hp, d, len, 1, s, sig_len);
 }
 
 typedef struct tsa_signer {
@@ -35,7 +66,7 @@ typedef struct tsa_signer {
     const stor_cred_t *cred;
 } tsa_signer_t;
 
-static int tsa_sign(void *arg, const hsm_sign_params_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
+static int tsa_sign(void *arg, const pki_sig_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
                     size_t *sig_len)
 {
     tsa_signer_t *t = arg;
@@ -43,15 +74,15 @@ static int tsa_sign(void *arg, const hsm_sign_params_t *p, const uint8_t *digest
 }
 
 /* The TSA signs with the digest that fits its key: SHA-256 for RSA and P-256, SHA-384/512 for P-384/521. */
-static void tsa_sign_params(const stor_cred_t *cred, hsm_sign_params_t *p)
+static void tsa_sign_params(const stor_cred_t *cred, pki_sig_t *p)
 {
     memset(p, 0, sizeof(*p));
     p->md_nid = NID_sha256;
     if (cred->key_type == STOR_KEY_RSA) {
-        p->scheme = HSM_SIG_RSA_PKCS1;
+        p->scheme = PKI_SIG_RSA_PKCS1;
         return;
     }
-    p->scheme = HSM_SIG_ECDSA;
+    p->scheme = PKI_SIG_ECDSA;
     if (strcmp(cred->key_curve, "1.3.132.0.34") == 0)
         p->md_nid = NID_sha384;
     else if (strcmp(cred->key_curve, "1.3.132.0.35") == 0)
@@ -78,10 +109,10 @@ int csc_tsa_open(csc_t *c)
     c->tsa = false;
     if (c->cfg.tsa_credential == NULL || c->cfg.tsa_credential[0] == '\0')
         return 0;
-    csc_der_t d;
-    csc_der_init(&d, 64);
-    int bad_policy = c->cfg.tsa_policy == NULL || csc_der_oid(&d, c->cfg.tsa_policy) != 0;
-    csc_der_free(&d);
+    pki_der_t d;
+    pki_der_init(&d, 64);
+    int bad_policy = c->cfg.tsa_policy == NULL || pki_der_oid(&d, c->cfg.tsa_policy) != 0;
+    pki_der_free(&d);
     if (bad_policy) {
         fprintf(stderr, "csc: tsa_policy must be a dotted OID when tsa_credential is set\n");
         return -1;
@@ -100,45 +131,21 @@ int csc_tsa_open(csc_t *c)
     return 0;
 }
 
-/* TSTInfo (RFC 3161 2.4.2): version 1, policy, messageImprint, serialNumber, genTime, accuracy, nonce. */
-static void tst_info(csc_der_t *d, const csc_config_t *cfg, int md_nid, const uint8_t *digest, size_t len,
-                     const uint8_t serial[16], int64_t now_ms, const uint8_t *nonce, size_t nonce_len)
+/* The TSTInfo fields this TSA fills in from its configuration (pki_tst_info encodes them). */
+static pki_tst_t tst_fields(const csc_config_t *cfg, int md_nid, const uint8_t *digest, size_t len,
+                            const uint8_t serial[16], int64_t now_ms, const uint8_t *nonce, size_t nonce_len)
 {
-    size_t m = csc_der_mark(d);
-    csc_der_uint(d, 1);
-    csc_der_oid(d, cfg->tsa_policy);
-    size_t mi = csc_der_mark(d);
-    size_t alg = csc_der_mark(d);
-    csc_der_oid(d, csc_hash_by_nid(md_nid)->oid);
-    csc_der_close(d, alg, 0x30);
-    csc_der_tlv(d, 0x04, digest, len);
-    csc_der_close(d, mi, 0x30);
-    csc_der_uint_bytes(d, serial, 16);
-    csc_der_time(d, now_ms, true);
-    if (cfg->tsa_accuracy_ms > 0) {
-        size_t acc = csc_der_mark(d);
-        if (cfg->tsa_accuracy_ms / 1000 > 0)
-            csc_der_uint(d, cfg->tsa_accuracy_ms / 1000);
-        if (cfg->tsa_accuracy_ms % 1000 > 0) { /* millis [0] IMPLICIT INTEGER (1..999) */
-            size_t ms = csc_der_mark(d);
-            csc_der_uint(d, cfg->tsa_accuracy_ms % 1000);
-            d->p[ms] = 0x80;
-        }
-        csc_der_close(d, acc, 0x30);
-    }
-    if (nonce != NULL)
-        csc_der_uint_bytes(d, nonce, nonce_len);
-    csc_der_close(d, m, 0x30);
+    return (pki_tst_t){.policy = cfg->tsa_policy, .accuracy_ms = cfg->tsa_accuracy_ms, .md_nid = md_nid,
+                       .digest = digest, .digest_len = len, .serial = serial, .serial_len = 16,
+                       .gen_time_ms = now_ms, .nonce = nonce, .nonce_len = nonce_len};
 }
 
 int csc_tsa_token_max(csc_t *c, size_t *out)
 {
     stor_cred_t *cred = malloc(sizeof(*cred));
-    csc_der_t info;
-    uint8_t serial[16], digest[32], md[EVP_MAX_MD_SIZE];
+    uint8_t serial[16], digest[32];
     int rc;
 
-    csc_der_init(&info, 4096);
     if (cred == NULL) {
         rc = HSM_ERR_NOMEM;
         goto out;
@@ -151,17 +158,13 @@ int csc_tsa_token_max(csc_t *c, size_t *out)
     memset(digest, 0xff, sizeof(digest)); /* B-T imprints are SHA-256 */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    tst_info(&info, &c->cfg, NID_sha256, digest, sizeof(digest), serial,
-             (int64_t)ts.tv_sec * 1000 + 123, NULL, 0); /* milliseconds with three digits: the longest genTime */
-    csc_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .content_type = OID_TST_INFO,
-                       .content = info.p, .content_len = info.len};
-    tsa_sign_params(cred, &in.sig);
-    memset(md, 0xff, sizeof(md));
-    in.digest = md;
-    in.digest_len = csc_hash_by_nid(in.sig.md_nid)->len;
-    rc = info.failed ? HSM_ERR_INTERNAL : csc_cms_size_max(&in, 0, 256 * 1024, out);
+    /* milliseconds with three digits: the longest genTime */
+    pki_tst_t t = tst_fields(&c->cfg, NID_sha256, digest, sizeof(digest), serial, (int64_t)ts.tv_sec * 1000 + 123,
+                             NULL, 0);
+    pki_sig_t sig;
+    tsa_sign_params(cred, &sig);
+    rc = csc_pki_hsm_rc(pki_tst_size_max(&t, cred->certs, cred->certs_len, &sig, 256 * 1024, out), HSM_OK);
 out:
-    csc_der_free(&info);
     if (cred != NULL)
         stor_wipe(cred, sizeof(*cred));
     free(cred);
@@ -178,15 +181,12 @@ static int audit_fn(stor_txn_t *t, void *arg)
 }
 
 int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
-                  const char *user, const char *client, csc_der_t *out)
+                  const char *user, const char *client, pki_der_t *out)
 {
     stor_cred_t *cred = malloc(sizeof(*cred));
-    csc_der_t info;
-    uint8_t serial[16], tst_md[EVP_MAX_MD_SIZE];
-    unsigned tst_md_len = 0;
+    uint8_t serial[16];
     int rc;
 
-    csc_der_init(&info, 4096);
     if (cred == NULL) {
         rc = HSM_ERR_NOMEM;
         goto out;
@@ -204,19 +204,13 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    tst_info(&info, &c->cfg, md_nid, digest, len, serial, now_ms, nonce, nonce_len);
-    csc_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .content_type = OID_TST_INFO,
-                       .content = info.p, .content_len = info.len};
-    tsa_sign_params(cred, &in.sig);
-    if (info.failed ||
-        !EVP_Digest(info.p, info.len, tst_md, &tst_md_len, EVP_get_digestbynid(in.sig.md_nid), NULL)) {
-        rc = HSM_ERR_INTERNAL;
-        goto out;
-    }
-    in.digest = tst_md;
-    in.digest_len = tst_md_len;
+    pki_tst_t t = tst_fields(&c->cfg, md_nid, digest, len, serial, now_ms, nonce, nonce_len);
+    pki_sig_t sig;
+    tsa_sign_params(cred, &sig);
     tsa_signer_t signer = {.hsm = c->hsm, .cred = cred};
-    if ((rc = csc_cms_sign(&in, tsa_sign, NULL, &signer, out)) != HSM_OK)
+    int cb_rc = HSM_OK;
+    rc = pki_tst_sign(&t, cred->certs, cred->certs_len, &sig, tsa_sign, &signer, out, &cb_rc);
+    if ((rc = csc_pki_hsm_rc(rc, cb_rc)) != HSM_OK)
         goto out;
 
     tsa_audit_t a;
@@ -242,7 +236,6 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
 out:
     if (rc != HSM_OK)
         out->len = 0;
-    csc_der_free(&info);
     if (cred != NULL)
         stor_wipe(cred, sizeof(*cred));
     free(cred);
@@ -300,8 +293,8 @@ int csc_m_timestamp(csc_req_t *r)
             nonce[byte] |= (uint8_t)(hexval(nonce_hex[i]) << (from_end % 2 ? 4 : 0));
         }
     }
-    csc_der_t tok;
-    csc_der_init(&tok, 64 * 1024);
+    pki_der_t tok;
+    pki_der_init(&tok, 64 * 1024);
     int rc = csc_tsa_stamp(r->csc, alg->nid, digest, alg->len, nrc == 1 ? nonce : NULL, nonce_len,
                            r->principal.user, r->call->client, &tok);
     if (rc == HSM_OK) {
@@ -316,7 +309,7 @@ int csc_m_timestamp(csc_req_t *r)
     } else {
         csc_fail(r, 500, "server_error", "The time-stamping unit could not create the token");
     }
-    csc_der_free(&tok);
+    pki_der_free(&tok);
     return rc == HSM_OK ? 0 : -1;
 }
 

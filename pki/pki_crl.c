@@ -1,9 +1,9 @@
 /*
- * csc_crl.c - certificate revocation lists checked before every signature (JIPDEC J9).
+ * pki_crl.c - a store of certificate revocation lists (RFC 5280 5) kept current from a folder.
  *
- * Every *.crl / *.pem file of crl_dir is a CRL (PEM or DER). A CRL is accepted only when its signature verifies
- * with the public key of its issuer among the trust anchors (trust_anchors: root and intermediate CA
- * certificates); a file that cannot be parsed or whose signature fails is refused with an error on stderr, and
+ * Every *.crl / *.pem file of the folder is a CRL (PEM or DER). A CRL is accepted only when its signature verifies
+ * with the public key of its issuer among the trust anchors (root and intermediate CA certificates
+ * from a PEM file); a file that cannot be parsed or whose signature fails is refused with an error on stderr, and
  * the last good version of that file, if any, stays in force.
  *
  * A watcher thread looks at the folder once a second (names, inode, size, mtime, ctime) and builds a new snapshot only
@@ -24,7 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include "csc_int.h"
+#include "pki_int.h"
 
 #define CRL_FILES_MAX 256
 #define CRL_FILE_BYTES_MAX (64u << 20)
@@ -39,19 +39,19 @@ typedef struct crl_file {
 } crl_file_t;
 
 typedef struct crl_snap {
-    unsigned refs;             /* under csc_crl_t.lock */
+    unsigned refs;             /* under pki_crl_t.lock */
     size_t n;
     crl_file_t *files;
 } crl_snap_t;
 
-struct csc_crl {
+struct pki_crl {
     char *dir;
     STACK_OF(X509) *anchors;
     int allow_stale;
     int require;
     pthread_mutex_t lock;      /* guards cur and every snapshot's refs */
     crl_snap_t *cur;
-    pthread_mutex_t reload_lock; /* one reload at a time (watcher thread or csc_crl_reload) */
+    pthread_mutex_t reload_lock; /* one reload at a time (watcher thread or pki_crl_reload) */
     pthread_t thread;
     int thread_started;
     pthread_mutex_t stop_lock;
@@ -71,7 +71,7 @@ static void snap_free(crl_snap_t *s)
     free(s);
 }
 
-static crl_snap_t *snap_get(csc_crl_t *c)
+static crl_snap_t *snap_get(pki_crl_t *c)
 {
     pthread_mutex_lock(&c->lock);
     crl_snap_t *s = c->cur;
@@ -81,7 +81,7 @@ static crl_snap_t *snap_get(csc_crl_t *c)
     return s;
 }
 
-static void snap_put(csc_crl_t *c, crl_snap_t *s)
+static void snap_put(pki_crl_t *c, crl_snap_t *s)
 {
     if (s == NULL)
         return;
@@ -92,12 +92,12 @@ static void snap_put(csc_crl_t *c, crl_snap_t *s)
         snap_free(s);
 }
 
-int csc_crl_load_anchors(const char *file, STACK_OF(X509) **out)
+int pki_crl_load_anchors(const char *file, STACK_OF(X509) **out)
 {
     *out = NULL;
     FILE *f = file != NULL && file[0] != '\0' ? fopen(file, "r") : NULL;
     if (f == NULL)
-        return -1;
+        return PKI_ERR_IO;
     STACK_OF(X509) *sk = sk_X509_new_null();
     X509 *x;
     while (sk != NULL && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
@@ -109,14 +109,14 @@ int csc_crl_load_anchors(const char *file, STACK_OF(X509) **out)
     fclose(f);
     if (sk == NULL || sk_X509_num(sk) == 0) {
         sk_X509_pop_free(sk, X509_free);
-        return -1;
+        return sk == NULL ? PKI_ERR_NOMEM : PKI_ERR_INVAL;
     }
     *out = sk;
-    return 0;
+    return PKI_OK;
 }
 
 /* Parse a CRL (PEM or DER) and verify it against its issuer among the anchors; NULL with a message if refused. */
-static X509_CRL *crl_read(csc_crl_t *c, int fd, const char *path, off_t size)
+static X509_CRL *crl_read(pki_crl_t *c, int fd, const char *path, off_t size)
 {
     X509_CRL *crl = NULL;
     if (size <= 0 || (unsigned long long)size > CRL_FILE_BYTES_MAX) {
@@ -203,21 +203,22 @@ static int same_file(const crl_file_t *a, const crl_file_t *b)
            a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-int csc_crl_reload(csc_crl_t *c)
+int pki_crl_reload(pki_crl_t *c)
 {
     pthread_mutex_lock(&c->reload_lock);
     crl_snap_t *old = snap_get(c), *fresh = calloc(1, sizeof(*fresh));
     crl_file_t *files = calloc(CRL_FILES_MAX, sizeof(*files));
     DIR *d = opendir(c->dir);
     size_t n = 0;
-    int rc = -1, changed = 0;
+    int rc = PKI_ERR_NOMEM, changed = 0;
     struct dirent *e;
 
     if (fresh == NULL || files == NULL)
         goto out;
     if (d == NULL) {
-        fprintf(stderr, "crl: cannot read crl_dir %s: %s; the CRLs loaded before stay in force\n", c->dir,
+        fprintf(stderr, "crl: cannot read the CRL folder %s: %s; the CRLs loaded before stay in force\n", c->dir,
                 strerror(errno));
+        rc = PKI_ERR_IO;
         goto out;
     }
     while ((e = readdir(d)) != NULL) {
@@ -294,7 +295,7 @@ out:
 
 static void *watch(void *arg)
 {
-    csc_crl_t *c = arg;
+    pki_crl_t *c = arg;
     pthread_mutex_lock(&c->stop_lock);
     while (!c->stop) {
         struct timespec ts;
@@ -304,7 +305,7 @@ static void *watch(void *arg)
         if (c->stop)
             break;
         pthread_mutex_unlock(&c->stop_lock);
-        if (csc_crl_reload(c) == 1) {
+        if (pki_crl_reload(c) == 1) {
             pthread_mutex_lock(&c->lock);
             void (*fn)(void *) = c->listener;
             void *fn_arg = c->listener_arg;
@@ -318,14 +319,17 @@ static void *watch(void *arg)
     return NULL;
 }
 
-int csc_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require, int watch_thread,
-                csc_crl_t **out)
+int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require, int watch_thread,
+                pki_crl_t **out, char *err, size_t err_sz)
 {
     *out = NULL;
-    csc_crl_t *c = calloc(1, sizeof(*c));
+    if (err != NULL && err_sz > 0)
+        err[0] = '\0';
+    pki_crl_t *c = calloc(1, sizeof(*c));
     if (c == NULL || (c->dir = strdup(dir)) == NULL) {
         free(c);
-        return -1;
+        pki_err(err, err_sz, "out of memory");
+        return PKI_ERR_NOMEM;
     }
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->reload_lock, NULL);
@@ -333,35 +337,37 @@ int csc_crl_new(const char *dir, const char *anchors_file, int allow_stale, int 
     pthread_cond_init(&c->stop_cond, NULL);
     c->allow_stale = allow_stale;
     c->require = require;
-    if (csc_crl_load_anchors(anchors_file, &c->anchors) != 0) {
-        fprintf(stderr, "crl_dir needs trust_anchors (PEM CA certificates that issue the CRLs): cannot read %s\n",
-                anchors_file != NULL && anchors_file[0] ? anchors_file : "(not set)");
-        csc_crl_free(c);
-        return -1;
+    int rc = pki_crl_load_anchors(anchors_file, &c->anchors);
+    if (rc != PKI_OK) {
+        pki_err(err, err_sz, "cannot read %s", anchors_file != NULL && anchors_file[0] ? anchors_file : "(not set)");
+        pki_crl_free(c);
+        return PKI_ERR_ANCHORS;
     }
     DIR *d = opendir(dir);
     if (d == NULL) {
-        fprintf(stderr, "crl_dir %s: %s\n", dir, strerror(errno));
-        csc_crl_free(c);
-        return -1;
+        pki_err(err, err_sz, "%s: %s", dir, strerror(errno));
+        pki_crl_free(c);
+        return PKI_ERR_IO;
     }
     closedir(d);
-    if (csc_crl_reload(c) < 0) {
-        csc_crl_free(c);
-        return -1;
+    if ((rc = pki_crl_reload(c)) < 0) {
+        pki_err(err, err_sz, "%s: %s", dir, pki_strerror(rc));
+        pki_crl_free(c);
+        return rc;
     }
     if (watch_thread) {
         if (pthread_create(&c->thread, NULL, watch, c) != 0) {
-            csc_crl_free(c);
-            return -1;
+            pki_err(err, err_sz, "cannot start the watcher thread");
+            pki_crl_free(c);
+            return PKI_ERR_INTERNAL;
         }
         c->thread_started = 1;
     }
     *out = c;
-    return 0;
+    return PKI_OK;
 }
 
-void csc_crl_free(csc_crl_t *c)
+void pki_crl_free(pki_crl_t *c)
 {
     if (c == NULL)
         return;
@@ -387,14 +393,14 @@ static const char *reason_name(int code)
     static const char *const names[] = {"unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
                                         "superseded", "cessationOfOperation", "certificateHold", "?",
                                         "removeFromCRL", "privilegeWithdrawn", "aACompromise"};
-    return code >= 0 && code < (int)CSC_ARRAY_SIZE(names) ? names[code] : "unspecified";
+    return code >= 0 && code < (int)PKI_ARRAY_SIZE(names) ? names[code] : "unspecified";
 }
 
-int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why)
+int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why)
 {
     *why = "";
     if (c == NULL)
-        return CSC_REV_GOOD;
+        return PKI_REV_GOOD;
     crl_snap_t *s = snap_get(c);
     X509_CRL *best = NULL;
     const X509_NAME *issuer = X509_get_issuer_name(ee);
@@ -405,17 +411,17 @@ int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why)
         if (best == NULL || ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl), X509_CRL_get0_lastUpdate(best)) > 0)
             best = crl;
     }
-    int rc = CSC_REV_GOOD;
+    int rc = PKI_REV_GOOD;
     if (best == NULL) {
         if (c->require) {
-            rc = CSC_REV_UNKNOWN;
+            rc = PKI_REV_UNKNOWN;
             *why = "no CRL of its issuer is loaded";
         }
         goto out;
     }
     const ASN1_TIME *next = X509_CRL_get0_nextUpdate(best);
     if (next != NULL && X509_cmp_time(next, &now) <= 0 && !c->allow_stale) { /* 0: unreadable time, not trusted */
-        rc = CSC_REV_UNKNOWN;
+        rc = PKI_REV_UNKNOWN;
         *why = "the CRL of its issuer is past its nextUpdate";
         goto out;
     }
@@ -427,7 +433,7 @@ int csc_crl_check(csc_crl_t *c, X509 *ee, time_t now, const char **why)
         if (r != NULL)
             code = (int)ASN1_ENUMERATED_get(r);
         ASN1_ENUMERATED_free(r);
-        rc = code == CRL_REASON_CERTIFICATE_HOLD ? CSC_REV_SUSPENDED : CSC_REV_REVOKED;
+        rc = code == CRL_REASON_CERTIFICATE_HOLD ? PKI_REV_SUSPENDED : PKI_REV_REVOKED;
         *why = reason_name(code);
     }
 out:
@@ -436,7 +442,7 @@ out:
     return rc;
 }
 
-void csc_crl_set_listener(csc_crl_t *c, void (*fn)(void *arg), void *arg)
+void pki_crl_set_listener(pki_crl_t *c, void (*fn)(void *arg), void *arg)
 {
     pthread_mutex_lock(&c->lock);
     c->listener = fn;
@@ -444,7 +450,7 @@ void csc_crl_set_listener(csc_crl_t *c, void (*fn)(void *arg), void *arg)
     pthread_mutex_unlock(&c->lock);
 }
 
-size_t csc_crl_count(csc_crl_t *c)
+size_t pki_crl_count(pki_crl_t *c)
 {
     size_t n = 0;
     crl_snap_t *s = c != NULL ? snap_get(c) : NULL;
@@ -455,165 +461,3 @@ size_t csc_crl_count(csc_crl_t *c)
     return n;
 }
 
-/* ---- the service's view ----------------------------------------------------------- */
-
-int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why)
-{
-    *why = "";
-    if (c->crl == NULL)
-        return CSC_REV_GOOD;
-    const unsigned char *p = cred->certs;
-    X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
-    if (ee == NULL) {
-        *why = "the certificate cannot be read";
-        return CSC_REV_UNKNOWN;
-    }
-    int rc = csc_crl_check(c->crl, ee, now, why);
-    X509_free(ee);
-    return rc;
-}
-
-typedef struct refuse {
-    stor_audit_t audit;
-} refuse_t;
-
-static int refuse_fn(stor_txn_t *t, void *arg)
-{
-    return stor_txn_audit_append(t, &((refuse_t *)arg)->audit);
-}
-
-int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred)
-{
-    const char *why;
-    int rev = csc_cert_check_revocation(r->csc, cred, time(NULL), &why);
-    if (rev == CSC_REV_GOOD)
-        return 0;
-    refuse_t x;
-    memset(&x, 0, sizeof(x));
-    x.audit.event = STOR_EV_SIGN;
-    x.audit.result = STOR_RES_DENIED;
-    snprintf(x.audit.user, sizeof(x.audit.user), "%s", r->principal.user);
-    snprintf(x.audit.cred, sizeof(x.audit.cred), "%s", cred->id);
-    snprintf(x.audit.client, sizeof(x.audit.client), "%s", r->call->client ? r->call->client : "");
-    snprintf(x.audit.detail, sizeof(x.audit.detail), "certificate %s (%s)",
-             rev == CSC_REV_REVOKED ? "revoked" : rev == CSC_REV_SUSPENDED ? "suspended" : "status unknown", why);
-    if (stor_write(r->csc->stor, refuse_fn, &x) != 0)
-        return csc_unavailable(r);
-    char o[100] = "", cn[100] = ""; /* with the text, within desc_buf */
-    const unsigned char *p = cred->certs;
-    X509 *ee = d2i_X509(NULL, &p, cred->certs_len);
-    if (ee != NULL) {
-        X509_NAME *s = X509_get_subject_name(ee);
-        X509_NAME_get_text_by_NID(s, NID_organizationName, o, sizeof(o));
-        X509_NAME_get_text_by_NID(s, NID_commonName, cn, sizeof(cn));
-        X509_free(ee);
-    }
-    if (rev == CSC_REV_UNKNOWN)
-        snprintf(r->desc_buf, sizeof(r->desc_buf),
-                 "The revocation status of signing certificate 'O=%s,CN=%s' cannot be confirmed.", o, cn);
-    else
-        snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is %s.", o, cn,
-                 rev == CSC_REV_REVOKED ? "revoked" : "suspended");
-    return csc_bad(r, r->desc_buf);
-}
-
-const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t now, bool *usable)
-{
-    const char *st = csc_cred_cert_status(cred, now), *why;
-    *usable = cred->status == STOR_CRED_ENABLED && strcmp(st, "valid") == 0;
-    if (strcmp(st, "valid") != 0 || c->crl == NULL)
-        return st;
-    int rev = csc_cert_check_revocation(c, cred, now, &why);
-    if (rev != CSC_REV_GOOD)
-        *usable = false;
-    return rev == CSC_REV_REVOKED ? "revoked" : rev == CSC_REV_SUSPENDED ? "suspended" : st;
-}
-
-/* ---- a revocation seen in a CRL ends the credential (J7) ---------------------------------- */
-
-typedef struct sweep {
-    stor_txn_t *t;
-    char (*id)[STOR_NAME_MAX + 1];
-    size_t n, cap;
-} sweep_t;
-
-static int sweep_cred(const stor_cred_t *cred, void *arg)
-{
-    sweep_t *s = arg;
-    if (cred->certs_len == 0 || cred->status == STOR_CRED_PENDING ||
-        (cred->status == STOR_CRED_DESTROYED && cred->end_reason != STOR_CRED_END_OPERATOR))
-        return 0;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 16;
-        void *p = realloc(s->id, cap * sizeof(*s->id));
-        if (p == NULL)
-            return STOR_ERR_NOMEM;
-        s->id = p;
-        s->cap = cap;
-    }
-    snprintf(s->id[s->n++], sizeof(s->id[0]), "%s", cred->id);
-    return 0;
-}
-
-static int sweep_user(const stor_user_t *u, void *arg)
-{
-    return stor_txn_cred_each(((sweep_t *)arg)->t, u->name, sweep_cred, arg);
-}
-
-static int sweep_fn(stor_txn_t *t, void *arg)
-{
-    sweep_t *s = arg;
-    s->t = t;
-    int rc = stor_txn_user_each(t, sweep_user, s);
-    return rc != 0 ? rc : stor_txn_cred_each(t, CSC_TSA_OWNER, sweep_cred, s);
-}
-
-/* The server is the first of the two persons: it asks, an operator with the key-admin role approves. */
-static void queue_destroy(csc_t *c, const csc_admin_t *a, const char *id)
-{
-    csc_op_policy_t pol = {.approval_ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400};
-    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1], err[256];
-    if (csc_op_approval_request(a, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, rid, err, sizeof(err)) != CSC_OP_OK)
-        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (%s); run csc-admin credential "
-                        "revoke %s\n", id, err, id);
-    else
-        fprintf(stderr, "crl: credential %s: certificate revoked; credential destroyed, its key waits for a second "
-                        "operator: csc-admin approve %s\n", id, rid);
-}
-
-size_t csc_crl_sweep(csc_t *c)
-{
-    sweep_t s = {0};
-    stor_cred_t *cred = malloc(sizeof(*cred));
-    size_t marked_n = 0;
-    csc_admin_t a = {.stor = c->stor, .hsm = c->hsm, .operator_name = "csc-server"};
-
-    if (c->crl == NULL || c->hsm == NULL || cred == NULL || stor_read(c->stor, sweep_fn, &s) != 0) {
-        free(cred);
-        free(s.id);
-        return 0;
-    }
-    for (size_t i = 0; i < s.n; i++) {
-        const char *why;
-        char detail[96], err[256];
-        int marked = 0;
-        if (stor_cred_get(c->stor, s.id[i], cred) != 0 ||
-            csc_cert_check_revocation(c, cred, time(NULL), &why) != CSC_REV_REVOKED)
-            continue;
-        snprintf(detail, sizeof(detail), "seen in a CRL: %s", why);
-        if (csc_admin_cred_revoked(&a, s.id[i], detail, c->cfg.crl_destroy_two_person, &marked, err, sizeof(err)) != 0)
-            fprintf(stderr, "crl: credential %s: %s\n", s.id[i], err);
-        if (!marked)
-            continue;
-        marked_n++;
-        if (c->cfg.crl_destroy_two_person)
-            queue_destroy(c, &a, s.id[i]);
-        else
-            fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential and key destroyed\n", s.id[i],
-                    why);
-    }
-    stor_wipe(cred, sizeof(*cred));
-    free(cred);
-    free(s.id);
-    return marked_n;
-}

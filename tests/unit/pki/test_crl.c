@@ -1,6 +1,5 @@
-/* Unit tests of the revocation lists (csc_crl.c) and of certificate requests and their subject names
- * (csc_certmgmt.c): CRLs and certificates are made here with OpenSSL in a temporary folder, requests are signed
- * in a SoftHSM token made per test. */
+/* Unit tests of the CRL store (pki/pki_crl.c): CRLs and certificates are made here with OpenSSL in a temporary
+ * folder. */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,7 +12,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include "csc_int.h"
+#include "pki.h"
+#include "test_pki.h"
 
 static char dir[64], crl_dir[96], anchors[96];
 static EVP_PKEY *ca_key, *rogue_key;
@@ -140,9 +140,9 @@ static void teardown(void)
     EVP_PKEY_free(rogue_key);
 }
 
-static int check(csc_crl_t *c, X509 *ee, const char **why)
+static int check(pki_crl_t *c, X509 *ee, const char **why)
 {
-    return csc_crl_check(c, ee, time(NULL), why);
+    return pki_crl_check(c, ee, time(NULL), why);
 }
 
 START_TEST(t_lookup)
@@ -152,22 +152,22 @@ START_TEST(t_lookup)
          *held = make_cert("held", 102, k, ca_cert, ca_key), *other = make_cert("other", 7, k, rogue_cert, rogue_key);
     entry_t e[] = {{101, CRL_REASON_KEY_COMPROMISE}, {102, CRL_REASON_CERTIFICATE_HOLD}, {103, -1}};
     write_crl("ca.crl", ca_cert, ca_key, e, 3, 3600, 0);
-    csc_crl_t *c;
+    pki_crl_t *c;
     const char *why;
-    ck_assert_int_eq(csc_crl_new(crl_dir, anchors, 0, 0, 0, &c), 0);
-    ck_assert_uint_eq(csc_crl_count(c), 1);
-    ck_assert_int_eq(check(c, good, &why), CSC_REV_GOOD);
-    ck_assert_int_eq(check(c, bad, &why), CSC_REV_REVOKED);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_uint_eq(pki_crl_count(c), 1);
+    ck_assert_int_eq(check(c, good, &why), PKI_REV_GOOD);
+    ck_assert_int_eq(check(c, bad, &why), PKI_REV_REVOKED);
     ck_assert_str_eq(why, "keyCompromise");
-    ck_assert_int_eq(check(c, held, &why), CSC_REV_SUSPENDED);
+    ck_assert_int_eq(check(c, held, &why), PKI_REV_SUSPENDED);
     ck_assert_str_eq(why, "certificateHold");
     /* An issuer without a CRL: not checked, unless crl_require. */
-    ck_assert_int_eq(check(c, other, &why), CSC_REV_GOOD);
-    csc_crl_free(c);
-    ck_assert_int_eq(csc_crl_new(crl_dir, anchors, 0, 1, 0, &c), 0);
-    ck_assert_int_eq(check(c, other, &why), CSC_REV_UNKNOWN);
-    ck_assert_int_eq(check(c, good, &why), CSC_REV_GOOD);
-    csc_crl_free(c);
+    ck_assert_int_eq(check(c, other, &why), PKI_REV_GOOD);
+    pki_crl_free(c);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 1, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(check(c, other, &why), PKI_REV_UNKNOWN);
+    ck_assert_int_eq(check(c, good, &why), PKI_REV_GOOD);
+    pki_crl_free(c);
     X509_free(good);
     X509_free(bad);
     X509_free(held);
@@ -182,42 +182,42 @@ START_TEST(t_reload)
     X509 *ee = make_cert("ee", 200, k, ca_cert, ca_key);
     entry_t e = {200, CRL_REASON_CERTIFICATE_HOLD};
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, 3600, 0);
-    csc_crl_t *c;
+    pki_crl_t *c;
     const char *why;
-    ck_assert_int_eq(csc_crl_new(crl_dir, anchors, 0, 0, 0, &c), 0);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_GOOD);
-    ck_assert_int_eq(csc_crl_reload(c), 0); /* nothing changed: no new snapshot */
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD);
+    ck_assert_int_eq(pki_crl_reload(c), 0); /* nothing changed: no new snapshot */
     write_crl("ca.crl", ca_cert, ca_key, &e, 1, 3600, 1); /* now DER, with the certificate on hold */
-    ck_assert_int_eq(csc_crl_reload(c), 1);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_SUSPENDED);
+    ck_assert_int_eq(pki_crl_reload(c), 1);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_SUSPENDED);
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, 3600, 0); /* released */
-    ck_assert_int_eq(csc_crl_reload(c), 1);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_GOOD);
+    ck_assert_int_eq(pki_crl_reload(c), 1);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD);
     /* Revoked again, then the file replaced by garbage, by a CRL of a stranger and by a forged one: the last good
      * version stays in force each time. */
     e.reason = CRL_REASON_KEY_COMPROMISE;
     write_crl("ca.crl", ca_cert, ca_key, &e, 1, 3600, 0);
-    ck_assert_int_eq(csc_crl_reload(c), 1);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_REVOKED);
+    ck_assert_int_eq(pki_crl_reload(c), 1);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_REVOKED);
     write_file("ca.crl", "not a CRL", 9);
-    csc_crl_reload(c);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_REVOKED);
+    pki_crl_reload(c);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_REVOKED);
     write_crl("ca.crl", ca_cert, rogue_key, NULL, 0, 3600, 0); /* the CA's name, another key */
-    csc_crl_reload(c);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_REVOKED);
-    ck_assert_uint_eq(csc_crl_count(c), 1);
+    pki_crl_reload(c);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_REVOKED);
+    ck_assert_uint_eq(pki_crl_count(c), 1);
     /* A CRL of an issuer that is no anchor is refused. */
     write_crl("rogue.crl", rogue_cert, rogue_key, NULL, 0, 3600, 0);
-    csc_crl_reload(c);
-    ck_assert_uint_eq(csc_crl_count(c), 1);
+    pki_crl_reload(c);
+    ck_assert_uint_eq(pki_crl_count(c), 1);
     /* Removing the file removes its revocations. */
     char path[160];
     snprintf(path, sizeof(path), "%s/ca.crl", crl_dir);
     ck_assert_int_eq(unlink(path), 0);
-    ck_assert_int_eq(csc_crl_reload(c), 1);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_GOOD);
-    ck_assert_uint_eq(csc_crl_count(c), 0);
-    csc_crl_free(c);
+    ck_assert_int_eq(pki_crl_reload(c), 1);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD);
+    ck_assert_uint_eq(pki_crl_count(c), 0);
+    pki_crl_free(c);
     X509_free(ee);
     EVP_PKEY_free(k);
 }
@@ -228,15 +228,15 @@ START_TEST(t_stale)
     EVP_PKEY *k = new_key();
     X509 *ee = make_cert("ee", 300, k, ca_cert, ca_key);
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, -10, 0); /* nextUpdate 10 s ago */
-    csc_crl_t *c;
+    pki_crl_t *c;
     const char *why;
-    ck_assert_int_eq(csc_crl_new(crl_dir, anchors, 0, 0, 0, &c), 0);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_UNKNOWN); /* fail closed */
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_UNKNOWN); /* fail closed */
     ck_assert_ptr_nonnull(strstr(why, "nextUpdate"));
-    csc_crl_free(c);
-    ck_assert_int_eq(csc_crl_new(crl_dir, anchors, 1, 0, 0, &c), 0);
-    ck_assert_int_eq(check(c, ee, &why), CSC_REV_GOOD); /* crl_allow_stale */
-    csc_crl_free(c);
+    pki_crl_free(c);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 1, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD); /* crl_allow_stale */
+    pki_crl_free(c);
     X509_free(ee);
     EVP_PKEY_free(k);
 }
@@ -244,17 +244,21 @@ END_TEST
 
 START_TEST(t_bad_setup)
 {
-    csc_crl_t *c = (csc_crl_t *)1;
-    ck_assert_int_eq(csc_crl_new(crl_dir, "/nonexistent/anchors.pem", 0, 0, 0, &c), -1);
+    pki_crl_t *c = (pki_crl_t *)1;
+    char err[256];
+    ck_assert_int_eq(pki_crl_new(crl_dir, "/nonexistent/anchors.pem", 0, 0, 0, &c, err, sizeof(err)),
+                     PKI_ERR_ANCHORS);
+    ck_assert_str_eq(err, "cannot read /nonexistent/anchors.pem");
     ck_assert_ptr_null(c);
-    ck_assert_int_eq(csc_crl_new("/nonexistent/crl", anchors, 0, 0, 0, &c), -1);
+    ck_assert_int_eq(pki_crl_new("/nonexistent/crl", anchors, 0, 0, 0, &c, err, sizeof(err)), PKI_ERR_IO);
+    ck_assert_str_eq(err, "/nonexistent/crl: No such file or directory");
     ck_assert_ptr_null(c);
 }
 END_TEST
 
 /* Signing threads look up while the watcher thread swaps snapshots: every answer is one of the two states. */
 typedef struct race {
-    csc_crl_t *c;
+    pki_crl_t *c;
     X509 *ee;
     int stop, bad;
     long checks;
@@ -265,8 +269,8 @@ static void *looker(void *arg)
     race_t *r = arg;
     const char *why;
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
-        int v = csc_crl_check(r->c, r->ee, time(NULL), &why);
-        if (v != CSC_REV_GOOD && v != CSC_REV_REVOKED)
+        int v = pki_crl_check(r->c, r->ee, time(NULL), &why);
+        if (v != PKI_REV_GOOD && v != PKI_REV_REVOKED)
             __atomic_store_n(&r->bad, 1, __ATOMIC_RELEASE);
         __atomic_add_fetch(&r->checks, 1, __ATOMIC_RELAXED);
     }
@@ -280,13 +284,13 @@ START_TEST(t_concurrent_reload)
     r.ee = make_cert("ee", 400, k, ca_cert, ca_key);
     entry_t e = {400, CRL_REASON_KEY_COMPROMISE};
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, 3600, 0);
-    ck_assert_int_eq(csc_crl_new(crl_dir, anchors, 0, 0, 1, &r.c), 0); /* with the watcher thread */
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 1, &r.c, NULL, 0), PKI_OK); /* with the watcher thread */
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, looker, &r), 0);
     for (int i = 0; i < 20; i++) {
         write_crl("ca.crl", ca_cert, ca_key, i % 2 ? NULL : &e, i % 2 ? 0 : 1, 3600, 0);
-        ck_assert_int_ge(csc_crl_reload(r.c), 0);
+        ck_assert_int_ge(pki_crl_reload(r.c), 0);
     }
     __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 4; i++)
@@ -294,112 +298,114 @@ START_TEST(t_concurrent_reload)
     ck_assert_int_eq(r.bad, 0);
     ck_assert_int_gt(r.checks, 0);
     const char *why;
-    ck_assert_int_eq(csc_crl_check(r.c, r.ee, time(NULL), &why), CSC_REV_GOOD); /* the last file: empty */
-    csc_crl_free(r.c);
+    ck_assert_int_eq(pki_crl_check(r.c, r.ee, time(NULL), &why), PKI_REV_GOOD); /* the last file: empty */
+    pki_crl_free(r.c);
     X509_free(r.ee);
     EVP_PKEY_free(k);
 }
 END_TEST
 
-START_TEST(t_subject)
+/* pki_cert.c: chains in concatenated DER, validity, RFC 4514 names */
+START_TEST(t_certs)
 {
-    X509_NAME *n;
-    char err[256], dn[256];
-    ck_assert_int_eq(csc_subject_build("Taro Yamada", "Example KK", "JP", &n, err, sizeof(err)), 0);
-    ck_assert_int_eq(csc_dn(n, dn, sizeof(dn)), 0);
-    ck_assert_str_eq(dn, "CN=Taro Yamada,O=Example KK,C=JP");
-    X509_NAME_free(n);
-    ck_assert_int_eq(csc_subject_build("\xe5\xb1\xb1\xe7\x94\xb0", "O", "JP", &n, err, sizeof(err)), 0); /* UTF-8 */
-    X509_NAME_free(n);
-    static const char *const bad[][3] = {
-        {"", "O", "JP"}, {"CN", "", "JP"}, {"CN", "O", "jp"}, {"CN", "O", "JPN"}, {"CN", "O", NULL},
-        {NULL, "O", "JP"}, {"a\nb", "O", "JP"}, {"CN", "O\x01", "JP"},
-        {"12345678901234567890123456789012345678901234567890123456789012345", "O", "JP"},
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        n = (X509_NAME *)1;
-        ck_assert_int_eq(csc_subject_build(bad[i][0], bad[i][1], bad[i][2], &n, err, sizeof(err)), -1);
-        ck_assert_ptr_null(n);
-        ck_assert_int_gt(strlen(err), 0);
-    }
+    EVP_PKEY *k = new_key();
+    X509 *ee = make_cert("Taro, \"Jr\"", 7, k, ca_cert, ca_key);
+    uint8_t der[8192], *p = der;
+    int l1 = i2d_X509(ee, &p), l2 = i2d_X509(ca_cert, &p);
+    ck_assert(l1 > 0 && l2 > 0);
+    X509 *certs[4];
+    size_t n = 9;
+    ck_assert_int_eq(pki_certs_load(der, (size_t)(l1 + l2), certs, 4, &n), PKI_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(X509_cmp(certs[0], ee), 0);
+    ck_assert_int_eq(X509_cmp(certs[1], ca_cert), 0);
+    char dn[128];
+    ck_assert_int_eq(pki_dn(X509_get_subject_name(certs[0]), dn, sizeof(dn)), PKI_OK);
+    ck_assert_str_eq(dn, "CN=Taro\\, \\\"Jr\\\",O=Test"); /* RFC 4514 escapes, last RDN first */
+    ck_assert_int_eq(pki_dn(X509_get_subject_name(certs[0]), dn, 8), PKI_OK);
+    ck_assert_str_eq(dn, "CN=Taro"); /* cut to fit */
+    int64_t nb = 0, na = 0;
+    ck_assert_int_eq(pki_cert_validity(certs[0], &nb, &na), PKI_OK);
+    time_t now = time(NULL);
+    ck_assert(nb > (int64_t)now - 3700 && nb < (int64_t)now - 3500);
+    ck_assert(na > (int64_t)now + 86300 && na < (int64_t)now + 86500);
+    pki_certs_free(certs, n);
+    /* one byte short, garbage, more than max */
+    ck_assert_int_eq(pki_certs_load(der, (size_t)(l1 + l2 - 1), certs, 4, &n), PKI_ERR_INVAL);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(pki_certs_load((const uint8_t *)"\x30\x03\x02\x01\x01", 5, certs, 4, &n), PKI_ERR_INVAL);
+    ck_assert_int_eq(pki_certs_load(der, (size_t)(l1 + l2), certs, 1, &n), PKI_ERR_INVAL);
+    pki_certs_free(certs, n);
+    X509_free(ee);
+    EVP_PKEY_free(k);
 }
 END_TEST
 
-/* ---- certificate requests signed in a SoftHSM token ------------------------------------------------------ */
-
-static char hsm_dir[64];
-
-static void hsm_setup(void)
+/* pki_issue.c: the demo CA's certificates */
+START_TEST(t_issue)
 {
-    char conf[128], cmd[512];
-    snprintf(hsm_dir, sizeof(hsm_dir), "/tmp/csc-csr-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(hsm_dir));
-    snprintf(conf, sizeof(conf), "%s/softhsm2.conf", hsm_dir);
-    FILE *f = fopen(conf, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", hsm_dir);
+    char cert_file[128], key_file[128];
+    snprintf(cert_file, sizeof(cert_file), "%s/ca.pem", dir);
+    snprintf(key_file, sizeof(key_file), "%s/ca.key", dir);
+    /* a CA certificate as the demo CA's: CA:TRUE and a subjectKeyIdentifier (the issued authorityKeyIdentifier) */
+    X509 *ca_x = make_cert("Issuing CA", 2, ca_key, NULL, NULL);
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, ca_x, ca_x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    ck_assert(ext != NULL && X509_add_ext(ca_x, ext, -1));
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier, "hash");
+    ck_assert(ext != NULL && X509_add_ext(ca_x, ext, -1));
+    X509_EXTENSION_free(ext);
+    ck_assert(X509_sign(ca_x, ca_key, EVP_sha256()) > 0);
+    FILE *f = fopen(cert_file, "w");
+    ck_assert(PEM_write_X509(f, ca_x));
     fclose(f);
-    ck_assert_int_eq(setenv("SOFTHSM2_CONF", conf, 1), 0);
-    snprintf(cmd, sizeof(cmd),
-             "softhsm2-util --init-token --free --label csr-unit --so-pin 12345678 --pin 123456 >/dev/null");
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void hsm_teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", hsm_dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-START_TEST(t_csr)
-{
-    static const struct {
-        hsm_keyspec_t spec;
-        int sig_nid;
-    } keys[] = {
-        {{HSM_KEY_RSA, 2048, 0}, NID_sha256WithRSAEncryption},
-        {{HSM_KEY_EC, 256, NID_X9_62_prime256v1}, NID_ecdsa_with_SHA256},
-        {{HSM_KEY_EC, 384, NID_secp384r1}, NID_ecdsa_with_SHA384},
-        {{HSM_KEY_EC, 521, NID_secp521r1}, NID_ecdsa_with_SHA512},
-    };
-    hsm_config_t cfg = {.module = "/usr/lib/softhsm/libsofthsm2.so", .token_label = "csr-unit", .pin = "123456"};
-    hsm_t *h;
-    char err[256], dn[256];
-    ck_assert_int_eq(hsm_open(&cfg, &h), HSM_OK);
-    X509_NAME *subj;
-    ck_assert_int_eq(csc_subject_build("Hanako", "Example KK", "JP", &subj, err, sizeof(err)), 0);
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        uint8_t id[HSM_KEYID_LEN];
-        EVP_PKEY *pub;
-        X509_REQ *req;
-        ck_assert_int_eq(hsm_keygen(h, &keys[i].spec, "csr", id), HSM_OK);
-        ck_assert_int_eq(hsm_pubkey(h, id, sizeof(id), &pub), HSM_OK);
-        ck_assert_int_eq(csc_csr_build(h, id, sizeof(id), subj, &req, err, sizeof(err)), 0);
-        ck_assert_int_eq(X509_REQ_verify(req, pub), 1);                   /* signed by the HSM key */
-        ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), pub), 1); /* and naming it */
-        ck_assert_int_eq(X509_REQ_get_signature_nid(req), keys[i].sig_nid);
-        ck_assert_int_eq(csc_dn(X509_REQ_get_subject_name(req), dn, sizeof(dn)), 0);
-        ck_assert_str_eq(dn, "CN=Hanako,O=Example KK,C=JP");
-        /* Another key's public key does not verify it. */
-        EVP_PKEY *other = EVP_EC_gen("P-256");
-        ck_assert_int_ne(X509_REQ_verify(req, other), 1);
-        EVP_PKEY_free(other);
-        X509_REQ_free(req);
-        EVP_PKEY_free(pub);
-        ck_assert_int_eq(hsm_destroy(h, id, sizeof(id)), HSM_OK);
-        /* No key, no request. */
-        ck_assert_int_eq(csc_csr_build(h, id, sizeof(id), subj, &req, err, sizeof(err)), -1);
-        ck_assert_ptr_null(req);
+    f = fopen(key_file, "w");
+    ck_assert(PEM_write_PrivateKey(f, ca_key, NULL, NULL, 0, NULL, NULL));
+    fclose(f);
+    EVP_PKEY *k = new_key();
+    pki_ca_t ca = {.cert_file = cert_file, .key_file = key_file, .days = 30};
+    uint8_t chain[8192];
+    size_t len = 0;
+    int64_t nb = 0, na = 0;
+    char err[256];
+    for (int tsa = 0; tsa <= 1; tsa++) {
+        ck_assert_int_eq(pki_issue_cert(&ca, k, "Tanaka", tsa, chain, sizeof(chain), &len, &nb, &na, err,
+                                        sizeof(err)), PKI_OK);
+        X509 *certs[4];
+        size_t n = 0;
+        ck_assert_int_eq(pki_certs_load(chain, len, certs, 4, &n), PKI_OK);
+        ck_assert_uint_eq(n, 2);                                    /* the certificate, then the CA */
+        ck_assert_int_eq(X509_verify(certs[0], ca_key), 1);         /* signed by the CA */
+        ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(certs[0]), k), 1);
+        ck_assert_int_eq(X509_cmp(certs[1], ca_x), 0);
+        ck_assert_int_eq(pki_dn(X509_get_subject_name(certs[0]), err, sizeof(err)), PKI_OK);
+        ck_assert_str_eq(err, "CN=Tanaka");
+        ck_assert_int_eq(X509_check_ca(certs[0]), 0);
+        /* timeStamping alone for the TSA, no extendedKeyUsage (any use) otherwise */
+        ck_assert_uint_eq(X509_get_extended_key_usage(certs[0]), tsa ? XKU_TIMESTAMP : UINT32_MAX);
+        ck_assert(X509_get_key_usage(certs[0]) & KU_DIGITAL_SIGNATURE);
+        ck_assert_int_eq((X509_get_key_usage(certs[0]) & KU_NON_REPUDIATION) != 0, !tsa);
+        /* never beyond the CA's validity (one day here, 30 asked) */
+        ck_assert(na <= (int64_t)time(NULL) + 86400 + 5 && nb < (int64_t)time(NULL));
+        pki_certs_free(certs, n);
     }
-    X509_NAME_free(subj);
-    hsm_close(h);
+    ck_assert_int_eq(pki_issue_cert(&ca, k, "Tanaka", 0, chain, 100, &len, &nb, &na, err, sizeof(err)),
+                     PKI_ERR_NOMEM);
+    ck_assert_str_eq(err, "certificate chain too large");
+    ca.key_file = "/nonexistent/ca.key";
+    ck_assert_int_eq(pki_issue_cert(&ca, k, "Tanaka", 0, chain, sizeof(chain), &len, &nb, &na, err, sizeof(err)),
+                     PKI_ERR_IO);
+    ck_assert_uint_eq(len, 0);
+    X509_free(ca_x);
+    EVP_PKEY_free(k);
 }
 END_TEST
 
-int main(void)
+Suite *pki_crl_suite(void)
 {
-    Suite *s = suite_create("csc_crl");
+    Suite *s = suite_create("pki_crl");
     TCase *tc = tcase_create("crl");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
@@ -408,16 +414,8 @@ int main(void)
     tcase_add_test(tc, t_stale);
     tcase_add_test(tc, t_bad_setup);
     tcase_add_test(tc, t_concurrent_reload);
-    tcase_add_test(tc, t_subject);
+    tcase_add_test(tc, t_certs);
+    tcase_add_test(tc, t_issue);
     suite_add_tcase(s, tc);
-    TCase *tc_csr = tcase_create("csr");
-    tcase_add_checked_fixture(tc_csr, hsm_setup, hsm_teardown);
-    tcase_set_timeout(tc_csr, 120);
-    tcase_add_test(tc_csr, t_csr);
-    suite_add_tcase(s, tc_csr);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return s;
 }
