@@ -43,6 +43,20 @@ int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, 
     return 0;
 }
 
+void csc_cred_o_cn(const stor_cred_t *cred, char *o, size_t o_sz, char *cn, size_t cn_sz)
+{
+    const unsigned char *p = cred->certs;
+    X509 *ee = d2i_X509(NULL, &p, cred->certs_len);
+
+    o[0] = cn[0] = '\0';
+    if (ee != NULL) {
+        X509_NAME *s = X509_get_subject_name(ee);
+        X509_NAME_get_text_by_NID(s, NID_organizationName, o, (int)o_sz);
+        X509_NAME_get_text_by_NID(s, NID_commonName, cn, (int)cn_sz);
+        X509_free(ee);
+    }
+}
+
 int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why)
 {
     *why = "";
@@ -86,14 +100,7 @@ int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred)
     if (stor_write(r->csc->stor, refuse_fn, &x) != 0)
         return csc_unavailable(r);
     char o[100] = "", cn[100] = ""; /* with the text, within desc_buf */
-    const unsigned char *p = cred->certs;
-    X509 *ee = d2i_X509(NULL, &p, cred->certs_len);
-    if (ee != NULL) {
-        X509_NAME *s = X509_get_subject_name(ee);
-        X509_NAME_get_text_by_NID(s, NID_organizationName, o, sizeof(o));
-        X509_NAME_get_text_by_NID(s, NID_commonName, cn, sizeof(cn));
-        X509_free(ee);
-    }
+    csc_cred_o_cn(cred, o, sizeof(o), cn, sizeof(cn));
     if (rev == PKI_REV_UNKNOWN)
         snprintf(r->desc_buf, sizeof(r->desc_buf),
                  "The revocation status of signing certificate 'O=%s,CN=%s' cannot be confirmed.", o, cn);

@@ -368,6 +368,8 @@ const char *csc_bearer_value(csc_req_t *r);
  * request (csc-admin approve). Returns how many credentials it marked. */
 size_t csc_crl_sweep(csc_t *c);
 
+/** The O and CN of the credential's end-entity certificate (each "" when absent or unreadable), for refusal texts. */
+void csc_cred_o_cn(const stor_cred_t *cred, char *o, size_t o_sz, char *cn, size_t cn_sz);
 /* The revocation status (PKI_REV_*) of a credential's end-entity certificate: the one check every signing path
  * (signHash, signDoc) makes before the HSM is asked (J9). */
 int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why);

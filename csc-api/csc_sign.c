@@ -166,14 +166,7 @@ int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
         return csc_check_not_revoked(r, cred);
     /* Only the refusal reads the certificate, for the subject the spec's message names. */
     char o[128] = "", cn[128] = "";
-    const unsigned char *p = cred->certs;
-    X509 *ee = d2i_X509(NULL, &p, cred->certs_len);
-    if (ee != NULL) {
-        X509_NAME *s = X509_get_subject_name(ee);
-        X509_NAME_get_text_by_NID(s, NID_organizationName, o, sizeof(o));
-        X509_NAME_get_text_by_NID(s, NID_commonName, cn, sizeof(cn));
-        X509_free(ee);
-    }
+    csc_cred_o_cn(cred, o, sizeof(o), cn, sizeof(cn));
     snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is expired.", o, cn);
     return csc_bad(r, r->desc_buf);
 }

@@ -61,8 +61,10 @@ static int tst_in(const pki_der_t *info, const uint8_t *certs, size_t certs_len,
     return PKI_OK;
 }
 
-int pki_tst_sign(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, pki_sign_fn sign,
-                 void *arg, pki_der_t *out, int *cb_rc)
+/* The TSTInfo of t wrapped as CMS content, then signed through sign (out, cb_rc) or, with sign NULL, only
+ * measured against max (size). */
+static int tst_cms(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, pki_sign_fn sign,
+                   void *arg, pki_der_t *out, int *cb_rc, size_t max, size_t *size)
 {
     pki_der_t info;
     uint8_t md[EVP_MAX_MD_SIZE];
@@ -71,22 +73,21 @@ int pki_tst_sign(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, con
     pki_tst_info(&info, t);
     int rc = tst_in(&info, certs, certs_len, sig, md, &in);
     if (rc == PKI_OK)
-        rc = pki_cms_sign(&in, sign, NULL, arg, out, cb_rc);
+        rc = sign != NULL ? pki_cms_sign(&in, sign, NULL, arg, out, cb_rc) : pki_cms_size_max(&in, 0, max, size);
     pki_der_free(&info);
     return rc;
+}
+
+int pki_tst_sign(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, pki_sign_fn sign,
+                 void *arg, pki_der_t *out, int *cb_rc)
+{
+    if (sign == NULL)
+        return PKI_ERR_INVAL;
+    return tst_cms(t, certs, certs_len, sig, sign, arg, out, cb_rc, 0, NULL);
 }
 
 int pki_tst_size_max(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, size_t max,
                      size_t *out)
 {
-    pki_der_t info;
-    uint8_t md[EVP_MAX_MD_SIZE];
-    pki_cms_in_t in;
-    pki_der_init(&info, TST_INFO_MAX);
-    pki_tst_info(&info, t);
-    int rc = tst_in(&info, certs, certs_len, sig, md, &in);
-    if (rc == PKI_OK)
-        rc = pki_cms_size_max(&in, 0, max, out);
-    pki_der_free(&info);
-    return rc;
+    return tst_cms(t, certs, certs_len, sig, NULL, NULL, NULL, NULL, max, out);
 }
