@@ -35,23 +35,12 @@ struct csc {
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
-    char logo_url[600];        /* info.logo (csc_logo.c) */
+    char logo_url[600];        /* info.logo (web/web_logo.c) */
     char logo_path[16];        /* "/logo.png" ...: where the service serves it; "" when external */
     uint8_t *logo;             /* the image served there, read at start-up; NULL when external */
     size_t logo_len;
     const char *logo_ext, *logo_type;
 };
-
-/* ---- the logo info.logo names (csc_logo.c) ---- */
-#define CSC_LOGO_MAX (256 * 1024)
-/* Read an image file (at most CSC_LOGO_MAX bytes; PNG, JPEG, GIF or WebP by its magic bytes, consistent with the
- * name's extension). 0, or -1 with a message in err. */
-int csc_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
-                  char *err, size_t err_sz);
-/* From cfg.logo / cfg.logo_file: the URL info.logo publishes, and what GET /logo.<ext> serves. 0 or -1 (stderr). */
-int csc_logo_init(csc_t *c);
-int csc_logo_is_path(const char *path, size_t len);
-void csc_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
 /* ---- errors ---------------------------------------------------------------
  * A method fails by filling r->err with one of these and returning -1. The
@@ -195,53 +184,6 @@ int csc_m_authorize(csc_req_t *r);
 int csc_m_extend(csc_req_t *r);
 int csc_m_sign_hash(csc_req_t *r);
 
-/* ---- web helpers (csc_web.c) ------------------------------------------------------ */
-
-#define CSC_FORM_FIELDS_MAX 32
-#define CSC_FORM_BYTES_MAX (256 * 1024)
-
-typedef struct csc_kv {
-    const char *key;
-    const char *value;
-    size_t value_len;
-} csc_kv_t;
-
-typedef struct csc_form {
-    csc_kv_t kv[CSC_FORM_FIELDS_MAX];
-    size_t n;
-    char *buf;
-    size_t buf_len;
-} csc_form_t;
-
-/* application/x-www-form-urlencoded (also query strings). Refuses bad escapes, NUL bytes,
- * repeated keys, more than CSC_FORM_FIELDS_MAX fields. Free (and wipe) with csc_form_free. */
-int csc_form_parse(const char *s, size_t len, csc_form_t *f);
-const char *csc_form_get(const csc_form_t *f, const char *key);
-void csc_form_free(csc_form_t *f);
-/* Value of cookie name from a Cookie header; -1 if absent or too long. */
-int csc_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz);
-
-/* A growing buffer with a hard maximum; once over it, failed is set and nothing more is added. */
-typedef struct csc_buf {
-    char *p;
-    size_t len, cap, max;
-    int failed;
-} csc_buf_t;
-
-void csc_buf_init(csc_buf_t *b, size_t max);
-void csc_buf_puts(csc_buf_t *b, const char *s);
-int csc_buf_reserve(csc_buf_t *b, size_t n);      /* room for n more bytes now: 0, or -1 (failed is set) */
-__attribute__((format(printf, 2, 3))) void csc_buf_printf(csc_buf_t *b, const char *fmt, ...);
-void csc_buf_html(csc_buf_t *b, const char *s);   /* HTML-escaped */
-void csc_buf_urlenc(csc_buf_t *b, const char *s); /* percent-encoded (RFC 3986 unreserved kept) */
-void csc_buf_free(csc_buf_t *b);
-void csc_buf_to_reply(csc_buf_t *b, csc_reply_t *reply);
-
-/* ---- OAuth 2.0 endpoints (csc_oauth.c) ----------------------------------------- */
-
-int csc_oauth_is_path(const char *path, size_t len);
-void csc_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
-
 /* ---- one-time codes: credentials/getChallenge, v1 sendOTP (csc_challenge.c) ---------- */
 
 enum { CSC_SENDER_NONE = 0, CSC_SENDER_EXEC = 1, CSC_SENDER_FILE = 2 };
@@ -286,13 +228,8 @@ void csc_async_unreserve(csc_t *c);
 int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);
 int csc_m_sign_polling(csc_req_t *r);
 
-/* ---- approval outside the client (csc_approve.c, csc_creds.c) ------------------------------------ */
+/* ---- approval outside the client (csc_creds.c; the page is web/web_approve.c) ------------------------------------ */
 int csc_m_authorize_check(csc_req_t *r);
-int csc_approve_is_path(const char *path, size_t len);
-/* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */
-void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
-/* The OAuth pages' frame (csc_oauth.c): title, the service's name, CSS; reply->page set (CSP, no framing). */
-void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body);
 /* 1 if uri may be notified: https, or http to localhost in the test environment; no userinfo or fragment. */
 int csc_response_uri_ok(const csc_t *c, const char *uri);
 /* POST body to uri under one deadline (cfg->notify_timeout: connect, TLS, request, status line), no redirects; in

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 #include "csc_int.h"
+#include "web/web.h"
 
 static csc_t *svc;
 
@@ -273,26 +274,26 @@ END_TEST
 
 START_TEST(t_form)
 {
-    csc_form_t f;
+    web_form_t f;
     const char *q = "a=1&b=x%20y+z&c=&d&e=%C3%A9";
-    ck_assert_int_eq(csc_form_parse(q, strlen(q), &f), 0);
-    ck_assert_str_eq(csc_form_get(&f, "a"), "1");
-    ck_assert_str_eq(csc_form_get(&f, "b"), "x y z");
-    ck_assert_str_eq(csc_form_get(&f, "c"), "");
-    ck_assert_str_eq(csc_form_get(&f, "d"), "");
-    ck_assert_str_eq(csc_form_get(&f, "e"), "\xc3\xa9");
-    ck_assert_ptr_null(csc_form_get(&f, "z"));
-    csc_form_free(&f);
+    ck_assert_int_eq(web_form_parse(q, strlen(q), &f), 0);
+    ck_assert_str_eq(web_form_get(&f, "a"), "1");
+    ck_assert_str_eq(web_form_get(&f, "b"), "x y z");
+    ck_assert_str_eq(web_form_get(&f, "c"), "");
+    ck_assert_str_eq(web_form_get(&f, "d"), "");
+    ck_assert_str_eq(web_form_get(&f, "e"), "\xc3\xa9");
+    ck_assert_ptr_null(web_form_get(&f, "z"));
+    web_form_free(&f);
     static const char *bad[] = {"a=1&a=2", "a=%zz", "a=%4", "a=%00", "=x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(csc_form_parse(bad[i], strlen(bad[i]), &f), -1);
-        csc_form_free(&f);
+        ck_assert_int_eq(web_form_parse(bad[i], strlen(bad[i]), &f), -1);
+        web_form_free(&f);
     }
     char many[400] = "";
     for (int i = 0; i < 40; i++)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "k%d=v&", i);
-    ck_assert_int_eq(csc_form_parse(many, strlen(many), &f), -1); /* more than CSC_FORM_FIELDS_MAX */
-    csc_form_free(&f);
+    ck_assert_int_eq(web_form_parse(many, strlen(many), &f), -1); /* more than WEB_FORM_FIELDS_MAX */
+    web_form_free(&f);
 }
 END_TEST
 
@@ -300,23 +301,23 @@ START_TEST(t_cookie_and_escaping)
 {
     char v[64];
     const char *h = "a=1; csc_oauth=abc-_DEF; other=2";
-    ck_assert_int_eq(csc_cookie_get(h, strlen(h), "csc_oauth", v, sizeof(v)), 0);
+    ck_assert_int_eq(web_cookie_get(h, strlen(h), "csc_oauth", v, sizeof(v)), 0);
     ck_assert_str_eq(v, "abc-_DEF");
-    ck_assert_int_eq(csc_cookie_get(h, strlen(h), "csc_oaut", v, sizeof(v)), -1);
-    ck_assert_int_eq(csc_cookie_get("x_csc_oauth=1", 13, "csc_oauth", v, sizeof(v)), -1);
-    csc_buf_t b;
-    csc_buf_init(&b, 64);
-    csc_buf_html(&b, "<a href=\"x\">'&'</a>");
+    ck_assert_int_eq(web_cookie_get(h, strlen(h), "csc_oaut", v, sizeof(v)), -1);
+    ck_assert_int_eq(web_cookie_get("x_csc_oauth=1", 13, "csc_oauth", v, sizeof(v)), -1);
+    web_buf_t b;
+    web_buf_init(&b, 64);
+    web_buf_html(&b, "<a href=\"x\">'&'</a>");
     ck_assert_str_eq(b.p, "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
-    csc_buf_free(&b);
-    csc_buf_init(&b, 64);
-    csc_buf_urlenc(&b, "a b&c=d/é~");
+    web_buf_free(&b);
+    web_buf_init(&b, 64);
+    web_buf_urlenc(&b, "a b&c=d/é~");
     ck_assert_str_eq(b.p, "a%20b%26c%3Dd%2F%C3%A9~");
-    csc_buf_free(&b);
-    csc_buf_init(&b, 8);
-    csc_buf_puts(&b, "0123456789");
+    web_buf_free(&b);
+    web_buf_init(&b, 8);
+    web_buf_puts(&b, "0123456789");
     ck_assert_int_eq(b.failed, 1); /* the bound holds */
-    csc_buf_free(&b);
+    web_buf_free(&b);
 }
 END_TEST
 
