@@ -78,6 +78,33 @@ void web_busy_page(csc_t *c, csc_reply_t *reply, const char *more_html);
 int web_oauth_is_path(const char *path, size_t len);
 void web_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
+/* ---- what the authorize page and PAR share (web_oauth.c) ---------------------------------------------- */
+
+#define RAR_TYPE_URI "https://cloudsignatureconsortium.org/2025/credential"
+#define RAR_ERR "invalid_authorization_details"
+
+/* An OAuth error of a request's parameters: error code and description (static strings). */
+typedef struct authz_err {
+    const char *error;
+    const char *desc;
+} authz_err_t;
+
+/* authorization_details (RFC 9396): parsed, exactly one credential object; 0, or -1 with e set. */
+int web_rar_parse(const char *json, yajl_val *out, authz_err_t *e);
+/* The client of an authorization request (client_id, redirect_uri): 0, or -1 with *problem set. */
+int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth_authz_request_t *req,
+                     const char **problem);
+/* The rest of the authorization request's parameters into req: 0, or -1 with e set. */
+int web_authz_parse(web_t *w, const web_form_t *q, const stor_client_t *client, oauth_authz_request_t *req,
+                    authz_err_t *e);
+
+/* ---- its JSON endpoints (web_token.c), called by web_oauth_handle ----------------------------------- */
+
+void web_token_post(web_t *w);   /* POST /oauth2/token */
+void web_revoke_post(web_t *w);  /* POST /oauth2/revoke */
+void web_par_post(web_t *w);     /* POST /oauth2/pushed_authorize */
+void web_metadata(web_t *w);     /* GET /.well-known/oauth-authorization-server */
+
 /* ---- the approval page (web_approve.c) ---------------------------------------------------------------- */
 
 int web_approve_is_path(const char *path, size_t len);
