@@ -128,6 +128,8 @@ extern yajl_alloc_funcs csc_wipe_yajl;
 long csc_b64_decode(const char *in, size_t len, uint8_t *out, size_t outsz);
 /* Standard padded base64; returns the length written (out holds 4*ceil(n/3)+1). */
 size_t csc_b64_encode(const uint8_t *in, size_t len, char *out);
+/* Lower-case hex of in[0..n) into out (2n + 1 bytes, NUL-terminated): the one hex encoder of csc-api. */
+void csc_hex(const uint8_t *in, size_t n, char *out);
 
 /* ---- algorithms -------------------------------------------------------------- */
 

@@ -93,16 +93,6 @@ typedef struct list_ctx {
     int64_t now;
 } list_ctx_t;
 
-static void hex16(const uint8_t in[16], char out[33])
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < 16; i++) {
-        out[2 * i] = hx[in[i] >> 4];
-        out[2 * i + 1] = hx[in[i] & 15];
-    }
-    out[32] = '\0';
-}
-
 static int unhex16(const char *s, uint8_t out[16])
 {
     if (s == NULL || strlen(s) != 32)
@@ -131,7 +121,7 @@ static void list_one(const oauth_approval_view_t *v, void *arg)
     web_buf_t *b = l->b;
     char ref[33];
 
-    hex16(v->ref, ref);
+    csc_hex(v->ref, 16, ref);
     web_buf_printf(b, "<section class=\"req\" id=\"req-%s\">\n<table>", ref);
     web_buf_puts(b, "<tr><th>Credential</th><td class=\"cred\">");
     web_buf_html(b, v->cred);
