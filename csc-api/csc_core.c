@@ -255,13 +255,8 @@ static int authenticate(csc_req_t *r)
     case OAUTH_OK:
         r->have_principal = true;
         return 0;
-    case OAUTH_ERR_EXPIRED:
-        return csc_fail(r, 401, "expired_token", "The access token is expired");
-    case OAUTH_ERR_INVALID:
-    case OAUTH_ERR_DISABLED:
-        return csc_fail(r, 401, "invalid_token", "The access token is not valid");
     default:
-        return csc_unavailable(r);
+        return csc_fail_oauth(r, CSC_ABOUT_TOKEN, rc, NULL);
     }
 }
 

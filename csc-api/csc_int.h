@@ -79,6 +79,37 @@ int csc_busy(csc_req_t *r);
 /* Seconds a browser or client is told to wait after OAUTH_ERR_BUSY or a full queue. */
 #define CSC_BUSY_RETRY_AFTER 1
 
+/* ---- lower modules' codes -> CSC errors (csc_req.c) ------------------------------------------------------ */
+
+/* What an oauth/ result was about: selects the table's rows. */
+typedef enum csc_about {
+    CSC_ABOUT_TOKEN,      /* the bearer access token */
+    CSC_ABOUT_SAD,        /* a SAD spent or extended */
+    CSC_ABOUT_CREDENTIAL, /* the credential named by credentialID */
+    CSC_ABOUT_HANDLE,     /* the handle of credentials/authorizeCheck */
+} csc_about_t;
+
+/* One row: a module's code and the CSC error it becomes (static strings; retry_after for Retry-After). */
+typedef struct csc_err_row {
+    int code;
+    int status;
+    const char *error;
+    const char *description;
+    unsigned retry_after;
+} csc_err_row_t;
+
+/* The row of csc_unavailable (after the code) and of csc_busy, for override lists. */
+#define CSC_UNAVAILABLE_ROW 503, "temporarily_unavailable", "The service is temporarily unavailable", 0
+#define CSC_BUSY_ROW                                                                                               \
+    503, "temporarily_unavailable", "Too many sign-ins are being checked; try again in a moment", CSC_BUSY_RETRY_AFTER
+
+/* err (or r->err) from an oauth/ code: the call site's overrides first (NULL, or ended by a row with code 0),
+ * then the table's rows for about, else 503 temporarily_unavailable. Always -1. */
+int csc_err_oauth(csc_err_t *err, csc_about_t about, int code, const csc_err_row_t *overrides);
+int csc_fail_oauth(csc_req_t *r, csc_about_t about, int code, const csc_err_row_t *overrides);
+/* err from a failed hsm_sign (or a PKI signature through it): 503 when the device is unavailable, else 500. -1. */
+int csc_err_hsm(csc_err_t *err, int code);
+
 /* ---- JSON ------------------------------------------------------------------ */
 
 /* Parse a request body: size and depth limits, no comments, no duplicate keys,
