@@ -41,11 +41,11 @@ typedef struct web_form {
 
 /* application/x-www-form-urlencoded (also query strings). Refuses bad escapes, NUL bytes,
  * repeated keys, more than WEB_FORM_FIELDS_MAX fields. Free (and wipe) with web_form_free. */
-int web_form_parse(const char *s, size_t len, web_form_t *f);
+CSC_MUST_CHECK int web_form_parse(const char *s, size_t len, web_form_t *f);
 const char *web_form_get(const web_form_t *f, const char *key);
 void web_form_free(web_form_t *f);
 /* Value of cookie name from a Cookie header; -1 if absent or too long. */
-int web_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz);
+CSC_MUST_CHECK int web_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz);
 
 /* A growing buffer with a hard maximum; once over it, failed is set and nothing more is added. */
 typedef struct web_buf {
@@ -56,7 +56,7 @@ typedef struct web_buf {
 
 void web_buf_init(web_buf_t *b, size_t max);
 void web_buf_puts(web_buf_t *b, const char *s);
-int web_buf_reserve(web_buf_t *b, size_t n);      /* room for n more bytes now: 0, or -1 (failed is set) */
+CSC_MUST_CHECK int web_buf_reserve(web_buf_t *b, size_t n);      /* room for n more bytes now: 0, or -1 (failed is set) */
 __attribute__((format(printf, 2, 3))) void web_buf_printf(web_buf_t *b, const char *fmt, ...);
 void web_buf_html(web_buf_t *b, const char *s);   /* HTML-escaped */
 void web_buf_urlenc(web_buf_t *b, const char *s); /* percent-encoded (RFC 3986 unreserved kept) */
@@ -90,12 +90,12 @@ typedef struct authz_err {
 } authz_err_t;
 
 /* authorization_details (RFC 9396): parsed, exactly one credential object; 0, or -1 with e set. */
-int web_rar_parse(const char *json, yajl_val *out, authz_err_t *e);
+CSC_MUST_CHECK int web_rar_parse(const char *json, yajl_val *out, authz_err_t *e);
 /* The client of an authorization request (client_id, redirect_uri): 0, or -1 with *problem set. */
-int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth_authz_request_t *req,
+CSC_MUST_CHECK int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth_authz_request_t *req,
                      const char **problem);
 /* The rest of the authorization request's parameters into req: 0, or -1 with e set. */
-int web_authz_parse(web_t *w, const web_form_t *q, const stor_client_t *client, oauth_authz_request_t *req,
+CSC_MUST_CHECK int web_authz_parse(web_t *w, const web_form_t *q, const stor_client_t *client, oauth_authz_request_t *req,
                     authz_err_t *e);
 
 /* ---- its JSON endpoints (web_token.c), called by web_oauth_handle ----------------------------------- */
@@ -118,10 +118,10 @@ void web_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 #define WEB_LOGO_MAX (256 * 1024)
 /* Read an image file (at most WEB_LOGO_MAX bytes; PNG, JPEG, GIF or WebP by its magic bytes, consistent with the
  * name's extension). 0, or -1 with a message in err. */
-int web_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
+CSC_MUST_CHECK int web_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
                   char *err, size_t err_sz);
 /* From cfg.logo / cfg.logo_file: the URL info.logo publishes, and what GET /logo.<ext> serves. 0 or -1 (stderr). */
-int web_logo_init(csc_t *c);
+CSC_MUST_CHECK int web_logo_init(csc_t *c);
 int web_logo_is_path(const char *path, size_t len);
 void web_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
