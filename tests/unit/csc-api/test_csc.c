@@ -272,6 +272,53 @@ START_TEST(t_cert_status)
 }
 END_TEST
 
+/* csc_req.c: the table, a call site's overrides before it, 503 for what neither names; csc_hex. */
+START_TEST(t_error_table)
+{
+    csc_err_t e;
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(csc_err_oauth(&e, CSC_ABOUT_TOKEN, OAUTH_ERR_EXPIRED, NULL), -1);
+    ck_assert_int_eq(e.status, 401);
+    ck_assert_str_eq(e.error, "expired_token");
+    csc_err_oauth(&e, CSC_ABOUT_SAD, OAUTH_ERR_EXPIRED, NULL);
+    ck_assert_int_eq(e.status, 400);
+    ck_assert_str_eq(e.error, "invalid_request");
+    ck_assert_str_eq(e.description, "SAD expired");
+    csc_err_oauth(&e, CSC_ABOUT_HANDLE, OAUTH_ERR_DENIED, NULL);
+    ck_assert_str_eq(e.error, "invalid_authentication_data");
+    /* a code the subject has no row for */
+    csc_err_oauth(&e, CSC_ABOUT_SAD, OAUTH_ERR_DENIED, NULL);
+    ck_assert_int_eq(e.status, 503);
+    ck_assert_str_eq(e.error, "temporarily_unavailable");
+    ck_assert_uint_eq(e.retry_after, 0);
+    /* an override wins over the table, and only for its code */
+    static const csc_err_row_t over[] = {{OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW}, {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
+                                         {0, 0, NULL, NULL, 0}};
+    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_DISABLED, over);
+    ck_assert_int_eq(e.status, 503);
+    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_BUSY, over);
+    ck_assert_uint_eq(e.retry_after, CSC_BUSY_RETRY_AFTER);
+    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_LOCKED, over);
+    ck_assert_int_eq(e.status, 400);
+    ck_assert_str_eq(e.description, "Credential locked");
+    ck_assert_uint_eq(e.retry_after, 0);
+    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_DISABLED, NULL);
+    ck_assert_str_eq(e.description, "The credential identified by credentialID is disabled");
+    csc_err_hsm(&e, HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(e.status, 503);
+    csc_err_hsm(&e, HSM_ERR_INTERNAL);
+    ck_assert_int_eq(e.status, 500);
+    ck_assert_str_eq(e.error, "server_error");
+
+    const uint8_t bytes[] = {0x00, 0x0f, 0xa5, 0xff};
+    char hex[2 * sizeof(bytes) + 1];
+    csc_hex(bytes, sizeof(bytes), hex);
+    ck_assert_str_eq(hex, "000fa5ff");
+    csc_hex(bytes, 0, hex);
+    ck_assert_str_eq(hex, "");
+}
+END_TEST
+
 START_TEST(t_form)
 {
     web_form_t f;
@@ -460,6 +507,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_b64_decode);
     tcase_add_test(tc, t_b64_roundtrip);
+    tcase_add_test(tc, t_error_table);
     tcase_add_test(tc, t_info);
     tcase_add_test(tc, t_routing);
     tcase_add_test(tc, t_json_limits);
