@@ -52,24 +52,13 @@ static const char *result_name(uint32_t result)
                                                                                                          : "unknown";
 }
 
-static void hex32(const uint8_t h[32], char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = digits[h[i] >> 4];
-        out[2 * i + 1] = digits[h[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* authz_ref is a reference (a hash of a hash), never the SAD or token: printing it reveals nothing */
 static void hex16_ref(const uint8_t ref[16], char out[65])
 {
     uint8_t buf[32] = {0};
 
     memcpy(buf, ref, 16);
-    hex32(buf, out);
+    csc_hex(buf, 32, out);
     out[32] = '\0';
 }
 
@@ -251,7 +240,7 @@ static void check_tip(verify_state_t *v, const stor_audit_tip_t *tip)
             problem(v, "head mismatch: meta holds no head, log ends at %" PRIu64, v->last_seq);
         return;
     }
-    hex32(tip->hash, th);
+    csc_hex(tip->hash, 32, th);
     if (v->records == 0) {
         problem(v, "head mismatch: meta says seq %" PRIu64 " / hash %s, log is empty", tip->seq, th);
         return;
@@ -263,7 +252,7 @@ static void check_tip(verify_state_t *v, const stor_audit_tip_t *tip)
     }
     if (tip->seq == v->last_seq && CRYPTO_memcmp(tip->hash, v->last_hash, 32) == 0)
         return;
-    hex32(v->last_hash, lh);
+    csc_hex(v->last_hash, 32, lh);
     problem(v, "head mismatch: meta says seq %" PRIu64 " / hash %s, log ends at %" PRIu64 " / hash %s", tip->seq,
             th, v->last_seq, lh);
 }
@@ -286,7 +275,7 @@ int csc_audit_verify(stor_env_t *stor, void *out, unsigned long *problems)
     check_tip(&v, &tip);
     *problems = v.problems;
     if (v.problems == 0) {
-        hex32(tip.hash, hex);
+        csc_hex(tip.hash, 32, hex);
         fprintf(out, "audit log OK: %" PRIu64 " records, head %s\n", v.records, hex);
     } else {
         fprintf(out, "audit log FAILED: %lu problem%s in %" PRIu64 " records\n", v.problems,
@@ -375,9 +364,9 @@ static void print_json(FILE *out, const stor_audit_t *r, const char *when)
     }
     hex16_ref(r->authz_ref, hex);
     fprintf(out, "],\"authz_ref\":\"%s\"", hex);
-    hex32(r->prev_hash, hex);
+    csc_hex(r->prev_hash, 32, hex);
     fprintf(out, ",\"prev_hash\":\"%s\"", hex);
-    hex32(r->hash, hex);
+    csc_hex(r->hash, 32, hex);
     fprintf(out, ",\"hash\":\"%s\"}\n", hex);
 }
 

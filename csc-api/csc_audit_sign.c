@@ -32,22 +32,12 @@ static const uint8_t audit_key_id[HSM_KEYID_LEN] = "csc-audit-key-01";
 #define AUDIT_KEY_LABEL "csc-audit"
 #define HEAD_TEXT_MAX 160
 
-static void hex32(const uint8_t h[32], char out[65])
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = d[h[i] >> 4];
-        out[2 * i + 1] = d[h[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 int csc_audit_head_text(const stor_signed_head_t *h, char *out, size_t sz)
 {
     char hex[65];
     int n;
 
-    hex32(h->hash, hex);
+    csc_hex(h->hash, 32, hex);
     n = snprintf(out, sz, "csc-audit-head v1 seq=%" PRIu64 " hash=%s time_ms=%" PRId64, h->seq, hex, h->time_ms);
     return n > 0 && (size_t)n < sz ? n : -1;
 }
@@ -198,7 +188,7 @@ int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force
     }
     memcpy(p->h.sig, sig, slen);
     p->h.sig_len = (uint32_t)slen;
-    hex32(tip.hash, hex);
+    csc_hex(tip.hash, 32, hex);
     p->audit.event = STOR_EV_AUDIT_HEAD;
     p->audit.result = STOR_RES_OK;
     snprintf(p->audit.client, sizeof(p->audit.client), "%s", who ? who : "csc-server");
@@ -375,7 +365,7 @@ static int check_head(const stor_signed_head_t *h, int status, void *arg)
                 h->seq);
         c->problems++;
     }
-    hex32(h->hash, sh);
+    csc_hex(h->hash, 32, sh);
     rc = stor_txn_audit_get(c->t, h->seq, &rec);
     if (rc == STOR_ERR_NOTFOUND) {
         if (h->seq > c->tip)
@@ -389,7 +379,7 @@ static int check_head(const stor_signed_head_t *h, int status, void *arg)
         fprintf(c->out, "signed head at seq %" PRIu64 ": record %" PRIu64 " unreadable\n", h->seq, h->seq);
         c->problems++;
     } else if (CRYPTO_memcmp(rec.hash, h->hash, 32) != 0) {
-        hex32(rec.hash, lh);
+        csc_hex(rec.hash, 32, lh);
         fprintf(c->out, "signed head at seq %" PRIu64 ": log rewritten (record has hash %s, signed hash %s)\n",
                 h->seq, lh, sh);
         c->problems++;

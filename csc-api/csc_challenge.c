@@ -192,20 +192,23 @@ static int issue(csc_req_t *r, const stor_cred_t *cred)
     const char *why = NULL;
     oauth_t *o = r->csc->oauth;
 
-    switch (oauth_challenge_new(o, r->principal.user, cred->id, r->call->client, code, &ttl)) {
+    /* The credential rows of csc_req.c, plus what only a one-time code has: asked again too soon (429), and v1's
+     * "OTP locked". */
+    static const csc_err_row_t challenge_v2[] = {
+        {OAUTH_ERR_RATE, 429, "temporarily_unavailable",
+         "A one-time code was sent a moment ago: use it, or ask again in a few seconds", 0},
+        {0, 0, NULL, NULL, 0}};
+    static const csc_err_row_t challenge_v1[] = {
+        {OAUTH_ERR_RATE, 429, "temporarily_unavailable",
+         "A one-time code was sent a moment ago: use it, or ask again in a few seconds", 0},
+        {OAUTH_ERR_LOCKED, 400, "invalid_request", "OTP locked", 0},
+        {0, 0, NULL, NULL, 0}};
+    int crc = oauth_challenge_new(o, r->principal.user, cred->id, r->call->client, code, &ttl);
+    switch (crc) {
     case OAUTH_OK:
         break;
-    case OAUTH_ERR_LOCKED:
-        return csc_bad(r, r->v1 ? "OTP locked" : "Credential locked");
-    case OAUTH_ERR_DISABLED:
-        return csc_bad(r, "The credential identified by credentialID is disabled");
-    case OAUTH_ERR_INVALID:
-        return csc_bad(r, "Invalid parameter credentialID");
-    case OAUTH_ERR_RATE:
-        return csc_fail(r, 429, "temporarily_unavailable",
-                        "A one-time code was sent a moment ago: use it, or ask again in a few seconds");
     default:
-        return csc_unavailable(r);
+        return csc_fail_oauth(r, CSC_ABOUT_CREDENTIAL, crc, r->v1 ? challenge_v1 : challenge_v2);
     }
     int rc = deliver(r->csc, r->principal.user, cred->id, code, &why);
     OPENSSL_cleanse(code, sizeof(code));

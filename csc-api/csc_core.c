@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <openssl/crypto.h>
 #include "csc_int.h"
+#include "web/web.h"
 
 typedef int (*csc_method_fn)(csc_req_t *r);
 
@@ -80,7 +81,7 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
             return -1;
         }
     }
-    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || csc_logo_init(c) != 0 || csc_info_build(c) != 0 ||
+    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || web_logo_init(c) != 0 || csc_info_build(c) != 0 ||
         csc_async_start(c) != 0) {
         csc_free(c);
         return -1;
@@ -114,8 +115,8 @@ static int has_prefix(const char *path, size_t len, const char *prefix)
 
 int csc_is_api_path(const char *path, size_t len)
 {
-    return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || csc_oauth_is_path(path, len) ||
-           csc_approve_is_path(path, len) || csc_logo_is_path(path, len);
+    return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || web_oauth_is_path(path, len) ||
+           web_approve_is_path(path, len) || web_logo_is_path(path, len);
 }
 
 int csc_fail(csc_req_t *r, int status, const char *error, const char *description)
@@ -140,7 +141,7 @@ static const char *const secret_methods[] = {"auth/login", "credentials/authoriz
 static int is_page_form(const char *path, size_t len)
 {
     static const char authorize[] = "/oauth2/authorize";
-    return (len == sizeof(authorize) - 1 && memcmp(path, authorize, len) == 0) || csc_approve_is_path(path, len);
+    return (len == sizeof(authorize) - 1 && memcmp(path, authorize, len) == 0) || web_approve_is_path(path, len);
 }
 
 int csc_checks_secret(const char *method, size_t method_len, const char *path, size_t path_len)
@@ -163,12 +164,7 @@ void csc_reply_busy(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
     memset(reply, 0, sizeof(*reply));
     if (is_page_form(call->path, call->path_len)) {
-        csc_buf_t b;
-        csc_buf_init(&b, 1024);
-        csc_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">The service is busy. Go back and send the "
-                         "form again in a moment.</p>");
-        csc_oauth_page(c, reply, 503, "Try again in a moment", &b);
-        csc_buf_free(&b);
+        web_busy_page(c, reply, NULL);
     } else {
         csc_reply_error(reply, 503, "temporarily_unavailable", "The service is overloaded; try again later");
     }
@@ -259,13 +255,8 @@ static int authenticate(csc_req_t *r)
     case OAUTH_OK:
         r->have_principal = true;
         return 0;
-    case OAUTH_ERR_EXPIRED:
-        return csc_fail(r, 401, "expired_token", "The access token is expired");
-    case OAUTH_ERR_INVALID:
-    case OAUTH_ERR_DISABLED:
-        return csc_fail(r, 401, "invalid_token", "The access token is not valid");
     default:
-        return csc_unavailable(r);
+        return csc_fail_oauth(r, CSC_ABOUT_TOKEN, rc, NULL);
     }
 }
 
@@ -327,18 +318,18 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     r.csc = c;
     r.call = call;
     r.status = 200;
-    if (csc_oauth_is_path(call->path, call->path_len)) {
-        csc_oauth_handle(c, call, reply);
+    if (web_oauth_is_path(call->path, call->path_len)) {
+        web_oauth_handle(c, call, reply);
         retry_later(reply);
         return;
     }
-    if (csc_approve_is_path(call->path, call->path_len)) {
-        csc_approve_handle(c, call, reply);
+    if (web_approve_is_path(call->path, call->path_len)) {
+        web_approve_handle(c, call, reply);
         retry_later(reply);
         return;
     }
-    if (csc_logo_is_path(call->path, call->path_len)) {
-        csc_logo_handle(c, call, reply);
+    if (web_logo_is_path(call->path, call->path_len)) {
+        web_logo_handle(c, call, reply);
         return;
     }
     r.gen = csc_gen_new();

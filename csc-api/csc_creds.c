@@ -528,18 +528,9 @@ static int authorize_approval(csc_req_t *r, const stor_cred_t *cred, uint32_t nu
     };
     char handle[OAUTH_TOKEN_BUFLEN];
     unsigned ttl = 0;
-    switch (oauth_approval_new(r->csc->oauth, &req, handle, &ttl)) {
-    case OAUTH_OK:
-        break;
-    case OAUTH_ERR_LOCKED:
-        return csc_bad(r, "Credential locked");
-    case OAUTH_ERR_DISABLED:
-        return csc_bad(r, "The credential identified by credentialID is disabled");
-    case OAUTH_ERR_INVALID:
-        return csc_bad(r, "Invalid parameter credentialID");
-    default:
-        return csc_unavailable(r);
-    }
+    int orc = oauth_approval_new(r->csc->oauth, &req, handle, &ttl);
+    if (orc != OAUTH_OK)
+        return csc_fail_oauth(r, CSC_ABOUT_CREDENTIAL, orc, NULL);
     r->status = 202;
     yajl_gen_map_open(r->gen);
     csc_gen_kv(r->gen, "handle", handle);
@@ -557,7 +548,8 @@ int csc_m_authorize_check(csc_req_t *r)
 
     if (csc_req_string(r, "handle", &handle, 256, "Missing (or invalid type) string parameter handle") < 0)
         return -1;
-    switch (oauth_approval_check(r->csc->oauth, r->principal.user, handle, strlen(handle), sad, &expires_in)) {
+    int rc = oauth_approval_check(r->csc->oauth, r->principal.user, handle, strlen(handle), sad, &expires_in);
+    switch (rc) {
     case OAUTH_OK:
         return sad_reply(r, sad, expires_in);
     case OAUTH_PENDING:
@@ -566,15 +558,8 @@ int csc_m_authorize_check(csc_req_t *r)
         csc_gen_kv(r->gen, "handle", handle);
         yajl_gen_map_close(r->gen);
         return 0;
-    case OAUTH_ERR_DENIED:
-        return csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
-    case OAUTH_ERR_LOCKED:
-        return csc_bad(r, "Credential locked");
-    case OAUTH_ERR_INVALID:
-    case OAUTH_ERR_EXPIRED:
-        return csc_bad(r, "Invalid parameter handle");
     default:
-        return csc_unavailable(r);
+        return csc_fail_oauth(r, CSC_ABOUT_HANDLE, rc, NULL);
     }
 }
 
@@ -642,28 +627,36 @@ int csc_m_authorize(csc_req_t *r)
     };
     char sad[OAUTH_TOKEN_BUFLEN];
     unsigned expires_in = 0;
-    switch (oauth_authorize(r->csc->oauth, &req, &f, sad, &expires_in)) {
+    /* The credential rows of csc_req.c, with what only credentials/authorize answers: wrong authentication data
+     * (v1.0.4.0 names the factor: invalid_otp when only an OTP or challenge code was sent, else invalid_pin;
+     * "PIN locked"), too many secret checks at once (Retry-After), and a user, owner or credential that is not
+     * active, which authorize has always answered as 503 rather than "disabled". */
+    static const csc_err_row_t authorize_v2[] = {
+        {OAUTH_ERR_DENIED, 400, "invalid_authentication_data", "The authentication data is invalid", 0},
+        {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
+        {OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW},
+        {0, 0, NULL, NULL, 0}};
+    static const csc_err_row_t authorize_v1_pin[] = {
+        {OAUTH_ERR_DENIED, 400, "invalid_pin", "The PIN is invalid", 0},
+        {OAUTH_ERR_LOCKED, 400, "invalid_request", "PIN locked", 0},
+        {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
+        {OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW},
+        {0, 0, NULL, NULL, 0}};
+    static const csc_err_row_t authorize_v1_otp[] = {
+        {OAUTH_ERR_DENIED, 400, "invalid_otp", "The OTP is invalid", 0},
+        {OAUTH_ERR_LOCKED, 400, "invalid_request", "PIN locked", 0},
+        {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
+        {OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW},
+        {0, 0, NULL, NULL, 0}};
+    int arc = oauth_authorize(r->csc->oauth, &req, &f, sad, &expires_in);
+    switch (arc) {
     case OAUTH_OK:
         break;
-    case OAUTH_ERR_DENIED:
-        if (!r->v1)
-            csc_fail(r, 400, "invalid_authentication_data", "The authentication data is invalid");
-        else if (f.pin == NULL && (f.otp != NULL || f.challenge != NULL))
-            csc_fail(r, 400, "invalid_otp", "The OTP is invalid"); /* v1.0.4.0 codes */
-        else
-            csc_fail(r, 400, "invalid_pin", "The PIN is invalid");
-        goto out;
-    case OAUTH_ERR_LOCKED:
-        csc_bad(r, r->v1 ? "PIN locked" : "Credential locked");
-        goto out;
-    case OAUTH_ERR_INVALID:
-        csc_bad(r, "Invalid parameter credentialID");
-        goto out;
-    case OAUTH_ERR_BUSY:
-        csc_busy(r);
-        goto out;
     default:
-        csc_unavailable(r);
+        csc_fail_oauth(r, CSC_ABOUT_CREDENTIAL, arc,
+                       !r->v1                                                       ? authorize_v2
+                       : f.pin == NULL && (f.otp != NULL || f.challenge != NULL) ? authorize_v1_otp
+                                                                                   : authorize_v1_pin);
         goto out;
     }
     rc = sad_reply(r, sad, expires_in);
@@ -713,26 +706,19 @@ int csc_m_extend(csc_req_t *r)
     };
     char fresh[OAUTH_TOKEN_BUFLEN];
     unsigned expires_in = 0;
-    switch (oauth_sad_extend(r->csc->oauth, sad, strlen(sad), &req, fresh, &expires_in)) {
+    /* The SAD rows of csc_req.c (NOT_AUTHORIZED: a digest the SAD was not bound to, or one already signed; new
+     * digests need credentials/authorize), except that extending asks for no signature ("any more", not "that
+     * many more") and a malformed SAD (OAUTH_ERR_INVAL) is an invalid SAD parameter, not a 503. */
+    static const csc_err_row_t extend[] = {
+        {OAUTH_ERR_EXHAUSTED, 400, "invalid_request", "The SAD does not authorize any more signatures", 0},
+        {OAUTH_ERR_INVAL, 400, "invalid_request", "Invalid parameter SAD", 0},
+        {0, 0, NULL, NULL, 0}};
+    int erc = oauth_sad_extend(r->csc->oauth, sad, strlen(sad), &req, fresh, &expires_in);
+    switch (erc) {
     case OAUTH_OK:
         break;
-    case OAUTH_ERR_EXPIRED:
-        csc_bad(r, "SAD expired");
-        goto out;
-    case OAUTH_ERR_EXHAUSTED:
-        csc_bad(r, "The SAD does not authorize any more signatures");
-        goto out;
-    case OAUTH_ERR_NOT_AUTHORIZED:
-        /* A digest the SAD was not bound to, or one already signed: new digests need credentials/authorize. */
-        csc_bad(r, "Hash is not authorized by the SAD.");
-        goto out;
-    case OAUTH_ERR_INVALID:
-    case OAUTH_ERR_MISMATCH:
-    case OAUTH_ERR_INVAL:
-        csc_bad(r, "Invalid parameter SAD");
-        goto out;
     default:
-        csc_unavailable(r);
+        csc_fail_oauth(r, CSC_ABOUT_SAD, erc, extend);
         goto out;
     }
     rc = sad_reply(r, fresh, expires_in);

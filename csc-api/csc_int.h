@@ -9,6 +9,9 @@
 #include "csc.h"
 #include "pki.h"
 
+/* On a csc-api function whose result says whether it worked: ignoring the result is a build error (-Werror). */
+#define CSC_MUST_CHECK __attribute__((warn_unused_result))
+
 #define CSC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Credential PINs set by csc-admin (credential create, a delegate's PIN): at least csc_pin_min() characters. */
@@ -35,23 +38,12 @@ struct csc {
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
-    char logo_url[600];        /* info.logo (csc_logo.c) */
+    char logo_url[600];        /* info.logo (web/web_logo.c) */
     char logo_path[16];        /* "/logo.png" ...: where the service serves it; "" when external */
     uint8_t *logo;             /* the image served there, read at start-up; NULL when external */
     size_t logo_len;
     const char *logo_ext, *logo_type;
 };
-
-/* ---- the logo info.logo names (csc_logo.c) ---- */
-#define CSC_LOGO_MAX (256 * 1024)
-/* Read an image file (at most CSC_LOGO_MAX bytes; PNG, JPEG, GIF or WebP by its magic bytes, consistent with the
- * name's extension). 0, or -1 with a message in err. */
-int csc_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
-                  char *err, size_t err_sz);
-/* From cfg.logo / cfg.logo_file: the URL info.logo publishes, and what GET /logo.<ext> serves. 0 or -1 (stderr). */
-int csc_logo_init(csc_t *c);
-int csc_logo_is_path(const char *path, size_t len);
-void csc_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
 /* ---- errors ---------------------------------------------------------------
  * A method fails by filling r->err with one of these and returning -1. The
@@ -90,11 +82,42 @@ int csc_busy(csc_req_t *r);
 /* Seconds a browser or client is told to wait after OAUTH_ERR_BUSY or a full queue. */
 #define CSC_BUSY_RETRY_AFTER 1
 
+/* ---- lower modules' codes -> CSC errors (csc_req.c) ------------------------------------------------------ */
+
+/* What an oauth/ result was about: selects the table's rows. */
+typedef enum csc_about {
+    CSC_ABOUT_TOKEN,      /* the bearer access token */
+    CSC_ABOUT_SAD,        /* a SAD spent or extended */
+    CSC_ABOUT_CREDENTIAL, /* the credential named by credentialID */
+    CSC_ABOUT_HANDLE,     /* the handle of credentials/authorizeCheck */
+} csc_about_t;
+
+/* One row: a module's code and the CSC error it becomes (static strings; retry_after for Retry-After). */
+typedef struct csc_err_row {
+    int code;
+    int status;
+    const char *error;
+    const char *description;
+    unsigned retry_after;
+} csc_err_row_t;
+
+/* The row of csc_unavailable (after the code) and of csc_busy, for override lists. */
+#define CSC_UNAVAILABLE_ROW 503, "temporarily_unavailable", "The service is temporarily unavailable", 0
+#define CSC_BUSY_ROW                                                                                               \
+    503, "temporarily_unavailable", "Too many sign-ins are being checked; try again in a moment", CSC_BUSY_RETRY_AFTER
+
+/* err (or r->err) from an oauth/ code: the call site's overrides first (NULL, or ended by a row with code 0),
+ * then the table's rows for about, else 503 temporarily_unavailable. Always -1. */
+int csc_err_oauth(csc_err_t *err, csc_about_t about, int code, const csc_err_row_t *overrides);
+int csc_fail_oauth(csc_req_t *r, csc_about_t about, int code, const csc_err_row_t *overrides);
+/* err from a failed hsm_sign (or a PKI signature through it): 503 when the device is unavailable, else 500. -1. */
+int csc_err_hsm(csc_err_t *err, int code);
+
 /* ---- JSON ------------------------------------------------------------------ */
 
 /* Parse a request body: size and depth limits, no comments, no duplicate keys,
  * no NUL in strings, top level must be an object. An empty body is {}. */
-int csc_json_parse(csc_req_t *r, const uint8_t *body, size_t len);
+CSC_MUST_CHECK int csc_json_parse(csc_req_t *r, const uint8_t *body, size_t len);
 /* Parse any JSON text with the same checks (depth, comments, NUL, duplicate keys); NULL if refused. */
 yajl_val csc_json_parse_text(const char *text, size_t len, unsigned max_depth);
 /* Re-emit a parsed value (depth already bounded by the parser). */
@@ -106,13 +129,13 @@ void csc_json_free(yajl_val root);
  * absent (or JSON null), and -1 after filling r->err when present with the wrong
  * type ("Missing (or invalid type) <kind> parameter <name>" style errors use the
  * csc_req_* variants). */
-int csc_get_string(csc_req_t *r, const char *name, const char **out, size_t max_len);
-int csc_get_bool(csc_req_t *r, const char *name, bool *out);
-int csc_get_uint(csc_req_t *r, const char *name, unsigned long *out); /* accepts "12" too */
+CSC_MUST_CHECK int csc_get_string(csc_req_t *r, const char *name, const char **out, size_t max_len);
+CSC_MUST_CHECK int csc_get_bool(csc_req_t *r, const char *name, bool *out);
+CSC_MUST_CHECK int csc_get_uint(csc_req_t *r, const char *name, unsigned long *out); /* accepts "12" too */
 yajl_val csc_get_value(csc_req_t *r, const char *name);
 
 /* Required string: absent or wrong type -> "Missing (or invalid type) string parameter <name>" */
-int csc_req_string(csc_req_t *r, const char *name, const char **out, size_t max_len, const char *missing_desc);
+CSC_MUST_CHECK int csc_req_string(csc_req_t *r, const char *name, const char **out, size_t max_len, const char *missing_desc);
 
 /* Generator helpers on r->gen */
 void csc_gen_str(yajl_gen g, const char *s);
@@ -136,9 +159,11 @@ extern yajl_alloc_funcs csc_wipe_yajl;
 
 /* Strict decode of standard or URL-safe base64, padding optional but correct if
  * present; no whitespace. @return decoded length or -1. */
-long csc_b64_decode(const char *in, size_t len, uint8_t *out, size_t outsz);
+CSC_MUST_CHECK long csc_b64_decode(const char *in, size_t len, uint8_t *out, size_t outsz);
 /* Standard padded base64; returns the length written (out holds 4*ceil(n/3)+1). */
 size_t csc_b64_encode(const uint8_t *in, size_t len, char *out);
+/* Lower-case hex of in[0..n) into out (2n + 1 bytes, NUL-terminated): the one hex encoder of csc-api. */
+void csc_hex(const uint8_t *in, size_t n, char *out);
 
 /* ---- algorithms -------------------------------------------------------------- */
 
@@ -163,7 +188,7 @@ size_t csc_sign_algs_for_key(uint32_t key_type, const csc_sign_alg_t **out, size
 /* All supported signAlgo OIDs (for info). */
 size_t csc_sign_algs_all(const csc_sign_alg_t **out, size_t max);
 /* Parse DER RSASSA-PSS-params into hsm parameters; -1 if malformed or weaker than SHA-256. */
-int csc_pss_params_parse(const uint8_t *der, size_t len, hsm_sign_params_t *out);
+CSC_MUST_CHECK int csc_pss_params_parse(const uint8_t *der, size_t len, hsm_sign_params_t *out);
 
 /* ---- hashes ---------------------------------------------------------------- */
 
@@ -176,7 +201,7 @@ typedef struct csc_hashes {
 
 /* Decode "hashes" (or the v1 "hash"), all of alg; alg NULL = from hashAlgorithmOID
  * (or, for the v1 name only, from the digest length). Absent: 0 with h->n == 0. */
-int csc_parse_hashes(csc_req_t *r, csc_hashes_t *h, const csc_hash_alg_t *alg);
+CSC_MUST_CHECK int csc_parse_hashes(csc_req_t *r, csc_hashes_t *h, const csc_hash_alg_t *alg);
 void csc_hashes_free(csc_hashes_t *h);
 
 /* ---- certificates ------------------------------------------------------------- */
@@ -195,58 +220,11 @@ int csc_m_authorize(csc_req_t *r);
 int csc_m_extend(csc_req_t *r);
 int csc_m_sign_hash(csc_req_t *r);
 
-/* ---- web helpers (csc_web.c) ------------------------------------------------------ */
-
-#define CSC_FORM_FIELDS_MAX 32
-#define CSC_FORM_BYTES_MAX (256 * 1024)
-
-typedef struct csc_kv {
-    const char *key;
-    const char *value;
-    size_t value_len;
-} csc_kv_t;
-
-typedef struct csc_form {
-    csc_kv_t kv[CSC_FORM_FIELDS_MAX];
-    size_t n;
-    char *buf;
-    size_t buf_len;
-} csc_form_t;
-
-/* application/x-www-form-urlencoded (also query strings). Refuses bad escapes, NUL bytes,
- * repeated keys, more than CSC_FORM_FIELDS_MAX fields. Free (and wipe) with csc_form_free. */
-int csc_form_parse(const char *s, size_t len, csc_form_t *f);
-const char *csc_form_get(const csc_form_t *f, const char *key);
-void csc_form_free(csc_form_t *f);
-/* Value of cookie name from a Cookie header; -1 if absent or too long. */
-int csc_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz);
-
-/* A growing buffer with a hard maximum; once over it, failed is set and nothing more is added. */
-typedef struct csc_buf {
-    char *p;
-    size_t len, cap, max;
-    int failed;
-} csc_buf_t;
-
-void csc_buf_init(csc_buf_t *b, size_t max);
-void csc_buf_puts(csc_buf_t *b, const char *s);
-int csc_buf_reserve(csc_buf_t *b, size_t n);      /* room for n more bytes now: 0, or -1 (failed is set) */
-__attribute__((format(printf, 2, 3))) void csc_buf_printf(csc_buf_t *b, const char *fmt, ...);
-void csc_buf_html(csc_buf_t *b, const char *s);   /* HTML-escaped */
-void csc_buf_urlenc(csc_buf_t *b, const char *s); /* percent-encoded (RFC 3986 unreserved kept) */
-void csc_buf_free(csc_buf_t *b);
-void csc_buf_to_reply(csc_buf_t *b, csc_reply_t *reply);
-
-/* ---- OAuth 2.0 endpoints (csc_oauth.c) ----------------------------------------- */
-
-int csc_oauth_is_path(const char *path, size_t len);
-void csc_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
-
 /* ---- one-time codes: credentials/getChallenge, v1 sendOTP (csc_challenge.c) ---------- */
 
 enum { CSC_SENDER_NONE = 0, CSC_SENDER_EXEC = 1, CSC_SENDER_FILE = 2 };
 /* Parse cfg.otp_sender into c->sender_kind/sender_path; -1 (message on stderr) if malformed. */
-int csc_sender_init(csc_t *c);
+CSC_MUST_CHECK int csc_sender_init(csc_t *c);
 int csc_m_get_challenge(csc_req_t *r);
 /* 0 for a method this configuration does not offer (getChallenge/sendOTP without otp_sender): 501 before auth. */
 int csc_method_offered(const csc_t *c, const char *name);
@@ -278,21 +256,16 @@ typedef struct csc_async_job {
     void *arg;
 } csc_async_job_t;
 
-int csc_async_start(csc_t *c);
+CSC_MUST_CHECK int csc_async_start(csc_t *c);
 void csc_async_stop(csc_t *c);
-int csc_async_params(csc_req_t *r, csc_async_opts_t *o);
-int csc_async_reserve(csc_req_t *r);
+CSC_MUST_CHECK int csc_async_params(csc_req_t *r, csc_async_opts_t *o);
+CSC_MUST_CHECK int csc_async_reserve(csc_req_t *r);
 void csc_async_unreserve(csc_t *c);
-int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);
+CSC_MUST_CHECK int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);
 int csc_m_sign_polling(csc_req_t *r);
 
-/* ---- approval outside the client (csc_approve.c, csc_creds.c) ------------------------------------ */
+/* ---- approval outside the client (csc_creds.c; the page is web/web_approve.c) ------------------------------------ */
 int csc_m_authorize_check(csc_req_t *r);
-int csc_approve_is_path(const char *path, size_t len);
-/* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */
-void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
-/* The OAuth pages' frame (csc_oauth.c): title, the service's name, CSS; reply->page set (CSP, no framing). */
-void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body);
 /* 1 if uri may be notified: https, or http to localhost in the test environment; no userinfo or fragment. */
 int csc_response_uri_ok(const csc_t *c, const char *uri);
 /* POST body to uri under one deadline (cfg->notify_timeout: connect, TLS, request, status line), no redirects; in
@@ -313,14 +286,14 @@ void csc_notifier_stop(struct csc_notifier *q);
 void csc_notifier_queue(struct csc_notifier *q, const char *uri, const char *response_id);
 
 /* Build info's body at start-up. */
-int csc_info_build(csc_t *c);
+CSC_MUST_CHECK int csc_info_build(csc_t *c);
 
 /* Load the caller's credential: unknown and not-owned give the same error. */
-int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out);
+CSC_MUST_CHECK int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out);
 /* Production policy for an existing credential (SCAL 1, single factor); 0 or -1 with r->err set (csc_sign.c). */
-int csc_check_policy(csc_req_t *r, const stor_cred_t *cred);
+CSC_MUST_CHECK int csc_check_policy(csc_req_t *r, const stor_cred_t *cred);
 /* Write the credentialInfo members (credentials/info output) into r->gen. */
-int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info,
+CSC_MUST_CHECK int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certificates, bool cert_info,
                       bool auth_info);
 
 /* ---- CMS SignedData (pki/), time-stamps (csc_tsa.c), signDoc (csc_signdoc.c) ------------------------------ */
@@ -329,21 +302,21 @@ int csc_gen_cred_info(csc_req_t *r, const stor_cred_t *cred, const char *certifi
 pki_sig_t csc_pki_sig(const hsm_sign_params_t *p);
 hsm_sign_params_t csc_hsm_sig(const pki_sig_t *p);
 /* csc_tsa.c: a pki_cms_* result as an HSM_* code; cb_rc: what the (HSM_* speaking) callback returned. */
-int csc_pki_hsm_rc(int pki_rc, int cb_rc);
+CSC_MUST_CHECK int csc_pki_hsm_rc(int pki_rc, int cb_rc);
 /* An upper bound of the size of a token csc_tsa_stamp would give now (no signature, nothing audited).
  * @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), ... */
-int csc_tsa_token_max(csc_t *c, size_t *out);
+CSC_MUST_CHECK int csc_tsa_token_max(csc_t *c, size_t *out);
 
 /* At start-up: does the configured TSA exist and can it stamp? Sets c->tsa. @return 0, -1 if configured
  * but missing or unusable (message on stderr). */
-int csc_tsa_open(csc_t *c);
+CSC_MUST_CHECK int csc_tsa_open(csc_t *c);
 /* A TimeStampToken over one digest (hashed with md_nid), nonce optional (big-endian unsigned), audited as
  * STOR_EV_TIMESTAMP for user/client in the same step (no token is returned when the record cannot be
  * written). @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), HSM_ERR_UNAVAILABLE (HSM or storage), ... */
-int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
+CSC_MUST_CHECK int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
                   const char *user, const char *client, pki_der_t *out);
 /* A pki_sign_fn's work over hsm_sign with cred's key: sig has PKI_SIG_MAX bytes. @return an HSM_* code. */
-int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
+CSC_MUST_CHECK int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
                      size_t len, uint8_t *sig, size_t *sig_len);
 int csc_m_timestamp(csc_req_t *r);
 /* csc_admin.c: one change of a stored credential inside a stor_write() callback: read it (heap copy), let change
@@ -358,7 +331,7 @@ int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, 
 int csc_m_sign_doc(csc_req_t *r);
 /* csc_sign.c, shared with signDoc: enabled credential with a certificate in its validity period (J9); the
  * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
-int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);
+CSC_MUST_CHECK int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);
 const char *csc_bearer_value(csc_req_t *r);
 /* ---- certificate requests, imports and revocation lists (csc_cert.c, csc_certmgmt.c; J6, J9) ------------ */
 /* The CRL store itself is pki/'s (pki_crl_t in c->crl); revocation statuses are PKI_REV_*. */
@@ -372,10 +345,10 @@ size_t csc_crl_sweep(csc_t *c);
 void csc_cred_o_cn(const stor_cred_t *cred, char *o, size_t o_sz, char *cn, size_t cn_sz);
 /* The revocation status (PKI_REV_*) of a credential's end-entity certificate: the one check every signing path
  * (signHash, signDoc) makes before the HSM is asked (J9). */
-int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why);
+CSC_MUST_CHECK int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why);
 /* The same as a method step: refuses a revoked, suspended or unconfirmable certificate with 400 invalid_request
  * ("Signing certificate 'O=..,CN=..' is revoked.") and a denied STOR_EV_SIGN audit record; 0 when good. */
-int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred);
+CSC_MUST_CHECK int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred);
 /* Subject C=country, O=o, CN=cn after checking them (CN and O 1..64 characters, C two upper-case letters). */
 int csc_subject_build(const char *cn, const char *o, const char *c, X509_NAME **out, char *err, size_t err_sz);
 /* A PKCS#10 request for the HSM key key_id, its signature made by that key in the HSM; checked to verify. */

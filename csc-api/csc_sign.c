@@ -173,19 +173,7 @@ int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
 
 static int sad_error(csc_req_t *r, int rc)
 {
-    switch (rc) {
-    case OAUTH_ERR_EXPIRED:
-        return csc_bad(r, "SAD expired");
-    case OAUTH_ERR_NOT_AUTHORIZED:
-        return csc_bad(r, "Hash is not authorized by the SAD.");
-    case OAUTH_ERR_EXHAUSTED:
-        return csc_bad(r, "The SAD does not authorize that many more signatures");
-    case OAUTH_ERR_INVALID:
-    case OAUTH_ERR_MISMATCH:
-        return csc_bad(r, "Invalid parameter SAD");
-    default:
-        return csc_unavailable(r);
-    }
+    return csc_fail_oauth(r, CSC_ABOUT_SAD, rc, NULL);
 }
 
 static int err_set(csc_err_t *err, int status, const char *error, const char *description)
@@ -217,10 +205,7 @@ static int sign_core(csc_t *c, const uint8_t *key_id, size_t key_id_len, const h
     int hrc = hsm_sign(c->hsm, key_id, key_id_len, p, (const uint8_t *const *)h->ptrs, h->alg->len, h->n, sigs, lens);
     if (hrc != HSM_OK) {
         oauth_sign_failed(c->oauth, sad, strlen(sad), use, ref, hsm_strerror(hrc));
-        if (hrc == HSM_ERR_UNAVAILABLE)
-            err_set(err, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
-        else
-            err_set(err, 500, "server_error", "The signing device could not create the signature");
+        csc_err_hsm(err, hrc);
         goto out;
     }
     yajl_gen_map_open(g);

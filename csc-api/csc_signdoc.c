@@ -448,9 +448,7 @@ static int sign_all(const signer_t *s, signdoc_t *sd, csc_err_t *err, const char
             if (rc != HSM_OK) {
                 pki_der_free(&d);
                 *why = hsm_strerror(rc);
-                if (rc == HSM_ERR_UNAVAILABLE)
-                    return fail(err, 503, "temporarily_unavailable", "The signing device is temporarily unavailable");
-                return fail(err, 500, "server_error", "The signing device could not create the signature");
+                return csc_err_hsm(err, rc);
             }
             if (en->format == 'P' && sd->documents) {
                 size_t room = en->gap_end - en->gap_start - 1;
@@ -521,24 +519,18 @@ static void signdoc_free(signdoc_t *sd)
     free(sd->dptrs);
 }
 
+/* The SAD rows of csc_req.c, but a digest the SAD does not cover names documents: with documents the server
+ * computed the digest itself, so it is the document that does not match (403 invalid_hash). */
 static int sad_error(csc_req_t *r, int rc, bool documents)
 {
-    switch (rc) {
-    case OAUTH_ERR_EXPIRED:
-        return csc_bad(r, "SAD expired");
-    case OAUTH_ERR_NOT_AUTHORIZED:
-        /* the server computed the digest of a document: it is the document that does not match */
-        if (documents)
-            return csc_fail(r, 403, "invalid_hash", "Document or documentDigest does not match authroized hash");
-        return csc_bad(r, "documentDigests or documents are not authorized by the SAD.");
-    case OAUTH_ERR_EXHAUSTED:
-        return csc_bad(r, "The SAD does not authorize that many more signatures");
-    case OAUTH_ERR_INVALID:
-    case OAUTH_ERR_MISMATCH:
-        return csc_bad(r, "Invalid parameter SAD");
-    default:
-        return csc_unavailable(r);
-    }
+    static const csc_err_row_t of_documents[] = {
+        {OAUTH_ERR_NOT_AUTHORIZED, 403, "invalid_hash", "Document or documentDigest does not match authroized hash", 0},
+        {0, 0, NULL, NULL, 0}};
+    static const csc_err_row_t of_digests[] = {
+        {OAUTH_ERR_NOT_AUTHORIZED, 400, "invalid_request", "documentDigests or documents are not authorized by the SAD.",
+         0},
+        {0, 0, NULL, NULL, 0}};
+    return csc_fail_oauth(r, CSC_ABOUT_SAD, rc, documents ? of_documents : of_digests);
 }
 
 static int top_params(csc_req_t *r, const char **id, const char **qualifier, const char **sad, bool *async)

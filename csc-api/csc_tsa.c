@@ -220,11 +220,10 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
     snprintf(a.rec.user, sizeof(a.rec.user), "%s", user != NULL ? user : "");
     snprintf(a.rec.cred, sizeof(a.rec.cred), "%s", cred->id);
     snprintf(a.rec.client, sizeof(a.rec.client), "%s", client != NULL ? client : "");
-    int n = snprintf(a.rec.detail, sizeof(a.rec.detail), "serial ");
-    for (size_t i = 0; i < sizeof(serial); i++)
-        n += snprintf(a.rec.detail + n, sizeof(a.rec.detail) - (size_t)n, "%02x", serial[i]);
-    snprintf(a.rec.detail + n, sizeof(a.rec.detail) - (size_t)n, " hashAlgo %s%s",
-             csc_hash_by_nid(md_nid)->oid, nonce != NULL ? " nonce" : "");
+    char serial_hex[2 * sizeof(serial) + 1];
+    csc_hex(serial, sizeof(serial), serial_hex);
+    snprintf(a.rec.detail, sizeof(a.rec.detail), "serial %s hashAlgo %s%s", serial_hex, csc_hash_by_nid(md_nid)->oid,
+             nonce != NULL ? " nonce" : "");
     a.rec.digest_len = (uint32_t)len;
     a.rec.n_digests = 1;
     a.rec.digests = digest;

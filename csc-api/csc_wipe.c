@@ -2,7 +2,7 @@
  * csc_wipe.c - heap blocks that are wiped before they go back to the C library.
  *
  * Request bodies carry PINs, OTPs and passwords; replies carry tokens, SADs and codes. Every copy the server makes
- * of them (JSON parse buffers, generator buffers, csc_buf pages, reply bodies) is allocated here or freed here:
+ * of them (JSON parse buffers, generator buffers, web_buf pages, reply bodies) is allocated here or freed here:
  *   csc_wipe_free     cleanses the whole usable size of the block (malloc_usable_size), then frees it;
  *   csc_wipe_realloc  never grows in place behind our back: a new block, a copy, the old one wiped and freed;
  *   csc_wipe_yajl     yajl_alloc_funcs over the two, for the parser (its decode and lexer buffers) and generators.

@@ -1,4 +1,4 @@
-/* Unit test of the wiped heap (csc_wipe.c) and of what uses it: csc_buf, yajl generators from csc_gen_new and the
+/* Unit test of the wiped heap (csc_wipe.c) and of what uses it: web_buf, yajl generators from csc_gen_new and the
  * request parser (csc_json_parse_text, csc_json_free).
  *
  * This program replaces free() and realloc() for the whole process (libyajl's own calls included) with versions
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "csc_int.h"
+#include "web/web.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NO_HOOKS 1
@@ -90,14 +91,14 @@ END_TEST
 START_TEST(t_wipe_buf)
 {
     start();
-    csc_buf_t b;
-    csc_buf_init(&b, 1 << 20);
-    csc_buf_printf(&b, "<input name=\"pin\" value=\"%s\">", SECRET);
+    web_buf_t b;
+    web_buf_init(&b, 1 << 20);
+    web_buf_printf(&b, "<input name=\"pin\" value=\"%s\">", SECRET);
     for (int i = 0; i < 2000; i++) /* grows 1 KiB -> 64 KiB: every old block goes back to the C library */
-        csc_buf_puts(&b, "some page text ");
+        web_buf_puts(&b, "some page text ");
     ck_assert(!b.failed);
     ck_assert_ptr_nonnull(strstr(b.p, SECRET));
-    csc_buf_free(&b);
+    web_buf_free(&b);
     ck_assert_int_eq(stop(), 0);
 }
 END_TEST

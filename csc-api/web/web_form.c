@@ -1,10 +1,10 @@
-/* csc_web.c - what the browser-facing endpoints need: form/query decoding, cookies, a bounded buffer, HTML escaping. */
+/* web/web_form.c - what the browser-facing endpoints need: form/query decoding, cookies, a bounded buffer, HTML escaping. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
-#include "csc_int.h"
+#include "web.h"
 
 static int hexval(char c)
 {
@@ -40,9 +40,9 @@ static long url_decode(char *s, size_t len)
     return (long)o;
 }
 
-static int form_parse(const char *s, size_t len, csc_form_t *f)
+static int form_parse(const char *s, size_t len, web_form_t *f)
 {
-    if (len > CSC_FORM_BYTES_MAX)
+    if (len > WEB_FORM_BYTES_MAX)
         return -1;
     if ((f->buf = malloc(len + 1)) == NULL)
         return -1;
@@ -61,7 +61,7 @@ static int form_parse(const char *s, size_t len, csc_form_t *f)
                 *eq = '\0';
             long kl = url_decode(p, strlen(p));
             long vl = url_decode(val, strlen(val));
-            if (kl <= 0 || vl < 0 || f->n == CSC_FORM_FIELDS_MAX)
+            if (kl <= 0 || vl < 0 || f->n == WEB_FORM_FIELDS_MAX)
                 return -1;
             for (size_t i = 0; i < f->n; i++)
                 if (strcmp(f->kv[i].key, p) == 0)
@@ -76,16 +76,16 @@ static int form_parse(const char *s, size_t len, csc_form_t *f)
     return 0;
 }
 
-int csc_form_parse(const char *s, size_t len, csc_form_t *f)
+int web_form_parse(const char *s, size_t len, web_form_t *f)
 {
     memset(f, 0, sizeof(*f));
     if (form_parse(s, len, f) == 0)
         return 0;
-    csc_form_free(f); /* nothing to free for the caller on failure */
+    web_form_free(f); /* nothing to free for the caller on failure */
     return -1;
 }
 
-const char *csc_form_get(const csc_form_t *f, const char *key)
+const char *web_form_get(const web_form_t *f, const char *key)
 {
     for (size_t i = 0; i < f->n; i++)
         if (strcmp(f->kv[i].key, key) == 0)
@@ -93,7 +93,7 @@ const char *csc_form_get(const csc_form_t *f, const char *key)
     return NULL;
 }
 
-void csc_form_free(csc_form_t *f)
+void web_form_free(web_form_t *f)
 {
     if (f->buf != NULL) {
         OPENSSL_cleanse(f->buf, f->buf_len); /* forms carry passwords, OTPs and PINs */
@@ -102,7 +102,7 @@ void csc_form_free(csc_form_t *f)
     memset(f, 0, sizeof(*f));
 }
 
-int csc_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz)
+int web_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz)
 {
     size_t n = strlen(name);
     const char *p = hdr, *end = hdr + len;
@@ -127,7 +127,7 @@ int csc_cookie_get(const char *hdr, size_t len, const char *name, char *out, siz
 
 /* ---- bounded buffer --------------------------------------------------------------- */
 
-void csc_buf_init(csc_buf_t *b, size_t max)
+void web_buf_init(web_buf_t *b, size_t max)
 {
     memset(b, 0, sizeof(*b));
     b->max = max;
@@ -135,7 +135,7 @@ void csc_buf_init(csc_buf_t *b, size_t max)
 
 /* Grow to hold len + n + 1 bytes. The old block is copied, wiped and freed (never realloc'd): pages and token
  * responses carry codes, tokens and CSRF values, and a realloc would leave a copy behind in freed heap. */
-static int buf_grow(csc_buf_t *b, size_t n)
+static int buf_grow(web_buf_t *b, size_t n)
 {
     if (b->failed)
         return -1;
@@ -162,12 +162,12 @@ static int buf_grow(csc_buf_t *b, size_t n)
     return 0;
 }
 
-int csc_buf_reserve(csc_buf_t *b, size_t n)
+int web_buf_reserve(web_buf_t *b, size_t n)
 {
     return buf_grow(b, n);
 }
 
-static void buf_put(csc_buf_t *b, const char *s, size_t n)
+static void buf_put(web_buf_t *b, const char *s, size_t n)
 {
     if (n == 0 || buf_grow(b, n) != 0)
         return;
@@ -176,14 +176,14 @@ static void buf_put(csc_buf_t *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-void csc_buf_puts(csc_buf_t *b, const char *s)
+void web_buf_puts(web_buf_t *b, const char *s)
 {
     buf_put(b, s, strlen(s));
 }
 
 /* Formatted straight into the buffer (no fixed scratch buffer: the arguments may be the client's data, e.g. a
  * token response's authorization_details): measured first, then written. */
-void csc_buf_printf(csc_buf_t *b, const char *fmt, ...)
+void web_buf_printf(web_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -206,21 +206,21 @@ void csc_buf_printf(csc_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void csc_buf_html(csc_buf_t *b, const char *s)
+void web_buf_html(web_buf_t *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '<': csc_buf_puts(b, "&lt;"); break;
-        case '>': csc_buf_puts(b, "&gt;"); break;
-        case '&': csc_buf_puts(b, "&amp;"); break;
-        case '"': csc_buf_puts(b, "&quot;"); break;
-        case '\'': csc_buf_puts(b, "&#39;"); break;
+        case '<': web_buf_puts(b, "&lt;"); break;
+        case '>': web_buf_puts(b, "&gt;"); break;
+        case '&': web_buf_puts(b, "&amp;"); break;
+        case '"': web_buf_puts(b, "&quot;"); break;
+        case '\'': web_buf_puts(b, "&#39;"); break;
         default: buf_put(b, s, 1);
         }
     }
 }
 
-void csc_buf_urlenc(csc_buf_t *b, const char *s)
+void web_buf_urlenc(web_buf_t *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
@@ -235,14 +235,14 @@ void csc_buf_urlenc(csc_buf_t *b, const char *s)
     }
 }
 
-void csc_buf_free(csc_buf_t *b)
+void web_buf_free(web_buf_t *b)
 {
     csc_wipe_free(b->p); /* the whole block, not only len bytes */
     memset(b, 0, sizeof(*b));
 }
 
 /* Hand the buffer over to a reply body. */
-void csc_buf_to_reply(csc_buf_t *b, csc_reply_t *reply)
+void web_buf_to_reply(web_buf_t *b, csc_reply_t *reply)
 {
     reply->body = b->p;
     reply->body_len = b->len;

@@ -1,14 +1,12 @@
 /*
- * csc_oauth.c - the OAuth 2.0 authorization server's endpoints (CSC API v2.0.0.2 sec. 8.4):
+ * web/web_oauth.c - the OAuth 2.0 authorization server (CSC API v2.0.0.2 sec. 8.4): its pages and its dispatch.
  *   GET  /oauth2/authorize          login page (password + TOTP), then consent for the credential scope
  *   POST /oauth2/authorize          the pages' forms (CSRF-protected; before the login a signed ticket cookie and a
  *                                   form token carrying the request, nothing kept; then a cookie-bound session)
- *   POST /oauth2/pushed_authorize   PAR (RFC 9126)
- *   POST /oauth2/token              authorization_code (PKCE S256), refresh_token (rotation), client_credentials
- *   POST /oauth2/revoke             RFC 7009
- *   GET  /.well-known/oauth-authorization-server   RFC 8414 metadata
- * The logic (codes, sessions, tokens, clients) is oauth/'s; this file parses, validates and renders.
- */
+ * The JSON endpoints (/oauth2/token, /oauth2/revoke, /oauth2/pushed_authorize, the RFC 8414 metadata) are in
+ * web_token.c; web_oauth_handle below routes to both. The authorization request's parser (web_authz_parse) is
+ * shared with PAR.
+ * The logic (codes, sessions, tokens, clients) is oauth/'s; this file parses, validates and renders. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +14,7 @@
 #include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
-#include "csc_int.h"
+#include "web.h"
 
 #define OAUTH_PREFIX "/oauth2/"
 #define WELL_KNOWN "/.well-known/oauth-authorization-server"
@@ -26,15 +24,9 @@
 /* Largest query of GET /oauth2/authorize: 1,024 SHA-512 digests in hashes fit; it travels back in the sign-in
  * page's form token, so it is bounded by what a ticket carries. */
 #define AUTHZ_QUERY_MAX ((size_t)OAUTH_TICKET_PAYLOAD_MAX)
-#define RAR_TYPE_URI "https://cloudsignatureconsortium.org/2025/credential"
 
-typedef struct web {
-    csc_t *c;
-    const csc_call_t *call;
-    csc_reply_t *reply;
-} web_t;
 
-int csc_oauth_is_path(const char *path, size_t len)
+int web_oauth_is_path(const char *path, size_t len)
 {
     return (len > sizeof(OAUTH_PREFIX) - 1 && memcmp(path, OAUTH_PREFIX, sizeof(OAUTH_PREFIX) - 1) == 0) ||
            (len == sizeof(WELL_KNOWN) - 1 && memcmp(path, WELL_KNOWN, len) == 0);
@@ -57,76 +49,27 @@ static void json_error(web_t *w, int status, const char *error, const char *desc
     csc_reply_error(w->reply, status, error, desc);
 }
 
-static void page(web_t *w, int status, const char *title, csc_buf_t *body)
+static void page(web_t *w, int status, const char *title, web_buf_t *body)
 {
-    const csc_config_t *cfg = &w->c->cfg;
-    csc_buf_t b;
-    csc_buf_init(&b, PAGE_MAX);
-    csc_buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
-    csc_buf_html(&b, title);
-    csc_buf_puts(&b, " - ");
-    csc_buf_html(&b, cfg->name);
-    csc_buf_puts(&b, "</title><style>"
-                     "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1b1f24;margin:0}"
-                     "main{max-width:34rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:8px;"
-                     "box-shadow:0 1px 4px rgba(0,0,0,.15)}"
-                     "h1{font-size:1.4rem;margin-top:0}.svc{color:#555;font-size:.9rem;margin-bottom:1.5rem}"
-                     "label{display:block;margin-top:1rem;font-weight:600}"
-                     "input{width:100%;box-sizing:border-box;padding:.6rem;font-size:1rem;margin-top:.3rem;"
-                     "border:1px solid #8a8f98;border-radius:4px}"
-                     "button{margin-top:1.5rem;padding:.7rem 1.4rem;font-size:1rem;border-radius:4px;border:0;"
-                     "background:#0b57d0;color:#fff;cursor:pointer}button.secondary{background:#5f6368;margin-left:.5rem}"
-                     ".err{background:#fde7e9;border:1px solid #d93025;padding:.8rem;border-radius:4px;margin:1rem 0}"
-                     "table{border-collapse:collapse;width:100%;margin-top:1rem}"
-                     "th,td{text-align:left;padding:.4rem;border-bottom:1px solid #ddd;vertical-align:top}"
-                     "code{word-break:break-all;font-size:.85rem}.env{color:#b3261e;font-weight:600}"
-                     "</style></head><body><main>\n<p class=\"svc\">");
-    csc_buf_html(&b, cfg->name);
-    if (cfg->environment != CSC_ENV_PRODUCTION)
-        csc_buf_puts(&b, " &middot; <span class=\"env\">test environment</span>");
-    csc_buf_puts(&b, "</p>\n<h1>");
-    csc_buf_html(&b, title);
-    csc_buf_puts(&b, "</h1>\n");
-    if (body != NULL && body->p != NULL)
-        csc_buf_puts(&b, body->p);
-    csc_buf_puts(&b, "\n</main></body></html>\n");
-    if (b.failed) {
-        csc_buf_free(&b);
-        json_error(w, 500, "server_error", "Page too large");
-        return;
-    }
-    w->reply->status = status;
-    w->reply->content_type = "text/html; charset=utf-8";
-    w->reply->page = 1;
-    if (status >= 400)
-        w->reply->error = "invalid_request";
-    csc_buf_to_reply(&b, w->reply);
-}
-
-void csc_oauth_page(csc_t *c, csc_reply_t *reply, int status, const char *title, csc_buf_t *body)
-{
-    web_t w = {.c = c, .call = NULL, .reply = reply};
-    page(&w, status, title, body);
+    web_page(w->c, w->reply, status, title, body);
 }
 
 /* An error shown to the person (no redirect: the client or its redirect URI cannot be trusted). */
 static void error_page(web_t *w, int status, const char *title, const char *message)
 {
-    csc_buf_t b;
-    csc_buf_init(&b, PAGE_MAX);
-    csc_buf_puts(&b, "<p class=\"err\" role=\"alert\">");
-    csc_buf_html(&b, message);
-    csc_buf_puts(&b, "</p><p>You can close this window and start again from the application.</p>");
+    web_buf_t b;
+    web_buf_init(&b, PAGE_MAX);
+    web_buf_puts(&b, "<p class=\"err\" role=\"alert\">");
+    web_buf_html(&b, message);
+    web_buf_puts(&b, "</p><p>You can close this window and start again from the application.</p>");
     page(w, status, title, &b);
-    csc_buf_free(&b);
+    web_buf_free(&b);
 }
 
 /* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
 static void busy_page(web_t *w)
 {
-    error_page(w, 503, "Try again in a moment", "The service is busy. Go back and send the form again in a moment.");
-    w->reply->retry_after = CSC_BUSY_RETRY_AFTER;
+    web_busy_page(w->c, w->reply, "<p>You can close this window and start again from the application.</p>");
 }
 
 static void clear_cookie(web_t *w)
@@ -138,40 +81,36 @@ static void clear_cookie(web_t *w)
 /* 302 to the client's redirect URI with code/state or error/error_description/state. */
 static void redirect(web_t *w, const oauth_authz_request_t *req, const char *code, const char *error, const char *desc)
 {
-    csc_buf_t b;
-    csc_buf_init(&b, STOR_URI_MAX + 1024);
-    csc_buf_puts(&b, req->redirect_uri);
-    csc_buf_puts(&b, strchr(req->redirect_uri, '?') != NULL ? "&" : "?");
+    web_buf_t b;
+    web_buf_init(&b, STOR_URI_MAX + 1024);
+    web_buf_puts(&b, req->redirect_uri);
+    web_buf_puts(&b, strchr(req->redirect_uri, '?') != NULL ? "&" : "?");
     if (code != NULL) {
-        csc_buf_puts(&b, "code=");
-        csc_buf_urlenc(&b, code);
+        web_buf_puts(&b, "code=");
+        web_buf_urlenc(&b, code);
     } else {
-        csc_buf_puts(&b, "error=");
-        csc_buf_urlenc(&b, error);
-        csc_buf_puts(&b, "&error_description=");
-        csc_buf_urlenc(&b, desc);
+        web_buf_puts(&b, "error=");
+        web_buf_urlenc(&b, error);
+        web_buf_puts(&b, "&error_description=");
+        web_buf_urlenc(&b, desc);
     }
     if (req->state[0] != '\0') {
-        csc_buf_puts(&b, "&state=");
-        csc_buf_urlenc(&b, req->state);
+        web_buf_puts(&b, "&state=");
+        web_buf_urlenc(&b, req->state);
     }
     if (b.failed) {
-        csc_buf_free(&b);
+        web_buf_free(&b);
         error_page(w, 400, "Request refused", "The redirect address is too long.");
         return;
     }
     w->reply->status = 302;
     w->reply->location = b.p;
     b.p = NULL;
-    csc_buf_free(&b);
+    web_buf_free(&b);
 }
 
 /* ---- the authorization request ------------------------------------------------------ */
 
-typedef struct authz_err {
-    const char *error;
-    const char *desc;
-} authz_err_t;
 
 static int bad(authz_err_t *e, const char *error, const char *desc)
 {
@@ -240,7 +179,6 @@ static const char *jstr(yajl_val o, const char *key)
 
 /* ---- authorization_details (RFC 9396) -------------------------------------------------------- */
 
-#define RAR_ERR "invalid_authorization_details"
 
 static int is_string_array(yajl_val v)
 {
@@ -314,7 +252,7 @@ static const char *rar_object_problem(yajl_val o)
 
 /* Parse and check authorization_details: *out is the JSON array of one object of a type we serve, members well
  * typed. -1 with e set (invalid_request when it is no JSON array of objects, else invalid_authorization_details). */
-static int rar_parse(const char *json, yajl_val *out, authz_err_t *e)
+int web_rar_parse(const char *json, yajl_val *out, authz_err_t *e)
 {
     const char *problem;
     *out = NULL;
@@ -344,7 +282,7 @@ static int parse_rar(web_t *w, const char *json, oauth_authz_request_t *req, aut
 {
     int rc = -1;
     yajl_val v = NULL;
-    if (rar_parse(json, &v, e) != 0)
+    if (web_rar_parse(json, &v, e) != 0)
         return -1;
     yajl_val o = v->u.array.values[0];
     const char *cred = jstr(o, "credentialID"), *alg = jstr(o, "hashAlgorithmOID");
@@ -392,11 +330,11 @@ out:
 }
 
 /* The classic scope=credential parameters (CSC API v2.0.0.2 sec. 8.4.2). */
-static int parse_credential_params(const csc_form_t *q, oauth_authz_request_t *req, authz_err_t *e)
+static int parse_credential_params(const web_form_t *q, oauth_authz_request_t *req, authz_err_t *e)
 {
-    const char *cred = csc_form_get(q, "credentialID"), *num = csc_form_get(q, "numSignatures");
-    const char *hashes = csc_form_get(q, "hashes"), *alg = csc_form_get(q, "hashAlgorithmOID");
-    const char *qual = csc_form_get(q, "signatureQualifier");
+    const char *cred = web_form_get(q, "credentialID"), *num = web_form_get(q, "numSignatures");
+    const char *hashes = web_form_get(q, "hashes"), *alg = web_form_get(q, "hashAlgorithmOID");
+    const char *qual = web_form_get(q, "signatureQualifier");
     if ((cred == NULL || cred[0] == '\0') && (qual == NULL || qual[0] == '\0'))
         return bad(e, "invalid_request", "Missing parameter credentialID or signatureQualifier");
     if (copy_str(req->cred, sizeof(req->cred), cred) != 0 ||
@@ -420,14 +358,14 @@ static int parse_credential_params(const csc_form_t *q, oauth_authz_request_t *r
 }
 
 /* Everything but client_id / redirect_uri / request_uri, which the caller checked. */
-static int parse_authz(web_t *w, const csc_form_t *q, const stor_client_t *client, oauth_authz_request_t *req,
+int web_authz_parse(web_t *w, const web_form_t *q, const stor_client_t *client, oauth_authz_request_t *req,
                        authz_err_t *e)
 {
-    const char *rt = csc_form_get(q, "response_type"), *cc = csc_form_get(q, "code_challenge");
-    const char *ccm = csc_form_get(q, "code_challenge_method"), *scope = csc_form_get(q, "scope");
-    const char *rar = csc_form_get(q, "authorization_details");
+    const char *rt = web_form_get(q, "response_type"), *cc = web_form_get(q, "code_challenge");
+    const char *ccm = web_form_get(q, "code_challenge_method"), *scope = web_form_get(q, "scope");
+    const char *rar = web_form_get(q, "authorization_details");
 
-    if (copy_str(req->state, sizeof(req->state), csc_form_get(q, "state")) != 0)
+    if (copy_str(req->state, sizeof(req->state), web_form_get(q, "state")) != 0)
         return bad(e, "invalid_request", "state is too long");
     if (rt == NULL || strcmp(rt, "code") != 0)
         return bad(e, "unsupported_response_type", "response_type must be code");
@@ -439,8 +377,8 @@ static int parse_authz(web_t *w, const csc_form_t *q, const stor_client_t *clien
     if (strlen(cc) != 43 || csc_b64_decode(cc, 43, ch, sizeof(ch)) != 32)
         return bad(e, "invalid_request", "Invalid parameter code_challenge");
     memcpy(req->challenge, ch, 32);
-    if (copy_str(req->lang, sizeof(req->lang), csc_form_get(q, "lang")) != 0 ||
-        copy_str(req->description, sizeof(req->description), csc_form_get(q, "description")) != 0)
+    if (copy_str(req->lang, sizeof(req->lang), web_form_get(q, "lang")) != 0 ||
+        copy_str(req->description, sizeof(req->description), web_form_get(q, "description")) != 0)
         return bad(e, "invalid_request", "Invalid parameter lang or description");
     req->scope = STOR_SCOPE_SERVICE;
     if (rar != NULL) {
@@ -464,10 +402,10 @@ static int parse_authz(web_t *w, const csc_form_t *q, const stor_client_t *clien
 }
 
 /* client_id + redirect_uri: errors here are shown, never redirected (RFC 6749 sec. 4.1.2.1). */
-static int resolve_client(web_t *w, const csc_form_t *q, stor_client_t *client, oauth_authz_request_t *req,
+int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth_authz_request_t *req,
                           const char **problem)
 {
-    const char *id = csc_form_get(q, "client_id"), *ru = csc_form_get(q, "redirect_uri");
+    const char *id = web_form_get(q, "client_id"), *ru = web_form_get(q, "redirect_uri");
     if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
         *problem = "The application that sent you here is not registered with this service.";
         return -1;
@@ -494,17 +432,17 @@ static int resolve_client(web_t *w, const csc_form_t *q, stor_client_t *client, 
 /* ---- pages ------------------------------------------------------------------------- */
 
 /* The error box (if any) and the opening of a form that posts back with the session's CSRF token. */
-static void form_open(csc_buf_t *b, const char *csrf, const char *error)
+static void form_open(web_buf_t *b, const char *csrf, const char *error)
 {
     if (error != NULL) {
-        csc_buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"error\">");
-        csc_buf_html(b, error);
-        csc_buf_puts(b, "</p>\n");
+        web_buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"error\">");
+        web_buf_html(b, error);
+        web_buf_puts(b, "</p>\n");
     }
-    csc_buf_puts(b, "<form method=\"post\" action=\"/oauth2/authorize\" autocomplete=\"off\">\n"
+    web_buf_puts(b, "<form method=\"post\" action=\"/oauth2/authorize\" autocomplete=\"off\">\n"
                     "<input type=\"hidden\" name=\"csrf\" value=\"");
-    csc_buf_html(b, csrf);
-    csc_buf_puts(b, "\">\n");
+    web_buf_html(b, csrf);
+    web_buf_puts(b, "\">\n");
 }
 
 static const char *scope_text(const oauth_authz_request_t *req)
@@ -516,18 +454,18 @@ static const char *scope_text(const oauth_authz_request_t *req)
 static void login_page(web_t *w, const oauth_authz_request_t *req, const char *csrf, const stor_client_t *client,
                        const char *error, const char *username)
 {
-    csc_buf_t b;
-    csc_buf_init(&b, PAGE_MAX);
-    csc_buf_puts(&b, "<p><strong>");
-    csc_buf_html(&b, client->name[0] ? client->name : client->id);
-    csc_buf_puts(&b, "</strong> asks for your permission ");
-    csc_buf_html(&b, scope_text(req));
-    csc_buf_puts(&b, ". Sign in to continue.</p>\n");
+    web_buf_t b;
+    web_buf_init(&b, PAGE_MAX);
+    web_buf_puts(&b, "<p><strong>");
+    web_buf_html(&b, client->name[0] ? client->name : client->id);
+    web_buf_puts(&b, "</strong> asks for your permission ");
+    web_buf_html(&b, scope_text(req));
+    web_buf_puts(&b, ". Sign in to continue.</p>\n");
     form_open(&b, csrf, error);
-    csc_buf_puts(&b, "<label for=\"username\">User name</label>"
+    web_buf_puts(&b, "<label for=\"username\">User name</label>"
                      "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
-    csc_buf_html(&b, username != NULL ? username : "");
-    csc_buf_puts(&b, "\">\n"
+    web_buf_html(&b, username != NULL ? username : "");
+    web_buf_puts(&b, "\">\n"
                      "<label for=\"password\">Password</label>"
                      "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
                      "required maxlength=\"256\">\n"
@@ -538,7 +476,7 @@ static void login_page(web_t *w, const oauth_authz_request_t *req, const char *c
                      "<button id=\"cancel\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
                      "formnovalidate>Cancel</button>\n</form>\n");
     page(w, 200, "Sign in", &b);
-    csc_buf_free(&b);
+    web_buf_free(&b);
 }
 
 static void cert_subject(const stor_cred_t *cred, char *out, size_t sz)
@@ -556,62 +494,62 @@ static void consent_page(web_t *w, const oauth_session_view_t *v, const stor_cli
 {
     const oauth_authz_request_t *req = &v->req;
     char subj[512], b64[100];
-    csc_buf_t b;
-    csc_buf_init(&b, PAGE_MAX);
-    csc_buf_puts(&b, "<p>Signed in as <strong>");
-    csc_buf_html(&b, v->user);
-    csc_buf_puts(&b, "</strong>. <strong>");
-    csc_buf_html(&b, client->name[0] ? client->name : client->id);
-    csc_buf_puts(&b, "</strong> asks to create signatures with your credential:</p>\n<table>\n<tr><th scope=\"row\">Credential</th><td id=\"credential\">");
-    csc_buf_html(&b, cred->id);
+    web_buf_t b;
+    web_buf_init(&b, PAGE_MAX);
+    web_buf_puts(&b, "<p>Signed in as <strong>");
+    web_buf_html(&b, v->user);
+    web_buf_puts(&b, "</strong>. <strong>");
+    web_buf_html(&b, client->name[0] ? client->name : client->id);
+    web_buf_puts(&b, "</strong> asks to create signatures with your credential:</p>\n<table>\n<tr><th scope=\"row\">Credential</th><td id=\"credential\">");
+    web_buf_html(&b, cred->id);
     if (cred->description[0]) {
-        csc_buf_puts(&b, "<br>");
-        csc_buf_html(&b, cred->description);
+        web_buf_puts(&b, "<br>");
+        web_buf_html(&b, cred->description);
     }
     cert_subject(cred, subj, sizeof(subj));
-    csc_buf_puts(&b, "</td></tr>\n<tr><th scope=\"row\">Certificate</th><td>");
-    csc_buf_html(&b, subj);
-    csc_buf_printf(&b, "</td></tr>\n<tr><th scope=\"row\">Signatures</th><td id=\"numSignatures\">%u</td></tr>\n",
+    web_buf_puts(&b, "</td></tr>\n<tr><th scope=\"row\">Certificate</th><td>");
+    web_buf_html(&b, subj);
+    web_buf_printf(&b, "</td></tr>\n<tr><th scope=\"row\">Signatures</th><td id=\"numSignatures\">%u</td></tr>\n",
                    (unsigned)req->num_signatures);
     if (req->description[0]) {
-        csc_buf_puts(&b, "<tr><th scope=\"row\">Purpose</th><td>");
-        csc_buf_html(&b, req->description);
-        csc_buf_puts(&b, "</td></tr>\n");
+        web_buf_puts(&b, "<tr><th scope=\"row\">Purpose</th><td>");
+        web_buf_html(&b, req->description);
+        web_buf_puts(&b, "</td></tr>\n");
     }
-    csc_buf_puts(&b, "</table>\n");
+    web_buf_puts(&b, "</table>\n");
     if (req->n_digests > 0) {
         const csc_hash_alg_t *alg = csc_hash_by_oid(req->hash_alg);
         const char *name = alg == NULL ? "?" : alg->len == 32 ? "SHA-256" : alg->len == 48 ? "SHA-384" : "SHA-512";
         if (req->n_digests == 1)
-            csc_buf_printf(&b, "<p>Only this document digest (%s) can be signed:</p>\n<ul id=\"digests\">\n", name);
+            web_buf_printf(&b, "<p>Only this document digest (%s) can be signed:</p>\n<ul id=\"digests\">\n", name);
         else
-            csc_buf_printf(&b, "<p>Only these %u document digests (%s) can be signed:</p>\n<ul id=\"digests\">\n",
+            web_buf_printf(&b, "<p>Only these %u document digests (%s) can be signed:</p>\n<ul id=\"digests\">\n",
                            (unsigned)req->n_digests, name);
         for (uint32_t i = 0; i < req->n_digests; i++) {
             csc_b64_encode(req->digests[i], req->digest_len, b64);
-            csc_buf_puts(&b, "<li>");
+            web_buf_puts(&b, "<li>");
             if (i < 16 && req->labels[i][0]) {
-                csc_buf_html(&b, req->labels[i]);
-                csc_buf_puts(&b, ": ");
+                web_buf_html(&b, req->labels[i]);
+                web_buf_puts(&b, ": ");
             }
-            csc_buf_puts(&b, "<code>");
-            csc_buf_html(&b, b64);
-            csc_buf_puts(&b, "</code></li>\n");
+            web_buf_puts(&b, "<code>");
+            web_buf_html(&b, b64);
+            web_buf_puts(&b, "</code></li>\n");
         }
-        csc_buf_puts(&b, "</ul>\n");
+        web_buf_puts(&b, "</ul>\n");
     } else {
-        csc_buf_puts(&b, "<p>The documents are not named in advance: any document can be signed, up to the number above.</p>\n");
+        web_buf_puts(&b, "<p>The documents are not named in advance: any document can be signed, up to the number above.</p>\n");
     }
     form_open(&b, v->csrf, error);
     if (cred->pin_verifier_len > 0)
-        csc_buf_puts(&b, "<label for=\"pin\">PIN of this credential</label>"
+        web_buf_puts(&b, "<label for=\"pin\">PIN of this credential</label>"
                          "<input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"off\" "
                          "maxlength=\"32\" required>\n");
-    csc_buf_puts(&b, "<button id=\"approve\" name=\"action\" value=\"approve\" type=\"submit\">Approve</button>"
+    web_buf_puts(&b, "<button id=\"approve\" name=\"action\" value=\"approve\" type=\"submit\">Approve</button>"
                      "<button id=\"deny\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
                      "formnovalidate>Deny</button>\n</form>\n");
     page(w, 200, "Approve signing", &b);
-    csc_buf_free(&b);
+    web_buf_free(&b);
 }
 
 /* ---- GET /oauth2/authorize -------------------------------------------------------------- */
@@ -627,14 +565,14 @@ static void set_session_cookie(web_t *w, const char *sid)
 
 /* The request of the query (or of the pushed request it names, looked at, not used up). 0, or -1 with a page
  * or a redirect set. */
-static int load_request(web_t *w, const csc_form_t *q, stor_client_t *client, oauth_authz_request_t *req)
+static int load_request(web_t *w, const web_form_t *q, stor_client_t *client, oauth_authz_request_t *req)
 {
     const char *problem = NULL;
     authz_err_t e = {0};
-    const char *request_uri = csc_form_get(q, "request_uri");
+    const char *request_uri = web_form_get(q, "request_uri");
 
     if (request_uri != NULL) {
-        const char *id = csc_form_get(q, "client_id");
+        const char *id = web_form_get(q, "client_id");
         if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
             error_page(w, 400, "Request refused", "The application that sent you here is not registered with this service.");
             return -1;
@@ -645,11 +583,11 @@ static int load_request(web_t *w, const csc_form_t *q, stor_client_t *client, oa
         }
         return 0;
     }
-    if (resolve_client(w, q, client, req, &problem) != 0) {
+    if (web_authz_client(w, q, client, req, &problem) != 0) {
         error_page(w, 400, "Request refused", problem);
         return -1;
     }
-    if (parse_authz(w, q, client, req, &e) != 0) {
+    if (web_authz_parse(w, q, client, req, &e) != 0) {
         redirect(w, req, NULL, e.error, e.desc);
         return -1;
     }
@@ -673,7 +611,7 @@ static void ticket_login_page(web_t *w, const char *ticket, const char *query, s
 
 static void authorize_get(web_t *w)
 {
-    csc_form_t q;
+    web_form_t q;
     stor_client_t *client = calloc(1, sizeof(*client));
     oauth_authz_request_t *req = calloc(1, sizeof(*req));
     char ticket[OAUTH_TICKET_COOKIE_LEN];
@@ -688,7 +626,7 @@ static void authorize_get(web_t *w)
         error_page(w, 400, "Request refused", "The authorization request is too large.");
         goto out;
     }
-    if (csc_form_parse(w->call->query ? w->call->query : "", w->call->query_len, &q) != 0) {
+    if (web_form_parse(w->call->query ? w->call->query : "", w->call->query_len, &q) != 0) {
         error_page(w, 400, "Request refused", "The request is malformed (a parameter is repeated or badly encoded).");
         goto out;
     }
@@ -707,7 +645,7 @@ static void authorize_get(web_t *w)
     set_session_cookie(w, ticket);
     ticket_login_page(w, ticket, w->call->query ? w->call->query : "", w->call->query_len, req, client, NULL, NULL);
 out:
-    csc_form_free(&q);
+    web_form_free(&q);
     if (req != NULL)
         OPENSSL_clear_free(req, sizeof(*req));
     free(client);
@@ -857,11 +795,11 @@ static void after_login(web_t *w, const char *sid, const oauth_session_view_t *v
 }
 
 /* A post from a visitor's sign-in page (ticket cookie): cancel, or the login that starts the session. */
-static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
+static void ticket_post(web_t *w, const char *ticket, const web_form_t *f)
 {
     char *query = NULL;
     size_t query_len = 0;
-    csc_form_t q;
+    web_form_t q;
     stor_client_t *client = calloc(1, sizeof(*client));
     oauth_session_view_t *v = calloc(1, sizeof(*v));
     char sid[OAUTH_TOKEN_BUFLEN] = "", csrf[OAUTH_TOKEN_BUFLEN] = "";
@@ -872,7 +810,7 @@ static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
         error_page(w, 503, "Try again later", "The service is busy.");
         goto out;
     }
-    rc = oauth_ticket_check(w->c->oauth, "oauth", ticket, csc_form_get(f, "csrf"), &query, &query_len);
+    rc = oauth_ticket_check(w->c->oauth, "oauth", ticket, web_form_get(f, "csrf"), &query, &query_len);
     if (rc != OAUTH_OK) {
         /* A form that did not come from our page, or an old one: the person starts again. */
         clear_cookie(w);
@@ -882,7 +820,7 @@ static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
             error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
         goto out;
     }
-    if (csc_form_parse(query, query_len, &q) != 0) {
+    if (web_form_parse(query, query_len, &q) != 0) {
         clear_cookie(w);
         error_page(w, 400, "Request refused", "The request is malformed.");
         goto out;
@@ -891,17 +829,17 @@ static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
         clear_cookie(w);
         goto out;
     }
-    const char *action = csc_form_get(f, "action");
+    const char *action = web_form_get(f, "action");
     if (action != NULL && strcmp(action, "deny") == 0) {
         clear_cookie(w);
         redirect(w, &v->req, NULL, "access_denied", "The user refused the request");
     } else if (action != NULL && strcmp(action, "login") == 0) {
-        const char *u = csc_form_get(f, "username"), *pw = csc_form_get(f, "password"), *otp = csc_form_get(f, "otp");
+        const char *u = web_form_get(f, "username"), *pw = web_form_get(f, "password"), *otp = web_form_get(f, "otp");
         rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
                  ? oauth_session_login_new(w->c->oauth, &v->req, u, pw, strlen(pw), otp, strlen(otp), w->call->client,
                                            sid, csrf)
                  : OAUTH_ERR_DENIED;
-        const char *request_uri = csc_form_get(&q, "request_uri");
+        const char *request_uri = web_form_get(&q, "request_uri");
         if (rc == OAUTH_OK && request_uri != NULL &&
             oauth_par_take(w->c->oauth, client->id, request_uri, &v->req) != OAUTH_OK) {
             /* used or expired meanwhile */
@@ -933,7 +871,7 @@ static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f)
         error_page(w, 400, "Request refused", "That step is not expected now.");
     }
 out:
-    csc_form_free(&q);
+    web_form_free(&q);
     if (query != NULL)
         OPENSSL_clear_free(query, query_len);
     OPENSSL_cleanse(sid, sizeof(sid));
@@ -945,19 +883,19 @@ out:
 
 static void authorize_post(web_t *w)
 {
-    csc_form_t f;
+    web_form_t f;
     char sid[OAUTH_TICKET_COOKIE_LEN];
     oauth_session_view_t *v = NULL;
     stor_client_t *client = NULL;
 
     memset(&f, 0, sizeof(f));
     const char *body = (const char *)w->call->body;
-    if (w->call->cookie == NULL || csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0) {
+    if (w->call->cookie == NULL || web_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0) {
         clear_cookie(w);
         error_page(w, 400, "Sign-in expired", "This sign-in page has expired or was already used.");
         goto out;
     }
-    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
+    if (web_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
         clear_cookie(w);
         error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
         goto out;
@@ -977,7 +915,7 @@ static void authorize_post(web_t *w)
         error_page(w, 400, "Sign-in expired", "This sign-in page has expired or was already used.");
         goto out;
     }
-    const char *csrf = csc_form_get(&f, "csrf");
+    const char *csrf = web_form_get(&f, "csrf");
     if (csrf == NULL || strlen(csrf) != strlen(v->csrf) || CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
         /* A form that did not come from our page: end the session (the person starts again). */
         oauth_session_end(w->c->oauth, sid);
@@ -992,7 +930,7 @@ static void authorize_post(web_t *w)
         goto out;
     }
     /* A session exists only once its user signed in (ticket_post): what is left is the consent. */
-    const char *action = csc_form_get(&f, "action");
+    const char *action = web_form_get(&f, "action");
     if (action != NULL && strcmp(action, "deny") == 0) {
         char code[OAUTH_TOKEN_BUFLEN];
         (void)oauth_session_decide(w->c->oauth, sid, 0, NULL, 0, w->call->client, code);
@@ -1000,7 +938,7 @@ static void authorize_post(web_t *w)
         redirect(w, &v->req, NULL, "access_denied", "The user refused the request");
     } else if (action != NULL && strcmp(action, "approve") == 0 && v->user[0] != '\0' &&
                v->req.scope == STOR_SCOPE_CREDENTIAL) {
-        const char *pin = csc_form_get(&f, "pin");
+        const char *pin = web_form_get(&f, "pin");
         int rc = finish_with_code(w, &v->req, sid, pin, pin != NULL ? strlen(pin) : 0);
         if (rc == OAUTH_ERR_DENIED)
             after_login(w, sid, v, client, "The PIN is not correct. Try again.");
@@ -1010,7 +948,7 @@ static void authorize_post(web_t *w)
         error_page(w, 400, "Request refused", "That step is not expected now.");
     }
 out:
-    csc_form_free(&f);
+    web_form_free(&f);
     OPENSSL_cleanse(sid, sizeof(sid));
     if (v != NULL)
         OPENSSL_clear_free(v, sizeof(*v));
@@ -1020,363 +958,22 @@ out:
 /* ---- client authentication (token, PAR, revoke) ------------------------------------------ */
 
 /* client_secret_basic (RFC 6749 sec. 2.3.1: both parts form-urlencoded) or client_secret_post. */
-static int client_authn(web_t *w, const csc_form_t *f, stor_client_t *client)
-{
-    const csc_call_t *call = w->call;
-    const char *fid = csc_form_get(f, "client_id"), *fsecret = csc_form_get(f, "client_secret");
-    int basic = call->authorization != NULL && call->authorization_len > 6 &&
-                strncasecmp(call->authorization, "Basic ", 6) == 0;
-    int rc = OAUTH_ERR_DENIED;
-
-    if (basic) {
-        char dec[512 + 1];
-        long n = call->authorization_len - 6 <= 680 ? csc_b64_decode(call->authorization + 6, call->authorization_len - 6,
-                                                                   (uint8_t *)dec, sizeof(dec) - 1)
-                                                    : -1;
-        char *colon = n > 0 ? memchr(dec, ':', (size_t)n) : NULL;
-        csc_form_t parts;
-        if (colon == NULL || fsecret != NULL) {
-            if (n > 0)
-                OPENSSL_cleanse(dec, (size_t)n);
-            json_error(w, 400, "invalid_request", fsecret ? "Use one client authentication method" : "Invalid authorization header");
-            return -1;
-        }
-        /* Reuse the form decoder: "id=<id>&secret=<secret>" decodes both components. */
-        char joined[600];
-        *colon = '\0';
-        dec[n] = '\0';
-        int jl = snprintf(joined, sizeof(joined), "i=%s&s=%s", dec, colon + 1);
-        OPENSSL_cleanse(dec, sizeof(dec));
-        if (jl > 0 && (size_t)jl < sizeof(joined) && csc_form_parse(joined, (size_t)jl, &parts) == 0) {
-            const char *id = csc_form_get(&parts, "i"), *secret = csc_form_get(&parts, "s");
-            if (id != NULL && secret != NULL && (fid == NULL || strcmp(fid, id) == 0) && strlen(id) <= STOR_NAME_MAX)
-                rc = oauth_client_auth(w->c->oauth, id, secret, strlen(secret), client);
-            csc_form_free(&parts);
-        }
-        OPENSSL_cleanse(joined, sizeof(joined));
-    } else if (fid != NULL && fsecret != NULL) {
-        if (strlen(fid) <= STOR_NAME_MAX)
-            rc = oauth_client_auth(w->c->oauth, fid, fsecret, strlen(fsecret), client);
-    } else {
-        json_error(w, 401, "invalid_client", "Client authentication required");
-        w->reply->www_authenticate = "Basic realm=\"oauth2\"";
-        return -1;
-    }
-    if (rc != OAUTH_OK) {
-        json_error(w, 401, "invalid_client", "Client authentication failed");
-        w->reply->www_authenticate = "Basic realm=\"oauth2\"";
-        (void)oauth_rate_hit(w->c->oauth, call->client);
-        return -1;
-    }
-    return 0;
-}
-
-static int form_body(web_t *w, csc_form_t *f)
-{
-    const char *ct = w->call->content_type;
-    memset(f, 0, sizeof(*f));
-    if (ct == NULL || w->call->content_type_len < 33 || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
-        json_error(w, 400, "invalid_request", "The body must be application/x-www-form-urlencoded");
-        return -1;
-    }
-    if (csc_form_parse((const char *)w->call->body, w->call->body_len, f) != 0) {
-        json_error(w, 400, "invalid_request", "Malformed form body (a parameter is repeated or badly encoded)");
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- POST /oauth2/token ---------------------------------------------------------------- */
-
-/* The token response's room, taken before a code or refresh token is spent: once it is, nothing here can fail
- * (authorization_details, up to STOR_AUTHZ_DETAILS_MAX, is echoed in full). */
-#define TOKEN_REPLY_MAX (STOR_AUTHZ_DETAILS_MAX + 2048)
-
-static void token_reply(web_t *w, const oauth_token_response_t *t, csc_buf_t *bp)
-{
-    csc_buf_t b = *bp;
-    memset(bp, 0, sizeof(*bp));
-    csc_buf_printf(&b, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%u", t->access, t->expires_in);
-    if (t->refresh[0])
-        csc_buf_printf(&b, ",\"refresh_token\":\"%s\"", t->refresh);
-    csc_buf_printf(&b, ",\"scope\":\"%s\"", t->scope == STOR_SCOPE_CREDENTIAL ? "credential" : "service");
-    if (t->cred[0]) {
-        csc_buf_puts(&b, ",\"credentialID\":\"");
-        csc_buf_puts(&b, t->cred); /* ids are printable ASCII without quotes or backslashes (checked at creation) */
-        csc_buf_puts(&b, "\"");
-    }
-    if (t->authz_details[0]) /* validated JSON, as approved */
-        csc_buf_printf(&b, ",\"authorization_details\":%s", t->authz_details);
-    csc_buf_puts(&b, "}");
-    if (b.failed) {
-        csc_buf_free(&b);
-        json_error(w, 500, "server_error", "Response too large");
-        return;
-    }
-    w->reply->status = 200;
-    csc_buf_to_reply(&b, w->reply);
-}
-
-static void token_error(web_t *w, int rc)
-{
-    switch (rc) {
-    case OAUTH_ERR_PKCE:
-        json_error(w, 400, "invalid_grant", "code_verifier does not match the code_challenge");
-        break;
-    case OAUTH_ERR_REUSED:
-        json_error(w, 400, "invalid_grant", "The grant was already used; the tokens it issued are revoked");
-        break;
-    case OAUTH_ERR_EXPIRED:
-        json_error(w, 400, "invalid_grant", "Refresh token expired");
-        break;
-    case OAUTH_ERR_INVALID:
-    case OAUTH_ERR_DENIED:
-    case OAUTH_ERR_DISABLED:
-        json_error(w, 400, "invalid_grant", "Authorization code or refresh token is invalid, expired or not yours");
-        break;
-    case OAUTH_ERR_INVAL:
-        json_error(w, 400, "invalid_request", "Invalid parameter");
-        break;
-    default:
-        json_error(w, 503, "temporarily_unavailable", "The service is temporarily unavailable");
-    }
-}
-
-static void token_post(web_t *w)
-{
-    csc_form_t f;
-    csc_buf_t reply;
-    stor_client_t *client = calloc(1, sizeof(*client));
-    oauth_token_response_t *t = calloc(1, sizeof(*t));
-    int rc;
-
-    if (client == NULL || t == NULL) {
-        json_error(w, 503, "temporarily_unavailable", "Out of memory");
-        free(client);
-        free(t);
-        return;
-    }
-    memset(&f, 0, sizeof(f));
-    csc_buf_init(&reply, TOKEN_REPLY_MAX);
-    if (csc_buf_reserve(&reply, TOKEN_REPLY_MAX - 1) != 0) {
-        json_error(w, 503, "temporarily_unavailable", "Out of memory");
-        goto out;
-    }
-    if (form_body(w, &f) != 0)
-        goto out;
-    const char *gt = csc_form_get(&f, "grant_type");
-    if (gt == NULL) {
-        json_error(w, 400, "invalid_request", "Missing parameter grant_type");
-        goto out;
-    }
-    if (client_authn(w, &f, client) != 0)
-        goto out;
-    /* RFC 9396 sec. 6: checked before any grant is looked at, so a refusal never uses a code up. The code's
-     * own approval decides what the token carries (and is echoed); only that grant can carry one. */
-    const char *rar = csc_form_get(&f, "authorization_details");
-    if (rar != NULL) {
-        authz_err_t e = {0};
-        yajl_val v = NULL;
-        if (rar_parse(rar, &v, &e) != 0) {
-            json_error(w, 400, e.error, e.desc);
-            goto out;
-        }
-        yajl_tree_free(v);
-        if (strcmp(gt, "authorization_code") != 0) {
-            json_error(w, 400, RAR_ERR, "authorization_details is only granted with the authorization code");
-            goto out;
-        }
-    }
-    if (strcmp(gt, "authorization_code") == 0) {
-        const char *code = csc_form_get(&f, "code"), *ver = csc_form_get(&f, "code_verifier");
-        if ((client->grants & STOR_GRANT_AUTHORIZATION_CODE) == 0) {
-            json_error(w, 400, "unauthorized_client", "This client may not use the authorization code grant");
-            goto out;
-        }
-        if (code == NULL || ver == NULL) {
-            json_error(w, 400, "invalid_request", code == NULL ? "Missing parameter code" : "Missing parameter code_verifier");
-            goto out;
-        }
-        rc = oauth_token_from_code(w->c->oauth, client, code, csc_form_get(&f, "redirect_uri"), ver, t);
-    } else if (strcmp(gt, "refresh_token") == 0) {
-        const char *rt = csc_form_get(&f, "refresh_token");
-        if (rt == NULL)
-            rt = csc_form_get(&f, "refreshToken"); /* the spec's sample spells it so */
-        if ((client->grants & STOR_GRANT_REFRESH_TOKEN) == 0) {
-            json_error(w, 400, "unauthorized_client", "This client may not use the refresh_token grant");
-            goto out;
-        }
-        if (rt == NULL) {
-            json_error(w, 400, "invalid_request", "Missing parameter refresh_token");
-            goto out;
-        }
-        rc = oauth_token_refresh(w->c->oauth, client, rt, strlen(rt), t);
-    } else if (strcmp(gt, "client_credentials") == 0) {
-        const char *scope = csc_form_get(&f, "scope");
-        if ((client->grants & STOR_GRANT_CLIENT_CREDENTIALS) == 0) {
-            json_error(w, 400, "unauthorized_client", "This client may not use the client_credentials grant");
-            goto out;
-        }
-        if (scope != NULL && strcmp(scope, "service") != 0) {
-            json_error(w, 400, "invalid_scope", "client_credentials is for the service scope only");
-            goto out;
-        }
-        rc = oauth_token_client_credentials(w->c->oauth, client, t);
-    } else {
-        json_error(w, 400, "unsupported_grant_type", "Invalid parameter grant_type");
-        goto out;
-    }
-    if (rc == OAUTH_OK)
-        token_reply(w, t, &reply);
-    else
-        token_error(w, rc);
-out:
-    csc_buf_free(&reply);
-    csc_form_free(&f);
-    OPENSSL_cleanse(t, sizeof(*t));
-    free(t);
-    free(client);
-}
-
-/* ---- POST /oauth2/revoke ---------------------------------------------------------------- */
-
-static void revoke_post(web_t *w)
-{
-    csc_form_t f;
-    stor_client_t *client = calloc(1, sizeof(*client));
-    if (client == NULL) {
-        json_error(w, 503, "temporarily_unavailable", "Out of memory");
-        return;
-    }
-    if (form_body(w, &f) != 0)
-        goto out;
-    if (client_authn(w, &f, client) != 0)
-        goto out;
-    const char *token = csc_form_get(&f, "token"), *hint_s = csc_form_get(&f, "token_type_hint");
-    oauth_hint_t hint = OAUTH_HINT_NONE;
-    if (token == NULL) {
-        json_error(w, 400, "invalid_request", "Missing parameter token");
-        goto out;
-    }
-    if (hint_s != NULL) {
-        if (strcmp(hint_s, "access_token") == 0)
-            hint = OAUTH_HINT_ACCESS;
-        else if (strcmp(hint_s, "refresh_token") == 0)
-            hint = OAUTH_HINT_REFRESH;
-        else {
-            json_error(w, 400, "unsupported_token_type", "Invalid parameter token_type_hint");
-            goto out;
-        }
-    }
-    int rc = oauth_token_revoke_by_client(w->c->oauth, client, token, strlen(token), hint);
-    if (rc == OAUTH_OK || rc == OAUTH_ERR_INVALID)
-        /* RFC 7009 sec. 2.2: 200 (unknown tokens are no error); oauth_revoke_status = 204 for clients that
-         * follow the CSC text literally. Either way the body is empty. */
-        w->reply->status = w->c->cfg.oauth_revoke_status == 204 ? 204 : 200;
-    else
-        json_error(w, 503, "temporarily_unavailable", "The service is temporarily unavailable");
-out:
-    csc_form_free(&f);
-    free(client);
-}
-
-/* ---- POST /oauth2/pushed_authorize ------------------------------------------------------ */
-
-static void par_post(web_t *w)
-{
-    csc_form_t f;
-    stor_client_t *client = calloc(1, sizeof(*client));
-    oauth_authz_request_t *req = calloc(1, sizeof(*req));
-    authz_err_t e = {0};
-    const char *problem = NULL;
-    char uri[128];
-    unsigned expires_in = 0;
-
-    if (client == NULL || req == NULL) {
-        json_error(w, 503, "temporarily_unavailable", "Out of memory");
-        goto out_nofree;
-    }
-    if (form_body(w, &f) != 0)
-        goto out_nofree;
-    if (client_authn(w, &f, client) != 0)
-        goto out;
-    if (csc_form_get(&f, "request_uri") != NULL) {
-        json_error(w, 400, "invalid_request", "request_uri is not allowed in a pushed request");
-        goto out;
-    }
-    stor_client_t *check = calloc(1, sizeof(*check));
-    int crc = check != NULL ? resolve_client(w, &f, check, req, &problem) : -1;
-    free(check);
-    if (crc != 0) {
-        json_error(w, 400, "invalid_request", problem ? "Invalid parameter redirect_uri" : "Out of memory");
-        goto out;
-    }
-    if (strcmp(req->client_id, client->id) != 0) {
-        json_error(w, 400, "invalid_request", "client_id does not match the authenticated client");
-        goto out;
-    }
-    if (parse_authz(w, &f, client, req, &e) != 0) {
-        json_error(w, 400, e.error, e.desc);
-        goto out;
-    }
-    int rc = oauth_par_put(w->c->oauth, req, uri, &expires_in);
-    if (rc != OAUTH_OK) {
-        json_error(w, 503, "temporarily_unavailable", "Too many pushed requests; try again shortly");
-        goto out;
-    }
-    csc_buf_t b;
-    csc_buf_init(&b, 512);
-    csc_buf_printf(&b, "{\"request_uri\":\"%s\",\"expires_in\":%u}", uri, expires_in);
-    w->reply->status = 201;
-    csc_buf_to_reply(&b, w->reply);
-out:
-    csc_form_free(&f);
-out_nofree:
-    free(client);
-    free(req);
-}
-
-/* ---- metadata (RFC 8414) ----------------------------------------------------------------- */
-
-static void metadata(web_t *w)
-{
-    const char *base = w->c->cfg.public_url;
-    csc_buf_t b;
-    csc_buf_init(&b, 4096);
-    csc_buf_printf(&b, "{\"issuer\":\"%s\",", base);
-    csc_buf_printf(&b, "\"authorization_endpoint\":\"%s/oauth2/authorize\",", base);
-    csc_buf_printf(&b, "\"token_endpoint\":\"%s/oauth2/token\",", base);
-    csc_buf_printf(&b, "\"pushed_authorization_request_endpoint\":\"%s/oauth2/pushed_authorize\",", base);
-    csc_buf_printf(&b, "\"revocation_endpoint\":\"%s/oauth2/revoke\",", base);
-    csc_buf_puts(&b, "\"response_types_supported\":[\"code\"],"
-                     "\"response_modes_supported\":[\"query\"],"
-                     "\"grant_types_supported\":[\"authorization_code\",\"refresh_token\",\"client_credentials\"],"
-                     "\"code_challenge_methods_supported\":[\"S256\"],"
-                     "\"token_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"client_secret_post\"],"
-                     "\"revocation_endpoint_auth_methods_supported\":[\"client_secret_basic\",\"client_secret_post\"],"
-                     "\"scopes_supported\":[\"service\",\"credential\"],"
-                     "\"authorization_details_types_supported\":[\"credential\",\"" RAR_TYPE_URI "\"],"
-                     "\"require_pushed_authorization_requests\":false}");
-    w->reply->status = 200;
-    csc_buf_to_reply(&b, w->reply);
-}
-
-void csc_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
+void web_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
     web_t w = {.c = c, .call = call, .reply = reply};
     memset(reply, 0, sizeof(*reply));
     if (is_path(&w, WELL_KNOWN) && is_method(&w, "GET"))
-        metadata(&w);
+        web_metadata(&w);
     else if (is_path(&w, "/oauth2/authorize") && is_method(&w, "GET"))
         authorize_get(&w);
     else if (is_path(&w, "/oauth2/authorize") && is_method(&w, "POST"))
         authorize_post(&w);
     else if (is_path(&w, "/oauth2/token") && is_method(&w, "POST"))
-        token_post(&w);
+        web_token_post(&w);
     else if (is_path(&w, "/oauth2/revoke") && is_method(&w, "POST"))
-        revoke_post(&w);
+        web_revoke_post(&w);
     else if (is_path(&w, "/oauth2/pushed_authorize") && is_method(&w, "POST"))
-        par_post(&w);
+        web_par_post(&w);
     else if (is_path(&w, WELL_KNOWN) || is_path(&w, "/oauth2/authorize") || is_path(&w, "/oauth2/token") ||
              is_path(&w, "/oauth2/revoke") || is_path(&w, "/oauth2/pushed_authorize"))
         json_error(&w, 405, "invalid_request", "Method not allowed");

@@ -1,7 +1,7 @@
 /*
- * csc_logo.c - the logo that info.logo names, served by the service itself so that the URL it publishes resolves.
+ * web/web_logo.c - the logo that info.logo names, served by the service itself so that the URL it publishes resolves.
  *
- * info_logo_file: an image file read once at start-up (at most CSC_LOGO_MAX bytes), its type taken from its
+ * info_logo_file: an image file read once at start-up (at most WEB_LOGO_MAX bytes), its type taken from its
  * first bytes (PNG, JPEG, GIF or WebP) and checked against the file name's extension; served at
  * GET {public_url}/logo.<ext>, which info.logo names. SVG is refused: it can carry scripts, and the logo is served
  * from the origin of the sign-in and consent pages.
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include "csc_int.h"
+#include "web.h"
 
 #define LOGO_PREFIX "/logo."
 
@@ -56,7 +56,7 @@ static const logo_type_t *sniff(const uint8_t *p, size_t n)
     return NULL;
 }
 
-int csc_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
+int web_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
                   char *err, size_t err_sz)
 {
     struct stat st;
@@ -71,8 +71,8 @@ int csc_logo_read(const char *file, uint8_t **data, size_t *len, const char **ex
         snprintf(err, err_sz, "cannot read %s: %s", file, f == NULL ? strerror(errno) : "not a regular file");
         goto fail;
     }
-    if (st.st_size <= 0 || st.st_size > CSC_LOGO_MAX) {
-        snprintf(err, err_sz, "%s: empty or larger than %d bytes", file, CSC_LOGO_MAX);
+    if (st.st_size <= 0 || st.st_size > WEB_LOGO_MAX) {
+        snprintf(err, err_sz, "%s: empty or larger than %d bytes", file, WEB_LOGO_MAX);
         goto fail;
     }
     if ((p = malloc((size_t)st.st_size + 1)) == NULL) {
@@ -112,7 +112,7 @@ static int has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-int csc_logo_init(csc_t *c)
+int web_logo_init(csc_t *c)
 {
     const csc_config_t *cfg = &c->cfg;
     const char *url = cfg->logo != NULL ? cfg->logo : "", *file = cfg->logo_file != NULL ? cfg->logo_file : "";
@@ -138,7 +138,7 @@ int csc_logo_init(csc_t *c)
         return 0; /* external: nothing to serve */
     }
     if (file[0] != '\0') {
-        if (csc_logo_read(file, &c->logo, &c->logo_len, &c->logo_ext, &c->logo_type, err, sizeof(err)) != 0) {
+        if (web_logo_read(file, &c->logo, &c->logo_len, &c->logo_ext, &c->logo_type, err, sizeof(err)) != 0) {
             fprintf(stderr, "csc: info_logo_file: %s\n", err);
             return -1;
         }
@@ -159,12 +159,12 @@ int csc_logo_init(csc_t *c)
     return 0;
 }
 
-int csc_logo_is_path(const char *path, size_t len)
+int web_logo_is_path(const char *path, size_t len)
 {
     return len > sizeof(LOGO_PREFIX) - 1 && len < 16 && memcmp(path, LOGO_PREFIX, sizeof(LOGO_PREFIX) - 1) == 0;
 }
 
-void csc_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
+void web_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
     size_t plen = c->logo != NULL ? strlen(c->logo_path) : 0;
     if (plen == 0 || call->path_len != plen || memcmp(call->path, c->logo_path, plen) != 0) {

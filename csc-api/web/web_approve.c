@@ -1,10 +1,10 @@
 /*
- * csc_approve.c - the approval page of credentials that need the user's approval outside the client
+ * web/web_approve.c - the approval page of credentials that need the user's approval outside the client
  * (auth object APPROVAL; credentials/authorize answers 202 + handle, credentials/authorizeCheck polls):
  *   GET  /approve   sign-in page (password + TOTP), or, once signed in, the user's pending requests
  *   POST /approve   the page's forms: login, approve (with the credential's PIN if its expression names PIN),
  *                   refuse, logout
- * Same rules as the OAuth pages (csc_oauth.c): a __Host- cookie (HttpOnly, Secure, SameSite=Strict) with idle and
+ * Same rules as the OAuth pages (web_oauth.c): a __Host- cookie (HttpOnly, Secure, SameSite=Strict) with idle and
  * absolute timeouts, a CSRF token in every form compared in constant time, the same page frame (CSP without
  * scripts, no framing). Before the login nothing is kept: the cookie is a signed ticket and the form's CSRF token
  * is bound to it (oauth_ticket_*); the session starts, under a fresh id, with the correct password and TOTP. The browser session is an OAuth session of the
@@ -16,20 +16,15 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/crypto.h>
-#include "csc_int.h"
+#include "web.h"
 
 #define APPROVE_PATH "/approve"
 #define COOKIE "__Host-csc_approve"
 #define PAGE_MAX (1024 * 1024)
 #define PAGE_CLIENT "approval-page"
 
-typedef struct web {
-    csc_t *c;
-    const csc_call_t *call;
-    csc_reply_t *reply;
-} web_t;
 
-int csc_approve_is_path(const char *path, size_t len)
+int web_approve_is_path(const char *path, size_t len)
 {
     return len == sizeof(APPROVE_PATH) - 1 && memcmp(path, APPROVE_PATH, len) == 0;
 }
@@ -48,65 +43,55 @@ static void set_cookie(web_t *w, const char *sid)
 
 static void message_page(web_t *w, int status, const char *title, const char *msg)
 {
-    csc_buf_t b;
-    csc_buf_init(&b, PAGE_MAX);
-    csc_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
-    csc_buf_html(&b, msg);
-    csc_buf_puts(&b, "</p><p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
-    csc_oauth_page(w->c, w->reply, status, title, &b);
+    web_buf_t b;
+    web_buf_init(&b, PAGE_MAX);
+    web_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
+    web_buf_html(&b, msg);
+    web_buf_puts(&b, "</p><p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
+    web_page(w->c, w->reply, status, title, &b);
     if (status >= 400)
         w->reply->error = "invalid_request";
-    csc_buf_free(&b);
+    web_buf_free(&b);
 }
 
-static void form_open(csc_buf_t *b, const char *csrf)
+static void form_open(web_buf_t *b, const char *csrf)
 {
-    csc_buf_puts(b, "<form method=\"post\" action=\"" APPROVE_PATH "\" autocomplete=\"off\">\n"
+    web_buf_puts(b, "<form method=\"post\" action=\"" APPROVE_PATH "\" autocomplete=\"off\">\n"
                     "<input type=\"hidden\" name=\"csrf\" value=\"");
-    csc_buf_html(b, csrf);
-    csc_buf_puts(b, "\">\n");
+    web_buf_html(b, csrf);
+    web_buf_puts(b, "\">\n");
 }
 
 static void login_page(web_t *w, const char *csrf, const char *error, const char *username)
 {
-    csc_buf_t b;
-    csc_buf_init(&b, PAGE_MAX);
-    csc_buf_puts(&b, "<p>Sign in to see the signing requests that wait for your approval.</p>\n");
+    web_buf_t b;
+    web_buf_init(&b, PAGE_MAX);
+    web_buf_puts(&b, "<p>Sign in to see the signing requests that wait for your approval.</p>\n");
     if (error != NULL) {
-        csc_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
-        csc_buf_html(&b, error);
-        csc_buf_puts(&b, "</p>\n");
+        web_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
+        web_buf_html(&b, error);
+        web_buf_puts(&b, "</p>\n");
     }
     form_open(&b, csrf);
-    csc_buf_puts(&b, "<label for=\"username\">User name</label>"
+    web_buf_puts(&b, "<label for=\"username\">User name</label>"
                      "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
-    csc_buf_html(&b, username != NULL ? username : "");
-    csc_buf_puts(&b, "\">\n<label for=\"password\">Password</label>"
+    web_buf_html(&b, username != NULL ? username : "");
+    web_buf_puts(&b, "\">\n<label for=\"password\">Password</label>"
                      "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
                      "required maxlength=\"256\">\n"
                      "<label for=\"otp\">One-time code (authenticator app)</label>"
                      "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
                      "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n"
                      "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">Sign in</button>\n</form>\n");
-    csc_oauth_page(w->c, w->reply, 200, "Approve signing requests", &b);
-    csc_buf_free(&b);
+    web_page(w->c, w->reply, 200, "Approve signing requests", &b);
+    web_buf_free(&b);
 }
 
 typedef struct list_ctx {
-    csc_buf_t *b;
+    web_buf_t *b;
     const char *csrf;
     int64_t now;
 } list_ctx_t;
-
-static void hex16(const uint8_t in[16], char out[33])
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < 16; i++) {
-        out[2 * i] = hx[in[i] >> 4];
-        out[2 * i + 1] = hx[in[i] & 15];
-    }
-    out[32] = '\0';
-}
 
 static int unhex16(const char *s, uint8_t out[16])
 {
@@ -133,73 +118,73 @@ static int unhex16(const char *s, uint8_t out[16])
 static void list_one(const oauth_approval_view_t *v, void *arg)
 {
     list_ctx_t *l = arg;
-    csc_buf_t *b = l->b;
+    web_buf_t *b = l->b;
     char ref[33];
 
-    hex16(v->ref, ref);
-    csc_buf_printf(b, "<section class=\"req\" id=\"req-%s\">\n<table>", ref);
-    csc_buf_puts(b, "<tr><th>Credential</th><td class=\"cred\">");
-    csc_buf_html(b, v->cred);
-    csc_buf_puts(b, "</td></tr><tr><th>Requested from</th><td>");
-    csc_buf_html(b, v->client[0] ? v->client : "-");
-    csc_buf_printf(b, "</td></tr><tr><th>Signatures</th><td class=\"num\">%u</td></tr>", v->num_signatures);
+    csc_hex(v->ref, 16, ref);
+    web_buf_printf(b, "<section class=\"req\" id=\"req-%s\">\n<table>", ref);
+    web_buf_puts(b, "<tr><th>Credential</th><td class=\"cred\">");
+    web_buf_html(b, v->cred);
+    web_buf_puts(b, "</td></tr><tr><th>Requested from</th><td>");
+    web_buf_html(b, v->client[0] ? v->client : "-");
+    web_buf_printf(b, "</td></tr><tr><th>Signatures</th><td class=\"num\">%u</td></tr>", v->num_signatures);
     if (v->n_digests > 0) {
         const csc_hash_alg_t *alg = csc_hash_by_oid(v->hash_alg);
-        csc_buf_puts(b, "<tr><th>Document digests (");
-        csc_buf_html(b, alg != NULL ? alg->oid : "-");
-        csc_buf_puts(b, ")</th><td>");
+        web_buf_puts(b, "<tr><th>Document digests (");
+        web_buf_html(b, alg != NULL ? alg->oid : "-");
+        web_buf_puts(b, ")</th><td>");
         for (uint32_t i = 0; i < v->n_digests && !b->failed; i++) {
             char enc[4 * ((STOR_DIGEST_LEN_MAX + 2) / 3) + 1];
             csc_b64_encode(v->digests + (size_t)i * v->digest_len, v->digest_len, enc);
-            csc_buf_puts(b, "<code class=\"digest\">");
-            csc_buf_html(b, enc);
-            csc_buf_puts(b, "</code><br>");
+            web_buf_puts(b, "<code class=\"digest\">");
+            web_buf_html(b, enc);
+            web_buf_puts(b, "</code><br>");
         }
-        csc_buf_puts(b, "</td></tr>");
+        web_buf_puts(b, "</td></tr>");
     } else {
-        csc_buf_puts(b, "<tr><th>Document digests</th><td>not bound (any documents)</td></tr>");
+        web_buf_puts(b, "<tr><th>Document digests</th><td>not bound (any documents)</td></tr>");
     }
-    csc_buf_printf(b, "<tr><th>Expires in</th><td>%lld s</td></tr></table>\n",
+    web_buf_printf(b, "<tr><th>Expires in</th><td>%lld s</td></tr></table>\n",
                    (long long)(v->expires > l->now ? v->expires - l->now : 0));
     form_open(b, l->csrf);
-    csc_buf_printf(b, "<input type=\"hidden\" name=\"ref\" value=\"%s\">\n", ref);
+    web_buf_printf(b, "<input type=\"hidden\" name=\"ref\" value=\"%s\">\n", ref);
     if (v->needs_pin)
-        csc_buf_printf(b, "<label for=\"pin-%s\">PIN of this credential</label>"
+        web_buf_printf(b, "<label for=\"pin-%s\">PIN of this credential</label>"
                           "<input id=\"pin-%s\" name=\"pin\" type=\"password\" inputmode=\"numeric\" maxlength=\"64\">\n",
                        ref, ref);
-    csc_buf_puts(b, "<button name=\"action\" value=\"approve\" type=\"submit\" class=\"approve\">Approve</button>"
+    web_buf_puts(b, "<button name=\"action\" value=\"approve\" type=\"submit\" class=\"approve\">Approve</button>"
                     "<button name=\"action\" value=\"refuse\" type=\"submit\" class=\"secondary refuse\" "
                     "formnovalidate>Refuse</button>\n</form>\n</section>\n");
 }
 
 static void list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
 {
-    csc_buf_t b;
+    web_buf_t b;
     list_ctx_t l = {.b = &b, .csrf = v->csrf, .now = time(NULL)};
 
-    csc_buf_init(&b, PAGE_MAX);
-    csc_buf_puts(&b, "<p>Signed in as <strong id=\"user\">");
-    csc_buf_html(&b, v->user);
-    csc_buf_puts(&b, "</strong>.</p>\n");
+    web_buf_init(&b, PAGE_MAX);
+    web_buf_puts(&b, "<p>Signed in as <strong id=\"user\">");
+    web_buf_html(&b, v->user);
+    web_buf_puts(&b, "</strong>.</p>\n");
     if (note != NULL) {
-        csc_buf_puts(&b, is_error ? "<p class=\"err\" role=\"alert\" id=\"error\">" : "<p role=\"status\" id=\"note\">");
-        csc_buf_html(&b, note);
-        csc_buf_puts(&b, "</p>\n");
+        web_buf_puts(&b, is_error ? "<p class=\"err\" role=\"alert\" id=\"error\">" : "<p role=\"status\" id=\"note\">");
+        web_buf_html(&b, note);
+        web_buf_puts(&b, "</p>\n");
     }
     if (oauth_approval_each(w->c->oauth, v->user, list_one, &l) == 0)
-        csc_buf_puts(&b, "<p id=\"none\">No request is waiting for your approval.</p>\n");
+        web_buf_puts(&b, "<p id=\"none\">No request is waiting for your approval.</p>\n");
     form_open(&b, v->csrf);
-    csc_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Refresh</button>"
+    web_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Refresh</button>"
                      "<button name=\"action\" value=\"logout\" type=\"submit\" class=\"secondary\">Sign out</button>\n"
                      "</form>\n");
-    csc_oauth_page(w->c, w->reply, 200, "Approve signing requests", &b);
-    csc_buf_free(&b);
+    web_page(w->c, w->reply, 200, "Approve signing requests", &b);
+    web_buf_free(&b);
 }
 
 static int session_of(web_t *w, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view_t *v)
 {
     return w->call->cookie != NULL &&
-                   csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, OAUTH_TOKEN_BUFLEN) == 0 &&
+                   web_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, OAUTH_TOKEN_BUFLEN) == 0 &&
                    oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK
                ? 0
                : -1;
@@ -236,14 +221,13 @@ static void approve_get(web_t *w, oauth_session_view_t *v)
 /* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
 static void busy_page(web_t *w)
 {
-    message_page(w, 503, "Try again in a moment", "The service is busy. Go back and send the form again in a moment.");
-    w->reply->retry_after = CSC_BUSY_RETRY_AFTER;
+    web_busy_page(w->c, w->reply, "<p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
 }
 
 /* The login of a visitor (ticket checked): the session starts only now, signed in. */
-static void do_login(web_t *w, const csc_form_t *f, const char *ticket, oauth_session_view_t *v)
+static void do_login(web_t *w, const web_form_t *f, const char *ticket, oauth_session_view_t *v)
 {
-    const char *u = csc_form_get(f, "username"), *pw = csc_form_get(f, "password"), *otp = csc_form_get(f, "otp");
+    const char *u = web_form_get(f, "username"), *pw = web_form_get(f, "password"), *otp = web_form_get(f, "otp");
     char sid[OAUTH_TOKEN_BUFLEN] = "", csrf[OAUTH_TOKEN_BUFLEN] = "";
     oauth_authz_request_t *req = calloc(1, sizeof(*req));
     int rc = OAUTH_ERR_INTERNAL;
@@ -280,13 +264,13 @@ static void do_login(web_t *w, const csc_form_t *f, const char *ticket, oauth_se
     OPENSSL_cleanse(csrf, sizeof(csrf));
 }
 
-static void do_decide(web_t *w, const csc_form_t *f, const oauth_session_view_t *v, int approve)
+static void do_decide(web_t *w, const web_form_t *f, const oauth_session_view_t *v, int approve)
 {
     uint8_t ref[16];
-    const char *pin = csc_form_get(f, "pin");
+    const char *pin = web_form_get(f, "pin");
     char client[64];
 
-    if (unhex16(csc_form_get(f, "ref"), ref) != 0) {
+    if (unhex16(web_form_get(f, "ref"), ref) != 0) {
         list_page(w, v, "That request is not known.", 1);
         return;
     }
@@ -316,12 +300,12 @@ static void do_decide(web_t *w, const csc_form_t *f, const oauth_session_view_t 
 }
 
 /* A post from a visitor's sign-in page (ticket cookie). */
-static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f, oauth_session_view_t *v)
+static void ticket_post(web_t *w, const char *ticket, const web_form_t *f, oauth_session_view_t *v)
 {
     char *payload = NULL;
     size_t len = 0;
-    const char *action = csc_form_get(f, "action");
-    int rc = oauth_ticket_check(w->c->oauth, "approve", ticket, csc_form_get(f, "csrf"), &payload, &len);
+    const char *action = web_form_get(f, "action");
+    int rc = oauth_ticket_check(w->c->oauth, "approve", ticket, web_form_get(f, "csrf"), &payload, &len);
 
     free(payload);
     if (rc != OAUTH_OK) {
@@ -340,18 +324,18 @@ static void ticket_post(web_t *w, const char *ticket, const csc_form_t *f, oauth
 
 static void approve_post(web_t *w, oauth_session_view_t *v)
 {
-    csc_form_t f;
+    web_form_t f;
     char sid[OAUTH_TICKET_COOKIE_LEN];
     const char *csrf, *action;
     const char *body = (const char *)w->call->body;
 
     memset(&f, 0, sizeof(f));
-    if (w->call->cookie == NULL || csc_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0) {
+    if (w->call->cookie == NULL || web_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0) {
         set_cookie(w, NULL);
         message_page(w, 400, "Sign-in expired", "This page has expired. Start again.");
         goto out;
     }
-    if (csc_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
+    if (web_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
         set_cookie(w, NULL);
         message_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again.");
         goto out;
@@ -365,7 +349,7 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
         message_page(w, 400, "Sign-in expired", "This page has expired. Start again.");
         goto out;
     }
-    if ((csrf = csc_form_get(&f, "csrf")) == NULL || strlen(csrf) != strlen(v->csrf) ||
+    if ((csrf = web_form_get(&f, "csrf")) == NULL || strlen(csrf) != strlen(v->csrf) ||
         CRYPTO_memcmp(csrf, v->csrf, strlen(csrf)) != 0) {
         /* A form that did not come from our page: end the session. */
         oauth_session_end(w->c->oauth, sid);
@@ -374,7 +358,7 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
         goto out;
     }
     /* A session exists only once its user signed in (do_login). */
-    action = csc_form_get(&f, "action");
+    action = web_form_get(&f, "action");
     if (action == NULL) {
         message_page(w, 400, "Request refused", "That step is not expected now.");
     } else if (strcmp(action, "approve") == 0 || strcmp(action, "refuse") == 0) {
@@ -384,20 +368,20 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
     } else if (strcmp(action, "logout") == 0) {
         oauth_session_end(w->c->oauth, sid);
         set_cookie(w, NULL);
-        csc_buf_t b;
-        csc_buf_init(&b, PAGE_MAX);
-        csc_buf_puts(&b, "<p id=\"note\">You are signed out.</p><p><a href=\"" APPROVE_PATH "\">Sign in again</a></p>");
-        csc_oauth_page(w->c, w->reply, 200, "Signed out", &b);
-        csc_buf_free(&b);
+        web_buf_t b;
+        web_buf_init(&b, PAGE_MAX);
+        web_buf_puts(&b, "<p id=\"note\">You are signed out.</p><p><a href=\"" APPROVE_PATH "\">Sign in again</a></p>");
+        web_page(w->c, w->reply, 200, "Signed out", &b);
+        web_buf_free(&b);
     } else {
         message_page(w, 400, "Request refused", "That step is not expected now.");
     }
 out:
-    csc_form_free(&f);
+    web_form_free(&f);
     OPENSSL_cleanse(sid, sizeof(sid));
 }
 
-void csc_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
+void web_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
     web_t w = {.c = c, .call = call, .reply = reply};
     oauth_session_view_t *v = calloc(1, sizeof(*v));

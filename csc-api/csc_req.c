@@ -1,0 +1,80 @@
+/*
+ * csc_req.c - the one table from the lower modules' result codes to the CSC error a client sees: HTTP status,
+ * `error` and `error_description` (csc_err_t). Every CSC method that turns an oauth/ or hsm/ result into an error
+ * goes through here, so the same refusal reads the same everywhere.
+ *
+ * oauth/ codes mean different things depending on what the call was about (an expired bearer token is 401
+ * expired_token, an expired SAD 400 invalid_request "SAD expired"), so the oauth rows are grouped by subject
+ * (csc_about_t). A call site whose answer differs on purpose passes its own rows (the override list, ended by a
+ * row with code 0), looked at before the table; each such difference is written at the call site.
+ * A code that neither the overrides nor the table name is 503 temporarily_unavailable: storage trouble, never
+ * the client's fault.
+ */
+#include "csc_int.h"
+
+typedef struct err_row {
+    csc_about_t about;
+    csc_err_row_t row;
+} err_row_t;
+
+#define BAD(d) 400, "invalid_request", (d)
+
+static const err_row_t oauth_rows[] = {
+    /* the bearer access token (authenticate in csc_core.c) */
+    {CSC_ABOUT_TOKEN, {OAUTH_ERR_EXPIRED, 401, "expired_token", "The access token is expired", 0}},
+    {CSC_ABOUT_TOKEN, {OAUTH_ERR_INVALID, 401, "invalid_token", "The access token is not valid", 0}},
+    {CSC_ABOUT_TOKEN, {OAUTH_ERR_DISABLED, 401, "invalid_token", "The access token is not valid", 0}},
+
+    /* a SAD spent or extended (signatures/signHash, signatures/signDoc, credentials/extendTransaction) */
+    {CSC_ABOUT_SAD, {OAUTH_ERR_EXPIRED, BAD("SAD expired"), 0}},
+    {CSC_ABOUT_SAD, {OAUTH_ERR_NOT_AUTHORIZED, BAD("Hash is not authorized by the SAD."), 0}},
+    {CSC_ABOUT_SAD, {OAUTH_ERR_EXHAUSTED, BAD("The SAD does not authorize that many more signatures"), 0}},
+    {CSC_ABOUT_SAD, {OAUTH_ERR_INVALID, BAD("Invalid parameter SAD"), 0}},
+    {CSC_ABOUT_SAD, {OAUTH_ERR_MISMATCH, BAD("Invalid parameter SAD"), 0}},
+
+    /* the credential named by credentialID (credentials/authorize, getChallenge, an approval request) */
+    {CSC_ABOUT_CREDENTIAL, {OAUTH_ERR_LOCKED, BAD("Credential locked"), 0}},
+    {CSC_ABOUT_CREDENTIAL, {OAUTH_ERR_DISABLED, BAD("The credential identified by credentialID is disabled"), 0}},
+    {CSC_ABOUT_CREDENTIAL, {OAUTH_ERR_INVALID, BAD("Invalid parameter credentialID"), 0}},
+
+    /* the handle of credentials/authorizeCheck */
+    {CSC_ABOUT_HANDLE, {OAUTH_ERR_DENIED, 400, "invalid_authentication_data", "The authentication data is invalid", 0}},
+    {CSC_ABOUT_HANDLE, {OAUTH_ERR_LOCKED, BAD("Credential locked"), 0}},
+    {CSC_ABOUT_HANDLE, {OAUTH_ERR_INVALID, BAD("Invalid parameter handle"), 0}},
+    {CSC_ABOUT_HANDLE, {OAUTH_ERR_EXPIRED, BAD("Invalid parameter handle"), 0}},
+};
+
+static int set(csc_err_t *err, const csc_err_row_t *row)
+{
+    err->status = row->status;
+    err->error = row->error;
+    err->description = row->description;
+    err->retry_after = row->retry_after;
+    return -1;
+}
+
+int csc_err_oauth(csc_err_t *err, csc_about_t about, int code, const csc_err_row_t *overrides)
+{
+    for (const csc_err_row_t *o = overrides; o != NULL && o->code != 0; o++)
+        if (o->code == code)
+            return set(err, o);
+    for (size_t i = 0; i < sizeof(oauth_rows) / sizeof(oauth_rows[0]); i++)
+        if (oauth_rows[i].about == about && oauth_rows[i].row.code == code)
+            return set(err, &oauth_rows[i].row);
+    static const csc_err_row_t unavailable = {0, CSC_UNAVAILABLE_ROW};
+    return set(err, &unavailable);
+}
+
+int csc_fail_oauth(csc_req_t *r, csc_about_t about, int code, const csc_err_row_t *overrides)
+{
+    return csc_err_oauth(&r->err, about, code, overrides);
+}
+
+int csc_err_hsm(csc_err_t *err, int code)
+{
+    static const csc_err_row_t unavailable = {HSM_ERR_UNAVAILABLE, 503, "temporarily_unavailable",
+                                              "The signing device is temporarily unavailable", 0};
+    static const csc_err_row_t failed = {0, 500, "server_error", "The signing device could not create the signature",
+                                         0};
+    return set(err, code == HSM_ERR_UNAVAILABLE ? &unavailable : &failed);
+}

@@ -1,0 +1,128 @@
+/*
+ * web/web.h - the browser-facing part of csc-api (prefix web_): the OAuth 2.0 authorization server
+ * (web_oauth.c: the sign-in and consent pages of /oauth2/authorize, and the JSON endpoints /oauth2/token,
+ * /oauth2/pushed_authorize, /oauth2/revoke and the RFC 8414 metadata, which share its request parsing and client
+ * authentication), the approval page /approve (web_approve.c), the logo info.logo names (web_logo.c), and what
+ * they share: the page frame and the busy page (web_page.c), forms, cookies and a bounded buffer (web_form.c).
+ *
+ * Private to csc-api: csc_core.c dispatches to the *_is_path / *_handle pairs below; nothing in web/ is called by
+ * the CSC API methods. Pages answer HTML (reply->page set: CSP without scripts, no framing); the JSON endpoints
+ * answer with csc_reply_error's JSON.
+ */
+#ifndef CSC_WEB_H
+#define CSC_WEB_H
+
+#include "csc_int.h"
+
+/* What every handler in web/ carries: the service, the request (NULL for the busy page) and the reply it fills. */
+typedef struct web {
+    csc_t *c;
+    const csc_call_t *call;
+    csc_reply_t *reply;
+} web_t;
+
+/* ---- forms, cookies, the bounded buffer (web_form.c) ---------------------------------------------------- */
+
+#define WEB_FORM_FIELDS_MAX 32
+#define WEB_FORM_BYTES_MAX (256 * 1024)
+
+typedef struct web_kv {
+    const char *key;
+    const char *value;
+    size_t value_len;
+} web_kv_t;
+
+typedef struct web_form {
+    web_kv_t kv[WEB_FORM_FIELDS_MAX];
+    size_t n;
+    char *buf;
+    size_t buf_len;
+} web_form_t;
+
+/* application/x-www-form-urlencoded (also query strings). Refuses bad escapes, NUL bytes,
+ * repeated keys, more than WEB_FORM_FIELDS_MAX fields. Free (and wipe) with web_form_free. */
+CSC_MUST_CHECK int web_form_parse(const char *s, size_t len, web_form_t *f);
+const char *web_form_get(const web_form_t *f, const char *key);
+void web_form_free(web_form_t *f);
+/* Value of cookie name from a Cookie header; -1 if absent or too long. */
+CSC_MUST_CHECK int web_cookie_get(const char *hdr, size_t len, const char *name, char *out, size_t outsz);
+
+/* A growing buffer with a hard maximum; once over it, failed is set and nothing more is added. */
+typedef struct web_buf {
+    char *p;
+    size_t len, cap, max;
+    int failed;
+} web_buf_t;
+
+void web_buf_init(web_buf_t *b, size_t max);
+void web_buf_puts(web_buf_t *b, const char *s);
+CSC_MUST_CHECK int web_buf_reserve(web_buf_t *b, size_t n);      /* room for n more bytes now: 0, or -1 (failed is set) */
+__attribute__((format(printf, 2, 3))) void web_buf_printf(web_buf_t *b, const char *fmt, ...);
+void web_buf_html(web_buf_t *b, const char *s);   /* HTML-escaped */
+void web_buf_urlenc(web_buf_t *b, const char *s); /* percent-encoded (RFC 3986 unreserved kept) */
+void web_buf_free(web_buf_t *b);
+void web_buf_to_reply(web_buf_t *b, csc_reply_t *reply);
+
+/* ---- the page frame (web_page.c) ------------------------------------------------------------------------ */
+
+/* The pages' frame: title, the service's name (and "test environment" outside production), CSS; body is the
+ * page's own HTML (may be NULL). Sets status, content type and reply->page (CSP, no framing); a status >= 400
+ * also sets reply->error "invalid_request". A frame over the buffer's maximum becomes a 500 JSON error. */
+void web_page(csc_t *c, csc_reply_t *reply, int status, const char *title, web_buf_t *body);
+/* 503 "Try again in a moment" with Retry-After (CSC_BUSY_RETRY_AFTER): too many password/PIN checks at once, or a
+ * full auth queue. more_html (may be NULL) follows the message. */
+void web_busy_page(csc_t *c, csc_reply_t *reply, const char *more_html);
+
+/* ---- the OAuth 2.0 authorization server (web_oauth.c) ------------------------------------------------- */
+
+int web_oauth_is_path(const char *path, size_t len);
+void web_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+
+/* ---- what the authorize page and PAR share (web_oauth.c) ---------------------------------------------- */
+
+#define RAR_TYPE_URI "https://cloudsignatureconsortium.org/2025/credential"
+#define RAR_ERR "invalid_authorization_details"
+
+/* An OAuth error of a request's parameters: error code and description (static strings). */
+typedef struct authz_err {
+    const char *error;
+    const char *desc;
+} authz_err_t;
+
+/* authorization_details (RFC 9396): parsed, exactly one credential object; 0, or -1 with e set. */
+CSC_MUST_CHECK int web_rar_parse(const char *json, yajl_val *out, authz_err_t *e);
+/* The client of an authorization request (client_id, redirect_uri): 0, or -1 with *problem set. */
+CSC_MUST_CHECK int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth_authz_request_t *req,
+                     const char **problem);
+/* The rest of the authorization request's parameters into req: 0, or -1 with e set. */
+CSC_MUST_CHECK int web_authz_parse(web_t *w, const web_form_t *q, const stor_client_t *client, oauth_authz_request_t *req,
+                    authz_err_t *e);
+
+/* ---- its JSON endpoints (web_token.c), called by web_oauth_handle ----------------------------------- */
+
+void web_token_post(web_t *w);   /* POST /oauth2/token */
+void web_revoke_post(web_t *w);  /* POST /oauth2/revoke */
+void web_par_post(web_t *w);     /* POST /oauth2/pushed_authorize */
+void web_metadata(web_t *w);     /* GET /.well-known/oauth-authorization-server */
+
+/* ---- the approval page (web_approve.c) ---------------------------------------------------------------- */
+
+int web_approve_is_path(const char *path, size_t len);
+
+/* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */
+
+void web_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+
+
+/* ---- the logo info.logo names (web_logo.c) ---- */
+#define WEB_LOGO_MAX (256 * 1024)
+/* Read an image file (at most WEB_LOGO_MAX bytes; PNG, JPEG, GIF or WebP by its magic bytes, consistent with the
+ * name's extension). 0, or -1 with a message in err. */
+CSC_MUST_CHECK int web_logo_read(const char *file, uint8_t **data, size_t *len, const char **ext, const char **content_type,
+                  char *err, size_t err_sz);
+/* From cfg.logo / cfg.logo_file: the URL info.logo publishes, and what GET /logo.<ext> serves. 0 or -1 (stderr). */
+CSC_MUST_CHECK int web_logo_init(csc_t *c);
+int web_logo_is_path(const char *path, size_t len);
+void web_logo_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+
+#endif
