@@ -154,14 +154,16 @@ static int sweep_fn(stor_txn_t *t, void *arg)
     return rc != 0 ? rc : stor_txn_cred_each(t, CSC_TSA_OWNER, sweep_cred, s);
 }
 
-/* The server is the first of the two persons: it asks, an operator with the key-admin role approves. */
-static void queue_destroy(csc_t *c, const csc_admin_t *a, const char *id)
+/* The server is the first of the two persons: it asks (storage records the request, as csc-admin's
+ * adm_op_approval_request does), an operator with the key-admin role approves and csc-admin destroys the key. */
+static void queue_destroy(csc_t *c, const char *id)
 {
-    csc_op_policy_t pol = {.approval_ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400};
-    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1], err[256];
-    if (csc_op_approval_request(a, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, rid, err, sizeof(err)) != CSC_OP_OK)
-        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (%s); run csc-admin credential "
-                        "revoke %s\n", id, err, id);
+    int64_t ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400;
+    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1];
+    int rc = stor_approval_request(c->stor, "csc-server", STOR_ROLE_KEY_ADMIN, ttl, 3, argv, rid);
+    if (rc != 0)
+        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (storage: %s); run csc-admin "
+                        "credential revoke %s\n", id, stor_strerror(rc), id);
     else
         fprintf(stderr, "crl: credential %s: certificate revoked; credential destroyed, its key waits for a second "
                         "operator: csc-admin approve %s\n", id, rid);
@@ -193,7 +195,7 @@ size_t csc_crl_sweep(csc_t *c)
             continue;
         marked_n++;
         if (c->cfg.crl_destroy_two_person)
-            queue_destroy(c, &a, s.id[i]);
+            queue_destroy(c, s.id[i]);
         else
             fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential and key destroyed\n", s.id[i],
                     why);

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/obj_mac.h>
 #include <openssl/pem.h>
+#include "adm.h"
 #include "srv.h"
 
 static void usage(FILE *f)
@@ -621,7 +622,7 @@ typedef struct admin_ctx {
     srv_config_t *cfg;
     srv_modules_t *m;
     csc_admin_t *a;
-    csc_op_policy_t pol;
+    adm_op_policy_t pol;
     uint32_t roles;            /* of the operator logged in */
     int approving;             /* running a command approved by a second operator */
 } admin_ctx_t;
@@ -710,7 +711,7 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap
         if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
             pwfile = argv[++i];
         else if (!bootstrap && strcmp(argv[i], "--roles") == 0 && i + 1 < argc) {
-            if (csc_op_roles_parse(argv[++i], &roles) != 0) {
+            if (adm_op_roles_parse(argv[++i], &roles) != 0) {
                 fprintf(stderr, "csc-admin: --roles is a list of user-admin, key-admin, auditor (or all)\n");
                 return 2;
             }
@@ -723,10 +724,10 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = bootstrap ? csc_op_bootstrap(x->a, argv[0], pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
-                       : csc_op_add(x->a, argv[0], roles, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    int rc = bootstrap ? adm_op_bootstrap(x->a, argv[0], pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
+                       : adm_op_add(x->a, argv[0], roles, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -757,14 +758,14 @@ static int cmd_op_change(admin_ctx_t *x, int argc, char **argv, int remove)
     uint32_t roles = 0;
     int rc;
     if (remove && argc == 1)
-        rc = csc_op_remove(x->a, argv[0], err, sizeof(err));
-    else if (!remove && argc == 2 && csc_op_roles_parse(argv[1], &roles) == 0)
-        rc = csc_op_set_roles(x->a, argv[0], roles, err, sizeof(err));
+        rc = adm_op_remove(x->a, argv[0], err, sizeof(err));
+    else if (!remove && argc == 2 && adm_op_roles_parse(argv[1], &roles) == 0)
+        rc = adm_op_set_roles(x->a, argv[0], roles, err, sizeof(err));
     else {
         usage(stderr);
         return 2;
     }
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -789,7 +790,7 @@ static int cmd_op_list(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return csc_op_list(x->a, stdout) == 0 ? 0 : 1;
+    return adm_op_list(x->a, stdout) == 0 ? 0 : 1;
 }
 
 /* login NAME [--session-file FILE]: password and one-time code from the terminal (no echo) or, when standard
@@ -797,7 +798,7 @@ static int cmd_op_list(admin_ctx_t *x, int argc, char **argv)
 static int cmd_login(admin_ctx_t *x, int argc, char **argv)
 {
     const char *file = NULL;
-    char pw[256], otp[32], token[CSC_OP_TOKEN_LEN + 1], err[256];
+    char pw[256], otp[32], token[ADM_OP_TOKEN_LEN + 1], err[256];
     if (argc == 3 && strcmp(argv[1], "--session-file") == 0)
         file = argv[2];
     else if (argc != 1) {
@@ -809,10 +810,10 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: login needs the password and the one-time code (two lines on standard input)\n");
         return 1;
     }
-    int rc = csc_op_login(x->a, &x->pol, argv[0], pw, otp, token, err, sizeof(err));
+    int rc = adm_op_login(x->a, &x->pol, argv[0], pw, otp, token, err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     OPENSSL_cleanse(otp, sizeof(otp));
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -834,7 +835,7 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
 
 static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
 {
-    char token[CSC_OP_TOKEN_LEN + 8], err[256];
+    char token[ADM_OP_TOKEN_LEN + 8], err[256];
     (void)argv;
     if (argc != 0) {
         usage(stderr);
@@ -844,9 +845,9 @@ static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: no session to end (CSC_ADMIN_SESSION or CSC_ADMIN_SESSION_FILE)\n");
         return 1;
     }
-    int rc = csc_op_logout(x->a, token, err, sizeof(err));
+    int rc = adm_op_logout(x->a, token, err, sizeof(err));
     OPENSSL_cleanse(token, sizeof(token));
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -1110,7 +1111,7 @@ static int cmd_approvals(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return csc_op_approvals_list(x->a, stdout) == 0 ? 0 : 1;
+    return adm_op_approvals_list(x->a, stdout) == 0 ? 0 : 1;
 }
 
 static int cmd_reject(admin_ctx_t *x, int argc, char **argv)
@@ -1120,7 +1121,7 @@ static int cmd_reject(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (csc_op_approval_reject(x->a, argv[0], x->roles, err, sizeof(err)) != CSC_OP_OK) {
+    if (adm_op_approval_reject(x->a, argv[0], x->roles, err, sizeof(err)) != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -1246,7 +1247,7 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
     }
     if ((ap = calloc(1, sizeof(*ap))) == NULL)
         return 1;
-    if (csc_op_approval_take(x->a, argv[0], x->roles, ap, err, sizeof(err)) != CSC_OP_OK) {
+    if (adm_op_approval_take(x->a, argv[0], x->roles, ap, err, sizeof(err)) != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         free(ap);
         return 1;
@@ -1319,7 +1320,7 @@ int main(int argc, char **argv)
     if (cfg->environment == CSC_ENV_PRODUCTION && !cfg->allow_builtin_ca)
         ca.refused = "the built-in CA (ca_key, a CA key in a file) issues no certificates in production: use --csr and "
                      "an external CA (allow_builtin_ca = yes overrides)";
-    char opname[STOR_NAME_MAX + 1] = "", token[CSC_OP_TOKEN_LEN + 8], err[512], what[64];
+    char opname[STOR_NAME_MAX + 1] = "", token[ADM_OP_TOKEN_LEN + 8], err[512], what[64];
     csc_admin_t a = {
         .stor = m.stor,
         .hsm = m.hsm,
@@ -1345,9 +1346,9 @@ int main(int argc, char **argv)
     if (cmd->session && cmd->fn != cmd_logout) {
         if (session_token(token, sizeof(token)) != 0)
             token[0] = '\0';
-        int src = csc_op_session_check(&a, &x.pol, token, cmd->role, what, opname, &x.roles, err, sizeof(err));
+        int src = adm_op_session_check(&a, &x.pol, token, cmd->role, what, opname, &x.roles, err, sizeof(err));
         OPENSSL_cleanse(token, sizeof(token));
-        if (src != CSC_OP_OK) {
+        if (src != ADM_OK) {
             fprintf(stderr, "csc-admin: %s\n", err);
             goto out;
         }
@@ -1355,7 +1356,7 @@ int main(int argc, char **argv)
     }
     if (needs_two(cfg, cmd)) {
         char id[STOR_NAME_MAX + 1];
-        if (csc_op_approval_request(&a, &x.pol, cmd->role, argc, argv, id, err, sizeof(err)) != CSC_OP_OK) {
+        if (adm_op_approval_request(&a, &x.pol, cmd->role, argc, argv, id, err, sizeof(err)) != ADM_OK) {
             fprintf(stderr, "csc-admin: %s\n", err);
             goto out;
         }

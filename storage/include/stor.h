@@ -472,6 +472,18 @@ int stor_txn_approval_del(stor_txn_t *t, const char *id);
 typedef int (*stor_approval_each_fn)(const stor_approval_t *a, void *arg);
 int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg);
 
+/**
+ * Hold a command for a second operator's approval (two-person rule): a new approval with a random hex id, the
+ * words argv[0..argc-1] (1..STOR_APPROVAL_ARGS_MAX words of at most STOR_APPROVAL_ARG_MAX bytes), needing role,
+ * expiring ttl seconds from now, and its audit record (STOR_EV_OPERATOR "action=approval.request", user =
+ * requester) in one write. Used by csc-admin (adm_op_approval_request) and by csc-server's CRL sweep, which asks
+ * for a revoked credential's key to be destroyed without destroying it itself.
+ * @param[out] id the request id (NUL-terminated; "" on failure)
+ * @return STOR_OK; STOR_ERR_INVAL (bad words or requester), STOR_ERR_IO (no randomness), or a write's error.
+ */
+int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role, int64_t ttl, int argc,
+                          char *const *argv, char id[STOR_NAME_MAX + 1]);
+
 /* Delegations by delegate (an index for listing; the credential record's delegates decide): put adds
  * (user, cred), del removes it (STOR_ERR_NOTFOUND if absent), each calls fn with every credential id
  * delegated to user, in id order. */
