@@ -103,7 +103,7 @@ static int audit_only_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &((audit_only_t *)arg)->rec);
 }
 
-int adm_op_audit(const csc_admin_t *a, uint32_t result, const char *user, const char *detail)
+int adm_op_audit(const adm_t *a, uint32_t result, const char *user, const char *detail)
 {
     audit_only_t x;
 
@@ -145,7 +145,7 @@ static int put_op_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &p->audit);
 }
 
-static int new_operator(const csc_admin_t *a, const char *name, uint32_t roles, const char *password, int bootstrap,
+static int new_operator(const adm_t *a, const char *name, uint32_t roles, const char *password, int bootstrap,
                         char *uri, size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
     stor_operator_t *op = calloc(1, sizeof(*op));
@@ -202,13 +202,13 @@ out:
     return rc;
 }
 
-int adm_op_bootstrap(const csc_admin_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
+int adm_op_bootstrap(const adm_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
                      char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
     return new_operator(a, name, STOR_ROLES_ALL, password, 1, uri, uri_sz, b32, b32_sz, err, err_sz);
 }
 
-int adm_op_add(const csc_admin_t *a, const char *name, uint32_t roles, const char *password, char *uri,
+int adm_op_add(const adm_t *a, const char *name, uint32_t roles, const char *password, char *uri,
                size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
     if (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
@@ -241,7 +241,7 @@ static int change_op_fn(stor_txn_t *t, void *arg)
     return rc != 0 ? rc : stor_txn_audit_append(t, &c->audit);
 }
 
-static int change_operator(const csc_admin_t *a, const char *name, int remove, uint32_t roles, char *err,
+static int change_operator(const adm_t *a, const char *name, int remove, uint32_t roles, char *err,
                            size_t err_sz)
 {
     change_op_t c = {.name = name, .remove = remove, .roles = roles};
@@ -274,12 +274,12 @@ static int change_operator(const csc_admin_t *a, const char *name, int remove, u
     return rc == 0 ? ADM_OK : ERR("storage: %s", stor_strerror(rc));
 }
 
-int adm_op_remove(const csc_admin_t *a, const char *name, char *err, size_t err_sz)
+int adm_op_remove(const adm_t *a, const char *name, char *err, size_t err_sz)
 {
     return change_operator(a, name, 1, 0, err, err_sz);
 }
 
-int adm_op_set_roles(const csc_admin_t *a, const char *name, uint32_t roles, char *err, size_t err_sz)
+int adm_op_set_roles(const adm_t *a, const char *name, uint32_t roles, char *err, size_t err_sz)
 {
     return change_operator(a, name, 0, roles, err, err_sz);
 }
@@ -300,7 +300,7 @@ static int list_op_fn(stor_txn_t *t, void *arg)
     return stor_txn_operator_each(t, list_op, arg);
 }
 
-int adm_op_list(const csc_admin_t *a, void *out_file)
+int adm_op_list(const adm_t *a, void *out_file)
 {
     return stor_read(a->stor, list_op_fn, out_file) == 0 ? 0 : -1;
 }
@@ -383,7 +383,7 @@ static int get_op_fn(stor_txn_t *t, void *arg)
     return stor_txn_operator_get(t, name, op);
 }
 
-int adm_op_login(const csc_admin_t *a, const adm_op_policy_t *p, const char *name, const char *password,
+int adm_op_login(const adm_t *a, const adm_op_policy_t *p, const char *name, const char *password,
                  const char *otp, char token[ADM_OP_TOKEN_LEN + 1], char *err, size_t err_sz)
 {
     stor_operator_t *op = calloc(1, sizeof(*op));
@@ -526,7 +526,7 @@ out:
     return rc;
 }
 
-static int session_run(const csc_admin_t *a, const adm_op_policy_t *p, const char *token, uint32_t role,
+static int session_run(const adm_t *a, const adm_op_policy_t *p, const char *token, uint32_t role,
                        const char *command, int logout, char *name, uint32_t *roles, char *err, size_t err_sz)
 {
     sess_check_t *c = calloc(1, sizeof(*c));
@@ -565,14 +565,14 @@ static int session_run(const csc_admin_t *a, const adm_op_policy_t *p, const cha
     return rc;
 }
 
-int adm_op_session_check(const csc_admin_t *a, const adm_op_policy_t *p, const char *token, uint32_t role,
+int adm_op_session_check(const adm_t *a, const adm_op_policy_t *p, const char *token, uint32_t role,
                          const char *command, char name[STOR_NAME_MAX + 1], uint32_t *roles, char *err,
                          size_t err_sz)
 {
     return session_run(a, p, token, role, command, 0, name, roles, err, err_sz);
 }
 
-int adm_op_logout(const csc_admin_t *a, const char *token, char *err, size_t err_sz)
+int adm_op_logout(const adm_t *a, const char *token, char *err, size_t err_sz)
 {
     return session_run(a, NULL, token, 0, "logout", 1, NULL, NULL, err, err_sz);
 }
@@ -599,7 +599,7 @@ static void join_args(const stor_approval_t *ap, char *out, size_t out_sz)
         pos += (size_t)snprintf(out + pos, out_sz - pos, "%s%s", i ? " " : "", ap->args[i]);
 }
 
-int adm_op_approval_request(const csc_admin_t *a, const adm_op_policy_t *p, uint32_t role, int argc,
+int adm_op_approval_request(const adm_t *a, const adm_op_policy_t *p, uint32_t role, int argc,
                             char *const *argv, char id[STOR_NAME_MAX + 1], char *err, size_t err_sz)
 {
     id[0] = '\0';
@@ -657,7 +657,7 @@ audit:
     return stor_txn_audit_append(t, &x->audit);
 }
 
-static int approval_decide(const csc_admin_t *a, const char *id, uint32_t roles, int reject, stor_approval_t *out,
+static int approval_decide(const adm_t *a, const char *id, uint32_t roles, int reject, stor_approval_t *out,
                            char *err, size_t err_sz)
 {
     stor_approval_t *ap = out != NULL ? out : calloc(1, sizeof(*ap));
@@ -693,7 +693,7 @@ static int approval_decide(const csc_admin_t *a, const char *id, uint32_t roles,
     return x.result;
 }
 
-int adm_op_approval_take(const csc_admin_t *a, const char *id, uint32_t approver_roles, stor_approval_t *out,
+int adm_op_approval_take(const adm_t *a, const char *id, uint32_t approver_roles, stor_approval_t *out,
                          char *err, size_t err_sz)
 {
     if (out == NULL)
@@ -701,7 +701,7 @@ int adm_op_approval_take(const csc_admin_t *a, const char *id, uint32_t approver
     return approval_decide(a, id, approver_roles, 0, out, err, err_sz);
 }
 
-int adm_op_approval_reject(const csc_admin_t *a, const char *id, uint32_t roles, char *err, size_t err_sz)
+int adm_op_approval_reject(const adm_t *a, const char *id, uint32_t roles, char *err, size_t err_sz)
 {
     return approval_decide(a, id, roles, 1, NULL, err, err_sz);
 }
@@ -723,7 +723,7 @@ static int list_appr_fn(stor_txn_t *t, void *arg)
     return stor_txn_approval_each(t, list_appr, arg);
 }
 
-int adm_op_approvals_list(const csc_admin_t *a, void *out_file)
+int adm_op_approvals_list(const adm_t *a, void *out_file)
 {
     return stor_read(a->stor, list_appr_fn, out_file) == 0 ? 0 : -1;
 }

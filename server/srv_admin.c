@@ -154,7 +154,7 @@ static int parse_key(const char *s, hsm_keyspec_t *k)
 
 static void print_enrollment(const char *b32, const char *uri);
 
-static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
+static int cmd_user_add(const adm_t *a, int argc, char **argv)
 {
     const char *pwfile = NULL, *evidence = NULL;
     char pw[256], uri[512], b32[64], err[256];
@@ -175,7 +175,7 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = csc_admin_user_add_ev(a, name, pw, evidence, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    int rc = adm_user_add_ev(a, name, pw, evidence, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -189,7 +189,7 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
 }
 
 /* user change NAME [--evidence REF] [--password-stdin | --password-file FILE] */
-static int cmd_user_change(const csc_admin_t *a, int argc, char **argv)
+static int cmd_user_change(const adm_t *a, int argc, char **argv)
 {
     const char *pwfile = NULL, *evidence = NULL;
     int pw_given = 0;
@@ -209,7 +209,7 @@ static int cmd_user_change(const csc_admin_t *a, int argc, char **argv)
     }
     if (pw_given && read_secret(pwfile, "new password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = csc_admin_user_change(a, argv[0], evidence, pw_given ? pw : NULL, err, sizeof(err));
+    int rc = adm_user_change(a, argv[0], evidence, pw_given ? pw : NULL, err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -222,14 +222,14 @@ bad:
     return 2;
 }
 
-static int cmd_user_totp_reset(const csc_admin_t *a, int argc, char **argv)
+static int cmd_user_totp_reset(const adm_t *a, int argc, char **argv)
 {
     char uri[512], b32[64], err[256];
     if (argc != 1) {
         usage(stderr);
         return 2;
     }
-    if (csc_admin_user_totp_reset(a, argv[0], uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err)) != 0) {
+    if (adm_user_totp_reset(a, argv[0], uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -240,9 +240,9 @@ static int cmd_user_totp_reset(const csc_admin_t *a, int argc, char **argv)
     return 0;
 }
 
-static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
+static int cmd_cred_create(const adm_t *a, int argc, char **argv)
 {
-    csc_cred_spec_t s = {.auth_expr = "PIN AND OTP", .scal = 2, .multisign = 1};
+    adm_cred_spec_t s = {.auth_expr = "PIN AND OTP", .scal = 2, .multisign = 1};
     const char *pinfile = NULL;
     char pin[64] = "", id[STOR_NAME_MAX + 1], err[512];
 
@@ -307,7 +307,7 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
             return 1;
         s.pin = pin;
     }
-    int rc = csc_admin_cred_create(a, &s, id, sizeof(id), err, sizeof(err));
+    int rc = adm_cred_create(a, &s, id, sizeof(id), err, sizeof(err));
     OPENSSL_cleanse(pin, sizeof(pin));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -320,7 +320,7 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
     return 0;
 }
 
-static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
+static int cmd_backup_init(const adm_t *a, int argc, char **argv)
 {
     const char *file = NULL;
     char pin[300] = "", err[512];
@@ -333,11 +333,11 @@ static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
         return 2;
     }
     /* The SO PIN is asked only when the wrapping key is missing. */
-    rc = csc_admin_backup_init(a, NULL, &created, err, sizeof(err));
+    rc = adm_backup_init(a, NULL, &created, err, sizeof(err));
     if (rc == -2) {
         if (read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
             return 1;
-        rc = csc_admin_backup_init(a, pin, &created, err, sizeof(err));
+        rc = adm_backup_init(a, pin, &created, err, sizeof(err));
         OPENSSL_cleanse(pin, sizeof(pin));
     }
     if (rc != 0) {
@@ -350,7 +350,7 @@ static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
 }
 
 /* credential import ID CERT [--chain FILE] | credential renew ID --csr FILE [--cn --org --country] */
-static int cmd_cred_cert(const csc_admin_t *a, const char *op, int argc, char **argv)
+static int cmd_cred_cert(const adm_t *a, const char *op, int argc, char **argv)
 {
     const char *chain = NULL, *csr = NULL, *cn = NULL, *o = NULL, *country = NULL;
     char err[512];
@@ -374,7 +374,7 @@ static int cmd_cred_cert(const csc_admin_t *a, const char *op, int argc, char **
         *slot = v;
     }
     if (first == 2) {
-        rc = csc_admin_cred_import(a, argv[0], argv[1], chain, err, sizeof(err));
+        rc = adm_cred_import(a, argv[0], argv[1], chain, err, sizeof(err));
         if (rc == 0)
             printf("credential %s: certificate imported\n", argv[0]);
     } else {
@@ -382,7 +382,7 @@ static int cmd_cred_cert(const csc_admin_t *a, const char *op, int argc, char **
             usage(stderr);
             return 2;
         }
-        rc = csc_admin_cred_renew_csr(a, argv[0], cn, o, country, csr, err, sizeof(err));
+        rc = adm_cred_renew_csr(a, argv[0], cn, o, country, csr, err, sizeof(err));
         if (rc == 0)
             printf("credential %s: new key pending its certificate; request written to %s\n", argv[0], csr);
     }
@@ -408,7 +408,7 @@ static long parse_set(const char *list, const char *const *names, const unsigned
     return set;
 }
 
-static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, const csc_admin_t *a)
+static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, const adm_t *a)
 {
     static const char *const scope_names[] = {"service", "credential"};
     static const unsigned scope_bits[] = {1u << STOR_SCOPE_SERVICE, 1u << STOR_SCOPE_CREDENTIAL};
@@ -416,7 +416,7 @@ static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, c
     static const unsigned grant_bits[] = {STOR_GRANT_AUTHORIZATION_CODE, STOR_GRANT_REFRESH_TOKEN,
                                           STOR_GRANT_CLIENT_CREDENTIALS};
     if (strcmp(op, "list") == 0 && argc == 0)
-        return csc_admin_clients_list(a, stdout) == 0 ? 0 : 1;
+        return adm_clients_list(a, stdout) == 0 ? 0 : 1;
     if (strcmp(op, "remove") == 0 && argc == 1) {
         int rc = oauth_client_remove(m->oauth, argv[0], a->operator_name);
         if (rc != OAUTH_OK) {
@@ -586,7 +586,7 @@ bad:
 }
 
 /* tsa init [--key K] [--cn NAME]: the TSA named by tsa_credential */
-static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **argv)
+static int cmd_tsa_init(const adm_t *a, const char *id, int argc, char **argv)
 {
     hsm_keyspec_t key = {.type = HSM_KEY_EC, .bits = 256, .curve_nid = NID_X9_62_prime256v1};
     const char *cn = NULL;
@@ -608,7 +608,7 @@ static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **a
         return 1;
     }
     char err[256];
-    if (csc_admin_tsa_init(a, id, &key, cn, err, sizeof(err)) != 0) {
+    if (adm_tsa_init(a, id, &key, cn, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -621,7 +621,7 @@ static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **a
 typedef struct admin_ctx {
     srv_config_t *cfg;
     srv_modules_t *m;
-    csc_admin_t *a;
+    adm_t *a;
     adm_op_policy_t pol;
     uint32_t roles;            /* of the operator logged in */
     int approving;             /* running a command approved by a second operator */
@@ -892,7 +892,7 @@ static int cmd_user_status(admin_ctx_t *x, int argc, char **argv, uint32_t st)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_user_set_status(x->a, argv[0], st, err, sizeof(err)) != 0) {
+    if (adm_user_set_status(x->a, argv[0], st, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -952,7 +952,7 @@ static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
         if (need && read_secret(pinfile, "delegate's PIN", pin, sizeof(pin)) != 0)
             return 1;
     }
-    int rc = csc_admin_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
+    int rc = adm_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
     OPENSSL_cleanse(pin, sizeof(pin));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -973,7 +973,7 @@ static int cmd_cred_enable(admin_ctx_t *x, int argc, char **argv, int en)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_cred_set_enabled(x->a, argv[0], en, err, sizeof(err)) != 0) {
+    if (adm_cred_set_enabled(x->a, argv[0], en, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -998,8 +998,8 @@ static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reaso
         usage(stderr);
         return 2;
     }
-    int rc = reason == NULL ? csc_admin_cred_renew(x->a, argv[0], err, sizeof(err))
-                            : csc_admin_cred_destroy(x->a, argv[0], reason, err, sizeof(err));
+    int rc = reason == NULL ? adm_cred_renew(x->a, argv[0], err, sizeof(err))
+                            : adm_cred_destroy(x->a, argv[0], reason, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
@@ -1012,7 +1012,7 @@ static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reaso
 
 static int cmd_cred_revoke(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_cred_end(x, argc, argv, CSC_DESTROY_REVOKED);
+    return cmd_cred_end(x, argc, argv, ADM_DESTROY_REVOKED);
 }
 
 static int cmd_cred_destroy(admin_ctx_t *x, int argc, char **argv)
@@ -1050,7 +1050,7 @@ static int cmd_list(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return csc_admin_list(x->a, stdout) == 0 ? 0 : 1;
+    return adm_list(x->a, stdout) == 0 ? 0 : 1;
 }
 
 /* audit verify|query|key-init|sign-head|export-key|heads: argv[-1] is the second word */
@@ -1076,7 +1076,7 @@ static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_cred_backup(x->a, argv[0], argv[1], err, sizeof(err)) != 0) {
+    if (adm_cred_backup(x->a, argv[0], argv[1], err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -1091,7 +1091,7 @@ static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_cred_restore(x->a, argv[0], rid, sizeof(rid), err, sizeof(err)) != 0) {
+    if (adm_cred_restore(x->a, argv[0], rid, sizeof(rid), err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -1314,14 +1314,14 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    csc_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
+    adm_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
                    .days = cfg->cert_days};
     /* J13: in production a CA whose key lies in a file (the built-in CA) issues nothing unless allowed. */
     if (cfg->environment == CSC_ENV_PRODUCTION && !cfg->allow_builtin_ca)
         ca.refused = "the built-in CA (ca_key, a CA key in a file) issues no certificates in production: use --csr and "
                      "an external CA (allow_builtin_ca = yes overrides)";
     char opname[STOR_NAME_MAX + 1] = "", token[ADM_OP_TOKEN_LEN + 8], err[512], what[64];
-    csc_admin_t a = {
+    adm_t a = {
         .stor = m.stor,
         .hsm = m.hsm,
         .ca = &ca,

@@ -6,8 +6,7 @@
  * the csc_reply_t back. Every outcome, including every error, is a complete
  * reply: a status and a JSON body ({"error","error_description"} for errors).
  *
- * csc-api also carries the operator functions behind csc-admin (csc_admin_*),
- * which need the same modules (storage, HSM, verifiers, the CA).
+ * The operator functions behind csc-admin are admin/'s (adm.h); csc-server does not link them.
  *
  * Thread-safety: csc_handle() may run on many threads at once.
  */
@@ -135,184 +134,6 @@ void csc_reply_error(csc_reply_t *reply, int status, const char *error, const ch
 
 void csc_reply_free(csc_reply_t *reply);
 
-/* ---- operators (csc-admin) ---------------------------------------------- */
-
-typedef struct csc_ca {
-    const char *cert_file;     /**< PEM certificate of the issuing CA */
-    const char *key_file;      /**< PEM private key of the issuing CA */
-    const char *chain_file;    /**< PEM certificates above the CA (optional) */
-    unsigned days;             /**< validity of issued certificates */
-    const char *refused;       /**< non-NULL: this CA issues nothing, for this reason (production: a CA key in a
-                                    file is refused unless allow_builtin_ca) */
-} csc_ca_t;
-
-typedef struct csc_admin {
-    stor_env_t *stor;
-    hsm_t *hsm;                /**< may be NULL for operations that need no keys */
-    const csc_ca_t *ca;
-    const char *operator_name; /**< recorded in the audit log */
-    unsigned scrypt_log2n;     /**< cost of new verifiers (0 = default) */
-    const char *issuer;        /**< TOTP issuer shown by authenticator apps */
-    int key_backup;            /**< config key_backup = wrapped: new keys can be backed up wrapped (J8) */
-    const char *trust_anchors; /**< PEM CA certificates an imported certificate's chain must lead to */
-    unsigned pin_min_length;   /**< shortest credential PIN set (config pin_min_length; 0 = 6) */
-    int production;            /**< environment = production: new credentials must be SCAL 2 with two factors ... */
-    int allow_scal1, allow_single_factor; /**< ... unless these say otherwise */
-} csc_admin_t;
-
-/**
- * Add a user with a password and a fresh TOTP secret.
- * @param[out] otpauth_uri the otpauth:// URI to enroll the secret (size uri_sz)
- * @param[out] totp_b32 the secret in base32 (size b32_sz)
- * @return 0, or -1 with a message in err (size err_sz)
- */
-int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
-                       char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
-
-/** csc_admin_user_add() with a reference to the identity-verification evidence (J1; NULL = none), kept with the
- *  user, shown by csc_admin_list() and audited. */
-int csc_admin_user_add_ev(const csc_admin_t *a, const char *name, const char *password, const char *evidence,
-                          char *otpauth_uri, size_t uri_sz, char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
-
-/** 0 if s can be an evidence reference: 1..STOR_DESC_MAX bytes, no control characters. */
-int csc_evidence_check(const char *s);
-
-/**
- * Change a user (J1): the evidence reference (NULL = unchanged) and/or the password (NULL = unchanged; a new
- * scrypt verifier, the failure counter and lock cleared). Audited with the new reference (never the password).
- */
-int csc_admin_user_change(const csc_admin_t *a, const char *name, const char *evidence, const char *password,
-                          char *err, size_t err_sz);
-
-/**
- * Re-enroll a user's TOTP (J2): a new secret replaces the old one, which stops working at once. Outputs as
- * csc_admin_user_add(). Audited.
- */
-int csc_admin_user_totp_reset(const csc_admin_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
-                              char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
-
-/**
- * Allow user to sign with credential id on the owner's behalf (J1), or (remove) stop it at once. The operator
- * records the owner's consent as evidence (required to add). A delegate authorizes with their own TOTP and,
- * if the credential's expression needs a PIN, the PIN given here (never the owner's). Audited with the owner.
- */
-int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *user, const char *pin,
-                            const char *evidence, int remove, char *err, size_t err_sz);
-
-typedef struct csc_cred_spec {
-    const char *id;            /**< credential id; NULL = generated */
-    const char *owner;
-    hsm_keyspec_t key;
-    const char *auth_expr;     /**< "PIN AND OTP", "PIN", "OTP" */
-    const char *pin;           /**< required when the expression names PIN */
-    unsigned scal;             /**< 1 or 2 */
-    unsigned multisign;
-    const char *description;
-    const char *subject_cn;    /**< certificate subject CN; NULL = owner name */
-    int oauth2code;            /**< auth.mode oauth2code: authorized only through OAuth 2.0 */
-    const char *qualifier;     /**< CSC signatureQualifier, e.g. "eu_eidas_qes"; NULL = none */
-    const char *csr_file;      /**< instead of a demo-CA certificate: write a PKCS#10 request (PEM) here and keep the
-                                    credential STOR_CRED_PENDING until csc_admin_cred_import() */
-    const char *subject_o;     /**< with csr_file: subject O and C (CN = subject_cn or the owner name) */
-    const char *subject_c;
-} csc_cred_spec_t;
-
-/** Generate a key in the HSM, issue its certificate from the CA, store the credential. */
-int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *spec, char *id_out, size_t id_sz, char *err,
-                          size_t err_sz);
-
-/**
- * Renewal through an external CA (J6, J7): a new key pair in the HSM and a PKCS#10 request for it (signed by that key)
- * written to csr_file; subject from cn/o/country, or the current certificate's when all three are NULL. The
- * credential keeps signing with its old key until csc_admin_cred_import() brings the new certificate; the import
- * switches to the new key and destroys the old one. A second request replaces (and destroys) an earlier pending key.
- */
-int csc_admin_cred_renew_csr(const csc_admin_t *a, const char *id, const char *cn, const char *o, const char *country,
-                             const char *csr_file, char *err, size_t err_sz);
-
-/**
- * Import the CA's certificate for a credential's pending key (new credential or renewal) or, with none pending,
- * for its current key. Refused, with the reason in err and a denied STOR_EV_CERT audit record, when the
- * certificate's public key is not the HSM key, it is outside its validity, not fit for signing, or its chain
- * (chain_file, optional PEM, plus any certificates after the first in cert_file) does not lead to a certificate of
- * a->trust_anchors. On success the end entity and the verified chain are stored, a pending credential is enabled,
- * a renewed credential's old key destroyed; audited.
- */
-int csc_admin_cred_import(const csc_admin_t *a, const char *id, const char *cert_file, const char *chain_file,
-                          char *err, size_t err_sz);
-
-/** Enable (enable = 1) or disable a credential. */
-int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz);
-
-/**
- * Destroy a credential's key in the HSM (J7: certificate revoked, or key no longer wanted) and mark the
- * credential destroyed: it can never sign or be enabled again. The record and its audit trail stay. The mark
- * is written first, so no signing can start once the destruction began. reason goes to the audit record;
- * CSC_DESTROY_REVOKED and CSC_DESTROY_TERMINATED also make the destruction final (no restore from a backup, J8),
- * any other reason is an operator's destroy.
- */
-#define CSC_DESTROY_REVOKED "certificate revoked"
-#define CSC_DESTROY_TERMINATED "user terminated"
-int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz);
-
-/**
- * The certificate of credential id was seen revoked in a CRL (csc-server, J7/J9): mark the credential destroyed
- * with reason revoked and audit it (detail names the CRL's reason); then, unless hold_key, destroy its key as
- * csc_admin_cred_destroy does. *marked = 1 when this call made the change (0: destroyed already for a final reason,
- * pending, or unknown: nothing done).
- * @return 0, or -1 with a message in err
- */
-int csc_admin_cred_revoked(const csc_admin_t *a, const char *id, const char *detail, int hold_key, int *marked,
-                           char *err, size_t err_sz);
-
-/**
- * Renew a credential: a new key pair in the HSM, a new certificate from the CA for it, the record switched to
- * them, then the old key destroyed (J7). Audited.
- */
-int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t err_sz);
-
-/**
- * Suspend (status STOR_USER_SUSPENDED), resume (STOR_USER_ACTIVE) or terminate (STOR_USER_TERMINATED: final;
- * every key of the user is destroyed as by csc_admin_cred_destroy) a user. A user who is not active can neither
- * log in nor use a token issued before. Audited.
- */
-int csc_admin_user_set_status(const csc_admin_t *a, const char *name, uint32_t status, char *err, size_t err_sz);
-
-/** Print the registered OAuth clients to out, one line each. */
-int csc_admin_clients_list(const csc_admin_t *a, void *out_file);
-
-/** Print users and their credentials to out, one line each. */
-int csc_admin_list(const csc_admin_t *a, void *out_file);
-
-/* ---- key backup and restore (J8, csc_backup.c) ------------------------------ */
-
-/**
- * Create the HSM backup keys if missing (trusted AES-256 wrapping key, made with the SO PIN, and the HMAC
- * integrity key). Audited (STOR_EV_BACKUP) when something was created or the SO PIN was refused.
- * @param[in] so_pin the token's SO PIN (needed only while the wrapping key is missing; may be NULL)
- * @param[out] created bit 1 wrapping key, bit 2 integrity key created now (0: both existed)
- * @return 0; -2 if the wrapping key is missing and so_pin is NULL; -1 otherwise (message in err)
- */
-int csc_admin_backup_init(const csc_admin_t *a, const char *so_pin, int *created, char *err, size_t err_sz);
-
-/**
- * Back up a credential into a new file (mode 0600, never overwriting): its record fields, public key, and
- * private key wrapped in the HSM under the backup key, with an HSM integrity tag over everything. Refused
- * (with the reason in err, audited) when the key was generated non-extractable (key_backup = no), the
- * credential is destroyed, or no trusted backup key exists. Audited as STOR_EV_BACKUP.
- */
-int csc_admin_cred_backup(const csc_admin_t *a, const char *id, const char *file, char *err, size_t err_sz);
-
-/**
- * Restore a credential from a backup file: the integrity tag is checked in the HSM before anything else; the key
- * is unwrapped into the token and checked against the public key; the credential is stored if its id is unknown
- * or destroyed (restore is for recovery) and its owner exists and is not terminated. A tampered or truncated file is refused and nothing is written.
- * Audited as STOR_EV_RESTORE, refusals too.
- * @param[out] id_out the restored credential id
- */
-int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out, size_t id_sz, char *err,
-                           size_t err_sz);
-
 /* ---- signed audit heads (J11, csc_audit_sign.c) ------------------------------ */
 
 /**
@@ -359,15 +180,6 @@ int csc_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, void *out, unsigned 
 
 /** Print the signed heads as JSON lines {seq, time_ms, signed_text, signature (base64 DER)}. @return 0 or -1. */
 int csc_audit_heads_list(stor_env_t *stor, void *out);
-/**
- * Create the built-in time-stamping unit: a key pair generated in the HSM and a certificate from the CA with
- * a critical extendedKeyUsage timeStamping, stored as credential id (owned by the reserved name
- * CSC_TSA_OWNER, so no user sees or authorizes it). Audited (STOR_EV_ADMIN "tsa.init").
- * @return 0, or -1 with a message in err (id exists, HSM or CA failure)
- */
-int csc_admin_tsa_init(const csc_admin_t *a, const char *id, const hsm_keyspec_t *key, const char *cn, char *err,
-                       size_t err_sz);
-#define CSC_TSA_OWNER "-tsa-"
 
 /* ---- housekeeping (csc_purge.c) ------------------------------------------------ */
 

@@ -310,6 +310,10 @@ typedef struct stor_async {
     const uint8_t *body;                  /**< DONE: the JSON reply; not owned (a get points into the txn) */
     uint32_t owner_pid;                   /**< PENDING: the process that runs the job */
 } stor_async_t;
+/** Owner name of the built-in time-stamping unit's credential (created by csc-admin tsa init): reserved, so no
+ *  user can be created with it, see or authorize it. */
+#define STOR_TSA_OWNER "-tsa-"
+
 /* ---- operators of csc-admin, their sessions and pending approvals (J14) ---- */
 
 /** Roles of an operator: a bit set. Values are stored: never renumber. */
@@ -391,6 +395,11 @@ int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out);
 int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only);
 int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out);
 int stor_txn_cred_put(stor_txn_t *t, const stor_cred_t *c, int create_only);
+/** One change of a stored credential: read it (heap copy), let change decide and edit (a non-zero return aborts:
+ *  stor_write hands it back), write it, then append audit (its user set to the owner) in the same transaction;
+ *  the copy is wiped. Shared by csc-admin's credential commands and csc-server's CRL sweep. */
+typedef int (*stor_cred_change_fn)(stor_cred_t *c, void *arg);
+int stor_txn_cred_change(stor_txn_t *t, const char *id, stor_cred_change_fn change, void *arg, stor_audit_t *audit);
 int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out);
 int stor_txn_token_put(stor_txn_t *t, const stor_token_t *tok);
 int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32]);

@@ -14,7 +14,7 @@
 
 static char dir[] = "/tmp/csc-op-test.XXXXXX";
 static stor_env_t *env;
-static csc_admin_t adm;
+static adm_t adm;
 static const adm_op_policy_t pol = {.session_idle = 600, .session_max = 3600, .max_failures = 3,
                                     .lock_seconds = 600, .totp_window = 1, .approval_ttl = 600};
 
@@ -30,7 +30,7 @@ static void setup(void)
     ck_assert_ptr_nonnull(d);
     stor_config_t cfg = {.path = d};
     ck_assert_int_eq(stor_open(&cfg, &env), 0);
-    adm = (csc_admin_t){.stor = env, .operator_name = "-", .scrypt_log2n = 10, .issuer = "T"};
+    adm = (adm_t){.stor = env, .operator_name = "-", .scrypt_log2n = 10, .issuer = "T"};
     ck_assert_int_eq(oath_init(), OATH_OK);
 }
 
