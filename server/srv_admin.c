@@ -504,23 +504,23 @@ static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
     } else if (hsm != NULL) {
         (void)csc_audit_key_pub(hsm, &pub); /* no key: signed heads are reported as unverifiable */
     }
-    rc = csc_audit_verify(stor, stdout, &problems);
+    rc = adm_audit_verify(stor, stdout, &problems);
     if (rc == 0)
-        rc = csc_audit_verify_heads(stor, pub, stdout, &head_problems);
+        rc = adm_audit_verify_heads(stor, pub, stdout, &head_problems);
     EVP_PKEY_free(pub);
     return rc == 0 && problems == 0 && head_problems == 0 ? 0 : 1;
 }
 
 static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, char **argv)
 {
-    csc_audit_filter_t f = {0};
+    adm_audit_filter_t f = {0};
     int64_t ms;
 
     if (argc >= 1 && strcmp(argv[0], "verify") == 0)
         return cmd_audit_verify(stor, hsm, argc - 1, argv + 1);
     if (argc == 1 && strcmp(argv[0], "key-init") == 0) {
         int created = 0;
-        if (csc_audit_key_init(stor, hsm, op, &created) != 0)
+        if (adm_audit_key_init(stor, hsm, op, &created) != 0)
             return 1;
         printf(created ? "audit key created in the HSM (EC P-256)\n" : "audit key present in the HSM\n");
         return 0;
@@ -535,13 +535,13 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
         return rc == CSC_AUDIT_SIGN_OK || rc == CSC_AUDIT_SIGN_NOTHING ? 0 : 1;
     }
     if (argc == 2 && strcmp(argv[0], "export-key") == 0) {
-        if (csc_audit_key_export(hsm, argv[1]) != 0)
+        if (adm_audit_key_export(hsm, argv[1]) != 0)
             return 1;
         printf("audit public key written to %s\n", argv[1]);
         return 0;
     }
     if (argc == 1 && strcmp(argv[0], "heads") == 0)
-        return csc_audit_heads_list(stor, stdout) == 0 ? 0 : 1;
+        return adm_audit_heads_list(stor, stdout) == 0 ? 0 : 1;
     if (argc < 1 || strcmp(argv[0], "query") != 0)
         goto bad;
     for (int i = 1; i < argc; i++) {
@@ -558,12 +558,12 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
         } else if (strcmp(o, "--credential") == 0) {
             f.cred = v;
         } else if (strcmp(o, "--event") == 0) {
-            if (csc_audit_parse_event(v, &f.event) != 0) {
+            if (adm_audit_parse_event(v, &f.event) != 0) {
                 fprintf(stderr, "csc-admin: unknown event %s\n", v);
                 return 2;
             }
         } else if (strcmp(o, "--since") == 0 || strcmp(o, "--until") == 0) {
-            if (csc_audit_parse_time(v, &ms) != 0) {
+            if (adm_audit_parse_time(v, &ms) != 0) {
                 fprintf(stderr, "csc-admin: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix seconds\n",
                         v);
                 return 2;
@@ -579,7 +579,7 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
             goto bad;
         }
     }
-    return csc_audit_query(stor, &f, stdout, NULL) == 0 ? 0 : 1;
+    return adm_audit_query(stor, &f, stdout, NULL) == 0 ? 0 : 1;
 bad:
     usage(stderr);
     return 2;
@@ -863,7 +863,7 @@ static int cmd_init(admin_ctx_t *x, int argc, char **argv)
         return 2;
     }
     int created = 0;
-    if (csc_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created) != 0)
+    if (adm_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created) != 0)
         return 1;
     printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->lmdb_path, x->cfg->pkcs11_token,
            hsm_sessions(x->m->hsm));

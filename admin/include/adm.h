@@ -201,6 +201,78 @@ int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_s
 int adm_tsa_init(const adm_t *a, const char *id, const hsm_keyspec_t *key, const char *cn, char *err,
                        size_t err_sz);
 
+/* ---- the audit log and its signed heads (csc-admin audit; J11; adm_audit.c, adm_audit_heads.c) ---- */
+
+/**
+ * Create the audit key (EC P-256, in the HSM, sign only, never extractable, fixed CKA_ID "csc-audit-key-01")
+ * if it is missing; audited as an admin action. @param[out] created 1 if made now. @return 0 or -1 (stderr).
+ */
+int adm_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, int *created);
+/** Write the audit public key as PEM (SubjectPublicKeyInfo) to a new file. @return 0 or -1 (stderr). */
+int adm_audit_key_export(hsm_t *hsm, const char *file);
+/**
+ * Check every signed head: its signature with pub (NULL: reported as a problem when heads exist), and that the
+ * log's record at its seq exists and has exactly the signed hash ("log truncated: signed head at seq N but log
+ * ends at M", "signed head at seq N: log rewritten (...)", "signed head at seq N: signature invalid (forged or
+ * altered signed head)"). Prints one line per problem and a summary line.
+ * @return 0 (see *problems) or -1 if the table cannot be read.
+ */
+int adm_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, void *out, unsigned long *problems);
+
+/** Print the signed heads as JSON lines {seq, time_ms, signed_text, signature (base64 DER)}. @return 0 or -1. */
+int adm_audit_heads_list(stor_env_t *stor, void *out);
+
+
+/** Which records adm_audit_query() prints; zero-initialised = all. */
+typedef struct adm_audit_filter {
+    const char *user;          /**< exact user name, NULL = any */
+    const char *cred;          /**< exact credential id, NULL = any */
+    uint32_t event;            /**< a stor_event_t, 0 = any */
+    int has_since, has_until;  /**< bounds in force */
+    int64_t since_ms;          /**< record time >= since_ms (unix milliseconds) */
+    int64_t until_ms;          /**< record time <= until_ms */
+    int json;                  /**< JSON lines instead of text lines */
+} adm_audit_filter_t;
+
+/**
+ * Check the whole audit log from its stored bytes: every record's hash recomputed from its fields and prev_hash,
+ * each prev_hash against the hash of the record before it, seqs 1, 2, 3... without gaps, and the head in meta
+ * against the last record. Prints "audit log OK: N records, head HEX" to out, or one line per problem
+ * ("record 17: altered (hash mismatch)", "record 18: chain broken (prev_hash does not match record 17)",
+ * "records 20-21 missing", "record 9: unreadable", "head mismatch: meta says seq 40 / hash HEX, log ends at 39 ...")
+ * followed by a summary line.
+ * @param[in] out a FILE * for the report
+ * @param[out] problems number of problems found (0 = intact)
+ * @return 0 when the log could be read to its end (see *problems), -1 if it could not (a message is on stderr).
+ * @note Read-only; one read transaction.
+ */
+int adm_audit_verify(stor_env_t *stor, void *out, unsigned long *problems);
+
+/**
+ * Print the audit records that match f, one per line: text ("seq time event result user= cred= client=
+ * digests= detail=") or JSON lines with digests in base64 and authz_ref/prev_hash/hash in hex. Strings are escaped:
+ * nothing printed is raw control characters. Records hold no secrets, so none are printed.
+ * @param[out] matched number of records printed (may be NULL)
+ * @return 0, or -1 if the log cannot be read (a record cannot be decoded: run verify; message on stderr).
+ */
+int adm_audit_query(stor_env_t *stor, const adm_audit_filter_t *f, void *out, uint64_t *matched);
+
+/**
+ * Parse a time for --since/--until: ISO-8601 UTC "2026-11-25T10:00:00Z" or unix seconds ("1795600000").
+ * @param[out] ms unix milliseconds (0 on error)
+ * @return 0 or -1 (not one of those forms, or out of range).
+ */
+int adm_audit_parse_time(const char *s, int64_t *ms);
+
+/**
+ * Event name (login, revoke, authorize, sign, sign-result, admin, lockout, operator) to its stor_event_t.
+ * @return 0 or -1 (unknown name; *event = 0).
+ */
+int adm_audit_parse_event(const char *s, uint32_t *event);
+
+/** Name of a stor_event_t ("login", ...; "unknown" for any other value). Static string. */
+const char *adm_audit_event_name(uint32_t event);
+
 /* ---- csc-admin operators, their sessions and two-person approvals (J14, adm_operator.c) ---- */
 
 /** Login and session rules for operators (from the configuration). */
