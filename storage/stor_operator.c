@@ -296,8 +296,12 @@ int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role,
     x->audit.result = STOR_RES_OK;
     snprintf(x->audit.user, sizeof(x->audit.user), "%s", requester);
     snprintf(x->audit.client, sizeof(x->audit.client), "csc-admin");
-    snprintf(x->audit.detail, sizeof(x->audit.detail), "operator=%s action=approval.request id=%s command=%s",
-             requester, ap->id, cmd);
+    /* A long command is cut in the audit detail (the approval keeps every word). */
+    if (snprintf(x->audit.detail, sizeof(x->audit.detail), "operator=%s action=approval.request id=%s command=%s",
+                 requester, ap->id, cmd) < 0) {
+        rc = STOR_ERR_INVAL;
+        goto out;
+    }
     rc = stor_write(env, approval_request_fn, x);
     if (rc == 0)
         snprintf(id, STOR_NAME_MAX + 1, "%s", ap->id);

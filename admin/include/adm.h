@@ -1,14 +1,17 @@
 /*
- * adm.h - the operator library, used by csc-admin only (never linked into csc-server): operators of csc-admin,
- * their roles, login sessions and the two-person rule (J14).
+ * adm.h - the operator library, used by csc-admin only (never linked into csc-server): everything csc-admin
+ * changes or reports besides the service itself.
  *
  * Error model: every adm_ function that can fail returns ADM_OK (0) or a negative ADM_* code and, where it takes
  * (err, err_sz), writes a one-line reason (no secrets) into err. The codes below say what the caller can act on;
- * ADM_ERR is everything else (storage, HSM, memory).
+ * ADM_ERR is everything else (storage, HSM, memory). Exceptions, documented at each: adm_backup_init returns -2
+ * when it needs the SO PIN; the audit functions (adm_audit_*) report to a FILE and stderr and return 0 / -1.
  *
  * Users (J1, J2), credentials and their keys and certificates (J6, J7), key backup and restore (J8), the
- * built-in time-stamping unit's key, and the operators of csc-admin (J14). Nothing here runs in csc-server:
- * key generation, destruction, backup and unwrap are reached from csc-admin only (tests/unit/server/check_symbols).
+ * built-in time-stamping unit's and the audit log's keys, audit verify/query (J11), and the operators of
+ * csc-admin, their roles, sessions and the two-person rule (J14). Nothing here is linked into csc-server, nor key
+ * generation, backup or unwrap (tests/unit/server/check_symbols); csc-server destroys a key only in its CRL
+ * sweep (csc-api/csc_cert.c).
  */
 #ifndef ADM_H
 #define ADM_H
