@@ -98,13 +98,3 @@ size_t csc_b64_encode(const uint8_t *in, size_t len, char *out)
     out[o] = '\0';
     return o;
 }
-
-void csc_hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}

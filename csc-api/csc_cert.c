@@ -27,22 +27,6 @@ const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now)
 
 /* ---- the service's view ----------------------------------------------------------- */
 
-int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
-                   size_t err_sz)
-{
-    if (ca->refused != NULL) {
-        snprintf(err, err_sz, "%s", ca->refused);
-        return -1;
-    }
-    pki_ca_t p = {.cert_file = ca->cert_file, .key_file = ca->key_file, .chain_file = ca->chain_file, .days = ca->days};
-    size_t len = 0;
-    if (pki_issue_cert(&p, pub, cn, tsa, cred->certs, sizeof(cred->certs), &len, &cred->cert_not_before,
-                       &cred->cert_not_after, err, err_sz) != PKI_OK)
-        return -1;
-    cred->certs_len = (uint32_t)len;
-    return 0;
-}
-
 void csc_cred_o_cn(const stor_cred_t *cred, char *o, size_t o_sz, char *cn, size_t cn_sz)
 {
     const unsigned char *p = cred->certs;
@@ -124,6 +108,81 @@ const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t n
 
 /* ---- a revocation seen in a CRL ends the credential (J7) ---------------------------------- */
 
+/* ---- a revoked credential ends (csc-server's CRL sweep, J7/J9) ---------------------------------------------
+ * The one path of csc-server that ends a credential. The record change goes through storage
+ * (stor_txn_cred_change, shared with csc-admin); the key is destroyed here at once unless
+ * crl_destroy_two_person holds it for csc-admin (queue_destroy). That immediate destruction is the only reason
+ * csc-server links hsm_destroy (tests/unit/server/check_symbols). */
+
+typedef struct revoked {
+    stor_cred_t *c;            /* out: the record as marked (its key ids) */
+    int marked;
+    stor_audit_t audit;
+} revoked_t;
+
+static int revoked_change(stor_cred_t *cur, void *arg)
+{
+    revoked_t *u = arg;
+    /* Once: a credential destroyed for a final reason, or still waiting for its certificate, stays as it is. */
+    if ((cur->status == STOR_CRED_DESTROYED && cur->end_reason != STOR_CRED_END_OPERATOR) ||
+        cur->status == STOR_CRED_PENDING)
+        return STOR_ERR_EXISTS;
+    u->marked = 1;
+    cur->status = STOR_CRED_DESTROYED;
+    cur->end_reason = STOR_CRED_END_REVOKED;
+    memcpy(u->c, cur, sizeof(*cur));
+    return 0;
+}
+
+static int revoked_fn(stor_txn_t *t, void *arg)
+{
+    revoked_t *u = arg;
+    return stor_txn_cred_change(t, u->c->id, revoked_change, u, &u->audit);
+}
+
+/* Mark credential id destroyed (reason revoked, audited with detail); then, unless hold_key, destroy its keys.
+ * *marked = 1 when this call made the change. 0, or -1 with a message in err. */
+static int cred_revoked(csc_t *c, const char *id, const char *detail, int hold_key, int *marked, char *err,
+                        size_t err_sz)
+{
+    revoked_t u = {0};
+    int rc = 0;
+
+    *marked = 0;
+    if ((u.c = calloc(1, sizeof(*u.c))) == NULL) {
+        snprintf(err, err_sz, "out of memory");
+        return -1;
+    }
+    snprintf(u.c->id, sizeof(u.c->id), "%s", id);
+    u.audit.event = STOR_EV_ADMIN;
+    u.audit.result = STOR_RES_OK;
+    snprintf(u.audit.cred, sizeof(u.audit.cred), "%s", id);
+    snprintf(u.audit.client, sizeof(u.audit.client), "csc-server");
+    snprintf(u.audit.detail, sizeof(u.audit.detail),
+             "operator=csc-server action=credential.destroy reason=certificate revoked (%s)%s", detail,
+             hold_key ? "; key destruction held for a two-person approval" : "");
+    int src = stor_write(c->stor, revoked_fn, &u);
+    if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL) {
+        rc = 0; /* nothing to do */
+    } else if (src != 0) {
+        snprintf(err, err_sz, "storage: %s", stor_strerror(src));
+        rc = -1;
+    } else if ((*marked = u.marked) && !hold_key) {
+        int hrc = u.c->pending_key_id_len > 0 ? hsm_destroy(c->hsm, u.c->pending_key_id, u.c->pending_key_id_len)
+                                              : HSM_OK;
+        if (hrc == HSM_OK || hrc == HSM_ERR_NOKEY)
+            hrc = hsm_destroy(c->hsm, u.c->key_id, u.c->key_id_len);
+        if (hrc != HSM_OK && hrc != HSM_ERR_NOKEY) {
+            snprintf(err, err_sz, "the credential is marked destroyed, but the HSM could not destroy its key yet (%s): "
+                     "run csc-admin credential revoke", hsm_strerror(hrc));
+            rc = -1;
+        }
+    }
+    stor_wipe(u.c, sizeof(*u.c));
+    free(u.c);
+    return rc;
+}
+
 typedef struct sweep {
     stor_txn_t *t;
     char (*id)[STOR_NAME_MAX + 1];
@@ -158,17 +217,19 @@ static int sweep_fn(stor_txn_t *t, void *arg)
     sweep_t *s = arg;
     s->t = t;
     int rc = stor_txn_user_each(t, sweep_user, s);
-    return rc != 0 ? rc : stor_txn_cred_each(t, CSC_TSA_OWNER, sweep_cred, s);
+    return rc != 0 ? rc : stor_txn_cred_each(t, STOR_TSA_OWNER, sweep_cred, s);
 }
 
-/* The server is the first of the two persons: it asks, an operator with the key-admin role approves. */
-static void queue_destroy(csc_t *c, const csc_admin_t *a, const char *id)
+/* The server is the first of the two persons: it asks (storage records the request, as csc-admin's
+ * adm_op_approval_request does), an operator with the key-admin role approves and csc-admin destroys the key. */
+static void queue_destroy(csc_t *c, const char *id)
 {
-    csc_op_policy_t pol = {.approval_ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400};
-    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1], err[256];
-    if (csc_op_approval_request(a, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, rid, err, sizeof(err)) != CSC_OP_OK)
-        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (%s); run csc-admin credential "
-                        "revoke %s\n", id, err, id);
+    int64_t ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400;
+    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1];
+    int rc = stor_approval_request(c->stor, "csc-server", STOR_ROLE_KEY_ADMIN, ttl, 3, argv, rid);
+    if (rc != 0)
+        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (storage: %s); run csc-admin "
+                        "credential revoke %s\n", id, stor_strerror(rc), id);
     else
         fprintf(stderr, "crl: credential %s: certificate revoked; credential destroyed, its key waits for a second "
                         "operator: csc-admin approve %s\n", id, rid);
@@ -179,7 +240,6 @@ size_t csc_crl_sweep(csc_t *c)
     sweep_t s = {0};
     stor_cred_t *cred = malloc(sizeof(*cred));
     size_t marked_n = 0;
-    csc_admin_t a = {.stor = c->stor, .hsm = c->hsm, .operator_name = "csc-server"};
 
     if (c->crl == NULL || c->hsm == NULL || cred == NULL || stor_read(c->stor, sweep_fn, &s) != 0) {
         free(cred);
@@ -194,13 +254,13 @@ size_t csc_crl_sweep(csc_t *c)
             csc_cert_check_revocation(c, cred, time(NULL), &why) != PKI_REV_REVOKED)
             continue;
         snprintf(detail, sizeof(detail), "seen in a CRL: %s", why);
-        if (csc_admin_cred_revoked(&a, s.id[i], detail, c->cfg.crl_destroy_two_person, &marked, err, sizeof(err)) != 0)
+        if (cred_revoked(c, s.id[i], detail, c->cfg.crl_destroy_two_person, &marked, err, sizeof(err)) != 0)
             fprintf(stderr, "crl: credential %s: %s\n", s.id[i], err);
         if (!marked)
             continue;
         marked_n++;
         if (c->cfg.crl_destroy_two_person)
-            queue_destroy(c, &a, s.id[i]);
+            queue_destroy(c, s.id[i]);
         else
             fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential and key destroyed\n", s.id[i],
                     why);

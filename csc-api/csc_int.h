@@ -14,15 +14,6 @@
 
 #define CSC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Credential PINs set by csc-admin (credential create, a delegate's PIN): at least csc_pin_min() characters. */
-#define CSC_PIN_MIN 6
-#define CSC_PIN_MAX 32
-/** The shortest PIN csc-admin sets: the configured pin_min_length, never below CSC_PIN_MIN. */
-unsigned csc_pin_min(const csc_admin_t *a);
-/** Inside the write that applies an operator's reset of u (password, TOTP, suspension, termination): bump its
- *  epoch and revoke every token, SAD and pending authorization of the user (stor_txn_user_revoke_all), appending
- *  the counts to audit->detail. The caller puts u and appends audit in the same transaction. */
-int csc_user_reset_txn(stor_txn_t *t, stor_user_t *u, stor_audit_t *audit);
 
 struct csc {
     csc_config_t cfg;
@@ -162,8 +153,6 @@ extern yajl_alloc_funcs csc_wipe_yajl;
 CSC_MUST_CHECK long csc_b64_decode(const char *in, size_t len, uint8_t *out, size_t outsz);
 /* Standard padded base64; returns the length written (out holds 4*ceil(n/3)+1). */
 size_t csc_b64_encode(const uint8_t *in, size_t len, char *out);
-/* Lower-case hex of in[0..n) into out (2n + 1 bytes, NUL-terminated): the one hex encoder of csc-api. */
-void csc_hex(const uint8_t *in, size_t n, char *out);
 
 /* ---- algorithms -------------------------------------------------------------- */
 
@@ -319,15 +308,6 @@ CSC_MUST_CHECK int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, si
 CSC_MUST_CHECK int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
                      size_t len, uint8_t *sig, size_t *sig_len);
 int csc_m_timestamp(csc_req_t *r);
-/* csc_admin.c: one change of a stored credential inside a stor_write() callback: read it (heap copy), let change
- * decide and edit (a non-zero return aborts: stor_write hands it back), write it, then append audit (its user set
- * to the owner) in the same transaction; the copy is wiped. */
-typedef int (*csc_cred_change_fn)(stor_cred_t *c, void *arg);
-int csc_txn_cred_change(stor_txn_t *t, const char *id, csc_cred_change_fn change, void *arg, stor_audit_t *audit);
-/* csc_cert.c: an end-entity certificate for pub from the CA (tsa: EKU timeStamping, critical), chain into cred;
- * -1 with err set (also when the CA is refused). */
-int csc_issue_cert(const csc_ca_t *ca, EVP_PKEY *pub, const char *cn, bool tsa, stor_cred_t *cred, char *err,
-                   size_t err_sz);
 int csc_m_sign_doc(csc_req_t *r);
 /* csc_sign.c, shared with signDoc: enabled credential with a certificate in its validity period (J9); the
  * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
@@ -349,14 +329,6 @@ CSC_MUST_CHECK int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, 
 /* The same as a method step: refuses a revoked, suspended or unconfirmable certificate with 400 invalid_request
  * ("Signing certificate 'O=..,CN=..' is revoked.") and a denied STOR_EV_SIGN audit record; 0 when good. */
 CSC_MUST_CHECK int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred);
-/* Subject C=country, O=o, CN=cn after checking them (CN and O 1..64 characters, C two upper-case letters). */
-int csc_subject_build(const char *cn, const char *o, const char *c, X509_NAME **out, char *err, size_t err_sz);
-/* A PKCS#10 request for the HSM key key_id, its signature made by that key in the HSM; checked to verify. */
-int csc_csr_build(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, X509_REQ **out,
-                  char *err, size_t err_sz);
-/* The same, written to file as PEM. */
-int csc_csr_write(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, const char *file,
-                  char *err, size_t err_sz);
 /* cert.status for credentials/info: valid, expired, revoked or suspended; *usable = enabled and good. */
 const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t now, bool *usable);
 

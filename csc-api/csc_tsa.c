@@ -4,7 +4,7 @@
  *
  * The TSA's key pair lives in the HSM like every signing key; its certificate comes from the configured CA
  * with a critical extendedKeyUsage timeStamping (RFC 3161 2.3). Both are kept as a credential record owned
- * by the reserved name CSC_TSA_OWNER: no user can list, authorize or sign with it, and `csc-admin credential
+ * by the reserved name STOR_TSA_OWNER: no user can list, authorize or sign with it, and `csc-admin credential
  * renew|disable|destroy` work on it as on any key. Serial numbers are 127-bit random values (unique without
  * a counter to keep durable); genTime is the system clock, with the configured accuracy.
  * Every token, for a client or for an AdES B-T signature, is audited (STOR_EV_TIMESTAMP) before it is given
@@ -98,7 +98,7 @@ static int tsa_load(csc_t *c, stor_cred_t *cred)
         return HSM_ERR_NOKEY;
     if (rc != STOR_OK)
         return HSM_ERR_UNAVAILABLE;
-    if (strcmp(cred->owner, CSC_TSA_OWNER) != 0 || cred->status != STOR_CRED_ENABLED ||
+    if (strcmp(cred->owner, STOR_TSA_OWNER) != 0 || cred->status != STOR_CRED_ENABLED ||
         strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") != 0)
         return HSM_ERR_NOKEY;
     return HSM_OK;
@@ -221,7 +221,7 @@ int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const
     snprintf(a.rec.cred, sizeof(a.rec.cred), "%s", cred->id);
     snprintf(a.rec.client, sizeof(a.rec.client), "%s", client != NULL ? client : "");
     char serial_hex[2 * sizeof(serial) + 1];
-    csc_hex(serial, sizeof(serial), serial_hex);
+    pki_hex(serial, sizeof(serial), serial_hex);
     snprintf(a.rec.detail, sizeof(a.rec.detail), "serial %s hashAlgo %s%s", serial_hex, csc_hash_by_nid(md_nid)->oid,
              nonce != NULL ? " nonce" : "");
     a.rec.digest_len = (uint32_t)len;
@@ -310,113 +310,4 @@ int csc_m_timestamp(csc_req_t *r)
     }
     pki_der_free(&tok);
     return rc == HSM_OK ? 0 : -1;
-}
-
-/* ---- csc-admin tsa init ------------------------------------------------------------------------------ */
-
-typedef struct put_tsa {
-    const stor_cred_t *c;
-    stor_audit_t audit;
-} put_tsa_t;
-
-static int put_tsa_fn(stor_txn_t *t, void *arg)
-{
-    put_tsa_t *p = arg;
-    int rc = stor_txn_cred_put(t, p->c, 1);
-    return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
-}
-
-int csc_admin_tsa_init(const csc_admin_t *a, const char *id, const hsm_keyspec_t *key, const char *cn, char *err,
-                       size_t err_sz)
-{
-    stor_cred_t *c = calloc(1, sizeof(*c));
-    EVP_PKEY *pub = NULL;
-    bool have_key = false;
-    int rc = -1;
-
-    if (c == NULL) {
-        snprintf(err, err_sz, "out of memory");
-        return -1;
-    }
-    if (a->hsm == NULL || a->ca == NULL) {
-        snprintf(err, err_sz, "creating the TSA needs the HSM and the CA");
-        goto out;
-    }
-    if (id == NULL || id[0] == '\0' || strlen(id) > STOR_NAME_MAX) {
-        snprintf(err, err_sz, "TSA id must be 1..%d characters (tsa_credential)", STOR_NAME_MAX);
-        goto out;
-    }
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    snprintf(c->owner, sizeof(c->owner), "%s", CSC_TSA_OWNER);
-    snprintf(c->description, sizeof(c->description), "built-in time-stamping unit (RFC 3161)");
-    c->status = STOR_CRED_ENABLED;
-    c->auth_mode = STOR_AUTH_EXPLICIT; /* never authorized: no auth expression, no verifier */
-    c->scal = 2;
-    c->multisign = 1;
-    c->created_at = time(NULL);
-    if (key->type == HSM_KEY_RSA) {
-        c->key_type = STOR_KEY_RSA;
-        c->key_bits = key->bits;
-    } else {
-        const char *oid = key->curve_nid == NID_X9_62_prime256v1 ? "1.2.840.10045.3.1.7"
-                          : key->curve_nid == NID_secp384r1      ? "1.3.132.0.34"
-                          : key->curve_nid == NID_secp521r1      ? "1.3.132.0.35"
-                                                                 : NULL;
-        if (oid == NULL) {
-            snprintf(err, err_sz, "unsupported curve");
-            goto out;
-        }
-        c->key_type = STOR_KEY_EC;
-        snprintf(c->key_curve, sizeof(c->key_curve), "%s", oid);
-    }
-    stor_cred_t *old = malloc(sizeof(*old));
-    int grc = old != NULL ? stor_cred_get(a->stor, id, old) : STOR_ERR_NOMEM;
-    free(old);
-    if (grc != STOR_ERR_NOTFOUND) {
-        if (grc == STOR_OK)
-            snprintf(err, err_sz, "credential %s exists already", id);
-        else
-            snprintf(err, err_sz, "storage: %s", stor_strerror(grc));
-        goto out;
-    }
-    uint8_t key_id[HSM_KEYID_LEN];
-    int hrc = hsm_keygen(a->hsm, key, c->id, key_id);
-    if (hrc != HSM_OK) {
-        snprintf(err, err_sz, "key generation in the HSM failed: %s", hsm_strerror(hrc));
-        goto out;
-    }
-    have_key = true;
-    memcpy(c->key_id, key_id, sizeof(key_id));
-    c->key_id_len = sizeof(key_id);
-    if ((hrc = hsm_pubkey(a->hsm, key_id, sizeof(key_id), &pub)) != HSM_OK) {
-        snprintf(err, err_sz, "cannot read the public key: %s", hsm_strerror(hrc));
-        goto out;
-    }
-    if (c->key_type == STOR_KEY_EC)
-        c->key_bits = (uint32_t)EVP_PKEY_get_bits(pub);
-    if (csc_issue_cert(a->ca, pub, cn != NULL ? cn : "CSC time-stamping unit", true, c, err, err_sz) != 0)
-        goto out;
-    put_tsa_t p = {.c = c};
-    p.audit.event = STOR_EV_ADMIN;
-    p.audit.result = STOR_RES_OK;
-    snprintf(p.audit.cred, sizeof(p.audit.cred), "%s", c->id);
-    snprintf(p.audit.client, sizeof(p.audit.client), "csc-admin");
-    snprintf(p.audit.detail, sizeof(p.audit.detail), "operator=%s action=tsa.init",
-             a->operator_name ? a->operator_name : "-");
-    int src = stor_write(a->stor, put_tsa_fn, &p);
-    if (src != STOR_OK) {
-        if (src == STOR_ERR_EXISTS)
-            snprintf(err, err_sz, "credential %s exists already", c->id);
-        else
-            snprintf(err, err_sz, "storage: %s", stor_strerror(src));
-        goto out;
-    }
-    rc = 0;
-out:
-    if (rc != 0 && have_key)
-        (void)hsm_destroy(a->hsm, c->key_id, c->key_id_len);
-    EVP_PKEY_free(pub);
-    stor_wipe(c, sizeof(*c));
-    free(c);
-    return rc;
 }

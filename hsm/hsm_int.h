@@ -125,6 +125,11 @@ void hsm_cache_drop(hsm_t *h, const uint8_t *id, size_t id_len);
  * @return HSM_OK, HSM_ERR_NOKEY, HSM_ERR_UNAVAILABLE (not logged in / lost), ...
  */
 int hsm_key_find(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id, size_t id_len, hsm_key_t *out);
+#define HSM_EC_PARAMS_MAX 256   /* DER OID of a named curve is ~10 bytes */
+/* hsm_keys.c, for hsm_keygen.c: the cache generation to read before creating a key, and putting a new private
+ * key (its info read from the token) into the cache. */
+uint64_t hsm_cache_gen(hsm_t *h);
+void hsm_cache_prime(hsm_t *h, hsm_sess_t *s, const uint8_t *id, size_t id_len, hsm_key_t *k, uint64_t gen);
 
 /* ---- hsm_sign.c --------------------------------------------------------- */
 

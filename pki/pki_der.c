@@ -297,3 +297,12 @@ void pki_der_sig_algor(pki_der_t *d, const pki_sig_t *p)
     pki_der_close(d, m, 0x30);
 }
 
+void pki_hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

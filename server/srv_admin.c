@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/obj_mac.h>
 #include <openssl/pem.h>
+#include "adm.h"
 #include "srv.h"
 
 static void usage(FILE *f)
@@ -153,7 +154,7 @@ static int parse_key(const char *s, hsm_keyspec_t *k)
 
 static void print_enrollment(const char *b32, const char *uri);
 
-static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
+static int cmd_user_add(const adm_t *a, int argc, char **argv)
 {
     const char *pwfile = NULL, *evidence = NULL;
     char pw[256], uri[512], b32[64], err[256];
@@ -174,7 +175,7 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = csc_admin_user_add_ev(a, name, pw, evidence, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    int rc = adm_user_add_ev(a, name, pw, evidence, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -188,7 +189,7 @@ static int cmd_user_add(const csc_admin_t *a, int argc, char **argv)
 }
 
 /* user change NAME [--evidence REF] [--password-stdin | --password-file FILE] */
-static int cmd_user_change(const csc_admin_t *a, int argc, char **argv)
+static int cmd_user_change(const adm_t *a, int argc, char **argv)
 {
     const char *pwfile = NULL, *evidence = NULL;
     int pw_given = 0;
@@ -208,7 +209,7 @@ static int cmd_user_change(const csc_admin_t *a, int argc, char **argv)
     }
     if (pw_given && read_secret(pwfile, "new password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = csc_admin_user_change(a, argv[0], evidence, pw_given ? pw : NULL, err, sizeof(err));
+    int rc = adm_user_change(a, argv[0], evidence, pw_given ? pw : NULL, err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -221,14 +222,14 @@ bad:
     return 2;
 }
 
-static int cmd_user_totp_reset(const csc_admin_t *a, int argc, char **argv)
+static int cmd_user_totp_reset(const adm_t *a, int argc, char **argv)
 {
     char uri[512], b32[64], err[256];
     if (argc != 1) {
         usage(stderr);
         return 2;
     }
-    if (csc_admin_user_totp_reset(a, argv[0], uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err)) != 0) {
+    if (adm_user_totp_reset(a, argv[0], uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -239,9 +240,9 @@ static int cmd_user_totp_reset(const csc_admin_t *a, int argc, char **argv)
     return 0;
 }
 
-static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
+static int cmd_cred_create(const adm_t *a, int argc, char **argv)
 {
-    csc_cred_spec_t s = {.auth_expr = "PIN AND OTP", .scal = 2, .multisign = 1};
+    adm_cred_spec_t s = {.auth_expr = "PIN AND OTP", .scal = 2, .multisign = 1};
     const char *pinfile = NULL;
     char pin[64] = "", id[STOR_NAME_MAX + 1], err[512];
 
@@ -306,7 +307,7 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
             return 1;
         s.pin = pin;
     }
-    int rc = csc_admin_cred_create(a, &s, id, sizeof(id), err, sizeof(err));
+    int rc = adm_cred_create(a, &s, id, sizeof(id), err, sizeof(err));
     OPENSSL_cleanse(pin, sizeof(pin));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -319,7 +320,7 @@ static int cmd_cred_create(const csc_admin_t *a, int argc, char **argv)
     return 0;
 }
 
-static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
+static int cmd_backup_init(const adm_t *a, int argc, char **argv)
 {
     const char *file = NULL;
     char pin[300] = "", err[512];
@@ -332,11 +333,11 @@ static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
         return 2;
     }
     /* The SO PIN is asked only when the wrapping key is missing. */
-    rc = csc_admin_backup_init(a, NULL, &created, err, sizeof(err));
+    rc = adm_backup_init(a, NULL, &created, err, sizeof(err));
     if (rc == -2) {
         if (read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
             return 1;
-        rc = csc_admin_backup_init(a, pin, &created, err, sizeof(err));
+        rc = adm_backup_init(a, pin, &created, err, sizeof(err));
         OPENSSL_cleanse(pin, sizeof(pin));
     }
     if (rc != 0) {
@@ -349,7 +350,7 @@ static int cmd_backup_init(const csc_admin_t *a, int argc, char **argv)
 }
 
 /* credential import ID CERT [--chain FILE] | credential renew ID --csr FILE [--cn --org --country] */
-static int cmd_cred_cert(const csc_admin_t *a, const char *op, int argc, char **argv)
+static int cmd_cred_cert(const adm_t *a, const char *op, int argc, char **argv)
 {
     const char *chain = NULL, *csr = NULL, *cn = NULL, *o = NULL, *country = NULL;
     char err[512];
@@ -373,7 +374,7 @@ static int cmd_cred_cert(const csc_admin_t *a, const char *op, int argc, char **
         *slot = v;
     }
     if (first == 2) {
-        rc = csc_admin_cred_import(a, argv[0], argv[1], chain, err, sizeof(err));
+        rc = adm_cred_import(a, argv[0], argv[1], chain, err, sizeof(err));
         if (rc == 0)
             printf("credential %s: certificate imported\n", argv[0]);
     } else {
@@ -381,7 +382,7 @@ static int cmd_cred_cert(const csc_admin_t *a, const char *op, int argc, char **
             usage(stderr);
             return 2;
         }
-        rc = csc_admin_cred_renew_csr(a, argv[0], cn, o, country, csr, err, sizeof(err));
+        rc = adm_cred_renew_csr(a, argv[0], cn, o, country, csr, err, sizeof(err));
         if (rc == 0)
             printf("credential %s: new key pending its certificate; request written to %s\n", argv[0], csr);
     }
@@ -407,7 +408,7 @@ static long parse_set(const char *list, const char *const *names, const unsigned
     return set;
 }
 
-static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, const csc_admin_t *a)
+static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, const adm_t *a)
 {
     static const char *const scope_names[] = {"service", "credential"};
     static const unsigned scope_bits[] = {1u << STOR_SCOPE_SERVICE, 1u << STOR_SCOPE_CREDENTIAL};
@@ -415,7 +416,7 @@ static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, c
     static const unsigned grant_bits[] = {STOR_GRANT_AUTHORIZATION_CODE, STOR_GRANT_REFRESH_TOKEN,
                                           STOR_GRANT_CLIENT_CREDENTIALS};
     if (strcmp(op, "list") == 0 && argc == 0)
-        return csc_admin_clients_list(a, stdout) == 0 ? 0 : 1;
+        return adm_clients_list(a, stdout) == 0 ? 0 : 1;
     if (strcmp(op, "remove") == 0 && argc == 1) {
         int rc = oauth_client_remove(m->oauth, argv[0], a->operator_name);
         if (rc != OAUTH_OK) {
@@ -503,23 +504,23 @@ static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
     } else if (hsm != NULL) {
         (void)csc_audit_key_pub(hsm, &pub); /* no key: signed heads are reported as unverifiable */
     }
-    rc = csc_audit_verify(stor, stdout, &problems);
+    rc = adm_audit_verify(stor, stdout, &problems);
     if (rc == 0)
-        rc = csc_audit_verify_heads(stor, pub, stdout, &head_problems);
+        rc = adm_audit_verify_heads(stor, pub, stdout, &head_problems);
     EVP_PKEY_free(pub);
     return rc == 0 && problems == 0 && head_problems == 0 ? 0 : 1;
 }
 
 static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, char **argv)
 {
-    csc_audit_filter_t f = {0};
+    adm_audit_filter_t f = {0};
     int64_t ms;
 
     if (argc >= 1 && strcmp(argv[0], "verify") == 0)
         return cmd_audit_verify(stor, hsm, argc - 1, argv + 1);
     if (argc == 1 && strcmp(argv[0], "key-init") == 0) {
         int created = 0;
-        if (csc_audit_key_init(stor, hsm, op, &created) != 0)
+        if (adm_audit_key_init(stor, hsm, op, &created) != 0)
             return 1;
         printf(created ? "audit key created in the HSM (EC P-256)\n" : "audit key present in the HSM\n");
         return 0;
@@ -534,13 +535,13 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
         return rc == CSC_AUDIT_SIGN_OK || rc == CSC_AUDIT_SIGN_NOTHING ? 0 : 1;
     }
     if (argc == 2 && strcmp(argv[0], "export-key") == 0) {
-        if (csc_audit_key_export(hsm, argv[1]) != 0)
+        if (adm_audit_key_export(hsm, argv[1]) != 0)
             return 1;
         printf("audit public key written to %s\n", argv[1]);
         return 0;
     }
     if (argc == 1 && strcmp(argv[0], "heads") == 0)
-        return csc_audit_heads_list(stor, stdout) == 0 ? 0 : 1;
+        return adm_audit_heads_list(stor, stdout) == 0 ? 0 : 1;
     if (argc < 1 || strcmp(argv[0], "query") != 0)
         goto bad;
     for (int i = 1; i < argc; i++) {
@@ -557,12 +558,12 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
         } else if (strcmp(o, "--credential") == 0) {
             f.cred = v;
         } else if (strcmp(o, "--event") == 0) {
-            if (csc_audit_parse_event(v, &f.event) != 0) {
+            if (adm_audit_parse_event(v, &f.event) != 0) {
                 fprintf(stderr, "csc-admin: unknown event %s\n", v);
                 return 2;
             }
         } else if (strcmp(o, "--since") == 0 || strcmp(o, "--until") == 0) {
-            if (csc_audit_parse_time(v, &ms) != 0) {
+            if (adm_audit_parse_time(v, &ms) != 0) {
                 fprintf(stderr, "csc-admin: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix seconds\n",
                         v);
                 return 2;
@@ -578,14 +579,14 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
             goto bad;
         }
     }
-    return csc_audit_query(stor, &f, stdout, NULL) == 0 ? 0 : 1;
+    return adm_audit_query(stor, &f, stdout, NULL) == 0 ? 0 : 1;
 bad:
     usage(stderr);
     return 2;
 }
 
 /* tsa init [--key K] [--cn NAME]: the TSA named by tsa_credential */
-static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **argv)
+static int cmd_tsa_init(const adm_t *a, const char *id, int argc, char **argv)
 {
     hsm_keyspec_t key = {.type = HSM_KEY_EC, .bits = 256, .curve_nid = NID_X9_62_prime256v1};
     const char *cn = NULL;
@@ -607,7 +608,7 @@ static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **a
         return 1;
     }
     char err[256];
-    if (csc_admin_tsa_init(a, id, &key, cn, err, sizeof(err)) != 0) {
+    if (adm_tsa_init(a, id, &key, cn, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -620,8 +621,8 @@ static int cmd_tsa_init(const csc_admin_t *a, const char *id, int argc, char **a
 typedef struct admin_ctx {
     srv_config_t *cfg;
     srv_modules_t *m;
-    csc_admin_t *a;
-    csc_op_policy_t pol;
+    adm_t *a;
+    adm_op_policy_t pol;
     uint32_t roles;            /* of the operator logged in */
     int approving;             /* running a command approved by a second operator */
 } admin_ctx_t;
@@ -710,7 +711,7 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap
         if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
             pwfile = argv[++i];
         else if (!bootstrap && strcmp(argv[i], "--roles") == 0 && i + 1 < argc) {
-            if (csc_op_roles_parse(argv[++i], &roles) != 0) {
+            if (adm_op_roles_parse(argv[++i], &roles) != 0) {
                 fprintf(stderr, "csc-admin: --roles is a list of user-admin, key-admin, auditor (or all)\n");
                 return 2;
             }
@@ -723,10 +724,10 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = bootstrap ? csc_op_bootstrap(x->a, argv[0], pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
-                       : csc_op_add(x->a, argv[0], roles, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    int rc = bootstrap ? adm_op_bootstrap(x->a, argv[0], pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
+                       : adm_op_add(x->a, argv[0], roles, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -757,14 +758,14 @@ static int cmd_op_change(admin_ctx_t *x, int argc, char **argv, int remove)
     uint32_t roles = 0;
     int rc;
     if (remove && argc == 1)
-        rc = csc_op_remove(x->a, argv[0], err, sizeof(err));
-    else if (!remove && argc == 2 && csc_op_roles_parse(argv[1], &roles) == 0)
-        rc = csc_op_set_roles(x->a, argv[0], roles, err, sizeof(err));
+        rc = adm_op_remove(x->a, argv[0], err, sizeof(err));
+    else if (!remove && argc == 2 && adm_op_roles_parse(argv[1], &roles) == 0)
+        rc = adm_op_set_roles(x->a, argv[0], roles, err, sizeof(err));
     else {
         usage(stderr);
         return 2;
     }
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -789,7 +790,7 @@ static int cmd_op_list(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return csc_op_list(x->a, stdout) == 0 ? 0 : 1;
+    return adm_op_list(x->a, stdout) == 0 ? 0 : 1;
 }
 
 /* login NAME [--session-file FILE]: password and one-time code from the terminal (no echo) or, when standard
@@ -797,7 +798,7 @@ static int cmd_op_list(admin_ctx_t *x, int argc, char **argv)
 static int cmd_login(admin_ctx_t *x, int argc, char **argv)
 {
     const char *file = NULL;
-    char pw[256], otp[32], token[CSC_OP_TOKEN_LEN + 1], err[256];
+    char pw[256], otp[32], token[ADM_OP_TOKEN_LEN + 1], err[256];
     if (argc == 3 && strcmp(argv[1], "--session-file") == 0)
         file = argv[2];
     else if (argc != 1) {
@@ -809,10 +810,10 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: login needs the password and the one-time code (two lines on standard input)\n");
         return 1;
     }
-    int rc = csc_op_login(x->a, &x->pol, argv[0], pw, otp, token, err, sizeof(err));
+    int rc = adm_op_login(x->a, &x->pol, argv[0], pw, otp, token, err, sizeof(err));
     OPENSSL_cleanse(pw, sizeof(pw));
     OPENSSL_cleanse(otp, sizeof(otp));
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -834,7 +835,7 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
 
 static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
 {
-    char token[CSC_OP_TOKEN_LEN + 8], err[256];
+    char token[ADM_OP_TOKEN_LEN + 8], err[256];
     (void)argv;
     if (argc != 0) {
         usage(stderr);
@@ -844,9 +845,9 @@ static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: no session to end (CSC_ADMIN_SESSION or CSC_ADMIN_SESSION_FILE)\n");
         return 1;
     }
-    int rc = csc_op_logout(x->a, token, err, sizeof(err));
+    int rc = adm_op_logout(x->a, token, err, sizeof(err));
     OPENSSL_cleanse(token, sizeof(token));
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -862,7 +863,7 @@ static int cmd_init(admin_ctx_t *x, int argc, char **argv)
         return 2;
     }
     int created = 0;
-    if (csc_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created) != 0)
+    if (adm_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created) != 0)
         return 1;
     printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->lmdb_path, x->cfg->pkcs11_token,
            hsm_sessions(x->m->hsm));
@@ -891,7 +892,7 @@ static int cmd_user_status(admin_ctx_t *x, int argc, char **argv, uint32_t st)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_user_set_status(x->a, argv[0], st, err, sizeof(err)) != 0) {
+    if (adm_user_set_status(x->a, argv[0], st, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -951,7 +952,7 @@ static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
         if (need && read_secret(pinfile, "delegate's PIN", pin, sizeof(pin)) != 0)
             return 1;
     }
-    int rc = csc_admin_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
+    int rc = adm_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
     OPENSSL_cleanse(pin, sizeof(pin));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
@@ -972,7 +973,7 @@ static int cmd_cred_enable(admin_ctx_t *x, int argc, char **argv, int en)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_cred_set_enabled(x->a, argv[0], en, err, sizeof(err)) != 0) {
+    if (adm_cred_set_enabled(x->a, argv[0], en, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -997,8 +998,8 @@ static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reaso
         usage(stderr);
         return 2;
     }
-    int rc = reason == NULL ? csc_admin_cred_renew(x->a, argv[0], err, sizeof(err))
-                            : csc_admin_cred_destroy(x->a, argv[0], reason, err, sizeof(err));
+    int rc = reason == NULL ? adm_cred_renew(x->a, argv[0], err, sizeof(err))
+                            : adm_cred_destroy(x->a, argv[0], reason, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
@@ -1011,7 +1012,7 @@ static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reaso
 
 static int cmd_cred_revoke(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_cred_end(x, argc, argv, CSC_DESTROY_REVOKED);
+    return cmd_cred_end(x, argc, argv, ADM_DESTROY_REVOKED);
 }
 
 static int cmd_cred_destroy(admin_ctx_t *x, int argc, char **argv)
@@ -1049,7 +1050,7 @@ static int cmd_list(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return csc_admin_list(x->a, stdout) == 0 ? 0 : 1;
+    return adm_list(x->a, stdout) == 0 ? 0 : 1;
 }
 
 /* audit verify|query|key-init|sign-head|export-key|heads: argv[-1] is the second word */
@@ -1075,7 +1076,7 @@ static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_cred_backup(x->a, argv[0], argv[1], err, sizeof(err)) != 0) {
+    if (adm_cred_backup(x->a, argv[0], argv[1], err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -1090,7 +1091,7 @@ static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (csc_admin_cred_restore(x->a, argv[0], rid, sizeof(rid), err, sizeof(err)) != 0) {
+    if (adm_cred_restore(x->a, argv[0], rid, sizeof(rid), err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -1110,7 +1111,7 @@ static int cmd_approvals(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return csc_op_approvals_list(x->a, stdout) == 0 ? 0 : 1;
+    return adm_op_approvals_list(x->a, stdout) == 0 ? 0 : 1;
 }
 
 static int cmd_reject(admin_ctx_t *x, int argc, char **argv)
@@ -1120,7 +1121,7 @@ static int cmd_reject(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (csc_op_approval_reject(x->a, argv[0], x->roles, err, sizeof(err)) != CSC_OP_OK) {
+    if (adm_op_approval_reject(x->a, argv[0], x->roles, err, sizeof(err)) != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
@@ -1246,7 +1247,7 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
     }
     if ((ap = calloc(1, sizeof(*ap))) == NULL)
         return 1;
-    if (csc_op_approval_take(x->a, argv[0], x->roles, ap, err, sizeof(err)) != CSC_OP_OK) {
+    if (adm_op_approval_take(x->a, argv[0], x->roles, ap, err, sizeof(err)) != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         free(ap);
         return 1;
@@ -1313,14 +1314,14 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    csc_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
+    adm_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
                    .days = cfg->cert_days};
     /* J13: in production a CA whose key lies in a file (the built-in CA) issues nothing unless allowed. */
     if (cfg->environment == CSC_ENV_PRODUCTION && !cfg->allow_builtin_ca)
         ca.refused = "the built-in CA (ca_key, a CA key in a file) issues no certificates in production: use --csr and "
                      "an external CA (allow_builtin_ca = yes overrides)";
-    char opname[STOR_NAME_MAX + 1] = "", token[CSC_OP_TOKEN_LEN + 8], err[512], what[64];
-    csc_admin_t a = {
+    char opname[STOR_NAME_MAX + 1] = "", token[ADM_OP_TOKEN_LEN + 8], err[512], what[64];
+    adm_t a = {
         .stor = m.stor,
         .hsm = m.hsm,
         .ca = &ca,
@@ -1345,9 +1346,9 @@ int main(int argc, char **argv)
     if (cmd->session && cmd->fn != cmd_logout) {
         if (session_token(token, sizeof(token)) != 0)
             token[0] = '\0';
-        int src = csc_op_session_check(&a, &x.pol, token, cmd->role, what, opname, &x.roles, err, sizeof(err));
+        int src = adm_op_session_check(&a, &x.pol, token, cmd->role, what, opname, &x.roles, err, sizeof(err));
         OPENSSL_cleanse(token, sizeof(token));
-        if (src != CSC_OP_OK) {
+        if (src != ADM_OK) {
             fprintf(stderr, "csc-admin: %s\n", err);
             goto out;
         }
@@ -1355,7 +1356,7 @@ int main(int argc, char **argv)
     }
     if (needs_two(cfg, cmd)) {
         char id[STOR_NAME_MAX + 1];
-        if (csc_op_approval_request(&a, &x.pol, cmd->role, argc, argv, id, err, sizeof(err)) != CSC_OP_OK) {
+        if (adm_op_approval_request(&a, &x.pol, cmd->role, argc, argv, id, err, sizeof(err)) != ADM_OK) {
             fprintf(stderr, "csc-admin: %s\n", err);
             goto out;
         }

@@ -5,6 +5,8 @@
  * A signed head says "the audit chain at seq N had hash H" under the HSM audit key. It is never overwritten:
  * whoever rewrites the log and meta afterwards cannot make the signed heads agree without the key.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "stor_int.h"
@@ -104,4 +106,19 @@ int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *
 out:
     mdb_cursor_close(cur);
     return rc;
+}
+
+int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz)
+{
+    static const char d[] = "0123456789abcdef";
+    char hex[65];
+    int n;
+
+    for (size_t i = 0; i < 32; i++) {
+        hex[2 * i] = d[h->hash[i] >> 4];
+        hex[2 * i + 1] = d[h->hash[i] & 15];
+    }
+    hex[64] = '\0';
+    n = snprintf(out, sz, "csc-audit-head v1 seq=%" PRIu64 " hash=%s time_ms=%" PRId64, h->seq, hex, h->time_ms);
+    return n > 0 && (size_t)n < sz ? n : -1;
 }

@@ -3,10 +3,13 @@
  * operator's approval (J14). Three tables of their own; the accessors share one walk (name-keyed get/del:
  * stor_txn.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "stor_int.h"
 
@@ -234,5 +237,76 @@ int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_ea
     rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
 out:
     mdb_cursor_close(cur);
+    return rc;
+}
+
+typedef struct approval_req {
+    const stor_approval_t *ap;
+    stor_audit_t audit;
+} approval_req_t;
+
+static int approval_request_fn(stor_txn_t *t, void *arg)
+{
+    approval_req_t *x = arg;
+    int rc = stor_txn_approval_put(t, x->ap, 1);
+
+    return rc != 0 ? rc : stor_txn_audit_append(t, &x->audit);
+}
+
+int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role, int64_t ttl, int argc,
+                          char *const *argv, char id[STOR_NAME_MAX + 1])
+{
+    stor_approval_t *ap;
+    approval_req_t *x;
+    uint8_t raw[8];
+    char cmd[160];
+    size_t pos = 0;
+    int rc = STOR_ERR_INVAL;
+
+    id[0] = '\0';
+    if (requester == NULL || argv == NULL || argc < 1 || argc > STOR_APPROVAL_ARGS_MAX)
+        return STOR_ERR_INVAL;
+    ap = calloc(1, sizeof(*ap));
+    x = calloc(1, sizeof(*x));
+    if (ap == NULL || x == NULL) {
+        rc = STOR_ERR_NOMEM;
+        goto out;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (argv[i] == NULL || strlen(argv[i]) > STOR_APPROVAL_ARG_MAX)
+            goto out;
+        snprintf(ap->args[i], sizeof(ap->args[i]), "%s", argv[i]);
+    }
+    ap->n_args = (uint32_t)argc;
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        rc = STOR_ERR_IO;
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(ap->id + 2 * i, 3, "%02x", raw[i]);
+    snprintf(ap->requester, sizeof(ap->requester), "%s", requester);
+    ap->role = role;
+    ap->created_at = time(NULL);
+    ap->expires_at = ap->created_at + ttl;
+    cmd[0] = '\0';
+    for (uint32_t i = 0; i < ap->n_args && pos < sizeof(cmd); i++)
+        pos += (size_t)snprintf(cmd + pos, sizeof(cmd) - pos, "%s%s", i ? " " : "", ap->args[i]);
+    x->ap = ap;
+    x->audit.event = STOR_EV_OPERATOR;
+    x->audit.result = STOR_RES_OK;
+    snprintf(x->audit.user, sizeof(x->audit.user), "%s", requester);
+    snprintf(x->audit.client, sizeof(x->audit.client), "csc-admin");
+    /* A long command is cut in the audit detail (the approval keeps every word). */
+    if (snprintf(x->audit.detail, sizeof(x->audit.detail), "operator=%s action=approval.request id=%s command=%s",
+                 requester, ap->id, cmd) < 0) {
+        rc = STOR_ERR_INVAL;
+        goto out;
+    }
+    rc = stor_write(env, approval_request_fn, x);
+    if (rc == 0)
+        snprintf(id, STOR_NAME_MAX + 1, "%s", ap->id);
+out:
+    free(ap);
+    free(x);
     return rc;
 }

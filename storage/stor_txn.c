@@ -2,6 +2,7 @@
  * stor_txn.c - record accessors used inside stor_write()/stor_read() callbacks,
  * the secondary indexes they maintain, and the purge of expired records.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -258,6 +259,24 @@ static int load_indexed_cred(stor_txn_t *t, const MDB_val *idv, stor_cred_t *c)
     k = KEY(id, idv->mv_size);
     rc = stor_get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, sizeof(*c));
     return rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
+}
+
+int stor_txn_cred_change(stor_txn_t *t, const char *id, stor_cred_change_fn change, void *arg, stor_audit_t *audit)
+{
+    stor_cred_t *c = malloc(sizeof(*c));
+    int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, id, c);
+    if (rc == 0)
+        rc = change(c, arg);
+    if (rc == 0) {
+        snprintf(audit->user, sizeof(audit->user), "%s", c->owner);
+        rc = stor_txn_cred_put(t, c, 0);
+    }
+    if (rc == 0)
+        rc = stor_txn_audit_append(t, audit);
+    if (c != NULL)
+        stor_wipe(c, sizeof(*c));
+    free(c);
+    return rc;
 }
 
 int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, void *arg)

@@ -121,7 +121,7 @@ static void list_one(const oauth_approval_view_t *v, void *arg)
     web_buf_t *b = l->b;
     char ref[33];
 
-    csc_hex(v->ref, 16, ref);
+    pki_hex(v->ref, 16, ref);
     web_buf_printf(b, "<section class=\"req\" id=\"req-%s\">\n<table>", ref);
     web_buf_puts(b, "<tr><th>Credential</th><td class=\"cred\">");
     web_buf_html(b, v->cred);

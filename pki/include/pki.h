@@ -48,6 +48,9 @@ enum {
 /** A static English name of a PKI_* code ("unknown error" for anything else). */
 const char *pki_strerror(int rc);
 
+/** Lower-case hex of in[0..n) into out, which holds 2n + 1 bytes (NUL-terminated). */
+void pki_hex(const uint8_t *in, size_t n, char *out);
+
 /* ---- DER writer --------------------------------------------------------------------------------------- */
 
 /**

@@ -312,9 +312,9 @@ START_TEST(t_error_table)
 
     const uint8_t bytes[] = {0x00, 0x0f, 0xa5, 0xff};
     char hex[2 * sizeof(bytes) + 1];
-    csc_hex(bytes, sizeof(bytes), hex);
+    pki_hex(bytes, sizeof(bytes), hex);
     ck_assert_str_eq(hex, "000fa5ff");
-    csc_hex(bytes, 0, hex);
+    pki_hex(bytes, 0, hex);
     ck_assert_str_eq(hex, "");
 }
 END_TEST

@@ -1,4 +1,4 @@
-/* Unit tests of certificate requests and their subject names (csc_certmgmt.c): requests are signed in a SoftHSM
+/* Unit tests of certificate requests and their subject names (admin/adm_certmgmt.c): requests are signed in a SoftHSM
  * token made per test. (The CRL store's tests are pki's: tests/unit/pki/test_crl.c.) */
 #include <check.h>
 #include <pthread.h>
@@ -12,17 +12,17 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include "csc_int.h"
+#include "adm_int.h"
 
 START_TEST(t_subject)
 {
     X509_NAME *n;
     char err[256], dn[256];
-    ck_assert_int_eq(csc_subject_build("Taro Yamada", "Example KK", "JP", &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(adm_subject_build("Taro Yamada", "Example KK", "JP", &n, err, sizeof(err)), 0);
     ck_assert_int_eq(pki_dn(n, dn, sizeof(dn)), 0);
     ck_assert_str_eq(dn, "CN=Taro Yamada,O=Example KK,C=JP");
     X509_NAME_free(n);
-    ck_assert_int_eq(csc_subject_build("\xe5\xb1\xb1\xe7\x94\xb0", "O", "JP", &n, err, sizeof(err)), 0); /* UTF-8 */
+    ck_assert_int_eq(adm_subject_build("\xe5\xb1\xb1\xe7\x94\xb0", "O", "JP", &n, err, sizeof(err)), 0); /* UTF-8 */
     X509_NAME_free(n);
     static const char *const bad[][3] = {
         {"", "O", "JP"}, {"CN", "", "JP"}, {"CN", "O", "jp"}, {"CN", "O", "JPN"}, {"CN", "O", NULL},
@@ -31,7 +31,7 @@ START_TEST(t_subject)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         n = (X509_NAME *)1;
-        ck_assert_int_eq(csc_subject_build(bad[i][0], bad[i][1], bad[i][2], &n, err, sizeof(err)), -1);
+        ck_assert_int_eq(adm_subject_build(bad[i][0], bad[i][1], bad[i][2], &n, err, sizeof(err)), -1);
         ck_assert_ptr_null(n);
         ck_assert_int_gt(strlen(err), 0);
     }
@@ -81,14 +81,14 @@ START_TEST(t_csr)
     char err[256], dn[256];
     ck_assert_int_eq(hsm_open(&cfg, &h), HSM_OK);
     X509_NAME *subj;
-    ck_assert_int_eq(csc_subject_build("Hanako", "Example KK", "JP", &subj, err, sizeof(err)), 0);
+    ck_assert_int_eq(adm_subject_build("Hanako", "Example KK", "JP", &subj, err, sizeof(err)), 0);
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         uint8_t id[HSM_KEYID_LEN];
         EVP_PKEY *pub;
         X509_REQ *req;
         ck_assert_int_eq(hsm_keygen(h, &keys[i].spec, "csr", id), HSM_OK);
         ck_assert_int_eq(hsm_pubkey(h, id, sizeof(id), &pub), HSM_OK);
-        ck_assert_int_eq(csc_csr_build(h, id, sizeof(id), subj, &req, err, sizeof(err)), 0);
+        ck_assert_int_eq(adm_csr_build(h, id, sizeof(id), subj, &req, err, sizeof(err)), 0);
         ck_assert_int_eq(X509_REQ_verify(req, pub), 1);                   /* signed by the HSM key */
         ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), pub), 1); /* and naming it */
         ck_assert_int_eq(X509_REQ_get_signature_nid(req), keys[i].sig_nid);
@@ -102,7 +102,7 @@ START_TEST(t_csr)
         EVP_PKEY_free(pub);
         ck_assert_int_eq(hsm_destroy(h, id, sizeof(id)), HSM_OK);
         /* No key, no request. */
-        ck_assert_int_eq(csc_csr_build(h, id, sizeof(id), subj, &req, err, sizeof(err)), -1);
+        ck_assert_int_eq(adm_csr_build(h, id, sizeof(id), subj, &req, err, sizeof(err)), -1);
         ck_assert_ptr_null(req);
     }
     X509_NAME_free(subj);
@@ -112,7 +112,7 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("csc_csr");
+    Suite *s = suite_create("admin-csr");
     TCase *tc = tcase_create("subject");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_subject);

@@ -1,12 +1,11 @@
 /*
- * csc_operator.c - the operators of csc-admin (J14): named accounts with roles, a scrypt password verifier and
+ * adm_operator.c - the operators of csc-admin (J14): named accounts with roles, a scrypt password verifier and
  * a TOTP secret (the same verifiers and replay guard as users), login sessions of which only the SHA-256 of the
  * token is stored, and commands held for a second operator's approval (two-person rule).
  *
  * Every login, logout, refusal, operator change and approval step is audited as STOR_EV_OPERATOR in the same
  * transaction as the state change; the audit record's user field names the operator acting, detail says what.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +15,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "csc_int.h"
+#include "adm_int.h"
 
-__attribute__((format(printf, 3, 4))) static int op_err(char *err, size_t err_sz, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && err_sz > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, err_sz, fmt, ap);
-        va_end(ap);
-    }
-    return CSC_OP_ERR;
-}
-#define ERR(...) op_err(err, err_sz, __VA_ARGS__)
+#define ERR ADM_FAIL
 
 static const struct {
     const char *name;
@@ -41,7 +29,7 @@ static const struct {
 };
 #define N_ROLES (sizeof(role_names) / sizeof(role_names[0]))
 
-int csc_op_roles_parse(const char *s, uint32_t *roles)
+int adm_op_roles_parse(const char *s, uint32_t *roles)
 {
     char buf[128];
     uint32_t set = 0;
@@ -68,7 +56,7 @@ int csc_op_roles_parse(const char *s, uint32_t *roles)
     return 0;
 }
 
-void csc_op_roles_format(uint32_t roles, char *out, size_t out_sz)
+void adm_op_roles_format(uint32_t roles, char *out, size_t out_sz)
 {
     size_t pos = 0;
 
@@ -115,7 +103,7 @@ static int audit_only_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &((audit_only_t *)arg)->rec);
 }
 
-int csc_op_audit(const csc_admin_t *a, uint32_t result, const char *user, const char *detail)
+int adm_op_audit(const adm_t *a, uint32_t result, const char *user, const char *detail)
 {
     audit_only_t x;
 
@@ -157,13 +145,13 @@ static int put_op_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &p->audit);
 }
 
-static int new_operator(const csc_admin_t *a, const char *name, uint32_t roles, const char *password, int bootstrap,
+static int new_operator(const adm_t *a, const char *name, uint32_t roles, const char *password, int bootstrap,
                         char *uri, size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
     stor_operator_t *op = calloc(1, sizeof(*op));
     char detail[200], rn[64];
     put_op_t p;
-    int rc = CSC_OP_ERR, src;
+    int rc = ADM_ERR, src;
 
     if (op == NULL)
         return ERR("out of memory");
@@ -190,7 +178,7 @@ static int new_operator(const csc_admin_t *a, const char *name, uint32_t roles, 
         ERR("output buffer too small");
         goto out;
     }
-    csc_op_roles_format(roles, rn, sizeof(rn));
+    adm_op_roles_format(roles, rn, sizeof(rn));
     snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s roles=%s",
              bootstrap ? name : a->operator_name, bootstrap ? "bootstrap" : "add", name, rn);
     p.op = op;
@@ -198,14 +186,14 @@ static int new_operator(const csc_admin_t *a, const char *name, uint32_t roles, 
     op_audit_init(&p.audit, STOR_RES_OK, bootstrap ? name : a->operator_name, detail);
     src = stor_write(a->stor, put_op_fn, &p);
     if (src == STOR_ERR_EXISTS)
-        rc = bootstrap ? (ERR("operators exist already: bootstrap is only for the first one"), CSC_OP_EXISTS)
-                       : (ERR("operator %s exists already", name), CSC_OP_EXISTS);
+        rc = bootstrap ? (ERR("operators exist already: bootstrap is only for the first one"), ADM_EXISTS)
+                       : (ERR("operator %s exists already", name), ADM_EXISTS);
     else if (src != 0)
         ERR("storage: %s", stor_strerror(src));
     else
-        rc = CSC_OP_OK;
+        rc = ADM_OK;
 out:
-    if (rc != CSC_OP_OK) {
+    if (rc != ADM_OK) {
         OPENSSL_cleanse(b32, b32_sz);
         OPENSSL_cleanse(uri, uri_sz);
     }
@@ -214,13 +202,13 @@ out:
     return rc;
 }
 
-int csc_op_bootstrap(const csc_admin_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
+int adm_op_bootstrap(const adm_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
                      char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
     return new_operator(a, name, STOR_ROLES_ALL, password, 1, uri, uri_sz, b32, b32_sz, err, err_sz);
 }
 
-int csc_op_add(const csc_admin_t *a, const char *name, uint32_t roles, const char *password, char *uri,
+int adm_op_add(const adm_t *a, const char *name, uint32_t roles, const char *password, char *uri,
                size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
     if (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
@@ -253,7 +241,7 @@ static int change_op_fn(stor_txn_t *t, void *arg)
     return rc != 0 ? rc : stor_txn_audit_append(t, &c->audit);
 }
 
-static int change_operator(const csc_admin_t *a, const char *name, int remove, uint32_t roles, char *err,
+static int change_operator(const adm_t *a, const char *name, int remove, uint32_t roles, char *err,
                            size_t err_sz)
 {
     change_op_t c = {.name = name, .remove = remove, .roles = roles};
@@ -265,13 +253,13 @@ static int change_operator(const csc_admin_t *a, const char *name, int remove, u
     if (strcmp(name, a->operator_name) == 0) {
         snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s refused=self", a->operator_name,
                  remove ? "remove" : "roles", name);
-        csc_op_audit(a, STOR_RES_DENIED, a->operator_name, detail);
-        op_err(err, err_sz, "an operator cannot %s", remove ? "remove themselves" : "change their own roles");
-        return CSC_OP_FORBIDDEN;
+        adm_op_audit(a, STOR_RES_DENIED, a->operator_name, detail);
+        adm_err(err, err_sz, ADM_ERR, "an operator cannot %s", remove ? "remove themselves" : "change their own roles");
+        return ADM_FORBIDDEN;
     }
     if (!remove && (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0))
         return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
-    csc_op_roles_format(roles, rn, sizeof(rn));
+    adm_op_roles_format(roles, rn, sizeof(rn));
     if (remove)
         snprintf(detail, sizeof(detail), "operator=%s action=operator.remove name=%s", a->operator_name, name);
     else
@@ -280,18 +268,18 @@ static int change_operator(const csc_admin_t *a, const char *name, int remove, u
     op_audit_init(&c.audit, STOR_RES_OK, a->operator_name, detail);
     rc = stor_write(a->stor, change_op_fn, &c);
     if (rc == STOR_ERR_NOTFOUND) {
-        op_err(err, err_sz, "no operator %s", name);
-        return CSC_OP_NOTFOUND;
+        adm_err(err, err_sz, ADM_ERR, "no operator %s", name);
+        return ADM_NOTFOUND;
     }
-    return rc == 0 ? CSC_OP_OK : ERR("storage: %s", stor_strerror(rc));
+    return rc == 0 ? ADM_OK : ERR("storage: %s", stor_strerror(rc));
 }
 
-int csc_op_remove(const csc_admin_t *a, const char *name, char *err, size_t err_sz)
+int adm_op_remove(const adm_t *a, const char *name, char *err, size_t err_sz)
 {
     return change_operator(a, name, 1, 0, err, err_sz);
 }
 
-int csc_op_set_roles(const csc_admin_t *a, const char *name, uint32_t roles, char *err, size_t err_sz)
+int adm_op_set_roles(const adm_t *a, const char *name, uint32_t roles, char *err, size_t err_sz)
 {
     return change_operator(a, name, 0, roles, err, err_sz);
 }
@@ -300,7 +288,7 @@ static int list_op(const stor_operator_t *op, void *arg)
 {
     char rn[64];
 
-    csc_op_roles_format(op->roles, rn, sizeof(rn));
+    adm_op_roles_format(op->roles, rn, sizeof(rn));
     fprintf(arg, "operator %s roles=%s status=%s created_at=%lld%s\n", op->name, rn,
             op->status == STOR_OPERATOR_ACTIVE ? "active" : "disabled", (long long)op->created_at,
             op->locked_until > time(NULL) ? " locked" : "");
@@ -312,7 +300,7 @@ static int list_op_fn(stor_txn_t *t, void *arg)
     return stor_txn_operator_each(t, list_op, arg);
 }
 
-int csc_op_list(const csc_admin_t *a, void *out_file)
+int adm_op_list(const adm_t *a, void *out_file)
 {
     return stor_read(a->stor, list_op_fn, out_file) == 0 ? 0 : -1;
 }
@@ -321,12 +309,12 @@ int csc_op_list(const csc_admin_t *a, void *out_file)
 
 typedef struct login {
     const char *name;
-    const csc_op_policy_t *p;
+    const adm_op_policy_t *p;
     int ok;                  /* password and OTP were right */
     int64_t step;            /* matched TOTP step */
     int64_t now;
     stor_opsession_t sess;
-    int result;              /* out: CSC_OP_* */
+    int result;              /* out: ADM_* */
     stor_audit_t audit;
     stor_audit_t lock_audit;
 } login_t;
@@ -339,20 +327,20 @@ static int login_fn(stor_txn_t *t, void *arg)
     char detail[160];
 
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL) {
-        l->result = CSC_OP_DENIED;
+        l->result = ADM_DENIED;
         snprintf(detail, sizeof(detail), "action=login refused=credentials");
         goto audit;
     }
     if (rc != 0)
         return rc;
     if (op.status != STOR_OPERATOR_ACTIVE) {
-        l->result = CSC_OP_DENIED;
+        l->result = ADM_DENIED;
         snprintf(detail, sizeof(detail), "action=login refused=disabled");
     } else if (op.locked_until > l->now) {
-        l->result = CSC_OP_LOCKED;
+        l->result = ADM_LOCKED;
         snprintf(detail, sizeof(detail), "action=login refused=locked");
     } else if (!l->ok || l->step <= op.totp_last_step) {
-        l->result = CSC_OP_DENIED;
+        l->result = ADM_DENIED;
         snprintf(detail, sizeof(detail), "action=login refused=%s", l->ok ? "otp-reused" : "credentials");
         if (++op.failed_logins >= l->p->max_failures) {
             op.failed_logins = 0;
@@ -360,16 +348,16 @@ static int login_fn(stor_txn_t *t, void *arg)
             locked = 1;
         }
     } else {
-        l->result = CSC_OP_OK;
+        l->result = ADM_OK;
         op.failed_logins = 0;
         op.locked_until = 0;
         op.totp_last_step = l->step;
         snprintf(detail, sizeof(detail), "action=login");
     }
-    if (l->result != CSC_OP_LOCKED && op.status == STOR_OPERATOR_ACTIVE &&
+    if (l->result != ADM_LOCKED && op.status == STOR_OPERATOR_ACTIVE &&
         (rc = stor_txn_operator_put(t, &op, 0)) != 0)
         goto out;
-    if (l->result == CSC_OP_OK && (rc = stor_txn_opsession_put(t, &l->sess)) != 0)
+    if (l->result == ADM_OK && (rc = stor_txn_opsession_put(t, &l->sess)) != 0)
         goto out;
     if (locked) {
         op_audit_init(&l->lock_audit, STOR_RES_DENIED, l->name, "action=login locked operator");
@@ -378,7 +366,7 @@ static int login_fn(stor_txn_t *t, void *arg)
             goto out;
     }
 audit:
-    op_audit_init(&l->audit, l->result == CSC_OP_OK ? STOR_RES_OK : STOR_RES_DENIED,
+    op_audit_init(&l->audit, l->result == ADM_OK ? STOR_RES_OK : STOR_RES_DENIED,
                   name_ok(l->name) ? l->name : "", detail);
     rc = stor_txn_audit_append(t, &l->audit);
 out:
@@ -395,13 +383,13 @@ static int get_op_fn(stor_txn_t *t, void *arg)
     return stor_txn_operator_get(t, name, op);
 }
 
-int csc_op_login(const csc_admin_t *a, const csc_op_policy_t *p, const char *name, const char *password,
-                 const char *otp, char token[CSC_OP_TOKEN_LEN + 1], char *err, size_t err_sz)
+int adm_op_login(const adm_t *a, const adm_op_policy_t *p, const char *name, const char *password,
+                 const char *otp, char token[ADM_OP_TOKEN_LEN + 1], char *err, size_t err_sz)
 {
     stor_operator_t *op = calloc(1, sizeof(*op));
     login_t *l = calloc(1, sizeof(*l));
     uint8_t raw[32];
-    int rc = CSC_OP_ERR, src;
+    int rc = ADM_ERR, src;
 
     token[0] = '\0';
     if (op == NULL || l == NULL) {
@@ -448,13 +436,13 @@ int csc_op_login(const csc_admin_t *a, const csc_op_policy_t *p, const char *nam
         goto out;
     }
     rc = l->result;
-    if (rc == CSC_OP_DENIED)
+    if (rc == ADM_DENIED)
         ERR("login refused: wrong operator name, password or one-time code (or the code was used already)");
-    else if (rc == CSC_OP_LOCKED)
+    else if (rc == ADM_LOCKED)
         ERR("login refused: operator locked after too many failed logins; try again later");
 out:
-    if (rc != CSC_OP_OK)
-        OPENSSL_cleanse(token, CSC_OP_TOKEN_LEN + 1);
+    if (rc != ADM_OK)
+        OPENSSL_cleanse(token, ADM_OP_TOKEN_LEN + 1);
     if (op != NULL)
         stor_wipe(op, sizeof(*op));
     free(op);
@@ -466,7 +454,7 @@ out:
 
 typedef struct sess_check {
     uint8_t hash[32];
-    const csc_op_policy_t *p;
+    const adm_op_policy_t *p;
     uint32_t role;
     const char *command;
     int logout;
@@ -487,7 +475,7 @@ static int sess_fn(stor_txn_t *t, void *arg)
 
     memset(&op, 0, sizeof(op));
     if (rc == STOR_ERR_NOTFOUND) {
-        c->result = CSC_OP_NOSESSION;
+        c->result = ADM_NOSESSION;
         snprintf(detail, sizeof(detail), "action=%s refused=no-session", c->command);
         goto audit;
     }
@@ -495,7 +483,7 @@ static int sess_fn(stor_txn_t *t, void *arg)
         return rc;
     snprintf(c->name, sizeof(c->name), "%s", s.operator_name);
     if (c->now >= s.expires_at || (c->p != NULL && c->now >= s.last_used + (int64_t)c->p->session_idle)) {
-        c->result = CSC_OP_EXPIRED;
+        c->result = ADM_EXPIRED;
         snprintf(detail, sizeof(detail), "action=%s refused=session-expired", c->command);
         if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
             return rc;
@@ -505,7 +493,7 @@ static int sess_fn(stor_txn_t *t, void *arg)
     if (rc != 0 && rc != STOR_ERR_NOTFOUND)
         return rc;
     if (rc == STOR_ERR_NOTFOUND || op.status != STOR_OPERATOR_ACTIVE) {
-        c->result = CSC_OP_NOSESSION;
+        c->result = ADM_NOSESSION;
         snprintf(detail, sizeof(detail), "action=%s refused=operator-gone", c->command);
         if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
             goto out;
@@ -513,7 +501,7 @@ static int sess_fn(stor_txn_t *t, void *arg)
     }
     c->roles = op.roles;
     if (c->logout) {
-        c->result = CSC_OP_OK;
+        c->result = ADM_OK;
         snprintf(detail, sizeof(detail), "action=logout");
         if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
             goto out;
@@ -521,24 +509,24 @@ static int sess_fn(stor_txn_t *t, void *arg)
     }
     if (c->role != 0 && (op.roles & c->role) == 0) {
         char rn[64];
-        csc_op_roles_format(c->role, rn, sizeof(rn));
-        c->result = CSC_OP_FORBIDDEN;
+        adm_op_roles_format(c->role, rn, sizeof(rn));
+        c->result = ADM_FORBIDDEN;
         snprintf(detail, sizeof(detail), "action=%s refused=needs-role-%s", c->command, rn);
         goto audit;
     }
-    c->result = CSC_OP_OK;
+    c->result = ADM_OK;
     s.last_used = c->now;
     rc = stor_txn_opsession_put(t, &s);
     goto out; /* a granted command is audited by the command itself */
 audit:
-    op_audit_init(&c->audit, c->result == CSC_OP_OK ? STOR_RES_OK : STOR_RES_DENIED, c->name, detail);
+    op_audit_init(&c->audit, c->result == ADM_OK ? STOR_RES_OK : STOR_RES_DENIED, c->name, detail);
     rc = stor_txn_audit_append(t, &c->audit);
 out:
     stor_wipe(&op, sizeof(op));
     return rc;
 }
 
-static int session_run(const csc_admin_t *a, const csc_op_policy_t *p, const char *token, uint32_t role,
+static int session_run(const adm_t *a, const adm_op_policy_t *p, const char *token, uint32_t role,
                        const char *command, int logout, char *name, uint32_t *roles, char *err, size_t err_sz)
 {
     sess_check_t *c = calloc(1, sizeof(*c));
@@ -556,35 +544,35 @@ static int session_run(const csc_admin_t *a, const csc_op_policy_t *p, const cha
     if (rc != 0) {
         ERR("storage: %s", stor_strerror(rc));
         free(c);
-        return CSC_OP_ERR;
+        return ADM_ERR;
     }
     rc = c->result;
     if (name != NULL)
         snprintf(name, STOR_NAME_MAX + 1, "%s", c->name);
     if (roles != NULL)
         *roles = c->roles;
-    if (rc == CSC_OP_NOSESSION)
-        op_err(err, err_sz, "not logged in (no valid operator session: run csc-admin login and set CSC_ADMIN_SESSION)");
-    else if (rc == CSC_OP_EXPIRED)
-        op_err(err, err_sz, "operator session expired: log in again (csc-admin login)");
-    else if (rc == CSC_OP_FORBIDDEN) {
+    if (rc == ADM_NOSESSION)
+        adm_err(err, err_sz, ADM_ERR, "not logged in (no valid operator session: run csc-admin login and set CSC_ADMIN_SESSION)");
+    else if (rc == ADM_EXPIRED)
+        adm_err(err, err_sz, ADM_ERR, "operator session expired: log in again (csc-admin login)");
+    else if (rc == ADM_FORBIDDEN) {
         char rn[64];
-        csc_op_roles_format(role, rn, sizeof(rn));
-        op_err(err, err_sz, "operator %s lacks the role %s needed for %s", c->name, rn, c->command);
+        adm_op_roles_format(role, rn, sizeof(rn));
+        adm_err(err, err_sz, ADM_ERR, "operator %s lacks the role %s needed for %s", c->name, rn, c->command);
     }
     stor_wipe(c, sizeof(*c));
     free(c);
     return rc;
 }
 
-int csc_op_session_check(const csc_admin_t *a, const csc_op_policy_t *p, const char *token, uint32_t role,
+int adm_op_session_check(const adm_t *a, const adm_op_policy_t *p, const char *token, uint32_t role,
                          const char *command, char name[STOR_NAME_MAX + 1], uint32_t *roles, char *err,
                          size_t err_sz)
 {
     return session_run(a, p, token, role, command, 0, name, roles, err, err_sz);
 }
 
-int csc_op_logout(const csc_admin_t *a, const char *token, char *err, size_t err_sz)
+int adm_op_logout(const adm_t *a, const char *token, char *err, size_t err_sz)
 {
     return session_run(a, NULL, token, 0, "logout", 1, NULL, NULL, err, err_sz);
 }
@@ -611,63 +599,17 @@ static void join_args(const stor_approval_t *ap, char *out, size_t out_sz)
         pos += (size_t)snprintf(out + pos, out_sz - pos, "%s%s", i ? " " : "", ap->args[i]);
 }
 
-static int request_fn(stor_txn_t *t, void *arg)
-{
-    appr_t *x = arg;
-    int rc = stor_txn_approval_put(t, x->ap, 1);
-
-    return rc != 0 ? rc : stor_txn_audit_append(t, &x->audit);
-}
-
-int csc_op_approval_request(const csc_admin_t *a, const csc_op_policy_t *p, uint32_t role, int argc,
+int adm_op_approval_request(const adm_t *a, const adm_op_policy_t *p, uint32_t role, int argc,
                             char *const *argv, char id[STOR_NAME_MAX + 1], char *err, size_t err_sz)
 {
-    stor_approval_t *ap = calloc(1, sizeof(*ap));
-    appr_t x = {0};
-    uint8_t raw[8];
-    char detail[512], cmd[160];
-    int rc = CSC_OP_ERR;
-
     id[0] = '\0';
-    if (ap == NULL)
-        return ERR("out of memory");
-    if (argc < 1 || argc > STOR_APPROVAL_ARGS_MAX) {
-        ERR("a command held for approval has 1..%d words", STOR_APPROVAL_ARGS_MAX);
-        goto out;
-    }
-    for (int i = 0; i < argc; i++) {
-        if (strlen(argv[i]) > STOR_APPROVAL_ARG_MAX) {
-            ERR("a word of a command held for approval has at most %d bytes", STOR_APPROVAL_ARG_MAX);
-            goto out;
-        }
-        snprintf(ap->args[i], sizeof(ap->args[i]), "%s", argv[i]);
-    }
-    ap->n_args = (uint32_t)argc;
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        ERR("no randomness");
-        goto out;
-    }
-    for (size_t i = 0; i < sizeof(raw); i++)
-        snprintf(ap->id + 2 * i, 3, "%02x", raw[i]);
-    snprintf(ap->requester, sizeof(ap->requester), "%s", a->operator_name);
-    ap->role = role;
-    ap->created_at = time(NULL);
-    ap->expires_at = ap->created_at + p->approval_ttl;
-    join_args(ap, cmd, sizeof(cmd));
-    snprintf(detail, sizeof(detail), "operator=%s action=approval.request id=%s command=%s", a->operator_name, ap->id,
-             cmd);
-    op_audit_init(&x.audit, STOR_RES_OK, a->operator_name, detail);
-    x.ap = ap;
-    int src = stor_write(a->stor, request_fn, &x);
-    if (src != 0) {
-        ERR("storage: %s", stor_strerror(src));
-        goto out;
-    }
-    snprintf(id, STOR_NAME_MAX + 1, "%s", ap->id);
-    rc = CSC_OP_OK;
-out:
-    free(ap);
-    return rc;
+    if (argc < 1 || argc > STOR_APPROVAL_ARGS_MAX)
+        return ERR("a command held for approval has 1..%d words", STOR_APPROVAL_ARGS_MAX);
+    for (int i = 0; i < argc; i++)
+        if (strlen(argv[i]) > STOR_APPROVAL_ARG_MAX)
+            return ERR("a word of a command held for approval has at most %d bytes", STOR_APPROVAL_ARG_MAX);
+    int src = stor_approval_request(a->stor, a->operator_name, role, p->approval_ttl, argc, argv, id);
+    return src != 0 ? ERR("storage: %s", stor_strerror(src)) : ADM_OK;
 }
 
 static int take_fn(stor_txn_t *t, void *arg)
@@ -677,7 +619,7 @@ static int take_fn(stor_txn_t *t, void *arg)
     int rc = stor_txn_approval_get(t, x->id, x->ap);
 
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL) {
-        x->result = CSC_OP_NOTFOUND;
+        x->result = ADM_NOTFOUND;
         snprintf(detail, sizeof(detail), "operator=%s action=approval.%s id=%.64s refused=unknown", x->actor,
                  x->reject ? "reject" : "approve", x->id);
         goto audit;
@@ -686,7 +628,7 @@ static int take_fn(stor_txn_t *t, void *arg)
         return rc;
     join_args(x->ap, cmd, sizeof(cmd));
     if (x->now >= x->ap->expires_at) {
-        x->result = CSC_OP_EXPIRED;
+        x->result = ADM_EXPIRED;
         snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s refused=expired command=%s",
                  x->actor, x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
         if ((rc = stor_txn_approval_del(t, x->id)) != 0)
@@ -694,28 +636,28 @@ static int take_fn(stor_txn_t *t, void *arg)
         goto audit;
     }
     if ((x->actor_roles & x->ap->role) == 0) {
-        x->result = CSC_OP_FORBIDDEN;
+        x->result = ADM_FORBIDDEN;
         snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s refused=role command=%s",
                  x->actor, x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
         goto audit;
     }
     if (!x->reject && strcmp(x->actor, x->ap->requester) == 0) {
-        x->result = CSC_OP_FORBIDDEN;
+        x->result = ADM_FORBIDDEN;
         snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.approve id=%s refused=same-operator "
                  "command=%s", x->actor, x->ap->requester, x->id, cmd);
         goto audit;
     }
-    x->result = CSC_OP_OK;
+    x->result = ADM_OK;
     snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s command=%s", x->actor,
              x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
     if ((rc = stor_txn_approval_del(t, x->id)) != 0)
         return rc;
 audit:
-    op_audit_init(&x->audit, x->result == CSC_OP_OK ? STOR_RES_OK : STOR_RES_DENIED, x->actor, detail);
+    op_audit_init(&x->audit, x->result == ADM_OK ? STOR_RES_OK : STOR_RES_DENIED, x->actor, detail);
     return stor_txn_audit_append(t, &x->audit);
 }
 
-static int approval_decide(const csc_admin_t *a, const char *id, uint32_t roles, int reject, stor_approval_t *out,
+static int approval_decide(const adm_t *a, const char *id, uint32_t roles, int reject, stor_approval_t *out,
                            char *err, size_t err_sz)
 {
     stor_approval_t *ap = out != NULL ? out : calloc(1, sizeof(*ap));
@@ -732,14 +674,14 @@ static int approval_decide(const csc_admin_t *a, const char *id, uint32_t roles,
         return ERR("storage: %s", stor_strerror(rc));
     }
     switch (x.result) {
-    case CSC_OP_NOTFOUND:
-        op_err(err, err_sz, "no pending request %s", id);
+    case ADM_NOTFOUND:
+        adm_err(err, err_sz, ADM_ERR, "no pending request %s", id);
         break;
-    case CSC_OP_EXPIRED:
-        op_err(err, err_sz, "request %s expired before its approval", id);
+    case ADM_EXPIRED:
+        adm_err(err, err_sz, ADM_ERR, "request %s expired before its approval", id);
         break;
-    case CSC_OP_FORBIDDEN:
-        op_err(err, err_sz, "request %s: %s", id,
+    case ADM_FORBIDDEN:
+        adm_err(err, err_sz, ADM_ERR, "request %s: %s", id,
                (roles & ap->role) == 0 ? "the operator lacks the role of the request"
                                               : "it must be approved by another operator with the same role");
         break;
@@ -751,7 +693,7 @@ static int approval_decide(const csc_admin_t *a, const char *id, uint32_t roles,
     return x.result;
 }
 
-int csc_op_approval_take(const csc_admin_t *a, const char *id, uint32_t approver_roles, stor_approval_t *out,
+int adm_op_approval_take(const adm_t *a, const char *id, uint32_t approver_roles, stor_approval_t *out,
                          char *err, size_t err_sz)
 {
     if (out == NULL)
@@ -759,7 +701,7 @@ int csc_op_approval_take(const csc_admin_t *a, const char *id, uint32_t approver
     return approval_decide(a, id, approver_roles, 0, out, err, err_sz);
 }
 
-int csc_op_approval_reject(const csc_admin_t *a, const char *id, uint32_t roles, char *err, size_t err_sz)
+int adm_op_approval_reject(const adm_t *a, const char *id, uint32_t roles, char *err, size_t err_sz)
 {
     return approval_decide(a, id, roles, 1, NULL, err, err_sz);
 }
@@ -769,7 +711,7 @@ static int list_appr(const stor_approval_t *ap, void *arg)
     char cmd[STOR_APPROVAL_ARGS_MAX * 8], rn[64];
 
     join_args(ap, cmd, sizeof(cmd));
-    csc_op_roles_format(ap->role, rn, sizeof(rn));
+    adm_op_roles_format(ap->role, rn, sizeof(rn));
     fprintf(arg, "approval %s requester=%s role=%s created_at=%lld expires_at=%lld%s command: %s\n", ap->id,
             ap->requester, rn, (long long)ap->created_at, (long long)ap->expires_at,
             ap->expires_at <= time(NULL) ? " expired" : "", cmd);
@@ -781,7 +723,7 @@ static int list_appr_fn(stor_txn_t *t, void *arg)
     return stor_txn_approval_each(t, list_appr, arg);
 }
 
-int csc_op_approvals_list(const csc_admin_t *a, void *out_file)
+int adm_op_approvals_list(const adm_t *a, void *out_file)
 {
     return stor_read(a->stor, list_appr_fn, out_file) == 0 ? 0 : -1;
 }

@@ -1,5 +1,5 @@
 /*
- * csc_certmgmt.c - certificates from an external CA (JIPDEC J6): a PKCS#10 request signed by the HSM key,
+ * adm_certmgmt.c - certificates from an external CA (JIPDEC J6): a PKCS#10 request signed by the HSM key,
  * renewal by request, and the import of the CA's certificate with its chain.
  *
  * The request is built by pki_csr_build from the public key the HSM returns; its CertificationRequestInfo is
@@ -19,19 +19,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include "csc_int.h"
+#include "adm_int.h"
 
-#include <stdarg.h>
 
-__attribute__((format(printf, 3, 4))) static int cm_err(char *err, size_t err_sz, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_sz, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-#define ERR(...) cm_err(err, err_sz, __VA_ARGS__)
+#define ERR ADM_FAIL
 
 #define CHAIN_MAX 8
 
@@ -48,7 +39,7 @@ static int valid_text(const char *s, size_t max)
     return 1;
 }
 
-int csc_subject_build(const char *cn, const char *o, const char *c, X509_NAME **out, char *err, size_t err_sz)
+int adm_subject_build(const char *cn, const char *o, const char *c, X509_NAME **out, char *err, size_t err_sz)
 {
     *out = NULL;
     if (!valid_text(cn, 64))
@@ -78,16 +69,25 @@ typedef struct csr_signer {
     size_t key_id_len;
 } csr_signer_t;
 
+/* The HSM's parameters of a pki/ signature scheme (as csc-api/csc_tsa.c maps them for csc-server's signing). */
+static hsm_sign_params_t adm_hsm_sig(const pki_sig_t *p)
+{
+    hsm_sign_params_t h = {.md_nid = p->md_nid, .mgf1_md_nid = p->mgf1_md_nid, .salt_len = p->salt_len};
+    h.scheme = p->scheme == PKI_SIG_RSA_PSS ? HSM_SIG_RSA_PSS : p->scheme == PKI_SIG_ECDSA ? HSM_SIG_ECDSA
+             : p->scheme == PKI_SIG_RSA_PKCS1 ? HSM_SIG_RSA_PKCS1 : (hsm_sig_scheme_t)0;
+    return h;
+}
+
 static int csr_sign(void *arg, const pki_sig_t *p, const uint8_t *digest, size_t len, uint8_t *sig, size_t *sig_len)
 {
     const csr_signer_t *s = arg;
-    hsm_sign_params_t hp = csc_hsm_sig(p);
+    hsm_sign_params_t hp = adm_hsm_sig(p);
     const uint8_t *digests[1] = {digest};
     uint8_t *sigs[1] = {sig};
     return hsm_sign(s->h, s->key_id, s->key_id_len, &hp, digests, len, 1, sigs, sig_len);
 }
 
-int csc_csr_build(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, X509_REQ **out,
+int adm_csr_build(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, X509_REQ **out,
                   char *err, size_t err_sz)
 {
     EVP_PKEY *pub = NULL;
@@ -107,11 +107,11 @@ int csc_csr_build(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509
     return rc == PKI_OK ? 0 : -1;
 }
 
-int csc_csr_write(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, const char *file,
+int adm_csr_write(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509_NAME *subject, const char *file,
                   char *err, size_t err_sz)
 {
     X509_REQ *req;
-    if (csc_csr_build(h, key_id, key_id_len, subject, &req, err, err_sz) != 0)
+    if (adm_csr_build(h, key_id, key_id_len, subject, &req, err, err_sz) != 0)
         return -1;
     FILE *f = fopen(file, "w");
     int ok = f != NULL && PEM_write_X509_REQ(f, req) == 1;
@@ -123,7 +123,7 @@ int csc_csr_write(hsm_t *h, const uint8_t *key_id, size_t key_id_len, const X509
 
 /* ---- audit ---------------------------------------------------------------------------------------- */
 
-static void cert_audit(stor_audit_t *x, const csc_admin_t *a, const char *user, const char *cred, uint32_t result,
+static void cert_audit(stor_audit_t *x, const adm_t *a, const char *user, const char *cred, uint32_t result,
                        const char *what)
 {
     memset(x, 0, sizeof(*x));
@@ -141,7 +141,7 @@ static int append_fn(stor_txn_t *t, void *arg)
 }
 
 /* Record a refusal; the message in err stays the operator's answer. */
-static int refuse(const csc_admin_t *a, const stor_cred_t *c, const char *id, const char *action, const char *err)
+static int refuse(const adm_t *a, const stor_cred_t *c, const char *id, const char *action, const char *err)
 {
     stor_audit_t x;
     char what[240];
@@ -178,10 +178,10 @@ static int pend_change(stor_cred_t *c, void *arg)
 static int pend_fn(stor_txn_t *t, void *arg)
 {
     pend_t *p = arg;
-    return csc_txn_cred_change(t, p->id, pend_change, p, &p->audit);
+    return stor_txn_cred_change(t, p->id, pend_change, p, &p->audit);
 }
 
-int csc_admin_cred_renew_csr(const csc_admin_t *a, const char *id, const char *cn, const char *o, const char *country,
+int adm_cred_renew_csr(const adm_t *a, const char *id, const char *cn, const char *o, const char *country,
                              const char *csr_file, char *err, size_t err_sz)
 {
     stor_cred_t *cur = calloc(1, sizeof(*cur));
@@ -209,7 +209,7 @@ int csc_admin_cred_renew_csr(const csc_admin_t *a, const char *id, const char *c
         goto out;
     }
     if (cn != NULL || o != NULL || country != NULL) {
-        if (csc_subject_build(cn, o, country, &subj, err, err_sz) != 0)
+        if (adm_subject_build(cn, o, country, &subj, err, err_sz) != 0)
             goto out;
     } else {
         const unsigned char *q = cur->certs;
@@ -228,7 +228,7 @@ int csc_admin_cred_renew_csr(const csc_admin_t *a, const char *id, const char *c
         goto out;
     }
     have_key = 1;
-    if (csc_csr_write(a->hsm, key_id, sizeof(key_id), subj, csr_file, err, err_sz) != 0)
+    if (adm_csr_write(a->hsm, key_id, sizeof(key_id), subj, csr_file, err, err_sz) != 0)
         goto out;
     cert_audit(&p.audit, a, cur->owner, id, STOR_RES_OK,
                "action=credential.renew-csr (new key pending its certificate; the old key signs until the import)");
@@ -362,10 +362,10 @@ static int imp_change(stor_cred_t *c, void *arg)
 static int imp_fn(stor_txn_t *t, void *arg)
 {
     imp_t *p = arg;
-    return csc_txn_cred_change(t, p->id, imp_change, p, &p->audit);
+    return stor_txn_cred_change(t, p->id, imp_change, p, &p->audit);
 }
 
-int csc_admin_cred_import(const csc_admin_t *a, const char *id, const char *cert_file, const char *chain_file,
+int adm_cred_import(const adm_t *a, const char *id, const char *cert_file, const char *chain_file,
                           char *err, size_t err_sz)
 {
     stor_cred_t *cur = calloc(1, sizeof(*cur)), *fresh = calloc(1, sizeof(*fresh));

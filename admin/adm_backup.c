@@ -1,5 +1,5 @@
 /*
- * csc_backup.c - backup and restore of credentials (JIPDEC J8), behind csc-admin.
+ * adm_backup.c - backup and restore of credentials (JIPDEC J8), behind csc-admin.
  *
  * A backup file holds what a restore needs to bring a credential back after its key was lost or destroyed:
  * the credential record's fields, the public key, and the private key wrapped in the HSM under the trusted
@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
-#include "csc_int.h"
+#include "adm_int.h"
 
 #define BK_MAGIC "CSCBKUP1"
 #define BK_MAGIC_LEN 8
@@ -45,15 +44,7 @@ enum {
     F_OPERATOR, F_MECH = 32, F_PUBKEY = 33, F_WRAPPED = 34,
 };
 
-__attribute__((format(printf, 3, 4))) static int bk_err(char *err, size_t err_sz, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_sz, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-#define ERR(...) bk_err(err, err_sz, __VA_ARGS__)
+#define ERR ADM_FAIL
 
 /* ---- audit ------------------------------------------------------------------------ */
 
@@ -66,7 +57,7 @@ static int audit_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &((bk_audit_t *)arg)->rec);
 }
 
-static void audit_fill(stor_audit_t *r, const csc_admin_t *a, uint32_t event, uint32_t result, const char *user,
+static void audit_fill(stor_audit_t *r, const adm_t *a, uint32_t event, uint32_t result, const char *user,
                        const char *cred, const char *what)
 {
     memset(r, 0, sizeof(*r));
@@ -86,7 +77,7 @@ static void refusal_text(char *out, size_t sz, const char *action, const char *w
 }
 
 /* A refusal is audited in its own transaction; the refusal stands even if that write fails. */
-static void audit_refusal(const csc_admin_t *a, uint32_t event, const char *user, const char *cred, const char *why)
+static void audit_refusal(const adm_t *a, uint32_t event, const char *user, const char *cred, const char *why)
 {
     bk_audit_t b;
 
@@ -96,7 +87,7 @@ static void audit_refusal(const csc_admin_t *a, uint32_t event, const char *user
 
 /* ---- backup keys -------------------------------------------------------------------- */
 
-int csc_admin_backup_init(const csc_admin_t *a, const char *so_pin, int *created, char *err, size_t err_sz)
+int adm_backup_init(const adm_t *a, const char *so_pin, int *created, char *err, size_t err_sz)
 {
     char what[128];
     bk_audit_t b;
@@ -274,7 +265,7 @@ out:
     return rc;
 }
 
-int csc_admin_cred_backup(const csc_admin_t *a, const char *id, const char *file, char *err, size_t err_sz)
+int adm_cred_backup(const adm_t *a, const char *id, const char *file, char *err, size_t err_sz)
 {
     stor_cred_t *c = calloc(1, sizeof(*c));
     uint8_t *wrapped = malloc(HSM_WRAPPED_MAX), pub[BK_PUB_MAX], *pp = pub, tag[HSM_BACKUP_TAG_LEN];
@@ -582,7 +573,7 @@ static int cert_matches(const stor_cred_t *c, EVP_PKEY *pk)
     return ok;
 }
 
-int csc_admin_cred_restore(const csc_admin_t *a, const char *file, char *id_out, size_t id_sz, char *err,
+int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_sz, char *err,
                            size_t err_sz)
 {
     uint8_t *data = NULL, key_id[HSM_KEYID_LEN];

@@ -1,5 +1,4 @@
-/* csc_users.c - user changes behind csc-admin (J1, J2): evidence reference, password reset, TOTP re-enrollment. */
-#include <stdarg.h>
+/* adm_users.c - user changes behind csc-admin (J1, J2): evidence reference, password reset, TOTP re-enrollment. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,20 +6,11 @@
 
 #include <openssl/crypto.h>
 
-#include "csc_int.h"
+#include "adm_int.h"
 
-__attribute__((format(printf, 3, 4))) static int user_err(char *err, size_t err_sz, const char *fmt, ...)
-{
-    va_list ap;
+#define ERR ADM_FAIL
 
-    va_start(ap, fmt);
-    vsnprintf(err, err_sz, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-#define ERR(...) user_err(err, err_sz, __VA_ARGS__)
-
-int csc_evidence_check(const char *s)
+int adm_evidence_check(const char *s)
 {
     size_t n = s != NULL ? strnlen(s, STOR_DESC_MAX + 1) : 0;
 
@@ -32,7 +22,7 @@ int csc_evidence_check(const char *s)
     return 0;
 }
 
-int csc_user_reset_txn(stor_txn_t *t, stor_user_t *u, stor_audit_t *audit)
+int adm_user_reset_txn(stor_txn_t *t, stor_user_t *u, stor_audit_t *audit)
 {
     stor_revoked_t r;
     size_t n = strnlen(audit->detail, sizeof(audit->detail));
@@ -84,7 +74,7 @@ static int change_fn(stor_txn_t *t, void *arg)
         u->totp_last_step = 0; /* a new secret: no code of it was used */
     }
     /* A new password or TOTP secret shuts out whoever held the old one, at once (issue 9 item 7). */
-    if ((c->pw_verifier != NULL || c->totp_secret != NULL) && (rc = csc_user_reset_txn(t, u, &c->audit)) != 0)
+    if ((c->pw_verifier != NULL || c->totp_secret != NULL) && (rc = adm_user_reset_txn(t, u, &c->audit)) != 0)
         goto out;
     if ((rc = stor_txn_user_put(t, u, 0)) == 0)
         rc = stor_txn_audit_append(t, &c->audit);
@@ -94,7 +84,7 @@ out:
     return rc;
 }
 
-static void change_audit(user_change_t *c, const csc_admin_t *a, const char *action)
+static void change_audit(user_change_t *c, const adm_t *a, const char *action)
 {
     memset(&c->audit, 0, sizeof(c->audit));
     c->audit.event = STOR_EV_ADMIN;
@@ -116,7 +106,7 @@ static int change_result(int rc, const char *name, char *err, size_t err_sz)
     return 0;
 }
 
-int csc_admin_user_change(const csc_admin_t *a, const char *name, const char *evidence, const char *password,
+int adm_user_change(const adm_t *a, const char *name, const char *evidence, const char *password,
                           char *err, size_t err_sz)
 {
     user_change_t c = {.name = name, .evidence = evidence};
@@ -126,7 +116,7 @@ int csc_admin_user_change(const csc_admin_t *a, const char *name, const char *ev
 
     if (evidence == NULL && password == NULL)
         return ERR("nothing to change: --evidence REF and/or --password-stdin");
-    if (evidence != NULL && csc_evidence_check(evidence) != 0)
+    if (evidence != NULL && adm_evidence_check(evidence) != 0)
         return ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
     if (password != NULL) {
         if (strlen(password) < 8)
@@ -143,7 +133,7 @@ int csc_admin_user_change(const csc_admin_t *a, const char *name, const char *ev
     return change_result(rc, name, err, err_sz);
 }
 
-int csc_admin_user_totp_reset(const csc_admin_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
+int adm_user_totp_reset(const adm_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
                               char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
 {
     user_change_t c = {.name = name};
@@ -244,7 +234,7 @@ static int delegate_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &j->audit);
 }
 
-int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *user, const char *pin,
+int adm_cred_delegate(const adm_t *a, const char *id, const char *user, const char *pin,
                             const char *evidence, int remove, char *err, size_t err_sz)
 {
     delegate_job_t *j = calloc(1, sizeof(*j));
@@ -256,17 +246,17 @@ int csc_admin_cred_delegate(const csc_admin_t *a, const char *id, const char *us
         ERR("out of memory");
         goto out;
     }
-    if (!remove && (evidence == NULL || csc_evidence_check(evidence) != 0)) {
+    if (!remove && (evidence == NULL || adm_evidence_check(evidence) != 0)) {
         ERR("--evidence REF (the owner's consent: a document id or URI) is required to add a delegate");
         goto out;
     }
-    if (evidence != NULL && csc_evidence_check(evidence) != 0) {
+    if (evidence != NULL && adm_evidence_check(evidence) != 0) {
         ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
         goto out;
     }
     if (pin != NULL) {
-        if (strlen(pin) < csc_pin_min(a) || strlen(pin) > CSC_PIN_MAX) {
-            ERR("the delegate's PIN must have %u..%d characters (pin_min_length)", csc_pin_min(a), CSC_PIN_MAX);
+        if (strlen(pin) < adm_pin_min(a) || strlen(pin) > ADM_PIN_MAX) {
+            ERR("the delegate's PIN must have %u..%d characters (pin_min_length)", adm_pin_min(a), ADM_PIN_MAX);
             goto out;
         }
         if (oauth_secret_hash(pin, strlen(pin), a->scrypt_log2n, ver, &vlen) != 0) {

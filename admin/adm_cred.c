@@ -1,4 +1,4 @@
-/* csc_admin.c - operator actions behind csc-admin: users, credentials, certificates from the CA. */
+/* adm_cred.c - operator actions behind csc-admin: users, credentials, certificates from the CA. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +11,12 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include "csc_int.h"
+#include "adm_int.h"
 
-#include <stdarg.h>
 
-__attribute__((format(printf, 3, 4))) static int admin_err(char *err, size_t err_sz, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_sz, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-#define ERR(...) admin_err(err, err_sz, __VA_ARGS__)
+#define ERR ADM_FAIL
 
-static void admin_audit(stor_audit_t *a, const csc_admin_t *ad, const char *user, const char *cred, const char *action)
+static void admin_audit(stor_audit_t *a, const adm_t *ad, const char *user, const char *cred, const char *action)
 {
     memset(a, 0, sizeof(*a));
     a->event = STOR_EV_ADMIN;
@@ -51,13 +42,13 @@ static int put_user_fn(stor_txn_t *t, void *arg)
     return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
 }
 
-int csc_admin_user_add(const csc_admin_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
+int adm_user_add(const adm_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
                        char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
 {
-    return csc_admin_user_add_ev(a, name, password, NULL, otpauth_uri, uri_sz, totp_b32, b32_sz, err, err_sz);
+    return adm_user_add_ev(a, name, password, NULL, otpauth_uri, uri_sz, totp_b32, b32_sz, err, err_sz);
 }
 
-int csc_admin_user_add_ev(const csc_admin_t *a, const char *name, const char *password, const char *evidence,
+int adm_user_add_ev(const adm_t *a, const char *name, const char *password, const char *evidence,
                           char *otpauth_uri, size_t uri_sz, char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
 {
     stor_user_t *u = calloc(1, sizeof(*u));
@@ -67,7 +58,7 @@ int csc_admin_user_add_ev(const csc_admin_t *a, const char *name, const char *pa
 
     if (u == NULL)
         return ERR("out of memory");
-    if (evidence != NULL && csc_evidence_check(evidence) != 0) {
+    if (evidence != NULL && adm_evidence_check(evidence) != 0) {
         ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
         goto out;
     }
@@ -75,7 +66,7 @@ int csc_admin_user_add_ev(const csc_admin_t *a, const char *name, const char *pa
         ERR("user name must be 1..%d characters", STOR_NAME_MAX);
         goto out;
     }
-    if (strcmp(name, CSC_TSA_OWNER) == 0) { /* owns the TSA's key (csc_tsa.c) */
+    if (strcmp(name, STOR_TSA_OWNER) == 0) { /* owns the TSA's key (csc-api/csc_tsa.c) */
         ERR("user name %s is reserved", name);
         goto out;
     }
@@ -160,21 +151,21 @@ static int valid_expr(const char *e)
                                      "CHALLENGE", "PIN AND CHALLENGE", "CHALLENGE AND PIN",
                                      /* the user's approval on the service's page (authorize 202 + authorizeCheck) */
                                      "APPROVAL", "PIN AND APPROVAL", "APPROVAL AND PIN"};
-    for (size_t i = 0; i < CSC_ARRAY_SIZE(ok); i++)
+    for (size_t i = 0; i < ADM_ARRAY_SIZE(ok); i++)
         if (strcmp(e, ok[i]) == 0)
             return 1;
     return 0;
 }
 
-unsigned csc_pin_min(const csc_admin_t *a)
+unsigned adm_pin_min(const adm_t *a)
 {
-    return a->pin_min_length >= CSC_PIN_MIN ? a->pin_min_length : CSC_PIN_MIN;
+    return a->pin_min_length >= ADM_PIN_MIN ? a->pin_min_length : ADM_PIN_MIN;
 }
 
 static int valid_pin(const char *pin, unsigned min)
 {
     size_t n = pin != NULL ? strlen(pin) : 0;
-    if (n < min || n > CSC_PIN_MAX)
+    if (n < min || n > ADM_PIN_MAX)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (pin[i] < '0' || pin[i] > '9')
@@ -182,7 +173,7 @@ static int valid_pin(const char *pin, unsigned min)
     return 1;
 }
 
-static int cred_fill(const csc_admin_t *a, const csc_cred_spec_t *s, stor_cred_t *c, char *err, size_t err_sz)
+static int cred_fill(const adm_t *a, const adm_cred_spec_t *s, stor_cred_t *c, char *err, size_t err_sz)
 {
     if (s->id != NULL) {
         if (strlen(s->id) == 0 || strlen(s->id) > STOR_NAME_MAX)
@@ -204,8 +195,8 @@ static int cred_fill(const csc_admin_t *a, const csc_cred_spec_t *s, stor_cred_t
         return ERR("the CHALLENGE and APPROVAL objects need auth mode explicit (credentials/authorize)");
     snprintf(c->auth_expr, sizeof(c->auth_expr), "%s", s->auth_expr);
     if (strstr(s->auth_expr, "PIN") != NULL) {
-        if (!valid_pin(s->pin, csc_pin_min(a)))
-            return ERR("the PIN must be %u..%d digits (pin_min_length)", csc_pin_min(a), CSC_PIN_MAX);
+        if (!valid_pin(s->pin, adm_pin_min(a)))
+            return ERR("the PIN must be %u..%d digits (pin_min_length)", adm_pin_min(a), ADM_PIN_MAX);
         if (oauth_secret_hash(s->pin, strlen(s->pin), a->scrypt_log2n, c->pin_verifier, &c->pin_verifier_len) != 0)
             return ERR("cannot derive the PIN verifier");
     }
@@ -241,7 +232,7 @@ static int cred_fill(const csc_admin_t *a, const csc_cred_spec_t *s, stor_cred_t
     return 0;
 }
 
-int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *id_out, size_t id_sz, char *err,
+int adm_cred_create(const adm_t *a, const adm_cred_spec_t *s, char *id_out, size_t id_sz, char *err,
                           size_t err_sz)
 {
     stor_cred_t *c = calloc(1, sizeof(*c));
@@ -301,15 +292,15 @@ int csc_admin_cred_create(const csc_admin_t *a, const csc_cred_spec_t *s, char *
     if (s->csr_file != NULL) {
         /* External CA (J6): the request goes out, the credential waits for its certificate. */
         X509_NAME *subj = NULL;
-        int crc = csc_subject_build(s->subject_cn ? s->subject_cn : s->owner, s->subject_o, s->subject_c, &subj, err,
+        int crc = adm_subject_build(s->subject_cn ? s->subject_cn : s->owner, s->subject_o, s->subject_c, &subj, err,
                                     err_sz);
         if (crc == 0)
-            crc = csc_csr_write(a->hsm, key_id, sizeof(key_id), subj, s->csr_file, err, err_sz);
+            crc = adm_csr_write(a->hsm, key_id, sizeof(key_id), subj, s->csr_file, err, err_sz);
         X509_NAME_free(subj);
         if (crc != 0)
             goto out;
         c->status = STOR_CRED_PENDING;
-    } else if (csc_issue_cert(a->ca, pub, s->subject_cn ? s->subject_cn : s->owner, false, c, err, err_sz) != 0) {
+    } else if (adm_issue_cert(a->ca, pub, s->subject_cn ? s->subject_cn : s->owner, false, c, err, err_sz) != 0) {
         goto out;
     }
     p.c = c;
@@ -341,24 +332,6 @@ typedef struct set_enabled {
     stor_audit_t audit;
 } set_enabled_t;
 
-int csc_txn_cred_change(stor_txn_t *t, const char *id, csc_cred_change_fn change, void *arg, stor_audit_t *audit)
-{
-    stor_cred_t *c = malloc(sizeof(*c));
-    int rc = c == NULL ? STOR_ERR_NOMEM : stor_txn_cred_get(t, id, c);
-    if (rc == 0)
-        rc = change(c, arg);
-    if (rc == 0) {
-        snprintf(audit->user, sizeof(audit->user), "%s", c->owner);
-        rc = stor_txn_cred_put(t, c, 0);
-    }
-    if (rc == 0)
-        rc = stor_txn_audit_append(t, audit);
-    if (c != NULL)
-        stor_wipe(c, sizeof(*c));
-    free(c);
-    return rc;
-}
-
 static int set_enabled_change(stor_cred_t *c, void *arg)
 {
     const set_enabled_t *s = arg;
@@ -373,10 +346,10 @@ static int set_enabled_change(stor_cred_t *c, void *arg)
 static int set_enabled_fn(stor_txn_t *t, void *arg)
 {
     set_enabled_t *s = arg;
-    return csc_txn_cred_change(t, s->id, set_enabled_change, s, &s->audit);
+    return stor_txn_cred_change(t, s->id, set_enabled_change, s, &s->audit);
 }
 
-int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable, char *err, size_t err_sz)
+int adm_cred_set_enabled(const adm_t *a, const char *id, int enable, char *err, size_t err_sz)
 {
     set_enabled_t s = {.id = id, .status = enable ? STOR_CRED_ENABLED : STOR_CRED_DISABLED};
     admin_audit(&s.audit, a, NULL, id, enable ? "credential.enable" : "credential.disable");
@@ -397,26 +370,14 @@ int csc_admin_cred_set_enabled(const csc_admin_t *a, const char *id, int enable,
 typedef struct cred_update {
     const char *id;
     stor_cred_t *c;            /* out: the record before the change; in (renew): the new key and certificate */
-    int op;                    /* 0 destroy, 1 renew, 2 revoked (seen in a CRL) */
+    int op;                    /* 0 destroy, 1 renew (a CRL's revocation: csc-api/csc_cert.c) */
     uint32_t end_reason;       /* destroy: stor_cred_end_t */
-    int marked;                /* out (op 2): this change marked the credential */
     stor_audit_t audit;
 } cred_update_t;
 
 static int cred_update_change(stor_cred_t *cur, void *arg)
 {
     cred_update_t *u = arg;
-    if (u->op == 2) {
-        /* Once: a credential destroyed for a final reason, or still waiting for its certificate, stays as it is. */
-        if ((cur->status == STOR_CRED_DESTROYED && cur->end_reason != STOR_CRED_END_OPERATOR) ||
-            cur->status == STOR_CRED_PENDING)
-            return STOR_ERR_EXISTS;
-        u->marked = 1;
-        cur->status = STOR_CRED_DESTROYED;
-        cur->end_reason = STOR_CRED_END_REVOKED;
-        memcpy(u->c, cur, sizeof(*cur));
-        return 0;
-    }
     if (u->op == 0) {
         /* Revocation and termination are final reasons (J8: never restored); a later destroy does not soften them,
          * while a revocation after an operator's destroy makes the destruction final. */
@@ -452,10 +413,10 @@ static int cred_update_change(stor_cred_t *cur, void *arg)
 static int cred_update_fn(stor_txn_t *t, void *arg)
 {
     cred_update_t *u = arg;
-    return csc_txn_cred_change(t, u->id, cred_update_change, u, &u->audit);
+    return stor_txn_cred_change(t, u->id, cred_update_change, u, &u->audit);
 }
 
-static int destroy_key(const csc_admin_t *a, const stor_cred_t *c, char *err, size_t err_sz)
+static int destroy_key(const adm_t *a, const stor_cred_t *c, char *err, size_t err_sz)
 {
     int hrc = c->pending_key_id_len > 0 ? hsm_destroy(a->hsm, c->pending_key_id, c->pending_key_id_len) : HSM_OK;
     if (hrc == HSM_OK || hrc == HSM_ERR_NOKEY)
@@ -466,7 +427,7 @@ static int destroy_key(const csc_admin_t *a, const stor_cred_t *c, char *err, si
     return 0;
 }
 
-int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *reason, char *err, size_t err_sz)
+int adm_cred_destroy(const adm_t *a, const char *id, const char *reason, char *err, size_t err_sz)
 {
     char action[160];
     cred_update_t u = {.id = id, .op = 0, .end_reason = STOR_CRED_END_OPERATOR};
@@ -476,9 +437,9 @@ int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *rea
         return ERR("destroying a key needs the HSM");
     if ((u.c = calloc(1, sizeof(*u.c))) == NULL)
         return ERR("out of memory");
-    if (reason != NULL && strcmp(reason, CSC_DESTROY_REVOKED) == 0)
+    if (reason != NULL && strcmp(reason, ADM_DESTROY_REVOKED) == 0)
         u.end_reason = STOR_CRED_END_REVOKED;
-    else if (reason != NULL && strcmp(reason, CSC_DESTROY_TERMINATED) == 0)
+    else if (reason != NULL && strcmp(reason, ADM_DESTROY_TERMINATED) == 0)
         u.end_reason = STOR_CRED_END_TERMINATED;
     snprintf(action, sizeof(action), "credential.destroy reason=%s", reason ? reason : "-");
     admin_audit(&u.audit, a, NULL, id, action);
@@ -494,37 +455,7 @@ int csc_admin_cred_destroy(const csc_admin_t *a, const char *id, const char *rea
     return rc;
 }
 
-int csc_admin_cred_revoked(const csc_admin_t *a, const char *id, const char *detail, int hold_key, int *marked,
-                           char *err, size_t err_sz)
-{
-    char action[200];
-    cred_update_t u = {.id = id, .op = 2};
-    int rc = -1;
-
-    *marked = 0;
-    if (a->hsm == NULL)
-        return ERR("destroying a key needs the HSM");
-    if ((u.c = calloc(1, sizeof(*u.c))) == NULL)
-        return ERR("out of memory");
-    snprintf(action, sizeof(action), "credential.destroy reason=%s (%s)%s", CSC_DESTROY_REVOKED, detail,
-             hold_key ? "; key destruction held for a two-person approval" : "");
-    admin_audit(&u.audit, a, NULL, id, action);
-    snprintf(u.audit.client, sizeof(u.audit.client), "csc-server");
-    int src = stor_write(a->stor, cred_update_fn, &u);
-    if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL)
-        rc = 0; /* nothing to do */
-    else if (src != 0)
-        ERR("storage: %s", stor_strerror(src));
-    else if ((*marked = u.marked) && !hold_key)
-        rc = destroy_key(a, u.c, err, err_sz);
-    else
-        rc = 0;
-    stor_wipe(u.c, sizeof(*u.c));
-    free(u.c);
-    return rc;
-}
-
-int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t err_sz)
+int adm_cred_renew(const adm_t *a, const char *id, char *err, size_t err_sz)
 {
     stor_cred_t *cur = calloc(1, sizeof(*cur)), *fresh = calloc(1, sizeof(*fresh));
     EVP_PKEY *pub = NULL;
@@ -572,7 +503,7 @@ int csc_admin_cred_renew(const csc_admin_t *a, const char *id, char *err, size_t
         ERR("cannot read the public key: %s", hsm_strerror(hrc));
         goto out;
     }
-    if (csc_issue_cert(a->ca, pub, cn[0] ? cn : cur->owner, strcmp(cur->owner, CSC_TSA_OWNER) == 0, fresh,
+    if (adm_issue_cert(a->ca, pub, cn[0] ? cn : cur->owner, strcmp(cur->owner, STOR_TSA_OWNER) == 0, fresh,
                        err, err_sz) != 0)
         goto out;
     admin_audit(&u.audit, a, NULL, id, "credential.renew (new key and certificate; old key destroyed)");
@@ -612,7 +543,7 @@ static int user_status_fn(stor_txn_t *t, void *arg)
     if (rc == 0 && u->status == STOR_USER_TERMINATED)
         rc = STOR_ERR_EXISTS; /* termination is final */
     if (rc == 0 && s->status != STOR_USER_ACTIVE)
-        rc = csc_user_reset_txn(t, u, &s->audit); /* suspension and termination revoke everything at once */
+        rc = adm_user_reset_txn(t, u, &s->audit); /* suspension and termination revoke everything at once */
     if (rc == 0) {
         u->status = s->status;
         rc = stor_txn_user_put(t, u, 0);
@@ -652,7 +583,7 @@ static int collect_fn(stor_txn_t *t, void *arg)
     return stor_txn_cred_each(t, l->owner, collect, l);
 }
 
-int csc_admin_user_set_status(const csc_admin_t *a, const char *name, uint32_t status, char *err, size_t err_sz)
+int adm_user_set_status(const adm_t *a, const char *name, uint32_t status, char *err, size_t err_sz)
 {
     static const char *const actions[] = {"?", "user.resume", "user.suspend", "user.terminate"};
     user_status_t s = {.name = name, .status = status};
@@ -676,7 +607,7 @@ int csc_admin_user_set_status(const csc_admin_t *a, const char *name, uint32_t s
     if (stor_read(a->stor, collect_fn, &l) != 0)
         result = ERR("storage: cannot list the user's credentials");
     for (size_t i = 0; result == 0 && i < l.n; i++)
-        result = csc_admin_cred_destroy(a, l.id[i], CSC_DESTROY_TERMINATED, err, err_sz);
+        result = adm_cred_destroy(a, l.id[i], ADM_DESTROY_TERMINATED, err, err_sz);
     free(l.id);
     return result;
 }
@@ -753,12 +684,12 @@ static int clients_fn(stor_txn_t *t, void *arg)
     return stor_txn_client_each(t, list_client, arg);
 }
 
-int csc_admin_clients_list(const csc_admin_t *a, void *out_file)
+int adm_clients_list(const adm_t *a, void *out_file)
 {
     return stor_read(a->stor, clients_fn, out_file) == 0 ? 0 : -1;
 }
 
-int csc_admin_list(const csc_admin_t *a, void *out_file)
+int adm_list(const adm_t *a, void *out_file)
 {
     list_walk_t w = {.out = out_file};
     return stor_read(a->stor, list_fn, &w) == 0 ? 0 : -1;

@@ -1,4 +1,4 @@
-/* Unit tests of the csc-admin operators (csc_operator.c) on a real LMDB environment: bootstrap once, login with
+/* Unit tests of the csc-admin operators (admin/adm_operator.c) on a real LMDB environment: bootstrap once, login with
  * password and TOTP (wrong factors, replayed code, lockout), sessions (roles, idle and absolute expiry, logout),
  * operator changes (never one's own), two-person approvals, and the audit records of all of it. */
 #include <check.h>
@@ -10,12 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
-#include "csc_int.h"
+#include "adm.h"
 
 static char dir[] = "/tmp/csc-op-test.XXXXXX";
 static stor_env_t *env;
-static csc_admin_t adm;
-static const csc_op_policy_t pol = {.session_idle = 600, .session_max = 3600, .max_failures = 3,
+static adm_t adm;
+static const adm_op_policy_t pol = {.session_idle = 600, .session_max = 3600, .max_failures = 3,
                                     .lock_seconds = 600, .totp_window = 1, .approval_ttl = 600};
 
 static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
@@ -30,7 +30,7 @@ static void setup(void)
     ck_assert_ptr_nonnull(d);
     stor_config_t cfg = {.path = d};
     ck_assert_int_eq(stor_open(&cfg, &env), 0);
-    adm = (csc_admin_t){.stor = env, .operator_name = "-", .scrypt_log2n = 10, .issuer = "T"};
+    adm = (adm_t){.stor = env, .operator_name = "-", .scrypt_log2n = 10, .issuer = "T"};
     ck_assert_int_eq(oath_init(), OATH_OK);
 }
 
@@ -56,11 +56,11 @@ static char b32[64], uri[512], err[256];
 static void mk(const char *name, uint32_t roles)
 {
     if (roles == STOR_ROLES_ALL && strcmp(adm.operator_name, "-") == 0)
-        ck_assert_int_eq(csc_op_bootstrap(&adm, name, "password-1", uri, sizeof(uri), b32, sizeof(b32), err,
-                                          sizeof(err)), CSC_OP_OK);
+        ck_assert_int_eq(adm_op_bootstrap(&adm, name, "password-1", uri, sizeof(uri), b32, sizeof(b32), err,
+                                          sizeof(err)), ADM_OK);
     else
-        ck_assert_int_eq(csc_op_add(&adm, name, roles, "password-1", uri, sizeof(uri), b32, sizeof(b32), err,
-                                    sizeof(err)), CSC_OP_OK);
+        ck_assert_int_eq(adm_op_add(&adm, name, roles, "password-1", uri, sizeof(uri), b32, sizeof(b32), err,
+                                    sizeof(err)), ADM_OK);
 }
 
 /* count audit records of an event whose detail contains needle */
@@ -96,62 +96,62 @@ START_TEST(t_bootstrap_once)
     mk("root", STOR_ROLES_ALL);
     ck_assert(strncmp(uri, "otpauth://totp/", 15) == 0);
     snprintf(b1, sizeof(b1), "%s", b32);
-    ck_assert_int_eq(csc_op_bootstrap(&adm, "second", "password-2", uri, sizeof(uri), b32, sizeof(b32), err,
-                                      sizeof(err)), CSC_OP_EXISTS);
+    ck_assert_int_eq(adm_op_bootstrap(&adm, "second", "password-2", uri, sizeof(uri), b32, sizeof(b32), err,
+                                      sizeof(err)), ADM_EXISTS);
     ck_assert_ptr_nonnull(strstr(err, "bootstrap"));
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=operator.bootstrap name=root", NULL), 1);
     /* short passwords and bad names are refused */
     adm.operator_name = "root";
-    ck_assert_int_eq(csc_op_add(&adm, "x", STOR_ROLE_AUDITOR, "short", uri, sizeof(uri), b32, sizeof(b32), err,
-                                sizeof(err)), CSC_OP_ERR);
-    ck_assert_int_eq(csc_op_add(&adm, "a b", STOR_ROLE_AUDITOR, "password-1", uri, sizeof(uri), b32, sizeof(b32),
-                                err, sizeof(err)), CSC_OP_ERR);
-    ck_assert_int_eq(csc_op_add(&adm, "nobody", 0, "password-1", uri, sizeof(uri), b32, sizeof(b32), err,
-                                sizeof(err)), CSC_OP_ERR);
+    ck_assert_int_eq(adm_op_add(&adm, "x", STOR_ROLE_AUDITOR, "short", uri, sizeof(uri), b32, sizeof(b32), err,
+                                sizeof(err)), ADM_ERR);
+    ck_assert_int_eq(adm_op_add(&adm, "a b", STOR_ROLE_AUDITOR, "password-1", uri, sizeof(uri), b32, sizeof(b32),
+                                err, sizeof(err)), ADM_ERR);
+    ck_assert_int_eq(adm_op_add(&adm, "nobody", 0, "password-1", uri, sizeof(uri), b32, sizeof(b32), err,
+                                sizeof(err)), ADM_ERR);
 }
 END_TEST
 
 START_TEST(t_login_factors)
 {
-    char tok[CSC_OP_TOKEN_LEN + 1], c[7], sec[64], name[STOR_NAME_MAX + 1];
+    char tok[ADM_OP_TOKEN_LEN + 1], c[7], sec[64], name[STOR_NAME_MAX + 1];
     uint32_t roles;
     mk("root", STOR_ROLES_ALL);
     snprintf(sec, sizeof(sec), "%s", b32);
     code(sec, 0, c);
-    ck_assert_int_eq(csc_op_login(&adm, &pol, "root", "wrong-password", c, tok, err, sizeof(err)), CSC_OP_DENIED);
+    ck_assert_int_eq(adm_op_login(&adm, &pol, "root", "wrong-password", c, tok, err, sizeof(err)), ADM_DENIED);
     ck_assert_str_eq(tok, "");
     char far[7];
     code(sec, 5, far); /* outside the window of one step */
-    ck_assert_int_eq(csc_op_login(&adm, &pol, "root", "password-1", far, tok, err, sizeof(err)), CSC_OP_DENIED);
-    ck_assert_int_eq(csc_op_login(&adm, &pol, "ghost", "password-1", c, tok, err, sizeof(err)), CSC_OP_DENIED);
+    ck_assert_int_eq(adm_op_login(&adm, &pol, "root", "password-1", far, tok, err, sizeof(err)), ADM_DENIED);
+    ck_assert_int_eq(adm_op_login(&adm, &pol, "ghost", "password-1", c, tok, err, sizeof(err)), ADM_DENIED);
     /* two failures so far; a good login resets the counter */
-    ck_assert_int_eq(csc_op_login(&adm, &pol, "root", "password-1", c, tok, err, sizeof(err)), CSC_OP_OK);
-    ck_assert_uint_eq(strlen(tok), CSC_OP_TOKEN_LEN);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, STOR_ROLE_AUDITOR, "audit verify", name, &roles, err,
-                                          sizeof(err)), CSC_OP_OK);
+    ck_assert_int_eq(adm_op_login(&adm, &pol, "root", "password-1", c, tok, err, sizeof(err)), ADM_OK);
+    ck_assert_uint_eq(strlen(tok), ADM_OP_TOKEN_LEN);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, STOR_ROLE_AUDITOR, "audit verify", name, &roles, err,
+                                          sizeof(err)), ADM_OK);
     ck_assert_str_eq(name, "root");
     ck_assert_uint_eq(roles, STOR_ROLES_ALL);
     /* the same code again (same step) is refused: replay guard */
-    char tok2[CSC_OP_TOKEN_LEN + 1];
-    ck_assert_int_eq(csc_op_login(&adm, &pol, "root", "password-1", c, tok2, err, sizeof(err)), CSC_OP_DENIED);
+    char tok2[ADM_OP_TOKEN_LEN + 1];
+    ck_assert_int_eq(adm_op_login(&adm, &pol, "root", "password-1", c, tok2, err, sizeof(err)), ADM_DENIED);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "refused=otp-reused", NULL), 1);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=login", NULL), 5);
     /* a made-up token is no session */
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, "00", 0, "list", name, &roles, err, sizeof(err)),
-                     CSC_OP_NOSESSION);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, "00", 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_NOSESSION);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=list refused=no-session", NULL), 1);
 }
 END_TEST
 
 START_TEST(t_lockout)
 {
-    char tok[CSC_OP_TOKEN_LEN + 1], c[7];
+    char tok[ADM_OP_TOKEN_LEN + 1], c[7];
     mk("root", STOR_ROLES_ALL);
     code(b32, 0, c);
     for (unsigned i = 0; i < pol.max_failures; i++)
-        ck_assert_int_eq(csc_op_login(&adm, &pol, "root", "wrong-password", c, tok, err, sizeof(err)), CSC_OP_DENIED);
+        ck_assert_int_eq(adm_op_login(&adm, &pol, "root", "wrong-password", c, tok, err, sizeof(err)), ADM_DENIED);
     /* locked: even the right factors are refused */
-    ck_assert_int_eq(csc_op_login(&adm, &pol, "root", "password-1", c, tok, err, sizeof(err)), CSC_OP_LOCKED);
+    ck_assert_int_eq(adm_op_login(&adm, &pol, "root", "password-1", c, tok, err, sizeof(err)), ADM_LOCKED);
     ck_assert_int_eq(audited(STOR_EV_LOCKOUT, "locked operator", NULL), 1);
 }
 END_TEST
@@ -183,16 +183,16 @@ static void sess_age(const char *tok, int64_t last_used, int64_t expires_at)
     ck_assert_int_eq(stor_write(env, sess_edit_fn, &e), 0);
 }
 
-static void login(const char *name, const char *sec, int offset, char tok[CSC_OP_TOKEN_LEN + 1])
+static void login(const char *name, const char *sec, int offset, char tok[ADM_OP_TOKEN_LEN + 1])
 {
     char c[7];
     code(sec, offset, c);
-    ck_assert_int_eq(csc_op_login(&adm, &pol, name, "password-1", c, tok, err, sizeof(err)), CSC_OP_OK);
+    ck_assert_int_eq(adm_op_login(&adm, &pol, name, "password-1", c, tok, err, sizeof(err)), ADM_OK);
 }
 
 START_TEST(t_sessions_and_roles)
 {
-    char root_sec[64], aud_sec[64], tok[CSC_OP_TOKEN_LEN + 1], tok2[CSC_OP_TOKEN_LEN + 1], name[STOR_NAME_MAX + 1];
+    char root_sec[64], aud_sec[64], tok[ADM_OP_TOKEN_LEN + 1], tok2[ADM_OP_TOKEN_LEN + 1], name[STOR_NAME_MAX + 1];
     uint32_t roles;
     mk("root", STOR_ROLES_ALL);
     snprintf(root_sec, sizeof(root_sec), "%s", b32);
@@ -201,29 +201,29 @@ START_TEST(t_sessions_and_roles)
     snprintf(aud_sec, sizeof(aud_sec), "%s", b32);
     login("aud", aud_sec, 0, tok);
     /* the auditor may audit, not manage users or keys */
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, STOR_ROLE_AUDITOR, "audit query", name, &roles, err,
-                                          sizeof(err)), CSC_OP_OK);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, STOR_ROLE_USER_ADMIN, "user add", name, &roles, err,
-                                          sizeof(err)), CSC_OP_FORBIDDEN);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, STOR_ROLE_AUDITOR, "audit query", name, &roles, err,
+                                          sizeof(err)), ADM_OK);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, STOR_ROLE_USER_ADMIN, "user add", name, &roles, err,
+                                          sizeof(err)), ADM_FORBIDDEN);
     ck_assert_ptr_nonnull(strstr(err, "user-admin"));
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=user add refused=needs-role-user-admin", NULL), 1);
     /* idle expiry */
     sess_age(tok, time(NULL) - pol.session_idle - 1, 0);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
-                     CSC_OP_EXPIRED);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
-                     CSC_OP_NOSESSION);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_EXPIRED);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_NOSESSION);
     /* absolute expiry, although used just now */
     login("aud", aud_sec, 1, tok);
     sess_age(tok, 0, time(NULL) - 1);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
-                     CSC_OP_EXPIRED);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_EXPIRED);
     /* logout ends a session at once */
     login("root", root_sec, 0, tok2);
-    ck_assert_int_eq(csc_op_logout(&adm, tok2, err, sizeof(err)), CSC_OP_OK);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok2, 0, "list", name, &roles, err, sizeof(err)),
-                     CSC_OP_NOSESSION);
-    ck_assert_int_eq(csc_op_logout(&adm, tok2, err, sizeof(err)), CSC_OP_NOSESSION);
+    ck_assert_int_eq(adm_op_logout(&adm, tok2, err, sizeof(err)), ADM_OK);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok2, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_NOSESSION);
+    ck_assert_int_eq(adm_op_logout(&adm, tok2, err, sizeof(err)), ADM_NOSESSION);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=logout", NULL), 2);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=logout refused=no-session", NULL), 1);
 }
@@ -231,28 +231,28 @@ END_TEST
 
 START_TEST(t_operator_changes)
 {
-    char aud_sec[64], tok[CSC_OP_TOKEN_LEN + 1], name[STOR_NAME_MAX + 1];
+    char aud_sec[64], tok[ADM_OP_TOKEN_LEN + 1], name[STOR_NAME_MAX + 1];
     uint32_t roles;
     mk("root", STOR_ROLES_ALL);
     adm.operator_name = "root";
     mk("aud", STOR_ROLE_AUDITOR);
     snprintf(aud_sec, sizeof(aud_sec), "%s", b32);
     /* never one's own roles, never oneself removed */
-    ck_assert_int_eq(csc_op_set_roles(&adm, "root", STOR_ROLE_AUDITOR, err, sizeof(err)), CSC_OP_FORBIDDEN);
-    ck_assert_int_eq(csc_op_remove(&adm, "root", err, sizeof(err)), CSC_OP_FORBIDDEN);
+    ck_assert_int_eq(adm_op_set_roles(&adm, "root", STOR_ROLE_AUDITOR, err, sizeof(err)), ADM_FORBIDDEN);
+    ck_assert_int_eq(adm_op_remove(&adm, "root", err, sizeof(err)), ADM_FORBIDDEN);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "refused=self", NULL), 2);
     /* another's roles change; its live session sees the new roles */
     login("aud", aud_sec, 0, tok);
-    ck_assert_int_eq(csc_op_set_roles(&adm, "aud", STOR_ROLE_KEY_ADMIN, err, sizeof(err)), CSC_OP_OK);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, STOR_ROLE_AUDITOR, "audit verify", name, &roles, err,
-                                          sizeof(err)), CSC_OP_FORBIDDEN);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, STOR_ROLE_KEY_ADMIN, "credential create", name, &roles,
-                                          err, sizeof(err)), CSC_OP_OK);
-    ck_assert_int_eq(csc_op_set_roles(&adm, "ghost", STOR_ROLE_KEY_ADMIN, err, sizeof(err)), CSC_OP_NOTFOUND);
+    ck_assert_int_eq(adm_op_set_roles(&adm, "aud", STOR_ROLE_KEY_ADMIN, err, sizeof(err)), ADM_OK);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, STOR_ROLE_AUDITOR, "audit verify", name, &roles, err,
+                                          sizeof(err)), ADM_FORBIDDEN);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, STOR_ROLE_KEY_ADMIN, "credential create", name, &roles,
+                                          err, sizeof(err)), ADM_OK);
+    ck_assert_int_eq(adm_op_set_roles(&adm, "ghost", STOR_ROLE_KEY_ADMIN, err, sizeof(err)), ADM_NOTFOUND);
     /* removed: the session dies with it */
-    ck_assert_int_eq(csc_op_remove(&adm, "aud", err, sizeof(err)), CSC_OP_OK);
-    ck_assert_int_eq(csc_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
-                     CSC_OP_NOSESSION);
+    ck_assert_int_eq(adm_op_remove(&adm, "aud", err, sizeof(err)), ADM_OK);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_NOSESSION);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=operator.remove name=aud", NULL), 1);
 }
 END_TEST
@@ -284,43 +284,43 @@ START_TEST(t_two_person)
     mk("ka2", STOR_ROLE_KEY_ADMIN);
     mk("ua", STOR_ROLE_USER_ADMIN);
     adm.operator_name = "ka2";
-    ck_assert_int_eq(csc_op_approval_request(&adm, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, id, err, sizeof(err)),
-                     CSC_OP_OK);
+    ck_assert_int_eq(adm_op_approval_request(&adm, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, id, err, sizeof(err)),
+                     ADM_OK);
     ck_assert_uint_eq(strlen(id), 16);
     /* the requester cannot approve, an operator without the role neither; both audited */
-    ck_assert_int_eq(csc_op_approval_take(&adm, id, STOR_ROLE_KEY_ADMIN, ap, err, sizeof(err)), CSC_OP_FORBIDDEN);
+    ck_assert_int_eq(adm_op_approval_take(&adm, id, STOR_ROLE_KEY_ADMIN, ap, err, sizeof(err)), ADM_FORBIDDEN);
     adm.operator_name = "ua";
-    ck_assert_int_eq(csc_op_approval_take(&adm, id, STOR_ROLE_USER_ADMIN, ap, err, sizeof(err)), CSC_OP_FORBIDDEN);
+    ck_assert_int_eq(adm_op_approval_take(&adm, id, STOR_ROLE_USER_ADMIN, ap, err, sizeof(err)), ADM_FORBIDDEN);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "refused=same-operator", NULL), 1);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "operator=ua requester=ka2 action=approval.approve", NULL), 1);
     /* another key admin approves: the command comes back, the request is gone */
     adm.operator_name = "root";
-    ck_assert_int_eq(csc_op_approval_take(&adm, id, STOR_ROLES_ALL, ap, err, sizeof(err)), CSC_OP_OK);
+    ck_assert_int_eq(adm_op_approval_take(&adm, id, STOR_ROLES_ALL, ap, err, sizeof(err)), ADM_OK);
     ck_assert_uint_eq(ap->n_args, 3);
     ck_assert_str_eq(ap->args[2], "c-1");
     ck_assert_str_eq(ap->requester, "ka2");
-    ck_assert_int_eq(csc_op_approval_take(&adm, id, STOR_ROLES_ALL, ap, err, sizeof(err)), CSC_OP_NOTFOUND);
+    ck_assert_int_eq(adm_op_approval_take(&adm, id, STOR_ROLES_ALL, ap, err, sizeof(err)), ADM_NOTFOUND);
     uint32_t res = 9;
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "operator=root requester=ka2 action=approval.approve", &res), 1);
     ck_assert_uint_eq(res, STOR_RES_OK);
     /* expired */
     adm.operator_name = "ka2";
-    ck_assert_int_eq(csc_op_approval_request(&adm, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, id2, err, sizeof(err)),
-                     CSC_OP_OK);
+    ck_assert_int_eq(adm_op_approval_request(&adm, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, id2, err, sizeof(err)),
+                     ADM_OK);
     ap_edit_t e = {id2};
     ck_assert_int_eq(stor_write(env, ap_expire_fn, &e), 0);
     adm.operator_name = "root";
-    ck_assert_int_eq(csc_op_approval_take(&adm, id2, STOR_ROLES_ALL, ap, err, sizeof(err)), CSC_OP_EXPIRED);
+    ck_assert_int_eq(adm_op_approval_take(&adm, id2, STOR_ROLES_ALL, ap, err, sizeof(err)), ADM_EXPIRED);
     ck_assert_int_eq(audited(STOR_EV_OPERATOR, "refused=expired", NULL), 1);
     /* reject */
     adm.operator_name = "ka2";
-    ck_assert_int_eq(csc_op_approval_request(&adm, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, id2, err, sizeof(err)),
-                     CSC_OP_OK);
+    ck_assert_int_eq(adm_op_approval_request(&adm, &pol, STOR_ROLE_KEY_ADMIN, 3, argv, id2, err, sizeof(err)),
+                     ADM_OK);
     adm.operator_name = "ua";
-    ck_assert_int_eq(csc_op_approval_reject(&adm, id2, STOR_ROLE_USER_ADMIN, err, sizeof(err)), CSC_OP_FORBIDDEN);
+    ck_assert_int_eq(adm_op_approval_reject(&adm, id2, STOR_ROLE_USER_ADMIN, err, sizeof(err)), ADM_FORBIDDEN);
     adm.operator_name = "root";
-    ck_assert_int_eq(csc_op_approval_reject(&adm, id2, STOR_ROLES_ALL, err, sizeof(err)), CSC_OP_OK);
-    ck_assert_int_eq(csc_op_approval_take(&adm, id2, STOR_ROLES_ALL, ap, err, sizeof(err)), CSC_OP_NOTFOUND);
+    ck_assert_int_eq(adm_op_approval_reject(&adm, id2, STOR_ROLES_ALL, err, sizeof(err)), ADM_OK);
+    ck_assert_int_eq(adm_op_approval_take(&adm, id2, STOR_ROLES_ALL, ap, err, sizeof(err)), ADM_NOTFOUND);
     free(ap);
 }
 END_TEST
@@ -329,22 +329,22 @@ START_TEST(t_roles_text)
 {
     uint32_t r;
     char out[64];
-    ck_assert_int_eq(csc_op_roles_parse("key-admin,auditor", &r), 0);
+    ck_assert_int_eq(adm_op_roles_parse("key-admin,auditor", &r), 0);
     ck_assert_uint_eq(r, STOR_ROLE_KEY_ADMIN | STOR_ROLE_AUDITOR);
-    csc_op_roles_format(r, out, sizeof(out));
+    adm_op_roles_format(r, out, sizeof(out));
     ck_assert_str_eq(out, "key-admin,auditor");
-    ck_assert_int_eq(csc_op_roles_parse("all", &r), 0);
+    ck_assert_int_eq(adm_op_roles_parse("all", &r), 0);
     ck_assert_uint_eq(r, STOR_ROLES_ALL);
-    ck_assert_int_eq(csc_op_roles_parse("root", &r), -1);
-    ck_assert_int_eq(csc_op_roles_parse("", &r), -1);
-    csc_op_roles_format(0, out, sizeof(out));
+    ck_assert_int_eq(adm_op_roles_parse("root", &r), -1);
+    ck_assert_int_eq(adm_op_roles_parse("", &r), -1);
+    adm_op_roles_format(0, out, sizeof(out));
     ck_assert_str_eq(out, "-");
 }
 END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("csc-operator");
+    Suite *s = suite_create("admin-operator");
     TCase *tc = tcase_create("operators");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);

@@ -1,5 +1,5 @@
 /*
- * csc_audit.c - the operators' view of the audit log: verification of the hash chain from the stored bytes
+ * adm_audit.c - the operators' view of the audit log: verification of the hash chain from the stored bytes
  * (csc-admin audit verify) and filtered listing (csc-admin audit query).
  *
  * Verification trusts nothing it reads: each record's hash is recomputed from its stored fields by storage
@@ -15,8 +15,7 @@
 
 #include <openssl/crypto.h>
 
-#include "csc.h"
-#include "csc_int.h"
+#include "adm_int.h"
 
 static const char *const event_names[] = {
     [STOR_EV_LOGIN] = "login",         [STOR_EV_TOKEN_REVOKE] = "revoke", [STOR_EV_AUTHORIZE] = "authorize",
@@ -30,12 +29,12 @@ static const char *const event_names[] = {
 };
 #define N_EVENTS (sizeof(event_names) / sizeof(event_names[0]))
 
-const char *csc_audit_event_name(uint32_t event)
+const char *adm_audit_event_name(uint32_t event)
 {
     return event < N_EVENTS && event_names[event] != NULL ? event_names[event] : "unknown";
 }
 
-int csc_audit_parse_event(const char *s, uint32_t *event)
+int adm_audit_parse_event(const char *s, uint32_t *event)
 {
     *event = 0;
     for (uint32_t i = 1; s != NULL && i < N_EVENTS; i++)
@@ -58,7 +57,7 @@ static void hex16_ref(const uint8_t ref[16], char out[65])
     uint8_t buf[32] = {0};
 
     memcpy(buf, ref, 16);
-    csc_hex(buf, 32, out);
+    pki_hex(buf, 32, out);
     out[32] = '\0';
 }
 
@@ -106,7 +105,7 @@ static int parse_iso(const char *s, long long *sec)
     return 0;
 }
 
-int csc_audit_parse_time(const char *s, int64_t *ms)
+int adm_audit_parse_time(const char *s, int64_t *ms)
 {
     long long sec = 0;
     char *end = NULL;
@@ -240,7 +239,7 @@ static void check_tip(verify_state_t *v, const stor_audit_tip_t *tip)
             problem(v, "head mismatch: meta holds no head, log ends at %" PRIu64, v->last_seq);
         return;
     }
-    csc_hex(tip->hash, 32, th);
+    pki_hex(tip->hash, 32, th);
     if (v->records == 0) {
         problem(v, "head mismatch: meta says seq %" PRIu64 " / hash %s, log is empty", tip->seq, th);
         return;
@@ -252,12 +251,12 @@ static void check_tip(verify_state_t *v, const stor_audit_tip_t *tip)
     }
     if (tip->seq == v->last_seq && CRYPTO_memcmp(tip->hash, v->last_hash, 32) == 0)
         return;
-    csc_hex(v->last_hash, 32, lh);
+    pki_hex(v->last_hash, 32, lh);
     problem(v, "head mismatch: meta says seq %" PRIu64 " / hash %s, log ends at %" PRIu64 " / hash %s", tip->seq,
             th, v->last_seq, lh);
 }
 
-int csc_audit_verify(stor_env_t *stor, void *out, unsigned long *problems)
+int adm_audit_verify(stor_env_t *stor, void *out, unsigned long *problems)
 {
     verify_state_t v = {.out = out, .expect = 1, .prev_known = 1};
     stor_audit_tip_t tip;
@@ -275,7 +274,7 @@ int csc_audit_verify(stor_env_t *stor, void *out, unsigned long *problems)
     check_tip(&v, &tip);
     *problems = v.problems;
     if (v.problems == 0) {
-        csc_hex(tip.hash, 32, hex);
+        pki_hex(tip.hash, 32, hex);
         fprintf(out, "audit log OK: %" PRIu64 " records, head %s\n", v.records, hex);
     } else {
         fprintf(out, "audit log FAILED: %lu problem%s in %" PRIu64 " records\n", v.problems,
@@ -287,7 +286,7 @@ int csc_audit_verify(stor_env_t *stor, void *out, unsigned long *problems)
 /* ---- query ------------------------------------------------------------------- */
 
 typedef struct query_state {
-    const csc_audit_filter_t *f;
+    const adm_audit_filter_t *f;
     FILE *out;
     uint64_t matched;
 } query_state_t;
@@ -330,7 +329,7 @@ static void put_json_str(FILE *out, const char *key, const char *s, size_t max)
 
 static void print_text(FILE *out, const stor_audit_t *r, const char *when)
 {
-    fprintf(out, "%" PRIu64 " %s %s %s user=", r->seq, when, csc_audit_event_name(r->event), result_name(r->result));
+    fprintf(out, "%" PRIu64 " %s %s %s user=", r->seq, when, adm_audit_event_name(r->event), result_name(r->result));
     put_text(out, r->user, sizeof(r->user), 0);
     fputs(" cred=", out);
     put_text(out, r->cred, sizeof(r->cred), 0);
@@ -350,7 +349,7 @@ static void print_json(FILE *out, const stor_audit_t *r, const char *when)
     char hex[65], b64[4 * ((STOR_DIGEST_LEN_MAX + 2) / 3) + 1];
 
     fprintf(out, "{\"seq\":%" PRIu64 ",\"time\":\"%s\",\"time_ms\":%" PRId64, r->seq, when, r->time_ms);
-    fprintf(out, ",\"event\":\"%s\",\"result\":\"%s\"", csc_audit_event_name(r->event), result_name(r->result));
+    fprintf(out, ",\"event\":\"%s\",\"result\":\"%s\"", adm_audit_event_name(r->event), result_name(r->result));
     put_json_str(out, "user", r->user, sizeof(r->user));
     put_json_str(out, "credential", r->cred, sizeof(r->cred));
     put_json_str(out, "client", r->client, sizeof(r->client));
@@ -359,21 +358,21 @@ static void print_json(FILE *out, const stor_audit_t *r, const char *when)
         put_json_str(out, "on_behalf_of", r->owner, sizeof(r->owner));
     fprintf(out, ",\"n_digests\":%" PRIu32 ",\"digests\":[", r->n_digests);
     for (uint32_t i = 0; i < r->n_digests && r->digest_len <= STOR_DIGEST_LEN_MAX; i++) {
-        csc_b64_encode(r->digests + (size_t)i * r->digest_len, r->digest_len, b64);
+        adm_b64_encode(r->digests + (size_t)i * r->digest_len, r->digest_len, b64);
         fprintf(out, "%s\"%s\"", i == 0 ? "" : ",", b64);
     }
     hex16_ref(r->authz_ref, hex);
     fprintf(out, "],\"authz_ref\":\"%s\"", hex);
-    csc_hex(r->prev_hash, 32, hex);
+    pki_hex(r->prev_hash, 32, hex);
     fprintf(out, ",\"prev_hash\":\"%s\"", hex);
-    csc_hex(r->hash, 32, hex);
+    pki_hex(r->hash, 32, hex);
     fprintf(out, ",\"hash\":\"%s\"}\n", hex);
 }
 
 static int query_one(const stor_audit_t *r, void *arg)
 {
     query_state_t *q = arg;
-    const csc_audit_filter_t *f = q->f;
+    const adm_audit_filter_t *f = q->f;
     char when[96];
 
     /* --user NAME finds what NAME did and what delegates did on NAME's behalf */
@@ -390,7 +389,7 @@ static int query_one(const stor_audit_t *r, void *arg)
     return 0;
 }
 
-int csc_audit_query(stor_env_t *stor, const csc_audit_filter_t *f, void *out, uint64_t *matched)
+int adm_audit_query(stor_env_t *stor, const adm_audit_filter_t *f, void *out, uint64_t *matched)
 {
     query_state_t q = {.f = f, .out = out};
     int rc;
