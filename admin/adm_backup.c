@@ -349,9 +349,7 @@ out:
     if (wrapped != NULL)
         OPENSSL_cleanse(wrapped, HSM_WRAPPED_MAX);
     free(wrapped);
-    if (c != NULL)
-        stor_wipe(c, sizeof(*c));
-    free(c);
+    OPENSSL_clear_free(c, sizeof(*c));
     return rc;
 }
 
@@ -554,12 +552,8 @@ static int put_restored_fn(stor_txn_t *t, void *arg)
     }
     if (rc == 0)
         rc = stor_txn_audit_append(t, &p->audit);
-    if (cur != NULL)
-        stor_wipe(cur, sizeof(*cur));
-    if (u != NULL)
-        stor_wipe(u, sizeof(*u));
-    free(cur);
-    free(u);
+    OPENSSL_clear_free(cur, sizeof(*cur));
+    OPENSSL_clear_free(u, sizeof(*u));
     return rc;
 }
 
@@ -631,9 +625,7 @@ int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_s
             (void)restore_refused(cur, pk, why, sizeof(why));
         else if (src != STOR_ERR_NOTFOUND)
             snprintf(why, sizeof(why), "storage: %s", stor_strerror(src));
-        if (cur != NULL)
-            stor_wipe(cur, sizeof(*cur));
-        free(cur);
+        OPENSSL_clear_free(cur, sizeof(*cur));
     }
     if (why[0] == '\0') {
         hrc = hsm_backup_unwrap(a->hsm, o->wrapped, o->wrapped_len, pk, o->c.id,
@@ -689,8 +681,6 @@ out:
     if (data != NULL)
         OPENSSL_cleanse(data, n);
     free(data);
-    if (o != NULL)
-        stor_wipe(o, sizeof(*o));
-    free(o);
+    OPENSSL_clear_free(o, sizeof(*o));
     return rc;
 }

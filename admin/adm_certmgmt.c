@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/crypto.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -463,11 +464,7 @@ out:
     EVP_PKEY_free(pub);
     X509_free(ee);
     sk_X509_pop_free(untrusted, X509_free);
-    if (cur != NULL)
-        stor_wipe(cur, sizeof(*cur));
-    if (fresh != NULL)
-        stor_wipe(fresh, sizeof(*fresh));
-    free(cur);
-    free(fresh);
+    OPENSSL_clear_free(cur, sizeof(*cur));
+    OPENSSL_clear_free(fresh, sizeof(*fresh));
     return rc;
 }

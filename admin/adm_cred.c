@@ -107,9 +107,6 @@ out:
     return rc;
 }
 
-/* ---- certificates --------------------------------------------------------------- */
-
-
 /* ---- credentials ---------------------------------------------------------------- */
 
 typedef struct put_cred {
@@ -122,9 +119,7 @@ static int put_cred_fn(stor_txn_t *t, void *arg)
     put_cred_t *p = arg;
     stor_user_t *u = malloc(sizeof(*u));
     int rc = u == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, p->c->owner, u);
-    if (u != NULL)
-        stor_wipe(u, sizeof(*u));
-    free(u);
+    OPENSSL_clear_free(u, sizeof(*u));
     if (rc == 0)
         rc = stor_txn_cred_put(t, p->c, 1);
     return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
@@ -518,12 +513,8 @@ out:
         (void)hsm_destroy(a->hsm, fresh->key_id, fresh->key_id_len);
     X509_free(ee);
     EVP_PKEY_free(pub);
-    if (cur != NULL)
-        stor_wipe(cur, sizeof(*cur));
-    if (fresh != NULL)
-        stor_wipe(fresh, sizeof(*fresh));
-    free(cur);
-    free(fresh);
+    OPENSSL_clear_free(cur, sizeof(*cur));
+    OPENSSL_clear_free(fresh, sizeof(*fresh));
     return rc;
 }
 
@@ -550,9 +541,7 @@ static int user_status_fn(stor_txn_t *t, void *arg)
     }
     if (rc == 0)
         rc = stor_txn_audit_append(t, &s->audit);
-    if (u != NULL)
-        stor_wipe(u, sizeof(*u));
-    free(u);
+    OPENSSL_clear_free(u, sizeof(*u));
     return rc;
 }
 

@@ -443,12 +443,8 @@ int adm_op_login(const adm_t *a, const adm_op_policy_t *p, const char *name, con
 out:
     if (rc != ADM_OK)
         OPENSSL_cleanse(token, ADM_OP_TOKEN_LEN + 1);
-    if (op != NULL)
-        stor_wipe(op, sizeof(*op));
-    free(op);
-    if (l != NULL)
-        stor_wipe(l, sizeof(*l));
-    free(l);
+    OPENSSL_clear_free(op, sizeof(*op));
+    OPENSSL_clear_free(l, sizeof(*l));
     return rc;
 }
 
