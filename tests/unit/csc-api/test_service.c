@@ -8,7 +8,7 @@
 
 #include <openssl/cms.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
+#include <openssl/rsa.h> /* RSA_PKCS1_PADDING, ... */
 #include <openssl/x509.h>
 
 #include "csc_fixture.h"
@@ -66,30 +66,6 @@ static char *sad_for(const char *token, const char *cred, unsigned num, const ch
     return sad;
 }
 
-/* Verify the base64 signature over md (SHA-256) with the public key of cred's certificate. */
-static int verify(const char *cred, int padding, const uint8_t md[32], const char *sig_b64)
-{
-    X509 *cert = cfx_cred_cert(&f, cred);
-    size_t len = 0;
-    uint8_t *sig = cfx_unb64(sig_b64, &len);
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(X509_get0_pubkey(cert), NULL);
-    ck_assert_ptr_nonnull(sig);
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_eq(EVP_PKEY_verify_init(c), 1);
-    ck_assert_int_eq(EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()), 1);
-    if (padding != 0)
-        ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(c, padding), 1);
-    if (padding == RSA_PKCS1_PSS_PADDING) {
-        ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()), 1);
-        ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(c, 32), 1);
-    }
-    int ok = EVP_PKEY_verify(c, sig, len, md, 32) == 1;
-    EVP_PKEY_CTX_free(c);
-    free(sig);
-    X509_free(cert);
-    return ok;
-}
-
 /* signatures/signHash of one hash (base64 h) with signAlgo and extra members (",..." or ""): the reply. */
 static void sign_hash(const char *token, const char *cred, const char *sad, const char *h, const char *algo,
                       const char *extra, cfx_reply_t *x)
@@ -116,12 +92,12 @@ static void sign_and_verify(const char *cred, const char *algo, const char *extr
     ck_assert_uint_eq(YAJL_GET_ARRAY(sigs)->len, 1);
     const char *sig = YAJL_GET_STRING(YAJL_GET_ARRAY(sigs)->values[0]);
     ck_assert_ptr_nonnull(sig);
-    ck_assert_msg(verify(cred, padding, md, sig), "the signature does not verify with the certificate's key");
+    ck_assert_msg(cfx_verify(&f, cred, padding, md, sig), "the signature does not verify with the certificate's key");
     /* and the check can fail: not over another digest, not with another credential's key */
     free(digest_b64("another document", other));
-    ck_assert(!verify(cred, padding, other, sig));
+    ck_assert(!cfx_verify(&f, cred, padding, other, sig));
     if (padding == 0)
-        ck_assert(!verify(strcmp(cred, CFX_CRED_EC) == 0 ? CFX_CRED_OAUTH : CFX_CRED_EC, 0, md, sig));
+        ck_assert(!cfx_verify(&f, strcmp(cred, CFX_CRED_EC) == 0 ? CFX_CRED_OAUTH : CFX_CRED_EC, 0, md, sig));
     cfx_reply_free(&x);
     /* audited: the SAD issued, the signature decided, each once and for this credential */
     ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_AUTHORIZE, STOR_RES_OK, cred), 1);
@@ -351,7 +327,7 @@ START_TEST(t_extend_transaction)
     cfx_expect_error(&x, 400, "invalid_request", "Hash is not authorized by the SAD.");
     sign_hash(tok, CFX_CRED_EC, fresh, h2, ECDSA_SHA256, "", &x);
     ck_assert_int_eq(x.r.status, 200);
-    ck_assert(verify(CFX_CRED_EC, 0, md2, YAJL_GET_STRING(YAJL_GET_ARRAY(cfx_arr(&x, "signatures"))->values[0])));
+    ck_assert(cfx_verify(&f, CFX_CRED_EC, 0, md2, YAJL_GET_STRING(YAJL_GET_ARRAY(cfx_arr(&x, "signatures"))->values[0])));
     cfx_reply_free(&x);
     ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_SIGN, STOR_RES_OK, CFX_CRED_EC), 2);
     free(fresh);
