@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include "adm_int.h"
+#include "cfx_files.h"
 
 START_TEST(t_subject)
 {
@@ -40,29 +41,18 @@ END_TEST
 
 /* ---- certificate requests signed in a SoftHSM token ------------------------------------------------------ */
 
-static char hsm_dir[64];
+static char hsm_dir[CFX_PATH_MAX];
 
 static void hsm_setup(void)
 {
-    char conf[128], cmd[512];
-    snprintf(hsm_dir, sizeof(hsm_dir), "/tmp/csc-csr-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(hsm_dir));
-    snprintf(conf, sizeof(conf), "%s/softhsm2.conf", hsm_dir);
-    FILE *f = fopen(conf, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n", hsm_dir);
-    fclose(f);
-    ck_assert_int_eq(setenv("SOFTHSM2_CONF", conf, 1), 0);
-    snprintf(cmd, sizeof(cmd),
-             "softhsm2-util --init-token --free --label csr-unit --so-pin 12345678 --pin 123456 >/dev/null");
-    ck_assert_int_eq(system(cmd), 0);
+    char conf[CFX_PATH_MAX + 32];
+    ck_assert_int_eq(cfx_tmpdir(NULL, "csc-csr-", hsm_dir, sizeof(hsm_dir)), 0);
+    ck_assert_int_eq(cfx_softhsm_token(hsm_dir, "csr-unit", conf, sizeof(conf)), 0);
 }
 
 static void hsm_teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", hsm_dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(cfx_rmtree(hsm_dir), 0);
 }
 
 START_TEST(t_csr)
@@ -76,7 +66,7 @@ START_TEST(t_csr)
         {{HSM_KEY_EC, 384, NID_secp384r1}, NID_ecdsa_with_SHA384},
         {{HSM_KEY_EC, 521, NID_secp521r1}, NID_ecdsa_with_SHA512},
     };
-    hsm_config_t cfg = {.module = "/usr/lib/softhsm/libsofthsm2.so", .token_label = "csr-unit", .pin = "123456"};
+    hsm_config_t cfg = {.module = CFX_SOFTHSM_MODULE, .token_label = "csr-unit", .pin = CFX_TOKEN_PIN};
     hsm_t *h;
     char err[256], dn[256];
     ck_assert_int_eq(hsm_open(&cfg, &h), HSM_OK);

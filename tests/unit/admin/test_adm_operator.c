@@ -2,7 +2,6 @@
  * password and TOTP (wrong factors, replayed code, lockout), sessions (roles, idle and absolute expiry, logout),
  * operator changes (never one's own), two-person approvals, and the audit records of all of it. */
 #include <check.h>
-#include <ftw.h>
 #include <liboath/oath.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,24 +10,18 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 #include "adm.h"
+#include "cfx_files.h"
 
-static char dir[] = "/tmp/csc-op-test.XXXXXX";
+static char dir[CFX_PATH_MAX];
 static stor_env_t *env;
 static adm_t adm;
 static const adm_op_policy_t pol = {.session_idle = 600, .session_max = 3600, .max_failures = 3,
                                     .lock_seconds = 600, .totp_window = 1, .approval_ttl = 600};
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s, (void)f, (void)w;
-    return remove(p);
-}
-
 static void setup(void)
 {
-    char *d = mkdtemp(dir);
-    ck_assert_ptr_nonnull(d);
-    stor_config_t cfg = {.path = d};
+    ck_assert_int_eq(cfx_tmpdir(NULL, "csc-op-test.", dir, sizeof(dir)), 0);
+    stor_config_t cfg = {.path = dir};
     ck_assert_int_eq(stor_open(&cfg, &env), 0);
     adm = (adm_t){.stor = env, .operator_name = "-", .scrypt_log2n = 10, .issuer = "T"};
     ck_assert_int_eq(oath_init(), OATH_OK);
@@ -37,8 +30,7 @@ static void setup(void)
 static void teardown(void)
 {
     stor_close(env);
-    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-    memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+    cfx_rmtree(dir);
 }
 
 /* base32 secret -> the code of time step offset steps away from now */

@@ -1,76 +1,16 @@
 /*
  * check_hsm.c - runner and fixture of the hsm unit tests (SoftHSMv2 token in a temporary directory).
  */
-#include <fcntl.h>
-#include <ftw.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
 #include "check_hsm.h"
 
-extern char **environ;
-
 t_env_t t_env;
-
-int t_run(const char *const argv[])
-{
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int st = 0, rc;
-
-    /* softhsm2-util chatters on stdout; keep the test log readable. */
-    if (posix_spawn_file_actions_init(&fa) != 0)
-        return -1;
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        return -1;
-    if (waitpid(pid, &st, 0) != pid)
-        return -1;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-int t_token_create(const char *dir, const char *conf_path, size_t conf_cap, const char *label)
-{
-    char tokens[512];
-    FILE *f;
-    const char *argv[] = {T_SOFTHSM_UTIL, "--init-token", "--free", "--label", label, "--so-pin", T_SO_PIN,
-                          "--pin", T_PIN, NULL};
-
-    if ((size_t)snprintf(tokens, sizeof(tokens), "%s/tokens", dir) >= sizeof(tokens))
-        return -1;
-    if (mkdir(tokens, 0700) != 0)
-        return -1;
-    if (!conf_path || strlen(conf_path) >= conf_cap || !(f = fopen(conf_path, "w")))
-        return -1;
-    fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n"
-               "slots.removable = false\n", tokens);
-    if (fclose(f) != 0)
-        return -1;
-    if (setenv("SOFTHSM2_CONF", conf_path, 1) != 0)
-        return -1;
-    return t_run(argv);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-int t_rmtree(const char *dir)
-{
-    return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 void t_setup(void)
 {
@@ -218,25 +158,17 @@ static int shared_keys(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
     SRunner *sr;
     int failed;
 
-    if (!tmp || !*tmp)
-        tmp = "/tmp";
     /* Half the buffer at most: tests build private token paths below it. */
-    if ((size_t)snprintf(t_env.dir, sizeof(t_env.dir), "%s/hsm-unit-XXXXXX", tmp) >= sizeof(t_env.dir) / 2) {
-        fprintf(stderr, "TMPDIR too long\n");
+    if (cfx_tmpdir(NULL, "hsm-unit-", t_env.dir, sizeof(t_env.dir) / 2) != 0) {
+        fprintf(stderr, "cannot make a temporary directory (TMPDIR too long?)\n");
         return EXIT_FAILURE;
     }
-    if (!mkdtemp(t_env.dir)) {
-        perror("mkdtemp");
-        return EXIT_FAILURE;
-    }
-    snprintf(t_env.conf, sizeof(t_env.conf), "%s/softhsm2.conf", t_env.dir);
-    if (t_token_create(t_env.dir, t_env.conf, sizeof(t_env.conf), T_LABEL) != 0 || shared_keys() != HSM_OK) {
+    if (cfx_softhsm_token(t_env.dir, T_LABEL, t_env.conf, sizeof(t_env.conf)) != 0 || shared_keys() != HSM_OK) {
         fprintf(stderr, "cannot set up the SoftHSM token in %s\n", t_env.dir);
-        t_rmtree(t_env.dir);
+        cfx_rmtree(t_env.dir);
         return EXIT_FAILURE;
     }
     sr = srunner_create(t_suite_open());
@@ -247,6 +179,6 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    t_rmtree(t_env.dir);
+    cfx_rmtree(t_env.dir);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

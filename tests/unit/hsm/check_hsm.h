@@ -14,14 +14,14 @@
 #include <check.h>
 #include <openssl/evp.h>
 
+#include "cfx_files.h" /* the token: the unit tests' shared fixture (tests/unit/fixture) */
 #include "hsm.h"
 #include "hsm_int.h"
 
-#define T_MODULE "/usr/lib/softhsm/libsofthsm2.so"
-#define T_SOFTHSM_UTIL "/usr/bin/softhsm2-util"
+#define T_MODULE CFX_SOFTHSM_MODULE
 #define T_LABEL "hsm-unit"
-#define T_PIN "123456"
-#define T_SO_PIN "12345678"
+#define T_PIN CFX_TOKEN_PIN
+#define T_SO_PIN CFX_TOKEN_SO_PIN
 
 typedef struct t_env {
     char dir[256];           /* temporary directory holding everything */
@@ -32,11 +32,6 @@ typedef struct t_env {
 } t_env_t;
 
 extern t_env_t t_env;
-
-/* SoftHSM configuration + token under dir (created if missing); returns 0 on success. */
-int t_token_create(const char *dir, const char *conf_path, size_t conf_cap, const char *label);
-int t_rmtree(const char *dir);
-int t_run(const char *const argv[]);
 
 /* Checked fixture of every test case: point SoftHSM at the shared token (tests may change it). */
 void t_setup(void);

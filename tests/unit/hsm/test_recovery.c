@@ -200,10 +200,8 @@ static void private_token(const char *label, char *tokdir, size_t cap)
 {
     char dir[256], conf[320];
 
-    ck_assert_int_lt(snprintf(dir, sizeof(dir), "%s/private-XXXXXX", t_env.dir), (int)sizeof(dir));
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_int_lt(snprintf(conf, sizeof(conf), "%s/softhsm2.conf", dir), (int)sizeof(conf));
-    ck_assert_int_eq(t_token_create(dir, conf, sizeof(conf), label), 0);
+    ck_assert_int_eq(cfx_tmpdir(t_env.dir, "private-", dir, sizeof(dir)), 0);
+    ck_assert_int_eq(cfx_softhsm_token(dir, label, conf, sizeof(conf)), 0);
     ck_assert_int_lt(snprintf(tokdir, cap, "%s/tokens", dir), (int)cap);
 }
 

@@ -1,6 +1,5 @@
 /* test_util.c - fixture and storage helpers of the oauth unit tests. */
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "cfx_files.h"
 #include "test_oauth.h"
 
 fx_t fx;
@@ -31,8 +31,7 @@ void fx_setup(void)
 
     memset(&fx, 0, sizeof(fx));
     ck_assert_int_eq(oath_init(), OATH_OK);
-    snprintf(fx.dir, sizeof(fx.dir), "/tmp/test_oauth.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(fx.dir));
+    ck_assert_int_eq(cfx_tmpdir(NULL, "test_oauth.", fx.dir, sizeof(fx.dir)), 0);
     memset(&sc, 0, sizeof(sc));
     sc.path = fx.dir;
     sc.map_size = 64u << 20;
@@ -42,17 +41,11 @@ void fx_setup(void)
     fx_oauth(cfg);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 void fx_teardown(void)
 {
     oauth_free(fx.o);
     stor_close(fx.stor);
-    if (fx.dir[0])
-        nftw(fx.dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    cfx_rmtree(fx.dir);
     memset(&fx, 0, sizeof(fx));
 }
 

@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include "cfx_files.h"
 #include "pki.h"
 #include "test_pki.h"
 
@@ -115,8 +116,7 @@ static void write_file(const char *name, const void *data, size_t len)
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/csc-crl-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(cfx_tmpdir(NULL, "csc-crl-", dir, sizeof(dir)), 0);
     snprintf(crl_dir, sizeof(crl_dir), "%s/crl", dir);
     snprintf(anchors, sizeof(anchors), "%s/anchors.pem", dir);
     ck_assert_int_eq(mkdir(crl_dir, 0700), 0);
@@ -131,9 +131,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(cfx_rmtree(dir), 0);
     X509_free(ca_cert);
     X509_free(rogue_cert);
     EVP_PKEY_free(ca_key);
