@@ -320,7 +320,7 @@ int sam_get_u64(const sam_msg_t *m, unsigned tag, uint64_t *v);
 int sam_get_bytes(const sam_msg_t *m, unsigned tag, const uint8_t **p, size_t *len);
 /**
  * The first value of a TEXT field copied into out with a NUL (the decoder refused NULs inside).
- * @return SAM_OK, SAM_ERR_ABSENT, SAM_ERR_INVAL (out too small: out is then "" )
+ * @return SAM_OK, SAM_ERR_ABSENT, SAM_ERR_INVAL (out too small: out is then "")
  * @note The caller wipes out when it holds a secret.
  */
 SAM_MUST_CHECK int sam_get_text(const sam_msg_t *m, unsigned tag, char *out, size_t outsz);

@@ -298,9 +298,9 @@ START_TEST(t_closed_peer)
     ck_assert_int_eq(sam_send(sv[0], msg, len, sam_now_ms() + 5000), SAM_ERR_CLOSED);
     sam_build_free(&b);
     close(sv[0]);
-    sam_rbuf_free(&rb);
     ck_assert_int_eq(sam_recv(-1, &rb, SAM_FOREVER), SAM_ERR_IO);
     ck_assert_int_eq(sam_recv(0, NULL, SAM_FOREVER), SAM_ERR_INVAL);
+    sam_rbuf_free(&rb);
 }
 END_TEST
 
