@@ -45,11 +45,6 @@ static const route_t routes[] = {
 #define API_PREFIX "/csc/v2/"
 #define API_PREFIX_V1 "/csc/v1/"
 
-static void crl_changed(void *arg)
-{
-    (void)csc_crl_sweep(arg);
-}
-
 int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, csc_t **out)
 {
     *out = NULL;
@@ -70,8 +65,8 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     c->oauth = oauth;
     if (cfg->crl_dir != NULL && cfg->crl_dir[0] != '\0') {
         char err[512];
-        int rc = pki_crl_new(cfg->crl_dir, cfg->trust_anchors, cfg->crl_allow_stale, cfg->crl_require, 1, &c->crl,
-                             err, sizeof(err));
+        int rc = pki_crl_new(cfg->crl_dir, cfg->trust_anchors, cfg->crl_allow_stale, cfg->crl_require, &c->crl, err,
+                             sizeof(err));
         if (rc != PKI_OK) {
             if (rc == PKI_ERR_ANCHORS)
                 fprintf(stderr, "crl_dir needs trust_anchors (PEM CA certificates that issue the CRLs): %s\n", err);
@@ -86,11 +81,10 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
         csc_free(c);
         return -1;
     }
-    if (c->crl != NULL) {
-        /* Revocations in the CRLs end their credentials (J7): those found now, and those of every later reload. */
+    /* Revocations in the CRLs end their credentials (J7): those found now; csc_crl_refresh, those of later reloads. */
+    if (c->crl != NULL)
         (void)csc_crl_sweep(c);
-        pki_crl_set_listener(c->crl, crl_changed, c);
-    }
+    csc_audit_heads_init(c);
     *out = c;
     return 0;
 }
@@ -99,7 +93,7 @@ void csc_free(csc_t *c)
 {
     if (c == NULL)
         return;
-    csc_async_stop(c); /* jobs still running sign through the CRL store */
+    csc_async_stop(c); /* jobs still running sign through the CRL store (the server stopped its periodic tasks) */
     pki_crl_free(c->crl);
     free(c->info_body);
     free(c->info_v1_body);
