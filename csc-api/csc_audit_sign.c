@@ -14,9 +14,7 @@
  * transaction as the head. The periodic signer does not sign when the log's last record is such a record (nothing
  * happened since the previous signing), so an idle server does not grow its log.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,115 +137,65 @@ int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force
     return CSC_AUDIT_SIGN_OK;
 }
 
-/* ---- the periodic signer ------------------------------------------------------------ */
+/* ---- the periodic signing (csc-server's audit-heads task, server/srv_thread.c) ---------------------------- */
 
-struct csc_audit_signer {
-    stor_env_t *stor;
-    hsm_t *hsm;
-    unsigned interval;          /* seconds, 0 = off */
-    unsigned every;             /* records, 0 = off */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
-    int warned;
-};
-
-static void signer_sign(csc_audit_signer_t *s)
+static int heads_sign(csc_t *c)
 {
     uint64_t seq = 0;
-    int rc = csc_audit_sign_head(s->stor, s->hsm, "csc-server", 0, &seq);
+    int rc = csc_audit_sign_head(c->stor, c->hsm, "csc-server", 0, &seq);
 
-    if (rc == CSC_AUDIT_SIGN_NOKEY && !s->warned) {
+    if (rc == CSC_AUDIT_SIGN_NOKEY && !c->heads.warned) {
         fprintf(stderr, "csc-server: audit heads are not signed: no audit key in the HSM (csc-admin audit key-init)\n");
-        s->warned = 1;
+        c->heads.warned = 1;
     }
+    return rc;
 }
 
 /* Records appended since the last signed head (or since start). */
-static uint64_t pending(csc_audit_signer_t *s, uint64_t *base)
+static uint64_t pending(stor_env_t *stor, uint64_t *base)
 {
     tip_read_t tip = {0};
 
-    if (stor_read(s->stor, tip_fn, &tip) != 0)
+    if (stor_read(stor, tip_fn, &tip) != 0)
         return 0;
     if (tip.last_event == STOR_EV_AUDIT_HEAD || tip.seq < *base)
         *base = tip.seq; /* signed just now (by us or by csc-admin) */
     return tip.seq - *base;
 }
 
-static void *signer_main(void *arg)
+static int heads_on(const csc_t *c)
 {
-    csc_audit_signer_t *s = arg;
-    struct timespec last, now, until;
-    uint64_t base = 0;
-
-    clock_gettime(CLOCK_MONOTONIC, &last);
-    (void)pending(s, &base);
-    pthread_mutex_lock(&s->mu);
-    while (!s->stop) {
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += 1; /* look once a second: the record count and the interval */
-        pthread_cond_timedwait(&s->cv, &s->mu, &until);
-        if (s->stop)
-            break;
-        pthread_mutex_unlock(&s->mu);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int due = s->interval > 0 && now.tv_sec - last.tv_sec >= (time_t)s->interval;
-        if (s->every > 0 && pending(s, &base) >= s->every)
-            due = 1;
-        if (due) {
-            signer_sign(s);
-            (void)pending(s, &base);
-            last = now;
-        }
-        pthread_mutex_lock(&s->mu);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
+    return c->cfg.audit_sign_interval > 0 || c->cfg.audit_sign_records > 0;
 }
 
-int csc_audit_signer_start(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned every,
-                           csc_audit_signer_t **out)
+void csc_audit_heads_init(csc_t *c)
 {
-    csc_audit_signer_t *s;
-    pthread_condattr_t ca;
-
-    *out = NULL;
-    if (interval == 0 && every == 0)
-        return 0; /* signing off */
-    if ((s = calloc(1, sizeof(*s))) == NULL)
-        return -1;
-    s->stor = stor;
-    s->hsm = hsm;
-    s->interval = interval;
-    s->every = every;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&s->thread, NULL, signer_main, s) != 0) {
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->mu);
-        free(s);
-        return -1;
-    }
-    *out = s;
-    return 0;
+    clock_gettime(CLOCK_MONOTONIC, &c->heads.last);
+    c->heads.base = 0;
+    c->heads.warned = 0;
+    if (heads_on(c))
+        (void)pending(c->stor, &c->heads.base);
 }
 
-void csc_audit_signer_stop(csc_audit_signer_t *s)
+int csc_audit_heads_once(csc_t *c)
 {
-    if (s == NULL)
-        return;
-    pthread_mutex_lock(&s->mu);
-    s->stop = 1;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
-    signer_sign(s); /* clean shutdown: the last head is signed */
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    struct timespec now;
+    int due, rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    due = c->cfg.audit_sign_interval > 0 && now.tv_sec - c->heads.last.tv_sec >= (time_t)c->cfg.audit_sign_interval;
+    if (c->cfg.audit_sign_records > 0 && pending(c->stor, &c->heads.base) >= c->cfg.audit_sign_records)
+        due = 1;
+    if (!due)
+        return 0;
+    rc = heads_sign(c);
+    (void)pending(c->stor, &c->heads.base);
+    c->heads.last = now;
+    return rc < 0 ? -1 : 0;
+}
+
+void csc_audit_heads_final(csc_t *c)
+{
+    if (heads_on(c))
+        (void)heads_sign(c);
 }

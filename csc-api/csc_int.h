@@ -3,6 +3,7 @@
 #define CSC_INT_H
 
 #include <stdbool.h>
+#include <time.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include <openssl/x509.h>
@@ -29,6 +30,11 @@ struct csc {
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
+    struct {                   /* the periodic audit head signing (csc_audit_sign.c); only its task touches it */
+        struct timespec last;  /* CLOCK_MONOTONIC of the last signing (or of csc_new) */
+        uint64_t base;         /* the log's seq when a head was last seen signed */
+        int warned;            /* "no audit key" was said */
+    } heads;
     char logo_url[600];        /* info.logo (web/web_logo.c) */
     char logo_path[16];        /* "/logo.png" ...: where the service serves it; "" when external */
     uint8_t *logo;             /* the image served there, read at start-up; NULL when external */
@@ -246,6 +252,8 @@ typedef struct csc_async_job {
 } csc_async_job_t;
 
 CSC_MUST_CHECK int csc_async_start(csc_t *c);
+/* csc_audit_sign.c: the periodic signing counts records and time from now (called by csc_new). */
+void csc_audit_heads_init(csc_t *c);
 void csc_async_stop(csc_t *c);
 CSC_MUST_CHECK int csc_async_params(csc_req_t *r, csc_async_opts_t *o);
 CSC_MUST_CHECK int csc_async_reserve(csc_req_t *r);

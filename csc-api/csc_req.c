@@ -20,7 +20,7 @@ typedef struct err_row {
 #define BAD(d) 400, "invalid_request", (d)
 
 static const err_row_t oauth_rows[] = {
-    /* the bearer access token (authenticate in csc_core.c) */
+    /* the bearer access token (authenticate in csc_route.c) */
     {CSC_ABOUT_TOKEN, {OAUTH_ERR_EXPIRED, 401, "expired_token", "The access token is expired", 0}},
     {CSC_ABOUT_TOKEN, {OAUTH_ERR_INVALID, 401, "invalid_token", "The access token is not valid", 0}},
     {CSC_ABOUT_TOKEN, {OAUTH_ERR_DISABLED, 401, "invalid_token", "The access token is not valid", 0}},

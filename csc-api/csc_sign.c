@@ -301,7 +301,7 @@ static int sign_async(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_para
     return csc_async_submit(r, o, cred->id, &job);
 }
 
-/* The Bearer token's value (validated by csc_core before the method runs), NUL-terminated in r->bearer. */
+/* The Bearer token's value (validated by csc_route.c before the method runs), NUL-terminated in r->bearer. */
 const char *csc_bearer_value(csc_req_t *r)
 {
     const char *p = r->call->authorization + 7;

@@ -6,9 +6,10 @@
  * from a PEM file); a file that cannot be parsed or whose signature fails is refused with an error on stderr, and
  * the last good version of that file, if any, stays in force.
  *
- * A watcher thread looks at the folder once a second (names, inode, size, mtime, ctime) and builds a new snapshot only
- * when something changed; unchanged files keep their parsed CRL. Signing threads read the current snapshot under
- * a mutex held only to take a reference (no file I/O, no parsing), so a reload never delays a signature.
+ * pki_crl_reload() looks at the folder (names, inode, size, mtime, ctime) and builds a new snapshot only when
+ * something changed; unchanged files keep their parsed CRL. The caller decides when to look (csc-server: a periodic
+ * task of server/, once a second); this file starts no thread. Signing threads read the current snapshot under a
+ * mutex held only to take a reference (no file I/O, no parsing), so a reload never delays a signature.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -51,14 +52,7 @@ struct pki_crl {
     int require;
     pthread_mutex_t lock;      /* guards cur and every snapshot's refs */
     crl_snap_t *cur;
-    pthread_mutex_t reload_lock; /* one reload at a time (watcher thread or pki_crl_reload) */
-    pthread_t thread;
-    int thread_started;
-    pthread_mutex_t stop_lock;
-    pthread_cond_t stop_cond;
-    int stop;
-    void (*listener)(void *arg); /* under lock: told after a reload that changed something */
-    void *listener_arg;
+    pthread_mutex_t reload_lock; /* one reload at a time */
 };
 
 static void snap_free(crl_snap_t *s)
@@ -293,34 +287,8 @@ out:
     return rc;
 }
 
-static void *watch(void *arg)
-{
-    pki_crl_t *c = arg;
-    pthread_mutex_lock(&c->stop_lock);
-    while (!c->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&c->stop_cond, &c->stop_lock, &ts);
-        if (c->stop)
-            break;
-        pthread_mutex_unlock(&c->stop_lock);
-        if (pki_crl_reload(c) == 1) {
-            pthread_mutex_lock(&c->lock);
-            void (*fn)(void *) = c->listener;
-            void *fn_arg = c->listener_arg;
-            pthread_mutex_unlock(&c->lock);
-            if (fn != NULL)
-                fn(fn_arg);
-        }
-        pthread_mutex_lock(&c->stop_lock);
-    }
-    pthread_mutex_unlock(&c->stop_lock);
-    return NULL;
-}
-
-int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require, int watch_thread,
-                pki_crl_t **out, char *err, size_t err_sz)
+int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require, pki_crl_t **out,
+                char *err, size_t err_sz)
 {
     *out = NULL;
     if (err != NULL && err_sz > 0)
@@ -333,8 +301,6 @@ int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int 
     }
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->reload_lock, NULL);
-    pthread_mutex_init(&c->stop_lock, NULL);
-    pthread_cond_init(&c->stop_cond, NULL);
     c->allow_stale = allow_stale;
     c->require = require;
     int rc = pki_crl_load_anchors(anchors_file, &c->anchors);
@@ -355,14 +321,6 @@ int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int 
         pki_crl_free(c);
         return rc;
     }
-    if (watch_thread) {
-        if (pthread_create(&c->thread, NULL, watch, c) != 0) {
-            pki_err(err, err_sz, "cannot start the watcher thread");
-            pki_crl_free(c);
-            return PKI_ERR_INTERNAL;
-        }
-        c->thread_started = 1;
-    }
     *out = c;
     return PKI_OK;
 }
@@ -371,19 +329,10 @@ void pki_crl_free(pki_crl_t *c)
 {
     if (c == NULL)
         return;
-    if (c->thread_started) {
-        pthread_mutex_lock(&c->stop_lock);
-        c->stop = 1;
-        pthread_cond_signal(&c->stop_cond);
-        pthread_mutex_unlock(&c->stop_lock);
-        pthread_join(c->thread, NULL);
-    }
     snap_free(c->cur);
     sk_X509_pop_free(c->anchors, X509_free);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->reload_lock);
-    pthread_mutex_destroy(&c->stop_lock);
-    pthread_cond_destroy(&c->stop_cond);
     free(c->dir);
     free(c);
 }
@@ -440,14 +389,6 @@ out:
     snap_put(c, s);
     ERR_clear_error();
     return rc;
-}
-
-void pki_crl_set_listener(pki_crl_t *c, void (*fn)(void *arg), void *arg)
-{
-    pthread_mutex_lock(&c->lock);
-    c->listener = fn;
-    c->listener_arg = arg;
-    pthread_mutex_unlock(&c->lock);
 }
 
 size_t pki_crl_count(pki_crl_t *c)

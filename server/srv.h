@@ -92,6 +92,15 @@ void srv_modules_close(srv_modules_t *m);
  * returns 0, or -1 (nothing printed) if it cannot be encoded. srv_qr.c. */
 int srv_qr_print(FILE *out, const char *text);
 
+/* Periodic tasks (srv_thread.c): a thread named name calls run(arg) every period_ms (> 0) milliseconds, the first
+ * time one period after the start, the next one period after the previous run ended. run returns 0, or -1 once it
+ * has written why it failed to stderr; either way the task keeps its period. @return 0, or -1 (with a message). */
+typedef struct srv_task srv_task_t;
+typedef int (*srv_task_fn)(void *arg);
+int srv_task_start(const char *name, unsigned period_ms, srv_task_fn run, void *arg, srv_task_t **out);
+/* Wake the thread at once, wait for a run in progress to end, join and free. NULL is allowed. */
+void srv_task_stop(srv_task_t *t);
+
 /* Run the HTTP server until SIGTERM/SIGINT. */
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);
 

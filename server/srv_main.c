@@ -12,6 +12,21 @@ static void usage(FILE *f)
                "  -t         check the configuration and exit\n");
 }
 
+static int crl_run(void *c)
+{
+    return csc_crl_refresh(c);
+}
+
+static int heads_run(void *c)
+{
+    return csc_audit_heads_once(c);
+}
+
+static int purge_run(void *c)
+{
+    return csc_purge_once(c);
+}
+
 int main(int argc, char **argv)
 {
     const char *file = NULL;
@@ -49,27 +64,22 @@ int main(int argc, char **argv)
     }
     if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0)
         return 1;
-    /* Signed audit heads (J11): a csc-api thread; stopping it signs the last head after the HTTP side finished. */
-    csc_audit_signer_t *signer = NULL;
-    if (csc_audit_signer_start(m.stor, m.hsm, cfg->audit_sign_interval, cfg->audit_sign_records, &signer) != 0) {
-        fprintf(stderr, "csc-server: cannot start the audit head signer\n");
-        srv_modules_close(&m);
-        free(cfg);
-        return 1;
+    /* The service's periodic work, one thread each (srv_thread.c): CRL changes end their credentials (J7), signed
+     * audit heads (J11), expired tokens, SADs, codes and operator sessions leave the database (refused anyway). */
+    srv_task_t *crl = NULL, *heads = NULL, *purge = NULL;
+    int rc = 1;
+    if ((cfg->crl_dir[0] == '\0' || srv_task_start("crl-watch", 1000, crl_run, m.csc, &crl) == 0) &&
+        ((cfg->audit_sign_interval == 0 && cfg->audit_sign_records == 0) ||
+         srv_task_start("audit-heads", 1000, heads_run, m.csc, &heads) == 0) &&
+        (cfg->purge_interval == 0 || srv_task_start("purge", cfg->purge_interval * 1000u, purge_run, m.csc, &purge) == 0))
+        rc = srv_http_run(cfg, &m) == 0 ? 0 : 1;
+    srv_task_stop(purge);
+    if (heads != NULL) {
+        srv_task_stop(heads);
+        csc_audit_heads_final(m.csc); /* the last head, signed once the HTTP side has finished */
     }
-    /* Expired tokens, SADs, codes and operator sessions leave the database (they are refused anyway). */
-    csc_purger_t *purger = NULL;
-    if (csc_purger_start(m.stor, cfg->purge_interval, &purger) != 0) {
-        fprintf(stderr, "csc-server: cannot start the purge thread\n");
-        csc_audit_signer_stop(signer);
-        srv_modules_close(&m);
-        free(cfg);
-        return 1;
-    }
-    int rc = srv_http_run(cfg, &m);
-    csc_purger_stop(purger);
-    csc_audit_signer_stop(signer);
+    srv_task_stop(crl); /* before csc_free (srv_modules_close): the task uses the service */
     srv_modules_close(&m);
     free(cfg);
-    return rc == 0 ? 0 : 1;
+    return rc;
 }

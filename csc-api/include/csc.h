@@ -65,6 +65,8 @@ typedef struct csc_config {
     unsigned notify_queue;     /**< notifications waiting before further ones are dropped (logged) */
     const char *notify_allow;  /**< production: internal hosts/addresses/prefixes a response_uri may reach */
     unsigned oauth_revoke_status; /**< status of a successful /oauth2/revoke: 200 (RFC 7009; 0 = 200) or 204 */
+    unsigned audit_sign_interval; /**< csc_audit_heads_once signs after this many seconds (0 = not by time) */
+    unsigned audit_sign_records;  /**< ... or after this many new audit records (0 = not by count) */
 } csc_config_t;
 
 /**
@@ -152,25 +154,25 @@ enum { CSC_AUDIT_SIGN_OK = 0, CSC_AUDIT_SIGN_NOTHING = 1, CSC_AUDIT_SIGN_ERROR =
  */
 int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
 
-/** The server's periodic signer: a thread that signs the head every interval seconds and/or every `every` records
- *  (0 = that trigger off; both 0 = no thread), and once more when stopped (clean shutdown). */
-typedef struct csc_audit_signer csc_audit_signer_t;
-int csc_audit_signer_start(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned every,
-                           csc_audit_signer_t **out);
-/** Stop the thread, then sign the last head. NULL is allowed. */
-void csc_audit_signer_stop(csc_audit_signer_t *s);
 
+/* ---- periodic work (csc_audit_sign.c, csc_periodic.c) ------------------------------------------------------
+ * One run each; the server calls them from its own periodic tasks, one thread per kind (csc-server: srv_thread.c),
+ * never two runs of one kind at once. Each returns 0, or -1 once it has written why it failed to stderr (the next
+ * run comes all the same). The service starts no thread for this work; stop the tasks before csc_free(). */
 
-/* ---- housekeeping (csc_purge.c) ------------------------------------------------ */
+/** Look at the audit log (meant for once a second): sign its head when audit_sign_interval seconds passed since it
+ *  last signed (or since csc_new), or audit_sign_records records were added since the last signed head (both 0:
+ *  never); not when nothing was added since. An absent audit key is said once. */
+int csc_audit_heads_once(csc_t *c);
+/** At clean shutdown, after the task stopped: sign the last head (nothing when both triggers are 0). */
+void csc_audit_heads_final(csc_t *c);
 
-/** A thread that deletes expired tokens, SADs, authorization codes and operator sessions every interval
- *  seconds (0 = no thread; *out stays NULL). @return 0 or -1. */
-typedef struct csc_purger csc_purger_t;
-int csc_purger_start(stor_env_t *stor, unsigned interval, csc_purger_t **out);
-/** Stop (at once, without waiting for the interval) and free. NULL is allowed. */
-void csc_purger_stop(csc_purger_t *p);
+/** Delete expired tokens, SADs, authorization codes and operator sessions (csc-server: every purge_interval). */
+int csc_purge_once(csc_t *c);
 
-
+/** Look at crl_dir (csc-server: once a second): reload the CRLs that changed and end the credentials they list as
+ *  revoked (J7). Nothing without crl_dir. */
+int csc_crl_refresh(csc_t *c);
 
 #ifdef __cplusplus
 }

@@ -5,9 +5,10 @@
  * authentication), the approval page /approve (web_approve.c), the logo info.logo names (web_logo.c), and what
  * they share: the page frame and the busy page (web_page.c), forms, cookies and a bounded buffer (web_form.c).
  *
- * Private to csc-api: csc_core.c dispatches to the *_is_path / *_handle pairs below; nothing in web/ is called by
- * the CSC API methods. Pages answer HTML (reply->page set: CSP without scripts, no framing); the JSON endpoints
- * answer with csc_reply_error's JSON.
+ * Private to csc-api: csc_route.c, the top file, dispatches to the *_is_path / *_handle pairs below (and the busy
+ * page, web_logo_init); nothing in web/ is called by the CSC API methods, and nothing web/ calls is defined there.
+ * Pages answer HTML (reply->page set: CSP without scripts, no framing); the JSON endpoints answer with
+ * csc_reply_error's JSON (csc_core.c).
  */
 #ifndef CSC_WEB_H
 #define CSC_WEB_H

@@ -251,21 +251,20 @@ PKI_MUST_CHECK int pki_crl_load_anchors(const char *file, STACK_OF(X509) **out);
 /**
  * A store of the CRLs of dir, verified against anchors_file (PEM CA certificates). allow_stale: a CRL past its
  * nextUpdate still answers (else PKI_REV_UNKNOWN); require: a certificate whose issuer has no CRL is
- * PKI_REV_UNKNOWN (else PKI_REV_GOOD); watch_thread: a thread looks at the folder once a second and reloads what
- * changed. @return PKI_OK with *out set; PKI_ERR_ANCHORS, PKI_ERR_IO (dir unreadable), PKI_ERR_NOMEM,
- * PKI_ERR_INTERNAL, each with a message in err.
+ * PKI_REV_UNKNOWN (else PKI_REV_GOOD). The folder is read once here; later changes count from the next
+ * pki_crl_reload() (no thread of its own: the caller looks as often as it wants). @return PKI_OK with *out set;
+ * PKI_ERR_ANCHORS, PKI_ERR_IO (dir unreadable), PKI_ERR_NOMEM, each with a message in err.
  */
 PKI_MUST_CHECK int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int require,
-                               int watch_thread, pki_crl_t **out, char *err, size_t err_sz);
-/** Stop the watcher and free the store (NULL is fine). No lookup may be running. */
+                               pki_crl_t **out, char *err, size_t err_sz);
+/** Free the store (NULL is fine). No lookup or reload may be running. */
 void pki_crl_free(pki_crl_t *c);
-/** Look at the folder now. @return 1 a new snapshot is in force, 0 nothing changed, PKI_ERR_IO / PKI_ERR_NOMEM. */
+/** Look at the folder now and reload what changed (one reload at a time; lookups go on meanwhile).
+ *  @return 1 a new snapshot is in force, 0 nothing changed, PKI_ERR_IO / PKI_ERR_NOMEM. */
 int pki_crl_reload(pki_crl_t *c);
 /** PKI_REV_* of ee at now; *why = the CRL reason name or what is missing (static text, "" when good). c NULL: good. */
 int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why);
 /** How many CRLs are in force. */
 size_t pki_crl_count(pki_crl_t *c);
-/** fn(arg) is called from the watcher thread after each reload that changed something. */
-void pki_crl_set_listener(pki_crl_t *c, void (*fn)(void *arg), void *arg);
 
 #endif

@@ -152,7 +152,7 @@ START_TEST(t_lookup)
     write_crl("ca.crl", ca_cert, ca_key, e, 3, 3600, 0);
     pki_crl_t *c;
     const char *why;
-    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, &c, NULL, 0), PKI_OK);
     ck_assert_uint_eq(pki_crl_count(c), 1);
     ck_assert_int_eq(check(c, good, &why), PKI_REV_GOOD);
     ck_assert_int_eq(check(c, bad, &why), PKI_REV_REVOKED);
@@ -162,7 +162,7 @@ START_TEST(t_lookup)
     /* An issuer without a CRL: not checked, unless crl_require. */
     ck_assert_int_eq(check(c, other, &why), PKI_REV_GOOD);
     pki_crl_free(c);
-    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 1, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 1, &c, NULL, 0), PKI_OK);
     ck_assert_int_eq(check(c, other, &why), PKI_REV_UNKNOWN);
     ck_assert_int_eq(check(c, good, &why), PKI_REV_GOOD);
     pki_crl_free(c);
@@ -182,7 +182,7 @@ START_TEST(t_reload)
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, 3600, 0);
     pki_crl_t *c;
     const char *why;
-    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, &c, NULL, 0), PKI_OK);
     ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD);
     ck_assert_int_eq(pki_crl_reload(c), 0); /* nothing changed: no new snapshot */
     write_crl("ca.crl", ca_cert, ca_key, &e, 1, 3600, 1); /* now DER, with the certificate on hold */
@@ -228,11 +228,11 @@ START_TEST(t_stale)
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, -10, 0); /* nextUpdate 10 s ago */
     pki_crl_t *c;
     const char *why;
-    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, &c, NULL, 0), PKI_OK);
     ck_assert_int_eq(check(c, ee, &why), PKI_REV_UNKNOWN); /* fail closed */
     ck_assert_ptr_nonnull(strstr(why, "nextUpdate"));
     pki_crl_free(c);
-    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 1, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 1, 0, &c, NULL, 0), PKI_OK);
     ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD); /* crl_allow_stale */
     pki_crl_free(c);
     X509_free(ee);
@@ -244,17 +244,18 @@ START_TEST(t_bad_setup)
 {
     pki_crl_t *c = (pki_crl_t *)1;
     char err[256];
-    ck_assert_int_eq(pki_crl_new(crl_dir, "/nonexistent/anchors.pem", 0, 0, 0, &c, err, sizeof(err)),
+    ck_assert_int_eq(pki_crl_new(crl_dir, "/nonexistent/anchors.pem", 0, 0, &c, err, sizeof(err)),
                      PKI_ERR_ANCHORS);
     ck_assert_str_eq(err, "cannot read /nonexistent/anchors.pem");
     ck_assert_ptr_null(c);
-    ck_assert_int_eq(pki_crl_new("/nonexistent/crl", anchors, 0, 0, 0, &c, err, sizeof(err)), PKI_ERR_IO);
+    ck_assert_int_eq(pki_crl_new("/nonexistent/crl", anchors, 0, 0, &c, err, sizeof(err)), PKI_ERR_IO);
     ck_assert_str_eq(err, "/nonexistent/crl: No such file or directory");
     ck_assert_ptr_null(c);
 }
 END_TEST
 
-/* Signing threads look up while the watcher thread swaps snapshots: every answer is one of the two states. */
+/* Signing threads look up while two threads reload (as csc-server's CRL task and a test would): every answer is one of
+ * the two states. */
 typedef struct race {
     pki_crl_t *c;
     X509 *ee;
@@ -275,6 +276,15 @@ static void *looker(void *arg)
     return NULL;
 }
 
+static void *reloader(void *arg)
+{
+    race_t *r = arg;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+        if (pki_crl_reload(r->c) < 0)
+            __atomic_store_n(&r->bad, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
 START_TEST(t_concurrent_reload)
 {
     EVP_PKEY *k = new_key();
@@ -282,16 +292,17 @@ START_TEST(t_concurrent_reload)
     r.ee = make_cert("ee", 400, k, ca_cert, ca_key);
     entry_t e = {400, CRL_REASON_KEY_COMPROMISE};
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, 3600, 0);
-    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, 1, &r.c, NULL, 0), PKI_OK); /* with the watcher thread */
-    pthread_t th[4];
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, &r.c, NULL, 0), PKI_OK);
+    pthread_t th[5];
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, looker, &r), 0);
+    ck_assert_int_eq(pthread_create(&th[4], NULL, reloader, &r), 0);
     for (int i = 0; i < 20; i++) {
         write_crl("ca.crl", ca_cert, ca_key, i % 2 ? NULL : &e, i % 2 ? 0 : 1, 3600, 0);
         ck_assert_int_ge(pki_crl_reload(r.c), 0);
     }
     __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         pthread_join(th[i], NULL);
     ck_assert_int_eq(r.bad, 0);
     ck_assert_int_gt(r.checks, 0);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "srv.h"
+#include "test_srv.h"
 
 static char dir[64], file[128], errfile[128];
 
@@ -168,6 +169,7 @@ int main(void)
     tcase_add_test(tc, t_refusals);
     tcase_add_test(tc, t_environment_rules);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, srv_thread_tcase());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

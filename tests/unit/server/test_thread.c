@@ -1,0 +1,146 @@
+/* Unit tests of the periodic tasks (server/srv_thread.c): a task runs again and again, a failing run does not end
+ * it, and stopping does not wait for the period. Counts runs; never measures time. */
+#include <check.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "srv.h"
+#include "test_srv.h"
+
+typedef struct probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int runs;
+    int fail;                  /* every run returns -1 */
+} probe_t;
+
+static int probe_run(void *arg)
+{
+    probe_t *p = arg;
+    pthread_mutex_lock(&p->mu);
+    p->runs++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return p->fail ? -1 : 0;
+}
+
+/* Wait until the task has run n times (a task that stopped running leaves the test to its timeout). */
+static void wait_runs(probe_t *p, int n)
+{
+    pthread_mutex_lock(&p->mu);
+    while (p->runs < n)
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int runs(probe_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->runs;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* The state letter of the thread named name ('S': asleep; '?' none such), from /proc/self/task. */
+static char thread_state(const char *name)
+{
+    char state = '?', path[300], buf[512];
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+
+    while (d != NULL && state == '?' && (e = readdir(d)) != NULL) {
+        FILE *f;
+        size_t n;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        if (strcmp(buf, name) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')'); /* "tid (comm) S ..." */
+        if (p != NULL && p[1] == ' ')
+            state = p[2];
+    }
+    if (d != NULL)
+        closedir(d);
+    return state;
+}
+
+/* Until the task's thread sleeps (in its wait for the period: it has no other place to sleep). */
+static void wait_asleep(const char *name)
+{
+    const struct timespec ms = {0, 1000000L};
+    while (thread_state(name) != 'S')
+        nanosleep(&ms, NULL);
+}
+
+#define PROBE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0}
+
+START_TEST(t_task_repeats)
+{
+    probe_t p = PROBE_INIT;
+    srv_task_t *t = NULL;
+    ck_assert_int_eq(srv_task_start("test-repeat", 1, probe_run, &p, &t), 0);
+    ck_assert_ptr_nonnull(t);
+    wait_runs(&p, 5);
+    srv_task_stop(t);
+    int n = runs(&p);
+    ck_assert_int_ge(n, 5);
+    ck_assert_int_eq(runs(&p), n); /* joined: nothing runs after stop returned */
+}
+END_TEST
+
+START_TEST(t_failing_run_keeps_period)
+{
+    probe_t p = PROBE_INIT;
+    srv_task_t *t = NULL;
+    p.fail = 1;
+    ck_assert_int_eq(srv_task_start("test-fail", 1, probe_run, &p, &t), 0);
+    wait_runs(&p, 3); /* the first failure did not end the task */
+    srv_task_stop(t);
+    ck_assert_int_ge(runs(&p), 3);
+}
+END_TEST
+
+/* An hour's period: stop wakes the sleeping thread instead of waiting for the hour, and the task never ran. */
+START_TEST(t_stop_long_period)
+{
+    probe_t p = PROBE_INIT;
+    srv_task_t *t = NULL;
+    ck_assert_int_eq(srv_task_start("test-hour", 3600u * 1000u, probe_run, &p, &t), 0);
+    wait_asleep("test-hour");
+    srv_task_stop(t);
+    ck_assert_int_eq(runs(&p), 0);
+}
+END_TEST
+
+START_TEST(t_start_refusals)
+{
+    probe_t p = PROBE_INIT;
+    srv_task_t *t = (srv_task_t *)&p;
+    ck_assert_int_eq(srv_task_start("test-zero", 0, probe_run, &p, &t), -1);
+    ck_assert_ptr_null(t);
+    srv_task_stop(NULL);
+}
+END_TEST
+
+TCase *srv_thread_tcase(void)
+{
+    TCase *tc = tcase_create("thread");
+    tcase_add_test(tc, t_task_repeats);
+    tcase_add_test(tc, t_failing_run_keeps_period);
+    tcase_add_test(tc, t_stop_long_period);
+    tcase_add_test(tc, t_start_refusals);
+    return tc;
+}
