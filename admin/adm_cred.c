@@ -518,6 +518,111 @@ out:
     return rc;
 }
 
+/* Room for one more element in arr, which holds n of *cap (doubling from 8): the array to use, or NULL with arr
+ * left as it was. */
+static void *grow(void *arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? 2 * *cap : 8;
+    void *p = realloc(arr, c * elem);
+    if (p != NULL)
+        *cap = c;
+    return p;
+}
+
+/* ---- the key destructions csc-server files (J7) ------------------------------------------------------------ */
+
+/* A pending destruction of a credential's key: csc-server's job, or a request for a second operator, holding
+ * "credential revoke ID" (csc-api/csc_cert.c files them; an operator's held revoke looks the same). */
+typedef struct key_job {
+    char id[STOR_NAME_MAX + 1];
+    char requester[STOR_NAME_MAX + 1];
+    char cred[STOR_NAME_MAX + 1];
+    uint32_t flags;
+} key_job_t;
+
+typedef struct key_jobs {
+    key_job_t *job;
+    size_t n, cap;
+} key_jobs_t;
+
+static int collect_job(const stor_approval_t *ap, void *arg)
+{
+    key_jobs_t *l = arg;
+    size_t cred_len = ap->n_args == 3 ? strlen(ap->args[2]) : 0;
+    if (ap->n_args != 3 || strcmp(ap->args[0], "credential") != 0 || strcmp(ap->args[1], "revoke") != 0 ||
+        cred_len > STOR_NAME_MAX)
+        return 0;
+    key_job_t *more = grow(l->job, &l->cap, l->n, sizeof(*l->job));
+    if (more == NULL)
+        return STOR_ERR_NOMEM;
+    l->job = more;
+    key_job_t *j = &l->job[l->n++];
+    snprintf(j->id, sizeof(j->id), "%s", ap->id);
+    snprintf(j->requester, sizeof(j->requester), "%s", ap->requester);
+    memcpy(j->cred, ap->args[2], cred_len + 1);
+    j->flags = ap->flags;
+    return 0;
+}
+
+static int collect_jobs(stor_txn_t *t, key_jobs_t *l)
+{
+    return stor_txn_approval_each(t, collect_job, l);
+}
+
+static int collect_jobs_fn(stor_txn_t *t, void *arg)
+{
+    return collect_jobs(t, arg);
+}
+
+static const key_job_t *job_of(const key_jobs_t *l, const char *cred)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->job[i].cred, cred) == 0)
+            return &l->job[i];
+    return NULL;
+}
+
+int adm_cred_destroy_pending(const adm_t *a, uint32_t roles, int hold, void *out_file, char *err, size_t err_sz)
+{
+    FILE *out = out_file;
+    key_jobs_t l = {0};
+    unsigned done = 0, waiting = 0, failed = 0;
+
+    if (a->hsm == NULL)
+        return ERR("destroying a key needs the HSM");
+    if (stor_read(a->stor, collect_jobs_fn, &l) != 0) {
+        free(l.job);
+        return ERR("storage: cannot read the pending jobs");
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        const key_job_t *j = &l.job[i];
+        char e[256], who[2 * STOR_NAME_MAX + 16];
+        if (!(j->flags & STOR_APPROVAL_JOB) || hold) {
+            fprintf(out, "credential %s: key destruction waits for a second operator: csc-admin approve %s\n", j->cred,
+                    j->id);
+            waiting++;
+            continue;
+        }
+        /* The records name the operator who ran the job and who filed it, as an approval names both. */
+        adm_t run = *a;
+        snprintf(who, sizeof(who), "%s,requester=%s", a->operator_name, j->requester);
+        run.operator_name = who;
+        if (adm_cred_destroy(&run, j->cred, ADM_DESTROY_REVOKED, e, sizeof(e)) != 0 ||
+            adm_op_job_done(a, j->id, roles, e, sizeof(e)) != ADM_OK) {
+            fprintf(out, "credential %s: %s (job %s stays for the next run)\n", j->cred, e, j->id);
+            failed++;
+            continue;
+        }
+        fprintf(out, "credential %s: key destroyed (job %s)\n", j->cred, j->id);
+        done++;
+    }
+    free(l.job);
+    fprintf(out, "%u key(s) destroyed, %u waiting for a second operator, %u failed\n", done, waiting, failed);
+    return failed == 0 ? ADM_OK : ERR("%u pending key destruction(s) failed", failed);
+}
+
 /* ---- users ---------------------------------------------------------------------------- */
 
 typedef struct user_status {
@@ -554,14 +659,10 @@ typedef struct ids {
 static int collect(const stor_cred_t *c, void *arg)
 {
     ids_t *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 8;
-        void *p = realloc(l->id, cap * sizeof(*l->id));
-        if (p == NULL)
-            return STOR_ERR_NOMEM;
-        l->id = p;
-        l->cap = cap;
-    }
+    void *more = grow(l->id, &l->cap, l->n, sizeof(*l->id));
+    if (more == NULL)
+        return STOR_ERR_NOMEM;
+    l->id = more;
     snprintf(l->id[l->n++], sizeof(l->id[0]), "%s", c->id);
     return 0;
 }
@@ -603,9 +704,18 @@ int adm_user_set_status(const adm_t *a, const char *name, uint32_t status, char 
 
 /* ---- listing -------------------------------------------------------------------- */
 
+typedef struct list_walk {
+    FILE *out;
+    stor_txn_t *t;
+    key_jobs_t jobs;
+} list_walk_t;
+
 static int list_cred(const stor_cred_t *c, void *arg)
 {
-    FILE *out = arg;
+    const list_walk_t *w = arg;
+    FILE *out = w->out;
+    const key_job_t *job = job_of(&w->jobs, c->id);
+    char pending[STOR_NAME_MAX + 64] = "";
     X509 *certs[8];
     size_t n = 0;
     char subj[512] = "", until[32] = "";
@@ -616,12 +726,17 @@ static int list_cred(const stor_cred_t *c, void *arg)
             strftime(until, sizeof(until), "%Y-%m-%d", &tm);
     }
     pki_certs_free(certs, n);
-    fprintf(out, "  credential %s  %s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
+    if (job != NULL)
+        snprintf(pending, sizeof(pending), (job->flags & STOR_APPROVAL_JOB) ? " (key destruction pending: job %s)"
+                                                                          : " (key destruction waits for approval %s)",
+                 job->id);
+    fprintf(out, "  credential %s  %s%s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
             c->status == STOR_CRED_ENABLED     ? "enabled"
             : c->status == STOR_CRED_DESTROYED ? "destroyed"
             : c->status == STOR_CRED_PENDING   ? "pending"
                                                : "disabled",
             c->pending_key_id_len > 0 && c->status != STOR_CRED_DESTROYED ? " (renewal key pending its certificate)" : "",
+            pending,
             c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
             (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
             (unsigned)c->multisign, subj, until);
@@ -630,11 +745,6 @@ static int list_cred(const stor_cred_t *c, void *arg)
     return 0;
 }
 
-typedef struct list_walk {
-    FILE *out;
-    stor_txn_t *t;
-} list_walk_t;
-
 static int list_user(const stor_user_t *u, void *arg)
 {
     list_walk_t *w = arg;
@@ -642,14 +752,15 @@ static int list_user(const stor_user_t *u, void *arg)
     fprintf(w->out, "user %s  %s%s%s%s%s\n", u->name, u->status <= 3 ? st[u->status] : "?",
             u->locked_until > time(NULL) ? "  (locked)" : "", u->evidence[0] ? "  evidence=\"" : "", u->evidence,
             u->evidence[0] ? "\"" : "");
-    return stor_txn_cred_each(w->t, u->name, list_cred, w->out);
+    return stor_txn_cred_each(w->t, u->name, list_cred, w);
 }
 
 static int list_fn(stor_txn_t *t, void *arg)
 {
     list_walk_t *w = arg;
     w->t = t;
-    return stor_txn_user_each(t, list_user, w);
+    int rc = collect_jobs(t, &w->jobs);
+    return rc != 0 ? rc : stor_txn_user_each(t, list_user, w);
 }
 
 static int list_client(const stor_client_t *c, void *arg)
@@ -681,5 +792,7 @@ int adm_clients_list(const adm_t *a, void *out_file)
 int adm_list(const adm_t *a, void *out_file)
 {
     list_walk_t w = {.out = out_file};
-    return stor_read(a->stor, list_fn, &w) == 0 ? 0 : -1;
+    int rc = stor_read(a->stor, list_fn, &w) == 0 ? 0 : -1;
+    free(w.jobs.job);
+    return rc;
 }

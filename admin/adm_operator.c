@@ -575,14 +575,17 @@ int adm_op_logout(const adm_t *a, const char *token, char *err, size_t err_sz)
 
 /* ---- two-person approvals ---------------------------------------------------- */
 
+typedef enum { APPR_APPROVE, APPR_REJECT, APPR_JOB_DONE } appr_mode_t;
+
 typedef struct appr {
     stor_approval_t *ap;
     const char *id;
     const char *actor;
     uint32_t actor_roles;
-    int reject;
+    appr_mode_t mode;
     int64_t now;
     int result;
+    const char *refused;       /* out: why, as audited */
     stor_audit_t audit;
 } appr_t;
 
@@ -610,54 +613,56 @@ int adm_op_approval_request(const adm_t *a, const adm_op_policy_t *p, uint32_t r
 
 static int take_fn(stor_txn_t *t, void *arg)
 {
+    static const char *const actions[] = {"approval.approve", "approval.reject", "job.done"};
     appr_t *x = arg;
     char detail[512], cmd[160];
     int rc = stor_txn_approval_get(t, x->id, x->ap);
 
+    x->refused = NULL;
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL) {
         x->result = ADM_NOTFOUND;
-        snprintf(detail, sizeof(detail), "operator=%s action=approval.%s id=%.64s refused=unknown", x->actor,
-                 x->reject ? "reject" : "approve", x->id);
+        if (x->mode == APPR_JOB_DONE)
+            return 0; /* done by another run meanwhile: nothing happened here */
+        snprintf(detail, sizeof(detail), "operator=%s action=%s id=%.64s refused=unknown", x->actor,
+                 actions[x->mode], x->id);
         goto audit;
     }
     if (rc != 0)
         return rc;
     join_args(x->ap, cmd, sizeof(cmd));
-    if (x->now >= x->ap->expires_at) {
+    int job = (x->ap->flags & STOR_APPROVAL_JOB) != 0;
+    x->result = ADM_FORBIDDEN;
+    if (x->ap->expires_at != 0 && x->now >= x->ap->expires_at) {
         x->result = ADM_EXPIRED;
-        snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s refused=expired command=%s",
-                 x->actor, x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
+        x->refused = "expired";
         if ((rc = stor_txn_approval_del(t, x->id)) != 0)
             return rc;
-        goto audit;
+    } else if ((x->actor_roles & x->ap->role) == 0) {
+        x->refused = "role";
+    } else if (x->mode == APPR_APPROVE && strcmp(x->actor, x->ap->requester) == 0) {
+        x->refused = "same-operator";
+    } else if (x->mode == APPR_REJECT && job) {
+        x->refused = "job"; /* a key's destruction csc-server filed is no request to turn down */
+    } else if (x->mode == APPR_JOB_DONE && !job) {
+        x->refused = "not-a-job";
+    } else {
+        x->result = ADM_OK;
+        if ((rc = stor_txn_approval_del(t, x->id)) != 0)
+            return rc;
     }
-    if ((x->actor_roles & x->ap->role) == 0) {
-        x->result = ADM_FORBIDDEN;
-        snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s refused=role command=%s",
-                 x->actor, x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
-        goto audit;
-    }
-    if (!x->reject && strcmp(x->actor, x->ap->requester) == 0) {
-        x->result = ADM_FORBIDDEN;
-        snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.approve id=%s refused=same-operator "
-                 "command=%s", x->actor, x->ap->requester, x->id, cmd);
-        goto audit;
-    }
-    x->result = ADM_OK;
-    snprintf(detail, sizeof(detail), "operator=%s requester=%s action=approval.%s id=%s command=%s", x->actor,
-             x->ap->requester, x->reject ? "reject" : "approve", x->id, cmd);
-    if ((rc = stor_txn_approval_del(t, x->id)) != 0)
-        return rc;
+    snprintf(detail, sizeof(detail), "operator=%s requester=%s action=%s id=%s%s%s command=%s", x->actor,
+             x->ap->requester, actions[x->mode], x->id, x->refused ? " refused=" : "", x->refused ? x->refused : "",
+             cmd);
 audit:
     op_audit_init(&x->audit, x->result == ADM_OK ? STOR_RES_OK : STOR_RES_DENIED, x->actor, detail);
     return stor_txn_audit_append(t, &x->audit);
 }
 
-static int approval_decide(const adm_t *a, const char *id, uint32_t roles, int reject, stor_approval_t *out,
+static int approval_decide(const adm_t *a, const char *id, uint32_t roles, appr_mode_t mode, stor_approval_t *out,
                            char *err, size_t err_sz)
 {
     stor_approval_t *ap = out != NULL ? out : calloc(1, sizeof(*ap));
-    appr_t x = {.ap = ap, .id = id, .actor = a->operator_name, .actor_roles = roles, .reject = reject,
+    appr_t x = {.ap = ap, .id = id, .actor = a->operator_name, .actor_roles = roles, .mode = mode,
                 .now = time(NULL)};
     int rc;
 
@@ -669,6 +674,8 @@ static int approval_decide(const adm_t *a, const char *id, uint32_t roles, int r
             free(ap);
         return ERR("storage: %s", stor_strerror(rc));
     }
+    if (x.result == ADM_NOTFOUND && mode == APPR_JOB_DONE)
+        x.result = ADM_OK;
     switch (x.result) {
     case ADM_NOTFOUND:
         adm_err(err, err_sz, ADM_ERR, "no pending request %s", id);
@@ -678,8 +685,11 @@ static int approval_decide(const adm_t *a, const char *id, uint32_t roles, int r
         break;
     case ADM_FORBIDDEN:
         adm_err(err, err_sz, ADM_ERR, "request %s: %s", id,
-               (roles & ap->role) == 0 ? "the operator lacks the role of the request"
-                                              : "it must be approved by another operator with the same role");
+                strcmp(x.refused, "role") == 0 ? "the operator lacks the role of the request"
+                : strcmp(x.refused, "job") == 0
+                    ? "it is a job, not a request: csc-admin credential destroy-pending runs it"
+                : strcmp(x.refused, "not-a-job") == 0 ? "it waits for a second operator (csc-admin approve)"
+                                                      : "it must be approved by another operator with the same role");
         break;
     default:
         break;
@@ -694,12 +704,17 @@ int adm_op_approval_take(const adm_t *a, const char *id, uint32_t approver_roles
 {
     if (out == NULL)
         return ERR("no output");
-    return approval_decide(a, id, approver_roles, 0, out, err, err_sz);
+    return approval_decide(a, id, approver_roles, APPR_APPROVE, out, err, err_sz);
 }
 
 int adm_op_approval_reject(const adm_t *a, const char *id, uint32_t roles, char *err, size_t err_sz)
 {
-    return approval_decide(a, id, roles, 1, NULL, err, err_sz);
+    return approval_decide(a, id, roles, APPR_REJECT, NULL, err, err_sz);
+}
+
+int adm_op_job_done(const adm_t *a, const char *id, uint32_t roles, char *err, size_t err_sz)
+{
+    return approval_decide(a, id, roles, APPR_JOB_DONE, NULL, err, err_sz);
 }
 
 static int list_appr(const stor_approval_t *ap, void *arg)
@@ -708,9 +723,13 @@ static int list_appr(const stor_approval_t *ap, void *arg)
 
     join_args(ap, cmd, sizeof(cmd));
     adm_op_roles_format(ap->role, rn, sizeof(rn));
-    fprintf(arg, "approval %s requester=%s role=%s created_at=%lld expires_at=%lld%s command: %s\n", ap->id,
-            ap->requester, rn, (long long)ap->created_at, (long long)ap->expires_at,
-            ap->expires_at <= time(NULL) ? " expired" : "", cmd);
+    char until[32] = "never";
+    if (ap->expires_at != 0)
+        snprintf(until, sizeof(until), "%lld%s", (long long)ap->expires_at,
+                 ap->expires_at <= time(NULL) ? " expired" : "");
+    fprintf(arg, "%s %s requester=%s role=%s created_at=%lld expires_at=%s%s command: %s\n",
+            (ap->flags & STOR_APPROVAL_JOB) ? "job" : "approval", ap->id, ap->requester, rn, (long long)ap->created_at,
+            until, (ap->flags & STOR_APPROVAL_JOB) ? " (csc-admin credential destroy-pending runs it)" : "", cmd);
     return 0;
 }
 

@@ -106,17 +106,18 @@ const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t n
     return rev == PKI_REV_REVOKED ? "revoked" : rev == PKI_REV_SUSPENDED ? "suspended" : st;
 }
 
-/* ---- a revocation seen in a CRL ends the credential (J7) ---------------------------------- */
-
 /* ---- a revoked credential ends (csc-server's CRL sweep, J7/J9) ---------------------------------------------
- * The one path of csc-server that ends a credential. The record change goes through storage
- * (stor_txn_cred_change, shared with csc-admin); the key is destroyed here at once unless
- * crl_destroy_two_person holds it for csc-admin (queue_destroy). That immediate destruction is the only reason
- * csc-server links hsm_destroy (tests/unit/server/check_symbols). */
+ * The one path of csc-server that ends a credential. It destroys no key (csc-server links no key destruction,
+ * tests/unit/server/check_symbols): one storage write marks the credential destroyed (stor_txn_cred_change, shared
+ * with csc-admin), so it never signs again, and files its key's destruction as "credential revoke ID" for csc-admin
+ * (stor_txn_approval_request, never expiring): a job (STOR_APPROVAL_JOB) that `csc-admin credential destroy-pending`
+ * runs, or, when crl_destroy_two_person holds it, a request a second operator approves (`csc-admin approve ID`). */
 
 typedef struct revoked {
-    stor_cred_t *c;            /* out: the record as marked (its key ids) */
-    int marked;
+    const char *id;
+    int hold;                  /* the destruction waits for a second operator */
+    int marked;                /* out: this write made the change */
+    char job[STOR_NAME_MAX + 1]; /* out: the filed job's (or request's) id */
     stor_audit_t audit;
 } revoked_t;
 
@@ -130,57 +131,47 @@ static int revoked_change(stor_cred_t *cur, void *arg)
     u->marked = 1;
     cur->status = STOR_CRED_DESTROYED;
     cur->end_reason = STOR_CRED_END_REVOKED;
-    memcpy(u->c, cur, sizeof(*cur));
     return 0;
 }
 
+/* Marked and filed in one transaction: a credential the sweep ended always has its key's destruction waiting. */
 static int revoked_fn(stor_txn_t *t, void *arg)
 {
     revoked_t *u = arg;
-    return stor_txn_cred_change(t, u->c->id, revoked_change, u, &u->audit);
+    char *argv[3] = {"credential", "revoke", (char *)u->id};
+    int rc = stor_txn_cred_change(t, u->id, revoked_change, u, &u->audit);
+    return rc != 0 ? rc
+                   : stor_txn_approval_request(t, "csc-server", STOR_ROLE_KEY_ADMIN, 0, u->hold ? 0 : STOR_APPROVAL_JOB,
+                                               3, argv, u->job);
 }
 
-/* Mark credential id destroyed (reason revoked, audited with detail); then, unless hold_key, destroy its keys.
- * *marked = 1 when this call made the change. 0, or -1 with a message in err. */
-static int cred_revoked(csc_t *c, const char *id, const char *detail, int hold_key, int *marked, char *err,
-                        size_t err_sz)
+/* Mark credential id destroyed (reason revoked, audited with detail) and file its key's destruction (job or, with
+ * hold, two-person request; its id in job). *marked = 1 when this call made the change. 0, or -1 with a message
+ * in err. */
+static int cred_revoked(csc_t *c, const char *id, const char *detail, int hold, int *marked,
+                        char job[STOR_NAME_MAX + 1], char *err, size_t err_sz)
 {
-    revoked_t u = {0};
-    int rc = 0;
+    revoked_t u = {.id = id, .hold = hold};
 
     *marked = 0;
-    if ((u.c = calloc(1, sizeof(*u.c))) == NULL) {
-        snprintf(err, err_sz, "out of memory");
-        return -1;
-    }
-    snprintf(u.c->id, sizeof(u.c->id), "%s", id);
+    job[0] = '\0';
     u.audit.event = STOR_EV_ADMIN;
     u.audit.result = STOR_RES_OK;
     snprintf(u.audit.cred, sizeof(u.audit.cred), "%s", id);
     snprintf(u.audit.client, sizeof(u.audit.client), "csc-server");
     snprintf(u.audit.detail, sizeof(u.audit.detail),
-             "operator=csc-server action=credential.destroy reason=certificate revoked (%s)%s", detail,
-             hold_key ? "; key destruction held for a two-person approval" : "");
+             "operator=csc-server action=credential.destroy reason=certificate revoked (%s); %s", detail,
+             hold ? "key destruction held for a two-person approval" : "key destruction filed for csc-admin");
     int src = stor_write(c->stor, revoked_fn, &u);
-    if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL) {
-        rc = 0; /* nothing to do */
-    } else if (src != 0) {
-        snprintf(err, err_sz, "storage: %s", stor_strerror(src));
-        rc = -1;
-    } else if ((*marked = u.marked) && !hold_key) {
-        int hrc = u.c->pending_key_id_len > 0 ? hsm_destroy(c->hsm, u.c->pending_key_id, u.c->pending_key_id_len)
-                                              : HSM_OK;
-        if (hrc == HSM_OK || hrc == HSM_ERR_NOKEY)
-            hrc = hsm_destroy(c->hsm, u.c->key_id, u.c->key_id_len);
-        if (hrc != HSM_OK && hrc != HSM_ERR_NOKEY) {
-            snprintf(err, err_sz, "the credential is marked destroyed, but the HSM could not destroy its key yet (%s): "
-                     "run csc-admin credential revoke", hsm_strerror(hrc));
-            rc = -1;
-        }
+    if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL)
+        return 0; /* nothing to do */
+    if (src != 0) {
+        snprintf(err, err_sz, "storage: %s (nothing changed; the next sweep tries again)", stor_strerror(src));
+        return -1;
     }
-    stor_wipe(u.c, sizeof(*u.c));
-    free(u.c);
-    return rc;
+    *marked = u.marked;
+    snprintf(job, STOR_NAME_MAX + 1, "%s", u.job);
+    return 0;
 }
 
 typedef struct sweep {
@@ -220,50 +211,36 @@ static int sweep_fn(stor_txn_t *t, void *arg)
     return rc != 0 ? rc : stor_txn_cred_each(t, STOR_TSA_OWNER, sweep_cred, s);
 }
 
-/* The server is the first of the two persons: it asks (storage records the request, as csc-admin's
- * adm_op_approval_request does), an operator with the key-admin role approves and csc-admin destroys the key. */
-static void queue_destroy(csc_t *c, const char *id)
-{
-    int64_t ttl = c->cfg.admin_approval_ttl ? c->cfg.admin_approval_ttl : 86400;
-    char *argv[3] = {"credential", "revoke", (char *)id}, rid[STOR_NAME_MAX + 1];
-    int rc = stor_approval_request(c->stor, "csc-server", STOR_ROLE_KEY_ADMIN, ttl, 3, argv, rid);
-    if (rc != 0)
-        fprintf(stderr, "crl: credential %s: the request to destroy its key failed (storage: %s); run csc-admin "
-                        "credential revoke %s\n", id, stor_strerror(rc), id);
-    else
-        fprintf(stderr, "crl: credential %s: certificate revoked; credential destroyed, its key waits for a second "
-                        "operator: csc-admin approve %s\n", id, rid);
-}
-
 size_t csc_crl_sweep(csc_t *c)
 {
     sweep_t s = {0};
     stor_cred_t *cred = malloc(sizeof(*cred));
     size_t marked_n = 0;
 
-    if (c->crl == NULL || c->hsm == NULL || cred == NULL || stor_read(c->stor, sweep_fn, &s) != 0) {
+    if (c->crl == NULL || cred == NULL || stor_read(c->stor, sweep_fn, &s) != 0) {
         free(cred);
         free(s.id);
         return 0;
     }
     for (size_t i = 0; i < s.n; i++) {
         const char *why;
-        char detail[96], err[256];
+        char detail[96], err[256], job[STOR_NAME_MAX + 1];
         int marked = 0;
         if (stor_cred_get(c->stor, s.id[i], cred) != 0 ||
             csc_cert_check_revocation(c, cred, time(NULL), &why) != PKI_REV_REVOKED)
             continue;
         snprintf(detail, sizeof(detail), "seen in a CRL: %s", why);
-        if (cred_revoked(c, s.id[i], detail, c->cfg.crl_destroy_two_person, &marked, err, sizeof(err)) != 0)
+        if (cred_revoked(c, s.id[i], detail, c->cfg.crl_destroy_two_person, &marked, job, err, sizeof(err)) != 0)
             fprintf(stderr, "crl: credential %s: %s\n", s.id[i], err);
         if (!marked)
             continue;
         marked_n++;
         if (c->cfg.crl_destroy_two_person)
-            queue_destroy(c, s.id[i]);
+            fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential destroyed, its key waits for a "
+                            "second operator: csc-admin approve %s\n", s.id[i], why, job);
         else
-            fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential and key destroyed\n", s.id[i],
-                    why);
+            fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential destroyed, its key's destruction "
+                            "filed (job %s): csc-admin credential destroy-pending\n", s.id[i], why, job);
     }
     stor_wipe(cred, sizeof(*cred));
     free(cred);

@@ -629,24 +629,22 @@ int csc_m_authorize(csc_req_t *r)
     unsigned expires_in = 0;
     /* The credential rows of csc_req.c, with what only credentials/authorize answers: wrong authentication data
      * (v1.0.4.0 names the factor: invalid_otp when only an OTP or challenge code was sent, else invalid_pin;
-     * "PIN locked"), too many secret checks at once (Retry-After), and a user, owner or credential that is not
-     * active, which authorize has always answered as 503 rather than "disabled". */
+     * "PIN locked") and too many secret checks at once (Retry-After). A user, owner or credential that is not
+     * active (OAUTH_ERR_DISABLED) takes the table's row: 400 "The credential identified by credentialID is
+     * disabled" (docs/csc-api.md sec. 8; v1.0.4.0 the same). */
     static const csc_err_row_t authorize_v2[] = {
         {OAUTH_ERR_DENIED, 400, "invalid_authentication_data", "The authentication data is invalid", 0},
         {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
-        {OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW},
         {0, 0, NULL, NULL, 0}};
     static const csc_err_row_t authorize_v1_pin[] = {
         {OAUTH_ERR_DENIED, 400, "invalid_pin", "The PIN is invalid", 0},
         {OAUTH_ERR_LOCKED, 400, "invalid_request", "PIN locked", 0},
         {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
-        {OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW},
         {0, 0, NULL, NULL, 0}};
     static const csc_err_row_t authorize_v1_otp[] = {
         {OAUTH_ERR_DENIED, 400, "invalid_otp", "The OTP is invalid", 0},
         {OAUTH_ERR_LOCKED, 400, "invalid_request", "PIN locked", 0},
         {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
-        {OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW},
         {0, 0, NULL, NULL, 0}};
     int arc = oauth_authorize(r->csc->oauth, &req, &f, sad, &expires_in);
     switch (arc) {

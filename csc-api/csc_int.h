@@ -325,8 +325,9 @@ const char *csc_bearer_value(csc_req_t *r);
 /* The CRL store itself is pki/'s (pki_crl_t in c->crl); revocation statuses are PKI_REV_*. */
 
 /* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
- * (reason revoked) and audited, and its key destroyed, or with cfg.crl_destroy_two_person held for a two-person
- * request (csc-admin approve). Returns how many credentials it marked. */
+ * (reason revoked) and audited, and its key's destruction filed in the same write for csc-admin: a job (csc-admin
+ * credential destroy-pending) or, with cfg.crl_destroy_two_person, a two-person request (csc-admin approve). It
+ * destroys no key itself. Returns how many credentials it marked. */
 size_t csc_crl_sweep(csc_t *c);
 
 /** The O and CN of the credential's end-entity certificate (each "" when absent or unreadable), for refusal texts. */

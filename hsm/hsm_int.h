@@ -125,6 +125,13 @@ void hsm_cache_drop(hsm_t *h, const uint8_t *id, size_t id_len);
  * @return HSM_OK, HSM_ERR_NOKEY, HSM_ERR_UNAVAILABLE (not logged in / lost), ...
  */
 int hsm_key_find(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id, size_t id_len, hsm_key_t *out);
+/** hsm_keys.c, for hsm_destroy.c: up to max objects of class cls with this CKA_ID (*n of them; a failed search
+ *  marks the session dirty); what "nothing found" means (HSM_ERR_NOKEY, or HSM_ERR_UNAVAILABLE when logged out:
+ *  private objects are invisible then, a lost login rather than a missing key); a CKA_ID of 1..HSM_ID_MAX bytes. */
+int hsm_find_objs(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id, size_t id_len,
+                  CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *n);
+int hsm_not_found(hsm_t *h, hsm_sess_t *s);
+int hsm_id_ok(const uint8_t *id, size_t id_len);
 #define HSM_EC_PARAMS_MAX 256   /* DER OID of a named curve is ~10 bytes */
 /* hsm_keys.c, for hsm_keygen.c: the cache generation to read before creating a key, and putting a new private
  * key (its info read from the token) into the cache. */

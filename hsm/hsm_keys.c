@@ -1,6 +1,6 @@
 /*
- * hsm_keys.c - key pairs: public key export, destruction, and the
- * CKA_ID -> object handle cache.
+ * hsm_keys.c - key pairs: lookup by CKA_ID, public key export, and the
+ * CKA_ID -> object handle cache (destruction is hsm_destroy.c's).
  *
  * C_FindObjects is O(number of objects) in SoftHSM (68 ms at 1k keys), so the
  * handle, key type and signature size of a key are cached by CKA_ID. Object
@@ -23,7 +23,6 @@
 
 #define HSM_EC_POINT_MAX 512    /* OCTET STRING around an uncompressed P-521 point is 136 */
 #define HSM_RSA_EXP_MAX 64
-#define HSM_FIND_BATCH 16
 
 /* ---- cache ----------------------------------------------------------------- */
 
@@ -176,8 +175,8 @@ size_t hsm_test_cache_count(hsm_t *h)
 
 /* ---- object lookup ----------------------------------------------------------- */
 
-static int find_objs(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id, size_t id_len,
-                     CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *n)
+int hsm_find_objs(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id, size_t id_len,
+                  CK_OBJECT_HANDLE *objs, CK_ULONG max, CK_ULONG *n)
 {
     uint8_t idbuf[HSM_ID_MAX];
     CK_ATTRIBUTE t[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_ID, idbuf, id_len}};
@@ -199,8 +198,7 @@ out:
     return hsm_sess_rv(s, rv);
 }
 
-/* Nothing found: private objects are invisible when logged out, which is a lost login, not a missing key. */
-static int not_found(hsm_t *h, hsm_sess_t *s)
+int hsm_not_found(hsm_t *h, hsm_sess_t *s)
 {
     int li = hsm_sess_logged_in(h, s);
 
@@ -293,10 +291,10 @@ int hsm_key_find(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id
 
     if (cache_get(h, cls, id, id_len, out, &gen))
         return HSM_OK;
-    if ((rc = find_objs(h, s, cls, id, id_len, objs, 2, &n)) != HSM_OK)
+    if ((rc = hsm_find_objs(h, s, cls, id, id_len, objs, 2, &n)) != HSM_OK)
         return rc;
     if (n == 0)
-        return not_found(h, s);
+        return hsm_not_found(h, s);
     /* Our ids are 16 random bytes; with duplicates (imported keys) the first one wins, as in libp11. */
     out->obj = objs[0];
     if ((rc = key_info(h, s, cls, out)) != HSM_OK)
@@ -305,7 +303,7 @@ int hsm_key_find(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id
     return HSM_OK;
 }
 
-static int id_ok(const uint8_t *id, size_t id_len)
+int hsm_id_ok(const uint8_t *id, size_t id_len)
 {
     return id && id_len > 0 && id_len <= HSM_ID_MAX;
 }
@@ -429,7 +427,7 @@ int hsm_pubkey(hsm_t *h, const uint8_t *id, size_t id_len, EVP_PKEY **out)
     if (!out)
         return HSM_ERR_INVAL;
     *out = NULL;
-    if (!h || !id_ok(id, id_len))
+    if (!h || !hsm_id_ok(id, id_len))
         return HSM_ERR_INVAL;
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;
@@ -448,60 +446,5 @@ int hsm_pubkey(hsm_t *h, const uint8_t *id, size_t id_len, EVP_PKEY **out)
         hsm_cache_drop(h, id, id_len);
     }
 out:
-    return hsm_pool_return(h, s, rc);
-}
-
-/* ---- destroy ----------------------------------------------------------------- */
-
-static int destroy_class(hsm_t *h, hsm_sess_t *s, CK_OBJECT_CLASS cls, const uint8_t *id, size_t id_len,
-                         unsigned *total)
-{
-    CK_OBJECT_HANDLE objs[HSM_FIND_BATCH];
-    CK_ULONG n, i;
-    CK_RV rv;
-    int rc, rounds;
-
-    /* Bounded: a token that keeps returning objects it cannot destroy must not spin us forever. */
-    for (rounds = 0; rounds < 64; rounds++) {
-        if ((rc = find_objs(h, s, cls, id, id_len, objs, HSM_FIND_BATCH, &n)) != HSM_OK)
-            return rc;
-        if (n == 0)
-            return HSM_OK;
-        for (i = 0; i < n; i++) {
-            if ((rv = h->p11->C_DestroyObject(s->handle, objs[i])) != CKR_OK)
-                return hsm_sess_rv(s, rv);
-            (*total)++;
-        }
-    }
-    return HSM_ERR_INTERNAL;
-}
-
-int hsm_destroy(hsm_t *h, const uint8_t *id, size_t id_len)
-{
-    hsm_sess_t *s = NULL;
-    unsigned total = 0;
-    int rc;
-
-    if (!h || !id_ok(id, id_len))
-        return HSM_ERR_INVAL;
-    if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
-        return rc;
-    hsm_cache_drop(h, id, id_len);
-    /* Logged out, the private key is invisible but the public one is not: never destroy half a pair. */
-    if ((rc = hsm_sess_logged_in(h, s)) != 1) {
-        if (rc == 0) {
-            s->lost = 1;
-            rc = HSM_ERR_UNAVAILABLE;
-        }
-        goto out;
-    }
-    if ((rc = destroy_class(h, s, CKO_PRIVATE_KEY, id, id_len, &total)) != HSM_OK ||
-        (rc = destroy_class(h, s, CKO_PUBLIC_KEY, id, id_len, &total)) != HSM_OK)
-        goto out;
-    if (total == 0)
-        rc = not_found(h, s);
-out:
-    /* Again: a signer may have cached the handle between the first drop and the destruction. */
-    hsm_cache_drop(h, id, id_len);
     return hsm_pool_return(h, s, rc);
 }

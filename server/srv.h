@@ -87,6 +87,10 @@ enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2 };
 /* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
 int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m);
 void srv_modules_close(srv_modules_t *m);
+/* two_person names credential revoke or destroy (by last word or dotted name): the destruction of a key whose
+ * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
+ * csc-admin credential destroy-pending. */
+int srv_two_person_destroys(const char *two_person);
 
 /* Print text (an otpauth:// URI) as a QR code of Unicode half blocks, dark on light, with a quiet zone;
  * returns 0, or -1 (nothing printed) if it cannot be encoded. srv_qr.c. */

@@ -67,6 +67,10 @@ static void usage(FILE *f)
             "  credential revoke ID | credential destroy ID   [key-admin]\n"
             "                                         destroy the key in the HSM (certificate revoked / no longer\n"
             "                                         wanted); final: the credential never signs again\n"
+            "  credential destroy-pending             destroy the keys whose destruction csc-server filed (a CRL\n"
+            "                                         revoked their certificates; the credentials are destroyed\n"
+            "                                         already): one audited line per key; idempotent, for a timer;\n"
+            "                                         under two_person it names the requests to approve   [key-admin]\n"
             "  credential renew ID                    new key and certificate; the old key is destroyed   [key-admin]\n"
             "  credential delegate ID --user NAME --evidence REF [--pin-file FILE]   [key-admin]\n"
             "                                         let NAME sign with the credential on the owner's behalf; REF\n"
@@ -1020,6 +1024,22 @@ static int cmd_cred_destroy(admin_ctx_t *x, int argc, char **argv)
     return cmd_cred_end(x, argc, argv, "operator request");
 }
 
+static int cmd_cred_destroy_pending(admin_ctx_t *x, int argc, char **argv)
+{
+    char err[256];
+    (void)argv;
+    if (argc != 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (adm_cred_destroy_pending(x->a, x->roles, srv_two_person_destroys(x->cfg->two_person), stdout, err,
+                                 sizeof(err)) != ADM_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 /* credential renew ID (demo CA: new key and certificate now) | credential renew ID --csr FILE ... (external CA) */
 static int cmd_cred_renew(admin_ctx_t *x, int argc, char **argv)
 {
@@ -1155,6 +1175,7 @@ static const admin_cmd_t commands[] = {
     {"credential", "disable", KA, 1, 0, cmd_cred_off},
     {"credential", "revoke", KA, 1, 1, cmd_cred_revoke},
     {"credential", "destroy", KA, 1, 1, cmd_cred_destroy},
+    {"credential", "destroy-pending", KA, 1, 1, cmd_cred_destroy_pending},
     {"credential", "renew", KA, 1, 1, cmd_cred_renew},
     {"credential", "delegate", KA, 1, 0, cmd_cred_delegate},
     {"credential", "import", KA, 1, 1, cmd_cred_import},

@@ -64,9 +64,7 @@ static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
     return 0;
 }
 
-/* two_person names credential revoke or destroy (by last word or dotted name): a key whose certificate csc-server
- * sees revoked in a CRL is then destroyed only on an operator's approval. */
-static int names_revoke(const char *two_person)
+int srv_two_person_destroys(const char *two_person)
 {
     char buf[SRV_STR];
     snprintf(buf, sizeof(buf), "%s", two_person);
@@ -208,8 +206,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .crl_dir = cfg->crl_dir,
             .crl_allow_stale = (int)cfg->crl_allow_stale,
             .crl_require = (int)cfg->crl_require,
-            .crl_destroy_two_person = names_revoke(cfg->two_person),
-            .admin_approval_ttl = cfg->admin_approval_ttl,
+            .crl_destroy_two_person = srv_two_person_destroys(cfg->two_person),
             .allow_scal1 = (int)cfg->allow_scal1,
             .allow_single_factor = (int)cfg->allow_single_factor,
             .otp_sender = cfg->otp_sender,

@@ -214,6 +214,7 @@ static const field_t approval_fields[] = {
     STRS(5, stor_approval_t, args, n_args),
     I64(6, stor_approval_t, created_at),
     I64(7, stor_approval_t, expires_at),
+    U32(8, stor_approval_t, flags),
 };
 
 static const field_t head_fields[] = {

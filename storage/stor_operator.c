@@ -240,35 +240,23 @@ out:
     return rc;
 }
 
-typedef struct approval_req {
-    const stor_approval_t *ap;
-    stor_audit_t audit;
-} approval_req_t;
-
-static int approval_request_fn(stor_txn_t *t, void *arg)
-{
-    approval_req_t *x = arg;
-    int rc = stor_txn_approval_put(t, x->ap, 1);
-
-    return rc != 0 ? rc : stor_txn_audit_append(t, &x->audit);
-}
-
-int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role, int64_t ttl, int argc,
-                          char *const *argv, char id[STOR_NAME_MAX + 1])
+int stor_txn_approval_request(stor_txn_t *t, const char *requester, uint32_t role, int64_t ttl, uint32_t flags,
+                              int argc, char *const *argv, char id[STOR_NAME_MAX + 1])
 {
     stor_approval_t *ap;
-    approval_req_t *x;
+    stor_audit_t *audit;
     uint8_t raw[8];
     char cmd[160];
     size_t pos = 0;
     int rc = STOR_ERR_INVAL;
 
     id[0] = '\0';
-    if (requester == NULL || argv == NULL || argc < 1 || argc > STOR_APPROVAL_ARGS_MAX)
+    if (requester == NULL || argv == NULL || argc < 1 || argc > STOR_APPROVAL_ARGS_MAX || ttl < 0 ||
+        (flags & ~STOR_APPROVAL_JOB) != 0)
         return STOR_ERR_INVAL;
     ap = calloc(1, sizeof(*ap));
-    x = calloc(1, sizeof(*x));
-    if (ap == NULL || x == NULL) {
+    audit = calloc(1, sizeof(*audit));
+    if (ap == NULL || audit == NULL) {
         rc = STOR_ERR_NOMEM;
         goto out;
     }
@@ -286,27 +274,50 @@ int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role,
         snprintf(ap->id + 2 * i, 3, "%02x", raw[i]);
     snprintf(ap->requester, sizeof(ap->requester), "%s", requester);
     ap->role = role;
+    ap->flags = flags;
     ap->created_at = time(NULL);
-    ap->expires_at = ap->created_at + ttl;
+    ap->expires_at = ttl > 0 ? ap->created_at + ttl : 0;
     cmd[0] = '\0';
     for (uint32_t i = 0; i < ap->n_args && pos < sizeof(cmd); i++)
         pos += (size_t)snprintf(cmd + pos, sizeof(cmd) - pos, "%s%s", i ? " " : "", ap->args[i]);
-    x->ap = ap;
-    x->audit.event = STOR_EV_OPERATOR;
-    x->audit.result = STOR_RES_OK;
-    snprintf(x->audit.user, sizeof(x->audit.user), "%s", requester);
-    snprintf(x->audit.client, sizeof(x->audit.client), "csc-admin");
+    audit->event = STOR_EV_OPERATOR;
+    audit->result = STOR_RES_OK;
+    snprintf(audit->user, sizeof(audit->user), "%s", requester);
+    snprintf(audit->client, sizeof(audit->client), "csc-admin");
     /* A long command is cut in the audit detail (the approval keeps every word). */
-    if (snprintf(x->audit.detail, sizeof(x->audit.detail), "operator=%s action=approval.request id=%s command=%s",
-                 requester, ap->id, cmd) < 0) {
-        rc = STOR_ERR_INVAL;
+    if (snprintf(audit->detail, sizeof(audit->detail), "operator=%s action=%s id=%s command=%s", requester,
+                 (flags & STOR_APPROVAL_JOB) ? "job.file" : "approval.request", ap->id, cmd) < 0)
         goto out;
-    }
-    rc = stor_write(env, approval_request_fn, x);
-    if (rc == 0)
+    if ((rc = stor_txn_approval_put(t, ap, 1)) == 0 && (rc = stor_txn_audit_append(t, audit)) == 0)
         snprintf(id, STOR_NAME_MAX + 1, "%s", ap->id);
 out:
     free(ap);
-    free(x);
+    free(audit);
+    return rc;
+}
+
+typedef struct approval_req {
+    const char *requester;
+    uint32_t role;
+    int64_t ttl;
+    int argc;
+    char *const *argv;
+    char *id;
+} approval_req_t;
+
+static int approval_request_fn(stor_txn_t *t, void *arg)
+{
+    approval_req_t *x = arg;
+    return stor_txn_approval_request(t, x->requester, x->role, x->ttl, 0, x->argc, x->argv, x->id);
+}
+
+int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role, int64_t ttl, int argc,
+                          char *const *argv, char id[STOR_NAME_MAX + 1])
+{
+    approval_req_t x = {.requester = requester, .role = role, .ttl = ttl, .argc = argc, .argv = argv, .id = id};
+    int rc = stor_write(env, approval_request_fn, &x);
+
+    if (rc != 0)
+        id[0] = '\0'; /* the transaction wrote it, but did not commit */
     return rc;
 }

@@ -153,6 +153,17 @@ int adm_cred_destroy(const adm_t *a, const char *id, const char *reason, char *e
 int adm_cred_renew(const adm_t *a, const char *id, char *err, size_t err_sz);
 
 /**
+ * Run the key destructions csc-server's CRL sweep filed as jobs (STOR_APPROVAL_JOB, "credential revoke ID"; J7): for
+ * each, the credential's keys are destroyed as by adm_cred_destroy with ADM_DESTROY_REVOKED (audited with
+ * "operator=<a->operator_name>,requester=<the job's>"), then the job is dropped (audited, action=job.done; roles are
+ * the operator's, checked against the job's role). A job whose key the HSM could not destroy stays for the next run.
+ * With hold (two_person names credential revoke or destroy) no job runs. Requests for a second operator are named
+ * with their id (csc-admin approve), not run. One line per key on out_file. Idempotent; nothing to do is ADM_OK.
+ * @return ADM_OK, or ADM_ERR (with how many failed in err) when a job could not be done.
+ */
+int adm_cred_destroy_pending(const adm_t *a, uint32_t roles, int hold, void *out_file, char *err, size_t err_sz);
+
+/**
  * Suspend (status STOR_USER_SUSPENDED), resume (STOR_USER_ACTIVE) or terminate (STOR_USER_TERMINATED: final;
  * every key of the user is destroyed as by adm_cred_destroy) a user. A user who is not active can neither
  * log in nor use a token issued before. Audited.
@@ -350,9 +361,13 @@ int adm_op_approval_request(const adm_t *a, const adm_op_policy_t *p, uint32_t r
  */
 int adm_op_approval_take(const adm_t *a, const char *id, uint32_t approver_roles, stor_approval_t *out,
                          char *err, size_t err_sz);
-/** Reject (remove) request id; needs the request's role. Audited. */
+/** Reject (remove) request id; needs the request's role. A job (STOR_APPROVAL_JOB) is no request: refused
+ *  (ADM_FORBIDDEN), so a revoked key's destruction cannot be dropped. Audited. */
 int adm_op_approval_reject(const adm_t *a, const char *id, uint32_t roles, char *err, size_t err_sz);
-/** Print pending requests, one line each. */
+/** Job id (STOR_APPROVAL_JOB) done: remove it, audited (action=job.done); needs the job's role. A job already gone
+ *  (another run did it) is ADM_OK; a request for approval is ADM_FORBIDDEN. */
+int adm_op_job_done(const adm_t *a, const char *id, uint32_t roles, char *err, size_t err_sz);
+/** Print pending requests and jobs, one line each ("approval ID ..." / "job ID ..."). */
 int adm_op_approvals_list(const adm_t *a, void *out_file);
 /** Audit a csc-admin event of an operator (STOR_EV_OPERATOR); result is a stor_result_t. */
 int adm_op_audit(const adm_t *a, uint32_t result, const char *user, const char *detail);

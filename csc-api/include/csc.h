@@ -47,10 +47,10 @@ typedef struct csc_config {
     const char *crl_dir;       /**< folder of CRLs checked before every signature ("" = no CRL checks) */
     int crl_allow_stale;       /**< a CRL past its nextUpdate still counts (else signing is refused) */
     int crl_require;           /**< refuse certificates whose issuer has no CRL in crl_dir */
-    int crl_destroy_two_person; /**< two_person names credential revoke/destroy: a key whose certificate a CRL lists
-                                     as revoked is destroyed only on an operator's approval (the credential is
-                                     marked destroyed at once) */
-    unsigned admin_approval_ttl; /**< seconds such a request waits (0 = 86400) */
+    int crl_destroy_two_person; /**< two_person names credential revoke/destroy: the destruction of a key whose
+                                     certificate a CRL lists as revoked is filed as a request for a second operator
+                                     (csc-admin approve), else as a job (csc-admin credential destroy-pending); the
+                                     credential is marked destroyed at once, and csc-server destroys no key */
     int allow_scal1;           /**< production: SCAL 1 credentials may be authorized and sign */
     int allow_single_factor;   /**< production: credentials whose expression one factor satisfies may too */
     const char *otp_sender;    /**< "exec:/path" or "file:/path": delivers getChallenge codes; NULL/"" = none */

@@ -347,15 +347,21 @@ typedef struct stor_opsession {
 #define STOR_APPROVAL_ARGS_MAX 32  /**< words of a command waiting for approval */
 #define STOR_APPROVAL_ARG_MAX 255  /**< bytes of one word */
 
-/** A command held for a second operator's approval (two-person rule). */
+/** stor_approval_t.flags. Stored: never renumber. */
+#define STOR_APPROVAL_JOB 1u /**< a pending job, no request: it needs no second operator and cannot be rejected
+                                  (csc-server's CRL sweep files a revoked key's destruction so; csc-admin credential
+                                  destroy-pending runs it) */
+
+/** A command held for a second operator's approval (two-person rule), or a job filed for csc-admin to run. */
 typedef struct stor_approval {
     char id[STOR_NAME_MAX + 1];           /**< key: random hex id */
-    char requester[STOR_NAME_MAX + 1];    /**< operator who asked */
+    char requester[STOR_NAME_MAX + 1];    /**< operator who asked ("csc-server": its CRL sweep) */
     uint32_t role;                        /**< stor_role_t the command needs (and the approver too) */
     uint32_t n_args;
     char args[STOR_APPROVAL_ARGS_MAX][STOR_APPROVAL_ARG_MAX + 1]; /**< the command words, as typed */
     int64_t created_at;
-    int64_t expires_at;
+    int64_t expires_at;                   /**< 0 = never (what csc-server files waits until it is done) */
+    uint32_t flags;                       /**< STOR_APPROVAL_* */
 } stor_approval_t;
 
 /* ---- transactions ------------------------------------------------------ */
@@ -484,14 +490,18 @@ int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg);
 /**
  * Hold a command for a second operator's approval (two-person rule): a new approval with a random hex id, the
  * words argv[0..argc-1] (1..STOR_APPROVAL_ARGS_MAX words of at most STOR_APPROVAL_ARG_MAX bytes), needing role,
- * expiring ttl seconds from now, and its audit record (STOR_EV_OPERATOR "action=approval.request", user =
- * requester) in one write. Used by csc-admin (adm_op_approval_request) and by csc-server's CRL sweep, which asks
- * for a revoked credential's key to be destroyed without destroying it itself.
+ * expiring ttl seconds from now (0: never), and its audit record (STOR_EV_OPERATOR "action=approval.request", user
+ * = requester) in one write. Used by csc-admin (adm_op_approval_request).
  * @param[out] id the request id (NUL-terminated; "" on failure)
  * @return STOR_OK; STOR_ERR_INVAL (bad words or requester), STOR_ERR_IO (no randomness), or a write's error.
  */
 int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role, int64_t ttl, int argc,
                           char *const *argv, char id[STOR_NAME_MAX + 1]);
+/** The same inside a write transaction, with flags (STOR_APPROVAL_JOB: a job, audited as "action=job.file"): how
+ *  csc-server's CRL sweep files a revoked credential's key destruction in the transaction that marks it destroyed.
+ *  ttl < 0 or an unknown flag: STOR_ERR_INVAL. */
+int stor_txn_approval_request(stor_txn_t *t, const char *requester, uint32_t role, int64_t ttl, uint32_t flags,
+                              int argc, char *const *argv, char id[STOR_NAME_MAX + 1]);
 
 /* Delegations by delegate (an index for listing; the credential record's delegates decide): put adds
  * (user, cred), del removes it (STOR_ERR_NOTFOUND if absent), each calls fn with every credential id

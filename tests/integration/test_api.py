@@ -826,6 +826,65 @@ class TestV1(Base):
         self.assertError(self.v1("signatures/signDoc", {}, t), 404, "invalid_request")
 
 
+class TestAuthorizeNotActive(Base):
+    """credentials/authorize for a credential that is disabled, whose user is suspended, or whose owner is
+    suspended while a delegate asks: 400 invalid_request "The credential identified by credentialID is disabled"
+    (docs/csc-api.md sec. 8 and 17), on /csc/v2/ and /csc/v1/, never 503 temporarily_unavailable."""
+
+    DISABLED = "The credential identified by credentialID is disabled"
+
+    def v1(self, body, token):
+        return SVC.request("POST", "/csc/v1/credentials/authorize", json.dumps(body).encode(),
+                           {"Content-Type": "application/json", "Authorization": "Bearer " + token})
+
+    def attempts(self, token, cid, pin):
+        """The v2 request, the v1 request with its PIN, and the v1 request with an OTP only (v1 names the factor
+        it was given, so it has a table of its own)."""
+        h = [H.b64(H.digest("not active " + cid))]
+        return [
+            ("v2", SVC.post("credentials/authorize", {"credentialID": cid, "numSignatures": 1, "hashes": h,
+                                                      "hashAlgorithmOID": H.SHA256,
+                                                      "authData": [{"id": "PIN", "value": pin}]}, token)),
+            ("v1 PIN", self.v1({"credentialID": cid, "numSignatures": 1, "hash": h, "PIN": pin}, token)),
+            ("v1 OTP", self.v1({"credentialID": cid, "numSignatures": 1, "hash": h, "OTP": "123456"}, token)),
+        ]
+
+    def test_disabled_credential(self):
+        for what, r in self.attempts(self.carol(), "carol-off", PIN_X):
+            with self.subTest(what):
+                self.assertError(r, 400, "invalid_request", self.DISABLED)
+
+    def test_delegate_of_a_suspended_owner(self):
+        SVC.admin("user", "add", "nao-own", stdin="password-nao-own\n")
+        SVC.admin("user", "add", "nao-del", stdin="password-nao-del\n")
+        SVC.admin("credential", "create", "--id", "nao-1", "--user", "nao-own", "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
+        SVC.admin("credential", "delegate", "nao-1", "--user", "nao-del", "--evidence", "consent NAO-1",
+                  stdin="13572468\n")
+        dele = SVC.token("nao-del", "password-nao-del")
+        self.assertEqual(SVC.authorize(dele, "nao-1", [H.digest("nao")], pin="13572468").status, 200)
+        SVC.admin("user", "suspend", "nao-own")
+        try:
+            for what, r in self.attempts(dele, "nao-1", "13572468"):
+                with self.subTest(what):
+                    self.assertError(r, 400, "invalid_request", self.DISABLED)
+        finally:
+            SVC.admin("user", "resume", "nao-own")
+        self.assertEqual(SVC.authorize(dele, "nao-1", [H.digest("nao again")], pin="13572468").status, 200)
+
+    def test_suspended_user(self):
+        """The suspension revokes the user's tokens in the same transaction (J4), so the bearer token is refused
+        first: 401 invalid_token, not a 503."""
+        SVC.admin("user", "add", "nao-sus", stdin="password-nao-sus\n")
+        SVC.admin("credential", "create", "--id", "nao-sus-1", "--user", "nao-sus", "--key", "p256", "--auth",
+                  "PIN", "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
+        t = SVC.token("nao-sus", "password-nao-sus")
+        SVC.admin("user", "suspend", "nao-sus")
+        for what, r in self.attempts(t, "nao-sus-1", PIN_X):
+            with self.subTest(what):
+                self.assertError(r, 401, "invalid_token")
+
+
 class TestLifecycle(Base):
     """J7 and J1: revocation and renewal destroy keys; suspension and termination of users."""
 

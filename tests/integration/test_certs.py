@@ -478,9 +478,11 @@ class TestRevocation(Base):
         self.assertIn("denied", log)
         self.assertIn("certificate suspended (certificateHold)", log)
 
-    def test_revocation_destroys_credential_and_key(self):
-        """J7: a revocation seen in a CRL ends the credential as credential revoke does: marked destroyed, key
-        destroyed, audited; releasing the CRL entry later brings nothing back."""
+    def test_revocation_files_key_destruction_for_csc_admin(self):
+        """J7: a revocation seen in a CRL ends the credential as credential revoke does: csc-server marks it destroyed
+        (it never signs again) and files its key's destruction as a job, but destroys no key itself (it links no key
+        destruction); csc-admin credential destroy-pending destroys the key, audited, and changes nothing when run
+        again; releasing the CRL entry later brings nothing back."""
         cid = "rev-kill"
         cert = self.issued(cid, self.create_csr(cid))
         self.import_(cid, cert)
@@ -490,15 +492,50 @@ class TestRevocation(Base):
         crl = os.path.join(CRL_DIR, "ext-ca.crl")
         CA.crl(crl, [(CA.serial(cert), "keyCompromise")])
         self.wait_for(lambda: "destroyed" in self.list_line(cid), "the credential destroyed")
-        self.wait_for(lambda: key_ids(cid) == [], "the key destroyed")
         self.assertEqual(self.status(t, cid), "revoked")
         r, _ = self.sign(t, cid)
         self.assertError(r, 400, "invalid_request", "is disabled")
         log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
         self.assertIn("operator=csc-server action=credential.destroy reason=certificate revoked (seen in a CRL: "
-                      "keyCompromise)", log)
-        self.assertIn("credential %s: certificate revoked (keyCompromise); credential and key destroyed" % cid,
-                      SVC.server_stderr())
+                      "keyCompromise); key destruction filed", log)
+        # Once the sweep says it is done, csc-server has destroyed no key: it waits for csc-admin, as the listing says.
+        self.wait_for(lambda: "credential %s: certificate revoked (keyCompromise); credential destroyed, its key's "
+                      "destruction filed" % cid in SVC.server_stderr(), "the sweep's report")
+        self.assertEqual(len(key_ids(cid)), 1)
+        self.assertIn("key destruction pending", self.list_line(cid))
+        jobs = [l for l in SVC.admin("approvals").stdout.splitlines() if "credential revoke %s" % cid in l]
+        self.assertEqual(len(jobs), 1, jobs)
+        self.assertIn("requester=csc-server", jobs[0])
+        self.assertIn("job", jobs[0])
+        job = jobs[0].split()[1]
+        # A key-admin runs the jobs; an operator without that role is refused (and audited), and nothing changes.
+        out = SVC.admin("operator", "add", "rev-aud", "--roles", "auditor", stdin="password-rev-aud\n").stdout
+        secret = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+        aud = SVC.op_login("rev-aud", "password-rev-aud", secret)
+        r = SVC.admin_as(aud, "credential", "destroy-pending")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("lacks the role key-admin", r.stderr)
+        self.assertEqual(len(key_ids(cid)), 1)
+        # A job is no request for approval: it cannot be rejected (the key would stay).
+        r = SVC.admin("reject", job, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertEqual(len(key_ids(cid)), 1)
+        r = SVC.admin("credential", "destroy-pending")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("credential %s: key destroyed (job %s)" % (cid, job), r.stdout)
+        self.assertEqual(key_ids(cid), [])
+        self.assertNotIn("key destruction pending", self.list_line(cid))
+        self.assertNotIn("credential revoke %s" % cid, SVC.admin("approvals").stdout)
+        log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
+        self.assertIn("operator=%s,requester=csc-server action=credential.destroy reason=certificate revoked"
+                      % SVC.env["CSC_OPERATOR"], log)
+        log = SVC.admin("audit", "query", "--event", "operator").stdout
+        self.assertIn("requester=csc-server action=job.done id=%s command=credential revoke %s" % (job, cid), log)
+        self.assertIn("action=credential destroy-pending refused=needs-role-key-admin", log)
+        # Idempotent: nothing left to do, exit 0 (safe from a timer).
+        r = SVC.admin("credential", "destroy-pending")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(cid, r.stdout)
         # csc-admin cannot bring it back, and a release in the CRL changes nothing.
         self.assertNotEqual(SVC.admin("credential", "enable", cid, check=False).returncode, 0)
         CA.crl(crl, [])
@@ -594,7 +631,14 @@ class TestRevocationTwoPerson(Base):
             self.assertIn("waits for a second operator: csc-admin approve", svc.server_stderr())
             log = svc.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
             self.assertIn("key destruction held for a two-person approval", log)
+            self.assertIn("key destruction waits for approval", line)
             rid = pending[0].split()[1]
+            # destroy-pending runs no request that waits for a second operator: it names it.
+            r = svc.admin("credential", "destroy-pending")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("credential %s: key destruction waits for a second operator: csc-admin approve %s"
+                          % (cid, rid), r.stdout)
+            self.assertEqual(len(key_ids(cid, svc)), 1)
             r = svc.admin("approve", rid)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(key_ids(cid, svc), [])

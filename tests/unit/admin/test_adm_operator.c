@@ -317,6 +317,58 @@ START_TEST(t_two_person)
 }
 END_TEST
 
+typedef struct job_file {
+    uint32_t flags;
+    char id[STOR_NAME_MAX + 1];
+} job_file_t;
+
+static int job_file_fn(stor_txn_t *t, void *arg)
+{
+    job_file_t *j = arg;
+    char *argv[] = {"credential", "revoke", "c-9"};
+    return stor_txn_approval_request(t, "csc-server", STOR_ROLE_KEY_ADMIN, 0, j->flags, 3, argv, j->id);
+}
+
+/* A key destruction csc-server files as a job (csc-api/csc_cert.c): no one can reject it, the key admin who ran it
+ * drops it (job.done, audited; again: already gone, no error), and a request for a second operator is no job. */
+START_TEST(t_jobs)
+{
+    job_file_t job = {.flags = STOR_APPROVAL_JOB}, req = {.flags = 0};
+    mk("root", STOR_ROLES_ALL);
+    adm.operator_name = "root";
+    mk("ua", STOR_ROLE_USER_ADMIN);
+    ck_assert_int_eq(stor_write(env, job_file_fn, &job), 0);
+    ck_assert_int_eq(stor_write(env, job_file_fn, &req), 0);
+    /* a request expires (and is dropped when touched); a job has no expiry (expires_at 0) */
+    ck_assert_int_eq(stor_write(env, ap_expire_fn, &(ap_edit_t){req.id}), 0);
+    ck_assert_int_eq(adm_op_approval_reject(&adm, job.id, STOR_ROLES_ALL, err, sizeof(err)), ADM_FORBIDDEN);
+    ck_assert_ptr_nonnull(strstr(err, "it is a job"));
+    ck_assert_int_eq(audited(STOR_EV_OPERATOR, "requester=csc-server action=approval.reject", NULL), 1);
+    ck_assert_int_eq(audited(STOR_EV_OPERATOR, "refused=job", NULL), 1);
+    adm.operator_name = "ua";
+    ck_assert_int_eq(adm_op_job_done(&adm, job.id, STOR_ROLE_USER_ADMIN, err, sizeof(err)), ADM_FORBIDDEN);
+    adm.operator_name = "root";
+    ck_assert_int_eq(adm_op_job_done(&adm, req.id, STOR_ROLES_ALL, err, sizeof(err)), ADM_EXPIRED);
+    ck_assert_int_eq(stor_write(env, job_file_fn, &req), 0);
+    ck_assert_int_eq(adm_op_job_done(&adm, req.id, STOR_ROLES_ALL, err, sizeof(err)), ADM_FORBIDDEN);
+    ck_assert_int_eq(audited(STOR_EV_OPERATOR, "refused=not-a-job", NULL), 1);
+    uint32_t res = 9;
+    char done[160];
+    snprintf(done, sizeof(done), "operator=root requester=csc-server action=job.done id=%s command=", job.id);
+    ck_assert_int_eq(adm_op_job_done(&adm, job.id, STOR_ROLES_ALL, err, sizeof(err)), ADM_OK);
+    ck_assert_int_eq(audited(STOR_EV_OPERATOR, done, &res), 1);
+    ck_assert_uint_eq(res, STOR_RES_OK);
+    ck_assert_int_eq(adm_op_job_done(&adm, job.id, STOR_ROLES_ALL, err, sizeof(err)), ADM_OK);
+    ck_assert_int_eq(audited(STOR_EV_OPERATOR, done, NULL), 1);
+    /* the request is still there for approve */
+    stor_approval_t *ap = calloc(1, sizeof(*ap));
+    ck_assert_ptr_nonnull(ap);
+    ck_assert_int_eq(adm_op_approval_take(&adm, req.id, STOR_ROLES_ALL, ap, err, sizeof(err)), ADM_OK);
+    ck_assert_str_eq(ap->args[2], "c-9");
+    free(ap);
+}
+END_TEST
+
 START_TEST(t_roles_text)
 {
     uint32_t r;
@@ -346,6 +398,7 @@ int main(void)
     tcase_add_test(tc, t_sessions_and_roles);
     tcase_add_test(tc, t_operator_changes);
     tcase_add_test(tc, t_two_person);
+    tcase_add_test(tc, t_jobs);
     tcase_add_test(tc, t_roles_text);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -291,18 +291,23 @@ START_TEST(t_error_table)
     ck_assert_int_eq(e.status, 503);
     ck_assert_str_eq(e.error, "temporarily_unavailable");
     ck_assert_uint_eq(e.retry_after, 0);
-    /* an override wins over the table, and only for its code */
-    static const csc_err_row_t over[] = {{OAUTH_ERR_DISABLED, CSC_UNAVAILABLE_ROW}, {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
-                                         {0, 0, NULL, NULL, 0}};
-    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_DISABLED, over);
-    ck_assert_int_eq(e.status, 503);
+    /* an override wins over the table, and only for its code (credentials/authorize's rows, csc_creds.c) */
+    static const csc_err_row_t over[] = {
+        {OAUTH_ERR_DENIED, 400, "invalid_authentication_data", "The authentication data is invalid", 0},
+        {OAUTH_ERR_BUSY, CSC_BUSY_ROW}, {0, 0, NULL, NULL, 0}};
+    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_DENIED, over);
+    ck_assert_int_eq(e.status, 400);
+    ck_assert_str_eq(e.error, "invalid_authentication_data");
     csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_BUSY, over);
     ck_assert_uint_eq(e.retry_after, CSC_BUSY_RETRY_AFTER);
     csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_LOCKED, over);
     ck_assert_int_eq(e.status, 400);
     ck_assert_str_eq(e.description, "Credential locked");
     ck_assert_uint_eq(e.retry_after, 0);
-    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_DISABLED, NULL);
+    /* a user, owner or credential not active: the table's row, also past authorize's overrides */
+    csc_err_oauth(&e, CSC_ABOUT_CREDENTIAL, OAUTH_ERR_DISABLED, over);
+    ck_assert_int_eq(e.status, 400);
+    ck_assert_str_eq(e.error, "invalid_request");
     ck_assert_str_eq(e.description, "The credential identified by credentialID is disabled");
     csc_err_hsm(&e, HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(e.status, 503);

@@ -236,6 +236,7 @@ START_TEST(t_approval_roundtrip)
     TST_SET(j->ap.args[2], "");  /* empty words survive too */
     j->ap.created_at = 5;
     j->ap.expires_at = 6;
+    j->ap.flags = STOR_APPROVAL_JOB; /* cred tag 8: round trips */
     j->create_only = 1;
     ck_assert_int_eq(stor_write(g_env, put_ap_fn, j), 0);
     ck_assert_int_eq(stor_write(g_env, put_ap_fn, j), STOR_ERR_EXISTS);
@@ -263,6 +264,67 @@ START_TEST(t_approval_roundtrip)
     TST_SET(g->ap.id, "00aa");
     ck_assert_int_eq(stor_read(g_env, get_ap_fn, g), STOR_ERR_NOTFOUND);
     free(j);
+    free(g);
+}
+END_TEST
+
+typedef struct file_job {
+    uint32_t flags;
+    int64_t ttl;
+    char id[STOR_NAME_MAX + 1];
+} file_job_t;
+
+static int file_job_fn(stor_txn_t *t, void *arg)
+{
+    file_job_t *f = arg;
+    char *argv[3] = {"credential", "revoke", "cred-1"};
+    return stor_txn_approval_request(t, "csc-server", STOR_ROLE_KEY_ADMIN, f->ttl, f->flags, 3, argv, f->id);
+}
+
+static int last_detail(const stor_audit_t *rec, void *arg)
+{
+    snprintf(arg, 256, "%s", rec->detail); /* stor_audit_t.detail */
+    return 0;
+}
+
+/* What csc-server's CRL sweep files: a job that never expires, audited as job.file, in the caller's transaction. */
+START_TEST(t_approval_request_job)
+{
+    op_job_t *g = calloc(1, sizeof(*g));
+    file_job_t f = {.flags = STOR_APPROVAL_JOB, .ttl = 0};
+    char detail[256], want[256];
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(stor_write(g_env, file_job_fn, &f), 0);
+    ck_assert_uint_eq(strlen(f.id), 16);
+    snprintf(g->ap.id, sizeof(g->ap.id), "%s", f.id);
+    ck_assert_int_eq(stor_read(g_env, get_ap_fn, g), 0);
+    ck_assert_uint_eq(g->ap.flags, STOR_APPROVAL_JOB);
+    ck_assert_int_eq(g->ap.expires_at, 0);
+    ck_assert_str_eq(g->ap.requester, "csc-server");
+    ck_assert_str_eq(g->ap.args[2], "cred-1");
+    ck_assert_int_eq(stor_audit_each(g_env, 1, last_detail, detail), 0);
+    snprintf(want, sizeof(want), "operator=csc-server action=job.file id=%s command=credential revoke cred-1", f.id);
+    ck_assert_str_eq(detail, want);
+    /* a request for a second operator: no flag, expiring, audited as approval.request */
+    f.flags = 0;
+    f.ttl = 60;
+    ck_assert_int_eq(stor_write(g_env, file_job_fn, &f), 0);
+    snprintf(g->ap.id, sizeof(g->ap.id), "%s", f.id);
+    ck_assert_int_eq(stor_read(g_env, get_ap_fn, g), 0);
+    ck_assert_uint_eq(g->ap.flags, 0);
+    ck_assert_int_eq(g->ap.expires_at, g->ap.created_at + 60);
+    ck_assert_int_eq(stor_audit_each(g_env, 1, last_detail, detail), 0);
+    ck_assert_ptr_nonnull(strstr(detail, "action=approval.request"));
+    /* an unknown flag or a negative ttl: refused, nothing written */
+    f.flags = 2;
+    ck_assert_int_eq(stor_write(g_env, file_job_fn, &f), STOR_ERR_INVAL);
+    ck_assert_str_eq(f.id, "");
+    f.flags = 0;
+    f.ttl = -1;
+    ck_assert_int_eq(stor_write(g_env, file_job_fn, &f), STOR_ERR_INVAL);
+    memset(g, 0, sizeof(*g));
+    ck_assert_int_eq(stor_read(g_env, each_ap_fn, g), 0);
+    ck_assert_int_eq(g->n, 2);
     free(g);
 }
 END_TEST
@@ -392,6 +454,7 @@ Suite *tst_operator_suite(void)
     tcase_add_test(tc, t_opsession_roundtrip);
     tcase_add_test(tc, t_opsession_purge);
     tcase_add_test(tc, t_approval_roundtrip);
+    tcase_add_test(tc, t_approval_request_job);
     tcase_add_test(tc, t_operator_event);
     tcase_add_test(tc, t_audit_old_records_verify);
     tcase_add_test(tc, t_audit_owner_field);
