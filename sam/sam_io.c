@@ -1,0 +1,216 @@
+/*
+ * sam_io.c - SAM messages over an AF_UNIX SOCK_SEQPACKET socket (sam_wire.h): cutting a flat message into
+ * records and sending them, receiving and reassembling records with the limits, deadlines, and SO_PEERCRED.
+ *
+ * A SOCK_SEQPACKET datagram is sent whole or not at all, and received whole (MSG_TRUNC tells when it was
+ * longer than the buffer), so the record boundaries need no length prefix of their own.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "sam_int.h"
+
+int64_t sam_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events or the deadline passes. */
+static int wait_fd(int fd, short events, int64_t deadline_ms)
+{
+    for (;;) {
+        int timeout = -1;
+        if (deadline_ms != SAM_FOREVER) {
+            int64_t left = deadline_ms - sam_now_ms();
+            if (left <= 0)
+                return SAM_ERR_TIMEOUT;
+            timeout = left > 60000 ? 60000 : (int)left;
+        }
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, timeout);
+        if (n > 0)
+            return SAM_OK; /* ready, or an error/hangup the next call reports */
+        if (n < 0 && errno != EINTR)
+            return SAM_ERR_IO;
+    }
+}
+
+static int send_record(int fd, const sam_hdr_t *h, const uint8_t *payload, int64_t deadline_ms)
+{
+    uint8_t hdr[SAM_HDR_LEN];
+    sam_hdr_write(hdr, h);
+    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, h->length}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = h->length > 0 ? 2 : 1};
+    for (;;) {
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n == (ssize_t)(SAM_HDR_LEN + h->length))
+            return SAM_OK;
+        if (n >= 0)
+            return SAM_ERR_IO; /* a SEQPACKET send is whole or nothing: never here */
+        if (errno == EINTR)
+            continue;
+        if (errno == EPIPE || errno == ECONNRESET)
+            return SAM_ERR_CLOSED;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return SAM_ERR_IO;
+        int rc = wait_fd(fd, POLLOUT, deadline_ms);
+        if (rc != SAM_OK)
+            return rc;
+    }
+}
+
+int sam_send(int fd, const uint8_t *msg, size_t len, int64_t deadline_ms)
+{
+    if (msg == NULL || len < SAM_HDR_LEN)
+        return SAM_ERR_INVAL;
+    sam_hdr_t h;
+    sam_hdr_read(msg, &h);
+    if (sam_hdr_check(&h, 0) != SAM_OK || h.length != len - SAM_HDR_LEN || h.length > SAM_MSG_MAX)
+        return SAM_ERR_INVAL;
+    const uint8_t *body = msg + SAM_HDR_LEN;
+    size_t left = h.length;
+    do {
+        sam_hdr_t r = h;
+        r.length = (uint32_t)(left > SAM_RECORD_PAYLOAD_MAX ? SAM_RECORD_PAYLOAD_MAX : left);
+        r.flags = left > SAM_RECORD_PAYLOAD_MAX ? SAM_FLAG_MORE : 0;
+        int rc = send_record(fd, &r, body, deadline_ms);
+        if (rc != SAM_OK)
+            return rc;
+        body += r.length;
+        left -= r.length;
+    } while (left > 0);
+    return SAM_OK;
+}
+
+/* Room for one more record's payload after off body bytes; a move wipes the old buffer. */
+static int rbuf_reserve(sam_rbuf_t *rb, size_t off)
+{
+    size_t need = SAM_HDR_LEN + off + SAM_RECORD_PAYLOAD_MAX;
+    if (need <= rb->cap)
+        return SAM_OK;
+    if (need < 2 * rb->cap) /* doubling: a long message is copied a few times, not once a record */
+        need = 2 * rb->cap;
+    if (need > SAM_HDR_LEN + SAM_MSG_MAX + SAM_RECORD_PAYLOAD_MAX)
+        need = SAM_HDR_LEN + SAM_MSG_MAX + SAM_RECORD_PAYLOAD_MAX;
+    uint8_t *n = malloc(need);
+    if (n == NULL)
+        return SAM_ERR_NOMEM;
+    if (rb->buf != NULL) {
+        memcpy(n, rb->buf, SAM_HDR_LEN + off);
+        OPENSSL_clear_free(rb->buf, rb->cap);
+    }
+    rb->buf = n;
+    rb->cap = need;
+    return SAM_OK;
+}
+
+/* Receive one datagram: its header into hdr, its payload at dst (room for SAM_RECORD_PAYLOAD_MAX bytes). */
+static int recv_record(int fd, uint8_t hdr[SAM_HDR_LEN], uint8_t *dst, size_t *got, int64_t deadline_ms)
+{
+    for (;;) {
+        struct iovec iov[2] = {{hdr, SAM_HDR_LEN}, {dst, SAM_RECORD_PAYLOAD_MAX}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+        if (n > 0) {
+            if ((mh.msg_flags & MSG_TRUNC) != 0)
+                return SAM_ERR_TOO_BIG;
+            *got = (size_t)n;
+            return SAM_OK;
+        }
+        if (n == 0)
+            return SAM_ERR_CLOSED;
+        if (errno == EINTR)
+            continue;
+        if (errno == ECONNRESET)
+            return SAM_ERR_CLOSED;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return SAM_ERR_IO;
+        int rc = wait_fd(fd, POLLIN, deadline_ms);
+        if (rc != SAM_OK)
+            return rc;
+    }
+}
+
+static int recv_message(int fd, sam_rbuf_t *rb, int64_t deadline_ms)
+{
+    sam_hdr_t first = {0};
+    size_t off = 0;
+    for (unsigned i = 0;; i++) {
+        uint8_t raw[SAM_HDR_LEN];
+        size_t got;
+        int rc = rbuf_reserve(rb, off);
+        if (rc == SAM_OK)
+            rc = recv_record(fd, raw, rb->buf + SAM_HDR_LEN + off, &got, deadline_ms);
+        if (rc != SAM_OK)
+            return rc;
+        if (got < SAM_HDR_LEN)
+            return SAM_ERR_TRUNCATED;
+        sam_hdr_t h;
+        sam_hdr_read(raw, &h);
+        if ((rc = sam_hdr_check(&h, SAM_FLAG_MORE)) != SAM_OK)
+            return rc;
+        if (h.length != got - SAM_HDR_LEN)
+            return SAM_ERR_LENGTH;
+        if (i == 0)
+            first = h;
+        else if (h.id != first.id || h.op != first.op)
+            return SAM_ERR_INTERLEAVED;
+        if ((h.flags & SAM_FLAG_MORE) != 0 && h.length != SAM_RECORD_PAYLOAD_MAX)
+            return SAM_ERR_LENGTH; /* records but the last are full: one way to split a message */
+        off += h.length;
+        if (off > SAM_MSG_MAX)
+            return SAM_ERR_TOO_BIG;
+        if ((h.flags & SAM_FLAG_MORE) == 0)
+            break;
+    }
+    first.flags = 0;
+    first.length = (uint32_t)off;
+    sam_hdr_write(rb->buf, &first);
+    rb->len = SAM_HDR_LEN + off;
+    return SAM_OK;
+}
+
+int sam_recv(int fd, sam_rbuf_t *rb, int64_t deadline_ms)
+{
+    if (rb == NULL)
+        return SAM_ERR_INVAL;
+    if (rb->buf != NULL && rb->len > 0)
+        OPENSSL_cleanse(rb->buf, rb->len); /* the last message goes */
+    rb->len = 0;
+    int rc = recv_message(fd, rb, deadline_ms);
+    if (rc != SAM_OK && rb->buf != NULL)
+        OPENSSL_cleanse(rb->buf, rb->cap);
+    return rc;
+}
+
+void sam_rbuf_free(sam_rbuf_t *rb)
+{
+    if (rb == NULL)
+        return;
+    if (rb->buf != NULL)
+        OPENSSL_clear_free(rb->buf, rb->cap);
+    memset(rb, 0, sizeof(*rb));
+}
+
+int sam_peer(int fd, sam_peer_t *out)
+{
+    if (out == NULL)
+        return SAM_ERR_INVAL;
+    struct ucred uc;
+    socklen_t len = sizeof(uc);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0 || len != sizeof(uc))
+        return SAM_ERR_IO;
+    out->pid = uc.pid;
+    out->uid = uc.uid;
+    out->gid = uc.gid;
+    return SAM_OK;
+}

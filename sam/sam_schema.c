@@ -1,0 +1,340 @@
+/*
+ * sam_schema.c - the one table per op of the SAM protocol (sam_wire.h): which tags, their types, bounds and
+ * counts. The decoder and the builder read only these tables; docs/architecture.md ("The SAM protocol") shows
+ * them for people. Rows stay in ascending tag order (tests/unit/sam checks it).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hsm.h"
+#include "oauth.h"
+#include "sam_wire.h"
+#include "stor.h"
+
+/* The wire's bounds are the modules' bounds: a value the SAM may store or sign passes the decoder, and nothing
+ * longer does. */
+_Static_assert(SAM_NAME_MAX == STOR_NAME_MAX, "credential ids and user names");
+_Static_assert(SAM_OID_MAX == STOR_OID_MAX, "OIDs");
+_Static_assert(SAM_DIGESTS_MAX == STOR_DIGESTS_MAX, "digests of one SAD");
+_Static_assert(SAM_DIGEST_LEN_MAX == STOR_DIGEST_LEN_MAX, "one digest");
+_Static_assert(SAM_SIG_MAX == HSM_SIG_MAX, "one signature");
+_Static_assert(SAM_HEAD_SIG_MAX == STOR_HEAD_SIG_MAX, "a signed head's signature");
+_Static_assert(SAM_EXPR_MAX == STOR_EXPR_MAX, "auth expressions");
+_Static_assert(SAM_CERT_MAX == STOR_CERTS_MAX, "a credential's certificates");
+_Static_assert(SAM_TOKEN_MAX >= OAUTH_TOKEN_BUFLEN - 1, "issued tokens, SADs and handles");
+_Static_assert(SAM_OTP_MAX >= OAUTH_CHALLENGE_DIGITS, "one-time codes");
+_Static_assert(SAM_BACKUP_MAX >= HSM_WRAPPED_MAX + STOR_CERTS_MAX + 4096, "a backup: wrapped key, certificates, record");
+/* SIGN's reply, the largest message: every signature of a full request with its field header. */
+_Static_assert((uint64_t)STOR_DIGESTS_MAX * (HSM_SIG_MAX + SAM_FIELD_HDR) <= SAM_MSG_MAX, "SIGN reply fits");
+_Static_assert(SAM_TST_MAX + 1024 <= SAM_MSG_MAX, "STAMP reply fits");
+_Static_assert(SAM_MSG_MAX <= UINT32_MAX - SAM_HDR_LEN, "length field");
+
+#define REQ 1, 1
+#define OPT 0, 1
+#define MANY(lo, hi) lo, hi
+/* ROW(tag, type, one_of, min_count, max_count, min_len, max_len, min_val, max_val); the macros below take a count
+ * as REQ, OPT or MANY(lo, hi) (two values, hence the variadic forwarding). */
+#define ROW(...) {__VA_ARGS__}
+#define U32(tag, ...) U32_(tag, __VA_ARGS__)
+#define U32_(tag, mn, mx, lo, hi) ROW(tag, SAM_TYPE_U32, 0, mn, mx, 4, 4, lo, hi)
+#define U64(tag, ...) U64_(tag, __VA_ARGS__)
+#define U64_(tag, mn, mx) ROW(tag, SAM_TYPE_U64, 0, mn, mx, 8, 8, 0, UINT64_MAX)
+#define BYTES(tag, ...) BYTES_(tag, __VA_ARGS__)
+#define BYTES_(tag, mn, mx, lo, hi) ROW(tag, SAM_TYPE_BYTES, 0, mn, mx, lo, hi, 0, 0)
+#define TEXT(tag, ...) TEXT_(tag, __VA_ARGS__)
+#define TEXT_(tag, mn, mx, lo, hi) ROW(tag, SAM_TYPE_TEXT, 0, mn, mx, lo, hi, 0, 0)
+/* Members of one_of group g: each optional, exactly one present. */
+#define ONE_U32(g, tag, lo, hi) ROW(tag, SAM_TYPE_U32, g, OPT, 4, 4, lo, hi)
+#define ONE_BYTES(g, tag, lo, hi) ROW(tag, SAM_TYPE_BYTES, g, OPT, lo, hi, 0, 0)
+#define ONE_TEXT(g, tag, lo, hi) ROW(tag, SAM_TYPE_TEXT, g, OPT, lo, hi, 0, 0)
+
+/* Rows many ops share. */
+#define TOKEN TEXT(SAM_T_TOKEN, REQ, 1, SAM_TOKEN_MAX)
+#define CRED TEXT(SAM_T_CRED, REQ, 1, SAM_NAME_MAX)
+#define HASH_ALG(cnt) TEXT(SAM_T_HASH_ALG, cnt, 1, SAM_OID_MAX)
+#define DIGESTS(lo) BYTES(SAM_T_DIGEST, MANY(lo, SAM_DIGESTS_MAX), 1, SAM_DIGEST_LEN_MAX)
+#define CLIENT TEXT(SAM_T_CLIENT, REQ, 1, SAM_CLIENT_MAX)
+#define PIN TEXT(SAM_T_PIN, OPT, 0, SAM_SECRET_MAX)
+#define SAD(cnt) TEXT(SAM_T_SAD, cnt, 1, SAM_TOKEN_MAX)
+#define EXPIRES_IN(cnt) U32(SAM_T_EXPIRES_IN, cnt, 0, UINT32_MAX)
+#define SESSION TEXT(SAM_T_SESSION, REQ, 1, SAM_TOKEN_MAX)
+#define DECISION U32(SAM_T_DECISION, REQ, 0, 1)
+#define APPROVAL_ID TEXT(SAM_T_APPROVAL_ID, OPT, 1, SAM_NAME_MAX)
+#define KEY_SPEC U32(SAM_T_KEY_TYPE, REQ, SAM_KEY_RSA, SAM_KEY_EC), U32(SAM_T_KEY_BITS, OPT, 2048, 4096), \
+        TEXT(SAM_T_CURVE, OPT, 1, SAM_OID_MAX)
+#define SUBJECT_CN TEXT(SAM_T_SUBJECT_CN, OPT, 1, SAM_NAME_MAX)
+#define SUBJECT_O_C TEXT(SAM_T_SUBJECT_O, OPT, 1, SAM_NAME_MAX), TEXT(SAM_T_SUBJECT_C, OPT, 2, 2)
+/* An operator op either ran (its result) or was filed for a second operator (two_person): APPROVAL_ID. */
+#define FILED ONE_TEXT(1, SAM_T_APPROVAL_ID, 1, SAM_NAME_MAX)
+
+static const sam_field_spec_t hello[] = {
+    U32(SAM_T_VERSION, REQ, 1, UINT16_MAX),
+};
+static const sam_field_spec_t hello_r[] = {
+    U32(SAM_T_VERSION, REQ, 1, UINT16_MAX),
+    TEXT(SAM_T_IDENTITY, REQ, 1, SAM_IDENTITY_MAX),
+    U32(SAM_T_HSM_STATE, REQ, SAM_HSM_READY, SAM_HSM_UNAVAILABLE),
+};
+/* PIN, OTP and challenge code as the client sent them: an empty one is a wrong factor (it counts). */
+static const sam_field_spec_t authorize[] = {
+    TOKEN,
+    CRED,
+    U32(SAM_T_NUM_SIGNATURES, REQ, 1, UINT32_MAX),
+    HASH_ALG(OPT),
+    DIGESTS(0),
+    PIN,
+    TEXT(SAM_T_OTP, OPT, 0, SAM_OTP_MAX),
+    TEXT(SAM_T_CHALLENGE, OPT, 0, SAM_OTP_MAX),
+    CLIENT,
+    TEXT(SAM_T_DESCRIPTION, OPT, 0, SAM_DESCRIPTION_MAX),
+};
+static const sam_field_spec_t authorize_r[] = { /* a SAD, or the handle of a pending approval */
+    ONE_TEXT(1, SAM_T_SAD, 1, SAM_TOKEN_MAX),
+    EXPIRES_IN(REQ),
+    ONE_TEXT(1, SAM_T_HANDLE, 1, SAM_TOKEN_MAX),
+};
+static const sam_field_spec_t authorize_check[] = {
+    TOKEN,
+    CLIENT,
+    TEXT(SAM_T_HANDLE, REQ, 1, SAM_TOKEN_MAX),
+};
+static const sam_field_spec_t authorize_check_r[] = { /* the SAD (once), or still pending */
+    ONE_TEXT(1, SAM_T_SAD, 1, SAM_TOKEN_MAX),
+    EXPIRES_IN(OPT),
+    ONE_U32(1, SAM_T_PENDING, 1, 1),
+};
+static const sam_field_spec_t extend[] = {
+    TOKEN,
+    CRED,
+    HASH_ALG(OPT),
+    DIGESTS(0),
+    CLIENT,
+    SAD(REQ),
+};
+static const sam_field_spec_t sad_r[] = {
+    SAD(REQ),
+    EXPIRES_IN(REQ),
+};
+/* Every digest of the request in one message. Without SAD the bearer token (a credential-scope token) is it. */
+static const sam_field_spec_t sign[] = {
+    TOKEN,
+    CRED,
+    HASH_ALG(REQ),
+    DIGESTS(1),
+    CLIENT,
+    SAD(OPT),
+    TEXT(SAM_T_SIGN_ALG, REQ, 1, SAM_OID_MAX),
+    BYTES(SAM_T_PSS_PARAMS, OPT, 1, SAM_PSS_PARAMS_MAX),
+    U32(SAM_T_ASYNC, OPT, 1, 1),
+};
+static const sam_field_spec_t sign_r[] = {
+    BYTES(SAM_T_SIGNATURE, MANY(1, SAM_DIGESTS_MAX), 1, SAM_SIG_MAX),
+};
+static const sam_field_spec_t stamp[] = {
+    TOKEN,
+    HASH_ALG(REQ),
+    BYTES(SAM_T_DIGEST, REQ, 1, SAM_DIGEST_LEN_MAX),
+    CLIENT,
+    BYTES(SAM_T_NONCE, OPT, 1, SAM_NONCE_MAX),
+    TEXT(SAM_T_POLICY, OPT, 1, SAM_OID_MAX),
+};
+static const sam_field_spec_t stamp_r[] = {
+    BYTES(SAM_T_TST, REQ, 1, SAM_TST_MAX),
+};
+static const sam_field_spec_t challenge[] = {
+    TOKEN,
+    CRED,
+    CLIENT,
+};
+static const sam_field_spec_t challenge_r[] = { /* the code went out; valid this long */
+    EXPIRES_IN(REQ),
+};
+static const sam_field_spec_t approve[] = {
+    TEXT(SAM_T_USER, REQ, 1, SAM_NAME_MAX),
+    PIN,
+    CLIENT,
+    BYTES(SAM_T_APPROVAL_REF, REQ, 16, 16),
+    SESSION,
+    DECISION,
+};
+static const sam_field_spec_t consent[] = {
+    PIN,
+    SESSION,
+    DECISION,
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+};
+static const sam_field_spec_t consent_r[] = { /* absent on a refusal by the user */
+    TEXT(SAM_T_CODE, OPT, 1, SAM_TOKEN_MAX),
+};
+static const sam_field_spec_t audit_head[] = { /* absent: the head as it is now */
+    U64(SAM_T_SEQ, OPT),
+};
+static const sam_field_spec_t audit_head_r[] = {
+    BYTES(SAM_T_SIGNATURE, REQ, 1, SAM_HEAD_SIG_MAX),
+    U64(SAM_T_SEQ, REQ),
+    BYTES(SAM_T_HEAD_HASH, REQ, 32, 32),
+    U64(SAM_T_TIME_MS, REQ),
+};
+static const sam_field_spec_t refused[] = {
+    U32(SAM_T_REFUSAL, REQ, 1, SAM_REFUSE_MAX),
+    TEXT(SAM_T_REASON, REQ, 0, SAM_REASON_MAX),
+    U32(SAM_T_ABOUT, OPT, 1, SAM_TAG_LIMIT - 1),
+};
+
+/* ---- operators' socket (PROVISIONAL: from admin/ as it is; every op names the csc-admin session, and
+ * APPROVAL_ID when it carries out a two-person request a second operator approved) ---- */
+
+static const sam_field_spec_t key_create[] = {
+    TEXT(SAM_T_CRED, OPT, 1, SAM_NAME_MAX), /* absent: the SAM makes one */
+    TEXT(SAM_T_USER, REQ, 1, SAM_NAME_MAX), /* the owner */
+    PIN,
+    TEXT(SAM_T_DESCRIPTION, OPT, 0, STOR_DESC_MAX),
+    SESSION,
+    APPROVAL_ID,
+    KEY_SPEC,
+    TEXT(SAM_T_AUTH_EXPR, REQ, 1, SAM_EXPR_MAX),
+    U32(SAM_T_SCAL, REQ, 1, 2),
+    U32(SAM_T_MULTISIGN, REQ, 1, 10000000), /* adm_cred.c's bound */
+    SUBJECT_CN,
+    SUBJECT_O_C,
+    TEXT(SAM_T_QUALIFIER, OPT, 1, SAM_NAME_MAX),
+    U32(SAM_T_OAUTH2CODE, OPT, 1, 1),
+    U32(SAM_T_CSR_WANTED, OPT, 1, 1),
+};
+static const sam_field_spec_t key_create_r[] = { /* the credential (with its certificates or request), or filed */
+    ONE_TEXT(1, SAM_T_CRED, 1, SAM_NAME_MAX),
+    FILED,
+    BYTES(SAM_T_CERT, MANY(0, SAM_CERTS_MAX), 1, SAM_CERT_MAX),
+    BYTES(SAM_T_CSR, OPT, 1, SAM_CERT_MAX),
+};
+static const sam_field_spec_t key_destroy[] = {
+    CRED,
+    SESSION,
+    TEXT(SAM_T_REASON, REQ, 1, SAM_REASON_MAX),
+    APPROVAL_ID,
+};
+static const sam_field_spec_t filed_r[] = { /* done, or filed for a second operator */
+    APPROVAL_ID,
+};
+static const sam_field_spec_t backup_init[] = {
+    PIN, /* the token's SO PIN, needed while the wrapping key is missing */
+    SESSION,
+    APPROVAL_ID,
+};
+static const sam_field_spec_t backup_init_r[] = {
+    FILED,
+    ONE_U32(1, SAM_T_CREATED, 0, 3), /* bit 1: wrapping key, bit 2: integrity key */
+};
+static const sam_field_spec_t backup[] = {
+    CRED,
+    SESSION,
+    APPROVAL_ID,
+};
+static const sam_field_spec_t backup_r[] = {
+    FILED,
+    ONE_BYTES(1, SAM_T_BACKUP_BLOB, 1, SAM_BACKUP_MAX),
+};
+static const sam_field_spec_t restore[] = {
+    SESSION,
+    APPROVAL_ID,
+    BYTES(SAM_T_BACKUP_BLOB, REQ, 1, SAM_BACKUP_MAX),
+};
+static const sam_field_spec_t cred_r[] = { /* the credential, or filed */
+    ONE_TEXT(1, SAM_T_CRED, 1, SAM_NAME_MAX),
+    FILED,
+};
+static const sam_field_spec_t csr[] = { /* subject: all three, or none (the current certificate's) */
+    CRED,
+    SESSION,
+    APPROVAL_ID,
+    SUBJECT_CN,
+    SUBJECT_O_C,
+};
+static const sam_field_spec_t csr_r[] = {
+    FILED,
+    ONE_BYTES(1, SAM_T_CSR, 1, SAM_CERT_MAX),
+};
+static const sam_field_spec_t cert_import[] = {
+    CRED,
+    SESSION,
+    APPROVAL_ID,
+    BYTES(SAM_T_CERT, MANY(1, SAM_CERTS_MAX), 1, SAM_CERT_MAX), /* end entity, then the chain */
+};
+static const sam_field_spec_t tsa_key[] = {
+    CRED,
+    SESSION,
+    APPROVAL_ID,
+    KEY_SPEC,
+    SUBJECT_CN,
+};
+static const sam_field_spec_t audit_key[] = {
+    SESSION,
+    APPROVAL_ID,
+};
+static const sam_field_spec_t audit_key_r[] = {
+    FILED,
+    ONE_BYTES(1, SAM_T_PUBKEY, 1, SAM_PUBKEY_MAX),
+    U32(SAM_T_CREATED, OPT, 0, 1),
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define OP(op, prov, name, req, rep) {op, prov, name, req, N(req)}, {(op) | SAM_OP_REPLY, prov, name " reply", rep, N(rep)}
+#define OP_EMPTY_REPLY(op, prov, name, req) {op, prov, name, req, N(req)}, {(op) | SAM_OP_REPLY, prov, name " reply", NULL, 0}
+
+static const sam_op_spec_t ops[] = {
+    OP(SAM_OP_HELLO, 0, "HELLO", hello, hello_r),
+    OP(SAM_OP_AUTHORIZE, 0, "AUTHORIZE", authorize, authorize_r),
+    OP(SAM_OP_AUTHORIZE_CHECK, 0, "AUTHORIZE_CHECK", authorize_check, authorize_check_r),
+    OP(SAM_OP_EXTEND, 0, "EXTEND", extend, sad_r),
+    OP(SAM_OP_SIGN, 0, "SIGN", sign, sign_r),
+    OP(SAM_OP_STAMP, 0, "STAMP", stamp, stamp_r),
+    OP(SAM_OP_CHALLENGE, 0, "CHALLENGE", challenge, challenge_r),
+    OP_EMPTY_REPLY(SAM_OP_APPROVE, 0, "APPROVE", approve),
+    OP(SAM_OP_CONSENT, 1, "CONSENT", consent, consent_r),
+    OP(SAM_OP_AUDIT_HEAD, 0, "AUDIT_HEAD", audit_head, audit_head_r),
+    OP(SAM_OP_KEY_CREATE, 1, "KEY_CREATE", key_create, key_create_r),
+    OP(SAM_OP_KEY_DESTROY, 1, "KEY_DESTROY", key_destroy, filed_r),
+    OP(SAM_OP_BACKUP_INIT, 1, "BACKUP_INIT", backup_init, backup_init_r),
+    OP(SAM_OP_BACKUP, 1, "BACKUP", backup, backup_r),
+    OP(SAM_OP_RESTORE, 1, "RESTORE", restore, cred_r),
+    OP(SAM_OP_CSR, 1, "CSR", csr, csr_r),
+    OP(SAM_OP_CERT_IMPORT, 1, "CERT_IMPORT", cert_import, filed_r),
+    OP(SAM_OP_TSA_KEY, 1, "TSA_KEY", tsa_key, cred_r),
+    OP(SAM_OP_AUDIT_KEY, 1, "AUDIT_KEY", audit_key, audit_key_r),
+    {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
+};
+
+const sam_op_spec_t *sam_op_spec(unsigned op)
+{
+    for (size_t i = 0; i < N(ops); i++)
+        if (ops[i].op == op)
+            return &ops[i];
+    return NULL;
+}
+
+const sam_field_spec_t *sam_field_spec(const sam_op_spec_t *spec, unsigned tag)
+{
+    if (spec == NULL)
+        return NULL;
+    for (size_t i = 0; i < spec->n_fields; i++)
+        if (spec->fields[i].tag == tag)
+            return &spec->fields[i];
+    return NULL;
+}
+
+const char *sam_op_name(unsigned op)
+{
+    const sam_op_spec_t *s = sam_op_spec(op);
+    return s != NULL ? s->name : NULL;
+}
+
+const char *sam_refusal_name(uint32_t code)
+{
+    static const char *const names[] = {
+        NULL,          "BAD_MESSAGE", "UNAUTHORIZED", "EXPIRED", "EXHAUSTED", "NOT_BOUND",
+        "DISABLED",    "LOCKED",      "BUSY",         "UNAVAILABLE", "INTERNAL", "NOT_FOUND",
+        "RATE",        "FULL",        "FORBIDDEN",    "NOT_OFFERED", "EXISTS",
+    };
+    _Static_assert(N(names) == SAM_REFUSE_MAX + 1, "one name per refusal code");
+    return code < N(names) ? names[code] : NULL;
+}
