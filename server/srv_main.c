@@ -47,13 +47,23 @@ int main(int argc, char **argv)
         printf("%s: configuration OK\n", file);
         return 0;
     }
-    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0)
+    /* The signature activation module first: forked before any thread or socket of csc-server exists. */
+    srv_sam_t *sam = NULL;
+    if (srv_sam_begin(cfg, &sam) != 0) {
+        free(cfg);
         return 1;
+    }
+    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0) {
+        srv_sam_end(sam);
+        free(cfg);
+        return 1;
+    }
     /* Signed audit heads (J11): a csc-api thread; stopping it signs the last head after the HTTP side finished. */
     csc_audit_signer_t *signer = NULL;
     if (csc_audit_signer_start(m.stor, m.hsm, cfg->audit_sign_interval, cfg->audit_sign_records, &signer) != 0) {
         fprintf(stderr, "csc-server: cannot start the audit head signer\n");
         srv_modules_close(&m);
+        srv_sam_end(sam);
         free(cfg);
         return 1;
     }
@@ -63,6 +73,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "csc-server: cannot start the purge thread\n");
         csc_audit_signer_stop(signer);
         srv_modules_close(&m);
+        srv_sam_end(sam);
         free(cfg);
         return 1;
     }
@@ -70,6 +81,7 @@ int main(int argc, char **argv)
     csc_purger_stop(purger);
     csc_audit_signer_stop(signer);
     srv_modules_close(&m);
+    srv_sam_end(sam);
     free(cfg);
     return rc == 0 ? 0 : 1;
 }
