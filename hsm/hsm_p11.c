@@ -508,7 +508,9 @@ int hsm_ready(hsm_t *h)
     if (rc != HSM_OK)
         return rc;
     int li = hsm_sess_logged_in(h, s);
-    return hsm_pool_return(h, s, li == 1 ? HSM_OK : li == 0 ? HSM_ERR_PIN : li);
+    if (li == 0)
+        s->lost = 1; /* logged out behind our back: the next borrow rebuilds the pool and logs in again */
+    return hsm_pool_return(h, s, li == 1 ? HSM_OK : li == 0 ? HSM_ERR_UNAVAILABLE : li);
 }
 
 /* ---- open / close ---------------------------------------------------------- */

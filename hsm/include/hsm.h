@@ -99,9 +99,9 @@ unsigned hsm_sessions(const hsm_t *h);
 /**
  * Is the token usable now: does a session of the pool see the application logged in (C_GetSessionInfo)? Borrows a
  * session like a signature does (waits while all are busy, rebuilds a broken pool and logs in again first).
- * csc-sam's health check (HELLO).
- * @return HSM_OK (logged in); HSM_ERR_PIN (not logged in); HSM_ERR_UNAVAILABLE (token or session lost);
- *   HSM_ERR_INVAL (NULL); another HSM_* code of the module's answer
+ * csc-sam's health check (HELLO). Not logged in: the pool is marked broken, so the next call logs in again.
+ * @return HSM_OK (logged in); HSM_ERR_UNAVAILABLE (not logged in, token or session lost); HSM_ERR_PIN (the login
+ *   of a rebuilt pool was refused); HSM_ERR_INVAL (NULL); another HSM_* code of the module's answer
  */
 int hsm_ready(hsm_t *h);
 
