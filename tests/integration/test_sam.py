@@ -71,8 +71,15 @@ def wait_for(what, deadline_s=30):
         time.sleep(0.1)
 
 
+def is_sam(pid):
+    try:
+        return os.path.realpath("/proc/%d/exe" % pid) == os.path.realpath(SAM)
+    except OSError:
+        return False  # gone meanwhile, or a zombie
+
+
 def sam_child(svc):
-    kids = [k for k in children(svc.proc.pid) if os.path.realpath("/proc/%d/exe" % k) == os.path.realpath(SAM)]
+    kids = [k for k in children(svc.proc.pid) if is_sam(k)]
     return kids[0] if len(kids) == 1 else None
 
 
