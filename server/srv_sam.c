@@ -77,31 +77,23 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
 int main(int argc, char **argv)
 {
     const char *file = NULL;
-    int ready_fd = -1, opt;
+    int ready_fd = -1, opt, bad = 0;
     char *end;
 
     while ((opt = getopt(argc, argv, "c:r:h")) != -1) {
-        switch (opt) {
-        case 'c':
+        if (opt == 'c') {
             file = optarg;
-            break;
-        case 'r':
+        } else if (opt == 'r') {
             errno = 0;
             ready_fd = (int)strtol(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || end == optarg || ready_fd < 0) {
-                usage(stderr);
-                return 2;
-            }
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+            if (errno != 0 || *end != '\0' || end == optarg || ready_fd < 0)
+                bad = 1;
+        } else {
+            usage(opt == 'h' ? stdout : stderr);
+            return opt == 'h' ? 0 : 2;
         }
     }
-    if (file == NULL || optind != argc) {
+    if (bad || file == NULL || optind != argc) {
         usage(stderr);
         return 2;
     }
