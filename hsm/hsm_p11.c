@@ -499,6 +499,20 @@ int hsm_sess_logged_in(hsm_t *h, hsm_sess_t *s)
     return si.state == CKS_RW_USER_FUNCTIONS || si.state == CKS_RO_USER_FUNCTIONS;
 }
 
+int hsm_ready(hsm_t *h)
+{
+    hsm_sess_t *s = NULL;
+    if (h == NULL)
+        return HSM_ERR_INVAL;
+    int rc = hsm_pool_borrow(h, &s);
+    if (rc != HSM_OK)
+        return rc;
+    int li = hsm_sess_logged_in(h, s);
+    if (li == 0)
+        s->lost = 1; /* logged out behind our back: the next borrow rebuilds the pool and logs in again */
+    return hsm_pool_return(h, s, li == 1 ? HSM_OK : li == 0 ? HSM_ERR_UNAVAILABLE : li);
+}
+
 /* ---- open / close ---------------------------------------------------------- */
 
 static int handle_new(const hsm_config_t *cfg, hsm_t **out)

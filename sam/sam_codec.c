@@ -38,6 +38,8 @@ const char *sam_strerror(int rc)
     case SAM_ERR_NOMEM: return "out of memory";
     case SAM_ERR_INVAL: return "invalid argument";
     case SAM_ERR_ABSENT: return "field absent";
+    case SAM_ERR_UNAVAILABLE: return "signature activation module unavailable";
+    case SAM_ERR_REFUSED: return "refused by the signature activation module";
     default: return "unknown error";
     }
 }

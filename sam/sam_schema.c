@@ -74,6 +74,7 @@ static const sam_field_spec_t hello_r[] = {
     U32(SAM_T_VERSION, REQ, 1, UINT16_MAX),
     TEXT(SAM_T_IDENTITY, REQ, 1, SAM_IDENTITY_MAX),
     U32(SAM_T_HSM_STATE, REQ, SAM_HSM_READY, SAM_HSM_UNAVAILABLE),
+    U32(SAM_T_STORAGE_STATE, REQ, SAM_HSM_READY, SAM_HSM_UNAVAILABLE),
 };
 /* PIN, OTP and challenge code as the client sent them: an empty one is a wrong factor (it counts). */
 static const sam_field_spec_t authorize[] = {

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include "csc.h"
 
 #define SRV_LISTEN_MAX 8
@@ -69,6 +70,16 @@ typedef struct srv_config {
     unsigned admin_approval_ttl;                    /* seconds a two-person request waits */
     char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators */
     unsigned pin_min_length;                        /* shortest credential PIN set (6; 8 in production by default) */
+    /* csc-sam, the signature activation module (srv_sam.c; csc-server's side: srv_samctl.c) */
+    char sam_mode[8];                               /* "spawn" (csc-server starts csc-sam) or "connect" */
+    unsigned sam_connect;                           /* sam_mode = connect */
+    char sam_program[PATH_MAX];                     /* "": csc-sam beside csc-server's own executable */
+    char sam_socket[PATH_MAX];                      /* checked: shorter than a sockaddr_un path */
+    char sam_socket_group[SRV_STR];                 /* "": mode 0600; else 0660 and this group */
+    gid_t sam_socket_gid;                           /* resolved; (gid_t)-1 without a group */
+    char sam_allowed_user[SRV_STR];                 /* "": the uid csc-sam runs as */
+    uid_t sam_allowed_uid;                          /* resolved; (uid_t)-1 without a user */
+    unsigned sam_max_connections, sam_connections, sam_timeout_ms;
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
@@ -104,6 +115,13 @@ typedef int (*srv_task_fn)(void *arg);
 int srv_task_start(const char *name, unsigned period_ms, srv_task_fn run, void *arg, srv_task_t **out);
 /* Wake the thread at once, wait for a run in progress to end, join and free. NULL is allowed. */
 void srv_task_stop(srv_task_t *t);
+
+/* csc-server's csc-sam (srv_samctl.c): with sam_mode = spawn started here (before any listening socket), supervised
+ * (restarted after a crash) and stopped by srv_sam_end; with connect only connected to. Both ask it HELLO at once
+ * and log the answer. Messages to stderr; -1: csc-server does not start. */
+typedef struct srv_sam srv_sam_t;
+int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out);
+void srv_sam_end(srv_sam_t *s);
 
 /* Run the HTTP server until SIGTERM/SIGINT. */
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);

@@ -7,12 +7,15 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include "srv.h"
 
 typedef enum { T_STR, T_PATH, T_UINT, T_SIZE, T_BOOL, T_ENV, T_LISTEN } kind_t;
@@ -116,6 +119,14 @@ static const row_t rows[] = {
     {"admin_approval_ttl", T_UINT, O(admin_approval_ttl), 0, 1, 2592000, "86400"},
     {"two_person", T_STR, O(two_person), S(two_person), 0, 0, ""},
     {"pin_min_length", T_UINT, O(pin_min_length), 0, 6, 32, "6"}, /* 8 in production unless given */
+    {"sam_mode", T_STR, O(sam_mode), S(sam_mode), 0, 0, "spawn"},
+    {"sam_program", T_PATH, O(sam_program), S(sam_program), 0, 0, ""},
+    {"sam_socket", T_PATH, O(sam_socket), S(sam_socket), 0, 0, "csc-sam.sock"},
+    {"sam_socket_group", T_STR, O(sam_socket_group), S(sam_socket_group), 0, 0, ""},
+    {"sam_allowed_user", T_STR, O(sam_allowed_user), S(sam_allowed_user), 0, 0, ""},
+    {"sam_max_connections", T_UINT, O(sam_max_connections), 0, 1, 1024, "64"},
+    {"sam_connections", T_UINT, O(sam_connections), 0, 1, 1024, "16"},
+    {"sam_timeout_ms", T_UINT, O(sam_timeout_ms), 0, 100, 600000, "30000"},
 };
 
 typedef struct ctx {
@@ -252,6 +263,51 @@ static const char *bad_allow_entry(const char *list, char *entry, size_t sz)
     return NULL;
 }
 
+/* A user or group by name or number: 0, or -1 when there is none. */
+static int resolve_id(const char *v, int group, unsigned *id)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (isdigit((unsigned char)v[0]) && *end == '\0' && errno == 0 && n < UINT32_MAX) {
+        *id = (unsigned)n;
+        return 0;
+    }
+    struct passwd *pw = group ? NULL : getpwnam(v);
+    struct group *gr = group ? getgrnam(v) : NULL;
+    if (pw == NULL && gr == NULL)
+        return -1;
+    *id = group ? (unsigned)gr->gr_gid : (unsigned)pw->pw_uid;
+    return 0;
+}
+
+/* The csc-sam keys: the mode, a socket path that fits a sockaddr_un, the peer's user, the socket's group. */
+static int check_sam(const ctx_t *c, srv_config_t *cfg)
+{
+    unsigned id;
+    if (strcmp(cfg->sam_mode, "spawn") != 0 && strcmp(cfg->sam_mode, "connect") != 0)
+        return fail(c, "sam_mode: expected spawn or connect, got \"%s\"", cfg->sam_mode);
+    cfg->sam_connect = strcmp(cfg->sam_mode, "connect") == 0;
+    if (cfg->sam_socket[0] == '\0' || strlen(cfg->sam_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return fail(c, "sam_socket: a Unix socket path of 1 to %zu bytes is required, got \"%s\"",
+                    sizeof(((struct sockaddr_un *)0)->sun_path) - 1, cfg->sam_socket);
+    if (cfg->sam_connections > cfg->sam_max_connections)
+        return fail(c, "sam_connections: at most sam_max_connections (%u)", cfg->sam_max_connections);
+    cfg->sam_allowed_uid = (uid_t)-1;
+    if (cfg->sam_allowed_user[0] != '\0') {
+        if (resolve_id(cfg->sam_allowed_user, 0, &id) != 0)
+            return fail(c, "sam_allowed_user: no user \"%s\"", cfg->sam_allowed_user);
+        cfg->sam_allowed_uid = (uid_t)id;
+    }
+    cfg->sam_socket_gid = (gid_t)-1;
+    if (cfg->sam_socket_group[0] != '\0') {
+        if (resolve_id(cfg->sam_socket_group, 1, &id) != 0)
+            return fail(c, "sam_socket_group: no group \"%s\"", cfg->sam_socket_group);
+        cfg->sam_socket_gid = (gid_t)id;
+    }
+    return 0;
+}
+
 static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -283,6 +339,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
+    if (check_sam(c, cfg) != 0)
+        return -1;
     if (cfg->public_url[0] == '\0') {
         const char *l = cfg->listen[0];
         const char *host = strncmp(l, "127.0.0.1:", 10) == 0 || strncmp(l, "0.0.0.0:", 8) == 0 ? "localhost" : NULL;

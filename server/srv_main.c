@@ -62,8 +62,17 @@ int main(int argc, char **argv)
         printf("%s: configuration OK\n", file);
         return 0;
     }
-    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0)
+    /* The signature activation module first: forked before any thread or socket of csc-server exists. */
+    srv_sam_t *sam = NULL;
+    if (srv_sam_begin(cfg, &sam) != 0) {
+        free(cfg);
         return 1;
+    }
+    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0) {
+        srv_sam_end(sam);
+        free(cfg);
+        return 1;
+    }
     /* The service's periodic work, one thread each (srv_thread.c): CRL changes end their credentials (J7), signed
      * audit heads (J11), expired tokens, SADs, codes and operator sessions leave the database (refused anyway). */
     srv_task_t *crl = NULL, *heads = NULL, *purge = NULL;
@@ -80,6 +89,7 @@ int main(int argc, char **argv)
     }
     srv_task_stop(crl); /* before csc_free (srv_modules_close): the task uses the service */
     srv_modules_close(&m);
+    srv_sam_end(sam);
     free(cfg);
     return rc;
 }

@@ -96,6 +96,15 @@ int hsm_module_info(const hsm_t *h, const char **manufacturer, const char **desc
 /** Number of sessions in the pool (the useful signing concurrency); 0 for NULL. */
 unsigned hsm_sessions(const hsm_t *h);
 
+/**
+ * Is the token usable now: does a session of the pool see the application logged in (C_GetSessionInfo)? Borrows a
+ * session like a signature does (waits while all are busy, rebuilds a broken pool and logs in again first).
+ * csc-sam's health check (HELLO). Not logged in: the pool is marked broken, so the next call logs in again.
+ * @return HSM_OK (logged in); HSM_ERR_UNAVAILABLE (not logged in, token or session lost); HSM_ERR_PIN (the login
+ *   of a rebuilt pool was refused); HSM_ERR_INVAL (NULL); another HSM_* code of the module's answer
+ */
+int hsm_ready(hsm_t *h);
+
 /* ---- keys -------------------------------------------------------------- */
 
 typedef enum { HSM_KEY_RSA = 1, HSM_KEY_EC = 2 } hsm_key_type_t;

@@ -113,7 +113,7 @@ extern "C" {
 /** Request ops. A reply is op | SAM_OP_REPLY (its own table) or SAM_OP_REFUSED. */
 enum {
     /* the front end's socket */
-    SAM_OP_HELLO = 1,           /**< protocol version, SAM identity, HSM state */
+    SAM_OP_HELLO = 1,           /**< the health check: protocol version, SAM identity, HSM and storage state */
     SAM_OP_AUTHORIZE = 2,       /**< credentials/authorize: factors -> SAD, or a pending approval handle */
     SAM_OP_AUTHORIZE_CHECK = 3, /**< credentials/authorizeCheck: handle -> SAD, pending, or refusal */
     SAM_OP_EXTEND = 4,          /**< credentials/extendTransaction: SAD -> new SAD */
@@ -217,6 +217,7 @@ enum {
     SAM_T_BACKUP_BLOB = 52,   /**< BYTES a backup file's content */
     SAM_T_PUBKEY = 53,        /**< BYTES DER SubjectPublicKeyInfo */
     SAM_T_CREATED = 54,       /**< U32 what was created now (0: it existed) */
+    SAM_T_STORAGE_STATE = 55, /**< U32 SAM_HSM_READY (the database is open and readable) or SAM_HSM_UNAVAILABLE */
     SAM_TAG_LIMIT = 64,       /**< every tag is below this */
 };
 
@@ -251,6 +252,8 @@ enum {
     SAM_ERR_NOMEM = -22,
     SAM_ERR_INVAL = -23,      /**< a bad argument: NULL, a buffer not in flat form, a builder already failed */
     SAM_ERR_ABSENT = -24,     /**< accessors: the field is not in the message (not a protocol error) */
+    SAM_ERR_UNAVAILABLE = -25,/**< sam_client: the SAM is not there (no socket, refused, connection limit) */
+    SAM_ERR_REFUSED = -26,    /**< sam_client's typed helpers: the SAM answered REFUSED */
 };
 
 /** A static English text for rc (also for unknown codes). */

@@ -125,6 +125,21 @@ START_TEST(recover_logout)
 }
 END_TEST
 
+/* hsm_ready (csc-sam's HELLO) sees the login: logged out behind our back it says so, and the next call logs in. */
+START_TEST(ready_sees_logout)
+{
+    hsm_t *h = t_open(2);
+
+    ck_assert_int_eq(hsm_ready(NULL), HSM_ERR_INVAL);
+    ck_assert_int_eq(hsm_ready(h), HSM_OK);
+    logout_behind_our_back(h);
+    ck_assert_int_eq(hsm_ready(h), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(hsm_ready(h), HSM_OK);
+    sign_ok(h, t_env.ec256);
+    hsm_close(h);
+}
+END_TEST
+
 /* Two handles in one process share the module: only the one that initialised it finalizes. */
 START_TEST(recover_finalized_by_other)
 {
@@ -287,6 +302,7 @@ Suite *t_suite_recovery(void)
     tcase_add_loop_test(tc, recover_closed_sessions, 0, 3);
     tcase_add_test(tc, recover_closed_sessions_keys);
     tcase_add_test(tc, recover_logout);
+    tcase_add_test(tc, ready_sees_logout);
     tcase_add_test(tc, recover_finalized_by_other);
     tcase_add_loop_test(tc, recover_concurrent, 0, 2);
     tcase_add_test(tc, recover_pin_changed);

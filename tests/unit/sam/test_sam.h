@@ -9,6 +9,7 @@
 
 TCase *sam_codec_tcase(void); /* test_sam_codec.c: tables, decoder, builder */
 TCase *sam_io_tcase(void);    /* test_sam_io.c: records over a SOCK_SEQPACKET socketpair, deadlines, SO_PEERCRED */
+TCase *sam_server_tcase(void);/* test_sam_server.c: csc-sam's socket and the front end's pool of connections */
 
 /* Hand-built messages and records (test_sam_codec.c): what the builder would refuse to make. */
 typedef struct raw {

@@ -8,6 +8,7 @@ int main(void)
     Suite *s = suite_create("sam");
     suite_add_tcase(s, sam_codec_tcase());
     suite_add_tcase(s, sam_io_tcase());
+    suite_add_tcase(s, sam_server_tcase());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

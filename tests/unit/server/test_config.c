@@ -160,6 +160,52 @@ START_TEST(t_environment_rules)
 }
 END_TEST
 
+/* The csc-sam keys: defaults (a socket beside the file, spawn), the values resolved, and every refusal named. */
+START_TEST(t_sam_keys)
+{
+    srv_config_t cfg;
+    char msg[512], want[256];
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    snprintf(want, sizeof(want), "%s/csc-sam.sock", dir);
+    ck_assert_str_eq(cfg.sam_socket, want);
+    ck_assert_uint_eq(cfg.sam_connect, 0);
+    ck_assert_str_eq(cfg.sam_program, "");
+    ck_assert_uint_eq(cfg.sam_allowed_uid, (uid_t)-1);
+    ck_assert_uint_eq(cfg.sam_socket_gid, (gid_t)-1);
+    ck_assert_uint_eq(cfg.sam_max_connections, 64);
+    ck_assert_uint_eq(cfg.sam_connections, 16);
+    ck_assert_uint_eq(cfg.sam_timeout_ms, 30000);
+    ck_assert_int_eq(load("sam_mode = connect\nsam_allowed_user = root\nsam_socket_group = 0\nsam_program = bin/sam\n"
+                          "sam_socket = /run/csc/sam.sock\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.sam_connect, 1);
+    ck_assert_uint_eq(cfg.sam_allowed_uid, 0);
+    ck_assert_uint_eq(cfg.sam_socket_gid, 0);
+    snprintf(want, sizeof(want), "%s/bin/sam", dir);
+    ck_assert_str_eq(cfg.sam_program, want);
+    ck_assert_str_eq(cfg.sam_socket, "/run/csc/sam.sock");
+
+    char longpath[160];
+    snprintf(longpath, sizeof(longpath), "sam_socket = /%0120d\n", 0);
+    const struct {
+        const char *extra;
+        const char *needle;
+    } cases[] = {
+        {"sam_mode = fork\n", "sam_mode: expected spawn or connect"},
+        {"sam_allowed_user = no-such-user-here\n", "sam_allowed_user: no user \"no-such-user-here\""},
+        {"sam_socket_group = no-such-group-here\n", "sam_socket_group: no group"},
+        {"sam_max_connections = 4\nsam_connections = 5\n", "sam_connections: at most sam_max_connections (4)"},
+        {"sam_timeout_ms = 10\n", "sam_timeout_ms: expected a number from 100"},
+        {"sam_max_connections = 0\n", "sam_max_connections"},
+        {longpath, "sam_socket: a Unix socket path of 1 to 107 bytes"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(load(cases[i].extra, &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
+                      msg);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -168,6 +214,7 @@ int main(void)
     tcase_add_test(tc, t_valid);
     tcase_add_test(tc, t_refusals);
     tcase_add_test(tc, t_environment_rules);
+    tcase_add_test(tc, t_sam_keys);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, srv_thread_tcase());
     SRunner *sr = srunner_create(s);

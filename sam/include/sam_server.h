@@ -1,0 +1,69 @@
+/*
+ * sam_server.h - csc-sam's side of the SAM protocol: the listening socket, its connections, and the op handlers.
+ * Linked by csc-sam only (library csc_sam_server; the front end links csc_sam: the wire and sam_client.h).
+ *
+ * THE SOCKET
+ *   sam_server_open() takes an exclusive lock on PATH.lock (flock, held for the server's life: a second SAM on the
+ *   same path waits for the first to go, up to lock_wait_ms, then fails), removes a stale socket file at PATH (only
+ *   a socket: any other file there is refused), binds a SOCK_SEQPACKET socket with the mode asked (created under a
+ *   umask, so it never has more) and the group, and listens. sam_server_free() closes it and removes the file
+ *   before it lets the lock go.
+ *
+ * CONNECTIONS
+ *   One thread per connection, at most max_connections at once. Each accepted peer is checked with SO_PEERCRED:
+ *   a uid other than allowed_uid is logged on stderr, audited (event STOR_EV_SAM, DENIED) and answered REFUSED
+ *   UNAUTHORIZED with request id 0, then closed; a connection over the limit is answered REFUSED FULL with request
+ *   id 0 and closed. A connection thread waits for a request without limit (the front end keeps its connections
+ *   open), then reads the whole message within io_timeout_ms; a request that does not decode, or is not a request
+ *   op, is answered REFUSED BAD_MESSAGE (when its header could be read) and the connection is closed, as after a
+ *   framing error. The SAM answers every request: HELLO with its health, every op it does not serve yet with
+ *   REFUSED NOT_OFFERED.
+ *
+ * THREAD-SAFETY: sam_server_start() once; sam_server_free() from one thread, once, after it.
+ */
+#ifndef SAM_SERVER_H
+#define SAM_SERVER_H
+
+#include <sys/types.h>
+
+#include "hsm.h"
+#include "sam_wire.h"
+#include "stor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sam_server sam_server_t;
+
+typedef struct sam_server_config {
+    const char *path;            /**< the socket's path (shorter than 108 bytes) */
+    unsigned mode;               /**< 0600, or 0660 with gid */
+    gid_t gid;                   /**< the socket's group; (gid_t)-1: the process's */
+    uid_t allowed_uid;           /**< the one uid a peer may have */
+    unsigned max_connections;    /**< connections served at once (>= 1) */
+    unsigned io_timeout_ms;      /**< reading the rest of a request, sending a reply (>= 1) */
+    unsigned lock_wait_ms;       /**< how long to wait for another SAM on the same path to go */
+    const char *identity;        /**< HELLO's identity text (1..SAM_IDENTITY_MAX bytes) */
+    stor_env_t *stor;            /**< the database: audit records, HELLO's storage check (not NULL) */
+    hsm_t *hsm;                  /**< the token: HELLO's login check (NULL: reported unavailable) */
+} sam_server_config_t;
+
+/**
+ * Lock, bind and listen (see THE SOCKET). Accepts nothing yet. The config's strings must outlive the server.
+ * @param[out] err a one-line reason on failure (naming the path)
+ * @return 0 or -1
+ */
+int sam_server_open(const sam_server_config_t *cfg, sam_server_t **out, char *err, size_t errsz);
+/** Start the accepting thread. @return 0 or -1 (errno) */
+int sam_server_start(sam_server_t *s);
+/** Stop accepting, end every connection (its request in progress finishes first), join the threads, close and
+ *  remove the socket, release the lock, free. NULL is fine. */
+void sam_server_free(sam_server_t *s);
+/** Connections being served now. */
+unsigned sam_server_connections(sam_server_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,69 @@
+/*
+ * sam_core.c - csc-sam's op handlers (sam_core.h): one function per op served, a table from op to handler. The
+ * signing core (AUTHORIZE, SIGN, ...) is added here as handlers; until then those ops are answered NOT_OFFERED.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sam_core.h"
+
+typedef int (*handler_fn)(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
+/* The storage check of HELLO: a read transaction that finds the audit log's head. */
+static int read_tip(stor_txn_t *t, void *arg)
+{
+    uint64_t seq;
+    uint8_t hash[32];
+    (void)arg;
+    return stor_txn_audit_tip(t, &seq, hash);
+}
+
+/* HELLO: the protocol version, who this is, and whether the token is logged in and the database readable now. */
+static int op_hello(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
+{
+    int hsm_ok = cfg->hsm != NULL && hsm_ready(cfg->hsm) == HSM_OK;
+    int stor_ok = stor_read(cfg->stor, read_tip, NULL) == STOR_OK;
+    int rc = sam_build_init(b, SAM_OP_HELLO | SAM_OP_REPLY, req->id);
+    sam_put_u32(b, SAM_T_VERSION, SAM_VERSION);
+    sam_put_str(b, SAM_T_IDENTITY, cfg->identity);
+    sam_put_u32(b, SAM_T_HSM_STATE, hsm_ok ? SAM_HSM_READY : SAM_HSM_UNAVAILABLE);
+    sam_put_u32(b, SAM_T_STORAGE_STATE, stor_ok ? SAM_HSM_READY : SAM_HSM_UNAVAILABLE);
+    return rc != SAM_OK ? rc : b->err; /* the builder's first error sticks */
+}
+
+static const struct {
+    unsigned op;
+    handler_fn fn;
+} handlers[] = {
+    {SAM_OP_HELLO, op_hello},
+};
+
+int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
+{
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        if (handlers[i].op == req->op)
+            return handlers[i].fn(cfg, req, b);
+    char reason[64];
+    snprintf(reason, sizeof(reason), "%s is not offered by this SAM", sam_op_name(req->op));
+    return sam_build_refusal(b, req->id, SAM_REFUSE_NOT_OFFERED, reason, 0);
+}
+
+static int append_audit(stor_txn_t *t, void *arg)
+{
+    return stor_txn_audit_append(t, arg);
+}
+
+void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer)
+{
+    stor_audit_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.event = STOR_EV_SAM;
+    rec.result = STOR_RES_DENIED;
+    snprintf(rec.client, sizeof(rec.client), "uid=%u", (unsigned)peer->uid);
+    snprintf(rec.detail, sizeof(rec.detail), "action=peer.refused uid=%u gid=%u pid=%d allowed_uid=%u",
+             (unsigned)peer->uid, (unsigned)peer->gid, (int)peer->pid, (unsigned)cfg->allowed_uid);
+    int rc = stor_write(cfg->stor, append_audit, &rec);
+    if (rc != STOR_OK)
+        fprintf(stderr, "csc-sam: cannot audit the refused peer uid %u: %s\n", (unsigned)peer->uid,
+                stor_strerror(rc));
+}

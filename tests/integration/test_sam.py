@@ -1,0 +1,231 @@
+"""csc-sam, the signature activation module's process (issue 11): csc-server starts it (sam_mode = spawn), restarts it
+after a crash and stops it; or only connects to one started outside (sam_mode = connect); a csc-sam that cannot
+start keeps csc-server from starting. The test speaks the SAM protocol (docs/architecture.md "The SAM protocol") to
+the socket itself: HELLO, the health check."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import unittest
+
+import harness as H
+
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+SAM = os.path.join(BUILD, "server", "csc-sam")
+SVC = None
+
+OP_HELLO, OP_REPLY, OP_REFUSED = 1, 0x80, 0xFF
+T_VERSION, T_IDENTITY, T_HSM_STATE, T_STORAGE_STATE = 1, 2, 3, 55
+
+
+def hello(path, timeout=10):
+    """HELLO over a new connection to the SAM socket at path: {tag: value} of the reply (raises OSError if none)."""
+    body = struct.pack(">HII", T_VERSION, 4, 1)
+    msg = struct.pack(">HBBHHII", 0x5341, 1, OP_HELLO, 0, 0, 99, len(body)) + body
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.send(msg)
+        rec = s.recv(65536)
+    if len(rec) < 16:
+        raise OSError("no reply")
+    magic, version, op, flags, _, rid, length = struct.unpack(">HBBHHII", rec[:16])
+    if (magic, version, op, flags, rid, length) != (0x5341, 1, OP_HELLO | OP_REPLY, 0, 99, len(rec) - 16):
+        raise OSError("not a HELLO reply: %r" % rec[:16])
+    fields, p = {}, 16
+    while p < len(rec):
+        tag, n = struct.unpack(">HI", rec[p:p + 6])
+        v = rec[p + 6:p + 6 + n]
+        fields[tag] = struct.unpack(">I", v)[0] if n == 4 and tag != T_IDENTITY else v.decode()
+        p += 6 + n
+    return fields
+
+
+def children(pid):
+    """The child processes of pid (every thread's)."""
+    out = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def alive(pid):
+    """pid runs (a zombie does not count)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(what, deadline_s=30):
+    """Poll what() until it returns a true value or the deadline passes; its last value."""
+    end = time.time() + deadline_s
+    while True:
+        v = what()
+        if v or time.time() > end:
+            return v
+        time.sleep(0.1)
+
+
+def is_sam(pid):
+    try:
+        return os.path.realpath("/proc/%d/exe" % pid) == os.path.realpath(SAM)
+    except OSError:
+        return False  # gone meanwhile, or a zombie
+
+
+def sam_child(svc):
+    kids = [k for k in children(svc.proc.pid) if is_sam(k)]
+    return kids[0] if len(kids) == 1 else None
+
+
+def sam_socket(svc):
+    return os.path.join(svc.dir, "csc-sam.sock")
+
+
+def setUpModule():
+    global SVC
+    SVC = H.Service(BUILD)
+    SVC.start()
+
+
+def tearDownModule():
+    SVC.stop_checked()
+
+
+class TestSpawned(unittest.TestCase):
+    def test_child_answers_hello(self):
+        pid = sam_child(SVC)
+        self.assertIsNotNone(pid, children(SVC.proc.pid))
+        r = hello(sam_socket(SVC))
+        self.assertEqual(r[T_VERSION], 1)
+        self.assertIn("pid=%d " % pid, r[T_IDENTITY])
+        self.assertEqual(r[T_HSM_STATE], 0, "token logged in")
+        self.assertEqual(r[T_STORAGE_STATE], 0, "storage open")
+        self.assertEqual(os.stat(sam_socket(SVC)).st_mode & 0o777, 0o600)
+        self.assertIn("csc-sam ready: csc-sam pid=%d" % pid, SVC.server_stderr())
+
+    def test_kill9_restarts(self):
+        old = sam_child(SVC)
+        self.assertIsNotNone(old)
+        os.kill(old, signal.SIGKILL)
+
+        def restarted():
+            new = sam_child(SVC)
+            if new is None or new == old:
+                return None
+            try:
+                return new if "pid=%d " % new in hello(sam_socket(SVC))[T_IDENTITY] else None
+            except OSError:
+                return None
+        new = wait_for(restarted)
+        self.assertTrue(new, "csc-sam was not restarted: " + SVC.server_stderr()[-2000:])
+        self.assertFalse(alive(old))
+        self.assertRegex(SVC.server_stderr(), r"csc-sam \(pid %d\) was killed by signal 9.*; restart \d+ in" % old)
+        self.assertEqual(SVC.post("info", {}).status, 200)
+
+
+class TestLifecycle(unittest.TestCase):
+    """A service of its own: stopped, killed, connected to a SAM it did not start, started with a bad program."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD)
+        with open(cls.svc.conf) as f:
+            cls.conf = f.read()
+
+    def setUp(self):
+        with open(self.svc.conf, "w") as f:
+            f.write(self.conf)
+
+    def tearDown(self):
+        self.svc.stop()
+
+    def configure(self, extra):
+        with open(self.svc.conf, "a") as f:
+            f.write(extra)
+
+    def test_stop_and_kill_leave_no_sam(self):
+        self.svc.start()
+        pid = sam_child(self.svc)
+        self.assertIsNotNone(pid)
+        self.assertEqual(self.svc.stop(), 0)
+        self.assertFalse(alive(pid), "csc-sam outlived csc-server's stop")
+        self.assertFalse(os.path.exists(sam_socket(self.svc)))
+        self.assertIn("csc-sam: stopping (signal 15)", self.svc.server_stderr())
+        # SIGKILL of csc-server: nothing of it runs, yet its csc-sam goes too (PR_SET_PDEATHSIG).
+        self.svc.start()
+        pid = sam_child(self.svc)
+        self.svc.proc.kill()
+        self.svc.proc.wait()
+        self.svc.proc = None
+        self.svc.stderr.close()
+        self.assertTrue(wait_for(lambda: not alive(pid)), "csc-sam outlived a killed csc-server")
+        # and the next start finds the socket of the dead one stale and serves
+        self.svc.start()
+        self.assertEqual(self.svc.post("info", {}).status, 200)
+        self.assertIn("pid=%d " % sam_child(self.svc), hello(sam_socket(self.svc))[T_IDENTITY])
+
+    def test_connect_mode(self):
+        self.configure("sam_mode = connect\n")
+        with open(os.path.join(self.svc.dir, "log", "sam.stderr"), "wb") as err:
+            sam = subprocess.Popen([SAM, "-c", self.svc.conf], stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            def up():
+                try:
+                    return hello(sam_socket(self.svc))
+                except OSError:
+                    return None
+            self.assertTrue(wait_for(up), "csc-sam did not listen")
+            self.svc.start()
+            self.assertEqual(children(self.svc.proc.pid), [])
+            self.assertIn("csc-server: csc-sam ready: csc-sam pid=%d " % sam.pid, self.svc.server_stderr())
+            self.assertEqual(self.svc.post("info", {}).status, 200)
+            self.assertEqual(self.svc.stop(), 0)
+            self.assertIsNone(sam.poll(), "connect mode: csc-server does not stop a SAM it did not start")
+            self.assertEqual(hello(sam_socket(self.svc))[T_VERSION], 1)
+        finally:
+            sam.terminate()
+            self.assertEqual(sam.wait(timeout=30), 0)
+        self.assertFalse(os.path.exists(sam_socket(self.svc)))
+
+    def test_bad_program(self):
+        self.configure("sam_program = /nonexistent/csc-sam\n")
+        with self.assertRaises(RuntimeError) as e:
+            self.svc.start()
+        self.assertIn("sam_program /nonexistent/csc-sam: No such file or directory", str(e.exception))
+        self.assertIn("the signature activation module did not start", str(e.exception))
+        self.svc.proc = None
+        self.svc.stderr.close()
+
+    def test_sam_that_fails(self):
+        # A program that exits before it is ready: csc-server says how it ended and does not start.
+        self.configure("sam_program = /bin/false\n")
+        with self.assertRaises(RuntimeError) as e:
+            self.svc.start()
+        self.assertIn("csc-sam (/bin/false) exited with status 1 before it was ready", str(e.exception))
+        self.svc.proc = None
+        self.svc.stderr.close()
+        # csc-sam's own refusal reaches csc-server's stderr: a file where the socket should be.
+        with open(self.svc.conf, "w") as f:
+            f.write(self.conf)
+        self.configure("sam_socket = not-a-socket\n")
+        with open(os.path.join(self.svc.dir, "not-a-socket"), "w") as f:
+            f.write("x")
+        try:
+            with self.assertRaises(RuntimeError) as e:
+                self.svc.start()
+            self.assertIn("not-a-socket exists and is not a socket", str(e.exception))
+            self.assertIn("exited with status 1 before it was ready", str(e.exception))
+        finally:
+            os.unlink(os.path.join(self.svc.dir, "not-a-socket"))
+        self.svc.proc = None
+        self.svc.stderr.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
