@@ -590,6 +590,7 @@ START_TEST(t_refresh_flow)
     ck_assert_mem_eq(r->rec.authz_ref, ref, 16);
     ck_assert_str_eq(r->rec.client, "10.0.0.2");
     ck_assert_str_eq(r->rec.user, "alice");
+    ck_assert_str_eq(r->rec.detail, "refresh");
     free(a);
     assert_no_secret(t.refresh);
     assert_no_secret(n.access);
@@ -608,25 +609,31 @@ START_TEST(t_refresh_errors)
     /* an access token is not a refresh token */
     ck_assert_int_eq(refresh(t.access, &n), OAUTH_ERR_INVALID);
     ck_assert_str_eq(n.access, "");
+    last_login_detail("refresh: not a refresh token", STOR_RES_DENIED);
     /* malformed, unknown */
     ck_assert_int_eq(refresh("abc", &n), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_login_refresh(fx.o, t.refresh, OAUTH_TOKEN_LEN - 1, "c", &n), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_login_refresh(fx.o, NULL, 0, "c", &n), OAUTH_ERR_INVALID);
     fresh_value(v, h);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_INVALID);
+    last_login_detail("refresh: unknown token", STOR_RES_DENIED);
     /* expired, revoked, unknown user */
     direct_token(v, STOR_TOKEN_REFRESH, "alice", oauth_now() - 1, 0);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_EXPIRED);
+    last_login_detail("refresh: expired", STOR_RES_DENIED);
     direct_token(v, STOR_TOKEN_REFRESH, "alice", oauth_now() + 600, 1);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_INVALID);
+    last_login_detail("refresh: revoked", STOR_RES_DENIED);
     direct_token(v, STOR_TOKEN_REFRESH, "ghost", oauth_now() + 600, 0);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_INVALID);
+    last_login_detail("refresh: unknown user", STOR_RES_DENIED);
     /* suspended user */
     u = get_user("alice");
     u.status = STOR_USER_SUSPENDED;
     put_user(&u);
     ck_assert_int_eq(refresh(t.refresh, &n), OAUTH_ERR_DISABLED);
     ck_assert_str_eq(n.access, "");
+    last_login_detail("refresh: disabled", STOR_RES_DENIED);
     ck_assert_int_eq(oauth_login_refresh(NULL, t.refresh, OAUTH_TOKEN_LEN, "c", &n), OAUTH_ERR_INVAL);
     ck_assert_int_eq(oauth_login_refresh(fx.o, t.refresh, OAUTH_TOKEN_LEN, "c", NULL), OAUTH_ERR_INVAL);
     auds_t *a = audit_read();
