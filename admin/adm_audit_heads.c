@@ -19,16 +19,6 @@
 static const uint8_t audit_key_id[HSM_KEYID_LEN] = STOR_AUDIT_KEY_ID;
 #define HEAD_TEXT_MAX 160
 
-static void hex32(const uint8_t h[32], char out[65])
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = d[h[i] >> 4];
-        out[2 * i + 1] = d[h[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* ---- the key --------------------------------------------------------------------- */
 
 static int append_fn(stor_txn_t *t, void *arg)
@@ -135,7 +125,7 @@ static int check_head(const stor_signed_head_t *h, int status, void *arg)
                 h->seq);
         c->problems++;
     }
-    hex32(h->hash, sh);
+    pki_hex(h->hash, 32, sh);
     rc = stor_txn_audit_get(c->t, h->seq, &rec);
     if (rc == STOR_ERR_NOTFOUND) {
         if (h->seq > c->tip)
@@ -149,7 +139,7 @@ static int check_head(const stor_signed_head_t *h, int status, void *arg)
         fprintf(c->out, "signed head at seq %" PRIu64 ": record %" PRIu64 " unreadable\n", h->seq, h->seq);
         c->problems++;
     } else if (CRYPTO_memcmp(rec.hash, h->hash, 32) != 0) {
-        hex32(rec.hash, lh);
+        pki_hex(rec.hash, 32, lh);
         fprintf(c->out, "signed head at seq %" PRIu64 ": log rewritten (record has hash %s, signed hash %s)\n",
                 h->seq, lh, sh);
         c->problems++;
