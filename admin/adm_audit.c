@@ -358,7 +358,7 @@ static void print_json(FILE *out, const stor_audit_t *r, const char *when)
         put_json_str(out, "on_behalf_of", r->owner, sizeof(r->owner));
     fprintf(out, ",\"n_digests\":%" PRIu32 ",\"digests\":[", r->n_digests);
     for (uint32_t i = 0; i < r->n_digests && r->digest_len <= STOR_DIGEST_LEN_MAX; i++) {
-        adm_b64_encode(r->digests + (size_t)i * r->digest_len, r->digest_len, b64);
+        oauth_b64_encode(r->digests + (size_t)i * r->digest_len, r->digest_len, b64, OAUTH_B64_STD);
         fprintf(out, "%s\"%s\"", i == 0 ? "" : ",", b64);
     }
     hex16_ref(r->authz_ref, hex);

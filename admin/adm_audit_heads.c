@@ -197,7 +197,7 @@ static int list_head(const stor_signed_head_t *h, int status, void *arg)
     }
     if (stor_signed_head_text(h, text, sizeof(text)) < 0)
         return 0;
-    adm_b64_encode(h->sig, h->sig_len, b64);
+    oauth_b64_encode(h->sig, h->sig_len, b64, OAUTH_B64_STD);
     fprintf(out, "{\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 ",\"signed_text\":\"%s\",\"signature\":\"%s\"}\n", h->seq,
             h->time_ms, text, b64);
     return 0;

@@ -806,6 +806,50 @@ START_TEST(t_revoke_errors)
 }
 END_TEST
 
+/* ---- base64 (oauth_b64.c, also csc-api's and admin's) ------------------------------------ */
+
+static long dec(const char *s, int how, uint8_t *out, size_t outsz)
+{
+    return oauth_b64_decode(s, strlen(s), out, outsz, how);
+}
+
+START_TEST(t_b64)
+{
+    static const uint8_t raw[] = { 0xfb, 0xff, 0x01, 0xfe };
+    uint8_t out[8];
+    char enc[16];
+
+    ck_assert_uint_eq(oauth_b64_encode(raw, 4, enc, OAUTH_B64_STD), 8);
+    ck_assert_str_eq(enc, "+/8B/g==");
+    ck_assert_uint_eq(oauth_b64_encode(raw, 4, enc, OAUTH_B64_URL), 6);
+    ck_assert_str_eq(enc, "-_8B_g");
+    ck_assert_uint_eq(oauth_b64_encode(raw, 2, enc, OAUTH_B64_STD), 4);
+    ck_assert_str_eq(enc, "+/8=");
+    ck_assert_uint_eq(oauth_b64_encode(raw, 0, enc, OAUTH_B64_STD), 0);
+    ck_assert_str_eq(enc, "");
+    /* STD: either alphabet, padding optional */
+    ck_assert_int_eq(dec("+/8B/g==", OAUTH_B64_STD, out, sizeof(out)), 4);
+    ck_assert_mem_eq(out, raw, 4);
+    ck_assert_int_eq(dec("-_8B_g", OAUTH_B64_STD, out, sizeof(out)), 4);
+    ck_assert_mem_eq(out, raw, 4);
+    ck_assert_int_eq(dec("-_8B_g==", OAUTH_B64_STD, out, sizeof(out)), 4);
+    ck_assert_int_eq(dec("+_8B_g", OAUTH_B64_STD, out, sizeof(out)), -1); /* mixed */
+    /* URL: base64url without padding only */
+    ck_assert_int_eq(dec("-_8B_g", OAUTH_B64_URL, out, sizeof(out)), 4);
+    ck_assert_mem_eq(out, raw, 4);
+    ck_assert_int_eq(dec("-_8B_g==", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("+/8B/g", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("", OAUTH_B64_URL, out, sizeof(out)), 0);
+    /* both: no whitespace, no stray length, no non-zero trailing bits, no overflow of out */
+    ck_assert_int_eq(dec("Zm9v ", OAUTH_B64_STD, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("Zm9vY", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("Zh", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("Zg", OAUTH_B64_URL, out, sizeof(out)), 1);
+    ck_assert_int_eq(dec("Zm9vYmFy", OAUTH_B64_STD, out, 5), -1);
+    ck_assert_int_eq(dec("Zm9vYmFy", OAUTH_B64_STD, out, 6), 6);
+}
+END_TEST
+
 Suite *suite_token(void)
 {
     Suite *s = suite_create("oauth_token");
@@ -814,6 +858,7 @@ Suite *suite_token(void)
     tcase_set_timeout(tc, T_TIMEOUT);
     tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
     tcase_add_test(tc, t_new_config);
+    tcase_add_test(tc, t_b64);
     tcase_add_test(tc, t_login_ok);
     tcase_add_test(tc, t_login_remember);
     tcase_add_test(tc, t_login_wrong_password);
