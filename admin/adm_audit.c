@@ -1,6 +1,7 @@
 /*
  * adm_audit.c - the operators' view of the audit log: verification of the hash chain from the stored bytes
- * (csc-admin audit verify) and filtered listing (csc-admin audit query).
+ * (csc-admin audit verify) and filtered listing (csc-admin audit query). Findings and records go to the caller's
+ * callback; csc-admin (server/srv_audit.c) prints them.
  *
  * Verification trusts nothing it reads: each record's hash is recomputed from its stored fields by storage
  * (which owns the canonical encoding), and every link, seq and the head in meta are checked here. Every problem
@@ -44,22 +45,6 @@ int adm_audit_parse_event(const char *s, uint32_t *event)
             return 0;
         }
     return -1;
-}
-
-static const char *result_name(uint32_t result)
-{
-    return result == STOR_RES_OK ? "ok" : result == STOR_RES_DENIED ? "denied" : result == STOR_RES_ERROR ? "error"
-                                                                                                         : "unknown";
-}
-
-/* authz_ref is a reference (a hash of a hash), never the SAD or token: printing it reveals nothing */
-static void hex16_ref(const uint8_t ref[16], char out[65])
-{
-    uint8_t buf[32] = {0};
-
-    memcpy(buf, ref, 16);
-    pki_hex(buf, 32, out);
-    out[32] = '\0';
 }
 
 /* ---- time ------------------------------------------------------------------ */
@@ -130,31 +115,10 @@ int adm_audit_parse_time(const char *s, int64_t *ms)
     return 0;
 }
 
-/* "2026-11-25T10:00:00.123Z" */
-static void fmt_time(int64_t ms, char *out, size_t sz)
-{
-    int64_t sec = ms / 1000, frac = ms % 1000;
-    struct tm tm;
-    time_t t;
-
-    if (frac < 0) {
-        frac += 1000;
-        sec -= 1;
-    }
-    t = (time_t)sec;
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(out, sz, "@%" PRId64, ms);
-        return;
-    }
-    snprintf(out, sz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
-}
-
 /* ---- verify ------------------------------------------------------------------ */
 
 typedef struct verify_state {
-    FILE *out;
-    unsigned long problems;
+    adm_findings_t found;
     uint64_t records;
     uint64_t expect;        /* the seq the next key should have */
     int prev_known;         /* prev_hash/prev_seq describe a decoded record (or the start of the log) */
@@ -165,17 +129,16 @@ typedef struct verify_state {
     uint8_t last_hash[32];
 } verify_state_t;
 
-static void problem(verify_state_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void problem(verify_state_t *v, const char *fmt, ...)
+void adm_finding(adm_findings_t *f, const char *fmt, ...)
 {
+    char line[ADM_AUDIT_LINE_MAX];
     va_list ap;
 
     va_start(ap, fmt);
-    vfprintf(v->out, fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    fputc('\n', v->out);
-    v->problems++;
+    f->fn(line, f->arg);
+    f->problems++;
 }
 
 static void check_link(verify_state_t *v, const stor_audit_raw_t *r)
@@ -183,9 +146,9 @@ static void check_link(verify_state_t *v, const stor_audit_raw_t *r)
     if (!v->prev_known || CRYPTO_memcmp(r->rec.prev_hash, v->prev_hash, 32) == 0)
         return;
     if (v->prev_seq == 0)
-        problem(v, "record %" PRIu64 ": chain broken (prev_hash is not the start of the log)", r->key_seq);
+        adm_finding(&v->found, "record %" PRIu64 ": chain broken (prev_hash is not the start of the log)", r->key_seq);
     else
-        problem(v, "record %" PRIu64 ": chain broken (prev_hash does not match record %" PRIu64 ")", r->key_seq,
+        adm_finding(&v->found, "record %" PRIu64 ": chain broken (prev_hash does not match record %" PRIu64 ")", r->key_seq,
                 v->prev_seq);
 }
 
@@ -196,29 +159,29 @@ static int verify_one(const stor_audit_raw_t *r, void *arg)
     v->records++;
     if (!r->key_ok || r->key_seq < v->expect) { /* keys sort, so only a malformed key or seq 0 can be behind */
         if (r->key_ok)
-            problem(v, "record %" PRIu64 ": not a sequence number", r->key_seq);
+            adm_finding(&v->found, "record %" PRIu64 ": not a sequence number", r->key_seq);
         else
-            problem(v, "record under a malformed key (not 8 bytes): not a sequence number");
+            adm_finding(&v->found, "record under a malformed key (not 8 bytes): not a sequence number");
         return 0;
     }
     if (r->key_seq == v->expect + 1)
-        problem(v, "record %" PRIu64 " missing", v->expect);
+        adm_finding(&v->found, "record %" PRIu64 " missing", v->expect);
     else if (r->key_seq > v->expect)
-        problem(v, "records %" PRIu64 "-%" PRIu64 " missing", v->expect, r->key_seq - 1);
+        adm_finding(&v->found, "records %" PRIu64 "-%" PRIu64 " missing", v->expect, r->key_seq - 1);
     v->expect = r->key_seq + 1;
     v->last_seq = r->key_seq;
     v->last_known = r->status == 0;
     if (r->status != 0) {
-        problem(v, "record %" PRIu64 ": unreadable", r->key_seq);
+        adm_finding(&v->found, "record %" PRIu64 ": unreadable", r->key_seq);
         v->prev_known = 0; /* the next link cannot be judged */
         return 0;
     }
     if (CRYPTO_memcmp(r->computed, r->rec.hash, 32) != 0)
-        problem(v, "record %" PRIu64 ": altered (hash mismatch)", r->key_seq);
+        adm_finding(&v->found, "record %" PRIu64 ": altered (hash mismatch)", r->key_seq);
     else if (!r->canonical)
-        problem(v, "record %" PRIu64 ": altered (stored bytes are not the canonical encoding)", r->key_seq);
+        adm_finding(&v->found, "record %" PRIu64 ": altered (stored bytes are not the canonical encoding)", r->key_seq);
     if (r->rec.seq != r->key_seq)
-        problem(v, "record %" PRIu64 ": out of place (carries seq %" PRIu64 ")", r->key_seq, r->rec.seq);
+        adm_finding(&v->found, "record %" PRIu64 ": out of place (carries seq %" PRIu64 ")", r->key_seq, r->rec.seq);
     check_link(v, r);
     v->prev_known = 1;
     v->prev_seq = r->key_seq;
@@ -232,179 +195,89 @@ static void check_tip(verify_state_t *v, const stor_audit_tip_t *tip)
     char th[65], lh[65];
 
     if (tip->status == STOR_ERR_CORRUPT) {
-        problem(v, "head mismatch: meta holds an unreadable head");
+        adm_finding(&v->found, "head mismatch: meta holds an unreadable head");
         return;
     }
     if (tip->status != 0) {
         if (v->records > 0)
-            problem(v, "head mismatch: meta holds no head, log ends at %" PRIu64, v->last_seq);
+            adm_finding(&v->found, "head mismatch: meta holds no head, log ends at %" PRIu64, v->last_seq);
         return;
     }
     pki_hex(tip->hash, 32, th);
     if (v->records == 0) {
-        problem(v, "head mismatch: meta says seq %" PRIu64 " / hash %s, log is empty", tip->seq, th);
+        adm_finding(&v->found, "head mismatch: meta says seq %" PRIu64 " / hash %s, log is empty", tip->seq, th);
         return;
     }
     if (!v->last_known) {
-        problem(v, "head mismatch: meta says seq %" PRIu64 " / hash %s, log ends at %" PRIu64 " (unreadable)",
+        adm_finding(&v->found, "head mismatch: meta says seq %" PRIu64 " / hash %s, log ends at %" PRIu64 " (unreadable)",
                 tip->seq, th, v->last_seq);
         return;
     }
     if (tip->seq == v->last_seq && CRYPTO_memcmp(tip->hash, v->last_hash, 32) == 0)
         return;
     pki_hex(v->last_hash, 32, lh);
-    problem(v, "head mismatch: meta says seq %" PRIu64 " / hash %s, log ends at %" PRIu64 " / hash %s", tip->seq,
+    adm_finding(&v->found, "head mismatch: meta says seq %" PRIu64 " / hash %s, log ends at %" PRIu64 " / hash %s", tip->seq,
             th, v->last_seq, lh);
 }
 
-int adm_audit_verify(stor_env_t *stor, void *out, unsigned long *problems)
+int adm_audit_verify(stor_env_t *stor, adm_audit_problem_fn fn, void *arg, adm_audit_verdict_t *out, char *err,
+                     size_t err_sz)
 {
-    verify_state_t v = {.out = out, .expect = 1, .prev_known = 1};
+    verify_state_t v = {.found = {fn, arg, 0}, .expect = 1, .prev_known = 1};
     stor_audit_tip_t tip;
-    char hex[65];
     int rc;
 
-    if (problems != NULL)
-        *problems = 0;
-    if (stor == NULL || out == NULL || problems == NULL)
-        return -1;
-    if ((rc = stor_audit_scan(stor, verify_one, &v, &tip)) != 0) {
-        fprintf(stderr, "csc-admin: cannot read the audit log: %s\n", stor_strerror(rc));
-        return -1;
-    }
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (stor == NULL || fn == NULL || out == NULL)
+        return adm_err(err, err_sz, ADM_ERR, "audit verify: invalid arguments");
+    if ((rc = stor_audit_scan(stor, verify_one, &v, &tip)) != 0)
+        return adm_err(err, err_sz, ADM_ERR, "cannot read the audit log: %s", stor_strerror(rc));
     check_tip(&v, &tip);
-    *problems = v.problems;
-    if (v.problems == 0) {
-        pki_hex(tip.hash, 32, hex);
-        fprintf(out, "audit log OK: %" PRIu64 " records, head %s\n", v.records, hex);
-    } else {
-        fprintf(out, "audit log FAILED: %lu problem%s in %" PRIu64 " records\n", v.problems,
-                v.problems == 1 ? "" : "s", v.records);
-    }
-    return 0;
+    out->problems = v.found.problems;
+    out->count = v.records;
+    out->last_seq = tip.seq;
+    memcpy(out->head_hash, tip.hash, 32);
+    return ADM_OK;
 }
 
 /* ---- query ------------------------------------------------------------------- */
 
 typedef struct query_state {
     const adm_audit_filter_t *f;
-    FILE *out;
+    adm_audit_record_fn fn;
+    void *arg;
     uint64_t matched;
 } query_state_t;
-
-/* Text: printable ASCII as is, the rest (and '"', '\\', and spaces outside quotes) as \xHH. */
-static void put_text(FILE *out, const char *s, size_t max, int quoted)
-{
-    size_t n = strnlen(s, max);
-
-    if (n == 0 && !quoted) {
-        fputc('-', out);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\' || (c == ' ' && !quoted))
-            fprintf(out, "\\x%02x", c);
-        else
-            fputc(c, out);
-    }
-}
-
-/* JSON string: bytes outside printable ASCII as \u00XX, so the line is valid JSON whatever was stored. */
-static void put_json_str(FILE *out, const char *key, const char *s, size_t max)
-{
-    size_t n = strnlen(s, max);
-
-    fprintf(out, ",\"%s\":\"", key);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c > 0x7e)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
-}
-
-static void print_text(FILE *out, const stor_audit_t *r, const char *when)
-{
-    fprintf(out, "%" PRIu64 " %s %s %s user=", r->seq, when, adm_audit_event_name(r->event), result_name(r->result));
-    put_text(out, r->user, sizeof(r->user), 0);
-    fputs(" cred=", out);
-    put_text(out, r->cred, sizeof(r->cred), 0);
-    fputs(" client=", out);
-    put_text(out, r->client, sizeof(r->client), 0);
-    if (r->owner[0] != '\0') {
-        fputs(" on_behalf_of=", out);
-        put_text(out, r->owner, sizeof(r->owner), 0);
-    }
-    fprintf(out, " digests=%" PRIu32 " detail=\"", r->n_digests);
-    put_text(out, r->detail, sizeof(r->detail), 1);
-    fputs("\"\n", out);
-}
-
-static void print_json(FILE *out, const stor_audit_t *r, const char *when)
-{
-    char hex[65], b64[4 * ((STOR_DIGEST_LEN_MAX + 2) / 3) + 1];
-
-    fprintf(out, "{\"seq\":%" PRIu64 ",\"time\":\"%s\",\"time_ms\":%" PRId64, r->seq, when, r->time_ms);
-    fprintf(out, ",\"event\":\"%s\",\"result\":\"%s\"", adm_audit_event_name(r->event), result_name(r->result));
-    put_json_str(out, "user", r->user, sizeof(r->user));
-    put_json_str(out, "credential", r->cred, sizeof(r->cred));
-    put_json_str(out, "client", r->client, sizeof(r->client));
-    put_json_str(out, "detail", r->detail, sizeof(r->detail));
-    if (r->owner[0] != '\0')
-        put_json_str(out, "on_behalf_of", r->owner, sizeof(r->owner));
-    fprintf(out, ",\"n_digests\":%" PRIu32 ",\"digests\":[", r->n_digests);
-    for (uint32_t i = 0; i < r->n_digests && r->digest_len <= STOR_DIGEST_LEN_MAX; i++) {
-        adm_b64_encode(r->digests + (size_t)i * r->digest_len, r->digest_len, b64);
-        fprintf(out, "%s\"%s\"", i == 0 ? "" : ",", b64);
-    }
-    hex16_ref(r->authz_ref, hex);
-    fprintf(out, "],\"authz_ref\":\"%s\"", hex);
-    pki_hex(r->prev_hash, 32, hex);
-    fprintf(out, ",\"prev_hash\":\"%s\"", hex);
-    pki_hex(r->hash, 32, hex);
-    fprintf(out, ",\"hash\":\"%s\"}\n", hex);
-}
 
 static int query_one(const stor_audit_t *r, void *arg)
 {
     query_state_t *q = arg;
     const adm_audit_filter_t *f = q->f;
-    char when[96];
 
     /* --user NAME finds what NAME did and what delegates did on NAME's behalf */
-    if ((f->user != NULL && strcmp(f->user, r->user) != 0 && strcmp(f->user, r->owner) != 0) || (f->cred != NULL && strcmp(f->cred, r->cred) != 0) ||
-        (f->event != 0 && f->event != r->event) || (f->has_since && r->time_ms < f->since_ms) ||
-        (f->has_until && r->time_ms > f->until_ms))
+    if ((f->user != NULL && strcmp(f->user, r->user) != 0 && strcmp(f->user, r->owner) != 0) ||
+        (f->cred != NULL && strcmp(f->cred, r->cred) != 0) || (f->event != 0 && f->event != r->event) ||
+        (f->has_since && r->time_ms < f->since_ms) || (f->has_until && r->time_ms > f->until_ms))
         return 0;
-    fmt_time(r->time_ms, when, sizeof(when));
-    if (f->json)
-        print_json(q->out, r, when);
-    else
-        print_text(q->out, r, when);
     q->matched++;
-    return 0;
+    return q->fn(r, q->arg);
 }
 
-int adm_audit_query(stor_env_t *stor, const adm_audit_filter_t *f, void *out, uint64_t *matched)
+int adm_audit_query(stor_env_t *stor, const adm_audit_filter_t *f, adm_audit_record_fn fn, void *arg,
+                    uint64_t *matched, char *err, size_t err_sz)
 {
-    query_state_t q = {.f = f, .out = out};
+    query_state_t q = {.f = f, .fn = fn, .arg = arg};
     int rc;
 
     if (matched != NULL)
         *matched = 0;
-    if (stor == NULL || f == NULL || out == NULL)
-        return -1;
-    if ((rc = stor_audit_each(stor, 1, query_one, &q)) != 0) {
-        fprintf(stderr, "csc-admin: cannot read the audit log (%s); run csc-admin audit verify\n",
-                stor_strerror(rc));
-        return -1;
-    }
+    if (stor == NULL || f == NULL || fn == NULL)
+        return adm_err(err, err_sz, ADM_ERR, "audit query: invalid arguments");
+    if ((rc = stor_audit_each(stor, 1, query_one, &q)) != 0)
+        return adm_err(err, err_sz, ADM_ERR, "cannot read the audit log (%s); run csc-admin audit verify",
+                       stor_strerror(rc));
     if (matched != NULL)
         *matched = q.matched;
-    return 0;
+    return ADM_OK;
 }

@@ -1,7 +1,8 @@
 /*
  * adm_audit_heads.c - the operators' side of the signed audit heads (J11): the audit key is generated in the HSM
  * here (csc-admin audit key-init), exported, and every signed head checked against the log (csc-admin audit
- * verify) or listed for external verifiers. csc-server only signs heads (csc-api/csc_audit_sign.c); the signed
+ * verify) or listed for external verifiers. Findings and heads go to the caller's callback; csc-admin
+ * (server/srv_audit.c) prints them. csc-server only signs heads (csc-api/csc_audit_sign.c); the signed
  * text is storage's (stor_signed_head_text).
  */
 #include <errno.h>
@@ -19,16 +20,6 @@
 static const uint8_t audit_key_id[HSM_KEYID_LEN] = STOR_AUDIT_KEY_ID;
 #define HEAD_TEXT_MAX 160
 
-static void hex32(const uint8_t h[32], char out[65])
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = d[h[i] >> 4];
-        out[2 * i + 1] = d[h[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* ---- the key --------------------------------------------------------------------- */
 
 static int append_fn(stor_txn_t *t, void *arg)
@@ -36,7 +27,8 @@ static int append_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, arg);
 }
 
-int adm_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, int *created)
+int adm_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, int *created, char *err,
+                       size_t err_sz)
 {
     hsm_keyspec_t spec = {.type = HSM_KEY_EC, .bits = 256, .curve_nid = NID_X9_62_prime256v1};
     uint8_t id[HSM_KEYID_LEN];
@@ -46,61 +38,56 @@ int adm_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, 
     *created = 0;
     if ((rc = hsm_pubkey(hsm, audit_key_id, sizeof(audit_key_id), &pk)) == HSM_OK) {
         EVP_PKEY_free(pk);
-        return 0;
+        return ADM_OK;
     }
-    if (rc != HSM_ERR_NOKEY) {
-        fprintf(stderr, "csc: cannot look up the audit key in the HSM: %s\n", hsm_strerror(rc));
-        return -1;
-    }
+    if (rc != HSM_ERR_NOKEY)
+        return ADM_FAIL("cannot look up the audit key in the HSM: %s", hsm_strerror(rc));
     memcpy(id, audit_key_id, sizeof(id));
-    if ((rc = hsm_keygen_ex(hsm, &spec, STOR_AUDIT_KEY_LABEL, HSM_KEYGEN_FIXED_ID, id)) != HSM_OK) {
-        fprintf(stderr, "csc: cannot generate the audit key in the HSM: %s\n", hsm_strerror(rc));
-        return -1;
-    }
+    if ((rc = hsm_keygen_ex(hsm, &spec, STOR_AUDIT_KEY_LABEL, HSM_KEYGEN_FIXED_ID, id)) != HSM_OK)
+        return ADM_FAIL("cannot generate the audit key in the HSM: %s", hsm_strerror(rc));
     *created = 1;
     stor_audit_t a = {.event = STOR_EV_ADMIN, .result = STOR_RES_OK};
     snprintf(a.client, sizeof(a.client), "csc-admin");
     snprintf(a.detail, sizeof(a.detail), "operator=%s action=audit.key-init (EC P-256 audit head key in the HSM)",
              operator_name ? operator_name : "-");
-    if ((rc = stor_write(stor, append_fn, &a)) != 0) {
-        fprintf(stderr, "csc: audit key created, but its audit record failed: %s\n", stor_strerror(rc));
-        return -1;
-    }
-    return 0;
+    if ((rc = stor_write(stor, append_fn, &a)) != 0)
+        return ADM_FAIL("audit key created, but its audit record failed: %s", stor_strerror(rc));
+    return ADM_OK;
 }
 
-int adm_audit_key_export(hsm_t *hsm, const char *file)
+int adm_audit_key_export(hsm_t *hsm, const char *file, char *err, size_t err_sz)
 {
     EVP_PKEY *pk = NULL;
     FILE *f;
-    int rc = -1, hrc;
+    int rc, hrc;
 
-    if ((hrc = hsm_pubkey(hsm, audit_key_id, sizeof(audit_key_id), &pk)) != HSM_OK) {
-        fprintf(stderr, "csc-admin: no audit key in the HSM (%s): run csc-admin audit key-init\n",
-                hsm_strerror(hrc));
-        return -1;
-    }
+    if ((hrc = hsm_pubkey(hsm, audit_key_id, sizeof(audit_key_id), &pk)) != HSM_OK)
+        return ADM_FAIL("no audit key in the HSM (%s): run csc-admin audit key-init", hsm_strerror(hrc));
     if ((f = fopen(file, "wx")) == NULL) {
-        fprintf(stderr, "csc-admin: cannot create %s: %s\n", file, strerror(errno));
+        rc = ADM_FAIL("cannot create %s: %s", file, strerror(errno));
     } else {
-        rc = PEM_write_PUBKEY(f, pk) == 1 ? 0 : -1;
-        if (fclose(f) != 0)
-            rc = -1;
+        rc = PEM_write_PUBKEY(f, pk) == 1 ? ADM_OK : ADM_FAIL("cannot write %s", file);
+        if (fclose(f) != 0 && rc == ADM_OK)
+            rc = ADM_FAIL("cannot write %s: %s", file, strerror(errno));
     }
     EVP_PKEY_free(pk);
     return rc;
 }
 
+typedef struct adm_audit_heads_cb {
+    stor_signed_head_each_fn fn;
+    void *arg;
+} adm_audit_heads_cb_t;
+
 /* ---- verification ------------------------------------------------------------------- */
 
 typedef struct heads_check {
-    FILE *out;
+    adm_findings_t found;
     EVP_PKEY *pub;
     stor_txn_t *t;
     uint64_t tip;
     uint64_t heads;
     uint64_t last_seq;
-    unsigned long problems;
     int rc;
 } heads_check_t;
 
@@ -125,34 +112,26 @@ static int check_head(const stor_signed_head_t *h, int status, void *arg)
 
     c->heads++;
     if (status != 0) {
-        fprintf(c->out, "signed head at seq %" PRIu64 ": unreadable (altered)\n", h->seq);
-        c->problems++;
+        adm_finding(&c->found, "signed head at seq %" PRIu64 ": unreadable (altered)", h->seq);
         return 0;
     }
     c->last_seq = h->seq;
-    if (c->pub != NULL && !sig_ok(c->pub, h)) {
-        fprintf(c->out, "signed head at seq %" PRIu64 ": signature invalid (forged or altered signed head)\n",
-                h->seq);
-        c->problems++;
-    }
-    hex32(h->hash, sh);
+    if (c->pub != NULL && !sig_ok(c->pub, h))
+        adm_finding(&c->found, "signed head at seq %" PRIu64 ": signature invalid (forged or altered signed head)", h->seq);
+    pki_hex(h->hash, 32, sh);
     rc = stor_txn_audit_get(c->t, h->seq, &rec);
     if (rc == STOR_ERR_NOTFOUND) {
         if (h->seq > c->tip)
-            fprintf(c->out, "log truncated: signed head at seq %" PRIu64 " but log ends at %" PRIu64 "\n", h->seq,
-                    c->tip);
+            adm_finding(&c->found, "log truncated: signed head at seq %" PRIu64 " but log ends at %" PRIu64, h->seq, c->tip);
         else
-            fprintf(c->out, "signed head at seq %" PRIu64 ": record %" PRIu64 " is missing from the log\n", h->seq,
-                    h->seq);
-        c->problems++;
+            adm_finding(&c->found, "signed head at seq %" PRIu64 ": record %" PRIu64 " is missing from the log", h->seq,
+                         h->seq);
     } else if (rc != 0) {
-        fprintf(c->out, "signed head at seq %" PRIu64 ": record %" PRIu64 " unreadable\n", h->seq, h->seq);
-        c->problems++;
+        adm_finding(&c->found, "signed head at seq %" PRIu64 ": record %" PRIu64 " unreadable", h->seq, h->seq);
     } else if (CRYPTO_memcmp(rec.hash, h->hash, 32) != 0) {
-        hex32(rec.hash, lh);
-        fprintf(c->out, "signed head at seq %" PRIu64 ": log rewritten (record has hash %s, signed hash %s)\n",
-                h->seq, lh, sh);
-        c->problems++;
+        pki_hex(rec.hash, 32, lh);
+        adm_finding(&c->found, "signed head at seq %" PRIu64 ": log rewritten (record has hash %s, signed hash %s)", h->seq,
+                     lh, sh);
     }
     return 0;
 }
@@ -169,56 +148,43 @@ static int heads_fn(stor_txn_t *t, void *arg)
     return stor_txn_signed_head_each(t, check_head, c);
 }
 
-int adm_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, void *out, unsigned long *problems)
+int adm_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, adm_audit_problem_fn fn, void *arg,
+                           adm_audit_verdict_t *out, char *err, size_t err_sz)
 {
-    heads_check_t c = {.out = out, .pub = pub};
+    heads_check_t c = {.found = {fn, arg, 0}, .pub = pub};
     int rc;
 
-    *problems = 0;
-    if ((rc = stor_read(stor, heads_fn, &c)) != 0) {
-        fprintf(stderr, "csc-admin: cannot read the signed audit heads: %s\n", stor_strerror(rc));
-        return -1;
-    }
-    if (c.heads > 0 && pub == NULL) {
-        fprintf(c.out, "signed heads: no audit public key to check the signatures (audit key missing from the HSM)\n");
-        c.problems++;
-    }
-    *problems = c.problems;
-    if (c.problems == 0 && c.heads > 0)
-        fprintf(c.out, "signed heads OK: %" PRIu64 " heads, the last at seq %" PRIu64 "\n", c.heads, c.last_seq);
-    else if (c.problems == 0)
-        fprintf(c.out, "signed heads: none yet\n");
-    else
-        fprintf(c.out, "signed heads FAILED: %lu problem%s in %" PRIu64 " heads\n", c.problems,
-                c.problems == 1 ? "" : "s", c.heads);
-    return 0;
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (stor == NULL || fn == NULL || out == NULL)
+        return ADM_FAIL("audit verify: invalid arguments");
+    if ((rc = stor_read(stor, heads_fn, &c)) != 0)
+        return ADM_FAIL("cannot read the signed audit heads: %s", stor_strerror(rc));
+    if (c.heads > 0 && pub == NULL)
+        adm_finding(&c.found, "signed heads: no audit public key to check the signatures (audit key missing from the HSM)");
+    out->problems = c.found.problems;
+    out->count = c.heads;
+    out->last_seq = c.last_seq;
+    return ADM_OK;
 }
 
 /* ---- listing (for external verifiers) -------------------------------------------------- */
 
-static int list_head(const stor_signed_head_t *h, int status, void *arg)
-{
-    FILE *out = arg;
-    char text[HEAD_TEXT_MAX], b64[4 * ((STOR_HEAD_SIG_MAX + 2) / 3) + 1];
-
-    if (status != 0) {
-        fprintf(out, "{\"seq\":%" PRIu64 ",\"error\":\"unreadable\"}\n", h->seq);
-        return 0;
-    }
-    if (stor_signed_head_text(h, text, sizeof(text)) < 0)
-        return 0;
-    adm_b64_encode(h->sig, h->sig_len, b64);
-    fprintf(out, "{\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 ",\"signed_text\":\"%s\",\"signature\":\"%s\"}\n", h->seq,
-            h->time_ms, text, b64);
-    return 0;
-}
-
 static int list_fn(stor_txn_t *t, void *arg)
 {
-    return stor_txn_signed_head_each(t, list_head, arg);
+    const adm_audit_heads_cb_t *cb = arg;
+
+    return stor_txn_signed_head_each(t, cb->fn, cb->arg);
 }
 
-int adm_audit_heads_list(stor_env_t *stor, void *out)
+int adm_audit_heads_each(stor_env_t *stor, stor_signed_head_each_fn fn, void *arg, char *err, size_t err_sz)
 {
-    return stor_read(stor, list_fn, out) == 0 ? 0 : -1;
+    adm_audit_heads_cb_t cb = {fn, arg};
+    int rc;
+
+    if (stor == NULL || fn == NULL)
+        return ADM_FAIL("audit heads: invalid arguments");
+    if ((rc = stor_read(stor, list_fn, &cb)) != 0)
+        return ADM_FAIL("cannot read the signed audit heads: %s", stor_strerror(rc));
+    return ADM_OK;
 }

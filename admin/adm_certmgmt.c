@@ -248,8 +248,7 @@ out:
         refuse(a, cur, id, "credential.renew-csr", err);
     X509_free(ee);
     X509_NAME_free(subj);
-    stor_wipe(cur, sizeof(*cur));
-    free(cur);
+    OPENSSL_clear_free(cur, sizeof(*cur));
     return rc;
 }
 

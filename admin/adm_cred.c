@@ -102,8 +102,7 @@ int adm_user_add_ev(const adm_t *a, const char *name, const char *password, cons
     else
         rc = 0;
 out:
-    stor_wipe(u, sizeof(*u));
-    free(u);
+    OPENSSL_clear_free(u, sizeof(*u));
     return rc;
 }
 
@@ -259,8 +258,7 @@ int adm_cred_create(const adm_t *a, const adm_cred_spec_t *s, char *id_out, size
     }
     stor_user_t *u = malloc(sizeof(*u));
     int urc = u != NULL ? stor_user_get(a->stor, s->owner, u) : STOR_ERR_NOMEM;
-    stor_wipe(u, u != NULL ? sizeof(*u) : 0);
-    free(u);
+    OPENSSL_clear_free(u, sizeof(*u));
     if (urc != 0) {
         ERR("no user %s", s->owner);
         goto out;
@@ -316,8 +314,7 @@ out:
     if (rc != 0 && have_key)
         (void)hsm_destroy(a->hsm, c->key_id, c->key_id_len);
     EVP_PKEY_free(pub);
-    stor_wipe(c, sizeof(*c));
-    free(c);
+    OPENSSL_clear_free(c, sizeof(*c));
     return rc;
 }
 
@@ -400,8 +397,7 @@ static int cred_update_change(stor_cred_t *cur, void *arg)
     memset(cur->pending_key_id, 0, sizeof(cur->pending_key_id));
     cur->pending_key_id_len = 0;
     memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
-    stor_wipe(old, sizeof(*old));
-    free(old);
+    OPENSSL_clear_free(old, sizeof(*old));
     return 0;
 }
 
@@ -445,8 +441,7 @@ int adm_cred_destroy(const adm_t *a, const char *id, const char *reason, char *e
         ERR("storage: %s", stor_strerror(src));
     else
         rc = destroy_key(a, u.c, err, err_sz);
-    stor_wipe(u.c, sizeof(*u.c));
-    free(u.c);
+    OPENSSL_clear_free(u.c, sizeof(*u.c));
     return rc;
 }
 

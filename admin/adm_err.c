@@ -1,8 +1,6 @@
-/* adm_err.c - the error text of the operator library (adm.h: return ADM_* with a reason in err), and base64 for
- * its reports. */
+/* adm_err.c - the error text of the operator library (adm.h: return ADM_* with a reason in err). */
 #include <stdarg.h>
 #include <stdio.h>
-#include <openssl/evp.h>
 
 #include "adm_int.h"
 
@@ -16,9 +14,4 @@ int adm_err(char *err, size_t err_sz, int code, const char *fmt, ...)
         va_end(ap);
     }
     return code;
-}
-
-size_t adm_b64_encode(const uint8_t *in, size_t len, char *out)
-{
-    return len > 0 ? (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)len) : (out[0] = '\0', 0);
 }

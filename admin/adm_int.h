@@ -14,8 +14,15 @@
 int adm_err(char *err, size_t err_sz, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /** In a function with parameters (err, err_sz): fill err and evaluate to ADM_ERR. */
 #define ADM_FAIL(...) adm_err(err, err_sz, ADM_ERR, __VA_ARGS__)
-/** Standard base64 of in (out: 4 * ((len + 2) / 3) + 1 bytes, NUL-terminated). @return the length written. */
-size_t adm_b64_encode(const uint8_t *in, size_t len, char *out);
+
+/** Where an audit verification's problem lines go (adm_audit.c, adm_audit_heads.c), and how many went. */
+typedef struct adm_findings {
+    adm_audit_problem_fn fn;
+    void *arg;
+    unsigned long problems;
+} adm_findings_t;
+/** Format one problem line (cut at ADM_AUDIT_LINE_MAX), hand it to f->fn and count it. */
+void adm_finding(adm_findings_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Credential PINs set by csc-admin (credential create, a delegate's PIN): at least adm_pin_min() characters. */
 #define ADM_PIN_MIN 6

@@ -197,8 +197,7 @@ out:
         OPENSSL_cleanse(b32, b32_sz);
         OPENSSL_cleanse(uri, uri_sz);
     }
-    stor_wipe(op, sizeof(*op));
-    free(op);
+    OPENSSL_clear_free(op, sizeof(*op));
     return rc;
 }
 
@@ -556,8 +555,7 @@ static int session_run(const adm_t *a, const adm_op_policy_t *p, const char *tok
         adm_op_roles_format(role, rn, sizeof(rn));
         adm_err(err, err_sz, ADM_ERR, "operator %s lacks the role %s needed for %s", c->name, rn, c->command);
     }
-    stor_wipe(c, sizeof(*c));
-    free(c);
+    OPENSSL_clear_free(c, sizeof(*c));
     return rc;
 }
 

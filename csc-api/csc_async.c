@@ -373,30 +373,6 @@ void csc_async_unreserve(csc_t *c)
     pthread_mutex_unlock(&a->mu);
 }
 
-static void b64url(const uint8_t *in, size_t n, char *out)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i;
-    for (i = 0; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = al[v >> 18 & 63];
-        out[o++] = al[v >> 12 & 63];
-        out[o++] = al[v >> 6 & 63];
-        out[o++] = al[v & 63];
-    }
-    if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = al[v >> 18 & 63];
-        out[o++] = al[v >> 12 & 63];
-        out[o++] = al[v >> 6 & 63];
-    } else if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = al[v >> 18 & 63];
-        out[o++] = al[v >> 12 & 63];
-    }
-    out[o] = '\0';
-}
-
 /* SHA-256 of a presented responseID; -1 unless it is 43 base64url characters. */
 static int id_hash(const char *id, uint8_t hash[32])
 {
@@ -418,7 +394,7 @@ int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, 
 
     if (j == NULL || RAND_bytes(rnd, sizeof(rnd)) != 1)
         goto fail;
-    b64url(rnd, sizeof(rnd), j->id);
+    oauth_b64_encode(rnd, sizeof(rnd), j->id, OAUTH_B64_URL);
     OPENSSL_cleanse(rnd, sizeof(rnd));
     if (id_hash(j->id, j->hash) != 0)
         goto fail;

@@ -241,11 +241,6 @@ out:
     return rc;
 }
 
-static int hexval(char ch)
-{
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
 int csc_m_timestamp(csc_req_t *r)
 {
     const char *hash, *algo, *nonce_hex, *s;
@@ -279,18 +274,10 @@ int csc_m_timestamp(csc_req_t *r)
     if (nrc == 1) {
         /* a hexadecimal number (docs/csc-api.md sec. 15), at most 256 bits; odd lengths get a leading zero nibble */
         size_t n = strlen(nonce_hex);
-        if (n == 0)
+        long got = n > 0 ? pki_unhex(nonce_hex, n, nonce, sizeof(nonce)) : -1;
+        if (got <= 0)
             return csc_bad(r, "Invalid parameter nonce");
-        for (size_t i = 0; i < n; i++)
-            if (hexval(nonce_hex[i]) < 0)
-                return csc_bad(r, "Invalid parameter nonce");
-        nonce_len = (n + 1) / 2;
-        memset(nonce, 0, sizeof(nonce));
-        for (size_t i = 0; i < n; i++) {
-            size_t from_end = n - 1 - i;
-            size_t byte = nonce_len - 1 - from_end / 2;
-            nonce[byte] |= (uint8_t)(hexval(nonce_hex[i]) << (from_end % 2 ? 4 : 0));
-        }
+        nonce_len = (size_t)got;
     }
     pki_der_t tok;
     pki_der_init(&tok, 64 * 1024);

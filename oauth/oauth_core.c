@@ -167,28 +167,6 @@ const oauth_config_t *oauth_config(const oauth_t *o)
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static const char b64url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* 32 bytes -> 43 characters + NUL. */
-static void b64url_32(const uint8_t in[32], char out[OAUTH_TOKEN_LEN + 1])
-{
-    size_t i, o = 0;
-
-    for (i = 0; i + 3 <= 32; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64url_alphabet[v >> 18 & 63];
-        out[o++] = b64url_alphabet[v >> 12 & 63];
-        out[o++] = b64url_alphabet[v >> 6 & 63];
-        out[o++] = b64url_alphabet[v & 63];
-    }
-    /* two bytes left over: three characters */
-    uint32_t v = (uint32_t)in[30] << 16 | (uint32_t)in[31] << 8;
-    out[o++] = b64url_alphabet[v >> 18 & 63];
-    out[o++] = b64url_alphabet[v >> 12 & 63];
-    out[o++] = b64url_alphabet[v >> 6 & 63];
-    out[o] = '\0';
-}
-
 static int is_b64url(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
@@ -211,7 +189,7 @@ int oauth_token_new(char value[OAUTH_TOKEN_BUFLEN], uint8_t hash[32])
     value[0] = '\0';
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         goto out;
-    b64url_32(raw, value);
+    oauth_b64_encode(raw, sizeof(raw), value, OAUTH_B64_URL);
     if ((rc = oauth_sha256(value, OAUTH_TOKEN_LEN, hash)) != OAUTH_OK)
         OPENSSL_cleanse(value, OAUTH_TOKEN_BUFLEN);
 out:

@@ -1,7 +1,8 @@
 /*
  * oauth_grant.c - the token endpoint's grants (authorization_code with PKCE,
- * refresh_token with rotation, client_credentials) and RFC 7009 revocation by
- * a client.
+ * refresh_token with rotation, client_credentials), auth/login with a refresh
+ * token (the same refresh flow without a client) and RFC 7009 revocation by a
+ * client.
  *
  * Each grant is decided and applied in one stor_write(): the code is marked
  * used, or the refresh token rotated, in the transaction that issues the new
@@ -46,8 +47,8 @@ int oauth_txn_drop_token_sad(stor_txn_t *t, const stor_token_t *tok)
     return rc == STOR_ERR_NOTFOUND ? 0 : rc;
 }
 
-static int new_token(stor_txn_t *t, const uint8_t hash[32], uint32_t kind, uint32_t scope, const char *user,
-                     const char *client, const char *cred, const uint8_t grant[16], int64_t now, int64_t expires_at)
+int oauth_txn_token_new(stor_txn_t *t, const uint8_t hash[32], uint32_t kind, uint32_t scope, const char *user,
+                        const char *client, const char *cred, const uint8_t grant[16], int64_t now, int64_t expires_at)
 {
     stor_token_t tok;
 
@@ -64,13 +65,15 @@ static int new_token(stor_txn_t *t, const uint8_t hash[32], uint32_t kind, uint3
     return stor_txn_token_put(t, &tok);
 }
 
-/* The client must still be registered (it may have been removed since it authenticated). */
+/* The client must still be registered (it may have been removed since it authenticated); auth/login has none. */
 static int client_live(stor_txn_t *t, grant_ctx_t *c)
 {
-    stor_client_t *cl = malloc(sizeof(*cl));
+    stor_client_t *cl;
     int rc;
 
-    if (!cl)
+    if (c->client == NULL)
+        return 1;
+    if (!(cl = malloc(sizeof(*cl))))
         return OAUTH_ERR_INTERNAL;
     rc = stor_txn_client_get(t, c->client->id, cl);
     free(cl);
@@ -82,13 +85,13 @@ static int client_live(stor_txn_t *t, grant_ctx_t *c)
     return rc < 0 ? rc : 1;
 }
 
+/* 1 if the user is active, 0 if not, -1 if there is no such user; or a STOR error. */
 static int user_active(stor_txn_t *t, const char *name, int *active)
 {
-    stor_user_t u;
-    int rc = stor_txn_user_get(t, name, &u);
+    uint32_t status;
+    int rc = oauth_user_status(t, name, &status);
 
-    *active = rc == STOR_OK && u.status == STOR_USER_ACTIVE;
-    OPENSSL_cleanse(&u, sizeof(u));
+    *active = rc == STOR_ERR_NOTFOUND ? -1 : rc == STOR_OK && status == STOR_USER_ACTIVE;
     return rc == STOR_ERR_NOTFOUND ? 0 : rc;
 }
 
@@ -100,8 +103,11 @@ static int grant_audit(stor_txn_t *t, grant_ctx_t *c, const char *user, const ch
     oauth_audit_init(&rec, STOR_EV_LOGIN, ok ? STOR_RES_OK : STOR_RES_DENIED, user, cred, c->audit_client);
     if (oauth_token_ref(ok ? c->access : c->hash, rec.authz_ref) != OAUTH_OK)
         return OAUTH_ERR_INTERNAL;
-    snprintf(rec.detail, sizeof(rec.detail), "token.issue grant=%s%s%s", grant_type, ok ? "" : " denied: ",
-             ok ? "" : c->why);
+    if (c->client != NULL)
+        snprintf(rec.detail, sizeof(rec.detail), "token.issue grant=%s%s%s", grant_type, ok ? "" : " denied: ",
+                 ok ? "" : c->why);
+    else /* auth/login with a refresh token */
+        snprintf(rec.detail, sizeof(rec.detail), "refresh%s%s", ok ? "" : ": ", ok ? "" : c->why);
     return stor_txn_audit_append(t, &rec);
 }
 
@@ -115,7 +121,8 @@ static int grant_begin(grant_ctx_t *c, oauth_t *o, const stor_client_t *client, 
     c->client = client;
     c->out = out;
     c->now = oauth_clock(o);
-    oauth_audit_client(c->audit_client, client->id, NULL);
+    if (client != NULL)
+        oauth_audit_client(c->audit_client, client->id, NULL);
     if ((rc = oauth_token_new(out->access, c->access)) != OAUTH_OK)
         return rc;
     if (with_refresh && (rc = oauth_token_new(out->refresh, c->refresh)) != OAUTH_OK)
@@ -209,7 +216,7 @@ static int code_check(stor_txn_t *t, code_ctx_t *c)
         c->g.why = "PKCE verifier mismatch";
     } else if ((rc = user_active(t, k->user, &active)) < 0)
         return rc;
-    else if (!active)
+    else if (active != 1)
         c->g.why = "user not active";
     else
         c->g.rc = OAUTH_OK;
@@ -248,15 +255,15 @@ static int code_issue(stor_txn_t *t, code_ctx_t *c)
     if ((rc = stor_txn_code_put(t, k)) < 0)
         return rc;
     if (cred)
-        return new_token(t, c->g.access, STOR_TOKEN_ACCESS, STOR_SCOPE_CREDENTIAL, k->user, k->client, k->cred,
+        return oauth_txn_token_new(t, c->g.access, STOR_TOKEN_ACCESS, STOR_SCOPE_CREDENTIAL, k->user, k->client, k->cred,
                          k->grant, now, cred_exp);
-    if ((rc = new_token(t, c->g.access, STOR_TOKEN_ACCESS, STOR_SCOPE_SERVICE, k->user, k->client, NULL, k->grant,
+    if ((rc = oauth_txn_token_new(t, c->g.access, STOR_TOKEN_ACCESS, STOR_SCOPE_SERVICE, k->user, k->client, NULL, k->grant,
                         now, now + (int64_t)cfg->access_ttl)) < 0)
         return rc;
     c->g.issue_refresh = (c->g.client->grants & STOR_GRANT_REFRESH_TOKEN) != 0;
     if (!c->g.issue_refresh)
         return 0;
-    return new_token(t, c->g.refresh, STOR_TOKEN_REFRESH, STOR_SCOPE_SERVICE, k->user, k->client, NULL, k->grant,
+    return oauth_txn_token_new(t, c->g.refresh, STOR_TOKEN_REFRESH, STOR_SCOPE_SERVICE, k->user, k->client, NULL, k->grant,
                      now, now + (int64_t)cfg->refresh_ttl);
 }
 
@@ -328,17 +335,20 @@ out:
     return rc;
 }
 
-/* ---- refresh_token ------------------------------------------------------------------ */
+/* ---- refresh_token, and auth/login with a refresh token ------------------------------------ */
 
+/* The token endpoint (c->client set) and auth/login (no client) take a refresh token through the same checks;
+ * auth/login takes only tokens issued without a client (an OAuth client's would skip the rotation), tells a
+ * suspended user apart (OAUTH_ERR_DISABLED) and issues only an access token. */
 static int refresh_check(stor_txn_t *t, grant_ctx_t *c, const stor_token_t *tok)
 {
-    int rc, active;
+    int login = c->client == NULL, rc, active;
 
     c->rc = OAUTH_ERR_INVALID;
     if (tok->kind != STOR_TOKEN_REFRESH)
         c->why = "not a refresh token";
-    else if (strcmp(tok->client, c->client->id) != 0)
-        c->why = "refresh token of another client";
+    else if (strcmp(tok->client, login ? "" : c->client->id) != 0)
+        c->why = login ? "issued to an OAuth client" : "refresh token of another client";
     else if (tok->rotated) {
         /* The old token of a rotation came back: one of the two holders is not the client. */
         if ((rc = stor_txn_token_revoke_grant(t, tok->grant)) < 0)
@@ -350,31 +360,38 @@ static int refresh_check(stor_txn_t *t, grant_ctx_t *c, const stor_token_t *tok)
     else if (tok->expires_at <= c->now) {
         c->rc = OAUTH_ERR_EXPIRED;
         c->why = "expired";
-    } else if (!(c->client->grants & STOR_GRANT_REFRESH_TOKEN))
+    } else if (!login && !(c->client->grants & STOR_GRANT_REFRESH_TOKEN))
         c->why = "client may not use refresh_token";
     else if ((rc = user_active(t, tok->user, &active)) < 0)
         return rc;
-    else if (!active)
-        c->why = "user not active";
-    else
+    else if (active == 1)
         c->rc = OAUTH_OK;
+    else if (!login)
+        c->why = "user not active";
+    else if (active == 0) {
+        c->rc = OAUTH_ERR_DISABLED;
+        c->why = "disabled";
+    } else
+        c->why = "unknown user";
     return 0;
 }
 
-/* Rotation: the presented token is marked rotated (kept, so its reuse is recognised until it expires); the new
- * one keeps the grant and its expiry, so rotation never extends the life of a login. */
+/* Rotation (token endpoint): the presented token is marked rotated (kept, so its reuse is recognised until it
+ * expires); the new one keeps the grant and its expiry, so rotation never extends the life of a login. */
 static int refresh_issue(stor_txn_t *t, grant_ctx_t *c, stor_token_t *tok)
 {
     int rc;
 
-    tok->rotated = 1;
-    if ((rc = stor_txn_token_put(t, tok)) < 0)
-        return rc;
-    if ((rc = new_token(t, c->refresh, STOR_TOKEN_REFRESH, tok->scope, tok->user, tok->client, NULL, tok->grant,
-                        c->now, tok->expires_at)) < 0)
-        return rc;
-    return new_token(t, c->access, STOR_TOKEN_ACCESS, tok->scope, tok->user, tok->client, NULL, tok->grant, c->now,
-                     c->now + (int64_t)c->o->cfg.access_ttl);
+    if (c->client != NULL) {
+        tok->rotated = 1;
+        if ((rc = stor_txn_token_put(t, tok)) < 0)
+            return rc;
+        if ((rc = oauth_txn_token_new(t, c->refresh, STOR_TOKEN_REFRESH, tok->scope, tok->user, tok->client, NULL,
+                                      tok->grant, c->now, tok->expires_at)) < 0)
+            return rc;
+    }
+    return oauth_txn_token_new(t, c->access, STOR_TOKEN_ACCESS, tok->scope, tok->user, tok->client, NULL, tok->grant,
+                               c->now, c->now + (int64_t)c->o->cfg.access_ttl);
 }
 
 static int refresh_apply(stor_txn_t *t, void *arg)
@@ -399,29 +416,57 @@ static int refresh_apply(stor_txn_t *t, void *arg)
     return rc < 0 ? rc : 0;
 }
 
-int oauth_token_refresh(oauth_t *o, const stor_client_t *client, const char *refresh, size_t len,
-                        oauth_token_response_t *out)
+/* client NULL: auth/login, whose audit records name login_client. */
+static int refresh_run(oauth_t *o, const stor_client_t *client, const char *login_client, const char *refresh,
+                       size_t len, oauth_token_response_t *out)
 {
     grant_ctx_t c;
-    int rc = OAUTH_ERR_INVAL;
+    int rc;
 
     memset(&c, 0, sizeof(c));
-    if (out)
-        memset(out, 0, sizeof(*out));
-    if (!grant_args_ok(o, client, out))
-        goto out;
     if ((rc = oauth_token_hash(refresh, len, c.hash)) != OAUTH_OK)
         goto out;
-    if ((rc = grant_begin(&c, o, client, out, 1)) != OAUTH_OK)
+    if (client == NULL)
+        oauth_copy(c.audit_client, sizeof(c.audit_client), login_client);
+    if ((rc = grant_begin(&c, o, client, out, client != NULL)) != OAUTH_OK)
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, refresh_apply, &c))) == OAUTH_OK)
         rc = c.rc;
     if (rc == OAUTH_OK)
         out->expires_in = o->cfg.access_ttl;
 out:
-    if (rc != OAUTH_OK && out)
+    if (rc != OAUTH_OK)
         OPENSSL_cleanse(out, sizeof(*out));
     OPENSSL_cleanse(&c, sizeof(c));
+    return rc;
+}
+
+int oauth_token_refresh(oauth_t *o, const stor_client_t *client, const char *refresh, size_t len,
+                        oauth_token_response_t *out)
+{
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!grant_args_ok(o, client, out))
+        return OAUTH_ERR_INVAL;
+    return refresh_run(o, client, NULL, refresh, len, out);
+}
+
+int oauth_login_refresh(oauth_t *o, const char *refresh, size_t len, const char *client, oauth_tokens_t *out)
+{
+    oauth_token_response_t *r;
+    int rc;
+
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (!o || !out)
+        return OAUTH_ERR_INVAL;
+    if (!(r = calloc(1, sizeof(*r))))
+        return OAUTH_ERR_INTERNAL;
+    if ((rc = refresh_run(o, NULL, client, refresh, len, r)) == OAUTH_OK) {
+        memcpy(out->access, r->access, sizeof(out->access));
+        out->expires_in = r->expires_in;
+    }
+    OPENSSL_clear_free(r, sizeof(*r));
     return rc;
 }
 
@@ -437,7 +482,7 @@ static int cc_apply(stor_txn_t *t, void *arg)
         c->rc = OAUTH_OK;
         if (RAND_bytes(grant, sizeof(grant)) != 1)
             return OAUTH_ERR_INTERNAL;
-        rc = new_token(t, c->access, STOR_TOKEN_ACCESS, STOR_SCOPE_SERVICE, NULL, c->client->id, NULL, grant, c->now,
+        rc = oauth_txn_token_new(t, c->access, STOR_TOKEN_ACCESS, STOR_SCOPE_SERVICE, NULL, c->client->id, NULL, grant, c->now,
                        c->now + (int64_t)c->o->cfg.access_ttl);
     }
     if (rc < 0)

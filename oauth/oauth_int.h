@@ -251,6 +251,12 @@ int oauth_sad_fp(const stor_sad_t *s, uint8_t fp[32]);
 
 /** Delete the SAD of a credential-scope token (it is stored under the token's hash); a missing one is fine. */
 int oauth_txn_drop_token_sad(stor_txn_t *t, const stor_token_t *tok);
+/** Store a new token of the given kind and scope (client, cred: NULL or "" for none). @return a STOR code */
+int oauth_txn_token_new(stor_txn_t *t, const uint8_t hash[32], uint32_t kind, uint32_t scope, const char *user,
+                        const char *client, const char *cred, const uint8_t grant[16], int64_t now, int64_t expires_at);
+/** The status of a user (*status 0 on an error), without keeping its verifier and TOTP secret around.
+ *  @return STOR_OK, STOR_ERR_NOTFOUND or another STOR code */
+int oauth_user_status(stor_txn_t *t, const char *name, uint32_t *status);
 
 /* ---- test hooks: only in the csc_oauth_t library of the unit tests (-DCSC_TEST_HOOKS) ---- */
 

@@ -29,64 +29,6 @@
 #define MAC_B64 43     /* base64url of 32 bytes */
 #define TIME_DIGITS_MAX 19
 
-static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static size_t b64u_encode(const uint8_t *in, size_t len, char *out)
-{
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64u[v >> 18 & 63];
-        out[o++] = b64u[v >> 12 & 63];
-        out[o++] = b64u[v >> 6 & 63];
-        out[o++] = b64u[v & 63];
-    }
-    if (i < len) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
-        out[o++] = b64u[v >> 18 & 63];
-        out[o++] = b64u[v >> 12 & 63];
-        if (i + 1 < len)
-            out[o++] = b64u[v >> 6 & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64u_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/* Strict: base64url without padding; out holds len*3/4 + 1 bytes. @return the decoded length or -1 */
-static long b64u_decode(const char *in, size_t len, uint8_t *out)
-{
-    uint32_t acc = 0;
-    size_t o = 0;
-    int bits = 0;
-
-    if (len % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64u_val(in[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    return acc != 0 ? -1 : (long)o;
-}
-
 int oauth_ticket_init(oauth_t *o)
 {
     return RAND_bytes(o->ticket_key, sizeof(o->ticket_key)) == 1 ? OAUTH_OK : OAUTH_ERR_INTERNAL;
@@ -113,7 +55,7 @@ static int mac(const oauth_t *o, const char *const *parts, size_t n, char out[MA
     EVP_MAC_free(m);
     if (!ok)
         return OAUTH_ERR_INTERNAL;
-    b64u_encode(md, sizeof(md), out);
+    oauth_b64_encode(md, sizeof(md), out, OAUTH_B64_URL);
     OPENSSL_cleanse(md, sizeof(md));
     return OAUTH_OK;
 }
@@ -179,7 +121,7 @@ int oauth_ticket_new(oauth_t *o, const char *purpose, char cookie[OAUTH_TICKET_C
         return OAUTH_ERR_INVAL;
     if (RAND_bytes(nonce, sizeof(nonce)) != 1)
         return OAUTH_ERR_INTERNAL;
-    b64u_encode(nonce, sizeof(nonce), n64);
+    oauth_b64_encode(nonce, sizeof(nonce), n64, OAUTH_B64_URL);
     snprintf(created, sizeof(created), "%" PRId64, oauth_clock(o));
     const char *parts[] = {"csc-ticket-cookie", purpose, n64, created};
     if ((rc = mac(o, parts, 4, m)) != OAUTH_OK)
@@ -212,7 +154,7 @@ int oauth_ticket_form(oauth_t *o, const char *purpose, const char *cookie, const
     size_t blen = (len + 2) / 3 * 4 + 1;
     if (!(b = malloc(blen)) || !(f = malloc(blen + 1 + sizeof(expires) + 1 + sizeof(m))))
         goto out;
-    b64u_encode((const uint8_t *)payload, len, b);
+    oauth_b64_encode((const uint8_t *)payload, len, b, OAUTH_B64_URL);
     const char *parts[] = {"csc-ticket-form", purpose, c.nonce, c.created_s, expires, b};
     if ((rc = mac(o, parts, 6, m)) != OAUTH_OK)
         goto out;
@@ -270,7 +212,7 @@ int oauth_ticket_check(oauth_t *o, const char *purpose, const char *cookie, cons
         rc = OAUTH_ERR_EXPIRED;
     if (rc == OAUTH_OK && !(p = malloc(blen * 3 / 4 + 1)))
         rc = OAUTH_ERR_INTERNAL;
-    long n = rc == OAUTH_OK ? b64u_decode(b, blen, p) : -1;
+    long n = rc == OAUTH_OK ? oauth_b64_decode(b, blen, p, blen * 3 / 4 + 1, OAUTH_B64_URL) : -1;
     if (rc == OAUTH_OK && (n < 0 || (size_t)n > OAUTH_TICKET_PAYLOAD_MAX || memchr(p, '\0', (size_t)n)))
         rc = OAUTH_ERR_INVALID;
     free(b);

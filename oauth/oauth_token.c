@@ -1,6 +1,7 @@
 /*
- * oauth_token.c - auth/login (password and refresh token), bearer token
- * validation and revocation (RFC 7009).
+ * oauth_token.c - auth/login with a password, bearer token validation and
+ * revocation (RFC 7009). auth/login with a refresh token is the token
+ * endpoint's refresh flow without a client (oauth_grant.c).
  *
  * Token values are 32 random bytes in base64url; storage only ever sees their
  * SHA-256. Every decision that reaches storage is written together with its
@@ -18,22 +19,6 @@
 
 /* ---- shared ------------------------------------------------------------- */
 
-static int put_token(stor_txn_t *t, const uint8_t hash[32], uint32_t kind, uint32_t scope, const char *user,
-                     const uint8_t grant[16], int64_t now, unsigned ttl)
-{
-    stor_token_t tok;
-
-    memset(&tok, 0, sizeof(tok));
-    memcpy(tok.hash, hash, 32);
-    tok.kind = kind;
-    tok.scope = scope;
-    oauth_copy(tok.user, sizeof(tok.user), user);
-    memcpy(tok.grant, grant, 16);
-    tok.issued_at = now;
-    tok.expires_at = now + (int64_t)ttl;
-    return stor_txn_token_put(t, &tok);
-}
-
 static int append(stor_txn_t *t, stor_audit_t *rec, const uint8_t hash[32], const char *detail)
 {
     if (hash && oauth_token_ref(hash, rec->authz_ref) != OAUTH_OK)
@@ -42,8 +27,7 @@ static int append(stor_txn_t *t, stor_audit_t *rec, const uint8_t hash[32], cons
     return stor_txn_audit_append(t, rec);
 }
 
-/* Status of a user, without keeping its verifier and TOTP secret around. */
-static int user_status(stor_txn_t *t, const char *name, uint32_t *status)
+int oauth_user_status(stor_txn_t *t, const char *name, uint32_t *status)
 {
     stor_user_t u;
     int rc = stor_txn_user_get(t, name, &u);
@@ -97,10 +81,11 @@ static int login_outcome(stor_txn_t *t, login_ctx_t *c, stor_user_t *u)
     }
     if (oauth_lock_success(&u->failed_logins, &u->locked_until, &u->locks) && (rc = stor_txn_user_put(t, u, 0)) < 0)
         return rc;
-    rc = put_token(t, c->access, STOR_TOKEN_ACCESS, STOR_SCOPE_SERVICE, u->name, c->grant, c->now, cfg->access_ttl);
+    rc = oauth_txn_token_new(t, c->access, STOR_TOKEN_ACCESS, STOR_SCOPE_SERVICE, u->name, NULL, NULL, c->grant,
+                             c->now, c->now + (int64_t)cfg->access_ttl);
     if (rc >= 0 && c->remember)
-        rc = put_token(t, c->refresh, STOR_TOKEN_REFRESH, STOR_SCOPE_SERVICE, u->name, c->grant, c->now,
-                       cfg->refresh_ttl);
+        rc = oauth_txn_token_new(t, c->refresh, STOR_TOKEN_REFRESH, STOR_SCOPE_SERVICE, u->name, NULL, NULL, c->grant,
+                                 c->now, c->now + (int64_t)cfg->refresh_ttl);
     return rc;
 }
 
@@ -235,104 +220,6 @@ out:
     return rc;
 }
 
-/* ---- login with a refresh token ----------------------------------------- */
-
-typedef struct {
-    const oauth_t *o;
-    const char *client;
-    int64_t now;
-    uint8_t refresh[32];
-    uint8_t access[32];
-    int rc;
-} refresh_ctx_t;
-
-static int refresh_decide(stor_txn_t *t, refresh_ctx_t *c, const stor_token_t *tok, const char **why)
-{
-    uint32_t status;
-    int rc;
-
-    c->rc = OAUTH_ERR_INVALID;
-    *why = "refresh: not a refresh token";
-    if (tok->kind != STOR_TOKEN_REFRESH)
-        return 0;
-    /* An OAuth client's refresh token rotates at the token endpoint; here it would skip the rotation. */
-    *why = "refresh: issued to an OAuth client";
-    if (tok->client[0])
-        return 0;
-    *why = "refresh: revoked";
-    if (tok->revoked)
-        return 0;
-    c->rc = OAUTH_ERR_EXPIRED;
-    *why = "refresh: expired";
-    if (tok->expires_at <= c->now)
-        return 0;
-    if ((rc = user_status(t, tok->user, &status)) == STOR_ERR_NOTFOUND) {
-        c->rc = OAUTH_ERR_INVALID;
-        *why = "refresh: unknown user";
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    if (status != STOR_USER_ACTIVE) {
-        c->rc = OAUTH_ERR_DISABLED;
-        *why = "refresh: disabled";
-        return 0;
-    }
-    c->rc = OAUTH_OK;
-    *why = "refresh";
-    return put_token(t, c->access, STOR_TOKEN_ACCESS, tok->scope, tok->user, tok->grant, c->now,
-                     c->o->cfg.access_ttl);
-}
-
-static int refresh_apply(stor_txn_t *t, void *arg)
-{
-    refresh_ctx_t *c = arg;
-    stor_token_t tok;
-    stor_audit_t rec;
-    const char *why = "refresh: unknown token";
-    int rc;
-
-    memset(&tok, 0, sizeof(tok));
-    c->rc = OAUTH_ERR_INVALID;
-    rc = stor_txn_token_get(t, c->refresh, &tok);
-    if (rc < 0 && rc != STOR_ERR_NOTFOUND)
-        return rc;
-    if (rc == STOR_OK && (rc = refresh_decide(t, c, &tok, &why)) < 0)
-        return rc;
-    oauth_audit_init(&rec, STOR_EV_LOGIN, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, tok.user, NULL,
-                     c->client);
-    rc = append(t, &rec, c->rc == OAUTH_OK ? c->access : c->refresh, why);
-    return rc < 0 ? rc : 0;
-}
-
-int oauth_login_refresh(oauth_t *o, const char *refresh, size_t len, const char *client, oauth_tokens_t *out)
-{
-    refresh_ctx_t c;
-    int rc = OAUTH_ERR_INVAL;
-
-    memset(&c, 0, sizeof(c));
-    if (out)
-        memset(out, 0, sizeof(*out));
-    if (!o || !out)
-        goto out;
-    if ((rc = oauth_token_hash(refresh, len, c.refresh)) != OAUTH_OK)
-        goto out;
-    c.o = o;
-    c.client = client;
-    c.now = oauth_clock(o);
-    if ((rc = oauth_token_new(out->access, c.access)) != OAUTH_OK)
-        goto out;
-    if ((rc = oauth_rc(stor_write(o->cfg.stor, refresh_apply, &c))) == OAUTH_OK)
-        rc = c.rc;
-    if (rc == OAUTH_OK)
-        out->expires_in = o->cfg.access_ttl;
-out:
-    if (rc != OAUTH_OK && out)
-        OPENSSL_cleanse(out, sizeof(*out));
-    OPENSSL_cleanse(&c, sizeof(c));
-    return rc;
-}
-
 /* ---- validation --------------------------------------------------------- */
 
 typedef struct {
@@ -373,7 +260,7 @@ static int check_read(stor_txn_t *t, void *arg)
     /* client_credentials tokens speak for the client alone: no user to check. */
     if (!tok.user[0] && !tok.client[0])
         return OAUTH_ERR_INVALID;
-    if (tok.user[0] && (rc = user_status(t, tok.user, &status)) == STOR_ERR_NOTFOUND)
+    if (tok.user[0] && (rc = oauth_user_status(t, tok.user, &status)) == STOR_ERR_NOTFOUND)
         return OAUTH_ERR_INVALID;
     if (rc < 0)
         return rc;

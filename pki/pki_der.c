@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <stdarg.h>
 #include <time.h>
@@ -305,4 +306,27 @@ void pki_hex(const uint8_t *in, size_t n, char *out)
         out[2 * i + 1] = digits[in[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+long pki_unhex(const char *s, size_t n, uint8_t *out, size_t outsz)
+{
+    size_t len = (n + 1) / 2;
+
+    if ((s == NULL && n > 0) || len > outsz || len > LONG_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (hex_digit(s[i]) < 0)
+            return -1;
+    memset(out, 0, len);
+    /* From the last digit back: an odd count leaves the first byte's high nibble zero. */
+    for (size_t i = 0; i < n; i++) {
+        size_t from_end = n - 1 - i;
+        out[len - 1 - from_end / 2] |= (uint8_t)(hex_digit(s[i]) << (from_end % 2 ? 4 : 0));
+    }
+    return (long)len;
 }

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include "adm.h"
 #include "srv.h"
+#include "srv_audit.h"
 
 static void usage(FILE *f)
 {
@@ -495,7 +496,6 @@ static int load_pem_pub(const char *file, EVP_PKEY **out)
 
 static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
 {
-    unsigned long problems = 0, head_problems = 0;
     EVP_PKEY *pub = NULL;
     int rc;
 
@@ -508,24 +508,26 @@ static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
     } else if (hsm != NULL) {
         (void)csc_audit_key_pub(hsm, &pub); /* no key: signed heads are reported as unverifiable */
     }
-    rc = adm_audit_verify(stor, stdout, &problems);
-    if (rc == 0)
-        rc = adm_audit_verify_heads(stor, pub, stdout, &head_problems);
+    rc = srv_audit_verify(stor, pub, stdout);
     EVP_PKEY_free(pub);
-    return rc == 0 && problems == 0 && head_problems == 0 ? 0 : 1;
+    return rc;
 }
 
 static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, char **argv)
 {
     adm_audit_filter_t f = {0};
+    char err[256];
     int64_t ms;
+    int json = 0;
 
     if (argc >= 1 && strcmp(argv[0], "verify") == 0)
         return cmd_audit_verify(stor, hsm, argc - 1, argv + 1);
     if (argc == 1 && strcmp(argv[0], "key-init") == 0) {
         int created = 0;
-        if (adm_audit_key_init(stor, hsm, op, &created) != 0)
+        if (adm_audit_key_init(stor, hsm, op, &created, err, sizeof(err)) != ADM_OK) {
+            fprintf(stderr, "csc-admin: %s\n", err);
             return 1;
+        }
         printf(created ? "audit key created in the HSM (EC P-256)\n" : "audit key present in the HSM\n");
         return 0;
     }
@@ -539,19 +541,21 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
         return rc == CSC_AUDIT_SIGN_OK || rc == CSC_AUDIT_SIGN_NOTHING ? 0 : 1;
     }
     if (argc == 2 && strcmp(argv[0], "export-key") == 0) {
-        if (adm_audit_key_export(hsm, argv[1]) != 0)
+        if (adm_audit_key_export(hsm, argv[1], err, sizeof(err)) != ADM_OK) {
+            fprintf(stderr, "csc-admin: %s\n", err);
             return 1;
+        }
         printf("audit public key written to %s\n", argv[1]);
         return 0;
     }
     if (argc == 1 && strcmp(argv[0], "heads") == 0)
-        return adm_audit_heads_list(stor, stdout) == 0 ? 0 : 1;
+        return srv_audit_heads(stor, stdout);
     if (argc < 1 || strcmp(argv[0], "query") != 0)
         goto bad;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(o, "--json") == 0) {
-            f.json = 1;
+            json = 1;
             continue;
         }
         if (v == NULL)
@@ -583,7 +587,7 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
             goto bad;
         }
     }
-    return adm_audit_query(stor, &f, stdout, NULL) == 0 ? 0 : 1;
+    return srv_audit_query(stor, &f, json != 0, stdout);
 bad:
     usage(stderr);
     return 2;
@@ -867,8 +871,11 @@ static int cmd_init(admin_ctx_t *x, int argc, char **argv)
         return 2;
     }
     int created = 0;
-    if (adm_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created) != 0)
+    char err[256];
+    if (adm_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created, err, sizeof(err)) != ADM_OK) {
+        fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
+    }
     printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->lmdb_path, x->cfg->pkcs11_token,
            hsm_sessions(x->m->hsm));
     return 0;

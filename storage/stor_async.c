@@ -38,53 +38,42 @@ typedef struct {
     int n;
 } fail_t;
 
+/* A pending job's key, unless the job belongs to another live process. */
+static int pending_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    uint32_t state, pid;
+    int rc;
+
+    (void)t;
+    (void)cur;
+    if ((rc = stor_codec_peek(STOR_REC_ASYNC, v->mv_data, v->mv_size, offsetof(stor_async_t, state), &state,
+                              sizeof(state))) != 0)
+        return rc;
+    if (state != STOR_ASYNC_PENDING || k->mv_size != 32 ||
+        stor_codec_peek(STOR_REC_ASYNC, v->mv_data, v->mv_size, offsetof(stor_async_t, owner_pid), &pid,
+                        sizeof(pid)) != 0)
+        return 0;
+    /* Another live process's job stays pending (errno EPERM: alive, someone else's). */
+    if (pid != 0 && pid != (uint32_t)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+        return 0;
+    return stor_hash_list_add(arg, k->mv_data);
+}
+
 static int fail_fn(stor_txn_t *t, void *arg)
 {
     fail_t *f = arg;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    stor_hash_list_t keys = { NULL, 0, 0 };
     stor_async_t rec;
-    uint8_t (*keys)[32] = NULL;
-    size_t n = 0, cap = 0;
     int rc;
 
     f->n = 0;
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     /* First collect the pending keys, then rewrite them: no writes while the cursor walks. */
-    if ((rc = mdb_cursor_open(t->txn, stor_dbi(t, STOR_DB_ASYNC), &cur)) != 0)
-        return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint32_t state;
-        if ((rc = stor_codec_peek(STOR_REC_ASYNC, v.mv_data, v.mv_size, offsetof(stor_async_t, state), &state,
-                                  sizeof(state))) != 0)
-            goto out;
-        uint32_t pid;
-        if (state != STOR_ASYNC_PENDING || k.mv_size != 32 ||
-            stor_codec_peek(STOR_REC_ASYNC, v.mv_data, v.mv_size, offsetof(stor_async_t, owner_pid), &pid,
-                            sizeof(pid)) != 0)
-            continue;
-        /* Another live process's job stays pending (errno EPERM: alive, someone else's). */
-        if (pid != 0 && pid != (uint32_t)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-            continue;
-        if (n == cap) {
-            void *p = realloc(keys, (cap = cap ? 2 * cap : 64) * sizeof(*keys));
-            if (p == NULL) {
-                rc = STOR_ERR_NOMEM;
-                goto out;
-            }
-            keys = p;
-        }
-        memcpy(keys[n++], k.mv_data, 32);
-    }
-    if (rc != MDB_NOTFOUND) {
-        rc = stor_txn_fail(t, rc);
+    if ((rc = stor_walk(t, STOR_DB_ASYNC, STOR_WALK_ALL, NULL, pending_row, &keys)) != 0)
         goto out;
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if ((rc = stor_txn_async_get(t, keys[i], &rec)) != 0)
+    for (size_t i = 0; i < keys.n; i++) {
+        if ((rc = stor_txn_async_get(t, keys.h[i], &rec)) != 0)
             goto out;
         rec.state = STOR_ASYNC_FAILED;
         rec.status = 500;
@@ -96,11 +85,8 @@ static int fail_fn(stor_txn_t *t, void *arg)
             goto out;
         f->n++;
     }
-    rc = 0;
 out:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    free(keys);
+    free(keys.h);
     return rc;
 }
 
@@ -120,32 +106,12 @@ typedef struct {
 static int purge_fn(stor_txn_t *t, void *arg)
 {
     purge_t *p = arg;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int64_t exp;
     int rc;
 
     p->n = 0;
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
-    if ((rc = mdb_cursor_open(t->txn, stor_dbi(t, STOR_DB_ASYNC), &cur)) != 0)
-        return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = stor_codec_peek(STOR_REC_ASYNC, v.mv_data, v.mv_size, offsetof(stor_async_t, expires_ms), &exp,
-                                  sizeof(exp))) != 0)
-            goto out;
-        if (exp >= p->now)
-            continue;
-        if ((rc = mdb_cursor_del(cur, 0)) != 0) {
-            rc = stor_txn_fail(t, rc);
-            goto out;
-        }
-        p->n++;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    return rc;
+    return stor_purge_table(t, STOR_DB_ASYNC, STOR_REC_ASYNC, offsetof(stor_async_t, expires_ms), p->now, &p->n);
 }
 
 int stor_async_purge(stor_env_t *env, int64_t now_ms)

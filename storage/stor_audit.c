@@ -125,34 +125,32 @@ typedef struct each_arg {
     void *arg;
 } each_arg_t;
 
+/* digests point into the map, which stays valid until this read txn ends */
+static int audit_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    each_arg_t *e = arg;
+    stor_audit_t rec;
+    uint8_t key[8];
+    int rc;
+
+    (void)t;
+    (void)cur;
+    if ((rc = stor_codec_decode(STOR_REC_AUDIT, v->mv_data, v->mv_size, &rec)) != 0)
+        return rc;
+    be_put(key, rec.seq, 8);
+    if (k->mv_size != 8 || memcmp(k->mv_data, key, 8) != 0)
+        return STOR_ERR_CORRUPT;
+    return e->fn(&rec, e->arg);
+}
+
 static int audit_each_fn(stor_txn_t *t, void *arg)
 {
     each_arg_t *e = arg;
-    MDB_cursor *cur = NULL;
-    stor_audit_t rec;
     uint8_t key[8];
-    MDB_val k = { 8, key }, v;
-    int rc;
+    MDB_val k = { 8, key };
 
     be_put(key, e->from, 8);
-    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_AUDIT], &cur)) != 0)
-        return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        /* digests point into the map, which stays valid until this read txn ends */
-        if ((rc = stor_codec_decode(STOR_REC_AUDIT, v.mv_data, v.mv_size, &rec)) != 0)
-            goto out;
-        be_put(key, rec.seq, 8);
-        if (k.mv_size != 8 || memcmp(k.mv_data, key, 8) != 0) {
-            rc = STOR_ERR_CORRUPT;
-            goto out;
-        }
-        if ((rc = e->fn(&rec, e->arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    return rc;
+    return stor_walk(t, STOR_DB_AUDIT, STOR_WALK_FROM, &k, audit_row, e);
 }
 
 int stor_audit_each(stor_env_t *env, uint64_t from, stor_audit_each_fn fn, void *arg)
@@ -170,6 +168,7 @@ typedef struct scan_arg {
     stor_audit_scan_fn fn;
     void *arg;
     stor_audit_tip_t *tip;
+    stor_audit_raw_t *r;  /* scratch: one record at a time */
 } scan_arg_t;
 
 static void scan_tip(stor_txn_t *t, stor_audit_tip_t *tip)
@@ -217,35 +216,33 @@ static int scan_one(const MDB_val *k, const MDB_val *v, stor_audit_raw_t *r)
     return 0;
 }
 
+static int scan_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    scan_arg_t *s = arg;
+    int rc;
+
+    (void)t;
+    (void)cur;
+    return (rc = scan_one(k, v, s->r)) != 0 ? rc : s->fn(s->r, s->arg);
+}
+
 static int audit_scan_fn(stor_txn_t *t, void *arg)
 {
     scan_arg_t *s = arg;
-    MDB_cursor *cur = NULL;
-    stor_audit_raw_t *r = malloc(sizeof(*r));
-    MDB_val k, v;
     int rc;
 
-    if (r == NULL)
+    if ((s->r = malloc(sizeof(*s->r))) == NULL)
         return STOR_ERR_NOMEM;
     scan_tip(t, s->tip);
-    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_AUDIT], &cur)) != 0) {
-        rc = stor_txn_fail(t, rc);
-        goto out;
-    }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = scan_one(&k, &v, r)) != 0 || (rc = s->fn(r, s->arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    free(r);
+    rc = stor_walk(t, STOR_DB_AUDIT, STOR_WALK_ALL, NULL, scan_row, s);
+    free(s->r);
+    s->r = NULL;
     return rc;
 }
 
 int stor_audit_scan(stor_env_t *env, stor_audit_scan_fn fn, void *arg, stor_audit_tip_t *tip)
 {
-    scan_arg_t s = { fn, arg, tip };
+    scan_arg_t s = { fn, arg, tip, NULL };
 
     if (fn == NULL || tip == NULL)
         return STOR_ERR_INVAL;

@@ -73,39 +73,42 @@ int stor_txn_signed_head_put(stor_txn_t *t, const stor_signed_head_t *h)
     return stor_put_rec(t, STOR_DB_AUDIT_HEADS, &k, STOR_REC_SIGNED_HEAD, h, MDB_NOOVERWRITE);
 }
 
+typedef struct head_each {
+    stor_signed_head_each_fn fn;
+    void *arg;
+} head_each_t;
+
+/* A head that does not decode, or sits under another seq's key, reaches fn as STOR_ERR_CORRUPT with the key's seq. */
+static int head_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    head_each_t *e = arg;
+    stor_signed_head_t h;
+    uint64_t kseq = 0;
+    int st;
+
+    (void)t;
+    (void)cur;
+    for (size_t i = 0; i < k->mv_size && i < 8; i++)
+        kseq = kseq << 8 | ((const uint8_t *)k->mv_data)[i];
+    st = stor_codec_decode(STOR_REC_SIGNED_HEAD, v->mv_data, v->mv_size, &h);
+    if (st != 0 || k->mv_size != 8) {
+        memset(&h, 0, sizeof(h));
+        st = STOR_ERR_CORRUPT;
+    }
+    if (st == 0 && h.seq != kseq)
+        st = STOR_ERR_CORRUPT; /* a head moved under another key */
+    if (st != 0)
+        h.seq = kseq;
+    return e->fn(&h, st, e->arg);
+}
+
 int stor_txn_signed_head_each(stor_txn_t *t, stor_signed_head_each_fn fn, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    stor_signed_head_t h;
-    MDB_val k, v;
-    int rc, st;
+    head_each_t e = { fn, arg };
 
     if (fn == NULL)
         return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_AUDIT_HEADS], &cur)) != 0)
-        return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint64_t kseq = 0;
-        for (size_t i = 0; i < k.mv_size && i < 8; i++)
-            kseq = kseq << 8 | ((const uint8_t *)k.mv_data)[i];
-        st = stor_codec_decode(STOR_REC_SIGNED_HEAD, v.mv_data, v.mv_size, &h);
-        if (st != 0 || k.mv_size != 8) {
-            memset(&h, 0, sizeof(h));
-            st = STOR_ERR_CORRUPT;
-        }
-        if (st == 0 && h.seq != kseq)
-            st = STOR_ERR_CORRUPT; /* a head moved under another key */
-        if (st != 0)
-            h.seq = kseq;
-        if ((rc = fn(&h, st, arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    return rc;
+    return stor_walk(t, STOR_DB_AUDIT_HEADS, STOR_WALK_ALL, NULL, head_row, &e);
 }
 
 int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz)

@@ -149,6 +149,51 @@ int stor_name_check(const char *name);
 /** The LMDB handle of table db (for the files of storage/ that add tables). */
 MDB_dbi stor_dbi(const stor_txn_t *t, int db);
 
+/* ---- walking a table (stor_txn.c): the one cursor loop of storage/ ---------- */
+
+typedef enum {
+    STOR_WALK_ALL,   /**< every row, in key order (key unused) */
+    STOR_WALK_FROM,  /**< the rows whose key is >= *key, in key order */
+    STOR_WALK_DUPS,  /**< the values of *key in a dupsort table, in value order */
+} stor_walk_t;
+
+/** One row of a walk. k and v point into the map; cur is the walk's cursor (fn may mdb_cursor_del the row, but
+ *  must not write to the walked table otherwise). A non-zero return stops the walk and is its result. */
+typedef int (*stor_row_fn)(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg);
+/**
+ * Open a cursor on table db, call fn for each row that how (and key) selects, close it.
+ * @return 0 after the last row, fn's first non-zero return, or the STOR code of an LMDB failure (or of t).
+ */
+int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, stor_row_fn fn, void *arg);
+
+/** The typed callback of stor.h that stor_walk_recs calls: the member that matches type. */
+typedef struct stor_rec_cb {
+    stor_rec_type_t type;   /**< STOR_REC_USER, _CRED, _TOKEN, _CLIENT, _OPERATOR or _APPROVAL */
+    int via;                /**< -1: the rows' values are the records; else the table the values are keys of (the
+                             *   walked table is its index; a row whose record is missing is STOR_ERR_CORRUPT) */
+    union {
+        stor_user_each_fn user;
+        stor_cred_each_fn cred;
+        stor_token_each_fn token;
+        stor_client_each_fn client;
+        stor_operator_each_fn op;
+        stor_approval_each_fn approval;
+    } fn;
+    void *arg;
+} stor_rec_cb_t;
+/** A growing list of 32-byte keys: what a walk collects to change once the cursor is closed. */
+typedef struct stor_hash_list {
+    uint8_t (*h)[32];
+    size_t n, cap;
+} stor_hash_list_t;
+/** Append the 32 bytes at h (the list grows by doubling). @return 0 or STOR_ERR_NOMEM */
+int stor_hash_list_add(stor_hash_list_t *l, const void *h);
+/** Delete the rows of table db whose record (of type; its int64 expiry at exp_off) expired before now; tokens also
+ *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX). Writable t. */
+int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, int64_t now, int *n);
+/** stor_walk that decodes each record into one heap copy, wiped and freed at the end, and calls cb with it. */
+int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, const stor_rec_cb_t *cb);
+
 /* ---- audit (stor_audit.c) --------------------------------------------- */
 
 /**

@@ -1,7 +1,7 @@
 /*
  * stor_operator.c - csc-admin operators, their login sessions and the commands waiting for a second
- * operator's approval (J14). Three tables of their own; the accessors share one walk (name-keyed get/del:
- * stor_txn.c).
+ * operator's approval (J14). Three tables of their own; walks and name-keyed get/del
+ * are stor_txn.c's (stor_walk, stor_walk_recs).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,35 +14,6 @@
 #include "stor_int.h"
 
 #define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
-
-typedef int (*kv_each_fn)(const void *rec, void *arg);
-
-/* Walk a table in key order, decoding each value into a heap copy that is wiped afterwards. */
-static int kv_each(stor_txn_t *t, int db, stor_rec_type_t type, size_t size, kv_each_fn fn, void *arg)
-{
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    void *rec;
-    int rc;
-
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    if ((rec = malloc(size)) == NULL)
-        return STOR_ERR_NOMEM;
-    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[db], &cur)) != 0) {
-        rc = stor_txn_fail(t, rc);
-        goto out;
-    }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = stor_codec_decode(type, v.mv_data, v.mv_size, rec)) != 0 || (rc = fn(rec, arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    OPENSSL_clear_free(rec, size);
-    return rc;
-}
 
 /* ---- operators ----------------------------------------------------------- */
 
@@ -72,26 +43,11 @@ int stor_txn_operator_del(stor_txn_t *t, const char *name)
     return stor_del_by_name(t, STOR_DB_OPERATORS, name);
 }
 
-typedef struct thunk {
-    stor_operator_each_fn op_fn;
-    stor_approval_each_fn ap_fn;
-    void *arg;
-} thunk_t;
-
-static int operator_thunk(const void *rec, void *arg)
-{
-    thunk_t *th = arg;
-
-    return th->op_fn(rec, th->arg);
-}
-
 int stor_txn_operator_each(stor_txn_t *t, stor_operator_each_fn fn, void *arg)
 {
-    thunk_t th = { fn, NULL, arg };
+    stor_rec_cb_t cb = { STOR_REC_OPERATOR, -1, { .op = fn }, arg };
 
-    if (fn == NULL)
-        return STOR_ERR_INVAL;
-    return kv_each(t, STOR_DB_OPERATORS, STOR_REC_OPERATOR, sizeof(stor_operator_t), operator_thunk, &th);
+    return stor_walk_recs(t, STOR_DB_OPERATORS, STOR_WALK_ALL, NULL, &cb);
 }
 
 /* ---- operator sessions --------------------------------------------------- */
@@ -156,20 +112,11 @@ int stor_txn_approval_del(stor_txn_t *t, const char *id)
     return stor_del_by_name(t, STOR_DB_APPROVALS, id);
 }
 
-static int approval_thunk(const void *rec, void *arg)
-{
-    thunk_t *th = arg;
-
-    return th->ap_fn(rec, th->arg);
-}
-
 int stor_txn_approval_each(stor_txn_t *t, stor_approval_each_fn fn, void *arg)
 {
-    thunk_t th = { NULL, fn, arg };
+    stor_rec_cb_t cb = { STOR_REC_APPROVAL, -1, { .approval = fn }, arg };
 
-    if (fn == NULL)
-        return STOR_ERR_INVAL;
-    return kv_each(t, STOR_DB_APPROVALS, STOR_REC_APPROVAL, sizeof(stor_approval_t), approval_thunk, &th);
+    return stor_walk_recs(t, STOR_DB_APPROVALS, STOR_WALK_ALL, NULL, &cb);
 }
 
 /* ---- delegations (J1) ----------------------------------------------------- */
@@ -210,34 +157,38 @@ int stor_txn_delegation_del(stor_txn_t *t, const char *user, const char *cred)
     return rc != 0 ? stor_txn_fail(t, rc) : 0;
 }
 
+typedef struct deleg_each {
+    stor_delegation_each_fn fn;
+    void *arg;
+} deleg_each_t;
+
+static int deleg_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    deleg_each_t *e = arg;
+    char id[STOR_NAME_MAX + 1];
+
+    (void)t;
+    (void)cur;
+    (void)k;
+    if (v->mv_size == 0 || v->mv_size > STOR_NAME_MAX)
+        return STOR_ERR_CORRUPT;
+    memcpy(id, v->mv_data, v->mv_size);
+    id[v->mv_size] = '\0';
+    return e->fn(id, e->arg);
+}
+
 int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_each_fn fn, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    char id[STOR_NAME_MAX + 1];
+    deleg_each_t e = { fn, arg };
+    MDB_val k;
     int rc;
 
     if (fn == NULL)
         return STOR_ERR_INVAL;
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(user)) != 0)
         return rc;
-    if ((rc = mdb_cursor_open(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &cur)) != 0)
-        return stor_txn_fail(t, rc);
     k = KEY(user, strlen(user));
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        if (v.mv_size == 0 || v.mv_size > STOR_NAME_MAX) {
-            rc = STOR_ERR_CORRUPT;
-            goto out;
-        }
-        memcpy(id, v.mv_data, v.mv_size);
-        id[v.mv_size] = '\0';
-        if ((rc = fn(id, arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    return rc;
+    return stor_walk(t, STOR_DB_DELEGATIONS, STOR_WALK_DUPS, &k, deleg_row, &e);
 }
 
 int stor_txn_approval_request(stor_txn_t *t, const char *requester, uint32_t role, int64_t ttl, uint32_t flags,

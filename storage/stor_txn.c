@@ -153,6 +153,105 @@ static int put_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
     return rc == MDB_KEYEXIST ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
 }
 
+/* ---- walking a table ------------------------------------------------------ */
+
+int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, stor_row_fn fn, void *arg)
+{
+    static const MDB_cursor_op first[] = { MDB_FIRST, MDB_SET_RANGE, MDB_SET_KEY };
+    static const MDB_cursor_op next[] = { MDB_NEXT, MDB_NEXT, MDB_NEXT_DUP };
+    MDB_cursor *cur = NULL;
+    MDB_val k = { 0, NULL }, v;
+    int rc;
+
+    if (fn == NULL || (unsigned)how > STOR_WALK_DUPS || (how != STOR_WALK_ALL && key == NULL))
+        return STOR_ERR_INVAL;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if (key != NULL)
+        k = *key;
+    if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &cur)) != 0)
+        return stor_txn_fail(t, rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, first[how]); rc == 0; rc = mdb_cursor_get(cur, &k, &v, next[how])) {
+        if ((rc = fn(t, cur, &k, &v, arg)) != 0)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+typedef struct rec_walk {
+    const stor_rec_cb_t *cb;
+    void *rec;
+} rec_walk_t;
+
+static size_t rec_size(stor_rec_type_t type)
+{
+    switch (type) {
+    case STOR_REC_USER: return sizeof(stor_user_t);
+    case STOR_REC_CRED: return sizeof(stor_cred_t);
+    case STOR_REC_TOKEN: return sizeof(stor_token_t);
+    case STOR_REC_CLIENT: return sizeof(stor_client_t);
+    case STOR_REC_OPERATOR: return sizeof(stor_operator_t);
+    case STOR_REC_APPROVAL: return sizeof(stor_approval_t);
+    default: return 0;
+    }
+}
+
+static int rec_call(const stor_rec_cb_t *cb, const void *rec)
+{
+    switch (cb->type) {
+    case STOR_REC_USER: return cb->fn.user(rec, cb->arg);
+    case STOR_REC_CRED: return cb->fn.cred(rec, cb->arg);
+    case STOR_REC_TOKEN: return cb->fn.token(rec, cb->arg);
+    case STOR_REC_CLIENT: return cb->fn.client(rec, cb->arg);
+    case STOR_REC_OPERATOR: return cb->fn.op(rec, cb->arg);
+    default: return cb->fn.approval(rec, cb->arg);
+    }
+}
+
+/* An index row's value is the key of its record in cb->via (a name or a 32-byte hash); a dangling row means the
+ * index is damaged. */
+static int rec_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    rec_walk_t *w = arg;
+    const stor_rec_cb_t *cb = w->cb;
+    char id[STOR_NAME_MAX + 1];
+    MDB_val rk;
+    int rc;
+
+    (void)cur;
+    (void)k;
+    if (cb->via < 0) {
+        rc = stor_codec_decode(cb->type, v->mv_data, v->mv_size, w->rec);
+    } else {
+        if (v->mv_size == 0 || v->mv_size > STOR_NAME_MAX)
+            return STOR_ERR_CORRUPT;
+        memcpy(id, v->mv_data, v->mv_size);
+        rk = KEY(id, v->mv_size);
+        rc = stor_get_rec(t, cb->via, &rk, cb->type, w->rec, rec_size(cb->type));
+        rc = rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
+    }
+    return rc != 0 ? rc : rec_call(cb, w->rec);
+}
+
+int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, const stor_rec_cb_t *cb)
+{
+    rec_walk_t w = { cb, NULL };
+    size_t size = cb != NULL ? rec_size(cb->type) : 0;
+    int rc;
+
+    /* Every member of the union is a function pointer: a NULL one reads as NULL through any of them. */
+    if (size == 0 || cb->fn.user == NULL)
+        return STOR_ERR_INVAL;
+    if ((w.rec = malloc(size)) == NULL)
+        return STOR_ERR_NOMEM;
+    rc = stor_walk(t, db, how, key, rec_row, &w);
+    OPENSSL_clear_free(w.rec, size);
+    return rc;
+}
+
 /* ---- users ------------------------------------------------------------- */
 
 int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out)
@@ -167,29 +266,9 @@ int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only)
 
 int stor_txn_user_each(stor_txn_t *t, stor_user_each_fn fn, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    stor_user_t u;
-    int rc;
+    stor_rec_cb_t cb = { STOR_REC_USER, -1, { .user = fn }, arg };
 
-    if (fn == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_USERS), &cur)) != 0)
-        return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = stor_codec_decode(STOR_REC_USER, v.mv_data, v.mv_size, &u)) != 0)
-            goto out;
-        rc = fn(&u, arg);
-        if (rc != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    OPENSSL_cleanse(&u, sizeof(u));
-    mdb_cursor_close(cur);
-    return rc;
+    return stor_walk_recs(t, STOR_DB_USERS, STOR_WALK_ALL, NULL, &cb);
 }
 
 /* ---- credentials ------------------------------------------------------- */
@@ -245,22 +324,6 @@ int stor_txn_cred_put(stor_txn_t *t, const stor_cred_t *c, int create_only)
     return put_index(t, STOR_DB_CREDS_BY_OWNER, &ok, &ov);
 }
 
-/* Load the credential an owner-index row points to; a dangling row means the index is damaged. */
-static int load_indexed_cred(stor_txn_t *t, const MDB_val *idv, stor_cred_t *c)
-{
-    char id[STOR_NAME_MAX + 1];
-    MDB_val k;
-    int rc;
-
-    if (idv->mv_size == 0 || idv->mv_size > STOR_NAME_MAX)
-        return STOR_ERR_CORRUPT;
-    memcpy(id, idv->mv_data, idv->mv_size);
-    id[idv->mv_size] = '\0';
-    k = KEY(id, idv->mv_size);
-    rc = stor_get_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, sizeof(*c));
-    return rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
-}
-
 int stor_txn_cred_change(stor_txn_t *t, const char *id, stor_cred_change_fn change, void *arg, stor_audit_t *audit)
 {
     stor_cred_t *c = malloc(sizeof(*c));
@@ -281,33 +344,15 @@ int stor_txn_cred_change(stor_txn_t *t, const char *id, stor_cred_change_fn chan
 
 int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    stor_cred_t *c = NULL;
-    MDB_val k, v;
+    stor_rec_cb_t cb = { STOR_REC_CRED, STOR_DB_CREDS, { .cred = fn }, arg };
+    MDB_val k;
     int rc;
 
-    if (fn == NULL)
-        return STOR_ERR_INVAL;
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(owner)) != 0)
         return rc;
-    if ((c = malloc(sizeof(*c))) == NULL)
-        return STOR_ERR_NOMEM;
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_CREDS_BY_OWNER), &cur)) != 0) {
-        rc = stor_txn_fail(t, rc);
-        goto out;
-    }
     k = KEY(owner, strlen(owner));
     /* Duplicates are sorted by memcmp of the id: that is credentialID order. */
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        if ((rc = load_indexed_cred(t, &v, c)) != 0 || (rc = fn(c, arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    if (c != NULL)
-        OPENSSL_clear_free(c, sizeof(*c));
-    return rc;
+    return stor_walk_recs(t, STOR_DB_CREDS_BY_OWNER, STOR_WALK_DUPS, &k, &cb);
 }
 
 /* ---- tokens ------------------------------------------------------------ */
@@ -381,14 +426,16 @@ int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32])
     return 0;
 }
 
-/* Set revoked on the token the index row points to; 1 if it changed. */
-static int revoke_one(stor_txn_t *t, const MDB_val *hv)
+/* Set revoked on the token the index row points to; arg counts the tokens that changed. */
+static int revoke_one(stor_txn_t *t, MDB_cursor *cur, const MDB_val *gk, const MDB_val *hv, void *arg)
 {
     stor_token_t tok;
     uint8_t hash[32];
     MDB_val k;
     int rc;
 
+    (void)cur;
+    (void)gk;
     if (hv->mv_size != 32)
         return STOR_ERR_CORRUPT;
     /* Copy: the put below may move the page the cursor's data points into. */
@@ -401,66 +448,33 @@ static int revoke_one(stor_txn_t *t, const MDB_val *hv)
     tok.revoked = 1;
     if ((rc = stor_put_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, &tok, 0)) != 0)
         return rc;
-    return 1;
+    (*(int *)arg)++;
+    return 0;
 }
 
 int stor_txn_token_revoke_grant(stor_txn_t *t, const uint8_t grant[16])
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    MDB_val k;
     int rc, n = 0;
 
     if (grant == NULL)
         return STOR_ERR_INVAL;
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_TOKENS_BY_GRANT), &cur)) != 0)
-        return stor_txn_fail(t, rc);
     k = KEY(grant, 16);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        if ((rc = revoke_one(t, &v)) < 0)
-            goto out;
-        n += rc;
-    }
-    rc = rc == MDB_NOTFOUND ? n : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    return rc;
+    rc = stor_walk(t, STOR_DB_TOKENS_BY_GRANT, STOR_WALK_DUPS, &k, revoke_one, &n);
+    return rc != 0 ? rc : n;
 }
 
 int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token_each_fn fn, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    stor_token_t tok;
-    uint8_t hash[32];
-    MDB_val k, v, hk;
-    int rc;
+    stor_rec_cb_t cb = { STOR_REC_TOKEN, STOR_DB_TOKENS, { .token = fn }, arg };
+    MDB_val k;
 
-    if (grant == NULL || fn == NULL)
+    if (grant == NULL)
         return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_TOKENS_BY_GRANT), &cur)) != 0)
-        return stor_txn_fail(t, rc);
     k = KEY(grant, 16);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        if (v.mv_size != 32) {
-            rc = STOR_ERR_CORRUPT;
-            goto out;
-        }
-        memcpy(hash, v.mv_data, 32);
-        hk = KEY(hash, 32);
-        if ((rc = stor_get_rec(t, STOR_DB_TOKENS, &hk, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0) {
-            rc = rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
-            goto out;
-        }
-        if ((rc = fn(&tok, arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    return rc;
+    return stor_walk_recs(t, STOR_DB_TOKENS_BY_GRANT, STOR_WALK_DUPS, &k, &cb);
 }
 
 /* ---- SADs and pending SADs ------------------------------------------------ */
@@ -543,32 +557,10 @@ int stor_txn_client_del(stor_txn_t *t, const char *id)
 
 int stor_txn_client_each(stor_txn_t *t, stor_client_each_fn fn, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    stor_client_t *c = NULL;
-    MDB_val k, v;
-    int rc;
+    stor_rec_cb_t cb = { STOR_REC_CLIENT, -1, { .client = fn }, arg };
 
-    if (fn == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    if ((c = malloc(sizeof(*c))) == NULL)
-        return STOR_ERR_NOMEM;
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, STOR_DB_CLIENTS), &cur)) != 0) {
-        rc = stor_txn_fail(t, rc);
-        goto out;
-    }
     /* Keys sort by memcmp: client_id order. */
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = stor_codec_decode(STOR_REC_CLIENT, v.mv_data, v.mv_size, c)) != 0 || (rc = fn(c, arg)) != 0)
-            goto out;
-    }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    if (c != NULL)
-        OPENSSL_clear_free(c, sizeof(*c));
-    return rc;
+    return stor_walk_recs(t, STOR_DB_CLIENTS, STOR_WALK_ALL, NULL, &cb);
 }
 
 /* ---- authorization codes ------------------------------------------------ */
@@ -596,12 +588,7 @@ int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code)
 
 /* ---- an operator's reset of a user ------------------------------------------ */
 
-typedef struct hash_list {
-    uint8_t (*h)[32];
-    size_t n, cap;
-} hash_list_t;
-
-static int hash_list_add(hash_list_t *l, const void *h)
+int stor_hash_list_add(stor_hash_list_t *l, const void *h)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 16;
@@ -615,46 +602,57 @@ static int hash_list_add(hash_list_t *l, const void *h)
     return 0;
 }
 
-/* The 32-byte keys of db whose record names user (at user_off), is unexpired at now (at exp_off; counted only
- * then) and, if flag_off is not 0, has the u32 at flag_off clear (a token not yet revoked, a code not yet used). */
-static int collect_user(stor_txn_t *t, int db, stor_rec_type_t type, const char *user, size_t user_off,
-                        size_t exp_off, size_t flag_off, int64_t now, hash_list_t *l, unsigned *live)
+/* What collect_user looks for, and where it lists what it found. */
+typedef struct collect {
+    stor_rec_type_t type;
+    const char *user;
+    size_t user_off, exp_off, flag_off;
+    int64_t now;
+    stor_hash_list_t *l;
+    unsigned *live;
+} collect_t;
+
+static int collect_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
 {
-    MDB_cursor *cur = NULL;
+    const collect_t *c = arg;
     char name[STOR_NAME_MAX + 1];
-    MDB_val k, v;
     int64_t exp;
     uint32_t flag;
     int rc;
 
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &cur)) != 0)
-        return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 32)
-            continue;
-        if ((rc = stor_codec_peek(type, v.mv_data, v.mv_size, user_off, name, sizeof(name))) != 0 ||
-            (rc = stor_codec_peek(type, v.mv_data, v.mv_size, exp_off, &exp, sizeof(exp))) != 0)
-            goto out;
-        if (strcmp(name, user) != 0)
-            continue;
-        if (flag_off != 0) {
-            if ((rc = stor_codec_peek(type, v.mv_data, v.mv_size, flag_off, &flag, sizeof(flag))) != 0)
-                goto out;
-            if (flag)
-                continue;
-        }
-        if ((rc = hash_list_add(l, k.mv_data)) != 0)
-            goto out;
-        if (exp >= now)
-            (*live)++;
+    (void)t;
+    (void)cur;
+    if (k->mv_size != 32)
+        return 0;
+    if ((rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->user_off, name, sizeof(name))) != 0 ||
+        (rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->exp_off, &exp, sizeof(exp))) != 0)
+        return rc;
+    if (strcmp(name, c->user) != 0)
+        return 0;
+    if (c->flag_off != 0) {
+        if ((rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->flag_off, &flag, sizeof(flag))) != 0)
+            return rc;
+        if (flag)
+            return 0;
     }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
-    return rc;
+    if ((rc = stor_hash_list_add(c->l, k->mv_data)) != 0)
+        return rc;
+    if (exp >= c->now)
+        (*c->live)++;
+    return 0;
 }
 
-static int del_listed(stor_txn_t *t, int db, const hash_list_t *l)
+/* The 32-byte keys of db whose record names user (at user_off), is unexpired at now (at exp_off; counted only
+ * then) and, if flag_off is not 0, has the u32 at flag_off clear (a token not yet revoked, a code not yet used). */
+static int collect_user(stor_txn_t *t, int db, stor_rec_type_t type, const char *user, size_t user_off,
+                        size_t exp_off, size_t flag_off, int64_t now, stor_hash_list_t *l, unsigned *live)
+{
+    collect_t c = { type, user, user_off, exp_off, flag_off, now, l, live };
+
+    return stor_walk(t, db, STOR_WALK_ALL, NULL, collect_row, &c);
+}
+
+static int del_listed(stor_txn_t *t, int db, const stor_hash_list_t *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         int rc = hash_del_in(t, db, l->h[i]);
@@ -666,7 +664,7 @@ static int del_listed(stor_txn_t *t, int db, const hash_list_t *l)
 
 int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_revoked_t *out)
 {
-    hash_list_t l = {0};
+    stor_hash_list_t l = {0};
     unsigned dead = 0;
     stor_token_t tok;
     int rc;
@@ -714,65 +712,76 @@ out:
 /* ---- purge ------------------------------------------------------------- */
 
 typedef struct purge {
+    int db;
+    stor_rec_type_t type;
+    size_t exp_off;
     int64_t now;
     int n;
 } purge_t;
 
-/* Delete the expired records of one table; tokens also lose their grant-index row. */
-static int purge_db(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, purge_t *p)
+/* Delete the row if its record expired before now; a token also loses its grant-index row. */
+static int purge_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
+    purge_t *p = arg;
     int64_t exp;
     int rc;
 
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &cur)) != 0)
-        return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = stor_codec_peek(type, v.mv_data, v.mv_size, exp_off, &exp, sizeof(exp))) != 0)
-            goto out;
-        if (exp >= p->now)
-            continue;
-        if (db == STOR_DB_TOKENS) {
-            uint8_t grant[16], hash[32];
-            MDB_val gk = KEY(grant, 16), hk = KEY(hash, 32);
-            if (k.mv_size != 32 ||
-                (rc = stor_codec_peek(type, v.mv_data, v.mv_size, offsetof(stor_token_t, grant), grant, 16)) != 0)
-                goto out;
-            memcpy(hash, k.mv_data, 32);
-            if ((rc = del_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &hk)) != 0)
-                goto out;
-        }
-        if ((rc = mdb_cursor_del(cur, 0)) != 0) {
-            rc = stor_txn_fail(t, rc);
-            goto out;
-        }
-        if (p->n < INT32_MAX)
-            p->n++;
+    if ((rc = stor_codec_peek(p->type, v->mv_data, v->mv_size, p->exp_off, &exp, sizeof(exp))) != 0)
+        return rc;
+    if (exp >= p->now)
+        return 0;
+    if (p->db == STOR_DB_TOKENS) {
+        uint8_t grant[16], hash[32];
+        MDB_val gk = KEY(grant, 16), hk = KEY(hash, 32);
+        if (k->mv_size != 32) /* not a token's key: left alone (the walk used to end here, silently) */
+            return 0;
+        if ((rc = stor_codec_peek(p->type, v->mv_data, v->mv_size, offsetof(stor_token_t, grant), grant, 16)) != 0)
+            return rc;
+        memcpy(hash, k->mv_data, 32);
+        if ((rc = del_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &hk)) != 0)
+            return rc;
     }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
-out:
-    mdb_cursor_close(cur);
+    if ((rc = mdb_cursor_del(cur, 0)) != 0)
+        return stor_txn_fail(t, rc);
+    if (p->n < INT32_MAX)
+        p->n++;
+    return 0;
+}
+
+int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, int64_t now, int *n)
+{
+    purge_t p = { db, type, exp_off, now, *n };
+    int rc = stor_walk(t, db, STOR_WALK_ALL, NULL, purge_row, &p);
+
+    *n = p.n;
     return rc;
 }
 
+typedef struct purge_all {
+    int64_t now;
+    int n;
+} purge_all_t;
+
 static int purge_fn(stor_txn_t *t, void *arg)
 {
-    purge_t *p = arg;
+    purge_all_t *p = arg;
     int rc;
 
     p->n = 0; /* a retried or rolled-back run must not count twice */
-    if ((rc = purge_db(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p)) != 0 ||
-        (rc = purge_db(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0 ||
-        (rc = purge_db(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p)) != 0 ||
-        (rc = purge_db(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at), p)) != 0)
+    if ((rc = stor_purge_table(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p->now,
+                               &p->n)) != 0 ||
+        (rc = stor_purge_table(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p->now, &p->n)) != 0 ||
+        (rc = stor_purge_table(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p->now,
+                               &p->n)) != 0 ||
+        (rc = stor_purge_table(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at),
+                               p->now, &p->n)) != 0)
         return rc;
-    return purge_db(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p);
+    return stor_purge_table(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p->now, &p->n);
 }
 
 int stor_purge_expired(stor_env_t *env, int64_t now)
 {
-    purge_t p = { .now = now, .n = 0 };
+    purge_all_t p = { .now = now, .n = 0 };
     int rc = stor_write(env, purge_fn, &p);
 
     return rc != 0 ? rc : p.n;

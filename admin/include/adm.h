@@ -5,7 +5,7 @@
  * Error model: every adm_ function that can fail returns ADM_OK (0) or a negative ADM_* code and, where it takes
  * (err, err_sz), writes a one-line reason (no secrets) into err. The codes below say what the caller can act on;
  * ADM_ERR is everything else (storage, HSM, memory). Exceptions, documented at each: adm_backup_init returns -2
- * when it needs the SO PIN; the audit functions (adm_audit_*) report to a FILE and stderr and return 0 / -1.
+ * when it needs the SO PIN. The audit functions (adm_audit_*) hand what they find to a callback; csc-admin prints it.
  *
  * Users (J1, J2), credentials and their keys and certificates (J6, J7), key backup and restore (J8), the
  * built-in time-stamping unit's and the audit log's keys, audit verify/query (J11), and the operators of
@@ -215,61 +215,78 @@ int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_s
 int adm_tsa_init(const adm_t *a, const char *id, const hsm_keyspec_t *key, const char *cn, char *err,
                        size_t err_sz);
 
-/* ---- the audit log and its signed heads (csc-admin audit; J11; adm_audit.c, adm_audit_heads.c) ---- */
+/* ---- the audit log and its signed heads (csc-admin audit; J11; adm_audit.c, adm_audit_heads.c) ----
+ * These return ADM_OK or ADM_ERR (reason in err) like the rest; what they find goes to the caller's callback
+ * and result struct, and csc-admin prints it (server/srv_audit.c). */
 
 /**
  * Create the audit key (EC P-256, in the HSM, sign only, never extractable, fixed CKA_ID "csc-audit-key-01")
- * if it is missing; audited as an admin action. @param[out] created 1 if made now. @return 0 or -1 (stderr).
+ * if it is missing; audited as an admin action. @param[out] created 1 if made now. @return ADM_OK or ADM_ERR.
  */
-int adm_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, int *created);
-/** Write the audit public key as PEM (SubjectPublicKeyInfo) to a new file. @return 0 or -1 (stderr). */
-int adm_audit_key_export(hsm_t *hsm, const char *file);
+int adm_audit_key_init(stor_env_t *stor, hsm_t *hsm, const char *operator_name, int *created, char *err,
+                       size_t err_sz);
+/** Write the audit public key as PEM (SubjectPublicKeyInfo) to a new file. @return ADM_OK or ADM_ERR. */
+int adm_audit_key_export(hsm_t *hsm, const char *file, char *err, size_t err_sz);
+
+/** The longest problem line the verifications hand over (NUL included; longer ones are cut). */
+#define ADM_AUDIT_LINE_MAX 512
+/** One problem a verification found, as one line of text (no newline). */
+typedef void (*adm_audit_problem_fn)(const char *line, void *arg);
+
+/** What a verification found besides its problem lines. */
+typedef struct adm_audit_verdict {
+    unsigned long problems;   /**< problem lines handed over (0 = intact) */
+    uint64_t count;           /**< adm_audit_verify: records read; adm_audit_verify_heads: signed heads read */
+    uint64_t last_seq;        /**< the head's seq in meta / the seq of the last readable signed head */
+    uint8_t head_hash[32];    /**< adm_audit_verify: the head's hash in meta */
+} adm_audit_verdict_t;
+
 /**
  * Check every signed head: its signature with pub (NULL: reported as a problem when heads exist), and that the
  * log's record at its seq exists and has exactly the signed hash ("log truncated: signed head at seq N but log
  * ends at M", "signed head at seq N: log rewritten (...)", "signed head at seq N: signature invalid (forged or
- * altered signed head)"). Prints one line per problem and a summary line.
- * @return 0 (see *problems) or -1 if the table cannot be read.
+ * altered signed head)"): one call of fn per problem.
+ * @return ADM_OK (see out) or ADM_ERR if the table cannot be read.
  */
-int adm_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, void *out, unsigned long *problems);
+int adm_audit_verify_heads(stor_env_t *stor, EVP_PKEY *pub, adm_audit_problem_fn fn, void *arg,
+                           adm_audit_verdict_t *out, char *err, size_t err_sz);
 
-/** Print the signed heads as JSON lines {seq, time_ms, signed_text, signature (base64 DER)}. @return 0 or -1. */
-int adm_audit_heads_list(stor_env_t *stor, void *out);
+/** Call fn for each signed head (with STOR_ERR_CORRUPT for an unreadable one), in seq order; one read transaction.
+ *  A non-zero return of fn stops the walk (ADM_ERR). @return ADM_OK or ADM_ERR. */
+int adm_audit_heads_each(stor_env_t *stor, stor_signed_head_each_fn fn, void *arg, char *err, size_t err_sz);
 
-
-/** Which records adm_audit_query() prints; zero-initialised = all. */
+/** Which records adm_audit_query() hands over; zero-initialised = all. */
 typedef struct adm_audit_filter {
-    const char *user;          /**< exact user name, NULL = any */
+    const char *user;          /**< exact user name (or the owner a delegate acted for), NULL = any */
     const char *cred;          /**< exact credential id, NULL = any */
     uint32_t event;            /**< a stor_event_t, 0 = any */
     int has_since, has_until;  /**< bounds in force */
     int64_t since_ms;          /**< record time >= since_ms (unix milliseconds) */
     int64_t until_ms;          /**< record time <= until_ms */
-    int json;                  /**< JSON lines instead of text lines */
 } adm_audit_filter_t;
 
 /**
  * Check the whole audit log from its stored bytes: every record's hash recomputed from its fields and prev_hash,
  * each prev_hash against the hash of the record before it, seqs 1, 2, 3... without gaps, and the head in meta
- * against the last record. Prints "audit log OK: N records, head HEX" to out, or one line per problem
- * ("record 17: altered (hash mismatch)", "record 18: chain broken (prev_hash does not match record 17)",
- * "records 20-21 missing", "record 9: unreadable", "head mismatch: meta says seq 40 / hash HEX, log ends at 39 ...")
- * followed by a summary line.
- * @param[in] out a FILE * for the report
- * @param[out] problems number of problems found (0 = intact)
- * @return 0 when the log could be read to its end (see *problems), -1 if it could not (a message is on stderr).
+ * against the last record. One call of fn per problem ("record 17: altered (hash mismatch)", "record 18: chain
+ * broken (prev_hash does not match record 17)", "records 20-21 missing", "record 9: unreadable", "head mismatch:
+ * meta says seq 40 / hash HEX, log ends at 39 ...").
+ * @param[out] out problems, records read, and the head in meta
+ * @return ADM_OK when the log could be read to its end (see out), ADM_ERR if it could not.
  * @note Read-only; one read transaction.
  */
-int adm_audit_verify(stor_env_t *stor, void *out, unsigned long *problems);
+int adm_audit_verify(stor_env_t *stor, adm_audit_problem_fn fn, void *arg, adm_audit_verdict_t *out, char *err,
+                     size_t err_sz);
 
+/** One record adm_audit_query() found; a non-zero return stops the query (ADM_ERR). Records hold no secrets. */
+typedef int (*adm_audit_record_fn)(const stor_audit_t *rec, void *arg);
 /**
- * Print the audit records that match f, one per line: text ("seq time event result user= cred= client=
- * digests= detail=") or JSON lines with digests in base64 and authz_ref/prev_hash/hash in hex. Strings are escaped:
- * nothing printed is raw control characters. Records hold no secrets, so none are printed.
- * @param[out] matched number of records printed (may be NULL)
- * @return 0, or -1 if the log cannot be read (a record cannot be decoded: run verify; message on stderr).
+ * Call fn for each audit record that matches f, in seq order.
+ * @param[out] matched number of records handed over (may be NULL)
+ * @return ADM_OK, or ADM_ERR if the log cannot be read (a record cannot be decoded: run verify).
  */
-int adm_audit_query(stor_env_t *stor, const adm_audit_filter_t *f, void *out, uint64_t *matched);
+int adm_audit_query(stor_env_t *stor, const adm_audit_filter_t *f, adm_audit_record_fn fn, void *arg,
+                    uint64_t *matched, char *err, size_t err_sz);
 
 /**
  * Parse a time for --since/--until: ISO-8601 UTC "2026-11-25T10:00:00Z" or unix seconds ("1795600000").

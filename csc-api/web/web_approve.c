@@ -93,25 +93,12 @@ typedef struct list_ctx {
     int64_t now;
 } list_ctx_t;
 
+/* The reference as pki_hex wrote it: 32 lower-case hex digits. */
 static int unhex16(const char *s, uint8_t out[16])
 {
-    if (s == NULL || strlen(s) != 32)
+    if (s == NULL || strlen(s) != 32 || strspn(s, "0123456789abcdef") != 32)
         return -1;
-    for (size_t i = 0; i < 16; i++) {
-        unsigned v = 0;
-        for (size_t k = 0; k < 2; k++) {
-            char ch = s[2 * i + k];
-            v <<= 4;
-            if (ch >= '0' && ch <= '9')
-                v |= (unsigned)(ch - '0');
-            else if (ch >= 'a' && ch <= 'f')
-                v |= (unsigned)(ch - 'a' + 10);
-            else
-                return -1;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return 0;
+    return pki_unhex(s, 32, out, 16) == 16 ? 0 : -1;
 }
 
 /* One pending request: what will be signed, and its two buttons. Runs with the table locked: memory work only. */

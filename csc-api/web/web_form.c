@@ -6,17 +6,6 @@
 #include <openssl/crypto.h>
 #include "web.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode in place; returns the new length or -1 (bad escape, NUL byte). */
 static long url_decode(char *s, size_t len)
 {
@@ -26,10 +15,10 @@ static long url_decode(char *s, size_t len)
         if (c == '+') {
             c = ' ';
         } else if (c == '%') {
-            int h, l;
-            if (i + 2 >= len || (h = hexval(s[i + 1])) < 0 || (l = hexval(s[i + 2])) < 0)
+            uint8_t byte;
+            if (i + 2 >= len || pki_unhex(s + i + 1, 2, &byte, 1) != 1)
                 return -1;
-            c = (char)(h << 4 | l);
+            c = (char)byte;
             i += 2;
         }
         if (c == '\0')

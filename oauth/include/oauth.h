@@ -152,6 +152,18 @@ int oauth_totp_uri(const char *issuer, const char *user, const uint8_t *secret, 
 int oauth_totp_check(const uint8_t *secret, size_t len, const char *otp, size_t otp_len, int64_t now,
                      unsigned window, int64_t *step);
 
+/* ---- base64 (oauth_b64.c: the one implementation, csc-api and admin use it too) ---- */
+
+#define OAUTH_B64_STD 0 /**< standard alphabet, padded; decoding also takes the URL-safe one (not mixed), padding optional */
+#define OAUTH_B64_URL 1 /**< base64url without padding, only */
+
+/** Base64 of in[0..len) into out, which holds 4 * ceil(len / 3) + 1 bytes; NUL-terminated.
+ *  @return the number of characters written */
+size_t oauth_b64_encode(const uint8_t *in, size_t len, char *out, int how);
+/** Strict decode (no whitespace, no non-zero trailing bits, padding correct if present) into out (outsz bytes).
+ *  @return the decoded length (0 for len 0), or -1 */
+long oauth_b64_decode(const char *in, size_t len, uint8_t *out, size_t outsz, int how);
+
 /* ---- bearer tokens ------------------------------------------------------ */
 
 /** Buffer size for a token or SAD value (base64url of 32 random bytes + NUL). */

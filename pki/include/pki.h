@@ -50,6 +50,12 @@ const char *pki_strerror(int rc);
 
 /** Lower-case hex of in[0..n) into out, which holds 2n + 1 bytes (NUL-terminated). */
 void pki_hex(const uint8_t *in, size_t n, char *out);
+/**
+ * The one hex decoder: the n hex digits at s (either case) into out, as a big-endian number (an odd n reads as if it
+ * had a leading 0). @return the number of bytes written, (n + 1) / 2, or -1 if a character is not a hex digit or out
+ * (outsz bytes) is too small (then out is unchanged).
+ */
+long pki_unhex(const char *s, size_t n, uint8_t *out, size_t outsz);
 
 /* ---- DER writer --------------------------------------------------------------------------------------- */
 

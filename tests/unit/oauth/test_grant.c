@@ -62,17 +62,6 @@ static oauth_token_response_t *resp(void)
     return t;
 }
 
-static void last_login_detail(const char *want, uint32_t result)
-{
-    auds_t *a = audit_read();
-    const aud_t *r = audit_last(a, STOR_EV_LOGIN);
-
-    ck_assert_ptr_nonnull(r);
-    ck_assert_str_eq(r->rec.detail, want);
-    ck_assert_uint_eq(r->rec.result, result);
-    free(a);
-}
-
 /* ---- authorization_code ----------------------------------------------------------------- */
 
 START_TEST(t_code_service)
@@ -481,6 +470,7 @@ START_TEST(t_refresh_refusals)
     ck_assert_int_eq(oauth_token_refresh(fx.o, &app, t->refresh, strlen(t->refresh), NULL), OAUTH_ERR_INVAL);
     /* auth/login does not take an OAuth client's refresh token (it would skip the rotation) */
     ck_assert_int_eq(oauth_login_refresh(fx.o, t->refresh, strlen(t->refresh), "c", &lt), OAUTH_ERR_INVALID);
+    last_login_detail("refresh: issued to an OAuth client", STOR_RES_DENIED);
     /* a client that lost the refresh_token grant */
     app.grants = GR_CODE;
     ck_assert_int_eq(refresh(&app, t->refresh, t2), OAUTH_ERR_INVALID);

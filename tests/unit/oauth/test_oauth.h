@@ -65,6 +65,8 @@ typedef struct {
 auds_t *audit_read(void);          /* free() the result */
 size_t audit_count(const auds_t *a, uint32_t event, uint32_t result);
 const aud_t *audit_last(const auds_t *a, uint32_t event);
+/* The latest STOR_EV_LOGIN record has this detail and result. */
+void last_login_detail(const char *want, uint32_t result);
 /* Fails if s appears in any audit record or in any file of the storage directory. */
 void assert_no_secret(const char *s);
 

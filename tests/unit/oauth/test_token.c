@@ -590,6 +590,7 @@ START_TEST(t_refresh_flow)
     ck_assert_mem_eq(r->rec.authz_ref, ref, 16);
     ck_assert_str_eq(r->rec.client, "10.0.0.2");
     ck_assert_str_eq(r->rec.user, "alice");
+    ck_assert_str_eq(r->rec.detail, "refresh");
     free(a);
     assert_no_secret(t.refresh);
     assert_no_secret(n.access);
@@ -608,25 +609,31 @@ START_TEST(t_refresh_errors)
     /* an access token is not a refresh token */
     ck_assert_int_eq(refresh(t.access, &n), OAUTH_ERR_INVALID);
     ck_assert_str_eq(n.access, "");
+    last_login_detail("refresh: not a refresh token", STOR_RES_DENIED);
     /* malformed, unknown */
     ck_assert_int_eq(refresh("abc", &n), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_login_refresh(fx.o, t.refresh, OAUTH_TOKEN_LEN - 1, "c", &n), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_login_refresh(fx.o, NULL, 0, "c", &n), OAUTH_ERR_INVALID);
     fresh_value(v, h);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_INVALID);
+    last_login_detail("refresh: unknown token", STOR_RES_DENIED);
     /* expired, revoked, unknown user */
     direct_token(v, STOR_TOKEN_REFRESH, "alice", oauth_now() - 1, 0);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_EXPIRED);
+    last_login_detail("refresh: expired", STOR_RES_DENIED);
     direct_token(v, STOR_TOKEN_REFRESH, "alice", oauth_now() + 600, 1);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_INVALID);
+    last_login_detail("refresh: revoked", STOR_RES_DENIED);
     direct_token(v, STOR_TOKEN_REFRESH, "ghost", oauth_now() + 600, 0);
     ck_assert_int_eq(refresh(v, &n), OAUTH_ERR_INVALID);
+    last_login_detail("refresh: unknown user", STOR_RES_DENIED);
     /* suspended user */
     u = get_user("alice");
     u.status = STOR_USER_SUSPENDED;
     put_user(&u);
     ck_assert_int_eq(refresh(t.refresh, &n), OAUTH_ERR_DISABLED);
     ck_assert_str_eq(n.access, "");
+    last_login_detail("refresh: disabled", STOR_RES_DENIED);
     ck_assert_int_eq(oauth_login_refresh(NULL, t.refresh, OAUTH_TOKEN_LEN, "c", &n), OAUTH_ERR_INVAL);
     ck_assert_int_eq(oauth_login_refresh(fx.o, t.refresh, OAUTH_TOKEN_LEN, "c", NULL), OAUTH_ERR_INVAL);
     auds_t *a = audit_read();
@@ -799,6 +806,50 @@ START_TEST(t_revoke_errors)
 }
 END_TEST
 
+/* ---- base64 (oauth_b64.c, also csc-api's and admin's) ------------------------------------ */
+
+static long dec(const char *s, int how, uint8_t *out, size_t outsz)
+{
+    return oauth_b64_decode(s, strlen(s), out, outsz, how);
+}
+
+START_TEST(t_b64)
+{
+    static const uint8_t raw[] = { 0xfb, 0xff, 0x01, 0xfe };
+    uint8_t out[8];
+    char enc[16];
+
+    ck_assert_uint_eq(oauth_b64_encode(raw, 4, enc, OAUTH_B64_STD), 8);
+    ck_assert_str_eq(enc, "+/8B/g==");
+    ck_assert_uint_eq(oauth_b64_encode(raw, 4, enc, OAUTH_B64_URL), 6);
+    ck_assert_str_eq(enc, "-_8B_g");
+    ck_assert_uint_eq(oauth_b64_encode(raw, 2, enc, OAUTH_B64_STD), 4);
+    ck_assert_str_eq(enc, "+/8=");
+    ck_assert_uint_eq(oauth_b64_encode(raw, 0, enc, OAUTH_B64_STD), 0);
+    ck_assert_str_eq(enc, "");
+    /* STD: either alphabet, padding optional */
+    ck_assert_int_eq(dec("+/8B/g==", OAUTH_B64_STD, out, sizeof(out)), 4);
+    ck_assert_mem_eq(out, raw, 4);
+    ck_assert_int_eq(dec("-_8B_g", OAUTH_B64_STD, out, sizeof(out)), 4);
+    ck_assert_mem_eq(out, raw, 4);
+    ck_assert_int_eq(dec("-_8B_g==", OAUTH_B64_STD, out, sizeof(out)), 4);
+    ck_assert_int_eq(dec("+_8B_g", OAUTH_B64_STD, out, sizeof(out)), -1); /* mixed */
+    /* URL: base64url without padding only */
+    ck_assert_int_eq(dec("-_8B_g", OAUTH_B64_URL, out, sizeof(out)), 4);
+    ck_assert_mem_eq(out, raw, 4);
+    ck_assert_int_eq(dec("-_8B_g==", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("+/8B/g", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("", OAUTH_B64_URL, out, sizeof(out)), 0);
+    /* both: no whitespace, no stray length, no non-zero trailing bits, no overflow of out */
+    ck_assert_int_eq(dec("Zm9v ", OAUTH_B64_STD, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("Zm9vY", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("Zh", OAUTH_B64_URL, out, sizeof(out)), -1);
+    ck_assert_int_eq(dec("Zg", OAUTH_B64_URL, out, sizeof(out)), 1);
+    ck_assert_int_eq(dec("Zm9vYmFy", OAUTH_B64_STD, out, 5), -1);
+    ck_assert_int_eq(dec("Zm9vYmFy", OAUTH_B64_STD, out, 6), 6);
+}
+END_TEST
+
 Suite *suite_token(void)
 {
     Suite *s = suite_create("oauth_token");
@@ -807,6 +858,7 @@ Suite *suite_token(void)
     tcase_set_timeout(tc, T_TIMEOUT);
     tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
     tcase_add_test(tc, t_new_config);
+    tcase_add_test(tc, t_b64);
     tcase_add_test(tc, t_login_ok);
     tcase_add_test(tc, t_login_remember);
     tcase_add_test(tc, t_login_wrong_password);

@@ -417,3 +417,14 @@ int get_client_rec(const char *id, stor_client_t *out)
 
     return stor_read(fx.stor, client_get_cb, &io);
 }
+
+void last_login_detail(const char *want, uint32_t result)
+{
+    auds_t *a = audit_read();
+    const aud_t *r = audit_last(a, STOR_EV_LOGIN);
+
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->rec.detail, want);
+    ck_assert_uint_eq(r->rec.result, result);
+    free(a);
+}

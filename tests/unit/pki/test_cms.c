@@ -28,6 +28,34 @@ static int der_is(const pki_der_t *d, const char *hex)
     return 1;
 }
 
+/* pki_hex and the one hex decoder, pki_unhex: either case, odd lengths, refusals that leave out alone. */
+START_TEST(t_hex)
+{
+    uint8_t out[4], big[3];
+    char hex[9];
+
+    ck_assert_int_eq(pki_unhex("000fA5ff", 8, out, sizeof(out)), 4);
+    ck_assert_mem_eq(out, "\x00\x0f\xa5\xff", 4);
+    pki_hex(out, 4, hex);
+    ck_assert_str_eq(hex, "000fa5ff");
+    ck_assert_int_eq(pki_unhex("abc", 3, out, sizeof(out)), 2); /* "0abc" */
+    ck_assert_mem_eq(out, "\x0a\xbc", 2);
+    ck_assert_int_eq(pki_unhex("7", 1, out, 1), 1);
+    ck_assert_uint_eq(out[0], 7);
+    ck_assert_int_eq(pki_unhex("", 0, out, 0), 0);
+    ck_assert_int_eq(pki_unhex("4142", 2, out, 1), 1); /* n counts digits, not the string */
+    ck_assert_uint_eq(out[0], 0x41);
+    memset(big, 0x55, sizeof(big));
+    ck_assert_int_eq(pki_unhex("0g", 2, big, sizeof(big)), -1);
+    ck_assert_int_eq(pki_unhex("0x12", 4, big, sizeof(big)), -1);
+    ck_assert_int_eq(pki_unhex("12 4", 4, big, sizeof(big)), -1);
+    ck_assert_int_eq(pki_unhex("1234567", 7, big, sizeof(big)), -1); /* 4 bytes into 3 */
+    ck_assert_int_eq(pki_unhex(NULL, 2, big, sizeof(big)), -1);
+    ck_assert_uint_eq(big[0], 0x55);
+    ck_assert_uint_eq(big[2], 0x55);
+}
+END_TEST
+
 START_TEST(t_der_primitives)
 {
     pki_der_t d;
@@ -457,6 +485,7 @@ Suite *pki_cms_suite(void)
     Suite *s = suite_create("pki_cms");
     TCase *tc = tcase_create("der");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_hex);
     tcase_add_test(tc, t_der_primitives);
     tcase_add_test(tc, t_cms_variants);
     tcase_add_test(tc, t_cms_signing_cert_v2);

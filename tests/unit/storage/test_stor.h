@@ -15,6 +15,7 @@ Suite *tst_oauth_suite(void);
 Suite *tst_scan_suite(void);
 Suite *tst_async_suite(void);
 Suite *tst_operator_suite(void);
+Suite *tst_walk_suite(void);
 
 /** argv[1] that makes the test binary act as the second process of the audit test. */
 #define TST_CHILD_ARG "--audit-child"
@@ -25,6 +26,11 @@ int tst_audit_child(const char *path);
 const char *tst_path(void);
 /** Open an environment at path (map_size 0 = default); fails the test on error. */
 stor_env_t *tst_open(const char *path, size_t map_size);
+
+/** A fixture: tst_env is a fresh environment in a new directory for each test (closed after it). */
+extern stor_env_t *tst_env;
+void tst_env_setup(void);
+void tst_env_teardown(void);
 
 /** A stor_write() running on its own thread. */
 typedef struct tst_async {

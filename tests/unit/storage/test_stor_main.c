@@ -33,6 +33,19 @@ stor_env_t *tst_open(const char *path, size_t map_size)
     return env;
 }
 
+stor_env_t *tst_env;
+
+void tst_env_setup(void)
+{
+    tst_env = tst_open(tst_path(), 0);
+}
+
+void tst_env_teardown(void)
+{
+    stor_close(tst_env);
+    tst_env = NULL;
+}
+
 static void *async_main(void *arg)
 {
     tst_async_t *a = arg;
@@ -164,6 +177,7 @@ int main(int argc, char **argv)
     srunner_add_suite(sr, tst_scan_suite());
     srunner_add_suite(sr, tst_async_suite());
     srunner_add_suite(sr, tst_operator_suite());
+    srunner_add_suite(sr, tst_walk_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -6,19 +6,6 @@
 
 #include "test_stor.h"
 
-static stor_env_t *g_env;
-
-static void setup(void)
-{
-    g_env = tst_open(tst_path(), 0);
-}
-
-static void teardown(void)
-{
-    stor_close(g_env);
-    g_env = NULL;
-}
-
 static int append3(stor_txn_t *t, void *arg)
 {
     static const uint8_t dig[2 * 32] = { 1, 2, 3 };
@@ -64,7 +51,7 @@ static seen_t *scan(stor_audit_tip_t *tip, int want_rc)
     seen_t *s = calloc(1, sizeof(*s));
 
     ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(stor_audit_scan(g_env, collect, s, tip), want_rc);
+    ck_assert_int_eq(stor_audit_scan(tst_env, collect, s, tip), want_rc);
     return s;
 }
 
@@ -120,7 +107,7 @@ static fetch_t get_raw(uint64_t seq)
     fetch_t f = { .val = NULL };
 
     seq_key(f.key, seq);
-    ck_assert_int_eq(stor_read(g_env, fetch_fn, &f), 0);
+    ck_assert_int_eq(stor_read(tst_env, fetch_fn, &f), 0);
     return f;
 }
 
@@ -129,7 +116,7 @@ static void put_raw(uint64_t seq, uint8_t *val, size_t vlen)
     edit_t e = { .db = STOR_DB_AUDIT, .klen = 8, .val = val, .vlen = vlen };
 
     seq_key(e.key, seq);
-    ck_assert_int_eq(stor_write(g_env, edit_fn, &e), 0);
+    ck_assert_int_eq(stor_write(tst_env, edit_fn, &e), 0);
 }
 
 START_TEST(t_scan_empty)
@@ -141,8 +128,8 @@ START_TEST(t_scan_empty)
     ck_assert_int_eq(tip.status, STOR_ERR_NOTFOUND);
     ck_assert_uint_eq(tip.seq, 0);
     free(s);
-    ck_assert_int_eq(stor_audit_scan(g_env, NULL, NULL, &tip), STOR_ERR_INVAL);
-    ck_assert_int_eq(stor_audit_scan(g_env, collect, NULL, NULL), STOR_ERR_INVAL);
+    ck_assert_int_eq(stor_audit_scan(tst_env, NULL, NULL, &tip), STOR_ERR_INVAL);
+    ck_assert_int_eq(stor_audit_scan(tst_env, collect, NULL, NULL), STOR_ERR_INVAL);
 }
 END_TEST
 
@@ -152,7 +139,7 @@ START_TEST(t_scan_intact)
     seen_t *s;
     uint8_t zero[32] = { 0 };
 
-    ck_assert_int_eq(stor_write(g_env, append3, NULL), 0);
+    ck_assert_int_eq(stor_write(tst_env, append3, NULL), 0);
     s = scan(&tip, 0);
     ck_assert_uint_eq(s->n, 3);
     for (size_t i = 0; i < 3; i++) {
@@ -174,7 +161,7 @@ START_TEST(t_scan_intact)
     s = calloc(1, sizeof(*s));
     ck_assert_ptr_nonnull(s);
     s->stop_at = 2;
-    ck_assert_int_eq(stor_audit_scan(g_env, collect, s, &tip), 7);
+    ck_assert_int_eq(stor_audit_scan(tst_env, collect, s, &tip), 7);
     ck_assert_uint_eq(s->n, 2);
     free(s);
 }
@@ -187,7 +174,7 @@ START_TEST(t_scan_altered_field)
     seen_t *s;
     uint8_t *p;
 
-    ck_assert_int_eq(stor_write(g_env, append3, NULL), 0);
+    ck_assert_int_eq(stor_write(tst_env, append3, NULL), 0);
     f = get_raw(2);
     p = memmem(f.val, f.vlen, "first", 5);
     ck_assert_ptr_nonnull(p);
@@ -212,7 +199,7 @@ START_TEST(t_scan_not_canonical)
     seen_t *s;
     static const uint8_t unknown_tag[5] = { 99, 0, 0, 0, 0 }; /* tag 99, empty: skipped by the decoder */
 
-    ck_assert_int_eq(stor_write(g_env, append3, NULL), 0);
+    ck_assert_int_eq(stor_write(tst_env, append3, NULL), 0);
     f = get_raw(3);
     memcpy(f.val + f.vlen, unknown_tag, sizeof(unknown_tag));
     put_raw(3, f.val, f.vlen + sizeof(unknown_tag));
@@ -255,16 +242,16 @@ START_TEST(t_scan_unreadable_and_bad_key)
     edit_t h = { .db = STOR_DB_META, .key = "audit_head", .klen = 10 };
     uint8_t junk[3] = { 6, 1, 1 }; /* a head record cut inside its first field header */
 
-    ck_assert_int_eq(stor_write(g_env, append3, NULL), 0);
+    ck_assert_int_eq(stor_write(tst_env, append3, NULL), 0);
     f = get_raw(1);
     f.val[1] ^= 0x40; /* codec version */
     put_raw(1, f.val, f.vlen);
     e.val = f.val;
     e.vlen = f.vlen;
-    ck_assert_int_eq(stor_write(g_env, edit_fn, &e), 0); /* a key that is no seq */
+    ck_assert_int_eq(stor_write(tst_env, edit_fn, &e), 0); /* a key that is no seq */
     h.val = junk;
     h.vlen = sizeof(junk);
-    ck_assert_int_eq(stor_write(g_env, edit_fn, &h), 0);
+    ck_assert_int_eq(stor_write(tst_env, edit_fn, &h), 0);
     s = scan(&tip, 0);
     ck_assert_uint_eq(s->n, 4);
     ck_assert_int_eq(s->r[0].key_ok, 1);
@@ -280,7 +267,7 @@ START_TEST(t_scan_unreadable_and_bad_key)
 
     /* no head at all */
     h.val = NULL;
-    ck_assert_int_eq(stor_write(g_env, edit_fn, &h), 0);
+    ck_assert_int_eq(stor_write(tst_env, edit_fn, &h), 0);
     s = scan(&tip, 0);
     ck_assert_int_eq(tip.status, STOR_ERR_NOTFOUND);
     free(s);
@@ -293,7 +280,7 @@ Suite *tst_scan_suite(void)
     Suite *s = suite_create("audit_scan");
     TCase *tc = tcase_create("scan");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tst_env_setup, tst_env_teardown);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, t_scan_empty);
     tcase_add_test(tc, t_scan_intact);
