@@ -21,6 +21,7 @@ struct csc {
     stor_env_t *stor;
     hsm_t *hsm;
     oauth_t *oauth;
+    sam_client_t *sam;         /* the signature activation module (csc_sam.c); NULL: every call to it is a 503 */
     char *info_body;           /* the info reply, built once */
     size_t info_len;
     char *info_v1_body;        /* the same for /csc/v1/ (v1.0.4.0 shape) */
@@ -109,6 +110,31 @@ int csc_err_oauth(csc_err_t *err, csc_about_t about, int code, const csc_err_row
 int csc_fail_oauth(csc_req_t *r, csc_about_t about, int code, const csc_err_row_t *overrides);
 /* err from a failed hsm_sign (or a PKI signature through it): 503 when the device is unavailable, else 500. -1. */
 int csc_err_hsm(csc_err_t *err, int code);
+/* err from csc-sam's refusal (SAM_REFUSE_*) of a request about `about`: the refusal is read as the oauth/ code it
+ * stands for on that subject (csc_req.c), then as csc_err_oauth, so one table and the call site's overrides decide
+ * both. Always -1. */
+int csc_err_sam(csc_err_t *err, csc_about_t about, uint32_t refusal, const csc_err_row_t *overrides);
+
+/* ---- the signature activation module (csc_sam.c) ---------------------------------------------------------
+ * Everything that activates or uses a key is asked of csc-sam (sam/sam_wire.h has the protocol). */
+
+/* A call in progress: the request being built, then the reply (valid until csc_sam_end). */
+typedef struct csc_sam_call {
+    unsigned op;
+    sam_builder_t b;
+    sam_rbuf_t rb;
+    sam_msg_t reply;
+} csc_sam_call_t;
+
+/* Start a request of op (sam_put_* the fields into call->b). 0, or -1 with err set (503). */
+CSC_MUST_CHECK int csc_sam_begin(csc_t *c, csc_sam_call_t *call, unsigned op, csc_err_t *err);
+/* Send it and wait for the answer. 0: call->reply is op's reply. -1 with err set: a refusal (through csc_err_sam
+ * for about, overrides first), or 503 temporarily_unavailable when csc-sam cannot be reached, does not answer in
+ * time, or the request could not be built. */
+CSC_MUST_CHECK int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about, const csc_err_row_t *overrides,
+                               csc_err_t *err);
+/* Wipe and free both messages (they carry PINs, codes and SADs). Always safe after csc_sam_begin. */
+void csc_sam_end(csc_sam_call_t *call);
 
 /* ---- JSON ------------------------------------------------------------------ */
 

@@ -78,3 +78,39 @@ int csc_err_hsm(csc_err_t *err, int code)
                                          0};
     return set(err, code == HSM_ERR_UNAVAILABLE ? &unavailable : &failed);
 }
+
+/* csc-sam answers with its own refusal codes (sam_wire.h). On each subject a refusal stands for the oauth/ code the
+ * SAM saw (sam/ reads oauth/'s codes the other way), so the rows above, and a call site's overrides, decide the CSC
+ * error of both: one table. A refusal no row names is 503 temporarily_unavailable. */
+static int oauth_code_of(csc_about_t about, uint32_t refusal)
+{
+    switch (refusal) {
+    case SAM_REFUSE_UNAUTHORIZED: /* a wrong factor; a token or SAD that is not valid or not the caller's */
+        return about == CSC_ABOUT_CREDENTIAL || about == CSC_ABOUT_HANDLE ? OAUTH_ERR_DENIED : OAUTH_ERR_INVALID;
+    case SAM_REFUSE_NOT_FOUND:
+        return OAUTH_ERR_INVALID;
+    case SAM_REFUSE_EXPIRED:
+        return OAUTH_ERR_EXPIRED;
+    case SAM_REFUSE_EXHAUSTED:
+        return OAUTH_ERR_EXHAUSTED;
+    case SAM_REFUSE_NOT_BOUND:
+        return OAUTH_ERR_NOT_AUTHORIZED;
+    case SAM_REFUSE_DISABLED:
+        return OAUTH_ERR_DISABLED;
+    case SAM_REFUSE_LOCKED:
+        return OAUTH_ERR_LOCKED;
+    case SAM_REFUSE_BUSY:
+        return OAUTH_ERR_BUSY;
+    case SAM_REFUSE_RATE:
+        return OAUTH_ERR_RATE;
+    case SAM_REFUSE_FULL:
+        return OAUTH_ERR_FULL;
+    default: /* BAD_MESSAGE, UNAVAILABLE, INTERNAL, FORBIDDEN, NOT_OFFERED, EXISTS: none is the client's doing */
+        return OAUTH_ERR_STORAGE;
+    }
+}
+
+int csc_err_sam(csc_err_t *err, csc_about_t about, uint32_t refusal, const csc_err_row_t *overrides)
+{
+    return csc_err_oauth(err, about, oauth_code_of(about, refusal), overrides);
+}

@@ -91,12 +91,13 @@ typedef struct srv_modules {
     hsm_t *hsm;
     oauth_t *oauth;
     csc_t *csc;
+    sam_client_t *sam;         /* borrowed from srv_sam_t (csc-server), NULL elsewhere */
 } srv_modules_t;
 
 enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2 };
 
 /* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
-int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m);
+int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m);
 void srv_modules_close(srv_modules_t *m);
 /* two_person names credential revoke or destroy (by last word or dotted name): the destruction of a key whose
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
@@ -122,6 +123,8 @@ void srv_task_stop(srv_task_t *t);
 typedef struct srv_sam srv_sam_t;
 int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out);
 void srv_sam_end(srv_sam_t *s);
+/* The pool of connections to csc-sam the service asks (owned by s). */
+sam_client_t *srv_sam_client(srv_sam_t *s);
 
 /* Run the HTTP server until SIGTERM/SIGINT. */
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);

@@ -1338,7 +1338,7 @@ int main(int argc, char **argv)
         return 1;
     }
     srv_modules_t m;
-    if (srv_modules_open(cfg, cmd->hsm ? SRV_NEED_HSM : 0, &m) != 0) {
+    if (srv_modules_open(cfg, cmd->hsm ? SRV_NEED_HSM : 0, NULL, &m) != 0) {
         free(cfg);
         return 1;
     }

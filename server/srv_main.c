@@ -68,7 +68,7 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0) {
+    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, srv_sam_client(sam), &m) != 0) {
         srv_sam_end(sam);
         free(cfg);
         return 1;

@@ -126,9 +126,10 @@ static int production_policy(const srv_config_t *cfg)
     return 0;
 }
 
-int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
+int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
+    m->sam = sam;
     if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
         return -1;
     stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size};
@@ -224,7 +225,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, srv_modules_t *m)
             .audit_sign_interval = cfg->audit_sign_interval,
             .audit_sign_records = cfg->audit_sign_records,
         };
-        if (csc_new(&cc, m->stor, m->hsm, m->oauth, &m->csc) != 0)
+        if (csc_new(&cc, m->stor, m->hsm, m->oauth, m->sam, &m->csc) != 0)
             goto fail;
     }
     return 0;

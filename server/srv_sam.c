@@ -109,7 +109,7 @@ int main(int argc, char **argv)
     srv_modules_t m;
     if (cfg == NULL)
         return 1;
-    if (srv_config_load(file, cfg) != 0 || srv_modules_open(cfg, SRV_NEED_HSM, &m) != 0) {
+    if (srv_config_load(file, cfg) != 0 || srv_modules_open(cfg, SRV_NEED_HSM, NULL, &m) != 0) {
         free(cfg);
         return 1;
     }

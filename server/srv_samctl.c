@@ -278,6 +278,11 @@ int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out)
     return 0;
 }
 
+sam_client_t *srv_sam_client(srv_sam_t *s)
+{
+    return s->client;
+}
+
 void srv_sam_end(srv_sam_t *s)
 {
     if (s == NULL)

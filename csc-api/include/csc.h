@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include "hsm.h"
 #include "oauth.h"
+#include "sam_client.h"
 #include "stor.h"
 
 #ifdef __cplusplus
@@ -73,7 +74,7 @@ typedef struct csc_config {
  * Create the service. The modules are borrowed and must outlive it.
  * @return 0 or -1 (bad configuration; a message is written to stderr).
  */
-int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, csc_t **out);
+int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, sam_client_t *sam, csc_t **out);
 void csc_free(csc_t *c);
 
 /** One API call, as received. Strings are not NUL-terminated; the body is raw bytes. */

@@ -18,7 +18,7 @@ static void setup(void)
                         .public_url = "https://localhost:8443",
                         .specs = "2.0.0.2", .environment = CSC_ENV_TEST, .max_body = 4096, .max_hashes = 4,
                         .max_depth = 8};
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &svc), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &svc), 0);
 }
 
 static void teardown(void)
@@ -273,6 +273,51 @@ START_TEST(t_cert_status)
 END_TEST
 
 /* csc_req.c: the table, a call site's overrides before it, 503 for what neither names; csc_hex. */
+/* csc-sam's refusals read through the same table (csc_err_sam), and a service without a SAM answers 503. */
+START_TEST(t_sam_refusals)
+{
+    csc_err_t e;
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(csc_err_sam(&e, CSC_ABOUT_SAD, SAM_REFUSE_EXPIRED, NULL), -1);
+    ck_assert_int_eq(e.status, 400);
+    ck_assert_str_eq(e.description, "SAD expired");
+    csc_err_sam(&e, CSC_ABOUT_SAD, SAM_REFUSE_NOT_BOUND, NULL);
+    ck_assert_str_eq(e.description, "Hash is not authorized by the SAD.");
+    csc_err_sam(&e, CSC_ABOUT_SAD, SAM_REFUSE_UNAUTHORIZED, NULL);
+    ck_assert_str_eq(e.description, "Invalid parameter SAD");
+    csc_err_sam(&e, CSC_ABOUT_TOKEN, SAM_REFUSE_UNAUTHORIZED, NULL);
+    ck_assert_int_eq(e.status, 401);
+    ck_assert_str_eq(e.error, "invalid_token");
+    csc_err_sam(&e, CSC_ABOUT_CREDENTIAL, SAM_REFUSE_NOT_FOUND, NULL);
+    ck_assert_str_eq(e.description, "Invalid parameter credentialID");
+    csc_err_sam(&e, CSC_ABOUT_CREDENTIAL, SAM_REFUSE_DISABLED, NULL);
+    ck_assert_str_eq(e.description, "The credential identified by credentialID is disabled");
+    csc_err_sam(&e, CSC_ABOUT_HANDLE, SAM_REFUSE_UNAUTHORIZED, NULL);
+    ck_assert_str_eq(e.error, "invalid_authentication_data");
+    /* an override keyed on the oauth code the refusal stands for (credentials/authorize v1: invalid_pin) */
+    static const csc_err_row_t over[] = {{OAUTH_ERR_DENIED, 400, "invalid_pin", "The PIN is invalid", 0},
+                                         {0, 0, NULL, NULL, 0}};
+    csc_err_sam(&e, CSC_ABOUT_CREDENTIAL, SAM_REFUSE_UNAUTHORIZED, over);
+    ck_assert_str_eq(e.error, "invalid_pin");
+    /* what is never the client's doing */
+    static const uint32_t ours[] = {SAM_REFUSE_BAD_MESSAGE, SAM_REFUSE_UNAVAILABLE, SAM_REFUSE_INTERNAL,
+                                    SAM_REFUSE_FORBIDDEN, SAM_REFUSE_NOT_OFFERED, SAM_REFUSE_EXISTS, 999};
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        csc_err_sam(&e, CSC_ABOUT_SAD, ours[i], NULL);
+        ck_assert_int_eq(e.status, 503);
+    }
+    csc_err_sam(&e, CSC_ABOUT_CREDENTIAL, SAM_REFUSE_BUSY, NULL);
+    ck_assert_int_eq(e.status, 503);
+
+    /* no SAM (the fixture's service has none): 503 at once, nothing to free but the call */
+    csc_sam_call_t call;
+    ck_assert_int_eq(csc_sam_begin(svc, &call, SAM_OP_HELLO, &e), -1);
+    ck_assert_int_eq(e.status, 503);
+    ck_assert_str_eq(e.error, "temporarily_unavailable");
+    csc_sam_end(&call);
+}
+END_TEST
+
 START_TEST(t_error_table)
 {
     csc_err_t e;
@@ -397,7 +442,7 @@ START_TEST(t_response_uri)
                         .public_url = "https://localhost:8443", .specs = "2.0.0.2",
                         .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8};
     csc_t *prod = NULL;
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &prod), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &prod), 0);
     ck_assert(!csc_response_uri_ok(prod, "http://localhost:9/cb"));
     ck_assert(csc_response_uri_ok(prod, "https://app.example/cb"));
     csc_free(prod);
@@ -466,7 +511,7 @@ START_TEST(t_notify_addresses)
                         .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8,
                         .notify_allow = "10.9.0.0/16"};
     csc_t *prod = NULL;
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &prod), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &prod), 0);
     ck_assert(!csc_response_uri_ok(prod, "https://127.0.0.1/cb"));
     ck_assert(!csc_response_uri_ok(prod, "https://[::ffff:192.168.0.1]/cb"));
     ck_assert(!csc_response_uri_ok(prod, "https://[fe80::1]:8443/cb"));
@@ -486,11 +531,11 @@ START_TEST(t_otp_sender_config)
     csc_t *c = NULL;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cfg.otp_sender = bad[i];
-        ck_assert_msg(csc_new(&cfg, NULL, NULL, NULL, &c) != 0, "accepted %s", bad[i]);
+        ck_assert_msg(csc_new(&cfg, NULL, NULL, NULL, NULL, &c) != 0, "accepted %s", bad[i]);
         ck_assert_ptr_null(c);
     }
     cfg.otp_sender = "file:/tmp/csc-unit-sink";
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &c), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &c), 0);
     ck_assert(csc_method_offered(c, "credentials/getChallenge"));
     csc_free(c);
     ck_assert(!csc_method_offered(svc, "credentials/getChallenge"));
@@ -501,7 +546,7 @@ START_TEST(t_otp_sender_config)
     cfg.async_validity_min = 10;
     cfg.async_validity_default = 5;
     cfg.async_validity_max = 20;
-    ck_assert_int_ne(csc_new(&cfg, NULL, NULL, NULL, &c), 0);
+    ck_assert_int_ne(csc_new(&cfg, NULL, NULL, NULL, NULL, &c), 0);
 }
 END_TEST
 
@@ -513,6 +558,7 @@ int main(void)
     tcase_add_test(tc, t_b64_decode);
     tcase_add_test(tc, t_b64_roundtrip);
     tcase_add_test(tc, t_error_table);
+    tcase_add_test(tc, t_sam_refusals);
     tcase_add_test(tc, t_info);
     tcase_add_test(tc, t_routing);
     tcase_add_test(tc, t_json_limits);

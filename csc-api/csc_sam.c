@@ -1,0 +1,63 @@
+/*
+ * csc_sam.c - csc-api's calls to the signature activation module, csc-sam (csc_int.h: csc_sam_begin, csc_sam_run,
+ * csc_sam_end). A method builds one request with sam_put_* between begin and run, reads the reply's fields after
+ * run, and ends the call. What can go wrong becomes a CSC error in one place: a refusal through csc_req.c's table,
+ * everything else (no SAM, no answer in time, a request the builder refused) 503 temporarily_unavailable, which is
+ * never the client's fault and never a signature.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "csc_int.h"
+
+static int unavailable(csc_err_t *err, const char *description)
+{
+    err->status = 503;
+    err->error = "temporarily_unavailable";
+    err->description = description;
+    err->retry_after = 0;
+    return -1;
+}
+
+int csc_sam_begin(csc_t *c, csc_sam_call_t *call, unsigned op, csc_err_t *err)
+{
+    memset(call, 0, sizeof(*call));
+    call->op = op;
+    if (c->sam == NULL)
+        return unavailable(err, "The signature activation module is not available");
+    if (sam_build_init(&call->b, op, sam_client_next_id(c->sam)) != SAM_OK)
+        return unavailable(err, "Out of memory");
+    return 0;
+}
+
+int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about, const csc_err_row_t *overrides, csc_err_t *err)
+{
+    const uint8_t *msg;
+    size_t len;
+    unsigned op = call->op;
+
+    if (sam_build_finish(&call->b, &msg, &len) != SAM_OK) {
+        /* The front end checks every value against the same bounds before it builds: this is a bug, logged. */
+        fprintf(stderr, "csc: the %s request to csc-sam could not be built\n", sam_op_name(op));
+        return unavailable(err, "The service is temporarily unavailable");
+    }
+    int rc = sam_client_call(c->sam, msg, len, &call->rb, &call->reply);
+    if (rc != SAM_OK) {
+        fprintf(stderr, "csc: csc-sam (%s): %s\n", sam_op_name(op), sam_strerror(rc));
+        return unavailable(err, "The signature activation module is not available");
+    }
+    if (call->reply.op == SAM_OP_REFUSED) {
+        uint32_t code = 0;
+        if (sam_get_u32(&call->reply, SAM_T_REFUSAL, &code) != SAM_OK)
+            return unavailable(err, "The service is temporarily unavailable");
+        return csc_err_sam(err, about, code, overrides);
+    }
+    return 0;
+}
+
+void csc_sam_end(csc_sam_call_t *call)
+{
+    sam_build_free(&call->b);
+    sam_rbuf_free(&call->rb);
+    memset(&call->reply, 0, sizeof(call->reply));
+}
