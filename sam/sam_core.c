@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "oauth.h"
 #include "sam_core.h"
 
 typedef int (*handler_fn)(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
@@ -46,6 +47,39 @@ int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bu
     char reason[64];
     snprintf(reason, sizeof(reason), "%s is not offered by this SAM", sam_op_name(req->op));
     return sam_build_refusal(b, req->id, SAM_REFUSE_NOT_OFFERED, reason, 0);
+}
+
+uint32_t sam_refusal_of_oauth(int code)
+{
+    switch (code) {
+    case OAUTH_ERR_DENIED:         /* a wrong factor */
+    case OAUTH_ERR_MISMATCH:       /* another user's or credential's SAD */
+        return SAM_REFUSE_UNAUTHORIZED;
+    case OAUTH_ERR_INVALID:        /* unknown, malformed or revoked: the front end reads it per subject */
+        return SAM_REFUSE_NOT_FOUND;
+    case OAUTH_ERR_EXPIRED:
+        return SAM_REFUSE_EXPIRED;
+    case OAUTH_ERR_EXHAUSTED:
+        return SAM_REFUSE_EXHAUSTED;
+    case OAUTH_ERR_NOT_AUTHORIZED:
+        return SAM_REFUSE_NOT_BOUND;
+    case OAUTH_ERR_DISABLED:
+        return SAM_REFUSE_DISABLED;
+    case OAUTH_ERR_LOCKED:
+        return SAM_REFUSE_LOCKED;
+    case OAUTH_ERR_BUSY:
+        return SAM_REFUSE_BUSY;
+    case OAUTH_ERR_RATE:
+        return SAM_REFUSE_RATE;
+    case OAUTH_ERR_FULL:
+        return SAM_REFUSE_FULL;
+    case OAUTH_ERR_INVAL:
+        return SAM_REFUSE_BAD_MESSAGE;
+    case OAUTH_ERR_STORAGE:
+        return SAM_REFUSE_UNAVAILABLE;
+    default:
+        return SAM_REFUSE_INTERNAL;
+    }
 }
 
 static int append_audit(stor_txn_t *t, void *arg)

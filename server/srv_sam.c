@@ -49,6 +49,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .identity = identity,
         .stor = m->stor,
         .hsm = m->hsm,
+        .oauth = m->oauth,
     };
     sam_server_t *srv = NULL;
     if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {

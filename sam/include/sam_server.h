@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include "hsm.h"
+#include "oauth.h"
 #include "sam_wire.h"
 #include "stor.h"
 
@@ -47,6 +48,7 @@ typedef struct sam_server_config {
     const char *identity;        /**< HELLO's identity text (1..SAM_IDENTITY_MAX bytes) */
     stor_env_t *stor;            /**< the database: audit records, HELLO's storage check (not NULL) */
     hsm_t *hsm;                  /**< the token: HELLO's login check (NULL: reported unavailable) */
+    oauth_t *oauth;              /**< tokens, factors, SADs (NULL: only HELLO is served) */
 } sam_server_config_t;
 
 /**
