@@ -69,6 +69,9 @@ typedef struct srv_config {
     unsigned admin_approval_ttl;                    /* seconds a two-person request waits */
     char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators */
     unsigned pin_min_length;                        /* shortest credential PIN set (6; 8 in production by default) */
+    char server_user[33];             /* csc-server switches to this user when started as root; "" = stays */
+    char sam_user[33];                /* the user of csc-sam (issue 11; not used by csc-server) */
+    unsigned seccomp;                 /* the system-call allow-list after start-up (always on in production) */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

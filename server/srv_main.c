@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "srv.h"
+#include "srv_priv.h"
 
 static void usage(FILE *f)
 {
@@ -47,6 +48,9 @@ int main(int argc, char **argv)
         printf("%s: configuration OK\n", file);
         return 0;
     }
+    /* No core dumps and no new privileges before the PIN is read and any thread starts (srv_priv.c). */
+    if (srv_priv_early() != 0)
+        return 1;
     if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, &m) != 0)
         return 1;
     /* Signed audit heads (J11): a csc-api thread; stopping it signs the last head after the HTTP side finished. */
