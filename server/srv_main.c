@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "srv.h"
+#include "srv_priv.h"
 
 static void usage(FILE *f)
 {
@@ -61,6 +62,12 @@ int main(int argc, char **argv)
     if (check_only) {
         printf("%s: configuration OK\n", file);
         return 0;
+    }
+    /* No core dumps and no new privileges before the PIN is read and any thread starts (srv_priv.c); csc-sam,
+     * started next, inherits both. */
+    if (srv_priv_early() != 0) {
+        free(cfg);
+        return 1;
     }
     /* The signature activation module first: forked before any thread or socket of csc-server exists. */
     srv_sam_t *sam = NULL;
