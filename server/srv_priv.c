@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <pwd.h>
 #include <sched.h>
@@ -33,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "srv_priv.h"
 
@@ -54,11 +56,9 @@ int srv_priv_early(void)
     return 0;
 }
 
-int srv_priv_drop(const char *who, const char *user)
+int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid)
 {
-    if (user == NULL || user[0] == '\0')
-        return 0;
-    /* getpwnam_r into a buffer of our own: the lookup happens once, at start-up. */
+    /* getpwnam_r into a buffer of our own: the lookup happens at start-up only. */
     struct passwd pw, *res = NULL;
     char buf[4096];
     int rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
@@ -66,28 +66,54 @@ int srv_priv_drop(const char *who, const char *user)
         fprintf(stderr, "%s: user %s: %s\n", who, user, rc != 0 ? strerror(rc) : "no such user");
         return -1;
     }
-    if (pw.pw_uid == 0) {
+    *uid = pw.pw_uid;
+    *gid = pw.pw_gid;
+    return 0;
+}
+
+/* Keep only CAP_IPC_LOCK, in the permitted and effective sets (after a setuid with PR_SET_KEEPCAPS). */
+static int keep_ipc_lock(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    memset(data, 0, sizeof(data));
+    data[CAP_TO_INDEX(CAP_IPC_LOCK)].permitted = data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective = CAP_TO_MASK(CAP_IPC_LOCK);
+    return syscall(SYS_capset, &hdr, data) == 0 && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == 0 ? 0 : -1;
+}
+
+/* srv_priv_drop; keep_lock: the process keeps CAP_IPC_LOCK and nothing else (its locked memory outgrows the
+ * RLIMIT_MEMLOCK that root could not raise). */
+static int drop(const char *who, const char *user, int keep_lock)
+{
+    if (user == NULL || user[0] == '\0')
+        return 0;
+    uid_t uid;
+    gid_t gid;
+    if (srv_priv_user(who, user, &uid, &gid) != 0)
+        return -1;
+    if (uid == 0) {
         fprintf(stderr, "%s: user %s is root: name an unprivileged user\n", who, user);
         return -1;
     }
     if (geteuid() != 0) {
         /* Started unprivileged (systemd User=, a developer): fine when it is already that user, else refused,
          * because the operator asked for a user this process cannot become. */
-        if (getuid() == pw.pw_uid && geteuid() == pw.pw_uid)
+        if (getuid() == uid && geteuid() == uid)
             return 0;
         fprintf(stderr, "%s: configured to run as %s (uid %u), but started as uid %u, not root: cannot switch\n",
-                who, user, (unsigned)pw.pw_uid, (unsigned)geteuid());
+                who, user, (unsigned)uid, (unsigned)geteuid());
         return -1;
     }
     /* Groups first (they need root), then the group id, then the user id; glibc applies each to every thread. */
-    if (initgroups(user, pw.pw_gid) != 0 || setgid(pw.pw_gid) != 0 || setuid(pw.pw_uid) != 0) {
+    if ((keep_lock && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) || initgroups(user, gid) != 0 || setgid(gid) != 0 ||
+        setuid(uid) != 0 || (keep_lock && keep_ipc_lock() != 0)) {
         fprintf(stderr, "%s: cannot switch to user %s: %s\n", who, user, strerror(errno));
         return -1;
     }
     uid_t r, e, s;
     gid_t gr, ge, gs;
-    if (getresuid(&r, &e, &s) != 0 || getresgid(&gr, &ge, &gs) != 0 || r != pw.pw_uid || e != pw.pw_uid ||
-        s != pw.pw_uid || gr != pw.pw_gid || ge != pw.pw_gid || gs != pw.pw_gid || setuid(0) == 0) {
+    if (getresuid(&r, &e, &s) != 0 || getresgid(&gr, &ge, &gs) != 0 || r != uid || e != uid ||
+        s != uid || gr != gid || ge != gid || gs != gid || setuid(0) == 0) {
         fprintf(stderr, "%s: the switch to user %s did not hold (root can still be regained)\n", who, user);
         return -1;
     }
@@ -95,6 +121,11 @@ int srv_priv_drop(const char *who, const char *user)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         return -1;
     return 0;
+}
+
+int srv_priv_drop(const char *who, const char *user)
+{
+    return drop(who, user, 0);
 }
 
 int srv_priv_mlock(const char *who)
@@ -105,7 +136,9 @@ int srv_priv_mlock(const char *who)
         struct rlimit inf = {RLIM_INFINITY, RLIM_INFINITY};
         (void)setrlimit(RLIMIT_MEMLOCK, &inf);
     }
-    if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+    /* MCL_ONFAULT: a page is locked when first touched, so a secret is locked before it is written, without
+     * reading the whole of LMDB's map (lmdb_map_size) and every library into memory at once. */
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
         struct rlimit lim = {0, 0};
         (void)getrlimit(RLIMIT_MEMLOCK, &lim);
         fprintf(stderr,
@@ -218,42 +251,72 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
 int srv_priv_seccomp(srv_profile_t profile)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-    int rc = -1;
+    const char *step = "seccomp_init";
+    int rc = -1, err = 0;
 
     if (ctx == NULL)
         goto out;
     /* TSYNC: every thread already running gets the filter too (the storage writer, the CRL watcher...). LOG: the
      * kernel logs what is refused. NNP: libseccomp sets NO_NEW_PRIVS (srv_priv_early did already). */
-    if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0 || seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1) != 0 ||
-        seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1) != 0)
+    step = "attributes";
+    if ((err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0 ||
+        (err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1)) != 0 || (err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) != 0)
         goto out;
+    step = "rules";
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         if (!(groups[g].profiles & (1u << profile)))
             continue;
         for (size_t i = 0; groups[g].names[i] != NULL; i++) {
             int nr = seccomp_syscall_resolve_name(groups[g].names[i]);
-            if (nr != __NR_SCMP_ERROR && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) != 0)
+            if (nr != __NR_SCMP_ERROR && (err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0)) != 0)
                 goto out;
         }
     }
-    if (add_rules(ctx, profile) != 0 || seccomp_load(ctx) != 0)
+    if ((err = add_rules(ctx, profile)) != 0)
+        goto out;
+    step = "seccomp_load";
+    if ((err = seccomp_load(ctx)) != 0)
         goto out;
     rc = 0;
 out:
     if (rc != 0)
-        fprintf(stderr, "hardening: cannot load the seccomp filter\n");
+        fprintf(stderr, "hardening: cannot load the seccomp filter (%s: %s)\n", step, err < 0 ? strerror(-err) : "failed");
     seccomp_release(ctx);
     return rc;
 }
 
-int srv_priv_front(const char *server_user, unsigned seccomp, const char *otp_sender)
+/* The switch to user, then the profile's filter unless seccomp is 0 (said). 1: done but the filter (the caller
+ * decides), 0: done, -1: refused. */
+static int drop_then_filter(const char *who, const char *user, int keep_lock, unsigned seccomp)
 {
-    if (srv_priv_drop("csc-server", server_user) != 0)
+    if (drop(who, user, keep_lock) != 0)
         return -1;
     if (!seccomp) {
-        fprintf(stderr, "csc-server: WARNING: seccomp = no: no system-call filter (for debugging only)\n");
+        fprintf(stderr, "%s: WARNING: seccomp = no: no system-call filter (for debugging only)\n", who);
         return 0;
     }
+    return 1;
+}
+
+int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked)
+{
+    /* Locked memory outlives the switch of user only within RLIMIT_MEMLOCK (srv_priv_mlock raised it to infinity
+     * when root may: CAP_SYS_RESOURCE); where it could not, CAP_IPC_LOCK is kept, alone. */
+    struct rlimit lim = {0, 0};
+    int keep = memory_locked && geteuid() == 0 && sam_user != NULL && sam_user[0] != '\0' &&
+               getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY;
+    if (keep)
+        fprintf(stderr, "csc-sam: RLIMIT_MEMLOCK could not be raised (%llu bytes): %s keeps CAP_IPC_LOCK, and no "
+                        "other capability\n", (unsigned long long)lim.rlim_cur, sam_user);
+    int rc = drop_then_filter("csc-sam", sam_user, keep, seccomp);
+    return rc <= 0 ? rc : srv_priv_seccomp(SRV_PROFILE_SAM);
+}
+
+int srv_priv_front(const char *server_user, unsigned seccomp, const char *otp_sender)
+{
+    int rc = drop_then_filter("csc-server", server_user, 0, seccomp);
+    if (rc <= 0)
+        return rc;
     /* The exec: sender still runs from this process (it moves to csc-sam): a program started under the front
      * end's filter would inherit it, and the filter refuses execve. So no filter here until then. */
     if (otp_sender != NULL && strncmp(otp_sender, "exec:", 5) == 0) {
