@@ -157,8 +157,13 @@ int srv_priv_mlock(const char *who)
  * browser test e2e_oauth and the conformance suite; the union of the syscalls counted is below, minus what only
  * start-up needs (execve, bind, listen, mkdir...: done before the filter) and what only the otp_sender exec:
  * program did (no filter then), and grouped by what needs it; a call that cannot fail is allowed. Then the
- * same tests ran with the filter on, in both builds. The SAM's list is the front end's paths that move into
- * csc-sam (storage writes, the PKCS#11 module, the Unix socket) and is measured again when csc-sam exists.
+ * same tests ran with the filter on, in both builds. The SAM's list: csc-sam (a wrapper as sam_program running
+ * `strace -qq -D -f` on it) through the integration tests sam, hardening (with sam_user) and api, counting what
+ * every thread called after the filter was loaded: accept4, getsockopt (SO_PEERCRED), recvmsg/sendmsg, shutdown,
+ * poll, the storage writer's pwrite64/fdatasync (audit records), thread start and exit, sigtimedwait, the token's
+ * close (munlock of hsm/'s PIN copy), unlink of the socket at stop; all within the groups marked for it below,
+ * none refused. It also keeps the front end's file and PKCS#11 groups, because signing (SoftHSM re-reads its
+ * object files) moves into csc-sam; it has no connect and no socket().
  * Calls with arguments worth checking (clone, clone3, socket, prctl, prlimit64, tgkill) have rules of their own
  * in add_rules(). Names unknown to this libseccomp/architecture are skipped.
  */

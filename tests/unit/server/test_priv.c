@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
@@ -92,6 +93,22 @@ static long status_field(const char *name)
     while (fgets(line, sizeof(line), f) != NULL)
         if (strncmp(line, name, n) == 0 && line[n] == ':')
             v = strtol(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* The hexadecimal number after "name:" in /proc/self/status (the capability sets), or ~0. */
+static unsigned long long status_hex(const char *name)
+{
+    char line[256];
+    unsigned long long v = ~0ull;
+    size_t n = strlen(name);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return v;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            v = strtoull(line + n + 1, NULL, 16);
     fclose(f);
     return v;
 }
@@ -440,6 +457,92 @@ START_TEST(t_mlock_refused)
 }
 END_TEST
 
+/* ---- csc-sam: srv_priv_sam ---------------------------------------------------------------------------------- */
+
+static void sam_on_child(char *err, size_t sz)
+{
+    if (srv_priv_early() != 0 || srv_priv_sam("", 1, 0) != 0) {
+        bad(err, sz, "srv_priv_sam failed");
+        return;
+    }
+    hardened_state(err, sz);
+    ordinary_work(SRV_PROFILE_SAM, err, sz);
+    refusals(err, sz);
+}
+
+static void sam_off_child(char *err, size_t sz)
+{
+    if (srv_priv_sam("", 0, 0) != 0)
+        bad(err, sz, "srv_priv_sam failed");
+    if (status_field("Seccomp") != 0)
+        bad(err, sz, "a filter was loaded with seccomp = no");
+}
+
+START_TEST(t_sam_config)
+{
+    run_child(sam_on_child);
+    run_child(sam_off_child);
+}
+END_TEST
+
+/* The capability sets of this thread: [0] permitted, [1] effective (the low 32 bits hold CAP_IPC_LOCK and
+ * CAP_SYS_RESOURCE). */
+static int caps(struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3])
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    return (int)syscall(SYS_capget, &hdr, data);
+}
+
+/* Root without CAP_SYS_RESOURCE (as in many containers) cannot raise RLIMIT_MEMLOCK's hard limit: csc-sam's locked
+ * memory must still be able to grow after the switch to sam_user (it keeps CAP_IPC_LOCK, and nothing else). */
+static void sam_drop_locked_child(char *err, size_t sz)
+{
+    struct passwd *pw = getpwnam(TEST_USER);
+    uid_t uid = pw->pw_uid;
+    struct rlimit small = {8u << 20, 8u << 20};
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    if (setrlimit(RLIMIT_MEMLOCK, &small) != 0 || caps(data) != 0) {
+        bad(err, sz, "setrlimit/capget: %s", strerror(errno));
+        return;
+    }
+    data[CAP_TO_INDEX(CAP_SYS_RESOURCE)].permitted &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+    data[CAP_TO_INDEX(CAP_SYS_RESOURCE)].effective &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+    if (syscall(SYS_capset, &hdr, data) != 0) {
+        bad(err, sz, "capset: %s", strerror(errno));
+        return;
+    }
+    if (srv_priv_early() != 0 || srv_priv_mlock("test") != 0 || srv_priv_sam(TEST_USER, 1, 1) != 0) {
+        bad(err, sz, "srv_priv_mlock/srv_priv_sam failed");
+        return;
+    }
+    if (getuid() != uid || geteuid() != uid)
+        bad(err, sz, "runs as uid %u, expected %u", (unsigned)geteuid(), (unsigned)uid);
+    /* (capget is not on the SAM's list: /proc tells) */
+    unsigned long long prm = status_hex("CapPrm"), eff = status_hex("CapEff");
+    if (prm != 1ull << CAP_IPC_LOCK || eff != 1ull << CAP_IPC_LOCK)
+        bad(err, sz, "capabilities are %llx/%llx, expected CAP_IPC_LOCK alone", prm, eff);
+    size_t n = 64u << 20; /* 8 times the limit, locked as it is touched */
+    char *big = malloc(n);
+    if (big == NULL)
+        bad(err, sz, "malloc of 64 MiB after the switch failed (locked memory over RLIMIT_MEMLOCK)");
+    else
+        memset(big, 1, n);
+    if (!SANITIZER && status_field("VmLck") < (long)(n >> 10))
+        bad(err, sz, "VmLck is %ld kB, expected at least %zu", status_field("VmLck"), n >> 10);
+    free(big);
+    hardened_state(err, sz);
+    refusals(err, sz);
+}
+
+START_TEST(t_sam_drop_locked)
+{
+    if (!have_test_user())
+        return;
+    run_child(sam_drop_locked_child);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("priv");
@@ -452,6 +555,8 @@ int main(void)
     tcase_add_test(tc, t_drop_refusals);
     tcase_add_test(tc, t_mlock);
     tcase_add_test(tc, t_mlock_refused);
+    tcase_add_test(tc, t_sam_config);
+    tcase_add_test(tc, t_sam_drop_locked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
