@@ -99,7 +99,10 @@ def sign_once(svc):
 
 
 class TestFilter(unittest.TestCase):
-    """The default configuration: the front end's filter, NoNewPrivs, no core dumps, in every thread."""
+    """The default configuration: the front end's filter, NoNewPrivs, no core dumps, in every thread; csc-sam under
+    the SAM's filter with locked memory; the supervisor without secrets, sockets or filter, but without new
+    privileges or core dumps; a killed csc-sam comes back while csc-server runs under its filter (which refuses
+    fork, execve, kill and wait)."""
 
     @classmethod
     def setUpClass(cls):
@@ -111,13 +114,8 @@ class TestFilter(unittest.TestCase):
 
     def test_every_thread_filtered(self):
         pid = self.svc.proc.pid
-        tasks = os.listdir("/proc/%d/task" % pid)
-        self.assertGreater(len(tasks), 5)  # loops, workers, storage writer, async workers, ...
-        for t in tasks:
-            st = proc_status(pid, t)
-            self.assertEqual(st["Seccomp"].strip(), "2", "thread %s (%s) has no filter" % (t, st["Name"]))
-            self.assertEqual(st["NoNewPrivs"].strip(), "1", "thread %s" % t)
-        self.assertEqual(core_limit(pid), ["0", "0"])
+        self.assertGreater(len(os.listdir("/proc/%d/task" % pid)), 5)  # loops, workers, storage writer, ...
+        assert_filtered(self, pid, "csc-server")
 
     def test_not_dumpable(self):
         """A process that is not dumpable has its /proc files (not the /proc/PID folder) owned by root, whatever
@@ -131,20 +129,6 @@ class TestFilter(unittest.TestCase):
     def test_still_signs(self):
         sign_once(self.svc)
         self.assertIn("csc-server: test environment, listening on", self.svc.server_stderr())
-
-
-class TestSam(unittest.TestCase):
-    """The default configuration: csc-sam under the SAM's filter with locked memory; the supervisor without secrets,
-    sockets or filter, but without new privileges or core dumps; a killed csc-sam comes back while csc-server runs
-    under its filter (which refuses fork, execve, kill and wait)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.svc = harness.Service(BUILD).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.svc.stop_checked()
 
     def test_sam_hardened(self):
         pid = sam_child(self.svc)

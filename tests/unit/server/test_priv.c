@@ -235,15 +235,20 @@ static void hardened_state(char *err, size_t sz)
         bad(err, sz, "RLIMIT_CORE is not 0");
 }
 
-static void profile_child(srv_profile_t p, char *err, size_t sz)
+/* After a profile's filter: the hardened state, what must still work, what must be refused. */
+static void filtered_checks(srv_profile_t p, char *err, size_t sz)
 {
-    if (srv_priv_early() != 0 || srv_priv_seccomp(p) != 0) {
-        bad(err, sz, "hardening failed");
-        return;
-    }
     hardened_state(err, sz);
     ordinary_work(p, err, sz);
     refusals(err, sz);
+}
+
+static void profile_child(srv_profile_t p, char *err, size_t sz)
+{
+    if (srv_priv_early() != 0 || srv_priv_seccomp(p) != 0)
+        bad(err, sz, "hardening failed");
+    else
+        filtered_checks(p, err, sz);
 }
 
 static void front_child(char *err, size_t sz)
@@ -461,13 +466,10 @@ END_TEST
 
 static void sam_on_child(char *err, size_t sz)
 {
-    if (srv_priv_early() != 0 || srv_priv_sam("", 1, 0) != 0) {
+    if (srv_priv_early() != 0 || srv_priv_sam("", 1, 0) != 0)
         bad(err, sz, "srv_priv_sam failed");
-        return;
-    }
-    hardened_state(err, sz);
-    ordinary_work(SRV_PROFILE_SAM, err, sz);
-    refusals(err, sz);
+    else
+        filtered_checks(SRV_PROFILE_SAM, err, sz);
 }
 
 static void sam_off_child(char *err, size_t sz)
@@ -485,8 +487,7 @@ START_TEST(t_sam_config)
 }
 END_TEST
 
-/* The capability sets of this thread: [0] permitted, [1] effective (the low 32 bits hold CAP_IPC_LOCK and
- * CAP_SYS_RESOURCE). */
+/* The capability sets of this thread (data[0]: capabilities 0 to 31, data[1]: 32 to 63). */
 static int caps(struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3])
 {
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
