@@ -80,6 +80,9 @@ typedef struct srv_config {
     char sam_allowed_user[SRV_STR];                 /* "": the uid csc-sam runs as */
     uid_t sam_allowed_uid;                          /* resolved; (uid_t)-1 without a user */
     unsigned sam_max_connections, sam_connections, sam_timeout_ms;
+    char server_user[33];             /* csc-server switches to this user when started as root; "" = stays */
+    char sam_user[33];                /* the user of csc-sam (issue 11; not used by csc-server) */
+    unsigned seccomp;                 /* the system-call allow-list after start-up (always on in production) */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */

@@ -127,6 +127,9 @@ static const row_t rows[] = {
     {"sam_max_connections", T_UINT, O(sam_max_connections), 0, 1, 1024, "64"},
     {"sam_connections", T_UINT, O(sam_connections), 0, 1, 1024, "16"},
     {"sam_timeout_ms", T_UINT, O(sam_timeout_ms), 0, 100, 600000, "30000"},
+    {"server_user", T_STR, O(server_user), S(server_user), 0, 0, ""},
+    {"sam_user", T_STR, O(sam_user), S(sam_user), 0, 0, ""},
+    {"seccomp", T_BOOL, O(seccomp), 0, 0, 1, "yes"},
 };
 
 typedef struct ctx {
@@ -308,6 +311,12 @@ static int check_sam(const ctx_t *c, srv_config_t *cfg)
     return 0;
 }
 
+/* server_user, sam_user: "" (none) or letters, digits, '.', '_', '-', not starting with '-'. */
+static int bad_user_name(const char *u)
+{
+    return u[0] == '-' || strspn(u, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(u);
+}
+
 static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -333,6 +342,15 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
     char entry[300];
     if (bad_allow_entry(cfg->notify_allow, entry, sizeof(entry)) != NULL)
         return fail(c, "notify_allow: \"%s\" is no host name, address or address/bits", entry);
+    /* Process hardening (srv_priv.c): user names as useradd takes them; two processes, two users. */
+    if (bad_user_name(cfg->server_user))
+        return fail(c, "server_user: \"%s\" is no user name", cfg->server_user);
+    if (bad_user_name(cfg->sam_user))
+        return fail(c, "sam_user: \"%s\" is no user name", cfg->sam_user);
+    if (cfg->server_user[0] != '\0' && strcmp(cfg->server_user, cfg->sam_user) == 0)
+        return fail(c, "sam_user: must differ from server_user (the front end must not reach the SAM's files)");
+    if (!cfg->seccomp && cfg->environment == CSC_ENV_PRODUCTION)
+        return fail(c, "seccomp: no is for debugging only and refused in production");
     if (cfg->lock_max_seconds < cfg->lock_seconds)
         return fail(c, "lock_max_seconds: must be at least lock_seconds (%u)", cfg->lock_seconds);
     if (cfg->oauth_revoke_status != 200 && cfg->oauth_revoke_status != 204)

@@ -37,6 +37,7 @@
 #include <openssl/ssl.h>
 #include <h2o.h>
 #include "srv.h"
+#include "srv_priv.h"
 
 #define QUEUE_PER_WORKER 64 /* queued jobs per worker of the main pool before the server answers 503 */
 #define AUTH_NICE 10        /* the password/PIN pool yields the CPU to signing and the event loops */
@@ -589,6 +590,10 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         srv.n_fds++;
     }
     setup_globalconf(cfg);
+    /* Everything that needs root is open (TLS key, listeners, LMDB, the PKCS#11 module): drop to server_user and
+     * load the front end's system-call filter before the first connection is accepted (srv_priv.c). */
+    if (srv_priv_front(cfg->server_user, cfg->seccomp, cfg->otp_sender) != 0)
+        goto out;
 
     /* Signals go to this thread only; the others never see them. */
     signal(SIGPIPE, SIG_IGN);

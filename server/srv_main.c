@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "srv.h"
+#include "srv_priv.h"
 
 static void usage(FILE *f)
 {
@@ -61,6 +62,15 @@ int main(int argc, char **argv)
     if (check_only) {
         printf("%s: configuration OK\n", file);
         return 0;
+    }
+    /* No core dumps and no new privileges before the PIN is read and any thread starts (srv_priv.c); csc-sam,
+     * started next, inherits both. */
+    uid_t front_uid;
+    gid_t front_gid;
+    if (srv_priv_early() != 0 ||
+        (cfg->server_user[0] != '\0' && srv_priv_user("csc-server", cfg->server_user, &front_uid, &front_gid) != 0)) {
+        free(cfg); /* an unknown server_user is named before csc-sam, which gives it the socket, is started */
+        return 1;
     }
     /* The signature activation module first: forked before any thread or socket of csc-server exists. */
     srv_sam_t *sam = NULL;

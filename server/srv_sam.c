@@ -3,15 +3,21 @@
  * opens storage and the HSM as csc-server does, serves the SAM socket (sam/sam_server.c) until SIGTERM or SIGINT.
  * csc-server starts it (sam_mode = spawn: srv_samctl.c, with -r FD, the descriptor of the pipe to write one byte to
  * once it listens) or systemd does (sam_mode = connect). docs/architecture.md "Processes".
+ * Hardening (srv_priv.c; docs/architecture.md "Process hardening"): no core dumps and NO_NEW_PRIVS first, then its
+ * memory locked before the PIN is read; once the PIN file, the token and the database are open and the socket bound:
+ * the socket given to sam_user and the front end's group, the switch to sam_user (when root), the SAM's seccomp
+ * filter; only then it accepts and tells csc-server it is ready.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "sam_server.h"
 #include "srv.h"
+#include "srv_priv.h"
 
 static void usage(FILE *f)
 {
@@ -33,16 +39,47 @@ static int tell_ready(int fd)
     return n == 1 ? 0 : -1;
 }
 
-static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop)
+/* Who may reach the socket (docs/configuration.md sam_user, sam_socket_group, sam_allowed_user). The peer allowed:
+ * sam_allowed_user, else server_user (the front end's user), else the uid csc-sam was started as (csc-server's, when
+ * it started csc-sam). The socket's group: sam_socket_group, else, when csc-sam starts as root (it can give the
+ * socket away), server_user's group; with a group mode 0660, else 0600. Its owner: sam_user when csc-sam starts as
+ * root and switches to it, else csc-sam's user. */
+typedef struct sock_access {
+    uid_t allowed, owner;
+    gid_t gid;
+    unsigned mode;
+} sock_access_t;
+
+static int socket_access(const srv_config_t *cfg, sock_access_t *a)
+{
+    uid_t front_uid = (uid_t)-1, sam_uid = (uid_t)-1;
+    gid_t front_gid = (gid_t)-1, sam_gid;
+    int root = geteuid() == 0;
+    if (cfg->server_user[0] != '\0' && srv_priv_user("csc-sam", cfg->server_user, &front_uid, &front_gid) != 0)
+        return -1;
+    if (root && cfg->sam_user[0] != '\0' && srv_priv_user("csc-sam", cfg->sam_user, &sam_uid, &sam_gid) != 0)
+        return -1;
+    a->allowed = cfg->sam_allowed_uid != (uid_t)-1  ? cfg->sam_allowed_uid
+                 : front_uid != (uid_t)-1           ? front_uid
+                                                    : getuid();
+    a->gid = cfg->sam_socket_gid != (gid_t)-1 ? cfg->sam_socket_gid : root ? front_gid : (gid_t)-1;
+    a->mode = a->gid != (gid_t)-1 ? 0660 : 0600;
+    a->owner = sam_uid;
+    return 0;
+}
+
+static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked)
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
+    sock_access_t acc;
     snprintf(identity, sizeof(identity), "csc-sam pid=%d token=%.64s", (int)getpid(), cfg->pkcs11_token);
+    if (socket_access(cfg, &acc) != 0)
+        return -1;
     sam_server_config_t sc = {
         .path = cfg->sam_socket,
-        .mode = cfg->sam_socket_gid != (gid_t)-1 ? 0660 : 0600,
-        .gid = cfg->sam_socket_gid,
-        /* The front end: the user sam_allowed_user names, else the one csc-sam runs as (csc-server started it). */
-        .allowed_uid = cfg->sam_allowed_uid != (uid_t)-1 ? cfg->sam_allowed_uid : getuid(),
+        .mode = acc.mode,
+        .gid = acc.gid,
+        .allowed_uid = acc.allowed,
         .max_connections = cfg->sam_max_connections,
         .io_timeout_ms = cfg->sam_timeout_ms,
         .lock_wait_ms = 10000, /* a SAM whose csc-server was killed may still be finishing its requests */
@@ -56,9 +93,20 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: sam_socket %s\n", err);
         return -1;
     }
-    /* Privileges (issue 11): switching to sam_user, the seccomp allow-list, no core dumps and locked memory are
-     * applied here, once the token is open and the socket bound, before the first connection is accepted and
-     * before csc-server hears that the SAM is ready. */
+    /* Privileges: once the token is open and the socket bound, before the first connection is accepted and before
+     * csc-server hears that the SAM is ready (no core dumps, NO_NEW_PRIVS and locked memory came first, in main):
+     * the socket to sam_user (no symlink followed; it is under the lock and has its final mode already), the switch
+     * to sam_user, the SAM's filter. */
+    if (acc.owner != (uid_t)-1 && lchown(cfg->sam_socket, acc.owner, (gid_t)-1) != 0) {
+        fprintf(stderr, "csc-sam: sam_socket %s: cannot give it to sam_user %s: %s\n", cfg->sam_socket, cfg->sam_user,
+                strerror(errno));
+        sam_server_free(srv);
+        return -1;
+    }
+    if (srv_priv_sam(cfg->sam_user, cfg->seccomp, locked) != 0) {
+        sam_server_free(srv);
+        return -1;
+    }
     if (sam_server_start(srv) != 0) {
         fprintf(stderr, "csc-sam: cannot start the accepting thread\n");
         sam_server_free(srv);
@@ -72,6 +120,18 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         ;
     fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
     sam_server_free(srv);
+    return 0;
+}
+
+/* Before the PIN is read: the SAM's memory never reaches swap. Refused in production; in the test environment (a
+ * developer's csc-sam without root and under a small RLIMIT_MEMLOCK) a warning. 1 locked, 0 not, -1 refused. */
+static int lock_memory(const srv_config_t *cfg)
+{
+    if (srv_priv_mlock("csc-sam") == 0)
+        return 1;
+    if (cfg->environment == CSC_ENV_PRODUCTION)
+        return -1;
+    fprintf(stderr, "csc-sam: WARNING: memory not locked (environment = test; production refuses to start)\n");
     return 0;
 }
 
@@ -110,11 +170,13 @@ int main(int argc, char **argv)
     srv_modules_t m;
     if (cfg == NULL)
         return 1;
-    if (srv_config_load(file, cfg) != 0 || srv_modules_open(cfg, SRV_NEED_HSM, NULL, &m) != 0) {
+    int locked = -1;
+    if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 || (locked = lock_memory(cfg)) < 0 ||
+        srv_modules_open(cfg, SRV_NEED_HSM, NULL, &m) != 0) {
         free(cfg);
         return 1;
     }
-    int rc = serve(cfg, &m, ready_fd, &stop);
+    int rc = serve(cfg, &m, ready_fd, &stop, locked);
     srv_modules_close(&m);
     free(cfg);
     return rc == 0 ? 0 : 1;

@@ -1,6 +1,7 @@
-"""csc-sam, the signature activation module's process (issue 11): csc-server starts it (sam_mode = spawn), restarts it
-after a crash and stops it; or only connects to one started outside (sam_mode = connect); a csc-sam that cannot
-start keeps csc-server from starting. The test speaks the SAM protocol (docs/architecture.md "The SAM protocol") to
+"""csc-sam, the signature activation module's process (issue 11): csc-server forks a supervisor (process title
+csc-sam-super) that starts csc-sam (sam_mode = spawn), restarts it after a crash and stops it when csc-server asks or
+dies (process tree: csc-server -> csc-sam-super -> csc-sam); or csc-server only connects to one started outside
+(sam_mode = connect); a csc-sam that cannot start keeps csc-server from starting. The test speaks the SAM protocol (docs/architecture.md "The SAM protocol") to
 the socket itself: HELLO, the health check."""
 import os
 import signal
@@ -78,8 +79,23 @@ def is_sam(pid):
         return False  # gone meanwhile, or a zombie
 
 
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def supervisor(svc):
+    """csc-server's one child, the supervisor (None if it has another number of children or that one is not it)."""
+    kids = children(svc.proc.pid)
+    return kids[0] if len(kids) == 1 and comm(kids[0]) == "csc-sam-super" else None
+
+
 def sam_child(svc):
-    kids = [k for k in children(svc.proc.pid) if is_sam(k)]
+    sup = supervisor(svc)
+    kids = [k for k in children(sup) if is_sam(k)] if sup else []
     return kids[0] if len(kids) == 1 else None
 
 
@@ -99,8 +115,11 @@ def tearDownModule():
 
 class TestSpawned(unittest.TestCase):
     def test_child_answers_hello(self):
+        sup = supervisor(SVC)
+        self.assertIsNotNone(sup, [(k, comm(k)) for k in children(SVC.proc.pid)])
         pid = sam_child(SVC)
-        self.assertIsNotNone(pid, children(SVC.proc.pid))
+        self.assertIsNotNone(pid, children(sup))
+        self.assertEqual(children(pid), [])
         r = hello(sam_socket(SVC))
         self.assertEqual(r[T_VERSION], 1)
         self.assertIn("pid=%d " % pid, r[T_IDENTITY])
@@ -110,7 +129,7 @@ class TestSpawned(unittest.TestCase):
         self.assertIn("csc-sam ready: csc-sam pid=%d" % pid, SVC.server_stderr())
 
     def test_kill9_restarts(self):
-        old = sam_child(SVC)
+        old, sup = sam_child(SVC), supervisor(SVC)
         self.assertIsNotNone(old)
         os.kill(old, signal.SIGKILL)
 
@@ -125,7 +144,9 @@ class TestSpawned(unittest.TestCase):
         new = wait_for(restarted)
         self.assertTrue(new, "csc-sam was not restarted: " + SVC.server_stderr()[-2000:])
         self.assertFalse(alive(old))
-        self.assertRegex(SVC.server_stderr(), r"csc-sam \(pid %d\) was killed by signal 9.*; restart \d+ in" % old)
+        self.assertRegex(SVC.server_stderr(),
+                         r"csc-sam-super: csc-sam \(pid %d\) was killed by signal 9.*; restart \d+ in" % old)
+        self.assertEqual(supervisor(SVC), sup, "the supervisor itself goes on")
         self.assertEqual(SVC.post("info", {}).status, 200)
 
 
@@ -157,18 +178,34 @@ class TestLifecycle(unittest.TestCase):
         self.assertFalse(alive(pid), "csc-sam outlived csc-server's stop")
         self.assertFalse(os.path.exists(sam_socket(self.svc)))
         self.assertIn("csc-sam: stopping (signal 15)", self.svc.server_stderr())
-        # SIGKILL of csc-server: nothing of it runs, yet its csc-sam goes too (PR_SET_PDEATHSIG).
+        # SIGKILL of csc-server: nothing of it runs, yet its supervisor and csc-sam go too (end of file on the
+        # supervisor's pipe, PR_SET_PDEATHSIG), csc-sam stopped in order.
         self.svc.start()
-        pid = sam_child(self.svc)
+        pid, sup = sam_child(self.svc), supervisor(self.svc)
+        self.assertIsNotNone(pid)
         self.svc.proc.kill()
         self.svc.proc.wait()
         self.svc.proc = None
         self.svc.stderr.close()
         self.assertTrue(wait_for(lambda: not alive(pid)), "csc-sam outlived a killed csc-server")
+        self.assertTrue(wait_for(lambda: not alive(sup)), "the supervisor outlived a killed csc-server")
+        self.assertEqual(self.svc.server_stderr().count("csc-sam: stopping (signal 15)"), 2)
         # and the next start finds the socket of the dead one stale and serves
         self.svc.start()
         self.assertEqual(self.svc.post("info", {}).status, 200)
         self.assertIn("pid=%d " % sam_child(self.svc), hello(sam_socket(self.svc))[T_IDENTITY])
+
+    def test_supervisor_killed(self):
+        """SIGKILL of the supervisor: its csc-sam goes (PR_SET_PDEATHSIG); csc-server goes on (the SAM unavailable)
+        and still stops cleanly, without waiting for a supervisor that is gone."""
+        self.svc.start()
+        pid, sup = sam_child(self.svc), supervisor(self.svc)
+        self.assertIsNotNone(pid)
+        os.kill(sup, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: not alive(pid)), "csc-sam outlived its supervisor")
+        self.assertEqual(self.svc.post("info", {}).status, 200)
+        self.assertEqual(self.svc.stop(), 0)
+        self.assertNotIn("did not finish", self.svc.server_stderr())
 
     def test_connect_mode(self):
         self.configure("sam_mode = connect\n")

@@ -107,6 +107,12 @@ START_TEST(t_refusals)
         {"workers = 4\nworkers = 5\n", "workers given twice"},
         {"crl_dir = crl\n", "crl_dir needs trust_anchors"},
         {"crl_allow_stale = sometimes\n", "crl_allow_stale: expected yes or no"},
+        {"server_user = csc server\n", "server_user: \"csc server\" is no user name"},
+        {"server_user = -u\n", "server_user: \"-u\" is no user name"},
+        {"sam_user = a/b\n", "sam_user: \"a/b\" is no user name"},
+        {"server_user = abcdefghijabcdefghijabcdefghijabc\n", "server_user: value longer than 32"},
+        {"server_user = csc\nsam_user = csc\n", "sam_user: must differ from server_user"},
+        {"seccomp = maybe\n", "seccomp: expected yes or no"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         srv_config_t cfg;
@@ -148,6 +154,20 @@ START_TEST(t_environment_rules)
     ck_assert_int_eq(load("pin_min_length = 4\n", &cfg, msg, sizeof(msg)), -1);
     ck_assert_msg(strstr(msg, "pin_min_length") != NULL, "key not named in \"%s\"", msg);
     ck_assert_int_eq(load("pin_min_length = 33\n", &cfg, msg, sizeof(msg)), -1);
+    /* process hardening: the filter is on unless said otherwise, and off only outside production */
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.seccomp, 1);
+    ck_assert_str_eq(cfg.server_user, "");
+    ck_assert_str_eq(cfg.sam_user, "");
+    ck_assert_int_eq(load("seccomp = no\nserver_user = csc-server\nsam_user = csc-sam\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.seccomp, 0);
+    ck_assert_str_eq(cfg.server_user, "csc-server");
+    ck_assert_str_eq(cfg.sam_user, "csc-sam");
+    f = fopen(file, "w");
+    fputs("listen = 127.0.0.1:1\nplain_http = yes\nenvironment = production\npkcs11_module = m\n"
+          "pkcs11_token = t\npkcs11_pin_file = p\nlmdb_path = d\nallow_test_components = yes\nseccomp = no\n", f);
+    fclose(f);
+    ck_assert_int_eq(srv_config_load(file, &cfg), -1);
     /* plain HTTP in test is fine, no TLS files needed */
     ck_assert_int_eq(load("plain_http = yes\n", &cfg, msg, sizeof(msg)), 0);
     ck_assert_uint_eq(cfg.plain_http, 1);

@@ -1,0 +1,333 @@
+/*
+ * srv_priv.c - process hardening for csc-server (the network front end) and, with issue 11's split, csc-sam
+ * (the signature activation module): no core dumps, no new privileges, an unprivileged user, locked memory
+ * (the SAM), and a seccomp allow-list of system calls per process.
+ *
+ * Order in csc-server (docs/architecture.md, "Process hardening"):
+ *   main: configuration read -> srv_priv_early() (before the PIN file is read and before any thread exists, so
+ *         every thread inherits NO_NEW_PRIVS) -> modules opened (LMDB, PKCS#11 module and PIN, service threads)
+ *   srv_http_run: access log, TLS key and listening sockets opened -> srv_priv_front() -> loops and workers serve.
+ *
+ * What is not on a profile's list fails with EPERM (SCMP_ACT_ERRNO), and the kernel logs it (the filter is loaded
+ * with SECCOMP_FILTER_FLAG_LOG: an audit record of type SECCOMP, "journalctl -k" / auditd, names the syscall and
+ * the process). Not SCMP_ACT_KILL_PROCESS: a rare path whose syscall the measurements below missed must cost
+ * that one request (every syscall's result is checked, so the client gets an error, never a wrong answer), not
+ * the whole service and its in-flight group commit; the kernel log tells the operator which call to add. An
+ * attacker who runs code in the process gains nothing from EPERM over a kill: the call is refused either way,
+ * and the refusal is observable (a unit test calls execve and sees EPERM). A system call of another
+ * architecture's ABI (e.g. int 0x80 from x86-64) kills the process (libseccomp's default for a bad arch): no
+ * code of ours makes one.
+ *
+ * Libraries: libseccomp only here (csc_priv, linked by csc-server and csc-server-test, not by csc-admin).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <pwd.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "srv_priv.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SRV_PRIV_SANITIZER 1
+#else
+#define SRV_PRIV_SANITIZER 0
+#endif
+
+int srv_priv_early(void)
+{
+    struct rlimit none = {0, 0};
+
+    if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        fprintf(stderr, "hardening: no core dumps / no new privileges: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid)
+{
+    /* getpwnam_r into a buffer of our own: the lookup happens at start-up only. */
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int rc = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+    if (res == NULL) {
+        fprintf(stderr, "%s: user %s: %s\n", who, user, rc != 0 ? strerror(rc) : "no such user");
+        return -1;
+    }
+    *uid = pw.pw_uid;
+    *gid = pw.pw_gid;
+    return 0;
+}
+
+/* Keep only CAP_IPC_LOCK, in the permitted and effective sets (after a setuid with PR_SET_KEEPCAPS). */
+static int keep_ipc_lock(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    memset(data, 0, sizeof(data));
+    data[CAP_TO_INDEX(CAP_IPC_LOCK)].permitted = data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective = CAP_TO_MASK(CAP_IPC_LOCK);
+    return syscall(SYS_capset, &hdr, data) == 0 && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == 0 ? 0 : -1;
+}
+
+/* srv_priv_drop; keep_lock: the process keeps CAP_IPC_LOCK and nothing else (its locked memory outgrows the
+ * RLIMIT_MEMLOCK that root could not raise). */
+static int drop(const char *who, const char *user, int keep_lock)
+{
+    if (user == NULL || user[0] == '\0')
+        return 0;
+    uid_t uid;
+    gid_t gid;
+    if (srv_priv_user(who, user, &uid, &gid) != 0)
+        return -1;
+    if (uid == 0) {
+        fprintf(stderr, "%s: user %s is root: name an unprivileged user\n", who, user);
+        return -1;
+    }
+    if (geteuid() != 0) {
+        /* Started unprivileged (systemd User=, a developer): fine when it is already that user, else refused,
+         * because the operator asked for a user this process cannot become. */
+        if (getuid() == uid && geteuid() == uid)
+            return 0;
+        fprintf(stderr, "%s: configured to run as %s (uid %u), but started as uid %u, not root: cannot switch\n",
+                who, user, (unsigned)uid, (unsigned)geteuid());
+        return -1;
+    }
+    /* Groups first (they need root), then the group id, then the user id; glibc applies each to every thread. */
+    if ((keep_lock && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) || initgroups(user, gid) != 0 || setgid(gid) != 0 ||
+        setuid(uid) != 0 || (keep_lock && keep_ipc_lock() != 0)) {
+        fprintf(stderr, "%s: cannot switch to user %s: %s\n", who, user, strerror(errno));
+        return -1;
+    }
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+    if (getresuid(&r, &e, &s) != 0 || getresgid(&gr, &ge, &gs) != 0 || r != uid || e != uid ||
+        s != uid || gr != gid || ge != gid || gs != gid || setuid(0) == 0) {
+        fprintf(stderr, "%s: the switch to user %s did not hold (root can still be regained)\n", who, user);
+        return -1;
+    }
+    /* A change of credentials resets the dumpable flag to fs.suid_dumpable, which need not be 0. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return -1;
+    return 0;
+}
+
+int srv_priv_drop(const char *who, const char *user)
+{
+    return drop(who, user, 0);
+}
+
+int srv_priv_mlock(const char *who)
+{
+    /* Root may lock without limit; raise the limit first so that it stays raised after the switch of user
+     * (rlimits survive setuid) and later allocations (MCL_FUTURE) do not fail against a small default. */
+    if (geteuid() == 0) {
+        struct rlimit inf = {RLIM_INFINITY, RLIM_INFINITY};
+        (void)setrlimit(RLIMIT_MEMLOCK, &inf);
+    }
+    /* MCL_ONFAULT: a page is locked when first touched, so a secret is locked before it is written, without
+     * reading the whole of LMDB's map (lmdb_map_size) and every library into memory at once. */
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
+        struct rlimit lim = {0, 0};
+        (void)getrlimit(RLIMIT_MEMLOCK, &lim);
+        fprintf(stderr,
+                "%s: cannot lock the process's memory (mlockall: %s; RLIMIT_MEMLOCK %llu bytes): start it as root "
+                "or raise the limit (systemd LimitMEMLOCK=infinity)\n",
+                who, strerror(errno), (unsigned long long)lim.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the allow-lists ----------------------------------------------------------------------------------------
+ *
+ * How the lists were found: csc-server (normal and ASan builds) ran under `strace -D -f -c` (a wrapper in place of
+ * the binary) through the integration tests api, oauth, signdoc, challenge_async, overload, lockout and demo, the
+ * browser test e2e_oauth and the conformance suite; the union of the syscalls counted is below, minus what only
+ * start-up needs (execve, bind, listen, mkdir...: done before the filter) and what only the otp_sender exec:
+ * program did (no filter then), and grouped by what needs it; a call that cannot fail is allowed. Then the
+ * same tests ran with the filter on, in both builds. The SAM's list: csc-sam (a wrapper as sam_program running
+ * `strace -qq -D -f` on it) through the integration tests sam, hardening (with sam_user) and api, counting what
+ * every thread called after the filter was loaded: accept4, getsockopt (SO_PEERCRED), recvmsg/sendmsg, shutdown,
+ * poll, the storage writer's pwrite64/fdatasync (audit records), thread start and exit, sigtimedwait, the token's
+ * close (munlock of hsm/'s PIN copy), unlink of the socket at stop; all within the groups marked for it below,
+ * none refused. It also keeps the front end's file and PKCS#11 groups, because signing (SoftHSM re-reads its
+ * object files) moves into csc-sam; it has no connect and no socket().
+ * Calls with arguments worth checking (clone, clone3, socket, prctl, prlimit64, tgkill) have rules of their own
+ * in add_rules(). Names unknown to this libseccomp/architecture are skipped.
+ */
+enum { P_FRONT = 1u << SRV_PROFILE_FRONT, P_SAM = 1u << SRV_PROFILE_SAM, P_BOTH = P_FRONT | P_SAM };
+
+typedef struct sc_group {
+    unsigned profiles;
+    const char *why;
+    const char *names[16];
+} sc_group_t;
+
+static const sc_group_t groups[] = {
+    {P_BOTH, "memory: malloc, thread stacks, LMDB's map, OpenSSL's secure heap and hsm/'s locked PIN copy",
+     {"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "munlock", NULL}},
+    {P_BOTH, "threads: pthread mutexes and condition variables, thread exit, the worker pools' nice +10",
+     {"futex", "set_robust_list", "rseq", "set_tid_address", "gettid", "getpid", "exit", "exit_group",
+      "sched_yield", "sched_getaffinity", "getpriority", "setpriority", "restart_syscall", NULL}},
+    {P_BOTH, "time and sleeping (vDSO fallbacks, timed waits)",
+     {"clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep", NULL}},
+    {P_BOTH, "signals: the main thread's sigwait for SIGTERM/SIGINT, per-thread masks, abort()",
+     {"rt_sigaction", "rt_sigprocmask", "rt_sigtimedwait", "rt_sigreturn", "sigaltstack", NULL}},
+    {P_BOTH, "files: LMDB (pread/pwrite, fdatasync at each group commit), the PKCS#11 module's token files, the "
+             "CRL folder (crl_dir, reloaded by a thread), otp_sender file:, the access log",
+     {"openat", "open", "close", "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "fstat",
+      "newfstatat", "statx", "fcntl", "dup", NULL}},
+    {P_BOTH, "more files: the same, and the PKCS#11 module's object files and locks",
+     {"getdents64", "readlink", "access", "faccessat", "faccessat2", "fstatfs", "ftruncate", "fdatasync", "fsync",
+      "flock", "unlink", "rename", NULL}},
+    {P_BOTH, "randomness (OpenSSL, tokens, SADs) and system facts glibc and OpenSSL read",
+     {"getrandom", "uname", "sysinfo", NULL}},
+    {P_BOTH, "calls that cannot fail, so their callers never look (a refusal would be read as uid -1, a silent wrong "
+             "answer): reading ids, umask",
+     {"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "getppid", "umask", NULL}},
+    {P_BOTH, "event loops and queues: h2o's epoll loop and its multithread queue, the SAM's loop; socket() itself "
+             "is checked in add_rules()",
+     {"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "pipe2", "eventfd2", "poll",
+      "ppoll", "select", "pselect6", NULL}},
+    {P_BOTH, "sockets already open: TLS connections (front end), the Unix socket between front end and SAM",
+     {"getsockname", "setsockopt", "getsockopt", "sendmsg", "recvmsg", "shutdown", NULL}},
+    {P_BOTH, "accepting on sockets opened before the filter: the front end's listeners, the SAM's Unix socket",
+     {"accept4", "accept", NULL}},
+    {P_FRONT, "dialling out: response_uri notifications and their DNS lookups, the SAM's socket (issue 11)",
+     {"connect", "getpeername", "sendto", "recvfrom", NULL}},
+};
+
+/* The allowed arguments of the calls that get rules of their own. */
+static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
+{
+    int rc = 0;
+    /* Threads only: clone with CLONE_THREAD. No fork, vfork, nor a process sharing our memory. glibc tries clone3
+     * first (its flags sit in memory a filter cannot read) and falls back to clone on ENOSYS. */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                           SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* New sockets: the front end IPv4/IPv6 (notifications, DNS; today also a network HSM's PKCS#11 module) and Unix
+     * (the SAM, nscd); the SAM none at all (it accepts on its Unix socket; a network HSM's module would need
+     * IPv4/IPv6 added when csc-sam exists). No raw packets, netlink or other families. */
+    if (profile == SRV_PROFILE_FRONT) {
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    }
+    /* Limits may be read (getrlimit), never changed: RLIMIT_CORE stays 0. */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0));
+    /* Signals to this process only (abort, raise, pthread_kill): no other process can be signalled. */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+    /* prctl: thread names and reading the dumpable flag; never setting it again, nor other options. */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_DUMPABLE));
+#if SRV_PRIV_SANITIZER
+    /* Sanitizer builds only: LeakSanitizer checks for leaks at exit by stopping every thread from a helper (clone
+     * with CLONE_VM and CLONE_UNTRACED, no CLONE_THREAD) that lists /proc/PID/task with the old getdents and
+     * attaches to each thread with ptrace, after the process made itself dumpable for it and named it its ptracer;
+     * the parent waits for it. strace cannot see the helper (CLONE_UNTRACED): these were found by running the
+     * integration tests under the filter. Never in other builds (unit_priv checks there that ptrace and
+     * PR_SET_DUMPABLE are refused). */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                           SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM | CLONE_UNTRACED | CLONE_THREAD, CLONE_VM | CLONE_UNTRACED));
+    static const int asan[] = {SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(getdents)};
+    for (size_t i = 0; i < sizeof(asan) / sizeof(asan[0]); i++)
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, asan[i], 0);
+    static const int asan_prctl[] = {PR_SET_DUMPABLE, PR_SET_PTRACER, PR_SET_PDEATHSIG};
+    for (size_t i = 0; i < sizeof(asan_prctl) / sizeof(asan_prctl[0]); i++)
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, asan_prctl[i]));
+#endif
+    return rc;
+}
+
+int srv_priv_seccomp(srv_profile_t profile)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    const char *step = "seccomp_init";
+    int rc = -1, err = 0;
+
+    if (ctx == NULL)
+        goto out;
+    /* TSYNC: every thread already running gets the filter too (the storage writer, the CRL watcher...). LOG: the
+     * kernel logs what is refused. NNP: libseccomp sets NO_NEW_PRIVS (srv_priv_early did already). */
+    step = "attributes";
+    if ((err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0 ||
+        (err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1)) != 0 || (err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) != 0)
+        goto out;
+    step = "rules";
+    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+        if (!(groups[g].profiles & (1u << profile)))
+            continue;
+        for (size_t i = 0; groups[g].names[i] != NULL; i++) {
+            int nr = seccomp_syscall_resolve_name(groups[g].names[i]);
+            if (nr != __NR_SCMP_ERROR && (err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0)) != 0)
+                goto out;
+        }
+    }
+    if ((err = add_rules(ctx, profile)) != 0)
+        goto out;
+    step = "seccomp_load";
+    if ((err = seccomp_load(ctx)) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0)
+        fprintf(stderr, "hardening: cannot load the seccomp filter (%s: %s)\n", step, err < 0 ? strerror(-err) : "failed");
+    seccomp_release(ctx);
+    return rc;
+}
+
+/* The switch to user, then the profile's filter unless seccomp is 0 (said). 1: done but the filter (the caller
+ * decides), 0: done, -1: refused. */
+static int drop_then_filter(const char *who, const char *user, int keep_lock, unsigned seccomp)
+{
+    if (drop(who, user, keep_lock) != 0)
+        return -1;
+    if (!seccomp) {
+        fprintf(stderr, "%s: WARNING: seccomp = no: no system-call filter (for debugging only)\n", who);
+        return 0;
+    }
+    return 1;
+}
+
+int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked)
+{
+    /* Locked memory outlives the switch of user only within RLIMIT_MEMLOCK (srv_priv_mlock raised it to infinity
+     * when root may: CAP_SYS_RESOURCE); where it could not, CAP_IPC_LOCK is kept, alone. */
+    struct rlimit lim = {0, 0};
+    int keep = memory_locked && geteuid() == 0 && sam_user != NULL && sam_user[0] != '\0' &&
+               getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY;
+    if (keep)
+        fprintf(stderr, "csc-sam: RLIMIT_MEMLOCK could not be raised (%llu bytes): %s keeps CAP_IPC_LOCK, and no "
+                        "other capability\n", (unsigned long long)lim.rlim_cur, sam_user);
+    int rc = drop_then_filter("csc-sam", sam_user, keep, seccomp);
+    return rc <= 0 ? rc : srv_priv_seccomp(SRV_PROFILE_SAM);
+}
+
+int srv_priv_front(const char *server_user, unsigned seccomp, const char *otp_sender)
+{
+    int rc = drop_then_filter("csc-server", server_user, 0, seccomp);
+    if (rc <= 0)
+        return rc;
+    /* The exec: sender still runs from this process (it moves to csc-sam): a program started under the front
+     * end's filter would inherit it, and the filter refuses execve. So no filter here until then. */
+    if (otp_sender != NULL && strncmp(otp_sender, "exec:", 5) == 0) {
+        fprintf(stderr, "csc-server: WARNING: no seccomp filter: otp_sender = exec: runs a program from this "
+                        "process (until it moves to csc-sam)\n");
+        return 0;
+    }
+    return srv_priv_seccomp(SRV_PROFILE_FRONT);
+}

@@ -1,0 +1,43 @@
+/* srv_priv.h - process hardening of csc-server and (issue 11) csc-sam: srv_priv.c, library csc_priv, the only code
+ * that links libseccomp. Its own header, without the service's: csc_priv is linked into csc-server,
+ * csc-server-test (beside the _t libraries) and the unit test test_priv, none of which it must pull other
+ * libraries into. docs/architecture.md, "Process hardening". */
+#ifndef SRV_PRIV_H
+#define SRV_PRIV_H
+
+#include <sys/types.h>
+
+typedef enum { SRV_PROFILE_FRONT = 1, SRV_PROFILE_SAM = 2 } srv_profile_t;
+
+/* First, before any secret is read and any thread starts: no core dumps (RLIMIT_CORE 0, PR_SET_DUMPABLE 0) and
+ * PR_SET_NO_NEW_PRIVS (inherited by every thread started later). 0, or -1 with a message on stderr. */
+int srv_priv_early(void);
+
+/* Switch to user (initgroups, setgid, setuid) when running as root, after the files that need root are open.
+ * Refused (-1, message naming who and user): an unknown user, root itself, a process not running as root unless
+ * it already is that user, and a switch after which setuid(0) still succeeds. "" or NULL: nothing to do. */
+int srv_priv_drop(const char *who, const char *user);
+
+/* The uid and primary gid of user (getpwnam_r). -1 with a message naming who and user if there is no such user. */
+int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid);
+
+/* Lock all memory, now and future, each page as it is first touched (MCL_ONFAULT) (the SAM: the PIN and sessions
+ * never reach swap). As root RLIMIT_MEMLOCK is
+ * raised first (it survives the switch of user). -1 with a clear message if the kernel refuses. */
+int srv_priv_mlock(const char *who);
+
+/* Load the profile's system-call allow-list into every thread of the process; anything else fails with EPERM
+ * and is logged by the kernel. Sets NO_NEW_PRIVS. Irreversible. */
+int srv_priv_seccomp(srv_profile_t profile);
+
+/* csc-server after start-up, before serving, from its configuration: srv_priv_drop(server_user), then the
+ * front end's filter unless seccomp is 0 or otp_sender is an exec: sender, which still runs from this process
+ * (either is said on stderr). */
+int srv_priv_front(const char *server_user, unsigned seccomp, const char *otp_sender);
+
+/* csc-sam once its token, database and socket are open, before it accepts: srv_priv_drop(sam_user), then the SAM's
+ * filter unless seccomp is 0 (said on stderr). memory_locked: srv_priv_mlock succeeded; if RLIMIT_MEMLOCK could not
+ * be raised for it, the switch of user keeps CAP_IPC_LOCK and no other capability (said on stderr). */
+int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked);
+
+#endif

@@ -1,0 +1,296 @@
+"""Process hardening of the running csc-server, its csc-sam supervisor and csc-sam (server/srv_priv.c): the seccomp
+filter in every thread, no new privileges, no core dumps, locked memory (csc-sam), the switch to server_user and
+sam_user when started as root with the socket reachable by the front end's user only, and what each refuses; a
+signature still goes through the HSM under all of it, and a killed csc-sam comes back while csc-server runs under its
+filter."""
+import os
+import pwd
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from test_sam import T_IDENTITY, alive, children, comm, hello, sam_child, supervisor, wait_for  # noqa: E402
+
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(harness.ROOT, "build"))
+TEST_USER = "csc-server"  # scripts/deps creates it (useradd --system)
+SAM_USER = "csc-sam"      # and this one
+
+
+def proc_status(pid, task=None):
+    path = "/proc/%d/status" % pid if task is None else "/proc/%d/task/%s/status" % (pid, task)
+    with open(path) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def core_limit(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max core file size"):
+                return line.split()[4:6]
+    return None
+
+
+def asan(pid):
+    """The process is a sanitizer build: ASan answers mlockall itself without locking anything."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def assert_filtered(test, pid, who):
+    """Every thread of pid has a seccomp filter and NO_NEW_PRIVS; no core file."""
+    for t in os.listdir("/proc/%d/task" % pid):
+        st = proc_status(pid, t)
+        test.assertEqual(st["Seccomp"].strip(), "2", "%s thread %s (%s) has no filter" % (who, t, st["Name"]))
+        test.assertEqual(st["NoNewPrivs"].strip(), "1", "%s thread %s" % (who, t))
+    test.assertEqual(core_limit(pid), ["0", "0"], who)
+
+
+def ask_hello_as(path, uid=None, gid=None):
+    """HELLO over path from a child running as uid/gid (None: this process's): the reply's op (0x81 the answer,
+    0xFF a refusal), or the errno of connect."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
+            body = struct.pack(">HII", 1, 4, 1)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+                s.settimeout(10)
+                s.connect(path)
+                s.send(struct.pack(">HBBHHII", 0x5341, 1, 1, 0, 0, 7, len(body)) + body)
+                try:
+                    rec = s.recv(65536)
+                except ConnectionResetError:
+                    # a refused peer's request is left unread: the close reports ECONNRESET once, before the
+                    # refusal queued ahead of it
+                    rec = s.recv(65536)
+            code = rec[3] if len(rec) >= 16 else 0
+        except OSError as e:
+            code = 1000 + (e.errno or 0)
+        finally:
+            os.write(w, str(code).encode())
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return int(out)
+
+
+def sign_once(svc):
+    """login, authorize the EC credential (PIN), signHash: the HSM and LMDB still work behind the filter."""
+    tok = svc.token()
+    d = harness.digest("hardening")
+    r = svc.authorize(tok, svc.env["CSC_CRED_EC"], [d], pin=svc.env["CSC_PIN"])
+    assert r.status == 200, r
+    r = svc.post("signatures/signHash", {"credentialID": svc.env["CSC_CRED_EC"], "SAD": r.json["SAD"],
+                                         "hashes": [harness.b64(d)], "signAlgo": harness.ECDSA_SHA256}, tok)
+    assert r.status == 200 and len(r.json["signatures"]) == 1, r
+
+
+class TestFilter(unittest.TestCase):
+    """The default configuration: the front end's filter, NoNewPrivs, no core dumps, in every thread; csc-sam under
+    the SAM's filter with locked memory; the supervisor without secrets, sockets or filter, but without new
+    privileges or core dumps; a killed csc-sam comes back while csc-server runs under its filter (which refuses
+    fork, execve, kill and wait)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = harness.Service(BUILD).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop_checked()
+
+    def test_every_thread_filtered(self):
+        pid = self.svc.proc.pid
+        self.assertGreater(len(os.listdir("/proc/%d/task" % pid)), 5)  # loops, workers, storage writer, ...
+        assert_filtered(self, pid, "csc-server")
+
+    def test_not_dumpable(self):
+        """A process that is not dumpable has its /proc files (not the /proc/PID folder) owned by root, whatever
+        user it runs as; as root without server_user that shows nothing, so TestServerUser checks it instead."""
+        pid = self.svc.proc.pid
+        uid = int(proc_status(pid)["Uid"].split()[0])
+        if uid == 0:
+            self.skipTest("runs as root: /proc ownership shows nothing (TestServerUser checks it)")
+        self.assertEqual(os.stat("/proc/%d/status" % pid).st_uid, 0)
+
+    def test_still_signs(self):
+        sign_once(self.svc)
+        self.assertIn("csc-server: test environment, listening on", self.svc.server_stderr())
+
+    def test_sam_hardened(self):
+        pid = sam_child(self.svc)
+        self.assertIsNotNone(pid)
+        assert_filtered(self, pid, "csc-sam")
+        if not asan(pid):
+            self.assertGreater(int(proc_status(pid)["VmLck"].split()[0]), 0, "csc-sam's memory is not locked")
+
+    def test_supervisor(self):
+        sup = supervisor(self.svc)
+        self.assertIsNotNone(sup, [(k, comm(k)) for k in children(self.svc.proc.pid)])
+        st = proc_status(sup)
+        self.assertEqual(st["NoNewPrivs"].strip(), "1")
+        self.assertEqual(st["Seccomp"].strip(), "0")  # it forks, execs, signals and waits
+        self.assertEqual(core_limit(sup), ["0", "0"])
+        self.assertEqual(os.getpgid(sup), sup, "a process group of its own (a terminal's Ctrl-C is csc-server's)")
+        # nothing of csc-server's: no socket, no file of the service (token, database, keys); only its pipes
+        fds = {fd: os.readlink("/proc/%d/fd/%s" % (sup, fd)) for fd in os.listdir("/proc/%d/fd" % sup)}
+        for fd, what in fds.items():
+            if int(fd) > 2:
+                self.assertTrue(what.startswith("pipe:") or what.startswith("anon_inode:"), (fd, what))
+
+    def test_restart_under_filter(self):
+        server = self.svc.proc.pid
+        self.assertEqual(proc_status(server)["Seccomp"].strip(), "2")
+        old = sam_child(self.svc)
+        os.kill(old, signal.SIGKILL)
+
+        def restarted():
+            new = sam_child(self.svc)
+            try:
+                return new if new not in (None, old) and "pid=%d " % new in hello(
+                    os.path.join(self.svc.dir, "csc-sam.sock"))[T_IDENTITY] else None
+            except OSError:
+                return None
+        new = wait_for(restarted)
+        self.assertTrue(new, "csc-sam was not restarted: " + self.svc.server_stderr()[-2000:])
+        self.assertFalse(alive(old))
+        assert_filtered(self, new, "the new csc-sam")
+        assert_filtered(self, server, "csc-server")
+        sign_once(self.svc)
+
+
+class TestExecSender(unittest.TestCase):
+    """An exec: otp_sender still runs from csc-server: no filter (said at start), the rest of the hardening."""
+
+    def test_no_filter_with_exec_sender(self):
+        svc = harness.Service(BUILD, extra_config="otp_sender = exec:/bin/true\n").start()
+        try:
+            st = proc_status(svc.proc.pid)
+            self.assertEqual(st["Seccomp"].strip(), "0")
+            self.assertEqual(st["NoNewPrivs"].strip(), "1")
+            self.assertEqual(core_limit(svc.proc.pid), ["0", "0"])
+            self.assertIn("WARNING: no seccomp filter: otp_sender = exec:", svc.server_stderr())
+        finally:
+            svc.stop_checked()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "the switch of user needs root")
+class TestServerUser(unittest.TestCase):
+    """Started as root with server_user: the process runs as that user after start-up, cannot become root again,
+    and still reads its token and database (the service directory is given to the user, as an operator would)."""
+
+    def setUp(self):
+        try:
+            self.pw = pwd.getpwnam(TEST_USER)
+        except KeyError:
+            self.skipTest("no user %s (scripts/deps creates it)" % TEST_USER)
+
+    def test_runs_as_server_user(self):
+        svc = harness.Service(BUILD, extra_config="server_user = %s\n" % TEST_USER)
+        os.chmod(svc.tmp, 0o711)
+        subprocess.run(["chown", "-R", "%s:" % TEST_USER, svc.dir], check=True)
+        svc.start()
+        try:
+            pid = svc.proc.pid
+            st = proc_status(pid)
+            self.assertEqual(st["Uid"].split(), [str(self.pw.pw_uid)] * 4)
+            self.assertEqual(st["Gid"].split(), [str(self.pw.pw_gid)] * 4)
+            self.assertNotIn("0", st["Groups"].split())
+            self.assertEqual(st["Seccomp"].strip(), "2")
+            self.assertEqual(st["NoNewPrivs"].strip(), "1")
+            for t in os.listdir("/proc/%d/task" % pid):
+                self.assertEqual(proc_status(pid, t)["Uid"].split()[0], str(self.pw.pw_uid), "thread %s" % t)
+            self.assertEqual(os.stat("/proc/%d" % pid).st_uid, self.pw.pw_uid)
+            self.assertEqual(os.stat("/proc/%d/status" % pid).st_uid, 0)  # not dumpable: its files stay root's
+            # csc-sam (no sam_user: it stays root) gives its socket to server_user's group and takes that user's
+            # connections only
+            sock = os.path.join(svc.dir, "csc-sam.sock")
+            st = os.stat(sock)
+            self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777), (0, self.pw.pw_gid, 0o660))
+            self.assertEqual(ask_hello_as(sock, self.pw.pw_uid, self.pw.pw_gid), 0x81)
+            self.assertEqual(ask_hello_as(sock), 0xFF, "root is not the front end")
+            sign_once(svc)
+        finally:
+            svc.stop_checked()
+
+    def test_sam_user(self):
+        """server_user and sam_user: csc-sam runs as sam_user (the supervisor stays root to start and stop it), its
+        socket is sam_user's, group server_user's, mode 0660, and answers server_user only; the PIN file is
+        sam_user's, mode 0400 (both processes read it as root, before they switch); a signature still works end to
+        end; a killed csc-sam comes back as sam_user."""
+        try:
+            sam_pw = pwd.getpwnam(SAM_USER)
+        except KeyError:
+            self.skipTest("no user %s (scripts/deps creates it)" % SAM_USER)
+        svc = harness.Service(BUILD, extra_config="server_user = %s\nsam_user = %s\n" % (TEST_USER, SAM_USER))
+        os.chmod(svc.tmp, 0o711)
+        # the service directory is sam_user's and the front end's group's (today csc-server still opens the token
+        # and the database itself); the PIN file sam_user's alone
+        subprocess.run(["chown", "-R", "%s:%s" % (SAM_USER, self.pw.pw_gid), svc.dir], check=True)
+        subprocess.run(["chmod", "-R", "g+rwX,o-rwx", svc.dir], check=True)
+        pin = os.path.join(svc.dir, "secrets", "token.pin")
+        os.chmod(pin, 0o400)
+        svc.start()
+        try:
+            sam, sup, server = sam_child(svc), supervisor(svc), svc.proc.pid
+            self.assertIsNotNone(sam)
+            self.assertEqual(proc_status(server)["Uid"].split(), [str(self.pw.pw_uid)] * 4)
+            self.assertEqual(proc_status(sup)["Uid"].split(), ["0"] * 4)
+            self.assertEqual(proc_status(sup)["NoNewPrivs"].strip(), "1")
+            sock = os.path.join(svc.dir, "csc-sam.sock")
+
+            def check_sam(pid):
+                st = proc_status(pid)
+                self.assertEqual(st["Uid"].split(), [str(sam_pw.pw_uid)] * 4)
+                self.assertEqual(st["Gid"].split(), [str(sam_pw.pw_gid)] * 4)
+                self.assertNotIn("0", st["Groups"].split())
+                # no capability but CAP_IPC_LOCK (14), kept only where root could not raise RLIMIT_MEMLOCK
+                for cap in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
+                    self.assertEqual(int(st[cap], 16) & ~(1 << 14), 0, cap)
+                for t in os.listdir("/proc/%d/task" % pid):
+                    self.assertEqual(proc_status(pid, t)["Uid"].split()[0], str(sam_pw.pw_uid), "thread %s" % t)
+                assert_filtered(self, pid, "csc-sam")
+                self.assertEqual(os.stat("/proc/%d/status" % pid).st_uid, 0)  # not dumpable
+                if not asan(pid):
+                    self.assertGreater(int(st["VmLck"].split()[0]), 0)
+                s = os.stat(sock)
+                self.assertEqual((s.st_uid, s.st_gid, s.st_mode & 0o777), (sam_pw.pw_uid, self.pw.pw_gid, 0o660))
+                self.assertEqual(ask_hello_as(sock, self.pw.pw_uid, self.pw.pw_gid), 0x81)
+                self.assertEqual(ask_hello_as(sock, sam_pw.pw_uid, sam_pw.pw_gid), 0xFF, "only the front end")
+                self.assertEqual(ask_hello_as(sock, 65534, 65534), 1000 + 13, "others cannot even connect (EACCES)")
+            check_sam(sam)
+            assert_filtered(self, server, "csc-server")
+            sign_once(svc)
+            os.kill(sam, signal.SIGKILL)
+            new = wait_for(lambda: (lambda p: p if p not in (None, sam) and ask_hello_as(
+                sock, self.pw.pw_uid, self.pw.pw_gid) == 0x81 else None)(sam_child(svc)))
+            self.assertTrue(new, "csc-sam was not restarted: " + svc.server_stderr()[-2000:])
+            check_sam(new)
+        finally:
+            svc.stop_checked()
+
+    def test_refusals(self):
+        for user, says in (("no-such-user-csc", "csc-server: user no-such-user-csc: no such user"),
+                           ("root", "csc-server: user root is root")):
+            svc = harness.Service(BUILD, extra_config="server_user = %s\n" % user)
+            with self.assertRaises(RuntimeError) as ctx:
+                svc.start()
+            self.assertIn(says, str(ctx.exception))
+            svc.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()

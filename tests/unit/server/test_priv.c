@@ -1,0 +1,567 @@
+/*
+ * Unit tests of the process hardening (server/srv_priv.c). Every check runs in a child forked for it: a seccomp
+ * filter, a switch of user and locked memory cannot be undone. The child reports "" or what went wrong through a
+ * pipe. The switch of user needs root and the system user csc-server (scripts/deps creates it); without them those
+ * tests say so and pass nothing off as checked.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "srv_priv.h"
+
+#define TEST_USER "csc-server"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER 1
+#else
+#define SANITIZER 0
+#endif
+
+typedef void (*child_fn)(char *err, size_t sz);
+
+/* The child's verdict: the first failure only. */
+__attribute__((format(printf, 3, 4))) static void bad(char *err, size_t sz, const char *fmt, ...)
+{
+    if (err[0] != '\0')
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, sz, fmt, ap);
+    va_end(ap);
+}
+
+/* Run fn in a child and fail the test with what it reports, or when it dies. */
+static void run_child(child_fn fn)
+{
+    char out[512];
+    size_t osz = sizeof(out);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char err[512] = "";
+        close(p[0]);
+        fn(err, sizeof(err));
+        if (write(p[1], err, strlen(err)) < 0)
+            _exit(2);
+        _exit(0);
+    }
+    close(p[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < osz && (r = read(p[0], out + n, osz - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(p[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child died (status 0x%x): %s", status, out);
+    ck_assert_msg(out[0] == '\0', "%s", out);
+}
+
+/* The number after "name:" in /proc/self/status, or -1. */
+static long status_field(const char *name)
+{
+    char line[256];
+    long v = -1;
+    size_t n = strlen(name);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            v = strtol(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+/* The hexadecimal number after "name:" in /proc/self/status (the capability sets), or ~0. */
+static unsigned long long status_hex(const char *name)
+{
+    char line[256];
+    unsigned long long v = ~0ull;
+    size_t n = strlen(name);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return v;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, name, n) == 0 && line[n] == ':')
+            v = strtoull(line + n + 1, NULL, 16);
+    fclose(f);
+    return v;
+}
+
+static void *thread_main(void *arg)
+{
+    *(int *)arg = 42;
+    return NULL;
+}
+
+/* What every hardened process must still do after its filter: memory, files, threads, sockets, time, randomness. */
+static void ordinary_work(srv_profile_t p, char *err, size_t sz)
+{
+    char path[] = "/tmp/test_priv.XXXXXX", buf[6] = "";
+    unsigned char rnd[16];
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, "hello", 5) != 5 || pread(fd, buf, 5, 0) != 5 || strcmp(buf, "hello") != 0 ||
+        fdatasync(fd) != 0 || close(fd) != 0 || unlink(path) != 0)
+        bad(err, sz, "file work failed: %s", strerror(errno));
+    void *big = malloc(8u << 20);
+    if (big == NULL)
+        bad(err, sz, "malloc of 8 MiB failed");
+    else
+        memset(big, 1, 8u << 20);
+    free(big);
+    pthread_t t;
+    int seen = 0;
+    if (pthread_create(&t, NULL, thread_main, &seen) != 0 || pthread_join(t, NULL) != 0 || seen != 42)
+        bad(err, sz, "a thread could not be started");
+    if (p == SRV_PROFILE_FRONT) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (s < 0 || u < 0)
+            bad(err, sz, "socket(AF_INET/AF_UNIX) failed: %s", strerror(errno));
+        close(s);
+        close(u);
+    } else {
+        /* the SAM makes no socket: it accepts on the one it opened before the filter */
+        errno = 0;
+        if (socket(AF_INET, SOCK_STREAM, 0) != -1 || errno != EPERM)
+            bad(err, sz, "SAM: socket(AF_INET): expected EPERM, got %s", strerror(errno));
+    }
+    int ep = epoll_create1(EPOLL_CLOEXEC), pp[2];
+    if (ep < 0 || pipe2(pp, O_CLOEXEC) != 0)
+        bad(err, sz, "epoll/pipe failed: %s", strerror(errno));
+    else {
+        close(pp[0]);
+        close(pp[1]);
+    }
+    close(ep);
+    struct timespec ts = {0, 1000};
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd) || clock_gettime(CLOCK_MONOTONIC, &ts) != 0 ||
+        nanosleep(&(struct timespec){0, 1000}, NULL) != 0)
+        bad(err, sz, "getrandom/clock/nanosleep failed: %s", strerror(errno));
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        bad(err, sz, "getrlimit failed: %s", strerror(errno));
+}
+
+/* Refused with EPERM: running programs, new processes, looking into other processes, undoing the hardening. */
+static void refusals(char *err, size_t sz)
+{
+    char *const argv[] = {"/bin/true", NULL}, *const envp[] = {NULL};
+    errno = 0;
+    if (execve("/bin/true", argv, envp) != -1 || errno != EPERM)
+        bad(err, sz, "execve: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (syscall(SYS_execveat, AT_FDCWD, "/bin/true", argv, envp, 0) != -1 || errno != EPERM)
+        bad(err, sz, "execveat: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid != -1 || errno != EPERM) {
+        bad(err, sz, "fork: expected EPERM, got pid %d, %s", (int)pid, strerror(errno));
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+    }
+    char buf[8];
+    struct iovec local = {buf, sizeof(buf)}, remote = {buf, sizeof(buf)};
+    errno = 0;
+    if (process_vm_readv(getppid(), &local, 1, &remote, 1, 0) != -1 || errno != EPERM)
+        bad(err, sz, "process_vm_readv: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (process_vm_writev(getpid(), &local, 1, &remote, 1, 0) != -1 || errno != EPERM)
+        bad(err, sz, "process_vm_writev: expected EPERM, got %s", strerror(errno));
+    /* LeakSanitizer stops the world at exit with ptrace from a helper; sanitizer builds allow ptrace for it. */
+    errno = 0;
+    if (!SANITIZER && (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != -1 || errno != EPERM))
+        bad(err, sz, "ptrace: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (!SANITIZER && (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != -1 || errno != EPERM))
+        bad(err, sz, "prctl(PR_SET_DUMPABLE, 1): expected EPERM, got %s", strerror(errno));
+    struct rlimit core = {RLIM_INFINITY, RLIM_INFINITY};
+    errno = 0;
+    if (setrlimit(RLIMIT_CORE, &core) != -1 || errno != EPERM)
+        bad(err, sz, "setrlimit(RLIMIT_CORE): expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (socket(AF_PACKET, SOCK_RAW, 0) != -1 || errno != EPERM)
+        bad(err, sz, "socket(AF_PACKET): expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (socket(AF_NETLINK, SOCK_RAW, 0) != -1 || errno != EPERM)
+        bad(err, sz, "socket(AF_NETLINK): expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (unshare(0) != -1 || errno != EPERM)
+        bad(err, sz, "unshare: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (syscall(SYS_setuid, 0) != -1 || errno != EPERM)
+        bad(err, sz, "setuid: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (syscall(SYS_ioctl, 0, 0x5412 /* TIOCSTI */, "x") != -1 || errno != EPERM)
+        bad(err, sz, "ioctl: expected EPERM, got %s", strerror(errno));
+}
+
+static void hardened_state(char *err, size_t sz)
+{
+    struct rlimit rl;
+    if (status_field("Seccomp") != 2)
+        bad(err, sz, "Seccomp is %ld, expected 2 (filter)", status_field("Seccomp"));
+    if (status_field("NoNewPrivs") != 1)
+        bad(err, sz, "NoNewPrivs is %ld, expected 1", status_field("NoNewPrivs"));
+    if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+        bad(err, sz, "the process is dumpable");
+    if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0 || rl.rlim_max != 0)
+        bad(err, sz, "RLIMIT_CORE is not 0");
+}
+
+/* After a profile's filter: the hardened state, what must still work, what must be refused. */
+static void filtered_checks(srv_profile_t p, char *err, size_t sz)
+{
+    hardened_state(err, sz);
+    ordinary_work(p, err, sz);
+    refusals(err, sz);
+}
+
+static void profile_child(srv_profile_t p, char *err, size_t sz)
+{
+    if (srv_priv_early() != 0 || srv_priv_seccomp(p) != 0)
+        bad(err, sz, "hardening failed");
+    else
+        filtered_checks(p, err, sz);
+}
+
+static void front_child(char *err, size_t sz)
+{
+    profile_child(SRV_PROFILE_FRONT, err, sz);
+}
+
+static void sam_child(char *err, size_t sz)
+{
+    profile_child(SRV_PROFILE_SAM, err, sz);
+}
+
+START_TEST(t_front_profile)
+{
+    run_child(front_child);
+}
+END_TEST
+
+START_TEST(t_sam_profile)
+{
+    run_child(sam_child);
+}
+END_TEST
+
+/* A thread started before the filter gets it too (TSYNC): csc-server's storage writer and CRL watcher do. */
+static volatile int go;
+static void *late_exec(void *arg)
+{
+    while (!go)
+        sched_yield();
+    char *const argv[] = {"/bin/true", NULL}, *const envp[] = {NULL};
+    errno = 0;
+    *(int *)arg = execve("/bin/true", argv, envp) == -1 && errno == EPERM;
+    return NULL;
+}
+
+static void tsync_child(char *err, size_t sz)
+{
+    pthread_t t;
+    int refused = 0;
+    if (pthread_create(&t, NULL, late_exec, &refused) != 0) {
+        bad(err, sz, "no thread");
+        return;
+    }
+    if (srv_priv_seccomp(SRV_PROFILE_FRONT) != 0)
+        bad(err, sz, "srv_priv_seccomp failed");
+    go = 1;
+    pthread_join(t, NULL);
+    if (!refused)
+        bad(err, sz, "a thread started before the filter could still call execve");
+}
+
+START_TEST(t_filter_reaches_running_threads)
+{
+    run_child(tsync_child);
+}
+END_TEST
+
+/* srv_priv_front: no filter with seccomp = no or an exec: sender (a program started under it would inherit it). */
+static void front_exec_sender_child(char *err, size_t sz)
+{
+    if (srv_priv_front("", 1, "exec:/bin/true") != 0)
+        bad(err, sz, "srv_priv_front failed");
+    if (status_field("Seccomp") != 0)
+        bad(err, sz, "a filter was loaded with an exec: sender");
+}
+
+static void front_off_child(char *err, size_t sz)
+{
+    if (srv_priv_front("", 0, "") != 0)
+        bad(err, sz, "srv_priv_front failed");
+    if (status_field("Seccomp") != 0)
+        bad(err, sz, "a filter was loaded with seccomp = no");
+}
+
+static void front_on_child(char *err, size_t sz)
+{
+    if (srv_priv_front("", 1, "file:/tmp/x") != 0)
+        bad(err, sz, "srv_priv_front failed");
+    if (status_field("Seccomp") != 2)
+        bad(err, sz, "no filter with seccomp = yes and a file: sender");
+}
+
+START_TEST(t_front_config)
+{
+    run_child(front_exec_sender_child);
+    run_child(front_off_child);
+    run_child(front_on_child);
+}
+END_TEST
+
+/* ---- switching user ---------------------------------------------------------------------------------------- */
+
+static int have_test_user(void)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_priv: SKIPPED the switch of user: not running as root\n");
+        return 0;
+    }
+    if (getpwnam(TEST_USER) == NULL) {
+        fprintf(stderr, "test_priv: SKIPPED the switch of user: no user %s (scripts/deps creates it)\n", TEST_USER);
+        return 0;
+    }
+    return 1;
+}
+
+static void drop_child(char *err, size_t sz)
+{
+    struct passwd *pw = getpwnam(TEST_USER);
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid, groups[64];
+    if (srv_priv_drop("test", TEST_USER) != 0) {
+        bad(err, sz, "srv_priv_drop failed");
+        return;
+    }
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+    if (getresuid(&r, &e, &s) != 0 || r != uid || e != uid || s != uid)
+        bad(err, sz, "uids are %u/%u/%u, expected %u", (unsigned)r, (unsigned)e, (unsigned)s, (unsigned)uid);
+    if (getresgid(&gr, &ge, &gs) != 0 || gr != gid || ge != gid || gs != gid)
+        bad(err, sz, "gids are %u/%u/%u, expected %u", (unsigned)gr, (unsigned)ge, (unsigned)gs, (unsigned)gid);
+    int n = getgroups(64, groups);
+    for (int i = 0; i < n; i++)
+        if (groups[i] == 0)
+            bad(err, sz, "still in group 0");
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        bad(err, sz, "root could be regained");
+    if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+        bad(err, sz, "dumpable after the switch");
+    if (access("/etc/shadow", R_OK) == 0)
+        bad(err, sz, "/etc/shadow is readable after the switch");
+    /* once switched, another user is refused and the current one is fine */
+    if (srv_priv_drop("test", "root") == 0)
+        bad(err, sz, "switching to root was accepted");
+    if (getpwnam("nobody") != NULL && srv_priv_drop("test", "nobody") == 0)
+        bad(err, sz, "not root any more, switching to another user was accepted");
+    if (srv_priv_drop("test", TEST_USER) != 0)
+        bad(err, sz, "naming the current user (not root) was refused");
+}
+
+START_TEST(t_drop)
+{
+    if (!have_test_user())
+        return;
+    run_child(drop_child);
+}
+END_TEST
+
+START_TEST(t_drop_refusals)
+{
+    /* no user, an unknown user, root: checked before anything changes, so the test process itself can ask */
+    ck_assert_int_eq(srv_priv_drop("test", ""), 0);
+    ck_assert_int_eq(srv_priv_drop("test", NULL), 0);
+    ck_assert_int_eq(srv_priv_drop("test", "no-such-user-csc"), -1);
+    ck_assert_int_eq(srv_priv_drop("test", "root"), -1);
+    ck_assert_uint_eq(geteuid(), geteuid() == 0 ? 0u : getuid()); /* nothing changed */
+}
+END_TEST
+
+/* ---- locked memory ----------------------------------------------------------------------------------------- */
+
+static void mlock_child(char *err, size_t sz)
+{
+    if (srv_priv_mlock("test") != 0) {
+        bad(err, sz, "srv_priv_mlock failed");
+        return;
+    }
+    /* ASan answers mlockall itself (a no-op: it would lock the whole shadow memory) */
+    if (!SANITIZER && status_field("VmLck") <= 0)
+        bad(err, sz, "VmLck is %ld kB after mlockall", status_field("VmLck"));
+    void *big = malloc(4u << 20); /* MCL_FUTURE with the raised limit: later allocations still work */
+    if (big == NULL)
+        bad(err, sz, "malloc after mlockall failed");
+    free(big);
+}
+
+static void mlock_refused_child(char *err, size_t sz)
+{
+    struct rlimit tiny = {64 * 1024, 64 * 1024};
+    if (geteuid() == 0 && srv_priv_drop("test", TEST_USER) != 0) {
+        bad(err, sz, "srv_priv_drop failed");
+        return;
+    }
+    if (setrlimit(RLIMIT_MEMLOCK, &tiny) != 0) {
+        bad(err, sz, "setrlimit failed");
+        return;
+    }
+    if (srv_priv_mlock("test") != -1)
+        bad(err, sz, "mlockall over RLIMIT_MEMLOCK was not refused");
+}
+
+START_TEST(t_mlock)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_priv: SKIPPED mlockall with the limit raised: not running as root\n");
+        return;
+    }
+    run_child(mlock_child);
+}
+END_TEST
+
+START_TEST(t_mlock_refused)
+{
+    if (SANITIZER) {
+        fprintf(stderr, "test_priv: SKIPPED the refused mlockall: ASan answers mlockall itself\n");
+        return;
+    }
+    if (geteuid() == 0 && !have_test_user())
+        return;
+    run_child(mlock_refused_child);
+}
+END_TEST
+
+/* ---- csc-sam: srv_priv_sam ---------------------------------------------------------------------------------- */
+
+static void sam_on_child(char *err, size_t sz)
+{
+    if (srv_priv_early() != 0 || srv_priv_sam("", 1, 0) != 0)
+        bad(err, sz, "srv_priv_sam failed");
+    else
+        filtered_checks(SRV_PROFILE_SAM, err, sz);
+}
+
+static void sam_off_child(char *err, size_t sz)
+{
+    if (srv_priv_sam("", 0, 0) != 0)
+        bad(err, sz, "srv_priv_sam failed");
+    if (status_field("Seccomp") != 0)
+        bad(err, sz, "a filter was loaded with seccomp = no");
+}
+
+START_TEST(t_sam_config)
+{
+    run_child(sam_on_child);
+    run_child(sam_off_child);
+}
+END_TEST
+
+/* The capability sets of this thread (data[0]: capabilities 0 to 31, data[1]: 32 to 63). */
+static int caps(struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3])
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    return (int)syscall(SYS_capget, &hdr, data);
+}
+
+/* Root without CAP_SYS_RESOURCE (as in many containers) cannot raise RLIMIT_MEMLOCK's hard limit: csc-sam's locked
+ * memory must still be able to grow after the switch to sam_user (it keeps CAP_IPC_LOCK, and nothing else). */
+static void sam_drop_locked_child(char *err, size_t sz)
+{
+    struct passwd *pw = getpwnam(TEST_USER);
+    uid_t uid = pw->pw_uid;
+    struct rlimit small = {8u << 20, 8u << 20};
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    if (setrlimit(RLIMIT_MEMLOCK, &small) != 0 || caps(data) != 0) {
+        bad(err, sz, "setrlimit/capget: %s", strerror(errno));
+        return;
+    }
+    data[CAP_TO_INDEX(CAP_SYS_RESOURCE)].permitted &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+    data[CAP_TO_INDEX(CAP_SYS_RESOURCE)].effective &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+    if (syscall(SYS_capset, &hdr, data) != 0) {
+        bad(err, sz, "capset: %s", strerror(errno));
+        return;
+    }
+    if (srv_priv_early() != 0 || srv_priv_mlock("test") != 0 || srv_priv_sam(TEST_USER, 1, 1) != 0) {
+        bad(err, sz, "srv_priv_mlock/srv_priv_sam failed");
+        return;
+    }
+    if (getuid() != uid || geteuid() != uid)
+        bad(err, sz, "runs as uid %u, expected %u", (unsigned)geteuid(), (unsigned)uid);
+    /* (capget is not on the SAM's list: /proc tells) */
+    unsigned long long prm = status_hex("CapPrm"), eff = status_hex("CapEff");
+    if (prm != 1ull << CAP_IPC_LOCK || eff != 1ull << CAP_IPC_LOCK)
+        bad(err, sz, "capabilities are %llx/%llx, expected CAP_IPC_LOCK alone", prm, eff);
+    size_t n = 64u << 20; /* 8 times the limit, locked as it is touched */
+    char *big = malloc(n);
+    if (big == NULL)
+        bad(err, sz, "malloc of 64 MiB after the switch failed (locked memory over RLIMIT_MEMLOCK)");
+    else
+        memset(big, 1, n);
+    if (!SANITIZER && status_field("VmLck") < (long)(n >> 10))
+        bad(err, sz, "VmLck is %ld kB, expected at least %zu", status_field("VmLck"), n >> 10);
+    free(big);
+    hardened_state(err, sz);
+    refusals(err, sz);
+}
+
+START_TEST(t_sam_drop_locked)
+{
+    if (!have_test_user())
+        return;
+    run_child(sam_drop_locked_child);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("priv");
+    TCase *tc = tcase_create("priv");
+    tcase_add_test(tc, t_front_profile);
+    tcase_add_test(tc, t_sam_profile);
+    tcase_add_test(tc, t_filter_reaches_running_threads);
+    tcase_add_test(tc, t_front_config);
+    tcase_add_test(tc, t_drop);
+    tcase_add_test(tc, t_drop_refusals);
+    tcase_add_test(tc, t_mlock);
+    tcase_add_test(tc, t_mlock_refused);
+    tcase_add_test(tc, t_sam_config);
+    tcase_add_test(tc, t_sam_drop_locked);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
