@@ -78,6 +78,21 @@ static int tst_cms(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, c
     return rc;
 }
 
+void pki_tst_sig(int rsa, const char *curve_oid, pki_sig_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->md_nid = NID_sha256;
+    if (rsa) {
+        p->scheme = PKI_SIG_RSA_PKCS1;
+        return;
+    }
+    p->scheme = PKI_SIG_ECDSA;
+    if (curve_oid != NULL && strcmp(curve_oid, "1.3.132.0.34") == 0)
+        p->md_nid = NID_sha384;
+    else if (curve_oid != NULL && strcmp(curve_oid, "1.3.132.0.35") == 0)
+        p->md_nid = NID_sha512;
+}
+
 int pki_tst_sign(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, pki_sign_fn sign,
                  void *arg, pki_der_t *out, int *cb_rc)
 {
