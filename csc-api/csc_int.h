@@ -348,8 +348,9 @@ const char *csc_bearer_value(csc_req_t *r);
 /* The CRL store itself is pki/'s (pki_crl_t in c->crl); revocation statuses are PKI_REV_*. */
 
 /* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
- * (reason revoked) and audited, and its key's destruction filed in the same write for csc-admin: a job (csc-admin
- * credential destroy-pending) or, with cfg.crl_destroy_two_person, a two-person request (csc-admin approve). It
+ * (reason revoked) and audited, and its key's destruction filed in the same write: a job (csc-sam runs it at once;
+ * csc-admin credential destroy-pending by hand) or, with cfg.crl_destroy_two_person, a two-person request (csc-admin
+ * approve). It
  * destroys no key itself. Returns how many credentials it marked. */
 size_t csc_crl_sweep(csc_t *c);
 
