@@ -27,8 +27,9 @@ typedef struct jobs {
 static int collect(const stor_approval_t *ap, void *arg)
 {
     jobs_t *l = arg;
+    size_t cred_len = ap->n_args == 3 ? strlen(ap->args[2]) : 0;
     if (ap->n_args != 3 || strcmp(ap->args[0], "credential") != 0 || strcmp(ap->args[1], "revoke") != 0 ||
-        strlen(ap->args[2]) > STOR_NAME_MAX)
+        cred_len > STOR_NAME_MAX)
         return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 8;
@@ -42,7 +43,7 @@ static int collect(const stor_approval_t *ap, void *arg)
     memset(j, 0, sizeof(*j));
     snprintf(j->id, sizeof(j->id), "%s", ap->id);
     snprintf(j->requester, sizeof(j->requester), "%s", ap->requester);
-    snprintf(j->cred, sizeof(j->cred), "%s", ap->args[2]);
+    memcpy(j->cred, ap->args[2], cred_len + 1);
     j->role = ap->role;
     j->flags = ap->flags;
     return 0;
