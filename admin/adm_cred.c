@@ -526,52 +526,22 @@ static void *grow(void *arr, size_t *cap, size_t n, size_t elem)
     return p;
 }
 
-/* ---- the key destructions csc-server files (J7) ------------------------------------------------------------ */
+/* ---- the key destructions the CRL sweep files (J7) ------------------------------------------------------ */
 
-/* A pending destruction of a credential's key: csc-server's job, or a request for a second operator, holding
- * "credential revoke ID" (csc-api/csc_cert.c files them; an operator's held revoke looks the same). */
-typedef struct key_job {
-    char id[STOR_NAME_MAX + 1];
-    char requester[STOR_NAME_MAX + 1];
-    char cred[STOR_NAME_MAX + 1];
-    uint32_t flags;
-} key_job_t;
-
+/* The pending destructions of credentials' keys: csc-server's jobs (csc-sam runs them at once), or requests for a
+ * second operator, holding "credential revoke ID" (csc-api/csc_cert.c files them; an operator's held revoke looks
+ * the same). */
 typedef struct key_jobs {
-    key_job_t *job;
-    size_t n, cap;
+    stor_key_job_t *job;
+    size_t n;
 } key_jobs_t;
-
-static int collect_job(const stor_approval_t *ap, void *arg)
-{
-    key_jobs_t *l = arg;
-    size_t cred_len = ap->n_args == 3 ? strlen(ap->args[2]) : 0;
-    if (ap->n_args != 3 || strcmp(ap->args[0], "credential") != 0 || strcmp(ap->args[1], "revoke") != 0 ||
-        cred_len > STOR_NAME_MAX)
-        return 0;
-    key_job_t *more = grow(l->job, &l->cap, l->n, sizeof(*l->job));
-    if (more == NULL)
-        return STOR_ERR_NOMEM;
-    l->job = more;
-    key_job_t *j = &l->job[l->n++];
-    snprintf(j->id, sizeof(j->id), "%s", ap->id);
-    snprintf(j->requester, sizeof(j->requester), "%s", ap->requester);
-    memcpy(j->cred, ap->args[2], cred_len + 1);
-    j->flags = ap->flags;
-    return 0;
-}
 
 static int collect_jobs(stor_txn_t *t, key_jobs_t *l)
 {
-    return stor_txn_approval_each(t, collect_job, l);
+    return stor_txn_key_jobs(t, &l->job, &l->n);
 }
 
-static int collect_jobs_fn(stor_txn_t *t, void *arg)
-{
-    return collect_jobs(t, arg);
-}
-
-static const key_job_t *job_of(const key_jobs_t *l, const char *cred)
+static const stor_key_job_t *job_of(const key_jobs_t *l, const char *cred)
 {
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->job[i].cred, cred) == 0)
@@ -579,43 +549,55 @@ static const key_job_t *job_of(const key_jobs_t *l, const char *cred)
     return NULL;
 }
 
+/* The HSM's side of stor_key_jobs_run: a key already gone is destroyed. */
+static int destroy_one(void *hsm, const uint8_t *key_id, size_t len)
+{
+    int rc = hsm_destroy(hsm, key_id, len);
+    return rc == HSM_ERR_NOKEY ? HSM_OK : rc;
+}
+
+static void report_job(void *out_file, const stor_key_job_t *j, int outcome, int code)
+{
+    FILE *out = out_file;
+    switch (outcome) {
+    case STOR_KEY_JOB_DONE:
+        fprintf(out, "credential %s: key destroyed (job %s)\n", j->cred, j->id);
+        break;
+    case STOR_KEY_JOB_WAITING:
+        fprintf(out, "credential %s: key destruction waits for a second operator: csc-admin approve %s\n", j->cred,
+                j->id);
+        break;
+    case STOR_KEY_JOB_ROLE:
+        fprintf(out, "credential %s: the operator lacks the role of job %s (it stays for the next run)\n", j->cred,
+                j->id);
+        break;
+    case STOR_KEY_JOB_KEY:
+        fprintf(out, "credential %s: the credential is marked destroyed, but the HSM could not destroy its key yet "
+                     "(%s): run the command again (job %s stays for the next run)\n", j->cred, hsm_strerror(code),
+                j->id);
+        break;
+    default:
+        fprintf(out, "credential %s: storage: %s (job %s stays for the next run)\n", j->cred, stor_strerror(code),
+                j->id);
+        break;
+    }
+}
+
 int adm_cred_destroy_pending(const adm_t *a, uint32_t roles, int hold, void *out_file, char *err, size_t err_sz)
 {
     FILE *out = out_file;
-    key_jobs_t l = {0};
-    unsigned done = 0, waiting = 0, failed = 0;
+    char who[STOR_NAME_MAX + 1];
+    stor_key_jobs_count_t n;
 
     if (a->hsm == NULL)
         return ERR("destroying a key needs the HSM");
-    if (stor_read(a->stor, collect_jobs_fn, &l) != 0) {
-        free(l.job);
+    snprintf(who, sizeof(who), "%s", a->operator_name != NULL ? a->operator_name : "-");
+    stor_key_jobs_t how = {.actor = who, .client = "csc-admin", .roles = roles, .hold = hold,
+                           .destroy = destroy_one, .arg = a->hsm, .report = report_job, .report_arg = out};
+    if (stor_key_jobs_run(a->stor, &how, &n) != 0)
         return ERR("storage: cannot read the pending jobs");
-    }
-    for (size_t i = 0; i < l.n; i++) {
-        const key_job_t *j = &l.job[i];
-        char e[256], who[2 * STOR_NAME_MAX + 16];
-        if (!(j->flags & STOR_APPROVAL_JOB) || hold) {
-            fprintf(out, "credential %s: key destruction waits for a second operator: csc-admin approve %s\n", j->cred,
-                    j->id);
-            waiting++;
-            continue;
-        }
-        /* The records name the operator who ran the job and who filed it, as an approval names both. */
-        adm_t run = *a;
-        snprintf(who, sizeof(who), "%s,requester=%s", a->operator_name, j->requester);
-        run.operator_name = who;
-        if (adm_cred_destroy(&run, j->cred, ADM_DESTROY_REVOKED, e, sizeof(e)) != 0 ||
-            adm_op_job_done(a, j->id, roles, e, sizeof(e)) != ADM_OK) {
-            fprintf(out, "credential %s: %s (job %s stays for the next run)\n", j->cred, e, j->id);
-            failed++;
-            continue;
-        }
-        fprintf(out, "credential %s: key destroyed (job %s)\n", j->cred, j->id);
-        done++;
-    }
-    free(l.job);
-    fprintf(out, "%u key(s) destroyed, %u waiting for a second operator, %u failed\n", done, waiting, failed);
-    return failed == 0 ? ADM_OK : ERR("%u pending key destruction(s) failed", failed);
+    fprintf(out, "%u key(s) destroyed, %u waiting for a second operator, %u failed\n", n.done, n.waiting, n.failed);
+    return n.failed == 0 ? ADM_OK : ERR("%u pending key destruction(s) failed", n.failed);
 }
 
 /* ---- users ---------------------------------------------------------------------------- */
@@ -709,7 +691,7 @@ static int list_cred(const stor_cred_t *c, void *arg)
 {
     const list_walk_t *w = arg;
     FILE *out = w->out;
-    const key_job_t *job = job_of(&w->jobs, c->id);
+    const stor_key_job_t *job = job_of(&w->jobs, c->id);
     char pending[STOR_NAME_MAX + 64] = "";
     X509 *certs[8];
     size_t n = 0;

@@ -685,7 +685,7 @@ static int approval_decide(const adm_t *a, const char *id, uint32_t roles, appr_
         adm_err(err, err_sz, ADM_ERR, "request %s: %s", id,
                 strcmp(x.refused, "role") == 0 ? "the operator lacks the role of the request"
                 : strcmp(x.refused, "job") == 0
-                    ? "it is a job, not a request: csc-admin credential destroy-pending runs it"
+                    ? "it is a job, not a request: csc-sam runs it (csc-admin credential destroy-pending by hand)"
                 : strcmp(x.refused, "not-a-job") == 0 ? "it waits for a second operator (csc-admin approve)"
                                                       : "it must be approved by another operator with the same role");
         break;
@@ -727,7 +727,7 @@ static int list_appr(const stor_approval_t *ap, void *arg)
                  ap->expires_at <= time(NULL) ? " expired" : "");
     fprintf(arg, "%s %s requester=%s role=%s created_at=%lld expires_at=%s%s command: %s\n",
             (ap->flags & STOR_APPROVAL_JOB) ? "job" : "approval", ap->id, ap->requester, rn, (long long)ap->created_at,
-            until, (ap->flags & STOR_APPROVAL_JOB) ? " (csc-admin credential destroy-pending runs it)" : "", cmd);
+            until, (ap->flags & STOR_APPROVAL_JOB) ? " (csc-sam runs it; by hand: csc-admin credential destroy-pending)" : "", cmd);
     return 0;
 }
 

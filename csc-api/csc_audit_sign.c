@@ -137,16 +137,26 @@ int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force
     return CSC_AUDIT_SIGN_OK;
 }
 
-/* ---- the periodic signing (csc-server's audit-heads task, server/srv_thread.c) ---------------------------- */
+/* ---- the periodic signing (csc-sam's audit-heads task, server/srv_sam.c) ---------------------------------- */
 
-static int heads_sign(csc_t *c)
+struct csc_heads {
+    stor_env_t *stor;
+    hsm_t *hsm;
+    unsigned interval, records; /* the triggers: seconds, new records (0: not by that) */
+    char who[32];               /* the client field of the audit-head records */
+    struct timespec last;       /* when it last signed (CLOCK_MONOTONIC) */
+    uint64_t base;              /* the seq of the last signed head seen */
+    int warned;                 /* "no audit key" was said */
+};
+
+static int heads_sign(csc_heads_t *h)
 {
     uint64_t seq = 0;
-    int rc = csc_audit_sign_head(c->stor, c->hsm, "csc-server", 0, &seq);
+    int rc = csc_audit_sign_head(h->stor, h->hsm, h->who, 0, &seq);
 
-    if (rc == CSC_AUDIT_SIGN_NOKEY && !c->heads.warned) {
-        fprintf(stderr, "csc-server: audit heads are not signed: no audit key in the HSM (csc-admin audit key-init)\n");
-        c->heads.warned = 1;
+    if (rc == CSC_AUDIT_SIGN_NOKEY && !h->warned) {
+        fprintf(stderr, "%s: audit heads are not signed: no audit key in the HSM (csc-admin audit key-init)\n", h->who);
+        h->warned = 1;
     }
     return rc;
 }
@@ -163,39 +173,48 @@ static uint64_t pending(stor_env_t *stor, uint64_t *base)
     return tip.seq - *base;
 }
 
-static int heads_on(const csc_t *c)
+int csc_audit_heads_new(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned records, const char *who,
+                        csc_heads_t **out)
 {
-    return c->cfg.audit_sign_interval > 0 || c->cfg.audit_sign_records > 0;
+    csc_heads_t *h = calloc(1, sizeof(*h));
+    *out = NULL;
+    if (h == NULL)
+        return -1;
+    h->stor = stor;
+    h->hsm = hsm;
+    h->interval = interval;
+    h->records = records;
+    snprintf(h->who, sizeof(h->who), "%s", who != NULL ? who : "csc-sam");
+    clock_gettime(CLOCK_MONOTONIC, &h->last);
+    (void)pending(stor, &h->base);
+    *out = h;
+    return 0;
 }
 
-void csc_audit_heads_init(csc_t *c)
-{
-    clock_gettime(CLOCK_MONOTONIC, &c->heads.last);
-    c->heads.base = 0;
-    c->heads.warned = 0;
-    if (heads_on(c))
-        (void)pending(c->stor, &c->heads.base);
-}
-
-int csc_audit_heads_once(csc_t *c)
+int csc_audit_heads_once(csc_heads_t *h)
 {
     struct timespec now;
     int due, rc;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
-    due = c->cfg.audit_sign_interval > 0 && now.tv_sec - c->heads.last.tv_sec >= (time_t)c->cfg.audit_sign_interval;
-    if (c->cfg.audit_sign_records > 0 && pending(c->stor, &c->heads.base) >= c->cfg.audit_sign_records)
+    due = h->interval > 0 && now.tv_sec - h->last.tv_sec >= (time_t)h->interval;
+    if (h->records > 0 && pending(h->stor, &h->base) >= h->records)
         due = 1;
     if (!due)
         return 0;
-    rc = heads_sign(c);
-    (void)pending(c->stor, &c->heads.base);
-    c->heads.last = now;
+    rc = heads_sign(h);
+    (void)pending(h->stor, &h->base);
+    h->last = now;
     return rc < 0 ? -1 : 0;
 }
 
-void csc_audit_heads_final(csc_t *c)
+void csc_audit_heads_final(csc_heads_t *h)
 {
-    if (heads_on(c))
-        (void)heads_sign(c);
+    if (h != NULL && (h->interval > 0 || h->records > 0))
+        (void)heads_sign(h);
+}
+
+void csc_audit_heads_free(csc_heads_t *h)
+{
+    free(h);
 }

@@ -109,9 +109,10 @@ const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t n
 /* ---- a revoked credential ends (csc-server's CRL sweep, J7/J9) ---------------------------------------------
  * The one path of csc-server that ends a credential. It destroys no key (csc-server links no key destruction,
  * tests/unit/server/check_symbols): one storage write marks the credential destroyed (stor_txn_cred_change, shared
- * with csc-admin), so it never signs again, and files its key's destruction as "credential revoke ID" for csc-admin
- * (stor_txn_approval_request, never expiring): a job (STOR_APPROVAL_JOB) that `csc-admin credential destroy-pending`
- * runs, or, when crl_destroy_two_person holds it, a request a second operator approves (`csc-admin approve ID`). */
+ * with csc-admin), so it never signs again, and files its key's destruction as "credential revoke ID"
+ * (stor_txn_approval_request, never expiring): a job (STOR_APPROVAL_JOB) that csc-sam runs at once (its key-jobs
+ * task, sam/sam_keyjobs.c; `csc-admin credential destroy-pending` by hand while csc-sam cannot), or, when
+ * crl_destroy_two_person holds it, a request a second operator approves (`csc-admin approve ID`). */
 
 typedef struct revoked {
     const char *id;
@@ -161,7 +162,7 @@ static int cred_revoked(csc_t *c, const char *id, const char *detail, int hold, 
     snprintf(u.audit.client, sizeof(u.audit.client), "csc-server");
     snprintf(u.audit.detail, sizeof(u.audit.detail),
              "operator=csc-server action=credential.destroy reason=certificate revoked (%s); %s", detail,
-             hold ? "key destruction held for a two-person approval" : "key destruction filed for csc-admin");
+             hold ? "key destruction held for a two-person approval" : "key destruction filed for csc-sam");
     int src = stor_write(c->stor, revoked_fn, &u);
     if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL)
         return 0; /* nothing to do */
@@ -240,7 +241,7 @@ size_t csc_crl_sweep(csc_t *c)
                             "second operator: csc-admin approve %s\n", s.id[i], why, job);
         else
             fprintf(stderr, "crl: credential %s: certificate revoked (%s); credential destroyed, its key's destruction "
-                            "filed (job %s): csc-admin credential destroy-pending\n", s.id[i], why, job);
+                            "filed (job %s): csc-sam destroys it\n", s.id[i], why, job);
     }
     stor_wipe(cred, sizeof(*cred));
     free(cred);

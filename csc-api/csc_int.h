@@ -31,11 +31,6 @@ struct csc {
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */
-    struct {                   /* the periodic audit head signing (csc_audit_sign.c); only its task touches it */
-        struct timespec last;  /* CLOCK_MONOTONIC of the last signing (or of csc_new) */
-        uint64_t base;         /* the log's seq when a head was last seen signed */
-        int warned;            /* "no audit key" was said */
-    } heads;
     char logo_url[600];        /* info.logo (web/web_logo.c) */
     char logo_path[16];        /* "/logo.png" ...: where the service serves it; "" when external */
     uint8_t *logo;             /* the image served there, read at start-up; NULL when external */
@@ -278,8 +273,6 @@ typedef struct csc_async_job {
 } csc_async_job_t;
 
 CSC_MUST_CHECK int csc_async_start(csc_t *c);
-/* csc_audit_sign.c: the periodic signing counts records and time from now (called by csc_new). */
-void csc_audit_heads_init(csc_t *c);
 void csc_async_stop(csc_t *c);
 CSC_MUST_CHECK int csc_async_params(csc_req_t *r, csc_async_opts_t *o);
 CSC_MUST_CHECK int csc_async_reserve(csc_req_t *r);
@@ -333,11 +326,15 @@ CSC_MUST_CHECK int csc_tsa_token_max(csc_t *c, size_t *out);
 /* At start-up: does the configured TSA exist and can it stamp? Sets c->tsa. @return 0, -1 if configured
  * but missing or unusable (message on stderr). */
 CSC_MUST_CHECK int csc_tsa_open(csc_t *c);
-/* A TimeStampToken over one digest (hashed with md_nid), nonce optional (big-endian unsigned), audited as
- * STOR_EV_TIMESTAMP for user/client in the same step (no token is returned when the record cannot be
- * written). @return HSM_OK, HSM_ERR_NOKEY (no usable TSA), HSM_ERR_UNAVAILABLE (HSM or storage), ... */
-CSC_MUST_CHECK int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
-                  const char *user, const char *client, pki_der_t *out);
+/* A TimeStampToken over one digest (hashed with md_nid), nonce optional (big-endian unsigned), asked of csc-sam
+ * (STAMP), which checks token (the caller's access token; a credential-scope one only with cred, its credential),
+ * makes the TSTInfo, signs it with the TSA key and audits it (STOR_EV_TIMESTAMP; no token without its record).
+ * @return HSM_OK with the token appended to out; else err is what signatures/timestamp answers and the code says
+ * why: HSM_ERR_NOKEY (no usable TSA: 501), HSM_ERR_UNAVAILABLE (csc-sam, HSM or storage: 503; or the token refused:
+ * 401), other (500). */
+CSC_MUST_CHECK int csc_tsa_stamp(csc_t *c, const char *token, const char *cred, int md_nid, const uint8_t *digest,
+                                 size_t len, const uint8_t *nonce, size_t nonce_len, const char *client,
+                                 pki_der_t *out, csc_err_t *err);
 /* A pki_sign_fn's work over hsm_sign with cred's key: sig has PKI_SIG_MAX bytes. @return an HSM_* code. */
 CSC_MUST_CHECK int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
                      size_t len, uint8_t *sig, size_t *sig_len);
@@ -351,8 +348,9 @@ const char *csc_bearer_value(csc_req_t *r);
 /* The CRL store itself is pki/'s (pki_crl_t in c->crl); revocation statuses are PKI_REV_*. */
 
 /* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
- * (reason revoked) and audited, and its key's destruction filed in the same write for csc-admin: a job (csc-admin
- * credential destroy-pending) or, with cfg.crl_destroy_two_person, a two-person request (csc-admin approve). It
+ * (reason revoked) and audited, and its key's destruction filed in the same write: a job (csc-sam runs it at once;
+ * csc-admin credential destroy-pending by hand) or, with cfg.crl_destroy_two_person, a two-person request (csc-admin
+ * approve). It
  * destroys no key itself. Returns how many credentials it marked. */
 size_t csc_crl_sweep(csc_t *c);
 

@@ -93,7 +93,6 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
     /* Revocations in the CRLs end their credentials (J7): those found now; csc_crl_refresh, those of later reloads. */
     if (c->crl != NULL)
         (void)csc_crl_sweep(c);
-    csc_audit_heads_init(c);
     *out = c;
     return 0;
 }

@@ -364,13 +364,15 @@ static int parse_entries(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred)
 
 /* ---- signing -------------------------------------------------------------------------------------------- */
 
-/* Who signs: the service, the credential, and for the B-T audit record the user and client address. Built from
- * the request (synchronous) or from the job's copies (operationMode "A"). */
+/* Who signs: the service, the credential, and for the B-T audit record the user and client address (csc-sam finds
+ * the user from the caller's access token, token). Built from the request (synchronous) or from the job's copies
+ * (operationMode "A"). */
 typedef struct signer {
     csc_t *c;
     const stor_cred_t *cred;
     const char *user;
     const char *client;
+    const char *token;
 } signer_t;
 
 static int fail(csc_err_t *err, int status, const char *error, const char *description)
@@ -396,8 +398,9 @@ static int tst_cb(void *arg, const uint8_t *sig, size_t sig_len, uint8_t **tok, 
     pki_der_t d;
     if (!EVP_Digest(sig, sig_len, md, NULL, EVP_sha256(), NULL))
         return HSM_ERR_INTERNAL;
-    pki_der_init(&d, 64 * 1024);
-    int rc = csc_tsa_stamp(s->c, NID_sha256, md, sizeof(md), NULL, 0, s->user, s->client, &d);
+    csc_err_t err;
+    pki_der_init(&d, SAM_TST_MAX);
+    int rc = csc_tsa_stamp(s->c, s->token, s->cred->id, NID_sha256, md, sizeof(md), NULL, 0, s->client, &d, &err);
     if (rc != HSM_OK) {
         pki_der_free(&d);
         return rc == HSM_ERR_NOKEY ? HSM_ERR_UNAVAILABLE : rc;
@@ -565,6 +568,7 @@ typedef struct doc_job {
     signdoc_t *sd;                     /* owned (moved from the request) */
     stor_cred_t cred;                  /* a copy: the key and certificates to sign with */
     char sad[SAD_MAX + 1];
+    char token[SAM_TOKEN_MAX + 1];     /* the caller's access token: csc-sam's STAMP of a B-T signature wants it */
     char user[STOR_NAME_MAX + 1];
     char client[64];
     char detail[200];
@@ -576,7 +580,7 @@ static int doc_job_run(csc_t *c, void *arg, yajl_gen out, csc_err_t *err)
 {
     doc_job_t *j = arg;
     const char *why = NULL;
-    signer_t s = {.c = c, .cred = &j->cred, .user = j->user, .client = j->client};
+    signer_t s = {.c = c, .cred = &j->cred, .user = j->user, .client = j->client, .token = j->token};
     if (sign_all(&s, j->sd, err, &why) != 0) {
         oauth_sign_failed(c->oauth, j->sad, strlen(j->sad), &j->use, j->ref, why);
         return -1;
@@ -615,6 +619,8 @@ static int sign_doc_async(csc_req_t *r, signdoc_t **sd, const stor_cred_t *cred,
     *sd = NULL; /* moved */
     memcpy(&j->cred, cred, sizeof(j->cred));
     snprintf(j->sad, sizeof(j->sad), "%s", sad);
+    const char *token = csc_bearer_value(r);
+    snprintf(j->token, sizeof(j->token), "%s", token != NULL ? token : "");
     snprintf(j->user, sizeof(j->user), "%s", use->user);
     snprintf(j->client, sizeof(j->client), "%s", use->client ? use->client : "");
     snprintf(j->detail, sizeof(j->detail), "%s", use->detail ? use->detail : "");
@@ -722,7 +728,8 @@ int csc_m_sign_doc(csc_req_t *r)
         rc = sign_doc_async(r, &sd, cred, sad, &use, ref, &ao);
         goto out;
     }
-    signer_t s = {.c = r->csc, .cred = cred, .user = r->principal.user, .client = r->call->client};
+    signer_t s = {.c = r->csc, .cred = cred, .user = r->principal.user, .client = r->call->client,
+                  .token = csc_bearer_value(r)};
     if (sign_all(&s, sd, &r->err, &why) != 0) {
         /* nothing is returned: the budget goes back, the failure is recorded */
         oauth_sign_failed(r->csc->oauth, sad, strlen(sad), &use, ref, why);

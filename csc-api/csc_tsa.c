@@ -1,15 +1,14 @@
 /*
  * csc_tsa.c - the built-in time-stamping unit (RFC 3161, RFC 5816) and signatures/timestamp
- * (CSC API v2.0.0.2 sec. 11.13, docs/csc-api.md sec. 15).
+ * (CSC API v2.0.0.2 sec. 11.13, docs/csc-api.md sec. 15), as the front end sees it.
  *
  * The TSA's key pair lives in the HSM like every signing key; its certificate comes from the configured CA
  * with a critical extendedKeyUsage timeStamping (RFC 3161 2.3). Both are kept as a credential record owned
  * by the reserved name STOR_TSA_OWNER: no user can list, authorize or sign with it, and `csc-admin credential
- * renew|disable|destroy` work on it as on any key. Serial numbers are 127-bit random values (unique without
- * a counter to keep durable); genTime is the system clock, with the configured accuracy.
- * Every token, for a client or for an AdES B-T signature, is audited (STOR_EV_TIMESTAMP) before it is given
- * out. The token's encoding is pki/'s (pki_tst_sign); this file picks the key, serial, time and policy, and
- * signs through the HSM.
+ * renew|disable|destroy` work on it as on any key. Tokens are made by csc-sam alone (sam/sam_op_stamp.c: serial,
+ * genTime, policy, accuracy, the signature with the TSA key and the STOR_EV_TIMESTAMP record); this file checks the
+ * request, passes the message imprint and nonce with the caller's access token (STAMP), and says at start-up
+ * whether a TSA is offered (info.methods) and how long its tokens can be (signDoc's PAdES placeholders).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +16,6 @@
 #include <time.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
-#include <openssl/rand.h>
 #include "csc_int.h"
 
 #define NONCE_HEX_MAX 64 /* 256 bits */
@@ -59,34 +57,6 @@ int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, cons
     uint8_t *const s[1] = {sig};
     hsm_sign_params_t hp = csc_hsm_sig(p);
     return hsm_sign(h, cred->key_id, cred->key_id_len, &hp, d, len, 1, s, sig_len);
-}
-
-typedef struct tsa_signer {
-    hsm_t *hsm;
-    const stor_cred_t *cred;
-} tsa_signer_t;
-
-static int tsa_sign(void *arg, const pki_sig_t *p, const uint8_t *digest, size_t len, uint8_t *sig,
-                    size_t *sig_len)
-{
-    tsa_signer_t *t = arg;
-    return csc_cms_hsm_sign(t->hsm, t->cred, p, digest, len, sig, sig_len);
-}
-
-/* The TSA signs with the digest that fits its key: SHA-256 for RSA and P-256, SHA-384/512 for P-384/521. */
-static void tsa_sign_params(const stor_cred_t *cred, pki_sig_t *p)
-{
-    memset(p, 0, sizeof(*p));
-    p->md_nid = NID_sha256;
-    if (cred->key_type == STOR_KEY_RSA) {
-        p->scheme = PKI_SIG_RSA_PKCS1;
-        return;
-    }
-    p->scheme = PKI_SIG_ECDSA;
-    if (strcmp(cred->key_curve, "1.3.132.0.34") == 0)
-        p->md_nid = NID_sha384;
-    else if (strcmp(cred->key_curve, "1.3.132.0.35") == 0)
-        p->md_nid = NID_sha512;
 }
 
 static int tsa_load(csc_t *c, stor_cred_t *cred)
@@ -162,7 +132,7 @@ int csc_tsa_token_max(csc_t *c, size_t *out)
     pki_tst_t t = tst_fields(&c->cfg, NID_sha256, digest, sizeof(digest), serial, (int64_t)ts.tv_sec * 1000 + 123,
                              NULL, 0);
     pki_sig_t sig;
-    tsa_sign_params(cred, &sig);
+    pki_tst_sig(cred->key_type == STOR_KEY_RSA, cred->key_curve, &sig);
     rc = csc_pki_hsm_rc(pki_tst_size_max(&t, cred->certs, cred->certs_len, &sig, 256 * 1024, out), HSM_OK);
 out:
     if (cred != NULL)
@@ -171,73 +141,77 @@ out:
     return rc;
 }
 
-typedef struct tsa_audit {
-    stor_audit_t rec;
-} tsa_audit_t;
-
-static int audit_fn(stor_txn_t *t, void *arg)
+/* What a refusal of STAMP means to a client: the token's own refusals keep the table's answer (401), the rest are
+ * the time-stamping unit's, as they were before csc-sam made the tokens. The HSM_* code for signDoc's callback. */
+static int stamp_refused(const csc_sam_call_t *call, csc_err_t *err)
 {
-    return stor_txn_audit_append(t, &((tsa_audit_t *)arg)->rec);
+    uint32_t code = 0;
+    if (call->reply.op != SAM_OP_REFUSED || sam_get_u32(&call->reply, SAM_T_REFUSAL, &code) != SAM_OK)
+        code = SAM_REFUSE_UNAVAILABLE; /* no answer: csc-sam cannot be reached */
+    switch (code) {
+    case SAM_REFUSE_UNAUTHORIZED:
+    case SAM_REFUSE_EXPIRED:
+    case SAM_REFUSE_NOT_FOUND:
+    case SAM_REFUSE_DISABLED:
+        return HSM_ERR_UNAVAILABLE; /* err: the access token's row (csc_sam_run) */
+    case SAM_REFUSE_NOT_OFFERED:
+        *err = (csc_err_t){501, "not_implemented", "The time-stamping unit is not available", 0};
+        return HSM_ERR_NOKEY;
+    case SAM_REFUSE_UNAVAILABLE:
+    case SAM_REFUSE_BUSY:
+        *err = (csc_err_t){503, "temporarily_unavailable", "The time-stamping unit is temporarily unavailable", 0};
+        return HSM_ERR_UNAVAILABLE;
+    default:
+        *err = (csc_err_t){500, "server_error", "The time-stamping unit could not create the token", 0};
+        return HSM_ERR_INTERNAL;
+    }
 }
 
-int csc_tsa_stamp(csc_t *c, int md_nid, const uint8_t *digest, size_t len, const uint8_t *nonce, size_t nonce_len,
-                  const char *user, const char *client, pki_der_t *out)
+int csc_tsa_stamp(csc_t *c, const char *token, const char *cred, int md_nid, const uint8_t *digest, size_t len,
+                  const uint8_t *nonce, size_t nonce_len, const char *client, pki_der_t *out, csc_err_t *err)
 {
-    stor_cred_t *cred = malloc(sizeof(*cred));
-    uint8_t serial[16];
-    int rc;
+    const csc_hash_alg_t *alg = csc_hash_by_nid(md_nid);
+    char who[SAM_CLIENT_MAX + 1];
+    csc_sam_call_t call;
+    const uint8_t *tst = NULL;
+    size_t tst_len = 0;
+    int rc = HSM_OK;
 
-    if (cred == NULL) {
-        rc = HSM_ERR_NOMEM;
-        goto out;
+    out->len = 0;
+    if (!c->tsa || alg == NULL) {
+        *err = (csc_err_t){501, "not_implemented", "The time-stamping unit is not available", 0};
+        return HSM_ERR_NOKEY;
     }
-    if (!c->tsa || (rc = tsa_load(c, cred)) != HSM_OK) {
-        rc = HSM_ERR_NOKEY;
-        goto out;
+    if (token == NULL || token[0] == '\0' || strlen(token) > SAM_TOKEN_MAX) {
+        *err = (csc_err_t){401, "invalid_token", "The access token is not valid", 0};
+        return HSM_ERR_UNAVAILABLE;
     }
-    if (RAND_bytes(serial, sizeof(serial)) != 1) {
-        rc = HSM_ERR_INTERNAL;
-        goto out;
+    snprintf(who, sizeof(who), "%s", client != NULL && client[0] != '\0' ? client : "-");
+    if (csc_sam_begin(c, &call, SAM_OP_STAMP, err) == 0) {
+        sam_put_str(&call.b, SAM_T_TOKEN, token);
+        if (cred != NULL)
+            sam_put_str(&call.b, SAM_T_CRED, cred);
+        sam_put_str(&call.b, SAM_T_HASH_ALG, alg->oid);
+        sam_put_bytes(&call.b, SAM_T_DIGEST, digest, len);
+        sam_put_str(&call.b, SAM_T_CLIENT, who);
+        if (nonce != NULL)
+            sam_put_bytes(&call.b, SAM_T_NONCE, nonce, nonce_len);
+        if (csc_sam_run(c, &call, CSC_ABOUT_TOKEN, NULL, err) != 0)
+            rc = stamp_refused(&call, err);
+        else if (sam_get_bytes(&call.reply, SAM_T_TST, &tst, &tst_len) != SAM_OK)
+            rc = stamp_refused(&call, err);
+        else {
+            pki_der_raw(out, tst, tst_len);
+            if (out->failed) {
+                out->len = 0;
+                *err = (csc_err_t){503, "temporarily_unavailable", "Out of memory", 0};
+                rc = HSM_ERR_NOMEM;
+            }
+        }
+    } else {
+        rc = stamp_refused(&call, err);
     }
-    serial[0] &= 0x7f; /* positive */
-    serial[0] |= 0x40; /* and always 16 bytes long */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    pki_tst_t t = tst_fields(&c->cfg, md_nid, digest, len, serial, now_ms, nonce, nonce_len);
-    pki_sig_t sig;
-    tsa_sign_params(cred, &sig);
-    tsa_signer_t signer = {.hsm = c->hsm, .cred = cred};
-    int cb_rc = HSM_OK;
-    rc = pki_tst_sign(&t, cred->certs, cred->certs_len, &sig, tsa_sign, &signer, out, &cb_rc);
-    if ((rc = csc_pki_hsm_rc(rc, cb_rc)) != HSM_OK)
-        goto out;
-
-    tsa_audit_t a;
-    memset(&a, 0, sizeof(a));
-    a.rec.event = STOR_EV_TIMESTAMP;
-    a.rec.result = STOR_RES_OK;
-    snprintf(a.rec.user, sizeof(a.rec.user), "%s", user != NULL ? user : "");
-    snprintf(a.rec.cred, sizeof(a.rec.cred), "%s", cred->id);
-    snprintf(a.rec.client, sizeof(a.rec.client), "%s", client != NULL ? client : "");
-    char serial_hex[2 * sizeof(serial) + 1];
-    pki_hex(serial, sizeof(serial), serial_hex);
-    snprintf(a.rec.detail, sizeof(a.rec.detail), "serial %s hashAlgo %s%s", serial_hex, csc_hash_by_nid(md_nid)->oid,
-             nonce != NULL ? " nonce" : "");
-    a.rec.digest_len = (uint32_t)len;
-    a.rec.n_digests = 1;
-    a.rec.digests = digest;
-    if (stor_write(c->stor, audit_fn, &a) != STOR_OK) {
-        rc = HSM_ERR_UNAVAILABLE; /* never a token that the log does not know */
-        goto out;
-    }
-    rc = HSM_OK;
-out:
-    if (rc != HSM_OK)
-        out->len = 0;
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    csc_sam_end(&call);
     return rc;
 }
 
@@ -280,20 +254,14 @@ int csc_m_timestamp(csc_req_t *r)
         nonce_len = (size_t)got;
     }
     pki_der_t tok;
-    pki_der_init(&tok, 64 * 1024);
-    int rc = csc_tsa_stamp(r->csc, alg->nid, digest, alg->len, nrc == 1 ? nonce : NULL, nonce_len,
-                           r->principal.user, r->call->client, &tok);
+    pki_der_init(&tok, SAM_TST_MAX);
+    int rc = csc_tsa_stamp(r->csc, csc_bearer_value(r), NULL, alg->nid, digest, alg->len, nrc == 1 ? nonce : NULL,
+                           nonce_len, r->call->client, &tok, &r->err);
     if (rc == HSM_OK) {
         yajl_gen_map_open(r->gen);
         csc_gen_str(r->gen, "timestamp");
         csc_gen_b64(r->gen, tok.p, tok.len);
         yajl_gen_map_close(r->gen);
-    } else if (rc == HSM_ERR_NOKEY) {
-        csc_fail(r, 501, "not_implemented", "The time-stamping unit is not available");
-    } else if (rc == HSM_ERR_UNAVAILABLE) {
-        csc_fail(r, 503, "temporarily_unavailable", "The time-stamping unit is temporarily unavailable");
-    } else {
-        csc_fail(r, 500, "server_error", "The time-stamping unit could not create the token");
     }
     pki_der_free(&tok);
     return rc == HSM_OK ? 0 : -1;

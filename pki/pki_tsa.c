@@ -1,7 +1,8 @@
 /*
  * pki_tsa.c - RFC 3161 time-stamp tokens (with RFC 5816's ESSCertIDv2): the TSTInfo and the SignedData around it,
  * signed through the caller's callback like every CMS of this library. Serial numbers, clock and policy are the
- * caller's; this file only encodes.
+ * caller's; this file only encodes. The signing itself, pki_tst_sign, is a file of its own (pki_tsa_sign.c), so that
+ * only the process that holds the TSA key (csc-sam) links it; the front end measures tokens (pki_tst_size_max).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,7 @@ static int tst_in(const pki_der_t *info, const uint8_t *certs, size_t certs_len,
 
 /* The TSTInfo of t wrapped as CMS content, then signed through sign (out, cb_rc) or, with sign NULL, only
  * measured against max (size). */
-static int tst_cms(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, pki_sign_fn sign,
+int pki_int_tst_cms(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, pki_sign_fn sign,
                    void *arg, pki_der_t *out, int *cb_rc, size_t max, size_t *size)
 {
     pki_der_t info;
@@ -78,16 +79,23 @@ static int tst_cms(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, c
     return rc;
 }
 
-int pki_tst_sign(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, pki_sign_fn sign,
-                 void *arg, pki_der_t *out, int *cb_rc)
+void pki_tst_sig(int rsa, const char *curve_oid, pki_sig_t *p)
 {
-    if (sign == NULL)
-        return PKI_ERR_INVAL;
-    return tst_cms(t, certs, certs_len, sig, sign, arg, out, cb_rc, 0, NULL);
+    memset(p, 0, sizeof(*p));
+    p->md_nid = NID_sha256;
+    if (rsa) {
+        p->scheme = PKI_SIG_RSA_PKCS1;
+        return;
+    }
+    p->scheme = PKI_SIG_ECDSA;
+    if (curve_oid != NULL && strcmp(curve_oid, "1.3.132.0.34") == 0)
+        p->md_nid = NID_sha384;
+    else if (curve_oid != NULL && strcmp(curve_oid, "1.3.132.0.35") == 0)
+        p->md_nid = NID_sha512;
 }
 
 int pki_tst_size_max(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig, size_t max,
                      size_t *out)
 {
-    return tst_cms(t, certs, certs_len, sig, NULL, NULL, NULL, NULL, max, out);
+    return pki_int_tst_cms(t, certs, certs_len, sig, NULL, NULL, NULL, NULL, max, out);
 }

@@ -37,6 +37,7 @@ static const struct {
     handler_fn fn;
 } handlers[] = {
     {SAM_OP_HELLO, op_hello},
+    {SAM_OP_STAMP, sam_op_stamp},
 };
 
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)

@@ -13,6 +13,9 @@
  */
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
+/** STAMP (sam_op_stamp.c): a time-stamp token over the request's message imprint, made and audited here. */
+int sam_op_stamp(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
 /** The refusal code (SAM_REFUSE_*) that stands for an oauth/ result code (OAUTH_ERR_*; the front end reads it back
  *  per subject in csc-api/csc_req.c). OAUTH_OK and unknown codes: SAM_REFUSE_INTERNAL. */
 uint32_t sam_refusal_of_oauth(int code);

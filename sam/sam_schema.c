@@ -131,13 +131,13 @@ static const sam_field_spec_t sign[] = {
 static const sam_field_spec_t sign_r[] = {
     BYTES(SAM_T_SIGNATURE, MANY(1, SAM_DIGESTS_MAX), 1, SAM_SIG_MAX),
 };
-static const sam_field_spec_t stamp[] = {
+static const sam_field_spec_t stamp[] = { /* the policy is the SAM's own: the front end names none */
     TOKEN,
+    TEXT(SAM_T_CRED, OPT, 1, SAM_NAME_MAX), /* a credential-scope token: its credential (signDoc's B-T token) */
     HASH_ALG(REQ),
     BYTES(SAM_T_DIGEST, REQ, 1, SAM_DIGEST_LEN_MAX),
     CLIENT,
     BYTES(SAM_T_NONCE, OPT, 1, SAM_NONCE_MAX),
-    TEXT(SAM_T_POLICY, OPT, 1, SAM_OID_MAX),
 };
 static const sam_field_spec_t stamp_r[] = {
     BYTES(SAM_T_TST, REQ, 1, SAM_TST_MAX),
@@ -167,6 +167,8 @@ static const sam_field_spec_t consent[] = {
 static const sam_field_spec_t consent_r[] = { /* absent on a refusal by the user */
     TEXT(SAM_T_CODE, OPT, 1, SAM_TOKEN_MAX),
 };
+/* AUDIT_HEAD is the operators' (csc-admin audit sign-head); csc-sam signs the periodic heads itself, so the front
+ * end never sends it. */
 static const sam_field_spec_t audit_head[] = { /* absent: the head as it is now */
     U64(SAM_T_SEQ, OPT),
 };
@@ -292,7 +294,7 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_CHALLENGE, 0, "CHALLENGE", challenge, challenge_r),
     OP_EMPTY_REPLY(SAM_OP_APPROVE, 0, "APPROVE", approve),
     OP(SAM_OP_CONSENT, 1, "CONSENT", consent, consent_r),
-    OP(SAM_OP_AUDIT_HEAD, 0, "AUDIT_HEAD", audit_head, audit_head_r),
+    OP(SAM_OP_AUDIT_HEAD, 1, "AUDIT_HEAD", audit_head, audit_head_r),
     OP(SAM_OP_KEY_CREATE, 1, "KEY_CREATE", key_create, key_create_r),
     OP(SAM_OP_KEY_DESTROY, 1, "KEY_DESTROY", key_destroy, filed_r),
     OP(SAM_OP_BACKUP_INIT, 1, "BACKUP_INIT", backup_init, backup_init_r),

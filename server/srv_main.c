@@ -18,11 +18,6 @@ static int crl_run(void *c)
     return csc_crl_refresh(c);
 }
 
-static int heads_run(void *c)
-{
-    return csc_audit_heads_once(c);
-}
-
 static int purge_run(void *c)
 {
     return csc_purge_once(c);
@@ -83,20 +78,15 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    /* The service's periodic work, one thread each (srv_thread.c): CRL changes end their credentials (J7), signed
-     * audit heads (J11), expired tokens, SADs, codes and operator sessions leave the database (refused anyway). */
-    srv_task_t *crl = NULL, *heads = NULL, *purge = NULL;
+    /* The service's periodic work, one thread each (srv_thread.c): CRL changes end their credentials (J7), expired
+     * tokens, SADs, codes and operator sessions leave the database (refused anyway). Signed audit heads (J11) are
+     * csc-sam's (srv_sam.c): csc-server never uses the audit key. */
+    srv_task_t *crl = NULL, *purge = NULL;
     int rc = 1;
     if ((cfg->crl_dir[0] == '\0' || srv_task_start("crl-watch", 1000, crl_run, m.csc, &crl) == 0) &&
-        ((cfg->audit_sign_interval == 0 && cfg->audit_sign_records == 0) ||
-         srv_task_start("audit-heads", 1000, heads_run, m.csc, &heads) == 0) &&
         (cfg->purge_interval == 0 || srv_task_start("purge", cfg->purge_interval * 1000u, purge_run, m.csc, &purge) == 0))
         rc = srv_http_run(cfg, &m) == 0 ? 0 : 1;
     srv_task_stop(purge);
-    if (heads != NULL) {
-        srv_task_stop(heads);
-        csc_audit_heads_final(m.csc); /* the last head, signed once the HTTP side has finished */
-    }
     srv_task_stop(crl); /* before csc_free (srv_modules_close): the task uses the service */
     srv_modules_close(&m);
     srv_sam_end(sam);

@@ -222,8 +222,6 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             .notify_queue = cfg->notify_queue,
             .notify_allow = cfg->notify_allow,
             .oauth_revoke_status = cfg->oauth_revoke_status,
-            .audit_sign_interval = cfg->audit_sign_interval,
-            .audit_sign_records = cfg->audit_sign_records,
         };
         if (csc_new(&cc, m->stor, m->hsm, m->oauth, m->sam, &m->csc) != 0)
             goto fail;

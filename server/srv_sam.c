@@ -68,6 +68,50 @@ static int socket_access(const srv_config_t *cfg, sock_access_t *a)
     return 0;
 }
 
+/* csc-sam's periodic work (srv_thread.c): signed audit heads (J11; the audit key is used here only) and the key
+ * destructions csc-server's CRL sweep files (J7). */
+typedef struct sam_tasks {
+    csc_heads_t *heads;
+    sam_key_jobs_t *jobs;
+    srv_task_t *heads_task, *jobs_task;
+} sam_tasks_t;
+
+static int heads_run(void *h)
+{
+    return csc_audit_heads_once(h);
+}
+
+static int jobs_run(void *k)
+{
+    return sam_key_jobs_once(k);
+}
+
+static int tasks_start(const srv_config_t *cfg, srv_modules_t *m, sam_tasks_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (m->hsm == NULL)
+        return 0;
+    if (sam_key_jobs_new(m->stor, m->hsm, &t->jobs) != 0 || srv_task_start("key-jobs", 1000, jobs_run, t->jobs,
+                                                                           &t->jobs_task) != 0)
+        return -1;
+    if (cfg->audit_sign_interval == 0 && cfg->audit_sign_records == 0)
+        return 0;
+    if (csc_audit_heads_new(m->stor, m->hsm, cfg->audit_sign_interval, cfg->audit_sign_records, "csc-sam",
+                            &t->heads) != 0)
+        return -1;
+    return srv_task_start("audit-heads", 1000, heads_run, t->heads, &t->heads_task);
+}
+
+/* After the socket is closed (no request runs): the tasks stop, then the last head is signed. */
+static void tasks_stop(sam_tasks_t *t)
+{
+    srv_task_stop(t->jobs_task);
+    srv_task_stop(t->heads_task);
+    csc_audit_heads_final(t->heads);
+    csc_audit_heads_free(t->heads);
+    sam_key_jobs_free(t->jobs);
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked)
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
@@ -87,6 +131,9 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .stor = m->stor,
         .hsm = m->hsm,
         .oauth = m->oauth,
+        .tsa_credential = cfg->tsa_credential,
+        .tsa_policy = cfg->tsa_policy,
+        .tsa_accuracy_ms = cfg->tsa_accuracy_ms,
     };
     sam_server_t *srv = NULL;
     if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {
@@ -107,9 +154,11 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         sam_server_free(srv);
         return -1;
     }
-    if (sam_server_start(srv) != 0) {
-        fprintf(stderr, "csc-sam: cannot start the accepting thread\n");
+    sam_tasks_t tasks = {0};
+    if (sam_server_start(srv) != 0 || tasks_start(cfg, m, &tasks) != 0) {
+        fprintf(stderr, "csc-sam: cannot start its threads\n");
         sam_server_free(srv);
+        tasks_stop(&tasks);
         return -1;
     }
     if (tell_ready(ready_fd) != 0)
@@ -120,6 +169,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         ;
     fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
     sam_server_free(srv);
+    tasks_stop(&tasks);
     return 0;
 }
 

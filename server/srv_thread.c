@@ -1,7 +1,9 @@
 /*
- * srv_thread.c - csc-server's periodic tasks: one thread per task calls a run-once function every period.
+ * srv_thread.c - the periodic tasks of csc-server and csc-sam: one thread per task calls a run-once function every
+ * period.
  *
- * The work itself belongs to the service (csc_purge_once, csc_audit_heads_once, csc_crl_refresh in csc.h); this
+ * The work itself belongs to the modules (csc_purge_once, csc_crl_refresh; in csc-sam csc_audit_heads_once and
+ * sam_key_jobs_once); this
  * file only owns the threads, so the modules below server/ start none of their own for periodic work. A run
  * starts one period after the previous one ended (the first one period after the start). A run that fails has
  * written its reason to stderr; the task keeps its period. srv_task_stop() wakes the thread through its condition

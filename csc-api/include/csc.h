@@ -66,8 +66,6 @@ typedef struct csc_config {
     unsigned notify_queue;     /**< notifications waiting before further ones are dropped (logged) */
     const char *notify_allow;  /**< production: internal hosts/addresses/prefixes a response_uri may reach */
     unsigned oauth_revoke_status; /**< status of a successful /oauth2/revoke: 200 (RFC 7009; 0 = 200) or 204 */
-    unsigned audit_sign_interval; /**< csc_audit_heads_once signs after this many seconds (0 = not by time) */
-    unsigned audit_sign_records;  /**< ... or after this many new audit records (0 = not by count) */
 } csc_config_t;
 
 /**
@@ -161,12 +159,21 @@ int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force
  * never two runs of one kind at once. Each returns 0, or -1 once it has written why it failed to stderr (the next
  * run comes all the same). The service starts no thread for this work; stop the tasks before csc_free(). */
 
-/** Look at the audit log (meant for once a second): sign its head when audit_sign_interval seconds passed since it
- *  last signed (or since csc_new), or audit_sign_records records were added since the last signed head (both 0:
- *  never); not when nothing was added since. An absent audit key is said once. */
-int csc_audit_heads_once(csc_t *c);
+/** The periodic signing of audit heads: csc-sam's audit-heads task (server/srv_sam.c), the only process of the
+ *  service that uses the audit key. */
+typedef struct csc_heads csc_heads_t;
+/** Start counting records and time from now. interval: sign after this many seconds (0: not by time); records: or
+ *  after this many new audit records (0: not by count); who: the client field of the audit-head records.
+ *  @return 0, -1 (out of memory) */
+int csc_audit_heads_new(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned records, const char *who,
+                        csc_heads_t **out);
+/** Look at the audit log (meant for once a second): sign its head when interval seconds passed since it last
+ *  signed (or since csc_audit_heads_new), or records records were added since the last signed head; not when
+ *  nothing was added since. An absent audit key is said once. */
+int csc_audit_heads_once(csc_heads_t *h);
 /** At clean shutdown, after the task stopped: sign the last head (nothing when both triggers are 0). */
-void csc_audit_heads_final(csc_t *c);
+void csc_audit_heads_final(csc_heads_t *h);
+void csc_audit_heads_free(csc_heads_t *h);
 
 /** Delete expired tokens, SADs, authorization codes and operator sessions (csc-server: every purge_interval). */
 int csc_purge_once(csc_t *c);

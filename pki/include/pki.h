@@ -186,6 +186,9 @@ void pki_tst_info(pki_der_t *d, const pki_tst_t *t);
  */
 PKI_MUST_CHECK int pki_tst_sign(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig,
                                 pki_sign_fn sign, void *arg, pki_der_t *out, int *cb_rc);
+/** How a TSA signs its tokens: the digest that fits its key (SHA-256 for RSA, PKCS#1 v1.5, and for P-256; SHA-384
+ *  for P-384 and SHA-512 for P-521, ECDSA); rsa non-zero for an RSA key, else curve_oid names the EC curve. */
+void pki_tst_sig(int rsa, const char *curve_oid, pki_sig_t *out);
 /** An upper bound of pki_tst_sign's output for t without signing (see pki_cms_size_max). */
 PKI_MUST_CHECK int pki_tst_size_max(const pki_tst_t *t, const uint8_t *certs, size_t certs_len, const pki_sig_t *sig,
                                     size_t max, size_t *out);

@@ -49,6 +49,9 @@ typedef struct sam_server_config {
     stor_env_t *stor;            /**< the database: audit records, HELLO's storage check (not NULL) */
     hsm_t *hsm;                  /**< the token: HELLO's login check (NULL: reported unavailable) */
     oauth_t *oauth;              /**< tokens, factors, SADs (NULL: only HELLO is served) */
+    const char *tsa_credential;  /**< STAMP: the TSA's credential id (NULL or "": STAMP is refused NOT_OFFERED) */
+    const char *tsa_policy;      /**< STAMP: TSTInfo.policy, a dotted OID */
+    unsigned tsa_accuracy_ms;    /**< STAMP: TSTInfo.accuracy (0: omitted) */
 } sam_server_config_t;
 
 /**
@@ -64,6 +67,16 @@ int sam_server_start(sam_server_t *s);
 void sam_server_free(sam_server_t *s);
 /** Connections being served now. */
 unsigned sam_server_connections(sam_server_t *s);
+
+/* ---- the key destructions the CRL sweep files (J7; sam_keyjobs.c): csc-sam's key-jobs task -------------------- */
+typedef struct sam_key_jobs sam_key_jobs_t;
+/** @return 0, -1 (out of memory) */
+int sam_key_jobs_new(stor_env_t *stor, hsm_t *hsm, sam_key_jobs_t **out);
+/** One run (meant for once a second): destroy the keys of every job (STOR_APPROVAL_JOB "credential revoke ID"),
+ *  audited as operator csc-sam, each job dropped once its keys are gone (stor_key_jobs_run). Requests for a second
+ *  operator wait. Each key destroyed is logged; failures once until a run succeeds. @return 0, -1 (a job failed) */
+int sam_key_jobs_once(sam_key_jobs_t *k);
+void sam_key_jobs_free(sam_key_jobs_t *k);
 
 #ifdef __cplusplus
 }

@@ -122,7 +122,8 @@ enum {
     SAM_OP_CHALLENGE = 7,       /**< credentials/getChallenge: make and deliver a one-time code */
     SAM_OP_APPROVE = 8,         /**< the /approve page's decision on a pending authorization */
     SAM_OP_CONSENT = 9,         /**< PROVISIONAL: the OAuth consent page's decision (PIN) -> authorization code */
-    SAM_OP_AUDIT_HEAD = 10,     /**< sign the audit log's head */
+    SAM_OP_AUDIT_HEAD = 10,     /**< PROVISIONAL, the operators' socket (csc-admin audit sign-head): sign the audit
+                                     log's head now; csc-sam signs the periodic heads itself, unasked */
     /* the operators' socket: PROVISIONAL schemas (from admin/ as it is; they may change when csc-admin moves) */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
@@ -186,7 +187,7 @@ enum {
     SAM_T_ASYNC = 21,         /**< U32 1: operationMode "A" */
     SAM_T_SIGNATURE = 22,     /**< BYTES one signature (repeated, in digest order) */
     SAM_T_NONCE = 23,         /**< BYTES time-stamp nonce (big-endian integer) */
-    SAM_T_POLICY = 24,        /**< TEXT dotted OID of a TSA policy */
+    /* 24: not used (a TSA policy: the SAM's own, never the front end's) */
     SAM_T_TST = 25,           /**< BYTES DER time-stamp token */
     SAM_T_APPROVAL_REF = 26,  /**< BYTES 16: a pending approval as the page names it */
     SAM_T_SESSION = 27,       /**< TEXT browser session id (APPROVE, CONSENT) or csc-admin session token */

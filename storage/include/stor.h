@@ -504,6 +504,48 @@ int stor_approval_request(stor_env_t *env, const char *requester, uint32_t role,
 int stor_txn_approval_request(stor_txn_t *t, const char *requester, uint32_t role, int64_t ttl, uint32_t flags,
                               int argc, char *const *argv, char id[STOR_NAME_MAX + 1]);
 
+/* ---- the key destructions the CRL sweep files (J7; stor_keyjob.c) ---------------------------------------------
+ * Each "credential revoke ID" held in approvals: a job (STOR_APPROVAL_JOB), which csc-sam runs at once and
+ * `csc-admin credential destroy-pending` by hand, or a request that waits for a second operator (csc-admin approve).
+ * Storage has no HSM: the runner destroys each key through its callback. */
+typedef struct stor_key_job {
+    char id[STOR_NAME_MAX + 1];        /**< the job's (or request's) id */
+    char requester[STOR_NAME_MAX + 1]; /**< who filed it ("csc-server": its CRL sweep) */
+    char cred[STOR_NAME_MAX + 1];      /**< the credential whose keys go */
+    uint32_t role;                     /**< the role it needs */
+    uint32_t flags;                    /**< STOR_APPROVAL_JOB, or 0: a request for a second operator */
+} stor_key_job_t;
+/** Every "credential revoke ID" held (jobs and requests), malloc'd into *out (free() it; NULL when none). */
+int stor_txn_key_jobs(stor_txn_t *t, stor_key_job_t **out, size_t *n);
+/** What became of one job: done (keys destroyed, job dropped), waiting (a request, or hold), or failed because the
+ *  runner lacks its role, storage refused (code: STOR_ERR_*), or the key was not destroyed (code: the callback's). */
+enum { STOR_KEY_JOB_DONE = 0, STOR_KEY_JOB_WAITING, STOR_KEY_JOB_ROLE, STOR_KEY_JOB_STORAGE, STOR_KEY_JOB_KEY };
+/** Destroy the key key_id (len bytes): 0 when it is gone (also: it was gone already), else the runner's code. */
+typedef int (*stor_key_destroy_fn)(void *arg, const uint8_t *key_id, size_t len);
+typedef void (*stor_key_job_report_fn)(void *arg, const stor_key_job_t *job, int outcome, int code);
+typedef struct stor_key_jobs {
+    const char *actor;                 /**< who runs them (audit: "operator=ACTOR"): "csc-sam", an operator's name */
+    const char *client;                /**< the audit records' client: "csc-sam", "csc-admin" */
+    uint32_t roles;                    /**< the runner's roles: a job needing another role fails (csc-sam: all) */
+    int hold;                          /**< run none: every job waits for a second operator (two_person) */
+    stor_key_destroy_fn destroy;       /**< the HSM's side */
+    void *arg;
+    stor_key_job_report_fn report;     /**< each job's outcome (may be NULL) */
+    void *report_arg;
+} stor_key_jobs_t;
+typedef struct stor_key_jobs_count {
+    unsigned done, waiting, failed;
+} stor_key_jobs_count_t;
+/**
+ * Run every job: one write marks the credential destroyed (reason revoked, final) with its audit record (STOR_EV_ADMIN
+ * "operator=ACTOR,requester=R action=credential.destroy reason=certificate revoked"), then how->destroy destroys the
+ * keys that record names (a renewal's pending key, then the key), then one write drops the job with its record
+ * (STOR_EV_OPERATOR "operator=ACTOR requester=R action=job.done id=ID command=credential revoke CRED"). A job that
+ * fails at any step stays for the next run; one that another runner dropped meanwhile counts as done. Idempotent.
+ * @return STOR_OK (count says what happened; failed jobs included), STOR_ERR_INVAL, or the error of reading them
+ */
+int stor_key_jobs_run(stor_env_t *env, const stor_key_jobs_t *how, stor_key_jobs_count_t *count);
+
 /* Delegations by delegate (an index for listing; the credential record's delegates decide): put adds
  * (user, cred), del removes it (STOR_ERR_NOTFOUND if absent), each calls fn with every credential id
  * delegated to user, in id order. */

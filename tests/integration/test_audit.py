@@ -451,7 +451,7 @@ class TestSignedHeads(unittest.TestCase):
 
     def test_server_signed_the_head_at_shutdown(self):
         last = json.loads(audit("query", "--json").stdout.splitlines()[-1])
-        self.assertEqual((last["event"], last["client"], last["result"]), ("audit-head", "csc-server", "ok"))
+        self.assertEqual((last["event"], last["client"], last["result"]), ("audit-head", "csc-sam", "ok"))
         self.assertEqual(last["detail"], "signed seq=%d hash=%s" % (self.s, self.hash_of(self.s).hex()))
         f = head_fields(self.heads[0][1])
         self.assertEqual(f[2], self.hash_of(self.s))
@@ -569,8 +569,8 @@ class TestSignedHeads(unittest.TestCase):
 
 
 class TestPeriodicSigning(unittest.TestCase):
-    """The running server signs heads by itself: every audit_sign_interval seconds, or every audit_sign_records
-    records. Each service is polled while it still runs (so the head is not the one of the clean shutdown)."""
+    """The running server's csc-sam signs heads by itself: every audit_sign_interval seconds, or every
+    audit_sign_records records. Each service is polled while it still runs (so the head is not the one of the clean shutdown)."""
 
     def run_service(self, config, activity):
         svc = H.Service(BUILD, extra_config=config)
@@ -586,7 +586,7 @@ class TestPeriodicSigning(unittest.TestCase):
                     if not seen:
                         time.sleep(0.2)
                 self.assertTrue(seen, "no head signed while the server runs")
-                self.assertEqual(seen[0]["client"], "csc-server")
+                self.assertEqual(seen[0]["client"], "csc-sam")  # the audit key is csc-sam's alone
                 svc.token()  # something after the signing: the clean shutdown signs it
             finally:
                 self.assertEqual(svc.stop(), 0, svc.server_stderr())
@@ -597,7 +597,7 @@ class TestPeriodicSigning(unittest.TestCase):
             self.assertGreaterEqual(int(m.group(1)), 2)
             recs = svc.admin("audit", "query", "--json").stdout.splitlines()
             last = json.loads(recs[-1])
-            self.assertEqual((last["event"], last["client"]), ("audit-head", "csc-server"))
+            self.assertEqual((last["event"], last["client"]), ("audit-head", "csc-sam"))
             self.assertEqual(int(m.group(2)), len(recs) - 1)  # everything but that record is under a signature
             return svc
         finally:

@@ -478,11 +478,12 @@ class TestRevocation(Base):
         self.assertIn("denied", log)
         self.assertIn("certificate suspended (certificateHold)", log)
 
-    def test_revocation_files_key_destruction_for_csc_admin(self):
+    def test_revocation_destroys_the_key_in_csc_sam(self):
         """J7: a revocation seen in a CRL ends the credential as credential revoke does: csc-server marks it destroyed
         (it never signs again) and files its key's destruction as a job, but destroys no key itself (it links no key
-        destruction); csc-admin credential destroy-pending destroys the key, audited, and changes nothing when run
-        again; releasing the CRL entry later brings nothing back."""
+        destruction); csc-sam destroys the key at once, unasked, audited, and drops the job; csc-admin credential
+        destroy-pending (the manual fallback) then has nothing to do; releasing the CRL entry later brings nothing
+        back."""
         cid = "rev-kill"
         cert = self.issued(cid, self.create_csr(cid))
         self.import_(cid, cert)
@@ -498,41 +499,28 @@ class TestRevocation(Base):
         log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
         self.assertIn("operator=csc-server action=credential.destroy reason=certificate revoked (seen in a CRL: "
                       "keyCompromise); key destruction filed", log)
-        # Once the sweep says it is done, csc-server has destroyed no key: it waits for csc-admin, as the listing says.
         self.wait_for(lambda: "credential %s: certificate revoked (keyCompromise); credential destroyed, its key's "
                       "destruction filed" % cid in SVC.server_stderr(), "the sweep's report")
-        self.assertEqual(len(key_ids(cid)), 1)
-        self.assertIn("key destruction pending", self.list_line(cid))
-        jobs = [l for l in SVC.admin("approvals").stdout.splitlines() if "credential revoke %s" % cid in l]
-        self.assertEqual(len(jobs), 1, jobs)
-        self.assertIn("requester=csc-server", jobs[0])
-        self.assertIn("job", jobs[0])
-        job = jobs[0].split()[1]
-        # A key-admin runs the jobs; an operator without that role is refused (and audited), and nothing changes.
+        # No csc-admin command: csc-sam destroys the key and drops the job by itself.
+        self.wait_for(lambda: key_ids(cid) == [], "csc-sam to destroy the key")
+        self.wait_for(lambda: "credential revoke %s" % cid not in SVC.admin("approvals").stdout, "the job dropped")
+        self.assertNotIn("key destruction pending", self.list_line(cid))
+        self.assertIn("csc-sam: credential %s: key destroyed (job " % cid, SVC.server_stderr())
+        log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
+        self.assertIn("operator=csc-sam,requester=csc-server action=credential.destroy reason=certificate revoked",
+                      log)
+        log = SVC.admin("audit", "query", "--event", "operator").stdout
+        self.assertRegex(log, r"operator=csc-sam requester=csc-server action=job\.done id=[0-9a-f]+ "
+                              r"command=credential revoke %s" % cid)
+        # The manual fallback: only a key-admin runs it (an auditor is refused, audited), and it has nothing to do.
         out = SVC.admin("operator", "add", "rev-aud", "--roles", "auditor", stdin="password-rev-aud\n").stdout
         secret = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
         aud = SVC.op_login("rev-aud", "password-rev-aud", secret)
         r = SVC.admin_as(aud, "credential", "destroy-pending")
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("lacks the role key-admin", r.stderr)
-        self.assertEqual(len(key_ids(cid)), 1)
-        # A job is no request for approval: it cannot be rejected (the key would stay).
-        r = SVC.admin("reject", job, check=False)
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertEqual(len(key_ids(cid)), 1)
-        r = SVC.admin("credential", "destroy-pending")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("credential %s: key destroyed (job %s)" % (cid, job), r.stdout)
-        self.assertEqual(key_ids(cid), [])
-        self.assertNotIn("key destruction pending", self.list_line(cid))
-        self.assertNotIn("credential revoke %s" % cid, SVC.admin("approvals").stdout)
-        log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
-        self.assertIn("operator=%s,requester=csc-server action=credential.destroy reason=certificate revoked"
-                      % SVC.env["CSC_OPERATOR"], log)
-        log = SVC.admin("audit", "query", "--event", "operator").stdout
-        self.assertIn("requester=csc-server action=job.done id=%s command=credential revoke %s" % (job, cid), log)
-        self.assertIn("action=credential destroy-pending refused=needs-role-key-admin", log)
-        # Idempotent: nothing left to do, exit 0 (safe from a timer).
+        self.assertIn("action=credential destroy-pending refused=needs-role-key-admin",
+                      SVC.admin("audit", "query", "--event", "operator").stdout)
         r = SVC.admin("credential", "destroy-pending")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn(cid, r.stdout)
@@ -591,7 +579,7 @@ class TestRevocation(Base):
 
 class TestRevocationTwoPerson(Base):
     """J7 with two_person naming revoke: csc-server marks a credential whose certificate a CRL revokes destroyed at
-    once, and asks for the key's destruction; an operator's approval destroys it."""
+    once, and asks for the key's destruction; csc-sam does not destroy it: an operator's approval does."""
 
     def test_crl_revocation_queues_key_destruction(self):
         svc = H.Service(BUILD)
@@ -623,7 +611,9 @@ class TestRevocationTwoPerson(Base):
             t = svc.token("ext2", "password-ext2")
             r = svc.authorize(t, cid, [H.digest("x")], pin=PIN_X)
             self.assertError(r, 400, "invalid_request", "is disabled")
-            # The key waits for an operator; the request is the server's.
+            # The key waits for an operator, also for csc-sam (its key-jobs task runs every second, but no request
+            # for a second operator); the request is the server's.
+            time.sleep(2.5)
             self.assertEqual(len(key_ids(cid, svc)), 1)
             pending = [l for l in svc.admin("approvals").stdout.splitlines() if "credential revoke %s" % cid in l]
             self.assertEqual(len(pending), 1, pending)
