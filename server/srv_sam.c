@@ -33,9 +33,27 @@ static int tell_ready(int fd)
     return n == 1 ? 0 : -1;
 }
 
+/* csc-sam's periodic task "crl-watch": its own CRL store follows crl_dir (lookups go on while it reloads). */
+static int crl_run(void *arg)
+{
+    int rc = pki_crl_reload(arg); /* says on stderr what it could not read; what was loaded stays in force */
+    return rc < 0 ? -1 : 0;
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop)
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
+    pki_crl_t *crl = NULL;
+    srv_task_t *crl_task = NULL;
+    /* The SAM checks revocation itself before every signature, from its own store of crl_dir (J9). */
+    if (cfg->crl_dir[0] != '\0' &&
+        (pki_crl_new(cfg->crl_dir, cfg->trust_anchors, (int)cfg->crl_allow_stale, (int)cfg->crl_require, &crl, err,
+                     sizeof(err)) != PKI_OK ||
+         srv_task_start("crl-watch", 1000, crl_run, crl, &crl_task) != 0)) {
+        fprintf(stderr, "csc-sam: crl_dir %s\n", crl != NULL ? "cannot be watched" : err);
+        pki_crl_free(crl);
+        return -1;
+    }
     snprintf(identity, sizeof(identity), "csc-sam pid=%d token=%.64s", (int)getpid(), cfg->pkcs11_token);
     sam_server_config_t sc = {
         .path = cfg->sam_socket,
@@ -50,10 +68,16 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .stor = m->stor,
         .hsm = m->hsm,
         .oauth = m->oauth,
+        .production = cfg->environment == CSC_ENV_PRODUCTION,
+        .allow_scal1 = (int)cfg->allow_scal1,
+        .allow_single_factor = (int)cfg->allow_single_factor,
+        .crl = crl,
     };
     sam_server_t *srv = NULL;
     if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-sam: sam_socket %s\n", err);
+        srv_task_stop(crl_task);
+        pki_crl_free(crl);
         return -1;
     }
     /* Privileges (issue 11): switching to sam_user, the seccomp allow-list, no core dumps and locked memory are
@@ -62,6 +86,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     if (sam_server_start(srv) != 0) {
         fprintf(stderr, "csc-sam: cannot start the accepting thread\n");
         sam_server_free(srv);
+        srv_task_stop(crl_task);
+        pki_crl_free(crl);
         return -1;
     }
     if (tell_ready(ready_fd) != 0)
@@ -72,6 +98,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         ;
     fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
     sam_server_free(srv);
+    srv_task_stop(crl_task);
+    pki_crl_free(crl);
     return 0;
 }
 
