@@ -66,71 +66,125 @@ static int req_digests(const sam_msg_t *req, char alg[SAM_OID_MAX + 1], const ui
     return 0;
 }
 
+/* The reply of a SAD issued by oauth/ (orc OAUTH_OK: SAD and EXPIRES_IN, then the SAD is wiped), or its refusal. */
+static int sad_reply(sam_builder_t *b, const sam_msg_t *req, int orc, unsigned about, char sad[OAUTH_TOKEN_BUFLEN],
+                     unsigned ttl)
+{
+    if (orc != OAUTH_OK)
+        return sam_refuse_oauth(b, req, orc, about);
+    int rc = sam_build_init(b, req->op | SAM_OP_REPLY, req->id);
+    sam_put_str(b, SAM_T_SAD, sad);
+    sam_put_u32(b, SAM_T_EXPIRES_IN, ttl);
+    OPENSSL_cleanse(sad, OAUTH_TOKEN_BUFLEN);
+    return rc != SAM_OK ? rc : b->err;
+}
+
+/* What AUTHORIZE and EXTEND share: the user of the token, the credential the user may use (enabled), the digests. */
+typedef struct cred_req {
+    const char *what;                  /* for the audit record */
+    oauth_principal_t who;
+    char id[SAM_NAME_MAX + 1], client[SAM_CLIENT_MAX + 1], alg[SAM_OID_MAX + 1];
+    const uint8_t **ptrs;
+    size_t n, dlen;
+    stor_cred_t *cred;
+} cred_req_t;
+
+static void cred_req_close(cred_req_t *c)
+{
+    if (c->cred != NULL)
+        stor_wipe(c->cred, sizeof(*c->cred));
+    free(c->cred);
+    free(c->ptrs);
+}
+
+/* Refuse (audited, STOR_EV_AUTHORIZE DENIED) with code about a tag. @return the refusal's builder result */
+static int cred_req_refuse(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, const cred_req_t *c,
+                           uint32_t code, const char *why, unsigned about)
+{
+    sam_audit_denied(cfg, STOR_EV_AUTHORIZE, c->who.user, c->id, c->client, "%s: %s", c->what, why);
+    return sam_refuse(b, req, code, why, about);
+}
+
+/* Open c for req: 0, or -1 with the refusal in b and its result in *rc (the caller closes c either way). */
+static int cred_req_open(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, cred_req_t *c,
+                         int *rc)
+{
+    sam_text(req, SAM_T_CRED, c->id, sizeof(c->id));
+    sam_text(req, SAM_T_CLIENT, c->client, sizeof(c->client));
+    c->ptrs = calloc(SAM_DIGESTS_MAX, sizeof(*c->ptrs));
+    c->cred = malloc(sizeof(*c->cred));
+    if (c->ptrs == NULL || c->cred == NULL) {
+        *rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "out of memory", 0);
+        return -1;
+    }
+    int orc = sam_principal(cfg, req, 1, &c->who);
+    if (orc != OAUTH_OK) {
+        c->who.user[0] = '\0';
+        *rc = cred_req_refuse(cfg, req, b, c, sam_refusal_of_oauth(orc), oauth_strerror(orc), SAM_T_TOKEN);
+        return -1;
+    }
+    uint32_t code = sam_load_cred(cfg, &c->who, c->id, c->cred);
+    const char *why = code == SAM_REFUSE_NOT_FOUND ? "unknown credential" : "storage unavailable";
+    if (code == 0 && c->cred->status != STOR_CRED_ENABLED) {
+        code = SAM_REFUSE_DISABLED;
+        why = "credential not enabled";
+    }
+    if (code == 0 && req_digests(req, c->alg, c->ptrs, &c->n, &c->dlen) != 0) {
+        *rc = cred_req_refuse(cfg, req, b, c, SAM_REFUSE_BAD_MESSAGE, "digests malformed", SAM_T_DIGEST);
+        return -1;
+    }
+    if (code != 0) {
+        *rc = cred_req_refuse(cfg, req, b, c, code, why, SAM_T_CRED);
+        return -1;
+    }
+    return 0;
+}
+
 /* AUTHORIZE: the checks of csc_m_authorize, again, then oauth_authorize (or, for an APPROVAL credential, a pending
  * approval). */
 int sam_op_authorize(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
-    oauth_principal_t who;
-    char id[SAM_NAME_MAX + 1], client[SAM_CLIENT_MAX + 1], alg[SAM_OID_MAX + 1];
+    cred_req_t c = {.what = "csc-sam"};
     char pin[SAM_SECRET_MAX + 1], otp[SAM_OTP_MAX + 1], chal[SAM_OTP_MAX + 1];
-    const uint8_t **ptrs = calloc(SAM_DIGESTS_MAX, sizeof(*ptrs));
-    stor_cred_t *cred = malloc(sizeof(*cred));
     uint32_t num = 0;
-    size_t n = 0, dlen = 0;
     int rc;
+    const char *why;
 
-    sam_text(req, SAM_T_CRED, id, sizeof(id));
-    sam_text(req, SAM_T_CLIENT, client, sizeof(client));
     (void)sam_get_u32(req, SAM_T_NUM_SIGNATURES, &num);
-    if (ptrs == NULL || cred == NULL) {
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "out of memory", 0);
+    if (cred_req_open(cfg, req, b, &c, &rc) != 0)
+        goto out;
+    if (c.cred->auth_mode != STOR_AUTH_EXPLICIT) {
+        rc = cred_req_refuse(cfg, req, b, &c, SAM_REFUSE_DISABLED, "authorized through OAuth 2.0 only", SAM_T_CRED);
         goto out;
     }
-    int orc = sam_principal(cfg, req, 1, &who);
-    if (orc != OAUTH_OK) {
-        sam_audit_denied(cfg, STOR_EV_AUTHORIZE, "", id, client, "csc-sam: access token refused (%s)",
-                         oauth_strerror(orc));
-        rc = sam_refuse_oauth(b, req, orc, SAM_T_TOKEN);
+    if ((why = sam_policy_refusal(cfg, c.cred)) != NULL) {
+        rc = cred_req_refuse(cfg, req, b, &c, SAM_REFUSE_DISABLED, why, SAM_T_CRED);
         goto out;
     }
-    uint32_t code = sam_load_cred(cfg, &who, id, cred);
-    const char *why = code == SAM_REFUSE_NOT_FOUND ? "unknown credential" : "storage unavailable";
-    unsigned about = SAM_T_CRED;
-    if (code == 0 && cred->auth_mode != STOR_AUTH_EXPLICIT) {
-        code = SAM_REFUSE_DISABLED;
-        why = "authorized through OAuth 2.0 only";
-    } else if (code == 0 && cred->status != STOR_CRED_ENABLED) {
-        code = SAM_REFUSE_DISABLED;
-        why = "credential not enabled";
-    } else if (code == 0 && (why = sam_policy_refusal(cfg, cred)) != NULL) {
-        code = SAM_REFUSE_DISABLED;
-    } else if (code == 0 && num > cred->multisign) {
-        code = SAM_REFUSE_BAD_MESSAGE;
-        why = "numSignatures over the credential's multisign";
-        about = SAM_T_NUM_SIGNATURES;
-    } else if (code == 0 && (req_digests(req, alg, ptrs, &n, &dlen) != 0 || n > num || (n == 0 && cred->scal == 2))) {
-        code = SAM_REFUSE_BAD_MESSAGE;
-        why = "digests malformed, more than numSignatures, or missing for SCAL 2";
-        about = SAM_T_DIGEST;
+    if (num > c.cred->multisign) {
+        rc = cred_req_refuse(cfg, req, b, &c, SAM_REFUSE_BAD_MESSAGE, "numSignatures over the credential's multisign",
+                             SAM_T_NUM_SIGNATURES);
+        goto out;
     }
-    if (code != 0) {
-        sam_audit_denied(cfg, STOR_EV_AUTHORIZE, who.user, id, client, "csc-sam: %s", why);
-        rc = sam_refuse(b, req, code, why, about);
+    if (c.n > num || (c.n == 0 && c.cred->scal == 2)) {
+        rc = cred_req_refuse(cfg, req, b, &c, SAM_REFUSE_BAD_MESSAGE, "more digests than numSignatures, or none for SCAL 2",
+                             SAM_T_DIGEST);
         goto out;
     }
     oauth_sad_request_t sr = {
-        .user = who.user,
-        .cred = cred->id,
+        .user = c.who.user,
+        .cred = c.cred->id,
         .num_signatures = num,
-        .hash_alg = n > 0 ? alg : NULL,
-        .digests = ptrs,
-        .digest_len = dlen,
-        .n_digests = n,
-        .client = client,
+        .hash_alg = c.n > 0 ? c.alg : NULL,
+        .digests = c.ptrs,
+        .digest_len = c.dlen,
+        .n_digests = c.n,
+        .client = c.client,
     };
     char sad[OAUTH_TOKEN_BUFLEN];
     unsigned ttl = 0;
-    if (oauth_expr_names(cred->auth_expr, OAUTH_APPROVAL_ID)) {
+    int orc;
+    if (oauth_expr_names(c.cred->auth_expr, OAUTH_APPROVAL_ID)) {
         /* The factors are collected on the approval page, never from the client: a pending request and its handle. */
         orc = oauth_approval_new(cfg->oauth, &sr, sad, &ttl);
         if (orc != OAUTH_OK) {
@@ -160,20 +214,9 @@ int sam_op_authorize(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
     OPENSSL_cleanse(pin, sizeof(pin));
     OPENSSL_cleanse(otp, sizeof(otp));
     OPENSSL_cleanse(chal, sizeof(chal));
-    if (orc != OAUTH_OK) {
-        rc = sam_refuse_oauth(b, req, orc, 0); /* audited by oauth/ (but BUSY and INVAL: nothing was checked) */
-        goto out;
-    }
-    rc = sam_build_init(b, SAM_OP_AUTHORIZE | SAM_OP_REPLY, req->id);
-    sam_put_str(b, SAM_T_SAD, sad);
-    sam_put_u32(b, SAM_T_EXPIRES_IN, ttl);
-    OPENSSL_cleanse(sad, sizeof(sad));
-    rc = rc != SAM_OK ? rc : b->err;
+    rc = sad_reply(b, req, orc, 0, sad, ttl); /* a refusal: audited by oauth/ (but BUSY, INVAL: nothing was checked) */
 out:
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
-    free(ptrs);
+    cred_req_close(&c);
     return rc;
 }
 
@@ -189,86 +232,43 @@ int sam_op_authorize_check(const sam_server_config_t *cfg, const sam_msg_t *req,
     sam_text(req, SAM_T_HANDLE, handle, sizeof(handle));
     orc = oauth_approval_check(cfg->oauth, who.user, handle, strlen(handle), sad, &ttl);
     OPENSSL_cleanse(handle, sizeof(handle));
-    if (orc != OAUTH_OK && orc != OAUTH_PENDING)
-        return sam_refuse_oauth(b, req, orc, SAM_T_HANDLE);
+    if (orc != OAUTH_PENDING)
+        return sad_reply(b, req, orc, SAM_T_HANDLE, sad, ttl);
     int rc = sam_build_init(b, SAM_OP_AUTHORIZE_CHECK | SAM_OP_REPLY, req->id);
-    if (orc == OAUTH_OK) {
-        sam_put_str(b, SAM_T_SAD, sad);
-        sam_put_u32(b, SAM_T_EXPIRES_IN, ttl);
-    } else {
-        sam_put_u32(b, SAM_T_PENDING, 1);
-    }
-    OPENSSL_cleanse(sad, sizeof(sad));
+    sam_put_u32(b, SAM_T_PENDING, 1);
     return rc != SAM_OK ? rc : b->err;
 }
 
 /* EXTEND: a new SAD for digests already bound to the old one (oauth_sad_extend checks and audits). */
 int sam_op_extend(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
-    oauth_principal_t who;
-    char id[SAM_NAME_MAX + 1], client[SAM_CLIENT_MAX + 1], alg[SAM_OID_MAX + 1], old[SAM_TOKEN_MAX + 1];
-    const uint8_t **ptrs = calloc(SAM_DIGESTS_MAX, sizeof(*ptrs));
-    stor_cred_t *cred = malloc(sizeof(*cred));
-    size_t n = 0, dlen = 0;
+    cred_req_t c = {.what = "extendTransaction"};
+    char old[SAM_TOKEN_MAX + 1];
     int rc;
 
-    sam_text(req, SAM_T_CRED, id, sizeof(id));
-    sam_text(req, SAM_T_CLIENT, client, sizeof(client));
     sam_text(req, SAM_T_SAD, old, sizeof(old));
-    if (ptrs == NULL || cred == NULL) {
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "out of memory", 0);
+    if (cred_req_open(cfg, req, b, &c, &rc) != 0)
         goto out;
-    }
-    int orc = sam_principal(cfg, req, 1, &who);
-    if (orc != OAUTH_OK) {
-        sam_audit_denied(cfg, STOR_EV_AUTHORIZE, "", id, client, "extendTransaction: access token refused (%s)",
-                         oauth_strerror(orc));
-        rc = sam_refuse_oauth(b, req, orc, SAM_T_TOKEN);
-        goto out;
-    }
-    uint32_t code = sam_load_cred(cfg, &who, id, cred);
-    const char *why = code == SAM_REFUSE_NOT_FOUND ? "unknown credential" : "storage unavailable";
-    unsigned about = SAM_T_CRED;
-    if (code == 0 && cred->status != STOR_CRED_ENABLED) {
-        code = SAM_REFUSE_DISABLED;
-        why = "credential not enabled";
-    } else if (code == 0 && (req_digests(req, alg, ptrs, &n, &dlen) != 0 || (n == 0 && cred->scal == 2))) {
-        code = SAM_REFUSE_BAD_MESSAGE;
-        why = "digests malformed, or missing for SCAL 2";
-        about = SAM_T_DIGEST;
-    }
-    if (code != 0) {
-        sam_audit_denied(cfg, STOR_EV_AUTHORIZE, who.user, id, client, "extendTransaction: %s", why);
-        rc = sam_refuse(b, req, code, why, about);
+    if (c.n == 0 && c.cred->scal == 2) {
+        rc = cred_req_refuse(cfg, req, b, &c, SAM_REFUSE_BAD_MESSAGE, "no digests for SCAL 2", SAM_T_DIGEST);
         goto out;
     }
     oauth_sad_request_t sr = {
-        .user = who.user,
-        .cred = cred->id,
-        .hash_alg = n > 0 ? alg : NULL,
-        .digests = ptrs,
-        .digest_len = dlen,
-        .n_digests = n,
-        .client = client,
-        .owner = strcmp(cred->owner, who.user) != 0 ? cred->owner : NULL, /* a delegate extends */
+        .user = c.who.user,
+        .cred = c.cred->id,
+        .hash_alg = c.n > 0 ? c.alg : NULL,
+        .digests = c.ptrs,
+        .digest_len = c.dlen,
+        .n_digests = c.n,
+        .client = c.client,
+        .owner = strcmp(c.cred->owner, c.who.user) != 0 ? c.cred->owner : NULL, /* a delegate extends */
     };
     char fresh[OAUTH_TOKEN_BUFLEN];
     unsigned ttl = 0;
-    orc = oauth_sad_extend(cfg->oauth, old, strlen(old), &sr, fresh, &ttl);
-    if (orc != OAUTH_OK) {
-        rc = sam_refuse_oauth(b, req, orc, SAM_T_SAD);
-        goto out;
-    }
-    rc = sam_build_init(b, SAM_OP_EXTEND | SAM_OP_REPLY, req->id);
-    sam_put_str(b, SAM_T_SAD, fresh);
-    sam_put_u32(b, SAM_T_EXPIRES_IN, ttl);
-    OPENSSL_cleanse(fresh, sizeof(fresh));
-    rc = rc != SAM_OK ? rc : b->err;
+    int orc = oauth_sad_extend(cfg->oauth, old, strlen(old), &sr, fresh, &ttl);
+    rc = sad_reply(b, req, orc, SAM_T_SAD, fresh, ttl);
 out:
     OPENSSL_cleanse(old, sizeof(old));
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
-    free(ptrs);
+    cred_req_close(&c);
     return rc;
 }

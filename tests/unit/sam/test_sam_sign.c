@@ -125,21 +125,32 @@ static char *alice_sad(uint32_t n, const uint8_t (*d)[32], size_t nd)
     return sad;
 }
 
+/* A SIGN request in c: ttl > 0 makes it ASYNC (a reservation kept ttl seconds). */
+static void sign_build(call_t *c, const char *token, const char *cred, const char *sad, const uint8_t (*d)[32],
+                       size_t nd, const char *sign_alg, uint32_t ttl)
+{
+    begin(c, SAM_OP_SIGN);
+    sam_put_str(&c->b, SAM_T_TOKEN, token);
+    sam_put_str(&c->b, SAM_T_CRED, cred);
+    sam_put_str(&c->b, SAM_T_HASH_ALG, SHA256);
+    for (size_t i = 0; i < nd; i++)
+        sam_put_bytes(&c->b, SAM_T_DIGEST, d[i], 32);
+    sam_put_str(&c->b, SAM_T_CLIENT, "test");
+    if (sad != NULL)
+        sam_put_str(&c->b, SAM_T_SAD, sad);
+    if (ttl > 0)
+        sam_put_u32(&c->b, SAM_T_EXPIRES_IN, ttl);
+    sam_put_str(&c->b, SAM_T_SIGN_ALG, sign_alg);
+    if (ttl > 0)
+        sam_put_u32(&c->b, SAM_T_ASYNC, 1);
+}
+
 /* SIGN: the reply op; *code the refusal; *about its ABOUT tag. */
 static unsigned sign(const char *token, const char *cred, const char *sad, const uint8_t (*d)[32], size_t nd,
                      uint32_t *code, uint32_t *about)
 {
     call_t c;
-    begin(&c, SAM_OP_SIGN);
-    sam_put_str(&c.b, SAM_T_TOKEN, token);
-    sam_put_str(&c.b, SAM_T_CRED, cred);
-    sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
-    for (size_t i = 0; i < nd; i++)
-        sam_put_bytes(&c.b, SAM_T_DIGEST, d[i], 32);
-    sam_put_str(&c.b, SAM_T_CLIENT, "test");
-    if (sad != NULL)
-        sam_put_str(&c.b, SAM_T_SAD, sad);
-    sam_put_str(&c.b, SAM_T_SIGN_ALG, ECDSA_SHA256);
+    sign_build(&c, token, cred, sad, d, nd, ECDSA_SHA256, 0);
     unsigned op = run(&c, code);
     *about = 0;
     if (op == SAM_OP_REFUSED)
@@ -374,14 +385,7 @@ START_TEST(t_sign_revoked)
     sad = authorize(tok, CFX_CRED_RSA, 1, d, 1, CFX_PIN, otp, &code);
     ck_assert_ptr_nonnull(sad);
     call_t c;
-    begin(&c, SAM_OP_SIGN);
-    sam_put_str(&c.b, SAM_T_TOKEN, tok);
-    sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_RSA);
-    sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
-    sam_put_bytes(&c.b, SAM_T_DIGEST, d[0], 32);
-    sam_put_str(&c.b, SAM_T_CLIENT, "test");
-    sam_put_str(&c.b, SAM_T_SAD, sad);
-    sam_put_str(&c.b, SAM_T_SIGN_ALG, "1.2.840.113549.1.1.11");
+    sign_build(&c, tok, CFX_CRED_RSA, sad, d, 1, "1.2.840.113549.1.1.11", 0);
     ck_assert_uint_eq(run(&c, &code), SAM_OP_SIGN | SAM_OP_REPLY);
     end(&c);
     free(sad);
@@ -499,16 +503,7 @@ START_TEST(t_reserved)
     digest_of("later", d[0]);
     char *sad = alice_sad(1, d, 1);
     call_t c;
-    begin(&c, SAM_OP_SIGN);
-    sam_put_str(&c.b, SAM_T_TOKEN, tok);
-    sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
-    sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
-    sam_put_bytes(&c.b, SAM_T_DIGEST, d[0], 32);
-    sam_put_str(&c.b, SAM_T_CLIENT, "test");
-    sam_put_str(&c.b, SAM_T_SAD, sad);
-    sam_put_u32(&c.b, SAM_T_EXPIRES_IN, 60);
-    sam_put_str(&c.b, SAM_T_SIGN_ALG, ECDSA_SHA256);
-    sam_put_u32(&c.b, SAM_T_ASYNC, 1);
+    sign_build(&c, tok, CFX_CRED_EC, sad, d, 1, ECDSA_SHA256, 60);
     ck_assert_uint_eq(run(&c, &code), SAM_OP_SIGN | SAM_OP_REPLY);
     const uint8_t *t;
     size_t tl;
