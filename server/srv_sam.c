@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "sam_server.h"
 #include "srv.h"
@@ -40,11 +41,23 @@ static int crl_run(void *arg)
     return rc < 0 ? -1 : 0;
 }
 
+/* csc-sam's periodic task "purge": the expired records, SADs among them, go (as csc-server's purge does). A purge is
+ * also the write that ends a full-map episode of csc-sam's own writer once space came back. */
+static int purge_run(void *arg)
+{
+    int n = stor_purge_expired(arg, (int64_t)time(NULL));
+    if (n < 0 && n != STOR_ERR_CLOSED) {
+        fprintf(stderr, "csc-sam: purging expired records failed: %s\n", stor_strerror(n));
+        return -1;
+    }
+    return 0;
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop)
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
     pki_crl_t *crl = NULL;
-    srv_task_t *crl_task = NULL;
+    srv_task_t *crl_task = NULL, *purge_task = NULL;
     /* The SAM checks revocation itself before every signature, from its own store of crl_dir (J9). */
     if (cfg->crl_dir[0] != '\0' &&
         (pki_crl_new(cfg->crl_dir, cfg->trust_anchors, (int)cfg->crl_allow_stale, (int)cfg->crl_require, &crl, err,
@@ -90,6 +103,9 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         pki_crl_free(crl);
         return -1;
     }
+    if (cfg->purge_interval != 0 &&
+        srv_task_start("purge", cfg->purge_interval * 1000u, purge_run, m->stor, &purge_task) != 0)
+        fprintf(stderr, "csc-sam: cannot start the purge task: expired records stay until csc-server purges them\n");
     if (tell_ready(ready_fd) != 0)
         fprintf(stderr, "csc-sam: cannot tell csc-server that the SAM is ready: %s\n", strerror(errno));
     fprintf(stderr, "csc-sam: %s listening on %s\n", identity, cfg->sam_socket);
@@ -97,6 +113,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     while (sigwait(stop, &sig) != 0)
         ;
     fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
+    srv_task_stop(purge_task);
     sam_server_free(srv);
     srv_task_stop(crl_task);
     pki_crl_free(crl);
