@@ -4,8 +4,6 @@
  */
 #include <string.h>
 #include <openssl/objects.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 #include "csc_int.h"
 
 static const csc_hash_alg_t hash_algs[] = {
@@ -67,51 +65,11 @@ size_t csc_sign_algs_all(const csc_sign_alg_t **out, size_t max)
     return n;
 }
 
-/* An AlgorithmIdentifier naming one of our digests, with absent or NULL parameters. */
-static int algor_md(const X509_ALGOR *a, int *nid)
-{
-    const ASN1_OBJECT *obj;
-    int ptype;
-    const void *pval;
-    X509_ALGOR_get0(&obj, &ptype, &pval, a);
-    if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
-        return -1;
-    *nid = OBJ_obj2nid(obj);
-    return csc_hash_by_nid(*nid) != NULL ? 0 : -1;
-}
-
 int csc_pss_params_parse(const uint8_t *der, size_t len, hsm_sign_params_t *out)
 {
-    const unsigned char *p = der;
-    RSA_PSS_PARAMS *pss = d2i_RSA_PSS_PARAMS(NULL, &p, (long)len);
-    X509_ALGOR *mgf_md = NULL;
-    int rc = -1;
-
-    if (pss == NULL || p != der + len)
-        goto out;
-    /* Absent hashAlgorithm / MGF mean SHA-1 (RFC 8017 A.2.3): below the floor. */
-    if (pss->hashAlgorithm == NULL || pss->maskGenAlgorithm == NULL)
-        goto out;
-    if (algor_md(pss->hashAlgorithm, &out->md_nid) != 0)
-        goto out;
-    /* MGF1's parameter is the AlgorithmIdentifier of its hash (OpenSSL 3.0's d2i leaves it encoded). */
-    if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1 || pss->maskGenAlgorithm->parameter == NULL)
-        goto out;
-    mgf_md = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR), pss->maskGenAlgorithm->parameter);
-    if (mgf_md == NULL || algor_md(mgf_md, &out->mgf1_md_nid) != 0)
-        goto out;
-    long salt = 20;
-    if (pss->saltLength != NULL && (salt = ASN1_INTEGER_get(pss->saltLength)) < 0)
-        goto out;
-    if (salt > 512)
-        goto out;
-    if (pss->trailerField != NULL && ASN1_INTEGER_get(pss->trailerField) != 1)
-        goto out;
-    out->scheme = HSM_SIG_RSA_PSS;
-    out->salt_len = (unsigned)salt;
-    rc = 0;
-out:
-    X509_ALGOR_free(mgf_md);
-    RSA_PSS_PARAMS_free(pss);
-    return rc;
+    pki_sig_t p;
+    if (pki_pss_params_parse(der, len, &p) != PKI_OK)
+        return -1;
+    *out = csc_hsm_sig(&p);
+    return 0;
 }

@@ -510,57 +510,42 @@ static void route_online_otp(const stor_cred_t *cred, oauth_factors_t *f)
     }
 }
 
-/* A credential that needs the user's approval on the service's page: 202 {"handle"} (CSC API v2.0.0.2 sec. 11.6).
- * The factors are collected on that page, never from the client. */
-static int authorize_approval(csc_req_t *r, const stor_cred_t *cred, uint32_t num, const csc_hashes_t *hs)
-{
-    if (r->v1)
-        return csc_bad(r, "This credential is authorized on the approval page (CSC v2 credentials/authorizeCheck)");
-    oauth_sad_request_t req = {
-        .user = r->principal.user,
-        .cred = cred->id,
-        .num_signatures = num,
-        .hash_alg = hs->n > 0 ? hs->alg->oid : NULL,
-        .digests = (const uint8_t *const *)hs->ptrs,
-        .digest_len = hs->n > 0 ? hs->alg->len : 0,
-        .n_digests = hs->n,
-        .client = r->call->client,
-    };
-    char handle[OAUTH_TOKEN_BUFLEN];
-    unsigned ttl = 0;
-    int orc = oauth_approval_new(r->csc->oauth, &req, handle, &ttl);
-    if (orc != OAUTH_OK)
-        return csc_fail_oauth(r, CSC_ABOUT_CREDENTIAL, orc, NULL);
-    r->status = 202;
-    yajl_gen_map_open(r->gen);
-    csc_gen_kv(r->gen, "handle", handle);
-    yajl_gen_map_close(r->gen);
-    OPENSSL_cleanse(handle, sizeof(handle));
-    return 0;
-}
-
-/* credentials/authorizeCheck (CSC API v2.0.0.2 sec. 11.7): 202 {"handle"} while pending, then the SAD, once. */
+/* credentials/authorizeCheck (CSC API v2.0.0.2 sec. 11.7): 202 {"handle"} while pending, then the SAD, once.
+ * csc-sam keeps the pending approvals and answers for the user of the caller's token. */
 int csc_m_authorize_check(csc_req_t *r)
 {
     const char *handle;
     char sad[OAUTH_TOKEN_BUFLEN];
-    unsigned expires_in = 0;
+    uint32_t expires_in = 0;
+    csc_sam_call_t call;
 
     if (csc_req_string(r, "handle", &handle, 256, "Missing (or invalid type) string parameter handle") < 0)
         return -1;
-    int rc = oauth_approval_check(r->csc->oauth, r->principal.user, handle, strlen(handle), sad, &expires_in);
-    switch (rc) {
-    case OAUTH_OK:
-        return sad_reply(r, sad, expires_in);
-    case OAUTH_PENDING:
+    if (handle[0] == '\0')
+        return csc_fail_oauth(r, CSC_ABOUT_HANDLE, OAUTH_ERR_INVALID, NULL);
+    if (csc_sam_begin(r->csc, &call, SAM_OP_AUTHORIZE_CHECK, &r->err) != 0)
+        return -1;
+    csc_sam_put_token(r, &call);
+    csc_sam_put_client(r, &call);
+    sam_put_str(&call.b, SAM_T_HANDLE, handle);
+    if (csc_sam_run(r->csc, &call, CSC_ABOUT_HANDLE, NULL, &r->err) != 0) {
+        csc_sam_end(&call);
+        return -1;
+    }
+    int rc = 0;
+    if (sam_msg_count(&call.reply, SAM_T_PENDING) > 0) {
         r->status = 202;
         yajl_gen_map_open(r->gen);
         csc_gen_kv(r->gen, "handle", handle);
         yajl_gen_map_close(r->gen);
-        return 0;
-    default:
-        return csc_fail_oauth(r, CSC_ABOUT_HANDLE, rc, NULL);
+    } else if (sam_get_text(&call.reply, SAM_T_SAD, sad, sizeof(sad)) == SAM_OK) {
+        (void)sam_get_u32(&call.reply, SAM_T_EXPIRES_IN, &expires_in);
+        rc = sad_reply(r, sad, expires_in);
+    } else {
+        rc = csc_unavailable(r);
     }
+    csc_sam_end(&call);
+    return rc;
 }
 
 int csc_m_authorize(csc_req_t *r)
@@ -610,28 +595,17 @@ int csc_m_authorize(csc_req_t *r)
         csc_bad(r, "Invalid value for parameter numSignatures");
         goto out;
     }
-    if (expr_names(cred->auth_expr, OAUTH_APPROVAL_ID)) {
-        rc = authorize_approval(r, cred, (uint32_t)num, &hs);
+    bool approval = expr_names(cred->auth_expr, OAUTH_APPROVAL_ID);
+    if (approval && r->v1) {
+        csc_bad(r, "This credential is authorized on the approval page (CSC v2 credentials/authorizeCheck)");
         goto out;
     }
-
-    oauth_sad_request_t req = {
-        .user = r->principal.user,
-        .cred = cred->id,
-        .num_signatures = (uint32_t)num,
-        .hash_alg = hs.n > 0 ? hs.alg->oid : NULL,
-        .digests = (const uint8_t *const *)hs.ptrs,
-        .digest_len = hs.n > 0 ? hs.alg->len : 0,
-        .n_digests = hs.n,
-        .client = r->call->client,
-    };
-    char sad[OAUTH_TOKEN_BUFLEN];
-    unsigned expires_in = 0;
     /* The credential rows of csc_req.c, with what only credentials/authorize answers: wrong authentication data
      * (v1.0.4.0 names the factor: invalid_otp when only an OTP or challenge code was sent, else invalid_pin;
      * "PIN locked") and too many secret checks at once (Retry-After). A user, owner or credential that is not
      * active (OAUTH_ERR_DISABLED) takes the table's row: 400 "The credential identified by credentialID is
-     * disabled" (docs/csc-api.md sec. 8; v1.0.4.0 the same). */
+     * disabled" (docs/csc-api.md sec. 8; v1.0.4.0 the same). csc-sam verifies the factors and answers them as
+     * refusals that csc_req.c reads back as these codes. */
     static const csc_err_row_t authorize_v2[] = {
         {OAUTH_ERR_DENIED, 400, "invalid_authentication_data", "The authentication data is invalid", 0},
         {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
@@ -646,18 +620,47 @@ int csc_m_authorize(csc_req_t *r)
         {OAUTH_ERR_LOCKED, 400, "invalid_request", "PIN locked", 0},
         {OAUTH_ERR_BUSY, CSC_BUSY_ROW},
         {0, 0, NULL, NULL, 0}};
-    int arc = oauth_authorize(r->csc->oauth, &req, &f, sad, &expires_in);
-    switch (arc) {
-    case OAUTH_OK:
-        break;
-    default:
-        csc_fail_oauth(r, CSC_ABOUT_CREDENTIAL, arc,
-                       !r->v1                                                       ? authorize_v2
-                       : f.pin == NULL && (f.otp != NULL || f.challenge != NULL) ? authorize_v1_otp
-                                                                                   : authorize_v1_pin);
+    csc_sam_call_t call;
+    if (csc_sam_begin(r->csc, &call, SAM_OP_AUTHORIZE, &r->err) != 0)
+        goto out;
+    csc_sam_put_token(r, &call);
+    sam_put_str(&call.b, SAM_T_CRED, cred->id);
+    sam_put_u32(&call.b, SAM_T_NUM_SIGNATURES, (uint32_t)num);
+    csc_sam_put_hashes(&call, hs.alg, (const uint8_t *const *)hs.ptrs, hs.n);
+    /* The factors as the client sent them (an approval's are collected on the page, never from the client). */
+    if (!approval && f.pin != NULL)
+        sam_put_text(&call.b, SAM_T_PIN, f.pin, f.pin_len);
+    if (!approval && f.otp != NULL)
+        sam_put_text(&call.b, SAM_T_OTP, f.otp, f.otp_len);
+    if (!approval && f.challenge != NULL)
+        sam_put_text(&call.b, SAM_T_CHALLENGE, f.challenge, f.challenge_len);
+    csc_sam_put_client(r, &call);
+    if (csc_sam_run(r->csc, &call, CSC_ABOUT_CREDENTIAL,
+                    !r->v1                                                       ? authorize_v2
+                    : f.pin == NULL && (f.otp != NULL || f.challenge != NULL) ? authorize_v1_otp
+                                                                                : authorize_v1_pin,
+                    &r->err) != 0) {
+        csc_sam_end(&call);
         goto out;
     }
-    rc = sad_reply(r, sad, expires_in);
+    char sad[OAUTH_TOKEN_BUFLEN];
+    uint32_t expires_in = 0;
+    (void)sam_get_u32(&call.reply, SAM_T_EXPIRES_IN, &expires_in);
+    if (sam_get_text(&call.reply, SAM_T_HANDLE, sad, sizeof(sad)) == SAM_OK) {
+        /* A credential that needs the user's approval on the service's page: 202 {"handle"} (CSC API v2.0.0.2
+         * sec. 11.6). */
+        r->status = 202;
+        yajl_gen_map_open(r->gen);
+        csc_gen_kv(r->gen, "handle", sad);
+        yajl_gen_map_close(r->gen);
+        OPENSSL_cleanse(sad, sizeof(sad));
+        rc = 0;
+    } else if (sam_get_text(&call.reply, SAM_T_SAD, sad, sizeof(sad)) == SAM_OK) {
+        rc = sad_reply(r, sad, expires_in);
+    } else {
+        csc_unavailable(r);
+    }
+    csc_sam_end(&call);
 out:
     csc_hashes_free(&hs);
     if (cred != NULL)
@@ -692,18 +695,6 @@ int csc_m_extend(csc_req_t *r)
     }
     if (scal_hashes(r, cred, &hs) != 0)
         goto out;
-    oauth_sad_request_t req = {
-        .user = r->principal.user,
-        .cred = cred->id,
-        .hash_alg = hs.n > 0 ? hs.alg->oid : NULL,
-        .digests = (const uint8_t *const *)hs.ptrs,
-        .digest_len = hs.n > 0 ? hs.alg->len : 0,
-        .n_digests = hs.n,
-        .client = r->call->client,
-        .owner = strcmp(cred->owner, r->principal.user) != 0 ? cred->owner : NULL, /* a delegate extends */
-    };
-    char fresh[OAUTH_TOKEN_BUFLEN];
-    unsigned expires_in = 0;
     /* The SAD rows of csc_req.c (NOT_AUTHORIZED: a digest the SAD was not bound to, or one already signed; new
      * digests need credentials/authorize), except that extending asks for no signature ("any more", not "that
      * many more") and a malformed SAD (OAUTH_ERR_INVAL) is an invalid SAD parameter, not a 503. */
@@ -711,14 +702,29 @@ int csc_m_extend(csc_req_t *r)
         {OAUTH_ERR_EXHAUSTED, 400, "invalid_request", "The SAD does not authorize any more signatures", 0},
         {OAUTH_ERR_INVAL, 400, "invalid_request", "Invalid parameter SAD", 0},
         {0, 0, NULL, NULL, 0}};
-    int erc = oauth_sad_extend(r->csc->oauth, sad, strlen(sad), &req, fresh, &expires_in);
-    switch (erc) {
-    case OAUTH_OK:
-        break;
-    default:
-        csc_fail_oauth(r, CSC_ABOUT_SAD, erc, extend);
+    if (sad[0] == '\0') {
+        csc_fail_oauth(r, CSC_ABOUT_SAD, OAUTH_ERR_INVALID, extend);
         goto out;
     }
+    csc_sam_call_t call;
+    if (csc_sam_begin(r->csc, &call, SAM_OP_EXTEND, &r->err) != 0)
+        goto out;
+    csc_sam_put_token(r, &call);
+    sam_put_str(&call.b, SAM_T_CRED, cred->id);
+    csc_sam_put_hashes(&call, hs.alg, (const uint8_t *const *)hs.ptrs, hs.n);
+    csc_sam_put_client(r, &call);
+    sam_put_str(&call.b, SAM_T_SAD, sad);
+    char fresh[OAUTH_TOKEN_BUFLEN];
+    uint32_t expires_in = 0;
+    if (csc_sam_run(r->csc, &call, CSC_ABOUT_SAD, extend, &r->err) != 0 ||
+        sam_get_text(&call.reply, SAM_T_SAD, fresh, sizeof(fresh)) != SAM_OK ||
+        sam_get_u32(&call.reply, SAM_T_EXPIRES_IN, &expires_in) != SAM_OK) {
+        if (call.reply.op == (SAM_OP_EXTEND | SAM_OP_REPLY))
+            csc_unavailable(r);
+        csc_sam_end(&call);
+        goto out;
+    }
+    csc_sam_end(&call);
     rc = sad_reply(r, fresh, expires_in);
 out:
     csc_hashes_free(&hs);

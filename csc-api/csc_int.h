@@ -130,6 +130,13 @@ CSC_MUST_CHECK int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about
                                csc_err_t *err);
 /* Wipe and free both messages (they carry PINs, codes and SADs). Always safe after csc_sam_begin. */
 void csc_sam_end(csc_sam_call_t *call);
+/* Fields most requests carry, in their place of the ascending tag order: the caller's bearer token (TOKEN), the
+ * client address (CLIENT), and HASH_ALG with every DIGEST (nothing when n is 0). A value the builder refuses makes
+ * csc_sam_run a 503. */
+void csc_sam_put_token(csc_req_t *r, csc_sam_call_t *call);
+void csc_sam_put_client(csc_req_t *r, csc_sam_call_t *call);
+struct csc_hash_alg;
+void csc_sam_put_hashes(csc_sam_call_t *call, const struct csc_hash_alg *alg, const uint8_t *const *d, size_t n);
 
 /* ---- JSON ------------------------------------------------------------------ */
 
@@ -340,6 +347,30 @@ CSC_MUST_CHECK int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki
                      size_t len, uint8_t *sig, size_t *sig_len);
 int csc_m_timestamp(csc_req_t *r);
 int csc_m_sign_doc(csc_req_t *r);
+/* csc_sign.c, shared with signDoc: the SIGN request to csc-sam (one message for every digest). */
+typedef struct csc_sign_in {
+    const char *cred;
+    const csc_hash_alg_t *alg;         /* of every digest */
+    const uint8_t *const *digests;
+    size_t n;
+    const char *sad;                   /* NULL or "": the credential-scope bearer token is the SAD */
+    const char *sign_alg;              /* signAlgo OID */
+    const uint8_t *pss;                /* DER RSASSA-PSS-params (pss_len 0: none) */
+    size_t pss_len;
+    const char *detail;                /* the audit record's detail; NULL: sign_alg */
+    const uint8_t *cms;                /* per digest SAM_CMS_*: csc-sam signs CMS signed attributes; NULL: the digests */
+    uint32_t async_ttl;                /* > 0: reserve (spend now, sign on SIGN_RESERVED) for this many seconds */
+} csc_sign_in_t;
+/* Send SIGN. 0: call->reply holds the signatures (and TIME_MS with cms) or the TICKET; the caller ends the call.
+ * -1: r->err set (the SAD rows of csc_req.c after overrides; a failed device as csc_err_hsm), call ended. */
+CSC_MUST_CHECK int csc_sam_sign(csc_req_t *r, const csc_sign_in_t *in, const csc_err_row_t *overrides,
+                                csc_sam_call_t *call);
+/* SIGN_RESERVED: sign what ticket reserved (give_back NULL), or give it back to its SAD with that reason (audited).
+ * 0 with call->reply (the signatures), or -1 with err set (call ended). */
+CSC_MUST_CHECK int csc_sam_reserved(csc_t *c, const uint8_t ticket[SAM_TICKET_LEN], const char *give_back,
+                                    csc_sam_call_t *call, csc_err_t *err);
+/* Seconds csc-sam keeps the reservation of an asynchronous request with these options. */
+uint32_t csc_async_reserve_ttl(const csc_async_opts_t *o);
 /* csc_sign.c, shared with signDoc: enabled credential with a certificate in its validity period (J9); the
  * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
 CSC_MUST_CHECK int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);

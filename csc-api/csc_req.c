@@ -85,8 +85,10 @@ int csc_err_hsm(csc_err_t *err, int code)
 static int oauth_code_of(csc_about_t about, uint32_t refusal)
 {
     switch (refusal) {
-    case SAM_REFUSE_UNAUTHORIZED: /* a wrong factor; a token or SAD that is not valid or not the caller's */
-        return about == CSC_ABOUT_CREDENTIAL || about == CSC_ABOUT_HANDLE ? OAUTH_ERR_DENIED : OAUTH_ERR_INVALID;
+    case SAM_REFUSE_UNAUTHORIZED: /* a wrong factor; another user's or credential's SAD; a token not valid */
+        return about == CSC_ABOUT_CREDENTIAL || about == CSC_ABOUT_HANDLE ? OAUTH_ERR_DENIED
+               : about == CSC_ABOUT_SAD                                 ? OAUTH_ERR_MISMATCH
+                                                                        : OAUTH_ERR_INVALID;
     case SAM_REFUSE_NOT_FOUND:
         return OAUTH_ERR_INVALID;
     case SAM_REFUSE_EXPIRED:
@@ -105,7 +107,9 @@ static int oauth_code_of(csc_about_t about, uint32_t refusal)
         return OAUTH_ERR_RATE;
     case SAM_REFUSE_FULL:
         return OAUTH_ERR_FULL;
-    default: /* BAD_MESSAGE, UNAVAILABLE, INTERNAL, FORBIDDEN, NOT_OFFERED, EXISTS: none is the client's doing */
+    case SAM_REFUSE_BAD_MESSAGE: /* a value oauth/ would not look at (extendTransaction: an invalid SAD) */
+        return OAUTH_ERR_INVAL;
+    default: /* UNAVAILABLE, INTERNAL, FORBIDDEN, NOT_OFFERED, EXISTS: none is the client's doing */
         return OAUTH_ERR_STORAGE;
     }
 }

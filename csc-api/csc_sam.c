@@ -42,17 +42,48 @@ int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about, const csc_err
         return unavailable(err, "The service is temporarily unavailable");
     }
     int rc = sam_client_call(c->sam, msg, len, &call->rb, &call->reply);
+    sam_build_free(&call->b); /* wiped: it may hold a PIN */
     if (rc != SAM_OK) {
         fprintf(stderr, "csc: csc-sam (%s): %s\n", sam_op_name(op), sam_strerror(rc));
         return unavailable(err, "The signature activation module is not available");
     }
     if (call->reply.op == SAM_OP_REFUSED) {
-        uint32_t code = 0;
+        uint32_t code = 0, tag = 0;
         if (sam_get_u32(&call->reply, SAM_T_REFUSAL, &code) != SAM_OK)
             return unavailable(err, "The service is temporarily unavailable");
+        (void)sam_get_u32(&call->reply, SAM_T_ABOUT, &tag);
+        /* What the refusal is about may be another subject than the call's: the device that failed to sign, the
+         * caller's access token (which csc-sam checks again), or the credential (checked again before signing). */
+        if (tag == SAM_T_SIGNATURE)
+            return csc_err_hsm(err, code == SAM_REFUSE_UNAVAILABLE ? HSM_ERR_UNAVAILABLE : HSM_ERR_INTERNAL);
+        if (tag == SAM_T_TOKEN && about != CSC_ABOUT_TOKEN)
+            return csc_err_sam(err, CSC_ABOUT_TOKEN, code, NULL);
+        if (tag == SAM_T_CRED && about != CSC_ABOUT_CREDENTIAL)
+            return csc_err_sam(err, CSC_ABOUT_CREDENTIAL, code, NULL);
         return csc_err_sam(err, about, code, overrides);
     }
     return 0;
+}
+
+void csc_sam_put_token(csc_req_t *r, csc_sam_call_t *call)
+{
+    const char *tok = csc_bearer_value(r);
+    sam_put_str(&call->b, SAM_T_TOKEN, tok != NULL ? tok : ""); /* too long or absent: the builder fails (503) */
+}
+
+void csc_sam_put_client(csc_req_t *r, csc_sam_call_t *call)
+{
+    const char *client = r->call->client;
+    sam_put_str(&call->b, SAM_T_CLIENT, client != NULL && client[0] != '\0' ? client : "-");
+}
+
+void csc_sam_put_hashes(csc_sam_call_t *call, const csc_hash_alg_t *alg, const uint8_t *const *d, size_t n)
+{
+    if (n == 0)
+        return;
+    sam_put_str(&call->b, SAM_T_HASH_ALG, alg->oid);
+    for (size_t i = 0; i < n; i++)
+        sam_put_bytes(&call->b, SAM_T_DIGEST, d[i], alg->len);
 }
 
 void csc_sam_end(csc_sam_call_t *call)

@@ -94,23 +94,26 @@ int csc_parse_hashes(csc_req_t *r, csc_hashes_t *h, const csc_hash_alg_t *alg)
     return 0;
 }
 
-/* Which digest and scheme: implied by signAlgo, or from hashAlgorithmOID / signAlgoParams. */
-static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t *p, const csc_hash_alg_t **alg)
+/* Which digest and scheme: implied by signAlgo, or from hashAlgorithmOID / signAlgoParams (whose DER goes into
+ * pss, pss_len for csc-sam). */
+static int sign_params(csc_req_t *r, const csc_sign_alg_t *sa, hsm_sign_params_t *p, const csc_hash_alg_t **alg,
+                       uint8_t pss[PSS_PARAMS_MAX], size_t *pss_len)
 {
     memset(p, 0, sizeof(*p));
+    *pss_len = 0;
     p->scheme = sa->scheme;
     if (sa->md_nid != 0) {
         /* signAlgo fixes the digest: hashAlgorithmOID "SHALL be omitted or ignored" (CSC API v2.0.0.2 sec. 11.10). */
         p->md_nid = sa->md_nid;
     } else if (sa->scheme == HSM_SIG_RSA_PSS) {
         const char *b64;
-        uint8_t der[PSS_PARAMS_MAX];
         if (csc_req_string(r, "signAlgoParams", &b64, PSS_PARAMS_MAX * 2,
                            "Missing (or invalid type) string parameter signAlgoParams") < 0)
             return -1;
-        long len = csc_b64_decode(b64, strlen(b64), der, sizeof(der));
-        if (len <= 0 || csc_pss_params_parse(der, (size_t)len, p) != 0)
+        long len = csc_b64_decode(b64, strlen(b64), pss, PSS_PARAMS_MAX);
+        if (len <= 0 || csc_pss_params_parse(pss, (size_t)len, p) != 0)
             return csc_bad(r, "Invalid parameter signAlgoParams");
+        *pss_len = (size_t)len;
     } else {
         bool absent;
         const csc_hash_alg_t *h = hash_alg_param(r, &absent);
@@ -171,134 +174,114 @@ int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
     return csc_bad(r, r->desc_buf);
 }
 
-static int sad_error(csc_req_t *r, int rc)
-{
-    return csc_fail_oauth(r, CSC_ABOUT_SAD, rc, NULL);
-}
+/* ---- csc-sam signs (signHash, signDoc) ---- */
 
-static int err_set(csc_err_t *err, int status, const char *error, const char *description)
+int csc_sam_sign(csc_req_t *r, const csc_sign_in_t *in, const csc_err_row_t *overrides, csc_sam_call_t *call)
 {
-    err->status = status;
-    err->error = error;
-    err->description = description;
-    return -1;
-}
-
-/* The HSM part of signHash, after the SAD was spent: the {"signatures"} body into g, or err after giving the
- * signatures back to the SAD (audited). Shared by the synchronous path and the asynchronous job. */
-static int sign_core(csc_t *c, const uint8_t *key_id, size_t key_id_len, const hsm_sign_params_t *p,
-                     const csc_hashes_t *h, const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16],
-                     yajl_gen g, csc_err_t *err)
-{
-    uint8_t *sigbuf = malloc(h->n * HSM_SIG_MAX);
-    uint8_t **sigs = malloc(h->n * sizeof(*sigs));
-    size_t *lens = malloc(h->n * sizeof(*lens));
-    int rc = -1;
-
-    if (sigbuf == NULL || sigs == NULL || lens == NULL) {
-        oauth_sign_failed(c->oauth, sad, strlen(sad), use, ref, "out of memory");
-        err_set(err, 503, "temporarily_unavailable", "Out of memory");
-        goto out;
+    if (csc_sam_begin(r->csc, call, SAM_OP_SIGN, &r->err) != 0)
+        return -1;
+    sam_builder_t *b = &call->b;
+    csc_sam_put_token(r, call);
+    sam_put_str(b, SAM_T_CRED, in->cred);
+    csc_sam_put_hashes(call, in->alg, in->digests, in->n);
+    csc_sam_put_client(r, call);
+    if (in->detail != NULL)
+        sam_put_str(b, SAM_T_DESCRIPTION, in->detail);
+    if (in->sad != NULL && in->sad[0] != '\0') /* else the credential-scope token is the SAD (csc-sam checks) */
+        sam_put_str(b, SAM_T_SAD, in->sad);
+    if (in->async_ttl > 0)
+        sam_put_u32(b, SAM_T_EXPIRES_IN, in->async_ttl);
+    sam_put_str(b, SAM_T_SIGN_ALG, in->sign_alg);
+    if (in->pss_len > 0)
+        sam_put_bytes(b, SAM_T_PSS_PARAMS, in->pss, in->pss_len);
+    if (in->async_ttl > 0)
+        sam_put_u32(b, SAM_T_ASYNC, 1);
+    for (size_t i = 0; in->cms != NULL && i < in->n; i++)
+        sam_put_u32(b, SAM_T_CMS, in->cms[i]);
+    if (csc_sam_run(r->csc, call, CSC_ABOUT_SAD, overrides, &r->err) != 0) {
+        csc_sam_end(call);
+        return -1;
     }
-    for (size_t i = 0; i < h->n; i++)
-        sigs[i] = sigbuf + i * HSM_SIG_MAX;
-    int hrc = hsm_sign(c->hsm, key_id, key_id_len, p, (const uint8_t *const *)h->ptrs, h->alg->len, h->n, sigs, lens);
-    if (hrc != HSM_OK) {
-        oauth_sign_failed(c->oauth, sad, strlen(sad), use, ref, hsm_strerror(hrc));
-        csc_err_hsm(err, hrc);
-        goto out;
+    return 0;
+}
+
+int csc_sam_reserved(csc_t *c, const uint8_t ticket[SAM_TICKET_LEN], const char *give_back, csc_sam_call_t *call,
+                     csc_err_t *err)
+{
+    if (csc_sam_begin(c, call, SAM_OP_SIGN_RESERVED, err) != 0)
+        return -1;
+    sam_put_u32(&call->b, SAM_T_DECISION, give_back == NULL);
+    if (give_back != NULL)
+        sam_put_str(&call->b, SAM_T_REASON, give_back);
+    sam_put_bytes(&call->b, SAM_T_TICKET, ticket, SAM_TICKET_LEN);
+    if (csc_sam_run(c, call, CSC_ABOUT_SAD, NULL, err) != 0) {
+        csc_sam_end(call);
+        return -1;
+    }
+    return 0;
+}
+
+/* {"signatures":[...]} from SIGN's reply (n signatures, in digest order) into g. */
+static int signatures_reply(const sam_msg_t *reply, size_t n, yajl_gen g, csc_err_t *err)
+{
+    sam_iter_t it;
+    const uint8_t *sig;
+    size_t len;
+    if (sam_msg_count(reply, SAM_T_SIGNATURE) != n) {
+        err->status = 503;
+        err->error = "temporarily_unavailable";
+        err->description = "The service is temporarily unavailable";
+        return -1;
     }
     yajl_gen_map_open(g);
     csc_gen_str(g, "signatures");
     yajl_gen_array_open(g);
-    for (size_t i = 0; i < h->n; i++)
-        csc_gen_b64(g, sigs[i], lens[i]);
+    sam_iter_init(reply, SAM_T_SIGNATURE, &it);
+    while (sam_iter_next(&it, &sig, &len))
+        csc_gen_b64(g, sig, len);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
-    rc = 0;
-out:
-    free(sigbuf);
-    free(sigs);
-    free(lens);
-    return rc;
+    return 0;
 }
 
-static int sign_and_reply(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_params_t *p, const csc_hashes_t *h,
-                          const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16])
-{
-    return sign_core(r->csc, cred->key_id, cred->key_id_len, p, h, sad, use, ref, r->gen, &r->err);
-}
-
-/* ---- operationMode "A": the same signing as a background job (csc_async.c) ---- */
+/* ---- operationMode "A": csc-sam spent the SAD and reserved the signatures; the job has them made (csc_async.c) */
 
 typedef struct sign_job {
-    uint8_t key_id[STOR_KEYID_MAX];
-    size_t key_id_len;
-    hsm_sign_params_t p;
-    csc_hashes_t h;                    /* owned (moved from the request) */
-    char sad[SAD_MAX + 1];
-    char user[STOR_NAME_MAX + 1];
-    char cred[STOR_NAME_MAX + 1];
-    char owner[STOR_NAME_MAX + 1];     /* a delegate signs on the owner's behalf; "" otherwise */
-    char client[64];
-    char detail[STOR_OID_MAX + 1];
-    uint8_t ref[16];
-    oauth_sign_use_t use;              /* points into this struct */
+    uint8_t ticket[SAM_TICKET_LEN];
+    size_t n;
 } sign_job_t;
 
 static int sign_job_run(csc_t *c, void *arg, yajl_gen out, csc_err_t *err)
 {
     sign_job_t *j = arg;
-    return sign_core(c, j->key_id, j->key_id_len, &j->p, &j->h, j->sad, &j->use, j->ref, out, err);
+    csc_sam_call_t call;
+    if (csc_sam_reserved(c, j->ticket, NULL, &call, err) != 0)
+        return -1;
+    int rc = signatures_reply(&call.reply, j->n, out, err);
+    csc_sam_end(&call);
+    return rc;
 }
 
-/* The job will not run: its signatures go back to the SAD, with a sign-result record (as a failed HSM call). */
+/* The job will not run: csc-sam gives its signatures back to the SAD, with a sign-result record. */
 static void sign_job_abort(csc_t *c, void *arg, const char *reason)
 {
-    sign_job_t *j = arg;
-    oauth_sign_failed(c->oauth, j->sad, strlen(j->sad), &j->use, j->ref, reason);
+    csc_sam_call_t call;
+    csc_err_t err;
+    if (csc_sam_reserved(c, ((sign_job_t *)arg)->ticket, reason, &call, &err) == 0)
+        csc_sam_end(&call);
+    else /* csc-sam gives it back itself when the reservation's time is up */
+        fprintf(stderr, "csc: a reserved signature could not be given back now: %s\n", err.description);
 }
 
 static void sign_job_free(void *arg)
 {
-    sign_job_t *j = arg;
-    csc_hashes_free(&j->h);
-    OPENSSL_clear_free(j, sizeof(*j));
+    OPENSSL_clear_free(arg, sizeof(sign_job_t));
 }
 
-/* Accepted: the SAD is already spent and the STOR_EV_SIGN record written (in the request, so the budget can never
- * be exceeded and the client learns at once about a bad SAD); the HSM runs in the background. */
-static int sign_async(csc_req_t *r, const stor_cred_t *cred, const hsm_sign_params_t *p, csc_hashes_t *h,
-                      const char *sad, const oauth_sign_use_t *use, const uint8_t ref[16], const csc_async_opts_t *o)
+/* Seconds csc-sam keeps an asynchronous request's reservation: its validity period and a minute. */
+uint32_t csc_async_reserve_ttl(const csc_async_opts_t *o)
 {
-    sign_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, "out of memory");
-        csc_async_unreserve(r->csc);
-        return csc_unavailable(r);
-    }
-    memcpy(j->key_id, cred->key_id, cred->key_id_len);
-    j->key_id_len = cred->key_id_len;
-    j->p = *p;
-    j->h = *h;
-    memset(h, 0, sizeof(*h)); /* moved */
-    snprintf(j->sad, sizeof(j->sad), "%s", sad);
-    snprintf(j->user, sizeof(j->user), "%s", use->user);
-    snprintf(j->cred, sizeof(j->cred), "%s", use->cred);
-    snprintf(j->owner, sizeof(j->owner), "%s", use->owner ? use->owner : "");
-    snprintf(j->client, sizeof(j->client), "%s", use->client ? use->client : "");
-    snprintf(j->detail, sizeof(j->detail), "%s", use->detail ? use->detail : "");
-    memcpy(j->ref, ref, 16);
-    j->use = *use;
-    j->use.user = j->user;
-    j->use.cred = j->cred;
-    j->use.owner = j->owner[0] ? j->owner : NULL; /* the request's copy of the credential is gone by then */
-    j->use.client = j->client;
-    j->use.detail = j->detail;
-    j->use.hash_alg = j->h.alg->oid;
-    j->use.digests = (const uint8_t *const *)j->h.ptrs;
-    csc_async_job_t job = {sign_job_run, sign_job_abort, sign_job_free, j};
-    return csc_async_submit(r, o, cred->id, &job);
+    return (uint32_t)(o->validity_ms / 1000 + 60);
 }
 
 /* The Bearer token's value (validated by csc_route.c before the method runs), NUL-terminated in r->bearer. */
@@ -324,6 +307,8 @@ int csc_m_sign_hash(csc_req_t *r)
     csc_hashes_t h = {0};
     hsm_sign_params_t p;
     const csc_hash_alg_t *alg = NULL;
+    uint8_t pss[PSS_PARAMS_MAX];
+    size_t pss_len = 0;
     int rc = -1;
 
     if (csc_req_string(r, "credentialID", &id, STOR_NAME_MAX * 4,
@@ -360,43 +345,55 @@ int csc_m_sign_hash(csc_req_t *r)
         csc_bad(r, "Invalid parameter signAlgo");
         goto out;
     }
-    if (sign_params(r, sa, &p, &alg) != 0 || csc_parse_hashes(r, &h, alg) != 0)
+    if (sign_params(r, sa, &p, &alg, pss, &pss_len) != 0 || csc_parse_hashes(r, &h, alg) != 0)
         goto out;
-    if ((sad == NULL || sad[0] == '\0') && r->principal.scope == STOR_SCOPE_CREDENTIAL) {
-        /* oauth2code: the credential-scope Bearer token is the authorization (CSC API v2.0.0.2 sec. 11.10); its SAD
-         * is stored under the token's hash, so it is spent like any SAD. */
-        sad = csc_bearer_value(r);
-    }
-    if (sad == NULL || sad[0] == '\0') {
+    /* oauth2code: without SAD the credential-scope Bearer token is the authorization (CSC API v2.0.0.2 sec. 11.10);
+     * its SAD is stored under the token's hash, so csc-sam spends it like any SAD. */
+    if ((sad == NULL || sad[0] == '\0') && r->principal.scope != STOR_SCOPE_CREDENTIAL) {
         csc_bad(r, "Missing (or invalid type) string parameter SAD");
         goto out;
     }
+    /* Checked here for the spec's messages (the certificate's subject, the policy's reason), and again by csc-sam,
+     * which alone decides: a refusal there reads as the credential's ("disabled"). */
     if (csc_check_signable(r, cred) != 0)
         goto out;
 
-    oauth_sign_use_t use = {
-        .user = r->principal.user,
-        .cred = cred->id,
-        .hash_alg = h.alg->oid,
-        .digests = (const uint8_t *const *)h.ptrs,
-        .digest_len = h.alg->len,
-        .n_digests = h.n,
-        .client = r->call->client,
-        .detail = sa->oid,
-        .owner = strcmp(cred->owner, r->principal.user) != 0 ? cred->owner : NULL, /* a delegate signs */
-    };
-    uint8_t ref[16];
-    int orc = oauth_sad_consume(r->csc->oauth, sad, strlen(sad), &use, ref);
-    if (orc != OAUTH_OK) {
-        sad_error(r, orc);
+    csc_sign_in_t in = {.cred = cred->id, .alg = h.alg, .digests = (const uint8_t *const *)h.ptrs, .n = h.n,
+                        .sad = sad, .sign_alg = sa->oid, .pss = pss, .pss_len = pss_len,
+                        .async_ttl = async ? csc_async_reserve_ttl(&ao) : 0};
+    csc_sam_call_t call;
+    if (csc_sam_sign(r, &in, NULL, &call) != 0)
+        goto out;
+    if (!async) {
+        rc = signatures_reply(&call.reply, h.n, r->gen, &r->err);
+        csc_sam_end(&call);
         goto out;
     }
-    if (async) {
-        async = false; /* the reservation passes to sign_async */
-        rc = sign_async(r, cred, &p, &h, sad, &use, ref, &ao);
+    /* Accepted: csc-sam spent the SAD and wrote the STOR_EV_SIGN record (so the budget can never be exceeded and the
+     * client learns at once about a bad SAD); the HSM signs in the background, on the ticket. */
+    const uint8_t *ticket;
+    size_t tlen = 0;
+    sign_job_t *j = calloc(1, sizeof(*j));
+    int got = sam_get_bytes(&call.reply, SAM_T_TICKET, &ticket, &tlen) == SAM_OK && tlen == SAM_TICKET_LEN;
+    if (got) {
+        sign_job_t spare; /* out of memory: the ticket is still given back */
+        sign_job_t *dst = j != NULL ? j : &spare;
+        memcpy(dst->ticket, ticket, SAM_TICKET_LEN);
+        dst->n = h.n;
+        if (j == NULL)
+            sign_job_abort(r->csc, &spare, "out of memory");
+        OPENSSL_cleanse(&spare, sizeof(spare));
+    }
+    csc_sam_end(&call);
+    async = false; /* the queue's reservation passes to the job (or is given back below) */
+    if (j == NULL || !got) {
+        free(j);
+        csc_async_unreserve(r->csc);
+        csc_unavailable(r);
         goto out;
     }
-    rc = sign_and_reply(r, cred, &p, &h, sad, &use, ref);
+    csc_async_job_t job = {sign_job_run, sign_job_abort, sign_job_free, j};
+    rc = csc_async_submit(r, &ao, cred->id, &job);
 out:
     if (async)
         csc_async_unreserve(r->csc);

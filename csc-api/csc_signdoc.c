@@ -48,6 +48,9 @@ typedef struct entry {
     const char *envelope;
     const csc_sign_alg_t *sa;
     hsm_sign_params_t sig;     /* scheme, digest (the documents'), PSS parameters */
+    uint8_t pss[PSS_PARAMS_MAX]; /* their DER, for csc-sam (pss_len 0: none) */
+    size_t pss_len;
+    size_t group;              /* the first entry with the same signAlgo and parameters: one SIGN to csc-sam each */
     uint8_t *doc;              /* documents: decoded (owned) */
     size_t doc_len;
     size_t gap_start, gap_end; /* PAdES: the placeholder's '<' and '>' */
@@ -64,6 +67,10 @@ typedef struct signdoc {
     size_t n_digests;
     uint8_t **out;             /* one result per digest */
     size_t *out_len;
+    uint8_t *sig;              /* csc-sam's signature of each digest's CMS signed attributes, PKI_SIG_MAX apart */
+    size_t *sig_len;
+    int64_t *time_ms;          /* the signing time csc-sam put into them */
+    uint8_t (*ticket)[SAM_TICKET_LEN]; /* operationMode "A": per group leader, its reservation */
 } signdoc_t;
 
 /* ---- members of an entry object ------------------------------------------------------------------------ */
@@ -153,12 +160,12 @@ static int entry_algo(csc_req_t *r, yajl_val o, const stor_cred_t *cred, bool do
     en->sig.scheme = sa->scheme;
     en->sig.md_nid = sa->md_nid;
     if (sa->scheme == HSM_SIG_RSA_PSS) {
-        uint8_t der[PSS_PARAMS_MAX];
         if (obj_string(o, "signAlgoParams", &params, PSS_PARAMS_MAX * 2) <= 0 || params[0] == '\0')
             return csc_bad(r, "Missing (or invalid type) string parameter signAlgoParams");
-        long len = csc_b64_decode(params, strlen(params), der, sizeof(der));
-        if (len <= 0 || csc_pss_params_parse(der, (size_t)len, &en->sig) != 0)
+        long len = csc_b64_decode(params, strlen(params), en->pss, sizeof(en->pss));
+        if (len <= 0 || csc_pss_params_parse(en->pss, (size_t)len, &en->sig) != 0)
             return csc_bad(r, "Invalid parameter signAlgoParams");
+        en->pss_len = (size_t)len;
     }
     int rc = obj_string(o, "hashAlgorithmOID", &hoid, STOR_OID_MAX);
     if (rc < 0)
@@ -358,6 +365,11 @@ static int parse_entries(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred)
             return -1;
         if ((sd->documents ? parse_document_entry(r, sd, o, en) : parse_digest_entry(r, sd, o, en)) != 0)
             return -1;
+        for (en->group = 0; en->group < i; en->group++) {
+            const entry_t *g = &sd->e[en->group];
+            if (g->sa == en->sa && g->pss_len == en->pss_len && memcmp(g->pss, en->pss, en->pss_len) == 0)
+                break;
+        }
     }
     return 0;
 }
@@ -373,6 +385,8 @@ typedef struct signer {
     const char *user;
     const char *client;
     const char *token;
+    const signdoc_t *sd;
+    size_t k;                  /* the digest being signed */
 } signer_t;
 
 static int fail(csc_err_t *err, int status, const char *error, const char *description)
@@ -387,7 +401,16 @@ static int sign_cb(void *arg, const pki_sig_t *p, const uint8_t *digest, size_t 
                    size_t *sig_len)
 {
     signer_t *s = arg;
-    return csc_cms_hsm_sign(s->c->hsm, s->cred, p, digest, len, sig, sig_len);
+    (void)p;
+    (void)digest;
+    (void)len;
+    /* csc-sam signed the same signed attributes already (built from the same digest, certificate and time). */
+    size_t n = s->sd->sig_len[s->k];
+    if (n == 0 || n > PKI_SIG_MAX)
+        return HSM_ERR_INTERNAL;
+    memcpy(sig, s->sd->sig + s->k * PKI_SIG_MAX, n);
+    *sig_len = n;
+    return HSM_OK;
 }
 
 /* B-T: a token from the built-in TSA over the signature value (EN 319 122-1 5.3), SHA-256 imprint */
@@ -419,14 +442,12 @@ static void hex_upper(const uint8_t *in, size_t n, uint8_t *out)
     }
 }
 
-/* Build every CMS; PAdES documents get theirs written into the placeholder. -1 with err set and why (for the
- * sign-result record). */
-static int sign_all(const signer_t *s, signdoc_t *sd, csc_err_t *err, const char **why)
+/* Build every CMS around csc-sam's signatures; PAdES documents get theirs written into the placeholder. -1 with
+ * err set and why. */
+static int sign_all(signer_t *s, signdoc_t *sd, csc_err_t *err, const char **why)
 {
     const stor_cred_t *cred = s->cred;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    s->sd = sd;
     sd->out = calloc(sd->n_digests, sizeof(*sd->out));
     sd->out_len = calloc(sd->n_digests, sizeof(*sd->out_len));
     if (sd->out == NULL || sd->out_len == NULL) {
@@ -439,7 +460,7 @@ static int sign_all(const signer_t *s, signdoc_t *sd, csc_err_t *err, const char
             pki_cms_in_t in = {.certs = cred->certs, .certs_len = cred->certs_len, .digest = sd->dptrs[k],
                                .digest_len = sd->alg->len, .sig = csc_pki_sig(&en->sig),
                                /* PAdES B-B SHALL NOT carry signing-time (EN 319 142-1 5.3): /M has it */
-                               .signing_time_ms = en->format == 'C' ? now_ms : 0};
+                               .signing_time_ms = en->format == 'C' ? sd->time_ms[k] : 0};
             if (en->attached) {
                 in.content = en->doc;
                 in.content_len = en->doc_len;
@@ -447,6 +468,7 @@ static int sign_all(const signer_t *s, signdoc_t *sd, csc_err_t *err, const char
             pki_der_t d;
             pki_der_init(&d, en->doc_len + CMS_OVERHEAD_MAX);
             int cb_rc = HSM_OK;
+            s->k = k;
             int rc = csc_pki_hsm_rc(pki_cms_sign(&in, sign_cb, en->bt ? tst_cb : NULL, (void *)s, &d, &cb_rc), cb_rc);
             if (rc != HSM_OK) {
                 pki_der_free(&d);
@@ -518,13 +540,17 @@ static void signdoc_free(signdoc_t *sd)
         free(sd->out[k]);
     free(sd->out);
     free(sd->out_len);
+    free(sd->sig);
+    free(sd->sig_len);
+    free(sd->time_ms);
+    free(sd->ticket);
     free(sd->dbuf);
     free(sd->dptrs);
 }
 
 /* The SAD rows of csc_req.c, but a digest the SAD does not cover names documents: with documents the server
  * computed the digest itself, so it is the document that does not match (403 invalid_hash). */
-static int sad_error(csc_req_t *r, int rc, bool documents)
+static const csc_err_row_t *sad_rows(bool documents)
 {
     static const csc_err_row_t of_documents[] = {
         {OAUTH_ERR_NOT_AUTHORIZED, 403, "invalid_hash", "Document or documentDigest does not match authroized hash", 0},
@@ -533,7 +559,7 @@ static int sad_error(csc_req_t *r, int rc, bool documents)
         {OAUTH_ERR_NOT_AUTHORIZED, 400, "invalid_request", "documentDigests or documents are not authorized by the SAD.",
          0},
         {0, 0, NULL, NULL, 0}};
-    return csc_fail_oauth(r, CSC_ABOUT_SAD, rc, documents ? of_documents : of_digests);
+    return documents ? of_documents : of_digests;
 }
 
 static int top_params(csc_req_t *r, const char **id, const char **qualifier, const char **sad, bool *async)
@@ -562,38 +588,130 @@ static int top_params(csc_req_t *r, const char **id, const char **qualifier, con
     return 0;
 }
 
-/* ---- operationMode "A": the CMS built on a job thread (csc_async.c) ---------------------------------------- */
+/* ---- csc-sam signs: one SIGN per group of entries with the same signAlgo and parameters ---------------------- */
+
+/* The signatures (and signing time) of reply for group g's digests, in their order. -1: a reply that does not fit. */
+static int take_signatures(signdoc_t *sd, size_t g, const sam_msg_t *reply)
+{
+    sam_iter_t it;
+    const uint8_t *sig;
+    size_t len;
+    uint64_t t = 0;
+    (void)sam_get_u64(reply, SAM_T_TIME_MS, &t);
+    sam_iter_init(reply, SAM_T_SIGNATURE, &it);
+    for (size_t i = 0; i < sd->n_entries; i++) {
+        const entry_t *en = &sd->e[i];
+        for (size_t k = en->first; en->group == g && k < en->first + en->n; k++) {
+            if (!sam_iter_next(&it, &sig, &len) || len > PKI_SIG_MAX)
+                return -1;
+            memcpy(sd->sig + k * PKI_SIG_MAX, sig, len);
+            sd->sig_len[k] = len;
+            sd->time_ms[k] = (int64_t)t;
+        }
+    }
+    return sam_iter_next(&it, &sig, &len) ? -1 : 0;
+}
+
+/* SIGN for every group: csc-sam checks, spends the SAD (audited with detail) and signs the CMS signed attributes it
+ * builds over each bound digest, or with async_ttl reserves them (sd->ticket per group). A later group's refusal
+ * leaves the earlier groups' signatures spent: one SIGN carries one signature algorithm. */
+static int sam_sign_groups(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred, const char *sad, const char *detail,
+                           uint32_t async_ttl)
+{
+    const uint8_t **ptrs = malloc(sd->n_digests * sizeof(*ptrs));
+    uint8_t *cms = malloc(sd->n_digests);
+    int rc = 0;
+    sd->sig = malloc(sd->n_digests * PKI_SIG_MAX);
+    sd->sig_len = calloc(sd->n_digests, sizeof(*sd->sig_len));
+    sd->time_ms = calloc(sd->n_digests, sizeof(*sd->time_ms));
+    sd->ticket = async_ttl > 0 ? calloc(sd->n_entries, sizeof(*sd->ticket)) : NULL;
+    if (ptrs == NULL || cms == NULL || sd->sig == NULL || sd->sig_len == NULL || sd->time_ms == NULL ||
+        (async_ttl > 0 && sd->ticket == NULL)) {
+        rc = csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
+        goto out;
+    }
+    for (size_t g = 0; g < sd->n_entries && rc == 0; g++) {
+        if (sd->e[g].group != g)
+            continue;
+        size_t n = 0;
+        for (size_t i = g; i < sd->n_entries; i++)
+            for (size_t k = sd->e[i].first; sd->e[i].group == g && k < sd->e[i].first + sd->e[i].n; k++) {
+                ptrs[n] = sd->dptrs[k];
+                cms[n++] = sd->e[i].format == 'C' ? SAM_CMS_SIGNING_TIME : SAM_CMS_NO_TIME;
+            }
+        csc_sign_in_t in = {.cred = cred->id, .alg = sd->alg, .digests = ptrs, .n = n, .sad = sad,
+                            .sign_alg = sd->e[g].sa->oid, .pss = sd->e[g].pss, .pss_len = sd->e[g].pss_len,
+                            .detail = detail, .cms = cms, .async_ttl = async_ttl};
+        csc_sam_call_t call;
+        if (csc_sam_sign(r, &in, sad_rows(sd->documents), &call) != 0) {
+            rc = -1;
+            break;
+        }
+        const uint8_t *t;
+        size_t tlen = 0;
+        if (async_ttl > 0 && sam_get_bytes(&call.reply, SAM_T_TICKET, &t, &tlen) == SAM_OK && tlen == SAM_TICKET_LEN)
+            memcpy(sd->ticket[g], t, SAM_TICKET_LEN);
+        else if (async_ttl > 0 || take_signatures(sd, g, &call.reply) != 0)
+            rc = csc_unavailable(r);
+        csc_sam_end(&call);
+    }
+out:
+    free(ptrs);
+    free(cms);
+    return rc;
+}
+
+/* ---- operationMode "A": csc-sam reserved the signatures; a job thread has them made and builds the CMS -------- */
 
 typedef struct doc_job {
     signdoc_t *sd;                     /* owned (moved from the request) */
-    stor_cred_t cred;                  /* a copy: the key and certificates to sign with */
-    char sad[SAD_MAX + 1];
+    stor_cred_t cred;                  /* a copy: the certificates to build with */
     char token[SAM_TOKEN_MAX + 1];     /* the caller's access token: csc-sam's STAMP of a B-T signature wants it */
     char user[STOR_NAME_MAX + 1];
     char client[64];
-    char detail[200];
-    uint8_t ref[16];
-    oauth_sign_use_t use;              /* points into this struct and into sd */
 } doc_job_t;
 
 static int doc_job_run(csc_t *c, void *arg, yajl_gen out, csc_err_t *err)
 {
     doc_job_t *j = arg;
+    signdoc_t *sd = j->sd;
     const char *why = NULL;
-    signer_t s = {.c = c, .cred = &j->cred, .user = j->user, .client = j->client, .token = j->token};
-    if (sign_all(&s, j->sd, err, &why) != 0) {
-        oauth_sign_failed(c->oauth, j->sad, strlen(j->sad), &j->use, j->ref, why);
-        return -1;
+    for (size_t g = 0; g < sd->n_entries; g++) {
+        if (sd->e[g].group != g)
+            continue;
+        csc_sam_call_t call;
+        if (csc_sam_reserved(c, sd->ticket[g], NULL, &call, err) != 0)
+            return -1;
+        int bad = take_signatures(sd, g, &call.reply);
+        csc_sam_end(&call);
+        memset(sd->ticket[g], 0, SAM_TICKET_LEN); /* used */
+        if (bad) {
+            err->status = 503;
+            err->error = "temporarily_unavailable";
+            err->description = "The service is temporarily unavailable";
+            return -1;
+        }
     }
-    reply(out, j->sd);
+    signer_t s = {.c = c, .cred = &j->cred, .user = j->user, .client = j->client, .token = j->token};
+    if (sign_all(&s, sd, err, &why) != 0)
+        return -1;
+    reply(out, sd);
     return 0;
 }
 
-/* The job will not run: its signatures go back to the SAD, with a sign-result record. */
+/* The job will not run: csc-sam gives the reserved signatures back to the SAD, with sign-result records. */
 static void doc_job_abort(csc_t *c, void *arg, const char *reason)
 {
     doc_job_t *j = arg;
-    oauth_sign_failed(c->oauth, j->sad, strlen(j->sad), &j->use, j->ref, reason);
+    static const uint8_t none[SAM_TICKET_LEN];
+    for (size_t g = 0; g < j->sd->n_entries; g++) {
+        csc_sam_call_t call;
+        csc_err_t err;
+        if (j->sd->e[g].group != g || memcmp(j->sd->ticket[g], none, SAM_TICKET_LEN) == 0)
+            continue;
+        if (csc_sam_reserved(c, j->sd->ticket[g], reason, &call, &err) == 0)
+            csc_sam_end(&call);
+    }
 }
 
 static void doc_job_free(void *arg)
@@ -603,36 +721,6 @@ static void doc_job_free(void *arg)
     free(j->sd);
     OPENSSL_cleanse(j, sizeof(*j));
     free(j);
-}
-
-/* Accepted: the SAD is spent and the STOR_EV_SIGN record written; the reservation passes to the job. */
-static int sign_doc_async(csc_req_t *r, signdoc_t **sd, const stor_cred_t *cred, const char *sad,
-                          const oauth_sign_use_t *use, const uint8_t ref[16], const csc_async_opts_t *o)
-{
-    doc_job_t *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), use, ref, "out of memory");
-        csc_async_unreserve(r->csc);
-        return csc_unavailable(r);
-    }
-    j->sd = *sd;
-    *sd = NULL; /* moved */
-    memcpy(&j->cred, cred, sizeof(j->cred));
-    snprintf(j->sad, sizeof(j->sad), "%s", sad);
-    const char *token = csc_bearer_value(r);
-    snprintf(j->token, sizeof(j->token), "%s", token != NULL ? token : "");
-    snprintf(j->user, sizeof(j->user), "%s", use->user);
-    snprintf(j->client, sizeof(j->client), "%s", use->client ? use->client : "");
-    snprintf(j->detail, sizeof(j->detail), "%s", use->detail ? use->detail : "");
-    memcpy(j->ref, ref, 16);
-    j->use = *use;
-    j->use.user = j->user;
-    j->use.cred = j->cred.id;
-    j->use.owner = use->owner != NULL ? j->cred.owner : NULL;
-    j->use.client = j->client;
-    j->use.detail = j->detail;
-    csc_async_job_t job = {doc_job_run, doc_job_abort, doc_job_free, j};
-    return csc_async_submit(r, o, cred->id, &job);
 }
 
 /* PAdES documents: the placeholder must hold the largest CMS this signature can become (the credential's chain, the
@@ -706,33 +794,41 @@ int csc_m_sign_doc(csc_req_t *r)
     for (size_t i = 0; i < sd->n_entries && dl < sizeof(detail); i++)
         dl += (size_t)snprintf(detail + dl, sizeof(detail) - dl, "%s %c/%s/%s %s", i ? ";" : "", sd->e[i].format,
                                sd->e[i].level, sd->e[i].envelope, sd->e[i].sa->oid);
-    oauth_sign_use_t use = {
-        .user = r->principal.user,
-        .cred = cred->id,
-        .hash_alg = sd->alg->oid,
-        .digests = (const uint8_t *const *)sd->dptrs,
-        .digest_len = sd->alg->len,
-        .n_digests = sd->n_digests,
-        .client = r->call->client,
-        .detail = detail,
-        .owner = strcmp(cred->owner, r->principal.user) != 0 ? cred->owner : NULL, /* a delegate signs */
-    };
-    uint8_t ref[16];
-    int orc = oauth_sad_consume(r->csc->oauth, sad, strlen(sad), &use, ref);
-    if (orc != OAUTH_OK) {
-        sad_error(r, orc, sd->documents);
+    if (sam_sign_groups(r, sd, cred, sad, detail, async ? csc_async_reserve_ttl(&ao) : 0) != 0) {
+        if (async && sd->ticket != NULL) { /* the groups reserved before the refusal go back */
+            doc_job_t gone = {.sd = sd};
+            doc_job_abort(r->csc, &gone, "a later part of the request was refused");
+        }
         goto out;
     }
     if (async) {
-        async = false; /* the reservation passes to the job */
-        rc = sign_doc_async(r, &sd, cred, sad, &use, ref, &ao);
+        /* Accepted: csc-sam spent the SAD and wrote the STOR_EV_SIGN records; the job has the signatures made. */
+        doc_job_t *j = calloc(1, sizeof(*j));
+        async = false; /* the queue's reservation passes to the job */
+        if (j == NULL) {
+            doc_job_t gone = {.sd = sd};
+            doc_job_abort(r->csc, &gone, "out of memory");
+            csc_async_unreserve(r->csc);
+            csc_unavailable(r);
+            goto out;
+        }
+        j->sd = sd;
+        sd = NULL; /* moved */
+        memcpy(&j->cred, cred, sizeof(j->cred));
+        const char *token = csc_bearer_value(r);
+        snprintf(j->token, sizeof(j->token), "%s", token != NULL ? token : "");
+        snprintf(j->user, sizeof(j->user), "%s", r->principal.user);
+        snprintf(j->client, sizeof(j->client), "%s", r->call->client ? r->call->client : "");
+        csc_async_job_t job = {doc_job_run, doc_job_abort, doc_job_free, j};
+        rc = csc_async_submit(r, &ao, cred->id, &job);
         goto out;
     }
     signer_t s = {.c = r->csc, .cred = cred, .user = r->principal.user, .client = r->call->client,
                   .token = csc_bearer_value(r)};
     if (sign_all(&s, sd, &r->err, &why) != 0) {
-        /* nothing is returned: the budget goes back, the failure is recorded */
-        oauth_sign_failed(r->csc->oauth, sad, strlen(sad), &use, ref, why);
+        /* csc-sam made the signatures and spent the SAD: nothing is returned, and nothing can be given back (the
+         * front end is not trusted to say it threw a signature away) */
+        fprintf(stderr, "csc: signDoc could not be completed after signing: %s\n", why != NULL ? why : "?");
         goto out;
     }
     reply(r->gen, sd);

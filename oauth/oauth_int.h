@@ -113,6 +113,11 @@ void oauth_appr_tab_free(struct oauth_appr_tab *t);
  *  OAUTH_ERR_DISABLED, decided in the write that would issue the SAD. */
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
                         uint32_t epoch, char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
+/* oauth_authorize.c, shared with oauth_sad.c: 1 if n digests of digest_len bytes (with a hash OID when need_alg
+ * and n > 0) are within the storage bounds; their concatenation into dst (n * len bytes). */
+int oauth_digest_args_ok(const char *hash_alg, const uint8_t *const *digests, size_t digest_len, size_t n,
+                         int need_alg);
+void oauth_digests_flat(uint8_t *dst, const uint8_t *const *digests, size_t len, size_t n);
 
 /** Check pw against the user's verifier when usable, else against the handle's dummy verifier (same cost):
  *  an unknown, locked or suspended user costs one scrypt like any other.

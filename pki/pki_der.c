@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <time.h>
 #include <openssl/objects.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include "pki_int.h"
 
 const char *pki_strerror(int rc)
@@ -329,4 +331,55 @@ long pki_unhex(const char *s, size_t n, uint8_t *out, size_t outsz)
         out[len - 1 - from_end / 2] |= (uint8_t)(hex_digit(s[i]) << (from_end % 2 ? 4 : 0));
     }
     return (long)len;
+}
+
+/* ---- RSASSA-PSS-params ---- */
+
+/* An AlgorithmIdentifier naming one of the digests this library encodes, with absent or NULL parameters. */
+static int algor_md(const X509_ALGOR *a, int *nid)
+{
+    const ASN1_OBJECT *obj;
+    int ptype;
+    const void *pval;
+    X509_ALGOR_get0(&obj, &ptype, &pval, a);
+    if (ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL)
+        return -1;
+    *nid = OBJ_obj2nid(obj);
+    return pki_md_oid(*nid, NULL) != NULL ? 0 : -1;
+}
+
+int pki_pss_params_parse(const uint8_t *der, size_t len, pki_sig_t *out)
+{
+    const unsigned char *p = der;
+    RSA_PSS_PARAMS *pss = d2i_RSA_PSS_PARAMS(NULL, &p, (long)len);
+    X509_ALGOR *mgf_md = NULL;
+    int rc = PKI_ERR_INVAL;
+
+    if (pss == NULL || p != der + len)
+        goto out;
+    /* Absent hashAlgorithm / MGF mean SHA-1 (RFC 8017 A.2.3): below the floor. */
+    if (pss->hashAlgorithm == NULL || pss->maskGenAlgorithm == NULL)
+        goto out;
+    if (algor_md(pss->hashAlgorithm, &out->md_nid) != 0)
+        goto out;
+    /* MGF1's parameter is the AlgorithmIdentifier of its hash (OpenSSL 3.0's d2i leaves it encoded). */
+    if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1 || pss->maskGenAlgorithm->parameter == NULL)
+        goto out;
+    mgf_md = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR), pss->maskGenAlgorithm->parameter);
+    if (mgf_md == NULL || algor_md(mgf_md, &out->mgf1_md_nid) != 0)
+        goto out;
+    long salt = 20;
+    if (pss->saltLength != NULL && (salt = ASN1_INTEGER_get(pss->saltLength)) < 0)
+        goto out;
+    if (salt > 512)
+        goto out;
+    if (pss->trailerField != NULL && ASN1_INTEGER_get(pss->trailerField) != 1)
+        goto out;
+    out->scheme = PKI_SIG_RSA_PSS;
+    out->salt_len = (unsigned)salt;
+    rc = PKI_OK;
+out:
+    X509_ALGOR_free(mgf_md);
+    RSA_PSS_PARAMS_free(pss);
+    return rc;
 }

@@ -2,8 +2,10 @@
  * sam_core.c - csc-sam's op handlers (sam_core.h): one function per op served, a table from op to handler. The
  * signing core (AUTHORIZE, SIGN, ...) is added here as handlers; until then those ops are answered NOT_OFFERED.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "oauth.h"
 #include "sam_core.h"
@@ -38,6 +40,11 @@ static const struct {
 } handlers[] = {
     {SAM_OP_HELLO, op_hello},
     {SAM_OP_STAMP, sam_op_stamp},
+    {SAM_OP_AUTHORIZE, sam_op_authorize},
+    {SAM_OP_AUTHORIZE_CHECK, sam_op_authorize_check},
+    {SAM_OP_EXTEND, sam_op_extend},
+    {SAM_OP_SIGN, sam_op_sign},
+    {SAM_OP_SIGN_RESERVED, sam_op_sign_reserved},
 };
 
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
@@ -74,7 +81,7 @@ uint32_t sam_refusal_of_oauth(int code)
         return SAM_REFUSE_RATE;
     case OAUTH_ERR_FULL:
         return SAM_REFUSE_FULL;
-    case OAUTH_ERR_INVAL:
+    case OAUTH_ERR_INVAL:          /* a value oauth/ refused to look at: the front end reads it back as INVAL */
         return SAM_REFUSE_BAD_MESSAGE;
     case OAUTH_ERR_STORAGE:
         return SAM_REFUSE_UNAVAILABLE;
@@ -101,4 +108,55 @@ void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer)
     if (rc != STOR_OK)
         fprintf(stderr, "csc-sam: cannot audit the refused peer uid %u: %s\n", (unsigned)peer->uid,
                 stor_strerror(rc));
+}
+
+int sam_refuse(sam_builder_t *b, const sam_msg_t *req, uint32_t code, const char *reason, unsigned about)
+{
+    return sam_build_refusal(b, req->id, code, reason, about);
+}
+
+int sam_refuse_oauth(sam_builder_t *b, const sam_msg_t *req, int oauth_rc, unsigned about)
+{
+    return sam_build_refusal(b, req->id, sam_refusal_of_oauth(oauth_rc), oauth_strerror(oauth_rc), about);
+}
+
+void sam_text(const sam_msg_t *req, unsigned tag, char *out, size_t outsz)
+{
+    if (sam_get_text(req, tag, out, outsz) != SAM_OK)
+        out[0] = '\0'; /* absent (the decoder bounded every present value by its table, which fits out) */
+}
+
+int sam_principal(const sam_server_config_t *cfg, const sam_msg_t *req, int user_only, oauth_principal_t *p)
+{
+    char tok[SAM_TOKEN_MAX + 1];
+    sam_text(req, SAM_T_TOKEN, tok, sizeof(tok));
+    int rc = oauth_token_check(cfg->oauth, tok, strlen(tok), p);
+    OPENSSL_cleanse(tok, sizeof(tok));
+    if (rc == OAUTH_OK && (p->user[0] == '\0' || (user_only && p->scope == STOR_SCOPE_CREDENTIAL)))
+        rc = OAUTH_ERR_INVALID;
+    return rc;
+}
+
+void sam_audit_denied(const sam_server_config_t *cfg, uint32_t event, const char *user, const char *cred,
+                      const char *client, const char *fmt, ...)
+{
+    stor_audit_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.event = event;
+    rec.result = STOR_RES_DENIED;
+    snprintf(rec.user, sizeof(rec.user), "%s", user != NULL ? user : "");
+    snprintf(rec.cred, sizeof(rec.cred), "%s", cred != NULL ? cred : "");
+    snprintf(rec.client, sizeof(rec.client), "%s", client != NULL ? client : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rec.detail, sizeof(rec.detail), fmt, ap);
+    va_end(ap);
+    int rc = stor_write(cfg->stor, append_audit, &rec);
+    if (rc != STOR_OK)
+        fprintf(stderr, "csc-sam: cannot audit a refusal (%s): %s\n", rec.detail, stor_strerror(rc));
+}
+
+void sam_core_audit_malformed(const sam_server_config_t *cfg, const char *why)
+{
+    sam_audit_denied(cfg, STOR_EV_SAM, "", "", "csc-server", "action=request.malformed why=%s", why);
 }

@@ -20,6 +20,44 @@ int sam_op_stamp(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
  *  per subject in csc-api/csc_req.c). OAUTH_OK and unknown codes: SAM_REFUSE_INTERNAL. */
 uint32_t sam_refusal_of_oauth(int code);
 
+/* ---- what the op handlers share (sam_core.c) ---- */
+
+/** The refusal of req: code, a reason for people, about (a tag, 0 = none). @return as sam_core_handle */
+int sam_refuse(sam_builder_t *b, const sam_msg_t *req, uint32_t code, const char *reason, unsigned about);
+/** The refusal that stands for an oauth/ result (sam_refusal_of_oauth), its text as the reason. */
+int sam_refuse_oauth(sam_builder_t *b, const sam_msg_t *req, int oauth_rc, unsigned about);
+/**
+ * Who asks: the caller's own bearer token (TOKEN) checked with oauth/ here, never the front end's word. A token
+ * that acts for no user (client_credentials) is OAUTH_ERR_INVALID; with user_only, so is a credential-scope token.
+ * @return OAUTH_OK (p filled) or the oauth/ code to refuse with, about SAM_T_TOKEN
+ */
+int sam_principal(const sam_server_config_t *cfg, const sam_msg_t *req, int user_only, oauth_principal_t *p);
+/** A TEXT field into out (NUL-terminated; "" when absent). The caller wipes out when it holds a secret. */
+void sam_text(const sam_msg_t *req, unsigned tag, char *out, size_t outsz);
+/** Append a DENIED audit record of event for user, credential and client with detail (a printf format). */
+__attribute__((format(printf, 6, 7))) void sam_audit_denied(const sam_server_config_t *cfg, uint32_t event,
+                                                            const char *user, const char *cred,
+                                                            const char *client, const char *fmt, ...);
+/** A request that did not decode, or was cut off (too big, too slow): audited (STOR_EV_SAM, DENIED). */
+void sam_core_audit_malformed(const sam_server_config_t *cfg, const char *why);
+
+/* ---- op handlers, one file each ---- */
+/* sam_op_authorize.c: AUTHORIZE, AUTHORIZE_CHECK, EXTEND */
+int sam_op_authorize(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_authorize_check(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_extend(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/* sam_op_sign.c: SIGN (synchronous, ASYNC reservations, CMS signed attributes) and SIGN_RESERVED */
+int sam_op_sign(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_sign_reserved(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** Give back every reservation not signed yet (csc-sam stopping). */
+void sam_op_sign_release_all(const char *reason);
+/* sam_op_authorize.c, shared with sam_op_sign.c: the credential id of req as the user may use it (the owner's, or
+ * delegated to the user; not pending); a credential-scope principal only its own. @return 0, or the refusal code
+ * (SAM_REFUSE_NOT_FOUND, SAM_REFUSE_UNAVAILABLE) about SAM_T_CRED */
+uint32_t sam_load_cred(const sam_server_config_t *cfg, const oauth_principal_t *p, const char *id, stor_cred_t *out);
+/* The production policy (J13) for cred: NULL when it may authorize and sign, else why not. */
+const char *sam_policy_refusal(const sam_server_config_t *cfg, const stor_cred_t *cred);
+
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);
 

@@ -27,6 +27,7 @@ _Static_assert(SAM_BACKUP_MAX >= HSM_WRAPPED_MAX + STOR_CERTS_MAX + 4096, "a bac
 /* SIGN's reply, the largest message: every signature of a full request with its field header. */
 _Static_assert((uint64_t)STOR_DIGESTS_MAX * (HSM_SIG_MAX + SAM_FIELD_HDR) <= SAM_MSG_MAX, "SIGN reply fits");
 _Static_assert(SAM_TST_MAX + 1024 <= SAM_MSG_MAX, "STAMP reply fits");
+_Static_assert(SAM_DETAIL_MAX < sizeof(((stor_audit_t *)0)->detail), "SIGN's audit detail fits the record");
 _Static_assert(SAM_MSG_MAX <= UINT32_MAX - SAM_HDR_LEN, "length field");
 
 #define REQ 1, 1
@@ -116,20 +117,34 @@ static const sam_field_spec_t sad_r[] = {
     SAD(REQ),
     EXPIRES_IN(REQ),
 };
-/* Every digest of the request in one message. Without SAD the bearer token (a credential-scope token) is it. */
+/* Every digest of the request in one message. Without SAD the bearer token (a credential-scope token) is it.
+ * DESCRIPTION: the audit detail the front end asks for (else SIGN_ALG). ASYNC: spend now, answer a TICKET that
+ * SIGN_RESERVED signs or gives back within EXPIRES_IN seconds. CMS (signDoc): one per digest. */
 static const sam_field_spec_t sign[] = {
     TOKEN,
     CRED,
     HASH_ALG(REQ),
     DIGESTS(1),
     CLIENT,
+    TEXT(SAM_T_DESCRIPTION, OPT, 1, SAM_DETAIL_MAX),
     SAD(OPT),
+    EXPIRES_IN(OPT),
     TEXT(SAM_T_SIGN_ALG, REQ, 1, SAM_OID_MAX),
     BYTES(SAM_T_PSS_PARAMS, OPT, 1, SAM_PSS_PARAMS_MAX),
     U32(SAM_T_ASYNC, OPT, 1, 1),
+    U32(SAM_T_CMS, MANY(0, SAM_DIGESTS_MAX), SAM_CMS_SIGNING_TIME, SAM_CMS_NO_TIME),
 };
+/* The signatures, in digest order (with the CMS signing time), or the TICKET of ASYNC: exactly one of the two. */
 static const sam_field_spec_t sign_r[] = {
-    BYTES(SAM_T_SIGNATURE, MANY(1, SAM_DIGESTS_MAX), 1, SAM_SIG_MAX),
+    BYTES(SAM_T_SIGNATURE, MANY(0, SAM_DIGESTS_MAX), 1, SAM_SIG_MAX),
+    U64(SAM_T_TIME_MS, OPT),
+    BYTES(SAM_T_TICKET, OPT, SAM_TICKET_LEN, SAM_TICKET_LEN),
+};
+/* DECISION 1: sign what the ticket reserved; 0: give it back to the SAD (REASON goes into the audit record). */
+static const sam_field_spec_t sign_reserved[] = {
+    U32(SAM_T_DECISION, REQ, 0, 1),
+    TEXT(SAM_T_REASON, OPT, 1, SAM_REASON_MAX),
+    BYTES(SAM_T_TICKET, REQ, SAM_TICKET_LEN, SAM_TICKET_LEN),
 };
 static const sam_field_spec_t stamp[] = { /* the policy is the SAM's own: the front end names none */
     TOKEN,
@@ -295,6 +310,7 @@ static const sam_op_spec_t ops[] = {
     OP_EMPTY_REPLY(SAM_OP_APPROVE, 0, "APPROVE", approve),
     OP(SAM_OP_CONSENT, 1, "CONSENT", consent, consent_r),
     OP(SAM_OP_AUDIT_HEAD, 1, "AUDIT_HEAD", audit_head, audit_head_r),
+    OP(SAM_OP_SIGN_RESERVED, 0, "SIGN_RESERVED", sign_reserved, sign_r),
     OP(SAM_OP_KEY_CREATE, 1, "KEY_CREATE", key_create, key_create_r),
     OP(SAM_OP_KEY_DESTROY, 1, "KEY_DESTROY", key_destroy, filed_r),
     OP(SAM_OP_BACKUP_INIT, 1, "BACKUP_INIT", backup_init, backup_init_r),

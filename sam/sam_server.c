@@ -181,8 +181,10 @@ static void serve(sam_server_t *s, int fd)
             break; /* hung up or shut down by sam_server_free */
         int rc = sam_recv(fd, &rb, sam_now_ms() + s->cfg.io_timeout_ms);
         if (rc != SAM_OK) {
-            if (rc != SAM_ERR_CLOSED)
+            if (rc != SAM_ERR_CLOSED) {
                 fprintf(stderr, "csc-sam: connection closed: %s\n", sam_strerror(rc));
+                sam_core_audit_malformed(&s->cfg, sam_strerror(rc)); /* too big, too slow, bad framing */
+            }
             break;
         }
         sam_msg_t m;
@@ -191,6 +193,7 @@ static void serve(sam_server_t *s, int fd)
         if (rc != SAM_OK || !is_request_op(m.op)) {
             const char *why = rc != SAM_OK ? sam_strerror(rc) : "not a request";
             fprintf(stderr, "csc-sam: malformed request (%s): connection closed\n", why);
+            sam_core_audit_malformed(&s->cfg, why);
             (void)send_built(fd, &b, sam_build_refusal(&b, header_id(&rb), SAM_REFUSE_BAD_MESSAGE, why, 0),
                              s->cfg.io_timeout_ms);
             break;
@@ -325,6 +328,9 @@ void sam_server_free(sam_server_t *s)
     for (unsigned i = 0; i < s->cfg.max_connections; i++)
         if (s->conns[i].state != CONN_FREE)
             pthread_join(s->conns[i].th, NULL);
+    /* Signatures reserved by SIGN with ASYNC that were never made go back to their SADs (audited). */
+    if (s->cfg.oauth != NULL)
+        sam_op_sign_release_all("csc-sam stopped before the reserved signature was made");
     if (s->listen_fd >= 0) {
         close(s->listen_fd);
         unlink(s->path); /* still under the lock: no other SAM made it */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "sam_server.h"
 #include "srv.h"
@@ -68,13 +69,35 @@ static int socket_access(const srv_config_t *cfg, sock_access_t *a)
     return 0;
 }
 
-/* csc-sam's periodic work (srv_thread.c): signed audit heads (J11; the audit key is used here only) and the key
- * destructions csc-server's CRL sweep files (J7). */
+/* csc-sam's periodic work (srv_thread.c): signed audit heads (J11; the audit key is used here only), the key
+ * destructions csc-server's CRL sweep files (J7), its own CRL store following crl_dir (J9) and the purge of expired
+ * records. The CRL store is opened before the socket (the SIGN checks read it); the tasks start once the process is
+ * hardened, so that their threads run under the filter too. */
 typedef struct sam_tasks {
     csc_heads_t *heads;
     sam_key_jobs_t *jobs;
-    srv_task_t *heads_task, *jobs_task;
+    pki_crl_t *crl;
+    srv_task_t *heads_task, *jobs_task, *crl_task, *purge_task;
 } sam_tasks_t;
+
+/* "crl-watch": the SAM's own CRL store follows crl_dir (lookups go on while it reloads). */
+static int crl_run(void *arg)
+{
+    int rc = pki_crl_reload(arg); /* says on stderr what it could not read; what was loaded stays in force */
+    return rc < 0 ? -1 : 0;
+}
+
+/* "purge": the expired records, SADs among them, go (as csc-server's purge does). A purge is also the write that
+ * ends a full-map episode of csc-sam's own writer once space came back. */
+static int purge_run(void *arg)
+{
+    int n = stor_purge_expired(arg, (int64_t)time(NULL));
+    if (n < 0 && n != STOR_ERR_CLOSED) {
+        fprintf(stderr, "csc-sam: purging expired records failed: %s\n", stor_strerror(n));
+        return -1;
+    }
+    return 0;
+}
 
 static int heads_run(void *h)
 {
@@ -88,7 +111,11 @@ static int jobs_run(void *k)
 
 static int tasks_start(const srv_config_t *cfg, srv_modules_t *m, sam_tasks_t *t)
 {
-    memset(t, 0, sizeof(*t));
+    if (t->crl != NULL && srv_task_start("crl-watch", 1000, crl_run, t->crl, &t->crl_task) != 0)
+        return -1;
+    if (cfg->purge_interval != 0 &&
+        srv_task_start("purge", cfg->purge_interval * 1000u, purge_run, m->stor, &t->purge_task) != 0)
+        fprintf(stderr, "csc-sam: cannot start the purge task: expired records stay until csc-server purges them\n");
     if (m->hsm == NULL)
         return 0;
     if (sam_key_jobs_new(m->stor, m->hsm, &t->jobs) != 0 || srv_task_start("key-jobs", 1000, jobs_run, t->jobs,
@@ -105,6 +132,9 @@ static int tasks_start(const srv_config_t *cfg, srv_modules_t *m, sam_tasks_t *t
 /* After the socket is closed (no request runs): the tasks stop, then the last head is signed. */
 static void tasks_stop(sam_tasks_t *t)
 {
+    srv_task_stop(t->purge_task);
+    srv_task_stop(t->crl_task);
+    pki_crl_free(t->crl);
     srv_task_stop(t->jobs_task);
     srv_task_stop(t->heads_task);
     csc_audit_heads_final(t->heads);
@@ -116,9 +146,18 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
     sock_access_t acc;
-    snprintf(identity, sizeof(identity), "csc-sam pid=%d token=%.64s", (int)getpid(), cfg->pkcs11_token);
-    if (socket_access(cfg, &acc) != 0)
+    sam_tasks_t tasks = {0};
+    /* The SAM checks revocation itself before every signature, from its own store of crl_dir (J9). */
+    if (cfg->crl_dir[0] != '\0' && pki_crl_new(cfg->crl_dir, cfg->trust_anchors, (int)cfg->crl_allow_stale,
+                                               (int)cfg->crl_require, &tasks.crl, err, sizeof(err)) != PKI_OK) {
+        fprintf(stderr, "csc-sam: crl_dir %s\n", err);
         return -1;
+    }
+    snprintf(identity, sizeof(identity), "csc-sam pid=%d token=%.64s", (int)getpid(), cfg->pkcs11_token);
+    if (socket_access(cfg, &acc) != 0) {
+        tasks_stop(&tasks);
+        return -1;
+    }
     sam_server_config_t sc = {
         .path = cfg->sam_socket,
         .mode = acc.mode,
@@ -134,10 +173,15 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .tsa_credential = cfg->tsa_credential,
         .tsa_policy = cfg->tsa_policy,
         .tsa_accuracy_ms = cfg->tsa_accuracy_ms,
+        .production = cfg->environment == CSC_ENV_PRODUCTION,
+        .allow_scal1 = (int)cfg->allow_scal1,
+        .allow_single_factor = (int)cfg->allow_single_factor,
+        .crl = tasks.crl,
     };
     sam_server_t *srv = NULL;
     if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-sam: sam_socket %s\n", err);
+        tasks_stop(&tasks);
         return -1;
     }
     /* Privileges: once the token is open and the socket bound, before the first connection is accepted and before
@@ -148,13 +192,14 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: sam_socket %s: cannot give it to sam_user %s: %s\n", cfg->sam_socket, cfg->sam_user,
                 strerror(errno));
         sam_server_free(srv);
+        tasks_stop(&tasks);
         return -1;
     }
     if (srv_priv_sam(cfg->sam_user, cfg->seccomp, locked) != 0) {
         sam_server_free(srv);
+        tasks_stop(&tasks);
         return -1;
     }
-    sam_tasks_t tasks = {0};
     if (sam_server_start(srv) != 0 || tasks_start(cfg, m, &tasks) != 0) {
         fprintf(stderr, "csc-sam: cannot start its threads\n");
         sam_server_free(srv);

@@ -113,6 +113,10 @@ typedef struct pki_sig {
 
 /** The OID (dotted) of a digest this library encodes, NULL for any other; *len its size when non-NULL. */
 const char *pki_md_oid(int md_nid, size_t *len);
+/** DER RSASSA-PSS-params (RFC 8017 A.2.3) into out (scheme PSS, md_nid, mgf1_md_nid, salt_len): digests of this
+ *  library only (SHA-256 and up: absent hash or MGF, meaning SHA-1, is refused), MGF1, salt <= 512, trailer 1.
+ *  @return PKI_OK or PKI_ERR_INVAL (malformed, trailing bytes, or weaker) */
+PKI_MUST_CHECK int pki_pss_params_parse(const uint8_t *der, size_t len, pki_sig_t *out);
 /** The signatureAlgorithm AlgorithmIdentifier of a scheme (d fails for a combination it cannot name). */
 void pki_der_sig_algor(pki_der_t *d, const pki_sig_t *sig);
 

@@ -28,6 +28,7 @@
 
 #include "hsm.h"
 #include "oauth.h"
+#include "pki.h"
 #include "sam_wire.h"
 #include "stor.h"
 
@@ -52,6 +53,10 @@ typedef struct sam_server_config {
     const char *tsa_credential;  /**< STAMP: the TSA's credential id (NULL or "": STAMP is refused NOT_OFFERED) */
     const char *tsa_policy;      /**< STAMP: TSTInfo.policy, a dotted OID */
     unsigned tsa_accuracy_ms;    /**< STAMP: TSTInfo.accuracy (0: omitted) */
+    int production;              /**< environment = production: the signing policy below applies (J13) */
+    int allow_scal1;             /**< production: SCAL 1 credentials may still authorize and sign */
+    int allow_single_factor;     /**< production: single-factor credentials may still authorize and sign */
+    pki_crl_t *crl;              /**< the SAM's own CRL store of crl_dir, checked before each signature (NULL: none) */
 } sam_server_config_t;
 
 /**
@@ -62,8 +67,9 @@ typedef struct sam_server_config {
 int sam_server_open(const sam_server_config_t *cfg, sam_server_t **out, char *err, size_t errsz);
 /** Start the accepting thread. @return 0 or -1 (errno) */
 int sam_server_start(sam_server_t *s);
-/** Stop accepting, end every connection (its request in progress finishes first), join the threads, close and
- *  remove the socket, release the lock, free. NULL is fine. */
+/** Stop accepting, end every connection (its request in progress finishes first), join the threads, give back the
+ *  signatures reserved by SIGN with ASYNC and not made (audited), close and remove the socket, release the lock,
+ *  free. NULL is fine. */
 void sam_server_free(sam_server_t *s);
 /** Connections being served now. */
 unsigned sam_server_connections(sam_server_t *s);

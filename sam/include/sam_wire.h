@@ -124,6 +124,7 @@ enum {
     SAM_OP_CONSENT = 9,         /**< PROVISIONAL: the OAuth consent page's decision (PIN) -> authorization code */
     SAM_OP_AUDIT_HEAD = 10,     /**< PROVISIONAL, the operators' socket (csc-admin audit sign-head): sign the audit
                                      log's head now; csc-sam signs the periodic heads itself, unasked */
+    SAM_OP_SIGN_RESERVED = 11,  /**< operationMode "A": sign what a SIGN with ASYNC reserved (TICKET), or give it back */
     /* the operators' socket: PROVISIONAL schemas (from admin/ as it is; they may change when csc-admin moves) */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
@@ -219,11 +220,19 @@ enum {
     SAM_T_PUBKEY = 53,        /**< BYTES DER SubjectPublicKeyInfo */
     SAM_T_CREATED = 54,       /**< U32 what was created now (0: it existed) */
     SAM_T_STORAGE_STATE = 55, /**< U32 SAM_HSM_READY (the database is open and readable) or SAM_HSM_UNAVAILABLE */
+    SAM_T_CMS = 56,           /**< U32 per digest (SIGN): sign CMS signed attributes over it, SAM_CMS_* */
+    SAM_T_TICKET = 57,        /**< BYTES 16: a reservation of SIGN with ASYNC (signed later by SIGN_RESERVED) */
     SAM_TAG_LIMIT = 64,       /**< every tag is below this */
 };
 
 enum { SAM_HSM_READY = 0, SAM_HSM_UNAVAILABLE = 1 };
 enum { SAM_KEY_RSA = 1, SAM_KEY_EC = 2 };
+/** SAM_T_CMS: the SAM signs the CMS signed attributes it builds over the (bound) digest: content-type id-data,
+ *  message-digest, ESS signing-certificate-v2 of the credential's certificate, and signing-time (CAdES) or not
+ *  (PAdES); the reply's TIME_MS is the signing time it used, so the front end can build the same attributes. */
+enum { SAM_CMS_SIGNING_TIME = 1, SAM_CMS_NO_TIME = 2 };
+#define SAM_TICKET_LEN 16
+#define SAM_DETAIL_MAX 200       /**< SIGN's DESCRIPTION: the front end's words for the audit record's detail */
 
 /* ---- errors ------------------------------------------------------------------------------------------------- */
 

@@ -433,6 +433,8 @@ START_TEST(t_bad_input)
 }
 END_TEST
 
+TCase *sam_errors_tcase(void); /* test_sam_errors.c */
+
 int main(void)
 {
     Suite *s = suite_create("csc-api-service");
@@ -451,5 +453,6 @@ int main(void)
     tcase_add_test(tc, t_sign_doc_detached_cades);
     tcase_add_test(tc, t_bad_input);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, sam_errors_tcase());
     return cfx_main(s);
 }

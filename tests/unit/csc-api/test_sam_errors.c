@@ -1,0 +1,80 @@
+/*
+ * test_sam_errors.c - one error table for both ways an oauth/ result reaches a client (issue 11): csc-api reads
+ * csc-sam's refusal (sam_refusal_of_oauth, on the SAM's side) back through csc_err_sam, and must answer exactly what
+ * csc_err_oauth answers for the oauth/ code itself - status, error, description, Retry-After - on every subject, with
+ * the table alone and with a call site's overrides naming every code. Part of unit_csc_api_service (which links both
+ * sides).
+ */
+#include <check.h>
+#include <string.h>
+
+#include "csc_int.h"
+#include "sam_core.h"
+
+/* The codes each subject's oauth/ calls can answer (oauth.h): the bearer token (oauth_token_check), a SAD
+ * (oauth_sad_consume, oauth_sad_extend), the credential (oauth_authorize, oauth_approval_new, oauth_challenge_new),
+ * the handle (oauth_approval_check). */
+static const int token_codes[] = {OAUTH_ERR_INVALID, OAUTH_ERR_EXPIRED, OAUTH_ERR_DISABLED, OAUTH_ERR_STORAGE,
+                                  OAUTH_ERR_INVAL};
+static const int sad_codes[] = {OAUTH_ERR_INVALID,   OAUTH_ERR_EXPIRED,        OAUTH_ERR_MISMATCH, OAUTH_ERR_EXHAUSTED,
+                                OAUTH_ERR_NOT_AUTHORIZED, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL};
+static const int cred_codes[] = {OAUTH_ERR_DENIED,  OAUTH_ERR_LOCKED, OAUTH_ERR_INVALID, OAUTH_ERR_DISABLED,
+                                 OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL,  OAUTH_ERR_BUSY,    OAUTH_ERR_FULL,
+                                 OAUTH_ERR_RATE};
+static const int handle_codes[] = {OAUTH_ERR_DENIED, OAUTH_ERR_LOCKED, OAUTH_ERR_EXPIRED, OAUTH_ERR_INVALID,
+                                   OAUTH_ERR_STORAGE};
+static const struct {
+    csc_about_t about;
+    const int *codes;
+    size_t n;
+} subjects[] = {
+    {CSC_ABOUT_TOKEN, token_codes, sizeof(token_codes) / sizeof(token_codes[0])},
+    {CSC_ABOUT_SAD, sad_codes, sizeof(sad_codes) / sizeof(sad_codes[0])},
+    {CSC_ABOUT_CREDENTIAL, cred_codes, sizeof(cred_codes) / sizeof(cred_codes[0])},
+    {CSC_ABOUT_HANDLE, handle_codes, sizeof(handle_codes) / sizeof(handle_codes[0])},
+};
+
+/* Every oauth/ code, each with a row of its own (a call site that tells them all apart). */
+static const int all_codes[] = {OAUTH_ERR_DENIED,   OAUTH_ERR_LOCKED,  OAUTH_ERR_INVALID,  OAUTH_ERR_EXPIRED,
+                                OAUTH_ERR_NOT_AUTHORIZED, OAUTH_ERR_EXHAUSTED, OAUTH_ERR_MISMATCH,
+                                OAUTH_ERR_DISABLED, OAUTH_ERR_STORAGE, OAUTH_ERR_INTERNAL, OAUTH_ERR_INVAL,
+                                OAUTH_ERR_RATE,     OAUTH_ERR_FULL,    OAUTH_ERR_PKCE,     OAUTH_ERR_REUSED,
+                                OAUTH_ERR_BUSY};
+#define N_ALL (sizeof(all_codes) / sizeof(all_codes[0]))
+static const char *const descs[N_ALL] = {"d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7",
+                                         "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15"};
+
+static void same(csc_about_t about, int code, const csc_err_row_t *ov)
+{
+    csc_err_t direct = {0}, via = {0};
+    ck_assert_int_eq(csc_err_oauth(&direct, about, code, ov), -1);
+    ck_assert_int_eq(csc_err_sam(&via, about, sam_refusal_of_oauth(code), ov), -1);
+    ck_assert_msg(direct.status == via.status && strcmp(direct.error, via.error) == 0 &&
+                      strcmp(direct.description, via.description) == 0 && direct.retry_after == via.retry_after,
+                  "subject %d, %s (refusal %s), overrides %s: %d %s \"%s\" directly, %d %s \"%s\" through csc-sam",
+                  (int)about, oauth_strerror(code), sam_refusal_name(sam_refusal_of_oauth(code)),
+                  ov != NULL ? "all" : "none", direct.status, direct.error, direct.description, via.status, via.error,
+                  via.description);
+}
+
+START_TEST(t_refusals_read_as_their_oauth_codes)
+{
+    csc_err_row_t every[N_ALL + 1];
+    for (size_t i = 0; i < N_ALL; i++)
+        every[i] = (csc_err_row_t){all_codes[i], 400 + (int)i, "e", descs[i], (unsigned)i};
+    every[N_ALL] = (csc_err_row_t){0, 0, NULL, NULL, 0};
+    for (size_t s = 0; s < sizeof(subjects) / sizeof(subjects[0]); s++)
+        for (size_t i = 0; i < subjects[s].n; i++) {
+            same(subjects[s].about, subjects[s].codes[i], NULL);
+            same(subjects[s].about, subjects[s].codes[i], every);
+        }
+}
+END_TEST
+
+TCase *sam_errors_tcase(void); /* test_service.c adds it to its suite */
+TCase *sam_errors_tcase(void)
+{
+    TCase *tc = tcase_create("sam-errors");
+    tcase_add_test(tc, t_refusals_read_as_their_oauth_codes);
+    return tc;
+}
