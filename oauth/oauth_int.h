@@ -99,6 +99,18 @@ void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
  */
 int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now,
                          uint32_t epoch);
+/** The table's key of (user, cred): SHA-256(user NUL cred). @return OAUTH_OK or OAUTH_ERR_INTERNAL */
+int oauth_chal_key(const char *user, const char *cred, uint8_t key[32]);
+/** HMAC of a code of OAUTH_CHALLENGE_DIGITS digits for key. @return OAUTH_OK, OAUTH_ERR_INVAL (length), _INTERNAL */
+int oauth_chal_mac(const struct oauth_chal_tab *t, const uint8_t key[32], const char *code, size_t len,
+                   uint8_t mac[32]);
+/** Store (or replace) the pending code of key (its MAC). A pending, unexpired code is replaced only
+ *  OAUTH_CHALLENGE_RESEND seconds after it was issued (each code costs an out-of-band message).
+ *  @return OAUTH_OK, OAUTH_ERR_RATE (too soon) or OAUTH_ERR_FULL */
+int oauth_chal_put(struct oauth_chal_tab *t, const uint8_t key[32], const uint8_t mac[32], int64_t expires,
+                   int64_t now, uint32_t epoch);
+/** Forget the pending code of key, if any. */
+void oauth_chal_drop(struct oauth_chal_tab *t, const uint8_t key[32]);
 
 /* ---- tickets of the sign-in pages (oauth_ticket.c) ---- */
 /** A fresh random ticket key. @return OAUTH_OK or OAUTH_ERR_INTERNAL */

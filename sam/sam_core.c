@@ -37,6 +37,7 @@ static const struct {
     handler_fn fn;
 } handlers[] = {
     {SAM_OP_HELLO, op_hello},
+    {SAM_OP_CHALLENGE, sam_op_challenge},
 };
 
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
@@ -85,6 +86,24 @@ uint32_t sam_refusal_of_oauth(int code)
 static int append_audit(stor_txn_t *t, void *arg)
 {
     return stor_txn_audit_append(t, arg);
+}
+
+int sam_core_refuse_audited(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
+                            const char *user, const char *cred, const char *client, uint32_t code, const char *reason,
+                            unsigned about)
+{
+    stor_audit_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.event = event;
+    rec.result = STOR_RES_DENIED;
+    snprintf(rec.user, sizeof(rec.user), "%s", user != NULL ? user : "");
+    snprintf(rec.cred, sizeof(rec.cred), "%s", cred != NULL ? cred : "");
+    snprintf(rec.client, sizeof(rec.client), "%s", client != NULL ? client : "");
+    snprintf(rec.detail, sizeof(rec.detail), "csc-sam refused %s: %s", sam_op_name(req->op), reason);
+    int rc = stor_write(cfg->stor, append_audit, &rec);
+    if (rc != STOR_OK) /* still refused: a refusal never needs its record to stand */
+        fprintf(stderr, "csc-sam: cannot audit a refused %s: %s\n", sam_op_name(req->op), stor_strerror(rc));
+    return sam_build_refusal(b, req->id, code, reason, about);
 }
 
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer)

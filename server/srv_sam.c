@@ -50,6 +50,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .stor = m->stor,
         .hsm = m->hsm,
         .oauth = m->oauth,
+        .otp_sender = cfg->otp_sender,
+        .otp_sender_timeout = cfg->otp_sender_timeout,
     };
     sam_server_t *srv = NULL;
     if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {

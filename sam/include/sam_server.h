@@ -49,6 +49,8 @@ typedef struct sam_server_config {
     stor_env_t *stor;            /**< the database: audit records, HELLO's storage check (not NULL) */
     hsm_t *hsm;                  /**< the token: HELLO's login check (NULL: reported unavailable) */
     oauth_t *oauth;              /**< tokens, factors, SADs (NULL: only HELLO is served) */
+    const char *otp_sender;      /**< CHALLENGE's delivery: "exec:/path" or "file:/path" (NULL, "": not offered) */
+    unsigned otp_sender_timeout; /**< seconds an exec: sender may run (1..120) */
 } sam_server_config_t;
 
 /**
