@@ -774,7 +774,8 @@ static int purge_fn(stor_txn_t *t, void *arg)
         (rc = stor_purge_table(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p->now,
                                &p->n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at),
-                               p->now, &p->n)) != 0)
+                               p->now, &p->n)) != 0 ||
+        (rc = stor_txn_websession_purge(t, p->now, &p->n)) != 0)
         return rc;
     return stor_purge_table(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p->now, &p->n);
 }
