@@ -38,6 +38,7 @@ static const struct {
 } handlers[] = {
     {SAM_OP_HELLO, op_hello},
     {SAM_OP_CHALLENGE, sam_op_challenge},
+    {SAM_OP_CONSENT, sam_op_consent},
 };
 
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)

@@ -32,6 +32,9 @@ int sam_core_refuse_audited(const sam_server_config_t *cfg, const sam_msg_t *req
 /** CHALLENGE (sam_op_challenge.c): credentials/getChallenge and v1 sendOTP: make and deliver a one-time code. */
 int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
+/** CONSENT (sam_op_consent.c): the OAuth consent page's decision in a stored browser session -> authorization code. */
+int sam_op_consent(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);
 

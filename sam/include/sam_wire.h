@@ -121,7 +121,7 @@ enum {
     SAM_OP_STAMP = 6,           /**< signatures/timestamp: digest -> DER time-stamp token */
     SAM_OP_CHALLENGE = 7,       /**< credentials/getChallenge: make and deliver a one-time code */
     SAM_OP_APPROVE = 8,         /**< the /approve page's decision on a pending authorization */
-    SAM_OP_CONSENT = 9,         /**< PROVISIONAL: the OAuth consent page's decision (PIN) -> authorization code */
+    SAM_OP_CONSENT = 9,         /**< the OAuth consent page's decision in a browser session (PIN) -> authorization code */
     SAM_OP_AUDIT_HEAD = 10,     /**< sign the audit log's head */
     /* the operators' socket: PROVISIONAL schemas (from admin/ as it is; they may change when csc-admin moves) */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
@@ -218,6 +218,7 @@ enum {
     SAM_T_PUBKEY = 53,        /**< BYTES DER SubjectPublicKeyInfo */
     SAM_T_CREATED = 54,       /**< U32 what was created now (0: it existed) */
     SAM_T_STORAGE_STATE = 55, /**< U32 SAM_HSM_READY (the database is open and readable) or SAM_HSM_UNAVAILABLE */
+    SAM_T_CSRF = 56,          /**< TEXT the anti-CSRF token the page's form carried (CONSENT, APPROVE) */
     SAM_TAG_LIMIT = 64,       /**< every tag is below this */
 };
 

@@ -236,6 +236,165 @@ START_TEST(t_challenge_delivery_failure)
 }
 END_TEST
 
+/* ---- CONSENT ---------------------------------------------------------------------------------------------- */
+
+#define SHA256_OID "2.16.840.1.101.3.4.2.1"
+
+/* A browser session of alice's, signed in with password and TOTP as the pages do, for a credential-scope request of
+ * cred with one digest (byte d repeated). */
+static void session_for(const char *cred, uint8_t d, char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
+{
+    oauth_authz_request_t *req = calloc(1, sizeof(*req));
+    char otp[7];
+    ck_assert_ptr_nonnull(req);
+    snprintf(req->client_id, sizeof(req->client_id), "%s", CFX_CLIENT);
+    snprintf(req->redirect_uri, sizeof(req->redirect_uri), "%s", CFX_REDIRECT);
+    memset(req->challenge, 0x5a, sizeof(req->challenge));
+    req->scope = STOR_SCOPE_CREDENTIAL;
+    snprintf(req->cred, sizeof(req->cred), "%s", cred);
+    req->num_signatures = 1;
+    snprintf(req->hash_alg, sizeof(req->hash_alg), SHA256_OID);
+    req->digest_len = 32;
+    req->n_digests = 1;
+    memset(req->digests[0], d, 32);
+    cfx_otp(&f, otp);
+    ck_assert_int_eq(oauth_session_login_new(f.oauth, req, CFX_USER, CFX_PASSWORD, strlen(CFX_PASSWORD), otp, 6,
+                                             "192.0.2.1", sid, csrf),
+                     OAUTH_OK);
+    free(req);
+}
+
+/* CONSENT as a front end would send it; *code gets the code of a reply ("" if none). */
+static unsigned consent(const char *sid, const char *csrf, int approve, const char *pin, uint32_t *refusal,
+                        uint32_t *about, char code[OAUTH_TOKEN_BUFLEN])
+{
+    raw_t r;
+    raw_begin(&r, SAM_OP_CONSENT);
+    if (pin != NULL)
+        sam_put_str(&r.b, SAM_T_PIN, pin);
+    sam_put_str(&r.b, SAM_T_SESSION, sid);
+    sam_put_u32(&r.b, SAM_T_DECISION, approve ? 1 : 0);
+    sam_put_str(&r.b, SAM_T_ADDR, "192.0.2.1");
+    sam_put_str(&r.b, SAM_T_CSRF, csrf);
+    unsigned op = raw_run(&r, refusal, about);
+    code[0] = '\0';
+    if (op == (SAM_OP_CONSENT | SAM_OP_REPLY) && sam_msg_count(&r.reply, SAM_T_CODE) > 0)
+        ck_assert_int_eq(sam_get_text(&r.reply, SAM_T_CODE, code, OAUTH_TOKEN_BUFLEN), SAM_OK);
+    raw_end(&r);
+    return op;
+}
+
+typedef struct {
+    const char *cred;
+    uint8_t digest[32];
+    uint32_t n_digests;
+    unsigned found;
+} consent_rec_t;
+
+/* The digests of the last approved consent of cred (STOR_EV_AUTHORIZE, OK): what its code's SAD is bound to. */
+static int find_consent(const stor_audit_t *rec, void *arg)
+{
+    consent_rec_t *c = arg;
+    if (rec->event == STOR_EV_AUTHORIZE && rec->result == STOR_RES_OK && strcmp(rec->cred, c->cred) == 0 &&
+        strstr(rec->detail, "oauth2 consent approved") != NULL) {
+        c->found++;
+        c->n_digests = rec->n_digests;
+        if (rec->n_digests == 1 && rec->digest_len == 32)
+            memcpy(c->digest, rec->digests, 32);
+    }
+    return 0;
+}
+
+START_TEST(t_consent_code_bound_to_the_session)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], code[OAUTH_TOKEN_BUFLEN];
+    uint32_t refusal, about;
+    uint8_t want[32];
+    session_for(CFX_CRED_OAUTH, 0xd1, sid, csrf);
+    ck_assert_uint_eq(consent(sid, csrf, 1, CFX_PIN, &refusal, &about, code), SAM_OP_CONSENT | SAM_OP_REPLY);
+    ck_assert_uint_eq(strlen(code), 43);
+    /* the code's SAD is bound to the digest the session holds (the message carries none) */
+    consent_rec_t c = {.cred = CFX_CRED_OAUTH};
+    ck_assert_int_eq(stor_audit_each(f.stor, 1, find_consent, &c), STOR_OK);
+    ck_assert_uint_eq(c.found, 1);
+    ck_assert_uint_eq(c.n_digests, 1);
+    memset(want, 0xd1, sizeof(want));
+    ck_assert_mem_eq(c.digest, want, 32);
+    /* the decision is replayed: the session yielded its one decision */
+    ck_assert_uint_eq(consent(sid, csrf, 1, CFX_PIN, &refusal, &about, code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert_str_eq(code, "");
+    sam_up();
+}
+END_TEST
+
+START_TEST(t_consent_forged_session_and_csrf)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], code[OAUTH_TOKEN_BUFLEN];
+    uint32_t refusal, about;
+    unsigned denied = cfx_audit_count(&f, STOR_EV_AUTHORIZE, STOR_RES_DENIED, NULL);
+    session_for(CFX_CRED_OAUTH, 0xd2, sid, csrf);
+    /* a session id the SAM does not know */
+    ck_assert_uint_eq(consent("forged-session-forged-session-forged-sessio", csrf, 1, CFX_PIN, &refusal, &about, code),
+                      SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    /* the right session, but not its form */
+    ck_assert_uint_eq(consent(sid, "forged-csrf", 1, CFX_PIN, &refusal, &about, code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert_str_eq(code, "");
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_AUTHORIZE, STOR_RES_DENIED, NULL), denied + 2);
+    /* neither used the session up: the person's own decision still goes through */
+    sam_up();
+    ck_assert_uint_eq(consent(sid, csrf, 1, CFX_PIN, &refusal, &about, code), SAM_OP_CONSENT | SAM_OP_REPLY);
+    ck_assert_uint_eq(strlen(code), 43);
+}
+END_TEST
+
+START_TEST(t_consent_other_users_credential)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], code[OAUTH_TOKEN_BUFLEN];
+    uint32_t refusal, about;
+    /* alice's session for bob's credential: the SAM reads the owner itself */
+    session_for(BOB_CRED, 0xd3, sid, csrf);
+    ck_assert_uint_eq(consent(sid, csrf, 1, CFX_PIN, &refusal, &about, code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_CRED);
+    ck_assert_str_eq(code, "");
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_AUTHORIZE, STOR_RES_DENIED, BOB_CRED), 1);
+    sam_up();
+}
+END_TEST
+
+START_TEST(t_consent_wrong_pin_and_lockout)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], code[OAUTH_TOKEN_BUFLEN];
+    uint32_t refusal = 0, about;
+    unsigned tries = 0;
+    session_for(CFX_CRED_OAUTH, 0xd4, sid, csrf);
+    /* wrong PINs: each refused (the session stays for a retry) until the credential locks */
+    while (tries < 20) {
+        tries++;
+        ck_assert_uint_eq(consent(sid, csrf, 1, "00000000", &refusal, &about, code), SAM_OP_REFUSED);
+        ck_assert_uint_eq(about, SAM_T_PIN);
+        if (refusal == SAM_REFUSE_LOCKED)
+            break;
+        ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+    }
+    ck_assert_uint_eq(refusal, SAM_REFUSE_LOCKED);
+    ck_assert_uint_gt(tries, 1);
+    ck_assert_uint_ge(cfx_audit_count(&f, STOR_EV_AUTHORIZE, STOR_RES_DENIED, CFX_CRED_OAUTH), tries);
+    /* locked: even the right PIN gets no code now */
+    session_for(CFX_CRED_OAUTH, 0xd5, sid, csrf);
+    ck_assert_uint_eq(consent(sid, csrf, 1, CFX_PIN, &refusal, &about, code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_LOCKED);
+    ck_assert_str_eq(code, "");
+    sam_up();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-web");
@@ -247,6 +406,14 @@ int main(void)
     tcase_add_test(tc, t_challenge_forged_token);
     tcase_add_test(tc, t_challenge_flood_rate_limited);
     tcase_add_test(tc, t_challenge_delivery_failure);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("consent");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_consent_code_bound_to_the_session);
+    tcase_add_test(tc, t_consent_forged_session_and_csrf);
+    tcase_add_test(tc, t_consent_other_users_credential);
+    tcase_add_test(tc, t_consent_wrong_pin_and_lockout);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }
