@@ -4,6 +4,7 @@
  * session a decision (consent, approval) is made in, as csc-server's pages see it.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "stor_int.h"
@@ -63,5 +64,5 @@ int stor_txn_websession_purge(stor_txn_t *t, int64_t now, int *n)
 {
     /* A session has expired once now >= expires_at (oauth/); the table walk deletes below its bound. */
     return stor_purge_table(t, STOR_DB_WEBSESSIONS, STOR_REC_WEBSESSION, offsetof(stor_websession_t, expires_at),
-                            now + 1, n);
+                            now < INT64_MAX ? now + 1 : now, n);
 }
