@@ -147,6 +147,8 @@ int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t 
 int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, void *out, size_t size);
 int stor_put_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, const void *rec, int create_only);
 int stor_del_by_name(stor_txn_t *t, int db, const char *name);
+/** Delete the record under a 32-byte hash key in table db (write txn). @return 0, STOR_ERR_NOTFOUND, ... */
+int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32]);
 /** 0 if name is 1..STOR_NAME_MAX printable ASCII characters without spaces, else STOR_ERR_INVAL. */
 int stor_name_check(const char *name);
 /** The LMDB handle of table db (for the files of storage/ that add tables). */

@@ -32,16 +32,7 @@ int stor_txn_websession_put(stor_txn_t *t, const stor_websession_t *s, int creat
 
 int stor_txn_websession_del(stor_txn_t *t, const uint8_t hash[32])
 {
-    MDB_val k;
-    int rc;
-
-    if (hash == NULL)
-        return STOR_ERR_INVAL;
-    if ((rc = stor_txn_check(t, 1)) != 0)
-        return rc;
-    k = KEY(hash, 32);
-    rc = mdb_del(t->txn, t->env->dbi[STOR_DB_WEBSESSIONS], &k, NULL);
-    return rc == MDB_NOTFOUND ? STOR_ERR_NOTFOUND : rc != 0 ? stor_txn_fail(t, rc) : 0;
+    return stor_del_by_hash(t, STOR_DB_WEBSESSIONS, hash);
 }
 
 int stor_txn_websession_count(stor_txn_t *t, size_t *n)
