@@ -295,15 +295,16 @@ static void decide_ctx_free(decide_ctx_t *c)
 static int take_session(oauth_t *o, const char *sid, oauth_ent_t **out)
 {
     uint8_t key[32];
-    int rc, expired;
+    int rc;
 
     *out = NULL;
     if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
         return rc;
-    if (!(*out = oauth_mem_take(o->sessions, key, oauth_clock(o), &expired)))
-        return expired ? OAUTH_ERR_EXPIRED : OAUTH_ERR_INVALID;
+    if ((rc = oauth_ws_take(o, key, oauth_clock(o), out)) != OAUTH_OK)
+        return rc;
     if (!(*out)->user[0]) {
-        oauth_mem_put_back(o->sessions, *out);
+        (void)oauth_ws_put_back(o, *out);
+        oauth_ent_free(*out);
         *out = NULL;
         return OAUTH_ERR_INVALID;
     }
@@ -343,9 +344,8 @@ out:
     /* The user may retry a wrong PIN; a failed write or a busy PIN check changed nothing. Anything else ends the
      * session. */
     if (e && (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_BUSY))
-        oauth_mem_put_back(o->sessions, e);
-    else
-        oauth_ent_free(e);
+        (void)oauth_ws_put_back(o, e);
+    oauth_ent_free(e);
     OPENSSL_cleanse(value, sizeof(value));
     if (req)
         OPENSSL_clear_free(req, sizeof(*req));

@@ -109,8 +109,8 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
         goto out;
     o->cfg = *cfg;
     set_defaults(&o->cfg);
-    if (oauth_mem_new(OAUTH_SESSIONS_MAX, &o->sessions) != OAUTH_OK ||
-        oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
+    o->sessions_cap = OAUTH_SESSIONS_MAX;
+    if (oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
         oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK ||
         oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK ||
         oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK)
@@ -129,7 +129,6 @@ void oauth_free(oauth_t *o)
 {
     if (!o)
         return;
-    oauth_mem_free(o->sessions);
     oauth_mem_free(o->pars);
     oauth_rate_free(o->rate);
     oauth_chal_tab_free(o->challenges);
@@ -152,7 +151,7 @@ void oauth_int_set_skew(oauth_t *o, int64_t seconds)
 void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs)
 {
     if (sessions)
-        oauth_mem_set_cap(o->sessions, sessions);
+        o->sessions_cap = sessions;
     if (pars)
         oauth_mem_set_cap(o->pars, pars);
     if (addrs)

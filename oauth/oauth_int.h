@@ -15,7 +15,7 @@ typedef struct oauth_rate oauth_rate_t;
 struct oauth {
     oauth_config_t cfg;   /* defaults filled in; immutable after oauth_new() */
     int64_t skew;         /* test builds (CSC_TEST_HOOKS): seconds added to the clock of every decision */
-    oauth_mem_t *sessions; /* browser sessions (oauth_mem.c) */
+    size_t sessions_cap;  /* browser sessions kept at most (in storage: oauth_websession.c) */
     oauth_mem_t *pars;    /* pushed authorization requests */
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
     struct oauth_chal_tab *challenges; /* pending one-time codes (oauth_challenge.c) */
@@ -99,6 +99,18 @@ void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
  */
 int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now,
                          uint32_t epoch);
+/** The table's key of (user, cred): SHA-256(user NUL cred). @return OAUTH_OK or OAUTH_ERR_INTERNAL */
+int oauth_chal_key(const char *user, const char *cred, uint8_t key[32]);
+/** HMAC of a code of OAUTH_CHALLENGE_DIGITS digits for key. @return OAUTH_OK, OAUTH_ERR_INVAL (length), _INTERNAL */
+int oauth_chal_mac(const struct oauth_chal_tab *t, const uint8_t key[32], const char *code, size_t len,
+                   uint8_t mac[32]);
+/** Store (or replace) the pending code of key (its MAC). A pending, unexpired code is replaced only
+ *  OAUTH_CHALLENGE_RESEND seconds after it was issued (each code costs an out-of-band message).
+ *  @return OAUTH_OK, OAUTH_ERR_RATE (too soon) or OAUTH_ERR_FULL */
+int oauth_chal_put(struct oauth_chal_tab *t, const uint8_t key[32], const uint8_t mac[32], int64_t expires,
+                   int64_t now, uint32_t epoch);
+/** Forget the pending code of key, if any. */
+void oauth_chal_drop(struct oauth_chal_tab *t, const uint8_t key[32]);
 
 /* ---- tickets of the sign-in pages (oauth_ticket.c) ---- */
 /** A fresh random ticket key. @return OAUTH_OK or OAUTH_ERR_INTERNAL */
@@ -228,6 +240,18 @@ int oauth_mem_with(oauth_mem_t *m, const uint8_t key[32], int64_t now, int (*fn)
                    void *arg);
 /** Number of entries (expired ones included until purged). */
 size_t oauth_mem_count(oauth_mem_t *m);
+/* The browser sessions, in storage (oauth_websession.c): the operations above on entries of the web_sessions
+ * table, each one storage transaction. None takes ownership of an entry. */
+/** @return OAUTH_OK, OAUTH_ERR_FULL (sessions_cap even after purging the expired ones), OAUTH_ERR_STORAGE */
+int oauth_ws_insert(oauth_t *o, const oauth_ent_t *e, int64_t now);
+/** Put an entry that was taken back. @return OAUTH_OK, OAUTH_ERR_STORAGE */
+int oauth_ws_put_back(oauth_t *o, const oauth_ent_t *e);
+/** Remove the entry under key and hand it out in *out (the caller frees it).
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID (none), OAUTH_ERR_EXPIRED (removed), OAUTH_ERR_STORAGE (nothing removed) */
+int oauth_ws_take(oauth_t *o, const uint8_t key[32], int64_t now, oauth_ent_t **out);
+/** Run fn on a copy of the entry under key and write it back when fn returns OAUTH_OK.
+ *  @return OAUTH_ERR_INVALID (none), OAUTH_ERR_EXPIRED (then removed), OAUTH_ERR_STORAGE, else fn's value */
+int oauth_ws_with(oauth_t *o, const uint8_t key[32], int64_t now, int (*fn)(oauth_ent_t *e, void *arg), void *arg);
 #ifdef CSC_TEST_HOOKS
 /** Test hook: lower the capacity. */
 void oauth_mem_set_cap(oauth_mem_t *m, size_t cap);

@@ -1,6 +1,7 @@
 /*
- * oauth_mem.c - the in-memory tables of pushed authorization requests and
- * browser sessions.
+ * oauth_mem.c - the in-memory table of pushed authorization requests, and the
+ * entries (oauth_ent_t) it shares with the browser sessions (which are kept in
+ * storage: oauth_websession.c).
  *
  * Both are short-lived and worthless after a restart (the user starts over),
  * so they need no durability and stay out of the storage writer's queue. Each

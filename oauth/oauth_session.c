@@ -170,11 +170,10 @@ static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const ch
     oauth_copy(e->user, sizeof(e->user), user);
     e->epoch = epoch;
     memcpy(csrf, e->csrf, OAUTH_TOKEN_BUFLEN);
-    if ((rc = oauth_mem_insert(o->sessions, e, now)) != OAUTH_OK) {
+    if ((rc = oauth_ws_insert(o, e, now)) != OAUTH_OK) {
         OPENSSL_cleanse(csrf, OAUTH_TOKEN_BUFLEN);
         goto out;
     }
-    e = NULL;
     memcpy(sid, value, OAUTH_TOKEN_BUFLEN);
 out:
     oauth_ent_free(e);
@@ -231,7 +230,7 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out)
     if ((rc = oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key)) != OAUTH_OK)
         goto out;
     op = (sess_op_t){o, oauth_clock(o), out, 0};
-    rc = oauth_mem_with(o->sessions, key, op.now, get_fn, &op);
+    rc = oauth_ws_with(o, key, op.now, get_fn, &op);
     if (rc == OAUTH_OK && out->user[0]) {
         /* Signed in before an operator's reset (password, TOTP, suspension) of the user: the session ends. */
         sess_user_t su = {out->user, op.epoch, 0};
@@ -249,17 +248,18 @@ out:
 void oauth_session_end(oauth_t *o, const char *sid)
 {
     uint8_t key[32];
-    int expired;
 
     if (!o || oauth_token_hash(sid, sid ? strnlen(sid, OAUTH_TOKEN_BUFLEN) : 0, key) != OAUTH_OK)
         return;
-    oauth_ent_free(oauth_mem_take(o->sessions, key, oauth_clock(o), &expired));
+    oauth_ent_t *e = NULL;
+    (void)oauth_ws_take(o, key, oauth_clock(o), &e);
+    oauth_ent_free(e);
 }
 
 int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, const char *authz_details)
 {
     uint8_t key[32];
-    int expired = 0, rc = OAUTH_ERR_INVAL;
+    int rc = OAUTH_ERR_INVAL;
     oauth_ent_t *e = NULL, *n = NULL;
     oauth_authz_request_t *req = NULL;
 
@@ -269,8 +269,8 @@ int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, 
         return rc;
     int64_t now = oauth_clock(o);
     /* Entries are packed: take it out, rebuild it with the credential, put the new one in its place. */
-    if (!(e = oauth_mem_take(o->sessions, key, now, &expired)))
-        return expired ? OAUTH_ERR_EXPIRED : OAUTH_ERR_INVALID;
+    if ((rc = oauth_ws_take(o, key, now, &e)) != OAUTH_OK)
+        return rc;
     rc = OAUTH_ERR_INTERNAL;
     if (!(req = malloc(sizeof(*req))))
         goto out;
@@ -292,14 +292,11 @@ int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, 
     n->touched = e->touched;
     n->expires = e->expires;
     touch(o, n, now);
-    if ((rc = oauth_mem_insert(o->sessions, n, now)) != OAUTH_OK)
-        goto out;
-    n = NULL;
-    rc = OAUTH_OK;
+    if ((rc = oauth_ws_put_back(o, n)) != OAUTH_OK)
+        goto back;
     goto out;
 back:
-    oauth_mem_put_back(o->sessions, e);
-    e = NULL;
+    (void)oauth_ws_put_back(o, e);
 out:
     oauth_ent_free(n);
     oauth_ent_free(e);

@@ -45,6 +45,8 @@ static const struct {
     {SAM_OP_EXTEND, sam_op_extend},
     {SAM_OP_SIGN, sam_op_sign},
     {SAM_OP_SIGN_RESERVED, sam_op_sign_reserved},
+    {SAM_OP_CHALLENGE, sam_op_challenge},
+    {SAM_OP_CONSENT, sam_op_consent},
 };
 
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
@@ -93,6 +95,24 @@ uint32_t sam_refusal_of_oauth(int code)
 static int append_audit(stor_txn_t *t, void *arg)
 {
     return stor_txn_audit_append(t, arg);
+}
+
+int sam_core_refuse_audited(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
+                            const char *user, const char *cred, const char *client, uint32_t code, const char *reason,
+                            unsigned about)
+{
+    stor_audit_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.event = event;
+    rec.result = STOR_RES_DENIED;
+    snprintf(rec.user, sizeof(rec.user), "%s", user != NULL ? user : "");
+    snprintf(rec.cred, sizeof(rec.cred), "%s", cred != NULL ? cred : "");
+    snprintf(rec.client, sizeof(rec.client), "%s", client != NULL ? client : "");
+    snprintf(rec.detail, sizeof(rec.detail), "csc-sam refused %s: %s", sam_op_name(req->op), reason);
+    int rc = stor_write(cfg->stor, append_audit, &rec);
+    if (rc != STOR_OK) /* still refused: a refusal never needs its record to stand */
+        fprintf(stderr, "csc-sam: cannot audit a refused %s: %s\n", sam_op_name(req->op), stor_strerror(rc));
+    return sam_build_refusal(b, req->id, code, reason, about);
 }
 
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer)

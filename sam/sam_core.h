@@ -57,6 +57,23 @@ void sam_op_sign_release_all(const char *reason);
 uint32_t sam_load_cred(const sam_server_config_t *cfg, const oauth_principal_t *p, const char *id, stor_cred_t *out);
 /* The production policy (J13) for cred: NULL when it may authorize and sign, else why not. */
 const char *sam_policy_refusal(const sam_server_config_t *cfg, const stor_cred_t *cred);
+/**
+ * Refuse req (code, reason, about: a tag or 0) into b, and audit the refusal first (event, STOR_RES_DENIED, user,
+ * cred and client as known: NULL is "", detail = reason): the SAM's own refusals (a token or session it could not
+ * verify) that no oauth/ call audited already.
+ * @return sam_build_refusal()'s result
+ */
+int sam_core_refuse_audited(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
+                            const char *user, const char *cred, const char *client, uint32_t code, const char *reason,
+                            unsigned about);
+
+/* ---- op handlers (one file each: sam_op_<name>.c), rows of sam_core.c's table ---- */
+
+/** CHALLENGE (sam_op_challenge.c): credentials/getChallenge and v1 sendOTP: make and deliver a one-time code. */
+int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
+/** CONSENT (sam_op_consent.c): the OAuth consent page's decision in a stored browser session -> authorization code. */
+int sam_op_consent(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);

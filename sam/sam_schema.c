@@ -173,11 +173,14 @@ static const sam_field_spec_t approve[] = {
     SESSION,
     DECISION,
 };
+/* The browser session (stored: the SAM reads its user and request itself) and the form's CSRF token; the request's
+ * credential and digests are the session's, never the message's. */
 static const sam_field_spec_t consent[] = {
     PIN,
     SESSION,
     DECISION,
     TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
 };
 static const sam_field_spec_t consent_r[] = { /* absent on a refusal by the user */
     TEXT(SAM_T_CODE, OPT, 1, SAM_TOKEN_MAX),
@@ -308,7 +311,7 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_STAMP, 0, "STAMP", stamp, stamp_r),
     OP(SAM_OP_CHALLENGE, 0, "CHALLENGE", challenge, challenge_r),
     OP_EMPTY_REPLY(SAM_OP_APPROVE, 0, "APPROVE", approve),
-    OP(SAM_OP_CONSENT, 1, "CONSENT", consent, consent_r),
+    OP(SAM_OP_CONSENT, 0, "CONSENT", consent, consent_r),
     OP(SAM_OP_AUDIT_HEAD, 1, "AUDIT_HEAD", audit_head, audit_head_r),
     OP(SAM_OP_SIGN_RESERVED, 0, "SIGN_RESERVED", sign_reserved, sign_r),
     OP(SAM_OP_KEY_CREATE, 1, "KEY_CREATE", key_create, key_create_r),

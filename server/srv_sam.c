@@ -177,6 +177,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .allow_scal1 = (int)cfg->allow_scal1,
         .allow_single_factor = (int)cfg->allow_single_factor,
         .crl = tasks.crl,
+        .otp_sender = cfg->otp_sender,
+        .otp_sender_timeout = cfg->otp_sender_timeout,
     };
     sam_server_t *srv = NULL;
     if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {

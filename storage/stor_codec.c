@@ -245,6 +245,20 @@ static const field_t async_fields[] = {
     U32(13, stor_async_t, owner_pid),
 };
 
+static const field_t websession_fields[] = {
+    FIXED(1, stor_websession_t, hash),
+    STR(2, stor_websession_t, user),
+    STR(3, stor_websession_t, client_id),
+    STR(4, stor_websession_t, csrf),
+    U32(5, stor_websession_t, epoch),
+    I64(6, stor_websession_t, created_at),
+    I64(7, stor_websession_t, touched_at),
+    I64(8, stor_websession_t, expires_at),
+    U32(9, stor_websession_t, req_len),
+    U32(10, stor_websession_t, req_one),
+    PTR2(11, stor_websession_t, req, STOR_WEBSESSION_REQ_MAX, req_len, req_one),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -259,6 +273,7 @@ FITS(async_fields);
 FITS(operator_fields);
 FITS(opsession_fields);
 FITS(approval_fields);
+FITS(websession_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -274,6 +289,7 @@ static const rec_desc_t descs[] = {
     [STOR_REC_OPERATOR] = DESC(stor_operator_t, operator_fields),
     [STOR_REC_OPSESSION] = DESC(stor_opsession_t, opsession_fields),
     [STOR_REC_APPROVAL] = DESC(stor_approval_t, approval_fields),
+    [STOR_REC_WEBSESSION] = DESC(stor_websession_t, websession_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

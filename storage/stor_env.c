@@ -54,6 +54,7 @@ static const struct {
     [STOR_DB_APPROVALS] = { "approvals", 0 },
     [STOR_DB_DELEGATIONS] = { "delegations", MDB_DUPSORT },
     [STOR_DB_PENDING_SADS] = { "pending_sads", 0 },
+    [STOR_DB_WEBSESSIONS] = { "web_sessions", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

@@ -22,6 +22,8 @@
  *   op_sessions     token hash (32)    -> encoded stor_opsession_t
  *   approvals       approval id        -> encoded stor_approval_t
  *   delegations     delegate (dupsort) -> credential id
+ *   web_sessions    session id hash    -> encoded stor_websession_t (the OAuth and approval pages' browser sessions,
+ *                                         shared by csc-server and csc-sam; purged after expires_at)
  *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
@@ -42,7 +44,7 @@ enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STO
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
        STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC,
        STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_PENDING_SADS,
-       STOR_DB_COUNT };
+       STOR_DB_WEBSESSIONS, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -96,6 +98,7 @@ typedef enum {
     STOR_REC_OPERATOR = 9,
     STOR_REC_OPSESSION = 10,
     STOR_REC_APPROVAL = 11,
+    STOR_REC_WEBSESSION = 21,
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */
@@ -144,6 +147,8 @@ int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t 
 int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, void *out, size_t size);
 int stor_put_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, const void *rec, int create_only);
 int stor_del_by_name(stor_txn_t *t, int db, const char *name);
+/** Delete the record under a 32-byte hash key in table db (write txn). @return 0, STOR_ERR_NOTFOUND, ... */
+int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32]);
 /** 0 if name is 1..STOR_NAME_MAX printable ASCII characters without spaces, else STOR_ERR_INVAL. */
 int stor_name_check(const char *name);
 /** The LMDB handle of table db (for the files of storage/ that add tables). */

@@ -493,7 +493,7 @@ static int sad_put_in(stor_txn_t *t, int db, const stor_sad_t *sad)
     return stor_put_rec(t, db, &k, STOR_REC_SAD, sad, 0);
 }
 
-static int hash_del_in(stor_txn_t *t, int db, const uint8_t hash[32])
+int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32])
 {
     MDB_val k;
     int rc;
@@ -520,7 +520,7 @@ int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)
 
 int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32])
 {
-    return hash_del_in(t, STOR_DB_SADS, hash);
+    return stor_del_by_hash(t, STOR_DB_SADS, hash);
 }
 
 int stor_txn_pending_sad_get(stor_txn_t *t, const uint8_t code_hash[32], stor_sad_t *out)
@@ -535,7 +535,7 @@ int stor_txn_pending_sad_put(stor_txn_t *t, const stor_sad_t *pending)
 
 int stor_txn_pending_sad_del(stor_txn_t *t, const uint8_t code_hash[32])
 {
-    return hash_del_in(t, STOR_DB_PENDING_SADS, code_hash);
+    return stor_del_by_hash(t, STOR_DB_PENDING_SADS, code_hash);
 }
 
 /* ---- OAuth clients ----------------------------------------------------- */
@@ -655,7 +655,7 @@ static int collect_user(stor_txn_t *t, int db, stor_rec_type_t type, const char 
 static int del_listed(stor_txn_t *t, int db, const stor_hash_list_t *l)
 {
     for (size_t i = 0; i < l->n; i++) {
-        int rc = hash_del_in(t, db, l->h[i]);
+        int rc = stor_del_by_hash(t, db, l->h[i]);
         if (rc != 0 && rc != STOR_ERR_NOTFOUND)
             return rc;
     }
@@ -774,7 +774,8 @@ static int purge_fn(stor_txn_t *t, void *arg)
         (rc = stor_purge_table(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p->now,
                                &p->n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at),
-                               p->now, &p->n)) != 0)
+                               p->now, &p->n)) != 0 ||
+        (rc = stor_txn_websession_purge(t, p->now, &p->n)) != 0)
         return rc;
     return stor_purge_table(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p->now, &p->n);
 }

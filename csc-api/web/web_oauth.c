@@ -653,12 +653,76 @@ out:
 
 /* ---- POST /oauth2/authorize ------------------------------------------------------------- */
 
+/* The oauth/ outcome a refusal of CONSENT stands for, as the pages below tell it apart. */
+static int consent_refusal(const sam_msg_t *reply)
+{
+    uint32_t code = 0, about = 0;
+    if (reply->op != SAM_OP_REFUSED || sam_get_u32(reply, SAM_T_REFUSAL, &code) != SAM_OK)
+        return OAUTH_ERR_STORAGE; /* csc-sam not reached, or no answer: nothing was decided */
+    (void)sam_get_u32(reply, SAM_T_ABOUT, &about);
+    switch (code) {
+    case SAM_REFUSE_UNAUTHORIZED:
+        return about == SAM_T_PIN ? OAUTH_ERR_DENIED : OAUTH_ERR_INVALID;
+    case SAM_REFUSE_NOT_FOUND:
+        return OAUTH_ERR_INVALID;
+    case SAM_REFUSE_EXPIRED:
+        return OAUTH_ERR_EXPIRED;
+    case SAM_REFUSE_LOCKED:
+        return OAUTH_ERR_LOCKED;
+    case SAM_REFUSE_DISABLED:
+        return OAUTH_ERR_DISABLED;
+    case SAM_REFUSE_BUSY:
+        return OAUTH_ERR_BUSY;
+    case SAM_REFUSE_BAD_MESSAGE:
+        return about == SAM_T_NUM_SIGNATURES ? OAUTH_ERR_INVAL : OAUTH_ERR_STORAGE;
+    default:
+        return OAUTH_ERR_STORAGE;
+    }
+}
+
+/* The consent decision is csc-sam's (CONSENT): it reads the session, checks the form's CSRF token, the PIN, and issues
+ * the code. code: "" unless approved. @return OAUTH_OK or the outcome consent_refusal() reads. */
+static int consent(web_t *w, const char *sid, const char *csrf, int approve, const char *pin, size_t pin_len,
+                   char code[OAUTH_TOKEN_BUFLEN])
+{
+    csc_sam_call_t call;
+    csc_err_t err;
+    char addr[SAM_ADDR_MAX + 1];
+    int rc;
+
+    code[0] = '\0';
+    if (csc_sam_begin(w->c, &call, SAM_OP_CONSENT, &err) != 0)
+        return OAUTH_ERR_STORAGE;
+    if (pin != NULL) {
+        /* A PIN the protocol cannot carry (not UTF-8, over SAM_SECRET_MAX bytes) is no credential's PIN. */
+        if (sam_put_text(&call.b, SAM_T_PIN, pin, pin_len) != SAM_OK) {
+            csc_sam_end(&call);
+            return OAUTH_ERR_DENIED;
+        }
+    }
+    sam_put_str(&call.b, SAM_T_SESSION, sid);
+    sam_put_u32(&call.b, SAM_T_DECISION, approve ? 1 : 0);
+    snprintf(addr, sizeof(addr), "%s", w->call->client != NULL ? w->call->client : "");
+    if (addr[0] != '\0')
+        sam_put_str(&call.b, SAM_T_ADDR, addr);
+    sam_put_str(&call.b, SAM_T_CSRF, csrf);
+    if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) != 0)
+        rc = consent_refusal(&call.reply);
+    else if (sam_msg_count(&call.reply, SAM_T_CODE) > 0 &&
+             sam_get_text(&call.reply, SAM_T_CODE, code, OAUTH_TOKEN_BUFLEN) != SAM_OK)
+        rc = OAUTH_ERR_STORAGE;
+    else
+        rc = OAUTH_OK;
+    csc_sam_end(&call);
+    return rc;
+}
+
 /* Returns OAUTH_ERR_DENIED (wrong PIN: the session stays, nothing sent yet) or 0 (a reply is set). */
-static int finish_with_code(web_t *w, const oauth_authz_request_t *req, const char *sid, const char *pin,
-                            size_t pin_len)
+static int finish_with_code(web_t *w, const oauth_authz_request_t *req, const char *sid, const char *csrf,
+                            const char *pin, size_t pin_len)
 {
     char code[OAUTH_TOKEN_BUFLEN];
-    int rc = oauth_session_decide(w->c->oauth, sid, 1, pin, pin_len, w->call->client, code);
+    int rc = consent(w, sid, csrf, 1, pin, pin_len, code);
     if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_BUSY)
         return rc;
     oauth_session_end(w->c->oauth, sid);
@@ -767,7 +831,7 @@ static void after_login(web_t *w, const char *sid, const oauth_session_view_t *v
                         const char *error)
 {
     if (v->req.scope != STOR_SCOPE_CREDENTIAL) {
-        (void)finish_with_code(w, &v->req, sid, NULL, 0); /* no PIN asked: never DENIED */
+        (void)finish_with_code(w, &v->req, sid, v->csrf, NULL, 0); /* no PIN asked: never DENIED */
         return;
     }
     if (v->req.cred[0] == '\0' && pick_by_qualifier(w, sid, (oauth_session_view_t *)v) != 0) {
@@ -933,13 +997,13 @@ static void authorize_post(web_t *w)
     const char *action = web_form_get(&f, "action");
     if (action != NULL && strcmp(action, "deny") == 0) {
         char code[OAUTH_TOKEN_BUFLEN];
-        (void)oauth_session_decide(w->c->oauth, sid, 0, NULL, 0, w->call->client, code);
+        (void)consent(w, sid, csrf, 0, NULL, 0, code);
         clear_cookie(w);
         redirect(w, &v->req, NULL, "access_denied", "The user refused the request");
     } else if (action != NULL && strcmp(action, "approve") == 0 && v->user[0] != '\0' &&
                v->req.scope == STOR_SCOPE_CREDENTIAL) {
         const char *pin = web_form_get(&f, "pin");
-        int rc = finish_with_code(w, &v->req, sid, pin, pin != NULL ? strlen(pin) : 0);
+        int rc = finish_with_code(w, &v->req, sid, csrf, pin, pin != NULL ? strlen(pin) : 0);
         if (rc == OAUTH_ERR_DENIED)
             after_login(w, sid, v, client, "The PIN is not correct. Try again.");
         else if (rc == OAUTH_ERR_BUSY)

@@ -558,7 +558,7 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out);
  * password and TOTP (each code once), for req's client (a validated request). Failures count towards the
  * user's lock and towards the client address's rate limit. Audited (STOR_EV_LOGIN, client = OAuth client id
  * and address). Only after the login succeeded is a browser session started, for req and signed in as user:
- * kept in memory, bounded count, idle and absolute timeouts from the configuration, a new id every time.
+ * kept in storage (so that csc-sam sees it: the consent and approval decisions are its), bounded count, idle and absolute timeouts from the configuration, a new id every time.
  * @param[out] sid, csrf the new session's id for the cookie (base64url, 43 characters) and its anti-CSRF
  *             token; "" unless OAUTH_OK
  * @return OAUTH_OK, OAUTH_ERR_DENIED (any wrong or unknown value, a locked user), OAUTH_ERR_RATE,

@@ -57,6 +57,8 @@ typedef struct sam_server_config {
     int allow_scal1;             /**< production: SCAL 1 credentials may still authorize and sign */
     int allow_single_factor;     /**< production: single-factor credentials may still authorize and sign */
     pki_crl_t *crl;              /**< the SAM's own CRL store of crl_dir, checked before each signature (NULL: none) */
+    const char *otp_sender;      /**< CHALLENGE's delivery: "exec:/path" or "file:/path" (NULL, "": not offered) */
+    unsigned otp_sender_timeout; /**< seconds an exec: sender may run (1..120) */
 } sam_server_config_t;
 
 /**

@@ -121,7 +121,7 @@ enum {
     SAM_OP_STAMP = 6,           /**< signatures/timestamp: digest -> DER time-stamp token */
     SAM_OP_CHALLENGE = 7,       /**< credentials/getChallenge: make and deliver a one-time code */
     SAM_OP_APPROVE = 8,         /**< the /approve page's decision on a pending authorization */
-    SAM_OP_CONSENT = 9,         /**< PROVISIONAL: the OAuth consent page's decision (PIN) -> authorization code */
+    SAM_OP_CONSENT = 9,         /**< the OAuth consent page's decision in a browser session (PIN) -> authorization code */
     SAM_OP_AUDIT_HEAD = 10,     /**< PROVISIONAL, the operators' socket (csc-admin audit sign-head): sign the audit
                                      log's head now; csc-sam signs the periodic heads itself, unasked */
     SAM_OP_SIGN_RESERVED = 11,  /**< operationMode "A": sign what a SIGN with ASYNC reserved (TICKET), or give it back */
@@ -222,6 +222,7 @@ enum {
     SAM_T_STORAGE_STATE = 55, /**< U32 SAM_HSM_READY (the database is open and readable) or SAM_HSM_UNAVAILABLE */
     SAM_T_CMS = 56,           /**< U32 per digest (SIGN): sign CMS signed attributes over it, SAM_CMS_* */
     SAM_T_TICKET = 57,        /**< BYTES 16: a reservation of SIGN with ASYNC (signed later by SIGN_RESERVED) */
+    SAM_T_CSRF = 58,          /**< TEXT the anti-CSRF token the page's form carried (CONSENT, APPROVE) */
     SAM_TAG_LIMIT = 64,       /**< every tag is below this */
 };
 

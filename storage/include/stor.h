@@ -311,6 +311,27 @@ typedef struct stor_async {
     const uint8_t *body;                  /**< DONE: the JSON reply; not owned (a get points into the txn) */
     uint32_t owner_pid;                   /**< PENDING: the process that runs the job */
 } stor_async_t;
+/* ---- browser sessions of the OAuth and approval pages (stor_websession.c) ------------------------------- */
+
+/** Largest packed authorization request a session holds (oauth/'s oauth_ent_t request: 1,024 digests of 64 bytes,
+ *  the RAR JSON, labels, with room). */
+#define STOR_WEBSESSION_REQ_MAX (256u * 1024u)
+
+/** One signed-in browser session (oauth/oauth_session.c), in storage so that both csc-server (the pages) and
+ *  csc-sam (the decisions: consent, approval) see the same one. Keyed by the SHA-256 of the session id: the
+ *  cookie's value is never stored. Purged after expires_at by stor_purge_expired(). */
+typedef struct stor_websession {
+    uint8_t hash[32];                     /**< SHA-256 of the session id */
+    char user[STOR_NAME_MAX + 1];         /**< who signed in */
+    char client_id[STOR_NAME_MAX + 1];    /**< the OAuth client (or the approval page's pseudo-client) */
+    char csrf[64];                        /**< the pages' anti-CSRF token (base64url, 43 characters) */
+    uint32_t epoch;                       /**< the user's epoch at the login (an operator's reset ends the session) */
+    int64_t created_at, touched_at, expires_at;
+    uint32_t req_len;                     /**< bytes of req */
+    uint32_t req_one;                     /**< 1 when req_len > 0 (the codec's count) */
+    const uint8_t *req;                   /**< oauth/'s packed request; not owned (a get points into the txn) */
+} stor_websession_t;
+
 /** Owner name of the built-in time-stamping unit's credential (created by csc-admin tsa init): reserved, so no
  *  user can be created with it, see or authorize it. */
 #define STOR_TSA_OWNER "-tsa-"
@@ -634,6 +655,19 @@ int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz);
 /** Delete expired tokens, SADs, pending SADs, authorization codes and operator sessions past their absolute expiry (a write).
  *  @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
+
+/** @return STOR_OK (out->req points into the transaction's memory: copy it before the callback returns),
+ *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
+int stor_txn_websession_get(stor_txn_t *t, const uint8_t hash[32], stor_websession_t *out);
+/** Create (create_only) or replace. @return STOR_OK, STOR_ERR_EXISTS, STOR_ERR_INVAL (bad names, csrf not
+ *  terminated, req too long or missing), ... */
+int stor_txn_websession_put(stor_txn_t *t, const stor_websession_t *s, int create_only);
+/** @return STOR_OK, STOR_ERR_NOTFOUND, ... */
+int stor_txn_websession_del(stor_txn_t *t, const uint8_t hash[32]);
+/** How many sessions are stored (expired ones included until purged). @return STOR_OK, ... */
+int stor_txn_websession_count(stor_txn_t *t, size_t *n);
+/** Delete the sessions expired at now; *n += how many (in the caller's write). @return STOR_OK, ... */
+int stor_txn_websession_purge(stor_txn_t *t, int64_t now, int *n);
 
 /** @return STOR_OK (out->body points into the transaction's memory: copy it before the callback returns),
  *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */

@@ -814,7 +814,7 @@ START_TEST(t_storage_failures)
     ck_assert_int_eq(oauth_session_login_new(fx.o, req, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR, sid, secret),
                      OAUTH_ERR_STORAGE);
     ck_assert_str_eq(sid, "");
-    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), 0);
+    ck_assert_uint_eq(n_sessions(), 0);
     ck_assert_int_eq(get_user("alice").totp_last_step, 0);
     ck_assert_int_eq(oauth_session_login_new(fx.o, req, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR, sid, secret),
                      OAUTH_OK);

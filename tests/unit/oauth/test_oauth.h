@@ -34,6 +34,8 @@ void put_cred(const stor_cred_t *c);
 void put_token(const stor_token_t *t);
 void put_sad(const stor_sad_t *s);
 stor_user_t get_user(const char *name);
+/* Browser sessions stored (they are kept in storage: oauth_websession.c). */
+size_t n_sessions(void);
 void get_cred(const char *id, stor_cred_t *out);
 int get_token(const uint8_t hash[32], stor_token_t *out);
 int get_sad(const uint8_t hash[32], stor_sad_t *out);

@@ -121,10 +121,6 @@ END_TEST
 
 /* ---- sessions (started signed in by oauth_session_login_new()) ------------------------------ */
 
-static size_t n_sessions(void)
-{
-    return oauth_mem_count(fx.o->sessions);
-}
 
 START_TEST(t_session_new_get_end)
 {
@@ -647,7 +643,7 @@ END_TEST
 START_TEST(t_ticket_round_trip)
 {
     char cookie[OAUTH_TICKET_COOKIE_LEN], other[OAUTH_TICKET_COOKIE_LEN], *form = NULL, *form2 = NULL, *p = NULL;
-    size_t len = 0, sessions = oauth_mem_count(fx.o->sessions);
+    size_t len = 0, sessions = n_sessions();
     const char *q = "client_id=app&state=a%26b";
 
     with_cfg(0, 300, 900, 0, 0);
@@ -661,7 +657,7 @@ START_TEST(t_ticket_round_trip)
     free(p);
     p = NULL;
     /* nothing was kept */
-    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), sessions);
+    ck_assert_uint_eq(n_sessions(), sessions);
     /* another cookie, another page, an altered token or cookie: refused */
     ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", other, form, &p, &len), OAUTH_ERR_INVALID);
     ck_assert_int_eq(oauth_ticket_check(fx.o, "approve", cookie, form, &p, &len), OAUTH_ERR_INVALID);
@@ -738,16 +734,16 @@ START_TEST(t_login_new_starts_the_session_only_after_the_password)
 
     ck_assert_ptr_nonnull(v);
     mk_user("alice", STOR_USER_ACTIVE, 1);
-    before = oauth_mem_count(fx.o->sessions);
+    before = n_sessions();
     ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", "wrong", 5, "000000", 6, T_ADDR, sid, csrf),
                      OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_session_login_new(fx.o, r, "nobody", T_PW, PWL, "000000", 6, T_ADDR, sid, csrf),
                      OAUTH_ERR_DENIED);
     ck_assert_str_eq(sid, "");
-    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), before);
+    ck_assert_uint_eq(n_sessions(), before);
     otp_current(otp);
     ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", T_PW, PWL, otp, 6, T_ADDR, sid, csrf), OAUTH_OK);
-    ck_assert_uint_eq(oauth_mem_count(fx.o->sessions), before + 1);
+    ck_assert_uint_eq(n_sessions(), before + 1);
     ck_assert_int_eq(oauth_session_get(fx.o, sid, v), OAUTH_OK);
     ck_assert_str_eq(v->user, "alice");
     ck_assert_str_eq(v->csrf, csrf);

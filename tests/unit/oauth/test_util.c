@@ -104,6 +104,18 @@ void put_cred(const stor_cred_t *c) { put(K_CRED, c); }
 void put_token(const stor_token_t *t) { put(K_TOKEN, t); }
 void put_sad(const stor_sad_t *s) { put(K_SAD, s); }
 
+static int count_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_websession_count(t, arg);
+}
+
+size_t n_sessions(void)
+{
+    size_t n = 0;
+    ck_assert_int_eq(stor_read(fx.o->cfg.stor, count_fn, &n), STOR_OK);
+    return n;
+}
+
 stor_user_t get_user(const char *name)
 {
     stor_user_t u;
