@@ -1,0 +1,171 @@
+"""csc-sam and csc-server killed at the worst moment (issue 11): csc-sam killed with SIGKILL while clients sign, and
+csc-server killed with SIGKILL while a SAD is half spent.
+
+What must hold whatever the moment of the kill:
+- the front end answers every request, with a CSC error JSON and 503 while csc-sam is gone (never a 500, never a
+  hang), and signs again once the supervisor has started csc-sam again;
+- no signature reaches a client without its audit record (every acknowledged digest is in an `ok` sign record);
+- no budget is overspent: a SAD for N signatures yields at most N acknowledged signatures and at most N audited;
+- what csc-sam decided (SADs, their budgets, the audit chain) lives in storage and survives either process.
+"""
+import base64
+import json
+import os
+import signal
+import threading
+import time
+import unittest
+
+import harness as H
+from test_sam import alive, sam_child, supervisor, wait_for
+
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+PIN = "24681357"
+CRED = "kill-ec"
+BUDGET = 120
+
+
+def audited_ok(svc, cred):
+    """The digests (base64) of cred's `sign` records with result ok, in order, with repeats."""
+    q = svc.admin("audit", "query", "--event", "sign", "--credential", cred, "--json")
+    out = []
+    for line in q.stdout.splitlines():
+        rec = json.loads(line)
+        if rec.get("result") == "ok":
+            out += rec.get("digests", [])
+    return out
+
+
+class Signer(threading.Thread):
+    """Signs one fresh digest per request with sad until told to stop or the SAD is used up; keeps every answer."""
+
+    def __init__(self, svc, token, sad, name):
+        super().__init__(daemon=True)
+        self.svc, self.token, self.sad, self.name = svc, token, sad, name
+        self.stop = threading.Event()
+        self.answers = []  # (time, digest b64, Reply or exception)
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            d = H.b64(H.digest("%s %d" % (self.name, i)))
+            i += 1
+            try:
+                r = self.svc.post("signatures/signHash", {"credentialID": CRED, "SAD": self.sad, "hashes": [d],
+                                                          "signAlgo": H.ECDSA_SHA256}, self.token)
+            except Exception as e:  # a hang (timeout) or a dropped connection: the test fails on it
+                r = e
+            self.answers.append((time.time(), d, r))
+            if not isinstance(r, Exception) and r.status == 400:
+                return  # the SAD is used up
+
+
+class TestKillSam(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD)
+        cls.svc.admin("credential", "create", "--id", CRED, "--user", cls.svc.env["CSC_USER"], "--key", "p256",
+                      "--auth", "PIN", "--scal", "1", "--multisign", str(BUDGET), stdin=PIN + "\n")
+        cls.svc.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop_checked()
+
+    def sad(self, token, n):
+        r = self.svc.authorize(token, CRED, [], num=n, pin=PIN)
+        self.assertEqual(r.status, 200, r)
+        return r.json["SAD"]
+
+    def test_kill9_under_signing_load(self):
+        svc = self.svc
+        token = svc.token()
+        sad = self.sad(token, BUDGET)
+        signers = [Signer(svc, token, sad, "load-%d" % k) for k in range(4)]
+        for s in signers:
+            s.start()
+        # some signatures before the kill
+        self.assertTrue(wait_for(lambda: sum(len(s.answers) for s in signers) >= 8), "no signing before the kill")
+
+        # Hold the supervisor so that csc-sam stays dead while we look, then kill csc-sam under load.
+        sam, sup = sam_child(svc), supervisor(svc)
+        self.assertIsNotNone(sam)
+        os.kill(sup, signal.SIGSTOP)
+        try:
+            os.kill(sam, signal.SIGKILL)
+            killed_at = time.time()
+            self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d/exe" % sam) or not alive(sam)))
+            # csc-sam is gone and nobody restarts it: a request is answered at once with 503 and a CSC error
+            r = svc.post("signatures/signHash", {"credentialID": CRED, "SAD": sad, "hashes": [H.b64(H.digest("x"))],
+                                                 "signAlgo": H.ECDSA_SHA256}, token)
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(r.json["error"], "temporarily_unavailable", r)
+            self.assertIsInstance(r.json["error_description"], str)
+            r = svc.authorize(token, CRED, [], num=1, pin=PIN)
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(svc.post("info", {}).status, 200, "what needs no SAM still works")
+        finally:
+            os.kill(sup, signal.SIGCONT)
+
+        # restarted by the supervisor: the signers sign again with the same SAD, until its budget is used up
+        def signed_after_kill():
+            return any(t > killed_at and not isinstance(r, Exception) and r.status == 200
+                       for s in signers for (t, _, r) in list(s.answers))
+        self.assertTrue(wait_for(signed_after_kill, 60), "no signature after csc-sam came back: " +
+                        svc.server_stderr()[-2000:])
+        for s in signers:
+            s.join(120)
+            self.assertFalse(s.is_alive(), "a signer never saw its SAD used up")
+
+        answers = [a for s in signers for a in s.answers]
+        problems = [(d, r) for (_, d, r) in answers if isinstance(r, Exception) or r.status not in (200, 400, 503)]
+        self.assertEqual(problems, [], "only 200, 503 (SAM away) and 400 (SAD used up) are right")
+        for (_, _, r) in answers:
+            if r.status != 200:
+                self.assertIsInstance(r.json.get("error"), str, r)
+                self.assertIsInstance(r.json.get("error_description"), str, r)
+        acked = [d for (_, d, r) in answers if r.status == 200]
+        asked = {d for (_, d, _) in answers}
+        audited = [d for d in audited_ok(svc, CRED) if d in asked]  # this SAD's (the credential serves other tests)
+        self.assertEqual([d for d in acked if d not in audited], [], "acknowledged signatures without audit record")
+        self.assertLessEqual(len(acked), BUDGET, "budget overspent (acknowledged)")
+        self.assertLessEqual(len(audited), BUDGET, "budget overspent (audited)")
+        self.assertEqual(len(set(audited)), len(audited), "a digest signed twice")
+        # the signatures made after the restart verify with the credential's key
+        pem = svc.cert_pem(token, CRED)
+        late = [(d, r) for (t, d, r) in answers if t > killed_at and r.status == 200][:3]
+        for d, r in late:
+            self.assertTrue(H.verify(pem, base64.b64decode(r.json["signatures"][0]), base64.b64decode(d)))
+        # the audit chain is whole
+        v = svc.admin("audit", "verify", check=False)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+    def test_kill9_front_end_keeps_state(self):
+        """csc-server killed with SIGKILL mid-budget: its csc-sam goes with it (spawn mode), yet what the SAM
+        decided is in storage: after a restart the same SAD signs its remaining budget and not one more, and the
+        audit chain verifies."""
+        svc = self.svc
+        token = svc.token()
+        sad = self.sad(token, 3)
+
+        def sign(text):
+            return svc.post("signatures/signHash", {"credentialID": CRED, "SAD": sad, "hashes": [H.b64(H.digest(text))],
+                                                    "signAlgo": H.ECDSA_SHA256}, token)
+        self.assertEqual(sign("before 1").status, 200)
+        self.assertEqual(sign("before 2").status, 200)
+        sam = sam_child(svc)
+        svc.proc.kill()
+        svc.proc.wait()
+        svc.proc = None
+        svc.stderr.close()
+        self.assertTrue(wait_for(lambda: not alive(sam)), "csc-sam outlived a killed csc-server")
+        svc.start()
+        self.assertEqual(sign("after 1").status, 200, "the SAD (and its budget) survived")
+        r = sign("after 2")
+        self.assertEqual(r.status, 400, r)
+        v = svc.admin("audit", "verify", check=False)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
