@@ -36,6 +36,7 @@ struct csc {
     uint8_t *logo;             /* the image served there, read at start-up; NULL when external */
     size_t logo_len;
     const char *logo_ext, *logo_type;
+    int sam_down;              /* csc-sam could not be reached by the last call (csc_sam.c logs the changes only) */
 };
 
 /* ---- errors ---------------------------------------------------------------
@@ -99,6 +100,8 @@ typedef struct csc_err_row {
 #define CSC_BUSY_ROW                                                                                               \
     503, "temporarily_unavailable", "Too many sign-ins are being checked; try again in a moment", CSC_BUSY_RETRY_AFTER
 
+/* err from one row (its code is not looked at). Always -1. */
+int csc_err_row(csc_err_t *err, const csc_err_row_t *row);
 /* err (or r->err) from an oauth/ code: the call site's overrides first (NULL, or ended by a row with code 0),
  * then the table's rows for about, else 503 temporarily_unavailable. Always -1. */
 int csc_err_oauth(csc_err_t *err, csc_about_t about, int code, const csc_err_row_t *overrides);

@@ -53,6 +53,11 @@ static int set(csc_err_t *err, const csc_err_row_t *row)
     return -1;
 }
 
+int csc_err_row(csc_err_t *err, const csc_err_row_t *row)
+{
+    return set(err, row);
+}
+
 int csc_err_oauth(csc_err_t *err, csc_about_t about, int code, const csc_err_row_t *overrides)
 {
     for (const csc_err_row_t *o = overrides; o != NULL && o->code != 0; o++)

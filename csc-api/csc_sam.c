@@ -10,13 +10,23 @@
 
 #include "csc_int.h"
 
-static int unavailable(csc_err_t *err, const char *description)
+/* The two 503s of a call that got no answer: csc-sam away, or a request that could not be made (a bug). */
+static const csc_err_row_t sam_away = {0, 503, "temporarily_unavailable",
+                                       "The signature activation module is not available", 0};
+static const csc_err_row_t unavailable = {0, CSC_UNAVAILABLE_ROW};
+
+/* Log when csc-sam goes out of reach and when it is back, not once per failed call (an outage under load would
+ * flood the log). */
+static void note_reach(csc_t *c, int rc, unsigned op)
 {
-    err->status = 503;
-    err->error = "temporarily_unavailable";
-    err->description = description;
-    err->retry_after = 0;
-    return -1;
+    if (rc != SAM_OK) {
+        if (!__atomic_exchange_n(&c->sam_down, 1, __ATOMIC_RELAXED))
+            fprintf(stderr, "csc: csc-sam cannot be reached (%s: %s): what needs it is answered 503 until it is "
+                            "back\n", sam_op_name(op), sam_strerror(rc));
+    } else if (__atomic_load_n(&c->sam_down, __ATOMIC_RELAXED) &&
+               __atomic_exchange_n(&c->sam_down, 0, __ATOMIC_RELAXED)) {
+        fprintf(stderr, "csc: csc-sam answers again\n");
+    }
 }
 
 int csc_sam_begin(csc_t *c, csc_sam_call_t *call, unsigned op, csc_err_t *err)
@@ -24,9 +34,9 @@ int csc_sam_begin(csc_t *c, csc_sam_call_t *call, unsigned op, csc_err_t *err)
     memset(call, 0, sizeof(*call));
     call->op = op;
     if (c->sam == NULL)
-        return unavailable(err, "The signature activation module is not available");
+        return csc_err_row(err, &sam_away);
     if (sam_build_init(&call->b, op, sam_client_next_id(c->sam)) != SAM_OK)
-        return unavailable(err, "Out of memory");
+        return csc_err_row(err, &unavailable);
     return 0;
 }
 
@@ -39,18 +49,17 @@ int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about, const csc_err
     if (sam_build_finish(&call->b, &msg, &len) != SAM_OK) {
         /* The front end checks every value against the same bounds before it builds: this is a bug, logged. */
         fprintf(stderr, "csc: the %s request to csc-sam could not be built\n", sam_op_name(op));
-        return unavailable(err, "The service is temporarily unavailable");
+        return csc_err_row(err, &unavailable);
     }
     int rc = sam_client_call(c->sam, msg, len, &call->rb, &call->reply);
     sam_build_free(&call->b); /* wiped: it may hold a PIN */
-    if (rc != SAM_OK) {
-        fprintf(stderr, "csc: csc-sam (%s): %s\n", sam_op_name(op), sam_strerror(rc));
-        return unavailable(err, "The signature activation module is not available");
-    }
+    note_reach(c, rc, op);
+    if (rc != SAM_OK)
+        return csc_err_row(err, &sam_away);
     if (call->reply.op == SAM_OP_REFUSED) {
         uint32_t code = 0, tag = 0;
         if (sam_get_u32(&call->reply, SAM_T_REFUSAL, &code) != SAM_OK)
-            return unavailable(err, "The service is temporarily unavailable");
+            return csc_err_row(err, &unavailable);
         (void)sam_get_u32(&call->reply, SAM_T_ABOUT, &tag);
         /* What the refusal is about may be another subject than the call's: the device that failed to sign, the
          * caller's access token (which csc-sam checks again), or the credential (checked again before signing). */

@@ -90,6 +90,7 @@ class TestKillSam(unittest.TestCase):
         # Hold the supervisor so that csc-sam stays dead while we look, then kill csc-sam under load.
         sam, sup = sam_child(svc), supervisor(svc)
         self.assertIsNotNone(sam)
+        logged = svc.server_stderr()
         os.kill(sup, signal.SIGSTOP)
         try:
             os.kill(sam, signal.SIGKILL)
@@ -136,6 +137,12 @@ class TestKillSam(unittest.TestCase):
         late = [(d, r) for (t, d, r) in answers if t > killed_at and r.status == 200][:3]
         for d, r in late:
             self.assertTrue(H.verify(pem, base64.b64decode(r.json["signatures"][0]), base64.b64decode(d)))
+        # The outage is logged when it starts and when it ends, not once per refused call.
+        log = svc.server_stderr()[len(logged):]
+        refused = sum(1 for (_, _, r) in answers if r.status == 503) + 2
+        self.assertGreaterEqual(refused, 3)
+        self.assertIn(log.count("csc: csc-sam cannot be reached"), (1, 2), log[-3000:])
+        self.assertIn(log.count("csc: csc-sam answers again"), (1, 2), log[-3000:])
         # the audit chain is whole
         v = svc.admin("audit", "verify", check=False)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
