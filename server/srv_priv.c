@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -218,8 +219,9 @@ static const sc_group_t groups[] = {
      {"execve", "wait4", "waitid", "kill", "setpgid", "getpgid", "getpgrp", "pidfd_open", "dup2", "dup3",
       "close_range", NULL}},
     {P_SENDER, "the program under the helper's filter: what a dynamically linked program and /bin/sh need (the "
-               "dynamic loader's arch_prctl, terminal checks, the working directory, its own children)",
-     {"arch_prctl", "ioctl", "getcwd", "chdir", "fchdir", "readlinkat", "mkdir", "mkdirat", "unlinkat", "renameat",
+               "dynamic loader's arch_prctl, the working directory, coreutils' fadvise, its own children; terminal "
+               "checks are ioctl, in add_rules)",
+     {"arch_prctl", "fadvise64", "getcwd", "chdir", "fchdir", "readlinkat", "mkdir", "mkdirat", "unlinkat", "renameat",
       "renameat2", "fchmod", "fchmodat", "pipe", "vfork", NULL}},
     {P_SENDER, "the program may hand the message to a local service over a Unix socket (socket() is AF_UNIX only, in "
                "add_rules): never the network",
@@ -236,6 +238,13 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
                            SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* The sender helper and its program: new processes too (fork, vfork), but never in new namespaces. */
+    if (profile == SRV_PROFILE_SENDER) {
+        /* ioctl: the questions a program asks about its descriptors (isatty, window size, bytes readable,
+         * blocking and close-on-exec); nothing that acts on a terminal (TIOCSTI and the like). */
+        static const unsigned long asks[] = {TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX};
+        for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++)
+            rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, asks[i]));
+    }
     if (profile == SRV_PROFILE_SENDER)
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                                SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS |
