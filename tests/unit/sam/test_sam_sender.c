@@ -113,7 +113,7 @@ START_TEST(t_req_refusals)
     REFUSED("SND1", 1, 1000, "alice", 5, "c1", 2, "12345", 5);                            /* short code */
     REFUSED("SND1", 1, 1000, "alice", 5, "c1", 2, "1234567", 7);                          /* long code */
     REFUSED("SND1", 1, 1000, "alice", 5, "c1", 2, "12345a", 6);                           /* not digits */
-    REFUSED("SND1", 1, 1000, "alice", 5, "c1", 2, "12\0456", 6);
+    REFUSED("SND1", 1, 1000, "alice", 5, "c1", 2, "12\0" "456", 6);
 #undef REFUSED
     /* a length byte that runs past the end */
     n = hand(b, "SND1", 1, 1000, "alice", 5, "c1", 2, "123456", 6);
