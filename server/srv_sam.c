@@ -182,13 +182,13 @@ static void sender_main(const srv_config_t *cfg, int fd)
     sigset_t none;
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, NULL); /* csc-sam's stop signals are blocked for its sigwait */
-    (void)prctl(PR_SET_NAME, "csc-sam-sender", 0, 0, 0);
     if (srv_priv_drop("csc-sam sender", cfg->sam_user) != 0)
         _exit(1);
     if (!cfg->seccomp)
         fprintf(stderr, "csc-sam sender: WARNING: seccomp = no: no system-call filter (for debugging only)\n");
     else if (srv_priv_seccomp(SRV_PROFILE_SENDER) != 0)
         _exit(1);
+    (void)prctl(PR_SET_NAME, "csc-sam-sender", 0, 0, 0); /* named once hardened */
     _exit(sam_sender_serve(3, cfg->otp_sender + 5) == 0 ? 0 : 1);
 }
 

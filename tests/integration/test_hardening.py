@@ -209,6 +209,22 @@ def deliver_once(test, svc, prog_dir):
     return int(re.findall(r"uid=(\d+)", text)[-1])
 
 
+def restarted_with_helper(svc, old, hello_as_root=True):
+    """The csc-sam that replaced old, with its helper, once it answers HELLO (its helper is forked before it listens;
+    hello_as_root False: not asked, with server_user only it answers); None if none came within the deadline."""
+    def ready():
+        new = sam_child(svc)
+        if new in (None, old) or not sender_helper(new):
+            return None
+        if not hello_as_root:
+            return new
+        try:
+            return new if "pid=%d " % new in hello(os.path.join(svc.dir, "csc-sam.sock"))[T_IDENTITY] else None
+        except OSError:
+            return None
+    return wait_for(ready)
+
+
 def check_helper(test, svc, sam):
     """sam's helper: under its own filter, without a descriptor of csc-sam's but its socket; its pid."""
     helper = wait_for(lambda: sender_helper(sam))
@@ -239,7 +255,7 @@ class TestExecSender(unittest.TestCase):
             deliver_once(self, svc, d)
             os.kill(sam, signal.SIGKILL)
             self.assertTrue(wait_for(lambda: not alive(helper)), "the helper outlived csc-sam")
-            new = wait_for(lambda: (lambda p: p if p not in (None, sam) and sender_helper(p) else None)(sam_child(svc)))
+            new = restarted_with_helper(svc, sam)
             self.assertTrue(new, "csc-sam was not restarted with a helper: " + svc.server_stderr()[-2000:])
             helper = check_helper(self, svc, new)
             deliver_once(self, svc, d)
@@ -258,7 +274,7 @@ class TestExecSender(unittest.TestCase):
             sam = sam_child(svc)
             helper = check_helper(self, svc, sam)
             os.kill(helper, signal.SIGKILL)
-            new = wait_for(lambda: (lambda p: p if p not in (None, sam) and sender_helper(p) else None)(sam_child(svc)))
+            new = restarted_with_helper(svc, sam)
             self.assertTrue(new, "csc-sam was not restarted: " + svc.server_stderr()[-2000:])
             self.assertIn("csc-sam: the otp_sender helper ended: stopping", svc.server_stderr())
             check_helper(self, svc, new)
@@ -390,9 +406,7 @@ class TestServerUser(unittest.TestCase):
                     self.assertEqual(int(st[cap], 16), 0, cap)
                 os.kill(sam, signal.SIGKILL)
                 self.assertTrue(wait_for(lambda: not alive(helper)), "the helper outlived csc-sam")
-                old = sam
-                sam = wait_for(lambda: (lambda p: p if p not in (None, old) and sender_helper(p) else None)(
-                    sam_child(svc)))
+                sam = restarted_with_helper(svc, sam, hello_as_root=False)
                 self.assertTrue(sam, "csc-sam was not restarted with a helper: " + svc.server_stderr()[-2000:])
         finally:
             svc.stop_checked()
