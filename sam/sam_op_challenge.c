@@ -5,25 +5,28 @@
  * never sees the code and never starts the sender.
  *
  * Senders (otp_sender, docs/configuration.md):
- *   exec:/path/prog  fork + execve (no shell, empty argv, fixed environment), the program's stdin receives
+ *   exec:/path/prog  run by csc-sam's sender helper (sam_sender.h: csc-sam itself cannot fork or execve under its
+ *                    filter): no shell, empty argv, fixed environment, the program's stdin receives
  *                    "user=U\ncredential=C\nchannel=CHALLENGE\ncode=NNNNNN\n"; stdout and stderr go to
  *                    /dev/null (they are never logged, the code could be in them); exit status 0 = delivered;
- *                    killed after otp_sender_timeout seconds (a failure).
+ *                    killed after otp_sender_timeout seconds (a failure). Without a helper (cfg->sender NULL) the
+ *                    delivery fails: "sender could not be started".
  *   file:/path       appends "U C CHALLENGE NNNNNN\n" (mode 0600): for tests and demonstrations only.
  * A delivery that fails forgets the code and is audited (oauth_challenge_cancel); the refusal is UNAVAILABLE about
  * SAM_T_CHALLENGE, which the front end answers 503 "The one-time code could not be delivered".
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/wait.h>
 #include <openssl/crypto.h>
 
 #include "sam_core.h"
+#include "sam_sender.h"
+
+_Static_assert(SAM_SENDER_NAME_MAX == STOR_NAME_MAX, "the helper's names are storage's");
+_Static_assert(SAM_SENDER_CODE_LEN == OAUTH_CHALLENGE_DIGITS, "the helper's codes are oauth/'s");
 
 typedef enum { SENDER_NONE = 0, SENDER_EXEC, SENDER_FILE } sender_kind_t;
 
@@ -54,69 +57,6 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Run the program with msg on its stdin; 0 when it exited with status 0 within the timeout. */
-static int send_exec(const char *path, unsigned timeout_s, const char *msg, size_t len, const char **why)
-{
-    char *const argv[] = {(char *)path, NULL};
-    char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
-    int pfd[2], devnull, status = 0;
-    pid_t pid;
-
-    *why = "sender could not be started";
-    if ((devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
-        return -1;
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
-        close(devnull);
-        return -1;
-    }
-    pid = fork();
-    if (pid == 0) {
-        /* Child: only async-signal-safe calls until execve. dup2 leaves the new descriptors inheritable. */
-        sigset_t none;
-        sigemptyset(&none);
-        if (dup2(pfd[0], 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0 ||
-            sigprocmask(SIG_SETMASK, &none, NULL) != 0 || signal(SIGPIPE, SIG_DFL) == SIG_ERR)
-            _exit(126);
-        close_range(3, ~0U, 0);
-        execve(path, argv, envp);
-        _exit(127);
-    }
-    close(pfd[0]);
-    close(devnull);
-    if (pid < 0) {
-        close(pfd[1]);
-        return -1;
-    }
-    /* A few dozen bytes: they fit in the pipe buffer, so this does not wait for the child. EPIPE (the child exited
-     * without reading; SIGPIPE is ignored by csc-sam) shows in the exit status below. */
-    (void)write_all(pfd[1], msg, len);
-    close(pfd[1]);
-    int64_t deadline = sam_now_ms() + (int64_t)timeout_s * 1000;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            *why = "sender lost";
-            return -1;
-        }
-        if (sam_now_ms() >= deadline) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            *why = "sender timed out";
-            return -1;
-        }
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        *why = "sender failed";
-        return -1;
-    }
-    return 0;
-}
-
 static int send_file(const char *path, const char *line, size_t len, const char **why)
 {
     *why = "sink not writable";
@@ -129,29 +69,26 @@ static int send_file(const char *path, const char *line, size_t len, const char 
     return rc;
 }
 
-/* Deliver code to user out of band. @return 0, or -1 with a static reason in *why (for the audit record). */
-static int deliver(const sam_server_config_t *cfg, const char *user, const char *cred, const char *code,
-                   const char **why)
+/* Deliver code to user out of band. @return 0, or -1 with the reason in why (for the audit record). */
+static int deliver(const sam_server_config_t *cfg, const char *user, const char *cred, const char *code, char *why,
+                   size_t whysz)
 {
-    char msg[3 * STOR_NAME_MAX + 128];
-    const char *path;
-    sender_kind_t kind = sender_of(cfg, &path);
+    char line[3 * STOR_NAME_MAX + 128];
+    const char *path, *reason = NULL;
     int n, rc;
 
-    if (kind == SENDER_EXEC)
-        n = snprintf(msg, sizeof(msg), "user=%s\ncredential=%s\nchannel=%s\ncode=%s\n", user, cred,
-                     OAUTH_CHALLENGE_ID, code);
-    else
-        n = snprintf(msg, sizeof(msg), "%s %s %s %s\n", user, cred, OAUTH_CHALLENGE_ID, code);
-    if (n < 0 || (size_t)n >= sizeof(msg)) {
-        *why = "message too long";
+    if (sender_of(cfg, &path) == SENDER_EXEC)
+        return sam_sender_deliver(cfg->sender, cfg->otp_sender_timeout, user, cred, code, why, whysz);
+    n = snprintf(line, sizeof(line), "%s %s %s %s\n", user, cred, OAUTH_CHALLENGE_ID, code);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        reason = "message too long";
         rc = -1;
-    } else if (kind == SENDER_EXEC) {
-        rc = send_exec(path, cfg->otp_sender_timeout, msg, (size_t)n, why);
     } else {
-        rc = send_file(path, msg, (size_t)n, why);
+        rc = send_file(path, line, (size_t)n, &reason);
     }
-    OPENSSL_cleanse(msg, sizeof(msg));
+    OPENSSL_cleanse(line, sizeof(line));
+    if (rc != 0)
+        snprintf(why, whysz, "%s", reason);
     return rc;
 }
 
@@ -159,7 +96,8 @@ int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
 {
     char token[SAM_TOKEN_MAX + 1], cred[SAM_NAME_MAX + 1], client[SAM_CLIENT_MAX + 1];
     char code[OAUTH_CHALLENGE_DIGITS + 1] = "";
-    const char *path, *why = NULL;
+    char why[96] = "";
+    const char *path;
     oauth_principal_t who;
     unsigned ttl = 0;
     int rc;
@@ -189,7 +127,7 @@ int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
     rc = oauth_challenge_new(cfg->oauth, who.user, cred, client, code, &ttl);
     if (rc != OAUTH_OK)
         return sam_build_refusal(b, req->id, sam_refusal_of_oauth(rc), oauth_strerror(rc), SAM_T_CRED);
-    rc = deliver(cfg, who.user, cred, code, &why);
+    rc = deliver(cfg, who.user, cred, code, why, sizeof(why));
     OPENSSL_cleanse(code, sizeof(code));
     if (rc != 0) {
         /* The code is forgotten; the failure (not the code) is recorded. */

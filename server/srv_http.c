@@ -592,7 +592,7 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     setup_globalconf(cfg);
     /* Everything that needs root is open (TLS key, listeners, LMDB, the PKCS#11 module): drop to server_user and
      * load the front end's system-call filter before the first connection is accepted (srv_priv.c). */
-    if (srv_priv_front(cfg->server_user, cfg->seccomp, cfg->otp_sender) != 0)
+    if (srv_priv_front(cfg->server_user, cfg->seccomp) != 0)
         goto out;
 
     /* Signals go to this thread only; the others never see them. */

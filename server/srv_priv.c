@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -167,7 +168,13 @@ int srv_priv_mlock(const char *who)
  * Calls with arguments worth checking (clone, clone3, socket, prctl, prlimit64, tgkill) have rules of their own
  * in add_rules(). Names unknown to this libseccomp/architecture are skipped.
  */
-enum { P_FRONT = 1u << SRV_PROFILE_FRONT, P_SAM = 1u << SRV_PROFILE_SAM, P_BOTH = P_FRONT | P_SAM };
+enum {
+    P_FRONT = 1u << SRV_PROFILE_FRONT,
+    P_SAM = 1u << SRV_PROFILE_SAM,
+    P_SENDER = 1u << SRV_PROFILE_SENDER,
+    P_BOTH = P_FRONT | P_SAM,
+    P_ALL = P_BOTH | P_SENDER
+};
 
 typedef struct sc_group {
     unsigned profiles;
@@ -176,36 +183,48 @@ typedef struct sc_group {
 } sc_group_t;
 
 static const sc_group_t groups[] = {
-    {P_BOTH, "memory: malloc, thread stacks, LMDB's map, OpenSSL's secure heap and hsm/'s locked PIN copy",
+    {P_ALL, "memory: malloc, thread stacks, LMDB's map, OpenSSL's secure heap and hsm/'s locked PIN copy",
      {"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mlock", "munlock", NULL}},
-    {P_BOTH, "threads: pthread mutexes and condition variables, thread exit, the worker pools' nice +10",
+    {P_ALL, "threads: pthread mutexes and condition variables, thread exit, the worker pools' nice +10",
      {"futex", "set_robust_list", "rseq", "set_tid_address", "gettid", "getpid", "exit", "exit_group",
       "sched_yield", "sched_getaffinity", "getpriority", "setpriority", "restart_syscall", NULL}},
-    {P_BOTH, "time and sleeping (vDSO fallbacks, timed waits)",
+    {P_ALL, "time and sleeping (vDSO fallbacks, timed waits)",
      {"clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep", NULL}},
-    {P_BOTH, "signals: the main thread's sigwait for SIGTERM/SIGINT, per-thread masks, abort()",
+    {P_ALL, "signals: the main thread's sigwait for SIGTERM/SIGINT, per-thread masks, abort()",
      {"rt_sigaction", "rt_sigprocmask", "rt_sigtimedwait", "rt_sigreturn", "sigaltstack", NULL}},
-    {P_BOTH, "files: LMDB (pread/pwrite, fdatasync at each group commit), the PKCS#11 module's token files, the "
+    {P_ALL, "files: LMDB (pread/pwrite, fdatasync at each group commit), the PKCS#11 module's token files, the "
              "CRL folder (crl_dir, reloaded by a thread), otp_sender file:, the access log",
      {"openat", "open", "close", "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "fstat",
       "newfstatat", "statx", "fcntl", "dup", NULL}},
-    {P_BOTH, "more files: the same, and the PKCS#11 module's object files and locks",
+    {P_ALL, "more files: the same, and the PKCS#11 module's object files and locks",
      {"getdents64", "readlink", "access", "faccessat", "faccessat2", "fstatfs", "ftruncate", "fdatasync", "fsync",
       "flock", "unlink", "rename", NULL}},
-    {P_BOTH, "randomness (OpenSSL, tokens, SADs) and system facts glibc and OpenSSL read",
+    {P_ALL, "randomness (OpenSSL, tokens, SADs) and system facts glibc and OpenSSL read",
      {"getrandom", "uname", "sysinfo", NULL}},
-    {P_BOTH, "calls that cannot fail, so their callers never look (a refusal would be read as uid -1, a silent wrong "
+    {P_ALL, "calls that cannot fail, so their callers never look (a refusal would be read as uid -1, a silent wrong "
              "answer): reading ids, umask",
      {"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "getppid", "umask", NULL}},
-    {P_BOTH, "event loops and queues: h2o's epoll loop and its multithread queue, the SAM's loop; socket() itself "
+    {P_ALL, "event loops and queues: h2o's epoll loop and its multithread queue, the SAM's loop; socket() itself "
              "is checked in add_rules()",
      {"epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "pipe2", "eventfd2", "poll",
       "ppoll", "select", "pselect6", NULL}},
-    {P_BOTH, "sockets already open: TLS connections (front end), the Unix socket between front end and SAM",
+    {P_ALL, "sockets already open: TLS connections (front end), the Unix socket between front end and SAM",
      {"getsockname", "setsockopt", "getsockopt", "sendmsg", "recvmsg", "shutdown", NULL}},
     {P_BOTH, "accepting on sockets opened before the filter: the front end's listeners, the SAM's Unix socket",
      {"accept4", "accept", NULL}},
     {P_FRONT, "dialling out: response_uri notifications and their DNS lookups, the SAM's socket (issue 11)",
+     {"connect", "getpeername", "sendto", "recvfrom", NULL}},
+    {P_SENDER, "the sender helper: starting the program (fork is clone, in add_rules), its stdin and error pipes, "
+               "waiting for it (pidfd), killing its process group at the timeout",
+     {"execve", "wait4", "waitid", "kill", "setpgid", "getpgid", "getpgrp", "pidfd_open", "dup2", "dup3",
+      "close_range", NULL}},
+    {P_SENDER, "the program under the helper's filter: what a dynamically linked program and /bin/sh need (the "
+               "dynamic loader's arch_prctl, the working directory, coreutils' fadvise, its own children; terminal "
+               "checks are ioctl, in add_rules)",
+     {"arch_prctl", "fadvise64", "getcwd", "chdir", "fchdir", "readlinkat", "mkdir", "mkdirat", "unlinkat", "renameat",
+      "renameat2", "fchmod", "fchmodat", "pipe", "vfork", NULL}},
+    {P_SENDER, "the program may hand the message to a local service over a Unix socket (socket() is AF_UNIX only, in "
+               "add_rules): never the network",
      {"connect", "getpeername", "sendto", "recvfrom", NULL}},
 };
 
@@ -218,6 +237,19 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                            SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* The sender helper and its program: new processes too (fork, vfork), but never in new namespaces. */
+    if (profile == SRV_PROFILE_SENDER) {
+        /* ioctl: the questions a program asks about its descriptors (isatty, window size, bytes readable,
+         * blocking and close-on-exec); nothing that acts on a terminal (TIOCSTI and the like). */
+        static const unsigned long asks[] = {TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD, FIONBIO, FIOCLEX, FIONCLEX};
+        for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++)
+            rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, asks[i]));
+    }
+    if (profile == SRV_PROFILE_SENDER)
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                               SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS |
+                                                               CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET,
+                                       0));
     /* New sockets: the front end IPv4/IPv6 (notifications, DNS; today also a network HSM's PKCS#11 module) and Unix
      * (the SAM, nscd); the SAM none at all (it accepts on its Unix socket; a network HSM's module would need
      * IPv4/IPv6 added when csc-sam exists). No raw packets, netlink or other families. */
@@ -225,11 +257,18 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    } else if (profile == SRV_PROFILE_SENDER) {
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     }
     /* Limits may be read (getrlimit), never changed: RLIMIT_CORE stays 0. */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0));
-    /* Signals to this process only (abort, raise, pthread_kill): no other process can be signalled. */
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+    /* Signals to this process only (abort, raise, pthread_kill): no other process can be signalled. The sender's
+     * program is another process (kill is on its list anyway: the helper kills the program's group). */
+    if (profile == SRV_PROFILE_SENDER)
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 0);
+    else
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
     /* prctl: thread names and reading the dumpable flag; never setting it again, nor other options. */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
@@ -317,17 +356,8 @@ int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked)
     return rc <= 0 ? rc : srv_priv_seccomp(SRV_PROFILE_SAM);
 }
 
-int srv_priv_front(const char *server_user, unsigned seccomp, const char *otp_sender)
+int srv_priv_front(const char *server_user, unsigned seccomp)
 {
     int rc = drop_then_filter("csc-server", server_user, 0, seccomp);
-    if (rc <= 0)
-        return rc;
-    /* The exec: sender still runs from this process (it moves to csc-sam): a program started under the front
-     * end's filter would inherit it, and the filter refuses execve. So no filter here until then. */
-    if (otp_sender != NULL && strncmp(otp_sender, "exec:", 5) == 0) {
-        fprintf(stderr, "csc-server: WARNING: no seccomp filter: otp_sender = exec: runs a program from this "
-                        "process (until it moves to csc-sam)\n");
-        return 0;
-    }
-    return srv_priv_seccomp(SRV_PROFILE_FRONT);
+    return rc <= 0 ? rc : srv_priv_seccomp(SRV_PROFILE_FRONT);
 }

@@ -7,7 +7,9 @@
 
 #include <sys/types.h>
 
-typedef enum { SRV_PROFILE_FRONT = 1, SRV_PROFILE_SAM = 2 } srv_profile_t;
+/* FRONT: csc-server; SAM: csc-sam; SENDER: csc-sam's exec: OTP sender helper and the program it runs (it inherits
+ * the filter): processes and files, sockets only AF_UNIX, no network. */
+typedef enum { SRV_PROFILE_FRONT = 1, SRV_PROFILE_SAM = 2, SRV_PROFILE_SENDER = 3 } srv_profile_t;
 
 /* First, before any secret is read and any thread starts: no core dumps (RLIMIT_CORE 0, PR_SET_DUMPABLE 0) and
  * PR_SET_NO_NEW_PRIVS (inherited by every thread started later). 0, or -1 with a message on stderr. */
@@ -31,9 +33,9 @@ int srv_priv_mlock(const char *who);
 int srv_priv_seccomp(srv_profile_t profile);
 
 /* csc-server after start-up, before serving, from its configuration: srv_priv_drop(server_user), then the
- * front end's filter unless seccomp is 0 or otp_sender is an exec: sender, which still runs from this process
- * (either is said on stderr). */
-int srv_priv_front(const char *server_user, unsigned seccomp, const char *otp_sender);
+ * front end's filter unless seccomp is 0 (said on stderr). Whatever otp_sender is: an exec: sender runs from
+ * csc-sam's sender helper, never from csc-server. */
+int srv_priv_front(const char *server_user, unsigned seccomp);
 
 /* csc-sam once its token, database and socket are open, before it accepts: srv_priv_drop(sam_user), then the SAM's
  * filter unless seccomp is 0 (said on stderr). memory_locked: srv_priv_mlock succeeded; if RLIMIT_MEMLOCK could not

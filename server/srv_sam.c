@@ -7,15 +7,23 @@
  * memory locked before the PIN is read; once the PIN file, the token and the database are open and the socket bound:
  * the socket given to sam_user and the front end's group, the switch to sam_user (when root), the SAM's seccomp
  * filter; only then it accepts and tells csc-server it is ready.
+ * With otp_sender = exec:, the sender helper (sam/sam_sender.h) is forked first of all, before the PIN is read and
+ * anything else is opened (spawn_sender): csc-sam's own filter refuses fork and execve.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "sam_sender.h"
 #include "sam_server.h"
 #include "srv.h"
 #include "srv_priv.h"
@@ -142,7 +150,77 @@ static void tasks_stop(sam_tasks_t *t)
     sam_key_jobs_free(t->jobs);
 }
 
-static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked)
+/* ---- the exec: sender's helper ------------------------------------------------------------------------------
+ * Forked in main before csc-sam reads the PIN, opens the token or the database, locks its memory, starts a thread
+ * or loads its filter: the helper holds no secret and keeps no descriptor but its end of the socketpair (and
+ * stderr). It switches to sam_user itself (csc-sam is still root then, when started as root: the program never runs
+ * as root when sam_user is set), loads the sender's filter (srv_priv.c SRV_PROFILE_SENDER; the program inherits it),
+ * and serves until csc-sam's end closes, so a csc-sam killed with -9 leaves no helper behind. If the helper ends
+ * or stops answering, csc-sam stops with a log line (its filter forbids forking a new one) and its supervisor
+ * (srv_samctl.c) starts csc-sam, and a new helper, again. */
+static pthread_t main_thread;
+static atomic_int sender_lost;
+
+static void on_sender_lost(void *arg)
+{
+    (void)arg;
+    if (atomic_exchange(&sender_lost, 1) == 0) {
+        fprintf(stderr, "csc-sam: the otp_sender helper stopped answering: stopping, so that csc-sam and a new "
+                        "helper are started again\n");
+        pthread_kill(main_thread, SIGTERM);
+    }
+}
+
+static void sender_main(const srv_config_t *cfg, int fd)
+{
+    /* The socket as descriptor 3, stdin from /dev/null, stdout and stderr kept (or /dev/null if closed); nothing
+     * else of csc-sam's (its -r pipe to the supervisor among them). */
+    int sock = fcntl(fd, F_DUPFD, 10), devnull = open("/dev/null", O_RDWR);
+    if (sock < 0 || devnull < 0 || dup2(devnull, 0) < 0 || (fcntl(1, F_GETFD) < 0 && dup2(devnull, 1) < 0) ||
+        (fcntl(2, F_GETFD) < 0 && dup2(devnull, 2) < 0) || dup2(sock, 3) < 0 || close_range(4, ~0U, 0) != 0)
+        _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL); /* csc-sam's stop signals are blocked for its sigwait */
+    if (srv_priv_drop("csc-sam sender", cfg->sam_user) != 0)
+        _exit(1);
+    if (!cfg->seccomp)
+        fprintf(stderr, "csc-sam sender: WARNING: seccomp = no: no system-call filter (for debugging only)\n");
+    else if (srv_priv_seccomp(SRV_PROFILE_SENDER) != 0)
+        _exit(1);
+    (void)prctl(PR_SET_NAME, "csc-sam-sender", 0, 0, 0); /* named once hardened */
+    _exit(sam_sender_serve(3, cfg->otp_sender + 5) == 0 ? 0 : 1);
+}
+
+/* Fork the helper when otp_sender is exec:, and wait for it to say it is ready. 0 (*out NULL without an exec:
+ * sender), or -1 (said). */
+static int spawn_sender(const srv_config_t *cfg, sam_sender_t **out)
+{
+    int sp[2];
+    *out = NULL;
+    if (strncmp(cfg->otp_sender, "exec:", 5) != 0)
+        return 0;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
+        fprintf(stderr, "csc-sam: otp_sender helper: socketpair: %s\n", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sp[0]);
+        sender_main(cfg, sp[1]);
+    }
+    close(sp[1]);
+    if (pid < 0) {
+        fprintf(stderr, "csc-sam: otp_sender helper: fork: %s\n", strerror(errno));
+        close(sp[0]);
+        return -1;
+    }
+    return sam_sender_new(sp[0], 10000, on_sender_lost, NULL, out);
+}
+
+static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
+                 sam_sender_t *sender)
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
     sock_access_t acc;
@@ -179,6 +257,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .crl = tasks.crl,
         .otp_sender = cfg->otp_sender,
         .otp_sender_timeout = cfg->otp_sender_timeout,
+        .sender = sender,
     };
     sam_server_t *srv = NULL;
     if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {
@@ -214,10 +293,15 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     int sig = 0;
     while (sigwait(stop, &sig) != 0)
         ;
-    fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
+    /* SIGCHLD: the sender helper (csc-sam's only child) ended */
+    if (sig == SIGCHLD)
+        fprintf(stderr, "csc-sam: the otp_sender helper ended: stopping, so that csc-sam and a new helper are started "
+                        "again\n");
+    else
+        fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
     sam_server_free(srv);
     tasks_stop(&tasks);
-    return 0;
+    return sig == SIGCHLD || atomic_load(&sender_lost) ? -1 : 0;
 }
 
 /* Before the PIN is read: the SAM's memory never reaches swap. Refused in production; in the test environment (a
@@ -255,11 +339,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* SIGTERM and SIGINT stop the SAM: blocked in every thread, taken by sigwait in this one. */
+    /* SIGTERM and SIGINT stop the SAM, and SIGCHLD (the sender helper ended): blocked in every thread, taken by
+     * sigwait in this one. */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGCHLD);
+    main_thread = pthread_self();
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -268,13 +355,16 @@ int main(int argc, char **argv)
     if (cfg == NULL)
         return 1;
     int locked = -1;
-    if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 || (locked = lock_memory(cfg)) < 0 ||
-        srv_modules_open(cfg, SRV_NEED_HSM, NULL, &m) != 0) {
+    sam_sender_t *sender = NULL;
+    if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 || spawn_sender(cfg, &sender) != 0 ||
+        (locked = lock_memory(cfg)) < 0 || srv_modules_open(cfg, SRV_NEED_HSM, NULL, &m) != 0) {
+        sam_sender_free(sender);
         free(cfg);
         return 1;
     }
-    int rc = serve(cfg, &m, ready_fd, &stop, locked);
+    int rc = serve(cfg, &m, ready_fd, &stop, locked, sender);
     srv_modules_close(&m);
+    sam_sender_free(sender);
     free(cfg);
     return rc == 0 ? 0 : 1;
 }

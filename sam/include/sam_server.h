@@ -29,6 +29,7 @@
 #include "hsm.h"
 #include "oauth.h"
 #include "pki.h"
+#include "sam_sender.h"
 #include "sam_wire.h"
 #include "stor.h"
 
@@ -59,6 +60,7 @@ typedef struct sam_server_config {
     pki_crl_t *crl;              /**< the SAM's own CRL store of crl_dir, checked before each signature (NULL: none) */
     const char *otp_sender;      /**< CHALLENGE's delivery: "exec:/path" or "file:/path" (NULL, "": not offered) */
     unsigned otp_sender_timeout; /**< seconds an exec: sender may run (1..120) */
+    sam_sender_t *sender;        /**< the exec: sender's helper (sam_sender.h; NULL: an exec: sender cannot start) */
 } sam_server_config_t;
 
 /**

@@ -5,11 +5,13 @@ signature still goes through the HSM under all of it, and a killed csc-sam comes
 filter."""
 import os
 import pwd
+import re
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -178,17 +180,105 @@ class TestFilter(unittest.TestCase):
         sign_once(self.svc)
 
 
-class TestExecSender(unittest.TestCase):
-    """An exec: otp_sender still runs from csc-server: no filter (said at start), the rest of the hardening."""
+def sender_helper(sam):
+    """csc-sam's exec: sender helper: its one child named csc-sam-sender (None when there is not exactly one)."""
+    kids = [k for k in children(sam) if comm(k) == "csc-sam-sender"] if sam else []
+    return kids[0] if len(kids) == 1 else None
 
-    def test_no_filter_with_exec_sender(self):
-        svc = harness.Service(BUILD, extra_config="otp_sender = exec:/bin/true\n").start()
+
+def exec_sender(svc, prog_dir):
+    """Before start: a CHALLENGE credential, and an exec: sender (added to the configuration) that appends its stdin
+    and its uid to prog_dir/out."""
+    prog = os.path.join(prog_dir, "send.sh")
+    with open(prog, "w") as f:
+        f.write("#!/bin/sh\ncat >> %s/out\necho uid=$(id -u) >> %s/out\nexit 0\n" % (prog_dir, prog_dir))
+    os.chmod(prog, 0o755)
+    svc.admin("credential", "create", "--id", "ch-hard", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth",
+              "CHALLENGE", "--scal", "1", stdin="\n")
+    with open(svc.conf, "a") as f:
+        f.write("otp_sender = exec:%s\n" % prog)
+
+
+def deliver_once(test, svc, prog_dir):
+    """getChallenge: 204, and the program got the code; the uid it ran as."""
+    r = svc.post("credentials/getChallenge", {"credentialID": "ch-hard", "authObjectID": "CHALLENGE"}, svc.token())
+    test.assertEqual(r.status, 204, (r, svc.server_stderr()[-2000:]))
+    with open(os.path.join(prog_dir, "out")) as f:
+        text = f.read()
+    test.assertRegex(text, r"credential=ch-hard\nchannel=CHALLENGE\ncode=\d{6}\n")
+    return int(re.findall(r"uid=(\d+)", text)[-1])
+
+
+def restarted_with_helper(svc, old, hello_as_root=True):
+    """The csc-sam that replaced old, with its helper, once it answers HELLO (its helper is forked before it listens;
+    hello_as_root False: not asked, with server_user only it answers); None if none came within the deadline."""
+    def ready():
+        new = sam_child(svc)
+        if new in (None, old) or not sender_helper(new):
+            return None
+        if not hello_as_root:
+            return new
         try:
-            st = proc_status(svc.proc.pid)
-            self.assertEqual(st["Seccomp"].strip(), "0")
-            self.assertEqual(st["NoNewPrivs"].strip(), "1")
-            self.assertEqual(core_limit(svc.proc.pid), ["0", "0"])
-            self.assertIn("WARNING: no seccomp filter: otp_sender = exec:", svc.server_stderr())
+            return new if "pid=%d " % new in hello(os.path.join(svc.dir, "csc-sam.sock"))[T_IDENTITY] else None
+        except OSError:
+            return None
+    return wait_for(ready)
+
+
+def check_helper(test, svc, sam):
+    """sam's helper: under its own filter, without a descriptor of csc-sam's but its socket; its pid."""
+    helper = wait_for(lambda: sender_helper(sam))
+    test.assertTrue(helper, "csc-sam (pid %s) has no sender helper: %s" % (sam, svc.server_stderr()[-2000:]))
+    assert_filtered(test, helper, "the sender helper")
+    fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (helper, fd)) for fd in os.listdir("/proc/%d/fd" % helper)}
+    test.assertTrue(fds[3].startswith("socket:"), fds)
+    test.assertEqual(sorted(fds), [0, 1, 2, 3], fds)
+    return helper
+
+
+class TestExecSender(unittest.TestCase):
+    """An exec: otp_sender runs from csc-sam's sender helper, never from csc-server: csc-server keeps its filter in
+    every thread; the helper (forked by csc-sam before its own filter) has a filter of its own and delivers the code,
+    goes away with a csc-sam killed with -9 and comes back with the new csc-sam, and goes at stop."""
+
+    def test_front_filtered_helper_follows_sam(self):
+        d = tempfile.mkdtemp(prefix="csc-hard-exec-")
+        svc = harness.Service(BUILD)
+        exec_sender(svc, d)
+        helper = None
+        try:
+            svc.start()
+            assert_filtered(self, svc.proc.pid, "csc-server")
+            self.assertNotIn("no seccomp filter", svc.server_stderr())
+            sam = sam_child(svc)
+            helper = check_helper(self, svc, sam)
+            deliver_once(self, svc, d)
+            os.kill(sam, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: not alive(helper)), "the helper outlived csc-sam")
+            new = restarted_with_helper(svc, sam)
+            self.assertTrue(new, "csc-sam was not restarted with a helper: " + svc.server_stderr()[-2000:])
+            helper = check_helper(self, svc, new)
+            deliver_once(self, svc, d)
+            assert_filtered(self, svc.proc.pid, "csc-server")
+        finally:
+            svc.stop_checked()
+        self.assertTrue(wait_for(lambda: not alive(helper)), "the helper outlived csc-sam's stop")
+
+    def test_helper_gone_sam_restarts(self):
+        """The helper killed: csc-sam stops with a log line and its supervisor starts it, and a helper, again."""
+        d = tempfile.mkdtemp(prefix="csc-hard-exec-")
+        svc = harness.Service(BUILD)
+        exec_sender(svc, d)
+        svc.start()
+        try:
+            sam = sam_child(svc)
+            helper = check_helper(self, svc, sam)
+            os.kill(helper, signal.SIGKILL)
+            new = restarted_with_helper(svc, sam)
+            self.assertTrue(new, "csc-sam was not restarted: " + svc.server_stderr()[-2000:])
+            self.assertIn("csc-sam: the otp_sender helper ended: stopping", svc.server_stderr())
+            check_helper(self, svc, new)
+            deliver_once(self, svc, d)
         finally:
             svc.stop_checked()
 
@@ -232,16 +322,16 @@ class TestServerUser(unittest.TestCase):
         finally:
             svc.stop_checked()
 
-    def test_sam_user(self):
-        """server_user and sam_user: csc-sam runs as sam_user (the supervisor stays root to start and stop it), its
-        socket is sam_user's, group server_user's, mode 0660, and answers server_user only; the PIN file is
-        sam_user's, mode 0400 (both processes read it as root, before they switch); a signature still works end to
-        end; a killed csc-sam comes back as sam_user."""
+    def sam_user_service(self, prepare=None):
+        """A service configured with server_user and sam_user (prepare(svc) first, e.g. an exec: sender), not yet
+        started; sam_user's passwd entry."""
         try:
             sam_pw = pwd.getpwnam(SAM_USER)
         except KeyError:
             self.skipTest("no user %s (scripts/deps creates it)" % SAM_USER)
         svc = harness.Service(BUILD, extra_config="server_user = %s\nsam_user = %s\n" % (TEST_USER, SAM_USER))
+        if prepare is not None:
+            prepare(svc)
         os.chmod(svc.tmp, 0o711)
         # the service directory is sam_user's and the front end's group's (today csc-server still opens the token
         # and the database itself); the PIN file sam_user's alone
@@ -249,6 +339,14 @@ class TestServerUser(unittest.TestCase):
         subprocess.run(["chmod", "-R", "g+rwX,o-rwx", svc.dir], check=True)
         pin = os.path.join(svc.dir, "secrets", "token.pin")
         os.chmod(pin, 0o400)
+        return svc, sam_pw
+
+    def test_sam_user(self):
+        """server_user and sam_user: csc-sam runs as sam_user (the supervisor stays root to start and stop it), its
+        socket is sam_user's, group server_user's, mode 0660, and answers server_user only; the PIN file is
+        sam_user's, mode 0400 (both processes read it as root, before they switch); a signature still works end to
+        end; a killed csc-sam comes back as sam_user."""
+        svc, sam_pw = self.sam_user_service()
         svc.start()
         try:
             sam, sup, server = sam_child(svc), supervisor(svc), svc.proc.pid
@@ -285,6 +383,31 @@ class TestServerUser(unittest.TestCase):
                 sock, self.pw.pw_uid, self.pw.pw_gid) == 0x81 else None)(sam_child(svc)))
             self.assertTrue(new, "csc-sam was not restarted: " + svc.server_stderr()[-2000:])
             check_sam(new)
+        finally:
+            svc.stop_checked()
+
+    def test_exec_sender_as_sam_user(self):
+        """With sam_user, csc-sam's sender helper (whose uid the program it runs inherits) is sam_user, never root,
+        without capabilities and under its filter; csc-server keeps its own filter; a killed csc-sam's helper goes
+        and the new csc-sam's is sam_user again."""
+        d = tempfile.mkdtemp(prefix="csc-hard-exec-")
+        svc, sam_pw = self.sam_user_service(lambda s: exec_sender(s, d))
+        svc.start()
+        try:
+            assert_filtered(self, svc.proc.pid, "csc-server")
+            sam = sam_child(svc)
+            for _ in range(2):
+                helper = check_helper(self, svc, sam)
+                st = proc_status(helper)
+                self.assertEqual(st["Uid"].split(), [str(sam_pw.pw_uid)] * 4)
+                self.assertEqual(st["Gid"].split(), [str(sam_pw.pw_gid)] * 4)
+                self.assertNotIn("0", st["Groups"].split())
+                for cap in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
+                    self.assertEqual(int(st[cap], 16), 0, cap)
+                os.kill(sam, signal.SIGKILL)
+                self.assertTrue(wait_for(lambda: not alive(helper)), "the helper outlived csc-sam")
+                sam = restarted_with_helper(svc, sam, hello_as_root=False)
+                self.assertTrue(sam, "csc-sam was not restarted with a helper: " + svc.server_stderr()[-2000:])
         finally:
             svc.stop_checked()
 

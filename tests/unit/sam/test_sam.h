@@ -10,6 +10,7 @@
 TCase *sam_codec_tcase(void); /* test_sam_codec.c: tables, decoder, builder */
 TCase *sam_io_tcase(void);    /* test_sam_io.c: records over a SOCK_SEQPACKET socketpair, deadlines, SO_PEERCRED */
 TCase *sam_server_tcase(void);/* test_sam_server.c: csc-sam's socket and the front end's pool of connections */
+TCase *sam_sender_tcase(void);/* test_sam_sender.c: the exec: sender's helper, its messages and its lifetime */
 
 /* Hand-built messages and records (test_sam_codec.c): what the builder would refuse to make. */
 typedef struct raw {

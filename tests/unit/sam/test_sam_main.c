@@ -9,6 +9,7 @@ int main(void)
     suite_add_tcase(s, sam_codec_tcase());
     suite_add_tcase(s, sam_io_tcase());
     suite_add_tcase(s, sam_server_tcase());
+    suite_add_tcase(s, sam_sender_tcase());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,85 @@ START_TEST(t_sam_profile)
 }
 END_TEST
 
+/* The sender helper's profile (csc-sam's exec: OTP sender; its program inherits the filter): it may start a program
+ * (fork, execve, pipes, wait, kill its group), the program a shell script's usual work, and a Unix socket; never a
+ * network socket, a new namespace, ptrace or undoing the hardening. */
+static void sender_child(char *err, size_t sz)
+{
+    char path[] = "/tmp/test_priv_sender.XXXXXX";
+    if (srv_priv_early() != 0 || srv_priv_seccomp(SRV_PROFILE_SENDER) != 0) {
+        bad(err, sz, "hardening failed");
+        return;
+    }
+    hardened_state(err, sz);
+    /* a program under the filter: /bin/sh with a pipe, external commands and a file of its own */
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        bad(err, sz, "mkstemp: %s", strerror(errno));
+        return;
+    }
+    close(fd);
+    char script[256];
+    snprintf(script, sizeof(script),
+             "echo code=123456 | cat > %s && test \"$(cat %s)\" = code=123456 && exit 7", path, path);
+    char *const argv[] = {"/bin/sh", "-c", script, NULL}, *const envp[] = {"PATH=/usr/bin:/bin", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setpgid(0, 0) != 0)
+            _exit(100);
+        execve("/bin/sh", argv, envp);
+        _exit(101);
+    }
+    int st = 0;
+    if (pid < 0)
+        bad(err, sz, "fork under the sender's filter: %s", strerror(errno));
+    else if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 7)
+        bad(err, sz, "the program under the sender's filter did not do its work (status 0x%x)", st);
+    if (pid > 0 && kill(-pid, SIGKILL) != 0 && errno != ESRCH)
+        bad(err, sz, "kill of a process group: %s", strerror(errno));
+    unlink(path);
+    int u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (u < 0)
+        bad(err, sz, "socket(AF_UNIX) refused: %s", strerror(errno));
+    close(u);
+    int fams[] = {AF_INET, AF_INET6, AF_PACKET, AF_NETLINK};
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+        errno = 0;
+        if (socket(fams[i], SOCK_STREAM, 0) != -1 || errno != EPERM)
+            bad(err, sz, "sender: socket(family %d): expected EPERM, got %s", fams[i], strerror(errno));
+    }
+    errno = 0;
+    if (syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, NULL, NULL, 0) != -1 || errno != EPERM)
+        bad(err, sz, "sender: clone(CLONE_NEWUSER): expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (unshare(CLONE_NEWNET) != -1 || errno != EPERM)
+        bad(err, sz, "sender: unshare: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (!SANITIZER && (ptrace(PTRACE_TRACEME, 0, NULL, NULL) != -1 || errno != EPERM))
+        bad(err, sz, "sender: ptrace: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (syscall(SYS_setuid, 0) != -1 || errno != EPERM)
+        bad(err, sz, "sender: setuid: expected EPERM, got %s", strerror(errno));
+    errno = 0;
+    if (syscall(SYS_ioctl, 0, 0x5412 /* TIOCSTI */, "x") != -1 || errno != EPERM)
+        bad(err, sz, "sender: ioctl(TIOCSTI): expected EPERM, got %s", strerror(errno));
+    struct rlimit core = {RLIM_INFINITY, RLIM_INFINITY};
+    errno = 0;
+    if (setrlimit(RLIMIT_CORE, &core) != -1 || errno != EPERM)
+        bad(err, sz, "sender: setrlimit(RLIMIT_CORE): expected EPERM, got %s", strerror(errno));
+    char buf[8];
+    struct iovec local = {buf, sizeof(buf)}, remote = {buf, sizeof(buf)};
+    errno = 0;
+    if (process_vm_readv(getppid(), &local, 1, &remote, 1, 0) != -1 || errno != EPERM)
+        bad(err, sz, "sender: process_vm_readv: expected EPERM, got %s", strerror(errno));
+}
+
+START_TEST(t_sender_profile)
+{
+    run_child(sender_child);
+}
+END_TEST
+
 /* A thread started before the filter gets it too (TSYNC): csc-server's storage writer and CRL watcher do. */
 static volatile int go;
 static void *late_exec(void *arg)
@@ -307,34 +387,29 @@ START_TEST(t_filter_reaches_running_threads)
 }
 END_TEST
 
-/* srv_priv_front: no filter with seccomp = no or an exec: sender (a program started under it would inherit it). */
-static void front_exec_sender_child(char *err, size_t sz)
-{
-    if (srv_priv_front("", 1, "exec:/bin/true") != 0)
-        bad(err, sz, "srv_priv_front failed");
-    if (status_field("Seccomp") != 0)
-        bad(err, sz, "a filter was loaded with an exec: sender");
-}
-
 static void front_off_child(char *err, size_t sz)
 {
-    if (srv_priv_front("", 0, "") != 0)
+    if (srv_priv_front("", 0) != 0)
         bad(err, sz, "srv_priv_front failed");
     if (status_field("Seccomp") != 0)
         bad(err, sz, "a filter was loaded with seccomp = no");
 }
 
+/* srv_priv_front: the front end always has its filter, whatever otp_sender is (an exec: sender runs from csc-sam's
+ * helper, never from csc-server; it took no otp_sender any more), and the filter refuses execve; only seccomp = no
+ * leaves it off. */
 static void front_on_child(char *err, size_t sz)
 {
-    if (srv_priv_front("", 1, "file:/tmp/x") != 0)
+    if (srv_priv_front("", 1) != 0)
         bad(err, sz, "srv_priv_front failed");
     if (status_field("Seccomp") != 2)
-        bad(err, sz, "no filter with seccomp = yes and a file: sender");
+        bad(err, sz, "no filter with seccomp = yes");
+    else
+        refusals(err, sz);
 }
 
 START_TEST(t_front_config)
 {
-    run_child(front_exec_sender_child);
     run_child(front_off_child);
     run_child(front_on_child);
 }
@@ -550,6 +625,7 @@ int main(void)
     TCase *tc = tcase_create("priv");
     tcase_add_test(tc, t_front_profile);
     tcase_add_test(tc, t_sam_profile);
+    tcase_add_test(tc, t_sender_profile);
     tcase_add_test(tc, t_filter_reaches_running_threads);
     tcase_add_test(tc, t_front_config);
     tcase_add_test(tc, t_drop);
