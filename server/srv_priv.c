@@ -223,8 +223,8 @@ static const sc_group_t groups[] = {
                "checks are ioctl, in add_rules)",
      {"arch_prctl", "fadvise64", "getcwd", "chdir", "fchdir", "readlinkat", "mkdir", "mkdirat", "unlinkat", "renameat",
       "renameat2", "fchmod", "fchmodat", "pipe", "vfork", NULL}},
-    {P_SENDER, "the program may hand the message to a local service over a Unix socket (socket() is AF_UNIX only, in "
-               "add_rules): never the network",
+    {P_SENDER, "the program reaches its SMS or e-mail gateway (TCP, DNS over UDP) or a local service over a Unix "
+               "socket (socket() is checked in add_rules: no raw, packet or netlink sockets)",
      {"connect", "getpeername", "sendto", "recvfrom", NULL}},
 };
 
@@ -258,6 +258,15 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     } else if (profile == SRV_PROFILE_SENDER) {
+        /* The program: its gateway over TCP, DNS over UDP (type compared without SOCK_NONBLOCK / SOCK_CLOEXEC), a
+         * local relay over Unix. glibc's getaddrinfo asks netlink which address families are configured and, refused,
+         * assumes both. */
+        static const int fams[] = {AF_INET, AF_INET6};
+        static const int types[] = {SOCK_STREAM, SOCK_DGRAM};
+        for (size_t i = 0; i < 2; i++)
+            for (size_t j = 0; j < 2; j++)
+                rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, fams[i]),
+                                       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, types[j]));
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     }
     /* Limits may be read (getrlimit), never changed: RLIMIT_CORE stays 0. */

@@ -315,11 +315,24 @@ static void sender_child(char *err, size_t sz)
     if (u < 0)
         bad(err, sz, "socket(AF_UNIX) refused: %s", strerror(errno));
     close(u);
-    int fams[] = {AF_INET, AF_INET6, AF_PACKET, AF_NETLINK};
-    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+    /* The program reaches its gateway over TCP (and DNS over UDP): IPv4 and IPv6 stream and datagram sockets. */
+    int fams[] = {AF_INET, AF_INET6}, types[] = {SOCK_STREAM, SOCK_DGRAM};
+    for (size_t i = 0; i < 2; i++)
+        for (size_t j = 0; j < 2; j++) {
+            int n = socket(fams[i], types[j] | SOCK_CLOEXEC, 0);
+            if (n < 0)
+                bad(err, sz, "sender: socket(family %d, type %d) refused: %s", fams[i], types[j], strerror(errno));
+            else
+                close(n);
+        }
+    /* Never raw packets (root could make them: the filter refuses first), packet sockets or netlink. */
+    struct { int fam, type; } no[] = {{AF_INET, SOCK_RAW}, {AF_INET6, SOCK_RAW}, {AF_PACKET, SOCK_RAW},
+                                      {AF_NETLINK, SOCK_RAW}, {AF_INET, SOCK_PACKET}};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
         errno = 0;
-        if (socket(fams[i], SOCK_STREAM, 0) != -1 || errno != EPERM)
-            bad(err, sz, "sender: socket(family %d): expected EPERM, got %s", fams[i], strerror(errno));
+        if (socket(no[i].fam, no[i].type, 0) != -1 || errno != EPERM)
+            bad(err, sz, "sender: socket(family %d, type %d): expected EPERM, got %s", no[i].fam, no[i].type,
+                strerror(errno));
     }
     errno = 0;
     if (syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, NULL, NULL, 0) != -1 || errno != EPERM)
