@@ -97,7 +97,9 @@ typedef struct srv_modules {
     sam_client_t *sam;         /* borrowed from srv_sam_t (csc-server), NULL elsewhere */
 } srv_modules_t;
 
-enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2 };
+/* SRV_WRITER_LATER: storage's writer thread is started by the caller (stor_start_writer), after its privilege switch:
+ * a thread keeps the capabilities of the thread that created it (csc-sam's CAP_IPC_LOCK). */
+enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2, SRV_WRITER_LATER = 4 };
 
 /* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
 int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m);
@@ -121,13 +123,16 @@ int srv_task_start(const char *name, unsigned period_ms, srv_task_fn run, void *
 void srv_task_stop(srv_task_t *t);
 
 /* csc-server's csc-sam (srv_samctl.c): with sam_mode = spawn started here (before any listening socket), supervised
- * (restarted after a crash) and stopped by srv_sam_end; with connect only connected to. Both ask it HELLO at once
- * and log the answer. Messages to stderr; -1: csc-server does not start. */
+ * (restarted after a crash) and stopped by srv_sam_end; with connect only connected to. Messages to stderr; -1:
+ * csc-server does not start. */
 typedef struct srv_sam srv_sam_t;
 int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out);
 void srv_sam_end(srv_sam_t *s);
 /* The pool of connections to csc-sam the service asks (owned by s). */
 sam_client_t *srv_sam_client(srv_sam_t *s);
+/* Ask csc-sam HELLO and log its answer. Called once csc-server runs as server_user (csc-sam serves that user only:
+ * asked as root before the switch, it would refuse and audit the connection). */
+void srv_sam_hello(sam_client_t *client, const char *path);
 
 /* Run the HTTP server until SIGTERM/SIGINT. */
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);

@@ -132,7 +132,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
     m->sam = sam;
     if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
         return -1;
-    stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size};
+    stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size,
+                        .writer_later = (need & SRV_WRITER_LATER) != 0};
     int rc = stor_open(&sc, &m->stor);
     if (rc != STOR_OK) {
         fprintf(stderr, "storage %s: %s\n", cfg->lmdb_path, stor_strerror(rc));

@@ -281,6 +281,15 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         tasks_stop(&tasks);
         return -1;
     }
+    /* The first thread: created after the switch, it has what the switch kept (CAP_IPC_LOCK, which every thread
+     * needs for new mappings under mlockall when RLIMIT_MEMLOCK could not be raised). */
+    int src = stor_start_writer(m->stor);
+    if (src != STOR_OK) {
+        fprintf(stderr, "csc-sam: cannot start the storage writer: %s\n", stor_strerror(src));
+        sam_server_free(srv);
+        tasks_stop(&tasks);
+        return -1;
+    }
     if (sam_server_start(srv) != 0 || tasks_start(cfg, m, &tasks) != 0) {
         fprintf(stderr, "csc-sam: cannot start its threads\n");
         sam_server_free(srv);
@@ -357,7 +366,7 @@ int main(int argc, char **argv)
     int locked = -1;
     sam_sender_t *sender = NULL;
     if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 || spawn_sender(cfg, &sender) != 0 ||
-        (locked = lock_memory(cfg)) < 0 || srv_modules_open(cfg, SRV_NEED_HSM, NULL, &m) != 0) {
+        (locked = lock_memory(cfg)) < 0 || srv_modules_open(cfg, SRV_NEED_HSM | SRV_WRITER_LATER, NULL, &m) != 0) {
         sam_sender_free(sender);
         free(cfg);
         return 1;

@@ -362,12 +362,12 @@ static int start_supervisor(srv_sam_t *s)
     return -1;
 }
 
-static void log_hello(srv_sam_t *s)
+void srv_sam_hello(sam_client_t *client, const char *path)
 {
     sam_hello_t h;
-    int rc = sam_client_hello(s->client, &h);
+    int rc = sam_client_hello(client, &h);
     if (rc != SAM_OK)
-        fprintf(stderr, "csc-server: csc-sam at %s does not answer HELLO: %s\n", s->cfg->sam_socket, sam_strerror(rc));
+        fprintf(stderr, "csc-server: csc-sam at %s does not answer HELLO: %s\n", path, sam_strerror(rc));
     else
         fprintf(stderr, "csc-server: csc-sam ready: %s (protocol %u, token %s, storage %s)\n", h.identity,
                 (unsigned)h.version, h.hsm_ready ? "logged in" : "UNAVAILABLE",
@@ -392,7 +392,6 @@ int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out)
         srv_sam_end(s);
         return -1;
     }
-    log_hello(s);
     *out = s;
     return 0;
 }

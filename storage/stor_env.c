@@ -221,7 +221,15 @@ static int start_writer(stor_env_t *env)
     if (rc != 0)
         return STOR_ERR_NOMEM;
     pthread_setname_np(env->writer, "stor-writer");
+    env->writer_running = 1;
     return 0;
+}
+
+int stor_start_writer(stor_env_t *env)
+{
+    if (env == NULL || env->writer_running)
+        return STOR_ERR_INVAL;
+    return start_writer(env);
 }
 
 int stor_open(const stor_config_t *cfg, stor_env_t **out)
@@ -243,7 +251,7 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
     if ((rc = init_sync(env)) != 0)
         goto out;
     synced = 1;
-    if ((rc = start_writer(env)) != 0)
+    if (!cfg->writer_later && (rc = start_writer(env)) != 0)
         goto out;
     *out = env;
     env = NULL;
@@ -268,7 +276,8 @@ void stor_close(stor_env_t *env)
     pthread_cond_signal(&env->work);
     pthread_mutex_unlock(&env->mu);
     /* The writer exits only once the queue is empty: every accepted write is finished. */
-    pthread_join(env->writer, NULL);
+    if (env->writer_running)
+        pthread_join(env->writer, NULL);
     pthread_mutex_lock(&env->mu);
     while (env->active > 0)
         pthread_cond_wait(&env->idle, &env->mu);
@@ -498,8 +507,8 @@ int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg)
 
     if (env == NULL || fn == NULL)
         return STOR_ERR_INVAL;
-    /* From inside a write callback this would wait for itself forever. */
-    if (pthread_equal(pthread_self(), env->writer))
+    /* No writer yet (writer_later), or from inside a write callback: this would wait forever. */
+    if (!env->writer_running || pthread_equal(pthread_self(), env->writer))
         return STOR_ERR_INVAL;
     if (pthread_cond_init(&job.cv, NULL) != 0)
         return STOR_ERR_NOMEM;

@@ -59,6 +59,7 @@ struct stor_env {
     unsigned active;      /* callers inside stor_write/stor_read */
     int closing;
     pthread_t writer;
+    int writer_running;   /* set once by stor_open or stor_start_writer, before other threads write */
     /* read by the test hooks (see below; CSC_TEST_HOOKS builds only), protected by mu */
     uint64_t st_batches, st_jobs;
     unsigned st_max_batch, st_last_batch;

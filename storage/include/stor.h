@@ -74,10 +74,13 @@ typedef struct stor_config {
     const char *path;   /**< directory holding data.mdb (created if missing) */
     size_t map_size;    /**< LMDB map size in bytes; 0 = 1 GiB */
     unsigned max_readers; /**< 0 = 256 */
+    int writer_later;   /**< 1: stor_open starts no writer thread; stor_start_writer() does, later, from the thread
+                             whose privileges it should have (a thread keeps the capabilities of its creator's
+                             thread: csc-sam starts it after its switch to sam_user, so that it holds CAP_IPC_LOCK) */
 } stor_config_t;
 
 /**
- * Open (creating if needed) the environment and start its writer thread.
+ * Open (creating if needed) the environment and start its writer thread (unless cfg->writer_later).
  * @param[in] cfg settings; cfg->path must exist or be creatable.
  * @param[out] out the environment, NULL on failure.
  * @return STOR_OK or a STOR_ERR_* code (STOR_ERR_CORRUPT if the environment has another schema version).
@@ -85,6 +88,13 @@ typedef struct stor_config {
  * @note Every process opening the same path should use the same map_size.
  */
 int stor_open(const stor_config_t *cfg, stor_env_t **out);
+
+/**
+ * Start the writer of an environment opened with writer_later. Until then every stor_write() fails with
+ * STOR_ERR_INVAL (reads work). Call once, before other threads write.
+ * @return STOR_OK, STOR_ERR_INVAL (NULL, or started already), STOR_ERR_NOMEM (no thread)
+ */
+int stor_start_writer(stor_env_t *env);
 
 /** Stop the writer (after finishing queued writes) and close. NULL is allowed. */
 void stor_close(stor_env_t *env);

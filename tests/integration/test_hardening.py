@@ -365,7 +365,11 @@ class TestServerUser(unittest.TestCase):
                 for cap in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
                     self.assertEqual(int(st[cap], 16) & ~(1 << 14), 0, cap)
                 for t in os.listdir("/proc/%d/task" % pid):
-                    self.assertEqual(proc_status(pid, t)["Uid"].split()[0], str(sam_pw.pw_uid), "thread %s" % t)
+                    ts = proc_status(pid, t)
+                    self.assertEqual(ts["Uid"].split()[0], str(sam_pw.pw_uid), "thread %s" % t)
+                    # a thread has the capabilities of the thread that made it: none may be older than the switch
+                    # (without CAP_IPC_LOCK a thread's new mappings fail under mlockall: storage writes did)
+                    self.assertEqual(ts["CapEff"], st["CapEff"], "thread %s (%s)" % (t, ts["Name"]))
                 assert_filtered(self, pid, "csc-sam")
                 self.assertEqual(os.stat("/proc/%d/status" % pid).st_uid, 0)  # not dumpable
                 if not asan(pid):
@@ -378,6 +382,11 @@ class TestServerUser(unittest.TestCase):
             check_sam(sam)
             assert_filtered(self, server, "csc-server")
             sign_once(svc)
+            # csc-server asked HELLO once it was server_user: csc-sam refused no connection of its
+            log = svc.server_stderr()
+            self.assertIn("csc-server: csc-sam ready: csc-sam pid=%d " % sam, log)
+            self.assertNotIn("refused a connection from uid 0 ", log)
+            self.assertNotIn("does not answer HELLO", log)
             os.kill(sam, signal.SIGKILL)
             new = wait_for(lambda: (lambda p: p if p not in (None, sam) and ask_hello_as(
                 sock, self.pw.pw_uid, self.pw.pw_gid) == 0x81 else None)(sam_child(svc)))
@@ -392,6 +401,7 @@ class TestServerUser(unittest.TestCase):
         and the new csc-sam's is sam_user again."""
         d = tempfile.mkdtemp(prefix="csc-hard-exec-")
         svc, sam_pw = self.sam_user_service(lambda s: exec_sender(s, d))
+        os.chown(d, sam_pw.pw_uid, sam_pw.pw_gid)  # the program, as sam_user, writes its out file there
         svc.start()
         try:
             assert_filtered(self, svc.proc.pid, "csc-server")
@@ -404,6 +414,7 @@ class TestServerUser(unittest.TestCase):
                 self.assertNotIn("0", st["Groups"].split())
                 for cap in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
                     self.assertEqual(int(st[cap], 16), 0, cap)
+                self.assertEqual(deliver_once(self, svc, d), sam_pw.pw_uid, "the program runs as sam_user")
                 os.kill(sam, signal.SIGKILL)
                 self.assertTrue(wait_for(lambda: not alive(helper)), "the helper outlived csc-sam")
                 sam = restarted_with_helper(svc, sam, hello_as_root=False)

@@ -48,8 +48,11 @@ def children(pid):
     """The child processes of pid (every thread's)."""
     out = []
     for t in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/children" % (pid, t)) as f:
-            out += [int(c) for c in f.read().split()]
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile (csc-sam's connection threads end with their peer)
     return out
 
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,48 @@ static uint32_t counter_value(stor_env_t *env)
     ck_assert_int_eq(stor_user_get(env, "counter", &u), 0);
     return u.failed_logins;
 }
+
+static int task_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* writer_later: no thread at open (so that it cannot miss a privilege change of its opener), writes refused until
+ * stor_start_writer, which starts it once; closing works either way. */
+START_TEST(t_writer_later)
+{
+    char path[PATH_MAX];
+    stor_env_t *env = NULL;
+    stor_user_t u;
+
+    ck_assert_int_lt(snprintf(path, sizeof(path), "%s", tst_path()), (int)sizeof(path));
+    stor_config_t cfg = {.path = path, .writer_later = 1};
+    int before = task_count();
+    ck_assert_int_eq(stor_open(&cfg, &env), 0);
+    ck_assert_int_eq(task_count(), before);
+    ck_assert_int_eq(stor_write(env, incr_fn, NULL), STOR_ERR_INVAL);
+    ck_assert_int_eq(stor_user_get(env, "counter", &u), STOR_ERR_NOTFOUND); /* reads work */
+    ck_assert_int_eq(stor_start_writer(env), 0);
+    ck_assert_int_eq(task_count(), before + 1);
+    ck_assert_int_eq(stor_start_writer(env), STOR_ERR_INVAL);
+    ck_assert_int_eq(stor_start_writer(NULL), STOR_ERR_INVAL);
+    tst_user(&u, "counter", 0);
+    ck_assert_int_eq(tst_put_user(env, &u), 0);
+    ck_assert_int_eq(stor_write(env, incr_fn, NULL), 0);
+    ck_assert_uint_eq(counter_value(env), 1);
+    stor_close(env);
+    ck_assert_int_eq(task_count(), before);
+    /* never started: closes without a writer to join */
+    ck_assert_int_eq(stor_open(&cfg, &env), 0);
+    stor_close(env);
+}
+END_TEST
 
 START_TEST(t_concurrent_increment)
 {
@@ -697,6 +740,7 @@ Suite *tst_env_suite(void)
     suite_add_tcase(s, tc);
 
     tcase_set_timeout(tw, 120); /* thousands of fsyncs, slower under sanitizers */
+    tcase_add_test(tw, t_writer_later);
     tcase_add_test(tw, t_concurrent_increment);
     tcase_add_test(tw, t_batching);
     tcase_add_test(tw, t_batch_cap);
