@@ -75,6 +75,10 @@ int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
 /** CONSENT (sam_op_consent.c): the OAuth consent page's decision in a stored browser session -> authorization code. */
 int sam_op_consent(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
+/** APPROVE (sam_op_approve.c): the /approve page's decision, in a stored browser session, on the session user's own
+ *  pending authorization (oauth_approval_decide). */
+int sam_op_approve(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);
 
