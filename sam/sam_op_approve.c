@@ -23,7 +23,7 @@ static int refuse(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
 int sam_op_approve(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
     char sid[SAM_TOKEN_MAX + 1], csrf[SAM_TOKEN_MAX + 1], addr[SAM_ADDR_MAX + 1] = "";
-    char client[64];
+    char client[sizeof(OAUTH_APPROVAL_PAGE_CLIENT "@") + SAM_ADDR_MAX]; /* the audit record keeps what fits */
     const uint8_t *pin = NULL, *ref = NULL;
     size_t pin_len = 0, ref_len = 0;
     uint32_t decision = 0;
