@@ -153,44 +153,54 @@ class TestSpawned(unittest.TestCase):
 class TestApprovalAcrossRestart(unittest.TestCase):
     """A pending approval is csc-sam's but kept in storage: killed (kill -9) and restarted between
     credentials/authorize and the decision on /approve, csc-sam still knows the request, decides it once, and
-    answers authorizeCheck with a SAD that signs."""
+    answers authorizeCheck with a SAD that signs. A service of its own: the shared one's csc-sam is not killed here."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD)
+        cls.svc.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop_checked()
 
     def test_kill9_between_authorize_and_approve(self):
-        SVC.admin("credential", "create", "--id", "ap-restart", "--user", SVC.env["CSC_USER"], "--key", "p256",
-                  "--auth", "PIN AND APPROVAL", "--scal", "2", "--multisign", "1", stdin=SVC.env["CSC_PIN"] + "\n")
-        t = SVC.token()
+        svc = self.svc
+        svc.admin("credential", "create", "--id", "ap-restart", "--user", svc.env["CSC_USER"], "--key", "p256",
+                  "--auth", "PIN AND APPROVAL", "--scal", "2", "--multisign", "1", stdin=svc.env["CSC_PIN"] + "\n")
+        t = svc.token()
         d = H.digest("approved across a restart")
-        r = SVC.post("credentials/authorize", {"credentialID": "ap-restart", "numSignatures": 1,
+        r = svc.post("credentials/authorize", {"credentialID": "ap-restart", "numSignatures": 1,
                                                "hashes": [H.b64(d)], "hashAlgorithmOID": H.SHA256}, t)
         self.assertEqual(r.status, 202, r)
         handle = r.json["handle"]
-        old = sam_child(SVC)
+        old = sam_child(svc)
         self.assertIsNotNone(old)
         os.kill(old, signal.SIGKILL)
 
         def restarted():
-            new = sam_child(SVC)
+            new = sam_child(svc)
             try:
-                return new if new not in (None, old) and "pid=%d " % new in hello(sam_socket(SVC))[T_IDENTITY] else None
+                return new if new not in (None, old) and "pid=%d " % new in hello(sam_socket(svc))[T_IDENTITY] else None
             except OSError:
                 return None
-        self.assertTrue(wait_for(restarted), "csc-sam was not restarted: " + SVC.server_stderr()[-2000:])
-        r = SVC.post("credentials/authorizeCheck", {"handle": handle}, t)
+        self.assertTrue(wait_for(restarted), "csc-sam was not restarted: " + svc.server_stderr()[-2000:])
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
         self.assertEqual((r.status, r.json), (202, {"handle": handle}))
-        b = H.Browser(SVC, "/approve")
-        b.login(SVC.env["CSC_USER"], SVC.env["CSC_PASSWORD"], SVC.env["CSC_TOTP_SECRET"])
+        b = H.Browser(svc, "/approve")
+        b.login(svc.env["CSC_USER"], svc.env["CSC_PASSWORD"], svc.env["CSC_TOTP_SECRET"])
         ref = b.ref_for("ap-restart", d)
         self.assertIsNotNone(ref, b.text[:3000])
-        b.post({"action": "approve", "ref": ref, "pin": SVC.env["CSC_PIN"]})
+        b.post({"action": "approve", "ref": ref, "pin": svc.env["CSC_PIN"]})
         self.assertIn("Approved", b.text)
-        b.post({"action": "approve", "ref": ref, "pin": SVC.env["CSC_PIN"]})
+        b.post({"action": "approve", "ref": ref, "pin": svc.env["CSC_PIN"]})
         self.assertIn("no longer waiting", b.text)
-        r = SVC.post("credentials/authorizeCheck", {"handle": handle}, t)
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
         self.assertEqual(r.status, 200, r)
         sad = r.json["SAD"]
-        r = SVC.post("credentials/authorizeCheck", {"handle": handle}, t)
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
         self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
-        r = SVC.post("signatures/signHash", {"credentialID": "ap-restart", "SAD": sad, "hashes": [H.b64(d)],
+        r = svc.post("signatures/signHash", {"credentialID": "ap-restart", "SAD": sad, "hashes": [H.b64(d)],
                                              "signAlgo": H.ECDSA_SHA256}, t)
         self.assertEqual(r.status, 200, r)
 
