@@ -156,6 +156,8 @@ int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32]);
 int stor_name_check(const char *name);
 /** The LMDB handle of table db (for the files of storage/ that add tables). */
 MDB_dbi stor_dbi(const stor_txn_t *t, int db);
+/** The number of rows of table db (read or write txn). @return 0 or an error */
+int stor_count_rows(stor_txn_t *t, int db, size_t *n);
 
 /* ---- walking a table (stor_txn.c): the one cursor loop of storage/ ---------- */
 

@@ -50,6 +50,22 @@ MDB_dbi stor_dbi(const stor_txn_t *t, int db)
     return t->env->dbi[db];
 }
 
+int stor_count_rows(stor_txn_t *t, int db, size_t *n)
+{
+    MDB_stat st;
+    int rc;
+
+    if (n == NULL)
+        return STOR_ERR_INVAL;
+    *n = 0;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((rc = mdb_stat(t->txn, t->env->dbi[db], &st)) != 0)
+        return stor_txn_fail(t, rc);
+    *n = st.ms_entries;
+    return 0;
+}
+
 /* Encode rec straight into the page LMDB reserves for it. */
 int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags)
 {
