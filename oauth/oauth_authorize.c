@@ -67,7 +67,7 @@ typedef struct {
     const oauth_factors_t *f;
     int64_t now;
     int pre;                           /* decision from the read: OK (go on), INVALID, LOCKED, DISABLED */
-    unsigned pre_verified;             /* verified by the caller (OAUTH_FACTOR_APPROVAL) ... */
+    unsigned pre_verified;             /* verified by the caller (OAUTH_FACTOR_APPROVAL, and the PIN it took) ... */
     uint32_t pre_epoch;                /* ... for a request made in this epoch of the user */
     uint32_t read_epoch;               /* the user's epoch as read before the write */
     unsigned verified, bad;            /* OAUTH_FACTOR_*, as decided in the write */
@@ -83,6 +83,7 @@ typedef struct {
     uint8_t eff_pin[STOR_VERIFIER_MAX]; /* the PIN verifier that applies: the owner's, or the delegate's own */
     uint32_t eff_pin_len;
     stor_sad_t *sad;                   /* stored on success; its digests feed the audit record */
+    const oauth_authz_hook_t *hook;    /* an approval's part of the write (oauth_approval.c), or NULL */
     int rc;
 } authz_ctx_t;
 
@@ -213,7 +214,7 @@ static int authz_decide(authz_ctx_t *c)
         have |= OAUTH_FACTOR_CHALLENGE;
     if (oauth_expr_names(c->cred->auth_expr, OAUTH_APPROVAL_ID))
         have |= OAUTH_FACTOR_APPROVAL;
-    c->verified |= c->pre_verified & OAUTH_FACTOR_APPROVAL;
+    c->verified |= c->pre_verified & (OAUTH_FACTOR_APPROVAL | OAUTH_FACTOR_PIN);
     /* Each time step is accepted once. */
     if ((c->verified & OAUTH_FACTOR_OTP) && c->otp_step <= c->user.totp_last_step) {
         c->verified &= ~OAUTH_FACTOR_OTP;
@@ -246,7 +247,7 @@ static int authz_outcome(stor_txn_t *t, authz_ctx_t *c)
         if ((rc = stor_txn_user_put(t, &c->user, 0)) < 0)
             return rc;
     }
-    return stor_txn_sad_put(t, c->sad);
+    return c->hook != NULL && c->hook->no_sad ? 0 : stor_txn_sad_put(t, c->sad);
 }
 
 static int authz_audit(stor_txn_t *t, authz_ctx_t *c)
@@ -273,6 +274,13 @@ static int authz_apply(stor_txn_t *t, void *arg)
     authz_ctx_t *c = arg;
     int rc, pre = c->pre;
 
+    /* An approval's request is taken (or found still pending) in this same write: one decision, one SAD. */
+    if (c->hook != NULL && c->hook->check != NULL) {
+        if ((rc = c->hook->check(t, c->hook->arg, &c->rc)) < 0)
+            return rc;
+        if (c->rc != OAUTH_OK)
+            return 0;
+    }
     if ((rc = authz_load(t, c)) < 0)
         goto out;
     /* A read-time refusal stands (it counted no failure); otherwise the fresh state decides. */
@@ -288,7 +296,10 @@ static int authz_apply(stor_txn_t *t, void *arg)
         if ((rc = authz_outcome(t, c)) < 0)
             goto out;
     }
-    rc = authz_audit(t, c);
+    /* A decision on the approval page issues no SAD: its own record (STOR_EV_APPROVAL) says it was approved. */
+    rc = c->rc == OAUTH_OK && c->hook != NULL && c->hook->no_sad ? 0 : authz_audit(t, c);
+    if (rc >= 0 && c->hook != NULL && c->hook->done != NULL)
+        rc = c->hook->done(t, c->hook->arg, c->rc);
 out:
     OPENSSL_cleanse(&c->user, sizeof(c->user));
     OPENSSL_cleanse(c->cred->pin_verifier, sizeof(c->cred->pin_verifier));
@@ -328,11 +339,12 @@ static int authz_new_sad(authz_ctx_t *c, char value[OAUTH_TOKEN_BUFLEN])
 int oauth_authorize(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, char sad[OAUTH_TOKEN_BUFLEN],
                     unsigned *expires_in)
 {
-    return oauth_authorize_pre(o, req, f, 0, 0, sad, expires_in);
+    return oauth_authorize_pre(o, req, f, 0, 0, NULL, sad, expires_in);
 }
 
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
-                        uint32_t epoch, char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in)
+                        uint32_t epoch, const oauth_authz_hook_t *hook, char sad[OAUTH_TOKEN_BUFLEN],
+                        unsigned *expires_in)
 {
     char value[OAUTH_TOKEN_BUFLEN] = "";
     authz_ctx_t *c = NULL;
@@ -353,6 +365,7 @@ int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_
     c->f = f;
     c->pre_verified = pre;
     c->pre_epoch = epoch;
+    c->hook = hook;
     c->now = oauth_clock(o);
     if ((rc = authz_new_sad(c, value)) != OAUTH_OK)
         goto out;
@@ -363,7 +376,7 @@ int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, authz_apply, c))) == OAUTH_OK)
         rc = c->rc;
-    if (rc == OAUTH_OK) {
+    if (rc == OAUTH_OK && !(hook != NULL && hook->no_sad)) {
         memcpy(sad, value, OAUTH_TOKEN_BUFLEN);
         *expires_in = o->cfg.sad_ttl;
     }

@@ -111,7 +111,7 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     set_defaults(&o->cfg);
     o->sessions_cap = OAUTH_SESSIONS_MAX;
     if (oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
-        oauth_chal_tab_new(&o->challenges) != OAUTH_OK || oauth_appr_tab_new(&o->approvals) != OAUTH_OK ||
+        oauth_chal_tab_new(&o->challenges) != OAUTH_OK ||
         oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK ||
         oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK)
         goto out;
@@ -132,7 +132,6 @@ void oauth_free(oauth_t *o)
     oauth_mem_free(o->pars);
     oauth_rate_free(o->rate);
     oauth_chal_tab_free(o->challenges);
-    oauth_appr_tab_free(o->approvals);
     if (o->fails) {
         /* Counts of failed logins not written yet: storage is still open here (shutdown). */
         (void)oauth_fail_flush(o, oauth_clock(o), 1);

@@ -19,7 +19,6 @@ struct oauth {
     oauth_mem_t *pars;    /* pushed authorization requests */
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
     struct oauth_chal_tab *challenges; /* pending one-time codes (oauth_challenge.c) */
-    struct oauth_appr_tab *approvals;  /* pending approvals (oauth_approval.c) */
     uint8_t ticket_key[32];            /* MAC key of the sign-in pages' tickets (oauth_ticket.c), per process */
     struct oauth_fails *fails;         /* failed logins counted per address and name (oauth_fail.c) */
     uint8_t dummy[STOR_VERIFIER_MAX];  /* made at oauth_new() from a random secret nobody keeps: an unknown,
@@ -116,15 +115,28 @@ void oauth_chal_drop(struct oauth_chal_tab *t, const uint8_t key[32]);
 /** A fresh random ticket key. @return OAUTH_OK or OAUTH_ERR_INTERNAL */
 int oauth_ticket_init(oauth_t *o);
 
-/* ---- approvals (oauth_approval.c) ---- */
-struct oauth_appr_tab;
-int oauth_appr_tab_new(struct oauth_appr_tab **out);
-void oauth_appr_tab_free(struct oauth_appr_tab *t);
-/** oauth_authorize() with factors already verified by the caller (pre: OAUTH_FACTOR_APPROVAL), for a request
- *  made while the user's epoch was epoch: after an operator's reset of the user (another epoch) it is
- *  OAUTH_ERR_DISABLED, decided in the write that would issue the SAD. */
+/* ---- approvals (oauth_approval.c, oauth_approval_list.c; the table is storage's user_approvals) ---- */
+/** What a pending approval adds to the write transaction of oauth_authorize_pre (oauth_approval.c). */
+typedef struct oauth_authz_hook {
+    /** First in the write: *result OAUTH_OK to go on; anything else ends the write with that result and nothing
+     *  decided or audited. @return 0, or a storage error (< 0). Runs again if the writer retries. */
+    int (*check)(stor_txn_t *t, void *arg, int *result);
+    /** Last in the write, with the outcome (OAUTH_OK or the refusal) applied and audited. @return 0 or < 0 */
+    int (*done)(stor_txn_t *t, void *arg, int outcome);
+    void *arg;
+    /** The decision on the page: verify the factors (failures counted and audited as credentials/authorize's),
+     *  but store no SAD and write no STOR_EV_AUTHORIZE record for a success (sad stays ""). */
+    int no_sad;
+} oauth_authz_hook_t;
+/** oauth_authorize() with factors already verified by the caller (pre: OAUTH_FACTOR_APPROVAL, and
+ *  OAUTH_FACTOR_PIN when the approval checked the PIN), for a request made while the user's epoch was epoch:
+ *  after an operator's reset of the user (another epoch) it is OAUTH_ERR_DISABLED, decided in the write that
+ *  would issue the SAD. hook (NULL: none) adds an approval's part to that write. */
 int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_factors_t *f, unsigned pre,
-                        uint32_t epoch, char sad[OAUTH_TOKEN_BUFLEN], unsigned *expires_in);
+                        uint32_t epoch, const oauth_authz_hook_t *hook, char sad[OAUTH_TOKEN_BUFLEN],
+                        unsigned *expires_in);
+/** The view of a stored approval the page shows (digests point into a). */
+void oauth_approval_view_of(const stor_user_approval_t *a, oauth_approval_view_t *v);
 /* oauth_authorize.c, shared with oauth_sad.c: 1 if n digests of digest_len bytes (with a hash OID when need_alg
  * and n > 0) are within the storage bounds; their concatenation into dst (n * len bytes). */
 int oauth_digest_args_ok(const char *hash_alg, const uint8_t *const *digests, size_t digest_len, size_t n,

@@ -47,6 +47,7 @@ static const struct {
     {SAM_OP_SIGN_RESERVED, sam_op_sign_reserved},
     {SAM_OP_CHALLENGE, sam_op_challenge},
     {SAM_OP_CONSENT, sam_op_consent},
+    {SAM_OP_APPROVE, sam_op_approve},
 };
 
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)

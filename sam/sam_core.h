@@ -75,6 +75,30 @@ int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
 /** CONSENT (sam_op_consent.c): the OAuth consent page's decision in a stored browser session -> authorization code. */
 int sam_op_consent(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
+/* sam_page.c: what CONSENT and APPROVE share. */
+typedef struct sam_page {
+    char sid[SAM_TOKEN_MAX + 1];                 /**< the browser session's id */
+    char addr[SAM_ADDR_MAX + 1];                 /**< the person's address ("" when absent) */
+    char client[sizeof(OAUTH_APPROVAL_PAGE_CLIENT "@") + SAM_ADDR_MAX]; /**< for audit records: PREFIX@addr, or addr */
+    uint32_t decision;                           /**< 1 approve, 0 refuse */
+    const uint8_t *pin;                          /**< the PIN typed (NULL: none); points into the request */
+    size_t pin_len;
+    oauth_session_view_t *v;                     /**< the session as stored */
+} sam_page_t;
+/**
+ * A page's decision: read SESSION, CSRF, DECISION, PIN and ADDR of req, read the browser session from storage and
+ * compare the form's CSRF token with the session's in constant time. Refusals about the session are audited as event
+ * (STOR_EV_DENIED; client: "prefix@addr", or addr when prefix is NULL).
+ * @return 0 (p filled), or -1 with the refusal built into b and *rc its result. Call sam_page_close() either way.
+ */
+int sam_page_open(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
+                  const char *prefix, sam_page_t *p, int *rc);
+void sam_page_close(sam_page_t *p);
+
+/** APPROVE (sam_op_approve.c): the /approve page's decision, in a stored browser session, on the session user's own
+ *  pending authorization (oauth_approval_decide). */
+int sam_op_approve(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);
 

@@ -165,13 +165,15 @@ static const sam_field_spec_t challenge[] = {
 static const sam_field_spec_t challenge_r[] = { /* the code went out; valid this long */
     EXPIRES_IN(REQ),
 };
+/* Like CONSENT: the browser session (stored: the SAM reads its user itself) and the form's CSRF token, and the request
+ * as the page names it; the user is the session's, never the message's. */
 static const sam_field_spec_t approve[] = {
-    TEXT(SAM_T_USER, REQ, 1, SAM_NAME_MAX),
     PIN,
-    CLIENT,
     BYTES(SAM_T_APPROVAL_REF, REQ, 16, 16),
     SESSION,
     DECISION,
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
 };
 /* The browser session (stored: the SAM reads its user and request itself) and the form's CSRF token; the request's
  * credential and digests are the session's, never the message's. */

@@ -259,6 +259,25 @@ static const field_t websession_fields[] = {
     PTR2(11, stor_websession_t, req, STOR_WEBSESSION_REQ_MAX, req_len, req_one),
 };
 
+static const field_t user_approval_fields[] = {
+    FIXED(1, stor_user_approval_t, hash),
+    FIXED(2, stor_user_approval_t, ref),
+    U32(3, stor_user_approval_t, state),
+    U32(4, stor_user_approval_t, verified),
+    STR(5, stor_user_approval_t, user),
+    STR(6, stor_user_approval_t, cred),
+    STR(7, stor_user_approval_t, client),
+    U32(8, stor_user_approval_t, num_signatures),
+    U32(9, stor_user_approval_t, needs_pin),
+    U32(10, stor_user_approval_t, epoch),
+    I64(11, stor_user_approval_t, created_at),
+    I64(12, stor_user_approval_t, expires_at),
+    STR(13, stor_user_approval_t, hash_alg),
+    U32(14, stor_user_approval_t, digest_len),
+    U32(15, stor_user_approval_t, n_digests),
+    BLOB2(16, stor_user_approval_t, digests, digest_len, n_digests),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -274,6 +293,7 @@ FITS(operator_fields);
 FITS(opsession_fields);
 FITS(approval_fields);
 FITS(websession_fields);
+FITS(user_approval_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -290,6 +310,7 @@ static const rec_desc_t descs[] = {
     [STOR_REC_OPSESSION] = DESC(stor_opsession_t, opsession_fields),
     [STOR_REC_APPROVAL] = DESC(stor_approval_t, approval_fields),
     [STOR_REC_WEBSESSION] = DESC(stor_websession_t, websession_fields),
+    [STOR_REC_USER_APPROVAL] = DESC(stor_user_approval_t, user_approval_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

@@ -55,6 +55,7 @@ static const struct {
     [STOR_DB_DELEGATIONS] = { "delegations", MDB_DUPSORT },
     [STOR_DB_PENDING_SADS] = { "pending_sads", 0 },
     [STOR_DB_WEBSESSIONS] = { "web_sessions", 0 },
+    [STOR_DB_USER_APPROVALS] = { "user_approvals", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

@@ -24,6 +24,8 @@
  *   delegations     delegate (dupsort) -> credential id
  *   web_sessions    session id hash    -> encoded stor_websession_t (the OAuth and approval pages' browser sessions,
  *                                         shared by csc-server and csc-sam; purged after expires_at)
+ *   user_approvals  handle hash (32)   -> encoded stor_user_approval_t (credentials/authorize waiting for the
+ *                                         user's approval on /approve; purged after expires_at)
  *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
@@ -44,7 +46,7 @@ enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STO
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
        STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC,
        STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_PENDING_SADS,
-       STOR_DB_WEBSESSIONS, STOR_DB_COUNT };
+       STOR_DB_WEBSESSIONS, STOR_DB_USER_APPROVALS, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -100,6 +102,7 @@ typedef enum {
     STOR_REC_OPSESSION = 10,
     STOR_REC_APPROVAL = 11,
     STOR_REC_WEBSESSION = 21,
+    STOR_REC_USER_APPROVAL = 22,
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */
@@ -154,6 +157,8 @@ int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32]);
 int stor_name_check(const char *name);
 /** The LMDB handle of table db (for the files of storage/ that add tables). */
 MDB_dbi stor_dbi(const stor_txn_t *t, int db);
+/** The number of rows of table db (read or write txn). @return 0 or an error */
+int stor_count_rows(stor_txn_t *t, int db, size_t *n);
 
 /* ---- walking a table (stor_txn.c): the one cursor loop of storage/ ---------- */
 

@@ -50,6 +50,22 @@ MDB_dbi stor_dbi(const stor_txn_t *t, int db)
     return t->env->dbi[db];
 }
 
+int stor_count_rows(stor_txn_t *t, int db, size_t *n)
+{
+    MDB_stat st;
+    int rc;
+
+    if (n == NULL)
+        return STOR_ERR_INVAL;
+    *n = 0;
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if ((rc = mdb_stat(t->txn, t->env->dbi[db], &st)) != 0)
+        return stor_txn_fail(t, rc);
+    *n = st.ms_entries;
+    return 0;
+}
+
 /* Encode rec straight into the page LMDB reserves for it. */
 int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags)
 {
@@ -775,7 +791,8 @@ static int purge_fn(stor_txn_t *t, void *arg)
                                &p->n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at),
                                p->now, &p->n)) != 0 ||
-        (rc = stor_txn_websession_purge(t, p->now, &p->n)) != 0)
+        (rc = stor_txn_websession_purge(t, p->now, &p->n)) != 0 ||
+        (rc = stor_txn_user_approval_purge(t, p->now, &p->n)) != 0)
         return rc;
     return stor_purge_table(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p->now, &p->n);
 }

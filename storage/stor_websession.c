@@ -37,18 +37,7 @@ int stor_txn_websession_del(stor_txn_t *t, const uint8_t hash[32])
 
 int stor_txn_websession_count(stor_txn_t *t, size_t *n)
 {
-    MDB_stat st;
-    int rc;
-
-    if (n == NULL)
-        return STOR_ERR_INVAL;
-    *n = 0;
-    if ((rc = stor_txn_check(t, 0)) != 0)
-        return rc;
-    if ((rc = mdb_stat(t->txn, t->env->dbi[STOR_DB_WEBSESSIONS], &st)) != 0)
-        return stor_txn_fail(t, rc);
-    *n = st.ms_entries;
-    return 0;
+    return stor_count_rows(t, STOR_DB_WEBSESSIONS, n);
 }
 
 int stor_txn_websession_purge(stor_txn_t *t, int64_t now, int *n)

@@ -108,6 +108,14 @@ void web_metadata(web_t *w);     /* GET /.well-known/oauth-authorization-server 
 
 /* ---- the approval page (web_approve.c) ---------------------------------------------------------------- */
 
+/* A decision of a page is csc-sam's (web_oauth.c): CONSENT (ref NULL; code: the authorization code, "" unless
+ * approved) or APPROVE (ref: the pending request as the page names it). csc-sam reads the session sid itself, checks
+ * the form's CSRF token and the PIN. @return OAUTH_OK, or the oauth/ outcome the refusal stands for: OAUTH_ERR_DENIED
+ * (wrong PIN), _INVALID (session, request), _EXPIRED, _LOCKED, _DISABLED, _BUSY, _INVAL (numSignatures),
+ * _STORAGE (csc-sam not reached: nothing decided) */
+int web_sam_decision(web_t *w, unsigned op, const char *sid, const char *csrf, const uint8_t ref[16], int approve,
+                     const char *pin, size_t pin_len, char code[OAUTH_TOKEN_BUFLEN]);
+
 int web_approve_is_path(const char *path, size_t len);
 
 /* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */

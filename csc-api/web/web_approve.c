@@ -9,7 +9,9 @@
  * scripts, no framing). Before the login nothing is kept: the cookie is a signed ticket and the form's CSRF token
  * is bound to it (oauth_ticket_*); the session starts, under a fresh id, with the correct password and TOTP. The browser session is an OAuth session of the
  * pseudo-client "approval-page" (its logins are audited as STOR_EV_LOGIN with client "oauth:approval-page@ADDR").
- * Requests are named on the page by a reference (a hash of the handle), never by the handle itself.
+ * Requests are named on the page by a random reference, never by the handle itself. The page lists them from
+ * storage (oauth_approval_each, read-only); the decision is csc-sam's (APPROVE, sam/sam_op_approve.c), which reads the
+ * session itself: this process files, decides and answers no approval.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@
 #define APPROVE_PATH "/approve"
 #define COOKIE "__Host-csc_approve"
 #define PAGE_MAX (1024 * 1024)
-#define PAGE_CLIENT "approval-page"
+#define PAGE_CLIENT OAUTH_APPROVAL_PAGE_CLIENT
 
 
 int web_approve_is_path(const char *path, size_t len)
@@ -101,7 +103,7 @@ static int unhex16(const char *s, uint8_t out[16])
     return pki_unhex(s, 32, out, 16) == 16 ? 0 : -1;
 }
 
-/* One pending request: what will be signed, and its two buttons. Runs with the table locked: memory work only. */
+/* One pending request: what will be signed, and its two buttons. Runs in a storage read: memory work only. */
 static void list_one(const oauth_approval_view_t *v, void *arg)
 {
     list_ctx_t *l = arg;
@@ -251,19 +253,20 @@ static void do_login(web_t *w, const web_form_t *f, const char *ticket, oauth_se
     OPENSSL_cleanse(csrf, sizeof(csrf));
 }
 
-static void do_decide(web_t *w, const web_form_t *f, const oauth_session_view_t *v, int approve)
+/* The decision is csc-sam's (APPROVE): it reads the session, checks the form's CSRF token, that the request is the
+ * session user's and still pending, the PIN, and records the decision. */
+static void do_decide(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v, int approve)
 {
     uint8_t ref[16];
     const char *pin = web_form_get(f, "pin");
-    char client[64];
+    char none[OAUTH_TOKEN_BUFLEN];
 
     if (unhex16(web_form_get(f, "ref"), ref) != 0) {
         list_page(w, v, "That request is not known.", 1);
         return;
     }
-    snprintf(client, sizeof(client), PAGE_CLIENT "@%s", w->call->client != NULL ? w->call->client : "-");
-    int rc = oauth_approval_decide(w->c->oauth, v->user, ref, approve, approve ? pin : NULL,
-                                   approve && pin != NULL ? strlen(pin) : 0, client);
+    int rc = web_sam_decision(w, SAM_OP_APPROVE, sid, v->csrf, ref, approve, approve ? pin : NULL,
+                              approve && pin != NULL ? strlen(pin) : 0, none);
     switch (rc) {
     case OAUTH_OK:
         list_page(w, v, approve ? "Approved. The application can now sign." : "Refused.", 0);
@@ -349,7 +352,7 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
     if (action == NULL) {
         message_page(w, 400, "Request refused", "That step is not expected now.");
     } else if (strcmp(action, "approve") == 0 || strcmp(action, "refuse") == 0) {
-        do_decide(w, &f, v, strcmp(action, "approve") == 0);
+        do_decide(w, &f, sid, v, strcmp(action, "approve") == 0);
     } else if (strcmp(action, "list") == 0) {
         list_page(w, v, NULL, 0);
     } else if (strcmp(action, "logout") == 0) {

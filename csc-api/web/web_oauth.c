@@ -653,8 +653,8 @@ out:
 
 /* ---- POST /oauth2/authorize ------------------------------------------------------------- */
 
-/* The oauth/ outcome a refusal of CONSENT stands for, as the pages below tell it apart. */
-static int consent_refusal(const sam_msg_t *reply)
+/* The oauth/ outcome a refusal of CONSENT or APPROVE stands for, as the pages tell it apart. */
+static int decision_refusal(const sam_msg_t *reply)
 {
     uint32_t code = 0, about = 0;
     if (reply->op != SAM_OP_REFUSED || sam_get_u32(reply, SAM_T_REFUSAL, &code) != SAM_OK)
@@ -680,10 +680,8 @@ static int consent_refusal(const sam_msg_t *reply)
     }
 }
 
-/* The consent decision is csc-sam's (CONSENT): it reads the session, checks the form's CSRF token, the PIN, and issues
- * the code. code: "" unless approved. @return OAUTH_OK or the outcome consent_refusal() reads. */
-static int consent(web_t *w, const char *sid, const char *csrf, int approve, const char *pin, size_t pin_len,
-                   char code[OAUTH_TOKEN_BUFLEN])
+int web_sam_decision(web_t *w, unsigned op, const char *sid, const char *csrf, const uint8_t ref[16], int approve,
+                     const char *pin, size_t pin_len, char code[OAUTH_TOKEN_BUFLEN])
 {
     csc_sam_call_t call;
     csc_err_t err;
@@ -691,7 +689,7 @@ static int consent(web_t *w, const char *sid, const char *csrf, int approve, con
     int rc;
 
     code[0] = '\0';
-    if (csc_sam_begin(w->c, &call, SAM_OP_CONSENT, &err) != 0)
+    if (csc_sam_begin(w->c, &call, op, &err) != 0)
         return OAUTH_ERR_STORAGE;
     if (pin != NULL) {
         /* A PIN the protocol cannot carry (not UTF-8, over SAM_SECRET_MAX bytes) is no credential's PIN. */
@@ -700,6 +698,8 @@ static int consent(web_t *w, const char *sid, const char *csrf, int approve, con
             return OAUTH_ERR_DENIED;
         }
     }
+    if (ref != NULL)
+        sam_put_bytes(&call.b, SAM_T_APPROVAL_REF, ref, 16);
     sam_put_str(&call.b, SAM_T_SESSION, sid);
     sam_put_u32(&call.b, SAM_T_DECISION, approve ? 1 : 0);
     snprintf(addr, sizeof(addr), "%s", w->call->client != NULL ? w->call->client : "");
@@ -707,7 +707,7 @@ static int consent(web_t *w, const char *sid, const char *csrf, int approve, con
         sam_put_str(&call.b, SAM_T_ADDR, addr);
     sam_put_str(&call.b, SAM_T_CSRF, csrf);
     if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) != 0)
-        rc = consent_refusal(&call.reply);
+        rc = decision_refusal(&call.reply);
     else if (sam_msg_count(&call.reply, SAM_T_CODE) > 0 &&
              sam_get_text(&call.reply, SAM_T_CODE, code, OAUTH_TOKEN_BUFLEN) != SAM_OK)
         rc = OAUTH_ERR_STORAGE;
@@ -722,7 +722,7 @@ static int finish_with_code(web_t *w, const oauth_authz_request_t *req, const ch
                             const char *pin, size_t pin_len)
 {
     char code[OAUTH_TOKEN_BUFLEN];
-    int rc = consent(w, sid, csrf, 1, pin, pin_len, code);
+    int rc = web_sam_decision(w, SAM_OP_CONSENT, sid, csrf, NULL, 1, pin, pin_len, code);
     if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_BUSY)
         return rc;
     oauth_session_end(w->c->oauth, sid);
@@ -997,7 +997,7 @@ static void authorize_post(web_t *w)
     const char *action = web_form_get(&f, "action");
     if (action != NULL && strcmp(action, "deny") == 0) {
         char code[OAUTH_TOKEN_BUFLEN];
-        (void)consent(w, sid, csrf, 0, NULL, 0, code);
+        (void)web_sam_decision(w, SAM_OP_CONSENT, sid, csrf, NULL, 0, NULL, 0, code);
         clear_cookie(w);
         redirect(w, &v->req, NULL, "access_denied", "The user refused the request");
     } else if (action != NULL && strcmp(action, "approve") == 0 && v->user[0] != '\0' &&

@@ -389,15 +389,18 @@ int oauth_challenge_cancel(oauth_t *o, const char *user, const char *cred, const
 
 /** Object id of the user's approval on the service's own page ("APPROVAL", "PIN AND APPROVAL"). */
 #define OAUTH_APPROVAL_ID "APPROVAL"
-/** Pending approvals kept at most. */
+/** Pending approvals kept at most (in storage, all users together). */
 #define OAUTH_APPROVALS_MAX 1024
+/** The pseudo-client of the approval page's browser sessions (csc-api/web/web_approve.c): csc-sam decides an
+ *  approval only in a session of this client. */
+#define OAUTH_APPROVAL_PAGE_CLIENT "approval-page"
 /** Not an error: the approval is still pending (authorizeCheck answers 202). */
 #define OAUTH_PENDING 1
 
 /**
  * credentials/authorize for a credential whose expression names OAUTH_APPROVAL_ID: keep the request (user,
- * credential, numSignatures, digests) pending under a fresh random handle (in memory, approval_ttl seconds).
- * The user approves or refuses it on the service's page (oauth_approval_decide).
+ * credential, numSignatures, digests) pending under a fresh random handle (in storage under the handle's SHA-256,
+ * approval_ttl seconds; csc-sam's). The user approves or refuses it on the service's page (oauth_approval_decide).
  * @return OAUTH_OK, OAUTH_ERR_INVALID (unknown / another user's credential, or no APPROVAL object),
  *         OAUTH_ERR_LOCKED, OAUTH_ERR_DISABLED, OAUTH_ERR_FULL, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL
  */
@@ -416,15 +419,17 @@ typedef struct oauth_approval_view {
     int needs_pin;                  /**< the credential's expression names PIN: ask for it on the page */
 } oauth_approval_view_t;
 
-/** Call fn for each pending, unexpired request of user (table locked: fn must be short). @return the count */
+/** Call fn for each pending, unexpired request of user (read from storage, in one read transaction: fn must be
+ *  short). Read-only: what csc-server's page may call. @return the count (0 also when storage fails) */
 size_t oauth_approval_each(oauth_t *o, const char *user, void (*fn)(const oauth_approval_view_t *v, void *arg),
                            void *arg);
 
 /**
  * The logged-in user decides request ref. Approval checks the credential's PIN if its expression names PIN
- * (a wrong PIN counts towards the credential's lock, the request stays pending), then issues the SAD as
- * credentials/authorize would (audited STOR_EV_AUTHORIZE) and keeps it for authorizeCheck. Both decisions are
- * audited (STOR_EV_APPROVAL). A request yields one decision.
+ * (a wrong PIN counts towards the credential's lock and is audited as credentials/authorize's, the request stays
+ * pending) and the credential's state, then records the decision in the request (no SAD yet: authorizeCheck
+ * issues it). Both decisions are audited (STOR_EV_APPROVAL). A request yields one decision (one storage write
+ * re-reads it), across processes.
  * @return OAUTH_OK, OAUTH_ERR_INVALID (no such pending request of user), OAUTH_ERR_DENIED (wrong PIN),
  *         OAUTH_ERR_LOCKED / OAUTH_ERR_DISABLED (the request is then refused), OAUTH_ERR_STORAGE
  */
@@ -432,8 +437,10 @@ int oauth_approval_decide(oauth_t *o, const char *user, const uint8_t ref[16], i
                           size_t pin_len, const char *client);
 
 /**
- * credentials/authorizeCheck: the outcome of handle for user. A final answer (SAD, refusal, expiry) is given
- * once: the request is forgotten then.
+ * credentials/authorizeCheck: the outcome of handle for user. An approved request gets its SAD now, issued as
+ * credentials/authorize would (audited STOR_EV_AUTHORIZE; refused if the user was reset or the credential is no
+ * longer usable since). A final answer (SAD, refusal, lock, expiry) is given once: the request is removed in the
+ * same write.
  * @return OAUTH_OK (sad, expires_in filled), OAUTH_PENDING, OAUTH_ERR_DENIED (refused), OAUTH_ERR_LOCKED,
  *         OAUTH_ERR_EXPIRED, OAUTH_ERR_INVALID (unknown, malformed, another user's)
  */

@@ -342,6 +342,38 @@ typedef struct stor_websession {
     const uint8_t *req;                   /**< oauth/'s packed request; not owned (a get points into the txn) */
 } stor_websession_t;
 
+/* ---- pending approvals of the /approve page (stor_user_approval.c) ------------------------------------ */
+
+/** stor_user_approval_t.state. Stored: never renumber. */
+typedef enum {
+    STOR_UAPPR_PENDING = 0,               /**< waiting for the user's decision on the page */
+    STOR_UAPPR_APPROVED = 1,              /**< approved: csc-sam issues the SAD at authorizeCheck */
+    STOR_UAPPR_REFUSED = 2,               /**< refused by the user, or the credential was not usable */
+    STOR_UAPPR_LOCKED = 3,                /**< refused: the credential was locked */
+} stor_uappr_state_t;
+
+/** A credentials/authorize that waits for its user's approval on the service's page (oauth/oauth_approval.c),
+ *  in storage so that csc-sam (which files, decides and answers it) and csc-server's page (which lists it) see the
+ *  same one, and a csc-sam restart keeps it. Keyed by the SHA-256 of the handle (a bearer secret: never stored);
+ *  the page names it by ref. Holds no SAD: an approval is a decision, the SAD is issued when the client asks.
+ *  Purged after expires_at by stor_purge_expired(). */
+typedef struct stor_user_approval {
+    uint8_t hash[32];                     /**< key: SHA-256 of the handle */
+    uint8_t ref[16];                      /**< random: names the request on the page */
+    uint32_t state;                       /**< stor_uappr_state_t */
+    uint32_t verified;                    /**< APPROVED: the factors the decision verified (oauth/'s bits) */
+    char user[STOR_NAME_MAX + 1];         /**< the credential's owner, who asked and decides */
+    char cred[STOR_NAME_MAX + 1];
+    char client[64];                      /**< who asked (for the page and the audit records) */
+    uint32_t num_signatures;
+    uint32_t needs_pin;                   /**< 1: the credential's expression names PIN (asked on the page) */
+    uint32_t epoch;                       /**< the user's epoch when asked: an operator's reset voids the request */
+    int64_t created_at, expires_at;
+    char hash_alg[STOR_OID_MAX + 1];      /**< OID of the digests, "" if none */
+    uint32_t digest_len, n_digests;
+    uint8_t digests[STOR_DIGESTS_MAX * STOR_DIGEST_LEN_MAX];
+} stor_user_approval_t;
+
 /** Owner name of the built-in time-stamping unit's credential (created by csc-admin tsa init): reserved, so no
  *  user can be created with it, see or authorize it. */
 #define STOR_TSA_OWNER "-tsa-"
@@ -662,7 +694,7 @@ int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz);
 #define STOR_AUDIT_KEY_ID "csc-audit-key-01"
 #define STOR_AUDIT_KEY_LABEL "csc-audit"
 
-/** Delete expired tokens, SADs, pending SADs, authorization codes and operator sessions past their absolute expiry (a write).
+/** Delete expired tokens, SADs, pending SADs, authorization codes, browser sessions, pending approvals and operator sessions past their absolute expiry (a write).
  *  @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
 
@@ -678,6 +710,21 @@ int stor_txn_websession_del(stor_txn_t *t, const uint8_t hash[32]);
 int stor_txn_websession_count(stor_txn_t *t, size_t *n);
 /** Delete the sessions expired at now; *n += how many (in the caller's write). @return STOR_OK, ... */
 int stor_txn_websession_purge(stor_txn_t *t, int64_t now, int *n);
+
+/** @return STOR_OK, STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
+int stor_txn_user_approval_get(stor_txn_t *t, const uint8_t hash[32], stor_user_approval_t *out);
+/** Create (create_only) or replace. @return STOR_OK, STOR_ERR_EXISTS, STOR_ERR_INVAL (bad names, state, digests), ... */
+int stor_txn_user_approval_put(stor_txn_t *t, const stor_user_approval_t *a, int create_only);
+/** @return STOR_OK, STOR_ERR_NOTFOUND, ... */
+int stor_txn_user_approval_del(stor_txn_t *t, const uint8_t hash[32]);
+/** How many are stored (expired ones included until purged). @return STOR_OK, ... */
+int stor_txn_user_approval_count(stor_txn_t *t, size_t *n);
+/** Delete the ones expired at now (now >= expires_at); *n += how many (in the caller's write). @return STOR_OK, ... */
+int stor_txn_user_approval_purge(stor_txn_t *t, int64_t now, int *n);
+/** Called for each stored approval of a walk (a heap copy, wiped after the call); non-zero stops the walk. */
+typedef int (*stor_user_approval_each_fn)(const stor_user_approval_t *a, void *arg);
+/** Call fn for the approvals of user ("" or NULL: all), in key order. @return 0, fn's non-zero return, or an error */
+int stor_txn_user_approval_each(stor_txn_t *t, const char *user, stor_user_approval_each_fn fn, void *arg);
 
 /** @return STOR_OK (out->body points into the transaction's memory: copy it before the callback returns),
  *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */

@@ -153,6 +153,61 @@ class TestSpawned(unittest.TestCase):
         self.assertEqual(SVC.post("info", {}).status, 200)
 
 
+class TestApprovalAcrossRestart(unittest.TestCase):
+    """A pending approval is csc-sam's but kept in storage: killed (kill -9) and restarted between
+    credentials/authorize and the decision on /approve, csc-sam still knows the request, decides it once, and
+    answers authorizeCheck with a SAD that signs. A service of its own: the shared one's csc-sam is not killed here."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD)
+        cls.svc.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop_checked()
+
+    def test_kill9_between_authorize_and_approve(self):
+        svc = self.svc
+        svc.admin("credential", "create", "--id", "ap-restart", "--user", svc.env["CSC_USER"], "--key", "p256",
+                  "--auth", "PIN AND APPROVAL", "--scal", "2", "--multisign", "1", stdin=svc.env["CSC_PIN"] + "\n")
+        t = svc.token()
+        d = H.digest("approved across a restart")
+        r = svc.post("credentials/authorize", {"credentialID": "ap-restart", "numSignatures": 1,
+                                               "hashes": [H.b64(d)], "hashAlgorithmOID": H.SHA256}, t)
+        self.assertEqual(r.status, 202, r)
+        handle = r.json["handle"]
+        old = sam_child(svc)
+        self.assertIsNotNone(old)
+        os.kill(old, signal.SIGKILL)
+
+        def restarted():
+            new = sam_child(svc)
+            try:
+                return new if new not in (None, old) and "pid=%d " % new in hello(sam_socket(svc))[T_IDENTITY] else None
+            except OSError:
+                return None
+        self.assertTrue(wait_for(restarted), "csc-sam was not restarted: " + svc.server_stderr()[-2000:])
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
+        self.assertEqual((r.status, r.json), (202, {"handle": handle}))
+        b = H.Browser(svc, "/approve")
+        b.login(svc.env["CSC_USER"], svc.env["CSC_PASSWORD"], svc.env["CSC_TOTP_SECRET"])
+        ref = b.ref_for("ap-restart", d)
+        self.assertIsNotNone(ref, b.text[:3000])
+        b.post({"action": "approve", "ref": ref, "pin": svc.env["CSC_PIN"]})
+        self.assertIn("Approved", b.text)
+        b.post({"action": "approve", "ref": ref, "pin": svc.env["CSC_PIN"]})
+        self.assertIn("no longer waiting", b.text)
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
+        self.assertEqual(r.status, 200, r)
+        sad = r.json["SAD"]
+        r = svc.post("credentials/authorizeCheck", {"handle": handle}, t)
+        self.assertEqual((r.status, r.json["error_description"]), (400, "Invalid parameter handle"))
+        r = svc.post("signatures/signHash", {"credentialID": "ap-restart", "SAD": sad, "hashes": [H.b64(d)],
+                                             "signAlgo": H.ECDSA_SHA256}, t)
+        self.assertEqual(r.status, 200, r)
+
+
 class TestLifecycle(unittest.TestCase):
     """A service of its own: stopped, killed, connected to a SAM it did not start, started with a bad program."""
 

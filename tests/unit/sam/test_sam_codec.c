@@ -414,11 +414,10 @@ START_TEST(t_decode_fields)
     raw_done(&r);
     ck_assert_int_eq(decode(&r), SAM_ERR_FIELD_LEN);
     raw_start(&r, SAM_OP_APPROVE);
-    raw_str(&r, SAM_T_USER, "u");
-    raw_str(&r, SAM_T_CLIENT, "x");
     raw_field(&r, SAM_T_APPROVAL_REF, ref15, sizeof(ref15));
     raw_str(&r, SAM_T_SESSION, "s");
     raw_u32(&r, SAM_T_DECISION, 1);
+    raw_str(&r, SAM_T_CSRF, "c");
     raw_done(&r);
     ck_assert_int_eq(decode(&r), SAM_ERR_FIELD_LEN);
 

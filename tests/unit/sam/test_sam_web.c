@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "csc_fixture.h"
+#include "oauth_int.h" /* oauth_int_set_skew: an approval's expiry */
 #include "sam_client.h"
 
 #define CH_CRED "cfx-ch"   /* alice's: "PIN AND CHALLENGE" */
@@ -395,6 +396,260 @@ START_TEST(t_consent_wrong_pin_and_lockout)
 }
 END_TEST
 
+/* ---- APPROVE ---------------------------------------------------------------------------------------------- */
+
+#define AP_CRED "cfx-ap"     /* alice's: "PIN AND APPROVAL" */
+#define BOB_AP_CRED "bob-ap" /* bob's: "APPROVAL" */
+
+static int copy_user(stor_txn_t *t, void *arg)
+{
+    stor_user_t *u = calloc(1, sizeof(*u));
+    int rc = u != NULL ? stor_txn_user_get(t, CFX_USER, u) : STOR_ERR_NOMEM;
+    (void)arg;
+    if (rc == STOR_OK) {
+        snprintf(u->name, sizeof(u->name), "bob"); /* alice's password and TOTP secret, under another name */
+        rc = stor_txn_user_put(t, u, 1);
+    }
+    free(u);
+    return rc;
+}
+
+static void approve_setup(void)
+{
+    setup();
+    add_cred(AP_CRED, CFX_USER, "PIN AND APPROVAL");
+    add_cred(BOB_AP_CRED, "bob", "APPROVAL");
+    ck_assert_int_eq(stor_write(f.stor, copy_user, NULL), STOR_OK);
+}
+
+/* A pending request of user for cred, filed as csc-sam's AUTHORIZE files it; handle for authorizeCheck. */
+static void file_request(const char *user, const char *cred, char handle[OAUTH_TOKEN_BUFLEN])
+{
+    uint8_t d[32];
+    const uint8_t *dp[1] = {d};
+    unsigned ttl = 0;
+    memset(d, 0xa7, sizeof(d));
+    oauth_sad_request_t r = {.user = user, .cred = cred, .num_signatures = 1, .hash_alg = SHA256_OID, .digests = dp,
+                             .digest_len = 32, .n_digests = 1, .client = "test-client"};
+    ck_assert_int_eq(oauth_approval_new(f.oauth, &r, handle, &ttl), OAUTH_OK);
+}
+
+typedef struct {
+    const char *cred;
+    uint8_t ref[16];
+    unsigned n;
+} ref_find_t;
+
+static void ref_see(const oauth_approval_view_t *v, void *arg)
+{
+    ref_find_t *r = arg;
+    if (strcmp(v->cred, r->cred) == 0) {
+        memcpy(r->ref, v->ref, 16);
+        r->n++;
+    }
+}
+
+/* The reference the page shows for user's pending request of cred (0 pending: the test fails). */
+static void ref_of_pending(const char *user, const char *cred, uint8_t ref[16])
+{
+    ref_find_t r = {.cred = cred};
+    (void)oauth_approval_each(f.oauth, user, ref_see, &r);
+    ck_assert_uint_eq(r.n, 1);
+    memcpy(ref, r.ref, 16);
+}
+
+static unsigned n_pending(const char *user, const char *cred)
+{
+    ref_find_t r = {.cred = cred};
+    (void)oauth_approval_each(f.oauth, user, ref_see, &r);
+    return r.n;
+}
+
+/* A browser session of the approval page, signed in as user (password and TOTP, as the page's login does). */
+static void page_session(const char *user, char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
+{
+    oauth_authz_request_t *req = calloc(1, sizeof(*req));
+    char otp[7];
+    ck_assert_ptr_nonnull(req);
+    snprintf(req->client_id, sizeof(req->client_id), "%s", OAUTH_APPROVAL_PAGE_CLIENT);
+    req->scope = STOR_SCOPE_SERVICE;
+    cfx_otp(&f, otp);
+    ck_assert_int_eq(oauth_session_login_new(f.oauth, req, user, CFX_PASSWORD, strlen(CFX_PASSWORD), otp, 6,
+                                             "192.0.2.9", sid, csrf),
+                     OAUTH_OK);
+    free(req);
+}
+
+/* APPROVE as a front end would send it. */
+static unsigned approve(const char *sid, const char *csrf, const uint8_t ref[16], int decision, const char *pin,
+                        uint32_t *refusal, uint32_t *about)
+{
+    raw_t r;
+    raw_begin(&r, SAM_OP_APPROVE);
+    if (pin != NULL)
+        sam_put_str(&r.b, SAM_T_PIN, pin);
+    sam_put_bytes(&r.b, SAM_T_APPROVAL_REF, ref, 16);
+    sam_put_str(&r.b, SAM_T_SESSION, sid);
+    sam_put_u32(&r.b, SAM_T_DECISION, decision ? 1 : 0);
+    sam_put_str(&r.b, SAM_T_ADDR, "192.0.2.9");
+    sam_put_str(&r.b, SAM_T_CSRF, csrf);
+    unsigned op = raw_run(&r, refusal, about);
+    raw_end(&r);
+    return op;
+}
+
+static int check_handle(const char *user, const char *handle, char sad[OAUTH_TOKEN_BUFLEN])
+{
+    unsigned exp = 0;
+    return oauth_approval_check(f.oauth, user, handle, strlen(handle), sad, &exp);
+}
+
+START_TEST(t_approve_in_the_session)
+{
+    char h[OAUTH_TOKEN_BUFLEN], sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], sad[OAUTH_TOKEN_BUFLEN];
+    uint8_t ref[16];
+    uint32_t refusal, about;
+    file_request(CFX_USER, AP_CRED, h);
+    ref_of_pending(CFX_USER, AP_CRED, ref);
+    page_session(CFX_USER, sid, csrf);
+    ck_assert_uint_eq(approve(sid, csrf, ref, 1, CFX_PIN, &refusal, &about), SAM_OP_APPROVE | SAM_OP_REPLY);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_OK, AP_CRED), 1);
+    ck_assert_int_eq(check_handle(CFX_USER, h, sad), OAUTH_OK);
+    ck_assert_uint_eq(strlen(sad), 43);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_AUTHORIZE, STOR_RES_OK, AP_CRED), 1);
+    sam_up();
+}
+END_TEST
+
+START_TEST(t_approve_forged_session_csrf_and_page)
+{
+    char h[OAUTH_TOKEN_BUFLEN], sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], sad[OAUTH_TOKEN_BUFLEN];
+    char osid[OAUTH_TOKEN_BUFLEN], ocsrf[OAUTH_TOKEN_BUFLEN];
+    uint8_t ref[16];
+    uint32_t refusal, about;
+    file_request(CFX_USER, AP_CRED, h);
+    ref_of_pending(CFX_USER, AP_CRED, ref);
+    page_session(CFX_USER, sid, csrf);
+    unsigned denied = cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_DENIED, NULL);
+    /* a session id the SAM does not know */
+    ck_assert_uint_eq(approve("forged-session-forged-session-forged-sessio", csrf, ref, 1, CFX_PIN, &refusal, &about),
+                      SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    /* the right session, but not its form */
+    ck_assert_uint_eq(approve(sid, "forged-csrf", ref, 1, CFX_PIN, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    /* alice's signed-in session of an OAuth client's consent page, with its own form token: not the approval page */
+    session_for(CFX_CRED_OAUTH, 0xe1, osid, ocsrf);
+    ck_assert_uint_eq(approve(osid, ocsrf, ref, 1, CFX_PIN, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_DENIED, NULL), denied + 3);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_OK, NULL), 0);
+    /* nothing was decided: still pending, and the person's own decision goes through */
+    ck_assert_int_eq(check_handle(CFX_USER, h, sad), OAUTH_PENDING);
+    sam_up();
+    ck_assert_uint_eq(approve(sid, csrf, ref, 0, NULL, &refusal, &about), SAM_OP_APPROVE | SAM_OP_REPLY);
+    ck_assert_int_eq(check_handle(CFX_USER, h, sad), OAUTH_ERR_DENIED);
+}
+END_TEST
+
+START_TEST(t_approve_other_users_request)
+{
+    char ha[OAUTH_TOKEN_BUFLEN], hb[OAUTH_TOKEN_BUFLEN], sad[OAUTH_TOKEN_BUFLEN];
+    char asid[OAUTH_TOKEN_BUFLEN], acsrf[OAUTH_TOKEN_BUFLEN], bsid[OAUTH_TOKEN_BUFLEN], bcsrf[OAUTH_TOKEN_BUFLEN];
+    uint8_t aref[16], bref[16];
+    uint32_t refusal, about;
+    file_request(CFX_USER, AP_CRED, ha);
+    file_request("bob", BOB_AP_CRED, hb);
+    ref_of_pending(CFX_USER, AP_CRED, aref);
+    ref_of_pending("bob", BOB_AP_CRED, bref);
+    page_session("bob", bsid, bcsrf);
+    page_session(CFX_USER, asid, acsrf);
+    unsigned denied = cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_DENIED, NULL);
+    /* bob, signed in, approves alice's request by its reference (and with her PIN): the SAM decides only the
+     * session user's own */
+    ck_assert_uint_eq(approve(bsid, bcsrf, aref, 1, CFX_PIN, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_APPROVAL_REF);
+    /* and alice refuses bob's */
+    ck_assert_uint_eq(approve(asid, acsrf, bref, 0, NULL, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_DENIED, NULL), denied + 2);
+    ck_assert_int_eq(check_handle(CFX_USER, ha, sad), OAUTH_PENDING);
+    ck_assert_int_eq(check_handle("bob", hb, sad), OAUTH_PENDING);
+    ck_assert_uint_eq(n_pending(CFX_USER, AP_CRED), 1);
+    ck_assert_uint_eq(n_pending("bob", BOB_AP_CRED), 1);
+    sam_up();
+}
+END_TEST
+
+START_TEST(t_approve_decided_and_expired)
+{
+    char h[OAUTH_TOKEN_BUFLEN], h2[OAUTH_TOKEN_BUFLEN], sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    char sad[OAUTH_TOKEN_BUFLEN];
+    uint8_t ref[16], ref2[16];
+    uint32_t refusal, about;
+    file_request(CFX_USER, AP_CRED, h);
+    ref_of_pending(CFX_USER, AP_CRED, ref);
+    page_session(CFX_USER, sid, csrf);
+    ck_assert_uint_eq(approve(sid, csrf, ref, 1, CFX_PIN, &refusal, &about), SAM_OP_APPROVE | SAM_OP_REPLY);
+    /* decided: neither a second approval nor a refusal changes it */
+    unsigned denied = cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_DENIED, NULL);
+    ck_assert_uint_eq(approve(sid, csrf, ref, 0, NULL, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_APPROVAL_REF);
+    ck_assert_uint_eq(approve(sid, csrf, ref, 1, CFX_PIN, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_OK, AP_CRED), 1);
+    /* an expired request: approval_ttl later, in a fresh session */
+    file_request(CFX_USER, AP_CRED, h2);
+    ref_of_pending(CFX_USER, AP_CRED, ref2);
+    f.skew += (int64_t)oauth_config(f.oauth)->approval_ttl;
+    oauth_int_set_skew(f.oauth, f.skew);
+    page_session(CFX_USER, sid, csrf);
+    ck_assert_uint_eq(approve(sid, csrf, ref2, 1, CFX_PIN, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_APPROVAL_REF);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_DENIED, NULL), denied + 3);
+    ck_assert_int_eq(check_handle(CFX_USER, h2, sad), OAUTH_ERR_EXPIRED);
+    sam_up();
+}
+END_TEST
+
+START_TEST(t_approve_wrong_pin_to_lock)
+{
+    char h[OAUTH_TOKEN_BUFLEN], sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], sad[OAUTH_TOKEN_BUFLEN];
+    uint8_t ref[16];
+    uint32_t refusal = 0, about;
+    unsigned tries = 0;
+    file_request(CFX_USER, AP_CRED, h);
+    ref_of_pending(CFX_USER, AP_CRED, ref);
+    page_session(CFX_USER, sid, csrf);
+    /* wrong PINs: each refused, the request still pending, until the credential locks; then it is refused */
+    while (tries < 20) {
+        tries++;
+        ck_assert_uint_eq(approve(sid, csrf, ref, 1, "00000000", &refusal, &about), SAM_OP_REFUSED);
+        ck_assert_uint_eq(about, SAM_T_PIN);
+        if (refusal == SAM_REFUSE_LOCKED)
+            break;
+        ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+        ck_assert_int_eq(check_handle(CFX_USER, h, sad), OAUTH_PENDING);
+    }
+    ck_assert_uint_eq(refusal, SAM_REFUSE_LOCKED);
+    ck_assert_uint_gt(tries, 1);
+    ck_assert_uint_ge(cfx_audit_count(&f, STOR_EV_AUTHORIZE, STOR_RES_DENIED, AP_CRED), tries);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_APPROVAL, STOR_RES_DENIED, AP_CRED), 1);
+    /* the right PIN comes too late: the request was refused, once */
+    ck_assert_uint_eq(approve(sid, csrf, ref, 1, CFX_PIN, &refusal, &about), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_NOT_FOUND);
+    ck_assert_int_eq(check_handle(CFX_USER, h, sad), OAUTH_ERR_LOCKED);
+    ck_assert_str_eq(sad, "");
+    sam_up();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-web");
@@ -414,6 +669,15 @@ int main(void)
     tcase_add_test(tc, t_consent_forged_session_and_csrf);
     tcase_add_test(tc, t_consent_other_users_credential);
     tcase_add_test(tc, t_consent_wrong_pin_and_lockout);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("approve");
+    tcase_add_checked_fixture(tc, approve_setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_approve_in_the_session);
+    tcase_add_test(tc, t_approve_forged_session_csrf_and_page);
+    tcase_add_test(tc, t_approve_other_users_request);
+    tcase_add_test(tc, t_approve_decided_and_expired);
+    tcase_add_test(tc, t_approve_wrong_pin_to_lock);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }

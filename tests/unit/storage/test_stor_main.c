@@ -177,6 +177,7 @@ int main(int argc, char **argv)
     srunner_add_suite(sr, tst_scan_suite());
     srunner_add_suite(sr, tst_async_suite());
     srunner_add_suite(sr, tst_websession_suite());
+    srunner_add_suite(sr, tst_user_approval_suite());
     srunner_add_suite(sr, tst_operator_suite());
     srunner_add_suite(sr, tst_walk_suite());
     srunner_run_all(sr, CK_NORMAL);
