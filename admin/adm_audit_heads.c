@@ -2,7 +2,7 @@
  * adm_audit_heads.c - the operators' side of the signed audit heads (J11): the audit key is generated in the HSM
  * here (csc-admin audit key-init), exported, and every signed head checked against the log (csc-admin audit
  * verify) or listed for external verifiers. Findings and heads go to the caller's callback; csc-admin
- * (server/srv_audit.c) prints them. csc-server only signs heads (csc-api/csc_audit_sign.c); the signed
+ * (server/srv_audit.c) prints them. csc-sam signs heads (sam/sam_audit_head.c; csc-server never); the signed
  * text is storage's (stor_signed_head_text).
  */
 #include <errno.h>

@@ -8,6 +8,7 @@
 #include <yajl/yajl_tree.h>
 #include <openssl/x509.h>
 #include "csc.h"
+#include "hsm.h" /* HSM_* codes and hsm_sign_params_t only: csc-api calls no hsm_ function but hsm_strerror */
 #include "pki.h"
 
 /* On a csc-api function whose result says whether it worked: ignoring the result is a build error (-Werror). */
@@ -19,7 +20,6 @@
 struct csc {
     csc_config_t cfg;
     stor_env_t *stor;
-    hsm_t *hsm;
     oauth_t *oauth;
     sam_client_t *sam;         /* the signature activation module (csc_sam.c); NULL: every call to it is a 503 */
     char *info_body;           /* the info reply, built once */
@@ -345,9 +345,6 @@ CSC_MUST_CHECK int csc_tsa_open(csc_t *c);
 CSC_MUST_CHECK int csc_tsa_stamp(csc_t *c, const char *token, const char *cred, int md_nid, const uint8_t *digest,
                                  size_t len, const uint8_t *nonce, size_t nonce_len, const char *client,
                                  pki_der_t *out, csc_err_t *err);
-/* A pki_sign_fn's work over hsm_sign with cred's key: sig has PKI_SIG_MAX bytes. @return an HSM_* code. */
-CSC_MUST_CHECK int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
-                     size_t len, uint8_t *sig, size_t *sig_len);
 int csc_m_timestamp(csc_req_t *r);
 int csc_m_sign_doc(csc_req_t *r);
 /* csc_sign.c, shared with signDoc: the SIGN request to csc-sam (one message for every digest). */

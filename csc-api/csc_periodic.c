@@ -1,5 +1,5 @@
 /*
- * csc_periodic.c - the service's periodic work besides the audit heads (csc_audit_sign.c), one run at a time;
+ * csc_periodic.c - the service's periodic work (the audit heads are csc-sam's: sam/sam_audit_head.c), one run at a time;
  * csc-server's periodic tasks (server/srv_thread.c) call these, this file starts no thread.
  *
  * Purge: expired access/refresh tokens, SADs, authorization codes and operator sessions are deleted from LMDB

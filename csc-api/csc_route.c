@@ -53,7 +53,7 @@ static const route_t routes[] = {
 #define API_PREFIX "/csc/v2/"
 #define API_PREFIX_V1 "/csc/v1/"
 
-int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, sam_client_t *sam, csc_t **out)
+int csc_new(const csc_config_t *cfg, stor_env_t *stor, oauth_t *oauth, sam_client_t *sam, csc_t **out)
 {
     *out = NULL;
     if (cfg->max_hashes == 0 || cfg->max_hashes > STOR_DIGESTS_MAX) {
@@ -69,7 +69,6 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oaut
         return -1;
     c->cfg = *cfg;
     c->stor = stor;
-    c->hsm = hsm;
     c->oauth = oauth;
     c->sam = sam;
     if (cfg->crl_dir != NULL && cfg->crl_dir[0] != '\0') {

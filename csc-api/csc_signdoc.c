@@ -33,6 +33,9 @@
 #include <openssl/objects.h>
 #include "csc_int.h"
 
+/* csc-sam's signatures (at most SAM_SIG_MAX bytes each) are kept in PKI_SIG_MAX slots for pki/'s callback. */
+_Static_assert(PKI_SIG_MAX >= SAM_SIG_MAX, "a slot holds any signature csc-sam makes");
+
 #define SIGNDOC_ENTRIES_MAX 16 /* documents or documentDigests entries in one request */
 #define SAD_MAX 512
 #define PSS_PARAMS_MAX 256

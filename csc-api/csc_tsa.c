@@ -20,9 +20,6 @@
 
 #define NONCE_HEX_MAX 64 /* 256 bits */
 
-/* hsm_sign writes up to HSM_SIG_MAX bytes into the PKI_SIG_MAX buffer pki/ hands its callback. */
-_Static_assert(PKI_SIG_MAX >= HSM_SIG_MAX, "pki's signature buffer must hold any HSM signature");
-
 pki_sig_t csc_pki_sig(const hsm_sign_params_t *p)
 {
     pki_sig_t s = {.md_nid = p->md_nid, .mgf1_md_nid = p->mgf1_md_nid, .salt_len = p->salt_len};
@@ -48,15 +45,6 @@ int csc_pki_hsm_rc(int pki_rc, int cb_rc)
     case PKI_ERR_CALLBACK: return cb_rc;
     default: return HSM_ERR_INTERNAL;
     }
-}
-
-int csc_cms_hsm_sign(hsm_t *h, const stor_cred_t *cred, const pki_sig_t *p, const uint8_t *digest,
-                     size_t len, uint8_t *sig, size_t *sig_len)
-{
-    const uint8_t *const d[1] = {digest};
-    uint8_t *const s[1] = {sig};
-    hsm_sign_params_t hp = csc_hsm_sig(p);
-    return hsm_sign(h, cred->key_id, cred->key_id_len, &hp, d, len, 1, s, sig_len);
 }
 
 static int tsa_load(csc_t *c, stor_cred_t *cred)

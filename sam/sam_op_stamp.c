@@ -145,6 +145,9 @@ typedef struct tsa_signer {
     const stor_cred_t *cred;
 } tsa_signer_t;
 
+/* hsm_sign writes up to HSM_SIG_MAX bytes into the PKI_SIG_MAX buffer pki/ hands its callback. */
+_Static_assert(PKI_SIG_MAX >= HSM_SIG_MAX, "pki's signature buffer must hold any HSM signature");
+
 /* pki/'s callback: the signature over the token's signed attributes, by the TSA key in the HSM. */
 static int tsa_sign(void *arg, const pki_sig_t *p, const uint8_t *digest, size_t len, uint8_t *sig, size_t *sig_len)
 {

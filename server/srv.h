@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include "csc.h"
+#include "hsm.h"
 
 #define SRV_LISTEN_MAX 8
 #define SRV_STR 256
@@ -91,7 +92,7 @@ int srv_config_load(const char *file, srv_config_t *cfg);
 /* The modules a process opens from a configuration. */
 typedef struct srv_modules {
     stor_env_t *stor;
-    hsm_t *hsm;
+    hsm_t *hsm;                /* csc-sam's and csc-admin's (srv_modules_open_hsm); never csc-server's */
     oauth_t *oauth;
     csc_t *csc;
     sam_client_t *sam;         /* borrowed from srv_sam_t (csc-server), NULL elsewhere */
@@ -99,11 +100,16 @@ typedef struct srv_modules {
 
 /* SRV_WRITER_LATER: storage's writer thread is started by the caller (stor_start_writer), after its privilege switch:
  * a thread keeps the capabilities of the thread that created it (csc-sam's CAP_IPC_LOCK). */
-enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2, SRV_WRITER_LATER = 4 };
+enum { SRV_NEED_CSC = 2, SRV_WRITER_LATER = 4 };
 
-/* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
+/* Open storage and oauth, and as asked the CSC service; never the HSM (m->hsm NULL). Messages to stderr. */
 int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m);
 void srv_modules_close(srv_modules_t *m);
+/* srv_hsm.c, csc-sam and csc-admin only: read pkcs11_pin_file and open the token (SoftHSM refused in production),
+ * then srv_modules_open(cfg, need, NULL, m). Close with srv_modules_close_hsm. csc-server calls neither, so it links
+ * no PKCS#11 code and never opens the PIN file. */
+int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m);
+void srv_modules_close_hsm(srv_modules_t *m);
 /* two_person names credential revoke or destroy (by last word or dotted name): the destruction of a key whose
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
  * csc-admin credential destroy-pending. */

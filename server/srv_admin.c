@@ -12,6 +12,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 #include "adm.h"
+#include "sam_server.h" /* the signed audit heads (sam_audit_head.c) */
 #include "srv.h"
 #include "srv_audit.h"
 
@@ -506,7 +507,7 @@ static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
         usage(stderr);
         return 2;
     } else if (hsm != NULL) {
-        (void)csc_audit_key_pub(hsm, &pub); /* no key: signed heads are reported as unverifiable */
+        (void)sam_audit_key_pub(hsm, &pub); /* no key: signed heads are reported as unverifiable */
     }
     rc = srv_audit_verify(stor, pub, stdout);
     EVP_PKEY_free(pub);
@@ -533,12 +534,12 @@ static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, cha
     }
     if (argc == 1 && strcmp(argv[0], "sign-head") == 0) {
         uint64_t seq = 0;
-        int rc = csc_audit_sign_head(stor, hsm, "csc-admin", 1, &seq);
-        if (rc == CSC_AUDIT_SIGN_OK)
+        int rc = sam_audit_sign_head(stor, hsm, "csc-admin", 1, &seq);
+        if (rc == SAM_AUDIT_SIGN_OK)
             printf("audit head signed at seq %llu\n", (unsigned long long)seq);
-        else if (rc == CSC_AUDIT_SIGN_NOTHING)
+        else if (rc == SAM_AUDIT_SIGN_NOTHING)
             printf("nothing to sign (empty log, or signed meanwhile)\n");
-        return rc == CSC_AUDIT_SIGN_OK || rc == CSC_AUDIT_SIGN_NOTHING ? 0 : 1;
+        return rc == SAM_AUDIT_SIGN_OK || rc == SAM_AUDIT_SIGN_NOTHING ? 0 : 1;
     }
     if (argc == 2 && strcmp(argv[0], "export-key") == 0) {
         if (adm_audit_key_export(hsm, argv[1], err, sizeof(err)) != ADM_OK) {
@@ -1338,7 +1339,7 @@ int main(int argc, char **argv)
         return 1;
     }
     srv_modules_t m;
-    if (srv_modules_open(cfg, cmd->hsm ? SRV_NEED_HSM : 0, NULL, &m) != 0) {
+    if ((cmd->hsm ? srv_modules_open_hsm(cfg, 0, &m) : srv_modules_open(cfg, 0, NULL, &m)) != 0) {
         free(cfg);
         return 1;
     }
@@ -1394,7 +1395,7 @@ int main(int argc, char **argv)
     }
     rc = cmd->fn(&x, argc - words, argv + words);
 out:
-    srv_modules_close(&m);
+    srv_modules_close_hsm(&m);
     free(cfg);
     return rc;
 }

@@ -615,8 +615,8 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     fprintf(stderr, "csc-server: %s environment, listening on", cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test");
     for (unsigned i = 0; i < cfg->n_listen; i++)
         fprintf(stderr, " %s://%s", cfg->plain_http ? "http" : "https", cfg->listen[i]);
-    fprintf(stderr, " (%u loops, %u workers + %u for password/PIN checks, %u HSM sessions%s)\n", cfg->threads,
-            cfg->workers, cfg->auth_workers, hsm_sessions(m->hsm), cfg->http2 ? ", HTTP/2 enabled" : "");
+    fprintf(stderr, " (%u loops, %u workers + %u for password/PIN checks, %u connections to csc-sam%s)\n",
+            cfg->threads, cfg->workers, cfg->auth_workers, cfg->sam_connections, cfg->http2 ? ", HTTP/2 enabled" : "");
 
     sigwait(&sigs, &sig);
     fprintf(stderr, "csc-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");

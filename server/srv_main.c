@@ -58,8 +58,8 @@ int main(int argc, char **argv)
         printf("%s: configuration OK\n", file);
         return 0;
     }
-    /* No core dumps and no new privileges before the PIN is read and any thread starts (srv_priv.c); csc-sam,
-     * started next, inherits both. */
+    /* No core dumps and no new privileges before any thread starts (srv_priv.c); csc-sam, started next, inherits
+     * both before it reads the token PIN file. csc-server itself opens no HSM and never reads that file. */
     uid_t front_uid;
     gid_t front_gid;
     if (srv_priv_early() != 0 ||
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    if (srv_modules_open(cfg, SRV_NEED_HSM | SRV_NEED_CSC, srv_sam_client(sam), &m) != 0) {
+    if (srv_modules_open(cfg, SRV_NEED_CSC, srv_sam_client(sam), &m) != 0) {
         srv_sam_end(sam);
         free(cfg);
         return 1;

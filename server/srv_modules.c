@@ -1,11 +1,8 @@
-/* srv_modules.c - open the lower modules from a configuration (shared by csc-server and csc-admin). */
-#include <errno.h>
+/* srv_modules.c - open the lower modules from a configuration (shared by csc-server, csc-sam and csc-admin). No HSM
+ * here: csc-sam and csc-admin open it through srv_hsm.c, which csc-server does not link. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <strings.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -31,24 +28,16 @@ static int is_demo_ca(const char *file)
 }
 
 /*
- * J13 (and J5): production refuses the test components unless allow_test_components says otherwise: the
- * SoftHSM module (by its own CK_INFO), and the demo CA. Plain HTTP is refused in srv_config.c.
+ * J13 (and J5): production refuses the test components unless allow_test_components says otherwise: the demo CA
+ * here, the SoftHSM module where the HSM is opened (srv_hsm.c). Plain HTTP is refused in srv_config.c.
  */
-static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
+static int production_checks(const srv_config_t *cfg)
 {
     if (cfg->environment != CSC_ENV_PRODUCTION)
         return 0;
     if (cfg->allow_test_components) {
         fprintf(stderr, "WARNING: production environment with test components allowed (allow_test_components = yes)\n");
         return 0;
-    }
-    const char *manuf = "", *desc = "";
-    if (m->hsm != NULL && hsm_module_info(m->hsm, &manuf, &desc) == HSM_OK &&
-        (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL)) {
-        fprintf(stderr, "%s: pkcs11_module: SoftHSM (\"%s\") is for tests and the embedded demo, not for production "
-                        "(a certified HSM's module is required; allow_test_components = yes overrides)\n",
-                cfg->file, manuf);
-        return -1;
     }
     if (is_demo_ca(cfg->ca_cert)) {
         fprintf(stderr, "%s: ca_cert: the demo CA is refused in production (allow_test_components = yes overrides)\n",
@@ -72,27 +61,6 @@ int srv_two_person_destroys(const char *two_person)
         if (strcmp(tok, "revoke") == 0 || strcmp(tok, "credential.revoke") == 0 || strcmp(tok, "destroy") == 0 ||
             strcmp(tok, "credential.destroy") == 0)
             return 1;
-    return 0;
-}
-
-/* The token PIN comes from a file readable by the service only; it is wiped once the HSM has its copy. */
-static int read_pin(const char *path, char *pin, size_t sz)
-{
-    struct stat st;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "pkcs11_pin_file %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
-        fprintf(stderr, "warning: pkcs11_pin_file %s is readable by group or others\n", path);
-    int ok = fgets(pin, (int)sz, f) != NULL;
-    fclose(f);
-    if (!ok) {
-        fprintf(stderr, "pkcs11_pin_file %s: empty\n", path);
-        return -1;
-    }
-    pin[strcspn(pin, "\r\n")] = '\0';
     return 0;
 }
 
@@ -165,27 +133,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
         goto fail;
     }
-    if (need & (SRV_NEED_HSM | SRV_NEED_CSC)) {
-        char pin[256];
-        if (cfg->softhsm_conf[0] != '\0')
-            setenv("SOFTHSM2_CONF", cfg->softhsm_conf, 1);
-        if (read_pin(cfg->pkcs11_pin_file, pin, sizeof(pin)) != 0)
-            goto fail;
-        hsm_config_t hc = {
-            .module = cfg->pkcs11_module,
-            .token_label = cfg->pkcs11_token,
-            .pin = pin,
-            .sessions = cfg->pkcs11_sessions,
-        };
-        rc = hsm_open(&hc, &m->hsm);
-        OPENSSL_cleanse(pin, sizeof(pin));
-        if (rc != HSM_OK) {
-            fprintf(stderr, "pkcs11 module %s token \"%s\": %s\n", cfg->pkcs11_module, cfg->pkcs11_token,
-                    hsm_strerror(rc));
-            goto fail;
-        }
-    }
-    if (production_checks(cfg, m) != 0)
+    if (production_checks(cfg) != 0)
         goto fail;
     if (need & SRV_NEED_CSC) {
         csc_config_t cc = {
@@ -224,7 +172,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             .notify_allow = cfg->notify_allow,
             .oauth_revoke_status = cfg->oauth_revoke_status,
         };
-        if (csc_new(&cc, m->stor, m->hsm, m->oauth, m->sam, &m->csc) != 0)
+        if (csc_new(&cc, m->stor, m->oauth, m->sam, &m->csc) != 0)
             goto fail;
     }
     return 0;
@@ -237,7 +185,6 @@ void srv_modules_close(srv_modules_t *m)
 {
     csc_free(m->csc);
     oauth_free(m->oauth);
-    hsm_close(m->hsm);
-    stor_close(m->stor);
+    stor_close(m->stor); /* m->hsm is srv_modules_close_hsm's (srv_hsm.c) */
     memset(m, 0, sizeof(*m));
 }

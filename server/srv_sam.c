@@ -82,7 +82,7 @@ static int socket_access(const srv_config_t *cfg, sock_access_t *a)
  * records. The CRL store is opened before the socket (the SIGN checks read it); the tasks start once the process is
  * hardened, so that their threads run under the filter too. */
 typedef struct sam_tasks {
-    csc_heads_t *heads;
+    sam_heads_t *heads;
     sam_key_jobs_t *jobs;
     pki_crl_t *crl;
     srv_task_t *heads_task, *jobs_task, *crl_task, *purge_task;
@@ -109,7 +109,7 @@ static int purge_run(void *arg)
 
 static int heads_run(void *h)
 {
-    return csc_audit_heads_once(h);
+    return sam_audit_heads_once(h);
 }
 
 static int jobs_run(void *k)
@@ -131,7 +131,7 @@ static int tasks_start(const srv_config_t *cfg, srv_modules_t *m, sam_tasks_t *t
         return -1;
     if (cfg->audit_sign_interval == 0 && cfg->audit_sign_records == 0)
         return 0;
-    if (csc_audit_heads_new(m->stor, m->hsm, cfg->audit_sign_interval, cfg->audit_sign_records, "csc-sam",
+    if (sam_audit_heads_new(m->stor, m->hsm, cfg->audit_sign_interval, cfg->audit_sign_records, "csc-sam",
                             &t->heads) != 0)
         return -1;
     return srv_task_start("audit-heads", 1000, heads_run, t->heads, &t->heads_task);
@@ -145,8 +145,8 @@ static void tasks_stop(sam_tasks_t *t)
     pki_crl_free(t->crl);
     srv_task_stop(t->jobs_task);
     srv_task_stop(t->heads_task);
-    csc_audit_heads_final(t->heads);
-    csc_audit_heads_free(t->heads);
+    sam_audit_heads_final(t->heads);
+    sam_audit_heads_free(t->heads);
     sam_key_jobs_free(t->jobs);
 }
 
@@ -298,7 +298,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     }
     if (tell_ready(ready_fd) != 0)
         fprintf(stderr, "csc-sam: cannot tell csc-server that the SAM is ready: %s\n", strerror(errno));
-    fprintf(stderr, "csc-sam: %s listening on %s\n", identity, cfg->sam_socket);
+    fprintf(stderr, "csc-sam: %s listening on %s (%u HSM sessions)\n", identity, cfg->sam_socket,
+            hsm_sessions(m->hsm));
     int sig = 0;
     while (sigwait(stop, &sig) != 0)
         ;
@@ -366,13 +367,13 @@ int main(int argc, char **argv)
     int locked = -1;
     sam_sender_t *sender = NULL;
     if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 || spawn_sender(cfg, &sender) != 0 ||
-        (locked = lock_memory(cfg)) < 0 || srv_modules_open(cfg, SRV_NEED_HSM | SRV_WRITER_LATER, NULL, &m) != 0) {
+        (locked = lock_memory(cfg)) < 0 || srv_modules_open_hsm(cfg, SRV_WRITER_LATER, &m) != 0) {
         sam_sender_free(sender);
         free(cfg);
         return 1;
     }
     int rc = serve(cfg, &m, ready_fd, &stop, locked, sender);
-    srv_modules_close(&m);
+    srv_modules_close_hsm(&m);
     sam_sender_free(sender);
     free(cfg);
     return rc == 0 ? 0 : 1;

@@ -2,7 +2,7 @@
  * srv_thread.c - the periodic tasks of csc-server and csc-sam: one thread per task calls a run-once function every
  * period.
  *
- * The work itself belongs to the modules (csc_purge_once, csc_crl_refresh; in csc-sam csc_audit_heads_once and
+ * The work itself belongs to the modules (csc_purge_once, csc_crl_refresh; in csc-sam sam_audit_heads_once and
  * sam_key_jobs_once); this
  * file only owns the threads, so the modules below server/ start none of their own for periodic work. A run
  * starts one period after the previous one ended (the first one period after the start). A run that fails has

@@ -6,7 +6,8 @@
  * the csc_reply_t back. Every outcome, including every error, is a complete
  * reply: a status and a JSON body ({"error","error_description"} for errors).
  *
- * The operator functions behind csc-admin are admin/'s (adm.h); csc-server does not link them.
+ * The operator functions behind csc-admin are admin/'s (adm.h); csc-server does not link them. The service holds
+ * no key and opens no HSM: every signature, time-stamp and signed audit head is csc-sam's (sam_client.h).
  *
  * Thread-safety: csc_handle() may run on many threads at once.
  */
@@ -15,7 +16,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "hsm.h"
 #include "oauth.h"
 #include "sam_client.h"
 #include "stor.h"
@@ -72,7 +72,7 @@ typedef struct csc_config {
  * Create the service. The modules are borrowed and must outlive it.
  * @return 0 or -1 (bad configuration; a message is written to stderr).
  */
-int csc_new(const csc_config_t *cfg, stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, sam_client_t *sam, csc_t **out);
+int csc_new(const csc_config_t *cfg, stor_env_t *stor, oauth_t *oauth, sam_client_t *sam, csc_t **out);
 void csc_free(csc_t *c);
 
 /** One API call, as received. Strings are not NUL-terminated; the body is raw bytes. */
@@ -135,45 +135,10 @@ void csc_reply_error(csc_reply_t *reply, int status, const char *error, const ch
 
 void csc_reply_free(csc_reply_t *reply);
 
-/* ---- signed audit heads (J11, csc_audit_sign.c) ------------------------------ */
-
-/** The audit public key from the HSM (HSM_* code; HSM_ERR_NOKEY if there is none). */
-int csc_audit_key_pub(hsm_t *hsm, EVP_PKEY **out);
-
-enum { CSC_AUDIT_SIGN_OK = 0, CSC_AUDIT_SIGN_NOTHING = 1, CSC_AUDIT_SIGN_ERROR = -1, CSC_AUDIT_SIGN_NOKEY = -2 };
-
-/**
- * Sign the current audit head (seq, hash, time of that record) with the audit key and store it in audit_heads,
- * with an audit record (event audit-head) in the same transaction.
- * @param[in] who the client field of that record ("csc-server", "csc-admin")
- * @param[in] force sign even if the log's last record is the record of the previous signing
- * @param[out] signed_seq the seq signed (0 if none)
- * @return CSC_AUDIT_SIGN_OK; CSC_AUDIT_SIGN_NOTHING (empty log, nothing new, or signed meanwhile);
- *   CSC_AUDIT_SIGN_NOKEY (no audit key in the HSM); CSC_AUDIT_SIGN_ERROR (message on stderr).
- */
-int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
-
-
-/* ---- periodic work (csc_audit_sign.c, csc_periodic.c) ------------------------------------------------------
+/* ---- periodic work (csc_periodic.c) -------------------------------------------------------------------------
  * One run each; the server calls them from its own periodic tasks, one thread per kind (csc-server: srv_thread.c),
  * never two runs of one kind at once. Each returns 0, or -1 once it has written why it failed to stderr (the next
  * run comes all the same). The service starts no thread for this work; stop the tasks before csc_free(). */
-
-/** The periodic signing of audit heads: csc-sam's audit-heads task (server/srv_sam.c), the only process of the
- *  service that uses the audit key. */
-typedef struct csc_heads csc_heads_t;
-/** Start counting records and time from now. interval: sign after this many seconds (0: not by time); records: or
- *  after this many new audit records (0: not by count); who: the client field of the audit-head records.
- *  @return 0, -1 (out of memory) */
-int csc_audit_heads_new(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned records, const char *who,
-                        csc_heads_t **out);
-/** Look at the audit log (meant for once a second): sign its head when interval seconds passed since it last
- *  signed (or since csc_audit_heads_new), or records records were added since the last signed head; not when
- *  nothing was added since. An absent audit key is said once. */
-int csc_audit_heads_once(csc_heads_t *h);
-/** At clean shutdown, after the task stopped: sign the last head (nothing when both triggers are 0). */
-void csc_audit_heads_final(csc_heads_t *h);
-void csc_audit_heads_free(csc_heads_t *h);
 
 /** Delete expired tokens, SADs, authorization codes and operator sessions (csc-server: every purge_interval). */
 int csc_purge_once(csc_t *c);

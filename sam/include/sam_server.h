@@ -88,6 +88,39 @@ int sam_key_jobs_new(stor_env_t *stor, hsm_t *hsm, sam_key_jobs_t **out);
 int sam_key_jobs_once(sam_key_jobs_t *k);
 void sam_key_jobs_free(sam_key_jobs_t *k);
 
+/* ---- signed audit heads (J11, sam_audit_head.c): csc-sam's audit-heads task and csc-admin audit sign-head ------ */
+
+/** The audit public key from the HSM (HSM_* code; HSM_ERR_NOKEY if there is none). */
+int sam_audit_key_pub(hsm_t *hsm, EVP_PKEY **out);
+
+enum { SAM_AUDIT_SIGN_OK = 0, SAM_AUDIT_SIGN_NOTHING = 1, SAM_AUDIT_SIGN_ERROR = -1, SAM_AUDIT_SIGN_NOKEY = -2 };
+
+/**
+ * Sign the current audit head (seq, hash, time of that record) with the audit key and store it in audit_heads,
+ * with an audit record (event audit-head) in the same transaction.
+ * @param[in] who the client field of that record ("csc-sam", "csc-admin")
+ * @param[in] force sign even if the log's last record is the record of the previous signing
+ * @param[out] signed_seq the seq signed (0 if none)
+ * @return SAM_AUDIT_SIGN_OK; SAM_AUDIT_SIGN_NOTHING (empty log, nothing new, or signed meanwhile);
+ *   SAM_AUDIT_SIGN_NOKEY (no audit key in the HSM); SAM_AUDIT_SIGN_ERROR (message on stderr).
+ */
+int sam_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
+
+/** The periodic signing of audit heads: csc-sam's audit-heads task (server/srv_sam.c), one run at a time. */
+typedef struct sam_heads sam_heads_t;
+/** Start counting records and time from now. interval: sign after this many seconds (0: not by time); records: or
+ *  after this many new audit records (0: not by count); who: the client field of the audit-head records.
+ *  @return 0, -1 (out of memory) */
+int sam_audit_heads_new(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned records, const char *who,
+                        sam_heads_t **out);
+/** Look at the audit log (meant for once a second): sign its head when interval seconds passed since it last
+ *  signed (or since sam_audit_heads_new), or records records were added since the last signed head; not when
+ *  nothing was added since. An absent audit key is said once. @return 0, -1 (said on stderr) */
+int sam_audit_heads_once(sam_heads_t *h);
+/** At clean shutdown, after the task stopped: sign the last head (nothing when both triggers are 0). */
+void sam_audit_heads_final(sam_heads_t *h);
+void sam_audit_heads_free(sam_heads_t *h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,7 @@
 filter in every thread, no new privileges, no core dumps, locked memory (csc-sam), the switch to server_user and
 sam_user when started as root with the socket reachable by the front end's user only, and what each refuses; a
 signature still goes through the HSM under all of it, and a killed csc-sam comes back while csc-server runs under its
-filter."""
+filter. csc-server loads no PKCS#11 module and never reads the token PIN file: csc-sam alone holds the token."""
 import os
 import pwd
 import re
@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_sam import T_IDENTITY, alive, children, comm, hello, sam_child, supervisor, wait_for  # noqa: E402
+from test_sam import SAM, T_IDENTITY, alive, children, comm, hello, sam_child, supervisor, wait_for  # noqa: E402
 
 BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(harness.ROOT, "build"))
 TEST_USER = "csc-server"  # scripts/deps creates it (useradd --system)
@@ -41,6 +41,62 @@ def asan(pid):
     """The process is a sanitizer build: ASan answers mlockall itself without locking anything."""
     with open("/proc/%d/maps" % pid) as f:
         return "libasan" in f.read()
+
+
+def config_value(conf, key):
+    with open(conf) as f:
+        for line in f:
+            k, _, v = line.partition("=")
+            if k.strip() == key:
+                return v.strip()
+    return None
+
+
+def mapped_files(pid):
+    """The files mapped into pid (its libraries and whatever it dlopen'ed), from /proc/PID/maps."""
+    with open("/proc/%d/maps" % pid) as f:
+        return {line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6}
+
+
+def assert_no_pkcs11(test, server, sam, module):
+    """server maps no PKCS#11 module (not the configured one, nothing named softhsm, pkcs11 or p11-kit), while csc-sam
+    maps the configured one (so the test looks where the module would be)."""
+    files = mapped_files(server)
+    real = os.path.realpath(module)
+    bad = [f for f in files if f in (module, real) or any(w in f.lower() for w in ("softhsm", "pkcs11", "p11-kit"))]
+    test.assertEqual(bad, [], "csc-server maps a PKCS#11 module")
+    test.assertTrue({module, real} & mapped_files(sam), "csc-sam does not map %s: the test looks in the wrong place"
+                    % module)
+
+
+def as_user(pw, fn):
+    """fn() in a child running as pw's uid, gid and groups (as the process that switched to pw would): its result,
+    or the name of the exception it raised."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        out = "?"
+        try:
+            os.close(r)
+            os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
+            os.setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid)
+            os.setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid)
+            out = str(fn())
+        except Exception as e:  # noqa: BLE001 - the child reports what it met
+            out = type(e).__name__
+        finally:
+            os.write(w, out.encode())
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+def read_pin(path):
+    with open(path) as f:
+        return "read %d bytes" % len(f.read())
 
 
 def assert_filtered(test, pid, who):
@@ -137,6 +193,13 @@ class TestFilter(unittest.TestCase):
     def test_still_signs(self):
         sign_once(self.svc)
         self.assertIn("csc-server: test environment, listening on", self.svc.server_stderr())
+
+    def test_no_pkcs11_module_in_front_end(self):
+        """The running csc-server has no PKCS#11 module in its memory; csc-sam, which signs, has."""
+        sign_once(self.svc)  # csc-sam has used the token since it started; csc-server asked it to
+        sam = sam_child(self.svc)
+        self.assertIsNotNone(sam)
+        assert_no_pkcs11(self, self.svc.proc.pid, sam, config_value(self.svc.conf, "pkcs11_module"))
 
     def test_sam_hardened(self):
         pid = sam_child(self.svc)
@@ -333,8 +396,8 @@ class TestServerUser(unittest.TestCase):
         if prepare is not None:
             prepare(svc)
         os.chmod(svc.tmp, 0o711)
-        # the service directory is sam_user's and the front end's group's (today csc-server still opens the token
-        # and the database itself); the PIN file sam_user's alone
+        # the service directory is sam_user's and the front end's group's (csc-server opens the database, never the
+        # token); the PIN file sam_user's alone
         subprocess.run(["chown", "-R", "%s:%s" % (SAM_USER, self.pw.pw_gid), svc.dir], check=True)
         subprocess.run(["chmod", "-R", "g+rwX,o-rwx", svc.dir], check=True)
         pin = os.path.join(svc.dir, "secrets", "token.pin")
@@ -344,9 +407,11 @@ class TestServerUser(unittest.TestCase):
     def test_sam_user(self):
         """server_user and sam_user: csc-sam runs as sam_user (the supervisor stays root to start and stop it), its
         socket is sam_user's, group server_user's, mode 0660, and answers server_user only; the PIN file is
-        sam_user's, mode 0400 (both processes read it as root, before they switch); a signature still works end to
-        end; a killed csc-sam comes back as sam_user."""
+        sam_user's, mode 0400 (csc-sam reads it as root, before it switches; csc-server never opens it, nor the
+        token), and server_user cannot open it; a signature still works end to end; a killed csc-sam comes back as
+        sam_user."""
         svc, sam_pw = self.sam_user_service()
+        pin = os.path.join(svc.dir, "secrets", "token.pin")
         svc.start()
         try:
             sam, sup, server = sam_child(svc), supervisor(svc), svc.proc.pid
@@ -387,6 +452,10 @@ class TestServerUser(unittest.TestCase):
             self.assertIn("csc-server: csc-sam ready: csc-sam pid=%d " % sam, log)
             self.assertNotIn("refused a connection from uid 0 ", log)
             self.assertNotIn("does not answer HELLO", log)
+            # csc-server's user cannot open the PIN file; csc-sam's can (so the check can fail)
+            self.assertEqual(as_user(self.pw, lambda: read_pin(pin)), "PermissionError")
+            self.assertTrue(as_user(sam_pw, lambda: read_pin(pin)).startswith("read "))
+            assert_no_pkcs11(self, server, sam, config_value(svc.conf, "pkcs11_module"))
             os.kill(sam, signal.SIGKILL)
             new = wait_for(lambda: (lambda p: p if p not in (None, sam) and ask_hello_as(
                 sock, self.pw.pw_uid, self.pw.pw_gid) == 0x81 else None)(sam_child(svc)))
@@ -421,6 +490,63 @@ class TestServerUser(unittest.TestCase):
                 self.assertTrue(sam, "csc-sam was not restarted with a helper: " + svc.server_stderr()[-2000:])
         finally:
             svc.stop_checked()
+
+    def test_front_end_never_reads_pin_file(self):
+        """csc-server never opens the PIN file, the token or the PKCS#11 module: csc-sam (sam_mode = connect, as two
+        systemd services would run them) starts as root with sam_user from a configuration whose PIN file is
+        sam_user's 0400; csc-server starts as root with server_user from a copy whose pkcs11_pin_file does not
+        exist, and whose token directory and module are files that do not exist either. Had csc-server opened any of
+        them (it did while it held an HSM session: reading the PIN file as root, before its switch of user), it would
+        not start; it starts, and a signature goes through csc-sam."""
+        try:
+            sam_pw = pwd.getpwnam(SAM_USER)
+        except KeyError:
+            self.skipTest("no user %s (scripts/deps creates it)" % SAM_USER)
+        svc = harness.Service(BUILD, extra_config="server_user = %s\nsam_user = %s\nsam_mode = connect\n"
+                              % (TEST_USER, SAM_USER))
+        os.chmod(svc.tmp, 0o711)
+        subprocess.run(["chown", "-R", "%s:%s" % (SAM_USER, self.pw.pw_gid), svc.dir], check=True)
+        subprocess.run(["chmod", "-R", "g+rwX,o-rwx", svc.dir], check=True)
+        pin = os.path.join(svc.dir, "secrets", "token.pin")
+        os.chmod(pin, 0o400)
+        os.chmod(os.path.join(svc.dir, "softhsm"), 0o700)  # the token: sam_user's alone
+        with open(svc.conf) as f:
+            conf = f.read()
+        sam_conf = os.path.join(svc.dir, "csc-sam.conf")  # same folder: the relative paths stay the same
+        with open(sam_conf, "w") as f:
+            f.write(conf)
+        missing = os.path.join(svc.dir, "secrets", "no-such-pin")
+        front = []
+        for line in conf.splitlines():
+            key = line.partition("=")[0].strip()
+            if key == "pkcs11_pin_file":
+                line = "pkcs11_pin_file = " + missing
+            elif key == "pkcs11_module":
+                line = "pkcs11_module = /nonexistent/libpkcs11-module.so"
+            elif key == "softhsm_conf":
+                line = "softhsm_conf = /nonexistent/softhsm2.conf"
+            front.append(line)
+        with open(svc.conf, "w") as f:
+            f.write("\n".join(front) + "\n")
+        with open(os.path.join(svc.dir, "log", "sam.stderr"), "wb") as err:
+            sam = subprocess.Popen([SAM, "-c", sam_conf], stdout=subprocess.DEVNULL, stderr=err)
+        sock = os.path.join(svc.dir, "csc-sam.sock")
+        try:
+            self.assertTrue(wait_for(lambda: os.path.exists(sock) and ask_hello_as(
+                sock, self.pw.pw_uid, self.pw.pw_gid) == 0x81), "csc-sam did not listen")
+            svc.start()
+            try:
+                self.assertFalse(os.path.exists(missing))
+                self.assertEqual(proc_status(svc.proc.pid)["Uid"].split(), [str(self.pw.pw_uid)] * 4)
+                self.assertEqual(children(svc.proc.pid), [])  # connect mode: the csc-sam above is the one
+                sign_once(svc)
+                self.assertEqual(as_user(self.pw, lambda: read_pin(pin)), "PermissionError")
+                assert_no_pkcs11(self, svc.proc.pid, sam.pid, config_value(sam_conf, "pkcs11_module"))
+            finally:
+                svc.stop_checked()
+        finally:
+            sam.terminate()
+            self.assertEqual(sam.wait(timeout=30), 0)
 
     def test_refusals(self):
         for user, says in (("no-such-user-csc", "csc-server: user no-such-user-csc: no such user"),

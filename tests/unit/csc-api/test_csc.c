@@ -18,7 +18,7 @@ static void setup(void)
                         .public_url = "https://localhost:8443",
                         .specs = "2.0.0.2", .environment = CSC_ENV_TEST, .max_body = 4096, .max_hashes = 4,
                         .max_depth = 8};
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &svc), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &svc), 0);
 }
 
 static void teardown(void)
@@ -442,7 +442,7 @@ START_TEST(t_response_uri)
                         .public_url = "https://localhost:8443", .specs = "2.0.0.2",
                         .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8};
     csc_t *prod = NULL;
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &prod), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &prod), 0);
     ck_assert(!csc_response_uri_ok(prod, "http://localhost:9/cb"));
     ck_assert(csc_response_uri_ok(prod, "https://app.example/cb"));
     csc_free(prod);
@@ -511,7 +511,7 @@ START_TEST(t_notify_addresses)
                         .environment = CSC_ENV_PRODUCTION, .max_body = 4096, .max_hashes = 4, .max_depth = 8,
                         .notify_allow = "10.9.0.0/16"};
     csc_t *prod = NULL;
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &prod), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &prod), 0);
     ck_assert(!csc_response_uri_ok(prod, "https://127.0.0.1/cb"));
     ck_assert(!csc_response_uri_ok(prod, "https://[::ffff:192.168.0.1]/cb"));
     ck_assert(!csc_response_uri_ok(prod, "https://[fe80::1]:8443/cb"));
@@ -531,11 +531,11 @@ START_TEST(t_otp_sender_config)
     csc_t *c = NULL;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cfg.otp_sender = bad[i];
-        ck_assert_msg(csc_new(&cfg, NULL, NULL, NULL, NULL, &c) != 0, "accepted %s", bad[i]);
+        ck_assert_msg(csc_new(&cfg, NULL, NULL, NULL, &c) != 0, "accepted %s", bad[i]);
         ck_assert_ptr_null(c);
     }
     cfg.otp_sender = "file:/tmp/csc-unit-sink";
-    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, NULL, &c), 0);
+    ck_assert_int_eq(csc_new(&cfg, NULL, NULL, NULL, &c), 0);
     ck_assert(csc_method_offered(c, "credentials/getChallenge"));
     csc_free(c);
     ck_assert(!csc_method_offered(svc, "credentials/getChallenge"));
@@ -546,7 +546,7 @@ START_TEST(t_otp_sender_config)
     cfg.async_validity_min = 10;
     cfg.async_validity_default = 5;
     cfg.async_validity_max = 20;
-    ck_assert_int_ne(csc_new(&cfg, NULL, NULL, NULL, NULL, &c), 0);
+    ck_assert_int_ne(csc_new(&cfg, NULL, NULL, NULL, &c), 0);
 }
 END_TEST
 

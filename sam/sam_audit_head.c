@@ -1,5 +1,5 @@
 /*
- * csc_audit_sign.c - signed audit heads (JIPDEC J11): the head of the hash-chained audit log (seq, hash, time)
+ * sam_audit_head.c - signed audit heads (JIPDEC J11): the head of the hash-chained audit log (seq, hash, time)
  * signed with an EC P-256 key that lives in the HSM, kept in the append-only audit_heads table.
  *
  * The hash chain alone shows edits inside the log, but not a truncation whose author also rewrote the head in
@@ -13,6 +13,9 @@
  * Each signing appends one audit record (event audit-head, detail "signed seq=N hash=HEX") in the same
  * transaction as the head. The periodic signer does not sign when the log's last record is such a record (nothing
  * happened since the previous signing), so an idle server does not grow its log.
+ *
+ * The audit key is used by csc-sam (its audit-heads task) and by `csc-admin audit sign-head`, never by csc-server,
+ * which links no PKCS#11 code (tests/unit/server/check_symbols).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,7 +27,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "csc_int.h"
+#include "sam_server.h"
 
 static const uint8_t audit_key_id[HSM_KEYID_LEN] = STOR_AUDIT_KEY_ID;
 #define HEAD_TEXT_MAX 160
@@ -32,7 +35,7 @@ static const uint8_t audit_key_id[HSM_KEYID_LEN] = STOR_AUDIT_KEY_ID;
 /* ---- the key --------------------------------------------------------------------- */
 
 
-int csc_audit_key_pub(hsm_t *hsm, EVP_PKEY **out)
+int sam_audit_key_pub(hsm_t *hsm, EVP_PKEY **out)
 {
     return hsm_pubkey(hsm, audit_key_id, sizeof(audit_key_id), out);
 }
@@ -75,7 +78,7 @@ static int head_put_fn(stor_txn_t *t, void *arg)
     return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
 }
 
-int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq)
+int sam_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq)
 {
     hsm_sign_params_t sp = {.scheme = HSM_SIG_ECDSA, .md_nid = NID_sha256};
     tip_read_t tip = {0};
@@ -89,15 +92,15 @@ int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force
 
     *signed_seq = 0;
     if (p == NULL)
-        return CSC_AUDIT_SIGN_ERROR;
+        return SAM_AUDIT_SIGN_ERROR;
     if ((rc = stor_read(stor, tip_fn, &tip)) != 0) {
-        fprintf(stderr, "csc: audit head signing: cannot read the head: %s\n", stor_strerror(rc));
+        fprintf(stderr, "audit head signing: cannot read the head: %s\n", stor_strerror(rc));
         free(p);
-        return CSC_AUDIT_SIGN_ERROR;
+        return SAM_AUDIT_SIGN_ERROR;
     }
     if (tip.seq == 0 || (!force && tip.last_event == STOR_EV_AUDIT_HEAD)) {
         free(p);
-        return CSC_AUDIT_SIGN_NOTHING;
+        return SAM_AUDIT_SIGN_NOTHING;
     }
     p->h.seq = tip.seq;
     memcpy(p->h.hash, tip.hash, 32);
@@ -105,41 +108,41 @@ int csc_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force
     if ((n = stor_signed_head_text(&p->h, text, sizeof(text))) < 0 || EVP_Digest(text, (size_t)n, dig, NULL,
                                                                              EVP_sha256(), NULL) != 1) {
         free(p);
-        return CSC_AUDIT_SIGN_ERROR;
+        return SAM_AUDIT_SIGN_ERROR;
     }
     if ((rc = hsm_sign(hsm, audit_key_id, sizeof(audit_key_id), &sp, digs, sizeof(dig), 1, sigs, &slen)) !=
             HSM_OK ||
         slen > sizeof(p->h.sig)) {
-        fprintf(stderr, "csc: audit head signing in the HSM failed: %s%s\n", hsm_strerror(rc),
+        fprintf(stderr, "audit head signing in the HSM failed: %s%s\n", hsm_strerror(rc),
                 rc == HSM_ERR_NOKEY ? " (run csc-admin audit key-init)" : "");
         free(p);
-        return rc == HSM_ERR_NOKEY ? CSC_AUDIT_SIGN_NOKEY : CSC_AUDIT_SIGN_ERROR;
+        return rc == HSM_ERR_NOKEY ? SAM_AUDIT_SIGN_NOKEY : SAM_AUDIT_SIGN_ERROR;
     }
     memcpy(p->h.sig, sig, slen);
     p->h.sig_len = (uint32_t)slen;
     pki_hex(tip.hash, 32, hex);
     p->audit.event = STOR_EV_AUDIT_HEAD;
     p->audit.result = STOR_RES_OK;
-    snprintf(p->audit.client, sizeof(p->audit.client), "%s", who ? who : "csc-server");
+    snprintf(p->audit.client, sizeof(p->audit.client), "%s", who ? who : "csc-sam");
     snprintf(p->audit.detail, sizeof(p->audit.detail), "signed seq=%" PRIu64 " hash=%s", tip.seq, hex);
     rc = stor_write(stor, head_put_fn, p);
     if (rc == STOR_ERR_EXISTS) {
         free(p);
-        return CSC_AUDIT_SIGN_NOTHING; /* someone signed this head meanwhile */
+        return SAM_AUDIT_SIGN_NOTHING; /* someone signed this head meanwhile */
     }
     if (rc != 0) {
-        fprintf(stderr, "csc: audit head signing: cannot store the head: %s\n", stor_strerror(rc));
+        fprintf(stderr, "audit head signing: cannot store the head: %s\n", stor_strerror(rc));
         free(p);
-        return CSC_AUDIT_SIGN_ERROR;
+        return SAM_AUDIT_SIGN_ERROR;
     }
     *signed_seq = tip.seq;
     free(p);
-    return CSC_AUDIT_SIGN_OK;
+    return SAM_AUDIT_SIGN_OK;
 }
 
 /* ---- the periodic signing (csc-sam's audit-heads task, server/srv_sam.c) ---------------------------------- */
 
-struct csc_heads {
+struct sam_heads {
     stor_env_t *stor;
     hsm_t *hsm;
     unsigned interval, records; /* the triggers: seconds, new records (0: not by that) */
@@ -149,12 +152,12 @@ struct csc_heads {
     int warned;                 /* "no audit key" was said */
 };
 
-static int heads_sign(csc_heads_t *h)
+static int heads_sign(sam_heads_t *h)
 {
     uint64_t seq = 0;
-    int rc = csc_audit_sign_head(h->stor, h->hsm, h->who, 0, &seq);
+    int rc = sam_audit_sign_head(h->stor, h->hsm, h->who, 0, &seq);
 
-    if (rc == CSC_AUDIT_SIGN_NOKEY && !h->warned) {
+    if (rc == SAM_AUDIT_SIGN_NOKEY && !h->warned) {
         fprintf(stderr, "%s: audit heads are not signed: no audit key in the HSM (csc-admin audit key-init)\n", h->who);
         h->warned = 1;
     }
@@ -173,10 +176,10 @@ static uint64_t pending(stor_env_t *stor, uint64_t *base)
     return tip.seq - *base;
 }
 
-int csc_audit_heads_new(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned records, const char *who,
-                        csc_heads_t **out)
+int sam_audit_heads_new(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigned records, const char *who,
+                        sam_heads_t **out)
 {
-    csc_heads_t *h = calloc(1, sizeof(*h));
+    sam_heads_t *h = calloc(1, sizeof(*h));
     *out = NULL;
     if (h == NULL)
         return -1;
@@ -191,7 +194,7 @@ int csc_audit_heads_new(stor_env_t *stor, hsm_t *hsm, unsigned interval, unsigne
     return 0;
 }
 
-int csc_audit_heads_once(csc_heads_t *h)
+int sam_audit_heads_once(sam_heads_t *h)
 {
     struct timespec now;
     int due, rc;
@@ -208,13 +211,13 @@ int csc_audit_heads_once(csc_heads_t *h)
     return rc < 0 ? -1 : 0;
 }
 
-void csc_audit_heads_final(csc_heads_t *h)
+void sam_audit_heads_final(sam_heads_t *h)
 {
     if (h != NULL && (h->interval > 0 || h->records > 0))
         (void)heads_sign(h);
 }
 
-void csc_audit_heads_free(csc_heads_t *h)
+void sam_audit_heads_free(sam_heads_t *h)
 {
     free(h);
 }
