@@ -83,6 +83,9 @@ typedef struct srv_config {
     char server_user[33];             /* csc-server switches to this user when started as root; "" = stays */
     char sam_user[33];                /* the user of csc-sam (issue 11; not used by csc-server) */
     unsigned seccomp;                 /* the system-call allow-list after start-up (always on in production) */
+    char sam_admin_socket[PATH_MAX];  /* csc-sam's operators' socket (csc-admin's key operations) */
+    char sam_admin_group[SRV_STR];    /* "": mode 0600; else 0660 and this group (the operators') */
+    gid_t sam_admin_gid;              /* resolved; (gid_t)-1 without a group */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
@@ -101,11 +104,17 @@ enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2 };
 
 /* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
 int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m);
+/* Storage and oauth/ only (csc-admin: no token, no service; with -Wl,--gc-sections nothing of hsm/ is linked). */
+int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m);
+void srv_modules_close_store(srv_modules_t *m);
 void srv_modules_close(srv_modules_t *m);
 /* two_person names credential revoke or destroy (by last word or dotted name): the destruction of a key whose
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
  * csc-admin credential destroy-pending. */
 int srv_two_person_destroys(const char *two_person);
+/* csc-sam's executable: sam_program, else csc-sam in the folder of the running executable (/proc/self/exe); it must
+ * be executable. who prefixes the messages. 0, or -1 (said why on stderr). */
+int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t sz);
 
 /* Print text (an otpauth:// URI) as a QR code of Unicode half blocks, dark on light, with a quiet zone;
  * returns 0, or -1 (nothing printed) if it cannot be encoded. srv_qr.c. */

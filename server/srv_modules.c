@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <strings.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -34,21 +35,13 @@ static int is_demo_ca(const char *file)
  * J13 (and J5): production refuses the test components unless allow_test_components says otherwise: the
  * SoftHSM module (by its own CK_INFO), and the demo CA. Plain HTTP is refused in srv_config.c.
  */
-static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
+static int production_checks(const srv_config_t *cfg)
 {
     if (cfg->environment != CSC_ENV_PRODUCTION)
         return 0;
     if (cfg->allow_test_components) {
         fprintf(stderr, "WARNING: production environment with test components allowed (allow_test_components = yes)\n");
         return 0;
-    }
-    const char *manuf = "", *desc = "";
-    if (m->hsm != NULL && hsm_module_info(m->hsm, &manuf, &desc) == HSM_OK &&
-        (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL)) {
-        fprintf(stderr, "%s: pkcs11_module: SoftHSM (\"%s\") is for tests and the embedded demo, not for production "
-                        "(a certified HSM's module is required; allow_test_components = yes overrides)\n",
-                cfg->file, manuf);
-        return -1;
     }
     if (is_demo_ca(cfg->ca_cert)) {
         fprintf(stderr, "%s: ca_cert: the demo CA is refused in production (allow_test_components = yes overrides)\n",
@@ -64,6 +57,22 @@ static int production_checks(const srv_config_t *cfg, const srv_modules_t *m)
     return 0;
 }
 
+/* The token's module, once open (production, without allow_test_components): not SoftHSM. */
+static int production_module(const srv_config_t *cfg, const srv_modules_t *m)
+{
+    const char *manuf = "", *desc = "";
+    if (cfg->environment != CSC_ENV_PRODUCTION || cfg->allow_test_components || m->hsm == NULL)
+        return 0;
+    if (hsm_module_info(m->hsm, &manuf, &desc) == HSM_OK &&
+        (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL)) {
+        fprintf(stderr, "%s: pkcs11_module: SoftHSM (\"%s\") is for tests and the embedded demo, not for production "
+                        "(a certified HSM's module is required; allow_test_components = yes overrides)\n",
+                cfg->file, manuf);
+        return -1;
+    }
+    return 0;
+}
+
 int srv_two_person_destroys(const char *two_person)
 {
     char buf[SRV_STR];
@@ -72,6 +81,29 @@ int srv_two_person_destroys(const char *two_person)
         if (strcmp(tok, "revoke") == 0 || strcmp(tok, "credential.revoke") == 0 || strcmp(tok, "destroy") == 0 ||
             strcmp(tok, "credential.destroy") == 0)
             return 1;
+    return 0;
+}
+
+int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t sz)
+{
+    if (cfg->sam_program[0] != '\0') {
+        snprintf(out, sz, "%s", cfg->sam_program);
+    } else {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0) {
+            fprintf(stderr, "%s: /proc/self/exe: %s (set sam_program)\n", who, strerror(errno));
+            return -1;
+        }
+        self[n] = '\0';
+        *strrchr(self, '/') = '\0';
+        if (snprintf(out, sz, "%s/csc-sam", self) >= (int)sz)
+            return -1;
+    }
+    if (access(out, X_OK) != 0) {
+        fprintf(stderr, "%s: sam_program %s: %s\n", who, out, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -126,12 +158,9 @@ static int production_policy(const srv_config_t *cfg)
     return 0;
 }
 
-int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m)
+int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
-    m->sam = sam;
-    if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
-        return -1;
     stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size};
     int rc = stor_open(&sc, &m->stor);
     if (rc != STOR_OK) {
@@ -164,6 +193,30 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
         goto fail;
     }
+    if (production_checks(cfg) != 0)
+        goto fail;
+    return 0;
+fail:
+    srv_modules_close_store(m);
+    return -1;
+}
+
+void srv_modules_close_store(srv_modules_t *m)
+{
+    oauth_free(m->oauth);
+    stor_close(m->stor);
+    memset(m, 0, sizeof(*m));
+}
+
+int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m)
+{
+    int rc;
+    memset(m, 0, sizeof(*m));
+    if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
+        return -1;
+    if (srv_modules_open_store(cfg, m) != 0)
+        return -1;
+    m->sam = sam;
     if (need & (SRV_NEED_HSM | SRV_NEED_CSC)) {
         char pin[256];
         if (cfg->softhsm_conf[0] != '\0')
@@ -184,7 +237,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             goto fail;
         }
     }
-    if (production_checks(cfg, m) != 0)
+    if (production_module(cfg, m) != 0)
         goto fail;
     if (need & SRV_NEED_CSC) {
         csc_config_t cc = {
@@ -235,8 +288,10 @@ fail:
 void srv_modules_close(srv_modules_t *m)
 {
     csc_free(m->csc);
+    m->csc = NULL;
     oauth_free(m->oauth);
+    m->oauth = NULL;
     hsm_close(m->hsm);
-    stor_close(m->stor);
-    memset(m, 0, sizeof(*m));
+    m->hsm = NULL;
+    srv_modules_close_store(m);
 }
