@@ -104,9 +104,15 @@ enum { SRV_NEED_HSM = 1, SRV_NEED_CSC = 2 };
 
 /* Open storage, and as asked the HSM and the CSC service. Messages to stderr. */
 int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m);
-/* Storage and oauth/ only (csc-admin: no token, no service; with -Wl,--gc-sections nothing of hsm/ is linked). */
+/* Storage and oauth/ only (srv_base.c; csc-admin: no token, no service, nothing of hsm/ linked), then
+ * srv_production_checks. */
 int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m);
 void srv_modules_close_store(srv_modules_t *m);
+/* Storage and oauth/ without any check (srv_modules_open's first step). */
+int srv_modules_open_base(const srv_config_t *cfg, srv_modules_t *m);
+/* J13: in production without allow_test_components, the demo CA (ca_cert, trust_anchors) is refused (else a
+ * warning names the override). 0 or -1 (said why). */
+int srv_production_checks(const srv_config_t *cfg);
 void srv_modules_close(srv_modules_t *m);
 /* two_person names credential revoke or destroy (by last word or dotted name): the destruction of a key whose
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for

@@ -1706,7 +1706,8 @@ int main(int argc, char **argv)
         return 1;
     }
     srv_modules_t m;
-    if (srv_modules_open_store(cfg, &m) != 0) {
+    /* csc-sam's commands: the production checks are csc-sam's (at its start, the token's module first). */
+    if ((cmd->hsm == RUN_SAM ? srv_modules_open_base(cfg, &m) : srv_modules_open_store(cfg, &m)) != 0) {
         free(cfg);
         return 1;
     }

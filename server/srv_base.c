@@ -36,7 +36,7 @@ static int is_demo_ca(const char *file)
  * J13 (and J5): production refuses the test components unless allow_test_components says otherwise: the
  * SoftHSM module (by its own CK_INFO), and the demo CA. Plain HTTP is refused in srv_config.c.
  */
-static int production_checks(const srv_config_t *cfg)
+int srv_production_checks(const srv_config_t *cfg)
 {
     if (cfg->environment != CSC_ENV_PRODUCTION)
         return 0;
@@ -58,7 +58,7 @@ static int production_checks(const srv_config_t *cfg)
     return 0;
 }
 
-int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m)
+int srv_modules_open_base(const srv_config_t *cfg, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
     stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size};
@@ -93,10 +93,18 @@ int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m)
         fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
         goto fail;
     }
-    if (production_checks(cfg) != 0)
-        goto fail;
     return 0;
 fail:
+    srv_modules_close_store(m);
+    return -1;
+}
+
+int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m)
+{
+    if (srv_modules_open_base(cfg, m) != 0)
+        return -1;
+    if (srv_production_checks(cfg) == 0)
+        return 0;
     srv_modules_close_store(m);
     return -1;
 }

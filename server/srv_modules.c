@@ -96,7 +96,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
     memset(m, 0, sizeof(*m));
     if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
         return -1;
-    if (srv_modules_open_store(cfg, m) != 0)
+    if (srv_modules_open_base(cfg, m) != 0)
         return -1;
     m->sam = sam;
     if (need & (SRV_NEED_HSM | SRV_NEED_CSC)) {
@@ -119,7 +119,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             goto fail;
         }
     }
-    if (production_module(cfg, m) != 0)
+    if (production_module(cfg, m) != 0 || srv_production_checks(cfg) != 0) /* the token's module first */
         goto fail;
     if (need & SRV_NEED_CSC) {
         csc_config_t cc = {
