@@ -24,6 +24,8 @@ static void usage(FILE *f)
             "Every command but init, operator bootstrap and login needs an operator session: the token printed by\n"
             "login, in $CSC_ADMIN_SESSION (or in a mode-0600 file named by $CSC_ADMIN_SESSION_FILE), and the role\n"
             "shown in [brackets]. Commands named by the two_person setting wait for a second operator (approve).\n"
+            "Commands that use a key run in csc-sam, through its operators' socket (sam_admin_socket); with\n"
+            "sam_mode = spawn and no csc-sam running, csc-admin starts one for the command.\n"
             "commands:\n"
             "  init                                   create the database; check the HSM token\n"
             "  operator bootstrap NAME [--password-file FILE]\n"

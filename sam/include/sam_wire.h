@@ -127,7 +127,7 @@ enum {
     SAM_OP_AUDIT_HEAD = 10,     /**< the operators' socket (csc-admin audit sign-head): sign the audit log's head now;
                                      csc-sam signs the periodic heads itself, unasked */
     SAM_OP_SIGN_RESERVED = 11,  /**< operationMode "A": sign what a SIGN with ASYNC reserved (TICKET), or give it back */
-    /* the operators' socket: PROVISIONAL schemas (from admin/ as it is; they may change when csc-admin moves) */
+    /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
     SAM_OP_BACKUP_INIT = 34,    /**< adm_backup_init: the backup keys (SO PIN) */
