@@ -220,7 +220,7 @@ static void encode_cred(bk_buf_t *b, const stor_cred_t *c, const char *op)
 /* ---- backup --------------------------------------------------------------------------- */
 
 /* Write data to a fresh 0600 file next to path, sync it, and link it to path (which must not exist). */
-static int write_new_file(const char *path, const uint8_t *data, size_t len, char *err, size_t err_sz)
+int adm_backup_write_file(const char *path, const uint8_t *data, size_t len, char *err, size_t err_sz)
 {
     char tmp[4096];
     int fd, rc = -1;
@@ -265,16 +265,16 @@ out:
     return rc;
 }
 
-int adm_cred_backup(const adm_t *a, const char *id, const char *file, char *err, size_t err_sz)
+/* The backup of credential id in b (whose buffer the caller allocated, BK_FILE_MAX bytes) and its record in c; a
+ * refusal audited. 0 or -1 (err). */
+static int backup_make(const adm_t *a, const char *id, bk_buf_t *bp, stor_cred_t *c, char *err, size_t err_sz)
 {
-    stor_cred_t *c = calloc(1, sizeof(*c));
     uint8_t *wrapped = malloc(HSM_WRAPPED_MAX), pub[BK_PUB_MAX], *pp = pub, tag[HSM_BACKUP_TAG_LEN];
-    bk_buf_t b = {.p = malloc(BK_FILE_MAX), .cap = BK_FILE_MAX};
+    bk_buf_t b = *bp;
     EVP_PKEY *pk = NULL;
     size_t wlen = 0;
     char why[STOR_NAME_MAX + 200], what[256];
     int rc = -1, hrc = HSM_OK, trusted = 0, plen = 0;
-    bk_audit_t au;
 
     if (c == NULL || wrapped == NULL || b.p == NULL) {
         ERR("out of memory");
@@ -330,26 +330,65 @@ int adm_cred_backup(const adm_t *a, const char *id, const char *file, char *err,
         goto out;
     }
     put_raw(&b, tag, sizeof(tag));
-    if (write_new_file(file, b.p, b.len, err, err_sz) != 0)
-        goto out;
-    snprintf(what, sizeof(what), "action=credential.backup mech=%s file=%s", BK_MECH, file);
-    audit_fill(&au.rec, a, STOR_EV_BACKUP, STOR_RES_OK, c->owner, id, what);
-    if ((rc = stor_write(a->stor, audit_fn, &au)) != 0) {
-        unlink(file); /* an unaudited backup does not exist */
-        ERR("storage (audit): %s; no backup written", stor_strerror(rc));
-        rc = -1;
-        goto out;
-    }
     rc = 0;
 out:
+    *bp = b;
     EVP_PKEY_free(pk);
-    if (b.p != NULL)
-        OPENSSL_cleanse(b.p, b.cap);
-    free(b.p);
     if (wrapped != NULL)
         OPENSSL_cleanse(wrapped, HSM_WRAPPED_MAX);
     free(wrapped);
+    return rc;
+}
+
+/* The audit record of a backup made (file: its name, for people). */
+static int backup_audit(const adm_t *a, const stor_cred_t *c, const char *file, char *err, size_t err_sz)
+{
+    char what[256];
+    bk_audit_t au;
+    snprintf(what, sizeof(what), "action=credential.backup mech=%s file=%s", BK_MECH, file);
+    audit_fill(&au.rec, a, STOR_EV_BACKUP, STOR_RES_OK, c->owner, c->id, what);
+    int rc = stor_write(a->stor, audit_fn, &au);
+    return rc == 0 ? 0 : ERR("storage (audit): %s; no backup written", stor_strerror(rc));
+}
+
+static void backup_free(bk_buf_t *b, stor_cred_t *c)
+{
+    if (b->p != NULL)
+        OPENSSL_cleanse(b->p, b->cap);
+    free(b->p);
     OPENSSL_clear_free(c, sizeof(*c));
+}
+
+int adm_cred_backup(const adm_t *a, const char *id, const char *file, char *err, size_t err_sz)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    bk_buf_t b = {.p = malloc(BK_FILE_MAX), .cap = BK_FILE_MAX};
+    int rc = backup_make(a, id, &b, c, err, err_sz);
+    if (rc == 0)
+        rc = adm_backup_write_file(file, b.p, b.len, err, err_sz);
+    if (rc == 0 && (rc = backup_audit(a, c, file, err, err_sz)) != 0)
+        unlink(file); /* an unaudited backup does not exist */
+    backup_free(&b, c);
+    return rc;
+}
+
+int adm_cred_backup_mem(const adm_t *a, const char *id, const char *file, uint8_t **out, size_t *out_len, char *err,
+                        size_t err_sz)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    bk_buf_t b = {.p = malloc(BK_FILE_MAX), .cap = BK_FILE_MAX};
+    *out = NULL;
+    *out_len = 0;
+    int rc = backup_make(a, id, &b, c, err, err_sz);
+    if (rc == 0 && (*out = OPENSSL_memdup(b.p, b.len)) == NULL)
+        rc = ERR("out of memory");
+    if (rc == 0 && (rc = backup_audit(a, c, file, err, err_sz)) != 0) {
+        OPENSSL_clear_free(*out, b.len);
+        *out = NULL;
+    }
+    if (rc == 0)
+        *out_len = b.len;
+    backup_free(&b, c);
     return rc;
 }
 
@@ -464,7 +503,7 @@ static int parse(const uint8_t *p, size_t n, bk_parsed_t *o)
     return 0;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t err_sz)
+int adm_backup_read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t err_sz)
 {
     FILE *f = fopen(path, "rb");
     uint8_t *p = malloc(BK_FILE_MAX + 1);
@@ -570,8 +609,24 @@ static int cert_matches(const stor_cred_t *c, EVP_PKEY *pk)
 int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_sz, char *err,
                            size_t err_sz)
 {
-    uint8_t *data = NULL, key_id[HSM_KEYID_LEN];
+    uint8_t *data = NULL;
     size_t n = 0;
+    if (id_out != NULL && id_sz > 0)
+        id_out[0] = '\0';
+    if (a->hsm == NULL)
+        return ERR("restore needs the HSM");
+    if (adm_backup_read_file(file, &data, &n, err, err_sz) != 0)
+        return -1;
+    int rc = adm_cred_restore_mem(a, data, n, file, id_out, id_sz, err, err_sz);
+    OPENSSL_cleanse(data, n);
+    free(data);
+    return rc;
+}
+
+int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const char *file, char *id_out, size_t id_sz,
+                         char *err, size_t err_sz)
+{
+    uint8_t key_id[HSM_KEYID_LEN];
     bk_parsed_t *o = calloc(1, sizeof(*o));
     EVP_PKEY *pk = NULL;
     const unsigned char *pp;
@@ -589,8 +644,10 @@ int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_s
         ERR("restore needs the HSM");
         goto out;
     }
-    if (read_file(file, &data, &n, err, err_sz) != 0)
+    if (n > BK_FILE_MAX) {
+        ERR("%s: larger than any backup file (%d bytes); nothing restored", file, BK_FILE_MAX);
         goto out;
+    }
     why[0] = '\0';
     /* The tag first: nothing of the file is interpreted before the HSM vouched for every byte of it. */
     if (n < BK_HDR_LEN + BK_TRAILER_LEN) {
@@ -678,9 +735,6 @@ out:
     if (have_key)
         (void)hsm_destroy(a->hsm, key_id, sizeof(key_id));
     EVP_PKEY_free(pk);
-    if (data != NULL)
-        OPENSSL_cleanse(data, n);
-    free(data);
     OPENSSL_clear_free(o, sizeof(*o));
     return rc;
 }

@@ -182,8 +182,9 @@ static int pend_fn(stor_txn_t *t, void *arg)
     return stor_txn_cred_change(t, p->id, pend_change, p, &p->audit);
 }
 
-int adm_cred_renew_csr(const adm_t *a, const char *id, const char *cn, const char *o, const char *country,
-                             const char *csr_file, char *err, size_t err_sz)
+/* adm_cred_renew_csr, the request written to csr_file or handed back in *csr_out. */
+static int renew_csr(const adm_t *a, const char *id, const char *cn, const char *o, const char *country,
+                     const char *csr_file, X509_REQ **csr_out, char *err, size_t err_sz)
 {
     stor_cred_t *cur = calloc(1, sizeof(*cur));
     X509_NAME *subj = NULL;
@@ -229,7 +230,8 @@ int adm_cred_renew_csr(const adm_t *a, const char *id, const char *cn, const cha
         goto out;
     }
     have_key = 1;
-    if (adm_csr_write(a->hsm, key_id, sizeof(key_id), subj, csr_file, err, err_sz) != 0)
+    if (csr_out != NULL ? adm_csr_build(a->hsm, key_id, sizeof(key_id), subj, csr_out, err, err_sz) != 0
+                        : adm_csr_write(a->hsm, key_id, sizeof(key_id), subj, csr_file, err, err_sz) != 0)
         goto out;
     cert_audit(&p.audit, a, cur->owner, id, STOR_RES_OK,
                "action=credential.renew-csr (new key pending its certificate; the old key signs until the import)");
@@ -246,10 +248,27 @@ out:
         (void)hsm_destroy(a->hsm, key_id, sizeof(key_id));
     if (rc != 0)
         refuse(a, cur, id, "credential.renew-csr", err);
+    if (rc != 0 && csr_out != NULL) {
+        X509_REQ_free(*csr_out);
+        *csr_out = NULL;
+    }
     X509_free(ee);
     X509_NAME_free(subj);
     OPENSSL_clear_free(cur, sizeof(*cur));
     return rc;
+}
+
+int adm_cred_renew_csr(const adm_t *a, const char *id, const char *cn, const char *o, const char *country,
+                       const char *csr_file, char *err, size_t err_sz)
+{
+    return renew_csr(a, id, cn, o, country, csr_file, NULL, err, err_sz);
+}
+
+int adm_cred_renew_csr_mem(const adm_t *a, const char *id, const char *cn, const char *o, const char *country,
+                           X509_REQ **csr_out, char *err, size_t err_sz)
+{
+    *csr_out = NULL;
+    return renew_csr(a, id, cn, o, country, NULL, csr_out, err, err_sz);
 }
 
 /* ---- import ----------------------------------------------------------------------------------------- */
@@ -368,6 +387,12 @@ static int imp_fn(stor_txn_t *t, void *arg)
 int adm_cred_import(const adm_t *a, const char *id, const char *cert_file, const char *chain_file,
                           char *err, size_t err_sz)
 {
+    return adm_cred_import_certs(a, id, cert_file, NULL, chain_file, NULL, err, err_sz);
+}
+
+int adm_cred_import_certs(const adm_t *a, const char *id, const char *cert_file, X509 *ee_given,
+                          const char *chain_file, STACK_OF(X509) *chain_given, char *err, size_t err_sz)
+{
     stor_cred_t *cur = calloc(1, sizeof(*cur)), *fresh = calloc(1, sizeof(*fresh));
     STACK_OF(X509) *untrusted = sk_X509_new_null();
     X509 *ee = NULL;
@@ -392,11 +417,25 @@ int adm_cred_import(const adm_t *a, const char *id, const char *cert_file, const
         ERR("credential %s is destroyed", id);
         goto out;
     }
-    if ((ee = read_certs(cert_file, untrusted)) == NULL) {
+    if (ee_given != NULL) { /* csc-sam: csc-admin read the files */
+        ee = X509_dup(ee_given);
+        for (int i = 0; ee != NULL && chain_given != NULL && i < sk_X509_num(chain_given); i++) {
+            X509 *x = X509_dup(sk_X509_value(chain_given, i));
+            if (x == NULL || !sk_X509_push(untrusted, x)) {
+                X509_free(x);
+                X509_free(ee);
+                ee = NULL;
+            }
+        }
+        if (ee == NULL) {
+            ERR("out of memory");
+            goto out;
+        }
+    } else if ((ee = read_certs(cert_file, untrusted)) == NULL) {
         ERR("cannot read a PEM certificate from %s", cert_file);
         goto out;
     }
-    if (chain_file != NULL) {
+    if (ee_given == NULL && chain_file != NULL) {
         X509 *first = read_certs(chain_file, untrusted);
         if (first == NULL || !sk_X509_push(untrusted, first)) {
             X509_free(first);

@@ -237,7 +237,10 @@ int adm_cred_create(const adm_t *a, const adm_cred_spec_t *s, char *id_out, size
 
     if (c == NULL)
         return ERR("out of memory");
-    if (a->hsm == NULL || (a->ca == NULL && s->csr_file == NULL)) {
+    int want_csr = s->csr_file != NULL || s->csr_out != NULL;
+    if (s->csr_out != NULL)
+        *s->csr_out = NULL;
+    if (a->hsm == NULL || (a->ca == NULL && !want_csr)) {
         ERR("creating a credential needs the HSM and the CA");
         goto out;
     }
@@ -252,7 +255,7 @@ int adm_cred_create(const adm_t *a, const adm_cred_spec_t *s, char *id_out, size
             "allow_single_factor = yes overrides)", s->auth_expr);
         goto out;
     }
-    if (s->csr_file == NULL && a->ca->refused != NULL) {
+    if (!want_csr && a->ca->refused != NULL) {
         ERR("%s", a->ca->refused);
         goto out;
     }
@@ -282,13 +285,14 @@ int adm_cred_create(const adm_t *a, const adm_cred_spec_t *s, char *id_out, size
     if (c->key_type == STOR_KEY_EC) {
         c->key_bits = (uint32_t)EVP_PKEY_get_bits(pub);
     }
-    if (s->csr_file != NULL) {
+    if (want_csr) {
         /* External CA (J6): the request goes out, the credential waits for its certificate. */
         X509_NAME *subj = NULL;
         int crc = adm_subject_build(s->subject_cn ? s->subject_cn : s->owner, s->subject_o, s->subject_c, &subj, err,
                                     err_sz);
         if (crc == 0)
-            crc = adm_csr_write(a->hsm, key_id, sizeof(key_id), subj, s->csr_file, err, err_sz);
+            crc = s->csr_out != NULL ? adm_csr_build(a->hsm, key_id, sizeof(key_id), subj, s->csr_out, err, err_sz)
+                                     : adm_csr_write(a->hsm, key_id, sizeof(key_id), subj, s->csr_file, err, err_sz);
         X509_NAME_free(subj);
         if (crc != 0)
             goto out;
@@ -297,8 +301,8 @@ int adm_cred_create(const adm_t *a, const adm_cred_spec_t *s, char *id_out, size
         goto out;
     }
     p.c = c;
-    admin_audit(&p.audit, a, c->owner, c->id, s->csr_file != NULL ? "credential.create (CSR; pending its certificate)"
-                                                                   : "credential.create");
+    admin_audit(&p.audit, a, c->owner, c->id, want_csr ? "credential.create (CSR; pending its certificate)"
+                                                        : "credential.create");
     int src = stor_write(a->stor, put_cred_fn, &p);
     if (src == STOR_ERR_EXISTS) {
         ERR("credential %s exists already", c->id);
@@ -311,6 +315,10 @@ int adm_cred_create(const adm_t *a, const adm_cred_spec_t *s, char *id_out, size
     snprintf(id_out, id_sz, "%s", c->id);
     rc = 0;
 out:
+    if (rc != 0 && s->csr_out != NULL) {
+        X509_REQ_free(*s->csr_out);
+        *s->csr_out = NULL;
+    }
     if (rc != 0 && have_key)
         (void)hsm_destroy(a->hsm, c->key_id, c->key_id_len);
     EVP_PKEY_free(pub);
@@ -650,14 +658,11 @@ static int collect_fn(stor_txn_t *t, void *arg)
     return stor_txn_cred_each(t, l->owner, collect, l);
 }
 
-int adm_user_set_status(const adm_t *a, const char *name, uint32_t status, char *err, size_t err_sz)
+/* The status change in storage (no key touched). */
+static int user_status_write(const adm_t *a, const char *name, uint32_t status, char *err, size_t err_sz)
 {
     static const char *const actions[] = {"?", "user.resume", "user.suspend", "user.terminate"};
     user_status_t s = {.name = name, .status = status};
-    if (status < STOR_USER_ACTIVE || status > STOR_USER_TERMINATED)
-        return ERR("bad status");
-    if (status == STOR_USER_TERMINATED && a->hsm == NULL)
-        return ERR("termination destroys the user's keys and needs the HSM");
     admin_audit(&s.audit, a, name, NULL, actions[status]);
     int rc = stor_write(a->stor, user_status_fn, &s);
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL)
@@ -666,8 +671,27 @@ int adm_user_set_status(const adm_t *a, const char *name, uint32_t status, char 
         return ERR("user %s is terminated", name);
     if (rc != 0)
         return ERR("storage: %s", stor_strerror(rc));
+    return 0;
+}
+
+int adm_user_suspend_resume(const adm_t *a, const char *name, uint32_t status, char *err, size_t err_sz)
+{
+    if (status != STOR_USER_ACTIVE && status != STOR_USER_SUSPENDED)
+        return ERR("bad status");
+    return user_status_write(a, name, status, err, err_sz);
+}
+
+int adm_user_set_status(const adm_t *a, const char *name, uint32_t status, char *err, size_t err_sz)
+{
+    if (status < STOR_USER_ACTIVE || status > STOR_USER_TERMINATED)
+        return ERR("bad status");
+    if (status == STOR_USER_TERMINATED && a->hsm == NULL)
+        return ERR("termination destroys the user's keys and needs the HSM");
     if (status != STOR_USER_TERMINATED)
-        return 0;
+        return user_status_write(a, name, status, err, err_sz);
+    int rc = user_status_write(a, name, status, err, err_sz);
+    if (rc != 0)
+        return rc;
     /* Termination destroys every key of the user (J7). */
     ids_t l = {.owner = name};
     int result = 0;

@@ -596,6 +596,17 @@ static void join_args(const stor_approval_t *ap, char *out, size_t out_sz)
         pos += (size_t)snprintf(out + pos, out_sz - pos, "%s%s", i ? " " : "", ap->args[i]);
 }
 
+int adm_op_two_person(const char *two_person, const char *w1, const char *w2)
+{
+    char buf[1024], full[2 * STOR_APPROVAL_ARG_MAX + 4];
+    snprintf(full, sizeof(full), "%s%s%s", w1, w2 != NULL ? "." : "", w2 != NULL ? w2 : "");
+    snprintf(buf, sizeof(buf), "%s", two_person != NULL ? two_person : "");
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
+        if (strcmp(tok, full) == 0 || strcmp(tok, w2 != NULL ? w2 : w1) == 0)
+            return 1;
+    return 0;
+}
+
 int adm_op_approval_request(const adm_t *a, const adm_op_policy_t *p, uint32_t role, int argc,
                             char *const *argv, char id[STOR_NAME_MAX + 1], char *err, size_t err_sz)
 {

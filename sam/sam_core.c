@@ -34,10 +34,13 @@ static int op_hello(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bu
     return rc != SAM_OK ? rc : b->err; /* the builder's first error sticks */
 }
 
-static const struct {
+typedef struct handler_row {
     unsigned op;
     handler_fn fn;
-} handlers[] = {
+} handler_row_t;
+
+/* The front end's socket. */
+static const handler_row_t handlers[] = {
     {SAM_OP_HELLO, op_hello},
     {SAM_OP_STAMP, sam_op_stamp},
     {SAM_OP_AUTHORIZE, sam_op_authorize},
@@ -50,12 +53,48 @@ static const struct {
     {SAM_OP_APPROVE, sam_op_approve},
 };
 
+/* The operators' socket (cfg->operators; sam_op_keys.c): csc-admin's key operations. */
+static const handler_row_t operator_handlers[] = {
+    {SAM_OP_HELLO, op_hello},
+    {SAM_OP_KEY_CREATE, sam_op_key_create},
+    {SAM_OP_KEY_DESTROY, sam_op_key_destroy},
+    {SAM_OP_DESTROY_PENDING, sam_op_destroy_pending},
+    {SAM_OP_USER_TERMINATE, sam_op_user_terminate},
+    {SAM_OP_BACKUP_INIT, sam_op_backup_init},
+    {SAM_OP_BACKUP, sam_op_backup},
+    {SAM_OP_RESTORE, sam_op_restore},
+    {SAM_OP_CSR, sam_op_csr},
+    {SAM_OP_CERT_IMPORT, sam_op_cert_import},
+    {SAM_OP_RENEW, sam_op_renew},
+    {SAM_OP_TSA_KEY, sam_op_tsa_key},
+    {SAM_OP_AUDIT_KEY, sam_op_audit_key},
+    {SAM_OP_AUDIT_HEAD, sam_op_audit_head},
+    {SAM_OP_AUDIT_PUBKEY, sam_op_audit_pubkey},
+};
+
+/* An op of the operators' socket (csc-admin's), as opposed to the front end's. */
+static int is_operator_op(unsigned op)
+{
+    return op == SAM_OP_AUDIT_HEAD || (op >= SAM_OP_KEY_CREATE && op < SAM_OP_REPLY);
+}
+
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
-    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-        if (handlers[i].op == req->op)
-            return handlers[i].fn(cfg, req, b);
-    char reason[64];
+    int operators = cfg->operators != NULL;
+    const handler_row_t *rows = operators ? operator_handlers : handlers;
+    size_t n = operators ? sizeof(operator_handlers) / sizeof(operator_handlers[0])
+                         : sizeof(handlers) / sizeof(handlers[0]);
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].op == req->op)
+            return rows[i].fn(cfg, req, b);
+    char reason[96];
+    if (req->op != SAM_OP_HELLO && is_operator_op(req->op) != operators) {
+        /* A front-end op on the operators' socket, or an operator op on the front end's: never served there. */
+        snprintf(reason, sizeof(reason), "%s is not served on the %s socket", sam_op_name(req->op),
+                 operators ? "operators'" : "front end's");
+        return sam_core_refuse_audited(cfg, req, b, operators ? STOR_EV_OPERATOR : STOR_EV_SAM, "", "",
+                                       operators ? "csc-admin" : "csc-server", SAM_REFUSE_NOT_OFFERED, reason, 0);
+    }
     snprintf(reason, sizeof(reason), "%s is not offered by this SAM", sam_op_name(req->op));
     return sam_build_refusal(b, req->id, SAM_REFUSE_NOT_OFFERED, reason, 0);
 }

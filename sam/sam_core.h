@@ -99,6 +99,34 @@ void sam_page_close(sam_page_t *p);
  *  pending authorization (oauth_approval_decide). */
 int sam_op_approve(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
+/* ---- the operators' socket (sam_op_keys.c; cfg->operators): csc-admin's key operations ---- */
+
+/** KEY_CREATE: csc-admin credential create (adm_cred_create): key pair, certificate from the SAM's own CA or a PKCS#10
+ *  request handed back. */
+int sam_op_key_create(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** KEY_DESTROY: csc-admin credential destroy (REASON "operator request") or revoke ("certificate revoked"). */
+int sam_op_key_destroy(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** DESTROY_PENDING: csc-admin credential destroy-pending; the report's lines come back (LINE). */
+int sam_op_destroy_pending(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** USER_TERMINATE: csc-admin user terminate (every key of the user destroyed). */
+int sam_op_user_terminate(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** BACKUP_INIT, BACKUP, RESTORE: csc-admin backup init, credential backup (the file's bytes come back) and restore
+ *  (the file's bytes go). */
+int sam_op_backup_init(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_backup(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_restore(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** CSR, CERT_IMPORT, RENEW: csc-admin credential renew --csr (the request's DER back), credential import (the
+ *  certificates' DER), credential renew (the SAM's CA). */
+int sam_op_csr(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_cert_import(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_renew(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** TSA_KEY: csc-admin tsa init (the SAM's own tsa_credential). AUDIT_KEY: audit key-init, and init on a new database
+ *  (no session while no operator exists). AUDIT_HEAD: audit sign-head. AUDIT_PUBKEY: audit export-key and verify. */
+int sam_op_tsa_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_audit_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_audit_head(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_audit_pubkey(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);
 

@@ -65,8 +65,6 @@ _Static_assert(SAM_MSG_MAX <= UINT32_MAX - SAM_HDR_LEN, "length field");
         TEXT(SAM_T_CURVE, OPT, 1, SAM_OID_MAX)
 #define SUBJECT_CN TEXT(SAM_T_SUBJECT_CN, OPT, 1, SAM_NAME_MAX)
 #define SUBJECT_O_C TEXT(SAM_T_SUBJECT_O, OPT, 1, SAM_NAME_MAX), TEXT(SAM_T_SUBJECT_C, OPT, 2, 2)
-/* An operator op either ran (its result) or was filed for a second operator (two_person): APPROVAL_ID. */
-#define FILED ONE_TEXT(1, SAM_T_APPROVAL_ID, 1, SAM_NAME_MAX)
 
 static const sam_field_spec_t hello[] = {
     U32(SAM_T_VERSION, REQ, 1, UINT16_MAX),
@@ -187,16 +185,13 @@ static const sam_field_spec_t consent[] = {
 static const sam_field_spec_t consent_r[] = { /* absent on a refusal by the user */
     TEXT(SAM_T_CODE, OPT, 1, SAM_TOKEN_MAX),
 };
-/* AUDIT_HEAD is the operators' (csc-admin audit sign-head); csc-sam signs the periodic heads itself, so the front
- * end never sends it. */
-static const sam_field_spec_t audit_head[] = { /* absent: the head as it is now */
-    U64(SAM_T_SEQ, OPT),
+/* AUDIT_HEAD is the operators' (csc-admin audit sign-head); csc-sam signs the periodic heads itself. */
+static const sam_field_spec_t audit_head[] = {
+    SESSION,
+    APPROVAL_ID,
 };
-static const sam_field_spec_t audit_head_r[] = {
-    BYTES(SAM_T_SIGNATURE, REQ, 1, SAM_HEAD_SIG_MAX),
-    U64(SAM_T_SEQ, REQ),
-    BYTES(SAM_T_HEAD_HASH, REQ, 32, 32),
-    U64(SAM_T_TIME_MS, REQ),
+static const sam_field_spec_t audit_head_r[] = { /* the seq signed; absent: nothing to sign */
+    U64(SAM_T_SEQ, OPT),
 };
 static const sam_field_spec_t refused[] = {
     U32(SAM_T_REFUSAL, REQ, 1, SAM_REFUSE_MAX),
@@ -204,100 +199,129 @@ static const sam_field_spec_t refused[] = {
     U32(SAM_T_ABOUT, OPT, 1, SAM_TAG_LIMIT - 1),
 };
 
-/* ---- operators' socket (PROVISIONAL: from admin/ as it is; every op names the csc-admin session, and
- * APPROVAL_ID when it carries out a two-person request a second operator approved) ---- */
+/* ---- operators' socket (sam/sam_op_keys.c): every op names
+ * the csc-admin session, and APPROVAL_ID when it carries out a two-person request a second operator approved (csc-admin
+ * files the request; csc-sam refuses a two_person command without an approval) ---- */
 
+/* The operator's words are bounded here and checked by admin/ (adm_cred_create), whose messages reach the operator:
+ * texts 0..SAM_DESCRIPTION_MAX, SCAL and MULTISIGN any u32; the key spec is checked here (a key csc-admin offers). */
+#define ARG(tag, cnt) TEXT(tag, cnt, 0, SAM_DESCRIPTION_MAX)
 static const sam_field_spec_t key_create[] = {
-    TEXT(SAM_T_CRED, OPT, 1, SAM_NAME_MAX), /* absent: the SAM makes one */
-    TEXT(SAM_T_USER, REQ, 1, SAM_NAME_MAX), /* the owner */
+    ARG(SAM_T_CRED, OPT), /* absent: the SAM makes one */
+    ARG(SAM_T_USER, REQ), /* the owner */
     PIN,
-    TEXT(SAM_T_DESCRIPTION, OPT, 0, STOR_DESC_MAX),
+    ARG(SAM_T_DESCRIPTION, OPT),
     SESSION,
     APPROVAL_ID,
     KEY_SPEC,
-    TEXT(SAM_T_AUTH_EXPR, REQ, 1, SAM_EXPR_MAX),
-    U32(SAM_T_SCAL, REQ, 1, 2),
-    U32(SAM_T_MULTISIGN, REQ, 1, 10000000), /* adm_cred.c's bound */
-    SUBJECT_CN,
-    SUBJECT_O_C,
-    TEXT(SAM_T_QUALIFIER, OPT, 1, SAM_NAME_MAX),
+    ARG(SAM_T_AUTH_EXPR, REQ),
+    U32(SAM_T_SCAL, REQ, 0, UINT32_MAX),
+    U32(SAM_T_MULTISIGN, REQ, 0, UINT32_MAX),
+    ARG(SAM_T_SUBJECT_CN, OPT),
+    ARG(SAM_T_SUBJECT_O, OPT),
+    ARG(SAM_T_SUBJECT_C, OPT),
+    ARG(SAM_T_QUALIFIER, OPT),
     U32(SAM_T_OAUTH2CODE, OPT, 1, 1),
     U32(SAM_T_CSR_WANTED, OPT, 1, 1),
 };
-static const sam_field_spec_t key_create_r[] = { /* the credential (with its certificates or request), or filed */
-    ONE_TEXT(1, SAM_T_CRED, 1, SAM_NAME_MAX),
-    FILED,
-    BYTES(SAM_T_CERT, MANY(0, SAM_CERTS_MAX), 1, SAM_CERT_MAX),
+static const sam_field_spec_t key_create_r[] = { /* the credential, with its PKCS#10 request when CSR_WANTED */
+    CRED,
     BYTES(SAM_T_CSR, OPT, 1, SAM_CERT_MAX),
 };
-static const sam_field_spec_t key_destroy[] = {
-    CRED,
+static const sam_field_spec_t key_destroy[] = { /* REASON: "operator request" (destroy) or "certificate revoked" */
+    ARG(SAM_T_CRED, REQ),
     SESSION,
     TEXT(SAM_T_REASON, REQ, 1, SAM_REASON_MAX),
     APPROVAL_ID,
 };
-static const sam_field_spec_t filed_r[] = { /* done, or filed for a second operator */
+static const sam_field_spec_t destroy_pending[] = {
+    SESSION,
+    APPROVAL_ID,
+};
+static const sam_field_spec_t destroy_pending_r[] = { /* the report; REASON: the run failed */
+    TEXT(SAM_T_REASON, OPT, 1, SAM_REASON_MAX),
+    TEXT(SAM_T_LINE, MANY(0, SAM_LINES_MAX), 0, SAM_LINE_MAX),
+};
+static const sam_field_spec_t user_terminate[] = {
+    ARG(SAM_T_USER, REQ),
+    SESSION,
     APPROVAL_ID,
 };
 static const sam_field_spec_t backup_init[] = {
-    PIN, /* the token's SO PIN, needed while the wrapping key is missing */
+    PIN, /* the token's SO PIN, needed while the wrapping key is missing (else: refused UNAUTHORIZED about PIN) */
     SESSION,
     APPROVAL_ID,
 };
 static const sam_field_spec_t backup_init_r[] = {
-    FILED,
-    ONE_U32(1, SAM_T_CREATED, 0, 3), /* bit 1: wrapping key, bit 2: integrity key */
+    U32(SAM_T_CREATED, REQ, 0, 3), /* bit 1: wrapping key, bit 2: integrity key */
 };
+/* DESCRIPTION (BACKUP, RESTORE): the file's name as csc-admin names it, for messages and the audit record only. */
 static const sam_field_spec_t backup[] = {
-    CRED,
+    ARG(SAM_T_CRED, REQ),
+    ARG(SAM_T_DESCRIPTION, OPT),
     SESSION,
     APPROVAL_ID,
 };
 static const sam_field_spec_t backup_r[] = {
-    FILED,
-    ONE_BYTES(1, SAM_T_BACKUP_BLOB, 1, SAM_BACKUP_MAX),
-};
-static const sam_field_spec_t restore[] = {
-    SESSION,
-    APPROVAL_ID,
     BYTES(SAM_T_BACKUP_BLOB, REQ, 1, SAM_BACKUP_MAX),
 };
-static const sam_field_spec_t cred_r[] = { /* the credential, or filed */
-    ONE_TEXT(1, SAM_T_CRED, 1, SAM_NAME_MAX),
-    FILED,
-};
-static const sam_field_spec_t csr[] = { /* subject: all three, or none (the current certificate's) */
-    CRED,
+static const sam_field_spec_t restore[] = {
+    ARG(SAM_T_DESCRIPTION, OPT),
     SESSION,
     APPROVAL_ID,
-    SUBJECT_CN,
-    SUBJECT_O_C,
+    BYTES(SAM_T_BACKUP_BLOB, REQ, 0, SAM_BACKUP_MAX),
+};
+static const sam_field_spec_t restore_r[] = {
+    CRED,
+};
+static const sam_field_spec_t csr[] = { /* subject: any of the three, or none (the current certificate's) */
+    ARG(SAM_T_CRED, REQ),
+    SESSION,
+    APPROVAL_ID,
+    ARG(SAM_T_SUBJECT_CN, OPT),
+    ARG(SAM_T_SUBJECT_O, OPT),
+    ARG(SAM_T_SUBJECT_C, OPT),
 };
 static const sam_field_spec_t csr_r[] = {
-    FILED,
-    ONE_BYTES(1, SAM_T_CSR, 1, SAM_CERT_MAX),
+    BYTES(SAM_T_CSR, REQ, 1, SAM_CERT_MAX),
 };
 static const sam_field_spec_t cert_import[] = {
-    CRED,
+    ARG(SAM_T_CRED, REQ),
     SESSION,
     APPROVAL_ID,
     BYTES(SAM_T_CERT, MANY(1, SAM_CERTS_MAX), 1, SAM_CERT_MAX), /* end entity, then the chain */
 };
-static const sam_field_spec_t tsa_key[] = {
-    CRED,
+static const sam_field_spec_t renew[] = {
+    ARG(SAM_T_CRED, REQ),
+    SESSION,
+    APPROVAL_ID,
+};
+static const sam_field_spec_t tsa_key[] = { /* the credential id is the SAM's own tsa_credential */
     SESSION,
     APPROVAL_ID,
     KEY_SPEC,
-    SUBJECT_CN,
+    ARG(SAM_T_SUBJECT_CN, OPT),
 };
+static const sam_field_spec_t tsa_key_r[] = {
+    CRED,
+};
+/* Without SESSION only while no operator exists (csc-admin init on a new database). */
 static const sam_field_spec_t audit_key[] = {
-    SESSION,
+    TEXT(SAM_T_SESSION, OPT, 1, SAM_TOKEN_MAX),
     APPROVAL_ID,
 };
 static const sam_field_spec_t audit_key_r[] = {
-    FILED,
-    ONE_BYTES(1, SAM_T_PUBKEY, 1, SAM_PUBKEY_MAX),
-    U32(SAM_T_CREATED, OPT, 0, 1),
+    U32(SAM_T_CREATED, REQ, 0, 1),
+    U32(SAM_T_SESSIONS, REQ, 0, UINT32_MAX),
+};
+/* DESCRIPTION: the command asking, "export-key" or "verify" (its two-person rule). */
+static const sam_field_spec_t audit_pubkey[] = {
+    TEXT(SAM_T_DESCRIPTION, REQ, 1, 16),
+    SESSION,
+    APPROVAL_ID,
+};
+static const sam_field_spec_t audit_pubkey_r[] = { /* absent: no audit key in the HSM */
+    BYTES(SAM_T_PUBKEY, OPT, 1, SAM_PUBKEY_MAX),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -314,17 +338,21 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_CHALLENGE, 0, "CHALLENGE", challenge, challenge_r),
     OP_EMPTY_REPLY(SAM_OP_APPROVE, 0, "APPROVE", approve),
     OP(SAM_OP_CONSENT, 0, "CONSENT", consent, consent_r),
-    OP(SAM_OP_AUDIT_HEAD, 1, "AUDIT_HEAD", audit_head, audit_head_r),
+    OP(SAM_OP_AUDIT_HEAD, 0, "AUDIT_HEAD", audit_head, audit_head_r),
     OP(SAM_OP_SIGN_RESERVED, 0, "SIGN_RESERVED", sign_reserved, sign_r),
-    OP(SAM_OP_KEY_CREATE, 1, "KEY_CREATE", key_create, key_create_r),
-    OP(SAM_OP_KEY_DESTROY, 1, "KEY_DESTROY", key_destroy, filed_r),
-    OP(SAM_OP_BACKUP_INIT, 1, "BACKUP_INIT", backup_init, backup_init_r),
-    OP(SAM_OP_BACKUP, 1, "BACKUP", backup, backup_r),
-    OP(SAM_OP_RESTORE, 1, "RESTORE", restore, cred_r),
-    OP(SAM_OP_CSR, 1, "CSR", csr, csr_r),
-    OP(SAM_OP_CERT_IMPORT, 1, "CERT_IMPORT", cert_import, filed_r),
-    OP(SAM_OP_TSA_KEY, 1, "TSA_KEY", tsa_key, cred_r),
-    OP(SAM_OP_AUDIT_KEY, 1, "AUDIT_KEY", audit_key, audit_key_r),
+    OP(SAM_OP_KEY_CREATE, 0, "KEY_CREATE", key_create, key_create_r),
+    OP_EMPTY_REPLY(SAM_OP_KEY_DESTROY, 0, "KEY_DESTROY", key_destroy),
+    OP(SAM_OP_BACKUP_INIT, 0, "BACKUP_INIT", backup_init, backup_init_r),
+    OP(SAM_OP_BACKUP, 0, "BACKUP", backup, backup_r),
+    OP(SAM_OP_RESTORE, 0, "RESTORE", restore, restore_r),
+    OP(SAM_OP_CSR, 0, "CSR", csr, csr_r),
+    OP_EMPTY_REPLY(SAM_OP_CERT_IMPORT, 0, "CERT_IMPORT", cert_import),
+    OP(SAM_OP_TSA_KEY, 0, "TSA_KEY", tsa_key, tsa_key_r),
+    OP(SAM_OP_AUDIT_KEY, 0, "AUDIT_KEY", audit_key, audit_key_r),
+    OP(SAM_OP_DESTROY_PENDING, 0, "DESTROY_PENDING", destroy_pending, destroy_pending_r),
+    OP_EMPTY_REPLY(SAM_OP_USER_TERMINATE, 0, "USER_TERMINATE", user_terminate),
+    OP_EMPTY_REPLY(SAM_OP_RENEW, 0, "RENEW", renew),
+    OP(SAM_OP_AUDIT_PUBKEY, 0, "AUDIT_PUBKEY", audit_pubkey, audit_pubkey_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };
 

@@ -236,7 +236,7 @@ static void accept_one(sam_server_t *s, int fd)
 {
     sam_peer_t peer;
     int known = sam_peer(fd, &peer) == SAM_OK;
-    if (!known || peer.uid != s->cfg.allowed_uid) {
+    if (!known || (s->cfg.allowed_uid != (uid_t)-1 && peer.uid != s->cfg.allowed_uid)) {
         if (!known)
             memset(&peer, 0xff, sizeof(peer));
         fprintf(stderr, "csc-sam: refused a connection from uid %u pid %d (allowed: uid %u)\n", (unsigned)peer.uid,

@@ -84,6 +84,9 @@ typedef struct srv_config {
     char server_user[33];             /* csc-server switches to this user when started as root; "" = stays */
     char sam_user[33];                /* the user of csc-sam (issue 11; not used by csc-server) */
     unsigned seccomp;                 /* the system-call allow-list after start-up (always on in production) */
+    char sam_admin_socket[PATH_MAX];  /* csc-sam's operators' socket (csc-admin's key operations) */
+    char sam_admin_group[SRV_STR];    /* "": mode 0600; else 0660 and this group (the operators') */
+    gid_t sam_admin_gid;              /* resolved; (gid_t)-1 without a group */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
@@ -92,7 +95,7 @@ int srv_config_load(const char *file, srv_config_t *cfg);
 /* The modules a process opens from a configuration. */
 typedef struct srv_modules {
     stor_env_t *stor;
-    hsm_t *hsm;                /* csc-sam's and csc-admin's (srv_modules_open_hsm); never csc-server's */
+    hsm_t *hsm;                /* csc-sam's (srv_modules_open_hsm); never csc-server's nor csc-admin's */
     oauth_t *oauth;
     csc_t *csc;
     sam_client_t *sam;         /* borrowed from srv_sam_t (csc-server), NULL elsewhere */
@@ -104,16 +107,29 @@ enum { SRV_NEED_CSC = 2, SRV_WRITER_LATER = 4 };
 
 /* Open storage and oauth, and as asked the CSC service; never the HSM (m->hsm NULL). Messages to stderr. */
 int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m);
+/* Storage and oauth/ only (srv_base.c; csc-admin: no token, no service, nothing of hsm/ linked), then
+ * srv_production_checks. */
+int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m);
+void srv_modules_close_store(srv_modules_t *m);
+/* Storage and oauth/ without any check (srv_modules_open's first step); writer_later: storage's writer is the
+ * caller's to start (SRV_WRITER_LATER). */
+int srv_modules_open_base(const srv_config_t *cfg, int writer_later, srv_modules_t *m);
+/* J13: in production without allow_test_components, the demo CA (ca_cert, trust_anchors) is refused (else a
+ * warning names the override). 0 or -1 (said why). */
+int srv_production_checks(const srv_config_t *cfg);
 void srv_modules_close(srv_modules_t *m);
-/* srv_hsm.c, csc-sam and csc-admin only: read pkcs11_pin_file and open the token (SoftHSM refused in production),
- * then srv_modules_open(cfg, need, NULL, m). Close with srv_modules_close_hsm. csc-server calls neither, so it links
- * no PKCS#11 code and never opens the PIN file. */
+/* srv_hsm.c, csc-sam only: read pkcs11_pin_file and open the token (SoftHSM refused in production),
+ * then srv_modules_open(cfg, need, NULL, m). Close with srv_modules_close_hsm. csc-server and csc-admin call neither, so
+ * they link no PKCS#11 code and never open the PIN file. */
 int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m);
 void srv_modules_close_hsm(srv_modules_t *m);
 /* two_person names credential revoke or destroy (by last word or dotted name): the destruction of a key whose
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
  * csc-admin credential destroy-pending. */
 int srv_two_person_destroys(const char *two_person);
+/* csc-sam's executable: sam_program, else csc-sam in the folder of the running executable (/proc/self/exe); it must
+ * be executable. who prefixes the messages. 0, or -1 (said why on stderr). */
+int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t sz);
 
 /* Print text (an otpauth:// URI) as a QR code of Unicode half blocks, dark on light, with a quiet zone;
  * returns 0, or -1 (nothing printed) if it cannot be encoded. srv_qr.c. */

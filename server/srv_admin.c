@@ -9,12 +9,14 @@
 #include <termios.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 #include "adm.h"
 #include "sam_server.h" /* the signed audit heads (sam_audit_head.c) */
 #include "srv.h"
 #include "srv_audit.h"
+#include "srv_opsock.h"
 
 static void usage(FILE *f)
 {
@@ -23,6 +25,8 @@ static void usage(FILE *f)
             "Every command but init, operator bootstrap and login needs an operator session: the token printed by\n"
             "login, in $CSC_ADMIN_SESSION (or in a mode-0600 file named by $CSC_ADMIN_SESSION_FILE), and the role\n"
             "shown in [brackets]. Commands named by the two_person setting wait for a second operator (approve).\n"
+            "Commands that use a key run in csc-sam, through its operators' socket (sam_admin_socket); with\n"
+            "sam_mode = spawn and no csc-sam running, csc-admin starts one for the command.\n"
             "commands:\n"
             "  init                                   create the database; check the HSM token\n"
             "  operator bootstrap NAME [--password-file FILE]\n"
@@ -246,121 +250,226 @@ static int cmd_user_totp_reset(const adm_t *a, int argc, char **argv)
     return 0;
 }
 
-static int cmd_cred_create(const adm_t *a, int argc, char **argv)
-{
-    adm_cred_spec_t s = {.auth_expr = "PIN AND OTP", .scal = 2, .multisign = 1};
-    const char *pinfile = NULL;
-    char pin[64] = "", id[STOR_NAME_MAX + 1], err[512];
+/* ---- operators, sessions, approvals (J14) ------------------------------------------------------------------ */
 
-    parse_key("rsa2048", &s.key);
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (v == NULL) {
-            usage(stderr);
-            return 2;
-        }
-        i++;
-        if (strcmp(o, "--user") == 0) {
-            s.owner = v;
-        } else if (strcmp(o, "--id") == 0) {
-            s.id = v;
-        } else if (strcmp(o, "--key") == 0) {
-            if (parse_key(v, &s.key) != 0) {
-                fprintf(stderr, "csc-admin: unknown key type %s\n", v);
-                return 2;
-            }
-        } else if (strcmp(o, "--auth") == 0) {
-            s.auth_expr = v;
-        } else if (strcmp(o, "--pin-file") == 0) {
-            pinfile = v;
-        } else if (strcmp(o, "--scal") == 0) {
-            s.scal = (unsigned)strtoul(v, NULL, 10);
-        } else if (strcmp(o, "--multisign") == 0) {
-            s.multisign = (unsigned)strtoul(v, NULL, 10);
-        } else if (strcmp(o, "--description") == 0) {
-            s.description = v;
-        } else if (strcmp(o, "--cn") == 0) {
-            s.subject_cn = v;
-        } else if (strcmp(o, "--qualifier") == 0) {
-            s.qualifier = v;
-        } else if (strcmp(o, "--csr") == 0) {
-            s.csr_file = v;
-        } else if (strcmp(o, "--org") == 0) {
-            s.subject_o = v;
-        } else if (strcmp(o, "--country") == 0) {
-            s.subject_c = v;
-        } else if (strcmp(o, "--auth-mode") == 0) {
-            if (strcmp(v, "oauth2code") != 0 && strcmp(v, "explicit") != 0) {
-                fprintf(stderr, "csc-admin: --auth-mode is explicit or oauth2code\n");
-                return 2;
-            }
-            s.oauth2code = strcmp(v, "oauth2code") == 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (s.owner == NULL) {
-        fprintf(stderr, "csc-admin: --user is required\n");
-        return 2;
-    }
-    if ((s.subject_o != NULL || s.subject_c != NULL) && s.csr_file == NULL) {
-        fprintf(stderr, "csc-admin: --org and --country go with --csr\n");
-        return 2;
-    }
-    if (strstr(s.auth_expr, "PIN") != NULL) {
-        if (read_secret(pinfile, "PIN", pin, sizeof(pin)) != 0)
-            return 1;
-        s.pin = pin;
-    }
-    int rc = adm_cred_create(a, &s, id, sizeof(id), err, sizeof(err));
-    OPENSSL_cleanse(pin, sizeof(pin));
-    if (rc != 0) {
-        fprintf(stderr, "csc-admin: %s\n", err);
+typedef struct admin_ctx {
+    srv_config_t *cfg;
+    srv_modules_t *m;
+    adm_t *a;
+    adm_op_policy_t pol;
+    uint32_t roles;            /* of the operator logged in */
+    int approving;             /* running a command approved by a second operator */
+    const char *approval_id;   /* csc-sam's commands: the request approved (csc-sam takes it), else NULL */
+    char approved_line[256];   /* printed once csc-sam accepted the approved command */
+} admin_ctx_t;
+
+enum { RUN_LOCAL = 0, RUN_SAM = 2 };
+
+typedef int (*admin_fn)(admin_ctx_t *x, int argc, char **argv);
+
+/* One row per command. role: the operator roles of which one is needed (0 with session = any operator);
+ * session 0: runs without an operator session (creating the database, the first operator, logging in). */
+typedef struct admin_cmd {
+    const char *w1, *w2;       /* the command words ("credential", "destroy"); w2 NULL for one word */
+    uint32_t role;
+    int session;
+    int hsm;                   /* RUN_LOCAL: csc-admin's own (storage only); RUN_SAM: csc-sam's (the operators' socket:
+                                  csc-admin opens no token, docs/architecture.md "The operators' socket") */
+    admin_fn fn;
+} admin_cmd_t;
+
+/* ---- csc-sam's commands (the operators' socket; srv_opsock.c) ---------------------------------------------- */
+
+static int session_token(char *buf, size_t sz);
+
+/* Start a request of op to csc-sam. */
+static void sam_begin(sam_builder_t *b, unsigned op)
+{
+    (void)sam_build_init(b, op, 1); /* a failure sticks: srv_opsock_call reports it */
+}
+
+/* SESSION: the operator's token ("-" without one: csc-sam refuses and audits it as no session). */
+static void sam_put_token(sam_builder_t *b)
+{
+    char token[ADM_OP_TOKEN_LEN + 8];
+    if (session_token(token, sizeof(token)) != 0 || token[0] == '\0')
+        snprintf(token, sizeof(token), "-");
+    sam_put_str(b, SAM_T_SESSION, token);
+    OPENSSL_cleanse(token, sizeof(token));
+}
+
+/* APPROVAL_ID, when running an approved request. */
+static void sam_put_approval(const admin_ctx_t *x, sam_builder_t *b)
+{
+    if (x->approval_id != NULL)
+        sam_put_str(b, SAM_T_APPROVAL_ID, x->approval_id);
+}
+
+/* SESSION then APPROVAL_ID, where the op's tag order has them together (every operator op but KEY_DESTROY, whose
+ * REASON comes between). */
+static void sam_put_session(const admin_ctx_t *x, sam_builder_t *b)
+{
+    sam_put_token(b);
+    sam_put_approval(x, b);
+}
+
+/* Send b (freed here) and receive csc-sam's reply into rb/reply. 0: the op's reply; 1: refused (its reason printed)
+ * or csc-sam not reachable (said). */
+static int sam_run(admin_ctx_t *x, sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *reply)
+{
+    int rc = srv_opsock_call(x->cfg, b, rb, reply);
+    sam_build_free(b);
+    if (rc != 0)
+        return 1;
+    if (reply->op == SAM_OP_REFUSED) {
+        char reason[SAM_REASON_MAX + 1];
+        if (sam_get_text(reply, SAM_T_REASON, reason, sizeof(reason)) != SAM_OK || reason[0] == '\0')
+            snprintf(reason, sizeof(reason), "csc-sam refused: %s", sam_refusal_name(0));
+        fprintf(stderr, "csc-admin: %s\n", reason);
         return 1;
     }
-    if (s.csr_file != NULL)
-        printf("credential %s created, pending its certificate; request written to %s\n", id, s.csr_file);
-    else
-        printf("credential %s created\n", id);
+    if (x->approved_line[0] != '\0')
+        printf("%s\n", x->approved_line);
     return 0;
 }
 
-static int cmd_backup_init(const adm_t *a, int argc, char **argv)
+/* An op of one name (tag: CRED or USER) and the session, whose reply has no field. 0: done; 1: refused or csc-sam
+ * not reachable (said why). */
+static int sam_named_op(admin_ctx_t *x, unsigned op, unsigned tag, const char *name)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, op);
+    sam_put_str(&b, tag, name);
+    sam_put_session(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* A key spec as KEY_TYPE, KEY_BITS (RSA) or CURVE (EC, dotted OID). */
+static void sam_put_key(sam_builder_t *b, const hsm_keyspec_t *k)
+{
+    char oid[SAM_OID_MAX + 1] = "";
+    sam_put_u32(b, SAM_T_KEY_TYPE, k->type == HSM_KEY_RSA ? SAM_KEY_RSA : SAM_KEY_EC);
+    if (k->type == HSM_KEY_RSA) {
+        sam_put_u32(b, SAM_T_KEY_BITS, k->bits);
+        return;
+    }
+    ASN1_OBJECT *o = OBJ_nid2obj(k->curve_nid);
+    if (o == NULL || OBJ_obj2txt(oid, sizeof(oid), o, 1) <= 0)
+        oid[0] = '\0';
+    sam_put_str(b, SAM_T_CURVE, oid);
+}
+
+/* Write the DER request der as PEM to file (new or truncated). 0 or -1 (said why). */
+static int write_csr(const char *file, const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)len);
+    FILE *f = req != NULL ? fopen(file, "w") : NULL;
+    int ok = f != NULL && PEM_write_X509_REQ(f, req) == 1;
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    X509_REQ_free(req);
+    if (!ok)
+        fprintf(stderr, "csc-admin: cannot write the certificate request to %s\n", file);
+    return ok ? 0 : -1;
+}
+
+/* backup init [--so-pin-file FILE]: csc-sam makes the backup keys (BACKUP_INIT); the SO PIN is asked only when it
+ * says the wrapping key is missing (from FILE: read at once and sent). */
+static int cmd_backup_init(admin_ctx_t *x, int argc, char **argv)
 {
     const char *file = NULL;
-    char pin[300] = "", err[512];
-    int created = 0, rc;
+    char pin[300] = "";
+    int rc, have_pin = 0;
 
     if (argc == 2 && strcmp(argv[0], "--so-pin-file") == 0) {
         file = argv[1];
+        if (read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
+            return 1;
+        have_pin = 1;
     } else if (argc != 0) {
         usage(stderr);
         return 2;
     }
-    /* The SO PIN is asked only when the wrapping key is missing. */
-    rc = adm_backup_init(a, NULL, &created, err, sizeof(err));
-    if (rc == -2) {
-        if (read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
-            return 1;
-        rc = adm_backup_init(a, pin, &created, err, sizeof(err));
+    for (int round = 0;; round++) {
+        sam_builder_t b;
+        sam_rbuf_t rb = {0};
+        sam_msg_t reply;
+        uint32_t created = 0, about = 0, code = 0;
+        sam_begin(&b, SAM_OP_BACKUP_INIT);
+        if (have_pin)
+            sam_put_str(&b, SAM_T_PIN, pin);
+        sam_put_session(x, &b);
+        rc = srv_opsock_call(x->cfg, &b, &rb, &reply);
+        sam_build_free(&b);
+        if (rc == 0 && reply.op == SAM_OP_REFUSED) {
+            (void)sam_get_u32(&reply, SAM_T_REFUSAL, &code);
+            (void)sam_get_u32(&reply, SAM_T_ABOUT, &about);
+        }
+        if (rc == 0 && code == SAM_REFUSE_UNAUTHORIZED && about == SAM_T_PIN && !have_pin && round == 0) {
+            sam_rbuf_free(&rb);
+            if (read_secret(NULL, "SO PIN", pin, sizeof(pin)) != 0)
+                return 1;
+            have_pin = 1;
+            continue;
+        }
         OPENSSL_cleanse(pin, sizeof(pin));
+        if (rc == 0 && reply.op == SAM_OP_REFUSED) {
+            char reason[SAM_REASON_MAX + 1];
+            if (sam_get_text(&reply, SAM_T_REASON, reason, sizeof(reason)) != SAM_OK)
+                reason[0] = '\0';
+            fprintf(stderr, "csc-admin: %s\n", reason);
+            rc = 1;
+        } else if (rc == 0) {
+            (void)sam_get_u32(&reply, SAM_T_CREATED, &created);
+            if (x->approved_line[0] != '\0')
+                printf("%s\n", x->approved_line);
+            printf(created ? "backup keys created in the HSM (wrapping key trusted, sensitive, not extractable)\n"
+                           : "backup keys present in the HSM\n");
+        } else {
+            rc = 1;
+        }
+        sam_rbuf_free(&rb);
+        return rc;
     }
-    if (rc != 0) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
-    }
-    printf(created ? "backup keys created in the HSM (wrapping key trusted, sensitive, not extractable)\n"
-                   : "backup keys present in the HSM\n");
-    return 0;
 }
 
-/* credential import ID CERT [--chain FILE] | credential renew ID --csr FILE [--cn --org --country] */
-static int cmd_cred_cert(const adm_t *a, const char *op, int argc, char **argv)
+/* The certificates of a PEM file, appended as CERT fields. 0, or -1 (said which file). */
+static int put_pem_certs(sam_builder_t *b, const char *file, const char *what)
+{
+    FILE *f = fopen(file, "r");
+    X509 *x;
+    int n = 0;
+    while (f != NULL && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(x, &der);
+        if (len > 0)
+            sam_put_bytes(b, SAM_T_CERT, der, (size_t)len);
+        OPENSSL_free(der);
+        X509_free(x);
+        n++;
+    }
+    ERR_clear_error();
+    if (f != NULL)
+        fclose(f);
+    if (n == 0)
+        fprintf(stderr, "csc-admin: cannot read %s from %s\n", what, file);
+    return n > 0 ? 0 : -1;
+}
+
+/* credential import ID CERT [--chain FILE] (CERT_IMPORT: csc-admin reads the files) | credential renew ID --csr FILE
+ * [--cn --org --country] (CSR: csc-admin writes the request) */
+static int cmd_cred_cert(admin_ctx_t *x, const char *op, int argc, char **argv)
 {
     const char *chain = NULL, *csr = NULL, *cn = NULL, *o = NULL, *country = NULL;
-    char err[512];
     int first = strcmp(op, "import") == 0 ? 2 : 1, rc;
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
     if (argc < first) {
         usage(stderr);
         return 2;
@@ -379,22 +488,155 @@ static int cmd_cred_cert(const adm_t *a, const char *op, int argc, char **argv)
         }
         *slot = v;
     }
+    if (first == 1 && csr == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    sam_begin(&b, first == 2 ? SAM_OP_CERT_IMPORT : SAM_OP_CSR);
+    sam_put_str(&b, SAM_T_CRED, argv[0]);
+    sam_put_session(x, &b);
     if (first == 2) {
-        rc = adm_cred_import(a, argv[0], argv[1], chain, err, sizeof(err));
-        if (rc == 0)
-            printf("credential %s: certificate imported\n", argv[0]);
+        if (put_pem_certs(&b, argv[1], "a PEM certificate") != 0 ||
+            (chain != NULL && put_pem_certs(&b, chain, "PEM certificates") != 0)) {
+            sam_build_free(&b);
+            return 1;
+        }
     } else {
-        if (csr == NULL) {
+        if (cn != NULL)
+            sam_put_str(&b, SAM_T_SUBJECT_CN, cn);
+        if (o != NULL)
+            sam_put_str(&b, SAM_T_SUBJECT_O, o);
+        if (country != NULL)
+            sam_put_str(&b, SAM_T_SUBJECT_C, country);
+    }
+    rc = sam_run(x, &b, &rb, &reply);
+    const uint8_t *der;
+    size_t len;
+    if (rc == 0 && first == 2) {
+        printf("credential %s: certificate imported\n", argv[0]);
+    } else if (rc == 0 && (sam_get_bytes(&reply, SAM_T_CSR, &der, &len) != SAM_OK || write_csr(csr, der, len) != 0)) {
+        rc = 1;
+    } else if (rc == 0) {
+        printf("credential %s: new key pending its certificate; request written to %s\n", argv[0], csr);
+    }
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* credential create: csc-sam makes the key (KEY_CREATE); csc-admin reads the PIN and writes the request (--csr). */
+static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
+{
+    const char *owner = NULL, *id = NULL, *auth = "PIN AND OTP", *pinfile = NULL, *desc = NULL, *cn = NULL;
+    const char *qualifier = NULL, *csr_file = NULL, *org = NULL, *country = NULL;
+    unsigned scal = 2, multisign = 1;
+    int oauth2code = 0;
+    hsm_keyspec_t key;
+    char pin[64] = "";
+
+    parse_key("rsa2048", &key);
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
             usage(stderr);
             return 2;
         }
-        rc = adm_cred_renew_csr(a, argv[0], cn, o, country, csr, err, sizeof(err));
-        if (rc == 0)
-            printf("credential %s: new key pending its certificate; request written to %s\n", argv[0], csr);
+        i++;
+        if (strcmp(o, "--user") == 0) {
+            owner = v;
+        } else if (strcmp(o, "--id") == 0) {
+            id = v;
+        } else if (strcmp(o, "--key") == 0) {
+            if (parse_key(v, &key) != 0) {
+                fprintf(stderr, "csc-admin: unknown key type %s\n", v);
+                return 2;
+            }
+        } else if (strcmp(o, "--auth") == 0) {
+            auth = v;
+        } else if (strcmp(o, "--pin-file") == 0) {
+            pinfile = v;
+        } else if (strcmp(o, "--scal") == 0) {
+            scal = (unsigned)strtoul(v, NULL, 10);
+        } else if (strcmp(o, "--multisign") == 0) {
+            multisign = (unsigned)strtoul(v, NULL, 10);
+        } else if (strcmp(o, "--description") == 0) {
+            desc = v;
+        } else if (strcmp(o, "--cn") == 0) {
+            cn = v;
+        } else if (strcmp(o, "--qualifier") == 0) {
+            qualifier = v;
+        } else if (strcmp(o, "--csr") == 0) {
+            csr_file = v;
+        } else if (strcmp(o, "--org") == 0) {
+            org = v;
+        } else if (strcmp(o, "--country") == 0) {
+            country = v;
+        } else if (strcmp(o, "--auth-mode") == 0) {
+            if (strcmp(v, "oauth2code") != 0 && strcmp(v, "explicit") != 0) {
+                fprintf(stderr, "csc-admin: --auth-mode is explicit or oauth2code\n");
+                return 2;
+            }
+            oauth2code = strcmp(v, "oauth2code") == 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
     }
-    if (rc != 0)
-        fprintf(stderr, "csc-admin: %s\n", err);
-    return rc == 0 ? 0 : 1;
+    if (owner == NULL) {
+        fprintf(stderr, "csc-admin: --user is required\n");
+        return 2;
+    }
+    if ((org != NULL || country != NULL) && csr_file == NULL) {
+        fprintf(stderr, "csc-admin: --org and --country go with --csr\n");
+        return 2;
+    }
+    if (strstr(auth, "PIN") != NULL && read_secret(pinfile, "PIN", pin, sizeof(pin)) != 0)
+        return 1;
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_KEY_CREATE);
+    if (id != NULL)
+        sam_put_str(&b, SAM_T_CRED, id);
+    sam_put_str(&b, SAM_T_USER, owner);
+    if (strstr(auth, "PIN") != NULL)
+        sam_put_str(&b, SAM_T_PIN, pin);
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (desc != NULL)
+        sam_put_str(&b, SAM_T_DESCRIPTION, desc);
+    sam_put_session(x, &b);
+    sam_put_key(&b, &key);
+    sam_put_str(&b, SAM_T_AUTH_EXPR, auth);
+    sam_put_u32(&b, SAM_T_SCAL, scal);
+    sam_put_u32(&b, SAM_T_MULTISIGN, multisign);
+    if (cn != NULL)
+        sam_put_str(&b, SAM_T_SUBJECT_CN, cn);
+    if (org != NULL)
+        sam_put_str(&b, SAM_T_SUBJECT_O, org);
+    if (country != NULL)
+        sam_put_str(&b, SAM_T_SUBJECT_C, country);
+    if (qualifier != NULL)
+        sam_put_str(&b, SAM_T_QUALIFIER, qualifier);
+    if (oauth2code)
+        sam_put_u32(&b, SAM_T_OAUTH2CODE, 1);
+    if (csr_file != NULL)
+        sam_put_u32(&b, SAM_T_CSR_WANTED, 1);
+    int rc = sam_run(x, &b, &rb, &reply);
+    char made[SAM_NAME_MAX + 1];
+    const uint8_t *der = NULL;
+    size_t der_len = 0;
+    if (rc == 0 && sam_get_text(&reply, SAM_T_CRED, made, sizeof(made)) != SAM_OK) {
+        fprintf(stderr, "csc-admin: csc-sam's reply names no credential\n");
+        rc = 1;
+    }
+    if (rc == 0 && csr_file != NULL &&
+        (sam_get_bytes(&reply, SAM_T_CSR, &der, &der_len) != SAM_OK || write_csr(csr_file, der, der_len) != 0))
+        rc = 1;
+    if (rc == 0 && csr_file != NULL)
+        printf("credential %s created, pending its certificate; request written to %s\n", made, csr_file);
+    else if (rc == 0)
+        printf("credential %s created\n", made);
+    sam_rbuf_free(&rb);
+    return rc;
 }
 
 /* "a,b,c" against a table of names -> bit set; -1 on an unknown name. */
@@ -495,7 +737,29 @@ static int load_pem_pub(const char *file, EVP_PKEY **out)
     return *out != NULL ? 0 : -1;
 }
 
-static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
+/* The audit public key from csc-sam (AUDIT_PUBKEY; for the command what: "export-key" or "verify"). 0 with *out (NULL:
+ * no audit key), or 1 (refused or csc-sam not reachable: said why). */
+static int sam_audit_pub(admin_ctx_t *x, const char *what, EVP_PKEY **out)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *der;
+    size_t len;
+    *out = NULL;
+    sam_begin(&b, SAM_OP_AUDIT_PUBKEY);
+    sam_put_str(&b, SAM_T_DESCRIPTION, what);
+    sam_put_session(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && sam_get_bytes(&reply, SAM_T_PUBKEY, &der, &len) == SAM_OK) {
+        const unsigned char *p = der;
+        *out = d2i_PUBKEY(NULL, &p, (long)len);
+    }
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+static int cmd_audit_verify(admin_ctx_t *x, int argc, char **argv)
 {
     EVP_PKEY *pub = NULL;
     int rc;
@@ -506,49 +770,95 @@ static int cmd_audit_verify(stor_env_t *stor, hsm_t *hsm, int argc, char **argv)
     } else if (argc != 0) {
         usage(stderr);
         return 2;
-    } else if (hsm != NULL) {
-        (void)sam_audit_key_pub(hsm, &pub); /* no key: signed heads are reported as unverifiable */
+    } else {
+        (void)sam_audit_pub(x, "verify", &pub); /* no key: signed heads are reported as unverifiable */
     }
-    rc = srv_audit_verify(stor, pub, stdout);
+    rc = srv_audit_verify(x->m->stor, pub, stdout);
     EVP_PKEY_free(pub);
     return rc;
 }
 
-static int cmd_audit(stor_env_t *stor, hsm_t *hsm, const char *op, int argc, char **argv)
+/* audit export-key FILE: csc-sam answers the public key (AUDIT_PUBKEY); csc-admin writes FILE (new). */
+static int cmd_audit_export(admin_ctx_t *x, const char *file)
+{
+    EVP_PKEY *pk = NULL;
+    if (sam_audit_pub(x, "export-key", &pk) != 0)
+        return 1;
+    if (pk == NULL) {
+        fprintf(stderr, "csc-admin: no audit key in the HSM: run csc-admin audit key-init\n");
+        return 1;
+    }
+    FILE *f = fopen(file, "wx");
+    int ok = f != NULL && PEM_write_PUBKEY(f, pk) == 1;
+    if (f == NULL)
+        fprintf(stderr, "csc-admin: cannot create %s: %s\n", file, strerror(errno));
+    if (f != NULL && (fclose(f) != 0 || !ok)) {
+        fprintf(stderr, "csc-admin: cannot write %s\n", file);
+        ok = 0;
+    }
+    EVP_PKEY_free(pk);
+    if (ok)
+        printf("audit public key written to %s\n", file);
+    return ok ? 0 : 1;
+}
+
+/* audit key-init (AUDIT_KEY) | init (AUDIT_KEY, without a session while no operator exists): the audit key. */
+static int sam_audit_key(admin_ctx_t *x, uint32_t *created, uint32_t *sessions)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    char token[ADM_OP_TOKEN_LEN + 8];
+    sam_begin(&b, SAM_OP_AUDIT_KEY);
+    if (session_token(token, sizeof(token)) == 0 && token[0] != '\0')
+        sam_put_session(x, &b);
+    OPENSSL_cleanse(token, sizeof(token));
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && (sam_get_u32(&reply, SAM_T_CREATED, created) != SAM_OK ||
+                    sam_get_u32(&reply, SAM_T_SESSIONS, sessions) != SAM_OK))
+        rc = 1;
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* audit sign-head: csc-sam signs the head now (AUDIT_HEAD). */
+static int cmd_audit_sign_head(admin_ctx_t *x)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    uint64_t seq = 0;
+    sam_begin(&b, SAM_OP_AUDIT_HEAD);
+    sam_put_session(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && sam_get_u64(&reply, SAM_T_SEQ, &seq) == SAM_OK)
+        printf("audit head signed at seq %llu\n", (unsigned long long)seq);
+    else if (rc == 0)
+        printf("nothing to sign (empty log, or signed meanwhile)\n");
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+static int cmd_audit(admin_ctx_t *x, int argc, char **argv)
 {
     adm_audit_filter_t f = {0};
-    char err[256];
+    stor_env_t *stor = x->m->stor;
     int64_t ms;
     int json = 0;
 
     if (argc >= 1 && strcmp(argv[0], "verify") == 0)
-        return cmd_audit_verify(stor, hsm, argc - 1, argv + 1);
+        return cmd_audit_verify(x, argc - 1, argv + 1);
     if (argc == 1 && strcmp(argv[0], "key-init") == 0) {
-        int created = 0;
-        if (adm_audit_key_init(stor, hsm, op, &created, err, sizeof(err)) != ADM_OK) {
-            fprintf(stderr, "csc-admin: %s\n", err);
+        uint32_t created = 0, sessions = 0;
+        if (sam_audit_key(x, &created, &sessions) != 0)
             return 1;
-        }
         printf(created ? "audit key created in the HSM (EC P-256)\n" : "audit key present in the HSM\n");
         return 0;
     }
-    if (argc == 1 && strcmp(argv[0], "sign-head") == 0) {
-        uint64_t seq = 0;
-        int rc = sam_audit_sign_head(stor, hsm, "csc-admin", 1, &seq);
-        if (rc == SAM_AUDIT_SIGN_OK)
-            printf("audit head signed at seq %llu\n", (unsigned long long)seq);
-        else if (rc == SAM_AUDIT_SIGN_NOTHING)
-            printf("nothing to sign (empty log, or signed meanwhile)\n");
-        return rc == SAM_AUDIT_SIGN_OK || rc == SAM_AUDIT_SIGN_NOTHING ? 0 : 1;
-    }
-    if (argc == 2 && strcmp(argv[0], "export-key") == 0) {
-        if (adm_audit_key_export(hsm, argv[1], err, sizeof(err)) != ADM_OK) {
-            fprintf(stderr, "csc-admin: %s\n", err);
-            return 1;
-        }
-        printf("audit public key written to %s\n", argv[1]);
-        return 0;
-    }
+    if (argc == 1 && strcmp(argv[0], "sign-head") == 0)
+        return cmd_audit_sign_head(x);
+    if (argc == 2 && strcmp(argv[0], "export-key") == 0)
+        return cmd_audit_export(x, argv[1]);
     if (argc == 1 && strcmp(argv[0], "heads") == 0)
         return srv_audit_heads(stor, stdout);
     if (argc < 1 || strcmp(argv[0], "query") != 0)
@@ -594,8 +904,8 @@ bad:
     return 2;
 }
 
-/* tsa init [--key K] [--cn NAME]: the TSA named by tsa_credential */
-static int cmd_tsa_init(const adm_t *a, const char *id, int argc, char **argv)
+/* tsa init [--key K] [--cn NAME]: csc-sam makes the TSA named by its tsa_credential (TSA_KEY). */
+static int cmd_tsa_init(admin_ctx_t *x, int argc, char **argv)
 {
     hsm_keyspec_t key = {.type = HSM_KEY_EC, .bits = 256, .curve_nid = NID_X9_62_prime256v1};
     const char *cn = NULL;
@@ -612,41 +922,27 @@ static int cmd_tsa_init(const adm_t *a, const char *id, int argc, char **argv)
             return 2;
         }
     }
-    if (id[0] == '\0') {
+    if (x->cfg->tsa_credential[0] == '\0') {
         fprintf(stderr, "csc-admin: set tsa_credential (and tsa_policy) in the configuration first\n");
         return 1;
     }
-    char err[256];
-    if (adm_tsa_init(a, id, &key, cn, err, sizeof(err)) != 0) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
-    }
-    printf("time-stamping unit %s created (key in the HSM, certificate from the CA)\n", id);
-    return 0;
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    char id[SAM_NAME_MAX + 1];
+    sam_begin(&b, SAM_OP_TSA_KEY);
+    sam_put_session(x, &b);
+    sam_put_key(&b, &key);
+    if (cn != NULL)
+        sam_put_str(&b, SAM_T_SUBJECT_CN, cn);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && sam_get_text(&reply, SAM_T_CRED, id, sizeof(id)) != SAM_OK)
+        rc = 1;
+    sam_rbuf_free(&rb);
+    if (rc == 0)
+        printf("time-stamping unit %s created (key in the HSM, certificate from the CA)\n", id);
+    return rc;
 }
-
-/* ---- operators, sessions, approvals (J14) ------------------------------------------------------------------ */
-
-typedef struct admin_ctx {
-    srv_config_t *cfg;
-    srv_modules_t *m;
-    adm_t *a;
-    adm_op_policy_t pol;
-    uint32_t roles;            /* of the operator logged in */
-    int approving;             /* running a command approved by a second operator */
-} admin_ctx_t;
-
-typedef int (*admin_fn)(admin_ctx_t *x, int argc, char **argv);
-
-/* One row per command. role: the operator roles of which one is needed (0 with session = any operator);
- * session 0: runs without an operator session (creating the database, the first operator, logging in). */
-typedef struct admin_cmd {
-    const char *w1, *w2;       /* the command words ("credential", "destroy"); w2 NULL for one word */
-    uint32_t role;
-    int session;
-    int hsm;                   /* opens the HSM */
-    admin_fn fn;
-} admin_cmd_t;
 
 /* Read one line from f into buf without its newline; with echo off if f is a terminal. */
 static int read_line(FILE *f, const char *prompt, int hide, char *buf, size_t sz)
@@ -864,21 +1160,19 @@ static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
     return 0;
 }
 
+/* init: the database (opened, so made, by csc-admin) and, through csc-sam, the audit key (AUDIT_KEY). */
 static int cmd_init(admin_ctx_t *x, int argc, char **argv)
 {
+    uint32_t created = 0, sessions = 0;
     (void)argv;
     if (argc != 0) {
         usage(stderr);
         return 2;
     }
-    int created = 0;
-    char err[256];
-    if (adm_audit_key_init(x->m->stor, x->m->hsm, x->a->operator_name, &created, err, sizeof(err)) != ADM_OK) {
-        fprintf(stderr, "csc-admin: %s\n", err);
+    if (sam_audit_key(x, &created, &sessions) != 0)
         return 1;
-    }
     printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->lmdb_path, x->cfg->pkcs11_token,
-           hsm_sessions(x->m->hsm));
+           sessions);
     return 0;
 }
 
@@ -904,12 +1198,11 @@ static int cmd_user_status(admin_ctx_t *x, int argc, char **argv, uint32_t st)
         usage(stderr);
         return 2;
     }
-    if (adm_user_set_status(x->a, argv[0], st, err, sizeof(err)) != 0) {
+    if (adm_user_suspend_resume(x->a, argv[0], st, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("user %s %s\n", argv[0], st == STOR_USER_SUSPENDED ? "suspended" : st == STOR_USER_ACTIVE ? "resumed"
-                                                                           : "terminated; keys destroyed");
+    printf("user %s %s\n", argv[0], st == STOR_USER_SUSPENDED ? "suspended" : "resumed");
     return 0;
 }
 
@@ -923,16 +1216,18 @@ static int cmd_user_resume(admin_ctx_t *x, int argc, char **argv)
     return cmd_user_status(x, argc, argv, STOR_USER_ACTIVE);
 }
 
+/* user terminate NAME: csc-sam ends the user and destroys every key of theirs (USER_TERMINATE). */
 static int cmd_user_terminate(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_user_status(x, argc, argv, STOR_USER_TERMINATED);
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    int rc = sam_named_op(x, SAM_OP_USER_TERMINATE, SAM_T_USER, argv[0]);
+    if (rc == 0)
+        printf("user %s terminated; keys destroyed\n", argv[0]);
+    return rc;
 }
-
-static int cmd_cred_create_row(admin_ctx_t *x, int argc, char **argv)
-{
-    return cmd_cred_create(x->a, argc, argv);
-}
-
 /* credential delegate ID --user U --evidence REF [--pin-file F]  |  credential delegate ID --user U --remove */
 static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
 {
@@ -1003,23 +1298,26 @@ static int cmd_cred_off(admin_ctx_t *x, int argc, char **argv)
     return cmd_cred_enable(x, argc, argv, 0);
 }
 
+/* credential destroy | revoke ID: csc-sam destroys the key (KEY_DESTROY; the reason names the command). */
 static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reason)
 {
-    char err[256];
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
     if (argc != 1) {
         usage(stderr);
         return 2;
     }
-    int rc = reason == NULL ? adm_cred_renew(x->a, argv[0], err, sizeof(err))
-                            : adm_cred_destroy(x->a, argv[0], reason, err, sizeof(err));
-    if (rc != 0) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
-    }
-    printf(reason == NULL ? "credential %s renewed: new key and certificate, old key destroyed\n"
-                          : "credential %s: key destroyed; it can never sign again\n",
-           argv[0]);
-    return 0;
+    sam_begin(&b, SAM_OP_KEY_DESTROY);
+    sam_put_str(&b, SAM_T_CRED, argv[0]);
+    sam_put_token(&b);
+    sam_put_str(&b, SAM_T_REASON, reason);
+    sam_put_approval(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    sam_rbuf_free(&rb);
+    if (rc == 0)
+        printf("credential %s: key destroyed; it can never sign again\n", argv[0]);
+    return rc;
 }
 
 static int cmd_cred_revoke(admin_ctx_t *x, int argc, char **argv)
@@ -1032,28 +1330,54 @@ static int cmd_cred_destroy(admin_ctx_t *x, int argc, char **argv)
     return cmd_cred_end(x, argc, argv, "operator request");
 }
 
+/* credential destroy-pending: csc-sam runs the jobs (DESTROY_PENDING) and answers the report's lines. */
 static int cmd_cred_destroy_pending(admin_ctx_t *x, int argc, char **argv)
 {
-    char err[256];
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    char line[SAM_LINE_MAX + 1], reason[SAM_REASON_MAX + 1];
     (void)argv;
     if (argc != 0) {
         usage(stderr);
         return 2;
     }
-    if (adm_cred_destroy_pending(x->a, x->roles, srv_two_person_destroys(x->cfg->two_person), stdout, err,
-                                 sizeof(err)) != ADM_OK) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
+    sam_begin(&b, SAM_OP_DESTROY_PENDING);
+    sam_put_session(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0) {
+        sam_iter_t it;
+        const uint8_t *p;
+        size_t len;
+        sam_iter_init(&reply, SAM_T_LINE, &it);
+        while (sam_iter_next(&it, &p, &len)) {
+            memcpy(line, p, len); /* bounded by the table: len <= SAM_LINE_MAX */
+            line[len] = '\0';
+            printf("%s\n", line);
+        }
+        if (sam_get_text(&reply, SAM_T_REASON, reason, sizeof(reason)) == SAM_OK) {
+            fprintf(stderr, "csc-admin: %s\n", reason);
+            rc = 1;
+        }
     }
-    return 0;
+    sam_rbuf_free(&rb);
+    return rc;
 }
 
-/* credential renew ID (demo CA: new key and certificate now) | credential renew ID --csr FILE ... (external CA) */
+/* credential renew ID (demo CA: new key and certificate now; RENEW) | credential renew ID --csr FILE ... (external
+ * CA; CSR) */
 static int cmd_cred_renew(admin_ctx_t *x, int argc, char **argv)
 {
     if (argc > 1)
-        return cmd_cred_cert(x->a, "renew", argc, argv);
-    return cmd_cred_end(x, argc, argv, NULL);
+        return cmd_cred_cert(x, "renew", argc, argv);
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    int rc = sam_named_op(x, SAM_OP_RENEW, SAM_T_CRED, argv[0]);
+    if (rc == 0)
+        printf("credential %s renewed: new key and certificate, old key destroyed\n", argv[0]);
+    return rc;
 }
 
 static int cmd_client_add(admin_ctx_t *x, int argc, char **argv)
@@ -1084,53 +1408,81 @@ static int cmd_list(admin_ctx_t *x, int argc, char **argv)
 /* audit verify|query|key-init|sign-head|export-key|heads: argv[-1] is the second word */
 static int cmd_audit_row(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_audit(x->m->stor, x->m->hsm, x->a->operator_name, argc + 1, argv - 1);
+    return cmd_audit(x, argc + 1, argv - 1);
 }
 
 static int cmd_cred_import(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_cred_cert(x->a, "import", argc, argv);
+    return cmd_cred_cert(x, "import", argc, argv);
 }
 
-static int cmd_backup_init_row(admin_ctx_t *x, int argc, char **argv)
-{
-    return cmd_backup_init(x->a, argc, argv);
-}
-
+/* credential backup ID FILE: csc-sam wraps the key and answers the file's bytes (BACKUP); csc-admin writes FILE. */
 static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
 {
-    char err[512];
+    char err[512] = "csc-sam's reply holds no backup";
+    struct stat st;
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *blob;
+    size_t len;
     if (argc != 2) {
         usage(stderr);
         return 2;
     }
-    if (adm_cred_backup(x->a, argv[0], argv[1], err, sizeof(err)) != 0) {
-        fprintf(stderr, "csc-admin: %s\n", err);
+    if (lstat(argv[1], &st) == 0) { /* before the key is wrapped: a backup never overwrites a file */
+        fprintf(stderr, "csc-admin: %s exists already; a backup never overwrites a file\n", argv[1]);
         return 1;
     }
-    printf("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n", argv[0], argv[1]);
-    return 0;
+    sam_begin(&b, SAM_OP_BACKUP);
+    sam_put_str(&b, SAM_T_CRED, argv[0]);
+    sam_put_str(&b, SAM_T_DESCRIPTION, argv[1]);
+    sam_put_session(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && (sam_get_bytes(&reply, SAM_T_BACKUP_BLOB, &blob, &len) != SAM_OK ||
+                    adm_backup_write_file(argv[1], blob, len, err, sizeof(err)) != 0)) {
+        fprintf(stderr, "csc-admin: %s\n", err);
+        rc = 1;
+    }
+    sam_rbuf_free(&rb);
+    if (rc == 0)
+        printf("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n", argv[0],
+               argv[1]);
+    return rc;
 }
 
+/* credential restore FILE: csc-admin reads FILE, csc-sam checks and unwraps it (RESTORE). */
 static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
 {
-    char err[512], rid[STOR_NAME_MAX + 1];
+    char err[512], rid[SAM_NAME_MAX + 1];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
     if (argc != 1) {
         usage(stderr);
         return 2;
     }
-    if (adm_cred_restore(x->a, argv[0], rid, sizeof(rid), err, sizeof(err)) != 0) {
+    if (adm_backup_read_file(argv[0], &data, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n", rid, argv[0]);
-    return 0;
+    sam_begin(&b, SAM_OP_RESTORE);
+    sam_put_str(&b, SAM_T_DESCRIPTION, argv[0]);
+    sam_put_session(x, &b);
+    sam_put_bytes(&b, SAM_T_BACKUP_BLOB, data, len);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && sam_get_text(&reply, SAM_T_CRED, rid, sizeof(rid)) != SAM_OK)
+        rc = 1;
+    sam_rbuf_free(&rb);
+    if (rc == 0)
+        printf("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n", rid, argv[0]);
+    return rc;
 }
 
-static int cmd_tsa_init_row(admin_ctx_t *x, int argc, char **argv)
-{
-    return cmd_tsa_init(x->a, x->cfg->tsa_credential, argc, argv);
-}
 
 static int cmd_approvals(admin_ctx_t *x, int argc, char **argv)
 {
@@ -1164,7 +1516,7 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv);
 #define AU STOR_ROLE_AUDITOR
 static const admin_cmd_t commands[] = {
     /* w1, w2, role, session, hsm, fn */
-    {"init", NULL, 0, 0, 1, cmd_init},
+    {"init", NULL, 0, 0, RUN_SAM, cmd_init},
     {"operator", "bootstrap", 0, 0, 0, cmd_op_bootstrap},
     {"login", NULL, 0, 0, 0, cmd_login},
     {"logout", NULL, 0, 1, 0, cmd_logout},
@@ -1177,32 +1529,32 @@ static const admin_cmd_t commands[] = {
     {"user", "totp-reset", UA, 1, 0, cmd_user_totp_row},
     {"user", "suspend", UA, 1, 0, cmd_user_suspend},
     {"user", "resume", UA, 1, 0, cmd_user_resume},
-    {"user", "terminate", UA, 1, 1, cmd_user_terminate},
-    {"credential", "create", KA, 1, 1, cmd_cred_create_row},
+    {"user", "terminate", UA, 1, RUN_SAM, cmd_user_terminate},
+    {"credential", "create", KA, 1, RUN_SAM, cmd_cred_create},
     {"credential", "enable", KA, 1, 0, cmd_cred_on},
     {"credential", "disable", KA, 1, 0, cmd_cred_off},
-    {"credential", "revoke", KA, 1, 1, cmd_cred_revoke},
-    {"credential", "destroy", KA, 1, 1, cmd_cred_destroy},
-    {"credential", "destroy-pending", KA, 1, 1, cmd_cred_destroy_pending},
-    {"credential", "renew", KA, 1, 1, cmd_cred_renew},
+    {"credential", "revoke", KA, 1, RUN_SAM, cmd_cred_revoke},
+    {"credential", "destroy", KA, 1, RUN_SAM, cmd_cred_destroy},
+    {"credential", "destroy-pending", KA, 1, RUN_SAM, cmd_cred_destroy_pending},
+    {"credential", "renew", KA, 1, RUN_SAM, cmd_cred_renew},
     {"credential", "delegate", KA, 1, 0, cmd_cred_delegate},
-    {"credential", "import", KA, 1, 1, cmd_cred_import},
-    {"credential", "backup", KA, 1, 1, cmd_cred_backup},
-    {"credential", "restore", KA, 1, 1, cmd_cred_restore},
-    {"backup", "init", KA, 1, 1, cmd_backup_init_row},
-    {"tsa", "init", KA, 1, 1, cmd_tsa_init_row},
+    {"credential", "import", KA, 1, RUN_SAM, cmd_cred_import},
+    {"credential", "backup", KA, 1, RUN_SAM, cmd_cred_backup},
+    {"credential", "restore", KA, 1, RUN_SAM, cmd_cred_restore},
+    {"backup", "init", KA, 1, RUN_SAM, cmd_backup_init},
+    {"tsa", "init", KA, 1, RUN_SAM, cmd_tsa_init},
     {"client", "add", UA, 1, 0, cmd_client_add},
     {"client", "remove", UA, 1, 0, cmd_client_remove},
     {"client", "list", UA, 1, 0, cmd_client_list},
     {"list", NULL, UA | KA, 1, 0, cmd_list},
-    {"audit", "verify", AU, 1, 1, cmd_audit_row},
+    {"audit", "verify", AU, 1, RUN_LOCAL, cmd_audit_row},
     {"audit", "query", AU, 1, 0, cmd_audit_row},
     {"audit", "heads", AU, 1, 0, cmd_audit_row},
-    {"audit", "sign-head", AU, 1, 1, cmd_audit_row},
-    {"audit", "export-key", AU, 1, 1, cmd_audit_row},
-    {"audit", "key-init", KA, 1, 1, cmd_audit_row},
+    {"audit", "sign-head", AU, 1, RUN_SAM, cmd_audit_row},
+    {"audit", "export-key", AU, 1, RUN_SAM, cmd_audit_row},
+    {"audit", "key-init", KA, 1, RUN_SAM, cmd_audit_row},
     {"approvals", NULL, 0, 1, 0, cmd_approvals},
-    {"approve", NULL, 0, 1, 1, cmd_approve},
+    {"approve", NULL, 0, 1, RUN_LOCAL, cmd_approve},
     {"reject", NULL, 0, 1, 0, cmd_reject},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -1227,32 +1579,24 @@ static const admin_cmd_t *find_command(int argc, char **argv, int *words)
 }
 
 /* two_person lists commands by their last word ("destroy", "restore") or their words joined by a dot
- * ("credential.destroy"); any command of the table can be named. */
+ * ("credential.destroy"; adm_op_two_person); any command of the table can be named. */
 static int needs_two(const srv_config_t *cfg, const admin_cmd_t *c)
 {
-    char buf[SRV_STR], full[64];
     if (c->session == 0 || c->fn == cmd_approve || c->fn == cmd_reject)
         return 0;
-    snprintf(full, sizeof(full), "%s%s%s", c->w1, c->w2 ? "." : "", c->w2 ? c->w2 : "");
-    snprintf(buf, sizeof(buf), "%s", cfg->two_person);
-    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
-        if (strcmp(tok, full) == 0 || strcmp(tok, c->w2 ? c->w2 : c->w1) == 0)
-            return 1;
-    return 0;
+    return adm_op_two_person(cfg->two_person, c->w1, c->w2);
 }
 
 /* Every name in two_person must name a command: a typo must not silently drop the protection. */
 static int two_person_ok(const srv_config_t *cfg)
 {
-    char buf[SRV_STR], full[64];
+    char buf[SRV_STR];
     snprintf(buf, sizeof(buf), "%s", cfg->two_person);
     for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save)) {
         size_t i;
         for (i = 0; i < N_COMMANDS; i++) {
             const admin_cmd_t *c = &commands[i];
-            snprintf(full, sizeof(full), "%s%s%s", c->w1, c->w2 ? "." : "", c->w2 ? c->w2 : "");
-            if (c->session && c->fn != cmd_approve && c->fn != cmd_reject &&
-                (strcmp(tok, full) == 0 || strcmp(tok, c->w2 ? c->w2 : c->w1) == 0))
+            if (c->session && c->fn != cmd_approve && c->fn != cmd_reject && adm_op_two_person(tok, c->w1, c->w2))
                 break;
         }
         if (i == N_COMMANDS) {
@@ -1261,6 +1605,14 @@ static int two_person_ok(const srv_config_t *cfg)
         }
     }
     return 1;
+}
+
+static int get_approval(stor_txn_t *t, void *arg)
+{
+    stor_approval_t *ap = arg;
+    char id[STOR_NAME_MAX + 1];
+    memcpy(id, ap->id, sizeof(id)); /* the get fills ap from the start */
+    return stor_txn_approval_get(t, id, ap);
 }
 
 static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
@@ -1276,6 +1628,24 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
     }
     if ((ap = calloc(1, sizeof(*ap))) == NULL)
         return 1;
+    /* A command of csc-sam's: csc-sam takes the request itself (another operator, its role, this very command) and
+     * runs it; csc-admin reads it here only to know what to send. */
+    snprintf(ap->id, sizeof(ap->id), "%s", argv[0]);
+    if (stor_read(x->m->stor, get_approval, ap) == STOR_OK) {
+        for (uint32_t i = 0; i < ap->n_args; i++)
+            args[i] = ap->args[i];
+        const admin_cmd_t *c = find_command((int)ap->n_args, args, &words);
+        if (c != NULL && c->hsm == RUN_SAM) {
+            snprintf(x->approved_line, sizeof(x->approved_line), "request %s of %s approved by %s: running it",
+                     argv[0], ap->requester, approver);
+            x->approval_id = argv[0];
+            x->approving = 1;
+            rc = c->fn(x, (int)ap->n_args - words, args + words);
+            free(ap);
+            return rc;
+        }
+    }
+    memset(ap, 0, sizeof(*ap));
     if (adm_op_approval_take(x->a, argv[0], x->roles, ap, err, sizeof(err)) != ADM_OK) {
         fprintf(stderr, "csc-admin: %s\n", err);
         free(ap);
@@ -1284,7 +1654,7 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
     for (uint32_t i = 0; i < ap->n_args; i++)
         args[i] = ap->args[i];
     const admin_cmd_t *c = find_command((int)ap->n_args, args, &words);
-    if (c == NULL || c->session == 0 || c->fn == cmd_approve) {
+    if (c == NULL || c->session == 0 || c->fn == cmd_approve || c->hsm == RUN_SAM) {
         fprintf(stderr, "csc-admin: request %s holds no command that can be run\n", argv[0]);
         free(ap);
         return 1;
@@ -1339,21 +1709,15 @@ int main(int argc, char **argv)
         return 1;
     }
     srv_modules_t m;
-    if ((cmd->hsm ? srv_modules_open_hsm(cfg, 0, &m) : srv_modules_open(cfg, 0, NULL, &m)) != 0) {
+    /* csc-sam's commands: the production checks are csc-sam's (at its start, the token's module first). */
+    if ((cmd->hsm == RUN_SAM ? srv_modules_open_base(cfg, 0, &m) : srv_modules_open_store(cfg, &m)) != 0) {
         free(cfg);
         return 1;
     }
-    adm_ca_t ca = {.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
-                   .days = cfg->cert_days};
-    /* J13: in production a CA whose key lies in a file (the built-in CA) issues nothing unless allowed. */
-    if (cfg->environment == CSC_ENV_PRODUCTION && !cfg->allow_builtin_ca)
-        ca.refused = "the built-in CA (ca_key, a CA key in a file) issues no certificates in production: use --csr and "
-                     "an external CA (allow_builtin_ca = yes overrides)";
+    /* No token and no CA here: what needs them is csc-sam's (RUN_SAM). */
     char opname[STOR_NAME_MAX + 1] = "", token[ADM_OP_TOKEN_LEN + 8], err[512], what[64];
     adm_t a = {
         .stor = m.stor,
-        .hsm = m.hsm,
-        .ca = &ca,
         .operator_name = "-",
         .scrypt_log2n = cfg->scrypt_log2n,
         .issuer = cfg->totp_issuer,
@@ -1372,7 +1736,9 @@ int main(int argc, char **argv)
     };
     int rc = 1;
     snprintf(what, sizeof(what), "%s%s%s", cmd->w1, cmd->w2 ? " " : "", cmd->w2 ? cmd->w2 : "");
-    if (cmd->session && cmd->fn != cmd_logout) {
+    /* csc-sam checks the session of its commands itself (and audits a refusal); csc-admin checks it for the others,
+     * and to file a two-person request. */
+    if (cmd->session && cmd->fn != cmd_logout && (cmd->hsm != RUN_SAM || needs_two(cfg, cmd))) {
         if (session_token(token, sizeof(token)) != 0)
             token[0] = '\0';
         int src = adm_op_session_check(&a, &x.pol, token, cmd->role, what, opname, &x.roles, err, sizeof(err));
@@ -1395,7 +1761,8 @@ int main(int argc, char **argv)
     }
     rc = cmd->fn(&x, argc - words, argv + words);
 out:
-    srv_modules_close_hsm(&m);
+    srv_opsock_end();
+    srv_modules_close_store(&m);
     free(cfg);
     return rc;
 }

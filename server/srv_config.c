@@ -130,6 +130,8 @@ static const row_t rows[] = {
     {"server_user", T_STR, O(server_user), S(server_user), 0, 0, ""},
     {"sam_user", T_STR, O(sam_user), S(sam_user), 0, 0, ""},
     {"seccomp", T_BOOL, O(seccomp), 0, 0, 1, "yes"},
+    {"sam_admin_socket", T_PATH, O(sam_admin_socket), S(sam_admin_socket), 0, 0, "csc-sam-admin.sock"},
+    {"sam_admin_group", T_STR, O(sam_admin_group), S(sam_admin_group), 0, 0, ""},
 };
 
 typedef struct ctx {
@@ -307,6 +309,19 @@ static int check_sam(const ctx_t *c, srv_config_t *cfg)
         if (resolve_id(cfg->sam_socket_group, 1, &id) != 0)
             return fail(c, "sam_socket_group: no group \"%s\"", cfg->sam_socket_group);
         cfg->sam_socket_gid = (gid_t)id;
+    }
+    if (cfg->sam_admin_socket[0] == '\0' ||
+        strlen(cfg->sam_admin_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return fail(c, "sam_admin_socket: a Unix socket path of 1 to %zu bytes is required, got \"%s\"",
+                    sizeof(((struct sockaddr_un *)0)->sun_path) - 1, cfg->sam_admin_socket);
+    if (strcmp(cfg->sam_admin_socket, cfg->sam_socket) == 0)
+        return fail(c, "sam_admin_socket: must differ from sam_socket (the front end must not reach the operators' "
+                       "socket)");
+    cfg->sam_admin_gid = (gid_t)-1;
+    if (cfg->sam_admin_group[0] != '\0') {
+        if (resolve_id(cfg->sam_admin_group, 1, &id) != 0)
+            return fail(c, "sam_admin_group: no group \"%s\"", cfg->sam_admin_group);
+        cfg->sam_admin_gid = (gid_t)id;
     }
     return 0;
 }

@@ -1,57 +1,10 @@
-/* srv_modules.c - open the lower modules from a configuration (shared by csc-server, csc-sam and csc-admin). No HSM
- * here: csc-sam and csc-admin open it through srv_hsm.c, which csc-server does not link. */
+/* srv_modules.c - open the lower modules from a configuration for csc-server and csc-sam: storage and oauth/
+ * (srv_base.c), the service (csc-server). No HSM here: csc-sam opens it through srv_hsm.c, which csc-server does not
+ * link; csc-admin opens only storage and oauth/ (srv_modules_open_store). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include "srv.h"
-
-/* The demo CA made by scripts/provision has O=CSC Demo in its subject; any certificate of the file counts (a
- * trust_anchors file holds several). */
-static int is_demo_ca(const char *file)
-{
-    int demo = 0;
-    FILE *f = file[0] ? fopen(file, "r") : NULL;
-    X509 *x;
-    while (f != NULL && !demo && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-        char o[64] = "";
-        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_organizationName, o, sizeof(o));
-        demo = strcmp(o, "CSC Demo") == 0;
-        X509_free(x);
-    }
-    ERR_clear_error();
-    if (f != NULL)
-        fclose(f);
-    return demo;
-}
-
-/*
- * J13 (and J5): production refuses the test components unless allow_test_components says otherwise: the demo CA
- * here, the SoftHSM module where the HSM is opened (srv_hsm.c). Plain HTTP is refused in srv_config.c.
- */
-static int production_checks(const srv_config_t *cfg)
-{
-    if (cfg->environment != CSC_ENV_PRODUCTION)
-        return 0;
-    if (cfg->allow_test_components) {
-        fprintf(stderr, "WARNING: production environment with test components allowed (allow_test_components = yes)\n");
-        return 0;
-    }
-    if (is_demo_ca(cfg->ca_cert)) {
-        fprintf(stderr, "%s: ca_cert: the demo CA is refused in production (allow_test_components = yes overrides)\n",
-                cfg->file);
-        return -1;
-    }
-    if (is_demo_ca(cfg->trust_anchors)) {
-        fprintf(stderr, "%s: trust_anchors: the demo CA is refused in production (allow_test_components = yes "
-                        "overrides)\n",
-                cfg->file);
-        return -1;
-    }
-    return 0;
-}
 
 int srv_two_person_destroys(const char *two_person)
 {
@@ -97,43 +50,12 @@ static int production_policy(const srv_config_t *cfg)
 int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
-    m->sam = sam;
     if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
         return -1;
-    stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size,
-                        .writer_later = (need & SRV_WRITER_LATER) != 0};
-    int rc = stor_open(&sc, &m->stor);
-    if (rc != STOR_OK) {
-        fprintf(stderr, "storage %s: %s\n", cfg->lmdb_path, stor_strerror(rc));
-        goto fail;
-    }
-    oauth_config_t oc = {
-        .stor = m->stor,
-        .access_ttl = cfg->access_ttl,
-        .refresh_ttl = cfg->refresh_ttl,
-        .sad_ttl = cfg->sad_ttl,
-        .max_failures = cfg->max_failures,
-        .lock_seconds = cfg->lock_seconds,
-        .code_ttl = cfg->oauth_code_ttl,
-        .par_ttl = cfg->oauth_par_ttl,
-        .session_idle = cfg->oauth_session_idle,
-        .session_max = cfg->oauth_session_max,
-        .credential_token_ttl = cfg->credential_token_ttl,
-        .rate_window = cfg->rate_window,
-        .rate_max = cfg->rate_max,
-        .challenge_ttl = cfg->challenge_ttl,
-        .approval_ttl = cfg->approval_ttl,
-        .lock_max_seconds = cfg->lock_max_seconds,
-        .scrypt_log2n = cfg->scrypt_log2n,
-        .fail_window = cfg->audit_fail_window,
-        .fail_entries = cfg->audit_fail_entries,
-        .verify_max = cfg->password_verify_max,
-    };
-    if ((rc = oauth_new(&oc, &m->oauth)) != OAUTH_OK) {
-        fprintf(stderr, "oauth: %s\n", oauth_strerror(rc));
-        goto fail;
-    }
-    if (production_checks(cfg) != 0)
+    if (srv_modules_open_base(cfg, (need & SRV_WRITER_LATER) != 0, m) != 0)
+        return -1;
+    m->sam = sam;
+    if (srv_production_checks(cfg) != 0)
         goto fail;
     if (need & SRV_NEED_CSC) {
         csc_config_t cc = {
@@ -184,7 +106,6 @@ fail:
 void srv_modules_close(srv_modules_t *m)
 {
     csc_free(m->csc);
-    oauth_free(m->oauth);
-    stor_close(m->stor); /* m->hsm is srv_modules_close_hsm's (srv_hsm.c) */
-    memset(m, 0, sizeof(*m));
+    m->csc = NULL;
+    srv_modules_close_store(m); /* m->hsm is srv_modules_close_hsm's (srv_hsm.c) */
 }

@@ -2,7 +2,10 @@
  * srv_sam.c - csc-sam: the signature activation module's process (issue 11). It reads csc-server's configuration,
  * opens storage and the HSM as csc-server does, serves the SAM socket (sam/sam_server.c) until SIGTERM or SIGINT.
  * csc-server starts it (sam_mode = spawn: srv_samctl.c, with -r FD, the descriptor of the pipe to write one byte to
- * once it listens) or systemd does (sam_mode = connect). docs/architecture.md "Processes".
+ * once it listens) or systemd does (sam_mode = connect). It also serves the operators' socket (sam_admin_socket:
+ * csc-admin's key operations, sam/sam_op_keys.c); csc-admin starts a short-lived one with -o (that socket only, no
+ * periodic work, no sender helper) when none answers in sam_mode = spawn. docs/architecture.md "Processes", "The
+ * operators' socket".
  * Hardening (srv_priv.c; docs/architecture.md "Process hardening"): no core dumps and NO_NEW_PRIVS first, then its
  * memory locked before the PIN is read; once the PIN file, the token and the database are open and the socket bound:
  * the socket given to sam_user and the front end's group, the switch to sam_user (when root), the SAM's seccomp
@@ -30,9 +33,10 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: csc-sam -c CONFIG [-r FD]\n"
+    fprintf(f, "usage: csc-sam -c CONFIG [-r FD] [-o]\n"
                "  -c CONFIG  configuration file (csc-server's; see docs/configuration.md)\n"
-               "  -r FD      write one byte to descriptor FD once listening, then close it (csc-server's spawn)\n");
+               "  -r FD      write one byte to descriptor FD once listening, then close it (csc-server's spawn)\n"
+               "  -o         the operators' socket only, no periodic work (csc-admin's short-lived csc-sam)\n");
 }
 
 /* Tell whoever started us that the socket listens. */
@@ -219,8 +223,66 @@ static int spawn_sender(const srv_config_t *cfg, sam_sender_t **out)
     return sam_sender_new(sp[0], 10000, on_sender_lost, NULL, out);
 }
 
+/* The operators' socket (sam_admin_socket; docs/architecture.md "The operators' socket"): csc-admin's key operations
+ * run here with admin/, with the CA of csc-sam's own configuration (never a path an operator names). */
+typedef struct sam_ops_side {
+    adm_ca_t ca;
+    sam_operators_t ops;
+    sam_server_t *srv;
+} sam_ops_side_t;
+
+static int operators_open(const srv_config_t *cfg, srv_modules_t *m, const char *identity, sam_ops_side_t *o,
+                          uid_t owner)
+{
+    char err[512];
+    o->ca = (adm_ca_t){.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
+                       .days = cfg->cert_days};
+    /* J13: in production a CA whose key lies in a file (the built-in CA) issues nothing unless allowed. */
+    if (cfg->environment == CSC_ENV_PRODUCTION && !cfg->allow_builtin_ca)
+        o->ca.refused = "the built-in CA (ca_key, a CA key in a file) issues no certificates in production: use --csr "
+                        "and an external CA (allow_builtin_ca = yes overrides)";
+    o->ops = (sam_operators_t){
+        .adm = {.stor = m->stor, .hsm = m->hsm, .ca = &o->ca, .operator_name = "-",
+                .scrypt_log2n = cfg->scrypt_log2n, .issuer = cfg->totp_issuer,
+                .key_backup = strcmp(cfg->key_backup, "wrapped") == 0, .trust_anchors = cfg->trust_anchors,
+                .pin_min_length = cfg->pin_min_length, .production = cfg->environment == CSC_ENV_PRODUCTION,
+                .allow_scal1 = (int)cfg->allow_scal1, .allow_single_factor = (int)cfg->allow_single_factor},
+        .pol = {.session_idle = cfg->admin_session_idle, .session_max = cfg->admin_session_max,
+                .max_failures = cfg->max_failures, .lock_seconds = cfg->lock_seconds, .totp_window = 1,
+                .approval_ttl = cfg->admin_approval_ttl},
+        .two_person = cfg->two_person,
+    };
+    sam_server_config_t sc = {
+        .path = cfg->sam_admin_socket,
+        .mode = cfg->sam_admin_gid != (gid_t)-1 ? 0660 : 0600,
+        .gid = cfg->sam_admin_gid,
+        .allowed_uid = (uid_t)-1, /* whoever the socket's mode lets in: the operator's session decides */
+        .max_connections = 8,
+        .io_timeout_ms = cfg->sam_timeout_ms,
+        .lock_wait_ms = 10000,
+        .identity = identity,
+        .stor = m->stor,
+        .hsm = m->hsm,
+        .oauth = m->oauth,
+        .tsa_credential = cfg->tsa_credential,
+        .operators = &o->ops,
+    };
+    if (sam_server_open(&sc, &o->srv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "csc-sam: sam_admin_socket %s\n", err);
+        return -1;
+    }
+    if (owner != (uid_t)-1 && lchown(cfg->sam_admin_socket, owner, (gid_t)-1) != 0) {
+        fprintf(stderr, "csc-sam: sam_admin_socket %s: cannot give it to sam_user %s: %s\n", cfg->sam_admin_socket,
+                cfg->sam_user, strerror(errno));
+        sam_server_free(o->srv);
+        o->srv = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
-                 sam_sender_t *sender)
+                 sam_sender_t *sender, int operators_only)
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
     sock_access_t acc;
@@ -260,8 +322,14 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .sender = sender,
     };
     sam_server_t *srv = NULL;
-    if (sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {
+    sam_ops_side_t ops = {0};
+    if (!operators_only && sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-sam: sam_socket %s\n", err);
+        tasks_stop(&tasks);
+        return -1;
+    }
+    if (operators_open(cfg, m, identity, &ops, acc.owner) != 0) {
+        sam_server_free(srv);
         tasks_stop(&tasks);
         return -1;
     }
@@ -269,37 +337,36 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
      * csc-server hears that the SAM is ready (no core dumps, NO_NEW_PRIVS and locked memory came first, in main):
      * the socket to sam_user (no symlink followed; it is under the lock and has its final mode already), the switch
      * to sam_user, the SAM's filter. */
-    if (acc.owner != (uid_t)-1 && lchown(cfg->sam_socket, acc.owner, (gid_t)-1) != 0) {
+    int bad = srv != NULL && acc.owner != (uid_t)-1 && lchown(cfg->sam_socket, acc.owner, (gid_t)-1) != 0;
+    if (bad)
         fprintf(stderr, "csc-sam: sam_socket %s: cannot give it to sam_user %s: %s\n", cfg->sam_socket, cfg->sam_user,
                 strerror(errno));
-        sam_server_free(srv);
-        tasks_stop(&tasks);
-        return -1;
-    }
-    if (srv_priv_sam(cfg->sam_user, cfg->seccomp, locked) != 0) {
-        sam_server_free(srv);
-        tasks_stop(&tasks);
-        return -1;
-    }
+    if (!bad && srv_priv_sam(cfg->sam_user, cfg->seccomp, locked) != 0)
+        bad = 1;
     /* The first thread: created after the switch, it has what the switch kept (CAP_IPC_LOCK, which every thread
      * needs for new mappings under mlockall when RLIMIT_MEMLOCK could not be raised). */
-    int src = stor_start_writer(m->stor);
+    int src = bad ? STOR_OK : stor_start_writer(m->stor);
     if (src != STOR_OK) {
         fprintf(stderr, "csc-sam: cannot start the storage writer: %s\n", stor_strerror(src));
-        sam_server_free(srv);
-        tasks_stop(&tasks);
-        return -1;
+        bad = 1;
     }
-    if (sam_server_start(srv) != 0 || tasks_start(cfg, m, &tasks) != 0) {
+    if (!bad && ((srv != NULL && sam_server_start(srv) != 0) || sam_server_start(ops.srv) != 0 ||
+                 (!operators_only && tasks_start(cfg, m, &tasks) != 0))) {
         fprintf(stderr, "csc-sam: cannot start its threads\n");
+        bad = 1;
+    }
+    if (bad) {
+        sam_server_free(ops.srv);
         sam_server_free(srv);
         tasks_stop(&tasks);
         return -1;
     }
     if (tell_ready(ready_fd) != 0)
         fprintf(stderr, "csc-sam: cannot tell csc-server that the SAM is ready: %s\n", strerror(errno));
-    fprintf(stderr, "csc-sam: %s listening on %s (%u HSM sessions)\n", identity, cfg->sam_socket,
-            hsm_sessions(m->hsm));
+    if (srv != NULL)
+        fprintf(stderr, "csc-sam: %s listening on %s (%u HSM sessions)\n", identity, cfg->sam_socket,
+                hsm_sessions(m->hsm));
+    fprintf(stderr, "csc-sam: %s: operators' socket %s\n", identity, cfg->sam_admin_socket);
     int sig = 0;
     while (sigwait(stop, &sig) != 0)
         ;
@@ -309,6 +376,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
                         "again\n");
     else
         fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
+    sam_server_free(ops.srv);
     sam_server_free(srv);
     tasks_stop(&tasks);
     return sig == SIGCHLD || atomic_load(&sender_lost) ? -1 : 0;
@@ -329,12 +397,14 @@ static int lock_memory(const srv_config_t *cfg)
 int main(int argc, char **argv)
 {
     const char *file = NULL;
-    int ready_fd = -1, opt, bad = 0;
+    int ready_fd = -1, opt, bad = 0, operators_only = 0;
     char *end;
 
-    while ((opt = getopt(argc, argv, "c:r:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:r:oh")) != -1) {
         if (opt == 'c') {
             file = optarg;
+        } else if (opt == 'o') {
+            operators_only = 1;
         } else if (opt == 'r') {
             errno = 0;
             ready_fd = (int)strtol(optarg, &end, 10);
@@ -366,13 +436,14 @@ int main(int argc, char **argv)
         return 1;
     int locked = -1;
     sam_sender_t *sender = NULL;
-    if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 || spawn_sender(cfg, &sender) != 0 ||
+    if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 ||
+        (!operators_only && spawn_sender(cfg, &sender) != 0) ||
         (locked = lock_memory(cfg)) < 0 || srv_modules_open_hsm(cfg, SRV_WRITER_LATER, &m) != 0) {
         sam_sender_free(sender);
         free(cfg);
         return 1;
     }
-    int rc = serve(cfg, &m, ready_fd, &stop, locked, sender);
+    int rc = serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only);
     srv_modules_close_hsm(&m);
     sam_sender_free(sender);
     free(cfg);

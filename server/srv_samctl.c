@@ -302,26 +302,7 @@ __attribute__((noreturn)) static void supervisor_main(const srv_sam_t *s, int ct
 /* sam_program, else csc-sam in the folder of csc-server's own executable. */
 static int find_program(srv_sam_t *s)
 {
-    if (s->cfg->sam_program[0] != '\0') {
-        snprintf(s->program, sizeof(s->program), "%s", s->cfg->sam_program);
-    } else {
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n <= 0) {
-            fprintf(stderr, "csc-server: /proc/self/exe: %s (set sam_program)\n", strerror(errno));
-            return -1;
-        }
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        *slash = '\0';
-        if (snprintf(s->program, sizeof(s->program), "%s/csc-sam", self) >= (int)sizeof(s->program))
-            return -1;
-    }
-    if (access(s->program, X_OK) != 0) {
-        fprintf(stderr, "csc-server: sam_program %s: %s\n", s->program, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return srv_sam_program(s->cfg, "csc-server", s->program, sizeof(s->program));
 }
 
 /* Fork the supervisor and wait for its byte (csc-sam ready) or its end (csc-sam failed). Before csc-server has a

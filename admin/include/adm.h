@@ -1,6 +1,6 @@
 /*
- * adm.h - the operator library, used by csc-admin only (never linked into csc-server): everything csc-admin
- * changes or reports besides the service itself.
+ * adm.h - the operator library, used by csc-admin and by csc-sam for the operators' socket (never linked into
+ * csc-server): everything csc-admin changes or reports besides the service itself.
  *
  * Error model: every adm_ function that can fail returns ADM_OK (0) or a negative ADM_* code and, where it takes
  * (err, err_sz), writes a one-line reason (no secrets) into err. The codes below say what the caller can act on;
@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <openssl/x509.h>
 #include "hsm.h"
 #include "oauth.h"
 #include "stor.h"
@@ -106,6 +107,8 @@ typedef struct adm_cred_spec {
                                     credential STOR_CRED_PENDING until adm_cred_import() */
     const char *subject_o;     /**< with csr_file: subject O and C (CN = subject_cn or the owner name) */
     const char *subject_c;
+    X509_REQ **csr_out;        /**< as csr_file, but the request is handed back here (the caller frees it), not
+                                    written (csc-sam: csc-admin writes the file); set one of the two at most */
 } adm_cred_spec_t;
 
 /** Generate a key in the HSM, issue its certificate from the CA, store the credential. */
@@ -120,6 +123,9 @@ int adm_cred_create(const adm_t *a, const adm_cred_spec_t *spec, char *id_out, s
  */
 int adm_cred_renew_csr(const adm_t *a, const char *id, const char *cn, const char *o, const char *country,
                              const char *csr_file, char *err, size_t err_sz);
+/** adm_cred_renew_csr() with the request handed back in *csr_out (the caller frees it; csc-admin writes the file). */
+int adm_cred_renew_csr_mem(const adm_t *a, const char *id, const char *cn, const char *o, const char *country,
+                           X509_REQ **csr_out, char *err, size_t err_sz);
 
 /**
  * Import the CA's certificate for a credential's pending key (new credential or renewal) or, with none pending,
@@ -131,6 +137,10 @@ int adm_cred_renew_csr(const adm_t *a, const char *id, const char *cn, const cha
  */
 int adm_cred_import(const adm_t *a, const char *id, const char *cert_file, const char *chain_file,
                           char *err, size_t err_sz);
+/** adm_cred_import() of certificates csc-admin read (csc-sam): ee_given, and chain_given (may be NULL) the other
+ *  certificates; cert_file and chain_file are then ignored. With ee_given NULL: the files, as adm_cred_import(). */
+int adm_cred_import_certs(const adm_t *a, const char *id, const char *cert_file, X509 *ee_given,
+                          const char *chain_file, STACK_OF(X509) *chain_given, char *err, size_t err_sz);
 
 /** Enable (enable = 1) or disable a credential. */
 int adm_cred_set_enabled(const adm_t *a, const char *id, int enable, char *err, size_t err_sz);
@@ -169,6 +179,9 @@ int adm_cred_destroy_pending(const adm_t *a, uint32_t roles, int hold, void *out
  * log in nor use a token issued before. Audited.
  */
 int adm_user_set_status(const adm_t *a, const char *name, uint32_t status, char *err, size_t err_sz);
+/** adm_user_set_status() of STOR_USER_SUSPENDED or STOR_USER_ACTIVE only (no key touched: csc-admin, which holds no
+ *  token; termination is csc-sam's). */
+int adm_user_suspend_resume(const adm_t *a, const char *name, uint32_t status, char *err, size_t err_sz);
 
 /** Print the registered OAuth clients to out, one line each. */
 int adm_clients_list(const adm_t *a, void *out_file);
@@ -194,6 +207,15 @@ int adm_backup_init(const adm_t *a, const char *so_pin, int *created, char *err,
  * credential is destroyed, or no trusted backup key exists. Audited as STOR_EV_BACKUP.
  */
 int adm_cred_backup(const adm_t *a, const char *id, const char *file, char *err, size_t err_sz);
+/** Write data to path, a new file (mode 0600, written whole and synced, never overwriting: "PATH exists already; a
+ *  backup never overwrites a file"). 0, or -1 (err). */
+int adm_backup_write_file(const char *path, const uint8_t *data, size_t len, char *err, size_t err_sz);
+/** Read a backup file (at most its largest size) into *out (malloc'd; the caller wipes and frees). 0, or -1 (err). */
+int adm_backup_read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t err_sz);
+/** adm_cred_backup() into memory (csc-sam: csc-admin writes the file): *out (OPENSSL_malloc'd, the caller wipes and
+ *  frees it), audited with file as the file's name (the backup is audited before it is written). */
+int adm_cred_backup_mem(const adm_t *a, const char *id, const char *file, uint8_t **out, size_t *out_len, char *err,
+                        size_t err_sz);
 
 /**
  * Restore a credential from a backup file: the integrity tag is checked in the HSM before anything else; the key
@@ -204,6 +226,10 @@ int adm_cred_backup(const adm_t *a, const char *id, const char *file, char *err,
  */
 int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_sz, char *err,
                            size_t err_sz);
+/** adm_cred_restore() of a backup's bytes (csc-sam: csc-admin reads the file); file names it in messages and the
+ *  audit record only. */
+int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t len, const char *file, char *id_out,
+                         size_t id_sz, char *err, size_t err_sz);
 
 
 /**
@@ -367,6 +393,12 @@ int adm_op_logout(const adm_t *a, const char *token, char *err, size_t err_sz);
 int adm_op_session_check(const adm_t *a, const adm_op_policy_t *p, const char *token, uint32_t role,
                          const char *command, char name[STOR_NAME_MAX + 1], uint32_t *roles, char *err,
                          size_t err_sz);
+/**
+ * Whether two_person (the configuration's list: words separated by commas or blanks) names the command w1 w2
+ * (w2 NULL for a one-word command): by its last word ("destroy") or its words joined by a dot
+ * ("credential.destroy"). @return 1 or 0
+ */
+int adm_op_two_person(const char *two_person, const char *w1, const char *w2);
 /** Record a command held for a second operator (requester a->operator_name). id gets the request id. Audited. */
 int adm_op_approval_request(const adm_t *a, const adm_op_policy_t *p, uint32_t role, int argc,
                             char *const *argv, char id[STOR_NAME_MAX + 1], char *err, size_t err_sz);

@@ -11,7 +11,7 @@
  *
  * CONNECTIONS
  *   One thread per connection, at most max_connections at once. Each accepted peer is checked with SO_PEERCRED:
- *   a uid other than allowed_uid is logged on stderr, audited (event STOR_EV_SAM, DENIED) and answered REFUSED
+ *   a uid other than allowed_uid (unless it is (uid_t)-1) is logged on stderr, audited (event STOR_EV_SAM, DENIED) and answered REFUSED
  *   UNAUTHORIZED with request id 0, then closed; a connection over the limit is answered REFUSED FULL with request
  *   id 0 and closed. A connection thread waits for a request without limit (the front end keeps its connections
  *   open), then reads the whole message within io_timeout_ms; a request that does not decode, or is not a request
@@ -26,6 +26,7 @@
 
 #include <sys/types.h>
 
+#include "adm.h"
 #include "hsm.h"
 #include "oauth.h"
 #include "pki.h"
@@ -38,6 +39,15 @@ extern "C" {
 #endif
 
 typedef struct sam_server sam_server_t;
+
+/** The operators' socket (sam_admin_socket; docs/architecture.md "The operators' socket"): what csc-sam needs to
+ *  run csc-admin's key operations with admin/. The strings and the CA must outlive the server. */
+typedef struct sam_operators {
+    adm_t adm;                   /**< stor, hsm, the SAM's own CA (never an operator's path) and the policy of
+                                      admin/; operator_name is set per request (the session's operator) */
+    adm_op_policy_t pol;         /**< operator sessions and two-person requests (admin_session_*, ...) */
+    const char *two_person;      /**< the commands that need a second operator (config two_person) */
+} sam_operators_t;
 
 typedef struct sam_server_config {
     const char *path;            /**< the socket's path (shorter than 108 bytes) */
@@ -61,6 +71,9 @@ typedef struct sam_server_config {
     const char *otp_sender;      /**< CHALLENGE's delivery: "exec:/path" or "file:/path" (NULL, "": not offered) */
     unsigned otp_sender_timeout; /**< seconds an exec: sender may run (1..120) */
     sam_sender_t *sender;        /**< the exec: sender's helper (sam_sender.h; NULL: an exec: sender cannot start) */
+    const sam_operators_t *operators; /**< non-NULL: this is the operators' socket: only the operator ops are served
+                                           (each checks the operator's session itself), allowed_uid (uid_t)-1 lets in
+                                           any peer the socket's mode admits; NULL: the front end's socket */
 } sam_server_config_t;
 
 /**

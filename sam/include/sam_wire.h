@@ -107,6 +107,8 @@ extern "C" {
 #define SAM_CERTS_MAX 16         /**< certificates of one chain */
 #define SAM_BACKUP_MAX 65536     /**< a backup file's content */
 #define SAM_PUBKEY_MAX 2048      /**< DER SubjectPublicKeyInfo */
+#define SAM_LINE_MAX 512         /**< one line of a report (longer ones are cut) */
+#define SAM_LINES_MAX 1024       /**< lines of one report (more: the last says so) */
 
 /* ---- ops ---------------------------------------------------------------------------------------------------- */
 
@@ -122,19 +124,23 @@ enum {
     SAM_OP_CHALLENGE = 7,       /**< credentials/getChallenge: make and deliver a one-time code */
     SAM_OP_APPROVE = 8,         /**< the /approve page's decision on a pending authorization */
     SAM_OP_CONSENT = 9,         /**< the OAuth consent page's decision in a browser session (PIN) -> authorization code */
-    SAM_OP_AUDIT_HEAD = 10,     /**< PROVISIONAL, the operators' socket (csc-admin audit sign-head): sign the audit
-                                     log's head now; csc-sam signs the periodic heads itself, unasked */
+    SAM_OP_AUDIT_HEAD = 10,     /**< the operators' socket (csc-admin audit sign-head): sign the audit log's head now;
+                                     csc-sam signs the periodic heads itself, unasked */
     SAM_OP_SIGN_RESERVED = 11,  /**< operationMode "A": sign what a SIGN with ASYNC reserved (TICKET), or give it back */
-    /* the operators' socket: PROVISIONAL schemas (from admin/ as it is; they may change when csc-admin moves) */
+    /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
     SAM_OP_BACKUP_INIT = 34,    /**< adm_backup_init: the backup keys (SO PIN) */
     SAM_OP_BACKUP = 35,         /**< adm_cred_backup: the wrapped backup's content */
     SAM_OP_RESTORE = 36,        /**< adm_cred_restore */
-    SAM_OP_CSR = 37,            /**< adm_cred_renew_csr: new key, PKCS#10 request */
+    SAM_OP_CSR = 37,            /**< adm_cred_renew_csr: new key pending, its PKCS#10 request */
     SAM_OP_CERT_IMPORT = 38,    /**< adm_cred_import: certificate for a pending key (destroys a renewed-away key) */
-    SAM_OP_TSA_KEY = 39,        /**< adm_tsa_init */
-    SAM_OP_AUDIT_KEY = 40,      /**< adm_audit_key_init: the audit key and its public key */
+    SAM_OP_TSA_KEY = 39,        /**< adm_tsa_init: the time-stamping unit of the SAM's tsa_credential */
+    SAM_OP_AUDIT_KEY = 40,      /**< adm_audit_key_init (csc-admin audit key-init, init) */
+    SAM_OP_DESTROY_PENDING = 41,/**< adm_cred_destroy_pending: the key destructions the CRL sweep filed (report lines) */
+    SAM_OP_USER_TERMINATE = 42, /**< adm_user_set_status TERMINATED: the user ends, every key of theirs destroyed */
+    SAM_OP_RENEW = 43,          /**< adm_cred_renew: new key and certificate from the SAM's CA, old key destroyed */
+    SAM_OP_AUDIT_PUBKEY = 44,   /**< the audit key's public key (csc-admin audit export-key, audit verify) */
 
     SAM_OP_REPLY = 0x80,        /**< bit of every successful reply */
     SAM_OP_REFUSED = 0xff,      /**< the refusal of any request: REFUSAL, REASON, optional ABOUT */
@@ -223,6 +229,8 @@ enum {
     SAM_T_CMS = 56,           /**< U32 per digest (SIGN): sign CMS signed attributes over it, SAM_CMS_* */
     SAM_T_TICKET = 57,        /**< BYTES 16: a reservation of SIGN with ASYNC (signed later by SIGN_RESERVED) */
     SAM_T_CSRF = 58,          /**< TEXT the anti-CSRF token the page's form carried (CONSENT, APPROVE) */
+    SAM_T_LINE = 59,          /**< TEXT one line of an operator op's report (repeated, in order) */
+    SAM_T_SESSIONS = 60,      /**< U32 the token's open PKCS#11 sessions (AUDIT_KEY: csc-admin init's report) */
     SAM_TAG_LIMIT = 64,       /**< every tag is below this */
 };
 

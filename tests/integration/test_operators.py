@@ -420,5 +420,61 @@ class TestDelegates(unittest.TestCase):
         self.assertEqual(as_op("au", "audit", "verify").returncode, 0)
 
 
+def sam_processes(conf):
+    """csc-sam processes started with configuration conf (from /proc/*/cmdline)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"csc-sam") and conf.encode() in argv:
+            found.append(int(pid))
+    return found
+
+
+class TestOperatorsSocket(unittest.TestCase):
+    """csc-admin's key commands go through csc-sam's operators' socket (docs/architecture.md "The operators'
+    socket"): it starts a short-lived csc-sam when none answers (sam_mode = spawn), else says csc-sam is not
+    reachable; a running service's socket is its csc-sam's, mode 0600."""
+
+    def test_short_lived_csc_sam_when_none_runs(self):
+        sock = os.path.join(SHORT.dir, "csc-sam-admin.sock")
+        self.assertEqual(sam_processes(SHORT.conf), [])
+        SHORT.admin("user", "add", "sid", stdin="password-sid\n")
+        r = SHORT.admin("credential", "create", "--user", "sid", "--id", "sid-1", "--key", "p256", "--auth", "OTP")
+        self.assertIn("credential sid-1 created", r.stdout)
+        self.assertEqual(r.stderr, "")  # what the short-lived csc-sam says is shown only when it fails to start
+        self.assertEqual(sam_processes(SHORT.conf), [])  # stopped again
+        self.assertFalse(os.path.exists(sock))
+        self.assertIn("operator=admin action=credential.create",
+                      SHORT.admin("audit", "query", "--credential", "sid-1").stdout)
+
+    def test_running_service_socket(self):
+        st = os.stat(os.path.join(SVC.dir, "csc-sam-admin.sock"))
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+        before = sam_processes(SVC.conf)
+        self.assertEqual(len(before), 1)  # the service's own
+        r = SVC.admin("credential", "create", "--user", SVC.env["CSC_USER"], "--id", "run-1", "--key", "p256",
+                      "--auth", "OTP")
+        self.assertIn("credential run-1 created", r.stdout)
+        self.assertEqual(sam_processes(SVC.conf), before)  # served by it: none started
+
+    def test_connect_mode_without_csc_sam(self):
+        svc = H.Service(BUILD, extra_config="sam_mode = connect\n")
+        try:
+            r = svc.admin("credential", "create", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth", "OTP",
+                          check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("csc-admin: csc-sam is not reachable at %s: start the service"
+                          % os.path.join(svc.dir, "csc-sam-admin.sock"), r.stderr)
+            self.assertEqual(svc.admin("list").returncode, 0)  # read-only commands need no csc-sam
+        finally:
+            shutil.rmtree(svc.tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()

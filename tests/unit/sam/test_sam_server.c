@@ -135,13 +135,14 @@ START_TEST(t_hello_and_not_offered)
     hello_ok(c);
     hello_ok(c); /* the same pooled connection again */
 
-    /* Every op not served yet: REFUSED NOT_OFFERED, and the connection stays usable. */
+    /* An op this socket does not serve (an operator's): REFUSED NOT_OFFERED, and the connection stays usable. */
     sam_builder_t b;
     const uint8_t *msg;
     size_t len;
     sam_rbuf_t rb = {0};
     sam_msg_t m;
     ck_assert_int_eq(sam_build_init(&b, SAM_OP_AUDIT_HEAD, sam_client_next_id(c)), SAM_OK);
+    sam_put_str(&b, SAM_T_SESSION, "x");
     ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
     ck_assert_int_eq(sam_client_call(c, msg, len, &rb, &m), SAM_OK);
     ck_assert_uint_eq(refusal(&m), SAM_REFUSE_NOT_OFFERED);

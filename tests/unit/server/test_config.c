@@ -203,9 +203,18 @@ START_TEST(t_sam_keys)
     snprintf(want, sizeof(want), "%s/bin/sam", dir);
     ck_assert_str_eq(cfg.sam_program, want);
     ck_assert_str_eq(cfg.sam_socket, "/run/csc/sam.sock");
+    /* the operators' socket: beside the file by default, 0600 (no group) */
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    snprintf(want, sizeof(want), "%s/csc-sam-admin.sock", dir);
+    ck_assert_str_eq(cfg.sam_admin_socket, want);
+    ck_assert_uint_eq(cfg.sam_admin_gid, (gid_t)-1);
+    ck_assert_int_eq(load("sam_admin_socket = /run/csc/ops.sock\nsam_admin_group = 0\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.sam_admin_socket, "/run/csc/ops.sock");
+    ck_assert_uint_eq(cfg.sam_admin_gid, 0);
 
-    char longpath[160];
+    char longpath[160], longadmin[180];
     snprintf(longpath, sizeof(longpath), "sam_socket = /%0120d\n", 0);
+    snprintf(longadmin, sizeof(longadmin), "sam_admin_socket = /%0120d\n", 0);
     const struct {
         const char *extra;
         const char *needle;
@@ -217,6 +226,9 @@ START_TEST(t_sam_keys)
         {"sam_timeout_ms = 10\n", "sam_timeout_ms: expected a number from 100"},
         {"sam_max_connections = 0\n", "sam_max_connections"},
         {longpath, "sam_socket: a Unix socket path of 1 to 107 bytes"},
+        {longadmin, "sam_admin_socket: a Unix socket path of 1 to 107 bytes"},
+        {"sam_socket = /run/x.sock\nsam_admin_socket = /run/x.sock\n", "sam_admin_socket: must differ from sam_socket"},
+        {"sam_admin_group = no-such-group-here\n", "sam_admin_group: no group \"no-such-group-here\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ck_assert_int_eq(load(cases[i].extra, &cfg, msg, sizeof(msg)), -1);

@@ -1,0 +1,18 @@
+/* srv_opsock.h - csc-admin's side of csc-sam's operators' socket (srv_opsock.c). */
+#ifndef SRV_OPSOCK_H
+#define SRV_OPSOCK_H
+
+#include "sam_client.h"
+#include "srv.h"
+
+/**
+ * Finish the request b and send it to csc-sam's operators' socket (cfg->sam_admin_socket); with sam_mode = spawn and
+ * no csc-sam answering, start a short-lived one first (csc-sam -o). reply: the op's reply or REFUSED (the caller
+ * looks at reply->op), a view into rb. @return 0, or -1 (said why on stderr: "csc-sam is not reachable at PATH: start
+ * the service", ...)
+ */
+int srv_opsock_call(const srv_config_t *cfg, sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *reply);
+/** Close the connection and stop the csc-sam started here, if any. */
+void srv_opsock_end(void);
+
+#endif

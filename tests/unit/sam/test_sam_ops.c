@@ -1,0 +1,464 @@
+/*
+ * test_sam_ops.c - csc-sam's operators' socket (sam/sam_op_keys.c) spoken to directly, as someone who can reach the
+ * socket but holds no valid operator session, or the wrong one, would: on the fixture's provisioned world
+ * (tests/unit/fixture) with operators of csc-admin (root: every role; aud: auditor; ka2: key-admin) logged in, and
+ * an in-process operators' SAM server beside the front end's. KEY_CREATE with a valid key-admin session makes the
+ * credential (and a PKCS#10 request when asked); without a session, with a forged one, with an auditor's, or (under
+ * two_person) without another operator's approval it is refused with its code, audited, and nothing is made; an
+ * approval of another command or one's own request is refused; a front-end op on the operators' socket and an
+ * operator op on the front end's are refused and audited. ctest: unit_sam_ops.
+ */
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liboath/oath.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include "csc_fixture.h"
+#include "fuzz_sam.h"
+#include "sam_client.h"
+
+#define OP_PASSWORD "operator-password-1"
+#define NEW_CRED "ops-new"
+
+static cfx_t fx;
+static adm_ca_t ca;
+static sam_operators_t ops;
+static sam_server_t *opsrv;
+static sam_client_t *opcli;
+static char ops_path[CFX_PATH_MAX + 16];
+static char tok_root[ADM_OP_TOKEN_LEN + 1], tok_aud[ADM_OP_TOKEN_LEN + 1], tok_ka2[ADM_OP_TOKEN_LEN + 1];
+
+/* Add (or bootstrap) operator name with roles and log it in with the current TOTP code: its session token. */
+static void operator_login(const char *name, uint32_t roles, char tok[ADM_OP_TOKEN_LEN + 1])
+{
+    adm_t a = ops.adm;
+    char uri[512], b32[64], err[256], code[7];
+    char *raw = NULL;
+    size_t rawlen = 0;
+    a.operator_name = "root";
+    int rc = roles == 0 ? adm_op_bootstrap(&a, name, OP_PASSWORD, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
+                        : adm_op_add(&a, name, roles, OP_PASSWORD, uri, sizeof(uri), b32, sizeof(b32), err,
+                                     sizeof(err));
+    ck_assert_msg(rc == ADM_OK, "operator %s: %s", name, err);
+    ck_assert_int_eq(oath_base32_decode(b32, strlen(b32), &raw, &rawlen), OATH_OK);
+    ck_assert_int_eq(oath_totp_generate(raw, rawlen, time(NULL), 30, 0, 6, code), OATH_OK);
+    free(raw);
+    rc = adm_op_login(&a, &ops.pol, name, OP_PASSWORD, code, tok, err, sizeof(err));
+    ck_assert_msg(rc == ADM_OK, "login %s: %s", name, err);
+}
+
+/* The world with operators and an operators' socket whose two_person is two. */
+static void open_ops(const char *two)
+{
+    char err[256];
+    cfx_open(&fx, NULL);
+    ck_assert_int_eq(oath_init(), OATH_OK);
+    ca = (adm_ca_t){.cert_file = cfx_ca_file(0), .key_file = cfx_ca_file(1), .days = 365};
+    ops = (sam_operators_t){
+        .adm = {.stor = fx.stor, .hsm = fx.hsm, .ca = &ca, .operator_name = "-", .scrypt_log2n = 10,
+                .issuer = "CFX", .trust_anchors = cfx_ca_file(0)},
+        .pol = {.session_idle = 900, .session_max = 3600, .max_failures = 5, .lock_seconds = 60, .totp_window = 1,
+                .approval_ttl = 600},
+        .two_person = two,
+    };
+    operator_login("root", 0, tok_root);
+    operator_login("aud", STOR_ROLE_AUDITOR, tok_aud);
+    operator_login("ka2", STOR_ROLE_KEY_ADMIN, tok_ka2);
+    snprintf(ops_path, sizeof(ops_path), "%s/ops.sock", fx.dir);
+    sam_server_config_t sc = {.path = ops_path, .mode = 0600, .gid = (gid_t)-1, .allowed_uid = (uid_t)-1,
+                              .max_connections = 4, .io_timeout_ms = 10000, .lock_wait_ms = 1000, .identity = "cfx-ops",
+                              .stor = fx.stor, .hsm = fx.hsm, .oauth = fx.oauth, .operators = &ops};
+    ck_assert_msg(sam_server_open(&sc, &opsrv, err, sizeof(err)) == 0, "sam_server_open: %s", err);
+    ck_assert_int_eq(sam_server_start(opsrv), 0);
+    ck_assert_int_eq(sam_client_new(ops_path, 2, 60000, &opcli), SAM_OK);
+}
+
+static void setup(void)
+{
+    open_ops("");
+}
+
+static void setup_two(void)
+{
+    open_ops("create,destroy");
+}
+
+static void teardown(void)
+{
+    sam_client_free(opcli);
+    sam_server_free(opsrv);
+    opcli = NULL;
+    opsrv = NULL;
+    oath_done();
+    cfx_close(&fx);
+}
+
+/* One KEY_CREATE of NEW_CRED for user (EC P-256, "PIN", SCAL 2) on client c with session (NULL: none) and
+ * approval (NULL: none). The refusal code (0: made; *csr gets the request's DER when csr is not NULL) and about. */
+static uint32_t key_create(sam_client_t *c, const char *user, const char *session, const char *approval,
+                           X509_REQ **csr, uint32_t *about)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *msg, *p;
+    size_t len;
+    uint32_t code = 0;
+
+    *about = 0;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_KEY_CREATE, sam_client_next_id(c)), SAM_OK);
+    sam_put_str(&b, SAM_T_CRED, NEW_CRED);
+    sam_put_str(&b, SAM_T_USER, user);
+    sam_put_str(&b, SAM_T_PIN, CFX_PIN);
+    sam_put_str(&b, SAM_T_SESSION, session != NULL ? session : "-");
+    if (approval != NULL)
+        sam_put_str(&b, SAM_T_APPROVAL_ID, approval);
+    sam_put_u32(&b, SAM_T_KEY_TYPE, SAM_KEY_EC);
+    sam_put_str(&b, SAM_T_CURVE, "1.2.840.10045.3.1.7");
+    sam_put_str(&b, SAM_T_AUTH_EXPR, "PIN");
+    sam_put_u32(&b, SAM_T_SCAL, 2);
+    sam_put_u32(&b, SAM_T_MULTISIGN, 1);
+    if (csr != NULL) {
+        sam_put_str(&b, SAM_T_SUBJECT_O, "Test");
+        sam_put_str(&b, SAM_T_SUBJECT_C, "JP");
+        sam_put_u32(&b, SAM_T_CSR_WANTED, 1);
+    }
+    ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(c, msg, len, &rb, &reply), SAM_OK);
+    if (reply.op == SAM_OP_REFUSED) {
+        ck_assert_int_eq(sam_get_u32(&reply, SAM_T_REFUSAL, &code), SAM_OK);
+        (void)sam_get_u32(&reply, SAM_T_ABOUT, about);
+    } else {
+        char id[SAM_NAME_MAX + 1];
+        ck_assert_int_eq(reply.op, SAM_OP_KEY_CREATE | SAM_OP_REPLY);
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_CRED, id, sizeof(id)), SAM_OK);
+        ck_assert_str_eq(id, NEW_CRED);
+        if (csr != NULL) {
+            ck_assert_int_eq(sam_get_bytes(&reply, SAM_T_CSR, &p, &len), SAM_OK);
+            *csr = d2i_X509_REQ(NULL, &p, (long)len);
+            ck_assert_ptr_nonnull(*csr);
+        }
+    }
+    sam_build_free(&b);
+    sam_rbuf_free(&rb);
+    return code;
+}
+
+/* Whether the credential exists, and its status. */
+static int cred_status(const char *id, uint32_t *status)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    int rc = stor_cred_get(fx.stor, id, c);
+    *status = c->status;
+    OPENSSL_clear_free(c, sizeof(*c));
+    return rc == STOR_OK;
+}
+
+/* Audit records whose detail contains needle (and, when user is not NULL, of that user). */
+typedef struct find {
+    const char *needle, *user;
+    uint32_t result;
+    unsigned n;
+} find_t;
+
+static int find_rec(const stor_audit_t *rec, void *arg)
+{
+    find_t *f = arg;
+    if (strstr(rec->detail, f->needle) != NULL && rec->result == f->result &&
+        (f->user == NULL || strcmp(rec->user, f->user) == 0))
+        f->n++;
+    return 0;
+}
+
+static unsigned audited(const char *needle, const char *user, uint32_t result)
+{
+    find_t f = {.needle = needle, .user = user, .result = result};
+    ck_assert_int_eq(stor_audit_each(fx.stor, 1, find_rec, &f), STOR_OK);
+    return f.n;
+}
+
+START_TEST(t_create_by_key_admin)
+{
+    uint32_t about, st;
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, NULL, NULL, &about), 0);
+    ck_assert(cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(st, STOR_CRED_ENABLED);
+    ck_assert_uint_eq(audited("operator=root action=credential.create", CFX_USER, STOR_RES_OK), 1);
+    /* the same id again: refused by admin/, nothing replaced */
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_ka2, NULL, NULL, &about), SAM_REFUSE_INTERNAL);
+}
+END_TEST
+
+START_TEST(t_create_csr_bytes_back)
+{
+    uint32_t about, st;
+    X509_REQ *csr = NULL;
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_ka2, NULL, &csr, &about), 0);
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(csr);
+    ck_assert_ptr_nonnull(pub);
+    ck_assert_int_eq(X509_REQ_verify(csr, pub), 1); /* signed in the HSM by the new key */
+    X509_REQ_free(csr);
+    ck_assert(cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(st, STOR_CRED_PENDING);
+}
+END_TEST
+
+START_TEST(t_create_no_or_forged_session)
+{
+    uint32_t about, st;
+    unsigned before = audited("action=credential create refused=no-session", NULL, STOR_RES_DENIED);
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, NULL, NULL, NULL, &about), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    char forged[ADM_OP_TOKEN_LEN + 1];
+    memcpy(forged, tok_root, sizeof(forged));
+    forged[0] = forged[0] == 'a' ? 'b' : 'a';
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, forged, NULL, NULL, &about), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(audited("action=credential create refused=no-session", NULL, STOR_RES_DENIED), before + 2);
+    /* still serving */
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, NULL, NULL, &about), 0);
+}
+END_TEST
+
+START_TEST(t_create_without_the_role)
+{
+    uint32_t about, st;
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_aud, NULL, NULL, &about), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(audited("action=credential create refused=needs-role-key-admin", "aud", STOR_RES_DENIED), 1);
+}
+END_TEST
+
+START_TEST(t_create_two_person)
+{
+    uint32_t about, st;
+    char id[STOR_NAME_MAX + 1], other[STOR_NAME_MAX + 1], err[256];
+    /* alone: refused, audited, nothing made */
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, NULL, NULL, &about), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(about, SAM_T_APPROVAL_ID);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(audited("needs a second operator", "root", STOR_RES_DENIED), 1);
+    /* root files the request (as csc-admin does), and one for another user */
+    adm_t a = ops.adm;
+    a.operator_name = "root";
+    char *argv[] = {"credential", "create", "--user", CFX_USER, "--id", NEW_CRED, "--auth", "PIN"};
+    ck_assert_int_eq(adm_op_approval_request(&a, &ops.pol, STOR_ROLE_KEY_ADMIN, 8, argv, id, err, sizeof(err)),
+                     ADM_OK);
+    char *argv2[] = {"credential", "create", "--user", "mallory"};
+    ck_assert_int_eq(adm_op_approval_request(&a, &ops.pol, STOR_ROLE_KEY_ADMIN, 4, argv2, other, err, sizeof(err)),
+                     ADM_OK);
+    /* an approval of another command does not carry this one; the requester cannot approve their own */
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_ka2, other, NULL, &about), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(audited("is not this credential create", "ka2", STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, id, NULL, &about), SAM_REFUSE_FORBIDDEN);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    /* the auditor lacks the request's role */
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_aud, id, NULL, &about), SAM_REFUSE_FORBIDDEN);
+    /* another key-admin approves: made, audited with both names; the request is gone */
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_ka2, id, NULL, &about), 0);
+    ck_assert(cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(audited("operator=ka2,requester=root action=credential.create", CFX_USER, STOR_RES_OK), 1);
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_ka2, id, NULL, &about), SAM_REFUSE_NOT_FOUND);
+}
+END_TEST
+
+/* One op given as raw fields on client c: its refusal code (0: answered). */
+static uint32_t call_op(sam_client_t *c, sam_builder_t *b)
+{
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *msg;
+    size_t len;
+    uint32_t code = 0;
+    ck_assert_int_eq(sam_build_finish(b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(c, msg, len, &rb, &reply), SAM_OK);
+    if (reply.op == SAM_OP_REFUSED)
+        ck_assert_int_eq(sam_get_u32(&reply, SAM_T_REFUSAL, &code), SAM_OK);
+    sam_build_free(b);
+    sam_rbuf_free(&rb);
+    return code;
+}
+
+START_TEST(t_sockets_keep_their_ops)
+{
+    uint32_t about, st;
+    sam_builder_t b;
+    /* a front-end op on the operators' socket */
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_CHALLENGE, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_TOKEN, "x");
+    sam_put_str(&b, SAM_T_CRED, CFX_CRED_EC);
+    sam_put_str(&b, SAM_T_CLIENT, "test");
+    ck_assert_uint_eq(call_op(opcli, &b), SAM_REFUSE_NOT_OFFERED);
+    ck_assert_uint_eq(audited("CHALLENGE is not served on the operators' socket", NULL, STOR_RES_DENIED), 1);
+    /* an operator op on the front end's socket, with a valid operator session */
+    ck_assert_uint_eq(key_create(fx.sam, CFX_USER, tok_root, NULL, NULL, &about), SAM_REFUSE_NOT_OFFERED);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(audited("KEY_CREATE is not served on the front end's socket", NULL, STOR_RES_DENIED), 1);
+    /* the operators' socket still serves */
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, NULL, NULL, &about), 0);
+}
+END_TEST
+
+/* KEY_DESTROY of cred with reason on the operators' socket, with session: the refusal code (0: done). */
+static uint32_t key_destroy_approved(const char *cred, const char *session, const char *reason, const char *approval)
+{
+    sam_builder_t b;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_KEY_DESTROY, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_CRED, cred);
+    sam_put_str(&b, SAM_T_SESSION, session);
+    sam_put_str(&b, SAM_T_REASON, reason);
+    if (approval != NULL)
+        sam_put_str(&b, SAM_T_APPROVAL_ID, approval);
+    return call_op(opcli, &b);
+}
+
+static uint32_t key_destroy(const char *cred, const char *session, const char *reason)
+{
+    return key_destroy_approved(cred, session, reason, NULL);
+}
+
+START_TEST(t_destroy_checked)
+{
+    uint32_t st;
+    /* a reason that names no command; an auditor; a forged session: refused, audited, the key stays */
+    ck_assert_uint_eq(key_destroy(CFX_CRED_EC, tok_root, "because"), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(audited("REASON is", NULL, STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(key_destroy(CFX_CRED_EC, tok_aud, "operator request"), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(audited("action=credential destroy refused=needs-role-key-admin", "aud", STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(key_destroy(CFX_CRED_EC, "0123", "certificate revoked"), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=credential revoke refused=no-session", NULL, STOR_RES_DENIED), 1);
+    ck_assert(cred_status(CFX_CRED_EC, &st));
+    ck_assert_uint_ne(st, STOR_CRED_DESTROYED);
+    /* a key-admin: destroyed, audited with the operator */
+    ck_assert_uint_eq(key_destroy(CFX_CRED_EC, tok_ka2, "operator request"), 0);
+    ck_assert(cred_status(CFX_CRED_EC, &st));
+    ck_assert_uint_eq(st, STOR_CRED_DESTROYED);
+    ck_assert_uint_eq(audited("operator=ka2 action=credential.destroy reason=operator request", NULL, STOR_RES_OK), 1);
+}
+END_TEST
+
+START_TEST(t_destroy_two_person_by_command)
+{
+    uint32_t st;
+    /* two_person names destroy, not revoke: the reason decides which rule applies */
+    ck_assert_uint_eq(key_destroy(CFX_CRED_EC, tok_root, "operator request"), SAM_REFUSE_FORBIDDEN);
+    ck_assert(cred_status(CFX_CRED_EC, &st));
+    ck_assert_uint_ne(st, STOR_CRED_DESTROYED);
+    ck_assert_uint_eq(key_destroy(CFX_CRED_EC, tok_root, "certificate revoked"), 0);
+    ck_assert(cred_status(CFX_CRED_EC, &st));
+    ck_assert_uint_eq(st, STOR_CRED_DESTROYED);
+    /* destroy with another operator's approval of root's request */
+    char id[STOR_NAME_MAX + 1], err[256];
+    adm_t a = ops.adm;
+    a.operator_name = "root";
+    char *argv[] = {"credential", "destroy", CFX_CRED_RSA};
+    ck_assert_int_eq(adm_op_approval_request(&a, &ops.pol, STOR_ROLE_KEY_ADMIN, 3, argv, id, err, sizeof(err)),
+                     ADM_OK);
+    ck_assert_uint_eq(key_destroy_approved(CFX_CRED_RSA, tok_ka2, "certificate revoked", id), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(key_destroy_approved(CFX_CRED_RSA, tok_ka2, "operator request", id), 0);
+    ck_assert(cred_status(CFX_CRED_RSA, &st));
+    ck_assert_uint_eq(st, STOR_CRED_DESTROYED);
+    ck_assert_uint_eq(audited("operator=ka2,requester=root action=credential.destroy", NULL, STOR_RES_OK), 1);
+}
+END_TEST
+
+START_TEST(t_terminate_needs_user_admin)
+{
+    sam_builder_t b;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_USER_TERMINATE, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, CFX_USER);
+    sam_put_str(&b, SAM_T_SESSION, tok_ka2);
+    ck_assert_uint_eq(call_op(opcli, &b), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(audited("action=user terminate refused=needs-role-user-admin", "ka2", STOR_RES_DENIED), 1);
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_USER_TERMINATE, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, CFX_USER);
+    sam_put_str(&b, SAM_T_SESSION, tok_root);
+    ck_assert_uint_eq(call_op(opcli, &b), 0);
+    uint32_t st;
+    ck_assert(cred_status(CFX_CRED_RSA, &st));
+    ck_assert_uint_eq(st, STOR_CRED_DESTROYED);
+}
+END_TEST
+
+/* Denied audit records so far (any event). */
+static int count_denied(const stor_audit_t *rec, void *arg)
+{
+    *(unsigned *)arg += rec->result == STOR_RES_DENIED;
+    return 0;
+}
+
+static unsigned denied(void)
+{
+    unsigned n = 0;
+    ck_assert_int_eq(stor_audit_each(fx.stor, 1, count_denied, &n), STOR_OK);
+    return n;
+}
+
+/* Every op of the operators' socket, as the fuzz target's sample with every field once (SESSION: a short text, no
+ * session anyone has): refused and audited on the operators' socket, refused (NOT_OFFERED) and audited on the front
+ * end's; the operators' socket keeps serving. */
+START_TEST(t_every_op_refused_without_a_session)
+{
+    static const unsigned ops_list[] = {SAM_OP_AUDIT_HEAD, SAM_OP_KEY_CREATE, SAM_OP_KEY_DESTROY,
+                                        SAM_OP_BACKUP_INIT, SAM_OP_BACKUP, SAM_OP_RESTORE, SAM_OP_CSR,
+                                        SAM_OP_CERT_IMPORT, SAM_OP_TSA_KEY, SAM_OP_AUDIT_KEY,
+                                        SAM_OP_DESTROY_PENDING, SAM_OP_USER_TERMINATE, SAM_OP_RENEW,
+                                        SAM_OP_AUDIT_PUBKEY};
+    uint32_t about, st;
+    for (size_t i = 0; i < sizeof(ops_list) / sizeof(ops_list[0]); i++) {
+        for (int front = 0; front < 2; front++) {
+            sam_client_t *c = front ? fx.sam : opcli;
+            sam_builder_t b;
+            sam_rbuf_t rb = {0};
+            sam_msg_t reply;
+            const uint8_t *msg;
+            size_t len;
+            uint32_t code = 0;
+            unsigned before = denied();
+            ck_assert_int_eq(fuzz_sam_sample(ops_list[i], FUZZ_SAM_ONE, sam_client_next_id(c), &b, &msg, &len),
+                             SAM_OK);
+            ck_assert_int_eq(sam_client_call(c, msg, len, &rb, &reply), SAM_OK);
+            ck_assert_msg(reply.op == SAM_OP_REFUSED, "%s answered on the %s socket", sam_op_name(ops_list[i]),
+                          front ? "front end's" : "operators'");
+            ck_assert_int_eq(sam_get_u32(&reply, SAM_T_REFUSAL, &code), SAM_OK);
+            if (front)
+                ck_assert_uint_eq(code, SAM_REFUSE_NOT_OFFERED);
+            ck_assert_msg(denied() == before + 1, "%s: refusal not audited", sam_op_name(ops_list[i]));
+            sam_build_free(&b);
+            sam_rbuf_free(&rb);
+        }
+    }
+    ck_assert(cred_status(CFX_CRED_EC, &st));
+    ck_assert_uint_eq(st, STOR_CRED_ENABLED);
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, NULL, NULL, &about), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sam-ops");
+    TCase *tc = tcase_create("key_create");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_create_by_key_admin);
+    tcase_add_test(tc, t_create_csr_bytes_back);
+    tcase_add_test(tc, t_create_no_or_forged_session);
+    tcase_add_test(tc, t_create_without_the_role);
+    tcase_add_test(tc, t_sockets_keep_their_ops);
+    tcase_add_test(tc, t_destroy_checked);
+    tcase_add_test(tc, t_terminate_needs_user_admin);
+    tcase_add_test(tc, t_every_op_refused_without_a_session);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("two_person");
+    tcase_add_checked_fixture(tc, setup_two, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_create_two_person);
+    tcase_add_test(tc, t_destroy_two_person_by_command);
+    suite_add_tcase(s, tc);
+    return cfx_main(s);
+}
