@@ -393,15 +393,20 @@ class TestServerUser(unittest.TestCase):
         except KeyError:
             self.skipTest("no user %s (scripts/deps creates it)" % SAM_USER)
         svc = harness.Service(BUILD, extra_config="server_user = %s\nsam_user = %s\n" % (TEST_USER, SAM_USER))
-        if prepare is not None:
-            prepare(svc)
         os.chmod(svc.tmp, 0o711)
-        # the service directory is sam_user's and the front end's group's (csc-server opens the database, never the
-        # token); the PIN file sam_user's alone
-        subprocess.run(["chown", "-R", "%s:%s" % (SAM_USER, self.pw.pw_gid), svc.dir], check=True)
-        subprocess.run(["chmod", "-R", "g+rwX,o-rwx", svc.dir], check=True)
-        pin = os.path.join(svc.dir, "secrets", "token.pin")
-        os.chmod(pin, 0o400)
+
+        def give():
+            # the service directory is sam_user's and the front end's group's (csc-server opens the database, never
+            # the token); the PIN file sam_user's alone
+            subprocess.run(["chown", "-R", "%s:%s" % (SAM_USER, self.pw.pw_gid), svc.dir], check=True)
+            subprocess.run(["chmod", "-R", "g+rwX,o-rwx", svc.dir], check=True)
+            os.chmod(os.path.join(svc.dir, "secrets", "token.pin"), 0o400)
+        give()
+        if prepare is not None:
+            # csc-admin's key commands run in a csc-sam of their own, as sam_user: the folder is given first, and
+            # again after (prepare may add files)
+            prepare(svc)
+            give()
         return svc, sam_pw
 
     def test_sam_user(self):
