@@ -185,15 +185,19 @@ START_TEST(t_session_timeouts)
     mk_user("alice", STOR_USER_ACTIVE, 1);
     ck_assert_int_eq(signin(r, "alice", a, csrf), OAUTH_OK);
     ck_assert_int_eq(signin(r, "alice", b, csrf), OAUTH_OK);
-    /* a is used every 9 s: the idle timer never runs out, the absolute limit does */
-    oauth_int_set_skew(fx.o, 9);
+    /* a is used every 5 s: the idle timer (10 s) never runs out, the absolute limit (25 s) does. The steps leave
+     * 5 s for the real clock to move during the test (a slow sanitizer run took more than one). */
+    oauth_int_set_skew(fx.o, 5);
     ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
-    oauth_int_set_skew(fx.o, 18);
+    oauth_int_set_skew(fx.o, 10);
     ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
-    /* b was left alone for 18 s: idle */
+    /* b was left alone for 12 s: idle */
+    oauth_int_set_skew(fx.o, 12);
     ck_assert_int_eq(oauth_session_get(fx.o, b, v), OAUTH_ERR_EXPIRED);
     ck_assert_int_eq(oauth_session_get(fx.o, b, v), OAUTH_ERR_INVALID); /* gone */
-    oauth_int_set_skew(fx.o, 24);
+    oauth_int_set_skew(fx.o, 15);
+    ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
+    oauth_int_set_skew(fx.o, 20);
     ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_OK);
     oauth_int_set_skew(fx.o, 25);
     ck_assert_int_eq(oauth_session_get(fx.o, a, v), OAUTH_ERR_EXPIRED);
