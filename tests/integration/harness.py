@@ -58,6 +58,16 @@ def fresh_totp(secret_b32, used):
         time.sleep(max(0.2, 30 - time.time() % 30 + 0.1))
 
 
+def previous_totp(secret_b32, used):
+    """The code of the 30-s step before the current one (a TOTP window of 1 accepts it), recorded in used: a first
+    code that leaves the current step free for the test. Waits for a new step when this one is about to end."""
+    if time.time() % 30 > 26:
+        time.sleep(30 - time.time() % 30 + 0.2)
+    step = int(time.time() // 30) - 1
+    used.add((secret_b32, step))
+    return totp(secret_b32, at=step * 30)
+
+
 def b64(data):
     return base64.b64encode(data).decode()
 
@@ -83,9 +93,10 @@ class Reply:
 class Service:
     """One provisioned directory and one running server."""
 
-    def __init__(self, build_dir, extra_config="", server="csc-server"):
+    def __init__(self, build_dir, extra_config="", server="csc-server", provision=()):
         """server: the binary under build_dir/server/ that start() runs; "csc-server-test" is csc-server with the
-        test hooks compiled in (-DCSC_TEST_HOOKS), for the few tests that need one (never the default)."""
+        test hooks compiled in (-DCSC_TEST_HOOKS), for the few tests that need one (never the default).
+        provision: more options of scripts/provision (("--sender-file",): the demo's file sender)."""
         self.build = os.path.abspath(build_dir)
         self.server = server
         self.tmp = tempfile.mkdtemp(prefix="csc-it-")
@@ -96,7 +107,7 @@ class Service:
         self.used_otps = set()
         t0 = time.time()
         subprocess.run([os.path.join(ROOT, "scripts", "provision"), "--dir", self.dir, "--build", self.build,
-                        "--port", str(self.port), "--scrypt-log2n", "10"],
+                        "--port", str(self.port), "--scrypt-log2n", "10"] + list(provision),
                        check=True, stdout=subprocess.DEVNULL)
         self.env = self._read_env(os.path.join(self.dir, "demo.env"))
         self.conf = self.env["CSC_CONFIG"]
@@ -109,6 +120,10 @@ class Service:
                 f.write(extra_config)
         self.ctx = ssl.create_default_context(cafile=self.env["CSC_TLS_CA"])
         self.proc = None
+        # name -> {"password", "totp" (None until enrolled), "code" (until enrolled), "pins" {cred: PIN}}
+        self.users = {}
+        self._account = {}  # name -> its signed-in /account Browser
+        self._demo_pins = {}  # cred -> PIN of a demo user's credential made before start() (enroll-demo --pin)
 
     @staticmethod
     def _read_env(path):
@@ -161,11 +176,32 @@ class Service:
                 raise RuntimeError("server exited: " + self.server_stderr())
             try:
                 if self.post("info", {}).status == 200:
+                    self._enroll_waiting()
                     return self
             except OSError:
                 pass
             time.sleep(0.1)
         raise RuntimeError("server did not start: " + self.server_stderr())
+
+    def _enroll_waiting(self):
+        """Once the server runs: scripts/enroll-demo completes the demo users' enrollment (their PINs included;
+        demo.env then holds CSC_TOTP_SECRET and CSC_TOTP_SECRET2), then every user add_user registered before
+        start() is enrolled with the PINs create_credential was given meanwhile (a demo user's: enroll-demo --pin;
+        its other waiting credentials get CSC_PIN / CSC_PIN2). Nothing to do on a restart."""
+        if not self.env.get("CSC_TOTP_SECRET"):
+            env_file = os.path.join(self.dir, "demo.env")
+            pins = [a for cid, pin in self._demo_pins.items() for a in ("--pin", "%s=%s" % (cid, pin))]
+            r = subprocess.run([os.path.join(ROOT, "scripts", "enroll-demo")] + pins + [env_file],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("enroll-demo failed: %s%s" % (r.stdout, r.stderr))
+            self.env = self._read_env(env_file)
+            for k in ("", "2"):
+                self.users[self.env["CSC_USER" + k]] = {"password": self.env["CSC_PASSWORD" + k], "code": None,
+                                                        "totp": self.env["CSC_TOTP_SECRET" + k], "pins": {}}
+        for name, u in list(self.users.items()):
+            if u["totp"] is None:
+                self.enroll(name)
 
     def stop(self):
         if self.proc is None:
@@ -222,6 +258,91 @@ class Service:
         if r.returncode != 0:
             raise AssertionError("operator login failed: " + r.stderr)
         return r.stdout.strip()
+
+    # --- users: enrollment and PINs (csc-admin never sees a user's secret) ---------------------
+    def add_user(self, name, password, evidence=None, contact=None, pins=None, extra=()):
+        """Register NAME (`csc-admin user add NAME --contact C --evidence E --letter` plus extra; evidence default
+        ev-NAME) and enroll it on /enroll with password, a TOTP secret of the page's and a first code of the
+        previous 30-s step (the current one stays free for the test), and pins {cred_id: PIN} for credentials made
+        between the two. With the server running: enrolled now, returns the base32 TOTP secret. Before start():
+        enrolled by start() (with the PINs create_credential is given meanwhile), returns None; svc.users[name]
+        ["totp"] holds the secret then. svc.users[name]: password, totp, code (until enrolled), pins."""
+        args = ["user", "add", name, "--contact", contact or "%s@example.test" % name,
+                "--evidence", evidence or "ev-" + name, "--letter"] + list(extra)
+        out = self.admin(*args).stdout
+        m = re.search(r"^enrollment_code (\S+)$", out, re.M)
+        if m is None:
+            raise AssertionError("user add printed no enrollment code: " + out)
+        self.users[name] = {"password": password, "code": m.group(1), "totp": None, "pins": dict(pins or {})}
+        return self.enroll(name) if self.proc is not None else None
+
+    def enroll(self, name, browser=None):
+        """Drive /enroll for a user add_user registered: the name and code, then the password, the first TOTP code
+        and the PINs of svc.users[name]["pins"]. Returns the TOTP secret (also in svc.users[name]["totp"])."""
+        u = self.users[name]
+        b = browser or Browser(self, "/enroll")
+        b.get()
+        b.post({"action": "code", "name": name, "code": u["code"]})
+        m = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', b.text)
+        if b.last.status != 200 or m is None:
+            raise AssertionError("enrollment of %s: step 1 refused: %r" % (name, b.text[:2000]))
+        secret = m.group(1)
+        fields = {"action": "finish", "password": u["password"], "password2": u["password"],
+                  "otp": previous_totp(secret, self.used_otps)}
+        for cid, pin in u["pins"].items():
+            fields["pin_" + cid] = fields["pin2_" + cid] = pin
+        b.post(fields)
+        if b.last.status != 200 or 'id="error"' in b.text:
+            raise AssertionError("enrollment of %s: step 2 refused: %r" % (name, b.text[:2000]))
+        u["totp"], u["code"] = secret, None
+        return secret
+
+    def create_credential(self, *args, pin=None, check=True):
+        """`csc-admin credential create ARGS` (the credential's PIN is unset); returns its id. pin: the owner's
+        PIN for it, set at the owner's enrollment when the owner is still waiting for it (add_user before
+        start()), else on /account as the owner (set_pin)."""
+        r = self.admin("credential", "create", *args, check=check)
+        m = re.search(r"^credential (\S+) created", r.stdout, re.M)
+        if m is None:
+            if check:
+                raise AssertionError("credential create printed no id: " + r.stdout)
+            return None
+        cid = m.group(1)
+        if pin is not None:
+            self.set_pin(args[list(args).index("--user") + 1], cid, pin)
+        return cid
+
+    def set_pin(self, user, cred_id, pin):
+        """Set the PIN of cred_id (the user's own or delegated to the user) as the user: at the user's enrollment
+        if it is still to come, else on /account (one signed-in Browser per user, kept for reuse)."""
+        if user not in self.users and user in (self.env["CSC_USER"], self.env["CSC_USER2"]) and self.proc is None:
+            self._demo_pins[cred_id] = pin  # a demo user before start(): enroll-demo sets it (--pin)
+            return
+        u = self.users[user]
+        if u["totp"] is None:
+            u["pins"][cred_id] = pin
+            return
+        b = self.account(user)
+        b.post({"action": "pin", "cred": cred_id, "pin": pin, "pin2": pin})
+        if b.last.status != 200 or 'id="user"' not in b.text:  # the session ended: sign in again
+            b = self.account(user, fresh=True)
+            b.post({"action": "pin", "cred": cred_id, "pin": pin, "pin2": pin})
+        if b.last.status != 200 or 'id="error"' in b.text:
+            raise AssertionError("PIN of %s for %s refused: %r" % (cred_id, user, b.text[:2000]))
+
+    def account(self, user, fresh=False):
+        """The user's signed-in /account Browser (signed in with password and a fresh TOTP code on first use)."""
+        b = self._account.get(user)
+        if b is None or fresh:
+            u = self.users[user]
+            b = self._account[user] = Browser(self, "/account")
+            b.login(user, u["password"], u["totp"])
+        else:
+            b.get()
+        return b
+
+    def totp_of(self, user):
+        return self.users[user]["totp"]
 
     # --- HTTP ----------------------------------------------------------------------
     def request(self, method, path, body=b"", headers=None, timeout=60):
@@ -292,18 +413,30 @@ class Browser:
     def __init__(self, svc, path="/oauth2/authorize"):
         self.svc = svc
         self.path = path
-        self.cookie = None
+        self.jar = {}  # cookie name -> value (/enroll may hold its sign-in ticket and its step-2 ticket at once)
         self.csrf = None
         self.set_cookie = None
         self.last = None
         self.text = ""
 
+    @property
+    def cookie(self):
+        """The Cookie header the browser sends (None: no cookie); assigning one replaces every cookie."""
+        return "; ".join("%s=%s" % kv for kv in self.jar.items()) or None
+
+    @cookie.setter
+    def cookie(self, header):
+        self.jar = dict(nv.strip().split("=", 1) for nv in (header or "").split(";") if "=" in nv)
+
     def _store(self, r):
         sc = r.headers.get("set-cookie")
         if sc:
             self.set_cookie = sc
-            name_value = sc.split(";", 1)[0]
-            self.cookie = None if name_value.endswith("=") else name_value
+            name, value = sc.split(";", 1)[0].split("=", 1)
+            if value:
+                self.jar[name] = value
+            else:
+                self.jar.pop(name, None)
         self.text = r.raw.decode(errors="replace")
         m = re.search(r'name="csrf" value="([^"]*)"', self.text)
         if m:

@@ -13,8 +13,13 @@ BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
 
 class TestDemoClient(unittest.TestCase):
     def test_demo_client_flow(self):
-        svc = H.Service(BUILD)
+        """As ./scripts/demo provisions it: the enrollment codes go to the test-only file sender, and
+        scripts/enroll-demo (run by start()) reads them back from there."""
+        svc = H.Service(BUILD, provision=("--sender-file",))
+        self.assertEqual(svc.env["CSC_ENROLL_CODE"], "")  # no letter: the code went to the sender only
         svc.start()
+        with open(os.path.join(svc.dir, "log", "otp-sender.txt")) as f:
+            self.assertRegex(f.read(), r"(?m)^demo - ENROLL [A-HJ-NP-Z2-9]{4}(-[A-HJ-NP-Z2-9]{4}){3}$")
         try:
             r = subprocess.run([os.path.join(H.ROOT, "scripts", "demo-client"), os.path.join(svc.dir, "demo.env")],
                                capture_output=True, text=True, timeout=300)
