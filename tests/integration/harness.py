@@ -68,6 +68,11 @@ def previous_totp(secret_b32, used):
     return totp(secret_b32, at=step * 30)
 
 
+def pw(user):
+    """A test user's password that meets the default password rules (12+ characters, 2+ classes, not the name)."""
+    return "Pw-%012d" % (int(hashlib.sha256(user.encode()).hexdigest()[:12], 16) % 10 ** 12)
+
+
 def b64(data):
     return base64.b64encode(data).decode()
 
@@ -123,6 +128,7 @@ class Service:
         # name -> {"password", "totp" (None until enrolled), "code" (until enrolled), "pins" {cred: PIN}}
         self.users = {}
         self._account = {}  # name -> its signed-in /account Browser
+        self._pins_later = []  # (user, cred, PIN) given while the server was stopped: set by start()
         self._demo_pins = {}  # cred -> PIN of a demo user's credential made before start() (enroll-demo --pin)
 
     @staticmethod
@@ -187,7 +193,8 @@ class Service:
         """Once the server runs: scripts/enroll-demo completes the demo users' enrollment (their PINs included;
         demo.env then holds CSC_TOTP_SECRET and CSC_TOTP_SECRET2), then every user add_user registered before
         start() is enrolled with the PINs create_credential was given meanwhile (a demo user's: enroll-demo --pin;
-        its other waiting credentials get CSC_PIN / CSC_PIN2). Nothing to do on a restart."""
+        its other waiting credentials get CSC_PIN / CSC_PIN2); PINs given for enrolled users while the server was
+        stopped are set on /account."""
         if not self.env.get("CSC_TOTP_SECRET"):
             env_file = os.path.join(self.dir, "demo.env")
             pins = [a for cid, pin in self._demo_pins.items() for a in ("--pin", "%s=%s" % (cid, pin))]
@@ -202,6 +209,10 @@ class Service:
         for name, u in list(self.users.items()):
             if u["totp"] is None:
                 self.enroll(name)
+        self._account.clear()  # sessions of an earlier run
+        later, self._pins_later = self._pins_later, []
+        for user, cred_id, pin in later:
+            self.set_pin(user, cred_id, pin)
 
     def stop(self):
         if self.proc is None:
@@ -260,21 +271,36 @@ class Service:
         return r.stdout.strip()
 
     # --- users: enrollment and PINs (csc-admin never sees a user's secret) ---------------------
-    def add_user(self, name, password, evidence=None, contact=None, pins=None, extra=()):
+    def add_user(self, name, password, evidence=None, contact=None, pins=None, extra=(), later=False, session=None):
         """Register NAME (`csc-admin user add NAME --contact C --evidence E --letter` plus extra; evidence default
         ev-NAME) and enroll it on /enroll with password, a TOTP secret of the page's and a first code of the
         previous 30-s step (the current one stays free for the test), and pins {cred_id: PIN} for credentials made
         between the two. With the server running: enrolled now, returns the base32 TOTP secret. Before start():
         enrolled by start() (with the PINs create_credential is given meanwhile), returns None; svc.users[name]
-        ["totp"] holds the secret then. svc.users[name]: password, totp, code (until enrolled), pins."""
+        ["totp"] holds the secret then; later=True waits likewise with the server running, for svc.enroll(name)
+        (credentials created meanwhile get their PINs at the enrollment: no /account sign-in, which would spend
+        the current TOTP step). session: another operator's csc-admin session. svc.users[name]: password, totp,
+        code (until enrolled), pins."""
         args = ["user", "add", name, "--contact", contact or "%s@example.test" % name,
                 "--evidence", evidence or "ev-" + name, "--letter"] + list(extra)
-        out = self.admin(*args).stdout
+        out = self.admin(*args, session=session).stdout
         m = re.search(r"^enrollment_code (\S+)$", out, re.M)
         if m is None:
             raise AssertionError("user add printed no enrollment code: " + out)
         self.users[name] = {"password": password, "code": m.group(1), "totp": None, "pins": dict(pins or {})}
-        return self.enroll(name) if self.proc is not None else None
+        return self.enroll(name) if self.proc is not None and not later else None
+
+    def recover(self, name, password, *extra, later=False, session=None):
+        """`csc-admin user recover NAME --letter EXTRA` (password and TOTP cleared, a new code; --pin CRED in extra
+        also unsets that PIN) and, with the server running (and not later), the user's new enrollment with password
+        (and the PINs set_pin is given before it). Returns the new TOTP secret (None before start() or later)."""
+        out = self.admin("user", "recover", name, "--letter", *extra, session=session).stdout
+        m = re.search(r"^enrollment_code (\S+)$", out, re.M)
+        if m is None:
+            raise AssertionError("user recover printed no enrollment code: " + out)
+        self.users[name].update(password=password, code=m.group(1), totp=None, pins={})
+        self._account.pop(name, None)
+        return self.enroll(name) if self.proc is not None and not later else None
 
     def enroll(self, name, browser=None):
         """Drive /enroll for a user add_user registered: the name and code, then the password, the first TOTP code
@@ -314,13 +340,17 @@ class Service:
 
     def set_pin(self, user, cred_id, pin):
         """Set the PIN of cred_id (the user's own or delegated to the user) as the user: at the user's enrollment
-        if it is still to come, else on /account (one signed-in Browser per user, kept for reuse)."""
+        if it is still to come, else on /account (one signed-in Browser per user, kept for reuse; at the next
+        start() if the server is stopped)."""
         if user not in self.users and user in (self.env["CSC_USER"], self.env["CSC_USER2"]) and self.proc is None:
             self._demo_pins[cred_id] = pin  # a demo user before start(): enroll-demo sets it (--pin)
             return
         u = self.users[user]
         if u["totp"] is None:
             u["pins"][cred_id] = pin
+            return
+        if self.proc is None:  # the server is stopped: on /account at the next start()
+            self._pins_later.append((user, cred_id, pin))
             return
         b = self.account(user)
         b.post({"action": "pin", "cred": cred_id, "pin": pin, "pin2": pin})

@@ -24,19 +24,17 @@ def setUpModule():
     # Extra users and credentials for tests that change state (locks, disabling).
     global CAROL_TOTP
     for user in ("locky", "carol"):
-        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
-        if user == "carol":
-            CAROL_TOTP = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
-            assert "otpauth://totp/" in out
+        SVC.add_user(user, H.pw(user))  # enrolled by start(), with the PINs below
     for cid, user, key, auth in (("carol-rsa", "carol", "rsa2048", "PIN"), ("carol-lock", "carol", "p256", "PIN"),
                                  ("carol-off", "carol", "p256", "PIN"), ("carol-scal1", "carol", "p256", "PIN"),
                                  ("carol-2fa", "carol", "p256", "PIN AND OTP"),
                                  ("carol-2fa-b", "carol", "p256", "PIN AND OTP")):
         scal = "1" if cid == "carol-scal1" else "2"
-        SVC.admin("credential", "create", "--id", cid, "--user", user, "--key", key, "--auth", auth,
-                  "--scal", scal, "--multisign", "5", stdin=PIN_X + "\n")
+        SVC.create_credential("--id", cid, "--user", user, "--key", key, "--auth", auth,
+                  "--scal", scal, "--multisign", "5", pin=PIN_X)
     SVC.admin("credential", "disable", "carol-off")
     SVC.start()
+    CAROL_TOTP = SVC.totp_of("carol")
 
 
 def tearDownModule():
@@ -60,7 +58,7 @@ class Base(unittest.TestCase):
         self.assertIn("application/json", r.headers.get("content-type", ""))
 
     def carol(self):
-        return SVC.token("carol", "password-carol")
+        return SVC.token("carol", H.pw("carol"))
 
 
 class TestInfo(Base):
@@ -189,7 +187,7 @@ class TestLogin(Base):
             self.assertError(SVC.post("auth/login", {}, auth=self.basic("locky:not-the-password")), 400,
                              "authentication_error")
         # Locked: even the right password is refused now.
-        self.assertError(SVC.post("auth/login", {}, auth=self.basic("locky:password-locky")), 400,
+        self.assertError(SVC.post("auth/login", {}, auth=self.basic("locky:" + H.pw("locky"))), 400,
                          "authentication_error")
 
 
@@ -438,7 +436,7 @@ class TestSignHash(Base):
         cls.t = SVC.token()
         cls.rsa_pub = SVC.cert_pem(cls.t, "demo-rsa")
         cls.ec_pub = SVC.cert_pem(cls.t, "demo-ec")
-        cls.carol_t = SVC.token("carol", "password-carol")
+        cls.carol_t = SVC.token("carol", H.pw("carol"))
         cls.carol_pub = SVC.cert_pem(cls.carol_t, "carol-rsa")
 
     def sad_ec(self, hashes, num=None, alg=H.SHA256):
@@ -855,13 +853,13 @@ class TestAuthorizeNotActive(Base):
                 self.assertError(r, 400, "invalid_request", self.DISABLED)
 
     def test_delegate_of_a_suspended_owner(self):
-        SVC.admin("user", "add", "nao-own", stdin="password-nao-own\n")
-        SVC.admin("user", "add", "nao-del", stdin="password-nao-del\n")
-        SVC.admin("credential", "create", "--id", "nao-1", "--user", "nao-own", "--key", "p256", "--auth", "PIN",
-                  "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
-        SVC.admin("credential", "delegate", "nao-1", "--user", "nao-del", "--evidence", "consent NAO-1",
-                  stdin="13572468\n")
-        dele = SVC.token("nao-del", "password-nao-del")
+        SVC.add_user("nao-own", H.pw("nao-own"))
+        SVC.add_user("nao-del", H.pw("nao-del"))
+        SVC.create_credential("--id", "nao-1", "--user", "nao-own", "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", pin=PIN_X)
+        SVC.admin("credential", "delegate", "nao-1", "--user", "nao-del", "--evidence", "consent NAO-1")
+        SVC.set_pin("nao-del", "nao-1", "13572468")
+        dele = SVC.token("nao-del", H.pw("nao-del"))
         self.assertEqual(SVC.authorize(dele, "nao-1", [H.digest("nao")], pin="13572468").status, 200)
         SVC.admin("user", "suspend", "nao-own")
         try:
@@ -875,10 +873,10 @@ class TestAuthorizeNotActive(Base):
     def test_suspended_user(self):
         """The suspension revokes the user's tokens in the same transaction (J4), so the bearer token is refused
         first: 401 invalid_token, not a 503."""
-        SVC.admin("user", "add", "nao-sus", stdin="password-nao-sus\n")
-        SVC.admin("credential", "create", "--id", "nao-sus-1", "--user", "nao-sus", "--key", "p256", "--auth",
-                  "PIN", "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
-        t = SVC.token("nao-sus", "password-nao-sus")
+        SVC.add_user("nao-sus", H.pw("nao-sus"))
+        SVC.create_credential("--id", "nao-sus-1", "--user", "nao-sus", "--key", "p256", "--auth",
+                  "PIN", "--scal", "2", "--multisign", "5", pin=PIN_X)
+        t = SVC.token("nao-sus", H.pw("nao-sus"))
         SVC.admin("user", "suspend", "nao-sus")
         for what, r in self.attempts(t, "nao-sus-1", PIN_X):
             with self.subTest(what):
@@ -898,8 +896,8 @@ class TestLifecycle(Base):
         return re.findall(r"label:\s+(\S+)", out)
 
     def make(self, user, cid):
-        SVC.admin("credential", "create", "--id", cid, "--user", user, "--key", "p256", "--auth", "PIN",
-                  "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
+        SVC.create_credential("--id", cid, "--user", user, "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", pin=PIN_X)
 
     def sad(self, t, cid, hashes):
         r = SVC.authorize(t, cid, hashes, pin=PIN_X)
@@ -912,29 +910,29 @@ class TestLifecycle(Base):
 
     def test_pin_min_length(self):
         """Issue 9 item 12: a credential PIN has at least pin_min_length digits (default 6 in the test environment),
-        wherever csc-admin sets one: credential create and a delegate's own PIN."""
-        SVC.admin("user", "add", "pina", stdin="password-pina\n")
-        SVC.admin("user", "add", "pinb", stdin="password-pinb\n")
-        for short in ("1234", "12345"):
-            r = SVC.admin("credential", "create", "--id", "pina-" + short, "--user", "pina", "--key", "p256",
-                          "--auth", "PIN", stdin=short + "\n", check=False)
-            self.assertNotEqual(r.returncode, 0, r.stdout)
-            self.assertIn("6..32 digits", r.stderr)
-        self.assertNotIn("pina-1234", SVC.admin("list").stdout)
-        SVC.admin("credential", "create", "--id", "pina-1", "--user", "pina", "--key", "p256", "--auth", "PIN",
-                  stdin="123456\n")
-        t = SVC.token("pina", "password-pina")
+        wherever it is set: the owner's and a delegate's own PIN, each on /account (issue 12: never by an operator).
+        Until then the credential cannot be authorized."""
+        SVC.add_user("pina", H.pw("pina"))
+        SVC.add_user("pinb", H.pw("pinb"))
+        SVC.create_credential("--id", "pina-1", "--user", "pina", "--key", "p256", "--auth", "PIN")
+        SVC.admin("credential", "delegate", "pina-1", "--user", "pinb", "--evidence", "form 1")
+        self.assertIn("pin=unset", [l for l in SVC.admin("list").stdout.splitlines() if "pina-1" in l][0])
+        t = SVC.token("pina", H.pw("pina"))
+        self.assertError(SVC.authorize(t, "pina-1", [H.digest("no PIN yet")], pin="123456"), 400, "invalid_request",
+                         "The credential identified by credentialID is disabled")
+        for user, pin in (("pina", "123456"), ("pinb", "471147")):
+            for short in ("1234", "12345"):
+                with self.assertRaises(AssertionError, msg=(user, short)):
+                    SVC.set_pin(user, "pina-1", short)
+            SVC.set_pin(user, "pina-1", pin)
         self.assertEqual(SVC.authorize(t, "pina-1", [H.digest("pin 6")], pin="123456").status, 200)
-        r = SVC.admin("credential", "delegate", "pina-1", "--user", "pinb", "--evidence", "form 1", stdin="4711\n",
-                      check=False)
-        self.assertNotEqual(r.returncode, 0, r.stdout)
-        self.assertIn("6..32 characters", r.stderr)
-        SVC.admin("credential", "delegate", "pina-1", "--user", "pinb", "--evidence", "form 1", stdin="471147\n")
+        t = SVC.token("pinb", H.pw("pinb"))
+        self.assertEqual(SVC.authorize(t, "pina-1", [H.digest("delegate pin 6")], pin="471147").status, 200)
 
     def test_revoke_destroys_the_key(self):
-        SVC.admin("user", "add", "dora", stdin="password-dora\n")
+        SVC.add_user("dora", H.pw("dora"))
         self.make("dora", "dora-1")
-        t = SVC.token("dora", "password-dora")
+        t = SVC.token("dora", H.pw("dora"))
         h = H.digest("before revocation")
         sad = self.sad(t, "dora-1", [h])
         self.assertIn("dora-1", self.key_labels())
@@ -948,9 +946,9 @@ class TestLifecycle(Base):
         self.assertIn("destroyed", SVC.admin("list").stdout)
 
     def test_renew_replaces_key_and_certificate(self):
-        SVC.admin("user", "add", "erin", stdin="password-erin\n")
+        SVC.add_user("erin", H.pw("erin"))
         self.make("erin", "erin-1")
-        t = SVC.token("erin", "password-erin")
+        t = SVC.token("erin", H.pw("erin"))
         before = SVC.post("credentials/info", {"credentialID": "erin-1", "certInfo": True}, t).json
         out = SVC.admin("credential", "renew", "erin-1")
         self.assertIn("old key destroyed", out.stdout)
@@ -964,23 +962,23 @@ class TestLifecycle(Base):
         self.assertTrue(H.verify(SVC.cert_pem(t, "erin-1"), base64.b64decode(r.json["signatures"][0]), h))
 
     def test_operator_reset_revokes_everything(self):
-        """Issue 9 item 7: user change --password-stdin, user totp-reset, user suspend (then resume) and user
-        terminate revoke, at once, every access token, refresh token and SAD the user held before, and audit how
-        many; a new login (where the user may still log in) gets a working token and a fresh authorization."""
-        for cmd in ("change", "totp-reset", "suspend", "terminate"):
+        """Issue 9 item 7: user recover (issue 12: password and TOTP cleared, a new enrollment code), user suspend
+        (then resume) and user terminate revoke, at once, every access token, refresh token and SAD the user held
+        before, and audit how many; a new login (where the user may still log in: after the new enrollment) gets a
+        working token and a fresh authorization."""
+        for cmd in ("recover", "suspend", "terminate"):
             with self.subTest(cmd=cmd):
-                user, pw = "reset-" + cmd, "password-reset-" + cmd
-                SVC.admin("user", "add", user, stdin=pw + "\n")
+                user = "reset-" + cmd
+                pw = H.pw(user)
+                SVC.add_user(user, pw)
                 self.make(user, user + "-1")
                 j = SVC.login(user, pw, remember=True)
                 t, rt = j["access_token"], j["refresh_token"]
                 h = H.digest("before the reset: " + cmd)
                 sad = self.sad(t, user + "-1", [h])
-                if cmd == "change":
-                    pw = "new-" + pw
-                    SVC.admin("user", "change", user, "--password-stdin", stdin=pw + "\n")
-                elif cmd == "totp-reset":
-                    SVC.admin("user", "totp-reset", user)
+                if cmd == "recover":
+                    pw = H.pw("new " + user)
+                    SVC.recover(user, pw)  # and the user enrolls again
                 elif cmd == "suspend":
                     SVC.admin("user", "suspend", user)
                     SVC.admin("user", "resume", user)
@@ -998,18 +996,18 @@ class TestLifecycle(Base):
                 self.assertEqual(self.sign(t2, user + "-1", self.sad(t2, user + "-1", [h]), h).status, 200)
 
     def test_suspend_resume_terminate(self):
-        SVC.admin("user", "add", "fred", stdin="password-fred\n")
+        SVC.add_user("fred", H.pw("fred"))
         self.make("fred", "fred-1")
         self.make("fred", "fred-2")
-        t = SVC.token("fred", "password-fred")
+        t = SVC.token("fred", H.pw("fred"))
         SVC.admin("user", "suspend", "fred")
         self.assertError(SVC.post("credentials/list", {}, t), 401)
-        basic = "Basic " + base64.b64encode(b"fred:password-fred").decode()
+        basic = "Basic " + base64.b64encode(("fred:" + H.pw("fred")).encode()).decode()
         self.assertError(SVC.post("auth/login", {}, auth=basic), 400, "authentication_error")
         SVC.admin("user", "resume", "fred")
         # The suspension revoked the token for good (issue 9 item 7): after the resume a new login is needed.
         self.assertError(SVC.post("credentials/list", {}, t), 401)
-        t = SVC.token("fred", "password-fred")
+        t = SVC.token("fred", H.pw("fred"))
         self.assertEqual(SVC.post("credentials/list", {}, t).status, 200)
         out = SVC.admin("user", "terminate", "fred")
         self.assertIn("terminated", out.stdout)
@@ -1112,10 +1110,11 @@ class TestEnvironment(Base):
         self.assertIn("allow_test_components", r.stderr)
         # The admin tool refuses them too: SoftHSM where it needs the HSM, the demo CA everywhere.
         out = svc.admin("credential", "create", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth", "PIN",
-                        stdin="12345678\n", check=False)
+                        check=False)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("SoftHSM", out.stderr)
-        out = svc.admin("user", "add", "prod-user", stdin="password-prod\n", check=False)
+        out = svc.admin("user", "add", "prod-user", "--contact", "prod@example.test", "--evidence", "ev-prod",
+                        "--letter", check=False)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("demo CA", out.stderr)
         with open(svc.conf, "a") as f:
@@ -1139,8 +1138,8 @@ class TestProductionPolicy(Base):
         pin = "86420975"
         for cid, scal, auth in (("p-scal1", "1", "PIN AND OTP"), ("p-one", "2", "PIN"), ("p-two", "2", "PIN AND OTP"),
                                 ("p-otp-or-pin", "2", "PIN OR OTP")):
-            svc.admin("credential", "create", "--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256",
-                      "--auth", auth, "--scal", scal, stdin=pin + "\n")
+            svc.create_credential("--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256",
+                      "--auth", auth, "--scal", scal, pin=pin)
         with open(svc.conf) as f:
             base = f.read().replace("environment = test", "environment = production") + "allow_test_components = yes\n"
         os.makedirs(os.path.join(svc.dir, "crl"))
@@ -1165,7 +1164,7 @@ class TestProductionPolicy(Base):
         # csc-admin credential create: before any key is made.
         def create(cid, scal, auth, *extra):
             return svc.admin("credential", "create", "--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256",
-                             "--auth", auth, "--scal", scal, *extra, stdin=pin + "\n", check=False)
+                             "--auth", auth, "--scal", scal, *extra, check=False)
         r = create("n-scal1", "1", "PIN AND OTP")
         self.assertEqual(r.returncode, 1)
         self.assertIn("SCAL 1 credentials are refused in production (allow_scal1 = yes overrides)", r.stderr)

@@ -143,7 +143,7 @@ def setUpModule():
         conf = f.read().replace("trust_anchors = ca/ca.crt", "trust_anchors = anchors.pem")
     with open(SVC.conf, "w") as f:
         f.write(conf + "crl_dir = crl\n")
-    SVC.admin("user", "add", "ext", stdin="password-ext\n")
+    SVC.add_user("ext", H.pw("ext"))
     SVC.start()
 
 
@@ -159,7 +159,7 @@ class Base(unittest.TestCase):
             self.assertIn(desc_part, r.json["error_description"], r)
 
     def token(self):
-        return SVC.token("ext", "password-ext")
+        return SVC.token("ext", H.pw("ext"))
 
     def sign(self, t, cid, alg=H.ECDSA_SHA256, text="document"):
         h = H.digest(text)
@@ -171,10 +171,10 @@ class Base(unittest.TestCase):
 
     def create_csr(self, cid, key="p256", extra=()):
         csr = os.path.join(SVC.tmp, cid + ".csr")
-        out = SVC.admin("credential", "create", "--id", cid, "--user", "ext", "--key", key, "--auth", "PIN",
-                        "--scal", "2", "--multisign", "5", "--csr", csr, "--cn", "Ext " + cid, "--org", "Ext Org",
-                        "--country", "JP", *extra, stdin=PIN_X + "\n")
-        self.assertIn("pending", out.stdout)
+        SVC.create_credential("--id", cid, "--user", "ext", "--key", key, "--auth", "PIN",
+                              "--scal", "2", "--multisign", "5", "--csr", csr, "--cn", "Ext " + cid, "--org",
+                              "Ext Org", "--country", "JP", *extra, pin=PIN_X)
+        self.assertIn("pending", self.list_line(cid))
         return csr
 
     def issued(self, cid, csr, **kw):
@@ -210,8 +210,8 @@ class TestKeys(Base):
         t = None
         for key, pub_head, alg, params in sizes:
             cid = "size-" + key
-            SVC.admin("credential", "create", "--id", cid, "--user", "ext", "--key", key, "--auth", "PIN",
-                      "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
+            SVC.create_credential("--id", cid, "--user", "ext", "--key", key, "--auth", "PIN",
+                      "--scal", "2", "--multisign", "5", pin=PIN_X)
             privs = [o for o in key_objects() if o.get("label") == cid]
             self.assertEqual(len(privs), 1, privs)
             self.assert_private_key_attributes(privs[0])
@@ -231,8 +231,7 @@ class TestKeys(Base):
             self.assertEqual(info["key"]["len"], bits)
 
     def test_unknown_key_refused(self):
-        r = SVC.admin("credential", "create", "--user", "ext", "--key", "rsa1024", "--auth", "PIN", check=False,
-                      stdin=PIN_X + "\n")
+        r = SVC.admin("credential", "create", "--user", "ext", "--key", "rsa1024", "--auth", "PIN", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown key type", r.stderr)
 
@@ -256,8 +255,8 @@ class TestRequests(Base):
     def test_pending_is_hidden_and_cannot_sign(self):
         cid = "csr-pending"
         self.create_csr(cid)
-        SVC.admin("credential", "create", "--id", "csr-sibling", "--user", "ext", "--key", "p256", "--auth", "PIN",
-                  stdin=PIN_X + "\n")
+        SVC.create_credential("--id", "csr-sibling", "--user", "ext", "--key", "p256", "--auth", "PIN",
+                  pin=PIN_X)
         t = self.token()
         ids = SVC.post("credentials/list", {}, t).json["credentialIDs"]
         self.assertIn("csr-sibling", ids)
@@ -282,7 +281,7 @@ class TestRequests(Base):
                     os.path.join(SVC.tmp, "bad.csr"), "--org", "O", "--country", "JP"]
             i = args.index(extra[0])
             args[i + 1] = extra[1]
-            r = SVC.admin(*args, stdin=PIN_X + "\n", check=False)
+            r = SVC.admin(*args, check=False)
             self.assertEqual(r.returncode, 1, r)
             self.assertIn(msg, r.stderr)
 
@@ -401,8 +400,8 @@ class TestImport(Base):
 
     def test_demo_renewal_supersedes_a_pending_request(self):
         cid = "imp-renew-demo"
-        SVC.admin("credential", "create", "--id", cid, "--user", "ext", "--key", "p256", "--auth", "PIN",
-                  stdin=PIN_X + "\n")
+        SVC.create_credential("--id", cid, "--user", "ext", "--key", "p256", "--auth", "PIN",
+                  pin=PIN_X)
         SVC.admin("credential", "renew", cid, "--csr", os.path.join(SVC.tmp, cid + ".csr"))
         self.assertEqual(len(key_ids(cid)), 2)
         SVC.admin("credential", "renew", cid)  # the demo CA's renewal: both earlier keys are destroyed
@@ -418,8 +417,8 @@ class TestImport(Base):
         self.assertIn("no certificate yet", r.stderr)
 
     def test_demo_ca_still_default(self):
-        SVC.admin("credential", "create", "--id", "imp-demo", "--user", "ext", "--key", "p256", "--auth", "PIN",
-                  "--scal", "2", "--multisign", "5", stdin=PIN_X + "\n")
+        SVC.create_credential("--id", "imp-demo", "--user", "ext", "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", pin=PIN_X)
         t = self.token()
         info = SVC.post("credentials/info", {"credentialID": "imp-demo", "certInfo": True}, t).json
         self.assertIn("CSC Demo", info["cert"]["issuerDN"])
@@ -593,11 +592,11 @@ class TestRevocationTwoPerson(Base):
             conf = f.read().replace("trust_anchors = ca/ca.crt", "trust_anchors = anchors.pem")
         with open(svc.conf, "w") as f:
             f.write(conf + "crl_dir = crl\ntwo_person = revoke\n")
-        svc.admin("user", "add", "ext2", stdin="password-ext2\n")
+        svc.add_user("ext2", H.pw("ext2"))
         cid = "rev-2p"
         csr = os.path.join(svc.tmp, cid + ".csr")
-        svc.admin("credential", "create", "--id", cid, "--user", "ext2", "--key", "p256", "--auth", "PIN",
-                  "--csr", csr, "--cn", "Ext " + cid, "--org", "Ext Org", "--country", "JP", stdin=PIN_X + "\n")
+        svc.create_credential("--id", cid, "--user", "ext2", "--key", "p256", "--auth", "PIN",
+                  "--csr", csr, "--cn", "Ext " + cid, "--org", "Ext Org", "--country", "JP", pin=PIN_X)
         cert = CA.sign(csr, os.path.join(svc.tmp, cid + ".crt"))
         svc.admin("credential", "import", cid, cert)
         self.assertEqual(len(key_ids(cid, svc)), 1)
@@ -609,7 +608,7 @@ class TestRevocationTwoPerson(Base):
                 time.sleep(0.25)
             line = [l for l in svc.admin("list").stdout.splitlines() if "credential %s " % cid in l][0]
             self.assertIn("destroyed", line)
-            t = svc.token("ext2", "password-ext2")
+            t = svc.token("ext2", H.pw("ext2"))
             r = svc.authorize(t, cid, [H.digest("x")], pin=PIN_X)
             self.assertError(r, 400, "invalid_request", "is disabled")
             # The key waits for an operator, also for csc-sam (its key-jobs task runs every second, but no request
@@ -648,12 +647,14 @@ class TestProduction(Base):
         conf = "\n".join(l for l in conf.splitlines() if not l.startswith(("ca_cert", "ca_key"))) + "\n"
         with open(svc.conf, "w") as f:
             f.write(conf)
-        out = svc.admin("user", "add", "prod-user", stdin="password-prod\n", check=False)
+        add = ("user", "add", "prod-user", "--contact", "prod@example.test", "--evidence", "ev-prod", "--letter")
+        out = svc.admin(*add, check=False)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("trust_anchors: the demo CA is refused in production", out.stderr)
         with open(svc.conf, "w") as f:
             f.write(conf.replace("trust_anchors = ca/ca.crt", "trust_anchors = %s" % CA.cert))
-        self.assertEqual(svc.admin("user", "add", "prod-user", stdin="password-prod\n", check=False).returncode, 0)
+        out = svc.admin(*add, check=False)
+        self.assertEqual(out.returncode, 0, out.stderr)
 
 
 if __name__ == "__main__":

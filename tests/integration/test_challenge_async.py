@@ -22,8 +22,8 @@ SINK = None
 
 
 def add_cred(svc, cid, user, auth, pin, multisign=5):
-    svc.admin("credential", "create", "--id", cid, "--user", user, "--key", "p256", "--auth", auth, "--scal", "1",
-              "--multisign", str(multisign), stdin=(pin or "") + "\n")
+    svc.create_credential("--id", cid, "--user", user, "--key", "p256", "--auth", auth, "--scal", "1",
+                          "--multisign", str(multisign), pin=pin)
 
 
 HOLD = os.path.join(tempfile.mkdtemp(prefix="csc-hold-"), "hold")

@@ -257,7 +257,7 @@ def exec_sender(svc, prog_dir):
         f.write("#!/bin/sh\ncat >> %s/out\necho uid=$(id -u) >> %s/out\nexit 0\n" % (prog_dir, prog_dir))
     os.chmod(prog, 0o755)
     svc.admin("credential", "create", "--id", "ch-hard", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth",
-              "CHALLENGE", "--scal", "1", stdin="\n")
+              "CHALLENGE", "--scal", "1")
     with open(svc.conf, "a") as f:
         f.write("otp_sender = exec:%s\n" % prog)
 

@@ -27,17 +27,19 @@ def setUpModule():
     # rate_max: the per-address limits must not answer before the lock and the audit do.
     SVC = H.Service(BUILD, extra_config="max_failures = 3\nlock_seconds = 2\nlock_max_seconds = 3600\n"
                                          "rate_max = 100000\naudit_fail_window = 60\n")
-    # Verifiers of the users below cost scrypt N = 2^14 (the provisioned demo users keep 2^10): then the time of
-    # a login is mostly scrypt, and one skipped or cheaper for some accounts shows.
+    # Verifiers cost scrypt N = 2^14 (set when the users enroll, in start()): then the time of a login is mostly
+    # scrypt, and one skipped or cheaper for some accounts shows.
     with open(SVC.conf) as f:
         conf = f.read()
     with open(SVC.conf, "w") as f:
         f.write(re.sub(r"(?m)^scrypt_log2n = \d+$", "scrypt_log2n = 14", conf))
-    for user in ["victim", "esc", "pagelock0", "pagelock1"] + WRONG_USERS:
-        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
-        TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+    users = ["victim", "esc", "pagelock0", "pagelock1"] + WRONG_USERS
+    for user in users:
+        SVC.add_user(user, H.pw(user))
     SVC.admin("client", "add", "lk-app", "--redirect", REDIRECT, "--name", "Lock test")
     SVC.start()
+    for user in users:
+        TOTP[user] = SVC.totp_of(user)
 
 
 def tearDownModule():
@@ -102,7 +104,7 @@ class TestNoOracle(unittest.TestCase):
         c.login("warm-up", "x")
         for i, user in enumerate(WRONG_USERS):
             for kind, (u, p) in (("unknown", ("ghost-%d" % i, "password-x")), ("wrong", (user, "nope")),
-                                 ("locked", ("victim", "password-victim" if i % 2 else "nope"))):
+                                 ("locked", ("victim", H.pw("victim") if i % 2 else "nope"))):
                 status, body, dt = c.login(u, p)
                 answers.add((status, body))
                 times[kind].append(dt)
@@ -132,14 +134,14 @@ class TestNoOracle(unittest.TestCase):
         # 2.2 s into a 4 s lock: a fixed window would be over; this one is not, and the right password is
         # refused like a wrong one.
         sleep_until(locked_at + 2.2)
-        status, body, _ = c.login("esc", "password-esc")
+        status, body, _ = c.login("esc", H.pw("esc"))
         self.assertEqual(status, 400, body)
         # The audit is read outside the timed part (a csc-admin run may be slow on a loaded machine).
         self.assertEqual(len(lockouts("esc")), 2)
         self.assertIn("for 2 s", lockouts("esc")[0])
         self.assertIn("for 4 s", lockouts("esc")[1])
         sleep_until(locked_at + 4.2)
-        status, body, _ = c.login("esc", "password-esc")
+        status, body, _ = c.login("esc", H.pw("esc"))
         self.assertEqual(status, 200, body)
         # A success starts the escalation over.
         lock("esc", c)
@@ -197,7 +199,7 @@ class TestPagesSayNothing(unittest.TestCase):
             user = "pagelock%d" % i
             locked = Page(path)
             lock(user)  # for 2 s: just before the login
-            r = locked.login(user, "password-" + user, H.totp(TOTP[user]))
+            r = locked.login(user, H.pw(user), H.totp(TOTP[user]))
             self.assertEqual(r.status, 200, r)
             self.assertNotIn("locked", locked.text.lower())
             self.assertIsNotNone(message(locked.text), locked.text[:2000])

@@ -42,22 +42,23 @@ def setUpModule():
     # A pool of users: each TOTP code is accepted once per user, so logins rotate over users instead of
     # waiting 30 s for the next code of one user.
     for user in POOL + ["oscar", "olocked"]:
-        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
-        TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+        SVC.add_user(user, H.pw(user))  # enrolled by start(), with the PINs below
     creds = [("oscar-ec", "oscar", "explicit")]
     for user in POOL:
         creds += [(user + "-ec", user, "explicit"), (user + "-oauth", user, "oauth2code")]
     for cid, user, mode in creds:
-        SVC.admin("credential", "create", "--id", cid, "--user", user, "--key", "p256", "--auth", "PIN",
-                  "--scal", "2", "--multisign", "5", "--auth-mode", mode, stdin=PIN + "\n")
-    SVC.admin("credential", "create", "--id", "user7-q", "--user", "user7", "--key", "p256", "--auth", "PIN",
-              "--scal", "2", "--multisign", "5", "--qualifier", "jp_test_qes", stdin=PIN + "\n")
+        SVC.create_credential("--id", cid, "--user", user, "--key", "p256", "--auth", "PIN",
+                  "--scal", "2", "--multisign", "5", "--auth-mode", mode, pin=PIN)
+    SVC.create_credential("--id", "user7-q", "--user", "user7", "--key", "p256", "--auth", "PIN",
+              "--scal", "2", "--multisign", "5", "--qualifier", "jp_test_qes", pin=PIN)
     for cid, grants in (("app1", "authorization_code,refresh_token,client_credentials"),
                         ("app2", "authorization_code,refresh_token"), ("codeonly", "authorization_code")):
         out = SVC.admin("client", "add", cid, "--redirect", REDIRECT, "--redirect", "https://app.example/cb",
                         "--name", "Client " + cid, "--grants", grants).stdout
         CLIENTS[cid] = re.search(r"^client_secret (\S+)$", out, re.M).group(1)
     SVC.start()
+    for user in POOL + ["oscar", "olocked"]:
+        TOTP[user] = SVC.totp_of(user)
 
 
 def tearDownModule():
@@ -101,7 +102,7 @@ def token(fields, client="app1", basic=True, secret=None):
 
 def login(b, user):
     otp = H.fresh_totp(TOTP[user], SVC.used_otps)
-    return b.post({"action": "login", "username": user, "password": "password-" + user, "otp": otp})
+    return b.post({"action": "login", "username": user, "password": H.pw(user), "otp": otp})
 
 
 def code_flow(user=None, client="app1", **params):
@@ -236,13 +237,13 @@ class TestAuthorizeErrors(Base):
 
     def test_operator_reset_ends_signed_in_sessions(self):
         """Issue 9 item 7: a browser signed in on the authorization page before an operator reset the user's
-        password gets no code afterwards (the session is kept in csc-server's memory, out of csc-admin's reach:
-        the user's epoch voids it)."""
+        factors (issue 12: user recover) gets no code afterwards (the session is kept in csc-server's memory, out of
+        csc-admin's reach: the user's epoch voids it)."""
         user = "reset-" + secrets.token_hex(3)
-        out = SVC.admin("user", "add", user, stdin="password-%s\n" % user).stdout
-        TOTP[user] = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
-        SVC.admin("credential", "create", "--id", user + "-oauth", "--user", user, "--key", "p256", "--auth", "PIN",
-                  "--scal", "2", "--multisign", "5", "--auth-mode", "oauth2code", stdin=PIN + "\n")
+        SVC.add_user(user, H.pw(user), later=True)
+        SVC.create_credential("--id", user + "-oauth", "--user", user, "--key", "p256", "--auth", "PIN",
+                              "--scal", "2", "--multisign", "5", "--auth-mode", "oauth2code", pin=PIN)
+        TOTP[user] = SVC.enroll(user)
         b = H.Browser(SVC)
         url, state = authorize_url(scope="credential", credentialID=user + "-oauth", numSignatures="1",
                                    hashes=b64url(H.digest("reset")), hashAlgorithmOID=H.SHA256)
@@ -250,7 +251,7 @@ class TestAuthorizeErrors(Base):
         r = login(b, user)
         self.assertEqual(r.status, 200, r)
         self.assertIn(b'id="approve"', r.raw)
-        SVC.admin("user", "change", user, "--password-stdin", stdin="new-password-%s\n" % user)
+        SVC.admin("user", "recover", user, "--letter")
         r = b.post({"action": "approve", "pin": PIN})
         if r.status == 302:
             loc, q = redirect_params(r)
@@ -402,7 +403,7 @@ class TestCredentialScope(Base):
     def test_credential_token_as_sad_under_a_service_token(self):
         user = pick_user()
         t, hashes = self.credential_token(user, kind="oauth")
-        st = SVC.token(user, "password-" + user)  # a service token of the same user (auth/login)
+        st = SVC.token(user, H.pw(user))  # a service token of the same user (auth/login)
         r = SVC.post("signatures/signHash", {"credentialID": user + "-oauth", "SAD": t["access_token"],
                                              "hashes": [H.b64(hashes[0])], "signAlgo": H.ECDSA_SHA256}, st)
         self.assertEqual(r.status, 200, r)
@@ -419,7 +420,7 @@ class TestCredentialScope(Base):
         params = {"scope": "credential", "credentialID": user + "-oauth", "numSignatures": "2",
                   "hashes": b64url(h[0]), "hashAlgorithmOID": H.SHA256}
         code, verifier, _ = code_flow(user, **params)
-        st = SVC.token(user, "password-" + user)
+        st = SVC.token(user, H.pw(user))
         body = {"credentialID": user + "-oauth", "SAD": code, "hashes": [H.b64(h[0])], "signAlgo": H.ECDSA_SHA256}
         r = SVC.post("signatures/signHash", body, st)
         self.assertJsonError(r, 400, "invalid_request")
@@ -478,7 +479,7 @@ class TestCredentialScope(Base):
         r = SVC.post("signatures/signHash", {"credentialID": "user7-q", "hashes": [H.b64(h)],
                                              "signAlgo": H.ECDSA_SHA256}, r.json["access_token"])
         self.assertEqual(r.status, 200, r)
-        info = SVC.post("credentials/info", {"credentialID": "user7-q"}, SVC.token("user7", "password-user7"))
+        info = SVC.post("credentials/info", {"credentialID": "user7-q"}, SVC.token("user7", H.pw("user7")))
         self.assertEqual(info.json["signatureQualifier"], "jp_test_qes")
         # A user without such a credential is sent back with an error.
         b = H.Browser(SVC)
@@ -842,7 +843,7 @@ class TestAnonymousVisitors(Base):
         out = svc.admin("client", "add", "c1", "--redirect", REDIRECT).stdout
         secret = re.search(r"^client_secret (\S+)$", out, re.M).group(1)
         svc.admin("credential", "create", "--id", "ap", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth",
-                  "APPROVAL", "--scal", "1", "--multisign", "5", stdin="\n")
+                  "APPROVAL", "--scal", "1", "--multisign", "5")
         svc.start()
         self.addCleanup(svc.stop_checked)
         return svc, secret

@@ -165,7 +165,7 @@ class TestRoles(unittest.TestCase):
         self.assertIn("lacks the role " + role, r.stderr)
 
     def test_user_admin(self):
-        r = as_op("ua", "user", "add", "ruth", stdin="password-ruth\n")
+        r = as_op("ua", "user", "add", "ruth", "--contact", "ruth@example.test", "--letter")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("operator=ua action=user.add", SVC.admin("audit", "query", "--user", "ruth").stdout)
         self.assertEqual(as_op("ua", "client", "list").returncode, 0)
@@ -174,12 +174,13 @@ class TestRoles(unittest.TestCase):
         self.assertIn("refused=needs-role-key-admin", operator_audit())
 
     def test_key_admin(self):
-        SVC.admin("user", "add", "kim", stdin="password-kim\n")
+        SVC.add_user("kim", H.pw("kim"))
         r = as_op("ka", "credential", "create", "--user", "kim", "--id", "kim-1", "--key", "p256", "--auth", "OTP")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(as_op("ka", "credential", "disable", "kim-1").returncode, 0)
         self.assertEqual(as_op("ka", "list").returncode, 0)
-        self.assertRefused(as_op("ka", "user", "add", "kim2", stdin="password-kim2\n"), "user-admin")
+        self.assertRefused(as_op("ka", "user", "add", "kim2", "--contact", "kim2@example.test", "--letter"),
+                           "user-admin")
         self.assertRefused(as_op("ka", "operator", "list"), "user-admin")
         self.assertRefused(as_op("ka", "audit", "query"), "auditor")
 
@@ -211,7 +212,7 @@ class TestRoles(unittest.TestCase):
 class TestTwoPerson(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        SVC.admin("user", "add", "tina", stdin="password-tina\n")
+        SVC.add_user("tina", H.pw("tina"))
         for cid in ("tina-1", "tina-2", "tina-3"):
             SVC.admin("credential", "create", "--user", "tina", "--id", cid, "--key", "p256", "--auth", "OTP")
 
@@ -263,7 +264,7 @@ class TestTwoPerson(unittest.TestCase):
         self.assertIn("action=approval.reject id=%s" % rid, operator_audit())
 
     def test_expired(self):
-        SHORT.admin("user", "add", "tom", stdin="password-tom\n")
+        SHORT.add_user("tom", H.pw("tom"))
         SHORT.admin("credential", "create", "--user", "tom", "--id", "tom-1", "--key", "p256", "--auth", "OTP")
         rid = field(SHORT.admin("credential", "destroy", "tom-1").stdout, "approval_required")
         out = SHORT.admin("operator", "add", "ka3", "--roles", "key-admin,auditor", stdin="password-ka3\n").stdout
@@ -282,61 +283,63 @@ class TestUsers(unittest.TestCase):
         return SVC.post("auth/login", {}, auth="Basic " + basic).status
 
     def test_evidence_and_change(self):
-        r = as_op("ua", "user", "add", "una", "--evidence", "passport JP-1234 seen 2026-11-26",
-                  stdin="password-una\n")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("\u2588", r.stdout)  # QR code printed with the URI
+        SVC.add_user("una", H.pw("una"), evidence="passport JP-1234 seen 2026-11-26", session=OPS["ua"][2])
         self.assertIn('user una  active  evidence="passport JP-1234 seen 2026-11-26"', SVC.admin("list").stdout)
         r = as_op("ua", "user", "change", "una", "--evidence", "doc:4711")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('evidence="doc:4711"', SVC.admin("list").stdout)
-        # password reset: the old one stops working, the new one works
-        self.assertEqual(self.login_status("una", "password-una"), 200)
-        r = as_op("ua", "user", "change", "una", "--password-stdin", stdin="new-password-una\n")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(self.login_status("una", "password-una"), 400)
-        self.assertEqual(self.login_status("una", "new-password-una"), 200)
+        # an operator sets no password any more (issue 12): the option is gone, the password is the user's
+        self.assertEqual(as_op("ua", "user", "change", "una", "--password-stdin", stdin="Other-pw-4711\n").returncode,
+                         2)
+        self.assertEqual(self.login_status("una", H.pw("una")), 200)
         log = SVC.admin("audit", "query", "--user", "una", "--event", "admin").stdout
         self.assertIn("operator=ua action=user.add evidence=passport JP-1234 seen 2026-11-26", log)
         self.assertIn("operator=ua action=user.change evidence=doc:4711", log)
-        self.assertIn("operator=ua action=user.change password=reset", log)
-        self.assertNotIn("new-password-una", log)
         # refusals: nothing to change, unknown user, control characters, the wrong role
         self.assertEqual(as_op("ua", "user", "change", "una").returncode, 2)
         self.assertEqual(as_op("ua", "user", "change", "nobody", "--evidence", "x").returncode, 1)
         self.assertEqual(as_op("ua", "user", "change", "una", "--evidence", "a\tb").returncode, 1)
         self.assertEqual(as_op("ka", "user", "change", "una", "--evidence", "x").returncode, 1)
 
-    def test_totp_reset(self):
-        out = SVC.admin("user", "add", "otto", stdin="password-otto\n").stdout
-        old = field(out, "totp_secret")
+    def test_recover(self):
+        """Issue 12: a user who lost a factor is recovered by a user-admin: password and TOTP cleared, the user's
+        tokens revoked, a new enrollment code (never a secret); on the new enrollment the user chooses a new
+        password and gets a new TOTP secret. The old TOTP totp-reset and password change are gone."""
+        old = SVC.add_user("otto", H.pw("otto"))
         SVC.admin("credential", "create", "--user", "otto", "--id", "otto-1", "--key", "p256", "--auth", "OTP")
-        tok = SVC.token("otto", "password-otto")
-        dg = [H.digest("totp reset")]
+        tok = SVC.token("otto", H.pw("otto"))
+        dg = [H.digest("recovery")]
         self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=old).status, 200)
-        r = as_op("ua", "user", "totp-reset", "otto")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        new = field(r.stdout, "totp_secret")
+        self.assertEqual(as_op("ua", "user", "totp-reset", "otto").returncode, 2)
+        r = as_op("ka", "user", "recover", "otto", "--letter")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("lacks the role user-admin", r.stderr)
+        SVC.recover("otto", H.pw("new otto"), later=True, session=OPS["ua"][2])
+        # The recovery revoked the tokens the user held (issue 9 item 7), and the old password is gone.
+        self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=old).status, 401)
+        self.assertEqual(self.login_status("otto", H.pw("otto")), 400)
+        new = SVC.enroll("otto")
         self.assertNotEqual(new, old)
-        self.assertTrue(field(r.stdout, "otpauth").startswith("otpauth://totp/"))
-        # The reset revoked the tokens the user held (issue 9 item 7): a new login.
-        self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=new).status, 401)
-        tok = SVC.token("otto", "password-otto")
+        self.assertEqual(self.login_status("otto", H.pw("otto")), 400)
+        tok = SVC.token("otto", H.pw("new otto"))
         r = SVC.authorize(tok, "otto-1", dg, otp_secret=old)  # a fresh code of the old secret
         self.assertNotEqual(r.status, 200, r)
         self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=new).status, 200)
-        self.assertIn("operator=ua action=user.totp-reset",
+        self.assertIn("operator=ua action=user.recover",
                       SVC.admin("audit", "query", "--user", "otto", "--event", "admin").stdout)
 
 
 class TestDelegates(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.otp = {}
+        # dana enrolls once owen-1 is delegated to her: she sets her own PIN for it there (no /account sign-in,
+        # which would spend a TOTP step of hers)
         for u in ("owen", "dana", "nick"):
-            cls.otp[u] = field(SVC.admin("user", "add", u, stdin="password-%s\n" % u).stdout, "totp_secret")
-        SVC.admin("credential", "create", "--user", "owen", "--id", "owen-1", "--key", "p256", "--auth",
-                  "PIN AND OTP", stdin="11112222\n")
+            SVC.add_user(u, H.pw(u), later=True)
+        SVC.create_credential("--user", "owen", "--id", "owen-1", "--key", "p256", "--auth", "PIN AND OTP",
+                              pin="11112222")
+        for u in ("owen", "nick"):
+            SVC.enroll(u)
 
     def delegate(self, *extra, stdin=None):
         return as_op("ka", "credential", "delegate", "owen-1", "--user", "dana", *extra, stdin=stdin)
@@ -349,18 +352,21 @@ class TestDelegates(unittest.TestCase):
 
     def test_delegate_lifecycle(self):
         # the owner's consent must be recorded; the owner is no delegate of their own; roles apply
-        r = self.delegate(stdin="33334444\n")
+        r = self.delegate()
         self.assertEqual(r.returncode, 1)
         self.assertIn("--evidence", r.stderr)
-        r = as_op("ka", "credential", "delegate", "owen-1", "--user", "owen", "--evidence", "x", stdin="33334444\n")
+        r = as_op("ka", "credential", "delegate", "owen-1", "--user", "owen", "--evidence", "x")
         self.assertEqual(r.returncode, 1)
-        self.assertEqual(as_op("ua", "credential", "delegate", "owen-1", "--user", "dana", "--evidence", "x",
-                               stdin="33334444\n").returncode, 1)
-        r = self.delegate("--evidence", "consent form CF-9 signed by owen", stdin="33334444\n")
+        self.assertEqual(as_op("ua", "credential", "delegate", "owen-1", "--user", "dana", "--evidence", "x").returncode,
+                         1)
+        r = self.delegate("--evidence", "consent form CF-9 signed by owen")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("    delegate dana  (own PIN)", SVC.admin("list").stdout)
+        # the delegate's own PIN is hers: set when she enrolls
+        SVC.set_pin("dana", "owen-1", "33334444")
+        self.otp = {"dana": SVC.enroll("dana")}
 
-        dana, nick = SVC.token("dana", "password-dana"), SVC.token("nick", "password-nick")
+        dana, nick = SVC.token("dana", H.pw("dana")), SVC.token("nick", H.pw("nick"))
         # the delegate sees it; another user does not
         self.assertIn("owen-1", SVC.post("credentials/list", {}, dana).json["credentialIDs"])
         self.assertNotIn("owen-1", SVC.post("credentials/list", {}, nick).json["credentialIDs"])
@@ -444,7 +450,7 @@ class TestOperatorsSocket(unittest.TestCase):
     def test_short_lived_csc_sam_when_none_runs(self):
         sock = os.path.join(SHORT.dir, "csc-sam-admin.sock")
         self.assertEqual(sam_processes(SHORT.conf), [])
-        SHORT.admin("user", "add", "sid", stdin="password-sid\n")
+        SHORT.add_user("sid", H.pw("sid"))
         r = SHORT.admin("credential", "create", "--user", "sid", "--id", "sid-1", "--key", "p256", "--auth", "OTP")
         self.assertIn("credential sid-1 created", r.stdout)
         self.assertEqual(r.stderr, "")  # what the short-lived csc-sam says is shown only when it fails to start

@@ -30,7 +30,7 @@ SCRYPT_MIB = 32           # scrypt N = 2^15, r = 8: 128 * r * N bytes per verifi
 VERIFY_MAX = 1            # password_verify_max of this service
 RATE_MAX = 3              # failed logins per address and window before 429
 FLOOD_USER = "flooded"
-FLOOD_PASSWORD = "the right password of flooded"
+FLOOD_PASSWORD = "the right password of the flood"
 
 CONFIG = ("password_verify_max = %d\nauth_workers = 4\nauth_queue = 8\n"
           "rate_max = %d\nrate_window = 600\nmax_failures = 100\n" % (VERIFY_MAX, RATE_MAX))
@@ -45,7 +45,7 @@ def setUpModule():
         conf = f.read()
     with open(SVC.conf, "w") as f:
         f.write(re.sub(r"(?m)^scrypt_log2n = .*$", "scrypt_log2n = 15", conf))
-    SVC.admin("user", "add", FLOOD_USER, stdin=FLOOD_PASSWORD + "\n")
+    SVC.add_user(FLOOD_USER, FLOOD_PASSWORD)
     SVC.start()
 
 

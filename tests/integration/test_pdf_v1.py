@@ -33,8 +33,8 @@ def setUpModule():
     SVC = H.Service(BUILD)
     # Credentials whose failure counters the replays may raise without touching the demo ones.
     for cid, auth in (("v1-2fa", "PIN AND OTP"), ("v1-lock", "PIN")):
-        SVC.admin("credential", "create", "--id", cid, "--user", SVC.env["CSC_USER"], "--key", "p256", "--auth", auth,
-                  "--scal", "2", "--multisign", "5", stdin=PIN_V1 + "\n")
+        SVC.create_credential("--id", cid, "--user", SVC.env["CSC_USER"], "--key", "p256", "--auth", auth,
+                  "--scal", "2", "--multisign", "5", pin=PIN_V1)
     SVC.start()
     # pdfsig validates certificates with NSS: a database that trusts the demo CA.
     NSSDIR = os.path.join(SVC.tmp, "nss")

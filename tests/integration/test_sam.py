@@ -169,8 +169,8 @@ class TestApprovalAcrossRestart(unittest.TestCase):
 
     def test_kill9_between_authorize_and_approve(self):
         svc = self.svc
-        svc.admin("credential", "create", "--id", "ap-restart", "--user", svc.env["CSC_USER"], "--key", "p256",
-                  "--auth", "PIN AND APPROVAL", "--scal", "2", "--multisign", "1", stdin=svc.env["CSC_PIN"] + "\n")
+        svc.create_credential("--id", "ap-restart", "--user", svc.env["CSC_USER"], "--key", "p256",
+                  "--auth", "PIN AND APPROVAL", "--scal", "2", "--multisign", "1", pin=svc.env["CSC_PIN"])
         t = svc.token()
         d = H.digest("approved across a restart")
         r = svc.post("credentials/authorize", {"credentialID": "ap-restart", "numSignatures": 1,

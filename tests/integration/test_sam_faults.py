@@ -64,8 +64,8 @@ class TestKillSam(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.svc = H.Service(BUILD)
-        cls.svc.admin("credential", "create", "--id", CRED, "--user", cls.svc.env["CSC_USER"], "--key", "p256",
-                      "--auth", "PIN", "--scal", "1", "--multisign", str(BUDGET), stdin=PIN + "\n")
+        cls.svc.create_credential("--id", CRED, "--user", cls.svc.env["CSC_USER"], "--key", "p256",
+                      "--auth", "PIN", "--scal", "1", "--multisign", str(BUDGET), pin=PIN)
         cls.svc.start()
 
     @classmethod

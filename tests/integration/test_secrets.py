@@ -32,13 +32,12 @@ class TestWipedHeap(unittest.TestCase):
             self.skipTest("sanitizer build: freewatch cannot replace the allocator")
         svc = H.Service(BUILD)
         out = os.path.join(svc.tmp, "freewatch.out")
-        svc.admin("user", "add", "wipe", stdin=PASSWORD + "\n")
-        svc.admin("credential", "create", "--id", "wipe-1", "--user", "wipe", "--key", "p256", "--auth", "PIN",
-                  stdin=PIN + "\n")
+        svc.add_user("wanda", PASSWORD)
+        svc.create_credential("--id", "wipe-1", "--user", "wanda", "--key", "p256", "--auth", "PIN", pin=PIN)
         svc.start(env_extra={"LD_PRELOAD": WATCH, "FREEWATCH_MARKER": MARKER, "FREEWATCH_OUT": out})
         try:
             for i in range(10):
-                t = svc.token("wipe", PASSWORD)
+                t = svc.token("wanda", PASSWORD)
                 basic = "Basic " + H.b64(("nobody:wrong-" + MARKER).encode())
                 self.assertEqual(svc.post("auth/login", {}, auth=basic).status, 400)
                 dg = H.b64(H.digest("wipe %d" % i))
@@ -55,7 +54,7 @@ class TestWipedHeap(unittest.TestCase):
                                 {"Content-Type": "application/json", "Authorization": "Bearer " + t})
                 self.assertEqual(r.status, 200, r)
                 # a sign-in form (refused: no page was shown first) is parsed all the same
-                form = urllib.parse.urlencode({"username": "wipe", "password": PASSWORD, "otp": "000000",
+                form = urllib.parse.urlencode({"username": "wanda", "password": PASSWORD, "otp": "000000",
                                                "csrf": "x"}).encode()
                 r = svc.request("POST", "/oauth2/authorize", form,
                                 {"Content-Type": "application/x-www-form-urlencoded"})

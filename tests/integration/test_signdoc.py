@@ -28,12 +28,12 @@ def setUpModule():
     global SVC
     SVC = H.Service(BUILD)
     for user in ("dora",):
-        SVC.admin("user", "add", user, stdin="password-%s\n" % user)
+        SVC.add_user(user, H.pw(user))
     # SCAL 1 credentials (no digests bound) so one SAD serves several documents; SCAL 2 for the binding tests.
     for cid, key, scal in (("dora-ec", "p256", "1"), ("dora-rsa", "rsa2048", "1"), ("dora-ec2", "p256", "2"),
                            ("dora-off", "p256", "1")):
-        SVC.admin("credential", "create", "--id", cid, "--user", "dora", "--key", key, "--auth", "PIN",
-                  "--scal", scal, "--multisign", "50", stdin=PIN_X + "\n")
+        SVC.create_credential("--id", cid, "--user", "dora", "--key", key, "--auth", "PIN",
+                  "--scal", scal, "--multisign", "50", pin=PIN_X)
     SVC.admin("credential", "disable", "dora-off")
     SVC.start()
 
@@ -71,7 +71,7 @@ class Base(unittest.TestCase):
         return p
 
     def dora(self):
-        return SVC.token("dora", "password-dora")
+        return SVC.token("dora", H.pw("dora"))
 
 
 # ---- DER and PDF helpers -------------------------------------------------------------------------------------
@@ -503,9 +503,9 @@ class TestSignDocPades(SignDocBase):
         self.assert_ades(pdf_cms(signed, gap), pdf_ranges(pdf, gap), False, False, True)
         self.assert_ades(base64.b64decode(p.json["SignatureObject"][0]), doc, False, True, False)
         # another user never sees it
-        SVC.admin("user", "add", "erin-doc", stdin="password-erin-doc\n", check=False)
+        SVC.add_user("erin-doc", H.pw("erin-doc"))
         other = SVC.post("signatures/signPolling", {"requestID": rid},
-                         SVC.token("erin-doc", "password-erin-doc"))
+                         SVC.token("erin-doc", H.pw("erin-doc")))
         self.assertEqual(other.status, 400, other)
 
     def test_pdf_byte_range_digest(self):
@@ -756,7 +756,7 @@ class TestNoTsa(Base):
         r = SVC.admin("tsa", "init", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("exists already", r.stderr)
-        r = SVC.admin("user", "add", "-tsa-", stdin="password-x\n", check=False)
+        r = SVC.admin("user", "add", "-tsa-", "--contact", "tsa@example.test", "--letter", check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("reserved", r.stderr)
 
