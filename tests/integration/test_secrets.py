@@ -1,4 +1,5 @@
-"""Secrets the server copies are wiped before their memory goes back to the C library (issue 9 item 10).
+"""Secrets the server copies are wiped before their memory goes back to the C library (issue 9 item 10); and no
+operator ever sees a user's secret (issue 12): TestOperatorsSeeNoUserSecret.
 
 csc-server runs with freewatch (an LD_PRELOAD library built from freewatch.c) that looks into every block passed
 to free() or realloc() for a marker that is part of a user's password and of a credential PIN, and names the
@@ -9,6 +10,8 @@ and OpenSSL's own buffers are beyond the server's reach (docs/compliance.md, J2)
 Sanitizer builds own the allocator: there the test is skipped."""
 import json
 import os
+import re
+import secrets
 import unittest
 import urllib.parse
 
@@ -68,6 +71,82 @@ class TestWipedHeap(unittest.TestCase):
         others = sorted({l.split(" ")[0] for l in lines} - {l.split(" ")[0] for l in ours})
         print("freewatch: %d freed blocks held the marker; outside the server's reach: %s" % (len(lines), others))
         self.assertEqual(ours, [], "blocks freed unwiped by the server or libyajl")
+
+
+class TestOperatorsSeeNoUserSecret(unittest.TestCase):
+    """Issue 12, "done when": a full enrollment with otp_sender = file: - registration, a wrong code, the enrollment
+    with a credential's PIN, signing, an operator's recovery and the second enrollment - and then every csc-admin
+    output of it, the audit log as operators read it (audit query, text and JSON, heads, verify), the LMDB file,
+    the server's log and access log: none holds the user's password, PIN, TOTP secret or enrollment code. Only the
+    file the test-only sender writes to has the codes. (The TOTP key is in the user record until it is sealed under
+    an HSM key: its raw bytes are not searched for in the LMDB file; its base32 text, which the user types, is.)"""
+
+    def test_full_enrollment_shows_operators_no_user_secret(self):
+        svc = H.Service(BUILD)
+        sink = os.path.join(svc.tmp, "sent-codes")
+        with open(svc.conf, "a") as f:
+            f.write("otp_sender = file:%s\n" % sink)
+        outputs = []
+
+        def admin(*args):
+            r = svc.admin(*args)
+            outputs.append(("csc-admin " + " ".join(args), r.stdout + r.stderr))
+            return r.stdout
+
+        def sent_code():
+            with open(sink) as f:
+                return re.findall(r"(?m)^sara - ENROLL ([A-HJ-NP-Z2-9]{4}(?:-[A-HJ-NP-Z2-9]{4}){3})$", f.read())[-1]
+
+        user_secrets = {}
+        svc.start()
+        try:
+            out = admin("user", "add", "sara", "--contact", "sara@example.test", "--evidence", "passport S-1")
+            self.assertIn("enrollment sara sent to sara@example.test", out)
+            admin("credential", "create", "--id", "sara-ec", "--user", "sara", "--key", "p256", "--auth", "PIN")
+            code = sent_code()
+            wrong = code[:-1] + ("A" if code[-1] != "A" else "B")
+            b = H.Browser(svc, "/enroll")
+            b.get()
+            b.post({"action": "code", "name": "sara", "code": wrong})
+            self.assertIn('id="error"', b.text)
+            self.assertNotIn('id="totp-secret"', b.text)
+            for n in (1, 2):
+                password = "Sara-%d-%s" % (n, secrets.token_hex(8))
+                pin = "7306%08d" % secrets.randbelow(10 ** 8)
+                svc.users["sara"] = {"password": password, "code": code, "totp": None, "pins": {"sara-ec": pin}}
+                totp = svc.enroll("sara")
+                user_secrets.update({"password %d" % n: password, "PIN %d" % n: pin, "TOTP secret %d" % n: totp,
+                                     "code %d" % n: code, "code %d without dashes" % n: code.replace("-", "")})
+                t = svc.token("sara", password)
+                dg = H.digest("signed by sara %d" % n)
+                r = svc.authorize(t, "sara-ec", [dg], pin=pin)
+                self.assertEqual(r.status, 200, r)
+                r = svc.post("signatures/signHash", {"credentialID": "sara-ec", "SAD": r.json["SAD"],
+                                                     "hashes": [H.b64(dg)], "signAlgo": H.ECDSA_SHA256}, t)
+                self.assertEqual(r.status, 200, r)
+                if n == 1:  # she lost her phone: a new code, her password, TOTP secret and PIN are cleared
+                    out = admin("user", "recover", "sara", "--pin", "sara-ec")
+                    self.assertIn("enrollment sara sent to sara@example.test", out)
+                    code = sent_code()
+                    self.assertNotEqual(code, user_secrets["code 1"])
+                    self.assertEqual(svc.post("credentials/list", {}, t).status, 401)  # her tokens revoked
+            for args in (("list",), ("audit", "query"), ("audit", "query", "--json"), ("audit", "query", "--user",
+                         "sara"), ("audit", "heads"), ("audit", "verify"), ("approvals",)):
+                admin(*args)
+        finally:
+            svc.stop_checked()
+        with open(sink) as f:
+            self.assertEqual(len(f.read().splitlines()), 2)  # the two codes, nothing else: the sender's own file
+        places = list(outputs)
+        with open(os.path.join(svc.dir, "db", "data.mdb"), "rb") as f:
+            places.append(("the LMDB file", f.read().decode("latin-1")))
+        places.append(("the server's log", svc.server_stderr()))
+        with open(os.path.join(svc.dir, "log", "access.log")) as f:
+            places.append(("the access log", f.read()))
+        self.assertIn("sara", "".join(text for _, text in places))  # the places were read
+        for what, secret in user_secrets.items():
+            for where, text in places:
+                self.assertNotIn(secret.lower(), text.lower(), "%s in %s" % (what, where))
 
 
 if __name__ == "__main__":
