@@ -11,16 +11,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-
-function env(name) {
-  const v = process.env[name];
-  if (v === undefined || v === '') throw new Error(`${name} is not set (run this through tests/e2e/run)`);
-  return v;
-}
+import { env, totp, sleep, request as requestWith, openBrowser as openIn, shot } from './lib.mjs';
 
 const E = {};
 for (const k of ['CSC_URL', 'CSC_TLS_CA', 'CSC_USER', 'CSC_PASSWORD', 'CSC_PIN', 'CSC_TOTP_SECRET', 'E2E_APPROVE_CRED']) {
@@ -29,38 +22,8 @@ for (const k of ['CSC_URL', 'CSC_TLS_CA', 'CSC_USER', 'CSC_PASSWORD', 'CSC_PIN',
 const BASE = E.CSC_URL.replace(/\/csc\/v2\/?$/, '');
 const ORIGIN = new URL(BASE).origin;
 const CA = fs.readFileSync(E.CSC_TLS_CA);
-const ARTIFACTS = process.env.E2E_ARTIFACTS || path.resolve(import.meta.dirname ?? '.', '../artifacts/e2e');
 const SHA256_OID = '2.16.840.1.101.3.4.2.1';
 const ECDSA_SHA256_OID = '1.2.840.10045.4.3.2';
-const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function base32Decode(s) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0, value = 0;
-  const out = [];
-  for (const ch of s.toUpperCase().replace(/[\s=]/g, '')) {
-    value = (value << 5) | alphabet.indexOf(ch);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function totpAt(key, step) {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(step));
-  const h = crypto.createHmac('sha1', key).update(msg).digest();
-  const off = h[h.length - 1] & 0x0f;
-  const bin = ((h[off] & 0x7f) << 24) | (h[off + 1] << 16) | (h[off + 2] << 8) | h[off + 3];
-  return String(bin % 1e6).padStart(6, '0');
-}
 
 // The server accepts each time step once per user, and other test files (own processes) log the same user in:
 // every login here waits for a step that starts after this process did, and is not about to end.
@@ -71,25 +34,13 @@ async function freshOtp() {
     const step = Math.floor(now / 30);
     if (step > lastStep && 30 - (now - step * 30) >= 4) {
       lastStep = step;
-      return totpAt(base32Decode(E.CSC_TOTP_SECRET), step);
+      return totp(E.CSC_TOTP_SECRET, step);
     }
     await sleep(1000);
   }
 }
 
-function request(method, url, { headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, ca: CA, headers }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.setTimeout(30000, () => req.destroy(new Error(`${method} ${url}: timeout`)));
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
+const request = (method, url, opts) => requestWith(CA, method, url, opts);
 
 async function csc(method, body, bearer) {
   const headers = { 'Content-Type': 'application/json' };
@@ -109,24 +60,7 @@ async function token() {
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'csc-e2e-approve-'));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
-async function openBrowser(t, name) {
-  const context = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(tmpRoot, `${name}-`)), {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, ignoreHTTPSErrors: true,
-    viewport: { width: 1000, height: 900 }, locale: 'en-US',
-  });
-  t.after(() => context.close().catch(() => {}));
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15000);
-  const rec = { requests: [], console: [] };
-  page.on('request', (r) => rec.requests.push(r.url()));
-  page.on('console', (m) => rec.console.push(`${m.type()}: ${m.text()}`));
-  return { context, page, rec };
-}
-
-async function shot(page, name) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
-}
+const openBrowser = (t, name) => openIn(t, tmpRoot, name);
 
 // authorize for one signature over a fresh document: 202 + handle, still pending.
 async function pendingRequest(bearer, label) {
