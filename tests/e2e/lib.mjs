@@ -1,5 +1,5 @@
-// Helpers of the page tests that tests/e2e/run runs (approve.test.mjs, enroll.test.mjs): the environment it exports, TOTP codes,
-// HTTPS requests to the service, a headless Chromium and screenshots.
+// Helpers of the page tests that tests/e2e/run runs (approve.test.mjs, enroll.test.mjs): the environment it
+// exports, TOTP codes, HTTPS requests to the service, a headless Chromium and screenshots.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
