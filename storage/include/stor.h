@@ -295,6 +295,8 @@ typedef enum {
     STOR_EV_AUDIT_HEAD = 15,    /**< an audit head was signed with the HSM audit key (stored in audit_heads) */
     STOR_EV_STORAGE = 16,       /**< the LMDB map was full: written by the first commit after space came back */
     STOR_EV_SAM = 17,           /**< csc-sam: a connection refused (peer not allowed), start and stop */
+    STOR_EV_ENROLL = 18,        /**< enrollment: code issued, wrong or burnt, step 2 begun, enrolled, a PIN set by its
+                                     user (/enroll, /account), an operator's recovery (never a code or secret) */
 } stor_event_t;
 
 typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;
