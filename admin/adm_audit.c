@@ -27,7 +27,7 @@ static const char *const event_names[] = {
     [STOR_EV_CERT] = "cert",
     [STOR_EV_CHALLENGE] = "challenge", [STOR_EV_APPROVAL] = "approval",
     [STOR_EV_OPERATOR] = "operator",   [STOR_EV_STORAGE] = "storage",
-    [STOR_EV_SAM] = "sam",
+    [STOR_EV_SAM] = "sam",              [STOR_EV_ENROLL] = "enroll",
 };
 #define N_EVENTS (sizeof(event_names) / sizeof(event_names[0]))
 

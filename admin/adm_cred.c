@@ -188,7 +188,9 @@ static int cred_fill(const adm_t *a, const adm_cred_spec_t *s, stor_cred_t *c, c
     if (s->oauth2code && (strstr(s->auth_expr, "CHALLENGE") != NULL || strstr(s->auth_expr, "APPROVAL") != NULL))
         return ERR("the CHALLENGE and APPROVAL objects need auth mode explicit (credentials/authorize)");
     snprintf(c->auth_expr, sizeof(c->auth_expr), "%s", s->auth_expr);
-    if (strstr(s->auth_expr, "PIN") != NULL) {
+    if (strstr(s->auth_expr, "PIN") != NULL && s->pin == NULL) {
+        c->pin_unset = 1; /* the owner sets it (/enroll, /account): no operator ever knows it */
+    } else if (strstr(s->auth_expr, "PIN") != NULL) {
         if (!valid_pin(s->pin, adm_pin_min(a)))
             return ERR("the PIN must be %u..%d digits (pin_min_length)", adm_pin_min(a), ADM_PIN_MAX);
         if (oauth_secret_hash(s->pin, strlen(s->pin), a->scrypt_log2n, c->pin_verifier, &c->pin_verifier_len) != 0)
@@ -731,26 +733,27 @@ static int list_cred(const stor_cred_t *c, void *arg)
         snprintf(pending, sizeof(pending), (job->flags & STOR_APPROVAL_JOB) ? " (key destruction pending: job %s)"
                                                                           : " (key destruction waits for approval %s)",
                  job->id);
-    fprintf(out, "  credential %s  %s%s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
+    fprintf(out, "  credential %s  %s%s%s%s  %s-%u%s%s  auth=\"%s\" SCAL=%u multisign=%u  cert=\"%s\" until %s\n", c->id,
             c->status == STOR_CRED_ENABLED     ? "enabled"
             : c->status == STOR_CRED_DESTROYED ? "destroyed"
             : c->status == STOR_CRED_PENDING   ? "pending"
                                                : "disabled",
             c->pending_key_id_len > 0 && c->status != STOR_CRED_DESTROYED ? " (renewal key pending its certificate)" : "",
-            pending,
+            pending, stor_cred_pin_unset(c, c->owner) ? "  pin=unset" : "",
             c->key_type == STOR_KEY_RSA ? "RSA" : "EC",
             (unsigned)c->key_bits, c->key_curve[0] ? " curve " : "", c->key_curve, c->auth_expr, (unsigned)c->scal,
             (unsigned)c->multisign, subj, until);
     for (uint32_t i = 0; i < c->n_delegates && i < STOR_DELEGATES_MAX; i++)
-        fprintf(out, "    delegate %s%s\n", c->delegates[i], c->delegate_pins[i][0] ? "  (own PIN)" : "");
+        fprintf(out, "    delegate %s%s\n", c->delegates[i],
+                stor_cred_pin_unset(c, c->delegates[i]) ? "  pin=unset" : c->delegate_pins[i][0] ? "  (own PIN)" : "");
     return 0;
 }
 
 static int list_user(const stor_user_t *u, void *arg)
 {
     list_walk_t *w = arg;
-    static const char *const st[] = {"?", "active", "suspended", "terminated"};
-    fprintf(w->out, "user %s  %s%s%s%s%s\n", u->name, u->status <= 3 ? st[u->status] : "?",
+    static const char *const st[] = {"?", "active", "suspended", "terminated", "enrolling"};
+    fprintf(w->out, "user %s  %s%s%s%s%s\n", u->name, u->status <= 4 ? st[u->status] : "?",
             u->locked_until > time(NULL) ? "  (locked)" : "", u->evidence[0] ? "  evidence=\"" : "", u->evidence,
             u->evidence[0] ? "\"" : "");
     return stor_txn_cred_each(w->t, u->name, list_cred, w);

@@ -190,6 +190,9 @@ static int delegate_fn(stor_txn_t *t, void *arg)
             memcpy(c->delegates[k], c->delegates[k + 1], sizeof(c->delegates[k]));
             memcpy(c->delegate_pins[k], c->delegate_pins[k + 1], sizeof(c->delegate_pins[k]));
         }
+        /* the PIN-unset marks follow their delegates down */
+        uint32_t low = c->delegate_pin_unset & ((1u << i) - 1u);
+        c->delegate_pin_unset = low | (c->delegate_pin_unset >> 1 & ~((1u << i) - 1u));
         c->n_delegates--;
         memset(c->delegates[c->n_delegates], 0, sizeof(c->delegates[0]));
         OPENSSL_cleanse(c->delegate_pins[c->n_delegates], sizeof(c->delegate_pins[0]));
@@ -225,6 +228,8 @@ static int delegate_fn(stor_txn_t *t, void *arg)
             snprintf(c->delegates[i], sizeof(c->delegates[i]), "%s", j->user);
         }
         memcpy(c->delegate_pins[i], j->pin_hex, sizeof(c->delegate_pins[i]));
+        /* no PIN given: the delegate sets their own (/account) before they can authorize */
+        (void)stor_cred_pin_mark(c, j->user, j->pin_hex[0] == '\0');
         if ((rc = stor_txn_delegation_put(t, j->user, j->id)) != 0)
             return rc;
     }

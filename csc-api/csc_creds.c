@@ -578,7 +578,7 @@ int csc_m_authorize(csc_req_t *r)
         csc_bad(r, "The credential is authorized through OAuth 2.0 (auth mode oauth2code)");
         goto out;
     }
-    if (cred->status != STOR_CRED_ENABLED) {
+    if (cred->status != STOR_CRED_ENABLED || stor_cred_pin_unset(cred, r->principal.user)) { /* PIN unset: as disabled */
         csc_bad(r, "The credential identified by credentialID is disabled");
         goto out;
     }

@@ -117,7 +117,7 @@ static int has_prefix(const char *path, size_t len, const char *prefix)
 int csc_is_api_path(const char *path, size_t len)
 {
     return has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1) || web_oauth_is_path(path, len) ||
-           web_approve_is_path(path, len) || web_logo_is_path(path, len);
+           web_approve_is_path(path, len) || web_enroll_is_path(path, len) || web_logo_is_path(path, len);
 }
 
 /* After the version prefix: the methods that verify a password or a PIN. */
@@ -126,7 +126,8 @@ static const char *const secret_methods[] = {"auth/login", "credentials/authoriz
 static int is_page_form(const char *path, size_t len)
 {
     static const char authorize[] = "/oauth2/authorize";
-    return (len == sizeof(authorize) - 1 && memcmp(path, authorize, len) == 0) || web_approve_is_path(path, len);
+    return (len == sizeof(authorize) - 1 && memcmp(path, authorize, len) == 0) || web_approve_is_path(path, len) ||
+           web_enroll_is_path(path, len);
 }
 
 int csc_checks_secret(const char *method, size_t method_len, const char *path, size_t path_len)
@@ -263,6 +264,11 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     }
     if (web_approve_is_path(call->path, call->path_len)) {
         web_approve_handle(c, call, reply);
+        retry_later(reply);
+        return;
+    }
+    if (web_enroll_is_path(call->path, call->path_len)) {
+        web_enroll_handle(c, call, reply);
         retry_later(reply);
         return;
     }

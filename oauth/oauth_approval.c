@@ -84,7 +84,8 @@ static int new_write(stor_txn_t *t, void *arg)
         c->rc = OAUTH_ERR_LOCKED;
         return 0;
     }
-    if (c->user.status != STOR_USER_ACTIVE || c->cred->status != STOR_CRED_ENABLED) {
+    if (c->user.status != STOR_USER_ACTIVE || c->cred->status != STOR_CRED_ENABLED ||
+        stor_cred_pin_unset(c->cred, c->user.name)) {
         c->rc = OAUTH_ERR_DISABLED;
         return 0;
     }

@@ -132,7 +132,8 @@ static int authz_load(stor_txn_t *t, authz_ctx_t *c)
     }
     if (c->cred->locked_until > c->now)
         c->rc = OAUTH_ERR_LOCKED;
-    else if (c->user.status != STOR_USER_ACTIVE || c->cred->status != STOR_CRED_ENABLED || !owner_active)
+    else if (c->user.status != STOR_USER_ACTIVE || c->cred->status != STOR_CRED_ENABLED || !owner_active ||
+             stor_cred_pin_unset(c->cred, c->req->user)) /* its PIN not set yet: not usable (as disabled) */
         c->rc = OAUTH_ERR_DISABLED;
     else
         c->rc = OAUTH_OK;

@@ -77,7 +77,7 @@ static int decide_load(stor_txn_t *t, decide_ctx_t *c)
         refuse(c, OAUTH_ERR_INVALID, "unknown credential");
     else if (c->cred->locked_until > c->now)
         refuse(c, OAUTH_ERR_LOCKED, "locked");
-    else if (c->cred->status != STOR_CRED_ENABLED)
+    else if (c->cred->status != STOR_CRED_ENABLED || stor_cred_pin_unset(c->cred, c->user))
         refuse(c, OAUTH_ERR_DISABLED, "credential disabled");
     else if (c->req->num_signatures > c->cred->multisign)
         refuse(c, OAUTH_ERR_INVAL, "numSignatures above multisign");

@@ -51,6 +51,9 @@ static const handler_row_t handlers[] = {
     {SAM_OP_CHALLENGE, sam_op_challenge},
     {SAM_OP_CONSENT, sam_op_consent},
     {SAM_OP_APPROVE, sam_op_approve},
+    {SAM_OP_ENROLL_BEGIN, sam_op_enroll_begin},
+    {SAM_OP_ENROLL_FINISH, sam_op_enroll_finish},
+    {SAM_OP_ACCOUNT_PIN, sam_op_account_pin},
 };
 
 /* The operators' socket (cfg->operators; sam_op_keys.c): csc-admin's key operations. */
@@ -70,6 +73,7 @@ static const handler_row_t operator_handlers[] = {
     {SAM_OP_AUDIT_KEY, sam_op_audit_key},
     {SAM_OP_AUDIT_HEAD, sam_op_audit_head},
     {SAM_OP_AUDIT_PUBKEY, sam_op_audit_pubkey},
+    {SAM_OP_ENROLL_ISSUE, sam_op_enroll_issue},
 };
 
 /* An op of the operators' socket (csc-admin's), as opposed to the front end's. */

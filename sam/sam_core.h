@@ -101,6 +101,21 @@ int sam_op_approve(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bui
 
 /* ---- the operators' socket (sam_op_keys.c; cfg->operators): csc-admin's key operations ---- */
 
+/* One operator request being served: admin/'s context with the operator's name. */
+typedef struct op_ctx {
+    adm_t adm;
+    char name[STOR_NAME_MAX + 1];
+    char who[2 * STOR_NAME_MAX + 16]; /* "name" or "approver,requester=name" */
+    uint32_t roles;
+} op_ctx_t;
+/**
+ * The checks every operator op begins with (sam_op_keys.c): the operator's session, the role of the command w1 w2,
+ * the two-person rule (a stored request must name flag = match, or its first argument match when flag is NULL).
+ * @return 0: go on, x filled; -1: the refusal is built into b and *rc is the builder's result
+ */
+int sam_op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, const char *w1,
+                 const char *w2, uint32_t role, const char *flag, const char *match, op_ctx_t *x, int *rc);
+
 /** KEY_CREATE: csc-admin credential create (adm_cred_create): key pair, certificate from the SAM's own CA or a PKCS#10
  *  request handed back. */
 int sam_op_key_create(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
@@ -126,6 +141,28 @@ int sam_op_tsa_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bui
 int sam_op_audit_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 int sam_op_audit_head(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 int sam_op_audit_pubkey(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
+/* ---- enrollment (sam_op_enroll.c, sam_op_account.c) ---- */
+
+/** ENROLL_ISSUE (operators' socket): csc-admin user add (a new user, state enrolling) and user recover (password and
+ *  TOTP cleared, chosen PINs unset): a one-time enrollment code, only its hash stored, sent by otp_sender or (LETTER,
+ *  no sender configured) answered once for a sealed letter. */
+int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** ENROLL_BEGIN: /enroll step 1 (name and code: a wrong one counts, the last try burns it) -> a ticket and the TOTP
+ *  secret made for the enrollment; or the same step 2 again for a ticket. */
+int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** ENROLL_FINISH: /enroll step 2: password (rules), first TOTP code, PINs -> the user is active. */
+int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** ACCOUNT_PIN: /account: the PIN of a credential that waits for the signed-in user's PIN. */
+int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** The PIN rule (pin_min_length..32 digits): NULL if pin is acceptable, else why not. */
+const char *sam_pin_refusal(const sam_server_config_t *cfg, const char *pin);
+/** Set user's PIN of c to the verifier ver (vlen bytes) and mark it set (owner or delegate). @return 0 or -1 */
+int sam_cred_set_pin(stor_cred_t *c, const char *user, const uint8_t *ver, uint32_t vlen);
+/** The kind of otp_sender (sam_op_challenge.c): 0 none, 1 exec: (path after the colon in *path), 2 file:. */
+int sam_sender_kind(const sam_server_config_t *cfg, const char **path);
+/** Append line to the file: sink at path (0600). @return 0, or -1 with *why set */
+int sam_sink_append(const char *path, const char *line, size_t len, const char **why);
 
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);

@@ -31,7 +31,7 @@ _Static_assert(SAM_SENDER_CODE_LEN == OAUTH_CHALLENGE_DIGITS, "the helper's code
 typedef enum { SENDER_NONE = 0, SENDER_EXEC, SENDER_FILE } sender_kind_t;
 
 /* The kind of cfg's sender and its path (within otp_sender). srv_config.c and csc-api checked it at start-up. */
-static sender_kind_t sender_of(const sam_server_config_t *cfg, const char **path)
+int sam_sender_kind(const sam_server_config_t *cfg, const char **path)
 {
     const char *s = cfg->otp_sender;
     *path = NULL;
@@ -57,7 +57,7 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int send_file(const char *path, const char *line, size_t len, const char **why)
+int sam_sink_append(const char *path, const char *line, size_t len, const char **why)
 {
     *why = "sink not writable";
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -77,14 +77,14 @@ static int deliver(const sam_server_config_t *cfg, const char *user, const char 
     const char *path, *reason = NULL;
     int n, rc;
 
-    if (sender_of(cfg, &path) == SENDER_EXEC)
+    if (sam_sender_kind(cfg, &path) == SENDER_EXEC)
         return sam_sender_deliver(cfg->sender, cfg->otp_sender_timeout, user, cred, code, why, whysz);
     n = snprintf(line, sizeof(line), "%s %s %s %s\n", user, cred, OAUTH_CHALLENGE_ID, code);
     if (n < 0 || (size_t)n >= sizeof(line)) {
         reason = "message too long";
         rc = -1;
     } else {
-        rc = send_file(path, line, (size_t)n, &reason);
+        rc = sam_sink_append(path, line, (size_t)n, &reason);
     }
     OPENSSL_cleanse(line, sizeof(line));
     if (rc != 0)
@@ -103,7 +103,7 @@ int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
     int rc;
 
     memset(&who, 0, sizeof(who));
-    if (cfg->oauth == NULL || sender_of(cfg, &path) == SENDER_NONE)
+    if (cfg->oauth == NULL || sam_sender_kind(cfg, &path) == SENDER_NONE)
         return sam_build_refusal(b, req->id, SAM_REFUSE_NOT_OFFERED, "no otp_sender is configured", 0);
     if (sam_get_text(req, SAM_T_TOKEN, token, sizeof(token)) != SAM_OK ||
         sam_get_text(req, SAM_T_CRED, cred, sizeof(cred)) != SAM_OK ||

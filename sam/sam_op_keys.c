@@ -17,13 +17,6 @@
 /* the audit key: sam_audit_sign_head, sam_audit_key_pub (sam_server.h) */
 #include "sam_core.h"
 
-/* One operator request being served: admin/'s context with the operator's name. */
-typedef struct op_ctx {
-    adm_t adm;
-    char name[STOR_NAME_MAX + 1];
-    char who[2 * STOR_NAME_MAX + 16]; /* "name" or "approver,requester=name" */
-    uint32_t roles;
-} op_ctx_t;
 
 /* The refusal code of an adm_ result. */
 static uint32_t refusal_of_adm(int rc)
@@ -76,8 +69,8 @@ static int approval_is(const stor_approval_t *ap, const char *w1, const char *w2
  * match say what a stored request must name to be this one (approval_is). 0: go on, x filled; else the refusal is
  * built into b and *rc is the builder's result.
  */
-static int op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, const char *w1,
-                    const char *w2, uint32_t role, const char *flag, const char *match, op_ctx_t *x, int *rc)
+int sam_op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, const char *w1,
+                 const char *w2, uint32_t role, const char *flag, const char *match, op_ctx_t *x, int *rc)
 {
     const sam_operators_t *ops = cfg->operators;
     char tok[SAM_TOKEN_MAX + 1], what[64], err[256], id[SAM_NAME_MAX + 1];
@@ -195,7 +188,7 @@ int sam_op_key_create(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
     int rc;
 
     sam_text(req, SAM_T_USER, user, sizeof(user));
-    if (op_begin(cfg, req, b, "credential", "create", STOR_ROLE_KEY_ADMIN, "--user", user, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "credential", "create", STOR_ROLE_KEY_ADMIN, "--user", user, &x, &rc) != 0)
         return rc;
     adm_cred_spec_t s = {0};
     if (key_spec(req, &s.key) != 0)
@@ -251,7 +244,7 @@ int sam_op_key_destroy(const sam_server_config_t *cfg, const sam_msg_t *req, sam
         return sam_core_refuse_audited(cfg, req, b, STOR_EV_OPERATOR, "", cred, "csc-admin", SAM_REFUSE_BAD_MESSAGE,
                                        "REASON is \"" DESTROY_BY_OPERATOR "\" or \"" ADM_DESTROY_REVOKED "\"",
                                        SAM_T_REASON);
-    if (op_begin(cfg, req, b, "credential", w2, STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "credential", w2, STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
         return rc;
     if (adm_cred_destroy(&x.adm, cred, reason, err, sizeof(err)) != 0)
         return op_failed(b, req, err);
@@ -293,7 +286,7 @@ int sam_op_destroy_pending(const sam_server_config_t *cfg, const sam_msg_t *req,
     op_ctx_t x;
     int rc;
 
-    if (op_begin(cfg, req, b, "credential", "destroy-pending", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "credential", "destroy-pending", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
         return rc;
     /* Under two_person for revoke or destroy, the jobs wait for a second operator (named, not run). */
     int hold = adm_op_two_person(ops->two_person, "credential", "revoke") ||
@@ -318,7 +311,7 @@ int sam_op_user_terminate(const sam_server_config_t *cfg, const sam_msg_t *req, 
     int rc;
 
     sam_text(req, SAM_T_USER, user, sizeof(user));
-    if (op_begin(cfg, req, b, "user", "terminate", STOR_ROLE_USER_ADMIN, NULL, user, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "user", "terminate", STOR_ROLE_USER_ADMIN, NULL, user, &x, &rc) != 0)
         return rc;
     if (adm_user_set_status(&x.adm, user, STOR_USER_TERMINATED, err, sizeof(err)) != 0)
         return op_failed(b, req, err);
@@ -331,7 +324,7 @@ int sam_op_backup_init(const sam_server_config_t *cfg, const sam_msg_t *req, sam
     int created = 0, rc;
     op_ctx_t x;
 
-    if (op_begin(cfg, req, b, "backup", "init", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "backup", "init", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
         return rc;
     const char *so_pin = arg(req, SAM_T_PIN, pin, sizeof(pin));
     int arc = adm_backup_init(&x.adm, so_pin, &created, err, sizeof(err));
@@ -354,7 +347,7 @@ int sam_op_backup(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
     int rc;
 
     sam_text(req, SAM_T_CRED, cred, sizeof(cred));
-    if (op_begin(cfg, req, b, "credential", "backup", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "credential", "backup", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
         return rc;
     if (arg(req, SAM_T_DESCRIPTION, file, sizeof(file)) == NULL)
         snprintf(file, sizeof(file), "-");
@@ -374,7 +367,7 @@ int sam_op_restore(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bui
     op_ctx_t x;
     int rc;
 
-    if (op_begin(cfg, req, b, "credential", "restore", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "credential", "restore", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
         return rc;
     if (arg(req, SAM_T_DESCRIPTION, file, sizeof(file)) == NULL)
         snprintf(file, sizeof(file), "-");
@@ -396,7 +389,7 @@ int sam_op_csr(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder
     int rc;
 
     sam_text(req, SAM_T_CRED, cred, sizeof(cred));
-    if (op_begin(cfg, req, b, "credential", "renew", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "credential", "renew", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
         return rc;
     if (adm_cred_renew_csr_mem(&x.adm, cred, arg(req, SAM_T_SUBJECT_CN, cn, sizeof(cn)),
                                arg(req, SAM_T_SUBJECT_O, o, sizeof(o)), arg(req, SAM_T_SUBJECT_C, c, sizeof(c)), &csr,
@@ -424,7 +417,7 @@ int sam_op_cert_import(const sam_server_config_t *cfg, const sam_msg_t *req, sam
     int rc;
 
     sam_text(req, SAM_T_CRED, cred, sizeof(cred));
-    if (op_begin(cfg, req, b, "credential", "import", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0) {
+    if (sam_op_begin(cfg, req, b, "credential", "import", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0) {
         sk_X509_free(chain);
         return rc;
     }
@@ -460,7 +453,7 @@ int sam_op_renew(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
     int rc;
 
     sam_text(req, SAM_T_CRED, cred, sizeof(cred));
-    if (op_begin(cfg, req, b, "credential", "renew", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "credential", "renew", STOR_ROLE_KEY_ADMIN, NULL, cred, &x, &rc) != 0)
         return rc;
     if (adm_cred_renew(&x.adm, cred, err, sizeof(err)) != 0)
         return op_failed(b, req, err);
@@ -474,7 +467,7 @@ int sam_op_tsa_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bui
     op_ctx_t x;
     int rc;
 
-    if (op_begin(cfg, req, b, "tsa", "init", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "tsa", "init", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
         return rc;
     if (cfg->tsa_credential == NULL || cfg->tsa_credential[0] == '\0')
         return sam_refuse(b, req, SAM_REFUSE_NOT_OFFERED,
@@ -510,7 +503,7 @@ int sam_op_audit_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
     op_ctx_t x;
 
     if (sam_msg_count(req, SAM_T_SESSION) != 0) {
-        if (op_begin(cfg, req, b, "audit", "key-init", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
+        if (sam_op_begin(cfg, req, b, "audit", "key-init", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
             return rc;
     } else {
         /* csc-admin init on a new database: no operator exists who could log in yet (as operator bootstrap). */
@@ -538,7 +531,7 @@ int sam_op_audit_head(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
     op_ctx_t x;
     int rc;
 
-    if (op_begin(cfg, req, b, "audit", "sign-head", STOR_ROLE_AUDITOR, NULL, NULL, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "audit", "sign-head", STOR_ROLE_AUDITOR, NULL, NULL, &x, &rc) != 0)
         return rc;
     int arc = sam_audit_sign_head(cfg->stor, cfg->hsm, "csc-admin", 1, &seq);
     if (arc == SAM_AUDIT_SIGN_NOKEY)
@@ -562,7 +555,7 @@ int sam_op_audit_pubkey(const sam_server_config_t *cfg, const sam_msg_t *req, sa
     if (strcmp(what, "export-key") != 0 && strcmp(what, "verify") != 0)
         return sam_core_refuse_audited(cfg, req, b, STOR_EV_OPERATOR, "", "", "csc-admin", SAM_REFUSE_BAD_MESSAGE,
                                        "DESCRIPTION is export-key or verify", SAM_T_DESCRIPTION);
-    if (op_begin(cfg, req, b, "audit", what, STOR_ROLE_AUDITOR, NULL, NULL, &x, &rc) != 0)
+    if (sam_op_begin(cfg, req, b, "audit", what, STOR_ROLE_AUDITOR, NULL, NULL, &x, &rc) != 0)
         return rc;
     uint8_t *der = NULL;
     int der_len = sam_audit_key_pub(cfg->hsm, &pk) == 0 && pk != NULL ? i2d_PUBKEY(pk, &der) : 0;

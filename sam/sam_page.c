@@ -23,7 +23,7 @@ int sam_page_open(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
     }
     if (sam_get_text(req, SAM_T_SESSION, p->sid, sizeof(p->sid)) != SAM_OK ||
         sam_get_text(req, SAM_T_CSRF, csrf, sizeof(csrf)) != SAM_OK ||
-        sam_get_u32(req, SAM_T_DECISION, &p->decision) != SAM_OK ||
+        (sam_msg_count(req, SAM_T_DECISION) > 0 && sam_get_u32(req, SAM_T_DECISION, &p->decision) != SAM_OK) ||
         (sam_msg_count(req, SAM_T_ADDR) > 0 && sam_get_text(req, SAM_T_ADDR, p->addr, sizeof(p->addr)) != SAM_OK)) {
         OPENSSL_cleanse(csrf, sizeof(csrf));
         *rc = sam_build_refusal(b, req->id, SAM_REFUSE_BAD_MESSAGE, "unreadable field", 0);

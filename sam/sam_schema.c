@@ -29,6 +29,8 @@ _Static_assert((uint64_t)STOR_DIGESTS_MAX * (HSM_SIG_MAX + SAM_FIELD_HDR) <= SAM
 _Static_assert(SAM_TST_MAX + 1024 <= SAM_MSG_MAX, "STAMP reply fits");
 _Static_assert(SAM_DETAIL_MAX < sizeof(((stor_audit_t *)0)->detail), "SIGN's audit detail fits the record");
 _Static_assert(SAM_MSG_MAX <= UINT32_MAX - SAM_HDR_LEN, "length field");
+_Static_assert(SAM_CONTACT_MAX == STOR_CONTACT_MAX, "a user's contact");
+_Static_assert(64 >= STOR_TOTP_MAX, "a TOTP secret");
 
 #define REQ 1, 1
 #define OPT 0, 1
@@ -193,6 +195,46 @@ static const sam_field_spec_t audit_head[] = {
 static const sam_field_spec_t audit_head_r[] = { /* the seq signed; absent: nothing to sign */
     U64(SAM_T_SEQ, OPT),
 };
+/* /enroll step 1: the name and the code typed (one_of 1), or the ticket of a step 2 already begun (to show step 2
+ * again); the reply: a new ticket (code only), its user, the TOTP secret made for it, the credentials that wait for
+ * this user's PIN, and the CSRF token step 2's form must carry (derived from the ticket: ENROLL_FINISH checks it). */
+static const sam_field_spec_t enroll_begin[] = {
+    TEXT(SAM_T_USER, OPT, 1, SAM_NAME_MAX),
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    ONE_TEXT(1, SAM_T_ENROLL_TICKET, 1, SAM_TOKEN_MAX),
+    ONE_TEXT(1, SAM_T_ENROLL_CODE, 0, SAM_ENROLL_CODE_MAX),
+};
+static const sam_field_spec_t enroll_begin_r[] = {
+    TEXT(SAM_T_CRED, MANY(0, SAM_ENROLL_CREDS_MAX), 1, SAM_NAME_MAX),
+    TEXT(SAM_T_USER, REQ, 1, SAM_NAME_MAX),
+    U32(SAM_T_EXPIRES_IN, REQ, 0, UINT32_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_ENROLL_TICKET, OPT, 1, SAM_TOKEN_MAX),
+    BYTES(SAM_T_TOTP_SECRET, REQ, 1, 64),
+};
+/* /enroll step 2: the ticket and the form's CSRF token, the password chosen, the first TOTP code, and the PIN of each
+ * credential named (CRED i with PIN i). */
+static const sam_field_spec_t enroll_finish[] = {
+    TEXT(SAM_T_CRED, MANY(0, SAM_ENROLL_CREDS_MAX), 1, SAM_NAME_MAX),
+    TEXT(SAM_T_PIN, MANY(0, SAM_ENROLL_CREDS_MAX), 0, SAM_SECRET_MAX),
+    TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_ENROLL_TICKET, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+};
+static const sam_field_spec_t enroll_finish_r[] = {
+    TEXT(SAM_T_USER, REQ, 1, SAM_NAME_MAX),
+};
+/* /account: the browser session (stored: the SAM reads its user) and the form's CSRF token, the credential and its
+ * new PIN. */
+static const sam_field_spec_t account_pin[] = {
+    CRED,
+    TEXT(SAM_T_PIN, REQ, 0, SAM_SECRET_MAX),
+    SESSION,
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+};
 static const sam_field_spec_t refused[] = {
     U32(SAM_T_REFUSAL, REQ, 1, SAM_REFUSE_MAX),
     TEXT(SAM_T_REASON, REQ, 0, SAM_REASON_MAX),
@@ -323,6 +365,26 @@ static const sam_field_spec_t audit_pubkey[] = {
 static const sam_field_spec_t audit_pubkey_r[] = { /* absent: no audit key in the HSM */
     BYTES(SAM_T_PUBKEY, OPT, 1, SAM_PUBKEY_MAX),
 };
+/* csc-admin user add (KIND new: USER and its references; csc-sam creates the user, state enrolling) and user recover
+ * (KIND recover; CRED: credentials whose PIN the user must set again). LETTER: answer the code instead of sending it
+ * (refused when a sender is configured: the operator never sees a code that can be sent). */
+static const sam_field_spec_t enroll_issue[] = {
+    TEXT(SAM_T_CRED, MANY(0, SAM_ENROLL_CREDS_MAX), 0, SAM_DESCRIPTION_MAX),
+    ARG(SAM_T_USER, REQ),
+    SESSION,
+    APPROVAL_ID,
+    ARG(SAM_T_CONTACT, OPT),
+    ARG(SAM_T_EVIDENCE, OPT),
+    ARG(SAM_T_APPLICANT, OPT),
+    ARG(SAM_T_MANDATE, OPT),
+    U32(SAM_T_LETTER, OPT, 1, 1),
+    U32(SAM_T_KIND, REQ, SAM_ENROLL_NEW, SAM_ENROLL_RECOVER),
+};
+static const sam_field_spec_t enroll_issue_r[] = { /* the expiry; the code only for a letter; CONTACT: sent there */
+    U64(SAM_T_TIME_MS, REQ),
+    TEXT(SAM_T_CONTACT, OPT, 1, SAM_CONTACT_MAX),
+    TEXT(SAM_T_ENROLL_CODE, OPT, 1, SAM_ENROLL_CODE_MAX),
+};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define OP(op, prov, name, req, rep) {op, prov, name, req, N(req)}, {(op) | SAM_OP_REPLY, prov, name " reply", rep, N(rep)}
@@ -353,6 +415,10 @@ static const sam_op_spec_t ops[] = {
     OP_EMPTY_REPLY(SAM_OP_USER_TERMINATE, 0, "USER_TERMINATE", user_terminate),
     OP_EMPTY_REPLY(SAM_OP_RENEW, 0, "RENEW", renew),
     OP(SAM_OP_AUDIT_PUBKEY, 0, "AUDIT_PUBKEY", audit_pubkey, audit_pubkey_r),
+    OP(SAM_OP_ENROLL_BEGIN, 0, "ENROLL_BEGIN", enroll_begin, enroll_begin_r),
+    OP(SAM_OP_ENROLL_FINISH, 0, "ENROLL_FINISH", enroll_finish, enroll_finish_r),
+    OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PIN, 0, "ACCOUNT_PIN", account_pin),
+    OP(SAM_OP_ENROLL_ISSUE, 0, "ENROLL_ISSUE", enroll_issue, enroll_issue_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };
 

@@ -45,12 +45,28 @@ static int code_ok(const char *s, size_t n)
     return 1;
 }
 
+/* XXXX-XXXX-XXXX-XXXX: upper-case letters and digits in four groups */
+static int enroll_code_ok(const char *s, size_t n)
+{
+    if (n != SAM_SENDER_ENROLL_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (i % 5 == 4 ? s[i] != '-' : !((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return 1;
+}
+
 static int req_ok(const sam_sender_req_t *r)
 {
-    return r->seq != 0 && r->timeout_ms >= 1 && r->timeout_ms <= SAM_SENDER_TIMEOUT_MAX_MS &&
-           text_ok(r->user, strnlen(r->user, sizeof(r->user)), SAM_SENDER_NAME_MAX) &&
-           text_ok(r->cred, strnlen(r->cred, sizeof(r->cred)), SAM_SENDER_NAME_MAX) &&
-           code_ok(r->code, strnlen(r->code, sizeof(r->code)));
+    if (r->seq == 0 || r->timeout_ms < 1 || r->timeout_ms > SAM_SENDER_TIMEOUT_MAX_MS ||
+        !text_ok(r->user, strnlen(r->user, sizeof(r->user)), SAM_SENDER_NAME_MAX))
+        return 0;
+    if (r->enroll)
+        return r->cred[0] == '\0' && enroll_code_ok(r->code, strnlen(r->code, sizeof(r->code))) &&
+               text_ok(r->contact, strnlen(r->contact, sizeof(r->contact)), SAM_SENDER_CONTACT_MAX) &&
+               text_ok(r->expires, strnlen(r->expires, sizeof(r->expires)), SAM_SENDER_EXPIRES_MAX);
+    return text_ok(r->cred, strnlen(r->cred, sizeof(r->cred)), SAM_SENDER_NAME_MAX) &&
+           code_ok(r->code, strnlen(r->code, sizeof(r->code))) && r->contact[0] == '\0' && r->expires[0] == '\0';
 }
 
 static uint8_t *put_text(uint8_t *p, const char *s)
@@ -65,12 +81,18 @@ size_t sam_sender_req_encode(const sam_sender_req_t *r, uint8_t out[SAM_SENDER_R
 {
     if (!req_ok(r))
         return 0;
-    memcpy(out, "SND1", 4);
+    memcpy(out, r->enroll ? "SND2" : "SND1", 4);
     sam_put_be32(out + 4, r->seq);
     sam_put_be32(out + 8, r->timeout_ms);
     uint8_t *p = put_text(out + 12, r->user);
-    p = put_text(p, r->cred);
-    p = put_text(p, r->code);
+    if (r->enroll) {
+        p = put_text(p, r->code);
+        p = put_text(p, r->contact);
+        p = put_text(p, r->expires);
+    } else {
+        p = put_text(p, r->cred);
+        p = put_text(p, r->code);
+    }
     return (size_t)(p - out);
 }
 
@@ -92,12 +114,20 @@ int sam_sender_req_decode(const uint8_t *p, size_t len, sam_sender_req_t *out)
 {
     const uint8_t *end = p + len, *q = p + 12;
     memset(out, 0, sizeof(*out));
-    if (len < 12 || len > SAM_SENDER_REQ_MAX || memcmp(p, "SND1", 4) != 0)
+    if (len < 12 || len > SAM_SENDER_REQ_MAX || (memcmp(p, "SND1", 4) != 0 && memcmp(p, "SND2", 4) != 0))
         return -1;
     out->seq = sam_be32(p + 4);
     out->timeout_ms = sam_be32(p + 8);
-    if (get_text(&q, end, out->user, SAM_SENDER_NAME_MAX) != 0 || get_text(&q, end, out->cred, SAM_SENDER_NAME_MAX) != 0 ||
-        get_text(&q, end, out->code, SAM_SENDER_CODE_LEN) != 0 || q != end || !req_ok(out)) {
+    out->enroll = p[3] == '2';
+    int bad = get_text(&q, end, out->user, SAM_SENDER_NAME_MAX) != 0;
+    if (out->enroll)
+        bad = bad || get_text(&q, end, out->code, SAM_SENDER_ENROLL_LEN) != 0 ||
+              get_text(&q, end, out->contact, SAM_SENDER_CONTACT_MAX) != 0 ||
+              get_text(&q, end, out->expires, SAM_SENDER_EXPIRES_MAX) != 0;
+    else
+        bad = bad || get_text(&q, end, out->cred, SAM_SENDER_NAME_MAX) != 0 ||
+              get_text(&q, end, out->code, SAM_SENDER_CODE_LEN) != 0;
+    if (bad || q != end || !req_ok(out)) {
         OPENSSL_cleanse(out, sizeof(*out));
         return -1;
     }
@@ -264,7 +294,7 @@ done:;
 int sam_sender_serve(int fd, const char *program)
 {
     uint8_t buf[SAM_SENDER_REQ_MAX + 1], rep[SAM_SENDER_REPLY_LEN];
-    char msg[2 * SAM_SENDER_NAME_MAX + SAM_SENDER_CODE_LEN + 64];
+    char msg[SAM_SENDER_REQ_MAX + 96];
     sam_sender_req_t req;
     int rc = -1;
 
@@ -282,8 +312,11 @@ int sam_sender_serve(int fd, const char *program)
         if (n < 0 && errno != EMSGSIZE)
             break;
         if (n > 0 && sam_sender_req_decode(buf, (size_t)n, &req) == 0) {
-            int len = snprintf(msg, sizeof(msg), "user=%s\ncredential=%s\nchannel=CHALLENGE\ncode=%s\n", req.user,
-                               req.cred, req.code);
+            int len = req.enroll ? snprintf(msg, sizeof(msg),
+                                            "user=%s\ncredential=-\nchannel=ENROLL\ncode=%s\ncontact=%s\nexpires=%s\n",
+                                            req.user, req.code, req.contact, req.expires)
+                                 : snprintf(msg, sizeof(msg), "user=%s\ncredential=%s\nchannel=CHALLENGE\ncode=%s\n",
+                                            req.user, req.cred, req.code);
             run_program(fd, program, msg, (size_t)len, req.timeout_ms, &r);
         }
         OPENSSL_cleanse(buf, sizeof(buf));
@@ -376,8 +409,8 @@ static int exchange(sam_sender_t *s, const sam_sender_req_t *req, int64_t deadli
     return -1;
 }
 
-int sam_sender_deliver(sam_sender_t *s, unsigned timeout_s, const char *user, const char *cred, const char *code,
-                       char *why, size_t whysz)
+/* One delivery of req (user, cred or contact and expiry, code filled in; wiped here). */
+static int deliver_req(sam_sender_t *s, unsigned timeout_s, sam_sender_req_t *req_in, char *why, size_t whysz)
 {
     int64_t deadline = sam_now_ms() + (int64_t)timeout_s * 1000;
     uint32_t result = SAM_SENDER_NOT_STARTED, detail = 0;
@@ -385,36 +418,29 @@ int sam_sender_deliver(sam_sender_t *s, unsigned timeout_s, const char *user, co
     struct timespec until;
     int rc, lost_now = 0;
 
+    req = *req_in;
+    OPENSSL_cleanse(req_in, sizeof(*req_in));
     snprintf(why, whysz, "sender could not be started");
-    if (s == NULL)
-        return -1;
-    if (strlen(user) > SAM_SENDER_NAME_MAX || strlen(cred) > SAM_SENDER_NAME_MAX || strlen(code) > SAM_SENDER_CODE_LEN) {
-        snprintf(why, whysz, "sender refused the request");
+    if (s == NULL) {
+        OPENSSL_cleanse(&req, sizeof(req));
         return -1;
     }
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += timeout_s;
     if ((rc = pthread_mutex_clocklock(&s->mu, CLOCK_MONOTONIC, &until)) != 0) {
+        OPENSSL_cleanse(&req, sizeof(req));
         snprintf(why, whysz, rc == ETIMEDOUT ? "sender busy" : "sender could not be started");
         return -1;
     }
     int64_t left = deadline - sam_now_ms();
-    if (s->lost) {
+    if (s->lost || left <= 0) {
         pthread_mutex_unlock(&s->mu);
-        snprintf(why, whysz, "sender helper lost");
+        OPENSSL_cleanse(&req, sizeof(req));
+        snprintf(why, whysz, s->lost ? "sender helper lost" : "sender busy");
         return -1;
     }
-    if (left <= 0) {
-        pthread_mutex_unlock(&s->mu);
-        snprintf(why, whysz, "sender busy");
-        return -1;
-    }
-    memset(&req, 0, sizeof(req));
     req.seq = ++s->seq == 0 ? ++s->seq : s->seq;
     req.timeout_ms = left > SAM_SENDER_TIMEOUT_MAX_MS ? SAM_SENDER_TIMEOUT_MAX_MS : (uint32_t)left;
-    snprintf(req.user, sizeof(req.user), "%s", user);
-    snprintf(req.cred, sizeof(req.cred), "%s", cred);
-    snprintf(req.code, sizeof(req.code), "%s", code);
     rc = exchange(s, &req, deadline, &result, &detail);
     OPENSSL_cleanse(&req, sizeof(req));
     lost_now = rc != 0;
@@ -445,6 +471,39 @@ int sam_sender_deliver(sam_sender_t *s, unsigned timeout_s, const char *user, co
         break;
     }
     return -1;
+}
+
+int sam_sender_deliver(sam_sender_t *s, unsigned timeout_s, const char *user, const char *cred, const char *code,
+                       char *why, size_t whysz)
+{
+    sam_sender_req_t req;
+    if (strlen(user) > SAM_SENDER_NAME_MAX || strlen(cred) > SAM_SENDER_NAME_MAX || strlen(code) > SAM_SENDER_CODE_LEN) {
+        snprintf(why, whysz, s == NULL ? "sender could not be started" : "sender refused the request");
+        return -1;
+    }
+    memset(&req, 0, sizeof(req));
+    snprintf(req.user, sizeof(req.user), "%s", user);
+    snprintf(req.cred, sizeof(req.cred), "%s", cred);
+    snprintf(req.code, sizeof(req.code), "%s", code);
+    return deliver_req(s, timeout_s, &req, why, whysz);
+}
+
+int sam_sender_deliver_enroll(sam_sender_t *s, unsigned timeout_s, const char *user, const char *contact,
+                              const char *code, const char *expires, char *why, size_t whysz)
+{
+    sam_sender_req_t req;
+    if (strlen(user) > SAM_SENDER_NAME_MAX || strlen(contact) > SAM_SENDER_CONTACT_MAX ||
+        strlen(code) > SAM_SENDER_ENROLL_LEN || strlen(expires) > SAM_SENDER_EXPIRES_MAX) {
+        snprintf(why, whysz, s == NULL ? "sender could not be started" : "sender refused the request");
+        return -1;
+    }
+    memset(&req, 0, sizeof(req));
+    req.enroll = 1;
+    snprintf(req.user, sizeof(req.user), "%s", user);
+    snprintf(req.contact, sizeof(req.contact), "%s", contact);
+    snprintf(req.code, sizeof(req.code), "%s", code);
+    snprintf(req.expires, sizeof(req.expires), "%s", expires);
+    return deliver_req(s, timeout_s, &req, why, whysz);
 }
 
 void sam_sender_free(sam_sender_t *s)

@@ -71,6 +71,10 @@ typedef struct srv_config {
     unsigned admin_approval_ttl;                    /* seconds a two-person request waits */
     char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators */
     unsigned pin_min_length;                        /* shortest credential PIN set (6; 8 in production by default) */
+    unsigned enroll_code_ttl;                       /* seconds an enrollment code lives (86400) */
+    unsigned enroll_code_tries;                     /* wrong enrollment codes before it is burnt (5) */
+    unsigned password_min_length;                   /* shortest password a user chooses on /enroll (12) */
+    unsigned password_classes;                      /* kinds of characters a password mixes (2 of 4) */
     /* csc-sam, the signature activation module (srv_sam.c; csc-server's side: srv_samctl.c) */
     char sam_mode[8];                               /* "spawn" (csc-server starts csc-sam) or "connect" */
     unsigned sam_connect;                           /* sam_mode = connect */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -43,10 +44,19 @@ static void usage(FILE *f)
             "                                         nobody changes their own roles or removes themselves\n"
             "  approvals                              pending two-person requests   [any operator]\n"
             "  approve ID | reject ID                 run or drop a request: another operator with its role\n"
-            "  user add NAME [--evidence REF] [--password-file FILE]   [user-admin]\n"
-            "                                         add a user (password from FILE or standard input); REF names\n"
-            "                                         the identity-verification evidence (document id or URI);\n"
-            "                                         prints the TOTP secret, its otpauth:// URI and a QR code\n"
+            "  user add NAME --contact C [--evidence REF] [--applicant REF] [--mandate REF] [--letter]   [user-admin]\n"
+            "                                         register a user (state enrolling: no password, no TOTP yet) and\n"
+            "                                         issue a one-time enrollment code for /enroll: sent to C by\n"
+            "                                         otp_sender (never shown here), or, with no sender and --letter,\n"
+            "                                         printed once for a sealed letter; REF names the identity-\n"
+            "                                         verification evidence (required in production), the applicant,\n"
+            "                                         and the applicant's mandate to act for the user\n"
+            "  user recover NAME [--pin CRED]... [--contact C] [--letter]   [user-admin]\n"
+            "                                         a user who lost a factor: password and TOTP cleared, sessions\n"
+            "                                         and tokens revoked, a new enrollment code (as user add); each\n"
+            "                                         --pin CRED: that credential's PIN must be set again; also\n"
+            "                                         re-issues an expired or burnt code\n"
+            "  user add NAME [--evidence REF] [--password-file FILE]   (the old way, until every script enrolls)\n"
             "  user change NAME [--evidence REF] [--password-stdin|--password-file FILE]   [user-admin]\n"
             "                                         new evidence reference and/or password\n"
             "  user totp-reset NAME                   re-enroll: a new TOTP secret; the old one stops at once   [user-admin]\n"
@@ -114,7 +124,7 @@ static void usage(FILE *f)
             "                                         [auditor]\n"
             "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]   [auditor]\n"
             "              [--event login|revoke|authorize|sign|sign-result|admin|lockout|timestamp|challenge|\n"
-            "                       approval|operator|cert|backup|restore|audit-head]\n"
+            "                       approval|operator|cert|backup|restore|audit-head|sam|enroll]\n"
             "                                         print matching audit records; TIME is ISO-8601 UTC\n"
             "                                         (2026-11-25T10:00:00Z) or unix seconds, both inclusive\n");
 }
@@ -138,6 +148,27 @@ static int read_secret(const char *file, const char *what, char *buf, size_t sz)
     }
     buf[strcspn(buf, "\r\n")] = '\0';
     return 0;
+}
+
+/* A secret the operator may give (the old way): from FILE, or standard input when it is not a terminal. 1: read; 0:
+ * none (a terminal, or nothing on standard input); -1: FILE unreadable or empty (said). */
+static int read_optional_secret(const char *file, const char *what, char *buf, size_t sz)
+{
+    buf[0] = '\0';
+    if (file == NULL && isatty(fileno(stdin)))
+        return 0;
+    FILE *f = file != NULL ? fopen(file, "r") : stdin;
+    if (f == NULL) {
+        fprintf(stderr, "csc-admin: cannot read %s from %s\n", what, file);
+        return -1;
+    }
+    int ok = fgets(buf, (int)sz, f) != NULL;
+    if (f != stdin)
+        fclose(f);
+    buf[ok ? strcspn(buf, "\r\n") : 0] = '\0';
+    if (!ok && file != NULL)
+        fprintf(stderr, "csc-admin: no %s in %s\n", what, file);
+    return ok && buf[0] != '\0' ? 1 : ok || file == NULL ? 0 : -1;
 }
 
 static int parse_key(const char *s, hsm_keyspec_t *k)
@@ -172,6 +203,7 @@ static int cmd_user_add(const adm_t *a, int argc, char **argv)
         usage(stderr);
         return 2;
     }
+
     const char *name = argv[0];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
@@ -589,7 +621,10 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: --org and --country go with --csr\n");
         return 2;
     }
-    if (strstr(auth, "PIN") != NULL && read_secret(pinfile, "PIN", pin, sizeof(pin)) != 0)
+    /* The PIN is the owner's to set (/enroll, /account): without --pin-file and with nothing on standard input the
+     * credential waits for it (pin=unset). A PIN given here is the old way, kept until every script enrolls. */
+    int pin_given = strstr(auth, "PIN") != NULL && read_optional_secret(pinfile, "PIN", pin, sizeof(pin)) == 1;
+    if (strstr(auth, "PIN") != NULL && pinfile != NULL && !pin_given)
         return 1;
     sam_builder_t b;
     sam_rbuf_t rb = {0};
@@ -598,7 +633,7 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
     if (id != NULL)
         sam_put_str(&b, SAM_T_CRED, id);
     sam_put_str(&b, SAM_T_USER, owner);
-    if (strstr(auth, "PIN") != NULL)
+    if (pin_given)
         sam_put_str(&b, SAM_T_PIN, pin);
     OPENSSL_cleanse(pin, sizeof(pin));
     if (desc != NULL)
@@ -634,7 +669,8 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
     if (rc == 0 && csr_file != NULL)
         printf("credential %s created, pending its certificate; request written to %s\n", made, csr_file);
     else if (rc == 0)
-        printf("credential %s created\n", made);
+        printf("credential %s created%s\n", made,
+               strstr(auth, "PIN") != NULL && !pin_given ? "; its PIN waits for the owner (pin=unset)" : "");
     sam_rbuf_free(&rb);
     return rc;
 }
@@ -1176,9 +1212,110 @@ static int cmd_init(admin_ctx_t *x, int argc, char **argv)
     return 0;
 }
 
+/* user add NAME --contact C ... | user recover NAME ...: csc-sam registers the user or clears the factors, makes the
+ * enrollment code, keeps its hash and sends it (ENROLL_ISSUE); csc-admin sees the code only for --letter, when no
+ * sender is configured. */
+static int cmd_enroll_issue(admin_ctx_t *x, uint32_t kind, int argc, char **argv)
+{
+    const char *contact = NULL, *evidence = NULL, *applicant = NULL, *mandate = NULL, *pins[SAM_ENROLL_CREDS_MAX];
+    int letter = 0, n_pins = 0;
+    if (argc < 1)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(o, "--letter") == 0) {
+            letter = 1;
+            continue;
+        }
+        if (v == NULL)
+            goto bad;
+        i++;
+        if (strcmp(o, "--contact") == 0)
+            contact = v;
+        else if (strcmp(o, "--evidence") == 0 && kind == SAM_ENROLL_NEW)
+            evidence = v;
+        else if (strcmp(o, "--applicant") == 0 && kind == SAM_ENROLL_NEW)
+            applicant = v;
+        else if (strcmp(o, "--mandate") == 0 && kind == SAM_ENROLL_NEW)
+            mandate = v;
+        else if (strcmp(o, "--pin") == 0 && kind == SAM_ENROLL_RECOVER && n_pins < SAM_ENROLL_CREDS_MAX)
+            pins[n_pins++] = v;
+        else
+            goto bad;
+    }
+    /* Refused before anything is written: the code goes to the user or into a letter, never both ways. */
+    if (x->cfg->otp_sender[0] == '\0' && !letter) {
+        fprintf(stderr, "csc-admin: no otp_sender is configured: --letter prints the code once for a sealed letter\n");
+        return 2;
+    }
+    if (x->cfg->otp_sender[0] != '\0' && letter) {
+        fprintf(stderr, "csc-admin: otp_sender is configured: the code is sent to the user, never shown (drop --letter)\n");
+        return 2;
+    }
+    if (kind == SAM_ENROLL_NEW && !letter && contact == NULL) {
+        fprintf(stderr, "csc-admin: --contact is required: the code is sent there\n");
+        return 2;
+    }
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_ENROLL_ISSUE);
+    for (int i = 0; i < n_pins; i++)
+        sam_put_str(&b, SAM_T_CRED, pins[i]);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    sam_put_session(x, &b);
+    if (contact != NULL)
+        sam_put_str(&b, SAM_T_CONTACT, contact);
+    if (evidence != NULL)
+        sam_put_str(&b, SAM_T_EVIDENCE, evidence);
+    if (applicant != NULL)
+        sam_put_str(&b, SAM_T_APPLICANT, applicant);
+    if (mandate != NULL)
+        sam_put_str(&b, SAM_T_MANDATE, mandate);
+    if (letter)
+        sam_put_u32(&b, SAM_T_LETTER, 1);
+    sam_put_u32(&b, SAM_T_KIND, kind);
+    int rc = sam_run(x, &b, &rb, &reply);
+    uint64_t ms = 0;
+    char code[SAM_ENROLL_CODE_MAX + 1] = "", to[SAM_CONTACT_MAX + 1] = "", exp[32] = "";
+    if (rc == 0) {
+        (void)sam_get_u64(&reply, SAM_T_TIME_MS, &ms);
+        time_t t = (time_t)(ms / 1000u);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf(kind == SAM_ENROLL_NEW ? "user %s added: enrolling\n"
+                                      : "user %s: password and TOTP cleared, sessions revoked: enrolling again\n",
+               argv[0]);
+        if (letter && sam_get_text(&reply, SAM_T_ENROLL_CODE, code, sizeof(code)) == SAM_OK)
+            printf("enrollment_code %s\nexpires %s\n", code, exp);
+        else if (!letter && sam_get_text(&reply, SAM_T_CONTACT, to, sizeof(to)) == SAM_OK)
+            printf("enrollment %s sent to %s, expires %s\n", argv[0], to, exp);
+        else {
+            fprintf(stderr, "csc-admin: csc-sam's reply carries no enrollment\n");
+            rc = 1;
+        }
+    }
+    OPENSSL_cleanse(code, sizeof(code));
+    sam_rbuf_free(&rb);
+    return rc;
+bad:
+    usage(stderr);
+    return 2;
+}
+
 static int cmd_user_add_row(admin_ctx_t *x, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* the enrollment's options; the old way (a password on stdin) has none of them */
+        if (strcmp(argv[i], "--contact") == 0 || strcmp(argv[i], "--letter") == 0 ||
+            strcmp(argv[i], "--applicant") == 0 || strcmp(argv[i], "--mandate") == 0)
+            return cmd_enroll_issue(x, SAM_ENROLL_NEW, argc, argv);
     return cmd_user_add(x->a, argc, argv);
+}
+
+static int cmd_user_recover(admin_ctx_t *x, int argc, char **argv)
+{
+    return cmd_enroll_issue(x, SAM_ENROLL_RECOVER, argc, argv);
 }
 
 static int cmd_user_change_row(admin_ctx_t *x, int argc, char **argv)
@@ -1256,7 +1393,7 @@ static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
         int need = stor_cred_get(x->m->stor, argv[0], c) == 0 && strstr(c->auth_expr, "PIN") != NULL;
         stor_wipe(c, sizeof(*c));
         free(c);
-        if (need && read_secret(pinfile, "delegate's PIN", pin, sizeof(pin)) != 0)
+        if (need && read_optional_secret(pinfile, "delegate's PIN", pin, sizeof(pin)) != 1 && pinfile != NULL)
             return 1;
     }
     int rc = adm_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
@@ -1527,6 +1664,7 @@ static const admin_cmd_t commands[] = {
     {"user", "add", UA, 1, 0, cmd_user_add_row},
     {"user", "change", UA, 1, 0, cmd_user_change_row},
     {"user", "totp-reset", UA, 1, 0, cmd_user_totp_row},
+    {"user", "recover", UA, 1, RUN_SAM, cmd_user_recover},
     {"user", "suspend", UA, 1, 0, cmd_user_suspend},
     {"user", "resume", UA, 1, 0, cmd_user_resume},
     {"user", "terminate", UA, 1, RUN_SAM, cmd_user_terminate},

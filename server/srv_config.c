@@ -119,6 +119,10 @@ static const row_t rows[] = {
     {"admin_approval_ttl", T_UINT, O(admin_approval_ttl), 0, 1, 2592000, "86400"},
     {"two_person", T_STR, O(two_person), S(two_person), 0, 0, ""},
     {"pin_min_length", T_UINT, O(pin_min_length), 0, 6, 32, "6"}, /* 8 in production unless given */
+    {"enroll_code_ttl", T_UINT, O(enroll_code_ttl), 0, 300, 1209600, "86400"},
+    {"enroll_code_tries", T_UINT, O(enroll_code_tries), 0, 1, 20, "5"},
+    {"password_min_length", T_UINT, O(password_min_length), 0, 8, 128, "12"},
+    {"password_classes", T_UINT, O(password_classes), 0, 1, 4, "2"},
     {"sam_mode", T_STR, O(sam_mode), S(sam_mode), 0, 0, "spawn"},
     {"sam_program", T_PATH, O(sam_program), S(sam_program), 0, 0, ""},
     {"sam_socket", T_PATH, O(sam_socket), S(sam_socket), 0, 0, "csc-sam.sock"},

@@ -4,7 +4,7 @@
  * csc-server starts it (sam_mode = spawn: srv_samctl.c, with -r FD, the descriptor of the pipe to write one byte to
  * once it listens) or systemd does (sam_mode = connect). It also serves the operators' socket (sam_admin_socket:
  * csc-admin's key operations, sam/sam_op_keys.c); csc-admin starts a short-lived one with -o (that socket only, no
- * periodic work, no sender helper) when none answers in sam_mode = spawn. docs/architecture.md "Processes", "The
+ * periodic work; the sender helper too, for user add and user recover) when none answers in sam_mode = spawn. docs/architecture.md "Processes", "The
  * operators' socket".
  * Hardening (srv_priv.c; docs/architecture.md "Process hardening"): no core dumps and NO_NEW_PRIVS first, then its
  * memory locked before the PIN is read; once the PIN file, the token and the database are open and the socket bound:
@@ -231,8 +231,23 @@ typedef struct sam_ops_side {
     sam_server_t *srv;
 } sam_ops_side_t;
 
+/* What both sockets' ops of enrollment need (sam_op_enroll.c, sam_op_account.c). */
+static void enroll_config(const srv_config_t *cfg, sam_sender_t *sender, sam_server_config_t *sc)
+{
+    sc->otp_sender = cfg->otp_sender;
+    sc->otp_sender_timeout = cfg->otp_sender_timeout;
+    sc->sender = sender;
+    sc->enroll_code_ttl = cfg->enroll_code_ttl;
+    sc->enroll_code_tries = cfg->enroll_code_tries;
+    sc->password_min_length = cfg->password_min_length;
+    sc->password_classes = cfg->password_classes;
+    sc->pin_min_length = cfg->pin_min_length;
+    sc->scrypt_log2n = cfg->scrypt_log2n;
+    sc->production = cfg->environment == CSC_ENV_PRODUCTION;
+}
+
 static int operators_open(const srv_config_t *cfg, srv_modules_t *m, const char *identity, sam_ops_side_t *o,
-                          uid_t owner)
+                          uid_t owner, sam_sender_t *sender)
 {
     char err[512];
     o->ca = (adm_ca_t){.cert_file = cfg->ca_cert, .key_file = cfg->ca_key, .chain_file = cfg->ca_chain,
@@ -267,6 +282,7 @@ static int operators_open(const srv_config_t *cfg, srv_modules_t *m, const char 
         .tsa_credential = cfg->tsa_credential,
         .operators = &o->ops,
     };
+    enroll_config(cfg, sender, &sc);
     if (sam_server_open(&sc, &o->srv, err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-sam: sam_admin_socket %s\n", err);
         return -1;
@@ -317,10 +333,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .allow_scal1 = (int)cfg->allow_scal1,
         .allow_single_factor = (int)cfg->allow_single_factor,
         .crl = tasks.crl,
-        .otp_sender = cfg->otp_sender,
-        .otp_sender_timeout = cfg->otp_sender_timeout,
-        .sender = sender,
     };
+    enroll_config(cfg, sender, &sc);
     sam_server_t *srv = NULL;
     sam_ops_side_t ops = {0};
     if (!operators_only && sam_server_open(&sc, &srv, err, sizeof(err)) != 0) {
@@ -328,7 +342,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         tasks_stop(&tasks);
         return -1;
     }
-    if (operators_open(cfg, m, identity, &ops, acc.owner) != 0) {
+    if (operators_open(cfg, m, identity, &ops, acc.owner, sender) != 0) {
         sam_server_free(srv);
         tasks_stop(&tasks);
         return -1;
@@ -437,7 +451,7 @@ int main(int argc, char **argv)
     int locked = -1;
     sam_sender_t *sender = NULL;
     if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 ||
-        (!operators_only && spawn_sender(cfg, &sender) != 0) ||
+        spawn_sender(cfg, &sender) != 0 ||
         (locked = lock_memory(cfg)) < 0 || srv_modules_open_hsm(cfg, SRV_WRITER_LATER, &m) != 0) {
         sam_sender_free(sender);
         free(cfg);

@@ -83,7 +83,7 @@ static int audit_check(const stor_audit_t *rec)
 {
     size_t len;
 
-    if (rec->event < STOR_EV_LOGIN || rec->event > STOR_EV_SAM || rec->result > STOR_RES_ERROR ||
+    if (rec->event < STOR_EV_LOGIN || rec->event > STOR_EV_ENROLL || rec->result > STOR_RES_ERROR ||
         rec->digest_len > STOR_DIGEST_LEN_MAX || rec->n_digests > STOR_DIGESTS_MAX ||
         (rec->n_digests > 0 && rec->digest_len == 0))
         return STOR_ERR_INVAL;

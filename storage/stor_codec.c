@@ -82,6 +82,9 @@ static const field_t user_fields[] = {
     STR(9, stor_user_t, evidence),
     U32(10, stor_user_t, epoch),
     U32(16, stor_user_t, locks),
+    STR(17, stor_user_t, contact),
+    STR(18, stor_user_t, applicant),
+    STR(19, stor_user_t, mandate),
 };
 
 static const field_t cred_fields[] = {
@@ -113,6 +116,8 @@ static const field_t cred_fields[] = {
     STRS(23, stor_cred_t, delegate_pins, n_delegates),
     U32(40, stor_cred_t, locks),
     U32(41, stor_cred_t, end_reason),
+    U32(42, stor_cred_t, pin_unset),
+    U32(43, stor_cred_t, delegate_pin_unset),
 };
 
 static const field_t token_fields[] = {
@@ -278,6 +283,24 @@ static const field_t user_approval_fields[] = {
     BLOB2(16, stor_user_approval_t, digests, digest_len, n_digests),
 };
 
+static const field_t enroll_fields[] = {
+    STR(1, stor_enroll_t, user),
+    FIXED(2, stor_enroll_t, code_hash),
+    I64(3, stor_enroll_t, expires_at),
+    U32(4, stor_enroll_t, tries_left),
+    U32(5, stor_enroll_t, kind),
+    STR(6, stor_enroll_t, issued_by),
+    I64(7, stor_enroll_t, created_at),
+    FIXED(8, stor_enroll_t, ticket_hash),
+};
+
+static const field_t enroll_ticket_fields[] = {
+    FIXED(1, stor_enroll_ticket_t, hash),
+    STR(2, stor_enroll_ticket_t, user),
+    BYTES(3, stor_enroll_ticket_t, totp_secret, totp_secret_len),
+    I64(4, stor_enroll_ticket_t, expires_at),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -294,6 +317,8 @@ FITS(opsession_fields);
 FITS(approval_fields);
 FITS(websession_fields);
 FITS(user_approval_fields);
+FITS(enroll_fields);
+FITS(enroll_ticket_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -311,6 +336,8 @@ static const rec_desc_t descs[] = {
     [STOR_REC_APPROVAL] = DESC(stor_approval_t, approval_fields),
     [STOR_REC_WEBSESSION] = DESC(stor_websession_t, websession_fields),
     [STOR_REC_USER_APPROVAL] = DESC(stor_user_approval_t, user_approval_fields),
+    [STOR_REC_ENROLL] = DESC(stor_enroll_t, enroll_fields),
+    [STOR_REC_ENROLL_TICKET] = DESC(stor_enroll_ticket_t, enroll_ticket_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

@@ -56,6 +56,8 @@ static const struct {
     [STOR_DB_PENDING_SADS] = { "pending_sads", 0 },
     [STOR_DB_WEBSESSIONS] = { "web_sessions", 0 },
     [STOR_DB_USER_APPROVALS] = { "user_approvals", 0 },
+    [STOR_DB_ENROLL] = { "enrollments", 0 },
+    [STOR_DB_ENROLL_TICKETS] = { "enroll_tickets", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

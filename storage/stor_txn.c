@@ -792,7 +792,11 @@ static int purge_fn(stor_txn_t *t, void *arg)
         (rc = stor_purge_table(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at),
                                p->now, &p->n)) != 0 ||
         (rc = stor_txn_websession_purge(t, p->now, &p->n)) != 0 ||
-        (rc = stor_txn_user_approval_purge(t, p->now, &p->n)) != 0)
+        (rc = stor_txn_user_approval_purge(t, p->now, &p->n)) != 0 ||
+        (rc = stor_purge_table(t, STOR_DB_ENROLL, STOR_REC_ENROLL, offsetof(stor_enroll_t, expires_at), p->now,
+                               &p->n)) != 0 ||
+        (rc = stor_purge_table(t, STOR_DB_ENROLL_TICKETS, STOR_REC_ENROLL_TICKET,
+                               offsetof(stor_enroll_ticket_t, expires_at), p->now, &p->n)) != 0)
         return rc;
     return stor_purge_table(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p->now, &p->n);
 }

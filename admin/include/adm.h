@@ -96,7 +96,8 @@ typedef struct adm_cred_spec {
     const char *owner;
     hsm_keyspec_t key;
     const char *auth_expr;     /**< "PIN AND OTP", "PIN", "OTP" */
-    const char *pin;           /**< required when the expression names PIN */
+    const char *pin;           /**< when the expression names PIN: NULL leaves it unset for the owner to set
+                                    (stor_cred_t.pin_unset); a PIN given by the operator is the old way */
     unsigned scal;             /**< 1 or 2 */
     unsigned multisign;
     const char *description;

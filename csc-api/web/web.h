@@ -123,6 +123,12 @@ int web_approve_is_path(const char *path, size_t len);
 void web_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 
 
+/* ---- the enrollment page (web_enroll.c) ---------------------------------------------------------------- */
+
+int web_enroll_is_path(const char *path, size_t len);
+/* GET/POST /enroll: name + enrollment code (ENROLL_BEGIN), then password, first TOTP code, PINs (ENROLL_FINISH). */
+void web_enroll_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+
 /* ---- the logo info.logo names (web_logo.c) ---- */
 #define WEB_LOGO_MAX (256 * 1024)
 /* Read an image file (at most WEB_LOGO_MAX bytes; PNG, JPEG, GIF or WebP by its magic bytes, consistent with the

@@ -12,6 +12,9 @@
  * Requests are named on the page by a random reference, never by the handle itself. The page lists them from
  * storage (oauth_approval_each, read-only); the decision is csc-sam's (APPROVE, sam/sam_op_approve.c), which reads the
  * session itself: this process files, decides and answers no approval.
+ * The account page (issue 12) is the same page at /account, with the same sign-in and session: it lists the user's
+ * credentials (own and delegated: status, certificate subject) and, for each one that waits for this user's PIN, a
+ * form whose PIN csc-sam sets (ACCOUNT_PIN, sam/sam_op_account.c, which reads the session and checks the form itself).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 #include "web.h"
 
 #define APPROVE_PATH "/approve"
+#define ACCOUNT_PATH "/account"
 #define COOKIE "__Host-csc_approve"
 #define PAGE_MAX (1024 * 1024)
 #define PAGE_CLIENT OAUTH_APPROVAL_PAGE_CLIENT
@@ -28,7 +32,24 @@
 
 int web_approve_is_path(const char *path, size_t len)
 {
-    return len == sizeof(APPROVE_PATH) - 1 && memcmp(path, APPROVE_PATH, len) == 0;
+    return (len == sizeof(APPROVE_PATH) - 1 && memcmp(path, APPROVE_PATH, len) == 0) ||
+           (len == sizeof(ACCOUNT_PATH) - 1 && memcmp(path, ACCOUNT_PATH, len) == 0);
+}
+
+static int is_account(const web_t *w)
+{
+    return w->call->path_len == sizeof(ACCOUNT_PATH) - 1 && memcmp(w->call->path, ACCOUNT_PATH, w->call->path_len) == 0;
+}
+
+/* The page this request is for: its forms and links point back to it. */
+static const char *page_path(const web_t *w)
+{
+    return is_account(w) ? ACCOUNT_PATH : APPROVE_PATH;
+}
+
+static const char *page_title(const web_t *w)
+{
+    return is_account(w) ? "Your account" : "Approve signing requests";
 }
 
 static void set_cookie(web_t *w, const char *sid)
@@ -49,17 +70,17 @@ static void message_page(web_t *w, int status, const char *title, const char *ms
     web_buf_init(&b, PAGE_MAX);
     web_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
     web_buf_html(&b, msg);
-    web_buf_puts(&b, "</p><p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
+    web_buf_printf(&b, "</p><p><a href=\"%s\">Start again</a></p>", page_path(w));
     web_page(w->c, w->reply, status, title, &b);
     if (status >= 400)
         w->reply->error = "invalid_request";
     web_buf_free(&b);
 }
 
-static void form_open(web_buf_t *b, const char *csrf)
+static void form_open(web_buf_t *b, const char *path, const char *csrf)
 {
-    web_buf_puts(b, "<form method=\"post\" action=\"" APPROVE_PATH "\" autocomplete=\"off\">\n"
-                    "<input type=\"hidden\" name=\"csrf\" value=\"");
+    web_buf_printf(b, "<form method=\"post\" action=\"%s\" autocomplete=\"off\">\n"
+                      "<input type=\"hidden\" name=\"csrf\" value=\"", path);
     web_buf_html(b, csrf);
     web_buf_puts(b, "\">\n");
 }
@@ -68,13 +89,14 @@ static void login_page(web_t *w, const char *csrf, const char *error, const char
 {
     web_buf_t b;
     web_buf_init(&b, PAGE_MAX);
-    web_buf_puts(&b, "<p>Sign in to see the signing requests that wait for your approval.</p>\n");
+    web_buf_puts(&b, is_account(w) ? "<p>Sign in to see your signing keys and set their PINs.</p>\n"
+                                    : "<p>Sign in to see the signing requests that wait for your approval.</p>\n");
     if (error != NULL) {
         web_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
         web_buf_html(&b, error);
         web_buf_puts(&b, "</p>\n");
     }
-    form_open(&b, csrf);
+    form_open(&b, page_path(w), csrf);
     web_buf_puts(&b, "<label for=\"username\">User name</label>"
                      "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
     web_buf_html(&b, username != NULL ? username : "");
@@ -85,7 +107,7 @@ static void login_page(web_t *w, const char *csrf, const char *error, const char
                      "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
                      "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n"
                      "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">Sign in</button>\n</form>\n");
-    web_page(w->c, w->reply, 200, "Approve signing requests", &b);
+    web_page(w->c, w->reply, 200, page_title(w), &b);
     web_buf_free(&b);
 }
 
@@ -135,7 +157,7 @@ static void list_one(const oauth_approval_view_t *v, void *arg)
     }
     web_buf_printf(b, "<tr><th>Expires in</th><td>%lld s</td></tr></table>\n",
                    (long long)(v->expires > l->now ? v->expires - l->now : 0));
-    form_open(b, l->csrf);
+    form_open(b, APPROVE_PATH, l->csrf);
     web_buf_printf(b, "<input type=\"hidden\" name=\"ref\" value=\"%s\">\n", ref);
     if (v->needs_pin)
         web_buf_printf(b, "<label for=\"pin-%s\">PIN of this credential</label>"
@@ -144,6 +166,131 @@ static void list_one(const oauth_approval_view_t *v, void *arg)
     web_buf_puts(b, "<button name=\"action\" value=\"approve\" type=\"submit\" class=\"approve\">Approve</button>"
                     "<button name=\"action\" value=\"refuse\" type=\"submit\" class=\"secondary refuse\" "
                     "formnovalidate>Refuse</button>\n</form>\n</section>\n");
+}
+
+/* ---- the account page's credentials ---- */
+
+typedef struct acct {
+    web_buf_t *b;
+    const char *user;
+    const char *csrf;
+    stor_txn_t *t;
+    stor_cred_t *c;  /* scratch for a delegated credential */
+    unsigned n;
+} acct_t;
+
+/* One credential of the user (own or delegated): a row, and the PIN form when it waits for the user's PIN. */
+static int acct_row(const stor_cred_t *c, void *arg)
+{
+    acct_t *a = arg;
+    web_buf_t *b = a->b;
+    char subj[256] = "-";
+    X509 *certs[4];
+    size_t n = 0;
+    int waiting = c->status != STOR_CRED_DESTROYED && stor_cred_pin_unset(c, a->user);
+    if (pki_certs_load(c->certs, c->certs_len, certs, 4, &n) == PKI_OK && n > 0)
+        pki_dn(X509_get_subject_name(certs[0]), subj, sizeof(subj));
+    pki_certs_free(certs, n);
+    a->n++;
+    web_buf_puts(b, "<tr class=\"cred\" id=\"cred-");
+    web_buf_html(b, c->id);
+    web_buf_puts(b, "\"><td class=\"id\">");
+    web_buf_html(b, c->id);
+    web_buf_printf(b, "%s</td><td class=\"status\">%s</td><td class=\"subject\">",
+                   strcmp(c->owner, a->user) != 0 ? " (delegated)" : "",
+                   c->status == STOR_CRED_ENABLED     ? "enabled"
+                   : c->status == STOR_CRED_DESTROYED ? "destroyed"
+                   : c->status == STOR_CRED_PENDING   ? "waiting for its certificate"
+                                                      : "disabled");
+    web_buf_html(b, subj);
+    web_buf_printf(b, "</td><td class=\"pin\">%s", waiting ? "not set" : strstr(c->auth_expr, "PIN") ? "set" : "-");
+    if (waiting) {
+        form_open(b, ACCOUNT_PATH, a->csrf);
+        web_buf_puts(b, "<input type=\"hidden\" name=\"cred\" value=\"");
+        web_buf_html(b, c->id);
+        web_buf_puts(b, "\"><label>New PIN (digits)<input name=\"pin\" type=\"password\" inputmode=\"numeric\" "
+                        "pattern=\"[0-9]*\" required maxlength=\"32\"></label><label>The PIN again<input name=\"pin2\" "
+                        "type=\"password\" inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\"></label>"
+                        "<button name=\"action\" value=\"pin\" type=\"submit\" class=\"set-pin\">Set the PIN</button>"
+                        "</form>");
+    }
+    web_buf_puts(b, "</td></tr>\n");
+    return 0;
+}
+
+static int acct_delegated(const char *id, void *arg)
+{
+    acct_t *a = arg;
+    int rc = stor_txn_cred_get(a->t, id, a->c);
+    return rc == STOR_ERR_NOTFOUND ? 0 : rc != 0 ? rc : acct_row(a->c, a);
+}
+
+static int acct_fn(stor_txn_t *t, void *arg)
+{
+    acct_t *a = arg;
+    a->t = t;
+    int rc = stor_txn_cred_each(t, a->user, acct_row, a);
+    return rc != 0 ? rc : stor_txn_delegation_each(t, a->user, acct_delegated, a);
+}
+
+static void account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
+{
+    acct_t a = {.b = b, .user = v->user, .csrf = v->csrf};
+    web_buf_puts(b, "<table id=\"creds\"><tr><th>Signing key</th><th>Status</th><th>Certificate</th><th>PIN</th></tr>\n");
+    if ((a.c = malloc(sizeof(*a.c))) == NULL || stor_read(w->c->stor, acct_fn, &a) != 0)
+        web_buf_puts(b, "<tr><td colspan=\"4\">Your signing keys cannot be listed right now.</td></tr>\n");
+    web_buf_puts(b, "</table>\n");
+    if (a.n == 0)
+        web_buf_puts(b, "<p id=\"none\">You have no signing key yet.</p>\n");
+    if (a.c != NULL) {
+        stor_wipe(a.c, sizeof(*a.c));
+        free(a.c);
+    }
+}
+
+static void list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error);
+
+/* ACCOUNT_PIN: csc-sam reads the session, checks the form's CSRF token, the PIN rule and that the credential waits for
+ * this user's PIN. */
+static void do_pin(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v)
+{
+    const char *cred = web_form_get(f, "cred"), *pin = web_form_get(f, "pin"), *pin2 = web_form_get(f, "pin2");
+    csc_sam_call_t call;
+    csc_err_t err;
+    if (cred == NULL || pin == NULL || pin2 == NULL || strlen(cred) > SAM_NAME_MAX || cred[0] == '\0') {
+        list_page(w, v, "That signing key is not known.", 1);
+        return;
+    }
+    if (strlen(pin) != strlen(pin2) || CRYPTO_memcmp(pin, pin2, strlen(pin)) != 0) {
+        list_page(w, v, "The two PINs are not the same.", 1);
+        return;
+    }
+    if (csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_PIN, &err) != 0) {
+        list_page(w, v, "The PIN could not be set right now. Try again.", 1);
+        return;
+    }
+    sam_put_str(&call.b, SAM_T_CRED, cred);
+    (void)sam_put_text(&call.b, SAM_T_PIN, pin, strlen(pin));
+    sam_put_str(&call.b, SAM_T_SESSION, sid);
+    if (w->call->client != NULL && w->call->client[0] != '\0' && strlen(w->call->client) <= SAM_ADDR_MAX)
+        sam_put_str(&call.b, SAM_T_ADDR, w->call->client);
+    sam_put_str(&call.b, SAM_T_CSRF, v->csrf);
+    if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) == 0) {
+        list_page(w, v, "The PIN is set.", 0);
+    } else {
+        uint32_t r = 0, about = 0;
+        char reason[SAM_REASON_MAX + 1] = "";
+        int refused = call.reply.op == SAM_OP_REFUSED && sam_get_u32(&call.reply, SAM_T_REFUSAL, &r) == SAM_OK;
+        (void)sam_get_u32(&call.reply, SAM_T_ABOUT, &about);
+        if (refused && r == SAM_REFUSE_BAD_MESSAGE && about == SAM_T_PIN &&
+            sam_get_text(&call.reply, SAM_T_REASON, reason, sizeof(reason)) == SAM_OK)
+            list_page(w, v, reason, 1); /* the PIN rule, in words */
+        else if (refused && r == SAM_REFUSE_NOT_FOUND)
+            list_page(w, v, "That signing key does not wait for your PIN.", 1);
+        else
+            list_page(w, v, "The PIN could not be set right now. Try again.", 1);
+    }
+    csc_sam_end(&call);
 }
 
 static void list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
@@ -160,13 +307,15 @@ static void list_page(web_t *w, const oauth_session_view_t *v, const char *note,
         web_buf_html(&b, note);
         web_buf_puts(&b, "</p>\n");
     }
-    if (oauth_approval_each(w->c->oauth, v->user, list_one, &l) == 0)
+    if (is_account(w))
+        account_list(w, v, &b);
+    else if (oauth_approval_each(w->c->oauth, v->user, list_one, &l) == 0)
         web_buf_puts(&b, "<p id=\"none\">No request is waiting for your approval.</p>\n");
-    form_open(&b, v->csrf);
+    form_open(&b, page_path(w), v->csrf);
     web_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Refresh</button>"
                      "<button name=\"action\" value=\"logout\" type=\"submit\" class=\"secondary\">Sign out</button>\n"
                      "</form>\n");
-    web_page(w->c, w->reply, 200, "Approve signing requests", &b);
+    web_page(w->c, w->reply, 200, page_title(w), &b);
     web_buf_free(&b);
 }
 
@@ -210,7 +359,8 @@ static void approve_get(web_t *w, oauth_session_view_t *v)
 /* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
 static void busy_page(web_t *w)
 {
-    web_busy_page(w->c, w->reply, "<p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
+    web_busy_page(w->c, w->reply, is_account(w) ? "<p><a href=\"" ACCOUNT_PATH "\">Start again</a></p>"
+                                                : "<p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
 }
 
 /* The login of a visitor (ticket checked): the session starts only now, signed in. */
@@ -351,6 +501,8 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
     action = web_form_get(&f, "action");
     if (action == NULL) {
         message_page(w, 400, "Request refused", "That step is not expected now.");
+    } else if (strcmp(action, "pin") == 0 && is_account(w)) {
+        do_pin(w, &f, sid, v);
     } else if (strcmp(action, "approve") == 0 || strcmp(action, "refuse") == 0) {
         do_decide(w, &f, sid, v, strcmp(action, "approve") == 0);
     } else if (strcmp(action, "list") == 0) {
@@ -360,7 +512,8 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
         set_cookie(w, NULL);
         web_buf_t b;
         web_buf_init(&b, PAGE_MAX);
-        web_buf_puts(&b, "<p id=\"note\">You are signed out.</p><p><a href=\"" APPROVE_PATH "\">Sign in again</a></p>");
+        web_buf_printf(&b, "<p id=\"note\">You are signed out.</p><p><a href=\"%s\">Sign in again</a></p>",
+                       page_path(w));
         web_page(w->c, w->reply, 200, "Signed out", &b);
         web_buf_free(&b);
     } else {

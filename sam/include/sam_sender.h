@@ -12,9 +12,14 @@
  *   request  "SND1" seq:u32 timeout_ms:u32 ulen:u8 user[ulen] clen:u8 cred[clen] dlen:u8 code[dlen]
  *            user and cred 1..SAM_SENDER_NAME_MAX bytes without control characters (< 0x20, 0x7f), code exactly
  *            SAM_SENDER_CODE_LEN ASCII digits, timeout_ms 1..SAM_SENDER_TIMEOUT_MAX_MS, seq not 0.
+ *   enroll   "SND2" seq:u32 timeout_ms:u32 ulen:u8 user[ulen] dlen:u8 code[dlen] klen:u8 contact[klen]
+ *            elen:u8 expires[elen]: an enrollment code (SAM_SENDER_ENROLL_LEN characters XXXX-XXXX-XXXX-XXXX of
+ *            upper-case letters, digits and dashes), the user's contact (1..SAM_SENDER_CONTACT_MAX bytes) and the
+ *            code's expiry (ISO-8601, 1..SAM_SENDER_EXPIRES_MAX bytes), same rules.
  *   reply    "SNDR" seq:u32 result:u32 detail:u32 (16 bytes); the helper's first datagram is a reply with seq 0 and
  *            SAM_SENDER_OK: it is ready (switched user, filter loaded).
- * The program gets "user=U\ncredential=C\nchannel=CHALLENGE\ncode=NNNNNN\n" on its stdin (no shell, empty argv,
+ * The program gets "user=U\ncredential=C\nchannel=CHALLENGE\ncode=NNNNNN\n" (an enrollment code:
+ * "user=U\ncredential=-\nchannel=ENROLL\ncode=XXXX-XXXX-XXXX-XXXX\ncontact=K\nexpires=E\n") on its stdin (no shell, empty argv,
  * environment PATH and LC_ALL=C only, stdout/stderr /dev/null, no other descriptor, a process group of its own);
  * when it runs longer than timeout_ms its process group is killed (SIGKILL).
  */
@@ -31,7 +36,11 @@ extern "C" {
 #define SAM_SENDER_NAME_MAX 64           /**< user names, credential ids (STOR_NAME_MAX) */
 #define SAM_SENDER_CODE_LEN 6            /**< the one-time code's digits (OAUTH_CHALLENGE_DIGITS) */
 #define SAM_SENDER_TIMEOUT_MAX_MS 120000 /**< otp_sender_timeout's upper bound */
-#define SAM_SENDER_REQ_MAX (12 + 3 + 2 * SAM_SENDER_NAME_MAX + SAM_SENDER_CODE_LEN) /**< a request's bytes at most */
+#define SAM_SENDER_ENROLL_LEN 19         /**< an enrollment code as sent: XXXX-XXXX-XXXX-XXXX */
+#define SAM_SENDER_CONTACT_MAX 128       /**< a user's contact (STOR_CONTACT_MAX) */
+#define SAM_SENDER_EXPIRES_MAX 31        /**< the code's expiry, ISO-8601 */
+#define SAM_SENDER_REQ_MAX (12 + 4 + SAM_SENDER_NAME_MAX + SAM_SENDER_ENROLL_LEN + SAM_SENDER_CONTACT_MAX + \
+                            SAM_SENDER_EXPIRES_MAX) /**< a request's bytes at most (an enrollment's is the longest) */
 #define SAM_SENDER_REPLY_LEN 16
 
 /** A reply's result. */
@@ -48,8 +57,11 @@ typedef struct sam_sender_req {
     uint32_t seq;
     uint32_t timeout_ms;
     char user[SAM_SENDER_NAME_MAX + 1];
-    char cred[SAM_SENDER_NAME_MAX + 1];
-    char code[SAM_SENDER_CODE_LEN + 1];
+    char cred[SAM_SENDER_NAME_MAX + 1];              /**< CHALLENGE only */
+    char code[SAM_SENDER_ENROLL_LEN + 1];
+    uint32_t enroll;                                 /**< 1: "SND2", an enrollment code */
+    char contact[SAM_SENDER_CONTACT_MAX + 1];        /**< enrollment only */
+    char expires[SAM_SENDER_EXPIRES_MAX + 1];        /**< enrollment only */
 } sam_sender_req_t;
 
 /** Encode r. @return the length (<= SAM_SENDER_REQ_MAX), or 0 when r breaks a bound (nothing to send). */
@@ -87,6 +99,10 @@ int sam_sender_new(int fd, unsigned wait_ms, void (*on_lost)(void *), void *arg,
  */
 int sam_sender_deliver(sam_sender_t *s, unsigned timeout_s, const char *user, const char *cred, const char *code,
                        char *why, size_t whysz);
+
+/** The same for an enrollment code (channel ENROLL: the code, the user's contact, its expiry in ISO-8601). */
+int sam_sender_deliver_enroll(sam_sender_t *s, unsigned timeout_s, const char *user, const char *contact,
+                              const char *code, const char *expires, char *why, size_t whysz);
 
 /** Close csc-sam's end (the helper exits) and free. NULL is fine. */
 void sam_sender_free(sam_sender_t *s);

@@ -74,6 +74,13 @@ typedef struct sam_server_config {
     const sam_operators_t *operators; /**< non-NULL: this is the operators' socket: only the operator ops are served
                                            (each checks the operator's session itself), allowed_uid (uid_t)-1 lets in
                                            any peer the socket's mode admits; NULL: the front end's socket */
+    /* enrollment (sam_op_enroll.c, sam_op_account.c); 0: the default */
+    unsigned enroll_code_ttl;    /**< seconds an enrollment code lives (86400; 300..1209600) */
+    unsigned enroll_code_tries;  /**< wrong codes (and wrong first TOTP codes) before the code is burnt (5; 1..20) */
+    unsigned password_min_length; /**< shortest password a user may choose (12; 8..128) */
+    unsigned password_classes;   /**< of lower case, upper case, digits, others: how many a password needs (2; 1..4) */
+    unsigned pin_min_length;     /**< shortest credential PIN (digits; 6) */
+    unsigned scrypt_log2n;       /**< cost of new password and PIN verifiers (0: oauth/'s default) */
 } sam_server_config_t;
 
 /**

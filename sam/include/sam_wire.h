@@ -127,6 +127,10 @@ enum {
     SAM_OP_AUDIT_HEAD = 10,     /**< the operators' socket (csc-admin audit sign-head): sign the audit log's head now;
                                      csc-sam signs the periodic heads itself, unasked */
     SAM_OP_SIGN_RESERVED = 11,  /**< operationMode "A": sign what a SIGN with ASYNC reserved (TICKET), or give it back */
+    SAM_OP_ENROLL_BEGIN = 12,   /**< /enroll step 1: name + enrollment code -> ticket, TOTP secret, credentials waiting
+                                     for a PIN (or the same again for a ticket) */
+    SAM_OP_ENROLL_FINISH = 13,  /**< /enroll step 2: ticket, password, first TOTP code, PINs -> the user is active */
+    SAM_OP_ACCOUNT_PIN = 14,    /**< /account: set the PIN of a credential waiting for the signed-in user's PIN */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
@@ -141,6 +145,7 @@ enum {
     SAM_OP_USER_TERMINATE = 42, /**< adm_user_set_status TERMINATED: the user ends, every key of theirs destroyed */
     SAM_OP_RENEW = 43,          /**< adm_cred_renew: new key and certificate from the SAM's CA, old key destroyed */
     SAM_OP_AUDIT_PUBKEY = 44,   /**< the audit key's public key (csc-admin audit export-key, audit verify) */
+    SAM_OP_ENROLL_ISSUE = 45,   /**< csc-admin user add / user recover: a one-time enrollment code, sent or for a letter */
 
     SAM_OP_REPLY = 0x80,        /**< bit of every successful reply */
     SAM_OP_REFUSED = 0xff,      /**< the refusal of any request: REFUSAL, REASON, optional ABOUT */
@@ -231,10 +236,25 @@ enum {
     SAM_T_CSRF = 58,          /**< TEXT the anti-CSRF token the page's form carried (CONSENT, APPROVE) */
     SAM_T_LINE = 59,          /**< TEXT one line of an operator op's report (repeated, in order) */
     SAM_T_SESSIONS = 60,      /**< U32 the token's open PKCS#11 sessions (AUDIT_KEY: csc-admin init's report) */
-    SAM_TAG_LIMIT = 64,       /**< every tag is below this */
+    SAM_T_CONTACT = 61,       /**< TEXT where the enrollment code goes (e-mail address, phone number) */
+    SAM_T_EVIDENCE = 62,      /**< TEXT reference to the identity-verification evidence */
+    SAM_T_APPLICANT = 63,     /**< TEXT reference to the applicant */
+    SAM_T_MANDATE = 64,       /**< TEXT reference to an applicant's mandate */
+    SAM_T_LETTER = 65,        /**< U32 1: answer the enrollment code (for a sealed letter) instead of sending it */
+    SAM_T_KIND = 66,          /**< U32 SAM_ENROLL_NEW (user add) or SAM_ENROLL_RECOVER (user recover) */
+    SAM_T_ENROLL_TICKET = 67, /**< TEXT the ticket of /enroll's step 2 (its cookie) */
+    SAM_T_PASSWORD = 68,      /**< TEXT the password the user chose */
+    SAM_T_TOTP_SECRET = 69,   /**< BYTES the TOTP secret made for the enrollment (shown only on /enroll) */
+    SAM_T_ENROLL_CODE = 70,   /**< TEXT a one-time enrollment code (XXXX-XXXX-XXXX-XXXX) */
+    SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 
 enum { SAM_HSM_READY = 0, SAM_HSM_UNAVAILABLE = 1 };
+enum { SAM_ENROLL_NEW = 1, SAM_ENROLL_RECOVER = 2 };
+#define SAM_ENROLL_CODE_MAX 64   /**< an enrollment code as typed (valid ones: 16 characters, dashes and spaces aside) */
+#define SAM_PASSWORD_MAX 128     /**< a password a user chooses (password_min_length's upper bound) */
+#define SAM_CONTACT_MAX 128      /**< a user's contact (STOR_CONTACT_MAX) */
+#define SAM_ENROLL_CREDS_MAX 32  /**< credentials waiting for one user's PIN that one enrollment names */
 enum { SAM_KEY_RSA = 1, SAM_KEY_EC = 2 };
 /** SAM_T_CMS: the SAM signs the CMS signed attributes it builds over the (bound) digest: content-type id-data,
  *  message-digest, ESS signing-certificate-v2 of the credential's certificate, and signing-time (CAdES) or not

@@ -101,7 +101,17 @@ void stor_close(stor_env_t *env);
 
 /* ---- records ----------------------------------------------------------- */
 
-typedef enum { STOR_USER_ACTIVE = 1, STOR_USER_SUSPENDED = 2, STOR_USER_TERMINATED = 3 } stor_user_status_t;
+/** ENROLLING: registered by an operator (csc-admin user add, or user recover), no password and no TOTP secret yet:
+ *  cannot sign in or authorize until the user completes /enroll with the enrollment code (then ACTIVE). Stored: never
+ *  renumber (records written before the state existed are ACTIVE, SUSPENDED or TERMINATED). */
+typedef enum {
+    STOR_USER_ACTIVE = 1,
+    STOR_USER_SUSPENDED = 2,
+    STOR_USER_TERMINATED = 3,
+    STOR_USER_ENROLLING = 4,
+} stor_user_status_t;
+
+#define STOR_CONTACT_MAX 128   /**< a user's contact for the enrollment sender: e-mail address or phone number */
 
 typedef struct stor_user {
     char name[STOR_NAME_MAX + 1];         /**< key; unique login name */
@@ -119,6 +129,9 @@ typedef struct stor_user {
     uint32_t epoch;                       /**< bumped by every operator reset (password, TOTP, suspension,
                                                termination): state kept outside storage (sessions, pending
                                                approvals, one-time codes) stamped with an older one is refused */
+    char contact[STOR_CONTACT_MAX + 1];   /**< where the enrollment code is sent (no control characters), "" if none */
+    char applicant[STOR_DESC_MAX + 1];    /**< reference to who applied (J1), "" if none */
+    char mandate[STOR_DESC_MAX + 1];      /**< reference to the mandate of an applicant acting for the user, "" if none */
 } stor_user_t;
 
 /** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
@@ -175,7 +188,16 @@ typedef struct stor_cred {
     char delegates[STOR_DELEGATES_MAX][STOR_NAME_MAX + 1];
     char delegate_pins[STOR_DELEGATES_MAX][2 * STOR_VERIFIER_MAX + 1]; /**< hex of each delegate's own PIN verifier ("" = none) */
     uint32_t end_reason;                  /**< stor_cred_end_t: why the key was destroyed (status DESTROYED) */
+    uint32_t pin_unset;                   /**< 1: the owner has not set the PIN yet (/enroll, /account); orthogonal to
+                                               status. With an expression naming PIN the owner cannot authorize. */
+    uint32_t delegate_pin_unset;          /**< bit i: delegates[i] has not set their PIN yet (same rule) */
 } stor_cred_t;
+
+/** 1 if user (the owner or a delegate of c) cannot authorize c yet because c's expression names PIN and that user's
+ *  PIN is not set (stor_cred_t.pin_unset, delegate_pin_unset); else 0 (also for a user who is neither). */
+int stor_cred_pin_unset(const stor_cred_t *c, const char *user);
+/** Mark user's PIN of c set (unset = 0) or unset (1). @return 0, or -1 if user is neither owner nor delegate */
+int stor_cred_pin_mark(stor_cred_t *c, const char *user, int unset);
 
 
 /** Whether a credential's key can be backed up (J8). Stored: never renumber. */
@@ -273,6 +295,8 @@ typedef enum {
     STOR_EV_AUDIT_HEAD = 15,    /**< an audit head was signed with the HSM audit key (stored in audit_heads) */
     STOR_EV_STORAGE = 16,       /**< the LMDB map was full: written by the first commit after space came back */
     STOR_EV_SAM = 17,           /**< csc-sam: a connection refused (peer not allowed), start and stop */
+    STOR_EV_ENROLL = 18,        /**< enrollment: code issued, wrong or burnt, step 2 begun, enrolled, a PIN set by its
+                                     user (/enroll, /account), an operator's recovery (never a code or secret) */
 } stor_event_t;
 
 typedef enum { STOR_RES_OK = 0, STOR_RES_DENIED = 1, STOR_RES_ERROR = 2 } stor_result_t;
@@ -373,6 +397,34 @@ typedef struct stor_user_approval {
     uint32_t digest_len, n_digests;
     uint8_t digests[STOR_DIGESTS_MAX * STOR_DIGEST_LEN_MAX];
 } stor_user_approval_t;
+
+/* ---- enrollment (stor_enroll.c): the one-time enrollment code of a user, and the ticket of /enroll's step 2 ------ */
+
+typedef enum { STOR_ENROLL_NEW = 1, STOR_ENROLL_RECOVER = 2 } stor_enroll_kind_t;
+
+/** A user's pending enrollment code (at most one: a new code replaces the old), keyed by the user name. Only the
+ *  SHA-256 of the normalized code is kept. Purged after expires_at by stor_purge_expired(). */
+typedef struct stor_enroll {
+    char user[STOR_NAME_MAX + 1];         /**< key */
+    uint8_t code_hash[32];                /**< SHA-256 of the normalized code (16 characters, upper case, no dash) */
+    int64_t expires_at;
+    uint32_t tries_left;                  /**< wrong codes (and wrong first TOTP codes) still allowed; 0: burnt */
+    uint32_t kind;                        /**< stor_enroll_kind_t */
+    char issued_by[STOR_DESC_MAX + 1];    /**< the operator (and requester) who issued it */
+    int64_t created_at;
+    uint8_t ticket_hash[32];              /**< the one live ticket of step 2 (all zero: none) */
+} stor_enroll_t;
+
+/** Step 2 of /enroll: keyed by SHA-256 of a random ticket (the cookie), the user and the TOTP secret made for this
+ *  enrollment. Purged after expires_at by stor_purge_expired(). */
+typedef struct stor_enroll_ticket {
+    uint8_t hash[32];                     /**< key */
+    char user[STOR_NAME_MAX + 1];
+    uint8_t totp_secret[STOR_TOTP_MAX];   /**< as csc-sam stores it (sam_op_enroll.c seals and opens it) */
+    uint32_t totp_secret_len;
+    int64_t expires_at;
+} stor_enroll_ticket_t;
+
 
 /** Owner name of the built-in time-stamping unit's credential (created by csc-admin tsa init): reserved, so no
  *  user can be created with it, see or authorize it. */
@@ -608,6 +660,15 @@ typedef struct stor_key_jobs_count {
  * @return STOR_OK (count says what happened; failed jobs included), STOR_ERR_INVAL, or the error of reading them
  */
 int stor_key_jobs_run(stor_env_t *env, const stor_key_jobs_t *how, stor_key_jobs_count_t *count);
+
+/* Enrollment codes (by user) and /enroll tickets (by hash); see stor_enroll_t. */
+/** get: STOR_ERR_NOTFOUND if absent; put replaces; del: STOR_ERR_NOTFOUND if absent. */
+int stor_txn_enroll_get(stor_txn_t *t, const char *user, stor_enroll_t *out);
+int stor_txn_enroll_put(stor_txn_t *t, const stor_enroll_t *e);
+int stor_txn_enroll_del(stor_txn_t *t, const char *user);
+int stor_txn_enroll_ticket_get(stor_txn_t *t, const uint8_t hash[32], stor_enroll_ticket_t *out);
+int stor_txn_enroll_ticket_put(stor_txn_t *t, const stor_enroll_ticket_t *k);
+int stor_txn_enroll_ticket_del(stor_txn_t *t, const uint8_t hash[32]);
 
 /* Delegations by delegate (an index for listing; the credential record's delegates decide): put adds
  * (user, cred), del removes it (STOR_ERR_NOTFOUND if absent), each calls fn with every credential id

@@ -62,15 +62,37 @@ START_TEST(t_req_roundtrip)
     ck_assert_str_eq(d.user, "alice");
     ck_assert_str_eq(d.cred, "cred-1");
     ck_assert_str_eq(d.code, "012345");
-    /* the largest request: names of SAM_SENDER_NAME_MAX bytes */
+    /* the largest challenge: names of SAM_SENDER_NAME_MAX bytes */
     memset(r.user, 'u', SAM_SENDER_NAME_MAX);
     memset(r.cred, 'c', SAM_SENDER_NAME_MAX);
     r.user[SAM_SENDER_NAME_MAX] = r.cred[SAM_SENDER_NAME_MAX] = '\0';
     r.timeout_ms = SAM_SENDER_TIMEOUT_MAX_MS;
     n = sam_sender_req_encode(&r, b);
-    ck_assert_uint_eq(n, SAM_SENDER_REQ_MAX);
+    ck_assert_uint_eq(n, 12 + 3 + 2 * SAM_SENDER_NAME_MAX + SAM_SENDER_CODE_LEN);
     ck_assert_int_eq(sam_sender_req_decode(b, n, &d), 0);
     ck_assert_uint_eq(strlen(d.user), SAM_SENDER_NAME_MAX);
+    /* an enrollment code (SND2): no credential, the contact and the expiry; the largest request of all */
+    sam_sender_req_t e;
+    memset(&e, 0, sizeof(e));
+    e.seq = 9;
+    e.timeout_ms = SAM_SENDER_TIMEOUT_MAX_MS;
+    e.enroll = 1;
+    memset(e.user, 'u', SAM_SENDER_NAME_MAX);
+    snprintf(e.code, sizeof(e.code), "ABCD-EFGH-JKLM-NP23");
+    memset(e.contact, 'k', SAM_SENDER_CONTACT_MAX);
+    memset(e.expires, 'e', SAM_SENDER_EXPIRES_MAX);
+    n = sam_sender_req_encode(&e, b);
+    ck_assert_uint_eq(n, SAM_SENDER_REQ_MAX);
+    ck_assert_int_eq(sam_sender_req_decode(b, n, &d), 0);
+    ck_assert_uint_eq(d.enroll, 1);
+    ck_assert_str_eq(d.code, "ABCD-EFGH-JKLM-NP23");
+    ck_assert_uint_eq(strlen(d.contact), SAM_SENDER_CONTACT_MAX);
+    ck_assert_str_eq(d.cred, "");
+    snprintf(e.code, sizeof(e.code), "ABCD-EFGH-JKLM-NP2\n"); /* a line of its own: never */
+    ck_assert_uint_eq(sam_sender_req_encode(&e, b), 0);
+    snprintf(e.code, sizeof(e.code), "ABCD-EFGH-JKLM-NP23");
+    snprintf(e.cred, sizeof(e.cred), "c"); /* an enrollment names no credential */
+    ck_assert_uint_eq(sam_sender_req_encode(&e, b), 0);
     /* the encoder refuses what the decoder would */
     r.seq = 0;
     ck_assert_uint_eq(sam_sender_req_encode(&r, b), 0);

@@ -761,7 +761,7 @@ START_TEST(t_audit_invalid)
         uint32_t event, result, digest_len, n_digests;
         int with_digests;
     } cases[] = {
-        { 0, 0, 0, 0, 0 }, { STOR_EV_SAM + 1, 0, 0, 0, 0 }, { 1, 3, 0, 0, 0 }, { 1, 0, 65, 1, 1 },
+        { 0, 0, 0, 0, 0 }, { STOR_EV_ENROLL + 1, 0, 0, 0, 0 }, { 1, 3, 0, 0, 0 }, { 1, 0, 65, 1, 1 },
         { 1, 0, 32, STOR_DIGESTS_MAX + 1, 1 }, { 1, 0, 0, 1, 1 }, { 1, 0, 32, 1, 0 },
     };
     uint8_t dig[64];
