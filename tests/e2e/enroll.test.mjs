@@ -96,7 +96,7 @@ test('enroll: the code, then password, TOTP and the PIN of the waiting credentia
   await page.fill(`input[name="pin2_${E.E2E_ENROLL_CRED}"]`, PIN);
   checkPage(await submit(page, 'finish'), rec);
   await shot(page, 'enroll-3-enrolled');
-  assert.match(await page.textContent('body'), /Enrolled/);
+  assert.match(await page.locator('#note').textContent(), /You are enrolled/);
   assert.equal(await page.locator('#error').count(), 0);
   state.secret = secret;
   state.lastStep = step;

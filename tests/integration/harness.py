@@ -272,8 +272,8 @@ class Service:
 
     # --- users: enrollment and PINs (csc-admin never sees a user's secret) ---------------------
     def add_user(self, name, password, evidence=None, contact=None, pins=None, extra=(), later=False, session=None):
-        """Register NAME (`csc-admin user add NAME --contact C --evidence E --letter` plus extra; evidence default
-        ev-NAME) and enroll it on /enroll with password, a TOTP secret of the page's and a first code of the
+        """Register NAME (`csc-admin user add NAME --contact C --evidence E` plus extra; evidence default ev-NAME;
+        --letter without an otp_sender, else the code is read from the file: sender's file) and enroll it on /enroll with password, a TOTP secret of the page's and a first code of the
         previous 30-s step (the current one stays free for the test), and pins {cred_id: PIN} for credentials made
         between the two. With the server running: enrolled now, returns the base32 TOTP secret. Before start():
         enrolled by start() (with the PINs create_credential is given meanwhile), returns None; svc.users[name]
@@ -282,23 +282,42 @@ class Service:
         the current TOTP step). session: another operator's csc-admin session. svc.users[name]: password, totp,
         code (until enrolled), pins."""
         args = ["user", "add", name, "--contact", contact or "%s@example.test" % name,
-                "--evidence", evidence or "ev-" + name, "--letter"] + list(extra)
-        out = self.admin(*args, session=session).stdout
-        m = re.search(r"^enrollment_code (\S+)$", out, re.M)
-        if m is None:
-            raise AssertionError("user add printed no enrollment code: " + out)
-        self.users[name] = {"password": password, "code": m.group(1), "totp": None, "pins": dict(pins or {})}
+                "--evidence", evidence or "ev-" + name] + list(extra)
+        code = self._issue(name, args, session)
+        self.users[name] = {"password": password, "code": code, "totp": None, "pins": dict(pins or {})}
         return self.enroll(name) if self.proc is not None and not later else None
 
+    def _issue(self, name, args, session):
+        """Run user add / user recover; the code from the letter csc-admin prints, or with otp_sender = file: from
+        the sender's file (csc-admin never shows it then)."""
+        sink = None
+        with open(self.conf) as f:
+            for line in f:
+                m = re.match(r"\s*otp_sender\s*=\s*(\S.*?)\s*$", line)
+                if m:
+                    sink = m.group(1)
+        if sink is None:
+            out = self.admin(*(args + ["--letter"]), session=session).stdout
+            m = re.search(r"^enrollment_code (\S+)$", out, re.M)
+            if m is None:
+                raise AssertionError("%s printed no enrollment code: %s" % (" ".join(args[:2]), out))
+            return m.group(1)
+        if not sink.startswith("file:"):
+            raise AssertionError("the harness reads enrollment codes from a file: otp_sender only, not " + sink)
+        self.admin(*args, session=session)
+        with open(os.path.join(self.dir, sink[5:])) as f:
+            codes = re.findall(r"(?m)^%s - ENROLL (\S+)$" % re.escape(name), f.read())
+        if not codes:
+            raise AssertionError("no enrollment code of %s in %s" % (name, sink))
+        return codes[-1]
+
     def recover(self, name, password, *extra, later=False, session=None):
-        """`csc-admin user recover NAME --letter EXTRA` (password and TOTP cleared, a new code; --pin CRED in extra
-        also unsets that PIN) and, with the server running (and not later), the user's new enrollment with password
-        (and the PINs set_pin is given before it). Returns the new TOTP secret (None before start() or later)."""
-        out = self.admin("user", "recover", name, "--letter", *extra, session=session).stdout
-        m = re.search(r"^enrollment_code (\S+)$", out, re.M)
-        if m is None:
-            raise AssertionError("user recover printed no enrollment code: " + out)
-        self.users[name].update(password=password, code=m.group(1), totp=None, pins={})
+        """`csc-admin user recover NAME EXTRA` (--letter without a sender; password and TOTP cleared, a new code;
+        --pin CRED in extra also unsets that PIN) and, with the server running (and not later), the user's new
+        enrollment with password (and the PINs set_pin is given before it). Returns the new TOTP secret (None before
+        start() or later)."""
+        code = self._issue(name, ["user", "recover", name] + list(extra), session)
+        self.users[name].update(password=password, code=code, totp=None, pins={})
         self._account.pop(name, None)
         return self.enroll(name) if self.proc is not None and not later else None
 
@@ -318,7 +337,7 @@ class Service:
         for cid, pin in u["pins"].items():
             fields["pin_" + cid] = fields["pin2_" + cid] = pin
         b.post(fields)
-        if b.last.status != 200 or 'id="error"' in b.text:
+        if b.last.status != 200 or "You are enrolled" not in b.text:
             raise AssertionError("enrollment of %s: step 2 refused: %r" % (name, b.text[:2000]))
         u["totp"], u["code"] = secret, None
         return secret
@@ -327,7 +346,7 @@ class Service:
         """`csc-admin credential create ARGS` (the credential's PIN is unset); returns its id. pin: the owner's
         PIN for it, set at the owner's enrollment when the owner is still waiting for it (add_user before
         start()), else on /account as the owner (set_pin)."""
-        r = self.admin("credential", "create", *args, check=check)
+        r = self.admin("credential", "create", *args, stdin="", check=check)
         m = re.search(r"^credential (\S+) created", r.stdout, re.M)
         if m is None:
             if check:
@@ -357,7 +376,7 @@ class Service:
         if b.last.status != 200 or 'id="user"' not in b.text:  # the session ended: sign in again
             b = self.account(user, fresh=True)
             b.post({"action": "pin", "cred": cred_id, "pin": pin, "pin2": pin})
-        if b.last.status != 200 or 'id="error"' in b.text:
+        if b.last.status != 200 or "The PIN is set." not in b.text:
             raise AssertionError("PIN of %s for %s refused: %r" % (cred_id, user, b.text[:2000]))
 
     def account(self, user, fresh=False):

@@ -987,7 +987,8 @@ class TestLifecycle(Base):
                 self.assertError(SVC.post("credentials/list", {}, t), 401)
                 self.assertError(SVC.post("auth/login", {"refresh_token": rt}), 400, "invalid_request",
                                  "Invalid refresh_token")
-                log = SVC.admin("audit", "query", "--user", user, "--event", "admin").stdout
+                log = SVC.admin("audit", "query", "--user", user, "--event",
+                                "enroll" if cmd == "recover" else "admin").stdout
                 self.assertIn("revoked: tokens=2 sads=1 pending=0", log)
                 if cmd == "terminate":
                     continue
