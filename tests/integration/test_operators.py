@@ -361,10 +361,11 @@ class TestDelegates(unittest.TestCase):
                          1)
         r = self.delegate("--evidence", "consent form CF-9 signed by owen")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("    delegate dana  (own PIN)", SVC.admin("list").stdout)
+        self.assertIn("    delegate dana  pin=unset", SVC.admin("list").stdout)
         # the delegate's own PIN is hers: set when she enrolls
         SVC.set_pin("dana", "owen-1", "33334444")
         self.otp = {"dana": SVC.enroll("dana")}
+        self.assertIn("    delegate dana  (own PIN)", SVC.admin("list").stdout)
 
         dana, nick = SVC.token("dana", H.pw("dana")), SVC.token("nick", H.pw("nick"))
         # the delegate sees it; another user does not
@@ -409,7 +410,7 @@ class TestDelegates(unittest.TestCase):
         self.assertRegex(log, r"sign ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen")
         self.assertRegex(log, r'authorize ok user=dana cred=owen-1 client=\S+ on_behalf_of=owen digests=1 '
                               r'detail="extendTransaction"')
-        self.assertIn("action=credential.delegate delegate=dana pin=set evidence=consent form CF-9 signed by owen", log)
+        self.assertIn("action=credential.delegate delegate=dana evidence=consent form CF-9 signed by owen", log)
         self.assertIn("on_behalf_of=owen", SVC.admin("audit", "query", "--user", "owen", "--event", "sign").stdout)
         # removal stops it at once: not listed, answered like an unknown credential
         r = self.delegate("--remove")
