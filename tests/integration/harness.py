@@ -330,7 +330,7 @@ class Service:
         b.post({"action": "code", "name": name, "code": u["code"]})
         m = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', b.text)
         if b.last.status != 200 or m is None:
-            raise AssertionError("enrollment of %s: step 1 refused: %r" % (name, b.text[:2000]))
+            raise AssertionError("enrollment of %s: step 1 refused: %s" % (name, b.error() or b.text[:2000]))
         secret = m.group(1)
         fields = {"action": "finish", "password": u["password"], "password2": u["password"],
                   "otp": previous_totp(secret, self.used_otps)}
@@ -338,7 +338,7 @@ class Service:
             fields["pin_" + cid] = fields["pin2_" + cid] = pin
         b.post(fields)
         if b.last.status != 200 or "You are enrolled" not in b.text:
-            raise AssertionError("enrollment of %s: step 2 refused: %r" % (name, b.text[:2000]))
+            raise AssertionError("enrollment of %s: step 2 refused: %s" % (name, b.error() or b.text[:2000]))
         u["totp"], u["code"] = secret, None
         return secret
 
@@ -377,7 +377,7 @@ class Service:
             b = self.account(user, fresh=True)
             b.post({"action": "pin", "cred": cred_id, "pin": pin, "pin2": pin})
         if b.last.status != 200 or "The PIN is set." not in b.text:
-            raise AssertionError("PIN of %s for %s refused: %r" % (cred_id, user, b.text[:2000]))
+            raise AssertionError("PIN of %s for %s refused: %s" % (cred_id, user, b.error() or b.text[:2000]))
 
     def account(self, user, fresh=False):
         """The user's signed-in /account Browser (signed in with password and a fresh TOTP code on first use)."""
@@ -506,6 +506,11 @@ class Browser:
         if self.cookie:
             headers["Cookie"] = self.cookie
         return self._store(self.svc.request("POST", self.path, urllib.parse.urlencode(fields).encode(), headers))
+
+    def error(self):
+        """The text of the page's error paragraph (id="error"), or None."""
+        m = re.search(r'id="error">(.*?)</p>', self.text, re.S)
+        return html.unescape(m.group(1)) if m else None
 
     def login(self, user, password, totp_secret):
         """Sign in on the /approve page (GET, then the login form with a fresh TOTP)."""

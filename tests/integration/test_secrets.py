@@ -111,7 +111,7 @@ class TestOperatorsSeeNoUserSecret(unittest.TestCase):
             self.assertIn('id="error"', b.text)
             self.assertNotIn('id="totp-secret"', b.text)
             for n in (1, 2):
-                password = "Sara-%d-%s" % (n, secrets.token_hex(8))
+                password = "Pw-%d-%s" % (n, secrets.token_hex(8))
                 pin = "7306%08d" % secrets.randbelow(10 ** 8)
                 svc.users["sara"] = {"password": password, "code": code, "totp": None, "pins": {"sara-ec": pin}}
                 totp = svc.enroll("sara")
