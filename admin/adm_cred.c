@@ -42,12 +42,6 @@ static int put_user_fn(stor_txn_t *t, void *arg)
     return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
 }
 
-int adm_user_add(const adm_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
-                       char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
-{
-    return adm_user_add_ev(a, name, password, NULL, otpauth_uri, uri_sz, totp_b32, b32_sz, err, err_sz);
-}
-
 int adm_user_add_ev(const adm_t *a, const char *name, const char *password, const char *evidence,
                           char *otpauth_uri, size_t uri_sz, char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
 {

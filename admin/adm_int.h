@@ -24,7 +24,7 @@ typedef struct adm_findings {
 /** Format one problem line (cut at ADM_AUDIT_LINE_MAX), hand it to f->fn and count it. */
 void adm_finding(adm_findings_t *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Credential PINs set by csc-admin (credential create, a delegate's PIN): at least adm_pin_min() characters. */
+/* Credential PINs adm_cred_create() sets (the unit tests' fixtures; csc-admin sets none): at least adm_pin_min(). */
 #define ADM_PIN_MIN 6
 #define ADM_PIN_MAX 32
 /** The shortest PIN csc-admin sets: the configured pin_min_length, never below ADM_PIN_MIN. */

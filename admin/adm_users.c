@@ -1,4 +1,5 @@
-/* adm_users.c - user changes behind csc-admin (J1, J2): evidence reference, password reset, TOTP re-enrollment. */
+/* adm_users.c - user changes behind csc-admin (J1): the evidence reference; delegates. An operator sets no factor of a
+ * user (issue 12): passwords, TOTP secrets and PINs are made on /enroll and /account, in csc-sam. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,7 @@ int adm_user_reset_txn(stor_txn_t *t, stor_user_t *u, stor_audit_t *audit)
 
 typedef struct user_change {
     const char *name;
-    const char *evidence;          /* NULL = unchanged */
-    const uint8_t *pw_verifier;    /* NULL = unchanged */
-    uint32_t pw_verifier_len;
-    const uint8_t *totp_secret;    /* NULL = unchanged */
+    const char *evidence;
     stor_audit_t audit;
 } user_change_t;
 
@@ -59,23 +57,7 @@ static int change_fn(stor_txn_t *t, void *arg)
         rc = STOR_ERR_INVAL;
         goto out;
     }
-    if (c->evidence != NULL)
-        snprintf(u->evidence, sizeof(u->evidence), "%s", c->evidence);
-    if (c->pw_verifier != NULL) {
-        memcpy(u->pw_verifier, c->pw_verifier, c->pw_verifier_len);
-        u->pw_verifier_len = c->pw_verifier_len;
-        u->failed_logins = 0;
-        u->locked_until = 0;
-        u->locks = 0;
-    }
-    if (c->totp_secret != NULL) {
-        memcpy(u->totp_secret, c->totp_secret, OAUTH_TOTP_SECRET_LEN);
-        u->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
-        u->totp_last_step = 0; /* a new secret: no code of it was used */
-    }
-    /* A new password or TOTP secret shuts out whoever held the old one, at once (issue 9 item 7). */
-    if ((c->pw_verifier != NULL || c->totp_secret != NULL) && (rc = adm_user_reset_txn(t, u, &c->audit)) != 0)
-        goto out;
+    snprintf(u->evidence, sizeof(u->evidence), "%s", c->evidence);
     if ((rc = stor_txn_user_put(t, u, 0)) == 0)
         rc = stor_txn_audit_append(t, &c->audit);
 out:
@@ -106,57 +88,16 @@ static int change_result(int rc, const char *name, char *err, size_t err_sz)
     return 0;
 }
 
-int adm_user_change(const adm_t *a, const char *name, const char *evidence, const char *password,
-                          char *err, size_t err_sz)
+int adm_user_change(const adm_t *a, const char *name, const char *evidence, char *err, size_t err_sz)
 {
     user_change_t c = {.name = name, .evidence = evidence};
-    uint8_t ver[STOR_VERIFIER_MAX];
     char action[STOR_DESC_MAX + 64];
-    int rc;
 
-    if (evidence == NULL && password == NULL)
-        return ERR("nothing to change: --evidence REF and/or --password-stdin");
-    if (evidence != NULL && adm_evidence_check(evidence) != 0)
+    if (evidence == NULL || adm_evidence_check(evidence) != 0)
         return ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
-    if (password != NULL) {
-        if (strlen(password) < 8)
-            return ERR("password must have at least 8 characters");
-        if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, ver, &c.pw_verifier_len) != 0)
-            return ERR("cannot derive the password verifier");
-        c.pw_verifier = ver;
-    }
-    snprintf(action, sizeof(action), "user.change%s%s%s", password != NULL ? " password=reset" : "",
-             evidence != NULL ? " evidence=" : "", evidence != NULL ? evidence : "");
+    snprintf(action, sizeof(action), "user.change evidence=%s", evidence);
     change_audit(&c, a, action);
-    rc = stor_write(a->stor, change_fn, &c);
-    OPENSSL_cleanse(ver, sizeof(ver));
-    return change_result(rc, name, err, err_sz);
-}
-
-int adm_user_totp_reset(const adm_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
-                              char *totp_b32, size_t b32_sz, char *err, size_t err_sz)
-{
-    user_change_t c = {.name = name};
-    uint8_t secret[OAUTH_TOTP_SECRET_LEN];
-    int rc = -1;
-
-    if (oauth_totp_new_secret(secret) != 0)
-        return ERR("cannot make a TOTP secret");
-    if (oauth_base32_encode(secret, sizeof(secret), totp_b32, b32_sz) != 0 ||
-        oauth_totp_uri(a->issuer, name, secret, sizeof(secret), otpauth_uri, uri_sz) != 0) {
-        ERR("output buffer too small or invalid user name");
-        goto out;
-    }
-    c.totp_secret = secret;
-    change_audit(&c, a, "user.totp-reset");
-    rc = change_result(stor_write(a->stor, change_fn, &c), name, err, err_sz);
-out:
-    OPENSSL_cleanse(secret, sizeof(secret));
-    if (rc != 0) {
-        OPENSSL_cleanse(totp_b32, b32_sz);
-        OPENSSL_cleanse(otpauth_uri, uri_sz);
-    }
-    return rc;
+    return change_result(stor_write(a->stor, change_fn, &c), name, err, err_sz);
 }
 
 /* ---- delegates (J1) ---------------------------------------------------------- */
@@ -165,7 +106,6 @@ typedef struct delegate_job {
     const char *id;
     const char *user;
     int remove;
-    char pin_hex[2 * STOR_VERIFIER_MAX + 1];
     stor_cred_t *cred;
     int why;                       /* out: 1 no such user, 2 the owner, 3 full, 4 not a delegate, 5 destroyed */
     stor_audit_t audit;
@@ -227,9 +167,9 @@ static int delegate_fn(stor_txn_t *t, void *arg)
             i = (int)c->n_delegates++;
             snprintf(c->delegates[i], sizeof(c->delegates[i]), "%s", j->user);
         }
-        memcpy(c->delegate_pins[i], j->pin_hex, sizeof(c->delegate_pins[i]));
-        /* no PIN given: the delegate sets their own (/account) before they can authorize */
-        (void)stor_cred_pin_mark(c, j->user, j->pin_hex[0] == '\0');
+        /* the delegate sets their own PIN (/enroll, /account) before they can authorize: never the operator */
+        memset(c->delegate_pins[i], 0, sizeof(c->delegate_pins[i]));
+        (void)stor_cred_pin_mark(c, j->user, 1);
         if ((rc = stor_txn_delegation_put(t, j->user, j->id)) != 0)
             return rc;
     }
@@ -239,12 +179,10 @@ static int delegate_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &j->audit);
 }
 
-int adm_cred_delegate(const adm_t *a, const char *id, const char *user, const char *pin,
-                            const char *evidence, int remove, char *err, size_t err_sz)
+int adm_cred_delegate(const adm_t *a, const char *id, const char *user, const char *evidence, int remove, char *err,
+                      size_t err_sz)
 {
     delegate_job_t *j = calloc(1, sizeof(*j));
-    uint8_t ver[STOR_VERIFIER_MAX];
-    uint32_t vlen = 0;
     int rc = -1;
 
     if (j == NULL || (j->cred = malloc(sizeof(*j->cred))) == NULL) {
@@ -259,19 +197,6 @@ int adm_cred_delegate(const adm_t *a, const char *id, const char *user, const ch
         ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
         goto out;
     }
-    if (pin != NULL) {
-        if (strlen(pin) < adm_pin_min(a) || strlen(pin) > ADM_PIN_MAX) {
-            ERR("the delegate's PIN must have %u..%d characters (pin_min_length)", adm_pin_min(a), ADM_PIN_MAX);
-            goto out;
-        }
-        if (oauth_secret_hash(pin, strlen(pin), a->scrypt_log2n, ver, &vlen) != 0) {
-            ERR("cannot derive the PIN verifier");
-            goto out;
-        }
-        for (uint32_t i = 0; i < vlen; i++)
-            snprintf(j->pin_hex + 2 * i, 3, "%02x", ver[i]);
-        OPENSSL_cleanse(ver, sizeof(ver));
-    }
     j->id = id;
     j->user = user;
     j->remove = remove;
@@ -279,10 +204,9 @@ int adm_cred_delegate(const adm_t *a, const char *id, const char *user, const ch
     j->audit.result = STOR_RES_OK;
     snprintf(j->audit.cred, sizeof(j->audit.cred), "%s", id);
     snprintf(j->audit.client, sizeof(j->audit.client), "csc-admin");
-    snprintf(j->audit.detail, sizeof(j->audit.detail), "operator=%s action=credential.%s delegate=%s%s%s%s",
+    snprintf(j->audit.detail, sizeof(j->audit.detail), "operator=%s action=credential.%s delegate=%s%s%s",
              a->operator_name ? a->operator_name : "-", remove ? "undelegate" : "delegate", user,
-             !remove && pin != NULL ? " pin=set" : "", evidence != NULL ? " evidence=" : "",
-             evidence != NULL ? evidence : "");
+             evidence != NULL ? " evidence=" : "", evidence != NULL ? evidence : "");
     int src = stor_write(a->stor, delegate_fn, j);
     static const char *const why[] = {"", "no such user", "the owner cannot be a delegate",
                                       "too many delegates", "not a delegate of the credential",

@@ -176,9 +176,11 @@ static const char *arg(const sam_msg_t *req, unsigned tag, char *buf, size_t sz)
     return sam_msg_count(req, tag) != 0 ? buf : NULL;
 }
 
+/* KEY_CREATE: a key for an owner whose PIN, if the expression names one, stays unset until the owner sets it on /enroll
+ * or /account (issue 12): a PIN from csc-admin, an operator's, is refused before anything is made. */
 int sam_op_key_create(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
-    char cred[SAM_DESCRIPTION_MAX + 1], user[SAM_DESCRIPTION_MAX + 1], pin[SAM_SECRET_MAX + 1];
+    char cred[SAM_DESCRIPTION_MAX + 1], user[SAM_DESCRIPTION_MAX + 1];
     char desc[SAM_DESCRIPTION_MAX + 1], expr[SAM_DESCRIPTION_MAX + 1], cn[SAM_DESCRIPTION_MAX + 1];
     char o[SAM_DESCRIPTION_MAX + 1], c[SAM_DESCRIPTION_MAX + 1], qual[SAM_DESCRIPTION_MAX + 1];
     char id[STOR_NAME_MAX + 1], err[512];
@@ -190,6 +192,9 @@ int sam_op_key_create(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
     sam_text(req, SAM_T_USER, user, sizeof(user));
     if (sam_op_begin(cfg, req, b, "credential", "create", STOR_ROLE_KEY_ADMIN, "--user", user, &x, &rc) != 0)
         return rc;
+    if (sam_msg_count(req, SAM_T_PIN) != 0)
+        return sam_refuse(b, req, SAM_REFUSE_BAD_MESSAGE, "an operator sets no PIN: the owner does (/enroll, /account)",
+                          SAM_T_PIN);
     adm_cred_spec_t s = {0};
     if (key_spec(req, &s.key) != 0)
         return sam_refuse(b, req, SAM_REFUSE_BAD_MESSAGE, "unsupported key type", SAM_T_KEY_TYPE);
@@ -200,7 +205,6 @@ int sam_op_key_create(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
     s.id = arg(req, SAM_T_CRED, cred, sizeof(cred));
     s.owner = user;
     s.auth_expr = arg(req, SAM_T_AUTH_EXPR, expr, sizeof(expr));
-    s.pin = arg(req, SAM_T_PIN, pin, sizeof(pin));
     s.scal = scal;
     s.multisign = multisign;
     s.description = arg(req, SAM_T_DESCRIPTION, desc, sizeof(desc));
@@ -211,7 +215,6 @@ int sam_op_key_create(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
     s.oauth2code = oauth2code != 0;
     s.csr_out = csr_wanted != 0 ? &csr : NULL;
     rc = adm_cred_create(&x.adm, &s, id, sizeof(id), err, sizeof(err));
-    OPENSSL_cleanse(pin, sizeof(pin));
     if (rc != 0)
         return op_failed(b, req, err);
     uint8_t *der = NULL;

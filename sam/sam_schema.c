@@ -251,7 +251,7 @@ static const sam_field_spec_t refused[] = {
 static const sam_field_spec_t key_create[] = {
     ARG(SAM_T_CRED, OPT), /* absent: the SAM makes one */
     ARG(SAM_T_USER, REQ), /* the owner */
-    PIN,
+    PIN,                  /* refused (sam_op_key_create): the owner sets it; decoded, so the refusal names it */
     ARG(SAM_T_DESCRIPTION, OPT),
     SESSION,
     APPROVAL_ID,

@@ -56,23 +56,23 @@ static void usage(FILE *f)
             "                                         and tokens revoked, a new enrollment code (as user add); each\n"
             "                                         --pin CRED: that credential's PIN must be set again; also\n"
             "                                         re-issues an expired or burnt code\n"
-            "  user add NAME [--evidence REF] [--password-file FILE]   (the old way, until every script enrolls)\n"
-            "  user change NAME [--evidence REF] [--password-stdin|--password-file FILE]   [user-admin]\n"
-            "                                         new evidence reference and/or password\n"
-            "  user totp-reset NAME                   re-enroll: a new TOTP secret; the old one stops at once   [user-admin]\n"
+            "  user change NAME --evidence REF       a new evidence reference   [user-admin]\n"
+            "                                         (no operator sets a password, a TOTP secret or a PIN: the user\n"
+            "                                         does, on /enroll and /account; a lost factor: user recover)\n"
             "  credential create --user NAME [--id ID] [--key rsa2048|rsa3072|rsa4096|p256|p384|p521]   [key-admin]\n"
             "                    [--auth \"PIN AND OTP\"|PIN|OTP|\"PIN OR OTP\"|CHALLENGE|\"PIN AND CHALLENGE\"|\n"
             "                            APPROVAL|\"PIN AND APPROVAL\"]\n"
-            "                    [--pin-file FILE]  (CHALLENGE: a one-time code sent by otp_sender after\n"
+            "                    (CHALLENGE: a one-time code sent by otp_sender after\n"
             "                    credentials/getChallenge; APPROVAL: the user approves on the /approve page,\n"
             "                    authorize answers 202 + handle; both need auth mode explicit)\n"
             "                    [--scal 1|2] [--multisign N] [--description TEXT] [--cn NAME]\n"
             "                    [--auth-mode explicit|oauth2code] [--qualifier eu_eidas_qes|...]\n"
             "                    [--csr FILE --org O --country C]\n"
             "                                         key generated in the HSM, certificate from the CA;\n"
-            "                                         the PIN from FILE or standard input; with --csr: a PKCS#10\n"
-            "                                         request signed by the HSM key is written to FILE (subject\n"
-            "                                         C, O, CN) and the credential is pending until the import\n"
+            "                                         a PIN the owner sets (/enroll, /account: pin=unset until\n"
+            "                                         then); with --csr: a PKCS#10 request signed by the HSM key is\n"
+            "                                         written to FILE (subject C, O, CN) and the credential is\n"
+            "                                         pending until the import\n"
             "  credential import ID CERT.pem [--chain CHAIN.pem]   [key-admin]\n"
             "                                         the CA's certificate for the pending (or current) key: must\n"
             "                                         match the HSM key, be valid now and chain to trust_anchors\n"
@@ -88,11 +88,11 @@ static void usage(FILE *f)
             "                                         already): one audited line per key; idempotent, for a timer;\n"
             "                                         under two_person it names the requests to approve   [key-admin]\n"
             "  credential renew ID                    new key and certificate; the old key is destroyed   [key-admin]\n"
-            "  credential delegate ID --user NAME --evidence REF [--pin-file FILE]   [key-admin]\n"
+            "  credential delegate ID --user NAME --evidence REF   [key-admin]\n"
             "                                         let NAME sign with the credential on the owner's behalf; REF\n"
             "                                         names the owner's consent; NAME authorizes with their own TOTP\n"
-            "                                         and, if the credential needs a PIN, the PIN given here (FILE or\n"
-            "                                         standard input)\n"
+            "                                         and, if the credential needs a PIN, their own PIN, which NAME\n"
+            "                                         sets on /enroll or /account\n"
             "  credential delegate ID --user NAME --remove   the delegate can no longer sign, at once   [key-admin]\n"
             "  backup init [--so-pin-file FILE]       create the HSM backup keys (trusted wrapping key, made with\n"
             "                                         the token's SO PIN from FILE or standard input; integrity key)\n"
@@ -150,27 +150,6 @@ static int read_secret(const char *file, const char *what, char *buf, size_t sz)
     return 0;
 }
 
-/* A secret the operator may give (the old way): from FILE, or standard input when it is not a terminal. 1: read; 0:
- * none (a terminal, or nothing on standard input); -1: FILE unreadable or empty (said). */
-static int read_optional_secret(const char *file, const char *what, char *buf, size_t sz)
-{
-    buf[0] = '\0';
-    if (file == NULL && isatty(fileno(stdin)))
-        return 0;
-    FILE *f = file != NULL ? fopen(file, "r") : stdin;
-    if (f == NULL) {
-        fprintf(stderr, "csc-admin: cannot read %s from %s\n", what, file);
-        return -1;
-    }
-    int ok = fgets(buf, (int)sz, f) != NULL;
-    if (f != stdin)
-        fclose(f);
-    buf[ok ? strcspn(buf, "\r\n") : 0] = '\0';
-    if (!ok && file != NULL)
-        fprintf(stderr, "csc-admin: no %s in %s\n", what, file);
-    return ok && buf[0] != '\0' ? 1 : ok || file == NULL ? 0 : -1;
-}
-
 static int parse_key(const char *s, hsm_keyspec_t *k)
 {
     static const struct {
@@ -193,92 +172,19 @@ static int parse_key(const char *s, hsm_keyspec_t *k)
     return -1;
 }
 
-static void print_enrollment(const char *b32, const char *uri);
-
-static int cmd_user_add(const adm_t *a, int argc, char **argv)
+/* user change NAME --evidence REF */
+static int cmd_user_change(const adm_t *a, int argc, char **argv)
 {
-    const char *pwfile = NULL, *evidence = NULL;
-    char pw[256], uri[512], b32[64], err[256];
-    if (argc < 1) {
+    char err[512];
+    if (argc != 3 || strcmp(argv[1], "--evidence") != 0) {
         usage(stderr);
         return 2;
     }
-
-    const char *name = argv[0];
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
-            pwfile = argv[++i];
-        } else if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc) {
-            evidence = argv[++i];
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
-        return 1;
-    int rc = adm_user_add_ev(a, name, pw, evidence, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
-    OPENSSL_cleanse(pw, sizeof(pw));
-    if (rc != 0) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
-    }
-    printf("user %s added\n", name);
-    print_enrollment(b32, uri);
-    OPENSSL_cleanse(b32, sizeof(b32));
-    OPENSSL_cleanse(uri, sizeof(uri));
-    return 0;
-}
-
-/* user change NAME [--evidence REF] [--password-stdin | --password-file FILE] */
-static int cmd_user_change(const adm_t *a, int argc, char **argv)
-{
-    const char *pwfile = NULL, *evidence = NULL;
-    int pw_given = 0;
-    char pw[256], err[512];
-    if (argc < 2)
-        goto bad;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc)
-            evidence = argv[++i];
-        else if (strcmp(argv[i], "--password-stdin") == 0)
-            pw_given = 1;
-        else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc) {
-            pw_given = 1;
-            pwfile = argv[++i];
-        } else
-            goto bad;
-    }
-    if (pw_given && read_secret(pwfile, "new password", pw, sizeof(pw)) != 0)
-        return 1;
-    int rc = adm_user_change(a, argv[0], evidence, pw_given ? pw : NULL, err, sizeof(err));
-    OPENSSL_cleanse(pw, sizeof(pw));
-    if (rc != 0) {
+    if (adm_user_change(a, argv[0], argv[2], err, sizeof(err)) != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
     printf("user %s changed\n", argv[0]);
-    return 0;
-bad:
-    usage(stderr);
-    return 2;
-}
-
-static int cmd_user_totp_reset(const adm_t *a, int argc, char **argv)
-{
-    char uri[512], b32[64], err[256];
-    if (argc != 1) {
-        usage(stderr);
-        return 2;
-    }
-    if (adm_user_totp_reset(a, argv[0], uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err)) != 0) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
-    }
-    printf("user %s: new TOTP secret; the old one no longer works\n", argv[0]);
-    print_enrollment(b32, uri);
-    OPENSSL_cleanse(b32, sizeof(b32));
-    OPENSSL_cleanse(uri, sizeof(uri));
     return 0;
 }
 
@@ -555,15 +461,14 @@ static int cmd_cred_cert(admin_ctx_t *x, const char *op, int argc, char **argv)
     return rc;
 }
 
-/* credential create: csc-sam makes the key (KEY_CREATE); csc-admin reads the PIN and writes the request (--csr). */
+/* credential create: csc-sam makes the key (KEY_CREATE); csc-admin writes the request (--csr). No PIN: the owner's. */
 static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
 {
-    const char *owner = NULL, *id = NULL, *auth = "PIN AND OTP", *pinfile = NULL, *desc = NULL, *cn = NULL;
+    const char *owner = NULL, *id = NULL, *auth = "PIN AND OTP", *desc = NULL, *cn = NULL;
     const char *qualifier = NULL, *csr_file = NULL, *org = NULL, *country = NULL;
     unsigned scal = 2, multisign = 1;
     int oauth2code = 0;
     hsm_keyspec_t key;
-    char pin[64] = "";
 
     parse_key("rsa2048", &key);
     for (int i = 0; i < argc; i++) {
@@ -584,8 +489,6 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
             }
         } else if (strcmp(o, "--auth") == 0) {
             auth = v;
-        } else if (strcmp(o, "--pin-file") == 0) {
-            pinfile = v;
         } else if (strcmp(o, "--scal") == 0) {
             scal = (unsigned)strtoul(v, NULL, 10);
         } else if (strcmp(o, "--multisign") == 0) {
@@ -621,11 +524,7 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: --org and --country go with --csr\n");
         return 2;
     }
-    /* The PIN is the owner's to set (/enroll, /account): without --pin-file and with nothing on standard input the
-     * credential waits for it (pin=unset). A PIN given here is the old way, kept until every script enrolls. */
-    int pin_given = strstr(auth, "PIN") != NULL && read_optional_secret(pinfile, "PIN", pin, sizeof(pin)) == 1;
-    if (strstr(auth, "PIN") != NULL && pinfile != NULL && !pin_given)
-        return 1;
+    /* The PIN is the owner's to set (/enroll, /account): the credential waits for it (pin=unset). */
     sam_builder_t b;
     sam_rbuf_t rb = {0};
     sam_msg_t reply;
@@ -633,9 +532,6 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
     if (id != NULL)
         sam_put_str(&b, SAM_T_CRED, id);
     sam_put_str(&b, SAM_T_USER, owner);
-    if (pin_given)
-        sam_put_str(&b, SAM_T_PIN, pin);
-    OPENSSL_cleanse(pin, sizeof(pin));
     if (desc != NULL)
         sam_put_str(&b, SAM_T_DESCRIPTION, desc);
     sam_put_session(x, &b);
@@ -670,7 +566,7 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
         printf("credential %s created, pending its certificate; request written to %s\n", made, csr_file);
     else if (rc == 0)
         printf("credential %s created%s\n", made,
-               strstr(auth, "PIN") != NULL && !pin_given ? "; its PIN waits for the owner (pin=unset)" : "");
+               strstr(auth, "PIN") != NULL ? "; its PIN waits for the owner (pin=unset)" : "");
     sam_rbuf_free(&rb);
     return rc;
 }
@@ -1034,7 +930,8 @@ static int session_token(char *buf, size_t sz)
     return rc;
 }
 
-/* The TOTP secret, its otpauth:// URI and the URI as a QR code for the authenticator app. */
+/* An operator's own TOTP secret (operator bootstrap, operator add), its otpauth:// URI and the URI as a QR code for
+ * the authenticator app. (A user's is shown on /enroll only, never here.) */
 static void print_enrollment(const char *b32, const char *uri)
 {
     printf("totp_secret %s\notpauth %s\n", b32, uri);
@@ -1304,13 +1201,9 @@ bad:
     return 2;
 }
 
-static int cmd_user_add_row(admin_ctx_t *x, int argc, char **argv)
+static int cmd_user_add(admin_ctx_t *x, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) /* the enrollment's options; the old way (a password on stdin) has none of them */
-        if (strcmp(argv[i], "--contact") == 0 || strcmp(argv[i], "--letter") == 0 ||
-            strcmp(argv[i], "--applicant") == 0 || strcmp(argv[i], "--mandate") == 0)
-            return cmd_enroll_issue(x, SAM_ENROLL_NEW, argc, argv);
-    return cmd_user_add(x->a, argc, argv);
+    return cmd_enroll_issue(x, SAM_ENROLL_NEW, argc, argv);
 }
 
 static int cmd_user_recover(admin_ctx_t *x, int argc, char **argv)
@@ -1321,11 +1214,6 @@ static int cmd_user_recover(admin_ctx_t *x, int argc, char **argv)
 static int cmd_user_change_row(admin_ctx_t *x, int argc, char **argv)
 {
     return cmd_user_change(x->a, argc, argv);
-}
-
-static int cmd_user_totp_row(admin_ctx_t *x, int argc, char **argv)
-{
-    return cmd_user_totp_reset(x->a, argc, argv);
 }
 
 static int cmd_user_status(admin_ctx_t *x, int argc, char **argv, uint32_t st)
@@ -1365,13 +1253,12 @@ static int cmd_user_terminate(admin_ctx_t *x, int argc, char **argv)
         printf("user %s terminated; keys destroyed\n", argv[0]);
     return rc;
 }
-/* credential delegate ID --user U --evidence REF [--pin-file F]  |  credential delegate ID --user U --remove */
+/* credential delegate ID --user U --evidence REF  |  credential delegate ID --user U --remove */
 static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
 {
-    const char *user = NULL, *evidence = NULL, *pinfile = NULL;
+    const char *user = NULL, *evidence = NULL;
     int remove = 0;
-    char pin[64] = "", err[512];
-    stor_cred_t *c;
+    char err[512];
     if (argc < 1)
         goto bad;
     for (int i = 1; i < argc; i++) {
@@ -1381,23 +1268,13 @@ static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
             user = argv[++i];
         else if (strcmp(argv[i], "--evidence") == 0 && i + 1 < argc)
             evidence = argv[++i];
-        else if (strcmp(argv[i], "--pin-file") == 0 && i + 1 < argc)
-            pinfile = argv[++i];
         else
             goto bad;
     }
     if (user == NULL)
         goto bad;
-    /* The delegate's own PIN, when the credential's expression names PIN. */
-    if (!remove && (c = malloc(sizeof(*c))) != NULL) {
-        int need = stor_cred_get(x->m->stor, argv[0], c) == 0 && strstr(c->auth_expr, "PIN") != NULL;
-        stor_wipe(c, sizeof(*c));
-        free(c);
-        if (need && read_optional_secret(pinfile, "delegate's PIN", pin, sizeof(pin)) != 1 && pinfile != NULL)
-            return 1;
-    }
-    int rc = adm_cred_delegate(x->a, argv[0], user, pin[0] ? pin : NULL, evidence, remove, err, sizeof(err));
-    OPENSSL_cleanse(pin, sizeof(pin));
+    /* The delegate's own PIN, when the credential's expression names PIN, is the delegate's to set (/account). */
+    int rc = adm_cred_delegate(x->a, argv[0], user, evidence, remove, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
@@ -1661,9 +1538,8 @@ static const admin_cmd_t commands[] = {
     {"operator", "remove", UA, 1, 0, cmd_op_remove},
     {"operator", "roles", UA, 1, 0, cmd_op_roles},
     {"operator", "list", UA, 1, 0, cmd_op_list},
-    {"user", "add", UA, 1, 0, cmd_user_add_row},
+    {"user", "add", UA, 1, RUN_SAM, cmd_user_add},
     {"user", "change", UA, 1, 0, cmd_user_change_row},
-    {"user", "totp-reset", UA, 1, 0, cmd_user_totp_row},
     {"user", "recover", UA, 1, RUN_SAM, cmd_user_recover},
     {"user", "suspend", UA, 1, 0, cmd_user_suspend},
     {"user", "resume", UA, 1, 0, cmd_user_resume},

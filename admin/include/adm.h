@@ -53,16 +53,14 @@ typedef struct adm {
 } adm_t;
 
 /**
- * Add a user with a password and a fresh TOTP secret.
+ * Add an active user with a password and a fresh TOTP secret, and a reference to the identity-verification evidence
+ * (J1; NULL = none), kept with the user, shown by adm_list() and audited. For the unit tests' fixtures only: csc-admin
+ * never calls it (tests/unit/server/check_symbols), since an operator knows no factor of a user (issue 12): users are
+ * registered through csc-sam (ENROLL_ISSUE) and make their factors on /enroll.
  * @param[out] otpauth_uri the otpauth:// URI to enroll the secret (size uri_sz)
  * @param[out] totp_b32 the secret in base32 (size b32_sz)
  * @return 0, or -1 with a message in err (size err_sz)
  */
-int adm_user_add(const adm_t *a, const char *name, const char *password, char *otpauth_uri, size_t uri_sz,
-                       char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
-
-/** adm_user_add() with a reference to the identity-verification evidence (J1; NULL = none), kept with the
- *  user, shown by adm_list() and audited. */
 int adm_user_add_ev(const adm_t *a, const char *name, const char *password, const char *evidence,
                           char *otpauth_uri, size_t uri_sz, char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
 
@@ -70,26 +68,19 @@ int adm_user_add_ev(const adm_t *a, const char *name, const char *password, cons
 int adm_evidence_check(const char *s);
 
 /**
- * Change a user (J1): the evidence reference (NULL = unchanged) and/or the password (NULL = unchanged; a new
- * scrypt verifier, the failure counter and lock cleared). Audited with the new reference (never the password).
+ * Change a user's evidence reference (J1). Audited with the new reference. (A lost password or TOTP secret is no
+ * operator's to set: csc-admin user recover issues a new enrollment code, issue 12.)
  */
-int adm_user_change(const adm_t *a, const char *name, const char *evidence, const char *password,
-                          char *err, size_t err_sz);
-
-/**
- * Re-enroll a user's TOTP (J2): a new secret replaces the old one, which stops working at once. Outputs as
- * adm_user_add(). Audited.
- */
-int adm_user_totp_reset(const adm_t *a, const char *name, char *otpauth_uri, size_t uri_sz,
-                              char *totp_b32, size_t b32_sz, char *err, size_t err_sz);
+int adm_user_change(const adm_t *a, const char *name, const char *evidence, char *err, size_t err_sz);
 
 /**
  * Allow user to sign with credential id on the owner's behalf (J1), or (remove) stop it at once. The operator
- * records the owner's consent as evidence (required to add). A delegate authorizes with their own TOTP and,
- * if the credential's expression needs a PIN, the PIN given here (never the owner's). Audited with the owner.
+ * records the owner's consent as evidence (required to add). A delegate authorizes with their own TOTP and, if the
+ * credential's expression needs a PIN, their own PIN (never the owner's), which the delegate sets on /enroll or
+ * /account: until then it is unset. Audited with the owner.
  */
-int adm_cred_delegate(const adm_t *a, const char *id, const char *user, const char *pin,
-                            const char *evidence, int remove, char *err, size_t err_sz);
+int adm_cred_delegate(const adm_t *a, const char *id, const char *user, const char *evidence, int remove, char *err,
+                      size_t err_sz);
 
 typedef struct adm_cred_spec {
     const char *id;            /**< credential id; NULL = generated */
@@ -97,7 +88,8 @@ typedef struct adm_cred_spec {
     hsm_keyspec_t key;
     const char *auth_expr;     /**< "PIN AND OTP", "PIN", "OTP" */
     const char *pin;           /**< when the expression names PIN: NULL leaves it unset for the owner to set
-                                    (stor_cred_t.pin_unset); a PIN given by the operator is the old way */
+                                    (stor_cred_t.pin_unset; /enroll, /account). csc-sam's KEY_CREATE never takes
+                                    one from csc-admin (issue 12): only the unit tests' fixtures give one */
     unsigned scal;             /**< 1 or 2 */
     unsigned multisign;
     const char *description;

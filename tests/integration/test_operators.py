@@ -301,6 +301,31 @@ class TestUsers(unittest.TestCase):
         self.assertEqual(as_op("ua", "user", "change", "una", "--evidence", "a\tb").returncode, 1)
         self.assertEqual(as_op("ka", "user", "change", "una", "--evidence", "x").returncode, 1)
 
+    def test_no_operator_input_of_a_user_factor(self):
+        """Issue 12: csc-admin takes no user password, TOTP or PIN: the options are gone (a usage error before anything
+        is written), and a PIN on standard input is not read: the credential waits for its owner's PIN."""
+        secret = os.path.join(SVC.tmp, "factor.txt")
+        with open(secret, "w") as f:
+            f.write("13572468\n")
+        demo = SVC.env["CSC_USER"]
+        for args in (("ua", "user", "add", "nofa", "--letter", "--password-file", secret),
+                     ("ua", "user", "change", demo, "--password-file", secret),
+                     ("ua", "user", "totp-reset", demo),
+                     ("ka", "credential", "create", "--user", demo, "--id", "nofa-1", "--key", "p256", "--auth", "PIN",
+                      "--pin-file", secret),
+                     ("ka", "credential", "delegate", "demo-ec", "--user", SVC.env["CSC_USER2"], "--evidence", "x",
+                      "--pin-file", secret)):
+            with self.subTest(args=args[1:3]):
+                self.assertEqual(as_op(*args).returncode, 2)
+        listing = SVC.admin("list").stdout
+        self.assertNotIn("nofa", listing)
+        self.assertNotIn("delegate " + SVC.env["CSC_USER2"], listing)
+        r = as_op("ka", "credential", "create", "--user", demo, "--id", "nofa-2", "--key", "p256", "--auth", "PIN",
+                  stdin="13572468\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("credential nofa-2 created; its PIN waits for the owner (pin=unset)", r.stdout)
+        self.assertIn("pin=unset", [l for l in SVC.admin("list").stdout.splitlines() if "nofa-2" in l][0])
+
     def test_recover(self):
         """Issue 12: a user who lost a factor is recovered by a user-admin: password and TOTP cleared, the user's
         tokens revoked, a new enrollment code (never a secret); on the new enrollment the user chooses a new

@@ -96,10 +96,11 @@ static void teardown(void)
     cfx_close(&fx);
 }
 
-/* One KEY_CREATE of NEW_CRED for user (EC P-256, "PIN", SCAL 2) on client c with session (NULL: none) and
- * approval (NULL: none). The refusal code (0: made; *csr gets the request's DER when csr is not NULL) and about. */
-static uint32_t key_create(sam_client_t *c, const char *user, const char *session, const char *approval,
-                           X509_REQ **csr, uint32_t *about)
+/* One KEY_CREATE of NEW_CRED for user (EC P-256, "PIN", SCAL 2) on client c with session (NULL: none), approval
+ * (NULL: none) and pin (NULL: none, as csc-admin sends it). The refusal code (0: made; *csr gets the request's DER
+ * when csr is not NULL) and about. */
+static uint32_t key_create_pin(sam_client_t *c, const char *user, const char *session, const char *approval,
+                               X509_REQ **csr, uint32_t *about, const char *pin)
 {
     sam_builder_t b;
     sam_rbuf_t rb = {0};
@@ -112,7 +113,8 @@ static uint32_t key_create(sam_client_t *c, const char *user, const char *sessio
     ck_assert_int_eq(sam_build_init(&b, SAM_OP_KEY_CREATE, sam_client_next_id(c)), SAM_OK);
     sam_put_str(&b, SAM_T_CRED, NEW_CRED);
     sam_put_str(&b, SAM_T_USER, user);
-    sam_put_str(&b, SAM_T_PIN, CFX_PIN);
+    if (pin != NULL)
+        sam_put_str(&b, SAM_T_PIN, pin);
     sam_put_str(&b, SAM_T_SESSION, session != NULL ? session : "-");
     if (approval != NULL)
         sam_put_str(&b, SAM_T_APPROVAL_ID, approval);
@@ -145,6 +147,12 @@ static uint32_t key_create(sam_client_t *c, const char *user, const char *sessio
     sam_build_free(&b);
     sam_rbuf_free(&rb);
     return code;
+}
+
+static uint32_t key_create(sam_client_t *c, const char *user, const char *session, const char *approval,
+                           X509_REQ **csr, uint32_t *about)
+{
+    return key_create_pin(c, user, session, approval, csr, about, NULL);
 }
 
 /* Whether the credential exists, and its status. */
@@ -190,6 +198,23 @@ START_TEST(t_create_by_key_admin)
     ck_assert_uint_eq(audited("operator=root action=credential.create", CFX_USER, STOR_RES_OK), 1);
     /* the same id again: refused by admin/, nothing replaced */
     ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_ka2, NULL, NULL, &about), SAM_REFUSE_INTERNAL);
+}
+END_TEST
+
+/* Issue 12: no operator sets a PIN. A KEY_CREATE that carries one (a csc-admin of the operator's own making) is
+ * refused before a key is made; without one the credential waits for its owner's PIN, and authorize refuses it. */
+START_TEST(t_create_takes_no_pin)
+{
+    uint32_t about = 0, st;
+    ck_assert_uint_eq(key_create_pin(opcli, CFX_USER, tok_root, NULL, NULL, &about, CFX_PIN), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(about, SAM_T_PIN);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, NULL, NULL, &about), 0);
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(stor_cred_get(fx.stor, NEW_CRED, c), STOR_OK);
+    ck_assert(stor_cred_pin_unset(c, CFX_USER));
+    OPENSSL_clear_free(c, sizeof(*c));
 }
 END_TEST
 
@@ -446,6 +471,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_create_by_key_admin);
+    tcase_add_test(tc, t_create_takes_no_pin);
     tcase_add_test(tc, t_create_csr_bytes_back);
     tcase_add_test(tc, t_create_no_or_forged_session);
     tcase_add_test(tc, t_create_without_the_role);
