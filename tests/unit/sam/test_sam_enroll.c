@@ -370,6 +370,22 @@ START_TEST(t_ticket_of_another_user)
 }
 END_TEST
 
+START_TEST(t_new_code_voids_the_ticket)
+{
+    step_t s;
+    uint32_t about;
+    const char *creds[] = {ERIN_CRED}, *pins[] = {PIN};
+    ck_assert_uint_eq(begin("erin", CODE_TYPED, &s), SAM_OP_ENROLL_BEGIN | SAM_OP_REPLY);
+    /* an operator issues a new code meanwhile (user recover): the ticket of the old one no longer finishes */
+    enrolling("erin", "QRSTUVWXYZ234567", 3, (int64_t)time(NULL) + 3600);
+    ck_assert_uint_eq(finish(&s, NULL, NULL, PW, "", 1, creds, pins, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
+    step_t s2;
+    ck_assert_uint_eq(begin(NULL, s.ticket, &s2), SAM_OP_REFUSED);
+    ck_assert_uint_eq(user_status("erin"), STOR_USER_ENROLLING);
+    sam_up();
+}
+END_TEST
+
 START_TEST(t_rules_enforced_by_the_sam)
 {
     step_t s;
@@ -478,6 +494,7 @@ int main(void)
     tcase_add_test(tc, t_enroll_then_replays_refused);
     tcase_add_test(tc, t_forged_and_expired_ticket);
     tcase_add_test(tc, t_ticket_of_another_user);
+    tcase_add_test(tc, t_new_code_voids_the_ticket);
     tcase_add_test(tc, t_rules_enforced_by_the_sam);
     tcase_add_test(tc, t_account_pin);
     suite_add_tcase(s, tc);
