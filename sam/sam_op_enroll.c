@@ -128,17 +128,6 @@ static void iso_time(int64_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int ref_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
-            return 0;
-    return 1;
-}
-
 static void audit_init(stor_audit_t *a, uint32_t result, const char *user, const char *cred, const char *client)
 {
     memset(a, 0, sizeof(*a));
@@ -447,7 +436,7 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         bad = "otp_sender is configured: the code is sent to the user, never shown (no --letter)";
     else if (!letter && !sender)
         bad = "no otp_sender is configured: --letter prints the code once for a sealed letter";
-    else if (s->contact != NULL && !ref_ok(contact, STOR_CONTACT_MAX))
+    else if (s->contact != NULL && (strlen(contact) > STOR_CONTACT_MAX || adm_evidence_check(contact) != 0))
         bad = "the contact must be 1..128 printable characters";
     else if ((s->evidence != NULL && adm_evidence_check(ev) != 0) ||
              (s->applicant != NULL && adm_evidence_check(applicant) != 0) ||

@@ -420,20 +420,6 @@ END_TEST
 
 /* ---- ACCOUNT_PIN ---- */
 
-static void page_session(char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
-{
-    oauth_authz_request_t *req = calloc(1, sizeof(*req));
-    char otp[7];
-    ck_assert_ptr_nonnull(req);
-    snprintf(req->client_id, sizeof(req->client_id), "%s", OAUTH_APPROVAL_PAGE_CLIENT);
-    req->scope = STOR_SCOPE_SERVICE;
-    cfx_otp(&f, otp);
-    ck_assert_int_eq(oauth_session_login_new(f.oauth, req, CFX_USER, CFX_PASSWORD, strlen(CFX_PASSWORD), otp, 6,
-                                             "192.0.2.9", sid, csrf),
-                     OAUTH_OK);
-    free(req);
-}
-
 static unsigned account_pin(const char *sid, const char *csrf, const char *id, const char *pin, uint32_t *about)
 {
     raw_t r;
@@ -456,7 +442,7 @@ START_TEST(t_account_pin)
     char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
     uint32_t about;
     cred("alice-new", CFX_USER, 1);
-    page_session(sid, csrf);
+    cfx_page_session(&f, CFX_USER, sid, csrf);
     unsigned denied = cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL);
     /* a session csc-sam does not know; the right session with a forged form */
     ck_assert_uint_eq(account_pin("forged-session-forged-session-forged-sessio", csrf, "alice-new", PIN, &about),
