@@ -31,6 +31,8 @@ static sam_server_t *opsrv;
 static sam_client_t *opcli;
 static char ops_path[CFX_PATH_MAX + 16];
 static char tok_root[ADM_OP_TOKEN_LEN + 1], tok_aud[ADM_OP_TOKEN_LEN + 1], tok_ka2[ADM_OP_TOKEN_LEN + 1];
+static int production;         /* the operators' socket of an environment = production */
+static const char *evidence;   /* ENROLL_ISSUE's EVIDENCE (NULL: none) */
 
 /* Add (or bootstrap) operator name with roles and log it in with the current TOTP code: its session token. */
 static void operator_login(const char *name, uint32_t roles, char tok[ADM_OP_TOKEN_LEN + 1])
@@ -71,7 +73,8 @@ static void open_ops(const char *two)
     snprintf(ops_path, sizeof(ops_path), "%s/ops.sock", fx.dir);
     sam_server_config_t sc = {.path = ops_path, .mode = 0600, .gid = (gid_t)-1, .allowed_uid = (uid_t)-1,
                               .max_connections = 4, .io_timeout_ms = 10000, .lock_wait_ms = 1000, .identity = "cfx-ops",
-                              .stor = fx.stor, .hsm = fx.hsm, .oauth = fx.oauth, .operators = &ops};
+                              .stor = fx.stor, .hsm = fx.hsm, .oauth = fx.oauth, .operators = &ops,
+                              .production = production};
     ck_assert_msg(sam_server_open(&sc, &opsrv, err, sizeof(err)) == 0, "sam_server_open: %s", err);
     ck_assert_int_eq(sam_server_start(opsrv), 0);
     ck_assert_int_eq(sam_client_new(ops_path, 2, 60000, &opcli), SAM_OK);
@@ -458,6 +461,8 @@ static uint32_t enroll_issue(const char *user, uint32_t kind, const char *sessio
     sam_put_str(&b, SAM_T_USER, user);
     sam_put_str(&b, SAM_T_SESSION, session);
     sam_put_str(&b, SAM_T_CONTACT, "someone@example.org");
+    if (evidence != NULL)
+        sam_put_str(&b, SAM_T_EVIDENCE, evidence);
     if (letter)
         sam_put_u32(&b, SAM_T_LETTER, 1);
     sam_put_u32(&b, SAM_T_KIND, kind);
@@ -553,6 +558,24 @@ START_TEST(t_enroll_issue_letter_and_recover)
 }
 END_TEST
 
+static void setup_production(void)
+{
+    production = 1;
+    open_ops("");
+}
+
+START_TEST(t_enroll_issue_production_needs_evidence)
+{
+    char code[SAM_ENROLL_CODE_MAX + 1];
+    evidence = NULL;
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(audited("--evidence REF", "newbie", STOR_RES_DENIED), 1);
+    evidence = "passport check PC-1";
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), 0);
+    ck_assert_uint_eq(audited("action=user.add state=enrolling evidence=passport check PC-1", "newbie", STOR_RES_OK), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-ops");
@@ -568,6 +591,11 @@ int main(void)
     tcase_add_test(tc, t_terminate_needs_user_admin);
     tcase_add_test(tc, t_every_op_refused_without_a_session);
     tcase_add_test(tc, t_enroll_issue_letter_and_recover);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("production");
+    tcase_add_checked_fixture(tc, setup_production, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_enroll_issue_production_needs_evidence);
     suite_add_tcase(s, tc);
     tc = tcase_create("two_person");
     tcase_add_checked_fixture(tc, setup_two, teardown);
