@@ -128,17 +128,6 @@ static void iso_time(int64_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int ref_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
-            return 0;
-    return 1;
-}
-
 static void audit_init(stor_audit_t *a, uint32_t result, const char *user, const char *cred, const char *client)
 {
     memset(a, 0, sizeof(*a));
@@ -447,7 +436,7 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         bad = "otp_sender is configured: the code is sent to the user, never shown (no --letter)";
     else if (!letter && !sender)
         bad = "no otp_sender is configured: --letter prints the code once for a sealed letter";
-    else if (s->contact != NULL && !ref_ok(contact, STOR_CONTACT_MAX))
+    else if (s->contact != NULL && (strlen(contact) > STOR_CONTACT_MAX || adm_evidence_check(contact) != 0))
         bad = "the contact must be 1..128 printable characters";
     else if ((s->evidence != NULL && adm_evidence_check(ev) != 0) ||
              (s->applicant != NULL && adm_evidence_check(applicant) != 0) ||
@@ -455,7 +444,7 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         bad = "a reference (evidence, applicant, mandate) must be 1..255 printable characters";
     else if (kind == SAM_ENROLL_NEW && cfg->production && s->evidence == NULL)
         bad = "--evidence REF (the identity-verification evidence) is required in production";
-    else if (kind == SAM_ENROLL_NEW && (strcmp(user, STOR_TSA_OWNER) == 0 || strlen(user) > STOR_NAME_MAX))
+    else if (strlen(user) == 0 || strlen(user) > STOR_NAME_MAX || (kind == SAM_ENROLL_NEW && strcmp(user, STOR_TSA_OWNER) == 0))
         bad = "invalid user name";
     else if (kind == SAM_ENROLL_NEW && s->n_creds > 0)
         bad = "a new user has no credential yet";
@@ -465,7 +454,7 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         goto out;
     }
     int64_t now = (int64_t)time(NULL);
-    snprintf(s->e.user, sizeof(s->e.user), "%s", user);
+    snprintf(s->e.user, sizeof(s->e.user), "%.*s", STOR_NAME_MAX, user);
     s->e.kind = kind == SAM_ENROLL_NEW ? STOR_ENROLL_NEW : STOR_ENROLL_RECOVER;
     s->e.created_at = now;
     s->e.expires_at = now + (int64_t)code_ttl(cfg);
@@ -487,12 +476,12 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
     if (!letter && send_code(cfg, user, s->sent_to, code, s->e.expires_at, why, sizeof(why)) != 0) {
         /* Not delivered: the code goes (the user, if new, stays enrolling: user recover issues another). */
         audit_init(&s->a, STOR_RES_ERROR, user, NULL, "csc-admin");
-        snprintf(s->a.detail, sizeof(s->a.detail), "operator=%s action=enroll.undelivered why=%s", x.who, why);
+        snprintf(s->a.detail, sizeof(s->a.detail), "operator=%.100s action=enroll.undelivered why=%.60s", x.who, why);
         if (stor_write(cfg->stor, drop_code_fn, s) != 0)
             fprintf(stderr, "csc-sam: cannot drop the undelivered enrollment code of %s\n", user);
-        char reason[192];
-        snprintf(reason, sizeof(reason), "the enrollment code could not be delivered (%s): user recover %s issues another",
-                 why, user);
+        char reason[SAM_REASON_MAX + 1];
+        snprintf(reason, sizeof(reason), "the enrollment code could not be delivered (%.64s): user recover %.64s issues "
+                 "another", why, user);
         rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, reason, SAM_T_CONTACT);
         goto out;
     }

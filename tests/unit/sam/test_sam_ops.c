@@ -14,6 +14,7 @@
 
 #include <liboath/oath.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "csc_fixture.h"
@@ -30,6 +31,8 @@ static sam_server_t *opsrv;
 static sam_client_t *opcli;
 static char ops_path[CFX_PATH_MAX + 16];
 static char tok_root[ADM_OP_TOKEN_LEN + 1], tok_aud[ADM_OP_TOKEN_LEN + 1], tok_ka2[ADM_OP_TOKEN_LEN + 1];
+static int production;         /* the operators' socket of an environment = production */
+static const char *evidence;   /* ENROLL_ISSUE's EVIDENCE (NULL: none) */
 
 /* Add (or bootstrap) operator name with roles and log it in with the current TOTP code: its session token. */
 static void operator_login(const char *name, uint32_t roles, char tok[ADM_OP_TOKEN_LEN + 1])
@@ -70,7 +73,8 @@ static void open_ops(const char *two)
     snprintf(ops_path, sizeof(ops_path), "%s/ops.sock", fx.dir);
     sam_server_config_t sc = {.path = ops_path, .mode = 0600, .gid = (gid_t)-1, .allowed_uid = (uid_t)-1,
                               .max_connections = 4, .io_timeout_ms = 10000, .lock_wait_ms = 1000, .identity = "cfx-ops",
-                              .stor = fx.stor, .hsm = fx.hsm, .oauth = fx.oauth, .operators = &ops};
+                              .stor = fx.stor, .hsm = fx.hsm, .oauth = fx.oauth, .operators = &ops,
+                              .production = production};
     ck_assert_msg(sam_server_open(&sc, &opsrv, err, sizeof(err)) == 0, "sam_server_open: %s", err);
     ck_assert_int_eq(sam_server_start(opsrv), 0);
     ck_assert_int_eq(sam_client_new(ops_path, 2, 60000, &opcli), SAM_OK);
@@ -433,7 +437,7 @@ START_TEST(t_every_op_refused_without_a_session)
                                         SAM_OP_BACKUP_INIT, SAM_OP_BACKUP, SAM_OP_RESTORE, SAM_OP_CSR,
                                         SAM_OP_CERT_IMPORT, SAM_OP_TSA_KEY, SAM_OP_AUDIT_KEY,
                                         SAM_OP_DESTROY_PENDING, SAM_OP_USER_TERMINATE, SAM_OP_RENEW,
-                                        SAM_OP_AUDIT_PUBKEY};
+                                        SAM_OP_AUDIT_PUBKEY, SAM_OP_ENROLL_ISSUE};
     uint32_t about, st;
     for (size_t i = 0; i < sizeof(ops_list) / sizeof(ops_list[0]); i++) {
         for (int front = 0; front < 2; front++) {
@@ -464,6 +468,139 @@ START_TEST(t_every_op_refused_without_a_session)
 }
 END_TEST
 
+/* ENROLL_ISSUE of kind for user on the operators' socket with session; letter; cred (recover: a PIN to set again,
+ * NULL: none). The refusal code (0: answered; code gets the letter's code). */
+static uint32_t enroll_issue(const char *user, uint32_t kind, const char *session, int letter, const char *cred,
+                             char code[SAM_ENROLL_CODE_MAX + 1])
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *msg;
+    size_t len;
+    uint32_t refusal = 0;
+    code[0] = '\0';
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_ENROLL_ISSUE, sam_client_next_id(opcli)), SAM_OK);
+    if (cred != NULL)
+        sam_put_str(&b, SAM_T_CRED, cred);
+    sam_put_str(&b, SAM_T_USER, user);
+    sam_put_str(&b, SAM_T_SESSION, session);
+    sam_put_str(&b, SAM_T_CONTACT, "someone@example.org");
+    if (evidence != NULL)
+        sam_put_str(&b, SAM_T_EVIDENCE, evidence);
+    if (letter)
+        sam_put_u32(&b, SAM_T_LETTER, 1);
+    sam_put_u32(&b, SAM_T_KIND, kind);
+    ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(opcli, msg, len, &rb, &reply), SAM_OK);
+    if (reply.op == SAM_OP_REFUSED)
+        ck_assert_int_eq(sam_get_u32(&reply, SAM_T_REFUSAL, &refusal), SAM_OK);
+    else
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_ENROLL_CODE, code, SAM_ENROLL_CODE_MAX + 1), SAM_OK);
+    sam_build_free(&b);
+    sam_rbuf_free(&rb);
+    return refusal;
+}
+
+typedef struct enr {
+    const char *user;
+    stor_user_t u;
+    stor_enroll_t e;
+    int has_code;
+} enr_t;
+
+static int enr_fn(stor_txn_t *t, void *arg)
+{
+    enr_t *x = arg;
+    int rc = stor_txn_user_get(t, x->user, &x->u);
+    if (rc != STOR_OK)
+        return rc;
+    rc = stor_txn_enroll_get(t, x->user, &x->e);
+    x->has_code = rc == STOR_OK;
+    return rc == STOR_ERR_NOTFOUND ? STOR_OK : rc;
+}
+
+/* Audit records whose detail or fields contain text anywhere. */
+static int any_text(const stor_audit_t *rec, void *arg)
+{
+    const char *needle = arg;
+    return strstr(rec->detail, needle) != NULL || strstr(rec->user, needle) != NULL ||
+           strstr(rec->client, needle) != NULL;
+}
+
+START_TEST(t_enroll_issue_letter_and_recover)
+{
+    char code[SAM_ENROLL_CODE_MAX + 1], norm[17];
+    uint8_t h[32];
+    enr_t *x = calloc(1, sizeof(*x));
+    ck_assert_ptr_nonnull(x);
+    /* no sender is configured here: the code is sent nowhere, so only a letter */
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 0, NULL, code), SAM_REFUSE_BAD_MESSAGE);
+    x->user = "newbie";
+    ck_assert_int_eq(stor_read(fx.stor, enr_fn, x), STOR_ERR_NOTFOUND); /* nothing was written */
+    /* a key-admin manages no users */
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_ka2, 1, NULL, code), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), 0);
+    ck_assert_uint_eq(strlen(code), 19);
+    ck_assert_int_eq(stor_read(fx.stor, enr_fn, x), STOR_OK);
+    ck_assert_uint_eq(x->u.status, STOR_USER_ENROLLING);
+    ck_assert_uint_eq(x->u.pw_verifier_len, 0);
+    ck_assert_uint_eq(x->u.totp_secret_len, 0);
+    ck_assert(x->has_code);
+    for (int i = 0, o = 0; code[i] != '\0'; i++)
+        if (code[i] != '-')
+            norm[o++] = code[i], norm[o] = '\0';
+    SHA256((const uint8_t *)norm, 16, h);
+    ck_assert_mem_eq(x->e.code_hash, h, 32); /* only its hash is kept */
+    ck_assert_int_eq(stor_audit_each(fx.stor, 1, any_text, code), 0);
+    ck_assert_int_eq(stor_audit_each(fx.stor, 1, any_text, norm), 0);
+    ck_assert_uint_eq(audited("operator=root action=enroll.issue kind=new channel=letter", "newbie", STOR_RES_OK), 1);
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), SAM_REFUSE_EXISTS);
+    /* recover alice: password and TOTP gone, the PIN of cfx-ec to set again, a new code */
+    x->user = CFX_USER;
+    ck_assert_int_eq(stor_read(fx.stor, enr_fn, x), STOR_OK);
+    uint32_t epoch = x->u.epoch;
+    ck_assert_uint_eq(enroll_issue(CFX_USER, SAM_ENROLL_RECOVER, tok_root, 1, "no-such-cred", code),
+                      SAM_REFUSE_NOT_FOUND);
+    ck_assert_int_eq(stor_read(fx.stor, enr_fn, x), STOR_OK);
+    ck_assert_uint_eq(x->u.status, STOR_USER_ACTIVE); /* refused: nothing changed */
+    ck_assert_uint_eq(enroll_issue(CFX_USER, SAM_ENROLL_RECOVER, tok_root, 1, CFX_CRED_EC, code), 0);
+    ck_assert_int_eq(stor_read(fx.stor, enr_fn, x), STOR_OK);
+    ck_assert_uint_eq(x->u.status, STOR_USER_ENROLLING);
+    ck_assert_uint_eq(x->u.pw_verifier_len, 0);
+    ck_assert_uint_eq(x->u.totp_secret_len, 0);
+    ck_assert_uint_eq(x->u.epoch, epoch + 1);
+    ck_assert(x->has_code);
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(stor_cred_get(fx.stor, CFX_CRED_EC, c), STOR_OK);
+    ck_assert_int_eq(stor_cred_pin_unset(c, CFX_USER), 1);
+    ck_assert_uint_eq(c->pin_verifier_len, 0);
+    ck_assert_int_eq(stor_cred_get(fx.stor, CFX_CRED_RSA, c), STOR_OK);
+    ck_assert_int_eq(stor_cred_pin_unset(c, CFX_USER), 0); /* not named: kept */
+    free(c);
+    free(x);
+}
+END_TEST
+
+static void setup_production(void)
+{
+    production = 1;
+    open_ops("");
+}
+
+START_TEST(t_enroll_issue_production_needs_evidence)
+{
+    char code[SAM_ENROLL_CODE_MAX + 1];
+    evidence = NULL;
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(audited("--evidence REF", "newbie", STOR_RES_DENIED), 1);
+    evidence = "passport check PC-1";
+    ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), 0);
+    ck_assert_uint_eq(audited("action=user.add state=enrolling evidence=passport check PC-1", "newbie", STOR_RES_OK), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-ops");
@@ -479,6 +616,12 @@ int main(void)
     tcase_add_test(tc, t_destroy_checked);
     tcase_add_test(tc, t_terminate_needs_user_admin);
     tcase_add_test(tc, t_every_op_refused_without_a_session);
+    tcase_add_test(tc, t_enroll_issue_letter_and_recover);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("production");
+    tcase_add_checked_fixture(tc, setup_production, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_enroll_issue_production_needs_evidence);
     suite_add_tcase(s, tc);
     tc = tcase_create("two_person");
     tcase_add_checked_fixture(tc, setup_two, teardown);

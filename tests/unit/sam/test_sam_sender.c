@@ -318,6 +318,25 @@ START_TEST(t_helper_delivers)
     ck_assert_int_eq(sam_sender_deliver(s, 5, "bob", "cred-2", "654321", why, sizeof(why)), 0);
     ck_assert_int_eq(lost_calls, 0);
 
+    /* an enrollment code (channel ENROLL): the contact and the expiry, no credential */
+    snprintf(p, sizeof(p), "%s/out", dir);
+    unlink(p);
+    ck_assert_int_eq(sam_sender_deliver_enroll(s, 5, "carol", "carol@example.org", "ABCD-EFGH-JKLM-NP23",
+                                               "2026-12-06T10:00:00Z", why, sizeof(why)),
+                     0);
+    f = fopen(p, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(out, 1, sizeof(out) - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    ck_assert_str_eq(out, "user=carol\ncredential=-\nchannel=ENROLL\ncode=ABCD-EFGH-JKLM-NP23\n"
+                          "contact=carol@example.org\nexpires=2026-12-06T10:00:00Z\n");
+    /* a contact that would add a line of its own is refused before anything is sent */
+    ck_assert_int_eq(sam_sender_deliver_enroll(s, 5, "carol", "c@x\ncode=1", "ABCD-EFGH-JKLM-NP23",
+                                               "2026-12-06T10:00:00Z", why, sizeof(why)),
+                     -1);
+    ck_assert_str_eq(why, "sender refused the request");
+
     sam_sender_free(s); /* the helper sees its end close and exits */
     ck_assert_int_eq(helper_exit(), 0);
     rm_dir();

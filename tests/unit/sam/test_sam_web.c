@@ -468,16 +468,7 @@ static unsigned n_pending(const char *user, const char *cred)
 /* A browser session of the approval page, signed in as user (password and TOTP, as the page's login does). */
 static void page_session(const char *user, char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
 {
-    oauth_authz_request_t *req = calloc(1, sizeof(*req));
-    char otp[7];
-    ck_assert_ptr_nonnull(req);
-    snprintf(req->client_id, sizeof(req->client_id), "%s", OAUTH_APPROVAL_PAGE_CLIENT);
-    req->scope = STOR_SCOPE_SERVICE;
-    cfx_otp(&f, otp);
-    ck_assert_int_eq(oauth_session_login_new(f.oauth, req, user, CFX_PASSWORD, strlen(CFX_PASSWORD), otp, 6,
-                                             "192.0.2.9", sid, csrf),
-                     OAUTH_OK);
-    free(req);
+    cfx_page_session(&f, user, sid, csrf);
 }
 
 /* APPROVE as a front end would send it. */

@@ -373,6 +373,56 @@ START_TEST(t_approve_without_session)
 }
 END_TEST
 
+/* /enroll and /account as pages (issue 12): the frame and its rules, a wrong code answered as every wrong code, a
+ * post without the page's ticket, a form token not the page's, and /account's sign-in. */
+START_TEST(t_enroll_and_account_pages)
+{
+    browser_t b = {0};
+    cfx_reply_t x;
+    get(&b, "/enroll", NULL, &x);
+    assert_page(&x, 200);
+    ck_assert_ptr_nonnull(strstr(x.text, "name=\"code\""));
+    ck_assert_int_eq(b.got_cookie, 1);
+    ck_assert_ptr_nonnull(strstr(x.r.set_cookie, "Path=/enroll"));
+    ck_assert_ptr_nonnull(strstr(x.r.set_cookie, "HttpOnly; Secure; SameSite=Strict"));
+    cfx_reply_free(&x);
+    /* a name with no code and a wrong code: the same page (and csc-sam audits both) */
+    post(&b, "/enroll", "action=code&name=" CFX_USER "&code=ABCD-EFGH-JKLM-NPQR", 1, &x);
+    assert_page(&x, 200);
+    ck_assert_ptr_nonnull(strstr(x.text, "The name or the code is wrong or has expired"));
+    ck_assert_ptr_null(strstr(x.text, "totp-secret"));
+    cfx_reply_free(&x);
+    post(&b, "/enroll", "action=code&name=nobody&code=", 1, &x);
+    assert_page(&x, 200);
+    ck_assert_ptr_nonnull(strstr(x.text, "The name or the code is wrong or has expired"));
+    cfx_reply_free(&x);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL), 2);
+    /* a form token that is not the page's: refused, nothing asked of csc-sam */
+    post(&b, "/enroll", "action=code&name=nobody&code=x&csrf=forged", 0, &x);
+    assert_page(&x, 400);
+    cfx_reply_free(&x);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL), 2);
+    /* a step 2 post with a ticket csc-sam never issued: back to step 1 */
+    snprintf(b.cookie, sizeof(b.cookie), "csc_enroll=forged-ticket");
+    post(&b, "/enroll", "action=finish&password=x&password2=x&otp=123456", 1, &x);
+    assert_page(&x, 200);
+    ck_assert_ptr_nonnull(strstr(x.text, "name=\"code\""));
+    ck_assert_ptr_nonnull(strstr(x.text, "id=\"error\""));
+    cfx_reply_free(&x);
+    /* /account: the approval page's sign-in, its forms posted back to /account */
+    browser_t a = {0};
+    get(&a, "/account", NULL, &x);
+    assert_page(&x, 200);
+    ck_assert_ptr_nonnull(strstr(x.text, "name=\"password\""));
+    ck_assert_ptr_nonnull(strstr(x.text, "action=\"/account\""));
+    cfx_reply_free(&x);
+    cfx_req_t q = {.method = "PUT", .path = "/enroll"};
+    cfx_call(&f, &q, &x);
+    ck_assert_int_eq(x.r.status, 405);
+    cfx_reply_free(&x);
+}
+END_TEST
+
 START_TEST(t_metadata)
 {
     cfx_reply_t x;
@@ -408,6 +458,7 @@ int main(void)
     tcase_add_test(tc, t_code_flow_service);
     tcase_add_test(tc, t_code_flow_credential);
     tcase_add_test(tc, t_approve_without_session);
+    tcase_add_test(tc, t_enroll_and_account_pages);
     tcase_add_test(tc, t_metadata);
     suite_add_tcase(s, tc);
     return cfx_main(s);
