@@ -500,6 +500,9 @@ static int parse(const uint8_t *p, size_t n, bk_parsed_t *o)
         return -1;
     if (c->key_backup != STOR_KEY_BACKUP_NO && c->key_backup != STOR_KEY_BACKUP_WRAPPED)
         return -1;
+    /* A PIN the owner had not set yet when the file was made (no verifier): it still waits for the owner (issue 12),
+     * else the restored credential would refuse every PIN and never offer its owner to set one. */
+    c->pin_unset = strstr(c->auth_expr, "PIN") != NULL && c->pin_verifier_len == 0;
     return 0;
 }
 

@@ -647,13 +647,14 @@ class TestProduction(Base):
         conf = "\n".join(l for l in conf.splitlines() if not l.startswith(("ca_cert", "ca_key"))) + "\n"
         with open(svc.conf, "w") as f:
             f.write(conf)
-        add = ("user", "add", "prod-user", "--contact", "prod@example.test", "--evidence", "ev-prod", "--letter")
-        out = svc.admin(*add, check=False)
+        # (csc-admin's own commands check it; those of csc-sam's, such as user add, meet csc-sam's own checks,
+        # which refuse SoftHSM here first)
+        out = svc.admin("list", check=False)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("trust_anchors: the demo CA is refused in production", out.stderr)
         with open(svc.conf, "w") as f:
             f.write(conf.replace("trust_anchors = ca/ca.crt", "trust_anchors = %s" % CA.cert))
-        out = svc.admin(*add, check=False)
+        out = svc.admin("list", check=False)
         self.assertEqual(out.returncode, 0, out.stderr)
 
 

@@ -259,7 +259,7 @@ class TestAuthorizeErrors(Base):
         else:
             self.assertNotIn(b"code=", r.raw)
         self.assertIn("revoked: tokens=0 sads=0 pending=0",
-                      SVC.admin("audit", "query", "--user", user, "--event", "admin").stdout)
+                      SVC.admin("audit", "query", "--user", user, "--event", "enroll").stdout)
 
     def test_user_lockout_through_the_page(self):
         for _ in range(3):

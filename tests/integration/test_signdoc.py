@@ -758,7 +758,8 @@ class TestNoTsa(Base):
         self.assertIn("exists already", r.stderr)
         r = SVC.admin("user", "add", "-tsa-", "--contact", "tsa@example.test", "--letter", check=False)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("reserved", r.stderr)
+        self.assertRegex(r.stderr, "reserved|invalid user name")
+        self.assertNotIn("user -tsa-", SVC.admin("list").stdout)
 
 
 if __name__ == "__main__":
