@@ -218,8 +218,8 @@ class TestVerifyAndQuery(unittest.TestCase):
         self.assertEqual(sorted(r["result"] for r in logins), ["denied", "ok"])
         creds = self.query("--credential", "demo-ec")
         self.assertEqual({r["credential"] for r in creds}, {"demo-ec"})
-        self.assertEqual(sorted(r["event"] for r in creds if r["event"] != "admin"),
-                         ["authorize", "authorize", "sign"])
+        self.assertEqual(sorted(r["event"] for r in creds if r["event"] not in ("admin", "enroll")),
+                         ["authorize", "authorize", "sign"])  # (enroll: its PIN set by the user on /enroll)
         auths = self.query("--credential", "demo-ec", "--event", "authorize")
         self.assertEqual(sorted(r["result"] for r in auths), ["denied", "ok"])
         self.assertEqual(self.query("--user", "nobody"), [])
@@ -230,7 +230,8 @@ class TestVerifyAndQuery(unittest.TestCase):
         before = self.query("--until", iso)
         after = self.query("--since", str(T_START + 1))
         self.assertTrue(before and after)
-        self.assertEqual({r["event"] for r in before}, {"admin", "operator"})  # provisioning only (its operator too)
+        # provisioning only (its operator too), and the demo users' enrollment (codes issued, then enrolled on /enroll)
+        self.assertEqual({r["event"] for r in before}, {"admin", "operator", "enroll"})
         self.assertIn("sign", {r["event"] for r in after})
         self.assertEqual(len(before) + len(after), len(self.recs))
         for r in before:
