@@ -66,15 +66,16 @@ out:
     return rc;
 }
 
-static void change_audit(user_change_t *c, const adm_t *a, const char *action)
+/* The record of a change of the evidence reference (a long one is cut to fit the record). */
+static void change_audit(user_change_t *c, const adm_t *a)
 {
     memset(&c->audit, 0, sizeof(c->audit));
     c->audit.event = STOR_EV_ADMIN;
     c->audit.result = STOR_RES_OK;
     snprintf(c->audit.user, sizeof(c->audit.user), "%s", c->name);
     snprintf(c->audit.client, sizeof(c->audit.client), "csc-admin");
-    snprintf(c->audit.detail, sizeof(c->audit.detail), "operator=%s action=%s",
-             a->operator_name ? a->operator_name : "-", action);
+    snprintf(c->audit.detail, sizeof(c->audit.detail), "operator=%.64s action=user.change evidence=%.150s",
+             a->operator_name ? a->operator_name : "-", c->evidence);
 }
 
 static int change_result(int rc, const char *name, char *err, size_t err_sz)
@@ -91,12 +92,10 @@ static int change_result(int rc, const char *name, char *err, size_t err_sz)
 int adm_user_change(const adm_t *a, const char *name, const char *evidence, char *err, size_t err_sz)
 {
     user_change_t c = {.name = name, .evidence = evidence};
-    char action[STOR_DESC_MAX + 64];
 
     if (evidence == NULL || adm_evidence_check(evidence) != 0)
         return ERR("evidence reference must be 1..%d printable characters", STOR_DESC_MAX);
-    snprintf(action, sizeof(action), "user.change evidence=%s", evidence);
-    change_audit(&c, a, action);
+    change_audit(&c, a);
     return change_result(stor_write(a->stor, change_fn, &c), name, err, err_sz);
 }
 
