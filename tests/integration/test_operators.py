@@ -292,8 +292,8 @@ class TestUsers(unittest.TestCase):
         self.assertEqual(as_op("ua", "user", "change", "una", "--password-stdin", stdin="Other-pw-4711\n").returncode,
                          2)
         self.assertEqual(self.login_status("una", H.pw("una")), 200)
-        log = SVC.admin("audit", "query", "--user", "una", "--event", "admin").stdout
-        self.assertIn("operator=ua action=user.add evidence=passport JP-1234 seen 2026-11-26", log)
+        log = SVC.admin("audit", "query", "--user", "una").stdout
+        self.assertIn("operator=ua action=user.add state=enrolling evidence=passport JP-1234 seen 2026-11-26", log)
         self.assertIn("operator=ua action=user.change evidence=doc:4711", log)
         # refusals: nothing to change, unknown user, control characters, the wrong role
         self.assertEqual(as_op("ua", "user", "change", "una").returncode, 2)
@@ -351,7 +351,7 @@ class TestUsers(unittest.TestCase):
         self.assertNotEqual(r.status, 200, r)
         self.assertEqual(SVC.authorize(tok, "otto-1", dg, otp_secret=new).status, 200)
         self.assertIn("operator=ua action=user.recover",
-                      SVC.admin("audit", "query", "--user", "otto", "--event", "admin").stdout)
+                      SVC.admin("audit", "query", "--user", "otto", "--event", "enroll").stdout)
 
 
 class TestDelegates(unittest.TestCase):
