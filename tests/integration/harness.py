@@ -273,9 +273,9 @@ class Service:
     # --- users: enrollment and PINs (csc-admin never sees a user's secret) ---------------------
     def add_user(self, name, password, evidence=None, contact=None, pins=None, extra=(), later=False, session=None):
         """Register NAME (`csc-admin user add NAME --contact C --evidence E` plus extra; evidence default ev-NAME;
-        --letter without an otp_sender, else the code is read from the file: sender's file) and enroll it on /enroll with password, a TOTP secret of the page's and a first code of the
-        previous 30-s step (the current one stays free for the test), and pins {cred_id: PIN} for credentials made
-        between the two. With the server running: enrolled now, returns the base32 TOTP secret. Before start():
+        --letter without an otp_sender, else the code is read from the file: sender's file) and enroll it on
+        /enroll with password, a TOTP secret of the page's and a first code of the previous 30-s step (the current
+        one stays free for the test), and pins {cred_id: PIN} for credentials made between the two. With the server running: enrolled now, returns the base32 TOTP secret. Before start():
         enrolled by start() (with the PINs create_credential is given meanwhile), returns None; svc.users[name]
         ["totp"] holds the secret then; later=True waits likewise with the server running, for svc.enroll(name)
         (credentials created meanwhile get their PINs at the enrollment: no /account sign-in, which would spend
@@ -346,7 +346,7 @@ class Service:
         """`csc-admin credential create ARGS` (the credential's PIN is unset); returns its id. pin: the owner's
         PIN for it, set at the owner's enrollment when the owner is still waiting for it (add_user before
         start()), else on /account as the owner (set_pin)."""
-        r = self.admin("credential", "create", *args, stdin="", check=check)
+        r = self.admin("credential", "create", *args, check=check)
         m = re.search(r"^credential (\S+) created", r.stdout, re.M)
         if m is None:
             if check:
