@@ -1538,7 +1538,7 @@ static const admin_cmd_t commands[] = {
     {"operator", "remove", UA, 1, 0, cmd_op_remove},
     {"operator", "roles", UA, 1, 0, cmd_op_roles},
     {"operator", "list", UA, 1, 0, cmd_op_list},
-    {"user", "add", UA, 1, RUN_SAM, cmd_user_add},
+    {"user", "add", UA, 1, 0, cmd_user_add},
     {"user", "change", UA, 1, 0, cmd_user_change_row},
     {"user", "recover", UA, 1, RUN_SAM, cmd_user_recover},
     {"user", "suspend", UA, 1, 0, cmd_user_suspend},
