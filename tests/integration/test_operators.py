@@ -77,8 +77,9 @@ class TestBootstrapAndLogin(unittest.TestCase):
             shutil.rmtree(s.tmp, ignore_errors=True)
 
     def test_no_session_refused(self):
-        for args in (("list",), ("user", "add", "x1"), ("audit", "verify"), ("operator", "list")):
-            r = SVC.admin_as(None, *args, stdin="password-x1\n")
+        for args in (("list",), ("user", "add", "x1", "--contact", "x1@example.test", "--letter"), ("audit", "verify"),
+                     ("operator", "list")):
+            r = SVC.admin_as(None, *args)
             self.assertEqual(r.returncode, 1, args)
             self.assertIn("not logged in", r.stderr)
         r = SVC.admin_as("f" * 64, "list")
