@@ -127,6 +127,15 @@ int sam_op_audit_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
 int sam_op_audit_head(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 int sam_op_audit_pubkey(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
+/** The peer (SO_PEERCRED) of the connection the calling thread serves (sam_server.c; NULL: none known). */
+void sam_core_peer_set(const sam_peer_t *peer);
+/**
+ * Where the operator op req comes from: its ORIGIN claim (adm_origin_parse) with this thread's peer uid beside it. A
+ * missing or malformed claim leaves "-" words, the peer's uid and a zero host identity (which fits no session made by
+ * csc-admin login). @return 0 (claimed), -1 (no valid claim)
+ */
+int sam_core_origin(const sam_msg_t *req, adm_origin_t *o);
+
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);
 

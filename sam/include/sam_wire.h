@@ -109,6 +109,7 @@ extern "C" {
 #define SAM_PUBKEY_MAX 2048      /**< DER SubjectPublicKeyInfo */
 #define SAM_LINE_MAX 512         /**< one line of a report (longer ones are cut) */
 #define SAM_LINES_MAX 1024       /**< lines of one report (more: the last says so) */
+#define SAM_ORIGIN_MAX 400       /**< an operator op's ORIGIN claim */
 
 /* ---- ops ---------------------------------------------------------------------------------------------------- */
 
@@ -231,6 +232,8 @@ enum {
     SAM_T_CSRF = 58,          /**< TEXT the anti-CSRF token the page's form carried (CONSENT, APPROVE) */
     SAM_T_LINE = 59,          /**< TEXT one line of an operator op's report (repeated, in order) */
     SAM_T_SESSIONS = 60,      /**< U32 the token's open PKCS#11 sessions (AUDIT_KEY: csc-admin init's report) */
+    SAM_T_ORIGIN = 63,        /**< TEXT csc-admin's claim of its OS user, host, terminal and host identity (every
+                                   operator op; adm_origin_claim): csc-sam reads the uid from SO_PEERCRED itself */
     SAM_TAG_LIMIT = 64,       /**< every tag is below this */
 };
 
