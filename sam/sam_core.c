@@ -104,8 +104,11 @@ int sam_core_origin(const sam_msg_t *req, adm_origin_t *o)
     return rc;
 }
 
-/* An operator op: its records and requests carry where it comes from (stor_audit_origin_set) while it runs. */
-static int handle_operator_op(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, handler_fn fn)
+static int dispatch(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
+/* A request on the operators' socket: its records and requests (a refusal of a front-end op too) carry where it comes
+ * from (stor_audit_origin_set) while it runs. */
+static int handle_operator_op(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
     adm_origin_t o;
     char text[STOR_ORIGIN_MAX + 1];
@@ -114,19 +117,19 @@ static int handle_operator_op(const sam_server_config_t *cfg, const sam_msg_t *r
     if (!claimed)
         snprintf(text + strlen(text), sizeof(text) - strlen(text), " claim=none");
     stor_audit_origin_set(text);
-    int rc = fn(cfg, req, b);
+    int rc = dispatch(cfg, req, b);
     stor_audit_origin_set(NULL);
     return rc;
 }
 
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
+    return cfg->operators != NULL && req->op != SAM_OP_HELLO ? handle_operator_op(cfg, req, b) : dispatch(cfg, req, b);
+}
+
+static int dispatch(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
+{
     int operators = cfg->operators != NULL;
-    if (operators && req->op != SAM_OP_HELLO) {
-        for (size_t i = 0; i < sizeof(operator_handlers) / sizeof(operator_handlers[0]); i++)
-            if (operator_handlers[i].op == req->op)
-                return handle_operator_op(cfg, req, b, operator_handlers[i].fn);
-    }
     const handler_row_t *rows = operators ? operator_handlers : handlers;
     size_t n = operators ? sizeof(operator_handlers) / sizeof(operator_handlers[0])
                          : sizeof(handlers) / sizeof(handlers[0]);
