@@ -120,6 +120,23 @@ static void token_hash(const char *token, uint8_t out[32])
 
 /* ---- operator accounts ------------------------------------------------------ */
 
+/* Production (J14): one operator may not both manage users and manage keys, unless allow_combined_roles. When refused,
+ * the refusal is audited (action is "bootstrap", "add" or "roles") and err says why. */
+static int roles_refused(const adm_t *a, const char *action, const char *name, uint32_t roles, char *err,
+                         size_t err_sz)
+{
+    char detail[200];
+    if (!a->production || a->allow_combined_roles || (roles & STOR_ROLE_USER_ADMIN) == 0 ||
+        (roles & STOR_ROLE_KEY_ADMIN) == 0)
+        return 0;
+    snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s refused=combined-roles",
+             strcmp(action, "bootstrap") == 0 ? name : a->operator_name, action, name);
+    adm_op_audit(a, STOR_RES_DENIED, strcmp(action, "bootstrap") == 0 ? name : a->operator_name, detail);
+    adm_err(err, err_sz, ADM_ERR, "production: one operator may not hold both user-admin and key-admin "
+                                  "(allow_combined_roles = yes allows it)");
+    return 1;
+}
+
 typedef struct put_op {
     stor_operator_t *op;
     int bootstrap;            /* refuse if any operator exists */
@@ -163,6 +180,10 @@ static int new_operator(const adm_t *a, const char *name, uint32_t roles, const 
         ERR("password must have at least 8 characters");
         goto out;
     }
+    if (roles_refused(a, bootstrap ? "bootstrap" : "add", name, roles, err, err_sz)) {
+        rc = ADM_FORBIDDEN;
+        goto out;
+    }
     snprintf(op->name, sizeof(op->name), "%s", name);
     op->roles = roles;
     op->status = STOR_OPERATOR_ACTIVE;
@@ -204,7 +225,10 @@ out:
 int adm_op_bootstrap(const adm_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
                      char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
-    return new_operator(a, name, STOR_ROLES_ALL, password, 1, uri, uri_sz, b32, b32_sz, err, err_sz);
+    /* In production the first operator manages users (and so operators) only: the ceremony of
+     * docs/configuration.md "two_person" adds the others. */
+    uint32_t roles = a->production && !a->allow_combined_roles ? STOR_ROLE_USER_ADMIN : STOR_ROLES_ALL;
+    return new_operator(a, name, roles, password, 1, uri, uri_sz, b32, b32_sz, err, err_sz);
 }
 
 int adm_op_add(const adm_t *a, const char *name, uint32_t roles, const char *password, char *uri,
@@ -258,6 +282,8 @@ static int change_operator(const adm_t *a, const char *name, int remove, uint32_
     }
     if (!remove && (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0))
         return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
+    if (!remove && roles_refused(a, "roles", name, roles, err, err_sz))
+        return ADM_FORBIDDEN;
     adm_op_roles_format(roles, rn, sizeof(rn));
     if (remove)
         snprintf(detail, sizeof(detail), "operator=%s action=operator.remove name=%s", a->operator_name, name);
@@ -302,6 +328,35 @@ static int list_op_fn(stor_txn_t *t, void *arg)
 int adm_op_list(const adm_t *a, void *out_file)
 {
     return stor_read(a->stor, list_op_fn, out_file) == 0 ? 0 : -1;
+}
+
+typedef struct sole {
+    const char *name;
+    int others;
+    int self;
+} sole_t;
+
+static int count_op(const stor_operator_t *op, void *arg)
+{
+    sole_t *x = arg;
+    if (strcmp(op->name, x->name) == 0)
+        x->self = 1;
+    else
+        x->others++;
+    return 0;
+}
+
+static int count_op_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_operator_each(t, count_op, arg);
+}
+
+int adm_op_sole(const adm_t *a)
+{
+    sole_t x = {.name = a->operator_name};
+    if (stor_read(a->stor, count_op_fn, &x) != 0)
+        return -1;
+    return x.self && x.others == 0;
 }
 
 /* ---- login, sessions -------------------------------------------------------- */
@@ -429,6 +484,8 @@ int adm_op_login(const adm_t *a, const adm_op_policy_t *p, const char *name, con
     l->sess.created_at = l->now;
     l->sess.last_used = l->now;
     l->sess.expires_at = l->now + p->session_max;
+    if (a->origin != NULL) /* the session is bound to this host (adm_op_session_check) */
+        memcpy(l->sess.host_id, a->origin->host_id, sizeof(l->sess.host_id));
     src = stor_write(a->stor, login_fn, l);
     if (src != 0) {
         ERR("storage: %s", stor_strerror(src));
@@ -449,6 +506,8 @@ out:
 
 typedef struct sess_check {
     uint8_t hash[32];
+    uint8_t host_id[32];      /* the caller's host (zero: none known) */
+    int other_host;           /* out: the session was made on another host */
     const adm_op_policy_t *p;
     uint32_t role;
     const char *command;
@@ -480,6 +539,15 @@ static int sess_fn(stor_txn_t *t, void *arg)
     if (c->now >= s.expires_at || (c->p != NULL && c->now >= s.last_used + (int64_t)c->p->session_idle)) {
         c->result = ADM_EXPIRED;
         snprintf(detail, sizeof(detail), "action=%s refused=session-expired", c->command);
+        if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
+            return rc;
+        goto audit;
+    }
+    if (CRYPTO_memcmp(s.host_id, c->host_id, sizeof(c->host_id)) != 0) {
+        /* A token used away from the host it was made on has left that host: it ends here. */
+        c->result = ADM_NOSESSION;
+        c->other_host = 1;
+        snprintf(detail, sizeof(detail), "action=%s refused=other-host", c->command);
         if ((rc = stor_txn_opsession_del(t, c->hash)) != 0)
             return rc;
         goto audit;
@@ -530,6 +598,8 @@ static int session_run(const adm_t *a, const adm_op_policy_t *p, const char *tok
     if (c == NULL)
         return ERR("out of memory");
     token_hash(token != NULL ? token : "", c->hash);
+    if (a->origin != NULL)
+        memcpy(c->host_id, a->origin->host_id, sizeof(c->host_id));
     c->p = p;
     c->role = role;
     c->command = command != NULL ? command : "-";
@@ -546,7 +616,10 @@ static int session_run(const adm_t *a, const adm_op_policy_t *p, const char *tok
         snprintf(name, STOR_NAME_MAX + 1, "%s", c->name);
     if (roles != NULL)
         *roles = c->roles;
-    if (rc == ADM_NOSESSION)
+    if (rc == ADM_NOSESSION && c->other_host)
+        adm_err(err, err_sz, ADM_ERR, "operator session was made on another host and is ended: log in on this host "
+                                      "(csc-admin login)");
+    else if (rc == ADM_NOSESSION)
         adm_err(err, err_sz, ADM_ERR, "not logged in (no valid operator session: run csc-admin login and set CSC_ADMIN_SESSION)");
     else if (rc == ADM_EXPIRED)
         adm_err(err, err_sz, ADM_ERR, "operator session expired: log in again (csc-admin login)");
@@ -596,13 +669,20 @@ static void join_args(const stor_approval_t *ap, char *out, size_t out_sz)
         pos += (size_t)snprintf(out + pos, out_sz - pos, "%s%s", i ? " " : "", ap->args[i]);
 }
 
+/* "operator" in two_person: the commands that change who operates (operator add, remove, roles), not operator list. */
+static int operator_change(const char *tok, const char *w1, const char *w2)
+{
+    return strcmp(tok, "operator") == 0 && strcmp(w1, "operator") == 0 && w2 != NULL &&
+           (strcmp(w2, "add") == 0 || strcmp(w2, "remove") == 0 || strcmp(w2, "roles") == 0);
+}
+
 int adm_op_two_person(const char *two_person, const char *w1, const char *w2)
 {
     char buf[1024], full[2 * STOR_APPROVAL_ARG_MAX + 4];
     snprintf(full, sizeof(full), "%s%s%s", w1, w2 != NULL ? "." : "", w2 != NULL ? w2 : "");
     snprintf(buf, sizeof(buf), "%s", two_person != NULL ? two_person : "");
     for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
-        if (strcmp(tok, full) == 0 || strcmp(tok, w2 != NULL ? w2 : w1) == 0)
+        if (strcmp(tok, full) == 0 || strcmp(tok, w2 != NULL ? w2 : w1) == 0 || operator_change(tok, w1, w2))
             return 1;
     return 0;
 }
@@ -736,9 +816,10 @@ static int list_appr(const stor_approval_t *ap, void *arg)
     if (ap->expires_at != 0)
         snprintf(until, sizeof(until), "%lld%s", (long long)ap->expires_at,
                  ap->expires_at <= time(NULL) ? " expired" : "");
-    fprintf(arg, "%s %s requester=%s role=%s created_at=%lld expires_at=%s%s command: %s\n",
+    fprintf(arg, "%s %s requester=%s role=%s created_at=%lld expires_at=%s%s command: %s%s%s%s\n",
             (ap->flags & STOR_APPROVAL_JOB) ? "job" : "approval", ap->id, ap->requester, rn, (long long)ap->created_at,
-            until, (ap->flags & STOR_APPROVAL_JOB) ? " (csc-sam runs it; by hand: csc-admin credential destroy-pending)" : "", cmd);
+            until, (ap->flags & STOR_APPROVAL_JOB) ? " (csc-sam runs it; by hand: csc-admin credential destroy-pending)" : "", cmd,
+            ap->origin[0] != '\0' ? " (from " : "", ap->origin, ap->origin[0] != '\0' ? ")" : "");
     return 0;
 }
 

@@ -82,7 +82,56 @@ static int is_operator_op(unsigned op)
     return op == SAM_OP_AUDIT_HEAD || (op >= SAM_OP_KEY_CREATE && op < SAM_OP_REPLY);
 }
 
+/* The peer of the connection this thread serves (sam_core_peer_set). */
+static _Thread_local int peer_known;
+static _Thread_local uint32_t peer_uid;
+
+void sam_core_peer_set(const sam_peer_t *peer)
+{
+    peer_known = peer != NULL;
+    peer_uid = peer != NULL ? (uint32_t)peer->uid : 0;
+}
+
+int sam_core_origin(const sam_msg_t *req, adm_origin_t *o)
+{
+    char claim[SAM_ORIGIN_MAX + 1];
+    sam_text(req, SAM_T_ORIGIN, claim, sizeof(claim));
+    int rc = adm_origin_parse(claim, o);
+    if (rc != 0) { /* no claim, or not one csc-admin makes: the kernel's uid alone, and no host (no session fits) */
+        snprintf(o->os_user, sizeof(o->os_user), "-");
+        snprintf(o->host, sizeof(o->host), "-");
+        snprintf(o->tty, sizeof(o->tty), "-");
+        o->uid = peer_uid;
+    }
+    o->peer_known = peer_known;
+    o->peer_uid = peer_uid;
+    return rc;
+}
+
+static int dispatch(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+
+/* A request on the operators' socket: its records and requests (a refusal of a front-end op too) carry where it comes
+ * from (stor_audit_origin_set) while it runs. */
+static int handle_operator_op(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
+{
+    adm_origin_t o;
+    char text[STOR_ORIGIN_MAX + 1];
+    int claimed = sam_core_origin(req, &o) == 0;
+    adm_origin_text(&o, text, sizeof(text));
+    if (!claimed)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), " claim=none");
+    stor_audit_origin_set(text);
+    int rc = dispatch(cfg, req, b);
+    stor_audit_origin_set(NULL);
+    return rc;
+}
+
 int sam_core_handle(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
+{
+    return cfg->operators != NULL && req->op != SAM_OP_HELLO ? handle_operator_op(cfg, req, b) : dispatch(cfg, req, b);
+}
+
+static int dispatch(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
     int operators = cfg->operators != NULL;
     const handler_row_t *rows = operators ? operator_handlers : handlers;

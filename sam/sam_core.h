@@ -107,6 +107,7 @@ typedef struct op_ctx {
     char name[STOR_NAME_MAX + 1];
     char who[2 * STOR_NAME_MAX + 16]; /* "name" or "approver,requester=name" */
     uint32_t roles;
+    adm_origin_t origin;              /* csc-admin's claim: its host identity must be the session's */
 } op_ctx_t;
 /**
  * The checks every operator op begins with (sam_op_keys.c): the operator's session, the role of the command w1 w2,
@@ -163,6 +164,15 @@ int sam_cred_set_pin(stor_cred_t *c, const char *user, const uint8_t *ver, uint3
 int sam_sender_kind(const sam_server_config_t *cfg, const char **path);
 /** Append line to the file: sink at path (0600). @return 0, or -1 with *why set */
 int sam_sink_append(const char *path, const char *line, size_t len, const char **why);
+
+/** The peer (SO_PEERCRED) of the connection the calling thread serves (sam_server.c; NULL: none known). */
+void sam_core_peer_set(const sam_peer_t *peer);
+/**
+ * Where the operator op req comes from: its ORIGIN claim (adm_origin_parse) with this thread's peer uid beside it. A
+ * missing or malformed claim leaves "-" words, the peer's uid and a zero host identity (which fits no session made by
+ * csc-admin login). @return 0 (claimed), -1 (no valid claim)
+ */
+int sam_core_origin(const sam_msg_t *req, adm_origin_t *o);
 
 /** Audit a connection refused because of its peer (STOR_EV_SAM, DENIED, "action=peer.refused uid= gid= pid="). */
 void sam_core_audit_peer(const sam_server_config_t *cfg, const sam_peer_t *peer);

@@ -77,6 +77,8 @@ int sam_op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
     memset(x, 0, sizeof(*x));
     x->adm = ops->adm;
     x->adm.operator_name = "-";
+    (void)sam_core_origin(req, &x->origin); /* no claim: a zero host, which no csc-admin session has */
+    x->adm.origin = &x->origin;
     snprintf(what, sizeof(what), "%s %s", w1, w2);
     sam_text(req, SAM_T_SESSION, tok, sizeof(tok));
     int arc = adm_op_session_check(&x->adm, &ops->pol, tok, role, what, x->name, &x->roles, err, sizeof(err));
@@ -560,6 +562,13 @@ int sam_op_audit_pubkey(const sam_server_config_t *cfg, const sam_msg_t *req, sa
                                        "DESCRIPTION is export-key or verify", SAM_T_DESCRIPTION);
     if (sam_op_begin(cfg, req, b, "audit", what, STOR_ROLE_AUDITOR, NULL, NULL, &x, &rc) != 0)
         return rc;
+    /* audit export-key only reads, and is audited before it answers (verify is audited by csc-admin's command) */
+    if (strcmp(what, "export-key") == 0) {
+        char detail[sizeof(x.who) + 64];
+        snprintf(detail, sizeof(detail), "operator=%s action=read command=audit.export-key", x.who);
+        if (adm_op_audit(&x.adm, STOR_RES_OK, x.name, detail) != 0)
+            return sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "cannot write the audit record", 0);
+    }
     uint8_t *der = NULL;
     int der_len = sam_audit_key_pub(cfg->hsm, &pk) == 0 && pk != NULL ? i2d_PUBKEY(pk, &der) : 0;
     EVP_PKEY_free(pk);

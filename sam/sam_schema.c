@@ -63,6 +63,7 @@ _Static_assert(64 >= STOR_TOTP_MAX, "a TOTP secret");
 #define SESSION TEXT(SAM_T_SESSION, REQ, 1, SAM_TOKEN_MAX)
 #define DECISION U32(SAM_T_DECISION, REQ, 0, 1)
 #define APPROVAL_ID TEXT(SAM_T_APPROVAL_ID, OPT, 1, SAM_NAME_MAX)
+#define ORIGIN TEXT(SAM_T_ORIGIN, OPT, 1, SAM_ORIGIN_MAX) /* last: the highest tag of every operator op */
 #define KEY_SPEC U32(SAM_T_KEY_TYPE, REQ, SAM_KEY_RSA, SAM_KEY_EC), U32(SAM_T_KEY_BITS, OPT, 2048, 4096), \
         TEXT(SAM_T_CURVE, OPT, 1, SAM_OID_MAX)
 #define SUBJECT_CN TEXT(SAM_T_SUBJECT_CN, OPT, 1, SAM_NAME_MAX)
@@ -191,6 +192,7 @@ static const sam_field_spec_t consent_r[] = { /* absent on a refusal by the user
 static const sam_field_spec_t audit_head[] = {
     SESSION,
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t audit_head_r[] = { /* the seq signed; absent: nothing to sign */
     U64(SAM_T_SEQ, OPT),
@@ -265,6 +267,7 @@ static const sam_field_spec_t key_create[] = {
     ARG(SAM_T_QUALIFIER, OPT),
     U32(SAM_T_OAUTH2CODE, OPT, 1, 1),
     U32(SAM_T_CSR_WANTED, OPT, 1, 1),
+    ORIGIN,
 };
 static const sam_field_spec_t key_create_r[] = { /* the credential, with its PKCS#10 request when CSR_WANTED */
     CRED,
@@ -275,10 +278,12 @@ static const sam_field_spec_t key_destroy[] = { /* REASON: "operator request" (d
     SESSION,
     TEXT(SAM_T_REASON, REQ, 1, SAM_REASON_MAX),
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t destroy_pending[] = {
     SESSION,
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t destroy_pending_r[] = { /* the report; REASON: the run failed */
     TEXT(SAM_T_REASON, OPT, 1, SAM_REASON_MAX),
@@ -288,11 +293,13 @@ static const sam_field_spec_t user_terminate[] = {
     ARG(SAM_T_USER, REQ),
     SESSION,
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t backup_init[] = {
     PIN, /* the token's SO PIN, needed while the wrapping key is missing (else: refused UNAUTHORIZED about PIN) */
     SESSION,
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t backup_init_r[] = {
     U32(SAM_T_CREATED, REQ, 0, 3), /* bit 1: wrapping key, bit 2: integrity key */
@@ -303,6 +310,7 @@ static const sam_field_spec_t backup[] = {
     ARG(SAM_T_DESCRIPTION, OPT),
     SESSION,
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t backup_r[] = {
     BYTES(SAM_T_BACKUP_BLOB, REQ, 1, SAM_BACKUP_MAX),
@@ -312,6 +320,7 @@ static const sam_field_spec_t restore[] = {
     SESSION,
     APPROVAL_ID,
     BYTES(SAM_T_BACKUP_BLOB, REQ, 0, SAM_BACKUP_MAX),
+    ORIGIN,
 };
 static const sam_field_spec_t restore_r[] = {
     CRED,
@@ -323,6 +332,7 @@ static const sam_field_spec_t csr[] = { /* subject: any of the three, or none (t
     ARG(SAM_T_SUBJECT_CN, OPT),
     ARG(SAM_T_SUBJECT_O, OPT),
     ARG(SAM_T_SUBJECT_C, OPT),
+    ORIGIN,
 };
 static const sam_field_spec_t csr_r[] = {
     BYTES(SAM_T_CSR, REQ, 1, SAM_CERT_MAX),
@@ -332,17 +342,20 @@ static const sam_field_spec_t cert_import[] = {
     SESSION,
     APPROVAL_ID,
     BYTES(SAM_T_CERT, MANY(1, SAM_CERTS_MAX), 1, SAM_CERT_MAX), /* end entity, then the chain */
+    ORIGIN,
 };
 static const sam_field_spec_t renew[] = {
     ARG(SAM_T_CRED, REQ),
     SESSION,
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t tsa_key[] = { /* the credential id is the SAM's own tsa_credential */
     SESSION,
     APPROVAL_ID,
     KEY_SPEC,
     ARG(SAM_T_SUBJECT_CN, OPT),
+    ORIGIN,
 };
 static const sam_field_spec_t tsa_key_r[] = {
     CRED,
@@ -351,6 +364,7 @@ static const sam_field_spec_t tsa_key_r[] = {
 static const sam_field_spec_t audit_key[] = {
     TEXT(SAM_T_SESSION, OPT, 1, SAM_TOKEN_MAX),
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t audit_key_r[] = {
     U32(SAM_T_CREATED, REQ, 0, 1),
@@ -361,6 +375,7 @@ static const sam_field_spec_t audit_pubkey[] = {
     TEXT(SAM_T_DESCRIPTION, REQ, 1, 16),
     SESSION,
     APPROVAL_ID,
+    ORIGIN,
 };
 static const sam_field_spec_t audit_pubkey_r[] = { /* absent: no audit key in the HSM */
     BYTES(SAM_T_PUBKEY, OPT, 1, SAM_PUBKEY_MAX),
@@ -379,6 +394,7 @@ static const sam_field_spec_t enroll_issue[] = {
     ARG(SAM_T_MANDATE, OPT),
     U32(SAM_T_LETTER, OPT, 1, 1),
     U32(SAM_T_KIND, REQ, SAM_ENROLL_NEW, SAM_ENROLL_RECOVER),
+    ORIGIN,
 };
 static const sam_field_spec_t enroll_issue_r[] = { /* the expiry; the code only for a letter; CONTACT: sent there */
     U64(SAM_T_TIME_MS, REQ),

@@ -24,6 +24,7 @@ typedef enum { CONN_FREE = 0, CONN_RUNNING, CONN_DONE } conn_state_t;
 typedef struct conn {
     sam_server_t *srv;
     int fd;
+    sam_peer_t peer;          /* SO_PEERCRED at accept */
     conn_state_t state;
     pthread_t th;
 } conn_t;
@@ -207,6 +208,7 @@ static void serve(sam_server_t *s, int fd)
 static void *conn_main(void *arg)
 {
     conn_t *c = arg;
+    sam_core_peer_set(&c->peer); /* the operators' ops record the peer's uid beside csc-admin's claim */
     serve(c->srv, c->fd);
     pthread_mutex_lock(&c->srv->mtx);
     close(c->fd);
@@ -251,6 +253,7 @@ static void accept_one(sam_server_t *s, int fd)
     if (c != NULL) {
         c->srv = s;
         c->fd = fd;
+        c->peer = peer;
         c->state = CONN_RUNNING;
         if (pthread_create(&c->th, NULL, conn_main, c) != 0) {
             c->state = CONN_FREE;

@@ -69,7 +69,9 @@ typedef struct srv_config {
     char notify_allow[1024];          /* production: internal response_uri hosts allowed (SSRF) */
     unsigned admin_session_idle, admin_session_max; /* csc-admin operator sessions, seconds */
     unsigned admin_approval_ttl;                    /* seconds a two-person request waits */
-    char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators */
+    char two_person[SRV_STR];                       /* commands ("credential destroy" -> "destroy") needing two operators;
+                                                       production default: SRV_TWO_PERSON_PRODUCTION; "none": none */
+    unsigned allow_combined_roles;                  /* production: one operator may hold user-admin and key-admin */
     unsigned pin_min_length;                        /* shortest credential PIN set (6; 8 in production by default) */
     unsigned enroll_code_ttl;                       /* seconds an enrollment code lives (86400) */
     unsigned enroll_code_tries;                     /* wrong enrollment codes before it is burnt (5) */
@@ -127,6 +129,9 @@ void srv_modules_close(srv_modules_t *m);
  * they link no PKCS#11 code and never open the PIN file. */
 int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m);
 void srv_modules_close_hsm(srv_modules_t *m);
+/* two_person in production when the key is not given (`operator`: operator add, remove, roles). */
+#define SRV_TWO_PERSON_PRODUCTION "destroy,restore,terminate,operator"
+
 /* two_person names credential revoke or destroy (by last word or dotted name): the destruction of a key whose
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
  * csc-admin credential destroy-pending. */

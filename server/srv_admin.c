@@ -31,7 +31,8 @@ static void usage(FILE *f)
             "commands:\n"
             "  init                                   create the database; check the HSM token\n"
             "  operator bootstrap NAME [--password-file FILE]\n"
-            "                                         the first operator, with every role (only while none exists);\n"
+            "                                         the first operator, with every role (only while none exists;\n"
+            "                                         production: user-admin, see docs/configuration.md);\n"
             "                                         password from FILE or standard input; prints the TOTP secret,\n"
             "                                         its otpauth:// URI and a QR code\n"
             "  login NAME [--session-file FILE]       password and current TOTP code from the terminal (no echo) or,\n"
@@ -969,7 +970,11 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("operator %s added%s\n", argv[0], bootstrap ? " with every role" : "");
+    printf("operator %s added%s\n", argv[0],
+           !bootstrap ? ""
+           : x->a->production && !x->a->allow_combined_roles
+               ? " with the role user-admin (production: docs/configuration.md \"two_person\" adds the others)"
+               : " with every role");
     print_enrollment(b32, uri);
     OPENSSL_cleanse(b32, sizeof(b32));
     OPENSSL_cleanse(uri, sizeof(uri));
@@ -1684,6 +1689,62 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
     return rc;
 }
 
+/* ---- what csc-admin adds around a command: its origin, the audit of reads, the first operators (J12, J14) ---- */
+
+/* The commands that only read: audited too, before they show anything (the operator, the command and its arguments,
+ * none of them secret; never what they show). audit export-key is audited by csc-sam, which answers the key. audit
+ * verify writes nothing: a record appended to the log it checks would change what it finds in a damaged one. */
+static int audit_read(admin_ctx_t *x, const admin_cmd_t *c, int argc, char **argv)
+{
+    static const char *const reads[][2] = {{"list", NULL},      {"operator", "list"}, {"client", "list"},
+                                           {"approvals", NULL}, {"audit", "query"},   {"audit", "heads"}};
+    char detail[256];
+    size_t i, pos;
+    for (i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
+        if (strcmp(c->w1, reads[i][0]) == 0 && (c->w2 == NULL) == (reads[i][1] == NULL) &&
+            (c->w2 == NULL || strcmp(c->w2, reads[i][1]) == 0))
+            break;
+    if (i == sizeof(reads) / sizeof(reads[0]))
+        return 0;
+    pos = (size_t)snprintf(detail, sizeof(detail), "operator=%s action=read command=%s%s%s%s", x->a->operator_name,
+                           c->w1, c->w2 != NULL ? "." : "", c->w2 != NULL ? c->w2 : "", argc > 0 ? " args=" : "");
+    for (int k = 0; k < argc && pos < sizeof(detail); k++)
+        pos += (size_t)snprintf(detail + pos, sizeof(detail) - pos, "%s%s", k ? " " : "", argv[k]);
+    if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0) {
+        fprintf(stderr, "csc-admin: cannot write the audit record of this read: nothing shown\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* two_person names operator add, but the operator is the only one: nobody could approve (a new service). Then it
+ * adds alone, audited; from the second operator on the rule holds (docs/configuration.md "two_person"). */
+static int two_person_waived(admin_ctx_t *x, const admin_cmd_t *c)
+{
+    if (c->fn != cmd_op_add || adm_op_sole(x->a) != 1)
+        return 0;
+    char detail[160];
+    snprintf(detail, sizeof(detail), "operator=%s action=two_person.waived command=operator.add reason=sole-operator",
+             x->a->operator_name);
+    if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0)
+        return 0;
+    fprintf(stderr, "csc-admin: %s is the only operator: operator add runs without a second operator\n",
+            x->a->operator_name);
+    return 1;
+}
+
+/* csc-admin's origin (adm_origin_local): binds the sessions it makes and checks (a.origin), goes with every request
+ * to csc-sam (ORIGIN), and into every record and request this process writes (stor_audit_origin_set). */
+static void origin_begin(adm_origin_t *o)
+{
+    char text[STOR_ORIGIN_MAX + 1], claim[SAM_ORIGIN_MAX + 1];
+    adm_origin_local(o);
+    adm_origin_text(o, text, sizeof(text));
+    stor_audit_origin_set(text);
+    if (adm_origin_claim(o, claim, sizeof(claim)) == 0)
+        srv_opsock_origin(claim);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1722,6 +1783,8 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
+    adm_origin_t origin;
+    origin_begin(&origin);
     srv_modules_t m;
     /* csc-sam's commands: the production checks are csc-sam's (at its start, the token's module first). */
     if ((cmd->hsm == RUN_SAM ? srv_modules_open_base(cfg, 0, &m) : srv_modules_open_store(cfg, &m)) != 0) {
@@ -1741,6 +1804,8 @@ int main(int argc, char **argv)
         .production = cfg->environment == CSC_ENV_PRODUCTION,
         .allow_scal1 = (int)cfg->allow_scal1,
         .allow_single_factor = (int)cfg->allow_single_factor,
+        .origin = &origin,
+        .allow_combined_roles = (int)cfg->allow_combined_roles,
     };
     admin_ctx_t x = {
         .cfg = cfg, .m = &m, .a = &a,
@@ -1763,7 +1828,7 @@ int main(int argc, char **argv)
         }
         a.operator_name = opname;
     }
-    if (needs_two(cfg, cmd)) {
+    if (needs_two(cfg, cmd) && !two_person_waived(&x, cmd)) {
         char id[STOR_NAME_MAX + 1];
         if (adm_op_approval_request(&a, &x.pol, cmd->role, argc, argv, id, err, sizeof(err)) != ADM_OK) {
             fprintf(stderr, "csc-admin: %s\n", err);
@@ -1773,6 +1838,8 @@ int main(int argc, char **argv)
         rc = 0;
         goto out;
     }
+    if (audit_read(&x, cmd, argc - words, argv + words) != 0)
+        goto out;
     rc = cmd->fn(&x, argc - words, argv + words);
 out:
     srv_opsock_end();

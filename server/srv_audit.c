@@ -137,7 +137,13 @@ static int print_text(const stor_audit_t *r, void *arg)
     }
     fprintf(out, " digests=%" PRIu32 " detail=\"", r->n_digests);
     put_text(out, r->detail, sizeof(r->detail), 1);
-    fputs("\"\n", out);
+    fputs("\"", out);
+    if (r->origin[0] != '\0') { /* where an operator's command came from */
+        fputs(" origin=\"", out);
+        put_text(out, r->origin, sizeof(r->origin), 1);
+        fputs("\"", out);
+    }
+    fputs("\n", out);
     return 0;
 }
 
@@ -156,6 +162,8 @@ static int print_json(const stor_audit_t *r, void *arg)
     put_json_str(out, "detail", r->detail, sizeof(r->detail));
     if (r->owner[0] != '\0')
         put_json_str(out, "on_behalf_of", r->owner, sizeof(r->owner));
+    if (r->origin[0] != '\0')
+        put_json_str(out, "origin", r->origin, sizeof(r->origin));
     fprintf(out, ",\"n_digests\":%" PRIu32 ",\"digests\":[", r->n_digests);
     for (uint32_t i = 0; i < r->n_digests && r->digest_len <= STOR_DIGEST_LEN_MAX; i++) {
         oauth_b64_encode(r->digests + (size_t)i * r->digest_len, r->digest_len, b64, OAUTH_B64_STD);

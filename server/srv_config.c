@@ -117,7 +117,8 @@ static const row_t rows[] = {
     {"admin_session_idle", T_UINT, O(admin_session_idle), 0, 1, 86400, "900"},
     {"admin_session_max", T_UINT, O(admin_session_max), 0, 1, 604800, "28800"},
     {"admin_approval_ttl", T_UINT, O(admin_approval_ttl), 0, 1, 2592000, "86400"},
-    {"two_person", T_STR, O(two_person), S(two_person), 0, 0, ""},
+    {"two_person", T_STR, O(two_person), S(two_person), 0, 0, ""}, /* SRV_TWO_PERSON_PRODUCTION in production */
+    {"allow_combined_roles", T_BOOL, O(allow_combined_roles), 0, 0, 1, "no"},
     {"pin_min_length", T_UINT, O(pin_min_length), 0, 6, 32, "6"}, /* 8 in production unless given */
     {"enroll_code_ttl", T_UINT, O(enroll_code_ttl), 0, 300, 1209600, "86400"},
     {"enroll_code_tries", T_UINT, O(enroll_code_tries), 0, 1, 20, "5"},
@@ -346,6 +347,10 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         if (!seen[i] && rows[i].off == O(pin_min_length) && cfg->environment == CSC_ENV_PRODUCTION)
             cfg->pin_min_length = 8;
+        else if (!seen[i] && rows[i].off == O(two_person) && cfg->environment == CSC_ENV_PRODUCTION)
+            snprintf(cfg->two_person, sizeof(cfg->two_person), "%s", SRV_TWO_PERSON_PRODUCTION);
+    if (strcmp(cfg->two_person, "none") == 0) /* explicit: no command needs a second operator */
+        cfg->two_person[0] = '\0';
     if (cfg->plain_http && cfg->environment != CSC_ENV_TEST && !cfg->allow_test_components)
         return fail(c, "plain_http: refused in production (allowed with environment = test, or allow_test_components = yes)");
     if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))

@@ -26,6 +26,12 @@
 
 static sam_client_t *client;
 static pid_t child = -1;
+static char origin[SAM_ORIGIN_MAX + 1]; /* srv_opsock_origin: sent with every request */
+
+void srv_opsock_origin(const char *claim)
+{
+    snprintf(origin, sizeof(origin), "%s", claim != NULL ? claim : "");
+}
 
 /* Copy what the csc-sam that failed to start said (memfd log) to csc-admin's stderr. */
 static void show_log(int log)
@@ -90,6 +96,8 @@ int srv_opsock_call(const srv_config_t *cfg, sam_builder_t *b, sam_rbuf_t *rb, s
 {
     const uint8_t *msg;
     size_t len;
+    if (origin[0] != '\0')
+        sam_put_str(b, SAM_T_ORIGIN, origin); /* the highest tag: last in every operator op */
     int rc = sam_build_finish(b, &msg, &len);
     if (rc != SAM_OK) {
         fprintf(stderr, "csc-admin: a value is out of bounds for csc-sam (%s)\n", sam_strerror(rc));

@@ -12,6 +12,8 @@
  * the service", ...)
  */
 int srv_opsock_call(const srv_config_t *cfg, sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *reply);
+/** The ORIGIN claim (adm_origin_claim) srv_opsock_call adds to every request from now on (NULL: none). */
+void srv_opsock_origin(const char *claim);
 /** Close the connection and stop the csc-sam started here, if any. */
 void srv_opsock_end(void);
 

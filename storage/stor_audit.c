@@ -53,6 +53,7 @@ int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_
          hash_str(md, rec->detail, sizeof(rec->detail)) && hash_int(md, rec->digest_len, 4) &&
          hash_int(md, rec->n_digests, 4) && (dlen == 0 || EVP_DigestUpdate(md, rec->digests, dlen)) &&
          (rec->owner[0] == '\0' || (hash_int(md, 15, 1) && hash_str(md, rec->owner, sizeof(rec->owner)))) &&
+         (rec->origin[0] == '\0' || (hash_int(md, 16, 1) && hash_str(md, rec->origin, sizeof(rec->origin)))) &&
          EVP_DigestFinal_ex(md, out, &olen) && olen == 32;
     EVP_MD_CTX_free(md);
     return ok ? 0 : STOR_ERR_NOMEM;
@@ -101,6 +102,8 @@ int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec)
         return STOR_ERR_INVAL;
     if ((rc = stor_txn_check(t, 1)) != 0 || (rc = audit_check(rec)) != 0 || (rc = read_head(t, &head)) != 0)
         return rc;
+    if (rec->origin[0] == '\0' && t->origin != NULL)
+        snprintf(rec->origin, sizeof(rec->origin), "%s", t->origin);
     rec->seq = head.seq + 1;
     if (rec->time_ms == 0)
         rec->time_ms = now_ms();

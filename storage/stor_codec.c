@@ -189,6 +189,7 @@ static const field_t audit_fields[] = {
     FIXED(13, stor_audit_t, prev_hash),
     FIXED(14, stor_audit_t, hash),
     OPTSTR(15, stor_audit_t, owner),
+    OPTSTR(16, stor_audit_t, origin),
 };
 
 static const field_t operator_fields[] = {
@@ -209,6 +210,7 @@ static const field_t opsession_fields[] = {
     I64(3, stor_opsession_t, created_at),
     I64(4, stor_opsession_t, last_used),
     I64(5, stor_opsession_t, expires_at),
+    FIXED(6, stor_opsession_t, host_id),
 };
 
 static const field_t approval_fields[] = {
@@ -220,6 +222,7 @@ static const field_t approval_fields[] = {
     I64(6, stor_approval_t, created_at),
     I64(7, stor_approval_t, expires_at),
     U32(8, stor_approval_t, flags),
+    STR(9, stor_approval_t, origin),
 };
 
 static const field_t head_fields[] = {

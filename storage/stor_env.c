@@ -31,7 +31,16 @@ struct stor_job {
     int done;
     pthread_cond_t cv; /* the caller sleeps on its own cv: no thundering herd */
     struct stor_job *next;
+    const char *origin; /* the caller's thread's origin (it waits until the job is done: the pointer stays valid) */
 };
+
+/* The origin of this thread's operator command (stor_audit_origin_set). */
+static _Thread_local char thread_origin[STOR_ORIGIN_MAX + 1];
+
+void stor_audit_origin_set(const char *origin)
+{
+    snprintf(thread_origin, sizeof(thread_origin), "%s", origin != NULL ? origin : "");
+}
 
 static const struct {
     const char *name;
@@ -294,7 +303,7 @@ void stor_close(stor_env_t *env)
 
 static int run_job(stor_env_t *env, MDB_txn *parent, struct stor_job *job)
 {
-    stor_txn_t t = { .env = env, .writable = 1 };
+    stor_txn_t t = { .env = env, .writable = 1, .origin = job->origin };
     int rc;
 
     if ((rc = mdb_txn_begin(env->mdb, parent, 0, &t.txn)) != 0)
@@ -505,7 +514,7 @@ static void leave(stor_env_t *env)
 
 int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg)
 {
-    struct stor_job job = { .fn = fn, .arg = arg };
+    struct stor_job job = { .fn = fn, .arg = arg, .origin = thread_origin[0] != '\0' ? thread_origin : NULL };
     int rc;
 
     if (env == NULL || fn == NULL)

@@ -80,6 +80,7 @@ struct stor_txn {
     MDB_txn *txn;
     int writable;
     int err; /* first LMDB failure that poisoned the txn; later calls return it */
+    const char *origin; /* the asking thread's stor_audit_origin_set (NULL: none): audit records, approval requests */
 };
 
 /* ---- record codec (stor_codec.c) -------------------------------------- */

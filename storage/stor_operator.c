@@ -226,6 +226,8 @@ int stor_txn_approval_request(stor_txn_t *t, const char *requester, uint32_t rol
     snprintf(ap->requester, sizeof(ap->requester), "%s", requester);
     ap->role = role;
     ap->flags = flags;
+    if (t->origin != NULL)
+        snprintf(ap->origin, sizeof(ap->origin), "%s", t->origin);
     ap->created_at = time(NULL);
     ap->expires_at = ttl > 0 ? ap->created_at + ttl : 0;
     cmd[0] = '\0';

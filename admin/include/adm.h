@@ -50,7 +50,37 @@ typedef struct adm {
     unsigned pin_min_length;   /**< shortest credential PIN set (config pin_min_length; 0 = 6) */
     int production;            /**< environment = production: new credentials must be SCAL 2 with two factors ... */
     int allow_scal1, allow_single_factor; /**< ... unless these say otherwise */
+    const struct adm_origin *origin; /**< where the operator's command comes from (NULL: not known): its host
+                                          identity binds the sessions made (adm_op_login) and checked */
+    int allow_combined_roles;  /**< production: one operator may hold user-admin and key-admin (config
+                                    allow_combined_roles); else bootstrap, operator add and roles refuse it */
 } adm_t;
+
+/* ---- where an operator's command comes from (adm_origin.c; J12, J14) ---- */
+
+#define ADM_ORIGIN_WORD_MAX 64 /**< bytes of the OS user, host or terminal name */
+/** The OS user, host and terminal of a csc-admin command, and its host's identity. */
+typedef struct adm_origin {
+    char os_user[ADM_ORIGIN_WORD_MAX + 1]; /**< the OS user's name */
+    uint32_t uid;                          /**< its uid (csc-admin's getuid(); in a claim: the claim's) */
+    char host[ADM_ORIGIN_WORD_MAX + 1];    /**< the host name */
+    char tty[ADM_ORIGIN_WORD_MAX + 1];     /**< the terminal of standard input, "-" without one */
+    uint8_t host_id[32];                   /**< adm_origin_host_id(host name, /etc/machine-id) */
+    int peer_known;                        /**< csc-sam: peer_uid is the connection's SO_PEERCRED uid */
+    uint32_t peer_uid;
+} adm_origin_t;
+
+/** SHA-256 over a fixed label, the host name and the machine id (an unreadable /etc/machine-id is ""). */
+void adm_origin_host_id(const char *host, const char *machine_id, uint8_t out[32]);
+/** csc-admin's own: getuid() and its name, gethostname(), ttyname(0) or "-", /etc/machine-id. @return 0 */
+int adm_origin_local(adm_origin_t *o);
+/** The claim csc-admin sends csc-sam ("os_user=U uid=N host=H tty=T host_id=HEX"). @return 0, -1 (too small) */
+int adm_origin_claim(const adm_origin_t *o, char *out, size_t sz);
+/** Read a claim back, strictly (those five words in that order, nothing else). @return 0, or -1 (o zeroed) */
+int adm_origin_parse(const char *claim, adm_origin_t *o);
+/** The text of audit records and approval requests: "os_user=U uid=N host=H tty=T"; with peer_known the uid is
+ *  peer_uid, followed by "claimed_uid=N" when the claim said otherwise. */
+void adm_origin_text(const adm_origin_t *o, char *out, size_t sz);
 
 /**
  * Add an active user with a password and a fresh TOTP secret, and a reference to the identity-verification evidence
@@ -389,7 +419,7 @@ int adm_op_session_check(const adm_t *a, const adm_op_policy_t *p, const char *t
 /**
  * Whether two_person (the configuration's list: words separated by commas or blanks) names the command w1 w2
  * (w2 NULL for a one-word command): by its last word ("destroy") or its words joined by a dot
- * ("credential.destroy"). @return 1 or 0
+ * ("credential.destroy"); "operator" names operator add, remove and roles. @return 1 or 0
  */
 int adm_op_two_person(const char *two_person, const char *w1, const char *w2);
 /** Record a command held for a second operator (requester a->operator_name). id gets the request id. Audited. */
@@ -411,6 +441,11 @@ int adm_op_approval_reject(const adm_t *a, const char *id, uint32_t roles, char 
 int adm_op_job_done(const adm_t *a, const char *id, uint32_t roles, char *err, size_t err_sz);
 /** Print pending requests and jobs, one line each ("approval ID ..." / "job ID ..."). */
 int adm_op_approvals_list(const adm_t *a, void *out_file);
+/**
+ * Whether a->operator_name is the only operator (1), so that no second one could approve its request: csc-admin lets
+ * it add operators alone then (the start of a service, docs/configuration.md "two_person"). @return 1, 0, -1 (storage)
+ */
+int adm_op_sole(const adm_t *a);
 /** Audit a csc-admin event of an operator (STOR_EV_OPERATOR); result is a stor_result_t. */
 int adm_op_audit(const adm_t *a, uint32_t result, const char *user, const char *detail);
 

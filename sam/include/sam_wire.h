@@ -109,6 +109,7 @@ extern "C" {
 #define SAM_PUBKEY_MAX 2048      /**< DER SubjectPublicKeyInfo */
 #define SAM_LINE_MAX 512         /**< one line of a report (longer ones are cut) */
 #define SAM_LINES_MAX 1024       /**< lines of one report (more: the last says so) */
+#define SAM_ORIGIN_MAX 400       /**< an operator op's ORIGIN claim */
 
 /* ---- ops ---------------------------------------------------------------------------------------------------- */
 
@@ -246,6 +247,8 @@ enum {
     SAM_T_PASSWORD = 68,      /**< TEXT the password the user chose */
     SAM_T_TOTP_SECRET = 69,   /**< BYTES the TOTP secret made for the enrollment (shown only on /enroll) */
     SAM_T_ENROLL_CODE = 70,   /**< TEXT a one-time enrollment code (XXXX-XXXX-XXXX-XXXX) */
+    SAM_T_ORIGIN = 71,        /**< TEXT csc-admin's claim of its OS user, host, terminal and host identity (every
+                                   operator op; adm_origin_claim): csc-sam reads the uid from SO_PEERCRED itself */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 

@@ -52,6 +52,7 @@ const char *stor_strerror(int rc);
 /* ---- limits ------------------------------------------------------------ */
 
 #define STOR_NAME_MAX 64       /**< user names, credential ids (bytes, without NUL) */
+#define STOR_ORIGIN_MAX 200    /**< an operator command's origin (stor_audit_t.origin, stor_approval_t.origin) */
 #define STOR_DESC_MAX 255      /**< descriptions */
 #define STOR_VERIFIER_MAX 128  /**< encoded password / PIN verifier */
 #define STOR_KEYID_MAX 32      /**< HSM object id (CKA_ID) */
@@ -319,6 +320,9 @@ typedef struct stor_audit {
     char owner[STOR_NAME_MAX + 1];        /**< "on behalf of": the credential's owner when user is a delegate, else "".
                                                Stored and hashed only when set, so records without it keep their
                                                encoding and hash. */
+    char origin[STOR_ORIGIN_MAX + 1];     /**< where an operator's command came from ("os_user=NAME uid=N host=H
+                                               tty=T", stor_audit_origin_set); "" for others. Stored and hashed only
+                                               when set, as owner. */
 } stor_audit_t;
 
 /* ---- asynchronous signing results (stor_async.c) ------------------------ */
@@ -458,6 +462,7 @@ typedef struct stor_opsession {
     int64_t created_at;
     int64_t last_used;                    /**< idle expiry counts from here */
     int64_t expires_at;                   /**< absolute expiry (unix seconds) */
+    uint8_t host_id[32];                  /**< the host it was created on (adm_origin_t.host_id; zero: none given) */
 } stor_opsession_t;
 
 #define STOR_APPROVAL_ARGS_MAX 32  /**< words of a command waiting for approval */
@@ -478,6 +483,8 @@ typedef struct stor_approval {
     int64_t created_at;
     int64_t expires_at;                   /**< 0 = never (what csc-server files waits until it is done) */
     uint32_t flags;                       /**< STOR_APPROVAL_* */
+    char origin[STOR_ORIGIN_MAX + 1];     /**< the requester's command's origin (the thread's stor_audit_origin_set
+                                               when filed; "" for csc-server's jobs) */
 } stor_approval_t;
 
 /* ---- transactions ------------------------------------------------------ */
@@ -497,6 +504,14 @@ typedef int (*stor_txn_fn)(stor_txn_t *txn, void *arg);
  *       return the same code and the write fails with it even if fn returns 0.
  */
 int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg);
+
+/**
+ * Set (NULL or "": clear) the origin of the calling thread's operator command: every audit record appended and every
+ * approval request filed by the writes this thread asks for from now on (stor_write captures it per call) carries it
+ * in its origin field, unless the record sets one itself. csc-admin sets it once; csc-sam for each operator op
+ * (docs/architecture.md "The operators' socket"). Cut to STOR_ORIGIN_MAX bytes.
+ */
+void stor_audit_origin_set(const char *origin);
 
 /** Run fn in a read-only transaction on the calling thread; returns fn's value
  *  (STOR_ERR_CLOSED once stor_close() has started). */

@@ -509,5 +509,185 @@ class TestOperatorsSocket(unittest.TestCase):
             shutil.rmtree(svc.tmp, ignore_errors=True)
 
 
+def audit_json(svc, *args):
+    """The audit records (--json) of audit query args, as the provisioned operator."""
+    return [H.json.loads(l) for l in svc.admin("audit", "query", "--json", *args).stdout.splitlines() if l.strip()]
+
+
+def my_origin():
+    """What csc-admin run by this test records as its origin: its user, uid, host; no terminal (a pipe)."""
+    import pwd
+    import socket
+    return "os_user=%s uid=%d host=%s tty=-" % (pwd.getpwuid(os.getuid()).pw_name, os.getuid(), socket.gethostname())
+
+
+class TestReadsAndOrigin(unittest.TestCase):
+    """Issue 12 (operators): the commands that only read are audited too (operator, command, arguments; never what
+    they show), and every operator record and request carries the OS user, host and terminal of the command."""
+
+    def test_reads_are_audited(self):
+        export = os.path.join(SVC.tmp, "audit-pub-reads.pem")
+        for op, args in (("ua", ("list",)), ("ua", ("operator", "list")), ("ua", ("client", "list")),
+                         ("au", ("approvals",)), ("au", ("audit", "query", "--event", "login")),
+                         ("au", ("audit", "heads")), ("au", ("audit", "export-key", export))):
+            r = as_op(op, *args)
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+        reads = [r for r in audit_json(SVC, "--event", "operator") if "action=read" in r["detail"]]
+        seen = {(r["user"], r["detail"]) for r in reads}
+        for user, detail in (("ua", "operator=ua action=read command=list"),
+                             ("ua", "operator=ua action=read command=operator.list"),
+                             ("ua", "operator=ua action=read command=client.list"),
+                             ("au", "operator=au action=read command=approvals"),
+                             ("au", "operator=au action=read command=audit.query args=--event login"),
+                             ("au", "operator=au action=read command=audit.heads"),
+                             ("au", "operator=au action=read command=audit.export-key")):
+            self.assertIn((user, detail), seen)
+        for r in reads:  # never what was shown (the users list, the operators), and always where from
+            self.assertNotIn(SVC.env["CSC_USER"], r["detail"])
+            self.assertEqual(r["origin"], my_origin())
+
+    def test_origin_on_records_and_requests(self):
+        SVC.admin("user", "add", "olga", stdin="password-olga\n")
+        r = as_op("ka", "credential", "create", "--user", "olga", "--id", "olga-1", "--key", "p256", "--auth", "OTP")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rid = field(as_op("ka", "credential", "destroy", "olga-1").stdout, "approval_required")
+        # csc-admin's own record, csc-sam's (uid from SO_PEERCRED, the same: no claimed_uid), the request
+        recs = audit_json(SVC, "--event", "operator") + audit_json(SVC, "--credential", "olga-1")
+        adds = [x for x in recs if "action=user.add" in x["detail"] or "name=olga" in x["detail"]]
+        creates = [x for x in recs if "operator=ka action=credential.create" in x["detail"]]
+        requests = [x for x in recs if "action=approval.request" in x["detail"] and "olga-1" in x["detail"]]
+        self.assertTrue(creates and requests, recs)
+        for x in adds + creates + requests:
+            self.assertEqual(x.get("origin"), my_origin(), x)
+        self.assertIn("(from %s)" % my_origin(),
+                      [l for l in as_op("au", "approvals").stdout.splitlines() if rid in l][0])
+        self.assertEqual(as_op("ka2", "reject", rid).returncode, 0)
+        # the text output shows it too; the chain still verifies with the new field
+        self.assertIn('origin="%s"' % my_origin(), SVC.admin("audit", "query", "--credential", "olga-1").stdout)
+        self.assertEqual(as_op("au", "audit", "verify").returncode, 0)
+
+
+class TestSessionHost(unittest.TestCase):
+    """Issue 12: an operator session is bound to the host it was made on (host name and /etc/machine-id, hashed);
+    used from another host (here: another UTS namespace with another host name) it is refused by csc-admin and by
+    csc-sam, audited, and ended."""
+
+    def other_host(self, session, *args):
+        env = dict(os.environ)
+        env.pop("CSC_ADMIN_SESSION_FILE", None)
+        env["CSC_ADMIN_SESSION"] = session
+        cmd = [os.path.join(BUILD, "server", "csc-admin"), "-c", SVC.conf] + list(args)
+        return H.subprocess.run(["unshare", "--uts", "sh", "-c", 'hostname csc-elsewhere && exec "$@"', "sh"] + cmd,
+                                capture_output=True, text=True, env=env)
+
+    def setUp(self):
+        r = H.subprocess.run(["unshare", "--uts", "hostname", "csc-probe"], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("unshare --uts refused here (needs CAP_SYS_ADMIN): %s" % r.stderr.strip())
+
+    def login(self, name):
+        if name not in OPS:
+            OPS[name] = add_operator(SVC, name, "key-admin,auditor")
+        pw, secret, _ = OPS[name]
+        return SVC.op_login(name, pw, secret)
+
+    def test_csc_admin_refuses_other_host(self):
+        tok = self.login("hb1")
+        self.assertEqual(SVC.admin_as(tok, "approvals").returncode, 0)
+        r = self.other_host(tok, "approvals")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("made on another host", r.stderr)
+        r = SVC.admin_as(tok, "approvals")  # ended: the token left its host
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not logged in", r.stderr)
+        refused = [x for x in audit_json(SVC, "--event", "operator", "--user", "hb1")
+                   if "refused=other-host" in x["detail"]]
+        self.assertEqual(len(refused), 1)
+        self.assertIn("host=csc-elsewhere", refused[0]["origin"])
+
+    def test_csc_sam_refuses_other_host(self):
+        tok = self.login("hb2")
+        out = os.path.join(SVC.tmp, "hb2.pem")
+        r = self.other_host(tok, "audit", "export-key", out)  # csc-sam's command: csc-sam checks
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("made on another host", r.stderr)
+        self.assertFalse(os.path.exists(out))
+        refused = [x for x in audit_json(SVC, "--event", "operator", "--user", "hb2")
+                   if "action=audit export-key refused=other-host" in x["detail"]]
+        self.assertEqual(len(refused), 1)
+        self.assertIn("host=csc-elsewhere", refused[0]["origin"])
+        tok = self.login("hb2")
+        self.assertEqual(SVC.admin_as(tok, "audit", "export-key", out).returncode, 0)
+
+
+class TestProductionCeremony(unittest.TestCase):
+    """Issue 12: environment = production defaults two_person to destroy,restore,terminate,operator and refuses one
+    operator both user-admin and key-admin (allow_combined_roles). A service still starts from nothing: the first
+    operator (bootstrap) manages users; while it is the only operator it adds the second user-admin alone; every
+    later operator change needs the other (docs/configuration.md "two_person")."""
+
+    def test_from_nothing(self):
+        s = H.Service(BUILD)
+        try:
+            s.production()
+            shutil.rmtree(os.path.join(s.dir, "db"))
+            os.mkdir(os.path.join(s.dir, "db"))
+            self.assertEqual(s.admin_as(None, "init").returncode, 0)
+            r = s.admin_as(None, "operator", "bootstrap", "first", stdin="password-first\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("with the role user-admin", r.stdout)
+            first = s.op_login("first", "password-first", field(r.stdout, "totp_secret"))
+            self.assertIn("operator first roles=user-admin status", s.admin_as(first, "operator", "list").stdout)
+            # the only operator: nobody could approve, so it adds the second user-admin alone (audited)
+            r = s.admin_as(first, "operator", "add", "second", "--roles", "user-admin,auditor",
+                           stdin="password-second\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("the only operator", r.stderr)
+            second = s.op_login("second", "password-second", field(r.stdout, "totp_secret"))
+            # from now on operator changes need the other
+            r = s.admin_as(first, "operator", "add", "keys", "--roles", "key-admin", stdin="password-keys\n")
+            rid = field(r.stdout, "approval_required")
+            self.assertNotIn("operator keys ", s.admin_as(first, "operator", "list").stdout)
+            r = s.admin_as(second, "approve", rid, stdin="password-keys\n")  # the password is typed when it runs
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("operator keys roles=key-admin", s.admin_as(first, "operator", "list").stdout)
+            # user-admin with key-admin: refused, even approved
+            rid = field(s.admin_as(first, "operator", "roles", "keys", "user-admin,key-admin").stdout,
+                        "approval_required")
+            r = s.admin_as(second, "approve", rid)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("allow_combined_roles", r.stderr)
+            self.assertIn("operator keys roles=key-admin status", s.admin_as(first, "operator", "list").stdout)
+            log = s.admin_as(second, "audit", "query", "--event", "operator").stdout
+            self.assertIn("action=two_person.waived command=operator.add reason=sole-operator", log)
+            self.assertIn("refused=combined-roles", log)
+            # the other defaults: terminate waits for a second operator
+            r = s.admin_as(first, "user", "add", "pu", stdin="password-pu\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("approval_required", s.admin_as(first, "user", "terminate", "pu").stdout)
+        finally:
+            shutil.rmtree(s.tmp, ignore_errors=True)
+
+    def test_explicit_keys_win(self):
+        s = H.Service(BUILD)
+        try:
+            s.production("two_person = none\nallow_combined_roles = yes\n")
+            r = s.admin("operator", "add", "both", "--roles", "user-admin,key-admin", stdin="password-both\n")
+            self.assertIn("operator both added", r.stdout)  # no second operator, both roles
+            r = s.admin("credential", "create", "--user", s.env["CSC_USER"], "--id", "pe-1", "--key", "p256",
+                        "--auth", "OTP", "--scal", "2")
+            r = s.admin("credential", "destroy", "pe-1")
+            self.assertNotIn("approval_required", r.stdout)
+            self.assertIn("key destroyed", r.stdout)
+            with open(s.conf) as f:
+                conf = f.read().replace("two_person = none\nallow_combined_roles = yes\n", "")
+            with open(s.conf, "w") as f:
+                f.write(conf)
+            r = s.admin("operator", "add", "both2", "--roles", "user-admin,key-admin", stdin="password-both2\n")
+            self.assertIn("approval_required", r.stdout)  # the production default
+        finally:
+            shutil.rmtree(s.tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()

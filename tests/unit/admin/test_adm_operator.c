@@ -462,6 +462,135 @@ START_TEST(t_audit_callbacks)
 }
 END_TEST
 
+/* A session is bound to the host it was made on (adm_t.origin's host identity): used from another host it is refused,
+ * audited and ended; a caller without origin cannot use a session made with one. */
+START_TEST(t_session_host)
+{
+    char sec[64], tok[ADM_OP_TOKEN_LEN + 1], name[STOR_NAME_MAX + 1];
+    uint32_t roles;
+    adm_origin_t here = {0}, there = {0};
+    snprintf(here.host, sizeof(here.host), "h1");
+    adm_origin_host_id("h1", "0123456789abcdef", here.host_id);
+    adm_origin_host_id("h2", "0123456789abcdef", there.host_id);
+    ck_assert_int_ne(memcmp(here.host_id, there.host_id, 32), 0);
+    mk("root", STOR_ROLES_ALL);
+    snprintf(sec, sizeof(sec), "%s", b32);
+    adm.origin = &here;
+    login("root", sec, 0, tok);
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)), ADM_OK);
+    adm.origin = &there;
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_NOSESSION);
+    ck_assert_ptr_nonnull(strstr(err, "another host"));
+    ck_assert_int_eq(audited(STOR_EV_OPERATOR, "action=list refused=other-host", NULL), 1);
+    adm.origin = &here; /* ended: not even the first host takes it back */
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_NOSESSION);
+    login("root", sec, 1, tok);
+    adm.origin = NULL;
+    ck_assert_int_eq(adm_op_session_check(&adm, &pol, tok, 0, "list", name, &roles, err, sizeof(err)),
+                     ADM_NOSESSION);
+}
+END_TEST
+
+/* The claim csc-admin sends csc-sam reads back exactly; anything else is refused whole. */
+START_TEST(t_origin_claim)
+{
+    adm_origin_t o = {0}, r;
+    char claim[512], text[256];
+    snprintf(o.os_user, sizeof(o.os_user), "alice");
+    o.uid = 1000;
+    snprintf(o.host, sizeof(o.host), "signer-1");
+    snprintf(o.tty, sizeof(o.tty), "/dev/pts/3");
+    memset(o.host_id, 0xab, 32);
+    ck_assert_int_eq(adm_origin_claim(&o, claim, sizeof(claim)), 0);
+    ck_assert_int_eq(adm_origin_parse(claim, &r), 0);
+    ck_assert_str_eq(r.os_user, "alice");
+    ck_assert_uint_eq(r.uid, 1000);
+    ck_assert_str_eq(r.host, "signer-1");
+    ck_assert_str_eq(r.tty, "/dev/pts/3");
+    ck_assert_int_eq(memcmp(r.host_id, o.host_id, 32), 0);
+    adm_origin_text(&r, text, sizeof(text));
+    ck_assert_str_eq(text, "os_user=alice uid=1000 host=signer-1 tty=/dev/pts/3");
+    r.peer_known = 1;
+    r.peer_uid = 1000;
+    adm_origin_text(&r, text, sizeof(text));
+    ck_assert_str_eq(text, "os_user=alice uid=1000 host=signer-1 tty=/dev/pts/3");
+    r.peer_uid = 0; /* the kernel's uid is the record's; the claim's stays beside it */
+    adm_origin_text(&r, text, sizeof(text));
+    ck_assert_str_eq(text, "os_user=alice uid=0 claimed_uid=1000 host=signer-1 tty=/dev/pts/3");
+    static const char *const bad[] = {
+        "", "os_user=alice uid=1000 host=h tty=-",
+        "os_user=alice uid=1000 host=h tty=- host_id=00",
+        "uid=1000 os_user=alice host=h tty=- host_id=" "abababababababababababababababababababababababababababababababab",
+        "os_user=alice uid=-1 host=h tty=- host_id=" "abababababababababababababababababababababababababababababababab",
+        "os_user=alice uid=1000 host=h tty=- host_id=" "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB",
+        "os_user=alice uid=1000 host=h tty=- host_id=" "abababababababababababababababababababababababababababababababab x=y",
+        "os_user=alice uid=1000 host=h  tty=- host_id=" "abababababababababababababababababababababababababababababababab",
+        "os_user= uid=1000 host=h tty=- host_id=" "abababababababababababababababababababababababababababababababab",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(adm_origin_parse(bad[i], &r) == -1, "accepted: %s", bad[i]);
+    /* csc-admin's own: never empty words, a 32-byte host identity */
+    ck_assert_int_eq(adm_origin_local(&o), 0);
+    ck_assert_int_eq(adm_origin_claim(&o, claim, sizeof(claim)), 0);
+    ck_assert_int_eq(adm_origin_parse(claim, &r), 0);
+    ck_assert_uint_eq(r.uid, (uint32_t)getuid());
+}
+END_TEST
+
+static int op_get_fn(stor_txn_t *t, void *arg)
+{
+    stor_operator_t *op = arg;
+    char name[STOR_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "%s", op->name);
+    return stor_txn_operator_get(t, name, op);
+}
+
+static int op_get(const char *name, stor_operator_t *op)
+{
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    return stor_read(env, op_get_fn, op);
+}
+
+/* Production (J14): nobody gets user-admin and key-admin at once unless allow_combined_roles; the first operator
+ * manages users only. two_person's "operator" names operator add, remove and roles. */
+START_TEST(t_production_roles)
+{
+    adm.production = 1;
+    mk("root", STOR_ROLES_ALL); /* bootstrap */
+    adm.operator_name = "root";
+    ck_assert_int_eq(adm_op_sole(&adm), 1);
+    stor_operator_t *op = calloc(1, sizeof(*op));
+    ck_assert_ptr_nonnull(op);
+    ck_assert_int_eq(op_get("root", op), 0);
+    ck_assert_uint_eq(op->roles, STOR_ROLE_USER_ADMIN);
+    ck_assert_int_eq(adm_op_add(&adm, "both", STOR_ROLE_USER_ADMIN | STOR_ROLE_KEY_ADMIN, "password-1", uri,
+                                sizeof(uri), b32, sizeof(b32), err, sizeof(err)), ADM_FORBIDDEN);
+    ck_assert_ptr_nonnull(strstr(err, "allow_combined_roles"));
+    ck_assert_int_eq(adm_op_add(&adm, "both", STOR_ROLES_ALL, "password-1", uri, sizeof(uri), b32, sizeof(b32),
+                                err, sizeof(err)), ADM_FORBIDDEN);
+    ck_assert_int_eq(op_get("both", op), STOR_ERR_NOTFOUND);
+    mk("ua2", STOR_ROLE_USER_ADMIN | STOR_ROLE_AUDITOR);
+    ck_assert_int_eq(adm_op_sole(&adm), 0);
+    mk("ka", STOR_ROLE_KEY_ADMIN);
+    ck_assert_int_eq(adm_op_set_roles(&adm, "ka", STOR_ROLE_KEY_ADMIN | STOR_ROLE_USER_ADMIN, err, sizeof(err)),
+                     ADM_FORBIDDEN);
+    ck_assert_int_eq(op_get("ka", op), 0);
+    ck_assert_uint_eq(op->roles, STOR_ROLE_KEY_ADMIN);
+    ck_assert_int_eq(audited(STOR_EV_OPERATOR, "refused=combined-roles", NULL), 3);
+    adm.allow_combined_roles = 1;
+    ck_assert_int_eq(adm_op_set_roles(&adm, "ka", STOR_ROLES_ALL, err, sizeof(err)), ADM_OK);
+    free(op);
+    ck_assert_int_eq(adm_op_two_person("operator", "operator", "add"), 1);
+    ck_assert_int_eq(adm_op_two_person("operator", "operator", "remove"), 1);
+    ck_assert_int_eq(adm_op_two_person("operator", "operator", "roles"), 1);
+    ck_assert_int_eq(adm_op_two_person("operator", "operator", "list"), 0);
+    ck_assert_int_eq(adm_op_two_person("operator", "operator", "bootstrap"), 0);
+    ck_assert_int_eq(adm_op_two_person("destroy,restore,terminate", "operator", "add"), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("admin-operator");
@@ -477,6 +606,9 @@ int main(void)
     tcase_add_test(tc, t_jobs);
     tcase_add_test(tc, t_roles_text);
     tcase_add_test(tc, t_audit_callbacks);
+    tcase_add_test(tc, t_session_host);
+    tcase_add_test(tc, t_origin_claim);
+    tcase_add_test(tc, t_production_roles);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -33,6 +33,7 @@ static char ops_path[CFX_PATH_MAX + 16];
 static char tok_root[ADM_OP_TOKEN_LEN + 1], tok_aud[ADM_OP_TOKEN_LEN + 1], tok_ka2[ADM_OP_TOKEN_LEN + 1];
 static int production;         /* the operators' socket of an environment = production */
 static const char *evidence;   /* ENROLL_ISSUE's EVIDENCE (NULL: none) */
+static const char *origin_claim; /* key_create sends it as ORIGIN when not NULL */
 
 /* Add (or bootstrap) operator name with roles and log it in with the current TOTP code: its session token. */
 static void operator_login(const char *name, uint32_t roles, char tok[ADM_OP_TOKEN_LEN + 1])
@@ -92,6 +93,7 @@ static void setup_two(void)
 
 static void teardown(void)
 {
+    origin_claim = NULL;
     sam_client_free(opcli);
     sam_server_free(opsrv);
     opcli = NULL;
@@ -132,6 +134,8 @@ static uint32_t key_create_pin(sam_client_t *c, const char *user, const char *se
         sam_put_str(&b, SAM_T_SUBJECT_C, "JP");
         sam_put_u32(&b, SAM_T_CSR_WANTED, 1);
     }
+    if (origin_claim != NULL)
+        sam_put_str(&b, SAM_T_ORIGIN, origin_claim);
     ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
     ck_assert_int_eq(sam_client_call(c, msg, len, &rb, &reply), SAM_OK);
     if (reply.op == SAM_OP_REFUSED) {
@@ -598,6 +602,92 @@ START_TEST(t_enroll_issue_production_needs_evidence)
     evidence = "passport check PC-1";
     ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), 0);
     ck_assert_uint_eq(audited("action=user.add state=enrolling evidence=passport check PC-1", "newbie", STOR_RES_OK), 1);
+/* Audit records whose detail contains needle, and the origin of the last one. */
+typedef struct origin_find {
+    const char *needle;
+    unsigned n;
+    char origin[STOR_ORIGIN_MAX + 1];
+} origin_find_t;
+
+static int find_origin(const stor_audit_t *rec, void *arg)
+{
+    origin_find_t *f = arg;
+    if (strstr(rec->detail, f->needle) != NULL) {
+        f->n++;
+        snprintf(f->origin, sizeof(f->origin), "%s", rec->origin);
+    }
+    return 0;
+}
+
+static origin_find_t origin_of(const char *needle)
+{
+    origin_find_t f = {.needle = needle};
+    ck_assert_int_eq(stor_audit_each(fx.stor, 1, find_origin, &f), STOR_OK);
+    return f;
+}
+
+/* A new key-admin name logged in from the host of o: its session token. */
+static void login_from(const char *name, const adm_origin_t *o, char tok[ADM_OP_TOKEN_LEN + 1])
+{
+    adm_t a = ops.adm;
+    char err[256], code[7], b32[64], uri[512];
+    char *raw = NULL;
+    size_t rawlen = 0;
+    a.operator_name = "root";
+    a.origin = o;
+    ck_assert_int_eq(adm_op_add(&a, name, STOR_ROLE_KEY_ADMIN, OP_PASSWORD, uri, sizeof(uri), b32, sizeof(b32), err,
+                                sizeof(err)), ADM_OK);
+    ck_assert_int_eq(oath_base32_decode(b32, strlen(b32), &raw, &rawlen), OATH_OK);
+    ck_assert_int_eq(oath_totp_generate(raw, rawlen, time(NULL), 30, 0, 6, code), OATH_OK);
+    free(raw);
+    ck_assert_int_eq(adm_op_login(&a, &ops.pol, name, OP_PASSWORD, code, tok, err, sizeof(err)), ADM_OK);
+}
+
+/* csc-admin's ORIGIN: the session must have been made on the claim's host (another host's use is refused, audited
+ * and ends the session), and every record of the op carries the claim with the uid the kernel gives for the peer
+ * (SO_PEERCRED), the claim's own kept beside it when it differs. */
+START_TEST(t_origin_and_host)
+{
+    adm_origin_t here = {0}, there;
+    char tok[ADM_OP_TOKEN_LEN + 1], claim[SAM_ORIGIN_MAX + 1], want[STOR_ORIGIN_MAX + 1];
+    uint32_t about, st;
+    snprintf(here.os_user, sizeof(here.os_user), "alice");
+    here.uid = (uint32_t)getuid() + 1; /* a claim the kernel contradicts */
+    snprintf(here.host, sizeof(here.host), "signer-1");
+    snprintf(here.tty, sizeof(here.tty), "/dev/pts/7");
+    adm_origin_host_id("signer-1", "machine", here.host_id);
+    there = here;
+    adm_origin_host_id("elsewhere", "machine", there.host_id);
+    /* no claim: refused (a zero host is no host this session was made on) */
+    login_from("ka3", &here, tok);
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok, NULL, NULL, &about), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    snprintf(want, sizeof(want), "os_user=- uid=%u host=- tty=- claim=none", (unsigned)getuid());
+    ck_assert_str_eq(origin_of("refused=other-host").origin, want);
+    /* another host's claim: refused, audited with the claim and the kernel's uid; the session is ended */
+    login_from("ka4", &here, tok);
+    ck_assert_int_eq(adm_origin_claim(&there, claim, sizeof(claim)), 0);
+    origin_claim = claim;
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok, NULL, NULL, &about), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert(!cred_status(NEW_CRED, &st));
+    snprintf(want, sizeof(want), "os_user=alice uid=%u claimed_uid=%u host=signer-1 tty=/dev/pts/7",
+             (unsigned)getuid(), (unsigned)getuid() + 1);
+    origin_find_t f = origin_of("refused=other-host");
+    ck_assert_uint_eq(f.n, 2);
+    ck_assert_str_eq(f.origin, want);
+    ck_assert_int_eq(adm_origin_claim(&here, claim, sizeof(claim)), 0);
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok, NULL, NULL, &about), SAM_REFUSE_UNAUTHORIZED);
+    /* the host it was made on: served, and the op's records carry where it came from */
+    login_from("ka5", &here, tok);
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok, NULL, NULL, &about), 0);
+    ck_assert(cred_status(NEW_CRED, &st));
+    f = origin_of("operator=ka5 action=credential.create");
+    ck_assert_uint_eq(f.n, 1);
+    ck_assert_str_eq(f.origin, want);
+    /* the operators added and logged in outside csc-sam carry no origin (none was set on this thread) */
+    ck_assert_str_eq(origin_of("action=operator.add name=ka5").origin, "");
 }
 END_TEST
 
@@ -622,6 +712,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup_production, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_enroll_issue_production_needs_evidence);
+    tcase_add_test(tc, t_origin_and_host);
     suite_add_tcase(s, tc);
     tc = tcase_create("two_person");
     tcase_add_checked_fixture(tc, setup_two, teardown);

@@ -125,6 +125,40 @@ START_TEST(t_refusals)
 }
 END_TEST
 
+/* A production configuration (plain HTTP allowed by allow_test_components) with extra lines. */
+static int load_production(const char *extra, srv_config_t *cfg)
+{
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "listen = 127.0.0.1:1\nplain_http = yes\nenvironment = production\npkcs11_module = m\n"
+               "pkcs11_token = t\npkcs11_pin_file = p\nlmdb_path = d\nallow_test_components = yes\n%s", extra);
+    fclose(f);
+    return srv_config_load(file, cfg);
+}
+
+/* two_person: empty in test, destroy,restore,terminate,operator in production unless given ("none": none);
+ * allow_combined_roles a yes/no key. */
+START_TEST(t_operator_rules)
+{
+    srv_config_t cfg;
+    char msg[512];
+    ck_assert_int_eq(load_production("", &cfg), 0);
+    ck_assert_str_eq(cfg.two_person, "destroy,restore,terminate,operator");
+    ck_assert_uint_eq(cfg.allow_combined_roles, 0);
+    ck_assert_int_eq(load_production("two_person = none\nallow_combined_roles = yes\n", &cfg), 0);
+    ck_assert_str_eq(cfg.two_person, "");
+    ck_assert_uint_eq(cfg.allow_combined_roles, 1);
+    ck_assert_int_eq(load_production("two_person = destroy\n", &cfg), 0);
+    ck_assert_str_eq(cfg.two_person, "destroy");
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.two_person, "");
+    ck_assert_int_eq(load("two_person = none\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.two_person, "");
+    ck_assert_int_eq(load("allow_combined_roles = maybe\n", &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "allow_combined_roles") != NULL, "key not named in \"%s\"", msg);
+}
+END_TEST
+
 START_TEST(t_environment_rules)
 {
     srv_config_t cfg;
@@ -246,6 +280,7 @@ int main(void)
     tcase_add_test(tc, t_valid);
     tcase_add_test(tc, t_refusals);
     tcase_add_test(tc, t_environment_rules);
+    tcase_add_test(tc, t_operator_rules);
     tcase_add_test(tc, t_sam_keys);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, srv_thread_tcase());

@@ -1,5 +1,7 @@
 /* test_stor_operator.c - operators, operator sessions and pending approvals (J14): round trips, limits, walks. */
 #include <limits.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +446,114 @@ START_TEST(t_audit_owner_field)
 }
 END_TEST
 
+/* The origin of an operator's command (stor_audit_origin_set): the records and requests this thread's writes append
+ * carry it (encoded as tag 16, hashed), another thread's do not, a record's own origin wins, and clearing it stops it. */
+typedef struct origin_job {
+    stor_audit_t rec;
+    stor_approval_t ap;
+    char id[STOR_NAME_MAX + 1];
+} origin_job_t;
+
+static int origin_append_fn(stor_txn_t *t, void *arg)
+{
+    origin_job_t *j = arg;
+    return stor_txn_audit_append(t, &j->rec);
+}
+
+static int origin_get_ap_fn(stor_txn_t *t, void *arg)
+{
+    origin_job_t *j = arg;
+    return stor_txn_approval_get(t, j->id, &j->ap);
+}
+
+static void origin_rec(origin_job_t *j, const char *own)
+{
+    memset(j, 0, sizeof(*j));
+    j->rec.event = STOR_EV_OPERATOR;
+    TST_SET(j->rec.user, "alice");
+    TST_SET(j->rec.detail, "action=list");
+    if (own != NULL)
+        TST_SET(j->rec.origin, own);
+}
+
+static stor_audit_t origin_first; /* record 1 as read back */
+
+static int each_origin(const stor_audit_t *r, void *arg)
+{
+    char(*seen)[STOR_ORIGIN_MAX + 1] = arg;
+    if (r->seq == 1)
+        origin_first = *r; /* no digests: nothing points into the map */
+    uint8_t h[32];
+    ck_assert_int_eq(stor_audit_hash(r, r->prev_hash, h), 0);
+    ck_assert_int_eq(memcmp(h, r->hash, 32), 0);
+    snprintf(seen[r->seq - 1], STOR_ORIGIN_MAX + 1, "%s", r->origin);
+    return 0;
+}
+
+static void *other_thread_append(void *arg)
+{
+    origin_job_t *j = arg;
+    ck_assert_int_eq(stor_write(g_env, origin_append_fn, j), 0);
+    return NULL;
+}
+
+START_TEST(t_audit_origin)
+{
+    static origin_job_t j;
+    static char seen[8][STOR_ORIGIN_MAX + 1];
+    char *argv[] = {"credential", "destroy", "c1"};
+    pthread_t th;
+    uint8_t h0[32];
+
+    stor_audit_origin_set("os_user=root uid=0 host=h1 tty=/dev/pts/1");
+    origin_rec(&j, NULL);
+    ck_assert_int_eq(stor_write(g_env, origin_append_fn, &j), 0);           /* seq 1: the thread's */
+    ck_assert_str_eq(j.rec.origin, "os_user=root uid=0 host=h1 tty=/dev/pts/1");
+    memcpy(h0, j.rec.hash, 32);
+    origin_rec(&j, "os_user=bob uid=7 host=h2 tty=-");
+    ck_assert_int_eq(stor_write(g_env, origin_append_fn, &j), 0);           /* seq 2: its own */
+    origin_rec(&j, NULL);
+    ck_assert_int_eq(pthread_create(&th, NULL, other_thread_append, &j), 0); /* seq 3: another thread's: none */
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(stor_approval_request(g_env, "alice", STOR_ROLE_KEY_ADMIN, 60, 3, argv, j.id), 0); /* seq 4 */
+    ck_assert_int_eq(stor_read(g_env, origin_get_ap_fn, &j), 0);
+    ck_assert_str_eq(j.ap.origin, "os_user=root uid=0 host=h1 tty=/dev/pts/1");
+    stor_audit_origin_set(NULL);
+    origin_rec(&j, NULL);
+    ck_assert_int_eq(stor_write(g_env, origin_append_fn, &j), 0);           /* seq 5: cleared */
+    ck_assert_int_eq(stor_audit_each(g_env, 1, each_origin, seen), 0);
+    ck_assert_str_eq(seen[0], "os_user=root uid=0 host=h1 tty=/dev/pts/1");
+    ck_assert_str_eq(seen[1], "os_user=bob uid=7 host=h2 tty=-");
+    ck_assert_str_eq(seen[2], "");
+    ck_assert_str_eq(seen[3], "os_user=root uid=0 host=h1 tty=/dev/pts/1");
+    ck_assert_str_eq(seen[4], "");
+    /* hashed: the same record with another origin has another hash */
+    ck_assert_int_eq(memcmp(origin_first.hash, h0, 32), 0);
+    TST_SET(origin_first.origin, "os_user=root uid=0 host=h9 tty=/dev/pts/1");
+    uint8_t h1[32];
+    ck_assert_int_eq(stor_audit_hash(&origin_first, origin_first.prev_hash, h1), 0);
+    ck_assert_int_ne(memcmp(h0, h1, 32), 0);
+}
+END_TEST
+
+/* A session's host identity is kept (tag 6); a session stored without one reads as zeros. */
+START_TEST(t_opsession_host_id)
+{
+    op_job_t *j = calloc(1, sizeof(*j));
+    ck_assert_ptr_nonnull(j);
+    memset(j->sess.hash, 0x42, 32);
+    TST_SET(j->sess.operator_name, "alice");
+    j->sess.expires_at = time(NULL) + 60;
+    memset(j->sess.host_id, 0x5a, 32);
+    ck_assert_int_eq(stor_write(g_env, put_sess_fn, j), 0);
+    memset(&j->sess.host_id, 0, 32);
+    ck_assert_int_eq(stor_read(g_env, get_sess_fn, j), 0);
+    for (int i = 0; i < 32; i++)
+        ck_assert_uint_eq(j->sess.host_id[i], 0x5a);
+    free(j);
+}
+END_TEST
+
 Suite *tst_operator_suite(void)
 {
     Suite *s = suite_create("operator");
@@ -458,6 +568,8 @@ Suite *tst_operator_suite(void)
     tcase_add_test(tc, t_operator_event);
     tcase_add_test(tc, t_audit_old_records_verify);
     tcase_add_test(tc, t_audit_owner_field);
+    tcase_add_test(tc, t_audit_origin);
+    tcase_add_test(tc, t_opsession_host_id);
     suite_add_tcase(s, tc);
     return s;
 }
