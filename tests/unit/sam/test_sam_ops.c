@@ -602,6 +602,9 @@ START_TEST(t_enroll_issue_production_needs_evidence)
     evidence = "passport check PC-1";
     ck_assert_uint_eq(enroll_issue("newbie", SAM_ENROLL_NEW, tok_root, 1, NULL, code), 0);
     ck_assert_uint_eq(audited("action=user.add state=enrolling evidence=passport check PC-1", "newbie", STOR_RES_OK), 1);
+}
+END_TEST
+
 /* Audit records whose detail contains needle, and the origin of the last one. */
 typedef struct origin_find {
     const char *needle;
@@ -707,12 +710,12 @@ int main(void)
     tcase_add_test(tc, t_terminate_needs_user_admin);
     tcase_add_test(tc, t_every_op_refused_without_a_session);
     tcase_add_test(tc, t_enroll_issue_letter_and_recover);
+    tcase_add_test(tc, t_origin_and_host);
     suite_add_tcase(s, tc);
     tc = tcase_create("production");
     tcase_add_checked_fixture(tc, setup_production, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_enroll_issue_production_needs_evidence);
-    tcase_add_test(tc, t_origin_and_host);
     suite_add_tcase(s, tc);
     tc = tcase_create("two_person");
     tcase_add_checked_fixture(tc, setup_two, teardown);
