@@ -547,7 +547,7 @@ class TestReadsAndOrigin(unittest.TestCase):
             self.assertEqual(r["origin"], my_origin())
 
     def test_origin_on_records_and_requests(self):
-        SVC.admin("user", "add", "olga", stdin="password-olga\n")
+        SVC.admin("user", "add", "olga", "--contact", "olga@example.test", "--evidence", "ev-olga", "--letter")
         r = as_op("ka", "credential", "create", "--user", "olga", "--id", "olga-1", "--key", "p256", "--auth", "OTP")
         self.assertEqual(r.returncode, 0, r.stderr)
         rid = field(as_op("ka", "credential", "destroy", "olga-1").stdout, "approval_required")
@@ -662,7 +662,7 @@ class TestProductionCeremony(unittest.TestCase):
             self.assertIn("action=two_person.waived command=operator.add reason=sole-operator", log)
             self.assertIn("refused=combined-roles", log)
             # the other defaults: terminate waits for a second operator
-            r = s.admin_as(first, "user", "add", "pu", stdin="password-pu\n")
+            r = s.admin_as(first, "user", "add", "pu", "--contact", "pu@example.test", "--evidence", "ev-pu", "--letter")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("approval_required", s.admin_as(first, "user", "terminate", "pu").stdout)
         finally:
