@@ -74,6 +74,8 @@ typedef struct sam_server_config {
     const sam_operators_t *operators; /**< non-NULL: this is the operators' socket: only the operator ops are served
                                            (each checks the operator's session itself), allowed_uid (uid_t)-1 lets in
                                            any peer the socket's mode admits; NULL: the front end's socket */
+    pki_x509_cache_t *certs;     /**< credentials' certificates parsed once (pki.h), shared by the connections; NULL:
+                                      sam_server_open makes one of its own (freed by sam_server_free) */
 } sam_server_config_t;
 
 /**
