@@ -113,14 +113,15 @@ static int rbuf_reserve(sam_rbuf_t *rb, size_t off)
     return SAM_OK;
 }
 
-/* Receive one datagram: its header into hdr, its payload at dst (room for SAM_RECORD_PAYLOAD_MAX bytes). A first
- * record is waited for before the first try (a request or a reply is rarely there already: one system call less);
- * the records after it follow at once. */
-static int recv_record(int fd, uint8_t hdr[SAM_HDR_LEN], uint8_t *dst, size_t *got, int first, int64_t deadline_ms)
+int sam_wait_readable(int fd, int64_t deadline_ms)
+{
+    return wait_fd(fd, POLLIN, deadline_ms);
+}
+
+/* Receive one datagram: its header into hdr, its payload at dst (room for SAM_RECORD_PAYLOAD_MAX bytes). */
+static int recv_record(int fd, uint8_t hdr[SAM_HDR_LEN], uint8_t *dst, size_t *got, int64_t deadline_ms)
 {
     int rc;
-    if (first && fd >= 0 && (rc = wait_fd(fd, POLLIN, deadline_ms)) != SAM_OK) /* poll skips fd < 0: recvmsg fails */
-        return rc;
     for (;;) {
         struct iovec iov[2] = {{hdr, SAM_HDR_LEN}, {dst, SAM_RECORD_PAYLOAD_MAX}};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
@@ -153,7 +154,7 @@ static int recv_message(int fd, sam_rbuf_t *rb, int64_t deadline_ms)
         size_t got;
         int rc = rbuf_reserve(rb, off);
         if (rc == SAM_OK)
-            rc = recv_record(fd, raw, rb->buf + SAM_HDR_LEN + off, &got, i == 0, deadline_ms);
+            rc = recv_record(fd, raw, rb->buf + SAM_HDR_LEN + off, &got, deadline_ms);
         if (rc != SAM_OK)
             return rc;
         if (got < SAM_HDR_LEN)
