@@ -19,7 +19,7 @@
 #include "sam_core.h"
 #include "sam_int.h"
 
-#define CERT_SLOTS 256 /* credentials whose parsed certificate is kept (pki_x509_cache) */
+#define CERT_SLOTS 128 /* credentials whose parsed certificate is kept (pki_x509_cache): at most 2 MiB of DER */
 
 typedef enum { CONN_FREE = 0, CONN_RUNNING, CONN_DONE } conn_state_t;
 
