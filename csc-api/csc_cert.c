@@ -46,8 +46,7 @@ int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, con
     *why = "";
     if (c->crl == NULL)
         return PKI_REV_GOOD;
-    const unsigned char *p = cred->certs;
-    X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
+    X509 *ee = pki_x509_cache_get(c->certs, cred->certs, cred->certs_len); /* parsed once per certificate */
     if (ee == NULL) {
         *why = "the certificate cannot be read";
         return PKI_REV_UNKNOWN;

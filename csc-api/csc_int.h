@@ -28,6 +28,7 @@ struct csc {
     size_t info_v1_len;
     bool tsa;                  /* the TSA named by cfg.tsa_credential exists (timestamp, Ades-B-T offered) */
     pki_crl_t *crl;            /* revocation lists (J9), NULL when crl_dir is not set */
+    pki_x509_cache_t *certs;   /* with crl: credentials' certificates parsed once for the checks (csc_cert.c) */
     int sender_kind;           /* CSC_SENDER_*: how getChallenge codes are delivered (csc_challenge.c) */
     char sender_path[4096];
     struct csc_async *async;   /* operationMode "A": job queue and threads (csc_async.c) */

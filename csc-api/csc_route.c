@@ -83,6 +83,10 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, oauth_t *oauth, sam_clien
             csc_free(c);
             return -1;
         }
+        if (pki_x509_cache_new(128, &c->certs) != PKI_OK) {
+            csc_free(c);
+            return -1;
+        }
     }
     if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || web_logo_init(c) != 0 || csc_info_build(c) != 0 ||
         csc_async_start(c) != 0) {
@@ -102,6 +106,7 @@ void csc_free(csc_t *c)
         return;
     csc_async_stop(c); /* jobs still running sign through the CRL store (the server stopped its periodic tasks) */
     pki_crl_free(c->crl);
+    pki_x509_cache_free(c->certs);
     free(c->info_body);
     free(c->info_v1_body);
     free(c->logo);

@@ -167,7 +167,9 @@ static int exchange(sam_client_t *c, slot_t *s, const uint8_t *msg, size_t len, 
         return SAM_ERR_UNAVAILABLE;
     if (rc != SAM_OK)
         return rc;
-    rc = sam_recv(s->fd, rb, deadline_ms);
+    /* The answer is not there yet: wait for it first, then read it in one try. */
+    if ((rc = sam_wait_readable(s->fd, deadline_ms)) == SAM_OK)
+        rc = sam_recv(s->fd, rb, deadline_ms);
     if (rc == SAM_ERR_CLOSED)
         return SAM_ERR_UNAVAILABLE; /* the SAM went away while it had the request */
     if (rc != SAM_OK || (rc = sam_msg_decode(rb->buf, rb->len, reply)) != SAM_OK)

@@ -1,4 +1,4 @@
-/* sam_int.h - what sam_codec.c and sam_io.c share: the record header's byte layout. */
+/* sam_int.h - what sam_codec.c, sam_io.c and sam_client.c share: the record header's byte layout, a wait. */
 #ifndef SAM_INT_H
 #define SAM_INT_H
 
@@ -17,6 +17,11 @@ typedef struct sam_hdr {
     uint32_t id;
     uint32_t length;
 } sam_hdr_t;
+
+/** Wait until fd has something to read (or an error, a hang-up) or the deadline passes: SAM_OK, SAM_ERR_TIMEOUT,
+ *  SAM_ERR_IO. A caller that knows a message cannot be there yet waits here first, so that sam_recv's first try
+ *  succeeds (one recvmsg less). */
+int sam_wait_readable(int fd, int64_t deadline_ms);
 
 static inline uint16_t sam_be16(const uint8_t *p)
 {

@@ -113,9 +113,15 @@ static int rbuf_reserve(sam_rbuf_t *rb, size_t off)
     return SAM_OK;
 }
 
+int sam_wait_readable(int fd, int64_t deadline_ms)
+{
+    return wait_fd(fd, POLLIN, deadline_ms);
+}
+
 /* Receive one datagram: its header into hdr, its payload at dst (room for SAM_RECORD_PAYLOAD_MAX bytes). */
 static int recv_record(int fd, uint8_t hdr[SAM_HDR_LEN], uint8_t *dst, size_t *got, int64_t deadline_ms)
 {
+    int rc;
     for (;;) {
         struct iovec iov[2] = {{hdr, SAM_HDR_LEN}, {dst, SAM_RECORD_PAYLOAD_MAX}};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
@@ -134,8 +140,7 @@ static int recv_record(int fd, uint8_t hdr[SAM_HDR_LEN], uint8_t *dst, size_t *g
             return SAM_ERR_CLOSED;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return SAM_ERR_IO;
-        int rc = wait_fd(fd, POLLIN, deadline_ms);
-        if (rc != SAM_OK)
+        if ((rc = wait_fd(fd, POLLIN, deadline_ms)) != SAM_OK)
             return rc;
     }
 }
@@ -196,8 +201,10 @@ void sam_rbuf_free(sam_rbuf_t *rb)
 {
     if (rb == NULL)
         return;
+    /* Only the last message's bytes are left to wipe: sam_recv wiped every earlier one, and all of the buffer
+     * after a failure. Wiping the rest would only fault in pages never used (the buffer has room for a record). */
     if (rb->buf != NULL)
-        OPENSSL_clear_free(rb->buf, rb->cap);
+        OPENSSL_clear_free(rb->buf, rb->len);
     memset(rb, 0, sizeof(*rb));
 }
 

@@ -197,8 +197,7 @@ static uint32_t signable(const sam_server_config_t *cfg, const stor_cred_t *cred
             return SAM_REFUSE_DISABLED;
         }
     }
-    const unsigned char *p = cred->certs;
-    X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
+    X509 *ee = pki_x509_cache_get(cfg->certs, cred->certs, cred->certs_len);
     int64_t nb = cred->cert_not_before, na = cred->cert_not_after;
     uint32_t code = 0;
     if (ee == NULL || (na == 0 && pki_cert_validity(ee, &nb, &na) != 0)) {
@@ -304,8 +303,7 @@ static int sign_job(const sam_server_config_t *cfg, job_t *j, const sam_msg_t *r
     if (sigbuf == NULL || sigs == NULL || tbs == NULL || lens == NULL || (j->any_cms && tbsbuf == NULL))
         goto failed;
     if (j->any_cms) {
-        const unsigned char *p = j->certs;
-        if ((ee = d2i_X509(NULL, &p, j->certs_len)) == NULL) {
+        if ((ee = pki_x509_cache_get(cfg->certs, j->certs, j->certs_len)) == NULL) {
             why = "the certificate cannot be read";
             goto failed;
         }

@@ -19,6 +19,8 @@
 #include "sam_core.h"
 #include "sam_int.h"
 
+#define CERT_SLOTS 128 /* credentials whose parsed certificate is kept (pki_x509_cache): at most 2 MiB of DER */
+
 typedef enum { CONN_FREE = 0, CONN_RUNNING, CONN_DONE } conn_state_t;
 
 typedef struct conn {
@@ -35,6 +37,7 @@ struct sam_server {
     int lock_fd, listen_fd;
     int stop_pipe[2];            /* the accepting thread's wake-up */
     int started, stopping;
+    pki_x509_cache_t *own_certs; /* cfg.certs when this server made it */
     pthread_t acceptor;
     pthread_mutex_t mtx;         /* conns, stopping */
     conn_t *conns;               /* max_connections slots */
@@ -126,6 +129,13 @@ int sam_server_open(const sam_server_config_t *cfg, sam_server_t **out, char *er
     s->conns = conns;
     s->lock_fd = s->listen_fd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
     memcpy(s->path, cfg->path, strlen(cfg->path) + 1);
+    if (s->cfg.certs == NULL && pki_x509_cache_new(CERT_SLOTS, &s->own_certs) != PKI_OK) {
+        fail(err, errsz, "out of memory");
+        sam_server_free(s);
+        return -1;
+    }
+    if (s->cfg.certs == NULL)
+        s->cfg.certs = s->own_certs;
     if (pipe2(s->stop_pipe, O_CLOEXEC) != 0) {
         fail(err, errsz, "pipe: %s", strerror(errno));
         sam_server_free(s);
@@ -343,6 +353,7 @@ void sam_server_free(sam_server_t *s)
     for (int i = 0; i < 2; i++)
         if (s->stop_pipe[i] >= 0)
             close(s->stop_pipe[i]);
+    pki_x509_cache_free(s->own_certs);
     pthread_mutex_destroy(&s->mtx);
     free(s->conns);
     free(s);

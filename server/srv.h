@@ -107,8 +107,8 @@ typedef struct srv_modules {
     sam_client_t *sam;         /* borrowed from srv_sam_t (csc-server), NULL elsewhere */
 } srv_modules_t;
 
-/* SRV_WRITER_LATER: storage's writer thread is started by the caller (stor_start_writer), after its privilege switch:
- * a thread keeps the capabilities of the thread that created it (csc-sam's CAP_IPC_LOCK). */
+/* SRV_WRITER_LATER: storage's writes are opened by the caller (stor_start_writer), after its privilege switch (no
+ * writer thread: the threads that write, all made after the switch, run the commits). */
 enum { SRV_NEED_CSC = 2, SRV_WRITER_LATER = 4 };
 
 /* Open storage and oauth, and as asked the CSC service; never the HSM (m->hsm NULL). Messages to stderr. */
@@ -117,8 +117,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
  * srv_production_checks. */
 int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m);
 void srv_modules_close_store(srv_modules_t *m);
-/* Storage and oauth/ without any check (srv_modules_open's first step); writer_later: storage's writer is the
- * caller's to start (SRV_WRITER_LATER). */
+/* Storage and oauth/ without any check (srv_modules_open's first step); writer_later: storage's writes are the
+ * caller's to open (SRV_WRITER_LATER). */
 int srv_modules_open_base(const srv_config_t *cfg, int writer_later, srv_modules_t *m);
 /* J13: in production without allow_test_components, the demo CA (ca_cert, trust_anchors) is refused (else a
  * warning names the override). 0 or -1 (said why). */

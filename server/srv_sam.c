@@ -357,8 +357,9 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
                 strerror(errno));
     if (!bad && srv_priv_sam(cfg->sam_user, cfg->seccomp, locked) != 0)
         bad = 1;
-    /* The first thread: created after the switch, it has what the switch kept (CAP_IPC_LOCK, which every thread
-     * needs for new mappings under mlockall when RLIMIT_MEMLOCK could not be raised). */
+    /* Writes open after the switch: they run on the threads made after it, which have what the switch kept
+     * (CAP_IPC_LOCK, which every thread needs for new mappings under mlockall when RLIMIT_MEMLOCK could not be
+     * raised). */
     int src = bad ? STOR_OK : stor_start_writer(m->stor);
     if (src != STOR_OK) {
         fprintf(stderr, "csc-sam: cannot start the storage writer: %s\n", stor_strerror(src));

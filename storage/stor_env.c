@@ -1,10 +1,13 @@
 /*
- * stor_env.c - environment lifetime, the group-commit writer thread, read txns.
+ * stor_env.c - environment lifetime, group commit, read txns.
  *
  * LMDB allows one write txn per environment (across processes) and a second one
- * in the same thread deadlocks, so every write goes through one writer thread.
- * It takes all waiting jobs, runs each in a nested txn of one parent txn and
- * commits the parent once: one fsync acknowledges the whole batch.
+ * in the same thread deadlocks, so one batch runs at a time: the caller of
+ * stor_write() that finds none running takes all waiting jobs, runs each in a
+ * nested txn of one parent txn and commits the parent once (one fsync
+ * acknowledges the whole batch); the callers queued meanwhile wait, and the
+ * first of them runs the next batch. No writer thread: a lone write is never
+ * handed to another thread and back.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -194,18 +197,11 @@ static int open_mdb(stor_env_t *env, const stor_config_t *cfg)
     return open_dbs(env);
 }
 
-static void *writer_main(void *arg);
-
 static int init_sync(stor_env_t *env)
 {
     if (pthread_mutex_init(&env->mu, NULL) != 0)
         return STOR_ERR_NOMEM;
-    if (pthread_cond_init(&env->work, NULL) != 0) {
-        pthread_mutex_destroy(&env->mu);
-        return STOR_ERR_NOMEM;
-    }
     if (pthread_cond_init(&env->idle, NULL) != 0) {
-        pthread_cond_destroy(&env->work);
         pthread_mutex_destroy(&env->mu);
         return STOR_ERR_NOMEM;
     }
@@ -215,33 +211,15 @@ static int init_sync(stor_env_t *env)
 static void destroy_sync(stor_env_t *env)
 {
     pthread_cond_destroy(&env->idle);
-    pthread_cond_destroy(&env->work);
     pthread_mutex_destroy(&env->mu);
-}
-
-/* The writer must never take the process's signals (the server handles them on its own threads). */
-static int start_writer(stor_env_t *env)
-{
-    sigset_t all, old;
-    int rc;
-
-    sigfillset(&all);
-    if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
-        return STOR_ERR_NOMEM;
-    rc = pthread_create(&env->writer, NULL, writer_main, env);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        return STOR_ERR_NOMEM;
-    pthread_setname_np(env->writer, "stor-writer");
-    env->writer_running = 1;
-    return 0;
 }
 
 int stor_start_writer(stor_env_t *env)
 {
     if (env == NULL || env->writer_running)
         return STOR_ERR_INVAL;
-    return start_writer(env);
+    env->writer_running = 1;
+    return 0;
 }
 
 int stor_open(const stor_config_t *cfg, stor_env_t **out)
@@ -263,8 +241,7 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
     if ((rc = init_sync(env)) != 0)
         goto out;
     synced = 1;
-    if (!cfg->writer_later && (rc = start_writer(env)) != 0)
-        goto out;
+    env->writer_running = !cfg->writer_later;
     *out = env;
     env = NULL;
     rc = 0;
@@ -283,14 +260,9 @@ void stor_close(stor_env_t *env)
 {
     if (env == NULL)
         return;
+    /* Every accepted write is finished (by its own caller or a leader) before its caller leaves. */
     pthread_mutex_lock(&env->mu);
     env->closing = 1;
-    pthread_cond_signal(&env->work);
-    pthread_mutex_unlock(&env->mu);
-    /* The writer exits only once the queue is empty: every accepted write is finished. */
-    if (env->writer_running)
-        pthread_join(env->writer, NULL);
-    pthread_mutex_lock(&env->mu);
     while (env->active > 0)
         pthread_cond_wait(&env->idle, &env->mu);
     pthread_mutex_unlock(&env->mu);
@@ -299,7 +271,7 @@ void stor_close(stor_env_t *env)
     free(env);
 }
 
-/* ---- the writer -------------------------------------------------------- */
+/* ---- the batches ------------------------------------------------------- */
 
 static int run_job(stor_env_t *env, MDB_txn *parent, struct stor_job *job)
 {
@@ -482,34 +454,35 @@ static void finish_batch(stor_env_t *env, struct stor_job *batch, unsigned n)
     }
 }
 
-static void *writer_main(void *arg)
-{
-    stor_env_t *env = arg;
-    struct stor_job *batch;
-    unsigned n;
-
-    pthread_mutex_lock(&env->mu);
-    for (;;) {
-        while (env->head == NULL && !env->closing)
-            pthread_cond_wait(&env->work, &env->mu);
-        if (env->head == NULL)
-            break;
-        batch = take_batch(env, &n);
-        pthread_mutex_unlock(&env->mu);
-        run_batch(env, batch);
-        pthread_mutex_lock(&env->mu);
-        finish_batch(env, batch, n);
-    }
-    pthread_mutex_unlock(&env->mu);
-    return NULL;
-}
-
 /* ---- write / read ------------------------------------------------------ */
 
 static void leave(stor_env_t *env)
 {
     if (--env->active == 0 && env->closing)
         pthread_cond_broadcast(&env->idle);
+}
+
+/* The environment whose batch this thread is running (a second write transaction on it would deadlock). */
+static __thread stor_env_t *leading;
+
+/* Run batches (mu held on entry and exit) until job is done: this thread leads while no other does. */
+static void lead(stor_env_t *env, struct stor_job *job)
+{
+    while (!job->done) {
+        unsigned n;
+        struct stor_job *batch = take_batch(env, &n);
+        env->committing = 1;
+        pthread_mutex_unlock(&env->mu);
+        leading = env;
+        run_batch(env, batch);
+        leading = NULL;
+        pthread_mutex_lock(&env->mu);
+        finish_batch(env, batch, n);
+        env->committing = 0;
+    }
+    /* Jobs queued during this batch: the first one's caller leads the next (one wake-up, not one per job). */
+    if (env->head != NULL)
+        pthread_cond_signal(&env->head->cv);
 }
 
 int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg)
@@ -519,8 +492,8 @@ int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg)
 
     if (env == NULL || fn == NULL)
         return STOR_ERR_INVAL;
-    /* No writer yet (writer_later), or from inside a write callback: this would wait forever. */
-    if (!env->writer_running || pthread_equal(pthread_self(), env->writer))
+    /* Writes not open yet (writer_later), or from inside a write callback: this would wait forever. */
+    if (!env->writer_running || leading == env)
         return STOR_ERR_INVAL;
     if (pthread_cond_init(&job.cv, NULL) != 0)
         return STOR_ERR_NOMEM;
@@ -536,9 +509,16 @@ int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg)
         env->head = &job;
     env->tail = &job;
     env->queued++;
-    pthread_cond_signal(&env->work);
-    while (!job.done)
+    /* Group commit without a thread of its own: the caller that finds no batch running runs one with every job
+     * waiting (its own among them); the others wait for theirs to be done, or to be first in line when that batch
+     * ends, and then lead the next. No hand-off to another thread and back for a write that waits for nobody. */
+    for (;;) {
+        if (!job.done && !env->committing)
+            lead(env, &job);
+        if (job.done)
+            break;
         pthread_cond_wait(&job.cv, &env->mu);
+    }
     rc = job.rc;
     leave(env);
 out:

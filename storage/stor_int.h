@@ -56,19 +56,18 @@ struct stor_env {
     MDB_env *mdb;
     MDB_dbi dbi[STOR_DB_COUNT];
     pthread_mutex_t mu;
-    pthread_cond_t work;  /* writer waits here for jobs or shutdown */
     pthread_cond_t idle;  /* stor_close waits here for callers to leave */
     struct stor_job *head, *tail;
     size_t queued;
     unsigned active;      /* callers inside stor_write/stor_read */
     int closing;
-    pthread_t writer;
-    int writer_running;   /* set once by stor_open or stor_start_writer, before other threads write */
+    int committing;       /* a caller of stor_write is running a batch (lead() in stor_env.c) */
+    int writer_running;   /* writes open: set once by stor_open or stor_start_writer, before other threads write */
     /* read by the test hooks (see below; CSC_TEST_HOOKS builds only), protected by mu */
     uint64_t st_batches, st_jobs;
     unsigned st_max_batch, st_last_batch;
     int fail_commits;
-    /* a full map (writer thread only; copied under mu for stor_full_status) */
+    /* a full map (the thread running a batch only; copied under mu for stor_full_status) */
     int64_t full_since_ms;   /* 0: not full */
     uint64_t full_refused;   /* writes refused with STOR_ERR_FULL in this episode */
     int64_t pub_full_since_ms;

@@ -16,7 +16,7 @@
  * (warn_unused_result) have a result that must be looked at.
  *
  * Thread safety: every function works only on its arguments and keeps no global state; a pki_crl_t may be read
- * (pki_crl_check, pki_crl_count) by any number of threads while it reloads.
+ * (pki_crl_check, pki_crl_count) by any number of threads while it reloads, a pki_x509_cache_t by any number at once.
  */
 #ifndef PKI_H
 #define PKI_H
@@ -240,6 +240,22 @@ void pki_certs_free(X509 **certs, size_t n);
 PKI_MUST_CHECK int pki_cert_validity(X509 *ee, int64_t *not_before, int64_t *not_after);
 /** A distinguished name as RFC 4514 text (UTF-8 kept) into buf of sz bytes (cut to fit). @return PKI_OK, PKI_ERR_*. */
 int pki_dn(const X509_NAME *name, char *buf, size_t sz);
+
+/* ---- parsed certificates kept for reuse (pki_x509cache.c) ----
+ * d2i_X509 decodes the public key through OpenSSL 3's decoders, which costs more than a P-256 signature: a service
+ * that reads the same credential's certificate before every signature keeps the parsed one here. An entry is found
+ * by the DER bytes themselves, compared in full, so it never stands for other bytes; at most `slots` entries (a new
+ * certificate may replace another). Any number of threads may call pki_x509_cache_get at once. */
+typedef struct pki_x509_cache pki_x509_cache_t;
+/** @param slots 1..4096 entries. @return PKI_OK, PKI_ERR_INVAL, PKI_ERR_NOMEM, PKI_ERR_INTERNAL */
+PKI_MUST_CHECK int pki_x509_cache_new(size_t slots, pki_x509_cache_t **out);
+/** Free the cache (references handed out stay valid). NULL is fine. */
+void pki_x509_cache_free(pki_x509_cache_t *c);
+/** The first certificate of der, as d2i_X509 reads it, in a reference of the caller's own (X509_free it; read it,
+ *  never change it: other threads share it); NULL when it does not parse (never kept). c NULL: parsed each time. */
+X509 *pki_x509_cache_get(pki_x509_cache_t *c, const uint8_t *der, size_t len);
+/** Lookups that found their entry (hits) and that parsed (misses) so far. */
+void pki_x509_cache_stats(pki_x509_cache_t *c, uint64_t *hits, uint64_t *misses);
 
 /* ---- revocation lists ------------------------------------------------------------------------------------ */
 

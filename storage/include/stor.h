@@ -3,10 +3,11 @@
  *
  * Users, credentials, access/refresh tokens, SADs and the audit log live in one
  * LMDB environment. Reads run in short read-only transactions on the calling
- * thread. Writes are group-committed: stor_write() hands a callback to the one
- * writer thread, which runs the callbacks of every waiting caller inside one
- * write transaction (each in a nested transaction of its own, so a callback
- * that fails leaves no trace) and commits them with a single fsync. stor_write()
+ * thread. Writes are group-committed, one batch at a time: the stor_write()
+ * caller that finds no batch running runs the callbacks of every waiting caller
+ * inside one write transaction (each in a nested transaction of its own, so a
+ * callback that fails leaves no trace) and commits them with a single fsync; a
+ * callback may thus run on another caller's thread. stor_write()
  * returns only after the commit is durable: nothing acknowledged is lost on a
  * crash.
  *
@@ -75,13 +76,12 @@ typedef struct stor_config {
     const char *path;   /**< directory holding data.mdb (created if missing) */
     size_t map_size;    /**< LMDB map size in bytes; 0 = 1 GiB */
     unsigned max_readers; /**< 0 = 256 */
-    int writer_later;   /**< 1: stor_open starts no writer thread; stor_start_writer() does, later, from the thread
-                             whose privileges it should have (a thread keeps the capabilities of its creator's
-                             thread: csc-sam starts it after its switch to sam_user, so that it holds CAP_IPC_LOCK) */
+    int writer_later;   /**< 1: writes are refused until stor_start_writer() (csc-sam opens them after its switch
+                             to sam_user). No writer thread is started either way. */
 } stor_config_t;
 
 /**
- * Open (creating if needed) the environment and start its writer thread (unless cfg->writer_later).
+ * Open (creating if needed) the environment; writes are open unless cfg->writer_later. Starts no thread.
  * @param[in] cfg settings; cfg->path must exist or be creatable.
  * @param[out] out the environment, NULL on failure.
  * @return STOR_OK or a STOR_ERR_* code (STOR_ERR_CORRUPT if the environment has another schema version).
@@ -91,13 +91,13 @@ typedef struct stor_config {
 int stor_open(const stor_config_t *cfg, stor_env_t **out);
 
 /**
- * Start the writer of an environment opened with writer_later. Until then every stor_write() fails with
+ * Open the writes of an environment opened with writer_later. Until then every stor_write() fails with
  * STOR_ERR_INVAL (reads work). Call once, before other threads write.
- * @return STOR_OK, STOR_ERR_INVAL (NULL, or started already), STOR_ERR_NOMEM (no thread)
+ * @return STOR_OK, STOR_ERR_INVAL (NULL, or started already)
  */
 int stor_start_writer(stor_env_t *env);
 
-/** Stop the writer (after finishing queued writes) and close. NULL is allowed. */
+/** Refuse new writes, wait for the writes in progress, close. NULL is allowed. */
 void stor_close(stor_env_t *env);
 
 /* ---- records ----------------------------------------------------------- */
@@ -493,7 +493,7 @@ typedef struct stor_txn stor_txn_t;
 typedef int (*stor_txn_fn)(stor_txn_t *txn, void *arg);
 
 /**
- * Run fn in a write transaction on the writer thread and wait until it is durable.
+ * Run fn in a write transaction (on this thread, or on the caller running the batch) and wait until it is durable.
  * fn runs in a nested transaction: if it returns non-zero, everything it wrote is
  * discarded and its value is returned; if it returns 0 and the commit succeeds,
  * 0 is returned.

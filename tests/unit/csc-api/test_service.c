@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "csc_fixture.h"
+#include "csc_int.h" /* c->certs: the parsed certificates kept for the CRL checks */
 
 #define SHA256 "2.16.840.1.101.3.4.2.1"
 #define RSA_SHA256 "1.2.840.113549.1.1.11"
@@ -241,6 +242,44 @@ START_TEST(t_sign_ecdsa)
 }
 END_TEST
 
+START_TEST(t_crl_cert_parsed_once)
+{
+    /* With crl_dir the front end checks each signature's certificate against the CRLs (J9) from the certificate it
+     * parsed once: parsing decodes the public key, which costs more than a P-256 signature. */
+    char dir[CFX_PATH_MAX];
+    csc_config_t cfg;
+    uint8_t md[2][32];
+    cfx_reply_t x;
+    uint64_t hits, misses;
+    cfx_close(&f);
+    ck_assert_int_eq(cfx_tmpdir(NULL, "csc-crl-", dir, sizeof(dir)), 0); /* no CRL of the issuer: good */
+    cfx_config(&cfg);
+    cfg.crl_dir = dir;
+    cfg.trust_anchors = cfx_ca_file(0);
+    cfx_open(&f, &cfg);
+    char *tok = cfx_login(&f), *h0 = digest_b64("parsed once 0", md[0]), *h1 = digest_b64("parsed once 1", md[1]);
+    char hs[128];
+    snprintf(hs, sizeof(hs), "\"%s\",\"%s\"", h0, h1);
+    char *sad = sad_for(tok, CFX_CRED_EC, 2, hs);
+    pki_x509_cache_stats(f.csc->certs, &hits, &misses);
+    uint64_t misses0 = misses, hits0 = hits;
+    for (int i = 0; i < 2; i++) {
+        sign_hash(tok, CFX_CRED_EC, sad, i == 0 ? h0 : h1, ECDSA_SHA256, "", &x);
+        ck_assert_msg(x.r.status == 200, "signHash: %d %s", x.r.status, x.text);
+        cfx_reply_free(&x);
+    }
+    pki_x509_cache_stats(f.csc->certs, &hits, &misses);
+    ck_assert_uint_le(misses - misses0, 1); /* parsed at most once (authorize may have parsed it already) */
+    ck_assert_uint_ge(hits - hits0, 1);
+    ck_assert_uint_eq(misses + hits - misses0 - hits0, 2); /* one check per signHash */
+    free(sad);
+    free(h0);
+    free(h1);
+    free(tok);
+    ck_assert_int_eq(cfx_rmtree(dir), 0);
+}
+END_TEST
+
 START_TEST(t_wrong_pin)
 {
     uint8_t md[32];
@@ -447,6 +486,7 @@ int main(void)
     tcase_add_test(tc, t_sign_rsa_pkcs1);
     tcase_add_test(tc, t_sign_rsa_pss);
     tcase_add_test(tc, t_sign_ecdsa);
+    tcase_add_test(tc, t_crl_cert_parsed_once);
     tcase_add_test(tc, t_wrong_pin);
     tcase_add_test(tc, t_sad_spent);
     tcase_add_test(tc, t_extend_transaction);

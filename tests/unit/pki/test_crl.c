@@ -350,6 +350,67 @@ START_TEST(t_certs)
 }
 END_TEST
 
+/* pki_x509cache.c: a certificate parsed once per distinct DER, never another's */
+START_TEST(t_x509_cache)
+{
+    EVP_PKEY *k = new_key();
+    X509 *a = make_cert("a", 10, k, ca_cert, ca_key), *b = make_cert("b", 11, k, ca_cert, ca_key);
+    uint8_t da[4096], db[4096], *p = da;
+    int la = i2d_X509(a, &p);
+    p = db;
+    int lb = i2d_X509(b, &p);
+    ck_assert(la > 0 && lb > 0);
+    pki_x509_cache_t *c = NULL;
+    uint64_t hits, misses;
+    ck_assert_int_eq(pki_x509_cache_new(0, &c), PKI_ERR_INVAL);
+    ck_assert_int_eq(pki_x509_cache_new(1, &c), PKI_OK); /* one slot: every certificate competes for it */
+
+    X509 *x1 = pki_x509_cache_get(c, da, (size_t)la), *x2 = pki_x509_cache_get(c, da, (size_t)la);
+    ck_assert_ptr_nonnull(x1);
+    ck_assert_ptr_eq(x1, x2); /* the kept one */
+    ck_assert_int_eq(X509_cmp(x1, a), 0);
+    pki_x509_cache_stats(c, &hits, &misses);
+    ck_assert_uint_eq(hits, 1);
+    ck_assert_uint_eq(misses, 1);
+    /* Other bytes of the same length (the last byte of a's signature changed) are another certificate. */
+    uint8_t dc[4096];
+    memcpy(dc, da, (size_t)la);
+    dc[la - 1] ^= 1;
+    X509 *w = pki_x509_cache_get(c, dc, (size_t)la);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_ne(w, x1);
+    ck_assert_int_ne(X509_cmp(w, a), 0);
+    X509 *y = pki_x509_cache_get(c, db, (size_t)lb);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(X509_cmp(y, b), 0);
+    /* ...each replaced the one before in the one slot; the references handed out stay valid. */
+    X509 *x3 = pki_x509_cache_get(c, da, (size_t)la);
+    ck_assert_ptr_ne(x3, x1);
+    ck_assert_int_eq(X509_cmp(x3, a), 0);
+    ck_assert_int_eq(X509_cmp(x1, a), 0);
+    /* Bytes that do not parse: NULL, and nothing kept for them. */
+    uint8_t bad[64];
+    memcpy(bad, da, sizeof(bad));
+    ck_assert_ptr_null(pki_x509_cache_get(c, bad, sizeof(bad)));
+    ck_assert_ptr_null(pki_x509_cache_get(c, bad, sizeof(bad)));
+    ck_assert_ptr_null(pki_x509_cache_get(c, da, 0));
+    pki_x509_cache_stats(c, &hits, &misses);
+    ck_assert_uint_eq(hits, 1);
+    ck_assert_uint_eq(misses, 7);
+    X509 *x4 = pki_x509_cache_get(c, da, (size_t)la); /* a is still the kept one */
+    ck_assert_ptr_eq(x4, x3);
+    /* No cache: parsed each time. */
+    X509 *z = pki_x509_cache_get(NULL, db, (size_t)lb);
+    ck_assert_int_eq(X509_cmp(z, b), 0);
+    pki_x509_cache_free(c);
+    ck_assert_int_eq(X509_cmp(x4, a), 0); /* the caller's references outlive the cache */
+    X509 *all[] = {x1, x2, w, y, x3, x4, z, a, b};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        X509_free(all[i]);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
 /* pki_issue.c: the demo CA's certificates */
 START_TEST(t_issue)
 {
@@ -424,6 +485,7 @@ Suite *pki_crl_suite(void)
     tcase_add_test(tc, t_bad_setup);
     tcase_add_test(tc, t_concurrent_reload);
     tcase_add_test(tc, t_certs);
+    tcase_add_test(tc, t_x509_cache);
     tcase_add_test(tc, t_issue);
     suite_add_tcase(s, tc);
     return s;

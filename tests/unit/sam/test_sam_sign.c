@@ -396,6 +396,26 @@ START_TEST(t_sign_revoked)
 }
 END_TEST
 
+START_TEST(t_sign_cert_parsed_once)
+{
+    /* The SAM checks the credential's certificate before every signature from the parsed certificate it keeps
+     * (pki_x509_cache): parsing decodes the public key, which costs more than a P-256 signature. */
+    uint8_t d[3][32];
+    uint32_t code, about;
+    uint64_t hits, misses;
+    digest_of("once 1", d[0]);
+    digest_of("once 2", d[1]);
+    digest_of("once 3", d[2]);
+    char *sad = alice_sad(3, d, 3);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_uint_eq(sign(tok, CFX_CRED_EC, sad, &d[i], 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
+    pki_x509_cache_stats(f.sam_certs, &hits, &misses);
+    ck_assert_uint_eq(misses, 1);
+    ck_assert_uint_eq(hits, 2);
+    free(sad);
+}
+END_TEST
+
 /* ---- AUTHORIZE, EXTEND ---- */
 
 START_TEST(t_authorize_wrong_pin_lockout)
@@ -601,6 +621,7 @@ int main(void)
     tcase_add_test(tc, t_sign_other_user);
     tcase_add_test(tc, t_sign_disabled);
     tcase_add_test(tc, t_sign_revoked);
+    tcase_add_test(tc, t_sign_cert_parsed_once);
     tcase_add_test(tc, t_authorize_wrong_pin_lockout);
     tcase_add_test(tc, t_extend);
     tcase_add_test(tc, t_reserved);
