@@ -130,7 +130,7 @@ static const row_t rows[] = {
     {"sam_socket_group", T_STR, O(sam_socket_group), S(sam_socket_group), 0, 0, ""},
     {"sam_allowed_user", T_STR, O(sam_allowed_user), S(sam_allowed_user), 0, 0, ""},
     {"sam_max_connections", T_UINT, O(sam_max_connections), 0, 1, 1024, "64"},
-    {"sam_connections", T_UINT, O(sam_connections), 0, 1, 1024, "16"},
+    {"sam_connections", T_UINT, O(sam_connections), 0, 1, 1024, "16"}, /* unless given: one per calling thread */
     {"sam_timeout_ms", T_UINT, O(sam_timeout_ms), 0, 100, 600000, "30000"},
     {"server_user", T_STR, O(server_user), S(server_user), 0, 0, ""},
     {"sam_user", T_STR, O(sam_user), S(sam_user), 0, 0, ""},
@@ -349,6 +349,12 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
             cfg->pin_min_length = 8;
         else if (!seen[i] && rows[i].off == O(two_person) && cfg->environment == CSC_ENV_PRODUCTION)
             snprintf(cfg->two_person, sizeof(cfg->two_person), "%s", SRV_TWO_PERSON_PRODUCTION);
+        else if (!seen[i] && rows[i].off == O(sam_connections)) {
+            /* one connection for every thread that calls csc-sam (workers, auth workers, async workers): a thread
+             * never waits for another's connection; at most sam_max_connections */
+            unsigned want = cfg->workers + cfg->auth_workers + cfg->async_workers;
+            cfg->sam_connections = want < cfg->sam_max_connections ? want : cfg->sam_max_connections;
+        }
     if (strcmp(cfg->two_person, "none") == 0) /* explicit: no command needs a second operator */
         cfg->two_person[0] = '\0';
     if (cfg->plain_http && cfg->environment != CSC_ENV_TEST && !cfg->allow_test_components)

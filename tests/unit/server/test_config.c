@@ -227,8 +227,16 @@ START_TEST(t_sam_keys)
     ck_assert_uint_eq(cfg.sam_allowed_uid, (uid_t)-1);
     ck_assert_uint_eq(cfg.sam_socket_gid, (gid_t)-1);
     ck_assert_uint_eq(cfg.sam_max_connections, 64);
-    ck_assert_uint_eq(cfg.sam_connections, 16);
+    ck_assert_uint_eq(cfg.sam_connections, 16 + 4 + 2); /* workers + auth_workers + async_workers */
     ck_assert_uint_eq(cfg.sam_timeout_ms, 30000);
+    ck_assert_int_eq(load("workers = 32\nauth_workers = 8\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.sam_connections, 32 + 8 + 2);
+    ck_assert_int_eq(load("workers = 100\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.sam_connections, 64); /* at most sam_max_connections */
+    ck_assert_int_eq(load("workers = 100\nsam_max_connections = 200\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.sam_connections, 106);
+    ck_assert_int_eq(load("workers = 100\nsam_connections = 5\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.sam_connections, 5); /* given: kept */
     ck_assert_int_eq(load("sam_mode = connect\nsam_allowed_user = root\nsam_socket_group = 0\nsam_program = bin/sam\n"
                           "sam_socket = /run/csc/sam.sock\n", &cfg, msg, sizeof(msg)), 0);
     ck_assert_uint_eq(cfg.sam_connect, 1);
