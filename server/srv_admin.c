@@ -1304,12 +1304,41 @@ bad:
     return 2;
 }
 
+/* user add is csc-sam's command (ENROLL_ISSUE checks the session and takes an approved request itself). The old way
+ * (a password on stdin, no enrollment option), kept until every script enrolls, writes here: csc-admin checks the
+ * session, or takes the approved request, itself. */
 static int cmd_user_add_row(admin_ctx_t *x, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) /* the enrollment's options; the old way (a password on stdin) has none of them */
+    char token[ADM_OP_TOKEN_LEN + 8], err[512];
+    static char opname[2 * STOR_NAME_MAX + 16];
+    for (int i = 1; i < argc; i++) /* the enrollment's options; the old way has none of them */
         if (strcmp(argv[i], "--contact") == 0 || strcmp(argv[i], "--letter") == 0 ||
             strcmp(argv[i], "--applicant") == 0 || strcmp(argv[i], "--mandate") == 0)
             return cmd_enroll_issue(x, SAM_ENROLL_NEW, argc, argv);
+    int rc;
+    if (x->approval_id != NULL) {
+        stor_approval_t *ap = calloc(1, sizeof(*ap));
+        rc = ap != NULL ? adm_op_approval_take(x->a, x->approval_id, x->roles, ap, err, sizeof(err)) : ADM_ERR;
+        if (rc == ADM_OK) { /* every record names both operators */
+            snprintf(opname, sizeof(opname), "%s,requester=%s", x->a->operator_name, ap->requester);
+            x->a->operator_name = opname;
+        }
+        free(ap);
+        if (rc == ADM_OK && x->approved_line[0] != '\0')
+            printf("%s\n", x->approved_line);
+    } else {
+        if (session_token(token, sizeof(token)) != 0)
+            token[0] = '\0';
+        rc = adm_op_session_check(x->a, &x->pol, token, STOR_ROLE_USER_ADMIN, "user add", opname, &x->roles, err,
+                                  sizeof(err));
+        OPENSSL_cleanse(token, sizeof(token));
+        if (rc == ADM_OK)
+            x->a->operator_name = opname;
+    }
+    if (rc != ADM_OK) {
+        fprintf(stderr, "csc-admin: %s\n", rc == ADM_ERR ? "out of memory" : err);
+        return 1;
+    }
     return cmd_user_add(x->a, argc, argv);
 }
 
@@ -1661,7 +1690,7 @@ static const admin_cmd_t commands[] = {
     {"operator", "remove", UA, 1, 0, cmd_op_remove},
     {"operator", "roles", UA, 1, 0, cmd_op_roles},
     {"operator", "list", UA, 1, 0, cmd_op_list},
-    {"user", "add", UA, 1, 0, cmd_user_add_row},
+    {"user", "add", UA, 1, RUN_SAM, cmd_user_add_row},
     {"user", "change", UA, 1, 0, cmd_user_change_row},
     {"user", "totp-reset", UA, 1, 0, cmd_user_totp_row},
     {"user", "recover", UA, 1, RUN_SAM, cmd_user_recover},
