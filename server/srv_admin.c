@@ -1206,8 +1206,12 @@ bad:
     return 2;
 }
 
+/* user add is csc-sam's command (ENROLL_ISSUE checks the session and takes an approved request itself); csc-admin first
+ * runs the production checks its own commands run (the demo CA), as csc-sam runs its own (SoftHSM). */
 static int cmd_user_add(admin_ctx_t *x, int argc, char **argv)
 {
+    if (srv_production_checks(x->cfg) != 0)
+        return 1;
     return cmd_enroll_issue(x, SAM_ENROLL_NEW, argc, argv);
 }
 
@@ -1543,7 +1547,7 @@ static const admin_cmd_t commands[] = {
     {"operator", "remove", UA, 1, 0, cmd_op_remove},
     {"operator", "roles", UA, 1, 0, cmd_op_roles},
     {"operator", "list", UA, 1, 0, cmd_op_list},
-    {"user", "add", UA, 1, 0, cmd_user_add},
+    {"user", "add", UA, 1, RUN_SAM, cmd_user_add},
     {"user", "change", UA, 1, 0, cmd_user_change_row},
     {"user", "recover", UA, 1, RUN_SAM, cmd_user_recover},
     {"user", "suspend", UA, 1, 0, cmd_user_suspend},

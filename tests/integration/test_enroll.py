@@ -175,5 +175,32 @@ class TestFileSender(unittest.TestCase):
         self.assertNotIn(m.group(1), svc.admin("audit", "query", "--json").stdout)
 
 
+class TestTwoPerson(unittest.TestCase):
+    """two_person = user.add,recover: a second user-admin approves; csc-sam takes the request and sends the code."""
+
+    def test_add_and_recover_need_a_second_operator(self):
+        from test_operators import add_operator
+        svc = H.Service(BUILD)
+        sink = os.path.join(svc.dir, "codes.txt")
+        _, _, tok2 = add_operator(svc, "ua2", "user-admin")
+        with open(svc.conf, "a") as f:
+            f.write("otp_sender = file:%s\ntwo_person = user.add,recover\n" % sink)
+        out = svc.admin("user", "add", "ivan", "--contact", "ivan@example.org", "--evidence", "ev-ivan").stdout
+        rid = re.search(r"^approval_required (\S+)$", out, re.M).group(1)
+        self.assertFalse(os.path.exists(sink))  # nothing sent, nothing written yet
+        self.assertNotIn("user ivan", svc.admin("list").stdout)
+        r = svc.admin_as(tok2, "approve", rid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("enrollment ivan sent to ivan@example.org", r.stdout)
+        with open(sink) as f:
+            self.assertEqual(len(re.findall(r"^ivan - ENROLL ", f.read(), re.M)), 1)
+        self.assertIn("operator=ua2,requester=", svc.admin("audit", "query", "--json", "--user", "ivan").stdout)
+        out = svc.admin("user", "recover", "ivan").stdout
+        rid = re.search(r"^approval_required (\S+)$", out, re.M).group(1)
+        self.assertEqual(svc.admin_as(tok2, "approve", rid).returncode, 0)
+        with open(sink) as f:
+            self.assertEqual(len(re.findall(r"^ivan - ENROLL ", f.read(), re.M)), 2)
+
+
 if __name__ == "__main__":
     unittest.main()
