@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -263,8 +264,15 @@ def exec_sender(svc, prog_dir):
 
 
 def deliver_once(test, svc, prog_dir):
-    """getChallenge: 204, and the program got the code; the uid it ran as."""
-    r = svc.post("credentials/getChallenge", {"credentialID": "ch-hard", "authObjectID": "CHALLENGE"}, svc.token())
+    """getChallenge: 204, and the program got the code; the uid it ran as. A csc-sam that has just been restarted
+    forks its helper before it listens: until it does, csc-server answers 503 (nothing is sent), so 503 is retried
+    for a few seconds."""
+    deadline, token = time.time() + 15, svc.token()
+    while True:
+        r = svc.post("credentials/getChallenge", {"credentialID": "ch-hard", "authObjectID": "CHALLENGE"}, token)
+        if r.status != 503 or time.time() > deadline:
+            break
+        time.sleep(0.2)
     test.assertEqual(r.status, 204, (r, svc.server_stderr()[-2000:]))
     with open(os.path.join(prog_dir, "out")) as f:
         text = f.read()
