@@ -71,6 +71,8 @@ static int change_fn(stor_txn_t *t, void *arg)
     if (c->totp_secret != NULL) {
         memcpy(u->totp_secret, c->totp_secret, OAUTH_TOTP_SECRET_LEN);
         u->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
+        OPENSSL_cleanse(u->totp_sealed, sizeof(u->totp_sealed)); /* the old sealed one goes (csc-sam seals the new */
+        u->totp_sealed_len = 0;                                  /* one at its next start) */
         u->totp_last_step = 0; /* a new secret: no code of it was used */
     }
     /* A new password or TOTP secret shuts out whoever held the old one, at once (issue 9 item 7). */
