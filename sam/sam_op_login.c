@@ -38,12 +38,17 @@ int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
         goto out;
     }
     memcpy(&l->req, raw, sizeof(l->req));
-    /* oauth_session_login_new checks the request (oauth_req_ok: bounds, terminated strings) before anything else. */
+    /* The login: the request checked first (bounds, terminated strings: OAUTH_ERR_INVAL before any work), then its
+     * outcome audited by oauth/ (STOR_EV_LOGIN), failures counted on the user and on the address. */
     int orc = oauth_session_login_new(cfg->oauth, &l->req, l->user, l->pw, strlen(l->pw), l->otp, strlen(l->otp),
                                       l->addr[0] ? l->addr : NULL, l->sid, l->csrf);
+    if (orc == OAUTH_ERR_INVAL) { /* not an authorization request: refused and audited here */
+        rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_LOGIN, l->user, NULL, l->addr, SAM_REFUSE_BAD_MESSAGE,
+                                     "not an authorization request", SAM_T_AUTHZ_REQ);
+        goto out;
+    }
     if (orc != OAUTH_OK) {
-        unsigned about = orc == OAUTH_ERR_INVAL ? SAM_T_AUTHZ_REQ : SAM_T_PASSWORD;
-        rc = sam_build_refusal(b, req->id, sam_refusal_of_oauth(orc), oauth_strerror(orc), about);
+        rc = sam_build_refusal(b, req->id, sam_refusal_of_oauth(orc), oauth_strerror(orc), SAM_T_PASSWORD);
         goto out;
     }
     rc = sam_build_init(b, SAM_OP_LOGIN | SAM_OP_REPLY, req->id);
