@@ -18,54 +18,6 @@
 static const uint8_t factor_id[HSM_KEYID_LEN] = "csc-factor-key-1";
 #define FACTOR_LABEL "csc-factor-key"
 
-#define ADD(arr, n, t, v, l)                                                                                      \
-    do {                                                                                                           \
-        (arr)[(n)].type = (t);                                                                                     \
-        (arr)[(n)].pValue = (void *)(v);                                                                           \
-        (arr)[(n)].ulValueLen = (l);                                                                               \
-        (n)++;                                                                                                     \
-    } while (0)
-
-static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-
-static int find_factor(hsm_t *h, hsm_sess_t *s, CK_OBJECT_HANDLE *obj)
-{
-    hsm_key_t k;
-    int rc = hsm_key_find(h, s, CKO_SECRET_KEY, factor_id, HSM_KEYID_LEN, &k);
-
-    *obj = rc == HSM_OK ? k.obj : CK_INVALID_HANDLE;
-    return rc;
-}
-
-static int make_factor(hsm_t *h, hsm_sess_t *s)
-{
-    CK_ULONG len = 32;
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
-    CK_OBJECT_HANDLE o;
-    CK_ATTRIBUTE t[20];
-    CK_ULONG n = 0;
-
-    ADD(t, n, CKA_CLASS, &cls, sizeof(cls));
-    ADD(t, n, CKA_KEY_TYPE, &kt, sizeof(kt));
-    ADD(t, n, CKA_VALUE_LEN, &len, sizeof(len));
-    ADD(t, n, CKA_TOKEN, &yes, sizeof(yes));
-    ADD(t, n, CKA_PRIVATE, &yes, sizeof(yes));
-    ADD(t, n, CKA_SENSITIVE, &yes, sizeof(yes));
-    ADD(t, n, CKA_EXTRACTABLE, &no, sizeof(no));
-    ADD(t, n, CKA_ENCRYPT, &yes, sizeof(yes));
-    ADD(t, n, CKA_DECRYPT, &yes, sizeof(yes));
-    ADD(t, n, CKA_WRAP, &no, sizeof(no));
-    ADD(t, n, CKA_UNWRAP, &no, sizeof(no));
-    ADD(t, n, CKA_SIGN, &no, sizeof(no));
-    ADD(t, n, CKA_VERIFY, &no, sizeof(no));
-    ADD(t, n, CKA_DERIVE, &no, sizeof(no));
-    ADD(t, n, CKA_LABEL, FACTOR_LABEL, strlen(FACTOR_LABEL));
-    ADD(t, n, CKA_ID, factor_id, HSM_KEYID_LEN);
-    return hsm_sess_rv(s, h->p11->C_GenerateKey(s->handle, &mech, t, n, &o));
-}
-
 int hsm_factor_init(hsm_t *h, int *created)
 {
     hsm_sess_t *s = NULL;
@@ -78,8 +30,9 @@ int hsm_factor_init(hsm_t *h, int *created)
         return HSM_ERR_INVAL;
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;
-    rc = find_factor(h, s, &k);
-    if (rc == HSM_ERR_NOKEY && (rc = make_factor(h, s)) == HSM_OK)
+    rc = hsm_secret_find(h, s, factor_id, &k);
+    if (rc == HSM_ERR_NOKEY && (rc = hsm_secret_generate(h, s, CKM_AES_KEY_GEN, CKK_AES, 32, HSM_USE_CRYPT, FACTOR_LABEL,
+                                                                    factor_id)) == HSM_OK)
         *created = 1;
     return hsm_pool_return(h, s, rc);
 }
@@ -99,7 +52,7 @@ static int gcm_op(hsm_t *h, int enc, uint8_t nonce[HSM_SEAL_NONCE_LEN], const ui
 
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;
-    if ((rc = find_factor(h, s, &k)) != HSM_OK)
+    if ((rc = hsm_secret_find(h, s, factor_id, &k)) != HSM_OK)
         goto out;
     if (enc) {
         if ((rv = h->p11->C_EncryptInit(s->handle, &mech, k)) == CKR_OK)
