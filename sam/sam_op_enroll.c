@@ -523,9 +523,11 @@ static int begin_fn(stor_txn_t *t, void *arg)
     begin_t *g = arg;
     int64_t now = (int64_t)time(NULL);
     int rc = stor_txn_enroll_get(t, g->user, &g->e), urc;
+    if (rc == STOR_ERR_INVAL) /* a name no user can have: as a name without a code */
+        rc = STOR_ERR_NOTFOUND;
     if (rc != 0 && rc != STOR_ERR_NOTFOUND)
         return rc;
-    if ((urc = stor_txn_user_get(t, g->user, &g->u)) != 0 && urc != STOR_ERR_NOTFOUND)
+    if ((urc = stor_txn_user_get(t, g->user, &g->u)) != 0 && urc != STOR_ERR_NOTFOUND && urc != STOR_ERR_INVAL)
         return urc;
     audit_init(&g->a, STOR_RES_DENIED, g->user, NULL, g->addr);
     g->refusal = SAM_REFUSE_UNAUTHORIZED;

@@ -1315,6 +1315,8 @@ static int cmd_user_add_row(admin_ctx_t *x, int argc, char **argv)
         if (strcmp(argv[i], "--contact") == 0 || strcmp(argv[i], "--letter") == 0 ||
             strcmp(argv[i], "--applicant") == 0 || strcmp(argv[i], "--mandate") == 0)
             return cmd_enroll_issue(x, SAM_ENROLL_NEW, argc, argv);
+    if (srv_production_checks(x->cfg) != 0) /* what csc-admin's own commands check (csc-sam checks its own) */
+        return 1;
     int rc;
     if (x->approval_id != NULL) {
         stor_approval_t *ap = calloc(1, sizeof(*ap));

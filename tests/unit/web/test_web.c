@@ -396,12 +396,16 @@ START_TEST(t_enroll_and_account_pages)
     assert_page(&x, 200);
     ck_assert_ptr_nonnull(strstr(x.text, "The name or the code is wrong or has expired"));
     cfx_reply_free(&x);
-    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL), 2);
+    post(&b, "/enroll", "action=code&name=no+such+name&code=ABCD-EFGH-JKLM-NPQR", 1, &x); /* no user can have it */
+    assert_page(&x, 200);
+    ck_assert_ptr_nonnull(strstr(x.text, "The name or the code is wrong or has expired"));
+    cfx_reply_free(&x);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL), 3);
     /* a form token that is not the page's: refused, nothing asked of csc-sam */
     post(&b, "/enroll", "action=code&name=nobody&code=x&csrf=forged", 0, &x);
     assert_page(&x, 400);
     cfx_reply_free(&x);
-    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL), 2);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL), 3);
     /* a step 2 post with a ticket csc-sam never issued: back to step 1 */
     snprintf(b.cookie, sizeof(b.cookie), "csc_enroll=forged-ticket");
     post(&b, "/enroll", "action=finish&password=x&password2=x&otp=123456", 1, &x);
