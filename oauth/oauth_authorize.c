@@ -78,6 +78,7 @@ typedef struct {
     uint8_t totp[STOR_TOTP_MAX];          /* the secret opened at read time */
     uint32_t totp_len;
     uint8_t totp_fp[32];                  /* ... and its stored form's digest (oauth_user_totp_fp) */
+    int totp_unopened;                    /* the user has a sealed secret this process could not open */
     stor_cred_t *cred;                 /* scratch: large */
     stor_user_t user;                  /* the user authorizing: the owner, or a delegate (J1) */
     int delegate;                      /* user is a delegate of the credential's owner */
@@ -151,7 +152,9 @@ static int authz_read(stor_txn_t *t, void *arg)
     c->pin_vlen = c->eff_pin_len;
     memcpy(c->pin_v, c->eff_pin, c->pin_vlen);
     size_t tl = 0;
-    c->totp_len = oauth_user_totp(c->o, &c->user, c->totp, &tl) == OAUTH_OK ? (uint32_t)tl : 0;
+    int trc = oauth_user_totp(c->o, &c->user, c->totp, &tl);
+    c->totp_len = trc == OAUTH_OK ? (uint32_t)tl : 0;
+    c->totp_unopened = trc == OAUTH_ERR_INTERNAL;
     oauth_user_totp_fp(&c->user, c->totp_fp);
     c->read_epoch = c->user.epoch;
     return 0;
@@ -162,6 +165,10 @@ static int authz_check_factors(authz_ctx_t *c)
 {
     const oauth_factors_t *f = c->f;
     int rc;
+
+    /* A TOTP secret the token cannot open now: nothing is checked nor counted (503), before any factor is spent. */
+    if (f && f->otp && c->totp_unopened)
+        return OAUTH_ERR_STORAGE;
 
     if (f && f->pin && c->pin_vlen) {
         if ((rc = oauth_secret_check(c->o, c->pin_v, c->pin_vlen, f->pin, f->pin_len)) == OAUTH_ERR_BUSY)

@@ -29,8 +29,9 @@ struct oauth {
     void *totp_open_arg;
 };
 
-/** oauth_totp_rest.c: the user's TOTP secret, clear or opened (OAUTH_ERR_INVALID: none; OAUTH_ERR_INTERNAL: sealed
- *  and no opener, or it did not open); a digest of the stored form, to see that it changed. */
+/** oauth_totp_rest.c: the user's TOTP secret, clear or opened (OAUTH_ERR_INVALID: none; OAUTH_ERR_DENIED: sealed
+ *  and it does not open, no valid secret; OAUTH_ERR_INTERNAL: sealed and it cannot be opened now, or no opener in
+ *  this process); a digest of the stored form, to see that it changed. */
 int oauth_user_totp(const oauth_t *o, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len);
 void oauth_user_totp_fp(const stor_user_t *u, uint8_t fp[32]);
 

@@ -97,8 +97,10 @@ static int slogin_check(slogin_ctx_t *c, const char *pw, size_t pw_len, const ch
         c->why = "unknown user";
     } else if (!pw_ok) {
         c->why = "wrong password";
-    } else if ((rc = oauth_user_totp(c->o, &c->u, secret, &len)) != OAUTH_OK) {
-        c->why = rc == OAUTH_ERR_INVALID ? "no TOTP" : "TOTP secret cannot be opened here";
+    } else if ((rc = oauth_user_totp(c->o, &c->u, secret, &len)) == OAUTH_ERR_INTERNAL) {
+        return OAUTH_ERR_STORAGE; /* sealed, and the token cannot open it now: nothing is counted (503) */
+    } else if (rc != OAUTH_OK) {
+        c->why = rc == OAUTH_ERR_DENIED ? "TOTP secret does not open" : "no TOTP";
     } else {
         rc = oauth_totp_check(secret, len, otp, otp_len, c->now, c->o->cfg.totp_window, &c->otp_step);
         OPENSSL_cleanse(secret, sizeof(secret));

@@ -22,11 +22,11 @@ int oauth_user_totp(const oauth_t *o, const stor_user_t *u, uint8_t out[STOR_TOT
 {
     *len = 0;
     if (u->totp_sealed_len != 0) {
-        if (o->totp_open == NULL || o->totp_open(o->totp_open_arg, u, out, len) != 0 || *len == 0 ||
-            *len > STOR_TOTP_MAX) {
+        int rc = o->totp_open != NULL ? o->totp_open(o->totp_open_arg, u, out, len) : -2;
+        if (rc != 0 || *len == 0 || *len > STOR_TOTP_MAX) {
             OPENSSL_cleanse(out, STOR_TOTP_MAX);
             *len = 0;
-            return OAUTH_ERR_INTERNAL;
+            return rc == -1 ? OAUTH_ERR_DENIED : OAUTH_ERR_INTERNAL;
         }
         return OAUTH_OK;
     }

@@ -54,9 +54,10 @@ int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len,
     if (hsm == NULL || len < 2 || len > STOR_TOTP_SEALED_MAX || blob[0] != SAM_TOTP_SEALED_V1 ||
         totp_aad(user, aad, &alen) != 0)
         return -1;
-    if (hsm_factor_open(hsm, aad, alen, blob + 1, len - 1, out, STOR_TOTP_MAX, out_len) != HSM_OK) {
+    int rc = hsm_factor_open(hsm, aad, alen, blob + 1, len - 1, out, STOR_TOTP_MAX, out_len);
+    if (rc != HSM_OK) {
         *out_len = 0;
-        return -1;
+        return rc == HSM_ERR_BADSIG ? -1 : -2; /* -2: the token could not try (unavailable, no factor key) */
     }
     return 0;
 }

@@ -114,7 +114,8 @@ void sam_key_jobs_free(sam_key_jobs_t *k);
  *  NUL user. 0 or -1 (no factor key, token error). */
 int sam_totp_seal(hsm_t *hsm, const char *user, const uint8_t *secret, size_t len,
                   uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len);
-/** Open what sam_totp_seal made for the same user. 0 or -1 (another user's, altered, not sealed, token error). */
+/** Open what sam_totp_seal made for the same user. 0; -1 it does not open (another user's, altered, not sealed);
+ *  -2 the token could not try (unavailable, no factor key). */
 int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
                   size_t *out_len);
 /** csc-sam's start, through its PIN-holding token: the factor key created if the token has none (audited,

@@ -227,6 +227,35 @@ START_TEST(t_sealed_at_start_and_bound_to_the_user)
 }
 END_TEST
 
+/* A sealed secret the token cannot open now (here: an opener that reports the token unavailable): the sign-in is
+ * refused as unavailable before the write, so no failure is counted and nobody is locked out by a token outage. */
+static int opener_unavailable(void *arg, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len)
+{
+    (void)arg, (void)u, (void)out;
+    *len = 0;
+    return -2;
+}
+
+START_TEST(t_token_trouble_counts_nothing)
+{
+    char otp[7], sid[OAUTH_TOKEN_BUFLEN];
+    uint32_t refusal;
+    oauth_set_totp_open(f.oauth, opener_unavailable, NULL);
+    for (int i = 0; i < 6; i++) {
+        cfx_otp(&f, otp);
+        ck_assert_uint_eq(login(CFX_USER, CFX_PASSWORD, otp, "192.0.2.60", sid, &refusal), SAM_OP_REFUSED);
+        ck_assert_uint_eq(refusal, SAM_REFUSE_UNAVAILABLE);
+    }
+    stor_user_t *u = user_get(CFX_USER);
+    ck_assert_uint_eq(u->failed_logins, 0);
+    ck_assert_int_eq(u->locked_until, 0);
+    free(u);
+    oauth_set_totp_open(f.oauth, sam_user_totp_open, f.hsm); /* the token back: the same factors sign in */
+    cfx_otp(&f, otp);
+    ck_assert_uint_eq(login(CFX_USER, CFX_PASSWORD, otp, "192.0.2.61", sid, &refusal), OK_REPLY);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-login");
@@ -238,6 +267,7 @@ int main(void)
     tcase_add_test(tc, t_enrolling_refused);
     tcase_add_test(tc, t_bad_request_and_oversize);
     tcase_add_test(tc, t_sealed_at_start_and_bound_to_the_user);
+    tcase_add_test(tc, t_token_trouble_counts_nothing);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }
