@@ -45,16 +45,6 @@ static const uint8_t mac_id[HSM_KEYID_LEN] = "csc-backup-mac-1";
 
 static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 
-/* Find one of our fixed keys; HSM_ERR_NOKEY if it is not there. */
-static int find_secret(hsm_t *h, hsm_sess_t *s, const uint8_t *id, CK_OBJECT_HANDLE *obj)
-{
-    hsm_key_t k;
-    int rc = hsm_key_find(h, s, CKO_SECRET_KEY, id, HSM_KEYID_LEN, &k);
-
-    *obj = rc == HSM_OK ? k.obj : CK_INVALID_HANDLE;
-    return rc;
-}
-
 static int read_bool(hsm_t *h, hsm_sess_t *s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type, int *val)
 {
     CK_BBOOL b = CK_FALSE;
@@ -130,31 +120,7 @@ static int make_private_copy(hsm_t *h, hsm_sess_t *s, CK_OBJECT_HANDLE tmp)
 
 static int make_mac_key(hsm_t *h, hsm_sess_t *s)
 {
-    CK_ULONG len = 32;
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
-    CK_MECHANISM mech = {CKM_GENERIC_SECRET_KEY_GEN, NULL, 0};
-    CK_OBJECT_HANDLE o;
-    CK_ATTRIBUTE t[20];
-    CK_ULONG n = 0;
-
-    ADD(t, n, CKA_CLASS, &cls, sizeof(cls));
-    ADD(t, n, CKA_KEY_TYPE, &kt, sizeof(kt));
-    ADD(t, n, CKA_VALUE_LEN, &len, sizeof(len));
-    ADD(t, n, CKA_TOKEN, &yes, sizeof(yes));
-    ADD(t, n, CKA_PRIVATE, &yes, sizeof(yes));
-    ADD(t, n, CKA_SENSITIVE, &yes, sizeof(yes));
-    ADD(t, n, CKA_EXTRACTABLE, &no, sizeof(no));
-    ADD(t, n, CKA_SIGN, &yes, sizeof(yes));
-    ADD(t, n, CKA_VERIFY, &yes, sizeof(yes));
-    ADD(t, n, CKA_ENCRYPT, &no, sizeof(no));
-    ADD(t, n, CKA_DECRYPT, &no, sizeof(no));
-    ADD(t, n, CKA_WRAP, &no, sizeof(no));
-    ADD(t, n, CKA_UNWRAP, &no, sizeof(no));
-    ADD(t, n, CKA_DERIVE, &no, sizeof(no));
-    ADD(t, n, CKA_LABEL, MAC_LABEL, strlen(MAC_LABEL));
-    ADD(t, n, CKA_ID, mac_id, HSM_KEYID_LEN);
-    return hsm_sess_rv(s, h->p11->C_GenerateKey(s->handle, &mech, t, n, &o));
+    return hsm_secret_generate(h, s, CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, 32, HSM_USE_SIGN, MAC_LABEL, mac_id);
 }
 
 int hsm_backup_init(hsm_t *h, const char *so_pin, int *created)
@@ -169,11 +135,11 @@ int hsm_backup_init(hsm_t *h, const char *so_pin, int *created)
         return HSM_ERR_INVAL;
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;
-    rc = find_secret(h, s, wrap_id, &wrap);
+    rc = hsm_secret_find(h, s, wrap_id, &wrap);
     if (rc != HSM_OK && rc != HSM_ERR_NOKEY)
         goto out;
     have_wrap = rc == HSM_OK;
-    rc = find_secret(h, s, mac_id, &mac);
+    rc = hsm_secret_find(h, s, mac_id, &mac);
     if (rc != HSM_OK && rc != HSM_ERR_NOKEY)
         goto out;
     have_mac = rc == HSM_OK;
@@ -209,7 +175,7 @@ int hsm_backup_status(hsm_t *h, int *trusted)
         return HSM_ERR_INVAL;
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;
-    if ((rc = find_secret(h, s, wrap_id, &wrap)) == HSM_OK && (rc = find_secret(h, s, mac_id, &mac)) == HSM_OK)
+    if ((rc = hsm_secret_find(h, s, wrap_id, &wrap)) == HSM_OK && (rc = hsm_secret_find(h, s, mac_id, &mac)) == HSM_OK)
         rc = read_bool(h, s, wrap, CKA_TRUSTED, trusted);
     return hsm_pool_return(h, s, rc);
 }
@@ -231,7 +197,7 @@ int hsm_backup_wrap(hsm_t *h, const uint8_t *id, size_t id_len, uint8_t *out, si
         return HSM_ERR_INVAL;
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;
-    if ((rc = find_secret(h, s, wrap_id, &wrap)) != HSM_OK ||
+    if ((rc = hsm_secret_find(h, s, wrap_id, &wrap)) != HSM_OK ||
         (rc = hsm_key_find(h, s, CKO_PRIVATE_KEY, id, id_len, &k)) != HSM_OK)
         goto out;
     /* One call with a buffer large enough for any key we make (PKCS#8 of RSA-4096 is ~2.4 KB). */
@@ -383,7 +349,7 @@ int hsm_backup_unwrap(hsm_t *h, const uint8_t *wrapped, size_t len, EVP_PKEY *pu
 
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         goto free_out;
-    if ((rc = find_secret(h, s, wrap_id, &wrap)) != HSM_OK)
+    if ((rc = hsm_secret_find(h, s, wrap_id, &wrap)) != HSM_OK)
         goto out;
     rc = hsm_sess_rv(s, h->p11->C_UnwrapKey(s->handle, &mech, wrap, (CK_BYTE_PTR)wrapped, len, pt, np, &priv));
     if (rc == HSM_ERR_INTERNAL)
@@ -418,7 +384,7 @@ static int mac_op(hsm_t *h, const uint8_t *data, size_t len, uint8_t tag[HSM_BAC
         return HSM_ERR_INVAL;
     if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
         return rc;
-    if ((rc = find_secret(h, s, mac_id, &mac)) != HSM_OK)
+    if ((rc = hsm_secret_find(h, s, mac_id, &mac)) != HSM_OK)
         goto out;
     if (verify) {
         if ((rv = h->p11->C_VerifyInit(s->handle, &mech, mac)) == CKR_OK)

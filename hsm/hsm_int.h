@@ -138,6 +138,14 @@ int hsm_id_ok(const uint8_t *id, size_t id_len);
 uint64_t hsm_cache_gen(hsm_t *h);
 void hsm_cache_prime(hsm_t *h, hsm_sess_t *s, const uint8_t *id, size_t id_len, hsm_key_t *k, uint64_t gen);
 
+/* hsm_keys.c, for hsm_backup.c and hsm_factor.c: the secret key of the token with this fixed CKA_ID (HSM_ERR_NOKEY
+ * if there is none), and a new one: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, never extractable, generated with mech,
+ * type kt of len bytes, with exactly the usages named in uses (HSM_USE_*), label and CKA_ID. */
+enum { HSM_USE_SIGN = 1, HSM_USE_CRYPT = 2 }; /* CKA_SIGN + CKA_VERIFY; CKA_ENCRYPT + CKA_DECRYPT */
+int hsm_secret_find(hsm_t *h, hsm_sess_t *s, const uint8_t id[HSM_KEYID_LEN], CK_OBJECT_HANDLE *obj);
+int hsm_secret_generate(hsm_t *h, hsm_sess_t *s, CK_MECHANISM_TYPE mech, CK_KEY_TYPE kt, CK_ULONG len, unsigned uses,
+                        const char *label, const uint8_t id[HSM_KEYID_LEN]);
+
 /* ---- hsm_sign.c --------------------------------------------------------- */
 
 /** DER prefix of the PKCS#1 DigestInfo for md_nid (SHA-256/384/512), NULL otherwise. */

@@ -448,3 +448,35 @@ int hsm_pubkey(hsm_t *h, const uint8_t *id, size_t id_len, EVP_PKEY **out)
 out:
     return hsm_pool_return(h, s, rc);
 }
+
+/* ---- fixed secret keys (hsm_backup.c, hsm_factor.c) ---------------------------------------------------------- */
+
+int hsm_secret_find(hsm_t *h, hsm_sess_t *s, const uint8_t id[HSM_KEYID_LEN], CK_OBJECT_HANDLE *obj)
+{
+    hsm_key_t k;
+    int rc = hsm_key_find(h, s, CKO_SECRET_KEY, id, HSM_KEYID_LEN, &k);
+
+    *obj = rc == HSM_OK ? k.obj : CK_INVALID_HANDLE;
+    return rc;
+}
+
+int hsm_secret_generate(hsm_t *h, hsm_sess_t *s, CK_MECHANISM_TYPE mech_type, CK_KEY_TYPE kt, CK_ULONG len,
+                        unsigned uses, const char *label, const uint8_t id[HSM_KEYID_LEN])
+{
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_MECHANISM mech = {mech_type, NULL, 0};
+    CK_BBOOL *sign = uses & HSM_USE_SIGN ? &yes : &no, *crypt = uses & HSM_USE_CRYPT ? &yes : &no;
+    CK_OBJECT_HANDLE o;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},       {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE_LEN, &len, sizeof(len)},   {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},     {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_EXTRACTABLE, &no, sizeof(no)},   {CKA_SIGN, sign, sizeof(*sign)},
+        {CKA_VERIFY, sign, sizeof(*sign)},    {CKA_ENCRYPT, crypt, sizeof(*crypt)},
+        {CKA_DECRYPT, crypt, sizeof(*crypt)}, {CKA_WRAP, &no, sizeof(no)},
+        {CKA_UNWRAP, &no, sizeof(no)},        {CKA_DERIVE, &no, sizeof(no)},
+        {CKA_LABEL, (void *)label, strlen(label)}, {CKA_ID, (void *)id, HSM_KEYID_LEN},
+    };
+    return hsm_sess_rv(s, h->p11->C_GenerateKey(s->handle, &mech, t, sizeof(t) / sizeof(t[0]), &o));
+}

@@ -75,8 +75,10 @@ typedef struct {
     int64_t otp_step;
     uint8_t pin_v[STOR_VERIFIER_MAX];  /* the objects the factors were checked against */
     uint32_t pin_vlen;
-    uint8_t totp[STOR_TOTP_MAX];
+    uint8_t totp[STOR_TOTP_MAX];          /* the secret opened at read time */
     uint32_t totp_len;
+    uint8_t totp_fp[32];                  /* ... and its stored form's digest (oauth_user_totp_fp) */
+    int totp_unopened;                    /* the user has a sealed secret this process could not open */
     stor_cred_t *cred;                 /* scratch: large */
     stor_user_t user;                  /* the user authorizing: the owner, or a delegate (J1) */
     int delegate;                      /* user is a delegate of the credential's owner */
@@ -149,8 +151,11 @@ static int authz_read(stor_txn_t *t, void *arg)
         return rc;
     c->pin_vlen = c->eff_pin_len;
     memcpy(c->pin_v, c->eff_pin, c->pin_vlen);
-    c->totp_len = c->user.totp_secret_len <= STOR_TOTP_MAX ? c->user.totp_secret_len : 0;
-    memcpy(c->totp, c->user.totp_secret, c->totp_len);
+    size_t tl = 0;
+    int trc = oauth_user_totp(c->o, &c->user, c->totp, &tl);
+    c->totp_len = trc == OAUTH_OK ? (uint32_t)tl : 0;
+    c->totp_unopened = trc == OAUTH_ERR_INTERNAL;
+    oauth_user_totp_fp(&c->user, c->totp_fp);
     c->read_epoch = c->user.epoch;
     return 0;
 }
@@ -160,6 +165,10 @@ static int authz_check_factors(authz_ctx_t *c)
 {
     const oauth_factors_t *f = c->f;
     int rc;
+
+    /* A TOTP secret the token cannot open now: nothing is checked nor counted (503), before any factor is spent. */
+    if (f && f->otp && c->totp_unopened)
+        return OAUTH_ERR_STORAGE;
 
     if (f && f->pin && c->pin_vlen) {
         if ((rc = oauth_secret_check(c->o, c->pin_v, c->pin_vlen, f->pin, f->pin_len)) == OAUTH_ERR_BUSY)
@@ -196,7 +205,9 @@ static void authz_drop_stale(authz_ctx_t *c)
 
     if (c->eff_pin_len != c->pin_vlen || CRYPTO_memcmp(c->eff_pin, c->pin_v, c->pin_vlen) != 0)
         stale |= OAUTH_FACTOR_PIN;
-    if (c->user.totp_secret_len != c->totp_len || CRYPTO_memcmp(c->user.totp_secret, c->totp, c->totp_len) != 0)
+    uint8_t fp[32];
+    oauth_user_totp_fp(&c->user, fp);
+    if (CRYPTO_memcmp(fp, c->totp_fp, sizeof(fp)) != 0)
         stale |= OAUTH_FACTOR_OTP;
     c->verified = c->verified0 & ~stale;
     c->bad = c->bad0 & ~stale;
@@ -209,7 +220,7 @@ static int authz_decide(authz_ctx_t *c)
     authz_drop_stale(c);
     if (c->eff_pin_len)
         have |= OAUTH_FACTOR_PIN;
-    if (c->user.totp_secret_len)
+    if (STOR_USER_HAS_TOTP(&c->user))
         have |= OAUTH_FACTOR_OTP;
     if (oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID))
         have |= OAUTH_FACTOR_CHALLENGE;

@@ -25,7 +25,15 @@ struct oauth {
                                         * locked or suspended user's password is checked against it */
     uint32_t dummy_len;
     struct oauth_gate *gate;           /* cap on concurrent scrypt verifications (oauth_secret.c) */
+    oauth_totp_open_fn totp_open;      /* opens a sealed TOTP secret (csc-sam only; oauth_totp_rest.c) */
+    void *totp_open_arg;
 };
+
+/** oauth_totp_rest.c: the user's TOTP secret, clear or opened (OAUTH_ERR_INVALID: none; OAUTH_ERR_DENIED: sealed
+ *  and it does not open, no valid secret; OAUTH_ERR_INTERNAL: sealed and it cannot be opened now, or no opener in
+ *  this process); a digest of the stored form, to see that it changed. */
+int oauth_user_totp(const oauth_t *o, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len);
+void oauth_user_totp_fp(const stor_user_t *u, uint8_t fp[32]);
 
 /** The cap of oauth_secret_check(): max checks at once, as many waiting. @return OAUTH_OK, OAUTH_ERR_INTERNAL */
 int oauth_gate_new(unsigned max, struct oauth_gate **out);
@@ -307,5 +315,8 @@ void oauth_int_set_skew(oauth_t *o, int64_t seconds);
 /** Lower the bounds of the in-memory tables (0 = leave as is; at most the defaults above). */
 void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs);
 #endif
+
+/** oauth_session.c: a session used now: idle expiry moved, never past its maximum life. */
+void oauth_session_touch(const oauth_t *o, oauth_ent_t *e, int64_t now);
 
 #endif

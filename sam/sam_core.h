@@ -156,6 +156,8 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
 int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** ACCOUNT_PIN: /account: the PIN of a credential that waits for the signed-in user's PIN. */
 int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** LOGIN: the pages' sign-in: password (scrypt) and TOTP (the secret opened here), lock-out, the browser session. */
+int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** The PIN rule (pin_min_length..32 digits): NULL if pin is acceptable, else why not. */
 const char *sam_pin_refusal(const sam_server_config_t *cfg, const char *pin);
 /** Set user's PIN of c to the verifier ver (vlen bytes) and mark it set (owner or delegate). @return 0 or -1 */

@@ -38,20 +38,22 @@ static unsigned code_tries(const sam_server_config_t *cfg)
     return cfg->enroll_code_tries != 0 ? cfg->enroll_code_tries : 5;
 }
 
-/* ---- the TOTP secret at rest: the one place that seals and opens it (clear for now) ---- */
+/* ---- the TOTP secret at rest: the one place that seals and opens a ticket's (sam_factor.c, the factor key) ---- */
 
-static int totp_seal(const uint8_t *secret, size_t len, stor_enroll_ticket_t *k)
+static int totp_seal(const sam_server_config_t *cfg, const char *user, const uint8_t *secret, size_t len,
+                     stor_enroll_ticket_t *k)
 {
-    if (len == 0 || len > sizeof(k->totp_secret))
-        return -1;
-    memcpy(k->totp_secret, secret, len);
-    k->totp_secret_len = (uint32_t)len;
-    return 0;
+    OPENSSL_cleanse(k->totp_secret, sizeof(k->totp_secret));
+    k->totp_secret_len = 0;
+    return sam_totp_seal(cfg->hsm, user, secret, len, k->totp_sealed, &k->totp_sealed_len);
 }
 
-static int totp_open(const stor_enroll_ticket_t *k, uint8_t out[STOR_TOTP_MAX], size_t *len)
+static int totp_open(const sam_server_config_t *cfg, const stor_enroll_ticket_t *k, uint8_t out[STOR_TOTP_MAX],
+                     size_t *len)
 {
-    if (k->totp_secret_len == 0 || k->totp_secret_len > STOR_TOTP_MAX)
+    if (k->totp_sealed_len != 0)
+        return sam_totp_open(cfg->hsm, k->user, k->totp_sealed, k->totp_sealed_len, out, len);
+    if (k->totp_secret_len == 0 || k->totp_secret_len > STOR_TOTP_MAX) /* a clear one: an older csc-sam's ticket */
         return -1;
     memcpy(out, k->totp_secret, k->totp_secret_len);
     *len = k->totp_secret_len;
@@ -315,6 +317,8 @@ static int issue_fn(stor_txn_t *t, void *arg)
         s->u.pw_verifier_len = 0;
         OPENSSL_cleanse(s->u.totp_secret, sizeof(s->u.totp_secret));
         s->u.totp_secret_len = 0;
+        OPENSSL_cleanse(s->u.totp_sealed, sizeof(s->u.totp_sealed));
+        s->u.totp_sealed_len = 0;
         s->u.totp_last_step = 0;
         s->u.failed_logins = 0;
         s->u.locked_until = 0;
@@ -598,13 +602,14 @@ static int ticket_fn(stor_txn_t *t, void *arg)
 }
 
 /* The reply of ENROLL_BEGIN: what step 2 shows. */
-static int begin_reply(sam_builder_t *b, const sam_msg_t *req, begin_t *g, const char *new_ticket, const char *ticket)
+static int begin_reply(const sam_server_config_t *cfg, sam_builder_t *b, const sam_msg_t *req, begin_t *g,
+                       const char *new_ticket, const char *ticket)
 {
     uint8_t secret[STOR_TOTP_MAX];
     size_t len = 0;
     char csrf[OAUTH_TOKEN_BUFLEN];
     int64_t now = (int64_t)time(NULL);
-    if (totp_open(&g->k, secret, &len) != 0)
+    if (totp_open(cfg, &g->k, secret, &len) != 0)
         return sam_refuse(b, req, SAM_REFUSE_INTERNAL, "unreadable ticket", 0);
     ticket_csrf(ticket, csrf);
     int rc = sam_build_init(b, SAM_OP_ENROLL_BEGIN | SAM_OP_REPLY, req->id);
@@ -650,7 +655,7 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         else if (g->refusal != 0)
             rc = sam_refuse(b, req, g->refusal, "no such enrollment ticket", SAM_T_ENROLL_TICKET);
         else
-            rc = begin_reply(b, req, g, NULL, ticket);
+            rc = begin_reply(cfg, b, req, g, NULL, ticket);
         goto out;
     }
     if (user[0] == '\0') {
@@ -658,9 +663,12 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         goto out;
     }
     /* What a right code gets, made before the write (so every request does the same work). */
-    if (RAND_priv_bytes(raw, sizeof(raw)) != 1 || oauth_totp_new_secret(secret) != 0 ||
-        totp_seal(secret, sizeof(secret), &g->k) != 0) {
+    if (RAND_priv_bytes(raw, sizeof(raw)) != 1 || oauth_totp_new_secret(secret) != 0) {
         rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "no randomness", 0);
+        goto out;
+    }
+    if (totp_seal(cfg, user, secret, sizeof(secret), &g->k) != 0) {
+        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "the TOTP secret cannot be sealed (factor key)", 0);
         goto out;
     }
     oauth_b64_encode(raw, sizeof(raw), ticket, OAUTH_B64_URL);
@@ -672,7 +680,7 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
     else if (g->refusal != 0) /* one reason for every case: the page must not tell them apart */
         rc = sam_refuse(b, req, g->refusal, "the name or the code is wrong or has expired", SAM_T_ENROLL_CODE);
     else
-        rc = begin_reply(b, req, g, ticket, ticket);
+        rc = begin_reply(cfg, b, req, g, ticket, ticket);
 out:
     OPENSSL_cleanse(code, sizeof(code));
     OPENSSL_cleanse(ticket, sizeof(ticket));
@@ -703,6 +711,9 @@ typedef struct finish {
     uint8_t pw_ver[STOR_VERIFIER_MAX];
     uint32_t pw_len;
     int64_t step;                /* the TOTP step of the first code */
+    uint8_t sealed[STOR_TOTP_SEALED_MAX]; /* the ticket's secret sealed for the user's record, before the write (a
+                                           * ticket never changes: a new one has a new key) */
+    uint32_t sealed_len;
     int wrong_otp;               /* the write counts a wrong first code */
     uint32_t refusal;
     const char *why;
@@ -777,9 +788,12 @@ static int finish_write_fn(stor_txn_t *t, void *arg)
     }
     memcpy(f->u.pw_verifier, f->pw_ver, f->pw_len);
     f->u.pw_verifier_len = f->pw_len;
-    if (totp_open(&f->k, f->u.totp_secret, &(size_t){0}) != 0)
+    if (f->sealed_len == 0 || f->sealed_len > sizeof(f->u.totp_sealed))
         return STOR_ERR_CORRUPT;
-    f->u.totp_secret_len = f->k.totp_secret_len;
+    OPENSSL_cleanse(f->u.totp_secret, sizeof(f->u.totp_secret)); /* never clear in the record */
+    f->u.totp_secret_len = 0;
+    memcpy(f->u.totp_sealed, f->sealed, f->sealed_len);
+    f->u.totp_sealed_len = f->sealed_len;
     f->u.totp_last_step = f->step; /* the first code is spent */
     f->u.status = STOR_USER_ACTIVE;
     f->u.failed_logins = 0;
@@ -864,9 +878,13 @@ int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, s
         goto out;
     }
     /* The first code from the app proves the secret shown reached it (window 1: the step before counts too). */
-    if (totp_open(&f->k, secret, &slen) != 0 ||
+    if (totp_open(cfg, &f->k, secret, &slen) != 0 ||
         oauth_totp_check(secret, slen, otp, strlen(otp), (int64_t)time(NULL), 1, &f->step) != OAUTH_OK)
         f->wrong_otp = 1;
+    if (!f->wrong_otp && sam_totp_seal(cfg->hsm, f->k.user, secret, slen, f->sealed, &f->sealed_len) != 0) {
+        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "the TOTP secret cannot be sealed (factor key)", 0);
+        goto out;
+    }
     if (!f->wrong_otp &&
         oauth_secret_hash(pw, strlen(pw), cfg->scrypt_log2n, f->pw_ver, &f->pw_len) != 0) {
         rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot derive the password verifier", 0);

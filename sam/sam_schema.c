@@ -237,6 +237,20 @@ static const sam_field_spec_t account_pin[] = {
     TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
     TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
 };
+/* The pages' sign-in (LOGIN): what the person typed (empty values are wrong ones: they cost the same and count), the
+ * address, and the request the session is for; csc-sam checks the factors and answers the session it stored. */
+static const sam_field_spec_t login[] = {
+    TEXT(SAM_T_USER, REQ, 0, SAM_NAME_MAX),
+    TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+    BYTES(SAM_T_AUTHZ_REQ, REQ, sizeof(oauth_authz_request_t), sizeof(oauth_authz_request_t)),
+};
+static const sam_field_spec_t login_r[] = {
+    SESSION,
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+};
+_Static_assert(sizeof(oauth_authz_request_t) + 4096 <= SAM_MSG_MAX, "LOGIN fits");
 static const sam_field_spec_t refused[] = {
     U32(SAM_T_REFUSAL, REQ, 1, SAM_REFUSE_MAX),
     TEXT(SAM_T_REASON, REQ, 0, SAM_REASON_MAX),
@@ -434,6 +448,7 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_ENROLL_BEGIN, 0, "ENROLL_BEGIN", enroll_begin, enroll_begin_r),
     OP(SAM_OP_ENROLL_FINISH, 0, "ENROLL_FINISH", enroll_finish, enroll_finish_r),
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PIN, 0, "ACCOUNT_PIN", account_pin),
+    OP(SAM_OP_LOGIN, 0, "LOGIN", login, login_r),
     OP(SAM_OP_ENROLL_ISSUE, 0, "ENROLL_ISSUE", enroll_issue, enroll_issue_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };

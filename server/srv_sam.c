@@ -365,6 +365,12 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: cannot start the storage writer: %s\n", stor_strerror(src));
         bad = 1;
     }
+    /* The factor key (TOTP secrets at rest), made through this PIN-holding token if it has none (audited). */
+    int hrc = bad ? HSM_OK : sam_factor_start(m->stor, m->hsm, m->oauth);
+    if (hrc != HSM_OK) {
+        fprintf(stderr, "csc-sam: the factor key (csc-factor-key): %s\n", hsm_strerror(hrc));
+        bad = 1;
+    }
     if (!bad && ((srv != NULL && sam_server_start(srv) != 0) || sam_server_start(ops.srv) != 0 ||
                  (!operators_only && tasks_start(cfg, m, &tasks) != 0))) {
         fprintf(stderr, "csc-sam: cannot start its threads\n");

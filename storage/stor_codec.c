@@ -85,6 +85,7 @@ static const field_t user_fields[] = {
     STR(17, stor_user_t, contact),
     STR(18, stor_user_t, applicant),
     STR(19, stor_user_t, mandate),
+    BYTES(20, stor_user_t, totp_sealed, totp_sealed_len),
 };
 
 static const field_t cred_fields[] = {
@@ -302,6 +303,7 @@ static const field_t enroll_ticket_fields[] = {
     STR(2, stor_enroll_ticket_t, user),
     BYTES(3, stor_enroll_ticket_t, totp_secret, totp_secret_len),
     I64(4, stor_enroll_ticket_t, expires_at),
+    BYTES(5, stor_enroll_ticket_t, totp_sealed, totp_sealed_len),
 };
 
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")

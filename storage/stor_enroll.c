@@ -38,8 +38,9 @@ int stor_txn_enroll_ticket_put(stor_txn_t *t, const stor_enroll_ticket_t *k)
     MDB_val key;
     int rc;
 
-    if (k == NULL || k->totp_secret_len == 0 || k->totp_secret_len > STOR_TOTP_MAX)
-        return STOR_ERR_INVAL;
+    if (k == NULL || (k->totp_secret_len == 0) == (k->totp_sealed_len == 0) || k->totp_secret_len > STOR_TOTP_MAX ||
+        k->totp_sealed_len > STOR_TOTP_SEALED_MAX)
+        return STOR_ERR_INVAL; /* one secret, clear (an older csc-sam's) or sealed */
     if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(k->user)) != 0)
         return rc;
     key = KEY(k->hash, 32);

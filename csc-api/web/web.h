@@ -116,6 +116,13 @@ void web_metadata(web_t *w);     /* GET /.well-known/oauth-authorization-server 
 int web_sam_decision(web_t *w, unsigned op, const char *sid, const char *csrf, const uint8_t ref[16], int approve,
                      const char *pin, size_t pin_len, char code[OAUTH_TOKEN_BUFLEN]);
 
+/* The pages' sign-in is csc-sam's (LOGIN, web_oauth.c): the address's rate limit checked first (OAUTH_ERR_RATE, and a
+ * failure counted on it), then csc-sam checks name, password and TOTP code and stores the session for req.
+ * @return OAUTH_OK (sid, csrf set), OAUTH_ERR_DENIED (wrong, locked, suspended, enrolling: one answer), _RATE, _BUSY,
+ * _FULL, _INVALID (a request csc-sam refused), _STORAGE (csc-sam not reached or unavailable) */
+int web_sam_login(web_t *w, const oauth_authz_request_t *req, const char *user, const char *pw, const char *otp,
+                  char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN]);
+
 int web_approve_is_path(const char *path, size_t len);
 
 /* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */

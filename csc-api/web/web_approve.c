@@ -375,8 +375,7 @@ static void do_login(web_t *w, const web_form_t *f, const char *ticket, oauth_se
         snprintf(req->client_id, sizeof(req->client_id), "%s", PAGE_CLIENT);
         req->scope = STOR_SCOPE_SERVICE;
         rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
-                 ? oauth_session_login_new(w->c->oauth, req, u, pw, strlen(pw), otp, strlen(otp), w->call->client,
-                                           sid, csrf)
+                 ? web_sam_login(w, req, u, pw, otp, sid, csrf)
                  : OAUTH_ERR_DENIED;
         free(req);
     }

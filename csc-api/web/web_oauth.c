@@ -717,6 +717,60 @@ int web_sam_decision(web_t *w, unsigned op, const char *sid, const char *csrf, c
     return rc;
 }
 
+int web_sam_login(web_t *w, const oauth_authz_request_t *req, const char *user, const char *pw, const char *otp,
+                  char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
+{
+    const char *addr = w->call->client;
+    csc_sam_call_t call;
+    csc_err_t err;
+    int rc;
+
+    sid[0] = csrf[0] = '\0';
+    /* Over its limit, an address is refused here: csc-sam spends no scrypt on it. */
+    if ((rc = oauth_rate_check(w->c->oauth, addr)) != OAUTH_OK)
+        return rc;
+    if (csc_sam_begin(w->c, &call, SAM_OP_LOGIN, &err) != 0)
+        return OAUTH_ERR_STORAGE;
+    /* Values the protocol cannot carry (not UTF-8, too long) are no user's: a wrong sign-in. */
+    int bad = sam_put_text(&call.b, SAM_T_USER, user, strlen(user)) != SAM_OK ||
+              sam_put_text(&call.b, SAM_T_OTP, otp, strlen(otp)) != SAM_OK;
+    if (!bad && addr != NULL && addr[0] != '\0' && strlen(addr) <= SAM_ADDR_MAX)
+        sam_put_str(&call.b, SAM_T_ADDR, addr);
+    bad = bad || sam_put_text(&call.b, SAM_T_PASSWORD, pw, strlen(pw)) != SAM_OK;
+    if (bad) {
+        csc_sam_end(&call);
+        (void)oauth_rate_hit(w->c->oauth, addr);
+        return OAUTH_ERR_DENIED;
+    }
+    sam_put_bytes(&call.b, SAM_T_AUTHZ_REQ, (const uint8_t *)req, sizeof(*req));
+    if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) != 0) {
+        uint32_t code = 0;
+        if (call.reply.op != SAM_OP_REFUSED || sam_get_u32(&call.reply, SAM_T_REFUSAL, &code) != SAM_OK)
+            rc = OAUTH_ERR_STORAGE; /* csc-sam not reached: nothing was checked */
+        else
+            rc = code == SAM_REFUSE_UNAUTHORIZED ? OAUTH_ERR_DENIED
+                 : code == SAM_REFUSE_RATE       ? OAUTH_ERR_RATE
+                 : code == SAM_REFUSE_BUSY       ? OAUTH_ERR_BUSY
+                 : code == SAM_REFUSE_FULL       ? OAUTH_ERR_FULL
+                 : code == SAM_REFUSE_BAD_MESSAGE ? OAUTH_ERR_INVALID
+                                                  : OAUTH_ERR_STORAGE;
+    } else if (sam_get_text(&call.reply, SAM_T_SESSION, sid, OAUTH_TOKEN_BUFLEN) != SAM_OK ||
+               sam_get_text(&call.reply, SAM_T_CSRF, csrf, OAUTH_TOKEN_BUFLEN) != SAM_OK) {
+        rc = OAUTH_ERR_STORAGE;
+    } else {
+        rc = OAUTH_OK;
+    }
+    csc_sam_end(&call);
+    if (rc == OAUTH_ERR_DENIED)
+        (void)oauth_rate_hit(w->c->oauth, addr);
+    if (rc != OAUTH_OK) {
+        OPENSSL_cleanse(sid, OAUTH_TOKEN_BUFLEN);
+        OPENSSL_cleanse(csrf, OAUTH_TOKEN_BUFLEN);
+        sid[0] = csrf[0] = '\0';
+    }
+    return rc;
+}
+
 /* Returns OAUTH_ERR_DENIED (wrong PIN: the session stays, nothing sent yet) or 0 (a reply is set). */
 static int finish_with_code(web_t *w, const oauth_authz_request_t *req, const char *sid, const char *csrf,
                             const char *pin, size_t pin_len)
@@ -900,8 +954,7 @@ static void ticket_post(web_t *w, const char *ticket, const web_form_t *f)
     } else if (action != NULL && strcmp(action, "login") == 0) {
         const char *u = web_form_get(f, "username"), *pw = web_form_get(f, "password"), *otp = web_form_get(f, "otp");
         rc = u != NULL && pw != NULL && otp != NULL && strlen(u) <= STOR_NAME_MAX
-                 ? oauth_session_login_new(w->c->oauth, &v->req, u, pw, strlen(pw), otp, strlen(otp), w->call->client,
-                                           sid, csrf)
+                 ? web_sam_login(w, &v->req, u, pw, otp, sid, csrf)
                  : OAUTH_ERR_DENIED;
         const char *request_uri = web_form_get(&q, "request_uri");
         if (rc == OAUTH_OK && request_uri != NULL &&

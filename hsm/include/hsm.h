@@ -245,6 +245,37 @@ int hsm_backup_tag(hsm_t *h, const uint8_t *data, size_t len, uint8_t tag[HSM_BA
 /** Check a tag in the token (C_Verify). @return HSM_OK; HSM_ERR_BADSIG (tag does not match); HSM_ERR_NOKEY; ... */
 int hsm_backup_tag_verify(hsm_t *h, const uint8_t *data, size_t len, const uint8_t tag[HSM_BACKUP_TAG_LEN]);
 
+/* ---- the factor key (hsm_factor.c: csc-sam only) ---- */
+
+#define HSM_SEAL_NONCE_LEN 12    /**< AES-GCM nonce, random per seal */
+#define HSM_SEAL_TAG_LEN 16      /**< AES-GCM tag */
+#define HSM_SEAL_OVERHEAD (HSM_SEAL_NONCE_LEN + HSM_SEAL_TAG_LEN)
+#define HSM_SEAL_IN_MAX 256      /**< longest secret sealed */
+
+/**
+ * Create the factor key if the token has none: AES-256, CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not extractable,
+ * CKA_ENCRYPT/CKA_DECRYPT only (label csc-factor-key, a fixed CKA_ID).
+ * @param[out] created 1 if it was created now, 0 if it was there
+ * @return HSM_OK; HSM_ERR_MECH (no AES key generation); HSM_ERR_UNAVAILABLE ...
+ */
+int hsm_factor_init(hsm_t *h, int *created);
+
+/**
+ * Seal in (1..HSM_SEAL_IN_MAX bytes) under the factor key with CKM_AES_GCM: out = nonce || ciphertext || tag,
+ * len + HSM_SEAL_OVERHEAD bytes; aad (may be empty) is authenticated, not stored.
+ * @return HSM_OK; HSM_ERR_NOKEY (hsm_factor_init not run); HSM_ERR_INVAL (sizes); HSM_ERR_UNAVAILABLE ...
+ */
+int hsm_factor_seal(hsm_t *h, const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                    size_t cap, size_t *out_len);
+
+/**
+ * Open what hsm_factor_seal made with the same aad.
+ * @return HSM_OK; HSM_ERR_BADSIG (another aad, a changed byte, not a sealed blob); HSM_ERR_NOKEY; HSM_ERR_INVAL
+ *   (cap too small); HSM_ERR_UNAVAILABLE ... On error out is wiped.
+ */
+int hsm_factor_open(hsm_t *h, const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                    size_t cap, size_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

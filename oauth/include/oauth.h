@@ -140,6 +140,13 @@ int oauth_base32_encode(const uint8_t *in, size_t len, char *out, size_t outsz);
 int oauth_totp_uri(const char *issuer, const char *user, const uint8_t *secret, size_t len, char *out,
                    size_t outsz);
 
+/** Opens a user's sealed TOTP secret (u->totp_sealed) into out: 0 and *len; -1 it does not open (altered, another
+ *  user's: no valid secret); -2 it cannot be opened now (token unavailable: nothing is checked or counted). */
+typedef int (*oauth_totp_open_fn)(void *arg, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len);
+/** Give the opener of sealed TOTP secrets (csc-sam, before it serves); without one a sealed secret never
+ *  verifies (a user whose secret is sealed cannot pass a TOTP check in that process). */
+void oauth_set_totp_open(oauth_t *o, oauth_totp_open_fn fn, void *arg);
+
 /**
  * Check otp for user at time now (unix seconds), without touching storage.
  * Only 6-digit SHA-1 codes with a 30 s step (RFC 6238 defaults).

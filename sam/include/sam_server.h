@@ -110,6 +110,27 @@ int sam_key_jobs_new(stor_env_t *stor, hsm_t *hsm, sam_key_jobs_t **out);
 int sam_key_jobs_once(sam_key_jobs_t *k);
 void sam_key_jobs_free(sam_key_jobs_t *k);
 
+/* ---- TOTP secrets at rest (sam_factor.c): sealed under the token's factor key (hsm_factor_*) ---------------- */
+
+/** Seal a TOTP secret (1..STOR_TOTP_MAX bytes) of user: version byte, nonce, ciphertext, tag; AAD "csc-totp/v1"
+ *  NUL user. 0 or -1 (no factor key, token error). */
+int sam_totp_seal(hsm_t *hsm, const char *user, const uint8_t *secret, size_t len,
+                  uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len);
+/** Open what sam_totp_seal made for the same user. 0; -1 it does not open (another user's, altered, not sealed);
+ *  -2 the token could not try (unavailable, no factor key). */
+int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
+                  size_t *out_len);
+/** csc-sam's start, through its PIN-holding token: the factor key created if the token has none (audited,
+ *  STOR_EV_SAM action=factor_key.created), every clear TOTP secret sealed (sam_totp_seal_all: the upgrade), and
+ *  oauth's opener of sealed secrets set. HSM_OK or an HSM_* code. */
+int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth);
+/** Every user's clear TOTP secret (records written before sealing, or by csc-admin's old user change/totp-reset)
+ *  sealed in one write, audited (STOR_EV_SAM action=totp.seal sealed=N failed=M) if there was any; one that does
+ *  not seal stays clear (still opened) and is counted failed. STOR_OK or a storage code. */
+int sam_totp_seal_all(stor_env_t *stor, hsm_t *hsm, unsigned *sealed, unsigned *failed);
+/** The opener of oauth_set_totp_open() (arg: the hsm_t). */
+int sam_user_totp_open(void *hsm, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len);
+
 /* ---- signed audit heads (J11, sam_audit_head.c): csc-sam's audit-heads task and csc-admin audit sign-head ------ */
 
 /** The audit public key from the HSM (HSM_* code; HSM_ERR_NOKEY if there is none). */

@@ -132,6 +132,7 @@ enum {
                                      for a PIN (or the same again for a ticket) */
     SAM_OP_ENROLL_FINISH = 13,  /**< /enroll step 2: ticket, password, first TOTP code, PINs -> the user is active */
     SAM_OP_ACCOUNT_PIN = 14,    /**< /account: set the PIN of a credential waiting for the signed-in user's PIN */
+    SAM_OP_LOGIN = 15,          /**< the pages' sign-in: name, password, TOTP code -> a browser session csc-sam made */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
@@ -249,6 +250,8 @@ enum {
     SAM_T_ENROLL_CODE = 70,   /**< TEXT a one-time enrollment code (XXXX-XXXX-XXXX-XXXX) */
     SAM_T_ORIGIN = 71,        /**< TEXT csc-admin's claim of its OS user, host, terminal and host identity (every
                                    operator op; adm_origin_claim): csc-sam reads the uid from SO_PEERCRED itself */
+    SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for (oauth_authz_request_t
+                                   as the front end's page holds it: both ends are one build; oauth_req_ok checks it) */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 

@@ -58,6 +58,7 @@ const char *stor_strerror(int rc);
 #define STOR_VERIFIER_MAX 128  /**< encoded password / PIN verifier */
 #define STOR_KEYID_MAX 32      /**< HSM object id (CKA_ID) */
 #define STOR_TOTP_MAX 64       /**< raw TOTP secret */
+#define STOR_TOTP_SEALED_MAX (1 + 12 + STOR_TOTP_MAX + 16) /**< a sealed TOTP secret: version, nonce, ciphertext, tag */
 #define STOR_EXPR_MAX 64       /**< auth expression, e.g. "PIN AND OTP" */
 #define STOR_OID_MAX 40        /**< dotted OID text */
 #define STOR_CERTS_MAX 16384   /**< concatenated DER certificates of a credential */
@@ -133,7 +134,15 @@ typedef struct stor_user {
     char contact[STOR_CONTACT_MAX + 1];   /**< where the enrollment code is sent (no control characters), "" if none */
     char applicant[STOR_DESC_MAX + 1];    /**< reference to who applied (J1), "" if none */
     char mandate[STOR_DESC_MAX + 1];      /**< reference to the mandate of an applicant acting for the user, "" if none */
+    uint8_t totp_sealed[STOR_TOTP_SEALED_MAX]; /**< the TOTP secret sealed under the token's factor key by csc-sam
+                                               (sam/sam_factor.c); then totp_secret is empty. A record with a clear
+                                               totp_secret (written before sealing) is "clear": csc-sam seals it
+                                               at start */
+    uint32_t totp_sealed_len;
 } stor_user_t;
+
+/** Does the user have a TOTP secret (clear or sealed)? */
+#define STOR_USER_HAS_TOTP(u) ((u)->totp_secret_len != 0 || (u)->totp_sealed_len != 0)
 
 /** DESTROYED: the key was destroyed in the HSM (revocation, renewal, termination); final.
  *  PENDING: the key was generated for a certificate request (CSR) and waits for its certificate; it cannot be
@@ -424,9 +433,11 @@ typedef struct stor_enroll {
 typedef struct stor_enroll_ticket {
     uint8_t hash[32];                     /**< key */
     char user[STOR_NAME_MAX + 1];
-    uint8_t totp_secret[STOR_TOTP_MAX];   /**< as csc-sam stores it (sam_op_enroll.c seals and opens it) */
+    uint8_t totp_secret[STOR_TOTP_MAX];   /**< never written any more: tickets of an older csc-sam (clear) */
     uint32_t totp_secret_len;
     int64_t expires_at;
+    uint8_t totp_sealed[STOR_TOTP_SEALED_MAX]; /**< the secret sealed by csc-sam (sam_op_enroll.c totp_seal) */
+    uint32_t totp_sealed_len;
 } stor_enroll_ticket_t;
 
 

@@ -176,6 +176,7 @@ int main(void)
     srunner_add_suite(sr, t_suite_sign());
     srunner_add_suite(sr, t_suite_recovery());
     srunner_add_suite(sr, t_suite_backup());
+    srunner_add_suite(sr, t_suite_factor());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -60,5 +60,6 @@ Suite *t_suite_keys(void);
 Suite *t_suite_sign(void);
 Suite *t_suite_recovery(void);
 Suite *t_suite_backup(void);
+Suite *t_suite_factor(void);
 
 #endif

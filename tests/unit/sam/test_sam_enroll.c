@@ -14,6 +14,7 @@
 
 #include "csc_fixture.h"
 #include "sam_client.h"
+#include "sam_server.h" /* sam_totp_open */
 
 #define CODE "ABCDEFGHJKLMNPQR"        /* erin's code, as issued (normalized) */
 #define CODE_TYPED "abcd-efgh-jkLM-npqr" /* ... as typed */
@@ -227,6 +228,32 @@ static uint32_t user_status(const char *name)
     return st;
 }
 
+/* TOTP secrets at rest: the ticket of s and then the user's record hold the secret sealed, never in clear. */
+typedef struct {
+    const step_t *s;
+    stor_enroll_ticket_t k;
+    stor_user_t u;
+    int ticket_rc;
+} at_rest_t;
+
+static int at_rest_fn(stor_txn_t *t, void *arg)
+{
+    at_rest_t *a = arg;
+    uint8_t h[32];
+    SHA256((const uint8_t *)a->s->ticket, strlen(a->s->ticket), h);
+    a->ticket_rc = stor_txn_enroll_ticket_get(t, h, &a->k);
+    return stor_txn_user_get(t, a->s->user, &a->u);
+}
+
+static at_rest_t *at_rest(const step_t *s)
+{
+    at_rest_t *a = calloc(1, sizeof(*a));
+    ck_assert_ptr_nonnull(a);
+    a->s = s;
+    ck_assert_int_eq(stor_read(f.stor, at_rest_fn, a), STOR_OK);
+    return a;
+}
+
 static int pin_unset(const char *id, const char *user)
 {
     stor_cred_t *c = calloc(1, sizeof(*c));
@@ -290,8 +317,23 @@ START_TEST(t_enroll_then_replays_refused)
     /* the ticket shows step 2 again, with the same secret */
     ck_assert_uint_eq(begin(NULL, s.ticket, &s2), SAM_OP_ENROLL_BEGIN | SAM_OP_REPLY);
     ck_assert_mem_eq(s2.secret, s.secret, s.secret_len);
+    at_rest_t *a = at_rest(&s); /* the ticket keeps the secret sealed under the factor key */
+    ck_assert_int_eq(a->ticket_rc, STOR_OK);
+    ck_assert_uint_eq(a->k.totp_secret_len, 0);
+    ck_assert_uint_eq(a->k.totp_sealed_len, 1 + 12 + s.secret_len + 16);
+    ck_assert_ptr_null(memmem(&a->k, sizeof(a->k), s.secret, s.secret_len));
+    free(a);
     ck_assert_uint_eq(finish(&s, NULL, NULL, PW, "", 1, creds, pins, &about), FINISHED);
     ck_assert_uint_eq(user_status("erin"), STOR_USER_ACTIVE);
+    a = at_rest(&s); /* and so does the user's record */
+    ck_assert_uint_eq(a->u.totp_secret_len, 0);
+    ck_assert_uint_eq(a->u.totp_sealed_len, 1 + 12 + s.secret_len + 16);
+    ck_assert_ptr_null(memmem(&a->u, sizeof(a->u), s.secret, s.secret_len));
+    uint8_t opened[STOR_TOTP_MAX];
+    size_t n = 0;
+    ck_assert_int_eq(sam_totp_open(f.hsm, "erin", a->u.totp_sealed, a->u.totp_sealed_len, opened, &n), 0);
+    ck_assert_mem_eq(opened, s.secret, s.secret_len);
+    free(a);
     ck_assert_int_eq(pin_unset(ERIN_CRED, "erin"), 0);
     ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_OK, ERIN_CRED), 1); /* pin.set */
     /* the code and the ticket are spent */

@@ -12,6 +12,7 @@
 #include "csc_fixture.h"
 #include "oauth_int.h" /* oauth_int_set_skew: an approval's expiry */
 #include "sam_client.h"
+#include "sam_server.h" /* sam_totp_open, sam_totp_seal */
 
 #define CH_CRED "cfx-ch"   /* alice's: "PIN AND CHALLENGE" */
 #define BOB_CRED "bob-ch"  /* bob's: "PIN AND CHALLENGE" */
@@ -407,8 +408,16 @@ static int copy_user(stor_txn_t *t, void *arg)
     int rc = u != NULL ? stor_txn_user_get(t, CFX_USER, u) : STOR_ERR_NOMEM;
     (void)arg;
     if (rc == STOR_OK) {
-        snprintf(u->name, sizeof(u->name), "bob"); /* alice's password and TOTP secret, under another name */
-        rc = stor_txn_user_put(t, u, 1);
+        /* alice's password and TOTP secret, under another name: sealed again for bob (alice's sealed bytes do not
+         * open under his name: tests/unit/hsm/test_factor.c) */
+        uint8_t s[STOR_TOTP_MAX];
+        size_t n = 0;
+        snprintf(u->name, sizeof(u->name), "bob");
+        if (sam_totp_open(f.hsm, CFX_USER, u->totp_sealed, u->totp_sealed_len, s, &n) != 0 ||
+            sam_totp_seal(f.hsm, "bob", s, n, u->totp_sealed, &u->totp_sealed_len) != 0)
+            rc = STOR_ERR_INVAL;
+        else
+            rc = stor_txn_user_put(t, u, 1);
     }
     free(u);
     return rc;

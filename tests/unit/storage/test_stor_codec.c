@@ -247,8 +247,9 @@ START_TEST(t_truncated)
         }
     }
     /* the last full prefix before created_at (then the evidence field, header + bytes, and the epoch and locks
-     * fields, header + 4 each, and the empty contact, applicant and mandate, a header each) leaves created_at zero */
-    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, buf, len - 9 - 9 - 5 - strlen(u.evidence) - 13 - 3 * 5, &d), 0);
+     * fields, header + 4 each, and the empty contact, applicant, mandate and sealed TOTP secret, a header each) leaves
+     * created_at zero */
+    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, buf, len - 9 - 9 - 5 - strlen(u.evidence) - 13 - 4 * 5, &d), 0);
     ck_assert_int_eq(d.created_at, 0);
     ck_assert_int_eq(d.locked_until, INT64_MAX);
     free(buf);
@@ -292,6 +293,49 @@ START_TEST(t_absent_fields_zero)
     ck_assert_uint_eq(d.pw_verifier[0], 0);
     ck_assert_int_eq(d.created_at, 0);
     ck_assert_uint_eq(d.name[3], 0);
+}
+END_TEST
+
+/* TOTP secrets at rest: a record written before sealing (tag 4, clear) decodes clear, with no sealed bytes; a
+ * sealed one (tag 20: version, nonce, ciphertext, tag) round-trips with no clear bytes; a sealed field longer than
+ * STOR_TOTP_SEALED_MAX is refused. */
+START_TEST(t_totp_clear_and_sealed)
+{
+    uint8_t clear[20], sealed[1 + 12 + 20 + 16], big[STOR_TOTP_SEALED_MAX + 1];
+    stor_user_t u, d;
+    rawrec_t r;
+    size_t len;
+
+    memset(clear, 0x3C, sizeof(clear));
+    raw_init(&r, STOR_REC_USER, STOR_CODEC_VERSION);
+    add_field(&r, 1, "old", 3);
+    add_field(&r, 4, clear, sizeof(clear));
+    memset(&d, 0x5A, sizeof(d));
+    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, r.b, r.n, &d), 0);
+    ck_assert_uint_eq(d.totp_secret_len, sizeof(clear));
+    ck_assert_mem_eq(d.totp_secret, clear, sizeof(clear));
+    ck_assert_uint_eq(d.totp_sealed_len, 0); /* marked clear */
+    ck_assert(STOR_USER_HAS_TOTP(&d));
+
+    tst_user(&u, "new", 1);
+    for (size_t i = 0; i < sizeof(sealed); i++)
+        sealed[i] = (uint8_t)(i + 1);
+    memcpy(u.totp_sealed, sealed, sizeof(sealed));
+    u.totp_sealed_len = sizeof(sealed);
+    uint8_t *buf = encode(STOR_REC_USER, &u, &len);
+    ck_assert_ptr_null(memmem(buf, len, clear, 4));
+    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, buf, len, &d), 0);
+    ck_assert_uint_eq(d.totp_secret_len, 0);
+    ck_assert_uint_eq(d.totp_sealed_len, sizeof(sealed));
+    ck_assert_mem_eq(d.totp_sealed, sealed, sizeof(sealed));
+    ck_assert(STOR_USER_HAS_TOTP(&d));
+    free(buf);
+
+    memset(big, 1, sizeof(big));
+    raw_init(&r, STOR_REC_USER, STOR_CODEC_VERSION);
+    add_field(&r, 1, "big", 3);
+    add_field(&r, 20, big, sizeof(big));
+    ck_assert_int_eq(stor_codec_decode(STOR_REC_USER, r.b, r.n, &d), STOR_ERR_CORRUPT);
 }
 END_TEST
 
@@ -477,6 +521,7 @@ Suite *tst_codec_suite(void)
     tcase_add_test(tc, t_truncated);
     tcase_add_test(tc, t_unknown_tags);
     tcase_add_test(tc, t_absent_fields_zero);
+    tcase_add_test(tc, t_totp_clear_and_sealed);
     tcase_add_test(tc, t_corrupt);
     tcase_add_test(tc, t_counts_in_any_order);
     tcase_add_test(tc, t_encode_inval);

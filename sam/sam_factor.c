@@ -1,0 +1,170 @@
+/*
+ * sam_factor.c - TOTP secrets at rest (sam_server.h): sealed under the token's factor key (hsm_factor_seal, AES-GCM)
+ * with the additional data "csc-totp/v1" NUL user, so a sealed secret copied into another user's record (or a
+ * ticket of another user) does not open. Stored form: version byte SAM_TOTP_SEALED_V1, nonce, ciphertext, tag.
+ * csc-sam alone links this (tests/unit/server/check_symbols SAM_ONLY): csc-server never opens a TOTP secret.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "sam_core.h"
+
+#define SAM_TOTP_SEALED_V1 1
+#define AAD_PREFIX "csc-totp/v1"
+
+/* "csc-totp/v1" NUL user (the user's name, at most STOR_NAME_MAX bytes); 0 or -1. */
+static int totp_aad(const char *user, uint8_t aad[sizeof(AAD_PREFIX) + STOR_NAME_MAX], size_t *len)
+{
+    size_t n = user != NULL ? strnlen(user, STOR_NAME_MAX + 1) : 0;
+    if (n == 0 || n > STOR_NAME_MAX)
+        return -1;
+    memcpy(aad, AAD_PREFIX, sizeof(AAD_PREFIX)); /* with its NUL */
+    memcpy(aad + sizeof(AAD_PREFIX), user, n);
+    *len = sizeof(AAD_PREFIX) + n;
+    return 0;
+}
+
+int sam_totp_seal(hsm_t *hsm, const char *user, const uint8_t *secret, size_t len,
+                  uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len)
+{
+    uint8_t aad[sizeof(AAD_PREFIX) + STOR_NAME_MAX];
+    size_t alen = 0, n = 0;
+
+    *out_len = 0;
+    if (hsm == NULL || len == 0 || len > STOR_TOTP_MAX || totp_aad(user, aad, &alen) != 0)
+        return -1;
+    out[0] = SAM_TOTP_SEALED_V1;
+    if (hsm_factor_seal(hsm, aad, alen, secret, len, out + 1, STOR_TOTP_SEALED_MAX - 1, &n) != HSM_OK) {
+        OPENSSL_cleanse(out, STOR_TOTP_SEALED_MAX);
+        return -1;
+    }
+    *out_len = (uint32_t)(1 + n);
+    return 0;
+}
+
+int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
+                  size_t *out_len)
+{
+    uint8_t aad[sizeof(AAD_PREFIX) + STOR_NAME_MAX];
+    size_t alen = 0;
+
+    *out_len = 0;
+    if (hsm == NULL || len < 2 || len > STOR_TOTP_SEALED_MAX || blob[0] != SAM_TOTP_SEALED_V1 ||
+        totp_aad(user, aad, &alen) != 0)
+        return -1;
+    int rc = hsm_factor_open(hsm, aad, alen, blob + 1, len - 1, out, STOR_TOTP_MAX, out_len);
+    if (rc != HSM_OK) {
+        *out_len = 0;
+        return rc == HSM_ERR_BADSIG ? -1 : -2; /* -2: the token could not try (unavailable, no factor key) */
+    }
+    return 0;
+}
+
+int sam_user_totp_open(void *hsm, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len)
+{
+    return sam_totp_open(hsm, u->name, u->totp_sealed, u->totp_sealed_len, out, len);
+}
+
+/* ---- the upgrade at start: every clear secret sealed, in one write, audited with the count ---- */
+
+typedef struct seal_all {
+    hsm_t *hsm;
+    unsigned sealed, failed;
+    size_t n, cap;
+    char (*names)[STOR_NAME_MAX + 1];
+    stor_user_t u;
+} seal_all_t;
+
+static int clear_one(const stor_user_t *u, void *arg)
+{
+    seal_all_t *s = arg;
+    if (u->totp_secret_len == 0 || u->totp_sealed_len != 0)
+        return 0;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        void *p = OPENSSL_realloc(s->names, cap * sizeof(s->names[0]));
+        if (p == NULL)
+            return STOR_ERR_NOMEM;
+        s->names = p;
+        s->cap = cap;
+    }
+    snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", u->name);
+    return 0;
+}
+
+static int seal_all_fn(stor_txn_t *t, void *arg)
+{
+    seal_all_t *s = arg;
+    int rc = 0;
+    s->n = s->sealed = s->failed = 0;
+    if ((rc = stor_txn_user_each(t, clear_one, s)) != 0)
+        return rc;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        if ((rc = stor_txn_user_get(t, s->names[i], &s->u)) != 0)
+            break;
+        if (sam_totp_seal(s->hsm, s->u.name, s->u.totp_secret, s->u.totp_secret_len, s->u.totp_sealed,
+                          &s->u.totp_sealed_len) != 0) {
+            s->failed++; /* stays clear (csc-sam still opens it), tried again at the next start */
+            continue;
+        }
+        OPENSSL_cleanse(s->u.totp_secret, sizeof(s->u.totp_secret));
+        s->u.totp_secret_len = 0;
+        if ((rc = stor_txn_user_put(t, &s->u, 0)) == 0)
+            s->sealed++;
+    }
+    OPENSSL_cleanse(&s->u, sizeof(s->u));
+    if (rc != 0 || (s->sealed == 0 && s->failed == 0))
+        return rc;
+    stor_audit_t a;
+    memset(&a, 0, sizeof(a));
+    a.event = STOR_EV_SAM;
+    a.result = s->failed == 0 ? STOR_RES_OK : STOR_RES_ERROR;
+    snprintf(a.client, sizeof(a.client), "csc-sam");
+    snprintf(a.detail, sizeof(a.detail), "action=totp.seal sealed=%u failed=%u", s->sealed, s->failed);
+    return stor_txn_audit_append(t, &a);
+}
+
+int sam_totp_seal_all(stor_env_t *stor, hsm_t *hsm, unsigned *sealed, unsigned *failed)
+{
+    seal_all_t *s = OPENSSL_zalloc(sizeof(*s));
+    if (s == NULL)
+        return STOR_ERR_NOMEM;
+    s->hsm = hsm;
+    int rc = stor_write(stor, seal_all_fn, s);
+    *sealed = rc == 0 ? s->sealed : 0;
+    *failed = rc == 0 ? s->failed : 0;
+    OPENSSL_free(s->names);
+    OPENSSL_clear_free(s, sizeof(*s));
+    return rc;
+}
+
+static int audit_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_audit_append(t, arg);
+}
+
+int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth)
+{
+    int created = 0, rc = hsm_factor_init(hsm, &created);
+    if (rc != HSM_OK)
+        return rc;
+    if (created) {
+        stor_audit_t a;
+        memset(&a, 0, sizeof(a));
+        a.event = STOR_EV_SAM;
+        a.result = STOR_RES_OK;
+        snprintf(a.client, sizeof(a.client), "csc-sam");
+        snprintf(a.detail, sizeof(a.detail), "action=factor_key.created label=csc-factor-key");
+        if (stor_write(stor, audit_fn, &a) != STOR_OK)
+            return HSM_ERR_INTERNAL;
+    }
+    unsigned sealed = 0, failed = 0;
+    if ((sam_totp_seal_all(stor, hsm, &sealed, &failed)) != STOR_OK)
+        return HSM_ERR_INTERNAL;
+    if (sealed != 0 || failed != 0)
+        fprintf(stderr, "csc-sam: TOTP secrets found in clear: %u sealed, %u could not be sealed\n", sealed, failed);
+    oauth_set_totp_open(oauth, sam_user_totp_open, hsm);
+    return HSM_OK;
+}
