@@ -242,8 +242,9 @@ class TestVerifyAndQuery(unittest.TestCase):
         before = self.query("--until", iso)
         after = [r for r in self.query("--since", str(T_START + 1)) if r["seq"] <= self.recs[-1]["seq"]]
         self.assertTrue(before and after)
-        # provisioning only (its operator too), and the demo users' enrollment (codes issued, then enrolled on /enroll)
-        self.assertEqual({r["event"] for r in before}, {"admin", "operator", "enroll"})
+        # provisioning only (its operator too), csc-sam's start (the factor key made) and the demo users' enrollment
+        # (codes issued, then enrolled on /enroll)
+        self.assertEqual({r["event"] for r in before}, {"admin", "operator", "sam", "enroll"})
         self.assertIn("sign", {r["event"] for r in after})
         self.assertEqual(len(before) + len(after), len(self.recs))
         for r in before:
