@@ -174,12 +174,14 @@ class TestPasswordFlood(unittest.TestCase):
         self.assertEqual(info.status, 200, info)
         self.assertEqual(signed.status, 200, signed)
         self.assertEqual(len(signed.json["signatures"]), 1)
-        # The page: wrong password (200, the form again) or over the address's limit (429) until a 503 page.
-        self.assertEqual(page_statuses[-1], 503, page_statuses)
+        # The page: wrong password (200, the form again), then refused at once: busy (503) when the scrypt cap is
+        # full, or over the address's limit (429). Its password is checked by csc-sam (LOGIN), whose own cap the
+        # auth/login flood on csc-server does not fill, so either comes first.
+        self.assertIn(page_statuses[-1], (429, 503), page_statuses)
         self.assertTrue(set(page_statuses) <= {200, 429, 503}, page_statuses)
         self.assertTrue(page.headers["content-type"].startswith("text/html"), page.headers)
         self.assertRegex(page.headers.get("retry-after", ""), r"^[1-9][0-9]*$")
-        self.assertIn("busy", page.raw.decode())
+        self.assertIn("busy" if page.status == 503 else "Too many failed attempts", page.raw.decode())
         # (a) every guess got an answer: wrong password (400), busy (503) or too many from the address (429);
         # never a 500. Some were refused at once because the cap was reached.
         statuses = sorted({r.status for r in results})
