@@ -106,8 +106,9 @@ def assert_filtered(test, pid, who):
     for t in os.listdir("/proc/%d/task" % pid):
         try:
             st = proc_status(pid, t)
-        except FileNotFoundError:
-            continue  # a thread that ended since the listing (a connection's thread once its peer hung up)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended since the listing (a connection's thread once its peer hung up): its
+            # file is gone (ENOENT) or, open already, reads ESRCH
         seen += 1
         test.assertEqual(st["Seccomp"].strip(), "2", "%s thread %s (%s) has no filter" % (who, t, st["Name"]))
         test.assertEqual(st["NoNewPrivs"].strip(), "1", "%s thread %s" % (who, t))
