@@ -121,7 +121,8 @@ static void token_hash(const char *token, uint8_t out[32])
 /* ---- operator accounts ------------------------------------------------------ */
 
 /* Production (J14): one operator may not both manage users and manage keys, unless allow_combined_roles. When refused,
- * the refusal is audited (action is "bootstrap", "add" or "roles") and err says why. */
+ * the refusal is audited (action is "add" or "roles") and err says why. The first operator's roles are
+ * adm_op_bootstrap's to choose, so it does not come here. */
 static int roles_refused(const adm_t *a, const char *action, const char *name, uint32_t roles, char *err,
                          size_t err_sz)
 {
@@ -130,8 +131,8 @@ static int roles_refused(const adm_t *a, const char *action, const char *name, u
         (roles & STOR_ROLE_KEY_ADMIN) == 0)
         return 0;
     snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s refused=combined-roles",
-             strcmp(action, "bootstrap") == 0 ? name : a->operator_name, action, name);
-    adm_op_audit(a, STOR_RES_DENIED, strcmp(action, "bootstrap") == 0 ? name : a->operator_name, detail);
+             a->operator_name, action, name);
+    adm_op_audit(a, STOR_RES_DENIED, a->operator_name, detail);
     adm_err(err, err_sz, ADM_ERR, "production: one operator may not hold both user-admin and key-admin "
                                   "(allow_combined_roles = yes allows it)");
     return 1;
@@ -180,7 +181,7 @@ static int new_operator(const adm_t *a, const char *name, uint32_t roles, const 
         ERR("password must have at least 8 characters");
         goto out;
     }
-    if (roles_refused(a, bootstrap ? "bootstrap" : "add", name, roles, err, err_sz)) {
+    if (!bootstrap && roles_refused(a, "add", name, roles, err, err_sz)) {
         rc = ADM_FORBIDDEN;
         goto out;
     }

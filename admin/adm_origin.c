@@ -72,8 +72,7 @@ int adm_origin_local(adm_origin_t *o)
 int adm_origin_claim(const adm_origin_t *o, char *out, size_t sz)
 {
     char hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", o->host_id[i]);
+    pki_hex(o->host_id, sizeof(o->host_id), hex);
     int n = snprintf(out, sz, "os_user=%s uid=%u host=%s tty=%s host_id=%s", o->os_user, (unsigned)o->uid, o->host,
                      o->tty, hex);
     return n > 0 && (size_t)n < sz ? 0 : -1;
@@ -112,19 +111,15 @@ int adm_origin_parse(const char *claim, adm_origin_t *o)
     if (claim == NULL || take(&s, "os_user", o->os_user, sizeof(o->os_user)) != 0 ||
         take(&s, "uid", uid, sizeof(uid)) != 0 || take(&s, "host", o->host, sizeof(o->host)) != 0 ||
         take(&s, "tty", o->tty, sizeof(o->tty)) != 0 || take(&s, "host_id", hex, sizeof(hex)) != 0 || *s != '\0' ||
-        strlen(hex) != 64 || uid[0] < '0' || uid[0] > '9')
+        strspn(hex, "0123456789abcdef") != 64 || hex[64] != '\0' || uid[0] < '0' || uid[0] > '9')
         goto bad;
     unsigned long u = strtoul(uid, &end, 10);
     if (*end != '\0' || u > UINT32_MAX)
         goto bad;
     o->uid = (uint32_t)u;
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || strchr("0123456789abcdef", hex[2 * i]) == NULL ||
-            strchr("0123456789abcdef", hex[2 * i + 1]) == NULL)
-            goto bad;
-        o->host_id[i] = (uint8_t)v;
-    }
+    /* lower case only, as adm_origin_claim writes it */
+    if (pki_unhex(hex, 64, o->host_id, sizeof(o->host_id)) != 32)
+        goto bad;
     return 0;
 bad:
     memset(o, 0, sizeof(*o));

@@ -75,10 +75,7 @@ typedef struct {
     int64_t otp_step;
     uint8_t pin_v[STOR_VERIFIER_MAX];  /* the objects the factors were checked against */
     uint32_t pin_vlen;
-    uint8_t totp[STOR_TOTP_MAX];          /* the secret opened at read time */
-    uint32_t totp_len;
-    uint8_t totp_fp[32];                  /* ... and its stored form's digest (oauth_user_totp_fp) */
-    int totp_unopened;                    /* the user has a sealed secret this process could not open */
+    uint8_t totp_fp[32];               /* the TOTP secret's stored form as read (oauth_user_totp_fp) */
     stor_cred_t *cred;                 /* scratch: large */
     stor_user_t user;                  /* the user authorizing: the owner, or a delegate (J1) */
     int delegate;                      /* user is a delegate of the credential's owner */
@@ -151,41 +148,44 @@ static int authz_read(stor_txn_t *t, void *arg)
         return rc;
     c->pin_vlen = c->eff_pin_len;
     memcpy(c->pin_v, c->eff_pin, c->pin_vlen);
-    size_t tl = 0;
-    int trc = oauth_user_totp(c->o, &c->user, c->totp, &tl);
-    c->totp_len = trc == OAUTH_OK ? (uint32_t)tl : 0;
-    c->totp_unopened = trc == OAUTH_ERR_INTERNAL;
     oauth_user_totp_fp(&c->user, c->totp_fp);
     c->read_epoch = c->user.epoch;
     return 0;
 }
 
-/* scrypt and TOTP, outside any transaction. */
+/*
+ * scrypt and TOTP, outside any transaction, against the records authz_read read (c->user still holds them). The
+ * TOTP secret is opened (for a sealed one, an HSM decrypt) only when a code was given; authz_drop_stale later
+ * compares the fingerprint taken at the read with the record the write sees.
+ */
 static int authz_check_factors(authz_ctx_t *c)
 {
     const oauth_factors_t *f = c->f;
+    uint8_t totp[STOR_TOTP_MAX];
+    size_t totp_len = 0;
     int rc;
 
-    /* A TOTP secret the token cannot open now: nothing is checked nor counted (503), before any factor is spent. */
-    if (f && f->otp && c->totp_unopened)
+    /* A TOTP secret the token cannot open now: nothing is checked nor counted (503), before any factor is spent.
+     * One it refuses (altered) or none at all: the code is not checked, so an expression needing it is not met. */
+    if (f && f->otp && oauth_user_totp(c->o, &c->user, totp, &totp_len) == OAUTH_ERR_INTERNAL)
         return OAUTH_ERR_STORAGE;
 
     if (f && f->pin && c->pin_vlen) {
         if ((rc = oauth_secret_check(c->o, c->pin_v, c->pin_vlen, f->pin, f->pin_len)) == OAUTH_ERR_BUSY)
-            return rc; /* before the OTP and the one-time code are spent: the caller may simply retry */
+            goto out; /* before the OTP and the one-time code are spent: the caller may simply retry */
         if (rc == OAUTH_OK)
             c->verified0 |= OAUTH_FACTOR_PIN;
         else
             c->bad0 |= OAUTH_FACTOR_PIN;
     }
-    if (f && f->otp && c->totp_len) {
-        rc = oauth_totp_check(c->totp, c->totp_len, f->otp, f->otp_len, c->now, c->o->cfg.totp_window, &c->otp_step);
+    if (f && f->otp && totp_len) {
+        rc = oauth_totp_check(totp, totp_len, f->otp, f->otp_len, c->now, c->o->cfg.totp_window, &c->otp_step);
         if (rc == OAUTH_OK)
             c->verified0 |= OAUTH_FACTOR_OTP;
         else if (rc == OAUTH_ERR_DENIED)
             c->bad0 |= OAUTH_FACTOR_OTP;
         else
-            return rc;
+            goto out;
     }
     /* The one-time code is used up by this try, right or wrong. */
     if (f && f->challenge && oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID)) {
@@ -195,7 +195,10 @@ static int authz_check_factors(authz_ctx_t *c)
         else
             c->bad0 |= OAUTH_FACTOR_CHALLENGE;
     }
-    return OAUTH_OK;
+    rc = OAUTH_OK;
+out:
+    OPENSSL_cleanse(totp, sizeof(totp));
+    return rc;
 }
 
 /* A factor checked against an object that changed since (PIN or TOTP reset) counts neither way. */

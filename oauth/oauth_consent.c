@@ -7,7 +7,7 @@
  * The session is taken out of its table first, so one session yields at most
  * one decision even if the browser posts twice; it goes back only when the
  * user may still retry (a wrong PIN) or the storage write did not happen.
- * As in oauth_authorize(), the PIN is checked outside the writer, and the
+ * As in oauth_authorize(), the PIN is checked outside the write transaction, and the
  * outcome (failure count and lock of the credential, or the code and SAD) is
  * written with its audit record in one transaction.
  */
@@ -29,7 +29,7 @@ typedef struct {
     int64_t now;
     int approve;
     int pre;                           /* decision of the read: OK (go on) or a refusal */
-    int pin_ok;                        /* the PIN matched pin_v (checked outside the writer) */
+    int pin_ok;                        /* the PIN matched pin_v (checked outside the write txn) */
     uint8_t pin_v[STOR_VERIFIER_MAX];  /* the verifier it was checked against */
     uint32_t pin_vlen;
     stor_cred_t *cred;                 /* scratch: large */

@@ -40,7 +40,7 @@ static int is_signed(const stor_sad_t *s, uint32_t i)
     return (s->signed_bits[i / 8] >> (i % 8)) & 1u;
 }
 
-/* Membership is O(n*m): computed here, outside the writer thread, and reused if the digest set is unchanged. */
+/* Membership is O(n*m): computed here, outside the write transaction, and reused if the digest set is unchanged. */
 static int extend_read(stor_txn_t *t, void *arg)
 {
     extend_ctx_t *c = arg;

@@ -127,7 +127,7 @@ int oauth_ticket_init(oauth_t *o);
 /** What a pending approval adds to the write transaction of oauth_authorize_pre (oauth_approval.c). */
 typedef struct oauth_authz_hook {
     /** First in the write: *result OAUTH_OK to go on; anything else ends the write with that result and nothing
-     *  decided or audited. @return 0, or a storage error (< 0). Runs again if the writer retries. */
+     *  decided or audited. @return 0, or a storage error (< 0). */
     int (*check)(stor_txn_t *t, void *arg, int *result);
     /** Last in the write, with the outcome (OAUTH_OK or the refusal) applied and audited. @return 0 or < 0 */
     int (*done)(stor_txn_t *t, void *arg, int outcome);
@@ -289,7 +289,7 @@ void oauth_rate_set_cap(oauth_rate_t *r, size_t cap);
 /**
  * Whether every one of the n digests (hash_alg, digest_len bytes each) is bound to s (s->n_digests > 0).
  * @param[out] idx if not NULL, n entries: the index in s->digests of each digest (its first occurrence)
- * @return 1 all bound (same algorithm and length), else 0. O(n * s->n_digests): keep it out of the writer.
+ * @return 1 all bound (same algorithm and length), else 0. O(n * s->n_digests): keep it out of the write transaction.
  */
 int oauth_sad_match(const stor_sad_t *s, const char *hash_alg, const uint8_t *const *digests, size_t digest_len,
                     size_t n, uint32_t *idx);

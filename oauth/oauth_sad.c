@@ -69,7 +69,7 @@ int oauth_sad_fp(const stor_sad_t *s, uint8_t fp[32])
     return ok ? OAUTH_OK : OAUTH_ERR_INTERNAL;
 }
 
-/* Set membership is O(n*m) with n, m up to 1024: done here, outside the writer thread. */
+/* Set membership is O(n*m) with n, m up to 1024: done here, outside the write transaction. */
 static int consume_read(stor_txn_t *t, void *arg)
 {
     consume_ctx_t *c = arg;

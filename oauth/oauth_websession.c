@@ -111,7 +111,7 @@ static int take_fn(stor_txn_t *t, void *arg)
     stor_websession_t s;
     int rc = stor_txn_websession_get(t, op->key, &s);
 
-    oauth_ent_free(op->out); /* a run the writer retries starts over */
+    oauth_ent_free(op->out); /* start clean, whatever an earlier run left */
     op->out = NULL;
     op->rc = OAUTH_ERR_INVALID;
     if (rc == STOR_ERR_NOTFOUND)

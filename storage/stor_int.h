@@ -232,7 +232,7 @@ typedef struct stor_stats {
 } stor_stats_t;
 
 void stor_int_stats(stor_env_t *env, stor_stats_t *out);
-/** Number of jobs waiting for the writer. */
+/** Number of jobs queued for the next batch (waiting for the running one to commit). */
 size_t stor_int_queued(stor_env_t *env);
 /** 1 once stor_close() has started. */
 int stor_int_closing(stor_env_t *env);

@@ -66,7 +66,8 @@ typedef struct csc_config {
     unsigned notify_queue;     /**< notifications waiting before further ones are dropped (logged) */
     const char *notify_allow;  /**< production: internal hosts/addresses/prefixes a response_uri may reach */
     unsigned oauth_revoke_status; /**< status of a successful /oauth2/revoke: 200 (RFC 7009; 0 = 200) or 204 */
-    const char *totp_issuer;   /**< the issuer /enroll's otpauth URI names (NULL or "": "CSC signing service") */
+    const char *totp_issuer;   /**< the issuer /enroll's otpauth URI names (NULL or "": "CSC remote signing", the
+                                    default of totp_issuer in server/srv_config.c) */
 } csc_config_t;
 
 /**

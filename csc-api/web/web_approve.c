@@ -218,11 +218,17 @@ static int acct_row(const stor_cred_t *c, void *arg)
     return 0;
 }
 
+/* A credential the delegation index names for the user: listed only while its record still names them (as
+ * credentials/list does). */
 static int acct_delegated(const char *id, void *arg)
 {
     acct_t *a = arg;
     int rc = stor_txn_cred_get(a->t, id, a->c);
-    return rc == STOR_ERR_NOTFOUND ? 0 : rc != 0 ? rc : acct_row(a->c, a);
+    if (rc == STOR_ERR_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    return stor_cred_delegate(a->c, a->user) >= 0 ? acct_row(a->c, a) : 0;
 }
 
 static int acct_fn(stor_txn_t *t, void *arg)

@@ -192,7 +192,7 @@ static void step2_page(web_t *w, const step2_t *s, const char *error)
     web_buf_t b;
     if (oauth_base32_encode(s->secret, s->secret_len, b32, sizeof(b32)) != 0 ||
         oauth_totp_uri(w->c->cfg.totp_issuer != NULL && w->c->cfg.totp_issuer[0] ? w->c->cfg.totp_issuer
-                                                                                   : "CSC signing service",
+                                                                                   : "CSC remote signing",
                        s->user, s->secret, s->secret_len, uri, sizeof(uri)) != 0) {
         message_page(w, 500, "Error", "The enrollment could not be shown.");
         return;

@@ -905,6 +905,47 @@ START_TEST(t_audit_no_secrets)
 }
 END_TEST
 
+/* A sealed TOTP secret is opened (an HSM decrypt in csc-sam) only by an authorization that gives a code: here an
+ * opener that counts its calls and opens to T_TOTP. */
+static int opened;
+
+static int counting_opener(void *arg, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len)
+{
+    (void)arg, (void)u;
+    opened++;
+    memcpy(out, T_TOTP, T_TOTP_LEN);
+    *len = T_TOTP_LEN;
+    return 0;
+}
+
+START_TEST(t_authz_sealed_opened_only_for_a_code)
+{
+    char sad[OAUTH_TOKEN_BUFLEN], otp[7];
+    stor_user_t u;
+
+    memset(&u, 0, sizeof(u));
+    snprintf(u.name, sizeof(u.name), "sue");
+    u.status = STOR_USER_ACTIVE;
+    memset(u.totp_sealed, 0x5e, 1 + 12 + T_TOTP_LEN + 16);
+    u.totp_sealed_len = 1 + 12 + T_TOTP_LEN + 16;
+    u.created_at = 1;
+    put_user(&u);
+    mk_cred("s1", "sue", 1, "PIN");
+    mk_cred("s2", "sue", 1, "PIN AND OTP");
+    oauth_set_totp_open(fx.o, counting_opener, NULL);
+    opened = 0;
+    oauth_sad_request_t r = req_of("sue", "s1", 1, DP, 1);
+    ck_assert_int_eq(authorize(&r, T_PIN, NULL, sad), OAUTH_OK);
+    ck_assert_int_eq(authorize(&r, "wrong-pin", NULL, sad), OAUTH_ERR_DENIED);
+    r = req_of("sue", "s2", 1, DP, 1);
+    ck_assert_int_eq(authorize(&r, T_PIN, NULL, sad), OAUTH_ERR_DENIED); /* the code it needs is missing */
+    ck_assert_int_eq(opened, 0);
+    otp_now(otp);
+    ck_assert_int_eq(authorize(&r, T_PIN, otp, sad), OAUTH_OK);
+    ck_assert_int_eq(opened, 1);
+}
+END_TEST
+
 Suite *suite_sad(void)
 {
     Suite *s = suite_create("oauth_sad");
@@ -936,6 +977,7 @@ Suite *suite_sad(void)
     tcase_add_test(tc, t_consume_concurrent);
     tcase_add_test(tc, t_audit_no_secrets);
     tcase_add_test(tc, t_extend);
+    tcase_add_test(tc, t_authz_sealed_opened_only_for_a_code);
     suite_add_tcase(s, tc);
     return s;
 }

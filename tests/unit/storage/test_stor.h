@@ -46,7 +46,7 @@ typedef struct tst_async {
 void tst_async_start(tst_async_t *a, stor_env_t *env, stor_txn_fn fn, void *arg);
 int tst_async_join(tst_async_t *a);
 
-/** A write job that holds the writer thread until released, so later jobs queue up behind it. */
+/** A write job that holds its batch open until released, so later jobs queue up behind it. */
 typedef struct tst_blocker {
     pthread_mutex_t mu;
     pthread_cond_t cv;

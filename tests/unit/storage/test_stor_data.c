@@ -826,7 +826,7 @@ int tst_audit_child(const char *path)
 }
 
 /* A second process (like the admin tool) appends to the same environment while this one has it open.
- * It is exec'd, not just forked: LMDB and our writer thread must not run in a fork of a threaded process. */
+ * It is exec'd, not just forked: LMDB must not run in a fork of a threaded process. */
 START_TEST(t_audit_two_processes)
 {
     audit_batch_t ab = { .n = 2, .n_digests = 1 };

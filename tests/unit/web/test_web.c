@@ -427,6 +427,46 @@ START_TEST(t_enroll_and_account_pages)
 }
 END_TEST
 
+/* A delegation index entry alice -> a credential of mallory's whose record does not name alice as delegate (a stale
+ * or forged entry). */
+static int stale_delegation_fn(stor_txn_t *t, void *arg)
+{
+    stor_cred_t *c = arg;
+    int rc = stor_txn_cred_get(t, CFX_CRED_EC, c);
+    if (rc != 0)
+        return rc;
+    snprintf(c->id, sizeof(c->id), "not-alices");
+    snprintf(c->owner, sizeof(c->owner), "mallory");
+    c->n_delegates = 0;
+    c->delegate_pin_unset = 0;
+    memset(c->delegates, 0, sizeof(c->delegates));
+    memset(c->delegate_pins, 0, sizeof(c->delegate_pins));
+    if ((rc = stor_txn_cred_put(t, c, 1)) != 0)
+        return rc;
+    return stor_txn_delegation_put(t, CFX_USER, "not-alices");
+}
+
+/* /account lists the user's own credentials and those whose record names them as delegate, not every credential the
+ * delegation index points at (as credentials/list). */
+START_TEST(t_account_lists_only_real_delegations)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(stor_write(f.stor, stale_delegation_fn, c), STOR_OK);
+    free(c);
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], cookie[OAUTH_TOKEN_BUFLEN + 32];
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    snprintf(cookie, sizeof(cookie), "__Host-csc_approve=%s", sid);
+    cfx_req_t q = {.method = "GET", .path = "/account", .cookie = cookie};
+    cfx_reply_t x;
+    cfx_call(&f, &q, &x);
+    assert_page(&x, 200);
+    ck_assert_ptr_nonnull(strstr(x.text, "id=\"cred-" CFX_CRED_EC "\""));
+    ck_assert_ptr_null(strstr(x.text, "not-alices"));
+    cfx_reply_free(&x);
+}
+END_TEST
+
 START_TEST(t_metadata)
 {
     cfx_reply_t x;
@@ -463,6 +503,7 @@ int main(void)
     tcase_add_test(tc, t_code_flow_credential);
     tcase_add_test(tc, t_approve_without_session);
     tcase_add_test(tc, t_enroll_and_account_pages);
+    tcase_add_test(tc, t_account_lists_only_real_delegations);
     tcase_add_test(tc, t_metadata);
     suite_add_tcase(s, tc);
     return cfx_main(s);
