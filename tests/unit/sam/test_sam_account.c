@@ -1,0 +1,456 @@
+/*
+ * test_sam_account.c - a compromised front end against csc-sam's changes of a user's factors on /account
+ * (ACCOUNT_PIN with the old PIN, ACCOUNT_PASSWORD): it speaks the protocol directly to the fixture's in-process SAM
+ * with no session, a forged one, a wrong CSRF token, another user's credential, new factors that break the rules, and
+ * wrong old factors up to the lock-out. Each is refused by csc-sam itself, audited, and changes nothing; a right one
+ * replaces the verifier and, in the same write, ends the user's other sessions and revokes tokens and SADs.
+ * ctest: unit_sam_account.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/sha.h>
+
+#include "csc_fixture.h"
+#include "sam_client.h"
+
+#define NEW_PIN "97531864"
+#define NEW_PW "Changed-Pass-2468"
+#define REFUSED(code) (0x100u | (code))
+#define DONE(op) ((op) | SAM_OP_REPLY)
+/* SCAL 2: one SHA-256 digest bound (32 bytes of 'A') */
+#define HASH "\"hashes\":[\"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\"],\"hashAlgorithmOID\":\"2.16.840.1.101.3.4.2.1\","
+
+static cfx_t f;
+
+static void setup(void)
+{
+    cfx_open(&f, NULL);
+}
+
+static void teardown(void)
+{
+    cfx_close(&f);
+}
+
+/* One request: fields are added by the caller between begin and run. */
+typedef struct {
+    sam_builder_t b;
+    sam_rbuf_t rb;
+    sam_msg_t reply;
+    uint32_t refusal, about;
+} raw_t;
+
+static void raw_begin(raw_t *r, unsigned op)
+{
+    memset(r, 0, sizeof(*r));
+    ck_assert_int_eq(sam_build_init(&r->b, op, sam_client_next_id(f.sam)), SAM_OK);
+}
+
+/* The reply's op, or REFUSED(code) with *about set. */
+static unsigned raw_run(raw_t *r, uint32_t *about)
+{
+    const uint8_t *msg;
+    size_t len;
+    ck_assert_int_eq(sam_build_finish(&r->b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(f.sam, msg, len, &r->rb, &r->reply), SAM_OK);
+    unsigned op = r->reply.op;
+    *about = 0;
+    if (op == SAM_OP_REFUSED) {
+        ck_assert_int_eq(sam_get_u32(&r->reply, SAM_T_REFUSAL, &r->refusal), SAM_OK);
+        (void)sam_get_u32(&r->reply, SAM_T_ABOUT, about);
+        op = REFUSED(r->refusal);
+    }
+    sam_build_free(&r->b);
+    sam_rbuf_free(&r->rb);
+    return op;
+}
+
+/* ACCOUNT_PIN with an old PIN (old NULL: none, the waiting case). */
+static unsigned pin_change(const char *sid, const char *csrf, const char *cred, const char *old, const char *pin,
+                           uint32_t *about)
+{
+    raw_t r;
+    raw_begin(&r, SAM_OP_ACCOUNT_PIN);
+    sam_put_str(&r.b, SAM_T_CRED, cred);
+    sam_put_str(&r.b, SAM_T_PIN, pin);
+    sam_put_str(&r.b, SAM_T_SESSION, sid);
+    sam_put_str(&r.b, SAM_T_ADDR, "192.0.2.7");
+    sam_put_str(&r.b, SAM_T_CSRF, csrf);
+    if (old != NULL)
+        sam_put_str(&r.b, SAM_T_OLD_SECRET, old);
+    return raw_run(&r, about);
+}
+
+static unsigned pw_change(const char *sid, const char *csrf, const char *old, const char *pw, uint32_t *about)
+{
+    raw_t r;
+    raw_begin(&r, SAM_OP_ACCOUNT_PASSWORD);
+    sam_put_str(&r.b, SAM_T_SESSION, sid);
+    sam_put_str(&r.b, SAM_T_ADDR, "192.0.2.7");
+    sam_put_str(&r.b, SAM_T_CSRF, csrf);
+    sam_put_str(&r.b, SAM_T_PASSWORD, pw);
+    sam_put_str(&r.b, SAM_T_OLD_SECRET, old);
+    return raw_run(&r, about);
+}
+
+/* ---- what storage holds ---- */
+
+static int cred_pin_is(const char *id, const char *pin)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(stor_cred_get(f.stor, id, c), STOR_OK);
+    int ok = oauth_secret_verify(c->pin_verifier, c->pin_verifier_len, pin, strlen(pin)) == OAUTH_OK;
+    stor_wipe(c, sizeof(*c));
+    free(c);
+    return ok;
+}
+
+static void cred_lock(const char *id, uint32_t *failed, int64_t *locked_until)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(stor_cred_get(f.stor, id, c), STOR_OK);
+    *failed = c->failed_auths;
+    *locked_until = c->locked_until;
+    stor_wipe(c, sizeof(*c));
+    free(c);
+}
+
+static int user_pw_is(const char *name, const char *pw, uint32_t *failed, int64_t *locked_until)
+{
+    stor_user_t *u = calloc(1, sizeof(*u));
+    ck_assert_ptr_nonnull(u);
+    ck_assert_int_eq(stor_user_get(f.stor, name, u), STOR_OK);
+    int ok = oauth_secret_verify(u->pw_verifier, u->pw_verifier_len, pw, strlen(pw)) == OAUTH_OK;
+    if (failed != NULL)
+        *failed = u->failed_logins;
+    if (locked_until != NULL)
+        *locked_until = u->locked_until;
+    stor_wipe(u, sizeof(*u));
+    free(u);
+    return ok;
+}
+
+static int session_live(const char *sid)
+{
+    oauth_session_view_t *v = calloc(1, sizeof(*v));
+    ck_assert_ptr_nonnull(v);
+    int ok = oauth_session_get(f.oauth, sid, v) == OAUTH_OK;
+    free(v);
+    return ok;
+}
+
+typedef struct {
+    uint8_t hash[32];
+    int found;
+} sad_q_t;
+
+static int sad_fn(stor_txn_t *t, void *arg)
+{
+    sad_q_t *q = arg;
+    stor_sad_t *s = calloc(1, sizeof(*s));
+    int rc = s != NULL ? stor_txn_sad_get(t, q->hash, s) : STOR_ERR_NOMEM;
+    q->found = rc == STOR_OK;
+    free(s);
+    return rc == STOR_ERR_NOTFOUND ? 0 : rc;
+}
+
+static int sad_stored(const char *sad)
+{
+    sad_q_t q = {.found = 0};
+    SHA256((const uint8_t *)sad, strlen(sad), q.hash);
+    ck_assert_int_eq(stor_read(f.stor, sad_fn, &q), STOR_OK);
+    return q.found;
+}
+
+/* A SAD for cred through credentials/authorize (PIN, a fresh OTP), as a client gets one. */
+static char *sad_for(const char *token, const char *cred)
+{
+    char otp[7];
+    cfx_reply_t x;
+    cfx_otp(&f, otp);
+    cfx_post(&f, &x, token,
+             "/csc/v2/credentials/authorize {\"credentialID\":\"%s\",\"numSignatures\":1," HASH
+             "\"authData\":[{\"id\":\"PIN\",\"value\":\"" CFX_PIN "\"},{\"id\":\"OTP\",\"value\":\"%s\"}]}",
+             cred, otp);
+    ck_assert_msg(x.r.status == 200, "authorize: %d %s", x.r.status, x.text);
+    char *sad = strdup(cfx_str(&x, "SAD", NULL));
+    ck_assert_ptr_nonnull(sad);
+    cfx_reply_free(&x);
+    return sad;
+}
+
+static int token_live(const char *token)
+{
+    oauth_principal_t p;
+    return oauth_token_check(f.oauth, token, strlen(token), &p) == OAUTH_OK;
+}
+
+/* The detail of the last STOR_EV_ENROLL record. */
+typedef struct {
+    char detail[256];
+    int result;
+} last_t;
+
+static int last_fn(const stor_audit_t *rec, void *arg)
+{
+    last_t *l = arg;
+    if (rec->event == STOR_EV_ENROLL) {
+        snprintf(l->detail, sizeof(l->detail), "%s", rec->detail);
+        l->result = (int)rec->result;
+    }
+    return 0;
+}
+
+static last_t last_enroll(void)
+{
+    last_t l = {.detail = "", .result = -1};
+    ck_assert_int_eq(stor_audit_each(f.stor, 0, last_fn, &l), STOR_OK);
+    return l;
+}
+
+/* ---- ACCOUNT_PIN with the old PIN ---- */
+
+START_TEST(t_pin_change_refusals)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    uint32_t about;
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    unsigned denied = cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL);
+    /* no session csc-sam knows; the right session with a forged form */
+    ck_assert_uint_eq(pin_change("forged-session-forged-session-forged-sessio", csrf, CFX_CRED_EC, CFX_PIN, NEW_PIN,
+                                 &about),
+                      REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert_uint_eq(pin_change(sid, "forged-csrf", CFX_CRED_EC, CFX_PIN, NEW_PIN, &about),
+                      REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    /* the new PIN's rule; a credential that does not exist */
+    ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, CFX_PIN, "12", &about), REFUSED(SAM_REFUSE_BAD_MESSAGE));
+    ck_assert_uint_eq(about, SAM_T_PIN);
+    ck_assert_uint_eq(pin_change(sid, csrf, "no-such-cred", CFX_PIN, NEW_PIN, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_uint_eq(about, SAM_T_CRED);
+    /* without the old PIN, a PIN that is set is not "waiting": refused as before */
+    ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, NULL, NEW_PIN, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_ENROLL, STOR_RES_DENIED, NULL), denied + 5);
+    ck_assert_int_eq(cred_pin_is(CFX_CRED_EC, CFX_PIN), 1);
+}
+END_TEST
+
+/* A copy of CFX_CRED_EC (its PIN CFX_PIN) under id, owned by owner. */
+typedef struct {
+    const char *id, *owner;
+} copy_t;
+
+static int copy_fn(stor_txn_t *t, void *arg)
+{
+    const copy_t *m = arg;
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    int rc = c != NULL ? stor_txn_cred_get(t, CFX_CRED_EC, c) : STOR_ERR_NOMEM;
+    if (rc == STOR_OK) {
+        snprintf(c->id, sizeof(c->id), "%s", m->id);
+        snprintf(c->owner, sizeof(c->owner), "%s", m->owner);
+        rc = stor_txn_cred_put(t, c, 1);
+    }
+    if (c != NULL)
+        stor_wipe(c, sizeof(*c));
+    free(c);
+    return rc;
+}
+
+START_TEST(t_pin_change_other_users_credential)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    uint32_t about, failed;
+    int64_t until;
+    copy_t m = {"bob-key", "bob"};
+    ck_assert_int_eq(stor_write(f.stor, copy_fn, &m), STOR_OK);
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    /* alice's session, the right old PIN of bob's credential: not hers, the same answer as an unknown one */
+    ck_assert_uint_eq(pin_change(sid, csrf, "bob-key", CFX_PIN, NEW_PIN, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_uint_eq(about, SAM_T_CRED);
+    ck_assert_uint_eq(pin_change(sid, csrf, "bob-key", "11111111", NEW_PIN, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_int_eq(cred_pin_is("bob-key", CFX_PIN), 1);
+    cred_lock("bob-key", &failed, &until);
+    ck_assert_uint_eq(failed, 0); /* nothing counted on his credential either */
+}
+END_TEST
+
+START_TEST(t_pin_change_wrong_old_pin_locks)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    uint32_t about, failed;
+    int64_t until;
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    unsigned lockouts = cfx_audit_count(&f, STOR_EV_LOCKOUT, -1, CFX_CRED_EC);
+    /* the same counters as credentials/authorize: max_failures (5) wrong PINs begin a lock */
+    for (unsigned i = 1; i < 5; i++) {
+        ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, "11111111", NEW_PIN, &about),
+                          REFUSED(SAM_REFUSE_UNAUTHORIZED));
+        ck_assert_uint_eq(about, SAM_T_OLD_SECRET);
+        cred_lock(CFX_CRED_EC, &failed, &until);
+        ck_assert_uint_eq(failed, i);
+        ck_assert_int_eq(until, 0);
+        ck_assert_int_eq(last_enroll().result, STOR_RES_DENIED);
+    }
+    ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, "11111111", NEW_PIN, &about),
+                      REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    cred_lock(CFX_CRED_EC, &failed, &until);
+    ck_assert_int_gt(until, 0);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_LOCKOUT, -1, CFX_CRED_EC), lockouts + 1);
+    /* locked: even the right old PIN is refused, and nothing changes */
+    ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, CFX_PIN, NEW_PIN, &about), REFUSED(SAM_REFUSE_LOCKED));
+    ck_assert_int_eq(cred_pin_is(CFX_CRED_EC, CFX_PIN), 1);
+    ck_assert_ptr_null(strstr(last_enroll().detail, CFX_PIN));
+    ck_assert_ptr_null(strstr(last_enroll().detail, "11111111"));
+    /* and credentials/authorize sees the same lock */
+    char *tok = cfx_login(&f);
+    char otp[7];
+    cfx_reply_t x;
+    cfx_otp(&f, otp);
+    cfx_post(&f, &x, tok,
+             "/csc/v2/credentials/authorize {\"credentialID\":\"" CFX_CRED_EC "\",\"numSignatures\":1," HASH
+             "\"authData\":[{\"id\":\"PIN\",\"value\":\"" CFX_PIN "\"},{\"id\":\"OTP\",\"value\":\"%s\"}]}",
+             otp);
+    ck_assert_msg(x.r.status == 400 && strstr(x.text, "locked") != NULL, "%d %s", x.r.status, x.text);
+    cfx_reply_free(&x);
+    free(tok);
+}
+END_TEST
+
+START_TEST(t_pin_change_revokes)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], sid2[OAUTH_TOKEN_BUFLEN], csrf2[OAUTH_TOKEN_BUFLEN];
+    uint32_t about, failed;
+    int64_t until;
+    cfx_page_session(&f, CFX_USER, sid2, csrf2); /* another browser of alice's */
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    char *tok = cfx_login(&f);
+    char *sad_ec = sad_for(tok, CFX_CRED_EC), *sad_rsa = sad_for(tok, CFX_CRED_RSA);
+    /* one wrong try first: the right one starts the counters over */
+    ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, "11111111", NEW_PIN, &about),
+                      REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, CFX_PIN, NEW_PIN, &about), DONE(SAM_OP_ACCOUNT_PIN));
+    ck_assert_int_eq(cred_pin_is(CFX_CRED_EC, NEW_PIN), 1);
+    ck_assert_int_eq(cred_pin_is(CFX_CRED_EC, CFX_PIN), 0);
+    cred_lock(CFX_CRED_EC, &failed, &until);
+    ck_assert_uint_eq(failed, 0);
+    /* the SAD of that credential is gone, the other credential's stays; the service token stays */
+    ck_assert_int_eq(sad_stored(sad_ec), 0);
+    ck_assert_int_eq(sad_stored(sad_rsa), 1);
+    ck_assert_int_eq(token_live(tok), 1);
+    /* the other session ended, the one that made the change goes on */
+    ck_assert_int_eq(session_live(sid2), 0);
+    ck_assert_int_eq(session_live(sid), 1);
+    last_t l = last_enroll();
+    ck_assert_int_eq(l.result, STOR_RES_OK);
+    ck_assert_msg(strstr(l.detail, "action=pin.change by=account revoked: sessions=1 tokens=0 sads=1") != NULL, "%s",
+                  l.detail);
+    ck_assert_ptr_null(strstr(l.detail, NEW_PIN));
+    /* the old PIN no longer changes it */
+    ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, CFX_PIN, "86420864", &about),
+                      REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    free(sad_ec);
+    free(sad_rsa);
+    free(tok);
+}
+END_TEST
+
+/* ---- ACCOUNT_PASSWORD ---- */
+
+START_TEST(t_password_refusals)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    uint32_t about, failed;
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    ck_assert_uint_eq(pw_change("forged-session-forged-session-forged-sessio", csrf, CFX_PASSWORD, NEW_PW, &about),
+                      REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_uint_eq(pw_change(sid, "forged-csrf", CFX_PASSWORD, NEW_PW, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    /* the rules of /enroll: too short, one class only, the name in it, the same password */
+    const char *bad[] = {"Short-1", "alllowercaseletters", "xx-alice-password-99", CFX_PASSWORD};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_uint_eq(pw_change(sid, csrf, CFX_PASSWORD, bad[i], &about), REFUSED(SAM_REFUSE_BAD_MESSAGE));
+        ck_assert_uint_eq(about, SAM_T_PASSWORD);
+    }
+    ck_assert_int_eq(user_pw_is(CFX_USER, CFX_PASSWORD, &failed, NULL), 1);
+    ck_assert_uint_eq(failed, 0);
+}
+END_TEST
+
+START_TEST(t_password_wrong_old_locks)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    uint32_t about, failed;
+    int64_t until;
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    unsigned lockouts = cfx_audit_count(&f, STOR_EV_LOCKOUT, -1, NULL);
+    for (unsigned i = 1; i <= 5; i++) {
+        ck_assert_uint_eq(pw_change(sid, csrf, "Wrong-Password-1", NEW_PW, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+        ck_assert_uint_eq(about, SAM_T_OLD_SECRET);
+        ck_assert_int_eq(user_pw_is(CFX_USER, CFX_PASSWORD, &failed, &until), 1);
+        ck_assert_uint_eq(failed, i < 5 ? i : 0); /* the LOGIN counters: the fifth begins a lock */
+    }
+    ck_assert_int_gt(until, 0);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_LOCKOUT, -1, NULL), lockouts + 1);
+    ck_assert_uint_eq(pw_change(sid, csrf, CFX_PASSWORD, NEW_PW, &about), REFUSED(SAM_REFUSE_LOCKED));
+    ck_assert_int_eq(user_pw_is(CFX_USER, CFX_PASSWORD, NULL, NULL), 1);
+    /* and the sign-in sees the same lock */
+    cfx_reply_t x;
+    char *basic = cfx_b64(CFX_USER ":" CFX_PASSWORD, strlen(CFX_USER ":" CFX_PASSWORD)), auth[128];
+    snprintf(auth, sizeof(auth), "Basic %s", basic);
+    free(basic);
+    cfx_req_t q = {.path = "/csc/v2/auth/login", .authorization = auth, .content_type = "application/json",
+                   .body = "{}"};
+    cfx_call(&f, &q, &x);
+    ck_assert_int_ne(x.r.status, 200);
+    cfx_reply_free(&x);
+}
+END_TEST
+
+START_TEST(t_password_change_revokes)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], sid2[OAUTH_TOKEN_BUFLEN], csrf2[OAUTH_TOKEN_BUFLEN];
+    uint32_t about;
+    cfx_page_session(&f, CFX_USER, sid2, csrf2);
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    char *tok = cfx_login(&f);
+    char *sad = sad_for(tok, CFX_CRED_EC);
+    ck_assert_uint_eq(pw_change(sid, csrf, CFX_PASSWORD, NEW_PW, &about), DONE(SAM_OP_ACCOUNT_PASSWORD));
+    ck_assert_int_eq(user_pw_is(CFX_USER, NEW_PW, NULL, NULL), 1);
+    ck_assert_int_eq(user_pw_is(CFX_USER, CFX_PASSWORD, NULL, NULL), 0);
+    ck_assert_int_eq(token_live(tok), 0);
+    ck_assert_int_eq(sad_stored(sad), 0);
+    ck_assert_int_eq(session_live(sid2), 0);
+    ck_assert_int_eq(session_live(sid), 1);
+    last_t l = last_enroll();
+    ck_assert_int_eq(l.result, STOR_RES_OK);
+    ck_assert_msg(strstr(l.detail, "action=password.change by=account revoked: sessions=1 tokens=1 sads=1") != NULL,
+                  "%s", l.detail);
+    ck_assert_ptr_null(strstr(l.detail, NEW_PW));
+    /* the old password no longer changes it */
+    ck_assert_uint_eq(pw_change(sid, csrf, CFX_PASSWORD, "Another-Pass-1357", &about),
+                      REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    free(sad);
+    free(tok);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sam-account");
+    TCase *tc = tcase_create("account");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_pin_change_refusals);
+    tcase_add_test(tc, t_pin_change_other_users_credential);
+    tcase_add_test(tc, t_pin_change_wrong_old_pin_locks);
+    tcase_add_test(tc, t_pin_change_revokes);
+    tcase_add_test(tc, t_password_refusals);
+    tcase_add_test(tc, t_password_wrong_old_locks);
+    tcase_add_test(tc, t_password_change_revokes);
+    suite_add_tcase(s, tc);
+    return cfx_main(s);
+}
