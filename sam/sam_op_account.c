@@ -213,11 +213,10 @@ static int change_run(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
     return rc != SAM_OK ? rc : b->err;
 }
 
-/* The page's session, which must be a signed-in session of the account page; 0 (p filled), else -1 with the
- * refusal built (*rc). */
-static int account_session(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, sam_page_t *p,
-                           change_t *j, int *rc)
+int sam_account_session(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, sam_page_t *p,
+                        const char **user, const char **client, uint8_t keep[32], int *rc)
 {
+    unsigned int n = 0;
     if (sam_page_open(cfg, req, b, STOR_EV_ENROLL, OAUTH_APPROVAL_PAGE_CLIENT, p, rc) != 0)
         return -1;
     if (p->v->user[0] == '\0' || strcmp(p->v->req.client_id, OAUTH_APPROVAL_PAGE_CLIENT) != 0) {
@@ -225,16 +224,12 @@ static int account_session(const sam_server_config_t *cfg, const sam_msg_t *req,
                                       SAM_REFUSE_UNAUTHORIZED, "not a session of the account page", SAM_T_SESSION);
         return -1;
     }
-    if (j != NULL) {
-        j->cfg = cfg;
-        j->user = p->v->user;
-        j->client = p->client;
-        unsigned int n = 0;
-        if (EVP_Digest(p->sid, strlen(p->sid), j->keep, &n, EVP_sha256(), NULL) != 1 || n != 32) {
-            *rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot hash the session id", 0);
-            return -1;
-        }
+    if (EVP_Digest(p->sid, strlen(p->sid), keep, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+        *rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot hash the session id", 0);
+        return -1;
     }
+    *user = p->v->user;
+    *client = p->client;
     return 0;
 }
 
@@ -271,8 +266,9 @@ int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam
     sam_text(req, SAM_T_CRED, cred, sizeof(cred));
     sam_text(req, SAM_T_PIN, pin, sizeof(pin));
     sam_text(req, SAM_T_OLD_SECRET, old, sizeof(old));
-    if (account_session(cfg, req, b, &p, j, &rc) != 0)
+    if (sam_account_session(cfg, req, b, &p, &j->user, &j->client, j->keep, &rc) != 0)
         goto out;
+    j->cfg = cfg;
     j->cred = cred;
     j->action = "pin.change";
     const char *bad = sam_pin_refusal(cfg, pin);
@@ -318,8 +314,9 @@ int sam_op_account_password(const sam_server_config_t *cfg, const sam_msg_t *req
         return sam_refuse(b, req, SAM_REFUSE_INTERNAL, "out of memory", 0);
     sam_text(req, SAM_T_PASSWORD, pw, sizeof(pw));
     sam_text(req, SAM_T_OLD_SECRET, old, sizeof(old));
-    if (account_session(cfg, req, b, &p, j, &rc) != 0)
+    if (sam_account_session(cfg, req, b, &p, &j->user, &j->client, j->keep, &rc) != 0)
         goto out;
+    j->cfg = cfg;
     j->action = "password.change";
     const char *bad = sam_password_refusal(cfg, p.v->user, pw);
     if (bad == NULL && strlen(pw) == strlen(old) && CRYPTO_memcmp(pw, old, strlen(pw)) == 0)

@@ -1,14 +1,18 @@
 /*
  * test_sam_account.c - a compromised front end against csc-sam's changes of a user's factors on /account
- * (ACCOUNT_PIN with the old PIN, ACCOUNT_PASSWORD): it speaks the protocol directly to the fixture's in-process SAM
+ * (ACCOUNT_PIN with the old PIN, ACCOUNT_PASSWORD, ACCOUNT_TOTP_BEGIN/FINISH): it speaks the protocol directly to the fixture's in-process SAM
  * with no session, a forged one, a wrong CSRF token, another user's credential, new factors that break the rules, and
- * wrong old factors up to the lock-out. Each is refused by csc-sam itself, audited, and changes nothing; a right one
+ * wrong old factors up to the lock-out, spent TOTP steps, and pending TOTP changes that are forged, another user's or
+ * expired. Each is refused by csc-sam itself, audited, and changes nothing; a right one
  * replaces the verifier and, in the same write, ends the user's other sessions and revokes tokens and SADs.
  * ctest: unit_sam_account.
  */
+#include <liboath/oath.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "csc_fixture.h"
@@ -438,6 +442,270 @@ START_TEST(t_password_change_revokes)
 }
 END_TEST
 
+
+/* ---- ACCOUNT_TOTP_BEGIN / FINISH ---- */
+
+typedef struct {
+    char ticket[SAM_TOKEN_MAX + 1];
+    uint8_t secret[64];
+    size_t len;
+} pending_t;
+
+static unsigned totp_begin(const char *sid, const char *csrf, const char *otp, pending_t *out, uint32_t *about)
+{
+    raw_t r;
+    raw_begin(&r, SAM_OP_ACCOUNT_TOTP_BEGIN);
+    sam_put_str(&r.b, SAM_T_OTP, otp);
+    sam_put_str(&r.b, SAM_T_SESSION, sid);
+    sam_put_str(&r.b, SAM_T_ADDR, "192.0.2.7");
+    sam_put_str(&r.b, SAM_T_CSRF, csrf);
+    const uint8_t *msg;
+    size_t len;
+    ck_assert_int_eq(sam_build_finish(&r.b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(f.sam, msg, len, &r.rb, &r.reply), SAM_OK);
+    unsigned op = r.reply.op;
+    *about = 0;
+    if (op == SAM_OP_REFUSED) {
+        ck_assert_int_eq(sam_get_u32(&r.reply, SAM_T_REFUSAL, &r.refusal), SAM_OK);
+        (void)sam_get_u32(&r.reply, SAM_T_ABOUT, about);
+        op = REFUSED(r.refusal);
+    } else if (out != NULL) {
+        const uint8_t *sec;
+        ck_assert_int_eq(sam_get_text(&r.reply, SAM_T_ENROLL_TICKET, out->ticket, sizeof(out->ticket)), SAM_OK);
+        ck_assert_int_eq(sam_get_bytes(&r.reply, SAM_T_TOTP_SECRET, &sec, &out->len), SAM_OK);
+        ck_assert_uint_le(out->len, sizeof(out->secret));
+        memcpy(out->secret, sec, out->len);
+    }
+    sam_build_free(&r.b);
+    sam_rbuf_free(&r.rb);
+    return op;
+}
+
+static unsigned totp_finish(const char *sid, const char *csrf, const char *ticket, const char *otp, uint32_t *about)
+{
+    raw_t r;
+    raw_begin(&r, SAM_OP_ACCOUNT_TOTP_FINISH);
+    sam_put_str(&r.b, SAM_T_OTP, otp);
+    sam_put_str(&r.b, SAM_T_SESSION, sid);
+    sam_put_str(&r.b, SAM_T_ADDR, "192.0.2.7");
+    sam_put_str(&r.b, SAM_T_CSRF, csrf);
+    sam_put_str(&r.b, SAM_T_ENROLL_TICKET, ticket);
+    return raw_run(&r, about);
+}
+
+/* The code of secret at the service's clock now (f.skew: cfx_otp moves it a step at a time). */
+static void code_of(const uint8_t *secret, size_t len, char code[7])
+{
+    ck_assert_int_eq(oath_totp_generate((const char *)secret, len, time(NULL) + f.skew, 30, 0, 6, code), OATH_OK);
+}
+
+/* The fixture user's (old) secret's code now, without moving the clock. */
+static void old_code(char code[7])
+{
+    char *raw = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(oath_base32_decode(cfx_totp_secret(), strlen(cfx_totp_secret()), &raw, &len), OATH_OK);
+    code_of((const uint8_t *)raw, len, code);
+    OPENSSL_clear_free(raw, len);
+}
+
+/* The next step: the clock one step on (the old secret's code of it into code, when not NULL). */
+static void next_step(char code[7])
+{
+    char unused[7];
+    cfx_otp(&f, code != NULL ? code : unused);
+}
+
+typedef struct {
+    uint8_t sealed[STOR_TOTP_SEALED_MAX];
+    uint32_t len;
+} sealed_t;
+
+static sealed_t sealed_of(const char *name)
+{
+    sealed_t s = {.len = 0};
+    stor_user_t *u = calloc(1, sizeof(*u));
+    ck_assert_ptr_nonnull(u);
+    ck_assert_int_eq(stor_user_get(f.stor, name, u), STOR_OK);
+    memcpy(s.sealed, u->totp_sealed, u->totp_sealed_len);
+    s.len = u->totp_sealed_len;
+    stor_wipe(u, sizeof(*u));
+    free(u);
+    return s;
+}
+
+static int same_sealed(sealed_t a, sealed_t b)
+{
+    return a.len == b.len && memcmp(a.sealed, b.sealed, a.len) == 0;
+}
+
+/* bob: alice's record under another name, his TOTP secret the fixture's in clear (an older record: it opens). */
+static int bob_fn(stor_txn_t *t, void *arg)
+{
+    (void)arg;
+    stor_user_t *u = calloc(1, sizeof(*u));
+    char *raw = NULL;
+    size_t len = 0;
+    int rc = u != NULL ? stor_txn_user_get(t, CFX_USER, u) : STOR_ERR_NOMEM;
+    if (rc == STOR_OK && oath_base32_decode(cfx_totp_secret(), strlen(cfx_totp_secret()), &raw, &len) == OATH_OK &&
+        len <= sizeof(u->totp_secret)) {
+        snprintf(u->name, sizeof(u->name), "bob");
+        memset(u->totp_sealed, 0, sizeof(u->totp_sealed));
+        u->totp_sealed_len = 0;
+        memcpy(u->totp_secret, raw, len);
+        u->totp_secret_len = (uint32_t)len;
+        rc = stor_txn_user_put(t, u, 1);
+    } else if (rc == STOR_OK) {
+        rc = STOR_ERR_INVAL;
+    }
+    OPENSSL_clear_free(raw, len);
+    if (u != NULL)
+        stor_wipe(u, sizeof(*u));
+    free(u);
+    return rc;
+}
+
+typedef struct {
+    uint8_t hash[32];
+    int64_t expires;
+} expire_t;
+
+static int expire_fn(stor_txn_t *t, void *arg)
+{
+    expire_t *e = arg;
+    stor_enroll_ticket_t *k = calloc(1, sizeof(*k));
+    int rc = k != NULL ? stor_txn_enroll_ticket_get(t, e->hash, k) : STOR_ERR_NOMEM;
+    if (rc == STOR_OK) {
+        k->expires_at = e->expires;
+        rc = stor_txn_enroll_ticket_put(t, k);
+    }
+    free(k);
+    return rc;
+}
+
+/* Move the pending change's expiry (its key: SHA-256("csc-account-totp" NUL ticket)). */
+static void expire_pending(const char *ticket, int64_t when)
+{
+    static const char kind[] = "csc-account-totp";
+    expire_t e = {.expires = when};
+    char in[sizeof(kind) + SAM_TOKEN_MAX];
+    size_t n = strlen(ticket);
+    ck_assert_uint_le(n, SAM_TOKEN_MAX);
+    memcpy(in, kind, sizeof(kind));
+    memcpy(in + sizeof(kind), ticket, n);
+    SHA256((const uint8_t *)in, sizeof(kind) + n, e.hash);
+    ck_assert_int_eq(stor_write(f.stor, expire_fn, &e), STOR_OK);
+}
+
+START_TEST(t_totp_begin_refusals)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], code[7];
+    uint32_t about, failed;
+    pending_t pend;
+    cfx_page_session(&f, CFX_USER, sid, csrf); /* spends the step now */
+    sealed_t before = sealed_of(CFX_USER);
+    next_step(code);
+    ck_assert_uint_eq(totp_begin("forged-session-forged-session-forged-sessio", csrf, code, NULL, &about),
+                      REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_uint_eq(totp_begin(sid, "forged-csrf", code, NULL, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    /* a wrong code counts on the user's counters, as LOGIN's */
+    ck_assert_uint_eq(totp_begin(sid, csrf, "000000", NULL, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_uint_eq(about, SAM_T_OTP);
+    ck_assert_int_eq(user_pw_is(CFX_USER, CFX_PASSWORD, &failed, NULL), 1);
+    ck_assert_uint_eq(failed, 1);
+    /* the right code once; the same step again is spent */
+    ck_assert_uint_eq(totp_begin(sid, csrf, code, &pend, &about), DONE(SAM_OP_ACCOUNT_TOTP_BEGIN));
+    ck_assert_uint_eq(pend.len, 20);
+    ck_assert_uint_eq(totp_begin(sid, csrf, code, NULL, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_msg(strstr(last_enroll().detail, "replayed code") != NULL, "%s", last_enroll().detail);
+    /* nothing replaced yet */
+    ck_assert_int_eq(same_sealed(before, sealed_of(CFX_USER)), 1);
+}
+END_TEST
+
+START_TEST(t_totp_finish_refusals)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], bsid[OAUTH_TOKEN_BUFLEN], bcsrf[OAUTH_TOKEN_BUFLEN];
+    char code[7], ncode[7];
+    uint32_t about;
+    pending_t pend;
+    ck_assert_int_eq(stor_write(f.stor, bob_fn, NULL), STOR_OK);
+    cfx_page_session(&f, "bob", bsid, bcsrf);
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    sealed_t before = sealed_of(CFX_USER);
+    next_step(code);
+    ck_assert_uint_eq(totp_begin(sid, csrf, code, &pend, &about), DONE(SAM_OP_ACCOUNT_TOTP_BEGIN));
+    next_step(NULL);
+    code_of(pend.secret, pend.len, ncode);
+    /* FINISH without BEGIN (a ticket never issued); an /enroll-style use of the ticket's raw hash is another key */
+    ck_assert_uint_eq(totp_finish(sid, csrf, "no-such-ticket-no-such-ticket-no-such-tick", ncode, &about),
+                      REFUSED(SAM_REFUSE_NOT_FOUND));
+    ck_assert_uint_eq(about, SAM_T_ENROLL_TICKET);
+    /* bob's session with alice's ticket: not his, the same answer */
+    ck_assert_uint_eq(totp_finish(bsid, bcsrf, pend.ticket, ncode, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
+    /* alice's session with a forged form */
+    ck_assert_uint_eq(totp_finish(sid, "forged-csrf", pend.ticket, ncode, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    /* a wrong code of the new secret keeps the old one */
+    ck_assert_uint_eq(totp_finish(sid, csrf, pend.ticket, "000000", &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_uint_eq(about, SAM_T_OTP);
+    ck_assert_int_eq(same_sealed(before, sealed_of(CFX_USER)), 1);
+    /* expired */
+    expire_pending(pend.ticket, (int64_t)time(NULL) - 1);
+    ck_assert_uint_eq(totp_finish(sid, csrf, pend.ticket, ncode, &about), REFUSED(SAM_REFUSE_EXPIRED));
+    ck_assert_int_eq(same_sealed(before, sealed_of(CFX_USER)), 1);
+    /* and the old secret still signs her in */
+    char sid3[OAUTH_TOKEN_BUFLEN], csrf3[OAUTH_TOKEN_BUFLEN];
+    cfx_page_session(&f, CFX_USER, sid3, csrf3);
+}
+END_TEST
+
+START_TEST(t_totp_change_revokes)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], sid2[OAUTH_TOKEN_BUFLEN], csrf2[OAUTH_TOKEN_BUFLEN];
+    char code[7], ncode[7];
+    uint32_t about;
+    pending_t pend;
+    cfx_page_session(&f, CFX_USER, sid2, csrf2);
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    char *tok = cfx_login(&f);
+    sealed_t before = sealed_of(CFX_USER);
+    next_step(code);
+    ck_assert_uint_eq(totp_begin(sid, csrf, code, &pend, &about), DONE(SAM_OP_ACCOUNT_TOTP_BEGIN));
+    /* a code of the new secret in the step BEGIN spent is spent too */
+    code_of(pend.secret, pend.len, ncode);
+    ck_assert_uint_eq(totp_finish(sid, csrf, pend.ticket, ncode, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    next_step(NULL);
+    code_of(pend.secret, pend.len, ncode);
+    ck_assert_uint_eq(totp_finish(sid, csrf, pend.ticket, ncode, &about), DONE(SAM_OP_ACCOUNT_TOTP_FINISH));
+    ck_assert_int_eq(same_sealed(before, sealed_of(CFX_USER)), 0);
+    last_t l = last_enroll();
+    ck_assert_msg(strstr(l.detail, "action=totp.change by=account revoked: sessions=1 tokens=1") != NULL, "%s",
+                  l.detail);
+    /* the ticket is spent; the old secret's codes are refused, the new one's work */
+    ck_assert_uint_eq(totp_finish(sid, csrf, pend.ticket, ncode, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
+    next_step(NULL);
+    old_code(code);
+    ck_assert_uint_eq(totp_begin(sid, csrf, code, NULL, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    next_step(NULL);
+    code_of(pend.secret, pend.len, ncode);
+    oauth_authz_request_t *req = calloc(1, sizeof(*req));
+    ck_assert_ptr_nonnull(req);
+    snprintf(req->client_id, sizeof(req->client_id), "%s", OAUTH_APPROVAL_PAGE_CLIENT);
+    req->scope = STOR_SCOPE_SERVICE;
+    char sid3[OAUTH_TOKEN_BUFLEN], csrf3[OAUTH_TOKEN_BUFLEN];
+    ck_assert_int_eq(oauth_session_login_new(f.oauth, req, CFX_USER, CFX_PASSWORD, strlen(CFX_PASSWORD), ncode, 6,
+                                             "192.0.2.9", sid3, csrf3),
+                     OAUTH_OK);
+    free(req);
+    /* what the change revoked: the other session, the user's token */
+    ck_assert_int_eq(session_live(sid2), 0);
+    ck_assert_int_eq(session_live(sid), 1);
+    ck_assert_int_eq(token_live(tok), 0);
+    free(tok);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-account");
@@ -451,6 +719,9 @@ int main(void)
     tcase_add_test(tc, t_password_refusals);
     tcase_add_test(tc, t_password_wrong_old_locks);
     tcase_add_test(tc, t_password_change_revokes);
+    tcase_add_test(tc, t_totp_begin_refusals);
+    tcase_add_test(tc, t_totp_finish_refusals);
+    tcase_add_test(tc, t_totp_change_revokes);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }
