@@ -147,6 +147,9 @@ int web_account_action(web_t *w, const web_form_t *f, const char *sid, const oau
 int web_enroll_is_path(const char *path, size_t len);
 /* GET/POST /enroll: name + enrollment code (ENROLL_BEGIN), then password, first TOTP code, PINs (ENROLL_FINISH). */
 void web_enroll_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+/* A TOTP secret as /enroll and /account show it once: its QR code (inline SVG, id totp-qr), the base32 text (id
+ * totp-secret) and the otpauth URI, for user. 0, or -1 (nothing added). */
+int web_totp_secret(web_t *w, web_buf_t *b, const char *user, const uint8_t *secret, size_t len);
 
 /* ---- the logo info.logo names (web_logo.c) ---- */
 #define WEB_LOGO_MAX (256 * 1024)

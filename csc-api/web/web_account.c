@@ -3,7 +3,8 @@
  * keeps the sign-in, the session, the page frame and the dispatch of its forms) and lists the user's credentials (own
  * and delegated: status, certificate subject), with, for each one that waits for this user's PIN, a form whose PIN
  * csc-sam sets, and for each whose PIN is set, a form that changes it with the old PIN (ACCOUNT_PIN); and the change
- * of the password with the old one (ACCOUNT_PASSWORD). csc-sam (sam/sam_op_account.c) reads the session and checks
+ * of the password with the old one (ACCOUNT_PASSWORD), and a new TOTP secret in two steps (a code of the old one,
+ * then the new one shown once with its QR code and proven by a code: ACCOUNT_TOTP_BEGIN, _FINISH). csc-sam (sam/sam_op_account.c) reads the session and checks
  * the form itself; this process only renders and forwards: it verifies no factor and sets no verifier.
  */
 #include <stdio.h>
@@ -108,6 +109,13 @@ void web_account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
                     "name=\"new_password2\" type=\"password\" autocomplete=\"new-password\" required "
                     "maxlength=\"256\">\n<button id=\"change-password\" name=\"action\" value=\"password\" "
                     "type=\"submit\">Change the password</button>\n</form>\n</section>\n");
+    web_buf_puts(b, "<h2>Authenticator app</h2>\n<section id=\"totp-change\">\n<p>To move to a new authenticator "
+                    "app (or a new secret), enter a code of the one you use now.</p>\n");
+    web_approve_form(b, ACCOUNT_PATH, v->csrf);
+    web_buf_puts(b, "<label for=\"totp_old\">The code your app shows now</label><input id=\"totp_old\" name=\"otp\" "
+                    "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" required maxlength=\"6\">\n"
+                    "<button id=\"totp-begin\" name=\"action\" value=\"totp_begin\" type=\"submit\">New secret"
+                    "</button>\n</form>\n</section>\n");
     if (a.c != NULL) {
         stor_wipe(a.c, sizeof(*a.c));
         free(a.c);
@@ -231,6 +239,105 @@ static void do_password(web_t *w, const web_form_t *f, const char *sid, const oa
     csc_sam_end(&call);
 }
 
+/* Step 2 of the new TOTP secret: the secret (shown only now; NULL when the page is shown again after a wrong code)
+ * and the form that proves it with a code, carrying the pending change's ticket. */
+static void totp_page(web_t *w, const oauth_session_view_t *v, const char *ticket, const uint8_t *secret, size_t len,
+                      const char *error)
+{
+    web_buf_t b;
+    web_buf_init(&b, 1024 * 1024);
+    web_buf_puts(&b, "<p>Signed in as <strong id=\"user\">");
+    web_buf_html(&b, v->user);
+    web_buf_puts(&b, "</strong>.</p>\n");
+    if (error != NULL) {
+        web_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
+        web_buf_html(&b, error);
+        web_buf_puts(&b, "</p>\n");
+    }
+    if (secret != NULL) {
+        web_buf_puts(&b, "<p>Scan this new code with your authenticator app (it is shown only here, now). Your old "
+                         "app stays in use until you enter a code of the new one below.</p>\n");
+        if (web_totp_secret(w, &b, v->user, secret, len) != 0) {
+            web_buf_free(&b);
+            web_approve_list(w, v, "The new secret could not be shown. Start again.", 1);
+            return;
+        }
+    }
+    web_approve_form(&b, ACCOUNT_PATH, v->csrf);
+    web_buf_puts(&b, "<input type=\"hidden\" name=\"ticket\" value=\"");
+    web_buf_html(&b, ticket);
+    web_buf_puts(&b, "\">\n<label for=\"totp_new\">The code the new secret shows now</label><input id=\"totp_new\" "
+                     "name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" required "
+                     "maxlength=\"6\">\n<button id=\"totp-finish\" name=\"action\" value=\"totp_finish\" "
+                     "type=\"submit\">Use the new secret</button>\n</form>\n");
+    web_approve_form(&b, ACCOUNT_PATH, v->csrf);
+    web_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Cancel</button>"
+                     "</form>\n");
+    web_page(w->c, w->reply, 200, "Your account", &b);
+    web_buf_free(&b);
+}
+
+/* ACCOUNT_TOTP_BEGIN: csc-sam checks the code of the old secret (spent once; a wrong one counts) and answers the new
+ * secret and its pending change's ticket. */
+static void do_totp_begin(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v)
+{
+    const char *otp = web_form_get(f, "otp");
+    char reason[SAM_REASON_MAX + 1], ticket[SAM_TOKEN_MAX + 1];
+    const uint8_t *secret = NULL;
+    size_t len = 0;
+    csc_sam_call_t call;
+    csc_err_t err;
+    uint32_t about;
+    if (otp == NULL || strlen(otp) > SAM_OTP_MAX || csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_TOTP_BEGIN, &err) != 0) {
+        web_approve_list(w, v, "The code is not correct.", 1);
+        return;
+    }
+    (void)sam_put_text(&call.b, SAM_T_OTP, otp, strlen(otp));
+    put_session(w, &call, sid, v);
+    uint32_t r = account_run(w, &call, &about, reason);
+    if (r == 0 && sam_get_text(&call.reply, SAM_T_ENROLL_TICKET, ticket, sizeof(ticket)) == SAM_OK &&
+        sam_get_bytes(&call.reply, SAM_T_TOTP_SECRET, &secret, &len) == SAM_OK)
+        totp_page(w, v, ticket, secret, len, NULL);
+    else if (r == 0)
+        web_approve_list(w, v, "The new secret could not be made right now. Try again.", 1);
+    else
+        refused_page(w, v, r, "Too many failed attempts: your account is locked for a while.",
+                     "The code is not correct (or was used already). Wait for the next one.",
+                     "The new secret could not be made right now. Try again.");
+    OPENSSL_cleanse(ticket, sizeof(ticket));
+    csc_sam_end(&call);
+}
+
+/* ACCOUNT_TOTP_FINISH: csc-sam checks the code of the new secret and only then replaces the old one. */
+static void do_totp_finish(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v)
+{
+    const char *otp = web_form_get(f, "otp"), *ticket = web_form_get(f, "ticket");
+    char reason[SAM_REASON_MAX + 1];
+    csc_sam_call_t call;
+    csc_err_t err;
+    uint32_t about;
+    if (otp == NULL || ticket == NULL || ticket[0] == '\0' || strlen(ticket) > SAM_TOKEN_MAX ||
+        strlen(otp) > SAM_OTP_MAX || csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_TOTP_FINISH, &err) != 0) {
+        web_approve_list(w, v, "That change of secret is not known. Start again.", 1);
+        return;
+    }
+    (void)sam_put_text(&call.b, SAM_T_OTP, otp, strlen(otp));
+    put_session(w, &call, sid, v);
+    sam_put_str(&call.b, SAM_T_ENROLL_TICKET, ticket);
+    uint32_t r = account_run(w, &call, &about, reason);
+    if (r == 0)
+        web_approve_list(w, v, "The new secret is in use. Your other sessions and tokens were revoked.", 0);
+    else if (r == SAM_REFUSE_UNAUTHORIZED && about == SAM_T_OTP)
+        totp_page(w, v, ticket, NULL, 0,
+                  "The code is not correct (or was used already): your old app stays in use. Try the next code.");
+    else if (r == SAM_REFUSE_NOT_FOUND || r == SAM_REFUSE_EXPIRED)
+        web_approve_list(w, v, "That change of secret has expired or is not known. Start again.", 1);
+    else
+        refused_page(w, v, r, "Too many failed attempts: your account is locked for a while.",
+                     "The change could not be made. Start again.", "The change could not be made right now. Try again.");
+    csc_sam_end(&call);
+}
+
 int web_account_action(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v, const char *action)
 {
     if (strcmp(action, "pin") == 0) {
@@ -239,6 +346,14 @@ int web_account_action(web_t *w, const web_form_t *f, const char *sid, const oau
     }
     if (strcmp(action, "password") == 0) {
         do_password(w, f, sid, v);
+        return 1;
+    }
+    if (strcmp(action, "totp_begin") == 0) {
+        do_totp_begin(w, f, sid, v);
+        return 1;
+    }
+    if (strcmp(action, "totp_finish") == 0) {
+        do_totp_finish(w, f, sid, v);
         return 1;
     }
     return 0;

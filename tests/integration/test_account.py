@@ -1,10 +1,13 @@
 """/account changes of the user's own factors (issue 12), through the pages as a person uses them: a PIN that is set
 is changed with the old one (old PIN refused by authorize afterwards, the new one works; wrong old PINs lock the
 credential as authorize does), the password with the old one (the old no longer signs in, the new one does; the rules
-of /enroll); every change ends the user's other signed-in sessions and revokes the tokens it concerns, and is audited
+of /enroll), the TOTP secret with a code of the old one and then of the new one (the old one's codes refused
+afterwards); every change ends the user's other signed-in sessions and revokes the tokens it concerns, and is audited
 without a secret."""
 import hashlib
 import os
+import re
+import time
 import unittest
 
 import harness as H
@@ -126,6 +129,52 @@ class TestAccount(unittest.TestCase):
         for s in (pw, new_pw, "Wrong-Pass-1234", SVC.totp_of("paul")):
             self.assertNotIn(s, audit)
         SVC.users["paul"]["password"] = new_pw
+
+    def test_totp_change(self):
+        pw = H.pw("tina")
+        SVC.add_user("tina", pw)
+        old = SVC.totp_of("tina")
+        tok = SVC.token("tina", pw)
+        other = signed_in("tina")
+        acc = signed_in("tina")
+        self.assertIn('id="totp-begin"', acc.text)
+        acc.post({"action": "totp_begin", "otp": "000000"})
+        self.assertIn("not correct", acc.error())
+        acc.post({"action": "totp_begin", "otp": H.fresh_totp(old, SVC.used_otps)})
+        self.assertEqual(acc.last.status, 200, acc.text[:2000])
+        self.assertIn('id="totp-qr"', acc.text)
+        m = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', acc.text)
+        self.assertTrue(m, acc.text[:3000])
+        new = m.group(1)
+        self.assertNotEqual(new, old)
+        # A wrong code of the new secret keeps the old one.
+        acc.post({"action": "totp_finish", "ticket": re.search(r'name="ticket" value="([^"]+)"', acc.text).group(1),
+                  "otp": "000000"})
+        self.assertIn("old app stays in use", acc.error())
+        self.assertNotIn('id="totp-secret"', acc.text)  # shown once only
+        # The step the old code spent is spent for the new secret too: the next one proves it.
+        now = int(time.time() // 30)
+        SVC.used_otps.update({(new, now), (new, now - 1)})
+        acc.post({"action": "totp_finish", "ticket": re.search(r'name="ticket" value="([^"]+)"', acc.text).group(1),
+                  "otp": H.fresh_totp(new, SVC.used_otps)})
+        self.assertEqual(acc.last.status, 200, acc.text[:2000])
+        self.assertIn("The new secret is in use", acc.text)
+        # The old secret's codes no longer sign in; the new one's do. The token and the other session are over.
+        b = H.Browser(SVC, "/account")
+        b.get()
+        b.post({"action": "login", "username": "tina", "password": pw, "otp": H.fresh_totp(old, SVC.used_otps)})
+        self.assertNotIn('id="user"', b.text)
+        SVC.users["tina"]["totp"] = new
+        signed_in("tina")
+        self.assertEqual(SVC.post("credentials/list", {}, tok).status, 401)
+        other.get()
+        self.assertNotIn('id="user"', other.text)
+        audit = audit_of("tina")
+        self.assertIn("action=totp.change.begin by=account denied: wrong code", audit)
+        self.assertIn("action=totp.change by=account denied: wrong code of the new secret", audit)
+        self.assertIn("action=totp.change by=account revoked: sessions=1 tokens=1", audit)
+        for s in (old, new, pw):
+            self.assertNotIn(s, audit)
 
     def test_forged_form_is_refused(self):
         pw = H.pw("fred")
