@@ -163,6 +163,19 @@ static unsigned window_of(const sam_server_config_t *cfg)
     return w != 0 ? w : 1;
 }
 
+/* otp against secret at j's clock (the step into j->step, j->code_ok): 0, or -1 with the refusal built (*rc). */
+static int code_check(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, totp_change_t *j,
+                      const uint8_t *secret, size_t len, const char *otp, int *rc)
+{
+    int orc = oauth_totp_check(secret, len, otp, strlen(otp), j->now, window_of(cfg), &j->step);
+    if (orc != OAUTH_OK && orc != OAUTH_ERR_DENIED) {
+        *rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "the code cannot be checked", 0);
+        return -1;
+    }
+    j->code_ok = orc == OAUTH_OK;
+    return 0;
+}
+
 /* The refusal of j after a write that returned src (1: refused in the write, 0: maybe counted). */
 static int totp_refusal(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, totp_change_t *j,
                         int src, unsigned about)
@@ -200,12 +213,8 @@ int sam_op_account_totp_begin(const sam_server_config_t *cfg, const sam_msg_t *r
         rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "the TOTP secret cannot be opened now", 0);
         goto out;
     }
-    rc = oauth_totp_check(cur, cur_len, otp, strlen(otp), j->now, window_of(cfg), &j->step);
-    if (rc != OAUTH_OK && rc != OAUTH_ERR_DENIED) {
-        rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "the code cannot be checked", 0);
+    if (code_check(cfg, req, b, j, cur, cur_len, otp, &rc) != 0)
         goto out;
-    }
-    j->code_ok = rc == OAUTH_OK;
     /* What a right code gets, made before the write: the ticket and the new secret, sealed for the user. */
     if (RAND_priv_bytes(raw, sizeof(raw)) != 1 || oauth_totp_new_secret(secret) != 0) {
         rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "no randomness", 0);
@@ -325,12 +334,8 @@ int sam_op_account_totp_finish(const sam_server_config_t *cfg, const sam_msg_t *
         rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "the pending TOTP secret cannot be opened now", 0);
         goto out;
     }
-    rc = oauth_totp_check(secret, len, otp, strlen(otp), j->now, window_of(cfg), &j->step);
-    if (rc != OAUTH_OK && rc != OAUTH_ERR_DENIED) {
-        rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "the code cannot be checked", 0);
+    if (code_check(cfg, req, b, j, secret, len, otp, &rc) != 0)
         goto out;
-    }
-    j->code_ok = rc == OAUTH_OK;
     src = stor_write(cfg->stor, finish_fn, j);
     if (src != 0 || j->refusal != 0) {
         rc = totp_refusal(cfg, req, b, j, src, SAM_T_ENROLL_TICKET);
