@@ -226,6 +226,53 @@ static last_t last_enroll(void)
     return l;
 }
 
+/* A credential-scope access token of alice's for cred, stored under hash {tag, 0, ...} (as the OAuth flow issues). */
+typedef struct {
+    uint8_t hash[32];
+    const char *cred;
+    uint32_t revoked;
+} cred_tok_t;
+
+static int cred_tok_put_fn(stor_txn_t *t, void *arg)
+{
+    cred_tok_t *q = arg;
+    stor_token_t tok;
+    memset(&tok, 0, sizeof(tok));
+    memcpy(tok.hash, q->hash, 32);
+    tok.kind = STOR_TOKEN_ACCESS;
+    tok.scope = STOR_SCOPE_CREDENTIAL;
+    snprintf(tok.user, sizeof(tok.user), "%s", CFX_USER);
+    snprintf(tok.client, sizeof(tok.client), "%s", CFX_CLIENT);
+    snprintf(tok.cred, sizeof(tok.cred), "%s", q->cred);
+    tok.issued_at = (int64_t)time(NULL);
+    tok.expires_at = tok.issued_at + 3600 + f.skew;
+    tok.grant[0] = q->hash[0];
+    return stor_txn_token_put(t, &tok);
+}
+
+static int cred_tok_get_fn(stor_txn_t *t, void *arg)
+{
+    cred_tok_t *q = arg;
+    stor_token_t tok;
+    int rc = stor_txn_token_get(t, q->hash, &tok);
+    q->revoked = tok.revoked;
+    return rc;
+}
+
+static void cred_token(cred_tok_t *q, uint8_t tag, const char *cred)
+{
+    memset(q, 0, sizeof(*q));
+    q->hash[0] = tag;
+    q->cred = cred;
+    ck_assert_int_eq(stor_write(f.stor, cred_tok_put_fn, q), STOR_OK);
+}
+
+static int cred_token_revoked(cred_tok_t *q)
+{
+    ck_assert_int_eq(stor_read(f.stor, cred_tok_get_fn, q), STOR_OK);
+    return (int)q->revoked;
+}
+
 /* ---- ACCOUNT_PIN with the old PIN ---- */
 
 START_TEST(t_pin_change_refusals)
@@ -344,6 +391,9 @@ START_TEST(t_pin_change_revokes)
     cfx_page_session(&f, CFX_USER, sid, csrf);
     char *tok = cfx_login(&f);
     char *sad_ec = sad_for(tok, CFX_CRED_EC), *sad_rsa = sad_for(tok, CFX_CRED_RSA);
+    cred_tok_t ct_ec, ct_rsa;
+    cred_token(&ct_ec, 0xe1, CFX_CRED_EC);
+    cred_token(&ct_rsa, 0xe2, CFX_CRED_RSA);
     /* one wrong try first: the right one starts the counters over */
     ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, "11111111", NEW_PIN, &about),
                       REFUSED(SAM_REFUSE_UNAUTHORIZED));
@@ -356,12 +406,15 @@ START_TEST(t_pin_change_revokes)
     ck_assert_int_eq(sad_stored(sad_ec), 0);
     ck_assert_int_eq(sad_stored(sad_rsa), 1);
     ck_assert_int_eq(token_live(tok), 1);
+    /* the credential-scope token of that credential is revoked, the other credential's is not */
+    ck_assert_int_eq(cred_token_revoked(&ct_ec), 1);
+    ck_assert_int_eq(cred_token_revoked(&ct_rsa), 0);
     /* the other session ended, the one that made the change goes on */
     ck_assert_int_eq(session_live(sid2), 0);
     ck_assert_int_eq(session_live(sid), 1);
     last_t l = last_enroll();
     ck_assert_int_eq(l.result, STOR_RES_OK);
-    ck_assert_msg(strstr(l.detail, "action=pin.change by=account revoked: sessions=1 tokens=0 sads=1") != NULL, "%s",
+    ck_assert_msg(strstr(l.detail, "action=pin.change by=account revoked: sessions=1 tokens=1 sads=1") != NULL, "%s",
                   l.detail);
     ck_assert_ptr_null(strstr(l.detail, NEW_PIN));
     /* the old PIN no longer changes it */
