@@ -158,6 +158,18 @@ int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, s
 int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** LOGIN: the pages' sign-in: password (scrypt) and TOTP (the secret opened here), lock-out, the browser session. */
 int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** ACCOUNT_PASSWORD: /account: the old password (a wrong one counts as a failed sign-in), a new one (the rules). */
+int sam_op_account_password(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** ACCOUNT_TOTP_BEGIN, ACCOUNT_TOTP_FINISH (sam_op_account_totp.c): /account's new TOTP secret: a code of the old
+ *  one -> a pending sealed secret (a ticket); a code of the new one -> the user's TOTP replaced. */
+int sam_op_account_totp_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_account_totp_finish(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** The account page's session of req (sam_page_open; refused unless signed in on the account page): its user and
+ *  the audit client (pointing into p), and keep = SHA-256 of the session id. 0, or -1 with the refusal built (*rc). */
+int sam_account_session(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, sam_page_t *p,
+                        const char **user, const char **client, uint8_t keep[32], int *rc);
+/** The password rules (password_min_length, password_classes, not the name): NULL if pw is acceptable, else why not. */
+const char *sam_password_refusal(const sam_server_config_t *cfg, const char *user, const char *pw);
 /** The PIN rule (pin_min_length..32 digits): NULL if pin is acceptable, else why not. */
 const char *sam_pin_refusal(const sam_server_config_t *cfg, const char *pin);
 /** Set user's PIN of c to the verifier ver (vlen bytes) and mark it set (owner or delegate). @return 0 or -1 */

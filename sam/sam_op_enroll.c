@@ -227,7 +227,7 @@ const char *sam_pin_refusal(const sam_server_config_t *cfg, const char *pin)
 }
 
 /* The password rules: password_min_length..128 bytes, password_classes of the four classes, not the name in it. */
-static const char *password_refusal(const sam_server_config_t *cfg, const char *user, const char *pw)
+const char *sam_password_refusal(const sam_server_config_t *cfg, const char *user, const char *pw)
 {
     static __thread char why[160];
     unsigned min = cfg->password_min_length != 0 ? cfg->password_min_length : 12;
@@ -841,7 +841,7 @@ int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, s
                                                 SAM_T_ENROLL_TICKET);
         goto out;
     }
-    const char *bad = password_refusal(cfg, f->k.user, pw);
+    const char *bad = sam_password_refusal(cfg, f->k.user, pw);
     unsigned about = SAM_T_PASSWORD;
     sam_iter_t ic, ip;
     const uint8_t *v;

@@ -230,12 +230,41 @@ static const sam_field_spec_t enroll_finish_r[] = {
 };
 /* /account: the browser session (stored: the SAM reads its user) and the form's CSRF token, the credential and its
  * new PIN. */
-static const sam_field_spec_t account_pin[] = {
+static const sam_field_spec_t account_pin[] = { /* OLD_SECRET: the PIN set now (a change), absent while it waits */
     CRED,
     TEXT(SAM_T_PIN, REQ, 0, SAM_SECRET_MAX),
     SESSION,
     TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
     TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_OLD_SECRET, OPT, 0, SAM_SECRET_MAX),
+};
+/* /account's change of password: the session and form token, the new password and the old one as typed. */
+static const sam_field_spec_t account_password[] = {
+    SESSION,
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+    TEXT(SAM_T_OLD_SECRET, REQ, 0, SAM_SECRET_MAX),
+};
+/* /account's new TOTP secret, step 1: a code of the old secret; the reply: the pending secret and its ticket. */
+static const sam_field_spec_t account_totp_begin[] = {
+    TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
+    SESSION,
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+};
+static const sam_field_spec_t account_totp_begin_r[] = {
+    U32(SAM_T_EXPIRES_IN, REQ, 0, UINT32_MAX),
+    TEXT(SAM_T_ENROLL_TICKET, REQ, 1, SAM_TOKEN_MAX),
+    BYTES(SAM_T_TOTP_SECRET, REQ, 1, 64),
+};
+/* Step 2: the ticket of step 1 and a code of the new secret. */
+static const sam_field_spec_t account_totp_finish[] = {
+    TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
+    SESSION,
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_ENROLL_TICKET, REQ, 1, SAM_TOKEN_MAX),
 };
 /* The pages' sign-in (LOGIN): what the person typed (empty values are wrong ones: they cost the same and count), the
  * address, and the request the session is for; csc-sam checks the factors and answers the session it stored. */
@@ -449,6 +478,9 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_ENROLL_FINISH, 0, "ENROLL_FINISH", enroll_finish, enroll_finish_r),
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PIN, 0, "ACCOUNT_PIN", account_pin),
     OP(SAM_OP_LOGIN, 0, "LOGIN", login, login_r),
+    OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PASSWORD, 0, "ACCOUNT_PASSWORD", account_password),
+    OP(SAM_OP_ACCOUNT_TOTP_BEGIN, 0, "ACCOUNT_TOTP_BEGIN", account_totp_begin, account_totp_begin_r),
+    OP_EMPTY_REPLY(SAM_OP_ACCOUNT_TOTP_FINISH, 0, "ACCOUNT_TOTP_FINISH", account_totp_finish),
     OP(SAM_OP_ENROLL_ISSUE, 0, "ENROLL_ISSUE", enroll_issue, enroll_issue_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };

@@ -626,6 +626,8 @@ typedef struct collect {
     int64_t now;
     stor_hash_list_t *l;
     unsigned *live;
+    const char *cred;   /* NULL: any; else only records naming this credential (at cred_off) */
+    size_t cred_off;
 } collect_t;
 
 static int collect_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
@@ -645,6 +647,12 @@ static int collect_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const M
         return rc;
     if (strcmp(name, c->user) != 0)
         return 0;
+    if (c->cred != NULL) {
+        if ((rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->cred_off, name, sizeof(name))) != 0)
+            return rc;
+        if (strcmp(name, c->cred) != 0)
+            return 0;
+    }
     if (c->flag_off != 0) {
         if ((rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->flag_off, &flag, sizeof(flag))) != 0)
             return rc;
@@ -663,7 +671,17 @@ static int collect_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const M
 static int collect_user(stor_txn_t *t, int db, stor_rec_type_t type, const char *user, size_t user_off,
                         size_t exp_off, size_t flag_off, int64_t now, stor_hash_list_t *l, unsigned *live)
 {
-    collect_t c = { type, user, user_off, exp_off, flag_off, now, l, live };
+    collect_t c = { type, user, user_off, exp_off, flag_off, now, l, live, NULL, 0 };
+
+    return stor_walk(t, db, STOR_WALK_ALL, NULL, collect_row, &c);
+}
+
+/* collect_user for the records of db that also name cred (at cred_off). */
+static int collect_cred(stor_txn_t *t, int db, stor_rec_type_t type, const char *user, size_t user_off,
+                        const char *cred, size_t cred_off, size_t exp_off, size_t flag_off, int64_t now,
+                        stor_hash_list_t *l, unsigned *live)
+{
+    collect_t c = { type, user, user_off, exp_off, flag_off, now, l, live, cred, cred_off };
 
     return stor_walk(t, db, STOR_WALK_ALL, NULL, collect_row, &c);
 }
@@ -678,7 +696,18 @@ static int del_listed(stor_txn_t *t, int db, const stor_hash_list_t *l)
     return 0;
 }
 
-int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_revoked_t *out)
+/* Collect the rows of db that name user (and cred, unless NULL). */
+static int collect_of(stor_txn_t *t, int db, stor_rec_type_t type, const char *user, size_t user_off, const char *cred,
+                      size_t cred_off, size_t exp_off, size_t flag_off, int64_t now, stor_hash_list_t *l,
+                      unsigned *live)
+{
+    l->n = 0;
+    return cred == NULL ? collect_user(t, db, type, user, user_off, exp_off, flag_off, now, l, live)
+                        : collect_cred(t, db, type, user, user_off, cred, cred_off, exp_off, flag_off, now, l, live);
+}
+
+/* stor_txn_user_revoke_all, or with cred only what names that credential. */
+static int revoke_of(stor_txn_t *t, const char *user, const char *cred, int64_t now, stor_revoked_t *out)
 {
     stor_hash_list_t l = {0};
     unsigned dead = 0;
@@ -688,12 +717,13 @@ int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_
     if (out == NULL)
         return STOR_ERR_INVAL;
     memset(out, 0, sizeof(*out));
-    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0)
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0 ||
+        (cred != NULL && (rc = stor_name_check(cred)) != 0))
         return rc;
-    /* Tokens: marked revoked (kept, like every revocation). */
-    if ((rc = collect_user(t, STOR_DB_TOKENS, STOR_REC_TOKEN, user, offsetof(stor_token_t, user),
-                           offsetof(stor_token_t, expires_at), offsetof(stor_token_t, revoked), now, &l,
-                           &out->tokens)) != 0)
+    /* Tokens: marked revoked (kept, like every revocation); with cred, the credential-scope tokens of cred. */
+    if ((rc = collect_of(t, STOR_DB_TOKENS, STOR_REC_TOKEN, user, offsetof(stor_token_t, user), cred,
+                         offsetof(stor_token_t, cred), offsetof(stor_token_t, expires_at),
+                         offsetof(stor_token_t, revoked), now, &l, &out->tokens)) != 0)
         goto out;
     for (size_t i = 0; i < l.n; i++) {
         if ((rc = stor_txn_token_get(t, l.h[i], &tok)) != 0)
@@ -703,25 +733,62 @@ int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_
             goto out;
     }
     /* SADs (those of credential tokens too), pending SADs, unused codes: deleted. */
-    l.n = 0;
-    if ((rc = collect_user(t, STOR_DB_SADS, STOR_REC_SAD, user, offsetof(stor_sad_t, user),
-                           offsetof(stor_sad_t, expires_at), 0, now, &l, &out->sads)) != 0 ||
+    if ((rc = collect_of(t, STOR_DB_SADS, STOR_REC_SAD, user, offsetof(stor_sad_t, user), cred,
+                         offsetof(stor_sad_t, cred), offsetof(stor_sad_t, expires_at), 0, now, &l, &out->sads)) != 0 ||
         (rc = del_listed(t, STOR_DB_SADS, &l)) != 0)
         goto out;
-    l.n = 0;
-    if ((rc = collect_user(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, user, offsetof(stor_sad_t, user),
-                           offsetof(stor_sad_t, expires_at), 0, now, &l, &dead)) != 0 ||
+    if ((rc = collect_of(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, user, offsetof(stor_sad_t, user), cred,
+                         offsetof(stor_sad_t, cred), offsetof(stor_sad_t, expires_at), 0, now, &l, &dead)) != 0 ||
         (rc = del_listed(t, STOR_DB_PENDING_SADS, &l)) != 0)
         goto out;
-    l.n = 0;
-    if ((rc = collect_user(t, STOR_DB_CODES, STOR_REC_CODE, user, offsetof(stor_code_t, user),
-                           offsetof(stor_code_t, expires_at), offsetof(stor_code_t, used), now, &l,
-                           &out->pending)) != 0 ||
+    if ((rc = collect_of(t, STOR_DB_CODES, STOR_REC_CODE, user, offsetof(stor_code_t, user), cred,
+                         offsetof(stor_code_t, cred), offsetof(stor_code_t, expires_at), offsetof(stor_code_t, used),
+                         now, &l, &out->pending)) != 0 ||
         (rc = del_listed(t, STOR_DB_CODES, &l)) != 0)
         goto out;
 out:
     free(l.h);
     OPENSSL_cleanse(&tok, sizeof(tok));
+    return rc;
+}
+
+int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_revoked_t *out)
+{
+    return revoke_of(t, user, NULL, now, out);
+}
+
+int stor_txn_user_revoke_cred(stor_txn_t *t, const char *user, const char *cred, int64_t now, stor_revoked_t *out)
+{
+    return cred == NULL ? STOR_ERR_INVAL : revoke_of(t, user, cred, now, out);
+}
+
+int stor_txn_websession_end_user(stor_txn_t *t, const char *user, const uint8_t keep[32], int64_t now, unsigned *n)
+{
+    stor_hash_list_t l = {0};
+    unsigned live = 0;
+    int rc;
+
+    if (n == NULL)
+        return STOR_ERR_INVAL;
+    *n = 0;
+    if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0)
+        return rc;
+    if ((rc = collect_user(t, STOR_DB_WEBSESSIONS, STOR_REC_WEBSESSION, user, offsetof(stor_websession_t, user),
+                           offsetof(stor_websession_t, expires_at), 0, now, &l, &live)) != 0)
+        goto out;
+    for (size_t i = 0; i < l.n; i++) {
+        stor_websession_t s;
+        if (keep != NULL && memcmp(l.h[i], keep, 32) == 0)
+            continue; /* the session that made the change */
+        if ((rc = stor_txn_websession_get(t, l.h[i], &s)) != 0)
+            goto out;
+        *n += s.expires_at > now; /* an expired one is only purged early */
+        OPENSSL_cleanse(s.csrf, sizeof(s.csrf));
+        if ((rc = stor_del_by_hash(t, STOR_DB_WEBSESSIONS, l.h[i])) != 0)
+            goto out;
+    }
+out:
+    free(l.h);
     return rc;
 }
 

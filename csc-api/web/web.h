@@ -128,6 +128,18 @@ int web_approve_is_path(const char *path, size_t len);
 /* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */
 
 void web_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+/* What the account page's part (web_account.c) uses of the page it belongs to: a form posting to path with the
+ * session's CSRF token, the signed-in page (the user, a note or error, the page's list), the busy page. */
+void web_approve_form(web_buf_t *b, const char *path, const char *csrf);
+void web_approve_list(web_t *w, const oauth_session_view_t *v, const char *note, int is_error);
+void web_approve_busy(web_t *w);
+
+/* ---- the account page's own part (web_account.c), called by web_approve.c on /account ------------------ */
+
+/* The user's credentials (own and delegated) and the forms of the account page. */
+void web_account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b);
+/* A signed-in post of /account (session and CSRF token checked by the caller, and again by csc-sam): 1 = handled. */
+int web_account_action(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v, const char *action);
 
 
 /* ---- the enrollment page (web_enroll.c) ---------------------------------------------------------------- */
@@ -135,6 +147,9 @@ void web_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
 int web_enroll_is_path(const char *path, size_t len);
 /* GET/POST /enroll: name + enrollment code (ENROLL_BEGIN), then password, first TOTP code, PINs (ENROLL_FINISH). */
 void web_enroll_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+/* A TOTP secret as /enroll and /account show it once: its QR code (inline SVG, id totp-qr), the base32 text (id
+ * totp-secret) and the otpauth URI, for user. 0, or -1 (nothing added). */
+int web_totp_secret(web_t *w, web_buf_t *b, const char *user, const uint8_t *secret, size_t len);
 
 /* ---- the logo info.logo names (web_logo.c) ---- */
 #define WEB_LOGO_MAX (256 * 1024)

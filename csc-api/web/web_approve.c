@@ -12,9 +12,8 @@
  * Requests are named on the page by a random reference, never by the handle itself. The page lists them from
  * storage (oauth_approval_each, read-only); the decision is csc-sam's (APPROVE, sam/sam_op_approve.c), which reads the
  * session itself: this process files, decides and answers no approval.
- * The account page (issue 12) is the same page at /account, with the same sign-in and session: it lists the user's
- * credentials (own and delegated: status, certificate subject) and, for each one that waits for this user's PIN, a
- * form whose PIN csc-sam sets (ACCOUNT_PIN, sam/sam_op_account.c, which reads the session and checks the form itself).
+ * The account page (issue 12) is the same page at /account, with the same sign-in and session; its own part, the
+ * user's credentials and the forms that change the user's factors, is web_account.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +76,7 @@ static void message_page(web_t *w, int status, const char *title, const char *ms
     web_buf_free(&b);
 }
 
-static void form_open(web_buf_t *b, const char *path, const char *csrf)
+void web_approve_form(web_buf_t *b, const char *path, const char *csrf)
 {
     web_buf_printf(b, "<form method=\"post\" action=\"%s\" autocomplete=\"off\">\n"
                       "<input type=\"hidden\" name=\"csrf\" value=\"", path);
@@ -96,7 +95,7 @@ static void login_page(web_t *w, const char *csrf, const char *error, const char
         web_buf_html(&b, error);
         web_buf_puts(&b, "</p>\n");
     }
-    form_open(&b, page_path(w), csrf);
+    web_approve_form(&b, page_path(w), csrf);
     web_buf_puts(&b, "<label for=\"username\">User name</label>"
                      "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
     web_buf_html(&b, username != NULL ? username : "");
@@ -157,7 +156,7 @@ static void list_one(const oauth_approval_view_t *v, void *arg)
     }
     web_buf_printf(b, "<tr><th>Expires in</th><td>%lld s</td></tr></table>\n",
                    (long long)(v->expires > l->now ? v->expires - l->now : 0));
-    form_open(b, APPROVE_PATH, l->csrf);
+    web_approve_form(b, APPROVE_PATH, l->csrf);
     web_buf_printf(b, "<input type=\"hidden\" name=\"ref\" value=\"%s\">\n", ref);
     if (v->needs_pin)
         web_buf_printf(b, "<label for=\"pin-%s\">PIN of this credential</label>"
@@ -168,138 +167,7 @@ static void list_one(const oauth_approval_view_t *v, void *arg)
                     "formnovalidate>Refuse</button>\n</form>\n</section>\n");
 }
 
-/* ---- the account page's credentials ---- */
-
-typedef struct acct {
-    web_buf_t *b;
-    const char *user;
-    const char *csrf;
-    stor_txn_t *t;
-    stor_cred_t *c;  /* scratch for a delegated credential */
-    unsigned n;
-} acct_t;
-
-/* One credential of the user (own or delegated): a row, and the PIN form when it waits for the user's PIN. */
-static int acct_row(const stor_cred_t *c, void *arg)
-{
-    acct_t *a = arg;
-    web_buf_t *b = a->b;
-    char subj[256] = "-";
-    X509 *certs[4];
-    size_t n = 0;
-    int waiting = c->status != STOR_CRED_DESTROYED && stor_cred_pin_unset(c, a->user);
-    if (pki_certs_load(c->certs, c->certs_len, certs, 4, &n) == PKI_OK && n > 0)
-        pki_dn(X509_get_subject_name(certs[0]), subj, sizeof(subj));
-    pki_certs_free(certs, n);
-    a->n++;
-    web_buf_puts(b, "<tr class=\"cred\" id=\"cred-");
-    web_buf_html(b, c->id);
-    web_buf_puts(b, "\"><td class=\"id\">");
-    web_buf_html(b, c->id);
-    web_buf_printf(b, "%s</td><td class=\"status\">%s</td><td class=\"subject\">",
-                   strcmp(c->owner, a->user) != 0 ? " (delegated)" : "",
-                   c->status == STOR_CRED_ENABLED     ? "enabled"
-                   : c->status == STOR_CRED_DESTROYED ? "destroyed"
-                   : c->status == STOR_CRED_PENDING   ? "waiting for its certificate"
-                                                      : "disabled");
-    web_buf_html(b, subj);
-    web_buf_printf(b, "</td><td class=\"pin\">%s", waiting ? "not set" : strstr(c->auth_expr, "PIN") ? "set" : "-");
-    if (waiting) {
-        form_open(b, ACCOUNT_PATH, a->csrf);
-        web_buf_puts(b, "<input type=\"hidden\" name=\"cred\" value=\"");
-        web_buf_html(b, c->id);
-        web_buf_puts(b, "\"><label>New PIN (digits)<input name=\"pin\" type=\"password\" inputmode=\"numeric\" "
-                        "pattern=\"[0-9]*\" required maxlength=\"32\"></label><label>The PIN again<input name=\"pin2\" "
-                        "type=\"password\" inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\"></label>"
-                        "<button name=\"action\" value=\"pin\" type=\"submit\" class=\"set-pin\">Set the PIN</button>"
-                        "</form>");
-    }
-    web_buf_puts(b, "</td></tr>\n");
-    return 0;
-}
-
-/* A credential the delegation index names for the user: listed only while its record still names them (as
- * credentials/list does). */
-static int acct_delegated(const char *id, void *arg)
-{
-    acct_t *a = arg;
-    int rc = stor_txn_cred_get(a->t, id, a->c);
-    if (rc == STOR_ERR_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return rc;
-    return stor_cred_delegate(a->c, a->user) >= 0 ? acct_row(a->c, a) : 0;
-}
-
-static int acct_fn(stor_txn_t *t, void *arg)
-{
-    acct_t *a = arg;
-    a->t = t;
-    int rc = stor_txn_cred_each(t, a->user, acct_row, a);
-    return rc != 0 ? rc : stor_txn_delegation_each(t, a->user, acct_delegated, a);
-}
-
-static void account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
-{
-    acct_t a = {.b = b, .user = v->user, .csrf = v->csrf};
-    web_buf_puts(b, "<table id=\"creds\"><tr><th>Signing key</th><th>Status</th><th>Certificate</th><th>PIN</th></tr>\n");
-    if ((a.c = malloc(sizeof(*a.c))) == NULL || stor_read(w->c->stor, acct_fn, &a) != 0)
-        web_buf_puts(b, "<tr><td colspan=\"4\">Your signing keys cannot be listed right now.</td></tr>\n");
-    web_buf_puts(b, "</table>\n");
-    if (a.n == 0)
-        web_buf_puts(b, "<p id=\"none\">You have no signing key yet.</p>\n");
-    if (a.c != NULL) {
-        stor_wipe(a.c, sizeof(*a.c));
-        free(a.c);
-    }
-}
-
-static void list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error);
-
-/* ACCOUNT_PIN: csc-sam reads the session, checks the form's CSRF token, the PIN rule and that the credential waits for
- * this user's PIN. */
-static void do_pin(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v)
-{
-    const char *cred = web_form_get(f, "cred"), *pin = web_form_get(f, "pin"), *pin2 = web_form_get(f, "pin2");
-    csc_sam_call_t call;
-    csc_err_t err;
-    if (cred == NULL || pin == NULL || pin2 == NULL || strlen(cred) > SAM_NAME_MAX || cred[0] == '\0') {
-        list_page(w, v, "That signing key is not known.", 1);
-        return;
-    }
-    if (strlen(pin) != strlen(pin2) || CRYPTO_memcmp(pin, pin2, strlen(pin)) != 0) {
-        list_page(w, v, "The two PINs are not the same.", 1);
-        return;
-    }
-    if (csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_PIN, &err) != 0) {
-        list_page(w, v, "The PIN could not be set right now. Try again.", 1);
-        return;
-    }
-    sam_put_str(&call.b, SAM_T_CRED, cred);
-    (void)sam_put_text(&call.b, SAM_T_PIN, pin, strlen(pin));
-    sam_put_str(&call.b, SAM_T_SESSION, sid);
-    if (w->call->client != NULL && w->call->client[0] != '\0' && strlen(w->call->client) <= SAM_ADDR_MAX)
-        sam_put_str(&call.b, SAM_T_ADDR, w->call->client);
-    sam_put_str(&call.b, SAM_T_CSRF, v->csrf);
-    if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) == 0) {
-        list_page(w, v, "The PIN is set.", 0);
-    } else {
-        uint32_t r = 0, about = 0;
-        char reason[SAM_REASON_MAX + 1] = "";
-        int refused = call.reply.op == SAM_OP_REFUSED && sam_get_u32(&call.reply, SAM_T_REFUSAL, &r) == SAM_OK;
-        (void)sam_get_u32(&call.reply, SAM_T_ABOUT, &about);
-        if (refused && r == SAM_REFUSE_BAD_MESSAGE && about == SAM_T_PIN &&
-            sam_get_text(&call.reply, SAM_T_REASON, reason, sizeof(reason)) == SAM_OK)
-            list_page(w, v, reason, 1); /* the PIN rule, in words */
-        else if (refused && r == SAM_REFUSE_NOT_FOUND)
-            list_page(w, v, "That signing key does not wait for your PIN.", 1);
-        else
-            list_page(w, v, "The PIN could not be set right now. Try again.", 1);
-    }
-    csc_sam_end(&call);
-}
-
-static void list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
+void web_approve_list(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
 {
     web_buf_t b;
     list_ctx_t l = {.b = &b, .csrf = v->csrf, .now = time(NULL)};
@@ -314,10 +182,10 @@ static void list_page(web_t *w, const oauth_session_view_t *v, const char *note,
         web_buf_puts(&b, "</p>\n");
     }
     if (is_account(w))
-        account_list(w, v, &b);
+        web_account_list(w, v, &b);
     else if (oauth_approval_each(w->c->oauth, v->user, list_one, &l) == 0)
         web_buf_puts(&b, "<p id=\"none\">No request is waiting for your approval.</p>\n");
-    form_open(&b, page_path(w), v->csrf);
+    web_approve_form(&b, page_path(w), v->csrf);
     web_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Refresh</button>"
                      "<button name=\"action\" value=\"logout\" type=\"submit\" class=\"secondary\">Sign out</button>\n"
                      "</form>\n");
@@ -352,7 +220,7 @@ static void approve_get(web_t *w, oauth_session_view_t *v)
     char sid[OAUTH_TOKEN_BUFLEN], ticket[OAUTH_TICKET_COOKIE_LEN];
 
     if (session_of(w, sid, v) == 0 && v->user[0] != '\0') {
-        list_page(w, v, NULL, 0);
+        web_approve_list(w, v, NULL, 0);
     } else if (oauth_ticket_new(w->c->oauth, "approve", ticket) != OAUTH_OK) {
         message_page(w, 503, "Try again later", "The service is busy.");
     } else {
@@ -363,7 +231,7 @@ static void approve_get(web_t *w, oauth_session_view_t *v)
 }
 
 /* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
-static void busy_page(web_t *w)
+void web_approve_busy(web_t *w)
 {
     web_busy_page(w->c, w->reply, is_account(w) ? "<p><a href=\"" ACCOUNT_PATH "\">Start again</a></p>"
                                                 : "<p><a href=\"" APPROVE_PATH "\">Start again</a></p>");
@@ -388,12 +256,12 @@ static void do_login(web_t *w, const web_form_t *f, const char *ticket, oauth_se
     if (rc == OAUTH_OK && oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK) {
         /* A new id once signed in: the ticket from before the login is worth nothing (fixation). */
         set_cookie(w, sid);
-        list_page(w, v, NULL, 0);
+        web_approve_list(w, v, NULL, 0);
     } else if (rc == OAUTH_ERR_RATE) {
         message_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
         w->reply->retry_after = oauth_config(w->c->oauth)->rate_window;
     } else if (rc == OAUTH_ERR_BUSY) {
-        busy_page(w);
+        web_approve_busy(w);
     } else if (rc == OAUTH_ERR_DENIED) { /* also a locked account: the page never tells */
         ticket_login_page(w, ticket, "The user name, password or one-time code is not correct.", u);
     } else if (rc == OAUTH_ERR_STORAGE) {
@@ -417,29 +285,29 @@ static void do_decide(web_t *w, const web_form_t *f, const char *sid, const oaut
     char none[OAUTH_TOKEN_BUFLEN];
 
     if (unhex16(web_form_get(f, "ref"), ref) != 0) {
-        list_page(w, v, "That request is not known.", 1);
+        web_approve_list(w, v, "That request is not known.", 1);
         return;
     }
     int rc = web_sam_decision(w, SAM_OP_APPROVE, sid, v->csrf, ref, approve, approve ? pin : NULL,
                               approve && pin != NULL ? strlen(pin) : 0, none);
     switch (rc) {
     case OAUTH_OK:
-        list_page(w, v, approve ? "Approved. The application can now sign." : "Refused.", 0);
+        web_approve_list(w, v, approve ? "Approved. The application can now sign." : "Refused.", 0);
         break;
     case OAUTH_ERR_DENIED:
-        list_page(w, v, "The PIN is not correct. Try again.", 1);
+        web_approve_list(w, v, "The PIN is not correct. Try again.", 1);
         break;
     case OAUTH_ERR_LOCKED:
-        list_page(w, v, "Too many failed attempts: the credential is locked for a while. The request was refused.", 1);
+        web_approve_list(w, v, "Too many failed attempts: the credential is locked for a while. The request was refused.", 1);
         break;
     case OAUTH_ERR_INVALID:
-        list_page(w, v, "That request is no longer waiting (decided, expired or unknown).", 1);
+        web_approve_list(w, v, "That request is no longer waiting (decided, expired or unknown).", 1);
         break;
     case OAUTH_ERR_BUSY:
-        busy_page(w);
+        web_approve_busy(w);
         break;
     default:
-        list_page(w, v, "The request could not be decided. Try again.", 1);
+        web_approve_list(w, v, "The request could not be decided. Try again.", 1);
         break;
     }
 }
@@ -506,12 +374,11 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
     action = web_form_get(&f, "action");
     if (action == NULL) {
         message_page(w, 400, "Request refused", "That step is not expected now.");
-    } else if (strcmp(action, "pin") == 0 && is_account(w)) {
-        do_pin(w, &f, sid, v);
+    } else if (is_account(w) && web_account_action(w, &f, sid, v, action)) {
     } else if (strcmp(action, "approve") == 0 || strcmp(action, "refuse") == 0) {
         do_decide(w, &f, sid, v, strcmp(action, "approve") == 0);
     } else if (strcmp(action, "list") == 0) {
-        list_page(w, v, NULL, 0);
+        web_approve_list(w, v, NULL, 0);
     } else if (strcmp(action, "logout") == 0) {
         oauth_session_end(w->c->oauth, sid);
         set_cookie(w, NULL);

@@ -121,6 +121,28 @@ static void qr_svg(web_buf_t *b, const char *text)
     QRcode_free(q);
 }
 
+int web_totp_secret(web_t *w, web_buf_t *b, const char *user, const uint8_t *secret, size_t len)
+{
+    char b32[128] = "", uri[512] = "";
+    int rc = -1;
+    if (oauth_base32_encode(secret, len, b32, sizeof(b32)) != 0 ||
+        oauth_totp_uri(w->c->cfg.totp_issuer != NULL && w->c->cfg.totp_issuer[0] ? w->c->cfg.totp_issuer
+                                                                                   : "CSC remote signing",
+                       user, secret, len, uri, sizeof(uri)) != 0)
+        goto out;
+    qr_svg(b, uri);
+    web_buf_puts(b, "<p>Or enter this secret by hand: <code id=\"totp-secret\">");
+    web_buf_html(b, b32);
+    web_buf_puts(b, "</code></p>\n<p class=\"small\"><code id=\"totp-uri\">");
+    web_buf_html(b, uri);
+    web_buf_puts(b, "</code></p>\n");
+    rc = 0;
+out:
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    return rc;
+}
+
 /* What ENROLL_BEGIN answered, for step 2. */
 typedef struct step2 {
     char user[SAM_NAME_MAX + 1];
@@ -188,26 +210,18 @@ static void begin(web_t *w, const char *name, const char *code, const char *tick
 /* Step 2: the TOTP secret (QR code, text, URI) and the form. */
 static void step2_page(web_t *w, const step2_t *s, const char *error)
 {
-    char b32[128] = "", uri[512] = "";
     web_buf_t b;
-    if (oauth_base32_encode(s->secret, s->secret_len, b32, sizeof(b32)) != 0 ||
-        oauth_totp_uri(w->c->cfg.totp_issuer != NULL && w->c->cfg.totp_issuer[0] ? w->c->cfg.totp_issuer
-                                                                                   : "CSC remote signing",
-                       s->user, s->secret, s->secret_len, uri, sizeof(uri)) != 0) {
-        message_page(w, 500, "Error", "The enrollment could not be shown.");
-        return;
-    }
     web_buf_init(&b, PAGE_MAX);
     web_buf_puts(&b, "<p>Enrolling <strong id=\"user\">");
     web_buf_html(&b, s->user);
     web_buf_puts(&b, "</strong>. Scan this code with your authenticator app (it is shown only here, now):</p>\n");
     note(&b, error);
-    qr_svg(&b, uri);
-    web_buf_puts(&b, "<p>Or enter this secret by hand: <code id=\"totp-secret\">");
-    web_buf_html(&b, b32);
-    web_buf_puts(&b, "</code></p>\n<p class=\"small\"><code id=\"totp-uri\">");
-    web_buf_html(&b, uri);
-    web_buf_puts(&b, "</code></p>\n<form method=\"post\" action=\"" ENROLL_PATH "\" autocomplete=\"off\">\n"
+    if (web_totp_secret(w, &b, s->user, s->secret, s->secret_len) != 0) {
+        web_buf_free(&b);
+        message_page(w, 500, "Error", "The enrollment could not be shown.");
+        return;
+    }
+    web_buf_puts(&b, "<form method=\"post\" action=\"" ENROLL_PATH "\" autocomplete=\"off\">\n"
                      "<input type=\"hidden\" name=\"csrf\" value=\"");
     web_buf_html(&b, s->csrf);
     web_buf_puts(&b, "\">\n<label for=\"password\">Choose a password</label>"
@@ -232,8 +246,6 @@ static void step2_page(web_t *w, const step2_t *s, const char *error)
                      "</form>\n");
     web_page(w->c, w->reply, 200, TITLE, &b);
     web_buf_free(&b);
-    OPENSSL_cleanse(b32, sizeof(b32));
-    OPENSSL_cleanse(uri, sizeof(uri));
 }
 
 /* The step 2 of ticket again (with error), or, when it is over, step 1 with a fresh visitor ticket. */

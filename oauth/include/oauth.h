@@ -120,6 +120,21 @@ int oauth_secret_verify(const uint8_t *verifier, size_t vlen, const char *secret
  */
 int oauth_secret_check(const oauth_t *o, const uint8_t *verifier, size_t vlen, const char *secret, size_t len);
 
+/* ---- the user's own changes of factors (oauth_account.c; csc-sam's /account ops) ---- */
+
+/** The clock every decision uses (in test builds with the test skew). */
+int64_t oauth_decision_time(const oauth_t *o);
+/**
+ * A wrong old factor, in the caller's write, on the counters credentials/authorize (c: the credential's PIN lock-out)
+ * or the logins (u: the user's) use: at max_failures a lock begins, lock_seconds doubled per lock, and its
+ * STOR_EV_LOCKOUT record is appended (user, client). Exactly one of u and c; the caller puts the record.
+ * @return 0 or a storage error (< 0)
+ */
+int oauth_factor_failure(const oauth_t *o, stor_txn_t *t, stor_user_t *u, stor_cred_t *c, const char *user,
+                         const char *client, int64_t now);
+/** A right old factor: the counters, lock and escalation of u and/or c (NULL: skipped) start over. */
+void oauth_factor_success(stor_user_t *u, stor_cred_t *c);
+
 /* ---- TOTP --------------------------------------------------------------- */
 
 #define OAUTH_TOTP_SECRET_LEN 20   /**< bytes of a new secret (160 bits, RFC 4226) */

@@ -133,6 +133,9 @@ enum {
     SAM_OP_ENROLL_FINISH = 13,  /**< /enroll step 2: ticket, password, first TOTP code, PINs -> the user is active */
     SAM_OP_ACCOUNT_PIN = 14,    /**< /account: set the PIN of a credential waiting for the signed-in user's PIN */
     SAM_OP_LOGIN = 15,          /**< the pages' sign-in: name, password, TOTP code -> a browser session csc-sam made */
+    SAM_OP_ACCOUNT_PASSWORD = 16, /**< /account: old password, new password -> the user's password replaced */
+    SAM_OP_ACCOUNT_TOTP_BEGIN = 17, /**< /account: a code of the old TOTP secret -> a pending new secret (a ticket) */
+    SAM_OP_ACCOUNT_TOTP_FINISH = 18, /**< /account: the ticket and a code of the new secret -> the TOTP replaced */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
@@ -252,6 +255,7 @@ enum {
                                    operator op; adm_origin_claim): csc-sam reads the uid from SO_PEERCRED itself */
     SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for (oauth_authz_request_t
                                    as the front end's page holds it: both ends are one build; oauth_req_ok checks it) */
+    SAM_T_OLD_SECRET = 73,    /**< TEXT the factor being replaced, as typed (the old password or the old PIN) */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 

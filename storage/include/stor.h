@@ -603,6 +603,12 @@ typedef struct stor_revoked {
  * @param[out] out counts (only unexpired records at now are counted)
  */
 int stor_txn_user_revoke_all(stor_txn_t *t, const char *user, int64_t now, stor_revoked_t *out);
+/** stor_txn_user_revoke_all() of what names credential cred only: user's credential-scope tokens of cred, SADs and
+ *  pending SADs of cred, unused codes for cred (a change of the credential's PIN on /account). */
+int stor_txn_user_revoke_cred(stor_txn_t *t, const char *user, const char *cred, int64_t now, stor_revoked_t *out);
+/** End every browser session of user but keep (the SHA-256 of the session id that stays; NULL: none): deleted.
+ *  *n = how many of them had not expired at now. Walks the table: for a change of the user's factors. */
+int stor_txn_websession_end_user(stor_txn_t *t, const char *user, const uint8_t keep[32], int64_t now, unsigned *n);
 
 /** Call fn for each credential owned by user, in credentialID order. A non-zero
  *  return of fn stops the walk and is returned. */

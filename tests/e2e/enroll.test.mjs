@@ -143,8 +143,9 @@ test('account: a credential created later gets its PIN on /account', { timeout: 
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), form.locator('button').click()]);
   await shot(page, 'account-2-pin-set');
   assert.equal(await page.locator('#error').count(), 0);
-  assert.equal(await page.locator('form', { has: page.locator(`input[value="${LATER_CRED}"]`) }).count(), 0,
-    'no PIN form any more');
+  const after = page.locator('form', { has: page.locator(`input[value="${LATER_CRED}"]`) });
+  assert.equal(await after.locator('button.set-pin').count(), 0, 'no form that sets the PIN any more');
+  assert.equal(await after.locator('input[name="old_pin"]').count(), 1, 'but one that changes it with the old one');
   const r = await authorize(bearer, LATER_CRED, LATER_PIN);
   assert.equal(r.status, 200, `authorize: ${JSON.stringify(r.json)}`);
 });

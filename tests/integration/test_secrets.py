@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import time
 import unittest
 import urllib.parse
 
@@ -62,6 +63,15 @@ class TestWipedHeap(unittest.TestCase):
                 r = svc.request("POST", "/oauth2/authorize", form,
                                 {"Content-Type": "application/x-www-form-urlencoded"})
                 self.assertLess(r.status, 500, r)
+            # /account's forms: the PIN and the password changed with the old ones (csc-server forwards them)
+            acc = H.Browser(svc, "/account")
+            acc.login("wanda", PASSWORD, svc.totp_of("wanda"))
+            new_pin, new_pw = MARKER + "06", "pw-" + MARKER + "-new"
+            acc.post({"action": "pin", "cred": "wipe-1", "old_pin": PIN, "pin": new_pin, "pin2": new_pin})
+            self.assertIn("The PIN is changed", acc.text)
+            acc.post({"action": "password", "old_password": PASSWORD, "new_password": new_pw,
+                      "new_password2": new_pw})
+            self.assertIn("The password is changed", acc.text)
         finally:
             self.assertEqual(svc.stop(), 0)
         lines = open(out).read().split("\n") if os.path.exists(out) else []
@@ -75,7 +85,8 @@ class TestWipedHeap(unittest.TestCase):
 
 class TestOperatorsSeeNoUserSecret(unittest.TestCase):
     """Issue 12, "done when": a full enrollment with otp_sender = file: - registration, a wrong code, the enrollment
-    with a credential's PIN, signing, an operator's recovery and the second enrollment - and then every csc-admin
+    with a credential's PIN, signing, an operator's recovery and the second enrollment, the PIN, the password and the
+    TOTP secret changed on /account - and then every csc-admin
     output of it, the audit log as operators read it (audit query, text and JSON, heads, verify), the LMDB file,
     the server's log and access log: none holds the user's password, PIN, TOTP secret or enrollment code. Only the
     file the test-only sender writes to has the codes. (The TOTP key is in the user record until it is sealed under
@@ -130,6 +141,24 @@ class TestOperatorsSeeNoUserSecret(unittest.TestCase):
                     code = sent_code()
                     self.assertNotEqual(code, user_secrets["code 1"])
                     self.assertEqual(svc.post("credentials/list", {}, t).status, 401)  # her tokens revoked
+            # /account: she changes her PIN and her password (the old ones asked)
+            acc = H.Browser(svc, "/account")
+            acc.login("sara", password, totp)
+            pin3, password3 = "7307%08d" % secrets.randbelow(10 ** 8), "Pw-3-%s" % secrets.token_hex(8)
+            acc.post({"action": "pin", "cred": "sara-ec", "old_pin": pin, "pin": pin3, "pin2": pin3})
+            self.assertIn("The PIN is changed", acc.text)
+            acc.post({"action": "password", "old_password": password, "new_password": password3,
+                      "new_password2": password3})
+            self.assertIn("The password is changed", acc.text)
+            # ... and her TOTP secret (a code of the old one, then one of the new, each in a step of its own)
+            acc.post({"action": "totp_begin", "otp": H.fresh_totp(totp, svc.used_otps)})
+            new_totp = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', acc.text).group(1)
+            now = int(time.time() // 30)
+            svc.used_otps.update({(new_totp, now), (new_totp, now - 1)})
+            acc.post({"action": "totp_finish", "otp": H.fresh_totp(new_totp, svc.used_otps),
+                      "ticket": re.search(r'name="ticket" value="([^"]+)"', acc.text).group(1)})
+            self.assertIn("The new secret is in use", acc.text)
+            user_secrets.update({"PIN 3": pin3, "password 3": password3, "TOTP secret 3": new_totp})
             for args in (("list",), ("audit", "query"), ("audit", "query", "--json"), ("audit", "query", "--user",
                          "sara"), ("audit", "heads"), ("audit", "verify"), ("approvals",)):
                 admin(*args)
