@@ -329,7 +329,8 @@ int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *p
     rc = OAUTH_ERR_INTERNAL;
     if (!(req = malloc(sizeof(*req))) || decide_ctx_new(&c) != OAUTH_OK)
         goto out;
-    oauth_ent_req(e, req);
+    if ((rc = oauth_ent_req(e, req)) != OAUTH_OK)
+        goto out;
     c->o = o;
     c->req = req;
     c->user = e->user;

@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "oauth_int.h"
@@ -206,6 +207,24 @@ int oauth_token_hash(const char *value, size_t len, uint8_t hash[32])
         if (!is_b64url(value[i]))
             return OAUTH_ERR_INVALID;
     return oauth_sha256(value, len, hash);
+}
+
+int oauth_session_csrf(const char *sid, char csrf[OAUTH_TOKEN_BUFLEN])
+{
+    static const char label[] = "csc session csrf v1";
+    uint8_t mac[32];
+    unsigned n = 0;
+    int ok;
+
+    csrf[0] = '\0';
+    if (!sid || strnlen(sid, OAUTH_TOKEN_BUFLEN) != OAUTH_TOKEN_LEN)
+        return OAUTH_ERR_INVALID;
+    ok = HMAC(EVP_sha256(), sid, OAUTH_TOKEN_LEN, (const uint8_t *)label, sizeof(label) - 1, mac, &n) != NULL &&
+         n == sizeof(mac);
+    if (ok)
+        oauth_b64_encode(mac, sizeof(mac), csrf, OAUTH_B64_URL);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return ok ? OAUTH_OK : OAUTH_ERR_INTERNAL;
 }
 
 int oauth_token_ref(const uint8_t hash[32], uint8_t ref[16])

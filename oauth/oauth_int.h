@@ -161,6 +161,10 @@ int oauth_check_password(const oauth_t *o, const stor_user_t *u, int usable, con
 int oauth_token_new(char value[OAUTH_TOKEN_BUFLEN], uint8_t hash[32]);
 /** SHA-256 of a presented value. @return OAUTH_ERR_INVALID unless exactly 43 base64url chars. */
 int oauth_token_hash(const char *value, size_t len, uint8_t hash[32]);
+/** The anti-CSRF token of the browser session sid: HMAC-SHA-256(key sid, a fixed label), base64url. Derived, never
+ *  stored: the session record holds neither it nor sid (only SHA-256(sid)), so a copy of the database cannot forge a
+ *  form. @return OAUTH_OK, OAUTH_ERR_INVALID (not a session id), OAUTH_ERR_INTERNAL */
+int oauth_session_csrf(const char *sid, char csrf[OAUTH_TOKEN_BUFLEN]);
 /** Audit reference of a stored hash: the first 16 bytes of SHA-256(hash). */
 int oauth_token_ref(const uint8_t hash[32], uint8_t ref[16]);
 
@@ -226,10 +230,9 @@ typedef struct oauth_ent {
     int64_t created, touched, expires;     /* expires: the earlier of the idle and the absolute limit */
     char client_id[STOR_NAME_MAX + 1];
     char user[STOR_NAME_MAX + 1];          /* sessions: the user signed in (set at start) */
-    char csrf[OAUTH_TOKEN_BUFLEN];         /* sessions: anti-CSRF token */
     uint32_t epoch;                        /* sessions: the user's epoch at login (an operator's reset ends it) */
     size_t req_len;
-    uint8_t req[];                         /* packed oauth_authz_request_t */
+    uint8_t req[];                         /* oauth_req_encode's bytes */
 } oauth_ent_t;
 
 int oauth_mem_new(size_t cap, oauth_mem_t **out);
@@ -237,12 +240,15 @@ int oauth_mem_new(size_t cap, oauth_mem_t **out);
 void oauth_mem_free(oauth_mem_t *m);
 /** 1 if req is well-formed enough to keep: client_id a name, strings terminated, counts in range. */
 int oauth_req_ok(const oauth_authz_request_t *req);
-/** A new entry (not in any table) holding a packed copy of req. @return NULL if out of memory */
+/** A new entry (not in any table) holding req encoded (oauth_req_encode). @return NULL if out of memory or req is
+ *  not oauth_req_ok */
 oauth_ent_t *oauth_ent_new(const oauth_authz_request_t *req);
 /** Wipe and free an entry. NULL is allowed. */
 void oauth_ent_free(oauth_ent_t *e);
-/** Unpack the request of e into out (whole struct written). */
-void oauth_ent_req(const oauth_ent_t *e, oauth_authz_request_t *out);
+/** Decode the request of e into out (whole struct written).
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID (bytes that are not a request: a record from storage damaged or of another
+ *  version; the session is as good as gone) */
+int oauth_ent_req(const oauth_ent_t *e, oauth_authz_request_t *out);
 /** Insert e (key and expires set); expired entries are purged first when the table is full.
  *  @return OAUTH_OK (the table owns e) or OAUTH_ERR_FULL (the caller still owns e) */
 int oauth_mem_insert(oauth_mem_t *m, oauth_ent_t *e, int64_t now);

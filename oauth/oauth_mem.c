@@ -7,8 +7,8 @@
  * so they need no durability and stay out of the storage writer's queue. Each
  * table is bounded; entries are keyed by the SHA-256 of a random value the
  * holder presents, so a lookup reveals nothing about other entries' values.
- * A request is packed without its unused digest rows: most requests carry a
- * few digests, not STOR_DIGESTS_MAX.
+ * A request is kept encoded (oauth_req_codec.c): most requests carry a few
+ * digests and short strings, not the struct's 73 KB.
  */
 #include <pthread.h>
 #include <stddef.h>
@@ -26,11 +26,6 @@ struct oauth_mem {
     oauth_ent_t *bucket[BUCKETS];
     size_t n, cap;
 };
-
-/* Packed request: the bytes before the digest rows, the used rows, then the bytes after them. */
-#define REQ_HEAD offsetof(oauth_authz_request_t, digests)
-#define REQ_TAIL offsetof(oauth_authz_request_t, labels)
-#define REQ_ROW sizeof(((oauth_authz_request_t *)0)->digests[0])
 
 static int terminated(const char *s, size_t size)
 {
@@ -58,27 +53,22 @@ int oauth_req_ok(const oauth_authz_request_t *r)
 
 oauth_ent_t *oauth_ent_new(const oauth_authz_request_t *req)
 {
-    size_t rows = (size_t)req->n_digests * REQ_ROW, tail = sizeof(*req) - REQ_TAIL;
-    oauth_ent_t *e = calloc(1, sizeof(*e) + REQ_HEAD + rows + tail);
+    size_t len = 0;
+    oauth_ent_t *e;
 
-    if (!e)
+    if (oauth_req_encode(req, NULL, 0, &len) != OAUTH_OK || !(e = calloc(1, sizeof(*e) + len)))
         return NULL;
-    e->req_len = REQ_HEAD + rows + tail;
-    memcpy(e->req, req, REQ_HEAD);
-    memcpy(e->req + REQ_HEAD, req->digests, rows);
-    memcpy(e->req + REQ_HEAD + rows, (const uint8_t *)req + REQ_TAIL, tail);
+    if (oauth_req_encode(req, e->req, len, &e->req_len) != OAUTH_OK) {
+        free(e);
+        return NULL;
+    }
     oauth_copy(e->client_id, sizeof(e->client_id), req->client_id);
     return e;
 }
 
-void oauth_ent_req(const oauth_ent_t *e, oauth_authz_request_t *out)
+int oauth_ent_req(const oauth_ent_t *e, oauth_authz_request_t *out)
 {
-    size_t tail = sizeof(*out) - REQ_TAIL, rows = e->req_len - REQ_HEAD - tail;
-
-    memset(out, 0, sizeof(*out));
-    memcpy(out, e->req, REQ_HEAD);
-    memcpy(out->digests, e->req + REQ_HEAD, rows);
-    memcpy((uint8_t *)out + REQ_TAIL, e->req + REQ_HEAD + rows, tail);
+    return oauth_req_decode(e->req, e->req_len, out) == OAUTH_OK ? OAUTH_OK : OAUTH_ERR_INVALID;
 }
 
 void oauth_ent_free(oauth_ent_t *e)

@@ -79,8 +79,7 @@ int oauth_par_take(oauth_t *o, const char *client_id, const char *request_uri, o
         e = NULL;
         goto out;
     }
-    oauth_ent_req(e, out);
-    rc = OAUTH_OK;
+    rc = oauth_ent_req(e, out);
 out:
     oauth_ent_free(e);
     return rc;
@@ -97,8 +96,7 @@ static int peek_fn(oauth_ent_t *e, void *arg)
 
     if (strcmp(e->client_id, p->client_id) != 0)
         return OAUTH_ERR_INVALID;
-    oauth_ent_req(e, p->out);
-    return OAUTH_OK;
+    return oauth_ent_req(e, p->out);
 }
 
 int oauth_par_peek(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out)
@@ -145,9 +143,9 @@ static int get_fn(oauth_ent_t *e, void *arg)
 {
     sess_op_t *op = arg;
 
+    if (oauth_ent_req(e, &op->view->req) != OAUTH_OK)
+        return OAUTH_ERR_INVALID;
     oauth_session_touch(op->o, e, op->now);
-    oauth_ent_req(e, &op->view->req);
-    memcpy(op->view->csrf, e->csrf, sizeof(op->view->csrf));
     memcpy(op->view->user, e->user, sizeof(op->view->user));
     op->epoch = e->epoch;
     return OAUTH_OK;
@@ -184,6 +182,8 @@ int oauth_session_get(oauth_t *o, const char *sid, oauth_session_view_t *out)
         goto out;
     op = (sess_op_t){o, oauth_clock(o), out, 0};
     rc = oauth_ws_with(o, key, op.now, get_fn, &op);
+    if (rc == OAUTH_OK)
+        rc = oauth_session_csrf(sid, out->csrf);
     if (rc == OAUTH_OK && out->user[0]) {
         /* Signed in before an operator's reset (password, TOTP, suspension) of the user: the session ends. */
         sess_user_t su = {out->user, op.epoch, 0};
@@ -227,7 +227,8 @@ int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, 
     rc = OAUTH_ERR_INTERNAL;
     if (!(req = malloc(sizeof(*req))))
         goto out;
-    oauth_ent_req(e, req);
+    if ((rc = oauth_ent_req(e, req)) != OAUTH_OK)
+        goto back;
     rc = OAUTH_ERR_INVAL;
     if (e->user[0] == '\0' || req->cred[0] != '\0')
         goto back;
@@ -237,7 +238,6 @@ int oauth_session_set_credential(oauth_t *o, const char *sid, const char *cred, 
     if (!(n = oauth_ent_new(req)))
         goto back;
     memcpy(n->key, e->key, sizeof(n->key));
-    memcpy(n->csrf, e->csrf, sizeof(n->csrf));
     memcpy(n->user, e->user, sizeof(n->user));
     n->epoch = e->epoch;
     memcpy(n->client_id, e->client_id, sizeof(n->client_id));

@@ -24,7 +24,6 @@ static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const ch
                           char sid[OAUTH_TOKEN_BUFLEN], char csrf[OAUTH_TOKEN_BUFLEN])
 {
     char value[OAUTH_TOKEN_BUFLEN] = "";
-    uint8_t unused[32];
     oauth_ent_t *e = NULL;
     int64_t now;
     int rc = OAUTH_ERR_INVAL;
@@ -39,13 +38,12 @@ static int session_insert(oauth_t *o, const oauth_authz_request_t *req, const ch
     if (!(e = oauth_ent_new(req)))
         goto out;
     now = oauth_clock(o);
-    if ((rc = oauth_token_new(value, e->key)) != OAUTH_OK || (rc = oauth_token_new(e->csrf, unused)) != OAUTH_OK)
+    if ((rc = oauth_token_new(value, e->key)) != OAUTH_OK || (rc = oauth_session_csrf(value, csrf)) != OAUTH_OK)
         goto out;
     e->created = now;
     oauth_session_touch(o, e, now);
     oauth_copy(e->user, sizeof(e->user), user);
     e->epoch = epoch;
-    memcpy(csrf, e->csrf, OAUTH_TOKEN_BUFLEN);
     if ((rc = oauth_ws_insert(o, e, now)) != OAUTH_OK) {
         OPENSSL_cleanse(csrf, OAUTH_TOKEN_BUFLEN);
         goto out;

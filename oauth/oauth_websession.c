@@ -17,7 +17,6 @@ static void to_rec(const oauth_ent_t *e, stor_websession_t *s)
     memcpy(s->hash, e->key, 32);
     oauth_copy(s->user, sizeof(s->user), e->user);
     oauth_copy(s->client_id, sizeof(s->client_id), e->client_id);
-    oauth_copy(s->csrf, sizeof(s->csrf), e->csrf);
     s->epoch = e->epoch;
     s->created_at = e->created;
     s->touched_at = e->touched;
@@ -36,7 +35,6 @@ static oauth_ent_t *from_rec(const stor_websession_t *s)
     memcpy(e->key, s->hash, 32);
     oauth_copy(e->user, sizeof(e->user), s->user);
     oauth_copy(e->client_id, sizeof(e->client_id), s->client_id);
-    oauth_copy(e->csrf, sizeof(e->csrf), s->csrf);
     e->epoch = s->epoch;
     e->created = s->created_at;
     e->touched = s->touched_at;

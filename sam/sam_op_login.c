@@ -33,14 +33,16 @@ int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
     sam_text(req, SAM_T_ADDR, l->addr, sizeof(l->addr));
     sam_text(req, SAM_T_PASSWORD, l->pw, sizeof(l->pw));
     sam_text(req, SAM_T_OTP, l->otp, sizeof(l->otp));
-    if (sam_get_bytes(req, SAM_T_AUTHZ_REQ, &raw, &raw_len) != SAM_OK || raw_len != sizeof(l->req)) {
+    if (sam_get_bytes(req, SAM_T_AUTHZ_REQ, &raw, &raw_len) != SAM_OK) {
         rc = sam_refuse(b, req, SAM_REFUSE_BAD_MESSAGE, "no authorization request", SAM_T_AUTHZ_REQ);
         goto out;
     }
-    memcpy(&l->req, raw, sizeof(l->req));
-    /* The login: the request checked first (bounds, terminated strings: OAUTH_ERR_INVAL before any work), then its
-     * outcome audited by oauth/ (STOR_EV_LOGIN), failures counted on the user and on the address. */
-    int orc = oauth_session_login_new(cfg->oauth, &l->req, l->user, l->pw, strlen(l->pw), l->otp, strlen(l->otp),
+    /* The login: the request decoded and checked first (oauth_req_decode: lengths, counts, strings, nothing left
+     * over; OAUTH_ERR_INVAL before any work), then its outcome audited by oauth/ (STOR_EV_LOGIN), failures counted on
+     * the user and on the address. */
+    int orc = oauth_req_decode(raw, raw_len, &l->req);
+    if (orc == OAUTH_OK)
+        orc = oauth_session_login_new(cfg->oauth, &l->req, l->user, l->pw, strlen(l->pw), l->otp, strlen(l->otp),
                                       l->addr[0] ? l->addr : NULL, l->sid, l->csrf);
     if (orc == OAUTH_ERR_INVAL) { /* not an authorization request: refused and audited here */
         rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_LOGIN, l->user, NULL, l->addr, SAM_REFUSE_BAD_MESSAGE,

@@ -273,7 +273,7 @@ static const sam_field_spec_t login[] = {
     TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
     TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
     TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
-    BYTES(SAM_T_AUTHZ_REQ, REQ, sizeof(oauth_authz_request_t), sizeof(oauth_authz_request_t)),
+    BYTES(SAM_T_AUTHZ_REQ, REQ, 1, OAUTH_REQ_ENC_MAX),
 };
 static const sam_field_spec_t login_r[] = {
     SESSION,

@@ -258,7 +258,7 @@ static const field_t websession_fields[] = {
     FIXED(1, stor_websession_t, hash),
     STR(2, stor_websession_t, user),
     STR(3, stor_websession_t, client_id),
-    STR(4, stor_websession_t, csrf),
+    /* tag 4 (the anti-CSRF token in clear) is no longer written: the token is derived from the session id */
     U32(5, stor_websession_t, epoch),
     I64(6, stor_websession_t, created_at),
     I64(7, stor_websession_t, touched_at),

@@ -742,7 +742,18 @@ int web_sam_login(web_t *w, const oauth_authz_request_t *req, const char *user, 
         (void)oauth_rate_hit(w->c->oauth, addr);
         return OAUTH_ERR_DENIED;
     }
-    sam_put_bytes(&call.b, SAM_T_AUTHZ_REQ, (const uint8_t *)req, sizeof(*req));
+    /* The request field by field (oauth_req_encode): a few hundred bytes for a usual request, and csc-sam decodes
+     * it with the same strict decoder as a stored session. */
+    size_t enc_len = 0;
+    uint8_t *enc = NULL;
+    if (oauth_req_encode(req, NULL, 0, &enc_len) != OAUTH_OK || (enc = malloc(enc_len)) == NULL ||
+        oauth_req_encode(req, enc, enc_len, &enc_len) != OAUTH_OK ||
+        sam_put_bytes(&call.b, SAM_T_AUTHZ_REQ, enc, enc_len) != SAM_OK) {
+        free(enc);
+        csc_sam_end(&call);
+        return OAUTH_ERR_STORAGE;
+    }
+    free(enc);
     if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) != 0) {
         uint32_t code = 0;
         if (call.reply.op != SAM_OP_REFUSED || sam_get_u32(&call.reply, SAM_T_REFUSAL, &code) != SAM_OK)

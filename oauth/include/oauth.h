@@ -518,6 +518,24 @@ typedef struct oauth_authz_request {
     char lang[OAUTH_LANG_MAX + 1];
 } oauth_authz_request_t;
 
+/** An upper bound of oauth_req_encode's output for any request. */
+#define OAUTH_REQ_ENC_MAX (sizeof(oauth_authz_request_t) + 64)
+
+/**
+ * An authorization request as bytes, field by field (oauth_req_codec.c documents the layout): how a browser session
+ * keeps it in storage and how the pages' sign-in hands it to csc-sam (LOGIN).
+ * @param buf NULL to only count the bytes (cap is then ignored)
+ * @param[out] len the bytes written (or needed)
+ * @return OAUTH_OK, OAUTH_ERR_INVAL (NULL, a request oauth_req_ok refuses, cap too small)
+ */
+int oauth_req_encode(const oauth_authz_request_t *req, uint8_t *buf, size_t cap, size_t *len);
+/**
+ * The strict decoder: every length within its field, no NUL in a string, counts within their limits, no byte short
+ * or left over, and the result checked as oauth_req_encode checks its input.
+ * @return OAUTH_OK, OAUTH_ERR_INVAL (out wiped)
+ */
+int oauth_req_decode(const uint8_t *buf, size_t len, oauth_authz_request_t *out);
+
 /**
  * PAR: keep a validated request for par_ttl seconds under a single-use
  * request_uri ("urn:ietf:params:oauth:request_uri:" + random).

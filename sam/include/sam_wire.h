@@ -253,8 +253,8 @@ enum {
     SAM_T_ENROLL_CODE = 70,   /**< TEXT a one-time enrollment code (XXXX-XXXX-XXXX-XXXX) */
     SAM_T_ORIGIN = 71,        /**< TEXT csc-admin's claim of its OS user, host, terminal and host identity (every
                                    operator op; adm_origin_claim): csc-sam reads the uid from SO_PEERCRED itself */
-    SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for (oauth_authz_request_t
-                                   as the front end's page holds it: both ends are one build; oauth_req_ok checks it) */
+    SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for, field by field
+                                   (oauth_req_encode; csc-sam decodes it with oauth_req_decode, as a stored session) */
     SAM_T_OLD_SECRET = 73,    /**< TEXT the factor being replaced, as typed (the old password or the old PIN) */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };

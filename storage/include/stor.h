@@ -366,17 +366,16 @@ typedef struct stor_async {
 
 /** One signed-in browser session (oauth/oauth_session.c), in storage so that both csc-server (the pages) and
  *  csc-sam (the decisions: consent, approval) see the same one. Keyed by the SHA-256 of the session id: the
- *  cookie's value is never stored. Purged after expires_at by stor_purge_expired(). */
+ *  cookie's value is never stored, nor the session's anti-CSRF token (oauth/ derives it from the id). Purged after expires_at by stor_purge_expired(). */
 typedef struct stor_websession {
     uint8_t hash[32];                     /**< SHA-256 of the session id */
     char user[STOR_NAME_MAX + 1];         /**< who signed in */
     char client_id[STOR_NAME_MAX + 1];    /**< the OAuth client (or the approval page's pseudo-client) */
-    char csrf[64];                        /**< the pages' anti-CSRF token (base64url, 43 characters) */
     uint32_t epoch;                       /**< the user's epoch at the login (an operator's reset ends the session) */
     int64_t created_at, touched_at, expires_at;
     uint32_t req_len;                     /**< bytes of req */
     uint32_t req_one;                     /**< 1 when req_len > 0 (the codec's count) */
-    const uint8_t *req;                   /**< oauth/'s packed request; not owned (a get points into the txn) */
+    const uint8_t *req;                   /**< oauth_req_encode's bytes; not owned (a get points into the txn) */
 } stor_websession_t;
 
 /* ---- pending approvals of the /approve page (stor_user_approval.c) ------------------------------------ */
@@ -794,8 +793,8 @@ int stor_purge_expired(stor_env_t *env, int64_t now);
 /** @return STOR_OK (out->req points into the transaction's memory: copy it before the callback returns),
  *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
 int stor_txn_websession_get(stor_txn_t *t, const uint8_t hash[32], stor_websession_t *out);
-/** Create (create_only) or replace. @return STOR_OK, STOR_ERR_EXISTS, STOR_ERR_INVAL (bad names, csrf not
- *  terminated, req too long or missing), ... */
+/** Create (create_only) or replace. @return STOR_OK, STOR_ERR_EXISTS, STOR_ERR_INVAL (bad names, req too long or
+ *  missing), ... */
 int stor_txn_websession_put(stor_txn_t *t, const stor_websession_t *s, int create_only);
 /** @return STOR_OK, STOR_ERR_NOTFOUND, ... */
 int stor_txn_websession_del(stor_txn_t *t, const uint8_t hash[32]);

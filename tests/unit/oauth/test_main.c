@@ -18,6 +18,7 @@ int main(void)
     srunner_add_suite(sr, suite_grant());
     srunner_add_suite(sr, suite_challenge());
     srunner_add_suite(sr, suite_approval());
+    srunner_add_suite(sr, suite_req_codec());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

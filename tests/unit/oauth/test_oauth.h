@@ -112,5 +112,6 @@ Suite *suite_consent(void);
 Suite *suite_grant(void);
 Suite *suite_challenge(void);
 Suite *suite_approval(void);
+Suite *suite_req_codec(void);
 
 #endif

@@ -150,6 +150,10 @@ START_TEST(t_session_new_get_end)
     ck_assert_str_eq(v->user, "alice");
     ck_assert_int_eq(oauth_session_get(fx.o, sid2, v), OAUTH_OK);
     ck_assert_str_eq(v->csrf, csrf2);
+    /* live sessions: neither the id nor the CSRF token is in the database (the token is derived from the id) */
+    assert_no_secret(sid);
+    assert_no_secret(csrf);
+    assert_no_secret(csrf2);
 
     fresh_value(bad, (uint8_t[32]){0});
     ck_assert_int_eq(oauth_session_get(fx.o, bad, v), OAUTH_ERR_INVALID);

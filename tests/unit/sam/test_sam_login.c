@@ -57,8 +57,10 @@ static void user_put(stor_user_t *u)
 }
 
 /* LOGIN as the front end would send it (req: the approval page's unless given); sid/csrf of a reply. */
-static unsigned login_req(const char *user, const char *pw, const char *otp, const char *addr,
-                          const oauth_authz_request_t *rq, char sid[OAUTH_TOKEN_BUFLEN], uint32_t *refusal)
+/* rq NULL: the account page's request; raw: bytes sent as they are instead of rq encoded. */
+static unsigned login_raw(const char *user, const char *pw, const char *otp, const char *addr,
+                          const oauth_authz_request_t *rq, const uint8_t *raw, size_t raw_len,
+                          char sid[OAUTH_TOKEN_BUFLEN], uint32_t *refusal)
 {
     sam_builder_t b;
     sam_rbuf_t rb;
@@ -81,7 +83,16 @@ static unsigned login_req(const char *user, const char *pw, const char *otp, con
     sam_put_str(&b, SAM_T_OTP, otp);
     sam_put_str(&b, SAM_T_ADDR, addr);
     sam_put_str(&b, SAM_T_PASSWORD, pw);
-    sam_put_bytes(&b, SAM_T_AUTHZ_REQ, (const uint8_t *)req, sizeof(*req));
+    if (raw != NULL)
+        sam_put_bytes(&b, SAM_T_AUTHZ_REQ, raw, raw_len);
+    else {
+        size_t n = 0;
+        uint8_t *enc = malloc(OAUTH_REQ_ENC_MAX);
+        ck_assert_ptr_nonnull(enc);
+        ck_assert_int_eq(oauth_req_encode(req, enc, OAUTH_REQ_ENC_MAX, &n), OAUTH_OK);
+        sam_put_bytes(&b, SAM_T_AUTHZ_REQ, enc, n);
+        free(enc);
+    }
     ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
     ck_assert_int_eq(sam_client_call(f.sam, msg, len, &rb, &reply), SAM_OK);
     unsigned op = reply.op;
@@ -98,7 +109,7 @@ static unsigned login_req(const char *user, const char *pw, const char *otp, con
 static unsigned login(const char *user, const char *pw, const char *otp, const char *addr,
                       char sid[OAUTH_TOKEN_BUFLEN], uint32_t *refusal)
 {
-    return login_req(user, pw, otp, addr, NULL, sid, refusal);
+    return login_raw(user, pw, otp, addr, NULL, NULL, 0, sid, refusal);
 }
 
 #define OK_REPLY (SAM_OP_LOGIN | SAM_OP_REPLY)
@@ -176,21 +187,34 @@ START_TEST(t_enrolling_refused)
 }
 END_TEST
 
-/* Not an authorization request (strings unterminated, counts out of bounds): refused before any work, audited. A
- * field over its bound does not even decode. */
+/* Not an authorization request (bytes that do not decode: junk, an encoding with a byte more): refused before any
+ * work, audited. A field over its bound does not even decode. */
 START_TEST(t_bad_request_and_oversize)
 {
     char otp[7], sid[OAUTH_TOKEN_BUFLEN], name[SAM_NAME_MAX + 2];
     uint32_t refusal;
-    oauth_authz_request_t *req = malloc(sizeof(*req));
-    ck_assert_ptr_nonnull(req);
-    memset(req, 'A', sizeof(*req));
+    uint8_t *junk = malloc(4096);
+    ck_assert_ptr_nonnull(junk);
+    memset(junk, 'A', 4096);
     unsigned denied = cfx_audit_count(&f, STOR_EV_LOGIN, STOR_RES_DENIED, NULL);
     cfx_otp(&f, otp);
-    ck_assert_uint_eq(login_req(CFX_USER, CFX_PASSWORD, otp, "192.0.2.40", req, sid, &refusal), SAM_OP_REFUSED);
+    ck_assert_uint_eq(login_raw(CFX_USER, CFX_PASSWORD, otp, "192.0.2.40", NULL, junk, 4096, sid, &refusal),
+                      SAM_OP_REFUSED);
     ck_assert_uint_eq(refusal, SAM_REFUSE_BAD_MESSAGE);
     ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_LOGIN, STOR_RES_DENIED, NULL), denied + 1);
+    oauth_authz_request_t *req = calloc(1, sizeof(*req));
+    ck_assert_ptr_nonnull(req);
+    snprintf(req->client_id, sizeof(req->client_id), "%s", OAUTH_APPROVAL_PAGE_CLIENT);
+    req->scope = STOR_SCOPE_SERVICE;
+    size_t n = 0;
+    ck_assert_int_eq(oauth_req_encode(req, junk, 4095, &n), OAUTH_OK);
+    junk[n] = 0;
+    ck_assert_uint_eq(login_raw(CFX_USER, CFX_PASSWORD, otp, "192.0.2.40", NULL, junk, n + 1, sid, &refusal),
+                      SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_LOGIN, STOR_RES_DENIED, NULL), denied + 2);
     free(req);
+    free(junk);
     /* the right factors still work: nothing was spent */
     ck_assert_uint_eq(login(CFX_USER, CFX_PASSWORD, otp, "192.0.2.41", sid, &refusal), OK_REPLY);
     /* a name over SAM_NAME_MAX: the builder refuses it, and so does csc-sam's decoder (its schema: test_sam_codec) */

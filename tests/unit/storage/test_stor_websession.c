@@ -29,7 +29,6 @@ static void mk(stor_websession_t *s, uint8_t key, int64_t expires)
     memset(s->hash, key, 32);
     TST_SET(s->user, "alice");
     TST_SET(s->client_id, "app");
-    TST_SET(s->csrf, "csrf-token");
     s->epoch = 7;
     s->created_at = s->touched_at = 100;
     s->expires_at = expires;
@@ -91,7 +90,6 @@ START_TEST(t_websession_round_trip)
     ck_assert_int_eq(stor_read(g_env, get_fn, &j), 0);
     ck_assert_str_eq(j.s.user, "alice");
     ck_assert_str_eq(j.s.client_id, "app");
-    ck_assert_str_eq(j.s.csrf, "csrf-token");
     ck_assert_uint_eq(j.s.epoch, 7);
     ck_assert_int_eq(j.s.expires_at, 500);
     ck_assert_uint_eq(j.s.req_len, sizeof(REQ));
