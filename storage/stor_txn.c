@@ -783,7 +783,6 @@ int stor_txn_websession_end_user(stor_txn_t *t, const char *user, const uint8_t 
         if ((rc = stor_txn_websession_get(t, l.h[i], &s)) != 0)
             goto out;
         *n += s.expires_at > now; /* an expired one is only purged early */
-        OPENSSL_cleanse(s.csrf, sizeof(s.csrf));
         if ((rc = stor_del_by_hash(t, STOR_DB_WEBSESSIONS, l.h[i])) != 0)
             goto out;
     }
