@@ -203,6 +203,7 @@ static const field_t operator_fields[] = {
     U32(7, stor_operator_t, failed_logins),
     I64(8, stor_operator_t, locked_until),
     I64(9, stor_operator_t, created_at),
+    BYTES(10, stor_operator_t, totp_sealed, totp_sealed_len),
 };
 
 static const field_t opsession_fields[] = {

@@ -458,12 +458,16 @@ typedef struct stor_operator {
     uint32_t status;                      /**< stor_operator_status_t */
     uint8_t pw_verifier[STOR_VERIFIER_MAX]; /**< opaque, from oauth_secret_hash() */
     uint32_t pw_verifier_len;
-    uint8_t totp_secret[STOR_TOTP_MAX];   /**< raw RFC 6238 secret (mandatory for operators) */
+    uint8_t totp_secret[STOR_TOTP_MAX];   /**< raw RFC 6238 secret: only in records written before sealing (csc-sam
+                                               seals it at its start and clears this) */
     uint32_t totp_secret_len;
     int64_t totp_last_step;               /**< last accepted time step (replay guard) */
     uint32_t failed_logins;               /**< consecutive failed logins */
     int64_t locked_until;                 /**< unix seconds; 0 = not locked */
     int64_t created_at;
+    uint8_t totp_sealed[STOR_TOTP_SEALED_MAX]; /**< the TOTP secret sealed under the token's factor key by csc-sam
+                                                    (sam_factor.c, additional data of operators) */
+    uint32_t totp_sealed_len;
 } stor_operator_t;
 
 /** A csc-admin login session: only the SHA-256 of its token is stored. */

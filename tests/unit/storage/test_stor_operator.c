@@ -78,6 +78,8 @@ static void mk_op(op_job_t *j, const char *name, uint32_t roles)
     j->op.failed_logins = 2;
     j->op.locked_until = 99;
     j->op.created_at = 42;
+    j->op.totp_sealed_len = STOR_TOTP_SEALED_MAX; /* the sealed form round-trips too (a full one) */
+    memset(j->op.totp_sealed, 0xa5, STOR_TOTP_SEALED_MAX);
 }
 
 START_TEST(t_operator_roundtrip)
