@@ -75,6 +75,8 @@ static const handler_row_t operator_handlers[] = {
     {SAM_OP_AUDIT_HEAD, sam_op_audit_head},
     {SAM_OP_AUDIT_PUBKEY, sam_op_audit_pubkey},
     {SAM_OP_ENROLL_ISSUE, sam_op_enroll_issue},
+    {SAM_OP_OPERATOR_LOGIN, sam_op_operator_login},
+    {SAM_OP_OPERATOR_NEW, sam_op_operator_new},
 };
 
 /* An op of the operators' socket (csc-admin's), as opposed to the front end's. */

@@ -116,6 +116,14 @@ typedef struct op_ctx {
  */
 int sam_op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, const char *w1,
                  const char *w2, uint32_t role, const char *flag, const char *match, op_ctx_t *x, int *rc);
+/** The refusal code (SAM_REFUSE_*) of an adm_ result (ADM_*; ADM_ERR and unknown ones: SAM_REFUSE_INTERNAL). */
+uint32_t sam_refusal_of_adm(int rc);
+/** OPERATOR_LOGIN (sam_op_operator.c): csc-admin login; the factors checked here (adm_op_login with the sealed TOTP
+ *  secret opened through the factor key), the session bound to ORIGIN's host (refused without a claim). */
+int sam_op_operator_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** OPERATOR_NEW (sam_op_operator.c): csc-admin operator bootstrap (no SESSION) and operator add (SESSION, ROLES, the
+ *  two-person rule): the operator made with its TOTP secret sealed, the secret answered once. */
+int sam_op_operator_new(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
 /** KEY_CREATE: csc-admin credential create (adm_cred_create): key pair, certificate from the SAM's own CA or a PKCS#10
  *  request handed back. */

@@ -415,6 +415,31 @@ static const sam_field_spec_t enroll_issue_r[] = { /* the expiry; the code only 
     TEXT(SAM_T_CONTACT, OPT, 1, SAM_CONTACT_MAX),
     TEXT(SAM_T_ENROLL_CODE, OPT, 1, SAM_ENROLL_CODE_MAX),
 };
+/* csc-admin login (OPERATOR_LOGIN): what the operator typed (empty values are wrong ones: they cost the same and
+ * count); csc-sam checks the factors (admin/'s lock-out) and answers the session token, bound to ORIGIN's host. */
+static const sam_field_spec_t operator_login[] = {
+    TEXT(SAM_T_USER, REQ, 0, SAM_NAME_MAX),
+    TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+    ORIGIN,
+};
+static const sam_field_spec_t operator_login_r[] = {
+    SESSION,
+};
+/* csc-admin operator bootstrap (no SESSION, no ROLES: the first operator, while none exists) and operator add (SESSION,
+ * ROLES, APPROVAL_ID under two_person): the TOTP secret made and sealed here, answered once to the terminal. */
+static const sam_field_spec_t operator_new[] = {
+    ARG(SAM_T_USER, REQ),
+    TEXT(SAM_T_SESSION, OPT, 1, SAM_TOKEN_MAX),
+    APPROVAL_ID,
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+    ORIGIN,
+    U32(SAM_T_ROLES, OPT, 1, STOR_ROLES_ALL),
+};
+static const sam_field_spec_t operator_new_r[] = {
+    BYTES(SAM_T_TOTP_SECRET, REQ, 1, STOR_TOTP_MAX),
+    U32(SAM_T_ROLES, REQ, 1, STOR_ROLES_ALL),
+};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define OP(op, prov, name, req, rep) {op, prov, name, req, N(req)}, {(op) | SAM_OP_REPLY, prov, name " reply", rep, N(rep)}
@@ -450,6 +475,8 @@ static const sam_op_spec_t ops[] = {
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PIN, 0, "ACCOUNT_PIN", account_pin),
     OP(SAM_OP_LOGIN, 0, "LOGIN", login, login_r),
     OP(SAM_OP_ENROLL_ISSUE, 0, "ENROLL_ISSUE", enroll_issue, enroll_issue_r),
+    OP(SAM_OP_OPERATOR_LOGIN, 0, "OPERATOR_LOGIN", operator_login, operator_login_r),
+    OP(SAM_OP_OPERATOR_NEW, 0, "OPERATOR_NEW", operator_new, operator_new_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };
 

@@ -36,7 +36,8 @@ static void usage(FILE *f)
             "                                         password from FILE or standard input; prints the TOTP secret,\n"
             "                                         its otpauth:// URI and a QR code\n"
             "  login NAME [--session-file FILE]       password and current TOTP code from the terminal (no echo) or,\n"
-            "                                         if standard input is not a terminal, its first two lines;\n"
+            "                                         if standard input is not a terminal, its first two lines\n"
+            "                                         (csc-sam checks them);\n"
             "                                         prints the session token (or writes it to FILE, mode 0600)\n"
             "  logout                                 end the session at once\n"
             "  operator add NAME --roles ROLES [--password-file FILE]   [user-admin]\n"
@@ -939,11 +940,14 @@ static void print_enrollment(const char *b32, const char *uri)
     srv_qr_print(stdout, uri);
 }
 
+/* operator bootstrap NAME | operator add NAME --roles R: csc-sam makes the operator (OPERATOR_NEW: the password's
+ * verifier, the TOTP secret sealed under its factor key) and answers the secret once, shown here for the operator's
+ * authenticator app. */
 static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap)
 {
     const char *pwfile = NULL;
     uint32_t roles = 0;
-    char pw[256], uri[512], b32[64], err[256];
+    char pw[256], uri[512], b32[128];
     if (argc < 1)
         goto bad;
     for (int i = 1; i < argc; i++) {
@@ -963,22 +967,41 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = bootstrap ? adm_op_bootstrap(x->a, argv[0], pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
-                       : adm_op_add(x->a, argv[0], roles, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_OPERATOR_NEW);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    if (!bootstrap)
+        sam_put_session(x, &b);
+    sam_put_str(&b, SAM_T_PASSWORD, pw);
     OPENSSL_cleanse(pw, sizeof(pw));
-    if (rc != ADM_OK) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
+    srv_opsock_put_origin(&b);
+    if (!bootstrap)
+        sam_put_u32(&b, SAM_T_ROLES, roles);
+    int rc = sam_run(x, &b, &rb, &reply);
+    const uint8_t *secret = NULL;
+    size_t n = 0;
+    uint32_t got = 0;
+    if (rc == 0 && (sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &secret, &n) != SAM_OK ||
+                    sam_get_u32(&reply, SAM_T_ROLES, &got) != SAM_OK ||
+                    oauth_base32_encode(secret, n, b32, sizeof(b32)) != 0 ||
+                    oauth_totp_uri(x->cfg->totp_issuer, argv[0], secret, n, uri, sizeof(uri)) != 0)) {
+        fprintf(stderr, "csc-admin: csc-sam's reply carries no usable TOTP secret\n");
+        rc = 1;
     }
-    printf("operator %s added%s\n", argv[0],
-           !bootstrap ? ""
-           : x->a->production && !x->a->allow_combined_roles
-               ? " with the role user-admin (production: docs/configuration.md \"two_person\" adds the others)"
-               : " with every role");
-    print_enrollment(b32, uri);
+    if (rc == 0) {
+        printf("operator %s added%s\n", argv[0],
+               !bootstrap                      ? ""
+               : got != (uint32_t)STOR_ROLES_ALL ? " with the role user-admin (production: docs/configuration.md "
+                                                   "\"two_person\" adds the others)"
+                                                 : " with every role");
+        print_enrollment(b32, uri);
+    }
     OPENSSL_cleanse(b32, sizeof(b32));
     OPENSSL_cleanse(uri, sizeof(uri));
-    return 0;
+    sam_rbuf_free(&rb);
+    return rc;
 bad:
     usage(stderr);
     return 2;
@@ -1041,7 +1064,7 @@ static int cmd_op_list(admin_ctx_t *x, int argc, char **argv)
 static int cmd_login(admin_ctx_t *x, int argc, char **argv)
 {
     const char *file = NULL;
-    char pw[256], otp[32], token[ADM_OP_TOKEN_LEN + 1], err[256];
+    char pw[256], otp[32], token[ADM_OP_TOKEN_LEN + 1];
     if (argc == 3 && strcmp(argv[1], "--session-file") == 0)
         file = argv[2];
     else if (argc != 1) {
@@ -1053,13 +1076,24 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: login needs the password and the one-time code (two lines on standard input)\n");
         return 1;
     }
-    int rc = adm_op_login(x->a, &x->pol, argv[0], pw, otp, token, err, sizeof(err));
+    /* csc-sam checks the factors (OPERATOR_LOGIN): csc-admin reads no operator's verifier or TOTP secret. */
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_OPERATOR_LOGIN);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    sam_put_str(&b, SAM_T_OTP, otp);
+    sam_put_str(&b, SAM_T_PASSWORD, pw);
     OPENSSL_cleanse(pw, sizeof(pw));
     OPENSSL_cleanse(otp, sizeof(otp));
-    if (rc != ADM_OK) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && sam_get_text(&reply, SAM_T_SESSION, token, sizeof(token)) != SAM_OK) {
+        fprintf(stderr, "csc-admin: csc-sam's reply carries no session\n");
+        rc = 1;
     }
+    sam_rbuf_free(&rb);
+    if (rc != 0)
+        return 1;
     if (file != NULL) {
         int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
         FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -1540,10 +1574,10 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv);
 static const admin_cmd_t commands[] = {
     /* w1, w2, role, session, hsm, fn */
     {"init", NULL, 0, 0, RUN_SAM, cmd_init},
-    {"operator", "bootstrap", 0, 0, 0, cmd_op_bootstrap},
-    {"login", NULL, 0, 0, 0, cmd_login},
+    {"operator", "bootstrap", 0, 0, RUN_SAM, cmd_op_bootstrap},
+    {"login", NULL, 0, 0, RUN_SAM, cmd_login},
     {"logout", NULL, 0, 1, 0, cmd_logout},
-    {"operator", "add", UA, 1, 0, cmd_op_add},
+    {"operator", "add", UA, 1, RUN_SAM, cmd_op_add},
     {"operator", "remove", UA, 1, 0, cmd_op_remove},
     {"operator", "roles", UA, 1, 0, cmd_op_roles},
     {"operator", "list", UA, 1, 0, cmd_op_list},

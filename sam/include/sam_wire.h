@@ -148,6 +148,9 @@ enum {
     SAM_OP_RENEW = 43,          /**< adm_cred_renew: new key and certificate from the SAM's CA, old key destroyed */
     SAM_OP_AUDIT_PUBKEY = 44,   /**< the audit key's public key (csc-admin audit export-key, audit verify) */
     SAM_OP_ENROLL_ISSUE = 45,   /**< csc-admin user add / user recover: a one-time enrollment code, sent or for a letter */
+    SAM_OP_OPERATOR_LOGIN = 46, /**< csc-admin login: name, password, TOTP code -> an operator session (sam_op_operator.c) */
+    SAM_OP_OPERATOR_NEW = 49,   /**< csc-admin operator bootstrap (no SESSION: the first operator) and operator add
+                                     (SESSION, ROLES): the new operator's TOTP secret made and sealed here */
 
     SAM_OP_REPLY = 0x80,        /**< bit of every successful reply */
     SAM_OP_REFUSED = 0xff,      /**< the refusal of any request: REFUSAL, REASON, optional ABOUT */
@@ -252,6 +255,8 @@ enum {
                                    operator op; adm_origin_claim): csc-sam reads the uid from SO_PEERCRED itself */
     SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for (oauth_authz_request_t
                                    as the front end's page holds it: both ends are one build; oauth_req_ok checks it) */
+    SAM_T_ROLES = 76,         /**< U32 an operator's roles (stor_role_t bits); above ORIGIN, so put before it
+                                   (srv_opsock_put_origin) */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 
