@@ -164,7 +164,8 @@ static int put_op_fn(stor_txn_t *t, void *arg)
 }
 
 static int new_operator(const adm_t *a, const char *name, uint32_t roles, const char *password, int bootstrap,
-                        uint8_t secret[STOR_TOTP_MAX], size_t *secret_len, char *err, size_t err_sz)
+                        const adm_op_enroll_t *en, uint8_t secret[STOR_TOTP_MAX], size_t *secret_len, char *err,
+                        size_t err_sz)
 {
     stor_operator_t *op = calloc(1, sizeof(*op));
     char detail[200], rn[64];
@@ -178,7 +179,7 @@ static int new_operator(const adm_t *a, const char *name, uint32_t roles, const 
         ERR("operator name must be 1..%d printable ASCII characters without spaces", STOR_NAME_MAX);
         goto out;
     }
-    if (password == NULL || strlen(password) < 8) {
+    if (en == NULL && (password == NULL || strlen(password) < 8)) {
         ERR("password must have at least 8 characters");
         goto out;
     }
@@ -190,16 +191,23 @@ static int new_operator(const adm_t *a, const char *name, uint32_t roles, const 
     op->roles = roles;
     op->status = STOR_OPERATOR_ACTIVE;
     op->created_at = time(NULL);
-    if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, op->pw_verifier, &op->pw_verifier_len) != 0 ||
+    if (en != NULL) { /* no factor yet: the new operator makes them (operator enroll) */
+        op->status = STOR_OPERATOR_ENROLLING;
+        memcpy(op->enroll_code_hash, en->code_hash, sizeof(op->enroll_code_hash));
+        op->enroll_expires_at = en->expires_at;
+        op->enroll_tries = en->tries;
+    } else if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, op->pw_verifier, &op->pw_verifier_len) != 0 ||
         oauth_totp_new_secret(op->totp_secret) != 0) {
         ERR("cannot derive the password verifier or the TOTP secret");
         goto out;
     }
-    op->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
-    memcpy(secret, op->totp_secret, op->totp_secret_len);
-    *secret_len = op->totp_secret_len;
+    if (en == NULL) {
+        op->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
+        memcpy(secret, op->totp_secret, op->totp_secret_len);
+        *secret_len = op->totp_secret_len;
+    }
     /* At rest the secret is sealed (csc-sam's factor key); the clear bytes never reach the record. */
-    if (a->op_factor != NULL) {
+    if (en == NULL && a->op_factor != NULL) {
         if (a->op_factor->seal(a->op_factor->arg, name, op->totp_secret, op->totp_secret_len, op->totp_sealed,
                                &op->totp_sealed_len) != 0) {
             ERR("cannot seal the TOTP secret (the token's factor key)");
@@ -209,8 +217,9 @@ static int new_operator(const adm_t *a, const char *name, uint32_t roles, const 
         op->totp_secret_len = 0;
     }
     adm_op_roles_format(roles, rn, sizeof(rn));
-    snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s roles=%s",
-             bootstrap ? name : a->operator_name, bootstrap ? "bootstrap" : "add", name, rn);
+    snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s roles=%s%s%s",
+             bootstrap ? name : a->operator_name, bootstrap ? "bootstrap" : "add", name, rn,
+             en != NULL ? " state=enrolling channel=" : "", en != NULL ? en->channel : "");
     p.op = op;
     p.bootstrap = bootstrap;
     op_audit_init(&p.audit, STOR_RES_OK, bootstrap ? name : a->operator_name, detail);
@@ -243,10 +252,20 @@ int adm_op_new(const adm_t *a, const char *name, uint32_t roles, const char *pas
 {
     *secret_len = 0;
     if (roles == 0)
-        return new_operator(a, name, adm_op_bootstrap_roles(a), password, 1, secret, secret_len, err, err_sz);
+        return new_operator(a, name, adm_op_bootstrap_roles(a), password, 1, NULL, secret, secret_len, err, err_sz);
     if ((roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
         return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
-    return new_operator(a, name, roles, password, 0, secret, secret_len, err, err_sz);
+    return new_operator(a, name, roles, password, 0, NULL, secret, secret_len, err, err_sz);
+}
+
+int adm_op_add_enrolling(const adm_t *a, const char *name, uint32_t roles, const adm_op_enroll_t *en, char *err,
+                         size_t err_sz)
+{
+    uint8_t none[STOR_TOTP_MAX];
+    size_t n = 0;
+    if (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
+        return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
+    return new_operator(a, name, roles, NULL, 0, en, none, &n, err, err_sz);
 }
 
 /* adm_op_new with the secret as base32 and otpauth URI. */
@@ -357,7 +376,10 @@ static int list_op(const stor_operator_t *op, void *arg)
 
     adm_op_roles_format(op->roles, rn, sizeof(rn));
     fprintf(arg, "operator %s roles=%s status=%s created_at=%lld%s\n", op->name, rn,
-            op->status == STOR_OPERATOR_ACTIVE ? "active" : "disabled", (long long)op->created_at,
+            op->status == STOR_OPERATOR_ACTIVE      ? "active"
+            : op->status == STOR_OPERATOR_ENROLLING ? "enrolling"
+                                                    : "disabled",
+            (long long)op->created_at,
             op->locked_until > time(NULL) ? " locked" : "");
     return 0;
 }

@@ -413,6 +413,17 @@ int adm_op_add(const adm_t *a, const char *name, uint32_t roles, const char *pas
  */
 int adm_op_new(const adm_t *a, const char *name, uint32_t roles, const char *password,
                uint8_t secret[STOR_TOTP_MAX], size_t *secret_len, char *err, size_t err_sz);
+/** An operator's enrollment code as csc-sam made it (only its hash kept). */
+typedef struct adm_op_enroll {
+    uint8_t code_hash[32];
+    int64_t expires_at;
+    uint32_t tries;
+    const char *channel;       /**< "sender" or "letter", for the audit record */
+} adm_op_enroll_t;
+/** operator add with no factor: the operator waits in state enrolling with the code of en (csc-sam's OPERATOR_NEW);
+ *  the new operator sets the password and TOTP secret (operator enroll). Checks and audit as adm_op_add. */
+int adm_op_add_enrolling(const adm_t *a, const char *name, uint32_t roles, const adm_op_enroll_t *en, char *err,
+                         size_t err_sz);
 /** The roles the first operator gets: every role, or user-admin alone in production without allow_combined_roles. */
 uint32_t adm_op_bootstrap_roles(const adm_t *a);
 /** Remove an operator and (lazily) every session of it; not oneself (ADM_FORBIDDEN). */

@@ -149,8 +149,10 @@ enum {
     SAM_OP_AUDIT_PUBKEY = 44,   /**< the audit key's public key (csc-admin audit export-key, audit verify) */
     SAM_OP_ENROLL_ISSUE = 45,   /**< csc-admin user add / user recover: a one-time enrollment code, sent or for a letter */
     SAM_OP_OPERATOR_LOGIN = 46, /**< csc-admin login: name, password, TOTP code -> an operator session (sam_op_operator.c) */
-    SAM_OP_OPERATOR_NEW = 49,   /**< csc-admin operator bootstrap (no SESSION: the first operator) and operator add
-                                     (SESSION, ROLES): the new operator's TOTP secret made and sealed here */
+    SAM_OP_OPERATOR_ENROLL_BEGIN = 47,  /**< csc-admin operator enroll: name + enrollment code -> ticket, TOTP secret */
+    SAM_OP_OPERATOR_ENROLL_FINISH = 48, /**< csc-admin operator enroll: ticket, password, first TOTP code -> active */
+    SAM_OP_OPERATOR_NEW = 49,   /**< csc-admin operator bootstrap (no SESSION: the first operator, its TOTP secret made
+                                     and sealed here) and operator add (SESSION, ROLES: an enrollment code) */
 
     SAM_OP_REPLY = 0x80,        /**< bit of every successful reply */
     SAM_OP_REFUSED = 0xff,      /**< the refusal of any request: REFUSAL, REASON, optional ABOUT */

@@ -450,7 +450,7 @@ typedef struct stor_enroll_ticket {
 /** Roles of an operator: a bit set. Values are stored: never renumber. */
 typedef enum { STOR_ROLE_USER_ADMIN = 1, STOR_ROLE_KEY_ADMIN = 2, STOR_ROLE_AUDITOR = 4 } stor_role_t;
 #define STOR_ROLES_ALL (STOR_ROLE_USER_ADMIN | STOR_ROLE_KEY_ADMIN | STOR_ROLE_AUDITOR)
-typedef enum { STOR_OPERATOR_ACTIVE = 1, STOR_OPERATOR_DISABLED = 2 } stor_operator_status_t;
+typedef enum { STOR_OPERATOR_ACTIVE = 1, STOR_OPERATOR_DISABLED = 2, STOR_OPERATOR_ENROLLING = 3 } stor_operator_status_t;
 
 typedef struct stor_operator {
     char name[STOR_NAME_MAX + 1];         /**< key */
@@ -468,6 +468,11 @@ typedef struct stor_operator {
     uint8_t totp_sealed[STOR_TOTP_SEALED_MAX]; /**< the TOTP secret sealed under the token's factor key by csc-sam
                                                     (sam_factor.c, additional data of operators) */
     uint32_t totp_sealed_len;
+    /* enrolling (csc-admin operator add, then operator enroll on the new operator's own terminal): */
+    uint8_t enroll_code_hash[32];         /**< SHA-256 of the one-time enrollment code (all zero: none) */
+    int64_t enroll_expires_at;            /**< the code's, then the ticket's expiry (unix seconds) */
+    uint32_t enroll_tries;                /**< wrong codes (then wrong first TOTP codes) left before it is burnt */
+    uint8_t enroll_ticket_hash[32];       /**< SHA-256 of the ticket of enrollment's second step (all zero: none) */
 } stor_operator_t;
 
 /** A csc-admin login session: only the SHA-256 of its token is stored. */

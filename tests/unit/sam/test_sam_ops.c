@@ -760,9 +760,10 @@ static uint32_t op_login(const char *name, const char *password, const char *cod
     return rc;
 }
 
-/* OPERATOR_NEW of name: bootstrap (session NULL) or add with roles; the new secret into secret (0: made). */
-static uint32_t op_new(const char *name, const char *session, uint32_t roles, const char *approval,
-                       uint8_t secret[STOR_TOTP_MAX], size_t *n)
+/* OPERATOR_NEW of name: bootstrap (session NULL: the new secret into secret) or add with roles (letter: the code into
+ * code; password: a password sent along, which add refuses). The refusal code (0: answered). */
+static uint32_t op_new_ex(const char *name, const char *session, uint32_t roles, int letter, const char *password,
+                          uint8_t secret[STOR_TOTP_MAX], size_t *n, char code[SAM_ENROLL_CODE_MAX + 1])
 {
     sam_builder_t b;
     sam_rbuf_t rb = {0};
@@ -772,19 +773,72 @@ static uint32_t op_new(const char *name, const char *session, uint32_t roles, co
     sam_put_str(&b, SAM_T_USER, name);
     if (session != NULL)
         sam_put_str(&b, SAM_T_SESSION, session);
-    if (approval != NULL)
-        sam_put_str(&b, SAM_T_APPROVAL_ID, approval);
-    sam_put_str(&b, SAM_T_PASSWORD, OP_PASSWORD);
+    if (letter)
+        sam_put_u32(&b, SAM_T_LETTER, 1);
+    if (password != NULL)
+        sam_put_str(&b, SAM_T_PASSWORD, password);
     if (origin_claim != NULL) /* the fixture's sessions were made with no host: no claim fits them */
         sam_put_str(&b, SAM_T_ORIGIN, origin_claim);
     if (roles != 0)
         sam_put_u32(&b, SAM_T_ROLES, roles);
     uint32_t rc = call_keep(&b, &rb, &reply, NULL, 0);
-    *n = 0;
-    if (rc == 0) {
+    if (n != NULL)
+        *n = 0;
+    if (code != NULL)
+        code[0] = '\0';
+    if (rc == 0 && secret != NULL) {
         ck_assert_int_eq(sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &p, n), SAM_OK);
         memcpy(secret, p, *n);
     }
+    if (rc == 0 && code != NULL)
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_ENROLL_CODE, code, SAM_ENROLL_CODE_MAX + 1), SAM_OK);
+    if (rc == 0)
+        ck_assert_int_eq(sam_msg_count(&reply, SAM_T_TOTP_SECRET), secret != NULL); /* add: never a secret */
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* operator add with a letter (the fixture has no otp_sender): the code. */
+static uint32_t op_add(const char *name, const char *session, uint32_t roles, char code[SAM_ENROLL_CODE_MAX + 1])
+{
+    return op_new_ex(name, session, roles, 1, NULL, NULL, NULL, code);
+}
+
+/* OPERATOR_ENROLL_BEGIN: the refusal code (0: ticket and secret filled). */
+static uint32_t op_begin(const char *name, const char *code, char ticket[SAM_TOKEN_MAX + 1],
+                         uint8_t secret[STOR_TOTP_MAX], size_t *n)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *p;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_OPERATOR_ENROLL_BEGIN, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, name);
+    sam_put_str(&b, SAM_T_ENROLL_CODE, code);
+    uint32_t rc = call_keep(&b, &rb, &reply, NULL, 0);
+    *n = 0;
+    ticket[0] = '\0';
+    if (rc == 0) {
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_ENROLL_TICKET, ticket, SAM_TOKEN_MAX + 1), SAM_OK);
+        ck_assert_int_eq(sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &p, n), SAM_OK);
+        memcpy(secret, p, *n);
+    }
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* OPERATOR_ENROLL_FINISH: the refusal code (0: active). */
+static uint32_t op_finish(const char *name, const char *ticket, const char *password, const char *otp)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_OPERATOR_ENROLL_FINISH, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, name);
+    sam_put_str(&b, SAM_T_OTP, otp);
+    sam_put_str(&b, SAM_T_ENROLL_TICKET, ticket);
+    sam_put_str(&b, SAM_T_PASSWORD, password);
+    uint32_t rc = call_keep(&b, &rb, &reply, NULL, 0);
     sam_rbuf_free(&rb);
     return rc;
 }
@@ -817,12 +871,17 @@ static int op_put_fn(stor_txn_t *t, void *arg)
     return stor_txn_operator_put(t, arg, 0);
 }
 
-/* A key-admin added through OPERATOR_NEW by root: its secret. */
+/* A key-admin added through OPERATOR_NEW by root and enrolled as its new operator would (BEGIN, FINISH with the code
+ * of the previous step, so the current one stays free): its secret. */
 static size_t add_ka(const char *name, uint8_t secret[STOR_TOTP_MAX])
 {
+    char code[SAM_ENROLL_CODE_MAX + 1], ticket[SAM_TOKEN_MAX + 1], otp[7];
     size_t n = 0;
-    ck_assert_uint_eq(op_new(name, tok_root, STOR_ROLE_KEY_ADMIN, NULL, secret, &n), 0);
+    ck_assert_uint_eq(op_add(name, tok_root, STOR_ROLE_KEY_ADMIN, code), 0);
+    ck_assert_uint_eq(op_begin(name, code, ticket, secret, &n), 0);
     ck_assert_uint_eq(n, OAUTH_TOTP_SECRET_LEN);
+    code_of(secret, n, -1, otp);
+    ck_assert_uint_eq(op_finish(name, ticket, OP_PASSWORD, otp), 0);
     return n;
 }
 
@@ -892,47 +951,108 @@ START_TEST(t_operator_login_locks)
 }
 END_TEST
 
-/* OPERATOR_NEW: made with the secret sealed (never clear at rest); checked like every operator op (session, role,
- * two-person rule); bootstrap only while no operator exists; bad messages refused. */
+/* OPERATOR_NEW: add is checked like every operator op (session, role, two-person rule) and carries no factor (a
+ * password sent along is refused; the reply has no secret); bootstrap only while no operator exists. The enrolled
+ * operator's secret is sealed at rest and the operator logs in. */
 START_TEST(t_operator_new)
 {
     uint8_t secret[STOR_TOTP_MAX];
     size_t n = 0;
-    char code[7], tok[ADM_OP_TOKEN_LEN + 1];
-    /* bootstrap while operators exist */
-    ck_assert_uint_eq(op_new("boot2", NULL, 0, NULL, secret, &n), SAM_REFUSE_EXISTS);
+    char code[7], tok[ADM_OP_TOKEN_LEN + 1], ecode[SAM_ENROLL_CODE_MAX + 1];
+    /* bootstrap while operators exist; with a letter */
+    ck_assert_uint_eq(op_new_ex("boot2", NULL, 0, 0, OP_PASSWORD, secret, &n, NULL), SAM_REFUSE_EXISTS);
+    ck_assert_uint_eq(op_new_ex("boot2", NULL, 0, 1, OP_PASSWORD, secret, &n, NULL), SAM_REFUSE_BAD_MESSAGE);
     /* a session without roles, roles without a session */
-    ck_assert_uint_eq(op_new("x1", tok_root, 0, NULL, secret, &n), SAM_REFUSE_BAD_MESSAGE);
-    ck_assert_uint_eq(op_new("x1", NULL, STOR_ROLE_AUDITOR, NULL, secret, &n), SAM_REFUSE_BAD_MESSAGE);
-    /* a forged session, an auditor's */
-    ck_assert_uint_eq(op_new("x1", "forged-session", STOR_ROLE_AUDITOR, NULL, secret, &n), SAM_REFUSE_UNAUTHORIZED);
-    ck_assert_uint_eq(op_new("x1", tok_aud, STOR_ROLE_AUDITOR, NULL, secret, &n), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(op_add("x1", tok_root, 0, ecode), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(op_add("x1", NULL, STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_BAD_MESSAGE);
+    /* a forged session, an auditor's; a password chosen by the adding operator; no letter (and no sender) */
+    ck_assert_uint_eq(op_add("x1", "forged-session", STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_add("x1", tok_aud, STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(op_new_ex("x1", tok_root, STOR_ROLE_AUDITOR, 1, OP_PASSWORD, NULL, NULL, ecode),
+                      SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(op_new_ex("x1", tok_root, STOR_ROLE_AUDITOR, 0, NULL, NULL, NULL, NULL), SAM_REFUSE_BAD_MESSAGE);
     stor_operator_t *op = calloc(1, sizeof(*op));
     ck_assert_ptr_nonnull(op);
     snprintf(op->name, sizeof(op->name), "x1");
     ck_assert_int_eq(stor_read(fx.stor, op_get_fn, op), STOR_ERR_NOTFOUND);
     free(op);
-    /* root adds: sealed at rest, the secret answered once and it logs in */
+    /* root adds (enrolling: no factor, no login), the new operator enrolls: sealed at rest, and it logs in */
+    ck_assert_uint_eq(op_add("x0", tok_root, STOR_ROLE_AUDITOR, ecode), 0);
+    op = op_read("x0");
+    ck_assert_uint_eq(op->status, STOR_OPERATOR_ENROLLING);
+    ck_assert_uint_eq(op->pw_verifier_len + op->totp_secret_len + op->totp_sealed_len, 0);
+    free(op);
+    ck_assert_uint_eq(audited("operator=root action=operator.add name=x0 roles=auditor state=enrolling channel=letter",
+                              "root", STOR_RES_OK), 1);
+    ck_assert_uint_eq(op_login("x0", OP_PASSWORD, "000000", claim_here(), tok, NULL), SAM_REFUSE_UNAUTHORIZED);
     n = add_ka("x1", secret);
     op = op_read("x1");
+    ck_assert_uint_eq(op->status, STOR_OPERATOR_ACTIVE);
     ck_assert_uint_eq(op->totp_secret_len, 0);
     ck_assert_uint_eq(op->totp_sealed_len, 1 + 12 + OAUTH_TOTP_SECRET_LEN + 16);
-    ck_assert(memmem(op->totp_sealed, op->totp_sealed_len, secret, n) == NULL);
+    ck_assert(memmem(op, sizeof(*op), secret, n) == NULL);
     free(op);
-    ck_assert_uint_eq(audited("operator=root action=operator.add name=x1 roles=key-admin", "root", STOR_RES_OK), 1);
+    ck_assert_uint_eq(audited("action=operator.enroll.finish state=active", "x1", STOR_RES_OK), 1);
     code_of(secret, n, 0, code);
     ck_assert_uint_eq(op_login("x1", OP_PASSWORD, code, claim_here(), tok, NULL), 0);
     /* the same name again */
-    ck_assert_uint_eq(op_new("x1", tok_root, STOR_ROLE_AUDITOR, NULL, secret, &n), SAM_REFUSE_EXISTS);
+    ck_assert_uint_eq(op_add("x1", tok_root, STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_EXISTS);
+}
+END_TEST
+
+/* OPERATOR_ENROLL_BEGIN and _FINISH as a compromised csc-admin would send them: an unknown name, a wrong code (the
+ * last try burns it), a spent code, an expired one, another operator's ticket, a short password, a wrong first code
+ * (counted), all with the same answer and audited; nothing of the secret in the audit log. */
+START_TEST(t_operator_enroll)
+{
+    char c1[SAM_ENROLL_CODE_MAX + 1], c2[SAM_ENROLL_CODE_MAX + 1], c3[SAM_ENROLL_CODE_MAX + 1];
+    char t1[SAM_TOKEN_MAX + 1], t2[SAM_TOKEN_MAX + 1], otp[7];
+    uint8_t s1[STOR_TOTP_MAX], s2[STOR_TOTP_MAX];
+    size_t n1 = 0, n2 = 0;
+    ck_assert_uint_eq(op_add("e1", tok_root, STOR_ROLE_AUDITOR, c1), 0);
+    ck_assert_uint_eq(op_add("e2", tok_root, STOR_ROLE_AUDITOR, c2), 0);
+    ck_assert_uint_eq(op_add("e3", tok_root, STOR_ROLE_AUDITOR, c3), 0);
+    /* an unknown name, an active operator, another's code: one answer */
+    ck_assert_uint_eq(op_begin("ghost", c1, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_begin("root", c1, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_begin("e2", c1, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.begin refused=wrong-code tries_left=4", "e2", STOR_RES_DENIED), 1);
+    /* e3: wrong codes until the code is burnt; then its right code no longer works */
+    for (int i = 0; i < 5; i++) /* enroll_code_tries: 5 */
+        ck_assert_uint_eq(op_begin("e3", "AAAA-AAAA-AAAA-AAAA", t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("refused=wrong-code burnt tries_left=0", "e3", STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(op_begin("e3", c3, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    /* e1: the right code gives a ticket and the secret; the code is spent */
+    ck_assert_uint_eq(op_begin("e1", c1, t1, s1, &n1), 0);
+    ck_assert_uint_eq(op_begin("e1", c1, t2, s2, &n2), SAM_REFUSE_UNAUTHORIZED);
+    /* e2's code expired */
+    stor_operator_t *op = op_read("e2");
+    op->enroll_expires_at = time(NULL) - 1;
+    ck_assert_int_eq(stor_write(fx.stor, op_put_fn, op), STOR_OK);
+    free(op);
+    ck_assert_uint_eq(op_begin("e2", c2, t2, s2, &n2), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.begin refused=expired", "e2", STOR_RES_DENIED), 1);
+    /* FINISH: another operator's ticket, a short password, a wrong first code (counted) */
+    code_of(s1, n1, -1, otp);
+    ck_assert_uint_eq(op_finish("e2", t1, OP_PASSWORD, otp), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.finish refused=", "e2", STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(op_finish("e1", t1, "short", otp), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(op_finish("e1", t1, OP_PASSWORD, "000000"), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.finish refused=otp tries_left=4", "e1", STOR_RES_DENIED), 1);
+    /* the right code: active; the ticket is spent */
+    ck_assert_uint_eq(op_finish("e1", t1, OP_PASSWORD, otp), 0);
+    ck_assert_uint_eq(op_finish("e1", t1, OP_PASSWORD, otp), SAM_REFUSE_UNAUTHORIZED);
+    op = op_read("e1");
+    ck_assert_uint_eq(op->status, STOR_OPERATOR_ACTIVE);
+    free(op);
 }
 END_TEST
 
 /* Under two_person "operator": operator add needs another operator's approval (root is not alone here). */
 START_TEST(t_operator_new_two_person)
 {
-    uint8_t secret[STOR_TOTP_MAX];
-    size_t n = 0;
-    ck_assert_uint_eq(op_new("x2", tok_root, STOR_ROLE_AUDITOR, NULL, secret, &n), SAM_REFUSE_FORBIDDEN);
+    char code[SAM_ENROLL_CODE_MAX + 1];
+    ck_assert_uint_eq(op_add("x2", tok_root, STOR_ROLE_AUDITOR, code), SAM_REFUSE_FORBIDDEN);
     ck_assert_uint_eq(audited("operator add needs a second operator", "root", STOR_RES_DENIED), 1);
     stor_operator_t *op = calloc(1, sizeof(*op));
     ck_assert_ptr_nonnull(op);
@@ -1009,6 +1129,7 @@ int main(void)
     tcase_add_test(tc, t_operator_login);
     tcase_add_test(tc, t_operator_login_locks);
     tcase_add_test(tc, t_operator_new);
+    tcase_add_test(tc, t_operator_enroll);
     tcase_add_test(tc, t_operator_sealed_at_start_and_bound);
     suite_add_tcase(s, tc);
     tc = tcase_create("production");
