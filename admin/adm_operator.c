@@ -164,20 +164,22 @@ static int put_op_fn(stor_txn_t *t, void *arg)
 }
 
 static int new_operator(const adm_t *a, const char *name, uint32_t roles, const char *password, int bootstrap,
-                        char *uri, size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
+                        const adm_op_enroll_t *en, uint8_t secret[STOR_TOTP_MAX], size_t *secret_len, char *err,
+                        size_t err_sz)
 {
     stor_operator_t *op = calloc(1, sizeof(*op));
     char detail[200], rn[64];
     put_op_t p;
     int rc = ADM_ERR, src;
 
+    *secret_len = 0;
     if (op == NULL)
         return ERR("out of memory");
     if (!name_ok(name)) {
         ERR("operator name must be 1..%d printable ASCII characters without spaces", STOR_NAME_MAX);
         goto out;
     }
-    if (password == NULL || strlen(password) < 8) {
+    if (en == NULL && (password == NULL || strlen(password) < 8)) {
         ERR("password must have at least 8 characters");
         goto out;
     }
@@ -189,20 +191,35 @@ static int new_operator(const adm_t *a, const char *name, uint32_t roles, const 
     op->roles = roles;
     op->status = STOR_OPERATOR_ACTIVE;
     op->created_at = time(NULL);
-    if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, op->pw_verifier, &op->pw_verifier_len) != 0 ||
+    if (en != NULL) { /* no factor yet: the new operator makes them (operator enroll) */
+        op->status = STOR_OPERATOR_ENROLLING;
+        memcpy(op->enroll_code_hash, en->code_hash, sizeof(op->enroll_code_hash));
+        op->enroll_expires_at = en->expires_at;
+        op->enroll_tries = en->tries;
+    } else if (oauth_secret_hash(password, strlen(password), a->scrypt_log2n, op->pw_verifier, &op->pw_verifier_len) != 0 ||
         oauth_totp_new_secret(op->totp_secret) != 0) {
         ERR("cannot derive the password verifier or the TOTP secret");
         goto out;
     }
-    op->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
-    if (oauth_base32_encode(op->totp_secret, op->totp_secret_len, b32, b32_sz) != 0 ||
-        oauth_totp_uri(a->issuer, name, op->totp_secret, op->totp_secret_len, uri, uri_sz) != 0) {
-        ERR("output buffer too small");
-        goto out;
+    if (en == NULL) {
+        op->totp_secret_len = OAUTH_TOTP_SECRET_LEN;
+        memcpy(secret, op->totp_secret, op->totp_secret_len);
+        *secret_len = op->totp_secret_len;
+    }
+    /* At rest the secret is sealed (csc-sam's factor key); the clear bytes never reach the record. */
+    if (en == NULL && a->op_factor != NULL) {
+        if (a->op_factor->seal(a->op_factor->arg, name, op->totp_secret, op->totp_secret_len, op->totp_sealed,
+                               &op->totp_sealed_len) != 0) {
+            ERR("cannot seal the TOTP secret (the token's factor key)");
+            goto out;
+        }
+        OPENSSL_cleanse(op->totp_secret, sizeof(op->totp_secret));
+        op->totp_secret_len = 0;
     }
     adm_op_roles_format(roles, rn, sizeof(rn));
-    snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s roles=%s",
-             bootstrap ? name : a->operator_name, bootstrap ? "bootstrap" : "add", name, rn);
+    snprintf(detail, sizeof(detail), "operator=%s action=operator.%s name=%s roles=%s%s%s",
+             bootstrap ? name : a->operator_name, bootstrap ? "bootstrap" : "add", name, rn,
+             en != NULL ? " state=enrolling channel=" : "", en != NULL ? en->channel : "");
     p.op = op;
     p.bootstrap = bootstrap;
     op_audit_init(&p.audit, STOR_RES_OK, bootstrap ? name : a->operator_name, detail);
@@ -216,20 +233,63 @@ static int new_operator(const adm_t *a, const char *name, uint32_t roles, const 
         rc = ADM_OK;
 out:
     if (rc != ADM_OK) {
+        OPENSSL_cleanse(secret, STOR_TOTP_MAX);
+        *secret_len = 0;
+    }
+    OPENSSL_clear_free(op, sizeof(*op));
+    return rc;
+}
+
+uint32_t adm_op_bootstrap_roles(const adm_t *a)
+{
+    /* In production the first operator manages users (and so operators) only: the ceremony of
+     * docs/configuration.md "two_person" adds the others. */
+    return a->production && !a->allow_combined_roles ? STOR_ROLE_USER_ADMIN : STOR_ROLES_ALL;
+}
+
+int adm_op_new(const adm_t *a, const char *name, uint32_t roles, const char *password,
+               uint8_t secret[STOR_TOTP_MAX], size_t *secret_len, char *err, size_t err_sz)
+{
+    *secret_len = 0;
+    if (roles == 0)
+        return new_operator(a, name, adm_op_bootstrap_roles(a), password, 1, NULL, secret, secret_len, err, err_sz);
+    if ((roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
+        return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
+    return new_operator(a, name, roles, password, 0, NULL, secret, secret_len, err, err_sz);
+}
+
+int adm_op_add_enrolling(const adm_t *a, const char *name, uint32_t roles, const adm_op_enroll_t *en, char *err,
+                         size_t err_sz)
+{
+    uint8_t none[STOR_TOTP_MAX];
+    size_t n = 0;
+    if (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
+        return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
+    return new_operator(a, name, roles, NULL, 0, en, none, &n, err, err_sz);
+}
+
+/* adm_op_new with the secret as base32 and otpauth URI. */
+static int new_encoded(const adm_t *a, const char *name, uint32_t roles, const char *password, char *uri,
+                       size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz)
+{
+    uint8_t secret[STOR_TOTP_MAX];
+    size_t n = 0;
+    int rc = adm_op_new(a, name, roles, password, secret, &n, err, err_sz);
+    if (rc == ADM_OK && (oauth_base32_encode(secret, n, b32, b32_sz) != 0 ||
+                         oauth_totp_uri(a->issuer, name, secret, n, uri, uri_sz) != 0))
+        rc = ERR("output buffer too small (the operator was made)");
+    if (rc != ADM_OK) {
         OPENSSL_cleanse(b32, b32_sz);
         OPENSSL_cleanse(uri, uri_sz);
     }
-    OPENSSL_clear_free(op, sizeof(*op));
+    OPENSSL_cleanse(secret, sizeof(secret));
     return rc;
 }
 
 int adm_op_bootstrap(const adm_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
                      char *b32, size_t b32_sz, char *err, size_t err_sz)
 {
-    /* In production the first operator manages users (and so operators) only: the ceremony of
-     * docs/configuration.md "two_person" adds the others. */
-    uint32_t roles = a->production && !a->allow_combined_roles ? STOR_ROLE_USER_ADMIN : STOR_ROLES_ALL;
-    return new_operator(a, name, roles, password, 1, uri, uri_sz, b32, b32_sz, err, err_sz);
+    return new_encoded(a, name, 0, password, uri, uri_sz, b32, b32_sz, err, err_sz);
 }
 
 int adm_op_add(const adm_t *a, const char *name, uint32_t roles, const char *password, char *uri,
@@ -237,7 +297,7 @@ int adm_op_add(const adm_t *a, const char *name, uint32_t roles, const char *pas
 {
     if (roles == 0 || (roles & ~(uint32_t)STOR_ROLES_ALL) != 0)
         return ERR("an operator needs at least one role (user-admin, key-admin, auditor)");
-    return new_operator(a, name, roles, password, 0, uri, uri_sz, b32, b32_sz, err, err_sz);
+    return new_encoded(a, name, roles, password, uri, uri_sz, b32, b32_sz, err, err_sz);
 }
 
 typedef struct change_op {
@@ -316,7 +376,10 @@ static int list_op(const stor_operator_t *op, void *arg)
 
     adm_op_roles_format(op->roles, rn, sizeof(rn));
     fprintf(arg, "operator %s roles=%s status=%s created_at=%lld%s\n", op->name, rn,
-            op->status == STOR_OPERATOR_ACTIVE ? "active" : "disabled", (long long)op->created_at,
+            op->status == STOR_OPERATOR_ACTIVE      ? "active"
+            : op->status == STOR_OPERATOR_ENROLLING ? "enrolling"
+                                                    : "disabled",
+            (long long)op->created_at,
             op->locked_until > time(NULL) ? " locked" : "");
     return 0;
 }
@@ -438,6 +501,24 @@ static int get_op_fn(stor_txn_t *t, void *arg)
     return stor_txn_operator_get(t, name, op);
 }
 
+/* The operator's TOTP secret into op->totp_secret: a sealed one opened through a->op_factor (csc-sam), a clear one
+ * (a record written before sealing) as it is. 0, -1 (none, or it does not open), -2 (the token could not try). */
+static int op_totp(const adm_t *a, stor_operator_t *op)
+{
+    size_t n = 0;
+    if (op->totp_sealed_len == 0)
+        return op->totp_secret_len != 0 ? 0 : -1;
+    OPENSSL_cleanse(op->totp_secret, sizeof(op->totp_secret));
+    op->totp_secret_len = 0;
+    if (a->op_factor == NULL)
+        return -1;
+    int rc = a->op_factor->open(a->op_factor->arg, op->name, op->totp_sealed, op->totp_sealed_len, op->totp_secret, &n);
+    if (rc != 0)
+        return rc == -2 ? -2 : -1;
+    op->totp_secret_len = (uint32_t)n;
+    return 0;
+}
+
 int adm_op_login(const adm_t *a, const adm_op_policy_t *p, const char *name, const char *password,
                  const char *otp, char token[ADM_OP_TOKEN_LEN + 1], char *err, size_t err_sz)
 {
@@ -464,9 +545,16 @@ int adm_op_login(const adm_t *a, const adm_op_policy_t *p, const char *name, con
     }
     if (src == 0) {
         l->ok = password != NULL && otp != NULL &&
-                oauth_secret_verify(op->pw_verifier, op->pw_verifier_len, password, strlen(password)) == OAUTH_OK &&
+                oauth_secret_verify(op->pw_verifier, op->pw_verifier_len, password, strlen(password)) == OAUTH_OK;
+        int orc = l->ok ? op_totp(a, op) : -1;
+        if (orc == -2) { /* the token could not open it now: nothing checked, nothing counted */
+            ERR("the token cannot open the operator's TOTP secret now; try again later");
+            goto out;
+        }
+        l->ok = l->ok && orc == 0 &&
                 oauth_totp_check(op->totp_secret, op->totp_secret_len, otp, strlen(otp), l->now, p->totp_window,
                                  &l->step) == OAUTH_OK;
+        OPENSSL_cleanse(op->totp_secret, sizeof(op->totp_secret));
     } else {
         uint8_t dummy[STOR_VERIFIER_MAX];
         uint32_t dlen = 0;

@@ -78,6 +78,10 @@ static const handler_row_t operator_handlers[] = {
     {SAM_OP_AUDIT_HEAD, sam_op_audit_head},
     {SAM_OP_AUDIT_PUBKEY, sam_op_audit_pubkey},
     {SAM_OP_ENROLL_ISSUE, sam_op_enroll_issue},
+    {SAM_OP_OPERATOR_LOGIN, sam_op_operator_login},
+    {SAM_OP_OPERATOR_NEW, sam_op_operator_new},
+    {SAM_OP_OPERATOR_ENROLL_BEGIN, sam_op_operator_enroll_begin},
+    {SAM_OP_OPERATOR_ENROLL_FINISH, sam_op_operator_enroll_finish},
 };
 
 /* An op of the operators' socket (csc-admin's), as opposed to the front end's. */

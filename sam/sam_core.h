@@ -116,6 +116,31 @@ typedef struct op_ctx {
  */
 int sam_op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, const char *w1,
                  const char *w2, uint32_t role, const char *flag, const char *match, op_ctx_t *x, int *rc);
+/* Enrollment codes (sam_op_enroll.c), shared with the operators' enrollment (sam_op_operator.c). */
+#define SAM_ENROLL_CODE_TEXT 20 /**< "XXXX-XXXX-XXXX-XXXX" and its NUL */
+/** A new code: its text and the SHA-256 of its normalized form. 0 or -1 (no randomness). */
+int sam_enroll_code_new(char text[SAM_ENROLL_CODE_TEXT], uint8_t hash[32]);
+/** The SHA-256 of a typed code, normalized (dashes, spaces, case); anything malformed hashes "" (wrong after the same
+ *  work). */
+void sam_enroll_code_hash(const char *typed, uint8_t hash[32]);
+/** Deliver code to name's contact through otp_sender (channel ENROLL; exec: or file:), expiring at expires. 0, or -1
+ *  with why. */
+int sam_enroll_send_code(const sam_server_config_t *cfg, const char *name, const char *contact, const char *code,
+                         int64_t expires, char *why, size_t whysz);
+/** The refusal code (SAM_REFUSE_*) of an adm_ result (ADM_*; ADM_ERR and unknown ones: SAM_REFUSE_INTERNAL). */
+uint32_t sam_refusal_of_adm(int rc);
+/** OPERATOR_LOGIN (sam_op_operator.c): csc-admin login; the factors checked here (adm_op_login with the sealed TOTP
+ *  secret opened through the factor key), the session bound to ORIGIN's host (refused without a claim). */
+int sam_op_operator_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** OPERATOR_NEW (sam_op_operator.c): csc-admin operator bootstrap (no SESSION: the operator made with its TOTP secret
+ *  sealed, the secret answered once to that terminal) and operator add (SESSION, ROLES, the two-person rule: the
+ *  operator waits enrolling, with a one-time code sent by otp_sender or answered for a letter). */
+int sam_op_operator_new(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** OPERATOR_ENROLL_BEGIN, OPERATOR_ENROLL_FINISH (sam_op_operator.c): csc-admin operator enroll on the new operator's
+ *  terminal: name and code -> ticket and the TOTP secret (sealed in the record); ticket, password, first TOTP code ->
+ *  active. */
+int sam_op_operator_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_operator_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
 /** KEY_CREATE: csc-admin credential create (adm_cred_create): key pair, certificate from the SAM's own CA or a PKCS#10
  *  request handed back. */

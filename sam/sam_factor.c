@@ -1,7 +1,8 @@
 /*
  * sam_factor.c - TOTP secrets at rest (sam_server.h): sealed under the token's factor key (hsm_factor_seal, AES-GCM)
  * with the additional data "csc-totp/v1" NUL user, so a sealed secret copied into another user's record (or a
- * ticket of another user) does not open. Stored form: version byte SAM_TOTP_SEALED_V1, nonce, ciphertext, tag.
+ * ticket of another user) does not open; an operator's (csc-admin's) with "csc-totp-operator/v1" NUL name, so neither
+ * kind opens as the other. Stored form: version byte SAM_TOTP_SEALED_V1, nonce, ciphertext, tag.
  * csc-sam alone links this (tests/unit/server/check_symbols SAM_ONLY): csc-server never opens a TOTP secret.
  */
 #include <stdio.h>
@@ -13,27 +14,29 @@
 
 #define SAM_TOTP_SEALED_V1 1
 #define AAD_PREFIX "csc-totp/v1"
+#define AAD_PREFIX_OPERATOR "csc-totp-operator/v1" /* an operator's: never opens as a user's, nor the reverse */
+#define AAD_MAX (sizeof(AAD_PREFIX_OPERATOR) + STOR_NAME_MAX)
 
-/* "csc-totp/v1" NUL user (the user's name, at most STOR_NAME_MAX bytes); 0 or -1. */
-static int totp_aad(const char *user, uint8_t aad[sizeof(AAD_PREFIX) + STOR_NAME_MAX], size_t *len)
+/* prefix NUL name (a user's or an operator's name, at most STOR_NAME_MAX bytes); 0 or -1. */
+static int totp_aad(const char *prefix, const char *name, uint8_t aad[AAD_MAX], size_t *len)
 {
-    size_t n = user != NULL ? strnlen(user, STOR_NAME_MAX + 1) : 0;
+    size_t n = name != NULL ? strnlen(name, STOR_NAME_MAX + 1) : 0, p = strlen(prefix) + 1;
     if (n == 0 || n > STOR_NAME_MAX)
         return -1;
-    memcpy(aad, AAD_PREFIX, sizeof(AAD_PREFIX)); /* with its NUL */
-    memcpy(aad + sizeof(AAD_PREFIX), user, n);
-    *len = sizeof(AAD_PREFIX) + n;
+    memcpy(aad, prefix, p); /* with its NUL */
+    memcpy(aad + p, name, n);
+    *len = p + n;
     return 0;
 }
 
-int sam_totp_seal(hsm_t *hsm, const char *user, const uint8_t *secret, size_t len,
-                  uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len)
+static int seal_as(const char *prefix, hsm_t *hsm, const char *name, const uint8_t *secret, size_t len,
+                   uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len)
 {
-    uint8_t aad[sizeof(AAD_PREFIX) + STOR_NAME_MAX];
+    uint8_t aad[AAD_MAX];
     size_t alen = 0, n = 0;
 
     *out_len = 0;
-    if (hsm == NULL || len == 0 || len > STOR_TOTP_MAX || totp_aad(user, aad, &alen) != 0)
+    if (hsm == NULL || len == 0 || len > STOR_TOTP_MAX || totp_aad(prefix, name, aad, &alen) != 0)
         return -1;
     out[0] = SAM_TOTP_SEALED_V1;
     if (hsm_factor_seal(hsm, aad, alen, secret, len, out + 1, STOR_TOTP_SEALED_MAX - 1, &n) != HSM_OK) {
@@ -44,15 +47,15 @@ int sam_totp_seal(hsm_t *hsm, const char *user, const uint8_t *secret, size_t le
     return 0;
 }
 
-int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
-                  size_t *out_len)
+static int open_as(const char *prefix, hsm_t *hsm, const char *name, const uint8_t *blob, size_t len,
+                   uint8_t out[STOR_TOTP_MAX], size_t *out_len)
 {
-    uint8_t aad[sizeof(AAD_PREFIX) + STOR_NAME_MAX];
+    uint8_t aad[AAD_MAX];
     size_t alen = 0;
 
     *out_len = 0;
     if (hsm == NULL || len < 2 || len > STOR_TOTP_SEALED_MAX || blob[0] != SAM_TOTP_SEALED_V1 ||
-        totp_aad(user, aad, &alen) != 0)
+        totp_aad(prefix, name, aad, &alen) != 0)
         return -1;
     int rc = hsm_factor_open(hsm, aad, alen, blob + 1, len - 1, out, STOR_TOTP_MAX, out_len);
     if (rc != HSM_OK) {
@@ -60,6 +63,30 @@ int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len,
         return rc == HSM_ERR_BADSIG ? -1 : -2; /* -2: the token could not try (unavailable, no factor key) */
     }
     return 0;
+}
+
+int sam_totp_seal(hsm_t *hsm, const char *user, const uint8_t *secret, size_t len,
+                  uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len)
+{
+    return seal_as(AAD_PREFIX, hsm, user, secret, len, out, out_len);
+}
+
+int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
+                  size_t *out_len)
+{
+    return open_as(AAD_PREFIX, hsm, user, blob, len, out, out_len);
+}
+
+int sam_operator_totp_seal(void *hsm, const char *name, const uint8_t *secret, size_t len,
+                           uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len)
+{
+    return seal_as(AAD_PREFIX_OPERATOR, hsm, name, secret, len, out, out_len);
+}
+
+int sam_operator_totp_open(void *hsm, const char *name, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
+                           size_t *out_len)
+{
+    return open_as(AAD_PREFIX_OPERATOR, hsm, name, blob, len, out, out_len);
 }
 
 int sam_user_totp_open(void *hsm, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len)
@@ -71,17 +98,16 @@ int sam_user_totp_open(void *hsm, const stor_user_t *u, uint8_t out[STOR_TOTP_MA
 
 typedef struct seal_all {
     hsm_t *hsm;
-    unsigned sealed, failed;
+    unsigned sealed, failed, op_sealed, op_failed;
     size_t n, cap;
     char (*names)[STOR_NAME_MAX + 1];
     stor_user_t u;
+    stor_operator_t op;
 } seal_all_t;
 
-static int clear_one(const stor_user_t *u, void *arg)
+/* Note the name of a record whose secret is still clear. */
+static int note_name(seal_all_t *s, const char *name)
 {
-    seal_all_t *s = arg;
-    if (u->totp_secret_len == 0 || u->totp_sealed_len != 0)
-        return 0;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
         void *p = OPENSSL_realloc(s->names, cap * sizeof(s->names[0]));
@@ -90,15 +116,49 @@ static int clear_one(const stor_user_t *u, void *arg)
         s->names = p;
         s->cap = cap;
     }
-    snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", u->name);
+    snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", name);
     return 0;
+}
+
+static int clear_one(const stor_user_t *u, void *arg)
+{
+    return u->totp_secret_len == 0 || u->totp_sealed_len != 0 ? 0 : note_name(arg, u->name);
+}
+
+static int clear_operator(const stor_operator_t *op, void *arg)
+{
+    return op->totp_secret_len == 0 || op->totp_sealed_len != 0 ? 0 : note_name(arg, op->name);
+}
+
+/* The operators' clear secrets, as the users' below (the operators' additional data). */
+static int seal_operators(stor_txn_t *t, seal_all_t *s)
+{
+    int rc;
+    s->n = 0;
+    if ((rc = stor_txn_operator_each(t, clear_operator, s)) != 0)
+        return rc;
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        if ((rc = stor_txn_operator_get(t, s->names[i], &s->op)) != 0)
+            break;
+        if (sam_operator_totp_seal(s->hsm, s->op.name, s->op.totp_secret, s->op.totp_secret_len, s->op.totp_sealed,
+                                   &s->op.totp_sealed_len) != 0) {
+            s->op_failed++;
+            continue;
+        }
+        OPENSSL_cleanse(s->op.totp_secret, sizeof(s->op.totp_secret));
+        s->op.totp_secret_len = 0;
+        if ((rc = stor_txn_operator_put(t, &s->op, 0)) == 0)
+            s->op_sealed++;
+    }
+    OPENSSL_cleanse(&s->op, sizeof(s->op));
+    return rc;
 }
 
 static int seal_all_fn(stor_txn_t *t, void *arg)
 {
     seal_all_t *s = arg;
     int rc = 0;
-    s->n = s->sealed = s->failed = 0;
+    s->n = s->sealed = s->failed = s->op_sealed = s->op_failed = 0;
     if ((rc = stor_txn_user_each(t, clear_one, s)) != 0)
         return rc;
     for (size_t i = 0; i < s->n && rc == 0; i++) {
@@ -115,14 +175,17 @@ static int seal_all_fn(stor_txn_t *t, void *arg)
             s->sealed++;
     }
     OPENSSL_cleanse(&s->u, sizeof(s->u));
-    if (rc != 0 || (s->sealed == 0 && s->failed == 0))
+    if (rc == 0)
+        rc = seal_operators(t, s);
+    if (rc != 0 || (s->sealed == 0 && s->failed == 0 && s->op_sealed == 0 && s->op_failed == 0))
         return rc;
     stor_audit_t a;
     memset(&a, 0, sizeof(a));
     a.event = STOR_EV_SAM;
-    a.result = s->failed == 0 ? STOR_RES_OK : STOR_RES_ERROR;
+    a.result = s->failed == 0 && s->op_failed == 0 ? STOR_RES_OK : STOR_RES_ERROR;
     snprintf(a.client, sizeof(a.client), "csc-sam");
-    snprintf(a.detail, sizeof(a.detail), "action=totp.seal sealed=%u failed=%u", s->sealed, s->failed);
+    snprintf(a.detail, sizeof(a.detail), "action=totp.seal sealed=%u failed=%u operators_sealed=%u operators_failed=%u",
+             s->sealed, s->failed, s->op_sealed, s->op_failed);
     return stor_txn_audit_append(t, &a);
 }
 
@@ -133,8 +196,8 @@ int sam_totp_seal_all(stor_env_t *stor, hsm_t *hsm, unsigned *sealed, unsigned *
         return STOR_ERR_NOMEM;
     s->hsm = hsm;
     int rc = stor_write(stor, seal_all_fn, s);
-    *sealed = rc == 0 ? s->sealed : 0;
-    *failed = rc == 0 ? s->failed : 0;
+    *sealed = rc == 0 ? s->sealed + s->op_sealed : 0;
+    *failed = rc == 0 ? s->failed + s->op_failed : 0;
     OPENSSL_free(s->names);
     OPENSSL_clear_free(s, sizeof(*s));
     return rc;

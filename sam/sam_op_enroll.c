@@ -25,6 +25,7 @@
 
 #define CODE_ALPHABET "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 #define CODE_CHARS 16
+_Static_assert(SAM_ENROLL_CODE_TEXT == CODE_CHARS + 4, "XXXX-XXXX-XXXX-XXXX and its NUL");
 #define TICKET_TTL 900 /* seconds of /enroll's step 2 */
 #define ENROLL_CLIENT "enroll-page"
 
@@ -62,8 +63,8 @@ static int totp_open(const sam_server_config_t *cfg, const stor_enroll_ticket_t 
 
 /* ---- codes and tickets ---- */
 
-/* A new code: text "XXXX-XXXX-XXXX-XXXX" and the SHA-256 of its normalized form. 0 or -1 (no randomness). */
-static int code_new(char text[CODE_CHARS + 4], uint8_t hash[32])
+/* A new code (sam_core.h): text "XXXX-XXXX-XXXX-XXXX" and the SHA-256 of its normalized form. 0 or -1 (no randomness). */
+int sam_enroll_code_new(char text[SAM_ENROLL_CODE_TEXT], uint8_t hash[32])
 {
     uint8_t r[10];
     char norm[CODE_CHARS + 1];
@@ -88,7 +89,7 @@ static int code_new(char text[CODE_CHARS + 4], uint8_t hash[32])
 
 /* The SHA-256 of a typed code, normalized; anything that is not 16 characters of the alphabet hashes "" (so it is
  * wrong after the same work). */
-static void code_hash(const char *typed, uint8_t hash[32])
+void sam_enroll_code_hash(const char *typed, uint8_t hash[32])
 {
     char norm[CODE_CHARS + 1];
     size_t n = 0;
@@ -376,8 +377,8 @@ static int drop_code_fn(stor_txn_t *t, void *arg)
 
 /* Send the code through otp_sender: exec: (the helper: user, channel ENROLL, code, contact, expiry) or file:
  * ("NAME - ENROLL CODE"). 0, or -1 with why. */
-static int send_code(const sam_server_config_t *cfg, const char *user, const char *contact, const char *code,
-                     int64_t expires, char *why, size_t whysz)
+int sam_enroll_send_code(const sam_server_config_t *cfg, const char *user, const char *contact, const char *code,
+                         int64_t expires, char *why, size_t whysz)
 {
     const char *path, *reason = "sink not writable";
     char line[STOR_NAME_MAX + CODE_CHARS + 32], exp[32];
@@ -464,7 +465,7 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
     s->e.expires_at = now + (int64_t)code_ttl(cfg);
     s->e.tries_left = code_tries(cfg);
     snprintf(s->e.issued_by, sizeof(s->e.issued_by), "%s", x.who);
-    if (code_new(code, s->e.code_hash) != 0) {
+    if (sam_enroll_code_new(code, s->e.code_hash) != 0) {
         rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "no randomness", 0);
         goto out;
     }
@@ -477,7 +478,7 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
         goto out;
     }
-    if (!letter && send_code(cfg, user, s->sent_to, code, s->e.expires_at, why, sizeof(why)) != 0) {
+    if (!letter && sam_enroll_send_code(cfg, user, s->sent_to, code, s->e.expires_at, why, sizeof(why)) != 0) {
         /* Not delivered: the code goes (the user, if new, stays enrolling: user recover issues another). */
         audit_init(&s->a, STOR_RES_ERROR, user, NULL, "csc-admin");
         snprintf(s->a.detail, sizeof(s->a.detail), "operator=%.100s action=enroll.undelivered why=%.60s", x.who, why);
@@ -673,7 +674,7 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
     }
     oauth_b64_encode(raw, sizeof(raw), ticket, OAUTH_B64_URL);
     ticket_hash(ticket, g->ticket_hash);
-    code_hash(code, g->code_hash);
+    sam_enroll_code_hash(code, g->code_hash);
     int src = stor_write(cfg->stor, begin_fn, g);
     if (src != 0)
         rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);

@@ -18,8 +18,8 @@
 #include "sam_core.h"
 
 
-/* The refusal code of an adm_ result. */
-static uint32_t refusal_of_adm(int rc)
+/* The refusal code of an adm_ result (sam_core.h). */
+uint32_t sam_refusal_of_adm(int rc)
 {
     switch (rc) {
     case ADM_NOSESSION:
@@ -84,7 +84,7 @@ int sam_op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
     int arc = adm_op_session_check(&x->adm, &ops->pol, tok, role, what, x->name, &x->roles, err, sizeof(err));
     OPENSSL_cleanse(tok, sizeof(tok));
     if (arc != ADM_OK) { /* audited by the check */
-        *rc = sam_refuse(b, req, refusal_of_adm(arc), err, SAM_T_SESSION);
+        *rc = sam_refuse(b, req, sam_refusal_of_adm(arc), err, SAM_T_SESSION);
         return -1;
     }
     snprintf(x->who, sizeof(x->who), "%s", x->name);
@@ -116,7 +116,7 @@ int sam_op_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
     }
     arc = adm_op_approval_take(&x->adm, id, x->roles, ap, err, sizeof(err));
     if (arc != ADM_OK) {
-        *rc = sam_refuse(b, req, refusal_of_adm(arc), err, SAM_T_APPROVAL_ID);
+        *rc = sam_refuse(b, req, sam_refusal_of_adm(arc), err, SAM_T_APPROVAL_ID);
         OPENSSL_clear_free(ap, sizeof(*ap));
         return -1;
     }

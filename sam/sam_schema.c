@@ -444,6 +444,59 @@ static const sam_field_spec_t enroll_issue_r[] = { /* the expiry; the code only 
     TEXT(SAM_T_CONTACT, OPT, 1, SAM_CONTACT_MAX),
     TEXT(SAM_T_ENROLL_CODE, OPT, 1, SAM_ENROLL_CODE_MAX),
 };
+/* csc-admin login (OPERATOR_LOGIN): what the operator typed (empty values are wrong ones: they cost the same and
+ * count); csc-sam checks the factors (admin/'s lock-out) and answers the session token, bound to ORIGIN's host. */
+static const sam_field_spec_t operator_login[] = {
+    TEXT(SAM_T_USER, REQ, 0, SAM_NAME_MAX),
+    TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+    ORIGIN,
+};
+static const sam_field_spec_t operator_login_r[] = {
+    SESSION,
+};
+/* csc-admin operator bootstrap (no SESSION, no ROLES: the first operator, while none exists; PASSWORD; the TOTP secret
+ * made and sealed here, answered once to that terminal) and operator add (SESSION, ROLES, APPROVAL_ID under two_person;
+ * CONTACT or LETTER: a one-time enrollment code sent, or answered for a sealed letter; no factor of the new operator). */
+static const sam_field_spec_t operator_new[] = {
+    ARG(SAM_T_USER, REQ),
+    TEXT(SAM_T_SESSION, OPT, 1, SAM_TOKEN_MAX),
+    APPROVAL_ID,
+    ARG(SAM_T_CONTACT, OPT),
+    U32(SAM_T_LETTER, OPT, 1, 1),
+    TEXT(SAM_T_PASSWORD, OPT, 0, SAM_SECRET_MAX),
+    ORIGIN,
+    U32(SAM_T_ROLES, OPT, 1, STOR_ROLES_ALL),
+};
+static const sam_field_spec_t operator_new_r[] = { /* bootstrap: the secret; add: the expiry, where it went or the code */
+    U64(SAM_T_TIME_MS, OPT),
+    TEXT(SAM_T_CONTACT, OPT, 1, SAM_CONTACT_MAX),
+    BYTES(SAM_T_TOTP_SECRET, OPT, 1, STOR_TOTP_MAX),
+    TEXT(SAM_T_ENROLL_CODE, OPT, 1, SAM_ENROLL_CODE_MAX),
+    U32(SAM_T_ROLES, REQ, 1, STOR_ROLES_ALL),
+};
+/* csc-admin operator enroll, on the new operator's terminal: the name and the code typed -> the ticket of the second
+ * step and the TOTP secret (made here, kept sealed); then the ticket, the password chosen and a first TOTP code. */
+static const sam_field_spec_t operator_enroll_begin[] = {
+    TEXT(SAM_T_USER, REQ, 0, SAM_NAME_MAX),
+    TEXT(SAM_T_ENROLL_CODE, REQ, 0, SAM_ENROLL_CODE_MAX),
+    ORIGIN,
+};
+static const sam_field_spec_t operator_enroll_begin_r[] = {
+    EXPIRES_IN(REQ),
+    TEXT(SAM_T_ENROLL_TICKET, REQ, 1, SAM_TOKEN_MAX),
+    BYTES(SAM_T_TOTP_SECRET, REQ, 1, STOR_TOTP_MAX),
+};
+static const sam_field_spec_t operator_enroll_finish[] = {
+    TEXT(SAM_T_USER, REQ, 0, SAM_NAME_MAX),
+    TEXT(SAM_T_OTP, REQ, 0, SAM_OTP_MAX),
+    TEXT(SAM_T_ENROLL_TICKET, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+    ORIGIN,
+};
+static const sam_field_spec_t operator_enroll_finish_r[] = {
+    U32(SAM_T_ROLES, REQ, 1, STOR_ROLES_ALL),
+};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define OP(op, prov, name, req, rep) {op, prov, name, req, N(req)}, {(op) | SAM_OP_REPLY, prov, name " reply", rep, N(rep)}
@@ -482,6 +535,10 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_ACCOUNT_TOTP_BEGIN, 0, "ACCOUNT_TOTP_BEGIN", account_totp_begin, account_totp_begin_r),
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_TOTP_FINISH, 0, "ACCOUNT_TOTP_FINISH", account_totp_finish),
     OP(SAM_OP_ENROLL_ISSUE, 0, "ENROLL_ISSUE", enroll_issue, enroll_issue_r),
+    OP(SAM_OP_OPERATOR_LOGIN, 0, "OPERATOR_LOGIN", operator_login, operator_login_r),
+    OP(SAM_OP_OPERATOR_NEW, 0, "OPERATOR_NEW", operator_new, operator_new_r),
+    OP(SAM_OP_OPERATOR_ENROLL_BEGIN, 0, "OPERATOR_ENROLL_BEGIN", operator_enroll_begin, operator_enroll_begin_r),
+    OP(SAM_OP_OPERATOR_ENROLL_FINISH, 0, "OPERATOR_ENROLL_FINISH", operator_enroll_finish, operator_enroll_finish_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };
 

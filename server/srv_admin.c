@@ -23,7 +23,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: csc-admin -c CONFIG COMMAND ...\n"
-            "Every command but init, operator bootstrap and login needs an operator session: the token printed by\n"
+            "Every command but init, operator bootstrap, operator enroll and login needs an operator session: the token\n"
+            "printed by\n"
             "login, in $CSC_ADMIN_SESSION (or in a mode-0600 file named by $CSC_ADMIN_SESSION_FILE), and the role\n"
             "shown in [brackets]. Commands named by the two_person setting wait for a second operator (approve).\n"
             "Commands that use a key run in csc-sam, through its operators' socket (sam_admin_socket); with\n"
@@ -36,11 +37,18 @@ static void usage(FILE *f)
             "                                         password from FILE or standard input; prints the TOTP secret,\n"
             "                                         its otpauth:// URI and a QR code\n"
             "  login NAME [--session-file FILE]       password and current TOTP code from the terminal (no echo) or,\n"
-            "                                         if standard input is not a terminal, its first two lines;\n"
+            "                                         if standard input is not a terminal, its first two lines\n"
+            "                                         (csc-sam checks them);\n"
             "                                         prints the session token (or writes it to FILE, mode 0600)\n"
             "  logout                                 end the session at once\n"
-            "  operator add NAME --roles ROLES [--password-file FILE]   [user-admin]\n"
-            "                                         ROLES: user-admin,key-admin,auditor (any of them) or all\n"
+            "  operator add NAME --roles ROLES (--contact C | --letter)   [user-admin]\n"
+            "                                         ROLES: user-admin,key-admin,auditor (any of them) or all; the\n"
+            "                                         operator waits enrolling with a one-time code sent to C by\n"
+            "                                         otp_sender (never shown here) or, with no sender and --letter,\n"
+            "                                         printed once for a sealed letter\n"
+            "  operator enroll NAME                   on the new operator's own terminal: the enrollment code, then\n"
+            "                                         the TOTP secret is shown (URI, QR code), then the password\n"
+            "                                         twice and a first one-time code\n"
             "  operator roles NAME ROLES | operator remove NAME | operator list   [user-admin]\n"
             "                                         nobody changes their own roles or removes themselves\n"
             "  approvals                              pending two-person requests   [any operator]\n"
@@ -939,46 +947,75 @@ static void print_enrollment(const char *b32, const char *uri)
     srv_qr_print(stdout, uri);
 }
 
-static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv, int bootstrap)
+/* The enrollment code csc-sam issued (ENROLL_ISSUE, OPERATOR_NEW): printed once for a letter, else where it was sent;
+ * with its expiry. 0, or 1 (said why). */
+static int print_issued(const sam_msg_t *reply, const char *name, int letter)
+{
+    uint64_t ms = 0;
+    char code[SAM_ENROLL_CODE_MAX + 1] = "", to[SAM_CONTACT_MAX + 1] = "", exp[32] = "";
+    int rc = 0;
+    (void)sam_get_u64(reply, SAM_T_TIME_MS, &ms);
+    time_t t = (time_t)(ms / 1000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (letter && sam_get_text(reply, SAM_T_ENROLL_CODE, code, sizeof(code)) == SAM_OK)
+        printf("enrollment_code %s\nexpires %s\n", code, exp);
+    else if (!letter && sam_get_text(reply, SAM_T_CONTACT, to, sizeof(to)) == SAM_OK)
+        printf("enrollment %s sent to %s, expires %s\n", name, to, exp);
+    else {
+        fprintf(stderr, "csc-admin: csc-sam's reply carries no enrollment\n");
+        rc = 1;
+    }
+    OPENSSL_cleanse(code, sizeof(code));
+    return rc;
+}
+
+/* operator bootstrap NAME: csc-sam makes the first operator (OPERATOR_NEW: the password's verifier, the TOTP secret
+ * sealed under its factor key) and answers the secret once, shown here, on the installer's own terminal. */
+static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv)
 {
     const char *pwfile = NULL;
-    uint32_t roles = 0;
-    char pw[256], uri[512], b32[64], err[256];
+    char pw[256], uri[512], b32[128];
     if (argc < 1)
         goto bad;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
             pwfile = argv[++i];
-        else if (!bootstrap && strcmp(argv[i], "--roles") == 0 && i + 1 < argc) {
-            if (adm_op_roles_parse(argv[++i], &roles) != 0) {
-                fprintf(stderr, "csc-admin: --roles is a list of user-admin, key-admin, auditor (or all)\n");
-                return 2;
-            }
-        } else
+        else
             goto bad;
-    }
-    if (!bootstrap && roles == 0) {
-        fprintf(stderr, "csc-admin: --roles is required\n");
-        return 2;
     }
     if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
         return 1;
-    int rc = bootstrap ? adm_op_bootstrap(x->a, argv[0], pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err))
-                       : adm_op_add(x->a, argv[0], roles, pw, uri, sizeof(uri), b32, sizeof(b32), err, sizeof(err));
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_OPERATOR_NEW);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    sam_put_str(&b, SAM_T_PASSWORD, pw);
     OPENSSL_cleanse(pw, sizeof(pw));
-    if (rc != ADM_OK) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
+    int rc = sam_run(x, &b, &rb, &reply);
+    const uint8_t *secret = NULL;
+    size_t n = 0;
+    uint32_t got = 0;
+    if (rc == 0 && (sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &secret, &n) != SAM_OK ||
+                    sam_get_u32(&reply, SAM_T_ROLES, &got) != SAM_OK ||
+                    oauth_base32_encode(secret, n, b32, sizeof(b32)) != 0 ||
+                    oauth_totp_uri(x->cfg->totp_issuer, argv[0], secret, n, uri, sizeof(uri)) != 0)) {
+        fprintf(stderr, "csc-admin: csc-sam's reply carries no usable TOTP secret\n");
+        rc = 1;
     }
-    printf("operator %s added%s\n", argv[0],
-           !bootstrap ? ""
-           : x->a->production && !x->a->allow_combined_roles
-               ? " with the role user-admin (production: docs/configuration.md \"two_person\" adds the others)"
-               : " with every role");
-    print_enrollment(b32, uri);
+    if (rc == 0) {
+        printf("operator %s added%s\n", argv[0],
+               got != (uint32_t)STOR_ROLES_ALL
+                   ? " with the role user-admin (production: docs/configuration.md \"two_person\" adds the others)"
+                   : " with every role");
+        print_enrollment(b32, uri);
+    }
     OPENSSL_cleanse(b32, sizeof(b32));
     OPENSSL_cleanse(uri, sizeof(uri));
-    return 0;
+    sam_rbuf_free(&rb);
+    return rc;
 bad:
     usage(stderr);
     return 2;
@@ -986,12 +1023,134 @@ bad:
 
 static int cmd_op_bootstrap(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_operator_new(x, argc, argv, 1);
+    return cmd_operator_new(x, argc, argv);
 }
 
+/* operator add NAME --roles R (--contact C | --letter): no factor of the new operator passes here. csc-sam stores the
+ * operator enrolling with a one-time code (OPERATOR_NEW), sent to C by otp_sender or, with no sender, printed once
+ * for a sealed letter; the new operator enrolls on their own terminal (operator enroll). */
 static int cmd_op_add(admin_ctx_t *x, int argc, char **argv)
 {
-    return cmd_operator_new(x, argc, argv, 0);
+    const char *contact = NULL;
+    uint32_t roles = 0;
+    int letter = 0;
+    if (argc < 1)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--letter") == 0)
+            letter = 1;
+        else if (strcmp(argv[i], "--contact") == 0 && i + 1 < argc)
+            contact = argv[++i];
+        else if (strcmp(argv[i], "--roles") == 0 && i + 1 < argc) {
+            if (adm_op_roles_parse(argv[++i], &roles) != 0) {
+                fprintf(stderr, "csc-admin: --roles is a list of user-admin, key-admin, auditor (or all)\n");
+                return 2;
+            }
+        } else
+            goto bad;
+    }
+    if (roles == 0) {
+        fprintf(stderr, "csc-admin: --roles is required\n");
+        return 2;
+    }
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_OPERATOR_NEW);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    sam_put_session(x, &b);
+    if (contact != NULL)
+        sam_put_str(&b, SAM_T_CONTACT, contact);
+    if (letter)
+        sam_put_u32(&b, SAM_T_LETTER, 1);
+    srv_opsock_put_origin(&b);
+    sam_put_u32(&b, SAM_T_ROLES, roles);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0) {
+        printf("operator %s added: enrolling (csc-admin operator enroll %s, on their own terminal)\n", argv[0], argv[0]);
+        rc = print_issued(&reply, argv[0], letter);
+    }
+    sam_rbuf_free(&rb);
+    return rc;
+bad:
+    usage(stderr);
+    return 2;
+}
+
+/* operator enroll NAME, on the new operator's own terminal: the enrollment code, then (OPERATOR_ENROLL_BEGIN) the TOTP
+ * secret csc-sam made is shown for the authenticator app, then the password twice and a first one-time code
+ * (OPERATOR_ENROLL_FINISH). Without a terminal the lines come from standard input in that order (the code is read
+ * after the secret was printed). */
+static int cmd_op_enroll(admin_ctx_t *x, int argc, char **argv)
+{
+    char code[SAM_ENROLL_CODE_MAX + 8], pw[256], pw2[256], otp[32], ticket[SAM_TOKEN_MAX + 1], uri[512], b32[128];
+    int rc = 1;
+    if (argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (read_line(stdin, "enrollment code", 0, code, sizeof(code)) != 0) {
+        fprintf(stderr, "csc-admin: operator enroll needs the enrollment code\n");
+        return 1;
+    }
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_OPERATOR_ENROLL_BEGIN);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    sam_put_str(&b, SAM_T_ENROLL_CODE, code);
+    OPENSSL_cleanse(code, sizeof(code));
+    const uint8_t *secret = NULL;
+    size_t n = 0;
+    ticket[0] = '\0';
+    if (sam_run(x, &b, &rb, &reply) != 0)
+        goto out;
+    if (sam_get_text(&reply, SAM_T_ENROLL_TICKET, ticket, sizeof(ticket)) != SAM_OK ||
+        sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &secret, &n) != SAM_OK ||
+        oauth_base32_encode(secret, n, b32, sizeof(b32)) != 0 ||
+        oauth_totp_uri(x->cfg->totp_issuer, argv[0], secret, n, uri, sizeof(uri)) != 0) {
+        fprintf(stderr, "csc-admin: csc-sam's reply carries no usable enrollment\n");
+        goto out;
+    }
+    sam_rbuf_free(&rb);
+    print_enrollment(b32, uri);
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    fflush(stdout);
+    for (int tries = isatty(fileno(stdin)) ? 3 : 1;; tries--) { /* at a terminal, a typo may be typed again */
+        if (read_line(stdin, "new password", 1, pw, sizeof(pw)) != 0 ||
+            read_line(stdin, "the password again", 1, pw2, sizeof(pw2)) != 0) {
+            fprintf(stderr, "csc-admin: operator enroll needs the password twice and a one-time code\n");
+            goto out;
+        }
+        if (strcmp(pw, pw2) == 0)
+            break;
+        fprintf(stderr, "csc-admin: the two passwords differ\n");
+        if (tries <= 1)
+            goto out;
+    }
+    if (read_line(stdin, "one-time code", 1, otp, sizeof(otp)) != 0) {
+        fprintf(stderr, "csc-admin: operator enroll needs the password twice and a one-time code\n");
+        goto out;
+    }
+    sam_begin(&b, SAM_OP_OPERATOR_ENROLL_FINISH);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    sam_put_str(&b, SAM_T_OTP, otp);
+    sam_put_str(&b, SAM_T_ENROLL_TICKET, ticket);
+    sam_put_str(&b, SAM_T_PASSWORD, pw);
+    if (sam_run(x, &b, &rb, &reply) != 0)
+        goto out;
+    printf("operator %s enrolled: csc-admin login %s\n", argv[0], argv[0]);
+    rc = 0;
+out:
+    OPENSSL_cleanse(pw, sizeof(pw));
+    OPENSSL_cleanse(pw2, sizeof(pw2));
+    OPENSSL_cleanse(otp, sizeof(otp));
+    OPENSSL_cleanse(ticket, sizeof(ticket));
+    OPENSSL_cleanse(b32, sizeof(b32));
+    OPENSSL_cleanse(uri, sizeof(uri));
+    sam_rbuf_free(&rb);
+    return rc;
 }
 
 /* operator remove NAME (argc 1) and operator roles NAME ROLES (argc 2) */
@@ -1041,7 +1200,7 @@ static int cmd_op_list(admin_ctx_t *x, int argc, char **argv)
 static int cmd_login(admin_ctx_t *x, int argc, char **argv)
 {
     const char *file = NULL;
-    char pw[256], otp[32], token[ADM_OP_TOKEN_LEN + 1], err[256];
+    char pw[256], otp[32], token[ADM_OP_TOKEN_LEN + 1];
     if (argc == 3 && strcmp(argv[1], "--session-file") == 0)
         file = argv[2];
     else if (argc != 1) {
@@ -1053,13 +1212,24 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: login needs the password and the one-time code (two lines on standard input)\n");
         return 1;
     }
-    int rc = adm_op_login(x->a, &x->pol, argv[0], pw, otp, token, err, sizeof(err));
+    /* csc-sam checks the factors (OPERATOR_LOGIN): csc-admin reads no operator's verifier or TOTP secret. */
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    sam_begin(&b, SAM_OP_OPERATOR_LOGIN);
+    sam_put_str(&b, SAM_T_USER, argv[0]);
+    sam_put_str(&b, SAM_T_OTP, otp);
+    sam_put_str(&b, SAM_T_PASSWORD, pw);
     OPENSSL_cleanse(pw, sizeof(pw));
     OPENSSL_cleanse(otp, sizeof(otp));
-    if (rc != ADM_OK) {
-        fprintf(stderr, "csc-admin: %s\n", err);
-        return 1;
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && sam_get_text(&reply, SAM_T_SESSION, token, sizeof(token)) != SAM_OK) {
+        fprintf(stderr, "csc-admin: csc-sam's reply carries no session\n");
+        rc = 1;
     }
+    sam_rbuf_free(&rb);
+    if (rc != 0)
+        return 1;
     if (file != NULL) {
         int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
         FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -1178,27 +1348,12 @@ static int cmd_enroll_issue(admin_ctx_t *x, uint32_t kind, int argc, char **argv
         sam_put_u32(&b, SAM_T_LETTER, 1);
     sam_put_u32(&b, SAM_T_KIND, kind);
     int rc = sam_run(x, &b, &rb, &reply);
-    uint64_t ms = 0;
-    char code[SAM_ENROLL_CODE_MAX + 1] = "", to[SAM_CONTACT_MAX + 1] = "", exp[32] = "";
     if (rc == 0) {
-        (void)sam_get_u64(&reply, SAM_T_TIME_MS, &ms);
-        time_t t = (time_t)(ms / 1000u);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
         printf(kind == SAM_ENROLL_NEW ? "user %s added: enrolling\n"
                                       : "user %s: password and TOTP cleared, sessions revoked: enrolling again\n",
                argv[0]);
-        if (letter && sam_get_text(&reply, SAM_T_ENROLL_CODE, code, sizeof(code)) == SAM_OK)
-            printf("enrollment_code %s\nexpires %s\n", code, exp);
-        else if (!letter && sam_get_text(&reply, SAM_T_CONTACT, to, sizeof(to)) == SAM_OK)
-            printf("enrollment %s sent to %s, expires %s\n", argv[0], to, exp);
-        else {
-            fprintf(stderr, "csc-admin: csc-sam's reply carries no enrollment\n");
-            rc = 1;
-        }
+        rc = print_issued(&reply, argv[0], letter);
     }
-    OPENSSL_cleanse(code, sizeof(code));
     sam_rbuf_free(&rb);
     return rc;
 bad:
@@ -1540,10 +1695,11 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv);
 static const admin_cmd_t commands[] = {
     /* w1, w2, role, session, hsm, fn */
     {"init", NULL, 0, 0, RUN_SAM, cmd_init},
-    {"operator", "bootstrap", 0, 0, 0, cmd_op_bootstrap},
-    {"login", NULL, 0, 0, 0, cmd_login},
+    {"operator", "bootstrap", 0, 0, RUN_SAM, cmd_op_bootstrap},
+    {"login", NULL, 0, 0, RUN_SAM, cmd_login},
     {"logout", NULL, 0, 1, 0, cmd_logout},
-    {"operator", "add", UA, 1, 0, cmd_op_add},
+    {"operator", "add", UA, 1, RUN_SAM, cmd_op_add},
+    {"operator", "enroll", 0, 0, RUN_SAM, cmd_op_enroll},
     {"operator", "remove", UA, 1, 0, cmd_op_remove},
     {"operator", "roles", UA, 1, 0, cmd_op_roles},
     {"operator", "list", UA, 1, 0, cmd_op_list},

@@ -227,6 +227,7 @@ static int spawn_sender(const srv_config_t *cfg, sam_sender_t **out)
  * run here with admin/, with the CA of csc-sam's own configuration (never a path an operator names). */
 typedef struct sam_ops_side {
     adm_ca_t ca;
+    adm_op_factor_t factor;   /* operators' TOTP secrets sealed and opened here (sam_factor.c) */
     sam_operators_t ops;
     sam_server_t *srv;
 } sam_ops_side_t;
@@ -256,12 +257,14 @@ static int operators_open(const srv_config_t *cfg, srv_modules_t *m, const char 
     if (cfg->environment == CSC_ENV_PRODUCTION && !cfg->allow_builtin_ca)
         o->ca.refused = "the built-in CA (ca_key, a CA key in a file) issues no certificates in production: use --csr "
                         "and an external CA (allow_builtin_ca = yes overrides)";
+    o->factor = (adm_op_factor_t){.seal = sam_operator_totp_seal, .open = sam_operator_totp_open, .arg = m->hsm};
     o->ops = (sam_operators_t){
         .adm = {.stor = m->stor, .hsm = m->hsm, .ca = &o->ca, .operator_name = "-",
                 .scrypt_log2n = cfg->scrypt_log2n, .issuer = cfg->totp_issuer,
                 .key_backup = strcmp(cfg->key_backup, "wrapped") == 0, .trust_anchors = cfg->trust_anchors,
                 .pin_min_length = cfg->pin_min_length, .production = cfg->environment == CSC_ENV_PRODUCTION,
-                .allow_scal1 = (int)cfg->allow_scal1, .allow_single_factor = (int)cfg->allow_single_factor},
+                .allow_scal1 = (int)cfg->allow_scal1, .allow_single_factor = (int)cfg->allow_single_factor,
+                .allow_combined_roles = (int)cfg->allow_combined_roles, .op_factor = &o->factor},
         .pol = {.session_idle = cfg->admin_session_idle, .session_max = cfg->admin_session_max,
                 .max_failures = cfg->max_failures, .lock_seconds = cfg->lock_seconds, .totp_window = 1,
                 .approval_ttl = cfg->admin_approval_ttl},

@@ -203,6 +203,11 @@ static const field_t operator_fields[] = {
     U32(7, stor_operator_t, failed_logins),
     I64(8, stor_operator_t, locked_until),
     I64(9, stor_operator_t, created_at),
+    BYTES(10, stor_operator_t, totp_sealed, totp_sealed_len),
+    FIXED(11, stor_operator_t, enroll_code_hash),
+    I64(12, stor_operator_t, enroll_expires_at),
+    U32(13, stor_operator_t, enroll_tries),
+    FIXED(14, stor_operator_t, enroll_ticket_hash),
 };
 
 static const field_t opsession_fields[] = {

@@ -32,7 +32,8 @@ int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_o
     if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(op->name)) != 0)
         return rc;
     if ((op->roles & ~(uint32_t)STOR_ROLES_ALL) != 0 ||
-        (op->status != STOR_OPERATOR_ACTIVE && op->status != STOR_OPERATOR_DISABLED))
+        (op->status != STOR_OPERATOR_ACTIVE && op->status != STOR_OPERATOR_DISABLED &&
+         op->status != STOR_OPERATOR_ENROLLING))
         return STOR_ERR_INVAL;
     k = KEY(op->name, strlen(op->name));
     return stor_put_rec(t, STOR_DB_OPERATORS, &k, STOR_REC_OPERATOR, op, create_only ? MDB_NOOVERWRITE : 0);

@@ -38,6 +38,17 @@ typedef struct adm_ca {
                                     file is refused unless allow_builtin_ca) */
 } adm_ca_t;
 
+/** csc-sam's sealing of operators' TOTP secrets under the token's factor key (sam/sam_factor.c), handed to admin/ by
+ *  csc-sam alone (adm_t.op_factor): operators are made and log in there (docs/architecture.md "The operators'
+ *  socket"). seal: 0 or -1; open: 0, -1 (does not open: another's, altered), -2 (the token could not try). */
+typedef struct adm_op_factor {
+    int (*seal)(void *arg, const char *name, const uint8_t *secret, size_t len, uint8_t out[STOR_TOTP_SEALED_MAX],
+                uint32_t *out_len);
+    int (*open)(void *arg, const char *name, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
+                size_t *out_len);
+    void *arg;
+} adm_op_factor_t;
+
 typedef struct adm {
     stor_env_t *stor;
     hsm_t *hsm;                /**< may be NULL for operations that need no keys */
@@ -54,6 +65,8 @@ typedef struct adm {
                                           identity binds the sessions made (adm_op_login) and checked */
     int allow_combined_roles;  /**< production: one operator may hold user-admin and key-admin (config
                                     allow_combined_roles); else bootstrap, operator add and roles refuse it */
+    const adm_op_factor_t *op_factor; /**< csc-sam's: new operators' TOTP secrets sealed, sealed ones opened at
+                                           login; NULL (admin/'s unit tests): kept clear, a sealed one never opens */
 } adm_t;
 
 /* ---- where an operator's command comes from (adm_origin.c; J12, J14) ---- */
@@ -386,13 +399,33 @@ void adm_op_roles_format(uint32_t roles, char *out, size_t out_sz);
 
 /**
  * First operator, with every role, only while no operator exists (else ADM_EXISTS). New TOTP secret returned
- * as base32 and otpauth URI (the caller wipes them). Audited (STOR_EV_OPERATOR).
+ * as base32 and otpauth URI (the caller wipes them), stored sealed through a->op_factor. Audited (STOR_EV_OPERATOR).
+ * csc-sam's (OPERATOR_NEW, sam/sam_op_operator.c): csc-admin never calls it (tests/unit/server/check_symbols).
  */
 int adm_op_bootstrap(const adm_t *a, const char *name, const char *password, char *uri, size_t uri_sz,
                      char *b32, size_t b32_sz, char *err, size_t err_sz);
 /** Add an operator with roles (a->operator_name is the acting operator). Same outputs as bootstrap. */
 int adm_op_add(const adm_t *a, const char *name, uint32_t roles, const char *password, char *uri,
                size_t uri_sz, char *b32, size_t b32_sz, char *err, size_t err_sz);
+/**
+ * adm_op_bootstrap (roles 0: the first operator, with adm_op_bootstrap_roles) or adm_op_add (roles), the new TOTP
+ * secret answered raw (secret, *secret_len; the caller wipes it). csc-sam's OPERATOR_NEW.
+ */
+int adm_op_new(const adm_t *a, const char *name, uint32_t roles, const char *password,
+               uint8_t secret[STOR_TOTP_MAX], size_t *secret_len, char *err, size_t err_sz);
+/** An operator's enrollment code as csc-sam made it (only its hash kept). */
+typedef struct adm_op_enroll {
+    uint8_t code_hash[32];
+    int64_t expires_at;
+    uint32_t tries;
+    const char *channel;       /**< "sender" or "letter", for the audit record */
+} adm_op_enroll_t;
+/** operator add with no factor: the operator waits in state enrolling with the code of en (csc-sam's OPERATOR_NEW);
+ *  the new operator sets the password and TOTP secret (operator enroll). Checks and audit as adm_op_add. */
+int adm_op_add_enrolling(const adm_t *a, const char *name, uint32_t roles, const adm_op_enroll_t *en, char *err,
+                         size_t err_sz);
+/** The roles the first operator gets: every role, or user-admin alone in production without allow_combined_roles. */
+uint32_t adm_op_bootstrap_roles(const adm_t *a);
 /** Remove an operator and (lazily) every session of it; not oneself (ADM_FORBIDDEN). */
 int adm_op_remove(const adm_t *a, const char *name, char *err, size_t err_sz);
 /** Replace an operator's roles; never one's own (ADM_FORBIDDEN). */
@@ -401,8 +434,10 @@ int adm_op_set_roles(const adm_t *a, const char *name, uint32_t roles, char *err
 int adm_op_list(const adm_t *a, void *out_file);
 /**
  * Log an operator in with password and current TOTP code; on success a new session token (hex, NUL-terminated)
- * of which only the hash is stored. Failures count towards the lockout; everything is audited.
- * @return ADM_OK, ADM_DENIED, ADM_LOCKED, ADM_ERR
+ * of which only the hash is stored, bound to a->origin's host. A sealed TOTP secret is opened through a->op_factor.
+ * Failures count towards the lockout; everything is audited. csc-sam's (OPERATOR_LOGIN, sam/sam_op_operator.c):
+ * csc-admin never calls it and never reads an operator's verifier or TOTP secret (tests/unit/server/check_symbols).
+ * @return ADM_OK, ADM_DENIED, ADM_LOCKED, ADM_ERR (also: the token could not open the secret; nothing counted)
  */
 int adm_op_login(const adm_t *a, const adm_op_policy_t *p, const char *name, const char *password,
                  const char *otp, char token[ADM_OP_TOKEN_LEN + 1], char *err, size_t err_sz);

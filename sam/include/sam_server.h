@@ -120,13 +120,20 @@ int sam_totp_seal(hsm_t *hsm, const char *user, const uint8_t *secret, size_t le
  *  -2 the token could not try (unavailable, no factor key). */
 int sam_totp_open(hsm_t *hsm, const char *user, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
                   size_t *out_len);
+/** The same for an operator's TOTP secret (additional data "csc-totp-operator/v1" NUL name: a user's sealed secret
+ *  never opens as an operator's, nor the reverse); hsm is the hsm_t (adm_op_factor_t's shape). */
+int sam_operator_totp_seal(void *hsm, const char *name, const uint8_t *secret, size_t len,
+                           uint8_t out[STOR_TOTP_SEALED_MAX], uint32_t *out_len);
+int sam_operator_totp_open(void *hsm, const char *name, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
+                           size_t *out_len);
 /** csc-sam's start, through its PIN-holding token: the factor key created if the token has none (audited,
  *  STOR_EV_SAM action=factor_key.created), every clear TOTP secret sealed (sam_totp_seal_all: the upgrade), and
  *  oauth's opener of sealed secrets set. HSM_OK or an HSM_* code. */
 int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth);
-/** Every user's clear TOTP secret (records written before sealing, or by csc-admin's old user change/totp-reset)
- *  sealed in one write, audited (STOR_EV_SAM action=totp.seal sealed=N failed=M) if there was any; one that does
- *  not seal stays clear (still opened) and is counted failed. STOR_OK or a storage code. */
+/** Every user's and operator's clear TOTP secret (records written before sealing) sealed in one write, audited
+ *  (STOR_EV_SAM action=totp.seal sealed=N failed=M operators_sealed=K operators_failed=L) if there was any; one that
+ *  does not seal stays clear (still opened) and is counted failed. *sealed, *failed: users and operators together.
+ *  STOR_OK or a storage code. */
 int sam_totp_seal_all(stor_env_t *stor, hsm_t *hsm, unsigned *sealed, unsigned *failed);
 /** The opener of oauth_set_totp_open() (arg: the hsm_t). */
 int sam_user_totp_open(void *hsm, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len);

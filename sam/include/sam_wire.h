@@ -151,6 +151,11 @@ enum {
     SAM_OP_RENEW = 43,          /**< adm_cred_renew: new key and certificate from the SAM's CA, old key destroyed */
     SAM_OP_AUDIT_PUBKEY = 44,   /**< the audit key's public key (csc-admin audit export-key, audit verify) */
     SAM_OP_ENROLL_ISSUE = 45,   /**< csc-admin user add / user recover: a one-time enrollment code, sent or for a letter */
+    SAM_OP_OPERATOR_LOGIN = 46, /**< csc-admin login: name, password, TOTP code -> an operator session (sam_op_operator.c) */
+    SAM_OP_OPERATOR_ENROLL_BEGIN = 47,  /**< csc-admin operator enroll: name + enrollment code -> ticket, TOTP secret */
+    SAM_OP_OPERATOR_ENROLL_FINISH = 48, /**< csc-admin operator enroll: ticket, password, first TOTP code -> active */
+    SAM_OP_OPERATOR_NEW = 49,   /**< csc-admin operator bootstrap (no SESSION: the first operator, its TOTP secret made
+                                     and sealed here) and operator add (SESSION, ROLES: an enrollment code) */
 
     SAM_OP_REPLY = 0x80,        /**< bit of every successful reply */
     SAM_OP_REFUSED = 0xff,      /**< the refusal of any request: REFUSAL, REASON, optional ABOUT */
@@ -256,6 +261,8 @@ enum {
     SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for, field by field
                                    (oauth_req_encode; csc-sam decodes it with oauth_req_decode, as a stored session) */
     SAM_T_OLD_SECRET = 73,    /**< TEXT the factor being replaced, as typed (the old password or the old PIN) */
+    SAM_T_ROLES = 76,         /**< U32 an operator's roles (stor_role_t bits); above ORIGIN, so put before it
+                                   (srv_opsock_put_origin) */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 

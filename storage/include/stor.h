@@ -449,7 +449,7 @@ typedef struct stor_enroll_ticket {
 /** Roles of an operator: a bit set. Values are stored: never renumber. */
 typedef enum { STOR_ROLE_USER_ADMIN = 1, STOR_ROLE_KEY_ADMIN = 2, STOR_ROLE_AUDITOR = 4 } stor_role_t;
 #define STOR_ROLES_ALL (STOR_ROLE_USER_ADMIN | STOR_ROLE_KEY_ADMIN | STOR_ROLE_AUDITOR)
-typedef enum { STOR_OPERATOR_ACTIVE = 1, STOR_OPERATOR_DISABLED = 2 } stor_operator_status_t;
+typedef enum { STOR_OPERATOR_ACTIVE = 1, STOR_OPERATOR_DISABLED = 2, STOR_OPERATOR_ENROLLING = 3 } stor_operator_status_t;
 
 typedef struct stor_operator {
     char name[STOR_NAME_MAX + 1];         /**< key */
@@ -457,12 +457,21 @@ typedef struct stor_operator {
     uint32_t status;                      /**< stor_operator_status_t */
     uint8_t pw_verifier[STOR_VERIFIER_MAX]; /**< opaque, from oauth_secret_hash() */
     uint32_t pw_verifier_len;
-    uint8_t totp_secret[STOR_TOTP_MAX];   /**< raw RFC 6238 secret (mandatory for operators) */
+    uint8_t totp_secret[STOR_TOTP_MAX];   /**< raw RFC 6238 secret: only in records written before sealing (csc-sam
+                                               seals it at its start and clears this) */
     uint32_t totp_secret_len;
     int64_t totp_last_step;               /**< last accepted time step (replay guard) */
     uint32_t failed_logins;               /**< consecutive failed logins */
     int64_t locked_until;                 /**< unix seconds; 0 = not locked */
     int64_t created_at;
+    uint8_t totp_sealed[STOR_TOTP_SEALED_MAX]; /**< the TOTP secret sealed under the token's factor key by csc-sam
+                                                    (sam_factor.c, additional data of operators) */
+    uint32_t totp_sealed_len;
+    /* enrolling (csc-admin operator add, then operator enroll on the new operator's own terminal): */
+    uint8_t enroll_code_hash[32];         /**< SHA-256 of the one-time enrollment code (all zero: none) */
+    int64_t enroll_expires_at;            /**< the code's, then the ticket's expiry (unix seconds) */
+    uint32_t enroll_tries;                /**< wrong codes (then wrong first TOTP codes) left before it is burnt */
+    uint8_t enroll_ticket_hash[32];       /**< SHA-256 of the ticket of enrollment's second step (all zero: none) */
 } stor_operator_t;
 
 /** A csc-admin login session: only the SHA-256 of its token is stored. */

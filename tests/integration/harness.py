@@ -270,6 +270,40 @@ class Service:
             raise AssertionError("operator login failed: " + r.stderr)
         return r.stdout.strip()
 
+    def add_operator(self, name, roles, password, session=None):
+        """`csc-admin operator add NAME --roles ROLES` (the one-time code by --letter without an otp_sender, else read
+        from the sender's file, as for users) and the new operator's `operator enroll` (enroll_operator). Returns the
+        base32 TOTP secret csc-sam made (shown only on the new operator's terminal)."""
+        code = self._issue(name, ["operator", "add", name, "--roles", roles, "--contact", "%s@example.test" % name],
+                           session)
+        return self.enroll_operator(name, code, password)
+
+    def enroll_operator(self, name, code, password):
+        """`csc-admin operator enroll NAME` as the new operator at their terminal: the code; once the TOTP secret is
+        shown, the password twice and a first code (of the previous step: the current one stays free for a login).
+        Returns the base32 secret."""
+        e = dict(os.environ)
+        e.pop("CSC_ADMIN_SESSION", None)
+        e.pop("CSC_ADMIN_SESSION_FILE", None)
+        p = subprocess.Popen([os.path.join(self.build, "server", "csc-admin"), "-c", self.conf, "operator", "enroll",
+                              name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=e)
+        p.stdin.write(code + "\n")
+        p.stdin.flush()
+        secret = None
+        for line in p.stdout:
+            if line.startswith("totp_secret "):
+                secret = line.split()[1]
+                break
+        if secret is None:
+            _, err = p.communicate(timeout=120)
+            raise AssertionError("operator enroll %s showed no secret: %s" % (name, err))
+        out, err = p.communicate("%s\n%s\n%s\n" % (password, password, previous_totp(secret, self.used_otps)),
+                                 timeout=120)
+        if p.returncode != 0:
+            raise AssertionError("operator enroll %s failed: %s" % (name, err))
+        return secret
+
     # --- users: enrollment and PINs (csc-admin never sees a user's secret) ---------------------
     def add_user(self, name, password, evidence=None, contact=None, pins=None, extra=(), later=False, session=None):
         """Register NAME (`csc-admin user add NAME --contact C --evidence E` plus extra; evidence default ev-NAME;

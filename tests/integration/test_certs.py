@@ -513,8 +513,7 @@ class TestRevocation(Base):
         self.assertRegex(log, r"operator=csc-sam requester=csc-server action=job\.done id=[0-9a-f]+ "
                               r"command=credential revoke %s" % cid)
         # The manual fallback: only a key-admin runs it (an auditor is refused, audited), and it has nothing to do.
-        out = SVC.admin("operator", "add", "rev-aud", "--roles", "auditor", stdin="password-rev-aud\n").stdout
-        secret = re.search(r"^totp_secret (\S+)$", out, re.M).group(1)
+        secret = SVC.add_operator("rev-aud", "auditor", "password-rev-aud")
         aud = SVC.op_login("rev-aud", "password-rev-aud", secret)
         r = SVC.admin_as(aud, "credential", "destroy-pending")
         self.assertEqual(r.returncode, 1, r.stdout)

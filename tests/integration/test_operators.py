@@ -1,6 +1,7 @@
 """csc-admin operators (J14): bootstrap, login (password + TOTP), sessions, roles, two-person approvals; users
 (J1/J2): evidence references, changes, TOTP re-enrollment. Runs the real csc-admin against provisioned services."""
 import os
+import re
 import shutil
 import time
 import unittest
@@ -38,10 +39,17 @@ def field(out, key):
 
 
 def add_operator(svc, name, roles, password=None):
+    """operator add (a one-time code) and operator enroll on the new operator's terminal; then its login."""
     password = password or "password-" + name
-    out = svc.admin("operator", "add", name, "--roles", roles, stdin=password + "\n").stdout
-    secret = field(out, "totp_secret")
+    secret = svc.add_operator(name, roles, password)
     return password, secret, svc.op_login(name, password, secret)
+
+
+def code_opt(svc, name):
+    """How operator add sends the code: --letter without an otp_sender, else to --contact (the sender's file)."""
+    with open(svc.conf) as f:
+        sender = re.search(r"(?m)^\s*otp_sender\s*=", f.read()) is not None
+    return ["--contact", name + "@example.test"] if sender else ["--letter"]
 
 
 def as_op(name, *args, stdin=None, svc=None):
@@ -151,12 +159,12 @@ class TestBootstrapAndLogin(unittest.TestCase):
     def test_session_idle_expiry(self):
         # Operators are made while the harness session lives; the check afterwards logs a fresh one in.
         _, _, tok = add_operator(SHORT, "ex", "auditor")
-        out = SHORT.admin("operator", "add", "ex2", "--roles", "auditor", stdin="password-ex2\n").stdout
+        secret2 = SHORT.add_operator("ex2", "auditor", "password-ex2")
         time.sleep(2.5)
         r = SHORT.admin_as(tok, "audit", "verify")
         self.assertEqual(r.returncode, 1)
         self.assertIn("session expired", r.stderr)
-        tok2 = SHORT.op_login("ex2", "password-ex2", field(out, "totp_secret"))
+        tok2 = SHORT.op_login("ex2", "password-ex2", secret2)
         self.assertIn("refused=session-expired", SHORT.admin_as(tok2, "audit", "query", "--event", "operator").stdout)
 
 
@@ -204,7 +212,7 @@ class TestRoles(unittest.TestCase):
         r = SVC.admin("operator", "roles", SVC.env["CSC_OPERATOR"], "auditor", check=False)
         self.assertEqual(r.returncode, 1)
         # an auditor manages no operators
-        self.assertEqual(as_op("au", "operator", "add", "x2", "--roles", "all", stdin="password-x2\n").returncode, 1)
+        self.assertEqual(as_op("au", "operator", "add", "x2", "--roles", "all", *code_opt(SVC, "x2")).returncode, 1)
         self.assertEqual(as_op("ua", "operator", "remove", "om").returncode, 0)
         self.assertNotIn("operator om ", SVC.admin("operator", "list").stdout)
         self.assertIn("action=operator.remove name=om", operator_audit())
@@ -268,9 +276,9 @@ class TestTwoPerson(unittest.TestCase):
         SHORT.add_user("tom", H.pw("tom"))
         SHORT.admin("credential", "create", "--user", "tom", "--id", "tom-1", "--key", "p256", "--auth", "OTP")
         rid = field(SHORT.admin("credential", "destroy", "tom-1").stdout, "approval_required")
-        out = SHORT.admin("operator", "add", "ka3", "--roles", "key-admin,auditor", stdin="password-ka3\n").stdout
+        secret = SHORT.add_operator("ka3", "key-admin,auditor", "password-ka3")
         time.sleep(2.5)
-        tok = SHORT.op_login("ka3", "password-ka3", field(out, "totp_secret"))
+        tok = SHORT.op_login("ka3", "password-ka3", secret)
         r = SHORT.admin_as(tok, "approve", rid)
         self.assertEqual(r.returncode, 1)
         self.assertIn("expired", r.stderr)
@@ -639,18 +647,22 @@ class TestProductionCeremony(unittest.TestCase):
             first = s.op_login("first", "password-first", field(r.stdout, "totp_secret"))
             self.assertIn("operator first roles=user-admin status", s.admin_as(first, "operator", "list").stdout)
             # the only operator: nobody could approve, so it adds the second user-admin alone (audited)
-            r = s.admin_as(first, "operator", "add", "second", "--roles", "user-admin,auditor",
-                           stdin="password-second\n")
+            r = s.admin_as(first, "operator", "add", "second", "--roles", "user-admin,auditor", "--letter")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("the only operator", r.stderr)
-            second = s.op_login("second", "password-second", field(r.stdout, "totp_secret"))
+            self.assertNotIn("totp_secret", r.stdout)  # no factor of the new operator on this terminal
+            secret = s.enroll_operator("second", field(r.stdout, "enrollment_code"), "password-second")
+            second = s.op_login("second", "password-second", secret)
             # from now on operator changes need the other
-            r = s.admin_as(first, "operator", "add", "keys", "--roles", "key-admin", stdin="password-keys\n")
+            r = s.admin_as(first, "operator", "add", "keys", "--roles", "key-admin", "--letter")
             rid = field(r.stdout, "approval_required")
             self.assertNotIn("operator keys ", s.admin_as(first, "operator", "list").stdout)
-            r = s.admin_as(second, "approve", rid, stdin="password-keys\n")  # the password is typed when it runs
+            r = s.admin_as(second, "approve", rid)  # nothing of the new operator's is typed or shown here
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("operator keys roles=key-admin", s.admin_as(first, "operator", "list").stdout)
+            self.assertNotIn("totp_secret", r.stdout)
+            self.assertIn("operator keys roles=key-admin status=enrolling", s.admin_as(first, "operator", "list").stdout)
+            s.enroll_operator("keys", field(r.stdout, "enrollment_code"), "password-keys")
+            self.assertIn("operator keys roles=key-admin status=active", s.admin_as(first, "operator", "list").stdout)
             # user-admin with key-admin: refused, even approved
             rid = field(s.admin_as(first, "operator", "roles", "keys", "user-admin,key-admin").stdout,
                         "approval_required")
@@ -672,7 +684,7 @@ class TestProductionCeremony(unittest.TestCase):
         s = H.Service(BUILD)
         try:
             s.production("two_person = none\nallow_combined_roles = yes\n")
-            r = s.admin("operator", "add", "both", "--roles", "user-admin,key-admin", stdin="password-both\n")
+            r = s.admin("operator", "add", "both", "--roles", "user-admin,key-admin", *code_opt(s, "both"))
             self.assertIn("operator both added", r.stdout)  # no second operator, both roles
             r = s.admin("credential", "create", "--user", s.env["CSC_USER"], "--id", "pe-1", "--key", "p256",
                         "--auth", "OTP", "--scal", "2")
@@ -683,7 +695,7 @@ class TestProductionCeremony(unittest.TestCase):
                 conf = f.read().replace("two_person = none\nallow_combined_roles = yes\n", "")
             with open(s.conf, "w") as f:
                 f.write(conf)
-            r = s.admin("operator", "add", "both2", "--roles", "user-admin,key-admin", stdin="password-both2\n")
+            r = s.admin("operator", "add", "both2", "--roles", "user-admin,key-admin", *code_opt(s, "both2"))
             self.assertIn("approval_required", r.stdout)  # the production default
         finally:
             shutil.rmtree(s.tmp, ignore_errors=True)

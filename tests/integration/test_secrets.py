@@ -88,8 +88,9 @@ class TestOperatorsSeeNoUserSecret(unittest.TestCase):
     with a credential's PIN, signing, an operator's recovery and the second enrollment, the PIN, the password and the
     TOTP secret changed on /account - and then every csc-admin
     output of it, the audit log as operators read it (audit query, text and JSON, heads, verify), the LMDB file,
-    the server's log and access log: none holds the user's password, PIN, TOTP secret or enrollment code. Only the
-    file the test-only sender writes to has the codes. (The TOTP key is in the user record until it is sealed under
+    the server's log and access log: none holds the user's password, PIN, TOTP secret or enrollment code, nor those of
+    an operator added and enrolled meanwhile (operator add, operator enroll). Only the file the test-only sender
+    writes to has the codes. (The TOTP key is in the user record until it is sealed under
     an HSM key: its raw bytes are not searched for in the LMDB file; its base32 text, which the user types, is.)"""
 
     def test_full_enrollment_shows_operators_no_user_secret(self):
@@ -104,9 +105,10 @@ class TestOperatorsSeeNoUserSecret(unittest.TestCase):
             outputs.append(("csc-admin " + " ".join(args), r.stdout + r.stderr))
             return r.stdout
 
-        def sent_code():
+        def sent_code(name="sara"):
             with open(sink) as f:
-                return re.findall(r"(?m)^sara - ENROLL ([A-HJ-NP-Z2-9]{4}(?:-[A-HJ-NP-Z2-9]{4}){3})$", f.read())[-1]
+                return re.findall(r"(?m)^%s - ENROLL ([A-HJ-NP-Z2-9]{4}(?:-[A-HJ-NP-Z2-9]{4}){3})$" % name,
+                                  f.read())[-1]
 
         user_secrets = {}
         svc.start()
@@ -159,13 +161,24 @@ class TestOperatorsSeeNoUserSecret(unittest.TestCase):
                       "ticket": re.search(r'name="ticket" value="([^"]+)"', acc.text).group(1)})
             self.assertIn("The new secret is in use", acc.text)
             user_secrets.update({"PIN 3": pin3, "password 3": password3, "TOTP secret 3": new_totp})
+            # An operator's enrollment: operator add (the code goes by the sender), operator enroll on the new
+            # operator's own terminal (not an output searched here: the secret is shown there, to them), a login.
+            out = admin("operator", "add", "olaf", "--roles", "auditor", "--contact", "olaf@example.test")
+            self.assertIn("enrollment olaf sent to olaf@example.test", out)
+            ocode = sent_code("olaf")
+            opw = "Op-%s" % secrets.token_hex(8)
+            osecret = svc.enroll_operator("olaf", ocode, opw)
+            svc.op_login("olaf", opw, osecret)
+            user_secrets.update({"operator password": opw, "operator TOTP secret": osecret, "operator code": ocode,
+                                 "operator code without dashes": ocode.replace("-", "")})
             for args in (("list",), ("audit", "query"), ("audit", "query", "--json"), ("audit", "query", "--user",
-                         "sara"), ("audit", "heads"), ("audit", "verify"), ("approvals",)):
+                         "sara"), ("audit", "query", "--event", "operator"), ("operator", "list"), ("audit", "heads"),
+                         ("audit", "verify"), ("approvals",)):
                 admin(*args)
         finally:
             svc.stop_checked()
         with open(sink) as f:
-            self.assertEqual(len(f.read().splitlines()), 2)  # the two codes, nothing else: the sender's own file
+            self.assertEqual(len(f.read().splitlines()), 3)  # the codes, nothing else: the sender's own file
         places = list(outputs)
         with open(os.path.join(svc.dir, "db", "data.mdb"), "rb") as f:
             places.append(("the LMDB file", f.read().decode("latin-1")))

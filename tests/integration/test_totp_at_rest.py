@@ -2,7 +2,9 @@
 key (AES-GCM in the HSM, bound to the user's name). A user who enrolls on /enroll and signs in on /account never has
 the secret in the database in clear, neither as raw bytes nor in base32 (nor do the demo users enrolled so). The
 upgrade of a secret an older release wrote in clear (sealed at csc-sam's start, its user still signs in) is
-tests/unit/sam/test_sam_login.c t_sealed_at_start_and_bound_to_the_user: no command writes one any more."""
+tests/unit/sam/test_sam_login.c t_sealed_at_start_and_bound_to_the_user (operators': tests/unit/sam/test_sam_ops.c
+t_operator_sealed_at_start_and_bound): no command writes one any more. Operators' secrets likewise (csc-sam makes,
+seals and checks them)."""
 import base64
 import os
 import re
@@ -82,6 +84,19 @@ class TestTotpAtRest(unittest.TestCase):
         a = H.Browser(svc, "/account")
         a.login("tess", PASSWORD, secret)
         self.assertIn('id="user"', a.text)
+        self.assert_not_in_db(secret)
+
+    def test_operators_sealed_and_log_in(self):
+        """Operators' TOTP secrets too (csc-sam makes and seals them: operator bootstrap in scripts/provision,
+        operator enroll) are never in the database in clear, and csc-admin login (checked by csc-sam) still works."""
+        svc = self.svc
+        self.assert_not_in_db(svc.env["CSC_OPERATOR_TOTP_SECRET"])
+        svc.op_login(svc.env["CSC_OPERATOR"], svc.env["CSC_OPERATOR_PASSWORD"], svc.env["CSC_OPERATOR_TOTP_SECRET"])
+        secret = svc.add_operator("oscar", "auditor", "password-oscar")  # enrolled on the operator's own terminal
+        self.assert_not_in_db(secret)
+        tok = svc.op_login("oscar", "password-oscar", secret)
+        r = svc.admin_as(tok, "audit", "heads")
+        self.assertEqual(r.returncode, 0, r.stderr)
         self.assert_not_in_db(secret)
 
 

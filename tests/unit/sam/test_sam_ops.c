@@ -68,6 +68,9 @@ static void open_ops(const char *two)
                 .approval_ttl = 600},
         .two_person = two,
     };
+    static adm_op_factor_t factor; /* as csc-sam's: operators' TOTP secrets sealed under the token's factor key */
+    factor = (adm_op_factor_t){.seal = sam_operator_totp_seal, .open = sam_operator_totp_open, .arg = fx.hsm};
+    ops.adm.op_factor = &factor;
     operator_login("root", 0, tok_root);
     operator_login("aud", STOR_ROLE_AUDITOR, tok_aud);
     operator_login("ka2", STOR_ROLE_KEY_ADMIN, tok_ka2);
@@ -89,6 +92,11 @@ static void setup(void)
 static void setup_two(void)
 {
     open_ops("create,destroy");
+}
+
+static void setup_two_operator(void)
+{
+    open_ops("operator");
 }
 
 static void teardown(void)
@@ -694,6 +702,413 @@ START_TEST(t_origin_and_host)
 }
 END_TEST
 
+/* ---- operators' own factors: OPERATOR_LOGIN, OPERATOR_NEW (sam/sam_op_operator.c) ---- */
+
+static char here_claim[SAM_ORIGIN_MAX + 1];
+
+/* A claim of csc-admin on host "signer-1" (every OPERATOR_LOGIN below sends it unless told otherwise). */
+static const char *claim_here(void)
+{
+    adm_origin_t o = {0};
+    snprintf(o.os_user, sizeof(o.os_user), "op");
+    o.uid = (uint32_t)getuid();
+    snprintf(o.host, sizeof(o.host), "signer-1");
+    snprintf(o.tty, sizeof(o.tty), "/dev/pts/1");
+    adm_origin_host_id("signer-1", "machine", o.host_id);
+    ck_assert_int_eq(adm_origin_claim(&o, here_claim, sizeof(here_claim)), 0);
+    return here_claim;
+}
+
+/* The reply of a request built in b on the operators' socket: the refusal code (0: answered, *reply kept in rb). */
+static uint32_t call_keep(sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *reply, char *reason, size_t reason_sz)
+{
+    const uint8_t *msg;
+    size_t len;
+    uint32_t code = 0;
+    ck_assert_int_eq(sam_build_finish(b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(opcli, msg, len, rb, reply), SAM_OK);
+    if (reply->op == SAM_OP_REFUSED) {
+        ck_assert_int_eq(sam_get_u32(reply, SAM_T_REFUSAL, &code), SAM_OK);
+        if (reason != NULL)
+            ck_assert_int_eq(sam_get_text(reply, SAM_T_REASON, reason, reason_sz), SAM_OK);
+    }
+    sam_build_free(b);
+    return code;
+}
+
+/* OPERATOR_LOGIN of name with password and code, claim as ORIGIN (NULL: none): the refusal code (0: tok filled). */
+static uint32_t op_login(const char *name, const char *password, const char *code, const char *claim,
+                         char tok[ADM_OP_TOKEN_LEN + 1], char reason[SAM_REASON_MAX + 1])
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    char r[SAM_REASON_MAX + 1];
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_OPERATOR_LOGIN, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, name);
+    sam_put_str(&b, SAM_T_OTP, code);
+    sam_put_str(&b, SAM_T_PASSWORD, password);
+    if (claim != NULL)
+        sam_put_str(&b, SAM_T_ORIGIN, claim);
+    uint32_t rc = call_keep(&b, &rb, &reply, reason != NULL ? reason : r, SAM_REASON_MAX + 1);
+    tok[0] = '\0';
+    if (rc == 0) {
+        ck_assert_int_eq(reply.op, SAM_OP_OPERATOR_LOGIN | SAM_OP_REPLY);
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_SESSION, tok, ADM_OP_TOKEN_LEN + 1), SAM_OK);
+    }
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* OPERATOR_NEW of name: bootstrap (session NULL: the new secret into secret) or add with roles (letter: the code into
+ * code; password: a password sent along, which add refuses). The refusal code (0: answered). */
+static uint32_t op_new_ex(const char *name, const char *session, uint32_t roles, int letter, const char *password,
+                          uint8_t secret[STOR_TOTP_MAX], size_t *n, char code[SAM_ENROLL_CODE_MAX + 1])
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *p;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_OPERATOR_NEW, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, name);
+    if (session != NULL)
+        sam_put_str(&b, SAM_T_SESSION, session);
+    if (letter)
+        sam_put_u32(&b, SAM_T_LETTER, 1);
+    if (password != NULL)
+        sam_put_str(&b, SAM_T_PASSWORD, password);
+    if (origin_claim != NULL) /* the fixture's sessions were made with no host: no claim fits them */
+        sam_put_str(&b, SAM_T_ORIGIN, origin_claim);
+    if (roles != 0)
+        sam_put_u32(&b, SAM_T_ROLES, roles);
+    uint32_t rc = call_keep(&b, &rb, &reply, NULL, 0);
+    if (n != NULL)
+        *n = 0;
+    if (code != NULL)
+        code[0] = '\0';
+    if (rc == 0 && secret != NULL) {
+        ck_assert_int_eq(sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &p, n), SAM_OK);
+        memcpy(secret, p, *n);
+    }
+    if (rc == 0 && code != NULL)
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_ENROLL_CODE, code, SAM_ENROLL_CODE_MAX + 1), SAM_OK);
+    if (rc == 0)
+        ck_assert_int_eq(sam_msg_count(&reply, SAM_T_TOTP_SECRET), secret != NULL); /* add: never a secret */
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* operator add with a letter (the fixture has no otp_sender): the code. */
+static uint32_t op_add(const char *name, const char *session, uint32_t roles, char code[SAM_ENROLL_CODE_MAX + 1])
+{
+    return op_new_ex(name, session, roles, 1, NULL, NULL, NULL, code);
+}
+
+/* OPERATOR_ENROLL_BEGIN: the refusal code (0: ticket and secret filled). */
+static uint32_t op_begin(const char *name, const char *code, char ticket[SAM_TOKEN_MAX + 1],
+                         uint8_t secret[STOR_TOTP_MAX], size_t *n)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *p;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_OPERATOR_ENROLL_BEGIN, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, name);
+    sam_put_str(&b, SAM_T_ENROLL_CODE, code);
+    uint32_t rc = call_keep(&b, &rb, &reply, NULL, 0);
+    *n = 0;
+    ticket[0] = '\0';
+    if (rc == 0) {
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_ENROLL_TICKET, ticket, SAM_TOKEN_MAX + 1), SAM_OK);
+        ck_assert_int_eq(sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &p, n), SAM_OK);
+        memcpy(secret, p, *n);
+    }
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* OPERATOR_ENROLL_FINISH: the refusal code (0: active). */
+static uint32_t op_finish(const char *name, const char *ticket, const char *password, const char *otp)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_OPERATOR_ENROLL_FINISH, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, name);
+    sam_put_str(&b, SAM_T_OTP, otp);
+    sam_put_str(&b, SAM_T_ENROLL_TICKET, ticket);
+    sam_put_str(&b, SAM_T_PASSWORD, password);
+    uint32_t rc = call_keep(&b, &rb, &reply, NULL, 0);
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
+/* The TOTP code of secret at offset steps from now. */
+static void code_of(const uint8_t *secret, size_t n, int offset, char out[7])
+{
+    ck_assert_int_eq(oath_totp_generate((const char *)secret, n, time(NULL) + offset * 30, 30, 0, 6, out), OATH_OK);
+}
+
+static int op_get_fn(stor_txn_t *t, void *arg)
+{
+    stor_operator_t *op = arg;
+    char name[STOR_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "%s", op->name); /* the getter clears op first */
+    return stor_txn_operator_get(t, name, op);
+}
+
+static stor_operator_t *op_read(const char *name)
+{
+    stor_operator_t *op = calloc(1, sizeof(*op));
+    ck_assert_ptr_nonnull(op);
+    snprintf(op->name, sizeof(op->name), "%s", name);
+    ck_assert_int_eq(stor_read(fx.stor, op_get_fn, op), STOR_OK);
+    return op;
+}
+
+static int op_put_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_operator_put(t, arg, 0);
+}
+
+/* A key-admin added through OPERATOR_NEW by root and enrolled as its new operator would (BEGIN, FINISH with the code
+ * of the previous step, so the current one stays free): its secret. */
+static size_t add_ka(const char *name, uint8_t secret[STOR_TOTP_MAX])
+{
+    char code[SAM_ENROLL_CODE_MAX + 1], ticket[SAM_TOKEN_MAX + 1], otp[7];
+    size_t n = 0;
+    ck_assert_uint_eq(op_add(name, tok_root, STOR_ROLE_KEY_ADMIN, code), 0);
+    ck_assert_uint_eq(op_begin(name, code, ticket, secret, &n), 0);
+    ck_assert_uint_eq(n, OAUTH_TOTP_SECRET_LEN);
+    code_of(secret, n, -1, otp);
+    ck_assert_uint_eq(op_finish(name, ticket, OP_PASSWORD, otp), 0);
+    return n;
+}
+
+/* OPERATOR_LOGIN as a forged csc-admin would send it: no claim, an unknown operator, a wrong password, a wrong or
+ * reused code; the right factors open a session bound to the claim's host. */
+START_TEST(t_operator_login)
+{
+    uint8_t secret[STOR_TOTP_MAX];
+    char code[7], tok[ADM_OP_TOKEN_LEN + 1], r_unknown[SAM_REASON_MAX + 1], r_wrong[SAM_REASON_MAX + 1];
+    uint32_t about, st;
+    size_t n = add_ka("kop", secret);
+    code_of(secret, n, 0, code);
+    /* no ORIGIN: refused and audited, nothing counted, no session */
+    ck_assert_uint_eq(op_login("kop", OP_PASSWORD, code, NULL, tok, NULL), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(audited("action=login refused=no-origin", NULL, STOR_RES_DENIED), 1);
+    /* an unknown operator and a wrong password get the same answer */
+    ck_assert_uint_eq(op_login("ghost", OP_PASSWORD, code, claim_here(), tok, r_unknown), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_login("kop", "wrong-password", code, claim_here(), tok, r_wrong), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_str_eq(r_unknown, r_wrong);
+    /* a code of another time step */
+    char far[7];
+    code_of(secret, n, 5, far);
+    ck_assert_uint_eq(op_login("kop", OP_PASSWORD, far, claim_here(), tok, NULL), SAM_REFUSE_UNAUTHORIZED);
+    /* the right factors: a session, bound to the claim's host */
+    ck_assert_uint_eq(op_login("kop", OP_PASSWORD, code, claim_here(), tok, NULL), 0);
+    ck_assert_uint_eq(strlen(tok), ADM_OP_TOKEN_LEN);
+    ck_assert_uint_eq(audited("action=login", "kop", STOR_RES_OK), 1);
+    origin_claim = claim_here();
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok, NULL, NULL, &about), 0);
+    ck_assert(cred_status(NEW_CRED, &st));
+    /* the same code again: its time step is used */
+    char tok2[ADM_OP_TOKEN_LEN + 1];
+    ck_assert_uint_eq(op_login("kop", OP_PASSWORD, code, claim_here(), tok2, NULL), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=login refused=otp-reused", "kop", STOR_RES_DENIED), 1);
+    /* the session does not work from another host's claim (the key-admin's op refused) */
+    adm_origin_t there = {0};
+    char claim[SAM_ORIGIN_MAX + 1];
+    snprintf(there.os_user, sizeof(there.os_user), "op");
+    snprintf(there.host, sizeof(there.host), "elsewhere");
+    snprintf(there.tty, sizeof(there.tty), "-");
+    adm_origin_host_id("elsewhere", "machine", there.host_id);
+    ck_assert_int_eq(adm_origin_claim(&there, claim, sizeof(claim)), 0);
+    origin_claim = claim;
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok, NULL, NULL, &about), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert_uint_eq(audited("refused=other-host", "kop", STOR_RES_DENIED), 1);
+}
+END_TEST
+
+/* Wrong passwords and wrong codes count; at max_failures the operator is locked, even for the right factors. */
+START_TEST(t_operator_login_locks)
+{
+    uint8_t secret[STOR_TOTP_MAX];
+    char code[7], tok[ADM_OP_TOKEN_LEN + 1];
+    size_t n = add_ka("klock", secret);
+    code_of(secret, n, 0, code);
+    for (unsigned i = 0; i < ops.pol.max_failures; i++)
+        ck_assert_uint_eq(op_login("klock", i % 2 ? "wrong-password" : OP_PASSWORD, i % 2 ? code : "000000",
+                                   claim_here(), tok, NULL),
+                          SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_login("klock", OP_PASSWORD, code, claim_here(), tok, NULL), SAM_REFUSE_LOCKED);
+    ck_assert_str_eq(tok, "");
+    ck_assert_uint_eq(audited("action=login locked operator", "klock", STOR_RES_DENIED), 1);
+    stor_operator_t *op = op_read("klock");
+    ck_assert_int_gt(op->locked_until, time(NULL));
+    free(op);
+}
+END_TEST
+
+/* OPERATOR_NEW: add is checked like every operator op (session, role, two-person rule) and carries no factor (a
+ * password sent along is refused; the reply has no secret); bootstrap only while no operator exists. The enrolled
+ * operator's secret is sealed at rest and the operator logs in. */
+START_TEST(t_operator_new)
+{
+    uint8_t secret[STOR_TOTP_MAX];
+    size_t n = 0;
+    char code[7], tok[ADM_OP_TOKEN_LEN + 1], ecode[SAM_ENROLL_CODE_MAX + 1];
+    /* bootstrap while operators exist; with a letter */
+    ck_assert_uint_eq(op_new_ex("boot2", NULL, 0, 0, OP_PASSWORD, secret, &n, NULL), SAM_REFUSE_EXISTS);
+    ck_assert_uint_eq(op_new_ex("boot2", NULL, 0, 1, OP_PASSWORD, secret, &n, NULL), SAM_REFUSE_BAD_MESSAGE);
+    /* a session without roles, roles without a session */
+    ck_assert_uint_eq(op_add("x1", tok_root, 0, ecode), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(op_add("x1", NULL, STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_BAD_MESSAGE);
+    /* a forged session, an auditor's; a password chosen by the adding operator; no letter (and no sender) */
+    ck_assert_uint_eq(op_add("x1", "forged-session", STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_add("x1", tok_aud, STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(op_new_ex("x1", tok_root, STOR_ROLE_AUDITOR, 1, OP_PASSWORD, NULL, NULL, ecode),
+                      SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(op_new_ex("x1", tok_root, STOR_ROLE_AUDITOR, 0, NULL, NULL, NULL, NULL), SAM_REFUSE_BAD_MESSAGE);
+    stor_operator_t *op = calloc(1, sizeof(*op));
+    ck_assert_ptr_nonnull(op);
+    snprintf(op->name, sizeof(op->name), "x1");
+    ck_assert_int_eq(stor_read(fx.stor, op_get_fn, op), STOR_ERR_NOTFOUND);
+    free(op);
+    /* root adds (enrolling: no factor, no login), the new operator enrolls: sealed at rest, and it logs in */
+    ck_assert_uint_eq(op_add("x0", tok_root, STOR_ROLE_AUDITOR, ecode), 0);
+    op = op_read("x0");
+    ck_assert_uint_eq(op->status, STOR_OPERATOR_ENROLLING);
+    ck_assert_uint_eq(op->pw_verifier_len + op->totp_secret_len + op->totp_sealed_len, 0);
+    free(op);
+    ck_assert_uint_eq(audited("operator=root action=operator.add name=x0 roles=auditor state=enrolling channel=letter",
+                              "root", STOR_RES_OK), 1);
+    ck_assert_uint_eq(op_login("x0", OP_PASSWORD, "000000", claim_here(), tok, NULL), SAM_REFUSE_UNAUTHORIZED);
+    n = add_ka("x1", secret);
+    op = op_read("x1");
+    ck_assert_uint_eq(op->status, STOR_OPERATOR_ACTIVE);
+    ck_assert_uint_eq(op->totp_secret_len, 0);
+    ck_assert_uint_eq(op->totp_sealed_len, 1 + 12 + OAUTH_TOTP_SECRET_LEN + 16);
+    ck_assert(memmem(op, sizeof(*op), secret, n) == NULL);
+    free(op);
+    ck_assert_uint_eq(audited("action=operator.enroll.finish state=active", "x1", STOR_RES_OK), 1);
+    code_of(secret, n, 0, code);
+    ck_assert_uint_eq(op_login("x1", OP_PASSWORD, code, claim_here(), tok, NULL), 0);
+    /* the same name again */
+    ck_assert_uint_eq(op_add("x1", tok_root, STOR_ROLE_AUDITOR, ecode), SAM_REFUSE_EXISTS);
+}
+END_TEST
+
+/* OPERATOR_ENROLL_BEGIN and _FINISH as a compromised csc-admin would send them: an unknown name, a wrong code (the
+ * last try burns it), a spent code, an expired one, another operator's ticket, a short password, a wrong first code
+ * (counted), all with the same answer and audited; nothing of the secret in the audit log. */
+START_TEST(t_operator_enroll)
+{
+    char c1[SAM_ENROLL_CODE_MAX + 1], c2[SAM_ENROLL_CODE_MAX + 1], c3[SAM_ENROLL_CODE_MAX + 1];
+    char t1[SAM_TOKEN_MAX + 1], t2[SAM_TOKEN_MAX + 1], otp[7];
+    uint8_t s1[STOR_TOTP_MAX], s2[STOR_TOTP_MAX];
+    size_t n1 = 0, n2 = 0;
+    ck_assert_uint_eq(op_add("e1", tok_root, STOR_ROLE_AUDITOR, c1), 0);
+    ck_assert_uint_eq(op_add("e2", tok_root, STOR_ROLE_AUDITOR, c2), 0);
+    ck_assert_uint_eq(op_add("e3", tok_root, STOR_ROLE_AUDITOR, c3), 0);
+    /* an unknown name, an active operator, another's code: one answer */
+    ck_assert_uint_eq(op_begin("ghost", c1, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_begin("root", c1, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(op_begin("e2", c1, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.begin refused=wrong-code tries_left=4", "e2", STOR_RES_DENIED), 1);
+    /* e3: wrong codes until the code is burnt; then its right code no longer works */
+    for (int i = 0; i < 5; i++) /* enroll_code_tries: 5 */
+        ck_assert_uint_eq(op_begin("e3", "AAAA-AAAA-AAAA-AAAA", t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("refused=wrong-code burnt tries_left=0", "e3", STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(op_begin("e3", c3, t1, s1, &n1), SAM_REFUSE_UNAUTHORIZED);
+    /* e1: the right code gives a ticket and the secret; the code is spent */
+    ck_assert_uint_eq(op_begin("e1", c1, t1, s1, &n1), 0);
+    ck_assert_uint_eq(op_begin("e1", c1, t2, s2, &n2), SAM_REFUSE_UNAUTHORIZED);
+    /* e2's code expired */
+    stor_operator_t *op = op_read("e2");
+    op->enroll_expires_at = time(NULL) - 1;
+    ck_assert_int_eq(stor_write(fx.stor, op_put_fn, op), STOR_OK);
+    free(op);
+    ck_assert_uint_eq(op_begin("e2", c2, t2, s2, &n2), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.begin refused=expired", "e2", STOR_RES_DENIED), 1);
+    /* FINISH: another operator's ticket, a short password, a wrong first code (counted) */
+    code_of(s1, n1, -1, otp);
+    ck_assert_uint_eq(op_finish("e2", t1, OP_PASSWORD, otp), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.finish refused=", "e2", STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(op_finish("e1", t1, "short", otp), SAM_REFUSE_BAD_MESSAGE);
+    ck_assert_uint_eq(op_finish("e1", t1, OP_PASSWORD, "000000"), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(audited("action=operator.enroll.finish refused=otp tries_left=4", "e1", STOR_RES_DENIED), 1);
+    /* the right code: active; the ticket is spent */
+    ck_assert_uint_eq(op_finish("e1", t1, OP_PASSWORD, otp), 0);
+    ck_assert_uint_eq(op_finish("e1", t1, OP_PASSWORD, otp), SAM_REFUSE_UNAUTHORIZED);
+    op = op_read("e1");
+    ck_assert_uint_eq(op->status, STOR_OPERATOR_ACTIVE);
+    free(op);
+}
+END_TEST
+
+/* Under two_person "operator": operator add needs another operator's approval (root is not alone here). */
+START_TEST(t_operator_new_two_person)
+{
+    char code[SAM_ENROLL_CODE_MAX + 1];
+    ck_assert_uint_eq(op_add("x2", tok_root, STOR_ROLE_AUDITOR, code), SAM_REFUSE_FORBIDDEN);
+    ck_assert_uint_eq(audited("operator add needs a second operator", "root", STOR_RES_DENIED), 1);
+    stor_operator_t *op = calloc(1, sizeof(*op));
+    ck_assert_ptr_nonnull(op);
+    snprintf(op->name, sizeof(op->name), "x2");
+    ck_assert_int_eq(stor_read(fx.stor, op_get_fn, op), STOR_ERR_NOTFOUND);
+    free(op);
+}
+END_TEST
+
+/* At rest: csc-sam seals an operator's clear secret at its start (sam_totp_seal_all) and wipes the clear bytes; an
+ * operator's sealed secret does not open as a user's nor as another operator's, and a user's not as an operator's. */
+START_TEST(t_operator_sealed_at_start_and_bound)
+{
+    uint8_t secret[STOR_TOTP_MAX], out[STOR_TOTP_MAX];
+    size_t n = add_ka("kold", secret), m = 0;
+    char code[7], tok[ADM_OP_TOKEN_LEN + 1];
+    unsigned sealed = 0, failed = 0;
+    /* an old record: the secret in clear */
+    stor_operator_t *op = op_read("kold");
+    OPENSSL_cleanse(op->totp_sealed, sizeof(op->totp_sealed));
+    op->totp_sealed_len = 0;
+    memcpy(op->totp_secret, secret, n);
+    op->totp_secret_len = (uint32_t)n;
+    ck_assert_int_eq(stor_write(fx.stor, op_put_fn, op), STOR_OK);
+    free(op);
+    ck_assert_int_eq(sam_totp_seal_all(fx.stor, fx.hsm, &sealed, &failed), STOR_OK);
+    ck_assert_uint_eq(sealed, 1);
+    ck_assert_uint_eq(failed, 0);
+    ck_assert_uint_eq(audited("operators_sealed=1 operators_failed=0", NULL, STOR_RES_OK), 1);
+    op = op_read("kold");
+    ck_assert_uint_eq(op->totp_secret_len, 0);
+    ck_assert(memmem(op, sizeof(*op), secret, n) == NULL);
+    ck_assert_int_eq(sam_operator_totp_open(fx.hsm, "kold", op->totp_sealed, op->totp_sealed_len, out, &m), 0);
+    ck_assert(m == n && memcmp(out, secret, n) == 0);
+    /* not as a user's of the same name, not as another operator's */
+    ck_assert_int_eq(sam_totp_open(fx.hsm, "kold", op->totp_sealed, op->totp_sealed_len, out, &m), -1);
+    ck_assert_int_eq(sam_operator_totp_open(fx.hsm, "root", op->totp_sealed, op->totp_sealed_len, out, &m), -1);
+    code_of(secret, n, 0, code);
+    ck_assert_uint_eq(op_login("kold", OP_PASSWORD, code, claim_here(), tok, NULL), 0);
+    /* a user's sealed secret copied into an operator's record does not open: the login is refused */
+    stor_user_t *u = calloc(1, sizeof(*u));
+    ck_assert_ptr_nonnull(u);
+    ck_assert_int_eq(stor_user_get(fx.stor, CFX_USER, u), STOR_OK);
+    ck_assert_uint_gt(u->totp_sealed_len, 0);
+    ck_assert_int_eq(sam_operator_totp_open(fx.hsm, CFX_USER, u->totp_sealed, u->totp_sealed_len, out, &m), -1);
+    memcpy(op->totp_sealed, u->totp_sealed, u->totp_sealed_len);
+    op->totp_sealed_len = u->totp_sealed_len;
+    free(u);
+    ck_assert_int_eq(stor_write(fx.stor, op_put_fn, op), STOR_OK);
+    free(op);
+    char ucode[7];
+    cfx_otp(&fx, ucode);
+    ck_assert_uint_eq(op_login("kold", OP_PASSWORD, ucode, claim_here(), tok, NULL), SAM_REFUSE_UNAUTHORIZED);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-ops");
@@ -711,6 +1126,11 @@ int main(void)
     tcase_add_test(tc, t_every_op_refused_without_a_session);
     tcase_add_test(tc, t_enroll_issue_letter_and_recover);
     tcase_add_test(tc, t_origin_and_host);
+    tcase_add_test(tc, t_operator_login);
+    tcase_add_test(tc, t_operator_login_locks);
+    tcase_add_test(tc, t_operator_new);
+    tcase_add_test(tc, t_operator_enroll);
+    tcase_add_test(tc, t_operator_sealed_at_start_and_bound);
     suite_add_tcase(s, tc);
     tc = tcase_create("production");
     tcase_add_checked_fixture(tc, setup_production, teardown);
@@ -722,6 +1142,11 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_create_two_person);
     tcase_add_test(tc, t_destroy_two_person_by_command);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("two_person_operator");
+    tcase_add_checked_fixture(tc, setup_two_operator, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_operator_new_two_person);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }

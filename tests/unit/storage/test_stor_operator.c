@@ -78,6 +78,12 @@ static void mk_op(op_job_t *j, const char *name, uint32_t roles)
     j->op.failed_logins = 2;
     j->op.locked_until = 99;
     j->op.created_at = 42;
+    j->op.totp_sealed_len = STOR_TOTP_SEALED_MAX; /* the sealed form round-trips too (a full one) */
+    memset(j->op.totp_sealed, 0xa5, STOR_TOTP_SEALED_MAX);
+    memset(j->op.enroll_code_hash, 0x11, 32);
+    j->op.enroll_expires_at = 1700000000;
+    j->op.enroll_tries = 4;
+    memset(j->op.enroll_ticket_hash, 0x22, 32);
 }
 
 START_TEST(t_operator_roundtrip)
@@ -98,6 +104,8 @@ START_TEST(t_operator_roundtrip)
     j.op.roles = STOR_ROLE_KEY_ADMIN;
     j.op.status = 7;
     ck_assert_int_eq(stor_write(g_env, put_op_fn, &j), STOR_ERR_INVAL);
+    j.op.status = STOR_OPERATOR_ENROLLING;
+    ck_assert_int_eq(stor_write(g_env, put_op_fn, &j), 0);
     j.op.status = STOR_OPERATOR_DISABLED;
     ck_assert_int_eq(stor_write(g_env, put_op_fn, &j), 0);
     ck_assert_int_eq(stor_read(g_env, get_op_fn, &g), 0);
