@@ -55,6 +55,7 @@ static const handler_row_t handlers[] = {
     {SAM_OP_ENROLL_FINISH, sam_op_enroll_finish},
     {SAM_OP_ACCOUNT_PIN, sam_op_account_pin},
     {SAM_OP_LOGIN, sam_op_login},
+    {SAM_OP_ACCOUNT_RESTORE, sam_op_account_restore},
 };
 
 /* The operators' socket (cfg->operators; sam_op_keys.c): csc-admin's key operations. */

@@ -156,6 +156,8 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
 int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** ACCOUNT_PIN: /account: the PIN of a credential that waits for the signed-in user's PIN. */
 int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** ACCOUNT_RESTORE (sam_op_restore_req.c): /account: the signed-in owner asks for a restore of a credential's key. */
+int sam_op_account_restore(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** LOGIN: the pages' sign-in: password (scrypt) and TOTP (the secret opened here), lock-out, the browser session. */
 int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** The PIN rule (pin_min_length..32 digits): NULL if pin is acceptable, else why not. */

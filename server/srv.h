@@ -74,6 +74,7 @@ typedef struct srv_config {
     unsigned allow_combined_roles;                  /* production: one operator may hold user-admin and key-admin */
     unsigned pin_min_length;                        /* shortest credential PIN set (6; 8 in production by default) */
     unsigned enroll_code_ttl;                       /* seconds an enrollment code lives (86400) */
+    unsigned restore_request_ttl;                   /* seconds a restore request of /account lives (2592000) */
     unsigned enroll_code_tries;                     /* wrong enrollment codes before it is burnt (5) */
     unsigned password_min_length;                   /* shortest password a user chooses on /enroll (12) */
     unsigned password_classes;                      /* kinds of characters a password mixes (2 of 4) */

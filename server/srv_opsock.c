@@ -92,12 +92,18 @@ static int spawn_sam(const srv_config_t *cfg)
     return ok ? 0 : -1;
 }
 
+void srv_opsock_put_origin(sam_builder_t *b)
+{
+    if (origin[0] != '\0')
+        sam_put_str(b, SAM_T_ORIGIN, origin);
+}
+
 int srv_opsock_call(const srv_config_t *cfg, sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *reply)
 {
     const uint8_t *msg;
     size_t len;
-    if (origin[0] != '\0')
-        sam_put_str(b, SAM_T_ORIGIN, origin); /* the highest tag: last in every operator op */
+    if (b->last_tag < SAM_T_ORIGIN) /* else the op put it before its higher tags (srv_opsock_put_origin) */
+        srv_opsock_put_origin(b);
     int rc = sam_build_finish(b, &msg, &len);
     if (rc != SAM_OK) {
         fprintf(stderr, "csc-admin: a value is out of bounds for csc-sam (%s)\n", sam_strerror(rc));

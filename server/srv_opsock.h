@@ -12,6 +12,9 @@
  * the service", ...)
  */
 int srv_opsock_call(const srv_config_t *cfg, sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *reply);
+/** Put the ORIGIN claim now (an op with tags above SAM_T_ORIGIN puts it before them; srv_opsock_call then adds
+ *  none). */
+void srv_opsock_put_origin(sam_builder_t *b);
 /** The ORIGIN claim (adm_origin_claim) srv_opsock_call adds to every request from now on (NULL: none). */
 void srv_opsock_origin(const char *claim);
 /** Close the connection and stop the csc-sam started here, if any. */

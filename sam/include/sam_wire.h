@@ -132,6 +132,7 @@ enum {
                                      for a PIN (or the same again for a ticket) */
     SAM_OP_ENROLL_FINISH = 13,  /**< /enroll step 2: ticket, password, first TOTP code, PINs -> the user is active */
     SAM_OP_ACCOUNT_PIN = 14,    /**< /account: set the PIN of a credential waiting for the signed-in user's PIN */
+    SAM_OP_ACCOUNT_RESTORE = 19,/**< /account: the signed-in owner's request to restore a credential's key -> reference */
     SAM_OP_LOGIN = 15,          /**< the pages' sign-in: name, password, TOTP code -> a browser session csc-sam made */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
@@ -252,6 +253,7 @@ enum {
                                    operator op; adm_origin_claim): csc-sam reads the uid from SO_PEERCRED itself */
     SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for (oauth_authz_request_t
                                    as the front end's page holds it: both ends are one build; oauth_req_ok checks it) */
+    SAM_T_RESTORE_REF = 74,   /**< TEXT a restore request's reference ("RR-" + 12 characters; ACCOUNT_RESTORE, RESTORE) */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 
