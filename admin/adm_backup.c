@@ -758,6 +758,15 @@ int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const ch
     } else if (!cert_matches(&o->c, pk)) {
         snprintf(why, sizeof(why), "the certificate in the backup does not certify its public key");
     } else {
+        stor_cred_t *cur = malloc(sizeof(*cur));
+        int src = cur == NULL ? STOR_ERR_NOMEM : stor_cred_get(a->stor, o->c.id, cur);
+        if (src == 0)
+            (void)restore_refused(cur, pk, why, sizeof(why));
+        else if (src != STOR_ERR_NOTFOUND)
+            snprintf(why, sizeof(why), "storage: %s", stor_strerror(src));
+        OPENSSL_clear_free(cur, sizeof(*cur));
+    }
+    if (why[0] == '\0') { /* then the user's request: a final end says why first */
         req_look_t *l = calloc(1, sizeof(*l));
         if (l != NULL) {
             l->ref = ref;
@@ -768,15 +777,6 @@ int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const ch
         else if (l->why[0] != '\0')
             snprintf(why, sizeof(why), "%s", l->why);
         free(l);
-    }
-    if (why[0] == '\0') {
-        stor_cred_t *cur = malloc(sizeof(*cur));
-        int src = cur == NULL ? STOR_ERR_NOMEM : stor_cred_get(a->stor, o->c.id, cur);
-        if (src == 0)
-            (void)restore_refused(cur, pk, why, sizeof(why));
-        else if (src != STOR_ERR_NOTFOUND)
-            snprintf(why, sizeof(why), "storage: %s", stor_strerror(src));
-        OPENSSL_clear_free(cur, sizeof(*cur));
     }
     if (why[0] == '\0') {
         hrc = hsm_backup_unwrap(a->hsm, o->wrapped, o->wrapped_len, pk, o->c.id,

@@ -137,6 +137,7 @@ void srv_modules_close_hsm(srv_modules_t *m);
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
  * csc-admin credential destroy-pending. */
 int srv_two_person_destroys(const char *two_person);
+int srv_two_person_restores(const char *two_person);
 /* csc-sam's executable: sam_program, else csc-sam in the folder of the running executable (/proc/self/exe); it must
  * be executable. who prefixes the messages. 0, or -1 (said why on stderr). */
 int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t sz);

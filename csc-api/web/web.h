@@ -128,6 +128,15 @@ int web_approve_is_path(const char *path, size_t len);
 /* GET/POST /approve: sign in (password + TOTP), list the user's pending requests, approve (PIN) or refuse. */
 
 void web_approve_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+/* The signed-in page (/approve or /account) with a note (an error when is_error), for the account's actions. */
+void web_approve_list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error);
+
+/* ---- /account's backups, restore requests and recent activity (web_account_view.c) ---- */
+/* Render the sections (after the credentials table). */
+void web_account_view(web_t *w, const oauth_session_view_t *v, web_buf_t *b);
+/* The sections' form actions ("restore"): 1 when handled (the page answered), else 0. */
+int web_account_view_action(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v,
+                            const char *action);
 
 
 /* ---- the enrollment page (web_enroll.c) ---------------------------------------------------------------- */

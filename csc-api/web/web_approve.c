@@ -313,9 +313,10 @@ static void list_page(web_t *w, const oauth_session_view_t *v, const char *note,
         web_buf_html(&b, note);
         web_buf_puts(&b, "</p>\n");
     }
-    if (is_account(w))
+    if (is_account(w)) {
         account_list(w, v, &b);
-    else if (oauth_approval_each(w->c->oauth, v->user, list_one, &l) == 0)
+        web_account_view(w, v, &b);
+    } else if (oauth_approval_each(w->c->oauth, v->user, list_one, &l) == 0)
         web_buf_puts(&b, "<p id=\"none\">No request is waiting for your approval.</p>\n");
     form_open(&b, page_path(w), v->csrf);
     web_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Refresh</button>"
@@ -323,6 +324,11 @@ static void list_page(web_t *w, const oauth_session_view_t *v, const char *note,
                      "</form>\n");
     web_page(w->c, w->reply, 200, page_title(w), &b);
     web_buf_free(&b);
+}
+
+void web_approve_list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
+{
+    list_page(w, v, note, is_error);
 }
 
 static int session_of(web_t *w, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view_t *v)
@@ -508,6 +514,8 @@ static void approve_post(web_t *w, oauth_session_view_t *v)
         message_page(w, 400, "Request refused", "That step is not expected now.");
     } else if (strcmp(action, "pin") == 0 && is_account(w)) {
         do_pin(w, &f, sid, v);
+    } else if (is_account(w) && web_account_view_action(w, &f, sid, v, action)) {
+        /* answered by web_account_view.c */
     } else if (strcmp(action, "approve") == 0 || strcmp(action, "refuse") == 0) {
         do_decide(w, &f, sid, v, strcmp(action, "approve") == 0);
     } else if (strcmp(action, "list") == 0) {
