@@ -73,6 +73,7 @@ typedef struct {
     stor_audit_t rec;         /* a denial's record */
     int written;              /* ... was appended, not only counted (oauth_fail.c) */
     uint32_t epoch;           /* the user's epoch the login succeeded in */
+    uint32_t way;             /* stor_signin_way_t: the approval/account pages, or an OAuth client's sign-in page */
 } slogin_ctx_t;
 
 static int user_read(stor_txn_t *t, void *arg)
@@ -181,6 +182,11 @@ static int slogin_apply(stor_txn_t *t, void *arg)
         if ((rc = slogin_outcome(t, c, &u)) < 0)
             goto out;
     }
+    /* A known user's last sign-ins (/account), in the login's own write. */
+    if (u.name[0] != '\0' && (rc = stor_txn_recent_add(t, STOR_RECENT_SIGNINS, u.name, c->now * 1000, c->way,
+                                                        c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED,
+                                                        c->client)) < 0)
+        goto out;
     oauth_audit_init(&rec, STOR_EV_LOGIN, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, c->user, NULL,
                      c->client);
     snprintf(detail, sizeof(detail), "oauth2 login: %s", c->why);
@@ -238,6 +244,8 @@ static int login_as(oauth_t *o, const char *client_id, const char *user, const c
     c->user = user;
     c->now = oauth_clock(o);
     oauth_audit_client(c->client, client_id, addr ? addr : "");
+    c->way = client_id != NULL && strcmp(client_id, OAUTH_APPROVAL_PAGE_CLIENT) == 0 ? STOR_SIGNIN_PAGE
+                                                                                  : STOR_SIGNIN_OAUTH;
     (void)oauth_fail_flush(o, c->now, 0);
     if ((rc = slogin_prepare(o, c, pw, pw_len, otp, otp_len)) != OAUTH_OK)
         goto out;
