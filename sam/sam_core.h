@@ -93,6 +93,10 @@ typedef struct sam_page {
  */
 int sam_page_open(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
                   const char *prefix, sam_page_t *p, int *rc);
+/** sam_page_open for /account's ops: the session must be a signed-in session of the account (approval) page, else
+ *  refused (UNAUTHORIZED about SESSION) and audited as event. */
+int sam_page_open_account(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
+                          sam_page_t *p, int *rc);
 void sam_page_close(sam_page_t *p);
 
 /** APPROVE (sam_op_approve.c): the /approve page's decision, in a stored browser session, on the session user's own

@@ -60,13 +60,8 @@ int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam
     account_pin_t *j = OPENSSL_zalloc(sizeof(*j));
     if (j == NULL)
         return sam_refuse(b, req, SAM_REFUSE_INTERNAL, "out of memory", 0);
-    if (sam_page_open(cfg, req, b, STOR_EV_ENROLL, OAUTH_APPROVAL_PAGE_CLIENT, &p, &rc) != 0)
+    if (sam_page_open_account(cfg, req, b, STOR_EV_ENROLL, &p, &rc) != 0)
         goto out;
-    if (p.v->user[0] == '\0' || strcmp(p.v->req.client_id, OAUTH_APPROVAL_PAGE_CLIENT) != 0) {
-        rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, p.v->user, NULL, p.client, SAM_REFUSE_UNAUTHORIZED,
-                                     "not a session of the account page", SAM_T_SESSION);
-        goto out;
-    }
     sam_text(req, SAM_T_CRED, cred, sizeof(cred));
     sam_text(req, SAM_T_PIN, pin, sizeof(pin));
     const char *bad = sam_pin_refusal(cfg, pin);

@@ -120,13 +120,8 @@ int sam_op_account_restore(const sam_server_config_t *cfg, const sam_msg_t *req,
     restore_req_job_t *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return sam_refuse(b, req, SAM_REFUSE_INTERNAL, "out of memory", 0);
-    if (sam_page_open(cfg, req, b, STOR_EV_RESTORE, OAUTH_APPROVAL_PAGE_CLIENT, &p, &rc) != 0)
+    if (sam_page_open_account(cfg, req, b, STOR_EV_RESTORE, &p, &rc) != 0)
         goto out;
-    if (p.v->user[0] == '\0' || strcmp(p.v->req.client_id, OAUTH_APPROVAL_PAGE_CLIENT) != 0) {
-        rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_RESTORE, p.v->user, NULL, p.client, SAM_REFUSE_UNAUTHORIZED,
-                                     "not a session of the account page", SAM_T_SESSION);
-        goto out;
-    }
     sam_text(req, SAM_T_CRED, cred, sizeof(cred));
     j->user = p.v->user;
     j->cred = cred;
