@@ -114,5 +114,18 @@ int stor_txn_recent_add(stor_txn_t *t, uint32_t kind, const char *key, int64_t t
         len--; /* cut at a character boundary */
     memcpy(r.client[0], client, len);
     r.client[0][len] = '\0';
-    return stor_put_by_name(t, db, STOR_REC_RECENT, key, &r, 0);
+    /* In a nested transaction: with the map full, the event is dropped and the write it belongs to goes on (a
+     * sign-in or a signature is not refused for want of room for what /account shows; its audit record decides). */
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    stor_txn_t sub = *t;
+    int mrc = mdb_txn_begin(t->env->mdb, t->txn, 0, &sub.txn);
+    if (mrc != 0)
+        return stor_txn_fail(t, mrc);
+    rc = stor_put_by_name(&sub, db, STOR_REC_RECENT, key, &r, 0);
+    if (rc != 0) {
+        mdb_txn_abort(sub.txn);
+        return rc == STOR_ERR_FULL ? STOR_OK : rc;
+    }
+    return (mrc = mdb_txn_commit(sub.txn)) != 0 ? stor_txn_fail(t, mrc) : STOR_OK;
 }

@@ -748,8 +748,9 @@ typedef struct stor_recent {
 } stor_recent_t;
 /** The record of key in table kind (out->n = 0 and STOR_OK when there is none yet). */
 int stor_txn_recent_get(stor_txn_t *t, uint32_t kind, const char *key, stor_recent_t *out);
-/** Put one event first in key's record of table kind, dropping the oldest past the table's bound (one small put).
- *  client is cut to STOR_RECENT_CLIENT_MAX bytes (at a character boundary). @return STOR_OK, STOR_ERR_INVAL, ... */
+/** Put one event first in key's record of table kind, dropping the oldest past the table's bound (one small put, in
+ *  a nested transaction: with the map full the event is dropped, STOR_OK, and t stays usable). client is cut to
+ *  STOR_RECENT_CLIENT_MAX bytes (at a character boundary). @return STOR_OK, STOR_ERR_INVAL, ... */
 int stor_txn_recent_add(stor_txn_t *t, uint32_t kind, const char *key, int64_t time_ms, uint32_t what,
                         uint32_t result, const char *client);
 
