@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { env, totp, stepWithMargin, sleep, request, openBrowser, shot } from './lib.mjs';
+import { env, totp, stepWithMargin, sleep, cscPost, openBrowser, shot } from './lib.mjs';
 
 const E = {};
 for (const k of ['CSC_URL', 'CSC_TLS_CA', 'CSC_CONFIG', 'CSC_ADMIN_SESSION', 'CSC_USER', 'CSC_PASSWORD', 'CSC_PIN',
@@ -31,12 +31,7 @@ const ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'csc-e2e-view-'));
 after(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
-async function csc(method, body, auth) {
-  const headers = { 'Content-Type': 'application/json' };
-  if (auth) headers.Authorization = auth;
-  const res = await request(CA, 'POST', `${E.CSC_URL}/${method}`, { headers, body: JSON.stringify(body) });
-  return { status: res.status, json: res.body ? JSON.parse(res.body) : null };
-}
+const csc = (method, body, auth) => cscPost(CA, E.CSC_URL, method, body, auth);
 
 async function sign(bearer, n) {
   const hashes = [...Array(n).keys()].map((i) => crypto.createHash('sha256').update(`e2e view ${i} ${Date.now()}`)
