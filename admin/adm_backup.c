@@ -340,14 +340,39 @@ out:
     return rc;
 }
 
-/* The audit record of a backup made (file: its name, for people). */
+typedef struct backup_mark {
+    const stor_cred_t *c; /* the record the backup was made from */
+    stor_audit_t rec;
+} backup_mark_t;
+
+/* The credential counts a backup of its current key (what /account shows), unless the key changed meanwhile. */
+static int backup_mark(stor_cred_t *cur, void *arg)
+{
+    const stor_cred_t *c = ((backup_mark_t *)arg)->c;
+    if (cur->status == STOR_CRED_DESTROYED || cur->key_id_len != c->key_id_len ||
+        memcmp(cur->key_id, c->key_id, c->key_id_len) != 0)
+        return STOR_ERR_EXISTS;
+    cur->backups++;
+    cur->backup_last_at = (int64_t)time(NULL);
+    return 0;
+}
+
+static int backup_mark_fn(stor_txn_t *t, void *arg)
+{
+    backup_mark_t *m = arg;
+    return stor_txn_cred_change(t, m->c->id, backup_mark, m, &m->rec);
+}
+
+/* The audit record of a backup made (file: its name, for people), in the write that counts it on the credential. */
 static int backup_audit(const adm_t *a, const stor_cred_t *c, const char *file, char *err, size_t err_sz)
 {
     char what[256];
-    bk_audit_t au;
+    backup_mark_t m = {.c = c};
     snprintf(what, sizeof(what), "action=credential.backup mech=%s file=%s", BK_MECH, file);
-    audit_fill(&au.rec, a, STOR_EV_BACKUP, STOR_RES_OK, c->owner, c->id, what);
-    int rc = stor_write(a->stor, audit_fn, &au);
+    audit_fill(&m.rec, a, STOR_EV_BACKUP, STOR_RES_OK, c->owner, c->id, what);
+    int rc = stor_write(a->stor, backup_mark_fn, &m);
+    if (rc == STOR_ERR_EXISTS)
+        return ERR("credential %s changed its key during the backup; no backup written", c->id);
     return rc == 0 ? 0 : ERR("storage (audit): %s; no backup written", stor_strerror(rc));
 }
 
@@ -564,9 +589,34 @@ static int restore_refused(const stor_cred_t *cur, EVP_PKEY *pk, char *why, size
     return 0;
 }
 
+/*
+ * J8: a restore happens only on its user's request (made on /account: stor_restore_req_t). The request must exist, be
+ * open and unexpired, and name this credential and its owner. 0, or 1 with the reason in why.
+ */
+static int request_refused(stor_txn_t *t, const char *ref, const stor_cred_t *c, stor_restore_req_t *r, char *why,
+                           size_t why_sz)
+{
+    int rc = stor_txn_restore_req_get(t, ref, r); /* a reference that is no name: STOR_ERR_INVAL */
+    if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL)
+        snprintf(why, why_sz, "no restore request %s (the user makes it on the account page)", ref);
+    else if (rc != 0)
+        snprintf(why, why_sz, "storage: %s", stor_strerror(rc));
+    else if (strcmp(r->cred, c->id) != 0 || strcmp(r->user, c->owner) != 0)
+        snprintf(why, why_sz, "restore request %s is for another credential", ref);
+    else if (r->state != STOR_RESTORE_OPEN)
+        snprintf(why, why_sz, "restore request %s was used already", ref);
+    else if (r->expires_at <= (int64_t)time(NULL))
+        snprintf(why, why_sz, "restore request %s has expired", ref);
+    else
+        return 0;
+    return 1;
+}
+
 typedef struct put_restored {
-    const stor_cred_t *c;
+    stor_cred_t *c;
     EVP_PKEY *pk;              /* the public key of the file */
+    const char *ref;           /* the user's restore request */
+    stor_restore_req_t req;
     stor_audit_t audit;
     int existed;               /* out: a destroyed record was replaced */
     char why[STOR_NAME_MAX + 200]; /* out: with RESTORE_REFUSED */
@@ -581,16 +631,27 @@ static int put_restored_fn(stor_txn_t *t, void *arg)
 
     if (rc == 0 && u->status == STOR_USER_TERMINATED)
         rc = RESTORE_OWNER_TERMINATED; /* termination destroyed the user's keys for good (J7) */
+    if (rc == 0 && request_refused(t, p->ref, p->c, &p->req, p->why, sizeof(p->why)))
+        rc = RESTORE_REFUSED; /* checked again here: the request may have been used meanwhile */
     if (rc == 0) {
         rc = stor_txn_cred_get(t, p->c->id, cur);
         if (rc == 0 && restore_refused(cur, p->pk, p->why, sizeof(p->why)))
             rc = RESTORE_REFUSED; /* checked again here: the record may have changed since the first look */
         else if (rc == 0 || rc == STOR_ERR_NOTFOUND) {
             p->existed = rc == 0;
+            if (p->existed) { /* the same key comes back: its backups still restore it */
+                p->c->backups = cur->backups;
+                p->c->backup_last_at = cur->backup_last_at;
+            }
             rc = stor_txn_cred_put(t, p->c, !p->existed);
         }
     } else if (rc == STOR_ERR_NOTFOUND) {
         rc = STOR_ERR_INVAL; /* no owner */
+    }
+    if (rc == 0) { /* the request is spent in the restore's own write */
+        p->req.state = STOR_RESTORE_USED;
+        p->req.used_at = (int64_t)time(NULL);
+        rc = stor_txn_restore_req_put(t, &p->req, 0);
     }
     if (rc == 0)
         rc = stor_txn_audit_append(t, &p->audit);
@@ -609,8 +670,8 @@ static int cert_matches(const stor_cred_t *c, EVP_PKEY *pk)
     return ok;
 }
 
-int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_sz, char *err,
-                           size_t err_sz)
+int adm_cred_restore(const adm_t *a, const char *file, const char *ref, char *id_out, size_t id_sz, char *err,
+                     size_t err_sz)
 {
     uint8_t *data = NULL;
     size_t n = 0;
@@ -620,14 +681,29 @@ int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_s
         return ERR("restore needs the HSM");
     if (adm_backup_read_file(file, &data, &n, err, err_sz) != 0)
         return -1;
-    int rc = adm_cred_restore_mem(a, data, n, file, id_out, id_sz, err, err_sz);
+    int rc = adm_cred_restore_mem(a, data, n, file, ref, id_out, id_sz, err, err_sz);
     OPENSSL_cleanse(data, n);
     free(data);
     return rc;
 }
 
-int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const char *file, char *id_out, size_t id_sz,
-                         char *err, size_t err_sz)
+/* The reader of a restore request, outside the restore's write (the first look; the write looks again). */
+typedef struct req_look {
+    const char *ref;
+    const stor_cred_t *c;
+    stor_restore_req_t r;
+    char why[STOR_NAME_MAX + 200];
+} req_look_t;
+
+static int req_look_fn(stor_txn_t *t, void *arg)
+{
+    req_look_t *l = arg;
+    (void)request_refused(t, l->ref, l->c, &l->r, l->why, sizeof(l->why));
+    return 0;
+}
+
+int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const char *file, const char *ref,
+                         char *id_out, size_t id_sz, char *err, size_t err_sz)
 {
     uint8_t key_id[HSM_KEYID_LEN];
     bk_parsed_t *o = calloc(1, sizeof(*o));
@@ -653,7 +729,10 @@ int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const ch
     }
     why[0] = '\0';
     /* The tag first: nothing of the file is interpreted before the HSM vouched for every byte of it. */
-    if (n < BK_HDR_LEN + BK_TRAILER_LEN) {
+    if (ref == NULL || ref[0] == '\0') {
+        snprintf(why, sizeof(why), "a restore needs its user's request: give its reference (--request REF; the user "
+                 "makes it on the account page)");
+    } else if (n < BK_HDR_LEN + BK_TRAILER_LEN) {
         snprintf(why, sizeof(why), "backup %s refused: truncated or not a backup file (%zu bytes)", file, n);
     } else if ((hrc = hsm_backup_tag_verify(a->hsm, data, n - HSM_BACKUP_TAG_LEN, data + n - HSM_BACKUP_TAG_LEN)) !=
                HSM_OK) {
@@ -687,6 +766,18 @@ int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const ch
             snprintf(why, sizeof(why), "storage: %s", stor_strerror(src));
         OPENSSL_clear_free(cur, sizeof(*cur));
     }
+    if (why[0] == '\0') { /* then the user's request: a final end says why first */
+        req_look_t *l = calloc(1, sizeof(*l));
+        if (l != NULL) {
+            l->ref = ref;
+            l->c = &o->c;
+        }
+        if (l == NULL || stor_read(a->stor, req_look_fn, l) != 0)
+            snprintf(why, sizeof(why), "cannot read restore request %s", ref);
+        else if (l->why[0] != '\0')
+            snprintf(why, sizeof(why), "%s", l->why);
+        free(l);
+    }
     if (why[0] == '\0') {
         hrc = hsm_backup_unwrap(a->hsm, o->wrapped, o->wrapped_len, pk, o->c.id,
                                 o->c.key_backup == STOR_KEY_BACKUP_WRAPPED ? HSM_KEYGEN_BACKUP : 0, key_id);
@@ -710,10 +801,11 @@ int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t n, const ch
     o->c.locks = 0;
     pr.c = &o->c;
     pr.pk = pk;
+    pr.ref = ref;
     pr.existed = 0;
     pr.why[0] = '\0';
     o->c.end_reason = STOR_CRED_END_NONE;
-    snprintf(what, sizeof(what), "action=credential.restore mech=%s file=%s", BK_MECH, file);
+    snprintf(what, sizeof(what), "action=credential.restore mech=%s ref=%s file=%s", BK_MECH, ref, file);
     audit_fill(&pr.audit, a, STOR_EV_RESTORE, STOR_RES_OK, o->c.owner, o->c.id, what);
     int src = stor_write(a->stor, put_restored_fn, &pr);
     if (src != 0) {

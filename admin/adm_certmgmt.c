@@ -366,6 +366,8 @@ static int imp_change(stor_cred_t *c, void *arg)
         c->key_id_len = c->pending_key_id_len;
         c->key_backup = c->pending_key_backup;
         c->pending_key_backup = 0;
+        c->backups = 0; /* backups of the replaced key restore nothing now (adm_backup.c restore_refused) */
+        c->backup_last_at = 0;
         memset(c->pending_key_id, 0, sizeof(c->pending_key_id));
         c->pending_key_id_len = 0;
     }

@@ -397,6 +397,8 @@ static int cred_update_change(stor_cred_t *cur, void *arg)
     cur->cert_not_after = u->c->cert_not_after;
     cur->key_bits = u->c->key_bits;
     cur->key_backup = u->c->key_backup;
+    cur->backups = 0; /* a backup of the old key restores nothing now (adm_backup.c restore_refused) */
+    cur->backup_last_at = 0;
     /* A renewal request still waiting for its certificate is superseded: its key goes with the old one. */
     memset(cur->pending_key_id, 0, sizeof(cur->pending_key_id));
     cur->pending_key_id_len = 0;

@@ -171,6 +171,10 @@ static int consume_apply(stor_txn_t *t, void *arg)
         return rc;
     rc = sign_audit(t, c->use, STOR_EV_SIGN, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, c->ref,
                     c->req_digests, c->use->detail, consume_reason(c->rc));
+    /* The credential's last signing events (/account), in the spend's own write, last: one small record. */
+    if (rc >= 0 && c->rc == OAUTH_OK)
+        rc = stor_txn_recent_add(t, STOR_RECENT_SIGNS, c->use->cred, (int64_t)c->now * 1000,
+                                 (uint32_t)c->use->n_digests, STOR_RES_OK, c->use->client ? c->use->client : "");
     return rc < 0 ? rc : 0;
 }
 

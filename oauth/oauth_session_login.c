@@ -71,6 +71,7 @@ typedef struct {
     stor_audit_t rec;         /* a denial's record */
     int written;              /* ... was appended, not only counted (oauth_fail.c) */
     uint32_t epoch;           /* the user's epoch the login succeeded in */
+    uint32_t way;             /* stor_signin_way_t: the approval/account pages, or an OAuth client's sign-in page */
 } slogin_ctx_t;
 
 static int user_read(stor_txn_t *t, void *arg)
@@ -191,6 +192,11 @@ static int slogin_apply(stor_txn_t *t, void *arg)
         rc = oauth_fail_append(c->o, t, &rec, c->now, &counted);
         c->written = !counted;
     }
+    /* A known user's last sign-ins (/account), in the login's own write, last (with the map full it is the one
+     * dropped: stor_txn_recent_add). */
+    if (rc >= 0 && u.name[0] != '\0')
+        rc = stor_txn_recent_add(t, STOR_RECENT_SIGNINS, u.name, c->now * 1000, c->way,
+                                 c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, c->client);
 out:
     OPENSSL_cleanse(&u, sizeof(u));
     return rc < 0 ? rc : 0;
@@ -236,6 +242,8 @@ static int login_as(oauth_t *o, const char *client_id, const char *user, const c
     c->user = user;
     c->now = oauth_clock(o);
     oauth_audit_client(c->client, client_id, addr ? addr : "");
+    c->way = client_id != NULL && strcmp(client_id, OAUTH_APPROVAL_PAGE_CLIENT) == 0 ? STOR_SIGNIN_PAGE
+                                                                                  : STOR_SIGNIN_OAUTH;
     (void)oauth_fail_flush(o, c->now, 0);
     if ((rc = slogin_prepare(o, c, pw, pw_len, otp, otp_len)) != OAUTH_OK)
         goto out;

@@ -137,6 +137,11 @@ static int login_apply(stor_txn_t *t, void *arg)
         rc = oauth_fail_append(c->o, t, &rec, c->now, &counted);
         c->written = !counted;
     }
+    /* A known user's last sign-ins (/account), in the login's own write, last (with the map full it is the one
+     * dropped: stor_txn_recent_add). */
+    if (rc >= 0 && u.name[0] != '\0')
+        rc = stor_txn_recent_add(t, STOR_RECENT_SIGNINS, u.name, c->now * 1000, STOR_SIGNIN_API,
+                                 c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, c->client ? c->client : "");
 out:
     OPENSSL_cleanse(&u, sizeof(u));
     return rc < 0 ? rc : 0;

@@ -93,6 +93,10 @@ typedef struct sam_page {
  */
 int sam_page_open(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
                   const char *prefix, sam_page_t *p, int *rc);
+/** sam_page_open for /account's ops: the session must be a signed-in session of the account (approval) page, else
+ *  refused (UNAUTHORIZED about SESSION) and audited as event. */
+int sam_page_open_account(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
+                          sam_page_t *p, int *rc);
 void sam_page_close(sam_page_t *p);
 
 /** APPROVE (sam_op_approve.c): the /approve page's decision, in a stored browser session, on the session user's own
@@ -181,6 +185,8 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
 int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** ACCOUNT_PIN: /account: the PIN of a credential that waits for the signed-in user's PIN. */
 int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** ACCOUNT_RESTORE (sam_op_restore_req.c): /account: the signed-in owner asks for a restore of a credential's key. */
+int sam_op_account_restore(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** LOGIN: the pages' sign-in: password (scrypt) and TOTP (the secret opened here), lock-out, the browser session. */
 int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** ACCOUNT_PASSWORD: /account: the old password (a wrong one counts as a failed sign-in), a new one (the rules). */

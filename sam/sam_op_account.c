@@ -217,13 +217,8 @@ int sam_account_session(const sam_server_config_t *cfg, const sam_msg_t *req, sa
                         const char **user, const char **client, uint8_t keep[32], int *rc)
 {
     unsigned int n = 0;
-    if (sam_page_open(cfg, req, b, STOR_EV_ENROLL, OAUTH_APPROVAL_PAGE_CLIENT, p, rc) != 0)
+    if (sam_page_open_account(cfg, req, b, STOR_EV_ENROLL, p, rc) != 0)
         return -1;
-    if (p->v->user[0] == '\0' || strcmp(p->v->req.client_id, OAUTH_APPROVAL_PAGE_CLIENT) != 0) {
-        *rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, p->v->user, NULL, p->client,
-                                      SAM_REFUSE_UNAUTHORIZED, "not a session of the account page", SAM_T_SESSION);
-        return -1;
-    }
     if (EVP_Digest(p->sid, strlen(p->sid), keep, &n, EVP_sha256(), NULL) != 1 || n != 32) {
         *rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot hash the session id", 0);
         return -1;

@@ -366,19 +366,21 @@ int sam_op_backup(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
 
 int sam_op_restore(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
-    char file[SAM_DESCRIPTION_MAX + 1], id[STOR_NAME_MAX + 1], err[512];
+    char file[SAM_DESCRIPTION_MAX + 1], id[STOR_NAME_MAX + 1], ref[SAM_DESCRIPTION_MAX + 1], err[512];
     const uint8_t *blob = NULL;
     size_t len = 0;
     op_ctx_t x;
     int rc;
 
-    if (sam_op_begin(cfg, req, b, "credential", "restore", STOR_ROLE_KEY_ADMIN, NULL, NULL, &x, &rc) != 0)
+    sam_text(req, SAM_T_RESTORE_REF, ref, sizeof(ref)); /* "" without: adm_cred_restore_mem refuses (audited) */
+    /* Under two_person, the approval must be of a restore on this very request. */
+    if (sam_op_begin(cfg, req, b, "credential", "restore", STOR_ROLE_KEY_ADMIN, "--request", ref, &x, &rc) != 0)
         return rc;
     if (arg(req, SAM_T_DESCRIPTION, file, sizeof(file)) == NULL)
         snprintf(file, sizeof(file), "-");
     if (sam_get_bytes(req, SAM_T_BACKUP_BLOB, &blob, &len) != SAM_OK)
         len = 0;
-    if (adm_cred_restore_mem(&x.adm, blob, len, file, id, sizeof(id), err, sizeof(err)) != 0)
+    if (adm_cred_restore_mem(&x.adm, blob, len, file, ref, id, sizeof(id), err, sizeof(err)) != 0)
         return op_failed(b, req, err);
     rc = sam_build_init(b, SAM_OP_RESTORE | SAM_OP_REPLY, req->id);
     sam_put_str(b, SAM_T_CRED, id);

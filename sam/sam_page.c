@@ -58,6 +58,18 @@ int sam_page_open(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
     return orc == OAUTH_OK ? 0 : -1;
 }
 
+int sam_page_open_account(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, uint32_t event,
+                          sam_page_t *p, int *rc)
+{
+    if (sam_page_open(cfg, req, b, event, OAUTH_APPROVAL_PAGE_CLIENT, p, rc) != 0)
+        return -1;
+    if (p->v->user[0] != '\0' && strcmp(p->v->req.client_id, OAUTH_APPROVAL_PAGE_CLIENT) == 0)
+        return 0;
+    *rc = sam_core_refuse_audited(cfg, req, b, event, p->v->user, NULL, p->client, SAM_REFUSE_UNAUTHORIZED,
+                                  "not a session of the account page", SAM_T_SESSION);
+    return -1;
+}
+
 void sam_page_close(sam_page_t *p)
 {
     if (p->v != NULL)

@@ -63,7 +63,8 @@ _Static_assert(64 >= STOR_TOTP_MAX, "a TOTP secret");
 #define SESSION TEXT(SAM_T_SESSION, REQ, 1, SAM_TOKEN_MAX)
 #define DECISION U32(SAM_T_DECISION, REQ, 0, 1)
 #define APPROVAL_ID TEXT(SAM_T_APPROVAL_ID, OPT, 1, SAM_NAME_MAX)
-#define ORIGIN TEXT(SAM_T_ORIGIN, OPT, 1, SAM_ORIGIN_MAX) /* last: the highest tag of every operator op */
+#define ORIGIN TEXT(SAM_T_ORIGIN, OPT, 1, SAM_ORIGIN_MAX) /* after every lower tag: csc-admin adds it last, or before
+                                                            * the tags above it (srv_opsock_put_origin) */
 #define KEY_SPEC U32(SAM_T_KEY_TYPE, REQ, SAM_KEY_RSA, SAM_KEY_EC), U32(SAM_T_KEY_BITS, OPT, 2048, 4096), \
         TEXT(SAM_T_CURVE, OPT, 1, SAM_OID_MAX)
 #define SUBJECT_CN TEXT(SAM_T_SUBJECT_CN, OPT, 1, SAM_NAME_MAX)
@@ -266,6 +267,18 @@ static const sam_field_spec_t account_totp_finish[] = {
     TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
     TEXT(SAM_T_ENROLL_TICKET, REQ, 1, SAM_TOKEN_MAX),
 };
+/* /account: the owner's request to restore a credential's key from its backup (J8); the reply is the request's
+ * reference, which the user gives the operator, and its lifetime. */
+static const sam_field_spec_t account_restore[] = {
+    CRED,
+    SESSION,
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
+};
+static const sam_field_spec_t account_restore_r[] = {
+    EXPIRES_IN(REQ),
+    TEXT(SAM_T_RESTORE_REF, REQ, STOR_RESTORE_REF_LEN, STOR_RESTORE_REF_LEN),
+};
 /* The pages' sign-in (LOGIN): what the person typed (empty values are wrong ones: they cost the same and count), the
  * address, and the request the session is for; csc-sam checks the factors and answers the session it stored. */
 static const sam_field_spec_t login[] = {
@@ -358,12 +371,13 @@ static const sam_field_spec_t backup[] = {
 static const sam_field_spec_t backup_r[] = {
     BYTES(SAM_T_BACKUP_BLOB, REQ, 1, SAM_BACKUP_MAX),
 };
-static const sam_field_spec_t restore[] = {
+static const sam_field_spec_t restore[] = { /* RESTORE_REF: the owner's request (csc-sam refuses a restore without) */
     ARG(SAM_T_DESCRIPTION, OPT),
     SESSION,
     APPROVAL_ID,
     BYTES(SAM_T_BACKUP_BLOB, REQ, 0, SAM_BACKUP_MAX),
     ORIGIN,
+    ARG(SAM_T_RESTORE_REF, OPT),
 };
 static const sam_field_spec_t restore_r[] = {
     CRED,
@@ -534,6 +548,7 @@ static const sam_op_spec_t ops[] = {
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PASSWORD, 0, "ACCOUNT_PASSWORD", account_password),
     OP(SAM_OP_ACCOUNT_TOTP_BEGIN, 0, "ACCOUNT_TOTP_BEGIN", account_totp_begin, account_totp_begin_r),
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_TOTP_FINISH, 0, "ACCOUNT_TOTP_FINISH", account_totp_finish),
+    OP(SAM_OP_ACCOUNT_RESTORE, 0, "ACCOUNT_RESTORE", account_restore, account_restore_r),
     OP(SAM_OP_ENROLL_ISSUE, 0, "ENROLL_ISSUE", enroll_issue, enroll_issue_r),
     OP(SAM_OP_OPERATOR_LOGIN, 0, "OPERATOR_LOGIN", operator_login, operator_login_r),
     OP(SAM_OP_OPERATOR_NEW, 0, "OPERATOR_NEW", operator_new, operator_new_r),

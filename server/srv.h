@@ -74,6 +74,7 @@ typedef struct srv_config {
     unsigned allow_combined_roles;                  /* production: one operator may hold user-admin and key-admin */
     unsigned pin_min_length;                        /* shortest credential PIN set (6; 8 in production by default) */
     unsigned enroll_code_ttl;                       /* seconds an enrollment code lives (86400) */
+    unsigned restore_request_ttl;                   /* seconds a restore request of /account lives (2592000) */
     unsigned enroll_code_tries;                     /* wrong enrollment codes before it is burnt (5) */
     unsigned password_min_length;                   /* shortest password a user chooses on /enroll (12) */
     unsigned password_classes;                      /* kinds of characters a password mixes (2 of 4) */
@@ -136,6 +137,7 @@ void srv_modules_close_hsm(srv_modules_t *m);
  * certificate csc-server sees revoked in a CRL then waits for a second operator (csc-admin approve), not for
  * csc-admin credential destroy-pending. */
 int srv_two_person_destroys(const char *two_person);
+int srv_two_person_restores(const char *two_person);
 /* csc-sam's executable: sam_program, else csc-sam in the folder of the running executable (/proc/self/exe); it must
  * be executable. who prefixes the messages. 0, or -1 (said why on stderr). */
 int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t sz);

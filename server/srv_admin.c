@@ -109,8 +109,9 @@ static void usage(FILE *f)
             "  credential backup ID FILE              write the credential with its key wrapped in the HSM and an\n"
             "                                         HSM integrity tag to FILE (new, 0600); needs key_backup = wrapped\n"
             "                                         when the key was generated   [key-admin]\n"
-            "  credential restore FILE                check the file's integrity tag in the HSM, unwrap the key into\n"
-            "                                         the token, store the credential (id unknown or destroyed only)\n"
+            "  credential restore FILE --request REF  check the file's integrity tag in the HSM, unwrap the key into\n"
+            "                                         the token, store the credential (destroyed by an operator\n"
+            "                                         only), on its owner's request REF (made on /account)\n"
             "                                         [key-admin]\n"
             "  tsa init [--key rsa2048|...|p256|p384|p521] [--cn NAME]   [key-admin]\n"
             "                                         create the built-in time-stamping unit named by\n"
@@ -1629,7 +1630,8 @@ static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
     return rc;
 }
 
-/* credential restore FILE: csc-admin reads FILE, csc-sam checks and unwraps it (RESTORE). */
+/* credential restore FILE --request REF: csc-admin reads FILE, csc-sam checks the owner's request REF, checks and
+ * unwraps the key (RESTORE). */
 static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
 {
     char err[512], rid[SAM_NAME_MAX + 1];
@@ -1638,7 +1640,7 @@ static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
     sam_builder_t b;
     sam_rbuf_t rb = {0};
     sam_msg_t reply;
-    if (argc != 1) {
+    if (argc != 1 && (argc != 3 || strcmp(argv[1], "--request") != 0)) {
         usage(stderr);
         return 2;
     }
@@ -1652,6 +1654,10 @@ static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
     sam_put_bytes(&b, SAM_T_BACKUP_BLOB, data, len);
     OPENSSL_cleanse(data, len);
     free(data);
+    if (argc == 3) { /* without: csc-sam refuses, audited */
+        srv_opsock_put_origin(&b); /* RESTORE_REF is above it */
+        sam_put_str(&b, SAM_T_RESTORE_REF, argv[2]);
+    }
     int rc = sam_run(x, &b, &rb, &reply);
     if (rc == 0 && sam_get_text(&reply, SAM_T_CRED, rid, sizeof(rid)) != SAM_OK)
         rc = 1;

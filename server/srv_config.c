@@ -121,6 +121,7 @@ static const row_t rows[] = {
     {"allow_combined_roles", T_BOOL, O(allow_combined_roles), 0, 0, 1, "no"},
     {"pin_min_length", T_UINT, O(pin_min_length), 0, 6, 32, "6"}, /* 8 in production unless given */
     {"enroll_code_ttl", T_UINT, O(enroll_code_ttl), 0, 300, 1209600, "86400"},
+    {"restore_request_ttl", T_UINT, O(restore_request_ttl), 0, 3600, 7776000, "2592000"},
     {"enroll_code_tries", T_UINT, O(enroll_code_tries), 0, 1, 20, "5"},
     {"password_min_length", T_UINT, O(password_min_length), 0, 8, 128, "12"},
     {"password_classes", T_UINT, O(password_classes), 0, 1, 4, "2"},

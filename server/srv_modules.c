@@ -6,15 +6,29 @@
 #include <string.h>
 #include "srv.h"
 
-int srv_two_person_destroys(const char *two_person)
+/* Whether two_person names one of names (NULL-terminated). */
+static int two_person_names(const char *two_person, const char *const *names)
 {
     char buf[SRV_STR];
     snprintf(buf, sizeof(buf), "%s", two_person);
     for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save))
-        if (strcmp(tok, "revoke") == 0 || strcmp(tok, "credential.revoke") == 0 || strcmp(tok, "destroy") == 0 ||
-            strcmp(tok, "credential.destroy") == 0)
-            return 1;
+        for (const char *const *n = names; *n != NULL; n++)
+            if (strcmp(tok, *n) == 0)
+                return 1;
     return 0;
+}
+
+int srv_two_person_destroys(const char *two_person)
+{
+    static const char *const names[] = {"revoke", "credential.revoke", "destroy", "credential.destroy", NULL};
+    return two_person_names(two_person, names);
+}
+
+/* Whether two_person names credential restore (what /account tells the user). */
+int srv_two_person_restores(const char *two_person)
+{
+    static const char *const names[] = {"restore", "credential.restore", NULL};
+    return two_person_names(two_person, names);
 }
 
 /*
@@ -80,6 +94,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             .crl_allow_stale = (int)cfg->crl_allow_stale,
             .crl_require = (int)cfg->crl_require,
             .crl_destroy_two_person = srv_two_person_destroys(cfg->two_person),
+            .restore_two_person = srv_two_person_restores(cfg->two_person),
+            .restore_request_ttl = cfg->restore_request_ttl,
             .allow_scal1 = (int)cfg->allow_scal1,
             .allow_single_factor = (int)cfg->allow_single_factor,
             .otp_sender = cfg->otp_sender,

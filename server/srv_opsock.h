@@ -14,7 +14,8 @@
 int srv_opsock_call(const srv_config_t *cfg, sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *reply);
 /** The ORIGIN claim (adm_origin_claim) srv_opsock_call adds to every request from now on (NULL: none). */
 void srv_opsock_origin(const char *claim);
-/** Put the ORIGIN claim into b now (once): for an op with a tag above ORIGIN (OPERATOR_NEW's ROLES), before it;
+/** Put the ORIGIN claim into b now (once): for an op with a tag above ORIGIN (OPERATOR_NEW's ROLES, RESTORE's
+ *  RESTORE_REF), before it;
  *  srv_opsock_call puts it last otherwise. */
 void srv_opsock_put_origin(sam_builder_t *b);
 /** Close the connection and stop the csc-sam started here, if any. */

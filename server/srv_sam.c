@@ -239,6 +239,7 @@ static void enroll_config(const srv_config_t *cfg, sam_sender_t *sender, sam_ser
     sc->otp_sender_timeout = cfg->otp_sender_timeout;
     sc->sender = sender;
     sc->enroll_code_ttl = cfg->enroll_code_ttl;
+    sc->restore_request_ttl = cfg->restore_request_ttl;
     sc->enroll_code_tries = cfg->enroll_code_tries;
     sc->password_min_length = cfg->password_min_length;
     sc->password_classes = cfg->password_classes;

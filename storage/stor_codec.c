@@ -25,6 +25,8 @@ typedef enum {
     F_STRS,    /* char[n][max + 1], the first (u32 at cnt_off) used; encoded as (u32 length, bytes) each */
     F_OPTSTR,  /* like F_STR, but not encoded at all when empty (fields added to records that are hashed as
                 * stored, e.g. audit records: old records keep their exact encoding) */
+    F_NUMS,    /* uint32_t[n] or int64_t[n] (max: the size of one), the first (u32 at cnt_off) used; each encoded
+                * little-endian of its size, one after the other */
 } field_kind_t;
 
 typedef struct field {
@@ -67,6 +69,10 @@ typedef struct rec_desc {
       offsetof(T, cf) + SIZE_IS(T, cf, 4), 0 }
 #define STRS(tag, T, f, cf) \
     { tag, F_STRS, offsetof(T, f), sizeof(MEMBER(T, f)[0]) - 1, 0, offsetof(T, cf) + SIZE_IS(T, cf, 4), \
+      sizeof(MEMBER(T, f)) / sizeof(MEMBER(T, f)[0]) }
+#define NUMS(tag, T, f, cf) \
+    { tag, F_NUMS, offsetof(T, f), sizeof(MEMBER(T, f)[0]) + 0 * sizeof(char[sizeof(MEMBER(T, f)[0]) == 4 || \
+      sizeof(MEMBER(T, f)[0]) == 8 ? 1 : -1]), 0, offsetof(T, cf) + SIZE_IS(T, cf, 4), \
       sizeof(MEMBER(T, f)) / sizeof(MEMBER(T, f)[0]) }
 #define DESC(T, rows) { sizeof(T), rows, sizeof(rows) / sizeof(rows[0]) }
 
@@ -119,6 +125,8 @@ static const field_t cred_fields[] = {
     U32(41, stor_cred_t, end_reason),
     U32(42, stor_cred_t, pin_unset),
     U32(43, stor_cred_t, delegate_pin_unset),
+    U32(44, stor_cred_t, backups),
+    I64(45, stor_cred_t, backup_last_at),
 };
 
 static const field_t token_fields[] = {
@@ -311,6 +319,25 @@ static const field_t enroll_ticket_fields[] = {
     BYTES(5, stor_enroll_ticket_t, totp_sealed, totp_sealed_len),
 };
 
+static const field_t restore_req_fields[] = {
+    STR(1, stor_restore_req_t, ref),
+    STR(2, stor_restore_req_t, user),
+    STR(3, stor_restore_req_t, cred),
+    I64(4, stor_restore_req_t, created_at),
+    I64(5, stor_restore_req_t, expires_at),
+    U32(6, stor_restore_req_t, state),
+    I64(7, stor_restore_req_t, used_at),
+};
+
+static const field_t recent_fields[] = {
+    STR(1, stor_recent_t, key),
+    U32(2, stor_recent_t, n),
+    NUMS(3, stor_recent_t, time_ms, n),
+    NUMS(4, stor_recent_t, what, n),
+    NUMS(5, stor_recent_t, result, n),
+    STRS(6, stor_recent_t, client, n),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -329,6 +356,8 @@ FITS(websession_fields);
 FITS(user_approval_fields);
 FITS(enroll_fields);
 FITS(enroll_ticket_fields);
+FITS(restore_req_fields);
+FITS(recent_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -348,6 +377,8 @@ static const rec_desc_t descs[] = {
     [STOR_REC_USER_APPROVAL] = DESC(stor_user_approval_t, user_approval_fields),
     [STOR_REC_ENROLL] = DESC(stor_enroll_t, enroll_fields),
     [STOR_REC_ENROLL_TICKET] = DESC(stor_enroll_ticket_t, enroll_ticket_fields),
+    [STOR_REC_RESTORE_REQ] = DESC(stor_restore_req_t, restore_req_fields),
+    [STOR_REC_RECENT] = DESC(stor_recent_t, recent_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)
@@ -433,6 +464,10 @@ static int field_len(const field_t *f, const void *rec, size_t *len)
         return 0;
     case F_STRS:
         return strs_len(f, rec, len);
+    case F_NUMS:
+        n = get_u32(rec, f->cnt_off);
+        *len = (size_t)n * f->max;
+        return n <= f->n ? 0 : STOR_ERR_INVAL;
     }
     return STOR_ERR_INVAL;
 }
@@ -497,6 +532,13 @@ int stor_codec_encode(stor_rec_type_t type, const void *rec, uint8_t *buf, size_
                 put_le(buf + p, n, 4);
                 memcpy(buf + p + 4, strs_elem(f, rec, j), n);
                 p += 4 + n;
+            }
+        } else if (f->kind == F_NUMS) {
+            for (size_t j = 0; j < flen / f->max; j++) {
+                uint64_t v = f->max == 4 ? get_u32(rec, f->off + 4 * j) : 0;
+                if (f->max == 8)
+                    memcpy(&v, (const uint8_t *)rec + f->off + 8 * j, sizeof(v));
+                put_le(buf + pos + j * f->max, v, f->max);
             }
         } else if (flen > 0) {
             memcpy(buf + pos, field_src(f, rec), flen);
@@ -571,6 +613,20 @@ static int field_decode(const field_t *f, const uint8_t *p, size_t len, void *re
         return 0;
     case F_STRS:
         return strs_decode(f, p, len, rec, blen);
+    case F_NUMS:
+        if (len % f->max != 0 || len / f->max > f->n)
+            return STOR_ERR_CORRUPT;
+        *blen = len / f->max;
+        for (size_t j = 0; j < *blen; j++) {
+            v64 = get_le(p + j * f->max, f->max);
+            if (f->max == 4) {
+                v32 = (uint32_t)v64;
+                memcpy(dst + 4 * j, &v32, 4);
+            } else {
+                memcpy(dst + 8 * j, &v64, 8);
+            }
+        }
+        return 0;
     default:
         return STOR_ERR_CORRUPT;
     }
@@ -595,7 +651,7 @@ static int check_products(const rec_desc_t *d, const void *rec, const size_t *bl
 {
     for (size_t i = 0; i < d->n_fields; i++) {
         const field_t *f = &d->fields[i];
-        if (f->kind == F_STRS) {
+        if (f->kind == F_STRS || f->kind == F_NUMS) {
             if (get_u32(rec, f->cnt_off) != blob_len[i])
                 return STOR_ERR_CORRUPT;
             continue;

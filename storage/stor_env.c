@@ -70,6 +70,9 @@ static const struct {
     [STOR_DB_USER_APPROVALS] = { "user_approvals", 0 },
     [STOR_DB_ENROLL] = { "enrollments", 0 },
     [STOR_DB_ENROLL_TICKETS] = { "enroll_tickets", 0 },
+    [STOR_DB_RESTORE_REQS] = { "restore_reqs", 0 },
+    [STOR_DB_SIGNINS] = { "signins", 0 },
+    [STOR_DB_SIGN_EVENTS] = { "sign_events", 0 },
 };
 
 /* ---- errors ------------------------------------------------------------ */

@@ -28,6 +28,9 @@
  *                                         user's approval on /approve; purged after expires_at)
  *   enrollments     user name          -> encoded stor_enroll_t (a user's enrollment code: its hash, tries, expiry)
  *   enroll_tickets  ticket hash (32)   -> encoded stor_enroll_ticket_t (/enroll step 2; purged after expires_at)
+ *   restore_reqs    reference          -> encoded stor_restore_req_t (a user's restore request; purged after expires_at)
+ *   signins         user name          -> encoded stor_recent_t (the user's last sign-ins)
+ *   sign_events     credential id      -> encoded stor_recent_t (the credential's last signing events)
  *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
@@ -48,7 +51,8 @@ enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STO
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,
        STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC,
        STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_PENDING_SADS,
-       STOR_DB_WEBSESSIONS, STOR_DB_USER_APPROVALS, STOR_DB_ENROLL, STOR_DB_ENROLL_TICKETS, STOR_DB_COUNT };
+       STOR_DB_WEBSESSIONS, STOR_DB_USER_APPROVALS, STOR_DB_ENROLL, STOR_DB_ENROLL_TICKETS,
+       STOR_DB_RESTORE_REQS, STOR_DB_SIGNINS, STOR_DB_SIGN_EVENTS, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -107,6 +111,8 @@ typedef enum {
     STOR_REC_USER_APPROVAL = 22,
     STOR_REC_ENROLL = 23,
     STOR_REC_ENROLL_TICKET = 24,
+    STOR_REC_RESTORE_REQ = 26,
+    STOR_REC_RECENT = 27,
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */

@@ -862,7 +862,9 @@ static int purge_fn(stor_txn_t *t, void *arg)
         (rc = stor_purge_table(t, STOR_DB_ENROLL, STOR_REC_ENROLL, offsetof(stor_enroll_t, expires_at), p->now,
                                &p->n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_ENROLL_TICKETS, STOR_REC_ENROLL_TICKET,
-                               offsetof(stor_enroll_ticket_t, expires_at), p->now, &p->n)) != 0)
+                               offsetof(stor_enroll_ticket_t, expires_at), p->now, &p->n)) != 0 ||
+        (rc = stor_purge_table(t, STOR_DB_RESTORE_REQS, STOR_REC_RESTORE_REQ, offsetof(stor_restore_req_t, expires_at),
+                               p->now, &p->n)) != 0)
         return rc;
     return stor_purge_table(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p->now, &p->n);
 }

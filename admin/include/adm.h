@@ -260,12 +260,14 @@ int adm_cred_backup_mem(const adm_t *a, const char *id, const char *file, uint8_
  * Audited as STOR_EV_RESTORE, refusals too.
  * @param[out] id_out the restored credential id
  */
-int adm_cred_restore(const adm_t *a, const char *file, char *id_out, size_t id_sz, char *err,
-                           size_t err_sz);
+int adm_cred_restore(const adm_t *a, const char *file, const char *ref, char *id_out, size_t id_sz, char *err,
+                     size_t err_sz);
 /** adm_cred_restore() of a backup's bytes (csc-sam: csc-admin reads the file); file names it in messages and the
- *  audit record only. */
-int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t len, const char *file, char *id_out,
-                         size_t id_sz, char *err, size_t err_sz);
+ *  audit record only. ref: the reference of the owner's restore request (made on /account, stor_restore_req_t):
+ *  refused without one, or with one unknown, expired, used, or for another credential; the restore's write marks it
+ *  used (J8: a restore happens only on its user's request). */
+int adm_cred_restore_mem(const adm_t *a, const uint8_t *data, size_t len, const char *file, const char *ref,
+                         char *id_out, size_t id_sz, char *err, size_t err_sz);
 
 
 /**

@@ -52,6 +52,8 @@ typedef struct csc_config {
                                      certificate a CRL lists as revoked is filed as a request for a second operator
                                      (csc-admin approve), else as a job (csc-admin credential destroy-pending); the
                                      credential is marked destroyed at once, and csc-server destroys no key */
+    int restore_two_person;    /**< two_person names credential restore (/account tells the user) */
+    unsigned restore_request_ttl; /**< seconds a restore request of /account lives (0: 30 days; /account says) */
     int allow_scal1;           /**< production: SCAL 1 credentials may be authorized and sign */
     int allow_single_factor;   /**< production: credentials whose expression one factor satisfies may too */
     const char *otp_sender;    /**< "exec:/path" or "file:/path": delivers getChallenge codes; NULL/"" = none */

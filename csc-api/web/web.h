@@ -138,8 +138,18 @@ void web_approve_busy(web_t *w);
 
 /* The user's credentials (own and delegated) and the forms of the account page. */
 void web_account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b);
+/* The session, address and form token every account op carries: csc-sam reads the session itself. */
+void web_account_put_session(web_t *w, csc_sam_call_t *call, const char *sid, const oauth_session_view_t *v);
 /* A signed-in post of /account (session and CSRF token checked by the caller, and again by csc-sam): 1 = handled. */
 int web_account_action(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v, const char *action);
+
+
+/* ---- /account's backups, restore requests and recent activity (web_account_view.c) ---- */
+/* Render the sections (after the credentials table). */
+void web_account_view(web_t *w, const oauth_session_view_t *v, web_buf_t *b);
+/* The sections' form actions ("restore"): 1 when handled (the page answered), else 0. */
+int web_account_view_action(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v,
+                            const char *action);
 
 
 /* ---- the enrollment page (web_enroll.c) ---------------------------------------------------------------- */

@@ -99,6 +99,7 @@ void web_account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
     web_buf_puts(b, "</table>\n");
     if (a.n == 0)
         web_buf_puts(b, "<p id=\"none\">You have no signing key yet.</p>\n");
+    web_account_view(w, v, b); /* backups, restore requests, recent activity */
     web_buf_puts(b, "<h2>Password</h2>\n<section id=\"password-change\">\n");
     web_approve_form(b, ACCOUNT_PATH, v->csrf);
     web_buf_puts(b, "<label for=\"old_password\">Current password</label><input id=\"old_password\" "
@@ -122,8 +123,7 @@ void web_account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
     }
 }
 
-/* The session, address and form token every account op carries: csc-sam reads the session itself. */
-static void put_session(web_t *w, csc_sam_call_t *call, const char *sid, const oauth_session_view_t *v)
+void web_account_put_session(web_t *w, csc_sam_call_t *call, const char *sid, const oauth_session_view_t *v)
 {
     sam_put_str(&call->b, SAM_T_SESSION, sid);
     if (w->call->client != NULL && w->call->client[0] != '\0' && strlen(w->call->client) <= SAM_ADDR_MAX)
@@ -188,7 +188,7 @@ static void do_pin(web_t *w, const web_form_t *f, const char *sid, const oauth_s
     }
     sam_put_str(&call.b, SAM_T_CRED, cred);
     (void)sam_put_text(&call.b, SAM_T_PIN, pin, strlen(pin));
-    put_session(w, &call, sid, v);
+    web_account_put_session(w, &call, sid, v);
     if (old != NULL)
         (void)sam_put_text(&call.b, SAM_T_OLD_SECRET, old, strlen(old));
     uint32_t r = account_run(w, &call, &about, reason);
@@ -225,7 +225,7 @@ static void do_password(web_t *w, const web_form_t *f, const char *sid, const oa
         web_approve_list(w, v, "The password could not be changed right now. Try again.", 1);
         return;
     }
-    put_session(w, &call, sid, v);
+    web_account_put_session(w, &call, sid, v);
     (void)sam_put_text(&call.b, SAM_T_PASSWORD, pw, strlen(pw));
     (void)sam_put_text(&call.b, SAM_T_OLD_SECRET, old, strlen(old));
     uint32_t r = account_run(w, &call, &about, reason);
@@ -293,7 +293,7 @@ static void do_totp_begin(web_t *w, const web_form_t *f, const char *sid, const 
         return;
     }
     (void)sam_put_text(&call.b, SAM_T_OTP, otp, strlen(otp));
-    put_session(w, &call, sid, v);
+    web_account_put_session(w, &call, sid, v);
     uint32_t r = account_run(w, &call, &about, reason);
     if (r == 0 && sam_get_text(&call.reply, SAM_T_ENROLL_TICKET, ticket, sizeof(ticket)) == SAM_OK &&
         sam_get_bytes(&call.reply, SAM_T_TOTP_SECRET, &secret, &len) == SAM_OK)
@@ -322,7 +322,7 @@ static void do_totp_finish(web_t *w, const web_form_t *f, const char *sid, const
         return;
     }
     (void)sam_put_text(&call.b, SAM_T_OTP, otp, strlen(otp));
-    put_session(w, &call, sid, v);
+    web_account_put_session(w, &call, sid, v);
     sam_put_str(&call.b, SAM_T_ENROLL_TICKET, ticket);
     uint32_t r = account_run(w, &call, &about, reason);
     if (r == 0)
@@ -356,5 +356,5 @@ int web_account_action(web_t *w, const web_form_t *f, const char *sid, const oau
         do_totp_finish(w, f, sid, v);
         return 1;
     }
-    return 0;
+    return web_account_view_action(w, f, sid, v, action);
 }

@@ -80,6 +80,7 @@ typedef struct sam_server_config {
     unsigned password_min_length; /**< shortest password a user may choose (12; 8..128) */
     unsigned password_classes;   /**< of lower case, upper case, digits, others: how many a password needs (2; 1..4) */
     unsigned pin_min_length;     /**< shortest credential PIN (digits; 6) */
+    unsigned restore_request_ttl; /**< seconds a restore request of /account lives (30 days; 3600..7776000) */
     unsigned scrypt_log2n;       /**< cost of new password and PIN verifiers (0: oauth/'s default) */
     pki_x509_cache_t *certs;     /**< credentials' certificates parsed once (pki.h), shared by the connections; NULL:
                                       sam_server_open makes one of its own (freed by sam_server_free) */

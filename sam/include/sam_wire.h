@@ -132,6 +132,7 @@ enum {
                                      for a PIN (or the same again for a ticket) */
     SAM_OP_ENROLL_FINISH = 13,  /**< /enroll step 2: ticket, password, first TOTP code, PINs -> the user is active */
     SAM_OP_ACCOUNT_PIN = 14,    /**< /account: set the PIN of a credential waiting for the signed-in user's PIN */
+    SAM_OP_ACCOUNT_RESTORE = 19,/**< /account: the signed-in owner's request to restore a credential's key -> reference */
     SAM_OP_LOGIN = 15,          /**< the pages' sign-in: name, password, TOTP code -> a browser session csc-sam made */
     SAM_OP_ACCOUNT_PASSWORD = 16, /**< /account: old password, new password -> the user's password replaced */
     SAM_OP_ACCOUNT_TOTP_BEGIN = 17, /**< /account: a code of the old TOTP secret -> a pending new secret (a ticket) */
@@ -261,6 +262,7 @@ enum {
     SAM_T_AUTHZ_REQ = 72,     /**< BYTES the authorization request a sign-in's session is for, field by field
                                    (oauth_req_encode; csc-sam decodes it with oauth_req_decode, as a stored session) */
     SAM_T_OLD_SECRET = 73,    /**< TEXT the factor being replaced, as typed (the old password or the old PIN) */
+    SAM_T_RESTORE_REF = 74,   /**< TEXT a restore request's reference ("RR-" + 12 characters; ACCOUNT_RESTORE, RESTORE) */
     SAM_T_ROLES = 76,         /**< U32 an operator's roles (stor_role_t bits); above ORIGIN, so put before it
                                    (srv_opsock_put_origin) */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */

@@ -201,6 +201,10 @@ typedef struct stor_cred {
     uint32_t pin_unset;                   /**< 1: the owner has not set the PIN yet (/enroll, /account); orthogonal to
                                                status. With an expression naming PIN the owner cannot authorize. */
     uint32_t delegate_pin_unset;          /**< bit i: delegates[i] has not set their PIN yet (same rule) */
+    uint32_t backups;                     /**< backups made of the current key (csc-admin credential backup, counted in
+                                               the backup's audit write); 0 again when a renewal replaces the key (a
+                                               backup of the old key restores nothing: adm_backup.c restore_refused) */
+    int64_t backup_last_at;               /**< unix seconds of the last of them; 0 if none */
 } stor_cred_t;
 
 /** 1 if user (the owner or a delegate of c) cannot authorize c yet because c's expression names PIN and that user's
@@ -717,6 +721,52 @@ int stor_txn_delegation_put(stor_txn_t *t, const char *user, const char *cred);
 int stor_txn_delegation_del(stor_txn_t *t, const char *user, const char *cred);
 typedef int (*stor_delegation_each_fn)(const char *cred, void *arg);
 int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_each_fn fn, void *arg);
+
+/* ---- restore requests (stor_account.c): a restore happens only on its user's request (J8, /account) ----------
+ * The user asks on /account (csc-sam's ACCOUNT_RESTORE); the operator's csc-admin credential restore names the
+ * request's reference, and the restore's own write marks it used. Purged after expires_at. */
+#define STOR_RESTORE_REF_LEN 15           /**< "RR-" and 12 characters of the enrollment code alphabet */
+typedef enum { STOR_RESTORE_OPEN = 1, STOR_RESTORE_USED = 2 } stor_restore_state_t; /**< stored: never renumber */
+typedef struct stor_restore_req {
+    char ref[STOR_NAME_MAX + 1];          /**< key: the reference the user gives the operator */
+    char user[STOR_NAME_MAX + 1];         /**< who asked: the credential's owner */
+    char cred[STOR_NAME_MAX + 1];
+    int64_t created_at, expires_at;       /**< unix seconds */
+    uint32_t state;                       /**< stor_restore_state_t */
+    int64_t used_at;                      /**< USED: when the restore ran */
+} stor_restore_req_t;
+/** get: STOR_ERR_NOTFOUND if absent; put (create_only: STOR_ERR_EXISTS if present) checks the names and the state. */
+int stor_txn_restore_req_get(stor_txn_t *t, const char *ref, stor_restore_req_t *out);
+int stor_txn_restore_req_put(stor_txn_t *t, const stor_restore_req_t *r, int create_only);
+/** Call fn with each request of user (NULL: all), in reference order; a non-zero return stops the walk. */
+typedef int (*stor_restore_req_each_fn)(const stor_restore_req_t *r, void *arg);
+int stor_txn_restore_req_each(stor_txn_t *t, const char *user, stor_restore_req_each_fn fn, void *arg);
+
+/* ---- recent activity (stor_account.c): what /account shows, bounded ----------------------------------------
+ * A user's last STOR_SIGNINS_MAX sign-ins (table signins, by user) and a credential's last STOR_SIGN_EVENTS_MAX
+ * signing events (table sign_events, by credential), newest first; each added in the write of the event itself. */
+#define STOR_SIGNINS_MAX 10
+#define STOR_SIGN_EVENTS_MAX 5
+#define STOR_RECENT_MAX 10                /**< the larger of the two */
+#define STOR_RECENT_CLIENT_MAX 63
+typedef enum { STOR_RECENT_SIGNINS = 1, STOR_RECENT_SIGNS = 2 } stor_recent_kind_t;
+/** stor_recent_t.what of a sign-in: where the password was checked. Stored: never renumber. */
+typedef enum { STOR_SIGNIN_PAGE = 1, STOR_SIGNIN_API = 2, STOR_SIGNIN_OAUTH = 3 } stor_signin_way_t;
+typedef struct stor_recent {
+    char key[STOR_NAME_MAX + 1];          /**< key: the user (sign-ins) or the credential (signing events) */
+    uint32_t n;                           /**< entries used, newest first */
+    int64_t time_ms[STOR_RECENT_MAX];     /**< unix milliseconds */
+    uint32_t what[STOR_RECENT_MAX];       /**< sign-ins: stor_signin_way_t; signing events: number of signatures */
+    uint32_t result[STOR_RECENT_MAX];     /**< sign-ins: stor_result_t (OK or DENIED); signing events: STOR_RES_OK */
+    char client[STOR_RECENT_MAX][STOR_RECENT_CLIENT_MAX + 1]; /**< the client (OAuth client id, address) */
+} stor_recent_t;
+/** The record of key in table kind (out->n = 0 and STOR_OK when there is none yet). */
+int stor_txn_recent_get(stor_txn_t *t, uint32_t kind, const char *key, stor_recent_t *out);
+/** Put one event first in key's record of table kind, dropping the oldest past the table's bound (one small put, in
+ *  a nested transaction: with the map full the event is dropped, STOR_OK, and t stays usable). client is cut to
+ *  STOR_RECENT_CLIENT_MAX bytes (at a character boundary). @return STOR_OK, STOR_ERR_INVAL, ... */
+int stor_txn_recent_add(stor_txn_t *t, uint32_t kind, const char *key, int64_t time_ms, uint32_t what,
+                        uint32_t result, const char *client);
 
 /* ---- convenience (each in its own transaction) ------------------------- */
 

@@ -68,6 +68,14 @@ export function request(ca, method, url, { headers = {}, body } = {}) {
   });
 }
 
+// POST a CSC API method (JSON) with an Authorization header (auth, if given): { status, json }.
+export async function cscPost(ca, cscUrl, method, body, auth) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (auth) headers.Authorization = auth;
+  const res = await request(ca, 'POST', `${cscUrl}/${method}`, { headers, body: JSON.stringify(body) });
+  return { status: res.status, json: res.body ? JSON.parse(res.body) : null };
+}
+
 // A fresh headless Chromium profile under tmpRoot; closed when the test t ends. rec: the URLs it requested and
 // what its console said.
 export async function openBrowser(t, tmpRoot, name) {

@@ -424,6 +424,19 @@ class Service:
             b.get()
         return b
 
+    def request_restore(self, user, cred_id):
+        """The user asks on /account for a restore of cred_id's key from its backup (J8: csc-admin credential restore
+        needs the request's reference): the reference (RR-...). The server must run."""
+        b = self.account(user)
+        b.post({"action": "restore", "cred": cred_id})
+        if b.last.status != 200 or 'id="user"' not in b.text:  # the session ended: sign in again
+            b = self.account(user, fresh=True)
+            b.post({"action": "restore", "cred": cred_id})
+        m = re.search(r'id="note">Your restore request is (RR-[A-Z2-9]{12})\.', b.text)
+        if m is None:
+            raise AssertionError("restore request for %s refused: %s" % (cred_id, b.error() or b.text[:2000]))
+        return m.group(1)
+
     def totp_of(self, user):
         return self.users[user]["totp"]
 

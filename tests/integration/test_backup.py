@@ -113,8 +113,20 @@ def backup(cred, name):
     return path, SVC.admin("credential", "backup", cred, path, check=False)
 
 
-def restore(path):
-    return SVC.admin("credential", "restore", path, check=False)
+def request(cred):
+    """The owner's restore request for cred, made on /account (the server started for it if it is stopped)."""
+    started = SVC.proc is None
+    if started:
+        SVC.start()
+    try:
+        return SVC.request_restore(SVC.env["CSC_USER"], cred)
+    finally:
+        if started:
+            SVC.stop()
+
+
+def restore(path, ref):
+    return SVC.admin("credential", "restore", path, "--request", ref, check=False)
 
 
 def cred_line(cred):
@@ -144,48 +156,54 @@ def sign_and_verify(cred, text):
 class TestBackupRestore(unittest.TestCase):
     def test_1_round_trip_after_destroy_signs_again(self):
         for cred, key in (("bk-ec", "p256"), ("bk-rsa", "rsa2048")):
-            with self.subTest(cred=cred):
-                create(cred, key)
-                path, r = backup(cred, cred + ".bkp")
-                self.assertEqual(r.returncode, 0, r.stderr)
-                self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
-                self.assertEqual(glob.glob(path + ".tmp*"), [])
-                with open(path, "rb") as f:
-                    data = f.read()
-                self.assertEqual(data[:8], b"CSCBKUP1")
-                # restore is for recovery: refused while the credential is alive
-                r = restore(path)
-                self.assertEqual(r.returncode, 1)
-                self.assertIn("exists and is not destroyed", r.stderr)
-                # a backup never overwrites a file
-                r = SVC.admin("credential", "backup", cred, path, check=False)
-                self.assertEqual(r.returncode, 1)
-                self.assertIn("exists already", r.stderr)
-                with open(path, "rb") as f:
-                    self.assertEqual(f.read(), data)
-                r = SVC.admin("credential", "destroy", cred, check=False)
-                self.assertEqual(r.returncode, 0, r.stderr)
-                self.assertIn("destroyed", cred_line(cred)[0])
-                self.assertEqual(p11_objects(cred, 3), [])
-                r = restore(path)
-                self.assertEqual(r.returncode, 0, r.stderr)
-                self.assertIn("credential %s restored" % cred, r.stdout)
-                self.assertIn("enabled", cred_line(cred)[0])
-                # the restored key is again backup-able, sensitive and sign-only
-                objs = p11_objects(cred, 3)
-                self.assertEqual(len(objs), 1)
-                self.assertTrue(objs[0]["sensitive"] and objs[0]["extractable"] and objs[0]["wrap_with_trusted"])
-                self.assertTrue(objs[0]["sign"])
-                self.assertFalse(objs[0]["decrypt"] or objs[0]["unwrap"])
-        SVC.start()
+            create(cred, key)
+        SVC.start()  # the owner sets the PINs, then asks for the restores, on /account
         try:
+            for cred in ("bk-ec", "bk-rsa"):
+                with self.subTest(cred=cred):
+                    path, r = backup(cred, cred + ".bkp")
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+                    self.assertEqual(glob.glob(path + ".tmp*"), [])
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    self.assertEqual(data[:8], b"CSCBKUP1")
+                    # restore is for recovery: refused while the credential is alive
+                    ref = SVC.request_restore(SVC.env["CSC_USER"], cred)
+                    r = restore(path, ref)
+                    self.assertEqual(r.returncode, 1)
+                    self.assertIn("exists and is not destroyed", r.stderr)
+                    # a backup never overwrites a file
+                    r = SVC.admin("credential", "backup", cred, path, check=False)
+                    self.assertEqual(r.returncode, 1)
+                    self.assertIn("exists already", r.stderr)
+                    with open(path, "rb") as f:
+                        self.assertEqual(f.read(), data)
+                    r = SVC.admin("credential", "destroy", cred, check=False)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertIn("destroyed", cred_line(cred)[0])
+                    self.assertEqual(p11_objects(cred, 3), [])
+                    r = restore(path, ref)  # the refusal above did not spend the request
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertIn("credential %s restored" % cred, r.stdout)
+                    self.assertIn("enabled", cred_line(cred)[0])
+                    # the restored key is again backup-able, sensitive and sign-only
+                    objs = p11_objects(cred, 3)
+                    self.assertEqual(len(objs), 1)
+                    self.assertTrue(objs[0]["sensitive"] and objs[0]["extractable"] and objs[0]["wrap_with_trusted"])
+                    self.assertTrue(objs[0]["sign"])
+                    self.assertFalse(objs[0]["decrypt"] or objs[0]["unwrap"])
             for cred in ("bk-ec", "bk-rsa"):
                 ok, r = sign_and_verify(cred, "after restore " + cred)
                 self.assertTrue(ok, r)
         finally:
             self.assertEqual(SVC.stop(), 0, SVC.server_stderr())
         recs = [r for r in audit_records("restore") if r["credential"] in ("bk-ec", "bk-rsa")]
+        asked = [r for r in recs if "action=restore.request ref=RR-" in r["detail"]]
+        self.assertEqual([r["result"] for r in asked], ["ok", "ok"])  # the users' requests, then the restores
+        recs = [r for r in recs if r not in asked]
         self.assertEqual(sorted(r["result"] for r in recs), ["denied", "denied", "ok", "ok"])
+        self.assertTrue(all("ref=RR-" in r["detail"] for r in recs if r["result"] == "ok"))
         oks = [r for r in audit_records("backup") if r["result"] == "ok" and r["credential"] in ("bk-ec", "bk-rsa")]
         self.assertEqual(len(oks), 2)
         self.assertIn("mech=CKM_AES_KEY_WRAP_PAD", oks[0]["detail"])
@@ -196,6 +214,7 @@ class TestBackupRestore(unittest.TestCase):
         path, r = backup("bk-t", "bk-t.bkp")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(SVC.admin("credential", "destroy", "bk-t", check=False).returncode, 0)
+        ref = request("bk-t")
         with open(path, "rb") as f:
             data = f.read()
         n = len(data)
@@ -210,7 +229,7 @@ class TestBackupRestore(unittest.TestCase):
                 p = os.path.join(SVC.tmp, "bad.bkp")
                 with open(p, "wb") as f:
                     f.write(bad)
-                r = restore(p)
+                r = restore(p, ref)
                 self.assertEqual(r.returncode, 1, r.stdout)
                 self.assertIn("nothing restored", r.stderr)
                 self.assertTrue("integrity tag invalid" in r.stderr or "truncated or not a backup file" in r.stderr,
@@ -221,7 +240,7 @@ class TestBackupRestore(unittest.TestCase):
         self.assertEqual(len(recs), len(cases))
         self.assertTrue(all(r["result"] == "denied" for r in recs))
         # the genuine file still restores: the refusals were the tampering
-        r = restore(path)
+        r = restore(path, ref)
         self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_3_key_backup_no_refused(self):
@@ -288,7 +307,7 @@ class TestBackupRestore(unittest.TestCase):
         path, r = backup("bk-term", "bk-term.bkp")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(SVC.admin("user", "terminate", "bk-user", check=False).returncode, 0)
-        r = restore(path)
+        r = restore(path, "RR-AAAABBBBCCCC")  # a terminated user asks nothing: the end is final first
         self.assertEqual(r.returncode, 1)
         self.assertIn("credential bk-term was destroyed by the owner's termination: its key is never restored", r.stderr)
         self.assertIn("destroyed", cred_line("bk-term")[0])
@@ -329,10 +348,11 @@ class TestBackupRestore(unittest.TestCase):
                 create(cred, pin=None)  # never signs
                 path, r = backup(cred, cred + ".bkp")
                 self.assertEqual(r.returncode, 0, r.stderr)
+                ref = request(cred)  # asked while the key was alive
                 for step in steps:
                     r = SVC.admin("credential", step[0], cred, check=False)
                     self.assertEqual(r.returncode, 0, r.stderr)
-                r = restore(path)
+                r = restore(path, ref)
                 self.assertEqual(r.returncode, 1, r.stdout)
                 self.assertIn("destroyed by certificate revocation", r.stderr)
                 self.assertIn("nothing restored", r.stderr)
@@ -343,15 +363,20 @@ class TestBackupRestore(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         r = SVC.admin("credential", "renew", "bk-ec-ren", check=False)
         self.assertEqual(r.returncode, 0, r.stderr)
-        new, r = backup("bk-ec-ren", "bk-ec-ren-new.bkp")
-        self.assertEqual(r.returncode, 0, r.stderr)
+        SVC.start()  # the owner sets the PIN, and asks for the restore once the current key is backed up
+        try:
+            new, r = backup("bk-ec-ren", "bk-ec-ren-new.bkp")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            ref = SVC.request_restore(SVC.env["CSC_USER"], "bk-ec-ren")
+        finally:
+            self.assertEqual(SVC.stop(), 0, SVC.server_stderr())
         self.assertEqual(SVC.admin("credential", "destroy", "bk-ec-ren", check=False).returncode, 0)
-        r = restore(old)
+        r = restore(old, ref)
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("older than the credential's last renewal", r.stderr)
         self.assertIn("destroyed", cred_line("bk-ec-ren")[0])
         self.assertEqual(p11_objects("bk-ec-ren", 3), [])
-        r = restore(new)
+        r = restore(new, ref)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("enabled", cred_line("bk-ec-ren")[0])
         self.assertEqual(len(p11_objects("bk-ec-ren", 3)), 1)

@@ -247,6 +247,16 @@ END_TEST
 
 /* ---- credential tokens -------------------------------------------------------------------- */
 
+static int recent_signins_alice(stor_txn_t *t, void *arg)
+{
+    return stor_txn_recent_get(t, STOR_RECENT_SIGNINS, "alice", arg);
+}
+
+static int recent_signs_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_recent_get(t, STOR_RECENT_SIGNS, "c-pin", arg);
+}
+
 static void use_of(oauth_sign_use_t *u, const uint8_t *const *d, size_t n)
 {
     memset(u, 0, sizeof(*u));
@@ -322,6 +332,17 @@ START_TEST(t_credential_token)
     use_of(&use, both, 1);
     ck_assert_int_eq(oauth_sad_consume(fx.o, t->access, strlen(t->access), &use, ref), OAUTH_OK);
     ck_assert_int_eq(oauth_sad_consume(fx.o, t->access, strlen(t->access), &use, ref), OAUTH_ERR_EXHAUSTED);
+    /* each spend (not the refusals) is one signing event of the credential, newest first (/account) */
+    stor_recent_t *rec = calloc(1, sizeof(*rec));
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_int_eq(stor_read(fx.stor, recent_signs_fn, rec), STOR_OK);
+    ck_assert_uint_eq(rec->n, 2);
+    ck_assert_uint_eq(rec->what[0], 1);
+    ck_assert_uint_eq(rec->what[1], 1);
+    ck_assert_str_eq(rec->client[0], "10.0.0.9");
+    ck_assert_uint_eq(rec->result[0], STOR_RES_OK);
+    ck_assert(rec->time_ms[0] >= (int64_t)now * 1000);
+    free(rec);
     /* no refresh for a credential token, and the code cannot be exchanged again */
     ck_assert_int_eq(exchange(&app, code, T_REDIRECT, T_VERIFIER, t), OAUTH_ERR_REUSED);
     free(s);
@@ -646,6 +667,16 @@ START_TEST(t_no_secrets_stored)
                      OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_session_login_new(fx.o, r, "alice", T_PW, strlen(T_PW), otp, 6, T_ADDR, sid, csrf),
                      OAUTH_OK);
+    /* both sign-ins recorded for /account, newest first: an OAuth client's sign-in page */
+    stor_recent_t *rec = calloc(1, sizeof(*rec));
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_int_eq(stor_read(fx.stor, recent_signins_alice, rec), STOR_OK);
+    ck_assert_uint_eq(rec->n, 2);
+    ck_assert_uint_eq(rec->result[0], STOR_RES_OK);
+    ck_assert_uint_eq(rec->result[1], STOR_RES_DENIED);
+    ck_assert_uint_eq(rec->what[0], STOR_SIGNIN_OAUTH);
+    ck_assert_str_eq(rec->client[0], "oauth:app@" T_ADDR);
+    free(rec);
     ck_assert_int_eq(oauth_session_decide(fx.o, sid, 1, "9999-wrong-pin", 14, T_ADDR, code), OAUTH_ERR_DENIED);
     ck_assert_int_eq(oauth_session_decide(fx.o, sid, 1, T_PIN, strlen(T_PIN), T_ADDR, code), OAUTH_OK);
     ck_assert_int_eq(exchange(&app, code, T_REDIRECT, T_VERIFIER, t), OAUTH_OK);

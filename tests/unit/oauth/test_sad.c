@@ -871,6 +871,41 @@ START_TEST(t_extend)
 }
 END_TEST
 
+static int recent_signins_fn(stor_txn_t *t, void *arg)
+{
+    stor_recent_t *r = arg;
+    char user[STOR_NAME_MAX + 1];
+    snprintf(user, sizeof(user), "%s", r->key);
+    return stor_txn_recent_get(t, STOR_RECENT_SIGNINS, user, r);
+}
+
+/* auth/login records a known user's sign-ins, ok or refused, newest first, in its own write (/account); an unknown
+ * name gets no record (nobody can grow the table with made-up names). */
+START_TEST(t_signins_recorded)
+{
+    oauth_tokens_t t;
+    stor_recent_t *r = calloc(1, sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", T_PW, strlen(T_PW), 0, "10.1.2.3", &t), OAUTH_OK);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", "Wrong-Pw-3141", 13, 0, "10.1.2.4", &t), OAUTH_ERR_DENIED);
+    ck_assert_int_eq(oauth_login(fx.o, "nobody", "Wrong-Pw-3141", 13, 0, "10.1.2.5", &t), OAUTH_ERR_DENIED);
+    snprintf(r->key, sizeof(r->key), "alice");
+    ck_assert_int_eq(stor_read(fx.stor, recent_signins_fn, r), STOR_OK);
+    ck_assert_uint_eq(r->n, 2);
+    ck_assert_uint_eq(r->result[0], STOR_RES_DENIED);
+    ck_assert_str_eq(r->client[0], "10.1.2.4");
+    ck_assert_uint_eq(r->result[1], STOR_RES_OK);
+    ck_assert_str_eq(r->client[1], "10.1.2.3");
+    ck_assert_uint_eq(r->what[0], STOR_SIGNIN_API);
+    ck_assert(r->time_ms[0] > 0);
+    memset(r, 0, sizeof(*r));
+    snprintf(r->key, sizeof(r->key), "nobody");
+    ck_assert_int_eq(stor_read(fx.stor, recent_signins_fn, r), STOR_OK);
+    ck_assert_uint_eq(r->n, 0);
+    free(r);
+}
+END_TEST
+
 START_TEST(t_audit_no_secrets)
 {
     char sad[OAUTH_TOKEN_BUFLEN], otp[7];
@@ -976,6 +1011,7 @@ Suite *suite_sad(void)
     tcase_add_test(tc, t_sign_failed);
     tcase_add_test(tc, t_consume_concurrent);
     tcase_add_test(tc, t_audit_no_secrets);
+    tcase_add_test(tc, t_signins_recorded);
     tcase_add_test(tc, t_extend);
     tcase_add_test(tc, t_authz_sealed_opened_only_for_a_code);
     suite_add_tcase(s, tc);

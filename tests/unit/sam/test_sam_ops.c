@@ -1109,6 +1109,255 @@ START_TEST(t_operator_sealed_at_start_and_bound)
 }
 END_TEST
 
+/* ---- J8: a restore only on its user's request (ACCOUNT_RESTORE on the front end's socket, RESTORE here) ---- */
+
+/* A copy of CFX_CRED_EC under id for owner, with backups, status and end reason as given. */
+typedef struct cred_like {
+    const char *id, *owner;
+    uint32_t backups, status, end;
+} cred_like_t;
+
+static int cred_like_fn(stor_txn_t *t, void *arg)
+{
+    const cred_like_t *l = arg;
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    int rc = c != NULL ? stor_txn_cred_get(t, CFX_CRED_EC, c) : STOR_ERR_NOMEM;
+    if (rc == STOR_OK) {
+        snprintf(c->id, sizeof(c->id), "%s", l->id);
+        snprintf(c->owner, sizeof(c->owner), "%s", l->owner);
+        c->backups = l->backups;
+        c->backup_last_at = l->backups ? (int64_t)time(NULL) : 0;
+        c->key_backup = STOR_KEY_BACKUP_WRAPPED;
+        c->status = l->status;
+        c->end_reason = l->end;
+        rc = stor_txn_cred_put(t, c, 0);
+    }
+    OPENSSL_clear_free(c, sizeof(*c));
+    return rc;
+}
+
+static void cred_like(const char *id, const char *owner, uint32_t backups, uint32_t status, uint32_t end)
+{
+    cred_like_t l = {id, owner, backups, status, end};
+    ck_assert_int_eq(stor_write(fx.stor, cred_like_fn, &l), STOR_OK);
+}
+
+/* ACCOUNT_RESTORE as a front end sends it: the refusal code (0: filed, ref set) and about. */
+static uint32_t account_restore(const char *sid, const char *csrf, const char *cred, char ref[SAM_NAME_MAX + 1],
+                                uint32_t *about)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *msg;
+    size_t len;
+    uint32_t code = 0;
+    *about = 0;
+    ref[0] = '\0';
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_ACCOUNT_RESTORE, sam_client_next_id(fx.sam)), SAM_OK);
+    sam_put_str(&b, SAM_T_CRED, cred);
+    sam_put_str(&b, SAM_T_SESSION, sid);
+    sam_put_str(&b, SAM_T_ADDR, "192.0.2.7");
+    sam_put_str(&b, SAM_T_CSRF, csrf);
+    ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(fx.sam, msg, len, &rb, &reply), SAM_OK);
+    if (reply.op == SAM_OP_REFUSED) {
+        ck_assert_int_eq(sam_get_u32(&reply, SAM_T_REFUSAL, &code), SAM_OK);
+        (void)sam_get_u32(&reply, SAM_T_ABOUT, about);
+    } else {
+        uint32_t expires = 0;
+        ck_assert_int_eq(reply.op, SAM_OP_ACCOUNT_RESTORE | SAM_OP_REPLY);
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_RESTORE_REF, ref, SAM_NAME_MAX + 1), SAM_OK);
+        ck_assert_int_eq(sam_get_u32(&reply, SAM_T_EXPIRES_IN, &expires), SAM_OK);
+        ck_assert_uint_gt(expires, 29u * 86400u); /* restore_request_ttl's default: 30 days */
+    }
+    sam_build_free(&b);
+    sam_rbuf_free(&rb);
+    return code;
+}
+
+/* RESTORE of blob with ref (NULL: none) by root: the refusal code (0: restored). */
+static uint32_t restore(const uint8_t *blob, size_t blen, const char *ref)
+{
+    sam_builder_t b;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_RESTORE, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_DESCRIPTION, "unit.bak");
+    sam_put_str(&b, SAM_T_SESSION, tok_root);
+    sam_put_bytes(&b, SAM_T_BACKUP_BLOB, blob, blen);
+    if (ref != NULL)
+        sam_put_str(&b, SAM_T_RESTORE_REF, ref);
+    return call_op(opcli, &b);
+}
+
+/* BACKUP_INIT: the backup keys. */
+static void backup_init(void)
+{
+    sam_builder_t b;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_BACKUP_INIT, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_PIN, CFX_TOKEN_SO_PIN);
+    sam_put_str(&b, SAM_T_SESSION, tok_root);
+    ck_assert_uint_eq(call_op(opcli, &b), 0);
+}
+
+/* A backup of cred: its bytes (malloc'd) in *blob. */
+static void backup_of(const char *cred, uint8_t **blob, size_t *blen)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *msg, *p;
+    size_t len;
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_BACKUP, sam_client_next_id(opcli)), SAM_OK);
+    sam_put_str(&b, SAM_T_CRED, cred);
+    sam_put_str(&b, SAM_T_SESSION, tok_root);
+    ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(opcli, msg, len, &rb, &reply), SAM_OK);
+    char why[SAM_REASON_MAX + 1] = "";
+    if (sam_get_text(&reply, SAM_T_REASON, why, sizeof(why)) != SAM_OK)
+        why[0] = '\0';
+    ck_assert_msg(reply.op == (SAM_OP_BACKUP | SAM_OP_REPLY), "backup refused: %s", why);
+    ck_assert_int_eq(sam_get_bytes(&reply, SAM_T_BACKUP_BLOB, &p, &len), SAM_OK);
+    *blob = malloc(len);
+    ck_assert_ptr_nonnull(*blob);
+    memcpy(*blob, p, len);
+    *blen = len;
+    sam_build_free(&b);
+    sam_rbuf_free(&rb);
+}
+
+static stor_cred_t *cred_read(const char *id)
+{
+    stor_cred_t *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(stor_cred_get(fx.stor, id, c), STOR_OK);
+    return c;
+}
+
+/* A compromised front end asks for restores it must not get: each refused by csc-sam, audited, nothing filed. */
+START_TEST(t_account_restore_refusals)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], ref[SAM_NAME_MAX + 1];
+    uint32_t about;
+    cfx_page_session(&fx, CFX_USER, sid, csrf);
+    cred_like("al-bk", CFX_USER, 1, STOR_CRED_ENABLED, 0);
+    cred_like("bob-bk", "bob", 1, STOR_CRED_ENABLED, 0);
+    cred_like("al-rev", CFX_USER, 1, STOR_CRED_DESTROYED, STOR_CRED_END_REVOKED);
+    cred_like("al-term", CFX_USER, 1, STOR_CRED_DESTROYED, STOR_CRED_END_TERMINATED);
+    unsigned before = audited("ACCOUNT_RESTORE", CFX_USER, STOR_RES_DENIED);
+    /* a session csc-sam does not know; the right session with a forged form */
+    ck_assert_uint_eq(account_restore("forged-session-forged-session-forged-sessio", csrf, "al-bk", ref, &about),
+                      SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    ck_assert_uint_eq(account_restore(sid, "forged-csrf", "al-bk", ref, &about), SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(about, SAM_T_SESSION);
+    /* another user's credential, an unknown one: the same answer */
+    ck_assert_uint_eq(account_restore(sid, csrf, "bob-bk", ref, &about), SAM_REFUSE_NOT_FOUND);
+    ck_assert_uint_eq(about, SAM_T_CRED);
+    ck_assert_uint_eq(account_restore(sid, csrf, "no-such", ref, &about), SAM_REFUSE_NOT_FOUND);
+    /* no backup of the key (the fixture's credential was never backed up) */
+    ck_assert_uint_eq(account_restore(sid, csrf, CFX_CRED_EC, ref, &about), SAM_REFUSE_NOT_OFFERED);
+    ck_assert_uint_eq(about, SAM_T_CRED);
+    /* a final end: revoked, its owner terminated */
+    ck_assert_uint_eq(account_restore(sid, csrf, "al-rev", ref, &about), SAM_REFUSE_DISABLED);
+    ck_assert_uint_eq(account_restore(sid, csrf, "al-term", ref, &about), SAM_REFUSE_DISABLED);
+    ck_assert_uint_eq(audited("ACCOUNT_RESTORE", CFX_USER, STOR_RES_DENIED), before + 6); /* the forged form too */
+    ck_assert_uint_eq(audited("action=restore.request", NULL, STOR_RES_OK), 0);
+    /* her own, backed up: filed once; asked again while open, the same reference */
+    ck_assert_uint_eq(account_restore(sid, csrf, "al-bk", ref, &about), 0);
+    ck_assert_uint_eq(strlen(ref), STOR_RESTORE_REF_LEN);
+    ck_assert(strncmp(ref, "RR-", 3) == 0);
+    ck_assert_uint_eq(strspn(ref + 3, "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"), STOR_RESTORE_REF_LEN - 3);
+    char again[SAM_NAME_MAX + 1];
+    ck_assert_uint_eq(account_restore(sid, csrf, "al-bk", again, &about), 0);
+    ck_assert_str_eq(again, ref);
+    char needle[160];
+    snprintf(needle, sizeof(needle), "action=restore.request ref=%s", ref);
+    ck_assert_uint_eq(audited(needle, CFX_USER, STOR_RES_OK), 1);
+}
+END_TEST
+
+typedef struct req_edit {
+    const char *ref, *cred;
+    int64_t expires_at;
+} req_edit_t;
+
+static int req_edit_fn(stor_txn_t *t, void *arg)
+{
+    const req_edit_t *e = arg;
+    stor_restore_req_t r;
+    int rc = stor_txn_restore_req_get(t, e->ref, &r);
+    if (rc != 0)
+        return rc;
+    if (e->cred != NULL)
+        snprintf(r.cred, sizeof(r.cred), "%s", e->cred);
+    if (e->expires_at != 0)
+        r.expires_at = e->expires_at;
+    return stor_txn_restore_req_put(t, &r, 0);
+}
+
+static void req_edit(const char *ref, const char *cred, int64_t expires_at)
+{
+    req_edit_t e = {ref, cred, expires_at};
+    ck_assert_int_eq(stor_write(fx.stor, req_edit_fn, &e), STOR_OK);
+}
+
+/* BACKUP counts on the credential; RESTORE needs the owner's request: refused without one, with an unknown, expired,
+ * or another credential's one; it spends the request in its own write, so the same reference is refused after. */
+START_TEST(t_restore_needs_the_users_request)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], ref[SAM_NAME_MAX + 1], other[SAM_NAME_MAX + 1];
+    uint32_t about, st;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    cfx_page_session(&fx, CFX_USER, sid, csrf); /* before BACKUP_INIT's SO login (see the report on the pool) */
+    backup_init();
+    ops.adm.key_backup = 1;
+    ck_assert_uint_eq(key_create(opcli, CFX_USER, tok_root, NULL, NULL, &about), 0);
+    stor_cred_t *c = cred_read(NEW_CRED);
+    ck_assert_uint_eq(c->backups, 0);
+    free(c);
+    backup_of(NEW_CRED, &blob, &blen);
+    c = cred_read(NEW_CRED);
+    ck_assert_uint_eq(c->backups, 1);
+    ck_assert(c->backup_last_at > 0);
+    free(c);
+    ck_assert_uint_eq(key_destroy(NEW_CRED, tok_root, "operator request"), 0);
+
+    ck_assert_uint_eq(account_restore(sid, csrf, NEW_CRED, ref, &about), 0);
+    cred_like("al-other", CFX_USER, 1, STOR_CRED_ENABLED, 0);
+    ck_assert_uint_eq(account_restore(sid, csrf, "al-other", other, &about), 0);
+
+    unsigned before = audited("action=credential.restore refused", CFX_USER, STOR_RES_DENIED);
+    ck_assert_uint_eq(restore(blob, blen, NULL), SAM_REFUSE_INTERNAL);
+    ck_assert_uint_eq(audited("a restore needs its user's request", NULL, STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(restore(blob, blen, "RR-AAAABBBBCCCC"), SAM_REFUSE_INTERNAL);
+    ck_assert_uint_eq(restore(blob, blen, other), SAM_REFUSE_INTERNAL); /* another credential's */
+    req_edit(ref, NULL, (int64_t)time(NULL) - 1);
+    ck_assert_uint_eq(restore(blob, blen, ref), SAM_REFUSE_INTERNAL); /* expired */
+    ck_assert_uint_eq(audited("action=credential.restore refused", CFX_USER, STOR_RES_DENIED), before + 3);
+    ck_assert_uint_eq(audited("is for another credential", CFX_USER, STOR_RES_DENIED), 1);
+    ck_assert_uint_eq(audited("has expired", CFX_USER, STOR_RES_DENIED), 1);
+    ck_assert(cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(st, STOR_CRED_DESTROYED);
+
+    req_edit(ref, NULL, (int64_t)time(NULL) + 600);
+    ck_assert_uint_eq(restore(blob, blen, ref), 0);
+    ck_assert(cred_status(NEW_CRED, &st));
+    ck_assert_uint_eq(st, STOR_CRED_ENABLED);
+    c = cred_read(NEW_CRED);
+    ck_assert_uint_eq(c->backups, 1); /* the same key: its backup still restores it */
+    free(c);
+    char needle[160];
+    snprintf(needle, sizeof(needle), "action=credential.restore mech=CKM_AES_KEY_WRAP_PAD ref=%s", ref);
+    ck_assert_uint_eq(audited(needle, CFX_USER, STOR_RES_OK), 1);
+    /* used: refused, even over a destroyed record again */
+    ck_assert_uint_eq(key_destroy(NEW_CRED, tok_root, "operator request"), 0);
+    ck_assert_uint_eq(restore(blob, blen, ref), SAM_REFUSE_INTERNAL);
+    ck_assert_uint_eq(audited("was used already", CFX_USER, STOR_RES_DENIED), 1);
+    free(blob);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-ops");
@@ -1131,6 +1380,8 @@ int main(void)
     tcase_add_test(tc, t_operator_new);
     tcase_add_test(tc, t_operator_enroll);
     tcase_add_test(tc, t_operator_sealed_at_start_and_bound);
+    tcase_add_test(tc, t_account_restore_refusals);
+    tcase_add_test(tc, t_restore_needs_the_users_request);
     suite_add_tcase(s, tc);
     tc = tcase_create("production");
     tcase_add_checked_fixture(tc, setup_production, teardown);

@@ -516,6 +516,11 @@ END_TEST
 
 /* ---- ASYNC reservations ---- */
 
+static int recent_ec_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_recent_get(t, STOR_RECENT_SIGNS, CFX_CRED_EC, arg);
+}
+
 START_TEST(t_reserved)
 {
     uint8_t d[1][32], ticket[SAM_TICKET_LEN];
@@ -531,6 +536,13 @@ START_TEST(t_reserved)
     memcpy(ticket, t, sizeof(ticket));
     ck_assert_uint_eq(sam_msg_count(&c.m, SAM_T_SIGNATURE), 0);
     end(&c);
+    /* the reservation's spend is the credential's signing event (/account), as a SIGN's is */
+    stor_recent_t *rec = calloc(1, sizeof(*rec));
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_int_eq(stor_read(f.stor, recent_ec_fn, rec), STOR_OK);
+    ck_assert_uint_eq(rec->n, 1);
+    ck_assert_uint_eq(rec->what[0], 1);
+    free(rec);
     /* spent at once: the budget of 1 is gone */
     uint32_t about;
     expect_refused(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), &code, SAM_REFUSE_EXHAUSTED, &about, SAM_T_SAD);

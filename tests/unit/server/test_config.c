@@ -188,6 +188,14 @@ START_TEST(t_environment_rules)
     ck_assert_int_eq(load("pin_min_length = 4\n", &cfg, msg, sizeof(msg)), -1);
     ck_assert_msg(strstr(msg, "pin_min_length") != NULL, "key not named in \"%s\"", msg);
     ck_assert_int_eq(load("pin_min_length = 33\n", &cfg, msg, sizeof(msg)), -1);
+    /* a restore request's lifetime: 30 days unless said, 1 hour to 90 days */
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.restore_request_ttl, 2592000);
+    ck_assert_int_eq(load("restore_request_ttl = 3600\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.restore_request_ttl, 3600);
+    ck_assert_int_eq(load("restore_request_ttl = 3599\n", &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "restore_request_ttl") != NULL, "key not named in \"%s\"", msg);
+    ck_assert_int_eq(load("restore_request_ttl = 7776001\n", &cfg, msg, sizeof(msg)), -1);
     /* process hardening: the filter is on unless said otherwise, and off only outside production */
     ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
     ck_assert_uint_eq(cfg.seccomp, 1);

@@ -1,0 +1,262 @@
+/*
+ * web/web_account_view.c - what /account shows the signed-in user besides the credentials table (issue 12, J8):
+ *   - per credential of theirs: whether its key can be backed up (key_backup), whether a backup of the current key
+ *     exists (and when the last was made), the conditions under which it can be restored, and, while a restore is
+ *     possible, the form "Request a restore of this key" (ACCOUNT_RESTORE: csc-sam reads the session, checks the form's
+ *     CSRF token and files the request; sam/sam_op_restore_req.c); the page then shows the request's reference, which
+ *     the user gives the operator (csc-admin credential restore FILE --request REF);
+ *   - the user's restore requests (reference, credential, time, state);
+ *   - the last sign-ins (time, client, which way, result) and, per credential, the last signatures (time, client,
+ *     number of signatures), newest first, as storage keeps them (stor_txn_recent_get).
+ * Everything here is read in one storage read; nothing is decided here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "web.h"
+
+#define ACCOUNT_PATH "/account"
+#define CREDS_SHOWN 64 /* credentials whose sections the page shows (a user has a few) */
+
+/* "YYYY-MM-DD HH:MM UTC" of unix seconds. */
+static void when(char out[32], int64_t t)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (t <= 0 || gmtime_r(&tt, &tm) == NULL || strftime(out, 32, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        snprintf(out, 32, "-");
+}
+
+typedef struct view {
+    web_t *w;
+    web_buf_t *b;
+    const oauth_session_view_t *v;
+    stor_txn_t *t;
+    int64_t now;
+    unsigned n;
+    stor_recent_t *rec;      /* scratch */
+    char ids[CREDS_SHOWN][STOR_NAME_MAX + 1];
+    unsigned n_ids;
+} view_t;
+
+/* Why a credential's key can never be restored, or NULL. */
+static const char *final_end(const view_t *x, const stor_cred_t *c)
+{
+    if (c->status == STOR_CRED_DESTROYED && c->end_reason != STOR_CRED_END_OPERATOR)
+        return c->end_reason == STOR_CRED_END_REVOKED      ? "its certificate was revoked"
+               : c->end_reason == STOR_CRED_END_TERMINATED ? "its owner's account was ended"
+                                                           : "it was destroyed for good";
+    if (c->cert_not_after != 0 && c->cert_not_after <= x->now)
+        return "its certificate has expired";
+    return NULL;
+}
+
+/* One credential's row of the backups table: backup-able, backups, the conditions, the request form. */
+static int backup_row(const stor_cred_t *c, void *arg)
+{
+    view_t *x = arg;
+    web_buf_t *b = x->b;
+    char t[32];
+    const char *end = final_end(x, c);
+    int can = c->key_backup == STOR_KEY_BACKUP_WRAPPED;
+
+    if (x->n_ids < CREDS_SHOWN)
+        snprintf(x->ids[x->n_ids++], sizeof(x->ids[0]), "%s", c->id);
+    x->n++;
+    web_buf_puts(b, "<tr class=\"backup\" id=\"backup-");
+    web_buf_html(b, c->id);
+    web_buf_puts(b, "\"><td class=\"id\">");
+    web_buf_html(b, c->id);
+    web_buf_printf(b, "</td><td class=\"backupable\">%s</td><td class=\"backups\">",
+                   can ? "yes (wrapped in the HSM)" : "no (the key never leaves the HSM)");
+    when(t, c->backup_last_at);
+    if (c->backups > 0)
+        web_buf_printf(b, "%u, the last on %s", c->backups, t);
+    else
+        web_buf_puts(b, "none");
+    web_buf_puts(b, "</td><td class=\"conditions\">");
+    if (!can)
+        web_buf_puts(b, "This key cannot be backed up, so it can never be restored.");
+    else if (end != NULL)
+        web_buf_printf(b, "Never restored: %s.", end);
+    else if (c->backups == 0)
+        web_buf_puts(b, "No backup of this key exists yet: nothing can be restored.");
+    else
+        web_buf_puts(b, "Can be restored from its backup only if you ask for it here; an operator then restores it "
+                        "with your request's reference.");
+    if (can && end == NULL && c->backups > 0) {
+        web_approve_form(b, ACCOUNT_PATH, x->v->csrf);
+        web_buf_puts(b, "<input type=\"hidden\" name=\"cred\" value=\"");
+        web_buf_html(b, c->id);
+        web_buf_puts(b, "\"><button name=\"action\" value=\"restore\" type=\"submit\" class=\"restore secondary\">"
+                        "Request a restore of this key</button></form>");
+    }
+    web_buf_puts(b, "</td></tr>\n");
+    return 0;
+}
+
+static int request_row(const stor_restore_req_t *r, void *arg)
+{
+    view_t *x = arg;
+    char t[32], e[32];
+    when(t, r->created_at);
+    when(e, r->state == STOR_RESTORE_USED ? r->used_at : r->expires_at);
+    x->n++;
+    web_buf_puts(x->b, "<tr class=\"request\" id=\"request-");
+    web_buf_html(x->b, r->ref);
+    web_buf_puts(x->b, "\"><td class=\"ref\">");
+    web_buf_html(x->b, r->ref);
+    web_buf_puts(x->b, "</td><td class=\"id\">");
+    web_buf_html(x->b, r->cred);
+    web_buf_printf(x->b, "</td><td class=\"time\">%s</td><td class=\"state\">%s %s</td></tr>\n", t,
+                   r->state == STOR_RESTORE_USED ? "used on"
+                   : r->expires_at <= x->now      ? "expired on"
+                                                  : "open until",
+                   e);
+    return 0;
+}
+
+static const char *way_name(uint32_t w)
+{
+    return w == STOR_SIGNIN_PAGE ? "web page" : w == STOR_SIGNIN_API ? "API (auth/login)" : w == STOR_SIGNIN_OAUTH
+                                                                                        ? "OAuth sign-in page"
+                                                                                        : "-";
+}
+
+/* The rows of a recent-activity record: sign-ins (signins 1) or signing events. */
+static void recent_rows(web_buf_t *b, const stor_recent_t *r, int signins, const char *cred)
+{
+    for (uint32_t i = 0; i < r->n && i < STOR_RECENT_MAX; i++) {
+        char t[32];
+        when(t, r->time_ms[i] / 1000);
+        web_buf_printf(b, "<tr class=\"%s\"><td class=\"time\">%s</td>", signins ? "signin" : "signature", t);
+        if (!signins) {
+            web_buf_puts(b, "<td class=\"id\">");
+            web_buf_html(b, cred);
+            web_buf_puts(b, "</td>");
+        }
+        web_buf_puts(b, "<td class=\"client\">");
+        web_buf_html(b, r->client[i][0] != '\0' ? r->client[i] : "-");
+        if (signins)
+            web_buf_printf(b, "</td><td class=\"way\">%s</td><td class=\"result\">%s</td></tr>\n",
+                           way_name(r->what[i]), r->result[i] == STOR_RES_OK ? "ok" : "refused");
+        else
+            web_buf_printf(b, "</td><td class=\"count\">%u</td></tr>\n", r->what[i]);
+    }
+}
+
+static int view_fn(stor_txn_t *t, void *arg)
+{
+    view_t *x = arg;
+    web_buf_t *b = x->b;
+    int rc;
+
+    x->t = t;
+    x->n = 0;
+    x->n_ids = 0;
+    web_buf_puts(b, "<h2>Key backups</h2>\n<table id=\"backups\"><tr><th>Signing key</th><th>Can be backed up</th>"
+                    "<th>Backups of the current key</th><th>Restore</th></tr>\n");
+    if ((rc = stor_txn_cred_each(t, x->v->user, backup_row, x)) != 0)
+        return rc;
+    web_buf_puts(b, "</table>\n<p id=\"restore-rules\">A key is restored from its backup only on your own request, made "
+                    "on this page: the operator needs the request's reference");
+    if (x->w->c->cfg.restore_two_person)
+        web_buf_puts(b, ", and a second operator must approve the restore");
+    web_buf_printf(b, ". A request stays valid for %u days and is used once. A key whose certificate was revoked or "
+                      "has expired, or whose owner's account was ended, is never restored.</p>\n",
+                   (x->w->c->cfg.restore_request_ttl != 0 ? x->w->c->cfg.restore_request_ttl : 2592000u) / 86400u);
+    web_buf_puts(b, "<h2>Restore requests</h2>\n<table id=\"requests\"><tr><th>Reference</th><th>Signing key</th>"
+                    "<th>Asked</th><th>State</th></tr>\n");
+    x->n = 0;
+    if ((rc = stor_txn_restore_req_each(t, x->v->user, request_row, x)) != 0)
+        return rc;
+    if (x->n == 0)
+        web_buf_puts(b, "<tr><td colspan=\"4\">None.</td></tr>\n");
+    web_buf_puts(b, "</table>\n<h2>Last sign-ins</h2>\n<table id=\"signins\"><tr><th>Time</th><th>Client</th>"
+                    "<th>How</th><th>Result</th></tr>\n");
+    if ((rc = stor_txn_recent_get(t, STOR_RECENT_SIGNINS, x->v->user, x->rec)) != 0)
+        return rc;
+    recent_rows(b, x->rec, 1, NULL);
+    web_buf_puts(b, "</table>\n<h2>Last signatures</h2>\n<table id=\"signatures\"><tr><th>Time</th><th>Signing key</th>"
+                    "<th>Client</th><th>Signatures</th></tr>\n");
+    for (unsigned i = 0; i < x->n_ids; i++) {
+        if ((rc = stor_txn_recent_get(t, STOR_RECENT_SIGNS, x->ids[i], x->rec)) != 0)
+            return rc;
+        recent_rows(b, x->rec, 0, x->ids[i]);
+    }
+    web_buf_puts(b, "</table>\n");
+    return 0;
+}
+
+void web_account_view(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
+{
+    view_t *x = calloc(1, sizeof(*x));
+    if (x != NULL)
+        x->rec = calloc(1, sizeof(*x->rec));
+    if (x == NULL || x->rec == NULL) {
+        web_buf_puts(b, "<p>Your backups and recent activity cannot be shown right now.</p>\n");
+    } else {
+        *x = (view_t){.w = w, .b = b, .v = v, .now = (int64_t)time(NULL), .rec = x->rec};
+        web_buf_t part;
+        web_buf_init(&part, b->max);
+        x->b = &part;
+        if (stor_read(w->c->stor, view_fn, x) != 0)
+            web_buf_puts(b, "<p>Your backups and recent activity cannot be shown right now.</p>\n");
+        else if (!part.failed && part.p != NULL)
+            web_buf_puts(b, part.p);
+        web_buf_free(&part);
+    }
+    if (x != NULL)
+        free(x->rec);
+    free(x);
+}
+
+/* ACCOUNT_RESTORE: csc-sam reads the session, checks the form's CSRF token, that the credential is the user's own, has
+ * a backup of its current key and no final end, and files the request. */
+static void do_restore(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v)
+{
+    const char *cred = web_form_get(f, "cred");
+    char ref[SAM_NAME_MAX + 1] = "", note[256];
+    uint32_t expires = 0;
+    csc_sam_call_t call;
+    csc_err_t err;
+    if (cred == NULL || cred[0] == '\0' || strlen(cred) > SAM_NAME_MAX) {
+        web_approve_list(w, v, "That signing key is not known.", 1);
+        return;
+    }
+    if (csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_RESTORE, &err) != 0) {
+        web_approve_list(w, v, "The request could not be made right now. Try again.", 1);
+        return;
+    }
+    sam_put_str(&call.b, SAM_T_CRED, cred);
+    web_account_put_session(w, &call, sid, v);
+    if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) == 0 &&
+        sam_get_text(&call.reply, SAM_T_RESTORE_REF, ref, sizeof(ref)) == SAM_OK &&
+        sam_get_u32(&call.reply, SAM_T_EXPIRES_IN, &expires) == SAM_OK) {
+        snprintf(note, sizeof(note), "Your restore request is %s. Give this reference to the operator; it is valid "
+                 "for %u days and can be used once.", ref, expires / 86400u);
+        web_approve_list(w, v, note, 0);
+    } else {
+        uint32_t r = 0;
+        int refused = call.reply.op == SAM_OP_REFUSED && sam_get_u32(&call.reply, SAM_T_REFUSAL, &r) == SAM_OK;
+        web_approve_list(w, v,
+                              refused && r == SAM_REFUSE_NOT_OFFERED ? "No backup of that key exists: nothing can be "
+                                                                       "restored."
+                              : refused && r == SAM_REFUSE_DISABLED  ? "That key can never be restored."
+                              : refused && r == SAM_REFUSE_NOT_FOUND ? "That signing key is not known."
+                                                                     : "The request could not be made right now. Try "
+                                                                       "again.",
+                              1);
+    }
+    csc_sam_end(&call);
+}
+
+int web_account_view_action(web_t *w, const web_form_t *f, const char *sid, const oauth_session_view_t *v,
+                            const char *action)
+{
+    if (strcmp(action, "restore") != 0)
+        return 0;
+    do_restore(w, f, sid, v);
+    return 1;
+}
