@@ -193,11 +193,6 @@ void web_approve_list(web_t *w, const oauth_session_view_t *v, const char *note,
     web_buf_free(&b);
 }
 
-void web_approve_list_page(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
-{
-    list_page(w, v, note, is_error);
-}
-
 static int session_of(web_t *w, char sid[OAUTH_TOKEN_BUFLEN], oauth_session_view_t *v)
 {
     return w->call->cookie != NULL &&
