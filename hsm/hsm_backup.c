@@ -93,6 +93,10 @@ static int so_make_wrap_key(hsm_t *h, hsm_sess_t *s, const char *so_pin, CK_OBJE
         rv = h->p11->C_GenerateKey(s->handle, &mech, t, n, tmp);
         rc = hsm_rv_map(rv);
         (void)h->p11->C_Logout(s->handle);
+        /* Logging out made the token forget this process's handles of private objects (SoftHSM: every one; the
+         * standard lets a token do so): the cached ones of users' keys, the factor key and the TSA and audit keys are
+         * stale, and not every use of a cached handle looks it up again. */
+        hsm_cache_flush(h);
     }
     if ((rc2 = hsm_sess_login(h, s)) != HSM_OK) {
         s->lost = 1; /* the pool must log in again */

@@ -175,8 +175,8 @@ int main(void)
     srunner_add_suite(sr, t_suite_keys());
     srunner_add_suite(sr, t_suite_sign());
     srunner_add_suite(sr, t_suite_recovery());
+    srunner_add_suite(sr, t_suite_factor()); /* before backup: its first test wants a token without the factor key */
     srunner_add_suite(sr, t_suite_backup());
-    srunner_add_suite(sr, t_suite_factor());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -38,8 +38,20 @@ START_TEST(init_creates_trusted_keys)
     /* The user login came back after the refused SO login: signing still works. */
     ck_assert_int_eq(hsm_pubkey(h, t_env.ec256, HSM_KEYID_LEN, &pk), HSM_OK);
     ck_assert_int_eq(t_sign_verify(h, t_env.ec256, pk, &p), HSM_OK);
+    /* The factor key's handle cached too (seal), then the SO login that succeeds: it logs every session of this
+     * process out and back in, and the token forgets the handles of private objects on the way. Signing and opening
+     * a sealed factor must still work with the handles cached before. */
+    static const uint8_t aad[] = "user:alice", secret[20] = "12345678901234567890";
+    uint8_t blob[128], back[64];
+    size_t bn = 0, backn = 0;
+    int fcreated = -1;
+    ck_assert_int_eq(hsm_factor_init(h, &fcreated), HSM_OK);
+    ck_assert_int_eq(hsm_factor_seal(h, aad, sizeof(aad), secret, sizeof(secret), blob, sizeof(blob), &bn), HSM_OK);
     ck_assert_int_eq(hsm_backup_init(h, T_SO_PIN, &created), HSM_OK);
     ck_assert_int_eq(created, 3);
+    ck_assert_int_eq(t_sign_verify(h, t_env.ec256, pk, &p), HSM_OK);
+    ck_assert_int_eq(hsm_factor_open(h, aad, sizeof(aad), blob, bn, back, sizeof(back), &backn), HSM_OK);
+    ck_assert_mem_eq(back, secret, sizeof(secret));
     ck_assert_int_eq(hsm_backup_status(h, &trusted), HSM_OK);
     ck_assert_int_eq(trusted, 1);
     /* Idempotent: nothing new, no SO PIN needed. */
