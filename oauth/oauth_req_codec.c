@@ -22,6 +22,30 @@
 #define REQ_CODEC_VERSION 1
 #define NLABELS (sizeof(((oauth_authz_request_t *)0)->labels) / sizeof(((oauth_authz_request_t *)0)->labels[0]))
 
+static int terminated(const char *s, size_t size)
+{
+    return memchr(s, '\0', size) != NULL;
+}
+
+int oauth_req_ok(const oauth_authz_request_t *r)
+{
+    size_t i;
+
+    if (!r || !oauth_id_ok(r->client_id) || r->n_digests > STOR_DIGESTS_MAX || r->digest_len > STOR_DIGEST_LEN_MAX)
+        return 0;
+    if (r->scope != STOR_SCOPE_SERVICE && r->scope != STOR_SCOPE_CREDENTIAL)
+        return 0;
+    if (!terminated(r->redirect_uri, sizeof(r->redirect_uri)) || !terminated(r->state, sizeof(r->state)) ||
+        !terminated(r->cred, sizeof(r->cred)) || !terminated(r->signature_qualifier, sizeof(r->signature_qualifier)) ||
+        !terminated(r->hash_alg, sizeof(r->hash_alg)) || !terminated(r->description, sizeof(r->description)) ||
+        !terminated(r->authz_details, sizeof(r->authz_details)) || !terminated(r->lang, sizeof(r->lang)))
+        return 0;
+    for (i = 0; i < sizeof(r->labels) / sizeof(r->labels[0]); i++)
+        if (!terminated(r->labels[i], sizeof(r->labels[i])))
+            return 0;
+    return 1;
+}
+
 typedef struct {
     uint8_t *p;
     size_t cap, n;
