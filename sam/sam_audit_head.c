@@ -70,15 +70,36 @@ typedef struct head_put {
     stor_audit_t audit;
 } head_put_t;
 
+/* head_put_fn: a record came after the head that was signed; nothing written (not a SAM_AUDIT_SIGN_* value) */
+#define HEAD_MOVED 2
+
 static int head_put_fn(stor_txn_t *t, void *arg)
 {
     head_put_t *p = arg;
-    int rc = stor_txn_signed_head_put(t, &p->h);
+    uint8_t hash[32];
+    uint64_t seq = 0;
+    int rc = stor_txn_audit_tip(t, &seq, hash);
 
+    /* The head read before the signing must still be the last record: else the audit-head record would follow an
+     * unsigned one and make it look signed (the next signing, seeing an audit-head last, would skip). */
+    if (rc == 0 && (seq != p->h.seq || memcmp(hash, p->h.hash, 32) != 0))
+        return HEAD_MOVED;
+    if (rc == 0)
+        rc = stor_txn_signed_head_put(t, &p->h);
     return rc != 0 ? rc : stor_txn_audit_append(t, &p->audit);
 }
 
+static int sign_head_once(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
+
 int sam_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq)
+{
+    int rc = HEAD_MOVED;
+    for (int i = 0; i < 5 && rc == HEAD_MOVED; i++) /* records came meanwhile: sign the new head */
+        rc = sign_head_once(stor, hsm, who, force, signed_seq);
+    return rc == HEAD_MOVED ? SAM_AUDIT_SIGN_NOTHING : rc;
+}
+
+static int sign_head_once(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq)
 {
     hsm_sign_params_t sp = {.scheme = HSM_SIG_ECDSA, .md_nid = NID_sha256};
     tip_read_t tip = {0};
@@ -126,6 +147,10 @@ int sam_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force
     snprintf(p->audit.client, sizeof(p->audit.client), "%s", who ? who : "csc-sam");
     snprintf(p->audit.detail, sizeof(p->audit.detail), "signed seq=%" PRIu64 " hash=%s", tip.seq, hex);
     rc = stor_write(stor, head_put_fn, p);
+    if (rc == HEAD_MOVED) {
+        free(p);
+        return HEAD_MOVED;
+    }
     if (rc == STOR_ERR_EXISTS) {
         free(p);
         return SAM_AUDIT_SIGN_NOTHING; /* someone signed this head meanwhile */
