@@ -320,6 +320,8 @@ int oauth_user_status(stor_txn_t *t, const char *name, uint32_t *status);
 void oauth_int_set_skew(oauth_t *o, int64_t seconds);
 /** Lower the bounds of the in-memory tables (0 = leave as is; at most the defaults above). */
 void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs);
+/** How many times this process ran scrypt (verifiers made and checked). */
+unsigned long oauth_int_derivations(void);
 #endif
 
 /** oauth_session.c: a session used now: idle expiry moved, never past its maximum life. */

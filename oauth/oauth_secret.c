@@ -40,10 +40,22 @@
 
 _Static_assert(VERIFIER_LEN <= STOR_VERIFIER_MAX, "verifier must fit the storage field");
 
+#ifdef CSC_TEST_HOOKS
+static unsigned long derivations; /* scrypt runs of this process (oauth_int_derivations) */
+
+unsigned long oauth_int_derivations(void)
+{
+    return __atomic_load_n(&derivations, __ATOMIC_RELAXED);
+}
+#endif
+
 static int derive(const char *secret, size_t len, const uint8_t *salt, unsigned log2n, unsigned r, unsigned p,
                   uint8_t key[HASH_LEN])
 {
     static const char empty[1] = "";
+#ifdef CSC_TEST_HOOKS
+    __atomic_add_fetch(&derivations, 1, __ATOMIC_RELAXED);
+#endif
 
     if (EVP_PBE_scrypt(secret ? secret : empty, len, salt, SALT_LEN, (uint64_t)1 << log2n, r, p, SCRYPT_MAXMEM,
                        key, HASH_LEN) != 1)

@@ -173,11 +173,11 @@ out:
     return rc;
 }
 
-/* Check old (as typed) against the factor's verifier, then apply the change with the new verifier j->ver; the reply
- * or refusal into b. The refusals: UNAUTHORIZED about OLD_SECRET (wrong: counted), LOCKED, NOT_FOUND about CRED or
+/* Check old (as typed) against the factor's verifier; only if it is right, derive the new verifier from fresh (so a
+ * wrong old secret costs one scrypt, not two) and apply the change; the reply or refusal into b. The refusals: UNAUTHORIZED about OLD_SECRET (wrong: counted), LOCKED, NOT_FOUND about CRED or
  * SESSION (nothing to change), BUSY (nothing checked), UNAVAILABLE. */
 static int change_run(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, change_t *j,
-                      const char *old, unsigned op)
+                      const char *old, const char *fresh, unsigned op)
 {
     unsigned about = j->cred != NULL ? SAM_T_CRED : SAM_T_SESSION;
     int rc, src;
@@ -197,6 +197,8 @@ static int change_run(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
     if (rc == OAUTH_ERR_BUSY)
         return sam_refuse(b, req, SAM_REFUSE_BUSY, "too many secret checks at once", 0);
     j->old_ok = rc == OAUTH_OK;
+    if (j->old_ok && oauth_secret_hash(fresh, strlen(fresh), cfg->scrypt_log2n, j->ver, &j->vlen) != 0)
+        return sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot derive the new verifier", 0);
     src = stor_write(cfg->stor, change_fn, j);
     if (src == 1 && j->outcome == OAUTH_ERR_LOCKED)
         return sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, j->user, j->cred, j->client, SAM_REFUSE_LOCKED,
@@ -272,12 +274,12 @@ int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam
                                      bad, SAM_T_PIN);
         goto out;
     }
-    if (oauth_secret_hash(pin, strlen(pin), cfg->scrypt_log2n, j->ver, &j->vlen) != 0) {
-        rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot derive the PIN verifier", 0);
+    if (sam_msg_count(req, SAM_T_OLD_SECRET) > 0) {
+        rc = change_run(cfg, req, b, j, old, pin, SAM_OP_ACCOUNT_PIN);
         goto out;
     }
-    if (sam_msg_count(req, SAM_T_OLD_SECRET) > 0) {
-        rc = change_run(cfg, req, b, j, old, SAM_OP_ACCOUNT_PIN);
+    if (oauth_secret_hash(pin, strlen(pin), cfg->scrypt_log2n, j->ver, &j->vlen) != 0) {
+        rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot derive the PIN verifier", 0);
         goto out;
     }
     int src = stor_write(cfg->stor, pin_fn, j);
@@ -321,11 +323,7 @@ int sam_op_account_password(const sam_server_config_t *cfg, const sam_msg_t *req
                                      bad, SAM_T_PASSWORD);
         goto out;
     }
-    if (oauth_secret_hash(pw, strlen(pw), cfg->scrypt_log2n, j->ver, &j->vlen) != 0) {
-        rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot derive the password verifier", 0);
-        goto out;
-    }
-    rc = change_run(cfg, req, b, j, old, SAM_OP_ACCOUNT_PASSWORD);
+    rc = change_run(cfg, req, b, j, old, pw, SAM_OP_ACCOUNT_PASSWORD);
 out:
     OPENSSL_cleanse(pw, sizeof(pw));
     OPENSSL_cleanse(old, sizeof(old));

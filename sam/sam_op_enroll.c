@@ -809,6 +809,27 @@ static int finish_write_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &f->a);
 }
 
+
+/* The PIN verifiers of the credentials the finish names (the loop of sam_op_enroll_finish checked them, in the same
+ * order, into f->ids). */
+static int pin_verifiers(const sam_server_config_t *cfg, const sam_msg_t *req, finish_t *f)
+{
+    char pin[SAM_SECRET_MAX + 1];
+    sam_iter_t ip;
+    const uint8_t *v;
+    size_t vl;
+    int rc = 0;
+    sam_iter_init(req, SAM_T_PIN, &ip);
+    for (unsigned i = 0; rc == 0 && i < f->n; i++) {
+        if (!sam_iter_next(&ip, &v, &vl))
+            return -1;
+        memcpy(pin, v, vl);
+        pin[vl] = '\0';
+        rc = oauth_secret_hash(pin, vl, cfg->scrypt_log2n, f->pin_ver[i], &f->pin_len[i]) != 0 ? -1 : 0;
+        OPENSSL_cleanse(pin, sizeof(pin));
+    }
+    return rc;
+}
 int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
     char ticket[SAM_TOKEN_MAX + 1], csrf[SAM_TOKEN_MAX + 1], want[OAUTH_TOKEN_BUFLEN], addr[SAM_ADDR_MAX + 1];
@@ -864,9 +885,8 @@ int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, s
             about = SAM_T_PIN;
             if (!waiting_has(&f->w, f->ids[f->n]))
                 bad = "a credential named is not waiting for this user's PIN";
-            else if ((bad = sam_pin_refusal(cfg, pin)) == NULL &&
-                     oauth_secret_hash(pin, vl, cfg->scrypt_log2n, f->pin_ver[f->n], &f->pin_len[f->n]) != 0)
-                bad = "cannot derive the PIN verifier";
+            else
+                bad = sam_pin_refusal(cfg, pin);
             for (unsigned j = 0; bad == NULL && j < f->n; j++)
                 if (strcmp(f->ids[j], f->ids[f->n]) == 0)
                     bad = "a credential named twice";
@@ -886,9 +906,10 @@ int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, s
         rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "the TOTP secret cannot be sealed (factor key)", 0);
         goto out;
     }
-    if (!f->wrong_otp &&
-        oauth_secret_hash(pw, strlen(pw), cfg->scrypt_log2n, f->pw_ver, &f->pw_len) != 0) {
-        rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot derive the password verifier", 0);
+    /* The verifiers only once the code is right: a wrong code costs no scrypt at all. */
+    if (!f->wrong_otp && (oauth_secret_hash(pw, strlen(pw), cfg->scrypt_log2n, f->pw_ver, &f->pw_len) != 0 ||
+                          pin_verifiers(cfg, req, f) != 0)) {
+        rc = sam_refuse(b, req, SAM_REFUSE_INTERNAL, "cannot derive the password and PIN verifiers", 0);
         goto out;
     }
     src = stor_write(cfg->stor, finish_write_fn, f);

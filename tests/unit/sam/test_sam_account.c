@@ -16,6 +16,7 @@
 #include <openssl/sha.h>
 
 #include "csc_fixture.h"
+#include "oauth_int.h" /* oauth_int_derivations */
 #include "sam_client.h"
 
 #define NEW_PIN "97531864"
@@ -349,8 +350,11 @@ START_TEST(t_pin_change_wrong_old_pin_locks)
     unsigned lockouts = cfx_audit_count(&f, STOR_EV_LOCKOUT, -1, CFX_CRED_EC);
     /* the same counters as credentials/authorize: max_failures (5) wrong PINs begin a lock */
     for (unsigned i = 1; i < 5; i++) {
+        unsigned long scrypts = oauth_int_derivations();
         ck_assert_uint_eq(pin_change(sid, csrf, CFX_CRED_EC, "11111111", NEW_PIN, &about),
                           REFUSED(SAM_REFUSE_UNAUTHORIZED));
+        /* a wrong old PIN costs the check only: the new PIN's verifier is not derived */
+        ck_assert_uint_eq(oauth_int_derivations() - scrypts, 1);
         ck_assert_uint_eq(about, SAM_T_OLD_SECRET);
         cred_lock(CFX_CRED_EC, &failed, &until);
         ck_assert_uint_eq(failed, i);
@@ -456,7 +460,9 @@ START_TEST(t_password_wrong_old_locks)
     cfx_page_session(&f, CFX_USER, sid, csrf);
     unsigned lockouts = cfx_audit_count(&f, STOR_EV_LOCKOUT, -1, NULL);
     for (unsigned i = 1; i <= 5; i++) {
+        unsigned long scrypts = oauth_int_derivations();
         ck_assert_uint_eq(pw_change(sid, csrf, "Wrong-Password-1", NEW_PW, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+        ck_assert_uint_eq(oauth_int_derivations() - scrypts, 1); /* the check only, not the new verifier */
         ck_assert_uint_eq(about, SAM_T_OLD_SECRET);
         ck_assert_int_eq(user_pw_is(CFX_USER, CFX_PASSWORD, &failed, &until), 1);
         ck_assert_uint_eq(failed, i < 5 ? i : 0); /* the LOGIN counters: the fifth begins a lock */

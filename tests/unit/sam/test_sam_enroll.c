@@ -13,6 +13,7 @@
 #include <openssl/sha.h>
 
 #include "csc_fixture.h"
+#include "oauth_int.h" /* oauth_int_derivations */
 #include "sam_client.h"
 #include "sam_server.h" /* sam_totp_open */
 
@@ -448,9 +449,12 @@ START_TEST(t_rules_enforced_by_the_sam)
     const char *alices[] = {CFX_CRED_EC};
     ck_assert_uint_eq(finish(&s, NULL, NULL, PW, "", 1, alices, pins, &about), REFUSED(SAM_REFUSE_BAD_MESSAGE));
     ck_assert_uint_eq(about, SAM_T_PIN);
-    /* wrong first TOTP codes count on the code: the third (enroll_code_tries 3) burns it */
+    /* wrong first TOTP codes count on the code: the third (enroll_code_tries 3) burns it. A wrong code costs no
+     * scrypt: the password's and PINs' verifiers are derived only after the code was right. */
+    unsigned long scrypts = oauth_int_derivations();
     ck_assert_uint_eq(finish(&s, NULL, NULL, PW, "000000", 1, creds, pins, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
     ck_assert_uint_eq(about, SAM_T_OTP);
+    ck_assert_uint_eq(oauth_int_derivations(), scrypts);
     ck_assert_uint_eq(finish(&s, NULL, NULL, PW, "999999", 1, creds, pins, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
     ck_assert_uint_eq(finish(&s, NULL, NULL, PW, "000001", 1, creds, pins, &about), REFUSED(SAM_REFUSE_LOCKED));
     ck_assert_uint_eq(finish(&s, NULL, NULL, PW, "", 1, creds, pins, &about), REFUSED(SAM_REFUSE_NOT_FOUND));
