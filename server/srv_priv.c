@@ -21,6 +21,7 @@
  * Libraries: libseccomp only here (csc_priv, linked by csc-server and csc-server-test, not by csc-admin).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
@@ -148,6 +149,11 @@ int srv_priv_mlock(const char *who)
                 who, strerror(errno), (unsigned long long)lim.rlim_cur);
         return -1;
     }
+    /* Locked pages cannot be given back: madvise(MADV_DONTNEED) fails on them (EINVAL), so malloc's trimming of
+     * its heaps after a large free would be a failing system call, and a shrunk heap refaulted and locked again
+     * by the next allocation, on every request. Keep what was grown instead (bounded by the connections). */
+    (void)mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
     return 0;
 }
 
