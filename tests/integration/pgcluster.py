@@ -2,12 +2,11 @@
 certificate per node and role) and writes pg.env, which this module reads. Standard library only; the checks
 use Debian's psql, which takes libpq conninfo strings."""
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 
-from harness import ROOT, free_port
+from harness import ROOT, Service, free_port
 
 PG_SCRIPT = os.path.join(ROOT, "scripts", "pg")
 
@@ -15,21 +14,6 @@ PG_SCRIPT = os.path.join(ROOT, "scripts", "pg")
 def clean_env():
     """The environment without the caller's libpq variables (PGHOST, PGSSLMODE, ...): only the conninfo counts."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-
-
-def parse_env(path):
-    """pg.env: NAME=VALUE or NAME='VALUE' lines (comments and blank lines skipped) -> dict."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            m = re.fullmatch(r"([A-Z0-9_]+)=(?:'([^']*)'|(\S*))", line)
-            if not m:
-                raise ValueError("pg.env: unexpected line %r" % line)
-            out[m.group(1)] = m.group(2) if m.group(2) is not None else m.group(3)
-    return out
 
 
 class PgCluster:
@@ -60,7 +44,7 @@ class PgCluster:
             p = self.script("start", "--port", str(self.port), "--nodes", str(self.nodes), check=False)
             if p.returncode == 0:
                 self.start_output = p.stdout + p.stderr
-                self.env = parse_env(os.path.join(self.dir, "pg.env"))
+                self.env = Service._read_env(os.path.join(self.dir, "pg.env"))  # NAME='VALUE' lines, as demo.env
                 return self
             last = p
             if "did not start" not in p.stderr:
