@@ -38,7 +38,8 @@ CREATE SCHEMA IF NOT EXISTS csc AUTHORIZATION csc_admin;
 REVOKE ALL ON SCHEMA csc FROM PUBLIC;
 GRANT USAGE ON SCHEMA csc TO csc_sam, csc_front;
 
--- One row per applied migration file. The binaries read it at start and refuse a database newer than they are.
+-- One row per applied migration file. The runner (scripts/pg migrate) applies the files with no row and refuses a
+-- database with a version that has no file (newer than the code).
 CREATE TABLE IF NOT EXISTS csc.schema_version (
     version    integer PRIMARY KEY CHECK (version > 0),
     name       text NOT NULL,
