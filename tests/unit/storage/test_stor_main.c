@@ -24,7 +24,7 @@ const char *tst_path(void)
 
 stor_env_t *tst_open(const char *path, size_t map_size)
 {
-    stor_config_t cfg = { .path = path, .map_size = map_size };
+    stor_config_t cfg = { .location = path, .map_size = map_size };
     stor_env_t *env = NULL;
     int rc = stor_open(&cfg, &env);
 
