@@ -25,20 +25,20 @@ static void teardown(void)
     rmdir(dir);
 }
 
-static const char *base = "environment = test\n"
-                          "listen = 127.0.0.1:8443\n"
-                          "tls_cert = tls/cert.pem\n"
-                          "tls_key = /abs/key.pem\n"
-                          "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n"
-                          "pkcs11_token = t\n"
-                          "pkcs11_pin_file = pin\n"
-                          "lmdb_path = db\n";
+#define BASE_NO_STORAGE "environment = test\n"                                    \
+                        "listen = 127.0.0.1:8443\n"                               \
+                        "tls_cert = tls/cert.pem\n"                               \
+                        "tls_key = /abs/key.pem\n"                                \
+                        "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n"       \
+                        "pkcs11_token = t\n"                                      \
+                        "pkcs11_pin_file = pin\n"
+static const char *base = BASE_NO_STORAGE "lmdb_path = db\n";
 
-/* Load base + extra; return rc and leave stderr's text in msg. */
-static int load(const char *extra, srv_config_t *cfg, char *msg, size_t msz)
+/* Load head + extra; return rc and leave stderr's text in msg. */
+static int load_with(const char *head, const char *extra, srv_config_t *cfg, char *msg, size_t msz)
 {
     FILE *f = fopen(file, "w");
-    fputs(base, f);
+    fputs(head, f);
     fputs(extra, f);
     fclose(f);
     fflush(stderr);
@@ -54,6 +54,12 @@ static int load(const char *extra, srv_config_t *cfg, char *msg, size_t msz)
     msg[n] = '\0';
     fclose(f);
     return rc;
+}
+
+/* Load base + extra. */
+static int load(const char *extra, srv_config_t *cfg, char *msg, size_t msz)
+{
+    return load_with(base, extra, cfg, msg, msz);
 }
 
 START_TEST(t_valid)
@@ -121,6 +127,45 @@ START_TEST(t_refusals)
         ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
                       msg);
         ck_assert_msg(strstr(msg, "c.conf:") != NULL, "no file:line in \"%s\"", msg);
+    }
+}
+END_TEST
+
+/* storage = <backend>:<location>; lmdb_path = PATH is the older spelling of storage = lmdb:PATH. */
+START_TEST(t_storage)
+{
+    static const struct {
+        const char *extra;
+        const char *needle;
+    } refused[] = {
+        {"", "missing required key storage"},
+        {"storage = lmdb:db\nlmdb_path = db\n", "storage and lmdb_path: give one"},
+        {"lmdb_path = db\nstorage = lmdb:db\n", "storage and lmdb_path: give one"},
+        {"storage = postgresql:dbname=csc\n", "storage: unknown backend \"postgresql\" (backends: lmdb)"},
+        {"storage = db\n", "storage: expected <backend>:<location> (backends: lmdb)"},
+        {"storage = :db\n", "storage: expected <backend>:<location>"},
+        {"storage = lmdb:\n", "storage: lmdb: needs a location"},
+        {"storage = lmdb:db\nstorage = lmdb:db2\n", "storage given twice"},
+        {"lmdb_path =\n", "lmdb_path: an empty location"},
+    };
+    srv_config_t cfg;
+    char msg[512], expect[PATH_MAX + 32], real[PATH_MAX];
+
+    ck_assert_ptr_nonnull(realpath(dir, real));
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = lmdb:db\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage_backend, "lmdb");
+    snprintf(expect, sizeof(expect), "%s/db", real); /* relative to the file, like every path */
+    ck_assert_str_eq(cfg.storage_location, expect);
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = lmdb:/var/lib/csc\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage_location, "/var/lib/csc");
+    /* the older spelling */
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage_backend, "lmdb");
+    ck_assert_str_eq(cfg.storage_location, expect);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        ck_assert_int_eq(load_with(BASE_NO_STORAGE, refused[i].extra, &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, refused[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i,
+                      refused[i].needle, msg);
     }
 }
 END_TEST
@@ -295,6 +340,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_valid);
     tcase_add_test(tc, t_refusals);
+    tcase_add_test(tc, t_storage);
     tcase_add_test(tc, t_environment_rules);
     tcase_add_test(tc, t_operator_rules);
     tcase_add_test(tc, t_sam_keys);
