@@ -19,7 +19,8 @@
  * the thread that began it. At most one top-level write transaction exists at a time per environment in a
  * process (stor_env.c's group commit ensures it); beginning a second one in the same thread is not allowed.
  *
- * Backends: stor_backend_lmdb (storage/lmdb/stor_lmdb.c, the only file that includes <lmdb.h>).
+ * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB; the ctest
+ * unit_storage_confined checks it).
  */
 #ifndef STOR_BACKEND_H
 #define STOR_BACKEND_H
@@ -70,7 +71,7 @@ typedef enum {
     STOR_CUR_SET_RANGE, /**< the first row whose key is >= k (in a dupsort table: its first value) */
     STOR_CUR_SET_KEY,   /**< the first value of key k (exact match) */
     STOR_CUR_NEXT,      /**< the next row (next value, or first value of the next key) */
-    STOR_CUR_NEXT_DUP,  /**< the next value of the current key only */
+    STOR_CUR_NEXT_DUP,  /**< the next value of the current key only (a plain table: always STOR_ERR_NOTFOUND) */
 } stor_cur_op_t;
 
 typedef struct stor_backend {

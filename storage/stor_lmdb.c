@@ -234,6 +234,13 @@ static int lmdb_cursor_get(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, st
         return STOR_ERR_INVAL;
     if (op == STOR_CUR_SET_RANGE || op == STOR_CUR_SET_KEY)
         mk = MV(k);
+    if (op == STOR_CUR_NEXT_DUP) { /* LMDB would move to the next key of a plain table: a key has one value there */
+        unsigned flags = 0;
+        if ((rc = mdb_dbi_flags(mdb_cursor_txn(CUR(c)), mdb_cursor_dbi(CUR(c)), &flags)) != 0)
+            return lmdb_err(rc);
+        if (!(flags & MDB_DUPSORT))
+            return STOR_ERR_NOTFOUND;
+    }
     if ((rc = mdb_cursor_get(CUR(c), &mk, &mv, ops[op])) != 0)
         return lmdb_err(rc);
     k->len = mk.mv_size;

@@ -462,7 +462,7 @@ START_TEST(t_reentrancy)
     ck_assert_int_eq(stor_write(env, recursive_write, env), STOR_ERR_INVAL);
     ck_assert_int_eq(stor_user_get(env, "a", &u), STOR_ERR_NOTFOUND);
     ck_assert_int_eq(stor_write(env, put_a, NULL), 0);
-    /* reads from inside a write callback and nested reads work (MDB_NOTLS) */
+    /* reads from inside a write callback and nested reads work (read txns are not tied to a thread) */
     ck_assert_int_eq(stor_write(env, read_in_write, env), 0);
     ck_assert_int_eq(stor_read(env, nested_read_outer, env), 0);
     stor_close(env);
