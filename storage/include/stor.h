@@ -1,8 +1,8 @@
 /*
- * stor.h - durable state of the signing service, kept in LMDB.
+ * stor.h - durable state of the signing service, kept by a storage backend (stor_config_t.backend: "lmdb").
  *
  * Users, credentials, access/refresh tokens, SADs and the audit log live in one
- * LMDB environment. Reads run in short read-only transactions on the calling
+ * environment (LMDB: one LMDB environment). Reads run in short read-only transactions on the calling
  * thread. Writes are group-committed, one batch at a time: the stor_write()
  * caller that finds no batch running runs the callbacks of every waiting caller
  * inside one write transaction (each in a nested transaction of its own, so a

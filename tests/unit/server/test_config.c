@@ -92,12 +92,28 @@ START_TEST(t_valid)
 }
 END_TEST
 
+/* A configuration that must be refused: what to add to the head, and what the message must say. */
+typedef struct refusal {
+    const char *extra;
+    const char *needle;
+} refusal_t;
+
+/* Each of cases[0..n) added to head is refused, with file:line and the needle in the message. */
+static void refuse_all(const char *head, const refusal_t *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        srv_config_t cfg;
+        char msg[512];
+        ck_assert_int_eq(load_with(head, cases[i].extra, &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
+                      msg);
+        ck_assert_msg(strstr(msg, "c.conf:") != NULL, "no file:line in \"%s\"", msg);
+    }
+}
+
 START_TEST(t_refusals)
 {
-    static const struct {
-        const char *extra;
-        const char *needle;
-    } cases[] = {
+    static const refusal_t cases[] = {
         {"colour = blue\n", "unknown key \"colour\""},
         {"workers = 0\n", "workers: expected a number from 1 to 1024"},
         {"workers = 12x\n", "workers"},
@@ -120,24 +136,14 @@ START_TEST(t_refusals)
         {"server_user = csc\nsam_user = csc\n", "sam_user: must differ from server_user"},
         {"seccomp = maybe\n", "seccomp: expected yes or no"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        srv_config_t cfg;
-        char msg[512];
-        ck_assert_int_eq(load(cases[i].extra, &cfg, msg, sizeof(msg)), -1);
-        ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
-                      msg);
-        ck_assert_msg(strstr(msg, "c.conf:") != NULL, "no file:line in \"%s\"", msg);
-    }
+    refuse_all(base, cases, sizeof(cases) / sizeof(cases[0]));
 }
 END_TEST
 
 /* storage = <backend>:<location>; lmdb_path = PATH is the older spelling of storage = lmdb:PATH. */
 START_TEST(t_storage)
 {
-    static const struct {
-        const char *extra;
-        const char *needle;
-    } refused[] = {
+    static const refusal_t refused[] = {
         {"", "missing required key storage"},
         {"storage = lmdb:db\nlmdb_path = db\n", "storage and lmdb_path: give one"},
         {"lmdb_path = db\nstorage = lmdb:db\n", "storage and lmdb_path: give one"},
@@ -162,11 +168,7 @@ START_TEST(t_storage)
     ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
     ck_assert_str_eq(cfg.storage_backend, "lmdb");
     ck_assert_str_eq(cfg.storage_location, expect);
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        ck_assert_int_eq(load_with(BASE_NO_STORAGE, refused[i].extra, &cfg, msg, sizeof(msg)), -1);
-        ck_assert_msg(strstr(msg, refused[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i,
-                      refused[i].needle, msg);
-    }
+    refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
 }
 END_TEST
 
