@@ -44,6 +44,8 @@ typedef struct stor_val {
 #define STOR_PUT_NODUPDATA 0x2u   /**< dupsort table: refuse (STOR_ERR_EXISTS) if this key/value pair exists */
 #define STOR_PUT_RESERVE 0x4u     /**< plain table: store v->len bytes and set v->data to them, to be filled by the
                                    *   caller before any other call on the txn (v->data on entry is ignored) */
+#define STOR_PUT_APPEND 0x8u      /**< plain table: k must sort after every key of the table (else STOR_ERR_EXISTS, txn
+                                   *   usable), for keys that only grow (a backend may skip the search) */
 
 /* Flags of a table. */
 #define STOR_TABLE_DUPSORT 0x1u  /**< a set of values per key, in value order */

@@ -168,7 +168,8 @@ static int lmdb_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t
 static int lmdb_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags)
 {
     unsigned mf = (flags & STOR_PUT_NOOVERWRITE ? MDB_NOOVERWRITE : 0) |
-                  (flags & STOR_PUT_NODUPDATA ? MDB_NODUPDATA : 0) | (flags & STOR_PUT_RESERVE ? MDB_RESERVE : 0);
+                  (flags & STOR_PUT_NODUPDATA ? MDB_NODUPDATA : 0) | (flags & STOR_PUT_RESERVE ? MDB_RESERVE : 0) |
+                  (flags & STOR_PUT_APPEND ? MDB_APPEND : 0);
     MDB_val mk, mv;
     int rc;
 

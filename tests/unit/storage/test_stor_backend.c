@@ -178,6 +178,22 @@ static void c_nooverwrite(bk_t *b)
     b->be->txn_abort(t);
 }
 
+/* APPEND takes a key after the last one and refuses any other (EXISTS, txn usable). */
+static void c_append(bk_t *b)
+{
+    stor_bk_txn_t *t = begin(b, NULL, STOR_BK_WRITE);
+
+    ck_assert_int_eq(put(b, t, T_PLAIN, "m", "1", STOR_PUT_APPEND), 0);
+    ck_assert_int_eq(put(b, t, T_PLAIN, "n", "2", STOR_PUT_APPEND | STOR_PUT_NOOVERWRITE), 0);
+    ck_assert_int_eq(put(b, t, T_PLAIN, "a", "3", STOR_PUT_APPEND), STOR_ERR_EXISTS);
+    ck_assert_int_eq(put(b, t, T_PLAIN, "n", "4", STOR_PUT_APPEND | STOR_PUT_NOOVERWRITE), STOR_ERR_EXISTS);
+    ck_assert_int_eq(put(b, t, T_PLAIN, "o", "5", STOR_PUT_APPEND), 0);
+    ck_assert_int_eq(b->be->txn_commit(t), 0);
+    t = begin(b, NULL, STOR_BK_READ);
+    ROWS(b, t, T_PLAIN, STOR_CUR_FIRST, NULL, STOR_CUR_NEXT, "m=1,n=2,o=5,");
+    b->be->txn_abort(t);
+}
+
 /* RESERVE hands out room for len bytes that the caller fills. */
 static void c_reserve(bk_t *b)
 {
@@ -387,7 +403,7 @@ static const struct {
     const char *name;
     case_fn fn;
 } cases[] = {
-    { "put_get", c_put_get }, { "nooverwrite", c_nooverwrite }, { "reserve", c_reserve },
+    { "put_get", c_put_get }, { "nooverwrite", c_nooverwrite }, { "append", c_append }, { "reserve", c_reserve },
     { "del_abort", c_del_abort }, { "dups", c_dups }, { "order", c_order },
     { "cursor_del", c_cursor_del }, { "nested", c_nested }, { "binary", c_binary },
 };
