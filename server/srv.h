@@ -32,7 +32,8 @@ typedef struct srv_config {
     char pkcs11_pin_file[PATH_MAX];
     char softhsm_conf[PATH_MAX];
     unsigned pkcs11_sessions;
-    char lmdb_path[PATH_MAX];
+    char storage_backend[16];         /* storage = <backend>:<location> (lmdb_path = PATH: lmdb) */
+    char storage_location[PATH_MAX];
     size_t lmdb_map_size;
     unsigned access_ttl, refresh_ttl, sad_ttl;
     unsigned max_failures, lock_seconds;

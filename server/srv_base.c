@@ -61,10 +61,11 @@ int srv_production_checks(const srv_config_t *cfg)
 int srv_modules_open_base(const srv_config_t *cfg, int writer_later, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
-    stor_config_t sc = {.path = cfg->lmdb_path, .map_size = cfg->lmdb_map_size, .writer_later = writer_later};
+    stor_config_t sc = {.backend = cfg->storage_backend, .location = cfg->storage_location,
+                        .map_size = cfg->lmdb_map_size, .writer_later = writer_later};
     int rc = stor_open(&sc, &m->stor);
     if (rc != STOR_OK) {
-        fprintf(stderr, "storage %s: %s\n", cfg->lmdb_path, stor_strerror(rc));
+        fprintf(stderr, "storage %s:%s: %s\n", cfg->storage_backend, cfg->storage_location, stor_strerror(rc));
         goto fail;
     }
     oauth_config_t oc = {

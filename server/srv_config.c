@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include "srv.h"
 
-typedef enum { T_STR, T_PATH, T_UINT, T_SIZE, T_BOOL, T_ENV, T_LISTEN } kind_t;
+typedef enum { T_STR, T_PATH, T_UINT, T_SIZE, T_BOOL, T_ENV, T_LISTEN, T_STORAGE } kind_t;
 
 typedef struct row {
     const char *key;
@@ -51,7 +51,8 @@ static const row_t rows[] = {
     {"pkcs11_pin_file", T_PATH, O(pkcs11_pin_file), S(pkcs11_pin_file), 0, 0, NULL},
     {"pkcs11_sessions", T_UINT, O(pkcs11_sessions), 0, 1, 256, "4"},
     {"softhsm_conf", T_PATH, O(softhsm_conf), S(softhsm_conf), 0, 0, ""},
-    {"lmdb_path", T_PATH, O(lmdb_path), S(lmdb_path), 0, 0, NULL},
+    {"storage", T_STORAGE, O(storage_location), S(storage_location), 0, 0, NULL}, /* required: check_storage */
+    {"lmdb_path", T_PATH, O(storage_location), S(storage_location), 0, 0, ""},  /* older spelling of lmdb: */
     {"lmdb_map_size", T_SIZE, O(lmdb_map_size), 0, 1ull << 20, 1ull << 40, "1G"},
     {"access_ttl", T_UINT, O(access_ttl), 0, 60, 86400, "3600"},
     {"refresh_ttl", T_UINT, O(refresh_ttl), 0, 60, 31536000, "2592000"},
@@ -190,6 +191,24 @@ static int set_value(const ctx_t *c, srv_config_t *cfg, const row_t *r, const ch
             return fail(c, "%s: value longer than %zu characters", r->key, r->size - 1);
         memcpy(base + r->off, v, strlen(v) + 1);
         return 0;
+    case T_STORAGE: {
+        /* <backend>:<location>; an lmdb location is a path (relative to the file's folder, like T_PATH). */
+        const char *colon = strchr(v, ':');
+        size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
+        if (colon == NULL || blen == 0 || blen >= sizeof(cfg->storage_backend))
+            return fail(c, "%s: expected <backend>:<location> (backends: %s), got \"%s\"", r->key,
+                        stor_backend_names(), v);
+        memcpy(cfg->storage_backend, v, blen);
+        cfg->storage_backend[blen] = '\0';
+        if (!stor_backend_known(cfg->storage_backend))
+            return fail(c, "%s: unknown backend \"%s\" (backends: %s)", r->key, cfg->storage_backend,
+                        stor_backend_names());
+        if (colon[1] == '\0')
+            return fail(c, "%s: %s: needs a location (lmdb:PATH, the database's folder)", r->key, cfg->storage_backend);
+        row_t as_path = *r;
+        as_path.kind = T_PATH;
+        return set_value(c, cfg, &as_path, colon + 1);
+    }
     case T_PATH: {
         char buf[PATH_MAX];
         int len = v[0] == '/' || v[0] == '\0' || strcmp(v, "-") == 0 ? snprintf(buf, sizeof(buf), "%s", v)
@@ -338,13 +357,34 @@ static int bad_user_name(const char *u)
     return u[0] == '-' || strspn(u, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(u);
 }
 
+/* storage (or its older spelling lmdb_path = PATH, i.e. storage = lmdb:PATH): exactly one is given. */
+static int check_storage(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
+{
+    int storage = 0, lmdb_path = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        storage |= seen[i] && rows[i].kind == T_STORAGE;
+        lmdb_path |= seen[i] && strcmp(rows[i].key, "lmdb_path") == 0;
+    }
+    if (storage && lmdb_path)
+        return fail(c, "storage and lmdb_path: give one (lmdb_path = PATH is the older spelling of storage = lmdb:PATH)");
+    if (!storage && !lmdb_path)
+        return fail(c, "missing required key storage (storage = lmdb:PATH)");
+    if (lmdb_path)
+        snprintf(cfg->storage_backend, sizeof(cfg->storage_backend), "lmdb");
+    if (cfg->storage_location[0] == '\0')
+        return fail(c, "%s: an empty location", storage ? "storage" : "lmdb_path");
+    return 0;
+}
+
 static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-        if (!seen[i] && rows[i].def == NULL && rows[i].kind != T_LISTEN)
+        if (!seen[i] && rows[i].def == NULL && rows[i].kind != T_LISTEN && rows[i].kind != T_STORAGE)
             return fail(c, "missing required key %s", rows[i].key);
     if (cfg->n_listen == 0)
         return fail(c, "missing required key listen");
+    if (check_storage(c, cfg, seen) != 0)
+        return -1;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         if (!seen[i] && rows[i].off == O(pin_min_length) && cfg->environment == CSC_ENV_PRODUCTION)
             cfg->pin_min_length = 8;

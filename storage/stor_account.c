@@ -33,13 +33,13 @@ typedef struct req_walk {
     stor_restore_req_t r;
 } req_walk_t;
 
-static int req_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int req_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     req_walk_t *w = arg;
     (void)t;
     (void)cur;
     (void)k;
-    int rc = stor_codec_decode(STOR_REC_RESTORE_REQ, v->mv_data, v->mv_size, &w->r);
+    int rc = stor_codec_decode(STOR_REC_RESTORE_REQ, v->data, v->len, &w->r);
     if (rc != 0)
         return rc;
     if (w->user != NULL && strcmp(w->r.user, w->user) != 0)
@@ -89,6 +89,19 @@ int stor_txn_recent_get(stor_txn_t *t, uint32_t kind, const char *key, stor_rece
     return rc;
 }
 
+typedef struct recent_put {
+    int db;
+    const char *key;
+    const stor_recent_t *r;
+} recent_put_t;
+
+static int recent_put_fn(stor_txn_t *t, void *arg)
+{
+    const recent_put_t *p = arg;
+
+    return stor_put_by_name(t, p->db, STOR_REC_RECENT, p->key, p->r, 0);
+}
+
 int stor_txn_recent_add(stor_txn_t *t, uint32_t kind, const char *key, int64_t time_ms, uint32_t what,
                         uint32_t result, const char *client)
 {
@@ -116,16 +129,8 @@ int stor_txn_recent_add(stor_txn_t *t, uint32_t kind, const char *key, int64_t t
     r.client[0][len] = '\0';
     /* In a nested transaction: with the map full, the event is dropped and the write it belongs to goes on (a
      * sign-in or a signature is not refused for want of room for what /account shows; its audit record decides). */
-    if ((rc = stor_txn_check(t, 1)) != 0)
-        return rc;
-    stor_txn_t sub = *t;
-    int mrc = mdb_txn_begin(t->env->mdb, t->txn, 0, &sub.txn);
-    if (mrc != 0)
-        return stor_txn_fail(t, mrc);
-    rc = stor_put_by_name(&sub, db, STOR_REC_RECENT, key, &r, 0);
-    if (rc != 0) {
-        mdb_txn_abort(sub.txn);
-        return rc == STOR_ERR_FULL ? STOR_OK : rc;
-    }
-    return (mrc = mdb_txn_commit(sub.txn)) != 0 ? stor_txn_fail(t, mrc) : STOR_OK;
+    recent_put_t p = { db, key, &r };
+    rc = stor_txn_nested(t, recent_put_fn, &p);
+    /* A full map inside the nested txn left t usable (t->err == 0); a failed commit into t did not. */
+    return rc == STOR_ERR_FULL && t->err == 0 ? STOR_OK : rc;
 }

@@ -11,7 +11,7 @@
 
 #include "stor_int.h"
 
-#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+#define KEY(p, n) STOR_VAL(p, n)
 
 int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out)
 {
@@ -20,7 +20,7 @@ int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out)
 
 int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (rec == NULL || rec->state < STOR_ASYNC_PENDING || rec->state > STOR_ASYNC_FAILED ||
@@ -39,24 +39,24 @@ typedef struct {
 } fail_t;
 
 /* A pending job's key, unless the job belongs to another live process. */
-static int pending_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int pending_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     uint32_t state, pid;
     int rc;
 
     (void)t;
     (void)cur;
-    if ((rc = stor_codec_peek(STOR_REC_ASYNC, v->mv_data, v->mv_size, offsetof(stor_async_t, state), &state,
+    if ((rc = stor_codec_peek(STOR_REC_ASYNC, v->data, v->len, offsetof(stor_async_t, state), &state,
                               sizeof(state))) != 0)
         return rc;
-    if (state != STOR_ASYNC_PENDING || k->mv_size != 32 ||
-        stor_codec_peek(STOR_REC_ASYNC, v->mv_data, v->mv_size, offsetof(stor_async_t, owner_pid), &pid,
+    if (state != STOR_ASYNC_PENDING || k->len != 32 ||
+        stor_codec_peek(STOR_REC_ASYNC, v->data, v->len, offsetof(stor_async_t, owner_pid), &pid,
                         sizeof(pid)) != 0)
         return 0;
     /* Another live process's job stays pending (errno EPERM: alive, someone else's). */
     if (pid != 0 && pid != (uint32_t)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
         return 0;
-    return stor_hash_list_add(arg, k->mv_data);
+    return stor_hash_list_add(arg, k->data);
 }
 
 static int fail_fn(stor_txn_t *t, void *arg)

@@ -69,15 +69,15 @@ static int64_t now_ms(void)
 
 static int read_head(stor_txn_t *t, stor_head_t *head)
 {
-    MDB_val k = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY }, v;
-    int rc = mdb_get(t->txn, t->env->dbi[STOR_DB_META], &k, &v);
+    stor_val_t k = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY }, v;
+    int rc = stor_kv_get(t, STOR_DB_META, &k, &v);
 
     memset(head, 0, sizeof(*head)); /* no head yet: seq 0, all-zero hash */
-    if (rc == MDB_NOTFOUND)
+    if (rc == STOR_ERR_NOTFOUND)
         return 0;
     if (rc != 0)
-        return stor_txn_fail(t, rc);
-    return stor_codec_decode(STOR_REC_HEAD, v.mv_data, v.mv_size, head);
+        return rc;
+    return stor_codec_decode(STOR_REC_HEAD, v.data, v.len, head);
 }
 
 static int audit_check(const stor_audit_t *rec)
@@ -93,7 +93,7 @@ static int audit_check(const stor_audit_t *rec)
 
 int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec)
 {
-    MDB_val k = { 8, NULL }, hk = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY };
+    stor_val_t k = { 8, NULL }, hk = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY };
     stor_head_t head;
     uint8_t key[8];
     int rc;
@@ -111,9 +111,9 @@ int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec)
     if ((rc = stor_audit_hash(rec, rec->prev_hash, rec->hash)) != 0)
         return rc;
     be_put(key, rec->seq, 8);
-    k.mv_data = key;
+    k.data = key;
     /* A record already at head + 1 means meta and the log disagree: never overwrite history. */
-    if ((rc = stor_put_rec(t, STOR_DB_AUDIT, &k, STOR_REC_AUDIT, rec, MDB_NOOVERWRITE)) != 0)
+    if ((rc = stor_put_rec(t, STOR_DB_AUDIT, &k, STOR_REC_AUDIT, rec, STOR_PUT_NOOVERWRITE)) != 0)
         return rc == STOR_ERR_EXISTS ? STOR_ERR_CORRUPT : rc;
     head.seq = rec->seq;
     memcpy(head.hash, rec->hash, 32);
@@ -129,7 +129,7 @@ typedef struct each_arg {
 } each_arg_t;
 
 /* digests point into the map, which stays valid until this read txn ends */
-static int audit_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int audit_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     each_arg_t *e = arg;
     stor_audit_t rec;
@@ -138,10 +138,10 @@ static int audit_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB
 
     (void)t;
     (void)cur;
-    if ((rc = stor_codec_decode(STOR_REC_AUDIT, v->mv_data, v->mv_size, &rec)) != 0)
+    if ((rc = stor_codec_decode(STOR_REC_AUDIT, v->data, v->len, &rec)) != 0)
         return rc;
     be_put(key, rec.seq, 8);
-    if (k->mv_size != 8 || memcmp(k->mv_data, key, 8) != 0)
+    if (k->len != 8 || memcmp(k->data, key, 8) != 0)
         return STOR_ERR_CORRUPT;
     return e->fn(&rec, e->arg);
 }
@@ -150,7 +150,7 @@ static int audit_each_fn(stor_txn_t *t, void *arg)
 {
     each_arg_t *e = arg;
     uint8_t key[8];
-    MDB_val k = { 8, key };
+    stor_val_t k = { 8, key };
 
     be_put(key, e->from, 8);
     return stor_walk(t, STOR_DB_AUDIT, STOR_WALK_FROM, &k, audit_row, e);
@@ -176,16 +176,17 @@ typedef struct scan_arg {
 
 static void scan_tip(stor_txn_t *t, stor_audit_tip_t *tip)
 {
-    MDB_val k = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY }, v;
+    stor_val_t k = { sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY }, v;
     stor_head_t head;
-    int rc = mdb_get(t->txn, t->env->dbi[STOR_DB_META], &k, &v);
+    /* The backend's own get: a failure is reported in tip, not recorded on t (the scan goes on). */
+    int rc = t->env->be->get(t->env->benv, t->txn, STOR_DB_META, &k, &v);
 
     memset(tip, 0, sizeof(*tip));
     if (rc != 0) {
-        tip->status = rc == MDB_NOTFOUND ? STOR_ERR_NOTFOUND : stor_mdb_err(rc);
+        tip->status = rc;
         return;
     }
-    if ((tip->status = stor_codec_decode(STOR_REC_HEAD, v.mv_data, v.mv_size, &head)) != 0)
+    if ((tip->status = stor_codec_decode(STOR_REC_HEAD, v.data, v.len, &head)) != 0)
         return;
     tip->seq = head.seq;
     memcpy(tip->hash, head.hash, 32);
@@ -193,33 +194,33 @@ static void scan_tip(stor_txn_t *t, stor_audit_tip_t *tip)
 
 /* Decode one stored value and judge it against its own bytes: a decoder skips unknown tags, so only a byte-exact
  * re-encoding proves that nothing outside the hashed fields was added or changed. */
-static int scan_one(const MDB_val *k, const MDB_val *v, stor_audit_raw_t *r)
+static int scan_one(const stor_val_t *k, const stor_val_t *v, stor_audit_raw_t *r)
 {
     uint8_t *enc = NULL;
     size_t len = 0;
     int rc = 0;
 
     memset(r, 0, sizeof(*r));
-    if (k->mv_size == 8)
+    if (k->len == 8)
         for (size_t i = 0; i < 8; i++)
-            r->key_seq = r->key_seq << 8 | ((const uint8_t *)k->mv_data)[i];
-    r->key_ok = k->mv_size == 8;
-    if ((r->status = stor_codec_decode(STOR_REC_AUDIT, v->mv_data, v->mv_size, &r->rec)) != 0)
+            r->key_seq = r->key_seq << 8 | ((const uint8_t *)k->data)[i];
+    r->key_ok = k->len == 8;
+    if ((r->status = stor_codec_decode(STOR_REC_AUDIT, v->data, v->len, &r->rec)) != 0)
         return 0;
     if ((rc = stor_audit_hash(&r->rec, r->rec.prev_hash, r->computed)) != 0)
         return rc;
-    if (stor_codec_size(STOR_REC_AUDIT, &r->rec, &len) != 0 || len != v->mv_size) {
+    if (stor_codec_size(STOR_REC_AUDIT, &r->rec, &len) != 0 || len != v->len) {
         r->canonical = 0;
         return 0;
     }
     if ((enc = malloc(len)) == NULL)
         return STOR_ERR_NOMEM;
-    r->canonical = stor_codec_encode(STOR_REC_AUDIT, &r->rec, enc, len) == 0 && memcmp(enc, v->mv_data, len) == 0;
+    r->canonical = stor_codec_encode(STOR_REC_AUDIT, &r->rec, enc, len) == 0 && memcmp(enc, v->data, len) == 0;
     free(enc);
     return 0;
 }
 
-static int scan_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int scan_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     scan_arg_t *s = arg;
     int rc;

@@ -9,7 +9,7 @@
 
 #include "stor_int.h"
 
-#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+#define KEY(p, n) STOR_VAL(p, n)
 
 int stor_txn_enroll_get(stor_txn_t *t, const char *user, stor_enroll_t *out)
 {
@@ -35,7 +35,7 @@ int stor_txn_enroll_ticket_get(stor_txn_t *t, const uint8_t hash[32], stor_enrol
 
 int stor_txn_enroll_ticket_put(stor_txn_t *t, const stor_enroll_ticket_t *k)
 {
-    MDB_val key;
+    stor_val_t key;
     int rc;
 
     if (k == NULL || (k->totp_secret_len == 0) == (k->totp_sealed_len == 0) || k->totp_secret_len > STOR_TOTP_MAX ||

@@ -1,31 +1,23 @@
 /*
- * stor_env.c - environment lifetime, group commit, read txns.
+ * stor_env.c - environment lifetime, group commit, read txns: the generic part, on any backend (stor_backend.h).
  *
- * LMDB allows one write txn per environment (across processes) and a second one
- * in the same thread deadlocks, so one batch runs at a time: the caller of
+ * A backend allows one write txn per environment at a time (LMDB: across processes; a second one in the same
+ * thread deadlocks), so one batch runs at a time: the caller of
  * stor_write() that finds none running takes all waiting jobs, runs each in a
  * nested txn of one parent txn and commits the parent once (one fsync
  * acknowledges the whole batch); the callers queued meanwhile wait, and the
  * first of them runs the next batch. No writer thread: a lone write is never
  * handed to another thread and back.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
 
 #include "stor_int.h"
-
-#define DEFAULT_MAP_SIZE ((size_t)1 << 30)
-#define DEFAULT_READERS 256u
-#define MAX_DBS 32
 
 struct stor_job {
     stor_txn_fn fn;
@@ -45,15 +37,12 @@ void stor_audit_origin_set(const char *origin)
     snprintf(thread_origin, sizeof(thread_origin), "%s", origin != NULL ? origin : "");
 }
 
-static const struct {
-    const char *name;
-    unsigned flags;
-} db_specs[STOR_DB_COUNT] = {
+static const stor_table_t db_specs[STOR_DB_COUNT] = {
     [STOR_DB_USERS] = { "users", 0 },
     [STOR_DB_CREDS] = { "creds", 0 },
-    [STOR_DB_CREDS_BY_OWNER] = { "creds_by_owner", MDB_DUPSORT },
+    [STOR_DB_CREDS_BY_OWNER] = { "creds_by_owner", STOR_TABLE_DUPSORT },
     [STOR_DB_TOKENS] = { "tokens", 0 },
-    [STOR_DB_TOKENS_BY_GRANT] = { "tokens_by_grant", MDB_DUPSORT | MDB_DUPFIXED },
+    [STOR_DB_TOKENS_BY_GRANT] = { "tokens_by_grant", STOR_TABLE_DUPSORT | STOR_TABLE_DUPFIXED },
     [STOR_DB_SADS] = { "sads", 0 },
     [STOR_DB_AUDIT] = { "audit", 0 },
     [STOR_DB_META] = { "meta", 0 },
@@ -64,7 +53,7 @@ static const struct {
     [STOR_DB_OPERATORS] = { "operators", 0 },
     [STOR_DB_OPSESSIONS] = { "op_sessions", 0 },
     [STOR_DB_APPROVALS] = { "approvals", 0 },
-    [STOR_DB_DELEGATIONS] = { "delegations", MDB_DUPSORT },
+    [STOR_DB_DELEGATIONS] = { "delegations", STOR_TABLE_DUPSORT },
     [STOR_DB_PENDING_SADS] = { "pending_sads", 0 },
     [STOR_DB_WEBSESSIONS] = { "web_sessions", 0 },
     [STOR_DB_USER_APPROVALS] = { "user_approvals", 0 },
@@ -93,26 +82,36 @@ const char *stor_strerror(int rc)
     }
 }
 
-int stor_mdb_err(int rc)
+int stor_txn_fail(stor_txn_t *t, int rc)
 {
-    switch (rc) {
-    case MDB_SUCCESS: return STOR_OK;
-    case MDB_NOTFOUND: return STOR_ERR_NOTFOUND;
-    case MDB_KEYEXIST: return STOR_ERR_EXISTS;
-    case MDB_MAP_FULL: return STOR_ERR_FULL;
-    case ENOMEM: return STOR_ERR_NOMEM;
-    case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: case MDB_INCOMPATIBLE: return STOR_ERR_CORRUPT;
-    case EINVAL: case MDB_BAD_VALSIZE: return STOR_ERR_INVAL;
-    default: return STOR_ERR_IO;
-    }
+    /* NOTFOUND and EXISTS leave the txn usable; anything else makes the backend refuse the commit. */
+    if (rc != STOR_OK && rc != STOR_ERR_NOTFOUND && rc != STOR_ERR_EXISTS && t->err == 0)
+        t->err = rc;
+    return rc;
 }
 
-int stor_txn_fail(stor_txn_t *t, int mdb_rc)
+/* ---- backends ------------------------------------------------------------ */
+
+static const stor_backend_t *const backends[] = { &stor_backend_lmdb };
+
+const stor_backend_t *stor_backend_find(const char *name)
 {
-    /* NOTFOUND and KEYEXIST leave the txn usable; anything else makes LMDB refuse the commit. */
-    if (mdb_rc != MDB_NOTFOUND && mdb_rc != MDB_KEYEXIST && t->err == 0)
-        t->err = stor_mdb_err(mdb_rc);
-    return stor_mdb_err(mdb_rc);
+    if (name == NULL || name[0] == '\0')
+        return &stor_backend_lmdb;
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+int stor_backend_known(const char *name)
+{
+    return name != NULL && name[0] != '\0' && stor_backend_find(name) != NULL;
+}
+
+const char *stor_backend_names(void)
+{
+    return "lmdb"; /* the names of backends[], for messages */
 }
 
 void stor_wipe(void *rec, size_t len)
@@ -123,81 +122,45 @@ void stor_wipe(void *rec, size_t len)
 
 /* ---- open / close ------------------------------------------------------ */
 
-static int make_dir(const char *path)
+static int check_schema(stor_txn_t *t, void *arg)
 {
-    struct stat st;
-
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-        return STOR_ERR_IO;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return STOR_ERR_IO;
-    return 0;
-}
-
-static int check_schema(stor_env_t *env, MDB_txn *txn)
-{
-    MDB_val k = { 6, (void *)"schema" }, v;
+    stor_val_t k = STOR_VAL("schema", 6), v;
     uint8_t buf[4];
     uint32_t ver;
-    int rc = mdb_get(txn, env->dbi[STOR_DB_META], &k, &v);
+    int rc = stor_kv_get(t, STOR_DB_META, &k, &v);
 
-    if (rc == MDB_NOTFOUND) {
+    (void)arg;
+    if (rc == STOR_ERR_NOTFOUND) {
         for (size_t i = 0; i < 4; i++)
             buf[i] = (uint8_t)(STOR_SCHEMA_VERSION >> (8 * i));
-        v.mv_size = sizeof(buf);
-        v.mv_data = buf;
-        return stor_mdb_err(mdb_put(txn, env->dbi[STOR_DB_META], &k, &v, 0));
+        v = STOR_VAL(buf, sizeof(buf));
+        return stor_kv_put(t, STOR_DB_META, &k, &v, 0);
     }
     if (rc != 0)
-        return stor_mdb_err(rc);
-    if (v.mv_size != 4)
+        return rc;
+    if (v.len != 4)
         return STOR_ERR_CORRUPT;
-    memcpy(buf, v.mv_data, 4);
+    memcpy(buf, v.data, 4);
     ver = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 24;
     /* A newer schema may mean records this version would misread or indexes it would not maintain. */
     return ver == STOR_SCHEMA_VERSION ? 0 : STOR_ERR_CORRUPT;
 }
 
-static int open_dbs(stor_env_t *env)
+/* Run fn in one top-level write txn of env, outside the group commit (stor_open only: no other thread yet). */
+static int write_once(stor_env_t *env, stor_txn_fn fn, void *arg)
 {
-    MDB_txn *txn = NULL;
+    stor_txn_t t = { .env = env, .writable = 1 };
     int rc;
 
-    if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &txn)) != 0)
-        return stor_mdb_err(rc);
-    for (size_t i = 0; i < STOR_DB_COUNT; i++) {
-        if ((rc = mdb_dbi_open(txn, db_specs[i].name, db_specs[i].flags | MDB_CREATE, &env->dbi[i])) != 0) {
-            rc = stor_mdb_err(rc);
-            goto out;
-        }
+    if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_WRITE, &t.txn)) != 0)
+        return rc;
+    if ((rc = fn(&t, arg)) == 0 && t.err != 0)
+        rc = t.err;
+    if (rc != 0) {
+        env->be->txn_abort(t.txn);
+        return rc;
     }
-    if ((rc = check_schema(env, txn)) != 0)
-        goto out;
-    rc = stor_mdb_err(mdb_txn_commit(txn));
-    txn = NULL;
-out:
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    return rc;
-}
-
-static int open_mdb(stor_env_t *env, const stor_config_t *cfg)
-{
-    int rc, dead = 0;
-
-    if ((rc = mdb_env_create(&env->mdb)) != 0)
-        return stor_mdb_err(rc);
-    if ((rc = mdb_env_set_mapsize(env->mdb, cfg->map_size ? cfg->map_size : DEFAULT_MAP_SIZE)) != 0 ||
-        (rc = mdb_env_set_maxreaders(env->mdb, cfg->max_readers ? cfg->max_readers : DEFAULT_READERS)) != 0 ||
-        (rc = mdb_env_set_maxdbs(env->mdb, MAX_DBS)) != 0)
-        return stor_mdb_err(rc);
-    /* MDB_NOTLS: read txns are not tied to a thread, so pools and nested stor_read() work. */
-    if ((rc = mdb_env_open(env->mdb, cfg->path, MDB_NOTLS, 0600)) != 0)
-        return stor_mdb_err(rc);
-    /* Reader slots of crashed processes would pin old pages forever. */
-    if ((rc = mdb_reader_check(env->mdb, &dead)) != 0)
-        return stor_mdb_err(rc);
-    return open_dbs(env);
+    return env->be->txn_commit(t.txn);
 }
 
 static int init_sync(stor_env_t *env)
@@ -232,14 +195,16 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
 
     if (out != NULL)
         *out = NULL;
-    if (out == NULL || cfg == NULL || cfg->path == NULL || cfg->path[0] == '\0' ||
-        strnlen(cfg->path, PATH_MAX) >= PATH_MAX)
+    if (out == NULL || cfg == NULL)
         return STOR_ERR_INVAL;
-    if ((rc = make_dir(cfg->path)) != 0)
-        return rc;
     if ((env = calloc(1, sizeof(*env))) == NULL)
         return STOR_ERR_NOMEM;
-    if ((rc = open_mdb(env, cfg)) != 0)
+    if ((env->be = stor_backend_find(cfg->backend)) == NULL) {
+        rc = STOR_ERR_INVAL;
+        goto out;
+    }
+    if ((rc = env->be->open(cfg, db_specs, STOR_DB_COUNT, &env->benv)) != 0 ||
+        (rc = write_once(env, check_schema, NULL)) != 0)
         goto out;
     if ((rc = init_sync(env)) != 0)
         goto out;
@@ -252,8 +217,8 @@ out:
     if (env != NULL) {
         if (synced)
             destroy_sync(env);
-        if (env->mdb != NULL)
-            mdb_env_close(env->mdb);
+        if (env->benv != NULL)
+            env->be->close(env->benv);
         free(env);
     }
     return rc;
@@ -269,32 +234,32 @@ void stor_close(stor_env_t *env)
     while (env->active > 0)
         pthread_cond_wait(&env->idle, &env->mu);
     pthread_mutex_unlock(&env->mu);
-    mdb_env_close(env->mdb);
+    env->be->close(env->benv);
     destroy_sync(env);
     free(env);
 }
 
 /* ---- the batches ------------------------------------------------------- */
 
-static int run_job(stor_env_t *env, MDB_txn *parent, struct stor_job *job)
+static int run_job(stor_env_t *env, stor_bk_txn_t *parent, struct stor_job *job)
 {
     stor_txn_t t = { .env = env, .writable = 1, .origin = job->origin };
     int rc;
 
-    if ((rc = mdb_txn_begin(env->mdb, parent, 0, &t.txn)) != 0)
-        return stor_mdb_err(rc);
+    if ((rc = env->be->txn_begin(env->benv, parent, STOR_BK_WRITE, &t.txn)) != 0)
+        return rc;
     rc = job->fn(&t, job->arg);
-    /* A callback that ignored a failed put would otherwise make the commit fail with MDB_BAD_TXN. */
+    /* A callback that ignored a failed put would otherwise make the commit fail (a dead txn). */
     if (rc == 0 && t.err != 0)
         rc = t.err;
     if (rc != 0) {
-        mdb_txn_abort(t.txn);
+        env->be->txn_abort(t.txn);
         return rc;
     }
-    return stor_mdb_err(mdb_txn_commit(t.txn));
+    return env->be->txn_commit(t.txn);
 }
 
-static int commit_parent(stor_env_t *env, MDB_txn *parent)
+static int commit_parent(stor_env_t *env, stor_bk_txn_t *parent)
 {
 #ifdef CSC_TEST_HOOKS
     int inject;
@@ -305,18 +270,16 @@ static int commit_parent(stor_env_t *env, MDB_txn *parent)
         env->fail_commits--;
     pthread_mutex_unlock(&env->mu);
     if (inject) { /* stor_int_fail_commits() */
-        mdb_txn_abort(parent);
+        env->be->txn_abort(parent);
         return STOR_ERR_IO;
     }
-#else
-    (void)env;
 #endif
-    return stor_mdb_err(mdb_txn_commit(parent));
+    return env->be->txn_commit(parent);
 }
 
 /* ---- a full map ---------------------------------------------------------
  *
- * MDB_MAP_FULL refuses the write (the caller answers 503) but must never pass
+ * STOR_ERR_FULL (LMDB's map full) refuses the write (the caller answers 503) but must never pass
  * unnoticed: the first refusal of an episode prints one line on stderr; while
  * the episode lasts, each batch that refused nothing ends with a STOR_EV_STORAGE
  * record (since when it was full, how many writes were refused). The batch that
@@ -348,9 +311,7 @@ static int full_record_fn(stor_txn_t *t, void *arg)
 
 static size_t map_size(stor_env_t *env)
 {
-    MDB_envinfo info;
-
-    return mdb_env_info(env->mdb, &info) == 0 ? info.me_mapsize : 0;
+    return env->be->capacity != NULL ? env->be->capacity(env->benv) : 0;
 }
 
 /* After a batch: start, continue or end a full episode. */
@@ -399,13 +360,13 @@ int stor_full_status(stor_env_t *env, int64_t *since_ms, uint64_t *refused)
 static void run_batch(stor_env_t *env, struct stor_job *batch)
 {
     struct stor_job note = { .fn = full_record_fn, .arg = env };
-    MDB_txn *parent = NULL;
+    stor_bk_txn_t *parent = NULL;
     struct stor_job *j;
     int rc, note_rc = -1;
 
-    if ((rc = mdb_txn_begin(env->mdb, NULL, 0, &parent)) != 0) {
+    if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_WRITE, &parent)) != 0) {
         for (j = batch; j != NULL; j = j->next)
-            j->rc = stor_mdb_err(rc);
+            j->rc = rc;
         full_track(env, batch, note_rc, rc);
         return;
     }
@@ -544,11 +505,9 @@ int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
     pthread_mutex_unlock(&env->mu);
     if (rc != 0)
         return rc;
-    if ((rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &t.txn)) == 0) {
+    if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_READ, &t.txn)) == 0) {
         rc = fn(&t, arg);
-        mdb_txn_abort(t.txn);
-    } else {
-        rc = stor_mdb_err(rc);
+        env->be->txn_abort(t.txn);
     }
     pthread_mutex_lock(&env->mu);
     leave(env);

@@ -21,7 +21,7 @@ static void be64(uint8_t *p, uint64_t v)
 
 int stor_txn_audit_tip(stor_txn_t *t, uint64_t *seq, uint8_t hash[32])
 {
-    MDB_val k = {sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY}, v;
+    stor_val_t k = {sizeof(HEAD_KEY) - 1, (void *)HEAD_KEY}, v;
     stor_head_t head;
     int rc;
 
@@ -31,11 +31,11 @@ int stor_txn_audit_tip(stor_txn_t *t, uint64_t *seq, uint8_t hash[32])
     memset(hash, 0, 32);
     if ((rc = stor_txn_check(t, 0)) != 0)
         return rc;
-    if ((rc = mdb_get(t->txn, t->env->dbi[STOR_DB_META], &k, &v)) == MDB_NOTFOUND)
+    if ((rc = stor_kv_get(t, STOR_DB_META, &k, &v)) == STOR_ERR_NOTFOUND)
         return 0; /* empty log */
     if (rc != 0)
-        return stor_txn_fail(t, rc);
-    if ((rc = stor_codec_decode(STOR_REC_HEAD, v.mv_data, v.mv_size, &head)) != 0)
+        return rc;
+    if ((rc = stor_codec_decode(STOR_REC_HEAD, v.data, v.len, &head)) != 0)
         return rc;
     *seq = head.seq;
     memcpy(hash, head.hash, 32);
@@ -45,7 +45,7 @@ int stor_txn_audit_tip(stor_txn_t *t, uint64_t *seq, uint8_t hash[32])
 int stor_txn_audit_get(stor_txn_t *t, uint64_t seq, stor_audit_t *out)
 {
     uint8_t key[8];
-    MDB_val k = {8, key}, v;
+    stor_val_t k = {8, key}, v;
     int rc;
 
     if (out == NULL)
@@ -54,15 +54,15 @@ int stor_txn_audit_get(stor_txn_t *t, uint64_t seq, stor_audit_t *out)
     if ((rc = stor_txn_check(t, 0)) != 0)
         return rc;
     be64(key, seq);
-    if ((rc = mdb_get(t->txn, t->env->dbi[STOR_DB_AUDIT], &k, &v)) != 0)
-        return stor_txn_fail(t, rc);
-    return stor_codec_decode(STOR_REC_AUDIT, v.mv_data, v.mv_size, out);
+    if ((rc = stor_kv_get(t, STOR_DB_AUDIT, &k, &v)) != 0)
+        return rc;
+    return stor_codec_decode(STOR_REC_AUDIT, v.data, v.len, out);
 }
 
 int stor_txn_signed_head_put(stor_txn_t *t, const stor_signed_head_t *h)
 {
     uint8_t key[8];
-    MDB_val k = {8, key};
+    stor_val_t k = {8, key};
     int rc;
 
     if (h == NULL || h->seq == 0 || h->sig_len == 0)
@@ -70,7 +70,7 @@ int stor_txn_signed_head_put(stor_txn_t *t, const stor_signed_head_t *h)
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     be64(key, h->seq);
-    return stor_put_rec(t, STOR_DB_AUDIT_HEADS, &k, STOR_REC_SIGNED_HEAD, h, MDB_NOOVERWRITE);
+    return stor_put_rec(t, STOR_DB_AUDIT_HEADS, &k, STOR_REC_SIGNED_HEAD, h, STOR_PUT_NOOVERWRITE);
 }
 
 typedef struct head_each {
@@ -79,7 +79,7 @@ typedef struct head_each {
 } head_each_t;
 
 /* A head that does not decode, or sits under another seq's key, reaches fn as STOR_ERR_CORRUPT with the key's seq. */
-static int head_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int head_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     head_each_t *e = arg;
     stor_signed_head_t h;
@@ -88,10 +88,10 @@ static int head_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_
 
     (void)t;
     (void)cur;
-    for (size_t i = 0; i < k->mv_size && i < 8; i++)
-        kseq = kseq << 8 | ((const uint8_t *)k->mv_data)[i];
-    st = stor_codec_decode(STOR_REC_SIGNED_HEAD, v->mv_data, v->mv_size, &h);
-    if (st != 0 || k->mv_size != 8) {
+    for (size_t i = 0; i < k->len && i < 8; i++)
+        kseq = kseq << 8 | ((const uint8_t *)k->data)[i];
+    st = stor_codec_decode(STOR_REC_SIGNED_HEAD, v->data, v->len, &h);
+    if (st != 0 || k->len != 8) {
         memset(&h, 0, sizeof(h));
         st = STOR_ERR_CORRUPT;
     }

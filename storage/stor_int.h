@@ -32,17 +32,21 @@
  *   signins         user name          -> encoded stor_recent_t (the user's last sign-ins)
  *   sign_events     credential id      -> encoded stor_recent_t (the credential's last signing events)
  *
+ * Each table lives in the backend chosen by stor_config_t.backend (stor_backend.h): stor_env.c keeps the
+ * generic part (group commit, batches, full episodes) and the files of storage/ reach the backend only through
+ * t->env->be (the helpers below), never its library.
+ *
  * clients and codes were added without a schema change: an environment of the
  * first layout gains them (empty) when it is opened, and older code ignores them.
  */
 #ifndef STOR_INT_H
 #define STOR_INT_H
 
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdint.h>
 
 #include "stor.h"
+#include "stor_backend.h"
 
 #define STOR_SCHEMA_VERSION 1u
 #define STOR_BATCH_MAX 256 /* jobs per write txn; bounds the latency of a batch */
@@ -57,8 +61,8 @@ enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STO
 struct stor_job;
 
 struct stor_env {
-    MDB_env *mdb;
-    MDB_dbi dbi[STOR_DB_COUNT];
+    const stor_backend_t *be;
+    stor_bk_env_t *benv;
     pthread_mutex_t mu;
     pthread_cond_t idle;  /* stor_close waits here for callers to leave */
     struct stor_job *head, *tail;
@@ -80,9 +84,9 @@ struct stor_env {
 
 struct stor_txn {
     stor_env_t *env;
-    MDB_txn *txn;
+    stor_bk_txn_t *txn;
     int writable;
-    int err; /* first LMDB failure that poisoned the txn; later calls return it */
+    int err; /* first backend failure that poisoned the txn; later calls return it */
     const char *origin; /* the asking thread's stor_audit_origin_set (NULL: none): audit records, approval requests */
 };
 
@@ -145,19 +149,25 @@ int stor_codec_peek(stor_rec_type_t type, const uint8_t *buf, size_t len, size_t
 
 /* ---- errors and txn helpers ------------------------------------------ */
 
-/** Map an LMDB/errno code to a STOR_ERR_* code. */
-int stor_mdb_err(int rc);
-/** Record an LMDB failure on t (if it kills the txn) and return its STOR code. */
-int stor_txn_fail(stor_txn_t *t, int mdb_rc);
+/** Record a backend failure (a STOR_ERR_* code) on t if it kills the txn (all but NOTFOUND and EXISTS); return it. */
+int stor_txn_fail(stor_txn_t *t, int rc);
 /** 0 if t may be used (for a write if write != 0), else STOR_ERR_INVAL or the error that poisoned t. */
 int stor_txn_check(stor_txn_t *t, int write);
-/** Validate and encode rec into the value of key in table db (LMDB put flags in flags). */
-int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags);
+/* The backend's get / put / del / count on t (stor_backend.h), a failure recorded by stor_txn_fail. No check of t:
+ * the callers have made it (stor_txn_check). */
+int stor_kv_get(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v);
+int stor_kv_put(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags);
+int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v);
+/** Run fn in a transaction nested in t (a write txn): committed into t if fn returns 0, else aborted. @return fn's
+ *  return, or the backend's failure to begin or commit (recorded on t). */
+int stor_txn_nested(stor_txn_t *t, stor_txn_fn fn, void *arg);
+/** Validate and encode rec into the value of key in table db (STOR_PUT_* flags). */
+int stor_put_rec(stor_txn_t *t, int db, const stor_val_t *key, stor_rec_type_t type, const void *rec, unsigned flags);
 /** Decode the value of key in table db into out (out_size bytes; zeroed on any error). */
-int stor_get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, void *out, size_t out_size);
+int stor_get_rec(stor_txn_t *t, int db, const stor_val_t *key, stor_rec_type_t type, void *out, size_t out_size);
 /** The same for a record keyed by a 32-byte hash (tokens, SADs, codes, async results, operator sessions). */
 int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size);
-/** Records keyed by a name (stor_name_check): get (out zeroed first), put (create_only: MDB_NOOVERWRITE), delete. */
+/** Records keyed by a name (stor_name_check): get (out zeroed first), put (create_only: STOR_PUT_NOOVERWRITE), delete. */
 int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, void *out, size_t size);
 int stor_put_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, const void *rec, int create_only);
 int stor_del_by_name(stor_txn_t *t, int db, const char *name);
@@ -165,8 +175,6 @@ int stor_del_by_name(stor_txn_t *t, int db, const char *name);
 int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32]);
 /** 0 if name is 1..STOR_NAME_MAX printable ASCII characters without spaces, else STOR_ERR_INVAL. */
 int stor_name_check(const char *name);
-/** The LMDB handle of table db (for the files of storage/ that add tables). */
-MDB_dbi stor_dbi(const stor_txn_t *t, int db);
 /** The number of rows of table db (read or write txn). @return 0 or an error */
 int stor_count_rows(stor_txn_t *t, int db, size_t *n);
 
@@ -178,14 +186,19 @@ typedef enum {
     STOR_WALK_DUPS,  /**< the values of *key in a dupsort table, in value order */
 } stor_walk_t;
 
-/** One row of a walk. k and v point into the map; cur is the walk's cursor (fn may mdb_cursor_del the row, but
- *  must not write to the walked table otherwise). A non-zero return stops the walk and is its result. */
-typedef int (*stor_row_fn)(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg);
+/** The cursor of a walk (opaque: the backend's). */
+typedef stor_bk_cur_t stor_cursor_t;
+/** One row of a walk. k and v point into the backend's memory (valid until the next write); cur is the walk's
+ *  cursor (fn may delete the row with stor_walk_del, but must not write to the walked table otherwise). A non-zero
+ *  return stops the walk and is its result. */
+typedef int (*stor_row_fn)(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg);
 /**
  * Open a cursor on table db, call fn for each row that how (and key) selects, close it.
- * @return 0 after the last row, fn's first non-zero return, or the STOR code of an LMDB failure (or of t).
+ * @return 0 after the last row, fn's first non-zero return, or the STOR code of a backend failure (or of t).
  */
-int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, stor_row_fn fn, void *arg);
+int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, stor_row_fn fn, void *arg);
+/** Delete the walk's current row (write txn; the walk goes on with the row after it). @return 0 or the failure. */
+int stor_walk_del(stor_txn_t *t, stor_cursor_t *cur);
 
 /** The typed callback of stor.h that stor_walk_recs calls: the member that matches type. */
 typedef struct stor_rec_cb {
@@ -213,7 +226,7 @@ int stor_hash_list_add(stor_hash_list_t *l, const void *h);
  *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX). Writable t. */
 int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, int64_t now, int *n);
 /** stor_walk that decodes each record into one heap copy, wiped and freed at the end, and calls cb with it. */
-int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, const stor_rec_cb_t *cb);
+int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, const stor_rec_cb_t *cb);
 
 /* ---- audit (stor_audit.c) --------------------------------------------- */
 

@@ -13,7 +13,7 @@
 
 #include "stor_int.h"
 
-#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+#define KEY(p, n) STOR_VAL(p, n)
 
 /* ---- operators ----------------------------------------------------------- */
 
@@ -24,7 +24,7 @@ int stor_txn_operator_get(stor_txn_t *t, const char *name, stor_operator_t *out)
 
 int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_only)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (op == NULL)
@@ -36,7 +36,7 @@ int stor_txn_operator_put(stor_txn_t *t, const stor_operator_t *op, int create_o
          op->status != STOR_OPERATOR_ENROLLING))
         return STOR_ERR_INVAL;
     k = KEY(op->name, strlen(op->name));
-    return stor_put_rec(t, STOR_DB_OPERATORS, &k, STOR_REC_OPERATOR, op, create_only ? MDB_NOOVERWRITE : 0);
+    return stor_put_rec(t, STOR_DB_OPERATORS, &k, STOR_REC_OPERATOR, op, create_only ? STOR_PUT_NOOVERWRITE : 0);
 }
 
 int stor_txn_operator_del(stor_txn_t *t, const char *name)
@@ -60,7 +60,7 @@ int stor_txn_opsession_get(stor_txn_t *t, const uint8_t hash[32], stor_opsession
 
 int stor_txn_opsession_put(stor_txn_t *t, const stor_opsession_t *s)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (s == NULL)
@@ -73,7 +73,7 @@ int stor_txn_opsession_put(stor_txn_t *t, const stor_opsession_t *s)
 
 int stor_txn_opsession_del(stor_txn_t *t, const uint8_t hash[32])
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (hash == NULL)
@@ -81,8 +81,7 @@ int stor_txn_opsession_del(stor_txn_t *t, const uint8_t hash[32])
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     k = KEY(hash, 32);
-    rc = mdb_del(t->txn, t->env->dbi[STOR_DB_OPSESSIONS], &k, NULL);
-    return rc != 0 ? stor_txn_fail(t, rc) : 0;
+    return stor_kv_del(t, STOR_DB_OPSESSIONS, &k, NULL);
 }
 
 /* ---- approvals ----------------------------------------------------------- */
@@ -94,7 +93,7 @@ int stor_txn_approval_get(stor_txn_t *t, const char *id, stor_approval_t *out)
 
 int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_only)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (a == NULL)
@@ -105,7 +104,7 @@ int stor_txn_approval_put(stor_txn_t *t, const stor_approval_t *a, int create_on
     if (a->n_args == 0 || a->n_args > STOR_APPROVAL_ARGS_MAX)
         return STOR_ERR_INVAL;
     k = KEY(a->id, strlen(a->id));
-    return stor_put_rec(t, STOR_DB_APPROVALS, &k, STOR_REC_APPROVAL, a, create_only ? MDB_NOOVERWRITE : 0);
+    return stor_put_rec(t, STOR_DB_APPROVALS, &k, STOR_REC_APPROVAL, a, create_only ? STOR_PUT_NOOVERWRITE : 0);
 }
 
 int stor_txn_approval_del(stor_txn_t *t, const char *id)
@@ -134,28 +133,27 @@ int stor_cred_delegate(const stor_cred_t *c, const char *user)
 
 int stor_txn_delegation_put(stor_txn_t *t, const char *user, const char *cred)
 {
-    MDB_val k, v;
+    stor_val_t k, v;
     int rc;
 
     if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0 || (rc = stor_name_check(cred)) != 0)
         return rc;
     k = KEY(user, strlen(user));
     v = KEY(cred, strlen(cred));
-    rc = mdb_put(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &k, &v, MDB_NODUPDATA);
-    return rc == MDB_KEYEXIST ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
+    rc = stor_kv_put(t, STOR_DB_DELEGATIONS, &k, &v, STOR_PUT_NODUPDATA);
+    return rc == STOR_ERR_EXISTS ? 0 : rc;
 }
 
 int stor_txn_delegation_del(stor_txn_t *t, const char *user, const char *cred)
 {
-    MDB_val k, v;
+    stor_val_t k, v;
     int rc;
 
     if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(user)) != 0 || (rc = stor_name_check(cred)) != 0)
         return rc;
     k = KEY(user, strlen(user));
     v = KEY(cred, strlen(cred));
-    rc = mdb_del(t->txn, t->env->dbi[STOR_DB_DELEGATIONS], &k, &v);
-    return rc != 0 ? stor_txn_fail(t, rc) : 0;
+    return stor_kv_del(t, STOR_DB_DELEGATIONS, &k, &v);
 }
 
 typedef struct deleg_each {
@@ -163,7 +161,7 @@ typedef struct deleg_each {
     void *arg;
 } deleg_each_t;
 
-static int deleg_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int deleg_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     deleg_each_t *e = arg;
     char id[STOR_NAME_MAX + 1];
@@ -171,17 +169,17 @@ static int deleg_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB
     (void)t;
     (void)cur;
     (void)k;
-    if (v->mv_size == 0 || v->mv_size > STOR_NAME_MAX)
+    if (v->len == 0 || v->len > STOR_NAME_MAX)
         return STOR_ERR_CORRUPT;
-    memcpy(id, v->mv_data, v->mv_size);
-    id[v->mv_size] = '\0';
+    memcpy(id, v->data, v->len);
+    id[v->len] = '\0';
     return e->fn(id, e->arg);
 }
 
 int stor_txn_delegation_each(stor_txn_t *t, const char *user, stor_delegation_each_fn fn, void *arg)
 {
     deleg_each_t e = { fn, arg };
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (fn == NULL)

@@ -10,7 +10,7 @@
 
 #include "stor_int.h"
 
-#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+#define KEY(p, n) STOR_VAL(p, n)
 
 int stor_name_check(const char *name)
 {
@@ -40,19 +40,42 @@ int stor_txn_check(stor_txn_t *t, int write)
     return 0;
 }
 
-static MDB_dbi dbi(const stor_txn_t *t, int db)
+int stor_kv_get(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v)
 {
-    return t->env->dbi[db];
+    return stor_txn_fail(t, t->env->be->get(t->env->benv, t->txn, db, k, v));
 }
 
-MDB_dbi stor_dbi(const stor_txn_t *t, int db)
+int stor_kv_put(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags)
 {
-    return t->env->dbi[db];
+    return stor_txn_fail(t, t->env->be->put(t->env->benv, t->txn, db, k, v, flags));
+}
+
+int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
+{
+    return stor_txn_fail(t, t->env->be->del(t->env->benv, t->txn, db, k, v));
+}
+
+int stor_txn_nested(stor_txn_t *t, stor_txn_fn fn, void *arg)
+{
+    stor_txn_t sub;
+    int rc;
+
+    if ((rc = stor_txn_check(t, 1)) != 0)
+        return rc;
+    sub = *t;
+    if ((rc = t->env->be->txn_begin(t->env->benv, t->txn, STOR_BK_WRITE, &sub.txn)) != 0)
+        return stor_txn_fail(t, rc);
+    if ((rc = fn(&sub, arg)) == 0 && sub.err != 0)
+        rc = sub.err;
+    if (rc != 0) {
+        t->env->be->txn_abort(sub.txn);
+        return rc;
+    }
+    return stor_txn_fail(t, t->env->be->txn_commit(sub.txn));
 }
 
 int stor_count_rows(stor_txn_t *t, int db, size_t *n)
 {
-    MDB_stat st;
     int rc;
 
     if (n == NULL)
@@ -60,47 +83,44 @@ int stor_count_rows(stor_txn_t *t, int db, size_t *n)
     *n = 0;
     if ((rc = stor_txn_check(t, 0)) != 0)
         return rc;
-    if ((rc = mdb_stat(t->txn, t->env->dbi[db], &st)) != 0)
-        return stor_txn_fail(t, rc);
-    *n = st.ms_entries;
-    return 0;
+    return stor_txn_fail(t, t->env->be->count(t->env->benv, t->txn, db, n));
 }
 
-/* Encode rec straight into the page LMDB reserves for it. */
-int stor_put_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, const void *rec, unsigned flags)
+/* Encode rec straight into the space the backend reserves for it (LMDB: its page). */
+int stor_put_rec(stor_txn_t *t, int db, const stor_val_t *key, stor_rec_type_t type, const void *rec, unsigned flags)
 {
-    MDB_val v = { 0, NULL };
+    stor_val_t v = { 0, NULL };
     size_t len;
     int rc;
 
     if ((rc = stor_codec_size(type, rec, &len)) != 0)
         return rc;
-    v.mv_size = len;
-    if ((rc = mdb_put(t->txn, dbi(t, db), key, &v, flags | MDB_RESERVE)) != 0)
-        return stor_txn_fail(t, rc);
+    v.len = len;
+    if ((rc = stor_kv_put(t, db, key, &v, flags | STOR_PUT_RESERVE)) != 0)
+        return rc;
     /* Cannot fail after stor_codec_size(); if it did, the reserved bytes must never be committed. */
-    if ((rc = stor_codec_encode(type, rec, v.mv_data, len)) != 0 && t->err == 0)
+    if ((rc = stor_codec_encode(type, rec, v.data, len)) != 0 && t->err == 0)
         t->err = rc;
     return rc;
 }
 
-int stor_get_rec(stor_txn_t *t, int db, MDB_val *key, stor_rec_type_t type, void *out, size_t out_size)
+int stor_get_rec(stor_txn_t *t, int db, const stor_val_t *key, stor_rec_type_t type, void *out, size_t out_size)
 {
-    MDB_val v;
-    int rc = mdb_get(t->txn, dbi(t, db), key, &v);
+    stor_val_t v;
+    int rc = stor_kv_get(t, db, key, &v);
 
     if (rc != 0) {
         memset(out, 0, out_size);
-        return stor_txn_fail(t, rc);
+        return rc;
     }
-    return stor_codec_decode(type, v.mv_data, v.mv_size, out);
+    return stor_codec_decode(type, v.data, v.len, out);
 }
 
 /* A record keyed by a 32-byte hash (tokens, SADs, codes). out is fully written on every path: zeroed on an
  * error, decoded (absent fields zero) otherwise, so no up-front memset of a large record is needed. */
 int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (out == NULL)
@@ -118,7 +138,7 @@ int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t 
  * user name (STOR_ERR_INVAL). get zeroes out first, so it is zero on every error. */
 int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, void *out, size_t size)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (out == NULL)
@@ -132,69 +152,78 @@ int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *na
 
 int stor_put_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *name, const void *rec, int create_only)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(name)) != 0)
         return rc;
     k = KEY(name, strlen(name));
-    return stor_put_rec(t, db, &k, type, rec, create_only ? MDB_NOOVERWRITE : 0);
+    return stor_put_rec(t, db, &k, type, rec, create_only ? STOR_PUT_NOOVERWRITE : 0);
 }
 
 int stor_del_by_name(stor_txn_t *t, int db, const char *name)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if ((rc = stor_txn_check(t, 1)) != 0 || (rc = stor_name_check(name)) != 0)
         return rc;
     k = KEY(name, strlen(name));
-    if ((rc = mdb_del(t->txn, dbi(t, db), &k, NULL)) != 0)
-        return stor_txn_fail(t, rc);
+    if ((rc = stor_kv_del(t, db, &k, NULL)) != 0)
+        return rc;
     return 0;
 }
 
 /* Delete one index row; a missing row is tolerated so a damaged index can be repaired by rewriting. */
-static int del_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
+static int del_index(stor_txn_t *t, int db, stor_val_t *key, stor_val_t *val)
 {
-    int rc = mdb_del(t->txn, dbi(t, db), key, val);
+    int rc = stor_kv_del(t, db, key, val);
 
-    return rc == MDB_NOTFOUND ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
+    return rc == STOR_ERR_NOTFOUND ? 0 : rc;
 }
 
-static int put_index(stor_txn_t *t, int db, MDB_val *key, MDB_val *val)
+static int put_index(stor_txn_t *t, int db, stor_val_t *key, stor_val_t *val)
 {
-    int rc = mdb_put(t->txn, dbi(t, db), key, val, MDB_NODUPDATA);
+    int rc = stor_kv_put(t, db, key, val, STOR_PUT_NODUPDATA);
 
-    return rc == MDB_KEYEXIST ? 0 : rc != 0 ? stor_txn_fail(t, rc) : 0;
+    return rc == STOR_ERR_EXISTS ? 0 : rc;
 }
 
 /* ---- walking a table ------------------------------------------------------ */
 
-int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, stor_row_fn fn, void *arg)
+int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, stor_row_fn fn, void *arg)
 {
-    static const MDB_cursor_op first[] = { MDB_FIRST, MDB_SET_RANGE, MDB_SET_KEY };
-    static const MDB_cursor_op next[] = { MDB_NEXT, MDB_NEXT, MDB_NEXT_DUP };
-    MDB_cursor *cur = NULL;
-    MDB_val k = { 0, NULL }, v;
+    static const stor_cur_op_t first[] = { STOR_CUR_FIRST, STOR_CUR_SET_RANGE, STOR_CUR_SET_KEY };
+    static const stor_cur_op_t next[] = { STOR_CUR_NEXT, STOR_CUR_NEXT, STOR_CUR_NEXT_DUP };
+    const stor_backend_t *be;
+    stor_cursor_t *cur = NULL;
+    stor_val_t k = { 0, NULL }, v;
     int rc;
 
     if (fn == NULL || (unsigned)how > STOR_WALK_DUPS || (how != STOR_WALK_ALL && key == NULL))
         return STOR_ERR_INVAL;
     if ((rc = stor_txn_check(t, 0)) != 0)
         return rc;
+    be = t->env->be;
     if (key != NULL)
         k = *key;
-    if ((rc = mdb_cursor_open(t->txn, dbi(t, db), &cur)) != 0)
+    if ((rc = be->cursor_open(t->env->benv, t->txn, db, &cur)) != 0)
         return stor_txn_fail(t, rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, first[how]); rc == 0; rc = mdb_cursor_get(cur, &k, &v, next[how])) {
+    for (rc = be->cursor_get(cur, first[how], &k, &v); rc == 0; rc = be->cursor_get(cur, next[how], &k, &v)) {
         if ((rc = fn(t, cur, &k, &v, arg)) != 0)
             goto out;
     }
-    rc = rc == MDB_NOTFOUND ? 0 : stor_txn_fail(t, rc);
+    rc = rc == STOR_ERR_NOTFOUND ? 0 : stor_txn_fail(t, rc);
 out:
-    mdb_cursor_close(cur);
+    be->cursor_close(cur);
     return rc;
+}
+
+int stor_walk_del(stor_txn_t *t, stor_cursor_t *cur)
+{
+    int rc = stor_txn_check(t, 1);
+
+    return rc != 0 ? rc : stor_txn_fail(t, t->env->be->cursor_del(cur));
 }
 
 typedef struct rec_walk {
@@ -229,30 +258,30 @@ static int rec_call(const stor_rec_cb_t *cb, const void *rec)
 
 /* An index row's value is the key of its record in cb->via (a name or a 32-byte hash); a dangling row means the
  * index is damaged. */
-static int rec_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int rec_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     rec_walk_t *w = arg;
     const stor_rec_cb_t *cb = w->cb;
     char id[STOR_NAME_MAX + 1];
-    MDB_val rk;
+    stor_val_t rk;
     int rc;
 
     (void)cur;
     (void)k;
     if (cb->via < 0) {
-        rc = stor_codec_decode(cb->type, v->mv_data, v->mv_size, w->rec);
+        rc = stor_codec_decode(cb->type, v->data, v->len, w->rec);
     } else {
-        if (v->mv_size == 0 || v->mv_size > STOR_NAME_MAX)
+        if (v->len == 0 || v->len > STOR_NAME_MAX)
             return STOR_ERR_CORRUPT;
-        memcpy(id, v->mv_data, v->mv_size);
-        rk = KEY(id, v->mv_size);
+        memcpy(id, v->data, v->len);
+        rk = KEY(id, v->len);
         rc = stor_get_rec(t, cb->via, &rk, cb->type, w->rec, rec_size(cb->type));
         rc = rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
     }
     return rc != 0 ? rc : rec_call(cb, w->rec);
 }
 
-int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const MDB_val *key, const stor_rec_cb_t *cb)
+int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, const stor_rec_cb_t *cb)
 {
     rec_walk_t w = { cb, NULL };
     size_t size = cb != NULL ? rec_size(cb->type) : 0;
@@ -295,26 +324,26 @@ int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out)
 }
 
 /* Owner of the stored credential k; *found = 0 if there is none. */
-static int stored_owner(stor_txn_t *t, MDB_val *k, char owner[STOR_NAME_MAX + 1], int *found)
+static int stored_owner(stor_txn_t *t, stor_val_t *k, char owner[STOR_NAME_MAX + 1], int *found)
 {
-    MDB_val v;
-    int rc = mdb_get(t->txn, dbi(t, STOR_DB_CREDS), k, &v);
+    stor_val_t v;
+    int rc = stor_kv_get(t, STOR_DB_CREDS, k, &v);
 
     owner[0] = '\0';
     *found = 0;
-    if (rc == MDB_NOTFOUND)
+    if (rc == STOR_ERR_NOTFOUND)
         return 0;
     if (rc != 0)
-        return stor_txn_fail(t, rc);
+        return rc;
     *found = 1;
-    return stor_codec_peek(STOR_REC_CRED, v.mv_data, v.mv_size, offsetof(stor_cred_t, owner), owner,
+    return stor_codec_peek(STOR_REC_CRED, v.data, v.len, offsetof(stor_cred_t, owner), owner,
                            STOR_NAME_MAX + 1);
 }
 
 int stor_txn_cred_put(stor_txn_t *t, const stor_cred_t *c, int create_only)
 {
     char old_owner[STOR_NAME_MAX + 1];
-    MDB_val k, ok, ov;
+    stor_val_t k, ok, ov;
     size_t len;
     int rc, found;
 
@@ -333,7 +362,7 @@ int stor_txn_cred_put(stor_txn_t *t, const stor_cred_t *c, int create_only)
         if ((rc = del_index(t, STOR_DB_CREDS_BY_OWNER, &ok, &k)) != 0)
             return rc;
     }
-    if ((rc = stor_put_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, create_only ? MDB_NOOVERWRITE : 0)) != 0)
+    if ((rc = stor_put_rec(t, STOR_DB_CREDS, &k, STOR_REC_CRED, c, create_only ? STOR_PUT_NOOVERWRITE : 0)) != 0)
         return rc;
     ok = KEY(c->owner, strlen(c->owner));
     ov = KEY(c->id, strlen(c->id));
@@ -361,7 +390,7 @@ int stor_txn_cred_change(stor_txn_t *t, const char *id, stor_cred_change_fn chan
 int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, void *arg)
 {
     stor_rec_cb_t cb = { STOR_REC_CRED, STOR_DB_CREDS, { .cred = fn }, arg };
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(owner)) != 0)
@@ -379,24 +408,24 @@ int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out)
 }
 
 /* Grant of the stored token k; *found = 0 if there is none. */
-static int stored_grant(stor_txn_t *t, MDB_val *k, uint8_t grant[16], int *found)
+static int stored_grant(stor_txn_t *t, stor_val_t *k, uint8_t grant[16], int *found)
 {
-    MDB_val v;
-    int rc = mdb_get(t->txn, dbi(t, STOR_DB_TOKENS), k, &v);
+    stor_val_t v;
+    int rc = stor_kv_get(t, STOR_DB_TOKENS, k, &v);
 
     *found = 0;
-    if (rc == MDB_NOTFOUND)
+    if (rc == STOR_ERR_NOTFOUND)
         return 0;
     if (rc != 0)
-        return stor_txn_fail(t, rc);
+        return rc;
     *found = 1;
-    return stor_codec_peek(STOR_REC_TOKEN, v.mv_data, v.mv_size, offsetof(stor_token_t, grant), grant, 16);
+    return stor_codec_peek(STOR_REC_TOKEN, v.data, v.len, offsetof(stor_token_t, grant), grant, 16);
 }
 
 int stor_txn_token_put(stor_txn_t *t, const stor_token_t *tok)
 {
     uint8_t old_grant[16];
-    MDB_val k, gk, gv;
+    stor_val_t k, gk, gv;
     size_t len;
     int rc, found;
 
@@ -422,7 +451,7 @@ int stor_txn_token_put(stor_txn_t *t, const stor_token_t *tok)
 int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32])
 {
     uint8_t grant[16];
-    MDB_val k, gk;
+    stor_val_t k, gk;
     int rc, found;
 
     if (hash == NULL)
@@ -437,25 +466,25 @@ int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32])
     gk = KEY(grant, 16);
     if ((rc = del_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &k)) != 0)
         return rc;
-    if ((rc = mdb_del(t->txn, dbi(t, STOR_DB_TOKENS), &k, NULL)) != 0)
-        return stor_txn_fail(t, rc);
+    if ((rc = stor_kv_del(t, STOR_DB_TOKENS, &k, NULL)) != 0)
+        return rc;
     return 0;
 }
 
 /* Set revoked on the token the index row points to; arg counts the tokens that changed. */
-static int revoke_one(stor_txn_t *t, MDB_cursor *cur, const MDB_val *gk, const MDB_val *hv, void *arg)
+static int revoke_one(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *gk, const stor_val_t *hv, void *arg)
 {
     stor_token_t tok;
     uint8_t hash[32];
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     (void)cur;
     (void)gk;
-    if (hv->mv_size != 32)
+    if (hv->len != 32)
         return STOR_ERR_CORRUPT;
     /* Copy: the put below may move the page the cursor's data points into. */
-    memcpy(hash, hv->mv_data, 32);
+    memcpy(hash, hv->data, 32);
     k = KEY(hash, 32);
     if ((rc = stor_get_rec(t, STOR_DB_TOKENS, &k, STOR_REC_TOKEN, &tok, sizeof(tok))) != 0)
         return rc == STOR_ERR_NOTFOUND ? STOR_ERR_CORRUPT : rc;
@@ -470,7 +499,7 @@ static int revoke_one(stor_txn_t *t, MDB_cursor *cur, const MDB_val *gk, const M
 
 int stor_txn_token_revoke_grant(stor_txn_t *t, const uint8_t grant[16])
 {
-    MDB_val k;
+    stor_val_t k;
     int rc, n = 0;
 
     if (grant == NULL)
@@ -485,7 +514,7 @@ int stor_txn_token_revoke_grant(stor_txn_t *t, const uint8_t grant[16])
 int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token_each_fn fn, void *arg)
 {
     stor_rec_cb_t cb = { STOR_REC_TOKEN, STOR_DB_TOKENS, { .token = fn }, arg };
-    MDB_val k;
+    stor_val_t k;
 
     if (grant == NULL)
         return STOR_ERR_INVAL;
@@ -497,7 +526,7 @@ int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token
 
 static int sad_put_in(stor_txn_t *t, int db, const stor_sad_t *sad)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (sad == NULL || sad->digest_len > STOR_DIGEST_LEN_MAX || sad->n_digests > STOR_DIGESTS_MAX ||
@@ -511,7 +540,7 @@ static int sad_put_in(stor_txn_t *t, int db, const stor_sad_t *sad)
 
 int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32])
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (hash == NULL)
@@ -519,8 +548,8 @@ int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32])
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     k = KEY(hash, 32);
-    if ((rc = mdb_del(t->txn, dbi(t, db), &k, NULL)) != 0)
-        return stor_txn_fail(t, rc);
+    if ((rc = stor_kv_del(t, db, &k, NULL)) != 0)
+        return rc;
     return 0;
 }
 
@@ -588,7 +617,7 @@ int stor_txn_code_get(stor_txn_t *t, const uint8_t hash[32], stor_code_t *out)
 
 int stor_txn_code_put(stor_txn_t *t, const stor_code_t *code)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (code == NULL)
@@ -630,7 +659,7 @@ typedef struct collect {
     size_t cred_off;
 } collect_t;
 
-static int collect_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int collect_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     const collect_t *c = arg;
     char name[STOR_NAME_MAX + 1];
@@ -640,26 +669,26 @@ static int collect_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const M
 
     (void)t;
     (void)cur;
-    if (k->mv_size != 32)
+    if (k->len != 32)
         return 0;
-    if ((rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->user_off, name, sizeof(name))) != 0 ||
-        (rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->exp_off, &exp, sizeof(exp))) != 0)
+    if ((rc = stor_codec_peek(c->type, v->data, v->len, c->user_off, name, sizeof(name))) != 0 ||
+        (rc = stor_codec_peek(c->type, v->data, v->len, c->exp_off, &exp, sizeof(exp))) != 0)
         return rc;
     if (strcmp(name, c->user) != 0)
         return 0;
     if (c->cred != NULL) {
-        if ((rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->cred_off, name, sizeof(name))) != 0)
+        if ((rc = stor_codec_peek(c->type, v->data, v->len, c->cred_off, name, sizeof(name))) != 0)
             return rc;
         if (strcmp(name, c->cred) != 0)
             return 0;
     }
     if (c->flag_off != 0) {
-        if ((rc = stor_codec_peek(c->type, v->mv_data, v->mv_size, c->flag_off, &flag, sizeof(flag))) != 0)
+        if ((rc = stor_codec_peek(c->type, v->data, v->len, c->flag_off, &flag, sizeof(flag))) != 0)
             return rc;
         if (flag)
             return 0;
     }
-    if ((rc = stor_hash_list_add(c->l, k->mv_data)) != 0)
+    if ((rc = stor_hash_list_add(c->l, k->data)) != 0)
         return rc;
     if (exp >= c->now)
         (*c->live)++;
@@ -802,29 +831,29 @@ typedef struct purge {
 } purge_t;
 
 /* Delete the row if its record expired before now; a token also loses its grant-index row. */
-static int purge_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int purge_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     purge_t *p = arg;
     int64_t exp;
     int rc;
 
-    if ((rc = stor_codec_peek(p->type, v->mv_data, v->mv_size, p->exp_off, &exp, sizeof(exp))) != 0)
+    if ((rc = stor_codec_peek(p->type, v->data, v->len, p->exp_off, &exp, sizeof(exp))) != 0)
         return rc;
     if (exp >= p->now)
         return 0;
     if (p->db == STOR_DB_TOKENS) {
         uint8_t grant[16], hash[32];
-        MDB_val gk = KEY(grant, 16), hk = KEY(hash, 32);
-        if (k->mv_size != 32) /* not a token's key: left alone (the walk used to end here, silently) */
+        stor_val_t gk = KEY(grant, 16), hk = KEY(hash, 32);
+        if (k->len != 32) /* not a token's key: left alone (the walk used to end here, silently) */
             return 0;
-        if ((rc = stor_codec_peek(p->type, v->mv_data, v->mv_size, offsetof(stor_token_t, grant), grant, 16)) != 0)
+        if ((rc = stor_codec_peek(p->type, v->data, v->len, offsetof(stor_token_t, grant), grant, 16)) != 0)
             return rc;
-        memcpy(hash, k->mv_data, 32);
+        memcpy(hash, k->data, 32);
         if ((rc = del_index(t, STOR_DB_TOKENS_BY_GRANT, &gk, &hk)) != 0)
             return rc;
     }
-    if ((rc = mdb_cursor_del(cur, 0)) != 0)
-        return stor_txn_fail(t, rc);
+    if ((rc = stor_walk_del(t, cur)) != 0)
+        return rc;
     if (p->n < INT32_MAX)
         p->n++;
     return 0;

@@ -11,7 +11,7 @@
 
 #include "stor_int.h"
 
-#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+#define KEY(p, n) STOR_VAL(p, n)
 
 int stor_txn_user_approval_get(stor_txn_t *t, const uint8_t hash[32], stor_user_approval_t *out)
 {
@@ -20,7 +20,7 @@ int stor_txn_user_approval_get(stor_txn_t *t, const uint8_t hash[32], stor_user_
 
 int stor_txn_user_approval_put(stor_txn_t *t, const stor_user_approval_t *a, int create_only)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (a == NULL || a->state > STOR_UAPPR_LOCKED || a->num_signatures == 0 || a->n_digests > STOR_DIGESTS_MAX ||
@@ -30,7 +30,7 @@ int stor_txn_user_approval_put(stor_txn_t *t, const stor_user_approval_t *a, int
         (rc = stor_name_check(a->cred)) != 0)
         return rc;
     k = KEY(a->hash, 32);
-    return stor_put_rec(t, STOR_DB_USER_APPROVALS, &k, STOR_REC_USER_APPROVAL, a, create_only ? MDB_NOOVERWRITE : 0);
+    return stor_put_rec(t, STOR_DB_USER_APPROVALS, &k, STOR_REC_USER_APPROVAL, a, create_only ? STOR_PUT_NOOVERWRITE : 0);
 }
 
 int stor_txn_user_approval_del(stor_txn_t *t, const uint8_t hash[32])
@@ -57,7 +57,7 @@ typedef struct {
     stor_user_approval_t *rec;  /* one heap copy for the walk (the digests make it large) */
 } each_t;
 
-static int each_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int each_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     each_t *e = arg;
     char user[STOR_NAME_MAX + 1];
@@ -68,13 +68,13 @@ static int each_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_
     (void)k;
     if (e->user != NULL && e->user[0] != '\0') {
         /* Other users' rows are skipped without decoding their digests. */
-        if ((rc = stor_codec_peek(STOR_REC_USER_APPROVAL, v->mv_data, v->mv_size,
+        if ((rc = stor_codec_peek(STOR_REC_USER_APPROVAL, v->data, v->len,
                                   offsetof(stor_user_approval_t, user), user, sizeof(user))) != 0)
             return rc;
         if (strcmp(user, e->user) != 0)
             return 0;
     }
-    if ((rc = stor_codec_decode(STOR_REC_USER_APPROVAL, v->mv_data, v->mv_size, e->rec)) != 0)
+    if ((rc = stor_codec_decode(STOR_REC_USER_APPROVAL, v->data, v->len, e->rec)) != 0)
         return rc;
     return e->fn(e->rec, e->arg);
 }

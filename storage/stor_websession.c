@@ -9,7 +9,7 @@
 
 #include "stor_int.h"
 
-#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+#define KEY(p, n) STOR_VAL(p, n)
 
 int stor_txn_websession_get(stor_txn_t *t, const uint8_t hash[32], stor_websession_t *out)
 {
@@ -18,7 +18,7 @@ int stor_txn_websession_get(stor_txn_t *t, const uint8_t hash[32], stor_websessi
 
 int stor_txn_websession_put(stor_txn_t *t, const stor_websession_t *s, int create_only)
 {
-    MDB_val k;
+    stor_val_t k;
     int rc;
 
     if (s == NULL || s->req_len == 0 || s->req_len > STOR_WEBSESSION_REQ_MAX || s->req_one != 1 || s->req == NULL)
@@ -27,7 +27,7 @@ int stor_txn_websession_put(stor_txn_t *t, const stor_websession_t *s, int creat
         (rc = stor_name_check(s->client_id)) != 0)
         return rc;
     k = KEY(s->hash, 32);
-    return stor_put_rec(t, STOR_DB_WEBSESSIONS, &k, STOR_REC_WEBSESSION, s, create_only ? MDB_NOOVERWRITE : 0);
+    return stor_put_rec(t, STOR_DB_WEBSESSIONS, &k, STOR_REC_WEBSESSION, s, create_only ? STOR_PUT_NOOVERWRITE : 0);
 }
 
 int stor_txn_websession_del(stor_txn_t *t, const uint8_t hash[32])

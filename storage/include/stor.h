@@ -1,8 +1,8 @@
 /*
- * stor.h - durable state of the signing service, kept in LMDB.
+ * stor.h - durable state of the signing service, kept by a storage backend (stor_config_t.backend: "lmdb").
  *
  * Users, credentials, access/refresh tokens, SADs and the audit log live in one
- * LMDB environment. Reads run in short read-only transactions on the calling
+ * environment (LMDB: one LMDB environment). Reads run in short read-only transactions on the calling
  * thread. Writes are group-committed, one batch at a time: the stor_write()
  * caller that finds no batch running runs the callbacks of every waiting caller
  * inside one write transaction (each in a nested transaction of its own, so a
@@ -74,8 +74,10 @@ const char *stor_strerror(int rc);
 typedef struct stor_env stor_env_t;
 
 typedef struct stor_config {
-    const char *path;   /**< directory holding data.mdb (created if missing) */
-    size_t map_size;    /**< LMDB map size in bytes; 0 = 1 GiB */
+    const char *backend;  /**< the storage backend: "lmdb" (also NULL or ""); see stor_backend_known() */
+    const char *location; /**< where the backend keeps the data: for lmdb the directory holding data.mdb (created
+                               if missing) */
+    size_t map_size;    /**< lmdb: map size in bytes; 0 = 1 GiB */
     unsigned max_readers; /**< 0 = 256 */
     int writer_later;   /**< 1: writes are refused until stor_start_writer() (csc-sam opens them after its switch
                              to sam_user). No writer thread is started either way. */
@@ -83,10 +85,11 @@ typedef struct stor_config {
 
 /**
  * Open (creating if needed) the environment; writes are open unless cfg->writer_later. Starts no thread.
- * @param[in] cfg settings; cfg->path must exist or be creatable.
+ * @param[in] cfg settings; cfg->location must exist or be creatable.
+ * @return ... STOR_ERR_INVAL also for an unknown cfg->backend.
  * @param[out] out the environment, NULL on failure.
  * @return STOR_OK or a STOR_ERR_* code (STOR_ERR_CORRUPT if the environment has another schema version).
- * @note Never open the same path twice in one process. Not fork-safe: open after forking.
+ * @note Never open the same location twice in one process. Not fork-safe: open after forking.
  * @note Every process opening the same path should use the same map_size.
  */
 int stor_open(const stor_config_t *cfg, stor_env_t **out);
@@ -97,6 +100,11 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out);
  * @return STOR_OK, STOR_ERR_INVAL (NULL, or started already)
  */
 int stor_start_writer(stor_env_t *env);
+
+/** @return 1 if name is a storage backend built in (stor_config_t.backend: "lmdb"), else 0. */
+int stor_backend_known(const char *name);
+/** The names of the backends built in, comma-separated ("lmdb"). */
+const char *stor_backend_names(void);
 
 /** Refuse new writes, wait for the writes in progress, close. NULL is allowed. */
 void stor_close(stor_env_t *env);

@@ -21,7 +21,7 @@ static const adm_op_policy_t pol = {.session_idle = 600, .session_max = 3600, .m
 static void setup(void)
 {
     ck_assert_int_eq(cfx_tmpdir(NULL, "csc-op-test.", dir, sizeof(dir)), 0);
-    stor_config_t cfg = {.path = dir};
+    stor_config_t cfg = {.location = dir};
     ck_assert_int_eq(stor_open(&cfg, &env), 0);
     adm = (adm_t){.stor = env, .operator_name = "-", .scrypt_log2n = 10, .issuer = "T"};
     ck_assert_int_eq(oath_init(), OATH_OK);

@@ -525,7 +525,7 @@ START_TEST(t_storage_full)
     snprintf(dir, sizeof(dir), "%s/small", fx.dir);
     ck_assert_int_eq(mkdir(dir, 0700), 0);
     memset(&sc, 0, sizeof(sc));
-    sc.path = dir;
+    sc.location = dir;
     sc.map_size = 1u << 20;
     ck_assert_int_eq(stor_open(&sc, &fx.stor), STOR_OK);
     memset(&cfg, 0, sizeof(cfg));

@@ -33,7 +33,7 @@ void fx_setup(void)
     ck_assert_int_eq(oath_init(), OATH_OK);
     ck_assert_int_eq(cfx_tmpdir(NULL, "test_oauth.", fx.dir, sizeof(fx.dir)), 0);
     memset(&sc, 0, sizeof(sc));
-    sc.path = fx.dir;
+    sc.location = fx.dir;
     sc.map_size = 64u << 20;
     ck_assert_int_eq(stor_open(&sc, &fx.stor), STOR_OK);
     memset(&cfg, 0, sizeof(cfg));

@@ -31,7 +31,7 @@ static void setup(void)
     ck_assert_int_eq(chmod(dir, 0755), 0); /* the setuid child of t_peer_other_uid reaches the socket */
     snprintf(sock, sizeof(sock), "%s/sam.sock", dir);
     snprintf(db, sizeof(db), "%s/db", dir);
-    stor_config_t sc = {.path = db, .map_size = 16u << 20};
+    stor_config_t sc = {.location = db, .map_size = 16u << 20};
     ck_assert_int_eq(stor_open(&sc, &env), STOR_OK);
 }
 

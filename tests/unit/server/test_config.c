@@ -25,20 +25,20 @@ static void teardown(void)
     rmdir(dir);
 }
 
-static const char *base = "environment = test\n"
-                          "listen = 127.0.0.1:8443\n"
-                          "tls_cert = tls/cert.pem\n"
-                          "tls_key = /abs/key.pem\n"
-                          "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n"
-                          "pkcs11_token = t\n"
-                          "pkcs11_pin_file = pin\n"
-                          "lmdb_path = db\n";
+#define BASE_NO_STORAGE "environment = test\n"                                    \
+                        "listen = 127.0.0.1:8443\n"                               \
+                        "tls_cert = tls/cert.pem\n"                               \
+                        "tls_key = /abs/key.pem\n"                                \
+                        "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n"       \
+                        "pkcs11_token = t\n"                                      \
+                        "pkcs11_pin_file = pin\n"
+static const char *base = BASE_NO_STORAGE "lmdb_path = db\n";
 
-/* Load base + extra; return rc and leave stderr's text in msg. */
-static int load(const char *extra, srv_config_t *cfg, char *msg, size_t msz)
+/* Load head + extra; return rc and leave stderr's text in msg. */
+static int load_with(const char *head, const char *extra, srv_config_t *cfg, char *msg, size_t msz)
 {
     FILE *f = fopen(file, "w");
-    fputs(base, f);
+    fputs(head, f);
     fputs(extra, f);
     fclose(f);
     fflush(stderr);
@@ -54,6 +54,12 @@ static int load(const char *extra, srv_config_t *cfg, char *msg, size_t msz)
     msg[n] = '\0';
     fclose(f);
     return rc;
+}
+
+/* Load base + extra. */
+static int load(const char *extra, srv_config_t *cfg, char *msg, size_t msz)
+{
+    return load_with(base, extra, cfg, msg, msz);
 }
 
 START_TEST(t_valid)
@@ -86,12 +92,28 @@ START_TEST(t_valid)
 }
 END_TEST
 
+/* A configuration that must be refused: what to add to the head, and what the message must say. */
+typedef struct refusal {
+    const char *extra;
+    const char *needle;
+} refusal_t;
+
+/* Each of cases[0..n) added to head is refused, with file:line and the needle in the message. */
+static void refuse_all(const char *head, const refusal_t *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        srv_config_t cfg;
+        char msg[512];
+        ck_assert_int_eq(load_with(head, cases[i].extra, &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
+                      msg);
+        ck_assert_msg(strstr(msg, "c.conf:") != NULL, "no file:line in \"%s\"", msg);
+    }
+}
+
 START_TEST(t_refusals)
 {
-    static const struct {
-        const char *extra;
-        const char *needle;
-    } cases[] = {
+    static const refusal_t cases[] = {
         {"colour = blue\n", "unknown key \"colour\""},
         {"workers = 0\n", "workers: expected a number from 1 to 1024"},
         {"workers = 12x\n", "workers"},
@@ -114,14 +136,39 @@ START_TEST(t_refusals)
         {"server_user = csc\nsam_user = csc\n", "sam_user: must differ from server_user"},
         {"seccomp = maybe\n", "seccomp: expected yes or no"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        srv_config_t cfg;
-        char msg[512];
-        ck_assert_int_eq(load(cases[i].extra, &cfg, msg, sizeof(msg)), -1);
-        ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
-                      msg);
-        ck_assert_msg(strstr(msg, "c.conf:") != NULL, "no file:line in \"%s\"", msg);
-    }
+    refuse_all(base, cases, sizeof(cases) / sizeof(cases[0]));
+}
+END_TEST
+
+/* storage = <backend>:<location>; lmdb_path = PATH is the older spelling of storage = lmdb:PATH. */
+START_TEST(t_storage)
+{
+    static const refusal_t refused[] = {
+        {"", "missing required key storage"},
+        {"storage = lmdb:db\nlmdb_path = db\n", "storage and lmdb_path: give one"},
+        {"lmdb_path = db\nstorage = lmdb:db\n", "storage and lmdb_path: give one"},
+        {"storage = postgresql:dbname=csc\n", "storage: unknown backend \"postgresql\" (backends: lmdb)"},
+        {"storage = db\n", "storage: expected <backend>:<location> (backends: lmdb)"},
+        {"storage = :db\n", "storage: expected <backend>:<location>"},
+        {"storage = lmdb:\n", "storage: lmdb: needs a location"},
+        {"storage = lmdb:db\nstorage = lmdb:db2\n", "storage given twice"},
+        {"lmdb_path =\n", "lmdb_path: an empty location"},
+    };
+    srv_config_t cfg;
+    char msg[512], expect[PATH_MAX + 32], real[PATH_MAX];
+
+    ck_assert_ptr_nonnull(realpath(dir, real));
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = lmdb:db\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage_backend, "lmdb");
+    snprintf(expect, sizeof(expect), "%s/db", real); /* relative to the file, like every path */
+    ck_assert_str_eq(cfg.storage_location, expect);
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = lmdb:/var/lib/csc\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage_location, "/var/lib/csc");
+    /* the older spelling */
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage_backend, "lmdb");
+    ck_assert_str_eq(cfg.storage_location, expect);
+    refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
 }
 END_TEST
 
@@ -295,6 +342,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_valid);
     tcase_add_test(tc, t_refusals);
+    tcase_add_test(tc, t_storage);
     tcase_add_test(tc, t_environment_rules);
     tcase_add_test(tc, t_operator_rules);
     tcase_add_test(tc, t_sam_keys);

@@ -815,7 +815,7 @@ static int child_append_fn(stor_txn_t *t, void *arg)
 /* The other process of t_audit_two_processes: append 3 records, expect seqs 3..5. */
 int tst_audit_child(const char *path)
 {
-    stor_config_t cfg = { .path = path };
+    stor_config_t cfg = { .location = path };
     audit_batch_t cb = { .n = 3 };
     stor_env_t *env = NULL;
     int ok = stor_open(&cfg, &env) == 0 && stor_write(env, child_append_fn, &cb) == 0 && cb.seqs[0] == 3 &&

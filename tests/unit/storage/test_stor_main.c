@@ -24,7 +24,7 @@ const char *tst_path(void)
 
 stor_env_t *tst_open(const char *path, size_t map_size)
 {
-    stor_config_t cfg = { .path = path, .map_size = map_size };
+    stor_config_t cfg = { .location = path, .map_size = map_size };
     stor_env_t *env = NULL;
     int rc = stor_open(&cfg, &env);
 
@@ -182,6 +182,7 @@ int main(int argc, char **argv)
     srunner_add_suite(sr, tst_walk_suite());
     srunner_add_suite(sr, tst_account_suite());
     srunner_add_suite(sr, tst_enroll_suite());
+    srunner_add_suite(sr, tst_backend_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -786,33 +786,28 @@ END_TEST
 static void old_layout(const char *path, const uint8_t *tok_rec, size_t tok_len, const uint8_t hash[32],
                        const uint8_t grant[16])
 {
-    static const struct {
-        const char *name;
-        unsigned flags;
-    } dbs[] = { { "users", 0 }, { "creds", 0 }, { "creds_by_owner", MDB_DUPSORT }, { "tokens", 0 },
-                { "tokens_by_grant", MDB_DUPSORT | MDB_DUPFIXED }, { "sads", 0 }, { "audit", 0 }, { "meta", 0 } };
-    MDB_dbi dbi[8];
-    MDB_env *menv;
-    MDB_txn *txn;
-    MDB_val k, v;
+    static const stor_table_t dbs[] = { { "users", 0 }, { "creds", 0 }, { "creds_by_owner", STOR_TABLE_DUPSORT },
+                                        { "tokens", 0 }, { "tokens_by_grant", STOR_TABLE_DUPSORT | STOR_TABLE_DUPFIXED },
+                                        { "sads", 0 }, { "audit", 0 }, { "meta", 0 } };
+    const stor_backend_t *be = &stor_backend_lmdb;
+    stor_config_t cfg = { .location = path };
+    stor_bk_env_t *e;
+    stor_bk_txn_t *txn;
+    stor_val_t k, v;
 
-    ck_assert_int_eq(mdb_env_create(&menv), 0);
-    ck_assert_int_eq(mdb_env_set_maxdbs(menv, 16), 0);
-    ck_assert_int_eq(mdb_env_open(menv, path, 0, 0600), 0);
-    ck_assert_int_eq(mdb_txn_begin(menv, NULL, 0, &txn), 0);
-    for (size_t i = 0; i < 8; i++)
-        ck_assert_int_eq(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, &dbi[i]), 0);
-    k = (MDB_val){ 6, (void *)"schema" };
-    v = (MDB_val){ 4, (uint8_t[]){ 1, 0, 0, 0 } };
-    ck_assert_int_eq(mdb_put(txn, dbi[7], &k, &v, 0), 0);
-    k = (MDB_val){ 32, (void *)hash };
-    v = (MDB_val){ tok_len, (void *)tok_rec };
-    ck_assert_int_eq(mdb_put(txn, dbi[3], &k, &v, 0), 0);
-    k = (MDB_val){ 16, (void *)grant };
-    v = (MDB_val){ 32, (void *)hash };
-    ck_assert_int_eq(mdb_put(txn, dbi[4], &k, &v, 0), 0);
-    ck_assert_int_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(menv);
+    ck_assert_int_eq(be->open(&cfg, dbs, 8, &e), 0);
+    ck_assert_int_eq(be->txn_begin(e, NULL, STOR_BK_WRITE, &txn), 0);
+    k = STOR_VAL("schema", 6);
+    v = STOR_VAL(((uint8_t[]){ 1, 0, 0, 0 }), 4);
+    ck_assert_int_eq(be->put(e, txn, 7, &k, &v, 0), 0);
+    k = STOR_VAL(hash, 32);
+    v = STOR_VAL(tok_rec, tok_len);
+    ck_assert_int_eq(be->put(e, txn, 3, &k, &v, 0), 0);
+    k = STOR_VAL(grant, 16);
+    v = STOR_VAL(hash, 32);
+    ck_assert_int_eq(be->put(e, txn, 4, &k, &v, 0), 0);
+    ck_assert_int_eq(be->txn_commit(txn), 0);
+    be->close(e);
 }
 
 static int old_tok_get(stor_txn_t *t, void *arg)

@@ -67,11 +67,11 @@ typedef struct edit {
 static int edit_fn(stor_txn_t *t, void *arg)
 {
     edit_t *e = arg;
-    MDB_val k = { e->klen, e->key }, v = { e->vlen, e->val };
+    stor_val_t k = STOR_VAL(e->key, e->klen), v = STOR_VAL(e->val, e->vlen);
 
     if (e->val == NULL)
-        return mdb_del(t->txn, t->env->dbi[e->db], &k, NULL);
-    return mdb_put(t->txn, t->env->dbi[e->db], &k, &v, 0);
+        return stor_kv_del(t, e->db, &k, NULL);
+    return stor_kv_put(t, e->db, &k, &v, 0);
 }
 
 typedef struct fetch {
@@ -83,15 +83,15 @@ typedef struct fetch {
 static int fetch_fn(stor_txn_t *t, void *arg)
 {
     fetch_t *f = arg;
-    MDB_val k = { 8, f->key }, v;
-    int rc = mdb_get(t->txn, t->env->dbi[STOR_DB_AUDIT], &k, &v);
+    stor_val_t k = STOR_VAL(f->key, 8), v;
+    int rc = stor_kv_get(t, STOR_DB_AUDIT, &k, &v);
 
     if (rc != 0)
         return rc;
-    f->val = malloc(v.mv_size + 16);
+    f->val = malloc(v.len + 16);
     ck_assert_ptr_nonnull(f->val);
-    memcpy(f->val, v.mv_data, v.mv_size);
-    f->vlen = v.mv_size;
+    memcpy(f->val, v.data, v.len);
+    f->vlen = v.len;
     return 0;
 }
 

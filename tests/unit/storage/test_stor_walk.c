@@ -7,7 +7,7 @@
 
 #include "test_stor.h"
 
-#define KEY(p, n) ((MDB_val){ (n), (void *)(p) })
+#define KEY(p, n) STOR_VAL(p, n)
 
 typedef struct seen {
     char keys[8][STOR_NAME_MAX + 1];
@@ -15,17 +15,17 @@ typedef struct seen {
 } seen_t;
 
 /* Records the key (or, for an index, the value) of each row; returns 7 at the stop_at-th row. */
-static int seen_row(stor_txn_t *t, MDB_cursor *cur, const MDB_val *k, const MDB_val *v, void *arg)
+static int seen_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
     seen_t *s = arg;
-    const MDB_val *name = s->stop_at < 0 ? v : k;
+    const stor_val_t *name = s->stop_at < 0 ? v : k;
 
     (void)t;
     (void)cur;
     ck_assert_int_lt(s->n, 8);
-    ck_assert_uint_le(name->mv_size, STOR_NAME_MAX);
-    memcpy(s->keys[s->n], name->mv_data, name->mv_size);
-    s->keys[s->n][name->mv_size] = '\0';
+    ck_assert_uint_le(name->len, STOR_NAME_MAX);
+    memcpy(s->keys[s->n], name->data, name->len);
+    s->keys[s->n][name->len] = '\0';
     s->n++;
     return s->n == s->stop_at ? 7 : 0;
 }
@@ -41,7 +41,7 @@ typedef struct walk_job {
 static int walk_fn(stor_txn_t *t, void *arg)
 {
     walk_job_t *j = arg;
-    MDB_val k = KEY(j->key, j->key ? strlen(j->key) : 0);
+    stor_val_t k = KEY(j->key, j->key ? strlen(j->key) : 0);
 
     j->rc = stor_walk(t, j->db, j->how, j->key ? &k : NULL, seen_row, &j->seen);
     return 0;
@@ -150,7 +150,7 @@ static int recs_fn(stor_txn_t *t, void *arg)
     recs_job_t *j = arg;
     stor_rec_cb_t null_cb = { STOR_REC_CRED, STOR_DB_CREDS, { .cred = NULL }, NULL };
     stor_rec_cb_t bad = { STOR_REC_AUDIT, -1, { .cred = count_cred }, &j->n };
-    MDB_val k = KEY("alice", 5);
+    stor_val_t k = KEY("alice", 5);
 
     j->rc = stor_txn_cred_each(t, "alice", count_cred, &j->n);
     j->null_rc = stor_walk_recs(t, STOR_DB_CREDS_BY_OWNER, STOR_WALK_DUPS, &k, &null_cb);
@@ -161,8 +161,8 @@ static int recs_fn(stor_txn_t *t, void *arg)
 /* The credential record goes, its owner-index row stays: the index is damaged. */
 static int drop_cred_record(stor_txn_t *t, void *arg)
 {
-    MDB_val k = KEY(arg, strlen(arg));
-    int rc = mdb_del(t->txn, stor_dbi(t, STOR_DB_CREDS), &k, NULL);
+    stor_val_t k = KEY(arg, strlen(arg));
+    int rc = stor_kv_del(t, STOR_DB_CREDS, &k, NULL);
 
     return rc == 0 ? 0 : stor_txn_fail(t, rc);
 }
@@ -200,7 +200,7 @@ static int tok_row_fn(stor_txn_t *t, void *arg)
     const tok_row_t *r = arg;
     stor_token_t tok;
     uint8_t key[32];
-    MDB_val k = KEY(key, r->key_len);
+    stor_val_t k = KEY(key, r->key_len);
 
     memset(&tok, 0, sizeof(tok));
     memset(key, r->fill, sizeof(key));

@@ -1,0 +1,156 @@
+/*
+ * stor_backend.h - the storage backend interface (private to storage/).
+ *
+ * The record layer of storage/ (stor_codec.c encodes records to bytes; stor_txn.c and the other stor_*.c files
+ * get, put, delete and walk them) sees a backend only through this table of functions, the way a program picks
+ * one of several TLS libraries at run time. A backend stores bytes under keys in named tables, inside
+ * transactions, and nothing else: it knows no record type.
+ *
+ * Tables are given to open() as a list (stor_table_t); the record layer names a table by its index in that
+ * list. Keys sort by memcmp with a shorter key first when one is a prefix of the other; a dupsort table holds a
+ * set of values per key, sorted the same way. Walks therefore return the same rows in the same order on every
+ * backend.
+ *
+ * Errors: every function returns STOR_OK or a STOR_ERR_* code (never a backend's own code).
+ * STOR_ERR_NOTFOUND and STOR_ERR_EXISTS leave a transaction usable; after any other error in a write
+ * transaction the transaction may only be aborted (the record layer remembers the error: stor_txn_fail).
+ *
+ * Threads: one transaction (and its cursors) is used by one thread at a time. A read transaction is not tied to
+ * the thread that began it. At most one top-level write transaction exists at a time per environment in a
+ * process (stor_env.c's group commit ensures it); beginning a second one in the same thread is not allowed.
+ *
+ * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB; the ctest
+ * unit_storage_confined checks it).
+ */
+#ifndef STOR_BACKEND_H
+#define STOR_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stor.h"
+
+/** Bytes: a key or a value. */
+typedef struct stor_val {
+    size_t len;
+    void *data;
+} stor_val_t;
+
+/** The KEY(p, n) of storage/: a stor_val_t naming n bytes at p (not copied). */
+#define STOR_VAL(p, n) ((stor_val_t){ (n), (void *)(p) })
+
+/* Flags of put(). */
+#define STOR_PUT_NOOVERWRITE 0x1u /**< plain table: refuse (STOR_ERR_EXISTS) if the key exists; v is not changed */
+#define STOR_PUT_NODUPDATA 0x2u   /**< dupsort table: refuse (STOR_ERR_EXISTS) if this key/value pair exists */
+#define STOR_PUT_RESERVE 0x4u     /**< plain table: store v->len bytes and set v->data to them, to be filled by the
+                                   *   caller before any other call on the txn (v->data on entry is ignored) */
+#define STOR_PUT_APPEND 0x8u      /**< plain table: k must sort after every key of the table (else STOR_ERR_EXISTS, txn
+                                   *   usable), for keys that only grow (a backend may skip the search) */
+
+/* Flags of a table. */
+#define STOR_TABLE_DUPSORT 0x1u  /**< a set of values per key, in value order */
+#define STOR_TABLE_DUPFIXED 0x2u /**< with DUPSORT: all values of the table have one length (a hint) */
+
+typedef struct stor_table {
+    const char *name; /**< [a-z_]+, unique */
+    unsigned flags;   /**< STOR_TABLE_* */
+} stor_table_t;
+
+/* A backend's own handles: opaque to the record layer. */
+typedef struct stor_bk_env stor_bk_env_t;
+typedef struct stor_bk_txn stor_bk_txn_t;
+typedef struct stor_bk_cur stor_bk_cur_t;
+
+/** Kinds of transaction for begin(). */
+typedef enum {
+    STOR_BK_READ,  /**< a snapshot; only get, count and cursors that do not delete */
+    STOR_BK_WRITE, /**< top-level (parent NULL) or nested in parent (a write txn) */
+} stor_bk_mode_t;
+
+/** Positioning of cursor_get(). */
+typedef enum {
+    STOR_CUR_FIRST,     /**< the first row of the table */
+    STOR_CUR_SET_RANGE, /**< the first row whose key is >= k (in a dupsort table: its first value) */
+    STOR_CUR_SET_KEY,   /**< the first value of key k (exact match) */
+    STOR_CUR_NEXT,      /**< the next row (next value, or first value of the next key) */
+    STOR_CUR_NEXT_DUP,  /**< the next value of the current key only (a plain table: always STOR_ERR_NOTFOUND) */
+} stor_cur_op_t;
+
+typedef struct stor_backend {
+    /** The scheme of `storage = <name>:<location>`. */
+    const char *name;
+
+    /**
+     * Open (creating if needed) the environment at cfg's location with the given tables (created if missing;
+     * their flags must match those they were created with).
+     * @return STOR_OK (then *out is set) or an error (*out untouched): STOR_ERR_INVAL for a bad location,
+     *         STOR_ERR_IO, STOR_ERR_CORRUPT (not this backend's data, or an incompatible format), STOR_ERR_NOMEM.
+     */
+    int (*open)(const stor_config_t *cfg, const stor_table_t *tables, size_t n_tables, stor_bk_env_t **out);
+    /** Close the environment; every transaction must have ended. NULL is accepted. */
+    void (*close)(stor_bk_env_t *e);
+
+    /**
+     * Begin a transaction. parent (a write txn of the same environment, in which no other nested txn is open)
+     * makes a nested write transaction: its changes become part of the parent's at its commit, and vanish at
+     * its abort; the parent must not be used while the child lives. A read txn never has a parent.
+     * @return STOR_OK (*out set) or an error (STOR_ERR_FULL, STOR_ERR_IO, STOR_ERR_NOMEM, STOR_ERR_INVAL).
+     */
+    int (*txn_begin)(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_t mode, stor_bk_txn_t **out);
+    /**
+     * Commit and end t (its handle is freed, even on failure). Committing a read txn just ends it. A top-level
+     * write txn is durable when this returns STOR_OK; on any error nothing of it is kept.
+     * @return STOR_OK, STOR_ERR_FULL, STOR_ERR_IO, ...
+     */
+    int (*txn_commit)(stor_bk_txn_t *t);
+    /** Abort and end t (and any nested txn of t); nothing of it is kept. */
+    void (*txn_abort)(stor_bk_txn_t *t);
+
+    /**
+     * The value of key k of table db (in a dupsort table: its first value).
+     * @param[out] v points into memory the backend owns, valid until the next put, del or cursor delete in t
+     *               (or its children) and at most until t ends; never written through.
+     * @return STOR_OK, STOR_ERR_NOTFOUND (txn usable), STOR_ERR_INVAL, ...
+     */
+    int (*get)(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v);
+    /**
+     * Store v under k in table db (a write txn). A plain table replaces the value; a dupsort table adds v to
+     * the key's set (a no-op if the pair exists, unless STOR_PUT_NODUPDATA).
+     * @return STOR_OK, STOR_ERR_EXISTS (NOOVERWRITE/NODUPDATA: txn usable), STOR_ERR_FULL, STOR_ERR_INVAL
+     *         (a key or value too long or empty key), ...
+     */
+    int (*put)(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags);
+    /**
+     * Delete key k of table db (a write txn): all its values, or with v != NULL only the value v of a dupsort
+     * table.
+     * @return STOR_OK, STOR_ERR_NOTFOUND (txn usable), ...
+     */
+    int (*del)(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v);
+    /** The number of rows of table db in t (key/value pairs: each value of a dupsort table counts). */
+    int (*count)(stor_bk_env_t *e, stor_bk_txn_t *t, int db, size_t *n);
+
+    /** Open a cursor on table db in t; closed with cursor_close before t ends. */
+    int (*cursor_open)(stor_bk_env_t *e, stor_bk_txn_t *t, int db, stor_bk_cur_t **out);
+    /**
+     * Move the cursor (op) and return its row in k and v (same lifetime as get()'s value; k is read for
+     * SET_RANGE and SET_KEY). After STOR_ERR_NOTFOUND the cursor has no current row.
+     * @return STOR_OK, STOR_ERR_NOTFOUND (no such row), ...
+     */
+    int (*cursor_get)(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, stor_val_t *v);
+    /** Delete the cursor's current row (a write txn); STOR_CUR_NEXT then returns the row that followed it. */
+    int (*cursor_del)(stor_bk_cur_t *c);
+    void (*cursor_close)(stor_bk_cur_t *c);
+
+    /** The size limit of the environment in bytes (what a full episode reports), 0 if it has none. May be NULL. */
+    size_t (*capacity)(stor_bk_env_t *e);
+} stor_backend_t;
+
+extern const stor_backend_t stor_backend_lmdb;
+
+/**
+ * The backend called name (cfg->backend; NULL or "" = "lmdb").
+ * @return the backend or NULL if none is built in by that name.
+ */
+const stor_backend_t *stor_backend_find(const char *name);
+
+#endif
