@@ -21,7 +21,7 @@ def lmdb_tables():
     with open(os.path.join(ROOT, "storage", "stor_env.c")) as f:
         src = f.read()
     specs = re.findall(r'\[STOR_DB_\w+\]\s*=\s*\{\s*"(\w+)",\s*([^}]*)\}', src)
-    return {name: "MDB_DUPSORT" in flags for name, flags in specs}
+    return {name: "STOR_TABLE_DUPSORT" in flags for name, flags in specs}
 
 
 class TestPgCluster(unittest.TestCase):
