@@ -32,6 +32,8 @@ typedef struct srv_config {
     char pkcs11_pin_file[PATH_MAX];
     char softhsm_conf[PATH_MAX];
     unsigned pkcs11_sessions;
+    char pkcs11_env[PATH_MAX];        /* NAME=VALUE set in csc-sam before the module is loaded ("" = none) */
+    char pkcs11_sockets[16];          /* none, unix, inet: new sockets csc-sam's module may open under seccomp */
     char lmdb_path[PATH_MAX];
     size_t lmdb_map_size;
     unsigned access_ttl, refresh_ttl, sad_ttl;

@@ -59,6 +59,13 @@ int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m)
     memset(m, 0, sizeof(*m));
     if (cfg->softhsm_conf[0] != '\0')
         setenv("SOFTHSM2_CONF", cfg->softhsm_conf, 1);
+    /* pkcs11_env (checked by srv_config.c): e.g. p11-kit-client.so's P11_KIT_SERVER_ADDRESS, read at C_Initialize */
+    const char *eq = strchr(cfg->pkcs11_env, '=');
+    if (eq != NULL) {
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - cfg->pkcs11_env), cfg->pkcs11_env);
+        setenv(name, eq + 1, 1);
+    }
     if (read_pin(cfg->pkcs11_pin_file, pin, sizeof(pin)) != 0)
         return -1;
     hsm_config_t hc = {
