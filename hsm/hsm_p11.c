@@ -337,8 +337,10 @@ static int slot_refind(hsm_t *h, CK_SLOT_ID *slot)
 {
     int rc = slot_find(h, slot);
 
-    /* Not initialised: someone finalized under us. Not found: the library may keep it lost until re-init. */
-    if (rc == HSM_ERR_NOTINIT_ || (rc == HSM_ERR_CONFIG && h->own_init)) {
+    /* Not initialised: someone finalized under us. Not found: the library may keep it lost until re-init. The slot
+     * list itself refused as lost (a network HSM's client whose connection broke: p11-kit-client.so answers
+     * CKR_DEVICE_REMOVED until it is initialised again, which connects again; docs/stack-notes.md sec. 10.3). */
+    if (rc == HSM_ERR_NOTINIT_ || ((rc == HSM_ERR_CONFIG || rc == HSM_ERR_UNAVAILABLE) && h->own_init)) {
         if ((rc = lib_reinit(h)) == HSM_OK)
             rc = slot_find(h, slot);
     }

@@ -77,6 +77,8 @@ typedef struct hsm_config {
  *   HSM_ERR_PIN (login refused: wrong or locked PIN);
  *   HSM_ERR_UNAVAILABLE, HSM_ERR_NOMEM, HSM_ERR_INTERNAL.
  * @note the PIN is copied into a locked page (if mlock is allowed) and wiped by hsm_close().
+ * @note a module that talks to a network HSM (p11-kit-client.so) writes to its socket without MSG_NOSIGNAL: the
+ *   process must ignore SIGPIPE (csc-sam does), or the HSM's death kills it instead of giving HSM_ERR_UNAVAILABLE.
  */
 int hsm_open(const hsm_config_t *cfg, hsm_t **out);
 

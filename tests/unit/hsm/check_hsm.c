@@ -177,6 +177,7 @@ int main(void)
     srunner_add_suite(sr, t_suite_recovery());
     srunner_add_suite(sr, t_suite_factor()); /* before backup: its first test wants a token without the factor key */
     srunner_add_suite(sr, t_suite_backup());
+    srunner_add_suite(sr, t_suite_p11kit());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -58,6 +58,7 @@ hsm_sign_params_t t_params(hsm_sig_scheme_t scheme, int md_nid, int mgf_nid, uns
 Suite *t_suite_open(void);
 Suite *t_suite_keys(void);
 Suite *t_suite_sign(void);
+Suite *t_suite_p11kit(void);
 Suite *t_suite_recovery(void);
 Suite *t_suite_backup(void);
 Suite *t_suite_factor(void);
