@@ -132,6 +132,36 @@ START_TEST(p11kit_unchanged)
 }
 END_TEST
 
+/* The factor key (CKM_AES_GCM: users' TOTP secrets at rest) and the backup keys' HMAC through the RPC. */
+START_TEST(p11kit_factor_and_tags)
+{
+    static const uint8_t aad[] = "user:demo", secret[20] = {1, 2, 3, 4, 5};
+    uint8_t blob[128], back[64], tag[HSM_BACKUP_TAG_LEN];
+    size_t n = 0, m = 0;
+    int created = -1, rc;
+    srv_t s;
+    hsm_t *h;
+
+    srv_new(&s);
+    h = open_client(2);
+    ck_assert_int_eq(hsm_factor_init(h, &created), HSM_OK);
+    rc = hsm_factor_seal(h, aad, sizeof(aad), secret, sizeof(secret), blob, sizeof(blob), &n);
+    ck_assert_msg(rc == HSM_OK, "hsm_factor_seal through p11-kit: %s", hsm_strerror(rc));
+    rc = hsm_factor_open(h, aad, sizeof(aad), blob, n, back, sizeof(back), &m);
+    ck_assert_msg(rc == HSM_OK, "hsm_factor_open through p11-kit: %s", hsm_strerror(rc));
+    ck_assert_uint_eq(m, sizeof(secret));
+    ck_assert_mem_eq(back, secret, sizeof(secret));
+    blob[n - 1] ^= 1;
+    ck_assert_int_eq(hsm_factor_open(h, aad, sizeof(aad), blob, n, back, sizeof(back), &m), HSM_ERR_BADSIG);
+    rc = hsm_backup_init(h, T_SO_PIN, &created);
+    ck_assert_msg(rc == HSM_OK, "hsm_backup_init through p11-kit: %s", hsm_strerror(rc));
+    ck_assert_int_eq(hsm_backup_tag(h, secret, sizeof(secret), tag), HSM_OK);
+    ck_assert_int_eq(hsm_backup_tag_verify(h, secret, sizeof(secret), tag), HSM_OK);
+    hsm_close(h);
+    srv_free(&s);
+}
+END_TEST
+
 /* A key made by another client process (another node's csc-sam, csc-admin's ceremony) is usable here at once, though
  * this handle opened its sessions and filled its cache before the key existed; and a key it destroys is gone here. */
 START_TEST(p11kit_key_of_another_process)
@@ -225,6 +255,7 @@ Suite *t_suite_p11kit(void)
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, t_setup, NULL);
     tcase_add_test(tc, p11kit_unchanged);
+    tcase_add_test(tc, p11kit_factor_and_tags);
     tcase_add_test(tc, p11kit_key_of_another_process);
     tcase_add_test(tc, p11kit_server_restart);
     suite_add_tcase(s, tc);
