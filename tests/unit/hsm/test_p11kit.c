@@ -94,6 +94,18 @@ static int sign_rc(hsm_t *h, const uint8_t *id)
     return t_sign1(h, id, &p, dig, sizeof(dig), sig, &slen);
 }
 
+/* Re-initialisation is rate limited (HSM_REINIT_INTERVAL_MS): poll, bounded (10 s), until the HSM is back. */
+static int sign_when_back(hsm_t *h)
+{
+    int i, rc = HSM_ERR_UNAVAILABLE;
+
+    for (i = 0; i < 100 && rc == HSM_ERR_UNAVAILABLE; i++) {
+        if ((rc = sign_rc(h, t_env.ec256)) == HSM_ERR_UNAVAILABLE)
+            usleep(100 * 1000);
+    }
+    return rc;
+}
+
 static void sign_ok(hsm_t *h, const uint8_t *id, const hsm_sign_params_t *p)
 {
     EVP_PKEY *pk = NULL;
@@ -213,7 +225,7 @@ START_TEST(p11kit_server_restart)
     hsm_keyspec_t spec = {.type = HSM_KEY_EC, .curve_nid = NID_X9_62_prime256v1};
     uint8_t id[HSM_KEYID_LEN];
     EVP_PKEY *pk = NULL;
-    int i, rc = HSM_ERR_UNAVAILABLE;
+    int i;
     srv_t s;
     hsm_t *h;
 
@@ -230,24 +242,14 @@ START_TEST(p11kit_server_restart)
     ck_assert_int_eq(hsm_pubkey(h, t_env.ec256, HSM_KEYID_LEN, &pk), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_ready(h), HSM_ERR_UNAVAILABLE);
     srv_start(&s);
-    /* Re-initialisation is rate limited (HSM_REINIT_INTERVAL_MS): poll, bounded, until it is back. */
-    for (i = 0; i < 100 && rc == HSM_ERR_UNAVAILABLE; i++) {
-        if ((rc = sign_rc(h, t_env.ec256)) == HSM_ERR_UNAVAILABLE)
-            usleep(100 * 1000);
-    }
-    ck_assert_int_eq(rc, HSM_OK);
+    ck_assert_int_eq(sign_when_back(h), HSM_OK);
     sign_ok(h, t_env.ec256, &ec);
     ck_assert_int_eq(hsm_ready(h), HSM_OK);
     /* and again: recovery is not a one-shot */
     srv_kill(&s);
     ck_assert_int_eq(sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
     srv_start(&s);
-    rc = HSM_ERR_UNAVAILABLE;
-    for (i = 0; i < 100 && rc == HSM_ERR_UNAVAILABLE; i++) {
-        if ((rc = sign_rc(h, t_env.ec256)) == HSM_ERR_UNAVAILABLE)
-            usleep(100 * 1000);
-    }
-    ck_assert_int_eq(rc, HSM_OK);
+    ck_assert_int_eq(sign_when_back(h), HSM_OK);
     hsm_close(h);
     srv_free(&s);
 }
