@@ -60,6 +60,8 @@ struct hsm {
     unsigned char label[32];      /* token label, blank padded like CK_TOKEN_INFO.label */
     char manufacturer[33];        /* CK_INFO.manufacturerID, trimmed */
     char description[33];         /* CK_INFO.libraryDescription, trimmed */
+    char tok_manufacturer[33];    /* our token's CK_TOKEN_INFO.manufacturerID, trimmed (set by slot_find) */
+    char tok_model[17];           /* its model, trimmed */
     CK_SLOT_ID slot;
 
     unsigned char *pin;           /* own mmap'ed page, mlock'ed if possible */

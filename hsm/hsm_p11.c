@@ -189,6 +189,15 @@ int hsm_module_info(const hsm_t *h, const char **manufacturer, const char **desc
     return HSM_OK;
 }
 
+int hsm_token_info(const hsm_t *h, const char **manufacturer, const char **model)
+{
+    if (h == NULL)
+        return HSM_ERR_INVAL;
+    *manufacturer = h->tok_manufacturer;
+    *model = h->tok_model;
+    return HSM_OK;
+}
+
 static CK_RV slot_list(hsm_t *h, CK_SLOT_ID **out, CK_ULONG *n)
 {
     CK_SLOT_ID *list = NULL;
@@ -245,6 +254,8 @@ static int slot_find(hsm_t *h, CK_SLOT_ID *out)
         if (memcmp(ti.label, h->label, sizeof(h->label)) == 0) {
             *out = list[i];
             found++;
+            trim_copy(h->tok_manufacturer, ti.manufacturerID, sizeof(ti.manufacturerID));
+            trim_copy(h->tok_model, ti.model, sizeof(ti.model));
         }
     }
     rc = found == 1 ? HSM_OK : HSM_ERR_CONFIG;

@@ -38,11 +38,18 @@ static int read_pin(const char *path, char *pin, size_t sz)
  * otherwise; the demo CA is refused in srv_modules.c. */
 static int production_hsm(const srv_config_t *cfg, const hsm_t *hsm)
 {
-    const char *manuf = "", *desc = "";
+    const char *manuf = "", *desc = "", *tok_manuf = "", *tok_model = "";
     if (cfg->environment != CSC_ENV_PRODUCTION || cfg->allow_test_components)
         return 0;
-    if (hsm_module_info(hsm, &manuf, &desc) == HSM_OK &&
-        (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL)) {
+    /* the library's CK_INFO, and the token's: a proxy (p11-kit-client.so, "PKCS#11 Kit") names only itself */
+    int soft = hsm_module_info(hsm, &manuf, &desc) == HSM_OK &&
+               (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL);
+    if (!soft && hsm_token_info(hsm, &tok_manuf, &tok_model) == HSM_OK &&
+        (strcasestr(tok_manuf, "softhsm") != NULL || strcasestr(tok_model, "softhsm") != NULL)) {
+        soft = 1;
+        manuf = tok_manuf;
+    }
+    if (soft) {
         fprintf(stderr, "%s: pkcs11_module: SoftHSM (\"%s\") is for tests and the embedded demo, not for production "
                         "(a certified HSM's module is required; allow_test_components = yes overrides)\n",
                 cfg->file, manuf);

@@ -95,6 +95,13 @@ void hsm_close(hsm_t *h);
  */
 int hsm_module_info(const hsm_t *h, const char **manufacturer, const char **description);
 
+/**
+ * Our token's CK_TOKEN_INFO manufacturerID and model (blank padding removed), e.g. "SoftHSM project" / "SoftHSM v2":
+ * the token behind a proxy module whose own CK_INFO names only the proxy (p11-kit-client.so: "PKCS#11 Kit"; J13).
+ * As found when the token was last looked up; the strings live as long as h.
+ */
+int hsm_token_info(const hsm_t *h, const char **manufacturer, const char **model);
+
 /** Number of sessions in the pool (the useful signing concurrency); 0 for NULL. */
 unsigned hsm_sessions(const hsm_t *h);
 

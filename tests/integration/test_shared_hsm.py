@@ -133,6 +133,23 @@ class TestSharedHsm(unittest.TestCase):
             self.assertIn("p11-kit-client.so", sam)
             self.assertNotIn("libsofthsm2", sam)
 
+    def test_production_refuses_softhsm_behind_p11kit(self):
+        # J13: SoftHSM is for tests, also when a proxy module (CK_INFO "PKCS#11 Kit") exports it
+        n3 = clone(N1)
+        with open(n3.conf) as f:
+            conf = f.read().replace("environment = test", "environment = production")
+        os.makedirs(os.path.join(n3.dir, "crl"), exist_ok=True)
+        with open(n3.conf, "w") as f:
+            f.write(conf + "crl_dir = crl\ncrl_require = yes\n")
+        try:
+            r = subprocess.run([os.path.join(BUILD, "server", "csc-server"), "-c", n3.conf], capture_output=True,
+                               text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail("csc-server started in production with SoftHSM behind p11-kit")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("SoftHSM", r.stderr)
+        self.assertIn("allow_test_components", r.stderr)
+
     def test_hsm_killed_then_back(self):
         nodes = [(node,) + self.session(node) for node in (N1, N2)]
         sams = [sam_child(node) for node in (N1, N2)]

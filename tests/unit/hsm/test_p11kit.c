@@ -132,6 +132,10 @@ START_TEST(p11kit_unchanged)
     h = open_client(4);
     ck_assert_int_eq(hsm_module_info(h, &manuf, &desc), HSM_OK);
     ck_assert_msg(strstr(manuf, "PKCS#11 Kit") != NULL, "manufacturer \"%s\"", manuf);
+    /* the token behind the proxy still says what it is (production refuses SoftHSM by it: srv_hsm.c) */
+    ck_assert_int_eq(hsm_token_info(h, &manuf, &desc), HSM_OK);
+    ck_assert_str_eq(manuf, "SoftHSM project");
+    ck_assert_str_eq(desc, "SoftHSM v2");
     sign_ok(h, t_env.ec256, &ec);
     sign_ok(h, t_env.rsa2048, &pkcs1);
     sign_ok(h, t_env.rsa2048, &pss);
