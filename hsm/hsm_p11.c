@@ -610,6 +610,11 @@ unsigned hsm_sessions(const hsm_t *h)
 }
 
 #ifdef CSC_TEST_HOOKS
+void hsm_test_gcm_by_ecb(hsm_t *h, int on)
+{
+    __atomic_store_n(&h->gcm_by_ecb, on, __ATOMIC_RELAXED);
+}
+
 CK_FUNCTION_LIST *hsm_test_p11(hsm_t *h, CK_SLOT_ID *slot)
 {
     pthread_mutex_lock(&h->mtx);

@@ -2,9 +2,10 @@
 `p11-kit server` for node 1's SoftHSM token and both nodes' csc-sam load p11-kit-client.so (pkcs11_env,
 pkcs11_sockets = unix).
 
-- a key made through node 1's csc-admin (a short-lived csc-sam of node 1) signs through node 2's csc-sam, whose
-  configuration and directory hold no token of its own (key generation by one client process, use by another, is
-  also tested through the RPC itself: tests/unit/hsm, p11kit_key_of_another_process);
+- a key made through node 1's csc-admin (a short-lived csc-sam of node 1, through the shared HSM) signs through node
+  2's csc-sam, whose configuration and directory hold no token of its own; the demo users enrolled through it too
+  (their TOTP secrets sealed with the factor key: AES-GCM over CKM_AES_ECB, which p11-kit 0.24 carries);
+- production refuses SoftHSM also behind the proxy module (J13);
 - the HSM server killed: both nodes answer 503 with a CSC error JSON meanwhile, then sign again once it is back,
   without a restart of either node (same csc-sam process);
 - the front end (csc-server) still loads no PKCS#11 module; csc-sam loads the client module, not SoftHSM.
@@ -72,17 +73,16 @@ def maps(pid):
 def setUpModule():
     global N1, N2, HSM_ENV
     N1 = H.Service(BUILD)
-    # csc-admin's key generation (in a csc-sam of node 1 started for it) and the users' enrollment (TOTP secrets sealed
-    # with the factor key: CKM_AES_GCM, which p11-kit 0.24's RPC does not carry, docs/stack-notes.md sec. 10) on the
-    # token itself; from then on node 1 and node 2 reach that token only through the shared HSM.
-    N1.create_credential("--id", CRED, "--user", N1.env["CSC_USER"], "--key", "p256", "--auth", "PIN", "--scal", "1",
-                         "--multisign", "100", pin=PIN)
-    N1.start()
-    N1.stop_checked()
     HSM_ENV = os.path.join(N1.dir, "hsm.env")
     subprocess.run([SHARE, "start", N1.dir], check=True)
     try:
         use_shared_hsm(N1, HSM_ENV)
+        # through the shared HSM from here on: csc-admin's key generation (in a csc-sam of node 1 started for it),
+        # the users' enrollment (TOTP secrets sealed with the factor key: AES-GCM over CKM_AES_ECB through p11-kit)
+        N1.create_credential("--id", CRED, "--user", N1.env["CSC_USER"], "--key", "p256", "--auth", "PIN", "--scal",
+                             "1", "--multisign", "100", pin=PIN)
+        N1.start()
+        N1.stop_checked()
         N2 = clone(N1)
         N1.start()
         N2.start()
