@@ -85,22 +85,13 @@ static hsm_t *open_client(unsigned sessions)
     return h;
 }
 
-static int sign_rc(hsm_t *h, const uint8_t *id)
-{
-    hsm_sign_params_t p = t_params(HSM_SIG_ECDSA, NID_sha256, 0, 0);
-    uint8_t dig[32] = {7}, sig[HSM_SIG_MAX];
-    size_t slen = 0;
-
-    return t_sign1(h, id, &p, dig, sizeof(dig), sig, &slen);
-}
-
 /* Re-initialisation is rate limited (HSM_REINIT_INTERVAL_MS): poll, bounded (10 s), until the HSM is back. */
 static int sign_when_back(hsm_t *h)
 {
     int i, rc = HSM_ERR_UNAVAILABLE;
 
     for (i = 0; i < 100 && rc == HSM_ERR_UNAVAILABLE; i++) {
-        if ((rc = sign_rc(h, t_env.ec256)) == HSM_ERR_UNAVAILABLE)
+        if ((rc = t_sign_rc(h, t_env.ec256)) == HSM_ERR_UNAVAILABLE)
             usleep(100 * 1000);
     }
     return rc;
@@ -142,7 +133,7 @@ START_TEST(p11kit_unchanged)
     ck_assert_int_eq(hsm_keygen(h, &spec, "through-p11kit", id), HSM_OK);
     sign_ok(h, id, &ec);
     ck_assert_int_eq(hsm_destroy(h, id, HSM_KEYID_LEN), HSM_OK);
-    ck_assert_int_eq(sign_rc(h, id), HSM_ERR_NOKEY);
+    ck_assert_int_eq(t_sign_rc(h, id), HSM_ERR_NOKEY);
     hsm_close(h);
     srv_free(&s);
 }
@@ -183,7 +174,7 @@ START_TEST(p11kit_factor_and_backup)
     ck_assert_msg(rc == HSM_ERR_MECH, "hsm_backup_wrap through p11-kit: %s", hsm_strerror(rc));
     ck_assert_int_eq(hsm_destroy(h, id, HSM_KEYID_LEN), HSM_OK);
     /* the handle is still fine afterwards */
-    ck_assert_int_eq(sign_rc(h, t_env.ec256), HSM_OK);
+    ck_assert_int_eq(t_sign_rc(h, t_env.ec256), HSM_OK);
     hsm_close(h);
     srv_free(&s);
 }
@@ -246,7 +237,7 @@ START_TEST(p11kit_server_restart)
     sign_ok(h, t_env.ec256, &ec);
     srv_kill(&s);
     for (i = 0; i < 3; i++)
-        ck_assert_int_eq(sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
+        ck_assert_int_eq(t_sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_keygen(h, &spec, "while-down", id), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_pubkey(h, t_env.ec256, HSM_KEYID_LEN, &pk), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_ready(h), HSM_ERR_UNAVAILABLE);
@@ -256,7 +247,7 @@ START_TEST(p11kit_server_restart)
     ck_assert_int_eq(hsm_ready(h), HSM_OK);
     /* and again: recovery is not a one-shot */
     srv_kill(&s);
-    ck_assert_int_eq(sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(t_sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
     srv_start(&s);
     ck_assert_int_eq(sign_when_back(h), HSM_OK);
     hsm_close(h);
