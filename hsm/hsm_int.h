@@ -60,6 +60,10 @@ struct hsm {
     unsigned char label[32];      /* token label, blank padded like CK_TOKEN_INFO.label */
     char manufacturer[33];        /* CK_INFO.manufacturerID, trimmed */
     char description[33];         /* CK_INFO.libraryDescription, trimmed */
+    char tok_manufacturer[33];    /* our token's CK_TOKEN_INFO.manufacturerID, trimmed (set by slot_find) */
+    char tok_model[17];           /* its model, trimmed */
+    int gcm_by_ecb;               /* CKM_AES_GCM refused by the module (p11-kit's RPC): the factor key's GCM is
+                                   * computed over CKM_AES_ECB blocks (hsm_factor.c); set once, never reset */
     CK_SLOT_ID slot;
 
     unsigned char *pin;           /* own mmap'ed page, mlock'ed if possible */
@@ -160,6 +164,9 @@ size_t hsm_md_len(int md_nid);
 
 /** The loaded function list and the current slot of the token. */
 CK_FUNCTION_LIST *hsm_test_p11(hsm_t *h, CK_SLOT_ID *slot);
+
+/** Make the factor key's AES-GCM go through CKM_AES_ECB blocks (as when the module refuses CKM_AES_GCM), or not. */
+void hsm_test_gcm_by_ecb(hsm_t *h, int on);
 
 /** Number of entries in the handle cache. */
 size_t hsm_test_cache_count(hsm_t *h);

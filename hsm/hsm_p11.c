@@ -189,6 +189,15 @@ int hsm_module_info(const hsm_t *h, const char **manufacturer, const char **desc
     return HSM_OK;
 }
 
+int hsm_token_info(const hsm_t *h, const char **manufacturer, const char **model)
+{
+    if (h == NULL)
+        return HSM_ERR_INVAL;
+    *manufacturer = h->tok_manufacturer;
+    *model = h->tok_model;
+    return HSM_OK;
+}
+
 static CK_RV slot_list(hsm_t *h, CK_SLOT_ID **out, CK_ULONG *n)
 {
     CK_SLOT_ID *list = NULL;
@@ -245,6 +254,8 @@ static int slot_find(hsm_t *h, CK_SLOT_ID *out)
         if (memcmp(ti.label, h->label, sizeof(h->label)) == 0) {
             *out = list[i];
             found++;
+            trim_copy(h->tok_manufacturer, ti.manufacturerID, sizeof(ti.manufacturerID));
+            trim_copy(h->tok_model, ti.model, sizeof(ti.model));
         }
     }
     rc = found == 1 ? HSM_OK : HSM_ERR_CONFIG;
@@ -337,8 +348,10 @@ static int slot_refind(hsm_t *h, CK_SLOT_ID *slot)
 {
     int rc = slot_find(h, slot);
 
-    /* Not initialised: someone finalized under us. Not found: the library may keep it lost until re-init. */
-    if (rc == HSM_ERR_NOTINIT_ || (rc == HSM_ERR_CONFIG && h->own_init)) {
+    /* Not initialised: someone finalized under us. Not found: the library may keep it lost until re-init. The slot
+     * list itself refused as lost (a network HSM's client whose connection broke: p11-kit-client.so answers
+     * CKR_DEVICE_REMOVED until it is initialised again, which connects again; docs/stack-notes.md sec. 10.3). */
+    if (rc == HSM_ERR_NOTINIT_ || ((rc == HSM_ERR_CONFIG || rc == HSM_ERR_UNAVAILABLE) && h->own_init)) {
         if ((rc = lib_reinit(h)) == HSM_OK)
             rc = slot_find(h, slot);
     }
@@ -597,6 +610,11 @@ unsigned hsm_sessions(const hsm_t *h)
 }
 
 #ifdef CSC_TEST_HOOKS
+void hsm_test_gcm_by_ecb(hsm_t *h, int on)
+{
+    __atomic_store_n(&h->gcm_by_ecb, on, __ATOMIC_RELAXED);
+}
+
 CK_FUNCTION_LIST *hsm_test_p11(hsm_t *h, CK_SLOT_ID *slot)
 {
     pthread_mutex_lock(&h->mtx);

@@ -34,6 +34,8 @@ typedef struct srv_config {
     unsigned pkcs11_sessions;
     char storage_backend[16];         /* storage = <backend>:<location> (lmdb_path = PATH: lmdb) */
     char storage_location[PATH_MAX];
+    char pkcs11_env[PATH_MAX];        /* NAME=VALUE set in csc-sam before the module is loaded ("" = none) */
+    char pkcs11_sockets[16];          /* none, unix, inet: new sockets csc-sam's module may open under seccomp */
     size_t lmdb_map_size;
     unsigned access_ttl, refresh_ttl, sad_ttl;
     unsigned max_failures, lock_seconds;

@@ -53,6 +53,8 @@ static const row_t rows[] = {
     {"softhsm_conf", T_PATH, O(softhsm_conf), S(softhsm_conf), 0, 0, ""},
     {"storage", T_STORAGE, O(storage_location), S(storage_location), 0, 0, NULL}, /* required: check_storage */
     {"lmdb_path", T_PATH, O(storage_location), S(storage_location), 0, 0, ""},  /* older spelling of lmdb: */
+    {"pkcs11_env", T_STR, O(pkcs11_env), S(pkcs11_env), 0, 0, ""},
+    {"pkcs11_sockets", T_STR, O(pkcs11_sockets), S(pkcs11_sockets), 0, 0, "none"},
     {"lmdb_map_size", T_SIZE, O(lmdb_map_size), 0, 1ull << 20, 1ull << 40, "1G"},
     {"access_ttl", T_UINT, O(access_ttl), 0, 60, 86400, "3600"},
     {"refresh_ttl", T_UINT, O(refresh_ttl), 0, 60, 31536000, "2592000"},
@@ -351,6 +353,30 @@ static int check_sam(const ctx_t *c, srv_config_t *cfg)
     return 0;
 }
 
+/* pkcs11_env: NAME=VALUE for the module (a network HSM's client: p11-kit-client.so's P11_KIT_SERVER_ADDRESS), set by
+ * csc-sam before it loads the module. Not the dynamic loader's variables (LD_*: read at exec, useless here, and
+ * dangerous in a child), nor SOFTHSM2_CONF (softhsm_conf says it). pkcs11_sockets: what csc-sam's seccomp filter lets
+ * the module open (srv_priv.c). */
+static int check_pkcs11(const ctx_t *c, const srv_config_t *cfg)
+{
+    const char *e = cfg->pkcs11_env, *eq = strchr(e, '=');
+    size_t n = eq != NULL ? (size_t)(eq - e) : 0;
+    if (e[0] != '\0') {
+        if (eq == NULL || n == 0 || eq[1] == '\0' || isdigit((unsigned char)e[0]) ||
+            strspn(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != n)
+            return fail(c, "pkcs11_env: expected NAME=VALUE (NAME: letters, digits, '_'), got \"%s\"", e);
+        if (n > 64)
+            return fail(c, "pkcs11_env: the name is longer than 64 characters");
+        if (strncmp(e, "LD_", 3) == 0 || (n == 13 && strncmp(e, "SOFTHSM2_CONF", 13) == 0))
+            return fail(c, "pkcs11_env: %.*s cannot be set here (LD_* act only at exec; SOFTHSM2_CONF: softhsm_conf)",
+                        (int)n, e);
+    }
+    if (strcmp(cfg->pkcs11_sockets, "none") != 0 && strcmp(cfg->pkcs11_sockets, "unix") != 0 &&
+        strcmp(cfg->pkcs11_sockets, "inet") != 0)
+        return fail(c, "pkcs11_sockets: expected none, unix or inet, got \"%s\"", cfg->pkcs11_sockets);
+    return 0;
+}
+
 /* server_user, sam_user: "" (none) or letters, digits, '.', '_', '-', not starting with '-'. */
 static int bad_user_name(const char *u)
 {
@@ -428,7 +454,7 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
-    if (check_sam(c, cfg) != 0)
+    if (check_sam(c, cfg) != 0 || check_pkcs11(c, cfg) != 0)
         return -1;
     if (cfg->public_url[0] == '\0') {
         const char *l = cfg->listen[0];

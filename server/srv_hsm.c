@@ -38,11 +38,18 @@ static int read_pin(const char *path, char *pin, size_t sz)
  * otherwise; the demo CA is refused in srv_modules.c. */
 static int production_hsm(const srv_config_t *cfg, const hsm_t *hsm)
 {
-    const char *manuf = "", *desc = "";
+    const char *manuf = "", *desc = "", *tok_manuf = "", *tok_model = "";
     if (cfg->environment != CSC_ENV_PRODUCTION || cfg->allow_test_components)
         return 0;
-    if (hsm_module_info(hsm, &manuf, &desc) == HSM_OK &&
-        (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL)) {
+    /* the library's CK_INFO, and the token's: a proxy (p11-kit-client.so, "PKCS#11 Kit") names only itself */
+    int soft = hsm_module_info(hsm, &manuf, &desc) == HSM_OK &&
+               (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL);
+    if (!soft && hsm_token_info(hsm, &tok_manuf, &tok_model) == HSM_OK &&
+        (strcasestr(tok_manuf, "softhsm") != NULL || strcasestr(tok_model, "softhsm") != NULL)) {
+        soft = 1;
+        manuf = tok_manuf;
+    }
+    if (soft) {
         fprintf(stderr, "%s: pkcs11_module: SoftHSM (\"%s\") is for tests and the embedded demo, not for production "
                         "(a certified HSM's module is required; allow_test_components = yes overrides)\n",
                 cfg->file, manuf);
@@ -59,6 +66,13 @@ int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m)
     memset(m, 0, sizeof(*m));
     if (cfg->softhsm_conf[0] != '\0')
         setenv("SOFTHSM2_CONF", cfg->softhsm_conf, 1);
+    /* pkcs11_env (checked by srv_config.c): e.g. p11-kit-client.so's P11_KIT_SERVER_ADDRESS, read at C_Initialize */
+    const char *eq = strchr(cfg->pkcs11_env, '=');
+    if (eq != NULL) {
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - cfg->pkcs11_env), cfg->pkcs11_env);
+        setenv(name, eq + 1, 1);
+    }
     if (read_pin(cfg->pkcs11_pin_file, pin, sizeof(pin)) != 0)
         return -1;
     hsm_config_t hc = {

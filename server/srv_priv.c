@@ -234,6 +234,32 @@ static const sc_group_t groups[] = {
      {"connect", "getpeername", "sendto", "recvfrom", NULL}},
 };
 
+/* csc-sam's PKCS#11 module dialling its HSM (pkcs11_sockets): p11-kit-client.so connects to p11-kit server's Unix
+ * socket at every C_Initialize, so also when hsm/ initialises the library again after the server was lost
+ * (docs/stack-notes.md sec. 10); a network HSM's client uses TCP (and DNS). */
+static int add_p11net_rules(scmp_filter_ctx ctx, srv_p11net_t p11net)
+{
+    static const char *const dial[] = {"connect", "getpeername", "sendto", "recvfrom"};
+    int rc = 0;
+    if (p11net == SRV_P11NET_NONE)
+        return 0;
+    for (size_t i = 0; i < sizeof(dial) / sizeof(dial[0]); i++)
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name(dial[i]), 0);
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    if (p11net == SRV_P11NET_INET) {
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+    }
+    return rc;
+}
+
+srv_p11net_t srv_priv_p11net(const char *pkcs11_sockets)
+{
+    if (strcmp(pkcs11_sockets, "inet") == 0)
+        return SRV_P11NET_INET;
+    return strcmp(pkcs11_sockets, "unix") == 0 ? SRV_P11NET_UNIX : SRV_P11NET_NONE;
+}
+
 /* The allowed arguments of the calls that get rules of their own. */
 static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
 {
@@ -256,9 +282,9 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
                                SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS |
                                                                CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET,
                                        0));
-    /* New sockets: the front end IPv4/IPv6 (notifications, DNS; today also a network HSM's PKCS#11 module) and Unix
-     * (the SAM, nscd); the SAM none at all (it accepts on its Unix socket; a network HSM's module would need
-     * IPv4/IPv6 added when csc-sam exists). No raw packets, netlink or other families. */
+    /* New sockets: the front end IPv4/IPv6 (notifications, DNS) and Unix (the SAM, nscd); the SAM none at all (it
+     * accepts on its Unix socket) unless pkcs11_sockets lets its module dial (add_p11net_rules). No raw packets,
+     * netlink or other families. */
     if (profile == SRV_PROFILE_FRONT) {
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
@@ -307,7 +333,19 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
     return rc;
 }
 
+static int load_filter(srv_profile_t profile, srv_p11net_t p11net);
+
 int srv_priv_seccomp(srv_profile_t profile)
+{
+    return load_filter(profile, SRV_P11NET_NONE);
+}
+
+int srv_priv_seccomp_sam(srv_p11net_t p11net)
+{
+    return load_filter(SRV_PROFILE_SAM, p11net);
+}
+
+static int load_filter(srv_profile_t profile, srv_p11net_t p11net)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
     const char *step = "seccomp_init";
@@ -331,7 +369,7 @@ int srv_priv_seccomp(srv_profile_t profile)
                 goto out;
         }
     }
-    if ((err = add_rules(ctx, profile)) != 0)
+    if ((err = add_rules(ctx, profile)) != 0 || (err = add_p11net_rules(ctx, p11net)) != 0)
         goto out;
     step = "seccomp_load";
     if ((err = seccomp_load(ctx)) != 0)
@@ -357,7 +395,7 @@ static int drop_then_filter(const char *who, const char *user, int keep_lock, un
     return 1;
 }
 
-int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked)
+int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked, srv_p11net_t p11net)
 {
     /* Locked memory outlives the switch of user only within RLIMIT_MEMLOCK (srv_priv_mlock raised it to infinity
      * when root may: CAP_SYS_RESOURCE); where it could not, CAP_IPC_LOCK is kept, alone. */
@@ -368,7 +406,7 @@ int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked)
         fprintf(stderr, "csc-sam: RLIMIT_MEMLOCK could not be raised (%llu bytes): %s keeps CAP_IPC_LOCK, and no "
                         "other capability\n", (unsigned long long)lim.rlim_cur, sam_user);
     int rc = drop_then_filter("csc-sam", sam_user, keep, seccomp);
-    return rc <= 0 ? rc : srv_priv_seccomp(SRV_PROFILE_SAM);
+    return rc <= 0 ? rc : srv_priv_seccomp_sam(p11net);
 }
 
 int srv_priv_front(const char *server_user, unsigned seccomp)

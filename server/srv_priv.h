@@ -32,14 +32,23 @@ int srv_priv_mlock(const char *who);
  * and is logged by the kernel. Sets NO_NEW_PRIVS. Irreversible. */
 int srv_priv_seccomp(srv_profile_t profile);
 
+/* What new sockets csc-sam's PKCS#11 module may open after the filter (configuration pkcs11_sockets): none (a local
+ * module such as SoftHSM), unix (connect to a Unix socket: p11-kit-client.so), inet (also TCP/UDP over IPv4/IPv6: a
+ * network HSM's client). The module connects again whenever it is initialised again (hsm/ recovery). */
+typedef enum { SRV_P11NET_NONE = 0, SRV_P11NET_UNIX = 1, SRV_P11NET_INET = 2 } srv_p11net_t;
+srv_p11net_t srv_priv_p11net(const char *pkcs11_sockets);
+
+/* The SAM's filter with what p11net allows its module on top (srv_priv_sam loads it). */
+int srv_priv_seccomp_sam(srv_p11net_t p11net);
+
 /* csc-server after start-up, before serving, from its configuration: srv_priv_drop(server_user), then the
  * front end's filter unless seccomp is 0 (said on stderr). Whatever otp_sender is: an exec: sender runs from
  * csc-sam's sender helper, never from csc-server. */
 int srv_priv_front(const char *server_user, unsigned seccomp);
 
 /* csc-sam once its token, database and socket are open, before it accepts: srv_priv_drop(sam_user), then the SAM's
- * filter unless seccomp is 0 (said on stderr). memory_locked: srv_priv_mlock succeeded; if RLIMIT_MEMLOCK could not
+ * filter (with p11net's sockets for the module) unless seccomp is 0 (said on stderr). memory_locked: srv_priv_mlock succeeded; if RLIMIT_MEMLOCK could not
  * be raised for it, the switch of user keeps CAP_IPC_LOCK and no other capability (said on stderr). */
-int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked);
+int srv_priv_sam(const char *sam_user, unsigned seccomp, int memory_locked, srv_p11net_t p11net);
 
 #endif

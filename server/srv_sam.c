@@ -359,7 +359,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     if (bad)
         fprintf(stderr, "csc-sam: sam_socket %s: cannot give it to sam_user %s: %s\n", cfg->sam_socket, cfg->sam_user,
                 strerror(errno));
-    if (!bad && srv_priv_sam(cfg->sam_user, cfg->seccomp, locked) != 0)
+    if (!bad && srv_priv_sam(cfg->sam_user, cfg->seccomp, locked, srv_priv_p11net(cfg->pkcs11_sockets)) != 0)
         bad = 1;
     /* Writes open after the switch: they run on the threads made after it, which have what the switch kept
      * (CAP_IPC_LOCK, which every thread needs for new mappings under mlockall when RLIMIT_MEMLOCK could not be

@@ -77,6 +77,8 @@ typedef struct hsm_config {
  *   HSM_ERR_PIN (login refused: wrong or locked PIN);
  *   HSM_ERR_UNAVAILABLE, HSM_ERR_NOMEM, HSM_ERR_INTERNAL.
  * @note the PIN is copied into a locked page (if mlock is allowed) and wiped by hsm_close().
+ * @note a module that talks to a network HSM (p11-kit-client.so) writes to its socket without MSG_NOSIGNAL: the
+ *   process must ignore SIGPIPE (csc-sam does), or the HSM's death kills it instead of giving HSM_ERR_UNAVAILABLE.
  */
 int hsm_open(const hsm_config_t *cfg, hsm_t **out);
 
@@ -92,6 +94,13 @@ void hsm_close(hsm_t *h);
  * a test module in production (J5, J13). The strings live as long as h.
  */
 int hsm_module_info(const hsm_t *h, const char **manufacturer, const char **description);
+
+/**
+ * Our token's CK_TOKEN_INFO manufacturerID and model (blank padding removed), e.g. "SoftHSM project" / "SoftHSM v2":
+ * the token behind a proxy module whose own CK_INFO names only the proxy (p11-kit-client.so: "PKCS#11 Kit"; J13).
+ * As found when the token was last looked up; the strings live as long as h.
+ */
+int hsm_token_info(const hsm_t *h, const char **manufacturer, const char **model);
 
 /** Number of sessions in the pool (the useful signing concurrency); 0 for NULL. */
 unsigned hsm_sessions(const hsm_t *h);

@@ -94,6 +94,15 @@ int t_sign_verify(hsm_t *h, const uint8_t *id, EVP_PKEY *pk, const hsm_sign_para
     return rc;
 }
 
+int t_sign_rc(hsm_t *h, const uint8_t *id)
+{
+    hsm_sign_params_t p = t_params(HSM_SIG_ECDSA, NID_sha256, 0, 0);
+    uint8_t dig[32] = {1}, sig[HSM_SIG_MAX];
+    size_t slen = 0;
+
+    return t_sign1(h, id, &p, dig, sizeof(dig), sig, &slen);
+}
+
 CK_SESSION_HANDLE t_raw_session(hsm_t *h)
 {
     CK_SLOT_ID slot;
@@ -177,6 +186,7 @@ int main(void)
     srunner_add_suite(sr, t_suite_recovery());
     srunner_add_suite(sr, t_suite_factor()); /* before backup: its first test wants a token without the factor key */
     srunner_add_suite(sr, t_suite_backup());
+    srunner_add_suite(sr, t_suite_p11kit());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

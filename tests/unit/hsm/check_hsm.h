@@ -47,6 +47,9 @@ int t_sign_verify(hsm_t *h, const uint8_t *id, EVP_PKEY *pk, const hsm_sign_para
 int t_sign1(hsm_t *h, const uint8_t *id, const hsm_sign_params_t *p, const uint8_t *dig, size_t dlen, uint8_t *sig,
             size_t *slen);
 
+/* Sign a fixed digest with the EC P-256 key id (ECDSA, SHA-256): the hsm_sign code. */
+int t_sign_rc(hsm_t *h, const uint8_t *id);
+
 /* Raw PKCS#11 access behind the module's back, through its function list. */
 CK_SESSION_HANDLE t_raw_session(hsm_t *h);
 void t_raw_close(hsm_t *h, CK_SESSION_HANDLE s);
@@ -58,6 +61,7 @@ hsm_sign_params_t t_params(hsm_sig_scheme_t scheme, int md_nid, int mgf_nid, uns
 Suite *t_suite_open(void);
 Suite *t_suite_keys(void);
 Suite *t_suite_sign(void);
+Suite *t_suite_p11kit(void);
 Suite *t_suite_recovery(void);
 Suite *t_suite_backup(void);
 Suite *t_suite_factor(void);

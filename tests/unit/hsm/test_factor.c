@@ -5,6 +5,8 @@
  */
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "check_hsm.h"
 
 static const uint8_t factor_id[HSM_KEYID_LEN] = "csc-factor-key-1";
@@ -45,10 +47,12 @@ START_TEST(factor_init_attributes)
 }
 END_TEST
 
+/* _i = 0: CKM_AES_GCM in the token; 1: the same GCM over CKM_AES_ECB blocks (a module that refuses CKM_AES_GCM). */
 START_TEST(factor_round_trip_and_refusals)
 {
     hsm_t *h = t_open(2);
     int created = -1;
+    hsm_test_gcm_by_ecb(h, _i);
     uint8_t secret[20], blob[20 + HSM_SEAL_OVERHEAD], blob2[sizeof(blob)], out[64];
     size_t n = 0, m = 0, o = 0;
 
@@ -95,6 +99,39 @@ START_TEST(factor_round_trip_and_refusals)
 }
 END_TEST
 
+/* GCM over ECB blocks is CKM_AES_GCM to the byte: what one seals the other opens, for every length of secret and
+ * additional data (whole blocks, partial ones, empty AAD, the longest secret). */
+START_TEST(factor_gcm_by_ecb_matches_token_gcm)
+{
+    static const size_t lens[] = {1, 15, 16, 17, 20, 33, 64, HSM_SEAL_IN_MAX};
+    static const size_t aad_lens[] = {0, 9, 16, 40};
+    uint8_t secret[HSM_SEAL_IN_MAX], aad[40], blob[HSM_SEAL_IN_MAX + HSM_SEAL_OVERHEAD], out[HSM_SEAL_IN_MAX];
+    hsm_t *h = t_open(1);
+    int created = -1, by_ecb;
+    size_t n, o;
+
+    ck_assert_int_eq(hsm_factor_init(h, &created), HSM_OK);
+    ck_assert_int_eq(RAND_bytes(secret, sizeof(secret)), 1);
+    ck_assert_int_eq(RAND_bytes(aad, sizeof(aad)), 1);
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+        for (size_t j = 0; j < sizeof(aad_lens) / sizeof(aad_lens[0]); j++)
+            for (by_ecb = 0; by_ecb < 2; by_ecb++) {
+                hsm_test_gcm_by_ecb(h, by_ecb);
+                ck_assert_int_eq(hsm_factor_seal(h, aad, aad_lens[j], secret, lens[i], blob, sizeof(blob), &n), HSM_OK);
+                ck_assert_uint_eq(n, lens[i] + HSM_SEAL_OVERHEAD);
+                hsm_test_gcm_by_ecb(h, !by_ecb);
+                ck_assert_msg(hsm_factor_open(h, aad, aad_lens[j], blob, n, out, sizeof(out), &o) == HSM_OK,
+                              "sealed %s, opened %s: len %zu aad %zu", by_ecb ? "by ECB" : "by GCM",
+                              by_ecb ? "by GCM" : "by ECB", lens[i], aad_lens[j]);
+                ck_assert_uint_eq(o, lens[i]);
+                ck_assert_mem_eq(out, secret, lens[i]);
+                blob[n - 1] ^= 0x80; /* and a changed tag is refused by the other one too */
+                ck_assert_int_eq(hsm_factor_open(h, aad, aad_lens[j], blob, n, out, sizeof(out), &o), HSM_ERR_BADSIG);
+            }
+    hsm_close(h);
+}
+END_TEST
+
 Suite *t_suite_factor(void)
 {
     Suite *s = suite_create("factor");
@@ -103,7 +140,8 @@ Suite *t_suite_factor(void)
     tcase_add_checked_fixture(tc, t_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, factor_init_attributes);
-    tcase_add_test(tc, factor_round_trip_and_refusals);
+    tcase_add_loop_test(tc, factor_round_trip_and_refusals, 0, 2);
+    tcase_add_test(tc, factor_gcm_by_ecb_matches_token_gcm);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -24,15 +24,6 @@ static void sign_ok(hsm_t *h, const uint8_t *id)
     EVP_PKEY_free(pk);
 }
 
-static int sign_rc(hsm_t *h, const uint8_t *id)
-{
-    hsm_sign_params_t p = t_params(HSM_SIG_ECDSA, NID_sha256, 0, 0);
-    uint8_t dig[32] = {1}, sig[HSM_SIG_MAX];
-    size_t slen = 0;
-
-    return t_sign1(h, id, &p, dig, sizeof(dig), sig, &slen);
-}
-
 static void close_all_sessions(hsm_t *h)
 {
     CK_SLOT_ID slot;
@@ -49,13 +40,13 @@ START_TEST(recover_closed_sessions)
     sign_ok(h, t_env.ec256);
     ck_assert_uint_ge(hsm_test_cache_count(h), 1);
     close_all_sessions(h);
-    ck_assert_int_eq(sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(t_sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
     ck_assert_uint_eq(hsm_test_cache_count(h), 0); /* flushed with the pool */
     sign_ok(h, t_env.ec256);
     sign_ok(h, t_env.ec384);
     /* And again: recovery is not a one-shot. */
     close_all_sessions(h);
-    ck_assert_int_eq(sign_rc(h, t_env.ec384), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(t_sign_rc(h, t_env.ec384), HSM_ERR_UNAVAILABLE);
     sign_ok(h, t_env.ec384);
     hsm_close(h);
 }
@@ -80,7 +71,7 @@ START_TEST(recover_closed_sessions_keys)
     close_all_sessions(h);
     ck_assert_int_eq(hsm_destroy(h, id, HSM_KEYID_LEN), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_destroy(h, id, HSM_KEYID_LEN), HSM_OK);
-    ck_assert_int_eq(sign_rc(h, id), HSM_ERR_NOKEY);
+    ck_assert_int_eq(t_sign_rc(h, id), HSM_ERR_NOKEY);
     hsm_close(h);
 }
 END_TEST
@@ -105,7 +96,7 @@ START_TEST(recover_logout)
 
     sign_ok(h, t_env.ec256);
     logout_behind_our_back(h);
-    ck_assert_int_eq(sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(t_sign_rc(h, t_env.ec256), HSM_ERR_UNAVAILABLE);
     sign_ok(h, t_env.ec256);
     hsm_close(h);
 
@@ -113,7 +104,7 @@ START_TEST(recover_logout)
     logout_behind_our_back(h);
     ck_assert_uint_eq(hsm_test_cache_count(h), 0);
     /* The key is invisible now, but it is the login that is missing, not the key. */
-    ck_assert_int_eq(sign_rc(h, t_env.ec384), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(t_sign_rc(h, t_env.ec384), HSM_ERR_UNAVAILABLE);
     sign_ok(h, t_env.ec384);
     /* Logged out, destroy must not remove the (still visible) public half alone. */
     ck_assert_int_eq(hsm_keygen(h, &spec, "logout-destroy", id), HSM_OK);
@@ -151,7 +142,7 @@ START_TEST(recover_finalized_by_other)
     guest = t_open(2);
     sign_ok(guest, t_env.ec256);
     hsm_close(owner); /* finalizes the library under the guest */
-    ck_assert_int_eq(sign_rc(guest, t_env.ec256), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(t_sign_rc(guest, t_env.ec256), HSM_ERR_UNAVAILABLE);
     sign_ok(guest, t_env.ec256); /* initialised again, slot found again, logged in again */
     sign_ok(guest, t_env.ec384);
     hsm_close(guest);
@@ -171,7 +162,7 @@ static void *recover_worker(void *arg)
     int i, rc;
 
     for (i = 0; i < 10; i++) {
-        rc = sign_rc(w->h, t_env.ec256);
+        rc = t_sign_rc(w->h, t_env.ec256);
         if (rc == HSM_OK)
             w->ok++;
         else if (rc == HSM_ERR_UNAVAILABLE)
@@ -240,10 +231,10 @@ START_TEST(recover_pin_changed)
     ck_assert_int_eq(p11->C_SetPIN(s, oldpin, sizeof(oldpin) - 1, newpin, sizeof(newpin) - 1), CKR_OK);
     t_raw_close(h, s);
     close_all_sessions(h);
-    ck_assert_int_eq(sign_rc(h, id), HSM_ERR_UNAVAILABLE);
+    ck_assert_int_eq(t_sign_rc(h, id), HSM_ERR_UNAVAILABLE);
     /* Re-login is refused, and from then on not retried (each try would count towards a PIN lockout). */
-    ck_assert_int_eq(sign_rc(h, id), HSM_ERR_PIN);
-    ck_assert_int_eq(sign_rc(h, id), HSM_ERR_PIN);
+    ck_assert_int_eq(t_sign_rc(h, id), HSM_ERR_PIN);
+    ck_assert_int_eq(t_sign_rc(h, id), HSM_ERR_PIN);
     hsm_close(h);
     cfg.pin = "999999";
     ck_assert_int_eq(hsm_open(&cfg, &h), HSM_OK);
@@ -275,14 +266,14 @@ START_TEST(recover_token_removed)
     sign_ok(h, id);
     ck_assert_int_eq(rename(tokdir, gone), 0);
     for (i = 0; i < 3; i++)
-        ck_assert_int_eq(sign_rc(h, id), HSM_ERR_UNAVAILABLE);
+        ck_assert_int_eq(t_sign_rc(h, id), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_keygen(h, &spec, "k2", id2), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_pubkey(h, id, HSM_KEYID_LEN, &pk), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(hsm_destroy(h, id, HSM_KEYID_LEN), HSM_ERR_UNAVAILABLE);
     ck_assert_int_eq(rename(gone, tokdir), 0);
     /* Re-initialisation is rate limited (HSM_REINIT_INTERVAL_MS): poll, bounded, until it is back. */
     for (i = 0; i < 100 && rc == HSM_ERR_UNAVAILABLE; i++) {
-        if ((rc = sign_rc(h, id)) == HSM_ERR_UNAVAILABLE)
+        if ((rc = t_sign_rc(h, id)) == HSM_ERR_UNAVAILABLE)
             usleep(100 * 1000);
     }
     ck_assert_int_eq(rc, HSM_OK);

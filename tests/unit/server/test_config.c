@@ -335,6 +335,43 @@ START_TEST(t_sam_keys)
 }
 END_TEST
 
+/* pkcs11_env (NAME=VALUE for the module, set by csc-sam before loading it) and pkcs11_sockets (what csc-sam's filter lets
+ * the module open): defaults, accepted values, refusals naming the key. */
+START_TEST(t_pkcs11_network_keys)
+{
+    srv_config_t cfg;
+    char msg[512];
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.pkcs11_env, "");
+    ck_assert_str_eq(cfg.pkcs11_sockets, "none");
+    ck_assert_int_eq(load("pkcs11_env = P11_KIT_SERVER_ADDRESS=unix:path=/run/hsm/p11.sock\npkcs11_sockets = unix\n",
+                          &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.pkcs11_env, "P11_KIT_SERVER_ADDRESS=unix:path=/run/hsm/p11.sock");
+    ck_assert_str_eq(cfg.pkcs11_sockets, "unix");
+    ck_assert_int_eq(load("pkcs11_env = A_1=x=y\npkcs11_sockets = inet\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.pkcs11_env, "A_1=x=y");
+    const struct {
+        const char *extra;
+        const char *needle;
+    } cases[] = {
+        {"pkcs11_env = NOEQUALS\n", "pkcs11_env: expected NAME=VALUE"},
+        {"pkcs11_env = =value\n", "pkcs11_env: expected NAME=VALUE"},
+        {"pkcs11_env = NAME=\n", "pkcs11_env: expected NAME=VALUE"},
+        {"pkcs11_env = BAD-NAME=1\n", "pkcs11_env: expected NAME=VALUE"},
+        {"pkcs11_env = 1ABC=1\n", "pkcs11_env: expected NAME=VALUE"},
+        {"pkcs11_env = LD_PRELOAD=/tmp/x.so\n", "pkcs11_env: LD_PRELOAD cannot be set here"},
+        {"pkcs11_env = SOFTHSM2_CONF=/x\n", "pkcs11_env: SOFTHSM2_CONF cannot be set here"},
+        {"pkcs11_env = A=1\npkcs11_env = B=2\n", "pkcs11_env given twice"},
+        {"pkcs11_sockets = tcp\n", "pkcs11_sockets: expected none, unix or inet"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ck_assert_int_eq(load(cases[i].extra, &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: \"%s\" not in \"%s\"", i, cases[i].needle,
+                      msg);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -346,6 +383,7 @@ int main(void)
     tcase_add_test(tc, t_environment_rules);
     tcase_add_test(tc, t_operator_rules);
     tcase_add_test(tc, t_sam_keys);
+    tcase_add_test(tc, t_pkcs11_network_keys);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, srv_thread_tcase());
     SRunner *sr = srunner_create(s);

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -554,7 +555,7 @@ END_TEST
 
 static void sam_on_child(char *err, size_t sz)
 {
-    if (srv_priv_early() != 0 || srv_priv_sam("", 1, 0) != 0)
+    if (srv_priv_early() != 0 || srv_priv_sam("", 1, 0, SRV_P11NET_NONE) != 0)
         bad(err, sz, "srv_priv_sam failed");
     else
         filtered_checks(SRV_PROFILE_SAM, err, sz);
@@ -562,7 +563,7 @@ static void sam_on_child(char *err, size_t sz)
 
 static void sam_off_child(char *err, size_t sz)
 {
-    if (srv_priv_sam("", 0, 0) != 0)
+    if (srv_priv_sam("", 0, 0, SRV_P11NET_NONE) != 0)
         bad(err, sz, "srv_priv_sam failed");
     if (status_field("Seccomp") != 0)
         bad(err, sz, "a filter was loaded with seccomp = no");
@@ -572,6 +573,76 @@ START_TEST(t_sam_config)
 {
     run_child(sam_on_child);
     run_child(sam_off_child);
+}
+END_TEST
+
+/* pkcs11_sockets: with unix the SAM's module may connect to a Unix socket (p11-kit-client.so to p11-kit server), with
+ * inet also open TCP/IPv4/IPv6 sockets; never a raw or netlink socket, and with none (the default) no socket at all. */
+static void sam_net_child(srv_p11net_t net, char *err, size_t sz)
+{
+    if (srv_priv_early() != 0 || srv_priv_sam("", 1, 0, net) != 0) {
+        bad(err, sz, "srv_priv_sam failed");
+        return;
+    }
+    hardened_state(err, sz);
+    refusals(err, sz);
+    int u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (net == SRV_P11NET_NONE) {
+        if (u != -1 || errno != EPERM)
+            bad(err, sz, "pkcs11_sockets none: socket(AF_UNIX): expected EPERM, got %s", u < 0 ? strerror(errno) : "a socket");
+    } else {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", getenv("TEST_PRIV_LISTENER"));
+        if (u < 0 || connect(u, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            bad(err, sz, "pkcs11_sockets %d: connect to a Unix socket refused: %s", (int)net, strerror(errno));
+    }
+    if (u >= 0)
+        close(u);
+    errno = 0;
+    int s = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (net == SRV_P11NET_INET && s < 0)
+        bad(err, sz, "pkcs11_sockets inet: socket(AF_INET6) refused: %s", strerror(errno));
+    if (net != SRV_P11NET_INET && (s != -1 || errno != EPERM))
+        bad(err, sz, "pkcs11_sockets %d: socket(AF_INET6): expected EPERM, got %s", (int)net,
+            s < 0 ? strerror(errno) : "a socket");
+    if (s >= 0)
+        close(s);
+}
+
+static void sam_net_none(char *err, size_t sz)
+{
+    sam_net_child(SRV_P11NET_NONE, err, sz);
+}
+static void sam_net_unix(char *err, size_t sz)
+{
+    sam_net_child(SRV_P11NET_UNIX, err, sz);
+}
+static void sam_net_inet(char *err, size_t sz)
+{
+    sam_net_child(SRV_P11NET_INET, err, sz);
+}
+
+START_TEST(t_sam_pkcs11_sockets)
+{
+    char dir[] = "/tmp/test_priv_net.XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/l.sock", dir);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    ck_assert_int_ge(l, 0);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(l, 8), 0);
+    ck_assert_int_eq(setenv("TEST_PRIV_LISTENER", path, 1), 0);
+    ck_assert_int_eq(srv_priv_p11net("none"), SRV_P11NET_NONE);
+    ck_assert_int_eq(srv_priv_p11net("unix"), SRV_P11NET_UNIX);
+    ck_assert_int_eq(srv_priv_p11net("inet"), SRV_P11NET_INET);
+    run_child(sam_net_none);
+    run_child(sam_net_unix);
+    run_child(sam_net_inet);
+    close(l);
+    unlink(path);
+    rmdir(dir);
 }
 END_TEST
 
@@ -601,7 +672,7 @@ static void sam_drop_locked_child(char *err, size_t sz)
         bad(err, sz, "capset: %s", strerror(errno));
         return;
     }
-    if (srv_priv_early() != 0 || srv_priv_mlock("test") != 0 || srv_priv_sam(TEST_USER, 1, 1) != 0) {
+    if (srv_priv_early() != 0 || srv_priv_mlock("test") != 0 || srv_priv_sam(TEST_USER, 1, 1, SRV_P11NET_NONE) != 0) {
         bad(err, sz, "srv_priv_mlock/srv_priv_sam failed");
         return;
     }
@@ -646,6 +717,7 @@ int main(void)
     tcase_add_test(tc, t_mlock);
     tcase_add_test(tc, t_mlock_refused);
     tcase_add_test(tc, t_sam_config);
+    tcase_add_test(tc, t_sam_pkcs11_sockets);
     tcase_add_test(tc, t_sam_drop_locked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
