@@ -32,7 +32,7 @@ static void lmdb_fresh(char *loc, size_t n)
  * that open() creates them again. */
 static void pg_fresh(char *loc, size_t n)
 {
-    ck_assert_int_eq(tst_pg_psql("SET client_min_messages = warning; DROP TABLE IF EXISTS csc.plain, csc.dups, csc.fixed"), 0);
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.plain, csc.dups, csc.fixed"), 0);
     tst_set(loc, n, tst_pg_admin);
 }
 

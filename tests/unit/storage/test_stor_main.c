@@ -191,7 +191,8 @@ int tst_pg_script(const char *cmd)
 
 int tst_pg_psql(const char *sql)
 {
-    char *argv[] = { "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", (char *)tst_pg_admin, "-c", (char *)sql, NULL };
+    char *argv[] = { "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", (char *)tst_pg_admin, "-c",
+                     "SET client_min_messages = warning", "-c", (char *)sql, NULL };
 
     return run_argv(argv);
 }
