@@ -34,6 +34,7 @@
 #define PAGE_ROWS_S "64"
 #define VAL_MAX ((size_t)1 << 30) /* bytea's limit */
 #define SCHEMA "csc"
+#define CONNECT_TIMEOUT_S "5" /* seconds, unless the conninfo says otherwise */
 
 /* The statements, prepared per connection and table as "s<table>_<stmt>". */
 enum {
@@ -132,17 +133,28 @@ static void conn_free(pg_conn_t *pc)
     free(pc);
 }
 
+/* The server's notices are not printed (libpq's default writes them to stderr). */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
 {
+    /* A connect_timeout of the conninfo wins (it comes later); without one, an unreachable server would block. */
+    static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+    const char *values[] = { CONNECT_TIMEOUT_S, e->conninfo, NULL };
     pg_conn_t *pc = calloc(1, sizeof(*pc));
 
     if (pc == NULL)
         return STOR_ERR_NOMEM;
-    pc->c = PQconnectdb(e->conninfo);
+    pc->c = PQconnectdbParams(keys, values, 1);
     if (pc->c == NULL || PQstatus(pc->c) != CONNECTION_OK) {
         conn_free(pc);
         return STOR_ERR_IO;
     }
+    PQsetNoticeProcessor(pc->c, quiet, NULL);
     *out = pc;
     return 0;
 }
@@ -591,7 +603,8 @@ static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     long changed = 0;
     int rc;
 
-    if (!DBI_OK(e, db) || !KEY_OK(k) || v == NULL || v->len > VAL_MAX || !t->write)
+    if (!DBI_OK(e, db) || !KEY_OK(k) || v == NULL || v->len > VAL_MAX || !t->write ||
+        (v->len > 0 && v->data == NULL && !(flags & STOR_PUT_RESERVE)))
         return STOR_ERR_INVAL;
     if (e->dups[db] && (flags & (STOR_PUT_RESERVE | STOR_PUT_APPEND)))
         return STOR_ERR_INVAL; /* as LMDB: no RESERVE or APPEND in a dupsort table here */
