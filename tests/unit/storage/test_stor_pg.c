@@ -174,6 +174,41 @@ START_TEST(t_pg_restart)
 }
 END_TEST
 
+/* A statement that fails in PostgreSQL (here: its table was dropped behind the backend's back) fails its nested
+ * txn only: the child's abort rolls back to its savepoint and the parent commits what it wrote; the same failure in
+ * a top-level txn makes its commit fail with nothing kept. */
+START_TEST(t_pg_failed_statement)
+{
+    static const stor_table_t two[] = { { "race", 0 }, { "gone", 0 } };
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin };
+    stor_bk_env_t *e = NULL;
+    stor_bk_txn_t *p, *c;
+    stor_val_t k = STOR_VAL("k", 1), v = STOR_VAL("v", 1), got;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race, csc.gone"), 0);
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, two, 2, &e), 0);
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE csc.gone"), 0);
+    p = pg_begin(e, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e, p, 0, &k, &v, 0), 0);
+    c = pg_begin(e, p, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 0, &v, &v, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 1, &k, &v, 0), STOR_ERR_IO);
+    stor_backend_pg.txn_abort(c);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &v, &got), STOR_ERR_NOTFOUND); /* the child's write is gone */
+    ck_assert_int_eq(stor_backend_pg.txn_commit(p), 0);
+    p = pg_begin(e, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e, p, 0, &v, &v, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e, p, 1, &k, &v, 0), STOR_ERR_IO);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(p), STOR_ERR_IO);
+    p = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &k, &got), 0);
+    ck_assert(got.len == 1 && memcmp(got.data, "v", 1) == 0);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &v, &got), STOR_ERR_NOTFOUND);
+    stor_backend_pg.txn_abort(p);
+    stor_backend_pg.close(e);
+}
+END_TEST
+
 /* ---- through the record layer (stor_open, stor_write) on the migrations' tables, as csc_sam ---------------- */
 
 static stor_env_t *pg_store(void)
@@ -289,6 +324,7 @@ Suite *tst_pg_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, t_pg_counter_race);
     tcase_add_test(tc, t_pg_nested_reserve);
+    tcase_add_test(tc, t_pg_failed_statement);
     tcase_add_test(tc, t_pg_store);
     tcase_add_test(tc, t_pg_deadlock_retried);
     tcase_add_test(tc, t_pg_restart);
