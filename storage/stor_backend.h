@@ -20,8 +20,10 @@
  * the thread that began it. At most one top-level write transaction exists at a time per environment in a
  * process (stor_env.c's group commit ensures it); beginning a second one in the same thread is not allowed.
  *
- * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB; the ctest
- * unit_storage_confined checks it).
+ * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB) and
+ * stor_backend_pg ("postgresql", storage/stor_pg.c, the only one that uses libpq); the ctest unit_storage_confined
+ * checks both. Every case of tests/unit/storage/test_stor_backend.c runs against each (ctest unit_storage_pg starts
+ * a PostgreSQL cluster for the second).
  */
 #ifndef STOR_BACKEND_H
 #define STOR_BACKEND_H

@@ -37,7 +37,7 @@ enum {
     STOR_OK = 0,
     STOR_ERR_NOTFOUND = -1, /**< no such record */
     STOR_ERR_EXISTS = -2,   /**< insert of a key that is present */
-    STOR_ERR_IO = -3,       /**< LMDB or file-system failure */
+    STOR_ERR_IO = -3,       /**< the backend failed (LMDB, the file system, the database or its connection) */
     STOR_ERR_FULL = -4,     /**< the map is full */
     STOR_ERR_CORRUPT = -5,  /**< a record could not be decoded */
     STOR_ERR_INVAL = -6,    /**< bad argument (over-long name, ...) */
