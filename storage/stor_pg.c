@@ -39,7 +39,7 @@
 /* The statements, prepared per connection and table as "s<table>_<stmt>". */
 enum {
     Q_GET, Q_GET_FU, Q_UPSERT, Q_INSERT_NX, Q_APPEND, Q_UPDATE, Q_DEL_K, Q_DEL_KV, Q_COUNT,
-    Q_PAGE_GE, Q_PAGE_GE_FU, Q_PAGE_GT, Q_PAGE_GT_FU, Q_N
+    Q_PAGE_GE, Q_PAGE_GE_FU, Q_PAGE_GT, Q_PAGE_GT_FU, Q_PAGE_EQ, Q_PAGE_EQ_FU, Q_PAGE_EQ_GT, Q_PAGE_EQ_GT_FU, Q_N
 };
 
 typedef struct pg_conn {
@@ -86,6 +86,7 @@ struct stor_bk_cur {
     PGresult *page;
     int row, nrows;
     int has_cur;
+    int one_key; /* the page holds the values of one key only (SET_KEY, NEXT_DUP) */
     unsigned long gen;
     stor_val_t k, v; /* the current row (points into page or into a kept result) */
 };
@@ -231,6 +232,14 @@ static int stmt_sql(const stor_bk_env_t *e, int db, int q, char *sql, size_t n)
     case Q_PAGE_GT: case Q_PAGE_GT_FU:
         w = snprintf(sql, n, "SELECT k, v FROM %s WHERE %s ORDER BY %s LIMIT " PAGE_ROWS_S "%s", t, after, order,
                      q == Q_PAGE_GT_FU ? " FOR UPDATE" : "");
+        break;
+    case Q_PAGE_EQ: case Q_PAGE_EQ_FU: /* the values of one key only: a write txn locks no other key's rows */
+        w = snprintf(sql, n, "SELECT k, v FROM %s WHERE k = $1::bytea ORDER BY v LIMIT " PAGE_ROWS_S "%s", t,
+                     q == Q_PAGE_EQ_FU ? " FOR UPDATE" : "");
+        break;
+    case Q_PAGE_EQ_GT: case Q_PAGE_EQ_GT_FU:
+        w = snprintf(sql, n, "SELECT k, v FROM %s WHERE k = $1::bytea AND v > $2::bytea ORDER BY v LIMIT " PAGE_ROWS_S
+                     "%s", t, q == Q_PAGE_EQ_GT_FU ? " FOR UPDATE" : "");
         break;
     default: return STOR_ERR_INVAL;
     }
@@ -704,20 +713,21 @@ static int pg_cursor_open(stor_bk_env_t *e, stor_bk_txn_t *t, int db, stor_bk_cu
     return 0;
 }
 
-/* Read the page that starts at k (>= k, or after (k[, v]) with after) and make its first row current. */
-static int cur_fetch(stor_bk_cur_t *c, const stor_val_t *k, const stor_val_t *v, int after)
+/* Pages a cursor reads: from key k on, after the row (k, v), the values of key k, its values after v. */
+typedef enum { PAGE_FROM, PAGE_AFTER, PAGE_KEY, PAGE_KEY_AFTER } page_t;
+
+/* Read a page and make its first row current. */
+static int cur_fetch(stor_bk_cur_t *c, page_t what, const stor_val_t *k, const stor_val_t *v)
 {
+    static const int q_read[] = { Q_PAGE_GE, Q_PAGE_GT, Q_PAGE_EQ, Q_PAGE_EQ_GT };
+    static const int q_lock[] = { Q_PAGE_GE_FU, Q_PAGE_GT_FU, Q_PAGE_EQ_FU, Q_PAGE_EQ_GT_FU };
     stor_bk_txn_t *t = c->t;
-    int dups = t->e->dups[c->db], rc, q;
+    int two = what == PAGE_KEY_AFTER || (what == PAGE_AFTER && t->e->dups[c->db]), rc;
     PGresult *r = NULL;
 
-    if (after)
-        q = t->write ? Q_PAGE_GT_FU : Q_PAGE_GT;
-    else
-        q = t->write ? Q_PAGE_GE_FU : Q_PAGE_GE;
     c->has_cur = 0;
     c->page = NULL;
-    if ((rc = stmt_run(t, c->db, q, after && dups ? 2 : 1, k, after && dups ? v : NULL, &r)) != 0)
+    if ((rc = stmt_run(t, c->db, t->write ? q_lock[what] : q_read[what], two ? 2 : 1, k, two ? v : NULL, &r)) != 0)
         return rc;
     if ((rc = keep(t, r)) != 0)
         return rc;
@@ -725,6 +735,7 @@ static int cur_fetch(stor_bk_cur_t *c, const stor_val_t *k, const stor_val_t *v,
     c->nrows = PQntuples(r);
     c->row = 0;
     c->gen = t->root->gen;
+    c->one_key = what == PAGE_KEY || what == PAGE_KEY_AFTER;
     return c->nrows > 0 ? 0 : STOR_ERR_NOTFOUND;
 }
 
@@ -737,22 +748,24 @@ static void cur_row(stor_bk_cur_t *c)
     c->has_cur = 1;
 }
 
-/* The row after the current one. */
-static int cur_next(stor_bk_cur_t *c)
+/* The row after the current one (dup_only: the next value of its key, read without touching other keys). */
+static int cur_next(stor_bk_cur_t *c, int dup_only)
 {
+    int same = c->gen == c->t->root->gen;
     stor_val_t k, v;
 
     if (!c->has_cur)
         return STOR_ERR_NOTFOUND;
-    if (c->gen == c->t->root->gen && c->row + 1 < c->nrows) {
+    if (same && c->row + 1 < c->nrows) {
         c->row++;
         return 0;
     }
-    if (c->gen == c->t->root->gen && c->nrows < PAGE_ROWS)
-        return STOR_ERR_NOTFOUND; /* the last page, and nothing changed since it was read */
+    /* the last page, and nothing changed since it was read */
+    if (same && c->nrows < PAGE_ROWS && (!c->one_key || dup_only))
+        return STOR_ERR_NOTFOUND;
     k = c->k; /* the current row stays valid: its result is kept */
     v = c->v;
-    return cur_fetch(c, &k, &v, 1);
+    return cur_fetch(c, dup_only ? PAGE_KEY_AFTER : PAGE_AFTER, &k, &v);
 }
 
 static int pg_cursor_get(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, stor_val_t *v)
@@ -763,25 +776,22 @@ static int pg_cursor_get(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, stor
     if ((rc = flush(c->t)) != 0)
         return rc;
     switch (op) {
-    case STOR_CUR_FIRST: rc = cur_fetch(c, &first, NULL, 0); break;
+    case STOR_CUR_FIRST: rc = cur_fetch(c, PAGE_FROM, &first, NULL); break;
     case STOR_CUR_SET_RANGE:
     case STOR_CUR_SET_KEY:
         if (!KEY_OK(k))
             return STOR_ERR_INVAL;
         key = *k;
-        rc = cur_fetch(c, &key, NULL, 0);
-        if (rc == 0 && op == STOR_CUR_SET_KEY &&
-            ((size_t)PQgetlength(c->page, 0, 0) != key.len || memcmp(PQgetvalue(c->page, 0, 0), key.data, key.len) != 0))
-            rc = STOR_ERR_NOTFOUND;
+        rc = cur_fetch(c, op == STOR_CUR_SET_KEY ? PAGE_KEY : PAGE_FROM, &key, NULL);
         break;
-    case STOR_CUR_NEXT: rc = cur_next(c); break;
+    case STOR_CUR_NEXT: rc = cur_next(c, 0); break;
     case STOR_CUR_NEXT_DUP:
         if (!c->t->e->dups[c->db] || !c->has_cur) {
             rc = STOR_ERR_NOTFOUND;
             break;
         }
         key = c->k;
-        rc = cur_next(c);
+        rc = cur_next(c, 1);
         if (rc == 0 && ((size_t)PQgetlength(c->page, c->row, 0) != key.len ||
                         memcmp(PQgetvalue(c->page, c->row, 0), key.data, key.len) != 0))
             rc = STOR_ERR_NOTFOUND;

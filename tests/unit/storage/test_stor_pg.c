@@ -209,6 +209,44 @@ START_TEST(t_pg_failed_statement)
 }
 END_TEST
 
+/* A write txn that looks up one key of a dupsort table (SET_KEY, NEXT_DUP) locks that key's rows only: another node
+ * locks the next key's rows at once. (The other node gives up after lock_timeout instead of waiting for ever.) */
+START_TEST(t_pg_set_key_locks_one_key)
+{
+    static const stor_table_t dups[] = { { "race", STOR_TABLE_DUPSORT } };
+    char other[1200];
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin };
+    stor_bk_env_t *e1 = NULL, *e2 = NULL;
+    stor_bk_txn_t *t1, *t2;
+    stor_bk_cur_t *c = NULL;
+    stor_val_t a = STOR_VAL("a", 1), b = STOR_VAL("b", 1), v1 = STOR_VAL("1", 1), v2 = STOR_VAL("2", 1), k, v;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, dups, 1, &e1), 0);
+    snprintf(other, sizeof(other), "%s options='-c lock_timeout=3000'", tst_pg_admin);
+    cfg.location = other;
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, dups, 1, &e2), 0);
+    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e1, t1, 0, &a, &v1, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e1, t1, 0, &a, &v2, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e1, t1, 0, &b, &v1, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
+    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.cursor_open(e1, t1, 0, &c), 0);
+    k = a;
+    ck_assert_int_eq(stor_backend_pg.cursor_get(c, STOR_CUR_SET_KEY, &k, &v), 0);
+    ck_assert_int_eq(stor_backend_pg.cursor_get(c, STOR_CUR_NEXT_DUP, &k, &v), 0);
+    ck_assert_int_eq(stor_backend_pg.cursor_get(c, STOR_CUR_NEXT_DUP, &k, &v), STOR_ERR_NOTFOUND);
+    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.get(e2, t2, 0, &b, &v), 0); /* not held by t1 */
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t2), 0);
+    stor_backend_pg.cursor_close(c);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
+    stor_backend_pg.close(e2);
+    stor_backend_pg.close(e1);
+}
+END_TEST
+
 /* ---- through the record layer (stor_open, stor_write) on the migrations' tables, as csc_sam ---------------- */
 
 static stor_env_t *pg_store(void)
@@ -325,6 +363,7 @@ Suite *tst_pg_suite(void)
     tcase_add_test(tc, t_pg_counter_race);
     tcase_add_test(tc, t_pg_nested_reserve);
     tcase_add_test(tc, t_pg_failed_statement);
+    tcase_add_test(tc, t_pg_set_key_locks_one_key);
     tcase_add_test(tc, t_pg_store);
     tcase_add_test(tc, t_pg_deadlock_retried);
     tcase_add_test(tc, t_pg_restart);
