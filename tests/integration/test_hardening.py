@@ -133,7 +133,11 @@ def ask_hello_as(path, uid=None, gid=None):
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
                 s.settimeout(10)
                 s.connect(path)
-                s.send(struct.pack(">HBBHHII", 0x5341, 1, 1, 0, 0, 7, len(body)) + body)
+                try:
+                    s.send(struct.pack(">HBBHHII", 0x5341, 1, 1, 0, 0, 7, len(body)) + body)
+                except BrokenPipeError:
+                    # a refused peer may be refused and closed on before it sends: the refusal is still queued
+                    pass
                 try:
                     rec = s.recv(65536)
                 except ConnectionResetError:
