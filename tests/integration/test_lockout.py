@@ -239,7 +239,9 @@ class TestMapFull(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.svc = H.Service(BUILD, extra_config="lmdb_map_size = 1M\nsad_ttl = 10\npurge_interval = 1\n")
+        # The SADs that fill the map must outlive the filling, or the purge frees space while the test still expects
+        # the map full: on a machine busy with other tests, filling 1 MiB took longer than a 10 s sad_ttl.
+        cls.svc = H.Service(BUILD, extra_config="lmdb_map_size = 1M\nsad_ttl = 40\npurge_interval = 1\n")
         cls.svc.start()
 
     @classmethod
@@ -281,8 +283,8 @@ class TestMapFull(unittest.TestCase):
         err = svc.server_stderr()
         alarms = err.count("ALARM: the LMDB map is full")
         self.assertGreaterEqual(alarms, 1, err)
-        # The SADs expire after 10 s and are purged: space comes back, and so does the service.
-        deadline = time.time() + 60
+        # The SADs expire after 40 s and are purged: space comes back, and so does the service.
+        deadline = time.time() + 90
         while time.time() < deadline:
             r = svc.post("auth/login", {}, auth="Basic " + H.b64(
                 ("%s:%s" % (svc.env["CSC_USER"], svc.env["CSC_PASSWORD"])).encode()))
