@@ -77,6 +77,7 @@ struct stor_env {
     unsigned st_max_batch, st_last_batch;
     int fail_commits;
     /* a full map (the thread running a batch only; copied under mu for stor_full_status) */
+    int full_log_only;       /* stor_config_t.full_log_only: no STOR_EV_STORAGE record */
     int64_t full_since_ms;   /* 0: not full */
     uint64_t full_refused;   /* writes refused with STOR_ERR_FULL in this episode */
     int64_t pub_full_since_ms;

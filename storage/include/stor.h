@@ -83,6 +83,8 @@ typedef struct stor_config {
     unsigned max_readers; /**< 0 = 256 */
     int writer_later;   /**< 1: writes are refused until stor_start_writer() (csc-sam opens them after its switch
                              to sam_user). No writer thread is started either way. */
+    int full_log_only;  /**< 1: a full-map episode is said on stderr only, with no audit record (csc-server: the
+                             audit trail's writes are csc-sam's); 0: its end appends a STOR_EV_STORAGE record */
 } stor_config_t;
 
 /**
