@@ -860,9 +860,13 @@ int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz);
 #define STOR_AUDIT_KEY_ID "csc-audit-key-01"
 #define STOR_AUDIT_KEY_LABEL "csc-audit"
 
-/** Delete expired tokens, SADs, pending SADs, authorization codes, browser sessions, pending approvals and operator sessions past their absolute expiry (a write).
- *  @return count removed or an error. */
+/** Delete expired tokens, SADs, pending SADs, authorization codes, pending approvals, enrollments, restore requests
+ *  and operator sessions past their absolute expiry (a write). csc-sam's purge task; not the browser sessions
+ *  (stor_purge_websessions: csc-server's own table). @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
+/** Delete the browser sessions (web_sessions) past their absolute expiry (a write of that table only): csc-server's
+ *  purge task. @return count removed or an error. */
+int stor_purge_websessions(stor_env_t *env, int64_t now);
 
 /** @return STOR_OK (out->req points into the transaction's memory: copy it before the callback returns),
  *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
