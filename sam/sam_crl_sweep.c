@@ -70,7 +70,7 @@ static int cred_revoked(stor_env_t *stor, const char *id, const char *detail, in
     if (src == STOR_ERR_EXISTS || src == STOR_ERR_NOTFOUND || src == STOR_ERR_INVAL)
         return 0; /* nothing to do */
     if (src != 0) {
-        snprintf(err, err_sz, "storage: %s (nothing changed; the next sweep tries again)", stor_strerror(src));
+        snprintf(err, err_sz, "storage: %s (nothing changed; the sweep runs again a second later)", stor_strerror(src));
         return -1;
     }
     *marked = u.marked;
@@ -129,16 +129,18 @@ static int cert_revoked(pki_crl_t *crl, const stor_cred_t *cred, const char **wh
     return rc == PKI_REV_REVOKED;
 }
 
-size_t sam_crl_sweep(stor_env_t *stor, pki_crl_t *crl, int hold)
+int sam_crl_sweep(stor_env_t *stor, pki_crl_t *crl, int hold)
 {
     sweep_t s = {0};
     stor_cred_t *cred = malloc(sizeof(*cred));
-    size_t marked_n = 0;
+    int marked_n = 0, failed = 0;
 
     if (crl == NULL || cred == NULL || stor_read(stor, sweep_fn, &s) != 0) {
+        if (crl != NULL)
+            fprintf(stderr, "crl: cannot read the credentials to sweep; tried again a second later\n");
         free(cred);
         free(s.id);
-        return 0;
+        return crl == NULL ? 0 : -1;
     }
     for (size_t i = 0; i < s.n; i++) {
         const char *why;
@@ -147,8 +149,10 @@ size_t sam_crl_sweep(stor_env_t *stor, pki_crl_t *crl, int hold)
         if (stor_cred_get(stor, s.id[i], cred) != 0 || !cert_revoked(crl, cred, &why))
             continue;
         snprintf(detail, sizeof(detail), "seen in a CRL: %s", why);
-        if (cred_revoked(stor, s.id[i], detail, hold, &marked, job, err, sizeof(err)) != 0)
+        if (cred_revoked(stor, s.id[i], detail, hold, &marked, job, err, sizeof(err)) != 0) {
             fprintf(stderr, "crl: credential %s: %s\n", s.id[i], err);
+            failed = 1;
+        }
         if (!marked)
             continue;
         marked_n++;
@@ -162,5 +166,5 @@ size_t sam_crl_sweep(stor_env_t *stor, pki_crl_t *crl, int hold)
     stor_wipe(cred, sizeof(*cred));
     free(cred);
     free(s.id);
-    return marked_n;
+    return failed ? -1 : marked_n;
 }

@@ -93,20 +93,20 @@ typedef struct sam_tasks {
     pki_crl_t *crl;
     stor_env_t *stor;  /* the sweep's */
     int crl_hold;      /* two_person names revoke or destroy: the sweep files requests for a second operator */
-    int swept;         /* the first sweep ran (at start: the revocations found then) */
+    int sweep_due;     /* the next run sweeps: at the first run (the revocations found at start), after a sweep
+                          that failed, and after every change of the store */
     srv_task_t *heads_task, *jobs_task, *crl_task, *purge_task;
 } sam_tasks_t;
 
 /* "crl-watch": the SAM's own CRL store follows crl_dir (lookups go on while it reloads); the revocations found at
- * the first run, then those of every reload that changed the store, end their credentials (sam_crl_sweep). */
+ * the first run, then those of every reload that changed the store, end their credentials (sam_crl_sweep; one that
+ * failed is run again a second later). */
 static int crl_run(void *arg)
 {
     sam_tasks_t *t = arg;
     int rc = pki_crl_reload(t->crl); /* says on stderr what it could not read; what was loaded stays in force */
-    if (rc == 1 || !t->swept) {
-        (void)sam_crl_sweep(t->stor, t->crl, t->crl_hold);
-        t->swept = 1;
-    }
+    if (rc == 1 || t->sweep_due)
+        t->sweep_due = sam_crl_sweep(t->stor, t->crl, t->crl_hold) < 0;
     return rc < 0 ? -1 : 0;
 }
 
@@ -136,6 +136,7 @@ static int tasks_start(const srv_config_t *cfg, srv_modules_t *m, sam_tasks_t *t
 {
     t->stor = m->stor;
     t->crl_hold = srv_two_person_destroys(cfg->two_person);
+    t->sweep_due = 1;
     if (t->crl != NULL && srv_task_start("crl-watch", 1000, crl_run, t, &t->crl_task) != 0)
         return -1;
     if (cfg->purge_interval != 0 &&
