@@ -379,12 +379,7 @@ const char *csc_bearer_value(csc_req_t *r);
 /* ---- certificate requests, imports and revocation lists (csc_cert.c, csc_certmgmt.c; J6, J9) ------------ */
 /* The CRL store itself is pki/'s (pki_crl_t in c->crl); revocation statuses are PKI_REV_*. */
 
-/* J7/J9: every credential whose certificate a loaded CRL lists as revoked (not on hold) is marked destroyed
- * (reason revoked) and audited, and its key's destruction filed in the same write: a job (csc-sam runs it at once;
- * csc-admin credential destroy-pending by hand) or, with cfg.crl_destroy_two_person, a two-person request (csc-admin
- * approve). It
- * destroys no key itself. Returns how many credentials it marked. */
-size_t csc_crl_sweep(csc_t *c);
+/* The sweep that ends credentials whose certificate a CRL revokes is csc-sam's (sam/sam_crl_sweep.c). */
 
 /** The O and CN of the credential's end-entity certificate (each "" when absent or unreadable), for refusal texts. */
 void csc_cred_o_cn(const stor_cred_t *cred, char *o, size_t o_sz, char *cn, size_t cn_sz);

@@ -1,13 +1,14 @@
 /*
- * csc_periodic.c - the service's periodic work (the audit heads are csc-sam's: sam/sam_audit_head.c), one run at a time;
- * csc-server's periodic tasks (server/srv_thread.c) call these, this file starts no thread.
+ * csc_periodic.c - csc-server's periodic work (server/srv_thread.c calls these; this file starts no thread), one run
+ * at a time. csc-server writes no periodic record but its own table's: the purge of the other expired records, the
+ * CRL sweep (J7) and the audit heads are csc-sam's (server/srv_sam.c, sam/sam_crl_sweep.c, sam/sam_audit_head.c).
  *
- * Purge: expired access/refresh tokens, SADs, authorization codes and operator sessions are deleted from LMDB
- * (stor_purge_expired). They are refused once expired anyway (every check compares expires_at); this keeps the
- * database from growing with dead records.
+ * Purge: expired browser sessions of the pages (web_sessions) are deleted (stor_purge_websessions). They are refused
+ * once expired anyway; this keeps the table from growing with dead rows. (async_results: the async worker's own
+ * purge, csc_async.c.)
  *
- * CRL refresh: the CRL folder is looked at again (pki_crl_reload); when something changed, the revocations it
- * lists end their credentials (csc_crl_sweep, J7).
+ * CRL refresh: the CRL folder is looked at again (pki_crl_reload) for the service's own answers (credentials/info,
+ * refusals before csc-sam is asked); csc-sam follows the folder with its own store and ends the credentials.
  */
 #include <stdio.h>
 #include <time.h>
@@ -16,10 +17,10 @@
 
 int csc_purge_once(csc_t *c)
 {
-    int n = stor_purge_expired(c->stor, (int64_t)time(NULL));
+    int n = stor_purge_websessions(c->stor, (int64_t)time(NULL));
 
     if (n < 0 && n != STOR_ERR_CLOSED) {
-        fprintf(stderr, "csc-server: purging expired records failed: %s\n", stor_strerror(n));
+        fprintf(stderr, "csc-server: purging expired browser sessions failed: %s\n", stor_strerror(n));
         return -1;
     }
     return 0;
@@ -34,7 +35,5 @@ int csc_crl_refresh(csc_t *c)
     rc = pki_crl_reload(c->crl); /* says on stderr what it could not read; the CRLs loaded before stay in force */
     if (rc == PKI_ERR_NOMEM)
         fprintf(stderr, "crl: %s: out of memory; the CRLs loaded before stay in force\n", c->cfg.crl_dir);
-    if (rc == 1)
-        (void)csc_crl_sweep(c);
     return rc < 0 ? -1 : 0;
 }

@@ -93,9 +93,6 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, oauth_t *oauth, sam_clien
         csc_free(c);
         return -1;
     }
-    /* Revocations in the CRLs end their credentials (J7): those found now; csc_crl_refresh, those of later reloads. */
-    if (c->crl != NULL)
-        (void)csc_crl_sweep(c);
     *out = c;
     return 0;
 }

@@ -121,9 +121,10 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
  * srv_production_checks. */
 int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m);
 void srv_modules_close_store(srv_modules_t *m);
-/* Storage and oauth/ without any check (srv_modules_open's first step); writer_later: storage's writes are the
- * caller's to open (SRV_WRITER_LATER). */
-int srv_modules_open_base(const srv_config_t *cfg, int writer_later, srv_modules_t *m);
+/* Storage and oauth/ without any check (srv_modules_open's first step); need: SRV_WRITER_LATER, storage's writes are
+ * the caller's to open; SRV_NEED_CSC (csc-server), a full map is logged only, with no audit record (csc-sam's
+ * environment records its own episodes: csc-server appends nothing to the audit trail on its own). */
+int srv_modules_open_base(const srv_config_t *cfg, int need, srv_modules_t *m);
 /* J13: in production without allow_test_components, the demo CA (ca_cert, trust_anchors) is refused (else a
  * warning names the override). 0 or -1 (said why). */
 int srv_production_checks(const srv_config_t *cfg);

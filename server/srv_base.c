@@ -58,11 +58,12 @@ int srv_production_checks(const srv_config_t *cfg)
     return 0;
 }
 
-int srv_modules_open_base(const srv_config_t *cfg, int writer_later, srv_modules_t *m)
+int srv_modules_open_base(const srv_config_t *cfg, int need, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
     stor_config_t sc = {.backend = cfg->storage_backend, .location = cfg->storage_location,
-                        .map_size = cfg->lmdb_map_size, .writer_later = writer_later};
+                        .map_size = cfg->lmdb_map_size, .writer_later = (need & SRV_WRITER_LATER) != 0,
+                        .full_log_only = (need & SRV_NEED_CSC) != 0};
     int rc = stor_open(&sc, &m->stor);
     if (rc != STOR_OK) {
         fprintf(stderr, "storage %s:%s: %s\n", cfg->storage_backend, cfg->storage_location, stor_strerror(rc));

@@ -78,9 +78,10 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    /* The service's periodic work, one thread each (srv_thread.c): CRL changes end their credentials (J7), expired
-     * tokens, SADs, codes and operator sessions leave the database (refused anyway). Signed audit heads (J11) are
-     * csc-sam's (srv_sam.c): csc-server never uses the audit key. */
+    /* The service's periodic work, one thread each (srv_thread.c): its CRL store follows crl_dir (its own answers),
+     * expired browser sessions leave web_sessions (refused anyway). The periodic writes of every other table are
+     * csc-sam's (srv_sam.c): the purge of the other expired records, the CRL sweep that ends revoked credentials
+     * (J7), the signed audit heads (J11; csc-server never uses the audit key). */
     srv_task_t *crl = NULL, *purge = NULL;
     int rc = 1;
     if ((cfg->crl_dir[0] == '\0' || srv_task_start("crl-watch", 1000, crl_run, m.csc, &crl) == 0) &&

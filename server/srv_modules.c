@@ -66,7 +66,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
     memset(m, 0, sizeof(*m));
     if ((need & SRV_NEED_CSC) && production_policy(cfg) != 0)
         return -1;
-    if (srv_modules_open_base(cfg, (need & SRV_WRITER_LATER) != 0, m) != 0)
+    if (srv_modules_open_base(cfg, need, m) != 0)
         return -1;
     m->sam = sam;
     if (srv_production_checks(cfg) != 0)
@@ -93,7 +93,6 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             .crl_dir = cfg->crl_dir,
             .crl_allow_stale = (int)cfg->crl_allow_stale,
             .crl_require = (int)cfg->crl_require,
-            .crl_destroy_two_person = srv_two_person_destroys(cfg->two_person),
             .restore_two_person = srv_two_person_restores(cfg->two_person),
             .restore_request_ttl = cfg->restore_request_ttl,
             .allow_scal1 = (int)cfg->allow_scal1,

@@ -81,26 +81,37 @@ static int socket_access(const srv_config_t *cfg, sock_access_t *a)
     return 0;
 }
 
-/* csc-sam's periodic work (srv_thread.c): signed audit heads (J11; the audit key is used here only), the key
- * destructions csc-server's CRL sweep files (J7), its own CRL store following crl_dir (J9) and the purge of expired
- * records. The CRL store is opened before the socket (the SIGN checks read it); the tasks start once the process is
+/* csc-sam's periodic work (srv_thread.c): signed audit heads (J11; the audit key is used here only), its own CRL
+ * store following crl_dir (J9) with the CRL sweep (J7: the credentials a CRL revokes end, their keys' destructions
+ * filed), the key destructions that sweep files, and the purge of expired records. csc-server writes none of this
+ * (it purges only its own web_sessions): on a shared database the front end's role may not write these tables.
+ * The CRL store is opened before the socket (the SIGN checks read it); the tasks start once the process is
  * hardened, so that their threads run under the filter too. */
 typedef struct sam_tasks {
     sam_heads_t *heads;
     sam_key_jobs_t *jobs;
     pki_crl_t *crl;
+    stor_env_t *stor;  /* the sweep's */
+    int crl_hold;      /* two_person names revoke or destroy: the sweep files requests for a second operator */
+    int sweep_due;     /* the next run sweeps: at the first run (the revocations found at start), after a sweep
+                          that failed, and after every change of the store */
     srv_task_t *heads_task, *jobs_task, *crl_task, *purge_task;
 } sam_tasks_t;
 
-/* "crl-watch": the SAM's own CRL store follows crl_dir (lookups go on while it reloads). */
+/* "crl-watch": the SAM's own CRL store follows crl_dir (lookups go on while it reloads); the revocations found at
+ * the first run, then those of every reload that changed the store, end their credentials (sam_crl_sweep; one that
+ * failed is run again a second later). */
 static int crl_run(void *arg)
 {
-    int rc = pki_crl_reload(arg); /* says on stderr what it could not read; what was loaded stays in force */
+    sam_tasks_t *t = arg;
+    int rc = pki_crl_reload(t->crl); /* says on stderr what it could not read; what was loaded stays in force */
+    if (rc == 1 || t->sweep_due)
+        t->sweep_due = sam_crl_sweep(t->stor, t->crl, t->crl_hold) < 0;
     return rc < 0 ? -1 : 0;
 }
 
-/* "purge": the expired records, SADs among them, go (as csc-server's purge does). A purge is also the write that
- * ends a full-map episode of csc-sam's own writer once space came back. */
+/* "purge": the expired records, SADs among them, go (all but csc-server's web_sessions). A purge is also the write
+ * that ends a full-map episode of csc-sam's own writer once space came back. */
 static int purge_run(void *arg)
 {
     int n = stor_purge_expired(arg, (int64_t)time(NULL));
@@ -123,11 +134,14 @@ static int jobs_run(void *k)
 
 static int tasks_start(const srv_config_t *cfg, srv_modules_t *m, sam_tasks_t *t)
 {
-    if (t->crl != NULL && srv_task_start("crl-watch", 1000, crl_run, t->crl, &t->crl_task) != 0)
+    t->stor = m->stor;
+    t->crl_hold = srv_two_person_destroys(cfg->two_person);
+    t->sweep_due = 1;
+    if (t->crl != NULL && srv_task_start("crl-watch", 1000, crl_run, t, &t->crl_task) != 0)
         return -1;
     if (cfg->purge_interval != 0 &&
         srv_task_start("purge", cfg->purge_interval * 1000u, purge_run, m->stor, &t->purge_task) != 0)
-        fprintf(stderr, "csc-sam: cannot start the purge task: expired records stay until csc-server purges them\n");
+        return -1;
     if (m->hsm == NULL)
         return 0;
     if (sam_key_jobs_new(m->stor, m->hsm, &t->jobs) != 0 || srv_task_start("key-jobs", 1000, jobs_run, t->jobs,

@@ -2,9 +2,9 @@
  * srv_thread.c - the periodic tasks of csc-server and csc-sam: one thread per task calls a run-once function every
  * period.
  *
- * The work itself belongs to the modules (csc_purge_once, csc_crl_refresh; in csc-sam sam_audit_heads_once and
- * sam_key_jobs_once); this
- * file only owns the threads, so the modules below server/ start none of their own for periodic work. A run
+ * The work itself belongs to the modules (csc-server: csc_purge_once, csc_crl_refresh, which write nothing but
+ * web_sessions; csc-sam: stor_purge_expired, pki_crl_reload with sam_crl_sweep, sam_audit_heads_once and
+ * sam_key_jobs_once); this file only owns the threads, so the modules below server/ start none of their own for periodic work. A run
  * starts one period after the previous one ended (the first one period after the start). A run that fails has
  * written its reason to stderr; the task keeps its period. srv_task_stop() wakes the thread through its condition
  * variable, so a shutdown never waits for the period (only for a run in progress), and joins it.

@@ -210,6 +210,7 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
         goto out;
     synced = 1;
     env->writer_running = !cfg->writer_later;
+    env->full_log_only = cfg->full_log_only != 0;
     *out = env;
     env = NULL;
     rc = 0;
@@ -284,7 +285,9 @@ static int commit_parent(stor_env_t *env, stor_bk_txn_t *parent)
  * the episode lasts, each batch that refused nothing ends with a STOR_EV_STORAGE
  * record (since when it was full, how many writes were refused). The batch that
  * commits that record ends the episode: the audit log then shows it, and stderr
- * says so.
+ * says so. An environment opened with full_log_only (csc-server's: it appends no
+ * audit record) appends none: its episode is said on stderr only, and ends with
+ * the first batch that refused nothing.
  */
 
 static int64_t wall_ms(void)
@@ -327,8 +330,8 @@ static void full_track(stor_env_t *env, struct stor_job *batch, int note_rc, int
         env->full_since_ms = wall_ms();
         fprintf(stderr,
                 "storage: ALARM: the LMDB map is full (lmdb_map_size = %zu bytes): writes are refused (503) until "
-                "space is freed; raise lmdb_map_size and restart, or let expired records be purged\n",
-                map_size(env));
+                "space is freed; raise lmdb_map_size and restart, or let expired records be purged%s\n",
+                map_size(env), env->full_log_only ? " (logged here only: csc-sam audits its own episodes)" : "");
     }
     env->full_refused += refused;
     if (env->full_since_ms != 0 && refused == 0 && note_rc == 0 && commit_rc == 0) {
@@ -375,7 +378,7 @@ static void run_batch(stor_env_t *env, struct stor_job *batch)
             note_rc = STOR_ERR_FULL;
     /* Only a batch that refused nothing may say that space is back. */
     if (env->full_since_ms != 0 && note_rc != STOR_ERR_FULL)
-        note_rc = run_job(env, parent, &note);
+        note_rc = env->full_log_only ? 0 : run_job(env, parent, &note);
     if ((rc = commit_parent(env, parent)) != 0) {
         /* Nothing of this batch is kept; jobs that failed on their own keep their own code. */
         for (j = batch; j != NULL; j = j->next)

@@ -76,6 +76,7 @@ struct stor_env {
     unsigned st_max_batch, st_last_batch;
     int fail_commits;
     /* a full map (the thread running a batch only; copied under mu for stor_full_status) */
+    int full_log_only;       /* stor_config_t.full_log_only: no STOR_EV_STORAGE record */
     int64_t full_since_ms;   /* 0: not full */
     uint64_t full_refused;   /* writes refused with STOR_ERR_FULL in this episode */
     int64_t pub_full_since_ms;
@@ -225,6 +226,10 @@ int stor_hash_list_add(stor_hash_list_t *l, const void *h);
 /** Delete the rows of table db whose record (of type; its int64 expiry at exp_off) expired before now; tokens also
  *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX). Writable t. */
 int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, int64_t now, int *n);
+/* One write that runs purge(t, now, &n) (n counts the rows it deleted, from 0 again if the batch is retried):
+ * stor_purge_expired (csc-sam's) and stor_purge_websessions (csc-server's). @return n, or an error. */
+typedef int (*stor_purge_fn)(stor_txn_t *t, int64_t now, int *n);
+int stor_purge_run(stor_env_t *env, int64_t now, stor_purge_fn purge);
 /** stor_walk that decodes each record into one heap copy, wiped and freed at the end, and calls cb with it. */
 int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, const stor_rec_cb_t *cb);
 

@@ -868,41 +868,23 @@ int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off
     return rc;
 }
 
-typedef struct purge_all {
+typedef struct purge_run {
     int64_t now;
+    stor_purge_fn purge;
     int n;
-} purge_all_t;
+} purge_run_t;
 
-static int purge_fn(stor_txn_t *t, void *arg)
+static int purge_run_fn(stor_txn_t *t, void *arg)
 {
-    purge_all_t *p = arg;
-    int rc;
-
+    purge_run_t *p = arg;
     p->n = 0; /* a retried or rolled-back run must not count twice */
-    if ((rc = stor_purge_table(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), p->now,
-                               &p->n)) != 0 ||
-        (rc = stor_purge_table(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p->now, &p->n)) != 0 ||
-        (rc = stor_purge_table(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), p->now,
-                               &p->n)) != 0 ||
-        (rc = stor_purge_table(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at),
-                               p->now, &p->n)) != 0 ||
-        (rc = stor_txn_websession_purge(t, p->now, &p->n)) != 0 ||
-        (rc = stor_txn_user_approval_purge(t, p->now, &p->n)) != 0 ||
-        (rc = stor_purge_table(t, STOR_DB_ENROLL, STOR_REC_ENROLL, offsetof(stor_enroll_t, expires_at), p->now,
-                               &p->n)) != 0 ||
-        (rc = stor_purge_table(t, STOR_DB_ENROLL_TICKETS, STOR_REC_ENROLL_TICKET,
-                               offsetof(stor_enroll_ticket_t, expires_at), p->now, &p->n)) != 0 ||
-        (rc = stor_purge_table(t, STOR_DB_RESTORE_REQS, STOR_REC_RESTORE_REQ, offsetof(stor_restore_req_t, expires_at),
-                               p->now, &p->n)) != 0)
-        return rc;
-    return stor_purge_table(t, STOR_DB_CODES, STOR_REC_CODE, offsetof(stor_code_t, expires_at), p->now, &p->n);
+    return p->purge(t, p->now, &p->n);
 }
 
-int stor_purge_expired(stor_env_t *env, int64_t now)
+int stor_purge_run(stor_env_t *env, int64_t now, stor_purge_fn purge)
 {
-    purge_all_t p = { .now = now, .n = 0 };
-    int rc = stor_write(env, purge_fn, &p);
-
+    purge_run_t p = {.now = now, .purge = purge, .n = 0};
+    int rc = stor_write(env, purge_run_fn, &p);
     return rc != 0 ? rc : p.n;
 }
 

@@ -46,3 +46,8 @@ int stor_txn_websession_purge(stor_txn_t *t, int64_t now, int *n)
     return stor_purge_table(t, STOR_DB_WEBSESSIONS, STOR_REC_WEBSESSION, offsetof(stor_websession_t, expires_at),
                             now < INT64_MAX ? now + 1 : now, n);
 }
+
+int stor_purge_websessions(stor_env_t *env, int64_t now)
+{
+    return stor_purge_run(env, now, stor_txn_websession_purge);
+}

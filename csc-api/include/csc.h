@@ -48,10 +48,6 @@ typedef struct csc_config {
     const char *crl_dir;       /**< folder of CRLs checked before every signature ("" = no CRL checks) */
     int crl_allow_stale;       /**< a CRL past its nextUpdate still counts (else signing is refused) */
     int crl_require;           /**< refuse certificates whose issuer has no CRL in crl_dir */
-    int crl_destroy_two_person; /**< two_person names credential revoke/destroy: the destruction of a key whose
-                                     certificate a CRL lists as revoked is filed as a request for a second operator
-                                     (csc-admin approve), else as a job (csc-admin credential destroy-pending); the
-                                     credential is marked destroyed at once, and csc-server destroys no key */
     int restore_two_person;    /**< two_person names credential restore (/account tells the user) */
     unsigned restore_request_ttl; /**< seconds a restore request of /account lives (0: 30 days; /account says) */
     int allow_scal1;           /**< production: SCAL 1 credentials may be authorized and sign */
@@ -144,11 +140,13 @@ void csc_reply_free(csc_reply_t *reply);
  * never two runs of one kind at once. Each returns 0, or -1 once it has written why it failed to stderr (the next
  * run comes all the same). The service starts no thread for this work; stop the tasks before csc_free(). */
 
-/** Delete expired tokens, SADs, authorization codes and operator sessions (csc-server: every purge_interval). */
+/** Delete the expired browser sessions of the pages (web_sessions, the front end's own table; csc-server: every
+ *  purge_interval). The other expired records (tokens, SADs, codes, operator sessions, ...) are csc-sam's purge. */
 int csc_purge_once(csc_t *c);
 
-/** Look at crl_dir (csc-server: once a second): reload the CRLs that changed and end the credentials they list as
- *  revoked (J7). Nothing without crl_dir. */
+/** Look at crl_dir (csc-server: once a second): reload the CRLs that changed, for the service's own answers
+ *  (credentials/info, refusals). Ending the credentials they revoke (J7) is csc-sam's (sam/sam_crl_sweep.c). Nothing
+ *  without crl_dir. */
 int csc_crl_refresh(csc_t *c);
 
 #ifdef __cplusplus

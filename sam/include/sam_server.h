@@ -101,6 +101,14 @@ void sam_server_free(sam_server_t *s);
 /** Connections being served now. */
 unsigned sam_server_connections(sam_server_t *s);
 
+/* ---- the CRL sweep (J7; sam_crl_sweep.c): csc-sam's crl-watch task, at start and after each change of crl_dir -- */
+/** Every credential whose certificate crl lists as revoked (not on hold) is marked destroyed (reason revoked),
+ *  audited as operator csc-sam, and its key's destruction filed in the same write: a job the key-jobs task below
+ *  runs, or with hold (two_person names revoke or destroy) a request a second operator approves (csc-admin approve).
+ *  It destroys no key itself. Each credential it ends is logged. @return how many credentials this run marked, or
+ *  -1 when the credentials could not be read or one could not be written (said on stderr: run it again). */
+int sam_crl_sweep(stor_env_t *stor, pki_crl_t *crl, int hold);
+
 /* ---- the key destructions the CRL sweep files (J7; sam_keyjobs.c): csc-sam's key-jobs task -------------------- */
 typedef struct sam_key_jobs sam_key_jobs_t;
 /** @return 0, -1 (out of memory) */

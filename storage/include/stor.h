@@ -81,6 +81,8 @@ typedef struct stor_config {
     unsigned max_readers; /**< 0 = 256 */
     int writer_later;   /**< 1: writes are refused until stor_start_writer() (csc-sam opens them after its switch
                              to sam_user). No writer thread is started either way. */
+    int full_log_only;  /**< 1: a full-map episode is said on stderr only, with no audit record (csc-server: the
+                             audit trail's writes are csc-sam's); 0: its end appends a STOR_EV_STORAGE record */
 } stor_config_t;
 
 /**
@@ -853,9 +855,13 @@ int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz);
 #define STOR_AUDIT_KEY_ID "csc-audit-key-01"
 #define STOR_AUDIT_KEY_LABEL "csc-audit"
 
-/** Delete expired tokens, SADs, pending SADs, authorization codes, browser sessions, pending approvals and operator sessions past their absolute expiry (a write).
- *  @return count removed or an error. */
+/** Delete expired tokens, SADs, pending SADs, authorization codes, pending approvals, enrollments, restore requests
+ *  and operator sessions past their absolute expiry (a write). csc-sam's purge task; not the browser sessions
+ *  (stor_purge_websessions: csc-server's own table). @return count removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
+/** Delete the browser sessions (web_sessions) past their absolute expiry (a write of that table only): csc-server's
+ *  purge task. @return count removed or an error. */
+int stor_purge_websessions(stor_env_t *env, int64_t now);
 
 /** @return STOR_OK (out->req points into the transaction's memory: copy it before the callback returns),
  *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */

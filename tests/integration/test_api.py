@@ -4,6 +4,7 @@ import concurrent.futures
 import json
 import os
 import re
+import signal
 import ssl
 import subprocess
 import threading
@@ -1281,7 +1282,8 @@ class TestPurge(unittest.TestCase):
         assert m is not None, r.stdout
         return int(m.group(1))
 
-    def test_expired_records_are_purged(self):
+    def authorized(self):
+        """A service purging every second, and a bearer token with a SAD of 10 s."""
         svc = H.Service(BUILD, extra_config="purge_interval = 1\nsad_ttl = 10\n")
         svc.start()
         try:
@@ -1289,13 +1291,40 @@ class TestPurge(unittest.TestCase):
             r = svc.authorize(t, "demo-ec", [H.digest("purge me")], pin=svc.env["CSC_PIN"])
             self.assertEqual(r.status, 200, r)
             self.assertEqual(self.entries(svc, "sads"), 1)
+        except BaseException:
+            svc.stop()
+            raise
+        return svc, t
+
+    def wait_sads_gone(self, svc):
+        deadline = time.time() + 30
+        while self.entries(svc, "sads") != 0 and time.time() < deadline:
+            time.sleep(0.5)
+
+    def test_expired_records_are_purged(self):
+        svc, t = self.authorized()
+        try:
             tokens = self.entries(svc, "tokens")
             self.assertGreaterEqual(tokens, 1)
-            deadline = time.time() + 30
-            while self.entries(svc, "sads") != 0 and time.time() < deadline:
-                time.sleep(0.5)
+            self.wait_sads_gone(svc)
             self.assertEqual(self.entries(svc, "sads"), 0)  # its 10 s were over: deleted by the server
             self.assertEqual(self.entries(svc, "tokens"), tokens)  # the access token (1 h) is still there
+            self.assertEqual(svc.post("credentials/list", {}, t).status, 200)
+        finally:
+            svc.stop_checked()
+
+    def test_csc_sam_purges_while_csc_server_is_stopped(self):
+        """The purge of SADs, tokens and codes is csc-sam's periodic work (csc-server purges only its own browser
+        sessions; it links no stor_purge_expired, unit_symbols): with csc-server stopped (SIGSTOP), an expired SAD
+        still goes within a purge_interval."""
+        svc, t = self.authorized()
+        try:
+            svc.proc.send_signal(signal.SIGSTOP)
+            try:
+                self.wait_sads_gone(svc)
+                self.assertEqual(self.entries(svc, "sads"), 0)
+            finally:
+                svc.proc.send_signal(signal.SIGCONT)
             self.assertEqual(svc.post("credentials/list", {}, t).status, 200)
         finally:
             svc.stop_checked()

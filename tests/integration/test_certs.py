@@ -3,6 +3,7 @@ external CA (import checks), and CRLs checked before every signature, reloaded w
 import base64
 import os
 import re
+import signal
 import subprocess
 import time
 import unittest
@@ -479,9 +480,8 @@ class TestRevocation(Base):
         self.assertIn("certificate suspended (certificateHold)", log)
 
     def test_revocation_destroys_the_key_in_csc_sam(self):
-        """J7: a revocation seen in a CRL ends the credential as credential revoke does: csc-server marks it destroyed
-        (it never signs again) and files its key's destruction as a job, but destroys no key itself (it links no key
-        destruction); csc-sam destroys the key at once, unasked, audited, and drops the job; csc-admin credential
+        """J7: a revocation seen in a CRL ends the credential as credential revoke does: csc-sam's CRL sweep marks it
+        destroyed (it never signs again) and files its key's destruction as a job; csc-sam destroys the key at once, unasked, audited, and drops the job; csc-admin credential
         destroy-pending (the manual fallback) then has nothing to do; releasing the CRL entry later brings nothing
         back."""
         cid = "rev-kill"
@@ -493,11 +493,12 @@ class TestRevocation(Base):
         crl = os.path.join(CRL_DIR, "ext-ca.crl")
         CA.crl(crl, [(CA.serial(cert), "keyCompromise")])
         self.wait_for(lambda: "destroyed" in self.list_line(cid), "the credential destroyed")
-        self.assertEqual(self.status(t, cid), "revoked")
+        # csc-server's own CRL store (its answers) follows the folder once a second too: it may follow a moment later
+        self.wait_for(lambda: self.status(t, cid) == "revoked", "csc-server to see the revocation")
         r, _ = self.sign(t, cid)
         self.assertError(r, 400, "invalid_request", "is disabled")
         log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
-        self.assertIn("operator=csc-server action=credential.destroy reason=certificate revoked (seen in a CRL: "
+        self.assertIn("operator=csc-sam action=credential.destroy reason=certificate revoked (seen in a CRL: "
                       "keyCompromise); key destruction filed", log)
         self.wait_for(lambda: "credential %s: certificate revoked (keyCompromise); credential destroyed, its key's "
                       "destruction filed" % cid in SVC.server_stderr(), "the sweep's report")
@@ -507,10 +508,10 @@ class TestRevocation(Base):
         self.assertNotIn("key destruction pending", self.list_line(cid))
         self.assertIn("csc-sam: credential %s: key destroyed (job " % cid, SVC.server_stderr())
         log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
-        self.assertIn("operator=csc-sam,requester=csc-server action=credential.destroy reason=certificate revoked",
+        self.assertIn("operator=csc-sam,requester=csc-sam action=credential.destroy reason=certificate revoked",
                       log)
         log = SVC.admin("audit", "query", "--event", "operator").stdout
-        self.assertRegex(log, r"operator=csc-sam requester=csc-server action=job\.done id=[0-9a-f]+ "
+        self.assertRegex(log, r"operator=csc-sam requester=csc-sam action=job\.done id=[0-9a-f]+ "
                               r"command=credential revoke %s" % cid)
         # The manual fallback: only a key-admin runs it (an auditor is refused, audited), and it has nothing to do.
         secret = SVC.add_operator("rev-aud", "auditor", "password-rev-aud")
@@ -530,6 +531,32 @@ class TestRevocation(Base):
         self.assertIn("destroyed", self.list_line(cid))
         r, _ = self.sign(t, cid)
         self.assertError(r, 400, "invalid_request", "is disabled")
+
+    def test_csc_sam_sweeps_while_csc_server_is_stopped(self):
+        """The CRL sweep is csc-sam's periodic work, not csc-server's (on a shared database the front end's role
+        may not write credentials, approvals or audit records): with csc-server stopped (SIGSTOP: none of its
+        threads runs), a revocation published in crl_dir still ends the credential within a period of csc-sam's
+        crl-watch task, audited as csc-sam, and its key is destroyed."""
+        cid = "rev-sam"
+        cert = self.issued(cid, self.create_csr(cid))
+        self.import_(cid, cert)
+        self.assertEqual(len(key_ids(cid)), 1)
+        crl = os.path.join(CRL_DIR, "ext-ca.crl")
+        SVC.proc.send_signal(signal.SIGSTOP)
+        try:
+            CA.crl(crl, [(CA.serial(cert), "keyCompromise")])
+            self.wait_for(lambda: "destroyed" in self.list_line(cid), "csc-sam to end the credential")
+            self.wait_for(lambda: key_ids(cid) == [], "csc-sam to destroy the key")
+            log = SVC.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
+            self.assertIn("operator=csc-sam action=credential.destroy reason=certificate revoked (seen in a CRL: "
+                          "keyCompromise); key destruction filed", log)
+            self.assertNotIn("operator=csc-server", log)
+        finally:
+            SVC.proc.send_signal(signal.SIGCONT)
+        CA.crl(crl, [])
+        t = self.token()
+        self.wait_for(lambda: self.status(t, cid) == "valid", "the CRL entry released")
+        self.assertIn("destroyed", self.list_line(cid))
 
     def test_stale_crl_fails_closed(self):
         cid = "rev-stale"
@@ -577,8 +604,8 @@ class TestRevocation(Base):
 
 
 class TestRevocationTwoPerson(Base):
-    """J7 with two_person naming revoke: csc-server marks a credential whose certificate a CRL revokes destroyed at
-    once, and asks for the key's destruction; csc-sam does not destroy it: an operator's approval does."""
+    """J7 with two_person naming revoke: csc-sam's CRL sweep marks a credential whose certificate a CRL revokes
+    destroyed at once, and asks for the key's destruction; csc-sam does not destroy it: an operator's approval does."""
 
     def test_crl_revocation_queues_key_destruction(self):
         svc = H.Service(BUILD)
@@ -611,12 +638,12 @@ class TestRevocationTwoPerson(Base):
             r = svc.authorize(t, cid, [H.digest("x")], pin=PIN_X)
             self.assertError(r, 400, "invalid_request", "is disabled")
             # The key waits for an operator, also for csc-sam (its key-jobs task runs every second, but no request
-            # for a second operator); the request is the server's.
+            # for a second operator); the request is the sweep's (csc-sam's).
             time.sleep(2.5)
             self.assertEqual(len(key_ids(cid, svc)), 1)
             pending = [l for l in svc.admin("approvals").stdout.splitlines() if "credential revoke %s" % cid in l]
             self.assertEqual(len(pending), 1, pending)
-            self.assertIn("requester=csc-server", pending[0])
+            self.assertIn("requester=csc-sam", pending[0])
             self.assertIn("waits for a second operator: csc-admin approve", svc.server_stderr())
             log = svc.admin("audit", "query", "--credential", cid, "--event", "admin").stdout
             self.assertIn("key destruction held for a two-person approval", log)

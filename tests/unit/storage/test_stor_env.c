@@ -627,6 +627,44 @@ START_TEST(t_map_full)
 }
 END_TEST
 
+static int count_storage_rec(const stor_audit_t *rec, void *arg)
+{
+    if (rec->event == STOR_EV_STORAGE)
+        (*(int *)arg)++;
+    return 0;
+}
+
+/* A full-map episode: refused writes, then a write that fits ends it. Returns how many STOR_EV_STORAGE records
+ * the environment's audit trail holds afterwards. */
+static int full_episode_records(int log_only)
+{
+    const char *dir = tst_path();
+    stor_config_t cfg = { .location = dir, .map_size = 64 * 1024, .full_log_only = log_only };
+    stor_env_t *env = NULL;
+    big_arg_t a = { 0, 0 };
+    stor_user_t u;
+    int n = 0;
+
+    ck_assert_int_eq(stor_open(&cfg, &env), 0);
+    ck_assert_int_eq(stor_write(env, put_huge_sad, &a), STOR_ERR_FULL);
+    ck_assert_int_eq(stor_full_status(env, NULL, NULL), 1);
+    tst_user(&u, "small", 1);
+    ck_assert_int_eq(tst_put_user(env, &u), 0); /* fits: the episode ends with this batch */
+    ck_assert_int_eq(stor_full_status(env, NULL, NULL), 0);
+    ck_assert_int_eq(stor_audit_each(env, 0, count_storage_rec, &n), 0);
+    stor_close(env);
+    return n;
+}
+
+/* csc-sam's environment records a full-map episode in the audit trail; csc-server's (full_log_only) says it on
+ * stderr only and appends nothing, since the audit trail's writes are csc-sam's. */
+START_TEST(t_map_full_audit_only_when_asked)
+{
+    ck_assert_int_eq(full_episode_records(0), 1);
+    ck_assert_int_eq(full_episode_records(1), 0);
+}
+END_TEST
+
 /* ---- persistence and damaged files ------------------------------------- */
 
 static void raw_put(const char *path, const char *db, const void *key, size_t klen, const void *val, size_t vlen,
@@ -778,6 +816,7 @@ Suite *tst_env_suite(void)
     tcase_add_test(tw, t_reentrancy);
     tcase_add_test(tw, t_close_in_progress);
     tcase_add_test(tw, t_map_full);
+    tcase_add_test(tw, t_map_full_audit_only_when_asked);
     suite_add_tcase(s, tw);
     return s;
 }

@@ -129,10 +129,16 @@ START_TEST(t_websession_purge)
     ck_assert_int_eq(j.purged, 1);
     ck_assert_int_eq(stor_read(g_env, count_fn, &j), 0);
     ck_assert_uint_eq(j.n, 1);
-    /* and through the purge of every table */
-    ck_assert_int_eq(stor_purge_expired(g_env, 101), 1);
+    /* csc-sam's purge of the other tables leaves the browser sessions alone (csc-server's own table) ... */
+    ck_assert_int_eq(stor_purge_expired(g_env, 101), 0);
+    ck_assert_int_eq(stor_read(g_env, count_fn, &j), 0);
+    ck_assert_uint_eq(j.n, 1);
+    /* ... which csc-server's purge deletes, and only once expired */
+    ck_assert_int_eq(stor_purge_websessions(g_env, 100), 0);
+    ck_assert_int_eq(stor_purge_websessions(g_env, 101), 1);
     ck_assert_int_eq(stor_read(g_env, count_fn, &j), 0);
     ck_assert_uint_eq(j.n, 0);
+    ck_assert_int_eq(stor_purge_websessions(NULL, 101), STOR_ERR_INVAL);
 }
 END_TEST
 
