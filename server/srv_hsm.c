@@ -34,6 +34,12 @@ static int read_pin(const char *path, char *pin, size_t sz)
     return 0;
 }
 
+/* Whether either of two CK_INFO strings (a manufacturer, a description or model) names SoftHSM. */
+static int names_softhsm(const char *a, const char *b)
+{
+    return strcasestr(a, "softhsm") != NULL || strcasestr(b, "softhsm") != NULL;
+}
+
 /* J13 (and J5): production refuses the SoftHSM module (by its own CK_INFO) unless allow_test_components says
  * otherwise; the demo CA is refused in srv_modules.c. */
 static int production_hsm(const srv_config_t *cfg, const hsm_t *hsm)
@@ -42,10 +48,8 @@ static int production_hsm(const srv_config_t *cfg, const hsm_t *hsm)
     if (cfg->environment != CSC_ENV_PRODUCTION || cfg->allow_test_components)
         return 0;
     /* the library's CK_INFO, and the token's: a proxy (p11-kit-client.so, "PKCS#11 Kit") names only itself */
-    int soft = hsm_module_info(hsm, &manuf, &desc) == HSM_OK &&
-               (strcasestr(manuf, "softhsm") != NULL || strcasestr(desc, "softhsm") != NULL);
-    if (!soft && hsm_token_info(hsm, &tok_manuf, &tok_model) == HSM_OK &&
-        (strcasestr(tok_manuf, "softhsm") != NULL || strcasestr(tok_model, "softhsm") != NULL)) {
+    int soft = hsm_module_info(hsm, &manuf, &desc) == HSM_OK && names_softhsm(manuf, desc);
+    if (!soft && hsm_token_info(hsm, &tok_manuf, &tok_model) == HSM_OK && names_softhsm(tok_manuf, tok_model)) {
         soft = 1;
         manuf = tok_manuf;
     }
