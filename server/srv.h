@@ -120,6 +120,8 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
 /* Storage and oauth/ only (srv_base.c; csc-admin: no token, no service, nothing of hsm/ linked), then
  * srv_production_checks. */
 int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m);
+/** csc-admin db COMMAND ... (srv_admin_db.c): argv[0] is the word after db. @return the exit status. */
+int srv_admin_db(const srv_config_t *cfg, int argc, char **argv);
 void srv_modules_close_store(srv_modules_t *m);
 /* Storage and oauth/ without any check (srv_modules_open's first step); need: SRV_WRITER_LATER, storage's writes are
  * the caller's to open; SRV_NEED_CSC (csc-server), a full map is logged only, with no audit record (csc-sam's

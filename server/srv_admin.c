@@ -31,6 +31,10 @@ static void usage(FILE *f)
             "sam_mode = spawn and no csc-sam running, csc-admin starts one for the command.\n"
             "commands:\n"
             "  init                                   create the database; check the HSM token\n"
+            "  db copy --from BACKEND:LOCATION [--to BACKEND:LOCATION]\n"
+            "                                         copy every record into an empty database (--to: default the\n"
+            "                                         configured storage), check each table, audit the copy; stop the\n"
+            "                                         service first; no session needed\n"
             "  operator bootstrap NAME [--password-file FILE]\n"
             "                                         the first operator, with every role (only while none exists;\n"
             "                                         production: user-admin, see docs/configuration.md);\n"
@@ -1911,6 +1915,20 @@ static void origin_begin(adm_origin_t *o)
         srv_opsock_origin(claim);
 }
 
+/* db ...: below the operators' commands, without a session (srv_admin_db.c). */
+static int admin_db(const char *file, int argc, char **argv)
+{
+    srv_config_t *cfg = calloc(1, sizeof(*cfg));
+    int rc = 1;
+    if (cfg != NULL && srv_config_load(file, cfg) == 0) {
+        adm_origin_t origin;
+        origin_begin(&origin);
+        rc = srv_admin_db(cfg, argc, argv);
+    }
+    free(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1939,6 +1957,8 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
+    if (file != NULL && argc >= 1 && strcmp(argv[0], "db") == 0)
+        return admin_db(file, argc - 1, argv + 1);
     const admin_cmd_t *cmd = file != NULL ? find_command(argc, argv, &words) : NULL;
     if (cmd == NULL) {
         usage(stderr);

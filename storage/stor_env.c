@@ -64,6 +64,11 @@ static const stor_table_t db_specs[STOR_DB_COUNT] = {
     [STOR_DB_SIGN_EVENTS] = { "sign_events", 0 },
 };
 
+const char *stor_table_name(int db)
+{
+    return db >= 0 && db < STOR_DB_COUNT ? db_specs[db].name : "?";
+}
+
 /* ---- errors ------------------------------------------------------------ */
 
 const char *stor_strerror(int rc)

@@ -244,6 +244,9 @@ int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key
  */
 int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_t out[32]);
 
+/** The name of table db (STOR_DB_*), e.g. "users"; "?" for a number out of range. */
+const char *stor_table_name(int db);
+
 /* ---- test hooks: only in the csc_storage_t library of the unit tests (-DCSC_TEST_HOOKS) ---- */
 
 #ifdef CSC_TEST_HOOKS
@@ -262,6 +265,8 @@ size_t stor_int_queued(stor_env_t *env);
 int stor_int_closing(stor_env_t *env);
 /** Make the next n batch commits fail as if the disk failed (EIO). */
 void stor_int_fail_commits(stor_env_t *env, int n);
+/** stor_copy does not write the n-th row it copies (1-based, over all tables; 0: every row), so its check fails. */
+void stor_test_copy_skip_row(size_t n);
 #endif
 
 #endif

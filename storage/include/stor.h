@@ -111,6 +111,21 @@ const char *stor_backend_names(void);
 /** Refuse new writes, wait for the writes in progress, close. NULL is allowed. */
 void stor_close(stor_env_t *env);
 
+/** Called by stor_copy once per table after its check: the table's name and how many rows it holds. */
+typedef void (*stor_copy_report_fn)(const char *table, size_t rows, void *arg);
+
+/**
+ * Copy an installation to another environment, of the same or another backend (csc-admin db copy): every row of
+ * every table as it is, from one snapshot of from, into to, which must be empty (meta may hold only the schema
+ * row stor_open writes). Then checked: each table's row count and a SHA-256 over its rows in walk order must be
+ * the destination's too. Nothing else may write to while this runs; what from gets after the snapshot is not
+ * copied.
+ * @param[out] table on failure, the table concerned (the first that is not empty, that failed, or differs).
+ * @return STOR_OK; STOR_ERR_EXISTS (to is not empty), STOR_ERR_CORRUPT (the check found a difference),
+ *         STOR_ERR_INVAL (from == to, NULL), or a backend's error.
+ */
+int stor_copy(stor_env_t *from, stor_env_t *to, stor_copy_report_fn report, void *arg, const char **table);
+
 /* ---- records ----------------------------------------------------------- */
 
 /** ENROLLING: registered by an operator (csc-admin user add, or user recover), no password and no TOTP secret yet:

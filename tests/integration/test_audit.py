@@ -271,6 +271,68 @@ class TestVerifyAndQuery(unittest.TestCase):
         self.assertEqual(audit().returncode, 2)
 
 
+class TestDbCopy(unittest.TestCase):
+    """csc-admin db copy: the stopped service's database into a new one, checked table by table; the copy's audit
+    trail verifies with its signed heads and ends with the record of the copy; the copy serves the same operator
+    session; a destination that holds records, the same database twice and a missing --from are refused."""
+
+    def setUp(self):
+        load(PRISTINE)
+        self.dst = os.path.join(SVC.dir, "db-copy")
+        shutil.rmtree(self.dst, ignore_errors=True)
+        with open(SVC.conf) as f:
+            text = f.read()
+        self.assertIn("storage = lmdb:db\n", text)
+        self.conf2 = os.path.join(SVC.dir, "copy.conf")
+        with open(self.conf2, "w") as f:
+            f.write(text.replace("storage = lmdb:db\n", "storage = lmdb:db-copy\n"))
+
+    def admin2(self, *args, session=None):
+        e = dict(os.environ)
+        e.pop("CSC_ADMIN_SESSION", None)
+        e.pop("CSC_ADMIN_SESSION_FILE", None)
+        if session:
+            e["CSC_ADMIN_SESSION"] = session
+        return subprocess.run([os.path.join(BUILD, "server", "csc-admin"), "-c", self.conf2] + list(args),
+                              capture_output=True, text=True, env=e)
+
+    def test_copy_verifies(self):
+        n_src = len(table(parse_dump(PRISTINE), "audit"))
+        r = self.admin2("db", "copy", "--from", "lmdb:" + DB)  # --to: the configured storage, db-copy
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"\n  audit +%d\n" % n_src)
+        self.assertRegex(r.stdout, r"copied and checked: \d+ tables, \d+ records\n$")
+        # the session of the provisioned operator was copied with the operators: it works on the copy
+        r = self.admin2("audit", "verify", session=SVC.session)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"^audit log OK: %d records, head [0-9a-f]{64}\nsigned heads OK: 1 heads" % (n_src + 1))
+        r = self.admin2("audit", "query", "--json", session=SVC.session)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        recs = without_own_read([json.loads(line) for line in r.stdout.splitlines()])
+        self.assertIn("action=db.copy from=lmdb:%s " % DB, recs[-1]["detail"])
+        # the source is unchanged by the copy
+        self.assertEqual(subprocess.run(["mdb_dump", "-a", DB], check=True, capture_output=True, text=True).stdout,
+                         PRISTINE)
+
+    def test_refusals(self):
+        r = self.admin2("db", "copy", "--from", "lmdb:" + DB)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = self.admin2("db", "copy", "--from", "lmdb:" + DB)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("is not empty (table", r.stderr)
+        for same in (DB, DB + "/", os.path.join(DB, "..", "db")):
+            r = self.admin2("db", "copy", "--from", "lmdb:" + DB, "--to", "lmdb:" + same)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("the same database", r.stderr)
+        for args in ((), ("--to", "lmdb:" + self.dst), ("--from",), ("--from", "nosuch:x"), ("--from", "lmdb:"),
+                     ("--bogus", "x")):
+            r = self.admin2("db", "copy", *args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertTrue(r.stderr.startswith("csc-admin: db copy: "), (args, r.stderr))
+        r = self.admin2("db", "frobnicate")
+        self.assertEqual(r.returncode, 2, r.stderr)
+
+
 class TestTamper(unittest.TestCase):
     """Each case loads a modified copy of the pristine dump; tearDown puts the pristine database back."""
 

@@ -183,6 +183,7 @@ int main(int argc, char **argv)
     srunner_add_suite(sr, tst_account_suite());
     srunner_add_suite(sr, tst_enroll_suite());
     srunner_add_suite(sr, tst_backend_suite());
+    srunner_add_suite(sr, tst_copy_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

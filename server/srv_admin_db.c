@@ -1,0 +1,166 @@
+/*
+ * srv_admin_db.c - csc-admin db ...: the database itself, below the operators' commands.
+ *
+ *   db copy --from BACKEND:LOCATION [--to BACKEND:LOCATION]
+ *       moves an installation to another database (from LMDB to PostgreSQL, or to a fresh LMDB folder): every
+ *       record, the audit trail and its signed heads, as they are (storage/stor_copy.c), into a database that holds
+ *       nothing yet; --to defaults to the configuration's storage. Each table is then checked (rows and a digest
+ *       of them) and reported; the destination gets one audit record of the copy, after the check.
+ *
+ * These run without an operator session: the operators are part of what is copied, and whoever runs them already
+ * holds both databases' files or credentials. The copy reads one snapshot: the service must be stopped first
+ * (docs/operations.md), or what it writes meanwhile stays behind.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv.h"
+#include "stor.h"
+
+typedef struct {
+    char backend[16];
+    const char *location;
+} db_spec_t;
+
+/* BACKEND:LOCATION from the command line (an lmdb location is a path as given, relative to the current folder). */
+static int parse_spec(const char *opt, const char *v, db_spec_t *out)
+{
+    const char *colon = v != NULL ? strchr(v, ':') : NULL;
+    size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
+
+    if (colon == NULL || blen == 0 || blen >= sizeof(out->backend) || colon[1] == '\0') {
+        fprintf(stderr, "csc-admin: db copy: %s: expected BACKEND:LOCATION (backends: %s), got \"%s\"\n", opt,
+                stor_backend_names(), v != NULL ? v : "");
+        return -1;
+    }
+    memcpy(out->backend, v, blen);
+    out->backend[blen] = '\0';
+    if (!stor_backend_known(out->backend)) {
+        fprintf(stderr, "csc-admin: db copy: %s: unknown backend \"%s\" (backends: %s)\n", opt, out->backend,
+                stor_backend_names());
+        return -1;
+    }
+    out->location = colon + 1;
+    return 0;
+}
+
+/* Whether two specs name one database: the same text, or for lmdb the same folder by another path (opening one
+ * LMDB environment twice in a process breaks its locks). */
+static int same_database(const db_spec_t *a, const db_spec_t *b)
+{
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (strcmp(a->backend, b->backend) != 0)
+        return 0;
+    if (strcmp(a->location, b->location) == 0)
+        return 1;
+    return strcmp(a->backend, "lmdb") == 0 && realpath(a->location, ra) != NULL && realpath(b->location, rb) != NULL &&
+           strcmp(ra, rb) == 0;
+}
+
+static int open_spec(const srv_config_t *cfg, const char *what, const db_spec_t *s, stor_env_t **env)
+{
+    stor_config_t sc = {.backend = s->backend, .location = s->location, .map_size = cfg->lmdb_map_size};
+    int rc = stor_open(&sc, env);
+    if (rc != STOR_OK)
+        fprintf(stderr, "csc-admin: db copy: %s %s:%s: %s\n", what, s->backend, s->location, stor_strerror(rc));
+    return rc == STOR_OK ? 0 : -1;
+}
+
+typedef struct {
+    size_t tables, rows;
+} copy_sum_t;
+
+static void report_table(const char *table, size_t rows, void *arg)
+{
+    copy_sum_t *sum = arg;
+    sum->tables++;
+    sum->rows += rows;
+    printf("  %-16s %zu\n", table, rows);
+}
+
+typedef struct {
+    char detail[256];
+} copy_audit_t;
+
+static int audit_copy_fn(stor_txn_t *t, void *arg)
+{
+    copy_audit_t *c = arg;
+    stor_audit_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.event = STOR_EV_ADMIN;
+    rec.result = STOR_RES_OK;
+    snprintf(rec.user, sizeof(rec.user), "-");
+    snprintf(rec.detail, sizeof(rec.detail), "%s", c->detail);
+    return stor_txn_audit_append(t, &rec);
+}
+
+static int db_copy(const srv_config_t *cfg, int argc, char **argv)
+{
+    db_spec_t from = {{0}, NULL}, to = {{0}, NULL};
+    stor_env_t *src = NULL, *dst = NULL;
+    copy_sum_t sum = {0, 0};
+    const char *table = NULL;
+    int have_from = 0, rc = 1;
+
+    snprintf(to.backend, sizeof(to.backend), "%s", cfg->storage_backend);
+    to.location = cfg->storage_location;
+    for (int i = 0; i < argc; i++) {
+        if (i + 1 >= argc || (strcmp(argv[i], "--from") != 0 && strcmp(argv[i], "--to") != 0)) {
+            fprintf(stderr, "csc-admin: db copy: usage: db copy --from BACKEND:LOCATION [--to BACKEND:LOCATION]\n");
+            return 2;
+        }
+        int is_from = strcmp(argv[i], "--from") == 0;
+        if (parse_spec(argv[i], argv[i + 1], is_from ? &from : &to) != 0)
+            return 2;
+        have_from |= is_from;
+        i++;
+    }
+    if (!have_from) {
+        fprintf(stderr, "csc-admin: db copy: --from BACKEND:LOCATION is required\n");
+        return 2;
+    }
+    if (same_database(&from, &to)) {
+        fprintf(stderr, "csc-admin: db copy: --from and --to name the same database\n");
+        return 2;
+    }
+    if (open_spec(cfg, "from", &from, &src) != 0 || open_spec(cfg, "to", &to, &dst) != 0)
+        goto out;
+    printf("copying %s:%s to %s:%s\n", from.backend, from.location, to.backend, to.location);
+    int crc = stor_copy(src, dst, report_table, &sum, &table);
+    if (crc == STOR_ERR_EXISTS) {
+        fprintf(stderr, "csc-admin: db copy: %s:%s is not empty (table %s has records): copy only into a new database\n",
+                to.backend, to.location, table);
+        goto out;
+    }
+    if (crc != STOR_OK) {
+        fprintf(stderr, "csc-admin: db copy: %s%s: %s%s\n", table != NULL ? "table " : "", table != NULL ? table : "",
+                stor_strerror(crc),
+                crc == STOR_ERR_CORRUPT ? " (the copy differs from the source: was the service still running?)" : "");
+        goto out;
+    }
+    copy_audit_t a;
+    snprintf(a.detail, sizeof(a.detail), "action=db.copy from=%s:%s tables=%zu rows=%zu", from.backend, from.location,
+             sum.tables, sum.rows);
+    int arc = stor_write(dst, audit_copy_fn, &a);
+    if (arc != STOR_OK) {
+        fprintf(stderr, "csc-admin: db copy: the copy is complete, but its audit record failed: %s\n",
+                stor_strerror(arc));
+        goto out;
+    }
+    printf("copied and checked: %zu tables, %zu records\n", sum.tables, sum.rows);
+    rc = 0;
+out:
+    stor_close(dst);
+    stor_close(src);
+    return rc;
+}
+
+int srv_admin_db(const srv_config_t *cfg, int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "copy") == 0)
+        return db_copy(cfg, argc - 1, argv + 1);
+    fprintf(stderr, "csc-admin: db: unknown command (db copy)\n");
+    return 2;
+}
