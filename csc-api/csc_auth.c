@@ -20,12 +20,61 @@ static int login_reply(csc_req_t *r, const oauth_tokens_t *t)
 
 static int login_failed(csc_req_t *r, int rc)
 {
+    if (rc == OAUTH_ERR_RATE) {
+        csc_fail(r, 429, "temporarily_unavailable", "Too many failed logins from this address; try again later");
+        r->err.retry_after = oauth_config(r->csc->oauth)->rate_window;
+        return -1;
+    }
     if (rc == OAUTH_ERR_BUSY)
         return csc_busy(r);
     if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL)
         return csc_unavailable(r);
     /* Wrong password, unknown user, lock and suspension look the same from outside. */
     return csc_fail(r, 400, "authentication_error", "An error occurred during authentication process");
+}
+
+/* auth/login with a password is csc-sam's (API_LOGIN, sam/sam_op_login.c): it checks the password, counts
+ * failures, locks out, records the sign-in and issues the tokens. What the protocol cannot carry stays a wrong
+ * login there, never a skipped one: a name that is not UTF-8 goes with its bytes above 0x7f as '?' (no stored name
+ * has such bytes: an unknown user, recorded), a password that is not UTF-8 as "" (wrong for every user, since
+ * password_min_length is at least 8: it costs the same scrypt and counts towards the lock). */
+static int sam_login(csc_req_t *r, char *user, const char *pw, size_t pw_len, bool remember, oauth_tokens_t *t)
+{
+    const char *client = r->call->client;
+    csc_sam_call_t call;
+    csc_err_t err;
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    if (csc_sam_begin(r->csc, &call, SAM_OP_API_LOGIN, &err) != 0)
+        return OAUTH_ERR_STORAGE;
+    size_t ulen = strlen(user);
+    if (!sam_text_ok(user, ulen))
+        for (size_t i = 0; i < ulen; i++)
+            if ((unsigned char)user[i] >= 0x80)
+                user[i] = '?';
+    sam_put_text(&call.b, SAM_T_USER, user, ulen);
+    if (client != NULL && client[0] != '\0' && strlen(client) <= SAM_CLIENT_MAX && sam_text_ok(client, strlen(client)))
+        sam_put_str(&call.b, SAM_T_CLIENT, client);
+    if (client != NULL && client[0] != '\0' && strlen(client) <= SAM_ADDR_MAX && sam_text_ok(client, strlen(client)))
+        sam_put_str(&call.b, SAM_T_ADDR, client);
+    sam_put_text(&call.b, SAM_T_PASSWORD, sam_text_ok(pw, pw_len) ? pw : "", sam_text_ok(pw, pw_len) ? pw_len : 0);
+    sam_put_u32(&call.b, SAM_T_REMEMBER, remember ? 1 : 0);
+    uint32_t expires = 0;
+    if (csc_sam_run(r->csc, &call, CSC_ABOUT_TOKEN, NULL, &err) != 0)
+        rc = csc_sam_login_rc(&call);
+    else if (sam_get_text(&call.reply, SAM_T_TOKEN, t->access, sizeof(t->access)) != SAM_OK ||
+             sam_get_u32(&call.reply, SAM_T_EXPIRES_IN, &expires) != SAM_OK ||
+             (sam_msg_count(&call.reply, SAM_T_REFRESH_TOKEN) > 0 &&
+              sam_get_text(&call.reply, SAM_T_REFRESH_TOKEN, t->refresh, sizeof(t->refresh)) != SAM_OK))
+        rc = OAUTH_ERR_STORAGE;
+    else
+        rc = OAUTH_OK;
+    t->expires_in = expires;
+    csc_sam_end(&call);
+    if (rc != OAUTH_OK)
+        OPENSSL_cleanse(t, sizeof(*t));
+    return rc;
 }
 
 static int login_refresh(csc_req_t *r, const char *refresh)
@@ -82,19 +131,15 @@ int csc_m_login(csc_req_t *r)
     size_t pw_len = (size_t)dlen - (size_t)(colon + 1 - dec);
 
     /* Failed password logins count per client address (the same table as the OAuth pages' sign-in): over the
-     * limit, no password is checked until the window ends. */
+     * limit, no password is checked until the window ends (and csc-sam is not asked: it spends no scrypt). */
     if (oauth_rate_check(r->csc->oauth, call->client) == OAUTH_ERR_RATE) {
         OPENSSL_cleanse(dec, sizeof(dec));
-        csc_fail(r, 429, "temporarily_unavailable", "Too many failed logins from this address; try again later");
-        r->err.retry_after = oauth_config(r->csc->oauth)->rate_window;
-        return -1;
+        return login_failed(r, OAUTH_ERR_RATE);
     }
     oauth_tokens_t t;
-    rc = strlen(user) <= STOR_NAME_MAX
-             ? oauth_login(r->csc->oauth, user, pw, pw_len, remember, call->client, &t)
-             : OAUTH_ERR_DENIED;
+    rc = strlen(user) <= STOR_NAME_MAX ? sam_login(r, (char *)dec, pw, pw_len, remember, &t) : OAUTH_ERR_DENIED;
     OPENSSL_cleanse(dec, sizeof(dec));
-    if (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_LOCKED || rc == OAUTH_ERR_DISABLED)
+    if (rc == OAUTH_ERR_DENIED)
         (void)oauth_rate_hit(r->csc->oauth, call->client);
     if (rc != OAUTH_OK)
         return login_failed(r, rc);

@@ -134,6 +134,10 @@ CSC_MUST_CHECK int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about
                                csc_err_t *err);
 /* Wipe and free both messages (they carry PINs, codes and SADs). Always safe after csc_sam_begin. */
 void csc_sam_end(csc_sam_call_t *call);
+/* After csc_sam_run failed on a sign-in (LOGIN, API_LOGIN): csc-sam's refusal as an oauth/ code (UNAUTHORIZED:
+ * OAUTH_ERR_DENIED, RATE, BUSY, FULL; BAD_MESSAGE: OAUTH_ERR_INVALID); OAUTH_ERR_STORAGE when csc-sam was not
+ * reached or refused otherwise (nothing was checked). */
+int csc_sam_login_rc(const csc_sam_call_t *call);
 /* Fields most requests carry, in their place of the ascending tag order: the caller's bearer token (TOKEN), the
  * client address (CLIENT), and HASH_ALG with every DIGEST (nothing when n is 0). A value the builder refuses makes
  * csc_sam_run a 503. */

@@ -95,6 +95,22 @@ void csc_sam_put_hashes(csc_sam_call_t *call, const csc_hash_alg_t *alg, const u
         sam_put_bytes(&call->b, SAM_T_DIGEST, d[i], alg->len);
 }
 
+int csc_sam_login_rc(const csc_sam_call_t *call)
+{
+    uint32_t code = 0;
+
+    if (call->reply.op != SAM_OP_REFUSED || sam_get_u32(&call->reply, SAM_T_REFUSAL, &code) != SAM_OK)
+        return OAUTH_ERR_STORAGE; /* csc-sam not reached: nothing was checked */
+    switch (code) {
+    case SAM_REFUSE_UNAUTHORIZED: return OAUTH_ERR_DENIED;
+    case SAM_REFUSE_RATE: return OAUTH_ERR_RATE;
+    case SAM_REFUSE_BUSY: return OAUTH_ERR_BUSY;
+    case SAM_REFUSE_FULL: return OAUTH_ERR_FULL;
+    case SAM_REFUSE_BAD_MESSAGE: return OAUTH_ERR_INVALID;
+    default: return OAUTH_ERR_STORAGE;
+    }
+}
+
 void csc_sam_end(csc_sam_call_t *call)
 {
     sam_build_free(&call->b);

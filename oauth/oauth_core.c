@@ -133,11 +133,7 @@ void oauth_free(oauth_t *o)
     oauth_mem_free(o->pars);
     oauth_rate_free(o->rate);
     oauth_chal_tab_free(o->challenges);
-    if (o->fails) {
-        /* Counts of failed logins not written yet: storage is still open here (shutdown). */
-        (void)oauth_fail_flush(o, oauth_clock(o), 1);
-        oauth_fails_free(o->fails);
-    }
+    oauth_fails_end(o, o->fails); /* counts of failed logins not written yet: storage is still open here */
     oauth_gate_free(o->gate);
     OPENSSL_clear_free(o, sizeof(*o)); /* the ticket key with it */
 }
@@ -312,17 +308,6 @@ void oauth_audit_init(stor_audit_t *rec, uint32_t event, uint32_t result, const 
     oauth_copy(rec->user, sizeof(rec->user), user);
     oauth_copy(rec->cred, sizeof(rec->cred), cred);
     oauth_copy(rec->client, sizeof(rec->client), client);
-}
-
-int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until,
-                        int64_t seconds, uint32_t locks)
-{
-    stor_audit_t rec;
-
-    oauth_audit_init(&rec, STOR_EV_LOCKOUT, STOR_RES_DENIED, user, cred, client);
-    snprintf(rec.detail, sizeof(rec.detail), "%s locked for %" PRId64 " s until %" PRId64 " (lock %" PRIu32
-             " since the last success)", cred ? "credential" : "user", seconds, until, locks);
-    return stor_txn_audit_append(t, &rec);
 }
 
 int64_t oauth_lock_failure(const oauth_config_t *cfg, uint32_t *failed, int64_t *locked_until, uint32_t *locks,

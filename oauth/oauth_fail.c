@@ -17,6 +17,10 @@
  *
  * Every change happens under one mutex; the counters are changed only after
  * the write that carries their record committed (a failed flush leaves them).
+ *
+ * Only csc-sam links this file (check_symbols SAM_ONLY): the failures it counts are those of the logins it runs
+ * (auth/login: oauth_login.c; the pages' sign-in: oauth_session_login.c), and the lock-out records
+ * (oauth_audit_lockout) are written here too. The table's memory is oauth_fail_tab.c's.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,51 +34,17 @@
 
 #define FLUSH_BATCH 256 /* summaries per write */
 
-typedef struct {
-    uint8_t key[32];              /* SHA-256 of event, user, client and reason */
-    int used;
-    uint32_t event;
-    int64_t start;                /* window: [start, start + fail_window) */
-    uint64_t pending;             /* failures counted and not written yet */
-    char user[STOR_NAME_MAX + 1];
-    char cred[STOR_NAME_MAX + 1];
-    char client[64];
-    char reason[160];
-} fail_ent_t;
+typedef oauth_fail_ent_t fail_ent_t;
 
-struct oauth_fails {
-    pthread_mutex_t mu;
-    size_t cap;
-    int64_t window;
-    int64_t next_flush;           /* no flush scan before this second */
-    fail_ent_t *ents;
-};
-
-int oauth_fails_new(const oauth_config_t *cfg, struct oauth_fails **out)
+int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until,
+                        int64_t seconds, uint32_t locks)
 {
-    struct oauth_fails *f = calloc(1, sizeof(*f));
+    stor_audit_t rec;
 
-    *out = NULL;
-    if (!f)
-        return OAUTH_ERR_INTERNAL;
-    f->cap = cfg->fail_entries;
-    f->window = cfg->fail_window;
-    if (!(f->ents = calloc(f->cap, sizeof(*f->ents))) || pthread_mutex_init(&f->mu, NULL) != 0) {
-        free(f->ents);
-        free(f);
-        return OAUTH_ERR_INTERNAL;
-    }
-    *out = f;
-    return OAUTH_OK;
-}
-
-void oauth_fails_free(struct oauth_fails *f)
-{
-    if (!f)
-        return;
-    pthread_mutex_destroy(&f->mu);
-    OPENSSL_clear_free(f->ents, f->cap * sizeof(*f->ents));
-    free(f);
+    oauth_audit_init(&rec, STOR_EV_LOCKOUT, STOR_RES_DENIED, user, cred, client);
+    snprintf(rec.detail, sizeof(rec.detail), "%s locked for %" PRId64 " s until %" PRId64 " (lock %" PRIu32
+             " since the last success)", cred ? "credential" : "user", seconds, until, locks);
+    return stor_txn_audit_append(t, &rec);
 }
 
 static int key_of(const stor_audit_t *rec, uint8_t key[32])
@@ -128,6 +98,7 @@ int oauth_fail_append(const oauth_t *o, stor_txn_t *t, stor_audit_t *rec, int64_
     if (key_of(rec, key) != OAUTH_OK)
         return stor_txn_audit_append(t, rec);
     pthread_mutex_lock(&f->mu);
+    f->end_flush = oauth_fail_flush; /* oauth_free() writes what is still counted */
     e = find(f, key);
     if (e && e->start + f->window > now) {
         if (e->pending < UINT64_MAX)

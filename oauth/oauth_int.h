@@ -5,6 +5,7 @@
 #ifndef OAUTH_INT_H
 #define OAUTH_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "oauth.h"
@@ -167,6 +168,8 @@ int oauth_token_hash(const char *value, size_t len, uint8_t hash[32]);
 int oauth_session_csrf(const char *sid, char csrf[OAUTH_TOKEN_BUFLEN]);
 /** Audit reference of a stored hash: the first 16 bytes of SHA-256(hash). */
 int oauth_token_ref(const uint8_t hash[32], uint8_t ref[16]);
+/** Inside a write: append rec with detail and, if hash is not NULL, its token's reference (oauth_token_ref). */
+int oauth_audit_append_ref(stor_txn_t *t, stor_audit_t *rec, const uint8_t hash[32], const char *detail);
 
 /** Map a stor_write()/stor_read() result: our own codes pass, storage codes become OAUTH_ERR_STORAGE. */
 int oauth_rc(int rc);
@@ -187,7 +190,8 @@ void oauth_copy(char *dst, size_t dstsz, const char *src);
 /** Start an audit record (zeroed) with the given event, result and names. */
 void oauth_audit_init(stor_audit_t *rec, uint32_t event, uint32_t result, const char *user, const char *cred,
                       const char *client);
-/** Append a STOR_EV_LOCKOUT record for user (and cred if not NULL): the lock's length, end and number. */
+/** Append a STOR_EV_LOCKOUT record for user (and cred if not NULL): the lock's length, end and number
+ *  (oauth_fail.c: csc-sam's only, like every write of a failure). */
 int oauth_audit_lockout(stor_txn_t *t, const char *user, const char *cred, const char *client, int64_t until,
                         int64_t seconds, uint32_t locks);
 /**
@@ -205,10 +209,33 @@ int oauth_lock_success(uint32_t *failed, int64_t *locked_until, uint32_t *locks)
  * in the window are only counted in memory. When the window has ended, one record with the count is appended
  * ("... [repeated count=N within W s]"): by oauth_fail_flush(), which the login functions call before their
  * own write, and oauth_free() at shutdown. When fail_entries pairs are being counted, further failures are
- * appended one by one (memory stays bounded; nothing is dropped). */
-struct oauth_fails;
+ * appended one by one (memory stays bounded; nothing is dropped).
+ * The table itself (oauth_fail_tab.c) is every oauth_t's; what writes records (oauth_fail.c) is linked only by
+ * the process that counts failures (csc-sam): oauth_free() reaches the last flush through end_flush, which the
+ * first oauth_fail_append() sets. */
+typedef struct oauth_fail_ent {
+    uint8_t key[32];              /* SHA-256 of event, user, client and reason */
+    int used;
+    uint32_t event;
+    int64_t start;                /* window: [start, start + fail_window) */
+    uint64_t pending;             /* failures counted and not written yet */
+    char user[STOR_NAME_MAX + 1];
+    char cred[STOR_NAME_MAX + 1];
+    char client[64];
+    char reason[160];
+} oauth_fail_ent_t;
+
+struct oauth_fails {
+    pthread_mutex_t mu;
+    size_t cap;
+    int64_t window;
+    int64_t next_flush;           /* no flush scan before this second */
+    oauth_fail_ent_t *ents;
+    int (*end_flush)(const oauth_t *o, int64_t now, int all); /* oauth_fail_flush once anything was counted */
+};
 int oauth_fails_new(const oauth_config_t *cfg, struct oauth_fails **out);
-void oauth_fails_free(struct oauth_fails *f);
+/** The last flush (if anything was ever counted: storage is still open here), then free. */
+void oauth_fails_end(const oauth_t *o, struct oauth_fails *f);
 /**
  * Inside a write callback: append rec (a denied login) unless it repeats one of the current window.
  * @param[out] counted 1 when it was only counted (see oauth_fail_unwritten())

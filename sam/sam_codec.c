@@ -116,6 +116,11 @@ static int utf8_ok(const uint8_t *s, size_t n)
     return 1;
 }
 
+int sam_text_ok(const char *s, size_t n)
+{
+    return s != NULL && utf8_ok((const uint8_t *)s, n);
+}
+
 static uint64_t be_uint(const uint8_t *p, size_t n)
 {
     uint64_t v = 0;

@@ -189,6 +189,8 @@ int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam
 int sam_op_account_restore(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** LOGIN: the pages' sign-in: password (scrypt) and TOTP (the secret opened here), lock-out, the browser session. */
 int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+/** API_LOGIN (sam_op_login.c): auth/login with a password: scrypt, lock-out, last sign-ins, the tokens. */
+int sam_op_api_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** ACCOUNT_PASSWORD: /account: the old password (a wrong one counts as a failed sign-in), a new one (the rules). */
 int sam_op_account_password(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** ACCOUNT_TOTP_BEGIN, ACCOUNT_TOTP_FINISH (sam_op_account_totp.c): /account's new TOTP secret: a code of the old

@@ -7,6 +7,13 @@
  * session itself; the reply is its id (the cookie) and the form's CSRF token. A locked, suspended or enrolling user
  * is refused like a wrong password. The front end keeps its per-address rate limit before it asks (so nobody without
  * credentials spends csc-sam's scrypt), and csc-sam keeps its own per address as well.
+ *
+ * API_LOGIN is auth/login with a password (oauth_login, oauth/oauth_login.c): the same scrypt check
+ * (oauth_check_password), failure counts and locks (oauth_lock_failure), last sign-ins and audit record, then the
+ * access token (and with rememberMe the refresh token) issued here. Who spends the scrypt: the front end refuses an
+ * address over its rate limit before it asks (csc-api/csc_auth.c), csc-sam refuses it too (its own count of the
+ * same failures), and csc-sam runs at most password_verify_max checks at once (oauth_secret_check: BUSY beyond, 503
+ * at the client, nothing counted).
  */
 #include <string.h>
 #include <openssl/crypto.h>
@@ -56,6 +63,47 @@ int sam_op_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
     rc = sam_build_init(b, SAM_OP_LOGIN | SAM_OP_REPLY, req->id);
     sam_put_str(b, SAM_T_SESSION, l->sid);
     sam_put_str(b, SAM_T_CSRF, l->csrf);
+    rc = rc != SAM_OK ? rc : b->err;
+out:
+    OPENSSL_clear_free(l, sizeof(*l));
+    return rc;
+}
+
+typedef struct api_login {
+    char user[SAM_NAME_MAX + 1], client[SAM_CLIENT_MAX + 1], addr[SAM_ADDR_MAX + 1];
+    char pw[SAM_SECRET_MAX + 1];
+    oauth_tokens_t tok;
+} api_login_t;
+
+int sam_op_api_login(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
+{
+    uint32_t remember = 0;
+    int rc;
+
+    api_login_t *l = OPENSSL_zalloc(sizeof(*l));
+    if (l == NULL)
+        return sam_refuse(b, req, SAM_REFUSE_INTERNAL, "out of memory", 0);
+    sam_text(req, SAM_T_USER, l->user, sizeof(l->user));
+    sam_text(req, SAM_T_CLIENT, l->client, sizeof(l->client));
+    sam_text(req, SAM_T_ADDR, l->addr, sizeof(l->addr));
+    sam_text(req, SAM_T_PASSWORD, l->pw, sizeof(l->pw));
+    (void)sam_get_u32(req, SAM_T_REMEMBER, &remember);
+    const char *addr = l->addr[0] ? l->addr : NULL;
+    int orc = oauth_rate_check(cfg->oauth, addr);
+    if (orc == OAUTH_OK)
+        orc = oauth_login(cfg->oauth, l->user, l->pw, strlen(l->pw), (int)remember, l->client[0] ? l->client : NULL,
+                          &l->tok);
+    if (orc == OAUTH_ERR_DENIED)
+        (void)oauth_rate_hit(cfg->oauth, addr);
+    if (orc != OAUTH_OK) {
+        rc = sam_build_refusal(b, req->id, sam_refusal_of_oauth(orc), oauth_strerror(orc), SAM_T_PASSWORD);
+        goto out;
+    }
+    rc = sam_build_init(b, SAM_OP_API_LOGIN | SAM_OP_REPLY, req->id);
+    sam_put_str(b, SAM_T_TOKEN, l->tok.access);
+    sam_put_u32(b, SAM_T_EXPIRES_IN, l->tok.expires_in);
+    if (l->tok.refresh[0] != '\0')
+        sam_put_str(b, SAM_T_REFRESH_TOKEN, l->tok.refresh);
     rc = rc != SAM_OK ? rc : b->err;
 out:
     OPENSSL_clear_free(l, sizeof(*l));

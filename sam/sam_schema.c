@@ -293,6 +293,20 @@ static const sam_field_spec_t login_r[] = {
     TEXT(SAM_T_CSRF, REQ, 1, SAM_TOKEN_MAX),
 };
 _Static_assert(sizeof(oauth_authz_request_t) + 4096 <= SAM_MSG_MAX, "LOGIN fits");
+/* auth/login with a password (API_LOGIN): the name and password as the client sent them (an empty password is a
+ * wrong one: it costs the same and counts), its audit client text and address, rememberMe; the tokens issued. */
+static const sam_field_spec_t api_login[] = {
+    TEXT(SAM_T_USER, REQ, 1, SAM_NAME_MAX),
+    TEXT(SAM_T_CLIENT, OPT, 1, SAM_CLIENT_MAX),
+    TEXT(SAM_T_ADDR, OPT, 1, SAM_ADDR_MAX),
+    TEXT(SAM_T_PASSWORD, REQ, 0, SAM_SECRET_MAX),
+    U32(SAM_T_REMEMBER, REQ, 0, 1),
+};
+static const sam_field_spec_t api_login_r[] = {
+    TEXT(SAM_T_TOKEN, REQ, 1, SAM_TOKEN_MAX),
+    EXPIRES_IN(REQ),
+    TEXT(SAM_T_REFRESH_TOKEN, OPT, 1, SAM_TOKEN_MAX),
+};
 static const sam_field_spec_t refused[] = {
     U32(SAM_T_REFUSAL, REQ, 1, SAM_REFUSE_MAX),
     TEXT(SAM_T_REASON, REQ, 0, SAM_REASON_MAX),
@@ -554,6 +568,7 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_OPERATOR_NEW, 0, "OPERATOR_NEW", operator_new, operator_new_r),
     OP(SAM_OP_OPERATOR_ENROLL_BEGIN, 0, "OPERATOR_ENROLL_BEGIN", operator_enroll_begin, operator_enroll_begin_r),
     OP(SAM_OP_OPERATOR_ENROLL_FINISH, 0, "OPERATOR_ENROLL_FINISH", operator_enroll_finish, operator_enroll_finish_r),
+    OP(SAM_OP_API_LOGIN, 0, "API_LOGIN", api_login, api_login_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };
 

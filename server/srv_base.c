@@ -111,6 +111,18 @@ int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m)
     return -1;
 }
 
+int srv_front_restrict_writes(srv_modules_t *m)
+{
+    static const char *const own[] = {"web_sessions", "async_results"};
+    int rc = stor_env_restrict_writes(m->stor, own, sizeof(own) / sizeof(own[0]));
+
+    if (rc != STOR_OK)
+        fprintf(stderr, "storage: cannot restrict csc-server's writes: %s\n", stor_strerror(rc));
+    else
+        fprintf(stderr, "storage: csc-server writes only web_sessions and async_results\n");
+    return rc == STOR_OK ? 0 : -1;
+}
+
 void srv_modules_close_store(srv_modules_t *m)
 {
     oauth_free(m->oauth);

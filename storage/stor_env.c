@@ -83,6 +83,7 @@ const char *stor_strerror(int rc)
     case STOR_ERR_INVAL: return "invalid argument";
     case STOR_ERR_NOMEM: return "out of memory";
     case STOR_ERR_CLOSED: return "storage is closing";
+    case STOR_ERR_DENIED: return "this process may not write that table";
     default: return "unknown storage error";
     }
 }
@@ -154,7 +155,7 @@ static int check_schema(stor_txn_t *t, void *arg)
 /* Run fn in one top-level write txn of env, outside the group commit (stor_open only: no other thread yet). */
 static int write_once(stor_env_t *env, stor_txn_fn fn, void *arg)
 {
-    stor_txn_t t = { .env = env, .writable = 1 };
+    stor_txn_t t = { .env = env, .writable = 1, .walk_db = -1 };
     int rc;
 
     if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_WRITE, &t.txn)) != 0)
@@ -204,6 +205,7 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
         return STOR_ERR_INVAL;
     if ((env = calloc(1, sizeof(*env))) == NULL)
         return STOR_ERR_NOMEM;
+    env->writable = UINT64_MAX;
     if ((env->be = stor_backend_find(cfg->backend)) == NULL) {
         rc = STOR_ERR_INVAL;
         goto out;
@@ -230,6 +232,44 @@ out:
     return rc;
 }
 
+/* ---- the write guard ------------------------------------------------------ */
+
+_Static_assert(STOR_DB_COUNT <= 64, "one bit per table in stor_env.writable");
+
+int stor_env_restrict_writes(stor_env_t *env, const char *const *tables, size_t n)
+{
+    uint64_t allow = 0;
+
+    if (env == NULL || (tables == NULL && n > 0))
+        return STOR_ERR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        size_t db = 0;
+        while (db < STOR_DB_COUNT && (tables[i] == NULL || strcmp(db_specs[db].name, tables[i]) != 0))
+            db++;
+        if (db == STOR_DB_COUNT)
+            return STOR_ERR_INVAL;
+        allow |= UINT64_C(1) << db;
+    }
+    __atomic_and_fetch(&env->writable, allow, __ATOMIC_SEQ_CST);
+    return STOR_OK;
+}
+
+int stor_write_allowed(stor_txn_t *t, int db)
+{
+    stor_env_t *env = t->env;
+    uint64_t bit;
+
+    if (db < 0 || db >= STOR_DB_COUNT)
+        return STOR_ERR_INVAL;
+    bit = UINT64_C(1) << db;
+    if (__atomic_load_n(&env->writable, __ATOMIC_RELAXED) & bit)
+        return STOR_OK;
+    if (!(__atomic_fetch_or(&env->denied_logged, bit, __ATOMIC_RELAXED) & bit))
+        fprintf(stderr, "storage: a write to table %s refused: this process may not write it (its transaction is "
+                        "undone)\n", db_specs[db].name);
+    return STOR_ERR_DENIED;
+}
+
 void stor_close(stor_env_t *env)
 {
     if (env == NULL)
@@ -249,7 +289,7 @@ void stor_close(stor_env_t *env)
 
 static int run_job(stor_env_t *env, stor_bk_txn_t *parent, struct stor_job *job)
 {
-    stor_txn_t t = { .env = env, .writable = 1, .origin = job->origin };
+    stor_txn_t t = { .env = env, .writable = 1, .origin = job->origin, .walk_db = -1 };
     int rc;
 
     if ((rc = env->be->txn_begin(env->benv, parent, STOR_BK_WRITE, &t.txn)) != 0)
@@ -501,7 +541,7 @@ out:
 
 int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
 {
-    stor_txn_t t = { .env = env, .writable = 0 };
+    stor_txn_t t = { .env = env, .writable = 0, .walk_db = -1 };
     int rc;
 
     if (env == NULL || fn == NULL)

@@ -81,6 +81,9 @@ struct stor_env {
     uint64_t full_refused;   /* writes refused with STOR_ERR_FULL in this episode */
     int64_t pub_full_since_ms;
     uint64_t pub_full_refused;
+    /* stor_env_restrict_writes: bit i set = table i may be written (all at open); tables said denied on stderr */
+    uint64_t writable;
+    uint64_t denied_logged;
 };
 
 struct stor_txn {
@@ -89,6 +92,7 @@ struct stor_txn {
     int writable;
     int err; /* first backend failure that poisoned the txn; later calls return it */
     const char *origin; /* the asking thread's stor_audit_origin_set (NULL: none): audit records, approval requests */
+    int walk_db;        /* the table stor_walk walks now (stor_walk_del's table), -1: none */
 };
 
 /* ---- record codec (stor_codec.c) -------------------------------------- */
@@ -157,6 +161,8 @@ int stor_txn_check(stor_txn_t *t, int write);
 /* The backend's get / put / del / count on t (stor_backend.h), a failure recorded by stor_txn_fail. No check of t:
  * the callers have made it (stor_txn_check). */
 int stor_kv_get(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v);
+/* STOR_OK if t may write table db, else STOR_ERR_DENIED (said once per table on stderr; stor_env.c). */
+int stor_write_allowed(stor_txn_t *t, int db);
 int stor_kv_put(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags);
 int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v);
 /** Run fn in a transaction nested in t (a write txn): committed into t if fn returns 0, else aborted. @return fn's

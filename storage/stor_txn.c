@@ -47,12 +47,16 @@ int stor_kv_get(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v)
 
 int stor_kv_put(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags)
 {
-    return stor_txn_fail(t, t->env->be->put(t->env->benv, t->txn, db, k, v, flags));
+    int rc = stor_write_allowed(t, db);
+
+    return stor_txn_fail(t, rc != 0 ? rc : t->env->be->put(t->env->benv, t->txn, db, k, v, flags));
 }
 
 int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
 {
-    return stor_txn_fail(t, t->env->be->del(t->env->benv, t->txn, db, k, v));
+    int rc = stor_write_allowed(t, db);
+
+    return stor_txn_fail(t, rc != 0 ? rc : t->env->be->del(t->env->benv, t->txn, db, k, v));
 }
 
 int stor_txn_nested(stor_txn_t *t, stor_txn_fn fn, void *arg)
@@ -198,7 +202,7 @@ int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, sto
     const stor_backend_t *be;
     stor_cursor_t *cur = NULL;
     stor_val_t k = { 0, NULL }, v;
-    int rc;
+    int rc, outer;
 
     if (fn == NULL || (unsigned)how > STOR_WALK_DUPS || (how != STOR_WALK_ALL && key == NULL))
         return STOR_ERR_INVAL;
@@ -209,12 +213,15 @@ int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, sto
         k = *key;
     if ((rc = be->cursor_open(t->env->benv, t->txn, db, &cur)) != 0)
         return stor_txn_fail(t, rc);
+    outer = t->walk_db;
+    t->walk_db = db;
     for (rc = be->cursor_get(cur, first[how], &k, &v); rc == 0; rc = be->cursor_get(cur, next[how], &k, &v)) {
         if ((rc = fn(t, cur, &k, &v, arg)) != 0)
             goto out;
     }
     rc = rc == STOR_ERR_NOTFOUND ? 0 : stor_txn_fail(t, rc);
 out:
+    t->walk_db = outer;
     be->cursor_close(cur);
     return rc;
 }
@@ -223,7 +230,9 @@ int stor_walk_del(stor_txn_t *t, stor_cursor_t *cur)
 {
     int rc = stor_txn_check(t, 1);
 
-    return rc != 0 ? rc : stor_txn_fail(t, t->env->be->cursor_del(cur));
+    if (rc == 0)
+        rc = stor_write_allowed(t, t->walk_db);
+    return rc != 0 ? stor_txn_fail(t, rc) : stor_txn_fail(t, t->env->be->cursor_del(cur));
 }
 
 typedef struct rec_walk {

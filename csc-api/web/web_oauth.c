@@ -755,16 +755,7 @@ int web_sam_login(web_t *w, const oauth_authz_request_t *req, const char *user, 
     }
     free(enc);
     if (csc_sam_run(w->c, &call, CSC_ABOUT_CREDENTIAL, NULL, &err) != 0) {
-        uint32_t code = 0;
-        if (call.reply.op != SAM_OP_REFUSED || sam_get_u32(&call.reply, SAM_T_REFUSAL, &code) != SAM_OK)
-            rc = OAUTH_ERR_STORAGE; /* csc-sam not reached: nothing was checked */
-        else
-            rc = code == SAM_REFUSE_UNAUTHORIZED ? OAUTH_ERR_DENIED
-                 : code == SAM_REFUSE_RATE       ? OAUTH_ERR_RATE
-                 : code == SAM_REFUSE_BUSY       ? OAUTH_ERR_BUSY
-                 : code == SAM_REFUSE_FULL       ? OAUTH_ERR_FULL
-                 : code == SAM_REFUSE_BAD_MESSAGE ? OAUTH_ERR_INVALID
-                                                  : OAUTH_ERR_STORAGE;
+        rc = csc_sam_login_rc(&call);
     } else if (sam_get_text(&call.reply, SAM_T_SESSION, sid, OAUTH_TOKEN_BUFLEN) != SAM_OK ||
                sam_get_text(&call.reply, SAM_T_CSRF, csrf, OAUTH_TOKEN_BUFLEN) != SAM_OK) {
         rc = OAUTH_ERR_STORAGE;

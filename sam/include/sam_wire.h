@@ -137,6 +137,8 @@ enum {
     SAM_OP_ACCOUNT_PASSWORD = 16, /**< /account: old password, new password -> the user's password replaced */
     SAM_OP_ACCOUNT_TOTP_BEGIN = 17, /**< /account: a code of the old TOTP secret -> a pending new secret (a ticket) */
     SAM_OP_ACCOUNT_TOTP_FINISH = 18, /**< /account: the ticket and a code of the new secret -> the TOTP replaced */
+    SAM_OP_API_LOGIN = 22,      /**< auth/login with a password: name, password, rememberMe -> access (and refresh)
+                                     token; csc-sam checks the password, counts failures, locks out, records */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
     SAM_OP_KEY_CREATE = 32,     /**< adm_cred_create: key pair, certificate or PKCS#10 request, credential */
     SAM_OP_KEY_DESTROY = 33,    /**< adm_cred_destroy */
@@ -265,6 +267,8 @@ enum {
     SAM_T_RESTORE_REF = 74,   /**< TEXT a restore request's reference ("RR-" + 12 characters; ACCOUNT_RESTORE, RESTORE) */
     SAM_T_ROLES = 76,         /**< U32 an operator's roles (stor_role_t bits); above ORIGIN, so put before it
                                    (srv_opsock_put_origin) */
+    SAM_T_REMEMBER = 77,      /**< U32 1: auth/login's rememberMe (a refresh token too) */
+    SAM_T_REFRESH_TOKEN = 78, /**< TEXT a refresh token */
     SAM_TAG_LIMIT = 80,       /**< every tag is below this */
 };
 
@@ -316,6 +320,8 @@ enum {
 
 /** A static English text for rc (also for unknown codes). */
 const char *sam_strerror(int rc);
+/** 1 if the n bytes at s are a TEXT value the decoder accepts (well-formed UTF-8 without NUL), else 0. */
+int sam_text_ok(const char *s, size_t n);
 /** "SIGN", "SIGN reply", "REFUSED", ...; NULL for an unknown op. */
 const char *sam_op_name(unsigned op);
 /** "NOT_BOUND", ...; NULL for an unknown code. */

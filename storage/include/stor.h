@@ -43,6 +43,7 @@ enum {
     STOR_ERR_INVAL = -6,    /**< bad argument (over-long name, ...) */
     STOR_ERR_NOMEM = -7,
     STOR_ERR_CLOSED = -8,   /**< the environment is shutting down */
+    STOR_ERR_DENIED = -11,  /**< a write to a table this environment may not write (stor_env_restrict_writes) */
 };
 /* Callbacks passed to stor_write()/stor_read() may return any other negative
  * value of their own (e.g. an oauth error); it is handed back unchanged. */
@@ -102,6 +103,17 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out);
  * @return STOR_OK, STOR_ERR_INVAL (NULL, or started already)
  */
 int stor_start_writer(stor_env_t *env);
+
+/**
+ * From now on, let writes through env touch only the tables named (their names in the schema, e.g.
+ * "web_sessions"): a put, delete or cursor delete on any other table fails with STOR_ERR_DENIED, which ends its
+ * job's transaction like any failed accessor (nothing of that job is kept; the batch's other jobs are not
+ * affected), and the first denied write to each table says so on stderr once. Writes can only be narrowed: a
+ * second call keeps the tables both calls name. csc-server restricts itself to its own tables
+ * (server/srv_main.c), so that a front end cannot write what only csc-sam may, whatever the backend's grants.
+ * @return STOR_OK, STOR_ERR_INVAL (NULL, or a name that is no table: nothing changed)
+ */
+int stor_env_restrict_writes(stor_env_t *env, const char *const *tables, size_t n);
 
 /** @return 1 if name is a storage backend built in (stor_config_t.backend: "lmdb"), else 0. */
 int stor_backend_known(const char *name);

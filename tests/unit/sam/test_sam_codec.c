@@ -141,7 +141,7 @@ START_TEST(t_tables)
             }
         }
     }
-    ck_assert_uint_eq(requests, 37);
+    ck_assert_uint_eq(requests, 38);
     ck_assert_ptr_null(sam_op_spec(0));
     ck_assert_ptr_null(sam_op_spec(SAM_OP_REFUSED & 0x7f));
     ck_assert_str_eq(sam_refusal_name(SAM_REFUSE_NOT_BOUND), "NOT_BOUND");
@@ -194,11 +194,49 @@ START_TEST(t_round_trip_every_op)
         }
     }
     free(want);
-    ck_assert_uint_eq(checked, 75 * FUZZ_SAM_VARIANTS);
+    ck_assert_uint_eq(checked, 77 * FUZZ_SAM_VARIANTS);
 }
 END_TEST
 
 /* A SIGN request written field by field, read back with the accessors. */
+/* API_LOGIN's table: the name required and not empty, the password required (empty allowed: a wrong one), REMEMBER
+ * 0 or 1 and required; and sam_text_ok, which csc-api asks before it puts a name or password. */
+START_TEST(t_api_login_table)
+{
+    sam_builder_t b;
+    const uint8_t *msg;
+    size_t len;
+    sam_msg_t m;
+
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_API_LOGIN, 7), SAM_OK);
+    ck_assert_int_eq(sam_put_str(&b, SAM_T_USER, "alice"), SAM_OK);
+    ck_assert_int_eq(sam_put_str(&b, SAM_T_PASSWORD, ""), SAM_OK);
+    ck_assert_int_eq(sam_put_u32(&b, SAM_T_REMEMBER, 2), SAM_ERR_VALUE);
+    sam_build_free(&b);
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_API_LOGIN, 7), SAM_OK);
+    ck_assert_int_eq(sam_put_str(&b, SAM_T_USER, ""), SAM_ERR_FIELD_LEN);
+    sam_build_free(&b);
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_API_LOGIN, 7), SAM_OK);
+    ck_assert_int_eq(sam_put_str(&b, SAM_T_USER, "alice"), SAM_OK);
+    ck_assert_int_eq(sam_put_str(&b, SAM_T_PASSWORD, "pw"), SAM_OK);
+    ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_ERR_MISSING); /* no REMEMBER */
+    sam_build_free(&b);
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_API_LOGIN, 7), SAM_OK);
+    ck_assert_int_eq(sam_put_str(&b, SAM_T_USER, "alice"), SAM_OK);
+    ck_assert_int_eq(sam_put_str(&b, SAM_T_PASSWORD, "pw"), SAM_OK);
+    ck_assert_int_eq(sam_put_u32(&b, SAM_T_REMEMBER, 1), SAM_OK);
+    ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_msg_decode(msg, len, &m), SAM_OK);
+    ck_assert_uint_eq(sam_msg_count(&m, SAM_T_CLIENT), 0);
+    sam_build_free(&b);
+    ck_assert_int_eq(sam_text_ok("caf\xc3\xa9", 5), 1);
+    ck_assert_int_eq(sam_text_ok("caf\xe9", 4), 0);
+    ck_assert_int_eq(sam_text_ok("a\0b", 3), 0);
+    ck_assert_int_eq(sam_text_ok(NULL, 0), 0);
+    ck_assert_int_eq(sam_text_ok("", 0), 1);
+}
+END_TEST
+
 START_TEST(t_sign_request)
 {
     static const uint8_t d[3][32] = {{1}, {2}, {3}};
@@ -558,6 +596,7 @@ TCase *sam_codec_tcase(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_tables);
     tcase_add_test(tc, t_round_trip_every_op);
+    tcase_add_test(tc, t_api_login_table);
     tcase_add_test(tc, t_sign_request);
     tcase_add_test(tc, t_refusal);
     tcase_add_test(tc, t_decode_header);

@@ -4,7 +4,9 @@
  * A wrong password, a wrong code, a replayed time step, a locked, an enrolling user, a request that is not one, a
  * field over its bound: refused by csc-sam, audited, and no session stored; the right factors get a session csc-sam
  * stored (the front end only reads it). The provisioned users' clear secrets were sealed when the SAM started
- * (audited), and a sealed secret copied into another user's record does not open. ctest: unit_sam_login.
+ * (audited), and a sealed secret copied into another user's record does not open. API_LOGIN (auth/login with a
+ * password) likewise: csc-sam checks the password, counts, locks out and records, and issues the tokens.
+ * ctest: unit_sam_login.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +282,101 @@ START_TEST(t_token_trouble_counts_nothing)
 }
 END_TEST
 
+/* ---- API_LOGIN ------------------------------------------------------------------------------------------------ */
+
+/* API_LOGIN as csc-api sends it; the tokens of a reply (refresh "" when none). */
+static unsigned api_login(const char *user, const char *pw, uint32_t remember, const char *addr,
+                          char access[OAUTH_TOKEN_BUFLEN], char refresh[OAUTH_TOKEN_BUFLEN], uint32_t *refusal)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb;
+    sam_msg_t reply;
+    const uint8_t *msg;
+    size_t len;
+    uint32_t expires = 0;
+
+    memset(&rb, 0, sizeof(rb));
+    *refusal = 0;
+    access[0] = refresh[0] = '\0';
+    ck_assert_int_eq(sam_build_init(&b, SAM_OP_API_LOGIN, sam_client_next_id(f.sam)), SAM_OK);
+    sam_put_str(&b, SAM_T_USER, user);
+    sam_put_str(&b, SAM_T_CLIENT, addr);
+    sam_put_str(&b, SAM_T_ADDR, addr);
+    sam_put_str(&b, SAM_T_PASSWORD, pw);
+    sam_put_u32(&b, SAM_T_REMEMBER, remember);
+    ck_assert_int_eq(sam_build_finish(&b, &msg, &len), SAM_OK);
+    ck_assert_int_eq(sam_client_call(f.sam, msg, len, &rb, &reply), SAM_OK);
+    unsigned op = reply.op;
+    if (op == SAM_OP_REFUSED) {
+        ck_assert_int_eq(sam_get_u32(&reply, SAM_T_REFUSAL, refusal), SAM_OK);
+    } else if (op == (SAM_OP_API_LOGIN | SAM_OP_REPLY)) {
+        ck_assert_int_eq(sam_get_text(&reply, SAM_T_TOKEN, access, OAUTH_TOKEN_BUFLEN), SAM_OK);
+        ck_assert_int_eq(sam_get_u32(&reply, SAM_T_EXPIRES_IN, &expires), SAM_OK);
+        ck_assert_uint_eq(expires, oauth_config(f.oauth)->access_ttl);
+        if (sam_msg_count(&reply, SAM_T_REFRESH_TOKEN) > 0)
+            ck_assert_int_eq(sam_get_text(&reply, SAM_T_REFRESH_TOKEN, refresh, OAUTH_TOKEN_BUFLEN), SAM_OK);
+    }
+    sam_build_free(&b);
+    sam_rbuf_free(&rb);
+    return op;
+}
+
+#define API_OK (SAM_OP_API_LOGIN | SAM_OP_REPLY)
+
+/* The right password: an access token csc-sam stored (it speaks for the user), a refresh token only with REMEMBER,
+ * the sign-in audited and listed in the user's last sign-ins. */
+START_TEST(t_api_login_tokens)
+{
+    char access[OAUTH_TOKEN_BUFLEN], refresh[OAUTH_TOKEN_BUFLEN];
+    uint32_t refusal;
+    oauth_principal_t p;
+    unsigned ok = cfx_audit_count(&f, STOR_EV_LOGIN, STOR_RES_OK, NULL);
+
+    ck_assert_uint_eq(api_login(CFX_USER, CFX_PASSWORD, 0, "192.0.2.30", access, refresh, &refusal), API_OK);
+    ck_assert_uint_eq(strlen(access), 43);
+    ck_assert_str_eq(refresh, "");
+    ck_assert_int_eq(oauth_token_check(f.oauth, access, strlen(access), &p), OAUTH_OK);
+    ck_assert_str_eq(p.user, CFX_USER);
+    ck_assert_uint_eq(p.scope, STOR_SCOPE_SERVICE);
+    ck_assert_uint_eq(api_login(CFX_USER, CFX_PASSWORD, 1, "192.0.2.30", access, refresh, &refusal), API_OK);
+    ck_assert_uint_eq(strlen(refresh), 43);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_LOGIN, STOR_RES_OK, NULL), ok + 2);
+}
+END_TEST
+
+/* Wrong passwords and an unknown name: UNAUTHORIZED about the password, audited, counted on the user; at
+ * max_failures the user is locked (its STOR_EV_LOCKOUT record) and the right password is refused alike. */
+START_TEST(t_api_login_failures_lock)
+{
+    char access[OAUTH_TOKEN_BUFLEN], refresh[OAUTH_TOKEN_BUFLEN];
+    uint32_t refusal;
+    unsigned max = oauth_config(f.oauth)->max_failures;
+    unsigned locks = cfx_audit_count(&f, STOR_EV_LOCKOUT, STOR_RES_DENIED, NULL);
+
+    ck_assert_uint_gt(max, 1);
+    ck_assert_uint_eq(api_login("nobody", CFX_PASSWORD, 0, "192.0.2.40", access, refresh, &refusal), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+    ck_assert_uint_eq(api_login(CFX_USER, "", 0, "192.0.2.40", access, refresh, &refusal), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+    stor_user_t *u = user_get(CFX_USER);
+    ck_assert_uint_eq(u->failed_logins, 1);
+    free(u);
+    for (unsigned i = 1; i < max; i++) {
+        ck_assert_uint_eq(api_login(CFX_USER, "not-the-password", 1, "192.0.2.41", access, refresh, &refusal),
+                          SAM_OP_REFUSED);
+        ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED);
+        ck_assert_str_eq(access, "");
+    }
+    u = user_get(CFX_USER);
+    ck_assert_int_gt(u->locked_until, (int64_t)time(NULL));
+    free(u);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_LOCKOUT, STOR_RES_DENIED, NULL), locks + 1);
+    ck_assert_uint_eq(api_login(CFX_USER, CFX_PASSWORD, 0, "192.0.2.42", access, refresh, &refusal), SAM_OP_REFUSED);
+    ck_assert_uint_eq(refusal, SAM_REFUSE_UNAUTHORIZED); /* locked: the same answer */
+    ck_assert_str_eq(access, "");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sam-login");
@@ -292,6 +389,8 @@ int main(void)
     tcase_add_test(tc, t_bad_request_and_oversize);
     tcase_add_test(tc, t_sealed_at_start_and_bound_to_the_user);
     tcase_add_test(tc, t_token_trouble_counts_nothing);
+    tcase_add_test(tc, t_api_login_tokens);
+    tcase_add_test(tc, t_api_login_failures_lock);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }

@@ -22,6 +22,7 @@ Suite *tst_enroll_suite(void);
 Suite *tst_account_suite(void);
 Suite *tst_backend_suite(void);
 Suite *tst_copy_suite(void);
+Suite *tst_guard_suite(void);
 
 /** argv[1] that makes the test binary act as the second process of the audit test. */
 #define TST_CHILD_ARG "--audit-child"

@@ -172,6 +172,7 @@ int main(int argc, char **argv)
     }
     sr = srunner_create(tst_codec_suite());
     srunner_add_suite(sr, tst_env_suite());
+    srunner_add_suite(sr, tst_guard_suite());
     srunner_add_suite(sr, tst_data_suite());
     srunner_add_suite(sr, tst_oauth_suite());
     srunner_add_suite(sr, tst_scan_suite());
