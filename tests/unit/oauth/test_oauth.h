@@ -11,6 +11,8 @@
 
 #define T_PW "Pw-Secret-hunter2-9127"
 #define T_PIN "4711-pin-secret"
+/** The MAC key of the pending one-time codes in the fixture (oauth_set_challenge_key). */
+#define FX_CHAL_KEY ((const uint8_t *)"fixture-challenge-mac-key-32byte")
 #define T_TOTP "12345678901234567890"   /* RFC 6238 SHA-1 test secret */
 #define T_TOTP_LEN 20
 #define T_TIMEOUT 60

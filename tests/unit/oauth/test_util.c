@@ -22,6 +22,7 @@ void fx_oauth(oauth_config_t cfg)
     if (!cfg.scrypt_log2n)
         cfg.scrypt_log2n = 10; /* the dummy verifier costs what T_PW's does */
     ck_assert_int_eq(oauth_new(&cfg, &fx.o), OAUTH_OK);
+    oauth_set_challenge_key(fx.o, FX_CHAL_KEY); /* csc-sam's is derived from the HSM (sam_factor_start) */
 }
 
 void fx_setup(void)
