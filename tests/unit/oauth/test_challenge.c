@@ -33,16 +33,27 @@ static oauth_sad_request_t req_of(const char *user, const char *cred)
     return r;
 }
 
-static int authorize(const char *user, const char *cred, const char *pin, const char *code)
+/* credentials/authorize through handle o (another process on the same storage), with a PIN and a one-time code. */
+static int authorize_through(oauth_t *o, const char *user, const char *cred, const char *pin, const char *code)
 {
     oauth_factors_t f = {pin, pin ? strlen(pin) : 0, NULL, 0, code, code ? strlen(code) : 0};
     oauth_sad_request_t r = req_of(user, cred);
     char sad[OAUTH_TOKEN_BUFLEN];
     unsigned exp = 0;
-    int rc = oauth_authorize(fx.o, &r, &f, sad, &exp);
+    int rc = oauth_authorize(o, &r, &f, sad, &exp);
 
     OPENSSL_cleanse(sad, sizeof(sad));
     return rc;
+}
+
+static int authorize(const char *user, const char *cred, const char *pin, const char *code)
+{
+    return authorize_through(fx.o, user, cred, pin, code);
+}
+
+static int authorize_on(oauth_t *o, const char *user, const char *cred, const char *code)
+{
+    return authorize_through(o, user, cred, NULL, code);
 }
 
 static void issue(const char *user, const char *cred, char code[OAUTH_CHALLENGE_DIGITS + 1])
@@ -284,39 +295,11 @@ START_TEST(t_expr_single_factor)
 }
 END_TEST
 
-/* A second handle on the same storage, with the fixture's challenge key or another: what another node's csc-sam
- * (or this one after a restart) holds. */
-static oauth_t *other_node(const uint8_t *key)
-{
-    oauth_config_t cfg;
-    oauth_t *o2 = NULL;
-
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.max_failures = 3;
-    cfg.scrypt_log2n = 10;
-    cfg.stor = fx.stor;
-    ck_assert_int_eq(oauth_new(&cfg, &o2), OAUTH_OK);
-    oauth_set_challenge_key(o2, key);
-    return o2;
-}
-
-static int authorize_on(oauth_t *o, const char *user, const char *cred, const char *code)
-{
-    oauth_factors_t f = {NULL, 0, NULL, 0, code, code ? strlen(code) : 0};
-    oauth_sad_request_t r = req_of(user, cred);
-    char sad[OAUTH_TOKEN_BUFLEN];
-    unsigned exp = 0;
-    int rc = oauth_authorize(o, &r, &f, sad, &exp);
-
-    OPENSSL_cleanse(sad, sizeof(sad));
-    return rc;
-}
-
 /* Codes live in storage: one handle makes a code, another (a restarted csc-sam, another node) uses it, once. */
 START_TEST(t_chal_shared_across_handles)
 {
     char code[OAUTH_CHALLENGE_DIGITS + 1];
-    oauth_t *o2 = other_node(FX_CHAL_KEY);
+    oauth_t *o2 = fx_second_handle(FX_CHAL_KEY);
 
     issue("alice", "c2", code);
     oauth_free(fx.o); /* the process that made it is gone */
@@ -331,18 +314,18 @@ START_TEST(t_chal_shared_across_handles)
     oauth_free(o2);
     /* a handle without the key cannot check a code; one with another key does not accept it */
     issue("alice", "c2", code);
-    o2 = other_node(NULL);
+    o2 = fx_second_handle(NULL);
     ck_assert_int_eq(authorize_on(o2, "alice", "c2", code), OAUTH_ERR_DENIED);
     oauth_free(o2);
     issue("alice", "c2", code);
-    o2 = other_node((const uint8_t *)"another-challenge-mac-key-32byte");
+    o2 = fx_second_handle((const uint8_t *)"another-challenge-mac-key-32byte");
     ck_assert_int_eq(authorize_on(o2, "alice", "c2", code), OAUTH_ERR_DENIED);
     unsigned ttl = 0;
     ck_assert_int_eq(oauth_challenge_new(o2, "alice", "c2", "cl", code, &ttl), OAUTH_OK);
     ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
     oauth_free(o2);
     /* without a key no code is made */
-    o2 = other_node(NULL);
+    o2 = fx_second_handle(NULL);
     ck_assert_int_eq(oauth_challenge_new(o2, "alice", "c2", "cl", code, &ttl), OAUTH_ERR_INTERNAL);
     ck_assert_str_eq(code, "");
     oauth_free(o2);
@@ -362,20 +345,6 @@ static int row_read(stor_txn_t *t, void *arg)
     return rc != STOR_OK ? rc : stor_txn_challenge_count(t, &r->n);
 }
 
-static void chal_sha256(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[32])
-{
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
-    unsigned n = 0;
-
-    ck_assert_ptr_nonnull(m);
-    ck_assert_int_eq(EVP_DigestInit_ex(m, EVP_sha256(), NULL), 1);
-    ck_assert_int_eq(EVP_DigestUpdate(m, a, alen), 1);
-    if (blen)
-        ck_assert_int_eq(EVP_DigestUpdate(m, b, blen), 1);
-    ck_assert_int_eq(EVP_DigestFinal_ex(m, out, &n), 1);
-    EVP_MD_CTX_free(m);
-}
-
 /* The stored row holds neither the code nor an unkeyed hash of it: only the HMAC under the challenge key. */
 START_TEST(t_chal_row_keyed)
 {
@@ -390,16 +359,18 @@ START_TEST(t_chal_row_keyed)
     ck_assert_int_eq(stor_read(fx.stor, row_read, &r), STOR_OK);
     ck_assert_uint_eq(r.n, 1);
     ck_assert_ptr_null(memmem(&r.rec, sizeof(r.rec), code, OAUTH_CHALLENGE_DIGITS));
-    chal_sha256(code, OAUTH_CHALLENGE_DIGITS, NULL, 0, h);
-    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
-    chal_sha256(r.key, 32, code, OAUTH_CHALLENGE_DIGITS, h);
-    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
-    chal_sha256("alice\0c2\0", 9, code, OAUTH_CHALLENGE_DIGITS, h);
-    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
-    /* what it is: HMAC-SHA256 under the key of oauth_set_challenge_key over key || code */
     uint8_t msg[32 + OAUTH_CHALLENGE_DIGITS];
+    ck_assert_int_eq(oauth_sha256(code, OAUTH_CHALLENGE_DIGITS, h), OAUTH_OK);
+    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
+    memcpy(msg, "alice\0c2\0", 9);
+    memcpy(msg + 9, code, OAUTH_CHALLENGE_DIGITS);
+    ck_assert_int_eq(oauth_sha256(msg, 9 + OAUTH_CHALLENGE_DIGITS, h), OAUTH_OK);
+    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
     memcpy(msg, r.key, 32);
     memcpy(msg + 32, code, OAUTH_CHALLENGE_DIGITS);
+    ck_assert_int_eq(oauth_sha256(msg, sizeof(msg), h), OAUTH_OK);
+    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
+    /* what it is: HMAC-SHA256 under the key of oauth_set_challenge_key over key || code */
     ck_assert_ptr_nonnull(HMAC(EVP_sha256(), FX_CHAL_KEY, OAUTH_CHALLENGE_KEY_LEN, msg, sizeof(msg), want, &n));
     ck_assert_int_eq(memcmp(want, r.rec.mac, 32), 0);
     ck_assert_int_eq(r.rec.expires_at - r.rec.issued_at, (int64_t)oauth_config(fx.o)->challenge_ttl);

@@ -24,6 +24,9 @@ typedef struct {
 } fx_t;
 
 extern fx_t fx;
+/** A second handle on fx's storage with the fixture's settings and this challenge key (NULL: none): what another
+ *  process on the same storage (csc-server, another node's csc-sam, csc-sam after a restart) holds. */
+oauth_t *fx_second_handle(const uint8_t *chal_key);
 
 /* Fixture: fresh dir + storage + oauth (max_failures 3, others default). */
 void fx_setup(void);

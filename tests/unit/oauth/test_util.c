@@ -25,6 +25,20 @@ void fx_oauth(oauth_config_t cfg)
     oauth_set_challenge_key(fx.o, FX_CHAL_KEY); /* csc-sam's is derived from the HSM (sam_factor_start) */
 }
 
+oauth_t *fx_second_handle(const uint8_t *chal_key)
+{
+    oauth_config_t cfg;
+    oauth_t *o2 = NULL;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_failures = 3;
+    cfg.scrypt_log2n = 10;
+    cfg.stor = fx.stor;
+    ck_assert_int_eq(oauth_new(&cfg, &o2), OAUTH_OK);
+    oauth_set_challenge_key(o2, chal_key);
+    return o2;
+}
+
 void fx_setup(void)
 {
     stor_config_t sc;
