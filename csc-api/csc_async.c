@@ -68,6 +68,12 @@ typedef struct put_arg {
     const stor_async_t *rec;
 } put_arg_t;
 
+/* This node's id (config node_id), stored with its pending jobs: a node starting fails only its own. */
+static const char *csc_async_node(const csc_config_t *cfg)
+{
+    return cfg->node_id != NULL && cfg->node_id[0] != '\0' ? cfg->node_id : "local";
+}
+
 static int put_fn(stor_txn_t *t, void *arg)
 {
     return stor_txn_async_put(t, ((put_arg_t *)arg)->rec);
@@ -249,6 +255,10 @@ int csc_async_start(csc_t *c)
                         "async_workers 1..64 are required\n");
         return -1;
     }
+    if (strlen(csc_async_node(cfg)) > STOR_NODE_MAX) {
+        fprintf(stderr, "csc: node_id: at most %d characters\n", STOR_NODE_MAX);
+        return -1;
+    }
     if ((a = calloc(1, sizeof(*a))) == NULL || (a->threads = calloc(workers, sizeof(*a->threads))) == NULL) {
         free(a);
         return -1;
@@ -257,7 +267,8 @@ int csc_async_start(csc_t *c)
     a->cap = cfg->async_queue ? cfg->async_queue : 64;
     /* Jobs accepted by a previous process died with it: their results say so (the SADs stay spent and the
      * STOR_EV_SIGN records stand; no signature was returned). */
-    int n = stor_async_fail_pending(c->stor, "The service restarted before the request was processed");
+    int n = stor_async_fail_pending(c->stor, csc_async_node(&c->cfg),
+                                    "The service restarted before the request was processed");
     if (n > 0)
         fprintf(stderr, "csc: %d asynchronous request(s) left unfinished by the previous run marked failed\n", n);
 #ifdef CSC_TEST_HOOKS
@@ -406,6 +417,7 @@ int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, 
     j->job = *job;
     rec_init(&rec, j, STOR_ASYNC_PENDING);
     rec.owner_pid = (uint32_t)getpid();
+    snprintf(rec.owner_node, sizeof(rec.owner_node), "%s", csc_async_node(&r->csc->cfg));
     if (stor_write(r->csc->stor, put_fn, &pa) != 0)
         goto fail;
     yajl_gen_map_open(r->gen);

@@ -146,17 +146,36 @@ static void gcm_tag(const uint8_t h[16], const uint8_t ej0[16], const uint8_t *a
     OPENSSL_cleanse(x, sizeof(x));
 }
 
-/* blocks = E(0) || E(J0) || E(J0 + 1) ... for n data bytes: one ECB call with the factor key. */
-static int ecb_blocks(hsm_t *h, const uint8_t nonce[HSM_SEAL_NONCE_LEN], size_t n, uint8_t *blocks, size_t *nb)
+/* blocks (len bytes, a multiple of 16) = E(blocks): one CKM_AES_ECB call with the factor key. */
+static int factor_ecb(hsm_t *h, uint8_t *blocks, size_t len)
 {
     CK_MECHANISM mech = {CKM_AES_ECB, NULL, 0};
     CK_OBJECT_HANDLE k;
     hsm_sess_t *s = NULL;
-    CK_ULONG olen;
-    uint32_t ctr;
-    size_t i;
+    CK_ULONG olen = (CK_ULONG)len;
     CK_RV rv;
     int rc;
+
+    if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
+        return rc;
+    if ((rc = hsm_secret_find(h, s, factor_id, &k)) != HSM_OK)
+        goto out;
+    if ((rv = h->p11->C_EncryptInit(s->handle, &mech, k)) == CKR_OK)
+        rv = h->p11->C_Encrypt(s->handle, blocks, olen, blocks, &olen);
+    if (rv != CKR_OK)
+        s->dirty = 1;
+    rc = hsm_sess_rv(s, rv);
+    if (rc == HSM_OK && olen != len)
+        rc = HSM_ERR_INTERNAL;
+out:
+    return hsm_pool_return(h, s, rc);
+}
+
+/* blocks = E(0) || E(J0) || E(J0 + 1) ... for n data bytes: one ECB call with the factor key. */
+static int ecb_blocks(hsm_t *h, const uint8_t nonce[HSM_SEAL_NONCE_LEN], size_t n, uint8_t *blocks, size_t *nb)
+{
+    uint32_t ctr;
+    size_t i;
 
     *nb = 2 + (n + 15) / 16;
     memset(blocks, 0, *nb * 16);
@@ -167,20 +186,35 @@ static int ecb_blocks(hsm_t *h, const uint8_t nonce[HSM_SEAL_NONCE_LEN], size_t 
         blocks[16 * i + 14] = (uint8_t)(ctr >> 8);
         blocks[16 * i + 15] = (uint8_t)ctr;
     }
-    olen = (CK_ULONG)(*nb * 16);
-    if ((rc = hsm_pool_borrow(h, &s)) != HSM_OK)
-        return rc;
-    if ((rc = hsm_secret_find(h, s, factor_id, &k)) != HSM_OK)
-        goto out;
-    if ((rv = h->p11->C_EncryptInit(s->handle, &mech, k)) == CKR_OK)
-        rv = h->p11->C_Encrypt(s->handle, blocks, olen, blocks, &olen);
-    if (rv != CKR_OK)
-        s->dirty = 1;
-    rc = hsm_sess_rv(s, rv);
-    if (rc == HSM_OK && olen != *nb * 16)
-        rc = HSM_ERR_INTERNAL;
-out:
-    return hsm_pool_return(h, s, rc);
+    return factor_ecb(h, blocks, *nb * 16);
+}
+
+/*
+ * A key for label: E(label || ff ff ff f0) || E(label || ff ff ff f1) under the factor key (label zero-padded to
+ * 12 bytes). CKM_AES_ECB crosses the p11-kit RPC (docs/stack-notes.md sec. 10.4), so every node derives the same
+ * through a shared HSM. No seal computes these blocks: a GCM counter block ends in a counter of at most
+ * 2 + HSM_SEAL_IN_MAX / 16, and E(0) (GHASH's H) is not of this form.
+ */
+int hsm_factor_derive(hsm_t *h, const char *label, uint8_t out[HSM_DERIVE_LEN])
+{
+    uint8_t blocks[HSM_DERIVE_LEN];
+    size_t n = label ? strlen(label) : 0;
+    int rc;
+
+    if (out)
+        memset(out, 0, HSM_DERIVE_LEN);
+    if (!h || !out || n == 0 || n > HSM_DERIVE_LABEL_MAX)
+        return HSM_ERR_INVAL;
+    memset(blocks, 0, sizeof(blocks));
+    for (size_t i = 0; i < 2; i++) {
+        memcpy(blocks + 16 * i, label, n);
+        memset(blocks + 16 * i + 12, 0xff, 3);
+        blocks[16 * i + 15] = (uint8_t)(0xf0 + i);
+    }
+    if ((rc = factor_ecb(h, blocks, sizeof(blocks))) == HSM_OK)
+        memcpy(out, blocks, HSM_DERIVE_LEN);
+    OPENSSL_cleanse(blocks, sizeof(blocks));
+    return rc;
 }
 
 /* gcm_op's contract (in: plaintext, or ciphertext || tag; out: ciphertext || tag, or plaintext) over ecb_blocks. */

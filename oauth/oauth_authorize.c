@@ -189,11 +189,14 @@ static int authz_check_factors(authz_ctx_t *c)
     }
     /* The one-time code is used up by this try, right or wrong. */
     if (f && f->challenge && oauth_expr_names(c->cred->auth_expr, OAUTH_CHALLENGE_ID)) {
-        if (oauth_challenge_take((oauth_t *)c->o, c->req->user, c->req->cred, f->challenge, f->challenge_len,
-                                 c->now, c->read_epoch) == OAUTH_OK)
+        rc = oauth_challenge_take((oauth_t *)c->o, c->req->user, c->req->cred, f->challenge, f->challenge_len,
+                                  c->now, c->read_epoch);
+        if (rc == OAUTH_OK)
             c->verified0 |= OAUTH_FACTOR_CHALLENGE;
-        else
+        else if (rc == OAUTH_ERR_DENIED)
             c->bad0 |= OAUTH_FACTOR_CHALLENGE;
+        else
+            goto out; /* storage failed: nothing used up, nothing counted (503) */
     }
     rc = OAUTH_OK;
 out:

@@ -47,6 +47,49 @@ static int chal_audit(stor_txn_t *t, chal_ctx_t *c, uint32_t result, const char 
     return stor_txn_audit_append(t, &rec);
 }
 
+/* Store the pending code of c->key: a pending, unexpired one is replaced only OAUTH_CHALLENGE_RESEND seconds after
+ * it was issued (each code costs a message); a new pair needs room among the unexpired ones (o->chal_cap: the
+ * expired ones are purged first). Sets c->rc (OAUTH_OK, _RATE, _FULL). @return 0 or a storage error. */
+static int chal_store(stor_txn_t *t, chal_ctx_t *c)
+{
+    stor_challenge_t rec;
+    size_t n = 0;
+    int rc, purged = 0;
+
+    memset(&rec, 0, sizeof(rec));
+    rc = stor_txn_challenge_get(t, c->key, &rec);
+    if (rc == STOR_OK && rec.expires_at > c->now && rec.issued_at + OAUTH_CHALLENGE_RESEND > c->now) {
+        c->rc = OAUTH_ERR_RATE;
+        return 0;
+    }
+    if (rc == STOR_ERR_NOTFOUND) {
+        if ((rc = stor_txn_challenge_count(t, &n)) != STOR_OK)
+            return rc;
+        if (n >= c->o->chal_cap) {
+            if ((rc = stor_txn_challenge_purge(t, c->now, &purged)) != STOR_OK ||
+                (rc = stor_txn_challenge_count(t, &n)) != STOR_OK)
+                return rc;
+        }
+        if (n >= c->o->chal_cap) {
+            c->rc = OAUTH_ERR_FULL;
+            return 0;
+        }
+    } else if (rc != STOR_OK && rc != STOR_ERR_CORRUPT) { /* a corrupt row is replaced */
+        return rc;
+    }
+    memcpy(rec.key, c->key, 32);
+    memcpy(rec.mac, c->mac, 32);
+    rec.issued_at = c->now;
+    rec.expires_at = c->now + (int64_t)c->o->cfg.challenge_ttl;
+    rec.epoch = c->u.epoch;
+    rc = stor_txn_challenge_put(t, &rec);
+    OPENSSL_cleanse(&rec, sizeof(rec));
+    if (rc != STOR_OK)
+        return rc;
+    c->rc = OAUTH_OK;
+    return 0;
+}
+
 static int chal_apply(stor_txn_t *t, void *arg)
 {
     chal_ctx_t *c = arg;
@@ -67,19 +110,16 @@ static int chal_apply(stor_txn_t *t, void *arg)
             c->rc = OAUTH_ERR_LOCKED;
         else if (c->u.status != STOR_USER_ACTIVE || c->c->status != STOR_CRED_ENABLED)
             c->rc = OAUTH_ERR_DISABLED;
-        else
-            c->rc = oauth_chal_put(c->o->challenges, c->key, c->mac, c->now + (int64_t)c->o->cfg.challenge_ttl, c->now,
-                             c->u.epoch);
+        else if ((rc = chal_store(t, c)) != 0)
+            return rc;
     }
     if (c->rc == OAUTH_OK)
         snprintf(detail, sizeof(detail), "object %s issued, valid %us", OAUTH_CHALLENGE_ID, c->o->cfg.challenge_ttl);
     else
         snprintf(detail, sizeof(detail), "object %s denied: %s", OAUTH_CHALLENGE_ID, chal_reason(c->rc));
-    if ((rc = chal_audit(t, c, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, detail)) < 0) {
-        if (c->rc == OAUTH_OK)
-            oauth_chal_drop(c->o->challenges, c->key);
+    /* the code and its record are written together or not at all */
+    if ((rc = chal_audit(t, c, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, detail)) < 0)
         return rc;
-    }
     return 0;
 }
 
@@ -126,7 +166,7 @@ int oauth_challenge_new(oauth_t *o, const char *user, const char *cred, const ch
     c.client = client;
     c.now = oauth_clock(o);
     if ((rc = chal_code(code)) != OAUTH_OK || (rc = oauth_chal_key(user, cred, c.key)) != OAUTH_OK ||
-        (rc = oauth_chal_mac(o->challenges, c.key, code, OAUTH_CHALLENGE_DIGITS, c.mac)) != OAUTH_OK)
+        (rc = oauth_chal_mac(o, c.key, code, OAUTH_CHALLENGE_DIGITS, c.mac)) != OAUTH_OK)
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, chal_apply, &c))) == OAUTH_OK)
         rc = c.rc;
@@ -147,6 +187,9 @@ static int cancel_apply(stor_txn_t *t, void *arg)
     char detail[160];
     int rc;
 
+    /* the code is forgotten with the record of why */
+    if ((rc = stor_txn_challenge_del(t, c->key)) != STOR_OK && rc != STOR_ERR_NOTFOUND)
+        return rc;
     snprintf(detail, sizeof(detail), "object %s delivery failed: %s", OAUTH_CHALLENGE_ID, c->reason);
     rc = chal_audit(t, c, STOR_RES_ERROR, detail);
     return rc < 0 ? rc : 0;
@@ -160,7 +203,6 @@ int oauth_challenge_cancel(oauth_t *o, const char *user, const char *cred, const
     memset(&c, 0, sizeof(c));
     if (!o || !oauth_name_ok(user) || !oauth_name_ok(cred) || oauth_chal_key(user, cred, c.key) != OAUTH_OK)
         return OAUTH_ERR_INVAL;
-    oauth_chal_drop(o->challenges, c.key);
     c.o = o;
     c.user = user;
     c.cred = cred;

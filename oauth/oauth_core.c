@@ -111,8 +111,8 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     o->cfg = *cfg;
     set_defaults(&o->cfg);
     o->sessions_cap = OAUTH_SESSIONS_MAX;
+    o->chal_cap = OAUTH_CHALLENGES_MAX;
     if (oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
-        oauth_chal_tab_new(&o->challenges) != OAUTH_OK ||
         oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK ||
         oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK)
         goto out;
@@ -132,7 +132,6 @@ void oauth_free(oauth_t *o)
         return;
     oauth_mem_free(o->pars);
     oauth_rate_free(o->rate);
-    oauth_chal_tab_free(o->challenges);
     oauth_fails_end(o, o->fails); /* counts of failed logins not written yet: storage is still open here */
     oauth_gate_free(o->gate);
     OPENSSL_clear_free(o, sizeof(*o)); /* the ticket key with it */
@@ -142,6 +141,12 @@ void oauth_free(oauth_t *o)
 void oauth_int_set_skew(oauth_t *o, int64_t seconds)
 {
     o->skew = seconds;
+}
+
+void oauth_chal_set_cap(oauth_t *o, size_t cap)
+{
+    if (o && cap && cap <= OAUTH_CHALLENGES_MAX)
+        o->chal_cap = cap;
 }
 
 void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs)

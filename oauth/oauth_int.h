@@ -19,7 +19,9 @@ struct oauth {
     size_t sessions_cap;  /* browser sessions kept at most (in storage: oauth_websession.c) */
     oauth_mem_t *pars;    /* pushed authorization requests */
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
-    struct oauth_chal_tab *challenges; /* pending one-time codes (oauth_challenge.c) */
+    uint8_t chal_key[32];              /* HMAC key of the pending one-time codes (oauth_challenge.c), set by csc-sam */
+    int chal_key_set;
+    size_t chal_cap;                   /* pending one-time codes kept at most (OAUTH_CHALLENGES_MAX) */
     uint8_t ticket_key[32];            /* MAC key of the sign-in pages' tickets (oauth_ticket.c), per process */
     struct oauth_fails *fails;         /* failed logins counted per address and name (oauth_fail.c) */
     uint8_t dummy[STOR_VERIFIER_MAX];  /* made at oauth_new() from a random secret nobody keeps: an unknown,
@@ -91,34 +93,25 @@ unsigned oauth_gate_waiting(struct oauth_gate *g);
  */
 int oauth_expr_eval(const char *expr, unsigned have, unsigned verified);
 
-/* ---- one-time codes (oauth_challenge.c) ---- */
-struct oauth_chal_tab;
-int oauth_chal_tab_new(struct oauth_chal_tab **out);
-void oauth_chal_tab_free(struct oauth_chal_tab *t);
+/* ---- one-time codes (oauth_challenge.c; the table is storage's challenges) ---- */
 #ifdef CSC_TEST_HOOKS
 /** Test hook: lower the number of pending codes kept (at most OAUTH_CHALLENGES_MAX). */
-void oauth_chal_tab_set_cap(struct oauth_chal_tab *t, size_t cap);
+void oauth_chal_set_cap(oauth_t *o, size_t cap);
 #endif
 /**
  * Check code against user's pending code for cred and use the pending code up, whatever the outcome
- * (each code is tried once).
+ * (each code is tried once: read and deleted in one storage write, so across nodes too).
  * @param[in] epoch the user's current epoch (stor_user_t): a code issued under another one is void
- * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed, issued before a reset)
+ * @return OAUTH_OK, OAUTH_ERR_DENIED (wrong, expired, none pending, malformed, issued before a reset),
+ *         OAUTH_ERR_STORAGE (nothing used up)
  */
 int oauth_challenge_take(oauth_t *o, const char *user, const char *cred, const char *code, size_t len, int64_t now,
                          uint32_t epoch);
 /** The table's key of (user, cred): SHA-256(user NUL cred). @return OAUTH_OK or OAUTH_ERR_INTERNAL */
 int oauth_chal_key(const char *user, const char *cred, uint8_t key[32]);
-/** HMAC of a code of OAUTH_CHALLENGE_DIGITS digits for key. @return OAUTH_OK, OAUTH_ERR_INVAL (length), _INTERNAL */
-int oauth_chal_mac(const struct oauth_chal_tab *t, const uint8_t key[32], const char *code, size_t len,
-                   uint8_t mac[32]);
-/** Store (or replace) the pending code of key (its MAC). A pending, unexpired code is replaced only
- *  OAUTH_CHALLENGE_RESEND seconds after it was issued (each code costs an out-of-band message).
- *  @return OAUTH_OK, OAUTH_ERR_RATE (too soon) or OAUTH_ERR_FULL */
-int oauth_chal_put(struct oauth_chal_tab *t, const uint8_t key[32], const uint8_t mac[32], int64_t expires,
-                   int64_t now, uint32_t epoch);
-/** Forget the pending code of key, if any. */
-void oauth_chal_drop(struct oauth_chal_tab *t, const uint8_t key[32]);
+/** HMAC of a code of OAUTH_CHALLENGE_DIGITS digits for key under o's challenge key.
+ *  @return OAUTH_OK, OAUTH_ERR_INVAL (length), OAUTH_ERR_INTERNAL (no challenge key set, HMAC failed) */
+int oauth_chal_mac(const oauth_t *o, const uint8_t key[32], const char *code, size_t len, uint8_t mac[32]);
 
 /* ---- tickets of the sign-in pages (oauth_ticket.c) ---- */
 /** A fresh random ticket key. @return OAUTH_OK or OAUTH_ERR_INTERNAL */

@@ -208,6 +208,9 @@ static int audit_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, arg);
 }
 
+/* hsm_factor_derive's label of the one-time codes' MAC key. Never change it: codes pending at an upgrade would fail. */
+#define SAM_CHALLENGE_KEY_LABEL "challenge-1"
+
 int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth)
 {
     int created = 0, rc = hsm_factor_init(hsm, &created);
@@ -229,5 +232,12 @@ int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth)
     if (sealed != 0 || failed != 0)
         fprintf(stderr, "csc-sam: TOTP secrets found in clear: %u sealed, %u could not be sealed\n", sealed, failed);
     oauth_set_totp_open(oauth, sam_user_totp_open, hsm);
+    /* The MAC key of the pending one-time codes in storage: the same on every node of the shared HSM. */
+    uint8_t ck[HSM_DERIVE_LEN];
+    _Static_assert(HSM_DERIVE_LEN == OAUTH_CHALLENGE_KEY_LEN, "the derived key is oauth/'s challenge key");
+    if ((rc = hsm_factor_derive(hsm, SAM_CHALLENGE_KEY_LABEL, ck)) != HSM_OK)
+        return rc;
+    oauth_set_challenge_key(oauth, ck);
+    OPENSSL_cleanse(ck, sizeof(ck));
     return HSM_OK;
 }

@@ -65,6 +65,7 @@ typedef struct srv_config {
     char crl_dir[PATH_MAX];           /* CRLs checked before every signature; "" = none */
     unsigned crl_allow_stale, crl_require;
     unsigned allow_scal1, allow_single_factor, allow_builtin_ca; /* production overrides (warned at start-up) */
+    char node_id[STOR_NODE_MAX + 1];  /* this node (async jobs it owns); default the host's name */
     char otp_sender[PATH_MAX + 8];    /* "exec:/path" or "file:/path"; "" = no getChallenge */
     unsigned otp_sender_timeout, challenge_ttl, approval_ttl;
     unsigned async_workers, async_queue, async_validity_min, async_validity_default, async_validity_max;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include "srv.h"
 
 typedef enum { T_STR, T_PATH, T_UINT, T_SIZE, T_BOOL, T_ENV, T_LISTEN, T_STORAGE } kind_t;
@@ -108,6 +109,7 @@ static const row_t rows[] = {
     {"otp_sender_timeout", T_UINT, O(otp_sender_timeout), 0, 1, 120, "10"},
     {"challenge_ttl", T_UINT, O(challenge_ttl), 0, 5, 1800, "300"},
     {"approval_ttl", T_UINT, O(approval_ttl), 0, 10, 3600, "300"},
+    {"node_id", T_STR, O(node_id), S(node_id), 0, 0, ""}, /* "" = this host's name: check_node_id */
     {"async_workers", T_UINT, O(async_workers), 0, 1, 64, "2"},
     {"async_queue", T_UINT, O(async_queue), 0, 1, 100000, "64"},
     {"async_validity_min", T_UINT, O(async_validity_min), 0, 1, 86400, "1"},
@@ -402,6 +404,23 @@ static int check_storage(const ctx_t *c, srv_config_t *cfg, const unsigned char 
     return 0;
 }
 
+/* node_id: the host's name unless given; 1..STOR_NODE_MAX of [A-Za-z0-9._-] either way (it is stored with the
+ * node's asynchronous jobs: stor_async_fail_pending). */
+static int check_node_id(const ctx_t *c, srv_config_t *cfg)
+{
+    int given = cfg->node_id[0] != '\0';
+
+    if (!given && gethostname(cfg->node_id, sizeof(cfg->node_id)) != 0)
+        cfg->node_id[0] = '\0';
+    cfg->node_id[sizeof(cfg->node_id) - 1] = '\0';
+    size_t n = strlen(cfg->node_id);
+    if (n == 0 || strspn(cfg->node_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+        return fail(c, given ? "node_id: expected 1..%d of A-Z a-z 0-9 . _ -, got \"%s\""
+                             : "node_id: the host name is no node id (1..%d of A-Z a-z 0-9 . _ -): \"%s\"; set node_id",
+                    STOR_NODE_MAX, cfg->node_id);
+    return 0;
+}
+
 static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -454,7 +473,7 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
-    if (check_sam(c, cfg) != 0 || check_pkcs11(c, cfg) != 0)
+    if (check_sam(c, cfg) != 0 || check_pkcs11(c, cfg) != 0 || check_node_id(c, cfg) != 0)
         return -1;
     if (cfg->public_url[0] == '\0') {
         const char *l = cfg->listen[0];

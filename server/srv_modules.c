@@ -99,6 +99,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             .allow_single_factor = (int)cfg->allow_single_factor,
             .otp_sender = cfg->otp_sender,
             .otp_sender_timeout = cfg->otp_sender_timeout,
+            .node_id = cfg->node_id,
             .async_workers = cfg->async_workers,
             .async_queue = cfg->async_queue,
             .async_validity_min = cfg->async_validity_min,

@@ -34,13 +34,17 @@ int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec)
 }
 
 typedef struct {
+    const char *node;
     const char *desc;
+    stor_hash_list_t keys;
     int n;
 } fail_t;
 
-/* A pending job's key, unless the job belongs to another live process. */
+/* A pending job's key, unless the job belongs to another node or to another live process of this node. */
 static int pending_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
 {
+    fail_t *f = arg;
+    char node[STOR_NODE_MAX + 1];
     uint32_t state, pid;
     int rc;
 
@@ -51,29 +55,37 @@ static int pending_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, c
         return rc;
     if (state != STOR_ASYNC_PENDING || k->len != 32 ||
         stor_codec_peek(STOR_REC_ASYNC, v->data, v->len, offsetof(stor_async_t, owner_pid), &pid,
-                        sizeof(pid)) != 0)
+                        sizeof(pid)) != 0 ||
+        stor_codec_peek(STOR_REC_ASYNC, v->data, v->len, offsetof(stor_async_t, owner_node), node,
+                        sizeof(node)) != 0)
+        return 0;
+    /* Another node's job is that node's to fail: its pid means nothing here ("": a record from before node ids). */
+    if (node[0] != '\0' && strcmp(node, f->node) != 0)
         return 0;
     /* Another live process's job stays pending (errno EPERM: alive, someone else's). */
     if (pid != 0 && pid != (uint32_t)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
         return 0;
-    return stor_hash_list_add(arg, k->data);
+    return stor_hash_list_add(&f->keys, k->data);
 }
 
 static int fail_fn(stor_txn_t *t, void *arg)
 {
     fail_t *f = arg;
-    stor_hash_list_t keys = { NULL, 0, 0 };
+    stor_hash_list_t *keys = &f->keys;
     stor_async_t rec;
     int rc;
 
     f->n = 0;
+    free(keys->h); /* a batch run again starts afresh */
+    keys->h = NULL;
+    keys->n = keys->cap = 0;
     if ((rc = stor_txn_check(t, 1)) != 0)
         return rc;
     /* First collect the pending keys, then rewrite them: no writes while the cursor walks. */
-    if ((rc = stor_walk(t, STOR_DB_ASYNC, STOR_WALK_ALL, NULL, pending_row, &keys)) != 0)
+    if ((rc = stor_walk(t, STOR_DB_ASYNC, STOR_WALK_ALL, NULL, pending_row, f)) != 0)
         goto out;
-    for (size_t i = 0; i < keys.n; i++) {
-        if ((rc = stor_txn_async_get(t, keys.h[i], &rec)) != 0)
+    for (size_t i = 0; i < keys->n; i++) {
+        if ((rc = stor_txn_async_get(t, keys->h[i], &rec)) != 0)
             goto out;
         rec.state = STOR_ASYNC_FAILED;
         rec.status = 500;
@@ -86,15 +98,20 @@ static int fail_fn(stor_txn_t *t, void *arg)
         f->n++;
     }
 out:
-    free(keys.h);
+    free(keys->h);
+    keys->h = NULL;
+    keys->n = keys->cap = 0;
     return rc;
 }
 
-int stor_async_fail_pending(stor_env_t *env, const char *desc)
+int stor_async_fail_pending(stor_env_t *env, const char *node, const char *desc)
 {
-    fail_t f = { .desc = desc ? desc : "", .n = 0 };
-    int rc = stor_write(env, fail_fn, &f);
+    fail_t f = { .node = node, .desc = desc ? desc : "", .keys = { NULL, 0, 0 }, .n = 0 };
+    int rc;
 
+    if (node == NULL || node[0] == '\0' || strlen(node) > STOR_NODE_MAX)
+        return STOR_ERR_INVAL;
+    rc = stor_write(env, fail_fn, &f);
     return rc != 0 ? rc : f.n;
 }
 

@@ -265,6 +265,7 @@ static const field_t async_fields[] = {
     U32(11, stor_async_t, body_one),
     PTR2(12, stor_async_t, body, STOR_ASYNC_BODY_MAX, body_len, body_one),
     U32(13, stor_async_t, owner_pid),
+    STR(14, stor_async_t, owner_node),
 };
 
 static const field_t websession_fields[] = {
@@ -338,6 +339,14 @@ static const field_t recent_fields[] = {
     STRS(6, stor_recent_t, client, n),
 };
 
+static const field_t challenge_fields[] = {
+    FIXED(1, stor_challenge_t, key),
+    FIXED(2, stor_challenge_t, mac),
+    I64(3, stor_challenge_t, issued_at),
+    I64(4, stor_challenge_t, expires_at),
+    U32(5, stor_challenge_t, epoch),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -358,6 +367,7 @@ FITS(enroll_fields);
 FITS(enroll_ticket_fields);
 FITS(restore_req_fields);
 FITS(recent_fields);
+FITS(challenge_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -379,6 +389,7 @@ static const rec_desc_t descs[] = {
     [STOR_REC_ENROLL_TICKET] = DESC(stor_enroll_ticket_t, enroll_ticket_fields),
     [STOR_REC_RESTORE_REQ] = DESC(stor_restore_req_t, restore_req_fields),
     [STOR_REC_RECENT] = DESC(stor_recent_t, recent_fields),
+    [STOR_REC_CHALLENGE] = DESC(stor_challenge_t, challenge_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

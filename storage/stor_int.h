@@ -31,6 +31,8 @@
  *   restore_reqs    reference          -> encoded stor_restore_req_t (a user's restore request; purged after expires_at)
  *   signins         user name          -> encoded stor_recent_t (the user's last sign-ins)
  *   sign_events     credential id      -> encoded stor_recent_t (the credential's last signing events)
+ *   challenges      SHA-256(user NUL cred) -> encoded stor_challenge_t (a pending one-time code's HMAC; purged after
+ *                                         expires_at)
  *
  * Each table lives in the backend chosen by stor_config_t.backend (stor_backend.h): stor_env.c keeps the
  * generic part (group commit, batches, full episodes) and the files of storage/ reach the backend only through
@@ -56,7 +58,7 @@ enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STO
        STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC,
        STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_PENDING_SADS,
        STOR_DB_WEBSESSIONS, STOR_DB_USER_APPROVALS, STOR_DB_ENROLL, STOR_DB_ENROLL_TICKETS,
-       STOR_DB_RESTORE_REQS, STOR_DB_SIGNINS, STOR_DB_SIGN_EVENTS, STOR_DB_COUNT };
+       STOR_DB_RESTORE_REQS, STOR_DB_SIGNINS, STOR_DB_SIGN_EVENTS, STOR_DB_CHALLENGES, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -122,6 +124,7 @@ typedef enum {
     STOR_REC_ENROLL_TICKET = 24,
     STOR_REC_RESTORE_REQ = 26,
     STOR_REC_RECENT = 27,
+    STOR_REC_CHALLENGE = 28,   /* pending one-time codes (stor_challenge.c) */
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */

@@ -19,7 +19,7 @@ static int purge_all(stor_txn_t *t, int64_t now, int *n)
         (rc = stor_purge_table(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), now, n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_OPSESSIONS, STOR_REC_OPSESSION, offsetof(stor_opsession_t, expires_at), now,
                                n)) != 0 ||
-        (rc = stor_txn_user_approval_purge(t, now, n)) != 0 ||
+        (rc = stor_txn_user_approval_purge(t, now, n)) != 0 || (rc = stor_txn_challenge_purge(t, now, n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_ENROLL, STOR_REC_ENROLL, offsetof(stor_enroll_t, expires_at), now, n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_ENROLL_TICKETS, STOR_REC_ENROLL_TICKET,
                                offsetof(stor_enroll_ticket_t, expires_at), now, n)) != 0 ||

@@ -55,6 +55,7 @@ typedef struct csc_config {
     const char *otp_sender;    /**< "exec:/path" or "file:/path": delivers getChallenge codes; NULL/"" = none */
     unsigned otp_sender_timeout; /**< seconds an exec sender may run (1..120) */
     /* operationMode "A" (all 0 = defaults: 2 workers, queue 64, validity 1 s <= 600 s <= 3600 s) */
+    const char *node_id;       /**< this node: its pending jobs carry it; NULL/"" = "local" (one node) */
     unsigned async_workers;    /**< background job threads (1..64) */
     unsigned async_queue;      /**< jobs accepted and not yet finished before 503 */
     unsigned async_validity_min, async_validity_default, async_validity_max; /**< validity_period bounds, s */

@@ -285,6 +285,17 @@ int hsm_factor_seal(hsm_t *h, const uint8_t *aad, size_t aad_len, const uint8_t 
 int hsm_factor_open(hsm_t *h, const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
                     size_t cap, size_t *out_len);
 
+#define HSM_DERIVE_LEN 32        /**< bytes of a key hsm_factor_derive makes */
+#define HSM_DERIVE_LABEL_MAX 12  /**< longest label */
+
+/**
+ * A secret key for label (1..HSM_DERIVE_LABEL_MAX bytes) derived from the factor key through CKM_AES_ECB (which a
+ * p11-kit RPC carries): the same on every process that uses the same token, different per label, unknown without
+ * the token. csc-sam's key for the pending one-time codes' MACs (sam_factor_start).
+ * @return HSM_OK; HSM_ERR_NOKEY (hsm_factor_init not run); HSM_ERR_INVAL; HSM_ERR_UNAVAILABLE ... (out zeroed)
+ */
+int hsm_factor_derive(hsm_t *h, const char *label, uint8_t out[HSM_DERIVE_LEN]);
+
 #ifdef __cplusplus
 }
 #endif

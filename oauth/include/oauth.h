@@ -370,8 +370,11 @@ int oauth_sign_failed(oauth_t *o, const char *sad, size_t len, const oauth_sign_
 #define OAUTH_CHALLENGE_ID "CHALLENGE"
 /** Digits of a one-time code. */
 #define OAUTH_CHALLENGE_DIGITS 6
-/** Pending codes kept at most (one per user and credential; a new one replaces the old). */
+/** Pending codes kept at most (one per user and credential; a new one replaces the old): once this many unexpired
+ *  ones are stored, a code for another pair is refused (OAUTH_ERR_FULL). */
 #define OAUTH_CHALLENGES_MAX 4096
+/** Bytes of the key the pending codes are MACed under (oauth_set_challenge_key). */
+#define OAUTH_CHALLENGE_KEY_LEN 32
 /** Seconds before a pending, unexpired code may be replaced by a new one (each costs a message). */
 #define OAUTH_CHALLENGE_RESEND 30
 
@@ -388,8 +391,15 @@ int oauth_expr_names(const char *expr, const char *id);
 int oauth_expr_single_factor(const char *expr);
 
 /**
+ * The key the pending codes are MACed under in storage: csc-sam derives it from the HSM's factor key at start-up
+ * (sam_factor_start), the same on every node, before its threads start; NULL forgets it. Without a key no code is made
+ * (oauth_challenge_new: OAUTH_ERR_INTERNAL) nor accepted.
+ */
+void oauth_set_challenge_key(oauth_t *o, const uint8_t key[OAUTH_CHALLENGE_KEY_LEN]);
+
+/**
  * credentials/getChallenge: make a fresh random one-time code for user's credential cred, whose auth
- * expression must name OAUTH_CHALLENGE_ID. Only its keyed hash is kept (in memory, challenge_ttl seconds,
+ * expression must name OAUTH_CHALLENGE_ID. Only its keyed hash is kept (in storage's challenges table, challenge_ttl seconds,
  * bound to user and credential, one per pair: a new code replaces the pending one). The code is handed back
  * for out-of-band delivery only. Audited (STOR_EV_CHALLENGE, never the code), refusals included.
  * @param[out] code OAUTH_CHALLENGE_DIGITS digits + NUL; the caller delivers and wipes it

@@ -136,8 +136,9 @@ int sam_operator_totp_seal(void *hsm, const char *name, const uint8_t *secret, s
 int sam_operator_totp_open(void *hsm, const char *name, const uint8_t *blob, size_t len, uint8_t out[STOR_TOTP_MAX],
                            size_t *out_len);
 /** csc-sam's start, through its PIN-holding token: the factor key created if the token has none (audited,
- *  STOR_EV_SAM action=factor_key.created), every clear TOTP secret sealed (sam_totp_seal_all: the upgrade), and
- *  oauth's opener of sealed secrets set. HSM_OK or an HSM_* code. */
+ *  STOR_EV_SAM action=factor_key.created), every clear TOTP secret sealed (sam_totp_seal_all: the upgrade),
+ *  oauth's opener of sealed secrets set, and oauth's MAC key of the pending one-time codes (hsm_factor_derive).
+ *  HSM_OK or an HSM_* code. */
 int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth);
 /** Every user's and operator's clear TOTP secret (records written before sealing) sealed in one write, audited
  *  (STOR_EV_SAM action=totp.seal sealed=N failed=M operators_sealed=K operators_failed=L) if there was any; one that

@@ -54,6 +54,7 @@ const char *stor_strerror(int rc);
 /* ---- limits ------------------------------------------------------------ */
 
 #define STOR_NAME_MAX 64       /**< user names, credential ids (bytes, without NUL) */
+#define STOR_NODE_MAX 63       /**< a node's id (config node_id; bytes, without NUL) */
 #define STOR_ORIGIN_MAX 200    /**< an operator command's origin (stor_audit_t.origin, stor_approval_t.origin) */
 #define STOR_DESC_MAX 255      /**< descriptions */
 #define STOR_VERIFIER_MAX 128  /**< encoded password / PIN verifier */
@@ -398,7 +399,20 @@ typedef struct stor_async {
     uint32_t body_one;                    /**< 1 when body_len > 0 (codec: body_len * body_one bytes) */
     const uint8_t *body;                  /**< DONE: the JSON reply; not owned (a get points into the txn) */
     uint32_t owner_pid;                   /**< PENDING: the process that runs the job */
+    char owner_node[STOR_NODE_MAX + 1];   /**< PENDING: the node (config node_id) of that process; "" = older */
 } stor_async_t;
+
+/* ---- pending one-time codes of the CHALLENGE object (stor_challenge.c) ---------------------------------- */
+
+/** One pending code (oauth/oauth_challenge.c), keyed by SHA-256(user NUL cred): never the code, only its HMAC under
+ *  a key derived from the HSM's factor key (no database reader has it). Purged after expires_at. */
+typedef struct stor_challenge {
+    uint8_t key[32];                      /**< SHA-256(user NUL cred) */
+    uint8_t mac[32];                      /**< HMAC-SHA256(key, key || code) */
+    int64_t issued_at;                    /**< unix seconds */
+    int64_t expires_at;                   /**< unix seconds: void from then on */
+    uint32_t epoch;                       /**< the user's epoch when it was issued (an operator's reset voids it) */
+} stor_challenge_t;
 /* ---- browser sessions of the OAuth and approval pages (stor_websession.c) ------------------------------- */
 
 /** Largest packed authorization request a session holds (oauth/'s oauth_ent_t request: 1,024 digests of 64 bytes,
@@ -923,10 +937,22 @@ int stor_txn_user_approval_each(stor_txn_t *t, const char *user, stor_user_appro
 int stor_txn_async_get(stor_txn_t *t, const uint8_t hash[32], stor_async_t *out);
 /** Create or replace. @return STOR_OK, STOR_ERR_INVAL (bad user/cred name, state, body too long), ... */
 int stor_txn_async_put(stor_txn_t *t, const stor_async_t *rec);
-/** At start-up: every PENDING result whose owner process is gone (not alive, or this very pid: a restart that
- *  got the same pid) becomes FAILED with error server_error and description desc; jobs of another live process
- *  on the same database stay. @return the number changed (>= 0) or an error. */
-int stor_async_fail_pending(stor_env_t *env, const char *desc);
+/** At start-up: every PENDING result of this node (owner_node == node, or "" from before node ids) whose owner
+ *  process is gone (not alive, or this very pid: a restart that got the same pid) becomes FAILED with error
+ *  server_error and description desc; jobs of another node, or of another live process of this node, stay.
+ *  @return the number changed (>= 0) or an error (STOR_ERR_INVAL: node not 1..STOR_NODE_MAX bytes). */
+int stor_async_fail_pending(stor_env_t *env, const char *node, const char *desc);
+
+/** @return STOR_OK, STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
+int stor_txn_challenge_get(stor_txn_t *t, const uint8_t key[32], stor_challenge_t *out);
+/** Create or replace (write txn). @return STOR_OK, STOR_ERR_INVAL, ... */
+int stor_txn_challenge_put(stor_txn_t *t, const stor_challenge_t *c);
+/** @return STOR_OK, STOR_ERR_NOTFOUND, ... */
+int stor_txn_challenge_del(stor_txn_t *t, const uint8_t key[32]);
+/** How many are stored (expired ones included until purged). @return STOR_OK, ... */
+int stor_txn_challenge_count(stor_txn_t *t, size_t *n);
+/** Delete the ones expired at now (now >= expires_at); *n += how many (in the caller's write). @return STOR_OK, ... */
+int stor_txn_challenge_purge(stor_txn_t *t, int64_t now, int *n);
 /** Delete the results whose expires_ms < now_ms. @return the number deleted (>= 0) or an error. */
 int stor_async_purge(stor_env_t *env, int64_t now_ms);
 

@@ -148,6 +148,19 @@ class TestGetChallenge(unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.json["error"], "invalid_authentication_data")
 
+    def test_pending_code_survives_a_restart(self):
+        # pending codes are in storage (under a key csc-sam derives from the HSM the same way at every start), not
+        # in a process: csc-server and csc-sam both restart in between, and the code is still good, once
+        self.assertEqual(self.challenge("ch-only").status, 204)
+        code = last_code(self.user, "ch-only")
+        SVC.stop()
+        SVC.start()
+        self.t = SVC.token()
+        r = self.authz("ch-only", code)
+        self.assertEqual(r.status, 200, r)
+        r = self.authz("ch-only", code)
+        self.assertEqual((r.status, r.json["error"]), (400, "invalid_authentication_data"), r)
+
     def test_wrong_code_uses_it_up(self):
         self.assertEqual(self.challenge("ch-only").status, 204)
         code = last_code(self.user, "ch-only")

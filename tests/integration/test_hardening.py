@@ -262,26 +262,27 @@ def exec_sender(svc, prog_dir):
     with open(prog, "w") as f:
         f.write("#!/bin/sh\ncat >> %s/out\necho uid=$(id -u) >> %s/out\nexit 0\n" % (prog_dir, prog_dir))
     os.chmod(prog, 0o755)
-    svc.admin("credential", "create", "--id", "ch-hard", "--user", svc.env["CSC_USER"], "--key", "p256", "--auth",
-              "CHALLENGE", "--scal", "1")
+    for cid in ("ch-hard", "ch-hard2"):
+        svc.admin("credential", "create", "--id", cid, "--user", svc.env["CSC_USER"], "--key", "p256", "--auth",
+                  "CHALLENGE", "--scal", "1")
     with open(svc.conf, "a") as f:
         f.write("otp_sender = exec:%s\n" % prog)
 
 
-def deliver_once(test, svc, prog_dir):
+def deliver_once(test, svc, prog_dir, cred="ch-hard"):
     """getChallenge: 204, and the program got the code; the uid it ran as. A csc-sam that has just been restarted
     forks its helper before it listens: until it does, csc-server answers 503 (nothing is sent), so 503 is retried
     for a few seconds."""
     deadline, token = time.time() + 15, svc.token()
     while True:
-        r = svc.post("credentials/getChallenge", {"credentialID": "ch-hard", "authObjectID": "CHALLENGE"}, token)
+        r = svc.post("credentials/getChallenge", {"credentialID": cred, "authObjectID": "CHALLENGE"}, token)
         if r.status != 503 or time.time() > deadline:
             break
         time.sleep(0.2)
     test.assertEqual(r.status, 204, (r, svc.server_stderr()[-2000:]))
     with open(os.path.join(prog_dir, "out")) as f:
         text = f.read()
-    test.assertRegex(text, r"credential=ch-hard\nchannel=CHALLENGE\ncode=\d{6}\n")
+    test.assertRegex(text, r"credential=%s\nchannel=CHALLENGE\ncode=\d{6}\n" % cred)
     return int(re.findall(r"uid=(\d+)", text)[-1])
 
 
@@ -334,7 +335,11 @@ class TestExecSender(unittest.TestCase):
             new = restarted_with_helper(svc, sam)
             self.assertTrue(new, "csc-sam was not restarted with a helper: " + svc.server_stderr()[-2000:])
             helper = check_helper(self, svc, new)
-            deliver_once(self, svc, d)
+            deliver_once(self, svc, d, "ch-hard2")
+            # the first code outlived the csc-sam that made it (it is in storage): asking again so soon is refused
+            r = svc.post("credentials/getChallenge", {"credentialID": "ch-hard", "authObjectID": "CHALLENGE"},
+                         svc.token())
+            self.assertEqual(r.status, 429, r)
             assert_filtered(self, svc.proc.pid, "csc-server")
         finally:
             svc.stop_checked()

@@ -11,9 +11,10 @@ import unittest
 from harness import ROOT
 from pgcluster import PgCluster
 
-MIGRATION = os.path.join(ROOT, "storage", "migrations", "0001_init.sql")
+MIGRATIONS = [os.path.join(ROOT, "storage", "migrations", f) for f in ("0001_init.sql", "0002_challenges.sql")]
 FRONT_WRITES = ("web_sessions", "async_results")
-FRONT_NEVER = ("sads", "pending_sads", "audit", "audit_heads", "meta", "users", "creds", "approvals", "tokens")
+FRONT_NEVER = ("sads", "pending_sads", "audit", "audit_heads", "meta", "users", "creds", "approvals", "tokens",
+               "challenges")
 
 
 def lmdb_tables():
@@ -148,7 +149,7 @@ class TestPgCluster(unittest.TestCase):
                               "WHERE i.indisprimary AND c.relname <> 'schema_version' GROUP BY c.relname")
         pkeys = dict(line.split("|") for line in rows.splitlines())
         want = lmdb_tables()
-        self.assertEqual(len(want), 24)
+        self.assertEqual(len(want), 25)
         self.assertEqual(set(pkeys), set(want))
         for name, dupsort in want.items():
             self.assertEqual(pkeys[name], "k,v" if dupsort else "k", name)
@@ -183,16 +184,17 @@ class TestPgCluster(unittest.TestCase):
 
     def test_migration_applied_twice_is_a_no_op(self):
         before = self.schema_snapshot()
-        self.assertTrue(before.startswith("1:0001_init|"), before)
+        self.assertTrue(before.startswith("1:0001_init,2:0002_challenges|"), before)
         # the runner skips a recorded version
         p = self.pg.script("migrate")
         self.assertEqual(p.stdout + p.stderr, "")
         self.assertEqual(self.schema_snapshot(), before)
-        # the file itself run again changes nothing either
-        p = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                            self.pg.conninfo("admin"), "-f", MIGRATION], capture_output=True, text=True)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(self.schema_snapshot(), before)
+        # each file itself run again changes nothing either
+        for migration in MIGRATIONS:
+            p = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                                self.pg.conninfo("admin"), "-f", migration], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(self.schema_snapshot(), before, migration)
         # and so does a second start of the cluster, quietly
         p = self.pg.script("start")
         self.assertEqual(p.stdout + p.stderr, "")
@@ -206,7 +208,7 @@ class TestPgCluster(unittest.TestCase):
         finally:
             self.ok(admin, "DELETE FROM csc.schema_version WHERE version = 9999")
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("schema version 9999, newer than this code's 1", p.stderr)
+        self.assertIn("schema version 9999, newer than this code's 2", p.stderr)
 
     def test_status_stop_and_start_again(self):
         self.assertEqual(self.pg.start_output, "")  # quiet on success

@@ -132,6 +132,32 @@ START_TEST(factor_gcm_by_ecb_matches_token_gcm)
 }
 END_TEST
 
+/* A key derived for a label: the same from every handle on the token (every node), another per label, never the
+ * zero bytes it starts from; a bad label is refused. */
+START_TEST(factor_derive_same_everywhere)
+{
+    uint8_t a[HSM_DERIVE_LEN], b[HSM_DERIVE_LEN], c[HSM_DERIVE_LEN], zero[HSM_DERIVE_LEN] = {0};
+    hsm_t *h = t_open(1), *h2;
+    int created = -1;
+
+    ck_assert_int_eq(hsm_factor_init(h, &created), HSM_OK);
+    ck_assert_int_eq(hsm_factor_derive(h, "challenge-1", a), HSM_OK);
+    ck_assert_int_ne(memcmp(a, zero, sizeof(zero)), 0);
+    ck_assert_int_ne(memcmp(a, a + 16, 16), 0);
+    h2 = t_open(2);
+    ck_assert_int_eq(hsm_factor_derive(h2, "challenge-1", b), HSM_OK);
+    ck_assert_mem_eq(a, b, sizeof(a));
+    ck_assert_int_eq(hsm_factor_derive(h2, "challenge-2", c), HSM_OK);
+    ck_assert_int_ne(memcmp(a, c, sizeof(a)), 0);
+    ck_assert_int_eq(hsm_factor_derive(h2, "", c), HSM_ERR_INVAL);
+    ck_assert_int_eq(hsm_factor_derive(h2, NULL, c), HSM_ERR_INVAL);
+    ck_assert_int_eq(hsm_factor_derive(h2, "thirteen-char", c), HSM_ERR_INVAL);
+    ck_assert_int_eq(hsm_factor_derive(h2, "twelve-chars", c), HSM_OK);
+    hsm_close(h2);
+    hsm_close(h);
+}
+END_TEST
+
 Suite *t_suite_factor(void)
 {
     Suite *s = suite_create("factor");
@@ -142,6 +168,7 @@ Suite *t_suite_factor(void)
     tcase_add_test(tc, factor_init_attributes);
     tcase_add_loop_test(tc, factor_round_trip_and_refusals, 0, 2);
     tcase_add_test(tc, factor_gcm_by_ecb_matches_token_gcm);
+    tcase_add_test(tc, factor_derive_same_everywhere);
     suite_add_tcase(s, tc);
     return s;
 }

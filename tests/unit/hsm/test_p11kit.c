@@ -163,6 +163,14 @@ START_TEST(p11kit_factor_and_backup)
     ck_assert_mem_eq(back, secret, sizeof(secret));
     blob[n - 1] ^= 1;
     ck_assert_int_eq(hsm_factor_open(h, aad, sizeof(aad), blob, n, back, sizeof(back), &m), HSM_ERR_BADSIG);
+    /* a derived key (the one-time codes' MAC key) through the RPC is the one the token gives directly */
+    uint8_t k1[HSM_DERIVE_LEN], k2[HSM_DERIVE_LEN];
+    hsm_t *direct = t_open(1);
+    rc = hsm_factor_derive(h, "challenge-1", k1);
+    ck_assert_msg(rc == HSM_OK, "hsm_factor_derive through p11-kit: %s", hsm_strerror(rc));
+    ck_assert_int_eq(hsm_factor_derive(direct, "challenge-1", k2), HSM_OK);
+    ck_assert_mem_eq(k1, k2, sizeof(k1));
+    hsm_close(direct);
     rc = hsm_backup_init(h, T_SO_PIN, &created);
     ck_assert_msg(rc == HSM_OK, "hsm_backup_init through p11-kit: %s", hsm_strerror(rc));
     ck_assert_int_eq(hsm_backup_tag(h, secret, sizeof(secret), tag), HSM_OK);

@@ -146,14 +146,7 @@ END_TEST
 /* A second handle on the same storage: what csc-sam and csc-server (or csc-sam after a restart) each hold. */
 static oauth_t *other_oauth(void)
 {
-    oauth_config_t cfg;
-    oauth_t *o2 = NULL;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.max_failures = 3;
-    cfg.scrypt_log2n = 10;
-    cfg.stor = fx.stor;
-    ck_assert_int_eq(oauth_new(&cfg, &o2), OAUTH_OK);
-    return o2;
+    return fx_second_handle(FX_CHAL_KEY);
 }
 
 typedef struct {

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "test_oauth.h"
 
@@ -31,16 +33,27 @@ static oauth_sad_request_t req_of(const char *user, const char *cred)
     return r;
 }
 
-static int authorize(const char *user, const char *cred, const char *pin, const char *code)
+/* credentials/authorize through handle o (another process on the same storage), with a PIN and a one-time code. */
+static int authorize_through(oauth_t *o, const char *user, const char *cred, const char *pin, const char *code)
 {
     oauth_factors_t f = {pin, pin ? strlen(pin) : 0, NULL, 0, code, code ? strlen(code) : 0};
     oauth_sad_request_t r = req_of(user, cred);
     char sad[OAUTH_TOKEN_BUFLEN];
     unsigned exp = 0;
-    int rc = oauth_authorize(fx.o, &r, &f, sad, &exp);
+    int rc = oauth_authorize(o, &r, &f, sad, &exp);
 
     OPENSSL_cleanse(sad, sizeof(sad));
     return rc;
+}
+
+static int authorize(const char *user, const char *cred, const char *pin, const char *code)
+{
+    return authorize_through(fx.o, user, cred, pin, code);
+}
+
+static int authorize_on(oauth_t *o, const char *user, const char *cred, const char *code)
+{
+    return authorize_through(o, user, cred, NULL, code);
 }
 
 static void issue(const char *user, const char *cred, char code[OAUTH_CHALLENGE_DIGITS + 1])
@@ -235,7 +248,7 @@ START_TEST(t_chal_cancel_full)
     ck_assert_ptr_nonnull(strstr(rec->rec.detail, "sender failed"));
     free(a);
     /* bounded table: with room for one pair, a second pair is refused, the first pair may renew */
-    oauth_chal_tab_set_cap(fx.o->challenges, 1);
+    oauth_chal_set_cap(fx.o, 1);
     issue("alice", "c2", code);
     ck_assert_int_eq(oauth_challenge_new(fx.o, "bob", "b1", "cl", c2, &ttl), OAUTH_ERR_FULL);
     oauth_int_set_skew(fx.o, OAUTH_CHALLENGE_RESEND);
@@ -282,6 +295,116 @@ START_TEST(t_expr_single_factor)
 }
 END_TEST
 
+/* Codes live in storage: one handle makes a code, another (a restarted csc-sam, another node) uses it, once. */
+START_TEST(t_chal_shared_across_handles)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1];
+    oauth_t *o2 = fx_second_handle(FX_CHAL_KEY);
+
+    issue("alice", "c2", code);
+    oauth_free(fx.o); /* the process that made it is gone */
+    fx.o = NULL;
+    ck_assert_int_eq(authorize_on(o2, "alice", "c2", code), OAUTH_OK);
+    fx_oauth((oauth_config_t){.max_failures = 3});
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED); /* used up on the other handle */
+    ck_assert_int_eq(authorize_on(o2, "alice", "c2", code), OAUTH_ERR_DENIED);
+    /* the other way round, and a new code may be asked for at once (none pending) */
+    issue("alice", "c2", code);
+    ck_assert_int_eq(authorize_on(o2, "alice", "c2", code), OAUTH_OK);
+    oauth_free(o2);
+    /* a handle without the key cannot check a code; one with another key does not accept it */
+    issue("alice", "c2", code);
+    o2 = fx_second_handle(NULL);
+    ck_assert_int_eq(authorize_on(o2, "alice", "c2", code), OAUTH_ERR_DENIED);
+    oauth_free(o2);
+    issue("alice", "c2", code);
+    o2 = fx_second_handle((const uint8_t *)"another-challenge-mac-key-32byte");
+    ck_assert_int_eq(authorize_on(o2, "alice", "c2", code), OAUTH_ERR_DENIED);
+    unsigned ttl = 0;
+    ck_assert_int_eq(oauth_challenge_new(o2, "alice", "c2", "cl", code, &ttl), OAUTH_OK);
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_ERR_DENIED);
+    oauth_free(o2);
+    /* without a key no code is made */
+    o2 = fx_second_handle(NULL);
+    ck_assert_int_eq(oauth_challenge_new(o2, "alice", "c2", "cl", code, &ttl), OAUTH_ERR_INTERNAL);
+    ck_assert_str_eq(code, "");
+    oauth_free(o2);
+}
+END_TEST
+
+typedef struct {
+    uint8_t key[32];
+    stor_challenge_t rec;
+    size_t n;
+} row_t;
+
+static int row_read(stor_txn_t *t, void *arg)
+{
+    row_t *r = arg;
+    int rc = stor_txn_challenge_get(t, r->key, &r->rec);
+    return rc != STOR_OK ? rc : stor_txn_challenge_count(t, &r->n);
+}
+
+/* The stored row holds neither the code nor an unkeyed hash of it: only the HMAC under the challenge key. */
+START_TEST(t_chal_row_keyed)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1];
+    uint8_t h[32], want[32];
+    unsigned n = 0;
+    row_t r;
+
+    memset(&r, 0, sizeof(r));
+    issue("alice", "c2", code);
+    ck_assert_int_eq(oauth_chal_key("alice", "c2", r.key), OAUTH_OK);
+    ck_assert_int_eq(stor_read(fx.stor, row_read, &r), STOR_OK);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_ptr_null(memmem(&r.rec, sizeof(r.rec), code, OAUTH_CHALLENGE_DIGITS));
+    uint8_t msg[32 + OAUTH_CHALLENGE_DIGITS];
+    ck_assert_int_eq(oauth_sha256(code, OAUTH_CHALLENGE_DIGITS, h), OAUTH_OK);
+    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
+    memcpy(msg, "alice\0c2\0", 9);
+    memcpy(msg + 9, code, OAUTH_CHALLENGE_DIGITS);
+    ck_assert_int_eq(oauth_sha256(msg, 9 + OAUTH_CHALLENGE_DIGITS, h), OAUTH_OK);
+    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
+    memcpy(msg, r.key, 32);
+    memcpy(msg + 32, code, OAUTH_CHALLENGE_DIGITS);
+    ck_assert_int_eq(oauth_sha256(msg, sizeof(msg), h), OAUTH_OK);
+    ck_assert_int_ne(memcmp(h, r.rec.mac, 32), 0);
+    /* what it is: HMAC-SHA256 under the key of oauth_set_challenge_key over key || code */
+    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), FX_CHAL_KEY, OAUTH_CHALLENGE_KEY_LEN, msg, sizeof(msg), want, &n));
+    ck_assert_int_eq(memcmp(want, r.rec.mac, 32), 0);
+    ck_assert_int_eq(r.rec.expires_at - r.rec.issued_at, (int64_t)oauth_config(fx.o)->challenge_ttl);
+    /* used up: the row is gone */
+    ck_assert_int_eq(authorize("alice", "c2", NULL, code), OAUTH_OK);
+    ck_assert_int_eq(stor_read(fx.stor, row_read, &r), STOR_ERR_NOTFOUND);
+}
+END_TEST
+
+/* Full: expired codes make room (they are purged), unexpired ones do not; the purge removes expired rows. */
+START_TEST(t_chal_full_expired_make_room)
+{
+    char code[OAUTH_CHALLENGE_DIGITS + 1], c2[OAUTH_CHALLENGE_DIGITS + 1];
+    unsigned ttl;
+    row_t r;
+
+    oauth_chal_set_cap(fx.o, 1);
+    issue("alice", "c2", code);
+    ck_assert_int_eq(oauth_challenge_new(fx.o, "bob", "b1", "cl", c2, &ttl), OAUTH_ERR_FULL);
+    oauth_int_set_skew(fx.o, (int64_t)oauth_config(fx.o)->challenge_ttl);
+    issue("bob", "b1", c2);
+    ck_assert_int_eq(authorize("bob", "b1", NULL, c2), OAUTH_OK);
+    /* csc-sam's purge removes expired codes */
+    oauth_int_set_skew(fx.o, 0);
+    issue("alice", "c2", code);
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(oauth_chal_key("alice", "c2", r.key), OAUTH_OK);
+    ck_assert_int_eq(stor_purge_expired(fx.stor, oauth_now()), 0);
+    ck_assert_int_eq(stor_read(fx.stor, row_read, &r), STOR_OK);
+    ck_assert_int_eq(stor_purge_expired(fx.stor, oauth_now() + oauth_config(fx.o)->challenge_ttl), 1);
+    ck_assert_int_eq(stor_read(fx.stor, row_read, &r), STOR_ERR_NOTFOUND);
+}
+END_TEST
+
 Suite *suite_challenge(void)
 {
     Suite *s = suite_create("oauth_challenge");
@@ -297,6 +420,9 @@ Suite *suite_challenge(void)
     tcase_add_test(tc, t_chal_locked_disabled);
     tcase_add_test(tc, t_chal_lockout);
     tcase_add_test(tc, t_chal_cancel_full);
+    tcase_add_test(tc, t_chal_shared_across_handles);
+    tcase_add_test(tc, t_chal_row_keyed);
+    tcase_add_test(tc, t_chal_full_expired_make_room);
     tcase_add_test(tc, t_chal_expr);
     tcase_add_test(tc, t_expr_single_factor);
     suite_add_tcase(s, tc);

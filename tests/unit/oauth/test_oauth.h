@@ -11,6 +11,8 @@
 
 #define T_PW "Pw-Secret-hunter2-9127"
 #define T_PIN "4711-pin-secret"
+/** The MAC key of the pending one-time codes in the fixture (oauth_set_challenge_key). */
+#define FX_CHAL_KEY ((const uint8_t *)"fixture-challenge-mac-key-32byte")
 #define T_TOTP "12345678901234567890"   /* RFC 6238 SHA-1 test secret */
 #define T_TOTP_LEN 20
 #define T_TIMEOUT 60
@@ -22,6 +24,9 @@ typedef struct {
 } fx_t;
 
 extern fx_t fx;
+/** A second handle on fx's storage with the fixture's settings and this challenge key (NULL: none): what another
+ *  process on the same storage (csc-server, another node's csc-sam, csc-sam after a restart) holds. */
+oauth_t *fx_second_handle(const uint8_t *chal_key);
 
 /* Fixture: fresh dir + storage + oauth (max_failures 3, others default). */
 void fx_setup(void);

@@ -22,6 +22,21 @@ void fx_oauth(oauth_config_t cfg)
     if (!cfg.scrypt_log2n)
         cfg.scrypt_log2n = 10; /* the dummy verifier costs what T_PW's does */
     ck_assert_int_eq(oauth_new(&cfg, &fx.o), OAUTH_OK);
+    oauth_set_challenge_key(fx.o, FX_CHAL_KEY); /* csc-sam's is derived from the HSM (sam_factor_start) */
+}
+
+oauth_t *fx_second_handle(const uint8_t *chal_key)
+{
+    oauth_config_t cfg;
+    oauth_t *o2 = NULL;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_failures = 3;
+    cfg.scrypt_log2n = 10;
+    cfg.stor = fx.stor;
+    ck_assert_int_eq(oauth_new(&cfg, &o2), OAUTH_OK);
+    oauth_set_challenge_key(o2, chal_key);
+    return o2;
 }
 
 void fx_setup(void)

@@ -372,6 +372,25 @@ START_TEST(t_pkcs11_network_keys)
 }
 END_TEST
 
+/* node_id: the host's name by default, or the value given; refusals name the key. */
+START_TEST(t_node_id)
+{
+    srv_config_t cfg;
+    char msg[512], host[256] = "";
+    ck_assert_int_eq(gethostname(host, sizeof(host)), 0);
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.node_id, host);
+    ck_assert_int_eq(load("node_id = node-2.eu_1\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.node_id, "node-2.eu_1");
+    const char *bad[] = {"node_id = two words\n", "node_id = n\xc3\xa9\n", "node_id = a/b\n",
+                         "node_id = 0123456789012345678901234567890123456789012345678901234567890123\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(load(bad[i], &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, "node_id") != NULL, "case %zu: \"%s\"", i, msg);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -384,6 +403,7 @@ int main(void)
     tcase_add_test(tc, t_operator_rules);
     tcase_add_test(tc, t_sam_keys);
     tcase_add_test(tc, t_pkcs11_network_keys);
+    tcase_add_test(tc, t_node_id);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, srv_thread_tcase());
     SRunner *sr = srunner_create(s);

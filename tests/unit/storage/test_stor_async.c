@@ -147,7 +147,7 @@ START_TEST(t_async_fail_pending)
     ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
     mk(&a, 2, 5000, "{}");  /* done */
     ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
-    ck_assert_int_eq(stor_async_fail_pending(g_env, "restarted"), 1);
+    ck_assert_int_eq(stor_async_fail_pending(g_env, "n1", "restarted"), 1);
     ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
     ck_assert_uint_eq(g.rec.state, STOR_ASYNC_FAILED);
     ck_assert_uint_eq(g.rec.status, 500);
@@ -161,7 +161,40 @@ START_TEST(t_async_fail_pending)
     g.key = 3;
     ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
     ck_assert_uint_eq(g.rec.state, STOR_ASYNC_PENDING);
-    ck_assert_int_eq(stor_async_fail_pending(g_env, "again"), 0);
+    ck_assert_int_eq(stor_async_fail_pending(g_env, "n1", "again"), 0);
+}
+END_TEST
+
+/* Several nodes on one database: a node starting fails its own pending jobs only (another node's pid means
+ * nothing here); a record from before node ids counts as this node's. */
+START_TEST(t_async_fail_pending_nodes)
+{
+    stor_async_t a;
+    get_t g = {.key = 1};
+
+    mk(&a, 1, 5000, NULL);  /* node-a's job, its process gone */
+    a.owner_pid = 0;
+    snprintf(a.owner_node, sizeof(a.owner_node), "node-a");
+    ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
+    mk(&a, 2, 5000, NULL);  /* node-b's job: a pid that is no live process here */
+    a.owner_pid = 0;
+    snprintf(a.owner_node, sizeof(a.owner_node), "node-b");
+    ck_assert_int_eq(stor_write(g_env, put_fn, &a), 0);
+    ck_assert_int_eq(stor_async_fail_pending(g_env, "node-b", "restarted"), 1);
+    ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
+    ck_assert_uint_eq(g.rec.state, STOR_ASYNC_PENDING); /* node-a's job still runs there */
+    ck_assert_str_eq(g.rec.owner_node, "node-a");
+    g.key = 2;
+    ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
+    ck_assert_uint_eq(g.rec.state, STOR_ASYNC_FAILED);
+    ck_assert_int_eq(stor_async_fail_pending(g_env, "node-a", "restarted"), 1);
+    g.key = 1;
+    ck_assert_int_eq(stor_read(g_env, get_fn, &g), 0);
+    ck_assert_uint_eq(g.rec.state, STOR_ASYNC_FAILED);
+    ck_assert_str_eq(g.rec.error_description, "restarted");
+    /* no node: refused */
+    ck_assert_int_eq(stor_async_fail_pending(g_env, "", "x"), STOR_ERR_INVAL);
+    ck_assert_int_eq(stor_async_fail_pending(g_env, NULL, "x"), STOR_ERR_INVAL);
 }
 END_TEST
 
@@ -175,6 +208,7 @@ Suite *tst_async_suite(void)
     tcase_add_test(tc, t_async_invalid);
     tcase_add_test(tc, t_async_purge);
     tcase_add_test(tc, t_async_fail_pending);
+    tcase_add_test(tc, t_async_fail_pending_nodes);
     suite_add_tcase(s, tc);
     return s;
 }
