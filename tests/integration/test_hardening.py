@@ -498,7 +498,7 @@ class TestServerUser(unittest.TestCase):
         try:
             assert_filtered(self, svc.proc.pid, "csc-server")
             sam = sam_child(svc)
-            for _ in range(2):
+            for cred in ("ch-hard", "ch-hard2"):  # a pending code outlives csc-sam (storage): one per round
                 helper = check_helper(self, svc, sam)
                 st = proc_status(helper)
                 self.assertEqual(st["Uid"].split(), [str(sam_pw.pw_uid)] * 4)
@@ -506,7 +506,7 @@ class TestServerUser(unittest.TestCase):
                 self.assertNotIn("0", st["Groups"].split())
                 for cap in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
                     self.assertEqual(int(st[cap], 16), 0, cap)
-                self.assertEqual(deliver_once(self, svc, d), sam_pw.pw_uid, "the program runs as sam_user")
+                self.assertEqual(deliver_once(self, svc, d, cred), sam_pw.pw_uid, "the program runs as sam_user")
                 os.kill(sam, signal.SIGKILL)
                 self.assertTrue(wait_for(lambda: not alive(helper)), "the helper outlived csc-sam")
                 sam = restarted_with_helper(svc, sam, hello_as_root=False)
