@@ -78,6 +78,7 @@ const char *stor_strerror(int rc)
     case STOR_ERR_INVAL: return "invalid argument";
     case STOR_ERR_NOMEM: return "out of memory";
     case STOR_ERR_CLOSED: return "storage is closing";
+    case STOR_ERR_RETRY: return "conflict with another writer";
     default: return "unknown storage error";
     }
 }
@@ -92,7 +93,7 @@ int stor_txn_fail(stor_txn_t *t, int rc)
 
 /* ---- backends ------------------------------------------------------------ */
 
-static const stor_backend_t *const backends[] = { &stor_backend_lmdb };
+static const stor_backend_t *const backends[] = { &stor_backend_lmdb, &stor_backend_pg };
 
 const stor_backend_t *stor_backend_find(const char *name)
 {
@@ -111,7 +112,7 @@ int stor_backend_known(const char *name)
 
 const char *stor_backend_names(void)
 {
-    return "lmdb"; /* the names of backends[], for messages */
+    return "lmdb, postgresql"; /* the names of backends[], for messages */
 }
 
 void stor_wipe(void *rec, size_t len)
@@ -360,13 +361,24 @@ int stor_full_status(stor_env_t *env, int64_t *since_ms, uint64_t *refused)
     return full;
 }
 
+/* Did a job meet a conflict with another writer (STOR_ERR_RETRY)? Then the whole batch is run again. */
+static int batch_conflict(const struct stor_job *batch)
+{
+    for (const struct stor_job *j = batch; j != NULL; j = j->next)
+        if (j->rc == STOR_ERR_RETRY)
+            return 1;
+    return 0;
+}
+
 static void run_batch(stor_env_t *env, struct stor_job *batch)
 {
     struct stor_job note = { .fn = full_record_fn, .arg = env };
     stor_bk_txn_t *parent = NULL;
     struct stor_job *j;
-    int rc, note_rc = -1;
+    int rc, note_rc, tries = 0;
 
+again:
+    note_rc = -1;
     if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_WRITE, &parent)) != 0) {
         for (j = batch; j != NULL; j = j->next)
             j->rc = rc;
@@ -376,10 +388,16 @@ static void run_batch(stor_env_t *env, struct stor_job *batch)
     for (j = batch; j != NULL; j = j->next)
         if ((j->rc = run_job(env, parent, j)) == STOR_ERR_FULL)
             note_rc = STOR_ERR_FULL;
+    if (batch_conflict(batch) && ++tries < STOR_RETRY_MAX) {
+        env->be->txn_abort(parent);
+        goto again;
+    }
     /* Only a batch that refused nothing may say that space is back. */
     if (env->full_since_ms != 0 && note_rc != STOR_ERR_FULL)
         note_rc = env->full_log_only ? 0 : run_job(env, parent, &note);
     if ((rc = commit_parent(env, parent)) != 0) {
+        if (rc == STOR_ERR_RETRY && ++tries < STOR_RETRY_MAX)
+            goto again;
         /* Nothing of this batch is kept; jobs that failed on their own keep their own code. */
         for (j = batch; j != NULL; j = j->next)
             if (j->rc == 0)

@@ -37,12 +37,14 @@ enum {
     STOR_OK = 0,
     STOR_ERR_NOTFOUND = -1, /**< no such record */
     STOR_ERR_EXISTS = -2,   /**< insert of a key that is present */
-    STOR_ERR_IO = -3,       /**< LMDB or file-system failure */
+    STOR_ERR_IO = -3,       /**< the backend failed (LMDB, the file system, the database or its connection) */
     STOR_ERR_FULL = -4,     /**< the map is full */
     STOR_ERR_CORRUPT = -5,  /**< a record could not be decoded */
     STOR_ERR_INVAL = -6,    /**< bad argument (over-long name, ...) */
     STOR_ERR_NOMEM = -7,
     STOR_ERR_CLOSED = -8,   /**< the environment is shutting down */
+    STOR_ERR_RETRY = -9,    /**< a conflict with another writer (PostgreSQL: serialization failure, deadlock); the
+                                 batch was rolled back and may be run again (stor_write() does, a few times) */
 };
 /* Callbacks passed to stor_write()/stor_read() may return any other negative
  * value of their own (e.g. an oauth error); it is handed back unchanged. */
@@ -533,6 +535,9 @@ typedef int (*stor_txn_fn)(stor_txn_t *txn, void *arg);
  * @return fn's value, or STOR_ERR_IO/FULL/CLOSED when the commit itself failed
  *         (then nothing fn wrote is kept). STOR_ERR_CLOSED once stor_close() has started.
  * @note fn must be short and must not block or call stor_write() itself (that returns STOR_ERR_INVAL).
+ * @note fn must be re-runnable: when the batch meets a conflict with another writer (PostgreSQL: serialization
+ *       failure or deadlock, STOR_ERR_RETRY) it is rolled back and run again, fn included (at most STOR_RETRY_MAX
+ *       times in all); fn must thus set its outputs from what it reads each time, not accumulate them.
  * @note If an accessor inside fn fails inside LMDB (STOR_ERR_FULL, IO, ...), the txn is dead: later accessors
  *       return the same code and the write fails with it even if fn returns 0.
  */

@@ -1,0 +1,372 @@
+/*
+ * test_stor_pg.c - what only the PostgreSQL backend (storage/stor_pg.c) has: several processes or nodes writing
+ * at once (FOR UPDATE serializes a read-modify-write; a deadlock makes stor_write run the batch again), RESERVE
+ * in nested txns, the pool after the server restarts, the record layer on the migrations' tables as csc_sam.
+ * Run by `test_storage --pg scripts/pg` (ctest unit_storage_pg) against the cluster it starts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stor_backend.h"
+#include "test_stor.h"
+
+static const stor_table_t pg_tables[] = { { "race", 0 } };
+
+static stor_bk_env_t *pg_open_tables(void)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin };
+    stor_bk_env_t *e = NULL;
+
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e), 0);
+    return e;
+}
+
+static stor_bk_txn_t *pg_begin(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_t mode)
+{
+    stor_bk_txn_t *t = NULL;
+
+    ck_assert_int_eq(stor_backend_pg.txn_begin(e, parent, mode, &t), 0);
+    return t;
+}
+
+/* The counter of key "n" (a decimal string), -1 if absent. */
+static long counter(stor_bk_env_t *e, stor_bk_txn_t *t, int *rc)
+{
+    stor_val_t k = STOR_VAL("n", 1), v;
+    char buf[32];
+
+    if ((*rc = stor_backend_pg.get(e, t, 0, &k, &v)) != 0)
+        return -1;
+    ck_assert_uint_lt(v.len, sizeof(buf));
+    memcpy(buf, v.data, v.len);
+    buf[v.len] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+static int set_counter(stor_bk_env_t *e, stor_bk_txn_t *t, long n)
+{
+    char buf[32];
+    stor_val_t k = STOR_VAL("n", 1), v;
+
+    v = STOR_VAL(buf, (size_t)snprintf(buf, sizeof(buf), "%ld", n));
+    return stor_backend_pg.put(e, t, 0, &k, &v, 0);
+}
+
+#define RACE_THREADS 4
+#define RACE_ROUNDS 50
+
+/* One "node": its own environment (pool), RACE_ROUNDS read-modify-write txns of the counter. */
+static void *racer(void *arg)
+{
+    stor_bk_env_t *e = pg_open_tables();
+    long done = 0;
+
+    (void)arg;
+    while (done < RACE_ROUNDS) {
+        stor_bk_txn_t *t = pg_begin(e, NULL, STOR_BK_WRITE);
+        int rc;
+        long n = counter(e, t, &rc);
+        if (rc == 0)
+            rc = set_counter(e, t, n + 1);
+        if (rc != 0) {
+            ck_assert_int_eq(rc, STOR_ERR_RETRY); /* the only failure allowed: run it again */
+            stor_backend_pg.txn_abort(t);
+            continue;
+        }
+        rc = stor_backend_pg.txn_commit(t);
+        ck_assert(rc == 0 || rc == STOR_ERR_RETRY);
+        done += rc == 0;
+    }
+    stor_backend_pg.close(e);
+    return NULL;
+}
+
+/* Four writers incrementing one counter 50 times each end at 200: a get in a write txn locks the row. */
+START_TEST(t_pg_counter_race)
+{
+    pthread_t th[RACE_THREADS];
+    stor_bk_env_t *e;
+    stor_bk_txn_t *t;
+    int rc;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    e = pg_open_tables();
+    t = pg_begin(e, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(set_counter(e, t, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t), 0);
+    for (int i = 0; i < RACE_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, racer, NULL), 0);
+    for (int i = 0; i < RACE_THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    t = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(counter(e, t, &rc), RACE_THREADS * RACE_ROUNDS);
+    stor_backend_pg.txn_abort(t);
+    stor_backend_pg.close(e);
+}
+END_TEST
+
+/* RESERVE in nested txns: a NOOVERWRITE reserve claims its key at once (EXISTS from the call itself), an aborted
+ * child takes its claim and its unsent value with it, a committed child's value is sent. */
+START_TEST(t_pg_nested_reserve)
+{
+    stor_bk_env_t *e;
+    stor_bk_txn_t *p, *c;
+    stor_val_t k = STOR_VAL("r", 1), v = { 3, NULL }, got;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    e = pg_open_tables();
+    p = pg_begin(e, NULL, STOR_BK_WRITE);
+    c = pg_begin(e, p, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 0, &k, &v, STOR_PUT_RESERVE | STOR_PUT_NOOVERWRITE), 0);
+    memcpy(v.data, "abc", 3);
+    v.len = 3;
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 0, &k, &v, STOR_PUT_RESERVE | STOR_PUT_NOOVERWRITE), STOR_ERR_EXISTS);
+    ck_assert_int_eq(stor_backend_pg.get(e, c, 0, &k, &got), 0); /* the first value was sent before the get */
+    ck_assert(got.len == 3 && memcmp(got.data, "abc", 3) == 0);
+    stor_backend_pg.txn_abort(c);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &k, &got), STOR_ERR_NOTFOUND);
+    c = pg_begin(e, p, STOR_BK_WRITE);
+    v.len = 3;
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 0, &k, &v, STOR_PUT_RESERVE), 0);
+    memcpy(v.data, "xyz", 3);
+    stor_backend_pg.txn_abort(c); /* never sent */
+    c = pg_begin(e, p, STOR_BK_WRITE);
+    v.len = 2;
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 0, &k, &v, STOR_PUT_RESERVE | STOR_PUT_NOOVERWRITE), 0);
+    memcpy(v.data, "ok", 2);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(c), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(p), 0);
+    p = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &k, &got), 0);
+    ck_assert(got.len == 2 && memcmp(got.data, "ok", 2) == 0);
+    stor_backend_pg.txn_abort(p);
+    stor_backend_pg.close(e);
+}
+END_TEST
+
+/* The server restarts: the next txn works at once (the pooled connection, now dead, is replaced in the same call).
+ * While it is stopped, a txn is refused with STOR_ERR_IO (no hang, no crash); once it is back, the same
+ * environment works again by itself. */
+START_TEST(t_pg_restart)
+{
+    stor_bk_env_t *e;
+    stor_bk_txn_t *t = NULL;
+    int rc;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    e = pg_open_tables();
+    t = pg_begin(e, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(set_counter(e, t, 7), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t), 0); /* its connection goes back to the pool */
+    ck_assert_int_eq(tst_pg_script("stop"), 0);
+    ck_assert_int_eq(tst_pg_script("start"), 0);
+    t = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(counter(e, t, &rc), 7);
+    stor_backend_pg.txn_abort(t);
+    ck_assert_int_eq(tst_pg_script("stop"), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_begin(e, NULL, STOR_BK_READ, &t), STOR_ERR_IO);
+    ck_assert_int_eq(tst_pg_script("start"), 0);
+    t = pg_begin(e, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(counter(e, t, &rc), 7);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t), 0);
+    stor_backend_pg.close(e);
+}
+END_TEST
+
+/* A statement that fails in PostgreSQL (here: its table was dropped behind the backend's back) fails its nested
+ * txn only: the child's abort rolls back to its savepoint and the parent commits what it wrote; the same failure in
+ * a top-level txn makes its commit fail with nothing kept. */
+START_TEST(t_pg_failed_statement)
+{
+    static const stor_table_t two[] = { { "race", 0 }, { "gone", 0 } };
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin };
+    stor_bk_env_t *e = NULL;
+    stor_bk_txn_t *p, *c;
+    stor_val_t k = STOR_VAL("k", 1), v = STOR_VAL("v", 1), got;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race, csc.gone"), 0);
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, two, 2, &e), 0);
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE csc.gone"), 0);
+    p = pg_begin(e, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e, p, 0, &k, &v, 0), 0);
+    c = pg_begin(e, p, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 0, &v, &v, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e, c, 1, &k, &v, 0), STOR_ERR_IO);
+    stor_backend_pg.txn_abort(c);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &v, &got), STOR_ERR_NOTFOUND); /* the child's write is gone */
+    ck_assert_int_eq(stor_backend_pg.txn_commit(p), 0);
+    p = pg_begin(e, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e, p, 0, &v, &v, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e, p, 1, &k, &v, 0), STOR_ERR_IO);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(p), STOR_ERR_IO);
+    p = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &k, &got), 0);
+    ck_assert(got.len == 1 && memcmp(got.data, "v", 1) == 0);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &v, &got), STOR_ERR_NOTFOUND);
+    stor_backend_pg.txn_abort(p);
+    stor_backend_pg.close(e);
+}
+END_TEST
+
+/* A write txn that looks up one key of a dupsort table (SET_KEY, NEXT_DUP) locks that key's rows only: another node
+ * locks the next key's rows at once. (The other node gives up after lock_timeout instead of waiting for ever.) */
+START_TEST(t_pg_set_key_locks_one_key)
+{
+    static const stor_table_t dups[] = { { "race", STOR_TABLE_DUPSORT } };
+    char other[1200];
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin };
+    stor_bk_env_t *e1 = NULL, *e2 = NULL;
+    stor_bk_txn_t *t1, *t2;
+    stor_bk_cur_t *c = NULL;
+    stor_val_t a = STOR_VAL("a", 1), b = STOR_VAL("b", 1), v1 = STOR_VAL("1", 1), v2 = STOR_VAL("2", 1), k, v;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, dups, 1, &e1), 0);
+    snprintf(other, sizeof(other), "%s options='-c lock_timeout=3000'", tst_pg_admin);
+    cfg.location = other;
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, dups, 1, &e2), 0);
+    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.put(e1, t1, 0, &a, &v1, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e1, t1, 0, &a, &v2, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.put(e1, t1, 0, &b, &v1, 0), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
+    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.cursor_open(e1, t1, 0, &c), 0);
+    k = a;
+    ck_assert_int_eq(stor_backend_pg.cursor_get(c, STOR_CUR_SET_KEY, &k, &v), 0);
+    ck_assert_int_eq(stor_backend_pg.cursor_get(c, STOR_CUR_NEXT_DUP, &k, &v), 0);
+    ck_assert_int_eq(stor_backend_pg.cursor_get(c, STOR_CUR_NEXT_DUP, &k, &v), STOR_ERR_NOTFOUND);
+    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(stor_backend_pg.get(e2, t2, 0, &b, &v), 0); /* not held by t1 */
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t2), 0);
+    stor_backend_pg.cursor_close(c);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
+    stor_backend_pg.close(e2);
+    stor_backend_pg.close(e1);
+}
+END_TEST
+
+/* ---- through the record layer (stor_open, stor_write) on the migrations' tables, as csc_sam ---------------- */
+
+static stor_env_t *pg_store(void)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_sam };
+    stor_env_t *env = NULL;
+    int rc = stor_open(&cfg, &env);
+
+    ck_assert_msg(rc == 0, "stor_open(postgresql): %s", stor_strerror(rc));
+    return env;
+}
+
+static int user_get_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_user_get(t, "pg-alice", arg);
+}
+
+START_TEST(t_pg_store)
+{
+    stor_env_t *env = pg_store();
+    stor_user_t u, got;
+
+    tst_user(&u, "pg-alice", 3);
+    ck_assert_int_eq(tst_put_user(env, &u), 0);
+    memset(&got, 0, sizeof(got));
+    ck_assert_int_eq(stor_read(env, user_get_fn, &got), 0);
+    ck_assert_str_eq(got.name, "pg-alice");
+    ck_assert_uint_eq(got.failed_logins, 3);
+    stor_close(env);
+}
+END_TEST
+
+/* Two environments (two nodes) whose jobs lock two rows in opposite order: PostgreSQL breaks the deadlock by
+ * failing one (40P01), and stor_write runs that batch again, so both writes succeed. */
+typedef struct lockstep {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int locked; /* jobs holding their first row */
+} lockstep_t;
+
+typedef struct dl_job {
+    lockstep_t *ls;
+    const char *first, *second;
+    int runs;
+} dl_job_t;
+
+static int lock_row(stor_txn_t *t, const char *key)
+{
+    stor_val_t k = STOR_VAL(key, strlen(key)), v;
+
+    return stor_kv_get(t, STOR_DB_META, &k, &v);
+}
+
+static int deadlock_fn(stor_txn_t *t, void *arg)
+{
+    dl_job_t *j = arg;
+    stor_val_t k = STOR_VAL(j->first, strlen(j->first)), v = STOR_VAL("x", 1);
+    int rc;
+
+    if ((rc = lock_row(t, j->first)) != 0)
+        return rc;
+    if (j->runs++ == 0) { /* the first run waits until both hold their first row */
+        pthread_mutex_lock(&j->ls->mu);
+        j->ls->locked++;
+        pthread_cond_broadcast(&j->ls->cv);
+        while (j->ls->locked < 2)
+            pthread_cond_wait(&j->ls->cv, &j->ls->mu);
+        pthread_mutex_unlock(&j->ls->mu);
+    }
+    if ((rc = lock_row(t, j->second)) != 0)
+        return rc;
+    return stor_kv_put(t, STOR_DB_META, &k, &v, 0);
+}
+
+static int seed_fn(stor_txn_t *t, void *arg)
+{
+    stor_val_t a = STOR_VAL("dl-a", 4), b = STOR_VAL("dl-b", 4), v = STOR_VAL("0", 1);
+    int rc;
+
+    (void)arg;
+    if ((rc = stor_kv_put(t, STOR_DB_META, &a, &v, 0)) != 0)
+        return rc;
+    return stor_kv_put(t, STOR_DB_META, &b, &v, 0);
+}
+
+START_TEST(t_pg_deadlock_retried)
+{
+    stor_env_t *n1 = pg_store(), *n2 = pg_store();
+    lockstep_t ls = { .locked = 0 };
+    dl_job_t j1 = { &ls, "dl-a", "dl-b", 0 }, j2 = { &ls, "dl-b", "dl-a", 0 };
+    tst_async_t a1, a2;
+
+    pthread_mutex_init(&ls.mu, NULL);
+    pthread_cond_init(&ls.cv, NULL);
+    ck_assert_int_eq(stor_write(n1, seed_fn, NULL), 0);
+    tst_async_start(&a1, n1, deadlock_fn, &j1);
+    tst_async_start(&a2, n2, deadlock_fn, &j2);
+    ck_assert_int_eq(tst_async_join(&a1), 0);
+    ck_assert_int_eq(tst_async_join(&a2), 0);
+    ck_assert_int_eq(j1.runs + j2.runs, 3); /* one of them ran twice */
+    stor_close(n1);
+    stor_close(n2);
+    pthread_cond_destroy(&ls.cv);
+    pthread_mutex_destroy(&ls.mu);
+}
+END_TEST
+
+Suite *tst_pg_suite(void)
+{
+    Suite *s = suite_create("postgresql");
+    TCase *tc = tcase_create("pg");
+
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, t_pg_counter_race);
+    tcase_add_test(tc, t_pg_nested_reserve);
+    tcase_add_test(tc, t_pg_failed_statement);
+    tcase_add_test(tc, t_pg_set_key_locks_one_key);
+    tcase_add_test(tc, t_pg_store);
+    tcase_add_test(tc, t_pg_deadlock_retried);
+    tcase_add_test(tc, t_pg_restart);
+    suite_add_tcase(s, tc);
+    return s;
+}
