@@ -152,6 +152,15 @@ extern const stor_backend_t stor_backend_lmdb;
 extern const stor_backend_t stor_backend_pg; /* "postgresql": storage/stor_pg.c, the only file that uses libpq */
 
 /**
+ * stor_pg.c's loader of libpq (dlopen, not linked: a process on lmdb never maps it): load lib and resolve every
+ * libpq function stor_pg.c calls into table (stor_pg_api_size() bytes). The postgresql backend's open() does this
+ * once with libpq's soname (PQ_LIB); the unit tests call it directly.
+ * @return STOR_OK, or STOR_ERR_IO with why = the library that could not be loaded or the first missing symbol.
+ */
+int stor_pg_resolve(const char *lib, void *table, char *why, size_t n);
+size_t stor_pg_api_size(void);
+
+/**
  * The backend called name (cfg->backend; NULL or "" = "lmdb").
  * @return the backend or NULL if none is built in by that name.
  */

@@ -1,6 +1,7 @@
 /*
  * stor_pg.c - the PostgreSQL backend (stor_backend.h) over libpq: the only file of the project that includes
- * <libpq-fe.h>. Location = a libpq conninfo string.
+ * <libpq-fe.h>. Location = a libpq conninfo string. libpq is not linked: the first open() loads libpq.so.5 with
+ * dlopen and calls it through a table of functions (pq below), so a process configured with lmdb maps nothing of it.
  *
  * Each table of the list given to open() is csc."name" (k bytea PRIMARY KEY, v bytea NOT NULL), a dupsort one
  * csc."name" (k bytea, v bytea, PRIMARY KEY (k, v)) (storage/migrations/0001_init.sql); bytea order is memcmp
@@ -18,6 +19,7 @@
  * Serialization failures and deadlocks (40001, 40P01) return STOR_ERR_RETRY: stor_env.c runs the batch again.
  * No libpq message leaves this file.
  */
+#include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -91,13 +93,72 @@ struct stor_bk_cur {
     stor_val_t k, v; /* the current row (points into page or into a kept result) */
 };
 
+/* ---- libpq, loaded when the first postgresql environment is opened ---------------------------------------------
+ * Not linked: a process on lmdb never maps libpq, nor what libpq pulls in (libldap -> GnuTLS -> libp11-kit, which
+ * csc-server must not map; docs/stack-notes.md). <libpq-fe.h> gives the types only; every call goes through this
+ * table, resolved with dlsym and checked complete before any is used. */
+
+#define PQ_LIB "libpq.so.5"
+#define PQ_FUNCS(X) \
+    X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse) \
+    X(PQexec) X(PQexecPrepared) X(PQfinish) X(PQfreemem) X(PQgetlength) X(PQgetvalue) X(PQntuples) \
+    X(PQprepare) X(PQresultErrorField) X(PQresultStatus) X(PQsetNoticeProcessor) X(PQstatus) \
+    X(PQtransactionStatus)
+
+typedef struct pq_api {
+#define PQ_SLOT(f) __typeof__(&f) f;
+    PQ_FUNCS(PQ_SLOT)
+#undef PQ_SLOT
+} pq_api_t;
+
+static pq_api_t pq;
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+static int pq_rc = STOR_ERR_IO;
+
+int stor_pg_resolve(const char *lib, void *table, char *why, size_t n)
+{
+    pq_api_t *api = table;
+    void *dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    const char *err;
+
+    if (dl == NULL) {
+        err = dlerror();
+        snprintf(why, n, "cannot load %s (%s)", lib, err != NULL ? err : "unknown error");
+        return STOR_ERR_IO;
+    }
+#define PQ_RESOLVE(f)                                                      \
+    if ((api->f = (__typeof__(api->f))dlsym(dl, #f)) == NULL) {            \
+        snprintf(why, n, "%s has no symbol %s", lib, #f);                   \
+        dlclose(dl);                                                       \
+        memset(api, 0, sizeof(*api));                                      \
+        return STOR_ERR_IO;                                                \
+    }
+    PQ_FUNCS(PQ_RESOLVE)
+#undef PQ_RESOLVE
+    /* kept loaded for the life of the process (the table points into it) */
+    return 0;
+}
+
+size_t stor_pg_api_size(void)
+{
+    return sizeof(pq_api_t);
+}
+
+static void pq_load(void)
+{
+    char why[512];
+
+    if ((pq_rc = stor_pg_resolve(PQ_LIB, &pq, why, sizeof(why))) != 0)
+        fprintf(stderr, "storage: postgresql backend: %s\n", why);
+}
+
 /* ---- errors --------------------------------------------------------------- */
 
 static int pg_err(pg_conn_t *pc, const PGresult *r)
 {
-    const char *st = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *st = r != NULL ? pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 
-    if (PQstatus(pc->c) != CONNECTION_OK)
+    if (pq.PQstatus(pc->c) != CONNECTION_OK)
         pc->broken = 1;
     if (pc->broken || st == NULL)
         return STOR_ERR_IO;
@@ -117,10 +178,10 @@ static int pg_err(pg_conn_t *pc, const PGresult *r)
 /* Run a command without parameters; STOR_OK if it succeeded. */
 static int pg_cmd(pg_conn_t *pc, const char *sql)
 {
-    PGresult *r = PQexec(pc->c, sql);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(pc, r);
+    PGresult *r = pq.PQexec(pc->c, sql);
+    int rc = pq.PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(pc, r);
 
-    PQclear(r);
+    pq.PQclear(r);
     return rc;
 }
 
@@ -130,7 +191,7 @@ static void conn_free(pg_conn_t *pc)
 {
     if (pc == NULL)
         return;
-    PQfinish(pc->c);
+    pq.PQfinish(pc->c);
     free(pc);
 }
 
@@ -150,12 +211,12 @@ static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
 
     if (pc == NULL)
         return STOR_ERR_NOMEM;
-    pc->c = PQconnectdbParams(keys, values, 1);
-    if (pc->c == NULL || PQstatus(pc->c) != CONNECTION_OK) {
+    pc->c = pq.PQconnectdbParams(keys, values, 1);
+    if (pc->c == NULL || pq.PQstatus(pc->c) != CONNECTION_OK) {
         conn_free(pc);
         return STOR_ERR_IO;
     }
-    PQsetNoticeProcessor(pc->c, quiet, NULL);
+    pq.PQsetNoticeProcessor(pc->c, quiet, NULL);
     *out = pc;
     return 0;
 }
@@ -182,7 +243,7 @@ static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
 
 static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
 {
-    if (pc->broken || PQstatus(pc->c) != CONNECTION_OK || PQtransactionStatus(pc->c) != PQTRANS_IDLE) {
+    if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE) {
         conn_free(pc);
         return;
     }
@@ -263,9 +324,9 @@ static int stmt_run(stor_bk_txn_t *t, int db, int q, int n_params, const stor_va
         int rc = stmt_sql(t->e, db, q, sql, sizeof(sql));
         if (rc != 0)
             return rc;
-        r = PQprepare(pc->c, name, sql, n_params, NULL);
-        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(pc, r);
-        PQclear(r);
+        r = pq.PQprepare(pc->c, name, sql, n_params, NULL);
+        rc = pq.PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(pc, r);
+        pq.PQclear(r);
         if (rc != 0)
             return rc;
         pc->prepared[db][q] = 1;
@@ -274,11 +335,11 @@ static int stmt_run(stor_bk_txn_t *t, int db, int q, int n_params, const stor_va
     lens[0] = p0 != NULL ? (int)p0->len : 0;
     values[1] = p1 != NULL ? (p1->data != NULL ? p1->data : "") : NULL;
     lens[1] = p1 != NULL ? (int)p1->len : 0;
-    r = PQexecPrepared(pc->c, name, n_params, values, lens, formats, 1);
-    st = PQresultStatus(r);
+    r = pq.PQexecPrepared(pc->c, name, n_params, values, lens, formats, 1);
+    st = pq.PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         int rc = pg_err(pc, r);
-        PQclear(r);
+        pq.PQclear(r);
         return rc;
     }
     *out = r;
@@ -295,8 +356,8 @@ static int stmt_do(stor_bk_txn_t *t, int db, int q, int n_params, const stor_val
     if (rc != 0)
         return rc;
     if (changed != NULL)
-        *changed = strtol(PQcmdTuples(r), NULL, 10);
-    PQclear(r);
+        *changed = strtol(pq.PQcmdTuples(r), NULL, 10);
+    pq.PQclear(r);
     t->root->gen++;
     return 0;
 }
@@ -310,7 +371,7 @@ static int keep(stor_bk_txn_t *t, PGresult *r)
         size_t cap = root->cap_res ? root->cap_res * 2 : 16;
         PGresult **res = realloc(root->res, cap * sizeof(*res));
         if (res == NULL) {
-            PQclear(r);
+            pq.PQclear(r);
             return STOR_ERR_NOMEM;
         }
         root->res = res;
@@ -376,16 +437,16 @@ static int check_tables(stor_bk_env_t *e, pg_conn_t *pc, const stor_table_t *tab
 
     if ((rc = pg_cmd(pc, "BEGIN")) != 0)
         return rc;
-    r = PQexec(pc->c, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    r = pq.PQexec(pc->c, q);
+    if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = pg_err(pc, r);
         goto out;
     }
     for (size_t i = 0; i < e->n && rc == 0; i++) {
         int found = -1;
-        for (int row = 0; row < PQntuples(r); row++)
-            if (strcmp(PQgetvalue(r, row, 0), tables[i].name) == 0)
-                found = atoi(PQgetvalue(r, row, 1));
+        for (int row = 0; row < pq.PQntuples(r); row++)
+            if (strcmp(pq.PQgetvalue(r, row, 0), tables[i].name) == 0)
+                found = atoi(pq.PQgetvalue(r, row, 1));
         if (found == -1) {
             snprintf(sql, sizeof(sql), e->dups[i] ? "CREATE TABLE %s (k bytea NOT NULL, v bytea NOT NULL, PRIMARY KEY "
                                                     "(k, v))" : "CREATE TABLE %s (k bytea PRIMARY KEY, v bytea NOT NULL)",
@@ -396,7 +457,7 @@ static int check_tables(stor_bk_env_t *e, pg_conn_t *pc, const stor_table_t *tab
         }
     }
 out:
-    PQclear(r);
+    pq.PQclear(r);
     if (rc == 0)
         rc = pg_cmd(pc, "COMMIT");
     else
@@ -428,11 +489,14 @@ static int pg_open(const stor_config_t *cfg, const stor_table_t *tables, size_t 
 
     if (cfg == NULL || cfg->location == NULL || tables == NULL || n == 0 || n > MAX_DBS)
         return STOR_ERR_INVAL;
-    if ((opts = PQconninfoParse(cfg->location, &msg)) == NULL) {
-        PQfreemem(msg); /* names the bad part of the conninfo, which may hold a secret: not shown */
+    pthread_once(&pq_once, pq_load);
+    if (pq_rc != 0)
+        return pq_rc;
+    if ((opts = pq.PQconninfoParse(cfg->location, &msg)) == NULL) {
+        pq.PQfreemem(msg); /* names the bad part of the conninfo, which may hold a secret: not shown */
         return STOR_ERR_INVAL;
     }
-    PQconninfoFree(opts);
+    pq.PQconninfoFree(opts);
     for (size_t i = 0; i < n; i++)
         if (tables[i].name == NULL || !valid_name(tables[i].name))
             return STOR_ERR_INVAL;
@@ -465,7 +529,7 @@ static void txn_free(stor_bk_txn_t *t)
     if (t->depth == 0) {
         pending_free(t);
         for (size_t i = 0; i < t->n_res; i++)
-            PQclear(t->res[i]);
+            pq.PQclear(t->res[i]);
         free(t->res);
         if (t->pc != NULL)
             conn_give(t->e, t->pc);
@@ -559,21 +623,21 @@ static int pg_txn_commit(stor_bk_txn_t *t)
         txn_free(t);
         return 0;
     }
-    if (rc == 0 && (t->pc->broken || PQtransactionStatus(t->pc->c) != PQTRANS_INTRANS))
+    if (rc == 0 && (t->pc->broken || pq.PQtransactionStatus(t->pc->c) != PQTRANS_INTRANS))
         rc = STOR_ERR_IO; /* a statement failed in it: PostgreSQL would turn the COMMIT into a ROLLBACK */
     if (rc != 0) {
         pg_txn_abort(t);
         return rc;
     }
     {
-        PGresult *r = PQexec(t->pc->c, "COMMIT");
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        PGresult *r = pq.PQexec(t->pc->c, "COMMIT");
+        if (pq.PQresultStatus(r) != PGRES_COMMAND_OK)
             rc = pg_err(t->pc, r);
-        else if (strcmp(PQcmdStatus(r), "COMMIT") != 0)
+        else if (strcmp(pq.PQcmdStatus(r), "COMMIT") != 0)
             rc = STOR_ERR_IO;
-        PQclear(r);
+        pq.PQclear(r);
     }
-    if (rc != 0 && PQtransactionStatus(t->pc->c) != PQTRANS_IDLE)
+    if (rc != 0 && pq.PQtransactionStatus(t->pc->c) != PQTRANS_IDLE)
         t->pc->broken = 1;
     txn_free(t);
     return rc;
@@ -593,14 +657,14 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         return STOR_ERR_INVAL;
     if ((rc = flush(t)) != 0 || (rc = stmt_run(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL, &r)) != 0)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
+    if (pq.PQntuples(r) == 0) {
+        pq.PQclear(r);
         return STOR_ERR_NOTFOUND;
     }
     if ((rc = keep(t, r)) != 0)
         return rc;
-    v->len = (size_t)PQgetlength(r, 0, 0);
-    v->data = PQgetvalue(r, 0, 0);
+    v->len = (size_t)pq.PQgetlength(r, 0, 0);
+    v->data = pq.PQgetvalue(r, 0, 0);
     return 0;
 }
 
@@ -685,14 +749,14 @@ static int pg_count(stor_bk_env_t *e, stor_bk_txn_t *t, int db, size_t *n)
         return STOR_ERR_INVAL;
     if ((rc = flush(t)) != 0 || (rc = stmt_run(t, db, Q_COUNT, 0, NULL, NULL, &r)) != 0)
         return rc;
-    if (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != 8) {
-        PQclear(r);
+    if (pq.PQntuples(r) != 1 || pq.PQgetlength(r, 0, 0) != 8) {
+        pq.PQclear(r);
         return STOR_ERR_IO;
     }
-    b = (const unsigned char *)PQgetvalue(r, 0, 0); /* int8, binary: big-endian */
+    b = (const unsigned char *)pq.PQgetvalue(r, 0, 0); /* int8, binary: big-endian */
     for (int i = 0; i < 8; i++)
         x = x << 8 | b[i];
-    PQclear(r);
+    pq.PQclear(r);
     *n = (size_t)x;
     return 0;
 }
@@ -732,7 +796,7 @@ static int cur_fetch(stor_bk_cur_t *c, page_t what, const stor_val_t *k, const s
     if ((rc = keep(t, r)) != 0)
         return rc;
     c->page = r;
-    c->nrows = PQntuples(r);
+    c->nrows = pq.PQntuples(r);
     c->row = 0;
     c->gen = t->root->gen;
     c->one_key = what == PAGE_KEY || what == PAGE_KEY_AFTER;
@@ -741,10 +805,10 @@ static int cur_fetch(stor_bk_cur_t *c, page_t what, const stor_val_t *k, const s
 
 static void cur_row(stor_bk_cur_t *c)
 {
-    c->k.len = (size_t)PQgetlength(c->page, c->row, 0);
-    c->k.data = PQgetvalue(c->page, c->row, 0);
-    c->v.len = (size_t)PQgetlength(c->page, c->row, 1);
-    c->v.data = PQgetvalue(c->page, c->row, 1);
+    c->k.len = (size_t)pq.PQgetlength(c->page, c->row, 0);
+    c->k.data = pq.PQgetvalue(c->page, c->row, 0);
+    c->v.len = (size_t)pq.PQgetlength(c->page, c->row, 1);
+    c->v.data = pq.PQgetvalue(c->page, c->row, 1);
     c->has_cur = 1;
 }
 
@@ -792,8 +856,8 @@ static int pg_cursor_get(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, stor
         }
         key = c->k;
         rc = cur_next(c, 1);
-        if (rc == 0 && ((size_t)PQgetlength(c->page, c->row, 0) != key.len ||
-                        memcmp(PQgetvalue(c->page, c->row, 0), key.data, key.len) != 0))
+        if (rc == 0 && ((size_t)pq.PQgetlength(c->page, c->row, 0) != key.len ||
+                        memcmp(pq.PQgetvalue(c->page, c->row, 0), key.data, key.len) != 0))
             rc = STOR_ERR_NOTFOUND;
         break;
     default: return STOR_ERR_INVAL;

@@ -354,12 +354,34 @@ START_TEST(t_pg_deadlock_retried)
 }
 END_TEST
 
+/* libpq is loaded, not linked: the loader resolves every function stor_pg.c calls, and names the library it could
+ * not load or the first function a library lacks (here libz, which has none of them). */
+START_TEST(t_pg_resolve)
+{
+    size_t n = stor_pg_api_size();
+    void *table = calloc(1, n), *zero = calloc(1, n);
+    char why[512] = "";
+
+    ck_assert(table != NULL && zero != NULL && n > 0);
+    ck_assert_int_eq(stor_pg_resolve("libpq.so.5", table, why, sizeof(why)), 0);
+    ck_assert(memcmp(table, zero, n) != 0);
+    ck_assert_int_eq(stor_pg_resolve("libz.so.1", table, why, sizeof(why)), STOR_ERR_IO);
+    ck_assert_str_eq(why, "libz.so.1 has no symbol PQclear");
+    ck_assert(memcmp(table, zero, n) == 0); /* nothing half-resolved is left */
+    ck_assert_int_eq(stor_pg_resolve("libcsc-no-such-lib.so.5", table, why, sizeof(why)), STOR_ERR_IO);
+    ck_assert_msg(strncmp(why, "cannot load libcsc-no-such-lib.so.5 (", 37) == 0, "%s", why);
+    free(zero);
+    free(table);
+}
+END_TEST
+
 Suite *tst_pg_suite(void)
 {
     Suite *s = suite_create("postgresql");
     TCase *tc = tcase_create("pg");
 
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, t_pg_resolve);
     tcase_add_test(tc, t_pg_counter_race);
     tcase_add_test(tc, t_pg_nested_reserve);
     tcase_add_test(tc, t_pg_failed_statement);
