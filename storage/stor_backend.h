@@ -146,6 +146,15 @@ typedef struct stor_backend {
 
     /** The size limit of the environment in bytes (what a full episode reports), 0 if it has none. May be NULL. */
     size_t (*capacity)(stor_bk_env_t *e);
+
+    /**
+     * The schema version the database's migrations recorded (PostgreSQL: max(version) of csc.schema_version), read
+     * without locking anything. NULL: the backend keeps the record layer's version in table meta (LMDB).
+     * @return STOR_OK, STOR_ERR_NOTFOUND (no version recorded: the migrations were not run), ...
+     */
+    int (*schema_version)(stor_bk_env_t *e, unsigned *version);
+    /** stor_txn_try_lock: 1 taken for the rest of t's top-level txn, 0 held by another, or an error. */
+    int (*try_lock)(stor_bk_txn_t *t, const char *name);
 } stor_backend_t;
 
 extern const stor_backend_t stor_backend_lmdb;

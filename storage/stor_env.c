@@ -79,6 +79,7 @@ const char *stor_strerror(int rc)
     case STOR_ERR_NOMEM: return "out of memory";
     case STOR_ERR_CLOSED: return "storage is closing";
     case STOR_ERR_RETRY: return "conflict with another writer";
+    case STOR_ERR_UNAVAILABLE: return "the database cannot be reached now";
     default: return "unknown storage error";
     }
 }
@@ -147,6 +148,29 @@ static int check_schema(stor_txn_t *t, void *arg)
     return ver == STOR_SCHEMA_VERSION ? 0 : STOR_ERR_CORRUPT;
 }
 
+/* A database whose migrations recorded the schema version (PostgreSQL): it must be the one this code knows. Read
+ * without locking (csc-server's role may lock nothing but its own tables). */
+static int check_db_schema(stor_env_t *env)
+{
+    unsigned ver = 0;
+    int rc = env->be->schema_version(env->benv, &ver);
+
+    if (rc == STOR_ERR_NOTFOUND) {
+        fprintf(stderr, "storage: %s: the database has no schema version (csc.schema_version): run the migrations "
+                "(this code needs version %u)\n", env->be->name, STOR_PG_SCHEMA_VERSION);
+        return STOR_ERR_CORRUPT;
+    }
+    if (rc != 0)
+        return rc;
+    if (ver != STOR_PG_SCHEMA_VERSION) {
+        fprintf(stderr, "storage: %s: the database's schema version %u is %s than this code's %u%s\n", env->be->name,
+                ver, ver > STOR_PG_SCHEMA_VERSION ? "newer" : "older", STOR_PG_SCHEMA_VERSION,
+                ver > STOR_PG_SCHEMA_VERSION ? "" : ": run the migrations");
+        return STOR_ERR_CORRUPT;
+    }
+    return 0;
+}
+
 /* Run fn in one top-level write txn of env, outside the group commit (stor_open only: no other thread yet). */
 static int write_once(stor_env_t *env, stor_txn_fn fn, void *arg)
 {
@@ -205,7 +229,7 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
         goto out;
     }
     if ((rc = env->be->open(cfg, db_specs, STOR_DB_COUNT, &env->benv)) != 0 ||
-        (rc = write_once(env, check_schema, NULL)) != 0)
+        (rc = env->be->schema_version != NULL ? check_db_schema(env) : write_once(env, check_schema, NULL)) != 0)
         goto out;
     if ((rc = init_sync(env)) != 0)
         goto out;

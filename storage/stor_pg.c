@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -37,6 +38,11 @@
 #define VAL_MAX ((size_t)1 << 30) /* bytea's limit */
 #define SCHEMA "csc"
 #define CONNECT_TIMEOUT_S "5" /* seconds, unless the conninfo says otherwise */
+/* Every statement (lock waits included) gives up after 10 s: a stuck database answers STOR_ERR_UNAVAILABLE instead
+ * of holding a worker for ever. A conninfo with its own options= replaces this. */
+#define STATEMENT_OPTIONS "-c statement_timeout=10000"
+#define POOL_MAX_DEFAULT 32 /* connections per environment (stor_config_t.db_connections) */
+#define POOL_WAIT_S 5       /* a txn waits this long for a connection when all are in use, then UNAVAILABLE */
 
 /* The statements, prepared per connection and table as "s<table>_<stmt>". */
 enum {
@@ -57,8 +63,10 @@ struct stor_bk_env {
     char qname[MAX_DBS][80]; /* "csc"."name" */
     int dups[MAX_DBS];
     pthread_mutex_t mu;
+    pthread_cond_t freed; /* a connection went back to the pool or was closed */
     pg_conn_t *idle;
     unsigned n_idle;
+    unsigned n_open, max_open; /* connections of this environment (idle or in a txn), at most max_open */
 };
 
 /* A put(RESERVE) whose value is sent at the next call on the txn. */
@@ -160,18 +168,25 @@ static int pg_err(pg_conn_t *pc, const PGresult *r)
 
     if (pq.PQstatus(pc->c) != CONNECTION_OK)
         pc->broken = 1;
-    if (pc->broken || st == NULL)
+    if (pc->broken)
+        return STOR_ERR_UNAVAILABLE;
+    if (st == NULL)
         return STOR_ERR_IO;
     if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0)
         return STOR_ERR_RETRY;
+    /* statement_timeout, lock_timeout: the database is stuck or overloaded; try again in a moment */
+    if (strcmp(st, "57014") == 0 || strcmp(st, "55P03") == 0)
+        return STOR_ERR_UNAVAILABLE;
     if (strcmp(st, "53100") == 0)
         return STOR_ERR_FULL;
     if (strcmp(st, "53200") == 0)
         return STOR_ERR_NOMEM;
     if (strncmp(st, "22", 2) == 0 || strcmp(st, "54000") == 0)
         return STOR_ERR_INVAL;
-    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0)
+    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0) { /* connection lost, server shutting down */
         pc->broken = 1;
+        return STOR_ERR_UNAVAILABLE;
+    }
     return STOR_ERR_IO;
 }
 
@@ -204,9 +219,10 @@ static void quiet(void *arg, const char *message)
 
 static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
 {
-    /* A connect_timeout of the conninfo wins (it comes later); without one, an unreachable server would block. */
-    static const char *const keys[] = { "connect_timeout", "dbname", NULL };
-    const char *values[] = { CONNECT_TIMEOUT_S, e->conninfo, NULL };
+    /* A connect_timeout or options of the conninfo wins (it comes later); without a connect_timeout an unreachable
+     * server would block. */
+    static const char *const keys[] = { "connect_timeout", "options", "dbname", NULL };
+    const char *values[] = { CONNECT_TIMEOUT_S, STATEMENT_OPTIONS, e->conninfo, NULL };
     pg_conn_t *pc = calloc(1, sizeof(*pc));
 
     if (pc == NULL)
@@ -214,22 +230,47 @@ static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
     pc->c = pq.PQconnectdbParams(keys, values, 1);
     if (pc->c == NULL || pq.PQstatus(pc->c) != CONNECTION_OK) {
         conn_free(pc);
-        return STOR_ERR_IO;
+        return STOR_ERR_UNAVAILABLE;
     }
     pq.PQsetNoticeProcessor(pc->c, quiet, NULL);
     *out = pc;
     return 0;
 }
 
-/* An idle connection (fresh: 1 if it was just made) or a new one. */
+/* Close a connection of e's and let a txn waiting for one make its own. */
+static void conn_drop(stor_bk_env_t *e, pg_conn_t *pc)
+{
+    if (pc == NULL)
+        return;
+    conn_free(pc);
+    pthread_mutex_lock(&e->mu);
+    e->n_open--;
+    pthread_cond_signal(&e->freed);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* An idle connection (fresh: 0), or a new one (fresh: 1) while e has fewer than max_open; else wait up to
+ * POOL_WAIT_S for one, then STOR_ERR_UNAVAILABLE. */
 static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
 {
-    pg_conn_t *pc;
+    struct timespec until;
+    pg_conn_t *pc = NULL;
+    int rc = 0;
 
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += POOL_WAIT_S;
     pthread_mutex_lock(&e->mu);
-    if ((pc = e->idle) != NULL) {
+    while (e->idle == NULL && e->n_open >= e->max_open && rc == 0)
+        rc = pthread_cond_timedwait(&e->freed, &e->mu, &until);
+    if (e->idle != NULL) {
+        pc = e->idle;
         e->idle = pc->next;
         e->n_idle--;
+    } else if (e->n_open < e->max_open) {
+        e->n_open++; /* counted now: made below, outside the lock */
+        rc = 0;
+    } else {
+        rc = STOR_ERR_UNAVAILABLE;
     }
     pthread_mutex_unlock(&e->mu);
     *fresh = pc == NULL;
@@ -238,13 +279,21 @@ static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
         *out = pc;
         return 0;
     }
-    return conn_new(e, out);
+    if (rc != 0)
+        return STOR_ERR_UNAVAILABLE;
+    if ((rc = conn_new(e, out)) != 0) {
+        pthread_mutex_lock(&e->mu);
+        e->n_open--;
+        pthread_cond_signal(&e->freed);
+        pthread_mutex_unlock(&e->mu);
+    }
+    return rc;
 }
 
 static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
 {
     if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE) {
-        conn_free(pc);
+        conn_drop(e, pc);
         return;
     }
     pthread_mutex_lock(&e->mu);
@@ -252,10 +301,11 @@ static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
         pc->next = e->idle;
         e->idle = pc;
         e->n_idle++;
+        pthread_cond_signal(&e->freed);
         pc = NULL;
     }
     pthread_mutex_unlock(&e->mu);
-    conn_free(pc);
+    conn_drop(e, pc);
 }
 
 /* ---- statements ------------------------------------------------------------- */
@@ -474,6 +524,7 @@ static void pg_close(stor_bk_env_t *e)
         e->idle = pc->next;
         conn_free(pc);
     }
+    pthread_cond_destroy(&e->freed);
     pthread_mutex_destroy(&e->mu);
     free(e->conninfo);
     free(e);
@@ -484,8 +535,9 @@ static int pg_open(const stor_config_t *cfg, const stor_table_t *tables, size_t 
     PQconninfoOption *opts;
     stor_bk_env_t *e;
     pg_conn_t *pc = NULL;
+    pthread_condattr_t ca;
     char *msg = NULL;
-    int rc;
+    int rc, fresh = 0;
 
     if (cfg == NULL || cfg->location == NULL || tables == NULL || n == 0 || n > MAX_DBS)
         return STOR_ERR_INVAL;
@@ -505,15 +557,20 @@ static int pg_open(const stor_config_t *cfg, const stor_table_t *tables, size_t 
         return STOR_ERR_NOMEM;
     }
     pthread_mutex_init(&e->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->freed, &ca);
+    pthread_condattr_destroy(&ca);
+    e->max_open = cfg->db_connections != 0 ? cfg->db_connections : POOL_MAX_DEFAULT;
     e->n = n;
     for (size_t i = 0; i < n; i++) {
         snprintf(e->qname[i], sizeof(e->qname[i]), "\"" SCHEMA "\".\"%s\"", tables[i].name);
         e->dups[i] = (tables[i].flags & STOR_TABLE_DUPSORT) != 0;
     }
-    if ((rc = conn_new(e, &pc)) == 0 && (rc = check_tables(e, pc, tables)) == 0)
+    if ((rc = conn_take(e, &pc, &fresh)) == 0 && (rc = check_tables(e, pc, tables)) == 0)
         conn_give(e, pc);
-    else
-        conn_free(pc);
+    else if (pc != NULL)
+        conn_drop(e, pc);
     if (rc != 0) {
         pg_close(e);
         return rc;
@@ -548,7 +605,7 @@ static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t, const char *sql)
         if ((rc = pg_cmd(t->pc, sql)) == 0)
             return 0;
         t->pc->broken = 1;
-        conn_free(t->pc);
+        conn_drop(e, t->pc);
         t->pc = NULL;
         if (fresh)
             break;
@@ -648,6 +705,85 @@ static int pg_txn_commit(stor_bk_txn_t *t)
 #define DBI_OK(e, db) ((db) >= 0 && (size_t)(db) < (e)->n)
 #define KEY_OK(k) ((k) != NULL && (k)->len > 0 && (k)->len <= VAL_MAX && (k)->data != NULL)
 
+/* FNV-1a, 64 bits, over n bytes, continuing from h. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+/* Run SELECT fn(hash) on t's connection: for pg_advisory_xact_lock (*got unused) and pg_try_advisory_xact_lock (*got =
+ * 1 if taken). The lock lasts until the top-level txn ends; a hash shared by two names only serializes more. */
+static int advisory(stor_bk_txn_t *t, const char *fn, uint64_t h, int *got)
+{
+    char sql[96];
+    long long id;
+    PGresult *r;
+    int rc;
+
+    memcpy(&id, &h, sizeof(id));
+    snprintf(sql, sizeof(sql), "SELECT %s(%lld)", fn, id);
+    r = pq.PQexec(t->pc->c, sql);
+    if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_err(t->pc, r);
+        pq.PQclear(r);
+        return rc;
+    }
+    if (got != NULL)
+        *got = pq.PQntuples(r) == 1 && strcmp(pq.PQgetvalue(r, 0, 0), "t") == 0;
+    pq.PQclear(r);
+    return 0;
+}
+
+/* Lock key k of table db, which has no row (a write txn): every other write txn that finds it missing waits here. */
+static int key_lock(stor_bk_txn_t *t, int db, const stor_val_t *k)
+{
+    uint64_t h = fnv1a(FNV_BASIS, t->e->qname[db], strlen(t->e->qname[db]) + 1);
+
+    return advisory(t, "pg_advisory_xact_lock", fnv1a(h, k->data, k->len), NULL);
+}
+
+static int pg_try_lock(stor_bk_txn_t *t, const char *name)
+{
+    int got = 0, rc;
+
+    if (t == NULL || !t->write || name == NULL || name[0] == '\0')
+        return STOR_ERR_INVAL;
+    if ((rc = flush(t)) != 0 ||
+        (rc = advisory(t, "pg_try_advisory_xact_lock", fnv1a(FNV_BASIS ^ 1, name, strlen(name)), &got)) != 0)
+        return rc;
+    return got;
+}
+
+static int pg_schema_version(stor_bk_env_t *e, unsigned *version)
+{
+    pg_conn_t *pc = NULL;
+    PGresult *r;
+    int fresh = 0, rc;
+    long v;
+
+    if ((rc = conn_take(e, &pc, &fresh)) != 0)
+        return rc;
+    r = pq.PQexec(pc->c, "SELECT coalesce(max(version), 0) FROM " SCHEMA ".schema_version");
+    if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *st = pq.PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        rc = st != NULL && strcmp(st, "42P01") == 0 ? STOR_ERR_NOTFOUND : pg_err(pc, r); /* no such table */
+    } else {
+        v = pq.PQntuples(r) == 1 ? strtol(pq.PQgetvalue(r, 0, 0), NULL, 10) : 0;
+        rc = v > 0 && v <= (long)UINT_MAX ? 0 : STOR_ERR_NOTFOUND;
+        if (rc == 0)
+            *version = (unsigned)v;
+    }
+    pq.PQclear(r);
+    conn_give(e, pc);
+    return rc;
+}
+
 static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v)
 {
     PGresult *r = NULL;
@@ -657,6 +793,14 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         return STOR_ERR_INVAL;
     if ((rc = flush(t)) != 0 || (rc = stmt_run(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL, &r)) != 0)
         return rc;
+    if (pq.PQntuples(r) == 0 && t->write) {
+        /* A missing row cannot be locked: lock its key instead, then look again (READ COMMITTED: the second
+         * statement sees a row another txn inserted and committed while this one waited, and locks it). */
+        pq.PQclear(r);
+        r = NULL;
+        if ((rc = key_lock(t, db, k)) != 0 || (rc = stmt_run(t, db, Q_GET_FU, 1, k, NULL, &r)) != 0)
+            return rc;
+    }
     if (pq.PQntuples(r) == 0) {
         pq.PQclear(r);
         return STOR_ERR_NOTFOUND;
@@ -909,4 +1053,6 @@ const stor_backend_t stor_backend_pg = {
     .cursor_del = pg_cursor_del,
     .cursor_close = pg_cursor_close,
     .capacity = NULL,
+    .schema_version = pg_schema_version,
+    .try_lock = pg_try_lock,
 };

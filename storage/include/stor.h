@@ -45,6 +45,8 @@ enum {
     STOR_ERR_CLOSED = -8,   /**< the environment is shutting down */
     STOR_ERR_RETRY = -9,    /**< a conflict with another writer (PostgreSQL: serialization failure, deadlock); the
                                  batch was rolled back and may be run again (stor_write() does, a few times) */
+    STOR_ERR_UNAVAILABLE = -10, /**< the database cannot be reached now (connection lost, server down, no connection
+                                     free, statement or lock timeout): nothing was kept; try again in a moment */
 };
 /* Callbacks passed to stor_write()/stor_read() may return any other negative
  * value of their own (e.g. an oauth error); it is handed back unchanged. */
@@ -85,6 +87,8 @@ typedef struct stor_config {
                              to sam_user). No writer thread is started either way. */
     int full_log_only;  /**< 1: a full-map episode is said on stderr only, with no audit record (csc-server: the
                              audit trail's writes are csc-sam's); 0: its end appends a STOR_EV_STORAGE record */
+    unsigned db_connections; /**< postgresql: connections to the database per environment at most (a txn holds one
+                                  for its life; one more waits up to 5 s, then STOR_ERR_UNAVAILABLE); 0 = 32 */
 } stor_config_t;
 
 /**
@@ -859,6 +863,14 @@ int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz);
  *  (admin/), used by csc-server's head signer (csc-api). */
 #define STOR_AUDIT_KEY_ID "csc-audit-key-01"
 #define STOR_AUDIT_KEY_LABEL "csc-audit"
+
+/**
+ * Take the lock called name for the rest of t's top-level transaction, if no other process or node holds it: for
+ * periodic work that one node at a time must do (the purge). PostgreSQL: pg_try_advisory_xact_lock of a hash of
+ * name (released at the end of the transaction); LMDB (one writer per database anyway): always taken.
+ * @return 1 taken, 0 held elsewhere (skip the work this round), or an error (a write txn is needed).
+ */
+int stor_txn_try_lock(stor_txn_t *t, const char *name);
 
 /** Delete expired tokens, SADs, pending SADs, authorization codes, pending approvals, enrollments, restore requests
  *  and operator sessions past their absolute expiry (a write). csc-sam's purge task; not the browser sessions

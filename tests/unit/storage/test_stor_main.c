@@ -167,10 +167,10 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
 
 /* ---- the PostgreSQL run (TST_PG_ARG) -------------------------------------------- */
 
-const char *tst_pg_admin, *tst_pg_sam;
+const char *tst_pg_admin, *tst_pg_sam, *tst_pg_front;
 static const char *pg_script;
 static char pg_dir[PATH_MAX];
-static char pg_admin[1024], pg_sam[1024];
+static char pg_admin[1024], pg_sam[1024], pg_front[1024];
 
 static int run_argv(char *const argv[])
 {
@@ -254,10 +254,12 @@ static int pg_start(void)
         snprintf(port, sizeof(port), "%d", free_port());
         if (run_argv(argv) == 0) {
             if (!pg_env_get("PG_ADMIN", pg_admin, sizeof(pg_admin)) ||
-                !pg_env_get("PG_NODE1_SAM", pg_sam, sizeof(pg_sam)))
+                !pg_env_get("PG_NODE1_SAM", pg_sam, sizeof(pg_sam)) ||
+                !pg_env_get("PG_NODE1_FRONT", pg_front, sizeof(pg_front)))
                 return 1;
             tst_pg_admin = pg_admin;
             tst_pg_sam = pg_sam;
+            tst_pg_front = pg_front;
             return 0;
         }
     }

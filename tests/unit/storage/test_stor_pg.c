@@ -67,6 +67,8 @@ static void *racer(void *arg)
         stor_bk_txn_t *t = pg_begin(e, NULL, STOR_BK_WRITE);
         int rc;
         long n = counter(e, t, &rc);
+        if (rc == STOR_ERR_NOTFOUND) /* the first of all: no row yet */
+            n = rc = 0;
         if (rc == 0)
             rc = set_counter(e, t, n + 1);
         if (rc != 0) {
@@ -103,6 +105,116 @@ START_TEST(t_pg_counter_race)
     ck_assert_int_eq(counter(e, t, &rc), RACE_THREADS * RACE_ROUNDS);
     stor_backend_pg.txn_abort(t);
     stor_backend_pg.close(e);
+}
+END_TEST
+
+/* The same race starting from no row at all: a get that finds no row in a write txn locks the missing key, so the
+ * first increments do not both start from "absent" (the first audit append, the first lock-out counter). */
+START_TEST(t_pg_counter_race_from_nothing)
+{
+    pthread_t th[RACE_THREADS];
+    stor_bk_env_t *e;
+    stor_bk_txn_t *t;
+    int rc;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    e = pg_open_tables();
+    for (int i = 0; i < RACE_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, racer, NULL), 0);
+    for (int i = 0; i < RACE_THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    t = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(counter(e, t, &rc), RACE_THREADS * RACE_ROUNDS);
+    stor_backend_pg.txn_abort(t);
+    stor_backend_pg.close(e);
+}
+END_TEST
+
+/* Two connections meet at a key without a row: the second write txn that looks it up waits for the first (here it
+ * gives up after its lock_timeout: UNAVAILABLE, not a NOTFOUND it would act on), and once the first committed its
+ * row, it reads (and locks) that row. A read txn never waits. */
+START_TEST(t_pg_missing_row_locked)
+{
+    char other[1200];
+    stor_config_t cfg = { .backend = "postgresql", .location = other };
+    stor_bk_env_t *e1, *e2 = NULL;
+    stor_bk_txn_t *t1, *t2;
+    int rc;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    e1 = pg_open_tables();
+    snprintf(other, sizeof(other), "%s options='-c lock_timeout=500'", tst_pg_admin);
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e2), 0);
+    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(counter(e1, t1, &rc), -1);
+    ck_assert_int_eq(rc, STOR_ERR_NOTFOUND);
+    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(counter(e2, t2, &rc), -1);
+    ck_assert_int_eq(rc, STOR_ERR_UNAVAILABLE);
+    stor_backend_pg.txn_abort(t2);
+    t2 = pg_begin(e2, NULL, STOR_BK_READ);
+    ck_assert_int_eq(counter(e2, t2, &rc), -1);
+    ck_assert_int_eq(rc, STOR_ERR_NOTFOUND);
+    stor_backend_pg.txn_abort(t2);
+    ck_assert_int_eq(set_counter(e1, t1, 1), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
+    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(counter(e2, t2, &rc), 1);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t2), 0);
+    stor_backend_pg.close(e2);
+    stor_backend_pg.close(e1);
+}
+END_TEST
+
+/* An environment opens at most db_connections connections: one more txn waits, and after POOL_WAIT_S answers
+ * UNAVAILABLE; when a txn ends, its connection serves the next. */
+START_TEST(t_pg_connection_cap)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin, .db_connections = 2 };
+    stor_bk_env_t *e = NULL;
+    stor_bk_txn_t *a, *b, *c = NULL;
+
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e), 0);
+    a = pg_begin(e, NULL, STOR_BK_READ);
+    b = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(stor_backend_pg.txn_begin(e, NULL, STOR_BK_READ, &c), STOR_ERR_UNAVAILABLE);
+    stor_backend_pg.txn_abort(a);
+    c = pg_begin(e, NULL, STOR_BK_WRITE);
+    stor_backend_pg.txn_abort(c);
+    stor_backend_pg.txn_abort(b);
+    stor_backend_pg.close(e);
+}
+END_TEST
+
+/* A statement that runs longer than the statement timeout is cancelled: UNAVAILABLE, the txn may only be aborted,
+ * and the connection serves the next txn. (The conninfo's options set a short timeout here; the default is 10 s.) */
+START_TEST(t_pg_statement_timeout)
+{
+    char ci[1200];
+    stor_config_t cfg = { .backend = "postgresql", .location = ci };
+    stor_bk_env_t *e1, *e2 = NULL;
+    stor_bk_txn_t *t1, *t2;
+    int rc;
+
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
+    e1 = pg_open_tables();
+    snprintf(ci, sizeof(ci), "%s options='-c statement_timeout=500'", tst_pg_admin);
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e2), 0);
+    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(set_counter(e1, t1, 5), 0);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
+    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(counter(e1, t1, &rc), 5); /* holds the row */
+    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(counter(e2, t2, &rc), -1);
+    ck_assert_int_eq(rc, STOR_ERR_UNAVAILABLE);
+    stor_backend_pg.txn_abort(t2);
+    stor_backend_pg.txn_abort(t1);
+    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
+    ck_assert_int_eq(counter(e2, t2, &rc), 5);
+    ck_assert_int_eq(stor_backend_pg.txn_commit(t2), 0);
+    stor_backend_pg.close(e2);
+    stor_backend_pg.close(e1);
 }
 END_TEST
 
@@ -146,7 +258,7 @@ START_TEST(t_pg_nested_reserve)
 END_TEST
 
 /* The server restarts: the next txn works at once (the pooled connection, now dead, is replaced in the same call).
- * While it is stopped, a txn is refused with STOR_ERR_IO (no hang, no crash); once it is back, the same
+ * While it is stopped, a txn is refused with STOR_ERR_UNAVAILABLE (no hang, no crash); once it is back, the same
  * environment works again by itself. */
 START_TEST(t_pg_restart)
 {
@@ -165,7 +277,7 @@ START_TEST(t_pg_restart)
     ck_assert_int_eq(counter(e, t, &rc), 7);
     stor_backend_pg.txn_abort(t);
     ck_assert_int_eq(tst_pg_script("stop"), 0);
-    ck_assert_int_eq(stor_backend_pg.txn_begin(e, NULL, STOR_BK_READ, &t), STOR_ERR_IO);
+    ck_assert_int_eq(stor_backend_pg.txn_begin(e, NULL, STOR_BK_READ, &t), STOR_ERR_UNAVAILABLE);
     ck_assert_int_eq(tst_pg_script("start"), 0);
     t = pg_begin(e, NULL, STOR_BK_WRITE);
     ck_assert_int_eq(counter(e, t, &rc), 7);
@@ -332,6 +444,109 @@ static int seed_fn(stor_txn_t *t, void *arg)
     return stor_kv_put(t, STOR_DB_META, &b, &v, 0);
 }
 
+/* stor_open reads the migrations' version (csc.schema_version) without locking anything: csc-server's role, which may
+ * lock no row of meta, opens the database; a version newer than the code's, or none, is refused. */
+START_TEST(t_pg_schema_version)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_front };
+    stor_env_t *env = NULL;
+
+    ck_assert_int_eq(stor_open(&cfg, &env), 0);
+    stor_close(env);
+    env = NULL;
+    ck_assert_int_eq(tst_pg_psql("INSERT INTO csc.schema_version (version, name) VALUES (99, '0099_future')"), 0);
+    ck_assert_int_eq(stor_open(&cfg, &env), STOR_ERR_CORRUPT);
+    ck_assert_ptr_null(env);
+    ck_assert_int_eq(tst_pg_psql("DELETE FROM csc.schema_version WHERE version = 99"), 0);
+    ck_assert_int_eq(tst_pg_psql("ALTER TABLE csc.schema_version RENAME TO schema_version_gone"), 0);
+    ck_assert_int_eq(stor_open(&cfg, &env), STOR_ERR_CORRUPT);
+    ck_assert_int_eq(tst_pg_psql("ALTER TABLE csc.schema_version_gone RENAME TO schema_version"), 0);
+    ck_assert_int_eq(stor_open(&cfg, &env), 0);
+    stor_close(env);
+}
+END_TEST
+
+/* The purge runs on one node at a time: while one environment's write txn holds the lock "csc.purge", another's
+ * purge skips its round (0 removed, the expired code still there); once the first ended, the purge removes it. On
+ * LMDB (one writer per database anyway) the lock is always taken. */
+typedef struct holder {
+    lockstep_t *ls;
+    int got;
+} holder_t;
+
+static int hold_fn(stor_txn_t *t, void *arg)
+{
+    holder_t *h = arg;
+
+    h->got = stor_txn_try_lock(t, "csc.purge");
+    pthread_mutex_lock(&h->ls->mu);
+    h->ls->locked = 1;
+    pthread_cond_broadcast(&h->ls->cv);
+    while (h->ls->locked != 2)
+        pthread_cond_wait(&h->ls->cv, &h->ls->mu);
+    pthread_mutex_unlock(&h->ls->mu);
+    return 0;
+}
+
+static int code_put_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_code_put(t, arg);
+}
+
+static int code_get_fn(stor_txn_t *t, void *arg)
+{
+    stor_code_t got;
+
+    return stor_txn_code_get(t, ((stor_code_t *)arg)->hash, &got);
+}
+
+static int try_lock_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_try_lock(t, arg);
+}
+
+START_TEST(t_pg_purge_one_node)
+{
+    stor_env_t *n1 = pg_store(), *n2 = pg_store(), *lm = tst_open(tst_path(), 0);
+    lockstep_t ls = { .locked = 0 };
+    holder_t h = { &ls, -1 };
+    stor_code_t code;
+    tst_async_t a;
+
+    pthread_mutex_init(&ls.mu, NULL);
+    pthread_cond_init(&ls.cv, NULL);
+    memset(&code, 0, sizeof(code));
+    memset(code.hash, 0x5a, sizeof(code.hash));
+    TST_SET(code.client, "c");
+    TST_SET(code.user, "u");
+    code.expires_at = 1000; /* long past */
+    ck_assert_int_eq(stor_write(n1, code_put_fn, &code), 0);
+    tst_async_start(&a, n1, hold_fn, &h);
+    pthread_mutex_lock(&ls.mu);
+    while (ls.locked != 1)
+        pthread_cond_wait(&ls.cv, &ls.mu);
+    pthread_mutex_unlock(&ls.mu);
+    ck_assert_int_eq(h.got, 1);
+    ck_assert_int_eq(stor_write(n2, try_lock_fn, "csc.purge"), 0); /* held by n1 */
+    ck_assert_int_eq(stor_write(n2, try_lock_fn, "csc.other"), 1);
+    ck_assert_int_eq(stor_purge_expired(n2, 2000), 0);
+    ck_assert_int_eq(stor_read(n2, code_get_fn, &code), 0); /* skipped: still there */
+    pthread_mutex_lock(&ls.mu);
+    ls.locked = 2;
+    pthread_cond_broadcast(&ls.cv);
+    pthread_mutex_unlock(&ls.mu);
+    ck_assert_int_eq(tst_async_join(&a), 0);
+    ck_assert_int_ge(stor_purge_expired(n2, 2000), 1);
+    ck_assert_int_eq(stor_read(n2, code_get_fn, &code), STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(stor_write(lm, try_lock_fn, "csc.purge"), 1);
+    stor_close(lm);
+    stor_close(n1);
+    stor_close(n2);
+    pthread_cond_destroy(&ls.cv);
+    pthread_mutex_destroy(&ls.mu);
+}
+END_TEST
+
 START_TEST(t_pg_deadlock_retried)
 {
     stor_env_t *n1 = pg_store(), *n2 = pg_store();
@@ -383,6 +598,12 @@ Suite *tst_pg_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, t_pg_resolve);
     tcase_add_test(tc, t_pg_counter_race);
+    tcase_add_test(tc, t_pg_counter_race_from_nothing);
+    tcase_add_test(tc, t_pg_missing_row_locked);
+    tcase_add_test(tc, t_pg_connection_cap);
+    tcase_add_test(tc, t_pg_statement_timeout);
+    tcase_add_test(tc, t_pg_schema_version);
+    tcase_add_test(tc, t_pg_purge_one_node);
     tcase_add_test(tc, t_pg_nested_reserve);
     tcase_add_test(tc, t_pg_failed_statement);
     tcase_add_test(tc, t_pg_set_key_locks_one_key);
