@@ -17,6 +17,10 @@
  * PGresults are kept in the txn). STOR_PUT_RESERVE hands out a buffer of the txn that is sent at the next call on
  * the txn (or its commit); with NOOVERWRITE the key is claimed at once (an empty value, then the value).
  * Serialization failures and deadlocks (40001, 40P01) return STOR_ERR_RETRY: stor_env.c runs the batch again.
+ * A get in a write txn that finds no row takes a transaction-level advisory lock on (table, key) and looks again, so
+ * a read-modify-write that starts from "no row" (the first audit append, a first counter) is atomic too. A lost
+ * connection, a server down, a statement or lock timeout (STATEMENT_OPTIONS: 10 s) or no connection free within
+ * POOL_WAIT_S (at most db_connections per environment) return STOR_ERR_UNAVAILABLE.
  * No libpq message leaves this file.
  */
 #include <dlfcn.h>
