@@ -23,6 +23,18 @@ static stor_bk_env_t *pg_open_tables(void)
     return e;
 }
 
+/* The table "race" through another connection string: the admin's with options (e.g. "-c lock_timeout=500"). */
+static stor_bk_env_t *pg_open_options(const char *options)
+{
+    char ci[1200];
+    stor_config_t cfg = { .backend = "postgresql", .location = ci };
+    stor_bk_env_t *e = NULL;
+
+    ck_assert_int_lt(snprintf(ci, sizeof(ci), "%s options='%s'", tst_pg_admin, options), (int)sizeof(ci));
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e), 0);
+    return e;
+}
+
 static stor_bk_txn_t *pg_begin(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_t mode)
 {
     stor_bk_txn_t *t = NULL;
@@ -85,8 +97,9 @@ static void *racer(void *arg)
     return NULL;
 }
 
-/* Four writers incrementing one counter 50 times each end at 200: a get in a write txn locks the row. */
-START_TEST(t_pg_counter_race)
+/* RACE_THREADS writers (each its own environment, as nodes) increment one counter RACE_ROUNDS times each, from 0
+ * (seeded) or from no row at all; it ends at the sum. */
+static void race(int seed)
 {
     pthread_t th[RACE_THREADS];
     stor_bk_env_t *e;
@@ -95,9 +108,11 @@ START_TEST(t_pg_counter_race)
 
     ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
     e = pg_open_tables();
-    t = pg_begin(e, NULL, STOR_BK_WRITE);
-    ck_assert_int_eq(set_counter(e, t, 0), 0);
-    ck_assert_int_eq(stor_backend_pg.txn_commit(t), 0);
+    if (seed) {
+        t = pg_begin(e, NULL, STOR_BK_WRITE);
+        ck_assert_int_eq(set_counter(e, t, 0), 0);
+        ck_assert_int_eq(stor_backend_pg.txn_commit(t), 0);
+    }
     for (int i = 0; i < RACE_THREADS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, racer, NULL), 0);
     for (int i = 0; i < RACE_THREADS; i++)
@@ -106,6 +121,12 @@ START_TEST(t_pg_counter_race)
     ck_assert_int_eq(counter(e, t, &rc), RACE_THREADS * RACE_ROUNDS);
     stor_backend_pg.txn_abort(t);
     stor_backend_pg.close(e);
+}
+
+/* Four writers incrementing one counter 50 times each end at 200: a get in a write txn locks the row. */
+START_TEST(t_pg_counter_race)
+{
+    race(1);
 }
 END_TEST
 
@@ -113,57 +134,56 @@ END_TEST
  * first increments do not both start from "absent" (the first audit append, the first lock-out counter). */
 START_TEST(t_pg_counter_race_from_nothing)
 {
-    pthread_t th[RACE_THREADS];
-    stor_bk_env_t *e;
-    stor_bk_txn_t *t;
-    int rc;
-
-    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
-    e = pg_open_tables();
-    for (int i = 0; i < RACE_THREADS; i++)
-        ck_assert_int_eq(pthread_create(&th[i], NULL, racer, NULL), 0);
-    for (int i = 0; i < RACE_THREADS; i++)
-        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
-    t = pg_begin(e, NULL, STOR_BK_READ);
-    ck_assert_int_eq(counter(e, t, &rc), RACE_THREADS * RACE_ROUNDS);
-    stor_backend_pg.txn_abort(t);
-    stor_backend_pg.close(e);
+    race(0);
 }
 END_TEST
 
-/* Two connections meet at a key without a row: the second write txn that looks it up waits for the first (here it
- * gives up after its lock_timeout: UNAVAILABLE, not a NOTFOUND it would act on), and once the first committed its
- * row, it reads (and locks) that row. A read txn never waits. */
-START_TEST(t_pg_missing_row_locked)
+/* Two connections meet at the counter, which has a row (seeded) or none. The second write txn that looks it up waits
+ * for the first and gives up after its lock_timeout or statement_timeout (options): UNAVAILABLE, not a NOTFOUND or an
+ * old value it would act on. A read txn never waits. Once the first committed, the second reads (and locks) its row. */
+static void second_writer_waits(const char *options, int seeded)
 {
-    char other[1200];
-    stor_config_t cfg = { .backend = "postgresql", .location = other };
-    stor_bk_env_t *e1, *e2 = NULL;
+    stor_bk_env_t *e1, *e2;
     stor_bk_txn_t *t1, *t2;
     int rc;
 
     ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
     e1 = pg_open_tables();
-    snprintf(other, sizeof(other), "%s options='-c lock_timeout=500'", tst_pg_admin);
-    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e2), 0);
+    e2 = pg_open_options(options);
+    if (seeded) {
+        t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
+        ck_assert_int_eq(set_counter(e1, t1, 5), 0);
+        ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
+    }
     t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
-    ck_assert_int_eq(counter(e1, t1, &rc), -1);
-    ck_assert_int_eq(rc, STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(counter(e1, t1, &rc), seeded ? 5 : -1);
     t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
     ck_assert_int_eq(counter(e2, t2, &rc), -1);
     ck_assert_int_eq(rc, STOR_ERR_UNAVAILABLE);
     stor_backend_pg.txn_abort(t2);
     t2 = pg_begin(e2, NULL, STOR_BK_READ);
-    ck_assert_int_eq(counter(e2, t2, &rc), -1);
-    ck_assert_int_eq(rc, STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(counter(e2, t2, &rc), seeded ? 5 : -1);
     stor_backend_pg.txn_abort(t2);
-    ck_assert_int_eq(set_counter(e1, t1, 1), 0);
+    ck_assert_int_eq(set_counter(e1, t1, 6), 0);
     ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
-    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
-    ck_assert_int_eq(counter(e2, t2, &rc), 1);
+    t2 = pg_begin(e2, NULL, STOR_BK_WRITE); /* the connection that gave up serves the next txn */
+    ck_assert_int_eq(counter(e2, t2, &rc), 6);
     ck_assert_int_eq(stor_backend_pg.txn_commit(t2), 0);
     stor_backend_pg.close(e2);
     stor_backend_pg.close(e1);
+}
+
+/* A key without a row: the first audit append, a first counter. */
+START_TEST(t_pg_missing_row_locked)
+{
+    second_writer_waits("-c lock_timeout=500", 0);
+}
+END_TEST
+
+/* A statement that runs longer than the statement timeout (here 500 ms; the default is 10 s) is cancelled. */
+START_TEST(t_pg_statement_timeout)
+{
+    second_writer_waits("-c statement_timeout=500", 1);
 }
 END_TEST
 
@@ -184,38 +204,6 @@ START_TEST(t_pg_connection_cap)
     stor_backend_pg.txn_abort(c);
     stor_backend_pg.txn_abort(b);
     stor_backend_pg.close(e);
-}
-END_TEST
-
-/* A statement that runs longer than the statement timeout is cancelled: UNAVAILABLE, the txn may only be aborted,
- * and the connection serves the next txn. (The conninfo's options set a short timeout here; the default is 10 s.) */
-START_TEST(t_pg_statement_timeout)
-{
-    char ci[1200];
-    stor_config_t cfg = { .backend = "postgresql", .location = ci };
-    stor_bk_env_t *e1, *e2 = NULL;
-    stor_bk_txn_t *t1, *t2;
-    int rc;
-
-    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.race"), 0);
-    e1 = pg_open_tables();
-    snprintf(ci, sizeof(ci), "%s options='-c statement_timeout=500'", tst_pg_admin);
-    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e2), 0);
-    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
-    ck_assert_int_eq(set_counter(e1, t1, 5), 0);
-    ck_assert_int_eq(stor_backend_pg.txn_commit(t1), 0);
-    t1 = pg_begin(e1, NULL, STOR_BK_WRITE);
-    ck_assert_int_eq(counter(e1, t1, &rc), 5); /* holds the row */
-    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
-    ck_assert_int_eq(counter(e2, t2, &rc), -1);
-    ck_assert_int_eq(rc, STOR_ERR_UNAVAILABLE);
-    stor_backend_pg.txn_abort(t2);
-    stor_backend_pg.txn_abort(t1);
-    t2 = pg_begin(e2, NULL, STOR_BK_WRITE);
-    ck_assert_int_eq(counter(e2, t2, &rc), 5);
-    ck_assert_int_eq(stor_backend_pg.txn_commit(t2), 0);
-    stor_backend_pg.close(e2);
-    stor_backend_pg.close(e1);
 }
 END_TEST
 
