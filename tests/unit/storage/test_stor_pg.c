@@ -4,6 +4,7 @@
  * in nested txns, the pool after the server restarts, the record layer on the migrations' tables as csc_sam.
  * Run by `test_storage --pg scripts/pg` (ctest unit_storage_pg) against the cluster it starts.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -536,6 +537,71 @@ START_TEST(t_pg_purge_one_node)
 }
 END_TEST
 
+/* Two nodes append to an empty audit trail at once (no head row yet: the first appends start from "no row"): one
+ * chain comes out, seqs 1..2N without a gap or a fork, each record's prev_hash the hash of the one before. */
+enum { AUDIT_N = 20 };
+
+static int audit_one_fn(stor_txn_t *t, void *arg)
+{
+    stor_audit_t a;
+
+    memset(&a, 0, sizeof(a));
+    a.event = STOR_EV_ADMIN;
+    memcpy(a.user, arg, strlen(arg) + 1);
+    return stor_txn_audit_append(t, &a);
+}
+
+static void *audit_node(void *arg)
+{
+    stor_env_t *env = pg_store();
+    intptr_t failed = 0;
+
+    for (int i = 0; i < AUDIT_N; i++)
+        failed += stor_write(env, audit_one_fn, arg) != 0;
+    stor_close(env);
+    return (void *)failed;
+}
+
+typedef struct chain_walk {
+    uint64_t n;
+    uint8_t last[32];
+    int broken;
+} chain_walk_t;
+
+static int chain_fn(const stor_audit_t *rec, void *arg)
+{
+    chain_walk_t *c = arg;
+
+    if (rec->seq != c->n + 1 || (c->n > 0 && memcmp(rec->prev_hash, c->last, 32) != 0))
+        c->broken = 1;
+    memcpy(c->last, rec->hash, 32);
+    c->n++;
+    return 0;
+}
+
+START_TEST(t_pg_audit_first_append_race)
+{
+    pthread_t th[2];
+    void *failed[2];
+    chain_walk_t c = { 0 };
+    stor_env_t *env;
+
+    ck_assert_int_eq(tst_pg_psql("TRUNCATE csc.audit, csc.audit_heads; "
+                                 "DELETE FROM csc.meta WHERE k = convert_to('audit_head', 'UTF8')"), 0);
+    ck_assert_int_eq(pthread_create(&th[0], NULL, audit_node, "node-a"), 0);
+    ck_assert_int_eq(pthread_create(&th[1], NULL, audit_node, "node-b"), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(pthread_join(th[i], &failed[i]), 0);
+        ck_assert_msg(failed[i] == NULL, "node %d: %ld appends failed", i, (long)(intptr_t)failed[i]);
+    }
+    env = pg_store();
+    ck_assert_int_eq(stor_audit_each(env, 1, chain_fn, &c), 0);
+    ck_assert_uint_eq(c.n, 2 * AUDIT_N);
+    ck_assert_int_eq(c.broken, 0);
+    stor_close(env);
+}
+END_TEST
+
 START_TEST(t_pg_deadlock_retried)
 {
     stor_env_t *n1 = pg_store(), *n2 = pg_store();
@@ -641,6 +707,7 @@ Suite *tst_pg_suite(void)
     tcase_add_test(tc, t_pg_schema_version);
     tcase_add_test(tc, t_pg_purge_one_node);
     tcase_add_test(tc, t_pg_figures);
+    tcase_add_test(tc, t_pg_audit_first_append_race);
     tcase_add_test(tc, t_pg_nested_reserve);
     tcase_add_test(tc, t_pg_failed_statement);
     tcase_add_test(tc, t_pg_set_key_locks_one_key);
