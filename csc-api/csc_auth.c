@@ -27,8 +27,8 @@ static int login_failed(csc_req_t *r, int rc)
     }
     if (rc == OAUTH_ERR_BUSY)
         return csc_busy(r);
-    if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL)
-        return csc_unavailable(r);
+    if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_UNAVAILABLE)
+        return csc_fail_oauth(r, CSC_ABOUT_TOKEN, rc, NULL); /* 503 (Retry-After 1 when the database is down) */
     /* Wrong password, unknown user, lock and suspension look the same from outside. */
     return csc_fail(r, 400, "authentication_error", "An error occurred during authentication process");
 }

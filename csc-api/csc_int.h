@@ -76,6 +76,9 @@ int csc_unavailable(csc_req_t *r);
 int csc_busy(csc_req_t *r);
 /* Seconds a browser or client is told to wait after OAUTH_ERR_BUSY or a full queue. */
 #define CSC_BUSY_RETRY_AFTER 1
+/* ... and when the database cannot be reached (OAUTH_ERR_UNAVAILABLE, i.e. STOR_ERR_UNAVAILABLE): a PostgreSQL
+ * connection is made again at the next transaction, so the next try may well work. */
+#define CSC_STORAGE_RETRY_AFTER 1
 
 /* ---- lower modules' codes -> CSC errors (csc_req.c) ------------------------------------------------------ */
 
@@ -98,6 +101,8 @@ typedef struct csc_err_row {
 
 /* The row of csc_unavailable (after the code) and of csc_busy, for override lists. */
 #define CSC_UNAVAILABLE_ROW 503, "temporarily_unavailable", "The service is temporarily unavailable", 0
+#define CSC_STORAGE_DOWN_ROW                                                                                       \
+    503, "temporarily_unavailable", "The service is temporarily unavailable", CSC_STORAGE_RETRY_AFTER
 #define CSC_BUSY_ROW                                                                                               \
     503, "temporarily_unavailable", "Too many sign-ins are being checked; try again in a moment", CSC_BUSY_RETRY_AFTER
 

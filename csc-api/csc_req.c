@@ -8,7 +8,7 @@
  * (csc_about_t). A call site whose answer differs on purpose passes its own rows (the override list, ended by a
  * row with code 0), looked at before the table; each such difference is written at the call site.
  * A code that neither the overrides nor the table name is 503 temporarily_unavailable: storage trouble, never
- * the client's fault.
+ * the client's fault; the database out of reach (OAUTH_ERR_UNAVAILABLE) adds Retry-After: 1.
  */
 #include "csc_int.h"
 
@@ -66,6 +66,9 @@ int csc_err_oauth(csc_err_t *err, csc_about_t about, int code, const csc_err_row
     for (size_t i = 0; i < sizeof(oauth_rows) / sizeof(oauth_rows[0]); i++)
         if (oauth_rows[i].about == about && oauth_rows[i].row.code == code)
             return set(err, &oauth_rows[i].row);
+    static const csc_err_row_t storage_down = {OAUTH_ERR_UNAVAILABLE, CSC_STORAGE_DOWN_ROW};
+    if (code == OAUTH_ERR_UNAVAILABLE) /* on every subject */
+        return set(err, &storage_down);
     static const csc_err_row_t unavailable = {0, CSC_UNAVAILABLE_ROW};
     return set(err, &unavailable);
 }

@@ -344,7 +344,8 @@ int oauth_session_decide(oauth_t *o, const char *sid, int approve, const char *p
 out:
     /* The user may retry a wrong PIN; a failed write or a busy PIN check changed nothing. Anything else ends the
      * session. */
-    if (e && (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_BUSY))
+    if (e && (rc == OAUTH_ERR_DENIED || rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_UNAVAILABLE ||
+              rc == OAUTH_ERR_INTERNAL || rc == OAUTH_ERR_BUSY))
         (void)oauth_ws_put_back(o, e);
     oauth_ent_free(e);
     OPENSSL_cleanse(value, sizeof(value));

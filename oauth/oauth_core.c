@@ -28,6 +28,7 @@ const char *oauth_strerror(int rc)
     case OAUTH_ERR_MISMATCH: return "SAD belongs to another user or credential";
     case OAUTH_ERR_DISABLED: return "user or credential disabled";
     case OAUTH_ERR_STORAGE: return "storage failure";
+    case OAUTH_ERR_UNAVAILABLE: return "the database cannot be reached now";
     case OAUTH_ERR_INTERNAL: return "internal error";
     case OAUTH_ERR_INVAL: return "invalid argument";
     case OAUTH_ERR_RATE: return "too many attempts from this address";
@@ -243,6 +244,8 @@ int oauth_rc(int rc)
         return OAUTH_OK;
     if (rc <= OAUTH_ERR_DENIED && rc >= OAUTH_ERR_REUSED)
         return rc;
+    if (rc == STOR_ERR_UNAVAILABLE)
+        return OAUTH_ERR_UNAVAILABLE;
     return OAUTH_ERR_STORAGE;
 }
 

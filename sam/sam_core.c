@@ -189,6 +189,7 @@ uint32_t sam_refusal_of_oauth(int code)
     case OAUTH_ERR_INVAL:          /* a value oauth/ refused to look at: the front end reads it back as INVAL */
         return SAM_REFUSE_BAD_MESSAGE;
     case OAUTH_ERR_STORAGE:
+    case OAUTH_ERR_UNAVAILABLE:
         return SAM_REFUSE_UNAVAILABLE;
     default:
         return SAM_REFUSE_INTERNAL;

@@ -33,7 +33,8 @@ typedef struct srv_config {
     char softhsm_conf[PATH_MAX];
     unsigned pkcs11_sessions;
     char storage_backend[16];         /* storage = <backend>:<location> (lmdb_path = PATH: lmdb) */
-    char storage_location[PATH_MAX];
+    char storage_location[PATH_MAX];  /* lmdb: the folder; postgresql: the libpq conninfo (+ passfile='...') */
+    char storage_passfile[PATH_MAX];  /* storage_passfile = PATH (postgresql only; "" = libpq's default) */
     char pkcs11_env[PATH_MAX];        /* NAME=VALUE set in csc-sam before the module is loaded ("" = none) */
     char pkcs11_sockets[16];          /* none, unix, inet: new sockets csc-sam's module may open under seccomp */
     size_t lmdb_map_size;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <openssl/crypto.h>
 #include <unistd.h>
 #include "srv.h"
 
@@ -32,6 +33,7 @@ typedef struct row {
 
 #define O(f) offsetof(srv_config_t, f)
 #define S(f) sizeof(((srv_config_t *)0)->f)
+#define CONFIG_BACKENDS "lmdb, postgresql" /* the storage backends (storage/stor_env.c's list) */
 
 static const row_t rows[] = {
     {"environment", T_ENV, O(environment), 0, 0, 0, NULL},
@@ -54,6 +56,7 @@ static const row_t rows[] = {
     {"softhsm_conf", T_PATH, O(softhsm_conf), S(softhsm_conf), 0, 0, ""},
     {"storage", T_STORAGE, O(storage_location), S(storage_location), 0, 0, NULL}, /* required: check_storage */
     {"lmdb_path", T_PATH, O(storage_location), S(storage_location), 0, 0, ""},  /* older spelling of lmdb: */
+    {"storage_passfile", T_PATH, O(storage_passfile), S(storage_passfile), 0, 0, ""}, /* postgresql: libpq's passfile */
     {"pkcs11_env", T_STR, O(pkcs11_env), S(pkcs11_env), 0, 0, ""},
     {"pkcs11_sockets", T_STR, O(pkcs11_sockets), S(pkcs11_sockets), 0, 0, "none"},
     {"lmdb_map_size", T_SIZE, O(lmdb_map_size), 0, 1ull << 20, 1ull << 40, "1G"},
@@ -201,14 +204,21 @@ static int set_value(const ctx_t *c, srv_config_t *cfg, const row_t *r, const ch
         size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
         if (colon == NULL || blen == 0 || blen >= sizeof(cfg->storage_backend))
             return fail(c, "%s: expected <backend>:<location> (backends: %s), got \"%s\"", r->key,
-                        stor_backend_names(), v);
+                        CONFIG_BACKENDS, v);
         memcpy(cfg->storage_backend, v, blen);
         cfg->storage_backend[blen] = '\0';
-        if (!stor_backend_known(cfg->storage_backend))
+        if (strcmp(cfg->storage_backend, "lmdb") != 0 && strcmp(cfg->storage_backend, "postgresql") != 0)
             return fail(c, "%s: unknown backend \"%s\" (backends: %s)", r->key, cfg->storage_backend,
-                        stor_backend_names());
+                        CONFIG_BACKENDS);
         if (colon[1] == '\0')
-            return fail(c, "%s: %s: needs a location (lmdb:PATH, the database's folder)", r->key, cfg->storage_backend);
+            return fail(c, "%s: %s: needs a location (lmdb:PATH, the database's folder; postgresql:CONNINFO)", r->key,
+                        cfg->storage_backend);
+        if (strcmp(cfg->storage_backend, "postgresql") == 0) { /* a libpq conninfo, checked by check_conninfo */
+            if (strlen(colon + 1) >= r->size)
+                return fail(c, "%s: value longer than %zu characters", r->key, r->size - 1);
+            memcpy(base + r->off, colon + 1, strlen(colon + 1) + 1);
+            return 0;
+        }
         row_t as_path = *r;
         as_path.kind = T_PATH;
         return set_value(c, cfg, &as_path, colon + 1);
@@ -385,6 +395,99 @@ static int bad_user_name(const char *u)
     return u[0] == '-' || strspn(u, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(u);
 }
 
+/* One "keyword = value" of a libpq conninfo at *p (value bare or single-quoted with \\ escapes): key and value
+ * copied (value unescaped), *p moved past it. 0, 1 at the end, -1 if malformed or too long. */
+static int conninfo_next(const char **p, char *key, size_t kn, char *val, size_t vn)
+{
+    const char *s = *p;
+    size_t k = 0, v = 0;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s == '\0')
+        return 1;
+    while ((*s >= 'a' && *s <= 'z') || *s == '_')
+        if (k + 1 < kn)
+            key[k++] = *s++;
+        else
+            return -1;
+    key[k] = '\0';
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (k == 0 || *s++ != '=')
+        return -1;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s == '\'') {
+        for (s++; *s != '\''; s++) {
+            if (*s == '\\' && s[1] != '\0')
+                s++;
+            if (*s == '\0' || v + 1 >= vn)
+                return -1;
+            val[v++] = *s;
+        }
+        s++;
+    } else {
+        for (; *s != '\0' && *s != ' ' && *s != '\t'; s++) {
+            if (*s == '\\' && s[1] != '\0')
+                s++;
+            if (v + 1 >= vn)
+                return -1;
+            val[v++] = *s;
+        }
+    }
+    val[v] = '\0';
+    *p = s;
+    return 0;
+}
+
+/* storage = postgresql:CONNINFO: the keyword = value form only; never a password in the configuration text (libpq
+ * reads it from storage_passfile, PGPASSFILE or ~/.pgpass); in production mutual TLS with the database
+ * (sslmode=verify-full, sslcert, sslkey). storage_passfile becomes the conninfo's passfile. */
+static int check_conninfo(const ctx_t *c, srv_config_t *cfg)
+{
+    char key[32], val[PATH_MAX], *ci = cfg->storage_location;
+    const char *p = ci;
+    int rc, verify_full = 0, cert = 0, key_file = 0, passfile = 0;
+    size_t len;
+
+    if (strncmp(ci, "postgresql://", 13) == 0 || strncmp(ci, "postgres://", 11) == 0)
+        return fail(c, "storage: postgresql: give the conninfo as keyword=value pairs, not a URI");
+    while ((rc = conninfo_next(&p, key, sizeof(key), val, sizeof(val))) == 0) {
+        if (strcmp(key, "password") == 0) {
+            OPENSSL_cleanse(val, sizeof(val));
+            OPENSSL_cleanse(cfg->storage_location, sizeof(cfg->storage_location));
+            return fail(c, "storage: postgresql: password= is refused in the configuration (use storage_passfile, "
+                           "PGPASSFILE or ~/.pgpass)");
+        }
+        verify_full |= strcmp(key, "sslmode") == 0 && strcmp(val, "verify-full") == 0;
+        cert |= strcmp(key, "sslcert") == 0 && val[0] != '\0';
+        key_file |= strcmp(key, "sslkey") == 0 && val[0] != '\0';
+        passfile |= strcmp(key, "passfile") == 0;
+    }
+    if (rc < 0)
+        return fail(c, "storage: postgresql: a malformed conninfo (expected keyword=value pairs)");
+    if (cfg->environment == CSC_ENV_PRODUCTION && !(verify_full && cert && key_file))
+        return fail(c, "storage: postgresql: production needs mutual TLS with the database: sslmode=verify-full, "
+                       "sslcert and sslkey");
+    if (cfg->storage_passfile[0] == '\0')
+        return 0;
+    if (passfile)
+        return fail(c, "storage_passfile and storage's passfile=: give one");
+    len = strlen(ci);
+    if (len + sizeof(" passfile=''") + 2 * strlen(cfg->storage_passfile) > sizeof(cfg->storage_location))
+        return fail(c, "storage_passfile: path too long");
+    ci += len;
+    ci += sprintf(ci, " passfile='");
+    for (const char *f = cfg->storage_passfile; *f != '\0'; f++) {
+        if (*f == '\'' || *f == '\\')
+            *ci++ = '\\';
+        *ci++ = *f;
+    }
+    memcpy(ci, "'", 2);
+    return 0;
+}
+
 /* storage (or its older spelling lmdb_path = PATH, i.e. storage = lmdb:PATH): exactly one is given. */
 static int check_storage(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
@@ -401,6 +504,10 @@ static int check_storage(const ctx_t *c, srv_config_t *cfg, const unsigned char 
         snprintf(cfg->storage_backend, sizeof(cfg->storage_backend), "lmdb");
     if (cfg->storage_location[0] == '\0')
         return fail(c, "%s: an empty location", storage ? "storage" : "lmdb_path");
+    if (strcmp(cfg->storage_backend, "postgresql") == 0)
+        return check_conninfo(c, cfg);
+    if (cfg->storage_passfile[0] != '\0')
+        return fail(c, "storage_passfile: only with storage = postgresql:...");
     return 0;
 }
 

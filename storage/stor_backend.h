@@ -11,7 +11,8 @@
  * set of values per key, sorted the same way. Walks therefore return the same rows in the same order on every
  * backend.
  *
- * Errors: every function returns STOR_OK or a STOR_ERR_* code (never a backend's own code).
+ * Errors: every function returns STOR_OK or a STOR_ERR_* code (never a backend's own code). STOR_ERR_RETRY (a
+ * conflict with another writer: the top-level txn may only be aborted) makes stor_env.c run the batch again.
  * STOR_ERR_NOTFOUND and STOR_ERR_EXISTS leave a transaction usable; after any other error in a write
  * transaction the transaction may only be aborted (the record layer remembers the error: stor_txn_fail).
  *
@@ -19,8 +20,10 @@
  * the thread that began it. At most one top-level write transaction exists at a time per environment in a
  * process (stor_env.c's group commit ensures it); beginning a second one in the same thread is not allowed.
  *
- * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB; the ctest
- * unit_storage_confined checks it).
+ * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB) and
+ * stor_backend_pg ("postgresql", storage/stor_pg.c, the only one that uses libpq); the ctest unit_storage_confined
+ * checks both. Every case of tests/unit/storage/test_stor_backend.c runs against each (ctest unit_storage_pg starts
+ * a PostgreSQL cluster for the second).
  */
 #ifndef STOR_BACKEND_H
 #define STOR_BACKEND_H
@@ -143,9 +146,28 @@ typedef struct stor_backend {
 
     /** The size limit of the environment in bytes (what a full episode reports), 0 if it has none. May be NULL. */
     size_t (*capacity)(stor_bk_env_t *e);
+
+    /**
+     * The schema version the database's migrations recorded (PostgreSQL: max(version) of csc.schema_version), read
+     * without locking anything. NULL: the backend keeps the record layer's version in table meta (LMDB).
+     * @return STOR_OK, STOR_ERR_NOTFOUND (no version recorded: the migrations were not run), ...
+     */
+    int (*schema_version)(stor_bk_env_t *e, unsigned *version);
+    /** stor_txn_try_lock: 1 taken for the rest of t's top-level txn, 0 held by another, or an error. */
+    int (*try_lock)(stor_bk_txn_t *t, const char *name);
 } stor_backend_t;
 
 extern const stor_backend_t stor_backend_lmdb;
+extern const stor_backend_t stor_backend_pg; /* "postgresql": storage/stor_pg.c, the only file that uses libpq */
+
+/**
+ * stor_pg.c's loader of libpq (dlopen, not linked: a process on lmdb never maps it): load lib and resolve every
+ * libpq function stor_pg.c calls into table (stor_pg_api_size() bytes). The postgresql backend's open() does this
+ * once with libpq's soname (PQ_LIB); the unit tests call it directly.
+ * @return STOR_OK, or STOR_ERR_IO with why = the library that could not be loaded or the first missing symbol.
+ */
+int stor_pg_resolve(const char *lib, void *table, char *why, size_t n);
+size_t stor_pg_api_size(void);
 
 /**
  * The backend called name (cfg->backend; NULL or "" = "lmdb").

@@ -84,6 +84,8 @@ const char *stor_strerror(int rc)
     case STOR_ERR_INVAL: return "invalid argument";
     case STOR_ERR_NOMEM: return "out of memory";
     case STOR_ERR_CLOSED: return "storage is closing";
+    case STOR_ERR_RETRY: return "conflict with another writer";
+    case STOR_ERR_UNAVAILABLE: return "the database cannot be reached now";
     case STOR_ERR_DENIED: return "this process may not write that table";
     default: return "unknown storage error";
     }
@@ -99,7 +101,7 @@ int stor_txn_fail(stor_txn_t *t, int rc)
 
 /* ---- backends ------------------------------------------------------------ */
 
-static const stor_backend_t *const backends[] = { &stor_backend_lmdb };
+static const stor_backend_t *const backends[] = { &stor_backend_lmdb, &stor_backend_pg };
 
 const stor_backend_t *stor_backend_find(const char *name)
 {
@@ -118,7 +120,7 @@ int stor_backend_known(const char *name)
 
 const char *stor_backend_names(void)
 {
-    return "lmdb"; /* the names of backends[], for messages */
+    return "lmdb, postgresql"; /* the names of backends[], for messages */
 }
 
 void stor_wipe(void *rec, size_t len)
@@ -151,6 +153,29 @@ static int check_schema(stor_txn_t *t, void *arg)
     ver = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 24;
     /* A newer schema may mean records this version would misread or indexes it would not maintain. */
     return ver == STOR_SCHEMA_VERSION ? 0 : STOR_ERR_CORRUPT;
+}
+
+/* A database whose migrations recorded the schema version (PostgreSQL): it must be the one this code knows. Read
+ * without locking (csc-server's role may lock nothing but its own tables). */
+static int check_db_schema(stor_env_t *env)
+{
+    unsigned ver = 0;
+    int rc = env->be->schema_version(env->benv, &ver);
+
+    if (rc == STOR_ERR_NOTFOUND) {
+        fprintf(stderr, "storage: %s: the database has no schema version (csc.schema_version): run the migrations "
+                "(this code needs version %u)\n", env->be->name, STOR_PG_SCHEMA_VERSION);
+        return STOR_ERR_CORRUPT;
+    }
+    if (rc != 0)
+        return rc;
+    if (ver != STOR_PG_SCHEMA_VERSION) {
+        fprintf(stderr, "storage: %s: the database's schema version %u is %s than this code's %u%s\n", env->be->name,
+                ver, ver > STOR_PG_SCHEMA_VERSION ? "newer" : "older", STOR_PG_SCHEMA_VERSION,
+                ver > STOR_PG_SCHEMA_VERSION ? "" : ": run the migrations");
+        return STOR_ERR_CORRUPT;
+    }
+    return 0;
 }
 
 /* Run fn in one top-level write txn of env, outside the group commit (stor_open only: no other thread yet). */
@@ -212,7 +237,7 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
         goto out;
     }
     if ((rc = env->be->open(cfg, db_specs, STOR_DB_COUNT, &env->benv)) != 0 ||
-        (rc = write_once(env, check_schema, NULL)) != 0)
+        (rc = env->be->schema_version != NULL ? check_db_schema(env) : write_once(env, check_schema, NULL)) != 0)
         goto out;
     if ((rc = init_sync(env)) != 0)
         goto out;
@@ -406,13 +431,24 @@ int stor_full_status(stor_env_t *env, int64_t *since_ms, uint64_t *refused)
     return full;
 }
 
+/* Did a job meet a conflict with another writer (STOR_ERR_RETRY)? Then the whole batch is run again. */
+static int batch_conflict(const struct stor_job *batch)
+{
+    for (const struct stor_job *j = batch; j != NULL; j = j->next)
+        if (j->rc == STOR_ERR_RETRY)
+            return 1;
+    return 0;
+}
+
 static void run_batch(stor_env_t *env, struct stor_job *batch)
 {
     struct stor_job note = { .fn = full_record_fn, .arg = env };
     stor_bk_txn_t *parent = NULL;
     struct stor_job *j;
-    int rc, note_rc = -1;
+    int rc, note_rc, tries = 0;
 
+again:
+    note_rc = -1;
     if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_WRITE, &parent)) != 0) {
         for (j = batch; j != NULL; j = j->next)
             j->rc = rc;
@@ -422,10 +458,16 @@ static void run_batch(stor_env_t *env, struct stor_job *batch)
     for (j = batch; j != NULL; j = j->next)
         if ((j->rc = run_job(env, parent, j)) == STOR_ERR_FULL)
             note_rc = STOR_ERR_FULL;
+    if (batch_conflict(batch) && ++tries < STOR_RETRY_MAX) {
+        env->be->txn_abort(parent);
+        goto again;
+    }
     /* Only a batch that refused nothing may say that space is back. */
     if (env->full_since_ms != 0 && note_rc != STOR_ERR_FULL)
         note_rc = env->full_log_only ? 0 : run_job(env, parent, &note);
     if ((rc = commit_parent(env, parent)) != 0) {
+        if (rc == STOR_ERR_RETRY && ++tries < STOR_RETRY_MAX)
+            goto again;
         /* Nothing of this batch is kept; jobs that failed on their own keep their own code. */
         for (j = batch; j != NULL; j = j->next)
             if (j->rc == 0)

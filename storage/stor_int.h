@@ -51,7 +51,9 @@
 #include "stor_backend.h"
 
 #define STOR_SCHEMA_VERSION 1u
+#define STOR_PG_SCHEMA_VERSION 1u /* PostgreSQL: the newest storage/migrations/NNNN_*.sql this code knows */
 #define STOR_BATCH_MAX 256 /* jobs per write txn; bounds the latency of a batch */
+#define STOR_RETRY_MAX 5   /* runs of a batch that meets conflicts with other writers (STOR_ERR_RETRY) */
 
 enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STOR_DB_TOKENS_BY_GRANT,
        STOR_DB_SADS, STOR_DB_AUDIT, STOR_DB_META, STOR_DB_CLIENTS, STOR_DB_CODES,

@@ -268,6 +268,13 @@ static size_t lmdb_capacity(stor_bk_env_t *e)
     return mdb_env_info(e->mdb, &info) == 0 ? info.me_mapsize : 0;
 }
 
+/* One write txn at a time per database (LMDB's writer lock): the lock is always this txn's. */
+static int lmdb_try_lock(stor_bk_txn_t *t, const char *name)
+{
+    (void)t;
+    return name != NULL && name[0] != '\0' ? 1 : STOR_ERR_INVAL;
+}
+
 const stor_backend_t stor_backend_lmdb = {
     .name = "lmdb",
     .open = lmdb_open,
@@ -284,4 +291,6 @@ const stor_backend_t stor_backend_lmdb = {
     .cursor_del = lmdb_cursor_del,
     .cursor_close = lmdb_cursor_close,
     .capacity = lmdb_capacity,
+    .schema_version = NULL,
+    .try_lock = lmdb_try_lock,
 };

@@ -9,11 +9,14 @@
 
 #include "stor_int.h"
 
-/* Every table with expiring records but web_sessions, in one transaction. */
+/* Every table with expiring records but web_sessions, in one transaction, by one node at a time. */
 static int purge_all(stor_txn_t *t, int64_t now, int *n)
 {
     int rc;
 
+    /* One node at a time: another that is purging now holds the lock; this round is skipped (n = 0). */
+    if ((rc = stor_txn_try_lock(t, "csc.purge")) <= 0)
+        return rc;
     if ((rc = stor_purge_table(t, STOR_DB_TOKENS, STOR_REC_TOKEN, offsetof(stor_token_t, expires_at), now, n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), now, n)) != 0 ||
         (rc = stor_purge_table(t, STOR_DB_PENDING_SADS, STOR_REC_SAD, offsetof(stor_sad_t, expires_at), now, n)) != 0 ||

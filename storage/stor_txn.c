@@ -59,6 +59,18 @@ int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
     return stor_txn_fail(t, rc != 0 ? rc : t->env->be->del(t->env->benv, t->txn, db, k, v));
 }
 
+int stor_txn_try_lock(stor_txn_t *t, const char *name)
+{
+    int rc;
+
+    if (t == NULL || name == NULL || !t->writable)
+        return STOR_ERR_INVAL;
+    if (t->err != 0)
+        return t->err;
+    rc = t->env->be->try_lock(t->txn, name);
+    return rc < 0 ? stor_txn_fail(t, rc) : rc;
+}
+
 int stor_txn_nested(stor_txn_t *t, stor_txn_fn fn, void *arg)
 {
     stor_txn_t sub;

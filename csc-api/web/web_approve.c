@@ -264,8 +264,10 @@ static void do_login(web_t *w, const web_form_t *f, const char *ticket, oauth_se
         web_approve_busy(w);
     } else if (rc == OAUTH_ERR_DENIED) { /* also a locked account: the page never tells */
         ticket_login_page(w, ticket, "The user name, password or one-time code is not correct.", u);
-    } else if (rc == OAUTH_ERR_STORAGE) {
+    } else if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_UNAVAILABLE) {
         message_page(w, 503, "Try again later", "The service cannot sign you in right now. Try again in a minute.");
+        if (rc == OAUTH_ERR_UNAVAILABLE)
+            w->reply->retry_after = CSC_STORAGE_RETRY_AFTER;
     } else if (rc == OAUTH_ERR_FULL || rc == OAUTH_ERR_INTERNAL) {
         message_page(w, 503, "Try again later", "The service is busy.");
     } else {

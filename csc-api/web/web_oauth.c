@@ -982,8 +982,11 @@ static void ticket_post(web_t *w, const char *ticket, const web_form_t *f)
                               "The user name, password or one-time code is not correct.", u);
         else if (rc == OAUTH_ERR_FULL)
             error_page(w, 503, "Try again later", "Too many sign-ins are in progress; try again shortly.");
-        else if (rc == OAUTH_ERR_STORAGE)
+        else if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_UNAVAILABLE) {
             error_page(w, 503, "Try again later", "The service cannot sign you in right now. Try again in a minute.");
+            if (rc == OAUTH_ERR_UNAVAILABLE)
+                w->reply->retry_after = CSC_STORAGE_RETRY_AFTER;
+        }
         else
             error_page(w, 503, "Try again later", "The sign-in could not be completed; try again shortly.");
     } else {

@@ -45,6 +45,8 @@ enum {
     OAUTH_ERR_REUSED = -115,         /**< a used code or a rotated refresh token was presented again */
     OAUTH_ERR_BUSY = -130,           /**< too many password/PIN checks (scrypt) at once: nothing was checked or
                                           counted; HTTP 503 with Retry-After (oauth_config_t.verify_max) */
+    OAUTH_ERR_UNAVAILABLE = -131,    /**< the database cannot be reached now (STOR_ERR_UNAVAILABLE): nothing was
+                                          kept; HTTP 503 with Retry-After 1 */
 };
 
 const char *oauth_strerror(int rc);

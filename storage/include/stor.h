@@ -37,12 +37,16 @@ enum {
     STOR_OK = 0,
     STOR_ERR_NOTFOUND = -1, /**< no such record */
     STOR_ERR_EXISTS = -2,   /**< insert of a key that is present */
-    STOR_ERR_IO = -3,       /**< LMDB or file-system failure */
+    STOR_ERR_IO = -3,       /**< the backend failed (LMDB, the file system, the database or its connection) */
     STOR_ERR_FULL = -4,     /**< the map is full */
     STOR_ERR_CORRUPT = -5,  /**< a record could not be decoded */
     STOR_ERR_INVAL = -6,    /**< bad argument (over-long name, ...) */
     STOR_ERR_NOMEM = -7,
     STOR_ERR_CLOSED = -8,   /**< the environment is shutting down */
+    STOR_ERR_RETRY = -9,    /**< a conflict with another writer (PostgreSQL: serialization failure, deadlock); the
+                                 batch was rolled back and may be run again (stor_write() does, a few times) */
+    STOR_ERR_UNAVAILABLE = -10, /**< the database cannot be reached now (connection lost, server down, no connection
+                                     free, statement or lock timeout): nothing was kept; try again in a moment */
     STOR_ERR_DENIED = -11,  /**< a write to a table this environment may not write (stor_env_restrict_writes) */
 };
 /* Callbacks passed to stor_write()/stor_read() may return any other negative
@@ -85,6 +89,8 @@ typedef struct stor_config {
                              to sam_user). No writer thread is started either way. */
     int full_log_only;  /**< 1: a full-map episode is said on stderr only, with no audit record (csc-server: the
                              audit trail's writes are csc-sam's); 0: its end appends a STOR_EV_STORAGE record */
+    unsigned db_connections; /**< postgresql: connections to the database per environment at most (a txn holds one
+                                  for its life; one more waits up to 5 s, then STOR_ERR_UNAVAILABLE); 0 = 32 */
 } stor_config_t;
 
 /**
@@ -574,6 +580,9 @@ typedef int (*stor_txn_fn)(stor_txn_t *txn, void *arg);
  * @return fn's value, or STOR_ERR_IO/FULL/CLOSED when the commit itself failed
  *         (then nothing fn wrote is kept). STOR_ERR_CLOSED once stor_close() has started.
  * @note fn must be short and must not block or call stor_write() itself (that returns STOR_ERR_INVAL).
+ * @note fn must be re-runnable: when the batch meets a conflict with another writer (PostgreSQL: serialization
+ *       failure or deadlock, STOR_ERR_RETRY) it is rolled back and run again, fn included (at most STOR_RETRY_MAX
+ *       times in all); fn must thus set its outputs from what it reads each time, not accumulate them.
  * @note If an accessor inside fn fails inside LMDB (STOR_ERR_FULL, IO, ...), the txn is dead: later accessors
  *       return the same code and the write fails with it even if fn returns 0.
  */
@@ -895,6 +904,14 @@ int stor_signed_head_text(const stor_signed_head_t *h, char *out, size_t sz);
  *  (admin/), used by csc-server's head signer (csc-api). */
 #define STOR_AUDIT_KEY_ID "csc-audit-key-01"
 #define STOR_AUDIT_KEY_LABEL "csc-audit"
+
+/**
+ * Take the lock called name for the rest of t's top-level transaction, if no other process or node holds it: for
+ * periodic work that one node at a time must do (the purge). PostgreSQL: pg_try_advisory_xact_lock of a hash of
+ * name (released at the end of the transaction); LMDB (one writer per database anyway): always taken.
+ * @return 1 taken, 0 held elsewhere (skip the work this round), or an error (a write txn is needed).
+ */
+int stor_txn_try_lock(stor_txn_t *t, const char *name);
 
 /** Delete expired tokens, SADs, pending SADs, authorization codes, pending approvals, enrollments, restore requests
  *  and operator sessions past their absolute expiry (a write). csc-sam's purge task; not the browser sessions

@@ -59,15 +59,59 @@ def mapped_files(pid):
         return {line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6}
 
 
-def assert_no_pkcs11(test, server, sam, module):
-    """server maps no PKCS#11 module (not the configured one, nothing named softhsm, pkcs11 or p11-kit), while csc-sam
-    maps the configured one (so the test looks where the module would be)."""
-    files = mapped_files(server)
+# libp11-kit itself (not a module): GnuTLS links it, and libpq -> libldap -> GnuTLS brings it into a process whose
+# storage is postgresql (storage/stor_pg.c dlopen()s libpq then). It only reads PKCS#11 module configuration when
+# GnuTLS is asked for a "pkcs11:" URI, which nothing here does; the modules it would load are what must never be
+# mapped (docs/stack-notes.md, "libpq and p11-kit").
+LIB_DIR = "/usr/lib/x86_64-linux-gnu/"  # TestMappingRule's example paths
+P11_KIT_LIBRARY = re.compile(r"/libp11-kit\.so(\.[0-9]+)*$")
+
+
+def pkcs11_mappings(files, module, storage="lmdb"):
+    """The files of files (mapped paths) that csc-server must not map: a PKCS#11 module (the configured one, SoftHSM,
+    p11-kit's client, proxy or trust module, anything named pkcs11 or p11-kit) and, when storage is lmdb, also
+    libp11-kit itself and libpq (nothing of them has a reason to be there). On postgresql libp11-kit.so is GnuTLS's
+    dependency (via libpq), not a module, and is allowed."""
     real = os.path.realpath(module)
-    bad = [f for f in files if f in (module, real) or any(w in f.lower() for w in ("softhsm", "pkcs11", "p11-kit"))]
-    test.assertEqual(bad, [], "csc-server maps a PKCS#11 module")
-    test.assertTrue({module, real} & mapped_files(sam), "csc-sam does not map %s: the test looks in the wrong place"
-                    % module)
+    bad = []
+    for f in sorted(files):
+        low = f.lower()
+        if f in (module, real) or "softhsm" in low:
+            bad.append(f)
+        elif "pkcs11" in low or "p11-kit" in low:
+            if not (storage == "postgresql" and P11_KIT_LIBRARY.search(f)):
+                bad.append(f)
+        elif storage != "postgresql" and "libpq" in os.path.basename(low):
+            bad.append(f)
+    return bad
+
+
+def assert_no_pkcs11(test, server, sam, module, storage="lmdb"):
+    """server maps no PKCS#11 module (pkcs11_mappings), while csc-sam maps the configured one (so the test looks where
+    the module would be)."""
+    test.assertEqual(pkcs11_mappings(mapped_files(server), module, storage), [], "csc-server maps a PKCS#11 module")
+    test.assertTrue({module, os.path.realpath(module)} & mapped_files(sam),
+                    "csc-sam does not map %s: the test looks in the wrong place" % module)
+
+
+class TestMappingRule(unittest.TestCase):
+    """What assert_no_pkcs11 refuses in csc-server, per storage backend (no service needed)."""
+    MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+    BASE = [LIB_DIR + "libc.so.6", LIB_DIR + "libssl.so.3", "/usr/local/lib/libh2o-evloop.so"]
+
+    def test_lmdb_refuses_p11_kit_and_libpq(self):
+        for f in (LIB_DIR + "libp11-kit.so.0.3.0", LIB_DIR + "libpq.so.5.15", self.MODULE,
+                  LIB_DIR + "pkcs11/p11-kit-client.so"):
+            self.assertEqual(pkcs11_mappings(self.BASE + [f], self.MODULE), [f])
+        self.assertEqual(pkcs11_mappings(self.BASE, self.MODULE), [])
+
+    def test_postgresql_allows_the_library_not_modules(self):
+        ok = self.BASE + [LIB_DIR + "libp11-kit.so.0.3.0", LIB_DIR + "libpq.so.5.15", LIB_DIR + "libgnutls.so.30"]
+        self.assertEqual(pkcs11_mappings(ok, self.MODULE, "postgresql"), [])
+        for f in (self.MODULE, "/usr/lib/softhsm/libsofthsm2.so.2", LIB_DIR + "p11-kit-proxy.so",
+                  LIB_DIR + "pkcs11/p11-kit-client.so", LIB_DIR + "pkcs11/p11-kit-trust.so",
+                  LIB_DIR + "opensc-pkcs11.so"):
+            self.assertEqual(pkcs11_mappings(ok + [f], self.MODULE, "postgresql"), [f])
 
 
 def as_user(pw, fn):
@@ -206,6 +250,19 @@ class TestFilter(unittest.TestCase):
         sam = sam_child(self.svc)
         self.assertIsNotNone(sam)
         assert_no_pkcs11(self, self.svc.proc.pid, sam, config_value(self.svc.conf, "pkcs11_module"))
+
+    def test_no_libpq_on_lmdb(self):
+        """storage = lmdb: neither csc-server nor csc-sam maps libpq (storage/stor_pg.c loads it only when a postgresql
+        environment is opened) nor, in csc-server, libp11-kit (which libpq's GnuTLS would bring)."""
+        self.assertTrue((config_value(self.svc.conf, "storage") or "lmdb:").startswith("lmdb:"))
+        sign_once(self.svc)
+        sam = sam_child(self.svc)
+        self.assertIsNotNone(sam)
+        for pid in (self.svc.proc.pid, sam):
+            files = mapped_files(pid)
+            self.assertTrue(any("libcrypto" in f for f in files), "the test looks in the wrong place")
+            self.assertEqual([f for f in files if "libpq" in os.path.basename(f)], [], comm(pid))
+        self.assertEqual([f for f in mapped_files(self.svc.proc.pid) if "p11-kit" in f], [])
 
     def test_sam_hardened(self):
         pid = sam_child(self.svc)

@@ -71,10 +71,32 @@ START_TEST(t_refusals_read_as_their_oauth_codes)
 }
 END_TEST
 
+/* The database out of reach (STOR_ERR_UNAVAILABLE -> OAUTH_ERR_UNAVAILABLE) is 503 temporarily_unavailable with
+ * Retry-After: 1 on every subject, unless a call site's override names it; another storage failure keeps its 503
+ * without a Retry-After of its own. */
+START_TEST(t_database_down_is_503_retry_after_1)
+{
+    static const csc_err_row_t ov[] = {{OAUTH_ERR_UNAVAILABLE, 409, "x", "overridden", 0}, {0, 0, NULL, NULL, 0}};
+    for (size_t s = 0; s < sizeof(subjects) / sizeof(subjects[0]); s++) {
+        csc_err_t e = {0};
+        ck_assert_int_eq(csc_err_oauth(&e, subjects[s].about, OAUTH_ERR_UNAVAILABLE, NULL), -1);
+        ck_assert_int_eq(e.status, 503);
+        ck_assert_str_eq(e.error, "temporarily_unavailable");
+        ck_assert_uint_eq(e.retry_after, 1);
+        ck_assert_int_eq(csc_err_oauth(&e, subjects[s].about, OAUTH_ERR_UNAVAILABLE, ov), -1);
+        ck_assert_int_eq(e.status, 409);
+        ck_assert_int_eq(csc_err_oauth(&e, subjects[s].about, OAUTH_ERR_STORAGE, NULL), -1);
+        ck_assert_int_eq(e.status, 503);
+        ck_assert_uint_eq(e.retry_after, 0);
+    }
+}
+END_TEST
+
 TCase *sam_errors_tcase(void); /* test_service.c adds it to its suite */
 TCase *sam_errors_tcase(void)
 {
     TCase *tc = tcase_create("sam-errors");
     tcase_add_test(tc, t_refusals_read_as_their_oauth_codes);
+    tcase_add_test(tc, t_database_down_is_503_retry_after_1);
     return tc;
 }

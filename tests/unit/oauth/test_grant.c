@@ -710,6 +710,10 @@ START_TEST(t_new_codes_strerror)
     ck_assert_int_eq(oauth_rc(OAUTH_ERR_RATE), OAUTH_ERR_RATE);
     ck_assert_int_eq(oauth_rc(-116), OAUTH_ERR_STORAGE);
     ck_assert_int_eq(oauth_rc(STOR_ERR_FULL), OAUTH_ERR_STORAGE);
+    /* but the database out of reach is told apart (503 with Retry-After: 1 at the API) */
+    ck_assert_int_eq(oauth_rc(STOR_ERR_UNAVAILABLE), OAUTH_ERR_UNAVAILABLE);
+    ck_assert_int_eq(oauth_rc(STOR_ERR_IO), OAUTH_ERR_STORAGE);
+    ck_assert_str_eq(oauth_strerror(OAUTH_ERR_UNAVAILABLE), "the database cannot be reached now");
 }
 END_TEST
 

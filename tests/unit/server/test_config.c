@@ -147,8 +147,8 @@ START_TEST(t_storage)
         {"", "missing required key storage"},
         {"storage = lmdb:db\nlmdb_path = db\n", "storage and lmdb_path: give one"},
         {"lmdb_path = db\nstorage = lmdb:db\n", "storage and lmdb_path: give one"},
-        {"storage = postgresql:dbname=csc\n", "storage: unknown backend \"postgresql\" (backends: lmdb)"},
-        {"storage = db\n", "storage: expected <backend>:<location> (backends: lmdb)"},
+        {"storage = mysql:dbname=csc\n", "storage: unknown backend \"mysql\" (backends: lmdb, postgresql)"},
+        {"storage = db\n", "storage: expected <backend>:<location> (backends: lmdb, postgresql)"},
         {"storage = :db\n", "storage: expected <backend>:<location>"},
         {"storage = lmdb:\n", "storage: lmdb: needs a location"},
         {"storage = lmdb:db\nstorage = lmdb:db2\n", "storage given twice"},
@@ -169,6 +169,51 @@ START_TEST(t_storage)
     ck_assert_str_eq(cfg.storage_backend, "lmdb");
     ck_assert_str_eq(cfg.storage_location, expect);
     refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
+}
+END_TEST
+
+/* storage = postgresql:CONNINFO: the conninfo kept as given (not a path); never a password in it (naming the key,
+ * not showing the value); storage_passfile becomes its passfile= (quoted); in production mutual TLS
+ * (sslmode=verify-full, sslcert, sslkey). */
+START_TEST(t_storage_postgresql)
+{
+    static const refusal_t refused[] = {
+        {"storage = postgresql:host=db password=s3cret\n", "storage: postgresql: password= is refused"},
+        {"storage = postgresql:host=db password = 's3 cret'\n", "storage: postgresql: password= is refused"},
+        {"storage = postgresql:postgresql://u:s3cret@db/csc\n", "not a URI"},
+        {"storage = postgresql:host=db dbname\n", "storage: postgresql: a malformed conninfo"},
+        {"storage = postgresql:host='db\n", "storage: postgresql: a malformed conninfo"},
+        {"storage = postgresql:host=db passfile=/a\nstorage_passfile = /b\n", "storage_passfile and storage's"},
+        {"storage = lmdb:db\nstorage_passfile = /b\n", "storage_passfile: only with storage = postgresql"},
+        {"storage = postgresql:\n", "storage: postgresql: needs a location"},
+    };
+    static const char prod[] = "environment = production\nlisten = 127.0.0.1:1\nplain_http = yes\n"
+                               "allow_test_components = yes\npkcs11_module = m\npkcs11_token = t\npkcs11_pin_file = p\n";
+    srv_config_t cfg;
+    char msg[512], real[PATH_MAX], expect[PATH_MAX + 64];
+
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db.example sslmode=require\n", &cfg, msg,
+                               sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage_backend, "postgresql");
+    ck_assert_str_eq(cfg.storage_location, "host=db.example sslmode=require");
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db\nstorage_passfile = pg'pass\n", &cfg,
+                               msg, sizeof(msg)), 0);
+    ck_assert_ptr_nonnull(realpath(dir, real));
+    snprintf(expect, sizeof(expect), "host=db passfile='%s/pg\\'pass'", real); /* relative to the file's folder */
+    ck_assert_str_eq(cfg.storage_location, expect);
+    refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(load_with(BASE_NO_STORAGE, refused[i].extra, &cfg, msg, sizeof(msg)), -1);
+        ck_assert_msg(strstr(msg, "s3") == NULL, "the password shown: %s", msg);
+    }
+    ck_assert_int_eq(load_with(prod, "storage = postgresql:host=db sslmode=require sslcert=c sslkey=k\n", &cfg, msg,
+                               sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "production needs mutual TLS") != NULL, "%s", msg);
+    ck_assert_int_eq(load_with(prod, "storage = postgresql:host=db sslmode=verify-full sslkey=k\n", &cfg, msg,
+                               sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "sslcert") != NULL, "%s", msg);
+    ck_assert_int_eq(load_with(prod, "storage = postgresql:host=db sslmode=verify-full sslcert=c sslkey='k'\n", &cfg,
+                               msg, sizeof(msg)), 0);
 }
 END_TEST
 
@@ -399,6 +444,7 @@ int main(void)
     tcase_add_test(tc, t_valid);
     tcase_add_test(tc, t_refusals);
     tcase_add_test(tc, t_storage);
+    tcase_add_test(tc, t_storage_postgresql);
     tcase_add_test(tc, t_environment_rules);
     tcase_add_test(tc, t_operator_rules);
     tcase_add_test(tc, t_sam_keys);

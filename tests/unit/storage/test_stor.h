@@ -23,6 +23,17 @@ Suite *tst_account_suite(void);
 Suite *tst_backend_suite(void);
 Suite *tst_copy_suite(void);
 Suite *tst_guard_suite(void);
+Suite *tst_pg_suite(void);
+
+/** argv[1] that runs the PostgreSQL suites (argv[2]: scripts/pg) against a cluster this run starts and stops. */
+#define TST_PG_ARG "--pg"
+/** With TST_PG_ARG: the cluster's libpq conninfo of the schema's owner (csc_admin) and of node 1's csc_sam role;
+ *  NULL otherwise (then only LMDB is tested). */
+extern const char *tst_pg_admin, *tst_pg_sam, *tst_pg_front; /* and node 1's csc_front (csc-server's role) */
+/** Run scripts/pg CMD on the run's cluster (stop, start); its exit status. */
+int tst_pg_script(const char *cmd);
+/** Run one SQL command as csc_admin through psql; its exit status. */
+int tst_pg_psql(const char *sql);
 
 /** argv[1] that makes the test binary act as the second process of the audit test. */
 #define TST_CHILD_ARG "--audit-child"

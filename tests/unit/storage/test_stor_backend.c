@@ -28,9 +28,20 @@ static void lmdb_fresh(char *loc, size_t n)
     tst_set(loc, n, tst_path());
 }
 
+/* The cluster of the run (test_stor_main.c, TST_PG_ARG), as the schema's owner: the test tables are dropped, so
+ * that open() creates them again. */
+static void pg_fresh(char *loc, size_t n)
+{
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.plain, csc.dups, csc.fixed"), 0);
+    tst_set(loc, n, tst_pg_admin);
+}
+
 static const target_t targets[] = {
     { "lmdb", lmdb_fresh },
+    { "postgresql", pg_fresh }, /* only with a cluster (tst_pg_admin) */
 };
+/* The backends under test in this run. */
+#define N_TARGETS (tst_pg_admin != NULL ? 2u : 1u)
 
 typedef struct bk {
     const stor_backend_t *be;
@@ -436,11 +447,13 @@ START_TEST(t_backend_names)
 
     ck_assert_ptr_eq(stor_backend_find("lmdb"), &stor_backend_lmdb);
     ck_assert_ptr_eq(stor_backend_find(NULL), &stor_backend_lmdb);
+    ck_assert_ptr_eq(stor_backend_find("postgresql"), &stor_backend_pg);
     ck_assert_ptr_null(stor_backend_find("nosuch"));
     ck_assert_int_eq(stor_backend_known("lmdb"), 1);
     ck_assert_int_eq(stor_backend_known(""), 0);
     ck_assert_int_eq(stor_backend_known("LMDB"), 0);
-    ck_assert_str_eq(stor_backend_names(), "lmdb");
+    ck_assert_int_eq(stor_backend_known("postgresql"), 1);
+    ck_assert_str_eq(stor_backend_names(), "lmdb, postgresql");
     ck_assert_int_eq(stor_open(&cfg, &env), STOR_ERR_INVAL);
     ck_assert_ptr_null(env);
     cfg.backend = "lmdb";
@@ -454,7 +467,7 @@ Suite *tst_backend_suite(void)
     Suite *s = suite_create("backend");
     TCase *tc = tcase_create("vtable");
 
-    tcase_add_loop_test(tc, t_backend_case, 0, (int)(N_CASES * (sizeof(targets) / sizeof(targets[0]))));
+    tcase_add_loop_test(tc, t_backend_case, 0, (int)(N_CASES * N_TARGETS));
     tcase_add_test(tc, t_backend_names);
     suite_add_tcase(s, tc);
     return s;

@@ -1,13 +1,21 @@
 /* test_stor_main.c - runner and shared helpers of the storage unit tests. */
+#include <arpa/inet.h>
 #include <ftw.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_stor.h"
+
+extern char **environ;
 
 static char root[PATH_MAX];
 
@@ -157,11 +165,113 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
     return remove(path);
 }
 
+/* ---- the PostgreSQL run (TST_PG_ARG) -------------------------------------------- */
+
+const char *tst_pg_admin, *tst_pg_sam, *tst_pg_front;
+static const char *pg_script;
+static char pg_dir[PATH_MAX];
+static char pg_admin[1024], pg_sam[1024], pg_front[1024];
+
+static int run_argv(char *const argv[])
+{
+    pid_t pid;
+    int st;
+
+    if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int tst_pg_script(const char *cmd)
+{
+    char *argv[] = { (char *)pg_script, (char *)cmd, pg_dir, NULL };
+
+    return run_argv(argv);
+}
+
+int tst_pg_psql(const char *sql)
+{
+    char *argv[] = { "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", (char *)tst_pg_admin, "-c",
+                     "SET client_min_messages = warning", "-c", (char *)sql, NULL };
+
+    return run_argv(argv);
+}
+
+/* A TCP port of 127.0.0.1 free right now (the kernel's pick). */
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* NAME='VALUE' of DIR/pg.env into out. */
+static int pg_env_get(const char *name, char *out, size_t n)
+{
+    char path[PATH_MAX + 16], line[2048];
+    size_t nl = strlen(name);
+    FILE *f;
+    int found = 0;
+
+    snprintf(path, sizeof(path), "%s/pg.env", pg_dir);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\''))
+            line[--len] = '\0';
+        if (strncmp(line, name, nl) == 0 && line[nl] == '=' && line[nl + 1] == '\'' && len - nl - 2 < n) {
+            memcpy(out, line + nl + 2, len - nl - 1);
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Start a cluster under the run's root: 0, 77 (PostgreSQL is not installed: skipped) or 1. */
+static int pg_start(void)
+{
+    char port[16];
+
+    if (access("/usr/lib/postgresql/15/bin/initdb", X_OK) != 0) {
+        fprintf(stderr, "SKIP: PostgreSQL 15 is not installed (scripts/deps installs it): the postgresql backend is "
+                        "not tested\n");
+        return 77;
+    }
+    /* As root, the cluster runs as postgres, which passes through the root to its directory. */
+    if (chmod(root, 0711) != 0 || snprintf(pg_dir, sizeof(pg_dir), "%s/pg", root) >= (int)sizeof(pg_dir))
+        return 1;
+    for (int tries = 0; tries < 3; tries++) { /* another process may take the free port first */
+        char *argv[] = { (char *)pg_script, "start", pg_dir, "--port", port, "--nodes", "1", NULL };
+        snprintf(port, sizeof(port), "%d", free_port());
+        if (run_argv(argv) == 0) {
+            if (!pg_env_get("PG_ADMIN", pg_admin, sizeof(pg_admin)) ||
+                !pg_env_get("PG_NODE1_SAM", pg_sam, sizeof(pg_sam)) ||
+                !pg_env_get("PG_NODE1_FRONT", pg_front, sizeof(pg_front)))
+                return 1;
+            tst_pg_admin = pg_admin;
+            tst_pg_sam = pg_sam;
+            tst_pg_front = pg_front;
+            return 0;
+        }
+    }
+    fprintf(stderr, "scripts/pg start failed\n");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *tmp = getenv("TMPDIR");
     SRunner *sr;
-    int failed, n;
+    int failed, n, pg = argc == 3 && strcmp(argv[1], TST_PG_ARG) == 0;
 
     if (argc == 3 && strcmp(argv[1], TST_CHILD_ARG) == 0)
         return tst_audit_child(argv[2]);
@@ -170,24 +280,37 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
-    sr = srunner_create(tst_codec_suite());
-    srunner_add_suite(sr, tst_env_suite());
-    srunner_add_suite(sr, tst_guard_suite());
-    srunner_add_suite(sr, tst_data_suite());
-    srunner_add_suite(sr, tst_oauth_suite());
-    srunner_add_suite(sr, tst_scan_suite());
-    srunner_add_suite(sr, tst_async_suite());
-    srunner_add_suite(sr, tst_websession_suite());
-    srunner_add_suite(sr, tst_user_approval_suite());
-    srunner_add_suite(sr, tst_operator_suite());
-    srunner_add_suite(sr, tst_walk_suite());
-    srunner_add_suite(sr, tst_account_suite());
-    srunner_add_suite(sr, tst_enroll_suite());
-    srunner_add_suite(sr, tst_backend_suite());
-    srunner_add_suite(sr, tst_copy_suite());
+    if (pg) {
+        pg_script = argv[2];
+        if ((n = pg_start()) != 0) {
+            tst_pg_script("stop");
+            nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            return n;
+        }
+        sr = srunner_create(tst_backend_suite());
+        srunner_add_suite(sr, tst_pg_suite());
+    } else {
+        sr = srunner_create(tst_codec_suite());
+        srunner_add_suite(sr, tst_env_suite());
+        srunner_add_suite(sr, tst_guard_suite());
+        srunner_add_suite(sr, tst_data_suite());
+        srunner_add_suite(sr, tst_oauth_suite());
+        srunner_add_suite(sr, tst_scan_suite());
+        srunner_add_suite(sr, tst_async_suite());
+        srunner_add_suite(sr, tst_websession_suite());
+        srunner_add_suite(sr, tst_user_approval_suite());
+        srunner_add_suite(sr, tst_operator_suite());
+        srunner_add_suite(sr, tst_walk_suite());
+        srunner_add_suite(sr, tst_account_suite());
+        srunner_add_suite(sr, tst_enroll_suite());
+        srunner_add_suite(sr, tst_backend_suite());
+        srunner_add_suite(sr, tst_copy_suite());
+    }
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (pg)
+        tst_pg_script("stop");
     nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

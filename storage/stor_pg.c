@@ -1,0 +1,1062 @@
+/*
+ * stor_pg.c - the PostgreSQL backend (stor_backend.h) over libpq: the only file of the project that includes
+ * <libpq-fe.h>. Location = a libpq conninfo string. libpq is not linked: the first open() loads libpq.so.5 with
+ * dlopen and calls it through a table of functions (pq below), so a process configured with lmdb maps nothing of it.
+ *
+ * Each table of the list given to open() is csc."name" (k bytea PRIMARY KEY, v bytea NOT NULL), a dupsort one
+ * csc."name" (k bytea, v bytea, PRIMARY KEY (k, v)) (storage/migrations/0001_init.sql); bytea order is memcmp
+ * order with a prefix first, the order of the interface. open() creates a missing table (only the schema's owner
+ * may) and refuses one whose primary key does not match its flags.
+ *
+ * A transaction holds one connection from a small per-environment pool for its life; a connection that failed is
+ * closed, and a pooled one found dead at BEGIN is replaced at once, so the service comes back by itself when
+ * the database does. Statements are prepared once per connection and table (lazily), parameters and results in
+ * binary. A read txn is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (a snapshot); a write txn is BEGIN (READ
+ * COMMITTED) and every get and cursor read in it is FOR UPDATE, so a read-modify-write is atomic across
+ * processes and nodes; a nested txn is a SAVEPOINT. Values returned stay valid until the top-level txn ends (the
+ * PGresults are kept in the txn). STOR_PUT_RESERVE hands out a buffer of the txn that is sent at the next call on
+ * the txn (or its commit); with NOOVERWRITE the key is claimed at once (an empty value, then the value).
+ * Serialization failures and deadlocks (40001, 40P01) return STOR_ERR_RETRY: stor_env.c runs the batch again.
+ * A get in a write txn that finds no row takes a transaction-level advisory lock on (table, key) and looks again, so
+ * a read-modify-write that starts from "no row" (the first audit append, a first counter) is atomic too. A lost
+ * connection, a server down, a statement or lock timeout (STATEMENT_OPTIONS: 10 s) or no connection free within
+ * POOL_WAIT_S (at most db_connections per environment) return STOR_ERR_UNAVAILABLE.
+ * No libpq message leaves this file.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "stor_backend.h"
+
+#define MAX_DBS 32
+#define POOL_IDLE_MAX 8 /* idle connections kept per environment */
+#define PAGE_ROWS 64    /* rows per cursor query (keyset paging) */
+#define PAGE_ROWS_S "64"
+#define VAL_MAX ((size_t)1 << 30) /* bytea's limit */
+#define SCHEMA "csc"
+#define CONNECT_TIMEOUT_S "5" /* seconds, unless the conninfo says otherwise */
+/* Every statement (lock waits included) gives up after 10 s: a stuck database answers STOR_ERR_UNAVAILABLE instead
+ * of holding a worker for ever. A conninfo with its own options= replaces this. */
+#define STATEMENT_OPTIONS "-c statement_timeout=10000"
+#define POOL_MAX_DEFAULT 32 /* connections per environment (stor_config_t.db_connections) */
+#define POOL_WAIT_S 5       /* a txn waits this long for a connection when all are in use, then UNAVAILABLE */
+
+/* The statements, prepared per connection and table as "s<table>_<stmt>". */
+enum {
+    Q_GET, Q_GET_FU, Q_UPSERT, Q_INSERT_NX, Q_APPEND, Q_UPDATE, Q_DEL_K, Q_DEL_KV, Q_COUNT,
+    Q_PAGE_GE, Q_PAGE_GE_FU, Q_PAGE_GT, Q_PAGE_GT_FU, Q_PAGE_EQ, Q_PAGE_EQ_FU, Q_PAGE_EQ_GT, Q_PAGE_EQ_GT_FU, Q_N
+};
+
+typedef struct pg_conn {
+    PGconn *c;
+    struct pg_conn *next;
+    int broken;
+    unsigned char prepared[MAX_DBS][Q_N];
+} pg_conn_t;
+
+struct stor_bk_env {
+    char *conninfo;
+    size_t n;
+    char qname[MAX_DBS][80]; /* "csc"."name" */
+    int dups[MAX_DBS];
+    pthread_mutex_t mu;
+    pthread_cond_t freed; /* a connection went back to the pool or was closed */
+    pg_conn_t *idle;
+    unsigned n_idle;
+    unsigned n_open, max_open; /* connections of this environment (idle or in a txn), at most max_open */
+};
+
+/* A put(RESERVE) whose value is sent at the next call on the txn. */
+typedef struct pending {
+    int db;
+    unsigned flags; /* Q_UPSERT, or Q_UPDATE after a claimed key */
+    size_t klen, vlen;
+    unsigned char *k, *v;
+} pending_t;
+
+struct stor_bk_txn {
+    stor_bk_env_t *e;
+    struct stor_bk_txn *root; /* the top-level txn (itself at top level) */
+    pg_conn_t *pc;
+    int write;
+    unsigned depth;    /* 0 at top level; the savepoint s<depth> of a nested txn */
+    unsigned long gen; /* root: bumped by every change (cursors re-read after one) */
+    /* root only: the results handed out, freed when the txn ends */
+    PGresult **res;
+    size_t n_res, cap_res;
+    pending_t *pend;
+};
+
+struct stor_bk_cur {
+    stor_bk_txn_t *t;
+    int db;
+    PGresult *page;
+    int row, nrows;
+    int has_cur;
+    int one_key; /* the page holds the values of one key only (SET_KEY, NEXT_DUP) */
+    unsigned long gen;
+    stor_val_t k, v; /* the current row (points into page or into a kept result) */
+};
+
+/* ---- libpq, loaded when the first postgresql environment is opened ---------------------------------------------
+ * Not linked: a process on lmdb never maps libpq, nor what libpq pulls in (libldap -> GnuTLS -> libp11-kit, which
+ * csc-server must not map; docs/stack-notes.md). <libpq-fe.h> gives the types only; every call goes through this
+ * table, resolved with dlsym and checked complete before any is used. */
+
+#define PQ_LIB "libpq.so.5"
+#define PQ_FUNCS(X) \
+    X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse) \
+    X(PQexec) X(PQexecPrepared) X(PQfinish) X(PQfreemem) X(PQgetlength) X(PQgetvalue) X(PQntuples) \
+    X(PQprepare) X(PQresultErrorField) X(PQresultStatus) X(PQsetNoticeProcessor) X(PQstatus) \
+    X(PQtransactionStatus)
+
+typedef struct pq_api {
+#define PQ_SLOT(f) __typeof__(&f) f;
+    PQ_FUNCS(PQ_SLOT)
+#undef PQ_SLOT
+} pq_api_t;
+
+static pq_api_t pq;
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+static int pq_rc = STOR_ERR_IO;
+
+int stor_pg_resolve(const char *lib, void *table, char *why, size_t n)
+{
+    pq_api_t *api = table;
+    void *dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    const char *err;
+
+    if (dl == NULL) {
+        err = dlerror();
+        snprintf(why, n, "cannot load %s (%s)", lib, err != NULL ? err : "unknown error");
+        return STOR_ERR_IO;
+    }
+#define PQ_RESOLVE(f)                                                      \
+    if ((api->f = (__typeof__(api->f))dlsym(dl, #f)) == NULL) {            \
+        snprintf(why, n, "%s has no symbol %s", lib, #f);                   \
+        dlclose(dl);                                                       \
+        memset(api, 0, sizeof(*api));                                      \
+        return STOR_ERR_IO;                                                \
+    }
+    PQ_FUNCS(PQ_RESOLVE)
+#undef PQ_RESOLVE
+    /* kept loaded for the life of the process (the table points into it) */
+    return 0;
+}
+
+size_t stor_pg_api_size(void)
+{
+    return sizeof(pq_api_t);
+}
+
+static void pq_load(void)
+{
+    char why[512];
+
+    if ((pq_rc = stor_pg_resolve(PQ_LIB, &pq, why, sizeof(why))) != 0)
+        fprintf(stderr, "storage: postgresql backend: %s\n", why);
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+static int pg_err(pg_conn_t *pc, const PGresult *r)
+{
+    const char *st = r != NULL ? pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+    if (pq.PQstatus(pc->c) != CONNECTION_OK)
+        pc->broken = 1;
+    if (pc->broken)
+        return STOR_ERR_UNAVAILABLE;
+    if (st == NULL)
+        return STOR_ERR_IO;
+    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0)
+        return STOR_ERR_RETRY;
+    /* statement_timeout, lock_timeout: the database is stuck or overloaded; try again in a moment */
+    if (strcmp(st, "57014") == 0 || strcmp(st, "55P03") == 0)
+        return STOR_ERR_UNAVAILABLE;
+    if (strcmp(st, "53100") == 0)
+        return STOR_ERR_FULL;
+    if (strcmp(st, "53200") == 0)
+        return STOR_ERR_NOMEM;
+    if (strncmp(st, "22", 2) == 0 || strcmp(st, "54000") == 0)
+        return STOR_ERR_INVAL;
+    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0) { /* connection lost, server shutting down */
+        pc->broken = 1;
+        return STOR_ERR_UNAVAILABLE;
+    }
+    return STOR_ERR_IO;
+}
+
+/* Run a command without parameters; STOR_OK if it succeeded. */
+static int pg_cmd(pg_conn_t *pc, const char *sql)
+{
+    PGresult *r = pq.PQexec(pc->c, sql);
+    int rc = pq.PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(pc, r);
+
+    pq.PQclear(r);
+    return rc;
+}
+
+/* ---- the pool --------------------------------------------------------------- */
+
+static void conn_free(pg_conn_t *pc)
+{
+    if (pc == NULL)
+        return;
+    pq.PQfinish(pc->c);
+    free(pc);
+}
+
+/* The server's notices are not printed (libpq's default writes them to stderr). */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
+{
+    /* A connect_timeout or options of the conninfo wins (it comes later); without a connect_timeout an unreachable
+     * server would block. */
+    static const char *const keys[] = { "connect_timeout", "options", "dbname", NULL };
+    const char *values[] = { CONNECT_TIMEOUT_S, STATEMENT_OPTIONS, e->conninfo, NULL };
+    pg_conn_t *pc = calloc(1, sizeof(*pc));
+
+    if (pc == NULL)
+        return STOR_ERR_NOMEM;
+    pc->c = pq.PQconnectdbParams(keys, values, 1);
+    if (pc->c == NULL || pq.PQstatus(pc->c) != CONNECTION_OK) {
+        conn_free(pc);
+        return STOR_ERR_UNAVAILABLE;
+    }
+    pq.PQsetNoticeProcessor(pc->c, quiet, NULL);
+    *out = pc;
+    return 0;
+}
+
+/* Close a connection of e's and let a txn waiting for one make its own. */
+static void conn_drop(stor_bk_env_t *e, pg_conn_t *pc)
+{
+    if (pc == NULL)
+        return;
+    conn_free(pc);
+    pthread_mutex_lock(&e->mu);
+    e->n_open--;
+    pthread_cond_signal(&e->freed);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* An idle connection (fresh: 0), or a new one (fresh: 1) while e has fewer than max_open; else wait up to
+ * POOL_WAIT_S for one, then STOR_ERR_UNAVAILABLE. */
+static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
+{
+    struct timespec until;
+    pg_conn_t *pc = NULL;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += POOL_WAIT_S;
+    pthread_mutex_lock(&e->mu);
+    while (e->idle == NULL && e->n_open >= e->max_open && rc == 0)
+        rc = pthread_cond_timedwait(&e->freed, &e->mu, &until);
+    if (e->idle != NULL) {
+        pc = e->idle;
+        e->idle = pc->next;
+        e->n_idle--;
+    } else if (e->n_open < e->max_open) {
+        e->n_open++; /* counted now: made below, outside the lock */
+        rc = 0;
+    } else {
+        rc = STOR_ERR_UNAVAILABLE;
+    }
+    pthread_mutex_unlock(&e->mu);
+    *fresh = pc == NULL;
+    if (pc != NULL) {
+        pc->next = NULL;
+        *out = pc;
+        return 0;
+    }
+    if (rc != 0)
+        return STOR_ERR_UNAVAILABLE;
+    if ((rc = conn_new(e, out)) != 0) {
+        pthread_mutex_lock(&e->mu);
+        e->n_open--;
+        pthread_cond_signal(&e->freed);
+        pthread_mutex_unlock(&e->mu);
+    }
+    return rc;
+}
+
+static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
+{
+    if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE) {
+        conn_drop(e, pc);
+        return;
+    }
+    pthread_mutex_lock(&e->mu);
+    if (e->n_idle < POOL_IDLE_MAX) {
+        pc->next = e->idle;
+        e->idle = pc;
+        e->n_idle++;
+        pthread_cond_signal(&e->freed);
+        pc = NULL;
+    }
+    pthread_mutex_unlock(&e->mu);
+    conn_drop(e, pc);
+}
+
+/* ---- statements ------------------------------------------------------------- */
+
+static int stmt_sql(const stor_bk_env_t *e, int db, int q, char *sql, size_t n)
+{
+    const char *t = e->qname[db], *order = e->dups[db] ? "k, v" : "k";
+    const char *after = e->dups[db] ? "(k, v) > ($1::bytea, $2::bytea)" : "k > $1::bytea";
+    int w;
+
+    switch (q) {
+    case Q_GET: case Q_GET_FU:
+        w = snprintf(sql, n, "SELECT v FROM %s WHERE k = $1::bytea ORDER BY v LIMIT 1%s", t,
+                     q == Q_GET_FU ? " FOR UPDATE" : "");
+        break;
+    case Q_UPSERT:
+        w = snprintf(sql, n, "INSERT INTO %s (k, v) VALUES ($1::bytea, $2::bytea) ON CONFLICT (k) DO UPDATE SET v = "
+                     "EXCLUDED.v", t);
+        break;
+    case Q_INSERT_NX:
+        w = snprintf(sql, n, "INSERT INTO %s (k, v) VALUES ($1::bytea, $2::bytea) ON CONFLICT DO NOTHING", t);
+        break;
+    case Q_APPEND: /* only after every key; the unique index still has the last word */
+        w = snprintf(sql, n, "INSERT INTO %s (k, v) SELECT $1::bytea, $2::bytea WHERE NOT EXISTS (SELECT 1 FROM %s "
+                     "WHERE k >= $1::bytea) ON CONFLICT DO NOTHING", t, t);
+        break;
+    case Q_UPDATE: w = snprintf(sql, n, "UPDATE %s SET v = $2::bytea WHERE k = $1::bytea", t); break;
+    case Q_DEL_K: w = snprintf(sql, n, "DELETE FROM %s WHERE k = $1::bytea", t); break;
+    case Q_DEL_KV: w = snprintf(sql, n, "DELETE FROM %s WHERE k = $1::bytea AND v = $2::bytea", t); break;
+    case Q_COUNT: w = snprintf(sql, n, "SELECT count(*) FROM %s", t); break;
+    case Q_PAGE_GE: case Q_PAGE_GE_FU:
+        w = snprintf(sql, n, "SELECT k, v FROM %s WHERE k >= $1::bytea ORDER BY %s LIMIT " PAGE_ROWS_S "%s", t, order,
+                     q == Q_PAGE_GE_FU ? " FOR UPDATE" : "");
+        break;
+    case Q_PAGE_GT: case Q_PAGE_GT_FU:
+        w = snprintf(sql, n, "SELECT k, v FROM %s WHERE %s ORDER BY %s LIMIT " PAGE_ROWS_S "%s", t, after, order,
+                     q == Q_PAGE_GT_FU ? " FOR UPDATE" : "");
+        break;
+    case Q_PAGE_EQ: case Q_PAGE_EQ_FU: /* the values of one key only: a write txn locks no other key's rows */
+        w = snprintf(sql, n, "SELECT k, v FROM %s WHERE k = $1::bytea ORDER BY v LIMIT " PAGE_ROWS_S "%s", t,
+                     q == Q_PAGE_EQ_FU ? " FOR UPDATE" : "");
+        break;
+    case Q_PAGE_EQ_GT: case Q_PAGE_EQ_GT_FU:
+        w = snprintf(sql, n, "SELECT k, v FROM %s WHERE k = $1::bytea AND v > $2::bytea ORDER BY v LIMIT " PAGE_ROWS_S
+                     "%s", t, q == Q_PAGE_EQ_GT_FU ? " FOR UPDATE" : "");
+        break;
+    default: return STOR_ERR_INVAL;
+    }
+    return w > 0 && (size_t)w < n ? 0 : STOR_ERR_INVAL;
+}
+
+/* Run statement q of table db with n_params binary parameters; *out = the result (STOR_OK) or an error. */
+static int stmt_run(stor_bk_txn_t *t, int db, int q, int n_params, const stor_val_t *p0, const stor_val_t *p1,
+                    PGresult **out)
+{
+    static const int formats[2] = { 1, 1 };
+    pg_conn_t *pc = t->pc;
+    char name[24], sql[512];
+    const char *values[2];
+    int lens[2];
+    PGresult *r;
+    ExecStatusType st;
+
+    snprintf(name, sizeof(name), "s%d_%d", db, q);
+    if (!pc->prepared[db][q]) {
+        int rc = stmt_sql(t->e, db, q, sql, sizeof(sql));
+        if (rc != 0)
+            return rc;
+        r = pq.PQprepare(pc->c, name, sql, n_params, NULL);
+        rc = pq.PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(pc, r);
+        pq.PQclear(r);
+        if (rc != 0)
+            return rc;
+        pc->prepared[db][q] = 1;
+    }
+    values[0] = p0 != NULL ? (p0->data != NULL ? p0->data : "") : NULL;
+    lens[0] = p0 != NULL ? (int)p0->len : 0;
+    values[1] = p1 != NULL ? (p1->data != NULL ? p1->data : "") : NULL;
+    lens[1] = p1 != NULL ? (int)p1->len : 0;
+    r = pq.PQexecPrepared(pc->c, name, n_params, values, lens, formats, 1);
+    st = pq.PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        int rc = pg_err(pc, r);
+        pq.PQclear(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Run a statement whose result is not kept: *changed = its row count. */
+static int stmt_do(stor_bk_txn_t *t, int db, int q, int n_params, const stor_val_t *p0, const stor_val_t *p1,
+                   long *changed)
+{
+    PGresult *r = NULL;
+    int rc = stmt_run(t, db, q, n_params, p0, p1, &r);
+
+    if (rc != 0)
+        return rc;
+    if (changed != NULL)
+        *changed = strtol(pq.PQcmdTuples(r), NULL, 10);
+    pq.PQclear(r);
+    t->root->gen++;
+    return 0;
+}
+
+/* Keep r until the top-level txn ends. */
+static int keep(stor_bk_txn_t *t, PGresult *r)
+{
+    stor_bk_txn_t *root = t->root;
+
+    if (root->n_res == root->cap_res) {
+        size_t cap = root->cap_res ? root->cap_res * 2 : 16;
+        PGresult **res = realloc(root->res, cap * sizeof(*res));
+        if (res == NULL) {
+            pq.PQclear(r);
+            return STOR_ERR_NOMEM;
+        }
+        root->res = res;
+        root->cap_res = cap;
+    }
+    root->res[root->n_res++] = r;
+    return 0;
+}
+
+/* ---- RESERVE --------------------------------------------------------------- */
+
+static void pending_free(stor_bk_txn_t *t)
+{
+    pending_t *p = t->root->pend;
+
+    if (p == NULL)
+        return;
+    free(p->k);
+    free(p->v);
+    free(p);
+    t->root->pend = NULL;
+}
+
+/* Send the value of a put(RESERVE): called first by every operation on the txn. */
+static int flush(stor_bk_txn_t *t)
+{
+    pending_t *p = t->root->pend;
+    stor_val_t k, v;
+    int rc;
+
+    if (p == NULL)
+        return 0;
+    k = STOR_VAL(p->k, p->klen);
+    v = STOR_VAL(p->v, p->vlen);
+    rc = stmt_do(t, p->db, (int)p->flags, 2, &k, &v, NULL);
+    pending_free(t);
+    return rc;
+}
+
+/* ---- environment ------------------------------------------------------------- */
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 63)
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Create the tables that are missing; refuse one whose primary key does not match its flags. */
+static int check_tables(stor_bk_env_t *e, pg_conn_t *pc, const stor_table_t *tables)
+{
+    static const char *const q = "SELECT c.relname, coalesce(i.indnatts, 0) FROM pg_class c JOIN pg_namespace n ON "
+                                 "n.oid = c.relnamespace LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+                                 "WHERE n.nspname = '" SCHEMA "' AND c.relkind = 'r'";
+    char sql[256];
+    PGresult *r;
+    int rc = 0;
+
+    if ((rc = pg_cmd(pc, "BEGIN")) != 0)
+        return rc;
+    r = pq.PQexec(pc->c, q);
+    if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_err(pc, r);
+        goto out;
+    }
+    for (size_t i = 0; i < e->n && rc == 0; i++) {
+        int found = -1;
+        for (int row = 0; row < pq.PQntuples(r); row++)
+            if (strcmp(pq.PQgetvalue(r, row, 0), tables[i].name) == 0)
+                found = atoi(pq.PQgetvalue(r, row, 1));
+        if (found == -1) {
+            snprintf(sql, sizeof(sql), e->dups[i] ? "CREATE TABLE %s (k bytea NOT NULL, v bytea NOT NULL, PRIMARY KEY "
+                                                    "(k, v))" : "CREATE TABLE %s (k bytea PRIMARY KEY, v bytea NOT NULL)",
+                     e->qname[i]);
+            rc = pg_cmd(pc, sql);
+        } else if (found != (e->dups[i] ? 2 : 1)) {
+            rc = STOR_ERR_CORRUPT;
+        }
+    }
+out:
+    pq.PQclear(r);
+    if (rc == 0)
+        rc = pg_cmd(pc, "COMMIT");
+    else
+        (void)pg_cmd(pc, "ROLLBACK");
+    return rc;
+}
+
+static void pg_close(stor_bk_env_t *e)
+{
+    if (e == NULL)
+        return;
+    while (e->idle != NULL) {
+        pg_conn_t *pc = e->idle;
+        e->idle = pc->next;
+        conn_free(pc);
+    }
+    pthread_cond_destroy(&e->freed);
+    pthread_mutex_destroy(&e->mu);
+    free(e->conninfo);
+    free(e);
+}
+
+static int pg_open(const stor_config_t *cfg, const stor_table_t *tables, size_t n, stor_bk_env_t **out)
+{
+    PQconninfoOption *opts;
+    stor_bk_env_t *e;
+    pg_conn_t *pc = NULL;
+    pthread_condattr_t ca;
+    char *msg = NULL;
+    int rc, fresh = 0;
+
+    if (cfg == NULL || cfg->location == NULL || tables == NULL || n == 0 || n > MAX_DBS)
+        return STOR_ERR_INVAL;
+    pthread_once(&pq_once, pq_load);
+    if (pq_rc != 0)
+        return pq_rc;
+    if ((opts = pq.PQconninfoParse(cfg->location, &msg)) == NULL) {
+        pq.PQfreemem(msg); /* names the bad part of the conninfo, which may hold a secret: not shown */
+        return STOR_ERR_INVAL;
+    }
+    pq.PQconninfoFree(opts);
+    for (size_t i = 0; i < n; i++)
+        if (tables[i].name == NULL || !valid_name(tables[i].name))
+            return STOR_ERR_INVAL;
+    if ((e = calloc(1, sizeof(*e))) == NULL || (e->conninfo = strdup(cfg->location)) == NULL) {
+        free(e);
+        return STOR_ERR_NOMEM;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->freed, &ca);
+    pthread_condattr_destroy(&ca);
+    e->max_open = cfg->db_connections != 0 ? cfg->db_connections : POOL_MAX_DEFAULT;
+    e->n = n;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(e->qname[i], sizeof(e->qname[i]), "\"" SCHEMA "\".\"%s\"", tables[i].name);
+        e->dups[i] = (tables[i].flags & STOR_TABLE_DUPSORT) != 0;
+    }
+    if ((rc = conn_take(e, &pc, &fresh)) == 0 && (rc = check_tables(e, pc, tables)) == 0)
+        conn_give(e, pc);
+    else if (pc != NULL)
+        conn_drop(e, pc);
+    if (rc != 0) {
+        pg_close(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+/* ---- transactions ------------------------------------------------------------- */
+
+static void txn_free(stor_bk_txn_t *t)
+{
+    if (t->depth == 0) {
+        pending_free(t);
+        for (size_t i = 0; i < t->n_res; i++)
+            pq.PQclear(t->res[i]);
+        free(t->res);
+        if (t->pc != NULL)
+            conn_give(t->e, t->pc);
+    }
+    free(t);
+}
+
+static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t, const char *sql)
+{
+    int fresh = 0, rc;
+
+    /* A pooled connection may have died with the server since: one fresh connection is tried then. */
+    for (int tries = 0; tries < 2; tries++) {
+        if ((rc = conn_take(e, &t->pc, &fresh)) != 0)
+            return rc;
+        if ((rc = pg_cmd(t->pc, sql)) == 0)
+            return 0;
+        t->pc->broken = 1;
+        conn_drop(e, t->pc);
+        t->pc = NULL;
+        if (fresh)
+            break;
+    }
+    return rc;
+}
+
+static int pg_txn_begin(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_t mode, stor_bk_txn_t **out)
+{
+    stor_bk_txn_t *t;
+    char sql[96];
+    int rc;
+
+    if (parent != NULL && (mode != STOR_BK_WRITE || !parent->write))
+        return STOR_ERR_INVAL;
+    if (parent != NULL && (rc = flush(parent)) != 0)
+        return rc;
+    if ((t = calloc(1, sizeof(*t))) == NULL)
+        return STOR_ERR_NOMEM;
+    t->e = e;
+    t->write = mode == STOR_BK_WRITE;
+    if (parent == NULL) {
+        t->root = t;
+        rc = begin_top(e, t, t->write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    } else {
+        t->root = parent->root;
+        t->pc = parent->pc;
+        t->depth = parent->depth + 1;
+        snprintf(sql, sizeof(sql), "SAVEPOINT s%u", t->depth);
+        rc = pg_cmd(t->pc, sql);
+    }
+    if (rc != 0) {
+        txn_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+static void pg_txn_abort(stor_bk_txn_t *t)
+{
+    char sql[96];
+
+    if (t == NULL)
+        return;
+    pending_free(t);
+    if (t->depth > 0) {
+        snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT s%u; RELEASE SAVEPOINT s%u", t->depth, t->depth);
+        if (pg_cmd(t->pc, sql) != 0)
+            t->pc->broken = 1; /* the parent's commit fails then */
+        t->root->gen++;
+    } else if (t->pc != NULL && pg_cmd(t->pc, "ROLLBACK") != 0) {
+        t->pc->broken = 1;
+    }
+    txn_free(t);
+}
+
+static int pg_txn_commit(stor_bk_txn_t *t)
+{
+    char sql[96];
+    int rc = flush(t);
+
+    if (t->depth > 0) {
+        if (rc == 0) {
+            snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%u", t->depth);
+            rc = t->pc->broken ? STOR_ERR_IO : pg_cmd(t->pc, sql);
+        }
+        if (rc != 0) {
+            pg_txn_abort(t); /* the parent goes on without it */
+            return rc;
+        }
+        txn_free(t);
+        return 0;
+    }
+    if (rc == 0 && (t->pc->broken || pq.PQtransactionStatus(t->pc->c) != PQTRANS_INTRANS))
+        rc = STOR_ERR_IO; /* a statement failed in it: PostgreSQL would turn the COMMIT into a ROLLBACK */
+    if (rc != 0) {
+        pg_txn_abort(t);
+        return rc;
+    }
+    {
+        PGresult *r = pq.PQexec(t->pc->c, "COMMIT");
+        if (pq.PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = pg_err(t->pc, r);
+        else if (strcmp(pq.PQcmdStatus(r), "COMMIT") != 0)
+            rc = STOR_ERR_IO;
+        pq.PQclear(r);
+    }
+    if (rc != 0 && pq.PQtransactionStatus(t->pc->c) != PQTRANS_IDLE)
+        t->pc->broken = 1;
+    txn_free(t);
+    return rc;
+}
+
+/* ---- data ------------------------------------------------------------------- */
+
+#define DBI_OK(e, db) ((db) >= 0 && (size_t)(db) < (e)->n)
+#define KEY_OK(k) ((k) != NULL && (k)->len > 0 && (k)->len <= VAL_MAX && (k)->data != NULL)
+
+/* FNV-1a, 64 bits, over n bytes, continuing from h. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+/* Run SELECT fn(hash) on t's connection: for pg_advisory_xact_lock (*got unused) and pg_try_advisory_xact_lock (*got =
+ * 1 if taken). The lock lasts until the top-level txn ends; a hash shared by two names only serializes more. */
+static int advisory(stor_bk_txn_t *t, const char *fn, uint64_t h, int *got)
+{
+    char sql[96];
+    long long id;
+    PGresult *r;
+    int rc;
+
+    memcpy(&id, &h, sizeof(id));
+    snprintf(sql, sizeof(sql), "SELECT %s(%lld)", fn, id);
+    r = pq.PQexec(t->pc->c, sql);
+    if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = pg_err(t->pc, r);
+        pq.PQclear(r);
+        return rc;
+    }
+    if (got != NULL)
+        *got = pq.PQntuples(r) == 1 && strcmp(pq.PQgetvalue(r, 0, 0), "t") == 0;
+    pq.PQclear(r);
+    return 0;
+}
+
+/* Lock key k of table db, which has no row (a write txn): every other write txn that finds it missing waits here. */
+static int key_lock(stor_bk_txn_t *t, int db, const stor_val_t *k)
+{
+    uint64_t h = fnv1a(FNV_BASIS, t->e->qname[db], strlen(t->e->qname[db]) + 1);
+
+    return advisory(t, "pg_advisory_xact_lock", fnv1a(h, k->data, k->len), NULL);
+}
+
+static int pg_try_lock(stor_bk_txn_t *t, const char *name)
+{
+    int got = 0, rc;
+
+    if (t == NULL || !t->write || name == NULL || name[0] == '\0')
+        return STOR_ERR_INVAL;
+    if ((rc = flush(t)) != 0 ||
+        (rc = advisory(t, "pg_try_advisory_xact_lock", fnv1a(FNV_BASIS ^ 1, name, strlen(name)), &got)) != 0)
+        return rc;
+    return got;
+}
+
+static int pg_schema_version(stor_bk_env_t *e, unsigned *version)
+{
+    pg_conn_t *pc = NULL;
+    PGresult *r;
+    int fresh = 0, rc;
+    long v;
+
+    if ((rc = conn_take(e, &pc, &fresh)) != 0)
+        return rc;
+    r = pq.PQexec(pc->c, "SELECT coalesce(max(version), 0) FROM " SCHEMA ".schema_version");
+    if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *st = pq.PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        rc = st != NULL && strcmp(st, "42P01") == 0 ? STOR_ERR_NOTFOUND : pg_err(pc, r); /* no such table */
+    } else {
+        v = pq.PQntuples(r) == 1 ? strtol(pq.PQgetvalue(r, 0, 0), NULL, 10) : 0;
+        rc = v > 0 && v <= (long)UINT_MAX ? 0 : STOR_ERR_NOTFOUND;
+        if (rc == 0)
+            *version = (unsigned)v;
+    }
+    pq.PQclear(r);
+    conn_give(e, pc);
+    return rc;
+}
+
+static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v)
+{
+    PGresult *r = NULL;
+    int rc;
+
+    if (!DBI_OK(e, db) || !KEY_OK(k))
+        return STOR_ERR_INVAL;
+    if ((rc = flush(t)) != 0 || (rc = stmt_run(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL, &r)) != 0)
+        return rc;
+    if (pq.PQntuples(r) == 0 && t->write) {
+        /* A missing row cannot be locked: lock its key instead, then look again (READ COMMITTED: the second
+         * statement sees a row another txn inserted and committed while this one waited, and locks it). */
+        pq.PQclear(r);
+        r = NULL;
+        if ((rc = key_lock(t, db, k)) != 0 || (rc = stmt_run(t, db, Q_GET_FU, 1, k, NULL, &r)) != 0)
+            return rc;
+    }
+    if (pq.PQntuples(r) == 0) {
+        pq.PQclear(r);
+        return STOR_ERR_NOTFOUND;
+    }
+    if ((rc = keep(t, r)) != 0)
+        return rc;
+    v->len = (size_t)pq.PQgetlength(r, 0, 0);
+    v->data = pq.PQgetvalue(r, 0, 0);
+    return 0;
+}
+
+static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags)
+{
+    int q;
+    stor_val_t empty = { 0, NULL };
+    pending_t *p;
+    long changed = 0;
+    int rc;
+
+    if (!DBI_OK(e, db) || !KEY_OK(k) || v == NULL || v->len > VAL_MAX || !t->write ||
+        (v->len > 0 && v->data == NULL && !(flags & STOR_PUT_RESERVE)))
+        return STOR_ERR_INVAL;
+    if (e->dups[db] && (flags & (STOR_PUT_RESERVE | STOR_PUT_APPEND)))
+        return STOR_ERR_INVAL; /* as LMDB: no RESERVE or APPEND in a dupsort table here */
+    if ((rc = flush(t)) != 0)
+        return rc;
+    q = e->dups[db] || (flags & STOR_PUT_NOOVERWRITE) ? Q_INSERT_NX : Q_UPSERT;
+    if (flags & STOR_PUT_APPEND)
+        q = Q_APPEND;
+    if (!(flags & STOR_PUT_RESERVE)) {
+        if ((rc = stmt_do(t, db, q, 2, k, v, &changed)) != 0)
+            return rc;
+        /* no row inserted: the key (or the pair) exists, or APPEND's key is not after the last */
+        if (changed == 0 && (q == Q_APPEND || (flags & (STOR_PUT_NOOVERWRITE | STOR_PUT_NODUPDATA))))
+            return STOR_ERR_EXISTS;
+        return 0;
+    }
+    if ((p = calloc(1, sizeof(*p))) == NULL || (p->k = malloc(k->len)) == NULL ||
+        (p->v = calloc(1, v->len ? v->len : 1)) == NULL) {
+        if (p != NULL)
+            free(p->k);
+        free(p);
+        return STOR_ERR_NOMEM;
+    }
+    p->db = db;
+    p->klen = k->len;
+    p->vlen = v->len;
+    memcpy(p->k, k->data, k->len);
+    p->flags = Q_UPSERT;
+    if (q != Q_UPSERT) { /* claim the key now, so that EXISTS comes from this call */
+        rc = stmt_do(t, db, q, 2, k, &empty, &changed);
+        if (rc == 0 && changed == 0)
+            rc = STOR_ERR_EXISTS;
+        if (rc != 0) {
+            free(p->k);
+            free(p->v);
+            free(p);
+            return rc;
+        }
+        p->flags = Q_UPDATE;
+    }
+    t->root->pend = p;
+    v->data = p->v;
+    return 0;
+}
+
+static int pg_del(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
+{
+    long changed = 0;
+    int rc;
+
+    if (!DBI_OK(e, db) || !KEY_OK(k) || !t->write)
+        return STOR_ERR_INVAL;
+    if ((rc = flush(t)) != 0)
+        return rc;
+    rc = v != NULL ? stmt_do(t, db, Q_DEL_KV, 2, k, v, &changed) : stmt_do(t, db, Q_DEL_K, 1, k, NULL, &changed);
+    if (rc != 0)
+        return rc;
+    return changed > 0 ? 0 : STOR_ERR_NOTFOUND;
+}
+
+static int pg_count(stor_bk_env_t *e, stor_bk_txn_t *t, int db, size_t *n)
+{
+    PGresult *r = NULL;
+    const unsigned char *b;
+    uint64_t x = 0;
+    int rc;
+
+    if (!DBI_OK(e, db))
+        return STOR_ERR_INVAL;
+    if ((rc = flush(t)) != 0 || (rc = stmt_run(t, db, Q_COUNT, 0, NULL, NULL, &r)) != 0)
+        return rc;
+    if (pq.PQntuples(r) != 1 || pq.PQgetlength(r, 0, 0) != 8) {
+        pq.PQclear(r);
+        return STOR_ERR_IO;
+    }
+    b = (const unsigned char *)pq.PQgetvalue(r, 0, 0); /* int8, binary: big-endian */
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | b[i];
+    pq.PQclear(r);
+    *n = (size_t)x;
+    return 0;
+}
+
+/* ---- cursors ------------------------------------------------------------------ */
+
+static int pg_cursor_open(stor_bk_env_t *e, stor_bk_txn_t *t, int db, stor_bk_cur_t **out)
+{
+    stor_bk_cur_t *c;
+
+    if (!DBI_OK(e, db))
+        return STOR_ERR_INVAL;
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return STOR_ERR_NOMEM;
+    c->t = t;
+    c->db = db;
+    *out = c;
+    return 0;
+}
+
+/* Pages a cursor reads: from key k on, after the row (k, v), the values of key k, its values after v. */
+typedef enum { PAGE_FROM, PAGE_AFTER, PAGE_KEY, PAGE_KEY_AFTER } page_t;
+
+/* Read a page and make its first row current. */
+static int cur_fetch(stor_bk_cur_t *c, page_t what, const stor_val_t *k, const stor_val_t *v)
+{
+    static const int q_read[] = { Q_PAGE_GE, Q_PAGE_GT, Q_PAGE_EQ, Q_PAGE_EQ_GT };
+    static const int q_lock[] = { Q_PAGE_GE_FU, Q_PAGE_GT_FU, Q_PAGE_EQ_FU, Q_PAGE_EQ_GT_FU };
+    stor_bk_txn_t *t = c->t;
+    int two = what == PAGE_KEY_AFTER || (what == PAGE_AFTER && t->e->dups[c->db]), rc;
+    PGresult *r = NULL;
+
+    c->has_cur = 0;
+    c->page = NULL;
+    if ((rc = stmt_run(t, c->db, t->write ? q_lock[what] : q_read[what], two ? 2 : 1, k, two ? v : NULL, &r)) != 0)
+        return rc;
+    if ((rc = keep(t, r)) != 0)
+        return rc;
+    c->page = r;
+    c->nrows = pq.PQntuples(r);
+    c->row = 0;
+    c->gen = t->root->gen;
+    c->one_key = what == PAGE_KEY || what == PAGE_KEY_AFTER;
+    return c->nrows > 0 ? 0 : STOR_ERR_NOTFOUND;
+}
+
+static void cur_row(stor_bk_cur_t *c)
+{
+    c->k.len = (size_t)pq.PQgetlength(c->page, c->row, 0);
+    c->k.data = pq.PQgetvalue(c->page, c->row, 0);
+    c->v.len = (size_t)pq.PQgetlength(c->page, c->row, 1);
+    c->v.data = pq.PQgetvalue(c->page, c->row, 1);
+    c->has_cur = 1;
+}
+
+/* The row after the current one (dup_only: the next value of its key, read without touching other keys). */
+static int cur_next(stor_bk_cur_t *c, int dup_only)
+{
+    int same = c->gen == c->t->root->gen;
+    stor_val_t k, v;
+
+    if (!c->has_cur)
+        return STOR_ERR_NOTFOUND;
+    if (same && c->row + 1 < c->nrows) {
+        c->row++;
+        return 0;
+    }
+    /* the last page, and nothing changed since it was read */
+    if (same && c->nrows < PAGE_ROWS && (!c->one_key || dup_only))
+        return STOR_ERR_NOTFOUND;
+    k = c->k; /* the current row stays valid: its result is kept */
+    v = c->v;
+    return cur_fetch(c, dup_only ? PAGE_KEY_AFTER : PAGE_AFTER, &k, &v);
+}
+
+static int pg_cursor_get(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, stor_val_t *v)
+{
+    stor_val_t first = { 0, NULL }, key = { 0, NULL };
+    int rc;
+
+    if ((rc = flush(c->t)) != 0)
+        return rc;
+    switch (op) {
+    case STOR_CUR_FIRST: rc = cur_fetch(c, PAGE_FROM, &first, NULL); break;
+    case STOR_CUR_SET_RANGE:
+    case STOR_CUR_SET_KEY:
+        if (!KEY_OK(k))
+            return STOR_ERR_INVAL;
+        key = *k;
+        rc = cur_fetch(c, op == STOR_CUR_SET_KEY ? PAGE_KEY : PAGE_FROM, &key, NULL);
+        break;
+    case STOR_CUR_NEXT: rc = cur_next(c, 0); break;
+    case STOR_CUR_NEXT_DUP:
+        if (!c->t->e->dups[c->db] || !c->has_cur) {
+            rc = STOR_ERR_NOTFOUND;
+            break;
+        }
+        key = c->k;
+        rc = cur_next(c, 1);
+        if (rc == 0 && ((size_t)pq.PQgetlength(c->page, c->row, 0) != key.len ||
+                        memcmp(pq.PQgetvalue(c->page, c->row, 0), key.data, key.len) != 0))
+            rc = STOR_ERR_NOTFOUND;
+        break;
+    default: return STOR_ERR_INVAL;
+    }
+    if (rc != 0) {
+        c->has_cur = 0;
+        return rc;
+    }
+    cur_row(c);
+    *k = c->k;
+    *v = c->v;
+    return 0;
+}
+
+static int pg_cursor_del(stor_bk_cur_t *c)
+{
+    long changed = 0;
+    int rc;
+
+    if (!c->has_cur || !c->t->write)
+        return STOR_ERR_INVAL;
+    if ((rc = flush(c->t)) != 0)
+        return rc;
+    rc = c->t->e->dups[c->db] ? stmt_do(c->t, c->db, Q_DEL_KV, 2, &c->k, &c->v, &changed)
+                              : stmt_do(c->t, c->db, Q_DEL_K, 1, &c->k, NULL, &changed);
+    if (rc == 0 && changed == 0)
+        rc = STOR_ERR_NOTFOUND;
+    return rc;
+}
+
+static void pg_cursor_close(stor_bk_cur_t *c)
+{
+    free(c);
+}
+
+const stor_backend_t stor_backend_pg = {
+    .name = "postgresql",
+    .open = pg_open,
+    .close = pg_close,
+    .txn_begin = pg_txn_begin,
+    .txn_commit = pg_txn_commit,
+    .txn_abort = pg_txn_abort,
+    .get = pg_get,
+    .put = pg_put,
+    .del = pg_del,
+    .count = pg_count,
+    .cursor_open = pg_cursor_open,
+    .cursor_get = pg_cursor_get,
+    .cursor_del = pg_cursor_del,
+    .cursor_close = pg_cursor_close,
+    .capacity = NULL,
+    .schema_version = pg_schema_version,
+    .try_lock = pg_try_lock,
+};
