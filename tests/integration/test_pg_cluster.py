@@ -200,6 +200,17 @@ class TestPgCluster(unittest.TestCase):
         self.assertEqual(p.stdout + p.stderr, "")
         self.assertEqual(self.schema_snapshot(), before)
 
+    def test_code_knows_the_newest_migration(self):
+        # storage/ checks a PostgreSQL database's csc.schema_version against STOR_PG_SCHEMA_VERSION: a migration
+        # file added without raising it makes every database the runner migrates "newer than this code".
+        with open(os.path.join(ROOT, "storage", "stor_int.h")) as f:
+            m = re.search(r"#define STOR_PG_SCHEMA_VERSION (\d+)u", f.read())
+        self.assertIsNotNone(m)
+        files = [f for f in os.listdir(os.path.join(ROOT, "storage", "migrations")) if re.match(r"\d{4}_.*\.sql$", f)]
+        self.assertEqual(sorted(files), [os.path.basename(f) for f in MIGRATIONS])
+        newest = max(int(f[:4]) for f in files)
+        self.assertEqual(int(m.group(1)), newest)
+
     def test_newer_database_refused(self):
         admin = self.pg.conninfo("admin")
         self.ok(admin, "INSERT INTO csc.schema_version (version, name) VALUES (9999, '9999_future')")
