@@ -188,6 +188,10 @@ int stor_start_writer(stor_env_t *env)
     return 0;
 }
 
+#ifdef CSC_TEST_HOOKS
+static void test_writes_from_env(stor_env_t *env);
+#endif
+
 int stor_open(const stor_config_t *cfg, stor_env_t **out)
 {
     stor_env_t *env = NULL;
@@ -209,6 +213,9 @@ int stor_open(const stor_config_t *cfg, stor_env_t **out)
     if ((rc = init_sync(env)) != 0)
         goto out;
     synced = 1;
+#ifdef CSC_TEST_HOOKS
+    test_writes_from_env(env);
+#endif
     env->writer_running = !cfg->writer_later;
     env->full_log_only = cfg->full_log_only != 0;
     *out = env;
@@ -518,6 +525,17 @@ int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
     return rc;
 }
 
+int stor_write_check(stor_txn_t *t, int db)
+{
+    uint64_t w = t->env->writable;
+
+    if (w == 0 || (db >= 0 && db < STOR_DB_COUNT && (w >> db & 1u) != 0))
+        return 0;
+    fprintf(stderr, "storage: write to table %s refused by the write guard\n",
+            db >= 0 && db < STOR_DB_COUNT ? db_specs[db].name : "?");
+    return STOR_ERR_IO;
+}
+
 /* ---- test hooks (CSC_TEST_HOOKS builds only: the unit tests' csc_storage_t) ---- */
 
 #ifdef CSC_TEST_HOOKS
@@ -557,5 +575,21 @@ void stor_int_fail_commits(stor_env_t *env, int n)
     pthread_mutex_lock(&env->mu);
     env->fail_commits = n;
     pthread_mutex_unlock(&env->mu);
+}
+
+/* After the schema check (which writes meta): from now on only the tables CSC_TEST_STOR_WRITES names. */
+static void test_writes_from_env(stor_env_t *env)
+{
+    const char *v = getenv("CSC_TEST_STOR_WRITES");
+    char list[512], *save = NULL;
+
+    if (v == NULL || v[0] == '\0' || strlen(v) >= sizeof(list))
+        return;
+    memcpy(list, v, strlen(v) + 1);
+    env->writable = 1ull << STOR_DB_COUNT; /* a bit no table has: nothing writable but what is named */
+    for (char *name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save))
+        for (int db = 0; db < STOR_DB_COUNT; db++)
+            if (strcmp(name, db_specs[db].name) == 0)
+                env->writable |= 1ull << db;
 }
 #endif

@@ -75,6 +75,8 @@ struct stor_env {
     uint64_t st_batches, st_jobs;
     unsigned st_max_batch, st_last_batch;
     int fail_commits;
+    uint64_t writable;       /* a bit per table that may be written; 0: every table (set only by csc-server-test's
+                                CSC_TEST_STOR_WRITES hook: stor_env.c) */
     /* a full map (the thread running a batch only; copied under mu for stor_full_status) */
     int full_log_only;       /* stor_config_t.full_log_only: no STOR_EV_STORAGE record */
     int64_t full_since_ms;   /* 0: not full */
@@ -89,6 +91,7 @@ struct stor_txn {
     int writable;
     int err; /* first backend failure that poisoned the txn; later calls return it */
     const char *origin; /* the asking thread's stor_audit_origin_set (NULL: none): audit records, approval requests */
+    int walk_db;        /* the table stor_walk walks (stor_walk_del's, for the write guard) */
 };
 
 /* ---- record codec (stor_codec.c) -------------------------------------- */
@@ -243,6 +246,14 @@ int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key
  * bytes), so records without an owner hash as before the field existed.
  */
 int stor_audit_hash(const stor_audit_t *rec, const uint8_t prev_hash[32], uint8_t out[32]);
+
+/**
+ * The write guard: 0 if table db of t's environment may be written, else STOR_ERR_IO, said on stderr with the table's
+ * name (stor_kv_put, stor_kv_del and stor_walk_del then poison the transaction). Every table may be written unless
+ * csc-server-test's hook restricted them: when the environment variable CSC_TEST_STOR_WRITES holds a comma-separated
+ * list of table names at stor_open(), only those (integration tests: the front end's tables).
+ */
+int stor_write_check(stor_txn_t *t, int db);
 
 /* ---- test hooks: only in the csc_storage_t library of the unit tests (-DCSC_TEST_HOOKS) ---- */
 

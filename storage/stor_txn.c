@@ -47,11 +47,15 @@ int stor_kv_get(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v)
 
 int stor_kv_put(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags)
 {
+    if (t->env->writable != 0 && stor_write_check(t, db) != 0)
+        return stor_txn_fail(t, STOR_ERR_IO);
     return stor_txn_fail(t, t->env->be->put(t->env->benv, t->txn, db, k, v, flags));
 }
 
 int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
 {
+    if (t->env->writable != 0 && stor_write_check(t, db) != 0)
+        return stor_txn_fail(t, STOR_ERR_IO);
     return stor_txn_fail(t, t->env->be->del(t->env->benv, t->txn, db, k, v));
 }
 
@@ -209,6 +213,7 @@ int stor_walk(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key, sto
         k = *key;
     if ((rc = be->cursor_open(t->env->benv, t->txn, db, &cur)) != 0)
         return stor_txn_fail(t, rc);
+    t->walk_db = db;
     for (rc = be->cursor_get(cur, first[how], &k, &v); rc == 0; rc = be->cursor_get(cur, next[how], &k, &v)) {
         if ((rc = fn(t, cur, &k, &v, arg)) != 0)
             goto out;
@@ -223,6 +228,8 @@ int stor_walk_del(stor_txn_t *t, stor_cursor_t *cur)
 {
     int rc = stor_txn_check(t, 1);
 
+    if (rc == 0 && t->env->writable != 0 && stor_write_check(t, t->walk_db) != 0)
+        return stor_txn_fail(t, STOR_ERR_IO);
     return rc != 0 ? rc : stor_txn_fail(t, t->env->be->cursor_del(cur));
 }
 
