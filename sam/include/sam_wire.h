@@ -270,15 +270,16 @@ enum {
     SAM_T_RESTORE_REF = 74,   /**< TEXT a restore request's reference ("RR-" + 12 characters; ACCOUNT_RESTORE, RESTORE) */
     SAM_T_ROLES = 76,         /**< U32 an operator's roles (stor_role_t bits); above ORIGIN, so put before it
                                    (srv_opsock_put_origin) */
-    SAM_T_GRANT_TYPE = 77,    /**< U32 SAM_GRANT_* (TOKEN) */
-    SAM_T_CLIENT_ID = 78,     /**< TEXT an OAuth client's id, as the client presented it (csc-sam authenticates it) */
-    SAM_T_CLIENT_SECRET = 79, /**< TEXT that client's secret, as presented */
-    SAM_T_REDIRECT_URI = 80,  /**< TEXT the token request's redirect_uri ("" stands for one that cannot match) */
-    SAM_T_VERIFIER = 81,      /**< TEXT the PKCE code_verifier ("" stands for one that cannot be valid) */
-    SAM_T_REFRESH = 82,       /**< TEXT a refresh token: presented (TOKEN) or issued (TOKEN reply) */
-    SAM_T_SCOPE = 83,         /**< U32 the issued token's scope (stor_scope_t: 1 service, 2 credential) */
-    SAM_T_AUTHZ_DETAILS = 84, /**< TEXT the approved authorization_details a credential token carries (JSON) */
-    SAM_T_REVOKE_TOKEN = 85,  /**< TEXT the token a revocation names (REVOKE) */
+    /* 77, 78: taken on main by auth/login's API_LOGIN (REMEMBER, REFRESH_TOKEN) */
+    SAM_T_GRANT_TYPE = 79,    /**< U32 SAM_GRANT_* (TOKEN) */
+    SAM_T_CLIENT_ID = 80,     /**< TEXT an OAuth client's id, as the client presented it (csc-sam authenticates it) */
+    SAM_T_CLIENT_SECRET = 81, /**< TEXT that client's secret, as presented */
+    SAM_T_REDIRECT_URI = 82,  /**< TEXT the token request's redirect_uri ("" stands for one that cannot match) */
+    SAM_T_VERIFIER = 83,      /**< TEXT the PKCE code_verifier ("" stands for one that cannot be valid) */
+    SAM_T_REFRESH = 84,       /**< TEXT a refresh token: presented (TOKEN) or issued (TOKEN reply) */
+    SAM_T_SCOPE = 85,         /**< U32 the issued token's scope (stor_scope_t: 1 service, 2 credential) */
+    SAM_T_AUTHZ_DETAILS = 86, /**< TEXT the approved authorization_details a credential token carries (JSON) */
+    SAM_T_REVOKE_TOKEN = 87,  /**< TEXT the token a revocation names (REVOKE) */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 
