@@ -1,4 +1,5 @@
 /* csc_auth.c - auth/login (CSC API v2.0.0.2 sec. 11.2) and auth/revoke (11.3). */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <openssl/crypto.h>
@@ -77,16 +78,27 @@ static int sam_login(csc_req_t *r, char *user, const char *pw, size_t pw_len, bo
     return rc;
 }
 
+/* auth/login with a refresh token: csc-sam checks and uses it (SAM_OP_TOKEN), the front end writes nothing. */
 static int login_refresh(csc_req_t *r, const char *refresh)
 {
-    oauth_tokens_t t;
-    int rc = oauth_login_refresh(r->csc->oauth, refresh, strlen(refresh), r->call->client, &t);
+    oauth_token_response_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return csc_unavailable(r);
+    csc_token_req_t in = {.grant = SAM_GRANT_LOGIN_REFRESH, .caller = r->call->client, .refresh = refresh};
+    int rc = csc_sam_token(r->csc, &in, t);
     if (rc == OAUTH_ERR_INVALID || rc == OAUTH_ERR_EXPIRED || rc == OAUTH_ERR_DISABLED)
-        return csc_bad(r, "Invalid refresh_token");
-    if (rc != OAUTH_OK)
-        return login_failed(r, rc);
-    rc = login_reply(r, &t);
-    OPENSSL_cleanse(&t, sizeof(t));
+        rc = csc_bad(r, "Invalid refresh_token");
+    else if (rc != OAUTH_OK)
+        rc = login_failed(r, rc);
+    else {
+        oauth_tokens_t out;
+        memset(&out, 0, sizeof(out));
+        memcpy(out.access, t->access, sizeof(out.access));
+        out.expires_in = t->expires_in;
+        rc = login_reply(r, &out);
+        OPENSSL_cleanse(&out, sizeof(out));
+    }
+    OPENSSL_clear_free(t, sizeof(*t));
     return rc;
 }
 
@@ -165,9 +177,13 @@ int csc_m_revoke(csc_req_t *r)
         else
             return csc_bad(r, "Invalid string parameter token_type_hint");
     }
-    int rc = oauth_token_revoke(r->csc->oauth, &r->principal, token, strlen(token), hint, r->call->client);
+    (void)hint; /* checked, not needed: one table holds both kinds (RFC 7009 2.1) */
+    /* csc-sam checks the caller's token again and revokes (SAM_OP_REVOKE). */
+    int rc = csc_sam_revoke(r->csc, csc_bearer_value(r), r->call->client, NULL, NULL, token);
     if (rc == OAUTH_ERR_INVALID || rc == OAUTH_ERR_EXPIRED)
         return csc_bad(r, "Invalid string parameter token");
+    if (rc == CSC_TOKEN_BEARER_REFUSED)
+        return csc_fail(r, 401, "invalid_token", "The access token is not valid");
     if (rc != OAUTH_OK)
         return csc_unavailable(r);
     r->status = 204;

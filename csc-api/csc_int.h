@@ -151,6 +151,24 @@ void csc_sam_put_client(csc_req_t *r, csc_sam_call_t *call);
 struct csc_hash_alg;
 void csc_sam_put_hashes(csc_sam_call_t *call, const struct csc_hash_alg *alg, const uint8_t *const *d, size_t n);
 
+/* TOKEN and REVOKE (csc_token.c): csc-sam authenticates the client, runs the grant or revocation and writes it. */
+typedef struct csc_token_req {
+    uint32_t grant;                      /* SAM_GRANT_* */
+    const char *client_id, *secret;      /* as presented (NULL for SAM_GRANT_LOGIN_REFRESH) */
+    const char *caller;                  /* SAM_GRANT_LOGIN_REFRESH: the client address for the audit record */
+    const char *code, *redirect_uri, *verifier, *refresh; /* NULL: not sent */
+} csc_token_req_t;
+#define CSC_TOKEN_CLIENT_REFUSED 1       /* csc-sam did not authenticate the client: 401 invalid_client */
+#define CSC_TOKEN_BEARER_REFUSED 2       /* csc-sam refused the caller's own bearer token (REVOKE) */
+/* OAUTH_OK (out filled), CSC_TOKEN_CLIENT_REFUSED, or the oauth/ code of the grant's refusal (OAUTH_ERR_INVALID,
+ * _EXPIRED, _DISABLED, _DENIED, _PKCE, _REUSED, _INVAL); OAUTH_ERR_STORAGE when csc-sam could not be asked. */
+int csc_sam_token(csc_t *c, const csc_token_req_t *in, oauth_token_response_t *out);
+/* Revoke token: auth/revoke (bearer: the caller's own token; caller: its address) or /oauth2/revoke (client_id and
+ * secret). OAUTH_OK, CSC_TOKEN_CLIENT_REFUSED, CSC_TOKEN_BEARER_REFUSED, OAUTH_ERR_INVALID (auth/revoke: unknown or
+ * not the caller's), OAUTH_ERR_STORAGE. */
+int csc_sam_revoke(csc_t *c, const char *bearer, const char *caller, const char *client_id, const char *secret,
+                   const char *token);
+
 /* ---- JSON ------------------------------------------------------------------ */
 
 /* Parse a request body: size and depth limits, no comments, no duplicate keys,

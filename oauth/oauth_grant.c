@@ -37,34 +37,6 @@ typedef struct {
     int rc;
 } grant_ctx_t;
 
-int oauth_txn_drop_token_sad(stor_txn_t *t, const stor_token_t *tok)
-{
-    int rc;
-
-    if (tok->scope != STOR_SCOPE_CREDENTIAL)
-        return 0;
-    rc = stor_txn_sad_del(t, tok->hash);
-    return rc == STOR_ERR_NOTFOUND ? 0 : rc;
-}
-
-int oauth_txn_token_new(stor_txn_t *t, const uint8_t hash[32], uint32_t kind, uint32_t scope, const char *user,
-                        const char *client, const char *cred, const uint8_t grant[16], int64_t now, int64_t expires_at)
-{
-    stor_token_t tok;
-
-    memset(&tok, 0, sizeof(tok));
-    memcpy(tok.hash, hash, 32);
-    tok.kind = kind;
-    tok.scope = scope;
-    oauth_copy(tok.user, sizeof(tok.user), user);
-    oauth_copy(tok.client, sizeof(tok.client), client);
-    oauth_copy(tok.cred, sizeof(tok.cred), cred);
-    memcpy(tok.grant, grant, 16);
-    tok.issued_at = now;
-    tok.expires_at = expires_at;
-    return stor_txn_token_put(t, &tok);
-}
-
 /* The client must still be registered (it may have been removed since it authenticated); auth/login has none. */
 static int client_live(stor_txn_t *t, grant_ctx_t *c)
 {
@@ -521,10 +493,38 @@ out:
 
 /* ---- revocation (RFC 7009) -------------------------------------------------------------- */
 
+/* A known token revoked: a refresh token ends its whole grant (RFC 7009 2.1: its access tokens too); an access
+ * token ends alone, a credential token's SAD with it (signHash accepts the token value as the SAD). */
+static int revoke_found(stor_txn_t *t, stor_token_t *tok, const char **why)
+{
+    int rc;
+
+    if (tok->kind == STOR_TOKEN_REFRESH) {
+        *why = "refresh";
+        return stor_txn_token_revoke_grant(t, tok->grant);
+    }
+    tok->revoked = 1;
+    if ((rc = stor_txn_token_put(t, tok)) < 0 || (rc = oauth_txn_drop_token_sad(t, tok)) < 0)
+        return rc;
+    *why = tok->scope == STOR_SCOPE_CREDENTIAL ? "credential" : "access";
+    return 0;
+}
+
+static int revoke_audit(stor_txn_t *t, int ok, const char *user, const char *client, const uint8_t hash[32],
+                        const char *why)
+{
+    stor_audit_t rec;
+
+    oauth_audit_init(&rec, STOR_EV_TOKEN_REVOKE, ok ? STOR_RES_OK : STOR_RES_DENIED, user, NULL, client);
+    if (oauth_token_ref(hash, rec.authz_ref) != OAUTH_OK)
+        return OAUTH_ERR_INTERNAL;
+    oauth_copy(rec.detail, sizeof(rec.detail), why);
+    return stor_txn_audit_append(t, &rec);
+}
+
 static int revoke_client_apply(stor_txn_t *t, void *arg)
 {
     grant_ctx_t *c = arg;
-    stor_audit_t rec;
     stor_token_t tok;
     int rc;
 
@@ -534,24 +534,12 @@ static int revoke_client_apply(stor_txn_t *t, void *arg)
         return rc;
     if (rc == STOR_OK && strcmp(tok.client, c->client->id) != 0) {
         c->why = "token of another client";
-    } else if (rc == STOR_OK && tok.kind == STOR_TOKEN_REFRESH) {
-        if ((rc = stor_txn_token_revoke_grant(t, tok.grant)) < 0)
-            return rc;
-        c->rc = OAUTH_OK;
-        c->why = "refresh";
     } else if (rc == STOR_OK) {
-        tok.revoked = 1;
-        if ((rc = stor_txn_token_put(t, &tok)) < 0 || (rc = oauth_txn_drop_token_sad(t, &tok)) < 0)
+        if ((rc = revoke_found(t, &tok, &c->why)) < 0)
             return rc;
         c->rc = OAUTH_OK;
-        c->why = tok.scope == STOR_SCOPE_CREDENTIAL ? "credential" : "access";
     }
-    oauth_audit_init(&rec, STOR_EV_TOKEN_REVOKE, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED,
-                     c->rc == OAUTH_OK ? tok.user : NULL, NULL, c->audit_client);
-    if (oauth_token_ref(c->hash, rec.authz_ref) != OAUTH_OK)
-        return OAUTH_ERR_INTERNAL;
-    oauth_copy(rec.detail, sizeof(rec.detail), c->why);
-    rc = stor_txn_audit_append(t, &rec);
+    rc = revoke_audit(t, c->rc == OAUTH_OK, c->rc == OAUTH_OK ? tok.user : NULL, c->audit_client, c->hash, c->why);
     return rc < 0 ? rc : 0;
 }
 
@@ -574,6 +562,68 @@ int oauth_token_revoke_by_client(oauth_t *o, const stor_client_t *client, const 
     c.client = client;
     oauth_audit_client(c.audit_client, client->id, NULL);
     rc = oauth_rc(stor_write(o->cfg.stor, revoke_client_apply, &c));
+out:
+    OPENSSL_cleanse(&c, sizeof(c));
+    return rc;
+}
+
+/* ---- auth/revoke: a user's (or a client_credentials client's) own token ---------------------------- */
+
+typedef struct {
+    const oauth_principal_t *who;
+    const char *client;
+    uint8_t hash[32];
+    int rc;
+} revoke_ctx_t;
+
+/* A user's principal owns the user's tokens; a client's own (client_credentials) principal the client's. */
+static int owns(const oauth_principal_t *who, const stor_token_t *tok)
+{
+    if (who->user[0])
+        return strcmp(tok->user, who->user) == 0;
+    return !tok->user[0] && strcmp(tok->client, who->client) == 0;
+}
+
+static int revoke_apply(stor_txn_t *t, void *arg)
+{
+    revoke_ctx_t *c = arg;
+    stor_token_t tok;
+    const char *why = "unknown token";
+    int rc;
+
+    c->rc = OAUTH_ERR_INVALID;
+    if ((rc = stor_txn_token_get(t, c->hash, &tok)) < 0 && rc != STOR_ERR_NOTFOUND)
+        return rc;
+    if (rc == STOR_OK && !owns(c->who, &tok)) {
+        why = "another user's token";
+    } else if (rc == STOR_OK) {
+        if ((rc = revoke_found(t, &tok, &why)) < 0)
+            return rc;
+        c->rc = OAUTH_OK;
+    }
+    rc = revoke_audit(t, c->rc == OAUTH_OK, c->who->user, c->client, c->hash, why);
+    return rc < 0 ? rc : 0;
+}
+
+int oauth_token_revoke(oauth_t *o, const oauth_principal_t *who, const char *token, size_t len, oauth_hint_t hint,
+                       const char *client)
+{
+    revoke_ctx_t c;
+    int rc = OAUTH_ERR_INVAL;
+
+    memset(&c, 0, sizeof(c));
+    /* The hint only speeds up a lookup elsewhere; here one table holds both
+     * kinds, and a wrong hint must still find the token (RFC 7009 2.1). */
+    if (!o || !who || !memchr(who->user, '\0', sizeof(who->user)) || !memchr(who->client, '\0', sizeof(who->client)) ||
+        (!oauth_name_ok(who->user) && !oauth_name_ok(who->client)) ||
+        (hint != OAUTH_HINT_NONE && hint != OAUTH_HINT_ACCESS && hint != OAUTH_HINT_REFRESH))
+        goto out;
+    if ((rc = oauth_token_hash(token, len, c.hash)) != OAUTH_OK)
+        goto out;
+    c.who = who;
+    c.client = client;
+    if ((rc = oauth_rc(stor_write(o->cfg.stor, revoke_apply, &c))) == OAUTH_OK)
+        rc = c.rc;
 out:
     OPENSSL_cleanse(&c, sizeof(c));
     return rc;

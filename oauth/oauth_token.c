@@ -1,7 +1,7 @@
 /*
- * oauth_token.c - bearer token validation and revocation (RFC 7009). auth/login with a password is
- * oauth_login.c's (csc-sam's), auth/login with a refresh token the token endpoint's refresh flow without a
- * client (oauth_grant.c).
+ * oauth_token.c - bearer token validation. auth/login with a password is oauth_login.c's; auth/login with a
+ * refresh token (the token endpoint's refresh flow without a client) and revocation (RFC 7009, auth/revoke) are
+ * with the grants in oauth_grant.c. Both files are linked by csc-sam only (SAM ops API_LOGIN, TOKEN, REVOKE).
  *
  * Token values are 32 random bytes in base64url; storage only ever sees their
  * SHA-256. Every decision that reaches storage is written together with its
@@ -110,80 +110,6 @@ int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal
 out:
     if (rc != OAUTH_OK && out)
         memset(out, 0, sizeof(*out));
-    OPENSSL_cleanse(&c, sizeof(c));
-    return rc;
-}
-
-/* ---- revocation --------------------------------------------------------- */
-
-typedef struct {
-    const oauth_principal_t *who;
-    const char *client;
-    uint8_t hash[32];
-    int rc;
-} revoke_ctx_t;
-
-/* A user's principal owns the user's tokens; a client's own (client_credentials) principal the client's. */
-static int owns(const oauth_principal_t *who, const stor_token_t *tok)
-{
-    if (who->user[0])
-        return strcmp(tok->user, who->user) == 0;
-    return !tok->user[0] && strcmp(tok->client, who->client) == 0;
-}
-
-static int revoke_apply(stor_txn_t *t, void *arg)
-{
-    revoke_ctx_t *c = arg;
-    stor_token_t tok;
-    stor_audit_t rec;
-    const char *why = "unknown token";
-    int rc;
-
-    c->rc = OAUTH_ERR_INVALID;
-    if ((rc = stor_txn_token_get(t, c->hash, &tok)) < 0 && rc != STOR_ERR_NOTFOUND)
-        return rc;
-    if (rc == STOR_OK && !owns(c->who, &tok)) {
-        why = "another user's token";
-    } else if (rc == STOR_OK && tok.kind == STOR_TOKEN_REFRESH) {
-        /* RFC 7009 2.1: revoking a refresh token also ends the access tokens of its grant. */
-        if ((rc = stor_txn_token_revoke_grant(t, tok.grant)) < 0)
-            return rc;
-        c->rc = OAUTH_OK;
-        why = "refresh";
-    } else if (rc == STOR_OK && tok.kind == STOR_TOKEN_ACCESS) {
-        /* A credential token's SAD goes with it: signHash accepts the token value as the SAD. */
-        tok.revoked = 1;
-        if ((rc = stor_txn_token_put(t, &tok)) < 0 || (rc = oauth_txn_drop_token_sad(t, &tok)) < 0)
-            return rc;
-        c->rc = OAUTH_OK;
-        why = tok.scope == STOR_SCOPE_CREDENTIAL ? "credential" : "access";
-    }
-    oauth_audit_init(&rec, STOR_EV_TOKEN_REVOKE, c->rc == OAUTH_OK ? STOR_RES_OK : STOR_RES_DENIED, c->who->user,
-                     NULL, c->client);
-    rc = oauth_audit_append_ref(t, &rec, c->hash, why);
-    return rc < 0 ? rc : 0;
-}
-
-int oauth_token_revoke(oauth_t *o, const oauth_principal_t *who, const char *token, size_t len, oauth_hint_t hint,
-                       const char *client)
-{
-    revoke_ctx_t c;
-    int rc = OAUTH_ERR_INVAL;
-
-    memset(&c, 0, sizeof(c));
-    /* The hint only speeds up a lookup elsewhere; here one table holds both
-     * kinds, and a wrong hint must still find the token (RFC 7009 2.1). */
-    if (!o || !who || !memchr(who->user, '\0', sizeof(who->user)) || !memchr(who->client, '\0', sizeof(who->client)) ||
-        (!oauth_name_ok(who->user) && !oauth_name_ok(who->client)) ||
-        (hint != OAUTH_HINT_NONE && hint != OAUTH_HINT_ACCESS && hint != OAUTH_HINT_REFRESH))
-        goto out;
-    if ((rc = oauth_token_hash(token, len, c.hash)) != OAUTH_OK)
-        goto out;
-    c.who = who;
-    c.client = client;
-    if ((rc = oauth_rc(stor_write(o->cfg.stor, revoke_apply, &c))) == OAUTH_OK)
-        rc = c.rc;
-out:
     OPENSSL_cleanse(&c, sizeof(c));
     return rc;
 }

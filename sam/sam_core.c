@@ -59,6 +59,8 @@ static const handler_row_t handlers[] = {
     {SAM_OP_ACCOUNT_TOTP_BEGIN, sam_op_account_totp_begin},
     {SAM_OP_ACCOUNT_TOTP_FINISH, sam_op_account_totp_finish},
     {SAM_OP_ACCOUNT_RESTORE, sam_op_account_restore},
+    {SAM_OP_TOKEN, sam_op_token},
+    {SAM_OP_REVOKE, sam_op_revoke},
     {SAM_OP_API_LOGIN, sam_op_api_login},
 };
 

@@ -207,6 +207,10 @@ const char *sam_password_refusal(const sam_server_config_t *cfg, const char *use
 const char *sam_pin_refusal(const sam_server_config_t *cfg, const char *pin);
 /** Set user's PIN of c to the verifier ver (vlen bytes) and mark it set (owner or delegate). @return 0 or -1 */
 int sam_cred_set_pin(stor_cred_t *c, const char *user, const uint8_t *ver, uint32_t vlen);
+/** TOKEN, REVOKE (sam_op_token.c): the token endpoint's grants and auth/login's refresh (the client authenticated
+ *  and the code or refresh token checked and spent here), /oauth2/revoke and auth/revoke. */
+int sam_op_token(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_revoke(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 /** The kind of otp_sender (sam_op_challenge.c): 0 none, 1 exec: (path after the colon in *path), 2 file:. */
 int sam_sender_kind(const sam_server_config_t *cfg, const char **path);
 /** Append line to the file: sink at path (0600). @return 0, or -1 with *why set */

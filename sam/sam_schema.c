@@ -31,6 +31,9 @@ _Static_assert(SAM_DETAIL_MAX < sizeof(((stor_audit_t *)0)->detail), "SIGN's aud
 _Static_assert(SAM_MSG_MAX <= UINT32_MAX - SAM_HDR_LEN, "length field");
 _Static_assert(SAM_CONTACT_MAX == STOR_CONTACT_MAX, "a user's contact");
 _Static_assert(64 >= STOR_TOTP_MAX, "a TOTP secret");
+_Static_assert(SAM_URI_MAX == STOR_URI_MAX, "redirect URIs");
+_Static_assert(SAM_AUTHZ_DETAILS_MAX == STOR_AUTHZ_DETAILS_MAX, "authorization_details");
+_Static_assert(SAM_GRANT_LOGIN_REFRESH == 4 && STOR_SCOPE_CREDENTIAL == 2, "TOKEN's value bounds");
 
 #define REQ 1, 1
 #define OPT 0, 1
@@ -526,6 +529,38 @@ static const sam_field_spec_t operator_enroll_finish_r[] = {
     U32(SAM_T_ROLES, REQ, 1, STOR_ROLES_ALL),
 };
 
+/* TOKEN: the grant as the client presented it; csc-sam authenticates the client (CLIENT_ID, CLIENT_SECRET: every grant
+ * but LOGIN_REFRESH) and checks the code (hash, single use, client, redirect URI, PKCE) or the refresh token (rotation,
+ * reuse) itself. CLIENT: the caller's address for LOGIN_REFRESH's audit record. Values the front end cannot carry
+ * (too long, not ASCII) it sends as "", which is as wrong as they are. */
+static const sam_field_spec_t token[] = {
+    TEXT(SAM_T_CLIENT, OPT, 1, SAM_CLIENT_MAX),
+    TEXT(SAM_T_CODE, OPT, 0, SAM_TOKEN_MAX),
+    U32(SAM_T_GRANT_TYPE, REQ, SAM_GRANT_CODE, SAM_GRANT_LOGIN_REFRESH),
+    TEXT(SAM_T_CLIENT_ID, OPT, 1, SAM_NAME_MAX),
+    TEXT(SAM_T_CLIENT_SECRET, OPT, 0, SAM_CLIENT_SECRET_MAX),
+    TEXT(SAM_T_REDIRECT_URI, OPT, 0, SAM_URI_MAX),
+    TEXT(SAM_T_VERIFIER, OPT, 0, SAM_VERIFIER_MAX),
+    TEXT(SAM_T_REFRESH, OPT, 0, SAM_TOKEN_MAX),
+};
+static const sam_field_spec_t token_r[] = { /* the access (or credential) token; a refresh token when one is issued */
+    TEXT(SAM_T_TOKEN, REQ, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_CRED, OPT, 1, SAM_NAME_MAX),
+    EXPIRES_IN(REQ),
+    TEXT(SAM_T_REFRESH, OPT, 1, SAM_TOKEN_MAX),
+    U32(SAM_T_SCOPE, REQ, STOR_SCOPE_SERVICE, STOR_SCOPE_CREDENTIAL),
+    TEXT(SAM_T_AUTHZ_DETAILS, OPT, 1, SAM_AUTHZ_DETAILS_MAX),
+};
+/* REVOKE: auth/revoke (TOKEN: the caller's bearer token, checked here; CLIENT for the audit record) or /oauth2/revoke
+ * (the client authenticated here); REVOKE_TOKEN as presented ("" when it cannot be carried: unknown). */
+static const sam_field_spec_t revoke[] = {
+    ONE_TEXT(1, SAM_T_TOKEN, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_CLIENT, OPT, 1, SAM_CLIENT_MAX),
+    ONE_TEXT(1, SAM_T_CLIENT_ID, 1, SAM_NAME_MAX),
+    TEXT(SAM_T_CLIENT_SECRET, OPT, 0, SAM_CLIENT_SECRET_MAX),
+    TEXT(SAM_T_REVOKE_TOKEN, REQ, 0, SAM_TOKEN_MAX),
+};
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define OP(op, prov, name, req, rep) {op, prov, name, req, N(req)}, {(op) | SAM_OP_REPLY, prov, name " reply", rep, N(rep)}
 #define OP_EMPTY_REPLY(op, prov, name, req) {op, prov, name, req, N(req)}, {(op) | SAM_OP_REPLY, prov, name " reply", NULL, 0}
@@ -568,6 +603,8 @@ static const sam_op_spec_t ops[] = {
     OP(SAM_OP_OPERATOR_NEW, 0, "OPERATOR_NEW", operator_new, operator_new_r),
     OP(SAM_OP_OPERATOR_ENROLL_BEGIN, 0, "OPERATOR_ENROLL_BEGIN", operator_enroll_begin, operator_enroll_begin_r),
     OP(SAM_OP_OPERATOR_ENROLL_FINISH, 0, "OPERATOR_ENROLL_FINISH", operator_enroll_finish, operator_enroll_finish_r),
+    OP(SAM_OP_TOKEN, 0, "TOKEN", token, token_r),
+    OP_EMPTY_REPLY(SAM_OP_REVOKE, 0, "REVOKE", revoke),
     OP(SAM_OP_API_LOGIN, 0, "API_LOGIN", api_login, api_login_r),
     {SAM_OP_REFUSED, 0, "REFUSED", refused, N(refused)},
 };

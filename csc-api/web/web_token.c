@@ -19,7 +19,36 @@ static void json_error(web_t *w, int status, const char *error, const char *desc
     csc_reply_error(w->reply, status, error, desc);
 }
 
-static int client_authn(web_t *w, const web_form_t *f, stor_client_t *client)
+/* The client as it authenticated here: csc-sam authenticates it again from these (TOKEN, REVOKE). Wiped by the
+ * caller. */
+typedef struct client_cred {
+    char id[STOR_NAME_MAX + 1];
+    char secret[SAM_CLIENT_SECRET_MAX + 1];
+} client_cred_t;
+
+/* A wrong client: 401 with the challenge, counted on the client address (oauth_rate_hit). */
+static void client_refused(web_t *w)
+{
+    json_error(w, 401, "invalid_client", "Client authentication failed");
+    w->reply->www_authenticate = "Basic realm=\"oauth2\"";
+    (void)oauth_rate_hit(w->c->oauth, w->call->client);
+}
+
+/* Check id and secret (oauth_client_auth: a read) and keep them in cc (NULL: not kept) when they are right. */
+static int client_check(web_t *w, const char *id, const char *secret, stor_client_t *client, client_cred_t *cc)
+{
+    size_t n = strlen(secret);
+    int rc = oauth_client_auth(w->c->oauth, id, secret, n, client);
+    if (rc == OAUTH_OK && cc != NULL) {
+        if (strlen(id) >= sizeof(cc->id) || n >= sizeof(cc->secret))
+            return OAUTH_ERR_DENIED; /* a right secret is never that long (OAUTH_CLIENT_SECRET_MAX) */
+        memcpy(cc->id, id, strlen(id) + 1);
+        memcpy(cc->secret, secret, n + 1);
+    }
+    return rc;
+}
+
+static int client_authn(web_t *w, const web_form_t *f, stor_client_t *client, client_cred_t *cc)
 {
     const csc_call_t *call = w->call;
     const char *fid = web_form_get(f, "client_id"), *fsecret = web_form_get(f, "client_secret");
@@ -49,22 +78,20 @@ static int client_authn(web_t *w, const web_form_t *f, stor_client_t *client)
         if (jl > 0 && (size_t)jl < sizeof(joined) && web_form_parse(joined, (size_t)jl, &parts) == 0) {
             const char *id = web_form_get(&parts, "i"), *secret = web_form_get(&parts, "s");
             if (id != NULL && secret != NULL && (fid == NULL || strcmp(fid, id) == 0) && strlen(id) <= STOR_NAME_MAX)
-                rc = oauth_client_auth(w->c->oauth, id, secret, strlen(secret), client);
+                rc = client_check(w, id, secret, client, cc);
             web_form_free(&parts);
         }
         OPENSSL_cleanse(joined, sizeof(joined));
     } else if (fid != NULL && fsecret != NULL) {
         if (strlen(fid) <= STOR_NAME_MAX)
-            rc = oauth_client_auth(w->c->oauth, fid, fsecret, strlen(fsecret), client);
+            rc = client_check(w, fid, fsecret, client, cc);
     } else {
         json_error(w, 401, "invalid_client", "Client authentication required");
         w->reply->www_authenticate = "Basic realm=\"oauth2\"";
         return -1;
     }
     if (rc != OAUTH_OK) {
-        json_error(w, 401, "invalid_client", "Client authentication failed");
-        w->reply->www_authenticate = "Basic realm=\"oauth2\"";
-        (void)oauth_rate_hit(w->c->oauth, call->client);
+        client_refused(w);
         return -1;
     }
     return 0;
@@ -147,6 +174,8 @@ void web_token_post(web_t *w)
     web_buf_t reply;
     stor_client_t *client = calloc(1, sizeof(*client));
     oauth_token_response_t *t = calloc(1, sizeof(*t));
+    client_cred_t cc;
+    csc_token_req_t in;
     int rc;
 
     if (client == NULL || t == NULL) {
@@ -155,6 +184,10 @@ void web_token_post(web_t *w)
         free(t);
         return;
     }
+    memset(&cc, 0, sizeof(cc));
+    memset(&in, 0, sizeof(in));
+    in.client_id = cc.id;
+    in.secret = cc.secret;
     memset(&f, 0, sizeof(f));
     web_buf_init(&reply, TOKEN_REPLY_MAX);
     if (web_buf_reserve(&reply, TOKEN_REPLY_MAX - 1) != 0) {
@@ -168,7 +201,7 @@ void web_token_post(web_t *w)
         json_error(w, 400, "invalid_request", "Missing parameter grant_type");
         goto out;
     }
-    if (client_authn(w, &f, client) != 0)
+    if (client_authn(w, &f, client, &cc) != 0)
         goto out;
     /* RFC 9396 sec. 6: checked before any grant is looked at, so a refusal never uses a code up. The code's
      * own approval decides what the token carries (and is echoed); only that grant can carry one. */
@@ -196,7 +229,10 @@ void web_token_post(web_t *w)
             json_error(w, 400, "invalid_request", code == NULL ? "Missing parameter code" : "Missing parameter code_verifier");
             goto out;
         }
-        rc = oauth_token_from_code(w->c->oauth, client, code, web_form_get(&f, "redirect_uri"), ver, t);
+        in.grant = SAM_GRANT_CODE;
+        in.code = code;
+        in.redirect_uri = web_form_get(&f, "redirect_uri");
+        in.verifier = ver;
     } else if (strcmp(gt, "refresh_token") == 0) {
         const char *rt = web_form_get(&f, "refresh_token");
         if (rt == NULL)
@@ -209,7 +245,8 @@ void web_token_post(web_t *w)
             json_error(w, 400, "invalid_request", "Missing parameter refresh_token");
             goto out;
         }
-        rc = oauth_token_refresh(w->c->oauth, client, rt, strlen(rt), t);
+        in.grant = SAM_GRANT_REFRESH;
+        in.refresh = rt;
     } else if (strcmp(gt, "client_credentials") == 0) {
         const char *scope = web_form_get(&f, "scope");
         if ((client->grants & STOR_GRANT_CLIENT_CREDENTIALS) == 0) {
@@ -220,18 +257,23 @@ void web_token_post(web_t *w)
             json_error(w, 400, "invalid_scope", "client_credentials is for the service scope only");
             goto out;
         }
-        rc = oauth_token_client_credentials(w->c->oauth, client, t);
+        in.grant = SAM_GRANT_CLIENT_CREDENTIALS;
     } else {
         json_error(w, 400, "unsupported_grant_type", "Invalid parameter grant_type");
         goto out;
     }
+    /* csc-sam authenticates the client again and runs the grant: the code or refresh token is spent there. */
+    rc = csc_sam_token(w->c, &in, t);
     if (rc == OAUTH_OK)
         token_reply(w, t, &reply);
+    else if (rc == CSC_TOKEN_CLIENT_REFUSED)
+        client_refused(w);
     else
         token_error(w, rc);
 out:
     web_buf_free(&reply);
     web_form_free(&f);
+    OPENSSL_cleanse(&cc, sizeof(cc));
     OPENSSL_cleanse(t, sizeof(*t));
     free(t);
     free(client);
@@ -242,14 +284,16 @@ out:
 void web_revoke_post(web_t *w)
 {
     web_form_t f;
+    client_cred_t cc;
     stor_client_t *client = calloc(1, sizeof(*client));
     if (client == NULL) {
         json_error(w, 503, "temporarily_unavailable", "Out of memory");
         return;
     }
+    memset(&cc, 0, sizeof(cc));
     if (form_body(w, &f) != 0)
         goto out;
-    if (client_authn(w, &f, client) != 0)
+    if (client_authn(w, &f, client, &cc) != 0)
         goto out;
     const char *token = web_form_get(&f, "token"), *hint_s = web_form_get(&f, "token_type_hint");
     oauth_hint_t hint = OAUTH_HINT_NONE;
@@ -267,15 +311,20 @@ void web_revoke_post(web_t *w)
             goto out;
         }
     }
-    int rc = oauth_token_revoke_by_client(w->c->oauth, client, token, strlen(token), hint);
+    (void)hint; /* checked, not needed: one table holds both kinds (RFC 7009 2.1) */
+    /* csc-sam authenticates the client again and revokes (SAM_OP_REVOKE). */
+    int rc = csc_sam_revoke(w->c, NULL, NULL, cc.id, cc.secret, token);
     if (rc == OAUTH_OK || rc == OAUTH_ERR_INVALID)
         /* RFC 7009 sec. 2.2: 200 (unknown tokens are no error); oauth_revoke_status = 204 for clients that
          * follow the CSC text literally. Either way the body is empty. */
         w->reply->status = w->c->cfg.oauth_revoke_status == 204 ? 204 : 200;
+    else if (rc == CSC_TOKEN_CLIENT_REFUSED)
+        client_refused(w);
     else
         json_error(w, 503, "temporarily_unavailable", "The service is temporarily unavailable");
 out:
     web_form_free(&f);
+    OPENSSL_cleanse(&cc, sizeof(cc));
     free(client);
 }
 
@@ -297,7 +346,7 @@ void web_par_post(web_t *w)
     }
     if (form_body(w, &f) != 0)
         goto out_nofree;
-    if (client_authn(w, &f, client) != 0)
+    if (client_authn(w, &f, client, NULL) != 0)
         goto out;
     if (web_form_get(&f, "request_uri") != NULL) {
         json_error(w, 400, "invalid_request", "request_uri is not allowed in a pushed request");

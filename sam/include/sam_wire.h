@@ -159,6 +159,11 @@ enum {
     SAM_OP_OPERATOR_ENROLL_FINISH = 48, /**< csc-admin operator enroll: ticket, password, first TOTP code -> active */
     SAM_OP_OPERATOR_NEW = 49,   /**< csc-admin operator bootstrap (no SESSION: the first operator, its TOTP secret made
                                      and sealed here) and operator add (SESSION, ROLES: an enrollment code) */
+    /* the front end's socket again (sam/sam_op_token.c) */
+    SAM_OP_TOKEN = 20,          /**< /oauth2/token (GRANT_TYPE) and auth/login with a refresh token: the client
+                                     authenticated, the code or refresh token checked and spent here -> tokens */
+    SAM_OP_REVOKE = 21,         /**< /oauth2/revoke (the client authenticated here) and auth/revoke (the caller's
+                                     bearer TOKEN checked here): the token REVOKE_TOKEN names revoked */
 
     SAM_OP_REPLY = 0x80,        /**< bit of every successful reply */
     SAM_OP_REFUSED = 0xff,      /**< the refusal of any request: REFUSAL, REASON, optional ABOUT */
@@ -269,10 +274,26 @@ enum {
                                    (srv_opsock_put_origin) */
     SAM_T_REMEMBER = 77,      /**< U32 1: auth/login's rememberMe (a refresh token too) */
     SAM_T_REFRESH_TOKEN = 78, /**< TEXT a refresh token */
-    SAM_TAG_LIMIT = 80,       /**< every tag is below this */
+    SAM_T_GRANT_TYPE = 79,    /**< U32 SAM_GRANT_* (TOKEN) */
+    SAM_T_CLIENT_ID = 80,     /**< TEXT an OAuth client's id, as the client presented it (csc-sam authenticates it) */
+    SAM_T_CLIENT_SECRET = 81, /**< TEXT that client's secret, as presented */
+    SAM_T_REDIRECT_URI = 82,  /**< TEXT the token request's redirect_uri ("" stands for one that cannot match) */
+    SAM_T_VERIFIER = 83,      /**< TEXT the PKCE code_verifier ("" stands for one that cannot be valid) */
+    SAM_T_REFRESH = 84,       /**< TEXT a refresh token: presented (TOKEN) or issued (TOKEN reply) */
+    SAM_T_SCOPE = 85,         /**< U32 the issued token's scope (stor_scope_t: 1 service, 2 credential) */
+    SAM_T_AUTHZ_DETAILS = 86, /**< TEXT the approved authorization_details a credential token carries (JSON) */
+    SAM_T_REVOKE_TOKEN = 87,  /**< TEXT the token a revocation names (REVOKE) */
+    SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 
 enum { SAM_HSM_READY = 0, SAM_HSM_UNAVAILABLE = 1 };
+/** TOKEN's GRANT_TYPE: the token endpoint's grants (CLIENT_ID and CLIENT_SECRET required) and auth/login's refresh
+ *  (no client; CLIENT names the caller for the audit record). */
+enum { SAM_GRANT_CODE = 1, SAM_GRANT_REFRESH = 2, SAM_GRANT_CLIENT_CREDENTIALS = 3, SAM_GRANT_LOGIN_REFRESH = 4 };
+#define SAM_CLIENT_SECRET_MAX 256 /**< a client secret (oauth/'s OAUTH_CLIENT_SECRET_MAX: a longer one is wrong) */
+#define SAM_URI_MAX 512          /**< a redirect URI (STOR_URI_MAX: a longer one matches no registered URI) */
+#define SAM_VERIFIER_MAX 128     /**< a PKCE code_verifier (RFC 7636: 43..128 characters) */
+#define SAM_AUTHZ_DETAILS_MAX 4096 /**< approved authorization_details (STOR_AUTHZ_DETAILS_MAX) */
 enum { SAM_ENROLL_NEW = 1, SAM_ENROLL_RECOVER = 2 };
 #define SAM_ENROLL_CODE_MAX 64   /**< an enrollment code as typed (valid ones: 16 characters, dashes and spaces aside) */
 #define SAM_PASSWORD_MAX 128     /**< a password a user chooses (password_min_length's upper bound) */

@@ -141,7 +141,7 @@ START_TEST(t_tables)
             }
         }
     }
-    ck_assert_uint_eq(requests, 38);
+    ck_assert_uint_eq(requests, 40);
     ck_assert_ptr_null(sam_op_spec(0));
     ck_assert_ptr_null(sam_op_spec(SAM_OP_REFUSED & 0x7f));
     ck_assert_str_eq(sam_refusal_name(SAM_REFUSE_NOT_BOUND), "NOT_BOUND");
@@ -194,7 +194,7 @@ START_TEST(t_round_trip_every_op)
         }
     }
     free(want);
-    ck_assert_uint_eq(checked, 77 * FUZZ_SAM_VARIANTS);
+    ck_assert_uint_eq(checked, 81 * FUZZ_SAM_VARIANTS);
 }
 END_TEST
 
@@ -344,7 +344,7 @@ START_TEST(t_decode_header)
         {SAM_MAGIC, 0, SAM_OP_CHALLENGE, 0, 0, SAM_ERR_VERSION},
         {SAM_MAGIC, 2, SAM_OP_CHALLENGE, 0, 0, SAM_ERR_VERSION},
         {SAM_MAGIC, 1, 0, 0, 0, SAM_ERR_OP},
-        {SAM_MAGIC, 1, 20, 0, 0, SAM_ERR_OP}, /* the first op number not used */
+        {SAM_MAGIC, 1, 22, 0, 0, SAM_ERR_OP}, /* the first op number not used */
         {SAM_MAGIC, 1, 0x7f, 0, 0, SAM_ERR_OP},
         {SAM_MAGIC, 1, SAM_OP_REPLY, 0, 0, SAM_ERR_OP},
         {SAM_MAGIC, 1, SAM_OP_CHALLENGE, SAM_FLAG_MORE, 0, SAM_ERR_FLAGS}, /* MORE has no place in the flat form */
@@ -534,6 +534,89 @@ END_TEST
 
 /* ---- the builder: it cannot make what the decoder refuses ---- */
 
+/* ---- TOKEN and REVOKE: the grant as the client presented it ---- */
+
+/* A TOKEN request of grant with a client secret of secret_len bytes ('s'); a code and verifier for SAM_GRANT_CODE. */
+static void raw_token(raw_t *r, uint32_t grant, size_t secret_len)
+{
+    char secret[SAM_CLIENT_SECRET_MAX + 2];
+    ck_assert_uint_lt(secret_len, sizeof(secret));
+    memset(secret, 's', secret_len);
+    raw_start(r, SAM_OP_TOKEN);
+    if (grant == SAM_GRANT_CODE)
+        raw_str(r, SAM_T_CODE, "code");
+    raw_u32(r, SAM_T_GRANT_TYPE, grant);
+    raw_str(r, SAM_T_CLIENT_ID, "app1");
+    raw_field(r, SAM_T_CLIENT_SECRET, secret, (uint32_t)secret_len);
+    if (grant == SAM_GRANT_CODE) {
+        raw_str(r, SAM_T_REDIRECT_URI, "");
+        raw_str(r, SAM_T_VERIFIER, "v");
+    }
+    raw_done(r);
+}
+
+START_TEST(t_token_revoke)
+{
+    raw_t r;
+    raw_token(&r, SAM_GRANT_CODE, SAM_CLIENT_SECRET_MAX); /* the controls: the longest secret, "" as a redirect */
+    ck_assert_int_eq(decode(&r), SAM_OK);
+    raw_token(&r, SAM_GRANT_LOGIN_REFRESH, 0);
+    ck_assert_int_eq(decode(&r), SAM_OK);
+    raw_token(&r, SAM_GRANT_CODE, SAM_CLIENT_SECRET_MAX + 1);
+    ck_assert_int_eq(decode(&r), SAM_ERR_FIELD_LEN);
+    raw_token(&r, 0, 1);
+    ck_assert_int_eq(decode(&r), SAM_ERR_VALUE);
+    raw_token(&r, SAM_GRANT_LOGIN_REFRESH + 1, 1);
+    ck_assert_int_eq(decode(&r), SAM_ERR_VALUE);
+    raw_start(&r, SAM_OP_TOKEN); /* no grant type */
+    raw_str(&r, SAM_T_CODE, "code");
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_MISSING);
+    raw_start(&r, SAM_OP_TOKEN); /* a bearer token has no place in a grant */
+    raw_str(&r, SAM_T_TOKEN, "tok");
+    raw_u32(&r, SAM_T_GRANT_TYPE, SAM_GRANT_REFRESH);
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_TAG);
+
+    /* REVOKE: the caller's bearer token or a client, exactly one; the token it names always */
+    raw_start(&r, SAM_OP_REVOKE);
+    raw_str(&r, SAM_T_TOKEN, "tok");
+    raw_str(&r, SAM_T_CLIENT, "127.0.0.1");
+    raw_str(&r, SAM_T_REVOKE_TOKEN, "");
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_OK);
+    raw_start(&r, SAM_OP_REVOKE);
+    raw_str(&r, SAM_T_TOKEN, "tok");
+    raw_str(&r, SAM_T_CLIENT_ID, "app1");
+    raw_str(&r, SAM_T_REVOKE_TOKEN, "x");
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_ONE_OF);
+    raw_start(&r, SAM_OP_REVOKE);
+    raw_str(&r, SAM_T_CLIENT_SECRET, "s");
+    raw_str(&r, SAM_T_REVOKE_TOKEN, "x");
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_ONE_OF);
+    raw_start(&r, SAM_OP_REVOKE);
+    raw_str(&r, SAM_T_CLIENT_ID, "app1");
+    raw_str(&r, SAM_T_CLIENT_SECRET, "s");
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_MISSING);
+
+    /* the reply: a scope out of range, an access token always */
+    raw_start(&r, SAM_OP_TOKEN | SAM_OP_REPLY);
+    raw_str(&r, SAM_T_TOKEN, "t");
+    raw_u32(&r, SAM_T_EXPIRES_IN, 60);
+    raw_u32(&r, SAM_T_SCOPE, 3); /* stor_scope_t: 1 service, 2 credential */
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_VALUE);
+    raw_start(&r, SAM_OP_TOKEN | SAM_OP_REPLY);
+    raw_u32(&r, SAM_T_EXPIRES_IN, 60);
+    raw_u32(&r, SAM_T_SCOPE, 1);
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_MISSING);
+}
+END_TEST
+
 START_TEST(t_builder_refusals)
 {
     sam_builder_t b;
@@ -602,5 +685,6 @@ TCase *sam_codec_tcase(void)
     tcase_add_test(tc, t_decode_header);
     tcase_add_test(tc, t_decode_fields);
     tcase_add_test(tc, t_builder_refusals);
+    tcase_add_test(tc, t_token_revoke);
     return tc;
 }
