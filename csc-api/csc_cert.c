@@ -1,8 +1,9 @@
 /*
  * csc_cert.c - a credential's certificate as the service sees it: its validity, its revocation status from the
- * CRL store (pki/pki_crl.c) checked before every signature (J9; the sweep that ends credentials whose certificate a
- * CRL lists as revoked, J7, is csc-sam's: sam/sam_crl_sweep.c), and a certificate from the configured CA for a new key
- * (pki_issue_cert).
+ * CRL store (pki/pki_crl.c) for credentials/info, csc-sam's refusal of a signature for it in the spec's words
+ * (J9: csc-sam alone checks, decides and audits it before anything is spent; the sweep that ends credentials whose
+ * certificate a CRL lists as revoked, J7, is csc-sam's: sam/sam_crl_sweep.c), and a certificate from the configured
+ * CA for a new key (pki_issue_cert).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,40 +58,18 @@ int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, con
     return rc;
 }
 
-typedef struct refuse {
-    stor_audit_t audit;
-} refuse_t;
-
-static int refuse_fn(stor_txn_t *t, void *arg)
+int csc_refuse_cert_status(csc_req_t *r, const stor_cred_t *cred, uint32_t refusal)
 {
-    return stor_txn_audit_append(t, &((refuse_t *)arg)->audit);
-}
-
-int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred)
-{
-    const char *why;
-    int rev = csc_cert_check_revocation(r->csc, cred, time(NULL), &why);
-    if (rev == PKI_REV_GOOD)
+    if (refusal != SAM_REFUSE_REVOKED && refusal != SAM_REFUSE_SUSPENDED && refusal != SAM_REFUSE_CERT_UNKNOWN)
         return 0;
-    refuse_t x;
-    memset(&x, 0, sizeof(x));
-    x.audit.event = STOR_EV_SIGN;
-    x.audit.result = STOR_RES_DENIED;
-    snprintf(x.audit.user, sizeof(x.audit.user), "%s", r->principal.user);
-    snprintf(x.audit.cred, sizeof(x.audit.cred), "%s", cred->id);
-    snprintf(x.audit.client, sizeof(x.audit.client), "%s", r->call->client ? r->call->client : "");
-    snprintf(x.audit.detail, sizeof(x.audit.detail), "certificate %s (%s)",
-             rev == PKI_REV_REVOKED ? "revoked" : rev == PKI_REV_SUSPENDED ? "suspended" : "status unknown", why);
-    if (stor_write(r->csc->stor, refuse_fn, &x) != 0)
-        return csc_unavailable(r);
     char o[100] = "", cn[100] = ""; /* with the text, within desc_buf */
     csc_cred_o_cn(cred, o, sizeof(o), cn, sizeof(cn));
-    if (rev == PKI_REV_UNKNOWN)
+    if (refusal == SAM_REFUSE_CERT_UNKNOWN)
         snprintf(r->desc_buf, sizeof(r->desc_buf),
                  "The revocation status of signing certificate 'O=%s,CN=%s' cannot be confirmed.", o, cn);
     else
         snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is %s.", o, cn,
-                 rev == PKI_REV_REVOKED ? "revoked" : "suspended");
+                 refusal == SAM_REFUSE_REVOKED ? "revoked" : "suspended");
     return csc_bad(r, r->desc_buf);
 }
 

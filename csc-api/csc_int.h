@@ -377,7 +377,7 @@ int csc_m_timestamp(csc_req_t *r);
 int csc_m_sign_doc(csc_req_t *r);
 /* csc_sign.c, shared with signDoc: the SIGN request to csc-sam (one message for every digest). */
 typedef struct csc_sign_in {
-    const char *cred;
+    const stor_cred_t *cred;           /* the credential (its id; its certificate for a refusal's words) */
     const csc_hash_alg_t *alg;         /* of every digest */
     const uint8_t *const *digests;
     size_t n;
@@ -399,7 +399,8 @@ CSC_MUST_CHECK int csc_sam_reserved(csc_t *c, const uint8_t ticket[SAM_TICKET_LE
                                     csc_sam_call_t *call, csc_err_t *err);
 /* Seconds csc-sam keeps the reservation of an asynchronous request with these options. */
 uint32_t csc_async_reserve_ttl(const csc_async_opts_t *o);
-/* csc_sign.c, shared with signDoc: enabled credential with a certificate in its validity period (J9); the
+/* csc_sign.c, shared with signDoc: enabled credential with a certificate in its validity period (J9; its revocation
+ * status is csc-sam's to check, csc_sam_sign); the
  * Bearer value NUL-terminated in r->bearer (a credential-scope token serving as the SAD) */
 CSC_MUST_CHECK int csc_check_signable(csc_req_t *r, const stor_cred_t *cred);
 const char *csc_bearer_value(csc_req_t *r);
@@ -413,9 +414,10 @@ void csc_cred_o_cn(const stor_cred_t *cred, char *o, size_t o_sz, char *cn, size
 /* The revocation status (PKI_REV_*) of a credential's end-entity certificate: the one check every signing path
  * (signHash, signDoc) makes before the HSM is asked (J9). */
 CSC_MUST_CHECK int csc_cert_check_revocation(csc_t *c, const stor_cred_t *cred, time_t now, const char **why);
-/* The same as a method step: refuses a revoked, suspended or unconfirmable certificate with 400 invalid_request
- * ("Signing certificate 'O=..,CN=..' is revoked.") and a denied STOR_EV_SIGN audit record; 0 when good. */
-CSC_MUST_CHECK int csc_check_not_revoked(csc_req_t *r, const stor_cred_t *cred);
+/* csc-sam's refusal of a SIGN for the certificate's revocation status (SAM_REFUSE_REVOKED, SUSPENDED, CERT_UNKNOWN;
+ * csc-sam audited it) as the method's error: 400 invalid_request "Signing certificate 'O=..,CN=..' is revoked." (or
+ * suspended, or "... cannot be confirmed."), -1. Any other refusal: 0, r->err untouched. */
+int csc_refuse_cert_status(csc_req_t *r, const stor_cred_t *cred, uint32_t refusal);
 /* cert.status for credentials/info: valid, expired, revoked or suspended; *usable = enabled and good. */
 const char *csc_cred_cert_status_now(csc_t *c, const stor_cred_t *cred, time_t now, bool *usable);
 

@@ -106,6 +106,9 @@ static int oauth_code_of(csc_about_t about, uint32_t refusal)
     case SAM_REFUSE_NOT_BOUND:
         return OAUTH_ERR_NOT_AUTHORIZED;
     case SAM_REFUSE_DISABLED:
+    case SAM_REFUSE_REVOKED: /* SIGN's: csc_refuse_cert_status words them with the certificate's subject */
+    case SAM_REFUSE_SUSPENDED:
+    case SAM_REFUSE_CERT_UNKNOWN:
         return OAUTH_ERR_DISABLED;
     case SAM_REFUSE_LOCKED:
         return OAUTH_ERR_LOCKED;

@@ -143,8 +143,9 @@ int csc_check_policy(csc_req_t *r, const stor_cred_t *cred)
     return 0;
 }
 
-/* Signing needs an enabled credential whose certificate is inside its validity period and not revoked or
- * suspended according to the configured CRLs (J9). Every signing path (signHash, signDoc) calls this. */
+/* Signing needs an enabled credential whose certificate is inside its validity period (and not revoked or
+ * suspended according to the configured CRLs, J9: csc-sam's check, csc_sam_sign). Every signing path (signHash,
+ * signDoc) calls this. */
 int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
 {
     if (cred->status != STOR_CRED_ENABLED)
@@ -166,7 +167,7 @@ int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
             return csc_bad(r, "The credential identified by credentialID is disabled");
     }
     if (strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0)
-        return csc_check_not_revoked(r, cred);
+        return 0;
     /* Only the refusal reads the certificate, for the subject the spec's message names. */
     char o[128] = "", cn[128] = "";
     csc_cred_o_cn(cred, o, sizeof(o), cn, sizeof(cn));
@@ -182,7 +183,7 @@ int csc_sam_sign(csc_req_t *r, const csc_sign_in_t *in, const csc_err_row_t *ove
         return -1;
     sam_builder_t *b = &call->b;
     csc_sam_put_token(r, call);
-    sam_put_str(b, SAM_T_CRED, in->cred);
+    sam_put_str(b, SAM_T_CRED, in->cred->id);
     csc_sam_put_hashes(call, in->alg, in->digests, in->n);
     csc_sam_put_client(r, call);
     if (in->detail != NULL)
@@ -198,7 +199,16 @@ int csc_sam_sign(csc_req_t *r, const csc_sign_in_t *in, const csc_err_row_t *ove
         sam_put_u32(b, SAM_T_ASYNC, 1);
     for (size_t i = 0; in->cms != NULL && i < in->n; i++)
         sam_put_u32(b, SAM_T_CMS, in->cms[i]);
+    /* The certificate's revocation status is csc-sam's to decide (and audit, before the SAD is spent); when this
+     * process's CRL store already says it is not good, csc-sam looks at the CRL folder again first, so that a
+     * signature is never refused later than credentials/info shows the certificate revoked. */
+    const char *why;
+    if (csc_cert_check_revocation(r->csc, in->cred, time(NULL), &why) != PKI_REV_GOOD)
+        sam_put_u32(b, SAM_T_CRL_RELOAD, 1);
     if (csc_sam_run(r->csc, call, CSC_ABOUT_SAD, overrides, &r->err) != 0) {
+        uint32_t refusal = 0;
+        if (call->reply.op == SAM_OP_REFUSED && sam_get_u32(&call->reply, SAM_T_REFUSAL, &refusal) == SAM_OK)
+            (void)csc_refuse_cert_status(r, in->cred, refusal);
         csc_sam_end(call);
         return -1;
     }
@@ -354,11 +364,12 @@ int csc_m_sign_hash(csc_req_t *r)
         goto out;
     }
     /* Checked here for the spec's messages (the certificate's subject, the policy's reason), and again by csc-sam,
-     * which alone decides: a refusal there reads as the credential's ("disabled"). */
+     * which alone decides: a refusal there reads as the credential's ("disabled"), the revocation status (csc-sam's
+     * check only) as the spec words it (csc_sam_sign). */
     if (csc_check_signable(r, cred) != 0)
         goto out;
 
-    csc_sign_in_t in = {.cred = cred->id, .alg = h.alg, .digests = (const uint8_t *const *)h.ptrs, .n = h.n,
+    csc_sign_in_t in = {.cred = cred, .alg = h.alg, .digests = (const uint8_t *const *)h.ptrs, .n = h.n,
                         .sad = sad, .sign_alg = sa->oid, .pss = pss, .pss_len = pss_len,
                         .async_ttl = async ? csc_async_reserve_ttl(&ao) : 0};
     csc_sam_call_t call;

@@ -642,7 +642,7 @@ static int sam_sign_groups(csc_req_t *r, signdoc_t *sd, const stor_cred_t *cred,
                 ptrs[n] = sd->dptrs[k];
                 cms[n++] = sd->e[i].format == 'C' ? SAM_CMS_SIGNING_TIME : SAM_CMS_NO_TIME;
             }
-        csc_sign_in_t in = {.cred = cred->id, .alg = sd->alg, .digests = ptrs, .n = n, .sad = sad,
+        csc_sign_in_t in = {.cred = cred, .alg = sd->alg, .digests = ptrs, .n = n, .sad = sad,
                             .sign_alg = sd->e[g].sa->oid, .pss = sd->e[g].pss, .pss_len = sd->e[g].pss_len,
                             .detail = detail, .cms = cms, .async_ttl = async_ttl};
         csc_sam_call_t call;

@@ -52,6 +52,7 @@ struct pki_crl {
     int require;
     pthread_mutex_t lock;      /* guards cur and every snapshot's refs */
     crl_snap_t *cur;
+    uint64_t generation;         /* snapshots put in force since pki_crl_new (guarded by lock) */
     pthread_mutex_t reload_lock; /* one reload at a time */
 };
 
@@ -269,6 +270,7 @@ int pki_crl_reload(pki_crl_t *c)
     pthread_mutex_lock(&c->lock);
     crl_snap_t *prev = c->cur;
     c->cur = fresh;
+    c->generation++;
     pthread_mutex_unlock(&c->lock);
     fresh = NULL;
     snap_put(c, prev); /* the reference the store held */
@@ -402,3 +404,13 @@ size_t pki_crl_count(pki_crl_t *c)
     return n;
 }
 
+
+uint64_t pki_crl_generation(pki_crl_t *c)
+{
+    if (c == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    uint64_t g = c->generation;
+    pthread_mutex_unlock(&c->lock);
+    return g;
+}

@@ -5,7 +5,7 @@
  *   1. who: the caller's access token (sam_principal); a credential-scope token serves its own credential only;
  *   2. the credential, from storage: the user's or delegated to the user (sam_load_cred);
  *   3. signable now: enabled, the production policy, a delegate's owner still active, the certificate inside its
- *      validity period and not revoked or suspended by the SAM's own CRL store (crl_dir);
+ *      validity period and not revoked or suspended by the SAM's own CRL store (crl_dir; SAM_REFUSE_REVOKED etc.);
  *   4. how: HASH_ALG a digest this service signs (every DIGEST of its length), SIGN_ALG a signature algorithm of
  *      the key's type over that digest (PSS parameters with the same digest);
  *   5. the SAD (SAD, or the credential-scope token itself): oauth_sad_consume checks it is the user's, for this
@@ -170,8 +170,26 @@ static job_t *take_ticket(const uint8_t *ticket)
 
 /* ---- the checks before anything is spent ---- */
 
-/* The credential may sign now (step 3). @return 0, or the refusal code with *why */
-static uint32_t signable(const sam_server_config_t *cfg, const stor_cred_t *cred, const char *user, const char **why)
+/* The certificate's revocation status by the SAM's own CRL store (looked at again first when the front end's store
+ * says the certificate is not good: reload). @return 0, or SAM_REFUSE_REVOKED / SUSPENDED / CERT_UNKNOWN with the
+ * CRL's reason in buf (the audit record's detail, as csc-server wrote it before csc-sam alone decided) */
+static uint32_t crl_refusal(const sam_server_config_t *cfg, X509 *ee, time_t now, int reload, char *buf, size_t sz)
+{
+    const char *reason = "";
+    if (reload)
+        (void)pki_crl_reload(cfg->crl); /* says on stderr what it could not read; the sweep follows (generation) */
+    int rev = pki_crl_check(cfg->crl, ee, now, &reason);
+    if (rev == PKI_REV_GOOD)
+        return 0;
+    snprintf(buf, sz, "certificate %s (%s)",
+             rev == PKI_REV_REVOKED ? "revoked" : rev == PKI_REV_SUSPENDED ? "suspended" : "status unknown", reason);
+    return rev == PKI_REV_REVOKED ? SAM_REFUSE_REVOKED : rev == PKI_REV_SUSPENDED ? SAM_REFUSE_SUSPENDED
+                                                                                  : SAM_REFUSE_CERT_UNKNOWN;
+}
+
+/* The credential may sign now (step 3). @return 0, or the refusal code with *why (in why_buf for a CRL's) */
+static uint32_t signable(const sam_server_config_t *cfg, const sam_msg_t *req, const stor_cred_t *cred,
+                         const char *user, const char **why, char *why_buf, size_t why_sz)
 {
     time_t now = time(NULL);
     if (cred->status != STOR_CRED_ENABLED) {
@@ -206,13 +224,9 @@ static uint32_t signable(const sam_server_config_t *cfg, const stor_cred_t *cred
     } else if ((int64_t)now < nb || (int64_t)now > na) {
         *why = "certificate expired or not yet valid";
         code = SAM_REFUSE_DISABLED;
-    } else if (cfg->crl != NULL) {
-        const char *reason = "";
-        int rev = pki_crl_check(cfg->crl, ee, now, &reason);
-        *why = rev == PKI_REV_REVOKED     ? "certificate revoked"
-               : rev == PKI_REV_SUSPENDED ? "certificate suspended"
-                                          : "certificate revocation status unknown";
-        code = rev == PKI_REV_GOOD ? 0 : SAM_REFUSE_DISABLED;
+    } else if (cfg->crl != NULL &&
+               (code = crl_refusal(cfg, ee, now, sam_msg_count(req, SAM_T_CRL_RELOAD) > 0, why_buf, why_sz)) != 0) {
+        *why = why_buf;
     }
     X509_free(ee);
     return code;
@@ -365,6 +379,7 @@ static int verify(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
     oauth_principal_t who;
     stor_cred_t *cred = malloc(sizeof(*cred));
     const char *why = "out of memory";
+    char why_buf[SAM_REASON_MAX + 1];
     uint32_t code = SAM_REFUSE_UNAVAILABLE;
     unsigned about = 0;
 
@@ -385,7 +400,7 @@ static int verify(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
         why = code == SAM_REFUSE_NOT_FOUND ? "unknown credential" : "storage unavailable";
         goto refuse;
     }
-    if ((code = signable(cfg, cred, who.user, &why)) != 0)
+    if ((code = signable(cfg, req, cred, who.user, &why, why_buf, sizeof(why_buf))) != 0)
         goto refuse;
     if ((about = sign_params(req, cred->key_type, j)) != 0) {
         code = SAM_REFUSE_BAD_MESSAGE;

@@ -138,6 +138,7 @@ static const sam_field_spec_t sign[] = {
     BYTES(SAM_T_PSS_PARAMS, OPT, 1, SAM_PSS_PARAMS_MAX),
     U32(SAM_T_ASYNC, OPT, 1, 1),
     U32(SAM_T_CMS, MANY(0, SAM_DIGESTS_MAX), SAM_CMS_SIGNING_TIME, SAM_CMS_NO_TIME),
+    U32(SAM_T_CRL_RELOAD, OPT, 1, 1),
 };
 /* The signatures, in digest order (with the CMS signing time), or the TICKET of ASYNC: exactly one of the two. */
 static const sam_field_spec_t sign_r[] = {
@@ -639,6 +640,7 @@ const char *sam_refusal_name(uint32_t code)
         NULL,          "BAD_MESSAGE", "UNAUTHORIZED", "EXPIRED", "EXHAUSTED", "NOT_BOUND",
         "DISABLED",    "LOCKED",      "BUSY",         "UNAVAILABLE", "INTERNAL", "NOT_FOUND",
         "RATE",        "FULL",        "FORBIDDEN",    "NOT_OFFERED", "EXISTS",
+        "REVOKED",     "SUSPENDED",   "CERT_UNKNOWN",
     };
     _Static_assert(N(names) == SAM_REFUSE_MAX + 1, "one name per refusal code");
     return code < N(names) ? names[code] : NULL;

@@ -95,18 +95,22 @@ typedef struct sam_tasks {
     int crl_hold;      /* two_person names revoke or destroy: the sweep files requests for a second operator */
     int sweep_due;     /* the next run sweeps: at the first run (the revocations found at start), after a sweep
                           that failed, and after every change of the store */
+    uint64_t swept_gen; /* the store's generation the last sweep saw: a SIGN may have reloaded it meanwhile */
     srv_task_t *heads_task, *jobs_task, *crl_task, *purge_task;
 } sam_tasks_t;
 
 /* "crl-watch": the SAM's own CRL store follows crl_dir (lookups go on while it reloads); the revocations found at
- * the first run, then those of every reload that changed the store, end their credentials (sam_crl_sweep; one that
- * failed is run again a second later). */
+ * the first run, then those of every reload that changed the store (this task's, or a SIGN's: pki_crl_generation),
+ * end their credentials (sam_crl_sweep; one that failed is run again a second later). */
 static int crl_run(void *arg)
 {
     sam_tasks_t *t = arg;
     int rc = pki_crl_reload(t->crl); /* says on stderr what it could not read; what was loaded stays in force */
-    if (rc == 1 || t->sweep_due)
+    uint64_t gen = pki_crl_generation(t->crl);
+    if (rc == 1 || gen != t->swept_gen || t->sweep_due) {
+        t->swept_gen = gen;
         t->sweep_due = sam_crl_sweep(t->stor, t->crl, t->crl_hold) < 0;
+    }
     return rc < 0 ? -1 : 0;
 }
 

@@ -293,6 +293,9 @@ void pki_crl_free(pki_crl_t *c);
 int pki_crl_reload(pki_crl_t *c);
 /** PKI_REV_* of ee at now; *why = the CRL reason name or what is missing (static text, "" when good). c NULL: good. */
 int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why);
+/** How many snapshots pki_crl_reload() put in force so far (0 for NULL): whoever acts on a changed store (the
+ *  CRL sweep) compares it with the one it last acted on, whichever caller did the reload. */
+uint64_t pki_crl_generation(pki_crl_t *c);
 /** How many CRLs are in force. */
 size_t pki_crl_count(pki_crl_t *c);
 

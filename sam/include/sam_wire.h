@@ -188,7 +188,11 @@ enum {
     SAM_REFUSE_FORBIDDEN = 14,  /**< the operator's role does not allow the op */
     SAM_REFUSE_NOT_OFFERED = 15,/**< the service does not offer it (no TSA key, no OTP sender) */
     SAM_REFUSE_EXISTS = 16,     /**< the object exists already */
-    SAM_REFUSE_MAX = 16,
+    SAM_REFUSE_REVOKED = 17,    /**< SIGN: the certificate is revoked according to the SAM's CRLs */
+    SAM_REFUSE_SUSPENDED = 18,  /**< SIGN: the certificate is on hold (certificateHold) */
+    SAM_REFUSE_CERT_UNKNOWN = 19, /**< SIGN: the certificate's revocation status cannot be confirmed (no CRL of its
+                                       issuer when one is required, a CRL past its nextUpdate, unreadable) */
+    SAM_REFUSE_MAX = 19,
 };
 
 /* ---- field tags (one meaning each in every op; which ops take which: sam_op_spec()) -------------------------- */
@@ -283,6 +287,8 @@ enum {
     SAM_T_SCOPE = 85,         /**< U32 the issued token's scope (stor_scope_t: 1 service, 2 credential) */
     SAM_T_AUTHZ_DETAILS = 86, /**< TEXT the approved authorization_details a credential token carries (JSON) */
     SAM_T_REVOKE_TOKEN = 87,  /**< TEXT the token a revocation names (REVOKE) */
+    SAM_T_CRL_RELOAD = 88,    /**< U32 1: SIGN: the front end's CRL store says the certificate is not good; csc-sam
+                                   looks at its CRL folder (pki_crl_reload) before its own check, which alone decides */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 

@@ -68,6 +68,15 @@ def previous_totp(secret_b32, used):
     return totp(secret_b32, at=step * 30)
 
 
+def wait_until(cond, what, seconds=20):
+    """Poll cond every quarter of a second until it holds; AssertionError naming what after seconds."""
+    deadline = time.time() + seconds
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.25)
+
+
 def pw(user):
     """A test user's password that meets the default password rules (12+ characters, 2+ classes, not the name)."""
     return "Pw-%012d" % (int(hashlib.sha256(user.encode()).hexdigest()[:12], 16) % 10 ** 12)

@@ -1,9 +1,12 @@
 """csc-server writes only its own tables (issue 13): with the storage write guard on (csc-server-test,
 CSC_TEST_FRONT_WRITE_GUARD=1: stor_env_restrict_writes to web_sessions and async_results), auth/login with a password,
 its failures, the lock-out and the audit records still work, because csc-sam writes them (API_LOGIN). Before the
-move csc-server wrote users, signins and audit itself, and the guard refused it (503)."""
+move csc-server wrote users, signins and audit itself, and the guard refused it (503). Likewise a signature refused
+for the certificate's revocation status: csc-sam decides and audits it (SIGN)."""
+import base64
 import json
 import os
+import subprocess
 import unittest
 
 import harness as H
@@ -14,10 +17,30 @@ DENIED = "this process may not write it"
 GUARDED = "storage: csc-server writes only web_sessions and async_results"
 
 
+def demo_crl(held=()):
+    """The demo CA's CRL in crl_dir listing the serials (hex) held as certificateHold; through a rename."""
+    ca, crl_dir = os.path.join(SVC.dir, "ca"), os.path.join(SVC.dir, "crl")
+    os.makedirs(crl_dir, exist_ok=True)
+    index, conf = os.path.join(ca, "guard-crl-index.txt"), os.path.join(ca, "guard-crl.cnf")
+    with open(index, "w") as f:
+        f.writelines("R\t301231000000Z\t260101000000Z,certificateHold\t%s\tunknown\t/CN=x\n" % s for s in held)
+    if not os.path.exists(conf):
+        with open(os.path.join(ca, "guard-crl-number"), "w") as f:
+            f.write("01\n")
+        with open(conf, "w") as f:
+            f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\n"
+                    "default_crl_days = 30\n" % (index, os.path.join(ca, "guard-crl-number")))
+    tmp = os.path.join(crl_dir, "demo-ca.crl.tmp")
+    subprocess.run(["openssl", "ca", "-gencrl", "-batch", "-config", conf, "-keyfile", os.path.join(ca, "ca.key"),
+                    "-cert", os.path.join(ca, "ca.crt"), "-out", tmp], check=True, capture_output=True)
+    os.replace(tmp, os.path.join(crl_dir, "demo-ca.crl"))
+
+
 def setUpModule():
     global SVC
     SVC = H.Service(BUILD, extra_config="max_failures = 3\nlock_seconds = 600\nlock_max_seconds = 3600\n"
-                                        "rate_max = 100000\n", server="csc-server-test")
+                                        "rate_max = 100000\ncrl_dir = crl\n", server="csc-server-test")
+    demo_crl()
     for user in ("guard-ok", "guard-lock"):
         SVC.add_user(user, H.pw(user))
     SVC.start(env_extra={"CSC_TEST_FRONT_WRITE_GUARD": "1"})
@@ -75,6 +98,40 @@ class TestGuardedLogin(unittest.TestCase):
         denied = [a for a in audit("--user", "guard-lock", "--event", "login") if a["result"] != "ok"]
         self.assertGreaterEqual(len(denied), 1, denied)
         self.assertNotIn(DENIED, SVC.server_stderr())
+
+
+class TestGuardedSignRefusal(unittest.TestCase):
+    def test_suspended_certificate_with_the_guard_on(self):
+        """A signature with a certificate on hold: 400 invalid_request naming the certificate (not 503), the denied
+        sign record with the CRL's reason (csc-sam's), and the SAD not spent: once the hold is released the same
+        SAD signs."""
+        t = SVC.token()
+        info = SVC.post("credentials/info", {"credentialID": "demo-ec"}, t).json
+        der = base64.b64decode(info["cert"]["certificates"][0])
+        serial = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-serial"], input=der,
+                                capture_output=True, check=True).stdout.decode().strip().split("=")[1]
+        h = H.digest("guarded signature")
+        sad = SVC.authorize(t, "demo-ec", [h], pin=SVC.env["CSC_PIN"])
+        self.assertEqual(sad.status, 200, sad)
+        body = {"credentialID": "demo-ec", "SAD": sad.json["SAD"], "hashes": [H.b64(h)],
+                "hashAlgorithmOID": H.SHA256, "signAlgo": H.ECDSA_SHA256}
+        status = lambda: SVC.post("credentials/info", {"credentialID": "demo-ec"}, t).json["cert"]["status"]
+        demo_crl([serial])
+        try:
+            H.wait_until(lambda: status() == "suspended", "csc-server to see the hold")
+            r = SVC.post("signatures/signHash", body, t)
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json["error"], "invalid_request")
+            self.assertRegex(r.json["error_description"], r"^Signing certificate 'O=.*,CN=.*' is suspended\.$")
+            denied = [a for a in audit("--credential", "demo-ec", "--event", "sign") if a["result"] != "ok"]
+            self.assertEqual(len(denied), 1, denied)
+            self.assertIn("certificate suspended (certificateHold)", denied[0]["detail"])
+            self.assertNotIn(DENIED, SVC.server_stderr())
+        finally:
+            demo_crl()
+        H.wait_until(lambda: status() == "valid", "csc-server to see the release")
+        # csc-sam follows its own folder a moment later at most; each refusal there spends nothing either.
+        H.wait_until(lambda: SVC.post("signatures/signHash", body, t).status == 200, "the same SAD to sign")
 
 
 if __name__ == "__main__":

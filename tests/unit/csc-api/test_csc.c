@@ -292,6 +292,13 @@ START_TEST(t_sam_refusals)
     ck_assert_str_eq(e.description, "Invalid parameter credentialID");
     csc_err_sam(&e, CSC_ABOUT_CREDENTIAL, SAM_REFUSE_DISABLED, NULL);
     ck_assert_str_eq(e.description, "The credential identified by credentialID is disabled");
+    /* SIGN's refusals for the certificate's revocation status: the client's 400 (csc_sam_sign words them) */
+    static const uint32_t cert[] = {SAM_REFUSE_REVOKED, SAM_REFUSE_SUSPENDED, SAM_REFUSE_CERT_UNKNOWN};
+    for (size_t i = 0; i < sizeof(cert) / sizeof(cert[0]); i++) {
+        csc_err_sam(&e, CSC_ABOUT_CREDENTIAL, cert[i], NULL);
+        ck_assert_int_eq(e.status, 400);
+        ck_assert_str_eq(e.error, "invalid_request");
+    }
     csc_err_sam(&e, CSC_ABOUT_HANDLE, SAM_REFUSE_UNAUTHORIZED, NULL);
     ck_assert_str_eq(e.error, "invalid_authentication_data");
     /* an override keyed on the oauth code the refusal stands for (credentials/authorize v1: invalid_pin) */

@@ -184,12 +184,16 @@ START_TEST(t_reload)
     const char *why;
     ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, &c, NULL, 0), PKI_OK);
     ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD);
+    uint64_t gen = pki_crl_generation(c);
     ck_assert_int_eq(pki_crl_reload(c), 0); /* nothing changed: no new snapshot */
+    ck_assert_uint_eq(pki_crl_generation(c), gen);
     write_crl("ca.crl", ca_cert, ca_key, &e, 1, 3600, 1); /* now DER, with the certificate on hold */
     ck_assert_int_eq(pki_crl_reload(c), 1);
     ck_assert_int_eq(check(c, ee, &why), PKI_REV_SUSPENDED);
     write_crl("ca.crl", ca_cert, ca_key, NULL, 0, 3600, 0); /* released */
     ck_assert_int_eq(pki_crl_reload(c), 1);
+    ck_assert_uint_eq(pki_crl_generation(c), gen + 2); /* one per snapshot put in force */
+    ck_assert_uint_eq(pki_crl_generation(NULL), 0);
     ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD);
     /* Revoked again, then the file replaced by garbage, by a CRL of a stranger and by a forged one: the last good
      * version stays in force each time. */

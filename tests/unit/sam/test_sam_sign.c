@@ -351,18 +351,43 @@ static void write_crl(const char *dir, const char *cred)
     X509_free(ee);
 }
 
+/* The detail of the last denied SIGN record of cred (into buf). */
+typedef struct last_denied {
+    const char *cred;
+    char *buf;
+    size_t sz;
+} last_denied_t;
+
+static int last_denied_fn(const stor_audit_t *rec, void *arg)
+{
+    last_denied_t *q = arg;
+    if (rec->event == STOR_EV_SIGN && rec->result == STOR_RES_DENIED && strcmp(rec->cred, q->cred) == 0)
+        snprintf(q->buf, q->sz, "%s", rec->detail);
+    return 0;
+}
+
+static void last_denied_detail(const char *cred, char *buf, size_t sz)
+{
+    last_denied_t q = {.cred = cred, .buf = buf, .sz = sz};
+    buf[0] = '\0';
+    ck_assert_int_eq(stor_audit_each(f.stor, 1, last_denied_fn, &q), STOR_OK);
+}
+
 START_TEST(t_sign_revoked)
 {
-    /* A second SAM on the same world whose own CRL store (crl_dir) revokes cfx-ec: it refuses to sign with it
-     * (audited), and cfx-rsa, not listed, still signs. */
-    char dir[CFX_PATH_MAX + 8], sock[CFX_PATH_MAX + 16], err[512];
+    /* A second SAM on the same world whose own CRL store (crl_dir, empty when it opened) is told by the front end
+     * (CRL_RELOAD) that cfx-ec's certificate is not good: it looks at the folder, where a CRL revokes cfx-ec now,
+     * and refuses with REVOKED (the front end words it), audited with the CRL's reason, before anything is spent:
+     * once the CRL is gone the same SAD signs. cfx-rsa, not listed, still signs. */
+    char dir[CFX_PATH_MAX + 8], sock[CFX_PATH_MAX + 16], err[512], path[CFX_PATH_MAX + 32], detail[256];
     uint8_t d[1][32];
     uint32_t code, about;
     snprintf(dir, sizeof(dir), "%s/crl", f.dir);
     ck_assert_int_eq(mkdir(dir, 0700), 0);
-    write_crl(dir, CFX_CRED_EC);
     pki_crl_t *crl = NULL;
     ck_assert_msg(pki_crl_new(dir, cfx_ca_file(0), 0, 0, &crl, err, sizeof(err)) == PKI_OK, "%s", err);
+    uint64_t gen = pki_crl_generation(crl);
+    write_crl(dir, CFX_CRED_EC);
     snprintf(sock, sizeof(sock), "%s/sam-crl.sock", f.dir);
     sam_server_config_t sc = {.path = sock, .mode = 0600, .gid = (gid_t)-1, .allowed_uid = getuid(),
                               .max_connections = 4, .io_timeout_ms = 10000, .lock_wait_ms = 1000, .identity = "crl",
@@ -377,14 +402,28 @@ START_TEST(t_sign_revoked)
     digest_of("revoked", d[0]);
     char *sad = alice_sad(1, d, 1);
     unsigned denied = denied_signs();
-    expect_refused(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), &code, SAM_REFUSE_DISABLED, &about, SAM_T_CRED);
+    call_t c;
+    sign_build(&c, tok, CFX_CRED_EC, sad, d, 1, ECDSA_SHA256, 0);
+    sam_put_u32(&c.b, SAM_T_CRL_RELOAD, 1);
+    ck_assert_uint_eq(run(&c, &code), SAM_OP_REFUSED);
+    ck_assert_msg(code == SAM_REFUSE_REVOKED, "refused %s", sam_refusal_name(code));
+    ck_assert_int_eq(sam_get_u32(&c.m, SAM_T_ABOUT, &about), SAM_OK);
+    ck_assert_uint_eq(about, SAM_T_CRED);
+    end(&c);
     ck_assert_uint_eq(denied_signs(), denied + 1);
+    last_denied_detail(CFX_CRED_EC, detail, sizeof(detail));
+    ck_assert_msg(strstr(detail, "csc-sam: certificate revoked (") != NULL, "%s", detail);
+    ck_assert_uint_eq(pki_crl_generation(crl), gen + 1); /* the crl-watch task sweeps for it */
+    /* The CRL withdrawn: the SAD refused above was not spent. */
+    snprintf(path, sizeof(path), "%s/revoked.crl", dir);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(pki_crl_reload(crl), 1);
+    ck_assert_uint_eq(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
     free(sad);
     char otp[7];
     cfx_otp(&f, otp);
     sad = authorize(tok, CFX_CRED_RSA, 1, d, 1, CFX_PIN, otp, &code);
     ck_assert_ptr_nonnull(sad);
-    call_t c;
     sign_build(&c, tok, CFX_CRED_RSA, sad, d, 1, "1.2.840.113549.1.1.11", 0);
     ck_assert_uint_eq(run(&c, &code), SAM_OP_SIGN | SAM_OP_REPLY);
     end(&c);
