@@ -78,17 +78,9 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    /* csc-server writes web_sessions and async_results only; everything else is csc-sam's (issue 13). TODO(i13):
-     * set FRONT_WRITE_GUARD to 1 once the token endpoint's writes (oauth/oauth_grant.c code_apply, refresh_apply,
-     * revoke_client_apply; oauth/oauth_token.c revoke_apply) are csc-sam's too (SAM_OP_TOKEN, SAM_OP_REVOKE).
-     * csc-server-test turns it on with CSC_TEST_FRONT_WRITE_GUARD=1 (tests/integration/test_front_writes.py). */
-#define FRONT_WRITE_GUARD 0
-    int guard = FRONT_WRITE_GUARD;
-#ifdef CSC_TEST_HOOKS
-    const char *g = getenv("CSC_TEST_FRONT_WRITE_GUARD");
-    guard = guard || (g != NULL && strcmp(g, "1") == 0);
-#endif
-    if (guard && srv_front_restrict_writes(&m) != 0) {
+    /* csc-server writes web_sessions and async_results only; everything else is csc-sam's (issue 13): the storage
+     * write guard makes it a rule of the process on every backend (on PostgreSQL csc_front's GRANTs say it too). */
+    if (srv_front_restrict_writes(&m) != 0) {
         srv_modules_close(&m);
         srv_sam_end(sam);
         free(cfg);

@@ -1,5 +1,5 @@
-"""csc-server writes only its own tables (issue 13): with the storage write guard on (csc-server-test,
-CSC_TEST_FRONT_WRITE_GUARD=1: stor_env_restrict_writes to web_sessions and async_results), auth/login with a password,
+"""csc-server writes only its own tables (issue 13): with the storage write guard on (csc-server calls
+stor_env_restrict_writes to web_sessions and async_results), auth/login with a password,
 its failures, the lock-out and the audit records still work, because csc-sam writes them (API_LOGIN). Before the
 move csc-server wrote users, signins and audit itself, and the guard refused it (503). Likewise a signature refused
 for the certificate's revocation status: csc-sam decides and audits it (SIGN)."""
@@ -39,11 +39,11 @@ def demo_crl(held=()):
 def setUpModule():
     global SVC
     SVC = H.Service(BUILD, extra_config="max_failures = 3\nlock_seconds = 600\nlock_max_seconds = 3600\n"
-                                        "rate_max = 100000\ncrl_dir = crl\n", server="csc-server-test")
+                                        "rate_max = 100000\ncrl_dir = crl\n")
     demo_crl()
     for user in ("guard-ok", "guard-lock"):
         SVC.add_user(user, H.pw(user))
-    SVC.start(env_extra={"CSC_TEST_FRONT_WRITE_GUARD": "1"})
+    SVC.start()
 
 
 def tearDownModule():

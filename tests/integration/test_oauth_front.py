@@ -1,7 +1,7 @@
 """The token endpoint with csc-server's storage writable only where the front end may write (issue 13): the OAuth
 grants, their rotation and reuse detection, and revocation are csc-sam's writes (SAM ops TOKEN and REVOKE), so they
-work while csc-server may write nothing but web_sessions and async_results. csc-server-test (the test hooks compiled
-in) with CSC_TEST_FRONT_WRITE_GUARD=1 refuses any other write (the storage write guard, stor_env_restrict_writes), as
+work while csc-server may write nothing but web_sessions and async_results. csc-server refuses any other
+write (the storage write guard, stor_env_restrict_writes), as
 csc_front's GRANTs do on PostgreSQL; the flows reuse test_oauth's helpers against this module's own service."""
 import os
 import unittest
@@ -14,7 +14,7 @@ REFUSED = "refused: this process may not write it"
 
 
 def setUpModule():
-    svc = H.Service(BUILD, extra_config="rate_max = 1000\n", server="csc-server-test")
+    svc = H.Service(BUILD, extra_config="rate_max = 1000\n")
     O.SVC = svc
     O.POOL = ["front%d" % i for i in range(3)]
     for user in O.POOL:
@@ -24,7 +24,7 @@ def setUpModule():
     out = svc.admin("client", "add", "app1", "--redirect", O.REDIRECT, "--name", "Client app1", "--grants",
                     "authorization_code,refresh_token,client_credentials").stdout
     O.CLIENTS["app1"] = O.re.search(r"^client_secret (\S+)$", out, O.re.M).group(1)
-    svc.start(env_extra={"CSC_TEST_FRONT_WRITE_GUARD": "1"})
+    svc.start()
     assert "csc-server writes only web_sessions and async_results" in svc.server_stderr()
     for user in O.POOL:
         O.TOTP[user] = svc.totp_of(user)

@@ -344,7 +344,7 @@ START_TEST(t_decode_header)
         {SAM_MAGIC, 0, SAM_OP_CHALLENGE, 0, 0, SAM_ERR_VERSION},
         {SAM_MAGIC, 2, SAM_OP_CHALLENGE, 0, 0, SAM_ERR_VERSION},
         {SAM_MAGIC, 1, 0, 0, 0, SAM_ERR_OP},
-        {SAM_MAGIC, 1, 22, 0, 0, SAM_ERR_OP}, /* the first op number not used */
+        {SAM_MAGIC, 1, 23, 0, 0, SAM_ERR_OP}, /* the first op number not used */
         {SAM_MAGIC, 1, 0x7f, 0, 0, SAM_ERR_OP},
         {SAM_MAGIC, 1, SAM_OP_REPLY, 0, 0, SAM_ERR_OP},
         {SAM_MAGIC, 1, SAM_OP_CHALLENGE, SAM_FLAG_MORE, 0, SAM_ERR_FLAGS}, /* MORE has no place in the flat form */
