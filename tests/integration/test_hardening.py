@@ -3,6 +3,7 @@ filter in every thread, no new privileges, no core dumps, locked memory (csc-sam
 sam_user when started as root with the socket reachable by the front end's user only, and what each refuses; a
 signature still goes through the HSM under all of it, and a killed csc-sam comes back while csc-server runs under its
 filter. csc-server loads no PKCS#11 module and never reads the token PIN file: csc-sam alone holds the token."""
+import base64
 import os
 import pwd
 import re
@@ -329,10 +330,15 @@ def exec_sender(svc, prog_dir):
 def deliver_once(test, svc, prog_dir, cred="ch-hard"):
     """getChallenge: 204, and the program got the code; the uid it ran as. A csc-sam that has just been restarted
     forks its helper before it listens: until it does, csc-server answers 503 (nothing is sent), so 503 is retried
-    for a few seconds."""
-    deadline, token = time.time() + 15, svc.token()
+    for a few seconds; so is auth/login, which csc-sam answers too (API_LOGIN)."""
+    deadline, token = time.time() + 15, None
     while True:
-        r = svc.post("credentials/getChallenge", {"credentialID": cred, "authObjectID": "CHALLENGE"}, token)
+        basic = base64.b64encode(("%s:%s" % (svc.env["CSC_USER"], svc.env["CSC_PASSWORD"])).encode()).decode()
+        r = svc.post("auth/login", {}, auth="Basic " + basic) if token is None else \
+            svc.post("credentials/getChallenge", {"credentialID": cred, "authObjectID": "CHALLENGE"}, token)
+        if token is None and r.status == 200:
+            token = r.json["access_token"]
+            continue
         if r.status != 503 or time.time() > deadline:
             break
         time.sleep(0.2)
