@@ -33,7 +33,6 @@ typedef struct row {
 
 #define O(f) offsetof(srv_config_t, f)
 #define S(f) sizeof(((srv_config_t *)0)->f)
-#define CONFIG_BACKENDS "lmdb, postgresql" /* the storage backends (storage/stor_env.c's list) */
 
 static const row_t rows[] = {
     {"environment", T_ENV, O(environment), 0, 0, 0, NULL},
@@ -204,12 +203,12 @@ static int set_value(const ctx_t *c, srv_config_t *cfg, const row_t *r, const ch
         size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
         if (colon == NULL || blen == 0 || blen >= sizeof(cfg->storage_backend))
             return fail(c, "%s: expected <backend>:<location> (backends: %s), got \"%s\"", r->key,
-                        CONFIG_BACKENDS, v);
+                        stor_backend_names(), v);
         memcpy(cfg->storage_backend, v, blen);
         cfg->storage_backend[blen] = '\0';
-        if (strcmp(cfg->storage_backend, "lmdb") != 0 && strcmp(cfg->storage_backend, "postgresql") != 0)
+        if (!stor_backend_known(cfg->storage_backend))
             return fail(c, "%s: unknown backend \"%s\" (backends: %s)", r->key, cfg->storage_backend,
-                        CONFIG_BACKENDS);
+                        stor_backend_names());
         if (colon[1] == '\0')
             return fail(c, "%s: %s: needs a location (lmdb:PATH, the database's folder; postgresql:CONNINFO)", r->key,
                         cfg->storage_backend);
