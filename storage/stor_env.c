@@ -178,21 +178,14 @@ static int check_db_schema(stor_env_t *env)
     return 0;
 }
 
+static int run_job(stor_env_t *env, stor_bk_txn_t *parent, struct stor_job *job);
+
 /* Run fn in one top-level write txn of env, outside the group commit (stor_open only: no other thread yet). */
 static int write_once(stor_env_t *env, stor_txn_fn fn, void *arg)
 {
-    stor_txn_t t = { .env = env, .writable = 1, .walk_db = -1 };
-    int rc;
+    struct stor_job job = { .fn = fn, .arg = arg };
 
-    if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_WRITE, &t.txn)) != 0)
-        return rc;
-    if ((rc = fn(&t, arg)) == 0 && t.err != 0)
-        rc = t.err;
-    if (rc != 0) {
-        env->be->txn_abort(t.txn);
-        return rc;
-    }
-    return env->be->txn_commit(t.txn);
+    return run_job(env, NULL, &job);
 }
 
 static int init_sync(stor_env_t *env)
