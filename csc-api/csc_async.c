@@ -507,7 +507,7 @@ int csc_m_sign_polling(csc_req_t *r)
         goto out;
     }
     if (src != STOR_OK) {
-        csc_unavailable(r);
+        csc_unavailable_stor(r, src);
         goto out;
     }
     if (r->principal.scope == STOR_SCOPE_CREDENTIAL && strcmp(p.rec.cred, r->principal.cred) != 0) {

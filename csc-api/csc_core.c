@@ -31,6 +31,12 @@ int csc_unavailable(csc_req_t *r)
     return csc_fail(r, 503, "temporarily_unavailable", "The service is temporarily unavailable");
 }
 
+int csc_unavailable_stor(csc_req_t *r, int stor_rc)
+{
+    static const csc_err_row_t down = {0, CSC_STORAGE_DOWN_ROW};
+    return stor_rc == STOR_ERR_UNAVAILABLE ? csc_err_row(&r->err, &down) : csc_unavailable(r);
+}
+
 void csc_reply_error(csc_reply_t *reply, int status, const char *error, const char *description)
 {
     yajl_gen g = csc_gen_new();
@@ -81,6 +87,6 @@ int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)
                            out->status == STOR_CRED_PENDING)))
         return csc_bad(r, "Invalid parameter credentialID");
     if (rc != STOR_OK)
-        return csc_unavailable(r);
+        return csc_unavailable_stor(r, rc);
     return 0;
 }

@@ -393,8 +393,9 @@ int csc_m_cred_list(csc_req_t *r)
         return csc_bad(r, "Invalid parameter onlyValid");
     if (parse_info_opts(r, &o) != 0)
         return -1;
-    if (stor_read(r->csc->stor, collect_ids, &l) != 0 || (cred = malloc(sizeof(*cred))) == NULL) {
-        csc_unavailable(r);
+    int src = stor_read(r->csc->stor, collect_ids, &l);
+    if (src != STOR_OK || (cred = malloc(sizeof(*cred))) == NULL) {
+        csc_unavailable_stor(r, src);
         goto out;
     }
 
@@ -414,7 +415,7 @@ int csc_m_cred_list(csc_req_t *r)
                 (grc == STOR_OK && strcmp(cred->owner, l.owner) != 0 && stor_cred_delegate(cred, l.owner) < 0))
                 continue; /* deleted (or the delegation removed) since the snapshot */
             if (grc != STOR_OK) {
-                csc_unavailable(r);
+                csc_unavailable_stor(r, grc);
                 goto out;
             }
             if (list_entry(r, cred, &o, pass == 1, only_valid) < 0)

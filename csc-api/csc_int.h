@@ -72,6 +72,8 @@ int csc_fail(csc_req_t *r, int status, const char *error, const char *descriptio
 int csc_bad(csc_req_t *r, const char *description);
 /* shorthand for 503 temporarily_unavailable (storage or HSM trouble, never the client's fault) */
 int csc_unavailable(csc_req_t *r);
+/* the same for a storage failure: the database out of reach (STOR_ERR_UNAVAILABLE) adds Retry-After: 1 */
+int csc_unavailable_stor(csc_req_t *r, int stor_rc);
 /* 503 temporarily_unavailable with Retry-After: too many password/PIN checks at once (OAUTH_ERR_BUSY) */
 int csc_busy(csc_req_t *r);
 /* Seconds a browser or client is told to wait after OAUTH_ERR_BUSY or a full queue. */

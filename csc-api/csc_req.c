@@ -120,6 +120,8 @@ static int oauth_code_of(csc_about_t about, uint32_t refusal)
         return OAUTH_ERR_FULL;
     case SAM_REFUSE_BAD_MESSAGE: /* a value oauth/ would not look at (extendTransaction: an invalid SAD) */
         return OAUTH_ERR_INVAL;
+    case SAM_REFUSE_DB_DOWN: /* the database out of reach from csc-sam: 503 with Retry-After: 1 */
+        return OAUTH_ERR_UNAVAILABLE;
     default: /* UNAVAILABLE, INTERNAL, FORBIDDEN, NOT_OFFERED, EXISTS: none is the client's doing */
         return OAUTH_ERR_STORAGE;
     }

@@ -10,9 +10,10 @@
 
 #include "csc_int.h"
 
-/* The two 503s of a call that got no answer: csc-sam away, or a request that could not be made (a bug). */
+/* The two 503s of a call that got no answer: csc-sam away (csc-server starts a csc-sam that died again within a
+ * second: Retry-After 1), or a request that could not be made (a bug). */
 static const csc_err_row_t sam_away = {0, 503, "temporarily_unavailable",
-                                       "The signature activation module is not available", 0};
+                                       "The signature activation module is not available", CSC_BUSY_RETRY_AFTER};
 static const csc_err_row_t unavailable = {0, CSC_UNAVAILABLE_ROW};
 
 /* Log when csc-sam goes out of reach and when it is back, not once per failed call (an outage under load would
@@ -105,6 +106,7 @@ int csc_sam_login_rc(const csc_sam_call_t *call)
     case SAM_REFUSE_UNAUTHORIZED: return OAUTH_ERR_DENIED;
     case SAM_REFUSE_RATE: return OAUTH_ERR_RATE;
     case SAM_REFUSE_BUSY: return OAUTH_ERR_BUSY;
+    case SAM_REFUSE_DB_DOWN: return OAUTH_ERR_UNAVAILABLE;
     case SAM_REFUSE_FULL: return OAUTH_ERR_FULL;
     case SAM_REFUSE_BAD_MESSAGE: return OAUTH_ERR_INVALID;
     default: return OAUTH_ERR_STORAGE;

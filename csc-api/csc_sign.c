@@ -162,7 +162,7 @@ int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
             stor_wipe(ow, sizeof(*ow));
         free(ow);
         if (urc != STOR_OK && urc != STOR_ERR_NOTFOUND)
-            return csc_unavailable(r);
+            return csc_unavailable_stor(r, urc);
         if (!active)
             return csc_bad(r, "The credential identified by credentialID is disabled");
     }

@@ -37,7 +37,8 @@ static int refusal_rc(const sam_msg_t *reply)
     (void)sam_get_u32(reply, SAM_T_ABOUT, &about);
     if (about == SAM_T_CLIENT_SECRET && code == SAM_REFUSE_UNAUTHORIZED)
         return CSC_TOKEN_CLIENT_REFUSED;
-    if (about == SAM_T_TOKEN && code != SAM_REFUSE_UNAVAILABLE && code != SAM_REFUSE_INTERNAL)
+    if (about == SAM_T_TOKEN && code != SAM_REFUSE_UNAVAILABLE && code != SAM_REFUSE_DB_DOWN &&
+        code != SAM_REFUSE_INTERNAL)
         return CSC_TOKEN_BEARER_REFUSED;
     switch (code) {
     case SAM_REFUSE_NOT_FOUND: return OAUTH_ERR_INVALID;
@@ -47,6 +48,7 @@ static int refusal_rc(const sam_msg_t *reply)
     case SAM_REFUSE_NOT_BOUND: return OAUTH_ERR_PKCE;
     case SAM_REFUSE_EXHAUSTED: return OAUTH_ERR_REUSED;
     case SAM_REFUSE_BAD_MESSAGE: return OAUTH_ERR_INVAL;
+    case SAM_REFUSE_DB_DOWN: return OAUTH_ERR_UNAVAILABLE;
     default: return OAUTH_ERR_STORAGE;
     }
 }

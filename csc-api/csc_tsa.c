@@ -147,7 +147,9 @@ static int stamp_refused(const csc_sam_call_t *call, csc_err_t *err)
         return HSM_ERR_NOKEY;
     case SAM_REFUSE_UNAVAILABLE:
     case SAM_REFUSE_BUSY:
-        *err = (csc_err_t){503, "temporarily_unavailable", "The time-stamping unit is temporarily unavailable", 0};
+    case SAM_REFUSE_DB_DOWN:
+        *err = (csc_err_t){503, "temporarily_unavailable", "The time-stamping unit is temporarily unavailable",
+                           code == SAM_REFUSE_DB_DOWN ? CSC_STORAGE_RETRY_AFTER : 0};
         return HSM_ERR_UNAVAILABLE;
     default:
         *err = (csc_err_t){500, "server_error", "The time-stamping unit could not create the token", 0};

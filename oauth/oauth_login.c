@@ -168,7 +168,7 @@ int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int
     if (oauth_name_ok(user)) {
         rc = stor_read(o->cfg.stor, user_read_cb, &rd);
         if (rc != STOR_OK && rc != STOR_ERR_NOTFOUND) {
-            rc = OAUTH_ERR_STORAGE;
+            rc = oauth_rc(rc); /* the database out of reach: OAUTH_ERR_UNAVAILABLE (Retry-After: 1) */
             goto out;
         }
         c.known = rc == STOR_OK;

@@ -211,7 +211,7 @@ static int slogin_prepare(oauth_t *o, slogin_ctx_t *c, const char *pw, size_t pw
     if (oauth_name_ok(c->user)) {
         rc = stor_read(o->cfg.stor, user_read, c);
         if (rc != STOR_OK && rc != STOR_ERR_NOTFOUND)
-            return OAUTH_ERR_STORAGE;
+            return oauth_rc(rc);
         c->known = rc == STOR_OK;
     }
     /* As in oauth_login(): a locked or disabled user is refused, after the same scrypt (dummy verifier). */

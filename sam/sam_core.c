@@ -191,11 +191,17 @@ uint32_t sam_refusal_of_oauth(int code)
     case OAUTH_ERR_INVAL:          /* a value oauth/ refused to look at: the front end reads it back as INVAL */
         return SAM_REFUSE_BAD_MESSAGE;
     case OAUTH_ERR_STORAGE:
-    case OAUTH_ERR_UNAVAILABLE:
         return SAM_REFUSE_UNAVAILABLE;
+    case OAUTH_ERR_UNAVAILABLE:
+        return SAM_REFUSE_DB_DOWN;
     default:
         return SAM_REFUSE_INTERNAL;
     }
+}
+
+uint32_t sam_refusal_of_stor(int stor_rc)
+{
+    return stor_rc == STOR_ERR_UNAVAILABLE ? SAM_REFUSE_DB_DOWN : SAM_REFUSE_UNAVAILABLE;
 }
 
 static int append_audit(stor_txn_t *t, void *arg)

@@ -19,6 +19,9 @@ int sam_op_stamp(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
 /** The refusal code (SAM_REFUSE_*) that stands for an oauth/ result code (OAUTH_ERR_*; the front end reads it back
  *  per subject in csc-api/csc_req.c). OAUTH_OK and unknown codes: SAM_REFUSE_INTERNAL. */
 uint32_t sam_refusal_of_oauth(int code);
+/** A storage failure as a refusal: the database out of reach (STOR_ERR_UNAVAILABLE) is SAM_REFUSE_DB_DOWN, anything
+ *  else SAM_REFUSE_UNAVAILABLE. */
+uint32_t sam_refusal_of_stor(int stor_rc);
 
 /* ---- what the op handlers share (sam_core.c) ---- */
 

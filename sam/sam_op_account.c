@@ -184,7 +184,7 @@ static int change_run(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
 
     j->now = oauth_decision_time(cfg->oauth);
     if ((src = stor_read(cfg->stor, read_fn, j)) != 0)
-        return sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        return sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     if (j->outcome == OAUTH_ERR_INVALID)
         return sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, j->user, j->cred, j->client,
                                        SAM_REFUSE_NOT_FOUND,
@@ -207,7 +207,7 @@ static int change_run(const sam_server_config_t *cfg, const sam_msg_t *req, sam_
         return sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, j->user, j->cred, j->client,
                                        SAM_REFUSE_NOT_FOUND, "changed meanwhile", about);
     if (src != 0)
-        return sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        return sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     if (j->outcome == OAUTH_ERR_DENIED)
         return sam_build_refusal(b, req->id, SAM_REFUSE_UNAUTHORIZED,
                                  j->cred != NULL ? "wrong old PIN" : "wrong old password", SAM_T_OLD_SECRET);
@@ -287,7 +287,7 @@ int sam_op_account_pin(const sam_server_config_t *cfg, const sam_msg_t *req, sam
         rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, p.v->user, cred, p.client, SAM_REFUSE_NOT_FOUND,
                                      "no credential of the user waits for its PIN", SAM_T_CRED);
     else if (src != 0)
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     else {
         rc = sam_build_init(b, SAM_OP_ACCOUNT_PIN | SAM_OP_REPLY, req->id);
         rc = rc != SAM_OK ? rc : b->err;

@@ -181,7 +181,7 @@ static int totp_refusal(const sam_server_config_t *cfg, const sam_msg_t *req, sa
                         int src, unsigned about)
 {
     if (src != 0 && src != 1)
-        return sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        return sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     if (src == 1) /* nothing written: audit the refusal now */
         return sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, j->user, NULL, j->client, j->refusal, j->why,
                                        about);

@@ -23,7 +23,7 @@ uint32_t sam_load_cred(const sam_server_config_t *cfg, const oauth_principal_t *
         (rc == STOR_OK && ((strcmp(out->owner, p->user) != 0 && stor_cred_delegate(out, p->user) < 0) ||
                            out->status == STOR_CRED_PENDING)))
         return SAM_REFUSE_NOT_FOUND; /* unknown, another user's, or waiting for its certificate: one answer */
-    return rc == STOR_OK ? 0 : SAM_REFUSE_UNAVAILABLE;
+    return rc == STOR_OK ? 0 : sam_refusal_of_stor(rc);
 }
 
 const char *sam_policy_refusal(const sam_server_config_t *cfg, const stor_cred_t *cred)

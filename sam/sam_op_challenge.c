@@ -116,7 +116,7 @@ int sam_op_challenge(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
     OPENSSL_cleanse(token, sizeof(token));
     if (rc != OAUTH_OK || who.user[0] == '\0' || who.scope != STOR_SCOPE_SERVICE) {
         uint32_t code_r = rc != OAUTH_OK ? sam_refusal_of_oauth(rc) : SAM_REFUSE_UNAUTHORIZED;
-        if (code_r == SAM_REFUSE_UNAVAILABLE || code_r == SAM_REFUSE_INTERNAL)
+        if (code_r == SAM_REFUSE_UNAVAILABLE || code_r == SAM_REFUSE_DB_DOWN || code_r == SAM_REFUSE_INTERNAL)
             return sam_build_refusal(b, req->id, code_r, "the access token could not be checked", SAM_T_TOKEN);
         return sam_core_refuse_audited(cfg, req, b, STOR_EV_CHALLENGE, who.user, cred, client, code_r,
                                        rc != OAUTH_OK ? "access token not valid" : "not a user's service token",

@@ -475,7 +475,7 @@ int sam_op_enroll_issue(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         goto out;
     }
     if (src != 0) {
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
         goto out;
     }
     if (!letter && sam_enroll_send_code(cfg, user, s->sent_to, code, s->e.expires_at, why, sizeof(why)) != 0) {
@@ -652,7 +652,7 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
         ticket_hash(ticket, g->ticket_hash);
         int src = stor_read(cfg->stor, ticket_fn, g);
         if (src != 0)
-            rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+            rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
         else if (g->refusal != 0)
             rc = sam_refuse(b, req, g->refusal, "no such enrollment ticket", SAM_T_ENROLL_TICKET);
         else
@@ -677,7 +677,7 @@ int sam_op_enroll_begin(const sam_server_config_t *cfg, const sam_msg_t *req, sa
     sam_enroll_code_hash(code, g->code_hash);
     int src = stor_write(cfg->stor, begin_fn, g);
     if (src != 0)
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     else if (g->refusal != 0) /* one reason for every case: the page must not tell them apart */
         rc = sam_refuse(b, req, g->refusal, "the name or the code is wrong or has expired", SAM_T_ENROLL_CODE);
     else
@@ -858,7 +858,7 @@ int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, s
     }
     int src = stor_read(cfg->stor, finish_read_fn, f);
     if (src != 0 || f->refusal != 0) {
-        rc = src != 0 ? sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0)
+        rc = src != 0 ? sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0)
                       : sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, NULL, NULL, f->addr, f->refusal, f->why,
                                                 SAM_T_ENROLL_TICKET);
         goto out;
@@ -917,7 +917,7 @@ int sam_op_enroll_finish(const sam_server_config_t *cfg, const sam_msg_t *req, s
         rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_ENROLL, f->k.user, NULL, f->addr, f->refusal, f->why,
                                      SAM_T_ENROLL_TICKET);
     else if (src != 0)
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     else if (f->wrong_otp)
         rc = sam_refuse(b, req, f->e.tries_left > 0 ? SAM_REFUSE_UNAUTHORIZED : SAM_REFUSE_LOCKED,
                         "the one-time code is not correct", SAM_T_OTP);

@@ -367,7 +367,7 @@ static int enr_write(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
 {
     int src = stor_write(cfg->stor, fn, e);
     if (src != 0)
-        *rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        *rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     else if (e->refusal != 0)
         *rc = enr_refused(b, req, e);
     return src != 0 || e->refusal != 0 ? -1 : 0;
@@ -477,7 +477,7 @@ int sam_op_operator_enroll_finish(const sam_server_config_t *cfg, const sam_msg_
     /* The slow work outside the write: the ticket's record read, its secret opened, the code and the verifier. */
     int src = stor_read(cfg->stor, finish_read_fn, e);
     if (src != 0) {
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
         goto out;
     }
     if (e->refusal == 0) {

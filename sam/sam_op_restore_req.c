@@ -136,7 +136,7 @@ int sam_op_account_restore(const sam_server_config_t *cfg, const sam_msg_t *req,
         rc = sam_core_refuse_audited(cfg, req, b, STOR_EV_RESTORE, p.v->user, cred, p.client, code, j->why,
                                      SAM_T_CRED);
     } else if (src != 0) {
-        rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, stor_strerror(src), 0);
+        rc = sam_refuse(b, req, sam_refusal_of_stor(src), stor_strerror(src), 0);
     } else {
         rc = sam_build_init(b, SAM_OP_ACCOUNT_RESTORE | SAM_OP_REPLY, req->id);
         sam_put_u32(b, SAM_T_EXPIRES_IN, (uint32_t)(j->r.expires_at > j->now ? j->r.expires_at - j->now : 0));

@@ -208,7 +208,7 @@ static uint32_t signable(const sam_server_config_t *cfg, const sam_msg_t *req, c
         free(ow);
         if (urc != STOR_OK && urc != STOR_ERR_NOTFOUND) {
             *why = "storage unavailable";
-            return SAM_REFUSE_UNAVAILABLE;
+            return sam_refusal_of_stor(urc);
         }
         if (!active) {
             *why = "the owner of the delegated credential is not active";

@@ -133,7 +133,7 @@ static uint32_t tsa_load(const sam_server_config_t *cfg, stor_cred_t *cred)
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL)
         return SAM_REFUSE_NOT_OFFERED;
     if (rc != STOR_OK)
-        return SAM_REFUSE_UNAVAILABLE;
+        return sam_refusal_of_stor(rc);
     if (strcmp(cred->owner, STOR_TSA_OWNER) != 0 || cred->status != STOR_CRED_ENABLED ||
         !cert_valid_now(cred, time(NULL)))
         return SAM_REFUSE_NOT_OFFERED;
@@ -228,8 +228,9 @@ int sam_op_stamp(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
         s.rec.digest_len = (uint32_t)len;
         s.rec.n_digests = 1;
         s.rec.digests = digest;
-        if (stor_write(cfg->stor, append_audit, &s.rec) != STOR_OK) {
-            code = SAM_REFUSE_UNAVAILABLE; /* never a token that the log does not know */
+        int wrc = stor_write(cfg->stor, append_audit, &s.rec);
+        if (wrc != STOR_OK) {
+            code = sam_refusal_of_stor(wrc); /* never a token that the log does not know */
             why = "the audit record could not be written";
         }
     }

@@ -43,7 +43,7 @@ int sam_page_open(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
     /* Who decides: the session as stored (signed in with password and TOTP; ends with an operator's reset). */
     if ((orc = oauth_session_get(cfg->oauth, p->sid, p->v)) != OAUTH_OK) {
         uint32_t r = sam_refusal_of_oauth(orc);
-        *rc = r == SAM_REFUSE_UNAVAILABLE
+        *rc = r == SAM_REFUSE_UNAVAILABLE || r == SAM_REFUSE_DB_DOWN
                   ? sam_build_refusal(b, req->id, r, "storage unavailable", SAM_T_SESSION)
                   : sam_core_refuse_audited(cfg, req, b, event, NULL, NULL, p->client, r, "no such browser session",
                                             SAM_T_SESSION);

@@ -12,6 +12,13 @@
 #define SRV_LISTEN_MAX 8
 #define SRV_STR 256
 
+/* Where a process keeps its state: storage = <backend>:<location> (lmdb_path = PATH: lmdb). */
+typedef struct srv_storage {
+    char backend[16];                 /* "lmdb", "postgresql" ("" only for a front_storage not given) */
+    char location[PATH_MAX];          /* lmdb: the folder; postgresql: the libpq conninfo (+ passfile='...') */
+    char passfile[PATH_MAX];          /* *_passfile = PATH (postgresql only; "" = libpq's default) */
+} srv_storage_t;
+
 typedef struct srv_config {
     char file[PATH_MAX];              /* the configuration file itself */
     unsigned environment;             /* CSC_ENV_PRODUCTION / CSC_ENV_TEST */
@@ -32,9 +39,8 @@ typedef struct srv_config {
     char pkcs11_pin_file[PATH_MAX];
     char softhsm_conf[PATH_MAX];
     unsigned pkcs11_sessions;
-    char storage_backend[16];         /* storage = <backend>:<location> (lmdb_path = PATH: lmdb) */
-    char storage_location[PATH_MAX];  /* lmdb: the folder; postgresql: the libpq conninfo (+ passfile='...') */
-    char storage_passfile[PATH_MAX];  /* storage_passfile = PATH (postgresql only; "" = libpq's default) */
+    srv_storage_t storage;            /* storage (csc-sam, csc-admin; csc-server without front_storage) */
+    srv_storage_t front_storage;      /* front_storage: csc-server's own (postgresql only; backend "" = not given) */
     char pkcs11_env[PATH_MAX];        /* NAME=VALUE set in csc-sam before the module is loaded ("" = none) */
     char pkcs11_sockets[16];          /* none, unix, inet: new sockets csc-sam's module may open under seccomp */
     size_t lmdb_map_size;
@@ -103,6 +109,8 @@ typedef struct srv_config {
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
 int srv_config_load(const char *file, srv_config_t *cfg);
+/* The storage a process opens: front (csc-server) front_storage when given, else storage. */
+const srv_storage_t *srv_storage_of(const srv_config_t *cfg, int front);
 
 /* The modules a process opens from a configuration. */
 typedef struct srv_modules {

@@ -1284,7 +1284,7 @@ static int cmd_init(admin_ctx_t *x, int argc, char **argv)
     }
     if (sam_audit_key(x, &created, &sessions) != 0)
         return 1;
-    printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->storage_location, x->cfg->pkcs11_token,
+    printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->storage.location, x->cfg->pkcs11_token,
            sessions);
     return 0;
 }

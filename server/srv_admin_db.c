@@ -104,8 +104,8 @@ static int db_copy(const srv_config_t *cfg, int argc, char **argv)
     const char *table = NULL;
     int have_from = 0, rc = 1;
 
-    snprintf(to.backend, sizeof(to.backend), "%s", cfg->storage_backend);
-    to.location = cfg->storage_location;
+    snprintf(to.backend, sizeof(to.backend), "%s", cfg->storage.backend);
+    to.location = cfg->storage.location;
     for (int i = 0; i < argc; i++) {
         if (i + 1 >= argc || (strcmp(argv[i], "--from") != 0 && strcmp(argv[i], "--to") != 0)) {
             fprintf(stderr, "csc-admin: db copy: usage: db copy --from BACKEND:LOCATION [--to BACKEND:LOCATION]\n");

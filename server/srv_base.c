@@ -58,15 +58,24 @@ int srv_production_checks(const srv_config_t *cfg)
     return 0;
 }
 
+const srv_storage_t *srv_storage_of(const srv_config_t *cfg, int front)
+{
+    return front && cfg->front_storage.backend[0] != '\0' ? &cfg->front_storage : &cfg->storage;
+}
+
 int srv_modules_open_base(const srv_config_t *cfg, int need, srv_modules_t *m)
 {
     memset(m, 0, sizeof(*m));
-    stor_config_t sc = {.backend = cfg->storage_backend, .location = cfg->storage_location,
+    /* csc-server (the only process with the CSC service) connects as its own database role when front_storage is
+     * given; csc-sam and csc-admin with storage's. */
+    const srv_storage_t *st = srv_storage_of(cfg, (need & SRV_NEED_CSC) != 0);
+    stor_config_t sc = {.backend = st->backend, .location = st->location,
                         .map_size = cfg->lmdb_map_size, .writer_later = (need & SRV_WRITER_LATER) != 0,
                         .full_log_only = (need & SRV_NEED_CSC) != 0};
     int rc = stor_open(&sc, &m->stor);
     if (rc != STOR_OK) {
-        fprintf(stderr, "storage %s:%s: %s\n", cfg->storage_backend, cfg->storage_location, stor_strerror(rc));
+        fprintf(stderr, "%s %s:%s: %s\n", st == &cfg->storage ? "storage" : "front_storage", st->backend,
+                st->location, stor_strerror(rc));
         goto fail;
     }
     oauth_config_t oc = {

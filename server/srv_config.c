@@ -53,9 +53,11 @@ static const row_t rows[] = {
     {"pkcs11_pin_file", T_PATH, O(pkcs11_pin_file), S(pkcs11_pin_file), 0, 0, NULL},
     {"pkcs11_sessions", T_UINT, O(pkcs11_sessions), 0, 1, 256, "4"},
     {"softhsm_conf", T_PATH, O(softhsm_conf), S(softhsm_conf), 0, 0, ""},
-    {"storage", T_STORAGE, O(storage_location), S(storage_location), 0, 0, NULL}, /* required: check_storage */
-    {"lmdb_path", T_PATH, O(storage_location), S(storage_location), 0, 0, ""},  /* older spelling of lmdb: */
-    {"storage_passfile", T_PATH, O(storage_passfile), S(storage_passfile), 0, 0, ""}, /* postgresql: libpq's passfile */
+    {"storage", T_STORAGE, O(storage), S(storage.location), 0, 0, NULL}, /* required: check_storage */
+    {"lmdb_path", T_PATH, O(storage.location), S(storage.location), 0, 0, ""},  /* older spelling of lmdb: */
+    {"storage_passfile", T_PATH, O(storage.passfile), S(storage.passfile), 0, 0, ""}, /* postgresql: libpq's passfile */
+    {"front_storage", T_STORAGE, O(front_storage), S(front_storage.location), 0, 0, NULL}, /* check_storage */
+    {"front_storage_passfile", T_PATH, O(front_storage.passfile), S(front_storage.passfile), 0, 0, ""},
     {"pkcs11_env", T_STR, O(pkcs11_env), S(pkcs11_env), 0, 0, ""},
     {"pkcs11_sockets", T_STR, O(pkcs11_sockets), S(pkcs11_sockets), 0, 0, "none"},
     {"lmdb_map_size", T_SIZE, O(lmdb_map_size), 0, 1ull << 20, 1ull << 40, "1G"},
@@ -199,27 +201,28 @@ static int set_value(const ctx_t *c, srv_config_t *cfg, const row_t *r, const ch
         return 0;
     case T_STORAGE: {
         /* <backend>:<location>; an lmdb location is a path (relative to the file's folder, like T_PATH). */
+        srv_storage_t *st = (srv_storage_t *)(base + r->off);
         const char *colon = strchr(v, ':');
         size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
-        if (colon == NULL || blen == 0 || blen >= sizeof(cfg->storage_backend))
+        if (colon == NULL || blen == 0 || blen >= sizeof(st->backend))
             return fail(c, "%s: expected <backend>:<location> (backends: %s), got \"%s\"", r->key,
                         stor_backend_names(), v);
-        memcpy(cfg->storage_backend, v, blen);
-        cfg->storage_backend[blen] = '\0';
-        if (!stor_backend_known(cfg->storage_backend))
-            return fail(c, "%s: unknown backend \"%s\" (backends: %s)", r->key, cfg->storage_backend,
-                        stor_backend_names());
+        memcpy(st->backend, v, blen);
+        st->backend[blen] = '\0';
+        if (!stor_backend_known(st->backend))
+            return fail(c, "%s: unknown backend \"%s\" (backends: %s)", r->key, st->backend, stor_backend_names());
         if (colon[1] == '\0')
             return fail(c, "%s: %s: needs a location (lmdb:PATH, the database's folder; postgresql:CONNINFO)", r->key,
-                        cfg->storage_backend);
-        if (strcmp(cfg->storage_backend, "postgresql") == 0) { /* a libpq conninfo, checked by check_conninfo */
-            if (strlen(colon + 1) >= r->size)
-                return fail(c, "%s: value longer than %zu characters", r->key, r->size - 1);
-            memcpy(base + r->off, colon + 1, strlen(colon + 1) + 1);
+                        st->backend);
+        if (strcmp(st->backend, "postgresql") == 0) { /* a libpq conninfo, checked by check_conninfo */
+            if (strlen(colon + 1) >= sizeof(st->location))
+                return fail(c, "%s: value longer than %zu characters", r->key, sizeof(st->location) - 1);
+            memcpy(st->location, colon + 1, strlen(colon + 1) + 1);
             return 0;
         }
         row_t as_path = *r;
         as_path.kind = T_PATH;
+        as_path.off = r->off + offsetof(srv_storage_t, location);
         return set_value(c, cfg, &as_path, colon + 1);
     }
     case T_PATH: {
@@ -440,45 +443,69 @@ static int conninfo_next(const char **p, char *key, size_t kn, char *val, size_t
     return 0;
 }
 
-/* storage = postgresql:CONNINFO: the keyword = value form only; never a password in the configuration text (libpq
- * reads it from storage_passfile, PGPASSFILE or ~/.pgpass); in production mutual TLS with the database
- * (sslmode=verify-full, sslcert, sslkey). storage_passfile becomes the conninfo's passfile. */
-static int check_conninfo(const ctx_t *c, srv_config_t *cfg)
+/* What check_conninfo keeps of a conninfo: where it connects (so that front_storage can be held to storage's
+ * database) and its client certificate (production gives each role its own). "" when not given. */
+typedef struct {
+    char host[256], hostaddr[256], port[16], dbname[64], sslcert[PATH_MAX];
+} conninfo_t;
+
+static void conninfo_keep(conninfo_t *ci, const char *key, const char *val)
 {
-    char key[32], val[PATH_MAX], *ci = cfg->storage_location;
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } kept[] = {
+#define K(f) {#f, offsetof(conninfo_t, f), sizeof(((conninfo_t *)0)->f)}
+        K(host), K(hostaddr), K(port), K(dbname), K(sslcert),
+#undef K
+    };
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        if (strcmp(key, kept[i].key) == 0)
+            snprintf((char *)ci + kept[i].off, kept[i].size, "%s", val);
+}
+
+/* KEY = postgresql:CONNINFO (storage, front_storage): the keyword = value form only; never a password in the
+ * configuration text (libpq reads it from KEY_passfile, PGPASSFILE or ~/.pgpass); in production mutual TLS with the
+ * database (sslmode=verify-full, sslcert, sslkey). KEY_passfile becomes the conninfo's passfile. */
+static int check_conninfo(const ctx_t *c, const srv_config_t *cfg, const char *what, srv_storage_t *st,
+                          conninfo_t *out)
+{
+    char key[32], val[PATH_MAX], *ci = st->location;
     const char *p = ci;
     int rc, verify_full = 0, cert = 0, key_file = 0, passfile = 0;
     size_t len;
 
+    memset(out, 0, sizeof(*out));
     if (strncmp(ci, "postgresql://", 13) == 0 || strncmp(ci, "postgres://", 11) == 0)
-        return fail(c, "storage: postgresql: give the conninfo as keyword=value pairs, not a URI");
+        return fail(c, "%s: postgresql: give the conninfo as keyword=value pairs, not a URI", what);
     while ((rc = conninfo_next(&p, key, sizeof(key), val, sizeof(val))) == 0) {
         if (strcmp(key, "password") == 0) {
             OPENSSL_cleanse(val, sizeof(val));
-            OPENSSL_cleanse(cfg->storage_location, sizeof(cfg->storage_location));
-            return fail(c, "storage: postgresql: password= is refused in the configuration (use storage_passfile, "
-                           "PGPASSFILE or ~/.pgpass)");
+            OPENSSL_cleanse(st->location, sizeof(st->location));
+            return fail(c, "%s: postgresql: password= is refused in the configuration (use %s_passfile, PGPASSFILE or "
+                           "~/.pgpass)", what, what);
         }
         verify_full |= strcmp(key, "sslmode") == 0 && strcmp(val, "verify-full") == 0;
         cert |= strcmp(key, "sslcert") == 0 && val[0] != '\0';
         key_file |= strcmp(key, "sslkey") == 0 && val[0] != '\0';
         passfile |= strcmp(key, "passfile") == 0;
+        conninfo_keep(out, key, val);
     }
     if (rc < 0)
-        return fail(c, "storage: postgresql: a malformed conninfo (expected keyword=value pairs)");
+        return fail(c, "%s: postgresql: a malformed conninfo (expected keyword=value pairs)", what);
     if (cfg->environment == CSC_ENV_PRODUCTION && !(verify_full && cert && key_file))
-        return fail(c, "storage: postgresql: production needs mutual TLS with the database: sslmode=verify-full, "
-                       "sslcert and sslkey");
-    if (cfg->storage_passfile[0] == '\0')
+        return fail(c, "%s: postgresql: production needs mutual TLS with the database: sslmode=verify-full, "
+                       "sslcert and sslkey", what);
+    if (st->passfile[0] == '\0')
         return 0;
     if (passfile)
-        return fail(c, "storage_passfile and storage's passfile=: give one");
+        return fail(c, "%s_passfile and %s's passfile=: give one", what, what);
     len = strlen(ci);
-    if (len + sizeof(" passfile=''") + 2 * strlen(cfg->storage_passfile) > sizeof(cfg->storage_location))
-        return fail(c, "storage_passfile: path too long");
+    if (len + sizeof(" passfile=''") + 2 * strlen(st->passfile) > sizeof(st->location))
+        return fail(c, "%s_passfile: path too long", what);
     ci += len;
     ci += sprintf(ci, " passfile='");
-    for (const char *f = cfg->storage_passfile; *f != '\0'; f++) {
+    for (const char *f = st->passfile; *f != '\0'; f++) {
         if (*f == '\'' || *f == '\\')
             *ci++ = '\\';
         *ci++ = *f;
@@ -487,12 +514,58 @@ static int check_conninfo(const ctx_t *c, srv_config_t *cfg)
     return 0;
 }
 
-/* storage (or its older spelling lmdb_path = PATH, i.e. storage = lmdb:PATH): exactly one is given. */
+/*
+ * front_storage = postgresql:CONNINFO: csc-server's own connection to storage's database, as the role whose GRANTs
+ * let it write only web_sessions and async_results (csc_front), while csc-sam and csc-admin connect with storage's
+ * (csc_sam). Only with storage = postgresql (on lmdb both processes open one folder); the same host, hostaddr,
+ * port and dbname as storage's where either names them. Required in production, with a client certificate of
+ * its own (one per node and role, JIPDEC 2.2.4). Without it (test environment) csc-server uses storage's
+ * connection; its write guard (srv_front_restrict_writes) still holds it to its two tables.
+ */
+static int check_front_storage(const ctx_t *c, srv_config_t *cfg, const conninfo_t *sam)
+{
+    srv_storage_t *f = &cfg->front_storage;
+    int pg = strcmp(cfg->storage.backend, "postgresql") == 0, production = cfg->environment == CSC_ENV_PRODUCTION;
+    conninfo_t front;
+
+    if (f->backend[0] == '\0') {
+        if (f->passfile[0] != '\0')
+            return fail(c, "front_storage_passfile: only with front_storage = postgresql:...");
+        if (pg && production)
+            return fail(c, "front_storage: required in production with storage = postgresql: csc-server connects as "
+                           "its own role (csc_front) with its own client certificate");
+        return 0;
+    }
+    if (!pg)
+        return fail(c, "front_storage: only with storage = postgresql:... (with lmdb csc-server opens storage's folder)");
+    if (strcmp(f->backend, "postgresql") != 0)
+        return fail(c, "front_storage: expected postgresql:CONNINFO (the database of storage), got %s:", f->backend);
+    if (check_conninfo(c, cfg, "front_storage", f, &front) != 0)
+        return -1;
+    static const struct {
+        const char *key;
+        size_t off;
+    } same[] = {{"host", offsetof(conninfo_t, host)}, {"hostaddr", offsetof(conninfo_t, hostaddr)},
+                {"port", offsetof(conninfo_t, port)}, {"dbname", offsetof(conninfo_t, dbname)}};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+        if (strcmp((const char *)&front + same[i].off, (const char *)sam + same[i].off) != 0)
+            return fail(c, "front_storage: %s differs from storage's (\"%s\" and \"%s\"): both name one database",
+                        same[i].key, (const char *)&front + same[i].off, (const char *)sam + same[i].off);
+    if (production && strcmp(front.sslcert, sam->sslcert) == 0)
+        return fail(c, "front_storage: production needs csc-server's own client certificate (sslcert is storage's)");
+    return 0;
+}
+
+/* storage (or its older spelling lmdb_path = PATH, i.e. storage = lmdb:PATH): exactly one is given; then
+ * front_storage. */
 static int check_storage(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     int storage = 0, lmdb_path = 0;
+    conninfo_t sam;
+
+    memset(&sam, 0, sizeof(sam));
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        storage |= seen[i] && rows[i].kind == T_STORAGE;
+        storage |= seen[i] && rows[i].kind == T_STORAGE && rows[i].off == O(storage);
         lmdb_path |= seen[i] && strcmp(rows[i].key, "lmdb_path") == 0;
     }
     if (storage && lmdb_path)
@@ -500,14 +573,16 @@ static int check_storage(const ctx_t *c, srv_config_t *cfg, const unsigned char 
     if (!storage && !lmdb_path)
         return fail(c, "missing required key storage (storage = lmdb:PATH)");
     if (lmdb_path)
-        snprintf(cfg->storage_backend, sizeof(cfg->storage_backend), "lmdb");
-    if (cfg->storage_location[0] == '\0')
+        snprintf(cfg->storage.backend, sizeof(cfg->storage.backend), "lmdb");
+    if (cfg->storage.location[0] == '\0')
         return fail(c, "%s: an empty location", storage ? "storage" : "lmdb_path");
-    if (strcmp(cfg->storage_backend, "postgresql") == 0)
-        return check_conninfo(c, cfg);
-    if (cfg->storage_passfile[0] != '\0')
+    if (strcmp(cfg->storage.backend, "postgresql") == 0) {
+        if (check_conninfo(c, cfg, "storage", &cfg->storage, &sam) != 0)
+            return -1;
+    } else if (cfg->storage.passfile[0] != '\0') {
         return fail(c, "storage_passfile: only with storage = postgresql:...");
-    return 0;
+    }
+    return check_front_storage(c, cfg, &sam);
 }
 
 /* node_id: the host's name unless given; 1..STOR_NODE_MAX of [A-Za-z0-9._-] either way (it is stored with the

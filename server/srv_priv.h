@@ -32,9 +32,10 @@ int srv_priv_mlock(const char *who);
  * and is logged by the kernel. Sets NO_NEW_PRIVS. Irreversible. */
 int srv_priv_seccomp(srv_profile_t profile);
 
-/* What new sockets csc-sam's PKCS#11 module may open after the filter (configuration pkcs11_sockets): none (a local
- * module such as SoftHSM), unix (connect to a Unix socket: p11-kit-client.so), inet (also TCP/UDP over IPv4/IPv6: a
- * network HSM's client). The module connects again whenever it is initialised again (hsm/ recovery). */
+/* What new sockets csc-sam may open after the filter: its PKCS#11 module's (configuration pkcs11_sockets): none (a
+ * local module such as SoftHSM), unix (connect to a Unix socket: p11-kit-client.so), inet (also TCP/UDP over
+ * IPv4/IPv6: a network HSM's client); the module connects again whenever it is initialised again (hsm/ recovery).
+ * With storage = postgresql inet, for the database connections libpq opens whenever the pool needs one. */
 typedef enum { SRV_P11NET_NONE = 0, SRV_P11NET_UNIX = 1, SRV_P11NET_INET = 2 } srv_p11net_t;
 srv_p11net_t srv_priv_p11net(const char *pkcs11_sockets);
 

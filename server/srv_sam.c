@@ -319,6 +319,14 @@ static int operators_open(const srv_config_t *cfg, srv_modules_t *m, const char 
     return 0;
 }
 
+/* The new sockets csc-sam may open under its filter: what pkcs11_sockets lets its module dial, and with storage =
+ * postgresql its database's (TCP, or a Unix socket with host=/path): libpq opens one for every new connection of the
+ * pool, so also after the database was lost and came back. */
+static srv_p11net_t sam_dial(const srv_config_t *cfg)
+{
+    return strcmp(cfg->storage.backend, "postgresql") == 0 ? SRV_P11NET_INET : srv_priv_p11net(cfg->pkcs11_sockets);
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
                  sam_sender_t *sender, int operators_only)
 {
@@ -377,7 +385,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     if (bad)
         fprintf(stderr, "csc-sam: sam_socket %s: cannot give it to sam_user %s: %s\n", cfg->sam_socket, cfg->sam_user,
                 strerror(errno));
-    if (!bad && srv_priv_sam(cfg->sam_user, cfg->seccomp, locked, srv_priv_p11net(cfg->pkcs11_sockets)) != 0)
+    if (!bad && srv_priv_sam(cfg->sam_user, cfg->seccomp, locked, sam_dial(cfg)) != 0)
         bad = 1;
     /* Writes open after the switch: they run on the threads made after it, which have what the switch kept
      * (CAP_IPC_LOCK, which every thread needs for new mappings under mlockall when RLIMIT_MEMLOCK could not be

@@ -23,7 +23,9 @@
  * POOL_WAIT_S (at most db_connections per environment) return STOR_ERR_UNAVAILABLE.
  * No libpq message leaves this file.
  */
+/* program_invocation_short_name: <errno.h> with _GNU_SOURCE (set for the whole build) */
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -224,9 +226,10 @@ static void quiet(void *arg, const char *message)
 static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
 {
     /* A connect_timeout or options of the conninfo wins (it comes later); without a connect_timeout an unreachable
-     * server would block. */
-    static const char *const keys[] = { "connect_timeout", "options", "dbname", NULL };
-    const char *values[] = { CONNECT_TIMEOUT_S, STATEMENT_OPTIONS, e->conninfo, NULL };
+     * server would block. The program's name (csc-server, csc-sam, csc-admin) is the connection's application_name
+     * unless the conninfo gives one: pg_stat_activity and the server's log then say which process a connection is. */
+    static const char *const keys[] = { "connect_timeout", "options", "fallback_application_name", "dbname", NULL };
+    const char *values[] = { CONNECT_TIMEOUT_S, STATEMENT_OPTIONS, program_invocation_short_name, e->conninfo, NULL };
     pg_conn_t *pc = calloc(1, sizeof(*pc));
 
     if (pc == NULL)
@@ -675,7 +678,7 @@ static int pg_txn_commit(stor_bk_txn_t *t)
     if (t->depth > 0) {
         if (rc == 0) {
             snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%u", t->depth);
-            rc = t->pc->broken ? STOR_ERR_IO : pg_cmd(t->pc, sql);
+            rc = t->pc->broken ? STOR_ERR_UNAVAILABLE : pg_cmd(t->pc, sql); /* the connection was lost in it */
         }
         if (rc != 0) {
             pg_txn_abort(t); /* the parent goes on without it */
@@ -684,8 +687,12 @@ static int pg_txn_commit(stor_bk_txn_t *t)
         txn_free(t);
         return 0;
     }
-    if (rc == 0 && (t->pc->broken || pq.PQtransactionStatus(t->pc->c) != PQTRANS_INTRANS))
-        rc = STOR_ERR_IO; /* a statement failed in it: PostgreSQL would turn the COMMIT into a ROLLBACK */
+    /* The connection lost in the txn: the database is out of reach (UNAVAILABLE, as every statement said). A
+     * statement that failed in it otherwise: PostgreSQL would turn the COMMIT into a ROLLBACK. */
+    if (rc == 0 && (t->pc->broken || pq.PQstatus(t->pc->c) != CONNECTION_OK))
+        rc = STOR_ERR_UNAVAILABLE;
+    else if (rc == 0 && pq.PQtransactionStatus(t->pc->c) != PQTRANS_INTRANS)
+        rc = STOR_ERR_IO;
     if (rc != 0) {
         pg_txn_abort(t);
         return rc;

@@ -180,7 +180,7 @@ enum {
     SAM_REFUSE_DISABLED = 6,    /**< user or credential not active */
     SAM_REFUSE_LOCKED = 7,      /**< too many failures: locked for a while */
     SAM_REFUSE_BUSY = 8,        /**< too many secret checks at once: retry later (nothing was checked) */
-    SAM_REFUSE_UNAVAILABLE = 9, /**< HSM or storage unavailable */
+    SAM_REFUSE_UNAVAILABLE = 9, /**< HSM or storage unavailable (the database out of reach: SAM_REFUSE_DB_DOWN) */
     SAM_REFUSE_INTERNAL = 10,   /**< anything else */
     SAM_REFUSE_NOT_FOUND = 11,  /**< unknown credential, handle, approval (or another user's: same answer) */
     SAM_REFUSE_RATE = 12,       /**< asked again too soon (a challenge code) */
@@ -192,7 +192,9 @@ enum {
     SAM_REFUSE_SUSPENDED = 18,  /**< SIGN: the certificate is on hold (certificateHold) */
     SAM_REFUSE_CERT_UNKNOWN = 19, /**< SIGN: the certificate's revocation status cannot be confirmed (no CRL of its
                                        issuer when one is required, a CRL past its nextUpdate, unreadable) */
-    SAM_REFUSE_MAX = 19,
+    SAM_REFUSE_DB_DOWN = 20,    /**< the database cannot be reached now (STOR_ERR_UNAVAILABLE): nothing was done; a
+                                     try a second later may work (the front end answers 503 with Retry-After: 1) */
+    SAM_REFUSE_MAX = 20,
 };
 
 /* ---- field tags (one meaning each in every op; which ops take which: sam_op_spec()) -------------------------- */

@@ -2,7 +2,8 @@
  * test_sam_errors.c - one error table for both ways an oauth/ result reaches a client (issue 11): csc-api reads
  * csc-sam's refusal (sam_refusal_of_oauth, on the SAM's side) back through csc_err_sam, and must answer exactly what
  * csc_err_oauth answers for the oauth/ code itself - status, error, description, Retry-After - on every subject, with
- * the table alone and with a call site's overrides naming every code. Part of unit_csc_api_service (which links both
+ * the table alone and with a call site's overrides naming every code (the database out of reach included: csc-sam's
+ * DB_DOWN is the front end's own OAUTH_ERR_UNAVAILABLE, 503 with Retry-After: 1). Part of unit_csc_api_service (which links both
  * sides).
  */
 #include <check.h>
@@ -15,14 +16,14 @@
  * (oauth_sad_consume, oauth_sad_extend), the credential (oauth_authorize, oauth_approval_new, oauth_challenge_new),
  * the handle (oauth_approval_check). */
 static const int token_codes[] = {OAUTH_ERR_INVALID, OAUTH_ERR_EXPIRED, OAUTH_ERR_DISABLED, OAUTH_ERR_STORAGE,
-                                  OAUTH_ERR_INVAL};
+                                  OAUTH_ERR_INVAL, OAUTH_ERR_UNAVAILABLE};
 static const int sad_codes[] = {OAUTH_ERR_INVALID,   OAUTH_ERR_EXPIRED,        OAUTH_ERR_MISMATCH, OAUTH_ERR_EXHAUSTED,
-                                OAUTH_ERR_NOT_AUTHORIZED, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL};
+                                OAUTH_ERR_NOT_AUTHORIZED, OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL, OAUTH_ERR_UNAVAILABLE};
 static const int cred_codes[] = {OAUTH_ERR_DENIED,  OAUTH_ERR_LOCKED, OAUTH_ERR_INVALID, OAUTH_ERR_DISABLED,
                                  OAUTH_ERR_STORAGE, OAUTH_ERR_INVAL,  OAUTH_ERR_BUSY,    OAUTH_ERR_FULL,
-                                 OAUTH_ERR_RATE};
+                                 OAUTH_ERR_RATE,    OAUTH_ERR_UNAVAILABLE};
 static const int handle_codes[] = {OAUTH_ERR_DENIED, OAUTH_ERR_LOCKED, OAUTH_ERR_EXPIRED, OAUTH_ERR_INVALID,
-                                   OAUTH_ERR_STORAGE};
+                                   OAUTH_ERR_STORAGE, OAUTH_ERR_UNAVAILABLE};
 static const struct {
     csc_about_t about;
     const int *codes;
@@ -39,10 +40,10 @@ static const int all_codes[] = {OAUTH_ERR_DENIED,   OAUTH_ERR_LOCKED,  OAUTH_ERR
                                 OAUTH_ERR_NOT_AUTHORIZED, OAUTH_ERR_EXHAUSTED, OAUTH_ERR_MISMATCH,
                                 OAUTH_ERR_DISABLED, OAUTH_ERR_STORAGE, OAUTH_ERR_INTERNAL, OAUTH_ERR_INVAL,
                                 OAUTH_ERR_RATE,     OAUTH_ERR_FULL,    OAUTH_ERR_PKCE,     OAUTH_ERR_REUSED,
-                                OAUTH_ERR_BUSY};
+                                OAUTH_ERR_BUSY,     OAUTH_ERR_UNAVAILABLE};
 #define N_ALL (sizeof(all_codes) / sizeof(all_codes[0]))
 static const char *const descs[N_ALL] = {"d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7",
-                                         "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15"};
+                                         "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15", "d16"};
 
 static void same(csc_about_t about, int code, const csc_err_row_t *ov)
 {

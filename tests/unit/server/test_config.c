@@ -159,15 +159,15 @@ START_TEST(t_storage)
 
     ck_assert_ptr_nonnull(realpath(dir, real));
     ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = lmdb:db\n", &cfg, msg, sizeof(msg)), 0);
-    ck_assert_str_eq(cfg.storage_backend, "lmdb");
+    ck_assert_str_eq(cfg.storage.backend, "lmdb");
     snprintf(expect, sizeof(expect), "%s/db", real); /* relative to the file, like every path */
-    ck_assert_str_eq(cfg.storage_location, expect);
+    ck_assert_str_eq(cfg.storage.location, expect);
     ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = lmdb:/var/lib/csc\n", &cfg, msg, sizeof(msg)), 0);
-    ck_assert_str_eq(cfg.storage_location, "/var/lib/csc");
+    ck_assert_str_eq(cfg.storage.location, "/var/lib/csc");
     /* the older spelling */
     ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
-    ck_assert_str_eq(cfg.storage_backend, "lmdb");
-    ck_assert_str_eq(cfg.storage_location, expect);
+    ck_assert_str_eq(cfg.storage.backend, "lmdb");
+    ck_assert_str_eq(cfg.storage.location, expect);
     refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
 }
 END_TEST
@@ -194,13 +194,13 @@ START_TEST(t_storage_postgresql)
 
     ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db.example sslmode=require\n", &cfg, msg,
                                sizeof(msg)), 0);
-    ck_assert_str_eq(cfg.storage_backend, "postgresql");
-    ck_assert_str_eq(cfg.storage_location, "host=db.example sslmode=require");
+    ck_assert_str_eq(cfg.storage.backend, "postgresql");
+    ck_assert_str_eq(cfg.storage.location, "host=db.example sslmode=require");
     ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db\nstorage_passfile = pg'pass\n", &cfg,
                                msg, sizeof(msg)), 0);
     ck_assert_ptr_nonnull(realpath(dir, real));
     snprintf(expect, sizeof(expect), "host=db passfile='%s/pg\\'pass'", real); /* relative to the file's folder */
-    ck_assert_str_eq(cfg.storage_location, expect);
+    ck_assert_str_eq(cfg.storage.location, expect);
     refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
     for (size_t i = 0; i < 2; i++) {
         ck_assert_int_eq(load_with(BASE_NO_STORAGE, refused[i].extra, &cfg, msg, sizeof(msg)), -1);
@@ -212,8 +212,73 @@ START_TEST(t_storage_postgresql)
     ck_assert_int_eq(load_with(prod, "storage = postgresql:host=db sslmode=verify-full sslkey=k\n", &cfg, msg,
                                sizeof(msg)), -1);
     ck_assert_msg(strstr(msg, "sslcert") != NULL, "%s", msg);
-    ck_assert_int_eq(load_with(prod, "storage = postgresql:host=db sslmode=verify-full sslcert=c sslkey='k'\n", &cfg,
-                               msg, sizeof(msg)), 0);
+    ck_assert_int_eq(load_with(prod, "storage = postgresql:host=db sslmode=verify-full sslcert=c sslkey='k'\n"
+                                     "front_storage = postgresql:host=db sslmode=verify-full sslcert=f sslkey=fk\n",
+                               &cfg, msg, sizeof(msg)), 0);
+}
+END_TEST
+
+/* front_storage = postgresql:CONNINFO: csc-server's own connection (role csc_front) to storage's database. Only
+ * with storage = postgresql; the same host, hostaddr, port and dbname; its own passfile key; in production
+ * required, mutual TLS, and a client certificate that is not storage's. srv_storage_of gives csc-server the
+ * front one, every other process storage. */
+START_TEST(t_front_storage)
+{
+    static const refusal_t refused[] = {
+        {"storage = lmdb:db\nfront_storage = postgresql:host=db\n", "front_storage: only with storage = postgresql"},
+        {"storage = postgresql:host=db\nfront_storage = lmdb:db\n", "front_storage: expected postgresql:CONNINFO"},
+        {"storage = postgresql:host=db\nfront_storage = postgresql:host=db password=s3cret\n",
+         "front_storage: postgresql: password= is refused in the configuration (use front_storage_passfile"},
+        {"storage = postgresql:host=db\nfront_storage = postgresql:host=other\n",
+         "front_storage: host differs from storage's (\"other\" and \"db\")"},
+        {"storage = postgresql:host=db dbname=csc\nfront_storage = postgresql:host=db\n",
+         "front_storage: dbname differs from storage's"},
+        {"storage = postgresql:host=db port=5432\nfront_storage = postgresql:host=db port=5433\n",
+         "front_storage: port differs"},
+        {"storage = postgresql:host=db\nfront_storage_passfile = /p\n",
+         "front_storage_passfile: only with front_storage"},
+        {"storage = postgresql:host=db\nfront_storage = postgresql:host=db passfile=/a\nfront_storage_passfile = /b\n",
+         "front_storage_passfile and front_storage's passfile=: give one"},
+        {"storage = postgresql:host=db\nfront_storage = postgresql:host=db\nfront_storage = postgresql:host=db\n",
+         "front_storage given twice"},
+    };
+    static const char prod[] = "environment = production\nlisten = 127.0.0.1:1\nplain_http = yes\n"
+                               "allow_test_components = yes\npkcs11_module = m\npkcs11_token = t\npkcs11_pin_file = p\n";
+    static const char sam[] = "storage = postgresql:host=db dbname=csc sslmode=verify-full sslcert=s.crt sslkey=s.key\n";
+    srv_config_t cfg;
+    char msg[512], extra[512];
+
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db user=csc_sam\nfront_storage = "
+                               "postgresql:host=db user=csc_front\nfront_storage_passfile = /etc/csc/front.pass\n",
+                               &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.storage.location, "host=db user=csc_sam");
+    ck_assert_str_eq(cfg.front_storage.backend, "postgresql");
+    ck_assert_str_eq(cfg.front_storage.location, "host=db user=csc_front passfile='/etc/csc/front.pass'");
+    ck_assert_ptr_eq(srv_storage_of(&cfg, 1), &cfg.front_storage);
+    ck_assert_ptr_eq(srv_storage_of(&cfg, 0), &cfg.storage);
+    /* not given: csc-server uses storage (test environment; its write guard still applies) */
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.front_storage.backend, "");
+    ck_assert_ptr_eq(srv_storage_of(&cfg, 1), &cfg.storage);
+    refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, refused[2].extra, &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "s3") == NULL, "the password shown: %s", msg);
+
+    /* production */
+    ck_assert_int_eq(load_with(prod, sam, &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "front_storage: required in production") != NULL, "%s", msg);
+    snprintf(extra, sizeof(extra), "%sfront_storage = postgresql:host=db dbname=csc sslmode=verify-full "
+                                   "sslcert=s.crt sslkey=s.key\n", sam);
+    ck_assert_int_eq(load_with(prod, extra, &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "front_storage: production needs csc-server's own client certificate") != NULL, "%s", msg);
+    snprintf(extra, sizeof(extra), "%sfront_storage = postgresql:host=db dbname=csc sslmode=require "
+                                   "sslcert=f.crt sslkey=f.key\n", sam);
+    ck_assert_int_eq(load_with(prod, extra, &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "front_storage: postgresql: production needs mutual TLS") != NULL, "%s", msg);
+    snprintf(extra, sizeof(extra), "%sfront_storage = postgresql:host=db dbname=csc sslmode=verify-full "
+                                   "sslcert=f.crt sslkey=f.key\n", sam);
+    ck_assert_int_eq(load_with(prod, extra, &cfg, msg, sizeof(msg)), 0);
+    ck_assert_ptr_eq(srv_storage_of(&cfg, 1), &cfg.front_storage);
 }
 END_TEST
 
@@ -445,6 +510,7 @@ int main(void)
     tcase_add_test(tc, t_refusals);
     tcase_add_test(tc, t_storage);
     tcase_add_test(tc, t_storage_postgresql);
+    tcase_add_test(tc, t_front_storage);
     tcase_add_test(tc, t_environment_rules);
     tcase_add_test(tc, t_operator_rules);
     tcase_add_test(tc, t_sam_keys);
