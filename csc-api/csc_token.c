@@ -58,8 +58,8 @@ static int read_tokens(const sam_msg_t *m, oauth_token_response_t *out)
     uint32_t expires = 0, scope = 0;
     int bad = sam_get_text(m, SAM_T_TOKEN, out->access, sizeof(out->access)) != SAM_OK ||
               sam_get_u32(m, SAM_T_EXPIRES_IN, &expires) != SAM_OK || sam_get_u32(m, SAM_T_SCOPE, &scope) != SAM_OK;
-    if (!bad && sam_msg_count(m, SAM_T_REFRESH) > 0)
-        bad = sam_get_text(m, SAM_T_REFRESH, out->refresh, sizeof(out->refresh)) != SAM_OK;
+    if (!bad && sam_msg_count(m, SAM_T_REFRESH_TOKEN) > 0)
+        bad = sam_get_text(m, SAM_T_REFRESH_TOKEN, out->refresh, sizeof(out->refresh)) != SAM_OK;
     if (!bad && sam_msg_count(m, SAM_T_CRED) > 0)
         bad = sam_get_text(m, SAM_T_CRED, out->cred, sizeof(out->cred)) != SAM_OK;
     if (!bad && sam_msg_count(m, SAM_T_AUTHZ_DETAILS) > 0)
@@ -101,11 +101,11 @@ int csc_sam_token(csc_t *c, const csc_token_req_t *in, oauth_token_response_t *o
     if (in->caller != NULL && in->caller[0] != '\0')
         sam_put_str(&call.b, SAM_T_CLIENT, wire_value(in->caller, SAM_CLIENT_MAX));
     put_opt(&call.b, SAM_T_CODE, in->code, SAM_TOKEN_MAX);
+    put_opt(&call.b, SAM_T_REFRESH_TOKEN, in->refresh, SAM_TOKEN_MAX);
     sam_put_u32(&call.b, SAM_T_GRANT_TYPE, in->grant);
     put_client(&call.b, in->client_id, in->secret);
     put_opt(&call.b, SAM_T_REDIRECT_URI, in->redirect_uri, SAM_URI_MAX);
     put_opt(&call.b, SAM_T_VERIFIER, in->verifier, SAM_VERIFIER_MAX);
-    put_opt(&call.b, SAM_T_REFRESH, in->refresh, SAM_TOKEN_MAX);
     return run(c, &call, out);
 }
 

@@ -69,7 +69,7 @@ static token_op_t *read_fields(const sam_msg_t *req)
     sam_text(req, SAM_T_REDIRECT_URI, x->redirect, sizeof(x->redirect));
     sam_text(req, SAM_T_VERIFIER, x->verifier, sizeof(x->verifier));
     sam_text(req, SAM_T_TOKEN, x->bearer, sizeof(x->bearer));
-    sam_text(req, req->op == SAM_OP_REVOKE ? SAM_T_REVOKE_TOKEN : SAM_T_REFRESH, x->value, sizeof(x->value));
+    sam_text(req, req->op == SAM_OP_REVOKE ? SAM_T_REVOKE_TOKEN : SAM_T_REFRESH_TOKEN, x->value, sizeof(x->value));
     return x;
 }
 
@@ -81,7 +81,7 @@ static int run_grant(const sam_server_config_t *cfg, const sam_msg_t *req, uint3
     oauth_t *o = cfg->oauth;
     int orc;
 
-    *about = SAM_T_REFRESH;
+    *about = SAM_T_REFRESH_TOKEN;
     switch (grant) {
     case SAM_GRANT_CODE:
         *about = SAM_T_CODE;
@@ -91,14 +91,14 @@ static int run_grant(const sam_server_config_t *cfg, const sam_msg_t *req, uint3
                                      sam_msg_count(req, SAM_T_REDIRECT_URI) > 0 ? x->redirect : NULL, x->verifier,
                                      &x->out);
     case SAM_GRANT_REFRESH:
-        if (sam_msg_count(req, SAM_T_REFRESH) == 0)
+        if (sam_msg_count(req, SAM_T_REFRESH_TOKEN) == 0)
             return OAUTH_ERR_INVAL;
         return oauth_token_refresh(o, &x->client, x->value, strlen(x->value), &x->out);
     case SAM_GRANT_CLIENT_CREDENTIALS:
         *about = SAM_T_CLIENT_ID;
         return oauth_token_client_credentials(o, &x->client, &x->out);
     default: /* SAM_GRANT_LOGIN_REFRESH: auth/login with a refresh token issued without a client */
-        if (sam_msg_count(req, SAM_T_REFRESH) == 0 || sam_msg_count(req, SAM_T_CLIENT_ID) > 0)
+        if (sam_msg_count(req, SAM_T_REFRESH_TOKEN) == 0 || sam_msg_count(req, SAM_T_CLIENT_ID) > 0)
             return OAUTH_ERR_INVAL;
         orc = oauth_login_refresh(o, x->value, strlen(x->value), x->caller[0] ? x->caller : NULL, &x->login);
         if (orc == OAUTH_OK) {
@@ -133,7 +133,7 @@ int sam_op_token(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
         sam_put_str(b, SAM_T_CRED, x->out.cred);
     sam_put_u32(b, SAM_T_EXPIRES_IN, x->out.expires_in);
     if (x->out.refresh[0] != '\0')
-        sam_put_str(b, SAM_T_REFRESH, x->out.refresh);
+        sam_put_str(b, SAM_T_REFRESH_TOKEN, x->out.refresh);
     sam_put_u32(b, SAM_T_SCOPE, x->out.scope);
     if (x->out.authz_details[0] != '\0')
         sam_put_str(b, SAM_T_AUTHZ_DETAILS, x->out.authz_details);

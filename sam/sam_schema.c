@@ -537,18 +537,18 @@ static const sam_field_spec_t operator_enroll_finish_r[] = {
 static const sam_field_spec_t token[] = {
     TEXT(SAM_T_CLIENT, OPT, 1, SAM_CLIENT_MAX),
     TEXT(SAM_T_CODE, OPT, 0, SAM_TOKEN_MAX),
+    TEXT(SAM_T_REFRESH_TOKEN, OPT, 0, SAM_TOKEN_MAX),
     U32(SAM_T_GRANT_TYPE, REQ, SAM_GRANT_CODE, SAM_GRANT_LOGIN_REFRESH),
     TEXT(SAM_T_CLIENT_ID, OPT, 1, SAM_NAME_MAX),
     TEXT(SAM_T_CLIENT_SECRET, OPT, 0, SAM_CLIENT_SECRET_MAX),
     TEXT(SAM_T_REDIRECT_URI, OPT, 0, SAM_URI_MAX),
     TEXT(SAM_T_VERIFIER, OPT, 0, SAM_VERIFIER_MAX),
-    TEXT(SAM_T_REFRESH, OPT, 0, SAM_TOKEN_MAX),
 };
 static const sam_field_spec_t token_r[] = { /* the access (or credential) token; a refresh token when one is issued */
     TEXT(SAM_T_TOKEN, REQ, 1, SAM_TOKEN_MAX),
     TEXT(SAM_T_CRED, OPT, 1, SAM_NAME_MAX),
     EXPIRES_IN(REQ),
-    TEXT(SAM_T_REFRESH, OPT, 1, SAM_TOKEN_MAX),
+    TEXT(SAM_T_REFRESH_TOKEN, OPT, 1, SAM_TOKEN_MAX),
     U32(SAM_T_SCOPE, REQ, STOR_SCOPE_SERVICE, STOR_SCOPE_CREDENTIAL),
     TEXT(SAM_T_AUTHZ_DETAILS, OPT, 1, SAM_AUTHZ_DETAILS_MAX),
 };

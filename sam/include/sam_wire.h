@@ -279,13 +279,13 @@ enum {
     SAM_T_ROLES = 76,         /**< U32 an operator's roles (stor_role_t bits); above ORIGIN, so put before it
                                    (srv_opsock_put_origin) */
     SAM_T_REMEMBER = 77,      /**< U32 1: auth/login's rememberMe (a refresh token too) */
-    SAM_T_REFRESH_TOKEN = 78, /**< TEXT a refresh token */
+    SAM_T_REFRESH_TOKEN = 78, /**< TEXT a refresh token: issued (API_LOGIN, TOKEN replies) or presented (TOKEN) */
     SAM_T_GRANT_TYPE = 79,    /**< U32 SAM_GRANT_* (TOKEN) */
     SAM_T_CLIENT_ID = 80,     /**< TEXT an OAuth client's id, as the client presented it (csc-sam authenticates it) */
     SAM_T_CLIENT_SECRET = 81, /**< TEXT that client's secret, as presented */
     SAM_T_REDIRECT_URI = 82,  /**< TEXT the token request's redirect_uri ("" stands for one that cannot match) */
     SAM_T_VERIFIER = 83,      /**< TEXT the PKCE code_verifier ("" stands for one that cannot be valid) */
-    SAM_T_REFRESH = 84,       /**< TEXT a refresh token: presented (TOKEN) or issued (TOKEN reply) */
+    /* 84: unused (was a second refresh-token tag, now REFRESH_TOKEN's) */
     SAM_T_SCOPE = 85,         /**< U32 the issued token's scope (stor_scope_t: 1 service, 2 credential) */
     SAM_T_AUTHZ_DETAILS = 86, /**< TEXT the approved authorization_details a credential token carries (JSON) */
     SAM_T_REVOKE_TOKEN = 87,  /**< TEXT the token a revocation names (REVOKE) */

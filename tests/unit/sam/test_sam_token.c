@@ -65,8 +65,8 @@ static void call(sam_builder_t *b, answer_t *a)
         (void)sam_get_u32(&reply, SAM_T_ABOUT, &a->about);
     } else if (reply.op == (SAM_OP_TOKEN | SAM_OP_REPLY)) {
         ck_assert_int_eq(sam_get_text(&reply, SAM_T_TOKEN, a->access, sizeof(a->access)), SAM_OK);
-        if (sam_msg_count(&reply, SAM_T_REFRESH) > 0)
-            ck_assert_int_eq(sam_get_text(&reply, SAM_T_REFRESH, a->refresh, sizeof(a->refresh)), SAM_OK);
+        if (sam_msg_count(&reply, SAM_T_REFRESH_TOKEN) > 0)
+            ck_assert_int_eq(sam_get_text(&reply, SAM_T_REFRESH_TOKEN, a->refresh, sizeof(a->refresh)), SAM_OK);
     }
     sam_build_free(b);
     sam_rbuf_free(&rb);
@@ -79,6 +79,8 @@ static void token(uint32_t grant, const char *secret, const char *code, const ch
     ck_assert_int_eq(sam_build_init(&b, SAM_OP_TOKEN, sam_client_next_id(f.sam)), SAM_OK);
     if (code != NULL)
         sam_put_str(&b, SAM_T_CODE, code);
+    if (refresh != NULL)
+        sam_put_str(&b, SAM_T_REFRESH_TOKEN, refresh);
     sam_put_u32(&b, SAM_T_GRANT_TYPE, grant);
     if (secret != NULL) {
         sam_put_str(&b, SAM_T_CLIENT_ID, CFX_CLIENT);
@@ -86,8 +88,6 @@ static void token(uint32_t grant, const char *secret, const char *code, const ch
     }
     if (code != NULL)
         sam_put_str(&b, SAM_T_VERIFIER, "0123456789012345678901234567890123456789abc");
-    if (refresh != NULL)
-        sam_put_str(&b, SAM_T_REFRESH, refresh);
     call(&b, a);
 }
 
@@ -136,7 +136,7 @@ START_TEST(t_refresh_reuse_revokes_the_grant)
     token(SAM_GRANT_REFRESH, cfx_client_secret(), NULL, rt, &again);
     ck_assert_uint_eq(again.op, SAM_OP_REFUSED);
     ck_assert_uint_eq(again.refusal, SAM_REFUSE_EXHAUSTED);
-    ck_assert_uint_eq(again.about, SAM_T_REFRESH);
+    ck_assert_uint_eq(again.about, SAM_T_REFRESH_TOKEN);
     ck_assert(!access_ok(first.access));
     token(SAM_GRANT_REFRESH, cfx_client_secret(), NULL, first.refresh, &again);
     ck_assert_uint_eq(again.op, SAM_OP_REFUSED);
