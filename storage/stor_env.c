@@ -118,9 +118,25 @@ int stor_backend_known(const char *name)
     return name != NULL && name[0] != '\0' && stor_backend_find(name) != NULL;
 }
 
+static char backend_names[64];
+
+static void backend_names_make(void)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+        int n = snprintf(backend_names + off, sizeof(backend_names) - off, "%s%s", i > 0 ? ", " : "",
+                         backends[i]->name);
+        if (n < 0 || (size_t)n >= sizeof(backend_names) - off)
+            break; /* cut short: still a message */
+        off += (size_t)n;
+    }
+}
+
 const char *stor_backend_names(void)
 {
-    return "lmdb, postgresql"; /* the names of backends[], for messages */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, backend_names_make); /* the names of backends[], for messages */
+    return backend_names;
 }
 
 void stor_wipe(void *rec, size_t len)
