@@ -20,6 +20,15 @@
  * the thread that began it. At most one top-level write transaction exists at a time per environment in a
  * process (stor_env.c's group commit ensures it); beginning a second one in the same thread is not allowed.
  *
+ * Writers in several processes (several nodes on PostgreSQL): LMDB lets one write txn run at a time across
+ * processes, so every decision in a write txn is atomic. PostgreSQL runs them at once, and gives the same guarantee
+ * for keys: in a write txn a get locks the row it finds, or the key it does not find, until the top-level txn
+ * ends, so a read-modify-write of one key (a SAD's budget, the audit head, a code used up, a first counter) is
+ * atomic across nodes. A cursor read in a write txn locks the rows it returns, not the keys between them, and a
+ * count locks nothing: a decision taken on "no row in this range" or on a number of rows (the caps on pending
+ * codes, approvals, sessions) may be overshot by concurrent writers, by at most one row each. Code that needs a
+ * range to stay empty must name a key and get it.
+ *
  * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB) and
  * stor_backend_pg ("postgresql", storage/stor_pg.c, the only one that uses libpq); the ctest unit_storage_confined
  * checks both. Every case of tests/unit/storage/test_stor_backend.c runs against each (ctest unit_storage_pg starts
