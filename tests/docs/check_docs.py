@@ -122,7 +122,10 @@ def ctest_names(src):
 
 
 def ctest_listed(build):
-    r = subprocess.run(["ctest", "-N"], cwd=build, capture_output=True, text=True)
+    try:
+        r = subprocess.run(["ctest", "-N"], cwd=build, capture_output=True, text=True)
+    except OSError:
+        return None
     if r.returncode != 0:
         return None
     return set(re.findall(r"^\s*Test\s+#\d+:\s+(\S+)\s*$", r.stdout, re.M))
