@@ -7,6 +7,16 @@
  *       nothing yet; --to defaults to the configuration's storage. Each table is then checked (rows and a digest
  *       of them) and reported; the destination gets one audit record of the copy, after the check.
  *
+ *   db init [--db BACKEND:LOCATION]
+ *   db migrate [--db BACKEND:LOCATION]
+ *       bring the database's schema to the version this csc-admin needs (storage/stor_migrate.c: the migrations of
+ *       storage/migrations/ are compiled in); --db defaults to the configuration's storage. init makes a new
+ *       database (and completes one that lacks migrations); migrate upgrades one that init made, and tells to run
+ *       init on one that has no schema version yet. On PostgreSQL they connect as the storage conninfo's role, which
+ *       must be the migrations' owner (csc_admin: docs/operations.md). A database newer than this csc-admin is
+ *       refused and left as it is. On LMDB there is nothing to migrate: init creates the environment, both report
+ *       its schema version.
+ *
  * These run without an operator session: the operators are part of what is copied, and whoever runs them already
  * holds both databases' files or credentials. The copy reads one snapshot: the service must be stopped first
  * (docs/operations.md), or what it writes meanwhile stays behind.
@@ -25,20 +35,20 @@ typedef struct {
 } db_spec_t;
 
 /* BACKEND:LOCATION from the command line (an lmdb location is a path as given, relative to the current folder). */
-static int parse_spec(const char *opt, const char *v, db_spec_t *out)
+static int parse_spec(const char *cmd, const char *opt, const char *v, db_spec_t *out)
 {
     const char *colon = v != NULL ? strchr(v, ':') : NULL;
     size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
 
     if (colon == NULL || blen == 0 || blen >= sizeof(out->backend) || colon[1] == '\0') {
-        fprintf(stderr, "csc-admin: db copy: %s: expected BACKEND:LOCATION (backends: %s), got \"%s\"\n", opt,
+        fprintf(stderr, "csc-admin: db %s: %s: expected BACKEND:LOCATION (backends: %s), got \"%s\"\n", cmd, opt,
                 stor_backend_names(), v != NULL ? v : "");
         return -1;
     }
     memcpy(out->backend, v, blen);
     out->backend[blen] = '\0';
     if (!stor_backend_known(out->backend)) {
-        fprintf(stderr, "csc-admin: db copy: %s: unknown backend \"%s\" (backends: %s)\n", opt, out->backend,
+        fprintf(stderr, "csc-admin: db %s: %s: unknown backend \"%s\" (backends: %s)\n", cmd, opt, out->backend,
                 stor_backend_names());
         return -1;
     }
@@ -112,7 +122,7 @@ static int db_copy(const srv_config_t *cfg, int argc, char **argv)
             return 2;
         }
         int is_from = strcmp(argv[i], "--from") == 0;
-        if (parse_spec(argv[i], argv[i + 1], is_from ? &from : &to) != 0)
+        if (parse_spec("copy", argv[i], argv[i + 1], is_from ? &from : &to) != 0)
             return 2;
         have_from |= is_from;
         i++;
@@ -157,10 +167,83 @@ out:
     return rc;
 }
 
+static void report_migration(stor_migrate_event_t ev, unsigned version, const char *name, void *arg)
+{
+    (void)arg;
+    switch (ev) {
+    case STOR_MIGRATE_FOUND: printf("the database is at version %u (%s)\n", version, name); break;
+    case STOR_MIGRATE_APPLIED: printf("applied %s\n", name); break;
+    case STOR_MIGRATE_CURRENT: printf("already at version %u (%s), nothing to do\n", version, name); break;
+    }
+    fflush(stdout); /* each line as it happens: a later migration may take long, or fail */
+}
+
+/* db init / db migrate [--db BACKEND:LOCATION] */
+static int db_migrate(const srv_config_t *cfg, const char *cmd, stor_migrate_mode_t mode, int argc, char **argv)
+{
+    db_spec_t db = {{0}, NULL};
+    char why[512];
+    const char *newest_name;
+    unsigned newest = stor_migrate_newest(&newest_name), ver = 0;
+    int rc;
+
+    snprintf(db.backend, sizeof(db.backend), "%s", cfg->storage.backend);
+    db.location = cfg->storage.location;
+    if (argc != 0 && (argc != 2 || strcmp(argv[0], "--db") != 0)) {
+        fprintf(stderr, "csc-admin: db %s: usage: db %s [--db BACKEND:LOCATION]\n", cmd, cmd);
+        return 2;
+    }
+    if (argc == 2 && parse_spec(cmd, argv[0], argv[1], &db) != 0)
+        return 2;
+    stor_config_t sc = {.backend = db.backend, .location = db.location, .map_size = cfg->lmdb_map_size};
+    if (strcmp(db.backend, "lmdb") == 0) {
+        rc = stor_migrate(&sc, mode, NULL, NULL, &ver, why, sizeof(why));
+        if (rc != STOR_OK) {
+            fprintf(stderr, "csc-admin: db %s: lmdb:%s: %s%s\n", cmd, db.location, stor_strerror(rc),
+                    rc == STOR_ERR_CORRUPT ? " (another schema version than this csc-admin's, or not a csc database)"
+                                           : "");
+            return 1;
+        }
+        printf("lmdb:%s: schema version %u (LMDB has no migrations: opening the environment creates it or checks "
+               "it)\n", db.location, ver);
+        return 0;
+    }
+    /* The location is a conninfo: never printed (it names key files, and could hold a password). */
+    rc = stor_migrate(&sc, mode, report_migration, NULL, &ver, why, sizeof(why));
+    switch (rc) {
+    case STOR_OK:
+        return 0;
+    case STOR_ERR_NOTFOUND:
+        fprintf(stderr, "csc-admin: db %s: the database has no schema version (no csc.schema_version): it was never "
+                "initialised; run csc-admin db init\n", cmd);
+        return 1;
+    case STOR_ERR_CORRUPT:
+        if (ver > newest) {
+            fprintf(stderr, "csc-admin: db %s: the database has schema version %u, newer than this csc-admin's %u "
+                    "(%s): upgrade csc-admin first; nothing changed\n", cmd, ver, newest, newest_name);
+            return 1;
+        }
+        break;
+    case STOR_ERR_UNAVAILABLE:
+        fprintf(stderr, "csc-admin: db %s: %s (check the storage conninfo: host, port, certificates)\n", cmd,
+                stor_strerror(rc));
+        return 1;
+    default:
+        break;
+    }
+    /* why: the failed statement's SQLSTATE and message (a failed migration is rolled back whole), or the role. */
+    fprintf(stderr, "csc-admin: db %s: %s\n", cmd, why[0] != '\0' ? why : stor_strerror(rc));
+    return 1;
+}
+
 int srv_admin_db(const srv_config_t *cfg, int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "copy") == 0)
         return db_copy(cfg, argc - 1, argv + 1);
-    fprintf(stderr, "csc-admin: db: unknown command (db copy)\n");
+    if (argc >= 1 && strcmp(argv[0], "init") == 0)
+        return db_migrate(cfg, "init", STOR_MIGRATE_INIT, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "migrate") == 0)
+        return db_migrate(cfg, "migrate", STOR_MIGRATE_UPGRADE, argc - 1, argv + 1);
+    fprintf(stderr, "csc-admin: db: unknown command (db copy, db init, db migrate)\n");
     return 2;
 }

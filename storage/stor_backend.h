@@ -178,6 +178,25 @@ extern const stor_backend_t stor_backend_pg; /* "postgresql": storage/stor_pg.c,
 int stor_pg_resolve(const char *lib, void *table, char *why, size_t n);
 size_t stor_pg_api_size(void);
 
+/** One file of storage/migrations/, compiled in (cmake/embed_migrations.cmake). */
+typedef struct stor_migration {
+    unsigned version;  /**< NNNN of the file name: 1, 2, ... */
+    const char *name;  /**< the file name without .sql: "0002_challenges" */
+    const char *sql;   /**< its text */
+} stor_migration_t;
+
+/** Every migration, in version order (version i + 1 at index i; the last is STOR_PG_SCHEMA_VERSION). */
+extern const stor_migration_t stor_migrations[];
+extern const size_t stor_migrations_count;
+
+/**
+ * stor_migrate() on PostgreSQL (stor_pg.c): apply to the database of conninfo the migrations of m[0..n) it lacks, as
+ * stor.h says. init: 1 for STOR_MIGRATE_INIT. why (n_why bytes): the database's message of a failed statement, or
+ * what else went wrong; the only libpq-derived text that leaves stor_pg.c, through this parameter only.
+ */
+int stor_pg_migrate(const char *conninfo, const stor_migration_t *m, size_t n, int init, stor_migrate_report_fn report,
+                    void *arg, unsigned *db_version, char *why, size_t n_why);
+
 /**
  * The backend called name (cfg->backend; NULL or "" = "lmdb").
  * @return the backend or NULL if none is built in by that name.

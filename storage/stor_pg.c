@@ -21,7 +21,9 @@
  * a read-modify-write that starts from "no row" (the first audit append, a first counter) is atomic too. A lost
  * connection, a server down, a statement or lock timeout (STATEMENT_OPTIONS: 10 s) or no connection free within
  * POOL_WAIT_S (at most db_connections per environment) return STOR_ERR_UNAVAILABLE.
- * No libpq message leaves this file.
+ * No libpq message leaves this file, with one exception: stor_pg_migrate (csc-admin db init / db migrate) hands the
+ * SQLSTATE and primary message of a statement that failed to its caller, through its explicit why parameter only, for
+ * the operator: the statements are the migrations' DDL and the runner's own queries, which hold no secret.
  */
 /* program_invocation_short_name: <errno.h> with _GNU_SOURCE (set for the whole build) */
 #include <dlfcn.h>
@@ -1046,6 +1048,215 @@ static int pg_cursor_del(stor_bk_cur_t *c)
 static void pg_cursor_close(stor_bk_cur_t *c)
 {
     free(c);
+}
+
+/* ---- migrations (stor_migrate, stor_backend.h) --------------------------------------------------------------
+ * One connection of its own (no pool), without the services' statement_timeout (a migration may rewrite a large
+ * table). Each migration runs in its own transaction that first takes MIGRATE_LOCK, a transaction-level advisory
+ * lock, then reads csc.schema_version again (READ COMMITTED: a statement after the wait sees what the runner that
+ * held the lock committed): two runners at once apply each file once, the second finding it recorded. */
+
+#define MIGRATE_LOCK "7166180478836893554" /* "csc-migr" as a big-endian int8: one key for every runner */
+
+/* why = what: the database's SQLSTATE and primary message of r (a failed statement). */
+static void why_sql(const PGresult *r, const char *what, char *why, size_t n)
+{
+    const char *st = r != NULL ? pq.PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r != NULL ? pq.PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (n == 0)
+        return;
+    if (st != NULL && msg != NULL)
+        snprintf(why, n, "%s: SQLSTATE %s: %s", what, st, msg);
+    else
+        snprintf(why, n, "%s: no answer from the database (the connection was lost)", what);
+}
+
+/* Run sql (want: PGRES_COMMAND_OK or PGRES_TUPLES_OK); *out = its result (the caller clears it) when out is not NULL.
+ * On failure why says what failed and the database's message. */
+static int mig_exec(pg_conn_t *pc, const char *sql, ExecStatusType want, const char *what, PGresult **out, char *why,
+                    size_t n)
+{
+    PGresult *r = pq.PQexec(pc->c, sql);
+    int rc;
+
+    if (pq.PQresultStatus(r) != want) {
+        why_sql(r, what, why, n);
+        rc = pg_err(pc, r);
+        pq.PQclear(r);
+        return rc != 0 ? rc : STOR_ERR_IO;
+    }
+    if (out != NULL)
+        *out = r;
+    else
+        pq.PQclear(r);
+    return 0;
+}
+
+/* The role connected may migrate: a member of the database's owner (0001 revokes the database from PUBLIC) and of
+ * schema csc's owner if the schema exists (its tables are the owner's to change). */
+static int mig_check_role(pg_conn_t *pc, char *why, size_t n)
+{
+    PGresult *r = NULL;
+    int rc = mig_exec(pc, "SELECT current_user, d.datdba::regrole::text, pg_has_role(current_user, d.datdba, 'MEMBER'), "
+                          "coalesce(s.nspowner::regrole::text, ''), coalesce(pg_has_role(current_user, s.nspowner, "
+                          "'MEMBER'), true) FROM pg_database d LEFT JOIN pg_namespace s ON s.nspname = '" SCHEMA "' "
+                          "WHERE d.datname = current_database()",
+                      PGRES_TUPLES_OK, "reading the database's owner", &r, why, n);
+
+    if (rc != 0)
+        return rc;
+    if (pq.PQntuples(r) != 1) {
+        rc = STOR_ERR_IO;
+    } else if (strcmp(pq.PQgetvalue(r, 0, 2), "t") != 0) {
+        snprintf(why, n, "role %s may not migrate this database: it is not the database's owner %s (nor a member of "
+                 "it); connect as the migrations' owner", pq.PQgetvalue(r, 0, 0), pq.PQgetvalue(r, 0, 1));
+        rc = STOR_ERR_DENIED;
+    } else if (strcmp(pq.PQgetvalue(r, 0, 4), "t") != 0) {
+        snprintf(why, n, "role %s may not migrate this database: it is not the owner %s of schema " SCHEMA " (nor a "
+                 "member of it); connect as the migrations' owner", pq.PQgetvalue(r, 0, 0), pq.PQgetvalue(r, 0, 3));
+        rc = STOR_ERR_DENIED;
+    }
+    pq.PQclear(r);
+    return rc;
+}
+
+/* In the runner's transaction (MIGRATE_LOCK held): have[i] = 1 for each migration m[i] recorded, *table = whether
+ * csc.schema_version exists, *top = the newest version recorded (0: none). A recorded version with no migration here
+ * (or another name) is refused: STOR_ERR_CORRUPT, *top = that version. */
+static int mig_read(pg_conn_t *pc, const stor_migration_t *m, size_t n, unsigned char *have, int *table, unsigned *top,
+                    char *why, size_t n_why)
+{
+    PGresult *r = NULL;
+    int rc;
+
+    memset(have, 0, n);
+    *top = 0;
+    if ((rc = mig_exec(pc, "SELECT to_regclass('" SCHEMA ".schema_version') IS NOT NULL", PGRES_TUPLES_OK,
+                       "looking for " SCHEMA ".schema_version", &r, why, n_why)) != 0)
+        return rc;
+    *table = pq.PQntuples(r) == 1 && strcmp(pq.PQgetvalue(r, 0, 0), "t") == 0;
+    pq.PQclear(r);
+    if (!*table)
+        return 0;
+    if ((rc = mig_exec(pc, "SELECT version, name FROM " SCHEMA ".schema_version ORDER BY version", PGRES_TUPLES_OK,
+                       "reading " SCHEMA ".schema_version", &r, why, n_why)) != 0)
+        return rc;
+    for (int row = 0; row < pq.PQntuples(r) && rc == 0; row++) {
+        unsigned long v = strtoul(pq.PQgetvalue(r, row, 0), NULL, 10);
+        const char *name = pq.PQgetvalue(r, row, 1);
+        *top = v <= UINT_MAX ? (unsigned)v : UINT_MAX;
+        if (v == 0 || v > n) {
+            snprintf(why, n_why, "the database has schema version %lu (%s), which this code has no migration for: it is "
+                     "newer than this code (%u)", v, name, m[n - 1].version);
+            rc = STOR_ERR_CORRUPT;
+        } else if (strcmp(name, m[v - 1].name) != 0) {
+            snprintf(why, n_why, "the database's schema version %lu is %s, this code's is %s: not this code's schema",
+                     v, name, m[v - 1].name);
+            rc = STOR_ERR_CORRUPT;
+        } else {
+            have[v - 1] = 1;
+        }
+    }
+    pq.PQclear(r);
+    return rc;
+}
+
+int stor_pg_migrate(const char *conninfo, const stor_migration_t *m, size_t n, int init, stor_migrate_report_fn report,
+                    void *arg, unsigned *db_version, char *why, size_t n_why)
+{
+    static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+    const char *values[] = { CONNECT_TIMEOUT_S, conninfo, NULL };
+    PQconninfoOption *opts;
+    unsigned char *have = NULL;
+    pg_conn_t *pc = NULL;
+    PGresult *r = NULL;
+    char *msg = NULL, sql[160], what[128];
+    unsigned top = 0;
+    int rc, table = 0, applied = 0, first = 1;
+    size_t i;
+
+    *db_version = 0;
+    if (conninfo == NULL || m == NULL || n == 0 || n_why == 0)
+        return STOR_ERR_INVAL;
+    for (i = 0; i < n; i++)
+        if (m[i].version != i + 1)
+            return STOR_ERR_INVAL;
+    pthread_once(&pq_once, pq_load);
+    if (pq_rc != 0)
+        return pq_rc;
+    if ((opts = pq.PQconninfoParse(conninfo, &msg)) == NULL) {
+        pq.PQfreemem(msg); /* names the bad part of the conninfo, which may hold a secret: not shown */
+        return STOR_ERR_INVAL;
+    }
+    pq.PQconninfoFree(opts);
+    if ((have = calloc(n, 1)) == NULL || (pc = calloc(1, sizeof(*pc))) == NULL) {
+        rc = STOR_ERR_NOMEM;
+        goto out;
+    }
+    pc->c = pq.PQconnectdbParams(keys, values, 1);
+    if (pc->c == NULL || pq.PQstatus(pc->c) != CONNECTION_OK) {
+        rc = STOR_ERR_UNAVAILABLE;
+        goto out;
+    }
+    pq.PQsetNoticeProcessor(pc->c, quiet, NULL);
+    if ((rc = mig_check_role(pc, why, n_why)) != 0)
+        goto out;
+    for (;;) {
+        if ((rc = mig_exec(pc, "BEGIN", PGRES_COMMAND_OK, "BEGIN", NULL, why, n_why)) != 0 ||
+            (rc = mig_exec(pc, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", PGRES_TUPLES_OK,
+                           "waiting for the migrations' lock", NULL, why, n_why)) != 0 ||
+            (rc = mig_read(pc, m, n, have, &table, &top, why, n_why)) != 0)
+            break;
+        if (first && !table && !init) {
+            rc = STOR_ERR_NOTFOUND; /* db migrate on a database never initialised */
+            break;
+        }
+        for (i = 0; i < n && have[i]; i++)
+            ;
+        if (i == n) { /* everything is recorded */
+            rc = mig_exec(pc, "COMMIT", PGRES_COMMAND_OK, "COMMIT", NULL, why, n_why);
+            if (rc == 0 && applied == 0 && report != NULL)
+                report(STOR_MIGRATE_CURRENT, top, m[top - 1].name, arg);
+            break;
+        }
+        if (first && top > 0 && report != NULL)
+            report(STOR_MIGRATE_FOUND, top, m[top - 1].name, arg);
+        first = 0;
+        snprintf(what, sizeof(what), "migration %s failed", m[i].name);
+        if ((rc = mig_exec(pc, m[i].sql, PGRES_COMMAND_OK, what, NULL, why, n_why)) != 0)
+            break;
+        /* The file records its own version (storage/migrations/README.md): a file that does not is refused. */
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM " SCHEMA ".schema_version WHERE version = %u AND name = '%s'",
+                 m[i].version, m[i].name);
+        snprintf(what, sizeof(what), "checking the version row of migration %s", m[i].name);
+        if ((rc = mig_exec(pc, sql, PGRES_TUPLES_OK, what, &r, why, n_why)) != 0)
+            break;
+        if (pq.PQntuples(r) != 1 || strcmp(pq.PQgetvalue(r, 0, 0), "1") != 0) {
+            snprintf(why, n_why, "migration %s did not record version %u in " SCHEMA ".schema_version: not applied",
+                     m[i].name, m[i].version);
+            rc = STOR_ERR_CORRUPT;
+            break;
+        }
+        pq.PQclear(r);
+        r = NULL;
+        snprintf(what, sizeof(what), "committing migration %s", m[i].name);
+        if ((rc = mig_exec(pc, "COMMIT", PGRES_COMMAND_OK, what, NULL, why, n_why)) != 0)
+            break;
+        applied++;
+        if (m[i].version > top)
+            top = m[i].version;
+        if (report != NULL)
+            report(STOR_MIGRATE_APPLIED, m[i].version, m[i].name, arg);
+    }
+    pq.PQclear(r);
+    *db_version = top;
+out:
+    if (pc != NULL && pc->c != NULL && pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE)
+        (void)pg_cmd(pc, "ROLLBACK");
+    conn_free(pc);
+    free(have);
+    return rc;
 }
 
 const stor_backend_t stor_backend_pg = {

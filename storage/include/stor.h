@@ -145,6 +145,52 @@ typedef void (*stor_copy_report_fn)(const char *table, size_t rows, void *arg);
  */
 int stor_copy(stor_env_t *from, stor_env_t *to, stor_copy_report_fn report, void *arg, const char **table);
 
+/** What stor_migrate does: INIT makes a new database (and completes a partial one), UPGRADE only an initialised one. */
+typedef enum {
+    STOR_MIGRATE_INIT,    /**< csc-admin db init: apply every migration the database lacks, from none on */
+    STOR_MIGRATE_UPGRADE, /**< csc-admin db migrate: the same, but the database must have a schema version already */
+} stor_migrate_mode_t;
+
+/** What stor_migrate reports, in this order. */
+typedef enum {
+    STOR_MIGRATE_FOUND,   /**< the database was at version (name) before: something is missing */
+    STOR_MIGRATE_APPLIED, /**< migration version (name) applied and committed now */
+    STOR_MIGRATE_CURRENT, /**< nothing to do: the database is at version (name), the newest built in */
+} stor_migrate_event_t;
+
+/** Called by stor_migrate for each event: version, the migration's name ("0002_challenges"; "lmdb" on LMDB). */
+typedef void (*stor_migrate_report_fn)(stor_migrate_event_t ev, unsigned version, const char *name, void *arg);
+
+/**
+ * Bring a database's schema to the version this code needs (csc-admin db init / db migrate); nothing may be open on
+ * it in this process.
+ *
+ * PostgreSQL: the migrations of storage/migrations/, compiled in, applied as cfg->location's role, which must be a
+ * member of the owner of the database and of schema csc (csc_admin). Each missing one in its own transaction, which
+ * first takes a transaction-level advisory lock and reads csc.schema_version again, so two runners at once apply
+ * each file once; the file must have recorded its version row, else nothing of it is kept. A database with a
+ * version that has no file here (newer than this code) is refused and left as it is. Then the database is opened
+ * the way the services open it (stor_open), as a last check.
+ * LMDB keeps no migration files: the environment is opened (created if missing, its schema row written or checked)
+ * and its version reported as CURRENT.
+ *
+ * @param[out] db_version the database's version when the call ended (after what was applied; on STOR_ERR_CORRUPT the
+ *             unknown version found), 0 if it has none. May be NULL.
+ * @param[out] why on failure (n > 0): what went wrong, when more is known than the return code: a failed statement's
+ *             SQLSTATE and primary message (DDL and its error hold no secret: meant for the operator), the role that
+ *             may not migrate, a file that recorded no version. "" otherwise. The only way a database's message
+ *             leaves storage/.
+ * @return STOR_OK (applied, or nothing to do); STOR_ERR_NOTFOUND (UPGRADE: the database has no schema version: it
+ *         needs INIT); STOR_ERR_CORRUPT (a version with no file here: *db_version is the newest such, or a version row
+ *         whose name is not this code's file); STOR_ERR_DENIED (the role may not migrate); STOR_ERR_UNAVAILABLE (no
+ *         connection); STOR_ERR_INVAL; or the failed statement's error.
+ */
+int stor_migrate(const stor_config_t *cfg, stor_migrate_mode_t mode, stor_migrate_report_fn report, void *arg,
+                 unsigned *db_version, char *why, size_t n);
+
+/** The newest PostgreSQL migration built in (its version, and its name in *name when name is not NULL). */
+unsigned stor_migrate_newest(const char **name);
+
 /* ---- records ----------------------------------------------------------- */
 
 /** ENROLLING: registered by an operator (csc-admin user add, or user recover), no password and no TOTP secret yet:
