@@ -9,11 +9,17 @@ import tempfile
 from harness import ROOT, Service, free_port
 
 PG_SCRIPT = os.path.join(ROOT, "scripts", "pg")
+# scripts/pg applies the migrations with csc-admin db init / db migrate: the one of the build under test.
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(ROOT, "build"))
+CSC_ADMIN = os.path.join(os.path.abspath(BUILD), "server", "csc-admin")
 
 
 def clean_env():
-    """The environment without the caller's libpq variables (PGHOST, PGSSLMODE, ...): only the conninfo counts."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    """The environment without the caller's libpq variables (PGHOST, PGSSLMODE, ...): only the conninfo counts; and
+    CSC_ADMIN, the csc-admin that scripts/pg runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["CSC_ADMIN"] = CSC_ADMIN
+    return env
 
 
 class PgCluster:
@@ -33,7 +39,8 @@ class PgCluster:
             raise RuntimeError("scripts/pg %s failed (%d): %s%s" % (args[0], p.returncode, p.stdout, p.stderr))
         return p
 
-    def start(self):
+    def start(self, migrate=True):
+        """migrate=False: the database without the schema (scripts/pg start --no-migrate), for a test of db init."""
         # The cluster's user (postgres, when run as root) passes through the temporary directory to reach its files.
         self.tmp = tempfile.mkdtemp(prefix="csc-pg-")
         os.chmod(self.tmp, 0o711)
@@ -41,7 +48,8 @@ class PgCluster:
         last = None
         for _ in range(3):  # another process may take the free port first
             self.port = free_port()
-            p = self.script("start", "--port", str(self.port), "--nodes", str(self.nodes), check=False)
+            p = self.script("start", "--port", str(self.port), "--nodes", str(self.nodes),
+                            *(() if migrate else ("--no-migrate",)), check=False)
             if p.returncode == 0:
                 self.start_output = p.stdout + p.stderr
                 self.env = Service._read_env(os.path.join(self.dir, "pg.env"))  # NAME='VALUE' lines, as demo.env

@@ -219,7 +219,7 @@ class TestPgCluster(unittest.TestCase):
         finally:
             self.ok(admin, "DELETE FROM csc.schema_version WHERE version = 9999")
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("schema version 9999, newer than this code's 2", p.stderr)
+        self.assertIn("the database has schema version 9999, newer than this csc-admin's 2", p.stderr)
 
     def test_status_stop_and_start_again(self):
         self.assertEqual(self.pg.start_output, "")  # quiet on success

@@ -30,7 +30,7 @@ Suite *tst_pg_suite(void);
 /** With TST_PG_ARG: the cluster's libpq conninfo of the schema's owner (csc_admin) and of node 1's csc_sam role;
  *  NULL otherwise (then only LMDB is tested). */
 extern const char *tst_pg_admin, *tst_pg_sam, *tst_pg_front; /* and node 1's csc_front (csc-server's role) */
-/** Run scripts/pg CMD on the run's cluster (stop, start); its exit status. */
+/** Run scripts/pg CMD on the run's cluster (stop, start: without migrating); its exit status. */
 int tst_pg_script(const char *cmd);
 /** Run one SQL command as csc_admin through psql; its exit status. */
 int tst_pg_psql(const char *sql);

@@ -184,7 +184,8 @@ static int run_argv(char *const argv[])
 
 int tst_pg_script(const char *cmd)
 {
-    char *argv[] = { (char *)pg_script, (char *)cmd, pg_dir, NULL };
+    /* start: the schema is there already (pg_init), and these tests run no csc-admin */
+    char *argv[] = { (char *)pg_script, (char *)cmd, pg_dir, strcmp(cmd, "start") == 0 ? "--no-migrate" : NULL, NULL };
 
     return run_argv(argv);
 }
@@ -236,6 +237,21 @@ static int pg_env_get(const char *name, char *out, size_t n)
     return found;
 }
 
+/* The schema, by stor_migrate as the schema's owner: 0 or 1. */
+static int pg_init(void)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = pg_admin };
+    unsigned ver = 0;
+    char why[512];
+    int rc = stor_migrate(&cfg, STOR_MIGRATE_INIT, NULL, NULL, &ver, why, sizeof(why));
+
+    if (rc != STOR_OK || ver != stor_migrate_newest(NULL)) {
+        fprintf(stderr, "stor_migrate: %s%s%s (version %u)\n", stor_strerror(rc), why[0] != '\0' ? ": " : "", why, ver);
+        return 1;
+    }
+    return 0;
+}
+
 /* Start a cluster under the run's root: 0, 77 (PostgreSQL is not installed: skipped) or 1. */
 static int pg_start(void)
 {
@@ -250,7 +266,9 @@ static int pg_start(void)
     if (chmod(root, 0711) != 0 || snprintf(pg_dir, sizeof(pg_dir), "%s/pg", root) >= (int)sizeof(pg_dir))
         return 1;
     for (int tries = 0; tries < 3; tries++) { /* another process may take the free port first */
-        char *argv[] = { (char *)pg_script, "start", pg_dir, "--port", port, "--nodes", "1", NULL };
+        /* The schema comes from storage's own runner (stor_migrate, what csc-admin db init calls): these tests need
+         * no csc-admin, and the backend's cases run on a database that runner made. */
+        char *argv[] = { (char *)pg_script, "start", pg_dir, "--port", port, "--nodes", "1", "--no-migrate", NULL };
         snprintf(port, sizeof(port), "%d", free_port());
         if (run_argv(argv) == 0) {
             if (!pg_env_get("PG_ADMIN", pg_admin, sizeof(pg_admin)) ||
@@ -260,7 +278,7 @@ static int pg_start(void)
             tst_pg_admin = pg_admin;
             tst_pg_sam = pg_sam;
             tst_pg_front = pg_front;
-            return 0;
+            return pg_init();
         }
     }
     fprintf(stderr, "scripts/pg start failed\n");

@@ -456,6 +456,107 @@ START_TEST(t_pg_schema_version)
 }
 END_TEST
 
+/* ---- the migrations' runner (stor_migrate, stor_pg_migrate) ----------------------------------------------------
+ * The cluster's schema was made by stor_migrate (test_stor_main.c pg_init); these cases run it again, with the
+ * built-in migrations and with lists that add a bad third one, and leave the database at the built-in version. */
+
+typedef struct {
+    char log[512];
+} mig_log_t;
+
+static void mig_report(stor_migrate_event_t ev, unsigned version, const char *name, void *arg)
+{
+    mig_log_t *l = arg;
+    size_t n = strlen(l->log);
+
+    snprintf(l->log + n, sizeof(l->log) - n, "%s %u %s;",
+             ev == STOR_MIGRATE_FOUND ? "found" : ev == STOR_MIGRATE_APPLIED ? "applied" : "current", version, name);
+}
+
+START_TEST(t_pg_migrate_nothing_to_do)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin };
+    mig_log_t l = { "" };
+    const char *newest;
+    char why[256], want[96];
+    unsigned ver = 0;
+
+    ck_assert_uint_eq(stor_migrate_newest(&newest), stor_migrations_count);
+    snprintf(want, sizeof(want), "current %zu %s;", stor_migrations_count, newest);
+    for (int mode = 0; mode < 2; mode++) {
+        l.log[0] = '\0';
+        ck_assert_int_eq(stor_migrate(&cfg, mode ? STOR_MIGRATE_UPGRADE : STOR_MIGRATE_INIT, mig_report, &l, &ver, why,
+                                      sizeof(why)), 0);
+        ck_assert_str_eq(l.log, want);
+        ck_assert_uint_eq(ver, stor_migrations_count);
+        ck_assert_str_eq(why, "");
+    }
+}
+END_TEST
+
+/* A recorded version with no migration here: refused, reported, nothing applied. */
+START_TEST(t_pg_migrate_newer_refused)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_admin };
+    mig_log_t l = { "" };
+    char why[256];
+    unsigned ver = 0;
+    int rc;
+
+    ck_assert_int_eq(tst_pg_psql("INSERT INTO csc.schema_version (version, name) VALUES (9999, '9999_future')"), 0);
+    rc = stor_migrate(&cfg, STOR_MIGRATE_UPGRADE, mig_report, &l, &ver, why, sizeof(why));
+    ck_assert_int_eq(tst_pg_psql("DELETE FROM csc.schema_version WHERE version = 9999"), 0);
+    ck_assert_int_eq(rc, STOR_ERR_CORRUPT);
+    ck_assert_uint_eq(ver, 9999);
+    ck_assert_str_eq(l.log, "");
+    ck_assert_ptr_nonnull(strstr(why, "schema version 9999 (9999_future)"));
+}
+END_TEST
+
+/* A failed migration: its SQLSTATE and message come out through why, nothing of its transaction stays, the version is
+ * the one before; a migration that records no version row is refused the same way. */
+START_TEST(t_pg_migrate_failed_rolled_back)
+{
+    stor_migration_t m[8];
+    mig_log_t l = { "" };
+    char why[256], want[96];
+    unsigned ver = 0;
+    size_t n = stor_migrations_count;
+
+    ck_assert_uint_lt(n, 8);
+    memcpy(m, stor_migrations, n * sizeof(m[0]));
+    m[n] = (stor_migration_t){ (unsigned)n + 1, "0099_bad", "CREATE TABLE csc.half (x int); SELECT 1 / 0" };
+    ck_assert_int_eq(stor_pg_migrate(tst_pg_admin, m, n + 1, 0, mig_report, &l, &ver, why, sizeof(why)), STOR_ERR_INVAL);
+    ck_assert_ptr_nonnull(strstr(why, "migration 0099_bad failed: SQLSTATE 22012: division by zero"));
+    ck_assert_uint_eq(ver, n);
+    snprintf(want, sizeof(want), "found %zu %s;", n, stor_migrations[n - 1].name);
+    ck_assert_str_eq(l.log, want);
+    ck_assert_int_ne(tst_pg_psql("SELECT 1 FROM csc.half"), 0); /* rolled back */
+
+    m[n].sql = "CREATE TABLE csc.half (x int)"; /* no INSERT INTO csc.schema_version */
+    ck_assert_int_eq(stor_pg_migrate(tst_pg_admin, m, n + 1, 0, NULL, NULL, &ver, why, sizeof(why)), STOR_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(why, "migration 0099_bad did not record version"));
+    ck_assert_int_ne(tst_pg_psql("SELECT 1 FROM csc.half"), 0);
+
+    /* versions must run 1, 2, ...: a list with a gap is refused before anything is done */
+    m[n].version = (unsigned)n + 2;
+    ck_assert_int_eq(stor_pg_migrate(tst_pg_admin, m, n + 1, 0, NULL, NULL, &ver, why, sizeof(why)), STOR_ERR_INVAL);
+}
+END_TEST
+
+/* Only the migrations' owner may run them: csc_sam is refused before anything is read or done. */
+START_TEST(t_pg_migrate_other_role_refused)
+{
+    stor_config_t cfg = { .backend = "postgresql", .location = tst_pg_sam };
+    char why[256];
+    unsigned ver = 7;
+
+    ck_assert_int_eq(stor_migrate(&cfg, STOR_MIGRATE_INIT, NULL, NULL, &ver, why, sizeof(why)), STOR_ERR_DENIED);
+    ck_assert_ptr_nonnull(strstr(why, "role csc_sam may not migrate this database"));
+    ck_assert_uint_eq(ver, 0);
+}
+END_TEST
+
 /* The purge runs on one node at a time: while one environment's write txn holds the lock "csc.purge", another's
  * purge skips its round (0 removed, the expired code still there); once the first ended, the purge removes it. On
  * LMDB (one writer per database anyway) the lock is always taken. */
@@ -705,6 +806,10 @@ Suite *tst_pg_suite(void)
     tcase_add_test(tc, t_pg_connection_cap);
     tcase_add_test(tc, t_pg_statement_timeout);
     tcase_add_test(tc, t_pg_schema_version);
+    tcase_add_test(tc, t_pg_migrate_nothing_to_do);
+    tcase_add_test(tc, t_pg_migrate_newer_refused);
+    tcase_add_test(tc, t_pg_migrate_failed_rolled_back);
+    tcase_add_test(tc, t_pg_migrate_other_role_refused);
     tcase_add_test(tc, t_pg_purge_one_node);
     tcase_add_test(tc, t_pg_figures);
     tcase_add_test(tc, t_pg_audit_first_append_race);
