@@ -17,8 +17,8 @@
  *       refused and left as it is. On LMDB there is nothing to migrate: init creates the environment, both report
  *       its schema version.
  *
- * These run without an operator session: the operators are part of what is copied, and whoever runs them already
- * holds both databases' files or credentials. The copy reads one snapshot: the service must be stopped first
+ * These run without an operator session: the operators are part of what is copied (or of a database that has no
+ * schema yet), and whoever runs them already holds the databases' files or credentials. The copy reads one snapshot: the service must be stopped first
  * (docs/operations.md), or what it writes meanwhile stays behind.
  */
 #include <limits.h>

@@ -28,14 +28,18 @@ int stor_migrate(const stor_config_t *cfg, stor_migrate_mode_t mode, stor_migrat
     const stor_backend_t *be;
     stor_env_t *env = NULL;
     unsigned ver = 0;
+    char unwanted[128];
     int rc;
 
-    if (why != NULL && n > 0)
-        why[0] = '\0';
+    if (why == NULL || n == 0) { /* the caller wants no detail */
+        why = unwanted;
+        n = sizeof(unwanted);
+    }
+    why[0] = '\0';
     if (db_version != NULL)
         *db_version = 0;
     if (cfg == NULL || cfg->location == NULL || (mode != STOR_MIGRATE_INIT && mode != STOR_MIGRATE_UPGRADE) ||
-        (why == NULL && n > 0) || (be = stor_backend_find(cfg->backend)) == NULL)
+        (be = stor_backend_find(cfg->backend)) == NULL)
         return STOR_ERR_INVAL;
     if (be == &stor_backend_pg) {
         rc = stor_pg_migrate(cfg->location, stor_migrations, stor_migrations_count, mode == STOR_MIGRATE_INIT, report,
@@ -46,8 +50,7 @@ int stor_migrate(const stor_config_t *cfg, stor_migrate_mode_t mode, stor_migrat
             return rc;
         /* The last check: the database opens as the services open it (its tables, its version). */
         if ((rc = stor_open(cfg, &env)) != STOR_OK) {
-            if (why != NULL && n > 0)
-                snprintf(why, n, "the migrated database does not open: %s", stor_strerror(rc));
+            snprintf(why, n, "the migrated database does not open: %s", stor_strerror(rc));
             return rc;
         }
         stor_close(env);

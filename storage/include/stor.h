@@ -176,7 +176,7 @@ typedef void (*stor_migrate_report_fn)(stor_migrate_event_t ev, unsigned version
  *
  * @param[out] db_version the database's version when the call ended (after what was applied; on STOR_ERR_CORRUPT the
  *             unknown version found), 0 if it has none. May be NULL.
- * @param[out] why on failure (n > 0): what went wrong, when more is known than the return code: a failed statement's
+ * @param[out] why on failure (n bytes; NULL or n = 0: not wanted): what went wrong, when more is known than the return code: a failed statement's
  *             SQLSTATE and primary message (DDL and its error hold no secret: meant for the operator), the role that
  *             may not migrate, a file that recorded no version. "" otherwise. The only way a database's message
  *             leaves storage/.
