@@ -53,7 +53,7 @@ class TestDbMigrate(unittest.TestCase):
         if session:
             env["CSC_ADMIN_SESSION"] = session
         return subprocess.run([ADMIN, "-c", conf or self.conf] + list(args), capture_output=True, text=True, env=env,
-                              timeout=120)
+                              timeout=60)
 
     def sql(self, sql, role="admin"):
         p = self.pg.psql(self.pg.conninfo(role), sql)
@@ -193,9 +193,8 @@ class TestDbMigrate(unittest.TestCase):
 
     # ---- db copy into a database db init made ------------------------------------------------------------------
     def test_copy_into_an_initialised_database(self):
-        """An LMDB installation copied into the database db init made (as the migrations' owner), then back into a
-        fresh LMDB folder, whose audit trail csc-admin audit verify checks: the PostgreSQL copy held every record. (The
-        trail is verified on the LMDB copy: audit verify runs in csc-sam, not exercised on PostgreSQL here.)"""
+        """An LMDB installation copied into the database db init made (as the migrations' owner): its audit trail
+        verifies there (csc-admin audit verify), and again once copied back into a fresh LMDB folder."""
         svc = H.Service(BUILD)  # provisioned (LMDB: an operator, demo users and credentials, their audit records)
         with open(svc.conf) as f:
             text = f.read()
@@ -220,6 +219,9 @@ class TestDbMigrate(unittest.TestCase):
         self.assertGreater(n_audit, 0)
         self.assertRegex(r.stdout, r"copied and checked: \d+ tables, \d+ records\n$")
         self.assertEqual(int(self.sql("SELECT count(*) FROM csc.audit")), n_audit + 1)  # and the copy's own record
+        r = self.admin("audit", "verify", conf=conf_pg, session=svc.session)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"^audit log OK: %d records" % (n_audit + 1))
         r = self.admin("db", "copy", "--from", pg, conf=conf_back)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         r = self.admin("audit", "verify", conf=conf_back, session=svc.session)
