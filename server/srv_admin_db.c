@@ -37,22 +37,18 @@ typedef struct {
 /* BACKEND:LOCATION from the command line (an lmdb location is a path as given, relative to the current folder). */
 static int parse_spec(const char *cmd, const char *opt, const char *v, db_spec_t *out)
 {
-    const char *colon = v != NULL ? strchr(v, ':') : NULL;
-    size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
+    int rc = stor_spec_split(v, out->backend, sizeof(out->backend), &out->location);
 
-    if (colon == NULL || blen == 0 || blen >= sizeof(out->backend) || colon[1] == '\0') {
-        fprintf(stderr, "csc-admin: db %s: %s: expected BACKEND:LOCATION (backends: %s), got \"%s\"\n", cmd, opt,
-                stor_backend_names(), v != NULL ? v : "");
-        return -1;
-    }
-    memcpy(out->backend, v, blen);
-    out->backend[blen] = '\0';
-    if (!stor_backend_known(out->backend)) {
+    if (rc == STOR_ERR_NOTFOUND) {
         fprintf(stderr, "csc-admin: db %s: %s: unknown backend \"%s\" (backends: %s)\n", cmd, opt, out->backend,
                 stor_backend_names());
         return -1;
     }
-    out->location = colon + 1;
+    if (rc != STOR_OK || out->location[0] == '\0') {
+        fprintf(stderr, "csc-admin: db %s: %s: expected BACKEND:LOCATION (backends: %s), got \"%s\"\n", cmd, opt,
+                stor_backend_names(), v != NULL ? v : "");
+        return -1;
+    }
     return 0;
 }
 

@@ -202,28 +202,26 @@ static int set_value(const ctx_t *c, srv_config_t *cfg, const row_t *r, const ch
     case T_STORAGE: {
         /* <backend>:<location>; an lmdb location is a path (relative to the file's folder, like T_PATH). */
         srv_storage_t *st = (srv_storage_t *)(base + r->off);
-        const char *colon = strchr(v, ':');
-        size_t blen = colon != NULL ? (size_t)(colon - v) : 0;
-        if (colon == NULL || blen == 0 || blen >= sizeof(st->backend))
+        const char *loc;
+        int src = stor_spec_split(v, st->backend, sizeof(st->backend), &loc);
+        if (src == STOR_ERR_NOTFOUND)
+            return fail(c, "%s: unknown backend \"%s\" (backends: %s)", r->key, st->backend, stor_backend_names());
+        if (src != STOR_OK)
             return fail(c, "%s: expected <backend>:<location> (backends: %s), got \"%s\"", r->key,
                         stor_backend_names(), v);
-        memcpy(st->backend, v, blen);
-        st->backend[blen] = '\0';
-        if (!stor_backend_known(st->backend))
-            return fail(c, "%s: unknown backend \"%s\" (backends: %s)", r->key, st->backend, stor_backend_names());
-        if (colon[1] == '\0')
+        if (loc[0] == '\0')
             return fail(c, "%s: %s: needs a location (lmdb:PATH, the database's folder; postgresql:CONNINFO)", r->key,
                         st->backend);
         if (strcmp(st->backend, "postgresql") == 0) { /* a libpq conninfo, checked by check_conninfo */
-            if (strlen(colon + 1) >= sizeof(st->location))
+            if (strlen(loc) >= sizeof(st->location))
                 return fail(c, "%s: value longer than %zu characters", r->key, sizeof(st->location) - 1);
-            memcpy(st->location, colon + 1, strlen(colon + 1) + 1);
+            memcpy(st->location, loc, strlen(loc) + 1);
             return 0;
         }
         row_t as_path = *r;
         as_path.kind = T_PATH;
         as_path.off = r->off + offsetof(srv_storage_t, location);
-        return set_value(c, cfg, &as_path, colon + 1);
+        return set_value(c, cfg, &as_path, loc);
     }
     case T_PATH: {
         char buf[PATH_MAX];

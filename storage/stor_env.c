@@ -118,6 +118,19 @@ int stor_backend_known(const char *name)
     return name != NULL && name[0] != '\0' && stor_backend_find(name) != NULL;
 }
 
+int stor_spec_split(const char *spec, char *backend, size_t n, const char **location)
+{
+    const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
+    size_t blen = colon != NULL ? (size_t)(colon - spec) : 0;
+
+    if (colon == NULL || blen == 0 || backend == NULL || blen >= n || location == NULL)
+        return STOR_ERR_INVAL;
+    memcpy(backend, spec, blen);
+    backend[blen] = '\0';
+    *location = colon + 1;
+    return stor_backend_known(backend) ? STOR_OK : STOR_ERR_NOTFOUND;
+}
+
 static char backend_names[64];
 
 static void backend_names_make(void)

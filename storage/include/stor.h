@@ -126,6 +126,13 @@ int stor_env_restrict_writes(stor_env_t *env, const char *const *tables, size_t 
 int stor_backend_known(const char *name);
 /** The names of the backends built in, comma-separated ("lmdb"). */
 const char *stor_backend_names(void);
+/**
+ * Split "BACKEND:LOCATION" (the configuration's storage keys, csc-admin db's options): the backend's name into
+ * backend (n bytes), *location pointing into spec after the colon (possibly ""). The caller words the messages.
+ * @return STOR_OK, STOR_ERR_INVAL (no colon, an empty name, or one of n bytes or more), STOR_ERR_NOTFOUND (a backend
+ *         not built in: its name is in backend)
+ */
+int stor_spec_split(const char *spec, char *backend, size_t n, const char **location);
 
 /** Refuse new writes, wait for the writes in progress, close. NULL is allowed. */
 void stor_close(stor_env_t *env);
