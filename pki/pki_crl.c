@@ -404,6 +404,33 @@ size_t pki_crl_count(pki_crl_t *c)
     return n;
 }
 
+size_t pki_crl_stale(pki_crl_t *c, time_t now, char *stale, size_t stale_sz, time_t *earliest)
+{
+    size_t n = 0;
+    crl_snap_t *s = c != NULL ? snap_get(c) : NULL;
+    *earliest = 0;
+    if (stale_sz > 0)
+        stale[0] = '\0';
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        const X509_CRL *crl = s->files[i].crl;
+        if (crl == NULL)
+            continue;
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+        struct tm tm;
+        int fresh = next != NULL && X509_cmp_time(next, &now) > 0; /* 0: unreadable time, not trusted */
+        if (next != NULL && ASN1_TIME_to_tm(next, &tm) == 1) {
+            time_t t = timegm(&tm);
+            if (*earliest == 0 || t < *earliest)
+                *earliest = t;
+        }
+        if (!fresh && n++ == 0 && stale_sz > 0)
+            snprintf(stale, stale_sz, "%s", s->files[i].name);
+    }
+    if (s != NULL)
+        snap_put(c, s);
+    ERR_clear_error();
+    return n;
+}
 
 uint64_t pki_crl_generation(pki_crl_t *c)
 {

@@ -298,5 +298,10 @@ int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why);
 uint64_t pki_crl_generation(pki_crl_t *c);
 /** How many CRLs are in force. */
 size_t pki_crl_count(pki_crl_t *c);
+/** Freshness of the CRLs in force at now (the readiness check of csc-server's operators' listener): how many are
+ *  past their nextUpdate (or have none: nothing says until when they hold), the file name of the first of those in
+ *  stale (NUL-terminated, cut to stale_sz), and the earliest nextUpdate of all in *earliest (0 when none has one).
+ *  c NULL: 0, nothing set but *earliest = 0. */
+size_t pki_crl_stale(pki_crl_t *c, time_t now, char *stale, size_t stale_sz, time_t *earliest);
 
 #endif
