@@ -516,8 +516,16 @@ static struct stor_job *take_batch(stor_env_t *env, unsigned *n)
     return first;
 }
 
-static void finish_batch(stor_env_t *env, struct stor_job *batch, unsigned n)
+const double stor_commit_bounds[STOR_COMMIT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                          0.05,   0.1,   0.25,   0.5,   1};
+
+static void finish_batch(stor_env_t *env, struct stor_job *batch, unsigned n, double seconds)
 {
+    size_t b = 0;
+    while (b < STOR_COMMIT_BUCKETS && seconds > stor_commit_bounds[b])
+        b++;
+    env->st_commit_buckets[b]++;
+    env->st_commit_seconds += seconds;
     env->st_batches++;
     env->st_jobs += n;
     env->st_last_batch = n;
@@ -551,10 +559,13 @@ static void lead(stor_env_t *env, struct stor_job *job)
         env->committing = 1;
         pthread_mutex_unlock(&env->mu);
         leading = env;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         run_batch(env, batch);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         leading = NULL;
         pthread_mutex_lock(&env->mu);
-        finish_batch(env, batch, n);
+        finish_batch(env, batch, n, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         env->committing = 0;
     }
     /* Jobs queued during this batch: the first one's caller leads the next (one wake-up, not one per job). */
@@ -629,6 +640,16 @@ int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
 }
 
 /* ---- test hooks (CSC_TEST_HOOKS builds only: the unit tests' csc_storage_t) ---- */
+
+void stor_commit_stats(stor_env_t *env, stor_commit_stats_t *out)
+{
+    pthread_mutex_lock(&env->mu);
+    out->batches = env->st_batches;
+    out->jobs = env->st_jobs;
+    memcpy(out->buckets, env->st_commit_buckets, sizeof(out->buckets));
+    out->seconds = env->st_commit_seconds;
+    pthread_mutex_unlock(&env->mu);
+}
 
 #ifdef CSC_TEST_HOOKS
 

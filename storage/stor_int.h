@@ -78,6 +78,8 @@ struct stor_env {
     int writer_running;   /* writes open: set once by stor_open or stor_start_writer, before other threads write */
     /* read by the test hooks (see below; CSC_TEST_HOOKS builds only), protected by mu */
     uint64_t st_batches, st_jobs;
+    uint64_t st_commit_buckets[STOR_COMMIT_BUCKETS + 1]; /* batches by time (not cumulative; last: slower) */
+    double st_commit_seconds;                            /* their time added up */
     unsigned st_max_batch, st_last_batch;
     int fail_commits;
     /* a full map (the thread running a batch only; copied under mu for stor_full_status) */

@@ -649,6 +649,19 @@ int stor_write(stor_env_t *env, stor_txn_fn fn, void *arg);
  */
 void stor_audit_origin_set(const char *origin);
 
+/** Group commits of this environment (this process's writes only) for csc-server's /metrics: batches run (committed
+ *  or failed), the jobs they carried, and how long each batch took from its first callback to durable, as a histogram
+ *  over stor_commit_bounds (buckets[i]: batches within bounds[i] and above bounds[i-1]; buckets[STOR_COMMIT_BUCKETS]:
+ *  slower than the last bound). */
+#define STOR_COMMIT_BUCKETS 11
+typedef struct stor_commit_stats {
+    uint64_t batches, jobs;
+    uint64_t buckets[STOR_COMMIT_BUCKETS + 1];
+    double seconds;
+} stor_commit_stats_t;
+extern const double stor_commit_bounds[STOR_COMMIT_BUCKETS];
+void stor_commit_stats(stor_env_t *env, stor_commit_stats_t *out);
+
 /** Run fn in a read-only transaction on the calling thread; returns fn's value
  *  (STOR_ERR_CLOSED once stor_close() has started). */
 int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg);
