@@ -374,6 +374,17 @@ int csc_async_reserve(csc_req_t *r)
     return ok ? 0 : csc_fail(r, 503, "temporarily_unavailable", "Too many asynchronous requests are waiting");
 }
 
+size_t csc_async_depth(csc_t *c)
+{
+    struct csc_async *a = c->async;
+    if (a == NULL)
+        return 0;
+    pthread_mutex_lock(&a->mu);
+    size_t n = a->queued + a->reserved;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
 void csc_async_unreserve(csc_t *c)
 {
     struct csc_async *a = c->async;

@@ -17,6 +17,16 @@
 #define CSC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 
+/* Counters of the service's outcomes for the operators' /metrics (csc_stats.c; csc.h's csc_stats_t is their copy).
+ * Added to with relaxed atomics on the request path, never under a lock; the indexes are fixed tables, so what a
+ * client sends never adds a label. */
+typedef struct csc_counters {
+    uint64_t signatures[CSC_STATS_ALGS_MAX]; /* by index of csc_sign_algs_all() */
+    uint64_t sad_denials[CSC_SAD_DENIAL_N];
+    uint64_t auth_failures[CSC_AUTH_FAILURE_N];
+    uint64_t lockouts;
+} csc_counters_t;
+
 struct csc {
     csc_config_t cfg;
     stor_env_t *stor;
@@ -38,6 +48,7 @@ struct csc {
     size_t logo_len;
     const char *logo_ext, *logo_type;
     int sam_down;              /* csc-sam could not be reached by the last call (csc_sam.c logs the changes only) */
+    csc_counters_t counters;   /* what the operators' /metrics shows (csc_stats.c) */
 };
 
 /* ---- errors ---------------------------------------------------------------
@@ -317,6 +328,15 @@ void csc_async_stop(csc_t *c);
 CSC_MUST_CHECK int csc_async_params(csc_req_t *r, csc_async_opts_t *o);
 CSC_MUST_CHECK int csc_async_reserve(csc_req_t *r);
 void csc_async_unreserve(csc_t *c);
+/* Jobs accepted and not yet finished (queued, running or reserved): the /metrics gauge csc_async_queue_depth. */
+size_t csc_async_depth(csc_t *c);
+
+/* ---- counters for /metrics (csc_stats.c) ---- */
+/* A call to csc-sam op was refused with code (sam_wire.h SAM_REFUSE_*) about a subject: counted as a SAD denial, an
+ * authentication failure or a lock-out when it is one. */
+void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t code);
+/* n signatures made with the signature algorithm oid (signHash, signDoc: csc-sam answered them). */
+void csc_stats_signed(csc_t *c, const char *oid, size_t n);
 CSC_MUST_CHECK int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);
 int csc_m_sign_polling(csc_req_t *r);
 

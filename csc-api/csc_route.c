@@ -132,6 +132,55 @@ static int is_page_form(const char *path, size_t len)
            web_enroll_is_path(path, len);
 }
 
+/* /metrics's request kinds (csc_metric_method): the routes by name, then these. The OAuth endpoints that answer
+ * JSON are named; the HTML pages (sign-in and consent, /approve, /account, /enroll) and the logo are one kind. */
+static const char *const metric_kinds[] = {"oauth2/token", "oauth2/revoke", "oauth2/pushed_authorize",
+                                           "oauth2/metadata", "page", "other"};
+enum { KIND_TOKEN, KIND_REVOKE, KIND_PAR, KIND_METADATA, KIND_PAGE, KIND_OTHER };
+
+size_t csc_metric_methods(void)
+{
+    return CSC_ARRAY_SIZE(routes) + CSC_ARRAY_SIZE(metric_kinds);
+}
+
+const char *csc_metric_method_name(size_t i)
+{
+    if (i < CSC_ARRAY_SIZE(routes))
+        return routes[i].name;
+    i -= CSC_ARRAY_SIZE(routes);
+    return metric_kinds[i < CSC_ARRAY_SIZE(metric_kinds) ? i : KIND_OTHER];
+}
+
+static int is(const char *path, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(path, want, len) == 0;
+}
+
+size_t csc_metric_method(const char *path, size_t len)
+{
+    size_t extra = CSC_ARRAY_SIZE(routes);
+    if (has_prefix(path, len, API_PREFIX) || has_prefix(path, len, API_PREFIX_V1)) {
+        path += sizeof(API_PREFIX) - 1; /* both prefixes have the same length */
+        len -= sizeof(API_PREFIX) - 1;
+        for (size_t i = 0; i < CSC_ARRAY_SIZE(routes); i++)
+            if (is(path, len, routes[i].name))
+                return i;
+        return extra + KIND_OTHER;
+    }
+    if (is(path, len, "/oauth2/token"))
+        return extra + KIND_TOKEN;
+    if (is(path, len, "/oauth2/revoke"))
+        return extra + KIND_REVOKE;
+    if (is(path, len, "/oauth2/pushed_authorize"))
+        return extra + KIND_PAR;
+    if (is(path, len, "/.well-known/oauth-authorization-server"))
+        return extra + KIND_METADATA;
+    if (web_oauth_is_path(path, len) || web_approve_is_path(path, len) || web_enroll_is_path(path, len) ||
+        web_logo_is_path(path, len))
+        return extra + KIND_PAGE;
+    return extra + KIND_OTHER;
+}
+
 int csc_checks_secret(const char *method, size_t method_len, const char *path, size_t path_len)
 {
     if (method_len != 4 || memcmp(method, "POST", 4) != 0)

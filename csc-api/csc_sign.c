@@ -212,6 +212,8 @@ int csc_sam_sign(csc_req_t *r, const csc_sign_in_t *in, const csc_err_row_t *ove
         csc_sam_end(call);
         return -1;
     }
+    if (in->async_ttl == 0) /* operationMode "A" reserves the signatures: they are made later, by the job */
+        csc_stats_signed(r->csc, in->sign_alg, sam_msg_count(&call->reply, SAM_T_SIGNATURE));
     return 0;
 }
 

@@ -150,6 +150,54 @@ int csc_purge_once(csc_t *c);
  *  without crl_dir. */
 int csc_crl_refresh(csc_t *c);
 
+/* ---- what the operators' listener shows (csc_stats.c; csc-server's /metrics and /readyz) -------------------------
+ * The counters are the service's own outcomes, added to on the request path with relaxed atomics; every label
+ * comes from a fixed table (no user name, credential id or request byte), so the number of series never grows. */
+
+#define CSC_STATS_ALGS_MAX 16  /**< signature algorithms counted (csc_alg.c's table has fewer) */
+
+/** Why a SAD was refused (signHash, signDoc, extendTransaction, operationMode "A"). */
+enum { CSC_SAD_EXPIRED, CSC_SAD_EXHAUSTED, CSC_SAD_NOT_BOUND, CSC_SAD_INVALID, CSC_SAD_DENIAL_N };
+/** Which check failed: a password (auth/login, the pages' sign-in), a credential's PIN or OTP (authorize,
+ *  authorizeCheck's approval, the consent page). */
+enum { CSC_AUTH_LOGIN, CSC_AUTH_PIN_OTP, CSC_AUTH_FAILURE_N };
+
+typedef struct csc_stats {
+    size_t n_algs;
+    const char *alg[CSC_STATS_ALGS_MAX];       /**< signAlgo OIDs, static */
+    uint64_t signatures[CSC_STATS_ALGS_MAX];   /**< signatures returned, by alg[i] */
+    uint64_t sad_denials[CSC_SAD_DENIAL_N];    /**< by CSC_SAD_* */
+    uint64_t auth_failures[CSC_AUTH_FAILURE_N]; /**< by CSC_AUTH_* */
+    uint64_t lockouts;                         /**< requests refused because the user or credential was locked */
+    uint64_t async_depth;                      /**< operationMode "A" jobs accepted and not finished (a gauge) */
+} csc_stats_t;
+
+/** The label of CSC_SAD_* or CSC_AUTH_* i ("expired", "exhausted", "not_bound", "invalid"; "login", "pin_otp"). */
+const char *csc_sad_denial_name(unsigned i);
+const char *csc_auth_failure_name(unsigned i);
+
+/** A copy of the counters now (each read atomically; together they are not one instant). */
+void csc_stats_get(csc_t *c, csc_stats_t *out);
+
+/** How many request kinds csc_metric_method() tells apart, and their names (index 0..n-1): the CSC methods by their
+ *  path after the version prefix ("signatures/signHash"; v1 and v2 together), the OAuth endpoints
+ *  ("oauth2/token", "oauth2/revoke", "oauth2/pushed_authorize", "oauth2/metadata"), "page" for the HTML pages and
+ *  the logo, and "other" for any other path. */
+size_t csc_metric_methods(void);
+const char *csc_metric_method_name(size_t i);
+/** The index of the request kind of path (normalized, without query). */
+size_t csc_metric_method(const char *path, size_t len);
+
+/** The CRLs' freshness (/readyz): crl_dir set or not, how many CRLs are in force, how many are past their
+ *  nextUpdate, the file name of the first such, the earliest nextUpdate (0: none). */
+typedef struct csc_crl_status {
+    int configured;
+    size_t count, stale;
+    char first_stale[256];
+    int64_t earliest_next_update;
+} csc_crl_status_t;
+void csc_crl_status(csc_t *c, int64_t now, csc_crl_status_t *out);
+
 #ifdef __cplusplus
 }
 #endif

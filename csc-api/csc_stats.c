@@ -1,0 +1,103 @@
+/*
+ * csc_stats.c - the service's counters for csc-server's /metrics, and the CRLs' freshness for its /readyz.
+ *
+ * Every counter is a uint64_t added to with a relaxed atomic on the request path (no lock, no order with anything
+ * else: a scrape sees each counter whole, not all of them at one instant). Labels come from fixed tables: the
+ * signature algorithms of csc_alg.c, the kinds of SAD refusal and of authentication failure below.
+ */
+#include <string.h>
+
+#include "csc_int.h"
+
+static const char *const sad_denial_names[CSC_SAD_DENIAL_N] = {"expired", "exhausted", "not_bound", "invalid"};
+static const char *const auth_failure_names[CSC_AUTH_FAILURE_N] = {"login", "pin_otp"};
+
+const char *csc_sad_denial_name(unsigned i)
+{
+    return i < CSC_SAD_DENIAL_N ? sad_denial_names[i] : "invalid";
+}
+
+const char *csc_auth_failure_name(unsigned i)
+{
+    return i < CSC_AUTH_FAILURE_N ? auth_failure_names[i] : "login";
+}
+
+static void add(uint64_t *counter, uint64_t n)
+{
+    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/* The ops whose factor is a password (the pages' sign-in, auth/login with a password); the other refusals that say
+ * "wrong factor" check a credential's PIN or OTP. */
+static int is_login(unsigned op)
+{
+    return op == SAM_OP_LOGIN || op == SAM_OP_API_LOGIN;
+}
+
+void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t code)
+{
+    csc_counters_t *k = &c->counters;
+
+    if (code == SAM_REFUSE_LOCKED) {
+        add(&k->lockouts, 1);
+        return;
+    }
+    if (about == CSC_ABOUT_SAD) {
+        switch (code) {
+        case SAM_REFUSE_EXPIRED: add(&k->sad_denials[CSC_SAD_EXPIRED], 1); return;
+        case SAM_REFUSE_EXHAUSTED: add(&k->sad_denials[CSC_SAD_EXHAUSTED], 1); return;
+        case SAM_REFUSE_NOT_BOUND: add(&k->sad_denials[CSC_SAD_NOT_BOUND], 1); return;
+        case SAM_REFUSE_UNAUTHORIZED: /* another user's or credential's SAD */
+        case SAM_REFUSE_NOT_FOUND:    /* unknown, malformed or revoked */
+        case SAM_REFUSE_BAD_MESSAGE:  /* extendTransaction: a SAD oauth/ would not look at */
+            add(&k->sad_denials[CSC_SAD_INVALID], 1);
+            return;
+        default: /* the credential, the device, csc-sam's own trouble: not the SAD's */
+            return;
+        }
+    }
+    if (code == SAM_REFUSE_UNAUTHORIZED && is_login(op))
+        add(&k->auth_failures[CSC_AUTH_LOGIN], 1);
+    else if (code == SAM_REFUSE_UNAUTHORIZED && (about == CSC_ABOUT_CREDENTIAL || about == CSC_ABOUT_HANDLE))
+        add(&k->auth_failures[CSC_AUTH_PIN_OTP], 1);
+}
+
+void csc_stats_signed(csc_t *c, const char *oid, size_t n)
+{
+    const csc_sign_alg_t *all[CSC_STATS_ALGS_MAX];
+    size_t n_algs = csc_sign_algs_all(all, CSC_STATS_ALGS_MAX);
+    for (size_t i = 0; i < n_algs; i++)
+        if (strcmp(all[i]->oid, oid) == 0) {
+            add(&c->counters.signatures[i], n);
+            return;
+        }
+}
+
+void csc_stats_get(csc_t *c, csc_stats_t *out)
+{
+    const csc_sign_alg_t *all[CSC_STATS_ALGS_MAX];
+    memset(out, 0, sizeof(*out));
+    out->n_algs = csc_sign_algs_all(all, CSC_STATS_ALGS_MAX);
+    for (size_t i = 0; i < out->n_algs; i++) {
+        out->alg[i] = all[i]->oid;
+        out->signatures[i] = __atomic_load_n(&c->counters.signatures[i], __ATOMIC_RELAXED);
+    }
+    for (size_t i = 0; i < CSC_SAD_DENIAL_N; i++)
+        out->sad_denials[i] = __atomic_load_n(&c->counters.sad_denials[i], __ATOMIC_RELAXED);
+    for (size_t i = 0; i < CSC_AUTH_FAILURE_N; i++)
+        out->auth_failures[i] = __atomic_load_n(&c->counters.auth_failures[i], __ATOMIC_RELAXED);
+    out->lockouts = __atomic_load_n(&c->counters.lockouts, __ATOMIC_RELAXED);
+    out->async_depth = csc_async_depth(c);
+}
+
+void csc_crl_status(csc_t *c, int64_t now, csc_crl_status_t *out)
+{
+    time_t earliest = 0;
+    memset(out, 0, sizeof(*out));
+    out->configured = c->crl != NULL;
+    if (c->crl == NULL)
+        return;
+    out->count = pki_crl_count(c->crl);
+    out->stale = pki_crl_stale(c->crl, (time_t)now, out->first_stale, sizeof(out->first_stale), &earliest);
+    out->earliest_next_update = (int64_t)earliest;
+}
