@@ -105,6 +105,11 @@ typedef struct srv_config {
     char sam_admin_socket[PATH_MAX];  /* csc-sam's operators' socket (csc-admin's key operations) */
     char sam_admin_group[SRV_STR];    /* "": mode 0600; else 0660 and this group (the operators') */
     gid_t sam_admin_gid;              /* resolved; (gid_t)-1 without a group */
+    /* the operators' listener (srv_health.c): /healthz, /readyz, /metrics */
+    char admin_listen[SRV_STR];       /* HOST:PORT; "" when admin_listen = none */
+    char admin_tls_cert[PATH_MAX], admin_tls_key[PATH_MAX]; /* "": plain HTTP (loopback only) */
+    char admin_tls_client_ca[PATH_MAX]; /* "": no client certificate asked; else one of this CA is required */
+    unsigned readyz_cert_days;        /* /readyz fails when the public certificate expires within this many days */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
@@ -188,5 +193,16 @@ void srv_sam_hello(sam_client_t *client, const char *path);
 
 /* Run the HTTP server until SIGTERM/SIGINT. */
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);
+/* A listening TCP socket on addr (HOST:PORT, [V6]:PORT), or -1 (said why on stderr). Before the seccomp filter. */
+int srv_http_listen(const char *addr);
+
+/* csc-server's operators' listener (srv_health.c): with admin_listen, open its socket, TLS context and connection to
+ * csc-sam (before the privilege switch and the filter: *out NULL without admin_listen), start its threads after,
+ * close at the end (NULL is fine). tls_not_after: the public certificate's notAfter (0: plain HTTP). 0, or -1 (said
+ * why on stderr). */
+typedef struct srv_health srv_health_t;
+int srv_health_open(const srv_config_t *cfg, srv_modules_t *m, int64_t tls_not_after, srv_health_t **out);
+int srv_health_start(srv_health_t *h);
+void srv_health_close(srv_health_t *h);
 
 #endif

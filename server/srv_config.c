@@ -145,6 +145,12 @@ static const row_t rows[] = {
     {"server_user", T_STR, O(server_user), S(server_user), 0, 0, ""},
     {"sam_user", T_STR, O(sam_user), S(sam_user), 0, 0, ""},
     {"seccomp", T_BOOL, O(seccomp), 0, 0, 1, "yes"},
+    /* the operators' listener (srv_health.c); checked by check_admin_listen */
+    {"admin_listen", T_STR, O(admin_listen), S(admin_listen), 0, 0, "127.0.0.1:9464"},
+    {"admin_tls_cert", T_PATH, O(admin_tls_cert), S(admin_tls_cert), 0, 0, ""},
+    {"admin_tls_key", T_PATH, O(admin_tls_key), S(admin_tls_key), 0, 0, ""},
+    {"admin_tls_client_ca", T_PATH, O(admin_tls_client_ca), S(admin_tls_client_ca), 0, 0, ""},
+    {"readyz_cert_days", T_UINT, O(readyz_cert_days), 0, 0, 3650, "14"},
     {"sam_admin_socket", T_PATH, O(sam_admin_socket), S(sam_admin_socket), 0, 0, "csc-sam-admin.sock"},
     {"sam_admin_group", T_STR, O(sam_admin_group), S(sam_admin_group), 0, 0, ""},
 };
@@ -600,6 +606,62 @@ static int check_node_id(const ctx_t *c, srv_config_t *cfg)
     return 0;
 }
 
+/* HOST:PORT into host (brackets of [V6] taken off) and port; -1 when there is no ':' or a part is too long. */
+static int split_addr(const char *addr, char *host, size_t hsz, char *port, size_t psz)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t hlen = colon != NULL ? (size_t)(colon - addr) : 0;
+    if (colon == NULL || colon[1] == '\0' || hlen >= hsz || strlen(colon + 1) >= psz)
+        return -1;
+    if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']')
+        snprintf(host, hsz, "%.*s", (int)hlen - 2, addr + 1);
+    else
+        snprintf(host, hsz, "%.*s", (int)hlen, addr);
+    snprintf(port, psz, "%s", colon + 1);
+    return 0;
+}
+
+static int is_wildcard(const char *host)
+{
+    return host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "*") == 0;
+}
+
+static int is_loopback(const char *host)
+{
+    struct in_addr a4;
+    return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+           (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
+}
+
+/* admin_listen: none, or HOST:PORT on no port a public listener takes (the same port on the same or a wildcard
+ * address); a non-loopback address needs TLS, and in production a client certificate (admin_tls_client_ca). */
+static int check_admin_listen(const ctx_t *c, srv_config_t *cfg)
+{
+    char host[SRV_STR], port[16], lhost[SRV_STR], lport[16];
+    if (strcmp(cfg->admin_listen, "none") == 0) {
+        cfg->admin_listen[0] = '\0';
+        return 0;
+    }
+    if (split_addr(cfg->admin_listen, host, sizeof(host), port, sizeof(port)) != 0)
+        return fail(c, "admin_listen: expected HOST:PORT or none, got \"%s\"", cfg->admin_listen);
+    for (unsigned i = 0; i < cfg->n_listen; i++)
+        if (split_addr(cfg->listen[i], lhost, sizeof(lhost), lport, sizeof(lport)) == 0 && strcmp(port, lport) == 0 &&
+            (strcmp(host, lhost) == 0 || is_wildcard(host) || is_wildcard(lhost)))
+            return fail(c, "admin_listen: %s is the public listener %s (the operators' endpoints are never on the "
+                           "public port)", cfg->admin_listen, cfg->listen[i]);
+    if ((cfg->admin_tls_cert[0] == '\0') != (cfg->admin_tls_key[0] == '\0'))
+        return fail(c, "admin_tls_cert and admin_tls_key: give both or neither");
+    if (cfg->admin_tls_client_ca[0] != '\0' && cfg->admin_tls_cert[0] == '\0')
+        return fail(c, "admin_tls_client_ca needs admin_tls_cert and admin_tls_key (mutual TLS is TLS)");
+    if (!is_loopback(host) && cfg->admin_tls_cert[0] == '\0')
+        return fail(c, "admin_listen: %s is not a loopback address: admin_tls_cert and admin_tls_key are required "
+                       "(plain HTTP only on 127.0.0.0/8, ::1, localhost)", cfg->admin_listen);
+    if (!is_loopback(host) && cfg->admin_tls_client_ca[0] == '\0' && cfg->environment == CSC_ENV_PRODUCTION)
+        return fail(c, "admin_listen: %s is not a loopback address: in production admin_tls_client_ca is required "
+                       "(only operators' clients with a certificate of that CA may connect)", cfg->admin_listen);
+    return 0;
+}
+
 static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char *seen)
 {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -652,7 +714,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
-    if (check_sam(c, cfg) != 0 || check_pkcs11(c, cfg) != 0 || check_node_id(c, cfg) != 0)
+    if (check_sam(c, cfg) != 0 || check_pkcs11(c, cfg) != 0 || check_node_id(c, cfg) != 0 ||
+        check_admin_listen(c, cfg) != 0)
         return -1;
     if (cfg->public_url[0] == '\0') {
         const char *l = cfg->listen[0];

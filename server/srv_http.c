@@ -37,6 +37,7 @@
 #include <openssl/ssl.h>
 #include <h2o.h>
 #include "srv.h"
+#include "srv_metrics.h"
 #include "srv_priv.h"
 
 #define QUEUE_PER_WORKER 64 /* queued jobs per worker of the main pool before the server answers 503 */
@@ -89,6 +90,7 @@ typedef struct server {
     FILE *access_log;
     pool_t main_pool;  /* everything but password/PIN checks */
     pool_t auth_pool;  /* requests that run scrypt */
+    srv_health_t *health;  /* the operators' listener (admin_listen), or NULL */
     volatile sig_atomic_t stop;
 } server_t;
 
@@ -431,14 +433,16 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
     char peer[INET6_ADDRSTRLEN], when[32];
     struct timeval now;
     struct tm tm;
+    gettimeofday(&now, NULL);
+    double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+                  (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+    srv_metrics_request(csc_metric_method(req->path_normalized.base, req->path_normalized.len), req->res.status, secs);
     if (srv.access_log == NULL)
         return;
-    gettimeofday(&now, NULL);
     gmtime_r(&now.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     peer_name(req, peer, sizeof(peer));
-    double ms = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1e3 +
-                (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e3;
+    double ms = secs * 1e3;
     /* path_normalized has no query string; cut it so that a client cannot forge log lines */
     size_t plen = req->path_normalized.len > 128 ? 128 : req->path_normalized.len;
     char path[129];
@@ -454,7 +458,7 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
 
 /* ---- sockets and TLS ---------------------------------------------------------------- */
 
-static int open_listener(const char *addr)
+int srv_http_listen(const char *addr)
 {
     char host[SRV_STR];
     const char *colon = strrchr(addr, ':');
@@ -505,6 +509,16 @@ static SSL_CTX *tls_ctx(const srv_config_t *cfg)
     if (cfg->http2)
         h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     return ctx;
+}
+
+/* notAfter of the certificate in use, seconds since the epoch (0 if it cannot be read): /readyz and /metrics. */
+static int64_t cert_not_after(SSL_CTX *ctx)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    struct tm tm;
+    if (x == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -585,11 +599,13 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     if (!cfg->plain_http && (srv.ssl_ctx = tls_ctx(cfg)) == NULL)
         goto out;
     for (unsigned i = 0; i < cfg->n_listen; i++) {
-        if ((srv.fds[srv.n_fds] = open_listener(cfg->listen[i])) < 0)
+        if ((srv.fds[srv.n_fds] = srv_http_listen(cfg->listen[i])) < 0)
             goto out;
         srv.n_fds++;
     }
     setup_globalconf(cfg);
+    if (srv_health_open(cfg, m, srv.ssl_ctx != NULL ? cert_not_after(srv.ssl_ctx) : 0, &srv.health) != 0)
+        goto out;
     /* Everything that needs root is open (TLS key, listeners, LMDB, the PKCS#11 module): drop to server_user and
      * load the front end's system-call filter before the first connection is accepted (srv_priv.c). */
     if (srv_priv_front(cfg->server_user, cfg->seccomp) != 0)
@@ -611,6 +627,15 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     }
     for (unsigned i = 0; i < cfg->threads; i++)
         pthread_create(&srv.loops[i].tid, NULL, loop_main, &srv.loops[i]);
+    if (srv_health_start(srv.health) != 0) {
+        fprintf(stderr, "csc-server: cannot start the operators' listener's threads\n");
+        srv.stop = 1;
+        for (unsigned i = 0; i < cfg->threads; i++)
+            h2o_multithread_send_message(&srv.loops[i].done, NULL);
+        for (unsigned i = 0; i < cfg->threads; i++)
+            pthread_join(srv.loops[i].tid, NULL);
+        goto out;
+    }
 
     fprintf(stderr, "csc-server: %s environment, listening on", cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test");
     for (unsigned i = 0; i < cfg->n_listen; i++)
@@ -627,6 +652,7 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         pthread_join(srv.loops[i].tid, NULL);
     rc = 0;
 out:
+    srv_health_close(srv.health); /* before the modules close: its probes use storage and the service */
     pool_stop(&srv.main_pool);
     pool_stop(&srv.auth_pool);
     for (size_t i = 0; i < srv.n_fds; i++)
