@@ -112,15 +112,28 @@ static void labels_(srv_mw_t *w, const srv_label_t *labels, size_t n)
     puts_(w, "}");
 }
 
+/* A finite float in the fewest digits (15 to 17) that read back as the same double: 0.1, not 0.10000000000000001. */
+static void shortest(char *buf, size_t sz, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sz, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
 /* A float as the format reads it (Go's ParseFloat): +Inf, -Inf, NaN, else the shortest %g that reads back. */
 static void value(srv_mw_t *w, double v)
 {
+    char buf[40];
     if (isnan(v))
         puts_(w, "NaN");
     else if (isinf(v))
         puts_(w, v > 0 ? "+Inf" : "-Inf");
-    else
-        printf_(w, "%.17g", v);
+    else {
+        shortest(buf, sizeof(buf), v);
+        puts_(w, buf);
+    }
 }
 
 void srv_mw_sample(srv_mw_t *w, const char *name, const srv_label_t *labels, size_t n_labels, double v)
@@ -155,7 +168,7 @@ void srv_mw_histogram(srv_mw_t *w, const char *name, const srv_label_t *labels, 
     for (size_t i = 0; i <= n_bounds; i++) {
         total += counts[i];
         if (i < n_bounds)
-            snprintf(le, sizeof(le), "%.17g", bounds[i]);
+            shortest(le, sizeof(le), bounds[i]);
         else
             snprintf(le, sizeof(le), "+Inf");
         srv_mw_sample_u64(w, bucket, l, n_labels + 1, total);

@@ -501,6 +501,45 @@ START_TEST(t_node_id)
 }
 END_TEST
 
+/* admin_listen: none, or an address no public listener takes; off loopback TLS, and in production mutual TLS. */
+START_TEST(t_admin_listen)
+{
+    srv_config_t cfg;
+    char msg[512];
+    ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.admin_listen, "127.0.0.1:9464"); /* the default */
+    ck_assert_uint_eq(cfg.readyz_cert_days, 14);
+    ck_assert_int_eq(load("admin_listen = none\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.admin_listen, "");
+    ck_assert_int_eq(load("admin_listen = [::1]:9100\nreadyz_cert_days = 30\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.readyz_cert_days, 30);
+    ck_assert_int_eq(load("admin_listen = 10.0.0.5:9464\nadmin_tls_cert = a.crt\nadmin_tls_key = a.key\n", &cfg,
+                          msg, sizeof(msg)),
+                     0); /* TLS off loopback: enough in the test environment */
+    ck_assert_str_eq(cfg.admin_tls_cert + strlen(cfg.admin_tls_cert) - 6, "/a.crt"); /* relative to the file */
+    /* production: off loopback, a client certificate is required */
+    ck_assert_int_eq(load_production("admin_listen = 10.0.0.5:9464\nadmin_tls_cert = a.crt\nadmin_tls_key = a.key\n",
+                                     &cfg),
+                     -1);
+    ck_assert_int_eq(load_production("admin_listen = 10.0.0.5:9464\nadmin_tls_cert = a.crt\nadmin_tls_key = a.key\n"
+                                     "admin_tls_client_ca = ops.crt\n",
+                                     &cfg),
+                     0);
+    ck_assert_int_eq(load_production("", &cfg), 0); /* the default, loopback, needs nothing */
+
+    static const refusal_t cases[] = {
+        {"admin_listen = 9464\n", "admin_listen: expected HOST:PORT or none"},
+        {"admin_listen = 127.0.0.1:8443\n", "admin_listen: 127.0.0.1:8443 is the public listener"},
+        {"admin_listen = 0.0.0.0:8443\n", "is the public listener 127.0.0.1:8443"},
+        {"admin_listen = 10.0.0.5:9464\n", "not a loopback address: admin_tls_cert and admin_tls_key are required"},
+        {"admin_tls_cert = a.crt\n", "admin_tls_cert and admin_tls_key: give both or neither"},
+        {"admin_tls_client_ca = ca.crt\n", "admin_tls_client_ca needs admin_tls_cert"},
+        {"readyz_cert_days = 5000\n", "readyz_cert_days: expected a number from 0 to 3650"},
+    };
+    refuse_all(base, cases, sizeof(cases) / sizeof(cases[0]));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -516,7 +555,9 @@ int main(void)
     tcase_add_test(tc, t_sam_keys);
     tcase_add_test(tc, t_pkcs11_network_keys);
     tcase_add_test(tc, t_node_id);
+    tcase_add_test(tc, t_admin_listen);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, srv_metrics_tcase());
     suite_add_tcase(s, srv_thread_tcase());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

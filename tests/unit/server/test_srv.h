@@ -4,5 +4,6 @@
 #include <check.h>
 
 TCase *srv_thread_tcase(void); /* test_thread.c: the periodic tasks */
+TCase *srv_metrics_tcase(void); /* test_metrics.c: the Prometheus text writer and the request counters */
 
 #endif
