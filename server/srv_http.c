@@ -434,8 +434,11 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
     struct timeval now;
     struct tm tm;
     gettimeofday(&now, NULL);
-    double secs = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
-                  (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+    /* a request h2o refused before it was read whole has no begin time: it took no time of ours */
+    double secs = req->timestamps.request_begin_at.tv_sec == 0
+                      ? 0
+                      : (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+                            (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
     srv_metrics_request(csc_metric_method(req->path_normalized.base, req->path_normalized.len), req->res.status, secs);
     if (srv.access_log == NULL)
         return;

@@ -161,7 +161,8 @@ void srv_mw_histogram(srv_mw_t *w, const char *name, const srv_label_t *labels, 
 
     if (n_labels > 8)
         n_labels = 8;
-    memcpy(l, labels, n_labels * sizeof(*l));
+    if (n_labels > 0)
+        memcpy(l, labels, n_labels * sizeof(*l));
     l[n_labels].name = "le";
     l[n_labels].value = le;
     snprintf(bucket, sizeof(bucket), "%s_bucket", name);
