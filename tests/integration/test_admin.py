@@ -6,6 +6,7 @@
 - after signHash calls, /metrics counts them (requests by method and status, signatures by algorithm) and passes
   `promtool check metrics` (Debian's prometheus package; scripts/deps installs it) and the exposition rules checked
   here;
+- /readyz fails on a public certificate that expires within readyz_cert_days and on a CRL past its nextUpdate;
 - with admin_tls_client_ca, a client without a certificate gets no answer, one with a certificate of that CA does;
 - with seccomp (the default) on all along: every call the listener makes is allowed by csc-server's filter.
 """
@@ -22,6 +23,7 @@ import time
 import unittest
 
 import harness as H
+from test_hardening import assert_filtered
 from test_sam import alive, sam_child, supervisor, wait_for
 
 BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
@@ -145,6 +147,12 @@ class TestAdmin(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.readyz()[0] == 200, 60), "/readyz never came back: " +
                         svc.server_stderr()[-2000:])
 
+    def test_every_thread_filtered(self):
+        """seccomp = yes (the default): the listener's loop and check threads carry csc-server's filter too, and
+        everything above ran under it."""
+        self.assertEqual(self.readyz()[0], 200)  # the check threads have run at least once
+        assert_filtered(self, self.svc.proc.pid, "csc-server")
+
     def test_not_on_the_public_port(self):
         for path in ("/healthz", "/readyz", "/metrics"):
             self.assertEqual(self.svc.request("GET", path).status, 404, path)
@@ -207,6 +215,48 @@ class TestAdmin(unittest.TestCase):
             self.skipTest("promtool not installed (Debian package prometheus: scripts/deps)")
         p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+class TestReadyzFails(unittest.TestCase):
+    """/readyz fails on a certificate that expires within readyz_cert_days and on a CRL past its nextUpdate."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.admin_port = H.free_port()
+        cls.svc = H.Service(BUILD, provision=("--admin-port", str(cls.admin_port)))
+        svc = cls.svc
+        crl_dir, ca = os.path.join(svc.dir, "crl"), os.path.join(svc.dir, "ca")
+        os.makedirs(crl_dir)
+        index, conf, number = (os.path.join(ca, n) for n in ("crl-index.txt", "crl.cnf", "crl-number"))
+        open(index, "w").close()
+        with open(number, "w") as f:
+            f.write("01\n")
+        with open(conf, "w") as f:
+            f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\n" % (index, number))
+        # a CRL whose nextUpdate is 2 s away: stale by the time the server has started
+        subprocess.run(["openssl", "ca", "-gencrl", "-batch", "-crlsec", "2", "-config", conf, "-keyfile",
+                        os.path.join(ca, "ca.key"), "-cert", os.path.join(ca, "ca.crt"), "-out",
+                        os.path.join(crl_dir, "demo-ca.crl")], check=True, capture_output=True)
+        with open(svc.conf, "a") as f:
+            f.write("crl_dir = crl\nreadyz_cert_days = 3650\n")  # the test certificate lives less than that
+        svc.start()
+        time.sleep(max(0, 3 - (time.time() - os.path.getmtime(os.path.join(crl_dir, "demo-ca.crl")))))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop_checked()
+
+    def test_cert_and_crl(self):
+        status, _, body = get(self.admin_port, "/readyz")
+        doc = json.loads(body)
+        self.assertEqual((status, doc["status"]), (503, "fail"), doc)
+        checks = doc["checks"]
+        self.assertFalse(checks["tls_cert"]["ok"], doc)
+        self.assertIn("readyz_cert_days = 3650", checks["tls_cert"]["detail"])
+        self.assertFalse(checks["crls"]["ok"], doc)
+        self.assertIn("demo-ca.crl", checks["crls"]["detail"])
+        for name in ("sam", "hsm", "storage"):
+            self.assertTrue(checks[name]["ok"], doc)
 
 
 def make_ca(d, name):

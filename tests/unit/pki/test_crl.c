@@ -238,7 +238,21 @@ START_TEST(t_stale)
     pki_crl_free(c);
     ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 1, 0, &c, NULL, 0), PKI_OK);
     ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD); /* crl_allow_stale */
+    /* /readyz's view: stale whatever crl_allow_stale says, named, with its nextUpdate */
+    char name[64];
+    time_t earliest, now = time(NULL);
+    ck_assert_uint_eq(pki_crl_stale(c, now, name, sizeof(name), &earliest), 1);
+    ck_assert_str_eq(name, "ca.crl");
+    ck_assert(earliest <= now - 9 && earliest >= now - 11);
     pki_crl_free(c);
+    write_crl("ca.crl", ca_cert, ca_key, NULL, 0, 3600, 0); /* fresh: next update in an hour */
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_uint_eq(pki_crl_stale(c, now, name, sizeof(name), &earliest), 0);
+    ck_assert_str_eq(name, "");
+    ck_assert(earliest >= now + 3599 && earliest <= now + 3601);
+    pki_crl_free(c);
+    ck_assert_uint_eq(pki_crl_stale(NULL, now, name, sizeof(name), &earliest), 0);
+    ck_assert(earliest == 0);
     X509_free(ee);
     EVP_PKEY_free(k);
 }
