@@ -332,9 +332,10 @@ void csc_async_unreserve(csc_t *c);
 size_t csc_async_depth(csc_t *c);
 
 /* ---- counters for /metrics (csc_stats.c) ---- */
-/* A call to csc-sam op was refused with code (sam_wire.h SAM_REFUSE_*) about a subject: counted as a SAD denial, an
- * authentication failure or a lock-out when it is one. */
-void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t code);
+/* A call to csc-sam op was refused with code (sam_wire.h SAM_REFUSE_*) about a subject (the call's, or the one the
+ * refusal's tag names: SAM_T_ABOUT, 0 when absent): counted as a SAD denial, a wrong factor or a lock-out when it is
+ * one. */
+void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t tag, uint32_t code);
 /* n signatures made with the signature algorithm oid (signHash, signDoc: csc-sam answered them). */
 void csc_stats_signed(csc_t *c, const char *oid, size_t n);
 CSC_MUST_CHECK int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);

@@ -63,7 +63,7 @@ int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about, const csc_err
             return csc_err_row(err, &unavailable);
         (void)sam_get_u32(&call->reply, SAM_T_ABOUT, &tag);
         csc_stats_refusal(c, op, tag == SAM_T_TOKEN ? CSC_ABOUT_TOKEN : tag == SAM_T_CRED ? CSC_ABOUT_CREDENTIAL : about,
-                          code);
+                          tag, code);
         /* What the refusal is about may be another subject than the call's: the device that failed to sign, the
          * caller's access token (which csc-sam checks again), or the credential (checked again before signing). */
         if (tag == SAM_T_SIGNATURE)

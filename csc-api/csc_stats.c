@@ -10,7 +10,7 @@
 #include "csc_int.h"
 
 static const char *const sad_denial_names[CSC_SAD_DENIAL_N] = {"expired", "exhausted", "not_bound", "invalid"};
-static const char *const auth_failure_names[CSC_AUTH_FAILURE_N] = {"login", "pin_otp"};
+static const char *const auth_failure_names[CSC_AUTH_FAILURE_N] = {"login", "pin_otp", "enroll"};
 
 const char *csc_sad_denial_name(unsigned i)
 {
@@ -27,14 +27,31 @@ static void add(uint64_t *counter, uint64_t n)
     __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
 }
 
-/* The ops whose factor is a password (the pages' sign-in, auth/login with a password); the other refusals that say
- * "wrong factor" check a credential's PIN or OTP. */
-static int is_login(unsigned op)
+/* The kind of factor an op checks, whose refusal SAM_REFUSE_UNAUTHORIZED means "wrong factor"; -1 for the ops where it
+ * means something else (a token not valid, another user's session, authorizeCheck repeating the approval's
+ * outcome, which APPROVE counted already). */
+static int failure_kind(unsigned op)
 {
-    return op == SAM_OP_LOGIN || op == SAM_OP_API_LOGIN;
+    switch (op) {
+    case SAM_OP_LOGIN:
+    case SAM_OP_API_LOGIN:
+    case SAM_OP_ACCOUNT_PASSWORD:
+        return CSC_AUTH_LOGIN;
+    case SAM_OP_AUTHORIZE:
+    case SAM_OP_CONSENT:
+    case SAM_OP_APPROVE:
+    case SAM_OP_ACCOUNT_TOTP_BEGIN:
+    case SAM_OP_ACCOUNT_TOTP_FINISH:
+        return CSC_AUTH_PIN_OTP;
+    case SAM_OP_ENROLL_BEGIN:
+    case SAM_OP_ENROLL_FINISH:
+        return CSC_AUTH_ENROLL;
+    default:
+        return -1;
+    }
 }
 
-void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t code)
+void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t tag, uint32_t code)
 {
     csc_counters_t *k = &c->counters;
 
@@ -56,10 +73,9 @@ void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t code)
             return;
         }
     }
-    if (code == SAM_REFUSE_UNAUTHORIZED && is_login(op))
-        add(&k->auth_failures[CSC_AUTH_LOGIN], 1);
-    else if (code == SAM_REFUSE_UNAUTHORIZED && (about == CSC_ABOUT_CREDENTIAL || about == CSC_ABOUT_HANDLE))
-        add(&k->auth_failures[CSC_AUTH_PIN_OTP], 1);
+    int kind = failure_kind(op);
+    if (code == SAM_REFUSE_UNAUTHORIZED && kind >= 0 && tag != SAM_T_TOKEN) /* the caller's token: no factor */
+        add(&k->auth_failures[kind], 1);
 }
 
 void csc_stats_signed(csc_t *c, const char *oid, size_t n)

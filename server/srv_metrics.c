@@ -277,7 +277,8 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
         srv_mw_sample_u64(w, "csc_sad_denials_total", l, 1, st->sad_denials[i]);
     }
     srv_mw_family(w, "csc_auth_failures_total", "counter",
-                  "Wrong factors, by kind: login (a password) and pin_otp (a credential's PIN or OTP).");
+                  "Wrong factors, by kind: login (a password), pin_otp (a credential's PIN or OTP, a TOTP code), "
+                  "enroll (an enrollment code or the first TOTP code of /enroll).");
     for (unsigned i = 0; i < CSC_AUTH_FAILURE_N; i++) {
         srv_label_t l[] = {{"kind", csc_auth_failure_name(i)}};
         srv_mw_sample_u64(w, "csc_auth_failures_total", l, 1, st->auth_failures[i]);

@@ -158,9 +158,10 @@ int csc_crl_refresh(csc_t *c);
 
 /** Why a SAD was refused (signHash, signDoc, extendTransaction, operationMode "A"). */
 enum { CSC_SAD_EXPIRED, CSC_SAD_EXHAUSTED, CSC_SAD_NOT_BOUND, CSC_SAD_INVALID, CSC_SAD_DENIAL_N };
-/** Which check failed: a password (auth/login, the pages' sign-in), a credential's PIN or OTP (authorize,
- *  authorizeCheck's approval, the consent page). */
-enum { CSC_AUTH_LOGIN, CSC_AUTH_PIN_OTP, CSC_AUTH_FAILURE_N };
+/** Which factor was wrong: a password (auth/login, the pages' sign-in, /account's password change), a credential's
+ *  PIN or OTP or the user's TOTP code (credentials/authorize, the consent and approval pages, /account's TOTP change),
+ *  an enrollment code or the first TOTP code of /enroll. */
+enum { CSC_AUTH_LOGIN, CSC_AUTH_PIN_OTP, CSC_AUTH_ENROLL, CSC_AUTH_FAILURE_N };
 
 typedef struct csc_stats {
     size_t n_algs;
@@ -172,7 +173,8 @@ typedef struct csc_stats {
     uint64_t async_depth;                      /**< operationMode "A" jobs accepted and not finished (a gauge) */
 } csc_stats_t;
 
-/** The label of CSC_SAD_* or CSC_AUTH_* i ("expired", "exhausted", "not_bound", "invalid"; "login", "pin_otp"). */
+/** The label of CSC_SAD_* or CSC_AUTH_* i ("expired", "exhausted", "not_bound", "invalid"; "login", "pin_otp",
+ *  "enroll"). */
 const char *csc_sad_denial_name(unsigned i);
 const char *csc_auth_failure_name(unsigned i);
 

@@ -205,9 +205,13 @@ class TestAdmin(unittest.TestCase):
         # a failed PIN is an authentication failure of kind pin_otp
         r = svc.authorize(token, CRED, [], num=1, pin="00000000")
         self.assertEqual(r.status, 400, r)
+        # and a wrong password one of kind login
+        basic = "Basic " + H.b64(("%s:%s" % (svc.env["CSC_USER"], "not the password")).encode())
+        self.assertEqual(svc.post("auth/login", {}, auth=basic).status, 400)
         later = samples(get(self.admin_port, "/metrics")[2].decode())
-        key = ("csc_auth_failures_total", frozenset({"kind": "pin_otp"}.items()))
-        self.assertEqual(later[key] - after[key], 1)
+        for kind in ("pin_otp", "login"):
+            key = ("csc_auth_failures_total", frozenset({"kind": kind}.items()))
+            self.assertEqual(later[key] - after[key], 1, kind)
 
         check_exposition(self, text)
         promtool = shutil.which("promtool")
