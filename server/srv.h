@@ -203,6 +203,8 @@ int srv_http_listen(const char *addr);
 typedef struct srv_health srv_health_t;
 int srv_health_open(const srv_config_t *cfg, srv_modules_t *m, int64_t tls_not_after, srv_health_t **out);
 int srv_health_start(srv_health_t *h);
+/* csc-server begins to stop (it drains for at most request_timeout): /healthz and /readyz answer 503 from now on. */
+void srv_health_stopping(srv_health_t *h);
 void srv_health_close(srv_health_t *h);
 
 #endif

@@ -70,6 +70,7 @@ struct srv_health {
     pthread_t loop;
     int loop_started;
     volatile int stop;
+    int stopping;                /* csc-server got SIGTERM/SIGINT and drains: /healthz and /readyz answer 503 */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     probe_t probes[PROBE_N];
@@ -339,7 +340,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         answer(req, 405, "Method Not Allowed", "application/json", "{\"error\":\"method_not_allowed\"}\n", 31);
         return 0;
     }
-    if (what == HEALTHZ) /* this loop answers: the process runs its loops and has not begun to stop */
+    if (what != METRICS && __atomic_load_n(&h->stopping, __ATOMIC_RELAXED)) /* take this node out of the pool */
+        answer(req, 503, "Service Unavailable", "application/json", "{\"status\":\"stopping\"}\n", 22);
+    else if (what == HEALTHZ) /* this loop answers: the process is up and has not begun to stop */
         answer(req, 200, "OK", "application/json", "{\"status\":\"ok\"}\n", 16);
     else if (what == READYZ)
         readyz(h, req);
@@ -475,6 +478,12 @@ int srv_health_start(srv_health_t *h)
             h->ssl_ctx != NULL ? "https" : "http", h->cfg->admin_listen,
             h->cfg->admin_tls_client_ca[0] != '\0' ? "; client certificate required" : "");
     return 0;
+}
+
+void srv_health_stopping(srv_health_t *h)
+{
+    if (h != NULL)
+        __atomic_store_n(&h->stopping, 1, __ATOMIC_RELAXED);
 }
 
 void srv_health_close(srv_health_t *h)

@@ -648,6 +648,7 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
 
     sigwait(&sigs, &sig);
     fprintf(stderr, "csc-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv_health_stopping(srv.health);
     srv.stop = 1;
     for (unsigned i = 0; i < cfg->threads; i++)
         h2o_multithread_send_message(&srv.loops[i].done, NULL);

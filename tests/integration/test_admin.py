@@ -7,6 +7,7 @@
   `promtool check metrics` (Debian's prometheus package; scripts/deps installs it) and the exposition rules checked
   here;
 - /readyz fails on a public certificate that expires within readyz_cert_days and on a CRL past its nextUpdate;
+- from SIGTERM on, while requests drain, /healthz and /readyz answer 503 "stopping";
 - with admin_tls_client_ca, a client without a certificate gets no answer, one with a certificate of that CA does;
 - with seccomp (the default) on all along: every call the listener makes is allowed by csc-server's filter.
 """
@@ -19,6 +20,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import unittest
 
@@ -261,6 +263,32 @@ class TestReadyzFails(unittest.TestCase):
         self.assertIn("demo-ca.crl", checks["crls"]["detail"])
         for name in ("sam", "hsm", "storage"):
             self.assertTrue(checks[name]["ok"], doc)
+
+
+class TestStopping(unittest.TestCase):
+    """From SIGTERM on, while a request is still in flight, /healthz and /readyz answer 503 "stopping"."""
+
+    def test_draining(self):
+        admin_port = H.free_port()
+        svc = H.Service(BUILD, provision=("--admin-port", str(admin_port)))
+        svc.start()
+        sam = sam_child(svc)
+        os.kill(sam, signal.SIGSTOP)  # csc-sam answers nothing: the login below (csc-sam checks it) stays in flight
+        answers = []
+        t = threading.Thread(target=lambda: answers.append(svc.login()), daemon=True)
+        try:
+            t.start()
+            time.sleep(0.5)
+            svc.proc.send_signal(signal.SIGTERM)
+            self.assertTrue(wait_for(lambda: "shutting down" in svc.server_stderr(), 10))
+            status, _, body = get(admin_port, "/healthz")
+            self.assertEqual((status, json.loads(body)), (503, {"status": "stopping"}))
+            self.assertEqual(get(admin_port, "/readyz")[0], 503)
+            self.assertEqual(get(admin_port, "/metrics")[0], 200)
+        finally:
+            os.kill(sam, signal.SIGCONT)
+        t.join(60)
+        self.assertEqual(svc.stop(), 0)
 
 
 def make_ca(d, name):
