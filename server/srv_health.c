@@ -128,8 +128,10 @@ static void probe_storage(probe_t *p)
     w.s.expires_at = w.s.created_at + 60; /* purged like any session, should a commit ever keep it */
     int rc = stor_write(p->h->mods->stor, write_and_delete, &w);
     p->ok[0] = rc == STOR_OK;
-    snprintf(p->detail[0], DETAIL_MAX, rc == STOR_OK ? "a write transaction committed" : "a write failed: %s",
-             stor_strerror(rc));
+    if (rc == STOR_OK)
+        snprintf(p->detail[0], DETAIL_MAX, "a write transaction committed");
+    else
+        snprintf(p->detail[0], DETAIL_MAX, "a write failed: %s", stor_strerror(rc));
 }
 
 static void *probe_main(void *arg)
@@ -143,8 +145,8 @@ static void *probe_main(void *arg)
         if (h->stop)
             break;
         uint64_t gen = p->asked;
+        probe_t out = *p; /* the run fills a copy: readers see the last whole answer meanwhile */
         pthread_mutex_unlock(&h->mu);
-        probe_t out = *p;
         out.run(&out);
         pthread_mutex_lock(&h->mu);
         memcpy(p->ok, out.ok, sizeof(p->ok));
