@@ -25,6 +25,7 @@ typedef struct csc_counters {
     uint64_t sad_denials[CSC_SAD_DENIAL_N];
     uint64_t auth_failures[CSC_AUTH_FAILURE_N];
     uint64_t lockouts;
+    uint64_t hsm_errors[CSC_HSM_ERROR_N];
 } csc_counters_t;
 
 struct csc {

@@ -11,6 +11,7 @@
 
 static const char *const sad_denial_names[CSC_SAD_DENIAL_N] = {"expired", "exhausted", "not_bound", "invalid"};
 static const char *const auth_failure_names[CSC_AUTH_FAILURE_N] = {"login", "pin_otp", "enroll"};
+static const char *const hsm_error_names[CSC_HSM_ERROR_N] = {"unavailable", "failed"};
 
 const char *csc_sad_denial_name(unsigned i)
 {
@@ -20,6 +21,11 @@ const char *csc_sad_denial_name(unsigned i)
 const char *csc_auth_failure_name(unsigned i)
 {
     return i < CSC_AUTH_FAILURE_N ? auth_failure_names[i] : "login";
+}
+
+const char *csc_hsm_error_name(unsigned i)
+{
+    return i < CSC_HSM_ERROR_N ? hsm_error_names[i] : "failed";
 }
 
 static void add(uint64_t *counter, uint64_t n)
@@ -55,6 +61,10 @@ void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t tag, u
 {
     csc_counters_t *k = &c->counters;
 
+    if (tag == SAM_T_SIGNATURE) { /* the device failed to sign (csc_err_hsm reads it the same way) */
+        add(&k->hsm_errors[code == SAM_REFUSE_UNAVAILABLE ? CSC_HSM_UNAVAILABLE : CSC_HSM_FAILED], 1);
+        return;
+    }
     if (code == SAM_REFUSE_LOCKED) {
         add(&k->lockouts, 1);
         return;
@@ -103,6 +113,9 @@ void csc_stats_get(csc_t *c, csc_stats_t *out)
     for (size_t i = 0; i < CSC_AUTH_FAILURE_N; i++)
         out->auth_failures[i] = __atomic_load_n(&c->counters.auth_failures[i], __ATOMIC_RELAXED);
     out->lockouts = __atomic_load_n(&c->counters.lockouts, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < CSC_HSM_ERROR_N; i++)
+        out->hsm_errors[i] = __atomic_load_n(&c->counters.hsm_errors[i], __ATOMIC_RELAXED);
+    out->sam_reachable = !__atomic_load_n(&c->sam_down, __ATOMIC_RELAXED);
     out->async_depth = csc_async_depth(c);
 }
 

@@ -286,6 +286,16 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
     srv_mw_family(w, "csc_lockouts_total", "counter",
                   "Requests refused because the user or the credential was locked after too many failures.");
     srv_mw_sample_u64(w, "csc_lockouts_total", NULL, 0, st->lockouts);
+    srv_mw_family(w, "csc_hsm_errors_total", "counter",
+                  "Signatures csc-sam could not make on its HSM, by kind: unavailable (the device out of reach), "
+                  "failed.");
+    for (unsigned i = 0; i < CSC_HSM_ERROR_N; i++) {
+        srv_label_t l[] = {{"kind", csc_hsm_error_name(i)}};
+        srv_mw_sample_u64(w, "csc_hsm_errors_total", l, 1, st->hsm_errors[i]);
+    }
+    srv_mw_family(w, "csc_sam_reachable", "gauge",
+                  "0 when csc-server's last call to csc-sam found it out of reach, else 1 (/readyz asks it anew).");
+    srv_mw_sample_u64(w, "csc_sam_reachable", NULL, 0, st->sam_reachable ? 1 : 0);
     srv_mw_family(w, "csc_async_queue_depth", "gauge",
                   "operationMode A jobs accepted and not yet finished.");
     srv_mw_sample_u64(w, "csc_async_queue_depth", NULL, 0, st->async_depth);

@@ -162,6 +162,8 @@ enum { CSC_SAD_EXPIRED, CSC_SAD_EXHAUSTED, CSC_SAD_NOT_BOUND, CSC_SAD_INVALID, C
  *  PIN or OTP or the user's TOTP code (credentials/authorize, the consent and approval pages, /account's TOTP change),
  *  an enrollment code or the first TOTP code of /enroll. */
 enum { CSC_AUTH_LOGIN, CSC_AUTH_PIN_OTP, CSC_AUTH_ENROLL, CSC_AUTH_FAILURE_N };
+/** A signature csc-sam could not make on its HSM: the device out of reach, or it failed otherwise. */
+enum { CSC_HSM_UNAVAILABLE, CSC_HSM_FAILED, CSC_HSM_ERROR_N };
 
 typedef struct csc_stats {
     size_t n_algs;
@@ -170,6 +172,8 @@ typedef struct csc_stats {
     uint64_t sad_denials[CSC_SAD_DENIAL_N];    /**< by CSC_SAD_* */
     uint64_t auth_failures[CSC_AUTH_FAILURE_N]; /**< by CSC_AUTH_* */
     uint64_t lockouts;                         /**< requests refused because the user or credential was locked */
+    uint64_t hsm_errors[CSC_HSM_ERROR_N];      /**< by CSC_HSM_* */
+    int sam_reachable;                         /**< 0 when the last call found csc-sam out of reach, else 1 */
     uint64_t async_depth;                      /**< operationMode "A" jobs accepted and not finished (a gauge) */
 } csc_stats_t;
 
@@ -177,6 +181,8 @@ typedef struct csc_stats {
  *  "enroll"). */
 const char *csc_sad_denial_name(unsigned i);
 const char *csc_auth_failure_name(unsigned i);
+/** The label of CSC_HSM_* i ("unavailable", "failed"). */
+const char *csc_hsm_error_name(unsigned i);
 
 /** A copy of the counters now (each read atomically; together they are not one instant). */
 void csc_stats_get(csc_t *c, csc_stats_t *out);

@@ -7,6 +7,7 @@
  * sides).
  */
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "csc_int.h"
@@ -93,11 +94,60 @@ START_TEST(t_database_down_is_503_retry_after_1)
 }
 END_TEST
 
+/* /metrics's counters (csc_stats.c): each refusal lands in the one series it belongs to, or in none. */
+START_TEST(t_refusals_counted)
+{
+    struct csc *c = calloc(1, sizeof(*c));
+    csc_stats_t st;
+    ck_assert_ptr_nonnull(c);
+
+    csc_stats_refusal(c, SAM_OP_SIGN, CSC_ABOUT_SAD, 0, SAM_REFUSE_EXPIRED);
+    csc_stats_refusal(c, SAM_OP_SIGN, CSC_ABOUT_SAD, 0, SAM_REFUSE_EXHAUSTED);
+    csc_stats_refusal(c, SAM_OP_SIGN, CSC_ABOUT_SAD, 0, SAM_REFUSE_NOT_BOUND);
+    csc_stats_refusal(c, SAM_OP_SIGN, CSC_ABOUT_SAD, 0, SAM_REFUSE_UNAUTHORIZED); /* another user's SAD */
+    csc_stats_refusal(c, SAM_OP_EXTEND, CSC_ABOUT_SAD, 0, SAM_REFUSE_NOT_FOUND);
+    csc_stats_refusal(c, SAM_OP_SIGN, CSC_ABOUT_SAD, 0, SAM_REFUSE_DB_DOWN);      /* not the SAD's fault: none */
+    csc_stats_refusal(c, SAM_OP_API_LOGIN, CSC_ABOUT_TOKEN, 0, SAM_REFUSE_UNAUTHORIZED);
+    csc_stats_refusal(c, SAM_OP_ACCOUNT_PASSWORD, CSC_ABOUT_CREDENTIAL, 0, SAM_REFUSE_UNAUTHORIZED);
+    csc_stats_refusal(c, SAM_OP_AUTHORIZE, CSC_ABOUT_CREDENTIAL, 0, SAM_REFUSE_UNAUTHORIZED);
+    csc_stats_refusal(c, SAM_OP_AUTHORIZE, CSC_ABOUT_TOKEN, SAM_T_TOKEN, SAM_REFUSE_UNAUTHORIZED); /* no factor */
+    csc_stats_refusal(c, SAM_OP_AUTHORIZE_CHECK, CSC_ABOUT_HANDLE, 0, SAM_REFUSE_UNAUTHORIZED); /* APPROVE's */
+    csc_stats_refusal(c, SAM_OP_ENROLL_BEGIN, CSC_ABOUT_CREDENTIAL, 0, SAM_REFUSE_UNAUTHORIZED);
+    csc_stats_refusal(c, SAM_OP_AUTHORIZE, CSC_ABOUT_CREDENTIAL, SAM_T_CRED, SAM_REFUSE_LOCKED);
+    csc_stats_refusal(c, SAM_OP_SIGN, CSC_ABOUT_SAD, SAM_T_SIGNATURE, SAM_REFUSE_UNAVAILABLE);
+    csc_stats_refusal(c, SAM_OP_SIGN, CSC_ABOUT_SAD, SAM_T_SIGNATURE, SAM_REFUSE_INTERNAL);
+    csc_stats_signed(c, "1.2.840.10045.4.3.2", 3);
+    csc_stats_signed(c, "1.2.3.4", 1); /* not in the table: no series */
+
+    csc_stats_get(c, &st);
+    ck_assert_uint_eq(st.sad_denials[CSC_SAD_EXPIRED], 1);
+    ck_assert_uint_eq(st.sad_denials[CSC_SAD_EXHAUSTED], 1);
+    ck_assert_uint_eq(st.sad_denials[CSC_SAD_NOT_BOUND], 1);
+    ck_assert_uint_eq(st.sad_denials[CSC_SAD_INVALID], 2);
+    ck_assert_uint_eq(st.auth_failures[CSC_AUTH_LOGIN], 2);
+    ck_assert_uint_eq(st.auth_failures[CSC_AUTH_PIN_OTP], 1);
+    ck_assert_uint_eq(st.auth_failures[CSC_AUTH_ENROLL], 1);
+    ck_assert_uint_eq(st.lockouts, 1);
+    ck_assert_uint_eq(st.hsm_errors[CSC_HSM_UNAVAILABLE], 1);
+    ck_assert_uint_eq(st.hsm_errors[CSC_HSM_FAILED], 1);
+    ck_assert_int_eq(st.sam_reachable, 1);
+    uint64_t signed_total = 0;
+    for (size_t i = 0; i < st.n_algs; i++) {
+        signed_total += st.signatures[i];
+        if (strcmp(st.alg[i], "1.2.840.10045.4.3.2") == 0)
+            ck_assert_uint_eq(st.signatures[i], 3);
+    }
+    ck_assert_uint_eq(signed_total, 3);
+    free(c);
+}
+END_TEST
+
 TCase *sam_errors_tcase(void); /* test_service.c adds it to its suite */
 TCase *sam_errors_tcase(void)
 {
     TCase *tc = tcase_create("sam-errors");
     tcase_add_test(tc, t_refusals_read_as_their_oauth_codes);
     tcase_add_test(tc, t_database_down_is_503_retry_after_1);
+    tcase_add_test(tc, t_refusals_counted);
     return tc;
 }

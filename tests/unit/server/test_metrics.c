@@ -88,6 +88,7 @@ START_TEST(t_requests)
     st.alg[0] = "1.2.840.10045.4.3.2";
     st.signatures[0] = 5;
     st.sad_denials[CSC_SAD_EXHAUSTED] = 2;
+    st.hsm_errors[CSC_HSM_UNAVAILABLE] = 4;
     srv_metrics_extra_t x = {.version = "v1.2-3-g\"x\"", .tls_not_after = 1900000000};
     srv_mw_t w = {0};
     srv_metrics_write(&w, &st, &x);
@@ -106,6 +107,9 @@ START_TEST(t_requests)
     HAS(w, "csc_sad_denials_total{reason=\"expired\"} 0");
     HAS(w, "csc_auth_failures_total{kind=\"pin_otp\"} 0");
     HAS(w, "csc_lockouts_total 0");
+    HAS(w, "csc_hsm_errors_total{kind=\"unavailable\"} 4");
+    HAS(w, "csc_hsm_errors_total{kind=\"failed\"} 0");
+    HAS(w, "csc_sam_reachable 0");
     HAS(w, "csc_tls_cert_expiry_timestamp_seconds 1900000000");
     HAS(w, "csc_build_info{version=\"v1.2-3-g\\\"x\\\"\"} 1");
     HAS(w, "# TYPE csc_request_duration_seconds histogram");
