@@ -639,8 +639,6 @@ int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
     return rc;
 }
 
-/* ---- test hooks (CSC_TEST_HOOKS builds only: the unit tests' csc_storage_t) ---- */
-
 void stor_commit_stats(stor_env_t *env, stor_commit_stats_t *out)
 {
     pthread_mutex_lock(&env->mu);
@@ -650,6 +648,8 @@ void stor_commit_stats(stor_env_t *env, stor_commit_stats_t *out)
     out->seconds = env->st_commit_seconds;
     pthread_mutex_unlock(&env->mu);
 }
+
+/* ---- test hooks (CSC_TEST_HOOKS builds only: the unit tests' csc_storage_t) ---- */
 
 #ifdef CSC_TEST_HOOKS
 
