@@ -214,6 +214,16 @@ START_TEST(t_concurrent_increment)
     ck_assert_uint_eq(st1.jobs - st0.jobs, 1600);
     ck_assert_uint_le(st1.batches - st0.batches, 1600);
     ck_assert_uint_le(st1.max_batch, 8);
+    /* /metrics's view of the same commits: every batch in exactly one bucket of the time histogram */
+    stor_commit_stats_t cs;
+    uint64_t in_buckets = 0;
+    stor_commit_stats(env, &cs);
+    ck_assert_uint_eq(cs.batches, st1.batches);
+    ck_assert_uint_eq(cs.jobs, st1.jobs);
+    for (size_t i = 0; i <= STOR_COMMIT_BUCKETS; i++)
+        in_buckets += cs.buckets[i];
+    ck_assert_uint_eq(in_buckets, cs.batches);
+    ck_assert(cs.seconds > 0);
     stor_close(env);
     /* durable: a fresh open sees the final value */
     env = tst_open(path, 0);
