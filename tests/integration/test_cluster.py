@@ -34,7 +34,7 @@ from test_sam_faults import audited_ok
 BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
 CLUSTER = os.path.join(H.ROOT, "scripts", "cluster")
 PIN = "24681357"
-RATE_MAX, RATE_WINDOW = 4, 3
+RATE_MAX, RATE_WINDOW = 4, 5
 TMP = DIR = None
 ENV = {}
 NODES = []
