@@ -8,10 +8,10 @@ Each test runs one scenario through the three nodes:
 - a SAD with numSignatures 5 spent by 12 signHash calls at once, 4 per node: exactly 5 signatures, each audited;
 - single use across nodes: a TOTP code, an authorization code (and its reuse revokes the grant), a PAR request_uri,
   a refresh token (reuse of a rotated one revokes the grant wherever it is presented), a one-time challenge code;
-- the PIN lock-out counted over all nodes (max_failures = 3 in total); the per-address limit on failed sign-ins is
-  per node (held in each process's memory);
+- the PIN and sign-in lock-outs counted over all nodes (max_failures = 3 in total); the per-address limit on failed
+  sign-ins is per node (held in each process's memory: docs/operations.md, "Several nodes");
 - an asynchronous signHash accepted by one node and polled on another; an approval asked for on node 1, decided on
-  node 3's /approve page, collected on node 2;
+  node 3's /approve page, collected on node 2; a page session signed in on node 1 and continued on node 3;
 - and at the end `csc-admin audit verify`: the three nodes appended to one chain.
 """
 import base64
@@ -77,8 +77,11 @@ def node(k, users, used_otps):
 
 
 def run_cluster(*args):
+    # the nodes inherit the environment: in a sanitizer build, LeakSanitizer's suppressions of harness.Service.start
+    env = dict(os.environ, LSAN_OPTIONS="suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                      "lsan.supp"))
     return subprocess.run([CLUSTER] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=600)
+                          env=env, timeout=600)
 
 
 def setUpModule():
@@ -143,7 +146,8 @@ def tearDownModule():
         shutil.rmtree(TMP, ignore_errors=True)
     assert r.returncode == 0, "scripts/cluster stop failed: " + r.stdout
     for k, text in logs.items():
-        assert "ERROR: AddressSanitizer" not in text and "runtime error" not in text, "node%d: %s" % (k, text)
+        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error"):
+            assert bad not in text, "node%d: %s" % (k, text)
     # the three nodes appended to one audit chain, which verifies as a whole
     assert v is not None and v.returncode == 0, v and (v.stdout + v.stderr)
     assert re.match(r"audit log OK: \d+ records", v.stdout), v.stdout
