@@ -3,8 +3,9 @@
  * at a time. csc-server writes no periodic record but its own table's: the purge of the other expired records, the
  * CRL sweep (J7) and the audit heads are csc-sam's (server/srv_sam.c, sam/sam_crl_sweep.c, sam/sam_audit_head.c).
  *
- * Purge: expired browser sessions of the pages (web_sessions) are deleted (stor_purge_websessions). They are refused
- * once expired anyway; this keeps the table from growing with dead rows. (async_results: the async worker's own
+ * Purge: expired browser sessions of the pages (web_sessions) and pushed authorization requests (pars) are deleted
+ * (stor_purge_websessions, stor_purge_pars). They are refused once expired anyway; this keeps the tables from growing
+ * with dead rows. (async_results: the async worker's own
  * purge, csc_async.c.)
  *
  * CRL refresh: the CRL folder is looked at again (pki_crl_reload) for the service's own answers (credentials/info,
@@ -17,13 +18,19 @@
 
 int csc_purge_once(csc_t *c)
 {
-    int n = stor_purge_websessions(c->stor, (int64_t)time(NULL));
+    int64_t now = (int64_t)time(NULL);
+    int n = stor_purge_websessions(c->stor, now), bad = 0;
 
     if (n < 0 && n != STOR_ERR_CLOSED) {
         fprintf(stderr, "csc-server: purging expired browser sessions failed: %s\n", stor_strerror(n));
-        return -1;
+        bad = 1;
     }
-    return 0;
+    n = stor_purge_pars(c->stor, now);
+    if (n < 0 && n != STOR_ERR_CLOSED) {
+        fprintf(stderr, "csc-server: purging expired pushed authorization requests failed: %s\n", stor_strerror(n));
+        bad = 1;
+    }
+    return bad ? -1 : 0;
 }
 
 int csc_crl_refresh(csc_t *c)

@@ -112,8 +112,9 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     o->cfg = *cfg;
     set_defaults(&o->cfg);
     o->sessions_cap = OAUTH_SESSIONS_MAX;
+    o->par_cap = OAUTH_PARS_MAX;
     o->chal_cap = OAUTH_CHALLENGES_MAX;
-    if (oauth_mem_new(OAUTH_PARS_MAX, &o->pars) != OAUTH_OK || oauth_rate_new(&o->rate) != OAUTH_OK ||
+    if (oauth_rate_new(&o->rate) != OAUTH_OK ||
         oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK ||
         oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK)
         goto out;
@@ -131,7 +132,6 @@ void oauth_free(oauth_t *o)
 {
     if (!o)
         return;
-    oauth_mem_free(o->pars);
     oauth_rate_free(o->rate);
     oauth_fails_end(o, o->fails); /* counts of failed logins not written yet: storage is still open here */
     oauth_gate_free(o->gate);
@@ -155,7 +155,7 @@ void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs)
     if (sessions)
         o->sessions_cap = sessions;
     if (pars)
-        oauth_mem_set_cap(o->pars, pars);
+        o->par_cap = pars;
     if (addrs)
         oauth_rate_set_cap(o->rate, addrs);
 }

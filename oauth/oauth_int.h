@@ -10,14 +10,13 @@
 #include <stdint.h>
 #include "oauth.h"
 
-typedef struct oauth_mem oauth_mem_t;
 typedef struct oauth_rate oauth_rate_t;
 
 struct oauth {
     oauth_config_t cfg;   /* defaults filled in; immutable after oauth_new() */
     int64_t skew;         /* test builds (CSC_TEST_HOOKS): seconds added to the clock of every decision */
     size_t sessions_cap;  /* browser sessions kept at most (in storage: oauth_websession.c) */
-    oauth_mem_t *pars;    /* pushed authorization requests */
+    size_t par_cap;       /* pushed authorization requests kept at most (in storage: oauth_session.c) */
     oauth_rate_t *rate;   /* failures per client address (oauth_rate.c) */
     uint8_t chal_key[32];              /* HMAC key of the pending one-time codes (oauth_challenge.c), set by csc-sam */
     int chal_key_set;
@@ -50,7 +49,7 @@ void oauth_gate_leave(struct oauth_gate *g);
 unsigned oauth_gate_waiting(struct oauth_gate *g);
 #endif
 
-/* Bounds of the in-memory state (test hooks may lower them). */
+/* Bounds of the state kept for the pages and PAR (test hooks may lower them). */
 #define OAUTH_SESSIONS_MAX 4096
 #define OAUTH_PARS_MAX 4096
 #define OAUTH_RATE_ADDRS_MAX 8192
@@ -241,11 +240,10 @@ void oauth_fail_unwritten(const oauth_t *o, const stor_audit_t *rec, int64_t now
  *  (then the counts stay for the next flush) */
 int oauth_fail_flush(const oauth_t *o, int64_t now, int all);
 
-/* ---- in-memory state of the authorization server (oauth_mem.c, oauth_rate.c) ---- */
+/* ---- state of the authorization server: entries (oauth_mem.c), rate limits (oauth_rate.c) ---- */
 
-/** One pushed request or browser session. The request is packed (unused digest rows left out). */
+/** A browser session (or a request being pushed). The request is packed (unused digest rows left out). */
 typedef struct oauth_ent {
-    struct oauth_ent *next;
     uint8_t key[32];                       /* SHA-256 of the session id / the request_uri's random part */
     int64_t created, touched, expires;     /* expires: the earlier of the idle and the absolute limit */
     char client_id[STOR_NAME_MAX + 1];
@@ -255,9 +253,6 @@ typedef struct oauth_ent {
     uint8_t req[];                         /* oauth_req_encode's bytes */
 } oauth_ent_t;
 
-int oauth_mem_new(size_t cap, oauth_mem_t **out);
-/** Wipe and free every entry, then the table. NULL is allowed. */
-void oauth_mem_free(oauth_mem_t *m);
 /** 1 if req is well-formed enough to keep: client_id a name, strings terminated, counts in range. */
 int oauth_req_ok(const oauth_authz_request_t *req);
 /** A new entry (not in any table) holding req encoded (oauth_req_encode). @return NULL if out of memory or req is
@@ -269,25 +264,8 @@ void oauth_ent_free(oauth_ent_t *e);
  *  @return OAUTH_OK, OAUTH_ERR_INVALID (bytes that are not a request: a record from storage damaged or of another
  *  version; the session is as good as gone) */
 int oauth_ent_req(const oauth_ent_t *e, oauth_authz_request_t *out);
-/** Insert e (key and expires set); expired entries are purged first when the table is full.
- *  @return OAUTH_OK (the table owns e) or OAUTH_ERR_FULL (the caller still owns e) */
-int oauth_mem_insert(oauth_mem_t *m, oauth_ent_t *e, int64_t now);
-/** Insert e whatever the count (putting back an entry that was just taken out). */
-void oauth_mem_put_back(oauth_mem_t *m, oauth_ent_t *e);
-/** Remove and return the entry under key (constant-time key compare), or NULL. Expired entries are
- *  removed too: then *expired = 1, the entry is freed and NULL returned. */
-oauth_ent_t *oauth_mem_take(oauth_mem_t *m, const uint8_t key[32], int64_t now, int *expired);
-/**
- * Run fn on the entry under key with the table locked (fn must be short and must not call back into m).
- * @return OAUTH_ERR_INVALID if there is none, OAUTH_ERR_EXPIRED if it has expired (then it is removed),
- *         else fn's value
- */
-int oauth_mem_with(oauth_mem_t *m, const uint8_t key[32], int64_t now, int (*fn)(oauth_ent_t *e, void *arg),
-                   void *arg);
-/** Number of entries (expired ones included until purged). */
-size_t oauth_mem_count(oauth_mem_t *m);
-/* The browser sessions, in storage (oauth_websession.c): the operations above on entries of the web_sessions
- * table, each one storage transaction. None takes ownership of an entry. */
+/* The browser sessions, in storage (oauth_websession.c): insert, put back, take and update entries of the
+ * web_sessions table, each one storage transaction. None takes ownership of an entry. */
 /** @return OAUTH_OK, OAUTH_ERR_FULL (sessions_cap even after purging the expired ones), OAUTH_ERR_STORAGE */
 int oauth_ws_insert(oauth_t *o, const oauth_ent_t *e, int64_t now);
 /** Put an entry that was taken back. @return OAUTH_OK, OAUTH_ERR_STORAGE */
@@ -298,10 +276,6 @@ int oauth_ws_take(oauth_t *o, const uint8_t key[32], int64_t now, oauth_ent_t **
 /** Run fn on a copy of the entry under key and write it back when fn returns OAUTH_OK.
  *  @return OAUTH_ERR_INVALID (none), OAUTH_ERR_EXPIRED (then removed), OAUTH_ERR_STORAGE, else fn's value */
 int oauth_ws_with(oauth_t *o, const uint8_t key[32], int64_t now, int (*fn)(oauth_ent_t *e, void *arg), void *arg);
-#ifdef CSC_TEST_HOOKS
-/** Test hook: lower the capacity. */
-void oauth_mem_set_cap(oauth_mem_t *m, size_t cap);
-#endif
 
 int oauth_rate_new(oauth_rate_t **out);
 void oauth_rate_free(oauth_rate_t *r);
@@ -338,7 +312,7 @@ int oauth_user_status(stor_txn_t *t, const char *name, uint32_t *status);
 #ifdef CSC_TEST_HOOKS
 /** Shift the clock of every decision (tokens, SADs, sessions, PAR, rate limits, codes). */
 void oauth_int_set_skew(oauth_t *o, int64_t seconds);
-/** Lower the bounds of the in-memory tables (0 = leave as is; at most the defaults above). */
+/** Lower the caps on browser sessions, pending PARs and rate-limited addresses (0 = leave as is). */
 void oauth_int_set_caps(oauth_t *o, size_t sessions, size_t pars, size_t addrs);
 /** How many times this process ran scrypt (verifiers made and checked). */
 unsigned long oauth_int_derivations(void);

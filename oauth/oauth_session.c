@@ -14,15 +14,67 @@
 #define URN_LEN (sizeof(OAUTH_PAR_URN) - 1)
 #define REQUEST_URI_MAX 128
 
-/* ---- PAR ----------------------------------------------------------------------- */
+/* ---- PAR -----------------------------------------------------------------------
+ * Kept in storage (stor.h: pars), not in this process's memory: a request_uri pushed through one node is used
+ * through any node, and a restart keeps it. Each operation is one storage transaction; a take reads the row and
+ * deletes it in the same write (on PostgreSQL the read locks the row), so two nodes cannot both use it. */
+
+_Static_assert(OAUTH_REQ_ENC_MAX <= STOR_PAR_REQ_MAX, "a packed request fits a stored PAR");
+
+typedef struct {
+    const oauth_t *o;
+    const uint8_t *key;        /* take, peek */
+    const char *client_id;     /* take, peek: the client asking */
+    stor_par_t rec;            /* put: the row */
+    int64_t now;
+    uint8_t *req;              /* take, peek: the request's bytes copied out of the transaction */
+    size_t req_len;
+    int rc;
+} par_op_t;
+
+static void par_op_clear(par_op_t *op)
+{
+    if (op->req)
+        OPENSSL_clear_free(op->req, op->req_len);
+    op->req = NULL;
+    op->req_len = 0;
+}
+
+/* Room first: the cap counts the stored rows, expired ones until purged (on several nodes it may be overshot by
+ * one row per concurrent writer: a count locks nothing, storage/stor_backend.h). */
+static int par_put_fn(stor_txn_t *t, void *arg)
+{
+    par_op_t *op = arg;
+    size_t n = 0;
+    int purged = 0, rc;
+
+    op->rc = OAUTH_OK;
+    if ((rc = stor_txn_par_count(t, &n)) != STOR_OK)
+        return rc;
+    if (n >= op->o->par_cap) {
+        if ((rc = stor_txn_par_purge(t, op->now, &purged)) != STOR_OK || (rc = stor_txn_par_count(t, &n)) != STOR_OK)
+            return rc;
+        if (n >= op->o->par_cap) {
+            op->rc = OAUTH_ERR_FULL;
+            return 0;
+        }
+    }
+    rc = stor_txn_par_put(t, &op->rec);
+    if (rc == STOR_ERR_EXISTS) { /* two equal SHA-256 of 256 random bits: the random source is broken */
+        op->rc = OAUTH_ERR_INTERNAL;
+        return 0;
+    }
+    return rc;
+}
 
 int oauth_par_put(oauth_t *o, const oauth_authz_request_t *req, char request_uri[128], unsigned *expires_in)
 {
     char value[OAUTH_TOKEN_BUFLEN] = "";
     oauth_ent_t *e = NULL;
-    int64_t now;
+    par_op_t op;
     int rc = OAUTH_ERR_INVAL;
 
+    memset(&op, 0, sizeof(op));
     if (request_uri)
         request_uri[0] = '\0';
     if (expires_in)
@@ -30,21 +82,28 @@ int oauth_par_put(oauth_t *o, const oauth_authz_request_t *req, char request_uri
     if (!o || !request_uri || !expires_in || !oauth_req_ok(req))
         goto out;
     rc = OAUTH_ERR_INTERNAL;
-    if (!(e = oauth_ent_new(req)))
+    if (!(e = oauth_ent_new(req))) /* the request packed (oauth_req_encode) */
         goto out;
-    now = oauth_clock(o);
-    if ((rc = oauth_token_new(value, e->key)) != OAUTH_OK)
+    if ((rc = oauth_token_new(value, op.rec.hash)) != OAUTH_OK)
         goto out;
-    e->created = e->touched = now;
-    e->expires = now + (int64_t)o->cfg.par_ttl;
-    if ((rc = oauth_mem_insert(o->pars, e, now)) != OAUTH_OK)
+    op.o = o;
+    op.now = oauth_clock(o);
+    oauth_copy(op.rec.client_id, sizeof(op.rec.client_id), e->client_id);
+    op.rec.created_at = op.now;
+    op.rec.expires_at = op.now + (int64_t)o->cfg.par_ttl;
+    op.rec.req = e->req;
+    op.rec.req_len = (uint32_t)e->req_len;
+    op.rec.req_one = 1;
+    if ((rc = oauth_rc(stor_write(o->cfg.stor, par_put_fn, &op))) == OAUTH_OK)
+        rc = op.rc;
+    if (rc != OAUTH_OK)
         goto out;
-    e = NULL; /* the table owns it */
     snprintf(request_uri, REQUEST_URI_MAX, "%s%s", OAUTH_PAR_URN, value);
     *expires_in = o->cfg.par_ttl;
 out:
     oauth_ent_free(e);
     OPENSSL_cleanse(value, sizeof(value));
+    OPENSSL_cleanse(&op, sizeof(op));
     return rc;
 }
 
@@ -58,65 +117,94 @@ static int par_key(const char *request_uri, uint8_t key[32])
     return oauth_token_hash(request_uri + URN_LEN, n - URN_LEN, key);
 }
 
-int oauth_par_take(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out)
+/* The row under op->key if it is the asking client's and unexpired: its request copied to op->req (op->rc OAUTH_OK),
+ * else op->rc OAUTH_ERR_INVALID. *gone: the row is no request any more (expired or unreadable). */
+static int par_read(stor_txn_t *t, par_op_t *op, int *gone)
 {
-    oauth_ent_t *e = NULL;
+    stor_par_t rec;
+    int rc;
+
+    par_op_clear(op); /* start clean, whatever an earlier run of the batch left */
+    op->rc = OAUTH_ERR_INVALID;
+    *gone = 0;
+    rc = stor_txn_par_get(t, op->key, &rec);
+    if (rc == STOR_ERR_NOTFOUND)
+        return 0;
+    if (rc == STOR_ERR_CORRUPT) {
+        *gone = 1;
+        return 0;
+    }
+    if (rc != STOR_OK)
+        return rc;
+    if (op->now >= rec.expires_at) {
+        *gone = 1;
+        return 0;
+    }
+    /* Another client's request stays for its owner: only the owner's use consumes it. */
+    if (strcmp(rec.client_id, op->client_id) != 0)
+        return 0;
+    if (!(op->req = malloc(rec.req_len)))
+        return STOR_ERR_NOMEM;
+    memcpy(op->req, rec.req, rec.req_len);
+    op->req_len = rec.req_len;
+    op->rc = OAUTH_OK;
+    return 0;
+}
+
+static int par_take_fn(stor_txn_t *t, void *arg)
+{
+    par_op_t *op = arg;
+    int gone, rc;
+
+    if ((rc = par_read(t, op, &gone)) != 0)
+        return rc;
+    if (op->rc == OAUTH_OK || gone) /* used up, or dead: either way it goes */
+        return stor_txn_par_del(t, op->key);
+    return 0;
+}
+
+static int par_peek_fn(stor_txn_t *t, void *arg)
+{
+    int gone;
+
+    return par_read(t, arg, &gone); /* a dead row stays for the purge: a read writes nothing */
+}
+
+static int par_get(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out, int take)
+{
+    par_op_t op;
     uint8_t key[32];
-    int rc = OAUTH_ERR_INVAL, expired;
+    int rc;
 
     if (out)
         memset(out, 0, sizeof(*out));
     if (!o || !client_id || !request_uri || !out)
-        goto out;
+        return OAUTH_ERR_INVAL;
     if ((rc = par_key(request_uri, key)) != OAUTH_OK)
-        goto out;
-    rc = OAUTH_ERR_INVALID;
-    if (!(e = oauth_mem_take(o->pars, key, oauth_clock(o), &expired)))
-        goto out;
-    /* Another client's request stays for its owner: only the owner's use consumes it. */
-    if (strcmp(e->client_id, client_id) != 0) {
-        oauth_mem_put_back(o->pars, e);
-        e = NULL;
-        goto out;
-    }
-    rc = oauth_ent_req(e, out);
-out:
-    oauth_ent_free(e);
+        return rc;
+    memset(&op, 0, sizeof(op));
+    op.o = o;
+    op.key = key;
+    op.client_id = client_id;
+    op.now = oauth_clock(o);
+    rc = take ? stor_write(o->cfg.stor, par_take_fn, &op) : stor_read(o->cfg.stor, par_peek_fn, &op);
+    if ((rc = oauth_rc(rc)) == OAUTH_OK && (rc = op.rc) == OAUTH_OK &&
+        oauth_req_decode(op.req, op.req_len, out) != OAUTH_OK)
+        rc = OAUTH_ERR_INVALID; /* bytes that are not a request (another version's): as good as gone */
+    if (rc != OAUTH_OK)
+        OPENSSL_cleanse(out, sizeof(*out));
+    par_op_clear(&op);
     return rc;
 }
 
-typedef struct par_peek {
-    const char *client_id;
-    oauth_authz_request_t *out;
-} par_peek_t;
-
-static int peek_fn(oauth_ent_t *e, void *arg)
+int oauth_par_take(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out)
 {
-    par_peek_t *p = arg;
-
-    if (strcmp(e->client_id, p->client_id) != 0)
-        return OAUTH_ERR_INVALID;
-    return oauth_ent_req(e, p->out);
+    return par_get(o, client_id, request_uri, out, 1);
 }
 
 int oauth_par_peek(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out)
 {
-    par_peek_t p = {client_id, out};
-    uint8_t key[32];
-    int rc = OAUTH_ERR_INVAL;
-
-    if (out)
-        memset(out, 0, sizeof(*out));
-    if (!o || !client_id || !request_uri || !out)
-        return rc;
-    if ((rc = par_key(request_uri, key)) != OAUTH_OK)
-        return rc;
-    rc = oauth_mem_with(o->pars, key, oauth_clock(o), peek_fn, &p);
-    if (rc != OAUTH_OK) {
-        OPENSSL_cleanse(out, sizeof(*out));
-        return rc == OAUTH_ERR_EXPIRED ? OAUTH_ERR_INVALID : rc;
-    }
-    return OAUTH_OK;
+    return par_get(o, client_id, request_uri, out, 0);
 }
 
 /* ---- sessions ------------------------------------------------------------------- */

@@ -142,8 +142,9 @@ void srv_modules_close_store(srv_modules_t *m);
  * the caller's to open; SRV_NEED_CSC (csc-server), a full map is logged only, with no audit record (csc-sam's
  * environment records its own episodes: csc-server appends nothing to the audit trail on its own). */
 int srv_modules_open_base(const srv_config_t *cfg, int need, srv_modules_t *m);
-/* csc-server's storage writes only its own tables, web_sessions and async_results (stor_env_restrict_writes):
- * everything else it used to write is csc-sam's (the SAM protocol). 0, or -1 (said why). */
+/* csc-server's storage writes only its own tables, web_sessions, async_results and pars (the pushed authorization
+ * requests: client-authenticated at the push, checked again at use, no factor or SAD in them)
+ * (stor_env_restrict_writes): everything else it used to write is csc-sam's (the SAM protocol). 0, or -1 (said why). */
 int srv_front_restrict_writes(srv_modules_t *m);
 /* J13: in production without allow_test_components, the demo CA (ca_cert, trust_anchors) is refused (else a
  * warning names the override). 0 or -1 (said why). */

@@ -122,13 +122,15 @@ int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m)
 
 int srv_front_restrict_writes(srv_modules_t *m)
 {
-    static const char *const own[] = {"web_sessions", "async_results"};
+    /* pars: the pushed authorization requests (RFC 9126) are the front end's own, client-authenticated at the push
+     * and checked again at use; nothing in them is a factor or a SAD. */
+    static const char *const own[] = {"web_sessions", "async_results", "pars"};
     int rc = stor_env_restrict_writes(m->stor, own, sizeof(own) / sizeof(own[0]));
 
     if (rc != STOR_OK)
         fprintf(stderr, "storage: cannot restrict csc-server's writes: %s\n", stor_strerror(rc));
     else
-        fprintf(stderr, "storage: csc-server writes only web_sessions and async_results\n");
+        fprintf(stderr, "storage: csc-server writes only web_sessions, async_results and pars\n");
     return rc == STOR_OK ? 0 : -1;
 }
 

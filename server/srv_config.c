@@ -520,11 +520,11 @@ static int check_conninfo(const ctx_t *c, const srv_config_t *cfg, const char *w
 
 /*
  * front_storage = postgresql:CONNINFO: csc-server's own connection to storage's database, as the role whose GRANTs
- * let it write only web_sessions and async_results (csc_front), while csc-sam and csc-admin connect with storage's
- * (csc_sam). Only with storage = postgresql (on lmdb both processes open one folder); the same host, hostaddr,
+ * let it write only web_sessions, async_results and pars (csc_front), while csc-sam and csc-admin connect with
+ * storage's (csc_sam). Only with storage = postgresql (on lmdb both processes open one folder); the same host, hostaddr,
  * port and dbname as storage's where either names them. Required in production, with a client certificate of
  * its own (one per node and role, JIPDEC 2.2.4). Without it (test environment) csc-server uses storage's
- * connection; its write guard (srv_front_restrict_writes) still holds it to its two tables.
+ * connection; its write guard (srv_front_restrict_writes) still holds it to its own tables.
  */
 static int check_front_storage(const ctx_t *c, srv_config_t *cfg, const conninfo_t *sam)
 {

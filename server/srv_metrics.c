@@ -302,7 +302,7 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
 
     if (x->storage_known) {
         srv_mw_family(w, "csc_storage_commits_total", "counter",
-                      "Group commits of csc-server's own storage writes (web_sessions, async_results).");
+                      "Group commits of csc-server's own storage writes (web_sessions, async_results, pars).");
         srv_mw_sample_u64(w, "csc_storage_commits_total", NULL, 0, x->commits);
         srv_mw_family(w, "csc_storage_commit_jobs_total", "counter", "Writes carried by those group commits.");
         srv_mw_sample_u64(w, "csc_storage_commit_jobs_total", NULL, 0, x->commit_jobs);

@@ -26,8 +26,8 @@
  * ends, so a read-modify-write of one key (a SAD's budget, the audit head, a code used up, a first counter) is
  * atomic across nodes. A cursor read in a write txn locks the rows it returns, not the keys between them, and a
  * count locks nothing: a decision taken on "no row in this range" or on a number of rows (the caps on pending
- * codes, approvals, sessions) may be overshot by concurrent writers, by at most one row each. Code that needs a
- * range to stay empty must name a key and get it.
+ * codes, approvals, sessions, pushed requests) may be overshot by concurrent writers, by at most one row each. Code
+ * that needs a range to stay empty must name a key and get it.
  *
  * Backends: stor_backend_lmdb (storage/stor_lmdb.c, the only file of the project that uses LMDB) and
  * stor_backend_pg ("postgresql", storage/stor_pg.c, the only one that uses libpq); the ctest unit_storage_confined

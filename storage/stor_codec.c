@@ -347,6 +347,16 @@ static const field_t challenge_fields[] = {
     U32(5, stor_challenge_t, epoch),
 };
 
+static const field_t par_fields[] = {
+    FIXED(1, stor_par_t, hash),
+    STR(2, stor_par_t, client_id),
+    I64(3, stor_par_t, created_at),
+    I64(4, stor_par_t, expires_at),
+    U32(5, stor_par_t, req_len),
+    U32(6, stor_par_t, req_one),
+    PTR2(7, stor_par_t, req, STOR_PAR_REQ_MAX, req_len, req_one),
+};
+
 #define FITS(rows) _Static_assert(sizeof(rows) / sizeof(rows[0]) <= MAX_FIELDS, #rows " has too many rows")
 FITS(user_fields);
 FITS(cred_fields);
@@ -368,6 +378,7 @@ FITS(enroll_ticket_fields);
 FITS(restore_req_fields);
 FITS(recent_fields);
 FITS(challenge_fields);
+FITS(par_fields);
 
 static const rec_desc_t descs[] = {
     [STOR_REC_USER] = DESC(stor_user_t, user_fields),
@@ -390,6 +401,7 @@ static const rec_desc_t descs[] = {
     [STOR_REC_RESTORE_REQ] = DESC(stor_restore_req_t, restore_req_fields),
     [STOR_REC_RECENT] = DESC(stor_recent_t, recent_fields),
     [STOR_REC_CHALLENGE] = DESC(stor_challenge_t, challenge_fields),
+    [STOR_REC_PAR] = DESC(stor_par_t, par_fields),
 };
 
 static const rec_desc_t *desc_of(stor_rec_type_t type)

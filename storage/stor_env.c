@@ -63,6 +63,7 @@ static const stor_table_t db_specs[STOR_DB_COUNT] = {
     [STOR_DB_SIGNINS] = { "signins", 0 },
     [STOR_DB_SIGN_EVENTS] = { "sign_events", 0 },
     [STOR_DB_CHALLENGES] = { "challenges", 0 },
+    [STOR_DB_PARS] = { "pars", 0 },
 };
 
 const char *stor_table_name(int db)

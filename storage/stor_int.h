@@ -33,6 +33,8 @@
  *   sign_events     credential id      -> encoded stor_recent_t (the credential's last signing events)
  *   challenges      SHA-256(user NUL cred) -> encoded stor_challenge_t (a pending one-time code's HMAC; purged after
  *                                         expires_at)
+ *   pars            request_uri hash (32) -> encoded stor_par_t (a pushed authorization request, RFC 9126:
+ *                                         csc-server's; purged after expires_at)
  *
  * Each table lives in the backend chosen by stor_config_t.backend (stor_backend.h): stor_env.c keeps the
  * generic part (group commit, batches, full episodes) and the files of storage/ reach the backend only through
@@ -51,7 +53,7 @@
 #include "stor_backend.h"
 
 #define STOR_SCHEMA_VERSION 1u
-#define STOR_PG_SCHEMA_VERSION 2u /* PostgreSQL: the newest storage/migrations/NNNN_*.sql this code knows (the build
+#define STOR_PG_SCHEMA_VERSION 3u /* PostgreSQL: the newest storage/migrations/NNNN_*.sql this code knows (the build
                                    * fails if it is not: cmake/embed_migrations.cmake) */
 #define STOR_BATCH_MAX 256 /* jobs per write txn; bounds the latency of a batch */
 #define STOR_RETRY_MAX 5   /* runs of a batch that meets conflicts with other writers (STOR_ERR_RETRY) */
@@ -61,7 +63,8 @@ enum { STOR_DB_USERS, STOR_DB_CREDS, STOR_DB_CREDS_BY_OWNER, STOR_DB_TOKENS, STO
        STOR_DB_AUDIT_HEADS, STOR_DB_ASYNC,
        STOR_DB_OPERATORS, STOR_DB_OPSESSIONS, STOR_DB_APPROVALS, STOR_DB_DELEGATIONS, STOR_DB_PENDING_SADS,
        STOR_DB_WEBSESSIONS, STOR_DB_USER_APPROVALS, STOR_DB_ENROLL, STOR_DB_ENROLL_TICKETS,
-       STOR_DB_RESTORE_REQS, STOR_DB_SIGNINS, STOR_DB_SIGN_EVENTS, STOR_DB_CHALLENGES, STOR_DB_COUNT };
+       STOR_DB_RESTORE_REQS, STOR_DB_SIGNINS, STOR_DB_SIGN_EVENTS, STOR_DB_CHALLENGES,
+       STOR_DB_PARS, STOR_DB_COUNT };
 
 struct stor_job;
 
@@ -130,6 +133,7 @@ typedef enum {
     STOR_REC_RESTORE_REQ = 26,
     STOR_REC_RECENT = 27,
     STOR_REC_CHALLENGE = 28,   /* pending one-time codes (stor_challenge.c) */
+    STOR_REC_PAR = 29,         /* pushed authorization requests (stor_par.c) */
 } stor_rec_type_t;
 
 /** Head of the audit chain, kept in meta. */
@@ -241,7 +245,7 @@ int stor_hash_list_add(stor_hash_list_t *l, const void *h);
  *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX). Writable t. */
 int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, int64_t now, int *n);
 /* One write that runs purge(t, now, &n) (n counts the rows it deleted, from 0 again if the batch is retried):
- * stor_purge_expired (csc-sam's) and stor_purge_websessions (csc-server's). @return n, or an error. */
+ * stor_purge_expired (csc-sam's), stor_purge_websessions and stor_purge_pars (csc-server's). @return n, or an error. */
 typedef int (*stor_purge_fn)(stor_txn_t *t, int64_t now, int *n);
 int stor_purge_run(stor_env_t *env, int64_t now, stor_purge_fn purge);
 /** stor_walk that decodes each record into one heap copy, wiped and freed at the end, and calls cb with it. */

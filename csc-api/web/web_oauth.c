@@ -577,7 +577,12 @@ static int load_request(web_t *w, const web_form_t *q, stor_client_t *client, oa
             error_page(w, 400, "Request refused", "The application that sent you here is not registered with this service.");
             return -1;
         }
-        if (oauth_par_peek(w->c->oauth, id, request_uri, req) != OAUTH_OK) {
+        int rc = oauth_par_peek(w->c->oauth, id, request_uri, req);
+        if (rc == OAUTH_ERR_UNAVAILABLE || rc == OAUTH_ERR_STORAGE) { /* kept in storage: not a verdict on it */
+            error_page(w, 503, "Try again later", "The service is busy.");
+            return -1;
+        }
+        if (rc != OAUTH_OK) {
             error_page(w, 400, "Request refused", "The pushed authorization request is unknown, expired or already used.");
             return -1;
         }

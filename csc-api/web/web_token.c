@@ -368,8 +368,12 @@ void web_par_post(web_t *w)
         goto out;
     }
     int rc = oauth_par_put(w->c->oauth, req, uri, &expires_in);
-    if (rc != OAUTH_OK) {
+    if (rc == OAUTH_ERR_FULL) {
         json_error(w, 503, "temporarily_unavailable", "Too many pushed requests; try again shortly");
+        goto out;
+    }
+    if (rc != OAUTH_OK) { /* the request is kept in storage (any node uses it): out of reach or failing */
+        json_error(w, 503, "temporarily_unavailable", "The request cannot be kept now; try again shortly");
         goto out;
     }
     web_buf_t b;

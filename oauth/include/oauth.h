@@ -550,19 +550,23 @@ int oauth_req_decode(const uint8_t *buf, size_t len, oauth_authz_request_t *out)
 
 /**
  * PAR: keep a validated request for par_ttl seconds under a single-use
- * request_uri ("urn:ietf:params:oauth:request_uri:" + random).
- * @return OAUTH_OK, OAUTH_ERR_FULL
+ * request_uri ("urn:ietf:params:oauth:request_uri:" + random), in storage (the pars table: any node can use it, a
+ * restart keeps it; only the SHA-256 of the request_uri's random part is stored).
+ * @return OAUTH_OK, OAUTH_ERR_FULL (OAUTH_PARS_MAX pending even after purging the expired ones; across nodes the cap
+ *         is approximate), OAUTH_ERR_UNAVAILABLE (the database out of reach), OAUTH_ERR_STORAGE
  *         (OAUTH_ERR_INVAL: NULL, client_id not a valid id, a string unterminated, n_digests >
  *         STOR_DIGESTS_MAX, digest_len > STOR_DIGEST_LEN_MAX, scope neither SERVICE nor CREDENTIAL)
  */
 int oauth_par_put(oauth_t *o, const oauth_authz_request_t *req, char request_uri[128], unsigned *expires_in);
-/** Take (and forget) a pushed request; it must belong to client_id and be unexpired.
- *  @return OAUTH_OK, OAUTH_ERR_INVALID (OAUTH_ERR_INVAL for NULL arguments)
+/** Take (and forget) a pushed request; it must belong to client_id and be unexpired. Read and deleted in one
+ *  storage write: used once across every node.
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID, OAUTH_ERR_UNAVAILABLE, OAUTH_ERR_STORAGE (OAUTH_ERR_INVAL for NULL arguments)
  *  @note Another client's attempt does not use the request up. */
 int oauth_par_take(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out);
 
 /** Take a look at a pushed request without using it up (it must belong to client_id and be unexpired).
- *  @return OAUTH_OK, OAUTH_ERR_INVALID (OAUTH_ERR_INVAL for NULL arguments) */
+ *  @return OAUTH_OK, OAUTH_ERR_INVALID, OAUTH_ERR_UNAVAILABLE, OAUTH_ERR_STORAGE (OAUTH_ERR_INVAL for NULL
+ *  arguments) */
 int oauth_par_peek(oauth_t *o, const char *client_id, const char *request_uri, oauth_authz_request_t *out);
 
 /* ---- the sign-in pages before the password: signed tickets, no server state (oauth_ticket.c) ---- */

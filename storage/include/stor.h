@@ -492,6 +492,25 @@ typedef struct stor_websession {
     const uint8_t *req;                   /**< oauth_req_encode's bytes; not owned (a get points into the txn) */
 } stor_websession_t;
 
+/* ---- pushed authorization requests, RFC 9126 (stor_par.c) ---------------------------------------------- */
+
+/** Largest packed request a PAR holds: oauth/'s OAUTH_REQ_ENC_MAX (the whole oauth_authz_request_t, about 74 KB with
+ *  1,024 digests of 64 bytes, plus 64), with room; oauth/oauth_session.c checks at build time that it fits. */
+#define STOR_PAR_REQ_MAX (80u * 1024u)
+
+/** One pushed authorization request (oauth/oauth_session.c), in storage so that a request_uri pushed through one
+ *  node is used, once, through any node, and a restart keeps it. Keyed by the SHA-256 of the request_uri's random
+ *  part: the request_uri itself is never stored. Purged after expires_at by csc-server (stor_purge_pars). */
+typedef struct stor_par {
+    uint8_t hash[32];                     /**< SHA-256 of the request_uri's random part */
+    char client_id[STOR_NAME_MAX + 1];    /**< the client that pushed it: only its use consumes it */
+    int64_t created_at;                   /**< unix seconds */
+    int64_t expires_at;                   /**< unix seconds: void from then on */
+    uint32_t req_len;                     /**< bytes of req */
+    uint32_t req_one;                     /**< 1 (the codec's count) */
+    const uint8_t *req;                   /**< oauth_req_encode's bytes; not owned (a get points into the txn) */
+} stor_par_t;
+
 /* ---- pending approvals of the /approve page (stor_user_approval.c) ------------------------------------ */
 
 /** stor_user_approval_t.state. Stored: never renumber. */
@@ -981,11 +1000,15 @@ int stor_txn_try_lock(stor_txn_t *t, const char *name);
 
 /** Delete expired tokens, SADs, pending SADs, authorization codes, pending approvals, enrollments, restore requests
  *  and operator sessions past their absolute expiry (a write). csc-sam's purge task; not the browser sessions
- *  (stor_purge_websessions: csc-server's own table). @return count removed or an error. */
+ *  and pushed authorization requests (stor_purge_websessions, stor_purge_pars: csc-server's own tables). @return count
+ *  removed or an error. */
 int stor_purge_expired(stor_env_t *env, int64_t now);
 /** Delete the browser sessions (web_sessions) past their absolute expiry (a write of that table only): csc-server's
  *  purge task. @return count removed or an error. */
 int stor_purge_websessions(stor_env_t *env, int64_t now);
+/** Delete the pushed authorization requests (pars) past their expiry (a write of that table only): csc-server's
+ *  purge task, like the browser sessions. @return count removed or an error. */
+int stor_purge_pars(stor_env_t *env, int64_t now);
 
 /** @return STOR_OK (out->req points into the transaction's memory: copy it before the callback returns),
  *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
@@ -999,6 +1022,19 @@ int stor_txn_websession_del(stor_txn_t *t, const uint8_t hash[32]);
 int stor_txn_websession_count(stor_txn_t *t, size_t *n);
 /** Delete the sessions expired at now; *n += how many (in the caller's write). @return STOR_OK, ... */
 int stor_txn_websession_purge(stor_txn_t *t, int64_t now, int *n);
+
+/** @return STOR_OK (out->req points into the transaction's memory: copy it before the callback returns),
+ *          STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
+int stor_txn_par_get(stor_txn_t *t, const uint8_t hash[32], stor_par_t *out);
+/** Create (write txn; a request_uri is used once, so never replaced). @return STOR_OK, STOR_ERR_EXISTS (the key is
+ *  taken), STOR_ERR_INVAL (bad client_id, expires_at <= created_at, req missing or over STOR_PAR_REQ_MAX), ... */
+int stor_txn_par_put(stor_txn_t *t, const stor_par_t *p);
+/** @return STOR_OK, STOR_ERR_NOTFOUND, ... */
+int stor_txn_par_del(stor_txn_t *t, const uint8_t hash[32]);
+/** How many are stored (expired ones included until purged). @return STOR_OK, ... */
+int stor_txn_par_count(stor_txn_t *t, size_t *n);
+/** Delete the ones expired at now (now >= expires_at); *n += how many (in the caller's write). @return STOR_OK, ... */
+int stor_txn_par_purge(stor_txn_t *t, int64_t now, int *n);
 
 /** @return STOR_OK, STOR_ERR_NOTFOUND, STOR_ERR_CORRUPT, STOR_ERR_INVAL */
 int stor_txn_user_approval_get(stor_txn_t *t, const uint8_t hash[32], stor_user_approval_t *out);

@@ -1,5 +1,5 @@
 """csc-server writes only its own tables (issue 13): with the storage write guard on (csc-server calls
-stor_env_restrict_writes to web_sessions and async_results), auth/login with a password,
+stor_env_restrict_writes to web_sessions, async_results and pars), auth/login with a password,
 its failures, the lock-out and the audit records still work, because csc-sam writes them (API_LOGIN). Before the
 move csc-server wrote users, signins and audit itself, and the guard refused it (503). Likewise a signature refused
 for the certificate's revocation status: csc-sam decides and audits it (SIGN)."""
@@ -14,7 +14,7 @@ import harness as H
 BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
 SVC = None
 DENIED = "this process may not write it"
-GUARDED = "storage: csc-server writes only web_sessions and async_results"
+GUARDED = "storage: csc-server writes only web_sessions, async_results and pars"
 
 
 def demo_crl(held=()):

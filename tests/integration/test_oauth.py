@@ -583,6 +583,27 @@ class TestParAndRevoke(Base):
         other = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app2", "request_uri": uri})
         self.assertEqual(H.Browser(SVC).get(other).status, 400)
 
+    def test_par_survives_a_restart(self):
+        """Issue 13: the pushed request lives in storage, not in csc-server's memory. On one node a restart of the
+        whole service stands for another node: the request_uri pushed before it works after it, once."""
+        verifier, challenge = pkce()
+        r = self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT, "state": "par-restart",
+                      "code_challenge": challenge, "code_challenge_method": "S256"})
+        self.assertEqual(r.status, 201, r)
+        path = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "app1", "request_uri": r.json["request_uri"]})
+        self.assertEqual(SVC.stop(), 0)
+        SVC.start()
+        b = H.Browser(SVC)
+        self.assertEqual(b.get(path).status, 200)
+        loc, q = redirect_params(login(b, pick_user()))
+        self.assertEqual(q["state"], "par-restart")
+        r = token({"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+                   "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        r = H.Browser(SVC).get(path)  # used up
+        self.assertEqual(r.status, 400)
+        self.assertIn(b"unknown, expired or already used", r.raw)
+
     def test_par_errors(self):
         self.assertJsonError(self.par({"response_type": "code", "client_id": "app1", "redirect_uri": REDIRECT}), 400,
                              "invalid_request")

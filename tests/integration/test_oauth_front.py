@@ -1,6 +1,6 @@
 """The token endpoint with csc-server's storage writable only where the front end may write (issue 13): the OAuth
 grants, their rotation and reuse detection, and revocation are csc-sam's writes (SAM ops TOKEN and REVOKE), so they
-work while csc-server may write nothing but web_sessions and async_results. csc-server refuses any other
+work while csc-server may write nothing but web_sessions, async_results and pars. csc-server refuses any other
 write (the storage write guard, stor_env_restrict_writes), as
 csc_front's GRANTs do on PostgreSQL; the flows reuse test_oauth's helpers against this module's own service."""
 import os
@@ -25,7 +25,7 @@ def setUpModule():
                     "authorization_code,refresh_token,client_credentials").stdout
     O.CLIENTS["app1"] = O.re.search(r"^client_secret (\S+)$", out, O.re.M).group(1)
     svc.start()
-    assert "csc-server writes only web_sessions and async_results" in svc.server_stderr()
+    assert "csc-server writes only web_sessions, async_results and pars" in svc.server_stderr()
     for user in O.POOL:
         O.TOTP[user] = svc.totp_of(user)
 

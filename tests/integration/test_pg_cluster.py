@@ -11,8 +11,9 @@ import unittest
 from harness import ROOT
 from pgcluster import PgCluster
 
-MIGRATIONS = [os.path.join(ROOT, "storage", "migrations", f) for f in ("0001_init.sql", "0002_challenges.sql")]
-FRONT_WRITES = ("web_sessions", "async_results")
+MIGRATIONS = [os.path.join(ROOT, "storage", "migrations", f)
+              for f in ("0001_init.sql", "0002_challenges.sql", "0003_pars.sql")]
+FRONT_WRITES = ("web_sessions", "async_results", "pars")
 FRONT_NEVER = ("sads", "pending_sads", "audit", "audit_heads", "meta", "users", "creds", "approvals", "tokens",
                "challenges")
 
@@ -149,7 +150,7 @@ class TestPgCluster(unittest.TestCase):
                               "WHERE i.indisprimary AND c.relname <> 'schema_version' GROUP BY c.relname")
         pkeys = dict(line.split("|") for line in rows.splitlines())
         want = lmdb_tables()
-        self.assertEqual(len(want), 25)
+        self.assertEqual(len(want), 26)
         self.assertEqual(set(pkeys), set(want))
         for name, dupsort in want.items():
             self.assertEqual(pkeys[name], "k,v" if dupsort else "k", name)
@@ -184,7 +185,7 @@ class TestPgCluster(unittest.TestCase):
 
     def test_migration_applied_twice_is_a_no_op(self):
         before = self.schema_snapshot()
-        self.assertTrue(before.startswith("1:0001_init,2:0002_challenges|"), before)
+        self.assertTrue(before.startswith("1:0001_init,2:0002_challenges,3:0003_pars|"), before)
         # the runner skips a recorded version
         p = self.pg.script("migrate")
         self.assertEqual(p.stdout + p.stderr, "")
@@ -219,7 +220,7 @@ class TestPgCluster(unittest.TestCase):
         finally:
             self.ok(admin, "DELETE FROM csc.schema_version WHERE version = 9999")
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("the database has schema version 9999, newer than this csc-admin's 2", p.stderr)
+        self.assertIn("the database has schema version 9999, newer than this csc-admin's 3", p.stderr)
 
     def test_status_stop_and_start_again(self):
         self.assertEqual(self.pg.start_output, "")  # quiet on success

@@ -5,6 +5,8 @@ csc_sam (`storage`), csc-server as csc_front (`front_storage`), both under their
 What must hold:
 - the usual flows work on PostgreSQL: enrollment, auth/login, credentials/list and info, authorize with a PIN,
   signHash, the audit trail verifies (the copy's record included);
+- a pushed authorization request (PAR) lives in the database: csc-server, as csc_front, pushes it, and after a
+  restart of the service uses it, once;
 - each process uses its own role: csc-server's connections are csc_front's, csc-sam's csc_sam's (application_name
   names the program);
 - PostgreSQL stopped under signing load: every request is answered (no hang, never a 500) with 503 and a CSC error
@@ -13,10 +15,14 @@ What must hold:
   which needs new connections made under the seccomp filters.
 """
 import base64
+import hashlib
 import os
+import re
+import secrets
 import threading
 import time
 import unittest
+import urllib.parse
 
 import harness as H
 from pgcluster import PgCluster
@@ -28,6 +34,8 @@ SVC = None
 CRED = "pg-ec"
 PIN = "13572468"
 BUDGET = 400
+REDIRECT = "http://localhost:8765/callback"
+CLIENT = {}
 
 
 def setUpModule():
@@ -36,6 +44,8 @@ def setUpModule():
     SVC = H.Service(BUILD)
     SVC.create_credential("--id", CRED, "--user", SVC.env["CSC_USER"], "--key", "p256", "--auth", "PIN", "--scal", "1",
                           "--multisign", str(BUDGET), pin=PIN)
+    out = SVC.admin("client", "add", "pgapp", "--redirect", REDIRECT, "--grants", "authorization_code").stdout
+    CLIENT["pgapp"] = re.search(r"^client_secret (\S+)$", out, re.M).group(1)
     with open(SVC.conf) as f:
         text = f.read()
     assert "storage = lmdb:db\n" in text, text
@@ -116,6 +126,30 @@ class TestOnPostgres(unittest.TestCase):
         self.assertRegex(v.stdout, r"^audit log OK: \d+ records")
         q = SVC.admin("audit", "query", "--json")
         self.assertIn('"action=db.copy from=lmdb:', q.stdout)
+
+    def test_par_in_the_database(self):
+        verifier = base64.urlsafe_b64encode(secrets.token_bytes(40)).rstrip(b"=").decode()
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        fields = {"response_type": "code", "client_id": "pgapp", "redirect_uri": REDIRECT, "state": "pg-par",
+                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        basic = "Basic " + base64.b64encode(("pgapp:%s" % CLIENT["pgapp"]).encode()).decode()
+        r = SVC.request("POST", "/oauth2/pushed_authorize", urllib.parse.urlencode(fields).encode(),
+                        {"Content-Type": "application/x-www-form-urlencoded", "Authorization": basic})
+        self.assertEqual(r.status, 201, r)
+        path = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": "pgapp", "request_uri": r.json["request_uri"]})
+        self.assertEqual(SVC.stop(), 0)
+        SVC.start()
+        b = H.Browser(SVC)
+        self.assertEqual(b.get(path).status, 200)
+        r = b.post({"action": "login", "username": SVC.env["CSC_USER"], "password": SVC.env["CSC_PASSWORD"],
+                    "otp": H.fresh_totp(SVC.env["CSC_TOTP_SECRET"], SVC.used_otps)})
+        self.assertEqual(r.status, 302, r)
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["location"]).query))
+        self.assertEqual(q.get("state"), "pg-par", q)
+        self.assertIn("code", q)
+        self.assertEqual(H.Browser(SVC).get(path).status, 400)  # used up
+        r = PG.psql(PG.conninfo("admin"), "SELECT count(*) FROM csc.pars")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "0"), r.stderr)
 
     def test_each_process_has_its_own_role(self):
         SVC.token()  # both processes have used the database

@@ -119,6 +119,59 @@ START_TEST(t_par_expiry_and_bound)
 }
 END_TEST
 
+/* A request pushed through one node is used through another (a second oauth_t on the same storage: another node's
+ * csc-server, or this one after a restart), once; expiry and the cap are the stored rows', not one process's. */
+START_TEST(t_par_other_node)
+{
+    oauth_authz_request_t *r = mk_req("app", STOR_SCOPE_CREDENTIAL, "c1", 3), *got = malloc(sizeof(*got));
+    oauth_t *o2 = fx_second_handle(NULL);
+    char uri[3][128];
+    unsigned exp;
+
+    ck_assert_ptr_nonnull(got);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[0], &exp), OAUTH_OK);
+    /* the other node sees it, and a look does not use it up */
+    ck_assert_int_eq(oauth_par_peek(o2, "app", uri[0], got), OAUTH_OK);
+    ck_assert_mem_eq(got, r, sizeof(*r));
+    ck_assert_int_eq(oauth_par_peek(o2, "other", uri[0], got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_take(o2, "other", uri[0], got), OAUTH_ERR_INVALID);
+    memset(got, 0x5A, sizeof(*got));
+    ck_assert_int_eq(oauth_par_take(o2, "app", uri[0], got), OAUTH_OK);
+    ck_assert_mem_eq(got, r, sizeof(*r));
+    /* used once, on whichever node */
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[0], got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_take(o2, "app", uri[0], got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_peek(fx.o, "app", uri[0], got), OAUTH_ERR_INVALID);
+
+    /* expired on the other node's clock (par_ttl 90): refused by a look and by a use, which deletes it */
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[1], &exp), OAUTH_OK);
+    ck_assert_uint_eq(exp, 90);
+    oauth_int_set_skew(o2, 89);
+    ck_assert_int_eq(oauth_par_peek(o2, "app", uri[1], got), OAUTH_OK);
+    oauth_int_set_skew(o2, 90);
+    ck_assert_int_eq(oauth_par_peek(o2, "app", uri[1], got), OAUTH_ERR_INVALID);
+    ck_assert_str_eq(got->client_id, "");
+    ck_assert_int_eq(oauth_par_take(o2, "app", uri[1], got), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[1], got), OAUTH_ERR_INVALID); /* gone, not only late */
+
+    /* the cap counts the rows every node pushed */
+    oauth_int_set_caps(o2, 0, 2, 0);
+    oauth_int_set_skew(o2, 0);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[0], &exp), OAUTH_OK);
+    ck_assert_int_eq(oauth_par_put(fx.o, r, uri[1], &exp), OAUTH_OK);
+    ck_assert_int_eq(oauth_par_put(o2, r, uri[2], &exp), OAUTH_ERR_FULL);
+    ck_assert_str_eq(uri[2], "");
+    ck_assert_uint_eq(exp, 0);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[0], got), OAUTH_OK); /* frees a place */
+    ck_assert_int_eq(oauth_par_put(o2, r, uri[2], &exp), OAUTH_OK);
+    ck_assert_int_eq(oauth_par_take(fx.o, "app", uri[2], got), OAUTH_OK);
+    ck_assert_int_eq(oauth_par_take(o2, "app", uri[1], got), OAUTH_OK);
+    oauth_free(o2);
+    free(r);
+    free(got);
+}
+END_TEST
+
 /* ---- sessions (started signed in by oauth_session_login_new()) ------------------------------ */
 
 
@@ -771,6 +824,7 @@ Suite *suite_session(void)
     tcase_add_test(tc, t_par_put_take);
     tcase_add_test(tc, t_par_inval);
     tcase_add_test(tc, t_par_expiry_and_bound);
+    tcase_add_test(tc, t_par_other_node);
     tcase_add_test(tc, t_session_new_get_end);
     tcase_add_test(tc, t_session_timeouts);
     tcase_add_test(tc, t_session_bound);

@@ -15,6 +15,7 @@ Suite *tst_oauth_suite(void);
 Suite *tst_scan_suite(void);
 Suite *tst_async_suite(void);
 Suite *tst_websession_suite(void);
+Suite *tst_par_suite(void); /* both runs: LMDB, and PostgreSQL as csc_front */
 Suite *tst_user_approval_suite(void);
 Suite *tst_operator_suite(void);
 Suite *tst_walk_suite(void);

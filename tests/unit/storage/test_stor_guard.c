@@ -10,7 +10,7 @@
 
 #include "test_stor.h"
 
-static const char *const front[] = {"web_sessions", "async_results"};
+static const char *const front[] = {"web_sessions", "async_results", "pars"}; /* server/srv_base.c's */
 
 static void mk_async(stor_async_t *a, uint8_t key)
 {

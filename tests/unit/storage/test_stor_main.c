@@ -307,6 +307,7 @@ int main(int argc, char **argv)
         }
         sr = srunner_create(tst_backend_suite());
         srunner_add_suite(sr, tst_pg_suite());
+        srunner_add_suite(sr, tst_par_suite());
     } else {
         sr = srunner_create(tst_codec_suite());
         srunner_add_suite(sr, tst_env_suite());
@@ -316,6 +317,7 @@ int main(int argc, char **argv)
         srunner_add_suite(sr, tst_scan_suite());
         srunner_add_suite(sr, tst_async_suite());
         srunner_add_suite(sr, tst_websession_suite());
+        srunner_add_suite(sr, tst_par_suite());
         srunner_add_suite(sr, tst_user_approval_suite());
         srunner_add_suite(sr, tst_operator_suite());
         srunner_add_suite(sr, tst_walk_suite());
