@@ -1,7 +1,7 @@
 /*
  * sam_op_token.c - TOKEN and REVOKE (sam_core.h): the token endpoint's grants, auth/login's refresh and the two
  * revocations, run here because they write tokens, codes, SADs and the audit trail, which csc-server may not (its
- * storage role writes only web_sessions and async_results; docs/architecture.md, "The SAM protocol").
+ * storage role writes only web_sessions, async_results and pars; docs/architecture.md, "The SAM protocol").
  *
  * csc-sam takes nothing from the front end's word that mints or spends a token: it authenticates the client itself
  * (CLIENT_ID and CLIENT_SECRET as the client presented them; oauth_client_auth), and oauth/ checks the code (its hash,
