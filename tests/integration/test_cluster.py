@@ -327,11 +327,12 @@ class TestSingleUse(ClusterCase):
         self.assertEqual(r.status, 201, r)
         path = "/oauth2/authorize?" + urllib.parse.urlencode({"client_id": ENV["CSC_OAUTH_CLIENT_ID"],
                                                               "request_uri": r.json["request_uri"]})
-        b = H.Browser(n1)
+        # pushed to node 1, used on node 2 (the request lives in the database), the code exchanged on node 3
+        b = H.Browser(n2)
         self.assertEqual(b.get(path).status, 200)
-        got = redirect_params(sign_in_page(b, n1, "cl-o2"))
+        got = redirect_params(sign_in_page(b, n2, "cl-o2"))
         self.assertEqual(got.get("state"), "par-cl")
-        self.assertEqual(self.exchange(n2, got["code"], verifier).status, 200)
+        self.assertEqual(self.exchange(n3, got["code"], verifier).status, 200)
         for n in NODES:
             self.assertEqual(H.Browser(n).get(path).status, 400, "request_uri used again on port %d" % n.port)
 
