@@ -21,7 +21,8 @@ struct oauth {
     uint8_t chal_key[32];              /* HMAC key of the pending one-time codes (oauth_challenge.c), set by csc-sam */
     int chal_key_set;
     size_t chal_cap;                   /* pending one-time codes kept at most (OAUTH_CHALLENGES_MAX) */
-    uint8_t ticket_key[32];            /* MAC key of the sign-in pages' tickets (oauth_ticket.c), per process */
+    uint8_t ticket_key[32];            /* MAC key of the sign-in pages' tickets (oauth_ticket.c): random at
+                                        * oauth_new(), csc-sam's shared one once oauth_ticket_set_key() ran */
     struct oauth_fails *fails;         /* failed logins counted per address and name (oauth_fail.c) */
     uint8_t dummy[STOR_VERIFIER_MAX];  /* made at oauth_new() from a random secret nobody keeps: an unknown,
                                         * locked or suspended user's password is checked against it */
@@ -113,7 +114,8 @@ int oauth_chal_key(const char *user, const char *cred, uint8_t key[32]);
 int oauth_chal_mac(const oauth_t *o, const uint8_t key[32], const char *code, size_t len, uint8_t mac[32]);
 
 /* ---- tickets of the sign-in pages (oauth_ticket.c) ---- */
-/** A fresh random ticket key. @return OAUTH_OK or OAUTH_ERR_INTERNAL */
+/** A fresh random ticket key (until oauth_ticket_set_key() gives the shared one). @return OAUTH_OK or
+ *  OAUTH_ERR_INTERNAL */
 int oauth_ticket_init(oauth_t *o);
 
 /* ---- approvals (oauth_approval.c, oauth_approval_list.c; the table is storage's user_approvals) ---- */

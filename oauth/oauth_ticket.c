@@ -2,7 +2,7 @@
  * oauth_ticket.c - the sign-in pages before the password: no state on the server.
  *
  * A visitor who has not presented a password gets a ticket cookie and a form token, both MACed
- * (HMAC-SHA-256) under a random key of this process:
+ * (HMAC-SHA-256) under the ticket key:
  *   cookie  <nonce>.<created>.<mac>             mac over ("cookie", purpose, nonce, created)
  *   form    <payload>.<expires>.<mac>           mac over ("form", purpose, nonce, created, expires, payload)
  * nonce: 16 random bytes, payload: the pending request (base64url, at most OAUTH_TICKET_PAYLOAD_MAX bytes
@@ -10,7 +10,10 @@
  * valid with the cookie it was made for, which another site can neither read nor set (__Host-, SameSite).
  * Idle timeout: expires = now + session_idle (renewed with each page); absolute: created + session_max.
  * Nothing is kept: a flood of visitors costs CPU per request, never memory or a slot in a table.
- * The key is per process: a restart ends the pages in progress (the visitor starts again).
+ * The key: csc-server sets the one csc-sam derives from the HSM's factor key (oauth_ticket_set_key, from the HELLO
+ * reply), the same on every node of that HSM and across restarts, so a form served by one node is accepted by another
+ * and by the same node after a restart. Without it (no csc-sam gave one, unit tests) the key is random, drawn at
+ * oauth_new(): a restart then ends the pages in progress, and another node refuses them (the visitor starts again).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,7 +37,16 @@ int oauth_ticket_init(oauth_t *o)
     return RAND_bytes(o->ticket_key, sizeof(o->ticket_key)) == 1 ? OAUTH_OK : OAUTH_ERR_INTERNAL;
 }
 
-/* HMAC-SHA-256 under the process key over the NUL-separated parts; base64url into out (MAC_B64 + 1). */
+int oauth_ticket_set_key(oauth_t *o, const uint8_t *key, size_t len)
+{
+    _Static_assert(sizeof(o->ticket_key) == OAUTH_TICKET_KEY_LEN, "the ticket key's length");
+    if (o == NULL || key == NULL || len != sizeof(o->ticket_key))
+        return OAUTH_ERR_INVAL;
+    memcpy(o->ticket_key, key, sizeof(o->ticket_key));
+    return OAUTH_OK;
+}
+
+/* HMAC-SHA-256 under the ticket key over the NUL-separated parts; base64url into out (MAC_B64 + 1). */
 static int mac(const oauth_t *o, const char *const *parts, size_t n, char out[MAC_B64 + 1])
 {
     uint8_t md[32];

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "sam_client.h"
 #include "sam_int.h"
 
@@ -232,10 +234,19 @@ int sam_client_hello(sam_client_t *c, sam_hello_t *out)
         out->version = v;
         out->hsm_ready = hsm == SAM_HSM_READY;
         out->storage_ready = stor == SAM_HSM_READY;
+        const uint8_t *key;
+        size_t key_len = 0;
+        if (sam_msg_count(&m, SAM_T_TICKET_KEY) > 0 &&
+            (rc = sam_get_bytes(&m, SAM_T_TICKET_KEY, &key, &key_len)) == SAM_OK) { /* of its length: the table's */
+            memcpy(out->ticket_key, key, sizeof(out->ticket_key));
+            out->has_ticket_key = 1;
+        }
     } else if (rc == SAM_OK) {
         rc = SAM_ERR_MISSING;
     }
+    if (rc != SAM_OK)
+        OPENSSL_cleanse(out, sizeof(*out));
     sam_build_free(&b);
-    sam_rbuf_free(&rb);
+    sam_rbuf_free(&rb); /* wiped: the key was in it */
     return rc;
 }

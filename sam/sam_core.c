@@ -21,7 +21,9 @@ static int read_tip(stor_txn_t *t, void *arg)
     return stor_txn_audit_tip(t, &seq, hash);
 }
 
-/* HELLO: the protocol version, who this is, and whether the token is logged in and the database readable now. */
+/* HELLO: the protocol version, who this is, and whether the token is logged in and the database readable now; on the
+ * front end's socket, the sign-in pages' ticket key (the same bytes on every connection: derived once at start). The
+ * builder's buffer is wiped when it is freed (sam_build_free), the key with it. */
 static int op_hello(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b)
 {
     int hsm_ok = cfg->hsm != NULL && hsm_ready(cfg->hsm) == HSM_OK;
@@ -31,6 +33,8 @@ static int op_hello(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bu
     sam_put_str(b, SAM_T_IDENTITY, cfg->identity);
     sam_put_u32(b, SAM_T_HSM_STATE, hsm_ok ? SAM_HSM_READY : SAM_HSM_UNAVAILABLE);
     sam_put_u32(b, SAM_T_STORAGE_STATE, stor_ok ? SAM_HSM_READY : SAM_HSM_UNAVAILABLE);
+    if (cfg->ticket_key != NULL && cfg->operators == NULL)
+        sam_put_bytes(b, SAM_T_TICKET_KEY, cfg->ticket_key, SAM_TICKET_KEY_LEN);
     return rc != SAM_OK ? rc : b->err; /* the builder's first error sticks */
 }
 

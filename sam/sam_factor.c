@@ -210,9 +210,15 @@ static int audit_fn(stor_txn_t *t, void *arg)
 
 /* hsm_factor_derive's label of the one-time codes' MAC key. Never change it: codes pending at an upgrade would fail. */
 #define SAM_CHALLENGE_KEY_LABEL "challenge-1"
+/* hsm_factor_derive's label of the sign-in pages' ticket key (HELLO's SAM_T_TICKET_KEY): another label, so it never
+ * equals the challenge key (the front end, which has it, cannot make a stored code's MAC). Changing it ends the pages
+ * in progress at the upgrade, nothing more. */
+#define SAM_TICKET_KEY_LABEL "ticket-1"
 
-int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth)
+int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, uint8_t *ticket_key)
 {
+    if (ticket_key != NULL)
+        memset(ticket_key, 0, SAM_TICKET_KEY_LEN);
     int created = 0, rc = hsm_factor_init(hsm, &created);
     if (rc != HSM_OK)
         return rc;
@@ -239,5 +245,9 @@ int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth)
         return rc;
     oauth_set_challenge_key(oauth, ck);
     OPENSSL_cleanse(ck, sizeof(ck));
+    /* The sign-in pages' ticket key, for csc-server (HELLO): a page one node served is accepted by any node. */
+    _Static_assert(HSM_DERIVE_LEN == SAM_TICKET_KEY_LEN, "the derived key is HELLO's ticket key");
+    if (ticket_key != NULL && (rc = hsm_factor_derive(hsm, SAM_TICKET_KEY_LABEL, ticket_key)) != HSM_OK)
+        return rc; /* hsm_factor_derive zeroed it */
     return HSM_OK;
 }

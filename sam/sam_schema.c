@@ -33,6 +33,8 @@ _Static_assert(SAM_CONTACT_MAX == STOR_CONTACT_MAX, "a user's contact");
 _Static_assert(64 >= STOR_TOTP_MAX, "a TOTP secret");
 _Static_assert(SAM_URI_MAX == STOR_URI_MAX, "redirect URIs");
 _Static_assert(SAM_AUTHZ_DETAILS_MAX == STOR_AUTHZ_DETAILS_MAX, "authorization_details");
+_Static_assert(SAM_TICKET_KEY_LEN == OAUTH_TICKET_KEY_LEN && SAM_TICKET_KEY_LEN == HSM_DERIVE_LEN,
+               "the pages' ticket key: derived by the HSM, set in oauth/");
 _Static_assert(SAM_GRANT_LOGIN_REFRESH == 4 && STOR_SCOPE_CREDENTIAL == 2, "TOKEN's value bounds");
 
 #define REQ 1, 1
@@ -81,6 +83,7 @@ static const sam_field_spec_t hello_r[] = {
     TEXT(SAM_T_IDENTITY, REQ, 1, SAM_IDENTITY_MAX),
     U32(SAM_T_HSM_STATE, REQ, SAM_HSM_READY, SAM_HSM_UNAVAILABLE),
     U32(SAM_T_STORAGE_STATE, REQ, SAM_HSM_READY, SAM_HSM_UNAVAILABLE),
+    BYTES(SAM_T_TICKET_KEY, OPT, SAM_TICKET_KEY_LEN, SAM_TICKET_KEY_LEN), /* the front end's socket only */
 };
 /* PIN, OTP and challenge code as the client sent them: an empty one is a wrong factor (it counts). */
 static const sam_field_spec_t authorize[] = {

@@ -115,6 +115,8 @@ int sam_server_open(const sam_server_config_t *cfg, sam_server_t **out, char *er
         cfg->identity[0] == '\0' || strlen(cfg->identity) > SAM_IDENTITY_MAX || cfg->max_connections == 0 ||
         cfg->io_timeout_ms == 0 || (cfg->mode != 0600 && cfg->mode != 0660))
         return fail(err, errsz, "invalid SAM server configuration");
+    if (cfg->operators != NULL && cfg->ticket_key != NULL) /* csc-admin has no use for the pages' key */
+        return fail(err, errsz, "the operators' socket never gives the pages' ticket key");
     if (cfg->path[0] == '\0' || strlen(cfg->path) + 1 > sizeof(((sam_server_t *)0)->path))
         return fail(err, errsz, "%s: a socket path has at most %zu bytes", cfg->path,
                     sizeof(((sam_server_t *)0)->path) - 1);

@@ -188,9 +188,10 @@ int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out);
 void srv_sam_end(srv_sam_t *s);
 /* The pool of connections to csc-sam the service asks (owned by s). */
 sam_client_t *srv_sam_client(srv_sam_t *s);
-/* Ask csc-sam HELLO and log its answer. Called once csc-server runs as server_user (csc-sam serves that user only:
- * asked as root before the switch, it would refuse and audit the connection). */
-void srv_sam_hello(sam_client_t *client, const char *path);
+/* Ask csc-sam HELLO and log its answer, and give oauth the sign-in pages' ticket key it carries (a warning when it
+ * carries none: oauth keeps its random key). Called once csc-server runs as server_user (csc-sam serves that user
+ * only: asked as root before the switch, it would refuse and audit the connection), before any thread serves a page. */
+void srv_sam_hello(sam_client_t *client, const char *path, oauth_t *oauth);
 
 /* Run the HTTP server until SIGTERM/SIGINT. */
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -94,6 +95,7 @@ static void probe_sam(probe_t *p)
     p->ok[1] = hello.hsm_ready;
     snprintf(p->detail[1], DETAIL_MAX, "%s", hello.hsm_ready ? "csc-sam's token is logged in"
                                                              : "csc-sam reports its token unavailable");
+    OPENSSL_cleanse(&hello, sizeof(hello)); /* the pages' ticket key came with it (csc-server set it at start) */
 }
 
 typedef struct write_probe {

@@ -613,7 +613,7 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
      * load the front end's system-call filter before the first connection is accepted (srv_priv.c). */
     if (srv_priv_front(cfg->server_user, cfg->seccomp) != 0)
         goto out;
-    srv_sam_hello(m->sam, cfg->sam_socket);
+    srv_sam_hello(m->sam, cfg->sam_socket, m->oauth); /* the pages' ticket key: before the loops start */
 
     /* Signals go to this thread only; the others never see them. */
     signal(SIGPIPE, SIG_IGN);

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include "sam_sender.h"
 #include "sam_server.h"
 #include "srv.h"
@@ -331,6 +332,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
                  sam_sender_t *sender, int operators_only)
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
+    uint8_t ticket_key[SAM_TICKET_KEY_LEN] = {0}; /* the pages' key HELLO gives csc-server (sam_factor_start) */
     sock_access_t acc;
     sam_tasks_t tasks = {0};
     /* The SAM checks revocation itself before every signature, from its own store of crl_dir (J9). */
@@ -363,6 +365,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .allow_scal1 = (int)cfg->allow_scal1,
         .allow_single_factor = (int)cfg->allow_single_factor,
         .crl = tasks.crl,
+        .ticket_key = ticket_key, /* filled below, before the server starts; never on the operators' socket */
     };
     enroll_config(cfg, sender, &sc);
     sam_server_t *srv = NULL;
@@ -396,7 +399,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         bad = 1;
     }
     /* The factor key (TOTP secrets at rest), made through this PIN-holding token if it has none (audited). */
-    int hrc = bad ? HSM_OK : sam_factor_start(m->stor, m->hsm, m->oauth);
+    int hrc = bad ? HSM_OK : sam_factor_start(m->stor, m->hsm, m->oauth, ticket_key);
     if (hrc != HSM_OK) {
         fprintf(stderr, "csc-sam: the factor key (csc-factor-key): %s\n", hsm_strerror(hrc));
         bad = 1;
@@ -410,6 +413,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         sam_server_free(ops.srv);
         sam_server_free(srv);
         tasks_stop(&tasks);
+        OPENSSL_cleanse(ticket_key, sizeof(ticket_key));
         return -1;
     }
     if (tell_ready(ready_fd) != 0)
@@ -428,8 +432,9 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     else
         fprintf(stderr, "csc-sam: stopping (signal %d)\n", sig);
     sam_server_free(ops.srv);
-    sam_server_free(srv);
+    sam_server_free(srv); /* no connection reads the key after this */
     tasks_stop(&tasks);
+    OPENSSL_cleanse(ticket_key, sizeof(ticket_key));
     return sig == SIGCHLD || atomic_load(&sender_lost) ? -1 : 0;
 }
 

@@ -34,6 +34,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+
 #include "sam_client.h"
 #include "srv.h"
 
@@ -343,7 +346,7 @@ static int start_supervisor(srv_sam_t *s)
     return -1;
 }
 
-void srv_sam_hello(sam_client_t *client, const char *path)
+void srv_sam_hello(sam_client_t *client, const char *path, oauth_t *oauth)
 {
     sam_hello_t h;
     int rc = sam_client_hello(client, &h);
@@ -353,6 +356,12 @@ void srv_sam_hello(sam_client_t *client, const char *path)
         fprintf(stderr, "csc-server: csc-sam ready: %s (protocol %u, token %s, storage %s)\n", h.identity,
                 (unsigned)h.version, h.hsm_ready ? "logged in" : "UNAVAILABLE",
                 h.storage_ready ? "open" : "UNAVAILABLE");
+    /* The pages' ticket key every node on this HSM shares: before the first page, as no thread serves one yet. */
+    if (rc != SAM_OK || !h.has_ticket_key ||
+        oauth_ticket_set_key(oauth, h.ticket_key, sizeof(h.ticket_key)) != OAUTH_OK)
+        fprintf(stderr, "csc-server: WARNING: csc-sam gave no key for the sign-in pages' tickets: they are MACed "
+                        "under a key of this process only (a page is refused by another node and after a restart)\n");
+    OPENSSL_cleanse(&h, sizeof(h));
 }
 
 int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out)

@@ -578,9 +578,21 @@ int oauth_par_peek(oauth_t *o, const char *client_id, const char *request_uri, o
 /** Longest form token: base64url of the payload, '.', expiry, '.', MAC. */
 #define OAUTH_TICKET_FORM_MAX ((OAUTH_TICKET_PAYLOAD_MAX + 2) / 3 * 4 + 1 + 19 + 1 + 43)
 
+/** Bytes of the key the sign-in pages' tickets and form tokens are MACed under (oauth_ticket_set_key). */
+#define OAUTH_TICKET_KEY_LEN 32
+
+/**
+ * The key the sign-in pages' tickets and form tokens are MACed under, in place of the random one oauth_new() draws
+ * (which serves alone: a restart, or another node, refuses what this process issued). csc-server sets the key
+ * csc-sam derives from the HSM's factor key and gives in its HELLO reply, the same on every node of that HSM and
+ * after a restart. Call it before the pages are served (not while another thread makes or checks a ticket).
+ * @return OAUTH_OK, OAUTH_ERR_INVAL (NULL, or len other than OAUTH_TICKET_KEY_LEN: the key is left as it was)
+ */
+int oauth_ticket_set_key(oauth_t *o, const uint8_t *key, size_t len);
 /**
  * A ticket for a visitor who has not signed in yet, for a cookie: a random nonce and the time, MACed
- * (HMAC-SHA-256) under a random key of this process. Nothing is kept on the server.
+ * (HMAC-SHA-256) under the ticket key (oauth_ticket_set_key's, else a random one of this process). Nothing is kept
+ * on the server.
  * @param[in] purpose names the page ("oauth", "approve"): a ticket serves only its own page
  * @return OAUTH_OK, OAUTH_ERR_INVAL, OAUTH_ERR_INTERNAL
  */

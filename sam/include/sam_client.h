@@ -65,9 +65,12 @@ typedef struct sam_hello {
     char identity[SAM_IDENTITY_MAX + 1];    /**< e.g. "csc-sam pid=123 token=csc-demo" */
     int hsm_ready;                          /**< 1: the token is logged in */
     int storage_ready;                      /**< 1: the database is open and readable */
+    int has_ticket_key;                     /**< 1: ticket_key is the SAM's (its front end's socket gives it) */
+    uint8_t ticket_key[SAM_TICKET_KEY_LEN]; /**< the sign-in pages' shared ticket key: a secret (never log it; wipe
+                                                 the struct after use, OPENSSL_cleanse) */
 } sam_hello_t;
 
-/** @return SAM_OK (out filled), SAM_ERR_REFUSED, or a call's error */
+/** @return SAM_OK (out filled), SAM_ERR_REFUSED, or a call's error (out zeroed) */
 SAM_MUST_CHECK int sam_client_hello(sam_client_t *c, sam_hello_t *out);
 
 #ifdef __cplusplus

@@ -74,6 +74,11 @@ typedef struct sam_server_config {
     const sam_operators_t *operators; /**< non-NULL: this is the operators' socket: only the operator ops are served
                                            (each checks the operator's session itself), allowed_uid (uid_t)-1 lets in
                                            any peer the socket's mode admits; NULL: the front end's socket */
+    const uint8_t *ticket_key;   /**< the front end's socket only (refused with operators): SAM_TICKET_KEY_LEN bytes
+                                      HELLO's reply carries as SAM_T_TICKET_KEY on every connection, the sign-in pages'
+                                      shared key (sam_factor_start derives it, after sam_server_open and before
+                                      sam_server_start: the bytes are read per HELLO and must outlive the server);
+                                      NULL: HELLO carries none */
     /* enrollment (sam_op_enroll.c, sam_op_account.c); 0: the default */
     unsigned enroll_code_ttl;    /**< seconds an enrollment code lives (86400; 300..1209600) */
     unsigned enroll_code_tries;  /**< wrong codes (and wrong first TOTP codes) before the code is burnt (5; 1..20) */
@@ -137,9 +142,11 @@ int sam_operator_totp_open(void *hsm, const char *name, const uint8_t *blob, siz
                            size_t *out_len);
 /** csc-sam's start, through its PIN-holding token: the factor key created if the token has none (audited,
  *  STOR_EV_SAM action=factor_key.created), every clear TOTP secret sealed (sam_totp_seal_all: the upgrade),
- *  oauth's opener of sealed secrets set, and oauth's MAC key of the pending one-time codes (hsm_factor_derive).
- *  HSM_OK or an HSM_* code. */
-int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth);
+ *  oauth's opener of sealed secrets set, oauth's MAC key of the pending one-time codes, and (ticket_key not NULL)
+ *  the sign-in pages' ticket key HELLO gives the front end (sam_server_config_t.ticket_key), each derived from the
+ *  factor key under a label of its own (hsm_factor_derive): the same on every node of the token and after a restart.
+ *  HSM_OK or an HSM_* code (ticket_key zeroed). */
+int sam_factor_start(stor_env_t *stor, hsm_t *hsm, oauth_t *oauth, uint8_t *ticket_key);
 /** Every user's and operator's clear TOTP secret (records written before sealing) sealed in one write, audited
  *  (STOR_EV_SAM action=totp.seal sealed=N failed=M operators_sealed=K operators_failed=L) if there was any; one that
  *  does not seal stays clear (still opened) and is counted failed. *sealed, *failed: users and operators together.

@@ -291,6 +291,9 @@ enum {
     SAM_T_REVOKE_TOKEN = 87,  /**< TEXT the token a revocation names (REVOKE) */
     SAM_T_CRL_RELOAD = 88,    /**< U32 1: SIGN: the front end's CRL store says the certificate is not good; csc-sam
                                    looks at its CRL folder (pki_crl_reload) before its own check, which alone decides */
+    SAM_T_TICKET_KEY = 89,    /**< BYTES SAM_TICKET_KEY_LEN: HELLO's reply on the front end's socket only: the key the
+                                   sign-in pages' tickets are MACed under (a secret: derived from the HSM's factor key,
+                                   the same on every node and after a restart; never logged, wiped after use) */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 
@@ -313,6 +316,7 @@ enum { SAM_KEY_RSA = 1, SAM_KEY_EC = 2 };
  *  (PAdES); the reply's TIME_MS is the signing time it used, so the front end can build the same attributes. */
 enum { SAM_CMS_SIGNING_TIME = 1, SAM_CMS_NO_TIME = 2 };
 #define SAM_TICKET_LEN 16
+#define SAM_TICKET_KEY_LEN 32    /**< SAM_T_TICKET_KEY: oauth/'s OAUTH_TICKET_KEY_LEN */
 #define SAM_DETAIL_MAX 200       /**< SIGN's DESCRIPTION: the front end's words for the audit record's detail */
 
 /* ---- errors ------------------------------------------------------------------------------------------------- */

@@ -11,7 +11,8 @@ Each test runs one scenario through the three nodes:
 - the PIN and sign-in lock-outs counted over all nodes (max_failures = 3 in total); the per-address limit on failed
   sign-ins is per node (held in each process's memory: docs/operations.md, "Several nodes");
 - an asynchronous signHash accepted by one node and polled on another; an approval asked for on node 1, decided on
-  node 3's /approve page, collected on node 2; a page session signed in on node 1 and continued on node 3;
+  node 3's /approve page, collected on node 2; a page session signed in on node 1 and continued on node 3; the
+  pages' forms before the sign-in served by one node and posted to another (the ticket key csc-sam derives);
 - and at the end `csc-admin audit verify`: the three nodes appended to one chain.
 """
 import base64
@@ -315,6 +316,34 @@ class TestSingleUse(ClusterCase):
                     ctoken)
         self.assertEqual(r.status, 200, r)
         self.assertTrue(H.verify(n1.cert_pem(ctoken, cred), base64.b64decode(r.json["signatures"][0]), d))
+
+    def test_pre_sign_in_forms_posted_to_another_node(self):
+        """The pages' ticket cookie and form token before the sign-in are MACed under the key each node's csc-sam
+        derives from the shared HSM: node 1's authorization page signs in on node 2 (the code exchanged at node 3),
+        node 3's /approve login form on node 1."""
+        n1, n2, n3 = NODES
+        user = "cl-o1"
+        verifier, challenge = pkce()
+        q = {"response_type": "code", "client_id": ENV["CSC_OAUTH_CLIENT_ID"],
+             "redirect_uri": ENV["CSC_OAUTH_REDIRECT_URI"], "code_challenge": challenge,
+             "code_challenge_method": "S256", "state": "st-form"}
+        b = H.Browser(n1)
+        self.assertEqual(b.get("/oauth2/authorize?" + urllib.parse.urlencode(q)).status, 200)
+        b.svc = n2
+        got = redirect_params(sign_in_page(b, n2, user))
+        self.assertEqual(got.get("state"), "st-form", got)
+        r = self.exchange(n3, got["code"], verifier)
+        self.assertEqual(r.status, 200, r)
+        a = H.Browser(n3, "/approve")
+        self.assertEqual(a.get().status, 200)
+        a.svc = n1
+        u = n1.users[user]
+        r = a.post({"action": "login", "username": user, "password": u["password"],
+                    "otp": H.fresh_totp(u["totp"], n1.used_otps)})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn('id="user"', a.text, a.error())
+        for n in NODES:
+            self.assertNotIn("gave no key for the sign-in pages", n.server_stderr())
 
     def test_par_request_uri_once_across_nodes(self):
         n1, n2, n3 = NODES

@@ -975,5 +975,52 @@ class TestAnonymousVisitors(Base):
         self.assertNotIn("set-cookie", r.headers)
 
 
+class TestPagesAcrossRestart(Base):
+    """The sign-in pages' tickets and form tokens are MACed under the key csc-sam derives from the HSM's factor key and
+    hands csc-server in its HELLO reply: the same after a restart (and on every node of that HSM), so a page served
+    before csc-server and its csc-sam restarted is posted after it and accepted."""
+
+    def test_page_served_before_restart_is_posted_after_it(self):
+        svc = H.Service(BUILD)
+        out = svc.admin("client", "add", "c1", "--redirect", REDIRECT).stdout
+        secret = re.search(r"^client_secret (\S+)$", out, re.M).group(1)
+        svc.start()
+        self.addCleanup(svc.stop_checked)
+        user, password, otp_secret = svc.env["CSC_USER"], svc.env["CSC_PASSWORD"], svc.env["CSC_TOTP_SECRET"]
+        verifier, challenge = pkce()
+        b = H.Browser(svc)
+        url, state = authorize_url(client="c1", challenge=challenge)
+        self.assertEqual(b.get(url).status, 200)
+        a = H.Browser(svc, "/approve")
+        self.assertEqual(a.get().status, 200)
+        self.assertIsNotNone(b.csrf)
+        self.assertIsNotNone(a.csrf)
+        svc.stop()
+        svc.start()
+        self.assertNotIn("gave no key for the sign-in pages", svc.server_stderr())
+        # the login form of /oauth2/authorize, served by the process before: signed in, the code, the token
+        r = b.post({"action": "login", "username": user, "password": password,
+                    "otp": H.fresh_totp(otp_secret, svc.used_otps)})
+        loc, q = redirect_params(r)
+        self.assertEqual(q.get("state"), state, loc)
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "Authorization": "Basic " + base64.b64encode(("c1:" + secret).encode()).decode()}
+        r = svc.request("POST", "/oauth2/token", urllib.parse.urlencode(
+            {"grant_type": "authorization_code", "code": q["code"], "redirect_uri": REDIRECT,
+             "code_verifier": verifier}).encode(), headers)
+        self.assertEqual(r.status, 200, r)
+        # the login form of /approve, likewise
+        r = a.post({"action": "login", "username": user, "password": password,
+                    "otp": H.fresh_totp(otp_secret, svc.used_otps)})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn('id="user"', a.text)
+        # a form under another key (a ticket forged without it) is still refused
+        forged = H.Browser(svc)
+        forged.get(authorize_url(client="c1")[0])
+        forged.csrf = b.csrf
+        r = forged.post({"action": "login", "username": user, "password": password, "otp": "000000"})
+        self.assertEqual(r.status, 400, r)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -18,7 +18,7 @@ SAM = os.path.join(BUILD, "server", "csc-sam")
 SVC = None
 
 OP_HELLO, OP_REPLY, OP_REFUSED = 1, 0x80, 0xFF
-T_VERSION, T_IDENTITY, T_HSM_STATE, T_STORAGE_STATE = 1, 2, 3, 55
+T_VERSION, T_IDENTITY, T_HSM_STATE, T_STORAGE_STATE, T_TICKET_KEY = 1, 2, 3, 55, 89
 
 
 def hello(path, timeout=10):
@@ -39,7 +39,7 @@ def hello(path, timeout=10):
     while p < len(rec):
         tag, n = struct.unpack(">HI", rec[p:p + 6])
         v = rec[p + 6:p + 6 + n]
-        fields[tag] = struct.unpack(">I", v)[0] if n == 4 and tag != T_IDENTITY else v.decode()
+        fields[tag] = v.decode() if tag == T_IDENTITY else struct.unpack(">I", v)[0] if n == 4 else v
         p += 6 + n
     return fields
 
@@ -106,6 +106,10 @@ def sam_socket(svc):
     return os.path.join(svc.dir, "csc-sam.sock")
 
 
+def sam_admin_socket(svc):
+    return os.path.join(os.path.dirname(svc.conf), "csc-sam-admin.sock")  # sam_admin_socket's default
+
+
 def setUpModule():
     global SVC
     SVC = H.Service(BUILD)
@@ -128,12 +132,17 @@ class TestSpawned(unittest.TestCase):
         self.assertIn("pid=%d " % pid, r[T_IDENTITY])
         self.assertEqual(r[T_HSM_STATE], 0, "token logged in")
         self.assertEqual(r[T_STORAGE_STATE], 0, "storage open")
+        self.assertEqual(len(r[T_TICKET_KEY]), 32, "the pages' ticket key, on the front end's socket")
+        self.assertEqual(hello(sam_socket(SVC))[T_TICKET_KEY], r[T_TICKET_KEY], "the same on every connection")
+        self.assertNotIn(T_TICKET_KEY, hello(sam_admin_socket(SVC)), "never on the operators' socket")
+        self.assertNotIn("gave no key for the sign-in pages", SVC.server_stderr())
         self.assertEqual(os.stat(sam_socket(SVC)).st_mode & 0o777, 0o600)
         self.assertIn("csc-sam ready: csc-sam pid=%d" % pid, SVC.server_stderr())
 
     def test_kill9_restarts(self):
         old, sup = sam_child(SVC), supervisor(SVC)
         self.assertIsNotNone(old)
+        key = hello(sam_socket(SVC))[T_TICKET_KEY]
         os.kill(old, signal.SIGKILL)
 
         def restarted():
@@ -151,6 +160,8 @@ class TestSpawned(unittest.TestCase):
                          r"csc-sam-super: csc-sam \(pid %d\) was killed by signal 9.*; restart \d+ in" % old)
         self.assertEqual(supervisor(SVC), sup, "the supervisor itself goes on")
         self.assertEqual(SVC.post("info", {}).status, 200)
+        # derived from the HSM again: the key csc-server took at its start still holds
+        self.assertEqual(hello(sam_socket(SVC))[T_TICKET_KEY], key)
 
 
 class TestApprovalAcrossRestart(unittest.TestCase):

@@ -745,6 +745,59 @@ START_TEST(t_ticket_round_trip)
 }
 END_TEST
 
+/* The key csc-sam gives every node (oauth_ticket_set_key): a ticket and form of one handle pass on another with the same
+ * key (another node, or this one after a restart), never under another key or the random key of oauth_new(). */
+START_TEST(t_ticket_shared_key)
+{
+    static const uint8_t key[OAUTH_TICKET_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+    uint8_t other_key[OAUTH_TICKET_KEY_LEN];
+    char cookie[OAUTH_TICKET_COOKIE_LEN], *form = NULL, *form2 = NULL, *p = NULL;
+    size_t len = 0;
+    const char *q = "client_id=app&state=s";
+    oauth_t *o2 = fx_second_handle(FX_CHAL_KEY), *o3 = fx_second_handle(FX_CHAL_KEY);
+
+    memcpy(other_key, key, sizeof(other_key));
+    other_key[31] ^= 1;
+    /* each handle's random key: what one made, the other refuses */
+    ck_assert_int_eq(oauth_ticket_new(fx.o, "oauth", cookie), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, q, strlen(q), &form), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_check(o2, "oauth", cookie, form, &p, &len), OAUTH_ERR_INVALID);
+    ck_assert_int_eq(oauth_ticket_form(o2, "oauth", cookie, q, strlen(q), &form2), OAUTH_ERR_INVALID);
+    free(form);
+    form = NULL;
+    /* the same key on both: either one's ticket and form pass on the other */
+    ck_assert_int_eq(oauth_ticket_set_key(fx.o, key, sizeof(key)), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_set_key(o2, key, sizeof(key)), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_set_key(o3, other_key, sizeof(other_key)), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_new(fx.o, "oauth", cookie), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_form(fx.o, "oauth", cookie, q, strlen(q), &form), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_check(o2, "oauth", cookie, form, &p, &len), OAUTH_OK);
+    ck_assert_str_eq(p, q);
+    free(p);
+    p = NULL;
+    ck_assert_int_eq(oauth_ticket_form(o2, "oauth", cookie, q, strlen(q), &form2), OAUTH_OK);
+    ck_assert_int_eq(oauth_ticket_check(fx.o, "oauth", cookie, form2, &p, &len), OAUTH_OK);
+    free(p);
+    p = NULL;
+    /* another key (one bit apart): neither the cookie nor the form */
+    ck_assert_int_eq(oauth_ticket_check(o3, "oauth", cookie, form, &p, &len), OAUTH_ERR_INVALID);
+    free(form2);
+    form2 = NULL;
+    ck_assert_int_eq(oauth_ticket_form(o3, "oauth", cookie, q, strlen(q), &form2), OAUTH_ERR_INVALID);
+    ck_assert_ptr_null(p);
+    /* a key of another length, or none: refused, and the key in use stays */
+    ck_assert_int_eq(oauth_ticket_set_key(o2, other_key, sizeof(other_key) - 1), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_ticket_set_key(o2, NULL, sizeof(key)), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_ticket_set_key(NULL, key, sizeof(key)), OAUTH_ERR_INVAL);
+    ck_assert_int_eq(oauth_ticket_check(o2, "oauth", cookie, form, &p, &len), OAUTH_OK);
+    free(p);
+    free(form);
+    oauth_free(o2);
+    oauth_free(o3);
+}
+END_TEST
+
 START_TEST(t_ticket_timeouts_and_bounds)
 {
     char cookie[OAUTH_TICKET_COOKIE_LEN], *form = NULL, *p = NULL, *big = malloc(OAUTH_TICKET_PAYLOAD_MAX + 1);
@@ -841,6 +894,7 @@ Suite *suite_session(void)
     tcase_add_test(tc, t_rate_bounded);
     tcase_add_test(tc, t_ticket_round_trip);
     tcase_add_test(tc, t_ticket_timeouts_and_bounds);
+    tcase_add_test(tc, t_ticket_shared_key);
     tcase_add_test(tc, t_login_new_starts_the_session_only_after_the_password);
     suite_add_tcase(s, tc);
     return s;

@@ -459,6 +459,26 @@ START_TEST(t_decode_fields)
     raw_done(&r);
     ck_assert_int_eq(decode(&r), SAM_ERR_FIELD_LEN);
 
+    /* HELLO reply's TICKET_KEY: exactly SAM_TICKET_KEY_LEN bytes; never in a request (the front end sends no key) */
+    static const uint8_t key33[SAM_TICKET_KEY_LEN + 1];
+    static const size_t key_lens[] = {SAM_TICKET_KEY_LEN - 1, SAM_TICKET_KEY_LEN + 1, 0, SAM_TICKET_KEY_LEN};
+    for (size_t i = 0; i < sizeof(key_lens) / sizeof(key_lens[0]); i++) {
+        raw_start(&r, SAM_OP_HELLO | SAM_OP_REPLY);
+        raw_u32(&r, SAM_T_VERSION, 1);
+        raw_str(&r, SAM_T_IDENTITY, "sam");
+        raw_u32(&r, SAM_T_HSM_STATE, SAM_HSM_READY);
+        raw_u32(&r, SAM_T_STORAGE_STATE, SAM_HSM_READY);
+        raw_field(&r, SAM_T_TICKET_KEY, key33, key_lens[i]);
+        raw_done(&r);
+        ck_assert_msg(decode(&r) == (key_lens[i] == SAM_TICKET_KEY_LEN ? SAM_OK : SAM_ERR_FIELD_LEN), "len %zu",
+                      key_lens[i]);
+    }
+    raw_start(&r, SAM_OP_HELLO);
+    raw_u32(&r, SAM_T_VERSION, 1);
+    raw_field(&r, SAM_T_TICKET_KEY, key33, SAM_TICKET_KEY_LEN);
+    raw_done(&r);
+    ck_assert_int_eq(decode(&r), SAM_ERR_TAG);
+
     /* values: version 0, decision 2 */
     raw_start(&r, SAM_OP_HELLO);
     raw_u32(&r, SAM_T_VERSION, 0);

@@ -345,6 +345,67 @@ START_TEST(t_sockets_keep_their_ops)
 }
 END_TEST
 
+/* HELLO's SAM_T_TICKET_KEY, the sign-in pages' key: on the front end's socket the key sam_factor_start derived, the
+ * same on every connection and for a second SAM on the same token (another node's csc-sam, or this one restarted),
+ * not the challenge key; never on the operators' socket. */
+START_TEST(t_hello_ticket_key)
+{
+    static const uint8_t zero[SAM_TICKET_KEY_LEN];
+    uint8_t again[SAM_TICKET_KEY_LEN], ck[HSM_DERIVE_LEN];
+    char path2[CFX_PATH_MAX + 16], path3[CFX_PATH_MAX + 16], err[256] = "";
+    sam_client_t *c2 = NULL, *c3 = NULL;
+    sam_server_t *srv2 = NULL, *srv3 = NULL;
+    oauth_t *o2 = NULL;
+    sam_hello_t h;
+
+    /* the front end's socket, on two pools (two connections) */
+    ck_assert_int_eq(sam_client_hello(fx.sam, &h), SAM_OK);
+    ck_assert_int_eq(h.has_ticket_key, 1);
+    ck_assert(memcmp(h.ticket_key, fx.ticket_key, SAM_TICKET_KEY_LEN) == 0);
+    ck_assert(memcmp(h.ticket_key, zero, SAM_TICKET_KEY_LEN) != 0);
+    ck_assert_int_eq(sam_client_new(fx.sam_path, 2, 10000, &c2), SAM_OK);
+    ck_assert_int_eq(sam_client_hello(c2, &h), SAM_OK);
+    ck_assert_int_eq(h.has_ticket_key, 1);
+    ck_assert(memcmp(h.ticket_key, fx.ticket_key, SAM_TICKET_KEY_LEN) == 0);
+    /* another label than the one-time codes' key: the front end cannot make a stored code's MAC with it */
+    ck_assert_int_eq(hsm_factor_derive(fx.hsm, "challenge-1", ck), HSM_OK);
+    ck_assert(memcmp(ck, fx.ticket_key, SAM_TICKET_KEY_LEN) != 0);
+    /* a second SAM on the same token derives it again: the same bytes */
+    oauth_config_t oc = {.stor = fx.stor, .scrypt_log2n = 10};
+    ck_assert_int_eq(oauth_new(&oc, &o2), OAUTH_OK);
+    ck_assert_int_eq(sam_factor_start(fx.stor, fx.hsm, o2, again), HSM_OK);
+    snprintf(path2, sizeof(path2), "%s/sam2.sock", fx.dir);
+    sam_server_config_t sc = {.path = path2, .mode = 0600, .gid = (gid_t)-1, .allowed_uid = getuid(),
+                              .max_connections = 2, .io_timeout_ms = 10000, .lock_wait_ms = 1000, .identity = "cfx-2",
+                              .stor = fx.stor, .hsm = fx.hsm, .oauth = o2, .ticket_key = again};
+    ck_assert_msg(sam_server_open(&sc, &srv2, err, sizeof(err)) == 0, "sam_server_open: %s", err);
+    ck_assert_int_eq(sam_server_start(srv2), 0);
+    ck_assert_int_eq(sam_client_new(path2, 1, 10000, &c3), SAM_OK);
+    ck_assert_int_eq(sam_client_hello(c3, &h), SAM_OK);
+    ck_assert_str_eq(h.identity, "cfx-2");
+    ck_assert_int_eq(h.has_ticket_key, 1);
+    ck_assert(memcmp(h.ticket_key, fx.ticket_key, SAM_TICKET_KEY_LEN) == 0);
+    /* the operators' socket: no key, and a configuration that would give one there is refused */
+    ck_assert_int_eq(sam_client_hello(opcli, &h), SAM_OK);
+    ck_assert_str_eq(h.identity, "cfx-ops");
+    ck_assert_int_eq(h.has_ticket_key, 0);
+    ck_assert(memcmp(h.ticket_key, zero, SAM_TICKET_KEY_LEN) == 0);
+    snprintf(path3, sizeof(path3), "%s/ops3.sock", fx.dir);
+    sam_server_config_t so = {.path = path3, .mode = 0600, .gid = (gid_t)-1, .allowed_uid = (uid_t)-1,
+                              .max_connections = 2, .io_timeout_ms = 10000, .lock_wait_ms = 1000, .identity = "cfx-3",
+                              .stor = fx.stor, .hsm = fx.hsm, .oauth = fx.oauth, .operators = &ops,
+                              .ticket_key = fx.ticket_key};
+    ck_assert_int_eq(sam_server_open(&so, &srv3, err, sizeof(err)), -1);
+    ck_assert_ptr_null(srv3);
+    ck_assert_ptr_nonnull(strstr(err, "ticket key"));
+    sam_client_free(c3);
+    sam_client_free(c2);
+    sam_server_free(srv2);
+    oauth_free(o2);
+    OPENSSL_cleanse(&h, sizeof(h));
+}
+END_TEST
+
 /* KEY_DESTROY of cred with reason on the operators' socket, with session: the refusal code (0: done). */
 static uint32_t key_destroy_approved(const char *cred, const char *session, const char *reason, const char *approval)
 {
@@ -1370,6 +1431,7 @@ int main(void)
     tcase_add_test(tc, t_create_no_or_forged_session);
     tcase_add_test(tc, t_create_without_the_role);
     tcase_add_test(tc, t_sockets_keep_their_ops);
+    tcase_add_test(tc, t_hello_ticket_key);
     tcase_add_test(tc, t_destroy_checked);
     tcase_add_test(tc, t_terminate_needs_user_admin);
     tcase_add_test(tc, t_every_op_refused_without_a_session);
