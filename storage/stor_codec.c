@@ -516,11 +516,12 @@ int stor_codec_size(stor_rec_type_t type, const void *rec, size_t *len)
 
 static const uint8_t *field_src(const field_t *f, const void *rec)
 {
-    const uint8_t *p = (const uint8_t *)rec + f->off;
+    const uint8_t *p = (const uint8_t *)rec + f->off, *ptr;
 
-    if (f->kind == F_PTR2)
-        memcpy(&p, p, sizeof(p));
-    return p;
+    if (f->kind != F_PTR2)
+        return p;
+    memcpy(&ptr, p, sizeof(ptr)); /* the pointer stored in the record (possibly unaligned: no cast) */
+    return ptr;
 }
 
 int stor_codec_encode(stor_rec_type_t type, const void *rec, uint8_t *buf, size_t len)

@@ -393,6 +393,9 @@ START_TEST(t_form)
         ck_assert_int_eq(web_form_parse(bad[i], strlen(bad[i]), &f), -1);
         web_form_free(&f);
     }
+    static const char raw_nul[] = "pin\0x=1234&a=b"; /* a raw NUL, not only %00: it would cut "pin\0x" to "pin" */
+    ck_assert_int_eq(web_form_parse(raw_nul, sizeof(raw_nul) - 1, &f), -1);
+    web_form_free(&f);
     char many[400] = "";
     for (int i = 0; i < 40; i++)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "k%d=v&", i);
