@@ -94,10 +94,20 @@ def ctest_names(src):
         path = os.path.join(root, "CMakeLists.txt")
         text = re.sub(r"#[^\n]*", "", read(path))
         loops = []  # (var, items) of the enclosing foreach() blocks
-        token = re.compile(r"\b(foreach|endforeach|add_test)\s*\(([^)]*)\)", re.S)
+        lists = {}  # VAR -> every item set() or list(APPEND) gives it in this file, whatever if() guards it
+        token = re.compile(r"\b(foreach|endforeach|add_test|set|list)\s*\(([^)]*)\)", re.S)
         for m in token.finditer(text):
             kind, args = m.group(1), m.group(2).split()
-            if kind == "foreach":
+            if kind == "set" and args:
+                lists[args[0]] = args[1:]
+            elif kind == "list" and len(args) >= 2 and args[0] == "APPEND":
+                lists.setdefault(args[1], []).extend(args[2:])
+            elif kind in ("set", "list"):
+                pass
+            elif kind == "foreach":
+                # a list variable's items: foreach(_t ${LIST}) expands to what set()/list(APPEND) put in it
+                args = args[:1] + [it for a in args[1:] for it in (
+                    lists.get(a[2:-1], [a]) if a.startswith("${") and a.endswith("}") else [a])]
                 if len(args) >= 2 and args[1] == "IN":
                     if len(args) < 3 or args[2] != "ITEMS":
                         problems.append("%s: foreach(%s) is not a plain list: cannot expand its tests"
@@ -364,6 +374,13 @@ foreach(_t alpha beta)
   add_test(NAME integration_${_t} COMMAND python3 -m unittest test_${_t})
 endforeach()
 add_test(NAME unit_one COMMAND one)
+set(_more gamma_one)
+if(X)
+  list(APPEND _more delta)
+endif()
+foreach(_m ${_more})
+  add_test(NAME unit_${_m}_replay COMMAND x)
+endforeach()
 """,
     "tests/unit/one/test_one.c": "START_TEST(t_good)\n{\n}\nEND_TEST\n",
     "tests/integration/test_alpha.py": """
@@ -387,7 +404,8 @@ def test_free():
 | ID | Status | What | Where | Proof |
 |---|---|---|---|---|
 | J1 x | done | a | b | `unit_one`, `integration_alpha`, `t_good`, `test_alpha.TestA.test_b`, `TestA.test_inherited`,
-`test_alpha.test_free`, `test_beta`, `test_free`, `tests/unit/one/test_one.c`, `test_one`, `not a test` |
+`test_alpha.test_free`, `test_beta`, `test_free`, `tests/unit/one/test_one.c`, `test_one`, `not a test`,
+`unit_delta_replay` |
 | J3 x | done | a | b | `unit_bogus`, `t_missing`, `test_alpha.TestA.test_nope`, `TestGone`, `test_gamma.TestA`,
 `tests/unit/nowhere`, `integration_gamma`, `test_nothing` |
 """,
@@ -408,7 +426,7 @@ def test_free():
 }
 
 # Each expected problem, as a fragment of its line. Any other line is a fault of the checker: the good references of
-# the fixture (unit_one, integration_alpha, t_good, test_alpha.TestA.test_b, the inherited method, the module's
+# the fixture (unit_one, integration_alpha, unit_delta_replay of a list variable's foreach, t_good, test_alpha.TestA.test_b, the inherited method, the module's
 # function, test_beta, test_one's C source, good_key, sign, sections 1.1(1) and 1.2) must not be reported.
 EXPECTED = [
     "docs/ja/compliance.md: 1.3 (out scope) has no line",                   # an out section not listed

@@ -452,7 +452,11 @@ class TestServerUser(unittest.TestCase):
             self.assertEqual(st["Seccomp"].strip(), "2")
             self.assertEqual(st["NoNewPrivs"].strip(), "1")
             for t in os.listdir("/proc/%d/task" % pid):
-                self.assertEqual(proc_status(pid, t)["Uid"].split()[0], str(self.pw.pw_uid), "thread %s" % t)
+                try:
+                    ts = proc_status(pid, t)
+                except (FileNotFoundError, ProcessLookupError):
+                    continue  # a thread that ended since the listing (as in assert_filtered)
+                self.assertEqual(ts["Uid"].split()[0], str(self.pw.pw_uid), "thread %s" % t)
             self.assertEqual(os.stat("/proc/%d" % pid).st_uid, self.pw.pw_uid)
             self.assertEqual(os.stat("/proc/%d/status" % pid).st_uid, 0)  # not dumpable: its files stay root's
             # csc-sam (no sam_user: it stays root) gives its socket to server_user's group and takes that user's
@@ -516,7 +520,10 @@ class TestServerUser(unittest.TestCase):
                 for cap in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
                     self.assertEqual(int(st[cap], 16) & ~(1 << 14), 0, cap)
                 for t in os.listdir("/proc/%d/task" % pid):
-                    ts = proc_status(pid, t)
+                    try:
+                        ts = proc_status(pid, t)
+                    except (FileNotFoundError, ProcessLookupError):
+                        continue  # a thread that ended since the listing (as in assert_filtered)
                     self.assertEqual(ts["Uid"].split()[0], str(sam_pw.pw_uid), "thread %s" % t)
                     # a thread has the capabilities of the thread that made it: none may be older than the switch
                     # (without CAP_IPC_LOCK a thread's new mappings fail under mlockall: storage writes did)
