@@ -276,14 +276,21 @@ class TestMapFull(unittest.TestCase):
         self.assertEqual(full.status, 503, full)
         self.assertEqual(full.json["error"], "temporarily_unavailable")
         self.assertTrue(full.headers.get("retry-after", "").isdigit(), full.headers)
-        # More refused writes: same answer, the alarm is printed once per episode, the server lives.
-        alarms = svc.server_stderr().count("ALARM: the LMDB map is full")
-        self.assertEqual(alarms, 1)
-        for i in range(5):
+        # More refused writes: same answer, the alarm is printed once per episode, the server lives. A full map is not
+        # for good: pages freed by earlier transactions become usable once the readers that still saw them end, so on
+        # a busy machine a later write may fit again (200, which ends the episode: "has space again") before the map
+        # fills once more (a new episode, a new alarm). Write until five in a row are refused; every answer is 200 or
+        # 503, and there is one alarm line per episode.
+        refused_in_a_row, i = 0, 0
+        while refused_in_a_row < 5:
+            self.assertLess(i, 200, "the map never stayed full for five writes in a row")
             r = svc.authorize(tok, "demo-ec", [H.digest("more %d %d" % (i, k)) for k in range(100)],
                               pin=svc.env["CSC_PIN"])
-            self.assertEqual(r.status, 503, r)
-        self.assertEqual(svc.server_stderr().count("ALARM: the LMDB map is full"), 1)
+            self.assertIn(r.status, (200, 503), r)
+            refused_in_a_row = refused_in_a_row + 1 if r.status == 503 else 0
+            i += 1
+        err = svc.server_stderr()
+        self.assertEqual(err.count("ALARM: the LMDB map is full"), err.count("the LMDB map has space again") + 1, err)
         # Logins write too (their tokens, the user's last sign-ins): csc-server's own writes may find the map full
         # as well, an episode (one alarm) of that process.
         for _ in range(5):
