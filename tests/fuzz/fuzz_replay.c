@@ -3,7 +3,8 @@
  * compiler, so every build (normal and ASan) replays the target's corpus: `fuzz_<name>_replay DIR|FILE...` (ctest
  * unit_fuzz_<name>_replay over corpus/<name>/). The corpus is both the seeds and the regression inputs of the
  * crashes found; a target aborts on a finding, and this exits 1 when it finds no input at all (a lost corpus must
- * not pass).
+ * not pass). `fuzz_<name>_replay --write-seeds DIR` runs the target's seed writer, for the targets that have one
+ * (fuzz_sam_seeds.c).
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -72,8 +73,15 @@ static int run_path(const char *path)
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0) {
+        if (fuzz_write_seeds == NULL) {
+            fprintf(stderr, "%s: this target has no seed writer\n", argv[0]);
+            return 2;
+        }
+        return fuzz_write_seeds(argv[2]) == 0 ? 0 : 1;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s DIR|FILE...\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR|FILE... | --write-seeds DIR\n", argv[0]);
         return 2;
     }
     int total = 0;
