@@ -332,8 +332,9 @@ static srv_p11net_t sam_dial(const srv_config_t *cfg)
 }
 
 /* The main thread waits for a stop signal (stop). Under systemd's watchdog it sends WATCHDOG=1 meanwhile, every half
- * of WATCHDOG_USEC: what it stands for is a csc-sam that is scheduled and whose main thread still answers signals,
- * so a process stopped or stuck whole (swapped-out locks, a kernel hang in the token's driver) is restarted. */
+ * of WATCHDOG_USEC: it stands for a csc-sam that runs at all (not frozen, not stopped, its main thread scheduled), so
+ * such a process is restarted. A connection thread stuck in the token is not seen here: csc-server's /readyz asks
+ * csc-sam HELLO on a connection of its own for that (docs/operations.md "Monitoring"). */
 static int wait_stop(const sigset_t *stop)
 {
     unsigned ms = srv_notify_watchdog_ms();
