@@ -62,11 +62,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (srv_config_load(file, cfg) != 0)
-        return 1;
-    if (check_only) {
-        printf("%s: configuration OK\n", file);
-        return 0;
+    int loaded = srv_config_load(file, cfg) == 0;
+    if (!loaded || check_only) {
+        if (loaded)
+            printf("%s: configuration OK\n", file);
+        free(cfg);
+        return loaded ? 0 : 1;
     }
     srv_notify_init("csc-server", 1); /* csc-sam, when spawned, is not the process systemd watches */
     /* No core dumps and no new privileges before any thread starts (srv_priv.c); csc-sam, started next, inherits
