@@ -204,9 +204,10 @@ class TestNotify(unittest.TestCase):
         n0 = sum(1 for _, m in lst.messages if "WATCHDOG" in m)
         lst.read(2.0)
         pings = sum(1 for _, m in lst.messages if "WATCHDOG" in m) - n0
-        # every 200 ms (half of 400 ms) while both loops turn: about 10 in 2 s
-        self.assertGreaterEqual(pings, 7, lst.messages)
-        self.assertLessEqual(pings, 12, lst.messages)
+        # every 200 ms (half of 400 ms) while both loops turn: about 10 in 2 s (fewer on a busy machine, whose timers
+        # fire late; never more, which would be a shorter period than half of WATCHDOG_USEC)
+        self.assertGreaterEqual(pings, 5, lst.messages)
+        self.assertLessEqual(pings, 11, lst.messages)
         self.assertEqual(self.svc.post("info", {}).status, 200)
         pid = self.svc.proc.pid
         self.assertEqual(self.svc.stop(), 0)
