@@ -24,6 +24,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include <h2o.h>
 #include "srv.h"
 #include "srv_metrics.h"
+#include "srv_notify.h"
 #include "srv_priv.h"
 
 #define QUEUE_PER_WORKER 64 /* queued jobs per worker of the main pool before the server answers 503 */
@@ -66,6 +68,9 @@ struct loop {
     size_t n_listeners;
     size_t inflight;
     pthread_t tid;
+    h2o_timeout_t wd_timeout;      /* systemd's watchdog (on_watchdog): loop 0's tick, the others' every quarter */
+    h2o_timeout_entry_t wd_entry;
+    atomic_int wd_ticked;          /* this loop (not loop 0) ticked since loop 0 last sent WATCHDOG=1 */
 };
 
 typedef struct pool {
@@ -534,6 +539,28 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     h2o_accept(listener->data, sock);
 }
 
+/* systemd's watchdog (srv_notify.c): loop 0 ticks every half of WATCHDOG_USEC and sends WATCHDOG=1 when every other
+ * loop ticked (each quarter) since its last one. A loop stuck in a callback stops the pings and systemd restarts the
+ * service: such a loop no longer accepts nor answers its connections, which no other check of a running process
+ * would see. */
+static void on_watchdog(h2o_timeout_entry_t *e)
+{
+    loop_t *l = H2O_STRUCT_FROM_MEMBER(loop_t, wd_entry, e);
+    if (l != &srv.loops[0]) {
+        atomic_store(&l->wd_ticked, 1);
+    } else {
+        int all = 1;
+        for (unsigned i = 1; i < srv.cfg->threads; i++)
+            all = all && atomic_load(&srv.loops[i].wd_ticked);
+        if (all) {
+            for (unsigned i = 1; i < srv.cfg->threads; i++)
+                atomic_store(&srv.loops[i].wd_ticked, 0);
+            srv_notify_watchdog();
+        }
+    }
+    h2o_timeout_link(l->ctx.loop, &l->wd_timeout, &l->wd_entry);
+}
+
 static void *loop_main(void *arg)
 {
     loop_t *l = arg;
@@ -549,6 +576,12 @@ static void *loop_main(void *arg)
         h2o_socket_read_start(s, on_accept);
         l->listeners[l->n_listeners++] = s;
     }
+    unsigned wd_ms = srv_notify_watchdog_ms();
+    if (wd_ms != 0) {
+        h2o_timeout_init(l->ctx.loop, &l->wd_timeout, l == &srv.loops[0] || wd_ms < 2 ? wd_ms : wd_ms / 2);
+        l->wd_entry.cb = on_watchdog;
+        h2o_timeout_link(l->ctx.loop, &l->wd_timeout, &l->wd_entry);
+    }
     while (!srv.stop)
         h2o_evloop_run(l->ctx.loop, INT32_MAX);
     /* Stop accepting; finish what the workers still have (at most request_timeout). */
@@ -559,6 +592,8 @@ static void *loop_main(void *arg)
     time_t deadline = time(NULL) + (time_t)srv.cfg->request_timeout;
     while (l->inflight > 0 && time(NULL) < deadline)
         h2o_evloop_run(l->ctx.loop, 100);
+    if (wd_ms != 0)
+        h2o_timeout_unlink(&l->wd_entry);
     return NULL;
 }
 
@@ -645,9 +680,12 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         fprintf(stderr, " %s://%s", cfg->plain_http ? "http" : "https", cfg->listen[i]);
     fprintf(stderr, " (%u loops, %u workers + %u for password/PIN checks, %u connections to csc-sam%s)\n",
             cfg->threads, cfg->workers, cfg->auth_workers, cfg->sam_connections, cfg->http2 ? ", HTTP/2 enabled" : "");
+    srv_notify_ready("serving on %s%s (%u loops, %u workers)", cfg->listen[0], cfg->n_listen > 1 ? " and more" : "",
+                     cfg->threads, cfg->workers);
 
     sigwait(&sigs, &sig);
     fprintf(stderr, "csc-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv_notify_stopping("draining: finishing the requests in flight (at most %u s)", cfg->request_timeout);
     srv_health_stopping(srv.health);
     srv.stop = 1;
     for (unsigned i = 0; i < cfg->threads; i++)

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -30,6 +31,7 @@
 #include "sam_sender.h"
 #include "sam_server.h"
 #include "srv.h"
+#include "srv_notify.h"
 #include "srv_priv.h"
 
 static void usage(FILE *f)
@@ -37,7 +39,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: csc-sam -c CONFIG [-r FD] [-o]\n"
                "  -c CONFIG  configuration file (csc-server's; see docs/configuration.md)\n"
                "  -r FD      write one byte to descriptor FD once listening, then close it (csc-server's spawn)\n"
-               "  -o         the operators' socket only, no periodic work (csc-admin's short-lived csc-sam)\n");
+               "  -o         the operators' socket only, no periodic work (csc-admin's short-lived csc-sam)\n"
+               "  --version  print the version and exit\n");
 }
 
 /* Tell whoever started us that the socket listens. */
@@ -328,6 +331,27 @@ static srv_p11net_t sam_dial(const srv_config_t *cfg)
     return strcmp(cfg->storage.backend, "postgresql") == 0 ? SRV_P11NET_INET : srv_priv_p11net(cfg->pkcs11_sockets);
 }
 
+/* The main thread waits for a stop signal (stop). Under systemd's watchdog it sends WATCHDOG=1 meanwhile, every half
+ * of WATCHDOG_USEC: it stands for a csc-sam that runs at all (not frozen, not stopped, its main thread scheduled), so
+ * such a process is restarted. A connection thread stuck in the token is not seen here: csc-server's /readyz asks
+ * csc-sam HELLO on a connection of its own for that (docs/operations.md "Monitoring"). */
+static int wait_stop(const sigset_t *stop)
+{
+    unsigned ms = srv_notify_watchdog_ms();
+    for (;;) {
+        int sig = 0;
+        if (ms == 0) {
+            if (sigwait(stop, &sig) == 0)
+                return sig;
+            continue;
+        }
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        if ((sig = sigtimedwait(stop, NULL, &ts)) > 0)
+            return sig;
+        srv_notify_watchdog(); /* EAGAIN: the half period passed (EINTR: early, which does no harm) */
+    }
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
                  sam_sender_t *sender, int operators_only)
 {
@@ -422,9 +446,11 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: %s listening on %s (%u HSM sessions)\n", identity, cfg->sam_socket,
                 hsm_sessions(m->hsm));
     fprintf(stderr, "csc-sam: %s: operators' socket %s\n", identity, cfg->sam_admin_socket);
-    int sig = 0;
-    while (sigwait(stop, &sig) != 0)
-        ;
+    if (srv != NULL)
+        srv_notify_ready("serving on %s, token %.64s logged in (%u HSM sessions)", cfg->sam_socket, cfg->pkcs11_token,
+                         hsm_sessions(m->hsm));
+    int sig = wait_stop(stop);
+    srv_notify_stopping("stopping (signal %d): closing the sockets, then the periodic work", sig);
     /* SIGCHLD: the sender helper (csc-sam's only child) ended */
     if (sig == SIGCHLD)
         fprintf(stderr, "csc-sam: the otp_sender helper ended: stopping, so that csc-sam and a new helper are started "
@@ -456,8 +482,13 @@ int main(int argc, char **argv)
     int ready_fd = -1, opt, bad = 0, operators_only = 0;
     char *end;
 
-    while ((opt = getopt(argc, argv, "c:r:oh")) != -1) {
-        if (opt == 'c') {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    while ((opt = getopt_long(argc, argv, "c:r:oh", opts, NULL)) != -1) {
+        if (opt == 'V') {
+            printf("csc-sam %s\n", CSC_VERSION);
+            return 0;
+        } else if (opt == 'c') {
             file = optarg;
         } else if (opt == 'o') {
             operators_only = 1;
@@ -475,6 +506,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Notifications only from the csc-sam systemd started (csc-sam.service): not one csc-server spawned (-r) nor
+     * csc-admin's short-lived one (-o); that one, under its filter, may then open the socket they need. */
+    srv_notify_init("csc-sam", ready_fd < 0 && !operators_only);
+    srv_priv_notify(srv_notify_enabled());
     /* SIGTERM and SIGINT stop the SAM, and SIGCHLD (the sender helper ended): blocked in every thread, taken by
      * sigwait in this one. */
     sigset_t stop;
