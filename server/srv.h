@@ -39,6 +39,7 @@ typedef struct srv_config {
     char pkcs11_pin_file[PATH_MAX];
     char softhsm_conf[PATH_MAX];
     unsigned pkcs11_sessions;
+    unsigned pkcs11_start_wait;       /* seconds csc-sam waits at start for a token not there yet (0: none) */
     srv_storage_t storage;            /* storage (csc-sam, csc-admin; csc-server without front_storage) */
     srv_storage_t front_storage;      /* front_storage: csc-server's own (postgresql only; backend "" = not given) */
     char pkcs11_env[PATH_MAX];        /* NAME=VALUE set in csc-sam before the module is loaded ("" = none) */

@@ -52,6 +52,7 @@ static const row_t rows[] = {
     {"pkcs11_token", T_STR, O(pkcs11_token), 33, 0, 0, NULL},
     {"pkcs11_pin_file", T_PATH, O(pkcs11_pin_file), S(pkcs11_pin_file), 0, 0, NULL},
     {"pkcs11_sessions", T_UINT, O(pkcs11_sessions), 0, 1, 256, "4"},
+    {"pkcs11_start_wait", T_UINT, O(pkcs11_start_wait), 0, 0, 50, "20"}, /* under csc-server's 60-s wait for csc-sam */
     {"softhsm_conf", T_PATH, O(softhsm_conf), S(softhsm_conf), 0, 0, ""},
     {"storage", T_STORAGE, O(storage), S(storage.location), 0, 0, NULL}, /* required: check_storage */
     {"lmdb_path", T_PATH, O(storage.location), S(storage.location), 0, 0, ""},  /* older spelling of lmdb: */
