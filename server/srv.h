@@ -50,6 +50,7 @@ typedef struct srv_config {
     size_t max_body;
     unsigned max_hashes, max_json_depth;
     char access_log[PATH_MAX];
+    char access_log_format[8];        /* "text" (one line per request) or "json" (a JSON object per line) */
     unsigned oauth_code_ttl, oauth_par_ttl, oauth_session_idle, oauth_session_max, credential_token_ttl;
     unsigned rate_window, rate_max;
     unsigned oauth_revoke_status;     /* 200 (RFC 7009) or 204 */
@@ -114,6 +115,10 @@ typedef struct srv_config {
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
 int srv_config_load(const char *file, srv_config_t *cfg);
+/* The keys whose values differ between a and b, except those listed in reloadable (NULL-terminated), written to out
+ * as "key, key" (cut to sz) for the refusal of a reload. @return how many differ. */
+size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const char *const *reloadable, char *out,
+                          size_t sz);
 /* The storage a process opens: front (csc-server) front_storage when given, else storage. */
 const srv_storage_t *srv_storage_of(const srv_config_t *cfg, int front);
 
@@ -207,6 +212,9 @@ int srv_health_open(const srv_config_t *cfg, srv_modules_t *m, int64_t tls_not_a
 int srv_health_start(srv_health_t *h);
 /* csc-server begins to stop (it drains for at most request_timeout): /healthz and /readyz answer 503 from now on. */
 void srv_health_stopping(srv_health_t *h);
+/* A reload (SIGHUP) put a new public certificate or readyz_cert_days in force: /readyz and /metrics use them from
+ * now on. NULL is fine. */
+void srv_health_reload(srv_health_t *h, int64_t tls_not_after, unsigned readyz_cert_days);
 void srv_health_close(srv_health_t *h);
 
 #endif
