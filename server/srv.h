@@ -11,6 +11,7 @@
 
 #define SRV_LISTEN_MAX 8
 #define SRV_STR 256
+#define SRV_CONFIG_KEYS 192               /* at least the keys srv_config.c knows (checked there) */
 
 /* Where a process keeps its state: storage = <backend>:<location> (lmdb_path = PATH: lmdb). */
 typedef struct srv_storage {
@@ -111,12 +112,14 @@ typedef struct srv_config {
     char admin_tls_cert[PATH_MAX], admin_tls_key[PATH_MAX]; /* "": plain HTTP (loopback only) */
     char admin_tls_client_ca[PATH_MAX]; /* "": no client certificate asked; else one of this CA is required */
     unsigned readyz_cert_days;        /* /readyz fails when the public certificate expires within this many days */
+    unsigned char given[SRV_CONFIG_KEYS]; /* the keys the file gave, by srv_config.c's table (srv_config_changed) */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
 int srv_config_load(const char *file, srv_config_t *cfg);
 /* The keys whose values differ between a and b, except those listed in reloadable (NULL-terminated), written to out
- * as "key, key" (cut to sz) for the refusal of a reload. @return how many differ. */
+ * as "key, key" (cut to sz) for the refusal of a reload. A key neither file gave is not named: its value follows
+ * another key's (public_url the first listen, sam_connections the pools' sizes), which is. @return how many. */
 size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const char *const *reloadable, char *out,
                           size_t sz);
 /* The storage a process opens: front (csc-server) front_storage when given, else storage. */

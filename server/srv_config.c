@@ -156,6 +156,8 @@ static const row_t rows[] = {
     {"sam_admin_group", T_STR, O(sam_admin_group), S(sam_admin_group), 0, 0, ""},
 };
 
+_Static_assert(sizeof(rows) / sizeof(rows[0]) <= SRV_CONFIG_KEYS, "SRV_CONFIG_KEYS: more keys than srv_config_t.given holds");
+
 typedef struct ctx {
     const char *file;
     unsigned line;
@@ -751,7 +753,7 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
 int srv_config_load(const char *file, srv_config_t *cfg)
 {
     ctx_t c = {.file = file, .line = 0};
-    unsigned char seen[sizeof(rows) / sizeof(rows[0])] = {0};
+    unsigned char *seen = cfg->given;
     char line[4096];
     int rc = -1;
 
@@ -850,14 +852,18 @@ static int same_value(const row_t *r, const srv_config_t *a, const srv_config_t 
 size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const char *const *reloadable, char *out,
                           size_t sz)
 {
-    size_t n = 0, len = 0;
+    size_t n = 0, len = 0, lmdb_path = 0;
 
     if (sz > 0)
         out[0] = '\0';
+    while (strcmp(rows[lmdb_path].key, "lmdb_path") != 0)
+        lmdb_path++;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         const row_t *r = &rows[i];
         /* lmdb_path is storage's location under its older name: a change is named once, as storage */
-        if (r->off == O(storage.location) || same_value(r, a, b))
+        int given = a->given[i] || b->given[i] ||
+                    (r->off == O(storage) && (a->given[lmdb_path] || b->given[lmdb_path]));
+        if (r->off == O(storage.location) || !given || same_value(r, a, b))
             continue;
         size_t k = 0;
         while (reloadable[k] != NULL && strcmp(reloadable[k], r->key) != 0)
