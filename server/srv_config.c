@@ -853,6 +853,7 @@ size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const ch
                           size_t sz)
 {
     size_t n = 0, len = 0, lmdb_path = 0;
+    int full = 0;
 
     if (sz > 0)
         out[0] = '\0';
@@ -870,9 +871,13 @@ size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const ch
             k++;
         if (reloadable[k] != NULL)
             continue;
-        int w = snprintf(out + len, len < sz ? sz - len : 0, "%s%s", n > 0 ? ", " : "", r->key);
-        if (w > 0 && len + (size_t)w < sz)
+        int w = full ? 0 : snprintf(out + len, len < sz ? sz - len : 0, "%s%s", n > 0 ? ", " : "", r->key);
+        if (!full && w > 0 && len + (size_t)w < sz) {
             len += (size_t)w;
+        } else if (!full && len < sz) {
+            out[len] = '\0'; /* whole names only, the first ones */
+            full = 1;
+        }
         n++;
     }
     return n;
