@@ -8,7 +8,8 @@
 - the access log is opened again after logrotate's rename;
 - access_log_format = json (put in force by a reload): one JSON object per line with time, request id, peer, method,
   path (no query string), status, bytes, latency and user, and no token, password or PIN in the log;
-- every response carries X-Request-Id: the client's when well-formed, else 128 random bits in hex.
+- every response carries X-Request-Id: the client's when well-formed, else 128 random bits in hex; the ids of
+  credentials/authorize and signHash are in csc-sam's audit records of them (csc-admin audit query).
 """
 import hashlib
 import http.client
@@ -242,6 +243,27 @@ class TestReload(unittest.TestCase):
         for secret in (token, password, PIN):
             self.assertNotIn(secret, text)
         self.assertNotIn(hashlib.sha256(token.encode()).hexdigest(), text)
+
+    def test_request_id_in_audit(self):
+        """The request id of credentials/authorize and of signHash reaches csc-sam (wire tag 90) and its audit
+        records: csc-admin audit query shows request_id=ID in each record's detail."""
+        svc = self.svc
+        token = svc.token()
+        hdrs = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
+        body = {"credentialID": CRED, "numSignatures": 1, "authData": [{"id": "PIN", "value": PIN}]}
+        r = svc.request("POST", "/csc/v2/credentials/authorize", json.dumps(body).encode(),
+                        dict(hdrs, **{"X-Request-Id": "auth-rq.1"}))
+        self.assertEqual((r.status, r.headers["x-request-id"]), (200, "auth-rq.1"), r)
+        body = {"credentialID": CRED, "SAD": r.json["SAD"], "signAlgo": H.ECDSA_SHA256,
+                "hashes": [H.b64(H.digest("audited with its id"))]}
+        r = svc.request("POST", "/csc/v2/signatures/signHash", json.dumps(body).encode(), hdrs)
+        self.assertEqual(r.status, 200, r)
+        sign_id = r.headers["x-request-id"]
+        self.assertRegex(sign_id, r"^[0-9a-f]{32}$")
+        out = svc.admin("audit", "query", "--json", "--event", "sign").stdout
+        self.assertIn("request_id=%s" % sign_id, out)
+        out = svc.admin("audit", "query", "--json", "--event", "authorize").stdout
+        self.assertIn("request_id=auth-rq.1", out)
 
 
 if __name__ == "__main__":
