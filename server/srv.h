@@ -117,6 +117,10 @@ typedef struct srv_config {
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
 int srv_config_load(const char *file, srv_config_t *cfg);
+/* The keys a reload (SIGHUP) may change, NULL-terminated: tls_cert, tls_key, access_log, access_log_format,
+ * readyz_cert_days (csc-server's; csc-sam holds none of them). Every other key changed refuses a reload, in csc-server
+ * and in csc-sam alike. The files a reload reads again (certificate, key, trust_anchors, crl_dir) keep their names. */
+extern const char *const srv_reloadable[];
 /* The keys whose values differ between a and b, except those listed in reloadable (NULL-terminated), written to out
  * as "key, key" (cut to sz) for the refusal of a reload. A key neither file gave is not named: its value follows
  * another key's (public_url the first listen, sam_connections the pools' sizes), which is. @return how many. */
@@ -126,12 +130,14 @@ size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const ch
 const srv_storage_t *srv_storage_of(const srv_config_t *cfg, int front);
 
 /* The modules a process opens from a configuration. */
+typedef struct srv_sam srv_sam_t;
 typedef struct srv_modules {
     stor_env_t *stor;
     hsm_t *hsm;                /* csc-sam's (srv_modules_open_hsm); never csc-server's nor csc-admin's */
     oauth_t *oauth;
     csc_t *csc;
     sam_client_t *sam;         /* borrowed from srv_sam_t (csc-server), NULL elsewhere */
+    srv_sam_t *samctl;         /* csc-server's csc-sam process (reloads are passed on), NULL elsewhere */
 } srv_modules_t;
 
 /* SRV_WRITER_LATER: storage's writes are opened by the caller (stor_start_writer), after its privilege switch (no
@@ -191,9 +197,11 @@ void srv_task_stop(srv_task_t *t);
 /* csc-server's csc-sam (srv_samctl.c): with sam_mode = spawn started here (before any listening socket), supervised
  * (restarted after a crash) and stopped by srv_sam_end; with connect only connected to. Messages to stderr; -1:
  * csc-server does not start. */
-typedef struct srv_sam srv_sam_t;
 int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out);
 void srv_sam_end(srv_sam_t *s);
+/* csc-server reloaded on SIGHUP: with sam_mode = spawn the supervisor sends csc-sam SIGHUP (csc-sam reloads what it
+ * holds); with connect nothing (csc-sam's own unit reloads it). NULL is fine. */
+void srv_sam_reload(srv_sam_t *s);
 /* The pool of connections to csc-sam the service asks (owned by s). */
 sam_client_t *srv_sam_client(srv_sam_t *s);
 /* Ask csc-sam HELLO and log its answer, and give oauth the sign-in pages' ticket key it carries (a warning when it

@@ -817,6 +817,9 @@ out:
     return rc;
 }
 
+const char *const srv_reloadable[] = {"tls_cert", "tls_key", "access_log", "access_log_format", "readyz_cert_days",
+                                      NULL};
+
 /* Whether row r holds the same value in a and b. */
 static int same_value(const row_t *r, const srv_config_t *a, const srv_config_t *b)
 {

@@ -718,17 +718,12 @@ static FILE *open_log(const srv_config_t *cfg)
     return f;
 }
 
-/* The keys a reload may change. Every other key that differs refuses the reload, named: the listeners, storage,
- * the SAM's socket and users, the pools' sizes, the HSM, the service's settings (csc-sam holds most of them, and
- * csc-sam is not reloaded) take a restart. */
-static const char *const reloadable[] = {"tls_cert", "tls_key", "trust_anchors", "access_log", "access_log_format",
-                                         "readyz_cert_days", NULL};
-
-/* SIGHUP: read the configuration file again and put in force, whole or not at all, what reloadable[] names: a new
- * TLS context from tls_cert and tls_key (read again even when the names did not change: a renewed certificate), the
- * trust anchors of the CRL store with every CRL verified again and crl_dir read now, the access log opened again (the
- * name after logrotate's rename, or a new one) in access_log_format, readyz_cert_days. Runs in the main thread;
- * requests go on meanwhile. Files are read as server_user, under the filter: they must be readable by it. */
+/* SIGHUP: read the configuration file again and put in force, whole or not at all: a new TLS context from tls_cert
+ * and tls_key (read again even when the names did not change: a renewed certificate), trust_anchors read again for
+ * the CRL store with every CRL verified again and crl_dir read now, the access log opened again (the name after
+ * logrotate's rename, or a new one) in access_log_format, readyz_cert_days; then csc-sam is asked to reload (its CRL
+ * store's anchors). Any other key changed (srv_reloadable) refuses it, named. Runs in the main thread; requests go
+ * on meanwhile. Files are read as server_user, under the filter: they must be readable by it. */
 static void reload(void)
 {
     srv_config_t *fresh = calloc(1, sizeof(*fresh));
@@ -746,7 +741,7 @@ static void reload(void)
                 srv.live->file);
         goto refused;
     }
-    size_t n = srv_config_changed(srv.live, fresh, reloadable, changed, sizeof(changed));
+    size_t n = srv_config_changed(srv.live, fresh, srv_reloadable, changed, sizeof(changed));
     if (n > 0) {
         fprintf(stderr, "csc-server: reload refused: %s cannot change while csc-server runs (a restart puts %s in "
                         "force); the configuration in force stays\n",
@@ -799,6 +794,7 @@ static void reload(void)
             fresh->access_log_format, fresh->readyz_cert_days);
     free(srv.live);
     srv.live = fresh;
+    srv_sam_reload(srv.mods->samctl);
     return;
 refused:
     SSL_CTX_free(ctx);

@@ -78,6 +78,7 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
+    m.samctl = sam; /* a reload (SIGHUP) is passed on to csc-sam */
     /* csc-server writes web_sessions, async_results and pars only; everything else is csc-sam's (issue 13): the storage
      * write guard makes it a rule of the process on every backend (on PostgreSQL csc_front's GRANTs say it too). */
     if (srv_front_restrict_writes(&m) != 0) {

@@ -25,6 +25,7 @@ import time
 import unittest
 
 import harness as H
+from test_sam import sam_child
 
 BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
 PIN = "24681357"
@@ -38,6 +39,30 @@ def served_cert(svc):
             return s.getpeercert(binary_form=True)
 
 
+def make_ca(d, name):
+    """A self-signed CA NAME (NAME.key, NAME.crt in d) and its empty CRL (NAME.crl)."""
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", crt, "-subj", "/O=Reload Test/CN=" + name, "-days", "30"],
+                   check=True, capture_output=True)
+    return key, crt
+
+
+def make_crl(d, key, crt, out):
+    """An empty CRL of the CA (key, crt), valid 30 days, at out."""
+    index, conf, number = (os.path.join(d, os.path.basename(out) + s) for s in (".idx", ".cnf", ".num"))
+    open(index, "w").close()
+    with open(number, "w") as f:
+        f.write("01\n")
+    with open(conf, "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\n"
+                "default_crl_days = 30\n" % (index, number))
+    tmp = out + ".tmp"
+    subprocess.run(["openssl", "ca", "-gencrl", "-batch", "-config", conf, "-keyfile", key, "-cert", crt, "-out",
+                    tmp], check=True, capture_output=True)
+    os.rename(tmp, out)
+
+
 def pem_to_der(path):
     return subprocess.run(["openssl", "x509", "-in", path, "-outform", "DER"], check=True,
                           capture_output=True).stdout
@@ -49,8 +74,19 @@ class TestReload(unittest.TestCase):
         cls.svc = H.Service(BUILD)
         cls.svc.create_credential("--id", CRED, "--user", cls.svc.env["CSC_USER"], "--key", "p256",
                                   "--auth", "PIN", "--scal", "1", "--multisign", "100", pin=PIN)
+        # CRLs checked by both processes, with anchors of their own (a copy of the demo CA) that a test extends
+        d = cls.svc.dir
+        cls.anchors, cls.crl_dir = os.path.join(d, "anchors.pem"), os.path.join(d, "crl")
+        os.makedirs(cls.crl_dir)
+        with open(os.path.join(d, "ca", "ca.crt")) as f, open(cls.anchors, "w") as out:
+            out.write(f.read())
+        make_crl(d, os.path.join(d, "ca", "ca.key"), os.path.join(d, "ca", "ca.crt"),
+                 os.path.join(cls.crl_dir, "demo-ca.crl"))
         with open(cls.svc.conf) as f:
-            cls.conf_text = f.read()
+            text = re.sub(r"(?m)^trust_anchors = .*$", "trust_anchors = anchors.pem", f.read())
+        cls.conf_text = text + "crl_dir = crl\n"
+        with open(cls.svc.conf, "w") as f:
+            f.write(cls.conf_text)
         cls.svc.start()
 
     @classmethod
@@ -264,6 +300,37 @@ class TestReload(unittest.TestCase):
         self.assertIn("request_id=%s" % sign_id, out)
         out = svc.admin("audit", "query", "--json", "--event", "authorize").stdout
         self.assertIn("request_id=auth-rq.1", out)
+
+    def test_trust_anchors_both_processes(self):
+        """A CRL of a CA that is no anchor yet is refused by both processes; the CA added to trust_anchors and SIGHUP:
+        csc-server reloads, passes the reload on (its supervisor signals csc-sam, which is not restarted), and both
+        take the CRL."""
+        svc = self.svc
+        sam = sam_child(svc)
+        self.assertIsNotNone(sam)
+        key, crt = make_ca(svc.dir, "other-ca")
+        make_crl(svc.dir, key, crt, os.path.join(self.crl_dir, "other-ca.crl"))
+        not_anchor = re.compile(r"other-ca\.crl.*not among the trust anchors")
+        H.wait_until(lambda: len(not_anchor.findall(svc.server_stderr())) >= 2, "both processes refusing the CRL")
+        with open(self.anchors) as f:
+            before = f.read()
+        try:
+            with open(crt) as f, open(self.anchors, "a") as out:
+                out.write(f.read())
+            log = len(svc.server_stderr())
+            out = self.hup()
+            self.assertIn("csc-server: reloaded: certificate notAfter", out)
+            self.assertIn("trust anchors and the CRLs of " + self.crl_dir, out)
+            H.wait_until(lambda: "csc-sam: reloaded: trust anchors and the CRLs of " in svc.server_stderr()[log:],
+                         "csc-sam's reload")
+            time.sleep(1.5)  # both crl-watch tasks look again meanwhile: nothing refused any more
+            self.assertIsNone(not_anchor.search(svc.server_stderr()[log:]), svc.server_stderr()[log:])
+            self.assertEqual(sam_child(svc), sam)  # reloaded, not restarted
+            self.assertEqual(self.sign_once(svc.token()), [200, 200])
+        finally:
+            with open(self.anchors, "w") as f:
+                f.write(before)
+            os.unlink(os.path.join(self.crl_dir, "other-ca.crl"))
 
 
 if __name__ == "__main__":
