@@ -181,6 +181,13 @@ int srv_two_person_restores(const char *two_person);
  * be executable. who prefixes the messages. 0, or -1 (said why on stderr). */
 int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t sz);
 
+/* srv_log.c: when stderr is the systemd journal's stream (JOURNAL_STREAM names its device and inode), replace stderr
+ * by a stream that writes each line with the journal's level prefix ("<3>", "<4>", "<6>"); else nothing changes.
+ * First thing in main. 1 replaced, 0 not the journal, -1 could not (stderr unchanged). */
+int srv_log_journal(void);
+/* The level of one line (without its newline): 4 says WARNING, 6 a start, ready, reload or stop message, else 3. */
+int srv_log_level(const char *line, size_t len);
+
 /* Print text (an otpauth:// URI) as a QR code of Unicode half blocks, dark on light, with a quiet zone;
  * returns 0, or -1 (nothing printed) if it cannot be encoded. srv_qr.c. */
 int srv_qr_print(FILE *out, const char *text);

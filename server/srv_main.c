@@ -32,6 +32,7 @@ int main(int argc, char **argv)
 
     if (cfg == NULL)
         return 1;
+    (void)srv_log_journal(); /* errors to stderr with the journal's levels when systemd runs csc-server */
     while ((opt = getopt(argc, argv, "c:th")) != -1) {
         switch (opt) {
         case 'c':

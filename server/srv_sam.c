@@ -493,6 +493,7 @@ int main(int argc, char **argv)
     int ready_fd = -1, opt, bad = 0, operators_only = 0;
     char *end;
 
+    (void)srv_log_journal(); /* its stderr is csc-server's (spawn) or its own unit's (connect) */
     while ((opt = getopt(argc, argv, "c:r:oh")) != -1) {
         if (opt == 'c') {
             file = optarg;
