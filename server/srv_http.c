@@ -237,8 +237,8 @@ static const char *env_get(h2o_req_t *req, const char *name)
 }
 
 /* The request's id: the one it was given already, else the client's X-Request-Id when it is well-formed (a proxy's
- * or a client's own id ties its logs to ours), else 128 random bits in hex. Kept in req->env and echoed in the
- * response's X-Request-Id. */
+ * or a client's own id ties its logs to ours), else 128 random bits in hex. Kept in req->env (the response's
+ * X-Request-Id is added by the filter, errjson_setup, to every response). */
 static const char *request_id(h2o_req_t *req)
 {
     const char *have = env_get(req, REQUEST_ID_ENV);
@@ -259,9 +259,7 @@ static const char *request_id(h2o_req_t *req)
             snprintf(id, sizeof(id), "t%llx-%llx", (unsigned long long)time(NULL), atomic_fetch_add(&fallback, 1));
     }
     env_set(req, REQUEST_ID_ENV, id);
-    have = env_get(req, REQUEST_ID_ENV);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, have, strlen(have));
-    return have;
+    return env_get(req, REQUEST_ID_ENV);
 }
 
 /* ---- responses ------------------------------------------------------------- */
@@ -488,7 +486,10 @@ static void errjson_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
 
 static void errjson_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
-    (void)request_id(req); /* h2o's own answers and the 404s get one too */
+    /* every response echoes the request's id, h2o's own answers and the 404s too */
+    const char *id = request_id(req);
+    if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1) < 0)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, strlen(id));
     ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (req->res.status >= 400 && i >= 0 &&
         h2o_memis(req->res.headers.entries[i].value.base, 10, H2O_STRLIT("text/plain")) &&
