@@ -156,7 +156,8 @@ static const row_t rows[] = {
     {"sam_admin_group", T_STR, O(sam_admin_group), S(sam_admin_group), 0, 0, ""},
 };
 
-_Static_assert(sizeof(rows) / sizeof(rows[0]) <= SRV_CONFIG_KEYS, "SRV_CONFIG_KEYS: more keys than srv_config_t.given holds");
+_Static_assert(sizeof(rows) / sizeof(rows[0]) <= SRV_CONFIG_KEYS,
+               "SRV_CONFIG_KEYS: more keys than srv_config_t.given holds");
 
 typedef struct ctx {
     const char *file;

@@ -354,7 +354,8 @@ static void sam_reload(const srv_config_t *cfg, sam_tasks_t *t)
     } else if (t->crl != NULL && pki_crl_set_anchors(t->crl, fresh->trust_anchors, err, sizeof(err)) != PKI_OK) {
         fprintf(stderr, "csc-sam: reload refused: trust_anchors: %s; the anchors in force stay\n", err);
     } else {
-        fprintf(stderr, "csc-sam: reloaded: %s%s\n", t->crl != NULL ? "trust anchors and the CRLs of " : "nothing to do (no crl_dir)",
+        fprintf(stderr, "csc-sam: reloaded: %s%s\n",
+                t->crl != NULL ? "trust anchors and the CRLs of " : "nothing to do (no crl_dir)",
                 t->crl != NULL ? cfg->crl_dir : "");
     }
     free(fresh);

@@ -13,8 +13,9 @@
  *     has lived 30 s), each restart logged;
  *   - stops it (SIGTERM, up to 10 s, then SIGKILL) when csc-server asks or dies, then exits.
  * csc-server and the supervisor talk through two pipes only: "ctl" (csc-server closes its end: stop; it writes 'H'
- * when it reloaded on SIGHUP: the supervisor sends csc-sam SIGHUP, csc-sam reloads what it holds) and "st" (the supervisor writes one byte once the first csc-sam is ready; its end closing = the supervisor
- * is done, or failed before that byte). So csc-server, under its filter, never forks, execs, signals or waits.
+ * when it reloaded on SIGHUP: the supervisor sends csc-sam SIGHUP, csc-sam reloads what it holds) and "st" (the
+ * supervisor writes one byte once the first csc-sam is ready; its end closing = the supervisor is done, or failed
+ * before that byte). So csc-server, under its filter, never forks, execs, signals or waits.
  * Both children ask the kernel for SIGTERM when their parent dies (PR_SET_PDEATHSIG), and the supervisor also sees
  * end of file on ctl: a csc-server killed with SIGKILL leaves no supervisor and no csc-sam behind. The supervisor
  * has a process group of its own, so a terminal's Ctrl-C reaches csc-server only, which stops them in order.
