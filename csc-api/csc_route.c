@@ -348,6 +348,8 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
             reply->body_len = len;
         }
     }
+    if (r.have_principal)
+        snprintf(reply->user, sizeof(reply->user), "%s", r.principal.user);
     yajl_gen_clear(r.gen);
     yajl_gen_free(r.gen);
     csc_json_free(r.root);

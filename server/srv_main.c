@@ -37,6 +37,7 @@ int main(int argc, char **argv)
         return 1;
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    (void)srv_log_journal(); /* errors to stderr with the journal's levels when systemd runs csc-server */
     while ((opt = getopt_long(argc, argv, "c:th", opts, NULL)) != -1) {
         switch (opt) {
         case 'V':
@@ -90,6 +91,7 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
+    m.samctl = sam; /* a reload (SIGHUP) is passed on to csc-sam */
     /* csc-server writes web_sessions, async_results and pars only; everything else is csc-sam's (issue 13): the storage
      * write guard makes it a rule of the process on every backend (on PostgreSQL csc_front's GRANTs say it too). */
     if (srv_front_restrict_writes(&m) != 0) {

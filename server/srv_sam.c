@@ -352,6 +352,39 @@ static int wait_stop(const sigset_t *stop)
     }
 }
 
+/* SIGHUP (sent by csc-server's supervisor once csc-server reloaded, or by csc-sam's own unit with sam_mode =
+ * connect): read the configuration file again; any key changed but srv_reloadable's (csc-server's, none of which
+ * csc-sam holds) refuses the reload, named, as csc-server does; else the CRL store takes trust_anchors again, every
+ * CRL verified again (the crl-watch task then sweeps what a new snapshot revokes). The file is read as sam_user,
+ * under the filter. Imports (csc-admin credential import) read trust_anchors at each import already. */
+static void sam_reload(const srv_config_t *cfg, sam_tasks_t *t)
+{
+    srv_config_t *fresh = calloc(1, sizeof(*fresh));
+    char changed[1024], err[PATH_MAX + 64];
+
+    fprintf(stderr, "csc-sam: SIGHUP: reloading %s\n", cfg->file);
+    if (fresh == NULL) {
+        fprintf(stderr, "csc-sam: reload refused: out of memory; the configuration in force stays\n");
+        return;
+    }
+    size_t n = 0;
+    if (srv_config_load(cfg->file, fresh) != 0) {
+        fprintf(stderr, "csc-sam: reload refused: %s is not valid (said above); the configuration in force stays\n",
+                cfg->file);
+    } else if ((n = srv_config_changed(cfg, fresh, srv_reloadable, changed, sizeof(changed))) > 0) {
+        fprintf(stderr, "csc-sam: reload refused: %s cannot change while csc-sam runs (a restart puts %s in force); "
+                        "the configuration in force stays\n",
+                changed, n > 1 ? "them" : "it");
+    } else if (t->crl != NULL && pki_crl_set_anchors(t->crl, fresh->trust_anchors, err, sizeof(err)) != PKI_OK) {
+        fprintf(stderr, "csc-sam: reload refused: trust_anchors: %s; the anchors in force stay\n", err);
+    } else {
+        fprintf(stderr, "csc-sam: reloaded: %s%s\n",
+                t->crl != NULL ? "trust anchors and the CRLs of " : "nothing to do (no crl_dir)",
+                t->crl != NULL ? cfg->crl_dir : "");
+    }
+    free(fresh);
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
                  sam_sender_t *sender, int operators_only)
 {
@@ -449,7 +482,11 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     if (srv != NULL)
         srv_notify_ready("serving on %s, token %.64s logged in (%u HSM sessions)", cfg->sam_socket, cfg->pkcs11_token,
                          hsm_sessions(m->hsm));
-    int sig = wait_stop(stop);
+    int sig;
+    while ((sig = wait_stop(stop)) == SIGHUP) {
+        sam_reload(cfg, &tasks);
+        srv_notify_status("serving on %s; SIGHUP handled (see the log)", cfg->sam_socket);
+    }
     srv_notify_stopping("stopping (signal %d): closing the sockets, then the periodic work", sig);
     /* SIGCHLD: the sender helper (csc-sam's only child) ended */
     if (sig == SIGCHLD)
@@ -484,6 +521,7 @@ int main(int argc, char **argv)
 
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    (void)srv_log_journal(); /* its stderr is csc-server's (spawn) or its own unit's (connect) */
     while ((opt = getopt_long(argc, argv, "c:r:oh", opts, NULL)) != -1) {
         if (opt == 'V') {
             printf("csc-sam %s\n", CSC_VERSION);
@@ -510,13 +548,14 @@ int main(int argc, char **argv)
      * csc-admin's short-lived one (-o); that one, under its filter, may then open the socket they need. */
     srv_notify_init("csc-sam", ready_fd < 0 && !operators_only);
     srv_priv_notify(srv_notify_enabled());
-    /* SIGTERM and SIGINT stop the SAM, and SIGCHLD (the sender helper ended): blocked in every thread, taken by
-     * sigwait in this one. */
+    /* SIGTERM and SIGINT stop the SAM, and SIGCHLD (the sender helper ended); SIGHUP reloads: blocked in every
+     * thread, taken by sigwait in this one. */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGCHLD);
+    sigaddset(&stop, SIGHUP);
     main_thread = pthread_self();
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);

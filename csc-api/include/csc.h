@@ -93,6 +93,8 @@ typedef struct csc_call {
     const uint8_t *body;
     size_t body_len;
     const char *client;        /**< client address, NUL-terminated (for audit) */
+    const char *request_id;    /**< the request's id ([A-Za-z0-9._-]{1,64}), NUL-terminated: carried to csc-sam
+                                    with SIGN and AUTHORIZE for their audit records; NULL = none */
 } csc_call_t;
 
 typedef struct csc_reply {
@@ -106,6 +108,7 @@ typedef struct csc_reply {
     char *set_cookie;          /**< malloc'd Set-Cookie value, or NULL */
     int page;                  /**< an HTML page: send CSP, no framing, no referrer */
     unsigned retry_after;      /**< seconds for a Retry-After header (429, 503), 0 = none */
+    char user[STOR_NAME_MAX + 1]; /**< the user the request's access token belongs to, "" if none (access log) */
 } csc_reply_t;
 
 /** Retry-After of a 503 that did not set its own. */
@@ -149,6 +152,9 @@ int csc_purge_once(csc_t *c);
  *  (credentials/info, refusals). Ending the credentials they revoke (J7) is csc-sam's (sam/sam_crl_sweep.c). Nothing
  *  without crl_dir. */
 int csc_crl_refresh(csc_t *c);
+/** Reload (csc-server's SIGHUP): the CRL store's trust anchors from anchors_file, every CRL verified again against
+ *  them. Nothing to do without crl_dir. @return 0, or -1 (said why on stderr; the anchors before stay in force). */
+int csc_crl_anchors(csc_t *c, const char *anchors_file);
 
 /* ---- what the operators' listener shows (csc_stats.c; csc-server's /metrics and /readyz) -------------------------
  * The counters are the service's own outcomes, added to on the request path with relaxed atomics; every label

@@ -47,6 +47,8 @@ def verify_root(extra_units=()):
     os.makedirs(os.path.join(root, "usr/sbin"))
     for b in ("csc-server", "csc-sam"):
         shutil.copy(os.path.join(BUILD, "server", b), os.path.join(root, "usr/sbin", b))
+    os.makedirs(os.path.join(root, "bin"))
+    shutil.copy("/bin/kill", os.path.join(root, "bin", "kill"))  # ExecReload=
     etc = os.path.join(root, "etc/systemd/system")
     os.makedirs(etc)
     for u in ("csc-sam.service", "csc-server.service"):
