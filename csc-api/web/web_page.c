@@ -232,7 +232,12 @@ void web_buf_digests(web_t *w, web_buf_t *b, const char *hash_oid, const uint8_t
             web_buf_say(b, WEB_T(w, "digest.unlabelled"), (unsigned)i + 1);
         web_buf_puts(b, "</span><code class=\"hex\">");
         web_buf_hex_groups(b, digests + (size_t)i * stride, len);
-        web_buf_puts(b, "</code></li>\n");
+        /* and as the application sent it (base64), for an application that shows it that way */
+        char b64[4 * ((STOR_DIGEST_LEN_MAX + 2) / 3) + 1];
+        csc_b64_encode(digests + (size_t)i * stride, len, b64);
+        web_buf_el(b, "</code><br><small>", WEB_T(w, "digest.base64"), " <code class=\"digest\">");
+        web_buf_html(b, b64);
+        web_buf_puts(b, "</code></small></li>\n");
     }
     web_buf_puts(b, "</ul>\n");
 }
