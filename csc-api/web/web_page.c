@@ -89,7 +89,7 @@ void web_page(web_t *w, int status, const char *title, web_buf_t *body)
                      "color:#1b1f24;margin:0;line-height:1.6}"
                      ":lang(ja) body,body:lang(ja){font-family:\"Hiragino Sans\",\"Hiragino Kaku Gothic ProN\","
                      "\"Noto Sans CJK JP\",\"Noto Sans JP\",\"Yu Gothic\",Meiryo,system-ui,sans-serif;"
-                     "line-break:strict;overflow-wrap:anywhere}"
+                     "line-break:strict;overflow-wrap:break-word}"
                      "main{max-width:36rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:8px;"
                      "box-shadow:0 1px 4px rgba(0,0,0,.15)}"
                      "h1{font-size:1.4rem;margin-top:0}.svc{color:#555;font-size:.9rem;margin-bottom:1.5rem}"
