@@ -74,6 +74,7 @@ void web_page(web_t *w, int status, const char *title, web_buf_t *body)
     const csc_config_t *cfg = &w->c->cfg;
     csc_reply_t *reply = w->reply;
     web_buf_t b;
+    /* the frame's own bytes, plus the body, which its own buffer bounded (Japanese text takes 3 bytes a character) */
     web_buf_init(&b, PAGE_MAX + (body != NULL ? body->len : 0));
     web_buf_printf(&b, "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
                        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>",
