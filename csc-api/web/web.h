@@ -100,7 +100,8 @@ void web_buf_say_html(web_buf_t *b, const char *text, ...);
 /* A message formatted as plain text (nothing escaped: it is escaped where it is shown), malloc'd (never NULL but out
  * of memory, then ""). */
 char *web_say_dup(const char *text, ...);
-/* open (HTML), text HTML-escaped, close (HTML): an element around a message. */
+/* open (HTML), text HTML-escaped (<, >, &, "; the pages' attributes are all double-quoted), close (HTML): an element
+ * around a message. */
 void web_buf_el(web_buf_t *b, const char *open, const char *text, const char *close);
 /* A digest as a person compares it: hex in blocks of 4 digits, a space between them (wrappable). */
 void web_buf_hex_groups(web_buf_t *b, const uint8_t *d, size_t len);

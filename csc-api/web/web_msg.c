@@ -315,12 +315,14 @@ void web_lang_remember(web_t *w)
 
 /* ---- formatting -------------------------------------------------------------------------------------------- */
 
+/* Text into element content or a double-quoted attribute (every attribute the pages write is double-quoted): <, >,
+ * & and " escaped; an apostrophe, frequent in English messages, stays as it is. */
 static void html_n(web_buf_t *b, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = s[i] == '<' ? "&lt;" : s[i] == '>' ? "&gt;" : s[i] == '&' ? "&amp;" : s[i] == '"' ? "&quot;"
-                        : s[i] == '\'' ? "&#39;" : NULL;
+                                                                                                         : NULL;
         if (e == NULL) {
             run++;
             continue;
@@ -452,6 +454,6 @@ void web_buf_hex_groups(web_buf_t *b, const uint8_t *d, size_t len)
 void web_buf_el(web_buf_t *b, const char *open, const char *text, const char *close)
 {
     web_buf_puts(b, open);
-    web_buf_html(b, text);
+    html_n(b, text, strlen(text));
     web_buf_puts(b, close);
 }

@@ -160,8 +160,8 @@ START_TEST(t_say)
 {
     web_buf_t b;
     web_buf_init(&b, 4096);
-    web_buf_say(&b, "<%s> & %u%%", "a\"b<", 7u);
-    ck_assert_str_eq(b.p, "&lt;a&quot;b&lt;&gt; &amp; 7%");
+    web_buf_say(&b, "<%s> & %u%% it's", "a\"b<'", 7u);
+    ck_assert_str_eq(b.p, "&lt;a&quot;b&lt;&#39;&gt; &amp; 7% it's");
     web_buf_free(&b);
     web_buf_init(&b, 4096);
     web_buf_say_html(&b, "%2$s \xe3\x81\xae %1$u <", 3u, "<strong>x</strong>");
