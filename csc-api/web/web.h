@@ -3,7 +3,8 @@
  * (web_oauth.c: the sign-in and consent pages of /oauth2/authorize, and the JSON endpoints /oauth2/token,
  * /oauth2/pushed_authorize, /oauth2/revoke and the RFC 8414 metadata, which share its request parsing and client
  * authentication), the approval page /approve (web_approve.c), the logo info.logo names (web_logo.c), and what
- * they share: the page frame and the busy page (web_page.c), forms, cookies and a bounded buffer (web_form.c).
+ * they share: the page frame and the busy page (web_page.c), forms, cookies and a bounded buffer (web_form.c), the
+ * languages of the pages and their message catalogues (web_msg.c, messages/<lang>.txt).
  *
  * Private to csc-api: csc_route.c, the top file, dispatches to the *_is_path / *_handle pairs below (and the busy
  * page, web_logo_init); nothing in web/ is called by the CSC API methods, and nothing web/ calls is defined there.

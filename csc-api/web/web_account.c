@@ -102,7 +102,8 @@ void web_account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
     acct_t a = {.w = w, .b = b, .user = v->user, .csrf = v->csrf};
     web_buf_el(b, "<table id=\"creds\"><tr><th>", WEB_T(w, "common.signing_key"), "</th>");
     web_buf_el(b, "<th>", WEB_T(w, "account.status"), "</th>");
-    web_buf_el(b, "<th>", WEB_T(w, "account.certificate"), "</th><th>PIN</th></tr>\n");
+    web_buf_el(b, "<th>", WEB_T(w, "account.certificate"), "</th>");
+    web_buf_el(b, "<th>", WEB_T(w, "account.pin"), "</th></tr>\n");
     if ((a.c = malloc(sizeof(*a.c))) == NULL || stor_read(w->c->stor, acct_fn, &a) != 0)
         web_buf_el(b, "<tr><td colspan=\"4\">", WEB_T(w, "account.cannot_list"), "</td></tr>\n");
     web_buf_puts(b, "</table>\n");

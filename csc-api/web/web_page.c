@@ -9,7 +9,8 @@
 
 #define PAGE_MAX (256 * 1024)
 
-/* The switch: each language in its own name, the current one not a link. A link keeps the page's path (and the
+/* The switch: each language in its own name (an endonym reads the same on every page, so it is no message of the
+ * catalogues), the current one not a link. A link keeps the page's path (and the
  * query the page needs to be shown again, the authorization request's); a page only a post shows gets a form. */
 static void lang_switch(web_t *w, web_buf_t *b)
 {
