@@ -63,6 +63,7 @@ typedef struct srv_config {
     char ca_cert[PATH_MAX], ca_key[PATH_MAX], ca_chain[PATH_MAX];
     unsigned cert_days;
     char totp_issuer[SRV_STR];
+    char default_lang[8];             /* the pages' language when the request names none: "en" or "ja" */
     unsigned scrypt_log2n;
     char key_backup[16];              /* "no" or "wrapped" (J8) */
     unsigned audit_sign_interval;     /* seconds between signed audit heads, 0 = off (J11) */

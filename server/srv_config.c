@@ -96,6 +96,7 @@ static const row_t rows[] = {
     {"ca_chain", T_PATH, O(ca_chain), S(ca_chain), 0, 0, ""},
     {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
+    {"default_lang", T_STR, O(default_lang), S(default_lang), 0, 0, "en"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
     {"key_backup", T_STR, O(key_backup), S(key_backup), 0, 0, "no"},
     {"audit_sign_interval", T_UINT, O(audit_sign_interval), 0, 0, 86400, "300"},
@@ -717,6 +718,9 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "seccomp: no is for debugging only and refused in production");
     if (cfg->lock_max_seconds < cfg->lock_seconds)
         return fail(c, "lock_max_seconds: must be at least lock_seconds (%u)", cfg->lock_seconds);
+    /* The languages the pages have a catalogue for (csc-api/web/messages/). */
+    if (strcmp(cfg->default_lang, "en") != 0 && strcmp(cfg->default_lang, "ja") != 0)
+        return fail(c, "default_lang: expected en or ja, got \"%s\"", cfg->default_lang);
     if (cfg->oauth_revoke_status != 200 && cfg->oauth_revoke_status != 204)
         return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)

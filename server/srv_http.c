@@ -311,6 +311,8 @@ static void send_reply(h2o_req_t *req, const csc_reply_t *r)
     }
     if (r->set_cookie != NULL)
         add_header(req, "set-cookie", r->set_cookie);
+    if (r->set_cookie2 != NULL)
+        add_header(req, "set-cookie", r->set_cookie2);
     if (r->retry_after > 0) {
         char secs[16];
         int n = snprintf(secs, sizeof(secs), "%u", r->retry_after);
@@ -392,12 +394,13 @@ static h2o_iovec_t header(h2o_req_t *req, const h2o_token_t *tok)
 static job_t *job_new(loop_t *l, h2o_req_t *req)
 {
     h2o_iovec_t auth = header(req, H2O_TOKEN_AUTHORIZATION), ctype = header(req, H2O_TOKEN_CONTENT_TYPE);
-    h2o_iovec_t cookie = header(req, H2O_TOKEN_COOKIE);
+    h2o_iovec_t cookie = header(req, H2O_TOKEN_COOKIE), lang = header(req, H2O_TOKEN_ACCEPT_LANGUAGE);
     h2o_iovec_t body = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0);
     h2o_iovec_t query = h2o_iovec_init(NULL, 0);
     if (req->query_at != SIZE_MAX && req->query_at < req->path.len)
         query = h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
-    size_t total = req->method.len + req->path_normalized.len + auth.len + ctype.len + cookie.len + query.len + body.len;
+    size_t total = req->method.len + req->path_normalized.len + auth.len + ctype.len + cookie.len + lang.len + query.len +
+                   body.len;
     job_t *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->data = malloc(total + 1)) == NULL) {
         free(j);
@@ -417,6 +420,7 @@ static job_t *job_new(loop_t *l, h2o_req_t *req)
     TAKE(j->call.authorization, j->call.authorization_len, auth);
     TAKE(j->call.content_type, j->call.content_type_len, ctype);
     TAKE(j->call.cookie, j->call.cookie_len, cookie);
+    TAKE(j->call.accept_language, j->call.accept_language_len, lang);
     TAKE(j->call.query, j->call.query_len, query);
     const char *b;
     TAKE(b, j->call.body_len, body);
@@ -428,6 +432,8 @@ static job_t *job_new(loop_t *l, h2o_req_t *req)
         j->call.content_type = NULL;
     if (cookie.base == NULL)
         j->call.cookie = NULL;
+    if (lang.base == NULL)
+        j->call.accept_language = NULL;
     if (query.base == NULL)
         j->call.query = NULL;
     j->data_len = total;
