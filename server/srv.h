@@ -222,6 +222,11 @@ void srv_sam_hello(sam_client_t *client, const char *path, oauth_t *oauth);
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);
 /* A listening TCP socket on addr (HOST:PORT, [V6]:PORT), or -1 (said why on stderr). Before the seccomp filter. */
 int srv_http_listen(const char *addr);
+/* A TLS server context (OpenSSL's SSL_CTX) with the project's protocol floor and suites (TLS 1.2 with ECDHE and AEAD
+ * only, TLS 1.3), the certificate chain and key of these files; NULL (said why on stderr, naming the settings
+ * cert_key and key_key). The public listener and the operators' one (srv_health.c) add their own on top. */
+struct ssl_ctx_st;
+struct ssl_ctx_st *srv_tls_server_ctx(const char *cert, const char *key, const char *cert_key, const char *key_key);
 
 /* csc-server's operators' listener (srv_health.c): with admin_listen, open its socket, TLS context and connection to
  * csc-sam (before the privilege switch and the filter: *out NULL without admin_listen), start its threads after,

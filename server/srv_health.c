@@ -396,18 +396,9 @@ static void *loop_main(void *arg)
 
 static SSL_CTX *admin_tls(const srv_config_t *cfg)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = srv_tls_server_ctx(cfg->admin_tls_cert, cfg->admin_tls_key, "admin_tls_cert", "admin_tls_key");
     if (ctx == NULL)
         return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
-        SSL_CTX_use_certificate_chain_file(ctx, cfg->admin_tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, cfg->admin_tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "admin_tls_cert %s / admin_tls_key %s: ", cfg->admin_tls_cert, cfg->admin_tls_key);
-        goto fail;
-    }
     if (cfg->admin_tls_client_ca[0] != '\0') {
         /* Mutual TLS: no certificate of that CA, no handshake (so no request is read at all). */
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->admin_tls_client_ca);

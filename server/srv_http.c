@@ -603,7 +603,7 @@ int srv_http_listen(const char *addr)
     return fd;
 }
 
-static SSL_CTX *tls_ctx(const srv_config_t *cfg)
+SSL_CTX *srv_tls_server_ctx(const char *cert, const char *key, const char *cert_key, const char *key_key)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
@@ -612,13 +612,21 @@ static SSL_CTX *tls_ctx(const srv_config_t *cfg)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* TLS 1.2: forward secrecy and AEAD only; TLS 1.3 suites are all fine. */
     if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
-        SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "TLS certificate %s / key %s: ", cfg->tls_cert, cfg->tls_key);
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "%s %s / %s %s: ", cert_key, cert, key_key, key);
         ERR_print_errors_fp(stderr);
         SSL_CTX_free(ctx);
         return NULL;
     }
+    return ctx;
+}
+
+static SSL_CTX *tls_ctx(const srv_config_t *cfg)
+{
+    SSL_CTX *ctx = srv_tls_server_ctx(cfg->tls_cert, cfg->tls_key, "tls_cert", "tls_key");
+    if (ctx == NULL)
+        return NULL;
     /* HTTP/2 only when asked for: h2o 2.2.5 predates the rapid-reset fix (CVE-2023-44487). */
     if (cfg->http2)
         h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
