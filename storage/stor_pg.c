@@ -43,7 +43,8 @@
 #include "stor_backend.h"
 
 #define MAX_DBS 32
-#define POOL_IDLE_MAX 8 /* idle connections kept per environment */
+#define POOL_IDLE_S 60 /* an idle connection unused this long is closed (the rest stay: a new one costs a TLS
+                        * handshake, a server process and its statements prepared again) */
 #define PAGE_ROWS 64    /* rows per cursor query (keyset paging) */
 #define PAGE_ROWS_S "64"
 #define VAL_MAX ((size_t)1 << 30) /* bytea's limit */
@@ -67,6 +68,7 @@ typedef struct pg_conn {
     PGconn *c;
     struct pg_conn *next;
     int broken;
+    time_t idle_since; /* CLOCK_MONOTONIC seconds, while in the idle list */
     int piped;         /* in libpq's pipeline mode (a txn's statements; see "pipelines") */
     unsigned nq;       /* statements sent since the last sync, their results not read yet */
     unsigned owed;     /* statements of a pipeline synced but left unread (an ended txn's ROLLBACK): read at the
@@ -507,24 +509,39 @@ static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
     return rc;
 }
 
-/* Back to the pool: a connection whose ROLLBACK is still on its way (owed) is settled by its next user. */
+/* Back to the pool: a connection whose ROLLBACK is still on its way (owed) is settled by its next user. Every
+ * connection stays (at most db_connections: as many as were ever in use at once), the most recently used first, so
+ * that the next txn takes a warm one; those left unused for POOL_IDLE_S at the end of the list are closed. */
 static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
 {
+    struct timespec now;
+    pg_conn_t *old = NULL, **pp;
+
     if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pc->nq > 0 ||
         (pc->owed == 0 && pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE)) {
         conn_drop(e, pc);
         return;
     }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pc->idle_since = now.tv_sec;
     pthread_mutex_lock(&e->mu);
-    if (e->n_idle < POOL_IDLE_MAX) {
-        pc->next = e->idle;
-        e->idle = pc;
-        e->n_idle++;
-        pthread_cond_signal(&e->freed);
-        pc = NULL;
-    }
+    pc->next = e->idle;
+    e->idle = pc;
+    e->n_idle++;
+    pthread_cond_signal(&e->freed);
+    for (pp = &e->idle; *pp != NULL && now.tv_sec - (*pp)->idle_since <= POOL_IDLE_S; pp = &(*pp)->next)
+        ;
+    old = *pp; /* the list is in order of use: from here on every one is older */
+    *pp = NULL;
     pthread_mutex_unlock(&e->mu);
-    conn_drop(e, pc);
+    while (old != NULL) {
+        pg_conn_t *next = old->next;
+        pthread_mutex_lock(&e->mu);
+        e->n_idle--;
+        pthread_mutex_unlock(&e->mu);
+        conn_drop(e, old);
+        old = next;
+    }
 }
 
 /* ---- statements ------------------------------------------------------------- */
