@@ -168,8 +168,14 @@ int srv_production_checks(const srv_config_t *cfg);
 void srv_modules_close(srv_modules_t *m);
 /* srv_hsm.c, csc-sam only: read pkcs11_pin_file and open the token (SoftHSM refused in production),
  * then srv_modules_open(cfg, need, NULL, m). Close with srv_modules_close_hsm. csc-server and csc-admin call neither, so
- * they link no PKCS#11 code and never open the PIN file. */
+ * they link no PKCS#11 code and never open the PIN file. 0; -1 (said why); SRV_HSM_PIN_REFUSED: the token refused the
+ * PIN (said). */
+#define SRV_HSM_PIN_REFUSED (-2)
 int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m);
+/* csc-sam's exit status when the token refused its PIN: nobody starts it again on its own (its supervisor in
+ * csc-server, its systemd unit's RestartPreventExitStatus=), since every start tries the PIN once more and a token
+ * locks after a few wrong ones. 78: EX_CONFIG of <sysexits.h>, the PIN file being wrong. */
+#define SRV_EXIT_PIN_REFUSED 78
 void srv_modules_close_hsm(srv_modules_t *m);
 /* two_person in production when the key is not given (`operator`: operator add, remove, roles). */
 #define SRV_TWO_PERSON_PRODUCTION "destroy,restore,terminate,operator"

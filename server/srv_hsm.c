@@ -124,7 +124,7 @@ int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m)
     if (rc != HSM_OK) {
         fprintf(stderr, "pkcs11 module %s token \"%s\": %s\n", cfg->pkcs11_module, cfg->pkcs11_token,
                 hsm_strerror(rc));
-        return -1;
+        return rc == HSM_ERR_PIN ? SRV_HSM_PIN_REFUSED : -1;
     }
     /* the SoftHSM check first, then storage and the demo CA's (as before the HSM left srv_modules.c) */
     if (production_hsm(cfg, hsm) != 0 || srv_modules_open(cfg, need, NULL, m) != 0) {

@@ -564,13 +564,18 @@ int main(int argc, char **argv)
     srv_modules_t m;
     if (cfg == NULL)
         return 1;
-    int locked = -1;
+    int locked = -1, hrc = -1;
     sam_sender_t *sender = NULL;
     if (srv_config_load(file, cfg) != 0 || srv_priv_early() != 0 ||
         spawn_sender(cfg, &sender) != 0 ||
-        (locked = lock_memory(cfg)) < 0 || srv_modules_open_hsm(cfg, SRV_WRITER_LATER, &m) != 0) {
+        (locked = lock_memory(cfg)) < 0 || (hrc = srv_modules_open_hsm(cfg, SRV_WRITER_LATER, &m)) != 0) {
         sam_sender_free(sender);
         free(cfg);
+        if (hrc == SRV_HSM_PIN_REFUSED) {
+            fprintf(stderr, "csc-sam: the token refused the PIN of pkcs11_pin_file: exit status %d, which is not "
+                            "restarted (a token locks after a few wrong PINs)\n", SRV_EXIT_PIN_REFUSED);
+            return SRV_EXIT_PIN_REFUSED;
+        }
         return 1;
     }
     int rc = serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only);

@@ -63,6 +63,7 @@ typedef struct super {
     int ctl_r, sig_fd;        /* ctl: end of file = stop; sig_fd: SIGCHLD, SIGTERM, SIGINT, SIGHUP */
     pid_t pid;                /* the running csc-sam, 0 none */
     int stopping;
+    int pin_refused;          /* csc-sam exited SRV_EXIT_PIN_REFUSED: not started again (each start is a PIN try) */
 } super_t;
 
 static int64_t now_ms(void)
@@ -212,6 +213,8 @@ static pid_t spawn(super_t *u)
         ;
     char how[96];
     describe_status(st, how, sizeof(how));
+    if (WIFEXITED(st) && WEXITSTATUS(st) == SRV_EXIT_PIN_REFUSED)
+        u->pin_refused = 1;
     if (n < 0)
         fprintf(stderr, SUPER_NAME ": csc-sam (%s) was not ready within %d s: killed\n", s->program,
                 READY_WAIT_MS / 1000);
@@ -224,10 +227,18 @@ static pid_t spawn(super_t *u)
 static void supervise(super_t *u)
 {
     unsigned backoff = BACKOFF_MIN_MS, restarts = 0;
+    int said_pin = 0;
     int64_t started = now_ms(), next_start = 0;
     while (!u->stopping) {
         int wait = -1;
-        if (u->pid <= 0) {
+        if (u->pin_refused) {
+            if (!said_pin) {
+                fprintf(stderr, SUPER_NAME ": the token refused csc-sam's PIN: csc-sam is not started again, since "
+                                "each start would try the PIN once more and could lock the token; correct "
+                                "pkcs11_pin_file, then restart the service\n");
+                said_pin = 1;
+            }
+        } else if (u->pid <= 0) {
             int64_t left = next_start - now_ms();
             if (left <= 0) {
                 pid_t pid = spawn(u);
@@ -262,7 +273,9 @@ static void supervise(super_t *u)
             describe_status(st, how, sizeof(how));
             if (now_ms() - started >= STABLE_MS)
                 backoff = BACKOFF_MIN_MS;
-            if (!u->stopping)
+            if (WIFEXITED(st) && WEXITSTATUS(st) == SRV_EXIT_PIN_REFUSED)
+                u->pin_refused = 1;
+            else if (!u->stopping)
                 fprintf(stderr, SUPER_NAME ": csc-sam (pid %d) %s; restart %u in %u ms\n", (int)old, how,
                         ++restarts, backoff);
             next_start = now_ms() + backoff;

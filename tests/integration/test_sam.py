@@ -3,6 +3,7 @@ csc-sam-super) that starts csc-sam (sam_mode = spawn), restarts it after a crash
 dies (process tree: csc-server -> csc-sam-super -> csc-sam); or csc-server only connects to one started outside
 (sam_mode = connect); a csc-sam that cannot start keeps csc-server from starting. The test speaks the SAM protocol (docs/architecture.md "The SAM protocol") to
 the socket itself: HELLO, the health check."""
+import base64
 import os
 import signal
 import socket
@@ -397,6 +398,37 @@ class TestLifecycle(unittest.TestCase):
         self.assertNotIn("trying again", this_start)
         self.svc.proc = None
         self.svc.stderr.close()
+
+    def test_pin_refused_is_not_restarted(self):
+        """csc-sam killed, and the token refuses the PIN when the supervisor starts it again: csc-sam exits with
+        status 78 and is not started again (each start would try the PIN once more, and a token locks after a few
+        wrong ones), csc-server answers 503 meanwhile and stops cleanly. Before: a start every 0.2-5 s, for ever."""
+        self.svc.start()
+        pid = sam_child(self.svc)
+        self.assertIsNotNone(pid)
+        pin_file = os.path.join(self.svc.dir, "secrets", "token.pin")
+        with open(pin_file) as f:
+            pin = f.read()
+        try:
+            with open(pin_file, "w") as f:
+                f.write("99999999\n")
+            before = len(self.svc.server_stderr())
+            os.kill(pid, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: "is not started again" in self.svc.server_stderr()[before:], 20),
+                            self.svc.server_stderr()[before:])
+            time.sleep(3)  # longer than the supervisor's first backoffs (0.2, 0.4, 0.8, 1.6 s)
+            after = self.svc.server_stderr()[before:]
+            self.assertEqual(after.count("token login refused"), 1, after)
+            self.assertIn("exit status 78", after)
+            self.assertIsNone(sam_child(self.svc))
+            self.assertEqual(self.svc.post("info", {}).status, 200)
+            basic = base64.b64encode(("%s:%s" % (self.svc.env["CSC_USER"], self.svc.env["CSC_PASSWORD"])).encode())
+            r = self.svc.post("auth/login", {}, auth="Basic " + basic.decode())
+            self.assertEqual(r.status, 503, r)
+        finally:
+            with open(pin_file, "w") as f:
+                f.write(pin)
+        self.assertEqual(self.svc.stop(), 0)
 
 
 if __name__ == "__main__":
