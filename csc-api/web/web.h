@@ -135,6 +135,11 @@ void web_busy_page(web_t *w, const char *more_html);
  * authorize counts it), or how long its lock lasts; a duration in words (plain text); the document digests, each with its label
  * first and in hex blocks (digest i at digests + i * stride, len bytes). */
 void web_buf_subject(web_buf_t *b, const stor_cred_t *cred);
+/* The sign-in fields of the login pages (OAuth and /approve): user name (value: username, may be NULL), password,
+ * the current TOTP code, each with its label. */
+void web_buf_signin_fields(web_t *w, web_buf_t *b, const char *username);
+/* <p>message key, its one %s the user's name in <strong id="user"></p> (the signed-in pages' first line). */
+void web_buf_user_line(web_t *w, web_buf_t *b, const char *key, const char *user);
 void web_buf_pin_tries(web_t *w, web_buf_t *b, const stor_cred_t *cred);
 char *web_duration(web_t *w, unsigned seconds); /* plain text, malloc'd (free it) */
 void web_buf_digests(web_t *w, web_buf_t *b, const char *hash_oid, const uint8_t *digests, size_t stride, uint32_t n,

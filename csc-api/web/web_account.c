@@ -258,14 +258,9 @@ static void do_password(web_t *w, const web_form_t *f, const char *sid, const oa
 static void totp_page(web_t *w, const oauth_session_view_t *v, const char *ticket, const uint8_t *secret, size_t len,
                       const char *error)
 {
-    web_buf_t b, user;
+    web_buf_t b;
     web_buf_init(&b, 1024 * 1024);
-    web_buf_init(&user, 1024);
-    web_buf_el(&user, "<strong id=\"user\">", v->user, "</strong>");
-    web_buf_puts(&b, "<p>");
-    web_buf_say_html(&b, WEB_T(w, "common.signed_in_as"), user.p != NULL ? user.p : "");
-    web_buf_puts(&b, "</p>\n");
-    web_buf_free(&user);
+    web_buf_user_line(w, &b, "common.signed_in_as", v->user);
     if (error != NULL)
         web_buf_el(&b, "<p class=\"err\" role=\"alert\" id=\"error\">", error, "</p>\n");
     if (secret != NULL) {

@@ -93,15 +93,7 @@ static void login_page(web_t *w, const char *csrf, const char *error, const char
     if (error != NULL)
         web_buf_el(&b, "<p class=\"err\" role=\"alert\" id=\"error\">", error, "</p>\n");
     web_approve_form(&b, page_path(w), csrf);
-    web_buf_el(&b, "<label for=\"username\">", WEB_T(w, "common.user_name"), "</label>");
-    web_buf_puts(&b, "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
-    web_buf_html(&b, username != NULL ? username : "");
-    web_buf_el(&b, "\">\n<label for=\"password\">", WEB_T(w, "common.password"), "</label>");
-    web_buf_puts(&b, "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
-                     "required maxlength=\"256\">\n");
-    web_buf_el(&b, "<label for=\"otp\">", WEB_T(w, "common.otp"), "</label>");
-    web_buf_puts(&b, "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
-                     "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n");
+    web_buf_signin_fields(w, &b, username);
     web_buf_el(&b, "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">", WEB_T(w, "common.sign_in"),
                "</button>\n</form>\n");
     web_page(w, 200, page_title(w), &b);
@@ -218,16 +210,11 @@ static void list_read_creds(web_t *w, const char *user, list_ctx_t *l)
 
 void web_approve_list(web_t *w, const oauth_session_view_t *v, const char *note, int is_error)
 {
-    web_buf_t b, user;
+    web_buf_t b;
     list_ctx_t l = {.w = w, .b = &b, .csrf = v->csrf, .now = time(NULL)};
 
     web_buf_init(&b, PAGE_MAX);
-    web_buf_init(&user, 1024);
-    web_buf_el(&user, "<strong id=\"user\">", v->user, "</strong>");
-    web_buf_puts(&b, "<p>");
-    web_buf_say_html(&b, WEB_T(w, "common.signed_in_as"), user.p != NULL ? user.p : "");
-    web_buf_puts(&b, "</p>\n");
-    web_buf_free(&user);
+    web_buf_user_line(w, &b, "common.signed_in_as", v->user);
     if (note != NULL)
         web_buf_el(&b, is_error ? "<p class=\"err\" role=\"alert\" id=\"error\">" : "<p role=\"status\" id=\"note\">", note,
                    "</p>\n");

@@ -210,14 +210,9 @@ static void begin(web_t *w, const char *name, const char *code, const char *tick
 /* Step 2: the TOTP secret (QR code, text, URI) and the form. */
 static void step2_page(web_t *w, const step2_t *s, const char *error)
 {
-    web_buf_t b, user;
+    web_buf_t b;
     web_buf_init(&b, PAGE_MAX);
-    web_buf_init(&user, 1024);
-    web_buf_el(&user, "<strong id=\"user\">", s->user, "</strong>");
-    web_buf_puts(&b, "<p>");
-    web_buf_say_html(&b, WEB_T(w, "enroll.step2_intro"), user.p != NULL ? user.p : "");
-    web_buf_puts(&b, "</p>\n");
-    web_buf_free(&user);
+    web_buf_user_line(w, &b, "enroll.step2_intro", s->user);
     note(&b, error);
     if (web_totp_secret(w, &b, s->user, s->secret, s->secret_len) != 0) {
         web_buf_free(&b);

@@ -466,15 +466,7 @@ static void login_page(web_t *w, const oauth_authz_request_t *req, const char *c
     web_buf_puts(&b, "</p>\n");
     web_buf_free(&who);
     form_open(&b, csrf, error);
-    web_buf_el(&b, "<label for=\"username\">", WEB_T(w, "common.user_name"), "</label>");
-    web_buf_puts(&b, "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
-    web_buf_html(&b, username != NULL ? username : "");
-    web_buf_el(&b, "\">\n<label for=\"password\">", WEB_T(w, "common.password"), "</label>");
-    web_buf_puts(&b, "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
-                     "required maxlength=\"256\">\n");
-    web_buf_el(&b, "<label for=\"otp\">", WEB_T(w, "common.otp"), "</label>");
-    web_buf_puts(&b, "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
-                     "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n");
+    web_buf_signin_fields(w, &b, username);
     web_buf_el(&b, "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">", WEB_T(w, "common.sign_in"),
                "</button>");
     web_buf_el(&b, "<button id=\"cancel\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "

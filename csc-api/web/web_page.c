@@ -151,6 +151,30 @@ void web_busy_page(web_t *w, const char *more_html)
 
 /* ---- what the consent and the approval page show of a credential and a request -------------------------------- */
 
+void web_buf_signin_fields(web_t *w, web_buf_t *b, const char *username)
+{
+    web_buf_el(b, "<label for=\"username\">", WEB_T(w, "common.user_name"), "</label>");
+    web_buf_puts(b, "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
+    web_buf_html(b, username != NULL ? username : "");
+    web_buf_el(b, "\">\n<label for=\"password\">", WEB_T(w, "common.password"), "</label>");
+    web_buf_puts(b, "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
+                    "required maxlength=\"256\">\n");
+    web_buf_el(b, "<label for=\"otp\">", WEB_T(w, "common.otp"), "</label>");
+    web_buf_puts(b, "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
+                    "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n");
+}
+
+void web_buf_user_line(web_t *w, web_buf_t *b, const char *key, const char *user)
+{
+    web_buf_t u;
+    web_buf_init(&u, 1024);
+    web_buf_el(&u, "<strong id=\"user\">", user, "</strong>");
+    web_buf_puts(b, "<p>");
+    web_buf_say_html(b, WEB_T(w, key), u.p != NULL ? u.p : "");
+    web_buf_puts(b, "</p>\n");
+    web_buf_free(&u);
+}
+
 void web_buf_subject(web_buf_t *b, const stor_cred_t *cred)
 {
     const unsigned char *p = cred->certs;
