@@ -35,6 +35,14 @@ static void usage(FILE *f)
             "                                         copy every record into an empty database (--to: default the\n"
             "                                         configured storage), check each table, audit the copy; stop the\n"
             "                                         service first; no session needed\n"
+            "  db backup FILE                         a consistent copy of the LMDB database while the service runs,   [auditor]\n"
+            "                                         with its audit head, signed first (csc-sam), into FILE (new,\n"
+            "                                         0600; a SHA-256 over it); PostgreSQL: pg_basebackup instead\n"
+            "  db restore FILE [--db lmdb:DIR] [--key PEM]\n"
+            "                                         into a new or empty folder (--db: default the configured\n"
+            "                                         storage): FILE checked whole before anything is written, then\n"
+            "                                         audit verify on the result (--key: the audit public key, to\n"
+            "                                         check the signed heads); no session needed\n"
             "  db init [--db BACKEND:LOCATION]        a new database: apply every schema migration it lacks\n"
             "                                         (postgresql: as the migrations' owner, csc_admin; lmdb: create\n"
             "                                         it); --db: default the configured storage; no session needed\n"
@@ -788,6 +796,54 @@ static int cmd_audit_sign_head(admin_ctx_t *x)
         printf("nothing to sign (empty log, or signed meanwhile)\n");
     sam_rbuf_free(&rb);
     return rc;
+}
+
+/* db backup FILE [auditor]: csc-sam signs the audit head first (AUDIT_HEAD: the copy then carries a signed head at
+ * most the records written meanwhile behind its tip), then the copy (srv_admin_db_backup: one read snapshot while the
+ * services run), then the backup's own audit record, naming the file's SHA-256 (in the live log: the file cannot
+ * hold the record of itself). The auditor's: it changes nothing, holds no key (the keys are in the HSM, TOTP secrets
+ * sealed by csc-sam, passwords and PINs as scrypt hashes), and what makes it trustworthy is the signed audit head,
+ * the auditor's charge (docs/operations.md "Backups of the database"). */
+static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
+{
+    srv_db_backup_t r;
+    char detail[320], hex[65];
+    uint64_t seq = 0;
+
+    if (argc != 1 || argv[0][0] == '-') {
+        fprintf(stderr, "csc-admin: db backup: usage: db backup FILE\n");
+        return 2;
+    }
+    if (strcmp(x->cfg->storage.backend, "lmdb") == 0) {
+        sam_builder_t b;
+        sam_rbuf_t rb = {0};
+        sam_msg_t reply;
+        sam_begin(&b, SAM_OP_AUDIT_HEAD);
+        sam_put_session(x, &b);
+        int rc = sam_run(x, &b, &rb, &reply);
+        if (rc == 0 && sam_get_u64(&reply, SAM_T_SEQ, &seq) != SAM_OK)
+            seq = 0; /* nothing new to sign: the newest signed head is current */
+        sam_rbuf_free(&rb);
+        if (rc != 0) {
+            fprintf(stderr, "csc-admin: db backup: the audit head could not be signed: no backup written\n");
+            return 1;
+        }
+    }
+    int rc = srv_admin_db_backup(x->cfg, x->m->stor, argv[0], &r);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", r.sha256[i]);
+    snprintf(detail, sizeof(detail),
+             "operator=%s action=db.backup file=%s sha256=%s audit_seq=%llu head_seq=%llu bytes=%llu",
+             x->a->operator_name, argv[0], hex, (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,
+             (unsigned long long)r.data_len);
+    if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0)
+        fprintf(stderr, "csc-admin: db backup: %s is written, but its audit record failed\n", argv[0]);
+    printf("backup written to %s: audit head seq %llu, signed head seq %llu, %llu bytes of data, sha256 %s\n",
+           argv[0], (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,
+           (unsigned long long)r.data_len, hex);
+    return 0;
 }
 
 static int cmd_audit(admin_ctx_t *x, int argc, char **argv)
@@ -1747,6 +1803,7 @@ static const admin_cmd_t commands[] = {
     {"audit", "sign-head", AU, 1, RUN_SAM, cmd_audit_row},
     {"audit", "export-key", AU, 1, RUN_SAM, cmd_audit_row},
     {"audit", "key-init", KA, 1, RUN_SAM, cmd_audit_row},
+    {"db", "backup", AU, 1, RUN_LOCAL, cmd_db_backup},
     {"approvals", NULL, 0, 1, 0, cmd_approvals},
     {"approve", NULL, 0, 1, RUN_LOCAL, cmd_approve},
     {"reject", NULL, 0, 1, 0, cmd_reject},
@@ -1962,7 +2019,7 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (file != NULL && argc >= 1 && strcmp(argv[0], "db") == 0)
+    if (file != NULL && argc >= 1 && strcmp(argv[0], "db") == 0 && !(argc >= 2 && strcmp(argv[1], "backup") == 0))
         return admin_db(file, argc - 1, argv + 1);
     const admin_cmd_t *cmd = file != NULL ? find_command(argc, argv, &words) : NULL;
     if (cmd == NULL) {
