@@ -1,0 +1,245 @@
+"""csc-admin db backup / db restore (issue 15, JIPDEC 2.1.3(13)): a restore drill and the refusals.
+
+The drill: a backup taken while clients sign, restored into a fresh folder (the file checked whole, audit verify on
+the result, the signed heads checked with the exported audit key), then `csc-admin audit verify` and a server on the
+restored folder, which serves a signature. The restored log is a prefix of the live one: its head (seq and hash) is
+a record of the live log. A truncated or altered file, a folder that is not empty and a PostgreSQL destination are
+refused before anything is written; the backup is the auditor's.
+"""
+import hashlib
+import json
+import os
+import re
+import struct
+import threading
+import unittest
+
+import harness as H
+
+BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
+PIN = "24681357"
+CRED = "bk-ec"
+SVC = None
+BACKUP = None   # the drill's backup file (the refusal tests alter copies of it)
+AUDIT_KEY = None
+
+
+def setUpModule():
+    global SVC, AUDIT_KEY
+    SVC = H.Service(BUILD)
+    SVC.create_credential("--id", CRED, "--user", SVC.env["CSC_USER"], "--key", "p256", "--auth", "PIN",
+                          "--scal", "1", "--multisign", "1000", pin=PIN)
+    SVC.start()
+    AUDIT_KEY = os.path.join(SVC.tmp, "audit.pem")
+    SVC.admin("audit", "export-key", AUDIT_KEY)
+
+
+def tearDownModule():
+    if SVC is not None:
+        SVC.stop_checked()
+
+
+def header_of(path):
+    """The header's key=value lines of a backup file, as a dict."""
+    with open(path, "rb") as f:
+        pre = f.read(12)
+        assert pre[:8] == b"CSCDBBK1", pre
+        (hlen,) = struct.unpack(">H", pre[10:12])
+        text = f.read(hlen).decode("ascii")
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def restore(path, target, *extra):
+    return SVC.admin_as(None, "db", "restore", path, "--db", "lmdb:" + target, *extra)
+
+
+class Signer(threading.Thread):
+    """Signs a fresh digest per request with one SAD until told to stop; counts the signatures."""
+
+    def __init__(self, token, sad, name):
+        super().__init__(daemon=True)
+        self.token, self.sad, self.name = token, sad, name
+        self.stop = threading.Event()
+        self.ok, self.bad = 0, []
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            d = H.b64(H.digest("%s %d" % (self.name, i)))
+            i += 1
+            r = SVC.post("signatures/signHash", {"credentialID": CRED, "SAD": self.sad, "hashes": [d],
+                                                 "signAlgo": H.ECDSA_SHA256}, self.token)
+            if r.status == 200:
+                self.ok += 1
+            else:
+                self.bad.append(r)
+                return
+
+
+class TestDbBackup(unittest.TestCase):
+    def test_1_drill(self):
+        global BACKUP
+        # csc-sam signs the head again at the backup's start, but under load the head may move on five times
+        # running while it signs (sam_audit_sign_head gives up): then the copy holds the newest head signed before.
+        r = SVC.admin("audit", "sign-head")
+        first = int(re.search(r"signed at seq (\d+)", r.stdout).group(1))
+        token = SVC.token()
+        signers = []
+        for k in range(2):
+            r = SVC.authorize(token, CRED, [], num=400, pin=PIN)
+            self.assertEqual(r.status, 200, r)
+            signers.append(Signer(token, r.json["SAD"], "load %d" % k))
+        for s in signers:
+            s.start()
+        H.wait_until(lambda: sum(s.ok for s in signers) >= 20, "signatures before the backup")
+        BACKUP = os.path.join(SVC.tmp, "db.backup")
+        r = SVC.admin("db", "backup", BACKUP)
+        before = sum(s.ok for s in signers)
+        H.wait_until(lambda: sum(s.ok for s in signers) >= before + 20, "signatures after the backup")
+        for s in signers:
+            s.stop.set()
+        for s in signers:
+            s.join(60)
+            self.assertEqual(s.bad, [], "signing failed during the backup")
+        m = re.search(r"audit head seq (\d+), signed head seq (\d+), (\d+) bytes of data, sha256 ([0-9a-f]{64})",
+                      r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        self.assertEqual(os.stat(BACKUP).st_mode & 0o777, 0o600)
+        hdr = header_of(BACKUP)
+        self.assertEqual(hdr["backend"], "lmdb")
+        self.assertEqual(int(hdr["audit_seq"]), int(m.group(1)))
+        # csc-sam signed the head just before the copy: the copy holds it
+        self.assertGreaterEqual(int(hdr["head_seq"]), first, (r.stdout, r.stderr, hdr))
+        self.assertLessEqual(int(hdr["head_seq"]), int(hdr["audit_seq"]))
+        self.assertRegex(hdr["head_sig"], r"^[0-9a-f]{100,}$")
+        with open(BACKUP, "rb") as f:
+            body = f.read()
+        self.assertEqual(hashlib.sha256(body[:-32]).digest(), body[-32:])
+        self.assertEqual(body[-32:].hex(), m.group(4))
+
+        # The live log holds the copy's head: the copy is one snapshot of it. The backup's own record names the file.
+        q = SVC.admin("audit", "query", "--json")
+        live = [json.loads(line) for line in q.stdout.splitlines()]
+        at = [rec for rec in live if rec["seq"] == int(hdr["audit_seq"])]
+        self.assertEqual(len(at), 1)
+        self.assertEqual(at[0]["hash"], hdr["audit_hash"])
+        rec = [rec for rec in live if "action=db.backup" in rec.get("detail", "")]
+        self.assertEqual(len(rec), 1, rec)
+        self.assertIn("sha256=" + m.group(4), rec[0]["detail"])
+
+        # Restore into a folder that does not exist yet, the signed heads checked with the exported key.
+        target = os.path.join(SVC.tmp, "restored")
+        r = restore(BACKUP, target, "--key", AUDIT_KEY)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("intact (sha256 %s)" % m.group(4), r.stdout)
+        self.assertIn("restored into lmdb:" + target, r.stdout)
+        self.assertEqual(sorted(os.listdir(target)), ["data.mdb", "lock.mdb"])
+
+        # A server on the restored folder: audit verify passes there, and it signs.
+        self.assertEqual(SVC.stop(), 0)
+        with open(SVC.conf) as f:
+            conf = f.read()
+        try:
+            with open(SVC.conf, "w") as f:
+                f.write(re.sub(r"(?m)^storage = lmdb:db$", "storage = lmdb:" + target, conf))
+            v = SVC.admin("audit", "verify", check=False)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+            SVC.start()
+            token = SVC.token()
+            d = H.digest("after the restore")
+            r = SVC.authorize(token, CRED, [d], pin=PIN)
+            self.assertEqual(r.status, 200, r)
+            r = SVC.post("signatures/signHash", {"credentialID": CRED, "SAD": r.json["SAD"], "hashes": [H.b64(d)],
+                                                 "signAlgo": H.ECDSA_SHA256}, token)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(SVC.stop(), 0)
+            restored = [json.loads(line) for line in SVC.admin("audit", "query", "--json").stdout.splitlines()]
+            self.assertTrue(any("action=db.restore" in x.get("detail", "") for x in restored))
+            v = SVC.admin("audit", "verify", check=False)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        finally:
+            with open(SVC.conf, "w") as f:
+                f.write(conf)
+            if SVC.proc is None:
+                SVC.start()
+
+    def altered(self, name, change):
+        """A copy of the drill's backup changed by change(bytes) -> bytes."""
+        self.assertIsNotNone(BACKUP, "test_1_drill runs first")
+        with open(BACKUP, "rb") as f:
+            body = f.read()
+        path = os.path.join(SVC.tmp, name)
+        with open(path, "wb") as f:
+            f.write(change(body))
+        return path
+
+    def refused_before_writing(self, path, message):
+        target = os.path.join(SVC.tmp, "never-" + os.path.basename(path))
+        r = restore(path, target)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(message, r.stderr)
+        self.assertFalse(os.path.exists(target), "%s was created" % target)
+        os.mkdir(target)  # an empty folder given: left empty
+        r = restore(path, target)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(os.listdir(target), [])
+
+    def test_2_truncated(self):
+        for cut in (1, 32, 5000):
+            self.refused_before_writing(self.altered("cut%d" % cut, lambda b: b[:-cut]), "truncated or damaged")
+        self.refused_before_writing(self.altered("cut-header", lambda b: b[:40]), "truncated or damaged")
+        self.refused_before_writing(self.altered("empty", lambda b: b""), "not a backup")
+
+    def test_3_tampered(self):
+        def flip(at):
+            def change(b):
+                i = at % len(b)  # from the end when negative
+                return b[:i] + bytes([b[i] ^ 1]) + b[i + 1:]
+            return change
+        for name, at in (("data-flip", -5000), ("head-flip", 30), ("digest-flip", -1)):
+            self.refused_before_writing(self.altered(name, flip(at)), "its SHA-256 does not match")
+        # the format version is checked too (and the SHA-256 after it)
+        self.refused_before_writing(self.altered("version", lambda b: b[:9] + b"\x02" + b[10:]), "format version 2")
+
+    def test_4_nonempty_folder(self):
+        self.assertIsNotNone(BACKUP, "test_1_drill runs first")
+        target = os.path.join(SVC.tmp, "busy")
+        os.mkdir(target)
+        with open(os.path.join(target, "keep"), "w") as f:
+            f.write("mine")
+        r = restore(BACKUP, target)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("is not empty", r.stderr)
+        self.assertEqual(os.listdir(target), ["keep"])
+        # nor over the configured database (the default destination), while it runs
+        r = SVC.admin_as(None, "db", "restore", BACKUP)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is not empty", r.stderr)
+
+    def test_5_postgresql_refused(self):
+        self.assertIsNotNone(BACKUP, "test_1_drill runs first")
+        r = SVC.admin_as(None, "db", "restore", BACKUP, "--db", "postgresql:host=nowhere.invalid dbname=csc")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("pg_basebackup", r.stderr)
+        self.assertIn("docs/operations.md", r.stderr)
+
+    def test_6_existing_file_and_role(self):
+        self.assertIsNotNone(BACKUP, "test_1_drill runs first")
+        size = os.path.getsize(BACKUP)
+        r = SVC.admin("db", "backup", BACKUP, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("never replaces a file", r.stderr)
+        self.assertEqual(os.path.getsize(BACKUP), size)
+        # without a session, and with one that lacks the auditor's role
+        r = SVC.admin_as(None, "db", "backup", os.path.join(SVC.tmp, "nosession"))
+        self.assertNotEqual(r.returncode, 0)
+        secret = SVC.add_operator("keyop", "key-admin", "keyop password 1")
+        session = SVC.op_login("keyop", "keyop password 1", secret)
+        r = SVC.admin_as(session, "db", "backup", os.path.join(SVC.tmp, "keyop.backup"))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(SVC.tmp, "keyop.backup")))
+        self.assertFalse([n for n in os.listdir(SVC.tmp) if n.startswith("keyop.backup")])
+
+
+if __name__ == "__main__":
+    unittest.main()
