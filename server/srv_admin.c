@@ -822,7 +822,8 @@ static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
         sam_put_session(x, &b);
         int rc = sam_run(x, &b, &rb, &reply);
         if (rc == 0 && sam_get_u64(&reply, SAM_T_SEQ, &seq) != SAM_OK)
-            seq = 0; /* nothing new to sign: the newest signed head is current */
+            seq = 0; /* nothing signed: the head was signed already, or it moved on under load while csc-sam signed
+                      * (sam_audit_sign_head): the copy then carries the newest head signed before */
         sam_rbuf_free(&rb);
         if (rc != 0) {
             fprintf(stderr, "csc-admin: db backup: the audit head could not be signed: no backup written\n");
@@ -840,6 +841,9 @@ static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
              (unsigned long long)r.data_len);
     if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0)
         fprintf(stderr, "csc-admin: db backup: %s is written, but its audit record failed\n", argv[0]);
+    if (seq == 0)
+        printf("the audit head was not signed now (signed already, or moving under load): the backup carries the "
+               "newest signed head\n");
     printf("backup written to %s: audit head seq %llu, signed head seq %llu, %llu bytes of data, sha256 %s\n",
            argv[0], (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,
            (unsigned long long)r.data_len, hex);
