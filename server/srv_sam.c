@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "sam_sender.h"
 #include "sam_server.h"
 #include "srv.h"
@@ -328,8 +329,62 @@ static srv_p11net_t sam_dial(const srv_config_t *cfg)
     return strcmp(cfg->storage.backend, "postgresql") == 0 ? SRV_P11NET_INET : srv_priv_p11net(cfg->pkcs11_sockets);
 }
 
+#ifndef CSC_VERSION
+#define CSC_VERSION "unknown"
+#endif
+
+/* SHA-256 of the configuration file, read once at the start (as csc-sam's starting user, who read it just before). */
+static int config_sha256(const char *file, uint8_t out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    FILE *f = fopen(file, "rb");
+    uint8_t buf[4096];
+    size_t n;
+    int ok = md != NULL && f != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+        ok = EVP_DigestUpdate(md, buf, n) == 1;
+    ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, out, NULL) == 1;
+    if (f != NULL)
+        fclose(f);
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        fprintf(stderr, "csc-sam: cannot read %s to hash it for the start record\n", file);
+    return ok ? 0 : -1;
+}
+
+static int start_record_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_audit_append(t, arg);
+}
+
+/* The audit record of this start (issue 15): what ran, on which configuration, where. One per start of csc-sam, the
+ * short-lived one of csc-admin (mode=operators) too: each holds the token's PIN. */
+static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t conf[32], int operators_only)
+{
+    stor_audit_t a;
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", conf[i]);
+    memset(&a, 0, sizeof(a));
+    a.event = STOR_EV_SAM;
+    a.result = STOR_RES_OK;
+    snprintf(a.client, sizeof(a.client), "csc-sam");
+    /* the path last: a long one is cut short (the rest is bounded) */
+    int n = snprintf(a.detail, sizeof(a.detail),
+             "action=sam.start mode=%s version=%.40s environment=%s storage=%s node=%s config_sha256=%s config=%s",
+             operators_only ? "operators" : "service", CSC_VERSION,
+             cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test", cfg->storage.backend, cfg->node_id, hex,
+             cfg->file);
+    if (n < 0)
+        return -1;
+    int rc = stor_write(stor, start_record_fn, &a);
+    if (rc != STOR_OK)
+        fprintf(stderr, "csc-sam: cannot write the audit record of this start: %s\n", stor_strerror(rc));
+    return rc == STOR_OK ? 0 : -1;
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
-                 sam_sender_t *sender, int operators_only)
+                 sam_sender_t *sender, int operators_only, const uint8_t conf_sha[32])
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
     uint8_t ticket_key[SAM_TICKET_KEY_LEN] = {0}; /* the pages' key HELLO gives csc-server (sam_factor_start) */
@@ -404,6 +459,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: the factor key (csc-factor-key): %s\n", hsm_strerror(hrc));
         bad = 1;
     }
+    if (!bad && start_record(cfg, m->stor, conf_sha, operators_only) != 0)
+        bad = 1;
     if (!bad && ((srv != NULL && sam_server_start(srv) != 0) || sam_server_start(ops.srv) != 0 ||
                  (!operators_only && tasks_start(cfg, m, &tasks) != 0))) {
         fprintf(stderr, "csc-sam: cannot start its threads\n");
@@ -499,7 +556,9 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    int rc = serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only);
+    uint8_t conf_sha[32];
+    int rc = config_sha256(file, conf_sha) != 0 ? -1
+                                                : serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only, conf_sha);
     srv_modules_close_hsm(&m);
     sam_sender_free(sender);
     free(cfg);
