@@ -357,9 +357,10 @@ static int start_record_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, arg);
 }
 
-/* The audit record of this start (issue 15): what ran, on which configuration, where. One per start of csc-sam, the
- * short-lived one of csc-admin (mode=operators) too: each holds the token's PIN. */
-static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t conf[32], int operators_only)
+/* The audit record of this start (issue 15): what ran, on which configuration, where. One per start of the service's
+ * csc-sam; none for the short-lived one csc-admin starts (-o) when no csc-sam runs: the command it serves is audited
+ * itself, and audit verify's (which asks it for the audit key) would add a record to the log it checks. */
+static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t conf[32])
 {
     stor_audit_t a;
     char hex[65];
@@ -371,8 +372,7 @@ static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t
     snprintf(a.client, sizeof(a.client), "csc-sam");
     /* the path last: a long one is cut short (the rest is bounded) */
     int n = snprintf(a.detail, sizeof(a.detail),
-             "action=sam.start mode=%s version=%.40s environment=%s storage=%s node=%s config_sha256=%s config=%s",
-             operators_only ? "operators" : "service", CSC_VERSION,
+             "action=sam.start version=%.40s environment=%s storage=%s node=%s config_sha256=%s config=%s", CSC_VERSION,
              cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test", cfg->storage.backend, cfg->node_id, hex,
              cfg->file);
     if (n < 0)
@@ -459,7 +459,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: the factor key (csc-factor-key): %s\n", hsm_strerror(hrc));
         bad = 1;
     }
-    if (!bad && start_record(cfg, m->stor, conf_sha, operators_only) != 0)
+    if (!bad && !operators_only && start_record(cfg, m->stor, conf_sha) != 0)
         bad = 1;
     if (!bad && ((srv != NULL && sam_server_start(srv) != 0) || sam_server_start(ops.srv) != 0 ||
                  (!operators_only && tasks_start(cfg, m, &tasks) != 0))) {

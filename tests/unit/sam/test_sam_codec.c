@@ -145,7 +145,8 @@ START_TEST(t_tables)
     ck_assert_ptr_null(sam_op_spec(0));
     ck_assert_ptr_null(sam_op_spec(SAM_OP_REFUSED & 0x7f));
     ck_assert_str_eq(sam_refusal_name(SAM_REFUSE_NOT_BOUND), "NOT_BOUND");
-    ck_assert_str_eq(sam_refusal_name(SAM_REFUSE_MAX), "DB_DOWN");
+    ck_assert_str_eq(sam_refusal_name(SAM_REFUSE_DB_DOWN), "DB_DOWN");
+    ck_assert_str_eq(sam_refusal_name(SAM_REFUSE_MAX), "CLOCK");
     ck_assert_ptr_null(sam_refusal_name(0));
     ck_assert_ptr_null(sam_refusal_name(SAM_REFUSE_MAX + 1));
     ck_assert_str_eq(sam_strerror(SAM_ERR_INTERLEAVED), "record of another request inside a message");
