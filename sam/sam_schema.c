@@ -643,7 +643,7 @@ const char *sam_refusal_name(uint32_t code)
         NULL,          "BAD_MESSAGE", "UNAUTHORIZED", "EXPIRED", "EXHAUSTED", "NOT_BOUND",
         "DISABLED",    "LOCKED",      "BUSY",         "UNAVAILABLE", "INTERNAL", "NOT_FOUND",
         "RATE",        "FULL",        "FORBIDDEN",    "NOT_OFFERED", "EXISTS",
-        "REVOKED",     "SUSPENDED",   "CERT_UNKNOWN", "DB_DOWN",
+        "REVOKED",     "SUSPENDED",   "CERT_UNKNOWN", "DB_DOWN",     "CLOCK",
     };
     _Static_assert(N(names) == SAM_REFUSE_MAX + 1, "one name per refusal code");
     return code < N(names) ? names[code] : NULL;

@@ -194,7 +194,8 @@ enum {
                                        issuer when one is required, a CRL past its nextUpdate, unreadable) */
     SAM_REFUSE_DB_DOWN = 20,    /**< the database cannot be reached now (STOR_ERR_UNAVAILABLE): nothing was done; a
                                      try a second later may work (the front end answers 503 with Retry-After: 1) */
-    SAM_REFUSE_MAX = 20,
+    SAM_REFUSE_CLOCK = 21,      /**< STAMP: the system clock is not synchronised (clock_check): no token now */
+    SAM_REFUSE_MAX = 21,
 };
 
 /* ---- field tags (one meaning each in every op; which ops take which: sam_op_spec()) -------------------------- */
