@@ -62,6 +62,9 @@ typedef struct srv_config {
     char totp_issuer[SRV_STR];
     unsigned scrypt_log2n;
     char key_backup[16];              /* "no" or "wrapped" (J8) */
+    char clock_check[16];             /* "none" or "adjtimex": csc-sam's clock check before each time-stamp token
+                                         (default: none in test, adjtimex in production) */
+    unsigned clock_max_error_ms;      /* the clock's largest maximum error for time-stamping (clock_check) */
     unsigned audit_sign_interval;     /* seconds between signed audit heads, 0 = off (J11) */
     unsigned audit_sign_records;      /* sign after this many new records, 0 = off (J11) */
     unsigned purge_interval;          /* seconds between deletions of expired records, 0 = off */

@@ -360,7 +360,7 @@ static int start_record_fn(stor_txn_t *t, void *arg)
 /* The audit record of this start (issue 15): what ran, on which configuration, where. One per start of the service's
  * csc-sam; none for the short-lived one csc-admin starts (-o) when no csc-sam runs: the command it serves is audited
  * itself, and audit verify's (which asks it for the audit key) would add a record to the log it checks. */
-static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t conf[32])
+static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t conf[32], const char *clock)
 {
     stor_audit_t a;
     char hex[65];
@@ -372,15 +372,35 @@ static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t
     snprintf(a.client, sizeof(a.client), "csc-sam");
     /* the path last: a long one is cut short (the rest is bounded) */
     int n = snprintf(a.detail, sizeof(a.detail),
-             "action=sam.start version=%.40s environment=%s storage=%s node=%s config_sha256=%s config=%s", CSC_VERSION,
-             cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test", cfg->storage.backend, cfg->node_id, hex,
-             cfg->file);
+             "action=sam.start version=%.40s environment=%s storage=%s node=%s clock=%s config_sha256=%s config=%s",
+             CSC_VERSION, cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test", cfg->storage.backend,
+             cfg->node_id, clock, hex, cfg->file);
     if (n < 0)
         return -1;
     int rc = stor_write(stor, start_record_fn, &a);
     if (rc != STOR_OK)
         fprintf(stderr, "csc-sam: cannot write the audit record of this start: %s\n", stor_strerror(rc));
     return rc == STOR_OK ? 0 : -1;
+}
+
+/* clock_check at the start: the clock's state and offset in the log (and "ok", "unsynchronised" or "none" for the
+ * start record); a clock found unsynchronised does not stop csc-sam, which then refuses each time-stamp token until
+ * it is synchronised (sam_op_stamp.c). NULL *out: clock_check = none. */
+static const char *clock_start(const srv_config_t *cfg, sam_clock_t *clock, const sam_clock_t **out)
+{
+    sam_clock_reading_t r;
+    char why[SAM_REASON_MAX + 1];
+    *out = NULL;
+    if (strcmp(cfg->clock_check, "adjtimex") != 0) {
+        fprintf(stderr, "csc-sam: clock_check = none: time-stamp tokens are made without a clock check\n");
+        return "none";
+    }
+    *clock = (sam_clock_t){.source = sam_clock_adjtimex, .arg = NULL, .max_error_ms = cfg->clock_max_error_ms};
+    *out = clock;
+    int rc = sam_clock_check(clock, &r, why, sizeof(why));
+    fprintf(stderr, "csc-sam: clock_check = adjtimex: %s%s\n", why,
+            rc == 0 ? "" : ": time-stamp tokens are refused until it is");
+    return rc == 0 ? "ok" : "unsynchronised";
 }
 
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
@@ -390,6 +410,9 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     uint8_t ticket_key[SAM_TICKET_KEY_LEN] = {0}; /* the pages' key HELLO gives csc-server (sam_factor_start) */
     sock_access_t acc;
     sam_tasks_t tasks = {0};
+    sam_clock_t clock_src;
+    const sam_clock_t *clock = NULL;
+    const char *clock_state = operators_only ? "none" : clock_start(cfg, &clock_src, &clock);
     /* The SAM checks revocation itself before every signature, from its own store of crl_dir (J9). */
     if (cfg->crl_dir[0] != '\0' && pki_crl_new(cfg->crl_dir, cfg->trust_anchors, (int)cfg->crl_allow_stale,
                                                (int)cfg->crl_require, &tasks.crl, err, sizeof(err)) != PKI_OK) {
@@ -416,6 +439,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .tsa_credential = cfg->tsa_credential,
         .tsa_policy = cfg->tsa_policy,
         .tsa_accuracy_ms = cfg->tsa_accuracy_ms,
+        .clock = clock,
         .production = cfg->environment == CSC_ENV_PRODUCTION,
         .allow_scal1 = (int)cfg->allow_scal1,
         .allow_single_factor = (int)cfg->allow_single_factor,
@@ -459,7 +483,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: the factor key (csc-factor-key): %s\n", hsm_strerror(hrc));
         bad = 1;
     }
-    if (!bad && !operators_only && start_record(cfg, m->stor, conf_sha) != 0)
+    if (!bad && !operators_only && start_record(cfg, m->stor, conf_sha, clock_state) != 0)
         bad = 1;
     if (!bad && ((srv != NULL && sam_server_start(srv) != 0) || sam_server_start(ops.srv) != 0 ||
                  (!operators_only && tasks_start(cfg, m, &tasks) != 0))) {

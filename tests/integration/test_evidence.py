@@ -1,4 +1,4 @@
-"""Evidence for audits (issue 15): the audit record of every csc-sam start.
+"""Evidence for audits (issue 15): the audit record of every csc-sam start, the clock check before time-stamping.
 
 Each start of the service's csc-sam (not the short-lived one csc-admin starts) appends one record (event sam,
 action=sam.start) naming the configuration file's SHA-256, the binary's version, the environment, the storage
@@ -65,6 +65,52 @@ class TestStartRecord(unittest.TestCase):
         self.assertEqual(starts[1]["config_sha256"], self.conf_sha())
         self.assertNotEqual(first_sha, self.conf_sha())
         self.assertTrue(re.search(r"csc-sam: .* listening", self.svc.server_stderr()))
+
+
+class TestClockCheck(unittest.TestCase):
+    """clock_check = adjtimex against this machine's real clock, which the test does not step: the start record and
+    the log name the kernel's verdict, and signatures/timestamp follows it (a token, or 503 with the clock's
+    description and the offset in csc-sam's log), csc-sam's filter allowing the read. The verdict on fake readings
+    (synchronised or not, maxerror over the bound) is unit_sam_stamp's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD, extra_config="clock_check = adjtimex\nclock_max_error_ms = 500\n")
+        cls.svc.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop_checked()
+
+    def test_timestamp_follows_the_clock(self):
+        q = self.svc.admin("audit", "query", "--event", "sam", "--json")
+        starts = [fields(json.loads(line)["detail"]) for line in q.stdout.splitlines()
+                  if "action=sam.start" in line]
+        self.assertEqual(len(starts), 1, starts)
+        state = starts[0]["clock"]
+        self.assertIn(state, ("ok", "unsynchronised"))
+        err = self.svc.server_stderr()
+        self.assertRegex(err, r"csc-sam: clock_check = adjtimex: the clock (is synchronised|is not synchronised|'s "
+                              r"maxerror) .*offset -?\d+\.\d{3} ms")
+        token = self.svc.token()
+        r = self.svc.post("signatures/timestamp", {"hash": H.b64(H.digest("clock")),
+                                                   "hashAlgo": "2.16.840.1.101.3.4.2.1"}, token)
+        if state == "ok":
+            self.assertEqual(r.status, 200, r)
+        else:
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(r.json["error"], "temporarily_unavailable")
+            self.assertIn("clock is not synchronised", r.json["error_description"])
+            H.wait_until(lambda: "csc-sam: STAMP refused: the clock" in self.svc.server_stderr(), "the refusal's log")
+            q = self.svc.admin("audit", "query", "--event", "timestamp", "--json")
+            last = json.loads(q.stdout.splitlines()[-1])
+            self.assertEqual(last["result"], "denied")
+            self.assertIn("refused=CLOCK", last["detail"])
+            self.assertRegex(last["detail"], r"offset -?\d+\.\d{3} ms")
+        # csc-sam still serves (the filter let adjtimex through)
+        d = H.digest("after the clock check")
+        r = self.svc.authorize(token, "demo-ec", [d], pin=self.svc.env["CSC_PIN"])
+        self.assertEqual(r.status, 200, r)
 
 
 if __name__ == "__main__":
