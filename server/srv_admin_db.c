@@ -36,7 +36,7 @@
  * The header text is ASCII lines "key=value\n", in this order: backend (lmdb), created_ms, audit_seq and
  * audit_hash (the log's head in meta, in the copy), head_seq, head_hash, head_time_ms and head_sig (the newest
  * signed head in the copy, its signature as hex; head_seq=0 and empty values when none was signed). The data is the
- * LMDB environment's data.mdb as mdb_env_copy2 compacted it. A file is created 0600 under a temporary name, synced
+ * LMDB environment's data.mdb as stor_backup compacted it. A file is created 0600 under a temporary name, synced
  * and linked to its name (never replacing a file).
  */
 #include <dirent.h>

@@ -154,8 +154,8 @@ int stor_copy(stor_env_t *from, stor_env_t *to, stor_copy_report_fn report, void
 
 /**
  * Write a consistent copy of env, as of one read snapshot, into dir (an existing empty directory), while this and
- * other processes go on writing (csc-admin db backup). LMDB: dir/data.mdb, compacted (mdb_env_copy2, MDB_CP_COMPACT),
- * an environment stor_open can open as it is. The snapshot holds every record committed before it began, the
+ * other processes go on writing (csc-admin db backup). LMDB: dir/data.mdb, compacted (LMDB's own copy, free pages
+ * left out), an environment stor_open can open as it is. The snapshot holds every record committed before it began, the
  * audit log and its head together.
  * @return STOR_OK; STOR_ERR_INVAL (NULL, or a backend with no file copy: PostgreSQL, whose backups are
  *         pg_basebackup's, docs/operations.md); STOR_ERR_IO (dir missing or not writable, the disk full), ...
