@@ -49,7 +49,8 @@ int sam_clock_check(const sam_clock_t *c, sam_clock_reading_t *r, char *why, siz
         return -1;
     }
     if (r->maxerror_us < 0 || r->maxerror_us > (int64_t)c->max_error_ms * 1000) {
-        snprintf(why, n, "the clock's maxerror %s%lld.%03lld ms is over clock_max_error_ms %u (offset %s%lld.%03lld ms)",
+        snprintf(why, n,
+                 "the clock's maxerror %s%lld.%03lld ms is over clock_max_error_ms %u (offset %s%lld.%03lld ms)",
                  MS(r->maxerror_us), c->max_error_ms, MS(r->offset_us));
         return -1;
     }

@@ -35,9 +35,10 @@ static void usage(FILE *f)
             "                                         copy every record into an empty database (--to: default the\n"
             "                                         configured storage), check each table, audit the copy; stop the\n"
             "                                         service first; no session needed\n"
-            "  db backup FILE                         a consistent copy of the LMDB database while the service runs,   [auditor]\n"
-            "                                         with its audit head, signed first (csc-sam), into FILE (new,\n"
-            "                                         0600; a SHA-256 over it); PostgreSQL: pg_basebackup instead\n"
+            "  db backup FILE                         a consistent copy of the LMDB database while the service\n"
+            "                                         runs, with its audit head, signed first (csc-sam), into FILE\n"
+            "                                         (new, 0600; a SHA-256 over it); PostgreSQL: pg_basebackup\n"
+            "                                         instead   [auditor]\n"
             "  db restore FILE [--db lmdb:DIR] [--key PEM]\n"
             "                                         into a new or empty folder (--db: default the configured\n"
             "                                         storage): FILE checked whole before anything is written, then\n"
@@ -149,6 +150,12 @@ static void usage(FILE *f)
             "  audit export-key FILE                  write the audit public key (PEM) for external verifiers   [auditor]\n"
             "  audit heads                            print the signed heads (JSON lines: signed_text, signature)\n"
             "                                         [auditor]\n"
+            "  audit report --from TIME --to TIME [--out FILE]   [auditor]\n"
+            "                                         event counts by kind and result, refusals, lock-outs, operator\n"
+            "                                         actions, the log's and signed heads' verification, the newest\n"
+            "                                         signed head: one line of JSON, then its signature by the audit\n"
+            "                                         key (csc-sam) as a second line; FILE: new\n"
+            "  audit verify-report FILE [--key PEM]   check a report's SHA-256 and signature   [auditor]\n"
             "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]   [auditor]\n"
             "              [--event login|revoke|authorize|sign|sign-result|admin|lockout|timestamp|challenge|\n"
             "                       approval|operator|cert|backup|restore|audit-head|sam|enroll]\n"
@@ -798,6 +805,196 @@ static int cmd_audit_sign_head(admin_ctx_t *x)
     return rc;
 }
 
+/* ---- audit report / audit verify-report ---------------------------------------------------------------------- */
+
+#define REPORT_SIG_PREFIX "{\"signed_text\":\""
+#define REPORT_SIG_MIDDLE "\",\"signature\":\""
+#define REPORT_TEXT_PREFIX "csc-audit-report v1 sha256="
+#define REPORT_LINE_PREFIX "{\"report\":\"csc-audit-report\",\"version\":1,"
+
+/* Whether sig (DER) is the audit key pub's ECDSA signature over SHA-256(text). */
+static int report_sig_ok(EVP_PKEY *pub, const char *text, const uint8_t *sig, size_t sig_len)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
+             EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)text, strlen(text)) == 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok;
+}
+
+/* audit report --from DATE --to DATE [--out FILE] [auditor]: the report (srv_audit_report: one line of JSON), then its
+ * signature: csc-sam signs a text naming the report's SHA-256 with the audit key (AUDIT_REPORT, audited there), as a
+ * second line. A file of two lines that audit verify-report checks, and anyone with the exported key and openssl. */
+static int cmd_audit_report(admin_ctx_t *x, int argc, char **argv)
+{
+    const char *from = NULL, *to = NULL, *file = NULL;
+    srv_report_range_t range = {0, 0, x->a->operator_name};
+    EVP_PKEY *pub = NULL;
+    char *report = NULL, text[SAM_SIGNED_TEXT_MAX + 1] = "";
+    size_t len = 0;
+    uint8_t digest[32];
+    int rc = 1;
+
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--from") == 0)
+            from = argv[i + 1];
+        else if (strcmp(argv[i], "--to") == 0)
+            to = argv[i + 1];
+        else if (strcmp(argv[i], "--out") == 0)
+            file = argv[i + 1];
+        else
+            from = to = NULL;
+    }
+    if (argc % 2 != 0 || from == NULL || to == NULL) {
+        fprintf(stderr, "csc-admin: audit report: usage: audit report --from TIME --to TIME [--out FILE] (TIME: "
+                "ISO-8601 UTC 2026-11-25T10:00:00Z or unix seconds, both inclusive)\n");
+        return 2;
+    }
+    if (adm_audit_parse_time(from, &range.from_ms) != 0 || adm_audit_parse_time(to, &range.to_ms) != 0) {
+        fprintf(stderr, "csc-admin: audit report: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix "
+                "seconds\n", adm_audit_parse_time(from, &range.from_ms) != 0 ? from : to);
+        return 2;
+    }
+    range.to_ms += 999; /* the whole second named is included */
+    if (range.from_ms > range.to_ms) {
+        fprintf(stderr, "csc-admin: audit report: --from is after --to\n");
+        return 2;
+    }
+    if (sam_audit_pub(x, "verify", &pub) != 0)
+        return 1;
+    if (pub == NULL) {
+        fprintf(stderr, "csc-admin: audit report: no audit key in the HSM (csc-admin audit key-init): a report is "
+                "signed with it\n");
+        return 1;
+    }
+    if (srv_audit_report(x->m->stor, pub, &range, &report, &len) != 0)
+        goto out;
+    EVP_Digest(report, len, digest, NULL, EVP_sha256(), NULL);
+
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    sam_begin(&b, SAM_OP_AUDIT_REPORT);
+    sam_put_bytes(&b, SAM_T_DIGEST, digest, sizeof(digest));
+    sam_put_session(x, &b);
+    if (sam_run(x, &b, &rb, &reply) != 0) {
+        sam_rbuf_free(&rb);
+        goto out;
+    }
+    char b64[4 * ((SAM_SIG_MAX + 2) / 3) + 1], hex[65];
+    pki_hex(digest, 32, hex);
+    if (sam_get_bytes(&reply, SAM_T_SIGNATURE, &sig, &sig_len) != SAM_OK ||
+        sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, sizeof(text)) != SAM_OK ||
+        strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0 ||
+        strncmp(text + strlen(REPORT_TEXT_PREFIX), hex, 64) != 0 || strchr(text, '"') != NULL ||
+        !report_sig_ok(pub, text, sig, sig_len)) {
+        fprintf(stderr, "csc-admin: audit report: csc-sam's signature does not verify with the audit key\n");
+        sam_rbuf_free(&rb);
+        goto out;
+    }
+    oauth_b64_encode(sig, sig_len, b64, OAUTH_B64_STD);
+    sam_rbuf_free(&rb);
+    FILE *f = file != NULL ? fopen(file, "wx") : stdout;
+    if (f == NULL) {
+        fprintf(stderr, "csc-admin: audit report: cannot create %s: %s%s\n", file, strerror(errno),
+                errno == EEXIST ? " (a report never replaces a file)" : "");
+        goto out;
+    }
+    fwrite(report, 1, len, f);
+    fprintf(f, "\n" REPORT_SIG_PREFIX "%s" REPORT_SIG_MIDDLE "%s\"}\n", text, b64);
+    if ((f != stdout && fclose(f) != 0) || (f == stdout && fflush(f) != 0)) {
+        fprintf(stderr, "csc-admin: audit report: writing %s failed\n", file != NULL ? file : "the report");
+        goto out;
+    }
+    if (file != NULL)
+        printf("audit report written to %s (sha256 %s), signed by the audit key\n", file, hex);
+    rc = 0;
+out:
+    free(report);
+    EVP_PKEY_free(pub);
+    return rc;
+}
+
+/* audit verify-report FILE [--key PEM] [auditor]: the file's two lines; the second's text must name the first's
+ * SHA-256 and carry the audit key's signature over it. */
+static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
+{
+    EVP_PKEY *pub = NULL;
+    char *buf = NULL, hex[65];
+    size_t cap = 0;
+    uint8_t digest[32], sig[SAM_SIG_MAX];
+    int rc = 1;
+
+    if (argc != 1 && !(argc == 3 && strcmp(argv[1], "--key") == 0)) {
+        fprintf(stderr, "csc-admin: audit verify-report: usage: audit verify-report FILE [--key PEM]\n");
+        return 2;
+    }
+    if (argc == 3 ? load_pem_pub(argv[2], &pub) != 0 : sam_audit_pub(x, "verify", &pub) != 0)
+        return 1;
+    if (pub == NULL) {
+        fprintf(stderr, "csc-admin: audit verify-report: no audit key in the HSM: give its PEM with --key\n");
+        return 1;
+    }
+    FILE *f = fopen(argv[0], "r");
+    ssize_t n1 = -1, n2 = -1;
+    char *line2 = NULL;
+    size_t cap2 = 0;
+    if (f == NULL) {
+        fprintf(stderr, "csc-admin: audit verify-report: cannot open %s: %s\n", argv[0], strerror(errno));
+        goto out;
+    }
+    n1 = getline(&buf, &cap, f);
+    n2 = getline(&line2, &cap2, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    const char *why = NULL;
+    if (n1 <= 1 || n2 <= 1 || extra || buf[n1 - 1] != '\n' || line2[n2 - 1] != '\n')
+        why = "not two lines (the report, its signature)";
+    else if (strncmp(buf, REPORT_LINE_PREFIX, strlen(REPORT_LINE_PREFIX)) != 0)
+        why = "the first line is not a report of csc-admin audit report";
+    char *text = NULL, *b64 = NULL;
+    if (why == NULL) {
+        line2[--n2] = '\0';
+        text = line2 + strlen(REPORT_SIG_PREFIX);
+        b64 = strstr(line2, REPORT_SIG_MIDDLE);
+        if (strncmp(line2, REPORT_SIG_PREFIX, strlen(REPORT_SIG_PREFIX)) != 0 || b64 == NULL || n2 < 3 ||
+            strcmp(line2 + n2 - 2, "\"}") != 0)
+            why = "the second line is not a signature of csc-admin audit report";
+    }
+    long sig_len = -1;
+    if (why == NULL) {
+        *b64 = '\0';
+        b64 += strlen(REPORT_SIG_MIDDLE);
+        line2[n2 - 2] = '\0';
+        sig_len = oauth_b64_decode(b64, strlen(b64), sig, sizeof(sig), OAUTH_B64_STD);
+        EVP_Digest(buf, (size_t)n1 - 1, digest, NULL, EVP_sha256(), NULL);
+        pki_hex(digest, 32, hex);
+        if (sig_len <= 0 || strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0)
+            why = "the second line is not a signature of csc-admin audit report";
+        else if (strncmp(text + strlen(REPORT_TEXT_PREFIX), hex, 64) != 0 ||
+                 text[strlen(REPORT_TEXT_PREFIX) + 64] != ' ')
+            why = "the report was altered: its SHA-256 is not the one signed";
+        else if (!report_sig_ok(pub, text, sig, (size_t)sig_len))
+            why = "the signature is not the audit key's (forged or altered)";
+    }
+    if (why != NULL) {
+        fprintf(stderr, "csc-admin: audit verify-report: %s: %s\n", argv[0], why);
+        printf("report FAILED: %s\n", why);
+    } else {
+        printf("report OK: sha256 %s, signed by the audit key: %s\n", hex, text);
+        rc = 0;
+    }
+    free(line2);
+out:
+    free(buf);
+    EVP_PKEY_free(pub);
+    (void)x;
+    return rc;
+}
+
 /* db backup FILE [auditor]: csc-sam signs the audit head first (AUDIT_HEAD: the copy then carries a signed head at
  * most the records written meanwhile behind its tip), then the copy (srv_admin_db_backup: one read snapshot while the
  * services run), then the backup's own audit record, naming the file's SHA-256 (in the live log: the file cannot
@@ -872,6 +1069,10 @@ static int cmd_audit(admin_ctx_t *x, int argc, char **argv)
         return cmd_audit_export(x, argv[1]);
     if (argc == 1 && strcmp(argv[0], "heads") == 0)
         return srv_audit_heads(stor, stdout);
+    if (argc >= 1 && strcmp(argv[0], "report") == 0)
+        return cmd_audit_report(x, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "verify-report") == 0)
+        return cmd_audit_verify_report(x, argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "query") != 0)
         goto bad;
     for (int i = 1; i < argc; i++) {
@@ -1804,6 +2005,8 @@ static const admin_cmd_t commands[] = {
     {"audit", "verify", AU, 1, RUN_LOCAL, cmd_audit_row},
     {"audit", "query", AU, 1, 0, cmd_audit_row},
     {"audit", "heads", AU, 1, 0, cmd_audit_row},
+    {"audit", "report", AU, 1, RUN_LOCAL, cmd_audit_row},
+    {"audit", "verify-report", AU, 1, RUN_LOCAL, cmd_audit_row},
     {"audit", "sign-head", AU, 1, RUN_SAM, cmd_audit_row},
     {"audit", "export-key", AU, 1, RUN_SAM, cmd_audit_row},
     {"audit", "key-init", KA, 1, RUN_SAM, cmd_audit_row},

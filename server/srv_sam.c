@@ -581,8 +581,9 @@ int main(int argc, char **argv)
         return 1;
     }
     uint8_t conf_sha[32];
-    int rc = config_sha256(file, conf_sha) != 0 ? -1
-                                                : serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only, conf_sha);
+    int rc = config_sha256(file, conf_sha) != 0
+                 ? -1
+                 : serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only, conf_sha);
     srv_modules_close_hsm(&m);
     sam_sender_free(sender);
     free(cfg);

@@ -210,6 +210,14 @@ enum { SAM_AUDIT_SIGN_OK = 0, SAM_AUDIT_SIGN_NOTHING = 1, SAM_AUDIT_SIGN_ERROR =
  */
 int sam_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
 
+/**
+ * Sign text (ASCII) with the audit key: DER ECDSA P-256 over its SHA-256, as the heads. For texts that cannot be
+ * taken for a head's (which begin "csc-audit-head v1"): csc-admin audit report's "csc-audit-report v1 ...".
+ * @return SAM_AUDIT_SIGN_OK (*sig_len set, at most HSM_SIG_MAX bytes into sig), SAM_AUDIT_SIGN_NOKEY, or
+ *         SAM_AUDIT_SIGN_ERROR.
+ */
+int sam_audit_sign_text(hsm_t *hsm, const char *text, uint8_t *sig, size_t *sig_len);
+
 /** The periodic signing of audit heads: csc-sam's audit-heads task (server/srv_sam.c), one run at a time. */
 typedef struct sam_heads sam_heads_t;
 /** Start counting records and time from now. interval: sign after this many seconds (0: not by time); records: or

@@ -107,6 +107,7 @@ extern "C" {
 #define SAM_CERTS_MAX 16         /**< certificates of one chain */
 #define SAM_BACKUP_MAX 65536     /**< a backup file's content */
 #define SAM_PUBKEY_MAX 2048      /**< DER SubjectPublicKeyInfo */
+#define SAM_SIGNED_TEXT_MAX 255  /**< AUDIT_REPORT's signed text */
 #define SAM_LINE_MAX 512         /**< one line of a report (longer ones are cut) */
 #define SAM_LINES_MAX 1024       /**< lines of one report (more: the last says so) */
 #define SAM_ORIGIN_MAX 400       /**< an operator op's ORIGIN claim */
@@ -137,6 +138,8 @@ enum {
     SAM_OP_ACCOUNT_PASSWORD = 16, /**< /account: old password, new password -> the user's password replaced */
     SAM_OP_ACCOUNT_TOTP_BEGIN = 17, /**< /account: a code of the old TOTP secret -> a pending new secret (a ticket) */
     SAM_OP_ACCOUNT_TOTP_FINISH = 18, /**< /account: the ticket and a code of the new secret -> the TOTP replaced */
+    SAM_OP_AUDIT_REPORT = 23,   /**< the operators' socket (csc-admin audit report): the audit key signs a text naming
+                                     the report's SHA-256 (DIGEST) -> SIGNED_TEXT, SIGNATURE */
     SAM_OP_API_LOGIN = 22,      /**< auth/login with a password: name, password, rememberMe -> access (and refresh)
                                      token; csc-sam checks the password, counts failures, locks out, records */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
@@ -295,6 +298,7 @@ enum {
     SAM_T_TICKET_KEY = 89,    /**< BYTES SAM_TICKET_KEY_LEN: HELLO's reply on the front end's socket only: the key the
                                    sign-in pages' tickets are MACed under (a secret: derived from the HSM's factor key,
                                    the same on every node and after a restart; never logged, wiped after use) */
+    SAM_T_SIGNED_TEXT = 91,   /**< TEXT what the audit key signed (AUDIT_REPORT's reply: "csc-audit-report v1 ...") */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 

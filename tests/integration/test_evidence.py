@@ -1,13 +1,17 @@
-"""Evidence for audits (issue 15): the audit record of every csc-sam start, the clock check before time-stamping.
+"""Evidence for audits (issue 15): the audit record of every csc-sam start, the clock check before time-stamping,
+the signed audit report.
 
 Each start of the service's csc-sam (not the short-lived one csc-admin starts) appends one record (event sam,
 action=sam.start) naming the configuration file's SHA-256, the binary's version, the environment, the storage
 backend and the node: one per start, with the hash of the file as it was at that start.
 """
+import base64
 import hashlib
 import json
 import os
 import re
+import subprocess
+import time
 import unittest
 
 import harness as H
@@ -111,6 +115,139 @@ class TestClockCheck(unittest.TestCase):
         d = H.digest("after the clock check")
         r = self.svc.authorize(token, "demo-ec", [d], pin=self.svc.env["CSC_PIN"])
         self.assertEqual(r.status, 200, r)
+
+
+class TestAuditReport(unittest.TestCase):
+    """csc-admin audit report: its counts agree with audit query over the same range; the file (the report, then its
+    signature by the audit key through csc-sam) passes audit verify-report and openssl, and fails either once a
+    byte of it changes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.svc = H.Service(BUILD)
+        cls.svc.start()
+        cls.t0 = int(time.time())
+        token = cls.svc.token()
+        d = H.digest("report")
+        assert cls.svc.authorize(token, "demo-ec", [d], pin="00000000").status == 400  # a refusal
+        r = cls.svc.authorize(token, "demo-ec", [d], pin=cls.svc.env["CSC_PIN"])
+        assert r.status == 200, r
+        cls.t1 = int(time.time())
+        time.sleep(1.1)  # the head signed next is after the range's last second: it covers the whole range
+        cls.svc.admin("audit", "sign-head")
+        cls.key = os.path.join(cls.svc.tmp, "audit.pem")
+        cls.svc.admin("audit", "export-key", cls.key)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop_checked()
+
+    def report(self, name, *extra):
+        path = os.path.join(self.svc.tmp, name)
+        r = self.svc.admin("audit", "report", "--from", str(self.t0), "--to", str(self.t1), "--out", path, *extra,
+                           check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(path) as f:
+            lines = f.read().split("\n")
+        self.assertEqual(len(lines), 3, lines)  # two lines, each ended
+        self.assertEqual(lines[2], "")
+        return path, json.loads(lines[0]), json.loads(lines[1])
+
+    def test_counts_agree_with_query(self):
+        path, rep, sig = self.report("r1.json")
+        q = self.svc.admin("audit", "query", "--since", str(self.t0), "--until", str(self.t1), "--json")
+        recs = [json.loads(line) for line in q.stdout.splitlines()]
+        # the query's own read record (written after the report) may fall in the range: leave it out
+        recs = [x for x in recs if x["seq"] <= rep["records"]["last_seq"]]
+        self.assertEqual(rep["records"]["count"], len(recs))
+        self.assertEqual(rep["records"]["first_seq"], recs[0]["seq"])
+        events = {}
+        for x in recs:
+            events.setdefault(x["event"], {"ok": 0, "denied": 0, "error": 0})[x["result"]] += 1
+        self.assertEqual(rep["events"], events)
+        self.assertEqual(rep["refusals"], sum(1 for x in recs if x["result"] == "denied"))
+        self.assertGreaterEqual(rep["refusals"], 1)
+        self.assertEqual(rep["lockouts"], sum(1 for x in recs if x["event"] == "lockout"))
+        actions = {}
+        for x in recs:
+            if x["event"] in ("operator", "admin"):
+                a = fields(x["detail"]).get("action", "(other)")
+                actions[a] = actions.get(a, 0) + 1
+        self.assertEqual(rep["operator_actions"], actions)
+        self.assertTrue(rep["verify"]["log"]["ok"])
+        self.assertTrue(rep["verify"]["signed_heads"]["ok"])
+        self.assertEqual(rep["verify"]["problem_lines"], [])
+        self.assertTrue(rep["signed_head"]["covers_range"])  # signed after the range's end
+        self.assertGreaterEqual(rep["signed_head"]["newest_seq"], rep["records"]["last_seq"])
+        self.assertEqual(rep["operator"], self.svc.env["CSC_OPERATOR"])
+        # csc-sam audited the signing, naming the report's SHA-256
+        with open(path, "rb") as f:
+            first = f.read().split(b"\n")[0]
+        sha = hashlib.sha256(first).hexdigest()
+        self.assertIn("sha256=%s " % sha, sig["signed_text"])
+        q = self.svc.admin("audit", "query", "--event", "operator", "--json")
+        self.assertTrue(any("action=audit.report sha256=" + sha in line for line in q.stdout.splitlines()))
+
+    def test_verify_report(self):
+        path, rep, sig = self.report("r2.json")
+        r = self.svc.admin("audit", "verify-report", path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("report OK", r.stdout)
+        r = self.svc.admin("audit", "verify-report", path, "--key", self.key)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # anyone with the exported key: openssl over the signed text
+        text = os.path.join(self.svc.tmp, "signed.txt")
+        der = os.path.join(self.svc.tmp, "sig.der")
+        with open(text, "w") as f:
+            f.write(sig["signed_text"])
+        with open(der, "wb") as f:
+            f.write(base64.b64decode(sig["signature"]))
+        o = subprocess.run(["openssl", "dgst", "-sha256", "-verify", self.key, "-signature", der, text],
+                           capture_output=True, text=True)
+        self.assertEqual(o.returncode, 0, o.stdout + o.stderr)
+
+        with open(path) as f:
+            lines = f.read().split("\n")
+
+        def altered(name, first, second):
+            p = os.path.join(self.svc.tmp, name)
+            with open(p, "w") as f:
+                f.write(first + "\n" + second + "\n")
+            return self.svc.admin("audit", "verify-report", p, check=False)
+
+        r = altered("more-refusals", lines[0].replace('"refusals":', '"refusals":1'), lines[1])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("the report was altered", r.stderr)
+        forged = base64.b64decode(sig["signature"])
+        forged = forged[:-1] + bytes([forged[-1] ^ 1])
+        r = altered("forged", lines[0], lines[1].replace(sig["signature"], base64.b64encode(forged).decode()))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not the audit key's", r.stderr)
+        r = altered("other-text", lines[0], lines[1].replace("operator=", "operator=x"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not the audit key's", r.stderr)
+        r = altered("no-signature", lines[0], "")
+        self.assertEqual(r.returncode, 1)
+
+    def test_refusals(self):
+        path = os.path.join(self.svc.tmp, "r3.json")
+        open(path, "w").close()
+        r = self.svc.admin("audit", "report", "--from", str(self.t0), "--to", str(self.t1), "--out", path, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("never replaces a file", r.stderr)
+        r = self.svc.admin("audit", "report", "--from", str(self.t1), "--to", str(self.t0 - 10), check=False)
+        self.assertEqual(r.returncode, 2)
+        r = self.svc.admin("audit", "report", "--from", "yesterday", "--to", str(self.t1), check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("yesterday", r.stderr)
+        r = self.svc.admin("audit", "report", "--from", str(self.t0), check=False)
+        self.assertEqual(r.returncode, 2)
+        # a key-admin is not an auditor
+        secret = self.svc.add_operator("keyonly", "key-admin", "keyonly password 1")
+        session = self.svc.op_login("keyonly", "keyonly password 1", secret)
+        r = self.svc.admin_as(session, "audit", "report", "--from", str(self.t0), "--to", str(self.t1))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
 
 
 if __name__ == "__main__":
