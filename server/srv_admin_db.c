@@ -22,8 +22,9 @@
  *       into a new or empty folder (--db defaults to the configuration's storage): the whole file is checked first
  *       (its layout, lengths and SHA-256), before anything is written; the data is written under a temporary name,
  *       hashed again on the way (the file could change between the two reads), renamed, and opened; its audit head
- *       must be the one the file's header names, and audit verify must pass on it (with --key, every signed head's
- *       signature is checked too). On any failure what was written is removed again.
+ *       must be the one the file's header names, and audit verify must pass on it. A file with signed heads needs
+ *       --key (the audit public key): the header's head is checked with it before anything is written, and every
+ *       signed head by audit verify. On any failure what was written is removed again.
  *
  * These run without an operator session: the operators are part of what is copied (or of a database that has no
  * schema yet, or of one that was lost), and whoever runs them already holds the databases' files or credentials.
@@ -51,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -678,6 +680,24 @@ out:
     return rc;
 }
 
+/* Whether the header's signed head verifies with pub: ECDSA over SHA-256 of its text (stor_signed_head_text). */
+static int head_sig_ok(const bk_header_t *h, EVP_PKEY *pub)
+{
+    stor_signed_head_t sh;
+    char text[192];
+    memset(&sh, 0, sizeof(sh));
+    sh.seq = h->head_seq;
+    memcpy(sh.hash, h->head_hash, 32);
+    sh.time_ms = h->head_time_ms;
+    int n = stor_signed_head_text(&sh, text, sizeof(text));
+    EVP_MD_CTX *md = n > 0 ? EVP_MD_CTX_new() : NULL;
+    int ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
+             EVP_DigestVerify(md, h->head_sig, h->head_sig_len, (const unsigned char *)text, (size_t)n) == 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok;
+}
+
 /* 1 if dir holds no entry, 0 if it holds some, -1 if it cannot be read (errno). */
 static int dir_empty(const char *dir)
 {
@@ -873,9 +893,22 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
     }
     if (restore_check(fd, file, &h, &off, &len, digest) != 0)
         goto out;
+    /* The signed head the header names, with the audit key, before anything is written: audit verify on the result
+     * checks every signed head's signature, which needs the key (the database that could answer it is the one being
+     * restored: keep the file of audit export-key with the backups). */
+    if (h.head_seq != 0 && pub == NULL) {
+        fprintf(stderr, "csc-admin: db restore: %s carries signed audit heads: give the audit public key with --key "
+                "(the file of csc-admin audit export-key) to check them; nothing written\n", file);
+        goto out;
+    }
+    if (h.head_seq != 0 && !head_sig_ok(&h, pub)) {
+        fprintf(stderr, "csc-admin: db restore: the signed head in %s does not verify with the audit key of %s: "
+                "another installation's backup, or a forged head; nothing written\n", file, keyfile);
+        goto out;
+    }
     hex_of(digest, 32, hex);
-    printf("%s: intact (sha256 %s), audit head seq %" PRIu64 ", signed head seq %" PRIu64 "\n", file, hex,
-           h.audit_seq, h.head_seq);
+    printf("%s: intact (sha256 %s), audit head seq %" PRIu64 ", signed head seq %" PRIu64 "%s\n", file, hex,
+           h.audit_seq, h.head_seq, h.head_seq != 0 ? " (its signature checked)" : "");
     if (empty < 0) {
         if (mkdir(db.location, 0700) != 0) {
             fprintf(stderr, "csc-admin: db restore: cannot create %s: %s\n", db.location, strerror(errno));

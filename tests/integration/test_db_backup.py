@@ -11,6 +11,7 @@ import json
 import os
 import re
 import struct
+import subprocess
 import threading
 import unittest
 
@@ -175,12 +176,12 @@ class TestDbBackup(unittest.TestCase):
 
     def refused_before_writing(self, path, message):
         target = os.path.join(SVC.tmp, "never-" + os.path.basename(path))
-        r = restore(path, target)
+        r = restore(path, target, "--key", AUDIT_KEY)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn(message, r.stderr)
         self.assertFalse(os.path.exists(target), "%s was created" % target)
         os.mkdir(target)  # an empty folder given: left empty
-        r = restore(path, target)
+        r = restore(path, target, "--key", AUDIT_KEY)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertEqual(os.listdir(target), [])
 
@@ -222,6 +223,24 @@ class TestDbBackup(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("pg_basebackup", r.stderr)
         self.assertIn("docs/operations.md", r.stderr)
+
+    def test_5b_audit_key_needed(self):
+        """A backup with signed heads is restored only with the audit key they verify with, checked before anything
+        is written."""
+        self.assertIsNotNone(BACKUP, "test_1_drill runs first")
+        target = os.path.join(SVC.tmp, "never-keyless")
+        r = SVC.admin_as(None, "db", "restore", BACKUP, "--db", "lmdb:" + target)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("give the audit public key with --key", r.stderr)
+        self.assertFalse(os.path.exists(target))
+        other = os.path.join(SVC.tmp, "other.pem")
+        k = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                           check=True, capture_output=True).stdout
+        subprocess.run(["openssl", "pkey", "-pubout", "-out", other], input=k, check=True, capture_output=True)
+        r = restore(BACKUP, target, "--key", other)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("does not verify with the audit key", r.stderr)
+        self.assertFalse(os.path.exists(target))
 
     def test_6_existing_file_and_role(self):
         self.assertIsNotNone(BACKUP, "test_1_drill runs first")
