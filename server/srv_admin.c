@@ -992,7 +992,6 @@ static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
 out:
     free(buf);
     EVP_PKEY_free(pub);
-    (void)x;
     return rc;
 }
 

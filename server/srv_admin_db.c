@@ -491,6 +491,25 @@ static uint64_t get_be(const uint8_t *p, int n)
     return v;
 }
 
+/* fsync the folder dir (or, with parent_of, the folder of the file dir names): a new name in it is durable. */
+static void sync_dir(const char *dir, int parent_of)
+{
+    char d[PATH_MAX];
+    snprintf(d, sizeof(d), "%s", dir);
+    char *slash = parent_of ? strrchr(d, '/') : NULL;
+    if (parent_of && slash == NULL)
+        snprintf(d, sizeof(d), ".");
+    else if (slash == d)
+        d[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
 /* Write and hash: every byte that goes to fd also goes into md. */
 static int emit(int fd, EVP_MD_CTX *md, const void *p, size_t n)
 {
@@ -539,6 +558,7 @@ static int write_backup(const char *file, const bk_header_t *h, const char *data
                 errno == EEXIST ? " (a backup never replaces a file)" : "");
         goto out;
     }
+    sync_dir(file, 1);
     *data_len = (uint64_t)st.st_size;
     rc = 0;
     goto out;
@@ -756,6 +776,7 @@ static int restore_write(int fd, const char *file, const char *dir, off_t data_o
         fprintf(stderr, "csc-admin: db restore: cannot complete %s: %s\n", final, strerror(errno));
         goto out;
     }
+    sync_dir(dir, 0);
     rc = 0;
     goto out;
 changed:
