@@ -449,8 +449,8 @@ static const sam_field_spec_t audit_key_r[] = {
     U32(SAM_T_SESSIONS, REQ, 0, UINT32_MAX),
 };
 /* DESCRIPTION: the command asking, "export-key" or "verify" (its two-person rule). */
-/* csc-admin audit report: the report's SHA-256; the reply: the text csc-sam signed (naming that digest, the time and
- * the operator) and the audit key's DER ECDSA signature over its SHA-256. */
+/* csc-admin audit report (AUDIT_REPORT) and db backup (BACKUP_SIGN): the file's SHA-256; the reply: the text csc-sam
+ * signed (naming that digest, the time and the operator) and the audit key's DER ECDSA signature over its SHA-256. */
 static const sam_field_spec_t audit_report[] = {
     BYTES(SAM_T_DIGEST, REQ, 32, 32),
     SESSION,
@@ -607,6 +607,7 @@ static const sam_op_spec_t ops[] = {
     OP_EMPTY_REPLY(SAM_OP_RENEW, 0, "RENEW", renew),
     OP(SAM_OP_AUDIT_PUBKEY, 0, "AUDIT_PUBKEY", audit_pubkey, audit_pubkey_r),
     OP(SAM_OP_AUDIT_REPORT, 0, "AUDIT_REPORT", audit_report, audit_report_r),
+    OP(SAM_OP_BACKUP_SIGN, 0, "BACKUP_SIGN", audit_report, audit_report_r),
     OP(SAM_OP_ENROLL_BEGIN, 0, "ENROLL_BEGIN", enroll_begin, enroll_begin_r),
     OP(SAM_OP_ENROLL_FINISH, 0, "ENROLL_FINISH", enroll_finish, enroll_finish_r),
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PIN, 0, "ACCOUNT_PIN", account_pin),

@@ -150,11 +150,20 @@ typedef struct srv_db_backup {
 } srv_db_backup_t;
 
 /**
+ * The signature of a backup's SHA-256 (csc-admin: csc-sam's BACKUP_SIGN): the text signed (NUL-terminated, at most
+ * text_sz - 1 bytes) and the DER signature (at most *sig_len bytes; set to its length). 0, or -1 (said why).
+ */
+typedef int (*srv_db_sign_fn)(const uint8_t digest[32], char *text, size_t text_sz, uint8_t *sig, size_t *sig_len,
+                              void *arg);
+
+/**
  * csc-admin db backup FILE (srv_admin_db.c, its file format): a consistent, compacted copy of stor (LMDB: one read
- * snapshot, while the services write on) with its audit head and newest signed head, into FILE (new, 0600).
+ * snapshot, while the services write on) with its audit head and newest signed head, its SHA-256 signed by sign,
+ * into FILE (new, 0600).
  * @return 0, 1 (failed, said on stderr; no FILE), 2 (the storage is not LMDB: PostgreSQL's backups are its own).
  */
-int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *file, srv_db_backup_t *out);
+int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *file, srv_db_sign_fn sign, void *arg,
+                        srv_db_backup_t *out);
 void srv_modules_close_store(srv_modules_t *m);
 /* Storage and oauth/ without any check (srv_modules_open's first step); need: SRV_WRITER_LATER, storage's writes are
  * the caller's to open; SRV_NEED_CSC (csc-server), a full map is logged only, with no audit record (csc-sam's

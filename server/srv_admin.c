@@ -37,14 +37,14 @@ static void usage(FILE *f)
             "                                         service first; no session needed\n"
             "  db backup FILE                         a consistent copy of the LMDB database while the service\n"
             "                                         runs, with its audit head, signed first (csc-sam), into FILE\n"
-            "                                         (new, 0600; a SHA-256 over it); PostgreSQL: pg_basebackup\n"
-            "                                         instead   [auditor]\n"
+            "                                         (new, 0600; its SHA-256 signed by the audit key through\n"
+            "                                         csc-sam); PostgreSQL: pg_basebackup instead   [auditor]\n"
             "  db restore FILE [--db lmdb:DIR] [--key PEM]\n"
             "                                         into a new or empty folder (--db: default the configured\n"
             "                                         storage): FILE checked whole before anything is written, then\n"
             "                                         audit verify on the result; --key: the audit public key (of\n"
-            "                                         audit export-key), needed for a FILE with signed heads; no\n"
-            "                                         session needed\n"
+            "                                         audit export-key): checks FILE's signature, needed for a FILE\n"
+            "                                         with signed heads; no session needed\n"
             "  db init [--db BACKEND:LOCATION]        a new database: apply every schema migration it lacks\n"
             "                                         (postgresql: as the migrations' owner, csc_admin; lmdb: create\n"
             "                                         it); --db: default the configured storage; no session needed\n"
@@ -997,10 +997,39 @@ out:
 
 /* db backup FILE [auditor]: csc-sam signs the audit head first (AUDIT_HEAD: the copy then carries a signed head at
  * most the records written meanwhile behind its tip), then the copy (srv_admin_db_backup: one read snapshot while the
- * services run), then the backup's own audit record, naming the file's SHA-256 (in the live log: the file cannot
- * hold the record of itself). The auditor's: it changes nothing, holds no key (the keys are in the HSM, TOTP secrets
+ * services run), whose SHA-256 csc-sam signs with the audit key (BACKUP_SIGN), then the backup's own audit record,
+ * naming the file's SHA-256 (in the live log: the file cannot hold the record of itself). The auditor's: it changes nothing, holds no key (the keys are in the HSM, TOTP secrets
  * sealed by csc-sam, passwords and PINs as scrypt hashes), and what makes it trustworthy is the signed audit head,
  * the auditor's charge (docs/operations.md "Backups of the database"). */
+/* srv_db_sign_fn of db backup: csc-sam's BACKUP_SIGN (the audit key over its own text naming the SHA-256; audited
+ * there, action=db.backup.sign). */
+static int backup_sign(const uint8_t digest[32], char *text, size_t text_sz, uint8_t *sig, size_t *sig_len, void *arg)
+{
+    admin_ctx_t *x = arg;
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *s = NULL;
+    size_t n = 0;
+    sam_begin(&b, SAM_OP_BACKUP_SIGN);
+    sam_put_bytes(&b, SAM_T_DIGEST, digest, 32);
+    sam_put_session(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && (sam_get_bytes(&reply, SAM_T_SIGNATURE, &s, &n) != SAM_OK || n > *sig_len ||
+                    sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, text_sz) != SAM_OK)) {
+        fprintf(stderr, "csc-admin: db backup: csc-sam's answer to BACKUP_SIGN is not usable\n");
+        rc = 1;
+    }
+    if (rc == 0) {
+        memcpy(sig, s, n);
+        *sig_len = n;
+    } else {
+        fprintf(stderr, "csc-admin: db backup: the backup could not be signed: no backup written\n");
+    }
+    sam_rbuf_free(&rb);
+    return rc == 0 ? 0 : -1;
+}
+
 static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
 {
     srv_db_backup_t r;
@@ -1027,7 +1056,7 @@ static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
             return 1;
         }
     }
-    int rc = srv_admin_db_backup(x->cfg, x->m->stor, argv[0], &r);
+    int rc = srv_admin_db_backup(x->cfg, x->m->stor, argv[0], backup_sign, x, &r);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < 32; i++)

@@ -33,7 +33,10 @@
  *
  * A backup file (integers big-endian):
  *   "CSCDBBK1" | u16 format version (1) | u16 H | H bytes of header text | u64 D | D bytes of data |
- *   32 bytes SHA-256 over every byte before them
+ *   32 bytes SHA-256 over every byte before them | u16 T | T bytes of signed text | u16 S | S bytes of signature
+ * The signed text is csc-sam's, "csc-db-backup v1 sha256=HEX time_ms=T operator=NAME" naming that SHA-256, and the
+ * signature the audit key's (DER ECDSA P-256 over the text's SHA-256, as the signed heads); db restore checks it
+ * with --key.
  * The header text is ASCII lines "key=value\n", in this order: backend (lmdb), created_ms, audit_seq and
  * audit_hash (the log's head in meta, in the copy), head_seq, head_hash, head_time_ms and head_sig (the newest
  * signed head in the copy, its signature as hex; head_seq=0 and empty values when none was signed). The data is the
@@ -272,6 +275,9 @@ static int db_migrate(const srv_config_t *cfg, const char *cmd, stor_migrate_mod
 #define BK_HEADER_MAX 2048
 #define BK_DIGEST_LEN 32
 #define BK_CHUNK (256 * 1024)
+#define BK_SIG_TEXT_MAX 255      /* the signed text of the trailer (csc-sam's SAM_SIGNED_TEXT_MAX) */
+#define BK_SIG_MAX 1024          /* its DER signature (an ECDSA P-256 one is at most 72 bytes) */
+#define BK_SIG_PREFIX "csc-db-backup v1 sha256="
 
 /* What the header says (and, for a backup, what the copy holds). */
 typedef struct bk_header {
@@ -517,8 +523,8 @@ static int emit(int fd, EVP_MD_CTX *md, const void *p, size_t n)
 }
 
 /* The file of a backup: into a new temporary file next to file (0600), then linked to file. */
-static int write_backup(const char *file, const bk_header_t *h, const char *data_path, uint8_t digest[32],
-                        uint64_t *data_len)
+static int write_backup(const char *file, const bk_header_t *h, const char *data_path, srv_db_sign_fn sign, void *arg,
+                        uint8_t digest[32], uint64_t *data_len)
 {
     char tmp[PATH_MAX], text[BK_HEADER_MAX];
     uint8_t pre[BK_PRE_LEN], len8[8], *buf = NULL;
@@ -551,7 +557,19 @@ static int write_backup(const char *file, const bk_header_t *h, const char *data
             goto io;
         left -= chunk;
     }
-    if (EVP_DigestFinal_ex(md, digest, NULL) != 1 || write_all(fd, digest, BK_DIGEST_LEN) != 0 || fsync(fd) != 0)
+    if (EVP_DigestFinal_ex(md, digest, NULL) != 1 || write_all(fd, digest, BK_DIGEST_LEN) != 0)
+        goto io;
+    /* the audit key's signature of that SHA-256 (csc-sam makes the text and signs it) */
+    char sig_text[BK_SIG_TEXT_MAX + 1];
+    uint8_t sig[BK_SIG_MAX], len2[2];
+    size_t sig_len = sizeof(sig);
+    if (sign(digest, sig_text, sizeof(sig_text), sig, &sig_len, arg) != 0)
+        goto out;
+    put_be(len2, strlen(sig_text), 2);
+    if (write_all(fd, len2, 2) != 0 || write_all(fd, sig_text, strlen(sig_text)) != 0)
+        goto io;
+    put_be(len2, sig_len, 2);
+    if (write_all(fd, len2, 2) != 0 || write_all(fd, sig, sig_len) != 0 || fsync(fd) != 0)
         goto io;
     if (link(tmp, file) != 0) {
         fprintf(stderr, "csc-admin: db backup: cannot create %s: %s%s\n", file, strerror(errno),
@@ -576,7 +594,8 @@ out:
     return rc;
 }
 
-int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *file, srv_db_backup_t *out)
+int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *file, srv_db_sign_fn sign, void *arg,
+                        srv_db_backup_t *out)
 {
     char dir[PATH_MAX], data[PATH_MAX];
     bk_header_t h;
@@ -620,7 +639,7 @@ int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *f
         remove_env_files(dir, 1);
         return 1;
     }
-    rc = write_backup(file, &h, data, out->sha256, &out->data_len);
+    rc = write_backup(file, &h, data, sign, arg, out->sha256, &out->data_len);
     remove_env_files(dir, 1);
     if (rc != 0)
         return 1;
@@ -629,8 +648,16 @@ int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *f
     return 0;
 }
 
-/* Check FILE whole: layout, lengths, the SHA-256 at its end. 0 with *h, the data's offset and length; -1 (said). */
-static int restore_check(int fd, const char *file, bk_header_t *h, off_t *data_off, uint64_t *data_len,
+/* The signature of a backup: csc-sam's text and the audit key's signature over it (the file's trailer). */
+typedef struct bk_sig {
+    char text[BK_SIG_TEXT_MAX + 1];
+    uint8_t sig[BK_SIG_MAX];
+    size_t sig_len;
+} bk_sig_t;
+
+/* Check FILE whole: layout, lengths, the SHA-256 after the data, the signature's form (not yet with a key). 0 with *h,
+ * *s, the data's offset and length; -1 (said). */
+static int restore_check(int fd, const char *file, bk_header_t *h, bk_sig_t *s, off_t *data_off, uint64_t *data_len,
                          uint8_t digest[32])
 {
     uint8_t pre[BK_PRE_LEN], len8[8], want[BK_DIGEST_LEN], *buf = NULL;
@@ -664,7 +691,8 @@ static int restore_check(int fd, const char *file, bk_header_t *h, off_t *data_o
         goto out;
     }
     *data_len = get_be(len8, 8);
-    if (*data_len != (uint64_t)st.st_size - fixed) {
+    /* the data and the signature's two lengths at least */
+    if (*data_len > (uint64_t)st.st_size - fixed || (uint64_t)st.st_size - fixed - *data_len < 4) {
         fprintf(stderr, "csc-admin: db restore: %s is truncated or damaged: %" PRIu64 " bytes of data announced, %"
                 PRIu64 " present\n", file, *data_len, (uint64_t)st.st_size - fixed);
         goto out;
@@ -686,6 +714,18 @@ static int restore_check(int fd, const char *file, bk_header_t *h, off_t *data_o
                 "content; nothing written\n", file);
         goto out;
     }
+    /* The signature after it: the text and the DER, ending the file exactly. */
+    uint8_t len2[2];
+    size_t tlen = 0;
+    uint64_t trailer = (uint64_t)st.st_size - fixed - *data_len;
+    if (read_all(fd, len2, 2) != 0 || (tlen = (size_t)get_be(len2, 2)) == 0 || tlen > BK_SIG_TEXT_MAX ||
+        trailer < 4 + (uint64_t)tlen || read_all(fd, s->text, tlen) != 0 || read_all(fd, len2, 2) != 0 ||
+        (s->sig_len = (size_t)get_be(len2, 2)) == 0 || s->sig_len > sizeof(s->sig) ||
+        trailer != 4 + (uint64_t)tlen + s->sig_len || read_all(fd, s->sig, s->sig_len) != 0) {
+        fprintf(stderr, "csc-admin: db restore: %s is truncated or damaged (its signature)\n", file);
+        goto out;
+    }
+    s->text[tlen] = '\0';
     /* Intact: now the header may be believed, and must make sense. */
     text[hlen] = '\0';
     if (memchr(text, '\0', hlen) != NULL || header_parse(text, h, &why) != 0) {
@@ -713,6 +753,23 @@ static int head_sig_ok(const bk_header_t *h, EVP_PKEY *pub)
     EVP_MD_CTX *md = n > 0 ? EVP_MD_CTX_new() : NULL;
     int ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
              EVP_DigestVerify(md, h->head_sig, h->head_sig_len, (const unsigned char *)text, (size_t)n) == 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Whether the trailer is the audit key's signature of this file: csc-sam's text names the file's SHA-256, and pub's
+ * ECDSA signature over the text's SHA-256 verifies. */
+static int backup_sig_ok(const bk_sig_t *s, const uint8_t digest[32], EVP_PKEY *pub)
+{
+    char hex[65];
+    size_t p = strlen(BK_SIG_PREFIX);
+    hex_of(digest, 32, hex);
+    if (strncmp(s->text, BK_SIG_PREFIX, p) != 0 || strncmp(s->text + p, hex, 64) != 0 || s->text[p + 64] != ' ')
+        return 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
+             EVP_DigestVerify(md, s->sig, s->sig_len, (const unsigned char *)s->text, strlen(s->text)) == 1;
     EVP_MD_CTX_free(md);
     ERR_clear_error();
     return ok;
@@ -859,6 +916,7 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
     db_spec_t db = {{0}, NULL};
     const char *file = NULL, *keyfile = NULL;
     bk_header_t h;
+    bk_sig_t sig;
     uint8_t digest[32];
     char hex[65];
     EVP_PKEY *pub = NULL;
@@ -912,7 +970,7 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
         fprintf(stderr, "csc-admin: db restore: cannot open %s: %s\n", file, strerror(errno));
         goto out;
     }
-    if (restore_check(fd, file, &h, &off, &len, digest) != 0)
+    if (restore_check(fd, file, &h, &sig, &off, &len, digest) != 0)
         goto out;
     /* The signed head the header names, with the audit key, before anything is written: audit verify on the result
      * checks every signed head's signature, which needs the key (the database that could answer it is the one being
@@ -922,14 +980,20 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
                 "(the file of csc-admin audit export-key) to check them; nothing written\n", file);
         goto out;
     }
+    if (pub != NULL && !backup_sig_ok(&sig, digest, pub)) {
+        fprintf(stderr, "csc-admin: db restore: %s is not signed by the audit key of %s (its signature: \"%s\"): "
+                "another installation's backup, or an altered one; nothing written\n", file, keyfile, sig.text);
+        goto out;
+    }
     if (h.head_seq != 0 && !head_sig_ok(&h, pub)) {
         fprintf(stderr, "csc-admin: db restore: the signed head in %s does not verify with the audit key of %s: "
                 "another installation's backup, or a forged head; nothing written\n", file, keyfile);
         goto out;
     }
     hex_of(digest, 32, hex);
-    printf("%s: intact (sha256 %s), audit head seq %" PRIu64 ", signed head seq %" PRIu64 "%s\n", file, hex,
-           h.audit_seq, h.head_seq, h.head_seq != 0 ? " (its signature checked)" : "");
+    printf("%s: intact (sha256 %s), audit head seq %" PRIu64 ", signed head seq %" PRIu64 "; %s: %s\n", file, hex,
+           h.audit_seq, h.head_seq, pub != NULL ? "signed by the audit key" : "its signature NOT checked (no --key)",
+           sig.text);
     if (empty < 0) {
         if (mkdir(db.location, 0700) != 0) {
             fprintf(stderr, "csc-admin: db restore: cannot create %s: %s\n", db.location, strerror(errno));

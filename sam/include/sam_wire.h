@@ -140,6 +140,8 @@ enum {
     SAM_OP_ACCOUNT_TOTP_FINISH = 18, /**< /account: the ticket and a code of the new secret -> the TOTP replaced */
     SAM_OP_AUDIT_REPORT = 23,   /**< the operators' socket (csc-admin audit report): the audit key signs a text naming
                                      the report's SHA-256 (DIGEST) -> SIGNED_TEXT, SIGNATURE */
+    SAM_OP_BACKUP_SIGN = 24,    /**< the operators' socket (csc-admin db backup): the same for a database backup's SHA-256
+                                     (its text "csc-db-backup v1 ...") */
     SAM_OP_API_LOGIN = 22,      /**< auth/login with a password: name, password, rememberMe -> access (and refresh)
                                      token; csc-sam checks the password, counts failures, locks out, records */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
@@ -298,7 +300,7 @@ enum {
     SAM_T_TICKET_KEY = 89,    /**< BYTES SAM_TICKET_KEY_LEN: HELLO's reply on the front end's socket only: the key the
                                    sign-in pages' tickets are MACed under (a secret: derived from the HSM's factor key,
                                    the same on every node and after a restart; never logged, wiped after use) */
-    SAM_T_SIGNED_TEXT = 91,   /**< TEXT what the audit key signed (AUDIT_REPORT's reply: "csc-audit-report v1 ...") */
+    SAM_T_SIGNED_TEXT = 91,   /**< TEXT what the audit key signed (AUDIT_REPORT's and BACKUP_SIGN's replies) */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 

@@ -50,6 +50,19 @@ def header_of(path):
     return dict(line.split("=", 1) for line in text.splitlines())
 
 
+def layout(body):
+    """(offset of the SHA-256, the signed text, the DER signature) of a backup file's bytes."""
+    (hlen,) = struct.unpack(">H", body[10:12])
+    (dlen,) = struct.unpack(">Q", body[12 + hlen:20 + hlen])
+    at = 20 + hlen + dlen
+    (tlen,) = struct.unpack(">H", body[at + 32:at + 34])
+    text = body[at + 34:at + 34 + tlen].decode("ascii")
+    (slen,) = struct.unpack(">H", body[at + 34 + tlen:at + 36 + tlen])
+    sig = body[at + 36 + tlen:]
+    assert len(sig) == slen, (len(sig), slen)
+    return at, text, sig
+
+
 def restore(path, target, *extra):
     return SVC.admin_as(None, "db", "restore", path, "--db", "lmdb:" + target, *extra)
 
@@ -115,8 +128,19 @@ class TestDbBackup(unittest.TestCase):
         self.assertRegex(hdr["head_sig"], r"^[0-9a-f]{100,}$")
         with open(BACKUP, "rb") as f:
             body = f.read()
-        self.assertEqual(hashlib.sha256(body[:-32]).digest(), body[-32:])
-        self.assertEqual(body[-32:].hex(), m.group(4))
+        at, text, sig = layout(body)
+        self.assertEqual(hashlib.sha256(body[:at]).digest(), body[at:at + 32])
+        self.assertEqual(body[at:at + 32].hex(), m.group(4))
+        # the audit key's signature of that SHA-256, csc-sam's text, checked here with openssl
+        self.assertRegex(text, r"^csc-db-backup v1 sha256=%s time_ms=\d+ operator=%s$"
+                         % (m.group(4), SVC.env["CSC_OPERATOR"]))
+        for name, data in (("text", text.encode()), ("sig.der", sig)):
+            with open(os.path.join(SVC.tmp, name), "wb") as f:
+                f.write(data)
+        o = subprocess.run(["openssl", "dgst", "-sha256", "-verify", AUDIT_KEY, "-signature",
+                            os.path.join(SVC.tmp, "sig.der"), os.path.join(SVC.tmp, "text")],
+                           capture_output=True, text=True)
+        self.assertEqual(o.returncode, 0, o.stdout + o.stderr)
 
         # The live log holds the copy's head: the copy is one snapshot of it. The backup's own record names the file.
         q = SVC.admin("audit", "query", "--json")
@@ -124,15 +148,18 @@ class TestDbBackup(unittest.TestCase):
         at = [rec for rec in live if rec["seq"] == int(hdr["audit_seq"])]
         self.assertEqual(len(at), 1)
         self.assertEqual(at[0]["hash"], hdr["audit_hash"])
-        rec = [rec for rec in live if "action=db.backup" in rec.get("detail", "")]
+        rec = [rec for rec in live if "action=db.backup " in rec.get("detail", "")]
         self.assertEqual(len(rec), 1, rec)
         self.assertIn("sha256=" + m.group(4), rec[0]["detail"])
+        signed = [rec for rec in live if "action=db.backup.sign sha256=" + m.group(4) in rec.get("detail", "")]
+        self.assertEqual(len(signed), 1, live[-5:])
 
         # Restore into a folder that does not exist yet, the signed heads checked with the exported key.
         target = os.path.join(SVC.tmp, "restored")
         r = restore(BACKUP, target, "--key", AUDIT_KEY)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("intact (sha256 %s)" % m.group(4), r.stdout)
+        self.assertIn("signed by the audit key: csc-db-backup v1", r.stdout)
         self.assertIn("restored into lmdb:" + target, r.stdout)
         self.assertEqual(sorted(os.listdir(target)), ["data.mdb", "lock.mdb"])
 
@@ -197,8 +224,14 @@ class TestDbBackup(unittest.TestCase):
                 i = at % len(b)  # from the end when negative
                 return b[:i] + bytes([b[i] ^ 1]) + b[i + 1:]
             return change
-        for name, at in (("data-flip", -5000), ("head-flip", 30), ("digest-flip", -1)):
+        with open(BACKUP, "rb") as f:
+            digest_at = layout(f.read())[0]
+        for name, at in (("data-flip", digest_at - 5000), ("head-flip", 30), ("digest-flip", digest_at + 31)):
             self.refused_before_writing(self.altered(name, flip(at)), "its SHA-256 does not match")
+        # the signature after the SHA-256: the DER's last byte, the text's last character (the operator's name)
+        self.refused_before_writing(self.altered("sig-flip", flip(-1)), "is not signed by the audit key")
+        in_text = digest_at + 34 + len("csc-db-backup v1 sha256=") + 70  # in time_ms=
+        self.refused_before_writing(self.altered("text-flip", flip(in_text)), "is not signed by the audit key")
         # the format version is checked too (and the SHA-256 after it)
         self.refused_before_writing(self.altered("version", lambda b: b[:9] + b"\x02" + b[10:]), "format version 2")
 
@@ -225,8 +258,8 @@ class TestDbBackup(unittest.TestCase):
         self.assertIn("docs/operations.md", r.stderr)
 
     def test_5b_audit_key_needed(self):
-        """A backup with signed heads is restored only with the audit key they verify with, checked before anything
-        is written."""
+        """A backup with signed heads is restored only with the audit key (which signed the file, and the heads),
+        checked before anything is written."""
         self.assertIsNotNone(BACKUP, "test_1_drill runs first")
         target = os.path.join(SVC.tmp, "never-keyless")
         r = SVC.admin_as(None, "db", "restore", BACKUP, "--db", "lmdb:" + target)
@@ -239,7 +272,7 @@ class TestDbBackup(unittest.TestCase):
         subprocess.run(["openssl", "pkey", "-pubout", "-out", other], input=k, check=True, capture_output=True)
         r = restore(BACKUP, target, "--key", other)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn("does not verify with the audit key", r.stderr)
+        self.assertIn("is not signed by the audit key of " + other, r.stderr)
         self.assertFalse(os.path.exists(target))
 
     def test_6_existing_file_and_role(self):
