@@ -7,6 +7,8 @@
 # with a version it has no file for). The newest must equal STOR_PG_SCHEMA_VERSION (storage/stor_int.h), the version
 # the storage code accepts: the generated source asserts it, so a file added without raising the define (or the
 # define raised without its file) fails the build.
+# From 0004 on each file declares compatible_from (the oldest code version that may run on it) in a header line that
+# must agree with its INSERT (checked here).
 # The SQL goes in as byte arrays (file(READ ... HEX)): no escaping, and no limit on a string literal's length.
 if(NOT MIGRATIONS OR NOT OUT)
   message(FATAL_ERROR "usage: cmake -DMIGRATIONS=<dir> -DOUT=<file.c> -P embed_migrations.cmake")
@@ -30,6 +32,22 @@ foreach(_f ${_files})
     message(FATAL_ERROR "${MIGRATIONS}/${_f}: expected version ${_want} next (one file per version, from 1, no gap)")
   endif()
   string(REGEX REPLACE "\\.sql$" "" _name ${_f})
+  # From 0004 on a file says which code may keep running on it (storage/migrations/README.md): its header line
+  # "-- compatible-from: N", N <= its version, the same N its INSERT records.
+  if(_v GREATER_EQUAL 4)
+    file(READ ${MIGRATIONS}/${_f} _text)
+    if(NOT _text MATCHES "\n-- compatible-from: ([0-9]+)\n")
+      message(FATAL_ERROR "${MIGRATIONS}/${_f}: no header line '-- compatible-from: N' (storage/migrations/README.md)")
+    endif()
+    set(_compat ${CMAKE_MATCH_1})
+    if(_compat LESS 1 OR _compat GREATER _v)
+      message(FATAL_ERROR "${MIGRATIONS}/${_f}: compatible-from ${_compat} is not between 1 and ${_v}")
+    endif()
+    string(FIND "${_text}" "VALUES (${_v}, '${_name}', ${_compat})" _at)
+    if(_at EQUAL -1)
+      message(FATAL_ERROR "${MIGRATIONS}/${_f}: its INSERT must record VALUES (${_v}, '${_name}', ${_compat})")
+    endif()
+  endif()
   file(READ ${MIGRATIONS}/${_f} _hex HEX)
   if(_hex STREQUAL "")
     message(FATAL_ERROR "${MIGRATIONS}/${_f} is empty")

@@ -71,7 +71,8 @@ void csc_reply_free(csc_reply_t *reply)
     csc_wipe_free(reply->body);
     csc_wipe_free(reply->location);
     csc_wipe_free(reply->set_cookie);
-    reply->body = reply->location = reply->set_cookie = NULL;
+    free(reply->set_cookie2);
+    reply->body = reply->location = reply->set_cookie = reply->set_cookie2 = NULL;
 }
 
 int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)

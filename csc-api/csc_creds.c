@@ -636,6 +636,7 @@ int csc_m_authorize(csc_req_t *r)
     if (!approval && f.challenge != NULL)
         sam_put_text(&call.b, SAM_T_CHALLENGE, f.challenge, f.challenge_len);
     csc_sam_put_client(r, &call);
+    csc_sam_put_request_id(r, &call); /* the last tag (tags ascend) */
     if (csc_sam_run(r->csc, &call, CSC_ABOUT_CREDENTIAL,
                     !r->v1                                                       ? authorize_v2
                     : f.pin == NULL && (f.otp != NULL || f.challenge != NULL) ? authorize_v1_otp

@@ -162,6 +162,8 @@ int csc_sam_login_rc(const csc_sam_call_t *call);
  * csc_sam_run a 503. */
 void csc_sam_put_token(csc_req_t *r, csc_sam_call_t *call);
 void csc_sam_put_client(csc_req_t *r, csc_sam_call_t *call);
+/* The request's id (csc_call_t.request_id), when it has one: SIGN and AUTHORIZE, the last tag put (tags ascend). */
+void csc_sam_put_request_id(csc_req_t *r, csc_sam_call_t *call);
 struct csc_hash_alg;
 void csc_sam_put_hashes(csc_sam_call_t *call, const struct csc_hash_alg *alg, const uint8_t *const *d, size_t n);
 

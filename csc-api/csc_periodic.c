@@ -44,3 +44,18 @@ int csc_crl_refresh(csc_t *c)
         fprintf(stderr, "crl: %s: out of memory; the CRLs loaded before stay in force\n", c->cfg.crl_dir);
     return rc < 0 ? -1 : 0;
 }
+
+int csc_crl_anchors(csc_t *c, const char *anchors_file)
+{
+    char err[PATH_MAX + 64];
+
+    if (c->crl == NULL)
+        return 0;
+    int rc = pki_crl_set_anchors(c->crl, anchors_file, err, sizeof(err));
+    if (rc == PKI_ERR_ANCHORS || rc == PKI_ERR_NOMEM) {
+        fprintf(stderr, "crl: trust_anchors: %s; the anchors loaded before stay in force\n",
+                err[0] ? err : pki_strerror(rc));
+        return -1;
+    }
+    return 0; /* PKI_ERR_IO: the folder could not be read now; said, and the next look reads it again */
+}

@@ -201,7 +201,9 @@ void csc_reply_busy(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
     memset(reply, 0, sizeof(*reply));
     if (is_page_form(call->path, call->path_len)) {
-        web_busy_page(c, reply, NULL);
+        web_t w;
+        web_init(&w, c, call, reply);
+        web_busy_page(&w, NULL);
     } else {
         csc_reply_error(reply, 503, "temporarily_unavailable", "The service is overloaded; try again later");
     }
@@ -348,6 +350,8 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
             reply->body_len = len;
         }
     }
+    if (r.have_principal)
+        snprintf(reply->user, sizeof(reply->user), "%s", r.principal.user);
     yajl_gen_clear(r.gen);
     yajl_gen_free(r.gen);
     csc_json_free(r.root);

@@ -89,6 +89,13 @@ void csc_sam_put_client(csc_req_t *r, csc_sam_call_t *call)
     sam_put_str(&call->b, SAM_T_CLIENT, client != NULL && client[0] != '\0' ? client : "-");
 }
 
+void csc_sam_put_request_id(csc_req_t *r, csc_sam_call_t *call)
+{
+    const char *id = r->call->request_id;
+    if (id != NULL && id[0] != '\0')
+        sam_put_str(&call->b, SAM_T_REQUEST_ID, id);
+}
+
 void csc_sam_put_hashes(csc_sam_call_t *call, const csc_hash_alg_t *alg, const uint8_t *const *d, size_t n)
 {
     if (n == 0)

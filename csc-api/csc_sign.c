@@ -205,6 +205,7 @@ int csc_sam_sign(csc_req_t *r, const csc_sign_in_t *in, const csc_err_row_t *ove
     const char *why;
     if (csc_cert_check_revocation(r->csc, in->cred, time(NULL), &why) != PKI_REV_GOOD)
         sam_put_u32(b, SAM_T_CRL_RELOAD, 1);
+    csc_sam_put_request_id(r, call); /* the last tag (tags ascend) */
     if (csc_sam_run(r->csc, call, CSC_ABOUT_SAD, overrides, &r->err) != 0) {
         uint32_t refusal = 0;
         if (call->reply.op == SAM_OP_REFUSED && sam_get_u32(&call->reply, SAM_T_REFUSAL, &refusal) == SAM_OK)

@@ -279,8 +279,10 @@ static int authz_audit(stor_txn_t *t, authz_ctx_t *c)
         return OAUTH_ERR_INTERNAL;
     if (c->delegate)
         oauth_copy(rec.owner, sizeof(rec.owner), c->cred->owner); /* on behalf of */
-    snprintf(rec.detail, sizeof(rec.detail), "numSignatures %u hashAlgorithmOID %s%s%s", c->sad->remaining,
-             c->sad->hash_alg[0] ? c->sad->hash_alg : "-", why ? " denied: " : "", why ? why : "");
+    const char *id = c->req->request_id != NULL ? c->req->request_id : "";
+    snprintf(rec.detail, sizeof(rec.detail), "numSignatures %u hashAlgorithmOID %s%s%s%s%s", c->sad->remaining,
+             c->sad->hash_alg[0] ? c->sad->hash_alg : "-", id[0] ? " request_id=" : "", id, why ? " denied: " : "",
+             why ? why : "");
     rec.digest_len = c->sad->digest_len;
     rec.n_digests = c->sad->n_digests;
     rec.digests = c->sad->n_digests ? c->sad->digests : NULL;

@@ -53,7 +53,8 @@ struct pki_crl {
     pthread_mutex_t lock;      /* guards cur and every snapshot's refs */
     crl_snap_t *cur;
     uint64_t generation;         /* snapshots put in force since pki_crl_new (guarded by lock) */
-    pthread_mutex_t reload_lock; /* one reload at a time */
+    pthread_mutex_t reload_lock; /* one reload at a time; guards anchors and reverify */
+    int reverify;                /* the anchors changed: the next reload reads and verifies every file again */
 };
 
 static void snap_free(crl_snap_t *s)
@@ -205,7 +206,7 @@ int pki_crl_reload(pki_crl_t *c)
     crl_file_t *files = calloc(CRL_FILES_MAX, sizeof(*files));
     DIR *d = opendir(c->dir);
     size_t n = 0;
-    int rc = PKI_ERR_NOMEM, changed = 0;
+    int rc = PKI_ERR_NOMEM, changed = c->reverify;
     struct dirent *e;
 
     if (fresh == NULL || files == NULL)
@@ -240,7 +241,7 @@ int pki_crl_reload(pki_crl_t *c)
         f->mtime = st.st_mtim;
         f->ctime = st.st_ctim;
         const crl_file_t *before = find_file(old, f->name);
-        if (before != NULL && same_file(before, f)) {
+        if (before != NULL && !c->reverify && same_file(before, f)) {
             if (before->crl != NULL && X509_CRL_up_ref(before->crl))
                 f->crl = before->crl;
         } else {
@@ -261,6 +262,7 @@ int pki_crl_reload(pki_crl_t *c)
         if (strcmp(old->files[i].name, files[i].name) != 0)
             changed = 1;
     rc = 0;
+    c->reverify = 0;
     if (!changed)
         goto out;
     fresh->n = n;
@@ -325,6 +327,27 @@ int pki_crl_new(const char *dir, const char *anchors_file, int allow_stale, int 
     }
     *out = c;
     return PKI_OK;
+}
+
+int pki_crl_set_anchors(pki_crl_t *c, const char *anchors_file, char *err, size_t err_sz)
+{
+    STACK_OF(X509) *fresh = NULL, *old;
+    int rc = pki_crl_load_anchors(anchors_file, &fresh);
+
+    if (err != NULL && err_sz > 0)
+        err[0] = '\0';
+    if (rc != PKI_OK) {
+        pki_err(err, err_sz, "cannot read %s", anchors_file != NULL && anchors_file[0] ? anchors_file : "(not set)");
+        return rc == PKI_ERR_NOMEM ? rc : PKI_ERR_ANCHORS;
+    }
+    pthread_mutex_lock(&c->reload_lock);
+    old = c->anchors;
+    c->anchors = fresh;
+    c->reverify = 1;
+    pthread_mutex_unlock(&c->reload_lock);
+    sk_X509_pop_free(old, X509_free);
+    rc = pki_crl_reload(c);
+    return rc < 0 ? rc : PKI_OK;
 }
 
 void pki_crl_free(pki_crl_t *c)

@@ -265,6 +265,16 @@ void sam_text(const sam_msg_t *req, unsigned tag, char *out, size_t outsz)
         out[0] = '\0'; /* absent (the decoder bounded every present value by its table, which fits out) */
 }
 
+int sam_request_id(const sam_msg_t *req, char out[SAM_REQUEST_ID_MAX + 1])
+{
+    sam_text(req, SAM_T_REQUEST_ID, out, SAM_REQUEST_ID_MAX + 1);
+    for (const char *p = out; *p != '\0'; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+              *p == '_' || *p == '-'))
+            return -1;
+    return 0;
+}
+
 int sam_principal(const sam_server_config_t *cfg, const sam_msg_t *req, int user_only, oauth_principal_t *p)
 {
     char tok[SAM_TOKEN_MAX + 1];

@@ -37,6 +37,9 @@ int sam_refuse_oauth(sam_builder_t *b, const sam_msg_t *req, int oauth_rc, unsig
 int sam_principal(const sam_server_config_t *cfg, const sam_msg_t *req, int user_only, oauth_principal_t *p);
 /** A TEXT field into out (NUL-terminated; "" when absent). The caller wipes out when it holds a secret. */
 void sam_text(const sam_msg_t *req, unsigned tag, char *out, size_t outsz);
+/** REQUEST_ID into out ("" when absent). -1 when it holds anything but [A-Za-z0-9._-]: the front end checked it, and
+ *  an id with a space or '=' would forge words of the audit detail. */
+int sam_request_id(const sam_msg_t *req, char out[SAM_REQUEST_ID_MAX + 1]);
 /** Append a DENIED audit record of event for user, credential and client with detail (a printf format). */
 __attribute__((format(printf, 6, 7))) void sam_audit_denied(const sam_server_config_t *cfg, uint32_t event,
                                                             const char *user, const char *cred,

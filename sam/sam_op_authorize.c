@@ -150,7 +150,11 @@ int sam_op_authorize(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
     int rc;
     const char *why;
 
+    char id[SAM_REQUEST_ID_MAX + 1];
     (void)sam_get_u32(req, SAM_T_NUM_SIGNATURES, &num);
+    if (sam_request_id(req, id) != 0)
+        return sam_refuse(b, req, SAM_REFUSE_BAD_MESSAGE, "a request id of other characters than [A-Za-z0-9._-]",
+                          SAM_T_REQUEST_ID);
     if (cred_req_open(cfg, req, b, &c, &rc) != 0)
         goto out;
     if (c.cred->auth_mode != STOR_AUTH_EXPLICIT) {
@@ -180,6 +184,7 @@ int sam_op_authorize(const sam_server_config_t *cfg, const sam_msg_t *req, sam_b
         .digest_len = c.dlen,
         .n_digests = c.n,
         .client = c.client,
+        .request_id = id[0] != '\0' ? id : NULL,
     };
     char sad[OAUTH_TOKEN_BUFLEN];
     unsigned ttl = 0;

@@ -464,9 +464,20 @@ int sam_op_sign(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builde
         return rc;
     }
     /* Step 5: spend and audit in one transaction. The audit detail: the front end's words (signDoc's formats) or
-     * the signature algorithm. */
-    sam_text(req, sam_msg_count(req, SAM_T_DESCRIPTION) > 0 ? SAM_T_DESCRIPTION : SAM_T_SIGN_ALG, j->detail,
-             sizeof(j->detail));
+     * the signature algorithm, then the HTTP request's id (whole: the words are cut to leave it room). */
+    char id[SAM_REQUEST_ID_MAX + 1], words[SAM_DETAIL_MAX + 1];
+    if (sam_request_id(req, id) != 0) {
+        job_free(j);
+        return sam_refuse(b, req, SAM_REFUSE_BAD_MESSAGE, "a request id of other characters than [A-Za-z0-9._-]",
+                          SAM_T_REQUEST_ID);
+    }
+    sam_text(req, sam_msg_count(req, SAM_T_DESCRIPTION) > 0 ? SAM_T_DESCRIPTION : SAM_T_SIGN_ALG, words,
+             sizeof(words));
+    if (id[0] == '\0')
+        snprintf(j->detail, sizeof(j->detail), "%s", words);
+    else
+        snprintf(j->detail, sizeof(j->detail), "%.*s request_id=%s",
+                 (int)(sizeof(j->detail) - 1 - strlen(" request_id=") - strlen(id)), words, id);
     j->oauth = cfg->oauth;
     j->use = (oauth_sign_use_t){.user = j->user, .cred = j->cred, .hash_alg = j->alg, .digests = j->ptrs,
                                 .digest_len = j->dlen, .n_digests = j->n, .client = j->client, .detail = j->detail,

@@ -97,6 +97,7 @@ static const sam_field_spec_t authorize[] = {
     TEXT(SAM_T_CHALLENGE, OPT, 0, SAM_OTP_MAX),
     CLIENT,
     TEXT(SAM_T_DESCRIPTION, OPT, 0, SAM_DESCRIPTION_MAX),
+    TEXT(SAM_T_REQUEST_ID, OPT, 1, SAM_REQUEST_ID_MAX),
 };
 static const sam_field_spec_t authorize_r[] = { /* a SAD, or the handle of a pending approval */
     ONE_TEXT(1, SAM_T_SAD, 1, SAM_TOKEN_MAX),
@@ -142,6 +143,7 @@ static const sam_field_spec_t sign[] = {
     U32(SAM_T_ASYNC, OPT, 1, 1),
     U32(SAM_T_CMS, MANY(0, SAM_DIGESTS_MAX), SAM_CMS_SIGNING_TIME, SAM_CMS_NO_TIME),
     U32(SAM_T_CRL_RELOAD, OPT, 1, 1),
+    TEXT(SAM_T_REQUEST_ID, OPT, 1, SAM_REQUEST_ID_MAX),
 };
 /* The signatures, in digest order (with the CMS signing time), or the TICKET of ASYNC: exactly one of the two. */
 static const sam_field_spec_t sign_r[] = {

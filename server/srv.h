@@ -11,6 +11,7 @@
 
 #define SRV_LISTEN_MAX 8
 #define SRV_STR 256
+#define SRV_CONFIG_KEYS 192               /* at least the keys srv_config.c knows (checked there) */
 
 /* Where a process keeps its state: storage = <backend>:<location> (lmdb_path = PATH: lmdb). */
 typedef struct srv_storage {
@@ -39,6 +40,7 @@ typedef struct srv_config {
     char pkcs11_pin_file[PATH_MAX];
     char softhsm_conf[PATH_MAX];
     unsigned pkcs11_sessions;
+    unsigned pkcs11_start_wait;       /* seconds csc-sam waits at start for a token not there yet (0: none) */
     srv_storage_t storage;            /* storage (csc-sam, csc-admin; csc-server without front_storage) */
     srv_storage_t front_storage;      /* front_storage: csc-server's own (postgresql only; backend "" = not given) */
     char pkcs11_env[PATH_MAX];        /* NAME=VALUE set in csc-sam before the module is loaded ("" = none) */
@@ -50,6 +52,7 @@ typedef struct srv_config {
     size_t max_body;
     unsigned max_hashes, max_json_depth;
     char access_log[PATH_MAX];
+    char access_log_format[8];        /* "text" (one line per request) or "json" (a JSON object per line) */
     unsigned oauth_code_ttl, oauth_par_ttl, oauth_session_idle, oauth_session_max, credential_token_ttl;
     unsigned rate_window, rate_max;
     unsigned oauth_revoke_status;     /* 200 (RFC 7009) or 204 */
@@ -60,6 +63,7 @@ typedef struct srv_config {
     char ca_cert[PATH_MAX], ca_key[PATH_MAX], ca_chain[PATH_MAX];
     unsigned cert_days;
     char totp_issuer[SRV_STR];
+    char default_lang[8];             /* the pages' language when the request names none: "en" or "ja" */
     unsigned scrypt_log2n;
     char key_backup[16];              /* "no" or "wrapped" (J8) */
     char clock_check[16];             /* "none" or "adjtimex": csc-sam's clock check before each time-stamp token
@@ -113,20 +117,32 @@ typedef struct srv_config {
     char admin_tls_cert[PATH_MAX], admin_tls_key[PATH_MAX]; /* "": plain HTTP (loopback only) */
     char admin_tls_client_ca[PATH_MAX]; /* "": no client certificate asked; else one of this CA is required */
     unsigned readyz_cert_days;        /* /readyz fails when the public certificate expires within this many days */
+    unsigned char given[SRV_CONFIG_KEYS]; /* the keys the file gave, by srv_config.c's table (srv_config_changed) */
 } srv_config_t;
 
 /* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
 int srv_config_load(const char *file, srv_config_t *cfg);
+/* The keys a reload (SIGHUP) may change, NULL-terminated: tls_cert, tls_key, access_log, access_log_format,
+ * readyz_cert_days (csc-server's; csc-sam holds none of them). Every other key changed refuses a reload, in csc-server
+ * and in csc-sam alike. The files a reload reads again (certificate, key, trust_anchors, crl_dir) keep their names. */
+extern const char *const srv_reloadable[];
+/* The keys whose values differ between a and b, except those listed in reloadable (NULL-terminated), written to out
+ * as "key, key" (cut to sz) for the refusal of a reload. A key neither file gave is not named: its value follows
+ * another key's (public_url the first listen, sam_connections the pools' sizes), which is. @return how many. */
+size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const char *const *reloadable, char *out,
+                          size_t sz);
 /* The storage a process opens: front (csc-server) front_storage when given, else storage. */
 const srv_storage_t *srv_storage_of(const srv_config_t *cfg, int front);
 
 /* The modules a process opens from a configuration. */
+typedef struct srv_sam srv_sam_t;
 typedef struct srv_modules {
     stor_env_t *stor;
     hsm_t *hsm;                /* csc-sam's (srv_modules_open_hsm); never csc-server's nor csc-admin's */
     oauth_t *oauth;
     csc_t *csc;
     sam_client_t *sam;         /* borrowed from srv_sam_t (csc-server), NULL elsewhere */
+    srv_sam_t *samctl;         /* csc-server's csc-sam process (reloads are passed on), NULL elsewhere */
 } srv_modules_t;
 
 /* SRV_WRITER_LATER: storage's writes are opened by the caller (stor_start_writer), after its privilege switch (no
@@ -194,6 +210,13 @@ int srv_two_person_restores(const char *two_person);
  * be executable. who prefixes the messages. 0, or -1 (said why on stderr). */
 int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t sz);
 
+/* srv_log.c: when stderr is the systemd journal's stream (JOURNAL_STREAM names its device and inode), replace stderr
+ * by a stream that writes each line with the journal's level prefix ("<3>", "<4>", "<6>"); else nothing changes.
+ * First thing in main. 1 replaced, 0 not the journal, -1 could not (stderr unchanged). */
+int srv_log_journal(void);
+/* The level of one line (without its newline): 4 says WARNING, 6 a start, ready, reload or stop message, else 3. */
+int srv_log_level(const char *line, size_t len);
+
 /* Print text (an otpauth:// URI) as a QR code of Unicode half blocks, dark on light, with a quiet zone;
  * returns 0, or -1 (nothing printed) if it cannot be encoded. srv_qr.c. */
 int srv_qr_print(FILE *out, const char *text);
@@ -210,9 +233,11 @@ void srv_task_stop(srv_task_t *t);
 /* csc-server's csc-sam (srv_samctl.c): with sam_mode = spawn started here (before any listening socket), supervised
  * (restarted after a crash) and stopped by srv_sam_end; with connect only connected to. Messages to stderr; -1:
  * csc-server does not start. */
-typedef struct srv_sam srv_sam_t;
 int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out);
 void srv_sam_end(srv_sam_t *s);
+/* csc-server reloaded on SIGHUP: with sam_mode = spawn the supervisor sends csc-sam SIGHUP (csc-sam reloads what it
+ * holds); with connect nothing (csc-sam's own unit reloads it). NULL is fine. */
+void srv_sam_reload(srv_sam_t *s);
 /* The pool of connections to csc-sam the service asks (owned by s). */
 sam_client_t *srv_sam_client(srv_sam_t *s);
 /* Ask csc-sam HELLO and log its answer, and give oauth the sign-in pages' ticket key it carries (a warning when it
@@ -224,6 +249,11 @@ void srv_sam_hello(sam_client_t *client, const char *path, oauth_t *oauth);
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m);
 /* A listening TCP socket on addr (HOST:PORT, [V6]:PORT), or -1 (said why on stderr). Before the seccomp filter. */
 int srv_http_listen(const char *addr);
+/* A TLS server context (OpenSSL's SSL_CTX) with the project's protocol floor and suites (TLS 1.2 with ECDHE and AEAD
+ * only, TLS 1.3), the certificate chain and key of these files; NULL (said why on stderr, naming the settings
+ * cert_key and key_key). The public listener and the operators' one (srv_health.c) add their own on top. */
+struct ssl_ctx_st;
+struct ssl_ctx_st *srv_tls_server_ctx(const char *cert, const char *key, const char *cert_key, const char *key_key);
 
 /* csc-server's operators' listener (srv_health.c): with admin_listen, open its socket, TLS context and connection to
  * csc-sam (before the privilege switch and the filter: *out NULL without admin_listen), start its threads after,
@@ -234,6 +264,9 @@ int srv_health_open(const srv_config_t *cfg, srv_modules_t *m, int64_t tls_not_a
 int srv_health_start(srv_health_t *h);
 /* csc-server begins to stop (it drains for at most request_timeout): /healthz and /readyz answer 503 from now on. */
 void srv_health_stopping(srv_health_t *h);
+/* A reload (SIGHUP) put a new public certificate or readyz_cert_days in force: /readyz and /metrics use them from
+ * now on. NULL is fine. */
+void srv_health_reload(srv_health_t *h, int64_t tls_not_after, unsigned readyz_cert_days);
 void srv_health_close(srv_health_t *h);
 
 #endif

@@ -2233,6 +2233,7 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"operator", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL;
@@ -2247,6 +2248,9 @@ int main(int argc, char **argv)
             return 2;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("csc-admin %s\n", CSC_VERSION);
             return 0;
         default:
             usage(stderr);

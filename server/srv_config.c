@@ -52,6 +52,7 @@ static const row_t rows[] = {
     {"pkcs11_token", T_STR, O(pkcs11_token), 33, 0, 0, NULL},
     {"pkcs11_pin_file", T_PATH, O(pkcs11_pin_file), S(pkcs11_pin_file), 0, 0, NULL},
     {"pkcs11_sessions", T_UINT, O(pkcs11_sessions), 0, 1, 256, "4"},
+    {"pkcs11_start_wait", T_UINT, O(pkcs11_start_wait), 0, 0, 50, "20"}, /* under csc-server's 60-s wait for csc-sam */
     {"softhsm_conf", T_PATH, O(softhsm_conf), S(softhsm_conf), 0, 0, ""},
     {"storage", T_STORAGE, O(storage), S(storage.location), 0, 0, NULL}, /* required: check_storage */
     {"lmdb_path", T_PATH, O(storage.location), S(storage.location), 0, 0, ""},  /* older spelling of lmdb: */
@@ -73,6 +74,7 @@ static const row_t rows[] = {
     {"max_hashes", T_UINT, O(max_hashes), 0, 1, STOR_DIGESTS_MAX, "1000"},
     {"max_json_depth", T_UINT, O(max_json_depth), 0, 4, 64, "16"},
     {"access_log", T_PATH, O(access_log), S(access_log), 0, 0, "-"},
+    {"access_log_format", T_STR, O(access_log_format), S(access_log_format), 0, 0, "text"},
     {"public_url", T_STR, O(public_url), S(public_url), 0, 0, ""},
     {"oauth_code_ttl", T_UINT, O(oauth_code_ttl), 0, 10, 600, "60"},
     {"oauth_par_ttl", T_UINT, O(oauth_par_ttl), 0, 10, 600, "90"},
@@ -94,6 +96,7 @@ static const row_t rows[] = {
     {"ca_chain", T_PATH, O(ca_chain), S(ca_chain), 0, 0, ""},
     {"cert_days", T_UINT, O(cert_days), 0, 1, 3650, "365"},
     {"totp_issuer", T_STR, O(totp_issuer), 64, 0, 0, "CSC remote signing"},
+    {"default_lang", T_STR, O(default_lang), S(default_lang), 0, 0, "en"},
     {"scrypt_log2n", T_UINT, O(scrypt_log2n), 0, 10, 20, "15"},
     {"key_backup", T_STR, O(key_backup), S(key_backup), 0, 0, "no"},
     {"audit_sign_interval", T_UINT, O(audit_sign_interval), 0, 0, 86400, "300"},
@@ -156,6 +159,9 @@ static const row_t rows[] = {
     {"sam_admin_socket", T_PATH, O(sam_admin_socket), S(sam_admin_socket), 0, 0, "csc-sam-admin.sock"},
     {"sam_admin_group", T_STR, O(sam_admin_group), S(sam_admin_group), 0, 0, ""},
 };
+
+_Static_assert(sizeof(rows) / sizeof(rows[0]) <= SRV_CONFIG_KEYS,
+               "SRV_CONFIG_KEYS: more keys than srv_config_t.given holds");
 
 typedef struct ctx {
     const char *file;
@@ -692,6 +698,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "plain_http: refused in production (allowed with environment = test, or allow_test_components = yes)");
     if (!cfg->plain_http && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0'))
         return fail(c, "tls_cert and tls_key are required (plain_http is for the test environment only)");
+    if (strcmp(cfg->access_log_format, "text") != 0 && strcmp(cfg->access_log_format, "json") != 0)
+        return fail(c, "access_log_format: expected text or json, got \"%s\"", cfg->access_log_format);
     if (strcmp(cfg->key_backup, "no") != 0 && strcmp(cfg->key_backup, "wrapped") != 0)
         return fail(c, "key_backup: expected no or wrapped, got \"%s\"", cfg->key_backup);
     if (strcmp(cfg->clock_check, "none") != 0 && strcmp(cfg->clock_check, "adjtimex") != 0)
@@ -716,6 +724,9 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "seccomp: no is for debugging only and refused in production");
     if (cfg->lock_max_seconds < cfg->lock_seconds)
         return fail(c, "lock_max_seconds: must be at least lock_seconds (%u)", cfg->lock_seconds);
+    /* The languages the pages have a catalogue for (csc-api/web/messages/). */
+    if (strcmp(cfg->default_lang, "en") != 0 && strcmp(cfg->default_lang, "ja") != 0)
+        return fail(c, "default_lang: expected en or ja, got \"%s\"", cfg->default_lang);
     if (cfg->oauth_revoke_status != 200 && cfg->oauth_revoke_status != 204)
         return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
@@ -754,7 +765,7 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
 int srv_config_load(const char *file, srv_config_t *cfg)
 {
     ctx_t c = {.file = file, .line = 0};
-    unsigned char seen[sizeof(rows) / sizeof(rows[0])] = {0};
+    unsigned char *seen = cfg->given;
     char line[4096];
     int rc = -1;
 
@@ -816,4 +827,73 @@ int srv_config_load(const char *file, srv_config_t *cfg)
 out:
     fclose(f);
     return rc;
+}
+
+const char *const srv_reloadable[] = {"tls_cert", "tls_key", "access_log", "access_log_format", "readyz_cert_days",
+                                      NULL};
+
+/* Whether row r holds the same value in a and b. */
+static int same_value(const row_t *r, const srv_config_t *a, const srv_config_t *b)
+{
+    const char *pa = (const char *)a + r->off, *pb = (const char *)b + r->off;
+
+    switch (r->kind) {
+    case T_STR:
+    case T_PATH:
+        return strcmp(pa, pb) == 0;
+    case T_UINT:
+    case T_BOOL:
+        return *(const unsigned *)pa == *(const unsigned *)pb;
+    case T_ENV:
+        return a->environment == b->environment;
+    case T_SIZE:
+        return *(const size_t *)pa == *(const size_t *)pb;
+    case T_LISTEN:
+        if (a->n_listen != b->n_listen)
+            return 0;
+        for (unsigned i = 0; i < a->n_listen; i++)
+            if (strcmp(a->listen[i], b->listen[i]) != 0)
+                return 0;
+        return 1;
+    case T_STORAGE: {
+        const srv_storage_t *sa = (const srv_storage_t *)pa, *sb = (const srv_storage_t *)pb;
+        return strcmp(sa->backend, sb->backend) == 0 && strcmp(sa->location, sb->location) == 0 &&
+               strcmp(sa->passfile, sb->passfile) == 0;
+    }
+    }
+    return 0;
+}
+
+size_t srv_config_changed(const srv_config_t *a, const srv_config_t *b, const char *const *reloadable, char *out,
+                          size_t sz)
+{
+    size_t n = 0, len = 0, lmdb_path = 0;
+    int full = 0;
+
+    if (sz > 0)
+        out[0] = '\0';
+    while (strcmp(rows[lmdb_path].key, "lmdb_path") != 0)
+        lmdb_path++;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const row_t *r = &rows[i];
+        /* lmdb_path is storage's location under its older name: a change is named once, as storage */
+        int given = a->given[i] || b->given[i] ||
+                    (r->off == O(storage) && (a->given[lmdb_path] || b->given[lmdb_path]));
+        if (r->off == O(storage.location) || !given || same_value(r, a, b))
+            continue;
+        size_t k = 0;
+        while (reloadable[k] != NULL && strcmp(reloadable[k], r->key) != 0)
+            k++;
+        if (reloadable[k] != NULL)
+            continue;
+        int w = full ? 0 : snprintf(out + len, len < sz ? sz - len : 0, "%s%s", n > 0 ? ", " : "", r->key);
+        if (!full && w > 0 && len + (size_t)w < sz) {
+            len += (size_t)w;
+        } else if (!full && len < sz) {
+            out[len] = '\0'; /* whole names only, the first ones */
+            full = 1;
+        }
+        n++;
+    }
+    return n;
 }

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,8 @@ enum { PROBE_SAM, PROBE_STORAGE, PROBE_N };
 struct srv_health {
     const srv_config_t *cfg;
     srv_modules_t *mods;
-    int64_t tls_not_after;       /* the public certificate's notAfter; 0: plain HTTP */
+    _Atomic int64_t tls_not_after; /* the public certificate's notAfter; 0: plain HTTP (srv_health_reload) */
+    _Atomic unsigned cert_days;  /* readyz_cert_days (srv_health_reload) */
     int fd;
     SSL_CTX *ssl_ctx;            /* NULL: plain HTTP (loopback only) */
     sam_client_t *sam;           /* one connection, READY_DEADLINE_MS */
@@ -260,14 +262,16 @@ static void readyz(srv_health_t *h, h2o_req_t *req)
     int64_t now = (int64_t)time(NULL);
     char when[32], tls[DETAIL_MAX], crls[DETAIL_MAX];
     int tls_ok = 1, crls_ok = 1;
-    if (h->tls_not_after == 0) {
+    int64_t not_after = atomic_load(&h->tls_not_after);
+    unsigned cert_days = atomic_load(&h->cert_days);
+    if (not_after == 0) {
         snprintf(tls, sizeof(tls), "plain HTTP: no certificate");
     } else {
-        int64_t left = h->tls_not_after - now;
-        utc(h->tls_not_after, when, sizeof(when));
-        tls_ok = left > (int64_t)h->cfg->readyz_cert_days * 86400;
+        int64_t left = not_after - now;
+        utc(not_after, when, sizeof(when));
+        tls_ok = left > (int64_t)cert_days * 86400;
         snprintf(tls, sizeof(tls), "notAfter %s: %lld days left (readyz_cert_days = %u)", when,
-                 (long long)(left > 0 ? left / 86400 : 0), h->cfg->readyz_cert_days);
+                 (long long)(left > 0 ? left / 86400 : 0), cert_days);
     }
     csc_crl_status_t cs;
     csc_crl_status(h->mods->csc, now, &cs);
@@ -304,7 +308,7 @@ static void metrics(srv_health_t *h, h2o_req_t *req)
 {
     csc_stats_t st;
     stor_commit_stats_t cs;
-    srv_metrics_extra_t x = {.version = CSC_VERSION, .tls_not_after = h->tls_not_after};
+    srv_metrics_extra_t x = {.version = CSC_VERSION, .tls_not_after = atomic_load(&h->tls_not_after)};
     srv_mw_t w = {0};
 
     csc_stats_get(h->mods->csc, &st);
@@ -392,18 +396,9 @@ static void *loop_main(void *arg)
 
 static SSL_CTX *admin_tls(const srv_config_t *cfg)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = srv_tls_server_ctx(cfg->admin_tls_cert, cfg->admin_tls_key, "admin_tls_cert", "admin_tls_key");
     if (ctx == NULL)
         return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
-        SSL_CTX_use_certificate_chain_file(ctx, cfg->admin_tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, cfg->admin_tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "admin_tls_cert %s / admin_tls_key %s: ", cfg->admin_tls_cert, cfg->admin_tls_key);
-        goto fail;
-    }
     if (cfg->admin_tls_client_ca[0] != '\0') {
         /* Mutual TLS: no certificate of that CA, no handshake (so no request is read at all). */
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->admin_tls_client_ca);
@@ -433,7 +428,8 @@ int srv_health_open(const srv_config_t *cfg, srv_modules_t *m, int64_t tls_not_a
         return -1;
     h->cfg = cfg;
     h->mods = m;
-    h->tls_not_after = tls_not_after;
+    atomic_init(&h->tls_not_after, tls_not_after);
+    atomic_init(&h->cert_days, cfg->readyz_cert_days);
     h->fd = -1;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
@@ -488,6 +484,14 @@ void srv_health_stopping(srv_health_t *h)
 {
     if (h != NULL)
         __atomic_store_n(&h->stopping, 1, __ATOMIC_RELAXED);
+}
+
+void srv_health_reload(srv_health_t *h, int64_t tls_not_after, unsigned readyz_cert_days)
+{
+    if (h == NULL)
+        return;
+    atomic_store(&h->tls_not_after, tls_not_after);
+    atomic_store(&h->cert_days, readyz_cert_days);
 }
 
 void srv_health_close(srv_health_t *h)

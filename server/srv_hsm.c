@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include "srv.h"
 
@@ -62,6 +64,38 @@ static int production_hsm(const srv_config_t *cfg, const hsm_t *hsm)
     return 0;
 }
 
+/* hsm_open, again for up to pkcs11_start_wait seconds while the module loads but finds no token with that label or
+ * cannot reach it (a network HSM or its proxy starting beside csc-sam). Never after a PIN refusal: a retry could
+ * lock the token; never for a module that is not a file. */
+static int open_token(const srv_config_t *cfg, const hsm_config_t *hc, hsm_t **hsm)
+{
+    struct timespec t0, now;
+    unsigned delay_ms = 500;
+    int rc, said = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        rc = hsm_open(hc, hsm);
+        if ((rc != HSM_ERR_CONFIG && rc != HSM_ERR_UNAVAILABLE) || access(cfg->pkcs11_module, R_OK) != 0)
+            return rc;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double left = (double)cfg->pkcs11_start_wait - (double)(now.tv_sec - t0.tv_sec) -
+                      (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+        if (left <= 0)
+            return rc;
+        if (!said) {
+            fprintf(stderr, "pkcs11 module %s token \"%s\": %s; trying again for up to %u s (pkcs11_start_wait)\n",
+                    cfg->pkcs11_module, cfg->pkcs11_token, hsm_strerror(rc), cfg->pkcs11_start_wait);
+            said = 1;
+        }
+        double wait = delay_ms / 1000.0 < left ? delay_ms / 1000.0 : left;
+        struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        delay_ms = delay_ms < 2000 ? delay_ms * 2 : 2000;
+    }
+}
+
 int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m)
 {
     char pin[256];
@@ -85,7 +119,7 @@ int srv_modules_open_hsm(const srv_config_t *cfg, int need, srv_modules_t *m)
         .pin = pin,
         .sessions = cfg->pkcs11_sessions,
     };
-    int rc = hsm_open(&hc, &hsm);
+    int rc = open_token(cfg, &hc, &hsm);
     OPENSSL_cleanse(pin, sizeof(pin));
     if (rc != HSM_OK) {
         fprintf(stderr, "pkcs11 module %s token \"%s\": %s\n", cfg->pkcs11_module, cfg->pkcs11_token,

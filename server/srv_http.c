@@ -18,12 +18,19 @@
  * HTTP/2 stream cancellation disposes the request's memory pool while its job
  * runs; a shared slot in that pool clears job->req when that happens
  * (docs/stack-notes.md sec. 2.6).
+ *
+ * SIGHUP reloads (reload()): the configuration file is read again and what can
+ * change at run time is put in force whole, or nothing is. A new TLS context is
+ * published under a generation number; each loop takes it at its next accept,
+ * so a new connection gets the new certificate and an open one keeps the
+ * context it was made with (an SSL holds a reference to its SSL_CTX).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +41,17 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <h2o.h>
 #include "srv.h"
 #include "srv_metrics.h"
+#include "srv_notify.h"
 #include "srv_priv.h"
 
 #define QUEUE_PER_WORKER 64 /* queued jobs per worker of the main pool before the server answers 503 */
 #define AUTH_NICE 10        /* the password/PIN pool yields the CPU to signing and the event loops */
+#define REQUEST_ID_MAX 64   /* a client's X-Request-Id is taken when it is [A-Za-z0-9._-]{1,64} */
 
 typedef struct loop loop_t;
 
@@ -53,6 +63,7 @@ typedef struct job {
     struct job **guard;
     csc_call_t call;
     char client[INET6_ADDRSTRLEN];
+    char request_id[REQUEST_ID_MAX + 1];
     char *data;                    /* copies of path, headers and body */
     size_t data_len;
     csc_reply_t reply;
@@ -65,7 +76,12 @@ struct loop {
     h2o_socket_t *listeners[SRV_LISTEN_MAX];
     size_t n_listeners;
     size_t inflight;
+    SSL_CTX *ssl_ctx;              /* this loop's reference to the context it accepts with (NULL: plain HTTP) */
+    unsigned tls_gen;              /* the generation of ssl_ctx */
     pthread_t tid;
+    h2o_timeout_t wd_timeout;      /* systemd's watchdog (on_watchdog): loop 0's tick, the others' every quarter */
+    h2o_timeout_entry_t wd_entry;
+    atomic_int wd_ticked;          /* this loop (not loop 0) ticked since loop 0 last sent WATCHDOG=1 */
 };
 
 typedef struct pool {
@@ -81,13 +97,18 @@ typedef struct pool {
 
 typedef struct server {
     const srv_config_t *cfg;
+    srv_config_t *live;            /* the configuration in force: the one a reload compares with (main thread only) */
     srv_modules_t *mods;
     h2o_globalconf_t globalconf;
-    SSL_CTX *ssl_ctx;
+    pthread_mutex_t tls_mu;        /* guards ssl_ctx once the loops run */
+    SSL_CTX *ssl_ctx;              /* the context new connections get */
+    _Atomic unsigned tls_gen;      /* bumped by every reload that puts a new context in force */
     int fds[SRV_LISTEN_MAX];
     size_t n_fds;
     loop_t *loops;
+    pthread_mutex_t log_mu;        /* guards access_log and log_json: a reload reopens the file */
     FILE *access_log;
+    int log_json;                  /* access_log_format = json */
     pool_t main_pool;  /* everything but password/PIN checks */
     pool_t auth_pool;  /* requests that run scrypt */
     srv_health_t *health;  /* the operators' listener (admin_listen), or NULL */
@@ -188,6 +209,63 @@ static void job_free(job_t *j)
     free(j);
 }
 
+/* ---- request ids ------------------------------------------------------------------ */
+
+#define REQUEST_ID_ENV "csc-request-id" /* req->env: never sent, read back by the access log */
+#define USER_ENV "csc-user"
+
+static int request_id_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > REQUEST_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static void env_set(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = h2o_iovec_init(name, strlen(name));
+    req->env.entries[req->env.size++] = h2o_strdup(&req->pool, value, SIZE_MAX);
+}
+
+static const char *env_get(h2o_req_t *req, const char *name)
+{
+    for (size_t i = 0; i + 1 < req->env.size; i += 2)
+        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, name, strlen(name)))
+            return req->env.entries[i + 1].base;
+    return NULL;
+}
+
+/* The request's id: the one it was given already, else the client's X-Request-Id when it is well-formed (a proxy's
+ * or a client's own id ties its logs to ours), else 128 random bits in hex. Kept in req->env (the response's
+ * X-Request-Id is added by the filter, errjson_setup, to every response). */
+static const char *request_id(h2o_req_t *req)
+{
+    const char *have = env_get(req, REQUEST_ID_ENV);
+    if (have != NULL)
+        return have;
+    char id[REQUEST_ID_MAX + 1];
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0 && request_id_ok(req->headers.entries[i].value.base, req->headers.entries[i].value.len)) {
+        memcpy(id, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+        id[req->headers.entries[i].value.len] = '\0';
+    } else {
+        static _Atomic unsigned long long fallback;
+        unsigned char rnd[16];
+        if (RAND_bytes(rnd, sizeof(rnd)) == 1)
+            for (size_t k = 0; k < sizeof(rnd); k++)
+                snprintf(id + 2 * k, 3, "%02x", rnd[k]);
+        else /* the DRBG failed (and says so elsewhere): the id is still unique in this process */
+            snprintf(id, sizeof(id), "t%llx-%llx", (unsigned long long)time(NULL), atomic_fetch_add(&fallback, 1));
+    }
+    env_set(req, REQUEST_ID_ENV, id);
+    return env_get(req, REQUEST_ID_ENV);
+}
+
 /* ---- responses ------------------------------------------------------------- */
 
 static const char *reason(int status)
@@ -233,6 +311,8 @@ static void send_reply(h2o_req_t *req, const csc_reply_t *r)
     }
     if (r->set_cookie != NULL)
         add_header(req, "set-cookie", r->set_cookie);
+    if (r->set_cookie2 != NULL)
+        add_header(req, "set-cookie", r->set_cookie2);
     if (r->retry_after > 0) {
         char secs[16];
         int n = snprintf(secs, sizeof(secs), "%u", r->retry_after);
@@ -273,6 +353,8 @@ static void on_done(h2o_multithread_receiver_t *recv, h2o_linklist_t *messages)
         job_t *j = (job_t *)m;
         if (j->req != NULL) {
             *j->guard = NULL;
+            if (j->reply.user[0] != '\0')
+                env_set(j->req, USER_ENV, j->reply.user);
             send_reply(j->req, &j->reply);
         }
         l->inflight--;
@@ -312,12 +394,13 @@ static h2o_iovec_t header(h2o_req_t *req, const h2o_token_t *tok)
 static job_t *job_new(loop_t *l, h2o_req_t *req)
 {
     h2o_iovec_t auth = header(req, H2O_TOKEN_AUTHORIZATION), ctype = header(req, H2O_TOKEN_CONTENT_TYPE);
-    h2o_iovec_t cookie = header(req, H2O_TOKEN_COOKIE);
+    h2o_iovec_t cookie = header(req, H2O_TOKEN_COOKIE), lang = header(req, H2O_TOKEN_ACCEPT_LANGUAGE);
     h2o_iovec_t body = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0);
     h2o_iovec_t query = h2o_iovec_init(NULL, 0);
     if (req->query_at != SIZE_MAX && req->query_at < req->path.len)
         query = h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
-    size_t total = req->method.len + req->path_normalized.len + auth.len + ctype.len + cookie.len + query.len + body.len;
+    size_t total = req->method.len + req->path_normalized.len + auth.len + ctype.len + cookie.len + lang.len + query.len +
+                   body.len;
     job_t *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->data = malloc(total + 1)) == NULL) {
         free(j);
@@ -337,6 +420,7 @@ static job_t *job_new(loop_t *l, h2o_req_t *req)
     TAKE(j->call.authorization, j->call.authorization_len, auth);
     TAKE(j->call.content_type, j->call.content_type_len, ctype);
     TAKE(j->call.cookie, j->call.cookie_len, cookie);
+    TAKE(j->call.accept_language, j->call.accept_language_len, lang);
     TAKE(j->call.query, j->call.query_len, query);
     const char *b;
     TAKE(b, j->call.body_len, body);
@@ -348,11 +432,15 @@ static job_t *job_new(loop_t *l, h2o_req_t *req)
         j->call.content_type = NULL;
     if (cookie.base == NULL)
         j->call.cookie = NULL;
+    if (lang.base == NULL)
+        j->call.accept_language = NULL;
     if (query.base == NULL)
         j->call.query = NULL;
     j->data_len = total;
     peer_name(req, j->client, sizeof(j->client));
     j->call.client = j->client;
+    snprintf(j->request_id, sizeof(j->request_id), "%s", request_id(req));
+    j->call.request_id = j->request_id;
     j->loop = l;
     j->req = req;
     return j;
@@ -408,6 +496,10 @@ static void errjson_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
 
 static void errjson_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
+    /* every response echoes the request's id, h2o's own answers and the 404s too */
+    const char *id = request_id(req);
+    if (h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1) < 0)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, strlen(id));
     ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (req->res.status >= 400 && i >= 0 &&
         h2o_memis(req->res.headers.entries[i].value.base, 10, H2O_STRLIT("text/plain")) &&
@@ -428,9 +520,21 @@ static void errjson_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **sl
 
 /* ---- access log: one line per request, never a header or a body ---------------- */
 
+/* Printable ASCII of s (at most max bytes) into out; anything else, and '"' and '\', becomes '?': a client cannot
+ * forge log lines nor break the JSON. */
+static void log_clean(char *out, const char *s, size_t len, size_t max)
+{
+    size_t n = len > max ? max : len;
+    for (size_t k = 0; k < n; k++) {
+        char ch = s[k];
+        out[k] = ch > ' ' && ch < 0x7f && ch != '"' && ch != '\\' ? ch : '?';
+    }
+    out[n] = '\0';
+}
+
 static void log_access(h2o_logger_t *self, h2o_req_t *req)
 {
-    char peer[INET6_ADDRSTRLEN], when[32];
+    char peer[INET6_ADDRSTRLEN], when[40], method[17], path[129], user[STOR_NAME_MAX + 1];
     struct timeval now;
     struct tm tm;
     gettimeofday(&now, NULL);
@@ -440,23 +544,30 @@ static void log_access(h2o_logger_t *self, h2o_req_t *req)
                       : (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
                             (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
     srv_metrics_request(csc_metric_method(req->path_normalized.base, req->path_normalized.len), req->res.status, secs);
-    if (srv.access_log == NULL)
-        return;
     gmtime_r(&now.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     peer_name(req, peer, sizeof(peer));
     double ms = secs * 1e3;
-    /* path_normalized has no query string; cut it so that a client cannot forge log lines */
-    size_t plen = req->path_normalized.len > 128 ? 128 : req->path_normalized.len;
-    char path[129];
-    for (size_t k = 0; k < plen; k++) {
-        char ch = req->path_normalized.base[k];
-        path[k] = ch > ' ' && ch < 0x7f && ch != '"' ? ch : '?';
+    /* path_normalized has no query string (nothing a client put after '?' is logged) */
+    log_clean(path, req->path_normalized.base, req->path_normalized.len, sizeof(path) - 1);
+    log_clean(method, req->method.base, req->method.len, sizeof(method) - 1);
+    const char *id = env_get(req, REQUEST_ID_ENV), *who = env_get(req, USER_ENV);
+    log_clean(user, who != NULL ? who : "", who != NULL ? strlen(who) : 0, sizeof(user) - 1);
+
+    pthread_mutex_lock(&srv.log_mu);
+    if (srv.access_log != NULL && srv.log_json) {
+        size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(now.tv_usec / 1000));
+        fprintf(srv.access_log,
+                "{\"time\":\"%s\",\"request_id\":\"%s\",\"peer\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+                "\"status\":%d,\"bytes\":%zu,\"latency_ms\":%.3f%s%s%s}\n",
+                when, id != NULL ? id : "", peer, method, path, req->res.status, req->bytes_sent, ms,
+                user[0] ? ",\"user\":\"" : "", user, user[0] ? "\"" : "");
+    } else if (srv.access_log != NULL) {
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        fprintf(srv.access_log, "%s %s \"%s %s\" HTTP/%d.%d %d %zu %.1fms\n", when, peer[0] ? peer : "-", method, path,
+                req->version >> 8, req->version & 0xff, req->res.status, req->bytes_sent, ms);
     }
-    path[plen] = '\0';
-    fprintf(srv.access_log, "%s %s \"%.*s %s\" HTTP/%d.%d %d %zu %.1fms\n", when, peer[0] ? peer : "-",
-            (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base, path, req->version >> 8,
-            req->version & 0xff, req->res.status, req->bytes_sent, ms);
+    pthread_mutex_unlock(&srv.log_mu);
 }
 
 /* ---- sockets and TLS ---------------------------------------------------------------- */
@@ -492,7 +603,7 @@ int srv_http_listen(const char *addr)
     return fd;
 }
 
-static SSL_CTX *tls_ctx(const srv_config_t *cfg)
+SSL_CTX *srv_tls_server_ctx(const char *cert, const char *key, const char *cert_key, const char *key_key)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
@@ -501,13 +612,21 @@ static SSL_CTX *tls_ctx(const srv_config_t *cfg)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* TLS 1.2: forward secrecy and AEAD only; TLS 1.3 suites are all fine. */
     if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1 ||
-        SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        fprintf(stderr, "TLS certificate %s / key %s: ", cfg->tls_cert, cfg->tls_key);
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "%s %s / %s %s: ", cert_key, cert, key_key, key);
         ERR_print_errors_fp(stderr);
         SSL_CTX_free(ctx);
         return NULL;
     }
+    return ctx;
+}
+
+static SSL_CTX *tls_ctx(const srv_config_t *cfg)
+{
+    SSL_CTX *ctx = srv_tls_server_ctx(cfg->tls_cert, cfg->tls_key, "tls_cert", "tls_key");
+    if (ctx == NULL)
+        return NULL;
     /* HTTP/2 only when asked for: h2o 2.2.5 predates the rapid-reset fix (CVE-2023-44487). */
     if (cfg->http2)
         h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
@@ -524,6 +643,21 @@ static int64_t cert_not_after(SSL_CTX *ctx)
     return (int64_t)timegm(&tm);
 }
 
+/* Take the context a reload put in force, if there is a newer one than this loop's: the connections made before
+ * keep theirs (each SSL holds a reference to its context), this loop's reference moves to the new one. */
+static void tls_follow(loop_t *l)
+{
+    if (l->ssl_ctx == NULL || atomic_load(&srv.tls_gen) == l->tls_gen)
+        return;
+    pthread_mutex_lock(&srv.tls_mu);
+    SSL_CTX *ctx = srv.ssl_ctx;
+    SSL_CTX_up_ref(ctx);
+    l->tls_gen = atomic_load(&srv.tls_gen);
+    pthread_mutex_unlock(&srv.tls_mu);
+    SSL_CTX_free(l->ssl_ctx);
+    l->ssl_ctx = l->accept.ssl_ctx = ctx;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     h2o_socket_t *sock;
@@ -531,7 +665,30 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
+    tls_follow(H2O_STRUCT_FROM_MEMBER(loop_t, accept, listener->data));
     h2o_accept(listener->data, sock);
+}
+
+/* systemd's watchdog (srv_notify.c): loop 0 ticks every half of WATCHDOG_USEC and sends WATCHDOG=1 when every other
+ * loop ticked (each quarter) since its last one. A loop stuck in a callback stops the pings and systemd restarts the
+ * service: such a loop no longer accepts nor answers its connections, which no other check of a running process
+ * would see. */
+static void on_watchdog(h2o_timeout_entry_t *e)
+{
+    loop_t *l = H2O_STRUCT_FROM_MEMBER(loop_t, wd_entry, e);
+    if (l != &srv.loops[0]) {
+        atomic_store(&l->wd_ticked, 1);
+    } else {
+        int all = 1;
+        for (unsigned i = 1; i < srv.cfg->threads; i++)
+            all = all && atomic_load(&srv.loops[i].wd_ticked);
+        if (all) {
+            for (unsigned i = 1; i < srv.cfg->threads; i++)
+                atomic_store(&srv.loops[i].wd_ticked, 0);
+            srv_notify_watchdog();
+        }
+    }
+    h2o_timeout_link(l->ctx.loop, &l->wd_timeout, &l->wd_entry);
 }
 
 static void *loop_main(void *arg)
@@ -541,13 +698,24 @@ static void *loop_main(void *arg)
     h2o_multithread_register_receiver(l->ctx.queue, &l->done, on_done);
     l->accept.ctx = &l->ctx;
     l->accept.hosts = srv.globalconf.hosts;
-    l->accept.ssl_ctx = srv.ssl_ctx;
+    pthread_mutex_lock(&srv.tls_mu);
+    if ((l->ssl_ctx = srv.ssl_ctx) != NULL)
+        SSL_CTX_up_ref(l->ssl_ctx);
+    l->tls_gen = atomic_load(&srv.tls_gen);
+    pthread_mutex_unlock(&srv.tls_mu);
+    l->accept.ssl_ctx = l->ssl_ctx;
     for (size_t i = 0; i < srv.n_fds; i++) {
         int fd = dup(srv.fds[i]);
         h2o_socket_t *s = h2o_evloop_socket_create(l->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
         s->data = &l->accept;
         h2o_socket_read_start(s, on_accept);
         l->listeners[l->n_listeners++] = s;
+    }
+    unsigned wd_ms = srv_notify_watchdog_ms();
+    if (wd_ms != 0) {
+        h2o_timeout_init(l->ctx.loop, &l->wd_timeout, l == &srv.loops[0] || wd_ms < 2 ? wd_ms : wd_ms / 2);
+        l->wd_entry.cb = on_watchdog;
+        h2o_timeout_link(l->ctx.loop, &l->wd_timeout, &l->wd_entry);
     }
     while (!srv.stop)
         h2o_evloop_run(l->ctx.loop, INT32_MAX);
@@ -559,6 +727,10 @@ static void *loop_main(void *arg)
     time_t deadline = time(NULL) + (time_t)srv.cfg->request_timeout;
     while (l->inflight > 0 && time(NULL) < deadline)
         h2o_evloop_run(l->ctx.loop, 100);
+    if (wd_ms != 0)
+        h2o_timeout_unlink(&l->wd_entry);
+    SSL_CTX_free(l->ssl_ctx);
+    l->ssl_ctx = NULL;
     return NULL;
 }
 
@@ -583,6 +755,103 @@ static void setup_globalconf(const srv_config_t *cfg)
     }
 }
 
+/* access_log opened for appending, line-buffered ("-": standard output). NULL if it cannot be (said why). */
+static FILE *open_log(const srv_config_t *cfg)
+{
+    FILE *f = strcmp(cfg->access_log, "-") == 0 ? stdout : fopen(cfg->access_log, "ae");
+    if (f == NULL) {
+        fprintf(stderr, "access_log %s: %s\n", cfg->access_log, strerror(errno));
+        return NULL;
+    }
+    setvbuf(f, NULL, _IOLBF, 0);
+    return f;
+}
+
+/* SIGHUP: read the configuration file again and put in force, whole or not at all: a new TLS context from tls_cert
+ * and tls_key (read again even when the names did not change: a renewed certificate), trust_anchors read again for
+ * the CRL store with every CRL verified again and crl_dir read now, the access log opened again (the name after
+ * logrotate's rename, or a new one) in access_log_format, readyz_cert_days; then csc-sam is asked to reload (its CRL
+ * store's anchors). Any other key changed (srv_reloadable) refuses it, named. Runs in the main thread; requests go
+ * on meanwhile. Files are read as server_user, under the filter: they must be readable by it. */
+static void reload(void)
+{
+    srv_config_t *fresh = calloc(1, sizeof(*fresh));
+    char changed[1024];
+    SSL_CTX *ctx = NULL;
+    FILE *log = NULL;
+
+    fprintf(stderr, "csc-server: SIGHUP: reloading %s\n", srv.live->file);
+    if (fresh == NULL) {
+        fprintf(stderr, "csc-server: reload refused: out of memory; the configuration in force stays\n");
+        return;
+    }
+    if (srv_config_load(srv.live->file, fresh) != 0 || srv_production_checks(fresh) != 0) {
+        fprintf(stderr, "csc-server: reload refused: %s is not valid (said above); the configuration in force stays\n",
+                srv.live->file);
+        goto refused;
+    }
+    size_t n = srv_config_changed(srv.live, fresh, srv_reloadable, changed, sizeof(changed));
+    if (n > 0) {
+        fprintf(stderr, "csc-server: reload refused: %s cannot change while csc-server runs (a restart puts %s in "
+                        "force); the configuration in force stays\n",
+                changed, n > 1 ? "them" : "it");
+        goto refused;
+    }
+    /* Everything is read before anything changes: a bad key or an unreadable file leaves the old in force. */
+    if (!fresh->plain_http && (ctx = tls_ctx(fresh)) == NULL) {
+        fprintf(stderr, "csc-server: reload refused: the TLS certificate or key (said above); the configuration in "
+                        "force stays\n");
+        goto refused;
+    }
+    if ((log = open_log(fresh)) == NULL) {
+        fprintf(stderr, "csc-server: reload refused: the access log (said above); the configuration in force stays\n");
+        goto refused;
+    }
+    if (fresh->crl_dir[0] != '\0' && csc_crl_anchors(srv.mods->csc, fresh->trust_anchors) != 0) {
+        fprintf(stderr, "csc-server: reload refused: trust_anchors (said above); the configuration in force stays\n");
+        goto refused;
+    }
+    /* In force from here on; nothing below can fail. */
+    int64_t not_after = 0;
+    if (ctx != NULL) {
+        not_after = cert_not_after(ctx);
+        pthread_mutex_lock(&srv.tls_mu);
+        SSL_CTX *old = srv.ssl_ctx;
+        srv.ssl_ctx = ctx;
+        atomic_fetch_add(&srv.tls_gen, 1);
+        pthread_mutex_unlock(&srv.tls_mu);
+        SSL_CTX_free(old); /* the loops and the open connections hold their own references */
+    }
+    pthread_mutex_lock(&srv.log_mu);
+    FILE *old_log = srv.access_log;
+    srv.access_log = log;
+    srv.log_json = strcmp(fresh->access_log_format, "json") == 0;
+    pthread_mutex_unlock(&srv.log_mu);
+    if (old_log != NULL && old_log != stdout)
+        fclose(old_log);
+    srv_health_reload(srv.health, not_after, fresh->readyz_cert_days);
+    char when[32] = "-";
+    if (not_after != 0) {
+        time_t t = (time_t)not_after;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    fprintf(stderr, "csc-server: reloaded: %s%s%s%s, access log %s (%s), readyz_cert_days %u\n",
+            ctx != NULL ? "certificate notAfter " : "plain HTTP", ctx != NULL ? when : "",
+            fresh->crl_dir[0] ? ", trust anchors and the CRLs of " : "", fresh->crl_dir, fresh->access_log,
+            fresh->access_log_format, fresh->readyz_cert_days);
+    free(srv.live);
+    srv.live = fresh;
+    srv_sam_reload(srv.mods->samctl);
+    return;
+refused:
+    SSL_CTX_free(ctx);
+    if (log != NULL && log != stdout)
+        fclose(log);
+    free(fresh);
+}
+
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
 {
     sigset_t sigs;
@@ -591,14 +860,14 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     memset(&srv, 0, sizeof(srv));
     srv.cfg = cfg;
     srv.mods = m;
-
-    if (strcmp(cfg->access_log, "-") == 0) {
-        srv.access_log = stdout;
-    } else if ((srv.access_log = fopen(cfg->access_log, "a")) == NULL) {
-        fprintf(stderr, "access_log %s: %s\n", cfg->access_log, strerror(errno));
+    pthread_mutex_init(&srv.tls_mu, NULL);
+    pthread_mutex_init(&srv.log_mu, NULL);
+    if ((srv.live = malloc(sizeof(*srv.live))) == NULL)
         return -1;
-    }
-    setvbuf(srv.access_log, NULL, _IOLBF, 0);
+    memcpy(srv.live, cfg, sizeof(*cfg));
+    srv.log_json = strcmp(cfg->access_log_format, "json") == 0;
+    if ((srv.access_log = open_log(cfg)) == NULL)
+        goto out;
     if (!cfg->plain_http && (srv.ssl_ctx = tls_ctx(cfg)) == NULL)
         goto out;
     for (unsigned i = 0; i < cfg->n_listen; i++) {
@@ -620,6 +889,7 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     srv.loops = calloc(cfg->threads, sizeof(*srv.loops));
@@ -645,9 +915,18 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         fprintf(stderr, " %s://%s", cfg->plain_http ? "http" : "https", cfg->listen[i]);
     fprintf(stderr, " (%u loops, %u workers + %u for password/PIN checks, %u connections to csc-sam%s)\n",
             cfg->threads, cfg->workers, cfg->auth_workers, cfg->sam_connections, cfg->http2 ? ", HTTP/2 enabled" : "");
+    srv_notify_ready("serving on %s%s (%u loops, %u workers)", cfg->listen[0], cfg->n_listen > 1 ? " and more" : "",
+                     cfg->threads, cfg->workers);
 
-    sigwait(&sigs, &sig);
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reload();
+    }
     fprintf(stderr, "csc-server: %s, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv_notify_stopping("draining: finishing the requests in flight (at most %u s)", cfg->request_timeout);
     srv_health_stopping(srv.health);
     srv.stop = 1;
     for (unsigned i = 0; i < cfg->threads; i++)
@@ -665,5 +944,8 @@ out:
     SSL_CTX_free(srv.ssl_ctx);
     if (srv.access_log != NULL && srv.access_log != stdout)
         fclose(srv.access_log);
+    free(srv.live);
+    pthread_mutex_destroy(&srv.log_mu);
+    pthread_mutex_destroy(&srv.tls_mu);
     return rc;
 }

@@ -1,16 +1,19 @@
 /* srv_main.c - csc-server: the CSC API v2 remote signing server. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "srv.h"
+#include "srv_notify.h"
 #include "srv_priv.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: csc-server -c CONFIG [-t]\n"
-               "  -c CONFIG  configuration file (see docs/configuration.md)\n"
-               "  -t         check the configuration and exit\n");
+               "  -c CONFIG  configuration file (see docs/configuration.md, csc-server.conf(5))\n"
+               "  -t         check the configuration and exit\n"
+               "  --version  print the version and exit\n");
 }
 
 static int crl_run(void *c)
@@ -32,8 +35,15 @@ int main(int argc, char **argv)
 
     if (cfg == NULL)
         return 1;
-    while ((opt = getopt(argc, argv, "c:th")) != -1) {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    (void)srv_log_journal(); /* errors to stderr with the journal's levels when systemd runs csc-server */
+    while ((opt = getopt_long(argc, argv, "c:th", opts, NULL)) != -1) {
         switch (opt) {
+        case 'V':
+            printf("csc-server %s\n", CSC_VERSION);
+            free(cfg);
+            return 0;
         case 'c':
             file = optarg;
             break;
@@ -42,6 +52,7 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            free(cfg);
             return 0;
         default:
             usage(stderr);
@@ -52,12 +63,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (srv_config_load(file, cfg) != 0)
-        return 1;
-    if (check_only) {
-        printf("%s: configuration OK\n", file);
-        return 0;
+    int loaded = srv_config_load(file, cfg) == 0;
+    if (!loaded || check_only) {
+        if (loaded)
+            printf("%s: configuration OK\n", file);
+        free(cfg);
+        return loaded ? 0 : 1;
     }
+    srv_notify_init("csc-server", 1); /* csc-sam, when spawned, is not the process systemd watches */
     /* No core dumps and no new privileges before any thread starts (srv_priv.c); csc-sam, started next, inherits
      * both before it reads the token PIN file. csc-server itself opens no HSM and never reads that file. */
     uid_t front_uid;
@@ -78,6 +91,7 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
+    m.samctl = sam; /* a reload (SIGHUP) is passed on to csc-sam */
     /* csc-server writes web_sessions, async_results and pars only; everything else is csc-sam's (issue 13): the storage
      * write guard makes it a rule of the process on every backend (on PostgreSQL csc_front's GRANTs say it too). */
     if (srv_front_restrict_writes(&m) != 0) {

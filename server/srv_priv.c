@@ -259,6 +259,13 @@ static int add_p11net_rules(scmp_filter_ctx ctx, srv_p11net_t p11net)
     return rc;
 }
 
+static int notify_socket; /* srv_priv_notify */
+
+void srv_priv_notify(int on)
+{
+    notify_socket = on;
+}
+
 srv_p11net_t srv_priv_p11net(const char *pkcs11_sockets)
 {
     if (strcmp(pkcs11_sockets, "inet") == 0)
@@ -306,6 +313,11 @@ static int add_rules(scmp_filter_ctx ctx, srv_profile_t profile)
                 rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, fams[i]),
                                        SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, types[j]));
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    } else if (profile == SRV_PROFILE_SAM && notify_socket) {
+        /* csc-sam under systemd: sd_notify's datagram socket, Unix and datagram only (type compared without
+         * SOCK_CLOEXEC). The SAM has still no connect; sendmsg it had already. */
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+                               SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
     }
     /* Limits may be read (getrlimit), never changed: RLIMIT_CORE stays 0. */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0));

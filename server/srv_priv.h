@@ -42,6 +42,11 @@ srv_p11net_t srv_priv_p11net(const char *pkcs11_sockets);
 /* The SAM's filter with what p11net allows its module on top (srv_priv_sam loads it). */
 int srv_priv_seccomp_sam(srv_p11net_t p11net);
 
+/* csc-sam tells systemd how it is (srv_notify.c, sd_notify: a new AF_UNIX datagram socket per message): on, the
+ * SAM's filter allows creating that one kind of socket. Before srv_priv_sam. The front end's filter allows Unix
+ * sockets anyway. */
+void srv_priv_notify(int on);
+
 /* csc-server after start-up, before serving, from its configuration: srv_priv_drop(server_user), then the
  * front end's filter unless seccomp is 0 (said on stderr). Whatever otp_sender is: an exec: sender runs from
  * csc-sam's sender helper, never from csc-server. */

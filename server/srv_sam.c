@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -31,6 +32,7 @@
 #include "sam_sender.h"
 #include "sam_server.h"
 #include "srv.h"
+#include "srv_notify.h"
 #include "srv_priv.h"
 
 static void usage(FILE *f)
@@ -38,7 +40,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: csc-sam -c CONFIG [-r FD] [-o]\n"
                "  -c CONFIG  configuration file (csc-server's; see docs/configuration.md)\n"
                "  -r FD      write one byte to descriptor FD once listening, then close it (csc-server's spawn)\n"
-               "  -o         the operators' socket only, no periodic work (csc-admin's short-lived csc-sam)\n");
+               "  -o         the operators' socket only, no periodic work (csc-admin's short-lived csc-sam)\n"
+               "  --version  print the version and exit\n");
 }
 
 /* Tell whoever started us that the socket listens. */
@@ -403,6 +406,60 @@ static const char *clock_start(const srv_config_t *cfg, sam_clock_t *clock, cons
     return rc == 0 ? "ok" : "unsynchronised";
 }
 
+/* The main thread waits for a stop signal (stop). Under systemd's watchdog it sends WATCHDOG=1 meanwhile, every half
+ * of WATCHDOG_USEC: it stands for a csc-sam that runs at all (not frozen, not stopped, its main thread scheduled), so
+ * such a process is restarted. A connection thread stuck in the token is not seen here: csc-server's /readyz asks
+ * csc-sam HELLO on a connection of its own for that (docs/operations.md "Monitoring"). */
+static int wait_stop(const sigset_t *stop)
+{
+    unsigned ms = srv_notify_watchdog_ms();
+    for (;;) {
+        int sig = 0;
+        if (ms == 0) {
+            if (sigwait(stop, &sig) == 0)
+                return sig;
+            continue;
+        }
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        if ((sig = sigtimedwait(stop, NULL, &ts)) > 0)
+            return sig;
+        srv_notify_watchdog(); /* EAGAIN: the half period passed (EINTR: early, which does no harm) */
+    }
+}
+
+/* SIGHUP (sent by csc-server's supervisor once csc-server reloaded, or by csc-sam's own unit with sam_mode =
+ * connect): read the configuration file again; any key changed but srv_reloadable's (csc-server's, none of which
+ * csc-sam holds) refuses the reload, named, as csc-server does; else the CRL store takes trust_anchors again, every
+ * CRL verified again (the crl-watch task then sweeps what a new snapshot revokes). The file is read as sam_user,
+ * under the filter. Imports (csc-admin credential import) read trust_anchors at each import already. */
+static void sam_reload(const srv_config_t *cfg, sam_tasks_t *t)
+{
+    srv_config_t *fresh = calloc(1, sizeof(*fresh));
+    char changed[1024], err[PATH_MAX + 64];
+
+    fprintf(stderr, "csc-sam: SIGHUP: reloading %s\n", cfg->file);
+    if (fresh == NULL) {
+        fprintf(stderr, "csc-sam: reload refused: out of memory; the configuration in force stays\n");
+        return;
+    }
+    size_t n = 0;
+    if (srv_config_load(cfg->file, fresh) != 0) {
+        fprintf(stderr, "csc-sam: reload refused: %s is not valid (said above); the configuration in force stays\n",
+                cfg->file);
+    } else if ((n = srv_config_changed(cfg, fresh, srv_reloadable, changed, sizeof(changed))) > 0) {
+        fprintf(stderr, "csc-sam: reload refused: %s cannot change while csc-sam runs (a restart puts %s in force); "
+                        "the configuration in force stays\n",
+                changed, n > 1 ? "them" : "it");
+    } else if (t->crl != NULL && pki_crl_set_anchors(t->crl, fresh->trust_anchors, err, sizeof(err)) != PKI_OK) {
+        fprintf(stderr, "csc-sam: reload refused: trust_anchors: %s; the anchors in force stay\n", err);
+    } else {
+        fprintf(stderr, "csc-sam: reloaded: %s%s\n",
+                t->crl != NULL ? "trust anchors and the CRLs of " : "nothing to do (no crl_dir)",
+                t->crl != NULL ? cfg->crl_dir : "");
+    }
+    free(fresh);
+}
+
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
                  sam_sender_t *sender, int operators_only, const uint8_t conf_sha[32])
 {
@@ -503,9 +560,15 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: %s listening on %s (%u HSM sessions)\n", identity, cfg->sam_socket,
                 hsm_sessions(m->hsm));
     fprintf(stderr, "csc-sam: %s: operators' socket %s\n", identity, cfg->sam_admin_socket);
-    int sig = 0;
-    while (sigwait(stop, &sig) != 0)
-        ;
+    if (srv != NULL)
+        srv_notify_ready("serving on %s, token %.64s logged in (%u HSM sessions)", cfg->sam_socket, cfg->pkcs11_token,
+                         hsm_sessions(m->hsm));
+    int sig;
+    while ((sig = wait_stop(stop)) == SIGHUP) {
+        sam_reload(cfg, &tasks);
+        srv_notify_status("serving on %s; SIGHUP handled (see the log)", cfg->sam_socket);
+    }
+    srv_notify_stopping("stopping (signal %d): closing the sockets, then the periodic work", sig);
     /* SIGCHLD: the sender helper (csc-sam's only child) ended */
     if (sig == SIGCHLD)
         fprintf(stderr, "csc-sam: the otp_sender helper ended: stopping, so that csc-sam and a new helper are started "
@@ -537,8 +600,14 @@ int main(int argc, char **argv)
     int ready_fd = -1, opt, bad = 0, operators_only = 0;
     char *end;
 
-    while ((opt = getopt(argc, argv, "c:r:oh")) != -1) {
-        if (opt == 'c') {
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    (void)srv_log_journal(); /* its stderr is csc-server's (spawn) or its own unit's (connect) */
+    while ((opt = getopt_long(argc, argv, "c:r:oh", opts, NULL)) != -1) {
+        if (opt == 'V') {
+            printf("csc-sam %s\n", CSC_VERSION);
+            return 0;
+        } else if (opt == 'c') {
             file = optarg;
         } else if (opt == 'o') {
             operators_only = 1;
@@ -556,13 +625,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* SIGTERM and SIGINT stop the SAM, and SIGCHLD (the sender helper ended): blocked in every thread, taken by
-     * sigwait in this one. */
+    /* Notifications only from the csc-sam systemd started (csc-sam.service): not one csc-server spawned (-r) nor
+     * csc-admin's short-lived one (-o); that one, under its filter, may then open the socket they need. */
+    srv_notify_init("csc-sam", ready_fd < 0 && !operators_only);
+    srv_priv_notify(srv_notify_enabled());
+    /* SIGTERM and SIGINT stop the SAM, and SIGCHLD (the sender helper ended); SIGHUP reloads: blocked in every
+     * thread, taken by sigwait in this one. */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGCHLD);
+    sigaddset(&stop, SIGHUP);
     main_thread = pthread_self();
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);

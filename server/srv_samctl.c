@@ -12,9 +12,10 @@
  *   - restarts a csc-sam that ended unasked after a backoff (200 ms, doubled up to 5 s, back to 200 ms once a child
  *     has lived 30 s), each restart logged;
  *   - stops it (SIGTERM, up to 10 s, then SIGKILL) when csc-server asks or dies, then exits.
- * csc-server and the supervisor talk through two pipes only: "ctl" (csc-server writes nothing, it closes its end:
- * stop) and "st" (the supervisor writes one byte once the first csc-sam is ready; its end closing = the supervisor
- * is done, or failed before that byte). So csc-server, under its filter, never forks, execs, signals or waits.
+ * csc-server and the supervisor talk through two pipes only: "ctl" (csc-server closes its end: stop; it writes 'H'
+ * when it reloaded on SIGHUP: the supervisor sends csc-sam SIGHUP, csc-sam reloads what it holds) and "st" (the
+ * supervisor writes one byte once the first csc-sam is ready; its end closing = the supervisor is done, or failed
+ * before that byte). So csc-server, under its filter, never forks, execs, signals or waits.
  * Both children ask the kernel for SIGTERM when their parent dies (PR_SET_PDEATHSIG), and the supervisor also sees
  * end of file on ctl: a csc-server killed with SIGKILL leaves no supervisor and no csc-sam behind. The supervisor
  * has a process group of its own, so a terminal's Ctrl-C reaches csc-server only, which stops them in order.
@@ -160,6 +161,8 @@ static void read_ctl(super_t *u)
     ssize_t n = read(u->ctl_r, b, sizeof(b));
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
         u->stopping = 1;
+    if (n > 0 && memchr(b, 'H', (size_t)n) != NULL && u->pid > 0 && !u->stopping)
+        kill(u->pid, SIGHUP); /* our unreaped child; a csc-sam restarted later reads the file at its start anyway */
 }
 
 /* Start csc-sam and wait until it listens (or stop is asked meanwhile: it is then stopped). Its pid, or -1 (said
@@ -384,6 +387,18 @@ int srv_sam_begin(const srv_config_t *cfg, srv_sam_t **out)
     }
     *out = s;
     return 0;
+}
+
+void srv_sam_reload(srv_sam_t *s)
+{
+    if (s == NULL || s->ctl_w < 0)
+        return; /* sam_mode = connect: csc-sam is reloaded by its own unit */
+    ssize_t n;
+    do
+        n = write(s->ctl_w, "H", 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        fprintf(stderr, "csc-server: cannot ask the csc-sam supervisor to reload csc-sam: %s\n", strerror(errno));
 }
 
 sam_client_t *srv_sam_client(srv_sam_t *s)

@@ -113,7 +113,7 @@ int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec)
     be_put(key, rec->seq, 8);
     k.data = key;
     /* A record already at head + 1 means meta and the log disagree: never overwrite history. */
-    if ((rc = stor_put_rec(t, STOR_DB_AUDIT, &k, STOR_REC_AUDIT, rec, STOR_PUT_NOOVERWRITE)) != 0)
+    if ((rc = stor_put_rec(t, STOR_DB_AUDIT, &k, STOR_REC_AUDIT, rec, STOR_PUT_NOOVERWRITE | STOR_PUT_NEW)) != 0)
         return rc == STOR_ERR_EXISTS ? STOR_ERR_CORRUPT : rc;
     head.seq = rec->seq;
     memcpy(head.hash, rec->hash, 32);

@@ -15,6 +15,11 @@
  * conflict with another writer: the top-level txn may only be aborted) makes stor_env.c run the batch again.
  * STOR_ERR_NOTFOUND and STOR_ERR_EXISTS leave a transaction usable; after any other error in a write
  * transaction the transaction may only be aborted (the record layer remembers the error: stor_txn_fail).
+ * A backend may defer a write whose answer the caller does not need (a put without NOOVERWRITE, NODUPDATA or
+ * APPEND, or with STOR_PUT_NEW; a nested txn's commit) and report its error from a later call of the same
+ * top-level txn, at the latest from the top-level commit. If that later call belongs to another nested txn, the
+ * error fails the whole top-level txn: nothing of it is kept, so no caller is ever told that a write succeeded
+ * which is then lost.
  *
  * Threads: one transaction (and its cursors) is used by one thread at a time. A read transaction is not tied to
  * the thread that began it. At most one top-level write transaction exists at a time per environment in a
@@ -58,6 +63,10 @@ typedef struct stor_val {
                                    *   caller before any other call on the txn (v->data on entry is ignored) */
 #define STOR_PUT_APPEND 0x8u      /**< plain table: k must sort after every key of the table (else STOR_ERR_EXISTS, txn
                                    *   usable), for keys that only grow (a backend may skip the search) */
+#define STOR_PUT_NEW 0x10u        /**< with NOOVERWRITE, plain table: the caller holds the lock that makes k new (the
+                                   *   audit head's, for the next record); a k that exists anyway means a corrupt
+                                   *   database, which a backend may report as STOR_ERR_CORRUPT from a later call of
+                                   *   the txn (which then fails) instead of EXISTS from this one */
 
 /* Flags of a table. */
 #define STOR_TABLE_DUPSORT 0x1u  /**< a set of values per key, in value order */
@@ -157,11 +166,12 @@ typedef struct stor_backend {
     size_t (*capacity)(stor_bk_env_t *e);
 
     /**
-     * The schema version the database's migrations recorded (PostgreSQL: max(version) of csc.schema_version), read
-     * without locking anything. NULL: the backend keeps the record layer's version in table meta (LMDB).
+     * The schema version the database's migrations recorded (PostgreSQL: max(version) of csc.schema_version) and the
+     * oldest code version that may run on it (that row's compatible_from; *version itself for a row without one),
+     * read without locking anything. NULL: the backend keeps the record layer's version in table meta (LMDB).
      * @return STOR_OK, STOR_ERR_NOTFOUND (no version recorded: the migrations were not run), ...
      */
-    int (*schema_version)(stor_bk_env_t *e, unsigned *version);
+    int (*schema_version)(stor_bk_env_t *e, unsigned *version, unsigned *compatible_from);
     /** stor_txn_try_lock: 1 taken for the rest of t's top-level txn, 0 held by another, or an error. */
     int (*try_lock)(stor_bk_txn_t *t, const char *name);
 

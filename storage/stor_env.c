@@ -185,12 +185,13 @@ static int check_schema(stor_txn_t *t, void *arg)
     return ver == STOR_SCHEMA_VERSION ? 0 : STOR_ERR_CORRUPT;
 }
 
-/* A database whose migrations recorded the schema version (PostgreSQL): it must be the one this code knows. Read
- * without locking (csc-server's role may lock nothing but its own tables). */
+/* A database whose migrations recorded the schema version (PostgreSQL): this code's, or a newer one that says this
+ * code may still run on it (compatible_from: a rolling upgrade, docs/operations.md). Read without locking
+ * (csc-server's role may lock nothing but its own tables). */
 static int check_db_schema(stor_env_t *env)
 {
-    unsigned ver = 0;
-    int rc = env->be->schema_version(env->benv, &ver);
+    unsigned ver = 0, compat = 0;
+    int rc = env->be->schema_version(env->benv, &ver, &compat);
 
     if (rc == STOR_ERR_NOTFOUND) {
         fprintf(stderr, "storage: %s: the database has no schema version (csc.schema_version): run the migrations "
@@ -199,12 +200,20 @@ static int check_db_schema(stor_env_t *env)
     }
     if (rc != 0)
         return rc;
-    if (ver != STOR_PG_SCHEMA_VERSION) {
-        fprintf(stderr, "storage: %s: the database's schema version %u is %s than this code's %u%s\n", env->be->name,
-                ver, ver > STOR_PG_SCHEMA_VERSION ? "newer" : "older", STOR_PG_SCHEMA_VERSION,
-                ver > STOR_PG_SCHEMA_VERSION ? "" : ": run the migrations");
+    if (ver < STOR_PG_SCHEMA_VERSION) {
+        fprintf(stderr, "storage: %s: the database's schema version %u is older than this code's %u: run the "
+                "migrations (csc-admin db migrate)\n", env->be->name, ver, STOR_PG_SCHEMA_VERSION);
         return STOR_ERR_CORRUPT;
     }
+    if (ver > STOR_PG_SCHEMA_VERSION && compat > STOR_PG_SCHEMA_VERSION) {
+        fprintf(stderr, "storage: %s: the database's schema version %u is newer than this code's %u and needs code "
+                "of version %u or later: upgrade this node\n", env->be->name, ver, STOR_PG_SCHEMA_VERSION, compat);
+        return STOR_ERR_CORRUPT;
+    }
+    if (ver > STOR_PG_SCHEMA_VERSION)
+        fprintf(stderr, "storage: %s: the database's schema version %u is newer than this code's %u, which it still "
+                "accepts (from version %u on): upgrade this node soon\n", env->be->name, ver, STOR_PG_SCHEMA_VERSION,
+                compat);
     return 0;
 }
 

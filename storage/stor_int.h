@@ -53,7 +53,7 @@
 #include "stor_backend.h"
 
 #define STOR_SCHEMA_VERSION 1u
-#define STOR_PG_SCHEMA_VERSION 3u /* PostgreSQL: the newest storage/migrations/NNNN_*.sql this code knows (the build
+#define STOR_PG_SCHEMA_VERSION 4u /* PostgreSQL: the newest storage/migrations/NNNN_*.sql this code knows (the build
                                    * fails if it is not: cmake/embed_migrations.cmake) */
 #define STOR_BATCH_MAX 256 /* jobs per write txn; bounds the latency of a batch */
 #define STOR_RETRY_MAX 5   /* runs of a batch that meets conflicts with other writers (STOR_ERR_RETRY) */

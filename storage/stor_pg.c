@@ -9,13 +9,16 @@
  * may) and refuses one whose primary key does not match its flags.
  *
  * A transaction holds one connection from a small per-environment pool for its life; a connection that failed is
- * closed, and a pooled one found dead at BEGIN is replaced at once, so the service comes back by itself when
- * the database does. Statements are prepared once per connection and table (lazily), parameters and results in
- * binary. A read txn is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (a snapshot); a write txn is BEGIN (READ
- * COMMITTED) and every get and cursor read in it is FOR UPDATE, so a read-modify-write is atomic across
- * processes and nodes; a nested txn is a SAVEPOINT. Values returned stay valid until the top-level txn ends (the
- * PGresults are kept in the txn). STOR_PUT_RESERVE hands out a buffer of the txn that is sent at the next call on
- * the txn (or its commit); with NOOVERWRITE the key is claimed at once (an empty value, then the value).
+ * closed, and a pooled one found dead at its first round trip is replaced at once, so the service comes back by
+ * itself when the database does. Statements are prepared once per connection and table (lazily), parameters and
+ * results in binary, and pipelined: what needs no answer waits for the next statement that does ("pipelines"). A
+ * read txn is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (a snapshot), sent with its first statement; a write
+ * txn is BEGIN (READ COMMITTED) and every get and cursor read in it is FOR UPDATE, so a read-modify-write is atomic
+ * across processes and nodes, and a get of a row it already holds is answered without the database ("the rows a
+ * write txn holds"); a nested txn is a SAVEPOINT. Values returned stay valid until the top-level txn ends (the
+ * PGresults and copies are kept in the txn). STOR_PUT_RESERVE hands out a buffer of the txn that is sent at the next
+ * call on the txn (or its commit); with NOOVERWRITE the key is claimed at once (an empty value, then the value),
+ * with NOOVERWRITE and NEW it is inserted when sent (a key that exists: STOR_ERR_CORRUPT then).
  * Serialization failures and deadlocks (40001, 40P01) return STOR_ERR_RETRY: stor_env.c runs the batch again.
  * A get in a write txn that finds no row takes a transaction-level advisory lock on (table, key) and looks again, so
  * a read-modify-write that starts from "no row" (the first audit append, a first counter) is atomic too. A lost
@@ -54,14 +57,21 @@
 
 /* The statements, prepared per connection and table as "s<table>_<stmt>". */
 enum {
-    Q_GET, Q_GET_FU, Q_UPSERT, Q_INSERT_NX, Q_APPEND, Q_UPDATE, Q_DEL_K, Q_DEL_KV, Q_COUNT,
+    Q_GET, Q_GET_FU, Q_UPSERT, Q_INSERT_NX, Q_INSERT, Q_APPEND, Q_UPDATE, Q_DEL_K, Q_DEL_KV, Q_COUNT,
     Q_PAGE_GE, Q_PAGE_GE_FU, Q_PAGE_GT, Q_PAGE_GT_FU, Q_PAGE_EQ, Q_PAGE_EQ_FU, Q_PAGE_EQ_GT, Q_PAGE_EQ_GT_FU, Q_N
 };
+
+#define QUEUE_MAX 64 /* statements queued on a connection before a sync point is forced */
 
 typedef struct pg_conn {
     PGconn *c;
     struct pg_conn *next;
     int broken;
+    int piped;         /* in libpq's pipeline mode (a txn's statements; see "pipelines") */
+    unsigned nq;       /* statements sent since the last sync, their results not read yet */
+    unsigned owed;     /* statements of a pipeline synced but left unread (an ended txn's ROLLBACK): read at the
+                        * next conn_take */
+    unsigned short queued[QUEUE_MAX]; /* what each of them is: 0, or 1 + db * Q_N + q for the prepare of (db, q) */
     unsigned char prepared[MAX_DBS][Q_N];
 } pg_conn_t;
 
@@ -80,22 +90,41 @@ struct stor_bk_env {
 /* A put(RESERVE) whose value is sent at the next call on the txn. */
 typedef struct pending {
     int db;
-    unsigned flags; /* Q_UPSERT, or Q_UPDATE after a claimed key */
+    unsigned flags; /* Q_UPSERT, Q_INSERT (STOR_PUT_NEW), or Q_UPDATE after a claimed key */
     size_t klen, vlen;
     unsigned char *k, *v;
 } pending_t;
+
+/* A row a write txn holds locked, with the value it has now (see "the rows a write txn holds"). */
+typedef struct held {
+    int db;
+    size_t klen;
+    unsigned char *k;
+    stor_val_t v; /* into a kept result, or into a buffer of the txn's */
+} held_t;
+
+#define HELD_MAX 64 /* rows remembered per write txn; more are read again */
 
 struct stor_bk_txn {
     stor_bk_env_t *e;
     struct stor_bk_txn *root; /* the top-level txn (itself at top level) */
     pg_conn_t *pc;
     int write;
-    unsigned depth;    /* 0 at top level; the savepoint s<depth> of a nested txn */
+    int fresh;         /* root: its connection was made for it (not a pooled one) */
+    int lazy;          /* root, read txn: BEGIN not sent yet (it goes with the first statement) */
+    unsigned depth;    /* 0 at top level */
+    unsigned sp;       /* nested: its savepoint s<sp>, a name no other nested txn of the top-level txn has */
+    unsigned sp_last;  /* root: the last savepoint number given */
+    int failed;        /* root: a nested txn could not be rolled back alone (STOR_ERR_IO): the commit fails */
     unsigned long gen; /* root: bumped by every change (cursors re-read after one) */
-    /* root only: the results handed out, freed when the txn ends */
+    /* root only: the results and buffers handed out, freed when the txn ends */
     PGresult **res;
     size_t n_res, cap_res;
+    void **bufs;
+    size_t n_bufs, cap_bufs;
     pending_t *pend;
+    held_t held[HELD_MAX]; /* root, write txn */
+    size_t n_held;
 };
 
 struct stor_bk_cur {
@@ -119,7 +148,8 @@ struct stor_bk_cur {
     X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse) \
     X(PQexec) X(PQexecPrepared) X(PQfinish) X(PQfreemem) X(PQgetlength) X(PQgetvalue) X(PQntuples) \
     X(PQprepare) X(PQresultErrorField) X(PQresultStatus) X(PQsetNoticeProcessor) X(PQstatus) \
-    X(PQtransactionStatus)
+    X(PQtransactionStatus) X(PQenterPipelineMode) X(PQexitPipelineMode) X(PQpipelineSync) X(PQsendPrepare) \
+    X(PQsendQueryPrepared) X(PQsendQueryParams) X(PQgetResult)
 
 typedef struct pq_api {
 #define PQ_SLOT(f) __typeof__(&f) f;
@@ -189,6 +219,8 @@ static int pg_err(pg_conn_t *pc, const PGresult *r)
         return STOR_ERR_FULL;
     if (strcmp(st, "53200") == 0)
         return STOR_ERR_NOMEM;
+    if (strcmp(st, "23505") == 0) /* only Q_INSERT, STOR_PUT_NEW's, meets a key that exists */
+        return STOR_ERR_CORRUPT;
     if (strncmp(st, "22", 2) == 0 || strcmp(st, "54000") == 0)
         return STOR_ERR_INVAL;
     if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0) { /* connection lost, server shutting down */
@@ -258,8 +290,176 @@ static void conn_drop(stor_bk_env_t *e, pg_conn_t *pc)
     pthread_mutex_unlock(&e->mu);
 }
 
+/* ---- pipelines ----------------------------------------------------------------
+ * A connection in a transaction is in libpq's pipeline mode. A statement whose answer the caller does not need at
+ * once (an upsert, an insert of STOR_PUT_NEW, the value of a put(RESERVE), a prepare, a SAVEPOINT and its RELEASE,
+ * a read txn's BEGIN) is only queued; it goes out with the next statement that must be answered (a get of a row not
+ * held, a count, a cursor page, a put that must know whether the key existed, the COMMIT): one round trip for all of
+ * them. The first error among them is that sync point's answer: PostgreSQL skips the rest of the pipeline, and the
+ * txn may only be aborted, as after any error. When that answer reaches a nested txn other than the one whose
+ * statement failed (a later job of stor_env.c's batch), the savepoint it rolls back to was skipped too: every
+ * savepoint of a top-level txn has a name of its own, so that rollback fails instead of undoing another nested
+ * txn's writes, and the whole top-level txn fails with it (stor_backend.h). */
+
+static int pipe_lost(pg_conn_t *pc)
+{
+    pc->broken = 1;
+    pc->nq = 0;
+    return STOR_ERR_UNAVAILABLE;
+}
+
+static int pipe_on(pg_conn_t *pc)
+{
+    if (!pc->piped) {
+        if (pq.PQenterPipelineMode(pc->c) != 1)
+            return pipe_lost(pc);
+        pc->piped = 1;
+    }
+    return 0;
+}
+
+static int pipe_sync(pg_conn_t *pc, PGresult **want);
+
+/* Room for two more statements in the queue (a prepare and its statement): a full one is synced first. */
+static int queue_room(pg_conn_t *pc)
+{
+    if (pc->broken)
+        return pipe_lost(pc);
+    return pc->nq + 2 <= QUEUE_MAX ? 0 : pipe_sync(pc, NULL);
+}
+
+/* Queue sql (no parameters; results in text). */
+static int queue_sql(pg_conn_t *pc, const char *sql)
+{
+    int rc = queue_room(pc);
+
+    if (rc != 0)
+        return rc;
+    if (pq.PQsendQueryParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
+        return pipe_lost(pc);
+    pc->queued[pc->nq++] = 0;
+    return 0;
+}
+
+/* Read one statement's results up to the NULL that ends them. The first is handed to *keep when keep is not NULL
+ * and no error came before; an error is kept in *err if it is the first. prep: the statement's queued[] entry (a
+ * prepare that failed or was skipped is forgotten, so that the statement is prepared again next time). */
+static void read_stmt(pg_conn_t *pc, unsigned prep, PGresult **keep, int *err)
+{
+    PGresult *r, *first = NULL;
+    ExecStatusType st;
+
+    if (prep != 0)
+        pc->prepared[(prep - 1) / Q_N][(prep - 1) % Q_N] = 0; /* set again below if it succeeded */
+    while ((r = pq.PQgetResult(pc->c)) != NULL) {
+        if (first == NULL)
+            first = r;
+        else
+            pq.PQclear(r);
+    }
+    if (first == NULL) { /* no answer at all: the connection is gone */
+        pc->broken = 1;
+        if (*err == 0)
+            *err = STOR_ERR_UNAVAILABLE;
+        return;
+    }
+    st = pq.PQresultStatus(first);
+    if (prep != 0 && st == PGRES_COMMAND_OK)
+        pc->prepared[(prep - 1) / Q_N][(prep - 1) % Q_N] = 1;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        if (keep != NULL && *err == 0) {
+            *keep = first;
+            return;
+        }
+    } else if (*err == 0) { /* PGRES_PIPELINE_ABORTED comes only after the error that aborted the pipeline */
+        *err = st == PGRES_PIPELINE_ABORTED ? STOR_ERR_IO : pg_err(pc, first);
+    }
+    pq.PQclear(first);
+}
+
+/* Read up to the sync point's PGRES_PIPELINE_SYNC; err: the pipeline's answer so far. */
+static int read_sync(pg_conn_t *pc, int err)
+{
+    for (int nulls = 0; nulls < 2 && !pc->broken;) {
+        PGresult *r = pq.PQgetResult(pc->c);
+        ExecStatusType st;
+
+        if (r == NULL) {
+            if (pq.PQstatus(pc->c) != CONNECTION_OK)
+                break;
+            nulls++;
+            continue;
+        }
+        st = pq.PQresultStatus(r);
+        pq.PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            return err;
+    }
+    pc->broken = 1;
+    return err != 0 ? err : STOR_ERR_UNAVAILABLE;
+}
+
+/* Send what is queued and read every answer up to the sync point. want: where the last statement's result goes
+ * (NULL: none is wanted). Returns the pipeline's first error, else 0. */
+static int pipe_sync(pg_conn_t *pc, PGresult **want)
+{
+    unsigned n = pc->nq;
+    int err = 0;
+
+    if (want != NULL)
+        *want = NULL;
+    if (pc->broken || pq.PQpipelineSync(pc->c) != 1)
+        return pipe_lost(pc);
+    pc->nq = 0;
+    for (unsigned i = 0; i < n; i++)
+        read_stmt(pc, pc->queued[i], want != NULL && i + 1 == n ? want : NULL, &err);
+    err = read_sync(pc, err);
+    if (err != 0 && want != NULL && *want != NULL) {
+        pq.PQclear(*want);
+        *want = NULL;
+    }
+    return err;
+}
+
+/* Send what is queued and a sync point, and leave the answers to be read by the connection's next user (an ended
+ * txn's ROLLBACK: nobody waits for it). */
+static void pipe_leave(pg_conn_t *pc)
+{
+    if (pc->broken || pq.PQpipelineSync(pc->c) != 1) {
+        (void)pipe_lost(pc);
+        return;
+    }
+    pc->owed = pc->nq;
+    pc->nq = 0;
+}
+
+/* A pooled connection made ready for its next user: the answers it owes read (any error there, or a txn still open,
+ * and it is not used again), out of pipeline mode. */
+static int conn_settle(pg_conn_t *pc)
+{
+    if (pc->owed > 0 || pc->nq > 0) {
+        unsigned n = pc->owed + pc->nq;
+        int err = 0;
+        if (pc->nq > 0 && pq.PQpipelineSync(pc->c) != 1)
+            return pipe_lost(pc);
+        pc->owed = pc->nq = 0;
+        for (unsigned i = 0; i < n; i++)
+            read_stmt(pc, pc->queued[i], NULL, &err);
+        if (read_sync(pc, err) != 0)
+            pc->broken = 1;
+    }
+    if (!pc->broken && pc->piped) {
+        if (pq.PQexitPipelineMode(pc->c) != 1)
+            pc->broken = 1;
+        pc->piped = 0;
+    }
+    if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE)
+        pc->broken = 1;
+    return pc->broken ? STOR_ERR_UNAVAILABLE : 0;
+}
+
 /* An idle connection (fresh: 0), or a new one (fresh: 1) while e has fewer than max_open; else wait up to
- * POOL_WAIT_S for one, then STOR_ERR_UNAVAILABLE. */
+ * POOL_WAIT_S for one, then STOR_ERR_UNAVAILABLE. An idle one that cannot be settled is closed and the next tried. */
 static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
 {
     struct timespec until;
@@ -268,26 +468,34 @@ static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
 
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += POOL_WAIT_S;
-    pthread_mutex_lock(&e->mu);
-    while (e->idle == NULL && e->n_open >= e->max_open && rc == 0)
-        rc = pthread_cond_timedwait(&e->freed, &e->mu, &until);
-    if (e->idle != NULL) {
-        pc = e->idle;
-        e->idle = pc->next;
-        e->n_idle--;
-    } else if (e->n_open < e->max_open) {
-        e->n_open++; /* counted now: made below, outside the lock */
-        rc = 0;
-    } else {
-        rc = STOR_ERR_UNAVAILABLE;
-    }
-    pthread_mutex_unlock(&e->mu);
-    *fresh = pc == NULL;
-    if (pc != NULL) {
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        while (e->idle == NULL && e->n_open >= e->max_open && rc == 0)
+            rc = pthread_cond_timedwait(&e->freed, &e->mu, &until);
+        if (e->idle != NULL) {
+            pc = e->idle;
+            e->idle = pc->next;
+            e->n_idle--;
+        } else if (e->n_open < e->max_open) {
+            e->n_open++; /* counted now: made below, outside the lock */
+            rc = 0;
+        } else {
+            rc = STOR_ERR_UNAVAILABLE;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (pc == NULL)
+            break;
         pc->next = NULL;
-        *out = pc;
-        return 0;
+        if (conn_settle(pc) == 0) {
+            *fresh = 0;
+            *out = pc;
+            return 0;
+        }
+        conn_drop(e, pc);
+        pc = NULL;
+        rc = 0;
     }
+    *fresh = 1;
     if (rc != 0)
         return STOR_ERR_UNAVAILABLE;
     if ((rc = conn_new(e, out)) != 0) {
@@ -299,9 +507,11 @@ static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
     return rc;
 }
 
+/* Back to the pool: a connection whose ROLLBACK is still on its way (owed) is settled by its next user. */
 static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
 {
-    if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE) {
+    if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pc->nq > 0 ||
+        (pc->owed == 0 && pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE)) {
         conn_drop(e, pc);
         return;
     }
@@ -337,6 +547,9 @@ static int stmt_sql(const stor_bk_env_t *e, int db, int q, char *sql, size_t n)
     case Q_INSERT_NX:
         w = snprintf(sql, n, "INSERT INTO %s (k, v) VALUES ($1::bytea, $2::bytea) ON CONFLICT DO NOTHING", t);
         break;
+    case Q_INSERT: /* STOR_PUT_NEW: the key exists only in a corrupt database (unique_violation) */
+        w = snprintf(sql, n, "INSERT INTO %s (k, v) VALUES ($1::bytea, $2::bytea)", t);
+        break;
     case Q_APPEND: /* only after every key; the unique index still has the last word */
         w = snprintf(sql, n, "INSERT INTO %s (k, v) SELECT $1::bytea, $2::bytea WHERE NOT EXISTS (SELECT 1 FROM %s "
                      "WHERE k >= $1::bytea) ON CONFLICT DO NOTHING", t, t);
@@ -366,43 +579,64 @@ static int stmt_sql(const stor_bk_env_t *e, int db, int q, char *sql, size_t n)
     return w > 0 && (size_t)w < n ? 0 : STOR_ERR_INVAL;
 }
 
-/* Run statement q of table db with n_params binary parameters; *out = the result (STOR_OK) or an error. */
-static int stmt_run(stor_bk_txn_t *t, int db, int q, int n_params, const stor_val_t *p0, const stor_val_t *p1,
-                    PGresult **out)
+/* Queue statement q of table db with n_params binary parameters (prepared first on a connection that lacks it). */
+static int queue_stmt(stor_bk_txn_t *t, int db, int q, int n_params, const stor_val_t *p0, const stor_val_t *p1)
 {
     static const int formats[2] = { 1, 1 };
     pg_conn_t *pc = t->pc;
     char name[24], sql[512];
     const char *values[2];
     int lens[2];
-    PGresult *r;
-    ExecStatusType st;
 
+    int rc = queue_room(pc);
+
+    if (rc != 0)
+        return rc;
     snprintf(name, sizeof(name), "s%d_%d", db, q);
     if (!pc->prepared[db][q]) {
-        int rc = stmt_sql(t->e, db, q, sql, sizeof(sql));
-        if (rc != 0)
+        if ((rc = stmt_sql(t->e, db, q, sql, sizeof(sql))) != 0)
             return rc;
-        r = pq.PQprepare(pc->c, name, sql, n_params, NULL);
-        rc = pq.PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_err(pc, r);
-        pq.PQclear(r);
-        if (rc != 0)
-            return rc;
-        pc->prepared[db][q] = 1;
+        if (pq.PQsendPrepare(pc->c, name, sql, n_params, NULL) != 1)
+            return pipe_lost(pc);
+        pc->queued[pc->nq++] = (unsigned short)(1 + db * Q_N + q);
+        pc->prepared[db][q] = 1; /* sent: the statements queued after it may use it */
     }
     values[0] = p0 != NULL ? (p0->data != NULL ? p0->data : "") : NULL;
     lens[0] = p0 != NULL ? (int)p0->len : 0;
     values[1] = p1 != NULL ? (p1->data != NULL ? p1->data : "") : NULL;
     lens[1] = p1 != NULL ? (int)p1->len : 0;
-    r = pq.PQexecPrepared(pc->c, name, n_params, values, lens, formats, 1);
-    st = pq.PQresultStatus(r);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        int rc = pg_err(pc, r);
-        pq.PQclear(r);
-        return rc;
-    }
-    *out = r;
+    if (pq.PQsendQueryPrepared(pc->c, name, n_params, values, lens, formats, 1) != 1)
+        return pipe_lost(pc);
+    pc->queued[pc->nq++] = 0;
     return 0;
+}
+
+/* Run statement q of table db with n_params binary parameters, with whatever was queued before it; *out = its
+ * result (STOR_OK) or an error. A read txn's first statement takes its BEGIN along; if that first round trip finds
+ * a pooled connection dead (the database restarted since it was used), the txn moves to a fresh one and tries again. */
+static int stmt_run(stor_bk_txn_t *t, int db, int q, int n_params, const stor_val_t *p0, const stor_val_t *p1,
+                    PGresult **out)
+{
+    stor_bk_txn_t *root = t->root;
+    int first = root->lazy, rc;
+
+    for (;;) {
+        if (root->lazy) {
+            if ((rc = queue_sql(t->pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
+                return rc;
+            root->lazy = 0;
+        }
+        if ((rc = queue_stmt(t, db, q, n_params, p0, p1)) == 0)
+            rc = pipe_sync(t->pc, out);
+        if (rc != STOR_ERR_UNAVAILABLE || !first || root->fresh || !t->pc->broken)
+            return rc;
+        conn_drop(t->e, t->pc);
+        t->pc = NULL;
+        if ((rc = conn_take(t->e, &t->pc, &root->fresh)) != 0 || (rc = pipe_on(t->pc)) != 0)
+            return rc;
+        root->lazy = 1;
+        first = 0;
+    }
 }
 
 /* Run a statement whose result is not kept: *changed = its row count. */
@@ -440,6 +674,95 @@ static int keep(stor_bk_txn_t *t, PGresult *r)
     return 0;
 }
 
+/* Keep buffer b (malloc'd) until the top-level txn ends; freed now if it cannot be. */
+static int keep_buf(stor_bk_txn_t *t, void *b)
+{
+    stor_bk_txn_t *root = t->root;
+
+    if (root->n_bufs == root->cap_bufs) {
+        size_t cap = root->cap_bufs ? root->cap_bufs * 2 : 16;
+        void **bufs = realloc(root->bufs, cap * sizeof(*bufs));
+        if (bufs == NULL) {
+            free(b);
+            return STOR_ERR_NOMEM;
+        }
+        root->bufs = bufs;
+        root->cap_bufs = cap;
+    }
+    root->bufs[root->n_bufs++] = b;
+    return 0;
+}
+
+/* ---- the rows a write txn holds ---------------------------------------------------
+ * A write txn locks every row it reads or writes until it ends (stor_backend.h), so no other txn can change one
+ * meanwhile: the value it last read or wrote is the row's value, and a get of it again (the audit head, a SAD, a
+ * counter: every job of a batch reads them) is answered here without a round trip. Plain tables only (a dupsort
+ * get returns the first of a set). A nested txn rolled back forgets them all (its writes are undone); so does a
+ * delete of the key. Values stay valid until the top-level txn ends, as those of a get. */
+
+static held_t *held_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
+{
+    for (size_t i = 0; i < root->n_held; i++) {
+        held_t *h = &root->held[i];
+        if (h->db == db && h->klen == k->len && memcmp(h->k, k->data, k->len) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+static void held_drop(stor_bk_txn_t *root, int db, const stor_val_t *k)
+{
+    held_t *h = held_find(root, db, k);
+
+    if (h != NULL)
+        h->db = -1; /* its key buffer stays with the txn's buffers */
+}
+
+static void held_forget(stor_bk_txn_t *root)
+{
+    root->n_held = 0;
+}
+
+/* Remember that row (db, k) has value v (which stays valid until the txn ends). Not remembered when there is no
+ * room: the next get reads it again. */
+static void held_set(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
+{
+    stor_bk_txn_t *root = t->root;
+    held_t *h;
+
+    if (!root->write || t->e->dups[db])
+        return;
+    if ((h = held_find(root, db, k)) == NULL) {
+        unsigned char *kc;
+        if (root->n_held == HELD_MAX || (kc = malloc(k->len)) == NULL)
+            return;
+        memcpy(kc, k->data, k->len);
+        if (keep_buf(t, kc) != 0)
+            return;
+        h = &root->held[root->n_held++];
+        h->db = db;
+        h->klen = k->len;
+        h->k = kc;
+    }
+    h->v = *v;
+}
+
+/* held_set with a copy of v, kept with the txn. */
+static void held_copy(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
+{
+    unsigned char *vc;
+
+    if (!t->root->write || t->e->dups[db])
+        return;
+    if ((vc = malloc(v->len ? v->len : 1)) == NULL || keep_buf(t, vc) != 0) {
+        held_drop(t->root, db, k); /* the old value is no longer the row's */
+        return;
+    }
+    if (v->len > 0)
+        memcpy(vc, v->data, v->len);
+    held_set(t, db, k, &STOR_VAL(vc, v->len));
+}
+
 /* ---- RESERVE --------------------------------------------------------------- */
 
 static void pending_free(stor_bk_txn_t *t)
@@ -454,7 +777,8 @@ static void pending_free(stor_bk_txn_t *t)
     t->root->pend = NULL;
 }
 
-/* Send the value of a put(RESERVE): called first by every operation on the txn. */
+/* Queue the value of a put(RESERVE): called first by every operation on the txn. The value's buffer stays with the
+ * txn, as the row's value held. */
 static int flush(stor_bk_txn_t *t)
 {
     pending_t *p = t->root->pend;
@@ -465,7 +789,13 @@ static int flush(stor_bk_txn_t *t)
         return 0;
     k = STOR_VAL(p->k, p->klen);
     v = STOR_VAL(p->v, p->vlen);
-    rc = stmt_do(t, p->db, (int)p->flags, 2, &k, &v, NULL);
+    rc = queue_stmt(t, p->db, (int)p->flags, 2, &k, &v);
+    t->root->gen++;
+    if (rc == 0 && keep_buf(t, p->v) == 0)
+        held_set(t, p->db, &k, &v);
+    else if (rc == 0)
+        held_drop(t->root, p->db, &k);
+    p->v = NULL; /* kept (or freed by keep_buf) */
     pending_free(t);
     return rc;
 }
@@ -597,26 +927,37 @@ static void txn_free(stor_bk_txn_t *t)
         for (size_t i = 0; i < t->n_res; i++)
             pq.PQclear(t->res[i]);
         free(t->res);
+        for (size_t i = 0; i < t->n_bufs; i++)
+            free(t->bufs[i]);
+        free(t->bufs);
         if (t->pc != NULL)
             conn_give(t->e, t->pc);
     }
     free(t);
 }
 
-static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t, const char *sql)
+/* A top-level txn's connection, in pipeline mode. A write txn sends its BEGIN at once (one round trip per batch of
+ * stor_env.c) and, if a pooled connection turns out dead there, moves to a fresh one; a read txn's BEGIN waits for
+ * its first statement (stmt_run), and a read txn that reads nothing sends nothing. */
+static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t)
 {
-    int fresh = 0, rc;
+    int rc;
 
-    /* A pooled connection may have died with the server since: one fresh connection is tried then. */
     for (int tries = 0; tries < 2; tries++) {
-        if ((rc = conn_take(e, &t->pc, &fresh)) != 0)
+        if ((rc = conn_take(e, &t->pc, &t->fresh)) != 0)
             return rc;
-        if ((rc = pg_cmd(t->pc, sql)) == 0)
-            return 0;
+        if ((rc = pipe_on(t->pc)) == 0) {
+            if (!t->write) {
+                t->lazy = 1;
+                return 0;
+            }
+            if ((rc = queue_sql(t->pc, "BEGIN")) == 0 && (rc = pipe_sync(t->pc, NULL)) == 0)
+                return 0;
+        }
         t->pc->broken = 1;
         conn_drop(e, t->pc);
         t->pc = NULL;
-        if (fresh)
+        if (t->fresh)
             break;
     }
     return rc;
@@ -638,13 +979,14 @@ static int pg_txn_begin(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_t 
     t->write = mode == STOR_BK_WRITE;
     if (parent == NULL) {
         t->root = t;
-        rc = begin_top(e, t, t->write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        rc = begin_top(e, t);
     } else {
         t->root = parent->root;
         t->pc = parent->pc;
         t->depth = parent->depth + 1;
-        snprintf(sql, sizeof(sql), "SAVEPOINT s%u", t->depth);
-        rc = pg_cmd(t->pc, sql);
+        t->sp = ++t->root->sp_last;
+        snprintf(sql, sizeof(sql), "SAVEPOINT s%u", t->sp);
+        rc = queue_sql(t->pc, sql); /* goes with the next statement that needs an answer */
     }
     if (rc != 0) {
         txn_free(t);
@@ -662,12 +1004,22 @@ static void pg_txn_abort(stor_bk_txn_t *t)
         return;
     pending_free(t);
     if (t->depth > 0) {
-        snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT s%u; RELEASE SAVEPOINT s%u", t->depth, t->depth);
-        if (pg_cmd(t->pc, sql) != 0)
-            t->pc->broken = 1; /* the parent's commit fails then */
+        /* What is queued first (an error there is why this txn ends); then back to the savepoint. */
+        if (t->pc->nq > 0)
+            (void)pipe_sync(t->pc, NULL);
+        snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT s%u", t->sp);
+        if (queue_sql(t->pc, sql) != 0 || (snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%u", t->sp),
+                                           queue_sql(t->pc, sql)) != 0 || pipe_sync(t->pc, NULL) != 0)
+            t->root->failed = STOR_ERR_IO; /* its savepoint was skipped after an earlier error: the txn fails */
+        held_forget(t->root);
         t->root->gen++;
-    } else if (t->pc != NULL && pg_cmd(t->pc, "ROLLBACK") != 0) {
-        t->pc->broken = 1;
+    } else if (t->pc != NULL && !t->lazy) {
+        /* Nobody waits for the ROLLBACK: the connection's next user reads its answer (conn_settle). Whatever is
+         * queued is answered first, so that an error there does not make the server skip the ROLLBACK. */
+        if (t->pc->nq > 0)
+            (void)pipe_sync(t->pc, NULL);
+        if (queue_sql(t->pc, "ROLLBACK") == 0)
+            pipe_leave(t->pc);
     }
     txn_free(t);
 }
@@ -675,12 +1027,13 @@ static void pg_txn_abort(stor_bk_txn_t *t)
 static int pg_txn_commit(stor_bk_txn_t *t)
 {
     char sql[96];
+    PGresult *r = NULL;
     int rc = flush(t);
 
     if (t->depth > 0) {
         if (rc == 0) {
-            snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%u", t->depth);
-            rc = t->pc->broken ? STOR_ERR_UNAVAILABLE : pg_cmd(t->pc, sql); /* the connection was lost in it */
+            snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%u", t->sp);
+            rc = queue_sql(t->pc, sql); /* an error queued in it is the answer of a later call (stor_backend.h) */
         }
         if (rc != 0) {
             pg_txn_abort(t); /* the parent goes on without it */
@@ -689,24 +1042,25 @@ static int pg_txn_commit(stor_bk_txn_t *t)
         txn_free(t);
         return 0;
     }
-    /* The connection lost in the txn: the database is out of reach (UNAVAILABLE, as every statement said). A
-     * statement that failed in it otherwise: PostgreSQL would turn the COMMIT into a ROLLBACK. */
+    if (t->lazy) { /* a read txn that read nothing */
+        txn_free(t);
+        return rc;
+    }
+    /* The connection lost in the txn: the database is out of reach (UNAVAILABLE, as every statement said). */
     if (rc == 0 && (t->pc->broken || pq.PQstatus(t->pc->c) != CONNECTION_OK))
         rc = STOR_ERR_UNAVAILABLE;
-    else if (rc == 0 && pq.PQtransactionStatus(t->pc->c) != PQTRANS_INTRANS)
-        rc = STOR_ERR_IO;
+    else if (rc == 0)
+        rc = t->failed;
     if (rc != 0) {
         pg_txn_abort(t);
         return rc;
     }
-    {
-        PGresult *r = pq.PQexec(t->pc->c, "COMMIT");
-        if (pq.PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = pg_err(t->pc, r);
-        else if (strcmp(pq.PQcmdStatus(r), "COMMIT") != 0)
-            rc = STOR_ERR_IO;
-        pq.PQclear(r);
-    }
+    if ((rc = queue_sql(t->pc, "COMMIT")) == 0)
+        rc = pipe_sync(t->pc, &r);
+    /* A txn in which a statement failed is rolled back by PostgreSQL, which then says so. */
+    if (rc == 0 && strcmp(pq.PQcmdStatus(r), "COMMIT") != 0)
+        rc = STOR_ERR_IO;
+    pq.PQclear(r);
     if (rc != 0 && pq.PQtransactionStatus(t->pc->c) != PQTRANS_IDLE)
         t->pc->broken = 1;
     txn_free(t);
@@ -730,67 +1084,71 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 
 #define FNV_BASIS 0xcbf29ce484222325ull
 
-/* Run SELECT fn(hash) on t's connection: for pg_advisory_xact_lock (*got unused) and pg_try_advisory_xact_lock (*got =
- * 1 if taken). The lock lasts until the top-level txn ends; a hash shared by two names only serializes more. */
-static int advisory(stor_bk_txn_t *t, const char *fn, uint64_t h, int *got)
+/* The SQL of SELECT fn(hash): pg_advisory_xact_lock or pg_try_advisory_xact_lock. The lock lasts until the
+ * top-level txn ends; a hash shared by two names only serializes more. */
+static void advisory_sql(char *sql, size_t n, const char *fn, uint64_t h)
 {
-    char sql[96];
     long long id;
-    PGresult *r;
-    int rc;
 
     memcpy(&id, &h, sizeof(id));
-    snprintf(sql, sizeof(sql), "SELECT %s(%lld)", fn, id);
-    r = pq.PQexec(t->pc->c, sql);
-    if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = pg_err(t->pc, r);
-        pq.PQclear(r);
-        return rc;
-    }
-    if (got != NULL)
-        *got = pq.PQntuples(r) == 1 && strcmp(pq.PQgetvalue(r, 0, 0), "t") == 0;
-    pq.PQclear(r);
-    return 0;
+    snprintf(sql, n, "SELECT %s(%lld)", fn, id);
 }
 
-/* Lock key k of table db, which has no row (a write txn): every other write txn that finds it missing waits here. */
+/* Queue the lock of key k of table db, which has no row (a write txn): every other write txn that finds it missing
+ * waits for it; it is taken before the next statement, which the caller sends at once. */
 static int key_lock(stor_bk_txn_t *t, int db, const stor_val_t *k)
 {
     uint64_t h = fnv1a(FNV_BASIS, t->e->qname[db], strlen(t->e->qname[db]) + 1);
+    char sql[96];
 
-    return advisory(t, "pg_advisory_xact_lock", fnv1a(h, k->data, k->len), NULL);
+    advisory_sql(sql, sizeof(sql), "pg_advisory_xact_lock", fnv1a(h, k->data, k->len));
+    return queue_sql(t->pc, sql);
 }
 
 static int pg_try_lock(stor_bk_txn_t *t, const char *name)
 {
-    int got = 0, rc;
+    char sql[96];
+    PGresult *r = NULL;
+    int got, rc;
 
     if (t == NULL || !t->write || name == NULL || name[0] == '\0')
         return STOR_ERR_INVAL;
-    if ((rc = flush(t)) != 0 ||
-        (rc = advisory(t, "pg_try_advisory_xact_lock", fnv1a(FNV_BASIS ^ 1, name, strlen(name)), &got)) != 0)
+    if ((rc = flush(t)) != 0)
         return rc;
+    advisory_sql(sql, sizeof(sql), "pg_try_advisory_xact_lock", fnv1a(FNV_BASIS ^ 1, name, strlen(name)));
+    if ((rc = queue_sql(t->pc, sql)) != 0 || (rc = pipe_sync(t->pc, &r)) != 0)
+        return rc;
+    got = pq.PQntuples(r) == 1 && strcmp(pq.PQgetvalue(r, 0, 0), "t") == 0;
+    pq.PQclear(r);
     return got;
 }
 
-static int pg_schema_version(stor_bk_env_t *e, unsigned *version)
+static int pg_schema_version(stor_bk_env_t *e, unsigned *version, unsigned *compatible_from)
 {
+    /* compatible_from through to_jsonb: NULL, not an error, where the column is not there yet (before 0004). */
+    static const char q[] = "SELECT version, coalesce(to_jsonb(s) ->> 'compatible_from', version::text) FROM "
+                            SCHEMA ".schema_version s ORDER BY version DESC LIMIT 1";
     pg_conn_t *pc = NULL;
     PGresult *r;
     int fresh = 0, rc;
-    long v;
+    long v, c;
 
     if ((rc = conn_take(e, &pc, &fresh)) != 0)
         return rc;
-    r = pq.PQexec(pc->c, "SELECT coalesce(max(version), 0) FROM " SCHEMA ".schema_version");
+    r = pq.PQexec(pc->c, q);
     if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *st = pq.PQresultErrorField(r, PG_DIAG_SQLSTATE);
         rc = st != NULL && strcmp(st, "42P01") == 0 ? STOR_ERR_NOTFOUND : pg_err(pc, r); /* no such table */
+    } else if (pq.PQntuples(r) != 1) {
+        rc = STOR_ERR_NOTFOUND;
     } else {
-        v = pq.PQntuples(r) == 1 ? strtol(pq.PQgetvalue(r, 0, 0), NULL, 10) : 0;
-        rc = v > 0 && v <= (long)UINT_MAX ? 0 : STOR_ERR_NOTFOUND;
-        if (rc == 0)
+        v = strtol(pq.PQgetvalue(r, 0, 0), NULL, 10);
+        c = strtol(pq.PQgetvalue(r, 0, 1), NULL, 10);
+        rc = v > 0 && v <= (long)UINT_MAX && c > 0 && c <= v ? 0 : STOR_ERR_CORRUPT;
+        if (rc == 0) {
             *version = (unsigned)v;
+            *compatible_from = (unsigned)c;
+        }
     }
     pq.PQclear(r);
     conn_give(e, pc);
@@ -802,13 +1160,22 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     PGresult *r = NULL;
     int rc;
 
+    held_t *h;
+
     if (!DBI_OK(e, db) || !KEY_OK(k))
         return STOR_ERR_INVAL;
-    if ((rc = flush(t)) != 0 || (rc = stmt_run(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL, &r)) != 0)
+    if ((rc = flush(t)) != 0)
+        return rc;
+    if (t->write && (h = held_find(t->root, db, k)) != NULL) {
+        *v = h->v;
+        return 0;
+    }
+    if ((rc = stmt_run(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL, &r)) != 0)
         return rc;
     if (pq.PQntuples(r) == 0 && t->write) {
         /* A missing row cannot be locked: lock its key instead, then look again (READ COMMITTED: the second
-         * statement sees a row another txn inserted and committed while this one waited, and locks it). */
+         * statement sees a row another txn inserted and committed while this one waited, and locks it). Both in
+         * one round trip. */
         pq.PQclear(r);
         r = NULL;
         if ((rc = key_lock(t, db, k)) != 0 || (rc = stmt_run(t, db, Q_GET_FU, 1, k, NULL, &r)) != 0)
@@ -822,6 +1189,7 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         return rc;
     v->len = (size_t)pq.PQgetlength(r, 0, 0);
     v->data = pq.PQgetvalue(r, 0, 0);
+    held_set(t, db, k, v);
     return 0;
 }
 
@@ -843,12 +1211,22 @@ static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     q = e->dups[db] || (flags & STOR_PUT_NOOVERWRITE) ? Q_INSERT_NX : Q_UPSERT;
     if (flags & STOR_PUT_APPEND)
         q = Q_APPEND;
+    else if (!e->dups[db] && (flags & (STOR_PUT_NOOVERWRITE | STOR_PUT_NEW)) == (STOR_PUT_NOOVERWRITE | STOR_PUT_NEW))
+        q = Q_INSERT;
     if (!(flags & STOR_PUT_RESERVE)) {
+        if (q == Q_UPSERT || q == Q_INSERT) { /* nothing to learn from its answer: queued */
+            if ((rc = queue_stmt(t, db, q, 2, k, v)) != 0)
+                return rc;
+            t->root->gen++;
+            held_copy(t, db, k, v);
+            return 0;
+        }
         if ((rc = stmt_do(t, db, q, 2, k, v, &changed)) != 0)
             return rc;
         /* no row inserted: the key (or the pair) exists, or APPEND's key is not after the last */
         if (changed == 0 && (q == Q_APPEND || (flags & (STOR_PUT_NOOVERWRITE | STOR_PUT_NODUPDATA))))
             return STOR_ERR_EXISTS;
+        held_copy(t, db, k, v);
         return 0;
     }
     if ((p = calloc(1, sizeof(*p))) == NULL || (p->k = malloc(k->len)) == NULL ||
@@ -862,8 +1240,8 @@ static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     p->klen = k->len;
     p->vlen = v->len;
     memcpy(p->k, k->data, k->len);
-    p->flags = Q_UPSERT;
-    if (q != Q_UPSERT) { /* claim the key now, so that EXISTS comes from this call */
+    p->flags = q == Q_INSERT ? Q_INSERT : Q_UPSERT;
+    if (q != Q_UPSERT && q != Q_INSERT) { /* claim the key now, so that EXISTS comes from this call */
         rc = stmt_do(t, db, q, 2, k, &empty, &changed);
         if (rc == 0 && changed == 0)
             rc = STOR_ERR_EXISTS;
@@ -889,6 +1267,7 @@ static int pg_del(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         return STOR_ERR_INVAL;
     if ((rc = flush(t)) != 0)
         return rc;
+    held_drop(t->root, db, k);
     rc = v != NULL ? stmt_do(t, db, Q_DEL_KV, 2, k, v, &changed) : stmt_do(t, db, Q_DEL_K, 1, k, NULL, &changed);
     if (rc != 0)
         return rc;
@@ -1038,6 +1417,7 @@ static int pg_cursor_del(stor_bk_cur_t *c)
         return STOR_ERR_INVAL;
     if ((rc = flush(c->t)) != 0)
         return rc;
+    held_drop(c->t->root, c->db, &c->k);
     rc = c->t->e->dups[c->db] ? stmt_do(c->t, c->db, Q_DEL_KV, 2, &c->k, &c->v, &changed)
                               : stmt_do(c->t, c->db, Q_DEL_K, 1, &c->k, NULL, &changed);
     if (rc == 0 && changed == 0)

@@ -67,6 +67,8 @@ typedef struct csc_config {
     unsigned oauth_revoke_status; /**< status of a successful /oauth2/revoke: 200 (RFC 7009; 0 = 200) or 204 */
     const char *totp_issuer;   /**< the issuer /enroll's otpauth URI names (NULL or "": "CSC remote signing", the
                                     default of totp_issuer in server/srv_config.c) */
+    const char *default_lang;  /**< the pages' language when the request names none (cookie, Accept-Language):
+                                    "en" or "ja"; NULL or "" = "en" */
 } csc_config_t;
 
 /**
@@ -93,6 +95,10 @@ typedef struct csc_call {
     const uint8_t *body;
     size_t body_len;
     const char *client;        /**< client address, NUL-terminated (for audit) */
+    const char *request_id;    /**< the request's id ([A-Za-z0-9._-]{1,64}), NUL-terminated: carried to csc-sam
+                                    with SIGN and AUTHORIZE for their audit records; NULL = none */
+    const char *accept_language; /**< Accept-Language header value, NULL if absent (the pages' language) */
+    size_t accept_language_len;
 } csc_call_t;
 
 typedef struct csc_reply {
@@ -104,8 +110,10 @@ typedef struct csc_reply {
     const char *error;         /**< static CSC error code when status >= 400 (for the access log) */
     char *location;            /**< malloc'd Location for redirects, or NULL */
     char *set_cookie;          /**< malloc'd Set-Cookie value, or NULL */
+    char *set_cookie2;         /**< malloc'd second Set-Cookie value (the pages' language choice), or NULL */
     int page;                  /**< an HTML page: send CSP, no framing, no referrer */
     unsigned retry_after;      /**< seconds for a Retry-After header (429, 503), 0 = none */
+    char user[STOR_NAME_MAX + 1]; /**< the user the request's access token belongs to, "" if none (access log) */
 } csc_reply_t;
 
 /** Retry-After of a 503 that did not set its own. */
@@ -149,6 +157,9 @@ int csc_purge_once(csc_t *c);
  *  (credentials/info, refusals). Ending the credentials they revoke (J7) is csc-sam's (sam/sam_crl_sweep.c). Nothing
  *  without crl_dir. */
 int csc_crl_refresh(csc_t *c);
+/** Reload (csc-server's SIGHUP): the CRL store's trust anchors from anchors_file, every CRL verified again against
+ *  them. Nothing to do without crl_dir. @return 0, or -1 (said why on stderr; the anchors before stay in force). */
+int csc_crl_anchors(csc_t *c, const char *anchors_file);
 
 /* ---- what the operators' listener shows (csc_stats.c; csc-server's /metrics and /readyz) -------------------------
  * The counters are the service's own outcomes, added to on the request path with relaxed atomics; every label

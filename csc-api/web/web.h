@@ -3,7 +3,8 @@
  * (web_oauth.c: the sign-in and consent pages of /oauth2/authorize, and the JSON endpoints /oauth2/token,
  * /oauth2/pushed_authorize, /oauth2/revoke and the RFC 8414 metadata, which share its request parsing and client
  * authentication), the approval page /approve (web_approve.c), the logo info.logo names (web_logo.c), and what
- * they share: the page frame and the busy page (web_page.c), forms, cookies and a bounded buffer (web_form.c).
+ * they share: the page frame and the busy page (web_page.c), forms, cookies and a bounded buffer (web_form.c), the
+ * languages of the pages and their message catalogues (web_msg.c, messages/<lang>.txt).
  *
  * Private to csc-api: csc_route.c, the top file, dispatches to the *_is_path / *_handle pairs below (and the busy
  * page, web_logo_init); nothing in web/ is called by the CSC API methods, and nothing web/ calls is defined there.
@@ -15,11 +16,18 @@
 
 #include "csc_int.h"
 
-/* What every handler in web/ carries: the service, the request (NULL for the busy page) and the reply it fills. */
+/* What every handler in web/ carries: the service, the request (NULL for the busy page), the reply it fills, the
+ * language its pages speak (web_lang_t), and what the language switch of the page frame does: by default a link to
+ * the request's path with ?lang=; switch_query (the page's own query without its lang) keeps the query; switch_csrf
+ * set makes it a form that posts lang with that CSRF token to the path (a page only a post shows, the consent). */
 typedef struct web {
     csc_t *c;
     const csc_call_t *call;
     csc_reply_t *reply;
+    int lang;
+    const char *switch_query;
+    size_t switch_query_len;
+    const char *switch_csrf;
 } web_t;
 
 /* ---- forms, cookies, the bounded buffer (web_form.c) ---------------------------------------------------- */
@@ -64,15 +72,73 @@ void web_buf_urlenc(web_buf_t *b, const char *s); /* percent-encoded (RFC 3986 u
 void web_buf_free(web_buf_t *b);
 void web_buf_to_reply(web_buf_t *b, csc_reply_t *reply);
 
+/* ---- languages and the message catalogues (web_msg.c) --------------------------------------------------------- */
+
+/* The languages of the pages; each has a catalogue web/messages/<code>.txt (compiled in). */
+typedef enum { WEB_LANG_EN = 0, WEB_LANG_JA = 1, WEB_LANG_COUNT } web_lang_t;
+/* The cookie that remembers a person's choice (the page's switch). */
+#define WEB_LANG_COOKIE "lang"
+#define WEB_MSG_ARGS_MAX 9
+
+/* web_init: the handler's web_t, its language picked for the request: ?lang= (the switch; remembered in the cookie),
+ * else the cookie, else Accept-Language (q-values honoured), else the configuration's default_lang (en). */
+void web_init(web_t *w, csc_t *c, const csc_call_t *call, csc_reply_t *reply);
+/* The language of call (web_init's choice); *chosen = 1 when the request chose it explicitly (?lang=). */
+int web_lang_pick(const csc_t *c, const csc_call_t *call, int *chosen);
+/* w->lang remembered: the lang cookie in reply->set_cookie2 (the first Set-Cookie stays the page's session's). */
+void web_lang_remember(web_t *w);
+/* The web_lang_t of a language tag ("ja", "ja-JP", "EN"), or -1; its code ("en", "ja"). */
+int web_lang_parse(const char *s, size_t len);
+const char *web_lang_code(int lang);
+
+/* The text of key in lang (English if only English has it, the key itself if none: unit_web_messages prevents both). */
+const char *web_msg(int lang, const char *key);
+#define WEB_T(w, key) web_msg((w)->lang, (key))
+/* A message (a catalogue's text) into the page: the text HTML-escaped, each %s argument HTML-escaped (web_buf_say) or
+ * HTML already (web_buf_say_html: the caller escaped what it holds), %u an unsigned. */
+void web_buf_say(web_buf_t *b, const char *text, ...);
+void web_buf_say_html(web_buf_t *b, const char *text, ...);
+/* A message formatted as plain text (nothing escaped: it is escaped where it is shown), malloc'd (never NULL but out
+ * of memory, then ""). */
+char *web_say_dup(const char *text, ...);
+/* open (HTML), text HTML-escaped (<, >, &, "; the pages' attributes are all double-quoted), close (HTML): an element
+ * around a message. */
+void web_buf_el(web_buf_t *b, const char *open, const char *text, const char *close);
+/* A digest as a person compares it: hex in blocks of 4 digits, a space between them (wrappable). */
+void web_buf_hex_groups(web_buf_t *b, const uint8_t *d, size_t len);
+
+/* For the unit test and the parser's first use: one catalogue's bytes as compiled in; parse it in place (text is cut
+ * into keys and texts; *out sorted by key, free() it), 0 or -1 with the line in err; the placeholders of a text
+ * (types[i] 's' or 'u' of argument i, *n of them), 0 or -1 when malformed (unknown conversion, a gap, positional and
+ * sequential mixed). */
+typedef struct web_msg_entry {
+    const char *key;
+    const char *text;
+} web_msg_entry_t;
+const char *web_catalogue_text(int lang);
+int web_msg_parse(char *text, web_msg_entry_t **out, size_t *n, char *err, size_t errsz);
+int web_msg_placeholders(const char *text, char types[WEB_MSG_ARGS_MAX], size_t *n);
+
 /* ---- the page frame (web_page.c) ------------------------------------------------------------------------ */
 
-/* The pages' frame: title, the service's name (and "test environment" outside production), CSS; body is the
- * page's own HTML (may be NULL). Sets status, content type and reply->page (CSP, no framing); a status >= 400
- * also sets reply->error "invalid_request". A frame over the buffer's maximum becomes a 500 JSON error. */
-void web_page(csc_t *c, csc_reply_t *reply, int status, const char *title, web_buf_t *body);
+/* The pages' frame in w->lang: <html lang>, title, the service's name (and "test environment" outside production),
+ * the language switch, CSS (a font stack with Japanese fonts); body is the page's own HTML (may be NULL). Sets
+ * status, content type and reply->page (CSP, no framing); a status >= 400 also sets reply->error "invalid_request".
+ * A frame over the buffer's maximum becomes a 500 JSON error. */
+void web_page(web_t *w, int status, const char *title, web_buf_t *body);
 /* 503 "Try again in a moment" with Retry-After (CSC_BUSY_RETRY_AFTER): too many password/PIN checks at once, or a
  * full auth queue. more_html (may be NULL) follows the message. */
-void web_busy_page(csc_t *c, csc_reply_t *reply, const char *more_html);
+void web_busy_page(web_t *w, const char *more_html);
+
+/* What the consent and approval pages show (web_page.c): the certificate's whole subject, one attribute a line
+ * (HTML); how many wrong PINs the credential still takes before it locks (its failure counter, as credentials/
+ * authorize counts it), or how long its lock lasts; a duration in words (plain text); the document digests, each with its label
+ * first and in hex blocks (digest i at digests + i * stride, len bytes). */
+void web_buf_subject(web_buf_t *b, const stor_cred_t *cred);
+void web_buf_pin_tries(web_t *w, web_buf_t *b, const stor_cred_t *cred);
+char *web_duration(web_t *w, unsigned seconds); /* plain text, malloc'd (free it) */
+void web_buf_digests(web_t *w, web_buf_t *b, const char *hash_oid, const uint8_t *digests, size_t stride, uint32_t n,
+                     uint32_t len, const char (*labels)[128], uint32_t n_labels);
 
 /* ---- the OAuth 2.0 authorization server (web_oauth.c) ------------------------------------------------- */
 

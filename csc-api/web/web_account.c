@@ -16,6 +16,7 @@
 #define ACCOUNT_PATH "/account"
 
 typedef struct acct {
+    web_t *w;
     web_buf_t *b;
     const char *user;
     const char *csrf;
@@ -28,6 +29,7 @@ typedef struct acct {
 static int acct_row(const stor_cred_t *c, void *arg)
 {
     acct_t *a = arg;
+    web_t *w = a->w;
     web_buf_t *b = a->b;
     char subj[256] = "-";
     X509 *certs[4];
@@ -41,14 +43,17 @@ static int acct_row(const stor_cred_t *c, void *arg)
     web_buf_html(b, c->id);
     web_buf_puts(b, "\"><td class=\"id\">");
     web_buf_html(b, c->id);
-    web_buf_printf(b, "%s</td><td class=\"status\">%s</td><td class=\"subject\">",
-                   strcmp(c->owner, a->user) != 0 ? " (delegated)" : "",
-                   c->status == STOR_CRED_ENABLED     ? "enabled"
-                   : c->status == STOR_CRED_DESTROYED ? "destroyed"
-                   : c->status == STOR_CRED_PENDING   ? "waiting for its certificate"
-                                                      : "disabled");
+    if (strcmp(c->owner, a->user) != 0)
+        web_buf_el(b, " ", WEB_T(w, "account.delegated"), "");
+    web_buf_el(b, "</td><td class=\"status\">",
+               WEB_T(w, c->status == STOR_CRED_ENABLED     ? "account.status_enabled"
+                        : c->status == STOR_CRED_DESTROYED ? "account.status_destroyed"
+                        : c->status == STOR_CRED_PENDING   ? "account.status_pending"
+                                                           : "account.status_disabled"),
+               "</td><td class=\"subject\">");
     web_buf_html(b, subj);
-    web_buf_printf(b, "</td><td class=\"pin\">%s", waiting ? "not set" : strstr(c->auth_expr, "PIN") ? "set" : "-");
+    web_buf_el(b, "</td><td class=\"pin\">",
+               waiting ? WEB_T(w, "account.pin_not_set") : strstr(c->auth_expr, "PIN") ? WEB_T(w, "account.pin_set") : "-", "");
     /* Waiting: set it. Set: change it with the old one (csc-sam checks it and counts a wrong one). */
     int change = !waiting && c->status != STOR_CRED_DESTROYED && strstr(c->auth_expr, "PIN") != NULL;
     if (waiting || change) {
@@ -57,13 +62,15 @@ static int acct_row(const stor_cred_t *c, void *arg)
         web_buf_html(b, c->id);
         web_buf_puts(b, "\">");
         if (change)
-            web_buf_puts(b, "<label>Current PIN<input name=\"old_pin\" type=\"password\" inputmode=\"numeric\" "
-                            "pattern=\"[0-9]*\" required maxlength=\"32\"></label>");
-        web_buf_printf(b, "<label>New PIN (digits)<input name=\"pin\" type=\"password\" inputmode=\"numeric\" "
-                          "pattern=\"[0-9]*\" required maxlength=\"32\"></label><label>The PIN again<input name=\"pin2\" "
-                          "type=\"password\" inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\"></label>"
-                          "<button name=\"action\" value=\"pin\" type=\"submit\" class=\"%s\">%s</button></form>",
-                       change ? "change-pin" : "set-pin", change ? "Change the PIN" : "Set the PIN");
+            web_buf_el(b, "<label>", WEB_T(w, "account.current_pin"), "<input name=\"old_pin\" type=\"password\" "
+                          "inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\"></label>");
+        web_buf_el(b, "<label>", WEB_T(w, "account.new_pin"), "<input name=\"pin\" type=\"password\" inputmode=\"numeric\" "
+                      "pattern=\"[0-9]*\" required maxlength=\"32\"></label>");
+        web_buf_el(b, "<label>", WEB_T(w, "common.pin_again"), "<input name=\"pin2\" type=\"password\" "
+                      "inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\"></label>");
+        web_buf_printf(b, "<button name=\"action\" value=\"pin\" type=\"submit\" class=\"%s\">",
+                       change ? "change-pin" : "set-pin");
+        web_buf_el(b, "", WEB_T(w, change ? "account.change_pin" : "account.set_pin"), "</button></form>");
     }
     web_buf_puts(b, "</td></tr>\n");
     return 0;
@@ -92,31 +99,38 @@ static int acct_fn(stor_txn_t *t, void *arg)
 
 void web_account_list(web_t *w, const oauth_session_view_t *v, web_buf_t *b)
 {
-    acct_t a = {.b = b, .user = v->user, .csrf = v->csrf};
-    web_buf_puts(b, "<table id=\"creds\"><tr><th>Signing key</th><th>Status</th><th>Certificate</th><th>PIN</th></tr>\n");
+    acct_t a = {.w = w, .b = b, .user = v->user, .csrf = v->csrf};
+    web_buf_el(b, "<table id=\"creds\"><tr><th>", WEB_T(w, "common.signing_key"), "</th>");
+    web_buf_el(b, "<th>", WEB_T(w, "account.status"), "</th>");
+    web_buf_el(b, "<th>", WEB_T(w, "account.certificate"), "</th>");
+    web_buf_el(b, "<th>", WEB_T(w, "account.pin"), "</th></tr>\n");
     if ((a.c = malloc(sizeof(*a.c))) == NULL || stor_read(w->c->stor, acct_fn, &a) != 0)
-        web_buf_puts(b, "<tr><td colspan=\"4\">Your signing keys cannot be listed right now.</td></tr>\n");
+        web_buf_el(b, "<tr><td colspan=\"4\">", WEB_T(w, "account.cannot_list"), "</td></tr>\n");
     web_buf_puts(b, "</table>\n");
     if (a.n == 0)
-        web_buf_puts(b, "<p id=\"none\">You have no signing key yet.</p>\n");
+        web_buf_el(b, "<p id=\"none\">", WEB_T(w, "account.no_key"), "</p>\n");
     web_account_view(w, v, b); /* backups, restore requests, recent activity */
-    web_buf_puts(b, "<h2>Password</h2>\n<section id=\"password-change\">\n");
+    web_buf_el(b, "<h2>", WEB_T(w, "common.password"), "</h2>\n<section id=\"password-change\">\n");
     web_approve_form(b, ACCOUNT_PATH, v->csrf);
-    web_buf_puts(b, "<label for=\"old_password\">Current password</label><input id=\"old_password\" "
-                    "name=\"old_password\" type=\"password\" autocomplete=\"current-password\" required "
-                    "maxlength=\"256\">\n<label for=\"new_password\">New password</label><input id=\"new_password\" "
-                    "name=\"new_password\" type=\"password\" autocomplete=\"new-password\" required maxlength=\"256\">\n"
-                    "<label for=\"new_password2\">The new password again</label><input id=\"new_password2\" "
-                    "name=\"new_password2\" type=\"password\" autocomplete=\"new-password\" required "
-                    "maxlength=\"256\">\n<button id=\"change-password\" name=\"action\" value=\"password\" "
-                    "type=\"submit\">Change the password</button>\n</form>\n</section>\n");
-    web_buf_puts(b, "<h2>Authenticator app</h2>\n<section id=\"totp-change\">\n<p>To move to a new authenticator "
-                    "app (or a new secret), enter a code of the one you use now.</p>\n");
+    web_buf_el(b, "<label for=\"old_password\">", WEB_T(w, "account.current_password"), "</label>");
+    web_buf_puts(b, "<input id=\"old_password\" name=\"old_password\" type=\"password\" autocomplete=\"current-password\" "
+                    "required maxlength=\"256\">\n");
+    web_buf_el(b, "<label for=\"new_password\">", WEB_T(w, "account.new_password"), "</label>");
+    web_buf_puts(b, "<input id=\"new_password\" name=\"new_password\" type=\"password\" autocomplete=\"new-password\" "
+                    "required maxlength=\"256\">\n");
+    web_buf_el(b, "<label for=\"new_password2\">", WEB_T(w, "account.new_password_again"), "</label>");
+    web_buf_puts(b, "<input id=\"new_password2\" name=\"new_password2\" type=\"password\" autocomplete=\"new-password\" "
+                    "required maxlength=\"256\">\n");
+    web_buf_el(b, "<button id=\"change-password\" name=\"action\" value=\"password\" type=\"submit\">",
+               WEB_T(w, "account.change_password"), "</button>\n</form>\n</section>\n");
+    web_buf_el(b, "<h2>", WEB_T(w, "account.authenticator"), "</h2>\n<section id=\"totp-change\">\n");
+    web_buf_el(b, "<p>", WEB_T(w, "account.totp_intro"), "</p>\n");
     web_approve_form(b, ACCOUNT_PATH, v->csrf);
-    web_buf_puts(b, "<label for=\"totp_old\">The code your app shows now</label><input id=\"totp_old\" name=\"otp\" "
-                    "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" required maxlength=\"6\">\n"
-                    "<button id=\"totp-begin\" name=\"action\" value=\"totp_begin\" type=\"submit\">New secret"
-                    "</button>\n</form>\n</section>\n");
+    web_buf_el(b, "<label for=\"totp_old\">", WEB_T(w, "common.code_now"), "</label>");
+    web_buf_puts(b, "<input id=\"totp_old\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
+                    "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n");
+    web_buf_el(b, "<button id=\"totp-begin\" name=\"action\" value=\"totp_begin\" type=\"submit\">",
+               WEB_T(w, "account.new_secret"), "</button>\n</form>\n</section>\n");
     if (a.c != NULL) {
         stor_wipe(a.c, sizeof(*a.c));
         free(a.c);
@@ -175,15 +189,15 @@ static void do_pin(web_t *w, const web_form_t *f, const char *sid, const oauth_s
     csc_err_t err;
     uint32_t about;
     if (cred == NULL || pin == NULL || pin2 == NULL || strlen(cred) > SAM_NAME_MAX || cred[0] == '\0') {
-        web_approve_list(w, v, "That signing key is not known.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.signing_key_not_known"), 1);
         return;
     }
     if (strlen(pin) != strlen(pin2) || CRYPTO_memcmp(pin, pin2, strlen(pin)) != 0) {
-        web_approve_list(w, v, "The two PINs are not the same.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.two_pins_not_same"), 1);
         return;
     }
     if ((old != NULL && strlen(old) > SAM_SECRET_MAX) || csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_PIN, &err) != 0) {
-        web_approve_list(w, v, "The PIN could not be set right now. Try again.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.pin_could_not_set"), 1);
         return;
     }
     sam_put_str(&call.b, SAM_T_CRED, cred);
@@ -193,15 +207,15 @@ static void do_pin(web_t *w, const web_form_t *f, const char *sid, const oauth_s
         (void)sam_put_text(&call.b, SAM_T_OLD_SECRET, old, strlen(old));
     uint32_t r = account_run(w, &call, &about, reason);
     if (r == 0)
-        web_approve_list(w, v, old != NULL ? "The PIN is changed." : "The PIN is set.", 0);
+        web_approve_list(w, v, old != NULL ? WEB_T(w, "account.pin_changed") : WEB_T(w, "account.pin_set2"), 0);
     else if (r == SAM_REFUSE_BAD_MESSAGE && about == SAM_T_PIN && reason[0] != '\0')
         web_approve_list(w, v, reason, 1); /* the PIN rule, in words */
     else if (r == SAM_REFUSE_NOT_FOUND && about == SAM_T_CRED)
-        web_approve_list(w, v, old != NULL ? "That signing key has no PIN of yours to change."
-                                           : "That signing key does not wait for your PIN.", 1);
+        web_approve_list(w, v, old != NULL ? WEB_T(w, "account.signing_key_has_no")
+                                           : WEB_T(w, "account.signing_key_does_not"), 1);
     else
-        refused_page(w, v, r, "Too many failed attempts: the signing key is locked for a while.",
-                     "The current PIN is not correct.", "The PIN could not be set right now. Try again.");
+        refused_page(w, v, r, WEB_T(w, "account.too_many_failed_attempts"),
+                     WEB_T(w, "account.current_pin_not_correct"), WEB_T(w, "account.pin_could_not_set"));
     csc_sam_end(&call);
 }
 
@@ -217,12 +231,12 @@ static void do_password(web_t *w, const web_form_t *f, const char *sid, const oa
     uint32_t about;
     if (old == NULL || pw == NULL || pw2 == NULL || strlen(pw) != strlen(pw2) ||
         CRYPTO_memcmp(pw, pw2, strlen(pw)) != 0) {
-        web_approve_list(w, v, "The two new passwords are not the same.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.two_new_passwords_not"), 1);
         return;
     }
     if (strlen(old) > SAM_SECRET_MAX || strlen(pw) > SAM_SECRET_MAX ||
         csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_PASSWORD, &err) != 0) {
-        web_approve_list(w, v, "The password could not be changed right now. Try again.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.password_could_not_changed"), 1);
         return;
     }
     web_account_put_session(w, &call, sid, v);
@@ -230,12 +244,12 @@ static void do_password(web_t *w, const web_form_t *f, const char *sid, const oa
     (void)sam_put_text(&call.b, SAM_T_OLD_SECRET, old, strlen(old));
     uint32_t r = account_run(w, &call, &about, reason);
     if (r == 0)
-        web_approve_list(w, v, "The password is changed. Your other sessions and tokens were revoked.", 0);
+        web_approve_list(w, v, WEB_T(w, "account.password_changed_other_sessions"), 0);
     else if (r == SAM_REFUSE_BAD_MESSAGE && about == SAM_T_PASSWORD && reason[0] != '\0')
         web_approve_list(w, v, reason, 1); /* the password rules, in words */
     else
-        refused_page(w, v, r, "Too many failed attempts: your account is locked for a while.",
-                     "The current password is not correct.", "The password could not be changed right now. Try again.");
+        refused_page(w, v, r, WEB_T(w, "account.too_many_failed_attempts2"),
+                     WEB_T(w, "account.current_password_not_correct"), WEB_T(w, "account.password_could_not_changed"));
     csc_sam_end(&call);
 }
 
@@ -244,36 +258,36 @@ static void do_password(web_t *w, const web_form_t *f, const char *sid, const oa
 static void totp_page(web_t *w, const oauth_session_view_t *v, const char *ticket, const uint8_t *secret, size_t len,
                       const char *error)
 {
-    web_buf_t b;
+    web_buf_t b, user;
     web_buf_init(&b, 1024 * 1024);
-    web_buf_puts(&b, "<p>Signed in as <strong id=\"user\">");
-    web_buf_html(&b, v->user);
-    web_buf_puts(&b, "</strong>.</p>\n");
-    if (error != NULL) {
-        web_buf_puts(&b, "<p class=\"err\" role=\"alert\" id=\"error\">");
-        web_buf_html(&b, error);
-        web_buf_puts(&b, "</p>\n");
-    }
+    web_buf_init(&user, 1024);
+    web_buf_el(&user, "<strong id=\"user\">", v->user, "</strong>");
+    web_buf_puts(&b, "<p>");
+    web_buf_say_html(&b, WEB_T(w, "common.signed_in_as"), user.p != NULL ? user.p : "");
+    web_buf_puts(&b, "</p>\n");
+    web_buf_free(&user);
+    if (error != NULL)
+        web_buf_el(&b, "<p class=\"err\" role=\"alert\" id=\"error\">", error, "</p>\n");
     if (secret != NULL) {
-        web_buf_puts(&b, "<p>Scan this new code with your authenticator app (it is shown only here, now). Your old "
-                         "app stays in use until you enter a code of the new one below.</p>\n");
+        web_buf_el(&b, "<p>", WEB_T(w, "account.scan_new"), "</p>\n");
         if (web_totp_secret(w, &b, v->user, secret, len) != 0) {
             web_buf_free(&b);
-            web_approve_list(w, v, "The new secret could not be shown. Start again.", 1);
+            web_approve_list(w, v, WEB_T(w, "account.new_secret_could_not"), 1);
             return;
         }
     }
     web_approve_form(&b, ACCOUNT_PATH, v->csrf);
     web_buf_puts(&b, "<input type=\"hidden\" name=\"ticket\" value=\"");
     web_buf_html(&b, ticket);
-    web_buf_puts(&b, "\">\n<label for=\"totp_new\">The code the new secret shows now</label><input id=\"totp_new\" "
-                     "name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" required "
-                     "maxlength=\"6\">\n<button id=\"totp-finish\" name=\"action\" value=\"totp_finish\" "
-                     "type=\"submit\">Use the new secret</button>\n</form>\n");
+    web_buf_el(&b, "\">\n<label for=\"totp_new\">", WEB_T(w, "account.code_new_secret"), "</label>");
+    web_buf_puts(&b, "<input id=\"totp_new\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
+                     "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n");
+    web_buf_el(&b, "<button id=\"totp-finish\" name=\"action\" value=\"totp_finish\" type=\"submit\">",
+               WEB_T(w, "account.use_new_secret"), "</button>\n</form>\n");
     web_approve_form(&b, ACCOUNT_PATH, v->csrf);
-    web_buf_puts(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">Cancel</button>"
-                     "</form>\n");
-    web_page(w->c, w->reply, 200, "Your account", &b);
+    web_buf_el(&b, "<button name=\"action\" value=\"list\" type=\"submit\" class=\"secondary\">", WEB_T(w, "common.cancel"),
+               "</button></form>\n");
+    web_page(w, 200, WEB_T(w, "account.title"), &b);
     web_buf_free(&b);
 }
 
@@ -289,7 +303,7 @@ static void do_totp_begin(web_t *w, const web_form_t *f, const char *sid, const 
     csc_err_t err;
     uint32_t about;
     if (otp == NULL || strlen(otp) > SAM_OTP_MAX || csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_TOTP_BEGIN, &err) != 0) {
-        web_approve_list(w, v, "The code is not correct.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.code_not_correct"), 1);
         return;
     }
     (void)sam_put_text(&call.b, SAM_T_OTP, otp, strlen(otp));
@@ -299,11 +313,11 @@ static void do_totp_begin(web_t *w, const web_form_t *f, const char *sid, const 
         sam_get_bytes(&call.reply, SAM_T_TOTP_SECRET, &secret, &len) == SAM_OK)
         totp_page(w, v, ticket, secret, len, NULL);
     else if (r == 0)
-        web_approve_list(w, v, "The new secret could not be made right now. Try again.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.new_secret_could_not2"), 1);
     else
-        refused_page(w, v, r, "Too many failed attempts: your account is locked for a while.",
-                     "The code is not correct (or was used already). Wait for the next one.",
-                     "The new secret could not be made right now. Try again.");
+        refused_page(w, v, r, WEB_T(w, "account.too_many_failed_attempts2"),
+                     WEB_T(w, "account.code_not_correct_used"),
+                     WEB_T(w, "account.new_secret_could_not2"));
     OPENSSL_cleanse(ticket, sizeof(ticket));
     csc_sam_end(&call);
 }
@@ -318,7 +332,7 @@ static void do_totp_finish(web_t *w, const web_form_t *f, const char *sid, const
     uint32_t about;
     if (otp == NULL || ticket == NULL || ticket[0] == '\0' || strlen(ticket) > SAM_TOKEN_MAX ||
         strlen(otp) > SAM_OTP_MAX || csc_sam_begin(w->c, &call, SAM_OP_ACCOUNT_TOTP_FINISH, &err) != 0) {
-        web_approve_list(w, v, "That change of secret is not known. Start again.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.change_secret_not_known"), 1);
         return;
     }
     (void)sam_put_text(&call.b, SAM_T_OTP, otp, strlen(otp));
@@ -326,15 +340,15 @@ static void do_totp_finish(web_t *w, const web_form_t *f, const char *sid, const
     sam_put_str(&call.b, SAM_T_ENROLL_TICKET, ticket);
     uint32_t r = account_run(w, &call, &about, reason);
     if (r == 0)
-        web_approve_list(w, v, "The new secret is in use. Your other sessions and tokens were revoked.", 0);
+        web_approve_list(w, v, WEB_T(w, "account.new_secret_use_other"), 0);
     else if (r == SAM_REFUSE_UNAUTHORIZED && about == SAM_T_OTP)
         totp_page(w, v, ticket, NULL, 0,
-                  "The code is not correct (or was used already): your old app stays in use. Try the next code.");
+                  WEB_T(w, "account.code_not_correct_used2"));
     else if (r == SAM_REFUSE_NOT_FOUND || r == SAM_REFUSE_EXPIRED)
-        web_approve_list(w, v, "That change of secret has expired or is not known. Start again.", 1);
+        web_approve_list(w, v, WEB_T(w, "account.change_secret_has_expired"), 1);
     else
-        refused_page(w, v, r, "Too many failed attempts: your account is locked for a while.",
-                     "The change could not be made. Start again.", "The change could not be made right now. Try again.");
+        refused_page(w, v, r, WEB_T(w, "account.too_many_failed_attempts2"),
+                     WEB_T(w, "account.change_could_not_made"), WEB_T(w, "account.change_could_not_made2"));
     csc_sam_end(&call);
 }
 

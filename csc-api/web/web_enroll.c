@@ -21,8 +21,7 @@
 #define ENROLL_PATH "/enroll"
 #define COOKIE "csc_enroll"
 #define PAGE_MAX (1024 * 1024)
-#define TITLE "Enroll"
-#define WRONG "The name or the code is wrong or has expired."
+#define TITLE "enroll.title"
 
 int web_enroll_is_path(const char *path, size_t len)
 {
@@ -54,13 +53,14 @@ static void note(web_buf_t *b, const char *error)
     web_buf_puts(b, "</p>\n");
 }
 
+/* title and msg: keys of the catalogues. */
 static void message_page(web_t *w, int status, const char *title, const char *msg)
 {
     web_buf_t b;
     web_buf_init(&b, PAGE_MAX);
-    note(&b, msg);
-    web_buf_puts(&b, "<p><a href=\"" ENROLL_PATH "\">Start again</a></p>");
-    web_page(w->c, w->reply, status, title, &b);
+    note(&b, WEB_T(w, msg));
+    web_buf_el(&b, "<p><a href=\"" ENROLL_PATH "\">", WEB_T(w, "common.start_again"), "</a></p>");
+    web_page(w, status, WEB_T(w, title), &b);
     web_buf_free(&b);
 }
 
@@ -70,7 +70,7 @@ static void step1(web_t *w, const char *ticket, const char *error, const char *n
     char fresh[OAUTH_TICKET_COOKIE_LEN], *form = NULL;
     if (ticket == NULL) {
         if (oauth_ticket_new(w->c->oauth, "enroll", fresh) != OAUTH_OK) {
-            message_page(w, 503, "Try again later", "The service is busy.");
+            message_page(w, 503, "t.later", "m.service_busy");
             return;
         }
         set_cookie(w, fresh, 0);
@@ -78,41 +78,41 @@ static void step1(web_t *w, const char *ticket, const char *error, const char *n
     }
     if (oauth_ticket_form(w->c->oauth, "enroll", ticket, "", 0, &form) != OAUTH_OK) {
         set_cookie(w, NULL, -1);
-        message_page(w, 400, "Page expired", "This page has expired.");
+        message_page(w, 400, "t.page_expired", "m.page_has_expired");
         return;
     }
     web_buf_t b;
     web_buf_init(&b, PAGE_MAX);
-    web_buf_puts(&b, "<p>Enter your user name and the enrollment code you received. You will then choose your "
-                     "password, set up your authenticator app and the PIN of your signing keys.</p>\n");
+    web_buf_el(&b, "<p>", WEB_T(w, "enroll.intro"), "</p>\n");
     note(&b, error);
     web_buf_puts(&b, "<form method=\"post\" action=\"" ENROLL_PATH "\" autocomplete=\"off\">\n"
                      "<input type=\"hidden\" name=\"csrf\" value=\"");
     web_buf_html(&b, form);
-    web_buf_puts(&b, "\">\n<label for=\"name\">User name</label>"
-                     "<input id=\"name\" name=\"name\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
+    web_buf_el(&b, "\">\n<label for=\"name\">", WEB_T(w, "common.user_name"), "</label>");
+    web_buf_puts(&b, "<input id=\"name\" name=\"name\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
     web_buf_html(&b, name != NULL ? name : "");
-    web_buf_puts(&b, "\">\n<label for=\"code\">Enrollment code</label>"
-                     "<input id=\"code\" name=\"code\" required maxlength=\"64\" placeholder=\"XXXX-XXXX-XXXX-XXXX\">\n"
-                     "<button id=\"begin\" name=\"action\" value=\"code\" type=\"submit\">Continue</button>\n</form>\n");
-    web_page(w->c, w->reply, 200, TITLE, &b);
+    web_buf_el(&b, "\">\n<label for=\"code\">", WEB_T(w, "enroll.code"), "</label>");
+    web_buf_puts(&b, "<input id=\"code\" name=\"code\" required maxlength=\"64\" placeholder=\"XXXX-XXXX-XXXX-XXXX\">\n");
+    web_buf_el(&b, "<button id=\"begin\" name=\"action\" value=\"code\" type=\"submit\">", WEB_T(w, "enroll.continue"),
+               "</button>\n</form>\n");
+    web_page(w, 200, WEB_T(w, TITLE), &b);
     web_buf_free(&b);
     free(form);
 }
 
 /* The QR code of text as inline SVG (one path of unit squares, a quiet zone of 4 modules). */
-static void qr_svg(web_buf_t *b, const char *text)
+static void qr_svg(web_t *w, web_buf_t *b, const char *text)
 {
     QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
     if (q == NULL) {
-        web_buf_puts(b, "<p>(The QR code could not be drawn: enter the secret by hand.)</p>\n");
+        web_buf_el(b, "<p>", WEB_T(w, "enroll.no_qr"), "</p>\n");
         return;
     }
     int n = q->width + 8;
     web_buf_printf(b, "<svg id=\"totp-qr\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" "
-                      "height=\"%d\" role=\"img\" aria-label=\"QR code of the TOTP secret\"><rect width=\"%d\" "
-                      "height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
-                   n, n, 4 * n, 4 * n, n, n);
+                      "height=\"%d\" role=\"img\" aria-label=\"", n, n, 4 * n, 4 * n);
+    web_buf_html(b, WEB_T(w, "enroll.qr_label"));
+    web_buf_printf(b, "\"><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"", n, n);
     for (int y = 0; y < q->width && !b->failed; y++)
         for (int x = 0; x < q->width; x++)
             if (q->data[y * q->width + x] & 1)
@@ -130,8 +130,8 @@ int web_totp_secret(web_t *w, web_buf_t *b, const char *user, const uint8_t *sec
                                                                                    : "CSC remote signing",
                        user, secret, len, uri, sizeof(uri)) != 0)
         goto out;
-    qr_svg(b, uri);
-    web_buf_puts(b, "<p>Or enter this secret by hand: <code id=\"totp-secret\">");
+    qr_svg(w, b, uri);
+    web_buf_el(b, "<p>", WEB_T(w, "enroll.by_hand"), " <code id=\"totp-secret\">");
     web_buf_html(b, b32);
     web_buf_puts(b, "</code></p>\n<p class=\"small\"><code id=\"totp-uri\">");
     web_buf_html(b, uri);
@@ -210,41 +210,50 @@ static void begin(web_t *w, const char *name, const char *code, const char *tick
 /* Step 2: the TOTP secret (QR code, text, URI) and the form. */
 static void step2_page(web_t *w, const step2_t *s, const char *error)
 {
-    web_buf_t b;
+    web_buf_t b, user;
     web_buf_init(&b, PAGE_MAX);
-    web_buf_puts(&b, "<p>Enrolling <strong id=\"user\">");
-    web_buf_html(&b, s->user);
-    web_buf_puts(&b, "</strong>. Scan this code with your authenticator app (it is shown only here, now):</p>\n");
+    web_buf_init(&user, 1024);
+    web_buf_el(&user, "<strong id=\"user\">", s->user, "</strong>");
+    web_buf_puts(&b, "<p>");
+    web_buf_say_html(&b, WEB_T(w, "enroll.step2_intro"), user.p != NULL ? user.p : "");
+    web_buf_puts(&b, "</p>\n");
+    web_buf_free(&user);
     note(&b, error);
     if (web_totp_secret(w, &b, s->user, s->secret, s->secret_len) != 0) {
         web_buf_free(&b);
-        message_page(w, 500, "Error", "The enrollment could not be shown.");
+        message_page(w, 500, "t.error", "m.enrollment_could_not_shown");
         return;
     }
     web_buf_puts(&b, "<form method=\"post\" action=\"" ENROLL_PATH "\" autocomplete=\"off\">\n"
                      "<input type=\"hidden\" name=\"csrf\" value=\"");
     web_buf_html(&b, s->csrf);
-    web_buf_puts(&b, "\">\n<label for=\"password\">Choose a password</label>"
-                     "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required "
-                     "maxlength=\"128\">\n<label for=\"password2\">The password again</label>"
-                     "<input id=\"password2\" name=\"password2\" type=\"password\" autocomplete=\"new-password\" "
-                     "required maxlength=\"128\">\n<label for=\"otp\">The code your app shows now</label>"
-                     "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
+    web_buf_el(&b, "\">\n<label for=\"password\">", WEB_T(w, "enroll.choose_password"), "</label>");
+    web_buf_puts(&b, "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required "
+                     "maxlength=\"128\">\n");
+    web_buf_el(&b, "<label for=\"password2\">", WEB_T(w, "enroll.password_again"), "</label>");
+    web_buf_puts(&b, "<input id=\"password2\" name=\"password2\" type=\"password\" autocomplete=\"new-password\" "
+                     "required maxlength=\"128\">\n");
+    web_buf_el(&b, "<label for=\"otp\">", WEB_T(w, "common.code_now"), "</label>");
+    web_buf_puts(&b, "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
                      "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n");
     for (size_t i = 0; i < s->n; i++) {
-        web_buf_puts(&b, "<fieldset class=\"cred\"><legend>PIN of the signing key <span class=\"cred-id\">");
+        web_buf_t id;
+        web_buf_init(&id, 1024);
+        web_buf_el(&id, "<span class=\"cred-id\">", s->creds[i], "</span>");
+        web_buf_puts(&b, "<fieldset class=\"cred\"><legend>");
+        web_buf_say_html(&b, WEB_T(w, "enroll.pin_of_key"), id.p != NULL ? id.p : "");
+        web_buf_free(&id);
+        web_buf_el(&b, "</legend><label>", WEB_T(w, "enroll.pin_digits"), "<input name=\"pin_");
         web_buf_html(&b, s->creds[i]);
-        web_buf_puts(&b, "</span></legend><label>PIN (digits)<input name=\"pin_");
-        web_buf_html(&b, s->creds[i]);
-        web_buf_puts(&b, "\" type=\"password\" inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\">"
-                         "</label><label>The PIN again<input name=\"pin2_");
+        web_buf_el(&b, "\" type=\"password\" inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\">"
+                       "</label><label>", WEB_T(w, "common.pin_again"), "<input name=\"pin2_");
         web_buf_html(&b, s->creds[i]);
         web_buf_puts(&b, "\" type=\"password\" inputmode=\"numeric\" pattern=\"[0-9]*\" required maxlength=\"32\">"
                          "</label></fieldset>\n");
     }
-    web_buf_puts(&b, "<button id=\"finish\" name=\"action\" value=\"finish\" type=\"submit\">Enroll</button>\n"
-                     "</form>\n");
-    web_page(w->c, w->reply, 200, TITLE, &b);
+    web_buf_el(&b, "<button id=\"finish\" name=\"action\" value=\"finish\" type=\"submit\">", WEB_T(w, "enroll.finish"),
+               "</button>\n</form>\n");
+    web_page(w, 200, WEB_T(w, TITLE), &b);
     web_buf_free(&b);
 }
 
@@ -258,9 +267,9 @@ static void step2_again(web_t *w, const char *ticket, const char *error)
     if (refusal == 0) {
         step2_page(w, s, error);
     } else if (refusal < 0) {
-        message_page(w, 503, "Try again later", "The service cannot enroll you right now. Try again in a minute.");
+        message_page(w, 503, "t.later", "m.service_cannot_enroll_right");
     } else {
-        step1(w, NULL, "This enrollment has expired or ended: enter your name and code again.", NULL);
+        step1(w, NULL, WEB_T(w, "enroll.expired_again"), NULL);
     }
     if (s != NULL) {
         step2_wipe(s);
@@ -282,9 +291,9 @@ static void do_code(web_t *w, const web_form_t *f, const char *ticket)
         set_cookie(w, new_ticket, 900);
         step2_page(w, s, NULL);
     } else if (refusal < 0) {
-        message_page(w, 503, "Try again later", "The service cannot enroll you right now. Try again in a minute.");
+        message_page(w, 503, "t.later", "m.service_cannot_enroll_right");
     } else {
-        step1(w, ticket, WRONG, name);
+        step1(w, ticket, WEB_T(w, "enroll.wrong"), name);
     }
     OPENSSL_cleanse(new_ticket, sizeof(new_ticket));
     if (s != NULL) {
@@ -316,7 +325,7 @@ static void do_finish(web_t *w, const web_form_t *f, const char *ticket)
         goto out;
     }
     if (!same(pw, web_form_get(f, "password2"))) {
-        step2_page(w, s, "The two passwords are not the same.");
+        step2_page(w, s, WEB_T(w, "enroll.passwords_differ"));
         goto out;
     }
     for (size_t i = 0; i < s->n; i++) {
@@ -324,12 +333,12 @@ static void do_finish(web_t *w, const web_form_t *f, const char *ticket)
         const char *p1 = web_form_get(f, key);
         snprintf(key, sizeof(key), "pin2_%s", s->creds[i]);
         if (!same(p1, web_form_get(f, key))) {
-            step2_page(w, s, "The two PINs of a signing key are not the same.");
+            step2_page(w, s, WEB_T(w, "enroll.pins_differ"));
             goto out;
         }
     }
     if (csrf == NULL || otp == NULL || csc_sam_begin(w->c, &call, SAM_OP_ENROLL_FINISH, &err) != 0) {
-        step2_page(w, s, "The form could not be sent. Try again.");
+        step2_page(w, s, WEB_T(w, "enroll.not_sent"));
         goto out;
     }
     for (size_t i = 0; i < s->n; i++)
@@ -349,11 +358,14 @@ static void do_finish(web_t *w, const web_form_t *f, const char *ticket)
         set_cookie(w, NULL, -1);
         web_buf_t b;
         web_buf_init(&b, PAGE_MAX);
-        web_buf_puts(&b, "<p id=\"note\">You are enrolled, <strong id=\"user\">");
-        web_buf_html(&b, s->user);
-        web_buf_puts(&b, "</strong>. Sign in with your password and the code of your app from now on.</p>"
-                         "<p><a href=\"/account\">Your account</a></p>");
-        web_page(w->c, w->reply, 200, "Enrolled", &b);
+        web_buf_t user;
+        web_buf_init(&user, 1024);
+        web_buf_el(&user, "<strong id=\"user\">", s->user, "</strong>");
+        web_buf_puts(&b, "<p id=\"note\">");
+        web_buf_say_html(&b, WEB_T(w, "enroll.done"), user.p != NULL ? user.p : "");
+        web_buf_free(&user);
+        web_buf_el(&b, "</p><p><a href=\"/account\">", WEB_T(w, "account.title"), "</a></p>");
+        web_page(w, 200, WEB_T(w, "enroll.done_title"), &b);
         web_buf_free(&b);
     } else {
         uint32_t r = 0, about = 0;
@@ -363,18 +375,17 @@ static void do_finish(web_t *w, const web_form_t *f, const char *ticket)
         if (refused && sam_get_text(&call.reply, SAM_T_REASON, reason, sizeof(reason)) != SAM_OK)
             reason[0] = '\0';
         if (!refused)
-            step2_page(w, s, "The service cannot enroll you right now. Try again in a minute.");
+            step2_page(w, s, WEB_T(w, "m.service_cannot_enroll_right"));
         else if (r == SAM_REFUSE_BAD_MESSAGE && (about == SAM_T_PASSWORD || about == SAM_T_PIN))
             step2_page(w, s, reason); /* the rule broken, in words for the person */
         else if (r == SAM_REFUSE_UNAUTHORIZED && about == SAM_T_OTP)
-            step2_page(w, s, "The code of your app is not correct. Check the app's clock and try again.");
+            step2_page(w, s, WEB_T(w, "enroll.code_wrong"));
         else if (r == SAM_REFUSE_LOCKED) {
             set_cookie(w, NULL, -1);
-            message_page(w, 400, "Enrollment ended",
-                         "Too many wrong codes: this enrollment code no longer works. Ask for a new one.");
+            message_page(w, 400, "t.enroll_ended", "enroll.too_many");
         } else {
             set_cookie(w, NULL, -1);
-            message_page(w, 400, "Enrollment ended", "This enrollment has expired or ended. Start again.");
+            message_page(w, 400, "t.enroll_ended", "m.enrollment_has_expired_ended");
         }
         OPENSSL_cleanse(reason, sizeof(reason));
     }
@@ -394,12 +405,12 @@ static void enroll_post(web_t *w)
     memset(&f, 0, sizeof(f));
     if (w->call->cookie == NULL ||
         web_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, cookie, sizeof(cookie)) != 0) {
-        step1(w, NULL, "This page has expired. Start again.", NULL);
+        step1(w, NULL, WEB_T(w, "m.page_has_expired_start"), NULL);
         goto out;
     }
     if (web_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
         set_cookie(w, NULL, -1);
-        message_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again.");
+        message_page(w, 400, "t.refused", "m.form_could_not_verified2");
         goto out;
     }
     action = web_form_get(&f, "action");
@@ -410,13 +421,12 @@ static void enroll_post(web_t *w)
         free(payload);
         if (rc != OAUTH_OK) {
             set_cookie(w, NULL, -1);
-            message_page(w, 400, "Request refused", rc == OAUTH_ERR_EXPIRED ? "This page has expired. Start again."
-                                                                            : "The form could not be verified (CSRF). "
-                                                                              "Start again.");
+            message_page(w, 400, "t.refused", rc == OAUTH_ERR_EXPIRED ? "m.page_has_expired_start"
+                                                                      : "m.form_could_not_verified2");
         } else if (action != NULL && strcmp(action, "code") == 0) {
             do_code(w, &f, cookie);
         } else {
-            step1(w, cookie, "Enter your name and code first.", NULL);
+            step1(w, cookie, WEB_T(w, "enroll.first"), NULL);
         }
     } else if (action != NULL && strcmp(action, "finish") == 0) {
         do_finish(w, &f, cookie);
@@ -430,10 +440,11 @@ out:
 
 void web_enroll_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
-    web_t w = {.c = c, .call = call, .reply = reply};
+    web_t w;
     char cookie[OAUTH_TICKET_COOKIE_LEN];
 
     memset(reply, 0, sizeof(*reply));
+    web_init(&w, c, call, reply);
     if (call->http_method_len == 3 && memcmp(call->http_method, "GET", 3) == 0) {
         if (call->cookie != NULL && web_cookie_get(call->cookie, call->cookie_len, COOKIE, cookie, sizeof(cookie)) == 0 &&
             strchr(cookie, '.') == NULL)

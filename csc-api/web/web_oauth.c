@@ -51,25 +51,29 @@ static void json_error(web_t *w, int status, const char *error, const char *desc
 
 static void page(web_t *w, int status, const char *title, web_buf_t *body)
 {
-    web_page(w->c, w->reply, status, title, body);
+    web_page(w, status, title, body);
 }
 
-/* An error shown to the person (no redirect: the client or its redirect URI cannot be trusted). */
+/* An error shown to the person (no redirect: the client or its redirect URI cannot be trusted); title and message
+ * are keys of the catalogues. */
 static void error_page(web_t *w, int status, const char *title, const char *message)
 {
     web_buf_t b;
     web_buf_init(&b, PAGE_MAX);
-    web_buf_puts(&b, "<p class=\"err\" role=\"alert\">");
-    web_buf_html(&b, message);
-    web_buf_puts(&b, "</p><p>You can close this window and start again from the application.</p>");
-    page(w, status, title, &b);
+    web_buf_el(&b, "<p class=\"err\" role=\"alert\">", WEB_T(w, message), "</p>");
+    web_buf_el(&b, "<p>", WEB_T(w, "oauth.close_and_restart"), "</p>");
+    page(w, status, WEB_T(w, title), &b);
     web_buf_free(&b);
 }
 
 /* Too many password/PIN checks at once (OAUTH_ERR_BUSY): nothing was checked, the session stays. */
 static void busy_page(web_t *w)
 {
-    web_busy_page(w->c, w->reply, "<p>You can close this window and start again from the application.</p>");
+    web_buf_t b;
+    web_buf_init(&b, 1024);
+    web_buf_el(&b, "<p>", WEB_T(w, "oauth.close_and_restart"), "</p>");
+    web_busy_page(w, b.p);
+    web_buf_free(&b);
 }
 
 static void clear_cookie(web_t *w)
@@ -100,7 +104,7 @@ static void redirect(web_t *w, const oauth_authz_request_t *req, const char *cod
     }
     if (b.failed) {
         web_buf_free(&b);
-        error_page(w, 400, "Request refused", "The redirect address is too long.");
+        error_page(w, 400, "t.refused", "m.redirect_address_too_long");
         return;
     }
     w->reply->status = 302;
@@ -407,7 +411,7 @@ int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth
 {
     const char *id = web_form_get(q, "client_id"), *ru = web_form_get(q, "redirect_uri");
     if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
-        *problem = "The application that sent you here is not registered with this service.";
+        *problem = "m.application_sent_here_not";
         return -1;
     }
     snprintf(req->client_id, sizeof(req->client_id), "%s", client->id);
@@ -418,11 +422,11 @@ int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth
                 req->redirect_given = 1;
                 return 0;
             }
-        *problem = "The application's return address (redirect_uri) is not one it registered.";
+        *problem = "oauth.redirect_not_registered";
         return -1;
     }
     if (client->n_redirects != 1) {
-        *problem = "The application did not say where to return (redirect_uri).";
+        *problem = "oauth.redirect_missing";
         return -1;
     }
     snprintf(req->redirect_uri, sizeof(req->redirect_uri), "%s", client->redirects[0]);
@@ -434,121 +438,110 @@ int web_authz_client(web_t *w, const web_form_t *q, stor_client_t *client, oauth
 /* The error box (if any) and the opening of a form that posts back with the session's CSRF token. */
 static void form_open(web_buf_t *b, const char *csrf, const char *error)
 {
-    if (error != NULL) {
-        web_buf_puts(b, "<p class=\"err\" role=\"alert\" id=\"error\">");
-        web_buf_html(b, error);
-        web_buf_puts(b, "</p>\n");
-    }
+    if (error != NULL)
+        web_buf_el(b, "<p class=\"err\" role=\"alert\" id=\"error\">", error, "</p>\n");
     web_buf_puts(b, "<form method=\"post\" action=\"/oauth2/authorize\" autocomplete=\"off\">\n"
                     "<input type=\"hidden\" name=\"csrf\" value=\"");
     web_buf_html(b, csrf);
     web_buf_puts(b, "\">\n");
 }
 
-static const char *scope_text(const oauth_authz_request_t *req)
+/* "<strong>client</strong>" for the pages' sentences (HTML). */
+static void client_html(web_buf_t *b, const stor_client_t *client)
 {
-    return req->scope == STOR_SCOPE_CREDENTIAL ? "to sign with one of your credentials"
-                                               : "to use this signing service on your behalf";
+    web_buf_el(b, "<strong>", client->name[0] ? client->name : client->id, "</strong>");
 }
 
 static void login_page(web_t *w, const oauth_authz_request_t *req, const char *csrf, const stor_client_t *client,
                        const char *error, const char *username)
 {
-    web_buf_t b;
+    web_buf_t b, who;
     web_buf_init(&b, PAGE_MAX);
-    web_buf_puts(&b, "<p><strong>");
-    web_buf_html(&b, client->name[0] ? client->name : client->id);
-    web_buf_puts(&b, "</strong> asks for your permission ");
-    web_buf_html(&b, scope_text(req));
-    web_buf_puts(&b, ". Sign in to continue.</p>\n");
+    web_buf_init(&who, 1024);
+    client_html(&who, client);
+    web_buf_puts(&b, "<p>");
+    web_buf_say_html(&b, WEB_T(w, req->scope == STOR_SCOPE_CREDENTIAL ? "oauth.login_asks_credential"
+                                                                      : "oauth.login_asks_service"),
+                     who.p != NULL ? who.p : "");
+    web_buf_puts(&b, "</p>\n");
+    web_buf_free(&who);
     form_open(&b, csrf, error);
-    web_buf_puts(&b, "<label for=\"username\">User name</label>"
-                     "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
+    web_buf_el(&b, "<label for=\"username\">", WEB_T(w, "common.user_name"), "</label>");
+    web_buf_puts(&b, "<input id=\"username\" name=\"username\" autocomplete=\"username\" required maxlength=\"64\" value=\"");
     web_buf_html(&b, username != NULL ? username : "");
-    web_buf_puts(&b, "\">\n"
-                     "<label for=\"password\">Password</label>"
-                     "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
-                     "required maxlength=\"256\">\n"
-                     "<label for=\"otp\">One-time code (authenticator app)</label>"
-                     "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
-                     "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n"
-                     "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">Sign in</button>"
-                     "<button id=\"cancel\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
-                     "formnovalidate>Cancel</button>\n</form>\n");
-    page(w, 200, "Sign in", &b);
+    web_buf_el(&b, "\">\n<label for=\"password\">", WEB_T(w, "common.password"), "</label>");
+    web_buf_puts(&b, "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
+                     "required maxlength=\"256\">\n");
+    web_buf_el(&b, "<label for=\"otp\">", WEB_T(w, "common.otp"), "</label>");
+    web_buf_puts(&b, "<input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" "
+                     "pattern=\"[0-9]{6}\" required maxlength=\"6\">\n");
+    web_buf_el(&b, "<button id=\"login\" name=\"action\" value=\"login\" type=\"submit\">", WEB_T(w, "common.sign_in"),
+               "</button>");
+    web_buf_el(&b, "<button id=\"cancel\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
+                   "formnovalidate>", WEB_T(w, "common.cancel"), "</button>\n</form>\n");
+    page(w, 200, WEB_T(w, "common.sign_in"), &b);
     web_buf_free(&b);
-}
-
-static void cert_subject(const stor_cred_t *cred, char *out, size_t sz)
-{
-    const unsigned char *p = cred->certs;
-    X509 *x = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
-    out[0] = '\0';
-    if (x != NULL)
-        pki_dn(X509_get_subject_name(x), out, sz);
-    X509_free(x);
 }
 
 static void consent_page(web_t *w, const oauth_session_view_t *v, const stor_client_t *client, const stor_cred_t *cred,
                          const char *error)
 {
     const oauth_authz_request_t *req = &v->req;
-    char subj[512], b64[100];
-    web_buf_t b;
+    web_buf_t b, who, name;
     web_buf_init(&b, PAGE_MAX);
-    web_buf_puts(&b, "<p>Signed in as <strong>");
-    web_buf_html(&b, v->user);
-    web_buf_puts(&b, "</strong>. <strong>");
-    web_buf_html(&b, client->name[0] ? client->name : client->id);
-    web_buf_puts(&b, "</strong> asks to create signatures with your credential:</p>\n<table>\n<tr><th scope=\"row\">Credential</th><td id=\"credential\">");
+    web_buf_init(&who, 1024);
+    web_buf_init(&name, 1024);
+    web_buf_el(&name, "<strong>", v->user, "</strong>");
+    client_html(&who, client);
+    web_buf_puts(&b, "<p>");
+    web_buf_say_html(&b, WEB_T(w, "consent.intro"), name.p != NULL ? name.p : "", who.p != NULL ? who.p : "");
+    web_buf_free(&who);
+    web_buf_free(&name);
+    web_buf_el(&b, "</p>\n<table>\n<tr><th scope=\"row\">", WEB_T(w, "common.credential"), "</th><td id=\"credential\">");
     web_buf_html(&b, cred->id);
     if (cred->description[0]) {
         web_buf_puts(&b, "<br>");
         web_buf_html(&b, cred->description);
     }
-    cert_subject(cred, subj, sizeof(subj));
-    web_buf_puts(&b, "</td></tr>\n<tr><th scope=\"row\">Certificate</th><td>");
-    web_buf_html(&b, subj);
-    web_buf_printf(&b, "</td></tr>\n<tr><th scope=\"row\">Signatures</th><td id=\"numSignatures\">%u</td></tr>\n",
-                   (unsigned)req->num_signatures);
+    web_buf_el(&b, "</td></tr>\n<tr><th scope=\"row\">", WEB_T(w, "common.certificate_subject"), "</th><td id=\"subject\">");
+    web_buf_subject(&b, cred);
+    web_buf_el(&b, "</td></tr>\n<tr><th scope=\"row\">", WEB_T(w, "common.signatures"), "</th>");
+    web_buf_printf(&b, "<td id=\"numSignatures\">%u</td></tr>\n", (unsigned)req->num_signatures);
     if (req->description[0]) {
-        web_buf_puts(&b, "<tr><th scope=\"row\">Purpose</th><td>");
+        web_buf_el(&b, "<tr><th scope=\"row\">", WEB_T(w, "consent.purpose"), "</th><td>");
         web_buf_html(&b, req->description);
         web_buf_puts(&b, "</td></tr>\n");
     }
-    web_buf_puts(&b, "</table>\n");
-    if (req->n_digests > 0) {
-        const csc_hash_alg_t *alg = csc_hash_by_oid(req->hash_alg);
-        const char *name = alg == NULL ? "?" : alg->len == 32 ? "SHA-256" : alg->len == 48 ? "SHA-384" : "SHA-512";
-        if (req->n_digests == 1)
-            web_buf_printf(&b, "<p>Only this document digest (%s) can be signed:</p>\n<ul id=\"digests\">\n", name);
-        else
-            web_buf_printf(&b, "<p>Only these %u document digests (%s) can be signed:</p>\n<ul id=\"digests\">\n",
-                           (unsigned)req->n_digests, name);
-        for (uint32_t i = 0; i < req->n_digests; i++) {
-            csc_b64_encode(req->digests[i], req->digest_len, b64);
-            web_buf_puts(&b, "<li>");
-            if (i < 16 && req->labels[i][0]) {
-                web_buf_html(&b, req->labels[i]);
-                web_buf_puts(&b, ": ");
-            }
-            web_buf_puts(&b, "<code>");
-            web_buf_html(&b, b64);
-            web_buf_puts(&b, "</code></li>\n");
-        }
-        web_buf_puts(&b, "</ul>\n");
-    } else {
-        web_buf_puts(&b, "<p>The documents are not named in advance: any document can be signed, up to the number above.</p>\n");
+    /* How long what the person grants lasts: the credential-scope token and its SAD. */
+    web_buf_el(&b, "<tr><th scope=\"row\">", WEB_T(w, "consent.valid_for"), "</th><td id=\"validity\">");
+    char *dur = web_duration(w, oauth_config(w->c->oauth)->credential_token_ttl);
+    web_buf_say(&b, WEB_T(w, "consent.validity"), dur);
+    free(dur);
+    web_buf_puts(&b, "</td></tr>\n");
+    if (cred->pin_verifier_len > 0) {
+        web_buf_el(&b, "<tr><th scope=\"row\">", WEB_T(w, "common.pin_attempts"), "</th><td id=\"pin-tries\">");
+        web_buf_pin_tries(w, &b, cred);
+        web_buf_puts(&b, "</td></tr>\n");
     }
+    web_buf_puts(&b, "</table>\n");
+    if (req->n_digests > 0)
+        web_buf_digests(w, &b, req->hash_alg, &req->digests[0][0], sizeof(req->digests[0]), req->n_digests,
+                        req->digest_len, req->labels, 16);
+    else
+        web_buf_el(&b, "<p>", WEB_T(w, "consent.any_document"), "</p>\n");
     form_open(&b, v->csrf, error);
-    if (cred->pin_verifier_len > 0)
-        web_buf_puts(&b, "<label for=\"pin\">PIN of this credential</label>"
-                         "<input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"off\" "
+    if (cred->pin_verifier_len > 0) {
+        web_buf_el(&b, "<label for=\"pin\">", WEB_T(w, "common.pin_of_credential"), "</label>");
+        web_buf_puts(&b, "<input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"off\" "
                          "maxlength=\"32\" required>\n");
-    web_buf_puts(&b, "<button id=\"approve\" name=\"action\" value=\"approve\" type=\"submit\">Approve</button>"
-                     "<button id=\"deny\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
-                     "formnovalidate>Deny</button>\n</form>\n");
-    page(w, 200, "Approve signing", &b);
+    }
+    web_buf_el(&b, "<button id=\"approve\" name=\"action\" value=\"approve\" type=\"submit\">", WEB_T(w, "common.approve"),
+               "</button>");
+    web_buf_el(&b, "<button id=\"deny\" class=\"secondary\" name=\"action\" value=\"deny\" type=\"submit\" "
+                   "formnovalidate>", WEB_T(w, "common.deny"), "</button>\n</form>\n");
+    /* Shown only after a post: the language switch posts back (the session's form token) and shows it again. */
+    w->switch_csrf = v->csrf;
+    page(w, 200, WEB_T(w, "consent.title"), &b);
     web_buf_free(&b);
 }
 
@@ -574,22 +567,22 @@ static int load_request(web_t *w, const web_form_t *q, stor_client_t *client, oa
     if (request_uri != NULL) {
         const char *id = web_form_get(q, "client_id");
         if (id == NULL || strlen(id) > STOR_NAME_MAX || oauth_client_get(w->c->oauth, id, client) != OAUTH_OK) {
-            error_page(w, 400, "Request refused", "The application that sent you here is not registered with this service.");
+            error_page(w, 400, "t.refused", "m.application_sent_here_not");
             return -1;
         }
         int rc = oauth_par_peek(w->c->oauth, id, request_uri, req);
         if (rc == OAUTH_ERR_UNAVAILABLE || rc == OAUTH_ERR_STORAGE) { /* kept in storage: not a verdict on it */
-            error_page(w, 503, "Try again later", "The service is busy.");
+            error_page(w, 503, "t.later", "m.service_busy");
             return -1;
         }
         if (rc != OAUTH_OK) {
-            error_page(w, 400, "Request refused", "The pushed authorization request is unknown, expired or already used.");
+            error_page(w, 400, "t.refused", "m.pushed_authorization_request_unknown");
             return -1;
         }
         return 0;
     }
     if (web_authz_client(w, q, client, req, &problem) != 0) {
-        error_page(w, 400, "Request refused", problem);
+        error_page(w, 400, "t.refused", problem);
         return -1;
     }
     if (web_authz_parse(w, q, client, req, &e) != 0) {
@@ -607,9 +600,12 @@ static void ticket_login_page(web_t *w, const char *ticket, const char *query, s
     char *form = NULL;
     if (oauth_ticket_form(w->c->oauth, "oauth", ticket, query, query_len, &form) != OAUTH_OK) {
         clear_cookie(w);
-        error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+        error_page(w, 400, "t.signin_expired", "m.sign_page_has_expired");
         return;
     }
+    /* The switch shows this page again in the other language: the same request, a new sign-in. */
+    w->switch_query = query;
+    w->switch_query_len = query_len;
     login_page(w, req, form, client, error, username);
     free(form);
 }
@@ -622,21 +618,23 @@ static void authorize_get(web_t *w)
     char ticket[OAUTH_TICKET_COOKIE_LEN];
 
     memset(&q, 0, sizeof(q));
+    w->switch_query = w->call->query; /* an error of this request, shown again in the other language */
+    w->switch_query_len = w->call->query_len;
     if (client == NULL || req == NULL) {
-        error_page(w, 503, "Try again later", "The service is busy.");
+        error_page(w, 503, "t.later", "m.service_busy");
         goto out;
     }
     /* The request travels back in the page's form: its size is bounded. */
     if (w->call->query_len > AUTHZ_QUERY_MAX) {
-        error_page(w, 400, "Request refused", "The authorization request is too large.");
+        error_page(w, 400, "t.refused", "m.authorization_request_too_large");
         goto out;
     }
     if (web_form_parse(w->call->query ? w->call->query : "", w->call->query_len, &q) != 0) {
-        error_page(w, 400, "Request refused", "The request is malformed (a parameter is repeated or badly encoded).");
+        error_page(w, 400, "t.refused", "m.request_malformed_parameter_repeated");
         goto out;
     }
     if (oauth_rate_check(w->c->oauth, w->call->client) == OAUTH_ERR_RATE) {
-        error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+        error_page(w, 429, "t.too_many", "m.too_many_failed_attempts");
         w->reply->retry_after = oauth_config(w->c->oauth)->rate_window;
         goto out;
     }
@@ -932,7 +930,7 @@ static void ticket_post(web_t *w, const char *ticket, const web_form_t *f)
 
     memset(&q, 0, sizeof(q));
     if (client == NULL || v == NULL) {
-        error_page(w, 503, "Try again later", "The service is busy.");
+        error_page(w, 503, "t.later", "m.service_busy");
         goto out;
     }
     rc = oauth_ticket_check(w->c->oauth, "oauth", ticket, web_form_get(f, "csrf"), &query, &query_len);
@@ -940,14 +938,14 @@ static void ticket_post(web_t *w, const char *ticket, const web_form_t *f)
         /* A form that did not come from our page, or an old one: the person starts again. */
         clear_cookie(w);
         if (rc == OAUTH_ERR_EXPIRED)
-            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+            error_page(w, 400, "t.signin_expired", "m.sign_page_has_expired");
         else
-            error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
+            error_page(w, 400, "t.refused", "m.form_could_not_verified");
         goto out;
     }
     if (web_form_parse(query, query_len, &q) != 0) {
         clear_cookie(w);
-        error_page(w, 400, "Request refused", "The request is malformed.");
+        error_page(w, 400, "t.refused", "m.request_malformed");
         goto out;
     }
     if (load_request(w, &q, client, &v->req) != 0) {
@@ -969,33 +967,33 @@ static void ticket_post(web_t *w, const char *ticket, const web_form_t *f)
             /* used or expired meanwhile */
             oauth_session_end(w->c->oauth, sid);
             clear_cookie(w);
-            error_page(w, 400, "Request refused", "The pushed authorization request is unknown, expired or already used.");
+            error_page(w, 400, "t.refused", "m.pushed_authorization_request_unknown");
         } else if (rc == OAUTH_OK && oauth_session_get(w->c->oauth, sid, v) == OAUTH_OK) {
             /* The session starts now, under a new id: the ticket from before the login is worth nothing. */
             set_session_cookie(w, sid);
             after_login(w, sid, v, client, NULL);
         } else if (rc == OAUTH_OK) {
             clear_cookie(w);
-            error_page(w, 400, "Sign-in expired", "This sign-in page has expired. Start again from the application.");
+            error_page(w, 400, "t.signin_expired", "m.sign_page_has_expired");
         } else if (rc == OAUTH_ERR_RATE) {
-            error_page(w, 429, "Too many attempts", "Too many failed attempts came from your address. Wait a few minutes.");
+            error_page(w, 429, "t.too_many", "m.too_many_failed_attempts");
             w->reply->retry_after = oauth_config(w->c->oauth)->rate_window;
         } else if (rc == OAUTH_ERR_BUSY)
             busy_page(w);
         else if (rc == OAUTH_ERR_DENIED) /* also a locked account: the page never tells */
             ticket_login_page(w, ticket, query, query_len, &v->req, client,
-                              "The user name, password or one-time code is not correct.", u);
+                              WEB_T(w, "common.login_wrong"), u);
         else if (rc == OAUTH_ERR_FULL)
-            error_page(w, 503, "Try again later", "Too many sign-ins are in progress; try again shortly.");
+            error_page(w, 503, "t.later", "m.too_many_sign_ins");
         else if (rc == OAUTH_ERR_STORAGE || rc == OAUTH_ERR_UNAVAILABLE) {
-            error_page(w, 503, "Try again later", "The service cannot sign you in right now. Try again in a minute.");
+            error_page(w, 503, "t.later", "m.service_cannot_sign_right");
             if (rc == OAUTH_ERR_UNAVAILABLE)
                 w->reply->retry_after = CSC_STORAGE_RETRY_AFTER;
         }
         else
-            error_page(w, 503, "Try again later", "The sign-in could not be completed; try again shortly.");
+            error_page(w, 503, "t.later", "m.sign_could_not_completed");
     } else {
-        error_page(w, 400, "Request refused", "That step is not expected now.");
+        error_page(w, 400, "t.refused", "m.step_not_expected");
     }
 out:
     web_form_free(&q);
@@ -1019,12 +1017,12 @@ static void authorize_post(web_t *w)
     const char *body = (const char *)w->call->body;
     if (w->call->cookie == NULL || web_cookie_get(w->call->cookie, w->call->cookie_len, COOKIE, sid, sizeof(sid)) != 0) {
         clear_cookie(w);
-        error_page(w, 400, "Sign-in expired", "This sign-in page has expired or was already used.");
+        error_page(w, 400, "t.signin_expired", "m.sign_page_has_expired2");
         goto out;
     }
     if (web_form_parse(body ? body : "", w->call->body_len, &f) != 0) {
         clear_cookie(w);
-        error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
+        error_page(w, 400, "t.refused", "m.form_could_not_verified");
         goto out;
     }
     if (strchr(sid, '.') != NULL) { /* a visitor's ticket: not signed in, nothing on the server */
@@ -1034,12 +1032,12 @@ static void authorize_post(web_t *w)
     v = calloc(1, sizeof(*v));
     client = calloc(1, sizeof(*client));
     if (v == NULL || client == NULL) {
-        error_page(w, 503, "Try again later", "The service is busy.");
+        error_page(w, 503, "t.later", "m.service_busy");
         goto out;
     }
     if (oauth_session_get(w->c->oauth, sid, v) != OAUTH_OK) {
         clear_cookie(w);
-        error_page(w, 400, "Sign-in expired", "This sign-in page has expired or was already used.");
+        error_page(w, 400, "t.signin_expired", "m.sign_page_has_expired2");
         goto out;
     }
     const char *csrf = web_form_get(&f, "csrf");
@@ -1047,18 +1045,24 @@ static void authorize_post(web_t *w)
         /* A form that did not come from our page: end the session (the person starts again). */
         oauth_session_end(w->c->oauth, sid);
         clear_cookie(w);
-        error_page(w, 400, "Request refused", "The form could not be verified (CSRF). Start again from the application.");
+        error_page(w, 400, "t.refused", "m.form_could_not_verified");
         goto out;
     }
     if (oauth_client_get(w->c->oauth, v->req.client_id, client) != OAUTH_OK) {
         oauth_session_end(w->c->oauth, sid);
         clear_cookie(w);
-        error_page(w, 400, "Request refused", "The application is no longer registered with this service.");
+        error_page(w, 400, "t.refused", "m.application_no_longer_registered");
         goto out;
     }
     /* A session exists only once its user signed in (ticket_post): what is left is the consent. */
-    const char *action = web_form_get(&f, "action");
-    if (action != NULL && strcmp(action, "deny") == 0) {
+    const char *action = web_form_get(&f, "action"), *lang = web_form_get(&f, "lang");
+    if (action == NULL && lang != NULL && web_lang_parse(lang, strlen(lang)) >= 0 && v->user[0] != '\0' &&
+        v->req.scope == STOR_SCOPE_CREDENTIAL) {
+        /* the consent page's language switch: the same page, in that language, remembered */
+        w->lang = web_lang_parse(lang, strlen(lang));
+        web_lang_remember(w);
+        after_login(w, sid, v, client, NULL);
+    } else if (action != NULL && strcmp(action, "deny") == 0) {
         char code[OAUTH_TOKEN_BUFLEN];
         (void)web_sam_decision(w, SAM_OP_CONSENT, sid, csrf, NULL, 0, NULL, 0, code);
         clear_cookie(w);
@@ -1068,11 +1072,11 @@ static void authorize_post(web_t *w)
         const char *pin = web_form_get(&f, "pin");
         int rc = finish_with_code(w, &v->req, sid, csrf, pin, pin != NULL ? strlen(pin) : 0);
         if (rc == OAUTH_ERR_DENIED)
-            after_login(w, sid, v, client, "The PIN is not correct. Try again.");
+            after_login(w, sid, v, client, WEB_T(w, "common.pin_wrong"));
         else if (rc == OAUTH_ERR_BUSY)
             busy_page(w);
     } else {
-        error_page(w, 400, "Request refused", "That step is not expected now.");
+        error_page(w, 400, "t.refused", "m.step_not_expected");
     }
 out:
     web_form_free(&f);
@@ -1087,8 +1091,9 @@ out:
 /* client_secret_basic (RFC 6749 sec. 2.3.1: both parts form-urlencoded) or client_secret_post. */
 void web_oauth_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
 {
-    web_t w = {.c = c, .call = call, .reply = reply};
+    web_t w;
     memset(reply, 0, sizeof(*reply));
+    web_init(&w, c, call, reply);
     if (is_path(&w, WELL_KNOWN) && is_method(&w, "GET"))
         web_metadata(&w);
     else if (is_path(&w, "/oauth2/authorize") && is_method(&w, "GET"))

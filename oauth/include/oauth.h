@@ -281,6 +281,8 @@ typedef struct oauth_sad_request {
     const char *client;            /**< for the audit record */
     const char *owner;             /**< extendTransaction: the credential's owner when user is a delegate (audited
                                         "on behalf of"); NULL or "" otherwise */
+    const char *request_id;        /**< the HTTP request's id, for the audit record's detail (request_id=); NULL or
+                                        "" = none */
 } oauth_sad_request_t;
 
 /**

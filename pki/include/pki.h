@@ -291,6 +291,11 @@ void pki_crl_free(pki_crl_t *c);
 /** Look at the folder now and reload what changed (one reload at a time; lookups go on meanwhile).
  *  @return 1 a new snapshot is in force, 0 nothing changed, PKI_ERR_IO / PKI_ERR_NOMEM. */
 int pki_crl_reload(pki_crl_t *c);
+/** Replace the trust anchors with those of anchors_file and reload, every CRL verified again against them (a CRL
+ *  the new anchors refuse keeps its previous version in force, as a file that stopped parsing does: a revocation
+ *  is never lost by a reload). Unreadable or empty: PKI_ERR_ANCHORS (message in err), the old anchors stay.
+ *  @return PKI_OK, PKI_ERR_ANCHORS, PKI_ERR_IO (the folder, the anchors changed), PKI_ERR_NOMEM. */
+PKI_MUST_CHECK int pki_crl_set_anchors(pki_crl_t *c, const char *anchors_file, char *err, size_t err_sz);
 /** PKI_REV_* of ee at now; *why = the CRL reason name or what is missing (static text, "" when good). c NULL: good. */
 int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why);
 /** How many snapshots pki_crl_reload() put in force so far (0 for NULL): whoever acts on a changed store (the

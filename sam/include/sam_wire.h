@@ -300,6 +300,8 @@ enum {
     SAM_T_TICKET_KEY = 89,    /**< BYTES SAM_TICKET_KEY_LEN: HELLO's reply on the front end's socket only: the key the
                                    sign-in pages' tickets are MACed under (a secret: derived from the HSM's factor key,
                                    the same on every node and after a restart; never logged, wiped after use) */
+    SAM_T_REQUEST_ID = 90,    /**< TEXT SIGN, AUTHORIZE: the HTTP request's id ([A-Za-z0-9._-]{1,64}, csc-server's
+                                   X-Request-Id), written into the audit record's detail as request_id=ID */
     SAM_T_SIGNED_TEXT = 91,   /**< TEXT what the audit key signed (AUDIT_REPORT's and BACKUP_SIGN's replies) */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
@@ -324,6 +326,7 @@ enum { SAM_KEY_RSA = 1, SAM_KEY_EC = 2 };
 enum { SAM_CMS_SIGNING_TIME = 1, SAM_CMS_NO_TIME = 2 };
 #define SAM_TICKET_LEN 16
 #define SAM_TICKET_KEY_LEN 32    /**< SAM_T_TICKET_KEY: oauth/'s OAUTH_TICKET_KEY_LEN */
+#define SAM_REQUEST_ID_MAX 64    /**< REQUEST_ID: an HTTP request's id */
 #define SAM_DETAIL_MAX 200       /**< SIGN's DESCRIPTION: the front end's words for the audit record's detail */
 
 /* ---- errors ------------------------------------------------------------------------------------------------- */

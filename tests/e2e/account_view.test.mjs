@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { env, totp, stepWithMargin, sleep, cscPost, openBrowser, shot } from './lib.mjs';
+import { env, totp, stepWithMargin, sleep, cscPost, openBrowser, shot, shotLangs } from './lib.mjs';
 
 const E = {};
 for (const k of ['CSC_URL', 'CSC_TLS_CA', 'CSC_CONFIG', 'CSC_ADMIN_SESSION', 'CSC_USER', 'CSC_PASSWORD', 'CSC_PIN',
@@ -91,6 +91,7 @@ test('account view: backups, a restore request, sign-ins and signatures', { time
   assert.equal((await sigs.nth(0).locator('td.count').textContent()).trim(), '1');
   assert.equal((await sigs.nth(1).locator('td.count').textContent()).trim(), '2');
   await shot(page, 'account-view-1-sections');
+  await shotLangs(page, 'account-view', '鍵のバックアップ'); // the sections in each language (issue 16)
 
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), backup.locator('button.restore').click()]);
   assert.equal(await page.locator('#error').count(), 0);

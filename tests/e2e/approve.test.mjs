@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { env, totp, sleep, request as requestWith, openBrowser as openIn, shot } from './lib.mjs';
+import { env, totp, sleep, request as requestWith, openBrowser as openIn, shot, shotLangs } from './lib.mjs';
 
 const E = {};
 for (const k of ['CSC_URL', 'CSC_TLS_CA', 'CSC_USER', 'CSC_PASSWORD', 'CSC_PIN', 'CSC_TOTP_SECRET', 'E2E_APPROVE_CRED']) {
@@ -86,6 +86,8 @@ async function signInAndFind(page, digest) {
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#login')]);
   assert.equal((await page.locator('#user').textContent()).trim(), E.CSC_USER, 'signed in');
   const section = page.locator('section.req', { has: page.locator('code.digest', { hasText: digest.toString('base64') }) });
+  assert.equal(await section.locator('code.hex', { hasText: digest.toString('hex').match(/.{4}/g).join(' ') }).count(), 1,
+    'the digest in blocks of 4 hex digits');
   assert.equal(await section.count(), 1, 'the request is listed with its digest');
   assert.equal((await section.locator('td.cred').textContent()).trim(), E.E2E_APPROVE_CRED);
   assert.equal((await section.locator('td.num').textContent()).trim(), '1');
@@ -102,6 +104,8 @@ test('approve on the page: authorizeCheck gives the SAD once, the signature veri
     assert.ok(c.secure && c.httpOnly && c.sameSite === 'Strict', `cookie ${c.name} is Secure, HttpOnly, Strict`);
   }
   await shot(page, 'approve-1-list');
+  await shotLangs(page, 'approve', '署名要求の承認'); // the list in each language (issue 16)
+  assert.ok(await section.locator('.pin-tries').isVisible(), 'the PIN tries left are shown');
   await section.locator('input[name="pin"]').fill(E.CSC_PIN);
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), section.locator('button.approve').click()]);
   await shot(page, 'approve-2-approved');

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { env, totp, stepWithMargin, request, openBrowser, shot } from './lib.mjs';
+import { env, totp, stepWithMargin, request, openBrowser, shot, shotLangs } from './lib.mjs';
 
 const E = {};
 for (const k of ['CSC_URL', 'CSC_TLS_CA', 'CSC_CONFIG', 'CSC_ADMIN_SESSION', 'E2E_ADMIN', 'E2E_ENROLL_USER',
@@ -72,6 +72,7 @@ async function submit(page, value) {
 test('enroll: the code, then password, TOTP and the PIN of the waiting credential', { timeout: 120000 }, async (t) => {
   const { context, page, rec } = await openBrowser(t, tmpRoot, 'enroll');
   checkPage(await page.goto(`${BASE}/enroll`, { waitUntil: 'load' }), rec);
+  await shotLangs(page, 'enroll', '利用者登録'); // step 1 in each language (issue 16)
   await page.fill('input[name="name"]', E.E2E_ENROLL_USER);
   await page.fill('input[name="code"]', E.E2E_ENROLL_CODE.toLowerCase()); // the code is read case-insensitively
   await shot(page, 'enroll-1-code');
@@ -83,7 +84,9 @@ test('enroll: the code, then password, TOTP and the PIN of the waiting credentia
   assert.ok(await page.locator('svg').count() >= 1, 'the QR code is drawn on the page');
   assert.match(await page.content(), /otpauth:\/\/totp\//);
   for (const c of await context.cookies(`${BASE}/enroll`)) {
-    assert.ok(c.secure && c.httpOnly && c.sameSite === 'Strict', `cookie ${c.name} is Secure, HttpOnly, Strict`);
+    // the language choice (shotLangs above) is no secret and must reach a page opened from another site: Lax
+    if (c.name === 'lang') assert.ok(c.secure && c.httpOnly && c.sameSite === 'Lax', 'cookie lang is Secure, HttpOnly, Lax');
+    else assert.ok(c.secure && c.httpOnly && c.sameSite === 'Strict', `cookie ${c.name} is Secure, HttpOnly, Strict`);
   }
   assert.equal(await page.locator(`input[name="pin_${E.E2E_ENROLL_CRED}"]`).count(), 1, 'the credential waits');
   await shot(page, 'enroll-2-totp');
@@ -138,6 +141,7 @@ test('account: a credential created later gets its PIN on /account', { timeout: 
   const form = page.locator('form', { has: page.locator(`input[value="${LATER_CRED}"]`) });
   assert.equal(await form.count(), 1, 'a PIN form for the credential without a PIN');
   await shot(page, 'account-1-signed-in');
+  await shotLangs(page, 'account', 'アカウント'); // the account page in each language (issue 16)
   await form.locator('input[name="pin"]').fill(LATER_PIN);
   await form.locator('input[name="pin2"]').fill(LATER_PIN);
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), form.locator('button').click()]);

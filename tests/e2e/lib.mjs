@@ -96,3 +96,20 @@ export async function shot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
+
+// The page in each language through its visible switch (#lang-ja, then #lang-en back): <name>-en.png and
+// <name>-ja.png. The page must be one the switch shows again: a GET page, or the consent (its switch posts). Checks
+// <html lang> and a Japanese text on the Japanese page; the page is in English again afterwards (the lang cookie
+// says en).
+export async function shotLangs(page, name, jaText) {
+  const lang = async () => page.locator('html').getAttribute('lang');
+  if ((await lang()) !== 'en') throw new Error(`${name}: the page is not in English before the switch`);
+  await shot(page, `${name}-en`);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#lang-ja')]);
+  if ((await lang()) !== 'ja') throw new Error(`${name}: the switch did not show the page in Japanese`);
+  if (jaText && !(await page.locator('main').textContent()).includes(jaText))
+    throw new Error(`${name}: no "${jaText}" on the Japanese page`);
+  await shot(page, `${name}-ja`);
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#lang-en')]);
+  if ((await lang()) !== 'en') throw new Error(`${name}: the switch did not show the page in English again`);
+}

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { shotLangs } from './lib.mjs';
 
 // ---- environment ------------------------------------------------------------------------------
 
@@ -223,6 +224,10 @@ async function expectConsentPage(page, credentialID, digest) {
   assert.equal(items.length, 1, `ul#digests lists one digest: ${JSON.stringify(items)}`);
   const forms = [digest.toString('base64'), b64url(digest), digest.toString('hex'), digest.toString('hex').toUpperCase()];
   assert.ok(forms.some((f) => items[0].includes(f)), `ul#digests shows the digest (${forms[0]}): ${JSON.stringify(items[0])}`);
+  // and in hex blocks a person can compare (issue 16)
+  const hex = (await page.locator('ul#digests li code.hex').first().textContent()).trim();
+  assert.equal(hex, digest.toString('hex').match(/.{4}/g).join(' '), 'the digest in blocks of 4 hex digits');
+  for (const sel of ['#validity', '#subject']) assert.ok(await page.locator(sel).isVisible(), `consent page has ${sel}`);
   for (const sel of ['#approve', '#deny']) assert.ok(await page.locator(sel).isVisible(), `consent page has ${sel}`);
 }
 
@@ -306,9 +311,15 @@ test('happy path: login, consent with PIN, approve, token, signHash, signature v
     assert.ok(c.httpOnly, `cookie ${c.name} is HttpOnly`);
     assert.equal(c.sameSite, 'Strict', `cookie ${c.name} is SameSite=Strict`);
   }
+  // the page in each language (issue 16): the switch shows the same request again, on a new sign-in page
+  await shotLangs(page, 'oauth-login', 'サインイン');
+  await expectLoginPage(page);
 
   await login(page, E.CSC_USER2, E.CSC_PASSWORD2, await freshOtp(E.CSC_USER2, E.CSC_TOTP_SECRET2));
   await shot(page, 'happy-2-consent');
+  await expectConsentPage(page, E.CSC_CRED2, a.digest);
+  // the consent in each language: its switch posts with the page's form token and shows the same consent
+  await shotLangs(page, 'oauth-consent', '署名の承認');
   await expectConsentPage(page, E.CSC_CRED2, a.digest);
 
   assert.equal(await page.locator('#pin').count(), 1, 'the credential has a PIN: #pin is asked');
@@ -345,6 +356,13 @@ test('happy path: login, consent with PIN, approve, token, signHash, signature v
 
   onlyOwnOrigin(rec);
   noCspViolations(rec);
+});
+
+test('an error page in each language: an application the service does not know', { timeout: 60000 }, async (t) => {
+  const { page } = await openBrowser(t, 'error');
+  const resp = await page.goto(`${BASE}/oauth2/authorize?response_type=code&client_id=nobody`, { waitUntil: 'load' });
+  assert.equal(resp.status(), 400);
+  await shotLangs(page, 'oauth-error', '登録されていません');
 });
 
 test('deny on the consent page: error=access_denied to the redirect URI', { timeout: 150000 }, async (t) => {

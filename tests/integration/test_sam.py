@@ -8,6 +8,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 import unittest
 
@@ -329,6 +330,71 @@ class TestLifecycle(unittest.TestCase):
             self.assertIn("exited with status 1 before it was ready", str(e.exception))
         finally:
             os.unlink(os.path.join(self.svc.dir, "not-a-socket"))
+        self.svc.proc = None
+        self.svc.stderr.close()
+
+    def test_token_late_then_there(self):
+        """The token not there when csc-sam starts (a network HSM or its proxy starting beside it): csc-sam says so
+        once and tries again within pkcs11_start_wait; the service starts when the token appears, and signs. Never
+        a retry after the token refused the PIN; a token that stays away ends the start after the wait."""
+        tokens = os.path.join(self.svc.dir, "softhsm", "tokens")
+        away = os.path.join(self.svc.dir, "tokens-away")
+        os.makedirs(away, exist_ok=True)
+        names = os.listdir(tokens)
+        self.assertTrue(names)
+
+        def hide():
+            for n in names:
+                os.rename(os.path.join(tokens, n), os.path.join(away, n))
+
+        def back():
+            for n in names:
+                os.rename(os.path.join(away, n), os.path.join(tokens, n))
+
+        hide()
+        timer = threading.Timer(2.0, back)
+        timer.start()
+        try:
+            self.svc.start()
+        finally:
+            timer.join()
+        err = self.svc.server_stderr()
+        self.assertEqual(err.count("trying again for up to 20 s (pkcs11_start_wait)"), 1, err)
+        token, d = self.svc.token(), H.digest("late token")
+        a = self.svc.authorize(token, "demo-ec", [d], pin=self.svc.env["CSC_PIN"],
+                               otp_secret=self.svc.env["CSC_TOTP_SECRET"])
+        self.assertEqual(a.status, 200, a)
+        r = self.svc.post("signatures/signHash", {"credentialID": "demo-ec", "SAD": a.json["SAD"],
+                                                  "hashes": [H.b64(d)], "signAlgo": H.ECDSA_SHA256}, token)
+        self.assertEqual(r.status, 200, r)
+        self.svc.stop()
+        # The token stays away: after pkcs11_start_wait the start fails, saying why.
+        self.configure("pkcs11_start_wait = 1\n")
+        hide()
+        try:
+            with self.assertRaises(RuntimeError) as e:
+                self.svc.start()
+            self.assertIn("trying again for up to 1 s (pkcs11_start_wait)", str(e.exception))
+        finally:
+            back()
+        self.svc.proc = None
+        self.svc.stderr.close()
+        # The PIN refused: no retry at all (a retry could lock the token).
+        pin_file = os.path.join(self.svc.dir, "secrets", "token.pin")
+        with open(pin_file) as f:
+            pin = f.read()
+        with open(pin_file, "w") as f:
+            f.write("99999999\n")
+        before = len(self.svc.server_stderr())
+        try:
+            with self.assertRaises(RuntimeError):
+                self.svc.start()
+        finally:
+            with open(pin_file, "w") as f:
+                f.write(pin)
+        this_start = self.svc.server_stderr()[before:]
+        self.assertIn("token login refused", this_start)
+        self.assertNotIn("trying again", this_start)
         self.svc.proc = None
         self.svc.stderr.close()
 

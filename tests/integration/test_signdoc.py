@@ -441,7 +441,9 @@ class TestSignDocCades(SignDocBase):
         recs = [json.loads(x) for x in out.splitlines() if x.strip()]
         mine = [rec for rec in recs if rec.get("digests") == [H.b64(h)] and rec["result"] == "ok"]
         self.assertEqual(len(mine), 2, out[-3000:])
-        self.assertEqual(mine[0]["detail"], "signDoc P/Ades-B-T/Certification " + ECDSA_SHA256)
+        # the front end's words, then the HTTP request's id (X-Request-Id, issue 15)
+        self.assertRegex(mine[0]["detail"], "^signDoc P/Ades-B-T/Certification " + re.escape(ECDSA_SHA256) +
+                         r" request_id=[0-9a-f]{32}$")
         # B-T: the time-stamp of each signature is audited too
         out = SVC.admin("audit", "query", "--event", "timestamp", "--user", "dora", "--json").stdout
         self.assertGreaterEqual(len(out.splitlines()), 2)

@@ -225,6 +225,47 @@ START_TEST(t_reload)
 }
 END_TEST
 
+/* New trust anchors (a reload): a CRL of an issuer just added is taken at once, every file verified again; a
+ * revocation in force stays when its issuer leaves the anchors (the old CRL is kept, as for a broken file); an
+ * unreadable or empty anchors file is refused and the anchors before stay. */
+START_TEST(t_set_anchors)
+{
+    EVP_PKEY *k = new_key();
+    X509 *ee = make_cert("ee", 300, k, rogue_cert, rogue_key);
+    entry_t e = {300, CRL_REASON_KEY_COMPROMISE};
+    write_crl("rogue.crl", rogue_cert, rogue_key, &e, 1, 3600, 0);
+    pki_crl_t *c;
+    const char *why;
+    char err[256], both[160];
+    ck_assert_int_eq(pki_crl_new(crl_dir, anchors, 0, 0, &c, NULL, 0), PKI_OK);
+    ck_assert_uint_eq(pki_crl_count(c), 0); /* not an anchor yet */
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_GOOD);
+    snprintf(both, sizeof(both), "%s/both.pem", dir);
+    FILE *f = fopen(both, "w");
+    ck_assert(PEM_write_X509(f, ca_cert) && PEM_write_X509(f, rogue_cert));
+    fclose(f);
+    ck_assert_int_eq(pki_crl_set_anchors(c, both, err, sizeof(err)), PKI_OK);
+    ck_assert_uint_eq(pki_crl_count(c), 1);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_REVOKED);
+    ck_assert_int_eq(pki_crl_set_anchors(c, anchors, err, sizeof(err)), PKI_OK);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_REVOKED);
+    snprintf(both, sizeof(both), "%s/empty.pem", dir);
+    fclose(fopen(both, "w"));
+    ck_assert_int_eq(pki_crl_set_anchors(c, both, err, sizeof(err)), PKI_ERR_ANCHORS);
+    ck_assert_ptr_nonnull(strstr(err, "empty.pem"));
+    snprintf(both, sizeof(both), "%s/none.pem", dir);
+    ck_assert_int_eq(pki_crl_set_anchors(c, both, err, sizeof(err)), PKI_ERR_ANCHORS);
+    ck_assert_ptr_nonnull(strstr(err, "none.pem"));
+    /* the anchors in force are still the CA's: its new CRL is taken, the rogue's new one is not */
+    write_crl("rogue.crl", rogue_cert, rogue_key, NULL, 0, 3600, 0);
+    ck_assert_int_eq(pki_crl_reload(c), 1);
+    ck_assert_int_eq(check(c, ee, &why), PKI_REV_REVOKED);
+    pki_crl_free(c);
+    X509_free(ee);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
 START_TEST(t_stale)
 {
     EVP_PKEY *k = new_key();
@@ -499,6 +540,7 @@ Suite *pki_crl_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_lookup);
     tcase_add_test(tc, t_reload);
+    tcase_add_test(tc, t_set_anchors);
     tcase_add_test(tc, t_stale);
     tcase_add_test(tc, t_bad_setup);
     tcase_add_test(tc, t_concurrent_reload);

@@ -373,6 +373,101 @@ static void last_denied_detail(const char *cred, char *buf, size_t sz)
     ck_assert_int_eq(stor_audit_each(f.stor, 1, last_denied_fn, &q), STOR_OK);
 }
 
+/* The detail of the last record of event and result for cred (into buf). */
+typedef struct last_rec {
+    unsigned event, result;
+    const char *cred;
+    char *buf;
+    size_t sz;
+} last_rec_t;
+
+static int last_rec_fn(const stor_audit_t *rec, void *arg)
+{
+    last_rec_t *q = arg;
+    if (rec->event == q->event && rec->result == q->result && strcmp(rec->cred, q->cred) == 0)
+        snprintf(q->buf, q->sz, "%s", rec->detail);
+    return 0;
+}
+
+static void last_detail(unsigned event, unsigned result, const char *cred, char *buf, size_t sz)
+{
+    last_rec_t q = {.event = event, .result = result, .cred = cred, .buf = buf, .sz = sz};
+    buf[0] = '\0';
+    ck_assert_int_eq(stor_audit_each(f.stor, 1, last_rec_fn, &q), STOR_OK);
+}
+
+/* REQUEST_ID (tag 90): AUTHORIZE and SIGN write it into their audit records (a long description is cut, the id is
+ * whole); an id with other characters than [A-Za-z0-9._-] is refused, nothing signed. */
+START_TEST(t_request_id)
+{
+    uint8_t d[1][32];
+    uint32_t code, about;
+    char otp[7], detail[256], id[SAM_REQUEST_ID_MAX + 1], words[SAM_DETAIL_MAX + 1];
+    call_t c;
+    digest_of("request id", d[0]);
+    cfx_otp(&f, otp);
+    begin(&c, SAM_OP_AUTHORIZE);
+    sam_put_str(&c.b, SAM_T_TOKEN, tok);
+    sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
+    sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, 1);
+    sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
+    sam_put_bytes(&c.b, SAM_T_DIGEST, d[0], 32);
+    sam_put_str(&c.b, SAM_T_PIN, CFX_PIN);
+    sam_put_str(&c.b, SAM_T_OTP, otp);
+    sam_put_str(&c.b, SAM_T_CLIENT, "test");
+    sam_put_str(&c.b, SAM_T_REQUEST_ID, "rq-1.A_b");
+    ck_assert_uint_eq(run(&c, &code), SAM_OP_AUTHORIZE | SAM_OP_REPLY);
+    char sad[SAM_TOKEN_MAX + 1];
+    ck_assert_int_eq(sam_get_text(&c.m, SAM_T_SAD, sad, sizeof(sad)), SAM_OK);
+    end(&c);
+    last_detail(STOR_EV_AUTHORIZE, STOR_RES_OK, CFX_CRED_EC, detail, sizeof(detail));
+    ck_assert_msg(strstr(detail, " request_id=rq-1.A_b") != NULL, "%s", detail);
+
+    memset(id, 'z', SAM_REQUEST_ID_MAX);
+    id[SAM_REQUEST_ID_MAX] = '\0';
+    memset(words, 'w', SAM_DETAIL_MAX);
+    words[SAM_DETAIL_MAX] = '\0';
+    for (int bad = 1; bad >= 0; bad--) {
+        begin(&c, SAM_OP_SIGN);
+        sam_put_str(&c.b, SAM_T_TOKEN, tok);
+        sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
+        sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
+        sam_put_bytes(&c.b, SAM_T_DIGEST, d[0], 32);
+        sam_put_str(&c.b, SAM_T_CLIENT, "test");
+        sam_put_str(&c.b, SAM_T_DESCRIPTION, words);
+        sam_put_str(&c.b, SAM_T_SAD, sad);
+        sam_put_str(&c.b, SAM_T_SIGN_ALG, ECDSA_SHA256);
+        sam_put_str(&c.b, SAM_T_REQUEST_ID, bad ? "a b=c" : id);
+        unsigned op = run(&c, &code);
+        about = 0;
+        (void)sam_get_u32(&c.m, SAM_T_ABOUT, &about);
+        if (bad)
+            expect_refused(op, &code, SAM_REFUSE_BAD_MESSAGE, &about, SAM_T_REQUEST_ID); /* the SAD is not spent */
+        else
+            ck_assert_uint_eq(op, SAM_OP_SIGN | SAM_OP_REPLY);
+        end(&c);
+    }
+    last_detail(STOR_EV_SIGN, STOR_RES_OK, CFX_CRED_EC, detail, sizeof(detail));
+    ck_assert_uint_eq(strlen(detail), SAM_DETAIL_MAX);
+    ck_assert_int_eq(strncmp(detail, "wwww", 4), 0);
+    char tail[SAM_DETAIL_MAX + 1];
+    snprintf(tail, sizeof(tail), " request_id=%s", id);
+    ck_assert_str_eq(detail + SAM_DETAIL_MAX - strlen(tail), tail);
+    begin(&c, SAM_OP_AUTHORIZE);
+    sam_put_str(&c.b, SAM_T_TOKEN, tok);
+    sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
+    sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, 1);
+    sam_put_str(&c.b, SAM_T_CLIENT, "test");
+    sam_put_str(&c.b, SAM_T_REQUEST_ID, "x=y");
+    unsigned op = run(&c, &code);
+    about = 0;
+    (void)sam_get_u32(&c.m, SAM_T_ABOUT, &about);
+    expect_refused(op, &code, SAM_REFUSE_BAD_MESSAGE, &about, SAM_T_REQUEST_ID);
+    end(&c);
+    OPENSSL_cleanse(sad, sizeof(sad));
+}
+END_TEST
+
 START_TEST(t_sign_revoked)
 {
     /* A second SAM on the same world whose own CRL store (crl_dir, empty when it opened) is told by the front end
@@ -672,6 +767,7 @@ int main(void)
     tcase_add_test(tc, t_sign_other_user);
     tcase_add_test(tc, t_sign_disabled);
     tcase_add_test(tc, t_sign_revoked);
+    tcase_add_test(tc, t_request_id);
     tcase_add_test(tc, t_sign_cert_parsed_once);
     tcase_add_test(tc, t_authorize_wrong_pin_lockout);
     tcase_add_test(tc, t_extend);

@@ -135,8 +135,49 @@ START_TEST(t_refusals)
         {"server_user = abcdefghijabcdefghijabcdefghijabc\n", "server_user: value longer than 32"},
         {"server_user = csc\nsam_user = csc\n", "sam_user: must differ from server_user"},
         {"seccomp = maybe\n", "seccomp: expected yes or no"},
+        {"access_log_format = xml\n", "access_log_format: expected text or json, got \"xml\""},
     };
     refuse_all(base, cases, sizeof(cases) / sizeof(cases[0]));
+}
+END_TEST
+
+/* A reload (csc-server's SIGHUP) compares the file read again with the one in force: every key that differs and
+ * is not reloadable is named, once, and a key neither file gave (a value derived from another key) is not. */
+START_TEST(t_changed)
+{
+    static const char *const reloadable[] = {"tls_cert", "tls_key", "access_log_format", NULL};
+    srv_config_t *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    char msg[512], out[256];
+    ck_assert_int_eq(load("access_log = log/a\n", a, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(load("access_log = log/a\n", b, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(srv_config_changed(a, b, reloadable, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "");
+    /* reloadable keys: not named */
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE "lmdb_path = db\naccess_log_format = json\n", "access_log = log/a\n", b,
+                               msg, sizeof(msg)),
+                     0);
+    ck_assert_uint_eq(srv_config_changed(a, b, reloadable, out, sizeof(out)), 0);
+    /* listen (the default public_url follows it: not named), workers (sam_connections follows), a second listen,
+     * storage under its older name, a key given in one file only */
+    ck_assert_int_eq(load_with("environment = test\nlisten = 127.0.0.1:9443\nlisten = [::1]:9443\n"
+                               "tls_cert = tls/cert.pem\ntls_key = /abs/key.pem\n"
+                               "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\npkcs11_token = t\n"
+                               "pkcs11_pin_file = pin\nlmdb_path = db2\n",
+                               "workers = 7\nsad_ttl = 300\n", b, msg, sizeof(msg)),
+                     0);
+    ck_assert_str_ne(a->public_url, b->public_url);
+    ck_assert_uint_ne(a->sam_connections, b->sam_connections);
+    ck_assert_uint_eq(srv_config_changed(a, b, reloadable, out, sizeof(out)), 4);
+    ck_assert_str_eq(out, "listen, workers, storage, access_log");
+    ck_assert_uint_eq(srv_config_changed(b, a, reloadable, out, sizeof(out)), 4); /* either way round */
+    /* cut to the buffer, still counted */
+    ck_assert_uint_eq(srv_config_changed(a, b, reloadable, out, 12), 4);
+    ck_assert_str_eq(out, "listen");
+    /* the same value given in one file and left at its default in the other is no change */
+    ck_assert_int_eq(load("access_log = log/a\nworkers = 16\n", b, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(srv_config_changed(a, b, reloadable, out, sizeof(out)), 0);
+    free(a);
+    free(b);
 }
 END_TEST
 
@@ -558,6 +599,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_valid);
     tcase_add_test(tc, t_refusals);
+    tcase_add_test(tc, t_changed);
     tcase_add_test(tc, t_storage);
     tcase_add_test(tc, t_storage_postgresql);
     tcase_add_test(tc, t_front_storage);
@@ -570,6 +612,7 @@ int main(void)
     suite_add_tcase(s, tc);
     suite_add_tcase(s, srv_metrics_tcase());
     suite_add_tcase(s, srv_thread_tcase());
+    suite_add_tcase(s, srv_log_tcase());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -5,5 +5,6 @@
 
 TCase *srv_thread_tcase(void); /* test_thread.c: the periodic tasks */
 TCase *srv_metrics_tcase(void); /* test_metrics.c: the Prometheus text writer and the request counters */
+TCase *srv_log_tcase(void);     /* test_log.c: stderr with the journal's levels */
 
 #endif

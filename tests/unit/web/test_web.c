@@ -32,7 +32,18 @@ typedef struct browser {
     char cookie[512];          /* "name=value" to send, "" for none */
     char csrf[512];            /* the last page's form token */
     int got_cookie;            /* the last reply set a cookie */
+    const char *accept;        /* Accept-Language to send, NULL for none */
+    const char *lang;          /* the lang cookie to send ("ja", "en"), NULL for none */
 } browser_t;
+
+/* The Cookie header of b: its one cookie and the lang cookie. */
+static const char *cookies(const browser_t *b, char *buf, size_t sz)
+{
+    if (b->lang == NULL)
+        return b->cookie[0] ? b->cookie : NULL;
+    snprintf(buf, sz, "%s%slang=%s", b->cookie, b->cookie[0] ? "; " : "", b->lang);
+    return buf;
+}
 
 static void store(browser_t *b, const cfx_reply_t *x)
 {
@@ -58,7 +69,9 @@ static void store(browser_t *b, const cfx_reply_t *x)
 
 static void get(browser_t *b, const char *path, const char *query, cfx_reply_t *x)
 {
-    cfx_req_t q = {.method = "GET", .path = path, .query = query, .cookie = b->cookie[0] ? b->cookie : NULL};
+    char c[600];
+    cfx_req_t q = {.method = "GET", .path = path, .query = query, .cookie = cookies(b, c, sizeof(c)),
+                   .accept_language = b->accept};
     cfx_call(&f, &q, x);
     store(b, x);
 }
@@ -69,8 +82,9 @@ static void post(browser_t *b, const char *path, const char *fields, int csrf, c
     char body[2048];
     ck_assert_int_lt(snprintf(body, sizeof(body), "%s%s%s", fields, csrf ? "&csrf=" : "", csrf ? b->csrf : ""),
                      (int)sizeof(body));
-    cfx_req_t q = {.path = path, .cookie = b->cookie[0] ? b->cookie : NULL,
-                   .content_type = "application/x-www-form-urlencoded", .body = body};
+    char c[600];
+    cfx_req_t q = {.path = path, .cookie = cookies(b, c, sizeof(c)), .content_type = "application/x-www-form-urlencoded",
+                   .body = body, .accept_language = b->accept};
     cfx_call(&f, &q, x);
     store(b, x);
 }
@@ -467,6 +481,153 @@ START_TEST(t_account_lists_only_real_delegations)
 }
 END_TEST
 
+/* ---- the pages' languages (issue 16) ----------------------------------------------------------------- */
+
+#define JA_USER_NAME "\xe3\x83\xa6\xe3\x83\xbc\xe3\x82\xb6\xe3\x83\xbc\xe5\x90\x8d" /* ユーザー名 */
+#define JA_NOT_REGISTERED "\xe7\x99\xbb\xe9\x8c\xb2\xe3\x81\x95\xe3\x82\x8c\xe3\x81\xa6\xe3\x81\x84\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93" /* 登録されていません */
+#define JA_CONSENT_TITLE "\xe7\xbd\xb2\xe5\x90\x8d\xe3\x81\xae\xe6\x89\xbf\xe8\xaa\x8d" /* 署名の承認 */
+
+/* A page in ja (Japanese text, <html lang="ja">) or en (English, and none of the Japanese text). */
+static void assert_lang(const cfx_reply_t *x, const char *lang, const char *ja_text, const char *en_text)
+{
+    if (strcmp(lang, "ja") == 0) {
+        ck_assert_msg(strstr(x->text, "<html lang=\"ja\">") != NULL, "not ja: %.200s", x->text);
+        ck_assert_msg(strstr(x->text, ja_text) != NULL, "no Japanese text: %.2000s", x->text);
+        ck_assert_ptr_null(strstr(x->text, en_text));
+        ck_assert_ptr_nonnull(strstr(x->text, "id=\"lang-en\"")); /* the switch to the other language */
+    } else {
+        ck_assert_msg(strstr(x->text, "<html lang=\"en\">") != NULL, "not en: %.200s", x->text);
+        ck_assert_ptr_nonnull(strstr(x->text, en_text));
+        ck_assert_ptr_null(strstr(x->text, ja_text));
+        ck_assert_ptr_nonnull(strstr(x->text, "id=\"lang-ja\""));
+    }
+    ck_assert_ptr_nonnull(strstr(x->text, "Noto Sans CJK JP")); /* the Japanese font stack */
+}
+
+/* Every page in each language: from Accept-Language, the cookie over it, ?lang= over both (and remembered). */
+START_TEST(t_pages_in_both_languages)
+{
+    static const char *const langs[] = {"ja", "en"};
+    char verifier[64], challenge[64], q[512];
+    pkce(verifier, challenge);
+    authz_query(q, sizeof(q), challenge, "");
+    const char *paths[][2] = {{"/oauth2/authorize", q}, {"/approve", NULL}, {"/account", NULL}, {"/enroll", NULL}};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        for (size_t l = 0; l < 2; l++) {
+            cfx_reply_t x;
+            browser_t b = {.accept = strcmp(langs[l], "ja") == 0 ? "ja-JP,ja;q=0.9,en;q=0.8" : "en-GB,en;q=0.9,ja;q=0.5"};
+            get(&b, paths[i][0], paths[i][1], &x);
+            assert_page(&x, 200);
+            assert_lang(&x, langs[l], JA_USER_NAME, "User name");
+            ck_assert_ptr_null(x.r.set_cookie2); /* nothing chosen: nothing remembered */
+            cfx_reply_free(&x);
+            /* the cookie overrides Accept-Language */
+            browser_t c = {.accept = b.accept, .lang = langs[1 - l]};
+            get(&c, paths[i][0], paths[i][1], &x);
+            assert_page(&x, 200);
+            assert_lang(&x, langs[1 - l], JA_USER_NAME, "User name");
+            cfx_reply_free(&x);
+        }
+    /* the switch: ?lang=ja over the cookie and the header, remembered beside the page's own cookie */
+    browser_t b = {.accept = "en", .lang = "en"};
+    cfx_reply_t x;
+    get(&b, "/approve", "lang=ja", &x);
+    assert_page(&x, 200);
+    assert_lang(&x, "ja", JA_USER_NAME, "User name");
+    ck_assert_ptr_nonnull(x.r.set_cookie);
+    ck_assert_ptr_nonnull(x.r.set_cookie2);
+    ck_assert_ptr_nonnull(strstr(x.r.set_cookie2, "lang=ja;"));
+    ck_assert_ptr_nonnull(strstr(x.r.set_cookie2, "Max-Age=31536000"));
+    ck_assert_ptr_nonnull(strstr(x.text, "href=\"/approve?lang=en\""));
+    cfx_reply_free(&x);
+    /* the sign-in page's switch keeps the authorization request (without its own lang) */
+    char ql[600];
+    snprintf(ql, sizeof(ql), "%s&lang=ja", q);
+    get(&b, "/oauth2/authorize", ql, &x);
+    assert_page(&x, 200);
+    assert_lang(&x, "ja", JA_USER_NAME, "User name");
+    ck_assert_ptr_nonnull(strstr(x.text, "state=st-42&amp;lang=en\""));
+    cfx_reply_free(&x);
+    /* an error page: in the language asked for */
+    b = (browser_t){.accept = "ja"};
+    get(&b, "/oauth2/authorize", "response_type=code&client_id=nobody", &x);
+    assert_page(&x, 400);
+    ck_assert_ptr_nonnull(strstr(x.text, JA_NOT_REGISTERED));
+    cfx_reply_free(&x);
+}
+END_TEST
+
+/* The consent page in Japanese: what it shows besides (how long, PIN tries, subject, digests in blocks), and its
+ * switch, a form (the page only a post shows). */
+START_TEST(t_consent_in_japanese)
+{
+    static const char doc[] = "consent in Japanese";
+    browser_t b = {.accept = "ja"};
+    uint8_t md[32];
+    char verifier[64], challenge[64], q[1024], fields[256], extra[512], block[16];
+    cfx_reply_t x;
+    ck_assert_int_eq(EVP_Digest(doc, strlen(doc), md, NULL, EVP_sha256(), NULL), 1);
+    char *h_url = b64url(md, 32);
+    snprintf(extra, sizeof(extra), "&scope=credential&credentialID=" CFX_CRED_OAUTH "&numSignatures=1&hashes=%s"
+                                   "&hashAlgorithmOID=" SHA256, h_url);
+    pkce(verifier, challenge);
+    authz_query(q, sizeof(q), challenge, extra);
+    get(&b, "/oauth2/authorize", q, &x);
+    cfx_reply_free(&x);
+    login_fields(fields, sizeof(fields), CFX_PASSWORD);
+    post(&b, "/oauth2/authorize", fields, 1, &x);
+    assert_page(&x, 200);
+    assert_lang(&x, "ja", JA_CONSENT_TITLE, "Approve signing");
+    ck_assert_ptr_nonnull(strstr(x.text, "id=\"validity\""));
+    ck_assert_ptr_nonnull(strstr(x.text, "id=\"pin-tries\""));
+    ck_assert_ptr_nonnull(strstr(x.text, "id=\"subject\""));
+    ck_assert_ptr_nonnull(strstr(x.text, "CN="));
+    /* the digest in blocks of 4 hex digits */
+    snprintf(block, sizeof(block), "%02x%02x %02x%02x", md[0], md[1], md[2], md[3]);
+    ck_assert_msg(strstr(x.text, block) != NULL, "no %s in %s", block, x.text);
+    ck_assert_ptr_nonnull(strstr(x.text, "name=\"lang\" value=\"en\""));
+    cfx_reply_free(&x);
+    /* the switch posts lang with the form token: the same consent, in English, remembered */
+    post(&b, "/oauth2/authorize", "lang=en", 1, &x);
+    assert_page(&x, 200);
+    assert_lang(&x, "en", JA_CONSENT_TITLE, "Approve signing");
+    ck_assert_ptr_nonnull(strstr(x.text, "id=\"approve\""));
+    ck_assert_ptr_nonnull(x.r.set_cookie2);
+    ck_assert_ptr_nonnull(strstr(x.r.set_cookie2, "lang=en;"));
+    ck_assert_ptr_nonnull(strstr(x.text, "wrong PINs in a row are allowed"));
+    cfx_reply_free(&x);
+    /* and the consent goes on */
+    post(&b, "/oauth2/authorize", "action=approve&pin=" CFX_PIN, 1, &x);
+    char *code = redirect_param(&x, "code");
+    ck_assert_ptr_nonnull(code);
+    cfx_reply_free(&x);
+    free(code);
+    free(h_url);
+}
+END_TEST
+
+/* default_lang applies when the request names no language; Accept-Language still wins over it. */
+START_TEST(t_default_lang)
+{
+    csc_config_t cfg;
+    cfx_close(&f);
+    cfx_config(&cfg);
+    cfg.default_lang = "ja";
+    cfx_open(&f, &cfg);
+    browser_t b = {0};
+    cfx_reply_t x;
+    get(&b, "/approve", NULL, &x);
+    assert_page(&x, 200);
+    assert_lang(&x, "ja", JA_USER_NAME, "User name");
+    cfx_reply_free(&x);
+    b = (browser_t){.accept = "en-US"};
+    get(&b, "/enroll", NULL, &x);
+    assert_page(&x, 200);
+    assert_lang(&x, "en", JA_USER_NAME, "User name");
+    cfx_reply_free(&x);
+}
+END_TEST
+
 START_TEST(t_metadata)
 {
     cfx_reply_t x;
@@ -505,6 +666,9 @@ int main(void)
     tcase_add_test(tc, t_enroll_and_account_pages);
     tcase_add_test(tc, t_account_lists_only_real_delegations);
     tcase_add_test(tc, t_metadata);
+    tcase_add_test(tc, t_pages_in_both_languages);
+    tcase_add_test(tc, t_consent_in_japanese);
+    tcase_add_test(tc, t_default_lang);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }
