@@ -145,6 +145,11 @@ static int stamp_refused(const csc_sam_call_t *call, csc_err_t *err)
     case SAM_REFUSE_NOT_OFFERED:
         *err = (csc_err_t){501, "not_implemented", "The time-stamping unit is not available", 0};
         return HSM_ERR_NOKEY;
+    case SAM_REFUSE_CLOCK: /* csc-sam's clock check (clock_check): its log and audit record hold the offset */
+        *err = (csc_err_t){503, "temporarily_unavailable",
+                           "The time-stamping unit's clock is not synchronised: no time-stamp token can be issued now",
+                           0};
+        return HSM_ERR_UNAVAILABLE;
     case SAM_REFUSE_UNAVAILABLE:
     case SAM_REFUSE_BUSY:
     case SAM_REFUSE_DB_DOWN:

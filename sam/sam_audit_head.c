@@ -91,6 +91,23 @@ static int head_put_fn(stor_txn_t *t, void *arg)
 
 static int sign_head_once(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
 
+int sam_audit_sign_text(hsm_t *hsm, const char *text, uint8_t *sig, size_t *sig_len)
+{
+    hsm_sign_params_t sp = {.scheme = HSM_SIG_ECDSA, .md_nid = NID_sha256};
+    uint8_t dig[32];
+    const uint8_t *digs[1] = {dig};
+    uint8_t *sigs[1] = {sig};
+
+    if (strncmp(text, "csc-audit-head ", 15) == 0 ||
+        EVP_Digest(text, strlen(text), dig, NULL, EVP_sha256(), NULL) != 1)
+        return SAM_AUDIT_SIGN_ERROR;
+    int rc = hsm_sign(hsm, audit_key_id, sizeof(audit_key_id), &sp, digs, sizeof(dig), 1, sigs, sig_len);
+    if (rc == HSM_OK)
+        return SAM_AUDIT_SIGN_OK;
+    fprintf(stderr, "audit key signing in the HSM failed: %s\n", hsm_strerror(rc));
+    return rc == HSM_ERR_NOKEY ? SAM_AUDIT_SIGN_NOKEY : SAM_AUDIT_SIGN_ERROR;
+}
+
 int sam_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq)
 {
     int rc = HEAD_MOVED;

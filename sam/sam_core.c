@@ -85,6 +85,8 @@ static const handler_row_t operator_handlers[] = {
     {SAM_OP_AUDIT_KEY, sam_op_audit_key},
     {SAM_OP_AUDIT_HEAD, sam_op_audit_head},
     {SAM_OP_AUDIT_PUBKEY, sam_op_audit_pubkey},
+    {SAM_OP_AUDIT_REPORT, sam_op_audit_report},
+    {SAM_OP_BACKUP_SIGN, sam_op_audit_report},
     {SAM_OP_ENROLL_ISSUE, sam_op_enroll_issue},
     {SAM_OP_OPERATOR_LOGIN, sam_op_operator_login},
     {SAM_OP_OPERATOR_NEW, sam_op_operator_new},
@@ -95,7 +97,8 @@ static const handler_row_t operator_handlers[] = {
 /* An op of the operators' socket (csc-admin's), as opposed to the front end's. */
 static int is_operator_op(unsigned op)
 {
-    return op == SAM_OP_AUDIT_HEAD || (op >= SAM_OP_KEY_CREATE && op < SAM_OP_REPLY);
+    return op == SAM_OP_AUDIT_HEAD || op == SAM_OP_AUDIT_REPORT || op == SAM_OP_BACKUP_SIGN ||
+           (op >= SAM_OP_KEY_CREATE && op < SAM_OP_REPLY);
 }
 
 /* The peer of the connection this thread serves (sam_core_peer_set). */

@@ -177,6 +177,7 @@ int sam_op_tsa_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bui
 int sam_op_audit_key(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 int sam_op_audit_head(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 int sam_op_audit_pubkey(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
+int sam_op_audit_report(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b);
 
 /* ---- enrollment (sam_op_enroll.c, sam_op_account.c) ---- */
 

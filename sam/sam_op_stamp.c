@@ -11,6 +11,7 @@
  * token of a signDoc with that credential). Every token given out and every refusal is audited (STOR_EV_TIMESTAMP):
  * no token leaves without its record.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -216,15 +217,28 @@ int sam_op_stamp(const sam_server_config_t *cfg, const sam_msg_t *req, sam_build
         return refuse(&s, SAM_REFUSE_INTERNAL, 0, "out of memory");
     pki_der_t tok;
     pki_der_init(&tok, SAM_TST_MAX);
-    if ((code = tsa_load(cfg, tsa)) != SAM_OK)
+    /* The clock (clock_check): genTime is the system clock's; no token while it cannot be trusted. The reason (its
+     * offset and maxerror) goes to the log, to the refusal's audit record and to the front end. */
+    sam_clock_reading_t clk = {0};
+    char clock_why[SAM_REASON_MAX + 1];
+    if ((code = tsa_load(cfg, tsa)) != SAM_OK) {
         why = code == SAM_REFUSE_NOT_OFFERED ? "no enabled time-stamping unit with a valid certificate"
                                              : "storage is not available";
-    else if ((code = make_token(&s, tsa, md_nid, digest, len, &tok, serial_hex)) != SAM_OK)
+    } else if (cfg->clock != NULL && sam_clock_check(cfg->clock, &clk, clock_why, sizeof(clock_why)) != 0) {
+        fprintf(stderr, "csc-sam: STAMP refused: %s\n", clock_why);
+        code = SAM_REFUSE_CLOCK;
+        why = clock_why;
+    } else if ((code = make_token(&s, tsa, md_nid, digest, len, &tok, serial_hex)) != SAM_OK) {
         why = code == SAM_REFUSE_UNAVAILABLE ? "the HSM is not available" : "the token could not be made";
+    }
     if (code == SAM_OK) {
+        char clock_note[64] = "";
+        if (cfg->clock != NULL)
+            snprintf(clock_note, sizeof(clock_note), " clock_offset_us %" PRId64 " maxerror_us %" PRId64,
+                     clk.offset_us, clk.maxerror_us);
         audit_init(&s, STOR_RES_OK, tsa->id);
-        snprintf(s.rec.detail, sizeof(s.rec.detail), "serial %s hashAlgo %s%s", serial_hex,
-                 pki_md_oid(md_nid, NULL), sam_msg_count(req, SAM_T_NONCE) > 0 ? " nonce" : "");
+        snprintf(s.rec.detail, sizeof(s.rec.detail), "serial %s hashAlgo %s%s%s", serial_hex,
+                 pki_md_oid(md_nid, NULL), sam_msg_count(req, SAM_T_NONCE) > 0 ? " nonce" : "", clock_note);
         s.rec.digest_len = (uint32_t)len;
         s.rec.n_digests = 1;
         s.rec.digests = digest;

@@ -451,6 +451,18 @@ static const sam_field_spec_t audit_key_r[] = {
     U32(SAM_T_SESSIONS, REQ, 0, UINT32_MAX),
 };
 /* DESCRIPTION: the command asking, "export-key" or "verify" (its two-person rule). */
+/* csc-admin audit report (AUDIT_REPORT) and db backup (BACKUP_SIGN): the file's SHA-256; the reply: the text csc-sam
+ * signed (naming that digest, the time and the operator) and the audit key's DER ECDSA signature over its SHA-256. */
+static const sam_field_spec_t audit_report[] = {
+    BYTES(SAM_T_DIGEST, REQ, 32, 32),
+    SESSION,
+    APPROVAL_ID,
+    ORIGIN,
+};
+static const sam_field_spec_t audit_report_r[] = {
+    BYTES(SAM_T_SIGNATURE, REQ, 1, SAM_SIG_MAX),
+    TEXT(SAM_T_SIGNED_TEXT, REQ, 1, SAM_SIGNED_TEXT_MAX),
+};
 static const sam_field_spec_t audit_pubkey[] = {
     TEXT(SAM_T_DESCRIPTION, REQ, 1, 16),
     SESSION,
@@ -596,6 +608,8 @@ static const sam_op_spec_t ops[] = {
     OP_EMPTY_REPLY(SAM_OP_USER_TERMINATE, 0, "USER_TERMINATE", user_terminate),
     OP_EMPTY_REPLY(SAM_OP_RENEW, 0, "RENEW", renew),
     OP(SAM_OP_AUDIT_PUBKEY, 0, "AUDIT_PUBKEY", audit_pubkey, audit_pubkey_r),
+    OP(SAM_OP_AUDIT_REPORT, 0, "AUDIT_REPORT", audit_report, audit_report_r),
+    OP(SAM_OP_BACKUP_SIGN, 0, "BACKUP_SIGN", audit_report, audit_report_r),
     OP(SAM_OP_ENROLL_BEGIN, 0, "ENROLL_BEGIN", enroll_begin, enroll_begin_r),
     OP(SAM_OP_ENROLL_FINISH, 0, "ENROLL_FINISH", enroll_finish, enroll_finish_r),
     OP_EMPTY_REPLY(SAM_OP_ACCOUNT_PIN, 0, "ACCOUNT_PIN", account_pin),
@@ -645,7 +659,7 @@ const char *sam_refusal_name(uint32_t code)
         NULL,          "BAD_MESSAGE", "UNAUTHORIZED", "EXPIRED", "EXHAUSTED", "NOT_BOUND",
         "DISABLED",    "LOCKED",      "BUSY",         "UNAVAILABLE", "INTERNAL", "NOT_FOUND",
         "RATE",        "FULL",        "FORBIDDEN",    "NOT_OFFERED", "EXISTS",
-        "REVOKED",     "SUSPENDED",   "CERT_UNKNOWN", "DB_DOWN",
+        "REVOKED",     "SUSPENDED",   "CERT_UNKNOWN", "DB_DOWN",     "CLOCK",
     };
     _Static_assert(N(names) == SAM_REFUSE_MAX + 1, "one name per refusal code");
     return code < N(names) ? names[code] : NULL;

@@ -66,6 +66,9 @@ typedef struct srv_config {
     char default_lang[8];             /* the pages' language when the request names none: "en" or "ja" */
     unsigned scrypt_log2n;
     char key_backup[16];              /* "no" or "wrapped" (J8) */
+    char clock_check[16];             /* "none" or "adjtimex": csc-sam's clock check before each time-stamp token
+                                         (default: none in test, adjtimex in production) */
+    unsigned clock_max_error_ms;      /* the clock's largest maximum error for time-stamping (clock_check) */
     unsigned audit_sign_interval;     /* seconds between signed audit heads, 0 = off (J11) */
     unsigned audit_sign_records;      /* sign after this many new records, 0 = off (J11) */
     unsigned purge_interval;          /* seconds between deletions of expired records, 0 = off */
@@ -153,6 +156,30 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
 int srv_modules_open_store(const srv_config_t *cfg, srv_modules_t *m);
 /** csc-admin db COMMAND ... (srv_admin_db.c): argv[0] is the word after db. @return the exit status. */
 int srv_admin_db(const srv_config_t *cfg, int argc, char **argv);
+
+/** What csc-admin db backup wrote (srv_admin_db_backup). */
+typedef struct srv_db_backup {
+    uint64_t audit_seq;  /**< the audit log's head in the copy */
+    uint64_t head_seq;   /**< the newest signed head in the copy (0: none) */
+    uint64_t data_len;   /**< bytes of the compacted LMDB data */
+    uint8_t sha256[32];  /**< the file's SHA-256 (its last 32 bytes) */
+} srv_db_backup_t;
+
+/**
+ * The signature of a backup's SHA-256 (csc-admin: csc-sam's BACKUP_SIGN): the text signed (NUL-terminated, at most
+ * text_sz - 1 bytes) and the DER signature (at most *sig_len bytes; set to its length). 0, or -1 (said why).
+ */
+typedef int (*srv_db_sign_fn)(const uint8_t digest[32], char *text, size_t text_sz, uint8_t *sig, size_t *sig_len,
+                              void *arg);
+
+/**
+ * csc-admin db backup FILE (srv_admin_db.c, its file format): a consistent, compacted copy of stor (LMDB: one read
+ * snapshot, while the services write on) with its audit head and newest signed head, its SHA-256 signed by sign,
+ * into FILE (new, 0600).
+ * @return 0, 1 (failed, said on stderr; no FILE), 2 (the storage is not LMDB: PostgreSQL's backups are its own).
+ */
+int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *file, srv_db_sign_fn sign, void *arg,
+                        srv_db_backup_t *out);
 void srv_modules_close_store(srv_modules_t *m);
 /* Storage and oauth/ without any check (srv_modules_open's first step); need: SRV_WRITER_LATER, storage's writes are
  * the caller's to open; SRV_NEED_CSC (csc-server), a full map is logged only, with no audit record (csc-sam's

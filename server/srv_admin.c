@@ -35,6 +35,16 @@ static void usage(FILE *f)
             "                                         copy every record into an empty database (--to: default the\n"
             "                                         configured storage), check each table, audit the copy; stop the\n"
             "                                         service first; no session needed\n"
+            "  db backup FILE                         a consistent copy of the LMDB database while the service\n"
+            "                                         runs, with its audit head, signed first (csc-sam), into FILE\n"
+            "                                         (new, 0600; its SHA-256 signed by the audit key through\n"
+            "                                         csc-sam); PostgreSQL: pg_basebackup instead   [auditor]\n"
+            "  db restore FILE [--db lmdb:DIR] [--key PEM]\n"
+            "                                         into a new or empty folder (--db: default the configured\n"
+            "                                         storage): FILE checked whole before anything is written, then\n"
+            "                                         audit verify on the result; --key: the audit public key (of\n"
+            "                                         audit export-key): checks FILE's signature, needed for a FILE\n"
+            "                                         with signed heads; no session needed\n"
             "  db init [--db BACKEND:LOCATION]        a new database: apply every schema migration it lacks\n"
             "                                         (postgresql: as the migrations' owner, csc_admin; lmdb: create\n"
             "                                         it); --db: default the configured storage; no session needed\n"
@@ -141,6 +151,12 @@ static void usage(FILE *f)
             "  audit export-key FILE                  write the audit public key (PEM) for external verifiers   [auditor]\n"
             "  audit heads                            print the signed heads (JSON lines: signed_text, signature)\n"
             "                                         [auditor]\n"
+            "  audit report --from TIME --to TIME [--out FILE]   [auditor]\n"
+            "                                         event counts by kind and result, refusals, lock-outs, operator\n"
+            "                                         actions, the log's and signed heads' verification, the newest\n"
+            "                                         signed head: one line of JSON, then its signature by the audit\n"
+            "                                         key (csc-sam) as a second line; FILE: new\n"
+            "  audit verify-report FILE [--key PEM]   check a report's SHA-256 and signature   [auditor]\n"
             "  audit query [--user NAME] [--credential ID] [--since TIME] [--until TIME] [--json]   [auditor]\n"
             "              [--event login|revoke|authorize|sign|sign-result|admin|lockout|timestamp|challenge|\n"
             "                       approval|operator|cert|backup|restore|audit-head|sam|enroll]\n"
@@ -790,6 +806,276 @@ static int cmd_audit_sign_head(admin_ctx_t *x)
     return rc;
 }
 
+/* ---- audit report / audit verify-report ---------------------------------------------------------------------- */
+
+#define REPORT_SIG_PREFIX "{\"signed_text\":\""
+#define REPORT_SIG_MIDDLE "\",\"signature\":\""
+#define REPORT_TEXT_PREFIX "csc-audit-report v1 sha256="
+#define REPORT_LINE_PREFIX "{\"report\":\"csc-audit-report\",\"version\":1,"
+
+/* Whether sig (DER) is the audit key pub's ECDSA signature over SHA-256(text). */
+static int report_sig_ok(EVP_PKEY *pub, const char *text, const uint8_t *sig, size_t sig_len)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
+             EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)text, strlen(text)) == 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok;
+}
+
+/* audit report --from DATE --to DATE [--out FILE] [auditor]: the report (srv_audit_report: one line of JSON), then its
+ * signature: csc-sam signs a text naming the report's SHA-256 with the audit key (AUDIT_REPORT, audited there), as a
+ * second line. A file of two lines that audit verify-report checks, and anyone with the exported key and openssl. */
+static int cmd_audit_report(admin_ctx_t *x, int argc, char **argv)
+{
+    const char *from = NULL, *to = NULL, *file = NULL;
+    srv_report_range_t range = {0, 0, x->a->operator_name};
+    EVP_PKEY *pub = NULL;
+    char *report = NULL, text[SAM_SIGNED_TEXT_MAX + 1] = "";
+    size_t len = 0;
+    uint8_t digest[32];
+    int rc = 1;
+
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--from") == 0)
+            from = argv[i + 1];
+        else if (strcmp(argv[i], "--to") == 0)
+            to = argv[i + 1];
+        else if (strcmp(argv[i], "--out") == 0)
+            file = argv[i + 1];
+        else
+            from = to = NULL;
+    }
+    if (argc % 2 != 0 || from == NULL || to == NULL) {
+        fprintf(stderr, "csc-admin: audit report: usage: audit report --from TIME --to TIME [--out FILE] (TIME: "
+                "ISO-8601 UTC 2026-11-25T10:00:00Z or unix seconds, both inclusive)\n");
+        return 2;
+    }
+    if (adm_audit_parse_time(from, &range.from_ms) != 0 || adm_audit_parse_time(to, &range.to_ms) != 0) {
+        fprintf(stderr, "csc-admin: audit report: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix "
+                "seconds\n", adm_audit_parse_time(from, &range.from_ms) != 0 ? from : to);
+        return 2;
+    }
+    range.to_ms += 999; /* the whole second named is included */
+    if (range.from_ms > range.to_ms) {
+        fprintf(stderr, "csc-admin: audit report: --from is after --to\n");
+        return 2;
+    }
+    if (sam_audit_pub(x, "verify", &pub) != 0)
+        return 1;
+    if (pub == NULL) {
+        fprintf(stderr, "csc-admin: audit report: no audit key in the HSM (csc-admin audit key-init): a report is "
+                "signed with it\n");
+        return 1;
+    }
+    if (srv_audit_report(x->m->stor, pub, &range, &report, &len) != 0)
+        goto out;
+    EVP_Digest(report, len, digest, NULL, EVP_sha256(), NULL);
+
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    sam_begin(&b, SAM_OP_AUDIT_REPORT);
+    sam_put_bytes(&b, SAM_T_DIGEST, digest, sizeof(digest));
+    sam_put_session(x, &b);
+    if (sam_run(x, &b, &rb, &reply) != 0) {
+        sam_rbuf_free(&rb);
+        goto out;
+    }
+    char b64[4 * ((SAM_SIG_MAX + 2) / 3) + 1], hex[65];
+    pki_hex(digest, 32, hex);
+    if (sam_get_bytes(&reply, SAM_T_SIGNATURE, &sig, &sig_len) != SAM_OK ||
+        sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, sizeof(text)) != SAM_OK ||
+        strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0 ||
+        strncmp(text + strlen(REPORT_TEXT_PREFIX), hex, 64) != 0 || strchr(text, '"') != NULL ||
+        !report_sig_ok(pub, text, sig, sig_len)) {
+        fprintf(stderr, "csc-admin: audit report: csc-sam's signature does not verify with the audit key\n");
+        sam_rbuf_free(&rb);
+        goto out;
+    }
+    oauth_b64_encode(sig, sig_len, b64, OAUTH_B64_STD);
+    sam_rbuf_free(&rb);
+    FILE *f = file != NULL ? fopen(file, "wx") : stdout;
+    if (f == NULL) {
+        fprintf(stderr, "csc-admin: audit report: cannot create %s: %s%s\n", file, strerror(errno),
+                errno == EEXIST ? " (a report never replaces a file)" : "");
+        goto out;
+    }
+    fwrite(report, 1, len, f);
+    fprintf(f, "\n" REPORT_SIG_PREFIX "%s" REPORT_SIG_MIDDLE "%s\"}\n", text, b64);
+    if ((f != stdout && fclose(f) != 0) || (f == stdout && fflush(f) != 0)) {
+        fprintf(stderr, "csc-admin: audit report: writing %s failed\n", file != NULL ? file : "the report");
+        goto out;
+    }
+    if (file != NULL)
+        printf("audit report written to %s (sha256 %s), signed by the audit key\n", file, hex);
+    rc = 0;
+out:
+    free(report);
+    EVP_PKEY_free(pub);
+    return rc;
+}
+
+/* audit verify-report FILE [--key PEM] [auditor]: the file's two lines; the second's text must name the first's
+ * SHA-256 and carry the audit key's signature over it. */
+static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
+{
+    EVP_PKEY *pub = NULL;
+    char *buf = NULL, hex[65];
+    size_t cap = 0;
+    uint8_t digest[32], sig[SAM_SIG_MAX];
+    int rc = 1;
+
+    if (argc != 1 && !(argc == 3 && strcmp(argv[1], "--key") == 0)) {
+        fprintf(stderr, "csc-admin: audit verify-report: usage: audit verify-report FILE [--key PEM]\n");
+        return 2;
+    }
+    if (argc == 3 ? load_pem_pub(argv[2], &pub) != 0 : sam_audit_pub(x, "verify", &pub) != 0)
+        return 1;
+    if (pub == NULL) {
+        fprintf(stderr, "csc-admin: audit verify-report: no audit key in the HSM: give its PEM with --key\n");
+        return 1;
+    }
+    FILE *f = fopen(argv[0], "r");
+    ssize_t n1 = -1, n2 = -1;
+    char *line2 = NULL;
+    size_t cap2 = 0;
+    if (f == NULL) {
+        fprintf(stderr, "csc-admin: audit verify-report: cannot open %s: %s\n", argv[0], strerror(errno));
+        goto out;
+    }
+    n1 = getline(&buf, &cap, f);
+    n2 = getline(&line2, &cap2, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    const char *why = NULL;
+    if (n1 <= 1 || n2 <= 1 || extra || buf[n1 - 1] != '\n' || line2[n2 - 1] != '\n')
+        why = "not two lines (the report, its signature)";
+    else if (strncmp(buf, REPORT_LINE_PREFIX, strlen(REPORT_LINE_PREFIX)) != 0)
+        why = "the first line is not a report of csc-admin audit report";
+    char *text = NULL, *b64 = NULL;
+    if (why == NULL) {
+        line2[--n2] = '\0';
+        text = line2 + strlen(REPORT_SIG_PREFIX);
+        b64 = strstr(line2, REPORT_SIG_MIDDLE);
+        if (strncmp(line2, REPORT_SIG_PREFIX, strlen(REPORT_SIG_PREFIX)) != 0 || b64 == NULL || n2 < 3 ||
+            strcmp(line2 + n2 - 2, "\"}") != 0)
+            why = "the second line is not a signature of csc-admin audit report";
+    }
+    long sig_len = -1;
+    if (why == NULL) {
+        *b64 = '\0';
+        b64 += strlen(REPORT_SIG_MIDDLE);
+        line2[n2 - 2] = '\0';
+        sig_len = oauth_b64_decode(b64, strlen(b64), sig, sizeof(sig), OAUTH_B64_STD);
+        EVP_Digest(buf, (size_t)n1 - 1, digest, NULL, EVP_sha256(), NULL);
+        pki_hex(digest, 32, hex);
+        if (sig_len <= 0 || strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0)
+            why = "the second line is not a signature of csc-admin audit report";
+        else if (strncmp(text + strlen(REPORT_TEXT_PREFIX), hex, 64) != 0 ||
+                 text[strlen(REPORT_TEXT_PREFIX) + 64] != ' ')
+            why = "the report was altered: its SHA-256 is not the one signed";
+        else if (!report_sig_ok(pub, text, sig, (size_t)sig_len))
+            why = "the signature is not the audit key's (forged or altered)";
+    }
+    if (why != NULL) {
+        fprintf(stderr, "csc-admin: audit verify-report: %s: %s\n", argv[0], why);
+        printf("report FAILED: %s\n", why);
+    } else {
+        printf("report OK: sha256 %s, signed by the audit key: %s\n", hex, text);
+        rc = 0;
+    }
+    free(line2);
+out:
+    free(buf);
+    EVP_PKEY_free(pub);
+    return rc;
+}
+
+/* db backup FILE [auditor]: csc-sam signs the audit head first (AUDIT_HEAD: the copy then carries a signed head at
+ * most the records written meanwhile behind its tip), then the copy (srv_admin_db_backup: one read snapshot while the
+ * services run), whose SHA-256 csc-sam signs with the audit key (BACKUP_SIGN), then the backup's own audit record,
+ * naming the file's SHA-256 (in the live log: the file cannot hold the record of itself). The auditor's: it changes nothing, holds no key (the keys are in the HSM, TOTP secrets
+ * sealed by csc-sam, passwords and PINs as scrypt hashes), and what makes it trustworthy is the signed audit head,
+ * the auditor's charge (docs/operations.md "Backups of the database"). */
+/* srv_db_sign_fn of db backup: csc-sam's BACKUP_SIGN (the audit key over its own text naming the SHA-256; audited
+ * there, action=db.backup.sign). */
+static int backup_sign(const uint8_t digest[32], char *text, size_t text_sz, uint8_t *sig, size_t *sig_len, void *arg)
+{
+    admin_ctx_t *x = arg;
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *s = NULL;
+    size_t n = 0;
+    sam_begin(&b, SAM_OP_BACKUP_SIGN);
+    sam_put_bytes(&b, SAM_T_DIGEST, digest, 32);
+    sam_put_session(x, &b);
+    int rc = sam_run(x, &b, &rb, &reply);
+    if (rc == 0 && (sam_get_bytes(&reply, SAM_T_SIGNATURE, &s, &n) != SAM_OK || n > *sig_len ||
+                    sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, text_sz) != SAM_OK)) {
+        fprintf(stderr, "csc-admin: db backup: csc-sam's answer to BACKUP_SIGN is not usable\n");
+        rc = 1;
+    }
+    if (rc == 0) {
+        memcpy(sig, s, n);
+        *sig_len = n;
+    } else {
+        fprintf(stderr, "csc-admin: db backup: the backup could not be signed: no backup written\n");
+    }
+    sam_rbuf_free(&rb);
+    return rc == 0 ? 0 : -1;
+}
+
+static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
+{
+    srv_db_backup_t r;
+    char detail[320], hex[65];
+    uint64_t seq = 0;
+
+    if (argc != 1 || argv[0][0] == '-') {
+        fprintf(stderr, "csc-admin: db backup: usage: db backup FILE\n");
+        return 2;
+    }
+    if (strcmp(x->cfg->storage.backend, "lmdb") == 0) {
+        sam_builder_t b;
+        sam_rbuf_t rb = {0};
+        sam_msg_t reply;
+        sam_begin(&b, SAM_OP_AUDIT_HEAD);
+        sam_put_session(x, &b);
+        int rc = sam_run(x, &b, &rb, &reply);
+        if (rc == 0 && sam_get_u64(&reply, SAM_T_SEQ, &seq) != SAM_OK)
+            seq = 0; /* nothing signed: the head was signed already, or it moved on under load while csc-sam signed
+                      * (sam_audit_sign_head): the copy then carries the newest head signed before */
+        sam_rbuf_free(&rb);
+        if (rc != 0) {
+            fprintf(stderr, "csc-admin: db backup: the audit head could not be signed: no backup written\n");
+            return 1;
+        }
+    }
+    int rc = srv_admin_db_backup(x->cfg, x->m->stor, argv[0], backup_sign, x, &r);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", r.sha256[i]);
+    snprintf(detail, sizeof(detail),
+             "operator=%s action=db.backup file=%s sha256=%s audit_seq=%llu head_seq=%llu bytes=%llu",
+             x->a->operator_name, argv[0], hex, (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,
+             (unsigned long long)r.data_len);
+    if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0)
+        fprintf(stderr, "csc-admin: db backup: %s is written, but its audit record failed\n", argv[0]);
+    if (seq == 0)
+        printf("the audit head was not signed now (signed already, or moving under load): the backup carries the "
+               "newest signed head\n");
+    printf("backup written to %s: audit head seq %llu, signed head seq %llu, %llu bytes of data, sha256 %s\n",
+           argv[0], (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,
+           (unsigned long long)r.data_len, hex);
+    return 0;
+}
+
 static int cmd_audit(admin_ctx_t *x, int argc, char **argv)
 {
     adm_audit_filter_t f = {0};
@@ -812,6 +1098,10 @@ static int cmd_audit(admin_ctx_t *x, int argc, char **argv)
         return cmd_audit_export(x, argv[1]);
     if (argc == 1 && strcmp(argv[0], "heads") == 0)
         return srv_audit_heads(stor, stdout);
+    if (argc >= 1 && strcmp(argv[0], "report") == 0)
+        return cmd_audit_report(x, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "verify-report") == 0)
+        return cmd_audit_verify_report(x, argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "query") != 0)
         goto bad;
     for (int i = 1; i < argc; i++) {
@@ -1744,9 +2034,12 @@ static const admin_cmd_t commands[] = {
     {"audit", "verify", AU, 1, RUN_LOCAL, cmd_audit_row},
     {"audit", "query", AU, 1, 0, cmd_audit_row},
     {"audit", "heads", AU, 1, 0, cmd_audit_row},
+    {"audit", "report", AU, 1, RUN_LOCAL, cmd_audit_row},
+    {"audit", "verify-report", AU, 1, RUN_LOCAL, cmd_audit_row},
     {"audit", "sign-head", AU, 1, RUN_SAM, cmd_audit_row},
     {"audit", "export-key", AU, 1, RUN_SAM, cmd_audit_row},
     {"audit", "key-init", KA, 1, RUN_SAM, cmd_audit_row},
+    {"db", "backup", AU, 1, RUN_LOCAL, cmd_db_backup},
     {"approvals", NULL, 0, 1, 0, cmd_approvals},
     {"approve", NULL, 0, 1, RUN_LOCAL, cmd_approve},
     {"reject", NULL, 0, 1, 0, cmd_reject},
@@ -1966,7 +2259,7 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if (file != NULL && argc >= 1 && strcmp(argv[0], "db") == 0)
+    if (file != NULL && argc >= 1 && strcmp(argv[0], "db") == 0 && !(argc >= 2 && strcmp(argv[1], "backup") == 0))
         return admin_db(file, argc - 1, argv + 1);
     const admin_cmd_t *cmd = file != NULL ? find_command(argc, argv, &words) : NULL;
     if (cmd == NULL) {

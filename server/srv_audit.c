@@ -4,6 +4,7 @@
  * JSON lines are valid JSON whatever was stored; records hold no secrets, so none are printed.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -217,4 +218,196 @@ int srv_audit_heads(stor_env_t *stor, FILE *out)
         return 1;
     }
     return 0;
+}
+
+/* ---- the report (csc-admin audit report) -------------------------------------------------------------------- */
+
+#define EV_MAX 64
+#define ACTIONS_MAX 64
+#define PROBLEM_LINES_MAX 20
+
+typedef struct report_acc {
+    int64_t from_ms, to_ms;
+    uint64_t count, first_seq, last_seq, refusals, lockouts;
+    uint64_t ev[EV_MAX][3]; /* ok, denied, error */
+    struct {
+        char name[48];
+        uint64_t n;
+    } actions[ACTIONS_MAX];
+    size_t n_actions;
+    uint64_t actions_other;    /* operator records with no action=, or more kinds than ACTIONS_MAX */
+    char problems[PROBLEM_LINES_MAX][ADM_AUDIT_LINE_MAX];
+    size_t n_problems;
+    uint64_t newest_head_seq, heads_in_range;
+    int64_t newest_head_ms;
+} report_acc_t;
+
+static void count_action(report_acc_t *a, const char *detail, size_t max)
+{
+    const char *p = NULL;
+    size_t n = strnlen(detail, max), len = 0;
+    for (size_t i = 0; i + 7 <= n; i++)
+        if (strncmp(detail + i, "action=", 7) == 0 && (i == 0 || detail[i - 1] == ' ')) {
+            p = detail + i + 7;
+            break;
+        }
+    while (p != NULL && p + len < detail + n && p[len] != ' ' && len < sizeof(a->actions[0].name) - 1)
+        len++;
+    if (p == NULL || len == 0) {
+        a->actions_other++;
+        return;
+    }
+    for (size_t i = 0; i < a->n_actions; i++)
+        if (strlen(a->actions[i].name) == len && memcmp(a->actions[i].name, p, len) == 0) {
+            a->actions[i].n++;
+            return;
+        }
+    if (a->n_actions == ACTIONS_MAX) {
+        a->actions_other++;
+        return;
+    }
+    memcpy(a->actions[a->n_actions].name, p, len);
+    a->actions[a->n_actions].name[len] = '\0';
+    a->actions[a->n_actions++].n = 1;
+}
+
+static int report_record(const stor_audit_t *r, void *arg)
+{
+    report_acc_t *a = arg;
+    if (a->count++ == 0)
+        a->first_seq = r->seq;
+    a->last_seq = r->seq;
+    uint32_t ev = r->event < EV_MAX ? r->event : 0;
+    int res = r->result == STOR_RES_OK ? 0 : r->result == STOR_RES_DENIED ? 1 : 2;
+    a->ev[ev][res]++;
+    if (r->result == STOR_RES_DENIED)
+        a->refusals++;
+    if (r->event == STOR_EV_LOCKOUT)
+        a->lockouts++;
+    if (r->event == STOR_EV_OPERATOR || r->event == STOR_EV_ADMIN)
+        count_action(a, r->detail, sizeof(r->detail));
+    return 0;
+}
+
+static void report_problem(const char *line, void *arg)
+{
+    report_acc_t *a = arg;
+    if (a->n_problems < PROBLEM_LINES_MAX)
+        snprintf(a->problems[a->n_problems++], ADM_AUDIT_LINE_MAX, "%s", line);
+}
+
+static int report_head(const stor_signed_head_t *h, int status, void *arg)
+{
+    report_acc_t *a = arg;
+    if (status != 0)
+        return 0;
+    if (h->seq >= a->newest_head_seq) {
+        a->newest_head_seq = h->seq;
+        a->newest_head_ms = h->time_ms;
+    }
+    if (h->time_ms >= a->from_ms && h->time_ms <= a->to_ms)
+        a->heads_in_range++;
+    return 0;
+}
+
+/* A JSON string value (no key), escaped as put_json_str does. */
+static void put_json_val(FILE *out, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c > 0x7e)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+}
+
+int srv_audit_report(stor_env_t *stor, EVP_PKEY *pub, const srv_report_range_t *range, char **out, size_t *out_len)
+{
+    report_acc_t *a = calloc(1, sizeof(*a));
+    adm_audit_verdict_t log, heads;
+    adm_audit_filter_t f = {.has_since = 1, .since_ms = range->from_ms, .has_until = 1, .until_ms = range->to_ms};
+    char err[256], t[96], hex[65];
+    struct timespec now;
+    FILE *m = NULL;
+    int rc = 1;
+
+    *out = NULL;
+    *out_len = 0;
+    if (a == NULL)
+        return 1;
+    a->from_ms = range->from_ms;
+    a->to_ms = range->to_ms;
+    if (adm_audit_query(stor, &f, report_record, a, NULL, err, sizeof(err)) != ADM_OK ||
+        adm_audit_verify(stor, report_problem, a, &log, err, sizeof(err)) != ADM_OK ||
+        adm_audit_verify_heads(stor, pub, report_problem, a, &heads, err, sizeof(err)) != ADM_OK ||
+        adm_audit_heads_each(stor, report_head, a, err, sizeof(err)) != ADM_OK) {
+        report_err(err);
+        goto done;
+    }
+    if ((m = open_memstream(out, out_len)) == NULL)
+        goto done;
+    clock_gettime(CLOCK_REALTIME, &now);
+    fputs("{\"report\":\"csc-audit-report\",\"version\":1", m);
+    fmt_time(range->from_ms, t, sizeof(t));
+    fprintf(m, ",\"from\":\"%s\"", t);
+    fmt_time(range->to_ms, t, sizeof(t));
+    fprintf(m, ",\"to\":\"%s\"", t);
+    fmt_time((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, t, sizeof(t));
+    fprintf(m, ",\"generated\":\"%s\"", t);
+    put_json_str(m, "operator", range->operator_name, STOR_NAME_MAX);
+    fprintf(m, ",\"records\":{\"count\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 "}", a->count,
+            a->first_seq, a->last_seq);
+    fputs(",\"events\":{", m);
+    for (uint32_t ev = 0, first = 1; ev < EV_MAX; ev++) {
+        if (a->ev[ev][0] + a->ev[ev][1] + a->ev[ev][2] == 0)
+            continue;
+        fprintf(m, "%s\"%s\":{\"ok\":%" PRIu64 ",\"denied\":%" PRIu64 ",\"error\":%" PRIu64 "}", first ? "" : ",",
+                adm_audit_event_name(ev), a->ev[ev][0], a->ev[ev][1], a->ev[ev][2]);
+        first = 0;
+    }
+    fprintf(m, "},\"refusals\":%" PRIu64 ",\"lockouts\":%" PRIu64 ",\"operator_actions\":{", a->refusals,
+            a->lockouts);
+    for (size_t i = 0; i < a->n_actions; i++) {
+        fputs(i ? "," : "", m);
+        put_json_val(m, a->actions[i].name, sizeof(a->actions[i].name));
+        fprintf(m, ":%" PRIu64, a->actions[i].n);
+    }
+    if (a->actions_other > 0)
+        fprintf(m, "%s\"(other)\":%" PRIu64, a->n_actions ? "," : "", a->actions_other);
+    pki_hex(log.head_hash, 32, hex);
+    fprintf(m, "},\"verify\":{\"log\":{\"ok\":%s,\"records\":%" PRIu64 ",\"problems\":%lu,\"head_seq\":%" PRIu64
+            ",\"head_hash\":\"%s\"}", log.problems == 0 ? "true" : "false", log.count, log.problems, log.last_seq, hex);
+    fprintf(m, ",\"signed_heads\":{\"ok\":%s,\"count\":%" PRIu64 ",\"problems\":%lu,\"checked_with\":\"%s\"}",
+            heads.problems == 0 ? "true" : "false", heads.count, heads.problems,
+            pub != NULL ? "the audit key" : "nothing (no audit key)");
+    fputs(",\"problem_lines\":[", m);
+    for (size_t i = 0; i < a->n_problems; i++) {
+        fputs(i ? "," : "", m);
+        put_json_val(m, a->problems[i], ADM_AUDIT_LINE_MAX);
+    }
+    fprintf(m, "]},\"signed_head\":{\"newest_seq\":%" PRIu64, a->newest_head_seq);
+    if (a->newest_head_seq != 0) {
+        fmt_time(a->newest_head_ms, t, sizeof(t));
+        fprintf(m, ",\"newest_time\":\"%s\"", t);
+    }
+    /* the range's records are all under a signed head: one signed at or after its last record */
+    fprintf(m, ",\"covers_range\":%s,\"signed_in_range\":%" PRIu64 "}}",
+            a->newest_head_seq != 0 && a->newest_head_seq >= a->last_seq ? "true" : "false", a->heads_in_range);
+    rc = 0;
+done:
+    if (m != NULL && fclose(m) != 0)
+        rc = 1;
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *out_len = 0;
+    }
+    free(a);
+    return rc;
 }

@@ -105,6 +105,8 @@ static const row_t rows[] = {
     {"tsa_credential", T_STR, O(tsa_credential), S(tsa_credential), 0, 0, ""},
     {"tsa_policy", T_STR, O(tsa_policy), S(tsa_policy), 0, 0, ""},
     {"tsa_accuracy_ms", T_UINT, O(tsa_accuracy_ms), 0, 0, 60000, "1000"},
+    {"clock_check", T_STR, O(clock_check), S(clock_check), 0, 0, "none"}, /* adjtimex in production unless given */
+    {"clock_max_error_ms", T_UINT, O(clock_max_error_ms), 0, 1, 60000, "1000"},
     {"trust_anchors", T_PATH, O(trust_anchors), S(trust_anchors), 0, 0, ""},
     {"crl_dir", T_PATH, O(crl_dir), S(crl_dir), 0, 0, ""},
     {"crl_allow_stale", T_BOOL, O(crl_allow_stale), 0, 0, 1, "no"},
@@ -680,6 +682,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         if (!seen[i] && rows[i].off == O(pin_min_length) && cfg->environment == CSC_ENV_PRODUCTION)
             cfg->pin_min_length = 8;
+        else if (!seen[i] && rows[i].off == O(clock_check) && cfg->environment == CSC_ENV_PRODUCTION)
+            snprintf(cfg->clock_check, sizeof(cfg->clock_check), "adjtimex");
         else if (!seen[i] && rows[i].off == O(two_person) && cfg->environment == CSC_ENV_PRODUCTION)
             snprintf(cfg->two_person, sizeof(cfg->two_person), "%s", SRV_TWO_PERSON_PRODUCTION);
         else if (!seen[i] && rows[i].off == O(sam_connections)) {
@@ -698,6 +702,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "access_log_format: expected text or json, got \"%s\"", cfg->access_log_format);
     if (strcmp(cfg->key_backup, "no") != 0 && strcmp(cfg->key_backup, "wrapped") != 0)
         return fail(c, "key_backup: expected no or wrapped, got \"%s\"", cfg->key_backup);
+    if (strcmp(cfg->clock_check, "none") != 0 && strcmp(cfg->clock_check, "adjtimex") != 0)
+        return fail(c, "clock_check: expected none or adjtimex, got \"%s\"", cfg->clock_check);
     if (cfg->crl_dir[0] != '\0' && cfg->trust_anchors[0] == '\0')
         return fail(c, "crl_dir needs trust_anchors (the CA certificates whose CRLs are accepted)");
     if (strncmp(cfg->otp_sender, "file:", 5) == 0 && cfg->environment != CSC_ENV_TEST && !cfg->allow_test_components)

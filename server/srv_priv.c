@@ -219,6 +219,9 @@ static const sc_group_t groups[] = {
       "ppoll", "select", "pselect6", NULL}},
     {P_ALL, "sockets already open: TLS connections (front end), the Unix socket between front end and SAM",
      {"getsockname", "setsockopt", "getsockopt", "sendmsg", "recvmsg", "shutdown", NULL}},
+    {P_SAM, "the clock check before time-stamping (clock_check = adjtimex): adjtimex read-only, glibc's through "
+            "clock_adjtime; without CAP_SYS_TIME (dropped with the switch to sam_user) neither can set the clock",
+     {"adjtimex", "clock_adjtime", NULL}},
     {P_BOTH, "accepting on sockets opened before the filter: the front end's listeners, the SAM's Unix socket",
      {"accept4", "accept", NULL}},
     {P_FRONT, "dialling out: response_uri notifications and their DNS lookups, the SAM's socket (issue 11)",

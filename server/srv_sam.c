@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "sam_sender.h"
 #include "sam_server.h"
 #include "srv.h"
@@ -331,6 +332,80 @@ static srv_p11net_t sam_dial(const srv_config_t *cfg)
     return strcmp(cfg->storage.backend, "postgresql") == 0 ? SRV_P11NET_INET : srv_priv_p11net(cfg->pkcs11_sockets);
 }
 
+#ifndef CSC_VERSION
+#define CSC_VERSION "unknown"
+#endif
+
+/* SHA-256 of the configuration file, read once at the start (as csc-sam's starting user, who read it just before). */
+static int config_sha256(const char *file, uint8_t out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    FILE *f = fopen(file, "rb");
+    uint8_t buf[4096];
+    size_t n;
+    int ok = md != NULL && f != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+        ok = EVP_DigestUpdate(md, buf, n) == 1;
+    ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, out, NULL) == 1;
+    if (f != NULL)
+        fclose(f);
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        fprintf(stderr, "csc-sam: cannot read %s to hash it for the start record\n", file);
+    return ok ? 0 : -1;
+}
+
+static int start_record_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_audit_append(t, arg);
+}
+
+/* The audit record of this start (issue 15): what ran, on which configuration, where. One per start of the service's
+ * csc-sam; none for the short-lived one csc-admin starts (-o) when no csc-sam runs: the command it serves is audited
+ * itself, and audit verify's (which asks it for the audit key) would add a record to the log it checks. */
+static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t conf[32], const char *clock)
+{
+    stor_audit_t a;
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", conf[i]);
+    memset(&a, 0, sizeof(a));
+    a.event = STOR_EV_SAM;
+    a.result = STOR_RES_OK;
+    snprintf(a.client, sizeof(a.client), "csc-sam");
+    /* the path last: a long one is cut short (the rest is bounded) */
+    int n = snprintf(a.detail, sizeof(a.detail),
+             "action=sam.start version=%.40s environment=%s storage=%s node=%s clock=%s config_sha256=%s config=%s",
+             CSC_VERSION, cfg->environment == CSC_ENV_PRODUCTION ? "production" : "test", cfg->storage.backend,
+             cfg->node_id, clock, hex, cfg->file);
+    if (n < 0)
+        return -1;
+    int rc = stor_write(stor, start_record_fn, &a);
+    if (rc != STOR_OK)
+        fprintf(stderr, "csc-sam: cannot write the audit record of this start: %s\n", stor_strerror(rc));
+    return rc == STOR_OK ? 0 : -1;
+}
+
+/* clock_check at the start: the clock's state and offset in the log (and "ok", "unsynchronised" or "none" for the
+ * start record); a clock found unsynchronised does not stop csc-sam, which then refuses each time-stamp token until
+ * it is synchronised (sam_op_stamp.c). NULL *out: clock_check = none. */
+static const char *clock_start(const srv_config_t *cfg, sam_clock_t *clock, const sam_clock_t **out)
+{
+    sam_clock_reading_t r;
+    char why[SAM_REASON_MAX + 1];
+    *out = NULL;
+    if (strcmp(cfg->clock_check, "adjtimex") != 0) {
+        fprintf(stderr, "csc-sam: clock_check = none: time-stamp tokens are made without a clock check\n");
+        return "none";
+    }
+    *clock = (sam_clock_t){.source = sam_clock_adjtimex, .arg = NULL, .max_error_ms = cfg->clock_max_error_ms};
+    *out = clock;
+    int rc = sam_clock_check(clock, &r, why, sizeof(why));
+    fprintf(stderr, "csc-sam: clock_check = adjtimex: %s%s\n", why,
+            rc == 0 ? "" : ": time-stamp tokens are refused until it is");
+    return rc == 0 ? "ok" : "unsynchronised";
+}
+
 /* The main thread waits for a stop signal (stop). Under systemd's watchdog it sends WATCHDOG=1 meanwhile, every half
  * of WATCHDOG_USEC: it stands for a csc-sam that runs at all (not frozen, not stopped, its main thread scheduled), so
  * such a process is restarted. A connection thread stuck in the token is not seen here: csc-server's /readyz asks
@@ -386,12 +461,15 @@ static void sam_reload(const srv_config_t *cfg, sam_tasks_t *t)
 }
 
 static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const sigset_t *stop, int locked,
-                 sam_sender_t *sender, int operators_only)
+                 sam_sender_t *sender, int operators_only, const uint8_t conf_sha[32])
 {
     char identity[SAM_IDENTITY_MAX + 1], err[512];
     uint8_t ticket_key[SAM_TICKET_KEY_LEN] = {0}; /* the pages' key HELLO gives csc-server (sam_factor_start) */
     sock_access_t acc;
     sam_tasks_t tasks = {0};
+    sam_clock_t clock_src;
+    const sam_clock_t *clock = NULL;
+    const char *clock_state = operators_only ? "none" : clock_start(cfg, &clock_src, &clock);
     /* The SAM checks revocation itself before every signature, from its own store of crl_dir (J9). */
     if (cfg->crl_dir[0] != '\0' && pki_crl_new(cfg->crl_dir, cfg->trust_anchors, (int)cfg->crl_allow_stale,
                                                (int)cfg->crl_require, &tasks.crl, err, sizeof(err)) != PKI_OK) {
@@ -418,6 +496,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .tsa_credential = cfg->tsa_credential,
         .tsa_policy = cfg->tsa_policy,
         .tsa_accuracy_ms = cfg->tsa_accuracy_ms,
+        .clock = clock,
         .production = cfg->environment == CSC_ENV_PRODUCTION,
         .allow_scal1 = (int)cfg->allow_scal1,
         .allow_single_factor = (int)cfg->allow_single_factor,
@@ -461,6 +540,8 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         fprintf(stderr, "csc-sam: the factor key (csc-factor-key): %s\n", hsm_strerror(hrc));
         bad = 1;
     }
+    if (!bad && !operators_only && start_record(cfg, m->stor, conf_sha, clock_state) != 0)
+        bad = 1;
     if (!bad && ((srv != NULL && sam_server_start(srv) != 0) || sam_server_start(ops.srv) != 0 ||
                  (!operators_only && tasks_start(cfg, m, &tasks) != 0))) {
         fprintf(stderr, "csc-sam: cannot start its threads\n");
@@ -578,7 +659,10 @@ int main(int argc, char **argv)
         }
         return 1;
     }
-    int rc = serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only);
+    uint8_t conf_sha[32];
+    int rc = config_sha256(file, conf_sha) != 0
+                 ? -1
+                 : serve(cfg, &m, ready_fd, &stop, locked, sender, operators_only, conf_sha);
     srv_modules_close_hsm(&m);
     sam_sender_free(sender);
     free(cfg);

@@ -174,6 +174,15 @@ typedef struct stor_backend {
     int (*schema_version)(stor_bk_env_t *e, unsigned *version, unsigned *compatible_from);
     /** stor_txn_try_lock: 1 taken for the rest of t's top-level txn, 0 held by another, or an error. */
     int (*try_lock)(stor_bk_txn_t *t, const char *name);
+
+    /**
+     * stor_backup: write a consistent, compacted copy of the whole environment, as of one read snapshot, into dir
+     * (an existing empty directory) as the backend's own files, while other threads and processes go on writing.
+     * NULL: the backend has no file copy of its own (PostgreSQL: pg_basebackup and WAL archiving, outside this
+     * program).
+     * @return STOR_OK, STOR_ERR_IO (dir, the disk), STOR_ERR_FULL, ...
+     */
+    int (*backup)(stor_bk_env_t *e, const char *dir);
 } stor_backend_t;
 
 extern const stor_backend_t stor_backend_lmdb;

@@ -415,6 +415,13 @@ static int full_record_fn(stor_txn_t *t, void *arg)
     return stor_txn_audit_append(t, &rec);
 }
 
+int stor_backup(stor_env_t *env, const char *dir)
+{
+    if (env == NULL || dir == NULL || env->be->backup == NULL)
+        return STOR_ERR_INVAL;
+    return env->be->backup(env->benv, dir);
+}
+
 static size_t map_size(stor_env_t *env)
 {
     return env->be->capacity != NULL ? env->be->capacity(env->benv) : 0;

@@ -275,6 +275,16 @@ static int lmdb_try_lock(stor_bk_txn_t *t, const char *name)
     return name != NULL && name[0] != '\0' ? 1 : STOR_ERR_INVAL;
 }
 
+/* mdb_env_copy2 with MDB_CP_COMPACT: one read txn, so a snapshot that writers (of any process) do not wait for;
+ * free pages are left out and the pages renumbered, so the copy is as small as the data. It writes dir/data.mdb
+ * (no lock file: the copy is not open anywhere). */
+static int lmdb_backup(stor_bk_env_t *e, const char *dir)
+{
+    if (dir == NULL || dir[0] == '\0')
+        return STOR_ERR_INVAL;
+    return lmdb_err(mdb_env_copy2(e->mdb, dir, MDB_CP_COMPACT));
+}
+
 const stor_backend_t stor_backend_lmdb = {
     .name = "lmdb",
     .open = lmdb_open,
@@ -293,4 +303,5 @@ const stor_backend_t stor_backend_lmdb = {
     .capacity = lmdb_capacity,
     .schema_version = NULL,
     .try_lock = lmdb_try_lock,
+    .backup = lmdb_backup,
 };

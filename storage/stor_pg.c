@@ -1674,4 +1674,5 @@ const stor_backend_t stor_backend_pg = {
     .capacity = NULL,
     .schema_version = pg_schema_version,
     .try_lock = pg_try_lock,
+    .backup = NULL, /* pg_basebackup and WAL archiving (docs/operations.md) */
 };

@@ -49,6 +49,41 @@ typedef struct sam_operators {
     const char *two_person;      /**< the commands that need a second operator (config two_person) */
 } sam_operators_t;
 
+/* ---- the clock check (issue 15; sam_clock.c): at csc-sam's start and before each time-stamp token ---- */
+
+/** What a clock source says about the system clock. */
+typedef struct sam_clock_reading {
+    int synced;          /**< 1: the source says the clock is synchronised */
+    int64_t offset_us;   /**< the clock's offset from the source's time, as the source reports it */
+    int64_t maxerror_us; /**< the source's bound on the clock's error */
+} sam_clock_reading_t;
+
+/** A clock source: fill *out, 0; or -1 when it cannot tell (errno). */
+typedef int (*sam_clock_source_fn)(void *arg, sam_clock_reading_t *out);
+
+/** clock_check and clock_max_error_ms of the configuration; NULL in sam_server_config_t: clock_check = none. */
+typedef struct sam_clock {
+    sam_clock_source_fn source; /**< sam_clock_adjtimex (clock_check = adjtimex), or a test's fake source */
+    void *arg;                  /**< source's argument */
+    unsigned max_error_ms;      /**< refused when the source's maxerror is larger (clock_max_error_ms) */
+} sam_clock_t;
+
+/**
+ * The kernel's view, adjtimex(2) read only (modes 0: nothing is set; csc-sam has no CAP_SYS_TIME anyway): synced
+ * unless the state is TIME_ERROR or STA_UNSYNC is set (no NTP daemon disciplines the clock, or it lost its
+ * servers); offset_us the offset being corrected (STA_NANO: converted), maxerror_us the kernel's maxerror. arg unused.
+ */
+int sam_clock_adjtimex(void *arg, sam_clock_reading_t *out);
+
+/**
+ * Ask c's source and judge: synchronised and maxerror at most max_error_ms.
+ * @param[out] r the reading (zero when the source failed).
+ * @param[out] why (n bytes) "clock synchronised, offset 0.120 ms, maxerror 12.5 ms (at most 1000 ms)" or what
+ *             is wrong: "not synchronised", "maxerror ... over ...", "cannot be read: ...".
+ * @return 0 (time-stamping may go on), -1 (refuse: why says why).
+ */
+int sam_clock_check(const sam_clock_t *c, sam_clock_reading_t *r, char *why, size_t n);
+
 typedef struct sam_server_config {
     const char *path;            /**< the socket's path (shorter than 108 bytes) */
     unsigned mode;               /**< 0600, or 0660 with gid */
@@ -64,6 +99,8 @@ typedef struct sam_server_config {
     const char *tsa_credential;  /**< STAMP: the TSA's credential id (NULL or "": STAMP is refused NOT_OFFERED) */
     const char *tsa_policy;      /**< STAMP: TSTInfo.policy, a dotted OID */
     unsigned tsa_accuracy_ms;    /**< STAMP: TSTInfo.accuracy (0: omitted) */
+    const sam_clock_t *clock;    /**< STAMP: checked before each token, refused SAM_REFUSE_CLOCK when it fails
+                                      (NULL: clock_check = none); must outlive the server */
     int production;              /**< environment = production: the signing policy below applies (J13) */
     int allow_scal1;             /**< production: SCAL 1 credentials may still authorize and sign */
     int allow_single_factor;     /**< production: single-factor credentials may still authorize and sign */
@@ -172,6 +209,14 @@ enum { SAM_AUDIT_SIGN_OK = 0, SAM_AUDIT_SIGN_NOTHING = 1, SAM_AUDIT_SIGN_ERROR =
  *   SAM_AUDIT_SIGN_NOKEY (no audit key in the HSM); SAM_AUDIT_SIGN_ERROR (message on stderr).
  */
 int sam_audit_sign_head(stor_env_t *stor, hsm_t *hsm, const char *who, int force, uint64_t *signed_seq);
+
+/**
+ * Sign text (ASCII) with the audit key: DER ECDSA P-256 over its SHA-256, as the heads. For texts that cannot be
+ * taken for a head's (which begin "csc-audit-head v1"): csc-admin audit report's "csc-audit-report v1 ...".
+ * @return SAM_AUDIT_SIGN_OK (*sig_len set, at most HSM_SIG_MAX bytes into sig), SAM_AUDIT_SIGN_NOKEY, or
+ *         SAM_AUDIT_SIGN_ERROR.
+ */
+int sam_audit_sign_text(hsm_t *hsm, const char *text, uint8_t *sig, size_t *sig_len);
 
 /** The periodic signing of audit heads: csc-sam's audit-heads task (server/srv_sam.c), one run at a time. */
 typedef struct sam_heads sam_heads_t;

@@ -107,6 +107,7 @@ extern "C" {
 #define SAM_CERTS_MAX 16         /**< certificates of one chain */
 #define SAM_BACKUP_MAX 65536     /**< a backup file's content */
 #define SAM_PUBKEY_MAX 2048      /**< DER SubjectPublicKeyInfo */
+#define SAM_SIGNED_TEXT_MAX 255  /**< AUDIT_REPORT's signed text */
 #define SAM_LINE_MAX 512         /**< one line of a report (longer ones are cut) */
 #define SAM_LINES_MAX 1024       /**< lines of one report (more: the last says so) */
 #define SAM_ORIGIN_MAX 400       /**< an operator op's ORIGIN claim */
@@ -137,6 +138,10 @@ enum {
     SAM_OP_ACCOUNT_PASSWORD = 16, /**< /account: old password, new password -> the user's password replaced */
     SAM_OP_ACCOUNT_TOTP_BEGIN = 17, /**< /account: a code of the old TOTP secret -> a pending new secret (a ticket) */
     SAM_OP_ACCOUNT_TOTP_FINISH = 18, /**< /account: the ticket and a code of the new secret -> the TOTP replaced */
+    SAM_OP_AUDIT_REPORT = 23,   /**< the operators' socket (csc-admin audit report): the audit key signs a text naming
+                                     the report's SHA-256 (DIGEST) -> SIGNED_TEXT, SIGNATURE */
+    SAM_OP_BACKUP_SIGN = 24,    /**< the operators' socket (csc-admin db backup): the same for a database backup's SHA-256
+                                     (its text "csc-db-backup v1 ...") */
     SAM_OP_API_LOGIN = 22,      /**< auth/login with a password: name, password, rememberMe -> access (and refresh)
                                      token; csc-sam checks the password, counts failures, locks out, records */
     /* the operators' socket (sam_admin_socket; sam/sam_op_keys.c): csc-admin's key operations, served nowhere else */
@@ -194,7 +199,8 @@ enum {
                                        issuer when one is required, a CRL past its nextUpdate, unreadable) */
     SAM_REFUSE_DB_DOWN = 20,    /**< the database cannot be reached now (STOR_ERR_UNAVAILABLE): nothing was done; a
                                      try a second later may work (the front end answers 503 with Retry-After: 1) */
-    SAM_REFUSE_MAX = 20,
+    SAM_REFUSE_CLOCK = 21,      /**< STAMP: the system clock is not synchronised (clock_check): no token now */
+    SAM_REFUSE_MAX = 21,
 };
 
 /* ---- field tags (one meaning each in every op; which ops take which: sam_op_spec()) -------------------------- */
@@ -296,6 +302,7 @@ enum {
                                    the same on every node and after a restart; never logged, wiped after use) */
     SAM_T_REQUEST_ID = 90,    /**< TEXT SIGN, AUTHORIZE: the HTTP request's id ([A-Za-z0-9._-]{1,64}, csc-server's
                                    X-Request-Id), written into the audit record's detail as request_id=ID */
+    SAM_T_SIGNED_TEXT = 91,   /**< TEXT what the audit key signed (AUDIT_REPORT's and BACKUP_SIGN's replies) */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 

@@ -152,6 +152,16 @@ typedef void (*stor_copy_report_fn)(const char *table, size_t rows, void *arg);
  */
 int stor_copy(stor_env_t *from, stor_env_t *to, stor_copy_report_fn report, void *arg, const char **table);
 
+/**
+ * Write a consistent copy of env, as of one read snapshot, into dir (an existing empty directory), while this and
+ * other processes go on writing (csc-admin db backup). LMDB: dir/data.mdb, compacted (LMDB's own copy, free pages
+ * left out), an environment stor_open can open as it is. The snapshot holds every record committed before it began, the
+ * audit log and its head together.
+ * @return STOR_OK; STOR_ERR_INVAL (NULL, or a backend with no file copy: PostgreSQL, whose backups are
+ *         pg_basebackup's, docs/operations.md); STOR_ERR_IO (dir missing or not writable, the disk full), ...
+ */
+int stor_backup(stor_env_t *env, const char *dir);
+
 /** What stor_migrate does: INIT makes a new database (and completes a partial one), UPGRADE only an initialised one. */
 typedef enum {
     STOR_MIGRATE_INIT,    /**< csc-admin db init: apply every migration the database lacks, from none on */

@@ -7,6 +7,7 @@
  * key destructions the CRL sweep files: run at once, audited, idempotent; a request for a second operator waits.
  * ctest: unit_sam_stamp.
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -420,6 +421,121 @@ START_TEST(t_key_jobs_stay_when_the_hsm_fails)
 }
 END_TEST
 
+/* ---- the clock check (sam_clock.c): a fake source, never the real clock ------------------------------------ */
+
+static sam_clock_reading_t fake;   /* what the fake source says */
+static int fake_fails;             /* 1: it cannot tell (EIO) */
+static unsigned fake_calls;
+
+static int fake_source(void *arg, sam_clock_reading_t *out)
+{
+    (void)arg;
+    fake_calls++;
+    if (fake_fails) {
+        errno = EIO;
+        return -1;
+    }
+    *out = fake;
+    return 0;
+}
+
+static const sam_clock_t fake_clock = {.source = fake_source, .arg = NULL, .max_error_ms = 100};
+
+START_TEST(t_clock_check_judges)
+{
+    sam_clock_reading_t r;
+    char why[256];
+    fake_fails = 0;
+    fake = (sam_clock_reading_t){.synced = 1, .offset_us = -1250, .maxerror_us = 99999};
+    ck_assert_int_eq(sam_clock_check(&fake_clock, &r, why, sizeof(why)), 0);
+    ck_assert_int_eq(r.offset_us, -1250);
+    ck_assert_str_eq(why, "the clock is synchronised (offset -1.250 ms, maxerror 99.999 ms, at most 100 ms)");
+    /* just over the bound, whatever the offset */
+    fake.maxerror_us = 100001;
+    ck_assert_int_eq(sam_clock_check(&fake_clock, &r, why, sizeof(why)), -1);
+    ck_assert_str_eq(why, "the clock's maxerror 100.001 ms is over clock_max_error_ms 100 (offset -1.250 ms)");
+    /* not synchronised, however small the error */
+    fake = (sam_clock_reading_t){.synced = 0, .offset_us = 2500000, .maxerror_us = 10};
+    ck_assert_int_eq(sam_clock_check(&fake_clock, &r, why, sizeof(why)), -1);
+    ck_assert_str_eq(why, "the clock is not synchronised (offset 2500.000 ms, maxerror 0.010 ms)");
+    /* a source that cannot tell: refused */
+    fake_fails = 1;
+    ck_assert_int_eq(sam_clock_check(&fake_clock, &r, why, sizeof(why)), -1);
+    ck_assert_int_eq(r.synced, 0);
+    ck_assert_ptr_nonnull(strstr(why, "cannot be read"));
+    fake_fails = 0;
+    /* the kernel's own reading, whatever it says here: it can be read, and its maxerror is not negative */
+    ck_assert_int_eq(sam_clock_adjtimex(NULL, &r), 0);
+    ck_assert(r.maxerror_us >= 0);
+}
+END_TEST
+
+static void open_with_fake_clock(void)
+{
+    fake = (sam_clock_reading_t){.synced = 1, .offset_us = 42, .maxerror_us = 5000};
+    fake_fails = 0;
+    fake_calls = 0;
+    cfx_sam_clock = &fake_clock;
+    open_with_tsa();
+}
+
+static void close_fake_clock(void)
+{
+    close_fx();
+    cfx_sam_clock = NULL;
+}
+
+/* The last audit record's detail. */
+static int last_detail_fn(const stor_audit_t *rec, void *arg)
+{
+    snprintf(arg, sizeof(((stor_audit_t *)0)->detail), "%s", rec->detail);
+    return 0;
+}
+
+START_TEST(t_stamp_refused_while_the_clock_is_not_synchronised)
+{
+    char *token = cfx_login(&fx), detail[sizeof(((stor_audit_t *)0)->detail)];
+    uint8_t d[32], *tst = NULL;
+    size_t n = 0;
+    uint32_t about;
+    memset(d, 0x66, sizeof(d));
+    stamp_req_t q = {.token = token, .oid = SHA256, .digest = d, .len = sizeof(d)};
+
+    /* synchronised: a token, its record naming the offset and maxerror */
+    ck_assert_uint_eq(stamp(&q, &tst, &n, &about), 0);
+    free(tst);
+    ck_assert_uint_eq(fake_calls, 1);
+    ck_assert_int_eq(stor_audit_each(fx.stor, 1, last_detail_fn, detail), 0);
+    ck_assert_ptr_nonnull(strstr(detail, "clock_offset_us 42 maxerror_us 5000"));
+
+    unsigned denied = cfx_audit_count(&fx, STOR_EV_TIMESTAMP, STOR_RES_DENIED, NULL);
+    unsigned ok = cfx_audit_count(&fx, STOR_EV_TIMESTAMP, STOR_RES_OK, NULL);
+    /* not synchronised: refused CLOCK, audited with the offset */
+    fake.synced = 0;
+    fake.offset_us = 3000000;
+    ck_assert_uint_eq(stamp_refused(&q, &about), SAM_REFUSE_CLOCK);
+    ck_assert_int_eq(stor_audit_each(fx.stor, 1, last_detail_fn, detail), 0);
+    ck_assert_ptr_nonnull(strstr(detail, "refused=CLOCK"));
+    ck_assert_ptr_nonnull(strstr(detail, "not synchronised (offset 3000.000 ms"));
+    /* synchronised again, but a maxerror over clock_max_error_ms */
+    fake = (sam_clock_reading_t){.synced = 1, .offset_us = 1, .maxerror_us = 100001};
+    ck_assert_uint_eq(stamp_refused(&q, &about), SAM_REFUSE_CLOCK);
+    /* the front end's answer: 503 with a clear description, for signatures/timestamp */
+    char *h = cfx_b64(d, sizeof(d));
+    cfx_reply_t x;
+    cfx_post(&fx, &x, token, "/csc/v2/signatures/timestamp {\"hash\":\"%s\",\"hashAlgo\":\"" SHA256 "\"}", h);
+    cfx_expect_error(&x, 503, "temporarily_unavailable",
+                     "The time-stamping unit's clock is not synchronised: no time-stamp token can be issued now");
+    ck_assert_uint_eq(cfx_audit_count(&fx, STOR_EV_TIMESTAMP, STOR_RES_DENIED, NULL), denied + 3);
+    ck_assert_uint_eq(cfx_audit_count(&fx, STOR_EV_TIMESTAMP, STOR_RES_OK, NULL), ok);
+    /* and a token again once it is back */
+    fake.maxerror_us = 100000;
+    still_serves(token);
+    free(h);
+    free(token);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sam_stamp");
@@ -435,6 +551,11 @@ static Suite *suite(void)
     tcase_add_test(tc, t_stamp_not_offered);
     tcase_add_test(tc, t_key_jobs_run_at_once);
     tcase_add_test(tc, t_key_jobs_stay_when_the_hsm_fails);
+    tcase_add_test(tc, t_clock_check_judges);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("clock");
+    tcase_add_checked_fixture(tc, open_with_fake_clock, close_fake_clock);
+    tcase_add_test(tc, t_stamp_refused_while_the_clock_is_not_synchronised);
     suite_add_tcase(s, tc);
     return s;
 }

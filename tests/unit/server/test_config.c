@@ -374,6 +374,8 @@ START_TEST(t_environment_rules)
     ck_assert_int_eq(srv_config_load(file, &cfg), 0);
     ck_assert_uint_eq(cfg.allow_test_components, 1);
     ck_assert_uint_eq(cfg.pin_min_length, 8); /* production's default */
+    ck_assert_str_eq(cfg.clock_check, "adjtimex"); /* production's default: no time-stamp on an unsynchronised clock */
+    ck_assert_uint_eq(cfg.clock_max_error_ms, 1000);
     f = fopen(file, "w");
     fputs("listen = 127.0.0.1:1\nplain_http = yes\nenvironment = production\npkcs11_module = m\n"
           "pkcs11_token = t\npkcs11_pin_file = p\nlmdb_path = d\nallow_test_components = yes\npin_min_length = 7\n", f);
@@ -383,6 +385,15 @@ START_TEST(t_environment_rules)
     /* the test environment's default, and nothing below 6 */
     ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
     ck_assert_uint_eq(cfg.pin_min_length, 6);
+    ck_assert_str_eq(cfg.clock_check, "none");
+    /* clock_check: none or adjtimex; clock_max_error_ms 1..60000 */
+    ck_assert_int_eq(load("clock_check = adjtimex\nclock_max_error_ms = 250\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_str_eq(cfg.clock_check, "adjtimex");
+    ck_assert_uint_eq(cfg.clock_max_error_ms, 250);
+    ck_assert_int_eq(load("clock_check = ntp\n", &cfg, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "clock_check: expected none or adjtimex") != NULL, "not said: \"%s\"", msg);
+    ck_assert_int_eq(load("clock_max_error_ms = 0\n", &cfg, msg, sizeof(msg)), -1);
+    ck_assert_int_eq(load("clock_max_error_ms = 60001\n", &cfg, msg, sizeof(msg)), -1);
     ck_assert_int_eq(load("pin_min_length = 4\n", &cfg, msg, sizeof(msg)), -1);
     ck_assert_msg(strstr(msg, "pin_min_length") != NULL, "key not named in \"%s\"", msg);
     ck_assert_int_eq(load("pin_min_length = 33\n", &cfg, msg, sizeof(msg)), -1);
