@@ -17,12 +17,12 @@
 #include "sam_server.h" /* the signed audit heads (sam_audit_head.c) */
 #include "srv.h"
 #include "srv_audit.h"
+#include "srv_i18n.h"
 #include "srv_opsock.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: csc-admin -c CONFIG COMMAND ...\n"
+    fputs(_("usage: csc-admin -c CONFIG COMMAND ...\n"
             "Every command but init, operator bootstrap, operator enroll and login needs an operator session: the token\n"
             "printed by\n"
             "login, in $CSC_ADMIN_SESSION (or in a mode-0600 file named by $CSC_ADMIN_SESSION_FILE), and the role\n"
@@ -161,7 +161,8 @@ static void usage(FILE *f)
             "              [--event login|revoke|authorize|sign|sign-result|admin|lockout|timestamp|challenge|\n"
             "                       approval|operator|cert|backup|restore|audit-head|sam|enroll]\n"
             "                                         print matching audit records; TIME is ISO-8601 UTC\n"
-            "                                         (2026-11-25T10:00:00Z) or unix seconds, both inclusive\n");
+            "                                         (2026-11-25T10:00:00Z) or unix seconds, both inclusive\n"),
+          f);
 }
 
 /* A secret from a file or standard input: first line, without its newline. */
@@ -169,7 +170,7 @@ static int read_secret(const char *file, const char *what, char *buf, size_t sz)
 {
     FILE *f = file != NULL ? fopen(file, "r") : stdin;
     if (f == NULL) {
-        fprintf(stderr, "csc-admin: cannot read %s from %s\n", what, file);
+        fprintf(stderr, _("csc-admin: cannot read %s from %s\n"), what, file);
         return -1;
     }
     if (file == NULL && isatty(fileno(stdin)))
@@ -178,7 +179,7 @@ static int read_secret(const char *file, const char *what, char *buf, size_t sz)
     if (f != stdin)
         fclose(f);
     if (!ok) {
-        fprintf(stderr, "csc-admin: no %s given\n", what);
+        fprintf(stderr, _("csc-admin: no %s given\n"), what);
         return -1;
     }
     buf[strcspn(buf, "\r\n")] = '\0';
@@ -219,7 +220,7 @@ static int cmd_user_change(const adm_t *a, int argc, char **argv)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("user %s changed\n", argv[0]);
+    printf(_("user %s changed\n"), argv[0]);
     return 0;
 }
 
@@ -297,7 +298,7 @@ static int sam_run(admin_ctx_t *x, sam_builder_t *b, sam_rbuf_t *rb, sam_msg_t *
     if (reply->op == SAM_OP_REFUSED) {
         char reason[SAM_REASON_MAX + 1];
         if (sam_get_text(reply, SAM_T_REASON, reason, sizeof(reason)) != SAM_OK || reason[0] == '\0')
-            snprintf(reason, sizeof(reason), "csc-sam refused: %s", sam_refusal_name(0));
+            snprintf(reason, sizeof(reason), _("csc-sam refused: %s"), sam_refusal_name(0));
         fprintf(stderr, "csc-admin: %s\n", reason);
         return 1;
     }
@@ -347,7 +348,7 @@ static int write_csr(const char *file, const uint8_t *der, size_t len)
         ok = 0;
     X509_REQ_free(req);
     if (!ok)
-        fprintf(stderr, "csc-admin: cannot write the certificate request to %s\n", file);
+        fprintf(stderr, _("csc-admin: cannot write the certificate request to %s\n"), file);
     return ok ? 0 : -1;
 }
 
@@ -361,7 +362,7 @@ static int cmd_backup_init(admin_ctx_t *x, int argc, char **argv)
 
     if (argc == 2 && strcmp(argv[0], "--so-pin-file") == 0) {
         file = argv[1];
-        if (read_secret(file, "SO PIN", pin, sizeof(pin)) != 0)
+        if (read_secret(file, _("SO PIN"), pin, sizeof(pin)) != 0)
             return 1;
         have_pin = 1;
     } else if (argc != 0) {
@@ -385,7 +386,7 @@ static int cmd_backup_init(admin_ctx_t *x, int argc, char **argv)
         }
         if (rc == 0 && code == SAM_REFUSE_UNAUTHORIZED && about == SAM_T_PIN && !have_pin && round == 0) {
             sam_rbuf_free(&rb);
-            if (read_secret(NULL, "SO PIN", pin, sizeof(pin)) != 0)
+            if (read_secret(NULL, _("SO PIN"), pin, sizeof(pin)) != 0)
                 return 1;
             have_pin = 1;
             continue;
@@ -401,8 +402,8 @@ static int cmd_backup_init(admin_ctx_t *x, int argc, char **argv)
             (void)sam_get_u32(&reply, SAM_T_CREATED, &created);
             if (x->approved_line[0] != '\0')
                 printf("%s\n", x->approved_line);
-            printf(created ? "backup keys created in the HSM (wrapping key trusted, sensitive, not extractable)\n"
-                           : "backup keys present in the HSM\n");
+            printf(created ? _("backup keys created in the HSM (wrapping key trusted, sensitive, not extractable)\n")
+                           : _("backup keys present in the HSM\n"));
         } else {
             rc = 1;
         }
@@ -430,7 +431,7 @@ static int put_pem_certs(sam_builder_t *b, const char *file, const char *what)
     if (f != NULL)
         fclose(f);
     if (n == 0)
-        fprintf(stderr, "csc-admin: cannot read %s from %s\n", what, file);
+        fprintf(stderr, _("csc-admin: cannot read %s from %s\n"), what, file);
     return n > 0 ? 0 : -1;
 }
 
@@ -469,8 +470,8 @@ static int cmd_cred_cert(admin_ctx_t *x, const char *op, int argc, char **argv)
     sam_put_str(&b, SAM_T_CRED, argv[0]);
     sam_put_session(x, &b);
     if (first == 2) {
-        if (put_pem_certs(&b, argv[1], "a PEM certificate") != 0 ||
-            (chain != NULL && put_pem_certs(&b, chain, "PEM certificates") != 0)) {
+        if (put_pem_certs(&b, argv[1], _("a PEM certificate")) != 0 ||
+            (chain != NULL && put_pem_certs(&b, chain, _("PEM certificates")) != 0)) {
             sam_build_free(&b);
             return 1;
         }
@@ -486,11 +487,11 @@ static int cmd_cred_cert(admin_ctx_t *x, const char *op, int argc, char **argv)
     const uint8_t *der;
     size_t len;
     if (rc == 0 && first == 2) {
-        printf("credential %s: certificate imported\n", argv[0]);
+        printf(_("credential %s: certificate imported\n"), argv[0]);
     } else if (rc == 0 && (sam_get_bytes(&reply, SAM_T_CSR, &der, &len) != SAM_OK || write_csr(csr, der, len) != 0)) {
         rc = 1;
     } else if (rc == 0) {
-        printf("credential %s: new key pending its certificate; request written to %s\n", argv[0], csr);
+        printf(_("credential %s: new key pending its certificate; request written to %s\n"), argv[0], csr);
     }
     sam_rbuf_free(&rb);
     return rc;
@@ -519,7 +520,7 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
             id = v;
         } else if (strcmp(o, "--key") == 0) {
             if (parse_key(v, &key) != 0) {
-                fprintf(stderr, "csc-admin: unknown key type %s\n", v);
+                fprintf(stderr, _("csc-admin: unknown key type %s\n"), v);
                 return 2;
             }
         } else if (strcmp(o, "--auth") == 0) {
@@ -542,7 +543,7 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
             country = v;
         } else if (strcmp(o, "--auth-mode") == 0) {
             if (strcmp(v, "oauth2code") != 0 && strcmp(v, "explicit") != 0) {
-                fprintf(stderr, "csc-admin: --auth-mode is explicit or oauth2code\n");
+                fprintf(stderr, _("csc-admin: --auth-mode is explicit or oauth2code\n"));
                 return 2;
             }
             oauth2code = strcmp(v, "oauth2code") == 0;
@@ -552,11 +553,11 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
         }
     }
     if (owner == NULL) {
-        fprintf(stderr, "csc-admin: --user is required\n");
+        fprintf(stderr, _("csc-admin: --user is required\n"));
         return 2;
     }
     if ((org != NULL || country != NULL) && csr_file == NULL) {
-        fprintf(stderr, "csc-admin: --org and --country go with --csr\n");
+        fprintf(stderr, _("csc-admin: --org and --country go with --csr\n"));
         return 2;
     }
     /* The PIN is the owner's to set (/enroll, /account): the credential waits for it (pin=unset). */
@@ -591,17 +592,17 @@ static int cmd_cred_create(admin_ctx_t *x, int argc, char **argv)
     const uint8_t *der = NULL;
     size_t der_len = 0;
     if (rc == 0 && sam_get_text(&reply, SAM_T_CRED, made, sizeof(made)) != SAM_OK) {
-        fprintf(stderr, "csc-admin: csc-sam's reply names no credential\n");
+        fprintf(stderr, _("csc-admin: csc-sam's reply names no credential\n"));
         rc = 1;
     }
     if (rc == 0 && csr_file != NULL &&
         (sam_get_bytes(&reply, SAM_T_CSR, &der, &der_len) != SAM_OK || write_csr(csr_file, der, der_len) != 0))
         rc = 1;
     if (rc == 0 && csr_file != NULL)
-        printf("credential %s created, pending its certificate; request written to %s\n", made, csr_file);
+        printf(_("credential %s created, pending its certificate; request written to %s\n"), made, csr_file);
     else if (rc == 0)
-        printf("credential %s created%s\n", made,
-               strstr(auth, "PIN") != NULL ? "; its PIN waits for the owner (pin=unset)" : "");
+        printf(_("credential %s created%s\n"), made,
+               strstr(auth, "PIN") != NULL ? _("; its PIN waits for the owner (pin=unset)") : "");
     sam_rbuf_free(&rb);
     return rc;
 }
@@ -635,10 +636,10 @@ static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, c
     if (strcmp(op, "remove") == 0 && argc == 1) {
         int rc = oauth_client_remove(m->oauth, argv[0], a->operator_name);
         if (rc != OAUTH_OK) {
-            fprintf(stderr, "csc-admin: no client %s (%s)\n", argv[0], oauth_strerror(rc));
+            fprintf(stderr, _("csc-admin: no client %s (%s)\n"), argv[0], oauth_strerror(rc));
             return 1;
         }
-        printf("client %s removed\n", argv[0]);
+        printf(_("client %s removed\n"), argv[0]);
         return 0;
     }
     if (strcmp(op, "add") != 0 || argc < 1) {
@@ -670,14 +671,14 @@ static int cmd_client(srv_modules_t *m, const char *op, int argc, char **argv, c
             goto bad;
     }
     if (c->n_redirects == 0 && (c->grants & STOR_GRANT_AUTHORIZATION_CODE)) {
-        fprintf(stderr, "csc-admin: the authorization_code grant needs at least one --redirect\n");
+        fprintf(stderr, _("csc-admin: the authorization_code grant needs at least one --redirect\n"));
         goto out;
     }
     int orc = oauth_client_add(m->oauth, c, a->operator_name, secret);
     if (orc != OAUTH_OK) {
-        fprintf(stderr, "csc-admin: cannot add client %s: %s\n", c->id,
-                orc == OAUTH_ERR_DENIED ? "it exists already"
-                : orc == OAUTH_ERR_INVAL ? "invalid id or redirect URI (absolute https, or http on localhost)"
+        fprintf(stderr, _("csc-admin: cannot add client %s: %s\n"), c->id,
+                orc == OAUTH_ERR_DENIED ? _("it exists already")
+                : orc == OAUTH_ERR_INVAL ? _("invalid id or redirect URI (absolute https, or http on localhost)")
                                          : oauth_strerror(orc));
         rc = 1;
         goto out;
@@ -700,7 +701,7 @@ static int load_pem_pub(const char *file, EVP_PKEY **out)
     if (f != NULL)
         fclose(f);
     if (*out == NULL)
-        fprintf(stderr, "csc-admin: cannot read a PEM public key from %s\n", file);
+        fprintf(stderr, _("csc-admin: cannot read a PEM public key from %s\n"), file);
     return *out != NULL ? 0 : -1;
 }
 
@@ -752,20 +753,20 @@ static int cmd_audit_export(admin_ctx_t *x, const char *file)
     if (sam_audit_pub(x, "export-key", &pk) != 0)
         return 1;
     if (pk == NULL) {
-        fprintf(stderr, "csc-admin: no audit key in the HSM: run csc-admin audit key-init\n");
+        fprintf(stderr, _("csc-admin: no audit key in the HSM: run csc-admin audit key-init\n"));
         return 1;
     }
     FILE *f = fopen(file, "wx");
     int ok = f != NULL && PEM_write_PUBKEY(f, pk) == 1;
     if (f == NULL)
-        fprintf(stderr, "csc-admin: cannot create %s: %s\n", file, strerror(errno));
+        fprintf(stderr, _("csc-admin: cannot create %s: %s\n"), file, strerror(errno));
     if (f != NULL && (fclose(f) != 0 || !ok)) {
-        fprintf(stderr, "csc-admin: cannot write %s\n", file);
+        fprintf(stderr, _("csc-admin: cannot write %s\n"), file);
         ok = 0;
     }
     EVP_PKEY_free(pk);
     if (ok)
-        printf("audit public key written to %s\n", file);
+        printf(_("audit public key written to %s\n"), file);
     return ok ? 0 : 1;
 }
 
@@ -799,9 +800,9 @@ static int cmd_audit_sign_head(admin_ctx_t *x)
     sam_put_session(x, &b);
     int rc = sam_run(x, &b, &rb, &reply);
     if (rc == 0 && sam_get_u64(&reply, SAM_T_SEQ, &seq) == SAM_OK)
-        printf("audit head signed at seq %llu\n", (unsigned long long)seq);
+        printf(_("audit head signed at seq %llu\n"), (unsigned long long)seq);
     else if (rc == 0)
-        printf("nothing to sign (empty log, or signed meanwhile)\n");
+        printf(_("nothing to sign (empty log, or signed meanwhile)\n"));
     sam_rbuf_free(&rb);
     return rc;
 }
@@ -1089,7 +1090,7 @@ static int cmd_audit(admin_ctx_t *x, int argc, char **argv)
         uint32_t created = 0, sessions = 0;
         if (sam_audit_key(x, &created, &sessions) != 0)
             return 1;
-        printf(created ? "audit key created in the HSM (EC P-256)\n" : "audit key present in the HSM\n");
+        printf(created ? _("audit key created in the HSM (EC P-256)\n") : _("audit key present in the HSM\n"));
         return 0;
     }
     if (argc == 1 && strcmp(argv[0], "sign-head") == 0)
@@ -1119,12 +1120,12 @@ static int cmd_audit(admin_ctx_t *x, int argc, char **argv)
             f.cred = v;
         } else if (strcmp(o, "--event") == 0) {
             if (adm_audit_parse_event(v, &f.event) != 0) {
-                fprintf(stderr, "csc-admin: unknown event %s\n", v);
+                fprintf(stderr, _("csc-admin: unknown event %s\n"), v);
                 return 2;
             }
         } else if (strcmp(o, "--since") == 0 || strcmp(o, "--until") == 0) {
             if (adm_audit_parse_time(v, &ms) != 0) {
-                fprintf(stderr, "csc-admin: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix seconds\n",
+                fprintf(stderr, _("csc-admin: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix seconds\n"),
                         v);
                 return 2;
             }
@@ -1153,7 +1154,7 @@ static int cmd_tsa_init(admin_ctx_t *x, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
             if (parse_key(argv[++i], &key) != 0) {
-                fprintf(stderr, "csc-admin: unknown key type %s\n", argv[i]);
+                fprintf(stderr, _("csc-admin: unknown key type %s\n"), argv[i]);
                 return 2;
             }
         } else if (strcmp(argv[i], "--cn") == 0 && i + 1 < argc) {
@@ -1164,7 +1165,7 @@ static int cmd_tsa_init(admin_ctx_t *x, int argc, char **argv)
         }
     }
     if (x->cfg->tsa_credential[0] == '\0') {
-        fprintf(stderr, "csc-admin: set tsa_credential (and tsa_policy) in the configuration first\n");
+        fprintf(stderr, _("csc-admin: set tsa_credential (and tsa_policy) in the configuration first\n"));
         return 1;
     }
     sam_builder_t b;
@@ -1181,7 +1182,7 @@ static int cmd_tsa_init(admin_ctx_t *x, int argc, char **argv)
         rc = 1;
     sam_rbuf_free(&rb);
     if (rc == 0)
-        printf("time-stamping unit %s created (key in the HSM, certificate from the CA)\n", id);
+        printf(_("time-stamping unit %s created (key in the HSM, certificate from the CA)\n"), id);
     return rc;
 }
 
@@ -1229,7 +1230,7 @@ static int session_token(char *buf, size_t sz)
     if (f == NULL)
         return -1;
     if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077) != 0) {
-        fprintf(stderr, "csc-admin: %s is readable by others: refused (chmod 600)\n", file);
+        fprintf(stderr, _("csc-admin: %s is readable by others: refused (chmod 600)\n"), file);
         fclose(f);
         return -1;
     }
@@ -1262,9 +1263,9 @@ static int print_issued(const sam_msg_t *reply, const char *name, int letter)
     if (letter && sam_get_text(reply, SAM_T_ENROLL_CODE, code, sizeof(code)) == SAM_OK)
         printf("enrollment_code %s\nexpires %s\n", code, exp);
     else if (!letter && sam_get_text(reply, SAM_T_CONTACT, to, sizeof(to)) == SAM_OK)
-        printf("enrollment %s sent to %s, expires %s\n", name, to, exp);
+        printf(_("enrollment %s sent to %s, expires %s\n"), name, to, exp);
     else {
-        fprintf(stderr, "csc-admin: csc-sam's reply carries no enrollment\n");
+        fprintf(stderr, _("csc-admin: csc-sam's reply carries no enrollment\n"));
         rc = 1;
     }
     OPENSSL_cleanse(code, sizeof(code));
@@ -1285,7 +1286,7 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv)
         else
             goto bad;
     }
-    if (read_secret(pwfile, "password", pw, sizeof(pw)) != 0)
+    if (read_secret(pwfile, _("password"), pw, sizeof(pw)) != 0)
         return 1;
     sam_builder_t b;
     sam_rbuf_t rb = {0};
@@ -1302,14 +1303,14 @@ static int cmd_operator_new(admin_ctx_t *x, int argc, char **argv)
                     sam_get_u32(&reply, SAM_T_ROLES, &got) != SAM_OK ||
                     oauth_base32_encode(secret, n, b32, sizeof(b32)) != 0 ||
                     oauth_totp_uri(x->cfg->totp_issuer, argv[0], secret, n, uri, sizeof(uri)) != 0)) {
-        fprintf(stderr, "csc-admin: csc-sam's reply carries no usable TOTP secret\n");
+        fprintf(stderr, _("csc-admin: csc-sam's reply carries no usable TOTP secret\n"));
         rc = 1;
     }
     if (rc == 0) {
-        printf("operator %s added%s\n", argv[0],
+        printf(_("operator %s added%s\n"), argv[0],
                got != (uint32_t)STOR_ROLES_ALL
-                   ? " with the role user-admin (production: docs/configuration.md \"two_person\" adds the others)"
-                   : " with every role");
+                   ? _(" with the role user-admin (production: docs/configuration.md \"two_person\" adds the others)")
+                   : _(" with every role"));
         print_enrollment(b32, uri);
     }
     OPENSSL_cleanse(b32, sizeof(b32));
@@ -1343,14 +1344,14 @@ static int cmd_op_add(admin_ctx_t *x, int argc, char **argv)
             contact = argv[++i];
         else if (strcmp(argv[i], "--roles") == 0 && i + 1 < argc) {
             if (adm_op_roles_parse(argv[++i], &roles) != 0) {
-                fprintf(stderr, "csc-admin: --roles is a list of user-admin, key-admin, auditor (or all)\n");
+                fprintf(stderr, _("csc-admin: --roles is a list of user-admin, key-admin, auditor (or all)\n"));
                 return 2;
             }
         } else
             goto bad;
     }
     if (roles == 0) {
-        fprintf(stderr, "csc-admin: --roles is required\n");
+        fprintf(stderr, _("csc-admin: --roles is required\n"));
         return 2;
     }
     sam_builder_t b;
@@ -1367,7 +1368,7 @@ static int cmd_op_add(admin_ctx_t *x, int argc, char **argv)
     sam_put_u32(&b, SAM_T_ROLES, roles);
     int rc = sam_run(x, &b, &rb, &reply);
     if (rc == 0) {
-        printf("operator %s added: enrolling (csc-admin operator enroll %s, on their own terminal)\n", argv[0], argv[0]);
+        printf(_("operator %s added: enrolling (csc-admin operator enroll %s, on their own terminal)\n"), argv[0], argv[0]);
         rc = print_issued(&reply, argv[0], letter);
     }
     sam_rbuf_free(&rb);
@@ -1389,8 +1390,8 @@ static int cmd_op_enroll(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (read_line(stdin, "enrollment code", 0, code, sizeof(code)) != 0) {
-        fprintf(stderr, "csc-admin: operator enroll needs the enrollment code\n");
+    if (read_line(stdin, _("enrollment code"), 0, code, sizeof(code)) != 0) {
+        fprintf(stderr, _("csc-admin: operator enroll needs the enrollment code\n"));
         return 1;
     }
     sam_builder_t b;
@@ -1409,7 +1410,7 @@ static int cmd_op_enroll(admin_ctx_t *x, int argc, char **argv)
         sam_get_bytes(&reply, SAM_T_TOTP_SECRET, &secret, &n) != SAM_OK ||
         oauth_base32_encode(secret, n, b32, sizeof(b32)) != 0 ||
         oauth_totp_uri(x->cfg->totp_issuer, argv[0], secret, n, uri, sizeof(uri)) != 0) {
-        fprintf(stderr, "csc-admin: csc-sam's reply carries no usable enrollment\n");
+        fprintf(stderr, _("csc-admin: csc-sam's reply carries no usable enrollment\n"));
         goto out;
     }
     sam_rbuf_free(&rb);
@@ -1418,19 +1419,19 @@ static int cmd_op_enroll(admin_ctx_t *x, int argc, char **argv)
     OPENSSL_cleanse(uri, sizeof(uri));
     fflush(stdout);
     for (int tries = isatty(fileno(stdin)) ? 3 : 1;; tries--) { /* at a terminal, a typo may be typed again */
-        if (read_line(stdin, "new password", 1, pw, sizeof(pw)) != 0 ||
-            read_line(stdin, "the password again", 1, pw2, sizeof(pw2)) != 0) {
-            fprintf(stderr, "csc-admin: operator enroll needs the password twice and a one-time code\n");
+        if (read_line(stdin, _("new password"), 1, pw, sizeof(pw)) != 0 ||
+            read_line(stdin, _("the password again"), 1, pw2, sizeof(pw2)) != 0) {
+            fprintf(stderr, _("csc-admin: operator enroll needs the password twice and a one-time code\n"));
             goto out;
         }
         if (strcmp(pw, pw2) == 0)
             break;
-        fprintf(stderr, "csc-admin: the two passwords differ\n");
+        fprintf(stderr, _("csc-admin: the two passwords differ\n"));
         if (tries <= 1)
             goto out;
     }
-    if (read_line(stdin, "one-time code", 1, otp, sizeof(otp)) != 0) {
-        fprintf(stderr, "csc-admin: operator enroll needs the password twice and a one-time code\n");
+    if (read_line(stdin, _("one-time code"), 1, otp, sizeof(otp)) != 0) {
+        fprintf(stderr, _("csc-admin: operator enroll needs the password twice and a one-time code\n"));
         goto out;
     }
     sam_begin(&b, SAM_OP_OPERATOR_ENROLL_FINISH);
@@ -1440,7 +1441,7 @@ static int cmd_op_enroll(admin_ctx_t *x, int argc, char **argv)
     sam_put_str(&b, SAM_T_PASSWORD, pw);
     if (sam_run(x, &b, &rb, &reply) != 0)
         goto out;
-    printf("operator %s enrolled: csc-admin login %s\n", argv[0], argv[0]);
+    printf(_("operator %s enrolled: csc-admin login %s\n"), argv[0], argv[0]);
     rc = 0;
 out:
     OPENSSL_cleanse(pw, sizeof(pw));
@@ -1471,7 +1472,7 @@ static int cmd_op_change(admin_ctx_t *x, int argc, char **argv, int remove)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf(argc == 1 ? "operator %s removed\n" : "operator %s roles changed\n", argv[0]);
+    printf(argc == 1 ? _("operator %s removed\n") : _("operator %s roles changed\n"), argv[0]);
     return 0;
 }
 
@@ -1507,9 +1508,9 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (read_line(stdin, "password", 1, pw, sizeof(pw)) != 0 || read_line(stdin, "one-time code", 1, otp, sizeof(otp)) != 0) {
+    if (read_line(stdin, _("password"), 1, pw, sizeof(pw)) != 0 || read_line(stdin, _("one-time code"), 1, otp, sizeof(otp)) != 0) {
         OPENSSL_cleanse(pw, sizeof(pw));
-        fprintf(stderr, "csc-admin: login needs the password and the one-time code (two lines on standard input)\n");
+        fprintf(stderr, _("csc-admin: login needs the password and the one-time code (two lines on standard input)\n"));
         return 1;
     }
     /* csc-sam checks the factors (OPERATOR_LOGIN): csc-admin reads no operator's verifier or TOTP secret. */
@@ -1524,7 +1525,7 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
     OPENSSL_cleanse(otp, sizeof(otp));
     int rc = sam_run(x, &b, &rb, &reply);
     if (rc == 0 && sam_get_text(&reply, SAM_T_SESSION, token, sizeof(token)) != SAM_OK) {
-        fprintf(stderr, "csc-admin: csc-sam's reply carries no session\n");
+        fprintf(stderr, _("csc-admin: csc-sam's reply carries no session\n"));
         rc = 1;
     }
     sam_rbuf_free(&rb);
@@ -1534,11 +1535,11 @@ static int cmd_login(admin_ctx_t *x, int argc, char **argv)
         int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
         FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
         if (f == NULL || fchmod(fd, 0600) != 0 || fprintf(f, "%s\n", token) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "csc-admin: cannot write %s: %s\n", file, strerror(errno));
+            fprintf(stderr, _("csc-admin: cannot write %s: %s\n"), file, strerror(errno));
             OPENSSL_cleanse(token, sizeof(token));
             return 1;
         }
-        fprintf(stderr, "csc-admin: logged in; session in %s (CSC_ADMIN_SESSION_FILE)\n", file);
+        fprintf(stderr, _("csc-admin: logged in; session in %s (CSC_ADMIN_SESSION_FILE)\n"), file);
     } else {
         printf("%s\n", token);
     }
@@ -1555,7 +1556,7 @@ static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
         return 2;
     }
     if (session_token(token, sizeof(token)) != 0) {
-        fprintf(stderr, "csc-admin: no session to end (CSC_ADMIN_SESSION or CSC_ADMIN_SESSION_FILE)\n");
+        fprintf(stderr, _("csc-admin: no session to end (CSC_ADMIN_SESSION or CSC_ADMIN_SESSION_FILE)\n"));
         return 1;
     }
     int rc = adm_op_logout(x->a, token, err, sizeof(err));
@@ -1564,7 +1565,7 @@ static int cmd_logout(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("logged out\n");
+    printf(_("logged out\n"));
     return 0;
 }
 
@@ -1579,7 +1580,7 @@ static int cmd_init(admin_ctx_t *x, int argc, char **argv)
     }
     if (sam_audit_key(x, &created, &sessions) != 0)
         return 1;
-    printf("database %s ready; token \"%s\" reachable (%u sessions)\n", x->cfg->storage.location, x->cfg->pkcs11_token,
+    printf(_("database %s ready; token \"%s\" reachable (%u sessions)\n"), x->cfg->storage.location, x->cfg->pkcs11_token,
            sessions);
     return 0;
 }
@@ -1617,15 +1618,15 @@ static int cmd_enroll_issue(admin_ctx_t *x, uint32_t kind, int argc, char **argv
     }
     /* Refused before anything is written: the code goes to the user or into a letter, never both ways. */
     if (x->cfg->otp_sender[0] == '\0' && !letter) {
-        fprintf(stderr, "csc-admin: no otp_sender is configured: --letter prints the code once for a sealed letter\n");
+        fprintf(stderr, _("csc-admin: no otp_sender is configured: --letter prints the code once for a sealed letter\n"));
         return 2;
     }
     if (x->cfg->otp_sender[0] != '\0' && letter) {
-        fprintf(stderr, "csc-admin: otp_sender is configured: the code is sent to the user, never shown (drop --letter)\n");
+        fprintf(stderr, _("csc-admin: otp_sender is configured: the code is sent to the user, never shown (drop --letter)\n"));
         return 2;
     }
     if (kind == SAM_ENROLL_NEW && !letter && contact == NULL) {
-        fprintf(stderr, "csc-admin: --contact is required: the code is sent there\n");
+        fprintf(stderr, _("csc-admin: --contact is required: the code is sent there\n"));
         return 2;
     }
     sam_builder_t b;
@@ -1649,8 +1650,8 @@ static int cmd_enroll_issue(admin_ctx_t *x, uint32_t kind, int argc, char **argv
     sam_put_u32(&b, SAM_T_KIND, kind);
     int rc = sam_run(x, &b, &rb, &reply);
     if (rc == 0) {
-        printf(kind == SAM_ENROLL_NEW ? "user %s added: enrolling\n"
-                                      : "user %s: password and TOTP cleared, sessions revoked: enrolling again\n",
+        printf(kind == SAM_ENROLL_NEW ? _("user %s added: enrolling\n")
+                                      : _("user %s: password and TOTP cleared, sessions revoked: enrolling again\n"),
                argv[0]);
         rc = print_issued(&reply, argv[0], letter);
     }
@@ -1691,7 +1692,7 @@ static int cmd_user_status(admin_ctx_t *x, int argc, char **argv, uint32_t st)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("user %s %s\n", argv[0], st == STOR_USER_SUSPENDED ? "suspended" : "resumed");
+    printf(_("user %s %s\n"), argv[0], st == STOR_USER_SUSPENDED ? _("suspended") : _("resumed"));
     return 0;
 }
 
@@ -1714,7 +1715,7 @@ static int cmd_user_terminate(admin_ctx_t *x, int argc, char **argv)
     }
     int rc = sam_named_op(x, SAM_OP_USER_TERMINATE, SAM_T_USER, argv[0]);
     if (rc == 0)
-        printf("user %s terminated; keys destroyed\n", argv[0]);
+        printf(_("user %s terminated; keys destroyed\n"), argv[0]);
     return rc;
 }
 /* credential delegate ID --user U --evidence REF  |  credential delegate ID --user U --remove */
@@ -1743,7 +1744,7 @@ static int cmd_cred_delegate(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf(remove ? "credential %s: %s is no longer a delegate\n" : "credential %s: %s may sign as a delegate\n",
+    printf(remove ? _("credential %s: %s is no longer a delegate\n") : _("credential %s: %s may sign as a delegate\n"),
            argv[0], user);
     return 0;
 bad:
@@ -1762,7 +1763,7 @@ static int cmd_cred_enable(admin_ctx_t *x, int argc, char **argv, int en)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("credential %s %s\n", argv[0], en ? "enabled" : "disabled");
+    printf(_("credential %s %s\n"), argv[0], en ? _("enabled") : _("disabled"));
     return 0;
 }
 
@@ -1794,7 +1795,7 @@ static int cmd_cred_end(admin_ctx_t *x, int argc, char **argv, const char *reaso
     int rc = sam_run(x, &b, &rb, &reply);
     sam_rbuf_free(&rb);
     if (rc == 0)
-        printf("credential %s: key destroyed; it can never sign again\n", argv[0]);
+        printf(_("credential %s: key destroyed; it can never sign again\n"), argv[0]);
     return rc;
 }
 
@@ -1854,7 +1855,7 @@ static int cmd_cred_renew(admin_ctx_t *x, int argc, char **argv)
     }
     int rc = sam_named_op(x, SAM_OP_RENEW, SAM_T_CRED, argv[0]);
     if (rc == 0)
-        printf("credential %s renewed: new key and certificate, old key destroyed\n", argv[0]);
+        printf(_("credential %s renewed: new key and certificate, old key destroyed\n"), argv[0]);
     return rc;
 }
 
@@ -1897,7 +1898,7 @@ static int cmd_cred_import(admin_ctx_t *x, int argc, char **argv)
 /* credential backup ID FILE: csc-sam wraps the key and answers the file's bytes (BACKUP); csc-admin writes FILE. */
 static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
 {
-    char err[512] = "csc-sam's reply holds no backup";
+    char err[512];
     struct stat st;
     sam_builder_t b;
     sam_rbuf_t rb = {0};
@@ -1909,9 +1910,10 @@ static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
         return 2;
     }
     if (lstat(argv[1], &st) == 0) { /* before the key is wrapped: a backup never overwrites a file */
-        fprintf(stderr, "csc-admin: %s exists already; a backup never overwrites a file\n", argv[1]);
+        fprintf(stderr, _("csc-admin: %s exists already; a backup never overwrites a file\n"), argv[1]);
         return 1;
     }
+    snprintf(err, sizeof(err), "%s", _("csc-sam's reply holds no backup")); /* adm_backup_write_file's, if it fails */
     sam_begin(&b, SAM_OP_BACKUP);
     sam_put_str(&b, SAM_T_CRED, argv[0]);
     sam_put_str(&b, SAM_T_DESCRIPTION, argv[1]);
@@ -1924,7 +1926,7 @@ static int cmd_cred_backup(admin_ctx_t *x, int argc, char **argv)
     }
     sam_rbuf_free(&rb);
     if (rc == 0)
-        printf("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n", argv[0],
+        printf(_("credential %s backed up to %s (key wrapped in the HSM, integrity tag from the HSM)\n"), argv[0],
                argv[1]);
     return rc;
 }
@@ -1962,7 +1964,7 @@ static int cmd_cred_restore(admin_ctx_t *x, int argc, char **argv)
         rc = 1;
     sam_rbuf_free(&rb);
     if (rc == 0)
-        printf("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n", rid, argv[0]);
+        printf(_("credential %s restored from %s (integrity tag verified, key unwrapped into the HSM)\n"), rid, argv[0]);
     return rc;
 }
 
@@ -1988,7 +1990,7 @@ static int cmd_reject(admin_ctx_t *x, int argc, char **argv)
         fprintf(stderr, "csc-admin: %s\n", err);
         return 1;
     }
-    printf("request %s rejected\n", argv[0]);
+    printf(_("request %s rejected\n"), argv[0]);
     return 0;
 }
 
@@ -2087,7 +2089,7 @@ static int two_person_ok(const srv_config_t *cfg)
                 break;
         }
         if (i == N_COMMANDS) {
-            fprintf(stderr, "csc-admin: %s: two_person names no command: %s\n", cfg->file, tok);
+            fprintf(stderr, _("csc-admin: %s: two_person names no command: %s\n"), cfg->file, tok);
             return 0;
         }
     }
@@ -2123,7 +2125,7 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
             args[i] = ap->args[i];
         const admin_cmd_t *c = find_command((int)ap->n_args, args, &words);
         if (c != NULL && c->hsm == RUN_SAM) {
-            snprintf(x->approved_line, sizeof(x->approved_line), "request %s of %s approved by %s: running it",
+            snprintf(x->approved_line, sizeof(x->approved_line), _("request %s of %s approved by %s: running it"),
                      argv[0], ap->requester, approver);
             x->approval_id = argv[0];
             x->approving = 1;
@@ -2142,7 +2144,7 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
         args[i] = ap->args[i];
     const admin_cmd_t *c = find_command((int)ap->n_args, args, &words);
     if (c == NULL || c->session == 0 || c->fn == cmd_approve || c->hsm == RUN_SAM) {
-        fprintf(stderr, "csc-admin: request %s holds no command that can be run\n", argv[0]);
+        fprintf(stderr, _("csc-admin: request %s holds no command that can be run\n"), argv[0]);
         free(ap);
         return 1;
     }
@@ -2150,7 +2152,7 @@ static int cmd_approve(admin_ctx_t *x, int argc, char **argv)
     snprintf(who, sizeof(who), "%s,requester=%s", approver, ap->requester);
     x->a->operator_name = who;
     x->approving = 1;
-    printf("request %s of %s approved by %s: running it\n", argv[0], ap->requester, approver);
+    printf(_("request %s of %s approved by %s: running it\n"), argv[0], ap->requester, approver);
     rc = c->fn(x, (int)ap->n_args - words, args + words);
     x->a->operator_name = approver;
     free(ap);
@@ -2179,7 +2181,7 @@ static int audit_read(admin_ctx_t *x, const admin_cmd_t *c, int argc, char **arg
     for (int k = 0; k < argc && pos < sizeof(detail); k++)
         pos += (size_t)snprintf(detail + pos, sizeof(detail) - pos, "%s%s", k ? " " : "", argv[k]);
     if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0) {
-        fprintf(stderr, "csc-admin: cannot write the audit record of this read: nothing shown\n");
+        fprintf(stderr, _("csc-admin: cannot write the audit record of this read: nothing shown\n"));
         return -1;
     }
     return 0;
@@ -2196,7 +2198,7 @@ static int two_person_waived(admin_ctx_t *x, const admin_cmd_t *c)
              x->a->operator_name);
     if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0)
         return 0;
-    fprintf(stderr, "csc-admin: %s is the only operator: operator add runs without a second operator\n",
+    fprintf(stderr, _("csc-admin: %s is the only operator: operator add runs without a second operator\n"),
             x->a->operator_name);
     return 1;
 }
@@ -2238,13 +2240,14 @@ int main(int argc, char **argv)
     };
     const char *file = NULL;
     int c, words = 0;
+    srv_i18n_init("csc-admin"); /* help and messages in the operator's language (LANG=ja_JP.UTF-8), else English */
     while ((c = getopt_long(argc, argv, "+c:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             file = optarg;
             break;
         case 'o':
-            fprintf(stderr, "csc-admin: --operator is gone: the operator is the one logged in (csc-admin login)\n");
+            fprintf(stderr, _("csc-admin: --operator is gone: the operator is the one logged in (csc-admin login)\n"));
             return 2;
         case 'h':
             usage(stdout);
@@ -2322,7 +2325,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "csc-admin: %s\n", err);
             goto out;
         }
-        printf("approval_required %s\n%s needs a second operator: csc-admin approve %s\n", id, what, id);
+        /* TRANSLATORS: the first line, "approval_required ID", is read by scripts: keep it as it is. */
+        printf(_("approval_required %s\n%s needs a second operator: csc-admin approve %s\n"), id, what, id);
         rc = 0;
         goto out;
     }

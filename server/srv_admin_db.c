@@ -61,6 +61,7 @@
 
 #include "srv.h"
 #include "srv_audit.h"
+#include "srv_i18n.h"
 #include "stor.h"
 
 typedef struct {
@@ -74,12 +75,12 @@ static int parse_spec(const char *cmd, const char *opt, const char *v, db_spec_t
     int rc = stor_spec_split(v, out->backend, sizeof(out->backend), &out->location);
 
     if (rc == STOR_ERR_NOTFOUND) {
-        fprintf(stderr, "csc-admin: db %s: %s: unknown backend \"%s\" (backends: %s)\n", cmd, opt, out->backend,
+        fprintf(stderr, _("csc-admin: db %s: %s: unknown backend \"%s\" (backends: %s)\n"), cmd, opt, out->backend,
                 stor_backend_names());
         return -1;
     }
     if (rc != STOR_OK || out->location[0] == '\0') {
-        fprintf(stderr, "csc-admin: db %s: %s: expected BACKEND:LOCATION (backends: %s), got \"%s\"\n", cmd, opt,
+        fprintf(stderr, _("csc-admin: db %s: %s: expected BACKEND:LOCATION (backends: %s), got \"%s\"\n"), cmd, opt,
                 stor_backend_names(), v != NULL ? v : "");
         return -1;
     }
@@ -148,7 +149,7 @@ static int db_copy(const srv_config_t *cfg, int argc, char **argv)
     to.location = cfg->storage.location;
     for (int i = 0; i < argc; i++) {
         if (i + 1 >= argc || (strcmp(argv[i], "--from") != 0 && strcmp(argv[i], "--to") != 0)) {
-            fprintf(stderr, "csc-admin: db copy: usage: db copy --from BACKEND:LOCATION [--to BACKEND:LOCATION]\n");
+            fprintf(stderr, _("csc-admin: db copy: usage: db copy --from BACKEND:LOCATION [--to BACKEND:LOCATION]\n"));
             return 2;
         }
         int is_from = strcmp(argv[i], "--from") == 0;
@@ -158,26 +159,26 @@ static int db_copy(const srv_config_t *cfg, int argc, char **argv)
         i++;
     }
     if (!have_from) {
-        fprintf(stderr, "csc-admin: db copy: --from BACKEND:LOCATION is required\n");
+        fprintf(stderr, _("csc-admin: db copy: --from BACKEND:LOCATION is required\n"));
         return 2;
     }
     if (same_database(&from, &to)) {
-        fprintf(stderr, "csc-admin: db copy: --from and --to name the same database\n");
+        fprintf(stderr, _("csc-admin: db copy: --from and --to name the same database\n"));
         return 2;
     }
     if (open_spec(cfg, "from", &from, &src) != 0 || open_spec(cfg, "to", &to, &dst) != 0)
         goto out;
-    printf("copying %s:%s to %s:%s\n", from.backend, from.location, to.backend, to.location);
+    printf(_("copying %s:%s to %s:%s\n"), from.backend, from.location, to.backend, to.location);
     int crc = stor_copy(src, dst, report_table, &sum, &table);
     if (crc == STOR_ERR_EXISTS) {
-        fprintf(stderr, "csc-admin: db copy: %s:%s is not empty (table %s has records): copy only into a new database\n",
+        fprintf(stderr, _("csc-admin: db copy: %s:%s is not empty (table %s has records): copy only into a new database\n"),
                 to.backend, to.location, table);
         goto out;
     }
     if (crc != STOR_OK) {
-        fprintf(stderr, "csc-admin: db copy: %s%s: %s%s\n", table != NULL ? "table " : "", table != NULL ? table : "",
+        fprintf(stderr, "csc-admin: db copy: %s%s: %s%s\n", table != NULL ? _("table ") : "", table != NULL ? table : "",
                 stor_strerror(crc),
-                crc == STOR_ERR_CORRUPT ? " (the copy differs from the source: was the service still running?)" : "");
+                crc == STOR_ERR_CORRUPT ? _(" (the copy differs from the source: was the service still running?)") : "");
         goto out;
     }
     copy_audit_t a;
@@ -185,11 +186,11 @@ static int db_copy(const srv_config_t *cfg, int argc, char **argv)
              sum.tables, sum.rows);
     int arc = stor_write(dst, audit_copy_fn, &a);
     if (arc != STOR_OK) {
-        fprintf(stderr, "csc-admin: db copy: the copy is complete, but its audit record failed: %s\n",
+        fprintf(stderr, _("csc-admin: db copy: the copy is complete, but its audit record failed: %s\n"),
                 stor_strerror(arc));
         goto out;
     }
-    printf("copied and checked: %zu tables, %zu records\n", sum.tables, sum.rows);
+    printf(_("copied and checked: %zu tables, %zu records\n"), sum.tables, sum.rows);
     rc = 0;
 out:
     stor_close(dst);
@@ -201,9 +202,9 @@ static void report_migration(stor_migrate_event_t ev, unsigned version, const ch
 {
     (void)arg;
     switch (ev) {
-    case STOR_MIGRATE_FOUND: printf("the database is at version %u (%s)\n", version, name); break;
-    case STOR_MIGRATE_APPLIED: printf("applied %s\n", name); break;
-    case STOR_MIGRATE_CURRENT: printf("already at version %u (%s), nothing to do\n", version, name); break;
+    case STOR_MIGRATE_FOUND: printf(_("the database is at version %u (%s)\n"), version, name); break;
+    case STOR_MIGRATE_APPLIED: printf(_("applied %s\n"), name); break;
+    case STOR_MIGRATE_CURRENT: printf(_("already at version %u (%s), nothing to do\n"), version, name); break;
     }
     fflush(stdout); /* each line as it happens: a later migration may take long, or fail */
 }
@@ -220,7 +221,7 @@ static int db_migrate(const srv_config_t *cfg, const char *cmd, stor_migrate_mod
     snprintf(db.backend, sizeof(db.backend), "%s", cfg->storage.backend);
     db.location = cfg->storage.location;
     if (argc != 0 && (argc != 2 || strcmp(argv[0], "--db") != 0)) {
-        fprintf(stderr, "csc-admin: db %s: usage: db %s [--db BACKEND:LOCATION]\n", cmd, cmd);
+        fprintf(stderr, _("csc-admin: db %s: usage: db %s [--db BACKEND:LOCATION]\n"), cmd, cmd);
         return 2;
     }
     if (argc == 2 && parse_spec(cmd, argv[0], argv[1], &db) != 0)
@@ -230,12 +231,12 @@ static int db_migrate(const srv_config_t *cfg, const char *cmd, stor_migrate_mod
         rc = stor_migrate(&sc, mode, NULL, NULL, &ver, why, sizeof(why));
         if (rc != STOR_OK) {
             fprintf(stderr, "csc-admin: db %s: lmdb:%s: %s%s\n", cmd, db.location, stor_strerror(rc),
-                    rc == STOR_ERR_CORRUPT ? " (another schema version than this csc-admin's, or not a csc database)"
+                    rc == STOR_ERR_CORRUPT ? _(" (another schema version than this csc-admin's, or not a csc database)")
                                            : "");
             return 1;
         }
-        printf("lmdb:%s: schema version %u (LMDB has no migrations: opening the environment creates it or checks "
-               "it)\n", db.location, ver);
+        printf(_("lmdb:%s: schema version %u (LMDB has no migrations: opening the environment creates it or checks "
+               "it)\n"), db.location, ver);
         return 0;
     }
     /* The location is a conninfo: never printed (it names key files, and could hold a password). */
@@ -244,18 +245,18 @@ static int db_migrate(const srv_config_t *cfg, const char *cmd, stor_migrate_mod
     case STOR_OK:
         return 0;
     case STOR_ERR_NOTFOUND:
-        fprintf(stderr, "csc-admin: db %s: the database has no schema version (no csc.schema_version): it was never "
-                "initialised; run csc-admin db init\n", cmd);
+        fprintf(stderr, _("csc-admin: db %s: the database has no schema version (no csc.schema_version): it was never "
+                "initialised; run csc-admin db init\n"), cmd);
         return 1;
     case STOR_ERR_CORRUPT:
         if (ver > newest) {
-            fprintf(stderr, "csc-admin: db %s: the database has schema version %u, newer than this csc-admin's %u "
-                    "(%s): upgrade csc-admin first; nothing changed\n", cmd, ver, newest, newest_name);
+            fprintf(stderr, _("csc-admin: db %s: the database has schema version %u, newer than this csc-admin's %u "
+                    "(%s): upgrade csc-admin first; nothing changed\n"), cmd, ver, newest, newest_name);
             return 1;
         }
         break;
     case STOR_ERR_UNAVAILABLE:
-        fprintf(stderr, "csc-admin: db %s: %s (check the storage conninfo: host, port, certificates)\n", cmd,
+        fprintf(stderr, _("csc-admin: db %s: %s (check the storage conninfo: host, port, certificates)\n"), cmd,
                 stor_strerror(rc));
         return 1;
     default:
@@ -1025,6 +1026,6 @@ int srv_admin_db(const srv_config_t *cfg, int argc, char **argv)
         return db_migrate(cfg, "migrate", STOR_MIGRATE_UPGRADE, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "restore") == 0)
         return db_restore(cfg, argc - 1, argv + 1);
-    fprintf(stderr, "csc-admin: db: unknown command (db backup, db copy, db init, db migrate, db restore)\n");
+    fprintf(stderr, _("csc-admin: db: unknown command (db backup, db copy, db init, db migrate, db restore)\n"));
     return 2;
 }
