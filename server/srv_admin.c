@@ -849,25 +849,25 @@ static int cmd_audit_report(admin_ctx_t *x, int argc, char **argv)
             from = to = NULL;
     }
     if (argc % 2 != 0 || from == NULL || to == NULL) {
-        fprintf(stderr, "csc-admin: audit report: usage: audit report --from TIME --to TIME [--out FILE] (TIME: "
-                "ISO-8601 UTC 2026-11-25T10:00:00Z or unix seconds, both inclusive)\n");
+        fprintf(stderr, _("csc-admin: audit report: usage: audit report --from TIME --to TIME [--out FILE] (TIME: "
+                "ISO-8601 UTC 2026-11-25T10:00:00Z or unix seconds, both inclusive)\n"));
         return 2;
     }
     if (adm_audit_parse_time(from, &range.from_ms) != 0 || adm_audit_parse_time(to, &range.to_ms) != 0) {
-        fprintf(stderr, "csc-admin: audit report: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix "
-                "seconds\n", adm_audit_parse_time(from, &range.from_ms) != 0 ? from : to);
+        fprintf(stderr, _("csc-admin: audit report: %s: not an ISO-8601 UTC time (2026-11-25T10:00:00Z) or unix "
+                "seconds\n"), adm_audit_parse_time(from, &range.from_ms) != 0 ? from : to);
         return 2;
     }
     range.to_ms += 999; /* the whole second named is included */
     if (range.from_ms > range.to_ms) {
-        fprintf(stderr, "csc-admin: audit report: --from is after --to\n");
+        fprintf(stderr, _("csc-admin: audit report: --from is after --to\n"));
         return 2;
     }
     if (sam_audit_pub(x, "verify", &pub) != 0)
         return 1;
     if (pub == NULL) {
-        fprintf(stderr, "csc-admin: audit report: no audit key in the HSM (csc-admin audit key-init): a report is "
-                "signed with it\n");
+        fprintf(stderr, _("csc-admin: audit report: no audit key in the HSM (csc-admin audit key-init): a report is "
+                "signed with it\n"));
         return 1;
     }
     if (srv_audit_report(x->m->stor, pub, &range, &report, &len) != 0)
@@ -893,7 +893,7 @@ static int cmd_audit_report(admin_ctx_t *x, int argc, char **argv)
         strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0 ||
         strncmp(text + strlen(REPORT_TEXT_PREFIX), hex, 64) != 0 || strchr(text, '"') != NULL ||
         !report_sig_ok(pub, text, sig, sig_len)) {
-        fprintf(stderr, "csc-admin: audit report: csc-sam's signature does not verify with the audit key\n");
+        fprintf(stderr, _("csc-admin: audit report: csc-sam's signature does not verify with the audit key\n"));
         sam_rbuf_free(&rb);
         goto out;
     }
@@ -901,18 +901,18 @@ static int cmd_audit_report(admin_ctx_t *x, int argc, char **argv)
     sam_rbuf_free(&rb);
     FILE *f = file != NULL ? fopen(file, "wx") : stdout;
     if (f == NULL) {
-        fprintf(stderr, "csc-admin: audit report: cannot create %s: %s%s\n", file, strerror(errno),
-                errno == EEXIST ? " (a report never replaces a file)" : "");
+        fprintf(stderr, _("csc-admin: audit report: cannot create %s: %s%s\n"), file, strerror(errno),
+                errno == EEXIST ? _(" (a report never replaces a file)") : "");
         goto out;
     }
     fwrite(report, 1, len, f);
     fprintf(f, "\n" REPORT_SIG_PREFIX "%s" REPORT_SIG_MIDDLE "%s\"}\n", text, b64);
     if ((f != stdout && fclose(f) != 0) || (f == stdout && fflush(f) != 0)) {
-        fprintf(stderr, "csc-admin: audit report: writing %s failed\n", file != NULL ? file : "the report");
+        fprintf(stderr, _("csc-admin: audit report: writing %s failed\n"), file != NULL ? file : _("the report"));
         goto out;
     }
     if (file != NULL)
-        printf("audit report written to %s (sha256 %s), signed by the audit key\n", file, hex);
+        printf(_("audit report written to %s (sha256 %s), signed by the audit key\n"), file, hex);
     rc = 0;
 out:
     free(report);
@@ -931,13 +931,13 @@ static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
     int rc = 1;
 
     if (argc != 1 && !(argc == 3 && strcmp(argv[1], "--key") == 0)) {
-        fprintf(stderr, "csc-admin: audit verify-report: usage: audit verify-report FILE [--key PEM]\n");
+        fprintf(stderr, _("csc-admin: audit verify-report: usage: audit verify-report FILE [--key PEM]\n"));
         return 2;
     }
     if (argc == 3 ? load_pem_pub(argv[2], &pub) != 0 : sam_audit_pub(x, "verify", &pub) != 0)
         return 1;
     if (pub == NULL) {
-        fprintf(stderr, "csc-admin: audit verify-report: no audit key in the HSM: give its PEM with --key\n");
+        fprintf(stderr, _("csc-admin: audit verify-report: no audit key in the HSM: give its PEM with --key\n"));
         return 1;
     }
     FILE *f = fopen(argv[0], "r");
@@ -945,7 +945,7 @@ static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
     char *line2 = NULL;
     size_t cap2 = 0;
     if (f == NULL) {
-        fprintf(stderr, "csc-admin: audit verify-report: cannot open %s: %s\n", argv[0], strerror(errno));
+        fprintf(stderr, _("csc-admin: audit verify-report: cannot open %s: %s\n"), argv[0], strerror(errno));
         goto out;
     }
     n1 = getline(&buf, &cap, f);
@@ -954,9 +954,9 @@ static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
     fclose(f);
     const char *why = NULL;
     if (n1 <= 1 || n2 <= 1 || extra || buf[n1 - 1] != '\n' || line2[n2 - 1] != '\n')
-        why = "not two lines (the report, its signature)";
+        why = _("not two lines (the report, its signature)");
     else if (strncmp(buf, REPORT_LINE_PREFIX, strlen(REPORT_LINE_PREFIX)) != 0)
-        why = "the first line is not a report of csc-admin audit report";
+        why = _("the first line is not a report of csc-admin audit report");
     char *text = NULL, *b64 = NULL;
     if (why == NULL) {
         line2[--n2] = '\0';
@@ -964,7 +964,7 @@ static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
         b64 = strstr(line2, REPORT_SIG_MIDDLE);
         if (strncmp(line2, REPORT_SIG_PREFIX, strlen(REPORT_SIG_PREFIX)) != 0 || b64 == NULL || n2 < 3 ||
             strcmp(line2 + n2 - 2, "\"}") != 0)
-            why = "the second line is not a signature of csc-admin audit report";
+            why = _("the second line is not a signature of csc-admin audit report");
     }
     long sig_len = -1;
     if (why == NULL) {
@@ -975,18 +975,18 @@ static int cmd_audit_verify_report(admin_ctx_t *x, int argc, char **argv)
         EVP_Digest(buf, (size_t)n1 - 1, digest, NULL, EVP_sha256(), NULL);
         pki_hex(digest, 32, hex);
         if (sig_len <= 0 || strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0)
-            why = "the second line is not a signature of csc-admin audit report";
+            why = _("the second line is not a signature of csc-admin audit report");
         else if (strncmp(text + strlen(REPORT_TEXT_PREFIX), hex, 64) != 0 ||
                  text[strlen(REPORT_TEXT_PREFIX) + 64] != ' ')
-            why = "the report was altered: its SHA-256 is not the one signed";
+            why = _("the report was altered: its SHA-256 is not the one signed");
         else if (!report_sig_ok(pub, text, sig, (size_t)sig_len))
-            why = "the signature is not the audit key's (forged or altered)";
+            why = _("the signature is not the audit key's (forged or altered)");
     }
     if (why != NULL) {
         fprintf(stderr, "csc-admin: audit verify-report: %s: %s\n", argv[0], why);
-        printf("report FAILED: %s\n", why);
+        printf(_("report FAILED: %s\n"), why);
     } else {
-        printf("report OK: sha256 %s, signed by the audit key: %s\n", hex, text);
+        printf(_("report OK: sha256 %s, signed by the audit key: %s\n"), hex, text);
         rc = 0;
     }
     free(line2);
@@ -1018,14 +1018,14 @@ static int backup_sign(const uint8_t digest[32], char *text, size_t text_sz, uin
     int rc = sam_run(x, &b, &rb, &reply);
     if (rc == 0 && (sam_get_bytes(&reply, SAM_T_SIGNATURE, &s, &n) != SAM_OK || n > *sig_len ||
                     sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, text_sz) != SAM_OK)) {
-        fprintf(stderr, "csc-admin: db backup: csc-sam's answer to BACKUP_SIGN is not usable\n");
+        fprintf(stderr, _("csc-admin: db backup: csc-sam's answer to BACKUP_SIGN is not usable\n"));
         rc = 1;
     }
     if (rc == 0) {
         memcpy(sig, s, n);
         *sig_len = n;
     } else {
-        fprintf(stderr, "csc-admin: db backup: the backup could not be signed: no backup written\n");
+        fprintf(stderr, _("csc-admin: db backup: the backup could not be signed: no backup written\n"));
     }
     sam_rbuf_free(&rb);
     return rc == 0 ? 0 : -1;
@@ -1038,7 +1038,7 @@ static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
     uint64_t seq = 0;
 
     if (argc != 1 || argv[0][0] == '-') {
-        fprintf(stderr, "csc-admin: db backup: usage: db backup FILE\n");
+        fprintf(stderr, _("csc-admin: db backup: usage: db backup FILE\n"));
         return 2;
     }
     if (strcmp(x->cfg->storage.backend, "lmdb") == 0) {
@@ -1053,7 +1053,7 @@ static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
                       * (sam_audit_sign_head): the copy then carries the newest head signed before */
         sam_rbuf_free(&rb);
         if (rc != 0) {
-            fprintf(stderr, "csc-admin: db backup: the audit head could not be signed: no backup written\n");
+            fprintf(stderr, _("csc-admin: db backup: the audit head could not be signed: no backup written\n"));
             return 1;
         }
     }
@@ -1067,11 +1067,11 @@ static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
              x->a->operator_name, argv[0], hex, (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,
              (unsigned long long)r.data_len);
     if (adm_op_audit(x->a, STOR_RES_OK, x->a->operator_name, detail) != 0)
-        fprintf(stderr, "csc-admin: db backup: %s is written, but its audit record failed\n", argv[0]);
+        fprintf(stderr, _("csc-admin: db backup: %s is written, but its audit record failed\n"), argv[0]);
     if (seq == 0)
-        printf("the audit head was not signed now (signed already, or moving under load): the backup carries the "
-               "newest signed head\n");
-    printf("backup written to %s: audit head seq %llu, signed head seq %llu, %llu bytes of data, sha256 %s\n",
+        printf(_("the audit head was not signed now (signed already, or moving under load): the backup carries the "
+               "newest signed head\n"));
+    printf(_("backup written to %s: audit head seq %llu, signed head seq %llu, %llu bytes of data, sha256 %s\n"),
            argv[0], (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,
            (unsigned long long)r.data_len, hex);
     return 0;

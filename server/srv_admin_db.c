@@ -401,7 +401,7 @@ static int header_parse(char *text, bk_header_t *h, const char **why)
         (n == 0) != (h->head_seq == 0))
         return -1;
     h->head_sig_len = (uint32_t)n;
-    *why = "the end of the header";
+    *why = _("the end of the header");
     return *p == '\0' ? 0 : -1;
 }
 
@@ -537,11 +537,11 @@ static int write_backup(const char *file, const bk_header_t *h, const char *data
         (buf = malloc(BK_CHUNK)) == NULL || snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", file) >= (int)sizeof(tmp))
         goto out;
     if ((in = open(data_path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) != 0) {
-        fprintf(stderr, "csc-admin: db backup: cannot read the copy %s: %s\n", data_path, strerror(errno));
+        fprintf(stderr, _("csc-admin: db backup: cannot read the copy %s: %s\n"), data_path, strerror(errno));
         goto out;
     }
     if ((fd = mkstemp(tmp)) < 0) {
-        fprintf(stderr, "csc-admin: db backup: cannot create %s: %s\n", tmp, strerror(errno));
+        fprintf(stderr, _("csc-admin: db backup: cannot create %s: %s\n"), tmp, strerror(errno));
         goto out;
     }
     memcpy(pre, BK_MAGIC, BK_MAGIC_LEN);
@@ -573,8 +573,8 @@ static int write_backup(const char *file, const bk_header_t *h, const char *data
     if (write_all(fd, len2, 2) != 0 || write_all(fd, sig, sig_len) != 0 || fsync(fd) != 0)
         goto io;
     if (link(tmp, file) != 0) {
-        fprintf(stderr, "csc-admin: db backup: cannot create %s: %s%s\n", file, strerror(errno),
-                errno == EEXIST ? " (a backup never replaces a file)" : "");
+        fprintf(stderr, _("csc-admin: db backup: cannot create %s: %s%s\n"), file, strerror(errno),
+                errno == EEXIST ? _(" (a backup never replaces a file)") : "");
         goto out;
     }
     sync_dir(file, 1);
@@ -582,7 +582,7 @@ static int write_backup(const char *file, const bk_header_t *h, const char *data
     rc = 0;
     goto out;
 io:
-    fprintf(stderr, "csc-admin: db backup: writing %s failed: %s\n", tmp, strerror(errno));
+    fprintf(stderr, _("csc-admin: db backup: writing %s failed: %s\n"), tmp, strerror(errno));
 out:
     if (fd >= 0) {
         close(fd);
@@ -605,23 +605,23 @@ int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *f
 
     memset(out, 0, sizeof(*out));
     if (strcmp(cfg->storage.backend, "lmdb") != 0) {
-        fprintf(stderr, "csc-admin: db backup: the storage is %s: its backups are the database's own "
+        fprintf(stderr, _("csc-admin: db backup: the storage is %s: its backups are the database's own "
                 "(pg_basebackup and WAL archiving for point-in-time recovery: docs/operations.md, \"Backups on "
-                "PostgreSQL\"); nothing written\n", cfg->storage.backend);
+                "PostgreSQL\"); nothing written\n"), cfg->storage.backend);
         return 2;
     }
     if (access(file, F_OK) == 0) {
-        fprintf(stderr, "csc-admin: db backup: %s exists (a backup never replaces a file)\n", file);
+        fprintf(stderr, _("csc-admin: db backup: %s exists (a backup never replaces a file)\n"), file);
         return 1;
     }
     /* The copy goes into a temporary folder next to file (the same file system, usually), then into file. */
     if (snprintf(dir, sizeof(dir), "%s.copy.XXXXXX", file) >= (int)sizeof(dir) || mkdtemp(dir) == NULL) {
-        fprintf(stderr, "csc-admin: db backup: cannot create a temporary folder next to %s: %s\n", file,
+        fprintf(stderr, _("csc-admin: db backup: cannot create a temporary folder next to %s: %s\n"), file,
                 strerror(errno));
         return 1;
     }
     if (snprintf(data, sizeof(data), "%s/data.mdb", dir) >= (int)sizeof(data)) {
-        fprintf(stderr, "csc-admin: db backup: %s: the path is too long\n", file);
+        fprintf(stderr, _("csc-admin: db backup: %s: the path is too long\n"), file);
         remove_env_files(dir, 1);
         return 1;
     }
@@ -630,13 +630,13 @@ int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *f
     clock_gettime(CLOCK_REALTIME, &ts);
     h.created_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if ((rc = stor_backup(stor, dir)) != STOR_OK) {
-        fprintf(stderr, "csc-admin: db backup: the copy failed: %s\n", stor_strerror(rc));
+        fprintf(stderr, _("csc-admin: db backup: the copy failed: %s\n"), stor_strerror(rc));
         remove_env_files(dir, 1);
         return 1;
     }
     /* What the copy holds: read from the copy itself (its own snapshot, not the live database's). */
     if ((rc = read_heads(cfg, dir, &h)) != STOR_OK) {
-        fprintf(stderr, "csc-admin: db backup: cannot read the copy's audit head: %s\n", stor_strerror(rc));
+        fprintf(stderr, _("csc-admin: db backup: cannot read the copy's audit head: %s\n"), stor_strerror(rc));
         remove_env_files(dir, 1);
         return 1;
     }
@@ -671,16 +671,16 @@ static int restore_check(int fd, const char *file, bk_header_t *h, bk_sig_t *s, 
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 || (buf = malloc(BK_CHUNK)) == NULL)
         goto out;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fprintf(stderr, "csc-admin: db restore: %s is not a regular file\n", file);
+        fprintf(stderr, _("csc-admin: db restore: %s is not a regular file\n"), file);
         goto out;
     }
     if (read_all(fd, pre, sizeof(pre)) != 0 || memcmp(pre, BK_MAGIC, BK_MAGIC_LEN) != 0) {
-        fprintf(stderr, "csc-admin: db restore: %s is not a backup of csc-admin db backup (no %s at its start)\n",
+        fprintf(stderr, _("csc-admin: db restore: %s is not a backup of csc-admin db backup (no %s at its start)\n"),
                 file, BK_MAGIC);
         goto out;
     }
     if (get_be(pre + BK_MAGIC_LEN, 2) != BK_VERSION) {
-        fprintf(stderr, "csc-admin: db restore: %s has format version %u; this csc-admin reads version %u\n", file,
+        fprintf(stderr, _("csc-admin: db restore: %s has format version %u; this csc-admin reads version %u\n"), file,
                 (unsigned)get_be(pre + BK_MAGIC_LEN, 2), BK_VERSION);
         goto out;
     }
@@ -688,14 +688,14 @@ static int restore_check(int fd, const char *file, bk_header_t *h, bk_sig_t *s, 
     uint64_t fixed = (uint64_t)BK_PRE_LEN + hlen + 8 + BK_DIGEST_LEN;
     if (hlen == 0 || hlen > BK_HEADER_MAX || (uint64_t)st.st_size < fixed || read_all(fd, text, hlen) != 0 ||
         read_all(fd, len8, 8) != 0) {
-        fprintf(stderr, "csc-admin: db restore: %s is truncated or damaged (its header)\n", file);
+        fprintf(stderr, _("csc-admin: db restore: %s is truncated or damaged (its header)\n"), file);
         goto out;
     }
     *data_len = get_be(len8, 8);
     /* the data and the signature's two lengths at least */
     if (*data_len > (uint64_t)st.st_size - fixed || (uint64_t)st.st_size - fixed - *data_len < 4) {
-        fprintf(stderr, "csc-admin: db restore: %s is truncated or damaged: %" PRIu64 " bytes of data announced, %"
-                PRIu64 " present\n", file, *data_len, (uint64_t)st.st_size - fixed);
+        fprintf(stderr, _("csc-admin: db restore: %s is truncated or damaged: %" PRIu64 " bytes of data announced, %"
+                PRIu64 " present\n"), file, *data_len, (uint64_t)st.st_size - fixed);
         goto out;
     }
     if (EVP_DigestUpdate(md, pre, sizeof(pre)) != 1 || EVP_DigestUpdate(md, text, hlen) != 1 ||
@@ -704,15 +704,15 @@ static int restore_check(int fd, const char *file, bk_header_t *h, bk_sig_t *s, 
     for (uint64_t left = *data_len; left > 0;) {
         size_t chunk = left < BK_CHUNK ? (size_t)left : BK_CHUNK;
         if (read_all(fd, buf, chunk) != 0 || EVP_DigestUpdate(md, buf, chunk) != 1) {
-            fprintf(stderr, "csc-admin: db restore: reading %s failed\n", file);
+            fprintf(stderr, _("csc-admin: db restore: reading %s failed\n"), file);
             goto out;
         }
         left -= chunk;
     }
     if (read_all(fd, want, sizeof(want)) != 0 || EVP_DigestFinal_ex(md, digest, NULL) != 1 ||
         CRYPTO_memcmp(digest, want, sizeof(want)) != 0) {
-        fprintf(stderr, "csc-admin: db restore: %s is damaged or was altered: its SHA-256 does not match its "
-                "content; nothing written\n", file);
+        fprintf(stderr, _("csc-admin: db restore: %s is damaged or was altered: its SHA-256 does not match its "
+                "content; nothing written\n"), file);
         goto out;
     }
     /* The signature after it: the text and the DER, ending the file exactly. */
@@ -723,14 +723,14 @@ static int restore_check(int fd, const char *file, bk_header_t *h, bk_sig_t *s, 
         trailer < 4 + (uint64_t)tlen || read_all(fd, s->text, tlen) != 0 || read_all(fd, len2, 2) != 0 ||
         (s->sig_len = (size_t)get_be(len2, 2)) == 0 || s->sig_len > sizeof(s->sig) ||
         trailer != 4 + (uint64_t)tlen + s->sig_len || read_all(fd, s->sig, s->sig_len) != 0) {
-        fprintf(stderr, "csc-admin: db restore: %s is truncated or damaged (its signature)\n", file);
+        fprintf(stderr, _("csc-admin: db restore: %s is truncated or damaged (its signature)\n"), file);
         goto out;
     }
     s->text[tlen] = '\0';
     /* Intact: now the header may be believed, and must make sense. */
     text[hlen] = '\0';
     if (memchr(text, '\0', hlen) != NULL || header_parse(text, h, &why) != 0) {
-        fprintf(stderr, "csc-admin: db restore: %s: its header is not this version's (at %s)\n", file, why);
+        fprintf(stderr, _("csc-admin: db restore: %s: its header is not this version's (at %s)\n"), file, why);
         goto out;
     }
     *data_off = (off_t)(BK_PRE_LEN + hlen + 8);
@@ -805,13 +805,13 @@ static int restore_write(int fd, const char *file, const char *dir, off_t data_o
 
     if (snprintf(tmp, sizeof(tmp), "%s/data.mdb.restoring", dir) >= (int)sizeof(tmp) ||
         snprintf(final, sizeof(final), "%s/data.mdb", dir) >= (int)sizeof(final)) {
-        fprintf(stderr, "csc-admin: db restore: %s: the path is too long\n", dir);
+        fprintf(stderr, _("csc-admin: db restore: %s: the path is too long\n"), dir);
         goto out;
     }
     if (buf == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 || lseek(fd, 0, SEEK_SET) != 0)
         goto out;
     if ((out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-        fprintf(stderr, "csc-admin: db restore: cannot create %s: %s\n", tmp, strerror(errno));
+        fprintf(stderr, _("csc-admin: db restore: cannot create %s: %s\n"), tmp, strerror(errno));
         goto out;
     }
     for (uint64_t pos = 0, end = (uint64_t)data_off + data_len; pos < end;) {
@@ -822,7 +822,7 @@ static int restore_write(int fd, const char *file, const char *dir, off_t data_o
         if (pos + chunk > (uint64_t)data_off) {
             size_t skip = pos < (uint64_t)data_off ? (size_t)((uint64_t)data_off - pos) : 0;
             if (write_all(out, buf + skip, chunk - skip) != 0) {
-                fprintf(stderr, "csc-admin: db restore: writing %s failed: %s\n", tmp, strerror(errno));
+                fprintf(stderr, _("csc-admin: db restore: writing %s failed: %s\n"), tmp, strerror(errno));
                 goto out;
             }
         }
@@ -831,14 +831,14 @@ static int restore_write(int fd, const char *file, const char *dir, off_t data_o
     if (EVP_DigestFinal_ex(md, got, NULL) != 1 || CRYPTO_memcmp(got, want, sizeof(got)) != 0)
         goto changed;
     if (fsync(out) != 0 || rename(tmp, final) != 0) {
-        fprintf(stderr, "csc-admin: db restore: cannot complete %s: %s\n", final, strerror(errno));
+        fprintf(stderr, _("csc-admin: db restore: cannot complete %s: %s\n"), final, strerror(errno));
         goto out;
     }
     sync_dir(dir, 0);
     rc = 0;
     goto out;
 changed:
-    fprintf(stderr, "csc-admin: db restore: %s changed while it was restored: nothing kept\n", file);
+    fprintf(stderr, _("csc-admin: db restore: %s changed while it was restored: nothing kept\n"), file);
 out:
     if (out >= 0) {
         close(out);
@@ -881,27 +881,27 @@ static int restore_check_result(const srv_config_t *cfg, const char *dir, const 
     if (rc == STOR_OK)
         rc = stor_read(env, read_heads_fn, &got);
     if (rc != STOR_OK) {
-        fprintf(stderr, "csc-admin: db restore: the restored database does not open: %s\n", stor_strerror(rc));
+        fprintf(stderr, _("csc-admin: db restore: the restored database does not open: %s\n"), stor_strerror(rc));
         goto fail;
     }
     if (got.audit_seq != want->audit_seq || memcmp(got.audit_hash, want->audit_hash, 32) != 0 ||
         got.head_seq != want->head_seq || (want->head_seq != 0 && memcmp(got.head_hash, want->head_hash, 32) != 0)) {
-        fprintf(stderr, "csc-admin: db restore: the restored database's audit head (seq %" PRIu64 ", signed head %"
-                PRIu64 ") is not the one the backup names (seq %" PRIu64 ", signed head %" PRIu64 ")\n",
+        fprintf(stderr, _("csc-admin: db restore: the restored database's audit head (seq %" PRIu64 ", signed head %"
+                PRIu64 ") is not the one the backup names (seq %" PRIu64 ", signed head %" PRIu64 ")\n"),
                 got.audit_seq, got.head_seq, want->audit_seq, want->head_seq);
         goto fail;
     }
-    printf("audit verify of the restored database:\n");
+    printf(_("audit verify of the restored database:\n"));
     fflush(stdout);
     if (srv_audit_verify(env, pub, stdout) != 0) {
-        fprintf(stderr, "csc-admin: db restore: audit verify fails on the restored database: not kept\n");
+        fprintf(stderr, _("csc-admin: db restore: audit verify fails on the restored database: not kept\n"));
         goto fail;
     }
     hex_of(digest, 32, hex);
     snprintf(a.detail, sizeof(a.detail), "action=db.restore sha256=%s audit_seq=%" PRIu64 " head_seq=%" PRIu64, hex,
              want->audit_seq, want->head_seq);
     if ((rc = stor_write(env, restore_audit_fn, &a)) != STOR_OK) {
-        fprintf(stderr, "csc-admin: db restore: its audit record failed: %s\n", stor_strerror(rc));
+        fprintf(stderr, _("csc-admin: db restore: its audit record failed: %s\n"), stor_strerror(rc));
         goto fail;
     }
     stor_close(env);
@@ -942,19 +942,19 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
         }
     }
     if (file == NULL) {
-        fprintf(stderr, "csc-admin: db restore: usage: db restore FILE [--db lmdb:DIR] [--key PEM]\n");
+        fprintf(stderr, _("csc-admin: db restore: usage: db restore FILE [--db lmdb:DIR] [--key PEM]\n"));
         return 2;
     }
     if (strcmp(db.backend, "lmdb") != 0) {
-        fprintf(stderr, "csc-admin: db restore: the destination is %s: a PostgreSQL database is restored with its "
+        fprintf(stderr, _("csc-admin: db restore: the destination is %s: a PostgreSQL database is restored with its "
                 "own tools (pg_basebackup's copy and the WAL archive: docs/operations.md, \"Backups on "
-                "PostgreSQL\")\n", db.backend);
+                "PostgreSQL\")\n"), db.backend);
         return 2;
     }
     int empty = dir_empty(db.location);
     if (empty == 0 || (empty < 0 && errno != ENOENT)) {
-        fprintf(stderr, "csc-admin: db restore: %s %s: restore only into a new or empty folder\n", db.location,
-                empty == 0 ? "is not empty" : strerror(errno));
+        fprintf(stderr, _("csc-admin: db restore: %s %s: restore only into a new or empty folder\n"), db.location,
+                empty == 0 ? _("is not empty") : strerror(errno));
         return 1;
     }
     if (keyfile != NULL) {
@@ -963,12 +963,12 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
         if (f != NULL)
             fclose(f);
         if (pub == NULL) {
-            fprintf(stderr, "csc-admin: db restore: cannot read a PEM public key from %s\n", keyfile);
+            fprintf(stderr, _("csc-admin: db restore: cannot read a PEM public key from %s\n"), keyfile);
             return 1;
         }
     }
     if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
-        fprintf(stderr, "csc-admin: db restore: cannot open %s: %s\n", file, strerror(errno));
+        fprintf(stderr, _("csc-admin: db restore: cannot open %s: %s\n"), file, strerror(errno));
         goto out;
     }
     if (restore_check(fd, file, &h, &sig, &off, &len, digest) != 0)
@@ -977,27 +977,27 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
      * checks every signed head's signature, which needs the key (the database that could answer it is the one being
      * restored: keep the file of audit export-key with the backups). */
     if (h.head_seq != 0 && pub == NULL) {
-        fprintf(stderr, "csc-admin: db restore: %s carries signed audit heads: give the audit public key with --key "
-                "(the file of csc-admin audit export-key) to check them; nothing written\n", file);
+        fprintf(stderr, _("csc-admin: db restore: %s carries signed audit heads: give the audit public key with --key "
+                "(the file of csc-admin audit export-key) to check them; nothing written\n"), file);
         goto out;
     }
     if (pub != NULL && !backup_sig_ok(&sig, digest, pub)) {
-        fprintf(stderr, "csc-admin: db restore: %s is not signed by the audit key of %s (its signature: \"%s\"): "
-                "another installation's backup, or an altered one; nothing written\n", file, keyfile, sig.text);
+        fprintf(stderr, _("csc-admin: db restore: %s is not signed by the audit key of %s (its signature: \"%s\"): "
+                "another installation's backup, or an altered one; nothing written\n"), file, keyfile, sig.text);
         goto out;
     }
     if (h.head_seq != 0 && !head_sig_ok(&h, pub)) {
-        fprintf(stderr, "csc-admin: db restore: the signed head in %s does not verify with the audit key of %s: "
-                "another installation's backup, or a forged head; nothing written\n", file, keyfile);
+        fprintf(stderr, _("csc-admin: db restore: the signed head in %s does not verify with the audit key of %s: "
+                "another installation's backup, or a forged head; nothing written\n"), file, keyfile);
         goto out;
     }
     hex_of(digest, 32, hex);
-    printf("%s: intact (sha256 %s), audit head seq %" PRIu64 ", signed head seq %" PRIu64 "; %s: %s\n", file, hex,
-           h.audit_seq, h.head_seq, pub != NULL ? "signed by the audit key" : "its signature NOT checked (no --key)",
-           sig.text);
+    printf(_("%s: intact (sha256 %s), audit head seq %" PRIu64 ", signed head seq %" PRIu64 "; %s: %s\n"), file, hex,
+           h.audit_seq, h.head_seq,
+           pub != NULL ? _("signed by the audit key") : _("its signature NOT checked (no --key)"), sig.text);
     if (empty < 0) {
         if (mkdir(db.location, 0700) != 0) {
-            fprintf(stderr, "csc-admin: db restore: cannot create %s: %s\n", db.location, strerror(errno));
+            fprintf(stderr, _("csc-admin: db restore: cannot create %s: %s\n"), db.location, strerror(errno));
             goto out;
         }
         made = 1;
@@ -1007,7 +1007,7 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
         remove_env_files(db.location, made);
         goto out;
     }
-    printf("restored into lmdb:%s\n", db.location);
+    printf(_("restored into lmdb:%s\n"), db.location);
     rc = 0;
 out:
     if (fd >= 0)

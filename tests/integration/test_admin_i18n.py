@@ -95,6 +95,28 @@ class TestAdminI18n(unittest.TestCase):
         self.assertRegex(self.text(r)[1], r'^csc-admin: db init: --db: expected BACKEND:LOCATION '
                                           r'\(backends: [a-z, ]+\), got "nowhere"\n$')
 
+    def test_restore_refusals_japanese(self):
+        # db restore needs no session: a file that is not a backup (the sentence names its two arguments %1$s, %2$s),
+        # and a destination that is not empty (a translated fragment inside the message).
+        junk = os.path.join(self.tmp, "junk.backup")
+        with open(junk, "w") as f:
+            f.write("not a backup\n")
+        where = os.path.join(self.tmp, "restore-new")
+        r = run("ja_JP.UTF-8", "-c", self.conf, "db", "restore", junk, "--db", "lmdb:" + where)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(self.text(r)[1], "csc-admin: db restore: %s は csc-admin db backup のバックアップではありません"
+                                          "(先頭に CSCDBBK1 がありません)\n" % junk)
+        r = run("C", "-c", self.conf, "db", "restore", junk, "--db", "lmdb:" + where)
+        self.assertEqual(self.text(r)[1], "csc-admin: db restore: %s is not a backup of csc-admin db backup (no "
+                                          "CSCDBBK1 at its start)\n" % junk)
+        full = os.path.join(self.tmp, "restore-full")
+        os.makedirs(full, exist_ok=True)
+        open(os.path.join(full, "keep"), "w").close()
+        r = run("ja_JP.UTF-8", "-c", self.conf, "db", "restore", junk, "--db", "lmdb:" + full)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(self.text(r)[1], "csc-admin: db restore: %s は空ではありません: リストア先は新しいか空の"
+                                          "フォルダに限ります\n" % full)
+
     def test_success_message_japanese(self):
         where = os.path.join(self.tmp, "lmdb-new")
         r = run("ja_JP.UTF-8", "-c", self.conf, "db", "init", "--db", "lmdb:" + where)
