@@ -20,7 +20,12 @@ int pki_certs_load(const uint8_t *der, size_t len, X509 **out, size_t max, size_
         }
         out[(*n)++] = x;
     }
-    return p == end ? PKI_OK : PKI_ERR_INVAL;
+    if (p != end) { /* more than max: refused whole, as a bad one is (the callers free nothing on an error) */
+        pki_certs_free(out, *n);
+        *n = 0;
+        return PKI_ERR_INVAL;
+    }
+    return PKI_OK;
 }
 
 void pki_certs_free(X509 **certs, size_t n)
