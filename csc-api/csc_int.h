@@ -401,6 +401,13 @@ CSC_MUST_CHECK int csc_tsa_stamp(csc_t *c, const char *token, const char *cred, 
                                  pki_der_t *out, csc_err_t *err);
 int csc_m_timestamp(csc_req_t *r);
 int csc_m_sign_doc(csc_req_t *r);
+/* signDoc's PAdES placeholder (csc_signdoc.c; its fuzz target tests/fuzz/fuzz_pdf.c): the last /ByteRange
+ * [0 a b c] of pdf (len bytes) that covers all of it but the gap [a, b), a zero-filled /Contents <00...> string.
+ * 0 with the offsets of its '<' and '>', -1 if there is none. */
+CSC_MUST_CHECK int csc_pdf_placeholder(const uint8_t *pdf, size_t len, size_t *gap_start, size_t *gap_end);
+/* Write der (len bytes) in upper-case hex at the start of that gap; the zeros after it stay (padding).
+ * -1, nothing written, if it does not fit. */
+CSC_MUST_CHECK int csc_pdf_fill(uint8_t *pdf, size_t gap_start, size_t gap_end, const uint8_t *der, size_t len);
 /* csc_sign.c, shared with signDoc: the SIGN request to csc-sam (one message for every digest). */
 typedef struct csc_sign_in {
     const stor_cred_t *cred;           /* the credential (its id; its certificate for a refusal's words) */

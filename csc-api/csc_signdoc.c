@@ -219,7 +219,7 @@ static bool pdf_uint(const uint8_t **p, const uint8_t *end, size_t *out)
 
 /* The prepared signature: /ByteRange [0 a b c] covering the file but the gap [a, b), which holds
  * /Contents <000...>. The last one that fits is the one to fill (earlier ones belong to earlier revisions). */
-static int pdf_placeholder(const uint8_t *pdf, size_t len, size_t *gap_start, size_t *gap_end)
+int csc_pdf_placeholder(const uint8_t *pdf, size_t len, size_t *gap_start, size_t *gap_end)
 {
     int found = 0;
     const uint8_t *p = pdf, *end = pdf + len, *hit;
@@ -319,7 +319,7 @@ static int parse_document_entry(csc_req_t *r, signdoc_t *sd, yajl_val o, entry_t
         if (!EVP_Digest(en->doc, en->doc_len, md, &mdl, emd, NULL))
             return csc_unavailable(r);
     } else {
-        if (pdf_placeholder(en->doc, en->doc_len, &en->gap_start, &en->gap_end) != 0)
+        if (csc_pdf_placeholder(en->doc, en->doc_len, &en->gap_start, &en->gap_end) != 0)
             return csc_bad(r, "Invalid PDF document: no prepared signature (/ByteRange [0 a b c] around a "
                               "zero-filled /Contents <00...> placeholder)");
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -436,13 +436,17 @@ static int tst_cb(void *arg, const uint8_t *sig, size_t sig_len, uint8_t **tok, 
     return HSM_OK;
 }
 
-static void hex_upper(const uint8_t *in, size_t n, uint8_t *out)
+int csc_pdf_fill(uint8_t *pdf, size_t gap_start, size_t gap_end, const uint8_t *der, size_t len)
 {
     static const char digits[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = (uint8_t)digits[in[i] >> 4];
-        out[2 * i + 1] = (uint8_t)digits[in[i] & 15];
+    if (len > (gap_end - gap_start - 1) / 2)
+        return -1;
+    uint8_t *out = pdf + gap_start + 1;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = (uint8_t)digits[der[i] >> 4];
+        out[2 * i + 1] = (uint8_t)digits[der[i] & 15];
     }
+    return 0;
 }
 
 /* Build every CMS around csc-sam's signatures; PAdES documents get theirs written into the placeholder. -1 with
@@ -479,15 +483,13 @@ static int sign_all(signer_t *s, signdoc_t *sd, csc_err_t *err, const char **why
                 return csc_err_hsm(err, rc);
             }
             if (en->format == 'P' && sd->documents) {
-                size_t room = en->gap_end - en->gap_start - 1;
-                if (2 * d.len > room) {
-                    pki_der_free(&d);
+                int fits = csc_pdf_fill(en->doc, en->gap_start, en->gap_end, d.p, d.len) == 0;
+                pki_der_free(&d);
+                if (!fits) {
                     *why = "signature larger than the PDF placeholder";
                     return fail(err, 400, "invalid_request",
                                 "The signature does not fit into the /Contents placeholder of the PDF");
                 }
-                hex_upper(d.p, d.len, en->doc + en->gap_start + 1);
-                pki_der_free(&d);
                 continue;
             }
             sd->out[k] = d.p;
