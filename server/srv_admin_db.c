@@ -61,6 +61,7 @@
 
 #include "srv.h"
 #include "srv_audit.h"
+#include "srv_dbfile.h"
 #include "srv_i18n.h"
 #include "stor.h"
 
@@ -280,136 +281,11 @@ static int db_migrate(const srv_config_t *cfg, const char *cmd, stor_migrate_mod
 #define BK_SIG_MAX 1024          /* its DER signature (an ECDSA P-256 one is at most 72 bytes) */
 #define BK_SIG_PREFIX "csc-db-backup v1 sha256="
 
-/* What the header says (and, for a backup, what the copy holds). */
-typedef struct bk_header {
-    char backend[16];
-    int64_t created_ms;
-    uint64_t audit_seq;
-    uint8_t audit_hash[32];
-    uint64_t head_seq;                 /* 0: no signed head */
-    uint8_t head_hash[32];
-    int64_t head_time_ms;
-    uint8_t head_sig[STOR_HEAD_SIG_MAX];
-    uint32_t head_sig_len;
-} bk_header_t;
-
-static void hex_of(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-/* Lower-case hex of exactly 2 * n digits into p (max bytes; *n set). 0, or -1 if it is not. */
-static int hex_to(const char *s, uint8_t *p, size_t max, size_t *n)
-{
-    size_t len = strlen(s);
-    if (len % 2 != 0 || len / 2 > max)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return -1;
-    for (size_t i = 0; i < len / 2; i++) {
-        unsigned hi = (unsigned)(s[2 * i] <= '9' ? s[2 * i] - '0' : s[2 * i] - 'a' + 10);
-        unsigned lo = (unsigned)(s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' : s[2 * i + 1] - 'a' + 10);
-        p[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *n = len / 2;
-    return 0;
-}
-
-static int header_text(const bk_header_t *h, char *out, size_t sz)
-{
-    char ah[65], hh[65] = "", sig[2 * STOR_HEAD_SIG_MAX + 1] = "";
-    hex_of(h->audit_hash, 32, ah);
-    if (h->head_seq != 0) {
-        hex_of(h->head_hash, 32, hh);
-        hex_of(h->head_sig, h->head_sig_len, sig);
-    }
-    int n = snprintf(out, sz,
-                     "backend=%s\ncreated_ms=%" PRId64 "\naudit_seq=%" PRIu64 "\naudit_hash=%s\nhead_seq=%" PRIu64
-                     "\nhead_hash=%s\nhead_time_ms=%" PRId64 "\nhead_sig=%s\n",
-                     h->backend, h->created_ms, h->audit_seq, ah, h->head_seq, hh, h->head_seq ? h->head_time_ms : 0,
-                     sig);
-    return n > 0 && (size_t)n < sz ? n : -1;
-}
-
-/* The value of line "key=VALUE\n" at *p (which moves past it); NULL if the next line is not key's. */
-static const char *header_line(char **p, const char *key)
-{
-    size_t k = strlen(key);
-    char *nl = strchr(*p, '\n');
-    if (nl == NULL || strncmp(*p, key, k) != 0 || (*p)[k] != '=')
-        return NULL;
-    *nl = '\0';
-    const char *v = *p + k + 1;
-    *p = nl + 1;
-    return v;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (s == NULL || s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Parse the header text (NUL-terminated, modified). 0, or -1 with what in why. */
-static int header_parse(char *text, bk_header_t *h, const char **why)
-{
-    const char *v;
-    uint64_t u;
-    size_t n;
-    char *p = text;
-    memset(h, 0, sizeof(*h));
-    *why = "backend";
-    if ((v = header_line(&p, "backend")) == NULL || strcmp(v, "lmdb") != 0)
-        return -1;
-    snprintf(h->backend, sizeof(h->backend), "%s", v);
-    *why = "created_ms";
-    if (parse_u64(header_line(&p, "created_ms"), &u) != 0 || u > INT64_MAX)
-        return -1;
-    h->created_ms = (int64_t)u;
-    *why = "audit_seq";
-    if (parse_u64(header_line(&p, "audit_seq"), &h->audit_seq) != 0)
-        return -1;
-    *why = "audit_hash";
-    if ((v = header_line(&p, "audit_hash")) == NULL || hex_to(v, h->audit_hash, 32, &n) != 0 || n != 32)
-        return -1;
-    *why = "head_seq";
-    if (parse_u64(header_line(&p, "head_seq"), &h->head_seq) != 0 || h->head_seq > h->audit_seq)
-        return -1;
-    *why = "head_hash";
-    if ((v = header_line(&p, "head_hash")) == NULL || hex_to(v, h->head_hash, 32, &n) != 0 ||
-        n != (h->head_seq ? 32u : 0u))
-        return -1;
-    *why = "head_time_ms";
-    if (parse_u64(header_line(&p, "head_time_ms"), &u) != 0 || u > INT64_MAX)
-        return -1;
-    h->head_time_ms = (int64_t)u;
-    *why = "head_sig";
-    if ((v = header_line(&p, "head_sig")) == NULL || hex_to(v, h->head_sig, sizeof(h->head_sig), &n) != 0 ||
-        (n == 0) != (h->head_seq == 0))
-        return -1;
-    h->head_sig_len = (uint32_t)n;
-    *why = _("the end of the header");
-    return *p == '\0' ? 0 : -1;
-}
-
 /* ---- what a copy holds ---- */
 
 static int newest_head_fn(const stor_signed_head_t *sh, int status, void *arg)
 {
-    bk_header_t *h = arg;
+    srv_dbfile_header_t *h = arg;
     if (status == 0 && sh->seq >= h->head_seq && sh->sig_len <= sizeof(h->head_sig)) {
         h->head_seq = sh->seq;
         memcpy(h->head_hash, sh->hash, 32);
@@ -422,7 +298,7 @@ static int newest_head_fn(const stor_signed_head_t *sh, int status, void *arg)
 
 static int read_heads_fn(stor_txn_t *t, void *arg)
 {
-    bk_header_t *h = arg;
+    srv_dbfile_header_t *h = arg;
     int rc = stor_txn_audit_tip(t, &h->audit_seq, h->audit_hash);
     if (rc == STOR_OK)
         rc = stor_txn_signed_head_each(t, newest_head_fn, h);
@@ -430,7 +306,7 @@ static int read_heads_fn(stor_txn_t *t, void *arg)
 }
 
 /* The audit head in meta and the newest signed head of the LMDB environment at dir (opened here, then closed). */
-static int read_heads(const srv_config_t *cfg, const char *dir, bk_header_t *h)
+static int read_heads(const srv_config_t *cfg, const char *dir, srv_dbfile_header_t *h)
 {
     stor_config_t sc = {.backend = "lmdb", .location = dir, .map_size = cfg->lmdb_map_size};
     stor_env_t *env = NULL;
@@ -524,14 +400,14 @@ static int emit(int fd, EVP_MD_CTX *md, const void *p, size_t n)
 }
 
 /* The file of a backup: into a new temporary file next to file (0600), then linked to file. */
-static int write_backup(const char *file, const bk_header_t *h, const char *data_path, srv_db_sign_fn sign, void *arg,
-                        uint8_t digest[32], uint64_t *data_len)
+static int write_backup(const char *file, const srv_dbfile_header_t *h, const char *data_path, srv_db_sign_fn sign,
+                        void *arg, uint8_t digest[32], uint64_t *data_len)
 {
     char tmp[PATH_MAX], text[BK_HEADER_MAX];
     uint8_t pre[BK_PRE_LEN], len8[8], *buf = NULL;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     struct stat st;
-    int fd = -1, in = -1, rc = -1, n = header_text(h, text, sizeof(text));
+    int fd = -1, in = -1, rc = -1, n = srv_dbfile_header_text(h, text, sizeof(text));
 
     if (n < 0 || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
         (buf = malloc(BK_CHUNK)) == NULL || snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", file) >= (int)sizeof(tmp))
@@ -599,7 +475,7 @@ int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *f
                         srv_db_backup_t *out)
 {
     char dir[PATH_MAX], data[PATH_MAX];
-    bk_header_t h;
+    srv_dbfile_header_t h;
     struct timespec ts;
     int rc;
 
@@ -658,8 +534,8 @@ typedef struct bk_sig {
 
 /* Check FILE whole: layout, lengths, the SHA-256 after the data, the signature's form (not yet with a key). 0 with *h,
  * *s, the data's offset and length; -1 (said). */
-static int restore_check(int fd, const char *file, bk_header_t *h, bk_sig_t *s, off_t *data_off, uint64_t *data_len,
-                         uint8_t digest[32])
+static int restore_check(int fd, const char *file, srv_dbfile_header_t *h, bk_sig_t *s, off_t *data_off,
+                         uint64_t *data_len, uint8_t digest[32])
 {
     uint8_t pre[BK_PRE_LEN], len8[8], want[BK_DIGEST_LEN], *buf = NULL;
     char text[BK_HEADER_MAX + 1];
@@ -729,8 +605,10 @@ static int restore_check(int fd, const char *file, bk_header_t *h, bk_sig_t *s, 
     s->text[tlen] = '\0';
     /* Intact: now the header may be believed, and must make sense. */
     text[hlen] = '\0';
-    if (memchr(text, '\0', hlen) != NULL || header_parse(text, h, &why) != 0) {
-        fprintf(stderr, _("csc-admin: db restore: %s: its header is not this version's (at %s)\n"), file, why);
+    if (memchr(text, '\0', hlen) != NULL || srv_dbfile_header_parse(text, h, &why) != 0) {
+        /* why: a key of the header (as written), or the end of it (translated: SRV_DBFILE_END) */
+        fprintf(stderr, _("csc-admin: db restore: %s: its header is not this version's (at %s)\n"), file,
+                strcmp(why, SRV_DBFILE_END) == 0 ? _("the end of the header") : why);
         goto out;
     }
     *data_off = (off_t)(BK_PRE_LEN + hlen + 8);
@@ -742,7 +620,7 @@ out:
 }
 
 /* Whether the header's signed head verifies with pub: ECDSA over SHA-256 of its text (stor_signed_head_text). */
-static int head_sig_ok(const bk_header_t *h, EVP_PKEY *pub)
+static int head_sig_ok(const srv_dbfile_header_t *h, EVP_PKEY *pub)
 {
     stor_signed_head_t sh;
     char text[192];
@@ -765,7 +643,7 @@ static int backup_sig_ok(const bk_sig_t *s, const uint8_t digest[32], EVP_PKEY *
 {
     char hex[65];
     size_t p = strlen(BK_SIG_PREFIX);
-    hex_of(digest, 32, hex);
+    srv_dbfile_hex(digest, 32, hex);
     if (strncmp(s->text, BK_SIG_PREFIX, p) != 0 || strncmp(s->text + p, hex, 64) != 0 || s->text[p + 64] != ' ')
         return 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -867,12 +745,12 @@ static int restore_audit_fn(stor_txn_t *t, void *arg)
 
 /* The restored environment at dir: its heads must be the header's, audit verify must pass; then the restore is
  * audited in it. 0 or -1 (said). */
-static int restore_check_result(const srv_config_t *cfg, const char *dir, const bk_header_t *want, EVP_PKEY *pub,
-                                const uint8_t digest[32])
+static int restore_check_result(const srv_config_t *cfg, const char *dir, const srv_dbfile_header_t *want,
+                                EVP_PKEY *pub, const uint8_t digest[32])
 {
     stor_config_t sc = {.backend = "lmdb", .location = dir, .map_size = cfg->lmdb_map_size};
     stor_env_t *env = NULL;
-    bk_header_t got;
+    srv_dbfile_header_t got;
     restore_audit_t a;
     char hex[65];
     int rc = stor_open(&sc, &env);
@@ -897,7 +775,7 @@ static int restore_check_result(const srv_config_t *cfg, const char *dir, const 
         fprintf(stderr, _("csc-admin: db restore: audit verify fails on the restored database: not kept\n"));
         goto fail;
     }
-    hex_of(digest, 32, hex);
+    srv_dbfile_hex(digest, 32, hex);
     snprintf(a.detail, sizeof(a.detail), "action=db.restore sha256=%s audit_seq=%" PRIu64 " head_seq=%" PRIu64, hex,
              want->audit_seq, want->head_seq);
     if ((rc = stor_write(env, restore_audit_fn, &a)) != STOR_OK) {
@@ -916,7 +794,7 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
 {
     db_spec_t db = {{0}, NULL};
     const char *file = NULL, *keyfile = NULL;
-    bk_header_t h;
+    srv_dbfile_header_t h;
     bk_sig_t sig;
     uint8_t digest[32];
     char hex[65];
@@ -991,7 +869,7 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
                 "another installation's backup, or a forged head; nothing written\n"), file, keyfile);
         goto out;
     }
-    hex_of(digest, 32, hex);
+    srv_dbfile_hex(digest, 32, hex);
     printf(_("%s: intact (sha256 %s), audit head seq %" PRIu64 ", signed head seq %" PRIu64 "; %s: %s\n"), file, hex,
            h.audit_seq, h.head_seq,
            pub != NULL ? _("signed by the audit key") : _("its signature NOT checked (no --key)"), sig.text);
