@@ -76,11 +76,18 @@ static void srv_free(srv_t *s)
     (void)rmdir(s->dir);
 }
 
+/* The server makes its socket before the first p11-kit-remote it forks has loaded SoftHSM: on a loaded machine the
+ * first client may find no token yet. Try again, bounded (5 s), as csc-sam does at its start (pkcs11_start_wait). */
 static hsm_t *open_client(unsigned sessions)
 {
     hsm_t *h = NULL;
-    int rc = t_open_rc(T_P11KIT_CLIENT, T_LABEL, T_PIN, sessions, &h);
+    int rc = HSM_ERR_CONFIG;
 
+    for (int i = 0; i < 50 && (rc == HSM_ERR_CONFIG || rc == HSM_ERR_UNAVAILABLE); i++) {
+        if (i > 0)
+            usleep(100 * 1000);
+        rc = t_open_rc(T_P11KIT_CLIENT, T_LABEL, T_PIN, sessions, &h);
+    }
     ck_assert_msg(rc == HSM_OK, "hsm_open through p11-kit-client: %s", hsm_strerror(rc));
     return h;
 }
