@@ -35,6 +35,10 @@ typedef struct srv_config {
     unsigned auth_workers, auth_queue; /* the pool of requests that check a password or PIN, and its queue */
     unsigned password_verify_max;     /* scrypt verifications at once (oauth verify_max) */
     unsigned request_timeout;         /* seconds */
+    unsigned max_connections;         /* open connections of the public listener, in all and per client address */
+    unsigned max_connections_per_address;
+    unsigned header_timeout;          /* seconds: TLS handshake; an HTTP/1 request's headers and body, keep-alive */
+    unsigned idle_timeout;            /* seconds: an HTTP/2 connection idle; a response left unread (TCP_USER_TIMEOUT) */
     char pkcs11_module[PATH_MAX];
     char pkcs11_token[SRV_STR];
     char pkcs11_pin_file[PATH_MAX];

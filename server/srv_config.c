@@ -48,6 +48,10 @@ static const row_t rows[] = {
     {"auth_queue", T_UINT, O(auth_queue), 0, 1, 4096, "32"},
     {"password_verify_max", T_UINT, O(password_verify_max), 0, 1, 64, "2"},
     {"request_timeout", T_UINT, O(request_timeout), 0, 1, 3600, "30"},
+    {"max_connections", T_UINT, O(max_connections), 0, 1, 1000000, "1024"},
+    {"max_connections_per_address", T_UINT, O(max_connections_per_address), 0, 1, 1000000, "64"},
+    {"header_timeout", T_UINT, O(header_timeout), 0, 1, 3600, "10"},
+    {"idle_timeout", T_UINT, O(idle_timeout), 0, 1, 3600, "60"},
     {"pkcs11_module", T_PATH, O(pkcs11_module), S(pkcs11_module), 0, 0, NULL},
     {"pkcs11_token", T_STR, O(pkcs11_token), 33, 0, 0, NULL},
     {"pkcs11_pin_file", T_PATH, O(pkcs11_pin_file), S(pkcs11_pin_file), 0, 0, NULL},
@@ -731,6 +735,8 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
         return fail(c, "oauth_revoke_status: expected 200 or 204, got %u", cfg->oauth_revoke_status);
     if (cfg->max_body > 16u << 20)
         return fail(c, "max_body: at most 16M");
+    if (cfg->max_connections_per_address > cfg->max_connections)
+        return fail(c, "max_connections_per_address: at most max_connections (%u)", cfg->max_connections);
     if (check_sam(c, cfg) != 0 || check_pkcs11(c, cfg) != 0 || check_node_id(c, cfg) != 0 ||
         check_admin_listen(c, cfg) != 0)
         return -1;

@@ -38,6 +38,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
@@ -95,6 +97,26 @@ typedef struct pool {
     unsigned n_threads, started;
 } pool_t;
 
+/* The open connections of the public listener, in all and per client address (IPv4 as IPv4-mapped IPv6): an open
+ * addressing table of at least twice max_connections slots, so it never fills (every address in it has a
+ * connection open), linear probing, deletion by backward shift. One lock: the loops take it twice per connection. */
+typedef struct conn_slot {
+    unsigned char addr[16];
+    unsigned count;                /* 0: free */
+} conn_slot_t;
+
+typedef struct conn_table {
+    pthread_mutex_t mu;
+    conn_slot_t *slots;
+    size_t mask;                   /* slots - 1 (a power of two) */
+    unsigned open;
+} conn_table_t;
+
+/* What a counted connection's socket carries to its close (h2o_socket_t.on_close). */
+typedef struct conn_ref {
+    unsigned char addr[16];
+} conn_ref_t;
+
 typedef struct server {
     const srv_config_t *cfg;
     srv_config_t *live;            /* the configuration in force: the one a reload compares with (main thread only) */
@@ -112,6 +134,7 @@ typedef struct server {
     pool_t main_pool;  /* everything but password/PIN checks */
     pool_t auth_pool;  /* requests that run scrypt */
     srv_health_t *health;  /* the operators' listener (admin_listen), or NULL */
+    conn_table_t conns;
     volatile sig_atomic_t stop;
 } server_t;
 
@@ -658,13 +681,140 @@ static void tls_follow(loop_t *l)
     l->ssl_ctx = l->accept.ssl_ctx = ctx;
 }
 
+/* ---- connection caps ------------------------------------------------------------------------------------- */
+
+static int conns_init(conn_table_t *t, unsigned max)
+{
+    size_t n = 16;
+    while (n < 2 * (size_t)max)
+        n *= 2;
+    if ((t->slots = calloc(n, sizeof(*t->slots))) == NULL)
+        return -1;
+    t->mask = n - 1;
+    t->open = 0;
+    pthread_mutex_init(&t->mu, NULL);
+    return 0;
+}
+
+static size_t conns_hash(const unsigned char *a)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < 16; i++)
+        h = (h ^ a[i]) * 1099511628211ull;
+    return (size_t)h;
+}
+
+/* The slot of addr, or the free slot where it would go. Under t->mu. */
+static size_t conns_find(const conn_table_t *t, const unsigned char *addr)
+{
+    size_t i = conns_hash(addr) & t->mask;
+    while (t->slots[i].count != 0 && memcmp(t->slots[i].addr, addr, 16) != 0)
+        i = (i + 1) & t->mask;
+    return i;
+}
+
+/* Count a new connection from addr: SRV_REFUSED_N when it may stay, else the cap it is over. */
+static unsigned conns_enter(conn_table_t *t, const unsigned char *addr, const srv_config_t *cfg)
+{
+    unsigned refused = SRV_REFUSED_N;
+    pthread_mutex_lock(&t->mu);
+    size_t i = conns_find(t, addr);
+    if (t->open >= cfg->max_connections) {
+        refused = SRV_REFUSED_TOTAL;
+    } else if (t->slots[i].count >= cfg->max_connections_per_address) {
+        refused = SRV_REFUSED_PER_ADDRESS;
+    } else {
+        memcpy(t->slots[i].addr, addr, 16);
+        t->slots[i].count++;
+        t->open++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return refused;
+}
+
+static void conns_leave(conn_table_t *t, const unsigned char *addr)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t i = conns_find(t, addr);
+    if (t->slots[i].count != 0) {
+        t->open--;
+        if (--t->slots[i].count == 0) {
+            /* Backward shift: move up every later slot of the run that may sit at i, so no lookup stops early. */
+            size_t j = i;
+            for (;;) {
+                j = (j + 1) & t->mask;
+                if (t->slots[j].count == 0)
+                    break;
+                size_t home = conns_hash(t->slots[j].addr) & t->mask;
+                /* j's entry may move to i when its home is not within (i, j] (cyclically) */
+                if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+                    t->slots[i] = t->slots[j];
+                    t->slots[j].count = 0;
+                    i = j;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void on_conn_close(void *data)
+{
+    conn_ref_t *ref = data;
+    conns_leave(&srv.conns, ref->addr);
+    free(ref);
+}
+
+/* The peer's address as 16 bytes (IPv4 mapped). -1 when it has none of these families. */
+static int peer_addr(h2o_socket_t *sock, unsigned char out[16])
+{
+    struct sockaddr_storage ss;
+    socklen_t len = h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
+    if (len == 0)
+        return -1;
+    if (ss.ss_family == AF_INET) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 0;
+    }
+    if (ss.ss_family == AF_INET6) {
+        memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     h2o_socket_t *sock;
+    conn_ref_t *ref;
     if (err != NULL)
         return;
     if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
         return;
+    /* Over a cap, or nothing to count it by: closed before a byte is read, so before any TLS work. */
+    if ((ref = malloc(sizeof(*ref))) == NULL || peer_addr(sock, ref->addr) != 0) {
+        free(ref);
+        h2o_socket_close(sock);
+        return;
+    }
+    unsigned refused = conns_enter(&srv.conns, ref->addr, srv.cfg);
+    if (refused != SRV_REFUSED_N) {
+        free(ref);
+        srv_metrics_refused(refused);
+        h2o_socket_close(sock);
+        return;
+    }
+    sock->on_close.cb = on_conn_close;
+    sock->on_close.data = ref;
+    /* A client that stops reading its response holds the connection until the kernel gives up sending: after
+     * idle_timeout with nothing acknowledged (zero-window probes included, Linux 5.1 and later), the socket fails and
+     * h2o closes it. h2o 2.2's HTTP/1 has no timeout of its own while it writes. Best effort: the caps still hold. */
+    int fd = h2o_socket_get_fd(sock);
+    unsigned ms = srv.cfg->idle_timeout * 1000;
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
     tls_follow(H2O_STRUCT_FROM_MEMBER(loop_t, accept, listener->data));
     h2o_accept(listener->data, sock);
 }
@@ -740,8 +890,11 @@ static void setup_globalconf(const srv_config_t *cfg)
     srv.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("csc-server"));
     srv.globalconf.max_request_entity_size = cfg->max_body;
     srv.globalconf.http1.upgrade_to_http2 = cfg->http2 ? 1 : 0;
-    srv.globalconf.http1.req_timeout = (uint64_t)cfg->request_timeout * 1000;
-    srv.globalconf.http2.idle_timeout = (uint64_t)cfg->request_timeout * 1000;
+    /* h2o 2.2's HTTP/1 has one timer for reading a request (headers and body) and for the wait for the next one on
+     * a kept-alive connection: header_timeout bounds both. HTTP/2 closes a connection idle for idle_timeout. */
+    srv.globalconf.handshake_timeout = (uint64_t)cfg->header_timeout * 1000;
+    srv.globalconf.http1.req_timeout = (uint64_t)cfg->header_timeout * 1000;
+    srv.globalconf.http2.idle_timeout = (uint64_t)cfg->idle_timeout * 1000;
     h2o_hostconf_t *host = h2o_config_register_host(&srv.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *h = h2o_create_handler(path, sizeof(*h));
@@ -876,6 +1029,10 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         srv.n_fds++;
     }
     setup_globalconf(cfg);
+    if (conns_init(&srv.conns, cfg->max_connections) != 0) {
+        fprintf(stderr, "csc-server: out of memory\n");
+        goto out;
+    }
     if (srv_health_open(cfg, m, srv.ssl_ctx != NULL ? cert_not_after(srv.ssl_ctx) : 0, &srv.health) != 0)
         goto out;
     /* Everything that needs root is open (TLS key, listeners, LMDB, the PKCS#11 module): drop to server_user and
@@ -941,6 +1098,7 @@ out:
     for (size_t i = 0; i < srv.n_fds; i++)
         close(srv.fds[i]);
     free(srv.loops);
+    free(srv.conns.slots); /* the loops are gone: no close comes any more */
     SSL_CTX_free(srv.ssl_ctx);
     if (srv.access_log != NULL && srv.access_log != stdout)
         fclose(srv.access_log);

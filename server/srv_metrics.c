@@ -227,6 +227,14 @@ static uint64_t load(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+static uint64_t refused[SRV_REFUSED_N];
+
+void srv_metrics_refused(unsigned reason)
+{
+    if (reason < SRV_REFUSED_N)
+        __atomic_fetch_add(&refused[reason], 1, __ATOMIC_RELAXED);
+}
+
 static void write_requests(srv_mw_t *w)
 {
     size_t kinds = csc_metric_methods();
@@ -257,6 +265,15 @@ static void write_requests(srv_mw_t *w)
         srv_label_t l[] = {{"method", csc_metric_method_name(k)}};
         srv_mw_histogram(w, "csc_request_duration_seconds", l, 1, srv_duration_bounds, SRV_DURATION_BUCKETS, counts,
                          (double)load(&req.micros[k]) / 1e6);
+    }
+    /* Both reasons always: the label set is fixed. */
+    static const char *const reasons[SRV_REFUSED_N] = {"total", "per_address"};
+    srv_mw_family(w, "csc_connections_refused_total", "counter",
+                  "Connections of the public listener closed as they were accepted, before TLS, by reason: total "
+                  "(max_connections open), per_address (max_connections_per_address open from that address).");
+    for (unsigned i = 0; i < SRV_REFUSED_N; i++) {
+        srv_label_t l[] = {{"reason", reasons[i]}};
+        srv_mw_sample_u64(w, "csc_connections_refused_total", l, 1, load(&refused[i]));
     }
 }
 

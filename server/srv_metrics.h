@@ -48,6 +48,11 @@ extern const double srv_duration_bounds[SRV_DURATION_BUCKETS];
  * the end of its response. Lock-free (relaxed atomics); any thread. */
 void srv_metrics_request(size_t kind, int status, double seconds);
 
+/* A new connection of the public listener closed at once, before TLS: max_connections reached (SRV_REFUSED_TOTAL)
+ * or its address's max_connections_per_address (SRV_REFUSED_PER_ADDRESS). Lock-free; any thread. */
+enum { SRV_REFUSED_TOTAL, SRV_REFUSED_PER_ADDRESS, SRV_REFUSED_N };
+void srv_metrics_refused(unsigned reason);
+
 /* What /metrics shows beside the counters above and the service's (csc_stats_get): read by the caller at scrape
  * time. */
 typedef struct srv_metrics_extra {

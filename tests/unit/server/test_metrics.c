@@ -81,6 +81,9 @@ START_TEST(t_requests)
     srv_metrics_request(sign, 200, 0.2);
     srv_metrics_request(sign, 400, 100); /* beyond the last bound: +Inf only */
     srv_metrics_request(sign, 999, 0.003); /* no such status: counted as 500 */
+    srv_metrics_refused(SRV_REFUSED_PER_ADDRESS);
+    srv_metrics_refused(SRV_REFUSED_PER_ADDRESS);
+    srv_metrics_refused(SRV_REFUSED_N); /* no such reason: not counted */
 
     csc_stats_t st;
     memset(&st, 0, sizeof(st));
@@ -102,6 +105,8 @@ START_TEST(t_requests)
     HAS(w, "csc_request_duration_seconds_bucket{method=\"signatures/signHash\",le=\"+Inf\"} 4");
     HAS(w, "csc_request_duration_seconds_count{method=\"signatures/signHash\"} 4");
     HAS(w, "csc_request_duration_seconds_sum{method=\"signatures/signHash\"} 100.206");
+    HAS(w, "csc_connections_refused_total{reason=\"per_address\"} 2");
+    HAS(w, "csc_connections_refused_total{reason=\"total\"} 0"); /* the label set is fixed */
     HAS(w, "csc_signatures_total{algorithm=\"1.2.840.10045.4.3.2\"} 5");
     HAS(w, "csc_sad_denials_total{reason=\"exhausted\"} 2");
     HAS(w, "csc_sad_denials_total{reason=\"expired\"} 0");
