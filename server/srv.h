@@ -38,7 +38,7 @@ typedef struct srv_config {
     unsigned max_connections;         /* open connections of the public listener, in all and per client address */
     unsigned max_connections_per_address;
     unsigned header_timeout;          /* seconds: TLS handshake; an HTTP/1 request's headers and body, keep-alive */
-    unsigned idle_timeout;            /* seconds: an HTTP/2 connection idle; a response left unread (TCP_USER_TIMEOUT) */
+    unsigned idle_timeout;            /* seconds: HTTP/2 idle; a response left unread (TCP_USER_TIMEOUT) */
     char pkcs11_module[PATH_MAX];
     char pkcs11_token[SRV_STR];
     char pkcs11_pin_file[PATH_MAX];
