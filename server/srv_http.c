@@ -47,6 +47,7 @@
 #include <openssl/ssl.h>
 #include <h2o.h>
 #include "srv.h"
+#include "srv_conns.h"
 #include "srv_metrics.h"
 #include "srv_notify.h"
 #include "srv_priv.h"
@@ -97,24 +98,9 @@ typedef struct pool {
     unsigned n_threads, started;
 } pool_t;
 
-/* The open connections of the public listener, in all and per client address (IPv4 as IPv4-mapped IPv6): an open
- * addressing table of at least twice max_connections slots, so it never fills (every address in it has a
- * connection open), linear probing, deletion by backward shift. One lock: the loops take it twice per connection. */
-typedef struct conn_slot {
-    unsigned char addr[16];
-    unsigned count;                /* 0: free */
-} conn_slot_t;
-
-typedef struct conn_table {
-    pthread_mutex_t mu;
-    conn_slot_t *slots;
-    size_t mask;                   /* slots - 1 (a power of two) */
-    unsigned open;
-} conn_table_t;
-
 /* What a counted connection's socket carries to its close (h2o_socket_t.on_close). */
 typedef struct conn_ref {
-    unsigned char addr[16];
+    unsigned char addr[SRV_CONNS_ADDR];
 } conn_ref_t;
 
 typedef struct server {
@@ -134,7 +120,7 @@ typedef struct server {
     pool_t main_pool;  /* everything but password/PIN checks */
     pool_t auth_pool;  /* requests that run scrypt */
     srv_health_t *health;  /* the operators' listener (admin_listen), or NULL */
-    conn_table_t conns;
+    srv_conns_t *conns;    /* the connection caps' counts */
     volatile sig_atomic_t stop;
 } server_t;
 
@@ -683,90 +669,15 @@ static void tls_follow(loop_t *l)
 
 /* ---- connection caps ------------------------------------------------------------------------------------- */
 
-static int conns_init(conn_table_t *t, unsigned max)
-{
-    size_t n = 16;
-    while (n < 2 * (size_t)max)
-        n *= 2;
-    if ((t->slots = calloc(n, sizeof(*t->slots))) == NULL)
-        return -1;
-    t->mask = n - 1;
-    t->open = 0;
-    pthread_mutex_init(&t->mu, NULL);
-    return 0;
-}
-
-static size_t conns_hash(const unsigned char *a)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < 16; i++)
-        h = (h ^ a[i]) * 1099511628211ull;
-    return (size_t)h;
-}
-
-/* The slot of addr, or the free slot where it would go. Under t->mu. */
-static size_t conns_find(const conn_table_t *t, const unsigned char *addr)
-{
-    size_t i = conns_hash(addr) & t->mask;
-    while (t->slots[i].count != 0 && memcmp(t->slots[i].addr, addr, 16) != 0)
-        i = (i + 1) & t->mask;
-    return i;
-}
-
-/* Count a new connection from addr: SRV_REFUSED_N when it may stay, else the cap it is over. */
-static unsigned conns_enter(conn_table_t *t, const unsigned char *addr, const srv_config_t *cfg)
-{
-    unsigned refused = SRV_REFUSED_N;
-    pthread_mutex_lock(&t->mu);
-    size_t i = conns_find(t, addr);
-    if (t->open >= cfg->max_connections) {
-        refused = SRV_REFUSED_TOTAL;
-    } else if (t->slots[i].count >= cfg->max_connections_per_address) {
-        refused = SRV_REFUSED_PER_ADDRESS;
-    } else {
-        memcpy(t->slots[i].addr, addr, 16);
-        t->slots[i].count++;
-        t->open++;
-    }
-    pthread_mutex_unlock(&t->mu);
-    return refused;
-}
-
-static void conns_leave(conn_table_t *t, const unsigned char *addr)
-{
-    pthread_mutex_lock(&t->mu);
-    size_t i = conns_find(t, addr);
-    if (t->slots[i].count != 0) {
-        t->open--;
-        if (--t->slots[i].count == 0) {
-            /* Backward shift: move up every later slot of the run that may sit at i, so no lookup stops early. */
-            size_t j = i;
-            for (;;) {
-                j = (j + 1) & t->mask;
-                if (t->slots[j].count == 0)
-                    break;
-                size_t home = conns_hash(t->slots[j].addr) & t->mask;
-                /* j's entry may move to i when its home is not within (i, j] (cyclically) */
-                if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-                    t->slots[i] = t->slots[j];
-                    t->slots[j].count = 0;
-                    i = j;
-                }
-            }
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-}
-
 static void on_conn_close(void *data)
 {
     conn_ref_t *ref = data;
-    conns_leave(&srv.conns, ref->addr);
+    srv_conns_leave(srv.conns, ref->addr);
     free(ref);
 }
 
 /* The peer's address as 16 bytes (IPv4 mapped). -1 when it has none of these families. */
-static int peer_addr(h2o_socket_t *sock, unsigned char out[16])
+static int peer_addr(h2o_socket_t *sock, unsigned char out[SRV_CONNS_ADDR])
 {
     struct sockaddr_storage ss;
     socklen_t len = h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
@@ -799,7 +710,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_socket_close(sock);
         return;
     }
-    unsigned refused = conns_enter(&srv.conns, ref->addr, srv.cfg);
+    unsigned refused = srv_conns_enter(srv.conns, ref->addr);
     if (refused != SRV_REFUSED_N) {
         free(ref);
         srv_metrics_refused(refused);
@@ -1029,8 +940,8 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         srv.n_fds++;
     }
     setup_globalconf(cfg);
-    if (conns_init(&srv.conns, cfg->max_connections) != 0) {
-        fprintf(stderr, "csc-server: out of memory\n");
+    if (srv_conns_new(cfg->max_connections, cfg->max_connections_per_address, &srv.conns) != 0) {
+        fprintf(stderr, "csc-server: cannot make the table of open connections (out of memory or no random bytes)\n");
         goto out;
     }
     if (srv_health_open(cfg, m, srv.ssl_ctx != NULL ? cert_not_after(srv.ssl_ctx) : 0, &srv.health) != 0)
@@ -1098,7 +1009,7 @@ out:
     for (size_t i = 0; i < srv.n_fds; i++)
         close(srv.fds[i]);
     free(srv.loops);
-    free(srv.conns.slots); /* the loops are gone: no close comes any more */
+    srv_conns_free(srv.conns); /* the loops are gone: no close comes any more */
     SSL_CTX_free(srv.ssl_ctx);
     if (srv.access_log != NULL && srv.access_log != stdout)
         fclose(srv.access_log);

@@ -613,6 +613,7 @@ int main(void)
     suite_add_tcase(s, srv_metrics_tcase());
     suite_add_tcase(s, srv_thread_tcase());
     suite_add_tcase(s, srv_log_tcase());
+    suite_add_tcase(s, srv_conns_tcase());
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
