@@ -268,7 +268,8 @@ class TestAbuse(unittest.TestCase):
     def never_reads(self):
         """PER_ADDRESS connections, each with hundreds of pipelined requests whose answers it never reads (a small
         receive window): the server gives up on them after about idle_timeout, and the address is served again."""
-        req = b"POST /csc/v2/info HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        req = (b"POST /csc/v2/info HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 2\r\n\r\n{}")
         socks = []
         for _ in range(PER_ADDRESS):
             s = raw("127.0.0.4", rcvbuf=4096)
@@ -304,7 +305,8 @@ class TestAbuse(unittest.TestCase):
                       b"\r\n{}GET /csc/v2/info HTTP/1.1\r\nHost: localhost\r\n\r\n",
             "TE obfuscated": b"POST /csc/v2/info HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
                              b"Transfer-Encoding : chunked\r\n\r\n{}",
-            "oversized header": b"GET /csc/v2/info HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n",
+            "oversized header": (b"GET /csc/v2/info HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 200000 +
+                                 b"\r\n\r\n"),
             "many headers": b"GET /csc/v2/info HTTP/1.1\r\nHost: localhost\r\n" +
                             b"".join(b"X-%d: y\r\n" % i for i in range(5000)) + b"\r\n",
         }
