@@ -59,7 +59,7 @@ class TestShim(unittest.TestCase):
         r = svc.authorize(token, CRED, [], num=BUDGET, pin=PIN)
         self.assertEqual(r.status, 200, r)
         sad = r.json["SAD"]
-        ok, failed, i = [], [], 0
+        ok, failed, statuses, i = [], [], [], 0
         while True:
             i += 1
             self.assertLess(i, 4 * BUDGET, "the budget is used up in the end")
@@ -77,10 +77,11 @@ class TestShim(unittest.TestCase):
                 break  # the SAD is used up: every place of its budget was signed
             self.assertIn(r.status, (500, 503), r)
             failed.append(d)
+            statuses.append(r.status)
         with open(self.count) as f:
             made = f.read().split()
-        print("\n%d signatures, %d refused by the device (%d at C_SignInit, %d at C_Sign)"
-              % (len(ok), len(failed), made.count("C_SignInit"), made.count("C_Sign")))
+        print("\n%d signatures, %d refused by the device (%d at C_SignInit, %d at C_Sign), answered %s"
+              % (len(ok), len(failed), made.count("C_SignInit"), made.count("C_Sign"), sorted(set(statuses))))
         self.assertEqual(len(ok), BUDGET, "every refused signature gave its place back")
         self.assertEqual(len(failed), len(made), "one refused request per failure of the device")
         self.assertGreater(made.count("C_SignInit"), 0)
