@@ -102,12 +102,11 @@ static void put_text(FILE *out, const char *s, size_t max, int quoted)
     }
 }
 
-/* JSON string: bytes outside printable ASCII as \u00XX, so the line is valid JSON whatever was stored. */
-static void put_json_str(FILE *out, const char *key, const char *s, size_t max)
+/* A JSON string value: bytes outside printable ASCII as \u00XX, so the line is valid JSON whatever was stored. */
+static void put_json_val(FILE *out, const char *s, size_t max)
 {
     size_t n = strnlen(s, max);
-
-    fprintf(out, ",\"%s\":\"", key);
+    fputc('"', out);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\')
@@ -118,6 +117,13 @@ static void put_json_str(FILE *out, const char *key, const char *s, size_t max)
             fputc(c, out);
     }
     fputc('"', out);
+}
+
+/* ,"key":"value" (put_json_val). */
+static void put_json_str(FILE *out, const char *key, const char *s, size_t max)
+{
+    fprintf(out, ",\"%s\":", key);
+    put_json_val(out, s, max);
 }
 
 static int print_text(const stor_audit_t *r, void *arg)
@@ -308,23 +314,6 @@ static int report_head(const stor_signed_head_t *h, int status, void *arg)
     if (h->time_ms >= a->from_ms && h->time_ms <= a->to_ms)
         a->heads_in_range++;
     return 0;
-}
-
-/* A JSON string value (no key), escaped as put_json_str does. */
-static void put_json_val(FILE *out, const char *s, size_t max)
-{
-    size_t n = strnlen(s, max);
-    fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c > 0x7e)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
 }
 
 int srv_audit_report(stor_env_t *stor, EVP_PKEY *pub, const srv_report_range_t *range, char **out, size_t *out_len)
