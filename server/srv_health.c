@@ -320,6 +320,7 @@ static void metrics(srv_health_t *h, h2o_req_t *req)
     x.n_commit_bounds = STOR_COMMIT_BUCKETS;
     x.commit_buckets = cs.buckets;
     x.commit_seconds = cs.seconds;
+    x.size_known = stor_size(h->mods->stor, &x.size_used, &x.size_capacity) == STOR_OK;
     srv_metrics_write(&w, &st, &x);
     if (w.oom)
         answer(req, 500, "Internal Server Error", "text/plain", "out of memory\n", 14);

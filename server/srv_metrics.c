@@ -328,6 +328,13 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
         srv_mw_histogram(w, "csc_storage_commit_duration_seconds", NULL, 0, x->commit_bounds, x->n_commit_bounds,
                          x->commit_buckets, x->commit_seconds);
     }
+    if (x->size_known) {
+        srv_mw_family(w, "csc_storage_used_bytes", "gauge", "Bytes the database uses now (LMDB: its pages in use).");
+        srv_mw_sample_u64(w, "csc_storage_used_bytes", NULL, 0, x->size_used);
+        srv_mw_family(w, "csc_storage_capacity_bytes", "gauge",
+                      "The most the database may take (LMDB: map_size); a write beyond it is refused with 503.");
+        srv_mw_sample_u64(w, "csc_storage_capacity_bytes", NULL, 0, x->size_capacity);
+    }
     if (x->tls_not_after > 0) {
         srv_mw_family(w, "csc_tls_cert_expiry_timestamp_seconds", "gauge",
                       "notAfter of the public listener's TLS certificate, seconds since the epoch.");

@@ -64,6 +64,8 @@ typedef struct srv_metrics_extra {
     size_t n_commit_bounds;
     const uint64_t *commit_buckets;   /* n_commit_bounds + 1 */
     double commit_seconds;
+    int size_known;             /* the database's size below was read (stor_size: LMDB) */
+    uint64_t size_used, size_capacity;
 } srv_metrics_extra_t;
 
 struct csc_stats;

@@ -164,6 +164,10 @@ typedef struct stor_backend {
 
     /** The size limit of the environment in bytes (what a full episode reports), 0 if it has none. May be NULL. */
     size_t (*capacity)(stor_bk_env_t *e);
+    /** The bytes the database uses now (LMDB: its pages up to the last one in use; the file may be larger), read
+     *  without a transaction and without blocking. NULL: not known that cheaply (PostgreSQL: its own statistics,
+     *  pg_database_size). */
+    int (*used)(stor_bk_env_t *e, uint64_t *bytes);
 
     /**
      * The schema version the database's migrations recorded (PostgreSQL: max(version) of csc.schema_version) and the

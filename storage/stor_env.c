@@ -656,6 +656,16 @@ int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
     return rc;
 }
 
+int stor_size(stor_env_t *env, uint64_t *used, uint64_t *capacity)
+{
+    if (env == NULL || used == NULL || capacity == NULL)
+        return STOR_ERR_INVAL;
+    if (env->be->used == NULL || env->be->capacity == NULL)
+        return STOR_ERR_NOTFOUND;
+    *capacity = env->be->capacity(env->benv);
+    return env->be->used(env->benv, used);
+}
+
 void stor_commit_stats(stor_env_t *env, stor_commit_stats_t *out)
 {
     pthread_mutex_lock(&env->mu);

@@ -268,6 +268,18 @@ static size_t lmdb_capacity(stor_bk_env_t *e)
     return mdb_env_info(e->mdb, &info) == 0 ? info.me_mapsize : 0;
 }
 
+static int lmdb_used(stor_bk_env_t *e, uint64_t *bytes)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc;
+
+    if ((rc = mdb_env_info(e->mdb, &info)) != 0 || (rc = mdb_env_stat(e->mdb, &st)) != 0)
+        return lmdb_err(rc);
+    *bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    return 0;
+}
+
 /* One write txn at a time per database (LMDB's writer lock): the lock is always this txn's. */
 static int lmdb_try_lock(stor_bk_txn_t *t, const char *name)
 {
@@ -301,6 +313,7 @@ const stor_backend_t stor_backend_lmdb = {
     .cursor_del = lmdb_cursor_del,
     .cursor_close = lmdb_cursor_close,
     .capacity = lmdb_capacity,
+    .used = lmdb_used,
     .schema_version = NULL,
     .try_lock = lmdb_try_lock,
     .backup = lmdb_backup,

@@ -1672,6 +1672,7 @@ const stor_backend_t stor_backend_pg = {
     .cursor_del = pg_cursor_del,
     .cursor_close = pg_cursor_close,
     .capacity = NULL,
+    .used = NULL, /* pg_database_size and PostgreSQL's own exporters (docs/operations.md) */
     .schema_version = pg_schema_version,
     .try_lock = pg_try_lock,
     .backup = NULL, /* pg_basebackup and WAL archiving (docs/operations.md) */

@@ -691,6 +691,11 @@ typedef struct stor_commit_stats {
 extern const double stor_commit_bounds[STOR_COMMIT_BUCKETS];
 void stor_commit_stats(stor_env_t *env, stor_commit_stats_t *out);
 
+/** How large the database is, for /metrics: *used the bytes in use now, *capacity the most it may take (LMDB: the map
+ *  size), without a transaction and without blocking. STOR_ERR_NOTFOUND when the backend cannot say so cheaply
+ *  (PostgreSQL: pg_database_size, from its own statistics). */
+int stor_size(stor_env_t *env, uint64_t *used, uint64_t *capacity);
+
 /** Run fn in a read-only transaction on the calling thread; returns fn's value
  *  (STOR_ERR_CLOSED once stor_close() has started). */
 int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg);

@@ -213,6 +213,10 @@ class TestAdmin(unittest.TestCase):
                                 delta("csc_sad_denials_total", reason="expired"), 1, text)
         self.assertEqual([v for (nm, _), v in after.items() if nm == "csc_build_info"], [1.0], text)
         self.assertGreater(after[("csc_tls_cert_expiry_timestamp_seconds", frozenset())], time.time())
+        # the database's size (LMDB): pages in use, within the map
+        used = after[("csc_storage_used_bytes", frozenset())]
+        self.assertGreater(used, 0, text)
+        self.assertLessEqual(used, after[("csc_storage_capacity_bytes", frozenset())], text)
         # a failed PIN is an authentication failure of kind pin_otp
         r = svc.authorize(token, CRED, [], num=1, pin="00000000")
         self.assertEqual(r.status, 400, r)

@@ -232,6 +232,34 @@ START_TEST(t_concurrent_increment)
 }
 END_TEST
 
+/* stor_size (/metrics): the pages in use, within the map, growing with what is written. */
+static int big_put_fn(stor_txn_t *t, void *arg)
+{
+    static char big[256 * 1024];
+    stor_val_t k = STOR_VAL("size-test", 9), v = STOR_VAL(big, sizeof(big));
+
+    (void)arg;
+    memset(big, 'x', sizeof(big));
+    return stor_kv_put(t, STOR_DB_META, &k, &v, 0);
+}
+
+START_TEST(t_size)
+{
+    stor_env_t *env = tst_open(tst_path(), 0);
+    uint64_t used0 = 0, used1 = 0, cap = 0;
+
+    ck_assert_int_eq(stor_size(env, &used0, &cap), STOR_OK);
+    ck_assert_uint_gt(used0, 0);
+    ck_assert_uint_le(used0, cap);
+    ck_assert_int_eq(stor_write(env, big_put_fn, NULL), 0);
+    ck_assert_int_eq(stor_size(env, &used1, &cap), STOR_OK);
+    ck_assert_uint_ge(used1, used0 + 256 * 1024);
+    ck_assert_uint_le(used1, cap);
+    ck_assert_int_eq(stor_size(NULL, &used1, &cap), STOR_ERR_INVAL);
+    stor_close(env);
+}
+END_TEST
+
 START_TEST(t_batching)
 {
     stor_env_t *env = tst_open(tst_path(), 0);
@@ -805,6 +833,7 @@ Suite *tst_env_suite(void)
     TCase *tw = tcase_create("writer");
 
     tcase_add_test(tc, t_open_creates_dir);
+    tcase_add_test(tc, t_size);
     tcase_add_test(tc, t_open_errors);
     tcase_add_test(tc, t_null_callbacks);
     tcase_add_test(tc, t_strerror);

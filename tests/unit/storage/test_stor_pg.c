@@ -475,6 +475,8 @@ START_TEST(t_pg_store)
     ck_assert_int_eq(stor_read(env, user_get_fn, &got), 0);
     ck_assert_str_eq(got.name, "pg-alice");
     ck_assert_uint_eq(got.failed_logins, 3);
+    uint64_t used = 0, cap = 0;
+    ck_assert_int_eq(stor_size(env, &used, &cap), STOR_ERR_NOTFOUND); /* PostgreSQL's own statistics say it */
     stor_close(env);
 }
 END_TEST
