@@ -77,6 +77,7 @@ struct hsm {
     hsm_sess_t *sess;
     unsigned nsess;
     unsigned busy;                /* sessions lent out */
+    uint64_t waits;               /* borrowers that found every session lent out and waited (under mtx) */
     int broken;                   /* the pool must be rebuilt before the next use */
     int reconnecting;
     int reinit_tried;             /* a re-initialisation was attempted at reinit_at (CLOCK_MONOTONIC) */

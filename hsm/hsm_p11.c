@@ -392,7 +392,7 @@ out:
 int hsm_pool_borrow(hsm_t *h, hsm_sess_t **out)
 {
     unsigned i;
-    int rc = HSM_OK;
+    int rc = HSM_OK, waited = 0;
 
     *out = NULL;
     pthread_mutex_lock(&h->mtx);
@@ -426,6 +426,9 @@ int hsm_pool_borrow(hsm_t *h, hsm_sess_t **out)
             *out = &h->sess[i];
             break;
         }
+        if (!waited) /* every session is lent out: /metrics counts the callers who wait (csc_hsm_session_waits_total) */
+            h->waits++;
+        waited = 1;
         pthread_cond_wait(&h->cv, &h->mtx);
     }
     pthread_mutex_unlock(&h->mtx);
@@ -607,6 +610,18 @@ void hsm_close(hsm_t *h)
 unsigned hsm_sessions(const hsm_t *h)
 {
     return h ? h->nsess : 0;
+}
+
+uint64_t hsm_session_waits(hsm_t *h)
+{
+    uint64_t n;
+
+    if (!h)
+        return 0;
+    pthread_mutex_lock(&h->mtx);
+    n = h->waits;
+    pthread_mutex_unlock(&h->mtx);
+    return n;
 }
 
 #ifdef CSC_TEST_HOOKS

@@ -241,6 +241,8 @@ int sam_client_hello(sam_client_t *c, sam_hello_t *out)
             memcpy(out->ticket_key, key, sizeof(out->ticket_key));
             out->has_ticket_key = 1;
         }
+        if (rc == SAM_OK && sam_msg_count(&m, SAM_T_HSM_WAITS) > 0 && sam_get_u64(&m, SAM_T_HSM_WAITS, &out->hsm_waits) == SAM_OK)
+            out->has_hsm_waits = 1;
     } else if (rc == SAM_OK) {
         rc = SAM_ERR_MISSING;
     }

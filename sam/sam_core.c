@@ -35,6 +35,8 @@ static int op_hello(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bu
     sam_put_u32(b, SAM_T_STORAGE_STATE, stor_ok ? SAM_HSM_READY : SAM_HSM_UNAVAILABLE);
     if (cfg->ticket_key != NULL && cfg->operators == NULL)
         sam_put_bytes(b, SAM_T_TICKET_KEY, cfg->ticket_key, SAM_TICKET_KEY_LEN);
+    if (cfg->hsm != NULL)
+        sam_put_u64(b, SAM_T_HSM_WAITS, hsm_session_waits(cfg->hsm));
     return rc != SAM_OK ? rc : b->err; /* the builder's first error sticks */
 }
 

@@ -52,6 +52,8 @@ typedef struct probe {
     uint64_t asked, done;        /* under h->mu */
     int ok[2];                   /* the sam probe answers two checks: sam, hsm */
     char detail[2][DETAIL_MAX];
+    int has_waits;               /* the sam probe: csc-sam's hsm_session_waits, from its HELLO (/metrics) */
+    uint64_t waits;
 } probe_t;
 
 enum { PROBE_SAM, PROBE_STORAGE, PROBE_N };
@@ -94,6 +96,8 @@ static void probe_sam(probe_t *p)
     p->ok[0] = hello.storage_ready;
     snprintf(p->detail[0], DETAIL_MAX, "%.200s (protocol %u, its storage %s)", hello.identity, (unsigned)hello.version,
              hello.storage_ready ? "open" : "UNAVAILABLE");
+    p->has_waits = hello.has_hsm_waits;
+    p->waits = hello.hsm_waits;
     p->ok[1] = hello.hsm_ready;
     snprintf(p->detail[1], DETAIL_MAX, "%s", hello.hsm_ready ? "csc-sam's token is logged in"
                                                              : "csc-sam reports its token unavailable");
@@ -155,6 +159,10 @@ static void *probe_main(void *arg)
         pthread_mutex_lock(&h->mu);
         memcpy(p->ok, out.ok, sizeof(p->ok));
         memcpy(p->detail, out.detail, sizeof(p->detail));
+        if (out.has_waits) { /* a HELLO that failed keeps the last count known */
+            p->has_waits = 1;
+            p->waits = out.waits;
+        }
         p->done = gen;
         pthread_cond_broadcast(&h->cv);
     }
@@ -321,6 +329,17 @@ static void metrics(srv_health_t *h, h2o_req_t *req)
     x.commit_buckets = cs.buckets;
     x.commit_seconds = cs.seconds;
     x.size_known = stor_size(h->mods->stor, &x.size_used, &x.size_capacity) == STOR_OK;
+    /* csc-sam's pool waits: the sam probe's last HELLO (a /readyz, or the previous scrape), and a new one asked for the
+     * next scrape without waiting for it: a scrape never blocks on csc-sam. */
+    pthread_mutex_lock(&h->mu);
+    probe_t *sp = &h->probes[PROBE_SAM];
+    x.hsm_waits_known = sp->has_waits;
+    x.hsm_waits = sp->waits;
+    if (sp->started && sp->done == sp->asked) {
+        sp->asked++;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
     srv_metrics_write(&w, &st, &x);
     if (w.oom)
         answer(req, 500, "Internal Server Error", "text/plain", "out of memory\n", 14);

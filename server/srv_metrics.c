@@ -328,6 +328,12 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
         srv_mw_histogram(w, "csc_storage_commit_duration_seconds", NULL, 0, x->commit_bounds, x->n_commit_bounds,
                          x->commit_buckets, x->commit_seconds);
     }
+    if (x->hsm_waits_known) {
+        srv_mw_family(w, "csc_hsm_session_waits_total", "counter",
+                      "Times a signature in csc-sam waited for a free PKCS#11 session (pkcs11_sessions too small for "
+                      "the load, or a slow token); as of csc-sam's last HELLO.");
+        srv_mw_sample_u64(w, "csc_hsm_session_waits_total", NULL, 0, x->hsm_waits);
+    }
     if (x->size_known) {
         srv_mw_family(w, "csc_storage_used_bytes", "gauge", "Bytes the database uses now (LMDB: its pages in use).");
         srv_mw_sample_u64(w, "csc_storage_used_bytes", NULL, 0, x->size_used);

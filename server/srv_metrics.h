@@ -65,6 +65,8 @@ typedef struct srv_metrics_extra {
     const uint64_t *commit_buckets;   /* n_commit_bounds + 1 */
     double commit_seconds;
     int size_known;             /* the database's size below was read (stor_size: LMDB) */
+    int hsm_waits_known;        /* csc-sam's HSM session-pool waits are known (its last HELLO) */
+    uint64_t hsm_waits;
     uint64_t size_used, size_capacity;
 } srv_metrics_extra_t;
 

@@ -104,6 +104,9 @@ int hsm_token_info(const hsm_t *h, const char **manufacturer, const char **model
 
 /** Number of sessions in the pool (the useful signing concurrency); 0 for NULL. */
 unsigned hsm_sessions(const hsm_t *h);
+/** How many times a caller found every session of the pool lent out and waited for one (since hsm_open): a pool
+ *  too small for the load (pkcs11_sessions), or a token slow to answer. 0 for NULL. */
+uint64_t hsm_session_waits(hsm_t *h);
 
 /**
  * Is the token usable now: does a session of the pool see the application logged in (C_GetSessionInfo)? Borrows a

@@ -303,6 +303,8 @@ enum {
     SAM_T_REQUEST_ID = 90,    /**< TEXT SIGN, AUTHORIZE: the HTTP request's id ([A-Za-z0-9._-]{1,64}, csc-server's
                                    X-Request-Id), written into the audit record's detail as request_id=ID */
     SAM_T_SIGNED_TEXT = 91,   /**< TEXT what the audit key signed (AUDIT_REPORT's and BACKUP_SIGN's replies) */
+    SAM_T_HSM_WAITS = 92,     /**< U64 HELLO's reply: how many times a signature waited for a free session of csc-sam's
+                                   PKCS#11 pool (hsm_session_waits), for csc-server's /metrics */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 

@@ -170,6 +170,7 @@ class TestAdmin(unittest.TestCase):
 
     def test_metrics_count_signatures(self):
         svc = self.svc
+        get(self.admin_port, "/readyz")  # its HELLO brings csc-sam's HSM session-pool waits to /metrics
         before = samples(get(self.admin_port, "/metrics")[2].decode())
         token = svc.token()
         n = 3
@@ -213,6 +214,8 @@ class TestAdmin(unittest.TestCase):
                                 delta("csc_sad_denials_total", reason="expired"), 1, text)
         self.assertEqual([v for (nm, _), v in after.items() if nm == "csc_build_info"], [1.0], text)
         self.assertGreater(after[("csc_tls_cert_expiry_timestamp_seconds", frozenset())], time.time())
+        # csc-sam's HSM session-pool waits, from its last HELLO (a counter, present once a HELLO brought it)
+        self.assertGreaterEqual(after[("csc_hsm_session_waits_total", frozenset())], 0, text)
         # the database's size (LMDB): pages in use, within the map
         used = after[("csc_storage_used_bytes", frozenset())]
         self.assertGreater(used, 0, text)

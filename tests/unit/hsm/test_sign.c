@@ -3,6 +3,7 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -431,6 +432,44 @@ START_TEST(sign_threads)
 }
 END_TEST
 
+/* hsm_session_waits counts a signature that found every session lent out (csc_hsm_session_waits_total): the only
+ * session held here, a signing thread waits for it, once. */
+typedef struct waiter {
+    hsm_t *h;
+    int rc;
+} waiter_t;
+
+static void *sign_one(void *arg)
+{
+    waiter_t *w = arg;
+    w->rc = t_sign_rc(w->h, t_env.ec256);
+    return NULL;
+}
+
+START_TEST(session_waits_counted)
+{
+    hsm_t *h = t_open(1);
+    hsm_sess_t *s = NULL;
+    waiter_t w = {.h = h, .rc = -1};
+    pthread_t th;
+    int i;
+
+    ck_assert_uint_eq(hsm_session_waits(NULL), 0);
+    ck_assert_int_eq(t_sign_rc(h, t_env.ec256), HSM_OK);
+    ck_assert_uint_eq(hsm_session_waits(h), 0); /* a free session: no wait */
+    ck_assert_int_eq(hsm_pool_borrow(h, &s), HSM_OK);
+    ck_assert_int_eq(pthread_create(&th, NULL, sign_one, &w), 0);
+    for (i = 0; i < 500 && hsm_session_waits(h) == 0; i++)
+        usleep(10 * 1000);
+    ck_assert_uint_eq(hsm_session_waits(h), 1);
+    ck_assert_int_eq(hsm_pool_return(h, s, HSM_OK), HSM_OK);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(w.rc, HSM_OK);
+    ck_assert_uint_eq(hsm_session_waits(h), 1);
+    hsm_close(h);
+}
+END_TEST
+
 Suite *t_suite_sign(void)
 {
     Suite *s = suite_create("hsm_sign");
@@ -441,6 +480,7 @@ Suite *t_suite_sign(void)
     tcase_add_checked_fixture(tc, t_setup, NULL);
     tcase_add_loop_test(tc, digestinfo_prefixes, 0, 3);
     tcase_add_test(tc, digestinfo_unknown);
+    tcase_add_test(tc, session_waits_counted);
     tcase_add_loop_test(tc, sign_rsa_pkcs1, 0, 3);
     tcase_add_test(tc, sign_rsa_pkcs1_recover);
     tcase_add_loop_test(tc, sign_rsa_pss, 0, (int)(sizeof(pss_cases) / sizeof(pss_cases[0])));
