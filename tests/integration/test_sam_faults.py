@@ -11,6 +11,7 @@ What must hold whatever the moment of the kill:
 import base64
 import json
 import os
+import random
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
 PIN = "24681357"
 CRED = "kill-ec"
 BUDGET = 120
+ROUNDS_CRED, ROUNDS_BUDGET = "kill-rounds", 100000  # test_kill9_rounds: a budget no round uses up
 
 
 def audited_ok(svc, cred):
@@ -39,9 +41,9 @@ def audited_ok(svc, cred):
 class Signer(threading.Thread):
     """Signs one fresh digest per request with sad until told to stop or the SAD is used up; keeps every answer."""
 
-    def __init__(self, svc, token, sad, name):
+    def __init__(self, svc, token, sad, name, cred=CRED):
         super().__init__(daemon=True)
-        self.svc, self.token, self.sad, self.name = svc, token, sad, name
+        self.svc, self.token, self.sad, self.name, self.cred = svc, token, sad, name, cred
         self.stop = threading.Event()
         self.answers = []  # (time, digest b64, Reply or exception)
 
@@ -51,7 +53,7 @@ class Signer(threading.Thread):
             d = H.b64(H.digest("%s %d" % (self.name, i)))
             i += 1
             try:
-                r = self.svc.post("signatures/signHash", {"credentialID": CRED, "SAD": self.sad, "hashes": [d],
+                r = self.svc.post("signatures/signHash", {"credentialID": self.cred, "SAD": self.sad, "hashes": [d],
                                                           "signAlgo": H.ECDSA_SHA256}, self.token)
             except Exception as e:  # a hang (timeout) or a dropped connection: the test fails on it
                 r = e
@@ -66,14 +68,16 @@ class TestKillSam(unittest.TestCase):
         cls.svc = H.Service(BUILD)
         cls.svc.create_credential("--id", CRED, "--user", cls.svc.env["CSC_USER"], "--key", "p256",
                       "--auth", "PIN", "--scal", "1", "--multisign", str(BUDGET), pin=PIN)
+        cls.svc.create_credential("--id", ROUNDS_CRED, "--user", cls.svc.env["CSC_USER"], "--key", "p256",
+                                  "--auth", "PIN", "--scal", "1", "--multisign", str(ROUNDS_BUDGET), pin=PIN)
         cls.svc.start()
 
     @classmethod
     def tearDownClass(cls):
         cls.svc.stop_checked()
 
-    def sad(self, token, n):
-        r = self.svc.authorize(token, CRED, [], num=n, pin=PIN)
+    def sad(self, token, n, cred=CRED):
+        r = self.svc.authorize(token, cred, [], num=n, pin=PIN)
         self.assertEqual(r.status, 200, r)
         return r.json["SAD"]
 
@@ -172,6 +176,57 @@ class TestKillSam(unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         v = svc.admin("audit", "verify", check=False)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+    def test_kill9_rounds(self):
+        """csc-server killed with SIGKILL under signing load, ROUNDS times (CSC_KILL_ROUNDS, default 20), and started
+        again after each kill (its csc-sam goes with it): every signature acknowledged with a 200 has its audit
+        record, no SAD's budget is overspent, the audit chain verifies. The restart times are printed."""
+        svc = self.svc
+        rounds = int(os.environ.get("CSC_KILL_ROUNDS", "20"))
+        token = svc.token()
+        acked, asked, restarts = [], set(), []
+        per_round = []  # (digests asked in the round, acknowledged in the round)
+        for k in range(rounds):
+            sad = self.sad(token, ROUNDS_BUDGET, ROUNDS_CRED)
+            signers = [Signer(svc, token, sad, "r%d-%d" % (k, i), ROUNDS_CRED) for i in range(4)]
+            for s in signers:
+                s.start()
+            self.assertTrue(wait_for(lambda: sum(len(s.answers) for s in signers) >= 8, 30),
+                            "round %d: no signing" % k)
+            time.sleep(random.uniform(0.1, 1.0))  # the kill lands anywhere in the signing
+            sam = sam_child(svc)
+            svc.proc.kill()
+            svc.proc.wait()
+            svc.proc = None
+            svc.stderr.close()
+            for s in signers:
+                s.stop.set()
+            for s in signers:
+                s.join(60)
+                self.assertFalse(s.is_alive(), "round %d: a signer hangs" % k)
+            self.assertTrue(wait_for(lambda: sam is None or not alive(sam)), "csc-sam outlived a killed csc-server")
+            answers = [a for s in signers for a in s.answers]
+            wrong = [r for (_, _, r) in answers if not isinstance(r, Exception) and r.status not in (200, 400)]
+            self.assertEqual(wrong, [], "round %d: answers before the kill are 200, or 400 once the SAD is used" % k)
+            ok = [d for (_, d, r) in answers if not isinstance(r, Exception) and r.status == 200]
+            acked += ok
+            asked |= {d for (_, d, _) in answers}
+            per_round.append(({d for (_, d, _) in answers}, ok))
+            t0 = time.time()
+            svc.start()
+            restarts.append(time.time() - t0)
+        audited = audited_ok(svc, ROUNDS_CRED)
+        self.assertEqual([d for d in acked if d not in audited], [], "acknowledged signatures without audit record")
+        for k, (mine, ok) in enumerate(per_round):
+            signed = [d for d in audited if d in mine]
+            self.assertLess(len(ok), ROUNDS_BUDGET, "round %d: the SAD was used up: the kill came after it" % k)
+            self.assertLessEqual(len(signed), ROUNDS_BUDGET, "round %d: the SAD's budget overspent" % k)
+            self.assertEqual(len(set(signed)), len(signed), "round %d: a digest signed twice" % k)
+        v = svc.admin("audit", "verify", check=False)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        restarts.sort()
+        print("kill -9 rounds: %d, signatures acknowledged %d (all audited); restart to ready: min %.2f s, median "
+              "%.2f s, max %.2f s" % (rounds, len(acked), restarts[0], restarts[len(restarts) // 2], restarts[-1]))
 
 
 if __name__ == "__main__":
