@@ -85,7 +85,6 @@ struct stor_bk_env {
     pthread_mutex_t mu;
     pthread_cond_t freed; /* a connection went back to the pool or was closed */
     pg_conn_t *idle;
-    unsigned n_idle;
     unsigned n_open, max_open; /* connections of this environment (idle or in a txn), at most max_open */
 };
 
@@ -477,7 +476,6 @@ static int conn_take(stor_bk_env_t *e, pg_conn_t **out, int *fresh)
         if (e->idle != NULL) {
             pc = e->idle;
             e->idle = pc->next;
-            e->n_idle--;
         } else if (e->n_open < e->max_open) {
             e->n_open++; /* counted now: made below, outside the lock */
             rc = 0;
@@ -527,7 +525,6 @@ static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
     pthread_mutex_lock(&e->mu);
     pc->next = e->idle;
     e->idle = pc;
-    e->n_idle++;
     pthread_cond_signal(&e->freed);
     for (pp = &e->idle; *pp != NULL && now.tv_sec - (*pp)->idle_since <= POOL_IDLE_S; pp = &(*pp)->next)
         ;
@@ -536,9 +533,6 @@ static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
     pthread_mutex_unlock(&e->mu);
     while (old != NULL) {
         pg_conn_t *next = old->next;
-        pthread_mutex_lock(&e->mu);
-        e->n_idle--;
-        pthread_mutex_unlock(&e->mu);
         conn_drop(e, old);
         old = next;
     }
