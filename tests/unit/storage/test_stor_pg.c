@@ -208,6 +208,41 @@ START_TEST(t_pg_connection_cap)
 }
 END_TEST
 
+/* The pool keeps every connection a burst opened (closed only after POOL_IDLE_S unused): a second burst of the same
+ * size reuses them all, and opens none. Before, at most 8 idle stayed, so every burst past the eighth txn opened a
+ * new TLS connection and server process and prepared its statements again. The connections are told apart from
+ * others' by their application_name; psql's ON_ERROR_STOP turns a failed check into a non-zero exit. */
+START_TEST(t_pg_pool_keeps_connections)
+{
+    enum { BURST = 12 };
+    char ci[1200];
+    stor_config_t cfg = { .backend = "postgresql", .location = ci, .db_connections = BURST };
+    stor_bk_env_t *e = NULL;
+    stor_bk_txn_t *t[BURST];
+    const char *count = "DO $$ BEGIN IF (SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                        "'csc_pool_burst') <> 12 THEN RAISE EXCEPTION 'pool: not 12 connections'; END IF; END $$";
+
+    ck_assert_int_lt(snprintf(ci, sizeof(ci), "%s application_name=csc_pool_burst", tst_pg_admin), (int)sizeof(ci));
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE IF EXISTS csc.pool_seen"), 0);
+    ck_assert_int_eq(stor_backend_pg.open(&cfg, pg_tables, 1, &e), 0);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < BURST; i++) /* all at once: each holds its own connection */
+            t[i] = pg_begin(e, NULL, i % 2 ? STOR_BK_WRITE : STOR_BK_READ);
+        for (int i = 0; i < BURST; i++)
+            stor_backend_pg.txn_abort(t[i]);
+        ck_assert_int_eq(tst_pg_psql(count), 0);
+        if (round == 0)
+            ck_assert_int_eq(tst_pg_psql("CREATE TABLE csc.pool_seen AS SELECT pid FROM pg_stat_activity "
+                                         "WHERE application_name = 'csc_pool_burst'"), 0);
+    }
+    ck_assert_int_eq(tst_pg_psql("DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = "
+                                 "'csc_pool_burst' AND pid NOT IN (SELECT pid FROM csc.pool_seen)) THEN "
+                                 "RAISE EXCEPTION 'pool: the second burst opened connections'; END IF; END $$"), 0);
+    stor_backend_pg.close(e);
+    ck_assert_int_eq(tst_pg_psql("DROP TABLE csc.pool_seen"), 0);
+}
+END_TEST
+
 /* RESERVE in nested txns: a NOOVERWRITE reserve claims its key at once (EXISTS from the call itself), an aborted
  * child takes its claim and its unsent value with it, a committed child's value is sent. */
 START_TEST(t_pg_nested_reserve)
@@ -928,6 +963,7 @@ Suite *tst_pg_suite(void)
     tcase_add_test(tc, t_pg_counter_race_from_nothing);
     tcase_add_test(tc, t_pg_missing_row_locked);
     tcase_add_test(tc, t_pg_connection_cap);
+    tcase_add_test(tc, t_pg_pool_keeps_connections);
     tcase_add_test(tc, t_pg_statement_timeout);
     tcase_add_test(tc, t_pg_schema_version);
     tcase_add_test(tc, t_pg_migrate_nothing_to_do);
