@@ -825,6 +825,36 @@ static int report_sig_ok(EVP_PKEY *pub, const char *text, const uint8_t *sig, si
     return ok;
 }
 
+/* csc-sam signs a 32-byte digest with the audit key in a text of its own naming it (AUDIT_REPORT, BACKUP_SIGN: each
+ * audited there): the text into text, the signature into sig (*sig_len: its room, then its length). 0: done; -1:
+ * refused or csc-sam not reachable (said why); 1: the answer lacks either or the signature does not fit. */
+static int sam_sign_digest(admin_ctx_t *x, unsigned op, const uint8_t digest[32], char *text, size_t text_sz,
+                           uint8_t *sig, size_t *sig_len)
+{
+    sam_builder_t b;
+    sam_rbuf_t rb = {0};
+    sam_msg_t reply;
+    const uint8_t *s = NULL;
+    size_t n = 0;
+    int rc;
+
+    sam_begin(&b, op);
+    sam_put_bytes(&b, SAM_T_DIGEST, digest, 32);
+    sam_put_session(x, &b);
+    if (sam_run(x, &b, &rb, &reply) != 0)
+        rc = -1;
+    else if (sam_get_bytes(&reply, SAM_T_SIGNATURE, &s, &n) != SAM_OK || n > *sig_len ||
+             sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, text_sz) != SAM_OK)
+        rc = 1;
+    else {
+        memcpy(sig, s, n);
+        *sig_len = n;
+        rc = 0;
+    }
+    sam_rbuf_free(&rb);
+    return rc;
+}
+
 /* audit report --from DATE --to DATE [--out FILE] [auditor]: the report (srv_audit_report: one line of JSON), then its
  * signature: csc-sam signs a text naming the report's SHA-256 with the audit key (AUDIT_REPORT, audited there), as a
  * second line. A file of two lines that audit verify-report checks, and anyone with the exported key and openssl. */
@@ -874,31 +904,20 @@ static int cmd_audit_report(admin_ctx_t *x, int argc, char **argv)
         goto out;
     EVP_Digest(report, len, digest, NULL, EVP_sha256(), NULL);
 
-    sam_builder_t b;
-    sam_rbuf_t rb = {0};
-    sam_msg_t reply;
-    const uint8_t *sig = NULL;
-    size_t sig_len = 0;
-    sam_begin(&b, SAM_OP_AUDIT_REPORT);
-    sam_put_bytes(&b, SAM_T_DIGEST, digest, sizeof(digest));
-    sam_put_session(x, &b);
-    if (sam_run(x, &b, &rb, &reply) != 0) {
-        sam_rbuf_free(&rb);
+    uint8_t sig[SAM_SIG_MAX];
+    size_t sig_len = sizeof(sig);
+    int signed_rc = sam_sign_digest(x, SAM_OP_AUDIT_REPORT, digest, text, sizeof(text), sig, &sig_len);
+    if (signed_rc < 0)
         goto out;
-    }
     char b64[4 * ((SAM_SIG_MAX + 2) / 3) + 1], hex[65];
     pki_hex(digest, 32, hex);
-    if (sam_get_bytes(&reply, SAM_T_SIGNATURE, &sig, &sig_len) != SAM_OK ||
-        sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, sizeof(text)) != SAM_OK ||
-        strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0 ||
+    if (signed_rc != 0 || strncmp(text, REPORT_TEXT_PREFIX, strlen(REPORT_TEXT_PREFIX)) != 0 ||
         strncmp(text + strlen(REPORT_TEXT_PREFIX), hex, 64) != 0 || strchr(text, '"') != NULL ||
         !report_sig_ok(pub, text, sig, sig_len)) {
         fprintf(stderr, _("csc-admin: audit report: csc-sam's signature does not verify with the audit key\n"));
-        sam_rbuf_free(&rb);
         goto out;
     }
     oauth_b64_encode(sig, sig_len, b64, OAUTH_B64_STD);
-    sam_rbuf_free(&rb);
     FILE *f = file != NULL ? fopen(file, "wx") : stdout;
     if (f == NULL) {
         fprintf(stderr, _("csc-admin: audit report: cannot create %s: %s%s\n"), file, strerror(errno),
@@ -1006,28 +1025,12 @@ out:
  * there, action=db.backup.sign). */
 static int backup_sign(const uint8_t digest[32], char *text, size_t text_sz, uint8_t *sig, size_t *sig_len, void *arg)
 {
-    admin_ctx_t *x = arg;
-    sam_builder_t b;
-    sam_rbuf_t rb = {0};
-    sam_msg_t reply;
-    const uint8_t *s = NULL;
-    size_t n = 0;
-    sam_begin(&b, SAM_OP_BACKUP_SIGN);
-    sam_put_bytes(&b, SAM_T_DIGEST, digest, 32);
-    sam_put_session(x, &b);
-    int rc = sam_run(x, &b, &rb, &reply);
-    if (rc == 0 && (sam_get_bytes(&reply, SAM_T_SIGNATURE, &s, &n) != SAM_OK || n > *sig_len ||
-                    sam_get_text(&reply, SAM_T_SIGNED_TEXT, text, text_sz) != SAM_OK)) {
+    int rc = sam_sign_digest(arg, SAM_OP_BACKUP_SIGN, digest, text, text_sz, sig, sig_len);
+
+    if (rc > 0)
         fprintf(stderr, _("csc-admin: db backup: csc-sam's answer to BACKUP_SIGN is not usable\n"));
-        rc = 1;
-    }
-    if (rc == 0) {
-        memcpy(sig, s, n);
-        *sig_len = n;
-    } else {
+    if (rc != 0)
         fprintf(stderr, _("csc-admin: db backup: the backup could not be signed: no backup written\n"));
-    }
-    sam_rbuf_free(&rb);
     return rc == 0 ? 0 : -1;
 }
 
