@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -459,10 +460,45 @@ static job_t *job_new(loop_t *l, h2o_req_t *req)
     return j;
 }
 
+/* Request smuggling (RFC 9112 sec. 6.1, 6.3): a request carrying Transfer-Encoding and Content-Length, or either
+ * twice, is framed one way here and may be framed another way by a proxy in front, which then takes the rest of the
+ * connection for a request of its own, or a request of its own for the rest of ours. h2o 2.2 frames such a request
+ * (by the chunks, else by the first Content-Length) and hands the handler neither header, so the head is read again
+ * from the connection's input, where h2o keeps it until the response is sent (the body after it may have been
+ * decoded in place; the head is not touched). HTTP/1 only: HTTP/2 frames bodies itself. */
+static int framing_ambiguous(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->entity.base == NULL || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL || sock->input->size == 0)
+        return 0;
+    const char *p = sock->input->bytes, *end = p + sock->input->size, *nl = memchr(p, '\n', (size_t)(end - p));
+    unsigned cl = 0, te = 0;
+    while (nl != NULL) { /* each line after the request line, up to the empty one */
+        p = nl + 1;
+        if (p >= end || *p == '\r' || *p == '\n')
+            break;
+        nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)((nl != NULL ? nl : end) - p);
+        if (len >= 15 && strncasecmp(p, "content-length:", 15) == 0)
+            cl++;
+        else if (len >= 18 && strncasecmp(p, "transfer-encoding:", 18) == 0)
+            te++;
+    }
+    return cl + te > 1;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     loop_t *l = H2O_STRUCT_FROM_MEMBER(loop_t, ctx, req->conn->ctx);
 
+    if (framing_ambiguous(req)) { /* answered, then the connection closed: nothing after it is read */
+        req->http1_is_persistent = 0;
+        send_error_now(req, 400, "invalid_request",
+                       "Ambiguous message framing: Transfer-Encoding with Content-Length, or either twice");
+        return 0;
+    }
     if (!csc_is_api_path(req->path_normalized.base, req->path_normalized.len)) {
         send_error_now(req, 404, "invalid_request", "Unknown path");
         return 0;
