@@ -1,5 +1,6 @@
 /* test_stor_env.c - environment lifetime, group commit, failures, shutdown. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +91,7 @@ START_TEST(t_strerror)
         for (size_t j = 0; j < i; j++)
             ck_assert_str_ne(stor_strerror(codes[i]), stor_strerror(codes[j]));
     }
-    ck_assert_str_eq(stor_strerror(STOR_ERR_FULL), "storage map is full");
+    ck_assert_str_eq(stor_strerror(STOR_ERR_FULL), "storage is full (the map or the disk)");
     ck_assert_str_eq(stor_strerror(7), unknown);
 }
 END_TEST
@@ -242,6 +243,32 @@ static int big_put_fn(stor_txn_t *t, void *arg)
     memset(big, 'x', sizeof(big));
     return stor_kv_put(t, STOR_DB_META, &k, &v, 0);
 }
+
+/* LMDB sizes its lock file with ftruncate and each reader writes its slot through a shared map: a slot on a page
+ * without blocks, taken while the disk is full, is a SIGBUS. The backend gives the whole file its blocks at open
+ * (stor_lmdb.c), so it counts as many 512-byte blocks as its size needs. Skipped where fallocate is not offered. */
+START_TEST(t_lock_file_reserved)
+{
+    char path[PATH_MAX], probe[PATH_MAX + 8];
+    const char *dir = tst_path();
+    struct stat st;
+
+    ck_assert_int_lt(snprintf(path, sizeof(path), "%s/lock.mdb", dir), (int)sizeof(path));
+    ck_assert_int_lt(snprintf(probe, sizeof(probe), "%s/probe", dir), (int)sizeof(probe));
+    int fd = open(probe, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    int offered = fallocate(fd, 0, 0, 4096) == 0 || errno != EOPNOTSUPP;
+    close(fd);
+    unlink(probe);
+    if (!offered)
+        return;
+    stor_env_t *env = tst_open(dir, 0);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_gt(st.st_size, 4096); /* more than the page LMDB writes its header into */
+    ck_assert_int_ge((long long)st.st_blocks * 512, (long long)st.st_size);
+    stor_close(env);
+}
+END_TEST
 
 START_TEST(t_size)
 {
@@ -834,6 +861,7 @@ Suite *tst_env_suite(void)
 
     tcase_add_test(tc, t_open_creates_dir);
     tcase_add_test(tc, t_size);
+    tcase_add_test(tc, t_lock_file_reserved);
     tcase_add_test(tc, t_open_errors);
     tcase_add_test(tc, t_null_callbacks);
     tcase_add_test(tc, t_strerror);
