@@ -15,18 +15,21 @@ What the design says, and this test holds it to (docs/reliability.md, docs/opera
 - The audit chain links records by sequence number and hash, not time: records whose times go backwards verify.
 - h2o 2.2's event loop takes its clock from gettimeofday: its timers (header_timeout) follow the wall clock. Stepped
   back, a connection waiting for its headers is not closed until the clock has made up the step; stepped forward,
-  it is closed at once. The test measures both and asserts what it found, so the documentation stays true: a service
-  must have its clock slewed, not stepped (chrony's makestep limited to start-up).
+  it is closed at once. csc-server's watchdog ping to systemd is such a timer too. The test measures all this and
+  asserts what it found, so the documentation stays true: a service must have its clock slewed, not stepped (chrony's
+  makestep limited to start-up).
+- Stepped back before a certificate's notBefore, signing is refused (400, the CSC message for a certificate out of
+  its validity period).
 Never a crash; every answer a CSC error JSON or a 200.
 """
 import email.utils
+import json
 import os
 import socket
 import ssl
 import threading
 import time
 import unittest
-import json
 
 import harness as H
 
@@ -50,6 +53,7 @@ def setUpModule():
     # loop accepted which connection.
     with open(SVC.conf) as f:
         text = f.read()
+    assert "\nthreads = 2\n" in text, "scripts/provision no longer writes threads = 2"
     with open(SVC.conf, "w") as f:
         f.write(text.replace("\nthreads = 2\n", "\nthreads = 1\n"))
     OFFSET_FILE = os.path.join(SVC.tmp, "clock-offset")
