@@ -56,6 +56,10 @@ typedef struct stor_val {
 /** The KEY(p, n) of storage/: a stor_val_t naming n bytes at p (not copied). */
 #define STOR_VAL(p, n) ((stor_val_t){ (n), (void *)(p) })
 
+/* full_cause(): why writes are refused with STOR_ERR_FULL. */
+#define STOR_FULL_MAP 0  /**< the environment's own bound (LMDB: lmdb_map_size) */
+#define STOR_FULL_DISK 1 /**< the disk under it (LMDB: ENOSPC or EDQUOT writing pages; PostgreSQL: disk_full) */
+
 /* Flags of put(). */
 #define STOR_PUT_NOOVERWRITE 0x1u /**< plain table: refuse (STOR_ERR_EXISTS) if the key exists; v is not changed */
 #define STOR_PUT_NODUPDATA 0x2u   /**< dupsort table: refuse (STOR_ERR_EXISTS) if this key/value pair exists */
@@ -164,6 +168,9 @@ typedef struct stor_backend {
 
     /** The size limit of the environment in bytes (what a full episode reports), 0 if it has none. May be NULL. */
     size_t (*capacity)(stor_bk_env_t *e);
+    /** What the last write refused with STOR_ERR_FULL met: STOR_FULL_MAP (the environment's own bound, capacity())
+     *  or STOR_FULL_DISK (the filesystem under it has no room: ENOSPC, EDQUOT). NULL: always STOR_FULL_MAP. */
+    int (*full_cause)(stor_bk_env_t *e);
     /** The bytes the database uses now (LMDB: its pages up to the last one in use; the file may be larger), read
      *  without a transaction and without blocking. NULL: not known that cheaply (PostgreSQL: its own statistics,
      *  pg_database_size). */

@@ -80,7 +80,7 @@ const char *stor_strerror(int rc)
     case STOR_ERR_NOTFOUND: return "no such record";
     case STOR_ERR_EXISTS: return "record already exists";
     case STOR_ERR_IO: return "storage I/O failure";
-    case STOR_ERR_FULL: return "storage map is full";
+    case STOR_ERR_FULL: return "storage is full (the map or the disk)";
     case STOR_ERR_CORRUPT: return "stored record is corrupt";
     case STOR_ERR_INVAL: return "invalid argument";
     case STOR_ERR_NOMEM: return "out of memory";
@@ -381,17 +381,40 @@ static int commit_parent(stor_env_t *env, stor_bk_txn_t *parent)
     return env->be->txn_commit(parent);
 }
 
-/* ---- a full map ---------------------------------------------------------
+/* ---- a full map, a full disk --------------------------------------------
  *
- * STOR_ERR_FULL (LMDB's map full) refuses the write (the caller answers 503) but must never pass
- * unnoticed: the first refusal of an episode prints one line on stderr; while
+ * STOR_ERR_FULL (LMDB's map full, or the disk under the database: the backend's full_cause() says which) refuses
+ * the write (the caller answers 503) but must never pass
+ * unnoticed: the first refusal of an episode prints one line on stderr, naming the cause; while
  * the episode lasts, each batch that refused nothing ends with a STOR_EV_STORAGE
  * record (since when it was full, how many writes were refused). The batch that
  * commits that record ends the episode: the audit log then shows it, and stderr
  * says so. An environment opened with full_log_only (csc-server's: it appends no
  * audit record) appends none: its episode is said on stderr only, and ends with
  * the first batch that refused nothing.
+ *
+ * A full disk ends only after STOR_FULL_DISK_QUIET_MS without a refusal: while the filesystem stays full, LMDB
+ * still fits every other commit into the pages the one before freed, so "a batch that refused nothing" comes every
+ * few writes, and ending the episode there printed an alarm every second or so (measured: tests/integration/
+ * test_disk_full.py). The space a commit frees inside the map is not room on the disk. A full map keeps ending at
+ * the first batch that fits (the purge frees space inside it, which is what it lacks).
  */
+
+#define STOR_FULL_DISK_QUIET_MS 10000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* May a batch that refused nothing end the episode (append its record)? */
+static int full_may_end(stor_env_t *env)
+{
+    return env->full_since_ms != 0 && (!env->full_disk || mono_ms() - env->full_last_ms >= STOR_FULL_DISK_QUIET_MS);
+}
 
 static int64_t wall_ms(void)
 {
@@ -409,9 +432,9 @@ static int full_record_fn(stor_txn_t *t, void *arg)
     memset(&rec, 0, sizeof(rec));
     rec.event = STOR_EV_STORAGE;
     rec.result = STOR_RES_ERROR;
-    snprintf(rec.detail, sizeof(rec.detail),
-             "map full from %" PRId64 " ms to now: %" PRIu64 " writes refused (lmdb_map_size)", env->full_since_ms,
-             env->full_refused);
+    snprintf(rec.detail, sizeof(rec.detail), "%s full from %" PRId64 " ms to now: %" PRIu64 " writes refused (%s)",
+             env->full_disk ? "disk" : "map", env->full_since_ms, env->full_refused,
+             env->full_disk ? "no space on the database's filesystem" : "lmdb_map_size");
     return stor_txn_audit_append(t, &rec);
 }
 
@@ -437,16 +460,25 @@ static void full_track(stor_env_t *env, struct stor_job *batch, int note_rc, int
         if (j->rc == STOR_ERR_FULL)
             refused++;
     if (refused > 0 && env->full_since_ms == 0) {
+        const char *only = env->full_log_only ? " (logged here only: csc-sam audits its own episodes)" : "";
         env->full_since_ms = wall_ms();
-        fprintf(stderr,
-                "storage: ALARM: the LMDB map is full (lmdb_map_size = %zu bytes): writes are refused (503) until "
-                "space is freed; raise lmdb_map_size and restart, or let expired records be purged%s\n",
-                map_size(env), env->full_log_only ? " (logged here only: csc-sam audits its own episodes)" : "");
+        env->full_disk = env->be->full_cause != NULL && env->be->full_cause(env->benv) == STOR_FULL_DISK;
+        if (env->full_disk)
+            fprintf(stderr,
+                    "storage: ALARM: the disk holding the database is full (no space left on its filesystem, or the "
+                    "quota reached): writes are refused (503) until space is freed there%s\n", only);
+        else
+            fprintf(stderr,
+                    "storage: ALARM: the LMDB map is full (lmdb_map_size = %zu bytes): writes are refused (503) until "
+                    "space is freed; raise lmdb_map_size and restart, or let expired records be purged%s\n",
+                    map_size(env), only);
     }
     env->full_refused += refused;
+    if (refused > 0)
+        env->full_last_ms = mono_ms();
     if (env->full_since_ms != 0 && refused == 0 && note_rc == 0 && commit_rc == 0) {
-        fprintf(stderr, "storage: the LMDB map has space again: %" PRIu64 " writes were refused while it was full\n",
-                env->full_refused);
+        fprintf(stderr, "storage: the %s has space again: %" PRIu64 " writes were refused while it was full\n",
+                env->full_disk ? "disk holding the database" : "LMDB map", env->full_refused);
         env->full_since_ms = 0;
         env->full_refused = 0;
     }
@@ -501,8 +533,8 @@ again:
         env->be->txn_abort(parent);
         goto again;
     }
-    /* Only a batch that refused nothing may say that space is back. */
-    if (env->full_since_ms != 0 && note_rc != STOR_ERR_FULL)
+    /* Only a batch that refused nothing may say that space is back (a disk: after its quiet period). */
+    if (note_rc != STOR_ERR_FULL && full_may_end(env))
         note_rc = env->full_log_only ? 0 : run_job(env, parent, &note);
     if ((rc = commit_parent(env, parent)) != 0) {
         if (rc == STOR_ERR_RETRY && ++tries < STOR_RETRY_MAX)

@@ -88,6 +88,8 @@ struct stor_env {
     /* a full map (the thread running a batch only; copied under mu for stor_full_status) */
     int full_log_only;       /* stor_config_t.full_log_only: no STOR_EV_STORAGE record */
     int64_t full_since_ms;   /* 0: not full */
+    int full_disk;           /* the episode's cause: the disk (STOR_FULL_DISK), else the map */
+    int64_t full_last_ms;    /* the episode's last refusal, CLOCK_MONOTONIC ms (a disk episode's quiet period) */
     uint64_t full_refused;   /* writes refused with STOR_ERR_FULL in this episode */
     int64_t pub_full_since_ms;
     uint64_t pub_full_refused;

@@ -4,12 +4,26 @@
  * An environment is a directory holding data.mdb; each table is a named sub-database (a dupsort table with
  * MDB_DUPSORT, plus MDB_DUPFIXED if asked). A stor_bk_txn_t is an MDB_txn and a stor_bk_cur_t an MDB_cursor:
  * no allocation per transaction.
+ *
+ * A full disk. The map is mapped read-only and pages are written with pwrite (no MDB_WRITEMAP): a filesystem with no
+ * room left fails the write that needs a new block with an error, which LMDB returns from mdb_txn_commit (or from
+ * mdb_put or mdb_del when a large transaction spills pages), and the transaction is not kept; through a writable
+ * map the same write would be a SIGBUS. That error is STOR_ERR_FULL, as a full map is (the callers answer 503, and
+ * stor_env.c alarms once per episode); full_cause() tells the two apart. The lock file is the one thing LMDB
+ * writes through a shared map, each reader's slot in it: LMDB makes it with ftruncate, so its pages past the first
+ * (which holds 62 of the 256 slots) have no blocks, and a reader taking a slot on such a page while the filesystem
+ * is full is killed by SIGBUS (seen on a full tmpfs with 200 readers at once). open() gives the whole file its
+ * blocks (fallocate) once LMDB has sized it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -17,12 +31,14 @@
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30)
 #define DEFAULT_READERS 256u
+#define NEARLY_FULL ((uint64_t)1 << 20) /* an EIO with less room than this on the filesystem is a full disk */
 #define MAX_DBS 32
 
 struct stor_bk_env {
     MDB_env *mdb;
     size_t n;
     MDB_dbi dbi[MAX_DBS];
+    int full_cause; /* STOR_FULL_*: what the last write refused with STOR_ERR_FULL met (atomic) */
 };
 
 #define TXN(t) ((MDB_txn *)(void *)(t))
@@ -41,6 +57,55 @@ static int lmdb_err(int rc)
     case EINVAL: case MDB_BAD_VALSIZE: return STOR_ERR_INVAL;
     default: return STOR_ERR_IO;
     }
+}
+
+/* The filesystem holding the map has less than NEARLY_FULL bytes left for this process (f_bavail: not the blocks
+ * reserved for root, which a service running as its own user cannot use). */
+static int disk_nearly_full(MDB_env *mdb)
+{
+    struct statvfs sv;
+    int fd;
+
+    if (mdb_env_get_fd(mdb, &fd) != 0 || fstatvfs(fd, &sv) != 0)
+        return 0;
+    return (uint64_t)sv.f_bavail * sv.f_frsize < NEARLY_FULL;
+}
+
+/* The error of a call that may write pages (put, del, commit). A full disk is ENOSPC or EDQUOT, or EIO: LMDB's page
+ * flush returns EIO for a short write, which is what a filesystem's last free blocks give a write larger than them;
+ * an EIO with the filesystem (nearly) full is taken for a full disk, any other for an I/O failure. */
+static int lmdb_werr(MDB_env *mdb, int rc)
+{
+    stor_bk_env_t *e = mdb_env_get_userctx(mdb);
+    int disk = rc == ENOSPC || rc == EDQUOT || (rc == EIO && disk_nearly_full(mdb));
+
+    if (rc != MDB_MAP_FULL && !disk)
+        return lmdb_err(rc);
+    if (e != NULL)
+        __atomic_store_n(&e->full_cause, disk ? STOR_FULL_DISK : STOR_FULL_MAP, __ATOMIC_RELAXED);
+    return STOR_ERR_FULL;
+}
+
+/* Give the lock file's every page its blocks (see the top of the file), with fallocate: it never writes, so the
+ * slots other processes use are left as they are (glibc's posix_fallocate writes zeros where the filesystem cannot
+ * allocate). A filesystem that cannot (EOPNOTSUPP: some network filesystems) keeps LMDB's sparse file; a disk
+ * without room for it is refused now (STOR_ERR_FULL), not at the first reader that needs a slot there. */
+static int reserve_lock_file(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int fd, rc = 0;
+
+    if (snprintf(path, sizeof(path), "%s/lock.mdb", dir) >= (int)sizeof(path))
+        return STOR_ERR_INVAL;
+    if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+        return STOR_ERR_IO;
+    if (fstat(fd, &st) != 0)
+        rc = STOR_ERR_IO;
+    else if (st.st_size > 0 && fallocate(fd, 0, 0, st.st_size) != 0)
+        rc = errno == EOPNOTSUPP ? 0 : errno == ENOSPC || errno == EDQUOT ? STOR_ERR_FULL : STOR_ERR_IO;
+    close(fd);
+    return rc;
 }
 
 static int make_dir(const char *path)
@@ -67,10 +132,10 @@ static int open_tables(stor_bk_env_t *e, const stor_table_t *tables, size_t n)
             flags |= MDB_DUPSORT | (tables[i].flags & STOR_TABLE_DUPFIXED ? MDB_DUPFIXED : 0);
         if ((rc = mdb_dbi_open(txn, tables[i].name, flags, &e->dbi[i])) != 0) {
             mdb_txn_abort(txn);
-            return lmdb_err(rc);
+            return lmdb_werr(e->mdb, rc);
         }
     }
-    return lmdb_err(mdb_txn_commit(txn));
+    return lmdb_werr(e->mdb, mdb_txn_commit(txn));
 }
 
 static int lmdb_open_env(stor_bk_env_t *e, const stor_config_t *cfg, const stor_table_t *tables, size_t n)
@@ -79,6 +144,8 @@ static int lmdb_open_env(stor_bk_env_t *e, const stor_config_t *cfg, const stor_
 
     if ((rc = mdb_env_create(&e->mdb)) != 0)
         return lmdb_err(rc);
+    if ((rc = mdb_env_set_userctx(e->mdb, e)) != 0)
+        return lmdb_err(rc);
     if ((rc = mdb_env_set_mapsize(e->mdb, cfg->map_size ? cfg->map_size : DEFAULT_MAP_SIZE)) != 0 ||
         (rc = mdb_env_set_maxreaders(e->mdb, cfg->max_readers ? cfg->max_readers : DEFAULT_READERS)) != 0 ||
         (rc = mdb_env_set_maxdbs(e->mdb, MAX_DBS)) != 0)
@@ -86,6 +153,8 @@ static int lmdb_open_env(stor_bk_env_t *e, const stor_config_t *cfg, const stor_
     /* MDB_NOTLS: read txns are not tied to a thread, so pools and nested stor_read() work. */
     if ((rc = mdb_env_open(e->mdb, cfg->location, MDB_NOTLS, 0600)) != 0)
         return lmdb_err(rc);
+    if ((rc = reserve_lock_file(cfg->location)) != 0)
+        return rc;
     /* Reader slots of crashed processes would pin old pages forever. */
     if ((rc = mdb_reader_check(e->mdb, &dead)) != 0)
         return lmdb_err(rc);
@@ -139,7 +208,10 @@ static int lmdb_txn_begin(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_
 
 static int lmdb_txn_commit(stor_bk_txn_t *t)
 {
-    return lmdb_err(mdb_txn_commit(TXN(t)));
+    MDB_txn *txn = TXN(t);
+    MDB_env *mdb = mdb_txn_env(txn); /* before the commit frees txn */
+
+    return lmdb_werr(mdb, mdb_txn_commit(txn));
 }
 
 static void lmdb_txn_abort(stor_bk_txn_t *t)
@@ -178,7 +250,7 @@ static int lmdb_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t
     mk = MV(k);
     mv = MV(v);
     if ((rc = mdb_put(TXN(t), e->dbi[db], &mk, &mv, mf)) != 0)
-        return lmdb_err(rc);
+        return lmdb_werr(e->mdb, rc);
     if (flags & STOR_PUT_RESERVE)
         v->data = mv.mv_data;
     return 0;
@@ -193,7 +265,7 @@ static int lmdb_del(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t
     mk = MV(k);
     if (v != NULL)
         mv = MV(v);
-    return lmdb_err(mdb_del(TXN(t), e->dbi[db], &mk, v != NULL ? &mv : NULL));
+    return lmdb_werr(e->mdb, mdb_del(TXN(t), e->dbi[db], &mk, v != NULL ? &mv : NULL));
 }
 
 static int lmdb_count(stor_bk_env_t *e, stor_bk_txn_t *t, int db, size_t *n)
@@ -253,12 +325,17 @@ static int lmdb_cursor_get(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, st
 
 static int lmdb_cursor_del(stor_bk_cur_t *c)
 {
-    return lmdb_err(mdb_cursor_del(CUR(c), 0));
+    return lmdb_werr(mdb_txn_env(mdb_cursor_txn(CUR(c))), mdb_cursor_del(CUR(c), 0));
 }
 
 static void lmdb_cursor_close(stor_bk_cur_t *c)
 {
     mdb_cursor_close(CUR(c));
+}
+
+static int lmdb_full_cause(stor_bk_env_t *e)
+{
+    return __atomic_load_n(&e->full_cause, __ATOMIC_RELAXED);
 }
 
 static size_t lmdb_capacity(stor_bk_env_t *e)
@@ -313,6 +390,7 @@ const stor_backend_t stor_backend_lmdb = {
     .cursor_del = lmdb_cursor_del,
     .cursor_close = lmdb_cursor_close,
     .capacity = lmdb_capacity,
+    .full_cause = lmdb_full_cause,
     .used = lmdb_used,
     .schema_version = NULL,
     .try_lock = lmdb_try_lock,

@@ -1650,6 +1650,13 @@ out:
     return rc;
 }
 
+/* PostgreSQL's only full is 53100 disk_full (pg_err): the disk under its data directory. */
+static int pg_full_cause(stor_bk_env_t *e)
+{
+    (void)e;
+    return STOR_FULL_DISK;
+}
+
 const stor_backend_t stor_backend_pg = {
     .name = "postgresql",
     .open = pg_open,
@@ -1666,6 +1673,7 @@ const stor_backend_t stor_backend_pg = {
     .cursor_del = pg_cursor_del,
     .cursor_close = pg_cursor_close,
     .capacity = NULL,
+    .full_cause = pg_full_cause,
     .used = NULL, /* pg_database_size and PostgreSQL's own exporters (docs/operations.md) */
     .schema_version = pg_schema_version,
     .try_lock = pg_try_lock,

@@ -38,7 +38,7 @@ enum {
     STOR_ERR_NOTFOUND = -1, /**< no such record */
     STOR_ERR_EXISTS = -2,   /**< insert of a key that is present */
     STOR_ERR_IO = -3,       /**< the backend failed (LMDB, the file system, the database or its connection) */
-    STOR_ERR_FULL = -4,     /**< the map is full */
+    STOR_ERR_FULL = -4,     /**< the map, or the disk under it, is full */
     STOR_ERR_CORRUPT = -5,  /**< a record could not be decoded */
     STOR_ERR_INVAL = -6,    /**< bad argument (over-long name, ...) */
     STOR_ERR_NOMEM = -7,
@@ -701,8 +701,8 @@ int stor_size(stor_env_t *env, uint64_t *used, uint64_t *capacity);
 int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg);
 
 /**
- * Is the map full? A write refused with STOR_ERR_FULL starts an episode (one line on stderr); the first batch
- * that commits afterwards appends a STOR_EV_STORAGE audit record and ends it.
+ * Is the map (or the disk under it) full? A write refused with STOR_ERR_FULL starts an episode (one line on stderr);
+ * the first batch that commits afterwards appends a STOR_EV_STORAGE audit record and ends it.
  * @param[out] since_ms unix ms of the first refusal (0 when not full); may be NULL
  * @param[out] refused writes refused so far in the episode; may be NULL
  * @return 1 full, 0 not
