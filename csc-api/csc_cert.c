@@ -12,19 +12,33 @@
 #include <openssl/x509.h>
 #include "csc_int.h"
 
+/* The certificate's validity period: the one kept with the record, else read from the certificate (a record
+ * written before it was kept). -1: the certificate cannot be read. */
+static int cert_validity(const stor_cred_t *cred, int64_t *nb, int64_t *na)
+{
+    *nb = cred->cert_not_before;
+    *na = cred->cert_not_after;
+    if (*na != 0)
+        return 0;
+    const unsigned char *p = cred->certs;
+    X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
+    int ok = ee != NULL && pki_cert_validity(ee, nb, na) == 0;
+    X509_free(ee);
+    return ok ? 0 : -1;
+}
+
 const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now)
 {
-    int64_t nb = cred->cert_not_before, na = cred->cert_not_after;
-    if (na == 0) {
-        /* A record written before the validity was kept with it: read the certificate. */
-        const unsigned char *p = cred->certs;
-        X509 *ee = cred->certs_len > 0 ? d2i_X509(NULL, &p, cred->certs_len) : NULL;
-        int ok = ee != NULL && pki_cert_validity(ee, &nb, &na) == 0;
-        X509_free(ee);
-        if (!ok)
-            return "expired";
-    }
+    int64_t nb, na;
+    if (cert_validity(cred, &nb, &na) != 0)
+        return "expired";
     return (int64_t)now < nb || (int64_t)now > na ? "expired" : "valid";
+}
+
+int csc_cred_cert_not_yet_valid(const stor_cred_t *cred, time_t now)
+{
+    int64_t nb, na;
+    return cert_validity(cred, &nb, &na) == 0 && (int64_t)now < nb;
 }
 
 /* ---- the service's view ----------------------------------------------------------- */

@@ -278,6 +278,8 @@ void csc_hashes_free(csc_hashes_t *h);
 
 /* "valid" or "expired" for a credential's end-entity certificate, from the validity kept in the record. */
 const char *csc_cred_cert_status(const stor_cred_t *cred, time_t now);
+/* 1 when now is before the certificate's notBefore (the CSC status, which has no word for it, says "expired"). */
+int csc_cred_cert_not_yet_valid(const stor_cred_t *cred, time_t now);
 
 /* ---- methods ------------------------------------------------------------------ */
 

@@ -166,12 +166,16 @@ int csc_check_signable(csc_req_t *r, const stor_cred_t *cred)
         if (!active)
             return csc_bad(r, "The credential identified by credentialID is disabled");
     }
-    if (strcmp(csc_cred_cert_status(cred, time(NULL)), "valid") == 0)
+    time_t now = time(NULL);
+    if (strcmp(csc_cred_cert_status(cred, now), "valid") == 0)
         return 0;
-    /* Only the refusal reads the certificate, for the subject the spec's message names. */
+    /* Only the refusal reads the certificate, for the subject the spec's message names. The spec words only the
+     * expired certificate; one whose validity has not begun (a clock stepped back, a certificate dated ahead) is
+     * said as such, in the same form. */
     char o[128] = "", cn[128] = "";
     csc_cred_o_cn(cred, o, sizeof(o), cn, sizeof(cn));
-    snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is expired.", o, cn);
+    snprintf(r->desc_buf, sizeof(r->desc_buf), "Signing certificate 'O=%s,CN=%s' is %s.", o, cn,
+             csc_cred_cert_not_yet_valid(cred, now) ? "not yet valid" : "expired");
     return csc_bad(r, r->desc_buf);
 }
 

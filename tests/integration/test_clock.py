@@ -277,7 +277,7 @@ class TestClock(unittest.TestCase):
             r = sign("timers 1")
             check_answer(self, r)
             self.assertEqual(r.status, 400, r)
-            self.assertIn("Signing certificate", r.json["error_description"], r)
+            self.assertRegex(r.json["error_description"], r"^Signing certificate 'O=.*,CN=.*' is not yet valid\.$", r)
             wait = HEADER_TIMEOUT + 7
             gone_back = closed_within([before, after], wait)
             print("\nstep back 1 h, header_timeout %d s: the connection opened before the step closed after %s s, the "
