@@ -124,6 +124,9 @@ typedef struct verify_state {
     int prev_known;         /* prev_hash/prev_seq describe a decoded record (or the start of the log) */
     uint64_t prev_seq;      /* 0 = start of the log */
     uint8_t prev_hash[32];  /* stored hash of the previous record (zero at the start) */
+    int64_t prev_time_ms;   /* time of the last decoded record (0: none yet) */
+    uint64_t time_back, time_back_seq;
+    int64_t time_back_ms;
     int last_known;         /* the last key seen was decoded */
     uint64_t last_seq;
     uint8_t last_hash[32];
@@ -183,6 +186,13 @@ static int verify_one(const stor_audit_raw_t *r, void *arg)
     if (r->rec.seq != r->key_seq)
         adm_finding(&v->found, "record %" PRIu64 ": out of place (carries seq %" PRIu64 ")", r->key_seq, r->rec.seq);
     check_link(v, r);
+    if (v->prev_time_ms != 0 && r->rec.time_ms < v->prev_time_ms - ADM_AUDIT_TIME_BACK_MS) {
+        if (v->time_back++ == 0)
+            v->time_back_seq = r->key_seq;
+        if (v->prev_time_ms - r->rec.time_ms > v->time_back_ms)
+            v->time_back_ms = v->prev_time_ms - r->rec.time_ms;
+    }
+    v->prev_time_ms = r->rec.time_ms;
     v->prev_known = 1;
     v->prev_seq = r->key_seq;
     memcpy(v->prev_hash, r->rec.hash, 32);
@@ -236,6 +246,9 @@ int adm_audit_verify(stor_env_t *stor, adm_audit_problem_fn fn, void *arg, adm_a
     check_tip(&v, &tip);
     out->problems = v.found.problems;
     out->count = v.records;
+    out->time_back = v.time_back;
+    out->time_back_seq = v.time_back_seq;
+    out->time_back_ms = v.time_back_ms;
     out->last_seq = tip.seq;
     memcpy(out->head_hash, tip.hash, 32);
     return ADM_OK;

@@ -41,6 +41,11 @@ int srv_audit_verify(stor_env_t *stor, EVP_PKEY *pub, FILE *out)
         fprintf(out, "audit log FAILED: %lu problem%s in %" PRIu64 " records\n", log.problems,
                 log.problems == 1 ? "" : "s", log.count);
     }
+    if (log.time_back > 0) /* a notice, not a problem: what the chain proves is the order, not the clock */
+        fprintf(out, "note: %" PRIu64 " record%s dated before the record before %s by more than %d s (the first: "
+                "record %" PRIu64 "; the largest step back %.3f s): a clock stepped back, or nodes' clocks apart\n",
+                log.time_back, log.time_back == 1 ? "" : "s", log.time_back == 1 ? "it" : "them",
+                ADM_AUDIT_TIME_BACK_MS / 1000, log.time_back_seq, (double)log.time_back_ms / 1000.0);
     if (adm_audit_verify_heads(stor, pub, print_problem, out, &heads, err, sizeof(err)) != ADM_OK) {
         report_err(err);
         return 1;

@@ -303,7 +303,14 @@ typedef struct adm_audit_verdict {
     uint64_t count;           /**< adm_audit_verify: records read; adm_audit_verify_heads: signed heads read */
     uint64_t last_seq;        /**< the head's seq in meta / the seq of the last readable signed head */
     uint8_t head_hash[32];    /**< adm_audit_verify: the head's hash in meta */
+    /** adm_audit_verify: records dated more than ADM_AUDIT_TIME_BACK_MS before the record before them (not a
+     *  problem: the chain is by seq and hash; a clock stepped back, or nodes whose clocks disagree), the first of
+     *  them and the largest step back in ms */
+    uint64_t time_back, time_back_seq;
+    int64_t time_back_ms;
 } adm_audit_verdict_t;
+/** How far a record may be dated before the one before it unremarked: nodes' clocks differ a little. */
+#define ADM_AUDIT_TIME_BACK_MS 1000
 
 /**
  * Check every signed head: its signature with pub (NULL: reported as a problem when heads exist), and that the
