@@ -26,6 +26,7 @@
  * context it was made with (an SSL holds a reference to its SSL_CTX).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -956,6 +957,52 @@ refused:
     free(fresh);
 }
 
+/* Descriptors open now: what start-up left (listeners, the database, csc-sam's connections, logs). */
+static unsigned open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    unsigned n = 0;
+
+    if (d == NULL)
+        return 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own descriptor */
+}
+
+/* Every connection of the public listener is a descriptor: raise the soft RLIMIT_NOFILE to the hard one (systemd's
+ * default soft limit, 1024, would not even hold max_connections' default) and refuse to start when max_connections
+ * does not fit under it, rather than fail accept() with EMFILE under load. Besides the connections and what is open
+ * now, each event loop (and the operators' listener's) takes an epoll descriptor and a pipe, and FD_RESERVE is kept
+ * for the operators' connections, a reload's new log and certificate files and the CRL files read. Called before
+ * the system-call filter, which forbids changing limits. */
+#define FD_RESERVE 64
+static int fit_nofile(const srv_config_t *cfg)
+{
+    struct rlimit lim;
+    unsigned long long need = (unsigned long long)open_fds() + cfg->max_connections + 4ull * (cfg->threads + 1) +
+                              FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        fprintf(stderr, "csc-server: descriptor limit: %s\n", strerror(errno));
+        return -1;
+    }
+    if (lim.rlim_cur != lim.rlim_max && lim.rlim_cur < need) {
+        struct rlimit raised = {lim.rlim_max, lim.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            lim = raised;
+    }
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need) {
+        fprintf(stderr, "csc-server: max_connections = %u needs %llu open descriptors, the limit is %llu (hard "
+                "limit %llu): raise the limit (LimitNOFILE= of the systemd unit, ulimit -n) or lower "
+                "max_connections\n", cfg->max_connections, need, (unsigned long long)lim.rlim_cur,
+                (unsigned long long)lim.rlim_max);
+        return -1;
+    }
+    return 0;
+}
+
 int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
 {
     sigset_t sigs;
@@ -988,7 +1035,7 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
         goto out;
     /* Everything that needs root is open (TLS key, listeners, LMDB, the PKCS#11 module): drop to server_user and
      * load the front end's system-call filter before the first connection is accepted (srv_priv.c). */
-    if (srv_priv_front(cfg->server_user, cfg->seccomp) != 0)
+    if (fit_nofile(cfg) != 0 || srv_priv_front(cfg->server_user, cfg->seccomp) != 0)
         goto out;
     srv_sam_hello(m->sam, cfg->sam_socket, m->oauth); /* the pages' ticket key: before the loops start */
 
