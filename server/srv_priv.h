@@ -11,8 +11,9 @@
  * the filter): processes and files, sockets only AF_UNIX, no network. */
 typedef enum { SRV_PROFILE_FRONT = 1, SRV_PROFILE_SAM = 2, SRV_PROFILE_SENDER = 3 } srv_profile_t;
 
-/* First, before any secret is read and any thread starts: no core dumps (RLIMIT_CORE 0, PR_SET_DUMPABLE 0) and
- * PR_SET_NO_NEW_PRIVS (inherited by every thread started later). 0, or -1 with a message on stderr. */
+/* First, before any secret is read and any thread starts: no core dumps (RLIMIT_CORE 0, PR_SET_DUMPABLE 0),
+ * PR_SET_NO_NEW_PRIVS (inherited by every thread started later), and one malloc arena per CPU (M_ARENA_MAX: what
+ * the process's heap holds grows with its arenas). 0, or -1 with a message on stderr. */
 int srv_priv_early(void);
 
 /* Switch to user (initgroups, setgid, setuid) when running as root, after the files that need root are open.
