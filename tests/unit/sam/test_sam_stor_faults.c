@@ -5,13 +5,15 @@
  * does. Every error branch of the SAD's spend (oauth_sad_consume: the read, the write's get and put of the SAD, the
  * audit record's head, record and new head, the signing event, each commit), of the give-back after the HSM fails
  * (oauth_sign_failed), and of a reservation given back: each SIGN is refused with nothing signed, the budget is never
- * overspent, no signature or give-back is acknowledged without its audit record, the audit chain verifies, and the
- * SAD signs once the fault is gone exactly as often as its budget says.
+ * overspent, no signature or give-back is acknowledged without its audit record, a give-back that storage refused is
+ * tried again, the audit chain verifies, and the SAD signs once the fault is gone exactly as often as its budget
+ * says.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/evp.h>
 
 #include "adm.h"
@@ -368,6 +370,32 @@ START_TEST(t_reserved_give_back)
 }
 END_TEST
 
+/* A reservation nobody comes back for is given back by the next call's sweep; when that write fails, it is kept and
+ * given back by the sweep after. */
+START_TEST(t_reserved_expired)
+{
+    uint8_t d[32], ticket[SAM_TICKET_LEN];
+    uint32_t code;
+    digest_of("reserved, forgotten", d);
+    char *sad = alice_sad(1, d);
+    ck_assert_uint_eq(sign(sad, d, 1, ticket, &code), SAM_OP_SIGN | SAM_OP_REPLY); /* kept 1 s */
+    struct timespec ts = {1, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    counts_t before = counts();
+    sf_arm(SF_PUT, STOR_DB_AUDIT, SF_WRITE_TXN, 1, STOR_ERR_IO, 0); /* the sweep's give-back: the first write */
+    budget_spent(sad, d);
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_uint_eq(counts().given_back, before.given_back);
+    budget_intact(sad, d); /* the next sweep gave it back before this SIGN spent it */
+    ck_assert_uint_eq(counts().given_back, before.given_back + 1);
+    ck_assert_uint_eq(reserved(ticket, 1, &code), SAM_OP_REFUSED); /* gone from the table */
+    ck_assert_uint_eq(code, SAM_REFUSE_NOT_FOUND);
+    chain_verifies();
+    free(sad);
+}
+END_TEST
+
 /* The reservation is signed later, but the HSM fails then: the budget comes back, audited; with the give-back's
  * write failing too, it stays spent and nothing is signed. */
 START_TEST(t_reserved_hsm_fails)
@@ -446,6 +474,7 @@ int main(void)
     tcase_add_test(tc, t_hsm_fails_refund);
     tcase_add_loop_test(tc, t_hsm_fails_refund_fails, 0, (int)(sizeof(refund_faults) / sizeof(refund_faults[0])));
     tcase_add_test(tc, t_reserved_give_back);
+    tcase_add_test(tc, t_reserved_expired);
     tcase_add_test(tc, t_reserved_hsm_fails);
     tcase_add_test(tc, t_audit_slot_taken);
     suite_add_tcase(s, tc);
