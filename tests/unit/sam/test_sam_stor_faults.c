@@ -263,6 +263,44 @@ START_TEST(t_spend_map_full)
 }
 END_TEST
 
+/* The credential's signing event (/account's list) finds the map full: the event is dropped, in its nested txn, and
+ * the signature goes on with its audit record (what /account shows never refuses a signature). */
+static int recent_ec_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_recent_get(t, STOR_RECENT_SIGNS, CFX_CRED_EC, arg);
+}
+
+/* The number of signing events /account lists for cfx-ec. */
+static uint32_t sign_events(void)
+{
+    stor_recent_t *r = calloc(1, sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(stor_read(f.stor, recent_ec_fn, r), STOR_OK);
+    uint32_t n = r->n;
+    free(r);
+    return n;
+}
+
+START_TEST(t_spend_event_dropped_when_full)
+{
+    uint8_t d[32];
+    uint32_t code;
+    digest_of("event dropped", d);
+    char *sad = alice_sad(1, d);
+    counts_t before = counts();
+    uint32_t events = sign_events();
+    sf_arm(SF_PUT, STOR_DB_SIGN_EVENTS, SF_WRITE_TXN, 1, STOR_ERR_FULL, 0);
+    ck_assert_msg(sign(sad, d, 0, NULL, &code) == (SAM_OP_SIGN | SAM_OP_REPLY), "refused %s", sam_refusal_name(code));
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_uint_eq(counts().signed_ok, before.signed_ok + 1);
+    ck_assert_uint_eq(sign_events(), events); /* dropped */
+    budget_spent(sad, d);
+    chain_verifies();
+    free(sad);
+}
+END_TEST
+
 /* ---- the HSM fails after the spend: the budget comes back, audited; or, when that write fails too, stays spent ---- */
 
 static int flip_key(stor_cred_t *c, void *arg)
@@ -471,6 +509,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, t_spend_fails, 0, (int)(sizeof(spend_faults) / sizeof(spend_faults[0])));
     tcase_add_test(tc, t_spend_map_full);
+    tcase_add_test(tc, t_spend_event_dropped_when_full);
     tcase_add_test(tc, t_hsm_fails_refund);
     tcase_add_loop_test(tc, t_hsm_fails_refund_fails, 0, (int)(sizeof(refund_faults) / sizeof(refund_faults[0])));
     tcase_add_test(tc, t_reserved_give_back);
