@@ -213,8 +213,11 @@ static const struct {
     {"the audit record written", SF_PUT, STOR_DB_AUDIT, SF_WRITE_TXN, 1},
     {"the new audit head written", SF_PUT, STOR_DB_META, SF_WRITE_TXN, 1},
     {"the credential's signing event written", SF_PUT, STOR_DB_SIGN_EVENTS, SF_WRITE_TXN, 1},
-    {"the spend's own (nested) commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1},
-    {"the batch's top-level commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 2},
+    /* the write's commits, in order: the signing event's nested txn, the spend's own (nested in the batch's), the
+     * batch's top-level one */
+    {"the signing event's nested commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1},
+    {"the spend's own (nested) commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 2},
+    {"the batch's top-level commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 3},
     {"the write transaction's begin", SF_BEGIN, SF_ANY_TABLE, SF_WRITE_TXN, 1},
 };
 
