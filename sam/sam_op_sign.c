@@ -19,7 +19,8 @@
  * at most TICKETS_MAX, for EXPIRES_IN seconds) and answers the ticket; SIGN_RESERVED then signs it (DECISION 1) or
  * gives the budget back (DECISION 0). A reservation nobody comes back for within its time is given back at the next
  * SIGN or SIGN_RESERVED, and all of them when csc-sam stops; a csc-sam killed with reservations leaves their budget
- * spent (never overspent).
+ * spent (never overspent). A give-back is acknowledged only once its write is done: when storage fails it, DECISION 0
+ * is refused and the reservation kept (as one past its time is, for the next sweep).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -81,11 +82,26 @@ static void job_free(job_t *j)
     OPENSSL_clear_free(j, sizeof(*j));
 }
 
-static void job_refund(job_t *j, const char *reason)
+/* Give j's signatures back to its SAD, with the sign-result record (one write). @return OAUTH_OK, or why not (said on
+ * stderr: the budget stays spent, never overspent) */
+static int job_refund(job_t *j, const char *reason)
 {
     int rc = oauth_sign_failed(j->oauth, j->sad, strlen(j->sad), &j->use, j->ref, reason);
     if (rc != OAUTH_OK)
-        fprintf(stderr, "csc-sam: a reserved signature could not be given back: %s\n", oauth_strerror(rc));
+        fprintf(stderr, "csc-sam: a signature's budget could not be given back: %s\n", oauth_strerror(rc));
+    return rc;
+}
+
+/* Put a reservation whose give-back failed back in the table (under its ticket, with its time), to be given back
+ * when the front end asks again or when its time is up. It was in the table a moment ago: TICKETS_MAX may be passed
+ * by the few that come back at once. */
+static void keep_again(job_t *j)
+{
+    pthread_mutex_lock(&tickets_mu);
+    j->next = tickets;
+    tickets = j;
+    n_tickets++;
+    pthread_mutex_unlock(&tickets_mu);
 }
 
 /* Unlink the reservations past their time (under tickets_mu) into *gone, to be given back outside the lock. */
@@ -104,12 +120,16 @@ static void take_expired(int64_t now, job_t **gone)
     }
 }
 
-static void refund_all(job_t *list, const char *reason)
+/* Give back every reservation of list; keep: one whose give-back fails goes back in the table (tried again at the next
+ * sweep), else it is dropped with its budget spent (csc-sam stopping). */
+static void refund_all(job_t *list, const char *reason, int keep)
 {
     while (list != NULL) {
         job_t *next = list->next;
-        job_refund(list, reason);
-        job_free(list);
+        if (job_refund(list, reason) != OAUTH_OK && keep)
+            keep_again(list);
+        else
+            job_free(list);
         list = next;
     }
 }
@@ -120,7 +140,7 @@ static void sweep_expired(void)
     pthread_mutex_lock(&tickets_mu);
     take_expired(now_ms(), &gone);
     pthread_mutex_unlock(&tickets_mu);
-    refund_all(gone, "the front end did not come back for the reserved signature");
+    refund_all(gone, "the front end did not come back for the reserved signature", 1);
 }
 
 void sam_op_sign_release_all(const char *reason)
@@ -130,7 +150,7 @@ void sam_op_sign_release_all(const char *reason)
     tickets = NULL;
     n_tickets = 0;
     pthread_mutex_unlock(&tickets_mu);
-    refund_all(all, reason);
+    refund_all(all, reason, 0);
 }
 
 /* Keep j under a fresh ticket. @return 0, or -1 when full (j not kept) */
@@ -358,7 +378,7 @@ static int sign_job(const sam_server_config_t *cfg, job_t *j, const sam_msg_t *r
     rc = rc != SAM_OK ? rc : b->err;
     goto out;
 failed:
-    job_refund(j, why); /* nothing is returned: the budget goes back, the failure is recorded */
+    (void)job_refund(j, why); /* nothing is returned: the budget goes back with its record, or stays spent */
     /* ABOUT SIGNATURE: the device failed (UNAVAILABLE: it is not there now), not the request. */
     rc = sam_refuse(b, req, hrc == HSM_ERR_UNAVAILABLE ? SAM_REFUSE_UNAVAILABLE
                                                                           : SAM_REFUSE_INTERNAL,
@@ -496,7 +516,7 @@ int sam_op_sign(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builde
     (void)sam_get_u32(req, SAM_T_EXPIRES_IN, &ttl);
     uint8_t ticket[SAM_TICKET_LEN];
     if (reserve(j, ttl) != 0) {
-        job_refund(j, "too many reserved signatures");
+        (void)job_refund(j, "too many reserved signatures");
         job_free(j);
         return sam_refuse(b, req, SAM_REFUSE_FULL, "too many reserved signatures", SAM_T_TICKET);
     }
@@ -527,7 +547,13 @@ int sam_op_sign_reserved(const sam_server_config_t *cfg, const sam_msg_t *req, s
         return rc;
     }
     sam_text(req, SAM_T_REASON, reason, sizeof(reason));
-    job_refund(j, reason[0] != '\0' ? reason : "given back by the front end");
+    int orc = job_refund(j, reason[0] != '\0' ? reason : "given back by the front end");
+    if (orc != OAUTH_OK) {
+        /* Not given back, so not acknowledged: the reservation stays (the front end may ask again; its time running
+         * out gives it back otherwise, as csc-api expects of a refusal). */
+        keep_again(j);
+        return sam_refuse_oauth(b, req, orc, SAM_T_TICKET);
+    }
     job_free(j);
     int rc = sam_build_init(b, SAM_OP_SIGN_RESERVED | SAM_OP_REPLY, req->id);
     return rc != SAM_OK ? rc : b->err;

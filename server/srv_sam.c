@@ -32,6 +32,7 @@
 #include "sam_sender.h"
 #include "sam_server.h"
 #include "srv.h"
+#include "srv_cov.h"
 #include "srv_notify.h"
 #include "srv_priv.h"
 
@@ -216,7 +217,9 @@ static void sender_main(const srv_config_t *cfg, int fd)
     else if (srv_priv_seccomp(SRV_PROFILE_SENDER) != 0)
         _exit(1);
     (void)prctl(PR_SET_NAME, "csc-sam-sender", 0, 0, 0); /* named once hardened */
-    _exit(sam_sender_serve(3, cfg->otp_sender + 5) == 0 ? 0 : 1);
+    int rc = sam_sender_serve(3, cfg->otp_sender + 5);
+    SRV_COV_DUMP();
+    _exit(rc == 0 ? 0 : 1);
 }
 
 /* Fork the helper when otp_sender is exec:, and wait for it to say it is ready. 0 (*out NULL without an exec:

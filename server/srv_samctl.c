@@ -40,6 +40,7 @@
 
 #include "sam_client.h"
 #include "srv.h"
+#include "srv_cov.h"
 
 #define READY_WAIT_MS 60000   /* csc-sam opens the token and the database before it listens */
 #define STOP_WAIT_MS 10000    /* SIGTERM, then this long, then SIGKILL */
@@ -315,6 +316,7 @@ __attribute__((noreturn)) static void supervisor_main(const srv_sam_t *s, int ct
         n = write(st_w, "R", 1);
     while (n < 0 && errno == EINTR);
     supervise(&u);
+    SRV_COV_DUMP();
     _exit(0); /* st_w closes: csc-server knows the supervisor and its csc-sam are done */
 }
 

@@ -1,0 +1,99 @@
+/*
+ * test_adm_users.c - csc-admin's changes of a user's evidence reference and of a credential's delegates refused (an
+ * unknown user or credential, a terminated user, a bad reference, storage failing the write: tests/unit/storage/
+ * stor_fault.h), each with a message that names it and no audit record, on the fixture's provisioned world.
+ * ctest: unit_admin_users.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adm.h"
+#include "csc_fixture.h"
+#include "stor_fault.h"
+
+static cfx_t f;
+static adm_t a;
+
+static void setup(void)
+{
+    cfx_open(&f, NULL);
+    sf_install(f.stor);
+    a = (adm_t){.stor = f.stor, .hsm = f.hsm, .operator_name = "test", .scrypt_log2n = 10};
+}
+
+static void teardown(void)
+{
+    sf_disarm();
+    cfx_close(&f);
+}
+
+static unsigned admin_records(void)
+{
+    return cfx_audit_count(&f, STOR_EV_ADMIN, STOR_RES_OK, NULL);
+}
+
+static void expect_err(int rc, const char *err, const char *want)
+{
+    ck_assert_int_eq(rc, ADM_ERR);
+    ck_assert_msg(strstr(err, want) != NULL, "'%s' does not say '%s'", err, want);
+}
+
+static int terminate_fn(stor_txn_t *t, void *arg)
+{
+    stor_user_t *u = calloc(1, sizeof(*u));
+    int rc = u != NULL ? stor_txn_user_get(t, arg, u) : STOR_ERR_NOMEM;
+    if (rc == 0) {
+        u->status = STOR_USER_TERMINATED;
+        rc = stor_txn_user_put(t, u, 0);
+    }
+    free(u);
+    return rc;
+}
+
+START_TEST(t_user_change_refused)
+{
+    char err[512];
+    unsigned before = admin_records();
+    expect_err(adm_user_change(&a, "nobody", "ref-1", err, sizeof(err)), err, "no user nobody");
+    sf_arm(SF_PUT, STOR_DB_USERS, SF_WRITE_TXN, 1, STOR_ERR_IO, 0);
+    expect_err(adm_user_change(&a, CFX_USER, "ref-1", err, sizeof(err)), err, "storage: ");
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_uint_eq(admin_records(), before);
+    ck_assert_msg(adm_user_change(&a, CFX_USER, "ref-1", err, sizeof(err)) == ADM_OK, "%s", err);
+    ck_assert_uint_eq(admin_records(), before + 1);
+    ck_assert_int_eq(stor_write(f.stor, terminate_fn, (void *)CFX_USER), STOR_OK);
+    expect_err(adm_user_change(&a, CFX_USER, "ref-2", err, sizeof(err)), err, "is terminated");
+    ck_assert_uint_eq(admin_records(), before + 1);
+}
+END_TEST
+
+START_TEST(t_delegate_refused)
+{
+    char err[512];
+    unsigned before = admin_records();
+    expect_err(adm_cred_delegate(&a, CFX_CRED_EC, "bob", "bad\nref", 1, err, sizeof(err)), err,
+               "evidence reference must be");
+    expect_err(adm_cred_delegate(&a, "no-such-cred", CFX_USER, "ref-1", 0, err, sizeof(err)), err,
+               "no credential no-such-cred");
+    sf_arm(SF_GET, STOR_DB_CREDS, SF_WRITE_TXN, 1, STOR_ERR_IO, 0);
+    expect_err(adm_cred_delegate(&a, CFX_CRED_EC, "bob", "ref-1", 0, err, sizeof(err)), err, "storage: ");
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_uint_eq(admin_records(), before);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("admin-users");
+    TCase *tc = tcase_create("refused");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, t_user_change_refused);
+    tcase_add_test(tc, t_delegate_refused);
+    suite_add_tcase(s, tc);
+    return cfx_main(s);
+}
