@@ -194,6 +194,11 @@ static int sf_used(stor_bk_env_t *e, uint64_t *bytes)
     return below->used(e, bytes);
 }
 
+static int sf_full_cause(stor_bk_env_t *e)
+{
+    return below->full_cause(e);
+}
+
 static int sf_schema_version(stor_bk_env_t *e, unsigned *version, unsigned *compatible_from)
 {
     return below->schema_version(e, version, compatible_from);
@@ -242,6 +247,7 @@ void sf_install(stor_env_t *env)
     below = env->be;
     /* The optional functions exactly where the backend below has them (the record layer looks for NULL). */
     faulty.used = below->used != NULL ? sf_used : NULL;
+    faulty.full_cause = below->full_cause != NULL ? sf_full_cause : NULL;
     faulty.schema_version = below->schema_version != NULL ? sf_schema_version : NULL;
     faulty.try_lock = below->try_lock != NULL ? sf_try_lock : NULL;
     faulty.backup = below->backup != NULL ? sf_backup : NULL;
