@@ -206,7 +206,6 @@ static const struct {
     sf_txn_t txn;
     unsigned nth;
 } spend_faults[] = {
-    {"the SAD read before the write (consume_read)", SF_GET, STOR_DB_SADS, SF_READ_TXN, 1},
     {"the SAD read again in the write (consume_decide)", SF_GET, STOR_DB_SADS, SF_WRITE_TXN, 1},
     {"the spent SAD written back", SF_PUT, STOR_DB_SADS, SF_WRITE_TXN, 1},
     {"the audit head read (stor_txn_audit_append)", SF_GET, STOR_DB_META, SF_WRITE_TXN, 1},
@@ -240,6 +239,82 @@ START_TEST(t_spend_fails)
     budget_intact(sad, d);
     ck_assert_uint_eq(counts().signed_ok, before.signed_ok + 1);
     chain_verifies();
+    free(sad);
+}
+END_TEST
+
+/* alice's SAD for cfx-ec bound to the two digests d (PIN and a fresh TOTP code), both signed by one SIGN: the reply
+ * op, *code the refusal. */
+static char *alice_sad2(const uint8_t d[2][32])
+{
+    call_t c;
+    char otp[7], sad[SAM_TOKEN_MAX + 1];
+    uint32_t code;
+    cfx_otp(&f, otp);
+    begin(&c, SAM_OP_AUTHORIZE);
+    sam_put_str(&c.b, SAM_T_TOKEN, tok);
+    sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
+    sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, 2);
+    sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
+    sam_put_bytes(&c.b, SAM_T_DIGEST, d[0], 32);
+    sam_put_bytes(&c.b, SAM_T_DIGEST, d[1], 32);
+    sam_put_str(&c.b, SAM_T_PIN, CFX_PIN);
+    sam_put_str(&c.b, SAM_T_OTP, otp);
+    sam_put_str(&c.b, SAM_T_CLIENT, "test");
+    ck_assert_msg(run(&c, &code) == (SAM_OP_AUTHORIZE | SAM_OP_REPLY), "authorize: %s", sam_refusal_name(code));
+    ck_assert_int_eq(sam_get_text(&c.m, SAM_T_SAD, sad, sizeof(sad)), SAM_OK);
+    end(&c);
+    return strdup(sad);
+}
+
+static unsigned sign2(const char *sad, const uint8_t d[2][32], uint32_t *code)
+{
+    call_t c;
+    begin(&c, SAM_OP_SIGN);
+    sam_put_str(&c.b, SAM_T_TOKEN, tok);
+    sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
+    sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
+    sam_put_bytes(&c.b, SAM_T_DIGEST, d[0], 32);
+    sam_put_bytes(&c.b, SAM_T_DIGEST, d[1], 32);
+    sam_put_str(&c.b, SAM_T_CLIENT, "test");
+    sam_put_str(&c.b, SAM_T_SAD, sad);
+    sam_put_str(&c.b, SAM_T_SIGN_ALG, ECDSA_SHA256);
+    unsigned op = run(&c, code);
+    ck_assert_uint_eq(sam_msg_count(&c.m, SAM_T_SIGNATURE), op == SAM_OP_REFUSED ? 0 : 2);
+    end(&c);
+    return op;
+}
+
+/* A request of more than one digest reads its SAD before the write, to match the digests outside it: that read
+ * failing refuses the request with nothing spent or recorded. One digest is matched inside the write, with no read
+ * of its own (the same fault armed is never met). */
+START_TEST(t_pre_read_fails)
+{
+    uint8_t d[2][32], one[32];
+    uint32_t code;
+    digest_of("pre-read 1", d[0]);
+    digest_of("pre-read 2", d[1]);
+    char *sad = alice_sad2(d);
+    counts_t before = counts();
+    sf_arm(SF_GET, STOR_DB_SADS, SF_READ_TXN, 1, STOR_ERR_IO, 0);
+    ck_assert_uint_eq(sign2(sad, d, &code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_msg(code == SAM_REFUSE_UNAVAILABLE, "refused %s", sam_refusal_name(code));
+    ck_assert_uint_eq(counts().signed_ok, before.signed_ok);
+    ck_assert_msg(sign2(sad, d, &code) == (SAM_OP_SIGN | SAM_OP_REPLY), "refused %s", sam_refusal_name(code));
+    ck_assert_uint_eq(counts().signed_ok, before.signed_ok + 1);
+    chain_verifies();
+    free(sad);
+
+    digest_of("pre-read one", one);
+    sad = alice_sad(1, one);
+    sf_arm(SF_GET, STOR_DB_SADS, SF_READ_TXN, 1, STOR_ERR_IO, 0);
+    ck_assert_msg(sign(sad, one, 0, NULL, &code) == (SAM_OP_SIGN | SAM_OP_REPLY), "refused %s",
+                  sam_refusal_name(code));
+    ck_assert_uint_eq(sf_fired(), 0);
+    sf_disarm();
+    budget_spent(sad, one);
     free(sad);
 }
 END_TEST
@@ -511,6 +586,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, t_spend_fails, 0, (int)(sizeof(spend_faults) / sizeof(spend_faults[0])));
+    tcase_add_test(tc, t_pre_read_fails);
     tcase_add_test(tc, t_spend_map_full);
     tcase_add_test(tc, t_spend_event_dropped_when_full);
     tcase_add_test(tc, t_hsm_fails_refund);
