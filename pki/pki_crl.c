@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,21 +89,17 @@ static void snap_put(pki_crl_t *c, crl_snap_t *s)
         snap_free(s);
 }
 
-int pki_crl_load_anchors(const char *file, STACK_OF(X509) **out)
+/* Every PEM certificate b holds into a new stack: pki_crl_load_anchors (a file) and pki_crl_parse_anchors (memory). */
+static int anchors_read(BIO *b, STACK_OF(X509) **out)
 {
-    *out = NULL;
-    FILE *f = file != NULL && file[0] != '\0' ? fopen(file, "r") : NULL;
-    if (f == NULL)
-        return PKI_ERR_IO;
     STACK_OF(X509) *sk = sk_X509_new_null();
     X509 *x;
-    while (sk != NULL && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+    while (sk != NULL && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
         if (!sk_X509_push(sk, x)) {
             X509_free(x);
             break;
         }
     ERR_clear_error();
-    fclose(f);
     if (sk == NULL || sk_X509_num(sk) == 0) {
         sk_X509_pop_free(sk, X509_free);
         return sk == NULL ? PKI_ERR_NOMEM : PKI_ERR_INVAL;
@@ -111,10 +108,86 @@ int pki_crl_load_anchors(const char *file, STACK_OF(X509) **out)
     return PKI_OK;
 }
 
-/* Parse a CRL (PEM or DER) and verify it against its issuer among the anchors; NULL with a message if refused. */
-static X509_CRL *crl_read(pki_crl_t *c, int fd, const char *path, off_t size)
+int pki_crl_load_anchors(const char *file, STACK_OF(X509) **out)
+{
+    *out = NULL;
+    BIO *b = file != NULL && file[0] != '\0' ? BIO_new_file(file, "r") : NULL;
+    if (b == NULL) {
+        ERR_clear_error();
+        return PKI_ERR_IO;
+    }
+    int rc = anchors_read(b, out);
+    BIO_free(b);
+    return rc;
+}
+
+int pki_crl_parse_anchors(const uint8_t *pem, size_t len, STACK_OF(X509) **out)
+{
+    *out = NULL;
+    if (len > INT_MAX)
+        return PKI_ERR_INVAL;
+    BIO *b = BIO_new_mem_buf(len > 0 ? pem : (const uint8_t *)"", (int)len);
+    if (b == NULL)
+        return PKI_ERR_NOMEM;
+    int rc = anchors_read(b, out);
+    BIO_free(b);
+    return rc;
+}
+
+X509_CRL *pki_crl_parse(const STACK_OF(X509) *anchors, const uint8_t *buf, size_t len, const char *name)
 {
     X509_CRL *crl = NULL;
+    if (len == 0 || len > CRL_FILE_BYTES_MAX) {
+        fprintf(stderr, "crl: %s: refused: empty or larger than 64 MiB\n", name);
+        return NULL;
+    }
+    BIO *b = BIO_new_mem_buf(buf, (int)len);
+    crl = b != NULL ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (crl == NULL) {
+        const unsigned char *p = buf;
+        crl = d2i_X509_CRL(NULL, &p, (long)len);
+        if (crl != NULL && p != buf + len) {
+            X509_CRL_free(crl);
+            crl = NULL;
+        }
+    }
+    ERR_clear_error();
+    if (crl == NULL) {
+        fprintf(stderr, "crl: %s: refused: not a CRL (PEM or DER)\n", name);
+        return NULL;
+    }
+    const X509_NAME *issuer = X509_CRL_get_issuer(crl);
+    int verified = 0, issuer_known = 0;
+    for (int i = 0; i < sk_X509_num(anchors) && !verified; i++) {
+        X509 *a = sk_X509_value(anchors, i);
+        if (X509_NAME_cmp(issuer, X509_get_subject_name(a)) != 0)
+            continue;
+        issuer_known = 1;
+        EVP_PKEY *k = X509_get0_pubkey(a);
+        verified = k != NULL && X509_CRL_verify(crl, k) == 1;
+    }
+    ERR_clear_error();
+    if (!verified) {
+        fprintf(stderr, "crl: %s: refused: %s\n", name,
+                issuer_known ? "the signature does not verify with its issuer's key"
+                             : "its issuer is not among the trust anchors");
+        X509_CRL_free(crl);
+        return NULL;
+    }
+    /* Sort the revoked list now, so that lookups from signing threads only read. */
+    ASN1_INTEGER *zero = ASN1_INTEGER_new();
+    X509_REVOKED *rev;
+    if (zero != NULL)
+        (void)X509_CRL_get0_by_serial(crl, &rev, zero);
+    ASN1_INTEGER_free(zero);
+    return crl;
+}
+
+/* A file of the folder (fd, size bytes by fstat) read whole and given to pki_crl_parse; NULL with a message if
+ * refused. */
+static X509_CRL *crl_read(pki_crl_t *c, int fd, const char *path, off_t size)
+{
     if (size <= 0 || (unsigned long long)size > CRL_FILE_BYTES_MAX) {
         fprintf(stderr, "crl: %s: refused: empty or larger than 64 MiB\n", path);
         return NULL;
@@ -127,49 +200,12 @@ static X509_CRL *crl_read(pki_crl_t *c, int fd, const char *path, off_t size)
             break;
         got += (size_t)n;
     }
-    if (buf != NULL && got == (size_t)size) {
-        BIO *b = BIO_new_mem_buf(buf, (int)got);
-        crl = b != NULL ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
-        BIO_free(b);
-        if (crl == NULL) {
-            const unsigned char *p = buf;
-            crl = d2i_X509_CRL(NULL, &p, (long)got);
-            if (crl != NULL && p != buf + got) {
-                X509_CRL_free(crl);
-                crl = NULL;
-            }
-        }
-    }
+    X509_CRL *crl = NULL;
+    if (buf != NULL && got == (size_t)size)
+        crl = pki_crl_parse(c->anchors, buf, got, path);
+    else
+        fprintf(stderr, "crl: %s: refused: %s\n", path, buf == NULL ? "out of memory" : "cannot be read whole");
     free(buf);
-    ERR_clear_error();
-    if (crl == NULL) {
-        fprintf(stderr, "crl: %s: refused: not a CRL (PEM or DER)\n", path);
-        return NULL;
-    }
-    const X509_NAME *issuer = X509_CRL_get_issuer(crl);
-    int verified = 0, issuer_known = 0;
-    for (int i = 0; i < sk_X509_num(c->anchors) && !verified; i++) {
-        X509 *a = sk_X509_value(c->anchors, i);
-        if (X509_NAME_cmp(issuer, X509_get_subject_name(a)) != 0)
-            continue;
-        issuer_known = 1;
-        EVP_PKEY *k = X509_get0_pubkey(a);
-        verified = k != NULL && X509_CRL_verify(crl, k) == 1;
-    }
-    ERR_clear_error();
-    if (!verified) {
-        fprintf(stderr, "crl: %s: refused: %s\n", path,
-                issuer_known ? "the signature does not verify with its issuer's key"
-                             : "its issuer is not among the trust anchors");
-        X509_CRL_free(crl);
-        return NULL;
-    }
-    /* Sort the revoked list now, so that lookups from signing threads only read. */
-    ASN1_INTEGER *zero = ASN1_INTEGER_new();
-    X509_REVOKED *rev;
-    if (zero != NULL)
-        (void)X509_CRL_get0_by_serial(crl, &rev, zero);
-    ASN1_INTEGER_free(zero);
     return crl;
 }
 
@@ -393,14 +429,26 @@ int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why)
         }
         goto out;
     }
-    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(best);
-    if (next != NULL && X509_cmp_time(next, &now) <= 0 && !c->allow_stale) { /* 0: unreadable time, not trusted */
-        rc = PKI_REV_UNKNOWN;
+    rc = pki_crl_status(best, ee, now, c->allow_stale, why);
+out:
+    snap_put(c, s);
+    ERR_clear_error();
+    return rc;
+}
+
+int pki_crl_status(X509_CRL *crl, X509 *ee, time_t now, int allow_stale, const char **why)
+{
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+    int rc = PKI_REV_GOOD;
+
+    *why = "";
+    if (next != NULL && X509_cmp_time(next, &now) <= 0 && !allow_stale) { /* 0: unreadable time, not trusted */
         *why = "the CRL of its issuer is past its nextUpdate";
-        goto out;
+        ERR_clear_error();
+        return PKI_REV_UNKNOWN;
     }
     X509_REVOKED *rev = NULL;
-    if (X509_CRL_get0_by_serial(best, &rev, X509_get0_serialNumber(ee)) == 1 && rev != NULL) {
+    if (X509_CRL_get0_by_serial(crl, &rev, X509_get0_serialNumber(ee)) == 1 && rev != NULL) {
         /* certificateHold: suspended; an entry with removeFromCRL (delta CRLs) is answered 2 above: not revoked */
         int crit = 0, code = 0;
         ASN1_ENUMERATED *r = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, &crit, NULL);
@@ -410,8 +458,6 @@ int pki_crl_check(pki_crl_t *c, X509 *ee, time_t now, const char **why)
         rc = code == CRL_REASON_CERTIFICATE_HOLD ? PKI_REV_SUSPENDED : PKI_REV_REVOKED;
         *why = reason_name(code);
     }
-out:
-    snap_put(c, s);
     ERR_clear_error();
     return rc;
 }

@@ -124,8 +124,15 @@ typedef struct srv_config {
     unsigned char given[SRV_CONFIG_KEYS]; /* the keys the file gave, by srv_config.c's table (srv_config_changed) */
 } srv_config_t;
 
-/* Load and validate a configuration file; prints "FILE:LINE: message" to stderr on error. */
+#define SRV_CONFIG_FILE_MAX (1 << 20) /* bytes; a larger file is refused (no configuration comes near it) */
+
+/* Load and validate a configuration file: read whole, then srv_config_parse; prints "FILE:LINE: message" to stderr on
+ * error. */
 int srv_config_load(const char *file, srv_config_t *cfg);
+/* Parse and validate the text of a configuration file, len bytes (a NUL byte in it is refused): what srv_config_load
+ * does with the file it read. Messages name the file as name, "NAME:LINE: message" on stderr; path is the file's
+ * resolved path (cfg->file, which a reload reads again), whose folder relative paths are taken from. */
+int srv_config_parse(const char *text, size_t len, const char *name, const char *path, srv_config_t *cfg);
 /* The keys a reload (SIGHUP) may change, NULL-terminated: tls_cert, tls_key, access_log, access_log_format,
  * readyz_cert_days (csc-server's; csc-sam holds none of them). Every other key changed refuses a reload, in csc-server
  * and in csc-sam alike. The files a reload reads again (certificate, key, trust_anchors, crl_dir) keep their names. */

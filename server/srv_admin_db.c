@@ -277,8 +277,6 @@ static int db_migrate(const srv_config_t *cfg, const char *cmd, stor_migrate_mod
 #define BK_HEADER_MAX 2048
 #define BK_DIGEST_LEN 32
 #define BK_CHUNK (256 * 1024)
-#define BK_SIG_TEXT_MAX 255      /* the signed text of the trailer (csc-sam's SAM_SIGNED_TEXT_MAX) */
-#define BK_SIG_MAX 1024          /* its DER signature (an ECDSA P-256 one is at most 72 bytes) */
 #define BK_SIG_PREFIX "csc-db-backup v1 sha256="
 
 /* ---- what a copy holds ---- */
@@ -437,16 +435,17 @@ static int write_backup(const char *file, const srv_dbfile_header_t *h, const ch
     if (EVP_DigestFinal_ex(md, digest, NULL) != 1 || write_all(fd, digest, BK_DIGEST_LEN) != 0)
         goto io;
     /* the audit key's signature of that SHA-256 (csc-sam makes the text and signs it) */
-    char sig_text[BK_SIG_TEXT_MAX + 1];
-    uint8_t sig[BK_SIG_MAX], len2[2];
-    size_t sig_len = sizeof(sig);
-    if (sign(digest, sig_text, sizeof(sig_text), sig, &sig_len, arg) != 0)
+    srv_dbfile_sig_t sig;
+    uint8_t trailer[SRV_DBFILE_TRAILER_MAX];
+    sig.sig_len = sizeof(sig.sig);
+    if (sign(digest, sig.text, sizeof(sig.text), sig.sig, &sig.sig_len, arg) != 0)
         goto out;
-    put_be(len2, strlen(sig_text), 2);
-    if (write_all(fd, len2, 2) != 0 || write_all(fd, sig_text, strlen(sig_text)) != 0)
-        goto io;
-    put_be(len2, sig_len, 2);
-    if (write_all(fd, len2, 2) != 0 || write_all(fd, sig, sig_len) != 0 || fsync(fd) != 0)
+    if ((n = srv_dbfile_trailer_write(&sig, trailer, sizeof(trailer))) < 0) {
+        /* an empty text or signature: what csc-sam answered is not one (the message of backup_sign, srv_admin.c) */
+        fprintf(stderr, _("csc-admin: db backup: csc-sam's answer to BACKUP_SIGN is not usable\n"));
+        goto out;
+    }
+    if (write_all(fd, trailer, (size_t)n) != 0 || fsync(fd) != 0)
         goto io;
     if (link(tmp, file) != 0) {
         fprintf(stderr, _("csc-admin: db backup: cannot create %s: %s%s\n"), file, strerror(errno),
@@ -525,16 +524,9 @@ int srv_admin_db_backup(const srv_config_t *cfg, stor_env_t *stor, const char *f
     return 0;
 }
 
-/* The signature of a backup: csc-sam's text and the audit key's signature over it (the file's trailer). */
-typedef struct bk_sig {
-    char text[BK_SIG_TEXT_MAX + 1];
-    uint8_t sig[BK_SIG_MAX];
-    size_t sig_len;
-} bk_sig_t;
-
 /* Check FILE whole: layout, lengths, the SHA-256 after the data, the signature's form (not yet with a key). 0 with *h,
  * *s, the data's offset and length; -1 (said). */
-static int restore_check(int fd, const char *file, srv_dbfile_header_t *h, bk_sig_t *s, off_t *data_off,
+static int restore_check(int fd, const char *file, srv_dbfile_header_t *h, srv_dbfile_sig_t *s, off_t *data_off,
                          uint64_t *data_len, uint8_t digest[32])
 {
     uint8_t pre[BK_PRE_LEN], len8[8], want[BK_DIGEST_LEN], *buf = NULL;
@@ -592,17 +584,13 @@ static int restore_check(int fd, const char *file, srv_dbfile_header_t *h, bk_si
         goto out;
     }
     /* The signature after it: the text and the DER, ending the file exactly. */
-    uint8_t len2[2];
-    size_t tlen = 0;
-    uint64_t trailer = (uint64_t)st.st_size - fixed - *data_len;
-    if (read_all(fd, len2, 2) != 0 || (tlen = (size_t)get_be(len2, 2)) == 0 || tlen > BK_SIG_TEXT_MAX ||
-        trailer < 4 + (uint64_t)tlen || read_all(fd, s->text, tlen) != 0 || read_all(fd, len2, 2) != 0 ||
-        (s->sig_len = (size_t)get_be(len2, 2)) == 0 || s->sig_len > sizeof(s->sig) ||
-        trailer != 4 + (uint64_t)tlen + s->sig_len || read_all(fd, s->sig, s->sig_len) != 0) {
+    uint8_t trailer[SRV_DBFILE_TRAILER_MAX];
+    uint64_t tlen = (uint64_t)st.st_size - fixed - *data_len;
+    if (tlen > sizeof(trailer) || read_all(fd, trailer, (size_t)tlen) != 0 ||
+        srv_dbfile_trailer_parse(trailer, (size_t)tlen, s) != 0) {
         fprintf(stderr, _("csc-admin: db restore: %s is truncated or damaged (its signature)\n"), file);
         goto out;
     }
-    s->text[tlen] = '\0';
     /* Intact: now the header may be believed, and must make sense. */
     text[hlen] = '\0';
     if (memchr(text, '\0', hlen) != NULL || srv_dbfile_header_parse(text, h, &why) != 0) {
@@ -639,7 +627,7 @@ static int head_sig_ok(const srv_dbfile_header_t *h, EVP_PKEY *pub)
 
 /* Whether the trailer is the audit key's signature of this file: csc-sam's text names the file's SHA-256, and pub's
  * ECDSA signature over the text's SHA-256 verifies. */
-static int backup_sig_ok(const bk_sig_t *s, const uint8_t digest[32], EVP_PKEY *pub)
+static int backup_sig_ok(const srv_dbfile_sig_t *s, const uint8_t digest[32], EVP_PKEY *pub)
 {
     char hex[65];
     size_t p = strlen(BK_SIG_PREFIX);
@@ -795,7 +783,7 @@ static int db_restore(const srv_config_t *cfg, int argc, char **argv)
     db_spec_t db = {{0}, NULL};
     const char *file = NULL, *keyfile = NULL;
     srv_dbfile_header_t h;
-    bk_sig_t sig;
+    srv_dbfile_sig_t sig;
     uint8_t digest[32];
     char hex[65];
     EVP_PKEY *pub = NULL;

@@ -768,11 +768,66 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
     return 0;
 }
 
+int srv_config_parse(const char *text, size_t len, const char *name, const char *path, srv_config_t *cfg)
+{
+    ctx_t c = {.file = name, .line = 0};
+    unsigned char *seen = cfg->given;
+    char line[4096], tmp[PATH_MAX];
+    const char *p = text, *end = text + len;
+
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->file, sizeof(cfg->file), "%s", path);
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    snprintf(c.dir, sizeof(c.dir), "%s", dirname(tmp));
+
+    /* Defaults first, so that a file only says what differs. */
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (rows[i].def != NULL && set_value(&c, cfg, &rows[i], rows[i].def) != 0)
+            return -1;
+    cfg->environment = 0;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl != NULL ? nl : end) - p);
+        c.line++;
+        /* A NUL byte would end the line early, the rest of it read as if it were not there. */
+        if (memchr(p, '\0', n) != NULL)
+            return fail(&c, "a NUL byte (a configuration file is text)");
+        if (n >= sizeof(line))
+            return fail(&c, "line too long (at most %zu characters)", sizeof(line) - 1);
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = nl != NULL ? nl + 1 : end;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL)
+            return fail(&c, "expected key = value");
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        size_t i;
+        for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+            if (strcmp(rows[i].key, key) == 0)
+                break;
+        if (i == sizeof(rows) / sizeof(rows[0]))
+            return fail(&c, "unknown key \"%s\"", key);
+        if (seen[i] && rows[i].kind != T_LISTEN)
+            return fail(&c, "%s given twice", key);
+        seen[i] = 1;
+        if (set_value(&c, cfg, &rows[i], val) != 0)
+            return -1;
+    }
+    if (cfg->environment == 0)
+        return fail(&c, "missing required key environment (production or test)");
+    return check_required(&c, cfg, seen);
+}
+
 int srv_config_load(const char *file, srv_config_t *cfg)
 {
-    ctx_t c = {.file = file, .line = 0};
-    unsigned char *seen = cfg->given;
-    char line[4096];
+    char path[PATH_MAX];
+    char *text = NULL;
+    size_t len = 0, cap = 0;
     int rc = -1;
 
     memset(cfg, 0, sizeof(*cfg));
@@ -781,57 +836,41 @@ int srv_config_load(const char *file, srv_config_t *cfg)
         fprintf(stderr, "%s: %s\n", file, strerror(errno));
         return -1;
     }
-    char tmp[PATH_MAX];
-    if (realpath(file, tmp) == NULL)
-        snprintf(tmp, sizeof(tmp), "%s", file);
-    snprintf(cfg->file, sizeof(cfg->file), "%s", tmp);
-    snprintf(c.dir, sizeof(c.dir), "%s", dirname(tmp));
-
-    /* Defaults first, so that a file only says what differs. */
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-        if (rows[i].def != NULL && set_value(&c, cfg, &rows[i], rows[i].def) != 0)
-            goto out;
-    cfg->environment = 0;
-
-    while (fgets(line, sizeof(line), f) != NULL) {
-        c.line++;
-        if (strchr(line, '\n') == NULL && !feof(f)) {
-            fail(&c, "line too long");
-            goto out;
+    for (;;) {
+        if (len == cap) {
+            /* one byte over the limit read tells a file over it */
+            size_t ncap = cap == 0 ? 16384 : cap * 2 < SRV_CONFIG_FILE_MAX + 1 ? cap * 2 : SRV_CONFIG_FILE_MAX + 1;
+            if (cap == ncap) {
+                fprintf(stderr, "%s: larger than %d bytes: not a configuration file\n", file, SRV_CONFIG_FILE_MAX);
+                goto out;
+            }
+            /* OPENSSL_clear_realloc: the text leaves nothing behind in freed memory (see below) */
+            char *t = OPENSSL_clear_realloc(text, cap, ncap);
+            if (t == NULL) {
+                fprintf(stderr, "%s: out of memory\n", file);
+                goto out;
+            }
+            text = t;
+            cap = ncap;
         }
-        char *s = trim(line);
-        if (*s == '\0' || *s == '#')
-            continue;
-        char *eq = strchr(s, '=');
-        if (eq == NULL) {
-            fail(&c, "expected key = value");
-            goto out;
-        }
-        *eq = '\0';
-        char *key = trim(s), *val = trim(eq + 1);
-        size_t i;
-        for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-            if (strcmp(rows[i].key, key) == 0)
-                break;
-        if (i == sizeof(rows) / sizeof(rows[0])) {
-            fail(&c, "unknown key \"%s\"", key);
-            goto out;
-        }
-        if (seen[i] && rows[i].kind != T_LISTEN) {
-            fail(&c, "%s given twice", key);
-            goto out;
-        }
-        seen[i] = 1;
-        if (set_value(&c, cfg, &rows[i], val) != 0)
-            goto out;
+        size_t want = cap - len, got = fread(text + len, 1, want, f);
+        len += got;
+        if (got < want)
+            break;
     }
-    if (cfg->environment == 0) {
-        fail(&c, "missing required key environment (production or test)");
+    if (ferror(f)) {
+        fprintf(stderr, "%s: %s\n", file, strerror(errno));
         goto out;
     }
-    rc = check_required(&c, cfg, seen);
+    if (realpath(file, path) == NULL)
+        snprintf(path, sizeof(path), "%s", file);
+    rc = srv_config_parse(text, len, file, path, cfg);
 out:
     fclose(f);
+    /* Nothing secret belongs in the file (check_conninfo refuses a password=), but one written there anyway is not
+     * left in freed memory. */
+    if (text != NULL)
+        OPENSSL_clear_free(text, cap);
     return rc;
 }
 

@@ -1,4 +1,4 @@
-/* srv_dbfile.c - the header of a db backup file, as text and back (srv_dbfile.h). */
+/* srv_dbfile.c - the header and the trailer of a db backup file, as bytes and back (srv_dbfile.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -117,4 +117,36 @@ int srv_dbfile_header_parse(char *text, srv_dbfile_header_t *h, const char **why
     h->head_sig_len = (uint32_t)n;
     *why = SRV_DBFILE_END;
     return *p == '\0' ? 0 : -1;
+}
+
+int srv_dbfile_trailer_write(const srv_dbfile_sig_t *s, uint8_t *out, size_t sz)
+{
+    size_t t = strnlen(s->text, sizeof(s->text)), n = 2 + t + 2 + s->sig_len;
+    if (t == 0 || t > SRV_DBFILE_SIG_TEXT_MAX || s->sig_len == 0 || s->sig_len > SRV_DBFILE_SIG_MAX || n > sz)
+        return -1;
+    out[0] = (uint8_t)(t >> 8);
+    out[1] = (uint8_t)t;
+    memcpy(out + 2, s->text, t);
+    out[2 + t] = (uint8_t)(s->sig_len >> 8);
+    out[3 + t] = (uint8_t)s->sig_len;
+    memcpy(out + 4 + t, s->sig, s->sig_len);
+    return (int)n;
+}
+
+int srv_dbfile_trailer_parse(const uint8_t *p, size_t len, srv_dbfile_sig_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (len < 2)
+        return -1;
+    size_t t = (size_t)p[0] << 8 | p[1];
+    if (t == 0 || t > SRV_DBFILE_SIG_TEXT_MAX || len < 2 + t + 2 || memchr(p + 2, '\0', t) != NULL)
+        return -1;
+    size_t n = (size_t)p[2 + t] << 8 | p[3 + t];
+    if (n == 0 || n > SRV_DBFILE_SIG_MAX || len != 2 + t + 2 + n)
+        return -1;
+    memcpy(s->text, p + 2, t);
+    s->text[t] = '\0';
+    memcpy(s->sig, p + 4 + t, n);
+    s->sig_len = n;
+    return 0;
 }

@@ -277,6 +277,17 @@ enum {
 
 /** Every PEM certificate of file into a new stack. @return PKI_OK, PKI_ERR_IO, PKI_ERR_INVAL (none), PKI_ERR_NOMEM. */
 PKI_MUST_CHECK int pki_crl_load_anchors(const char *file, STACK_OF(X509) **out);
+/** The same from a file's content in memory (len bytes of PEM), read by the same code (a memory BIO instead of the
+ *  file's). @return PKI_OK, PKI_ERR_INVAL (none), PKI_ERR_NOMEM. */
+PKI_MUST_CHECK int pki_crl_parse_anchors(const uint8_t *pem, size_t len, STACK_OF(X509) **out);
+/** A CRL file's content (len bytes, PEM or DER: DER with nothing after it) parsed and verified against the key of its
+ *  issuer among anchors, as the store does with each file of its folder (it reads the file and calls this): the CRL,
+ *  its revoked list sorted so that lookups only read; NULL when refused, with a line on stderr naming the file as
+ *  name ("crl: NAME: refused: ..."). Empty or over 64 MiB is refused. */
+X509_CRL *pki_crl_parse(const STACK_OF(X509) *anchors, const uint8_t *buf, size_t len, const char *name);
+/** PKI_REV_* of ee by crl, a CRL of ee's issuer from pki_crl_parse, at now (past its nextUpdate: PKI_REV_UNKNOWN
+ *  unless allow_stale); *why as pki_crl_check's. What pki_crl_check answers once it found the issuer's latest CRL. */
+int pki_crl_status(X509_CRL *crl, X509 *ee, time_t now, int allow_stale, const char **why);
 /**
  * A store of the CRLs of dir, verified against anchors_file (PEM CA certificates). allow_stale: a CRL past its
  * nextUpdate still answers (else PKI_REV_UNKNOWN); require: a certificate whose issuer has no CRL is

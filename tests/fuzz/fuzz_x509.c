@@ -1,7 +1,8 @@
 /*
  * fuzz_x509.c - libFuzzer target of the certificate loaders (pki/): pki_certs_load() on a credential's stored chain
- * (concatenated DER, end entity first; what csc-api, the pages and csc-admin read), and pki_crl_load_anchors() on a
- * PEM file of CA certificates (trust_anchors). The input is both: the DER chain and the PEM file's content.
+ * (concatenated DER, end entity first; what csc-api, the pages and csc-admin read), and pki_crl_parse_anchors() on a
+ * PEM file's content of CA certificates (trust_anchors: pki_crl_load_anchors() reads the file with the same code
+ * through a file BIO). The input is both: the DER chain and the PEM file's content; nothing is read or written.
  *
  * A chain that loads has at most CHAIN_MAX certificates, each of which encodes to DER that decodes and encodes to
  * itself. (Not always to the input's bytes: OpenSSL takes a signature BIT STRING whose unused bits are set and clears
@@ -13,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/mman.h>
 #include <openssl/x509.h>
 
 #include "fuzz.h"
@@ -65,17 +64,8 @@ static void der_chain(const uint8_t *data, size_t size)
 
 static void pem_file(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
-    static char path[64];
-    if (fd < 0) {
-        if ((fd = memfd_create("fuzz_x509", 0)) < 0)
-            abort();
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
-        abort();
     STACK_OF(X509) *sk;
-    int rc = pki_crl_load_anchors(path, &sk);
+    int rc = pki_crl_parse_anchors(data, size, &sk);
     if (rc != PKI_OK) {
         if (rc != PKI_ERR_INVAL || sk != NULL)
             abort();

@@ -174,6 +174,79 @@ START_TEST(t_lookup)
 }
 END_TEST
 
+/* The memory entry points the store's file reading goes through (pki_crl_parse, pki_crl_parse_anchors) and the
+ * lookup in one CRL (pki_crl_status): what a file of the folder gives, its content gives; the refusals. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static uint8_t buf[65536];
+    *len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    return buf;
+}
+
+START_TEST(t_from_memory)
+{
+    EVP_PKEY *k = new_key();
+    X509 *good = make_cert("good", 100, k, ca_cert, ca_key), *bad = make_cert("bad", 101, k, ca_cert, ca_key);
+    entry_t e[] = {{101, CRL_REASON_KEY_COMPROMISE}};
+    STACK_OF(X509) *sk = (STACK_OF(X509) *)1;
+    size_t len;
+    uint8_t *p = slurp(anchors, &len);
+    ck_assert_int_eq(pki_crl_parse_anchors(p, len, &sk), PKI_OK);
+    ck_assert_int_eq(sk_X509_num(sk), 1);
+    ck_assert_int_eq(X509_cmp(sk_X509_value(sk, 0), ca_cert), 0);
+    STACK_OF(X509) *none = (STACK_OF(X509) *)1;
+    ck_assert_int_eq(pki_crl_parse_anchors((const uint8_t *)"no PEM here", 11, &none), PKI_ERR_INVAL);
+    ck_assert_ptr_null(none);
+    ck_assert_int_eq(pki_crl_parse_anchors(NULL, 0, &none), PKI_ERR_INVAL);
+    ck_assert_ptr_null(none);
+
+    const char *why;
+    for (int der = 0; der <= 1; der++) {
+        write_crl("ca.crl", ca_cert, ca_key, e, 1, 3600, der);
+        char path[160];
+        snprintf(path, sizeof(path), "%s/ca.crl", crl_dir);
+        p = slurp(path, &len);
+        X509_CRL *crl = pki_crl_parse(sk, p, len, "ca.crl");
+        ck_assert_ptr_nonnull(crl);
+        ck_assert_int_eq(pki_crl_status(crl, good, time(NULL), 0, &why), PKI_REV_GOOD);
+        ck_assert_str_eq(why, "");
+        ck_assert_int_eq(pki_crl_status(crl, bad, time(NULL), 0, &why), PKI_REV_REVOKED);
+        ck_assert_str_eq(why, "keyCompromise");
+        /* two hours on, past its nextUpdate: unknown, unless a stale CRL is allowed */
+        ck_assert_int_eq(pki_crl_status(crl, bad, time(NULL) + 7200, 0, &why), PKI_REV_UNKNOWN);
+        ck_assert_str_eq(why, "the CRL of its issuer is past its nextUpdate");
+        ck_assert_int_eq(pki_crl_status(crl, bad, time(NULL) + 7200, 1, &why), PKI_REV_REVOKED);
+        X509_CRL_free(crl);
+        /* DER with a byte after it, a CRL cut short, nothing */
+        if (der) {
+            uint8_t more[65537];
+            memcpy(more, p, len);
+            more[len] = 0;
+            ck_assert_ptr_null(pki_crl_parse(sk, more, len + 1, "ca.crl"));
+            ck_assert_ptr_null(pki_crl_parse(sk, p, len - 1, "ca.crl"));
+        }
+        ck_assert_ptr_null(pki_crl_parse(sk, p, 0, "ca.crl"));
+    }
+    /* a CRL of a CA that is no anchor, and one in its name signed by another key */
+    write_crl("rogue.crl", rogue_cert, rogue_key, e, 1, 3600, 1);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/rogue.crl", crl_dir);
+    p = slurp(path, &len);
+    ck_assert_ptr_null(pki_crl_parse(sk, p, len, "rogue.crl"));
+    write_crl("forged.crl", ca_cert, rogue_key, e, 1, 3600, 1);
+    snprintf(path, sizeof(path), "%s/forged.crl", crl_dir);
+    p = slurp(path, &len);
+    ck_assert_ptr_null(pki_crl_parse(sk, p, len, "forged.crl"));
+    sk_X509_pop_free(sk, X509_free);
+    X509_free(good);
+    X509_free(bad);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
 START_TEST(t_reload)
 {
     EVP_PKEY *k = new_key();
@@ -539,6 +612,7 @@ Suite *pki_crl_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_lookup);
+    tcase_add_test(tc, t_from_memory);
     tcase_add_test(tc, t_reload);
     tcase_add_test(tc, t_set_anchors);
     tcase_add_test(tc, t_stale);

@@ -34,13 +34,10 @@ static void teardown(void)
                         "pkcs11_pin_file = pin\n"
 static const char *base = BASE_NO_STORAGE "lmdb_path = db\n";
 
-/* Load head + extra; return rc and leave stderr's text in msg. */
-static int load_with(const char *head, const char *extra, srv_config_t *cfg, char *msg, size_t msz)
+/* Load the file as it is; return rc and leave stderr's text in msg. */
+static int load_file(srv_config_t *cfg, char *msg, size_t msz)
 {
-    FILE *f = fopen(file, "w");
-    fputs(head, f);
-    fputs(extra, f);
-    fclose(f);
+    FILE *f;
     fflush(stderr);
     int saved = dup(2), fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(fd, 2);
@@ -54,6 +51,16 @@ static int load_with(const char *head, const char *extra, srv_config_t *cfg, cha
     msg[n] = '\0';
     fclose(f);
     return rc;
+}
+
+/* Load head + extra; return rc and leave stderr's text in msg. */
+static int load_with(const char *head, const char *extra, srv_config_t *cfg, char *msg, size_t msz)
+{
+    FILE *f = fopen(file, "w");
+    fputs(head, f);
+    fputs(extra, f);
+    fclose(f);
+    return load_file(cfg, msg, msz);
 }
 
 /* Load base + extra. */
@@ -89,6 +96,54 @@ START_TEST(t_valid)
     snprintf(expect, sizeof(expect), "%s/crl", real);
     ck_assert_str_eq(cfg.crl_dir, expect);
     ck_assert_uint_eq(cfg.crl_require, 1);
+}
+END_TEST
+
+/* srv_config_parse: the text srv_config_load reads, parsed as that file would be (relative paths from path's folder,
+ * messages naming name); a NUL byte, a line over 4095 characters and a file over SRV_CONFIG_FILE_MAX refused. */
+START_TEST(t_text)
+{
+    static srv_config_t a, b;
+    char msg[512];
+    ck_assert_int_eq(load("# the last line without its newline\nworkers = 3", &a, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(a.workers, 3);
+    char text[8192];
+    int n = snprintf(text, sizeof(text), "%s# the last line without its newline\nworkers = 3", base);
+    ck_assert_int_eq(srv_config_parse(text, (size_t)n, "elsewhere.conf", a.file, &b), 0);
+    ck_assert_int_eq(memcmp(&a, &b, sizeof(a)), 0);
+    ck_assert_int_eq(srv_config_parse(text, (size_t)n, "x.conf", "/etc/csc/x.conf", &b), 0);
+    ck_assert_str_eq(b.file, "/etc/csc/x.conf");
+    ck_assert_str_eq(b.tls_cert, "/etc/csc/tls/cert.pem");
+    /* the text as it is: a NUL byte is refused, not taken for the end of its line */
+    n = snprintf(text, sizeof(text), "%sworkers = 3\n# x\n", base);
+    ck_assert_int_eq(srv_config_parse(text, (size_t)n, "x.conf", "/etc/csc/x.conf", &b), 0);
+    text[n - 5] = '\0'; /* "workers = 3\0# x" */
+    ck_assert_int_eq(srv_config_parse(text, (size_t)n, "x.conf", "/etc/csc/x.conf", &b), -1);
+    /* a line of 4095 characters is taken, one of 4096 refused (with its file and line) */
+    char line[4200];
+    memset(line, ' ', sizeof(line));
+    memcpy(line, "# ", 2);
+    line[4095] = '\n';
+    line[4096] = '\0';
+    ck_assert_int_eq(load(line, &a, msg, sizeof(msg)), 0);
+    line[4095] = ' ';
+    line[4096] = '\n';
+    line[4097] = '\0';
+    ck_assert_int_eq(load(line, &a, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "c.conf:9: line too long") != NULL, "not said: \"%s\"", msg);
+    /* a file over SRV_CONFIG_FILE_MAX is refused, one of that size read whole */
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(base, f);
+    for (long left = SRV_CONFIG_FILE_MAX - (long)strlen(base); left > 0; left -= 64)
+        fprintf(f, "%.*s\n", (int)(left < 64 ? left - 1 : 63), "#                                                               ");
+    fclose(f);
+    ck_assert_int_eq(srv_config_load(file, &a), 0);
+    f = fopen(file, "a");
+    fputc('#', f);
+    fclose(f);
+    ck_assert_int_eq(load_file(&a, msg, sizeof(msg)), -1);
+    ck_assert_msg(strstr(msg, "larger than 1048576 bytes") != NULL, "not said: \"%s\"", msg);
 }
 END_TEST
 
@@ -598,6 +653,7 @@ int main(void)
     TCase *tc = tcase_create("config");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_valid);
+    tcase_add_test(tc, t_text);
     tcase_add_test(tc, t_refusals);
     tcase_add_test(tc, t_changed);
     tcase_add_test(tc, t_storage);
