@@ -58,9 +58,9 @@ int srv_priv_early(void)
     /* One malloc arena per CPU, not glibc's eight: each thread that meets a busy arena makes another, and every
      * arena keeps the heap its peak grew (csc-sam's pages are locked and never trimmed, srv_priv_mlock), so under a
      * load of many connections their number, not the live data, set the memory held. Measured (bench/soak, 25
-     * rounds a second on 16 clients, 2 CPUs): csc-sam's anonymous memory 31.9 -> 39.2 MiB in 4 minutes with live
-     * data flat at 7.6 MiB (malloc_stats), 13.9 -> 18.9 MiB and flat from the fourth minute with two arenas; more
-     * threads than CPUs never run at once, so the arenas' locks cost nothing measurable. */
+     * rounds a second on 16 clients, 2 CPUs, 5 minutes): csc-sam's anonymous memory 31.9 -> 39.2 MiB with live data
+     * flat at 7.6 MiB (malloc_stats), 13.9 -> 18.9 MiB with two arenas (docs/reliability.md, Soak); no more threads
+     * than CPUs run at once, so fewer arenas add little waiting on their locks. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     (void)mallopt(M_ARENA_MAX, cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus);
     return 0;
