@@ -90,9 +90,52 @@ static void rec_init(stor_async_t *rec, const async_job_t *j, uint32_t state)
     rec->expires_ms = j->expires_ms;
 }
 
-/* Store the job's outcome: the body on success, the error otherwise. */
-static void store_outcome(csc_t *c, const async_job_t *j, int ok, const uint8_t *body, size_t len,
-                          const csc_err_t *err)
+/* Storage refused the write for now (full, unreachable, busy), not for good. */
+static int transient(int rc)
+{
+    return rc == STOR_ERR_FULL || rc == STOR_ERR_IO || rc == STOR_ERR_UNAVAILABLE || rc == STOR_ERR_RETRY ||
+           rc == STOR_ERR_NOMEM;
+}
+
+/* Write the outcome; while storage refuses it for now, again after 0.1, 0.2, 0.4 ... 2 s, until the request's
+ * validity period ends or the pool closes. The signature (or the budget given back) is already made and audited:
+ * an outcome not stored leaves the client polling a "pending" request until it expires, never learning either.
+ * The worker waits here, so other jobs wait in the queue (bounded: csc_async_reserve answers 503 when it is full)
+ * while storage is down; they could not store theirs either. a NULL (the pool stops): one try. */
+static void store_retrying(csc_t *c, struct csc_async *a, const async_job_t *j, put_arg_t *arg)
+{
+    unsigned tries = 0;
+    for (long delay_ms = 100;; delay_ms = delay_ms < 2000 ? delay_ms * 2 : 2000) {
+        int rc = stor_write(c->stor, put_fn, arg);
+        tries++;
+        if (rc == 0) {
+            if (tries > 1)
+                fprintf(stderr, "csc: an asynchronous result stored at try %u\n", tries);
+            return;
+        }
+        int closing = 1;
+        if (a != NULL) {
+            pthread_mutex_lock(&a->mu);
+            closing = a->closing;
+            pthread_mutex_unlock(&a->mu);
+        }
+        if (!transient(rc) || closing || now_ms() + delay_ms >= j->expires_ms) {
+            fprintf(stderr, "csc: an asynchronous result could not be stored (%s, %u tr%s): signPolling answers it "
+                    "as pending until it expires\n", stor_strerror(rc), tries, tries == 1 ? "y" : "ies");
+            return;
+        }
+        if (tries == 1)
+            fprintf(stderr, "csc: an asynchronous result could not be stored (%s): trying again until it expires\n",
+                    stor_strerror(rc));
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Store the job's outcome: the body on success, the error otherwise; a_pool: retry while storage refuses it for now
+ * (NULL: the pool stops, one try). */
+static void store_outcome(csc_t *c, struct csc_async *a_pool, const async_job_t *j, int ok, const uint8_t *body,
+                          size_t len, const csc_err_t *err)
 {
     stor_async_t rec;
     put_arg_t a = {&rec};
@@ -113,8 +156,7 @@ static void store_outcome(csc_t *c, const async_job_t *j, int ok, const uint8_t 
         snprintf(rec.error_description, sizeof(rec.error_description), "%s",
                  err != NULL && err->description ? err->description : "The request could not be completed");
     }
-    if (stor_write(c->stor, put_fn, &a) != 0)
-        fprintf(stderr, "csc: an asynchronous result could not be stored\n");
+    store_retrying(c, a_pool, j, &a);
 }
 
 /* ---- the pool ------------------------------------------------------------------- */
@@ -142,7 +184,7 @@ static void run_job(struct csc_async *a, csc_t *c, async_job_t *j)
         err.error = "server_error";
         err.description = "Could not encode the response";
     }
-    store_outcome(c, j, rc == 0, buf, len, &err);
+    store_outcome(c, a, j, rc == 0, buf, len, &err);
     yajl_gen_clear(g);
     yajl_gen_free(g);
     if (j->uri[0] != '\0') /* handed over: a slow receiver never holds this thread */
@@ -155,7 +197,7 @@ static void abort_job(csc_t *c, async_job_t *j, const char *reason)
     csc_err_t err = {503, "temporarily_unavailable", "The service stopped before the request was processed", 0};
     if (j->job.abort_fn != NULL)
         j->job.abort_fn(c, j->job.arg, reason);
-    store_outcome(c, j, 0, NULL, 0, &err);
+    store_outcome(c, NULL, j, 0, NULL, 0, &err);
 }
 
 #ifdef CSC_TEST_HOOKS

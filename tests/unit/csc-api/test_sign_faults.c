@@ -238,6 +238,34 @@ START_TEST(t_async_pending_not_stored)
 }
 END_TEST
 
+/* operationMode "A" whose result storage refuses once (the signature made and audited): the result is stored at a
+ * later try, and signPolling answers it. Before, signPolling answered "pending" until the request expired. */
+START_TEST(t_async_result_stored_late)
+{
+    uint8_t md[32];
+    char *h = digest_b64("async, result stored late", md), *sad = sad_for(h);
+    cfx_reply_t x;
+    /* the request's own puts on async_results: its pending record (1st), then its result (2nd) */
+    sf_arm(SF_PUT, STOR_DB_ASYNC, SF_WRITE_TXN, 2, STOR_ERR_IO, 0);
+    sign_hash(sad, h, ",\"operationMode\":\"A\"", &x);
+    ck_assert_msg(x.r.status == 200, "signHash A: %d %s", x.r.status, x.text);
+    char *id = strdup(cfx_str(&x, "responseID", NULL));
+    cfx_reply_free(&x);
+    poll_done(id, &x);
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_msg(x.r.status == 200, "signPolling: %d %s", x.r.status, x.text);
+    yajl_val sigs = cfx_arr(&x, "signatures");
+    ck_assert_ptr_nonnull(sigs);
+    ck_assert(cfx_verify(&f, CFX_CRED_EC, 0, md, YAJL_GET_STRING(YAJL_GET_ARRAY(sigs)->values[0])));
+    cfx_reply_free(&x);
+    spent(sad, h);
+    free(id);
+    free(h);
+    free(sad);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("csc-sign-faults");
@@ -248,6 +276,7 @@ int main(void)
     tcase_add_test(tc, t_hsm_fails);
     tcase_add_test(tc, t_async_hsm_fails);
     tcase_add_test(tc, t_async_pending_not_stored);
+    tcase_add_test(tc, t_async_result_stored_late);
     suite_add_tcase(s, tc);
     return cfx_main(s);
 }
