@@ -19,12 +19,12 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import unittest
 
 import harness as H
 from test_sam import wait_for
+from test_sam_faults import Signer, audited_ok
 
 BUILD = os.environ.get("CSC_BUILD_DIR", os.path.join(H.ROOT, "build"))
 PIN = "24681357"
@@ -34,44 +34,6 @@ ROOM = 2 * 1024 * 1024  # the tmpfs: the database as provisioned, and this much 
 FULL_SECONDS = 6        # how long the disk stays full under load
 ALARM = "storage: ALARM: the disk holding the database is full"
 BACK = "storage: the disk holding the database has space again"
-
-
-def audited_ok(svc, cred):
-    """The digests (base64) of cred's `sign` records with result ok, in order, with repeats."""
-    q = svc.admin("audit", "query", "--event", "sign", "--credential", cred, "--json")
-    out = []
-    for line in q.stdout.splitlines():
-        rec = json.loads(line)
-        if rec.get("result") == "ok":
-            out += rec.get("digests", [])
-    return out
-
-
-class Signer(threading.Thread):
-    """Signs one fresh digest per request with sad until told to stop or the SAD is used up; keeps every answer.
-    A 503 is followed by a short pause (a client honouring Retry-After would wait longer)."""
-
-    def __init__(self, svc, token, sad, name):
-        super().__init__(daemon=True)
-        self.svc, self.token, self.sad, self.name = svc, token, sad, name
-        self.stop = threading.Event()
-        self.answers = []  # (time, digest b64, Reply or exception)
-
-    def run(self):
-        i = 0
-        while not self.stop.is_set():
-            d = H.b64(H.digest("%s %d" % (self.name, i)))
-            i += 1
-            try:
-                r = self.svc.post("signatures/signHash", {"credentialID": CRED, "SAD": self.sad, "hashes": [d],
-                                                          "signAlgo": H.ECDSA_SHA256}, self.token)
-            except Exception as e:  # a hang (timeout) or a dropped connection: the test fails on it
-                r = e
-            self.answers.append((time.time(), d, r))
-            if not isinstance(r, Exception) and r.status == 400:
-                return  # the SAD is used up
-            if not isinstance(r, Exception) and r.status == 503:
-                time.sleep(0.05)
 
 
 def du(path):
@@ -141,7 +103,7 @@ class TestDiskFull(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         sad = r.json["SAD"]
         logged = len(svc.server_stderr())
-        signers = [Signer(svc, token, sad, "disk-%d" % k) for k in range(4)]
+        signers = [Signer(svc, token, sad, "disk-%d" % k, CRED, busy_pause=0.05) for k in range(4)]
         for s in signers:
             s.start()
         self.assertTrue(wait_for(lambda: sum(len(s.answers) for s in signers) >= 8, 30), "no signing")

@@ -39,11 +39,13 @@ def audited_ok(svc, cred):
 
 
 class Signer(threading.Thread):
-    """Signs one fresh digest per request with sad until told to stop or the SAD is used up; keeps every answer."""
+    """Signs one fresh digest per request with sad until told to stop or the SAD is used up; keeps every answer.
+    busy_pause: seconds to wait after a 503 (a client honouring Retry-After would wait longer)."""
 
-    def __init__(self, svc, token, sad, name, cred=CRED):
+    def __init__(self, svc, token, sad, name, cred=CRED, busy_pause=0.0):
         super().__init__(daemon=True)
         self.svc, self.token, self.sad, self.name, self.cred = svc, token, sad, name, cred
+        self.busy_pause = busy_pause
         self.stop = threading.Event()
         self.answers = []  # (time, digest b64, Reply or exception)
 
@@ -60,6 +62,8 @@ class Signer(threading.Thread):
             self.answers.append((time.time(), d, r))
             if not isinstance(r, Exception) and r.status == 400:
                 return  # the SAD is used up
+            if self.busy_pause > 0 and not isinstance(r, Exception) and r.status == 503:
+                time.sleep(self.busy_pause)
 
 
 class TestKillSam(unittest.TestCase):
