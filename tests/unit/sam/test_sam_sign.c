@@ -23,6 +23,7 @@
 
 #include "adm.h"
 #include "csc_fixture.h"
+#include "sam_call.h"
 #include "oauth_int.h" /* oauth_int_set_skew (the SAD's expiry) */
 
 #define SHA256 "2.16.840.1.101.3.4.2.1"
@@ -49,37 +50,6 @@ static void teardown(void)
 
 /* ---- the protocol, by hand ---- */
 
-typedef struct call {
-    sam_builder_t b;
-    sam_rbuf_t rb;
-    sam_msg_t m;
-} call_t;
-
-static void begin(call_t *c, unsigned op)
-{
-    memset(c, 0, sizeof(*c));
-    ck_assert_int_eq(sam_build_init(&c->b, op, sam_client_next_id(f.sam)), SAM_OK);
-}
-
-/* Send; the reply op (op | SAM_OP_REPLY, or SAM_OP_REFUSED with *code). */
-static unsigned run(call_t *c, uint32_t *code)
-{
-    const uint8_t *msg;
-    size_t len;
-    ck_assert_int_eq(sam_build_finish(&c->b, &msg, &len), SAM_OK);
-    ck_assert_int_eq(sam_client_call(f.sam, msg, len, &c->rb, &c->m), SAM_OK);
-    *code = 0;
-    if (c->m.op == SAM_OP_REFUSED)
-        ck_assert_int_eq(sam_get_u32(&c->m, SAM_T_REFUSAL, code), SAM_OK);
-    return c->m.op;
-}
-
-static void end(call_t *c)
-{
-    sam_build_free(&c->b);
-    sam_rbuf_free(&c->rb);
-}
-
 static void digest_of(const char *text, uint8_t md[32])
 {
     ck_assert(EVP_Digest(text, strlen(text), md, NULL, EVP_sha256(), NULL));
@@ -92,7 +62,7 @@ static char *authorize(const char *token, const char *cred, uint32_t n, const ui
 {
     call_t c;
     char sad[SAM_TOKEN_MAX + 1];
-    begin(&c, SAM_OP_AUTHORIZE);
+    call_begin(f.sam, &c, SAM_OP_AUTHORIZE);
     sam_put_str(&c.b, SAM_T_TOKEN, token);
     sam_put_str(&c.b, SAM_T_CRED, cred);
     sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, n);
@@ -106,11 +76,11 @@ static char *authorize(const char *token, const char *cred, uint32_t n, const ui
         sam_put_str(&c.b, SAM_T_OTP, otp);
     sam_put_str(&c.b, SAM_T_CLIENT, "test");
     char *out = NULL;
-    if (run(&c, code) == (SAM_OP_AUTHORIZE | SAM_OP_REPLY)) {
+    if (call_run(f.sam, &c, code) == (SAM_OP_AUTHORIZE | SAM_OP_REPLY)) {
         ck_assert_int_eq(sam_get_text(&c.m, SAM_T_SAD, sad, sizeof(sad)), SAM_OK);
         out = strdup(sad);
     }
-    end(&c);
+    call_end(&c);
     return out;
 }
 
@@ -129,7 +99,7 @@ static char *alice_sad(uint32_t n, const uint8_t (*d)[32], size_t nd)
 static void sign_build(call_t *c, const char *token, const char *cred, const char *sad, const uint8_t (*d)[32],
                        size_t nd, const char *sign_alg, uint32_t ttl)
 {
-    begin(c, SAM_OP_SIGN);
+    call_begin(f.sam, c, SAM_OP_SIGN);
     sam_put_str(&c->b, SAM_T_TOKEN, token);
     sam_put_str(&c->b, SAM_T_CRED, cred);
     sam_put_str(&c->b, SAM_T_HASH_ALG, SHA256);
@@ -151,13 +121,13 @@ static unsigned sign(const char *token, const char *cred, const char *sad, const
 {
     call_t c;
     sign_build(&c, token, cred, sad, d, nd, ECDSA_SHA256, 0);
-    unsigned op = run(&c, code);
+    unsigned op = call_run(f.sam, &c, code);
     *about = 0;
     if (op == SAM_OP_REFUSED)
         (void)sam_get_u32(&c.m, SAM_T_ABOUT, about);
     else
         ck_assert_uint_eq(sam_msg_count(&c.m, SAM_T_SIGNATURE), nd);
-    end(&c);
+    call_end(&c);
     return op;
 }
 
@@ -406,7 +376,7 @@ START_TEST(t_request_id)
     call_t c;
     digest_of("request id", d[0]);
     cfx_otp(&f, otp);
-    begin(&c, SAM_OP_AUTHORIZE);
+    call_begin(f.sam, &c, SAM_OP_AUTHORIZE);
     sam_put_str(&c.b, SAM_T_TOKEN, tok);
     sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
     sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, 1);
@@ -416,10 +386,10 @@ START_TEST(t_request_id)
     sam_put_str(&c.b, SAM_T_OTP, otp);
     sam_put_str(&c.b, SAM_T_CLIENT, "test");
     sam_put_str(&c.b, SAM_T_REQUEST_ID, "rq-1.A_b");
-    ck_assert_uint_eq(run(&c, &code), SAM_OP_AUTHORIZE | SAM_OP_REPLY);
+    ck_assert_uint_eq(call_run(f.sam, &c, &code), SAM_OP_AUTHORIZE | SAM_OP_REPLY);
     char sad[SAM_TOKEN_MAX + 1];
     ck_assert_int_eq(sam_get_text(&c.m, SAM_T_SAD, sad, sizeof(sad)), SAM_OK);
-    end(&c);
+    call_end(&c);
     last_detail(STOR_EV_AUTHORIZE, STOR_RES_OK, CFX_CRED_EC, detail, sizeof(detail));
     ck_assert_msg(strstr(detail, " request_id=rq-1.A_b") != NULL, "%s", detail);
 
@@ -428,7 +398,7 @@ START_TEST(t_request_id)
     memset(words, 'w', SAM_DETAIL_MAX);
     words[SAM_DETAIL_MAX] = '\0';
     for (int bad = 1; bad >= 0; bad--) {
-        begin(&c, SAM_OP_SIGN);
+        call_begin(f.sam, &c, SAM_OP_SIGN);
         sam_put_str(&c.b, SAM_T_TOKEN, tok);
         sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
         sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
@@ -438,14 +408,14 @@ START_TEST(t_request_id)
         sam_put_str(&c.b, SAM_T_SAD, sad);
         sam_put_str(&c.b, SAM_T_SIGN_ALG, ECDSA_SHA256);
         sam_put_str(&c.b, SAM_T_REQUEST_ID, bad ? "a b=c" : id);
-        unsigned op = run(&c, &code);
+        unsigned op = call_run(f.sam, &c, &code);
         about = 0;
         (void)sam_get_u32(&c.m, SAM_T_ABOUT, &about);
         if (bad)
             expect_refused(op, &code, SAM_REFUSE_BAD_MESSAGE, &about, SAM_T_REQUEST_ID); /* the SAD is not spent */
         else
             ck_assert_uint_eq(op, SAM_OP_SIGN | SAM_OP_REPLY);
-        end(&c);
+        call_end(&c);
     }
     last_detail(STOR_EV_SIGN, STOR_RES_OK, CFX_CRED_EC, detail, sizeof(detail));
     ck_assert_uint_eq(strlen(detail), SAM_DETAIL_MAX);
@@ -453,17 +423,17 @@ START_TEST(t_request_id)
     char tail[SAM_DETAIL_MAX + 1];
     snprintf(tail, sizeof(tail), " request_id=%s", id);
     ck_assert_str_eq(detail + SAM_DETAIL_MAX - strlen(tail), tail);
-    begin(&c, SAM_OP_AUTHORIZE);
+    call_begin(f.sam, &c, SAM_OP_AUTHORIZE);
     sam_put_str(&c.b, SAM_T_TOKEN, tok);
     sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
     sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, 1);
     sam_put_str(&c.b, SAM_T_CLIENT, "test");
     sam_put_str(&c.b, SAM_T_REQUEST_ID, "x=y");
-    unsigned op = run(&c, &code);
+    unsigned op = call_run(f.sam, &c, &code);
     about = 0;
     (void)sam_get_u32(&c.m, SAM_T_ABOUT, &about);
     expect_refused(op, &code, SAM_REFUSE_BAD_MESSAGE, &about, SAM_T_REQUEST_ID);
-    end(&c);
+    call_end(&c);
     OPENSSL_cleanse(sad, sizeof(sad));
 }
 END_TEST
@@ -500,11 +470,11 @@ START_TEST(t_sign_revoked)
     call_t c;
     sign_build(&c, tok, CFX_CRED_EC, sad, d, 1, ECDSA_SHA256, 0);
     sam_put_u32(&c.b, SAM_T_CRL_RELOAD, 1);
-    ck_assert_uint_eq(run(&c, &code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(call_run(f.sam, &c, &code), SAM_OP_REFUSED);
     ck_assert_msg(code == SAM_REFUSE_REVOKED, "refused %s", sam_refusal_name(code));
     ck_assert_int_eq(sam_get_u32(&c.m, SAM_T_ABOUT, &about), SAM_OK);
     ck_assert_uint_eq(about, SAM_T_CRED);
-    end(&c);
+    call_end(&c);
     ck_assert_uint_eq(denied_signs(), denied + 1);
     last_denied_detail(CFX_CRED_EC, detail, sizeof(detail));
     ck_assert_msg(strstr(detail, "csc-sam: certificate revoked (") != NULL, "%s", detail);
@@ -520,8 +490,8 @@ START_TEST(t_sign_revoked)
     sad = authorize(tok, CFX_CRED_RSA, 1, d, 1, CFX_PIN, otp, &code);
     ck_assert_ptr_nonnull(sad);
     sign_build(&c, tok, CFX_CRED_RSA, sad, d, 1, "1.2.840.113549.1.1.11", 0);
-    ck_assert_uint_eq(run(&c, &code), SAM_OP_SIGN | SAM_OP_REPLY);
-    end(&c);
+    ck_assert_uint_eq(call_run(f.sam, &c, &code), SAM_OP_SIGN | SAM_OP_REPLY);
+    call_end(&c);
     free(sad);
     f.sam = saved;
     sam_client_free(cl);
@@ -599,7 +569,7 @@ static unsigned extend(const char *token, const char *cred, const char *sad, con
 {
     call_t c;
     char out[SAM_TOKEN_MAX + 1];
-    begin(&c, SAM_OP_EXTEND);
+    call_begin(f.sam, &c, SAM_OP_EXTEND);
     sam_put_str(&c.b, SAM_T_TOKEN, token);
     sam_put_str(&c.b, SAM_T_CRED, cred);
     if (nd > 0)
@@ -608,12 +578,12 @@ static unsigned extend(const char *token, const char *cred, const char *sad, con
         sam_put_bytes(&c.b, SAM_T_DIGEST, d[i], 32);
     sam_put_str(&c.b, SAM_T_CLIENT, "test");
     sam_put_str(&c.b, SAM_T_SAD, sad);
-    unsigned op = run(&c, code);
+    unsigned op = call_run(f.sam, &c, code);
     if (fresh != NULL)
         *fresh = op == (SAM_OP_EXTEND | SAM_OP_REPLY) && sam_get_text(&c.m, SAM_T_SAD, out, sizeof(out)) == SAM_OK
                      ? strdup(out)
                      : NULL;
-    end(&c);
+    call_end(&c);
     return op;
 }
 
@@ -663,13 +633,13 @@ START_TEST(t_reserved)
     char *sad = alice_sad(1, d, 1);
     call_t c;
     sign_build(&c, tok, CFX_CRED_EC, sad, d, 1, ECDSA_SHA256, 60);
-    ck_assert_uint_eq(run(&c, &code), SAM_OP_SIGN | SAM_OP_REPLY);
+    ck_assert_uint_eq(call_run(f.sam, &c, &code), SAM_OP_SIGN | SAM_OP_REPLY);
     const uint8_t *t;
     size_t tl;
     ck_assert_int_eq(sam_get_bytes(&c.m, SAM_T_TICKET, &t, &tl), SAM_OK);
     memcpy(ticket, t, sizeof(ticket));
     ck_assert_uint_eq(sam_msg_count(&c.m, SAM_T_SIGNATURE), 0);
-    end(&c);
+    call_end(&c);
     /* the reservation's spend is the credential's signing event (/account), as a SIGN's is */
     stor_recent_t *rec = calloc(1, sizeof(*rec));
     ck_assert_ptr_nonnull(rec);
@@ -683,24 +653,24 @@ START_TEST(t_reserved)
     /* a forged ticket signs nothing */
     uint8_t forged[SAM_TICKET_LEN];
     RAND_bytes(forged, sizeof(forged));
-    begin(&c, SAM_OP_SIGN_RESERVED);
+    call_begin(f.sam, &c, SAM_OP_SIGN_RESERVED);
     sam_put_u32(&c.b, SAM_T_DECISION, 1);
     sam_put_bytes(&c.b, SAM_T_TICKET, forged, sizeof(forged));
-    ck_assert_uint_eq(run(&c, &code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(call_run(f.sam, &c, &code), SAM_OP_REFUSED);
     ck_assert_uint_eq(code, SAM_REFUSE_NOT_FOUND);
-    end(&c);
+    call_end(&c);
     /* given back: the SAD signs again; the ticket is used up */
-    begin(&c, SAM_OP_SIGN_RESERVED);
+    call_begin(f.sam, &c, SAM_OP_SIGN_RESERVED);
     sam_put_u32(&c.b, SAM_T_DECISION, 0);
     sam_put_str(&c.b, SAM_T_REASON, "test gives it back");
     sam_put_bytes(&c.b, SAM_T_TICKET, ticket, sizeof(ticket));
-    ck_assert_uint_eq(run(&c, &code), SAM_OP_SIGN_RESERVED | SAM_OP_REPLY);
-    end(&c);
-    begin(&c, SAM_OP_SIGN_RESERVED);
+    ck_assert_uint_eq(call_run(f.sam, &c, &code), SAM_OP_SIGN_RESERVED | SAM_OP_REPLY);
+    call_end(&c);
+    call_begin(f.sam, &c, SAM_OP_SIGN_RESERVED);
     sam_put_u32(&c.b, SAM_T_DECISION, 1);
     sam_put_bytes(&c.b, SAM_T_TICKET, ticket, sizeof(ticket));
-    ck_assert_uint_eq(run(&c, &code), SAM_OP_REFUSED);
-    end(&c);
+    ck_assert_uint_eq(call_run(f.sam, &c, &code), SAM_OP_REFUSED);
+    call_end(&c);
     ck_assert_uint_eq(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
     free(sad);
 }

@@ -18,6 +18,7 @@
 
 #include "adm.h"
 #include "csc_fixture.h"
+#include "sam_call.h"
 #include "stor_fault.h"
 
 #define SHA256 "2.16.840.1.101.3.4.2.1"
@@ -42,37 +43,6 @@ static void teardown(void)
 
 /* ---- the protocol, as test_sam_sign.c speaks it ---- */
 
-typedef struct call {
-    sam_builder_t b;
-    sam_rbuf_t rb;
-    sam_msg_t m;
-} call_t;
-
-static void begin(call_t *c, unsigned op)
-{
-    memset(c, 0, sizeof(*c));
-    ck_assert_int_eq(sam_build_init(&c->b, op, sam_client_next_id(f.sam)), SAM_OK);
-}
-
-/* Send; the reply op (op | SAM_OP_REPLY, or SAM_OP_REFUSED with *code). */
-static unsigned run(call_t *c, uint32_t *code)
-{
-    const uint8_t *msg;
-    size_t len;
-    ck_assert_int_eq(sam_build_finish(&c->b, &msg, &len), SAM_OK);
-    ck_assert_int_eq(sam_client_call(f.sam, msg, len, &c->rb, &c->m), SAM_OK);
-    *code = 0;
-    if (c->m.op == SAM_OP_REFUSED)
-        ck_assert_int_eq(sam_get_u32(&c->m, SAM_T_REFUSAL, code), SAM_OK);
-    return c->m.op;
-}
-
-static void end(call_t *c)
-{
-    sam_build_free(&c->b);
-    sam_rbuf_free(&c->rb);
-}
-
 /* alice's SAD for cfx-ec, n signatures of the one digest d (PIN and a fresh TOTP code) */
 static char *alice_sad(uint32_t n, const uint8_t d[32])
 {
@@ -80,7 +50,7 @@ static char *alice_sad(uint32_t n, const uint8_t d[32])
     char otp[7], sad[SAM_TOKEN_MAX + 1];
     uint32_t code;
     cfx_otp(&f, otp);
-    begin(&c, SAM_OP_AUTHORIZE);
+    call_begin(f.sam, &c, SAM_OP_AUTHORIZE);
     sam_put_str(&c.b, SAM_T_TOKEN, tok);
     sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
     sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, n);
@@ -89,9 +59,9 @@ static char *alice_sad(uint32_t n, const uint8_t d[32])
     sam_put_str(&c.b, SAM_T_PIN, CFX_PIN);
     sam_put_str(&c.b, SAM_T_OTP, otp);
     sam_put_str(&c.b, SAM_T_CLIENT, "test");
-    ck_assert_msg(run(&c, &code) == (SAM_OP_AUTHORIZE | SAM_OP_REPLY), "authorize: %s", sam_refusal_name(code));
+    ck_assert_msg(call_run(f.sam, &c, &code) == (SAM_OP_AUTHORIZE | SAM_OP_REPLY), "authorize: %s", sam_refusal_name(code));
     ck_assert_int_eq(sam_get_text(&c.m, SAM_T_SAD, sad, sizeof(sad)), SAM_OK);
-    end(&c);
+    call_end(&c);
     return strdup(sad);
 }
 
@@ -101,7 +71,7 @@ static unsigned sign(const char *sad, const uint8_t d[32], uint32_t ttl, uint8_t
                      uint32_t *code)
 {
     call_t c;
-    begin(&c, SAM_OP_SIGN);
+    call_begin(f.sam, &c, SAM_OP_SIGN);
     sam_put_str(&c.b, SAM_T_TOKEN, tok);
     sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
     sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
@@ -113,7 +83,7 @@ static unsigned sign(const char *sad, const uint8_t d[32], uint32_t ttl, uint8_t
     sam_put_str(&c.b, SAM_T_SIGN_ALG, ECDSA_SHA256);
     if (ttl > 0)
         sam_put_u32(&c.b, SAM_T_ASYNC, 1);
-    unsigned op = run(&c, code);
+    unsigned op = call_run(f.sam, &c, code);
     if (op == SAM_OP_REFUSED) {
         ck_assert_uint_eq(sam_msg_count(&c.m, SAM_T_SIGNATURE), 0);
     } else if (ttl == 0) {
@@ -126,7 +96,7 @@ static unsigned sign(const char *sad, const uint8_t d[32], uint32_t ttl, uint8_t
         ck_assert_uint_eq(tl, SAM_TICKET_LEN);
         memcpy(ticket, t, SAM_TICKET_LEN);
     }
-    end(&c);
+    call_end(&c);
     return op;
 }
 
@@ -134,14 +104,14 @@ static unsigned sign(const char *sad, const uint8_t d[32], uint32_t ttl, uint8_t
 static unsigned reserved(const uint8_t ticket[SAM_TICKET_LEN], uint32_t decision, uint32_t *code)
 {
     call_t c;
-    begin(&c, SAM_OP_SIGN_RESERVED);
+    call_begin(f.sam, &c, SAM_OP_SIGN_RESERVED);
     sam_put_u32(&c.b, SAM_T_DECISION, decision);
     if (decision == 0)
         sam_put_str(&c.b, SAM_T_REASON, "test gives it back");
     sam_put_bytes(&c.b, SAM_T_TICKET, ticket, SAM_TICKET_LEN);
-    unsigned op = run(&c, code);
+    unsigned op = call_run(f.sam, &c, code);
     ck_assert_uint_eq(sam_msg_count(&c.m, SAM_T_SIGNATURE), op == (SAM_OP_SIGN_RESERVED | SAM_OP_REPLY) && decision);
-    end(&c);
+    call_end(&c);
     return op;
 }
 
@@ -251,7 +221,7 @@ static char *alice_sad2(const uint8_t d[2][32])
     char otp[7], sad[SAM_TOKEN_MAX + 1];
     uint32_t code;
     cfx_otp(&f, otp);
-    begin(&c, SAM_OP_AUTHORIZE);
+    call_begin(f.sam, &c, SAM_OP_AUTHORIZE);
     sam_put_str(&c.b, SAM_T_TOKEN, tok);
     sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
     sam_put_u32(&c.b, SAM_T_NUM_SIGNATURES, 2);
@@ -261,16 +231,16 @@ static char *alice_sad2(const uint8_t d[2][32])
     sam_put_str(&c.b, SAM_T_PIN, CFX_PIN);
     sam_put_str(&c.b, SAM_T_OTP, otp);
     sam_put_str(&c.b, SAM_T_CLIENT, "test");
-    ck_assert_msg(run(&c, &code) == (SAM_OP_AUTHORIZE | SAM_OP_REPLY), "authorize: %s", sam_refusal_name(code));
+    ck_assert_msg(call_run(f.sam, &c, &code) == (SAM_OP_AUTHORIZE | SAM_OP_REPLY), "authorize: %s", sam_refusal_name(code));
     ck_assert_int_eq(sam_get_text(&c.m, SAM_T_SAD, sad, sizeof(sad)), SAM_OK);
-    end(&c);
+    call_end(&c);
     return strdup(sad);
 }
 
 static unsigned sign2(const char *sad, const uint8_t d[2][32], uint32_t *code)
 {
     call_t c;
-    begin(&c, SAM_OP_SIGN);
+    call_begin(f.sam, &c, SAM_OP_SIGN);
     sam_put_str(&c.b, SAM_T_TOKEN, tok);
     sam_put_str(&c.b, SAM_T_CRED, CFX_CRED_EC);
     sam_put_str(&c.b, SAM_T_HASH_ALG, SHA256);
@@ -279,9 +249,9 @@ static unsigned sign2(const char *sad, const uint8_t d[2][32], uint32_t *code)
     sam_put_str(&c.b, SAM_T_CLIENT, "test");
     sam_put_str(&c.b, SAM_T_SAD, sad);
     sam_put_str(&c.b, SAM_T_SIGN_ALG, ECDSA_SHA256);
-    unsigned op = run(&c, code);
+    unsigned op = call_run(f.sam, &c, code);
     ck_assert_uint_eq(sam_msg_count(&c.m, SAM_T_SIGNATURE), op == SAM_OP_REFUSED ? 0 : 2);
-    end(&c);
+    call_end(&c);
     return op;
 }
 
