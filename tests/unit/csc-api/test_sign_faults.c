@@ -136,6 +136,29 @@ static void poll_done(const char *id, cfx_reply_t *x)
     ck_abort_msg("the asynchronous request %s did not finish", id);
 }
 
+/* signHash of h with sad in operationMode "A": accepted, its responseID (strdup). */
+static char *sign_async(const char *sad, const char *h)
+{
+    cfx_reply_t x;
+    sign_hash(sad, h, ",\"operationMode\":\"A\"", &x);
+    ck_assert_msg(x.r.status == 200, "signHash A: %d %s", x.r.status, x.text);
+    char *id = strdup(cfx_str(&x, "responseID", NULL));
+    cfx_reply_free(&x);
+    return id;
+}
+
+/* The asynchronous request id answers one signature of md (signPolling until it is done). */
+static void polls_signature(const char *id, const uint8_t md[32])
+{
+    cfx_reply_t x;
+    poll_done(id, &x);
+    ck_assert_msg(x.r.status == 200, "signPolling: %d %s", x.r.status, x.text);
+    yajl_val sigs = cfx_arr(&x, "signatures");
+    ck_assert_ptr_nonnull(sigs);
+    ck_assert(cfx_verify(&f, CFX_CRED_EC, 0, md, YAJL_GET_STRING(YAJL_GET_ARRAY(sigs)->values[0])));
+    cfx_reply_free(&x);
+}
+
 /* ---- the spend refused by storage: 503, nothing signed, nothing spent ---- */
 
 START_TEST(t_spend_storage_fails)
@@ -188,10 +211,7 @@ START_TEST(t_async_hsm_fails)
     unsigned back0 = given_back();
     cfx_reply_t x;
     flip_key_id(); /* before the request: csc-sam keeps the key id it verified with the reservation */
-    sign_hash(sad, h, ",\"operationMode\":\"A\"", &x);
-    ck_assert_msg(x.r.status == 200, "signHash A: %d %s", x.r.status, x.text);
-    char *id = strdup(cfx_str(&x, "responseID", NULL));
-    cfx_reply_free(&x);
+    char *id = sign_async(sad, h);
     flip_key_id();
     poll_done(id, &x);
     ck_assert_msg(x.r.status >= 500, "signPolling: %d %s", x.r.status, x.text);
@@ -200,16 +220,8 @@ START_TEST(t_async_hsm_fails)
     ck_assert_uint_eq(given_back(), back0 + 1);
     free(id);
 
-    sign_hash(sad, h, ",\"operationMode\":\"A\"", &x); /* the budget came back: accepted, and signed */
-    ck_assert_msg(x.r.status == 200, "signHash A: %d %s", x.r.status, x.text);
-    id = strdup(cfx_str(&x, "responseID", NULL));
-    cfx_reply_free(&x);
-    poll_done(id, &x);
-    ck_assert_msg(x.r.status == 200, "signPolling: %d %s", x.r.status, x.text);
-    yajl_val sigs = cfx_arr(&x, "signatures");
-    ck_assert_ptr_nonnull(sigs);
-    ck_assert(cfx_verify(&f, CFX_CRED_EC, 0, md, YAJL_GET_STRING(YAJL_GET_ARRAY(sigs)->values[0])));
-    cfx_reply_free(&x);
+    id = sign_async(sad, h); /* the budget came back: accepted, and signed */
+    polls_signature(id, md);
     spent(sad, h);
     free(id);
     free(h);
@@ -244,21 +256,12 @@ START_TEST(t_async_result_stored_late)
 {
     uint8_t md[32];
     char *h = digest_b64("async, result stored late", md), *sad = sad_for(h);
-    cfx_reply_t x;
     /* the request's own puts on async_results: its pending record (1st), then its result (2nd) */
     sf_arm(SF_PUT, STOR_DB_ASYNC, SF_WRITE_TXN, 2, STOR_ERR_IO, 0);
-    sign_hash(sad, h, ",\"operationMode\":\"A\"", &x);
-    ck_assert_msg(x.r.status == 200, "signHash A: %d %s", x.r.status, x.text);
-    char *id = strdup(cfx_str(&x, "responseID", NULL));
-    cfx_reply_free(&x);
-    poll_done(id, &x);
+    char *id = sign_async(sad, h);
+    polls_signature(id, md);
     ck_assert_uint_eq(sf_fired(), 1);
     sf_disarm();
-    ck_assert_msg(x.r.status == 200, "signPolling: %d %s", x.r.status, x.text);
-    yajl_val sigs = cfx_arr(&x, "signatures");
-    ck_assert_ptr_nonnull(sigs);
-    ck_assert(cfx_verify(&f, CFX_CRED_EC, 0, md, YAJL_GET_STRING(YAJL_GET_ARRAY(sigs)->values[0])));
-    cfx_reply_free(&x);
     spent(sad, h);
     free(id);
     free(h);
