@@ -9,6 +9,7 @@
  * The size comes from malloc_usable_size rather than from a header of our own, so a block from here can be handed
  * to code that frees it with plain free() (a reply body) and still be wiped when freed here. What the server
  * cannot reach (h2o's socket and pool buffers, the kernel's) is listed in docs/compliance.md.
+ *   csc_wipe_openssl  the same for OpenSSL's own allocations (libssl's record buffers hold the decrypted requests).
  */
 #include <malloc.h>
 #include <stdlib.h>
@@ -61,3 +62,34 @@ static void y_free(void *ctx, void *p)
 }
 
 yajl_alloc_funcs csc_wipe_yajl = {y_malloc, y_realloc, y_free, NULL};
+
+/* OpenSSL's allocator: its file and line are not wanted here. */
+static void *o_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    return csc_wipe_malloc(n);
+}
+
+static void *o_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (n == 0) { /* what CRYPTO_realloc does with 0: free, and no block */
+        csc_wipe_free(p);
+        return NULL;
+    }
+    return csc_wipe_realloc(p, n);
+}
+
+static void o_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    csc_wipe_free(p);
+}
+
+int csc_wipe_openssl(void)
+{
+    return CRYPTO_set_mem_functions(o_malloc, o_realloc, o_free) == 1 ? 0 : -1;
+}

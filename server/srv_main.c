@@ -37,6 +37,11 @@ int main(int argc, char **argv)
         return 1;
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    /* First: OpenSSL wipes what it frees (libssl's buffers hold decrypted requests), set before it allocates. */
+    if (csc_wipe_openssl() != 0) {
+        fprintf(stderr, "csc-server: OpenSSL allocated before its wiping allocator could be set\n");
+        return 1;
+    }
     (void)srv_log_journal(); /* errors to stderr with the journal's levels when systemd runs csc-server */
     while ((opt = getopt_long(argc, argv, "c:th", opts, NULL)) != -1) {
         switch (opt) {

@@ -75,6 +75,11 @@ typedef struct csc_config {
  * Create the service. The modules are borrowed and must outlive it.
  * @return 0 or -1 (bad configuration; a message is written to stderr).
  */
+/* Make OpenSSL wipe every block it frees or moves (CRYPTO_set_mem_functions over csc_wipe.c's allocator): libssl's
+ * record buffers hold the decrypted requests, passwords and PINs included, and were freed as they were. Only before
+ * OpenSSL's first allocation: the first thing a program does. 0, or -1 when it was too late. */
+int csc_wipe_openssl(void);
+
 int csc_new(const csc_config_t *cfg, stor_env_t *stor, oauth_t *oauth, sam_client_t *sam, csc_t **out);
 void csc_free(csc_t *c);
 

@@ -48,9 +48,13 @@ static void look(void *p, void *caller)
 
     if (p == NULL || out_fd < 0 || memmem(p, malloc_usable_size(p), marker, marker_len) == NULL)
         return;
-    if (dladdr(caller, &di) != 0 && di.dli_fname != NULL)
+    unsigned long off = 0;
+    if (dladdr(caller, &di) != 0 && di.dli_fname != NULL) {
         obj = di.dli_fname;
-    n = snprintf(line, sizeof(line), "%s %p\n", obj, caller);
+        off = (unsigned long)((char *)caller - (char *)di.dli_fbase);
+    }
+    /* the offset in the object, for addr2line -e OBJ (a position-independent object's address says nothing) */
+    n = snprintf(line, sizeof(line), "%s %p +0x%lx\n", obj, caller, off);
     if (n > 0 && write(out_fd, line, (size_t)n) < 0)
         return;
 }
