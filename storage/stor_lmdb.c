@@ -39,6 +39,7 @@ struct stor_bk_env {
     size_t n;
     MDB_dbi dbi[MAX_DBS];
     int full_cause; /* STOR_FULL_*: what the last write refused with STOR_ERR_FULL met (atomic) */
+    int lock_fd;    /* reserve_lock_file's descriptor of lock.mdb, closed only after mdb_env_close (-1: none) */
 };
 
 #define TXN(t) ((MDB_txn *)(void *)(t))
@@ -89,22 +90,26 @@ static int lmdb_werr(MDB_env *mdb, int rc)
 /* Give the lock file's every page its blocks (see the top of the file), with fallocate: it never writes, so the
  * slots other processes use are left as they are (glibc's posix_fallocate writes zeros where the filesystem cannot
  * allocate). A filesystem that cannot (EOPNOTSUPP: some network filesystems) keeps LMDB's sparse file; a disk
- * without room for it is refused now (STOR_ERR_FULL), not at the first reader that needs a slot there. */
-static int reserve_lock_file(const char *dir)
+ * without room for it is refused now (STOR_ERR_FULL), not at the first reader that needs a slot there.
+ * The descriptor is kept in *fd until the environment is closed: closing any descriptor of a file drops every fcntl
+ * lock the process holds on it, LMDB's shared lock on lock.mdb among them, and the next process to open the
+ * environment then takes it for unused and initialises the lock table again under the live ones' feet (its
+ * mutexes and reader slots: seen as csc-admin crashing in mdb_txn_commit's mutex unlock while csc-sam wrote). */
+static int reserve_lock_file(const char *dir, int *fd)
 {
     char path[PATH_MAX];
     struct stat st;
-    int fd, rc = 0;
+    int rc = 0;
 
+    *fd = -1;
     if (snprintf(path, sizeof(path), "%s/lock.mdb", dir) >= (int)sizeof(path))
         return STOR_ERR_INVAL;
-    if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+    if ((*fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
         return STOR_ERR_IO;
-    if (fstat(fd, &st) != 0)
+    if (fstat(*fd, &st) != 0)
         rc = STOR_ERR_IO;
-    else if (st.st_size > 0 && fallocate(fd, 0, 0, st.st_size) != 0)
+    else if (st.st_size > 0 && fallocate(*fd, 0, 0, st.st_size) != 0)
         rc = errno == EOPNOTSUPP ? 0 : errno == ENOSPC || errno == EDQUOT ? STOR_ERR_FULL : STOR_ERR_IO;
-    close(fd);
     return rc;
 }
 
@@ -153,7 +158,7 @@ static int lmdb_open_env(stor_bk_env_t *e, const stor_config_t *cfg, const stor_
     /* MDB_NOTLS: read txns are not tied to a thread, so pools and nested stor_read() work. */
     if ((rc = mdb_env_open(e->mdb, cfg->location, MDB_NOTLS, 0600)) != 0)
         return lmdb_err(rc);
-    if ((rc = reserve_lock_file(cfg->location)) != 0)
+    if ((rc = reserve_lock_file(cfg->location, &e->lock_fd)) != 0)
         return rc;
     /* Reader slots of crashed processes would pin old pages forever. */
     if ((rc = mdb_reader_check(e->mdb, &dead)) != 0)
@@ -174,9 +179,12 @@ static int lmdb_open(const stor_config_t *cfg, const stor_table_t *tables, size_
     if ((e = calloc(1, sizeof(*e))) == NULL)
         return STOR_ERR_NOMEM;
     e->n = n;
+    e->lock_fd = -1;
     if ((rc = lmdb_open_env(e, cfg, tables, n)) != 0) {
         if (e->mdb != NULL)
             mdb_env_close(e->mdb);
+        if (e->lock_fd >= 0)
+            close(e->lock_fd);
         free(e);
         return rc;
     }
@@ -189,6 +197,8 @@ static void lmdb_close(stor_bk_env_t *e)
     if (e == NULL)
         return;
     mdb_env_close(e->mdb);
+    if (e->lock_fd >= 0) /* after LMDB let go of its locks (reserve_lock_file) */
+        close(e->lock_fd);
     free(e);
 }
 

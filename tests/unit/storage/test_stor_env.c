@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_stor.h"
@@ -268,6 +269,31 @@ START_TEST(t_lock_file_reserved)
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_gt(st.st_size, 4096); /* more than the page LMDB writes its header into */
     ck_assert_int_ge((long long)st.st_blocks * 512, (long long)st.st_size);
+    stor_close(env);
+}
+END_TEST
+
+/* The environment open keeps LMDB's fcntl lock on lock.mdb: another process that asks (F_GETLK, for a write lock
+ * on its first byte, as LMDB's first opener does) finds it held. Before, the descriptor the lock file's reservation
+ * opened was closed, which dropped every lock of this process on the file; the next process to open the
+ * environment then took it for unused and initialised the lock table again under the live ones. */
+START_TEST(t_lock_kept)
+{
+    char path[PATH_MAX];
+    const char *dir = tst_path();
+    stor_env_t *env = tst_open(dir, 0);
+
+    ck_assert_int_lt(snprintf(path, sizeof(path), "%s/lock.mdb", dir), (int)sizeof(path));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) { /* F_GETLK answers for other processes' locks only */
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+        _exit(fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? 0 : 1);
+    }
+    int status = -1;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "lock.mdb is not locked by the open environment");
     stor_close(env);
 }
 END_TEST
@@ -919,6 +945,7 @@ Suite *tst_env_suite(void)
     tcase_add_test(tc, t_open_creates_dir);
     tcase_add_test(tc, t_size);
     tcase_add_test(tc, t_lock_file_reserved);
+    tcase_add_test(tc, t_lock_kept);
     tcase_add_test(tc, t_open_errors);
     tcase_add_test(tc, t_null_callbacks);
     tcase_add_test(tc, t_strerror);
