@@ -1063,8 +1063,7 @@ static int cmd_db_backup(admin_ctx_t *x, int argc, char **argv)
     int rc = srv_admin_db_backup(x->cfg, x->m->stor, argv[0], backup_sign, x, &r);
     if (rc != 0)
         return rc;
-    for (size_t i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", r.sha256[i]);
+    pki_hex(r.sha256, 32, hex);
     snprintf(detail, sizeof(detail),
              "operator=%s action=db.backup file=%s sha256=%s audit_seq=%llu head_seq=%llu bytes=%llu",
              x->a->operator_name, argv[0], hex, (unsigned long long)r.audit_seq, (unsigned long long)r.head_seq,

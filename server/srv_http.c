@@ -48,6 +48,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <h2o.h>
+#include "pki.h"
 #include "srv.h"
 #include "srv_conns.h"
 #include "srv_metrics.h"
@@ -267,14 +268,9 @@ static const char *request_id(h2o_req_t *req)
     } else {
         static _Atomic unsigned long long fallback;
         unsigned char rnd[16];
-        static const char hex[] = "0123456789abcdef";
-        if (RAND_bytes(rnd, sizeof(rnd)) == 1) { /* every request: no snprintf per byte */
-            for (size_t k = 0; k < sizeof(rnd); k++) {
-                id[2 * k] = hex[rnd[k] >> 4];
-                id[2 * k + 1] = hex[rnd[k] & 15];
-            }
-            id[2 * sizeof(rnd)] = '\0';
-        } else /* the DRBG failed (and says so elsewhere): the id is still unique in this process */
+        if (RAND_bytes(rnd, sizeof(rnd)) == 1)
+            pki_hex(rnd, sizeof(rnd), id);
+        else /* the DRBG failed (and says so elsewhere): the id is still unique in this process */
             snprintf(id, sizeof(id), "t%llx-%llx", (unsigned long long)time(NULL), atomic_fetch_add(&fallback, 1));
     }
     env_set(req, REQUEST_ID_ENV, id);

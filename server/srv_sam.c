@@ -370,8 +370,7 @@ static int start_record(const srv_config_t *cfg, stor_env_t *stor, const uint8_t
 {
     stor_audit_t a;
     char hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", conf[i]);
+    pki_hex(conf, 32, hex);
     memset(&a, 0, sizeof(a));
     a.event = STOR_EV_SAM;
     a.result = STOR_RES_OK;
