@@ -103,23 +103,9 @@ static unsigned given_back(void)
 }
 
 /* The HSM cannot sign with the credential's key: its key id in storage changed (flipped back by calling again). */
-static int flip_key(stor_cred_t *c, void *arg)
-{
-    (void)arg;
-    c->key_id[c->key_id_len - 1] ^= 0xff;
-    return 0;
-}
-
-static int flip_key_fn(stor_txn_t *t, void *arg)
-{
-    stor_audit_t a = {.event = STOR_EV_ADMIN, .result = STOR_RES_OK};
-    snprintf(a.detail, sizeof(a.detail), "test: the key id changed");
-    return stor_txn_cred_change(t, arg, flip_key, NULL, &a);
-}
-
 static void flip_key_id(void)
 {
-    ck_assert_int_eq(stor_write(f.stor, flip_key_fn, (void *)CFX_CRED_EC), STOR_OK);
+    cfx_flip_key(&f, CFX_CRED_EC);
 }
 
 /* signPolling until the job is done (at most 20 s): the reply in x. */

@@ -351,23 +351,9 @@ END_TEST
 
 /* ---- the HSM fails after the spend: the budget comes back, audited; or, when that write fails too, stays spent ---- */
 
-static int flip_key(stor_cred_t *c, void *arg)
+static void break_key(void) /* no key of the token has its id: the HSM cannot sign */
 {
-    (void)arg;
-    c->key_id[c->key_id_len - 1] ^= 0xff; /* no key of the token has this id: the HSM cannot sign */
-    return 0;
-}
-
-static int flip_key_fn(stor_txn_t *t, void *arg)
-{
-    stor_audit_t a = {.event = STOR_EV_ADMIN, .result = STOR_RES_OK};
-    snprintf(a.detail, sizeof(a.detail), "test: the key id changed");
-    return stor_txn_cred_change(t, arg, flip_key, NULL, &a);
-}
-
-static void break_key(void)
-{
-    ck_assert_int_eq(stor_write(f.stor, flip_key_fn, (void *)CFX_CRED_EC), STOR_OK);
+    cfx_flip_key(&f, CFX_CRED_EC);
 }
 
 #define mend_key break_key /* flipped back */
