@@ -28,6 +28,8 @@
 #include <pwd.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include "srv_priv.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -162,10 +165,121 @@ int srv_priv_mlock(const char *who)
      * by the next allocation, on every request. Keep what was grown instead (bounded by the connections). Setting
      * the trim threshold freezes the mmap threshold, so that one goes to glibc's maximum first: LMDB allocates 3 MiB
      * per nested write txn (two per signature), which must come from the heap, not from a fresh mapping faulted
-     * in and locked each time (that doubled the CPU per one-hash signHash). */
+     * in and locked each time (that doubled the CPU per one-hash signHash). OpenSSL's large blocks, scrypt's, are
+     * kept out of the heaps altogether (srv_priv_openssl_mapped). */
     if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1)
         (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
     return 0;
+}
+
+/* ---- OpenSSL's large blocks in mappings of their own (csc-sam) ------------------------------------------------
+ *
+ * A slot holds the address of a live mapping (or CLAIMED while one is being made) and the size asked for. A free
+ * looks for its pointer among the slots only while some are in use (mapped_live): a small block's free costs one
+ * atomic load. A slot is emptied before its mapping goes, so no two slots ever hold the same address. */
+#define CLAIMED ((void *)1)
+static _Atomic(void *) mapped_at[SRV_PRIV_MAPPED_MAX];
+static size_t mapped_len[SRV_PRIV_MAPPED_MAX]; /* written before the slot's address is published */
+static atomic_uint mapped_live;
+
+unsigned srv_priv_mapped_live(void)
+{
+    return atomic_load(&mapped_live);
+}
+
+static size_t page_round(size_t n)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + pg - 1) / pg * pg;
+}
+
+/* A block of n bytes in a mapping of its own, or NULL (every slot taken, or no mapping): then malloc's. */
+static void *mapped_new(size_t n)
+{
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    for (unsigned i = 0; i < SRV_PRIV_MAPPED_MAX; i++) {
+        void *none = NULL;
+        if (atomic_load_explicit(&mapped_at[i], memory_order_relaxed) != NULL ||
+            !atomic_compare_exchange_strong(&mapped_at[i], &none, CLAIMED))
+            continue;
+        void *p = mmap(NULL, page_round(n), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            atomic_store(&mapped_at[i], NULL);
+            return NULL;
+        }
+        mapped_len[i] = n;
+        atomic_fetch_add(&mapped_live, 1);
+        atomic_store(&mapped_at[i], p);
+        return p;
+    }
+    return NULL;
+}
+
+static int mapped_slot(const void *p)
+{
+    if (p == NULL || atomic_load(&mapped_live) == 0)
+        return -1;
+    for (unsigned i = 0; i < SRV_PRIV_MAPPED_MAX; i++)
+        if (atomic_load(&mapped_at[i]) == p)
+            return (int)i;
+    return -1;
+}
+
+static void mapped_free(int i)
+{
+    void *p = atomic_load(&mapped_at[i]);
+    size_t len = page_round(mapped_len[i]);
+    OPENSSL_cleanse(p, len);
+    atomic_store(&mapped_at[i], NULL);
+    atomic_fetch_sub(&mapped_live, 1);
+    (void)munmap(p, len);
+}
+
+static void *m_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    void *p = n >= SRV_PRIV_MAPPED_MIN ? mapped_new(n) : NULL;
+    return p != NULL ? p : malloc(n);
+}
+
+static void m_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    int i = mapped_slot(p);
+    if (i >= 0)
+        mapped_free(i);
+    else
+        free(p);
+}
+
+static void *m_realloc(void *p, size_t n, const char *file, int line)
+{
+    if (p == NULL)
+        return m_malloc(n, file, line);
+    if (n == 0) { /* what CRYPTO_realloc does with 0: free, and no block */
+        m_free(p, file, line);
+        return NULL;
+    }
+    int i = mapped_slot(p);
+    void *q;
+    if (i < 0 && n < SRV_PRIV_MAPPED_MIN)
+        return realloc(p, n);
+    if (i < 0 && (q = mapped_new(n)) == NULL)
+        return realloc(p, n);
+    if (i >= 0 && (q = m_malloc(n, file, line)) == NULL)
+        return NULL; /* p stays valid, as with realloc */
+    size_t old = i >= 0 ? mapped_len[i] : malloc_usable_size(p);
+    memcpy(q, p, old < n ? old : n);
+    m_free(p, file, line);
+    return q;
+}
+
+int srv_priv_openssl_mapped(void)
+{
+    return CRYPTO_set_mem_functions(m_malloc, m_realloc, m_free) == 1 ? 0 : -1;
 }
 
 /* ---- the allow-lists ----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /* srv_priv.h - process hardening of csc-server and (issue 11) csc-sam: srv_priv.c, library csc_priv, the only code
- * that links libseccomp. Its own header, without the service's: csc_priv is linked into csc-server,
- * csc-server-test (beside the _t libraries) and the unit test test_priv, none of which it must pull other
- * libraries into. docs/architecture.md, "Process hardening". */
+ * that links libseccomp (and libcrypto, for csc-sam's allocator of OpenSSL's large blocks). Its own header, without
+ * the service's: csc_priv is linked into csc-server, csc-server-test (beside the _t libraries) and the unit test
+ * test_priv, none of which it must pull the service's libraries into. docs/architecture.md, "Process hardening". */
 #ifndef SRV_PRIV_H
 #define SRV_PRIV_H
 
@@ -28,6 +28,20 @@ int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid);
  * never reach swap). As root RLIMIT_MEMLOCK is
  * raised first (it survives the switch of user). -1 with a clear message if the kernel refuses. */
 int srv_priv_mlock(const char *who);
+
+/* csc-sam, first thing in main (before OpenSSL allocates anything): OpenSSL's blocks of SRV_PRIV_MAPPED_MIN bytes or
+ * more each get a mapping of their own, wiped and unmapped when freed, instead of a place in malloc's heaps, which
+ * csc-sam locks and never trims (srv_priv_mlock): scrypt's working memory (128 * r * N bytes: 1 MiB at
+ * scrypt_log2n 10, 32 MiB at the default 15) is written whole by each password or PIN check, so every such block
+ * that fragmentation put at a new place in a heap stayed resident for good. Smaller blocks go to malloc as
+ * before, with nothing added to them; a block is known as one of these by its address alone (at most
+ * SRV_PRIV_MAPPED_MAX at once; beyond, malloc). 0, or -1 if OpenSSL allocated before (its functions cannot be
+ * changed then). */
+#define SRV_PRIV_MAPPED_MIN (1024 * 1024)
+#define SRV_PRIV_MAPPED_MAX 64
+int srv_priv_openssl_mapped(void);
+/* How many blocks srv_priv_openssl_mapped's functions hold in their own mappings now (for its test). */
+unsigned srv_priv_mapped_live(void);
 
 /* Load the profile's system-call allow-list into every thread of the process; anything else fails with EPERM
  * and is logged by the kernel. Sets NO_NEW_PRIVS. Irreversible. */

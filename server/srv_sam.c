@@ -604,6 +604,11 @@ int main(int argc, char **argv)
 
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+    /* First, before OpenSSL allocates: its large blocks (scrypt's) in mappings of their own (srv_priv.h). */
+    if (srv_priv_openssl_mapped() != 0) {
+        fprintf(stderr, "csc-sam: OpenSSL allocated before its allocator could be set\n");
+        return 1;
+    }
     (void)srv_log_journal(); /* its stderr is csc-server's (spawn) or its own unit's (connect) */
     while ((opt = getopt_long(argc, argv, "c:r:oh", opts, NULL)) != -1) {
         if (opt == 'V') {

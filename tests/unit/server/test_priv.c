@@ -29,6 +29,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <malloc.h>
 #include "srv_priv.h"
 
 #define TEST_USER "csc-server"
@@ -529,6 +532,101 @@ static void mlock_refused_child(char *err, size_t sz)
         bad(err, sz, "mlockall over RLIMIT_MEMLOCK was not refused");
 }
 
+/* The mapping of /proc/self/maps that holds p: its bounds and name ("" for an anonymous one); 0, or -1 if none. */
+static int mapping_of(const void *p, uintptr_t *lo, uintptr_t *hi, char *name, size_t name_sz)
+{
+    char line[512];
+    int found = -1;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (f == NULL)
+        return -1;
+    while (found != 0 && fgets(line, sizeof(line), f) != NULL) {
+        unsigned long a, b;
+        int off = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s%n", &a, &b, &off) < 2 || (uintptr_t)p < a || (uintptr_t)p >= b)
+            continue;
+        const char *nm = line + off;
+        while (*nm == ' ')
+            nm++;
+        snprintf(name, name_sz, "%.*s", (int)strcspn(nm, "\n"), nm);
+        *lo = a, *hi = b;
+        found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* csc-sam's allocator of OpenSSL's blocks, with malloc set as csc-sam sets it (srv_priv_mlock: blocks below 32 MiB
+ * from the heaps). Before it, scrypt's working memory (1 MiB at the lowest cost) came from a heap that csc-sam locks
+ * and never trims; each such block that landed at a new place stayed resident (bench/soak: csc-sam's memory grew
+ * in 1 MiB steps). */
+#define FAIL(...)                                                                                                  \
+    do {                                                                                                           \
+        bad(err, sz, __VA_ARGS__);                                                                                 \
+        return;                                                                                                    \
+    } while (0)
+
+static void mapped_child(char *err, size_t sz)
+{
+    uintptr_t lo = 0, hi = 0;
+    char name[256];
+    if (srv_priv_openssl_mapped() != 0)
+        FAIL("srv_priv_openssl_mapped refused in a fresh process");
+    (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    size_t big = SRV_PRIV_MAPPED_MIN + 3072; /* scrypt's at N = 2^10, r = 8, p = 1 */
+    unsigned char *p = OPENSSL_malloc(big);
+    if (p == NULL)
+        FAIL("OPENSSL_malloc(%zu) failed", big);
+    memset(p, 0xa5, big);
+    if (mapping_of(p, &lo, &hi, name, sizeof(name)) != 0 || lo != (uintptr_t)p || name[0] != '\0' ||
+        hi - lo != (big + 4095) / 4096 * 4096)
+        FAIL("a block of %zu bytes is not a mapping of its own: %lx-%lx %s", big, (unsigned long)lo,
+             (unsigned long)hi, name);
+    if (srv_priv_mapped_live() != 1)
+        FAIL("%u blocks mapped, not 1", srv_priv_mapped_live());
+    /* Smaller, by realloc: a malloc block with the contents; the mapping is gone. */
+    unsigned char *q = OPENSSL_realloc(p, 4096);
+    if (q == NULL || q[0] != 0xa5 || q[4095] != 0xa5 || srv_priv_mapped_live() != 0 ||
+        (mapping_of(p, &lo, &hi, name, sizeof(name)) == 0 && lo == (uintptr_t)p))
+        FAIL("realloc to 4096 bytes: %p, %u mapped", (void *)q, srv_priv_mapped_live());
+    /* Larger again: a mapping of its own, the contents kept. */
+    p = OPENSSL_realloc(q, big);
+    if (p == NULL || p[0] != 0xa5 || p[4095] != 0xa5 || srv_priv_mapped_live() != 1 ||
+        mapping_of(p, &lo, &hi, name, sizeof(name)) != 0 || lo != (uintptr_t)p)
+        FAIL("realloc to %zu bytes: not mapped", big);
+    OPENSSL_free(p);
+    /* Small blocks: malloc's, untouched. */
+    char *s = OPENSSL_strdup("small");
+    if (s == NULL || srv_priv_mapped_live() != 0 || malloc_usable_size(s) < 6)
+        FAIL("a small block: %s", s ? s : "NULL");
+    OPENSSL_free(s);
+    /* More at once than there are slots: the rest from malloc, all freed alike. */
+    void *many[SRV_PRIV_MAPPED_MAX + 2];
+    for (unsigned i = 0; i < SRV_PRIV_MAPPED_MAX + 2; i++)
+        if ((many[i] = OPENSSL_zalloc(big)) == NULL)
+            FAIL("block %u of %zu bytes failed", i, big);
+    if (srv_priv_mapped_live() != SRV_PRIV_MAPPED_MAX)
+        FAIL("%u blocks mapped, not %u", srv_priv_mapped_live(), SRV_PRIV_MAPPED_MAX);
+    for (unsigned i = 0; i < SRV_PRIV_MAPPED_MAX + 2; i++)
+        OPENSSL_free(many[i]);
+    if (srv_priv_mapped_live() != 0)
+        FAIL("%u blocks still mapped after all were freed", srv_priv_mapped_live());
+    /* scrypt through it (RFC 7914, section 12: N = 1024, r = 8, p = 16), its working memory mapped and gone. */
+    static const unsigned char want[8] = {0xfd, 0xba, 0xbe, 0x1c, 0x9d, 0x34, 0x72, 0x00};
+    unsigned char key[64];
+    if (EVP_PBE_scrypt("password", 8, (const unsigned char *)"NaCl", 4, 1024, 8, 16, 0, key, sizeof(key)) != 1 ||
+        memcmp(key, want, sizeof(want)) != 0 || srv_priv_mapped_live() != 0)
+        FAIL("scrypt through the allocator: wrong key or %u blocks left", srv_priv_mapped_live());
+}
+
+#undef FAIL
+
+START_TEST(t_openssl_mapped)
+{
+    run_child(mapped_child);
+}
+END_TEST
+
 START_TEST(t_mlock)
 {
     if (geteuid() != 0) {
@@ -714,6 +812,7 @@ int main(void)
     tcase_add_test(tc, t_front_config);
     tcase_add_test(tc, t_drop);
     tcase_add_test(tc, t_drop_refusals);
+    tcase_add_test(tc, t_openssl_mapped);
     tcase_add_test(tc, t_mlock);
     tcase_add_test(tc, t_mlock_refused);
     tcase_add_test(tc, t_sam_config);
