@@ -80,7 +80,13 @@ int csc_load_cred(csc_req_t *r, const char *id, stor_cred_t *out)
     /* A credential-scope token serves its own credential only; it reads like any unknown one. */
     if (r->principal.scope == STOR_SCOPE_CREDENTIAL && strcmp(id, r->principal.cred) != 0)
         return csc_bad(r, "Invalid parameter credentialID");
-    int rc = stor_cred_get(r->csc->stor, id, out);
+    int rc;
+    if (r->cred_read != NULL && strcmp(id, r->cred_read_id) == 0) { /* read with the token (csc_route.c) */
+        rc = r->cred_read_rc;
+        memcpy(out, r->cred_read, sizeof(*out));
+    } else {
+        rc = stor_cred_get(r->csc->stor, id, out);
+    }
     /* The owner's, or delegated to the user by the owner (J1); anything else reads like an unknown one. A credential
      * waiting for its certificate (STOR_CRED_PENDING) is nobody's yet. */
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL ||

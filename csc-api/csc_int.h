@@ -69,6 +69,12 @@ typedef struct csc_req {
     yajl_val root;             /* parsed body: always an object */
     bool have_principal;
     oauth_principal_t principal;
+    /* signHash: the credential of the body's credentialID, read in the token's read txn with its row read ahead (2
+     * round trips on PostgreSQL instead of 3): csc_load_cred answers from it. NULL: not read (then csc_load_cred
+     * reads). Wiped and freed with the request. */
+    stor_cred_t *cred_read;
+    int cred_read_rc;          /* what stor_txn_cred_get said of it */
+    char cred_read_id[STOR_NAME_MAX + 1];
     bool v1;                   /* /csc/v1/ path */
     csc_err_t err;
     char desc_buf[320];        /* a description built from stored data (never request bytes) */

@@ -29,25 +29,26 @@ typedef struct route {
     int authz;
     int tokens;
     int versions;              /* V2, V1 or both: v1.0.4.0 clients share the implementation */
+    int cred_ahead;            /* 1: the body's credentialID is read with the token (csc_req_t.cred_read) */
 } route_t;
 
 static const route_t routes[] = {
-    {"info", csc_m_info, AUTHZ_NONE, TOK_ANY, V12},
-    {"auth/login", csc_m_login, AUTHZ_NONE, TOK_ANY, V12},
-    {"auth/revoke", csc_m_revoke, AUTHZ_BEARER, TOK_ANY, V12},
-    {"credentials/list", csc_m_cred_list, AUTHZ_BEARER, TOK_USER, V12},
-    {"credentials/info", csc_m_cred_info, AUTHZ_BEARER, TOK_USER_OR_CRED, V12},
-    {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER, TOK_USER, V12},
-    {"credentials/extendTransaction", csc_m_extend, AUTHZ_BEARER, TOK_USER, V12},
-    {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER, TOK_USER_OR_CRED, V12},
+    {"info", csc_m_info, AUTHZ_NONE, TOK_ANY, V12, 0},
+    {"auth/login", csc_m_login, AUTHZ_NONE, TOK_ANY, V12, 0},
+    {"auth/revoke", csc_m_revoke, AUTHZ_BEARER, TOK_ANY, V12, 0},
+    {"credentials/list", csc_m_cred_list, AUTHZ_BEARER, TOK_USER, V12, 0},
+    {"credentials/info", csc_m_cred_info, AUTHZ_BEARER, TOK_USER_OR_CRED, V12, 0},
+    {"credentials/authorize", csc_m_authorize, AUTHZ_BEARER, TOK_USER, V12, 0},
+    {"credentials/extendTransaction", csc_m_extend, AUTHZ_BEARER, TOK_USER, V12, 0},
+    {"signatures/signHash", csc_m_sign_hash, AUTHZ_BEARER, TOK_USER_OR_CRED, V12, 1},
     /* getChallenge and v1 sendOTP (the trigger of online OTPs) answer 501 unless otp_sender is configured;
      * timestamp answers 501 unless a TSA is configured (tsa_credential). */
-    {"credentials/sendOTP", csc_m_send_otp, AUTHZ_BEARER, TOK_USER, V1},
-    {"credentials/authorizeCheck", csc_m_authorize_check, AUTHZ_BEARER, TOK_USER, V2},
-    {"credentials/getChallenge", csc_m_get_challenge, AUTHZ_BEARER, TOK_USER, V2},
-    {"signatures/signDoc", csc_m_sign_doc, AUTHZ_BEARER, TOK_USER_OR_CRED, V2},
-    {"signatures/timestamp", csc_m_timestamp, AUTHZ_BEARER, TOK_ANY, V12},
-    {"signatures/signPolling", csc_m_sign_polling, AUTHZ_BEARER, TOK_USER_OR_CRED, V2},
+    {"credentials/sendOTP", csc_m_send_otp, AUTHZ_BEARER, TOK_USER, V1, 0},
+    {"credentials/authorizeCheck", csc_m_authorize_check, AUTHZ_BEARER, TOK_USER, V2, 0},
+    {"credentials/getChallenge", csc_m_get_challenge, AUTHZ_BEARER, TOK_USER, V2, 0},
+    {"signatures/signDoc", csc_m_sign_doc, AUTHZ_BEARER, TOK_USER_OR_CRED, V2, 0},
+    {"signatures/timestamp", csc_m_timestamp, AUTHZ_BEARER, TOK_ANY, V12, 0},
+    {"signatures/signPolling", csc_m_sign_polling, AUTHZ_BEARER, TOK_USER_OR_CRED, V2, 0},
 };
 
 #define API_PREFIX "/csc/v2/"
@@ -236,13 +237,54 @@ static int parse_bearer(csc_req_t *r, const char **tok, size_t *tok_len)
     return 0;
 }
 
-static int authenticate(csc_req_t *r)
+/* signHash: the token and the credential of credentialID in one read txn, the credential's row read ahead (the token's
+ * get takes it along: one round trip for both on PostgreSQL). */
+typedef struct auth_read {
+    csc_req_t *r;
+    const char *tok;
+    size_t len;
+    int ran, orc;
+} auth_read_t;
+
+static int auth_read_fn(stor_txn_t *t, void *arg)
+{
+    auth_read_t *a = arg;
+    csc_req_t *r = a->r;
+    a->ran = 1;
+    (void)stor_txn_cred_prefetch(t, r->cred_read_id); /* read ahead only: a malformed id reads nothing */
+    a->orc = oauth_token_check_txn(r->csc->oauth, t, a->tok, a->len, NULL, &r->principal);
+    if (a->orc == OAUTH_OK)
+        r->cred_read_rc = stor_txn_cred_get(t, r->cred_read_id, r->cred_read);
+    return 0;
+}
+
+/* oauth_token_check, with the credential of credentialID read along when the route asks for it and the body names
+ * one (else, or without memory for it, csc_load_cred reads it later). */
+static int token_check(csc_req_t *r, const char *tok, size_t len, int cred_ahead)
+{
+    const char *id = NULL;
+    if (!cred_ahead || csc_get_string(r, "credentialID", &id, STOR_NAME_MAX) < 0 || id == NULL ||
+        (r->cred_read = malloc(sizeof(*r->cred_read))) == NULL)
+        return oauth_token_check(r->csc->oauth, tok, len, &r->principal);
+    snprintf(r->cred_read_id, sizeof(r->cred_read_id), "%s", id);
+    auth_read_t a = {.r = r, .tok = tok, .len = len};
+    int rc = stor_read(r->csc->stor, auth_read_fn, &a);
+    rc = a.ran ? a.orc : oauth_rc(rc);
+    if (rc != OAUTH_OK) { /* nothing was read for a request that ends here */
+        stor_wipe(r->cred_read, sizeof(*r->cred_read));
+        free(r->cred_read);
+        r->cred_read = NULL;
+    }
+    return rc;
+}
+
+static int authenticate(csc_req_t *r, int cred_ahead)
 {
     const char *tok = NULL;
     size_t len = 0;
     if (parse_bearer(r, &tok, &len) != 0)
         return -1;
-    int rc = oauth_token_check(r->csc->oauth, tok, len, &r->principal);
+    int rc = token_check(r, tok, len, cred_ahead);
     switch (rc) {
     case OAUTH_OK:
         r->have_principal = true;
@@ -283,7 +325,7 @@ static int dispatch(csc_req_t *r)
         return csc_fail(r, 405, "invalid_request", "API methods are called with POST");
     if (csc_json_parse(r, call->body, call->body_len) != 0)
         return -1;
-    if (rt->authz == AUTHZ_BEARER && authenticate(r) != 0)
+    if (rt->authz == AUTHZ_BEARER && authenticate(r, rt->cred_ahead) != 0)
         return -1;
     if (r->have_principal && rt->tokens != TOK_ANY) {
         /* RFC 6750 sec. 3.1: a valid token whose scope does not cover the call. */
@@ -356,6 +398,9 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     yajl_gen_free(r.gen);
     csc_json_free(r.root);
     OPENSSL_cleanse(r.bearer, sizeof(r.bearer));
+    if (r.cred_read != NULL)
+        stor_wipe(r.cred_read, sizeof(*r.cred_read));
+    free(r.cred_read);
     retry_later(reply);
 }
 

@@ -188,6 +188,10 @@ int csc_sam_sign(csc_req_t *r, const csc_sign_in_t *in, const csc_err_row_t *ove
     sam_builder_t *b = &call->b;
     csc_sam_put_token(r, call);
     sam_put_str(b, SAM_T_CRED, in->cred->id);
+    /* The token's user as this process found it: csc-sam reads that user's row ahead with the token's (one round trip
+     * on PostgreSQL), and checks the token's own user. */
+    if (r->have_principal && r->principal.user[0] != '\0')
+        sam_put_str(b, SAM_T_USER, r->principal.user);
     csc_sam_put_hashes(call, in->alg, in->digests, in->n);
     csc_sam_put_client(r, call);
     if (in->detail != NULL)

@@ -165,8 +165,6 @@ int oauth_token_ref(const uint8_t hash[32], uint8_t ref[16]);
 /** Inside a write: append rec with detail and, if hash is not NULL, its token's reference (oauth_token_ref). */
 int oauth_audit_append_ref(stor_txn_t *t, stor_audit_t *rec, const uint8_t hash[32], const char *detail);
 
-/** Map a stor_write()/stor_read() result: our own codes pass, storage codes become OAUTH_ERR_STORAGE. */
-int oauth_rc(int rc);
 int64_t oauth_now(void);
 /** The clock of every decision: oauth_now() plus the test skew. */
 int64_t oauth_clock(const oauth_t *o);

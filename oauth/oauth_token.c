@@ -92,22 +92,46 @@ static int check_read(stor_txn_t *t, void *arg)
     return oauth_token_ref(c->hash, c->out->ref);
 }
 
-int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal_t *out)
+/* The context of check_read for token, or OAUTH_ERR_INVAL (out zeroed first when not NULL). */
+static int check_init(oauth_t *o, const char *token, size_t len, oauth_principal_t *out, check_ctx_t *c)
 {
-    check_ctx_t c;
-    int rc = OAUTH_ERR_INVAL;
-
-    memset(&c, 0, sizeof(c));
+    memset(c, 0, sizeof(*c));
     if (out)
         memset(out, 0, sizeof(*out));
     if (!o || !out)
-        goto out;
-    if ((rc = oauth_token_hash(token, len, c.hash)) != OAUTH_OK)
-        goto out;
-    c.now = oauth_clock(o);
-    c.out = out;
-    rc = oauth_rc(stor_read(o->cfg.stor, check_read, &c));
-out:
+        return OAUTH_ERR_INVAL;
+    c->now = oauth_clock(o);
+    c->out = out;
+    return oauth_token_hash(token, len, c->hash);
+}
+
+int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal_t *out)
+{
+    check_ctx_t c;
+    int rc = check_init(o, token, len, out, &c);
+
+    if (rc == OAUTH_OK)
+        rc = oauth_rc(stor_read(o->cfg.stor, check_read, &c));
+    if (rc != OAUTH_OK && out)
+        memset(out, 0, sizeof(*out));
+    OPENSSL_cleanse(&c, sizeof(c));
+    return rc;
+}
+
+int oauth_token_check_txn(oauth_t *o, stor_txn_t *t, const char *token, size_t len, const char *user_hint,
+                          oauth_principal_t *out)
+{
+    check_ctx_t c;
+    int rc = check_init(o, token, len, out, &c);
+
+    /* Read ahead only: a failure here is the txn's, and the get that follows returns it. A hint that is no user
+     * name (INVAL) reads nothing ahead. */
+    if (rc == OAUTH_OK && user_hint != NULL) {
+        (void)stor_txn_token_prefetch(t, c.hash);
+        (void)stor_txn_user_prefetch(t, user_hint);
+    }
+    if (rc == OAUTH_OK)
+        rc = oauth_rc(check_read(t, &c));
     if (rc != OAUTH_OK && out)
         memset(out, 0, sizeof(*out));
     OPENSSL_cleanse(&c, sizeof(c));

@@ -277,15 +277,31 @@ int sam_request_id(const sam_msg_t *req, char out[SAM_REQUEST_ID_MAX + 1])
     return 0;
 }
 
+/* sam_principal's answer to what oauth/ said of the token (rc). */
+static int principal_answer(int rc, int user_only, const oauth_principal_t *p)
+{
+    if (rc == OAUTH_OK && (p->user[0] == '\0' || (user_only && p->scope == STOR_SCOPE_CREDENTIAL)))
+        rc = OAUTH_ERR_INVALID;
+    return rc;
+}
+
 int sam_principal(const sam_server_config_t *cfg, const sam_msg_t *req, int user_only, oauth_principal_t *p)
 {
     char tok[SAM_TOKEN_MAX + 1];
     sam_text(req, SAM_T_TOKEN, tok, sizeof(tok));
     int rc = oauth_token_check(cfg->oauth, tok, strlen(tok), p);
     OPENSSL_cleanse(tok, sizeof(tok));
-    if (rc == OAUTH_OK && (p->user[0] == '\0' || (user_only && p->scope == STOR_SCOPE_CREDENTIAL)))
-        rc = OAUTH_ERR_INVALID;
-    return rc;
+    return principal_answer(rc, user_only, p);
+}
+
+int sam_principal_txn(const sam_server_config_t *cfg, stor_txn_t *t, const sam_msg_t *req, int user_only,
+                      const char *user_hint, oauth_principal_t *p)
+{
+    char tok[SAM_TOKEN_MAX + 1];
+    sam_text(req, SAM_T_TOKEN, tok, sizeof(tok));
+    int rc = oauth_token_check_txn(cfg->oauth, t, tok, strlen(tok), user_hint, p);
+    OPENSSL_cleanse(tok, sizeof(tok));
+    return principal_answer(rc, user_only, p);
 }
 
 void sam_audit_denied(const sam_server_config_t *cfg, uint32_t event, const char *user, const char *cred,

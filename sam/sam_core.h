@@ -35,6 +35,10 @@ int sam_refuse_oauth(sam_builder_t *b, const sam_msg_t *req, int oauth_rc, unsig
  * @return OAUTH_OK (p filled) or the oauth/ code to refuse with, about SAM_T_TOKEN
  */
 int sam_principal(const sam_server_config_t *cfg, const sam_msg_t *req, int user_only, oauth_principal_t *p);
+/** sam_principal in t, a transaction the caller runs (oauth_token_check_txn; user_hint: which user row to read ahead,
+ *  never trusted). */
+int sam_principal_txn(const sam_server_config_t *cfg, stor_txn_t *t, const sam_msg_t *req, int user_only,
+                      const char *user_hint, oauth_principal_t *p);
 /** A TEXT field into out (NUL-terminated; "" when absent). The caller wipes out when it holds a secret. */
 void sam_text(const sam_msg_t *req, unsigned tag, char *out, size_t outsz);
 /** REQUEST_ID into out ("" when absent). -1 when it holds anything but [A-Za-z0-9._-]: the front end checked it, and
@@ -61,6 +65,8 @@ void sam_op_sign_release_all(const char *reason);
  * delegated to the user; not pending); a credential-scope principal only its own. @return 0, or the refusal code
  * (SAM_REFUSE_NOT_FOUND, SAM_REFUSE_UNAVAILABLE) about SAM_T_CRED */
 uint32_t sam_load_cred(const sam_server_config_t *cfg, const oauth_principal_t *p, const char *id, stor_cred_t *out);
+/* sam_load_cred in t, a transaction the caller runs. */
+uint32_t sam_load_cred_txn(stor_txn_t *t, const oauth_principal_t *p, const char *id, stor_cred_t *out);
 /* The production policy (J13) for cred: NULL when it may authorize and sign, else why not. */
 const char *sam_policy_refusal(const sam_server_config_t *cfg, const stor_cred_t *cred);
 /**

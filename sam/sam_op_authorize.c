@@ -13,17 +13,30 @@
 
 #include "sam_core.h"
 
-uint32_t sam_load_cred(const sam_server_config_t *cfg, const oauth_principal_t *p, const char *id, stor_cred_t *out)
+/* A credential-scope token serves its own credential only: any other reads like an unknown one. */
+static int cred_other(const oauth_principal_t *p, const char *id)
 {
-    /* A credential-scope token serves its own credential only: any other reads like an unknown one. */
-    if (p->scope == STOR_SCOPE_CREDENTIAL && strcmp(id, p->cred) != 0)
-        return SAM_REFUSE_NOT_FOUND;
-    int rc = stor_cred_get(cfg->stor, id, out);
+    return p->scope == STOR_SCOPE_CREDENTIAL && strcmp(id, p->cred) != 0;
+}
+
+/* What the read of a credential (rc, out) answers p. */
+static uint32_t cred_answer(const oauth_principal_t *p, int rc, const stor_cred_t *out)
+{
     if (rc == STOR_ERR_NOTFOUND || rc == STOR_ERR_INVAL ||
         (rc == STOR_OK && ((strcmp(out->owner, p->user) != 0 && stor_cred_delegate(out, p->user) < 0) ||
                            out->status == STOR_CRED_PENDING)))
         return SAM_REFUSE_NOT_FOUND; /* unknown, another user's, or waiting for its certificate: one answer */
     return rc == STOR_OK ? 0 : sam_refusal_of_stor(rc);
+}
+
+uint32_t sam_load_cred(const sam_server_config_t *cfg, const oauth_principal_t *p, const char *id, stor_cred_t *out)
+{
+    return cred_other(p, id) ? SAM_REFUSE_NOT_FOUND : cred_answer(p, stor_cred_get(cfg->stor, id, out), out);
+}
+
+uint32_t sam_load_cred_txn(stor_txn_t *t, const oauth_principal_t *p, const char *id, stor_cred_t *out)
+{
+    return cred_other(p, id) ? SAM_REFUSE_NOT_FOUND : cred_answer(p, stor_txn_cred_get(t, id, out), out);
 }
 
 const char *sam_policy_refusal(const sam_server_config_t *cfg, const stor_cred_t *cred)

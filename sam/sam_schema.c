@@ -128,11 +128,13 @@ static const sam_field_spec_t sad_r[] = {
     EXPIRES_IN(REQ),
 };
 /* Every digest of the request in one message. Without SAD the bearer token (a credential-scope token) is it.
- * DESCRIPTION: the audit detail the front end asks for (else SIGN_ALG). ASYNC: spend now, answer a TICKET that
+ * USER: the user the front end found for the token, only which user row csc-sam reads ahead (never trusted: the
+ * token's own user decides). DESCRIPTION: the audit detail the front end asks for (else SIGN_ALG). ASYNC: spend now, answer a TICKET that
  * SIGN_RESERVED signs or gives back within EXPIRES_IN seconds. CMS (signDoc): one per digest. */
 static const sam_field_spec_t sign[] = {
     TOKEN,
     CRED,
+    TEXT(SAM_T_USER, OPT, 1, SAM_NAME_MAX),
     HASH_ALG(REQ),
     DIGESTS(1),
     CLIENT,

@@ -139,6 +139,16 @@ typedef struct stor_backend {
      */
     int (*get)(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v);
     /**
+     * Read the value of key k of table db ahead, for a get of the same (db, k) in t (or its children) later: that
+     * get then returns what it would have returned anyway (a write txn's locks taken, a read txn's snapshot), but
+     * may be answered without a round trip of its own, the read having gone out with the next statement that
+     * needed an answer. A hint: a backend may decline (too many pending), and a row never asked for costs nothing
+     * but its read. A put, del or cursor delete of the key, or the abort of a nested txn, forgets it.
+     * NULL: a get costs no round trip (LMDB).
+     * @return STOR_OK (also when declined), STOR_ERR_INVAL, or a failure of t (STOR_ERR_UNAVAILABLE, ...)
+     */
+    int (*prefetch)(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k);
+    /**
      * Store v under k in table db (a write txn). A plain table replaces the value; a dupsort table adds v to
      * the key's set (a no-op if the pair exists, unless STOR_PUT_NODUPDATA).
      * @return STOR_OK, STOR_ERR_EXISTS (NOOVERWRITE/NODUPDATA: txn usable), STOR_ERR_FULL, STOR_ERR_INVAL
@@ -185,6 +195,10 @@ typedef struct stor_backend {
     int (*schema_version)(stor_bk_env_t *e, unsigned *version, unsigned *compatible_from);
     /** stor_txn_try_lock: 1 taken for the rest of t's top-level txn, 0 held by another, or an error. */
     int (*try_lock)(stor_bk_txn_t *t, const char *name);
+
+    /** The round trips to the database made so far in e (PostgreSQL: the sync points of its pipelines), for the
+     *  tests that count what an operation costs (stor_int_stats). NULL: the backend makes none (LMDB). */
+    uint64_t (*round_trips)(stor_bk_env_t *e);
 
     /**
      * stor_backup: write a consistent, compacted copy of the whole environment, as of one read snapshot, into dir

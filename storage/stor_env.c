@@ -720,6 +720,7 @@ void stor_int_stats(stor_env_t *env, stor_stats_t *out)
     out->max_batch = env->st_max_batch;
     out->last_batch = env->st_last_batch;
     pthread_mutex_unlock(&env->mu);
+    out->round_trips = env->be->round_trips != NULL ? env->be->round_trips(env->benv) : 0;
 }
 
 size_t stor_int_queued(stor_env_t *env)

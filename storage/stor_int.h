@@ -179,6 +179,10 @@ int stor_kv_get(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v);
 int stor_write_allowed(stor_txn_t *t, int db);
 int stor_kv_put(stor_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags);
 int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v);
+/** The backend's prefetch of key k of table db (stor_backend.h): a later get of it in t may cost no round trip of
+ *  its own. Nothing on a backend without one. @return 0, STOR_ERR_INVAL, or the failure of t. Typed callers:
+ *  stor_txn_token_prefetch, stor_txn_user_prefetch, stor_txn_cred_prefetch (stor.h). */
+int stor_txn_prefetch(stor_txn_t *t, int db, const void *key, size_t klen);
 /** Run fn in a transaction nested in t (a write txn): committed into t if fn returns 0, else aborted. @return fn's
  *  return, or the backend's failure to begin or commit (recorded on t). */
 int stor_txn_nested(stor_txn_t *t, stor_txn_fn fn, void *arg);
@@ -276,6 +280,7 @@ typedef struct stor_stats {
     uint64_t jobs;          /**< jobs run */
     unsigned max_batch;     /**< largest batch seen */
     unsigned last_batch;    /**< size of the latest batch */
+    uint64_t round_trips;   /**< the backend's round trips to its database so far (0: it makes none, LMDB) */
 } stor_stats_t;
 
 void stor_int_stats(stor_env_t *env, stor_stats_t *out);

@@ -392,6 +392,7 @@ const stor_backend_t stor_backend_lmdb = {
     .txn_commit = lmdb_txn_commit,
     .txn_abort = lmdb_txn_abort,
     .get = lmdb_get,
+    .prefetch = NULL, /* a get is a lookup in the mapped file: nothing to save */
     .put = lmdb_put,
     .del = lmdb_del,
     .count = lmdb_count,
@@ -404,5 +405,6 @@ const stor_backend_t stor_backend_lmdb = {
     .used = lmdb_used,
     .schema_version = NULL,
     .try_lock = lmdb_try_lock,
+    .round_trips = NULL,
     .backup = lmdb_backup,
 };

@@ -64,8 +64,11 @@ enum {
 
 #define QUEUE_MAX 64 /* statements queued on a connection before a sync point is forced */
 
+struct pre;
+
 typedef struct pg_conn {
     PGconn *c;
+    stor_bk_env_t *e;  /* its environment (round_trips); NULL for stor_pg_migrate's own */
     struct pg_conn *next;
     int broken;
     time_t idle_since; /* CLOCK_MONOTONIC seconds, while in the idle list */
@@ -74,6 +77,7 @@ typedef struct pg_conn {
     unsigned owed;     /* statements of a pipeline synced but left unread (an ended txn's ROLLBACK): read at the
                         * next conn_take */
     unsigned short queued[QUEUE_MAX]; /* what each of them is: 0, or 1 + db * Q_N + q for the prepare of (db, q) */
+    struct pre *into[QUEUE_MAX];      /* a prefetch's read: where its answer goes (NULL: not kept) */
     unsigned char prepared[MAX_DBS][Q_N];
 } pg_conn_t;
 
@@ -86,6 +90,7 @@ struct stor_bk_env {
     pthread_cond_t freed; /* a connection went back to the pool or was closed */
     pg_conn_t *idle;
     unsigned n_open, max_open; /* connections of this environment (idle or in a txn), at most max_open */
+    uint64_t round_trips;      /* pipe_sync calls that waited for the database (atomic: every txn adds) */
 };
 
 /* A put(RESERVE) whose value is sent at the next call on the txn. */
@@ -105,6 +110,17 @@ typedef struct held {
 } held_t;
 
 #define HELD_MAX 64 /* rows remembered per write txn; more are read again */
+
+/* A row read ahead (prefetch): its statement queued, its answer kept for the get that asks for it. */
+typedef struct pre {
+    int db;       /* -1: free (or forgotten: its answer, if it comes, is not used) */
+    int wait;     /* queued or sent, its answer not read yet (pg_conn_t.into points here) */
+    size_t klen;
+    unsigned char *k; /* a buffer of the txn's */
+    PGresult *r;  /* the answer (a SELECT's rows), until a get takes it */
+} pre_t;
+
+#define PRE_MAX 8 /* rows read ahead per top-level txn and not asked for yet; beyond, a prefetch does nothing */
 
 struct stor_bk_txn {
     stor_bk_env_t *e;
@@ -126,6 +142,9 @@ struct stor_bk_txn {
     pending_t *pend;
     held_t held[HELD_MAX]; /* root, write txn */
     size_t n_held;
+    pre_t pre[PRE_MAX];    /* root: the rows read ahead */
+    size_t n_pre;          /* slots of pre[] ever used */
+    int early;             /* root, read txn: its BEGIN went out with a prefetch, no answer read yet */
 };
 
 struct stor_bk_cur {
@@ -275,6 +294,7 @@ static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
         return STOR_ERR_UNAVAILABLE;
     }
     pq.PQsetNoticeProcessor(pc->c, quiet, NULL);
+    pc->e = e;
     *out = pc;
     return 0;
 }
@@ -302,8 +322,19 @@ static void conn_drop(stor_bk_env_t *e, pg_conn_t *pc)
  * savepoint of a top-level txn has a name of its own, so that rollback fails instead of undoing another nested
  * txn's writes, and the whole top-level txn fails with it (stor_backend.h). */
 
+/* The prefetches among the n statements queued first on pc will have no answer (not kept, or never coming). */
+static void pipe_unwait(pg_conn_t *pc, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (pc->into[i] != NULL) {
+            pc->into[i]->wait = 0;
+            pc->into[i] = NULL;
+        }
+}
+
 static int pipe_lost(pg_conn_t *pc)
 {
+    pipe_unwait(pc, pc->nq);
     pc->broken = 1;
     pc->nq = 0;
     return STOR_ERR_UNAVAILABLE;
@@ -338,6 +369,7 @@ static int queue_sql(pg_conn_t *pc, const char *sql)
         return rc;
     if (pq.PQsendQueryParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
         return pipe_lost(pc);
+    pc->into[pc->nq] = NULL;
     pc->queued[pc->nq++] = 0;
     return 0;
 }
@@ -400,8 +432,9 @@ static int read_sync(pg_conn_t *pc, int err)
     return err != 0 ? err : STOR_ERR_UNAVAILABLE;
 }
 
-/* Send what is queued and read every answer up to the sync point. want: where the last statement's result goes
- * (NULL: none is wanted). Returns the pipeline's first error, else 0. */
+/* Send what is queued and read every answer up to the sync point: one round trip. want: where the last statement's
+ * result goes (NULL: none is wanted); a prefetch's goes to its slot (pre_t), unless an error came before it.
+ * Returns the pipeline's first error, else 0. */
 static int pipe_sync(pg_conn_t *pc, PGresult **want)
 {
     unsigned n = pc->nq;
@@ -411,9 +444,17 @@ static int pipe_sync(pg_conn_t *pc, PGresult **want)
         *want = NULL;
     if (pc->broken || pq.PQpipelineSync(pc->c) != 1)
         return pipe_lost(pc);
+    if (pc->e != NULL)
+        __atomic_add_fetch(&pc->e->round_trips, 1, __ATOMIC_RELAXED);
     pc->nq = 0;
-    for (unsigned i = 0; i < n; i++)
-        read_stmt(pc, pc->queued[i], want != NULL && i + 1 == n ? want : NULL, &err);
+    for (unsigned i = 0; i < n; i++) {
+        pre_t *p = pc->into[i];
+        read_stmt(pc, pc->queued[i], want != NULL && i + 1 == n ? want : p != NULL ? &p->r : NULL, &err);
+        if (p != NULL) {
+            p->wait = 0;
+            pc->into[i] = NULL;
+        }
+    }
     err = read_sync(pc, err);
     if (err != 0 && want != NULL && *want != NULL) {
         pq.PQclear(*want);
@@ -430,6 +471,7 @@ static void pipe_leave(pg_conn_t *pc)
         (void)pipe_lost(pc);
         return;
     }
+    pipe_unwait(pc, pc->nq); /* the txn that queued them ends: nobody takes their answers */
     pc->owed = pc->nq;
     pc->nq = 0;
 }
@@ -609,6 +651,7 @@ static int queue_stmt(stor_bk_txn_t *t, int db, int q, int n_params, const stor_
             return rc;
         if (pq.PQsendPrepare(pc->c, name, sql, n_params, NULL) != 1)
             return pipe_lost(pc);
+        pc->into[pc->nq] = NULL;
         pc->queued[pc->nq++] = (unsigned short)(1 + db * Q_N + q);
         pc->prepared[db][q] = 1; /* sent: the statements queued after it may use it */
     }
@@ -618,34 +661,68 @@ static int queue_stmt(stor_bk_txn_t *t, int db, int q, int n_params, const stor_
     lens[1] = p1 != NULL ? (int)p1->len : 0;
     if (pq.PQsendQueryPrepared(pc->c, name, n_params, values, lens, formats, 1) != 1)
         return pipe_lost(pc);
+    pc->into[pc->nq] = NULL;
     pc->queued[pc->nq++] = 0;
+    return 0;
+}
+
+/* A read txn's BEGIN, queued before its first statement (a get's, a cursor's, a count's or a prefetch's). */
+static int begin_read(stor_bk_txn_t *t)
+{
+    stor_bk_txn_t *root = t->root;
+    int rc;
+
+    if (!root->lazy)
+        return 0;
+    if ((rc = queue_sql(t->pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
+        return rc;
+    root->lazy = 0;
+    return 0;
+}
+
+/* Forget every row read ahead (their answers, if still to come, are not used). */
+static void pre_forget(stor_bk_txn_t *root)
+{
+    for (size_t i = 0; i < root->n_pre; i++)
+        root->pre[i].db = -1;
+}
+
+/* A read txn's first round trip found its pooled connection dead (the database restarted since it was used): the
+ * txn moves to a fresh one, its BEGIN to be sent again; what it read ahead is forgotten (each get reads its row). */
+static int move_txn(stor_bk_txn_t *t)
+{
+    stor_bk_txn_t *root = t->root;
+    int rc;
+
+    conn_drop(t->e, t->pc);
+    t->pc = NULL;
+    pre_forget(root);
+    root->lazy = 1;
+    root->early = 0;
+    if ((rc = conn_take(t->e, &t->pc, &root->fresh)) != 0 || (rc = pipe_on(t->pc)) != 0)
+        return rc;
     return 0;
 }
 
 /* Run statement q of table db with n_params binary parameters, with whatever was queued before it; *out = its
  * result (STOR_OK) or an error. A read txn's first statement takes its BEGIN along; if that first round trip finds
- * a pooled connection dead (the database restarted since it was used), the txn moves to a fresh one and tries again. */
+ * a pooled connection dead, the txn moves to a fresh one and tries again. */
 static int stmt_run(stor_bk_txn_t *t, int db, int q, int n_params, const stor_val_t *p0, const stor_val_t *p1,
                     PGresult **out)
 {
     stor_bk_txn_t *root = t->root;
-    int first = root->lazy, rc;
+    int first = root->lazy || root->early, rc;
 
     for (;;) {
-        if (root->lazy) {
-            if ((rc = queue_sql(t->pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
-                return rc;
-            root->lazy = 0;
-        }
+        if ((rc = begin_read(t)) != 0)
+            return rc;
         if ((rc = queue_stmt(t, db, q, n_params, p0, p1)) == 0)
             rc = pipe_sync(t->pc, out);
+        root->early = 0;
         if (rc != STOR_ERR_UNAVAILABLE || !first || root->fresh || !t->pc->broken)
             return rc;
-        conn_drop(t->e, t->pc);
-        t->pc = NULL;
-        if ((rc = conn_take(t->e, &t->pc, &root->fresh)) != 0 || (rc = pipe_on(t->pc)) != 0)
+        if ((rc = move_txn(t)) != 0)
             return rc;
-        root->lazy = 1;
         first = 0;
     }
 }
@@ -772,6 +849,44 @@ static void held_copy(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_
     if (v->len > 0)
         memcpy(vc, v->data, v->len);
     held_set(t, db, k, &STOR_VAL(vc, v->len));
+}
+
+/* ---- rows read ahead (prefetch, stor_backend.h) ------------------------------------
+ * A prefetch queues the SELECT a get of the row would send (FOR UPDATE in a write txn) with a slot (pre_t) for its
+ * answer, and waits for nothing: the answer comes with the next sync point (a statement that must be answered, or
+ * the get of that row itself), so the rows a caller knows it will read cost one round trip together. The get of a
+ * row read ahead takes its answer from the slot and goes on as with its own (a write txn's missing row: its key
+ * locked and read again). A write of the key, or a nested txn's abort, forgets it: its answer may no longer be the
+ * row's value. */
+
+static pre_t *pre_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
+{
+    for (size_t i = 0; i < root->n_pre; i++) {
+        pre_t *p = &root->pre[i];
+        if (p->db == db && p->klen == k->len && memcmp(p->k, k->data, k->len) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static void pre_drop(stor_bk_txn_t *root, int db, const stor_val_t *k)
+{
+    pre_t *p = pre_find(root, db, k);
+
+    if (p != NULL)
+        p->db = -1;
+}
+
+/* Read the answers of what is queued, the prefetches' among them: one round trip. */
+static int pre_sync(stor_bk_txn_t *t)
+{
+    stor_bk_txn_t *root = t->root;
+    int early = root->early, rc = pipe_sync(t->pc, NULL);
+
+    root->early = 0;
+    if (rc == STOR_ERR_UNAVAILABLE && early && !root->fresh && t->pc->broken)
+        return move_txn(t); /* as stmt_run: the get then reads the row itself */
+    return rc;
 }
 
 /* ---- RESERVE --------------------------------------------------------------- */
@@ -935,6 +1050,8 @@ static void txn_free(stor_bk_txn_t *t)
 {
     if (t->depth == 0) {
         pending_free(t);
+        for (size_t i = 0; i < t->n_pre; i++)
+            pq.PQclear(t->pre[i].r);
         for (size_t i = 0; i < t->n_res; i++)
             pq.PQclear(t->res[i]);
         free(t->res);
@@ -1023,6 +1140,7 @@ static void pg_txn_abort(stor_bk_txn_t *t)
                                            queue_sql(t->pc, sql)) != 0 || pipe_sync(t->pc, NULL) != 0)
             t->root->failed = STOR_ERR_IO; /* its savepoint was skipped after an earlier error: the txn fails */
         held_forget(t->root);
+        pre_forget(t->root);
         t->root->gen++;
     } else if (t->pc != NULL && !t->lazy) {
         /* Nobody waits for the ROLLBACK: the connection's next user reads its answer (conn_settle). Whatever is
@@ -1172,6 +1290,7 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     int rc;
 
     held_t *h;
+    pre_t *p;
 
     if (!DBI_OK(e, db) || !KEY_OK(k))
         return STOR_ERR_INVAL;
@@ -1181,7 +1300,14 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         *v = h->v;
         return 0;
     }
-    if ((rc = stmt_run(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL, &r)) != 0)
+    if ((p = pre_find(t->root, db, k)) != NULL && p->wait && (rc = pre_sync(t)) != 0)
+        return rc;
+    if ((p = pre_find(t->root, db, k)) != NULL) { /* read ahead: its answer (none after an error: read again) */
+        r = p->r;
+        p->r = NULL;
+        p->db = -1;
+    }
+    if (r == NULL && (rc = stmt_run(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL, &r)) != 0)
         return rc;
     if (pq.PQntuples(r) == 0 && t->write) {
         /* A missing row cannot be locked: lock its key instead, then look again (READ COMMITTED: the second
@@ -1204,6 +1330,50 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     return 0;
 }
 
+static int pg_prefetch(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k)
+{
+    stor_bk_txn_t *root;
+    pre_t *p = NULL;
+    unsigned char *kc;
+    int rc, lazy;
+
+    if (!DBI_OK(e, db) || !KEY_OK(k))
+        return STOR_ERR_INVAL;
+    root = t->root;
+    if ((rc = flush(t)) != 0)
+        return rc;
+    if ((t->write && held_find(root, db, k) != NULL) || pre_find(root, db, k) != NULL)
+        return 0; /* answered without the database already, or on its way */
+    for (size_t i = 0; i < root->n_pre && p == NULL; i++)
+        if (root->pre[i].db == -1 && !root->pre[i].wait)
+            p = &root->pre[i];
+    if (p == NULL && root->n_pre == PRE_MAX)
+        return 0; /* enough pending: the get reads the row itself */
+    if ((kc = malloc(k->len)) == NULL || keep_buf(t, kc) != 0)
+        return 0; /* the same */
+    memcpy(kc, k->data, k->len);
+    lazy = root->lazy;
+    if ((rc = begin_read(t)) != 0 || (rc = queue_stmt(t, db, t->write ? Q_GET_FU : Q_GET, 1, k, NULL)) != 0)
+        return rc;
+    if (lazy)
+        root->early = 1;
+    if (p == NULL)
+        p = &root->pre[root->n_pre++];
+    pq.PQclear(p->r); /* a forgotten row's answer */
+    p->r = NULL;
+    p->db = db;
+    p->klen = k->len;
+    p->k = kc;
+    p->wait = 1;
+    t->pc->into[t->pc->nq - 1] = p;
+    return 0;
+}
+
+static uint64_t pg_round_trips(stor_bk_env_t *e)
+{
+    return __atomic_load_n(&e->round_trips, __ATOMIC_RELAXED);
+}
+
 static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags)
 {
     int q;
@@ -1219,6 +1389,7 @@ static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         return STOR_ERR_INVAL; /* as LMDB: no RESERVE or APPEND in a dupsort table here */
     if ((rc = flush(t)) != 0)
         return rc;
+    pre_drop(t->root, db, k);
     q = e->dups[db] || (flags & STOR_PUT_NOOVERWRITE) ? Q_INSERT_NX : Q_UPSERT;
     if (flags & STOR_PUT_APPEND)
         q = Q_APPEND;
@@ -1279,6 +1450,7 @@ static int pg_del(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     if ((rc = flush(t)) != 0)
         return rc;
     held_drop(t->root, db, k);
+    pre_drop(t->root, db, k);
     rc = v != NULL ? stmt_do(t, db, Q_DEL_KV, 2, k, v, &changed) : stmt_do(t, db, Q_DEL_K, 1, k, NULL, &changed);
     if (rc != 0)
         return rc;
@@ -1429,6 +1601,7 @@ static int pg_cursor_del(stor_bk_cur_t *c)
     if ((rc = flush(c->t)) != 0)
         return rc;
     held_drop(c->t->root, c->db, &c->k);
+    pre_drop(c->t->root, c->db, &c->k);
     rc = c->t->e->dups[c->db] ? stmt_do(c->t, c->db, Q_DEL_KV, 2, &c->k, &c->v, &changed)
                               : stmt_do(c->t, c->db, Q_DEL_K, 1, &c->k, NULL, &changed);
     if (rc == 0 && changed == 0)
@@ -1665,6 +1838,7 @@ const stor_backend_t stor_backend_pg = {
     .txn_commit = pg_txn_commit,
     .txn_abort = pg_txn_abort,
     .get = pg_get,
+    .prefetch = pg_prefetch,
     .put = pg_put,
     .del = pg_del,
     .count = pg_count,
@@ -1677,5 +1851,6 @@ const stor_backend_t stor_backend_pg = {
     .used = NULL, /* pg_database_size and PostgreSQL's own exporters (docs/operations.md) */
     .schema_version = pg_schema_version,
     .try_lock = pg_try_lock,
+    .round_trips = pg_round_trips,
     .backup = NULL, /* pg_basebackup and WAL archiving (docs/operations.md) */
 };

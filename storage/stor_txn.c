@@ -132,6 +132,39 @@ int stor_get_rec(stor_txn_t *t, int db, const stor_val_t *key, stor_rec_type_t t
     return stor_codec_decode(type, v.data, v.len, out);
 }
 
+/* The key of a record keyed by a 32-byte hash, t checked for reading: the get's and the prefetch's. */
+static int hash_key(stor_txn_t *t, const uint8_t *hash, stor_val_t *k)
+{
+    int rc = hash == NULL ? STOR_ERR_INVAL : stor_txn_check(t, 0);
+
+    if (rc == 0)
+        *k = KEY(hash, 32);
+    return rc;
+}
+
+/* The key of a record keyed by a name (stor_name_check), t checked for reading: the get's and the prefetch's. */
+static int name_key(stor_txn_t *t, const char *name, stor_val_t *k)
+{
+    int rc;
+
+    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
+        return rc;
+    *k = KEY(name, strlen(name));
+    return 0;
+}
+
+int stor_txn_prefetch(stor_txn_t *t, int db, const void *key, size_t klen)
+{
+    stor_val_t k = KEY(key, klen);
+    int rc;
+
+    if ((rc = stor_txn_check(t, 0)) != 0)
+        return rc;
+    if (t->env->be->prefetch == NULL)
+        return 0;
+    return stor_txn_fail(t, t->env->be->prefetch(t->env->benv, t->txn, db, &k));
+}
+
 /* A record keyed by a 32-byte hash (tokens, SADs, codes). out is fully written on every path: zeroed on an
  * error, decoded (absent fields zero) otherwise, so no up-front memset of a large record is needed. */
 int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t hash[32], void *out, size_t size)
@@ -141,12 +174,10 @@ int stor_get_by_hash(stor_txn_t *t, int db, stor_rec_type_t type, const uint8_t 
 
     if (out == NULL)
         return STOR_ERR_INVAL;
-    rc = hash == NULL ? STOR_ERR_INVAL : stor_txn_check(t, 0);
-    if (rc != 0) {
+    if ((rc = hash_key(t, hash, &k)) != 0) {
         memset(out, 0, size);
         return rc;
     }
-    k = KEY(hash, 32);
     return stor_get_rec(t, db, &k, type, out, size);
 }
 
@@ -160,9 +191,8 @@ int stor_get_by_name(stor_txn_t *t, int db, stor_rec_type_t type, const char *na
     if (out == NULL)
         return STOR_ERR_INVAL;
     memset(out, 0, size);
-    if ((rc = stor_txn_check(t, 0)) != 0 || (rc = stor_name_check(name)) != 0)
+    if ((rc = name_key(t, name, &k)) != 0)
         return rc;
-    k = KEY(name, strlen(name));
     return stor_get_rec(t, db, &k, type, out, size);
 }
 
@@ -325,6 +355,14 @@ int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out)
     return stor_get_by_name(t, STOR_DB_USERS, STOR_REC_USER, name, out, sizeof(*out));
 }
 
+int stor_txn_user_prefetch(stor_txn_t *t, const char *name)
+{
+    stor_val_t k;
+    int rc = name_key(t, name, &k);
+
+    return rc != 0 ? rc : stor_txn_prefetch(t, STOR_DB_USERS, k.data, k.len);
+}
+
 int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only)
 {
     return u == NULL ? STOR_ERR_INVAL : stor_put_by_name(t, STOR_DB_USERS, STOR_REC_USER, u->name, u, create_only);
@@ -342,6 +380,14 @@ int stor_txn_user_each(stor_txn_t *t, stor_user_each_fn fn, void *arg)
 int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out)
 {
     return stor_get_by_name(t, STOR_DB_CREDS, STOR_REC_CRED, id, out, sizeof(*out));
+}
+
+int stor_txn_cred_prefetch(stor_txn_t *t, const char *id)
+{
+    stor_val_t k;
+    int rc = name_key(t, id, &k);
+
+    return rc != 0 ? rc : stor_txn_prefetch(t, STOR_DB_CREDS, k.data, k.len);
 }
 
 /* Owner of the stored credential k; *found = 0 if there is none. */
@@ -426,6 +472,14 @@ int stor_txn_cred_each(stor_txn_t *t, const char *owner, stor_cred_each_fn fn, v
 int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out)
 {
     return stor_get_by_hash(t, STOR_DB_TOKENS, STOR_REC_TOKEN, hash, out, sizeof(*out));
+}
+
+int stor_txn_token_prefetch(stor_txn_t *t, const uint8_t hash[32])
+{
+    stor_val_t k;
+    int rc = hash_key(t, hash, &k);
+
+    return rc != 0 ? rc : stor_txn_prefetch(t, STOR_DB_TOKENS, k.data, k.len);
 }
 
 /* Grant of the stored token k; *found = 0 if there is none. */

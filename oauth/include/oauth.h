@@ -243,6 +243,19 @@ int oauth_login_refresh(oauth_t *o, const char *refresh, size_t len, const char 
  *       token was issued). client_credentials tokens have user "": no user is checked.
  */
 int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal_t *out);
+/**
+ * oauth_token_check in a transaction the caller runs, so that the token's reads share it with the caller's own
+ * (csc-sam's SIGN reads the token, its user and the credential in one read txn: one round trip on PostgreSQL).
+ * user_hint (NULL: none): the user the caller expects the token to belong to; with it, the token's row and that
+ * user's are read ahead together (stor_txn_*_prefetch). Only what is read ahead: the token's own user is the one
+ * checked, and a wrong hint costs a read. Returns as oauth_token_check; a failure of t is OAUTH_ERR_STORAGE or
+ * OAUTH_ERR_UNAVAILABLE (oauth_rc).
+ */
+int oauth_token_check_txn(oauth_t *o, stor_txn_t *t, const char *token, size_t len, const char *user_hint,
+                          oauth_principal_t *out);
+/** Map a stor_write()/stor_read() result: oauth/'s own codes pass, STOR_ERR_UNAVAILABLE becomes
+ *  OAUTH_ERR_UNAVAILABLE and every other storage code OAUTH_ERR_STORAGE. */
+int oauth_rc(int rc);
 
 typedef enum { OAUTH_HINT_NONE = 0, OAUTH_HINT_ACCESS = 1, OAUTH_HINT_REFRESH = 2 } oauth_hint_t;
 

@@ -721,6 +721,14 @@ int stor_txn_cred_put(stor_txn_t *t, const stor_cred_t *c, int create_only);
 typedef int (*stor_cred_change_fn)(stor_cred_t *c, void *arg);
 int stor_txn_cred_change(stor_txn_t *t, const char *id, stor_cred_change_fn change, void *arg, stor_audit_t *audit);
 int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out);
+/** Read ahead the record a later stor_txn_*_get of the same key in t will ask for: on PostgreSQL the reads of the
+ *  rows a callback names this way go out together, one round trip for all of them instead of one each (at most 8
+ *  pending per txn; beyond, it does nothing). The get returns what it would have without it; a row never asked
+ *  for only costs its read. Nothing on LMDB.
+ *  @return 0, STOR_ERR_INVAL (a malformed key: nothing read ahead, t usable), or the failure of t */
+int stor_txn_token_prefetch(stor_txn_t *t, const uint8_t hash[32]);
+int stor_txn_user_prefetch(stor_txn_t *t, const char *name);
+int stor_txn_cred_prefetch(stor_txn_t *t, const char *id);
 int stor_txn_token_put(stor_txn_t *t, const stor_token_t *tok);
 int stor_txn_token_del(stor_txn_t *t, const uint8_t hash[32]);
 /** Revoke every token of a grant. @return the number revoked (>= 0; tokens already revoked are not

@@ -95,6 +95,9 @@ static char *alice_sad(uint32_t n, const uint8_t (*d)[32], size_t nd)
     return sad;
 }
 
+/* The USER hint sign_build sends (csc-server's: the user it found for the token); NULL: none. */
+static const char *user_hint;
+
 /* A SIGN request in c: ttl > 0 makes it ASYNC (a reservation kept ttl seconds). */
 static void sign_build(call_t *c, const char *token, const char *cred, const char *sad, const uint8_t (*d)[32],
                        size_t nd, const char *sign_alg, uint32_t ttl)
@@ -102,6 +105,8 @@ static void sign_build(call_t *c, const char *token, const char *cred, const cha
     call_begin(f.sam, c, SAM_OP_SIGN);
     sam_put_str(&c->b, SAM_T_TOKEN, token);
     sam_put_str(&c->b, SAM_T_CRED, cred);
+    if (user_hint != NULL)
+        sam_put_str(&c->b, SAM_T_USER, user_hint);
     sam_put_str(&c->b, SAM_T_HASH_ALG, SHA256);
     for (size_t i = 0; i < nd; i++)
         sam_put_bytes(&c->b, SAM_T_DIGEST, d[i], 32);
@@ -254,6 +259,42 @@ START_TEST(t_sign_other_user)
     /* each SAD still signs for its own user */
     ck_assert_uint_eq(sign(bob, BOB_CRED, bob_sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
     ck_assert_uint_eq(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
+    free(sad);
+    free(bob_sad);
+    free(bob);
+}
+END_TEST
+
+/* USER only says which user row csc-sam reads ahead: the token's own user decides, whatever the hint names (the
+ * credential's owner, another user, nobody), and the refusals are those without a hint. */
+START_TEST(t_sign_user_hint)
+{
+    uint8_t d[1][32];
+    uint32_t code, about;
+    digest_of("hinted", d[0]);
+    char *bob = make_bob();
+    char *bob_sad = authorize(bob, BOB_CRED, 1, d, 1, BOB_PIN, NULL, &code);
+    ck_assert_msg(bob_sad != NULL, "%s", sam_refusal_name(code));
+    char *sad = alice_sad(3, d, 1);
+    unsigned denied = denied_signs();
+    user_hint = BOB; /* alice's token on bob's credential, the hint naming its owner */
+    expect_refused(sign(tok, BOB_CRED, bob_sad, d, 1, &code, &about), &code, SAM_REFUSE_NOT_FOUND, &about, SAM_T_CRED);
+    ck_assert_uint_eq(denied_signs(), denied + 1);
+    user_hint = CFX_USER; /* bob's token on alice's credential, the hint naming alice */
+    expect_refused(sign(bob, CFX_CRED_EC, sad, d, 1, &code, &about), &code, SAM_REFUSE_NOT_FOUND, &about, SAM_T_CRED);
+    ck_assert_uint_eq(denied_signs(), denied + 2);
+    user_hint = "forged-token"; /* a bearer that is no token: refused about the token, as without a hint */
+    expect_refused(sign("forged-token", CFX_CRED_EC, sad, d, 1, &code, &about), &code, SAM_REFUSE_NOT_FOUND, &about,
+                   SAM_T_TOKEN);
+    user_hint = BOB; /* a wrong hint: alice's own request still signs */
+    ck_assert_uint_eq(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
+    user_hint = "nobody-of-that-name";
+    ck_assert_uint_eq(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
+    user_hint = CFX_USER; /* the right one */
+    ck_assert_uint_eq(sign(tok, CFX_CRED_EC, sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
+    ck_assert_uint_eq(sign(bob, BOB_CRED, bob_sad, d, 1, &code, &about), SAM_OP_SIGN | SAM_OP_REPLY);
+    user_hint = NULL;
+    ck_assert_uint_eq(denied_signs(), denied + 3);
     free(sad);
     free(bob_sad);
     free(bob);
@@ -735,6 +776,7 @@ int main(void)
     tcase_add_test(tc, t_sign_forged_expired_spent);
     tcase_add_test(tc, t_sign_not_bound);
     tcase_add_test(tc, t_sign_other_user);
+    tcase_add_test(tc, t_sign_user_hint);
     tcase_add_test(tc, t_sign_disabled);
     tcase_add_test(tc, t_sign_revoked);
     tcase_add_test(tc, t_request_id);

@@ -209,6 +209,17 @@ static int sf_try_lock(stor_bk_txn_t *txn, const char *name)
     return below->try_lock(((sf_txn_h_t *)txn)->inner, name);
 }
 
+/* A read ahead is not a call a rule fails: the get that takes its answer is. */
+static int sf_prefetch(stor_bk_env_t *e, stor_bk_txn_t *txn, int db, const stor_val_t *k)
+{
+    return below->prefetch(e, ((sf_txn_h_t *)txn)->inner, db, k);
+}
+
+static uint64_t sf_round_trips(stor_bk_env_t *e)
+{
+    return below->round_trips(e);
+}
+
 static int sf_backup(stor_bk_env_t *e, const char *dir)
 {
     return below->backup(e, dir);
@@ -251,6 +262,8 @@ void sf_install(stor_env_t *env)
     faulty.schema_version = below->schema_version != NULL ? sf_schema_version : NULL;
     faulty.try_lock = below->try_lock != NULL ? sf_try_lock : NULL;
     faulty.backup = below->backup != NULL ? sf_backup : NULL;
+    faulty.prefetch = below->prefetch != NULL ? sf_prefetch : NULL;
+    faulty.round_trips = below->round_trips != NULL ? sf_round_trips : NULL;
     env->be = &faulty;
     pthread_mutex_unlock(&mu);
     pthread_mutex_unlock(&env->mu);

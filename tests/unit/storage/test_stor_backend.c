@@ -409,6 +409,87 @@ static void c_binary(bk_t *b)
     b->be->txn_abort(t);
 }
 
+/* Read key k ahead in t (a backend without prefetch: nothing to do). */
+static void ahead(bk_t *b, stor_bk_txn_t *t, int db, const char *k)
+{
+    stor_val_t key = STOR_VAL(k, strlen(k));
+
+    if (b->be->prefetch != NULL)
+        ck_assert_int_eq(b->be->prefetch(b->e, t, db, &key), 0);
+}
+
+/* A get of a row read ahead returns what a plain get does: a row, a missing one (NOTFOUND, txn usable), a dupsort
+ * key's first value, more rows than a backend keeps pending, and in a write txn the txn's own later writes (a put,
+ * a del, a nested txn's write rolled back). */
+static void c_prefetch(bk_t *b)
+{
+    stor_bk_txn_t *t = begin(b, NULL, STOR_BK_WRITE), *c;
+    char k[8], v[8];
+
+    for (int i = 0; i < 12; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        ck_assert_int_eq(put(b, t, T_PLAIN, k, v, 0), 0);
+    }
+    ck_assert_int_eq(put(b, t, T_DUPS, "d", "2", 0), 0);
+    ck_assert_int_eq(put(b, t, T_DUPS, "d", "1", 0), 0);
+    ck_assert_int_eq(b->be->txn_commit(t), 0);
+
+    t = begin(b, NULL, STOR_BK_READ);
+    ahead(b, t, T_PLAIN, "k03");
+    ahead(b, t, T_PLAIN, "missing");
+    ahead(b, t, T_DUPS, "d");
+    ahead(b, t, T_PLAIN, "k03"); /* twice: one read */
+    expect(b, t, T_PLAIN, "missing", NULL);
+    expect(b, t, T_PLAIN, "k03", "v3");
+    expect(b, t, T_DUPS, "d", "1");
+    expect(b, t, T_PLAIN, "k03", "v3"); /* again, its answer taken: read as usual */
+    b->be->txn_abort(t);
+
+    t = begin(b, NULL, STOR_BK_READ); /* all twelve ahead, asked for in the other order */
+    for (int i = 0; i < 12; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        ahead(b, t, T_PLAIN, k);
+    }
+    for (int i = 11; i >= 0; i--) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        expect(b, t, T_PLAIN, k, v);
+    }
+    ck_assert_int_eq(b->be->txn_commit(t), 0);
+
+    t = begin(b, NULL, STOR_BK_WRITE);
+    ahead(b, t, T_PLAIN, "k01");
+    ahead(b, t, T_PLAIN, "k02");
+    ahead(b, t, T_PLAIN, "new");
+    ck_assert_int_eq(put(b, t, T_PLAIN, "k01", "w1", 0), 0);
+    ck_assert_int_eq(del(b, t, T_PLAIN, "k02", NULL), 0);
+    ck_assert_int_eq(put(b, t, T_PLAIN, "new", "n", 0), 0);
+    expect(b, t, T_PLAIN, "k01", "w1");
+    expect(b, t, T_PLAIN, "k02", NULL);
+    expect(b, t, T_PLAIN, "new", "n");
+    c = begin(b, t, STOR_BK_WRITE);
+    ck_assert_int_eq(put(b, c, T_PLAIN, "k04", "c4", 0), 0);
+    ahead(b, c, T_PLAIN, "k04");
+    expect(b, c, T_PLAIN, "k04", "c4");
+    ahead(b, c, T_PLAIN, "k05");
+    ck_assert_int_eq(put(b, c, T_PLAIN, "k05", "c5", 0), 0);
+    ahead(b, c, T_PLAIN, "k05");
+    b->be->txn_abort(c);
+    expect(b, t, T_PLAIN, "k05", "v5");
+    expect(b, t, T_PLAIN, "k04", "v4");
+    ahead(b, t, T_PLAIN, "gone");
+    expect(b, t, T_PLAIN, "gone", NULL);
+    ck_assert_int_eq(b->be->txn_commit(t), 0);
+
+    t = begin(b, NULL, STOR_BK_READ);
+    expect(b, t, T_PLAIN, "k01", "w1");
+    expect(b, t, T_PLAIN, "k02", NULL);
+    expect(b, t, T_PLAIN, "k05", "v5");
+    ahead(b, t, T_PLAIN, "k06"); /* never asked for: dropped with the txn */
+    b->be->txn_abort(t);
+}
+
 typedef void (*case_fn)(bk_t *b);
 static const struct {
     const char *name;
@@ -416,7 +497,7 @@ static const struct {
 } cases[] = {
     { "put_get", c_put_get }, { "nooverwrite", c_nooverwrite }, { "append", c_append }, { "reserve", c_reserve },
     { "del_abort", c_del_abort }, { "dups", c_dups }, { "order", c_order },
-    { "cursor_del", c_cursor_del }, { "nested", c_nested }, { "binary", c_binary },
+    { "cursor_del", c_cursor_del }, { "nested", c_nested }, { "binary", c_binary }, { "prefetch", c_prefetch },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
