@@ -80,6 +80,11 @@ static int read_head(stor_txn_t *t, stor_head_t *head)
     return stor_codec_decode(STOR_REC_HEAD, v.data, v.len, head);
 }
 
+int stor_txn_audit_head_prefetch(stor_txn_t *t)
+{
+    return stor_txn_prefetch(t, STOR_DB_META, HEAD_KEY, sizeof(HEAD_KEY) - 1);
+}
+
 static int audit_check(const stor_audit_t *rec)
 {
     size_t len;

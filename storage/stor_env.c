@@ -345,22 +345,30 @@ void stor_close(stor_env_t *env)
 
 /* ---- the batches ------------------------------------------------------- */
 
+/* Run job's callback in txn (begun by the caller, who commits or aborts it). */
+static int run_fn(stor_env_t *env, stor_bk_txn_t *txn, struct stor_job *job)
+{
+    stor_txn_t t = { .env = env, .writable = 1, .origin = job->origin, .walk_db = -1, .txn = txn };
+    int rc = job->fn(&t, job->arg);
+
+    /* A callback that ignored a failed put would otherwise make the commit fail (a dead txn). */
+    return rc == 0 && t.err != 0 ? t.err : rc;
+}
+
 static int run_job(stor_env_t *env, stor_bk_txn_t *parent, struct stor_job *job)
 {
-    stor_txn_t t = { .env = env, .writable = 1, .origin = job->origin, .walk_db = -1 };
+    stor_bk_txn_t *txn;
     int rc;
 
-    if ((rc = env->be->txn_begin(env->benv, parent, STOR_BK_WRITE, &t.txn)) != 0)
+    if ((rc = env->be->txn_begin(env->benv, parent, STOR_BK_WRITE, &txn)) != 0)
         return rc;
-    rc = job->fn(&t, job->arg);
-    /* A callback that ignored a failed put would otherwise make the commit fail (a dead txn). */
-    if (rc == 0 && t.err != 0)
-        rc = t.err;
-    if (rc != 0) {
-        env->be->txn_abort(t.txn);
+    if (parent != NULL)
+        __atomic_add_fetch(&env->st_nested, 1, __ATOMIC_RELAXED);
+    if ((rc = run_fn(env, txn, job)) != 0) {
+        env->be->txn_abort(txn);
         return rc;
     }
-    return env->be->txn_commit(t.txn);
+    return env->be->txn_commit(txn);
 }
 
 static int commit_parent(stor_env_t *env, stor_bk_txn_t *parent)
@@ -511,12 +519,20 @@ static int batch_conflict(const struct stor_job *batch)
     return 0;
 }
 
+/*
+ * Each job of a batch runs in a nested txn of the batch's, so that one job's failure undoes its own writes only. A
+ * batch of one job, the common case below saturation, runs it in the batch's txn itself: its failure aborts a txn
+ * that holds nothing else. That saves what a nested txn costs: LMDB allocates 3 MiB for each (its dirty list and
+ * free list), which in csc-sam's locked heap moved from place to place and left touched pages behind (the soak's
+ * creeping memory, docs/reliability.md), PostgreSQL a SAVEPOINT and its RELEASE. Not while a full episode lasts:
+ * the batch that ends it appends its record after the jobs.
+ */
 static void run_batch(stor_env_t *env, struct stor_job *batch)
 {
     struct stor_job note = { .fn = full_record_fn, .arg = env };
     stor_bk_txn_t *parent = NULL;
     struct stor_job *j;
-    int rc, note_rc, tries = 0;
+    int rc, note_rc, tries = 0, lone = batch->next == NULL && env->full_since_ms == 0;
 
 again:
     note_rc = -1;
@@ -527,11 +543,16 @@ again:
         return;
     }
     for (j = batch; j != NULL; j = j->next)
-        if ((j->rc = run_job(env, parent, j)) == STOR_ERR_FULL)
+        if ((j->rc = lone ? run_fn(env, parent, j) : run_job(env, parent, j)) == STOR_ERR_FULL)
             note_rc = STOR_ERR_FULL;
     if (batch_conflict(batch) && ++tries < STOR_RETRY_MAX) {
         env->be->txn_abort(parent);
         goto again;
+    }
+    if (lone && batch->rc != 0) { /* the job failed: nothing of the txn is kept */
+        env->be->txn_abort(parent);
+        full_track(env, batch, note_rc, 0);
+        return;
     }
     /* Only a batch that refused nothing may say that space is back (a disk: after its quiet period). */
     if (note_rc != STOR_ERR_FULL && full_may_end(env))
@@ -688,6 +709,17 @@ int stor_read(stor_env_t *env, stor_txn_fn fn, void *arg)
     return rc;
 }
 
+int stor_room_ample(stor_env_t *env)
+{
+    uint64_t used;
+    size_t cap;
+
+    if (env->full_since_ms != 0 || env->be->used == NULL || env->be->capacity == NULL ||
+        (cap = env->be->capacity(env->benv)) == 0 || env->be->used(env->benv, &used) != 0)
+        return 0;
+    return used < cap && cap - used >= cap / 4;
+}
+
 int stor_size(stor_env_t *env, uint64_t *used, uint64_t *capacity)
 {
     if (env == NULL || used == NULL || capacity == NULL)
@@ -721,6 +753,7 @@ void stor_int_stats(stor_env_t *env, stor_stats_t *out)
     out->last_batch = env->st_last_batch;
     pthread_mutex_unlock(&env->mu);
     out->round_trips = env->be->round_trips != NULL ? env->be->round_trips(env->benv) : 0;
+    out->nested = __atomic_load_n(&env->st_nested, __ATOMIC_RELAXED);
 }
 
 size_t stor_int_queued(stor_env_t *env)

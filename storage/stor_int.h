@@ -84,6 +84,7 @@ struct stor_env {
     uint64_t st_commit_buckets[STOR_COMMIT_BUCKETS + 1]; /* batches by time (not cumulative; last: slower) */
     double st_commit_seconds;                            /* their time added up */
     unsigned st_max_batch, st_last_batch;
+    uint64_t st_nested;   /* nested write txns begun (atomic: run_job's and stor_txn_nested's) */
     int fail_commits;
     /* a full map (the thread running a batch only; copied under mu for stor_full_status) */
     int full_log_only;       /* stor_config_t.full_log_only: no STOR_EV_STORAGE record */
@@ -183,9 +184,16 @@ int stor_kv_del(stor_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
  *  its own. Nothing on a backend without one. @return 0, STOR_ERR_INVAL, or the failure of t. Typed callers:
  *  stor_txn_token_prefetch, stor_txn_user_prefetch, stor_txn_cred_prefetch (stor.h). */
 int stor_txn_prefetch(stor_txn_t *t, int db, const void *key, size_t klen);
+/** stor_txn_prefetch of the record a stor_get_by_name / stor_get_by_hash of the same arguments reads. */
+int stor_prefetch_by_name(stor_txn_t *t, int db, const char *name);
+int stor_prefetch_by_hash(stor_txn_t *t, int db, const uint8_t hash[32]);
 /** Run fn in a transaction nested in t (a write txn): committed into t if fn returns 0, else aborted. @return fn's
  *  return, or the backend's failure to begin or commit (recorded on t). */
 int stor_txn_nested(stor_txn_t *t, stor_txn_fn fn, void *arg);
+/** May a write of a few pages be made without a nested txn to catch STOR_ERR_FULL? 1 when the backend tells its
+ *  capacity and use (LMDB) and at least a quarter of the capacity was never used (more than any write txn takes),
+ *  and no full episode lasts; else 0 (PostgreSQL: a full disk is not known ahead). Called by the batch's leader. */
+int stor_room_ample(stor_env_t *env);
 /** Validate and encode rec into the value of key in table db (STOR_PUT_* flags). */
 int stor_put_rec(stor_txn_t *t, int db, const stor_val_t *key, stor_rec_type_t type, const void *rec, unsigned flags);
 /** Decode the value of key in table db into out (out_size bytes; zeroed on any error). */
@@ -281,6 +289,7 @@ typedef struct stor_stats {
     unsigned max_batch;     /**< largest batch seen */
     unsigned last_batch;    /**< size of the latest batch */
     uint64_t round_trips;   /**< the backend's round trips to its database so far (0: it makes none, LMDB) */
+    uint64_t nested;        /**< nested write txns begun (a batch's jobs, stor_txn_nested) */
 } stor_stats_t;
 
 void stor_int_stats(stor_env_t *env, stor_stats_t *out);

@@ -81,6 +81,7 @@ int stor_txn_nested(stor_txn_t *t, stor_txn_fn fn, void *arg)
     sub = *t;
     if ((rc = t->env->be->txn_begin(t->env->benv, t->txn, STOR_BK_WRITE, &sub.txn)) != 0)
         return stor_txn_fail(t, rc);
+    __atomic_add_fetch(&t->env->st_nested, 1, __ATOMIC_RELAXED);
     if ((rc = fn(&sub, arg)) == 0 && sub.err != 0)
         rc = sub.err;
     if (rc != 0) {
@@ -355,12 +356,25 @@ int stor_txn_user_get(stor_txn_t *t, const char *name, stor_user_t *out)
     return stor_get_by_name(t, STOR_DB_USERS, STOR_REC_USER, name, out, sizeof(*out));
 }
 
-int stor_txn_user_prefetch(stor_txn_t *t, const char *name)
+int stor_prefetch_by_name(stor_txn_t *t, int db, const char *name)
 {
     stor_val_t k;
     int rc = name_key(t, name, &k);
 
-    return rc != 0 ? rc : stor_txn_prefetch(t, STOR_DB_USERS, k.data, k.len);
+    return rc != 0 ? rc : stor_txn_prefetch(t, db, k.data, k.len);
+}
+
+int stor_prefetch_by_hash(stor_txn_t *t, int db, const uint8_t hash[32])
+{
+    stor_val_t k;
+    int rc = hash_key(t, hash, &k);
+
+    return rc != 0 ? rc : stor_txn_prefetch(t, db, k.data, k.len);
+}
+
+int stor_txn_user_prefetch(stor_txn_t *t, const char *name)
+{
+    return stor_prefetch_by_name(t, STOR_DB_USERS, name);
 }
 
 int stor_txn_user_put(stor_txn_t *t, const stor_user_t *u, int create_only)
@@ -384,10 +398,7 @@ int stor_txn_cred_get(stor_txn_t *t, const char *id, stor_cred_t *out)
 
 int stor_txn_cred_prefetch(stor_txn_t *t, const char *id)
 {
-    stor_val_t k;
-    int rc = name_key(t, id, &k);
-
-    return rc != 0 ? rc : stor_txn_prefetch(t, STOR_DB_CREDS, k.data, k.len);
+    return stor_prefetch_by_name(t, STOR_DB_CREDS, id);
 }
 
 /* Owner of the stored credential k; *found = 0 if there is none. */
@@ -476,10 +487,7 @@ int stor_txn_token_get(stor_txn_t *t, const uint8_t hash[32], stor_token_t *out)
 
 int stor_txn_token_prefetch(stor_txn_t *t, const uint8_t hash[32])
 {
-    stor_val_t k;
-    int rc = hash_key(t, hash, &k);
-
-    return rc != 0 ? rc : stor_txn_prefetch(t, STOR_DB_TOKENS, k.data, k.len);
+    return stor_prefetch_by_hash(t, STOR_DB_TOKENS, hash);
 }
 
 /* Grant of the stored token k; *found = 0 if there is none. */
@@ -631,6 +639,11 @@ int stor_del_by_hash(stor_txn_t *t, int db, const uint8_t hash[32])
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out)
 {
     return stor_get_by_hash(t, STOR_DB_SADS, STOR_REC_SAD, hash, out, sizeof(*out));
+}
+
+int stor_txn_sad_prefetch(stor_txn_t *t, const uint8_t hash[32])
+{
+    return stor_prefetch_by_hash(t, STOR_DB_SADS, hash);
 }
 
 int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad)

@@ -742,6 +742,8 @@ int stor_txn_token_revoke_grant(stor_txn_t *t, const uint8_t grant[16]);
 typedef int (*stor_token_each_fn)(const stor_token_t *tok, void *arg);
 int stor_txn_token_each_grant(stor_txn_t *t, const uint8_t grant[16], stor_token_each_fn fn, void *arg);
 int stor_txn_sad_get(stor_txn_t *t, const uint8_t hash[32], stor_sad_t *out);
+/** Read ahead (stor_txn_token_prefetch) the SAD a stor_txn_sad_get of hash in t reads. */
+int stor_txn_sad_prefetch(stor_txn_t *t, const uint8_t hash[32]);
 int stor_txn_sad_put(stor_txn_t *t, const stor_sad_t *sad);
 int stor_txn_sad_del(stor_txn_t *t, const uint8_t hash[32]);
 /* Pending SADs: what a credential-scope authorization code will turn into a SAD when the token endpoint redeems
@@ -752,6 +754,8 @@ int stor_txn_pending_sad_put(stor_txn_t *t, const stor_sad_t *pending);
 int stor_txn_pending_sad_del(stor_txn_t *t, const uint8_t code_hash[32]);
 /** Append an audit record; fills rec->seq, time_ms (if 0), prev_hash and hash. */
 int stor_txn_audit_append(stor_txn_t *t, stor_audit_t *rec);
+/** Read ahead (stor_txn_token_prefetch) the chain's head that the next stor_txn_audit_append in t reads. */
+int stor_txn_audit_head_prefetch(stor_txn_t *t);
 
 /* OAuth clients, keyed by client_id (1..STOR_NAME_MAX printable ASCII characters without spaces, like user
  * names: else STOR_ERR_INVAL). get: STOR_ERR_NOTFOUND if there is none; put with create_only: STOR_ERR_EXISTS
@@ -930,9 +934,12 @@ typedef struct stor_recent {
 } stor_recent_t;
 /** The record of key in table kind (out->n = 0 and STOR_OK when there is none yet). */
 int stor_txn_recent_get(stor_txn_t *t, uint32_t kind, const char *key, stor_recent_t *out);
-/** Put one event first in key's record of table kind, dropping the oldest past the table's bound (one small put, in
- *  a nested transaction: with the map full the event is dropped, STOR_OK, and t stays usable). client is cut to
- *  STOR_RECENT_CLIENT_MAX bytes (at a character boundary). @return STOR_OK, STOR_ERR_INVAL, ... */
+/** Read ahead (stor_txn_token_prefetch) the record a stor_txn_recent_get or _add of kind and key in t reads. */
+int stor_txn_recent_prefetch(stor_txn_t *t, uint32_t kind, const char *key);
+/** Put one event first in key's record of table kind, dropping the oldest past the table's bound (one small put).
+ *  With the map nearly full (or its room not known: PostgreSQL) in a nested transaction: with the map full the event
+ *  is dropped, STOR_OK, and t stays usable. client is cut to STOR_RECENT_CLIENT_MAX bytes (at a character
+ *  boundary). @return STOR_OK, STOR_ERR_INVAL, ... */
 int stor_txn_recent_add(stor_txn_t *t, uint32_t kind, const char *key, int64_t time_ms, uint32_t what,
                         uint32_t result, const char *client);
 

@@ -175,19 +175,21 @@ static const struct {
     int db;
     sf_txn_t txn;
     unsigned nth;
+    int room_short; /* sf_room_short: the map looks nearly full */
 } spend_faults[] = {
-    {"the SAD read again in the write (consume_decide)", SF_GET, STOR_DB_SADS, SF_WRITE_TXN, 1},
-    {"the spent SAD written back", SF_PUT, STOR_DB_SADS, SF_WRITE_TXN, 1},
-    {"the audit head read (stor_txn_audit_append)", SF_GET, STOR_DB_META, SF_WRITE_TXN, 1},
-    {"the audit record written", SF_PUT, STOR_DB_AUDIT, SF_WRITE_TXN, 1},
-    {"the new audit head written", SF_PUT, STOR_DB_META, SF_WRITE_TXN, 1},
-    {"the credential's signing event written", SF_PUT, STOR_DB_SIGN_EVENTS, SF_WRITE_TXN, 1},
-    /* the write's commits, in order: the signing event's nested txn, the spend's own (nested in the batch's), the
-     * batch's top-level one */
-    {"the signing event's nested commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1},
-    {"the spend's own (nested) commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 2},
-    {"the batch's top-level commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 3},
-    {"the write transaction's begin", SF_BEGIN, SF_ANY_TABLE, SF_WRITE_TXN, 1},
+    {"the SAD read again in the write (consume_decide)", SF_GET, STOR_DB_SADS, SF_WRITE_TXN, 1, 0},
+    {"the spent SAD written back", SF_PUT, STOR_DB_SADS, SF_WRITE_TXN, 1, 0},
+    {"the audit head read (stor_txn_audit_append)", SF_GET, STOR_DB_META, SF_WRITE_TXN, 1, 0},
+    {"the audit record written", SF_PUT, STOR_DB_AUDIT, SF_WRITE_TXN, 1, 0},
+    {"the new audit head written", SF_PUT, STOR_DB_META, SF_WRITE_TXN, 1, 0},
+    {"the credential's signing event written", SF_PUT, STOR_DB_SIGN_EVENTS, SF_WRITE_TXN, 1, 0},
+    /* the write's commits: a lone spend runs in its batch's txn, and with room in the map its signing event too:
+     * one commit */
+    {"the write's one commit", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1, 0},
+    /* with the map nearly full, the signing event's nested txn commits first */
+    {"the signing event's nested commit (map nearly full)", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1, 1},
+    {"the write's commit after it (map nearly full)", SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 2, 1},
+    {"the write transaction's begin", SF_BEGIN, SF_ANY_TABLE, SF_WRITE_TXN, 1, 0},
 };
 
 START_TEST(t_spend_fails)
@@ -197,10 +199,12 @@ START_TEST(t_spend_fails)
     digest_of(spend_faults[_i].what, d);
     char *sad = alice_sad(1, d);
     counts_t before = counts();
+    sf_room_short(spend_faults[_i].room_short);
     sf_arm(spend_faults[_i].op, spend_faults[_i].db, spend_faults[_i].txn, spend_faults[_i].nth, STOR_ERR_IO, 0);
     ck_assert_uint_eq(sign(sad, d, 0, NULL, &code), SAM_OP_REFUSED);
     ck_assert_uint_eq(sf_fired(), 1); /* the fault was met, on the way it names */
     sf_disarm();
+    sf_room_short(0);
     ck_assert_msg(code == SAM_REFUSE_UNAVAILABLE, "%s: refused %s", spend_faults[_i].what, sam_refusal_name(code));
     counts_t after = counts();
     ck_assert_uint_eq(after.signed_ok, before.signed_ok); /* the decision's record went with the spend */
@@ -311,8 +315,10 @@ START_TEST(t_spend_map_full)
 }
 END_TEST
 
-/* The credential's signing event (/account's list) finds the map full: the event is dropped, in its nested txn, and
- * the signature goes on with its audit record (what /account shows never refuses a signature). */
+/* The credential's signing event (/account's list) finds the map full: with the map nearly full (the only time a
+ * small put can meet it) the event is put in a nested txn, and is dropped there: the signature goes on with its
+ * audit record (what /account shows never refuses a signature). With room in the map it is put in the spend's own
+ * txn; were that put refused anyway, the signature is refused whole: nothing signed or spent. */
 static int recent_ec_fn(stor_txn_t *t, void *arg)
 {
     return stor_txn_recent_get(t, STOR_RECENT_SIGNS, CFX_CRED_EC, arg);
@@ -338,9 +344,16 @@ START_TEST(t_spend_event_dropped_when_full)
     counts_t before = counts();
     uint32_t events = sign_events();
     sf_arm(SF_PUT, STOR_DB_SIGN_EVENTS, SF_WRITE_TXN, 1, STOR_ERR_FULL, 0);
+    ck_assert_uint_eq(sign(sad, d, 0, NULL, &code), SAM_OP_REFUSED);
+    ck_assert_uint_eq(sf_fired(), 1);
+    ck_assert_msg(code == SAM_REFUSE_UNAVAILABLE || code == SAM_REFUSE_FULL, "refused %s", sam_refusal_name(code));
+    ck_assert_uint_eq(counts().signed_ok, before.signed_ok);
+    sf_room_short(1);
+    sf_arm(SF_PUT, STOR_DB_SIGN_EVENTS, SF_WRITE_TXN, 1, STOR_ERR_FULL, 0);
     ck_assert_msg(sign(sad, d, 0, NULL, &code) == (SAM_OP_SIGN | SAM_OP_REPLY), "refused %s", sam_refusal_name(code));
     ck_assert_uint_eq(sf_fired(), 1);
     sf_disarm();
+    sf_room_short(0);
     ck_assert_uint_eq(counts().signed_ok, before.signed_ok + 1);
     ck_assert_uint_eq(sign_events(), events); /* dropped */
     budget_spent(sad, d);
@@ -375,6 +388,44 @@ START_TEST(t_hsm_fails_refund)
     mend_key();
     budget_intact(sad, d);
     chain_verifies();
+    free(sad);
+}
+END_TEST
+
+/* Every row a spend's write reads, and a give-back's, was read ahead in its txn (on PostgreSQL the reads go out
+ * together: one round trip for all of them, docs/architecture.md "What one signHash reads"). */
+static void all_read_ahead(const char *what, const int *dbs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned gets, ahead;
+        sf_traced(dbs[i], &gets, &ahead);
+        ck_assert_msg(gets > 0 && ahead == gets, "%s: table %s: %u gets in write txns, %u of them read ahead", what,
+                      stor_table_name(dbs[i]), gets, ahead);
+    }
+}
+
+START_TEST(t_sign_writes_read_ahead)
+{
+    static const int spend[] = { STOR_DB_SADS, STOR_DB_META, STOR_DB_SIGN_EVENTS }, back[] = { STOR_DB_SADS,
+                                                                                               STOR_DB_META };
+    uint8_t d[32];
+    uint32_t code;
+    digest_of("read ahead", d);
+    char *sad = alice_sad(1, d);
+    sf_trace_gets(1);
+    ck_assert_msg(sign(sad, d, 0, NULL, &code) == (SAM_OP_SIGN | SAM_OP_REPLY), "refused %s", sam_refusal_name(code));
+    sf_trace_gets(0);
+    all_read_ahead("a spend", spend, sizeof(spend) / sizeof(spend[0]));
+    free(sad);
+    digest_of("read ahead, given back", d);
+    sad = alice_sad(1, d);
+    break_key();
+    sf_trace_gets(1);
+    ck_assert_uint_eq(sign(sad, d, 0, NULL, &code), SAM_OP_REFUSED);
+    sf_trace_gets(0);
+    mend_key();
+    all_read_ahead("a spend and its give-back", back, sizeof(back) / sizeof(back[0]));
+    budget_intact(sad, d);
     free(sad);
 }
 END_TEST
@@ -545,6 +596,7 @@ int main(void)
     tcase_add_test(tc, t_pre_read_fails);
     tcase_add_test(tc, t_spend_map_full);
     tcase_add_test(tc, t_spend_event_dropped_when_full);
+    tcase_add_test(tc, t_sign_writes_read_ahead);
     tcase_add_test(tc, t_hsm_fails_refund);
     tcase_add_loop_test(tc, t_hsm_fails_refund_fails, 0, (int)(sizeof(refund_faults) / sizeof(refund_faults[0])));
     tcase_add_test(tc, t_reserved_give_back);

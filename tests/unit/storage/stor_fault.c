@@ -2,7 +2,9 @@
  * stor_fault.c - the fault-injecting backend of the unit tests (stor_fault.h).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "stor_fault.h"
@@ -10,10 +12,20 @@
 /* A transaction of the backend below, and what a rule needs to know of it. A nested txn is the child of its parent
  * (at most one at a time, stor_backend.h): the backend ends a parent's children with it, so this one frees their
  * wrappers then too. */
+#define SF_AHEAD_MAX 16 /* keys read ahead remembered per top-level txn (sf_trace_gets) */
+#define SF_KEY_MAX 256  /* longer keys read ahead are not remembered */
+
 typedef struct sf_txn_h {
     stor_bk_txn_t *inner;
     int write;
     struct sf_txn_h *parent, *child;
+    /* the top-level txn's keys read ahead, while tracing */
+    unsigned n_ahead;
+    struct {
+        int db;
+        size_t klen;
+        unsigned char k[SF_KEY_MAX];
+    } ahead[SF_AHEAD_MAX];
 } sf_txn_h_t;
 
 typedef struct sf_cur_h {
@@ -31,6 +43,63 @@ static struct {
     unsigned nth, seen, fired;
     int err, sticky;
 } rule;
+
+/* sf_trace_gets: the gets in write txns per table, and those of them read ahead */
+static struct {
+    int on;
+    unsigned gets[STOR_DB_COUNT], ahead[STOR_DB_COUNT];
+} trace;
+
+static sf_txn_h_t *root_of(sf_txn_h_t *t)
+{
+    while (t->parent != NULL)
+        t = t->parent;
+    return t;
+}
+
+static void trace_get(sf_txn_h_t *t, int db, const stor_val_t *k)
+{
+    sf_txn_h_t *r = root_of(t);
+    int seen = 0;
+
+    for (unsigned i = 0; i < r->n_ahead && !seen; i++)
+        seen = r->ahead[i].db == db && r->ahead[i].klen == k->len && memcmp(r->ahead[i].k, k->data, k->len) == 0;
+    pthread_mutex_lock(&mu);
+    if (trace.on && t->write && db >= 0 && db < STOR_DB_COUNT) {
+        trace.gets[db]++;
+        trace.ahead[db] += (unsigned)seen;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static void trace_prefetch(sf_txn_h_t *t, int db, const stor_val_t *k)
+{
+    sf_txn_h_t *r = root_of(t);
+
+    if (r->n_ahead < SF_AHEAD_MAX && k->len <= SF_KEY_MAX) {
+        r->ahead[r->n_ahead].db = db;
+        r->ahead[r->n_ahead].klen = k->len;
+        memcpy(r->ahead[r->n_ahead].k, k->data, k->len);
+        r->n_ahead++;
+    }
+}
+
+void sf_trace_gets(int on)
+{
+    pthread_mutex_lock(&mu);
+    if (on)
+        memset(&trace, 0, sizeof(trace));
+    trace.on = on;
+    pthread_mutex_unlock(&mu);
+}
+
+void sf_traced(int db, unsigned *gets, unsigned *ahead)
+{
+    pthread_mutex_lock(&mu);
+    *gets = trace.gets[db];
+    *ahead = trace.ahead[db];
+    pthread_mutex_unlock(&mu);
+}
 
 /* The error to return instead of making this call, or 0 to make it. */
 static int fault(sf_op_t op, int db, int write)
@@ -122,6 +191,8 @@ static int sf_get(stor_bk_env_t *e, stor_bk_txn_t *txn, int db, const stor_val_t
 {
     sf_txn_h_t *t = (sf_txn_h_t *)txn;
     int rc = fault(SF_GET, db, t->write);
+    if (rc == 0)
+        trace_get(t, db, k);
     return rc != 0 ? rc : below->get(e, t->inner, db, k, v);
 }
 
@@ -189,9 +260,20 @@ static size_t sf_capacity(stor_bk_env_t *e)
     return below->capacity != NULL ? below->capacity(e) : 0;
 }
 
+static atomic_int room_short; /* sf_room_short() */
+
 static int sf_used(stor_bk_env_t *e, uint64_t *bytes)
 {
+    if (atomic_load(&room_short) && below->capacity != NULL) {
+        *bytes = below->capacity(e);
+        return 0;
+    }
     return below->used(e, bytes);
+}
+
+void sf_room_short(int on)
+{
+    atomic_store(&room_short, on);
 }
 
 static int sf_full_cause(stor_bk_env_t *e)
@@ -210,9 +292,12 @@ static int sf_try_lock(stor_bk_txn_t *txn, const char *name)
 }
 
 /* A read ahead is not a call a rule fails: the get that takes its answer is. */
+/* Present on every backend (a hint: on one without, like LMDB, it does nothing), so that a test can see what the
+ * record layer reads ahead. */
 static int sf_prefetch(stor_bk_env_t *e, stor_bk_txn_t *txn, int db, const stor_val_t *k)
 {
-    return below->prefetch(e, ((sf_txn_h_t *)txn)->inner, db, k);
+    trace_prefetch((sf_txn_h_t *)txn, db, k);
+    return below->prefetch != NULL ? below->prefetch(e, ((sf_txn_h_t *)txn)->inner, db, k) : 0;
 }
 
 static uint64_t sf_round_trips(stor_bk_env_t *e)
@@ -262,7 +347,7 @@ void sf_install(stor_env_t *env)
     faulty.schema_version = below->schema_version != NULL ? sf_schema_version : NULL;
     faulty.try_lock = below->try_lock != NULL ? sf_try_lock : NULL;
     faulty.backup = below->backup != NULL ? sf_backup : NULL;
-    faulty.prefetch = below->prefetch != NULL ? sf_prefetch : NULL;
+    faulty.prefetch = sf_prefetch;
     faulty.round_trips = below->round_trips != NULL ? sf_round_trips : NULL;
     env->be = &faulty;
     pthread_mutex_unlock(&mu);

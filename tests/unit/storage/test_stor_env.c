@@ -429,9 +429,53 @@ START_TEST(t_nested_rollback)
     ck_assert_int_eq(tst_async_join(&jc), 0);
     stor_int_stats(env, &st);
     ck_assert_uint_eq(st.last_batch, 3);
+    ck_assert_uint_eq(st.nested, 3); /* one per job of that batch; none for the blocker's batch of one */
     ck_assert_int_eq(stor_user_get(env, "a", &u), 0);
     ck_assert_int_eq(stor_user_get(env, "b", &u), STOR_ERR_NOTFOUND);
     ck_assert_int_eq(stor_user_get(env, "c", &u), 0);
+    stor_close(env);
+}
+END_TEST
+
+/* A user "d" and a signature event of credential "cred-d"; fails with MY_ERR after both if arg is set. */
+static int put_d_and_recent(stor_txn_t *t, void *arg)
+{
+    stor_user_t u;
+
+    tst_user(&u, "d", 0);
+    ck_assert_int_eq(stor_txn_user_put(t, &u, 1), 0);
+    ck_assert_int_eq(stor_txn_recent_add(t, STOR_RECENT_SIGNS, "cred-d", 1000, 1, STOR_RES_OK, "client"), 0);
+    return arg != NULL ? MY_ERR : 0;
+}
+
+static int get_recent_d(stor_txn_t *t, void *arg)
+{
+    return stor_txn_recent_get(t, STOR_RECENT_SIGNS, "cred-d", arg);
+}
+
+/* A batch of one job runs it in the batch's own txn, and with ample room in the map its recent-activity record is
+ * put in that txn too: no nested txn at all (LMDB allocates 3 MiB for each, whose churn in csc-sam's locked heap
+ * made the soak's memory creep). A failing lone job still leaves nothing behind. */
+START_TEST(t_lone_job_not_nested)
+{
+    stor_env_t *env = tst_open(tst_path(), 0);
+    stor_stats_t st0, st1;
+    stor_recent_t r;
+    stor_user_t u;
+
+    ck_assert_int_eq(stor_room_ample(env), 1);
+    stor_int_stats(env, &st0);
+    ck_assert_int_eq(stor_write(env, put_d_and_recent, "fail"), MY_ERR);
+    ck_assert_int_eq(stor_user_get(env, "d", &u), STOR_ERR_NOTFOUND);
+    ck_assert_int_eq(stor_read(env, get_recent_d, &r), 0);
+    ck_assert_uint_eq(r.n, 0);
+    ck_assert_int_eq(stor_write(env, put_d_and_recent, NULL), 0);
+    ck_assert_int_eq(stor_user_get(env, "d", &u), 0);
+    ck_assert_int_eq(stor_read(env, get_recent_d, &r), 0);
+    ck_assert_uint_eq(r.n, 1);
+    stor_int_stats(env, &st1);
+    ck_assert_uint_eq(st1.batches - st0.batches, 2);
+    ck_assert_uint_eq(st1.nested - st0.nested, 0);
     stor_close(env);
 }
 END_TEST
@@ -656,6 +700,32 @@ static int put_big_cred(stor_txn_t *t, void *arg)
     free(c);
     return rc;
 }
+
+/* With less than a quarter of the map left, a recent-activity record goes into a nested txn of its own (where a
+ * full map drops it and keeps the write it belongs to); with more, into the job's txn. */
+START_TEST(t_recent_nested_when_nearly_full)
+{
+    stor_env_t *env = tst_open(tst_path(), 1 << 20);
+    big_arg_t a = { 0, 0 };
+    stor_stats_t st0, st1;
+    uint64_t used = 0, cap = 0;
+    stor_recent_t r;
+
+    ck_assert_int_eq(stor_room_ample(env), 1);
+    for (a.i = 0; a.i < 256 && stor_room_ample(env); a.i++)
+        ck_assert_int_eq(stor_write(env, put_big_cred, &a), 0);
+    ck_assert_int_eq(stor_size(env, &used, &cap), STOR_OK);
+    ck_assert_uint_gt(used, cap - cap / 4);
+    ck_assert_uint_lt(used, cap - cap / 8); /* still room for a few more */
+    stor_int_stats(env, &st0);
+    ck_assert_int_eq(stor_write(env, put_d_and_recent, NULL), 0);
+    stor_int_stats(env, &st1);
+    ck_assert_uint_eq(st1.nested - st0.nested, 1);
+    ck_assert_int_eq(stor_read(env, get_recent_d, &r), 0);
+    ck_assert_uint_eq(r.n, 1);
+    stor_close(env);
+}
+END_TEST
 
 START_TEST(t_map_full)
 {
@@ -962,11 +1032,13 @@ Suite *tst_env_suite(void)
     tcase_add_test(tw, t_batching);
     tcase_add_test(tw, t_batch_cap);
     tcase_add_test(tw, t_nested_rollback);
+    tcase_add_test(tw, t_lone_job_not_nested);
     tcase_add_test(tw, t_nonzero_rc_discards);
     tcase_add_test(tw, t_commit_failure);
     tcase_add_test(tw, t_reentrancy);
     tcase_add_test(tw, t_close_in_progress);
     tcase_add_test(tw, t_map_full);
+    tcase_add_test(tw, t_recent_nested_when_nearly_full);
     tcase_add_test(tw, t_map_full_audit_only_when_asked);
     tcase_add_test(tw, t_disk_full);
     suite_add_tcase(s, tw);

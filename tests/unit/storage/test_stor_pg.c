@@ -4,6 +4,7 @@
  * in nested txns, the pool after the server restarts, the record layer on the migrations' tables as csc_sam.
  * Run by `test_storage --pg scripts/pg` (ctest unit_storage_pg) against the cluster it starts.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -627,6 +628,80 @@ START_TEST(t_pg_prefetch_round_trips)
 }
 END_TEST
 
+/* What a one-hash spend writes (oauth_sad_consume, oauth/oauth_sad.c): the SAD read and written back, an audit
+ * record on the chain's head, the credential's signing event. Its three reads read ahead cost one round trip together,
+ * read one by one three; the write txn's BEGIN and its COMMIT are one each (the writes go with the COMMIT). */
+typedef struct spend_write {
+    int ahead;
+    uint8_t hash[32];
+    stor_sad_t *sad;
+} spend_write_t;
+
+static int spend_write_fn(stor_txn_t *t, void *arg)
+{
+    spend_write_t *w = arg;
+    stor_audit_t rec;
+    int rc;
+
+    if (w->ahead && ((rc = stor_txn_sad_prefetch(t, w->hash)) != 0 || (rc = stor_txn_audit_head_prefetch(t)) != 0 ||
+                     (rc = stor_txn_recent_prefetch(t, STOR_RECENT_SIGNS, "pg-rt-cred")) != 0))
+        return rc;
+    if ((rc = stor_txn_sad_get(t, w->hash, w->sad)) != 0)
+        return rc;
+    w->sad->remaining--;
+    if ((rc = stor_txn_sad_put(t, w->sad)) != 0)
+        return rc;
+    memset(&rec, 0, sizeof(rec));
+    rec.event = STOR_EV_SIGN;
+    rec.result = STOR_RES_OK;
+    tst_set(rec.user, sizeof(rec.user), "pg-rt");
+    if ((rc = stor_txn_audit_append(t, &rec)) != 0)
+        return rc;
+    return stor_txn_recent_add(t, STOR_RECENT_SIGNS, "pg-rt-cred", 1000, 1, STOR_RES_OK, "client");
+}
+
+static int spend_seed_fn(stor_txn_t *t, void *arg)
+{
+    return stor_txn_sad_put(t, ((spend_write_t *)arg)->sad);
+}
+
+static uint64_t spend_write_cost(stor_env_t *env, spend_write_t *w, int ahead)
+{
+    stor_stats_t before, after;
+    uint32_t left = w->sad->remaining;
+
+    w->ahead = ahead;
+    stor_int_stats(env, &before);
+    ck_assert_int_eq(stor_write(env, spend_write_fn, w), 0);
+    stor_int_stats(env, &after);
+    ck_assert_uint_eq(w->sad->remaining, left - 1);
+    return after.round_trips - before.round_trips;
+}
+
+START_TEST(t_pg_spend_round_trips)
+{
+    stor_env_t *env = pg_store();
+    spend_write_t w;
+
+    memset(&w, 0, sizeof(w));
+    ck_assert_ptr_nonnull(w.sad = calloc(1, sizeof(*w.sad)));
+    memset(w.hash, 0x5b, sizeof(w.hash));
+    memcpy(w.sad->hash, w.hash, 32);
+    tst_set(w.sad->user, sizeof(w.sad->user), "pg-rt");
+    tst_set(w.sad->cred, sizeof(w.sad->cred), "pg-rt-cred");
+    w.sad->remaining = 100;
+    w.sad->expires_at = INT64_MAX;
+    ck_assert_int_eq(stor_write(env, spend_seed_fn, &w), 0);
+    (void)spend_write_cost(env, &w, 0); /* the statements prepared on the connection */
+    (void)spend_write_cost(env, &w, 1);
+    uint64_t one_by_one = spend_write_cost(env, &w, 0), ahead = spend_write_cost(env, &w, 1);
+    ck_assert_msg(one_by_one == 5 && ahead == 3, "%" PRIu64 " round trips one by one, %" PRIu64 " read ahead",
+                  one_by_one, ahead);
+    free(w.sad);
+    stor_close(env);
+}
+END_TEST
+
 /* Two environments (two nodes) whose jobs lock two rows in opposite order: PostgreSQL breaks the deadlock by
  * failing one (40P01), and stor_write runs that batch again, so both writes succeed. */
 typedef struct lockstep {
@@ -1092,6 +1167,7 @@ Suite *tst_pg_suite(void)
     tcase_add_test(tc, t_pg_store);
     tcase_add_test(tc, t_pg_prefetch_snapshot);
     tcase_add_test(tc, t_pg_prefetch_round_trips);
+    tcase_add_test(tc, t_pg_spend_round_trips);
     tcase_add_test(tc, t_pg_deadlock_retried);
     tcase_add_test(tc, t_pg_restart);
     suite_add_tcase(s, tc);
