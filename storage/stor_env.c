@@ -351,7 +351,11 @@ static int run_fn(stor_env_t *env, stor_bk_txn_t *txn, struct stor_job *job)
     stor_txn_t t = { .env = env, .writable = 1, .origin = job->origin, .walk_db = -1, .txn = txn };
     int rc = job->fn(&t, job->arg);
 
-    /* A callback that ignored a failed put would otherwise make the commit fail (a dead txn). */
+    /* A txn that met a conflict, or a pooled connection found dead (STOR_ERR_RETRY), runs again, whatever the
+     * callback made of the failure. A callback that ignored a failed put would otherwise make the commit fail (a
+     * dead txn). */
+    if (t.err == STOR_ERR_RETRY)
+        return STOR_ERR_RETRY;
     return rc == 0 && t.err != 0 ? t.err : rc;
 }
 

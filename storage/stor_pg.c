@@ -13,7 +13,9 @@
  * itself when the database does. Statements are prepared once per connection and table (lazily), parameters and
  * results in binary, and pipelined: what needs no answer waits for the next statement that does ("pipelines"). A
  * read txn is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (a snapshot), sent with its first statement; a write
- * txn is BEGIN (READ COMMITTED) and every get and cursor read in it is FOR UPDATE, so a read-modify-write is atomic
+ * txn is BEGIN (READ COMMITTED), sent with its first statement too (a pooled connection found dead there:
+ * STOR_ERR_RETRY, the batch runs again; a txn that only writes syncs before its COMMIT, so that a dead connection is
+ * never a COMMIT of unknown fate), and every get and cursor read in it is FOR UPDATE, so a read-modify-write is atomic
  * across processes and nodes, and a get of a row it already holds is answered without the database ("the rows a
  * write txn holds"); a nested txn is a SAVEPOINT. Values returned stay valid until the top-level txn ends (the
  * PGresults and copies are kept in the txn). STOR_PUT_RESERVE hands out a buffer of the txn that is sent at the next
@@ -73,6 +75,7 @@ typedef struct pg_conn {
     int broken;
     time_t idle_since; /* CLOCK_MONOTONIC seconds, while in the idle list */
     int piped;         /* in libpq's pipeline mode (a txn's statements; see "pipelines") */
+    int first_retry;   /* a write txn's BEGIN queued on a pooled connection, no answer read yet (begin_top) */
     unsigned nq;       /* statements sent since the last sync, their results not read yet */
     unsigned owed;     /* statements of a pipeline synced but left unread (an ended txn's ROLLBACK): read at the
                         * next conn_take */
@@ -314,7 +317,7 @@ static void conn_drop(stor_bk_env_t *e, pg_conn_t *pc)
 /* ---- pipelines ----------------------------------------------------------------
  * A connection in a transaction is in libpq's pipeline mode. A statement whose answer the caller does not need at
  * once (an upsert, an insert of STOR_PUT_NEW, the value of a put(RESERVE), a prepare, a SAVEPOINT and its RELEASE,
- * a read txn's BEGIN) is only queued; it goes out with the next statement that must be answered (a get of a row not
+ * a txn's BEGIN) is only queued; it goes out with the next statement that must be answered (a get of a row not
  * held, a count, a cursor page, a put that must know whether the key existed, the COMMIT): one round trip for all of
  * them. The first error among them is that sync point's answer: PostgreSQL skips the rest of the pipeline, and the
  * txn may only be aborted, as after any error. When that answer reaches a nested txn other than the one whose
@@ -438,12 +441,13 @@ static int read_sync(pg_conn_t *pc, int err)
 static int pipe_sync(pg_conn_t *pc, PGresult **want)
 {
     unsigned n = pc->nq;
-    int err = 0;
+    int err = 0, first = pc->first_retry;
 
+    pc->first_retry = 0;
     if (want != NULL)
         *want = NULL;
     if (pc->broken || pq.PQpipelineSync(pc->c) != 1)
-        return pipe_lost(pc);
+        return first ? (pipe_lost(pc), STOR_ERR_RETRY) : pipe_lost(pc);
     if (pc->e != NULL)
         __atomic_add_fetch(&pc->e->round_trips, 1, __ATOMIC_RELAXED);
     pc->nq = 0;
@@ -460,7 +464,10 @@ static int pipe_sync(pg_conn_t *pc, PGresult **want)
         pq.PQclear(*want);
         *want = NULL;
     }
-    return err;
+    /* A write txn's first answer found its pooled connection gone: it was dead before the txn did anything (the
+     * database restarted since it was used), and what was queued never ran. The batch runs again (STOR_ERR_RETRY)
+     * on another connection, as begin_top did when it waited for the BEGIN's answer. */
+    return first && err == STOR_ERR_UNAVAILABLE && pc->broken ? STOR_ERR_RETRY : err;
 }
 
 /* Send what is queued and a sync point, and leave the answers to be read by the connection's next user (an ended
@@ -1064,9 +1071,11 @@ static void txn_free(stor_bk_txn_t *t)
     free(t);
 }
 
-/* A top-level txn's connection, in pipeline mode. A write txn sends its BEGIN at once (one round trip per batch of
- * stor_env.c) and, if a pooled connection turns out dead there, moves to a fresh one; a read txn's BEGIN waits for
- * its first statement (stmt_run), and a read txn that reads nothing sends nothing. */
+/* A top-level txn's connection, in pipeline mode. A write txn queues its BEGIN, which goes with its first statement
+ * that needs an answer; if a pooled connection turns out dead there, that answer is STOR_ERR_RETRY (nothing of the
+ * txn ran: stor_env.c runs the batch again, on another connection; pipe_sync). A read txn's BEGIN waits for its first
+ * statement too (stmt_run), moving to a fresh connection by itself, and a read txn that reads nothing sends nothing.
+ * A connection that cannot be put in pipeline mode is dropped and another taken (two tries). */
 static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t)
 {
     int rc;
@@ -1079,8 +1088,12 @@ static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t)
                 t->lazy = 1;
                 return 0;
             }
-            if ((rc = queue_sql(t->pc, "BEGIN")) == 0 && (rc = pipe_sync(t->pc, NULL)) == 0)
+            /* Not waited for: it goes with the first statement that must be answered (pipe_sync turns a pooled
+             * connection found dead there into a batch run again). */
+            if ((rc = queue_sql(t->pc, "BEGIN")) == 0) {
+                t->pc->first_retry = !t->fresh;
                 return 0;
+            }
         }
         t->pc->broken = 1;
         conn_drop(e, t->pc);
@@ -1132,12 +1145,14 @@ static void pg_txn_abort(stor_bk_txn_t *t)
         return;
     pending_free(t);
     if (t->depth > 0) {
-        /* What is queued first (an error there is why this txn ends); then back to the savepoint. */
-        if (t->pc->nq > 0)
-            (void)pipe_sync(t->pc, NULL);
+        /* What is queued first (an error there is why this txn ends); then back to the savepoint. A connection
+         * found dead at the txn's first answer: the batch runs again (pipe_sync). */
+        if (t->pc->nq > 0 && pipe_sync(t->pc, NULL) == STOR_ERR_RETRY)
+            t->root->failed = STOR_ERR_RETRY;
         snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT s%u", t->sp);
-        if (queue_sql(t->pc, sql) != 0 || (snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%u", t->sp),
-                                           queue_sql(t->pc, sql)) != 0 || pipe_sync(t->pc, NULL) != 0)
+        if ((queue_sql(t->pc, sql) != 0 || (snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%u", t->sp),
+                                            queue_sql(t->pc, sql)) != 0 || pipe_sync(t->pc, NULL) != 0) &&
+            t->root->failed == 0)
             t->root->failed = STOR_ERR_IO; /* its savepoint was skipped after an earlier error: the txn fails */
         held_forget(t->root);
         pre_forget(t->root);
@@ -1158,6 +1173,11 @@ static int pg_txn_commit(stor_bk_txn_t *t)
     char sql[96];
     PGresult *r = NULL;
     int rc = flush(t);
+
+    /* A write txn that has had no answer yet (it only wrote) sends its BEGIN and writes first: a pooled connection
+     * found dead is then a batch to run again, never a COMMIT whose fate is unknown. */
+    if (rc == 0 && t->depth == 0 && t->pc != NULL && t->pc->first_retry)
+        rc = pipe_sync(t->pc, NULL);
 
     if (t->depth > 0) {
         if (rc == 0) {
