@@ -646,7 +646,7 @@ static int bump_user(stor_txn_t *t, void *arg)
 
     (void)arg;
     if ((rc = stor_txn_user_get(t, "pg-restart", &u)) != 0)
-        return rc;
+        return -1000; /* a code of its own for any failure: the batch still runs again after STOR_ERR_RETRY */
     u.failed_logins++;
     return stor_txn_user_put(t, &u, 0);
 }
