@@ -116,7 +116,7 @@ int oauth_new(const oauth_config_t *cfg, oauth_t **out)
     o->chal_cap = OAUTH_CHALLENGES_MAX;
     if (oauth_rate_new(&o->rate) != OAUTH_OK ||
         oauth_ticket_init(o) != OAUTH_OK || oauth_fails_new(&o->cfg, &o->fails) != OAUTH_OK ||
-        oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK)
+        oauth_gate_new(o->cfg.verify_max, &o->gate) != OAUTH_OK || oauth_hints_new(&o->hints) != OAUTH_OK)
         goto out;
     if ((rc = make_dummy(o)) != OAUTH_OK)
         goto out;
@@ -135,6 +135,7 @@ void oauth_free(oauth_t *o)
     oauth_rate_free(o->rate);
     oauth_fails_end(o, o->fails); /* counts of failed logins not written yet: storage is still open here */
     oauth_gate_free(o->gate);
+    oauth_hints_free(o->hints);
     OPENSSL_clear_free(o, sizeof(*o)); /* the ticket key with it */
 }
 

@@ -28,6 +28,7 @@ struct oauth {
                                         * locked or suspended user's password is checked against it */
     uint32_t dummy_len;
     struct oauth_gate *gate;           /* cap on concurrent scrypt verifications (oauth_secret.c) */
+    struct oauth_hints *hints;         /* the users of tokens seen lately, what a check reads ahead (oauth_hint.c) */
     oauth_totp_open_fn totp_open;      /* opens a sealed TOTP secret (csc-sam only; oauth_totp_rest.c) */
     void *totp_open_arg;
 };
@@ -37,6 +38,13 @@ struct oauth {
  *  this process); a digest of the stored form, to see that it changed. */
 int oauth_user_totp(const oauth_t *o, const stor_user_t *u, uint8_t out[STOR_TOTP_MAX], size_t *len);
 void oauth_user_totp_fp(const stor_user_t *u, uint8_t fp[32]);
+
+/** oauth_hint.c: the user of the token of hash seen last (a hint only: which user row to read ahead with it).
+ *  oauth_hint_get: 1 and user set if known, else 0 and user "". */
+int oauth_hints_new(struct oauth_hints **out);
+void oauth_hints_free(struct oauth_hints *h);
+int oauth_hint_get(struct oauth_hints *h, const uint8_t hash[32], char user[STOR_NAME_MAX + 1]);
+void oauth_hint_put(struct oauth_hints *h, const uint8_t hash[32], const char *user);
 
 /** The cap of oauth_secret_check(): max checks at once, as many waiting. @return OAUTH_OK, OAUTH_ERR_INTERNAL */
 int oauth_gate_new(unsigned max, struct oauth_gate **out);

@@ -43,6 +43,9 @@ typedef struct {
     uint8_t hash[32];
     int64_t now;
     oauth_principal_t *out;
+    oauth_t *o;
+    const char *hint;                /* the user row to read ahead with the token (NULL: none) */
+    char known[STOR_NAME_MAX + 1];   /* the hint kept for this token (oauth_hint.c) */
 } check_ctx_t;
 
 /* A token issued to an OAuth client dies with the client: also when an id is registered again later. */
@@ -64,6 +67,12 @@ static int check_read(stor_txn_t *t, void *arg)
     uint32_t status = 0;
     int rc;
 
+    /* Read ahead only: a failure here is the txn's, and the get that follows returns it. A hint that is no user
+     * name (INVAL) reads nothing ahead. */
+    if (c->hint != NULL) {
+        (void)stor_txn_token_prefetch(t, c->hash);
+        (void)stor_txn_user_prefetch(t, c->hint);
+    }
     if ((rc = stor_txn_token_get(t, c->hash, &tok)) == STOR_ERR_NOTFOUND)
         return OAUTH_ERR_INVALID;
     if (rc < 0)
@@ -83,6 +92,8 @@ static int check_read(stor_txn_t *t, void *arg)
         return rc;
     if (tok.user[0] && status != STOR_USER_ACTIVE)
         return OAUTH_ERR_DISABLED;
+    if (tok.user[0] && strcmp(c->known, tok.user) != 0) /* the next check of this token reads its user ahead */
+        oauth_hint_put(c->o->hints, c->hash, tok.user);
     oauth_copy(c->out->user, sizeof(c->out->user), tok.user);
     oauth_copy(c->out->client, sizeof(c->out->client), tok.client);
     oauth_copy(c->out->cred, sizeof(c->out->cred), tok.cred);
@@ -92,9 +103,12 @@ static int check_read(stor_txn_t *t, void *arg)
     return oauth_token_ref(c->hash, c->out->ref);
 }
 
-/* The context of check_read for token, or OAUTH_ERR_INVAL (out zeroed first when not NULL). */
+/* The context of check_read for token, or OAUTH_ERR_INVAL (out zeroed first when not NULL); the user kept for the
+ * token's hash, if any, as the hint of the row to read ahead. */
 static int check_init(oauth_t *o, const char *token, size_t len, oauth_principal_t *out, check_ctx_t *c)
 {
+    int rc;
+
     memset(c, 0, sizeof(*c));
     if (out)
         memset(out, 0, sizeof(*out));
@@ -102,7 +116,12 @@ static int check_init(oauth_t *o, const char *token, size_t len, oauth_principal
         return OAUTH_ERR_INVAL;
     c->now = oauth_clock(o);
     c->out = out;
-    return oauth_token_hash(token, len, c->hash);
+    c->o = o;
+    if ((rc = oauth_token_hash(token, len, c->hash)) != OAUTH_OK)
+        return rc;
+    if (oauth_hint_get(o->hints, c->hash, c->known))
+        c->hint = c->known;
+    return OAUTH_OK;
 }
 
 int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal_t *out)
@@ -124,12 +143,8 @@ int oauth_token_check_txn(oauth_t *o, stor_txn_t *t, const char *token, size_t l
     check_ctx_t c;
     int rc = check_init(o, token, len, out, &c);
 
-    /* Read ahead only: a failure here is the txn's, and the get that follows returns it. A hint that is no user
-     * name (INVAL) reads nothing ahead. */
-    if (rc == OAUTH_OK && user_hint != NULL) {
-        (void)stor_txn_token_prefetch(t, c.hash);
-        (void)stor_txn_user_prefetch(t, user_hint);
-    }
+    if (user_hint != NULL) /* the caller's (csc-sam's SIGN: the user csc-server found) before the one kept here */
+        c.hint = user_hint;
     if (rc == OAUTH_OK)
         rc = oauth_rc(check_read(t, &c));
     if (rc != OAUTH_OK && out)

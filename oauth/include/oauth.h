@@ -248,7 +248,8 @@ int oauth_token_check(oauth_t *o, const char *token, size_t len, oauth_principal
  * (csc-sam's SIGN reads the token, its user and the credential in one read txn: one round trip on PostgreSQL).
  * user_hint (NULL: none): the user the caller expects the token to belong to; with it, the token's row and that
  * user's are read ahead together (stor_txn_*_prefetch). Only what is read ahead: the token's own user is the one
- * checked, and a wrong hint costs a read. Returns as oauth_token_check; a failure of t is OAUTH_ERR_STORAGE or
+ * checked, and a wrong hint costs a read. Without one, both checks use the user found for the same token's hash the
+ * last time, if this oauth_t still keeps it (oauth_hint.c: a token used for many requests costs one round trip). Returns as oauth_token_check; a failure of t is OAUTH_ERR_STORAGE or
  * OAUTH_ERR_UNAVAILABLE (oauth_rc).
  */
 int oauth_token_check_txn(oauth_t *o, stor_txn_t *t, const char *token, size_t len, const char *user_hint,

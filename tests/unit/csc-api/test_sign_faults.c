@@ -147,6 +147,29 @@ static void polls_signature(const char *id, const uint8_t md[32])
 
 /* ---- the spend refused by storage: 503, nothing signed, nothing spent ---- */
 
+/* A bearer token used again: in every read txn of a signHash, the token's user row was read ahead with the token
+ * (csc-server's check keeps the user it found for the token's hash, oauth_hint.c; csc-sam's gets it in SIGN's USER):
+ * on PostgreSQL the token, its user and the credential cost one round trip in each process. */
+START_TEST(t_token_user_read_ahead)
+{
+    static const int dbs[] = { STOR_DB_TOKENS, STOR_DB_USERS };
+    uint8_t md[32];
+    char *h = digest_b64("token user read ahead", md);
+    char *sad = sad_for(h); /* the token's first use since login: its user is known from then on */
+    sf_trace_gets(1, SF_READ_TXN);
+    signs_once(sad, h, md);
+    sf_trace_gets(0, SF_READ_TXN);
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        unsigned gets, ahead;
+        sf_traced(dbs[i], &gets, &ahead);
+        ck_assert_msg(gets >= 2 && ahead == gets, "table %s: %u gets in read txns, %u of them read ahead",
+                      stor_table_name(dbs[i]), gets, ahead);
+    }
+    free(sad);
+    free(h);
+}
+END_TEST
+
 START_TEST(t_spend_storage_fails)
 {
     uint8_t md[32];
@@ -262,6 +285,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, t_spend_storage_fails);
+    tcase_add_test(tc, t_token_user_read_ahead);
     tcase_add_test(tc, t_hsm_fails);
     tcase_add_test(tc, t_async_hsm_fails);
     tcase_add_test(tc, t_async_pending_not_stored);

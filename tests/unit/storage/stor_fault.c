@@ -47,6 +47,7 @@ static struct {
 /* sf_trace_gets: the gets in write txns per table, and those of them read ahead */
 static struct {
     int on;
+    sf_txn_t txn;
     unsigned gets[STOR_DB_COUNT], ahead[STOR_DB_COUNT];
 } trace;
 
@@ -65,7 +66,8 @@ static void trace_get(sf_txn_h_t *t, int db, const stor_val_t *k)
     for (unsigned i = 0; i < r->n_ahead && !seen; i++)
         seen = r->ahead[i].db == db && r->ahead[i].klen == k->len && memcmp(r->ahead[i].k, k->data, k->len) == 0;
     pthread_mutex_lock(&mu);
-    if (trace.on && t->write && db >= 0 && db < STOR_DB_COUNT) {
+    if (trace.on && (trace.txn == SF_ANY_TXN || (trace.txn == SF_WRITE_TXN) == (t->write != 0)) && db >= 0 &&
+        db < STOR_DB_COUNT) {
         trace.gets[db]++;
         trace.ahead[db] += (unsigned)seen;
     }
@@ -84,12 +86,13 @@ static void trace_prefetch(sf_txn_h_t *t, int db, const stor_val_t *k)
     }
 }
 
-void sf_trace_gets(int on)
+void sf_trace_gets(int on, sf_txn_t txn)
 {
     pthread_mutex_lock(&mu);
     if (on)
         memset(&trace, 0, sizeof(trace));
     trace.on = on;
+    trace.txn = txn;
     pthread_mutex_unlock(&mu);
 }
 

@@ -50,10 +50,10 @@ void sf_arm(sf_op_t op, int db, sf_txn_t txn, unsigned nth, int err, int sticky)
 /** With on != 0, the environment's use is reported as its capacity (a map that looks full to stor_room_ample: the
  *  record layer takes its nested-txn paths, e.g. a recent-activity record's); 0: the backend's own figure again. */
 void sf_room_short(int on);
-/** With on != 0: count from now (again from zero) the gets in write txns, per table, and those of them whose key
- *  was read ahead (prefetch) before in the same top-level txn; 0: stop counting. The backend's prefetch is always
+/** With on != 0: count from now (again from zero) the gets in txns of kind txn, per table, and those of them whose
+ *  key was read ahead (prefetch) before in the same top-level txn; 0: stop counting. The backend's prefetch is always
  *  present on this one (doing nothing where the backend below has none), so that it can be seen on LMDB. */
-void sf_trace_gets(int on);
+void sf_trace_gets(int on, sf_txn_t txn);
 /** What sf_trace_gets counted on table db (STOR_DB_*). */
 void sf_traced(int db, unsigned *gets, unsigned *ahead);
 /** Fail nothing more. */
