@@ -212,7 +212,7 @@ class TestNotify(unittest.TestCase):
         self.assertLessEqual(pings, 11, lst.messages)
         self.assertEqual(self.svc.post("info", {}).status, 200)
         pid = self.svc.proc.pid
-        self.assertEqual(self.svc.stop(), 0)
+        self.assertEqual(self.svc.stop(), 0, self.svc.server_stderr()[-4000:])
         stopping = lst.wait_for("STOPPING", 5)
         self.assertIn("draining", stopping["STATUS"])
         self.assertEqual({p for p, _ in lst.messages}, {pid})
@@ -226,7 +226,7 @@ class TestNotify(unittest.TestCase):
             self.listener.wait_for("READY")
             self.listener.read(1.0)
             self.assertFalse([m for _, m in self.listener.messages if "WATCHDOG" in m], self.listener.messages)
-            self.assertEqual(self.svc.stop(), 0)
+            self.assertEqual(self.svc.stop(), 0, self.svc.server_stderr()[-4000:])
 
     def test_sam_alone(self):
         """csc-sam started on its own (csc-sam.service, sam_mode = connect), under its seccomp filter: READY=1 once
@@ -246,7 +246,7 @@ class TestNotify(unittest.TestCase):
             self.assertGreaterEqual(pings, 4, lst.messages)  # every 150 ms
             self.svc.start()  # connects to it
             self.assertIn("csc-sam ready: csc-sam pid=%d " % sam.pid, self.svc.server_stderr())
-            self.assertEqual(self.svc.stop(), 0)
+            self.assertEqual(self.svc.stop(), 0, self.svc.server_stderr()[-4000:])
             sam.send_signal(signal.SIGTERM)
             self.assertEqual(sam.wait(timeout=30), 0)
         finally:
