@@ -141,7 +141,7 @@ int stor_txn_recent_add(stor_txn_t *t, uint32_t kind, const char *key, int64_t t
      * allocated and freed, stor_env.c run_batch). */
     recent_put_t p = { db, key, &r };
     if (stor_room_ample(t->env))
-        return stor_put_by_name(t, db, STOR_REC_RECENT, key, &r, 0);
+        return recent_put_fn(t, &p);
     rc = stor_txn_nested(t, recent_put_fn, &p);
     /* A full map inside the nested txn left t usable (t->err == 0); a failed commit into t did not. */
     return rc == STOR_ERR_FULL && t->err == 0 ? STOR_OK : rc;
