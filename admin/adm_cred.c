@@ -365,7 +365,9 @@ int adm_cred_set_enabled(const adm_t *a, const char *id, int enable, char *err, 
 
 typedef struct cred_update {
     const char *id;
-    stor_cred_t *c;            /* out: the record before the change; in (renew): the new key and certificate */
+    stor_cred_t *c;            /* out: the record before the change (whose key the caller destroys) */
+    const stor_cred_t *fresh;  /* renew: the new key and certificate (never written: the write may run twice, and
+                                * the caller destroys its key if the write fails) */
     int op;                    /* 0 destroy, 1 renew (a CRL's revocation: csc-api/csc_cert.c) */
     uint32_t end_reason;       /* destroy: stor_cred_end_t */
     stor_audit_t audit;
@@ -385,25 +387,21 @@ static int cred_update_change(stor_cred_t *cur, void *arg)
     }
     if (cur->status == STOR_CRED_DESTROYED)
         return STOR_ERR_EXISTS;
-    stor_cred_t *old = malloc(sizeof(*old));
-    if (old == NULL)
-        return STOR_ERR_NOMEM;
-    memcpy(old, cur, sizeof(*cur));
-    memcpy(cur->key_id, u->c->key_id, sizeof(cur->key_id));
-    cur->key_id_len = u->c->key_id_len;
-    memcpy(cur->certs, u->c->certs, u->c->certs_len);
-    cur->certs_len = u->c->certs_len;
-    cur->cert_not_before = u->c->cert_not_before;
-    cur->cert_not_after = u->c->cert_not_after;
-    cur->key_bits = u->c->key_bits;
-    cur->key_backup = u->c->key_backup;
+    const stor_cred_t *fresh = u->fresh;
+    memcpy(u->c, cur, sizeof(*cur)); /* the old key id, for its destruction once the write is committed */
+    memcpy(cur->key_id, fresh->key_id, sizeof(cur->key_id));
+    cur->key_id_len = fresh->key_id_len;
+    memcpy(cur->certs, fresh->certs, fresh->certs_len);
+    cur->certs_len = fresh->certs_len;
+    cur->cert_not_before = fresh->cert_not_before;
+    cur->cert_not_after = fresh->cert_not_after;
+    cur->key_bits = fresh->key_bits;
+    cur->key_backup = fresh->key_backup;
     cur->backups = 0; /* a backup of the old key restores nothing now (adm_backup.c restore_refused) */
     cur->backup_last_at = 0;
     /* A renewal request still waiting for its certificate is superseded: its key goes with the old one. */
     memset(cur->pending_key_id, 0, sizeof(cur->pending_key_id));
     cur->pending_key_id_len = 0;
-    memcpy(u->c, old, sizeof(*old)); /* hand the old key id back for destruction */
-    OPENSSL_clear_free(old, sizeof(*old));
     return 0;
 }
 
@@ -458,7 +456,7 @@ int adm_cred_renew(const adm_t *a, const char *id, char *err, size_t err_sz)
     X509 *ee = NULL;
     int rc = -1, have_key = 0;
     char cn[256] = "";
-    cred_update_t u = {.id = id, .op = 1, .c = fresh};
+    cred_update_t u = {.id = id, .op = 1, .fresh = fresh};
 
     if (cur == NULL || fresh == NULL) {
         ERR("out of memory");
@@ -503,9 +501,10 @@ int adm_cred_renew(const adm_t *a, const char *id, char *err, size_t err_sz)
                        err, err_sz) != 0)
         goto out;
     admin_audit(&u.audit, a, NULL, id, "credential.renew (new key and certificate; old key destroyed)");
+    u.c = cur; /* out: the record as the write found it */
     if ((src = stor_write(a->stor, cred_update_fn, &u)) != 0) {
         ERR("storage: %s", stor_strerror(src));
-        goto out;
+        goto out; /* the record still names the old key: only the new one goes */
     }
     have_key = 0;              /* the record names the new key now; u.c holds the old record */
     rc = destroy_key(a, u.c, err, err_sz);

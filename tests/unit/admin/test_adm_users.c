@@ -13,6 +13,8 @@
 #include "csc_fixture.h"
 #include "stor_fault.h"
 
+#include <openssl/evp.h>
+
 static cfx_t f;
 static adm_t a;
 
@@ -51,6 +53,41 @@ static int terminate_fn(stor_txn_t *t, void *arg)
     free(u);
     return rc;
 }
+
+/* A renewal whose write fails at its commit: the credential keeps its old key, which is still in the HSM; only the
+ * new key goes. (The callback used to write the old record into the buffer of the new key, which the failure path
+ * then destroyed: the credential's live key.) A renewal after it succeeds. */
+START_TEST(t_renew_commit_fails)
+{
+    char err[512], crt[CFX_PATH_MAX + 16], key[CFX_PATH_MAX + 16];
+    stor_cred_t *before = calloc(1, sizeof(*before)), *after = calloc(1, sizeof(*after));
+    EVP_PKEY *pub = NULL;
+
+    ck_assert_ptr_nonnull(before);
+    ck_assert_ptr_nonnull(after);
+    const char *slash = strrchr(f.dir, '/'); /* the fixture's CA is in the world's root, above each test's copy */
+    ck_assert_ptr_nonnull(slash);
+    snprintf(crt, sizeof(crt), "%.*s/ca.crt", (int)(slash - f.dir), f.dir);
+    snprintf(key, sizeof(key), "%.*s/ca.key", (int)(slash - f.dir), f.dir);
+    adm_ca_t ca = {.cert_file = crt, .key_file = key, .days = 365};
+    a.ca = &ca;
+    ck_assert_int_eq(stor_cred_get(f.stor, CFX_CRED_EC, before), STOR_OK);
+    sf_arm(SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1, STOR_ERR_IO, 0);
+    expect_err(adm_cred_renew(&a, CFX_CRED_EC, err, sizeof(err)), err, "storage: ");
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_int_eq(stor_cred_get(f.stor, CFX_CRED_EC, after), STOR_OK);
+    ck_assert_uint_eq(after->key_id_len, before->key_id_len);
+    ck_assert_mem_eq(after->key_id, before->key_id, before->key_id_len);
+    ck_assert_int_eq(hsm_pubkey(f.hsm, before->key_id, before->key_id_len, &pub), HSM_OK); /* the old key lives */
+    EVP_PKEY_free(pub);
+    ck_assert_msg(adm_cred_renew(&a, CFX_CRED_EC, err, sizeof(err)) == ADM_OK, "%s", err);
+    ck_assert_int_eq(stor_cred_get(f.stor, CFX_CRED_EC, after), STOR_OK);
+    ck_assert(after->key_id_len != before->key_id_len || memcmp(after->key_id, before->key_id, before->key_id_len));
+    free(before);
+    free(after);
+}
+END_TEST
 
 START_TEST(t_user_change_refused)
 {
@@ -93,6 +130,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_user_change_refused);
+    tcase_add_test(tc, t_renew_commit_fails);
     tcase_add_test(tc, t_delegate_refused);
     suite_add_tcase(s, tc);
     return cfx_main(s);
