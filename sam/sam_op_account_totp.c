@@ -123,6 +123,8 @@ static int sealed_changed(const totp_change_t *j)
 static int begin_fn(stor_txn_t *t, void *arg)
 {
     totp_change_t *j = arg;
+    j->refusal = 0; /* each run decides anew: a batch may run again (STOR_ERR_RETRY) */
+    j->why = NULL;
     int rc = user_now(t, j);
     if (rc != 0 || j->refusal != 0)
         return rc != 0 ? rc : 1;
@@ -278,6 +280,8 @@ static int read_ticket_fn(stor_txn_t *t, void *arg)
 static int finish_fn(stor_txn_t *t, void *arg)
 {
     totp_change_t *j = arg;
+    j->refusal = 0; /* each run decides anew: a batch may run again (STOR_ERR_RETRY) */
+    j->why = NULL;
     int rc = ticket_now(t, j);
     if (rc == 0 && j->refusal == 0)
         rc = user_now(t, j);

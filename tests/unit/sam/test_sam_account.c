@@ -16,6 +16,7 @@
 #include <openssl/sha.h>
 
 #include "csc_fixture.h"
+#include "stor_fault.h"
 #include "oauth_int.h" /* oauth_int_derivations */
 #include "sam_client.h"
 
@@ -684,6 +685,27 @@ START_TEST(t_totp_begin_refusals)
 }
 END_TEST
 
+/* A wrong code whose write runs again (its commit met a conflict, STOR_ERR_RETRY: the batch runs anew) is counted,
+ * once. begin_fn kept the refusal of its first run, so the second returned 1 and undid the count and its record. */
+START_TEST(t_totp_wrong_code_rerun)
+{
+    char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN];
+    uint32_t about, failed;
+    cfx_page_session(&f, CFX_USER, sid, csrf);
+    sf_install(f.stor);
+    /* the wrong code's count is the request's second write commit: armed at the first, the fault met an earlier
+     * write, and this test passed on the old code too */
+    sf_arm(SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 2, STOR_ERR_RETRY, 0);
+    ck_assert_uint_eq(totp_begin(sid, csrf, "000000", NULL, &about), REFUSED(SAM_REFUSE_UNAUTHORIZED));
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_uint_eq(about, SAM_T_OTP);
+    ck_assert_int_eq(user_pw_is(CFX_USER, CFX_PASSWORD, &failed, NULL), 1);
+    ck_assert_uint_eq(failed, 1);
+    ck_assert_msg(strstr(last_enroll().detail, "wrong code") != NULL, "%s", last_enroll().detail);
+}
+END_TEST
+
 START_TEST(t_totp_finish_refusals)
 {
     char sid[OAUTH_TOKEN_BUFLEN], csrf[OAUTH_TOKEN_BUFLEN], bsid[OAUTH_TOKEN_BUFLEN], bcsrf[OAUTH_TOKEN_BUFLEN];
@@ -780,6 +802,7 @@ int main(void)
     tcase_add_test(tc, t_password_wrong_old_locks);
     tcase_add_test(tc, t_password_change_revokes);
     tcase_add_test(tc, t_totp_begin_refusals);
+    tcase_add_test(tc, t_totp_wrong_code_rerun);
     tcase_add_test(tc, t_totp_finish_refusals);
     tcase_add_test(tc, t_totp_change_revokes);
     suite_add_tcase(s, tc);
