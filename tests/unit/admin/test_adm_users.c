@@ -72,9 +72,11 @@ START_TEST(t_renew_commit_fails)
     adm_ca_t ca = {.cert_file = crt, .key_file = key, .days = 365};
     a.ca = &ca;
     ck_assert_int_eq(stor_cred_get(f.stor, CFX_CRED_EC, before), STOR_OK);
-    sf_arm(SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1, STOR_ERR_IO, 0);
+    /* every write commit fails while armed: the fixture's in-process csc-sam may commit one of its own meanwhile
+     * (the full test's run saw the renewal's commit go through once when only the first was armed) */
+    sf_arm(SF_COMMIT, SF_ANY_TABLE, SF_WRITE_TXN, 1, STOR_ERR_IO, 1);
     expect_err(adm_cred_renew(&a, CFX_CRED_EC, err, sizeof(err)), err, "storage: ");
-    ck_assert_uint_eq(sf_fired(), 1);
+    ck_assert_uint_ge(sf_fired(), 1);
     sf_disarm();
     ck_assert_int_eq(stor_cred_get(f.stor, CFX_CRED_EC, after), STOR_OK);
     ck_assert_uint_eq(after->key_id_len, before->key_id_len);
