@@ -18,6 +18,7 @@
 typedef struct sf_txn_h {
     stor_bk_txn_t *inner;
     int write;
+    uint32_t wrote; /* the tables this txn (and its committed children) put to or deleted from, a bit per STOR_DB_* */
     struct sf_txn_h *parent, *child;
     /* the top-level txn's keys read ahead, while tracing */
     unsigned n_ahead;
@@ -30,8 +31,17 @@ typedef struct sf_txn_h {
 
 typedef struct sf_cur_h {
     stor_bk_cur_t *inner;
+    sf_txn_h_t *txn;
     int db, write;
 } sf_cur_h_t;
+
+_Static_assert(STOR_DB_COUNT <= 32, "sf_txn_h_t.wrote has a bit per table");
+
+static void wrote_to(sf_txn_h_t *t, int db)
+{
+    if (db >= 0 && db < STOR_DB_COUNT)
+        t->wrote |= (uint32_t)1 << db;
+}
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static const stor_backend_t *below; /* the environment's own backend */
@@ -104,12 +114,14 @@ void sf_traced(int db, unsigned *gets, unsigned *ahead)
     pthread_mutex_unlock(&mu);
 }
 
-/* The error to return instead of making this call, or 0 to make it. */
-static int fault(sf_op_t op, int db, int write)
+/* The error to return instead of making this call, or 0 to make it. A commit's db is -1 and its wrote the tables its
+ * txn wrote: a rule on one table matches the commits that would make a write to it durable. */
+static int fault_in(sf_op_t op, int db, uint32_t wrote, int write)
 {
     int rc = 0;
     pthread_mutex_lock(&mu);
-    if (rule.armed && rule.op == op && (rule.db == SF_ANY_TABLE || db < 0 || rule.db == db) &&
+    if (rule.armed && rule.op == op &&
+        (rule.db == SF_ANY_TABLE || (db < 0 ? op != SF_COMMIT || (wrote >> rule.db & 1u) != 0 : rule.db == db)) &&
         (rule.txn == SF_ANY_TXN || (rule.txn == SF_WRITE_TXN) == (write != 0))) {
         rule.seen++;
         if (rule.seen == rule.nth || (rule.sticky && rule.seen > rule.nth)) {
@@ -119,6 +131,11 @@ static int fault(sf_op_t op, int db, int write)
     }
     pthread_mutex_unlock(&mu);
     return rc;
+}
+
+static int fault(sf_op_t op, int db, int write)
+{
+    return fault_in(op, db, 0, write);
 }
 
 static void free_children(sf_txn_h_t *t)
@@ -174,11 +191,11 @@ static int sf_txn_begin(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_t 
 static int sf_txn_commit(stor_bk_txn_t *txn)
 {
     sf_txn_h_t *t = (sf_txn_h_t *)txn;
-    int rc = fault(SF_COMMIT, -1, t->write);
+    int rc = fault_in(SF_COMMIT, -1, t->wrote, t->write);
     if (rc != 0) /* the handle ends on failure too: what a failed commit leaves is an aborted txn */
         below->txn_abort(t->inner);
-    else
-        rc = below->txn_commit(t->inner);
+    else if ((rc = below->txn_commit(t->inner)) == 0 && t->parent != NULL)
+        t->parent->wrote |= t->wrote;
     txn_gone(t);
     return rc;
 }
@@ -203,6 +220,8 @@ static int sf_put(stor_bk_env_t *e, stor_bk_txn_t *txn, int db, const stor_val_t
 {
     sf_txn_h_t *t = (sf_txn_h_t *)txn;
     int rc = fault(SF_PUT, db, t->write);
+    if (rc == 0)
+        wrote_to(t, db);
     return rc != 0 ? rc : below->put(e, t->inner, db, k, v, flags);
 }
 
@@ -210,6 +229,8 @@ static int sf_del(stor_bk_env_t *e, stor_bk_txn_t *txn, int db, const stor_val_t
 {
     sf_txn_h_t *t = (sf_txn_h_t *)txn;
     int rc = fault(SF_DEL, db, t->write);
+    if (rc == 0)
+        wrote_to(t, db);
     return rc != 0 ? rc : below->del(e, t->inner, db, k, v);
 }
 
@@ -232,6 +253,7 @@ static int sf_cursor_open(stor_bk_env_t *e, stor_bk_txn_t *txn, int db, stor_bk_
         return rc;
     }
     c->db = db;
+    c->txn = t;
     c->write = t->write;
     *out = (stor_bk_cur_t *)c;
     return STOR_OK;
@@ -248,6 +270,8 @@ static int sf_cursor_del(stor_bk_cur_t *cur)
 {
     sf_cur_h_t *c = (sf_cur_h_t *)cur;
     int rc = fault(SF_CURSOR_DEL, c->db, c->write);
+    if (rc == 0)
+        wrote_to(c->txn, c->db);
     return rc != 0 ? rc : below->cursor_del(c->inner);
 }
 

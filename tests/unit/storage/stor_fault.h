@@ -42,8 +42,8 @@ typedef enum {
  *  that no transaction begun on the backend below ends on this one. */
 void sf_install(stor_env_t *env);
 /**
- * From now on, fail the nth matching call (1: the next) of op on table db (STOR_DB_*, or SF_ANY_TABLE; begin and
- * commit have no table) in transactions of kind txn with err (a STOR_ERR_*), and with sticky != 0 every matching
+ * From now on, fail the nth matching call (1: the next) of op on table db (STOR_DB_*, or SF_ANY_TABLE; begin has no
+ * table; a commit matches db when its txn, or a child it committed, put to or deleted from db) in transactions of kind txn with err (a STOR_ERR_*), and with sticky != 0 every matching
  * call after it too. Replaces the rule armed before; counts start again.
  */
 void sf_arm(sf_op_t op, int db, sf_txn_t txn, unsigned nth, int err, int sticky);
