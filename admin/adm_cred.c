@@ -615,20 +615,25 @@ typedef struct user_status {
 
 static int user_status_fn(stor_txn_t *t, void *arg)
 {
-    user_status_t *s = arg;
+    const user_status_t *s = arg;
+    stor_audit_t *a = malloc(sizeof(*a)); /* the caller's record stays as it was: a batch may run this again */
     stor_user_t *u = malloc(sizeof(*u));
-    int rc = u == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, s->name, u);
+    int rc = u == NULL || a == NULL ? STOR_ERR_NOMEM : stor_txn_user_get(t, s->name, u);
     if (rc == 0 && u->status == STOR_USER_TERMINATED)
         rc = STOR_ERR_EXISTS; /* termination is final */
-    if (rc == 0 && s->status != STOR_USER_ACTIVE)
-        rc = adm_user_reset_txn(t, u, &s->audit); /* suspension and termination revoke everything at once */
+    if (rc == 0) {
+        *a = s->audit;
+        if (s->status != STOR_USER_ACTIVE)
+            rc = adm_user_reset_txn(t, u, a); /* suspension and termination revoke everything at once */
+    }
     if (rc == 0) {
         u->status = s->status;
         rc = stor_txn_user_put(t, u, 0);
     }
     if (rc == 0)
-        rc = stor_txn_audit_append(t, &s->audit);
+        rc = stor_txn_audit_append(t, a);
     OPENSSL_clear_free(u, sizeof(*u));
+    free(a);
     return rc;
 }
 

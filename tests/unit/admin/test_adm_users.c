@@ -36,6 +36,20 @@ static unsigned admin_records(void)
     return cfx_audit_count(&f, STOR_EV_ADMIN, STOR_RES_OK, NULL);
 }
 
+/* The detail of the last admin record about user. */
+typedef struct {
+    const char *user;
+    char detail[sizeof(((stor_audit_t *)0)->detail)];
+} last_admin_t;
+
+static int last_admin_fn(const stor_audit_t *r, void *arg)
+{
+    last_admin_t *l = arg;
+    if (r->event == STOR_EV_ADMIN && strcmp(r->user, l->user) == 0)
+        snprintf(l->detail, sizeof(l->detail), "%s", r->detail);
+    return 0;
+}
+
 static void expect_err(int rc, const char *err, const char *want)
 {
     ck_assert_int_eq(rc, ADM_ERR);
@@ -91,6 +105,24 @@ START_TEST(t_renew_commit_fails)
 }
 END_TEST
 
+/* A suspension whose batch runs again (its first commit answered STOR_ERR_RETRY, as a lost PostgreSQL connection
+ * does) writes one record that says once what it revoked. (The revocation's counts were appended to the caller's
+ * record on each run: twice.) */
+START_TEST(t_suspend_rerun)
+{
+    char err[512];
+    last_admin_t l = {.user = CFX_USER};
+    sf_arm(SF_COMMIT, STOR_DB_USERS, SF_WRITE_TXN, 1, STOR_ERR_RETRY, 0);
+    ck_assert_msg(adm_user_suspend_resume(&a, CFX_USER, STOR_USER_SUSPENDED, err, sizeof(err)) == ADM_OK, "%s", err);
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_int_eq(stor_audit_each(f.stor, 1, last_admin_fn, &l), STOR_OK);
+    const char *first = strstr(l.detail, " revoked: ");
+    ck_assert_msg(first != NULL, "%s", l.detail);
+    ck_assert_msg(strstr(first + 1, " revoked: ") == NULL, "%s", l.detail);
+}
+END_TEST
+
 START_TEST(t_user_change_refused)
 {
     char err[512];
@@ -133,6 +165,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_user_change_refused);
     tcase_add_test(tc, t_renew_commit_fails);
+    tcase_add_test(tc, t_suspend_rerun);
     tcase_add_test(tc, t_delegate_refused);
     suite_add_tcase(s, tc);
     return cfx_main(s);
