@@ -17,6 +17,11 @@
  *
  * Every change happens under one mutex; the counters are changed only after
  * the write that carries their record committed (a failed flush leaves them).
+ * A login's write may run more than once (its batch runs again on
+ * STOR_ERR_RETRY): the note its caller keeps across the runs
+ * (oauth_fail_note_t) tells oauth_fail_append() what an earlier run did to the
+ * table, so that a failure is neither counted twice nor left without its
+ * record.
  *
  * Only csc-sam links this file (check_symbols SAM_ONLY): the failures it counts are those of the logins it runs
  * (auth/login: oauth_login.c; the pages' sign-in: oauth_session_login.c), and the lock-out records
@@ -88,22 +93,38 @@ static fail_ent_t *free_slot(struct oauth_fails *f, int64_t now)
     return NULL;
 }
 
-int oauth_fail_append(const oauth_t *o, stor_txn_t *t, stor_audit_t *rec, int64_t now, int *counted)
+int oauth_fail_append(const oauth_t *o, stor_txn_t *t, stor_audit_t *rec, int64_t now, oauth_fail_note_t *note)
 {
     struct oauth_fails *f = o->fails;
     uint8_t key[32];
     fail_ent_t *e;
 
-    *counted = 0;
-    if (key_of(rec, key) != OAUTH_OK)
+    if (key_of(rec, key) != OAUTH_OK) {
+        note->how = OAUTH_FAIL_ALONE;
         return stor_txn_audit_append(t, rec);
+    }
     pthread_mutex_lock(&f->mu);
     f->end_flush = oauth_fail_flush; /* oauth_free() writes what is still counted */
     e = find(f, key);
+    /* An earlier run of this write (its batch ran again) left its mark on the table: the window it counted in, or
+     * the one it opened, is still the key's. Counted: not again. Opened: its record was rolled back with that run,
+     * so it is appended again. */
+    if (note->how == OAUTH_FAIL_COUNTED || note->how == OAUTH_FAIL_OPENED) {
+        if (memcmp(note->key, key, 32) == 0 && e && e->start == note->start) {
+            pthread_mutex_unlock(&f->mu);
+            return note->how == OAUTH_FAIL_COUNTED ? 0 : stor_txn_audit_append(t, rec);
+        }
+        /* This run decided another failure (the user's state changed between the runs): the earlier count is
+         * taken back. (A window the earlier run opened stays, without its first record.) */
+        fail_ent_t *old = note->how == OAUTH_FAIL_COUNTED ? find(f, note->key) : NULL;
+        if (old && old->start == note->start && old->pending > 0)
+            old->pending--;
+    }
+    note->how = OAUTH_FAIL_ALONE;
     if (e && e->start + f->window > now) {
         if (e->pending < UINT64_MAX)
             e->pending++;
-        *counted = 1;
+        note->how = OAUTH_FAIL_COUNTED;
     } else if ((e && e->pending == 0) || (!e && (e = free_slot(f, now)) != NULL)) {
         /* A new window: this failure is written now, the window's later ones are counted. */
         memset(e, 0, sizeof(*e));
@@ -115,20 +136,23 @@ int oauth_fail_append(const oauth_t *o, stor_txn_t *t, stor_audit_t *rec, int64_
         oauth_copy(e->cred, sizeof(e->cred), rec->cred);
         oauth_copy(e->client, sizeof(e->client), rec->client);
         oauth_copy(e->reason, sizeof(e->reason), rec->detail);
+        note->how = OAUTH_FAIL_OPENED;
     }
     /* else: the key's window ended with a count still to flush, or the table is full: written on its own */
+    note->start = e != NULL ? e->start : 0;
+    memcpy(note->key, key, 32);
     pthread_mutex_unlock(&f->mu);
-    return *counted ? 0 : stor_txn_audit_append(t, rec);
+    return note->how == OAUTH_FAIL_COUNTED ? 0 : stor_txn_audit_append(t, rec);
 }
 
-void oauth_fail_unwritten(const oauth_t *o, const stor_audit_t *rec, int64_t now)
+void oauth_fail_unwritten(const oauth_t *o, const stor_audit_t *rec, int64_t now, const oauth_fail_note_t *note)
 {
     struct oauth_fails *f = o->fails;
     uint8_t key[32];
     fail_ent_t *e;
 
-    if (key_of(rec, key) != OAUTH_OK)
-        return;
+    if (note->how == OAUTH_FAIL_NONE || note->how == OAUTH_FAIL_COUNTED || key_of(rec, key) != OAUTH_OK)
+        return; /* nothing was tried, or the failure is counted already */
     pthread_mutex_lock(&f->mu);
     if ((e = find(f, key)) != NULL && e->start <= now && e->pending < UINT64_MAX)
         e->pending++;

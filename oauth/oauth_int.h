@@ -236,14 +236,21 @@ struct oauth_fails {
 int oauth_fails_new(const oauth_config_t *cfg, struct oauth_fails **out);
 /** The last flush (if anything was ever counted: storage is still open here), then free. */
 void oauth_fails_end(const oauth_t *o, struct oauth_fails *f);
+/** What oauth_fail_append() did with a failure, kept by the caller across the runs of one write (zeroed before
+ *  it): a batch that runs again (STOR_ERR_RETRY) must neither count a failure twice nor lose the record of a
+ *  window it opened. */
+typedef struct oauth_fail_note {
+    enum { OAUTH_FAIL_NONE, OAUTH_FAIL_ALONE, OAUTH_FAIL_OPENED, OAUTH_FAIL_COUNTED } how;
+    int64_t start;   /* the window's start (OPENED, COUNTED) */
+    uint8_t key[32]; /* and its key */
+} oauth_fail_note_t;
 /**
- * Inside a write callback: append rec (a denied login) unless it repeats one of the current window.
- * @param[out] counted 1 when it was only counted (see oauth_fail_unwritten())
- * @return 0 or the append's error
+ * Inside a write callback: append rec (a denied login) unless it repeats one of the current window, which is only
+ * counted. Safe to run again with the same note. @return 0 or the append's error
  */
-int oauth_fail_append(const oauth_t *o, stor_txn_t *t, stor_audit_t *rec, int64_t now, int *counted);
-/** After a write that failed: rec's failure was not written, so count it with the next summary. */
-void oauth_fail_unwritten(const oauth_t *o, const stor_audit_t *rec, int64_t now);
+int oauth_fail_append(const oauth_t *o, stor_txn_t *t, stor_audit_t *rec, int64_t now, oauth_fail_note_t *note);
+/** After a write that failed: rec's failure, appended in it, was not written: count it with the next summary. */
+void oauth_fail_unwritten(const oauth_t *o, const stor_audit_t *rec, int64_t now, const oauth_fail_note_t *note);
 /** Append the counts of ended windows (all of them if all), in one write. @return OAUTH_OK or OAUTH_ERR_STORAGE
  *  (then the counts stay for the next flush) */
 int oauth_fail_flush(const oauth_t *o, int64_t now, int all);

@@ -43,7 +43,7 @@ typedef struct {
     uint8_t grant[16];
     int rc;               /* final decision */
     stor_audit_t rec;     /* the decision's record */
-    int written;          /* a denial's record was appended (not only counted): oauth_fail_unwritten() on failure */
+    oauth_fail_note_t fail; /* what oauth_fail_append() did with a denial, across the write's runs */
 } login_ctx_t;
 
 /* The user is re-read inside the write: the password outcome applies to its current state. */
@@ -110,11 +110,9 @@ static int login_apply(stor_txn_t *t, void *arg)
         rc = oauth_audit_append_ref(t, &rec, c->access, login_reason(c->rc));
     } else {
         /* Anyone can fail: repeats of one address and name share a record (oauth_fail.c). */
-        int counted;
         oauth_copy(rec.detail, sizeof(rec.detail), why ? why : login_reason(c->rc));
         c->rec = rec;
-        rc = oauth_fail_append(c->o, t, &rec, c->now, &counted);
-        c->written = !counted;
+        rc = oauth_fail_append(c->o, t, &rec, c->now, &c->fail);
     }
     /* A known user's last sign-ins (/account), in the login's own write, last (with the map full it is the one
      * dropped: stor_txn_recent_add). */
@@ -189,8 +187,8 @@ int oauth_login(oauth_t *o, const char *user, const char *pw, size_t pw_len, int
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, login_apply, &c))) == OAUTH_OK)
         rc = c.rc;
-    else if (c.written)
-        oauth_fail_unwritten(o, &c.rec, c.now);
+    else
+        oauth_fail_unwritten(o, &c.rec, c.now, &c.fail);
     /* A lock or a suspension answers like a wrong password (the audit record tells them apart). */
     if (rc == OAUTH_ERR_LOCKED || rc == OAUTH_ERR_DISABLED)
         rc = OAUTH_ERR_DENIED;

@@ -69,7 +69,7 @@ typedef struct {
     const char *why;
     int rc;
     stor_audit_t rec;         /* a denial's record */
-    int written;              /* ... was appended, not only counted (oauth_fail.c) */
+    oauth_fail_note_t fail; /* what oauth_fail_append() did with a denial, across the write's runs */
     uint32_t epoch;           /* the user's epoch the login succeeded in */
     uint32_t way;             /* stor_signin_way_t: the approval/account pages, or an OAuth client's sign-in page */
 } slogin_ctx_t;
@@ -187,10 +187,8 @@ static int slogin_apply(stor_txn_t *t, void *arg)
     if (c->rc == OAUTH_OK) {
         rc = stor_txn_audit_append(t, &rec);
     } else {
-        int counted;
         c->rec = rec;
-        rc = oauth_fail_append(c->o, t, &rec, c->now, &counted);
-        c->written = !counted;
+        rc = oauth_fail_append(c->o, t, &rec, c->now, &c->fail);
     }
     /* A known user's last sign-ins (/account), in the login's own write, last (with the map full it is the one
      * dropped: stor_txn_recent_add). */
@@ -248,8 +246,7 @@ static int login_as(oauth_t *o, const char *client_id, const char *user, const c
     if ((rc = slogin_prepare(o, c, pw, pw_len, otp, otp_len)) != OAUTH_OK)
         goto out;
     if ((rc = oauth_rc(stor_write(o->cfg.stor, slogin_apply, c))) != OAUTH_OK) {
-        if (c->written)
-            oauth_fail_unwritten(o, &c->rec, c->now);
+        oauth_fail_unwritten(o, &c->rec, c->now, &c->fail);
         goto out;
     }
     /* A locked or disabled account answers like a wrong password: the browser learns nothing about accounts. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "test_oauth.h"
+#include "stor_fault.h"
 
 #define PWL strlen(T_PW)
 
@@ -867,6 +868,33 @@ START_TEST(t_login_new_starts_the_session_only_after_the_password)
 }
 END_TEST
 
+/* The pages' sign-in: a failure whose batch runs again (STOR_ERR_RETRY at its first commit) is recorded once and a
+ * repeat counted once (see t_login_fail_rerun). */
+START_TEST(t_login_new_fail_rerun)
+{
+    char sid[OAUTH_TOKEN_BUFLEN];
+    auds_t *a;
+
+    mk_user("alice", STOR_USER_ACTIVE, 1);
+    sf_install(fx.stor);
+    sf_arm(SF_COMMIT, STOR_DB_AUDIT, SF_WRITE_TXN, 1, STOR_ERR_RETRY, 0);
+    ck_assert_int_eq(login("alice", "wrong", "000000", T_ADDR, sid), OAUTH_ERR_DENIED);
+    ck_assert_uint_eq(sf_fired(), 1);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 1);
+    free(a);
+    sf_arm(SF_COMMIT, STOR_DB_USERS, SF_WRITE_TXN, 1, STOR_ERR_RETRY, 0);
+    ck_assert_int_eq(login("alice", "wrong", "000000", T_ADDR, sid), OAUTH_ERR_DENIED);
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_int_eq(oauth_fail_flush(fx.o, oauth_now(), 1), OAUTH_OK);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 2);
+    ck_assert_ptr_nonnull(strstr(audit_last(a, STOR_EV_LOGIN)->rec.detail, "[repeated count=1 within "));
+    free(a);
+}
+END_TEST
+
 Suite *suite_session(void)
 {
     Suite *s = suite_create("session");
@@ -875,6 +903,7 @@ Suite *suite_session(void)
     tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
     tcase_set_timeout(tc, T_TIMEOUT);
     tcase_add_test(tc, t_par_put_take);
+    tcase_add_test(tc, t_login_new_fail_rerun);
     tcase_add_test(tc, t_par_inval);
     tcase_add_test(tc, t_par_expiry_and_bound);
     tcase_add_test(tc, t_par_other_node);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "test_oauth.h"
+#include "stor_fault.h"
 
 #define PWL strlen(T_PW)
 
@@ -256,6 +257,37 @@ START_TEST(t_login_unknown_user)
     /* alice is unaffected */
     ck_assert_uint_eq(get_user("alice").failed_logins, 0);
     assert_no_secret(T_PW);
+}
+END_TEST
+
+/* A failed login whose batch runs again (its first commit answered STOR_ERR_RETRY, as a lost PostgreSQL connection
+ * does) is recorded once: the record of the window it opens is written, and a repeat is counted once. (The first
+ * run changed the in-memory table: the rerun found its own window open and only counted, losing the record, and a
+ * repeat was counted twice.) */
+START_TEST(t_login_fail_rerun)
+{
+    oauth_tokens_t t;
+    auds_t *a;
+
+    mk_user("alice", STOR_USER_ACTIVE, 0);
+    sf_install(fx.stor);
+    sf_arm(SF_COMMIT, STOR_DB_AUDIT, SF_WRITE_TXN, 1, STOR_ERR_RETRY, 0);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
+    ck_assert_uint_eq(sf_fired(), 1);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 1);
+    free(a);
+    sf_arm(SF_COMMIT, STOR_DB_USERS, SF_WRITE_TXN, 1, STOR_ERR_RETRY, 0);
+    ck_assert_int_eq(oauth_login(fx.o, "alice", "bad", 3, 0, "c", &t), OAUTH_ERR_DENIED);
+    ck_assert_uint_eq(sf_fired(), 1);
+    sf_disarm();
+    ck_assert_uint_eq(get_user("alice").failed_logins, 2);
+    ck_assert_int_eq(oauth_fail_flush(fx.o, oauth_now(), 1), OAUTH_OK);
+    a = audit_read();
+    ck_assert_uint_eq(audit_count(a, STOR_EV_LOGIN, STOR_RES_DENIED), 2);
+    ck_assert_str_eq(audit_last(a, STOR_EV_LOGIN)->rec.detail,
+                     "password: wrong password [repeated count=1 within 60 s]");
+    free(a);
 }
 END_TEST
 
@@ -864,6 +896,7 @@ Suite *suite_token(void)
     tcase_add_test(tc, t_login_wrong_password);
     tcase_add_test(tc, t_login_unknown_user);
     tcase_add_test(tc, t_login_lockout);
+    tcase_add_test(tc, t_login_fail_rerun);
     tcase_add_test(tc, t_login_lock_expires);
     tcase_add_test(tc, t_login_lock_escalates);
     tcase_add_test(tc, t_login_failures_aggregated);
