@@ -353,6 +353,7 @@ typedef struct imp {
 static int imp_change(stor_cred_t *c, void *arg)
 {
     imp_t *p = arg;
+    p->old_len = 0; /* decided afresh on each run: a batch may run again */
     if (c->status == STOR_CRED_DESTROYED)
         return STOR_ERR_EXISTS;
     const uint8_t *target = c->pending_key_id_len > 0 ? c->pending_key_id : c->key_id;

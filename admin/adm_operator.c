@@ -617,6 +617,9 @@ static int sess_fn(stor_txn_t *t, void *arg)
     int rc = stor_txn_opsession_get(t, c->hash, &s);
 
     memset(&op, 0, sizeof(op));
+    c->other_host = 0; /* decided afresh on each run: a batch may run again */
+    c->name[0] = '\0';
+    c->roles = 0;
     if (rc == STOR_ERR_NOTFOUND) {
         c->result = ADM_NOSESSION;
         snprintf(detail, sizeof(detail), "action=%s refused=no-session", c->command);
