@@ -3,9 +3,9 @@
  *
  * A backend allows one write txn per environment at a time (LMDB: across processes; a second one in the same
  * thread deadlocks), so one batch runs at a time: the caller of
- * stor_write() that finds none running takes all waiting jobs, runs each in a
- * nested txn of one parent txn and commits the parent once (one fsync
- * acknowledges the whole batch); the callers queued meanwhile wait, and the
+ * stor_write() that finds none running takes all waiting jobs, runs them in
+ * one txn and commits it once (one fsync acknowledges the whole batch: see
+ * run_batch for a job that fails); the callers queued meanwhile wait, and the
  * first of them runs the next batch. No writer thread: a lone write is never
  * handed to another thread and back.
  */
@@ -514,49 +514,74 @@ int stor_full_status(stor_env_t *env, int64_t *since_ms, uint64_t *refused)
     return full;
 }
 
-/* Did a job meet a conflict with another writer (STOR_ERR_RETRY)? Then the whole batch is run again. */
-static int batch_conflict(const struct stor_job *batch)
+/* Did a job meet a conflict with another writer (STOR_ERR_RETRY)? Then the batch is run again (the job whose
+ * failure ended the flat pass keeps its answer: it is not run again). */
+static int batch_conflict(const struct stor_job *batch, const struct stor_job *failed)
 {
     for (const struct stor_job *j = batch; j != NULL; j = j->next)
-        if (j->rc == STOR_ERR_RETRY)
+        if (j != failed && j->rc == STOR_ERR_RETRY)
             return 1;
     return 0;
 }
 
 /*
- * Each job of a batch runs in a nested txn of the batch's, so that one job's failure undoes its own writes only. A
- * batch of one job, the common case below saturation, runs it in the batch's txn itself: its failure aborts a txn
- * that holds nothing else. That saves what a nested txn costs: LMDB allocates 3 MiB for each (its dirty list and
- * free list), which in csc-sam's locked heap moved from place to place and left touched pages behind (the soak's
- * creeping memory, docs/reliability.md), PostgreSQL a SAVEPOINT and its RELEASE. Not while a full episode lasts:
- * the batch that ends it appends its record after the jobs.
+ * The jobs of a batch run one after the other in the batch's own txn ("flat"): a batch that succeeds whole, the
+ * common case, costs no nested txn. LMDB allocates 3 MiB for each nested txn (its dirty list and free list), which
+ * in csc-sam's locked heap moved from place to place and left touched pages behind (the soak's creeping memory,
+ * docs/reliability.md); PostgreSQL a SAVEPOINT and its RELEASE.
+ *
+ * A job that fails (any non-zero answer: an error, or a callback's own refusal) ends the flat pass: its writes and
+ * those of the jobs before it are in the txn, which is aborted. That job's answer is its answer (it saw exactly
+ * what it would have seen in a nested txn: the writes of the jobs before it); it is not run again. The batch then
+ * runs again without it, each job in a nested txn of the batch's, so that a further failure undoes its own writes
+ * only. Every callback must thus be safe to run more than once (stor.h), as it already had to be for
+ * STOR_ERR_RETRY, which runs the whole batch again.
+ *
+ * While a full episode lasts the batch runs nested from the start: the batch that ends the episode appends its
+ * record after the jobs, and a refused job must not take the others' writes with it.
  */
 static void run_batch(stor_env_t *env, struct stor_job *batch)
 {
     struct stor_job note = { .fn = full_record_fn, .arg = env };
+    struct stor_job *failed = NULL; /* the job whose failure ended the flat pass: its answer stays */
     stor_bk_txn_t *parent = NULL;
     struct stor_job *j;
-    int rc, note_rc, tries = 0, lone = batch->next == NULL && env->full_since_ms == 0;
+    int rc, note_rc, tries = 0, flat = env->full_since_ms == 0;
 
 again:
     note_rc = -1;
     if ((rc = env->be->txn_begin(env->benv, NULL, STOR_BK_WRITE, &parent)) != 0) {
         for (j = batch; j != NULL; j = j->next)
-            j->rc = rc;
+            if (j != failed)
+                j->rc = rc;
         full_track(env, batch, note_rc, rc);
         return;
     }
-    for (j = batch; j != NULL; j = j->next)
-        if ((j->rc = lone ? run_fn(env, parent, j) : run_job(env, parent, j)) == STOR_ERR_FULL)
+    if (flat) {
+        for (j = batch; j != NULL && (j->rc = run_fn(env, parent, j)) == 0; j = j->next)
+            ;
+        if (j != NULL) { /* j failed: the txn holds its writes, and maybe no more writes at all (a full map) */
+            env->be->txn_abort(parent);
+            if (j->rc == STOR_ERR_RETRY && ++tries < STOR_RETRY_MAX)
+                goto again; /* a conflict: the whole batch runs again, flat */
+            failed = j;
+            flat = 0;
+            if (batch->next == NULL) { /* nobody else to run */
+                full_track(env, batch, note_rc, 0);
+                return;
+            }
+            goto again;
+        }
+    } else {
+        for (j = batch; j != NULL; j = j->next)
+            if (j != failed && (j->rc = run_job(env, parent, j)) == STOR_ERR_FULL)
+                note_rc = STOR_ERR_FULL;
+        if (failed != NULL && failed->rc == STOR_ERR_FULL)
             note_rc = STOR_ERR_FULL;
-    if (batch_conflict(batch) && ++tries < STOR_RETRY_MAX) {
-        env->be->txn_abort(parent);
-        goto again;
-    }
-    if (lone && batch->rc != 0) { /* the job failed: nothing of the txn is kept */
-        env->be->txn_abort(parent);
-        full_track(env, batch, note_rc, 0);
-        return;
+        if (batch_conflict(batch, failed) && ++tries < STOR_RETRY_MAX) {
+            env->be->txn_abort(parent);
+            goto again;
+        }
     }
     /* Only a batch that refused nothing may say that space is back (a disk: after its quiet period). */
     if (note_rc != STOR_ERR_FULL && full_may_end(env))

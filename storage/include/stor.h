@@ -656,15 +656,17 @@ typedef int (*stor_txn_fn)(stor_txn_t *txn, void *arg);
 
 /**
  * Run fn in a write transaction (on this thread, or on the caller running the batch) and wait until it is durable.
- * fn runs in a nested transaction: if it returns non-zero, everything it wrote is
- * discarded and its value is returned; if it returns 0 and the commit succeeds,
- * 0 is returned.
+ * If fn returns non-zero, everything it wrote is discarded and its value is returned; if it returns 0 and the
+ * commit succeeds, 0 is returned. fn sees the writes of the jobs batched before it, never those of a job that
+ * failed.
  * @return fn's value, or STOR_ERR_IO/FULL/CLOSED when the commit itself failed
  *         (then nothing fn wrote is kept). STOR_ERR_CLOSED once stor_close() has started.
  * @note fn must be short and must not block or call stor_write() itself (that returns STOR_ERR_INVAL).
  * @note fn must be re-runnable: when the batch meets a conflict with another writer (PostgreSQL: serialization
  *       failure or deadlock, STOR_ERR_RETRY) it is rolled back and run again, fn included (at most STOR_RETRY_MAX
- *       times in all); fn must thus set its outputs from what it reads each time, not accumulate them.
+ *       times in all), and when another job of its batch fails, the batch runs again without that job (stor_env.c
+ *       run_batch); fn must thus set its outputs from what it reads each time, not accumulate them, and change
+ *       nothing outside the transaction that a second run would change again.
  * @note If an accessor inside fn fails inside LMDB (STOR_ERR_FULL, IO, ...), the txn is dead: later accessors
  *       return the same code and the write fails with it even if fn returns 0.
  */
