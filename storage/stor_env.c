@@ -576,8 +576,6 @@ again:
         for (j = batch; j != NULL; j = j->next)
             if (j != failed && (j->rc = run_job(env, parent, j)) == STOR_ERR_FULL)
                 note_rc = STOR_ERR_FULL;
-        if (failed != NULL && failed->rc == STOR_ERR_FULL)
-            note_rc = STOR_ERR_FULL;
         if (batch_conflict(batch, failed) && ++tries < STOR_RETRY_MAX) {
             env->be->txn_abort(parent);
             goto again;
