@@ -376,7 +376,12 @@ END_TEST
 
 #define MY_ERR (-1000)
 
-static void ran(void *arg);
+/* The jobs of a batch count their runs in the unsigned their arg points to (NULL: none). */
+static void ran(void *arg)
+{
+    if (arg != NULL)
+        __atomic_add_fetch((unsigned *)arg, 1, __ATOMIC_RELAXED);
+}
 
 static int put_d_only(stor_txn_t *t, void *arg)
 {
@@ -385,13 +390,6 @@ static int put_d_only(stor_txn_t *t, void *arg)
     ran(arg);
     tst_user(&u, "d", 0);
     return stor_txn_user_put(t, &u, 1);
-}
-
-/* The jobs of a batch count their runs in the unsigned their arg points to (NULL: none). */
-static void ran(void *arg)
-{
-    if (arg != NULL)
-        __atomic_add_fetch((unsigned *)arg, 1, __ATOMIC_RELAXED);
 }
 
 static int put_a(stor_txn_t *t, void *arg)
