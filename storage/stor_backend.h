@@ -199,6 +199,9 @@ typedef struct stor_backend {
     /** The round trips to the database made so far in e (PostgreSQL: the sync points of its pipelines), for the
      *  tests that count what an operation costs (stor_int_stats). NULL: the backend makes none (LMDB). */
     uint64_t (*round_trips)(stor_bk_env_t *e);
+    /** The statements sent to the database in txns so far in e (PostgreSQL: each query of a pipeline; the prepares
+     *  are not counted), for the same tests. NULL: none (LMDB). */
+    uint64_t (*statements)(stor_bk_env_t *e);
 
     /**
      * stor_backup: write a consistent, compacted copy of the whole environment, as of one read snapshot, into dir

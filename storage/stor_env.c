@@ -780,6 +780,7 @@ void stor_int_stats(stor_env_t *env, stor_stats_t *out)
     out->last_batch = env->st_last_batch;
     pthread_mutex_unlock(&env->mu);
     out->round_trips = env->be->round_trips != NULL ? env->be->round_trips(env->benv) : 0;
+    out->statements = env->be->statements != NULL ? env->be->statements(env->benv) : 0;
     out->nested = __atomic_load_n(&env->st_nested, __ATOMIC_RELAXED);
 }
 

@@ -289,6 +289,7 @@ typedef struct stor_stats {
     unsigned max_batch;     /**< largest batch seen */
     unsigned last_batch;    /**< size of the latest batch */
     uint64_t round_trips;   /**< the backend's round trips to its database so far (0: it makes none, LMDB) */
+    uint64_t statements;    /**< the statements it sent in txns so far (0: none, LMDB) */
     uint64_t nested;        /**< nested write txns begun (a batch's jobs, stor_txn_nested) */
 } stor_stats_t;
 

@@ -406,5 +406,6 @@ const stor_backend_t stor_backend_lmdb = {
     .schema_version = NULL,
     .try_lock = lmdb_try_lock,
     .round_trips = NULL,
+    .statements = NULL,
     .backup = lmdb_backup,
 };

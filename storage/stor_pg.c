@@ -12,8 +12,10 @@
  * closed, and a pooled one found dead at its first round trip is replaced at once, so the service comes back by
  * itself when the database does. Statements are prepared once per connection and table (lazily), parameters and
  * results in binary, and pipelined: what needs no answer waits for the next statement that does ("pipelines"). A
- * read txn is BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY (a snapshot), sent with its first statement; a write
- * txn is BEGIN (READ COMMITTED), sent with its first statement too (a pooled connection found dead there:
+ * read txn is PostgreSQL's implicit transaction of a pipeline: its statements, answered by flush requests, run in
+ * one transaction until the sync point its end sends, under the connection's session default of REPEATABLE READ,
+ * READ ONLY (SESSION_SQL: one snapshot; no BEGIN, COMMIT or ROLLBACK statement); a write txn is
+ * BEGIN_WRITE (READ COMMITTED), sent with its first statement (a pooled connection found dead there:
  * STOR_ERR_RETRY, the batch runs again; a txn that only writes syncs before its COMMIT, so that a dead connection is
  * never a COMMIT of unknown fate), and every get and cursor read in it is FOR UPDATE, so a read-modify-write is atomic
  * across processes and nodes, and a get of a row it already holds is answered without the database ("the rows a
@@ -57,6 +59,11 @@
 #define STATEMENT_OPTIONS "-c statement_timeout=10000"
 #define POOL_MAX_DEFAULT 32 /* connections per environment (stor_config_t.db_connections) */
 #define POOL_WAIT_S 5       /* a txn waits this long for a connection when all are in use, then UNAVAILABLE */
+/* Every connection's transactions are read txns unless they say otherwise: a read txn is then the implicit
+ * transaction of its pipeline, with no statement of its own (sent once, when the connection is made). A write txn,
+ * and check_tables', begins with BEGIN_WRITE. */
+#define SESSION_SQL "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+#define BEGIN_WRITE "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE"
 
 /* The statements, prepared per connection and table as "s<table>_<stmt>". */
 enum {
@@ -76,9 +83,10 @@ typedef struct pg_conn {
     time_t idle_since; /* CLOCK_MONOTONIC seconds, while in the idle list */
     int piped;         /* in libpq's pipeline mode (a txn's statements; see "pipelines") */
     int first_retry;   /* a write txn's BEGIN queued on a pooled connection, no answer read yet (begin_top) */
+    int implicit;      /* a read txn's: statements answered by flush requests, the sync left for its end (pipe_ask) */
     unsigned nq;       /* statements sent since the last sync, their results not read yet */
-    unsigned owed;     /* statements of a pipeline synced but left unread (an ended txn's ROLLBACK): read at the
-                        * next conn_take */
+    int sync_owed;     /* a sync point sent and its answers left unread (an ended txn's): read at the next conn_take */
+    unsigned owed;     /* statements before that sync point, their answers unread too */
     unsigned short queued[QUEUE_MAX]; /* what each of them is: 0, or 1 + db * Q_N + q for the prepare of (db, q) */
     struct pre *into[QUEUE_MAX];      /* a prefetch's read: where its answer goes (NULL: not kept) */
     unsigned char prepared[MAX_DBS][Q_N];
@@ -94,6 +102,7 @@ struct stor_bk_env {
     pg_conn_t *idle;
     unsigned n_open, max_open; /* connections of this environment (idle or in a txn), at most max_open */
     uint64_t round_trips;      /* pipe_sync calls that waited for the database (atomic: every txn adds) */
+    uint64_t statements;       /* statements sent in txns, prepares apart (atomic) */
 };
 
 /* A put(RESERVE) whose value is sent at the next call on the txn. */
@@ -131,7 +140,7 @@ struct stor_bk_txn {
     pg_conn_t *pc;
     int write;
     int fresh;         /* root: its connection was made for it (not a pooled one) */
-    int lazy;          /* root, read txn: BEGIN not sent yet (it goes with the first statement) */
+    int lazy;          /* root, read txn: nothing sent yet (its implicit transaction begins with its first statement) */
     unsigned depth;    /* 0 at top level */
     unsigned sp;       /* nested: its savepoint s<sp>, a name no other nested txn of the top-level txn has */
     unsigned sp_last;  /* root: the last savepoint number given */
@@ -172,7 +181,7 @@ struct stor_bk_cur {
     X(PQexec) X(PQexecPrepared) X(PQfinish) X(PQfreemem) X(PQgetlength) X(PQgetvalue) X(PQntuples) \
     X(PQprepare) X(PQresultErrorField) X(PQresultStatus) X(PQsetNoticeProcessor) X(PQstatus) \
     X(PQtransactionStatus) X(PQenterPipelineMode) X(PQexitPipelineMode) X(PQpipelineSync) X(PQsendPrepare) \
-    X(PQsendQueryPrepared) X(PQsendQueryParams) X(PQgetResult)
+    X(PQsendQueryPrepared) X(PQsendQueryParams) X(PQgetResult) X(PQsendFlushRequest) X(PQflush)
 
 typedef struct pq_api {
 #define PQ_SLOT(f) __typeof__(&f) f;
@@ -298,6 +307,10 @@ static int conn_new(stor_bk_env_t *e, pg_conn_t **out)
     }
     pq.PQsetNoticeProcessor(pc->c, quiet, NULL);
     pc->e = e;
+    if (pg_cmd(pc, SESSION_SQL) != 0) {
+        conn_free(pc);
+        return STOR_ERR_UNAVAILABLE;
+    }
     *out = pc;
     return 0;
 }
@@ -355,6 +368,12 @@ static int pipe_on(pg_conn_t *pc)
 
 static int pipe_sync(pg_conn_t *pc, PGresult **want);
 
+static void pipe_count(pg_conn_t *pc)
+{
+    if (pc->e != NULL)
+        __atomic_add_fetch(&pc->e->statements, 1, __ATOMIC_RELAXED);
+}
+
 /* Room for two more statements in the queue (a prepare and its statement): a full one is synced first. */
 static int queue_room(pg_conn_t *pc)
 {
@@ -374,6 +393,7 @@ static int queue_sql(pg_conn_t *pc, const char *sql)
         return pipe_lost(pc);
     pc->into[pc->nq] = NULL;
     pc->queued[pc->nq++] = 0;
+    pipe_count(pc);
     return 0;
 }
 
@@ -435,17 +455,60 @@ static int read_sync(pg_conn_t *pc, int err)
     return err != 0 ? err : STOR_ERR_UNAVAILABLE;
 }
 
-/* Send what is queued and read every answer up to the sync point: one round trip. want: where the last statement's
- * result goes (NULL: none is wanted); a prefetch's goes to its slot (pre_t), unless an error came before it.
- * Returns the pipeline's first error, else 0. */
+/* A read txn's pipe_sync: what is queued sent with a flush request, not a sync point, so that its statements stay
+ * in one implicit transaction (one snapshot) until the txn ends (pipe_leave). After an error PostgreSQL skips every
+ * statement up to a sync point: one is sent then, and the answers are read up to it (the transaction is over; the
+ * txn can only end). */
+static int pipe_ask(pg_conn_t *pc, PGresult **want)
+{
+    unsigned n = pc->nq;
+    int err = 0, synced = 0;
+
+    if (pc->broken || pq.PQsendFlushRequest(pc->c) != 1 || pq.PQflush(pc->c) != 0)
+        return pipe_lost(pc);
+    if (pc->e != NULL)
+        __atomic_add_fetch(&pc->e->round_trips, 1, __ATOMIC_RELAXED);
+    pc->nq = 0;
+    for (unsigned i = 0; i < n; i++) {
+        pre_t *p = pc->into[i];
+        if (err != 0 && !synced) {
+            synced = 1;
+            if (!pc->broken && pq.PQpipelineSync(pc->c) != 1)
+                pc->broken = 1;
+        }
+        if (!pc->broken)
+            read_stmt(pc, pc->queued[i], want != NULL && i + 1 == n ? want : p != NULL ? &p->r : NULL, &err);
+        if (p != NULL) {
+            p->wait = 0;
+            pc->into[i] = NULL;
+        }
+    }
+    if (err != 0 && !pc->broken) {
+        if (!synced && pq.PQpipelineSync(pc->c) != 1)
+            pc->broken = 1;
+        else
+            err = read_sync(pc, err);
+    }
+    if (err != 0 && want != NULL && *want != NULL) {
+        pq.PQclear(*want);
+        *want = NULL;
+    }
+    return err != 0 ? err : pc->broken ? STOR_ERR_UNAVAILABLE : 0;
+}
+
+/* Send what is queued and read every answer up to the sync point: one round trip (a read txn's: pipe_ask). want:
+ * where the last statement's result goes (NULL: none is wanted); a prefetch's goes to its slot (pre_t), unless an
+ * error came before it. Returns the pipeline's first error, else 0. */
 static int pipe_sync(pg_conn_t *pc, PGresult **want)
 {
     unsigned n = pc->nq;
     int err = 0, first = pc->first_retry;
 
-    pc->first_retry = 0;
     if (want != NULL)
         *want = NULL;
+    if (pc->implicit)
+        return pipe_ask(pc, want);
+    pc->first_retry = 0;
     if (pc->broken || pq.PQpipelineSync(pc->c) != 1)
         return first ? (pipe_lost(pc), STOR_ERR_RETRY) : pipe_lost(pc);
     if (pc->e != NULL)
@@ -471,7 +534,7 @@ static int pipe_sync(pg_conn_t *pc, PGresult **want)
 }
 
 /* Send what is queued and a sync point, and leave the answers to be read by the connection's next user (an ended
- * txn's ROLLBACK: nobody waits for it). */
+ * write txn's ROLLBACK, a read txn's end: nobody waits for them). */
 static void pipe_leave(pg_conn_t *pc)
 {
     if (pc->broken || pq.PQpipelineSync(pc->c) != 1) {
@@ -480,6 +543,7 @@ static void pipe_leave(pg_conn_t *pc)
     }
     pipe_unwait(pc, pc->nq); /* the txn that queued them ends: nobody takes their answers */
     pc->owed = pc->nq;
+    pc->sync_owed = 1;
     pc->nq = 0;
 }
 
@@ -487,12 +551,14 @@ static void pipe_leave(pg_conn_t *pc)
  * and it is not used again), out of pipeline mode. */
 static int conn_settle(pg_conn_t *pc)
 {
-    if (pc->owed > 0 || pc->nq > 0) {
+    pc->implicit = 0;
+    if (pc->sync_owed || pc->nq > 0) {
         unsigned n = pc->owed + pc->nq;
         int err = 0;
         if (pc->nq > 0 && pq.PQpipelineSync(pc->c) != 1)
             return pipe_lost(pc);
         pc->owed = pc->nq = 0;
+        pc->sync_owed = 0;
         for (unsigned i = 0; i < n; i++)
             read_stmt(pc, pc->queued[i], NULL, &err);
         if (read_sync(pc, err) != 0)
@@ -565,7 +631,7 @@ static void conn_give(stor_bk_env_t *e, pg_conn_t *pc)
     pg_conn_t *old = NULL, **pp;
 
     if (pc->broken || pq.PQstatus(pc->c) != CONNECTION_OK || pc->nq > 0 ||
-        (pc->owed == 0 && pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE)) {
+        (!pc->sync_owed && pq.PQtransactionStatus(pc->c) != PQTRANS_IDLE)) {
         conn_drop(e, pc);
         return;
     }
@@ -670,20 +736,15 @@ static int queue_stmt(stor_bk_txn_t *t, int db, int q, int n_params, const stor_
         return pipe_lost(pc);
     pc->into[pc->nq] = NULL;
     pc->queued[pc->nq++] = 0;
+    pipe_count(pc);
     return 0;
 }
 
-/* A read txn's BEGIN, queued before its first statement (a get's, a cursor's, a count's or a prefetch's). */
+/* A read txn's first statement (a get's, a cursor's, a count's or a prefetch's) begins its implicit transaction:
+ * nothing to send before it. */
 static int begin_read(stor_bk_txn_t *t)
 {
-    stor_bk_txn_t *root = t->root;
-    int rc;
-
-    if (!root->lazy)
-        return 0;
-    if ((rc = queue_sql(t->pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
-        return rc;
-    root->lazy = 0;
+    t->root->lazy = 0;
     return 0;
 }
 
@@ -708,6 +769,7 @@ static int move_txn(stor_bk_txn_t *t)
     root->early = 0;
     if ((rc = conn_take(t->e, &t->pc, &root->fresh)) != 0 || (rc = pipe_on(t->pc)) != 0)
         return rc;
+    t->pc->implicit = 1;
     return 0;
 }
 
@@ -957,7 +1019,7 @@ static int check_tables(stor_bk_env_t *e, pg_conn_t *pc, const stor_table_t *tab
     PGresult *r;
     int rc = 0;
 
-    if ((rc = pg_cmd(pc, "BEGIN")) != 0)
+    if ((rc = pg_cmd(pc, BEGIN_WRITE)) != 0)
         return rc;
     r = pq.PQexec(pc->c, q);
     if (pq.PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1073,8 +1135,9 @@ static void txn_free(stor_bk_txn_t *t)
 
 /* A top-level txn's connection, in pipeline mode. A write txn queues its BEGIN, which goes with its first statement
  * that needs an answer; if a pooled connection turns out dead there, that answer is STOR_ERR_RETRY (nothing of the
- * txn ran: stor_env.c runs the batch again, on another connection; pipe_sync). A read txn's BEGIN waits for its first
- * statement too (stmt_run), moving to a fresh connection by itself, and a read txn that reads nothing sends nothing.
+ * txn ran: stor_env.c runs the batch again, on another connection; pipe_sync). A read txn sends nothing before its
+ * first statement, whose round trip moves it to a fresh connection by itself (stmt_run), and a read txn that reads
+ * nothing sends nothing.
  * A connection that cannot be put in pipeline mode is dropped and another taken (two tries). */
 static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t)
 {
@@ -1086,11 +1149,12 @@ static int begin_top(stor_bk_env_t *e, stor_bk_txn_t *t)
         if ((rc = pipe_on(t->pc)) == 0) {
             if (!t->write) {
                 t->lazy = 1;
+                t->pc->implicit = 1;
                 return 0;
             }
             /* Not waited for: it goes with the first statement that must be answered (pipe_sync turns a pooled
              * connection found dead there into a batch run again). */
-            if ((rc = queue_sql(t->pc, "BEGIN")) == 0) {
+            if ((rc = queue_sql(t->pc, BEGIN_WRITE)) == 0) {
                 t->pc->first_retry = !t->fresh;
                 return 0;
             }
@@ -1157,7 +1221,11 @@ static void pg_txn_abort(stor_bk_txn_t *t)
         held_forget(t->root);
         pre_forget(t->root);
         t->root->gen++;
-    } else if (t->pc != NULL && !t->lazy) {
+    } else if (t->pc != NULL && !t->write) {
+        /* A read txn's implicit transaction ends at the sync point; nobody waits for it (conn_settle). */
+        if (!t->lazy)
+            pipe_leave(t->pc);
+    } else if (t->pc != NULL) {
         /* Nobody waits for the ROLLBACK: the connection's next user reads its answer (conn_settle). Whatever is
          * queued is answered first, so that an error there does not make the server skip the ROLLBACK. */
         if (t->pc->nq > 0)
@@ -1193,6 +1261,12 @@ static int pg_txn_commit(stor_bk_txn_t *t)
     }
     if (t->lazy) { /* a read txn that read nothing */
         txn_free(t);
+        return rc;
+    }
+    if (!t->write) { /* its statements were answered in its snapshot: it ends with the sync point (pg_txn_abort) */
+        if (rc == 0 && (t->pc->broken || pq.PQstatus(t->pc->c) != CONNECTION_OK))
+            rc = STOR_ERR_UNAVAILABLE;
+        pg_txn_abort(t);
         return rc;
     }
     /* The connection lost in the txn: the database is out of reach (UNAVAILABLE, as every statement said). */
@@ -1392,6 +1466,11 @@ static int pg_prefetch(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_va
 static uint64_t pg_round_trips(stor_bk_env_t *e)
 {
     return __atomic_load_n(&e->round_trips, __ATOMIC_RELAXED);
+}
+
+static uint64_t pg_statements(stor_bk_env_t *e)
+{
+    return __atomic_load_n(&e->statements, __ATOMIC_RELAXED);
 }
 
 static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *k, stor_val_t *v, unsigned flags)
@@ -1872,5 +1951,6 @@ const stor_backend_t stor_backend_pg = {
     .schema_version = pg_schema_version,
     .try_lock = pg_try_lock,
     .round_trips = pg_round_trips,
+    .statements = pg_statements,
     .backup = NULL, /* pg_basebackup and WAL archiving (docs/operations.md) */
 };

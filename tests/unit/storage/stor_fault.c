@@ -332,6 +332,11 @@ static uint64_t sf_round_trips(stor_bk_env_t *e)
     return below->round_trips(e);
 }
 
+static uint64_t sf_statements(stor_bk_env_t *e)
+{
+    return below->statements(e);
+}
+
 static int sf_backup(stor_bk_env_t *e, const char *dir)
 {
     return below->backup(e, dir);
@@ -376,6 +381,7 @@ void sf_install(stor_env_t *env)
     faulty.backup = below->backup != NULL ? sf_backup : NULL;
     faulty.prefetch = sf_prefetch;
     faulty.round_trips = below->round_trips != NULL ? sf_round_trips : NULL;
+    faulty.statements = below->statements != NULL ? sf_statements : NULL;
     env->be = &faulty;
     pthread_mutex_unlock(&mu);
     pthread_mutex_unlock(&env->mu);

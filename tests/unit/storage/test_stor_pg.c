@@ -452,6 +452,24 @@ START_TEST(t_pg_failed_statement)
     ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &v, &got), STOR_ERR_NOTFOUND);
     ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &STOR_VAL("late", 4), &got), STOR_ERR_NOTFOUND);
     stor_backend_pg.txn_abort(p);
+    /* A read txn's statement fails: PostgreSQL skips what follows it up to a sync point, which the answer's round
+     * trip sends; the connection then serves the next txns (first the failed statement before another, then last). */
+    p = pg_begin(e, NULL, STOR_BK_READ);
+    ck_assert_int_eq(stor_backend_pg.prefetch(e, p, 1, &k), 0);
+    ck_assert_int_eq(stor_backend_pg.prefetch(e, p, 0, &v), 0);
+    ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &k, &got), STOR_ERR_IO);
+    stor_backend_pg.txn_abort(p);
+    for (int i = 0; i < 2; i++) {
+        p = pg_begin(e, NULL, STOR_BK_READ);
+        ck_assert_int_eq(stor_backend_pg.get(e, p, 0, &k, &got), 0);
+        ck_assert(got.len == 1 && memcmp(got.data, "v", 1) == 0);
+        if (i == 0) {
+            ck_assert_int_eq(stor_backend_pg.get(e, p, 1, &k, &got), STOR_ERR_IO);
+            stor_backend_pg.txn_abort(p);
+        } else {
+            ck_assert_int_eq(stor_backend_pg.txn_commit(p), 0);
+        }
+    }
     stor_backend_pg.close(e);
 }
 END_TEST
@@ -595,9 +613,10 @@ static int sign_seed_fn(stor_txn_t *t, void *arg)
     return stor_txn_cred_put(t, &s->cred, 0);
 }
 
-/* The round trips of one stor_read of sign_reads_fn (its BEGIN goes with its first statement; its ROLLBACK waits for
- * no answer). */
-static uint64_t sign_reads_cost(stor_env_t *env, sign_reads_t *s, int ahead, const char *hint)
+/* The round trips of one stor_read of sign_reads_fn (the sync point that ends it waits for no answer); *stmts: the
+ * statements it sent (its reads only: a read txn is the implicit transaction of its pipeline, without BEGIN or
+ * ROLLBACK). */
+static uint64_t sign_reads_cost(stor_env_t *env, sign_reads_t *s, int ahead, const char *hint, uint64_t *stmts)
 {
     stor_stats_t before, after;
 
@@ -609,6 +628,8 @@ static uint64_t sign_reads_cost(stor_env_t *env, sign_reads_t *s, int ahead, con
     ck_assert_str_eq(s->user.name, "pg-rt");
     ck_assert_str_eq(s->cred.owner, "pg-rt");
     ck_assert_str_eq(s->tok.cred, "pg-rt-cred");
+    if (stmts != NULL)
+        *stmts = after.statements - before.statements;
     return after.round_trips - before.round_trips;
 }
 
@@ -629,12 +650,16 @@ START_TEST(t_pg_prefetch_round_trips)
     tst_set(s.cred.id, sizeof(s.cred.id), "pg-rt-cred");
     tst_set(s.cred.owner, sizeof(s.cred.owner), "pg-rt");
     ck_assert_int_eq(stor_write(env, sign_seed_fn, &s), 0);
-    (void)sign_reads_cost(env, &s, 0, "pg-rt"); /* the statements prepared on the connection */
-    (void)sign_reads_cost(env, &s, 1, "pg-rt");
-    ck_assert_uint_eq(sign_reads_cost(env, &s, 0, "pg-rt"), 3);
-    ck_assert_uint_eq(sign_reads_cost(env, &s, 1, "pg-rt"), 1);
+    uint64_t stmts = 0;
+    (void)sign_reads_cost(env, &s, 0, "pg-rt", NULL); /* the statements prepared on the connection */
+    (void)sign_reads_cost(env, &s, 1, "pg-rt", NULL);
+    ck_assert_uint_eq(sign_reads_cost(env, &s, 0, "pg-rt", &stmts), 3);
+    ck_assert_uint_eq(stmts, 3);
+    ck_assert_uint_eq(sign_reads_cost(env, &s, 1, "pg-rt", &stmts), 1);
+    ck_assert_uint_eq(stmts, 3);
     /* another user read ahead (csc-sam's USER hint wrong): the token's own user is read, by a round trip of its own */
-    ck_assert_uint_eq(sign_reads_cost(env, &s, 1, "pg-someone-else"), 2);
+    ck_assert_uint_eq(sign_reads_cost(env, &s, 1, "pg-someone-else", &stmts), 2);
+    ck_assert_uint_eq(stmts, 4);
     stor_close(env);
 }
 END_TEST
