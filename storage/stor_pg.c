@@ -662,8 +662,8 @@ static int stmt_sql(const stor_bk_env_t *e, int db, int q, char *sql, size_t n)
     int w;
 
     switch (q) {
-    case Q_GET: case Q_GET_FU:
-        w = snprintf(sql, n, "SELECT v FROM %s WHERE k = $1::bytea ORDER BY v LIMIT 1%s", t,
+    case Q_GET: case Q_GET_FU: /* a dupsort table's first value; a plain table's key has one row: no sort to plan */
+        w = snprintf(sql, n, "SELECT v FROM %s WHERE k = $1::bytea%s%s", t, e->dups[db] ? " ORDER BY v LIMIT 1" : "",
                      q == Q_GET_FU ? " FOR UPDATE" : "");
         break;
     case Q_UPSERT:
