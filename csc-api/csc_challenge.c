@@ -108,7 +108,7 @@ int csc_m_get_challenge(csc_req_t *r)
         return -1;
     if (csc_req_string(r, "authObjectID", &obj, 64, "Missing (or invalid type) string parameter authObjectID") < 0)
         return -1;
-    if ((cred = malloc(sizeof(*cred))) == NULL)
+    if ((cred = stor_rec_new(sizeof(*cred))) == NULL)
         return csc_unavailable(r);
     if (csc_load_cred(r, id, cred) != 0)
         goto out;
@@ -118,8 +118,7 @@ int csc_m_get_challenge(csc_req_t *r)
     }
     rc = issue(r, cred);
 out:
-    stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }
 
@@ -136,7 +135,7 @@ int csc_m_send_otp(csc_req_t *r)
         return -1;
     if (csc_get_string(r, "clientData", &s, 4096) < 0)
         return csc_bad(r, "Invalid parameter clientData");
-    if ((cred = malloc(sizeof(*cred))) == NULL)
+    if ((cred = stor_rec_new(sizeof(*cred))) == NULL)
         return csc_unavailable(r);
     if (csc_load_cred(r, id, cred) != 0)
         goto out;
@@ -146,7 +145,6 @@ int csc_m_send_otp(csc_req_t *r)
     }
     rc = issue(r, cred);
 out:
-    stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }

@@ -253,7 +253,7 @@ int csc_m_cred_info(csc_req_t *r)
         return -1;
     if (parse_info_opts(r, &o) != 0)
         return -1;
-    if ((cred = malloc(sizeof(*cred))) == NULL)
+    if ((cred = stor_rec_new(sizeof(*cred))) == NULL)
         return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
     if (csc_load_cred(r, id, cred) != 0)
         goto out;
@@ -263,8 +263,7 @@ int csc_m_cred_info(csc_req_t *r)
     yajl_gen_map_close(r->gen);
     rc = 0;
 out:
-    stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }
 
@@ -394,7 +393,7 @@ int csc_m_cred_list(csc_req_t *r)
     if (parse_info_opts(r, &o) != 0)
         return -1;
     int src = stor_read(r->csc->stor, collect_ids, &l);
-    if (src != STOR_OK || (cred = malloc(sizeof(*cred))) == NULL) {
+    if (src != STOR_OK || (cred = stor_rec_new(sizeof(*cred))) == NULL) {
         csc_unavailable_stor(r, src);
         goto out;
     }
@@ -429,9 +428,7 @@ int csc_m_cred_list(csc_req_t *r)
     rc = 0;
 out:
     free(l.ids);
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }
 
@@ -571,7 +568,7 @@ int csc_m_authorize(csc_req_t *r)
         return csc_bad(r, "Invalid parameter clientData");
     if (parse_factors(r, &f) != 0)
         return -1;
-    if ((cred = malloc(sizeof(*cred))) == NULL)
+    if ((cred = stor_rec_new(sizeof(*cred))) == NULL)
         return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
     if (csc_load_cred(r, id, cred) != 0)
         goto out;
@@ -665,9 +662,7 @@ int csc_m_authorize(csc_req_t *r)
     csc_sam_end(&call);
 out:
     csc_hashes_free(&hs);
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }
 
@@ -687,7 +682,7 @@ int csc_m_extend(csc_req_t *r)
         return -1;
     if (csc_get_string(r, "clientData", &s, 4096) < 0)
         return csc_bad(r, "Invalid parameter clientData");
-    if ((cred = malloc(sizeof(*cred))) == NULL)
+    if ((cred = stor_rec_new(sizeof(*cred))) == NULL)
         return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
     if (csc_load_cred(r, id, cred) != 0)
         goto out;
@@ -730,8 +725,6 @@ int csc_m_extend(csc_req_t *r)
     rc = sad_reply(r, fresh, expires_in);
 out:
     csc_hashes_free(&hs);
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }

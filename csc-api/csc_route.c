@@ -264,15 +264,14 @@ static int token_check(csc_req_t *r, const char *tok, size_t len, int cred_ahead
 {
     const char *id = NULL;
     if (!cred_ahead || csc_get_string(r, "credentialID", &id, STOR_NAME_MAX) < 0 || id == NULL ||
-        (r->cred_read = malloc(sizeof(*r->cred_read))) == NULL)
+        (r->cred_read = stor_rec_new(sizeof(*r->cred_read))) == NULL)
         return oauth_token_check(r->csc->oauth, tok, len, &r->principal);
     snprintf(r->cred_read_id, sizeof(r->cred_read_id), "%s", id);
     auth_read_t a = {.r = r, .tok = tok, .len = len};
     int rc = stor_read(r->csc->stor, auth_read_fn, &a);
     rc = a.ran ? a.orc : oauth_rc(rc);
     if (rc != OAUTH_OK) { /* nothing was read for a request that ends here */
-        stor_wipe(r->cred_read, sizeof(*r->cred_read));
-        free(r->cred_read);
+        stor_rec_free(r->cred_read, sizeof(*r->cred_read));
         r->cred_read = NULL;
     }
     return rc;
@@ -398,9 +397,7 @@ void csc_handle(csc_t *c, const csc_call_t *call, csc_reply_t *reply)
     yajl_gen_free(r.gen);
     csc_json_free(r.root);
     OPENSSL_cleanse(r.bearer, sizeof(r.bearer));
-    if (r.cred_read != NULL)
-        stor_wipe(r.cred_read, sizeof(*r.cred_read));
-    free(r.cred_read);
+    stor_rec_free(r.cred_read, sizeof(*r.cred_read));
     retry_later(reply);
 }
 

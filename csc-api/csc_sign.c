@@ -353,7 +353,7 @@ int csc_m_sign_hash(csc_req_t *r)
     csc_async_opts_t ao;
     if (async && (csc_async_params(r, &ao) != 0 || csc_async_reserve(r) != 0))
         return -1;
-    if ((cred = malloc(sizeof(*cred))) == NULL) {
+    if ((cred = stor_rec_new(sizeof(*cred))) == NULL) {
         if (async)
             csc_async_unreserve(r->csc);
         return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
@@ -420,8 +420,6 @@ out:
     if (async)
         csc_async_unreserve(r->csc);
     csc_hashes_free(&h);
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }

@@ -377,8 +377,8 @@ int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_
     if (!o || !req || !sad || !expires_in || !authz_args_ok(req))
         goto out;
     rc = OAUTH_ERR_INTERNAL;
-    if (!(c = calloc(1, sizeof(*c))) || !(c->cred = calloc(1, sizeof(*c->cred))) ||
-        !(c->sad = calloc(1, sizeof(*c->sad))))
+    if (!(c = calloc(1, sizeof(*c))) || !(c->cred = stor_rec_new(sizeof(*c->cred))) ||
+        !(c->sad = stor_rec_new(sizeof(*c->sad))))
         goto out;
     c->o = o;
     c->req = req;
@@ -403,9 +403,8 @@ int oauth_authorize_pre(oauth_t *o, const oauth_sad_request_t *req, const oauth_
 out:
     OPENSSL_cleanse(value, sizeof(value));
     if (c) {
-        if (c->cred)
-            OPENSSL_clear_free(c->cred, sizeof(*c->cred));
-        free(c->sad);
+        stor_rec_free(c->cred, sizeof(*c->cred));
+        stor_rec_free(c->sad, sizeof(*c->sad));
         OPENSSL_clear_free(c, sizeof(*c));
     }
     return rc;

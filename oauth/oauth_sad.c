@@ -209,7 +209,7 @@ static int sign_ctx_init(consume_ctx_t *c, oauth_t *o, const char *sad, size_t l
     c->o = o;
     c->use = use;
     c->now = oauth_clock(o);
-    if (!(c->req_digests = malloc(use->n_digests * use->digest_len)) || !(c->sad = calloc(1, sizeof(*c->sad))) ||
+    if (!(c->req_digests = malloc(use->n_digests * use->digest_len)) || !(c->sad = stor_rec_new(sizeof(*c->sad))) ||
         !(c->idx = calloc(use->n_digests, sizeof(*c->idx))))
         return OAUTH_ERR_INTERNAL;
     oauth_digests_flat(c->req_digests, use->digests, use->digest_len, use->n_digests);
@@ -221,7 +221,7 @@ static int sign_ctx_init(consume_ctx_t *c, oauth_t *o, const char *sad, size_t l
 static void sign_ctx_done(consume_ctx_t *c)
 {
     free(c->req_digests);
-    free(c->sad);
+    stor_rec_free(c->sad, sizeof(*c->sad));
     free(c->idx);
     OPENSSL_cleanse(c, sizeof(*c));
 }

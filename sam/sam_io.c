@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -92,11 +93,47 @@ int sam_send(int fd, const uint8_t *msg, size_t len, int64_t deadline_ms)
 }
 
 /* Room for one more record's payload after off body bytes; a move wipes the old buffer. */
+/* A thread's spare receive buffer of one record's room (RBUF_FIRST): a buffer of that size given back with
+ * sam_rbuf_free is kept, wiped, for the thread's next sam_recv instead of going back to malloc. csc-server takes one
+ * per call to csc-sam; 64 KiB blocks coming and going by the hundred a second kept its heaps fragmented
+ * (docs/reliability.md, soak). pthread_key_create's destructor frees it when the thread ends. */
+#define RBUF_FIRST (SAM_HDR_LEN + SAM_RECORD_PAYLOAD_MAX)
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static int spare_ok;
+
+static void spare_init(void)
+{
+    spare_ok = pthread_key_create(&spare_key, free) == 0;
+}
+
+static uint8_t *spare_take(void)
+{
+    uint8_t *p;
+
+    (void)pthread_once(&spare_once, spare_init);
+    if (!spare_ok || (p = pthread_getspecific(spare_key)) == NULL)
+        return NULL;
+    (void)pthread_setspecific(spare_key, NULL);
+    return p;
+}
+
+/* Keep buf (RBUF_FIRST bytes, wiped) as the thread's spare: 1, or 0 when it has one already. */
+static int spare_keep(uint8_t *buf)
+{
+    (void)pthread_once(&spare_once, spare_init);
+    return spare_ok && pthread_getspecific(spare_key) == NULL && pthread_setspecific(spare_key, buf) == 0;
+}
+
 static int rbuf_reserve(sam_rbuf_t *rb, size_t off)
 {
     size_t need = SAM_HDR_LEN + off + SAM_RECORD_PAYLOAD_MAX;
     if (need <= rb->cap)
         return SAM_OK;
+    if (rb->buf == NULL && need == RBUF_FIRST && (rb->buf = spare_take()) != NULL) {
+        rb->cap = RBUF_FIRST;
+        return SAM_OK;
+    }
     if (need < 2 * rb->cap) /* doubling: a long message is copied a few times, not once a record */
         need = 2 * rb->cap;
     if (need > SAM_HDR_LEN + SAM_MSG_MAX + SAM_RECORD_PAYLOAD_MAX)
@@ -203,8 +240,11 @@ void sam_rbuf_free(sam_rbuf_t *rb)
         return;
     /* Only the last message's bytes are left to wipe: sam_recv wiped every earlier one, and all of the buffer
      * after a failure. Wiping the rest would only fault in pages never used (the buffer has room for a record). */
-    if (rb->buf != NULL)
-        OPENSSL_clear_free(rb->buf, rb->len);
+    if (rb->buf != NULL) {
+        OPENSSL_cleanse(rb->buf, rb->len);
+        if (rb->cap != RBUF_FIRST || !spare_keep(rb->buf))
+            free(rb->buf);
+    }
     memset(rb, 0, sizeof(*rb));
 }
 

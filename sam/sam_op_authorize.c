@@ -104,9 +104,7 @@ typedef struct cred_req {
 
 static void cred_req_close(cred_req_t *c)
 {
-    if (c->cred != NULL)
-        stor_wipe(c->cred, sizeof(*c->cred));
-    free(c->cred);
+    stor_rec_free(c->cred, sizeof(*c->cred));
     free(c->ptrs);
 }
 
@@ -125,7 +123,7 @@ static int cred_req_open(const sam_server_config_t *cfg, const sam_msg_t *req, s
     sam_text(req, SAM_T_CRED, c->id, sizeof(c->id));
     sam_text(req, SAM_T_CLIENT, c->client, sizeof(c->client));
     c->ptrs = calloc(SAM_DIGESTS_MAX, sizeof(*c->ptrs));
-    c->cred = malloc(sizeof(*c->cred));
+    c->cred = stor_rec_new(sizeof(*c->cred));
     if (c->ptrs == NULL || c->cred == NULL) {
         *rc = sam_refuse(b, req, SAM_REFUSE_UNAVAILABLE, "out of memory", 0);
         return -1;

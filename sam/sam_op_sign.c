@@ -424,7 +424,7 @@ static int who_read_fn(stor_txn_t *t, void *arg)
 static int verify(const sam_server_config_t *cfg, const sam_msg_t *req, sam_builder_t *b, job_t *j, int *rc)
 {
     oauth_principal_t who;
-    stor_cred_t *cred = malloc(sizeof(*cred));
+    stor_cred_t *cred = stor_rec_new(sizeof(*cred));
     const char *why = "out of memory";
     char why_buf[SAM_REASON_MAX + 1], hint[SAM_NAME_MAX + 1];
     uint32_t code = SAM_REFUSE_UNAVAILABLE;
@@ -491,15 +491,12 @@ static int verify(const sam_server_config_t *cfg, const sam_msg_t *req, sam_buil
         j->certs_len = cred->certs_len;
     }
     snprintf(j->owner, sizeof(j->owner), "%s", strcmp(cred->owner, who.user) != 0 ? cred->owner : "");
-    stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return 0;
 refuse:
     sam_audit_denied(cfg, STOR_EV_SIGN, j->user, j->cred, j->client, "csc-sam: %s", why);
     *rc = sam_refuse(b, req, code, why, about);
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return -1;
 }
 

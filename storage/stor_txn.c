@@ -342,10 +342,10 @@ int stor_walk_recs(stor_txn_t *t, int db, stor_walk_t how, const stor_val_t *key
     /* Every member of the union is a function pointer: a NULL one reads as NULL through any of them. */
     if (size == 0 || cb->fn.user == NULL)
         return STOR_ERR_INVAL;
-    if ((w.rec = malloc(size)) == NULL)
+    if ((w.rec = stor_rec_new(size)) == NULL)
         return STOR_ERR_NOMEM;
     rc = stor_walk(t, db, how, key, rec_row, &w);
-    OPENSSL_clear_free(w.rec, size);
+    stor_rec_free(w.rec, size);
     return rc;
 }
 

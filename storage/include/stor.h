@@ -1110,6 +1110,15 @@ int stor_async_purge(stor_env_t *env, int64_t now_ms);
 /** Wipe a record that may hold verifiers or secrets (OPENSSL_cleanse). */
 void stor_wipe(void *rec, size_t len);
 
+/**
+ * A zeroed block of size bytes for a record held while a request runs (a stor_sad_t, a stor_cred_t), or NULL. Blocks
+ * of 4 KiB or more come from a pool: one given back with stor_rec_free is kept, wiped, for the next stor_rec_new of
+ * its size (any thread), so the blocks of a busy process do not move about its heap (storage/stor_rec.c).
+ */
+void *stor_rec_new(size_t size);
+/** Wipe p (size bytes, as given to stor_rec_new; NULL: nothing) and give it back. */
+void stor_rec_free(void *p, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -509,6 +509,40 @@ START_TEST(t_peek)
 }
 END_TEST
 
+/* stor_rec_new and stor_rec_free: a big record given back is the next one of its size, wiped to zero; a record of
+ * another size is not; small blocks are not pooled. */
+START_TEST(t_record_pool)
+{
+    stor_sad_t *a = stor_rec_new(sizeof(*a)), *b;
+    stor_cred_t *c;
+
+    ck_assert_ptr_nonnull(a);
+    for (size_t i = 0; i < sizeof(*a); i++)
+        ck_assert_uint_eq(((const uint8_t *)a)[i], 0);
+    memset(a, 0x5a, sizeof(*a)); /* a SAD's digests, its user's name, ... */
+    stor_rec_free(a, sizeof(*a));
+    ck_assert_ptr_nonnull(c = stor_rec_new(sizeof(*c)));
+    ck_assert_ptr_ne((void *)c, (void *)a);
+    b = stor_rec_new(sizeof(*b));
+    ck_assert_ptr_eq(b, a);
+    for (size_t i = 0; i < sizeof(*b); i++)
+        ck_assert_uint_eq(((const uint8_t *)b)[i], 0);
+    a = stor_rec_new(sizeof(*a)); /* none kept now: a block of its own */
+    ck_assert_ptr_ne(a, b);
+    stor_rec_free(a, sizeof(*a));
+    stor_rec_free(b, sizeof(*b));
+    stor_rec_free(c, sizeof(*c));
+    stor_rec_free(NULL, sizeof(*c));
+    ck_assert_ptr_eq(stor_rec_new(sizeof(*b)), b); /* the last given back first */
+    ck_assert_ptr_eq(stor_rec_new(sizeof(*a)), a);
+    stor_rec_free(a, sizeof(*a));
+    stor_rec_free(b, sizeof(*b));
+    uint8_t *small = stor_rec_new(100);
+    ck_assert_ptr_nonnull(small);
+    stor_rec_free(small, 100);
+}
+END_TEST
+
 Suite *tst_codec_suite(void)
 {
     Suite *s = suite_create("stor_codec");
@@ -526,6 +560,7 @@ Suite *tst_codec_suite(void)
     tcase_add_test(tc, t_counts_in_any_order);
     tcase_add_test(tc, t_encode_inval);
     tcase_add_test(tc, t_peek);
+    tcase_add_test(tc, t_record_pool);
     suite_add_tcase(s, tc);
     return s;
 }
