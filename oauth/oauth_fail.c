@@ -33,8 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "oauth_int.h"
 
 #define FLUSH_BATCH 256 /* summaries per write */
@@ -221,7 +219,7 @@ int oauth_fail_flush(const oauth_t *o, int64_t now, int all)
     }
     f->next_flush = now + 1;
     pthread_mutex_unlock(&f->mu);
-    if (!(c.snap = malloc(FLUSH_BATCH * sizeof(*c.snap))))
+    if (!(c.snap = stor_rec_new(FLUSH_BATCH * sizeof(*c.snap)))) /* every second: the same block each time */
         return OAUTH_ERR_INTERNAL;
     for (;;) {
         pthread_mutex_lock(&f->mu);
@@ -237,6 +235,6 @@ int oauth_fail_flush(const oauth_t *o, int64_t now, int all)
         settle(f, c.snap, c.n);
         pthread_mutex_unlock(&f->mu);
     }
-    OPENSSL_clear_free(c.snap, FLUSH_BATCH * sizeof(*c.snap));
+    stor_rec_free(c.snap, FLUSH_BATCH * sizeof(*c.snap));
     return rc;
 }
