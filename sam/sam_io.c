@@ -18,6 +18,15 @@
 
 #include "sam_int.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define KEPT(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define TAKEN(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define KEPT(p, n) ((void)(p), (void)(n))
+#define TAKEN(p, n) ((void)(p), (void)(n))
+#endif
+
 int64_t sam_now_ms(void)
 {
     struct timespec ts;
@@ -96,15 +105,22 @@ int sam_send(int fd, const uint8_t *msg, size_t len, int64_t deadline_ms)
 /* A thread's spare receive buffer of one record's room (RBUF_FIRST): a buffer of that size given back with
  * sam_rbuf_free is kept, wiped, for the thread's next sam_recv instead of going back to malloc. csc-server takes one
  * per call to csc-sam; 64 KiB blocks coming and going by the hundred a second kept its heaps fragmented
- * (docs/reliability.md, soak). pthread_key_create's destructor frees it when the thread ends. */
+ * (docs/reliability.md, soak). pthread_key_create's destructor frees it when the thread ends (spare_free). Under
+ * AddressSanitizer the spare is poisoned while kept: a use after sam_rbuf_free is still reported. */
 #define RBUF_FIRST (SAM_HDR_LEN + SAM_RECORD_PAYLOAD_MAX)
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static int spare_ok;
 
+static void spare_free(void *p)
+{
+    TAKEN(p, RBUF_FIRST);
+    free(p);
+}
+
 static void spare_init(void)
 {
-    spare_ok = pthread_key_create(&spare_key, free) == 0;
+    spare_ok = pthread_key_create(&spare_key, spare_free) == 0;
 }
 
 static uint8_t *spare_take(void)
@@ -115,6 +131,7 @@ static uint8_t *spare_take(void)
     if (!spare_ok || (p = pthread_getspecific(spare_key)) == NULL)
         return NULL;
     (void)pthread_setspecific(spare_key, NULL);
+    TAKEN(p, RBUF_FIRST);
     return p;
 }
 
@@ -122,7 +139,10 @@ static uint8_t *spare_take(void)
 static int spare_keep(uint8_t *buf)
 {
     (void)pthread_once(&spare_once, spare_init);
-    return spare_ok && pthread_getspecific(spare_key) == NULL && pthread_setspecific(spare_key, buf) == 0;
+    if (!spare_ok || pthread_getspecific(spare_key) != NULL || pthread_setspecific(spare_key, buf) != 0)
+        return 0;
+    KEPT(buf, RBUF_FIRST);
+    return 1;
 }
 
 static int rbuf_reserve(sam_rbuf_t *rb, size_t off)
