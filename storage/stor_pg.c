@@ -83,7 +83,7 @@ typedef struct pg_conn {
     time_t idle_since; /* CLOCK_MONOTONIC seconds, while in the idle list */
     int piped;         /* in libpq's pipeline mode (a txn's statements; see "pipelines") */
     int first_retry;   /* a write txn's BEGIN queued on a pooled connection, no answer read yet (begin_top) */
-    int implicit;      /* a read txn's: statements answered by flush requests, the sync left for its end (pipe_ask) */
+    int implicit;      /* a read txn's: statements answered by flush requests, the sync left for its end (pipe_sync) */
     unsigned nq;       /* statements sent since the last sync, their results not read yet */
     int sync_owed;     /* a sync point sent and its answers left unread (an ended txn's): read at the next conn_take */
     unsigned owed;     /* statements before that sync point, their answers unread too */
@@ -455,17 +455,23 @@ static int read_sync(pg_conn_t *pc, int err)
     return err != 0 ? err : STOR_ERR_UNAVAILABLE;
 }
 
-/* A read txn's pipe_sync: what is queued sent with a flush request, not a sync point, so that its statements stay
- * in one implicit transaction (one snapshot) until the txn ends (pipe_leave). After an error PostgreSQL skips every
- * statement up to a sync point: one is sent then, and the answers are read up to it (the transaction is over; the
- * txn can only end). */
-static int pipe_ask(pg_conn_t *pc, PGresult **want)
+/* Send what is queued and read every answer: one round trip. A write txn's pipeline ends at a sync point. A read
+ * txn's (pc->implicit) is sent with a flush request instead, so that its statements stay in one implicit transaction
+ * (one snapshot) until the txn ends (pipe_leave); after an error PostgreSQL skips every statement up to a sync point,
+ * so one is sent then and the answers are read up to it (the transaction is over; the txn can only end). want: where
+ * the last statement's result goes (NULL: none is wanted); a prefetch's goes to its slot (pre_t), unless an error
+ * came before it. Returns the pipeline's first error, else 0. */
+static int pipe_sync(pg_conn_t *pc, PGresult **want)
 {
     unsigned n = pc->nq;
-    int err = 0, synced = 0;
+    int err = 0, first = pc->first_retry, synced = !pc->implicit;
 
-    if (pc->broken || pq.PQsendFlushRequest(pc->c) != 1 || pq.PQflush(pc->c) != 0)
-        return pipe_lost(pc);
+    pc->first_retry = 0;
+    if (want != NULL)
+        *want = NULL;
+    if (pc->broken || (pc->implicit ? pq.PQsendFlushRequest(pc->c) != 1 || pq.PQflush(pc->c) != 0
+                                     : pq.PQpipelineSync(pc->c) != 1))
+        return first ? (pipe_lost(pc), STOR_ERR_RETRY) : pipe_lost(pc);
     if (pc->e != NULL)
         __atomic_add_fetch(&pc->e->round_trips, 1, __ATOMIC_RELAXED);
     pc->nq = 0;
@@ -476,53 +482,17 @@ static int pipe_ask(pg_conn_t *pc, PGresult **want)
             if (!pc->broken && pq.PQpipelineSync(pc->c) != 1)
                 pc->broken = 1;
         }
-        if (!pc->broken)
+        if (!pc->broken) /* else its error is in err already */
             read_stmt(pc, pc->queued[i], want != NULL && i + 1 == n ? want : p != NULL ? &p->r : NULL, &err);
         if (p != NULL) {
             p->wait = 0;
             pc->into[i] = NULL;
         }
     }
-    if (err != 0 && !pc->broken) {
-        if (!synced && pq.PQpipelineSync(pc->c) != 1)
-            pc->broken = 1;
-        else
-            err = read_sync(pc, err);
-    }
-    if (err != 0 && want != NULL && *want != NULL) {
-        pq.PQclear(*want);
-        *want = NULL;
-    }
-    return err != 0 ? err : pc->broken ? STOR_ERR_UNAVAILABLE : 0;
-}
-
-/* Send what is queued and read every answer up to the sync point: one round trip (a read txn's: pipe_ask). want:
- * where the last statement's result goes (NULL: none is wanted); a prefetch's goes to its slot (pre_t), unless an
- * error came before it. Returns the pipeline's first error, else 0. */
-static int pipe_sync(pg_conn_t *pc, PGresult **want)
-{
-    unsigned n = pc->nq;
-    int err = 0, first = pc->first_retry;
-
-    if (want != NULL)
-        *want = NULL;
-    if (pc->implicit)
-        return pipe_ask(pc, want);
-    pc->first_retry = 0;
-    if (pc->broken || pq.PQpipelineSync(pc->c) != 1)
-        return first ? (pipe_lost(pc), STOR_ERR_RETRY) : pipe_lost(pc);
-    if (pc->e != NULL)
-        __atomic_add_fetch(&pc->e->round_trips, 1, __ATOMIC_RELAXED);
-    pc->nq = 0;
-    for (unsigned i = 0; i < n; i++) {
-        pre_t *p = pc->into[i];
-        read_stmt(pc, pc->queued[i], want != NULL && i + 1 == n ? want : p != NULL ? &p->r : NULL, &err);
-        if (p != NULL) {
-            p->wait = 0;
-            pc->into[i] = NULL;
-        }
-    }
-    err = read_sync(pc, err);
+    if (err != 0 && !synced && !pc->broken && pq.PQpipelineSync(pc->c) != 1)
+        pc->broken = 1;
+    if (!pc->implicit || err != 0)
+        err = read_sync(pc, err);
     if (err != 0 && want != NULL && *want != NULL) {
         pq.PQclear(*want);
         *want = NULL;
