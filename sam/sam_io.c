@@ -101,7 +101,6 @@ int sam_send(int fd, const uint8_t *msg, size_t len, int64_t deadline_ms)
     return SAM_OK;
 }
 
-/* Room for one more record's payload after off body bytes; a move wipes the old buffer. */
 /* A thread's spare receive buffer of one record's room (RBUF_FIRST): a buffer of that size given back with
  * sam_rbuf_free is kept, wiped, for the thread's next sam_recv instead of going back to malloc. csc-server takes one
  * per call to csc-sam; 64 KiB blocks coming and going by the hundred a second kept its heaps fragmented
@@ -145,6 +144,8 @@ static int spare_keep(uint8_t *buf)
     return 1;
 }
 
+/* Room for one more record's payload after off body bytes (the first room: the thread's spare if it has one); a
+ * move wipes the old buffer. */
 static int rbuf_reserve(sam_rbuf_t *rb, size_t off)
 {
     size_t need = SAM_HDR_LEN + off + SAM_RECORD_PAYLOAD_MAX;
