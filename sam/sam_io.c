@@ -15,17 +15,10 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <sanitizer/asan_interface.h> /* its poisoning macros do nothing outside AddressSanitizer */
 
 #include "sam_int.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define KEPT(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define TAKEN(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define KEPT(p, n) ((void)(p), (void)(n))
-#define TAKEN(p, n) ((void)(p), (void)(n))
-#endif
 
 int64_t sam_now_ms(void)
 {
@@ -113,7 +106,7 @@ static int spare_ok;
 
 static void spare_free(void *p)
 {
-    TAKEN(p, RBUF_FIRST);
+    ASAN_UNPOISON_MEMORY_REGION(p, RBUF_FIRST);
     free(p);
 }
 
@@ -130,7 +123,7 @@ static uint8_t *spare_take(void)
     if (!spare_ok || (p = pthread_getspecific(spare_key)) == NULL)
         return NULL;
     (void)pthread_setspecific(spare_key, NULL);
-    TAKEN(p, RBUF_FIRST);
+    ASAN_UNPOISON_MEMORY_REGION(p, RBUF_FIRST);
     return p;
 }
 
@@ -140,7 +133,7 @@ static int spare_keep(uint8_t *buf)
     (void)pthread_once(&spare_once, spare_init);
     if (!spare_ok || pthread_getspecific(spare_key) != NULL || pthread_setspecific(spare_key, buf) != 0)
         return 0;
-    KEPT(buf, RBUF_FIRST);
+    ASAN_POISON_MEMORY_REGION(buf, RBUF_FIRST);
     return 1;
 }
 

@@ -15,17 +15,10 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <sanitizer/asan_interface.h> /* its poisoning macros do nothing outside AddressSanitizer */
 
 #include "stor.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define KEPT(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define TAKEN(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define KEPT(p, n) ((void)(p), (void)(n))
-#define TAKEN(p, n) ((void)(p), (void)(n))
-#endif
 
 #define REC_MIN 4096u /* smaller blocks: calloc and free (malloc's own caches serve them well) */
 #define CLASSES 8     /* record sizes pooled; a ninth size goes to calloc and free */
@@ -52,7 +45,7 @@ void *stor_rec_new(size_t size)
     for (size_t i = 0; i < CLASSES && cls[i].size != 0; i++)
         if (cls[i].size == size) {
             if ((b = cls[i].head) != NULL) {
-                TAKEN(b, size);
+                ASAN_UNPOISON_MEMORY_REGION(b, size);
                 cls[i].head = b->next;
                 cls[i].kept--;
             }
@@ -86,7 +79,8 @@ void stor_rec_free(void *p, size_t size)
         b->next = cls[i].head;
         cls[i].head = b;
         cls[i].kept++;
-        KEPT(b + 1, size - sizeof(*b)); /* next stays readable: LeakSanitizer follows no pointer in poisoned bytes */
+        /* next stays readable: LeakSanitizer follows no pointer in poisoned bytes */
+        ASAN_POISON_MEMORY_REGION(b + 1, size - sizeof(*b));
         b = NULL;
     }
     pthread_mutex_unlock(&mu);
