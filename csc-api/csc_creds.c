@@ -317,11 +317,10 @@ static int collect_ids(stor_txn_t *t, void *arg)
     int rc = stor_txn_cred_each(t, l->owner, collect_id, l);
     if (rc != 0)
         return rc;
-    if ((d.cred = malloc(sizeof(*d.cred))) == NULL)
+    if ((d.cred = stor_rec_new(sizeof(*d.cred))) == NULL)
         return STOR_ERR_NOMEM;
     rc = stor_txn_delegation_each(t, l->owner, collect_delegated, &d);
-    stor_wipe(d.cred, sizeof(*d.cred));
-    free(d.cred);
+    stor_rec_free(d.cred, sizeof(*d.cred));
     return rc;
 }
 

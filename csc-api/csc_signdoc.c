@@ -773,7 +773,7 @@ int csc_m_sign_doc(csc_req_t *r)
         return -1;
     if (async && (csc_async_params(r, &ao) != 0 || csc_async_reserve(r) != 0))
         return -1;
-    if ((sd = calloc(1, sizeof(*sd))) == NULL || (cred = malloc(sizeof(*cred))) == NULL) {
+    if ((sd = calloc(1, sizeof(*sd))) == NULL || (cred = stor_rec_new(sizeof(*cred))) == NULL) {
         csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
         goto out;
     }
@@ -845,8 +845,6 @@ out:
         signdoc_free(sd);
         free(sd);
     }
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }

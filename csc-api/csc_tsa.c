@@ -75,11 +75,9 @@ int csc_tsa_open(csc_t *c)
         fprintf(stderr, "csc: tsa_policy must be a dotted OID when tsa_credential is set\n");
         return -1;
     }
-    stor_cred_t *cred = malloc(sizeof(*cred));
+    stor_cred_t *cred = stor_rec_new(sizeof(*cred));
     int rc = cred != NULL ? tsa_load(c, cred) : HSM_ERR_NOMEM;
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     if (rc != HSM_OK) {
         fprintf(stderr, "csc: tsa_credential %s: no enabled time-stamping unit with a valid certificate "
                         "(csc-admin tsa init)\n", c->cfg.tsa_credential);
@@ -100,7 +98,7 @@ static pki_tst_t tst_fields(const csc_config_t *cfg, int md_nid, const uint8_t *
 
 int csc_tsa_token_max(csc_t *c, size_t *out)
 {
-    stor_cred_t *cred = malloc(sizeof(*cred));
+    stor_cred_t *cred = stor_rec_new(sizeof(*cred));
     uint8_t serial[16], digest[32];
     int rc;
 
@@ -123,9 +121,7 @@ int csc_tsa_token_max(csc_t *c, size_t *out)
     pki_tst_sig(cred->key_type == STOR_KEY_RSA, cred->key_curve, &sig);
     rc = csc_pki_hsm_rc(pki_tst_size_max(&t, cred->certs, cred->certs_len, &sig, 256 * 1024, out), HSM_OK);
 out:
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
     return rc;
 }
 

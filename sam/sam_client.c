@@ -3,6 +3,7 @@
  * within one deadline, reconnection, typed helpers.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,19 +151,56 @@ static int slot_connect(const sam_client_t *c, slot_t *s)
     return SAM_OK;
 }
 
+/* An idle connection the SAM has ended (it restarted, or refused the connection): hung up, or readable, which an idle
+ * connection never is otherwise. */
+static int slot_dead(const slot_t *s)
+{
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
+}
+
+unsigned sam_client_fill(sam_client_t *c)
+{
+    unsigned n = 0;
+    if (c == NULL)
+        return 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        slot_t *s = &c->slot[i];
+        pthread_mutex_lock(&c->mtx);
+        int mine = !s->busy;
+        s->busy = 1;
+        pthread_mutex_unlock(&c->mtx);
+        if (!mine)
+            continue; /* a call has it */
+        if (s->fd >= 0 && slot_dead(s))
+            slot_drop(s);
+        int up = s->fd >= 0 || slot_connect(c, s) == SAM_OK;
+        slot_give(c, s);
+        if (!up)
+            break; /* the SAM is not there: the calls connect as before */
+    }
+    pthread_mutex_lock(&c->mtx);
+    for (unsigned i = 0; i < c->n; i++)
+        n += c->slot[i].fd >= 0;
+    pthread_mutex_unlock(&c->mtx);
+    return n;
+}
+
 /* One exchange on the slot: connect if needed, send (again on a fresh connection if an idle one was closed by a
  * SAM that went away), receive, decode, check. */
 static int exchange(sam_client_t *c, slot_t *s, const uint8_t *msg, size_t len, int64_t deadline_ms, sam_rbuf_t *rb,
-                    sam_msg_t *reply)
+                    sam_msg_t *reply, int *connected)
 {
     int fresh = s->fd < 0, rc;
     if (fresh && (rc = slot_connect(c, s)) != SAM_OK)
         return rc;
+    *connected = fresh;
     rc = sam_send(s->fd, msg, len, deadline_ms);
     if (!fresh && (rc == SAM_ERR_CLOSED || rc == SAM_ERR_IO)) {
         slot_drop(s);
         if ((rc = slot_connect(c, s)) != SAM_OK)
             return rc;
+        *connected = 1;
         rc = sam_send(s->fd, msg, len, deadline_ms);
     }
     if (rc == SAM_ERR_CLOSED)
@@ -195,12 +233,15 @@ int sam_client_call(sam_client_t *c, const uint8_t *msg, size_t len, sam_rbuf_t 
     slot_t *s = slot_take(c, deadline);
     if (s == NULL)
         return SAM_ERR_TIMEOUT;
-    int rc = exchange(c, s, msg, len, deadline, rb, reply);
+    int connected = 0;
+    int rc = exchange(c, s, msg, len, deadline, rb, reply, &connected);
     if (rc != SAM_OK) {
         slot_drop(s); /* a message may be half sent or half read */
         memset(reply, 0, sizeof(*reply));
     }
     slot_give(c, s);
+    if (rc == SAM_OK && connected)
+        (void)sam_client_fill(c); /* the SAM is (back) up: the rest of the pool too, its dead connections replaced */
     return rc;
 }
 

@@ -105,9 +105,15 @@ int main(int argc, char **argv)
      * mapped block is freed (the trim threshold up to 64 MiB), and a thread's heap gives the free memory at its top
      * back only above the trim threshold; malloc_trim (trim_run) gives back free pages inside every heap and the main
      * heap's top, never a thread heap's top. csc-server's thread heap kept the top its busiest moment reached
-     * (bench/soak: 2.1 -> 2.7 MiB in 12 minutes). Blocks of 128 KiB or more (a large signDoc body) get mappings of
-     * their own. csc-sam (exec'd below, a process image of its own) sets its own (srv_priv_mlock). */
+     * (bench/soak: 2.1 -> 2.7 MiB in 12 minutes). Blocks of 16 KiB or more get mappings of their own, given back
+     * when freed: above all the three record buffers OpenSSL takes for every TLS connection (16-22 KiB each, 175
+     * connections a second in the soak), which otherwise carved up the heaps under the small blocks that outlive
+     * them (the main heap's floor after each trim rose 2.7 -> 3.07 MiB in 24 minutes); a keep-alive connection
+     * maps them once. The records a request holds come from stor_rec's pool, the SAM receive buffer is the
+     * thread's spare: neither is mapped per request. csc-sam (exec'd below, a process image of its own) sets its
+     * own (srv_priv_mlock). */
     (void)mallopt(M_TRIM_THRESHOLD, 128 << 10);
+    (void)mallopt(M_MMAP_THRESHOLD, 16 << 10);
     /* The signature activation module first: forked before any thread or socket of csc-server exists. */
     srv_sam_t *sam = NULL;
     if (srv_sam_begin(cfg, &sam) != 0) {

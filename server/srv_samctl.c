@@ -370,10 +370,14 @@ void srv_sam_hello(sam_client_t *client, const char *path, oauth_t *oauth)
     int rc = sam_client_hello(client, &h);
     if (rc != SAM_OK)
         fprintf(stderr, "csc-server: csc-sam at %s does not answer HELLO: %s\n", path, sam_strerror(rc));
-    else
-        fprintf(stderr, "csc-server: csc-sam ready: %s (protocol %u, token %s, storage %s)\n", h.identity,
-                (unsigned)h.version, h.hsm_ready ? "logged in" : "UNAVAILABLE",
-                h.storage_ready ? "open" : "UNAVAILABLE");
+    else {
+        /* HELLO's call filled the pool (csc-sam starts a thread per connection: all of them now, not after hours
+         * of service); filling it again counts it. */
+        unsigned open = sam_client_fill(client);
+        fprintf(stderr, "csc-server: csc-sam ready: %s (protocol %u, token %s, storage %s, %u connections open)\n",
+                h.identity, (unsigned)h.version, h.hsm_ready ? "logged in" : "UNAVAILABLE",
+                h.storage_ready ? "open" : "UNAVAILABLE", open);
+    }
     /* The pages' ticket key every node on this HSM shares: before the first page, as no thread serves one yet. */
     if (rc != SAM_OK || !h.has_ticket_key ||
         oauth_ticket_set_key(oauth, h.ticket_key, sizeof(h.ticket_key)) != OAUTH_OK)

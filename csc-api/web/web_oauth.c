@@ -891,7 +891,7 @@ static void after_login(web_t *w, const char *sid, const oauth_session_view_t *v
         redirect(w, &v->req, NULL, "invalid_request", "You have no usable credential with that signatureQualifier");
         return;
     }
-    stor_cred_t *cred = malloc(sizeof(*cred));
+    stor_cred_t *cred = stor_rec_new(sizeof(*cred));
     int rc = cred != NULL ? stor_cred_get(w->c->stor, v->req.cred, cred) : STOR_ERR_NOMEM;
     if (rc != STOR_OK || strcmp(cred->owner, v->user) != 0) {
         oauth_session_end(w->c->oauth, sid);
@@ -904,9 +904,7 @@ static void after_login(web_t *w, const char *sid, const oauth_session_view_t *v
     } else {
         consent_page(w, v, client, cred, error);
     }
-    if (cred != NULL)
-        stor_wipe(cred, sizeof(*cred));
-    free(cred);
+    stor_rec_free(cred, sizeof(*cred));
 }
 
 /* A post from a visitor's sign-in page (ticket cookie): cancel, or the login that starts the session. */

@@ -45,6 +45,13 @@ typedef struct sam_client sam_client_t;
  * @return SAM_OK, SAM_ERR_INVAL, SAM_ERR_NOMEM
  */
 SAM_MUST_CHECK int sam_client_new(const char *path, unsigned connections, unsigned timeout_ms, sam_client_t **out);
+/**
+ * Connect every slot that is not connected yet, so that the SAM starts the thread of each now, not when calls in
+ * flight first need that many (a process that serves a while should not start threads late). A slot that cannot
+ * connect is left to connect on its call, as before.
+ * @return the number of slots connected now (0..connections)
+ */
+unsigned sam_client_fill(sam_client_t *c);
 /** Close every connection and free. No call may be running. NULL is fine. */
 void sam_client_free(sam_client_t *c);
 

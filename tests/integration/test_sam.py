@@ -108,6 +108,28 @@ def sam_socket(svc):
     return os.path.join(svc.dir, "csc-sam.sock")
 
 
+def sam_connections(sam_pid, path):
+    """How many connections csc-sam has accepted on its socket path now (csc-server's pool to it): the descriptors of
+    sam_pid that are Unix sockets bound to path, its listening one not counted."""
+    inodes = set()
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[7] == path:
+                inodes.add(parts[6])
+    fds = os.listdir("/proc/%d/fd" % sam_pid)
+    n = 0
+    for fd in fds:
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (sam_pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            n += 1
+    return max(0, n - 1)
+
+
 def sam_admin_socket(svc):
     return os.path.join(os.path.dirname(svc.conf), "csc-sam-admin.sock")  # sam_admin_socket's default
 
@@ -140,6 +162,22 @@ class TestSpawned(unittest.TestCase):
         self.assertNotIn("gave no key for the sign-in pages", SVC.server_stderr())
         self.assertEqual(os.stat(sam_socket(SVC)).st_mode & 0o777, 0o600)
         self.assertIn("csc-sam ready: csc-sam pid=%d" % pid, SVC.server_stderr())
+
+    def test_pool_open_at_start(self):
+        """csc-server connects its whole pool to csc-sam when csc-sam first answers (so csc-sam starts every
+        connection's thread then, not under load hours later), and again after csc-sam comes back."""
+        import re
+        m = re.search(r"csc-sam ready: .*, (\d+) connections open\)", SVC.server_stderr())
+        self.assertIsNotNone(m, SVC.server_stderr()[-2000:])
+        want = int(m.group(1))
+        self.assertGreater(want, 1)
+        # A call through csc-sam first: when test_kill9_restarts ran before, this is the call that finds the pool's
+        # connections dead and connects it whole to the new csc-sam.
+        self.assertTrue(SVC.token())
+        pid = sam_child(SVC)
+        wait_for(lambda: sam_connections(pid, sam_socket(SVC)) == want, 10)
+        self.assertEqual(sam_connections(pid, sam_socket(SVC)), want)
+        self.assertIn("%d connections to csc-sam" % want, SVC.server_stderr(), "sam_connections, all of them")
 
     def test_kill9_restarts(self):
         old, sup = sam_child(SVC), supervisor(SVC)

@@ -265,6 +265,35 @@ static void await_connections(sam_server_t *s, unsigned n)
     ck_assert_uint_eq(sam_server_connections(s), n);
 }
 
+/* The whole pool is connected once the SAM answers (csc-sam starts each connection's thread then, not hours later),
+ * and again when it comes back: sam_client_fill replaces the connections it ended. With no SAM listening nothing is
+ * connected and the calls still connect on their own. */
+START_TEST(t_pool_filled)
+{
+    sam_client_t *c = client(2);
+    ck_assert_uint_eq(sam_client_fill(c), 0); /* nobody listens yet */
+    ck_assert_uint_eq(sam_client_fill(NULL), 0);
+
+    sam_server_config_t cfg = config(); /* max_connections 2 */
+    sam_server_t *s = start(&cfg);
+    hello_ok(c); /* one call, and its connection was new: the other slot is connected too */
+    await_connections(s, 2);
+    ck_assert_uint_eq(sam_client_fill(c), 2); /* nothing left to connect */
+    await_connections(s, 2);
+
+    sam_server_free(s); /* the SAM goes away; another comes */
+    s = start(&cfg);
+    ck_assert_uint_eq(sam_client_fill(c), 2); /* both dead connections replaced */
+    await_connections(s, 2);
+    hello_ok(c);
+    hello_ok(c);
+    await_connections(s, 2); /* the calls used the pool's connections */
+    sam_client_free(c);
+    await_connections(s, 0);
+    sam_server_free(s);
+}
+END_TEST
+
 START_TEST(t_connection_limit)
 {
     sam_server_config_t cfg = config(); /* max_connections 2 */
@@ -435,6 +464,7 @@ TCase *sam_server_tcase(void)
     tcase_add_test(tc, t_socket_file);
     tcase_add_test(tc, t_malformed);
     tcase_add_test(tc, t_connection_limit);
+    tcase_add_test(tc, t_pool_filled);
     tcase_add_test(tc, t_peer_refused);
     tcase_add_test(tc, t_peer_other_uid);
     tcase_add_test(tc, t_client_reconnects);
