@@ -115,26 +115,14 @@ int stor_async_fail_pending(stor_env_t *env, const char *node, const char *desc)
     return rc != 0 ? rc : f.n;
 }
 
-typedef struct {
-    int64_t now;
-    int n;
-} purge_t;
-
-static int purge_fn(stor_txn_t *t, void *arg)
+static int purge_fn(stor_txn_t *t, int64_t now_ms, int *n)
 {
-    purge_t *p = arg;
-    int rc;
+    int rc = stor_txn_check(t, 1);
 
-    p->n = 0;
-    if ((rc = stor_txn_check(t, 1)) != 0)
-        return rc;
-    return stor_purge_table(t, STOR_DB_ASYNC, STOR_REC_ASYNC, offsetof(stor_async_t, expires_ms), p->now, &p->n);
+    return rc != 0 ? rc : stor_purge_table(t, STOR_DB_ASYNC, STOR_REC_ASYNC, offsetof(stor_async_t, expires_ms), now_ms, n);
 }
 
 int stor_async_purge(stor_env_t *env, int64_t now_ms)
 {
-    purge_t p = { .now = now_ms, .n = 0 };
-    int rc = stor_write(env, purge_fn, &p);
-
-    return rc != 0 ? rc : p.n;
+    return stor_purge_run(env, now_ms, purge_fn);
 }

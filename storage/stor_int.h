@@ -255,11 +255,21 @@ typedef struct stor_hash_list {
 } stor_hash_list_t;
 /** Append the 32 bytes at h (the list grows by doubling). @return 0 or STOR_ERR_NOMEM */
 int stor_hash_list_add(stor_hash_list_t *l, const void *h);
+/** Rows a purge deletes in one write txn. A purge of everything expired at once wrote a transaction as big as the
+ *  backlog: the writer held for its length (every signature's commit waiting behind it), and LMDB keeps the pages
+ *  of its largest write transaction for the next (its own free list of dirty pages), so csc-sam's locked memory grew
+ *  with the biggest purge it ever ran (bench/soak: 3.5 MiB at the first purge of a minute's tokens). */
+#define STOR_PURGE_TXN_MAX 256
+/** stor_purge_table's return when the txn's STOR_PURGE_TXN_MAX rows are deleted and more may be left (> 0: not an
+ *  error; stor_purge_run commits and runs the purge again). */
+#define STOR_PURGE_MORE 1
 /** Delete the rows of table db whose record (of type; its int64 expiry at exp_off) expired before now; tokens also
- *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX). Writable t. */
+ *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX); stops with STOR_PURGE_MORE once *n
+ *  reaches STOR_PURGE_TXN_MAX. Writable t. */
 int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, int64_t now, int *n);
-/* One write that runs purge(t, now, &n) (n counts the rows it deleted, from 0 again if the batch is retried):
- * stor_purge_expired (csc-sam's), stor_purge_websessions and stor_purge_pars (csc-server's). @return n, or an error. */
+/* Writes that run purge(t, now, &n) (n counts the rows it deleted in this txn, from 0 again if the batch is retried),
+ * one after another while purge answers STOR_PURGE_MORE: stor_purge_expired (csc-sam's), stor_async_purge,
+ * stor_purge_websessions and stor_purge_pars (csc-server's). @return the rows deleted, or an error. */
 typedef int (*stor_purge_fn)(stor_txn_t *t, int64_t now, int *n);
 int stor_purge_run(stor_env_t *env, int64_t now, stor_purge_fn purge);
 /** stor_walk that decodes each record into one heap copy, wiped and freed at the end, and calls cb with it. */

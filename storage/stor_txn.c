@@ -929,6 +929,8 @@ static int purge_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, con
         return rc;
     if (exp >= p->now)
         return 0;
+    if (p->n >= STOR_PURGE_TXN_MAX)
+        return STOR_PURGE_MORE; /* this one goes in the next txn */
     if (p->db == STOR_DB_TOKENS) {
         uint8_t grant[16], hash[32];
         stor_val_t gk = KEY(grant, 16), hk = KEY(hash, 32);
@@ -960,20 +962,28 @@ typedef struct purge_run {
     int64_t now;
     stor_purge_fn purge;
     int n;
+    int more; /* the txn stopped at STOR_PURGE_TXN_MAX */
 } purge_run_t;
 
 static int purge_run_fn(stor_txn_t *t, void *arg)
 {
     purge_run_t *p = arg;
     p->n = 0; /* a retried or rolled-back run must not count twice */
-    return p->purge(t, p->now, &p->n);
+    int rc = p->purge(t, p->now, &p->n);
+    p->more = rc == STOR_PURGE_MORE;
+    return p->more ? 0 : rc; /* what it deleted is committed */
 }
 
 int stor_purge_run(stor_env_t *env, int64_t now, stor_purge_fn purge)
 {
-    purge_run_t p = {.now = now, .purge = purge, .n = 0};
-    int rc = stor_write(env, purge_run_fn, &p);
-    return rc != 0 ? rc : p.n;
+    purge_run_t p = {.now = now, .purge = purge};
+    int total = 0, rc;
+    do { /* each txn that stops at the limit deleted STOR_PURGE_TXN_MAX rows: this ends */
+        if ((rc = stor_write(env, purge_run_fn, &p)) != 0)
+            return rc;
+        total = p.n < INT32_MAX - total ? total + p.n : INT32_MAX;
+    } while (p.more);
+    return total;
 }
 
 /* ---- convenience ------------------------------------------------------- */

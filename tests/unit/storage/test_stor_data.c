@@ -927,6 +927,38 @@ START_TEST(t_purge)
 }
 END_TEST
 
+/* A purge deletes at most STOR_PURGE_TXN_MAX rows per write txn, one txn after another until nothing expired is left:
+ * 600 expired tokens go in three txns (256, 256, 88), and the live ones stay. */
+static int many_tokens_fn(stor_txn_t *t, void *arg)
+{
+    stor_token_t tok;
+    int rc = 0;
+
+    (void)arg;
+    for (int i = 0; i < 610 && rc == 0; i++) {
+        make_token(&tok, 0x70, 0x0C, i < 600 ? 100 : 900);
+        tok.hash[0] = (uint8_t)(i >> 8);
+        tok.hash[1] = (uint8_t)i;
+        rc = stor_txn_token_put(t, &tok);
+    }
+    return rc;
+}
+
+START_TEST(t_purge_in_chunks)
+{
+    stor_stats_t before, after;
+
+    ck_assert_int_eq(stor_write(g_env, many_tokens_fn, NULL), 0);
+    stor_int_stats(g_env, &before);
+    ck_assert_int_eq(stor_purge_expired(g_env, 200), 600);
+    stor_int_stats(g_env, &after);
+    ck_assert_uint_eq(after.batches - before.batches, 3);
+    ck_assert_int_eq(stor_purge_expired(g_env, 200), 0);
+    ck_assert_int_eq(revoke_g(0x0C), 10); /* the ten live ones, with their grant-index rows */
+    ck_assert_int_eq(stor_purge_expired(g_env, INT64_MAX), 10);
+}
+END_TEST
+
 /* ---- signed audit heads (J11) and the backup flag of credentials (J8) ---- */
 
 typedef struct heads_walk {
@@ -1058,6 +1090,7 @@ Suite *tst_data_suite(void)
     tcase_add_test(tc, t_audit_two_processes);
     tcase_add_test(tc, t_reopen_persists);
     tcase_add_test(tc, t_purge);
+    tcase_add_test(tc, t_purge_in_chunks);
     tcase_add_test(tc, t_signed_heads);
     tcase_add_test(tc, t_cred_key_backup_field);
     suite_add_tcase(s, tc);
