@@ -32,13 +32,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -63,7 +63,7 @@ typedef struct loop loop_t;
 
 typedef struct job {
     h2o_multithread_message_t msg; /* first: the queue hands back this pointer */
-    struct job *next;
+    srv_pool_item_t item;          /* a worker pool's link */
     loop_t *loop;
     h2o_req_t *req;                /* NULL once the client's stream is gone */
     struct job **guard;
@@ -90,16 +90,6 @@ struct loop {
     atomic_int wd_ticked;          /* this loop (not loop 0) ticked since loop 0 last sent WATCHDOG=1 */
 };
 
-typedef struct pool {
-    int nice;          /* scheduling priority of its threads, relative to the process (0 = the same) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job_t *head, *tail;
-    size_t queued, queue_max;
-    int stopping;
-    pthread_t *threads;
-    unsigned n_threads, started;
-} pool_t;
 
 /* What a counted connection's socket carries to its close (h2o_socket_t.on_close). */
 typedef struct conn_ref {
@@ -120,8 +110,8 @@ typedef struct server {
     pthread_mutex_t log_mu;        /* guards access_log and log_json: a reload reopens the file */
     FILE *access_log;
     int log_json;                  /* access_log_format = json */
-    pool_t main_pool;  /* everything but password/PIN checks */
-    pool_t auth_pool;  /* requests that run scrypt */
+    srv_pool_t *main_pool; /* everything but password/PIN checks */
+    srv_pool_t *auth_pool; /* requests that run scrypt */
     srv_health_t *health;  /* the operators' listener (admin_listen), or NULL */
     srv_conns_t *conns;    /* the connection caps' counts */
     volatile sig_atomic_t stop;
@@ -131,82 +121,15 @@ static server_t srv;
 
 /* ---- workers ------------------------------------------------------------- */
 
-static void *worker_main(void *arg)
+/* A worker pool's run (srv_thread.c: the most recently idle worker takes the next job). */
+static void worker_run(srv_pool_item_t *item)
 {
-    pool_t *p = arg;
-    /* Linux: the nice value is per thread. Best effort: a refusal only leaves the thread at the default. */
-    if (p->nice != 0)
-        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getpriority(PRIO_PROCESS, 0) + p->nice);
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (p->head == NULL && !p->stopping)
-            pthread_cond_wait(&p->cv, &p->mu);
-        job_t *j = p->head;
-        if (j == NULL) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        p->head = j->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->queued--;
-        pthread_mutex_unlock(&p->mu);
+    job_t *j = (job_t *)((char *)item - offsetof(job_t, item));
 
-        csc_handle(srv.mods->csc, &j->call, &j->reply);
-        /* The request (body with PINs, headers with tokens) is no longer needed. */
-        OPENSSL_cleanse(j->data, j->data_len);
-        h2o_multithread_send_message(&j->loop->done, &j->msg);
-    }
-}
-
-static int enqueue(pool_t *p, job_t *j)
-{
-    pthread_mutex_lock(&p->mu);
-    if (p->queued >= p->queue_max) {
-        pthread_mutex_unlock(&p->mu);
-        return -1;
-    }
-    j->next = NULL;
-    if (p->tail != NULL)
-        p->tail->next = j;
-    else
-        p->head = j;
-    p->tail = j;
-    p->queued++;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return 0;
-}
-
-static int pool_start(pool_t *p, unsigned n_threads, size_t queue_max)
-{
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->queue_max = queue_max;
-    p->n_threads = n_threads;
-    if ((p->threads = calloc(n_threads, sizeof(*p->threads))) == NULL)
-        return -1;
-    for (; p->started < n_threads; p->started++)
-        if (pthread_create(&p->threads[p->started], NULL, worker_main, p) != 0)
-            return -1;
-    return 0;
-}
-
-/* Let the workers finish what is queued, then join them. */
-static void pool_stop(pool_t *p)
-{
-    if (p->threads == NULL)
-        return;
-    pthread_mutex_lock(&p->mu);
-    p->stopping = 1;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (unsigned i = 0; i < p->started; i++)
-        pthread_join(p->threads[i], NULL);
-    free(p->threads);
-    p->threads = NULL;
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
+    csc_handle(srv.mods->csc, &j->call, &j->reply);
+    /* The request (body with PINs, headers with tokens) is no longer needed. */
+    OPENSSL_cleanse(j->data, j->data_len);
+    h2o_multithread_send_message(&j->loop->done, &j->msg);
 }
 
 static void job_free(job_t *j)
@@ -508,10 +431,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     job_t **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_req_dispose);
     *slot = j;
     j->guard = slot;
-    pool_t *p = csc_checks_secret(j->call.http_method, j->call.http_method_len, j->call.path, j->call.path_len)
-                    ? &srv.auth_pool
-                    : &srv.main_pool;
-    if (enqueue(p, j) != 0) {
+    srv_pool_t *p = csc_checks_secret(j->call.http_method, j->call.http_method_len, j->call.path, j->call.path_len)
+                        ? srv.auth_pool
+                        : srv.main_pool;
+    if (srv_pool_submit(p, &j->item) != 0) {
         csc_reply_t r;
         *slot = NULL;
         csc_reply_busy(srv.mods->csc, &j->call, &r);
@@ -1044,8 +967,9 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     srv.loops = calloc(cfg->threads, sizeof(*srv.loops));
-    if (srv.loops == NULL || pool_start(&srv.main_pool, cfg->workers, (size_t)cfg->workers * QUEUE_PER_WORKER) != 0 ||
-        (srv.auth_pool.nice = AUTH_NICE, pool_start(&srv.auth_pool, cfg->auth_workers, cfg->auth_queue) != 0)) {
+    if (srv.loops == NULL ||
+        srv_pool_start(cfg->workers, (size_t)cfg->workers * QUEUE_PER_WORKER, 0, worker_run, &srv.main_pool) != 0 ||
+        srv_pool_start(cfg->auth_workers, cfg->auth_queue, AUTH_NICE, worker_run, &srv.auth_pool) != 0) {
         fprintf(stderr, "csc-server: cannot start the worker threads\n");
         goto out;
     }
@@ -1087,8 +1011,8 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     rc = 0;
 out:
     srv_health_close(srv.health); /* before the modules close: its probes use storage and the service */
-    pool_stop(&srv.main_pool);
-    pool_stop(&srv.auth_pool);
+    srv_pool_stop(srv.main_pool);
+    srv_pool_stop(srv.auth_pool);
     for (size_t i = 0; i < srv.n_fds; i++)
         close(srv.fds[i]);
     free(srv.loops);

@@ -106,6 +106,7 @@ struct stor_txn {
     int err; /* first backend failure that poisoned the txn; later calls return it */
     const char *origin; /* the asking thread's stor_audit_origin_set (NULL: none): audit records, approval requests */
     int walk_db;        /* the table stor_walk walks now (stor_walk_del's table), -1: none */
+    int purge_chunked;  /* stor_purge_run runs a purge in it: stor_purge_table stops at STOR_PURGE_TXN_MAX */
 };
 
 /* ---- record codec (stor_codec.c) -------------------------------------- */
@@ -264,8 +265,9 @@ int stor_hash_list_add(stor_hash_list_t *l, const void *h);
  *  error; stor_purge_run commits and runs the purge again). */
 #define STOR_PURGE_MORE 1
 /** Delete the rows of table db whose record (of type; its int64 expiry at exp_off) expired before now; tokens also
- *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX); stops with STOR_PURGE_MORE once *n
- *  reaches STOR_PURGE_TXN_MAX. Writable t. */
+ *  lose their grant-index row. Adds the number deleted to *n (at most INT32_MAX). Run by stor_purge_run, it stops with
+ *  STOR_PURGE_MORE once *n reaches STOR_PURGE_TXN_MAX; called within another write (a bound making room), it deletes
+ *  all. Writable t. */
 int stor_purge_table(stor_txn_t *t, int db, stor_rec_type_t type, size_t exp_off, int64_t now, int *n);
 /* Writes that run purge(t, now, &n) (n counts the rows it deleted in this txn, from 0 again if the batch is retried),
  * one after another while purge answers STOR_PURGE_MORE: stor_purge_expired (csc-sam's), stor_async_purge,

@@ -929,7 +929,7 @@ static int purge_row(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, con
         return rc;
     if (exp >= p->now)
         return 0;
-    if (p->n >= STOR_PURGE_TXN_MAX)
+    if (t->purge_chunked && p->n >= STOR_PURGE_TXN_MAX)
         return STOR_PURGE_MORE; /* this one goes in the next txn */
     if (p->db == STOR_DB_TOKENS) {
         uint8_t grant[16], hash[32];
@@ -969,7 +969,9 @@ static int purge_run_fn(stor_txn_t *t, void *arg)
 {
     purge_run_t *p = arg;
     p->n = 0; /* a retried or rolled-back run must not count twice */
+    t->purge_chunked = 1;
     int rc = p->purge(t, p->now, &p->n);
+    t->purge_chunked = 0;
     p->more = rc == STOR_PURGE_MORE;
     return p->more ? 0 : rc; /* what it deleted is committed */
 }

@@ -135,6 +135,104 @@ START_TEST(t_start_refusals)
 }
 END_TEST
 
+/* ---- worker pools ---- */
+
+typedef struct pool_job {
+    srv_pool_item_t item; /* first */
+    struct pool_probe *probe;
+    pthread_t ran_on;
+} pool_job_t;
+
+typedef struct pool_probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, started;
+    int gate_open;        /* 0: a job waits for it */
+} pool_probe_t;
+
+static pool_probe_t pprobe = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 1};
+
+static void pool_job_run(srv_pool_item_t *item)
+{
+    pool_job_t *j = (pool_job_t *)item;
+    pool_probe_t *p = j->probe;
+    pthread_mutex_lock(&p->mu);
+    p->started++;
+    pthread_cond_broadcast(&p->cv);
+    while (!p->gate_open)
+        pthread_cond_wait(&p->cv, &p->mu);
+    j->ran_on = pthread_self();
+    p->done++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_wait(pool_probe_t *p, const int *what, int n)
+{
+    pthread_mutex_lock(&p->mu);
+    while (*what < n)
+        pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void pool_wait_idle(srv_pool_t *pool, unsigned n)
+{
+    while (srv_pool_idle(pool) != n) /* bounded by the test's timeout */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+/* One job at a time, each submitted once every thread is idle again: the thread that went idle last takes it, so the
+ * same thread runs them all (with one condition variable for all, the threads took turns). */
+START_TEST(t_pool_last_idle_first)
+{
+    srv_pool_t *pool = NULL;
+    pool_job_t jobs[20];
+    memset(jobs, 0, sizeof(jobs));
+    pprobe.done = pprobe.started = 0;
+    pprobe.gate_open = 1;
+    ck_assert_int_eq(srv_pool_start(4, 8, 0, pool_job_run, &pool), 0);
+    for (int i = 0; i < 20; i++) {
+        pool_wait_idle(pool, 4);
+        jobs[i].probe = &pprobe;
+        ck_assert_int_eq(srv_pool_submit(pool, &jobs[i].item), 0);
+        pool_wait(&pprobe, &pprobe.done, i + 1);
+    }
+    for (int i = 1; i < 20; i++)
+        ck_assert_msg(pthread_equal(jobs[i].ran_on, jobs[0].ran_on), "job %d ran on another thread", i);
+    srv_pool_stop(pool);
+}
+END_TEST
+
+/* Every thread busy: items queue up to queue_max, the next is refused; stop runs what was queued. */
+START_TEST(t_pool_queue_limit)
+{
+    srv_pool_t *pool = NULL;
+    pool_job_t jobs[6];
+    memset(jobs, 0, sizeof(jobs));
+    pprobe.done = pprobe.started = 0;
+    pprobe.gate_open = 0;
+    ck_assert_int_eq(srv_pool_start(2, 3, 0, pool_job_run, &pool), 0);
+    for (int i = 0; i < 6; i++)
+        jobs[i].probe = &pprobe;
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[0].item), 0);
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[1].item), 0);
+    pool_wait(&pprobe, &pprobe.started, 2); /* both threads hold a job */
+    ck_assert_uint_eq(srv_pool_idle(pool), 0);
+    for (int i = 2; i < 5; i++)
+        ck_assert_int_eq(srv_pool_submit(pool, &jobs[i].item), 0);
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[5].item), -1); /* queue_max 3 */
+    pthread_mutex_lock(&pprobe.mu);
+    pprobe.gate_open = 1;
+    pthread_cond_broadcast(&pprobe.cv);
+    pthread_mutex_unlock(&pprobe.mu);
+    srv_pool_stop(pool);
+    ck_assert_int_eq(pprobe.done, 5);
+    ck_assert_int_eq(srv_pool_start(0, 1, 0, pool_job_run, &pool), -1);
+    ck_assert_ptr_null(pool);
+    srv_pool_stop(NULL);
+}
+END_TEST
+
 TCase *srv_thread_tcase(void)
 {
     TCase *tc = tcase_create("thread");
@@ -142,5 +240,7 @@ TCase *srv_thread_tcase(void)
     tcase_add_test(tc, t_failing_run_keeps_period);
     tcase_add_test(tc, t_stop_long_period);
     tcase_add_test(tc, t_start_refusals);
+    tcase_add_test(tc, t_pool_last_idle_first);
+    tcase_add_test(tc, t_pool_queue_limit);
     return tc;
 }
