@@ -181,19 +181,27 @@ static void pool_wait_idle(srv_pool_t *pool, unsigned n)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
+/* A pool of threads and queue_max for n fresh jobs of pprobe, its gate open or not. */
+static srv_pool_t *pool_begin(pool_job_t *jobs, int n, int gate_open, unsigned threads, size_t queue_max)
+{
+    srv_pool_t *pool = NULL;
+    memset(jobs, 0, (size_t)n * sizeof(*jobs));
+    for (int i = 0; i < n; i++)
+        jobs[i].probe = &pprobe;
+    pprobe.done = pprobe.started = 0;
+    pprobe.gate_open = gate_open;
+    ck_assert_int_eq(srv_pool_start(threads, queue_max, 0, pool_job_run, &pool), 0);
+    return pool;
+}
+
 /* One job at a time, each submitted once every thread is idle again: the thread that went idle last takes it, so the
  * same thread runs them all (with one condition variable for all, the threads took turns). */
 START_TEST(t_pool_last_idle_first)
 {
-    srv_pool_t *pool = NULL;
     pool_job_t jobs[20];
-    memset(jobs, 0, sizeof(jobs));
-    pprobe.done = pprobe.started = 0;
-    pprobe.gate_open = 1;
-    ck_assert_int_eq(srv_pool_start(4, 8, 0, pool_job_run, &pool), 0);
+    srv_pool_t *pool = pool_begin(jobs, 20, 1, 4, 8);
     for (int i = 0; i < 20; i++) {
         pool_wait_idle(pool, 4);
-        jobs[i].probe = &pprobe;
         ck_assert_int_eq(srv_pool_submit(pool, &jobs[i].item), 0);
         pool_wait(&pprobe, &pprobe.done, i + 1);
     }
@@ -206,14 +214,8 @@ END_TEST
 /* Every thread busy: items queue up to queue_max, the next is refused; stop runs what was queued. */
 START_TEST(t_pool_queue_limit)
 {
-    srv_pool_t *pool = NULL;
     pool_job_t jobs[6];
-    memset(jobs, 0, sizeof(jobs));
-    pprobe.done = pprobe.started = 0;
-    pprobe.gate_open = 0;
-    ck_assert_int_eq(srv_pool_start(2, 3, 0, pool_job_run, &pool), 0);
-    for (int i = 0; i < 6; i++)
-        jobs[i].probe = &pprobe;
+    srv_pool_t *pool = pool_begin(jobs, 6, 0, 2, 3);
     ck_assert_int_eq(srv_pool_submit(pool, &jobs[0].item), 0);
     ck_assert_int_eq(srv_pool_submit(pool, &jobs[1].item), 0);
     pool_wait(&pprobe, &pprobe.started, 2); /* both threads hold a job */
