@@ -274,9 +274,9 @@ END_TEST
 START_TEST(t_storage_postgresql)
 {
     static const refusal_t refused[] = {
-        {"storage = postgresql:host=db password=s3cret\n", "storage: postgresql: password= is refused"},
-        {"storage = postgresql:host=db password = 's3 cret'\n", "storage: postgresql: password= is refused"},
-        {"storage = postgresql:postgresql://u:s3cret@db/csc\n", "not a URI"},
+        {"storage = postgresql:host=db password=pw-s3cret\n", "storage: postgresql: password= is refused"},
+        {"storage = postgresql:host=db password = 'pw-s3 cret'\n", "storage: postgresql: password= is refused"},
+        {"storage = postgresql:postgresql://u:pw-s3cret@db/csc\n", "not a URI"},
         {"storage = postgresql:host=db dbname\n", "storage: postgresql: a malformed conninfo"},
         {"storage = postgresql:host='db\n", "storage: postgresql: a malformed conninfo"},
         {"storage = postgresql:host=db passfile=/a\nstorage_passfile = /b\n", "storage_passfile and storage's"},
@@ -300,7 +300,7 @@ START_TEST(t_storage_postgresql)
     refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
     for (size_t i = 0; i < 2; i++) {
         ck_assert_int_eq(load_with(BASE_NO_STORAGE, refused[i].extra, &cfg, msg, sizeof(msg)), -1);
-        ck_assert_msg(strstr(msg, "s3") == NULL, "the password shown: %s", msg);
+        ck_assert_msg(strstr(msg, "pw-s3") == NULL, "the password shown: %s", msg);
     }
     ck_assert_int_eq(load_with(prod, "storage = postgresql:host=db sslmode=require sslcert=c sslkey=k\n", &cfg, msg,
                                sizeof(msg)), -1);
@@ -323,7 +323,7 @@ START_TEST(t_front_storage)
     static const refusal_t refused[] = {
         {"storage = lmdb:db\nfront_storage = postgresql:host=db\n", "front_storage: only with storage = postgresql"},
         {"storage = postgresql:host=db\nfront_storage = lmdb:db\n", "front_storage: expected postgresql:CONNINFO"},
-        {"storage = postgresql:host=db\nfront_storage = postgresql:host=db password=s3cret\n",
+        {"storage = postgresql:host=db\nfront_storage = postgresql:host=db password=pw-s3cret\n",
          "front_storage: postgresql: password= is refused in the configuration (use front_storage_passfile"},
         {"storage = postgresql:host=db\nfront_storage = postgresql:host=other\n",
          "front_storage: host differs from storage's (\"other\" and \"db\")"},
@@ -358,7 +358,7 @@ START_TEST(t_front_storage)
     ck_assert_ptr_eq(srv_storage_of(&cfg, 1), &cfg.storage);
     refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
     ck_assert_int_eq(load_with(BASE_NO_STORAGE, refused[2].extra, &cfg, msg, sizeof(msg)), -1);
-    ck_assert_msg(strstr(msg, "s3") == NULL, "the password shown: %s", msg);
+    ck_assert_msg(strstr(msg, "pw-s3") == NULL, "the password shown: %s", msg);
 
     /* production */
     ck_assert_int_eq(load_with(prod, sam, &cfg, msg, sizeof(msg)), -1);
