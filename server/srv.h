@@ -247,25 +247,37 @@ int srv_task_start(const char *name, unsigned period_ms, srv_task_fn run, void *
 /* Wake the thread at once, wait for a run in progress to end, join and free. NULL is allowed. */
 void srv_task_stop(srv_task_t *t);
 
-/* Worker pools (srv_thread.c): n threads run the items submitted, each with run(item). The item a thread takes is
- * handed to the thread that went idle last (a stack of idle threads, each woken by its own condition variable),
- * items that find every thread busy wait in a FIFO queue of at most queue_max. So the threads that serve a light load
- * are the same few, warm: their stacks, CPU caches and malloc's per-thread caches are the ones in use, and the
- * others' stay as they were (with a shared condition variable every thread took its turn, and each one's cache of
- * freed blocks kept pages of the heaps resident: bench/soak). nice: the threads' priority relative to the process. */
+/* Worker pools (srv_thread.c): up to `threads` threads run the items submitted, each with run(item). The item a thread
+ * takes is handed to the thread that went idle last (a stack of idle threads, each woken by its own condition
+ * variable), items that find every thread busy and none to start wait in a FIFO queue of at most queue_max. So the
+ * threads that serve a light load are the same few, warm: their stacks, CPU caches and malloc's per-thread caches are
+ * the ones in use (with a shared condition variable every thread took its turn, and each one's cache of freed blocks
+ * kept pages of the heaps resident: bench/soak). A thread idle for idle_ms ends (0: never) while more than keep run
+ * (at least 1), handing its cached blocks and stack back; an item that finds no idle thread starts one in its slot.
+ * nice: the threads' priority relative to the process. */
 typedef struct srv_pool_item {
     struct srv_pool_item *next; /* the pool's link */
 } srv_pool_item_t;
 typedef struct srv_pool srv_pool_t;
 typedef void (*srv_pool_fn)(srv_pool_item_t *item);
+typedef struct srv_pool_opts {
+    unsigned threads;   /* at most, all started by srv_pool_start */
+    unsigned keep;      /* never ended for idleness (0 counts as 1) */
+    unsigned idle_ms;   /* a thread idle this long ends while more than keep run; 0: never */
+    size_t queue_max;
+    int nice;
+} srv_pool_opts_t;
 /* @return 0, or -1 (no thread or memory; *out NULL) */
-int srv_pool_start(unsigned n, size_t queue_max, int nice, srv_pool_fn run, srv_pool_t **out);
-/* Hand item to an idle thread, or queue it. @return 0, or -1 when the queue is full or the pool stopping. */
+int srv_pool_start(const srv_pool_opts_t *o, srv_pool_fn run, srv_pool_t **out);
+/* Hand item to an idle thread, or to a new one, or queue it. @return 0, or -1 when the queue is full or the pool
+ * stopping. */
 int srv_pool_submit(srv_pool_t *p, srv_pool_item_t *item);
 /* Let the threads run what is queued, then join them and free. NULL is allowed. */
 void srv_pool_stop(srv_pool_t *p);
 /* The threads waiting for an item now. */
 unsigned srv_pool_idle(srv_pool_t *p);
+/* The threads running now (busy or idle). */
+unsigned srv_pool_live(srv_pool_t *p);
 
 /* csc-server's csc-sam (srv_samctl.c): with sam_mode = spawn started here (before any listening socket), supervised
  * (restarted after a crash) and stopped by srv_sam_end; with connect only connected to. Messages to stderr; -1:

@@ -57,6 +57,8 @@
 
 #define QUEUE_PER_WORKER 64 /* queued jobs per worker of the main pool before the server answers 503 */
 #define AUTH_NICE 10        /* the password/PIN pool yields the CPU to signing and the event loops */
+#define WORKER_IDLE_MS 10000 /* a worker idle this long ends (its malloc cache and stack go back), a few kept */
+#define WORKERS_KEPT 2
 #define REQUEST_ID_MAX 64   /* a client's X-Request-Id is taken when it is [A-Za-z0-9._-]{1,64} */
 
 typedef struct loop loop_t;
@@ -967,9 +969,12 @@ int srv_http_run(const srv_config_t *cfg, srv_modules_t *m)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     srv.loops = calloc(cfg->threads, sizeof(*srv.loops));
-    if (srv.loops == NULL ||
-        srv_pool_start(cfg->workers, (size_t)cfg->workers * QUEUE_PER_WORKER, 0, worker_run, &srv.main_pool) != 0 ||
-        srv_pool_start(cfg->auth_workers, cfg->auth_queue, AUTH_NICE, worker_run, &srv.auth_pool) != 0) {
+    srv_pool_opts_t main_opts = {.threads = cfg->workers, .keep = WORKERS_KEPT, .idle_ms = WORKER_IDLE_MS,
+                                 .queue_max = (size_t)cfg->workers * QUEUE_PER_WORKER},
+                    auth_opts = {.threads = cfg->auth_workers, .keep = 1, .idle_ms = WORKER_IDLE_MS,
+                                 .queue_max = cfg->auth_queue, .nice = AUTH_NICE};
+    if (srv.loops == NULL || srv_pool_start(&main_opts, worker_run, &srv.main_pool) != 0 ||
+        srv_pool_start(&auth_opts, worker_run, &srv.auth_pool) != 0) {
         fprintf(stderr, "csc-server: cannot start the worker threads\n");
         goto out;
     }

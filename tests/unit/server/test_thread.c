@@ -181,8 +181,16 @@ static void pool_wait_idle(srv_pool_t *pool, unsigned n)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
-/* A pool of threads and queue_max for n fresh jobs of pprobe, its gate open or not. */
-static srv_pool_t *pool_begin(pool_job_t *jobs, int n, int gate_open, unsigned threads, size_t queue_max)
+static void pool_gate(int open)
+{
+    pthread_mutex_lock(&pprobe.mu);
+    pprobe.gate_open = open;
+    pthread_cond_broadcast(&pprobe.cv);
+    pthread_mutex_unlock(&pprobe.mu);
+}
+
+/* A pool (o) for n fresh jobs of pprobe, its gate open or not. */
+static srv_pool_t *pool_begin_opts(pool_job_t *jobs, int n, int gate_open, const srv_pool_opts_t *o)
 {
     srv_pool_t *pool = NULL;
     memset(jobs, 0, (size_t)n * sizeof(*jobs));
@@ -190,8 +198,15 @@ static srv_pool_t *pool_begin(pool_job_t *jobs, int n, int gate_open, unsigned t
         jobs[i].probe = &pprobe;
     pprobe.done = pprobe.started = 0;
     pprobe.gate_open = gate_open;
-    ck_assert_int_eq(srv_pool_start(threads, queue_max, 0, pool_job_run, &pool), 0);
+    ck_assert_int_eq(srv_pool_start(o, pool_job_run, &pool), 0);
     return pool;
+}
+
+/* Threads that never end for idleness, and queue_max. */
+static srv_pool_t *pool_begin(pool_job_t *jobs, int n, int gate_open, unsigned threads, size_t queue_max)
+{
+    srv_pool_opts_t o = {.threads = threads, .queue_max = queue_max};
+    return pool_begin_opts(jobs, n, gate_open, &o);
 }
 
 /* One job at a time, each submitted once every thread is idle again: the thread that went idle last takes it, so the
@@ -223,15 +238,48 @@ START_TEST(t_pool_queue_limit)
     for (int i = 2; i < 5; i++)
         ck_assert_int_eq(srv_pool_submit(pool, &jobs[i].item), 0);
     ck_assert_int_eq(srv_pool_submit(pool, &jobs[5].item), -1); /* queue_max 3 */
-    pthread_mutex_lock(&pprobe.mu);
-    pprobe.gate_open = 1;
-    pthread_cond_broadcast(&pprobe.cv);
-    pthread_mutex_unlock(&pprobe.mu);
+    pool_gate(1);
     srv_pool_stop(pool);
     ck_assert_int_eq(pprobe.done, 5);
-    ck_assert_int_eq(srv_pool_start(0, 1, 0, pool_job_run, &pool), -1);
+    srv_pool_opts_t none = {.threads = 0, .queue_max = 1};
+    ck_assert_int_eq(srv_pool_start(&none, pool_job_run, &pool), -1);
     ck_assert_ptr_null(pool);
     srv_pool_stop(NULL);
+}
+END_TEST
+
+/* Threads idle for idle_ms end down to keep; jobs that find no idle thread start new ones, up to the pool's size, and
+ * then queue. A thread that ended and one that runs are all joined by stop. */
+START_TEST(t_pool_idle_threads_end)
+{
+    pool_job_t jobs[10];
+    srv_pool_opts_t o = {.threads = 4, .keep = 1, .idle_ms = 50, .queue_max = 2};
+    srv_pool_t *pool = pool_begin_opts(jobs, 10, 0, &o);
+    ck_assert_uint_eq(srv_pool_live(pool), 4); /* all started at once */
+    while (srv_pool_live(pool) != 1) /* bounded by the test's timeout */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    nanosleep(&(struct timespec){0, 150000000}, NULL);
+    ck_assert_uint_eq(srv_pool_live(pool), 1); /* keep: the last one stays */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(srv_pool_submit(pool, &jobs[i].item), 0);
+    pool_wait(&pprobe, &pprobe.started, 4); /* each on a thread of its own: three started for them */
+    ck_assert_uint_eq(srv_pool_live(pool), 4);
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[4].item), 0);
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[5].item), 0);
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[6].item), -1); /* 4 threads busy, queue_max 2 */
+    pool_gate(1);
+    pool_wait(&pprobe, &pprobe.done, 6);
+    while (srv_pool_live(pool) != 1)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    /* Two that ended, then a slot reused while another thread is busy. */
+    pool_gate(0);
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[7].item), 0);
+    ck_assert_int_eq(srv_pool_submit(pool, &jobs[8].item), 0);
+    pool_wait(&pprobe, &pprobe.started, 8);
+    ck_assert_uint_eq(srv_pool_live(pool), 2);
+    pool_gate(1);
+    srv_pool_stop(pool);
+    ck_assert_int_eq(pprobe.done, 8);
 }
 END_TEST
 
@@ -244,5 +292,6 @@ TCase *srv_thread_tcase(void)
     tcase_add_test(tc, t_start_refusals);
     tcase_add_test(tc, t_pool_last_idle_first);
     tcase_add_test(tc, t_pool_queue_limit);
+    tcase_add_test(tc, t_pool_idle_threads_end);
     return tc;
 }
