@@ -19,7 +19,6 @@
 
 #include "sam_int.h"
 
-
 int64_t sam_now_ms(void)
 {
     struct timespec ts;

@@ -92,7 +92,6 @@ struct loop {
     atomic_int wd_ticked;          /* this loop (not loop 0) ticked since loop 0 last sent WATCHDOG=1 */
 };
 
-
 /* What a counted connection's socket carries to its close (h2o_socket_t.on_close). */
 typedef struct conn_ref {
     unsigned char addr[SRV_CONNS_ADDR];
