@@ -19,7 +19,6 @@
 
 #include "stor.h"
 
-
 #define REC_MIN 4096u /* smaller blocks: calloc and free (malloc's own caches serve them well) */
 #define CLASSES 8     /* record sizes pooled; a ninth size goes to calloc and free */
 #define KEEP_MAX 32   /* blocks kept per size: more than the requests a csc-sam has in flight */
