@@ -134,6 +134,16 @@ typedef struct pre {
 
 #define PRE_MAX 8 /* rows read ahead per top-level txn and not asked for yet; beyond, a prefetch does nothing */
 
+/* A held row's new value, written at the commit (see "writes sent once"). */
+typedef struct late {
+    int db;
+    size_t klen;
+    const unsigned char *k; /* the held row's key buffer */
+    stor_val_t v;           /* a buffer of the txn's */
+} late_t;
+
+#define LATE_MAX 16 /* rows whose last value waits for the commit; beyond, a write is sent at once */
+
 struct stor_bk_txn {
     stor_bk_env_t *e;
     struct stor_bk_txn *root; /* the top-level txn (itself at top level) */
@@ -156,6 +166,8 @@ struct stor_bk_txn {
     size_t n_held;
     pre_t pre[PRE_MAX];    /* root: the rows read ahead */
     size_t n_pre;          /* slots of pre[] ever used */
+    late_t late[LATE_MAX]; /* root, write txn: the held rows written and not sent yet, in the order first written */
+    size_t n_late;
     int early;             /* root, read txn: its BEGIN went out with a prefetch, no answer read yet */
 };
 
@@ -890,6 +902,76 @@ static void held_copy(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_
     held_set(t, db, k, &STOR_VAL(vc, v->len));
 }
 
+/* ---- writes sent once -------------------------------------------------------------
+ * Every job of a batch writes the audit head, and the jobs of one signer the same SAD and signing events: rows the
+ * txn holds locked, as it read them first. Only the last value of such a row matters at the commit, so an upsert of a
+ * held row at top level is kept here (its value held, as any write's) and sent once, with the COMMIT: one statement
+ * per row and batch, not one per job. The row is locked already, so waiting changes nothing for other txns. Anything
+ * that could see the row in the database first sends what waits: a nested txn's begin (a savepoint's rollback must
+ * not undo what came before it), a cursor or a count (all of them), a delete or another kind of write of the row (its
+ * own). A get of the row is answered from the held value, or from here. */
+
+static late_t *late_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
+{
+    for (size_t i = 0; i < root->n_late; i++) {
+        late_t *l = &root->late[i];
+        if (l->db == db && l->klen == k->len && memcmp(l->k, k->data, k->len) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+/* Queue the writes that wait, all of them (db < 0) or those of row (db, k). */
+static int late_send(stor_bk_txn_t *t, int db, const stor_val_t *k)
+{
+    stor_bk_txn_t *root = t->root;
+    size_t kept = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < root->n_late; i++) {
+        late_t *l = &root->late[i];
+        stor_val_t lk = STOR_VAL(l->k, l->klen);
+        if (db >= 0 && (l->db != db || k->len != l->klen || memcmp(l->k, k->data, k->len) != 0)) {
+            root->late[kept++] = *l;
+            continue;
+        }
+        if (rc == 0)
+            rc = queue_stmt(t, l->db, Q_UPSERT, 2, &lk, &l->v);
+    }
+    root->n_late = rc == 0 ? kept : 0;
+    return rc;
+}
+
+/* Keep the write of held row (db, k) for the commit. 1 kept, 0 not (send it now), or an error. */
+static int late_put(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
+{
+    stor_bk_txn_t *root = t->root;
+    held_t *h;
+    late_t *l;
+    unsigned char *vc;
+
+    if (t->depth != 0 || !root->write || t->e->dups[db] || (h = held_find(root, db, k)) == NULL)
+        return 0;
+    if ((l = late_find(root, db, k)) == NULL && root->n_late == LATE_MAX)
+        return 0;
+    if ((vc = malloc(v->len ? v->len : 1)) == NULL)
+        return STOR_ERR_NOMEM;
+    if (keep_buf(t, vc) != 0)
+        return STOR_ERR_NOMEM;
+    if (v->len > 0)
+        memcpy(vc, v->data, v->len);
+    if (l == NULL) {
+        l = &root->late[root->n_late++];
+        l->db = db;
+        l->klen = h->klen;
+        l->k = h->k; /* with the txn's buffers until it ends */
+    }
+    l->v = STOR_VAL(vc, v->len);
+    h->v = l->v;
+    root->gen++;
+    return 1;
+}
+
 /* ---- rows read ahead (prefetch, stor_backend.h) ------------------------------------
  * A prefetch queues the SELECT a get of the row would send (FOR UPDATE in a write txn) with a slot (pre_t) for its
  * answer, and waits for nothing: the answer comes with the next sync point (a statement that must be answered, or
@@ -1146,7 +1228,7 @@ static int pg_txn_begin(stor_bk_env_t *e, stor_bk_txn_t *parent, stor_bk_mode_t 
 
     if (parent != NULL && (mode != STOR_BK_WRITE || !parent->write))
         return STOR_ERR_INVAL;
-    if (parent != NULL && (rc = flush(parent)) != 0)
+    if (parent != NULL && ((rc = flush(parent)) != 0 || (rc = late_send(parent, -1, NULL)) != 0))
         return rc;
     if ((t = calloc(1, sizeof(*t))) == NULL)
         return STOR_ERR_NOMEM;
@@ -1212,6 +1294,8 @@ static int pg_txn_commit(stor_bk_txn_t *t)
     PGresult *r = NULL;
     int rc = flush(t);
 
+    if (rc == 0 && t->depth == 0 && t->write)
+        rc = late_send(t, -1, NULL); /* the held rows' last values */
     /* A write txn that has had no answer yet (it only wrote) sends its BEGIN and writes first: a pooled connection
      * found dead is then a batch to run again, never a COMMIT whose fate is unknown. */
     if (rc == 0 && t->depth == 0 && t->pc != NULL && t->pc->first_retry)
@@ -1364,6 +1448,11 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         *v = h->v;
         return 0;
     }
+    late_t *l;
+    if (t->write && (l = late_find(t->root, db, k)) != NULL) {
+        *v = l->v;
+        return 0;
+    }
     if ((p = pre_find(t->root, db, k)) != NULL && p->wait && (rc = pre_sync(t)) != 0)
         return rc;
     if ((p = pre_find(t->root, db, k)) != NULL) { /* read ahead: its answer (none after an error: read again) */
@@ -1460,6 +1549,12 @@ static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         return rc;
     pre_drop(t->root, db, k);
     q = e->dups[db] || (flags & STOR_PUT_NOOVERWRITE) ? Q_INSERT_NX : Q_UPSERT;
+    if (q == Q_UPSERT && !(flags & (STOR_PUT_RESERVE | STOR_PUT_APPEND))) {
+        if ((rc = late_put(t, db, k, v)) != 0)
+            return rc < 0 ? rc : 0; /* kept for the commit */
+    } else if (late_find(t->root, db, k) != NULL && (rc = late_send(t, db, k)) != 0) {
+        return rc;
+    }
     if (flags & STOR_PUT_APPEND)
         q = Q_APPEND;
     else if (!e->dups[db] && (flags & (STOR_PUT_NOOVERWRITE | STOR_PUT_NEW)) == (STOR_PUT_NOOVERWRITE | STOR_PUT_NEW))
@@ -1516,7 +1611,7 @@ static int pg_del(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
 
     if (!DBI_OK(e, db) || !KEY_OK(k) || !t->write)
         return STOR_ERR_INVAL;
-    if ((rc = flush(t)) != 0)
+    if ((rc = flush(t)) != 0 || (late_find(t->root, db, k) != NULL && (rc = late_send(t, db, k)) != 0))
         return rc;
     held_drop(t->root, db, k);
     pre_drop(t->root, db, k);
@@ -1535,7 +1630,8 @@ static int pg_count(stor_bk_env_t *e, stor_bk_txn_t *t, int db, size_t *n)
 
     if (!DBI_OK(e, db))
         return STOR_ERR_INVAL;
-    if ((rc = flush(t)) != 0 || (rc = stmt_run(t, db, Q_COUNT, 0, NULL, NULL, &r)) != 0)
+    if ((rc = flush(t)) != 0 || (rc = late_send(t, -1, NULL)) != 0 ||
+        (rc = stmt_run(t, db, Q_COUNT, 0, NULL, NULL, &r)) != 0)
         return rc;
     if (pq.PQntuples(r) != 1 || pq.PQgetlength(r, 0, 0) != 8) {
         pq.PQclear(r);
@@ -1625,7 +1721,7 @@ static int pg_cursor_get(stor_bk_cur_t *c, stor_cur_op_t op, stor_val_t *k, stor
     stor_val_t first = { 0, NULL }, key = { 0, NULL };
     int rc;
 
-    if ((rc = flush(c->t)) != 0)
+    if ((rc = flush(c->t)) != 0 || (rc = late_send(c->t, -1, NULL)) != 0)
         return rc;
     switch (op) {
     case STOR_CUR_FIRST: rc = cur_fetch(c, PAGE_FROM, &first, NULL); break;
@@ -1667,7 +1763,8 @@ static int pg_cursor_del(stor_bk_cur_t *c)
 
     if (!c->has_cur || !c->t->write)
         return STOR_ERR_INVAL;
-    if ((rc = flush(c->t)) != 0)
+    if ((rc = flush(c->t)) != 0 ||
+        (late_find(c->t->root, c->db, &c->k) != NULL && (rc = late_send(c->t, c->db, &c->k)) != 0))
         return rc;
     held_drop(c->t->root, c->db, &c->k);
     pre_drop(c->t->root, c->db, &c->k);

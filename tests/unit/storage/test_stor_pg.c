@@ -770,6 +770,115 @@ START_TEST(t_pg_spend_round_trips)
 }
 END_TEST
 
+/* Writes sent once: a held row written five times costs one statement, sent with the COMMIT; reads in the txn see
+ * each new value, and so does everything that could see the row in the database (a walk, a count, a delete, a nested
+ * txn rolled back after it). */
+typedef struct late_case {
+    int step;           /* which part of the test the callback runs */
+    int seen;           /* walk: the value of key "late-a" seen */
+    size_t rows_pre, rows; /* step 2: the rows counted before and after the delete */
+} late_case_t;
+
+static int late_row_fn(stor_txn_t *t, stor_cursor_t *cur, const stor_val_t *k, const stor_val_t *v, void *arg)
+{
+    late_case_t *c = arg;
+    (void)t;
+    (void)cur;
+    if (k->len == 6 && memcmp(k->data, "late-a", 6) == 0 && v->len == 1)
+        c->seen = ((const char *)v->data)[0];
+    return 0;
+}
+
+static int late_nested_fn(stor_txn_t *t, void *arg)
+{
+    stor_val_t k = STOR_VAL("late-b", 6), v = STOR_VAL("9", 1);
+    (void)arg;
+    ck_assert_int_eq(stor_kv_put(t, STOR_DB_META, &k, &v, 0), 0);
+    return STOR_ERR_INVAL; /* rolled back: late-b's earlier value stays */
+}
+
+static int late_fn(stor_txn_t *t, void *arg)
+{
+    late_case_t *c = arg;
+    stor_val_t a = STOR_VAL("late-a", 6), b = STOR_VAL("late-b", 6), v;
+    char digit[2] = "0";
+    int rc;
+
+    if (c->step == 0) { /* the rows made */
+        v = STOR_VAL("0", 1);
+        if ((rc = stor_kv_put(t, STOR_DB_META, &a, &v, 0)) != 0)
+            return rc;
+        return stor_kv_put(t, STOR_DB_META, &b, &v, 0);
+    }
+    if ((rc = stor_kv_get(t, STOR_DB_META, &a, &v)) != 0 || (rc = stor_kv_get(t, STOR_DB_META, &b, &v)) != 0)
+        return rc; /* both held now */
+    if (c->step == 1) { /* five writes of each, every one read back */
+        for (char d = '1'; d <= '5'; d++) {
+            digit[0] = d;
+            v = STOR_VAL(digit, 1);
+            ck_assert_int_eq(stor_kv_put(t, STOR_DB_META, &a, &v, 0), 0);
+            ck_assert_int_eq(stor_kv_put(t, STOR_DB_META, &b, &v, 0), 0);
+            ck_assert_int_eq(stor_kv_get(t, STOR_DB_META, &a, &v), 0);
+            ck_assert_int_eq((int)v.len, 1);
+            ck_assert_int_eq(((const char *)v.data)[0], d);
+        }
+        return 0;
+    }
+    /* step 2: a walk sees the new value; a nested txn rolled back keeps it; a delete after a write deletes */
+    digit[0] = '7';
+    v = STOR_VAL(digit, 1);
+    ck_assert_int_eq(stor_kv_put(t, STOR_DB_META, &a, &v, 0), 0);
+    ck_assert_int_eq(stor_walk(t, STOR_DB_META, STOR_WALK_ALL, NULL, late_row_fn, c), 0);
+    ck_assert_int_eq(stor_kv_put(t, STOR_DB_META, &b, &v, 0), 0);
+    ck_assert_int_eq(stor_txn_nested(t, late_nested_fn, NULL), STOR_ERR_INVAL);
+    digit[0] = '8';
+    v = STOR_VAL(digit, 1);
+    ck_assert_int_eq(stor_kv_put(t, STOR_DB_META, &a, &v, 0), 0);
+    ck_assert_int_eq(stor_count_rows(t, STOR_DB_META, &c->rows_pre), 0);
+    ck_assert_int_eq(stor_kv_put(t, STOR_DB_META, &a, &v, 0), 0);
+    ck_assert_int_eq(stor_kv_del(t, STOR_DB_META, &a, NULL), 0);
+    ck_assert_int_eq(stor_kv_get(t, STOR_DB_META, &a, &v), STOR_ERR_NOTFOUND);
+    return stor_count_rows(t, STOR_DB_META, &c->rows);
+}
+
+static int late_read_fn(stor_txn_t *t, void *arg)
+{
+    char *out = arg;
+    stor_val_t a = STOR_VAL("late-a", 6), b = STOR_VAL("late-b", 6), v;
+    int rc = stor_kv_get(t, STOR_DB_META, &a, &v);
+    out[0] = rc == STOR_ERR_NOTFOUND ? '-' : rc == 0 && v.len == 1 ? ((const char *)v.data)[0] : '?';
+    rc = stor_kv_get(t, STOR_DB_META, &b, &v);
+    out[1] = rc == 0 && v.len == 1 ? ((const char *)v.data)[0] : '?';
+    return 0;
+}
+
+START_TEST(t_pg_held_writes_sent_once)
+{
+    stor_env_t *env = pg_store();
+    late_case_t c = {0};
+    stor_stats_t before, after;
+    char got[3] = "";
+
+    ck_assert_int_eq(stor_write(env, late_fn, &c), 0);
+    c.step = 1;
+    ck_assert_int_eq(stor_write(env, late_fn, &c), 0); /* the statements prepared on the connection */
+    stor_int_stats(env, &before);
+    ck_assert_int_eq(stor_write(env, late_fn, &c), 0);
+    stor_int_stats(env, &after);
+    /* BEGIN, the two reads, one upsert of each row, COMMIT: 6 (14 when each write was sent: 10 upserts) */
+    ck_assert_uint_eq(after.statements - before.statements, 6);
+    ck_assert_int_eq(stor_read(env, late_read_fn, got), 0);
+    ck_assert_str_eq(got, "55");
+    c.step = 2;
+    ck_assert_int_eq(stor_write(env, late_fn, &c), 0);
+    ck_assert_int_eq(c.seen, '7'); /* the walk saw the write before it */
+    ck_assert_int_eq(stor_read(env, late_read_fn, got), 0);
+    ck_assert_str_eq(got, "-7"); /* late-a deleted after its last write; late-b's 7 kept by the rollback of 9 */
+    ck_assert_uint_eq(c.rows, c.rows_pre - 1);
+    stor_close(env);
+}
+END_TEST
+
 /* Two environments (two nodes) whose jobs lock two rows in opposite order: PostgreSQL breaks the deadlock by
  * failing one (40P01), and stor_write runs that batch again, so both writes succeed. */
 typedef struct lockstep {
@@ -1236,6 +1345,7 @@ Suite *tst_pg_suite(void)
     tcase_add_test(tc, t_pg_prefetch_snapshot);
     tcase_add_test(tc, t_pg_prefetch_round_trips);
     tcase_add_test(tc, t_pg_spend_round_trips);
+    tcase_add_test(tc, t_pg_held_writes_sent_once);
     tcase_add_test(tc, t_pg_deadlock_retried);
     tcase_add_test(tc, t_pg_restart);
     tcase_add_test(tc, t_pg_restart_write);
