@@ -839,13 +839,17 @@ static int keep_buf(stor_bk_txn_t *t, void *b)
  * get returns the first of a set). A nested txn rolled back forgets them all (its writes are undone); so does a
  * delete of the key. Values stay valid until the top-level txn ends, as those of a get. */
 
+/* Whether a remembered row (db, its key of klen bytes) is row (want, k). */
+static int row_is(int db, size_t klen, const unsigned char *key, int want, const stor_val_t *k)
+{
+    return db == want && klen == k->len && memcmp(key, k->data, klen) == 0;
+}
+
 static held_t *held_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
 {
-    for (size_t i = 0; i < root->n_held; i++) {
-        held_t *h = &root->held[i];
-        if (h->db == db && h->klen == k->len && memcmp(h->k, k->data, k->len) == 0)
-            return h;
-    }
+    for (size_t i = 0; i < root->n_held; i++)
+        if (row_is(root->held[i].db, root->held[i].klen, root->held[i].k, db, k))
+            return &root->held[i];
     return NULL;
 }
 
@@ -913,11 +917,9 @@ static void held_copy(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_
 
 static late_t *late_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
 {
-    for (size_t i = 0; i < root->n_late; i++) {
-        late_t *l = &root->late[i];
-        if (l->db == db && l->klen == k->len && memcmp(l->k, k->data, k->len) == 0)
-            return l;
-    }
+    for (size_t i = 0; i < root->n_late; i++)
+        if (row_is(root->late[i].db, root->late[i].klen, root->late[i].k, db, k))
+            return &root->late[i];
     return NULL;
 }
 
@@ -931,7 +933,7 @@ static int late_send(stor_bk_txn_t *t, int db, const stor_val_t *k)
     for (size_t i = 0; i < root->n_late; i++) {
         late_t *l = &root->late[i];
         stor_val_t lk = STOR_VAL(l->k, l->klen);
-        if (db >= 0 && (l->db != db || k->len != l->klen || memcmp(l->k, k->data, k->len) != 0)) {
+        if (db >= 0 && !row_is(l->db, l->klen, l->k, db, k)) {
             root->late[kept++] = *l;
             continue;
         }
@@ -982,11 +984,9 @@ static int late_put(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_va
 
 static pre_t *pre_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
 {
-    for (size_t i = 0; i < root->n_pre; i++) {
-        pre_t *p = &root->pre[i];
-        if (p->db == db && p->klen == k->len && memcmp(p->k, k->data, k->len) == 0)
-            return p;
-    }
+    for (size_t i = 0; i < root->n_pre; i++)
+        if (row_is(root->pre[i].db, root->pre[i].klen, root->pre[i].k, db, k))
+            return &root->pre[i];
     return NULL;
 }
 
