@@ -890,20 +890,31 @@ static void held_set(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_v
     h->v = *v;
 }
 
-/* held_set with a copy of v, kept with the txn. */
-static void held_copy(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
+/* A copy of v kept with the txn, in *out. @return 0, or STOR_ERR_NOMEM */
+static int keep_copy(stor_bk_txn_t *t, const stor_val_t *v, stor_val_t *out)
 {
     unsigned char *vc;
 
+    if ((vc = malloc(v->len ? v->len : 1)) == NULL || keep_buf(t, vc) != 0)
+        return STOR_ERR_NOMEM;
+    if (v->len > 0)
+        memcpy(vc, v->data, v->len);
+    *out = STOR_VAL(vc, v->len);
+    return 0;
+}
+
+/* held_set with a copy of v, kept with the txn. */
+static void held_copy(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
+{
+    stor_val_t vc;
+
     if (!t->root->write || t->e->dups[db])
         return;
-    if ((vc = malloc(v->len ? v->len : 1)) == NULL || keep_buf(t, vc) != 0) {
+    if (keep_copy(t, v, &vc) != 0) {
         held_drop(t->root, db, k); /* the old value is no longer the row's */
         return;
     }
-    if (v->len > 0)
-        memcpy(vc, v->data, v->len);
-    held_set(t, db, k, &STOR_VAL(vc, v->len));
+    held_set(t, db, k, &vc);
 }
 
 /* ---- writes sent once -------------------------------------------------------------
@@ -913,7 +924,8 @@ static void held_copy(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_
  * per row and batch, not one per job. The row is locked already, so waiting changes nothing for other txns. Anything
  * that could see the row in the database first sends what waits: a nested txn's begin (a savepoint's rollback must
  * not undo what came before it), a cursor or a count (all of them), a delete or another kind of write of the row (its
- * own). A get of the row is answered from the held value, or from here. */
+ * own). A waiting row is always held (every path that drops a held row sends its waiting write first), so a get of
+ * it is answered from the held value. */
 
 static late_t *late_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
 {
@@ -923,7 +935,7 @@ static late_t *late_find(stor_bk_txn_t *root, int db, const stor_val_t *k)
     return NULL;
 }
 
-/* Queue the writes that wait, all of them (db < 0) or those of row (db, k). */
+/* Queue the writes that wait, all of them (db < 0) or that of row (db, k) if it waits. */
 static int late_send(stor_bk_txn_t *t, int db, const stor_val_t *k)
 {
     stor_bk_txn_t *root = t->root;
@@ -944,32 +956,28 @@ static int late_send(stor_bk_txn_t *t, int db, const stor_val_t *k)
     return rc;
 }
 
-/* Keep the write of held row (db, k) for the commit. 1 kept, 0 not (send it now), or an error. */
+/* Keep the write of held row (db, k) for the commit. 1 kept, 0 not (send it now, as a write of a row not held). */
 static int late_put(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
 {
     stor_bk_txn_t *root = t->root;
     held_t *h;
     late_t *l;
-    unsigned char *vc;
+    stor_val_t vc;
 
     if (t->depth != 0 || !root->write || t->e->dups[db] || (h = held_find(root, db, k)) == NULL)
         return 0;
     if ((l = late_find(root, db, k)) == NULL && root->n_late == LATE_MAX)
         return 0;
-    if ((vc = malloc(v->len ? v->len : 1)) == NULL)
-        return STOR_ERR_NOMEM;
-    if (keep_buf(t, vc) != 0)
-        return STOR_ERR_NOMEM;
-    if (v->len > 0)
-        memcpy(vc, v->data, v->len);
+    if (keep_copy(t, v, &vc) != 0)
+        return 0;
     if (l == NULL) {
         l = &root->late[root->n_late++];
         l->db = db;
         l->klen = h->klen;
         l->k = h->k; /* with the txn's buffers until it ends */
     }
-    l->v = STOR_VAL(vc, v->len);
-    h->v = l->v;
+    l->v = vc;
+    h->v = vc;
     root->gen++;
     return 1;
 }
@@ -1448,11 +1456,6 @@ static int pg_get(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         *v = h->v;
         return 0;
     }
-    late_t *l;
-    if (t->write && (l = late_find(t->root, db, k)) != NULL) {
-        *v = l->v;
-        return 0;
-    }
     if ((p = pre_find(t->root, db, k)) != NULL && p->wait && (rc = pre_sync(t)) != 0)
         return rc;
     if ((p = pre_find(t->root, db, k)) != NULL) { /* read ahead: its answer (none after an error: read again) */
@@ -1550,9 +1553,9 @@ static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
     pre_drop(t->root, db, k);
     q = e->dups[db] || (flags & STOR_PUT_NOOVERWRITE) ? Q_INSERT_NX : Q_UPSERT;
     if (q == Q_UPSERT && !(flags & (STOR_PUT_RESERVE | STOR_PUT_APPEND))) {
-        if ((rc = late_put(t, db, k, v)) != 0)
-            return rc < 0 ? rc : 0; /* kept for the commit */
-    } else if (late_find(t->root, db, k) != NULL && (rc = late_send(t, db, k)) != 0) {
+        if (late_put(t, db, k, v))
+            return 0; /* kept for the commit */
+    } else if ((rc = late_send(t, db, k)) != 0) {
         return rc;
     }
     if (flags & STOR_PUT_APPEND)
@@ -1611,7 +1614,7 @@ static int pg_del(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
 
     if (!DBI_OK(e, db) || !KEY_OK(k) || !t->write)
         return STOR_ERR_INVAL;
-    if ((rc = flush(t)) != 0 || (late_find(t->root, db, k) != NULL && (rc = late_send(t, db, k)) != 0))
+    if ((rc = flush(t)) != 0 || (rc = late_send(t, db, k)) != 0)
         return rc;
     held_drop(t->root, db, k);
     pre_drop(t->root, db, k);
@@ -1763,8 +1766,7 @@ static int pg_cursor_del(stor_bk_cur_t *c)
 
     if (!c->has_cur || !c->t->write)
         return STOR_ERR_INVAL;
-    if ((rc = flush(c->t)) != 0 ||
-        (late_find(c->t->root, c->db, &c->k) != NULL && (rc = late_send(c->t, c->db, &c->k)) != 0))
+    if ((rc = flush(c->t)) != 0 || (rc = late_send(c->t, c->db, &c->k)) != 0)
         return rc;
     held_drop(c->t->root, c->db, &c->k);
     pre_drop(c->t->root, c->db, &c->k);
