@@ -191,7 +191,7 @@ static void *pool_main(void *arg)
             if (p->idle_ms == 0) {
                 pthread_cond_wait(&w->cv, &p->mu);
             } else if (pthread_cond_timedwait(&w->cv, &p->mu, &until) == ETIMEDOUT && w->idle) {
-                if (p->live > p->keep) {
+                if (p->live > p->keep && !p->stopping) {
                     idle_unlink(p, w);
                     w->state = W_ENDED;
                     p->live--;
@@ -301,7 +301,8 @@ void srv_pool_stop(srv_pool_t *p)
         if (p->w[i].state == W_LIVE)
             pthread_cond_signal(&p->w[i].cv);
     pthread_mutex_unlock(&p->mu);
-    /* No thread starts now (submit refuses) and none ends by itself (stopping: the queue is run, then they return). */
+    /* Once stopping, no thread starts (submit refuses) and none ends for idleness: the slots' states stay as read
+     * here; the threads run the queue, then return. */
     for (unsigned i = 0; i < p->n; i++)
         if (p->w[i].state != W_NONE)
             pthread_join(p->w[i].thread, NULL);
