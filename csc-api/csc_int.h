@@ -26,7 +26,25 @@ typedef struct csc_counters {
     uint64_t auth_failures[CSC_AUTH_FAILURE_N];
     uint64_t lockouts;
     uint64_t hsm_errors[CSC_HSM_ERROR_N];
+    uint64_t read_cache[CSC_RCACHE_RESULT_N];
 } csc_counters_t;
+
+/* signHash's read cache (csc_rcache.c): the principal and the credential row the front end read for a token and a
+ * credential id, kept read_cache_ms for its own checks only. NULL (read_cache_ms 0): every call below does nothing
+ * (get finds nothing). */
+typedef struct csc_rcache csc_rcache_t;
+int csc_rcache_new(unsigned ttl_ms, csc_rcache_t **out);
+void csc_rcache_free(csc_rcache_t *rc);
+/* The key of a bearer token: its SHA-256. 0 or -1. */
+int csc_rcache_key(const char *token, size_t len, uint8_t hash[32]);
+/* 1 and copies of the entry's principal and row when one for (hash, cred_id) was read within read_cache_ms and its
+ * token has not expired; else 0. */
+int csc_rcache_get(csc_rcache_t *rc, const uint8_t hash[32], const char *cred_id, oauth_principal_t *p,
+                   stor_cred_t *cred);
+void csc_rcache_put(csc_rcache_t *rc, const uint8_t hash[32], const char *cred_id, const oauth_principal_t *p,
+                    const stor_cred_t *cred);
+/* Forget the token's entry (csc-sam refused a request judged on it). */
+void csc_rcache_drop(csc_rcache_t *rc, const uint8_t hash[32]);
 
 struct csc {
     csc_config_t cfg;
@@ -50,6 +68,7 @@ struct csc {
     const char *logo_ext, *logo_type;
     int sam_down;              /* csc-sam could not be reached by the last call (csc_sam.c logs the changes only) */
     csc_counters_t counters;   /* what the operators' /metrics shows (csc_stats.c) */
+    csc_rcache_t *rcache;      /* signHash's read cache (csc_rcache.c); NULL when read_cache_ms is 0 */
 };
 
 /* ---- errors ---------------------------------------------------------------
@@ -75,6 +94,11 @@ typedef struct csc_req {
     stor_cred_t *cred_read;
     int cred_read_rc;          /* what stor_txn_cred_get said of it */
     char cred_read_id[STOR_NAME_MAX + 1];
+    /* principal and cred_read came from the read cache, whose key is tok_hash: when csc-sam refuses, the front end's
+     * checks run again on rows read now (csc_sign.c) */
+    bool cached;
+    bool keyed;                /* tok_hash is set and the rows read may be kept (csc_rcache_keep) */
+    uint8_t tok_hash[32];
     bool v1;                   /* /csc/v1/ path */
     csc_err_t err;
     char desc_buf[320];        /* a description built from stored data (never request bytes) */
@@ -157,6 +181,12 @@ CSC_MUST_CHECK int csc_sam_begin(csc_t *c, csc_sam_call_t *call, unsigned op, cs
  * time, or the request could not be built. */
 CSC_MUST_CHECK int csc_sam_run(csc_t *c, csc_sam_call_t *call, csc_about_t about, const csc_err_row_t *overrides,
                                csc_err_t *err);
+/* signHash judged on the read cache (r->cached) and csc-sam refused: the entry dropped, the bearer token and the
+ * credential read again from storage into r->principal and r->cred_read (csc_route.c). 0, or -1 with the error the
+ * token gets without the cache. */
+int csc_authenticate_again(csc_req_t *r);
+/* signHash's rows read from storage passed its checks: into the read cache (once; nothing without the cache). */
+void csc_rcache_keep(csc_req_t *r);
 /* Wipe and free both messages (they carry PINs, codes and SADs). Always safe after csc_sam_begin. */
 void csc_sam_end(csc_sam_call_t *call);
 /* After csc_sam_run failed on a sign-in (LOGIN, API_LOGIN): csc-sam's refusal as an oauth/ code (UNAUTHORIZED:
@@ -349,6 +379,8 @@ size_t csc_async_depth(csc_t *c);
 void csc_stats_refusal(csc_t *c, unsigned op, csc_about_t about, uint32_t tag, uint32_t code);
 /* n signatures made with the signature algorithm oid (signHash, signDoc: csc-sam answered them). */
 void csc_stats_signed(csc_t *c, const char *oid, size_t n);
+/* One more CSC_RCACHE_* result of signHash's read cache. */
+void csc_stats_rcache(csc_t *c, unsigned result);
 CSC_MUST_CHECK int csc_async_submit(csc_req_t *r, const csc_async_opts_t *o, const char *cred, const csc_async_job_t *job);
 int csc_m_sign_polling(csc_req_t *r);
 

@@ -89,8 +89,8 @@ int csc_new(const csc_config_t *cfg, stor_env_t *stor, oauth_t *oauth, sam_clien
             return -1;
         }
     }
-    if (csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 || web_logo_init(c) != 0 || csc_info_build(c) != 0 ||
-        csc_async_start(c) != 0) {
+    if (csc_rcache_new(cfg->read_cache_ms, &c->rcache) != 0 || csc_sender_init(c) != 0 || csc_tsa_open(c) != 0 ||
+        web_logo_init(c) != 0 || csc_info_build(c) != 0 || csc_async_start(c) != 0) {
         csc_free(c);
         return -1;
     }
@@ -105,6 +105,7 @@ void csc_free(csc_t *c)
     csc_async_stop(c); /* jobs still running sign through the CRL store (the server stopped its periodic tasks) */
     pki_crl_free(c->crl);
     pki_x509_cache_free(c->certs);
+    csc_rcache_free(c->rcache);
     free(c->info_body);
     free(c->info_v1_body);
     free(c->logo);
@@ -259,14 +260,24 @@ static int auth_read_fn(stor_txn_t *t, void *arg)
 }
 
 /* oauth_token_check, with the credential of credentialID read along when the route asks for it and the body names
- * one (else, or without memory for it, csc_load_cred reads it later). */
-static int token_check(csc_req_t *r, const char *tok, size_t len, int cred_ahead)
+ * one (else, or without memory for it, csc_load_cred reads it later). Both come from signHash's read cache when it
+ * has them and use_cache is set (r->cached); rows read with use_cache set may go into it (r->keyed: the method calls
+ * csc_rcache_keep once they passed its checks). */
+static int token_check(csc_req_t *r, const char *tok, size_t len, int cred_ahead, int use_cache)
 {
     const char *id = NULL;
     if (!cred_ahead || csc_get_string(r, "credentialID", &id, STOR_NAME_MAX) < 0 || id == NULL ||
-        (r->cred_read = stor_rec_new(sizeof(*r->cred_read))) == NULL)
+        (r->cred_read == NULL && (r->cred_read = stor_rec_new(sizeof(*r->cred_read))) == NULL))
         return oauth_token_check(r->csc->oauth, tok, len, &r->principal);
     snprintf(r->cred_read_id, sizeof(r->cred_read_id), "%s", id);
+    r->keyed = r->csc->rcache != NULL && csc_rcache_key(tok, len, r->tok_hash) == 0;
+    if (r->keyed && use_cache &&
+        csc_rcache_get(r->csc->rcache, r->tok_hash, r->cred_read_id, &r->principal, r->cred_read)) {
+        r->cred_read_rc = STOR_OK;
+        r->cached = true;
+        csc_stats_rcache(r->csc, CSC_RCACHE_HIT);
+        return OAUTH_OK;
+    }
     auth_read_t a = {.r = r, .tok = tok, .len = len};
     int rc = stor_read(r->csc->stor, auth_read_fn, &a);
     rc = a.ran ? a.orc : oauth_rc(rc);
@@ -274,23 +285,36 @@ static int token_check(csc_req_t *r, const char *tok, size_t len, int cred_ahead
         stor_rec_free(r->cred_read, sizeof(*r->cred_read));
         r->cred_read = NULL;
     }
+    r->keyed = r->keyed && use_cache && rc == OAUTH_OK && r->cred_read_rc == STOR_OK;
     return rc;
 }
 
-static int authenticate(csc_req_t *r, int cred_ahead)
+void csc_rcache_keep(csc_req_t *r)
+{
+    if (!r->keyed || r->cred_read == NULL)
+        return;
+    csc_rcache_put(r->csc->rcache, r->tok_hash, r->cred_read_id, &r->principal, r->cred_read);
+    csc_stats_rcache(r->csc, CSC_RCACHE_MISS);
+    r->keyed = false;
+}
+
+static int authenticate(csc_req_t *r, int cred_ahead, int use_cache)
 {
     const char *tok = NULL;
     size_t len = 0;
     if (parse_bearer(r, &tok, &len) != 0)
         return -1;
-    int rc = token_check(r, tok, len, cred_ahead);
-    switch (rc) {
-    case OAUTH_OK:
-        r->have_principal = true;
-        return 0;
-    default:
-        return csc_fail_oauth(r, CSC_ABOUT_TOKEN, rc, NULL);
-    }
+    int rc = token_check(r, tok, len, cred_ahead, use_cache);
+    r->have_principal = rc == OAUTH_OK;
+    return rc == OAUTH_OK ? 0 : csc_fail_oauth(r, CSC_ABOUT_TOKEN, rc, NULL);
+}
+
+int csc_authenticate_again(csc_req_t *r)
+{
+    csc_rcache_drop(r->csc->rcache, r->tok_hash);
+    csc_stats_rcache(r->csc, CSC_RCACHE_RECHECK);
+    r->cached = false;
+    return authenticate(r, 1, 0);
 }
 
 static const route_t *find_route(const char *path, size_t len, bool *v1)
@@ -324,7 +348,7 @@ static int dispatch(csc_req_t *r)
         return csc_fail(r, 405, "invalid_request", "API methods are called with POST");
     if (csc_json_parse(r, call->body, call->body_len) != 0)
         return -1;
-    if (rt->authz == AUTHZ_BEARER && authenticate(r, rt->cred_ahead) != 0)
+    if (rt->authz == AUTHZ_BEARER && authenticate(r, rt->cred_ahead, 1) != 0)
         return -1;
     if (r->have_principal && rt->tokens != TOK_ANY) {
         /* RFC 6750 sec. 3.1: a valid token whose scope does not cover the call. */

@@ -321,6 +321,61 @@ const char *csc_bearer_value(csc_req_t *r)
     return r->bearer;
 }
 
+/* ---- signHash's checks of stored rows, and the read cache (read_cache_ms, csc_rcache.c) ----
+ * With the cache the principal and the credential's row may be copies kept from an earlier request of the same
+ * token (r->cached). Every check below that fails on copies runs again on rows read now (fresh_retry), so a client
+ * gets what it gets without the cache; rows go into the cache only once they passed every check here. csc-sam reads
+ * them again and decides in any case; when it refuses a request judged on copies, after_refusal checks again too. */
+
+/* The credential: the user's, and a key of signAlgo's type. */
+static int cred_checks(csc_req_t *r, const char *id, const csc_sign_alg_t *sa, stor_cred_t *cred)
+{
+    if (csc_load_cred(r, id, cred) != 0)
+        return -1;
+    if (sa == NULL || sa->key_type != cred->key_type)
+        return csc_bad(r, "Invalid parameter signAlgo");
+    return 0;
+}
+
+/* The authorization and the credential's state. */
+static int signable_checks(csc_req_t *r, const char *sad, const stor_cred_t *cred)
+{
+    /* oauth2code: without SAD the credential-scope Bearer token is the authorization (CSC API v2.0.0.2 sec. 11.10);
+     * its SAD is stored under the token's hash, so csc-sam spends it like any SAD. */
+    if ((sad == NULL || sad[0] == '\0') && r->principal.scope != STOR_SCOPE_CREDENTIAL)
+        return csc_bad(r, "Missing (or invalid type) string parameter SAD");
+    /* Checked here for the spec's messages (the certificate's subject, the policy's reason), and again by csc-sam,
+     * which alone decides: a refusal there reads as the credential's ("disabled"), the revocation status (csc-sam's
+     * check only) as the spec words it (csc_sam_sign). */
+    return csc_check_signable(r, cred);
+}
+
+/* A check failed on the cache's copies: 1 when the token and the credential were read again (the check is to run
+ * again on them); 0 when they were not copies, or when the token fails now (r->err says how). */
+static int fresh_retry(csc_req_t *r)
+{
+    return r->cached && csc_authenticate_again(r) == 0;
+}
+
+/* csc-sam refused (or could not answer) a request judged on copies: the checks of rows again, on rows read now. The
+ * request's own checks passed already, so the first of these that fails is what the request gets without the cache,
+ * and is the answer; when all pass, csc-sam's stands. */
+static void after_refusal(csc_req_t *r, const char *id, const csc_sign_alg_t *sa, const char *sad, stor_cred_t *cred)
+{
+    csc_err_t sam_err = r->err;
+    char desc[sizeof(r->desc_buf)];
+    int own = sam_err.description == r->desc_buf;
+    if (own)
+        memcpy(desc, r->desc_buf, sizeof(desc));
+    if (!fresh_retry(r) || cred_checks(r, id, sa, cred) != 0 || signable_checks(r, sad, cred) != 0)
+        return;
+    r->err = sam_err;
+    if (own) {
+        memcpy(r->desc_buf, desc, sizeof(desc));
+        r->err.description = r->desc_buf;
+    }
+}
+
 int csc_m_sign_hash(csc_req_t *r)
 {
     const char *id, *algo, *sad = NULL, *mode, *s;
@@ -358,34 +413,26 @@ int csc_m_sign_hash(csc_req_t *r)
             csc_async_unreserve(r->csc);
         return csc_fail(r, 503, "temporarily_unavailable", "Out of memory");
     }
-    if (csc_load_cred(r, id, cred) != 0)
-        goto out;
-
     const csc_sign_alg_t *sa = csc_sign_alg_by_oid(algo);
-    if (sa == NULL || sa->key_type != cred->key_type) {
-        csc_bad(r, "Invalid parameter signAlgo");
+    if (cred_checks(r, id, sa, cred) != 0 && !(fresh_retry(r) && cred_checks(r, id, sa, cred) == 0))
         goto out;
-    }
     if (sign_params(r, sa, &p, &alg, pss, &pss_len) != 0 || csc_parse_hashes(r, &h, alg) != 0)
         goto out;
-    /* oauth2code: without SAD the credential-scope Bearer token is the authorization (CSC API v2.0.0.2 sec. 11.10);
-     * its SAD is stored under the token's hash, so csc-sam spends it like any SAD. */
-    if ((sad == NULL || sad[0] == '\0') && r->principal.scope != STOR_SCOPE_CREDENTIAL) {
-        csc_bad(r, "Missing (or invalid type) string parameter SAD");
+    if (signable_checks(r, sad, cred) != 0 &&
+        !(fresh_retry(r) && cred_checks(r, id, sa, cred) == 0 && signable_checks(r, sad, cred) == 0))
         goto out;
-    }
-    /* Checked here for the spec's messages (the certificate's subject, the policy's reason), and again by csc-sam,
-     * which alone decides: a refusal there reads as the credential's ("disabled"), the revocation status (csc-sam's
-     * check only) as the spec words it (csc_sam_sign). */
-    if (csc_check_signable(r, cred) != 0)
-        goto out;
+    if (!r->cached)
+        csc_rcache_keep(r);
 
     csc_sign_in_t in = {.cred = cred, .alg = h.alg, .digests = (const uint8_t *const *)h.ptrs, .n = h.n,
                         .sad = sad, .sign_alg = sa->oid, .pss = pss, .pss_len = pss_len,
                         .async_ttl = async ? csc_async_reserve_ttl(&ao) : 0};
     csc_sam_call_t call;
-    if (csc_sam_sign(r, &in, NULL, &call) != 0)
+    if (csc_sam_sign(r, &in, NULL, &call) != 0) {
+        if (r->cached)
+            after_refusal(r, id, sa, sad, cred);
         goto out;
+    }
     if (!async) {
         rc = signatures_reply(&call.reply, h.n, r->gen, &r->err);
         csc_sam_end(&call);

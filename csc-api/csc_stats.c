@@ -12,6 +12,7 @@
 static const char *const sad_denial_names[CSC_SAD_DENIAL_N] = {"expired", "exhausted", "not_bound", "invalid"};
 static const char *const auth_failure_names[CSC_AUTH_FAILURE_N] = {"login", "pin_otp", "enroll"};
 static const char *const hsm_error_names[CSC_HSM_ERROR_N] = {"unavailable", "failed"};
+static const char *const rcache_names[CSC_RCACHE_RESULT_N] = {"hit", "miss", "recheck"};
 
 const char *csc_sad_denial_name(unsigned i)
 {
@@ -28,9 +29,20 @@ const char *csc_hsm_error_name(unsigned i)
     return i < CSC_HSM_ERROR_N ? hsm_error_names[i] : "failed";
 }
 
+const char *csc_rcache_result_name(unsigned i)
+{
+    return i < CSC_RCACHE_RESULT_N ? rcache_names[i] : "miss";
+}
+
 static void add(uint64_t *counter, uint64_t n)
 {
     __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+void csc_stats_rcache(csc_t *c, unsigned result)
+{
+    if (result < CSC_RCACHE_RESULT_N)
+        add(&c->counters.read_cache[result], 1);
 }
 
 /* The kind of factor an op checks, whose refusal SAM_REFUSE_UNAUTHORIZED means "wrong factor"; -1 for the ops where it
@@ -115,6 +127,8 @@ void csc_stats_get(csc_t *c, csc_stats_t *out)
     out->lockouts = __atomic_load_n(&c->counters.lockouts, __ATOMIC_RELAXED);
     for (size_t i = 0; i < CSC_HSM_ERROR_N; i++)
         out->hsm_errors[i] = __atomic_load_n(&c->counters.hsm_errors[i], __ATOMIC_RELAXED);
+    for (size_t i = 0; i < CSC_RCACHE_RESULT_N; i++)
+        out->read_cache[i] = __atomic_load_n(&c->counters.read_cache[i], __ATOMIC_RELAXED);
     out->sam_reachable = !__atomic_load_n(&c->sam_down, __ATOMIC_RELAXED);
     out->async_depth = csc_async_depth(c);
 }

@@ -151,6 +151,7 @@ static const row_t rows[] = {
     {"sam_max_connections", T_UINT, O(sam_max_connections), 0, 1, 1024, "64"},
     {"sam_connections", T_UINT, O(sam_connections), 0, 1, 1024, "16"}, /* unless given: one per calling thread */
     {"sam_timeout_ms", T_UINT, O(sam_timeout_ms), 0, 100, 600000, "30000"},
+    {"read_cache_ms", T_UINT, O(read_cache_ms), 0, 0, 5000, "0"}, /* 1000 unless given when the front reads PostgreSQL */
     {"server_user", T_STR, O(server_user), S(server_user), 0, 0, ""},
     {"sam_user", T_STR, O(sam_user), S(sam_user), 0, 0, ""},
     {"seccomp", T_BOOL, O(seccomp), 0, 0, 1, "yes"},
@@ -690,6 +691,11 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
             snprintf(cfg->clock_check, sizeof(cfg->clock_check), "adjtimex");
         else if (!seen[i] && rows[i].off == O(two_person) && cfg->environment == CSC_ENV_PRODUCTION)
             snprintf(cfg->two_person, sizeof(cfg->two_person), "%s", SRV_TWO_PERSON_PRODUCTION);
+        else if (!seen[i] && rows[i].off == O(read_cache_ms) &&
+                 strcmp(srv_storage_of(cfg, 1)->backend, "postgresql") == 0)
+            /* a read there is a round trip and statements of the database's CPU; on LMDB it costs less than the
+             * cache's own copy */
+            cfg->read_cache_ms = 1000;
         else if (!seen[i] && rows[i].off == O(sam_connections)) {
             /* one connection for every thread that calls csc-sam (workers, auth workers, async workers): a thread
              * never waits for another's connection; at most sam_max_connections */

@@ -310,6 +310,14 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
         srv_label_t l[] = {{"kind", csc_hsm_error_name(i)}};
         srv_mw_sample_u64(w, "csc_hsm_errors_total", l, 1, st->hsm_errors[i]);
     }
+    srv_mw_family(w, "csc_read_cache_total", "counter",
+                  "signHash's token and credential checks in csc-server (read_cache_ms), by result: hit (answered "
+                  "from rows read before), miss (read from storage and kept), recheck (csc-sam refused a request "
+                  "judged on kept rows: checked again on rows read then).");
+    for (unsigned i = 0; i < CSC_RCACHE_RESULT_N; i++) {
+        srv_label_t l[] = {{"result", csc_rcache_result_name(i)}};
+        srv_mw_sample_u64(w, "csc_read_cache_total", l, 1, st->read_cache[i]);
+    }
     srv_mw_family(w, "csc_sam_reachable", "gauge",
                   "0 when csc-server's last call to csc-sam found it out of reach, else 1 (/readyz asks it anew).");
     srv_mw_sample_u64(w, "csc_sam_reachable", NULL, 0, st->sam_reachable ? 1 : 0);

@@ -83,6 +83,7 @@ int srv_modules_open(const srv_config_t *cfg, int need, sam_client_t *sam, srv_m
             .public_url = cfg->public_url,
             .totp_issuer = cfg->totp_issuer,
             .default_lang = cfg->default_lang,
+            .read_cache_ms = cfg->read_cache_ms,
             .environment = (csc_env_t)cfg->environment,
             .max_body = cfg->max_body,
             .max_hashes = cfg->max_hashes,

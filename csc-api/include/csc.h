@@ -69,6 +69,8 @@ typedef struct csc_config {
                                     default of totp_issuer in server/srv_config.c) */
     const char *default_lang;  /**< the pages' language when the request names none (cookie, Accept-Language):
                                     "en" or "ja"; NULL or "" = "en" */
+    unsigned read_cache_ms;    /**< signHash: milliseconds the token's and the credential's rows, once read, answer
+                                    this process's own checks (csc-sam reads them again and decides); 0 = none */
 } csc_config_t;
 
 /**
@@ -183,6 +185,9 @@ enum { CSC_SAD_EXPIRED, CSC_SAD_EXHAUSTED, CSC_SAD_NOT_BOUND, CSC_SAD_INVALID, C
 enum { CSC_AUTH_LOGIN, CSC_AUTH_PIN_OTP, CSC_AUTH_ENROLL, CSC_AUTH_FAILURE_N };
 /** A signature csc-sam could not make on its HSM: the device out of reach, or it failed otherwise. */
 enum { CSC_HSM_UNAVAILABLE, CSC_HSM_FAILED, CSC_HSM_ERROR_N };
+/** signHash's read cache: answered from an entry; read from storage (and kept); an entry csc-sam's refusal made
+ *  this process check again on rows read now. */
+enum { CSC_RCACHE_HIT, CSC_RCACHE_MISS, CSC_RCACHE_RECHECK, CSC_RCACHE_RESULT_N };
 
 typedef struct csc_stats {
     size_t n_algs;
@@ -194,6 +199,7 @@ typedef struct csc_stats {
     uint64_t hsm_errors[CSC_HSM_ERROR_N];      /**< by CSC_HSM_* */
     int sam_reachable;                         /**< 0 when the last call found csc-sam out of reach, else 1 */
     uint64_t async_depth;                      /**< operationMode "A" jobs accepted and not finished (a gauge) */
+    uint64_t read_cache[CSC_RCACHE_RESULT_N];  /**< signHash's read cache (read_cache_ms), by CSC_RCACHE_* */
 } csc_stats_t;
 
 /** The label of CSC_SAD_* or CSC_AUTH_* i ("expired", "exhausted", "not_bound", "invalid"; "login", "pin_otp",
@@ -202,6 +208,8 @@ const char *csc_sad_denial_name(unsigned i);
 const char *csc_auth_failure_name(unsigned i);
 /** The label of CSC_HSM_* i ("unavailable", "failed"). */
 const char *csc_hsm_error_name(unsigned i);
+/** The label of CSC_RCACHE_* i ("hit", "miss", "recheck"). */
+const char *csc_rcache_result_name(unsigned i);
 
 /** A copy of the counters now (each read atomically; together they are not one instant). */
 void csc_stats_get(csc_t *c, csc_stats_t *out);

@@ -280,6 +280,106 @@ START_TEST(t_crl_cert_parsed_once)
 }
 END_TEST
 
+/* Set the credential's status in storage, as csc-admin credential disable/enable does. */
+static int set_status_fn(stor_txn_t *t, void *arg)
+{
+    stor_cred_t c;
+    int rc = stor_txn_cred_get(t, CFX_CRED_EC, &c);
+    if (rc == STOR_OK) {
+        c.status = *(uint32_t *)arg;
+        rc = stor_txn_cred_put(t, &c, 0);
+    }
+    stor_wipe(&c, sizeof(c));
+    return rc;
+}
+
+static void set_cred_status(uint32_t status)
+{
+    ck_assert_int_eq(stor_write(f.stor, set_status_fn, &status), STOR_OK);
+}
+
+static uint64_t rcache(unsigned result)
+{
+    csc_stats_t st;
+    csc_stats_get(f.csc, &st);
+    return st.read_cache[result];
+}
+
+/* Two replies alike: status and body. */
+static void same_reply(cfx_reply_t *a, cfx_reply_t *b)
+{
+    ck_assert_int_eq(a->r.status, b->r.status);
+    ck_assert_str_eq(a->text, b->text);
+}
+
+START_TEST(t_read_cache)
+{
+    /* read_cache_ms: signHash's token and credential rows read once answer the front end's checks; csc-sam still
+     * reads and decides each request; when it refuses one judged on kept rows, the client gets what it gets without
+     * the cache (the request after it, on rows read anew, says the same), and never a signature. */
+    csc_config_t cfg;
+    uint8_t md[32];
+    cfx_reply_t x, y;
+    cfx_close(&f);
+    cfx_config(&cfg);
+    cfg.read_cache_ms = 60000;
+    cfx_open(&f, &cfg);
+    char *tok = cfx_login(&f), *h = digest_b64("read cache", md), hs[64];
+    snprintf(hs, sizeof(hs), "\"%s\"", h);
+    char *sad = sad_for(tok, CFX_CRED_EC, 4, hs);
+
+    sign_hash(tok, CFX_CRED_EC, sad, h, ECDSA_SHA256, "", &x);
+    ck_assert_msg(x.r.status == 200, "signHash: %d %s", x.r.status, x.text);
+    cfx_reply_free(&x);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_MISS), 1);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_HIT), 0);
+    sign_hash(tok, CFX_CRED_EC, sad, h, ECDSA_SHA256, "", &x);
+    ck_assert_msg(x.r.status == 200, "signHash: %d %s", x.r.status, x.text);
+    cfx_reply_free(&x);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_HIT), 1);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_SIGN, STOR_RES_OK, CFX_CRED_EC), 2);
+
+    /* the credential disabled after it was kept: csc-sam refuses, the front end's check on the row read now answers */
+    set_cred_status(STOR_CRED_DISABLED);
+    sign_hash(tok, CFX_CRED_EC, sad, h, ECDSA_SHA256, "", &x);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_HIT), 2);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_RECHECK), 1);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_SIGN, STOR_RES_DENIED, CFX_CRED_EC), 1);
+    sign_hash(tok, CFX_CRED_EC, sad, h, ECDSA_SHA256, "", &y); /* the entry is gone: read, refused here */
+    ck_assert_int_eq(y.r.status, 400);
+    same_reply(&x, &y);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_HIT), 2);
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_SIGN, STOR_RES_DENIED, CFX_CRED_EC), 1); /* not asked */
+    cfx_reply_free(&x);
+    cfx_reply_free(&y);
+
+    /* enabled again: read and kept anew */
+    set_cred_status(STOR_CRED_ENABLED);
+    sign_hash(tok, CFX_CRED_EC, sad, h, ECDSA_SHA256, "", &x);
+    ck_assert_msg(x.r.status == 200, "signHash: %d %s", x.r.status, x.text);
+    cfx_reply_free(&x);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_MISS), 2);
+
+    /* the token revoked after it was kept: 401 invalid_token, as without the cache */
+    cfx_post(&f, &x, tok, "/csc/v2/auth/revoke {\"token\":\"%s\"}", tok);
+    ck_assert_int_eq(x.r.status, 204);
+    cfx_reply_free(&x);
+    sign_hash(tok, CFX_CRED_EC, sad, h, ECDSA_SHA256, "", &x);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_HIT), 3);
+    ck_assert_uint_eq(rcache(CSC_RCACHE_RECHECK), 2);
+    sign_hash(tok, CFX_CRED_EC, sad, h, ECDSA_SHA256, "", &y);
+    ck_assert_int_eq(y.r.status, 401);
+    same_reply(&x, &y);
+    cfx_reply_free(&x);
+    cfx_reply_free(&y);
+    /* three signatures of the SAD's four, each decided by csc-sam */
+    ck_assert_uint_eq(cfx_audit_count(&f, STOR_EV_SIGN, STOR_RES_OK, CFX_CRED_EC), 3);
+    free(sad);
+    free(h);
+    free(tok);
+}
+END_TEST
+
 START_TEST(t_wrong_pin)
 {
     uint8_t md[32];
@@ -487,6 +587,7 @@ int main(void)
     tcase_add_test(tc, t_sign_rsa_pss);
     tcase_add_test(tc, t_sign_ecdsa);
     tcase_add_test(tc, t_crl_cert_parsed_once);
+    tcase_add_test(tc, t_read_cache);
     tcase_add_test(tc, t_wrong_pin);
     tcase_add_test(tc, t_sad_spent);
     tcase_add_test(tc, t_extend_transaction);

@@ -264,6 +264,10 @@ START_TEST(t_storage)
     ck_assert_int_eq(load("", &cfg, msg, sizeof(msg)), 0);
     ck_assert_str_eq(cfg.storage.backend, "lmdb");
     ck_assert_str_eq(cfg.storage.location, expect);
+    ck_assert_uint_eq(cfg.read_cache_ms, 0); /* signHash's read cache: none on LMDB unless given */
+    ck_assert_int_eq(load("read_cache_ms = 250\n", &cfg, msg, sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.read_cache_ms, 250);
+    ck_assert_int_eq(load("read_cache_ms = 5001\n", &cfg, msg, sizeof(msg)), -1);
     refuse_all(BASE_NO_STORAGE, refused, sizeof(refused) / sizeof(refused[0]));
 }
 END_TEST
@@ -292,6 +296,10 @@ START_TEST(t_storage_postgresql)
                                sizeof(msg)), 0);
     ck_assert_str_eq(cfg.storage.backend, "postgresql");
     ck_assert_str_eq(cfg.storage.location, "host=db.example sslmode=require");
+    ck_assert_uint_eq(cfg.read_cache_ms, 1000); /* a read is a round trip there */
+    ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db\nread_cache_ms = 0\n", &cfg, msg,
+                               sizeof(msg)), 0);
+    ck_assert_uint_eq(cfg.read_cache_ms, 0); /* given: kept */
     ck_assert_int_eq(load_with(BASE_NO_STORAGE, "storage = postgresql:host=db\nstorage_passfile = pg'pass\n", &cfg,
                                msg, sizeof(msg)), 0);
     ck_assert_ptr_nonnull(realpath(dir, real));
