@@ -693,8 +693,7 @@ static int check_required(const ctx_t *c, srv_config_t *cfg, const unsigned char
             snprintf(cfg->two_person, sizeof(cfg->two_person), "%s", SRV_TWO_PERSON_PRODUCTION);
         else if (!seen[i] && rows[i].off == O(read_cache_ms) &&
                  strcmp(srv_storage_of(cfg, 1)->backend, "postgresql") == 0)
-            /* a read there is a round trip and statements of the database's CPU; on LMDB it costs less than the
-             * cache's own copy */
+            /* a read there is a round trip and statements of the database's CPU; on LMDB a lookup in mapped pages */
             cfg->read_cache_ms = 1000;
         else if (!seen[i] && rows[i].off == O(sam_connections)) {
             /* one connection for every thread that calls csc-sam (workers, auth workers, async workers): a thread
