@@ -284,6 +284,10 @@ int sam_client_hello(sam_client_t *c, sam_hello_t *out)
         }
         if (rc == SAM_OK && sam_msg_count(&m, SAM_T_HSM_WAITS) > 0 && sam_get_u64(&m, SAM_T_HSM_WAITS, &out->hsm_waits) == SAM_OK)
             out->has_hsm_waits = 1;
+        if (rc == SAM_OK && sam_msg_count(&m, SAM_T_HEAP_IN_USE) > 0 && sam_msg_count(&m, SAM_T_HEAP_HELD) > 0 &&
+            sam_get_u64(&m, SAM_T_HEAP_IN_USE, &out->heap_in_use) == SAM_OK &&
+            sam_get_u64(&m, SAM_T_HEAP_HELD, &out->heap_held) == SAM_OK)
+            out->has_heap = 1;
     } else if (rc == SAM_OK) {
         rc = SAM_ERR_MISSING;
     }

@@ -37,6 +37,12 @@ static int op_hello(const sam_server_config_t *cfg, const sam_msg_t *req, sam_bu
         sam_put_bytes(b, SAM_T_TICKET_KEY, cfg->ticket_key, SAM_TICKET_KEY_LEN);
     if (cfg->hsm != NULL)
         sam_put_u64(b, SAM_T_HSM_WAITS, hsm_session_waits(cfg->hsm));
+    if (cfg->heap_usage != NULL) {
+        uint64_t in_use = 0, held = 0;
+        cfg->heap_usage(&in_use, &held);
+        sam_put_u64(b, SAM_T_HEAP_IN_USE, in_use);
+        sam_put_u64(b, SAM_T_HEAP_HELD, held);
+    }
     return rc != SAM_OK ? rc : b->err; /* the builder's first error sticks */
 }
 

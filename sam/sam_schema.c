@@ -85,6 +85,8 @@ static const sam_field_spec_t hello_r[] = {
     U32(SAM_T_STORAGE_STATE, REQ, SAM_HSM_READY, SAM_HSM_UNAVAILABLE),
     BYTES(SAM_T_TICKET_KEY, OPT, SAM_TICKET_KEY_LEN, SAM_TICKET_KEY_LEN), /* the front end's socket only */
     U64(SAM_T_HSM_WAITS, OPT), /* absent without a token (the operators-only csc-sam of csc-admin) */
+    U64(SAM_T_HEAP_IN_USE, OPT), /* absent when the process does not say (sam_server_config_t.heap_usage) */
+    U64(SAM_T_HEAP_HELD, OPT),
 };
 /* PIN, OTP and challenge code as the client sent them: an empty one is a wrong factor (it counts). */
 static const sam_field_spec_t authorize[] = {

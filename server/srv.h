@@ -111,6 +111,7 @@ typedef struct srv_config {
     uid_t sam_allowed_uid;                          /* resolved; (uid_t)-1 without a user */
     unsigned sam_max_connections, sam_connections, sam_timeout_ms;
     unsigned read_cache_ms;           /* signHash's read cache in csc-server (csc_rcache.c); 1000 on PostgreSQL unless given */
+    unsigned sam_heap_reserve;        /* KiB of csc-sam's heaps faulted in (locked) at start (srv_priv_heap_reserve) */
     char server_user[33];             /* csc-server switches to this user when started as root; "" = stays */
     char sam_user[33];                /* the user of csc-sam (issue 11; not used by csc-server) */
     unsigned seccomp;                 /* the system-call allow-list after start-up (always on in production) */

@@ -152,6 +152,7 @@ static const row_t rows[] = {
     {"sam_connections", T_UINT, O(sam_connections), 0, 1, 1024, "16"}, /* unless given: one per calling thread */
     {"sam_timeout_ms", T_UINT, O(sam_timeout_ms), 0, 100, 600000, "30000"},
     {"read_cache_ms", T_UINT, O(read_cache_ms), 0, 0, 5000, "0"}, /* 1000 unless given when the front reads PostgreSQL */
+    {"sam_heap_reserve", T_UINT, O(sam_heap_reserve), 0, 0, 1048576, "4096"}, /* KiB */
     {"server_user", T_STR, O(server_user), S(server_user), 0, 0, ""},
     {"sam_user", T_STR, O(sam_user), S(sam_user), 0, 0, ""},
     {"seccomp", T_BOOL, O(seccomp), 0, 0, 1, "yes"},

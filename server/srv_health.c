@@ -54,6 +54,8 @@ typedef struct probe {
     char detail[2][DETAIL_MAX];
     int has_waits;               /* the sam probe: csc-sam's hsm_session_waits, from its HELLO (/metrics) */
     uint64_t waits;
+    int has_heap;                /* the sam probe: csc-sam's malloc figures, from its HELLO (/metrics) */
+    uint64_t heap_in_use, heap_held;
 } probe_t;
 
 enum { PROBE_SAM, PROBE_STORAGE, PROBE_N };
@@ -98,6 +100,9 @@ static void probe_sam(probe_t *p)
              hello.storage_ready ? "open" : "UNAVAILABLE");
     p->has_waits = hello.has_hsm_waits;
     p->waits = hello.hsm_waits;
+    p->has_heap = hello.has_heap;
+    p->heap_in_use = hello.heap_in_use;
+    p->heap_held = hello.heap_held;
     p->ok[1] = hello.hsm_ready;
     snprintf(p->detail[1], DETAIL_MAX, "%s", hello.hsm_ready ? "csc-sam's token is logged in"
                                                              : "csc-sam reports its token unavailable");
@@ -162,6 +167,11 @@ static void *probe_main(void *arg)
         if (out.has_waits) { /* a HELLO that failed keeps the last count known */
             p->has_waits = 1;
             p->waits = out.waits;
+        }
+        if (out.has_heap) { /* likewise */
+            p->has_heap = 1;
+            p->heap_in_use = out.heap_in_use;
+            p->heap_held = out.heap_held;
         }
         p->done = gen;
         pthread_cond_broadcast(&h->cv);
@@ -335,6 +345,9 @@ static void metrics(srv_health_t *h, h2o_req_t *req)
     probe_t *sp = &h->probes[PROBE_SAM];
     x.hsm_waits_known = sp->has_waits;
     x.hsm_waits = sp->waits;
+    x.sam_heap_known = sp->has_heap;
+    x.sam_heap_in_use = sp->heap_in_use;
+    x.sam_heap_held = sp->heap_held;
     if (sp->started && sp->done == sp->asked) {
         sp->asked++;
         pthread_cond_broadcast(&h->cv);

@@ -342,6 +342,15 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
                       "the load, or a slow token); as of csc-sam's last HELLO.");
         srv_mw_sample_u64(w, "csc_hsm_session_waits_total", NULL, 0, x->hsm_waits);
     }
+    if (x->sam_heap_known) {
+        srv_mw_family(w, "csc_sam_heap_bytes", "gauge",
+                      "csc-sam's malloc heaps as of its last HELLO, by state: in_use (blocks allocated: what a leak "
+                      "raises), held (what the heaps hold: in use, free, and sam_heap_reserve; locked, never given "
+                      "back).");
+        srv_label_t in_use[] = {{"state", "in_use"}}, held[] = {{"state", "held"}};
+        srv_mw_sample_u64(w, "csc_sam_heap_bytes", in_use, 1, x->sam_heap_in_use);
+        srv_mw_sample_u64(w, "csc_sam_heap_bytes", held, 1, x->sam_heap_held);
+    }
     if (x->size_known) {
         srv_mw_family(w, "csc_storage_used_bytes", "gauge", "Bytes the database uses now (LMDB: its pages in use).");
         srv_mw_sample_u64(w, "csc_storage_used_bytes", NULL, 0, x->size_used);

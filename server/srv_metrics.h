@@ -67,6 +67,8 @@ typedef struct srv_metrics_extra {
     int size_known;             /* the database's size below was read (stor_size: LMDB) */
     int hsm_waits_known;        /* csc-sam's HSM session-pool waits are known (its last HELLO) */
     uint64_t hsm_waits;
+    int sam_heap_known;         /* csc-sam's malloc figures are known (its last HELLO) */
+    uint64_t sam_heap_in_use, sam_heap_held;
     uint64_t size_used, size_capacity;
 } srv_metrics_extra_t;
 

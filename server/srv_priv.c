@@ -25,6 +25,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -170,6 +171,109 @@ int srv_priv_mlock(const char *who)
     if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1)
         (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
     return 0;
+}
+
+/* ---- csc-sam's heaps faulted in at start (srv_priv_heap_reserve) ----------------------------------------------- */
+
+#define RESERVE_BLOCK (256 * 1024) /* below the mmap threshold srv_priv_mlock sets: from the heap, never mapped */
+
+/* Allocate n bytes in blocks, write a byte of every page, free them all: the arena of the calling thread keeps the
+ * pages. The writes go through a volatile pointer: a compiler may drop a memset of memory freed unread, and then no
+ * page would be touched. */
+static int touch_heap(size_t n)
+{
+    size_t count = (n + RESERVE_BLOCK - 1) / RESERVE_BLOCK, i;
+    long page = sysconf(_SC_PAGESIZE);
+    void **blocks = calloc(count ? count : 1, sizeof(*blocks));
+    int rc = blocks != NULL && page > 0 ? 0 : -1;
+    for (i = 0; rc == 0 && i < count; i++) {
+        if ((blocks[i] = malloc(RESERVE_BLOCK)) == NULL) {
+            rc = -1;
+            break;
+        }
+        volatile char *p = blocks[i];
+        for (size_t off = 0; off < RESERVE_BLOCK; off += (size_t)page)
+            p[off] = 0;
+    }
+    while (blocks != NULL && i-- > 0)
+        free(blocks[i]);
+    free(blocks);
+    return rc;
+}
+
+/* The reserving threads: each takes its arena, then waits until all have one before it allocates. */
+typedef struct reserve {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned ready;
+    int go;
+    size_t bytes;
+} reserve_t;
+
+typedef struct reserve_arg {
+    reserve_t *r;
+    int rc;
+} reserve_arg_t;
+
+/* A thread's first allocation gives it an arena; while every reserving thread is alive at once, glibc makes a new one
+ * for each (below M_ARENA_MAX), instead of handing on the arena of a thread that ended. */
+static void *reserve_main(void *arg)
+{
+    reserve_arg_t *a = arg;
+    reserve_t *r = a->r;
+    void *first = malloc(1);
+    pthread_mutex_lock(&r->mu);
+    r->ready++;
+    pthread_cond_broadcast(&r->cv);
+    while (!r->go)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    a->rc = first != NULL ? touch_heap(r->bytes) : -1;
+    free(first);
+    return NULL;
+}
+
+int srv_priv_heap_reserve(size_t bytes)
+{
+    if (bytes == 0)
+        return 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned others = cpus <= 1 ? 0 : cpus > 64 ? 63 : (unsigned)cpus - 1; /* srv_priv_early's M_ARENA_MAX - 1 */
+    size_t main_part = others == 0 ? bytes : bytes / 2;
+    if (touch_heap(main_part) != 0)
+        return -1;
+    if (others == 0)
+        return 0;
+    pthread_t th[63];
+    reserve_arg_t arg[63];
+    reserve_t r = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, (bytes - main_part) / others};
+    unsigned started = 0;
+    for (; started < others; started++) {
+        arg[started] = (reserve_arg_t){&r, -1};
+        if (pthread_create(&th[started], NULL, reserve_main, &arg[started]) != 0)
+            break;
+    }
+    pthread_mutex_lock(&r.mu);
+    while (r.ready < started)
+        pthread_cond_wait(&r.cv, &r.mu);
+    r.go = 1;
+    pthread_cond_broadcast(&r.cv);
+    pthread_mutex_unlock(&r.mu);
+    int rc = started < others ? -1 : 0;
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        rc |= arg[i].rc;
+    }
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+    return rc;
+}
+
+void srv_priv_heap_usage(uint64_t *in_use, uint64_t *held)
+{
+    struct mallinfo2 mi = mallinfo2();
+    *in_use = (uint64_t)mi.uordblks + mi.hblkhd;
+    *held = (uint64_t)mi.arena + mi.hblkhd;
 }
 
 /* ---- OpenSSL's large blocks in mappings of their own (csc-sam) ------------------------------------------------

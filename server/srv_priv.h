@@ -5,6 +5,8 @@
 #ifndef SRV_PRIV_H
 #define SRV_PRIV_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* FRONT: csc-server; SAM: csc-sam; SENDER: csc-sam's exec: OTP sender helper and the program it runs (it inherits
@@ -28,6 +30,19 @@ int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid);
  * never reach swap). As root RLIMIT_MEMLOCK is
  * raised first (it survives the switch of user). -1 with a clear message if the kernel refuses. */
 int srv_priv_mlock(const char *who);
+
+/* csc-sam, after srv_priv_mlock and before its threads start: fault in (and so lock) bytes of malloc's heaps once,
+ * half in the main arena and the rest shared by the other arenas M_ARENA_MAX allows (each made by a short-lived
+ * thread of its own), then free them. The heaps keep those pages (srv_priv_mlock sets no trimming), so the requests
+ * run in pages already locked, and the process's locked memory stays what start-up made it until its heaps need more
+ * than that: csc-sam's locked heaps otherwise kept every page their busiest moment first touched, which rose in
+ * steps at each new peak of concurrency (docs/reliability.md, Soak). 0 bytes: nothing. 0, or -1 (no memory or no
+ * thread: nothing is held). */
+int srv_priv_heap_reserve(size_t bytes);
+/* malloc's view of the process's heaps (mallinfo2, every arena): bytes of blocks in use (mapped ones included), and
+ * bytes the heaps hold (their extent and the mapped blocks): what a slow leak raises, and what the reserve and
+ * fragmentation add. */
+void srv_priv_heap_usage(uint64_t *in_use, uint64_t *held);
 
 /* csc-sam, first thing in main (before OpenSSL allocates anything): OpenSSL's blocks of SRV_PRIV_MAPPED_MIN bytes or
  * more each get a mapping of their own, wiped and unmapped when freed, instead of a place in malloc's heaps, which

@@ -504,6 +504,7 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
         .allow_single_factor = (int)cfg->allow_single_factor,
         .crl = tasks.crl,
         .ticket_key = ticket_key, /* filled below, before the server starts; never on the operators' socket */
+        .heap_usage = srv_priv_heap_usage,
     };
     enroll_config(cfg, sender, &sc);
     sam_server_t *srv = NULL;
@@ -544,6 +545,11 @@ static int serve(const srv_config_t *cfg, srv_modules_t *m, int ready_fd, const 
     }
     if (!bad && !operators_only && start_record(cfg, m->stor, conf_sha, clock_state) != 0)
         bad = 1;
+    /* The locked heaps' pages the requests will use, touched now, before the threads that serve them exist. */
+    if (!bad && locked && srv_priv_heap_reserve((size_t)cfg->sam_heap_reserve << 10) != 0) {
+        fprintf(stderr, "csc-sam: cannot reserve sam_heap_reserve (%u KiB) of locked memory\n", cfg->sam_heap_reserve);
+        bad = 1;
+    }
     if (!bad && ((srv != NULL && sam_server_start(srv) != 0) || sam_server_start(ops.srv) != 0 ||
                  (!operators_only && tasks_start(cfg, m, &tasks) != 0))) {
         fprintf(stderr, "csc-sam: cannot start its threads\n");

@@ -75,6 +75,8 @@ typedef struct sam_hello {
     int has_ticket_key;                     /**< 1: ticket_key is the SAM's (its front end's socket gives it) */
     int has_hsm_waits;                      /**< 1: hsm_waits was in the reply */
     uint64_t hsm_waits;                     /**< hsm_session_waits of csc-sam's token (SAM_T_HSM_WAITS) */
+    int has_heap;                           /**< 1: heap_in_use and heap_held were in the reply */
+    uint64_t heap_in_use, heap_held;        /**< csc-sam's malloc figures (SAM_T_HEAP_IN_USE, SAM_T_HEAP_HELD) */
     uint8_t ticket_key[SAM_TICKET_KEY_LEN]; /**< the sign-in pages' shared ticket key: a secret (never log it; wipe
                                                  the struct after use, OPENSSL_cleanse) */
 } sam_hello_t;

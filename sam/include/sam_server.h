@@ -116,6 +116,8 @@ typedef struct sam_server_config {
                                       shared key (sam_factor_start derives it, after sam_server_open and before
                                       sam_server_start: the bytes are read per HELLO and must outlive the server);
                                       NULL: HELLO carries none */
+    void (*heap_usage)(uint64_t *in_use, uint64_t *held); /**< the process's malloc figures HELLO's reply carries
+                                      (SAM_T_HEAP_IN_USE, SAM_T_HEAP_HELD); NULL: none */
     /* enrollment (sam_op_enroll.c, sam_op_account.c); 0: the default */
     unsigned enroll_code_ttl;    /**< seconds an enrollment code lives (86400; 300..1209600) */
     unsigned enroll_code_tries;  /**< wrong codes (and wrong first TOTP codes) before the code is burnt (5; 1..20) */

@@ -305,6 +305,9 @@ enum {
     SAM_T_SIGNED_TEXT = 91,   /**< TEXT what the audit key signed (AUDIT_REPORT's and BACKUP_SIGN's replies) */
     SAM_T_HSM_WAITS = 92,     /**< U64 HELLO's reply: how many times a signature waited for a free session of csc-sam's
                                    PKCS#11 pool (hsm_session_waits), for csc-server's /metrics */
+    SAM_T_HEAP_IN_USE = 93,   /**< U64 HELLO's reply: bytes of csc-sam's malloc blocks in use (a slow leak raises it) */
+    SAM_T_HEAP_HELD = 94,     /**< U64 HELLO's reply: bytes csc-sam's heaps hold (in use, free, and the reserve:
+                                   sam_heap_reserve), for csc-server's /metrics */
     SAM_TAG_LIMIT = 96,       /**< every tag is below this */
 };
 

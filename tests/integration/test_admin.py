@@ -216,6 +216,16 @@ class TestAdmin(unittest.TestCase):
         self.assertGreater(after[("csc_tls_cert_expiry_timestamp_seconds", frozenset())], time.time())
         # csc-sam's HSM session-pool waits, from its last HELLO (a counter, present once a HELLO brought it)
         self.assertGreaterEqual(after[("csc_hsm_session_waits_total", frozenset())], 0, text)
+        # csc-sam's heaps as malloc sees them, from the same HELLO: what the heaps hold is at least what is in use,
+        # and sam_heap_reserve (4 MiB by default) was added to it at start when the memory is locked (as root; not in
+        # a sanitizer build, whose malloc is its own: glibc's figures then count almost nothing)
+        in_use = after[("csc_sam_heap_bytes", frozenset({("state", "in_use")}))]
+        held = after[("csc_sam_heap_bytes", frozenset({("state", "held")}))]
+        with open("/proc/%d/maps" % svc.proc.pid) as f:
+            sanitizer = "libasan" in f.read()
+        if not sanitizer:
+            self.assertGreater(in_use, 0, text)
+        self.assertGreaterEqual(held, in_use + (4 << 20 if os.geteuid() == 0 and not sanitizer else 0), text)
         # the database's size (LMDB): pages in use, within the map
         used = after[("csc_storage_used_bytes", frozenset())]
         self.assertGreater(used, 0, text)

@@ -517,6 +517,81 @@ static void mlock_child(char *err, size_t sz)
     free(big);
 }
 
+/* Allocate n bytes in blocks of 1-64 KiB, write them, free them all (the work of requests in flight). */
+static void churn(size_t n)
+{
+    void *blocks[1024];
+    size_t k = 0, total = 0;
+    unsigned seed = 7;
+    while (total < n && k < 1024) {
+        size_t len = 1024 + (size_t)(rand_r(&seed) % (63 * 1024));
+        if ((blocks[k] = malloc(len)) == NULL)
+            break;
+        volatile char *p = blocks[k++]; /* not a memset, which a compiler may drop before a free */
+        for (size_t off = 0; off < len; off += 512)
+            p[off] = 1;
+        total += len;
+    }
+    while (k > 0)
+        free(blocks[--k]);
+}
+
+static void *churn_main(void *arg)
+{
+    churn(*(size_t *)arg);
+    return NULL;
+}
+
+/* Resident anonymous memory (RssAnon, kB: with mlockall's MCL_ONFAULT VmLck counts what is mapped, touched or not)
+ * that churn in the main thread and in one other thread adds after a reserve of reserve bytes: each does half of what
+ * its arena's share of the reserve is. */
+static long churn_growth(size_t reserve, char *err, size_t sz)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t others = cpus <= 1 ? 0 : cpus > 64 ? 63 : (size_t)cpus - 1;
+    size_t main_share = others == 0 ? (4u << 20) : (2u << 20), thread_share = others == 0 ? 0 : (2u << 20) / others;
+    if (srv_priv_early() != 0 || srv_priv_mlock("test") != 0) {
+        bad(err, sz, "srv_priv_early or srv_priv_mlock failed");
+        return -1;
+    }
+    uint64_t used0, held0, used1, held1;
+    srv_priv_heap_usage(&used0, &held0);
+    long rss0 = status_field("RssAnon");
+    if (srv_priv_heap_reserve(reserve) != 0) {
+        bad(err, sz, "srv_priv_heap_reserve failed");
+        return -1;
+    }
+    srv_priv_heap_usage(&used1, &held1);
+    if (status_field("RssAnon") - rss0 < (long)(reserve >> 10) * 9 / 10) /* the pages are there, not only mapped */
+        bad(err, sz, "RssAnon grew %ld kB with a reserve of %zu kB", status_field("RssAnon") - rss0, reserve >> 10);
+    if (reserve > 0 && (held1 - held0 < reserve * 9 / 10 || used1 > used0 + (256u << 10)))
+        bad(err, sz, "after a reserve of %zu bytes the heaps hold %llu more, %llu more in use", reserve,
+            (unsigned long long)(held1 - held0), (unsigned long long)(used1 - used0));
+    long before = status_field("RssAnon");
+    churn(main_share / 2);
+    pthread_t th;
+    size_t n = thread_share / 2;
+    if (n > 0 && pthread_create(&th, NULL, churn_main, &n) == 0)
+        pthread_join(th, NULL);
+    return status_field("RssAnon") - before;
+}
+
+static void heap_reserve_child(char *err, size_t sz)
+{
+    /* 4 MiB reserved: the work fits, and the locked memory stays (a thread's stack and glibc's bookkeeping aside) */
+    long grew = churn_growth(4u << 20, err, sz);
+    if (grew > 256)
+        bad(err, sz, "RssAnon grew %ld kB under work that fits the reserve", grew);
+}
+
+static void heap_no_reserve_child(char *err, size_t sz)
+{
+    /* the same work without the reserve: the pages it touches are new, locked, and kept (what the soak saw) */
+    long grew = churn_growth(0, err, sz);
+    if (grew < 512)
+        bad(err, sz, "RssAnon grew only %ld kB under the same work without a reserve", grew);
+}
+
 static void mlock_refused_child(char *err, size_t sz)
 {
     struct rlimit tiny = {64 * 1024, 64 * 1024};
@@ -634,6 +709,18 @@ START_TEST(t_mlock)
         return;
     }
     run_child(mlock_child);
+}
+END_TEST
+
+START_TEST(t_heap_reserve)
+{
+    if (SANITIZER || geteuid() != 0) {
+        fprintf(stderr, "test_priv: SKIPPED the heap reserve: %s\n",
+                SANITIZER ? "ASan answers mlockall and malloc itself" : "not running as root");
+        return;
+    }
+    run_child(heap_reserve_child);
+    run_child(heap_no_reserve_child);
 }
 END_TEST
 
@@ -814,6 +901,7 @@ int main(void)
     tcase_add_test(tc, t_drop_refusals);
     tcase_add_test(tc, t_openssl_mapped);
     tcase_add_test(tc, t_mlock);
+    tcase_add_test(tc, t_heap_reserve);
     tcase_add_test(tc, t_mlock_refused);
     tcase_add_test(tc, t_sam_config);
     tcase_add_test(tc, t_sam_pkcs11_sockets);
