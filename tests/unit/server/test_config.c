@@ -509,6 +509,7 @@ START_TEST(t_sam_keys)
     ck_assert_uint_eq(cfg.sam_max_connections, 64);
     ck_assert_uint_eq(cfg.sam_connections, 16 + 4 + 2); /* workers + auth_workers + async_workers */
     ck_assert_uint_eq(cfg.sam_timeout_ms, 30000);
+    ck_assert_uint_eq(cfg.sam_heap_reserve, 4096); /* KiB */
     ck_assert_int_eq(load("workers = 32\nauth_workers = 8\n", &cfg, msg, sizeof(msg)), 0);
     ck_assert_uint_eq(cfg.sam_connections, 32 + 8 + 2);
     ck_assert_int_eq(load("workers = 100\n", &cfg, msg, sizeof(msg)), 0);
