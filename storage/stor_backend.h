@@ -250,4 +250,10 @@ int stor_pg_migrate(const char *conninfo, const stor_migration_t *m, size_t n, i
  */
 const stor_backend_t *stor_backend_find(const char *name);
 
+#ifdef CSC_TEST_HOOKS
+/** Test hook (csc_storage_t only): the postgresql backend's copies of a written value kept with its txn (keep_copy)
+ *  fail from now on as if malloc failed, the next n of them (0: none). */
+void stor_int_pg_fail_copies(unsigned n);
+#endif
+
 #endif

@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -890,12 +891,31 @@ static void held_set(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_v
     h->v = *v;
 }
 
+#ifdef CSC_TEST_HOOKS
+static _Atomic unsigned hook_fail_copies;
+
+void stor_int_pg_fail_copies(unsigned n)
+{
+    hook_fail_copies = n;
+}
+
+static int copy_fails(void)
+{
+    unsigned n = hook_fail_copies;
+    while (n > 0 && !atomic_compare_exchange_weak(&hook_fail_copies, &n, n - 1))
+        ;
+    return n > 0;
+}
+#else
+#define copy_fails() 0
+#endif
+
 /* A copy of v kept with the txn, in *out. @return 0, or STOR_ERR_NOMEM */
 static int keep_copy(stor_bk_txn_t *t, const stor_val_t *v, stor_val_t *out)
 {
     unsigned char *vc;
 
-    if ((vc = malloc(v->len ? v->len : 1)) == NULL || keep_buf(t, vc) != 0)
+    if (copy_fails() || (vc = malloc(v->len ? v->len : 1)) == NULL || keep_buf(t, vc) != 0)
         return STOR_ERR_NOMEM;
     if (v->len > 0)
         memcpy(vc, v->data, v->len);
@@ -956,7 +976,8 @@ static int late_send(stor_bk_txn_t *t, int db, const stor_val_t *k)
     return rc;
 }
 
-/* Keep the write of held row (db, k) for the commit. 1 kept, 0 not (send it now, as a write of a row not held). */
+/* Keep the write of held row (db, k) for the commit. 1 kept, 0 not: the caller sends it now, after the row's value
+ * that waits, if one does (late_send). */
 static int late_put(stor_bk_txn_t *t, int db, const stor_val_t *k, const stor_val_t *v)
 {
     stor_bk_txn_t *root = t->root;
@@ -1552,12 +1573,12 @@ static int pg_put(stor_bk_env_t *e, stor_bk_txn_t *t, int db, const stor_val_t *
         return rc;
     pre_drop(t->root, db, k);
     q = e->dups[db] || (flags & STOR_PUT_NOOVERWRITE) ? Q_INSERT_NX : Q_UPSERT;
-    if (q == Q_UPSERT && !(flags & (STOR_PUT_RESERVE | STOR_PUT_APPEND))) {
-        if (late_put(t, db, k, v))
-            return 0; /* kept for the commit */
-    } else if ((rc = late_send(t, db, k)) != 0) {
+    if (q == Q_UPSERT && !(flags & (STOR_PUT_RESERVE | STOR_PUT_APPEND)) && late_put(t, db, k, v))
+        return 0; /* kept for the commit */
+    /* Sent now: a value of the row still waiting goes first, or the COMMIT would send it over this one (a write
+     * late_put could not keep, e.g. no memory for its copy, as much as another kind of write). */
+    if ((rc = late_send(t, db, k)) != 0)
         return rc;
-    }
     if (flags & STOR_PUT_APPEND)
         q = Q_APPEND;
     else if (!e->dups[db] && (flags & (STOR_PUT_NOOVERWRITE | STOR_PUT_NEW)) == (STOR_PUT_NOOVERWRITE | STOR_PUT_NEW))

@@ -879,6 +879,43 @@ START_TEST(t_pg_held_writes_sent_once)
 }
 END_TEST
 
+/* A write of a held row that could not be kept for the commit (no memory for its copy) is sent at once; the value
+ * kept before it, still waiting, must not be sent after it at the COMMIT. Once that older value overwrote the
+ * newer one. */
+static int late_nomem_fn(stor_txn_t *t, void *arg)
+{
+    stor_val_t a = STOR_VAL("late-a", 6), v;
+    int rc;
+    if (arg == NULL) /* the row made */
+        return stor_kv_put(t, STOR_DB_META, &a, &STOR_VAL("0", 1), 0);
+    if ((rc = stor_kv_get(t, STOR_DB_META, &a, &v)) != 0) /* held now */
+        return rc;
+    if ((rc = stor_kv_put(t, STOR_DB_META, &a, &STOR_VAL("1", 1), 0)) != 0) /* held: kept for the commit */
+        return rc;
+    stor_int_pg_fail_copies(1); /* the next copy of a value fails, as malloc would */
+    rc = stor_kv_put(t, STOR_DB_META, &a, &STOR_VAL("2", 1), 0); /* not kept: sent now */
+    stor_int_pg_fail_copies(0);
+    if (rc != 0)
+        return rc;
+    ck_assert_int_eq(stor_kv_get(t, STOR_DB_META, &a, &v), 0);
+    ck_assert_int_eq((int)v.len, 1);
+    ck_assert_int_eq(((const char *)v.data)[0], '2');
+    return 0;
+}
+
+START_TEST(t_pg_held_write_not_kept)
+{
+    stor_env_t *env = pg_store();
+    char got[3] = "";
+
+    ck_assert_int_eq(stor_write(env, late_nomem_fn, NULL), 0);
+    ck_assert_int_eq(stor_write(env, late_nomem_fn, env), 0);
+    ck_assert_int_eq(stor_read(env, late_read_fn, got), 0);
+    ck_assert_int_eq(got[0], '2'); /* the last write, not the value kept before it */
+    stor_close(env);
+}
+END_TEST
+
 /* Two environments (two nodes) whose jobs lock two rows in opposite order: PostgreSQL breaks the deadlock by
  * failing one (40P01), and stor_write runs that batch again, so both writes succeed. */
 typedef struct lockstep {
@@ -1346,6 +1383,7 @@ Suite *tst_pg_suite(void)
     tcase_add_test(tc, t_pg_prefetch_round_trips);
     tcase_add_test(tc, t_pg_spend_round_trips);
     tcase_add_test(tc, t_pg_held_writes_sent_once);
+    tcase_add_test(tc, t_pg_held_write_not_kept);
     tcase_add_test(tc, t_pg_deadlock_retried);
     tcase_add_test(tc, t_pg_restart);
     tcase_add_test(tc, t_pg_restart_write);
