@@ -50,6 +50,16 @@
 #define SRV_PRIV_SANITIZER 0
 #endif
 
+/* The malloc arenas a process of ours may have: one per CPU (srv_priv_early sets M_ARENA_MAX to it; the heap
+ * reserve fills each). */
+#define ARENAS_MAX 64
+
+static unsigned arena_max(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus < 1 ? 1 : cpus > ARENAS_MAX ? ARENAS_MAX : (unsigned)cpus;
+}
+
 int srv_priv_early(void)
 {
     struct rlimit none = {0, 0};
@@ -65,8 +75,7 @@ int srv_priv_early(void)
      * rounds a second on 16 clients, 2 CPUs, 5 minutes): csc-sam's anonymous memory 31.9 -> 39.2 MiB with live data
      * flat at 7.6 MiB (malloc_stats), 13.9 -> 18.9 MiB with two arenas (docs/reliability.md, Soak); no more threads
      * than CPUs run at once, so fewer arenas add little waiting on their locks. */
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    (void)mallopt(M_ARENA_MAX, cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus);
+    (void)mallopt(M_ARENA_MAX, (int)arena_max());
     return 0;
 }
 
@@ -237,15 +246,14 @@ int srv_priv_heap_reserve(size_t bytes)
 {
     if (bytes == 0)
         return 0;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned others = cpus <= 1 ? 0 : cpus > 64 ? 63 : (unsigned)cpus - 1; /* srv_priv_early's M_ARENA_MAX - 1 */
+    unsigned others = arena_max() - 1; /* the arenas besides the main one */
     size_t main_part = others == 0 ? bytes : bytes / 2;
     if (touch_heap(main_part) != 0)
         return -1;
     if (others == 0)
         return 0;
-    pthread_t th[63];
-    reserve_arg_t arg[63];
+    pthread_t th[ARENAS_MAX - 1];
+    reserve_arg_t arg[ARENAS_MAX - 1];
     reserve_t r = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, (bytes - main_part) / others};
     unsigned started = 0;
     for (; started < others; started++) {
