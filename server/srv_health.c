@@ -33,6 +33,7 @@
 #include <h2o.h>
 #include "srv.h"
 #include "srv_metrics.h"
+#include "srv_priv.h"
 
 #ifndef CSC_VERSION
 #define CSC_VERSION "unknown"
@@ -339,6 +340,8 @@ static void metrics(srv_health_t *h, h2o_req_t *req)
     x.commit_buckets = cs.buckets;
     x.commit_seconds = cs.seconds;
     x.size_known = stor_size(h->mods->stor, &x.size_used, &x.size_capacity) == STOR_OK;
+    x.heap_known = 1;
+    srv_priv_heap_usage(&x.heap_in_use, &x.heap_held);
     /* csc-sam's pool waits: the sam probe's last HELLO (a /readyz, or the previous scrape), and a new one asked for the
      * next scrape without waiting for it: a scrape never blocks on csc-sam. */
     pthread_mutex_lock(&h->mu);

@@ -351,6 +351,15 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
         srv_mw_sample_u64(w, "csc_sam_heap_bytes", in_use, 1, x->sam_heap_in_use);
         srv_mw_sample_u64(w, "csc_sam_heap_bytes", held, 1, x->sam_heap_held);
     }
+    if (x->heap_known) {
+        srv_mw_family(w, "csc_heap_bytes", "gauge",
+                      "csc-server's malloc heaps now, by state: in_use (blocks allocated, mapped ones included: what a "
+                      "leak raises), held (what the heaps hold: in use and free; malloc_trim gives free pages back every "
+                      "10 s, so resident memory lies between the two).");
+        srv_label_t in_use[] = {{"state", "in_use"}}, held[] = {{"state", "held"}};
+        srv_mw_sample_u64(w, "csc_heap_bytes", in_use, 1, x->heap_in_use);
+        srv_mw_sample_u64(w, "csc_heap_bytes", held, 1, x->heap_held);
+    }
     if (x->size_known) {
         srv_mw_family(w, "csc_storage_used_bytes", "gauge", "Bytes the database uses now (LMDB: its pages in use).");
         srv_mw_sample_u64(w, "csc_storage_used_bytes", NULL, 0, x->size_used);

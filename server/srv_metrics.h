@@ -69,6 +69,8 @@ typedef struct srv_metrics_extra {
     uint64_t hsm_waits;
     int sam_heap_known;         /* csc-sam's malloc figures are known (its last HELLO) */
     uint64_t sam_heap_in_use, sam_heap_held;
+    int heap_known;             /* csc-server's own malloc figures below were read (srv_priv_heap_usage) */
+    uint64_t heap_in_use, heap_held;
     uint64_t size_used, size_capacity;
 } srv_metrics_extra_t;
 

@@ -226,6 +226,12 @@ class TestAdmin(unittest.TestCase):
         if not sanitizer:
             self.assertGreater(in_use, 0, text)
         self.assertGreaterEqual(held, in_use + (4 << 20 if os.geteuid() == 0 and not sanitizer else 0), text)
+        # csc-server's own heaps, read at the scrape: held (in use and free) at least what is in use
+        own_in_use = after[("csc_heap_bytes", frozenset({("state", "in_use")}))]
+        own_held = after[("csc_heap_bytes", frozenset({("state", "held")}))]
+        if not sanitizer:
+            self.assertGreater(own_in_use, 0, text)
+        self.assertGreaterEqual(own_held, own_in_use, text)
         # the database's size (LMDB): pages in use, within the map
         used = after[("csc_storage_used_bytes", frozenset())]
         self.assertGreater(used, 0, text)
