@@ -277,6 +277,15 @@ static void write_requests(srv_mw_t *w)
     }
 }
 
+/* A process's malloc heaps as a gauge family of two samples, state="in_use" and state="held". */
+static void heap_family(srv_mw_t *w, const char *name, const char *help, uint64_t in_use, uint64_t held)
+{
+    srv_label_t l_in_use[] = {{"state", "in_use"}}, l_held[] = {{"state", "held"}};
+    srv_mw_family(w, name, "gauge", help);
+    srv_mw_sample_u64(w, name, l_in_use, 1, in_use);
+    srv_mw_sample_u64(w, name, l_held, 1, held);
+}
+
 void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_extra_t *x)
 {
     write_requests(w);
@@ -343,22 +352,18 @@ void srv_metrics_write(srv_mw_t *w, const csc_stats_t *st, const srv_metrics_ext
         srv_mw_sample_u64(w, "csc_hsm_session_waits_total", NULL, 0, x->hsm_waits);
     }
     if (x->sam_heap_known) {
-        srv_mw_family(w, "csc_sam_heap_bytes", "gauge",
-                      "csc-sam's malloc heaps as of its last HELLO, by state: in_use (blocks allocated: what a leak "
-                      "raises), held (what the heaps hold: in use, free, and sam_heap_reserve; locked, never given "
-                      "back).");
-        srv_label_t in_use[] = {{"state", "in_use"}}, held[] = {{"state", "held"}};
-        srv_mw_sample_u64(w, "csc_sam_heap_bytes", in_use, 1, x->sam_heap_in_use);
-        srv_mw_sample_u64(w, "csc_sam_heap_bytes", held, 1, x->sam_heap_held);
+        heap_family(w, "csc_sam_heap_bytes",
+                    "csc-sam's malloc heaps as of its last HELLO, by state: in_use (blocks allocated: what a leak "
+                    "raises), held (what the heaps hold: in use, free, and sam_heap_reserve; locked, never given "
+                    "back).",
+                    x->sam_heap_in_use, x->sam_heap_held);
     }
     if (x->heap_known) {
-        srv_mw_family(w, "csc_heap_bytes", "gauge",
-                      "csc-server's malloc heaps now, by state: in_use (blocks allocated, mapped ones included: what a "
-                      "leak raises), held (what the heaps hold: in use and free; malloc_trim gives free pages back every "
-                      "10 s, so resident memory lies between the two).");
-        srv_label_t in_use[] = {{"state", "in_use"}}, held[] = {{"state", "held"}};
-        srv_mw_sample_u64(w, "csc_heap_bytes", in_use, 1, x->heap_in_use);
-        srv_mw_sample_u64(w, "csc_heap_bytes", held, 1, x->heap_held);
+        heap_family(w, "csc_heap_bytes",
+                    "csc-server's malloc heaps now, by state: in_use (blocks allocated, mapped ones included: what a "
+                    "leak raises), held (what the heaps hold: in use and free; malloc_trim gives free pages back every "
+                    "10 s, so resident memory lies between the two).",
+                    x->heap_in_use, x->heap_held);
     }
     if (x->size_known) {
         srv_mw_family(w, "csc_storage_used_bytes", "gauge", "Bytes the database uses now (LMDB: its pages in use).");
