@@ -44,6 +44,9 @@ static int trim_run(void *unused)
 
 int main(int argc, char **argv)
 {
+    /* Before anything else: the process may execute itself again with a smaller cache of freed blocks per thread
+     * (srv_priv.h); csc-sam, started below, inherits the environment that set it. */
+    srv_priv_tcache("csc-server", argv);
     const char *file = NULL;
     int check_only = 0, opt;
     srv_config_t *cfg = calloc(1, sizeof(*cfg));

@@ -79,6 +79,47 @@ int srv_priv_early(void)
     return 0;
 }
 
+#define TCACHE_TUNABLE "glibc.malloc.tcache_count"
+
+int srv_priv_tcache_value(const char *cur, char *out, size_t n)
+{
+    /* GLIBC_TUNABLES is name=value pairs separated by ':' */
+    size_t name = strlen(TCACHE_TUNABLE);
+    for (const char *p = cur; p != NULL;) {
+        if (strncmp(p, TCACHE_TUNABLE, name) == 0 && p[name] == '=')
+            return 0;
+        p = strchr(p, ':');
+        if (p != NULL)
+            p++;
+    }
+    int len = cur != NULL && cur[0] != '\0'
+                  ? snprintf(out, n, "%s:%s=%s", cur, TCACHE_TUNABLE, SRV_PRIV_TCACHE_BLOCKS)
+                  : snprintf(out, n, "%s=%s", TCACHE_TUNABLE, SRV_PRIV_TCACHE_BLOCKS);
+    return len < 0 || (size_t)len >= n ? -1 : 1;
+}
+
+void srv_priv_tcache(const char *who, char **argv)
+{
+    char value[4096];
+    int rc = srv_priv_tcache_value(getenv("GLIBC_TUNABLES"), value, sizeof(value));
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        fprintf(stderr, "%s: WARNING: GLIBC_TUNABLES is too long to add " TCACHE_TUNABLE "=" SRV_PRIV_TCACHE_BLOCKS
+                        " to it: glibc's default cache of freed blocks per thread\n", who);
+        return;
+    }
+    if (setenv("GLIBC_TUNABLES", value, 1) != 0) {
+        fprintf(stderr, "%s: WARNING: GLIBC_TUNABLES: %s\n", who, strerror(errno));
+        return;
+    }
+    execv("/proc/self/exe", argv);
+    /* Still here: the variable stays set for the processes this one starts; glibc read it before main, so this one
+     * runs with the default cache. */
+    fprintf(stderr, "%s: WARNING: cannot start again with " TCACHE_TUNABLE "=" SRV_PRIV_TCACHE_BLOCKS
+                    " (/proc/self/exe: %s): glibc's default cache of freed blocks per thread\n", who, strerror(errno));
+}
+
 int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid)
 {
     /* getpwnam_r into a buffer of our own: the lookup happens at start-up only. */

@@ -18,6 +18,21 @@ typedef enum { SRV_PROFILE_FRONT = 1, SRV_PROFILE_SAM = 2, SRV_PROFILE_SENDER = 
  * the process's heap holds grows with its arenas). 0, or -1 with a message on stderr. */
 int srv_priv_early(void);
 
+/* glibc's cache of freed blocks per thread (tcache), limited to SRV_PRIV_TCACHE_BLOCKS blocks of each size
+ * (glibc's default is 7): the caches of the seldom-busy threads (workers, csc-sam's connection threads) filled over
+ * tens of minutes and kept their pages resident, a rise of the process's memory that a smaller cache does not have and
+ * that costs a signature nothing measurable (docs/reliability.md, Soak). The size is a glibc tunable, read from
+ * GLIBC_TUNABLES when the process starts (no mallopt sets it), so: first thing in main, if GLIBC_TUNABLES names no
+ * glibc.malloc.tcache_count, it is added to the variable (after what an operator put there) and the process executes
+ * itself again (/proc/self/exe, the same argv and descriptors, the same pid); the processes it starts then inherit
+ * it. An operator's own glibc.malloc.tcache_count is kept (7: glibc's default). Returns only if nothing was to be
+ * done, or, with a warning on stderr naming who, if the exec failed (the process runs on with glibc's default). */
+#define SRV_PRIV_TCACHE_BLOCKS "2"
+void srv_priv_tcache(const char *who, char **argv);
+/* srv_priv_tcache's value: cur (GLIBC_TUNABLES, or NULL) with glibc.malloc.tcache_count added, into out. 1 written,
+ * 0 cur already names it (out untouched), -1 out too small. */
+int srv_priv_tcache_value(const char *cur, char *out, size_t n);
+
 /* Switch to user (initgroups, setgid, setuid) when running as root, after the files that need root are open.
  * Refused (-1, message naming who and user): an unknown user, root itself, a process not running as root unless
  * it already is that user, and a switch after which setuid(0) still succeeds. "" or NULL: nothing to do. */

@@ -604,6 +604,9 @@ static int lock_memory(const srv_config_t *cfg)
 
 int main(int argc, char **argv)
 {
+    /* Before anything else (srv_priv.h): a no-op when csc-server started it (the variable is inherited), an exec of
+     * itself when systemd or csc-admin did without it. */
+    srv_priv_tcache("csc-sam", argv);
     const char *file = NULL;
     int ready_fd = -1, opt, bad = 0, operators_only = 0;
     char *end;

@@ -265,6 +265,22 @@ class TestFilter(unittest.TestCase):
             self.assertEqual([f for f in files if "libpq" in os.path.basename(f)], [], comm(pid))
         self.assertEqual([f for f in mapped_files(self.svc.proc.pid) if "p11-kit" in f], [])
 
+    def test_tcache_limited(self):
+        """csc-server executed itself again with glibc's cache of freed blocks per thread limited (GLIBC_TUNABLES,
+        server/srv_priv.c srv_priv_tcache), with the same pid, and csc-sam inherited it; a value of the test's own
+        environment is kept."""
+        own = os.environ.get("GLIBC_TUNABLES", "")
+        if "glibc.malloc.tcache_count=" in own:
+            want = own
+        else:
+            want = (own + ":" if own else "") + "glibc.malloc.tcache_count=2"
+        sam = sam_child(self.svc)
+        self.assertIsNotNone(sam)
+        for pid in (self.svc.proc.pid, sam):
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = dict(e.decode().partition("=")[::2] for e in f.read().split(b"\0") if e)
+            self.assertEqual(env.get("GLIBC_TUNABLES"), want, comm(pid))
+
     def test_sam_hardened(self):
         pid = sam_child(self.svc)
         self.assertIsNotNone(pid)

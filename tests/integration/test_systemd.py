@@ -111,6 +111,7 @@ class TestUnits(unittest.TestCase):
             self.assertTrue(u["ExecStart"][0].endswith(" -c /etc/csc-server/csc-server.conf"))
             self.assertIn("WatchdogSec", u)
             self.assertEqual(u["CapabilityBoundingSet"][0].split().count("CAP_SYS_ADMIN"), 0)
+            self.assertEqual(u["Environment"], ["GLIBC_TUNABLES=glibc.malloc.tcache_count=2"])  # srv_priv_tcache's
         self.assertIn("csc-sam.service", srv["Requires"][0].split())
         self.assertIn("csc-sam.service", srv["After"][0].split())
         r = subprocess.run([os.path.join(BUILD, "server", "csc-server"), "-t", "-c", EXAMPLE], capture_output=True,

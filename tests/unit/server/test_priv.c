@@ -888,8 +888,131 @@ START_TEST(t_sam_drop_locked)
 }
 END_TEST
 
-int main(void)
+/* srv_priv_tcache. The probe (this binary run as "test_priv tcache-probe") counts how many of 16 freed blocks of one
+ * small size its thread's cache kept: the others go to the arena's fast lists, which mallinfo2 counts (smblks). It
+ * prints "COUNT GLIBC_TUNABLES". */
+#define PROBE_ARG "tcache-probe"
+#define PROBE_SIZE 100
+
+static void *tcache_probe_thread(void *res)
 {
+    free(malloc(4096)); /* the thread's cache is made at its first malloc; this block goes back to the top */
+    struct mallinfo2 before = mallinfo2();
+    void *p[16];
+    for (size_t i = 0; i < 16; i++)
+        p[i] = malloc(PROBE_SIZE);
+    for (size_t i = 0; i < 16; i++)
+        free(p[i]);
+    struct mallinfo2 after = mallinfo2();
+    /* smblks: the blocks on the arenas' fast lists, where a freed block of this size goes past the cache */
+    *(size_t *)res = 16 - (after.smblks - before.smblks);
+    return NULL;
+}
+
+/* In a thread of its own: a new thread gets a new arena (no M_ARENA_MAX here) whose free lists hold nothing yet,
+ * where the main arena's, after the libraries' start-up, may serve a block from a list and so blur the count. */
+static int tcache_probe(void)
+{
+    size_t cached = 0;
+    pthread_t th;
+    if (pthread_create(&th, NULL, tcache_probe_thread, &cached) != 0 || pthread_join(th, NULL) != 0)
+        return 1;
+    const char *t = getenv("GLIBC_TUNABLES");
+    printf("%zu %s\n", cached, t != NULL ? t : "-");
+    return 0;
+}
+
+/* In a child with GLIBC_TUNABLES = tunables (NULL: unset): srv_priv_tcache, and if it returns, the probe executed
+ * as it is. What the probe printed goes to out; returns what srv_priv_tcache's exec did (1: the probe ran in the
+ * image srv_priv_tcache executed; 0: srv_priv_tcache returned). */
+static int tcache_run(const char *tunables, char *out, size_t n)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *argv[] = {"test_priv", PROBE_ARG, NULL};
+        dup2(fds[1], 1);
+        close(fds[0]);
+        if (tunables != NULL)
+            setenv("GLIBC_TUNABLES", tunables, 1);
+        else
+            unsetenv("GLIBC_TUNABLES");
+        srv_priv_tcache("test_priv", argv);
+        fputs("returned ", stdout);
+        fflush(stdout);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < n && (r = read(fds[0], out + got, n - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fds[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "probe: status %d, printed '%s'", status, out);
+    return strncmp(out, "returned ", 9) != 0;
+}
+
+/* "COUNT TUNABLES" from the probe's output (after "returned " if srv_priv_tcache returned). */
+static void tcache_check(const char *out, int exec, unsigned count, const char *tunables)
+{
+    const char *line = exec ? out : out + 9;
+    unsigned got;
+    char t[512];
+    ck_assert_msg(sscanf(line, "%u %511s", &got, t) == 2, "probe printed '%s'", out);
+    ck_assert_str_eq(t, tunables);
+    if (!SANITIZER) /* ASan's allocator has no tcache and answers mallinfo2 itself */
+        ck_assert_msg(got == count, "%u blocks cached, %u wanted (GLIBC_TUNABLES %s)", got, count, t);
+}
+
+START_TEST(t_tcache_value)
+{
+    char out[64];
+    ck_assert_int_eq(srv_priv_tcache_value(NULL, out, sizeof(out)), 1);
+    ck_assert_str_eq(out, "glibc.malloc.tcache_count=" SRV_PRIV_TCACHE_BLOCKS);
+    ck_assert_int_eq(srv_priv_tcache_value("", out, sizeof(out)), 1);
+    ck_assert_str_eq(out, "glibc.malloc.tcache_count=" SRV_PRIV_TCACHE_BLOCKS);
+    ck_assert_int_eq(srv_priv_tcache_value("glibc.malloc.perturb=0", out, sizeof(out)), 1);
+    ck_assert_str_eq(out, "glibc.malloc.perturb=0:glibc.malloc.tcache_count=" SRV_PRIV_TCACHE_BLOCKS);
+    /* the operator's own count, wherever it stands, is kept */
+    ck_assert_int_eq(srv_priv_tcache_value("glibc.malloc.tcache_count=7", out, sizeof(out)), 0);
+    ck_assert_int_eq(srv_priv_tcache_value("glibc.malloc.perturb=0:glibc.malloc.tcache_count=0", out, sizeof(out)), 0);
+    /* names that only contain it are other tunables */
+    ck_assert_int_eq(srv_priv_tcache_value("glibc.malloc.tcache_counts=7", out, sizeof(out)), 1);
+    ck_assert_int_eq(srv_priv_tcache_value("x.glibc.malloc.tcache_count=7", out, sizeof(out)), 1);
+    ck_assert_str_eq(out, "x.glibc.malloc.tcache_count=7:glibc.malloc.tcache_count=" SRV_PRIV_TCACHE_BLOCKS);
+    /* too long for out: -1, never a cut value */
+    ck_assert_int_eq(srv_priv_tcache_value("glibc.malloc.perturb=0", out, 30), -1);
+    ck_assert_int_eq(srv_priv_tcache_value(NULL, out, 10), -1);
+}
+END_TEST
+
+START_TEST(t_tcache_exec)
+{
+    char out[512];
+    /* unset: the process executes itself with the cache limited, and glibc keeps that many */
+    ck_assert_int_eq(tcache_run(NULL, out, sizeof(out)), 1);
+    tcache_check(out, 1, 2, "glibc.malloc.tcache_count=" SRV_PRIV_TCACHE_BLOCKS);
+    /* an operator's other tunables stay */
+    ck_assert_int_eq(tcache_run("glibc.malloc.perturb=0", out, sizeof(out)), 1);
+    tcache_check(out, 1, 2, "glibc.malloc.perturb=0:glibc.malloc.tcache_count=" SRV_PRIV_TCACHE_BLOCKS);
+    /* an operator's own count: no exec, and glibc keeps that many (7: its default, which the probe tells apart) */
+    ck_assert_int_eq(tcache_run("glibc.malloc.tcache_count=7", out, sizeof(out)), 0);
+    tcache_check(out, 0, 7, "glibc.malloc.tcache_count=7");
+    ck_assert_int_eq(tcache_run("glibc.malloc.tcache_count=5", out, sizeof(out)), 0);
+    tcache_check(out, 0, 5, "glibc.malloc.tcache_count=5");
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], PROBE_ARG) == 0)
+        return tcache_probe();
     Suite *s = suite_create("priv");
     TCase *tc = tcase_create("priv");
     tcase_add_test(tc, t_front_profile);
@@ -906,6 +1029,8 @@ int main(void)
     tcase_add_test(tc, t_sam_config);
     tcase_add_test(tc, t_sam_pkcs11_sockets);
     tcase_add_test(tc, t_sam_drop_locked);
+    tcase_add_test(tc, t_tcache_value);
+    tcase_add_test(tc, t_tcache_exec);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
