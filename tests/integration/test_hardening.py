@@ -280,6 +280,7 @@ class TestFilter(unittest.TestCase):
             with open("/proc/%d/environ" % pid, "rb") as f:
                 env = dict(e.decode().partition("=")[::2] for e in f.read().split(b"\0") if e)
             self.assertEqual(env.get("GLIBC_TUNABLES"), want, comm(pid))
+        self.assertEqual(comm(self.svc.proc.pid), "csc-server")  # its name kept (ps, pidof, scripts/cluster)
 
     def test_sam_hardened(self):
         pid = sam_child(self.svc)

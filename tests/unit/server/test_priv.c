@@ -890,7 +890,7 @@ END_TEST
 
 /* srv_priv_tcache. The probe (this binary run as "test_priv tcache-probe") counts how many of 16 freed blocks of one
  * small size its thread's cache kept: the others go to the arena's fast lists, which mallinfo2 counts (smblks). It
- * prints "COUNT GLIBC_TUNABLES". */
+ * prints "COUNT GLIBC_TUNABLES COMM". */
 #define PROBE_ARG "tcache-probe"
 #define PROBE_SIZE 100
 
@@ -918,7 +918,13 @@ static int tcache_probe(void)
     if (pthread_create(&th, NULL, tcache_probe_thread, &cached) != 0 || pthread_join(th, NULL) != 0)
         return 1;
     const char *t = getenv("GLIBC_TUNABLES");
-    printf("%zu %s\n", cached, t != NULL ? t : "-");
+    char comm[32] = "";
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (f == NULL || fgets(comm, sizeof(comm), f) == NULL)
+        return 1;
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    printf("%zu %s %s\n", cached, t != NULL ? t : "-", comm);
     return 0;
 }
 
@@ -942,7 +948,12 @@ static int tcache_run(const char *tunables, char *out, size_t n)
         srv_priv_tcache("test_priv", argv);
         fputs("returned ", stdout);
         fflush(stdout);
-        execv("/proc/self/exe", argv);
+        char self[4096];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (len > 0) {
+            self[len] = '\0';
+            execv(self, argv);
+        }
         _exit(127);
     }
     close(fds[1]);
@@ -963,9 +974,10 @@ static void tcache_check(const char *out, int exec, unsigned count, const char *
 {
     const char *line = exec ? out : out + 9;
     unsigned got;
-    char t[512];
-    ck_assert_msg(sscanf(line, "%u %511s", &got, t) == 2, "probe printed '%s'", out);
+    char t[512], comm[32];
+    ck_assert_msg(sscanf(line, "%u %511s %31s", &got, t, comm) == 3, "probe printed '%s'", out);
     ck_assert_str_eq(t, tunables);
+    ck_assert_str_eq(comm, "test_priv"); /* the process keeps its name (ps, pidof, the journal) */
     if (!SANITIZER) /* ASan's allocator has no tcache and answers mallinfo2 itself */
         ck_assert_msg(got == count, "%u blocks cached, %u wanted (GLIBC_TUNABLES %s)", got, count, t);
 }
