@@ -26,7 +26,8 @@ void csc_wipe_free(void *p)
 {
     if (p == NULL)
         return;
-    OPENSSL_cleanse(p, malloc_usable_size(p));
+    /* glibc's memset behind a barrier no compiler removes: OPENSSL_cleanse's loop is 4-5x slower (stor_wipe) */
+    explicit_bzero(p, malloc_usable_size(p));
     free(p);
 }
 

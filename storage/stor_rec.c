@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <sanitizer/asan_interface.h> /* its poisoning macros do nothing outside AddressSanitizer */
 
 #include "stor.h"
@@ -64,7 +63,7 @@ void stor_rec_free(void *p, size_t size)
 
     if (p == NULL)
         return;
-    OPENSSL_cleanse(p, size); /* zero: what the next stor_rec_new hands out */
+    explicit_bzero(p, size); /* zero: what the next stor_rec_new hands out (stor_wipe says why not OPENSSL_cleanse) */
     if (size < REC_MIN) {
         free(p);
         return;
