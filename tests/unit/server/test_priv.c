@@ -55,6 +55,20 @@ __attribute__((format(printf, 3, 4))) static void bad(char *err, size_t sz, cons
     va_end(ap);
 }
 
+/* What a child wrote to fd, into out (NUL-terminated), fd closed and the child reaped: its wait status. */
+static int reap_child(pid_t pid, int fd, char *out, size_t osz)
+{
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < osz && (r = read(fd, out + n, osz - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(fd);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
 /* Run fn in a child and fail the test with what it reports, or when it dies. */
 static void run_child(child_fn fn)
 {
@@ -74,14 +88,7 @@ static void run_child(child_fn fn)
         _exit(0);
     }
     close(p[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < osz && (r = read(p[0], out + n, osz - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(p[0]);
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    int status = reap_child(pid, p[0], out, osz);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child died (status 0x%x): %s", status, out);
     ck_assert_msg(out[0] == '\0', "%s", out);
 }
@@ -957,19 +964,12 @@ static int tcache_run(const char *tunables, char *out, size_t n)
         _exit(127);
     }
     close(fds[1]);
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < n && (r = read(fds[0], out + got, n - 1 - got)) > 0)
-        got += (size_t)r;
-    out[got] = '\0';
-    close(fds[0]);
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    int status = reap_child(pid, fds[0], out, n);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "probe: status %d, printed '%s'", status, out);
     return strncmp(out, "returned ", 9) != 0;
 }
 
-/* "COUNT TUNABLES" from the probe's output (after "returned " if srv_priv_tcache returned). */
+/* "COUNT TUNABLES COMM" from the probe's output (after "returned " if srv_priv_tcache returned). */
 static void tcache_check(const char *out, int exec, unsigned count, const char *tunables)
 {
     const char *line = exec ? out : out + 9;
