@@ -113,19 +113,26 @@ void srv_priv_tcache(const char *who, char **argv)
         fprintf(stderr, "%s: WARNING: GLIBC_TUNABLES: %s\n", who, strerror(errno));
         return;
     }
+    srv_priv_exec_self(argv);
+    /* Still here: the variable stays set for the processes this one starts; glibc read it before main, so this one
+     * runs with the default cache. */
+    fprintf(stderr, "%s: WARNING: cannot start again with " TCACHE_TUNABLE "=" SRV_PRIV_TCACHE_BLOCKS
+                    " (/proc/self/exe: %s): glibc's default cache of freed blocks per thread\n", who, strerror(errno));
+}
+
+void srv_priv_exec_self(char **argv)
+{
     /* The program's own path, not /proc/self/exe itself: the kernel names a process (comm: ps, pidof, the journal)
      * after the file name execve is given. */
     char self[4096];
     ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (len > 0) {
-        self[len] = '\0';
-        execv(self, argv);
+    if (len <= 0) {
+        if (len == 0)
+            errno = ENOENT;
+        return;
     }
-    /* Still here: the variable stays set for the processes this one starts; glibc read it before main, so this one
-     * runs with the default cache. */
-    fprintf(stderr, "%s: WARNING: cannot start again with " TCACHE_TUNABLE "=" SRV_PRIV_TCACHE_BLOCKS
-                    " (/proc/self/exe: %s): glibc's default cache of freed blocks per thread\n", who,
-            len > 0 ? strerror(errno) : len == 0 ? "empty" : strerror(errno));
+    self[len] = '\0';
+    execv(self, argv);
 }
 
 int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid)

@@ -24,12 +24,14 @@ int srv_priv_early(void);
  * that costs a signature nothing measurable (docs/reliability.md, Soak). The size is a glibc tunable, read from
  * GLIBC_TUNABLES when the process starts (no mallopt sets it), so: first thing in main, if GLIBC_TUNABLES names no
  * glibc.malloc.tcache_count, it is added to the variable (after what an operator put there) and the process executes
- * itself again (the file /proc/self/exe names, so that the process keeps its name; the same argv and descriptors,
- * the same pid); the processes it starts then inherit
- * it. An operator's own glibc.malloc.tcache_count is kept (7: glibc's default). Returns only if nothing was to be
- * done, or, with a warning on stderr naming who, if the exec failed (the process runs on with glibc's default). */
+ * itself again (srv_priv_exec_self); the processes it starts then inherit it. An operator's own
+ * glibc.malloc.tcache_count is kept (7: glibc's default). Returns only if nothing was to be done, or, with a warning
+ * on stderr naming who, if the exec failed (the process runs on with glibc's default). */
 #define SRV_PRIV_TCACHE_BLOCKS "2"
 void srv_priv_tcache(const char *who, char **argv);
+/* Execute this process's program again with argv and the current environment: the file /proc/self/exe names, so
+ * that the process keeps its name (comm); the same pid and descriptors. Returns only on failure, with errno set. */
+void srv_priv_exec_self(char **argv);
 /* srv_priv_tcache's value: cur (GLIBC_TUNABLES, or NULL) with glibc.malloc.tcache_count added, into out. 1 written,
  * 0 cur already names it (out untouched), -1 out too small. */
 int srv_priv_tcache_value(const char *cur, char *out, size_t n);

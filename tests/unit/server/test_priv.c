@@ -955,12 +955,7 @@ static int tcache_run(const char *tunables, char *out, size_t n)
         srv_priv_tcache("test_priv", argv);
         fputs("returned ", stdout);
         fflush(stdout);
-        char self[4096];
-        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (len > 0) {
-            self[len] = '\0';
-            execv(self, argv);
-        }
+        srv_priv_exec_self(argv);
         _exit(127);
     }
     close(fds[1]);
