@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include "srv.h"
+#include "srv_self.h"
 
 /* The demo CA made by scripts/provision has O=CSC Demo in its subject; any certificate of the file counts (a
  * trust_anchors file holds several). */
@@ -148,12 +149,10 @@ int srv_sam_program(const srv_config_t *cfg, const char *who, char *out, size_t 
         snprintf(out, sz, "%s", cfg->sam_program);
     } else {
         char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n <= 0) {
+        if (srv_self_path(self, sizeof(self)) < 0) {
             fprintf(stderr, "%s: /proc/self/exe: %s (set sam_program)\n", who, strerror(errno));
             return -1;
         }
-        self[n] = '\0';
         *strrchr(self, '/') = '\0';
         if (snprintf(out, sz, "%s/csc-sam", self) >= (int)sz)
             return -1;

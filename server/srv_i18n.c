@@ -5,16 +5,15 @@
 #include <string.h>
 #include <unistd.h>
 #include "srv_i18n.h"
+#include "srv_self.h"
 
 /* The program's own path starts with the build tree (CSC_BUILD_DIR): it runs before `make install`. */
 static int in_build_tree(void)
 {
     char self[PATH_MAX];
     size_t n = strlen(CSC_BUILD_DIR);
-    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (len <= 0)
+    if (srv_self_path(self, sizeof(self)) < 0)
         return 0;
-    self[len] = '\0';
     return strncmp(self, CSC_BUILD_DIR, n) == 0 && self[n] == '/';
 }
 

@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "srv_priv.h"
+#include "srv_self.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SRV_PRIV_SANITIZER 1
@@ -125,14 +126,8 @@ void srv_priv_exec_self(char **argv)
     /* The program's own path, not /proc/self/exe itself: the kernel names a process (comm: ps, pidof, the journal)
      * after the file name execve is given. */
     char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (len <= 0) {
-        if (len == 0)
-            errno = ENOENT;
-        return;
-    }
-    self[len] = '\0';
-    execv(self, argv);
+    if (srv_self_path(self, sizeof(self)) > 0)
+        execv(self, argv);
 }
 
 int srv_priv_user(const char *who, const char *user, uid_t *uid, gid_t *gid)
