@@ -77,9 +77,10 @@ def wait_for(what, deadline_s=30):
         time.sleep(0.1)
 
 
-def is_sam(pid):
+def is_sam(pid, build):
+    """pid runs build's csc-sam."""
     try:
-        return os.path.realpath("/proc/%d/exe" % pid) == os.path.realpath(SAM)
+        return os.path.realpath("/proc/%d/exe" % pid) == os.path.realpath(os.path.join(build, "server", "csc-sam"))
     except OSError:
         return False  # gone meanwhile, or a zombie
 
@@ -100,7 +101,7 @@ def supervisor(svc):
 
 def sam_child(svc):
     sup = supervisor(svc)
-    kids = [k for k in children(sup) if is_sam(k)] if sup else []
+    kids = [k for k in children(sup) if is_sam(k, svc.build)] if sup else []
     return kids[0] if len(kids) == 1 else None
 
 
