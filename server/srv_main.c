@@ -104,6 +104,7 @@ int main(int argc, char **argv)
         free(cfg); /* an unknown server_user is named before csc-sam, which gives it the socket, is started */
         return 1;
     }
+    srv_priv_arenas(SRV_PRIV_FRONT_ARENAS); /* one heap for every thread (srv_priv.h) */
     /* A fixed trim threshold, and with it a fixed mmap threshold (glibc's 128 KiB): glibc otherwise raises both when a
      * mapped block is freed (the trim threshold up to 64 MiB), and a thread's heap gives the free memory at its top
      * back only above the trim threshold; malloc_trim (trim_run) gives back free pages inside every heap and the main

@@ -76,23 +76,37 @@ int srv_priv_early(void)
      * rounds a second on 16 clients, 2 CPUs, 5 minutes): csc-sam's anonymous memory 31.9 -> 39.2 MiB with live data
      * flat at 7.6 MiB (malloc_stats), 13.9 -> 18.9 MiB with two arenas (docs/reliability.md, Soak); no more threads
      * than CPUs run at once, so fewer arenas add little waiting on their locks. */
-    (void)mallopt(M_ARENA_MAX, (int)arena_max());
+    srv_priv_arenas(0);
     return 0;
 }
 
+#define ARENA_TUNABLE "glibc.malloc.arena_max"
 #define TCACHE_TUNABLE "glibc.malloc.tcache_count"
 
-int srv_priv_tcache_value(const char *cur, char *out, size_t n)
+/* cur (GLIBC_TUNABLES, or NULL) names the tunable name: it is name=value pairs separated by ':'. */
+static int tunable_named(const char *cur, const char *name)
 {
-    /* GLIBC_TUNABLES is name=value pairs separated by ':' */
-    size_t name = strlen(TCACHE_TUNABLE);
+    size_t len = strlen(name);
     for (const char *p = cur; p != NULL;) {
-        if (strncmp(p, TCACHE_TUNABLE, name) == 0 && p[name] == '=')
-            return 0;
+        if (strncmp(p, name, len) == 0 && p[len] == '=')
+            return 1;
         p = strchr(p, ':');
         if (p != NULL)
             p++;
     }
+    return 0;
+}
+
+void srv_priv_arenas(unsigned n)
+{
+    if (!tunable_named(getenv("GLIBC_TUNABLES"), ARENA_TUNABLE))
+        (void)mallopt(M_ARENA_MAX, (int)(n == 0 ? arena_max() : n));
+}
+
+int srv_priv_tcache_value(const char *cur, char *out, size_t n)
+{
+    if (tunable_named(cur, TCACHE_TUNABLE))
+        return 0;
     int len = cur != NULL && cur[0] != '\0'
                   ? snprintf(out, n, "%s:%s=%s", cur, TCACHE_TUNABLE, SRV_PRIV_TCACHE_BLOCKS)
                   : snprintf(out, n, "%s=%s", TCACHE_TUNABLE, SRV_PRIV_TCACHE_BLOCKS);

@@ -14,9 +14,19 @@
 typedef enum { SRV_PROFILE_FRONT = 1, SRV_PROFILE_SAM = 2, SRV_PROFILE_SENDER = 3 } srv_profile_t;
 
 /* First, before any secret is read and any thread starts: no core dumps (RLIMIT_CORE 0, PR_SET_DUMPABLE 0),
- * PR_SET_NO_NEW_PRIVS (inherited by every thread started later), and one malloc arena per CPU (M_ARENA_MAX: what
- * the process's heap holds grows with its arenas). 0, or -1 with a message on stderr. */
+ * PR_SET_NO_NEW_PRIVS (inherited by every thread started later), and one malloc arena per CPU (srv_priv_arenas(0):
+ * what the process's heap holds grows with its arenas). 0, or -1 with a message on stderr. */
 int srv_priv_early(void);
+
+/* malloc's arenas: at most n (0: one per CPU, what srv_priv_early sets), unless GLIBC_TUNABLES names
+ * glibc.malloc.arena_max (an operator's own count is kept). Before the process's second thread exists. csc-server
+ * takes SRV_PRIV_FRONT_ARENAS after srv_priv_early: with one heap for all its threads its resident memory stayed within
+ * ±1.3% from minute to minute, where with two the free pages its heaps held between trims moved it by ±7% (bench/soak
+ * at 25 rounds a second, 2 CPUs), and a signature cost no more CPU (bench/run; docs/reliability.md, "Session 23").
+ * csc-sam keeps one per CPU: its threads sign and commit at once, and one arena cost it 18% of one-hash signatures
+ * (session 19). */
+#define SRV_PRIV_FRONT_ARENAS 1
+void srv_priv_arenas(unsigned n);
 
 /* glibc's cache of freed blocks per thread (tcache), limited to SRV_PRIV_TCACHE_BLOCKS blocks of each size
  * (glibc's default is 7): the caches of the seldom-busy threads (workers, csc-sam's connection threads) filled over

@@ -39,6 +39,23 @@ def core_limit(pid):
     return None
 
 
+ARENA_HEAP = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: a thread arena's heap is a reservation of this, so aligned
+
+
+def arena_heaps(pid):
+    """How many heaps of glibc's thread arenas pid's memory has: each is a reservation of ARENA_HEAP bytes at an
+    address aligned to it, its used part read-write and the rest without access (---p), which ends on the alignment."""
+    maps = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            maps.append((start, end, parts[1], len(parts) > 5))
+    return sum(1 for prev, cur in zip(maps, maps[1:])
+               if cur[2] == "---p" and not cur[3] and cur[1] % ARENA_HEAP == 0 and cur[1] - cur[0] < ARENA_HEAP
+               and prev[2] == "rw-p" and not prev[3] and prev[1] == cur[0])
+
+
 def asan(pid):
     """The process is a sanitizer build: ASan answers mlockall itself without locking anything."""
     with open("/proc/%d/maps" % pid) as f:
@@ -281,6 +298,17 @@ class TestFilter(unittest.TestCase):
                 env = dict(e.decode().partition("=")[::2] for e in f.read().split(b"\0") if e)
             self.assertEqual(env.get("GLIBC_TUNABLES"), want, comm(pid))
         self.assertEqual(comm(self.svc.proc.pid), "csc-server")  # its name kept (ps, pidof, scripts/cluster)
+
+    def test_one_arena(self):
+        """csc-server's threads share one malloc arena (srv_priv_arenas(SRV_PRIV_FRONT_ARENAS)): its memory has no
+        heap of a thread arena; csc-sam keeps one arena per CPU, which shows that such heaps are seen."""
+        sam = sam_child(self.svc)
+        self.assertIsNotNone(sam)
+        if asan(self.svc.proc.pid):
+            self.skipTest("ASan's allocator has no arenas of glibc's")
+        self.assertEqual(arena_heaps(self.svc.proc.pid), 0)
+        if (os.cpu_count() or 1) >= 2:
+            self.assertGreaterEqual(arena_heaps(sam), 1)
 
     def test_sam_hardened(self):
         pid = sam_child(self.svc)

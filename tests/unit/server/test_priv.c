@@ -1016,13 +1016,102 @@ START_TEST(t_tcache_exec)
 }
 END_TEST
 
+/* srv_priv_arenas. The probe (this binary run as "test_priv arena-probe N") calls srv_priv_arenas(N), starts
+ * ARENA_THREADS threads that each allocate while all of them are alive (a thread's first allocation gives it an arena:
+ * a new one while there are fewer than the limit), and prints how many arenas malloc_info lists. */
+#define ARENA_PROBE_ARG "arena-probe"
+#define ARENA_THREADS 4
+
+static pthread_barrier_t arena_all_in;
+static void *volatile arena_block[ARENA_THREADS]; /* seen from outside: the compiler may not drop malloc and free */
+
+static void *arena_probe_thread(void *slot)
+{
+    void *volatile *mine = slot;
+    *mine = malloc(64);
+    pthread_barrier_wait(&arena_all_in); /* every thread holds a block: none hands its arena on by ending */
+    free(*mine);
+    return NULL;
+}
+
+static int arena_probe(const char *n)
+{
+    srv_priv_arenas((unsigned)atoi(n));
+    pthread_t th[ARENA_THREADS];
+    if (pthread_barrier_init(&arena_all_in, NULL, ARENA_THREADS + 1) != 0)
+        return 1;
+    for (size_t i = 0; i < ARENA_THREADS; i++)
+        if (pthread_create(&th[i], NULL, arena_probe_thread, (void *)&arena_block[i]) != 0)
+            return 1;
+    pthread_barrier_wait(&arena_all_in);
+    char *xml = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&xml, &len);
+    if (f == NULL || malloc_info(0, f) != 0 || fclose(f) != 0)
+        return 1;
+    unsigned heaps = 0;
+    for (const char *q = xml; (q = strstr(q, "<heap nr=")) != NULL; q++)
+        heaps++;
+    free(xml);
+    for (size_t i = 0; i < ARENA_THREADS; i++)
+        pthread_join(th[i], NULL);
+    printf("%u\n", heaps);
+    return 0;
+}
+
+/* The arenas the probe's process had, run with GLIBC_TUNABLES = tunables (NULL: unset) and srv_priv_arenas(n). */
+static unsigned arena_run(const char *tunables, unsigned n)
+{
+    int fds[2];
+    char out[64], arg[16];
+    snprintf(arg, sizeof(arg), "%u", n);
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *argv[] = {"test_priv", ARENA_PROBE_ARG, arg, NULL};
+        dup2(fds[1], 1);
+        close(fds[0]);
+        if (tunables != NULL)
+            setenv("GLIBC_TUNABLES", tunables, 1); /* glibc reads it when the process starts: executed anew */
+        else
+            unsetenv("GLIBC_TUNABLES");
+        srv_priv_exec_self(argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    int status = reap_child(pid, fds[0], out, sizeof(out));
+    unsigned heaps = 0;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0 && sscanf(out, "%u", &heaps) == 1,
+                  "probe: status %d, printed '%s'", status, out);
+    return heaps;
+}
+
+START_TEST(t_arenas)
+{
+    if (SANITIZER) /* ASan's allocator has no arenas of glibc's */
+        return;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* csc-server's one: every thread shares the main arena */
+    ck_assert_uint_eq(arena_run(NULL, SRV_PRIV_FRONT_ARENAS), 1);
+    /* an operator's own count is kept: 3 arenas, though 1 was asked for */
+    ck_assert_uint_eq(arena_run("glibc.malloc.perturb=0:glibc.malloc.arena_max=3", 1), 3);
+    /* 0: one per CPU (csc-sam's), and the probe's threads make that many */
+    unsigned want = cpus < 1 ? 1 : cpus > ARENA_THREADS + 1 ? ARENA_THREADS + 1 : (unsigned)cpus;
+    ck_assert_uint_eq(arena_run(NULL, 0), want);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], PROBE_ARG) == 0)
         return tcache_probe();
+    if (argc == 3 && strcmp(argv[1], ARENA_PROBE_ARG) == 0)
+        return arena_probe(argv[2]);
     Suite *s = suite_create("priv");
     TCase *tc = tcase_create("priv");
     tcase_add_test(tc, t_front_profile);
+    tcase_add_test(tc, t_arenas);
     tcase_add_test(tc, t_sam_profile);
     tcase_add_test(tc, t_sender_profile);
     tcase_add_test(tc, t_filter_reaches_running_threads);
