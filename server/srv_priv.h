@@ -20,8 +20,8 @@ int srv_priv_early(void);
 
 /* malloc's arenas: at most n (0: one per CPU, what srv_priv_early sets), unless GLIBC_TUNABLES names
  * glibc.malloc.arena_max (an operator's own count is kept). Before the process's second thread exists. csc-server
- * takes SRV_PRIV_FRONT_ARENAS after srv_priv_early: with one heap for all its threads its resident memory stayed within
- * ±1.3% from minute to minute, where with two the free pages its heaps held between trims moved it by ±7% (bench/soak
+ * takes SRV_PRIV_FRONT_ARENAS after srv_priv_early: with one heap for all its threads its resident memory moved by ±0.6-4%
+ * from minute to minute, where with two the free pages its heaps held between trims moved it by ±4-7% (bench/soak
  * at 25 rounds a second, 2 CPUs), and a signature cost no more CPU (bench/run; docs/reliability.md, "Session 23").
  * csc-sam keeps one per CPU: its threads sign and commit at once, and one arena cost it 18% of one-hash signatures
  * (session 19). */
