@@ -935,23 +935,33 @@ static int tcache_probe(void)
     return 0;
 }
 
-/* In a child with GLIBC_TUNABLES = tunables (NULL: unset): srv_priv_tcache, and if it returns, the probe executed
- * as it is. What the probe printed goes to out; returns what srv_priv_tcache's exec did (1: the probe ran in the
- * image srv_priv_tcache executed; 0: srv_priv_tcache returned). */
-static int tcache_run(const char *tunables, char *out, size_t n)
+/* A child whose standard output is the pipe fds[1] and whose GLIBC_TUNABLES is tunables (NULL: unset), for a probe
+ * it executes (glibc reads the variable when a process starts). Returns in both, as fork does. */
+static pid_t probe_fork(const char *tunables, int fds[2])
 {
-    int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        char *argv[] = {"test_priv", PROBE_ARG, NULL};
         dup2(fds[1], 1);
         close(fds[0]);
         if (tunables != NULL)
             setenv("GLIBC_TUNABLES", tunables, 1);
         else
             unsetenv("GLIBC_TUNABLES");
+    }
+    return pid;
+}
+
+/* In a child with GLIBC_TUNABLES = tunables (NULL: unset): srv_priv_tcache, and if it returns, the probe executed
+ * as it is. What the probe printed goes to out; returns what srv_priv_tcache's exec did (1: the probe ran in the
+ * image srv_priv_tcache executed; 0: srv_priv_tcache returned). */
+static int tcache_run(const char *tunables, char *out, size_t n)
+{
+    int fds[2];
+    pid_t pid = probe_fork(tunables, fds);
+    if (pid == 0) {
+        char *argv[] = {"test_priv", PROBE_ARG, NULL};
         srv_priv_tcache("test_priv", argv);
         fputs("returned ", stdout);
         fflush(stdout);
@@ -1065,17 +1075,9 @@ static unsigned arena_run(const char *tunables, unsigned n)
     int fds[2];
     char out[64], arg[16];
     snprintf(arg, sizeof(arg), "%u", n);
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid_t pid = probe_fork(tunables, fds);
     if (pid == 0) {
         char *argv[] = {"test_priv", ARENA_PROBE_ARG, arg, NULL};
-        dup2(fds[1], 1);
-        close(fds[0]);
-        if (tunables != NULL)
-            setenv("GLIBC_TUNABLES", tunables, 1); /* glibc reads it when the process starts: executed anew */
-        else
-            unsetenv("GLIBC_TUNABLES");
         srv_priv_exec_self(argv);
         _exit(127);
     }
